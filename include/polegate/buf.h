@@ -1,0 +1,28 @@
+/* pg_buf: a growable byte buffer, reused across records on hot paths. */
+#ifndef POLEGATE_BUF_H
+#define POLEGATE_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pg_buf {
+    uint8_t *data; /* always NUL-terminated after any append (not counted in len) */
+    size_t len;
+    size_t cap;
+} pg_buf;
+
+#define PG_BUF_INIT {NULL, 0, 0}
+
+/* Make room for extra more bytes. 0 or PG_ENOMEM. */
+int pg_buf_reserve(pg_buf *buf, size_t extra);
+int pg_buf_append(pg_buf *buf, const void *data, size_t len);
+int pg_buf_puts(pg_buf *buf, const char *s);
+int pg_buf_putc(pg_buf *buf, char c);
+int pg_buf_printf(pg_buf *buf, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Empty the buffer, keeping its memory. */
+void pg_buf_reset(pg_buf *buf);
+/* Free the memory; the buffer is empty and reusable afterwards. */
+void pg_buf_free(pg_buf *buf);
+
+#endif

@@ -1,0 +1,107 @@
+/* Changesets, arena-allocated protobuf-c messages and enum names. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "polegate/error.h"
+#include "polegate/pole.h"
+
+void *pg_pb_new(pg_arena *arena, const ProtobufCMessageDescriptor *desc)
+{
+    ProtobufCMessage *m = pg_arena_alloc(arena, desc->sizeof_message);
+    if (m)
+        desc->message_init(m);
+    return m;
+}
+
+static void *s_arena_alloc(void *data, size_t size)
+{
+    return pg_arena_alloc(data, size);
+}
+
+static void s_arena_free(void *data, void *p)
+{
+    (void)data;
+    (void)p; /* freed with the arena */
+}
+
+void pg_pb_arena_allocator(pg_arena *arena, ProtobufCAllocator *out)
+{
+    out->alloc = s_arena_alloc;
+    out->free = s_arena_free;
+    out->allocator_data = arena;
+}
+
+pg_changeset *pg_changeset_new(void)
+{
+    pg_changeset *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    self->arena = pg_arena_new(0);
+    if (!self->arena) {
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void pg_changeset_destroy(pg_changeset **p)
+{
+    if (!p || !*p)
+        return;
+    pg_changeset *self = *p;
+    pg_arena_destroy(&self->arena);
+    free(self->changes);
+    free(self);
+    *p = NULL;
+}
+
+void pg_changeset_reset(pg_changeset *self)
+{
+    pg_arena_reset(self->arena);
+    self->count = 0;
+    self->message_id = self->force = self->system = NULL;
+}
+
+static int s_add(pg_changeset *self, pg_change change)
+{
+    if (self->count == self->cap) {
+        size_t cap = self->cap ? self->cap * 2 : 16;
+        pg_change *p = realloc(self->changes, cap * sizeof(*p));
+        if (!p)
+            return PG_ENOMEM;
+        self->changes = p;
+        self->cap = cap;
+    }
+    self->changes[self->count++] = change;
+    return 0;
+}
+
+int pg_changeset_add_entity(pg_changeset *self, pg_entity_update *entity, int replaces_links)
+{
+    return s_add(self, (pg_change){.type = PG_CHANGE_ENTITY,
+                                   .entity = entity,
+                                   .replaces_links = replaces_links});
+}
+
+int pg_changeset_add_link(pg_changeset *self, pg_link_update *link)
+{
+    return s_add(self, (pg_change){.type = PG_CHANGE_LINK, .link = link});
+}
+
+const char *pg_enum_short(const ProtobufCEnumDescriptor *desc, int value)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(desc, value);
+    if (!v)
+        return NULL;
+    /* v->name is the value name with the enum's prefix: "LINK_ROLE_HOME_ADDRESS".
+     * The prefix is the upper-snake enum name, i.e. up to the first value's common
+     * prefix; every enum here is prefixed by its own name plus '_'. */
+    size_t plen = 0;
+    const char *first = desc->values[0].name; /* *_UNSPECIFIED */
+    const char *u = strstr(first, "UNSPECIFIED");
+    if (u)
+        plen = (size_t)(u - first);
+    if (strncmp(v->name, first, plen) != 0)
+        return v->name;
+    return v->name + plen;
+}

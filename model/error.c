@@ -1,0 +1,46 @@
+/* Error names and messages from the one table in polegate/error.h. */
+#include "polegate/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static const char *const s_messages[] = {
+    "success",
+#define X(name, msg) msg,
+    PG_ERROR_TABLE(X)
+#undef X
+};
+
+static const char *const s_names[] = {
+    "PG_OK",
+#define X(name, msg) "PG_E" #name,
+    PG_ERROR_TABLE(X)
+#undef X
+};
+
+const char *pg_strerror(int err)
+{
+    int pos = -err;
+    if (pos < 0 || pos >= PG__POS_END_)
+        return "unknown error";
+    return s_messages[pos];
+}
+
+const char *pg_err_name(int err)
+{
+    int pos = -err;
+    if (pos < 0 || pos >= PG__POS_END_)
+        return "PG_EUNKNOWN";
+    return s_names[pos];
+}
+
+int pg_errf(int err, char *errstr, size_t errstr_size, const char *fmt, ...)
+{
+    if (errstr && errstr_size > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errstr, errstr_size, fmt, ap);
+        va_end(ap);
+    }
+    return err;
+}
