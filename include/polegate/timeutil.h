@@ -35,7 +35,12 @@ int pg_london_to_instant(int year, int month, int day, int hour, int min, int se
 void pg_instant_to_london(pg_instant t, int *year, int *month, int *day, int *hour,
                           int *min, int *sec);
 
-/* Is y-m-d a real calendar date (Gregorian)? */
+/* Is y-m-d a real calendar date (Gregorian, years 1-9999)? */
 int pg_date_valid(int year, int month, int day);
+
+/* Days since 1970-01-01 of a proleptic Gregorian date, and back (any int64 range
+ * that fits an int year). */
+int64_t pg_days_from_civil(int64_t year, int month, int day);
+void pg_civil_from_days(int64_t days, int *year, int *month, int *day);
 
 #endif
