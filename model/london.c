@@ -23,42 +23,6 @@ static GTimeZone *s_zone(void)
     return s_london;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
-static int64_t s_days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static void s_civil_from_days(int64_t z, int *year, int *month, int *day)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    int m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *year = (int)(yoe + era * 400 + (m <= 2));
-    *month = m;
-    *day = d;
-}
-
-/* Local check rather than pg_date_valid so that this file stands on its own. */
-static int s_date_valid(int year, int month, int day)
-{
-    if (month < 1 || month > 12 || day < 1 || day > 31)
-        return 0;
-    int y, m, d;
-    s_civil_from_days(s_days_from_civil(year, month, day), &y, &m, &d);
-    return y == year && m == month && d == day;
-}
-
 static int64_t s_floor_div(int64_t a, int64_t b)
 {
     int64_t q = a / b;
@@ -68,7 +32,7 @@ static int64_t s_floor_div(int64_t a, int64_t b)
 /* 01:00 UTC on the last Sunday of month m (3 or 10) of year y, in Unix seconds. */
 static int64_t s_last_sunday_0100(int64_t y, int m)
 {
-    int64_t last = s_days_from_civil(y, m, 31);
+    int64_t last = pg_days_from_civil(y, m, 31);
     /* 1970-01-01 was a Thursday: weekday 0 = Sunday is (days + 4) mod 7. */
     int64_t wd = ((last + 4) % 7 + 7) % 7;
     return (last - wd) * 86400 + 3600;
@@ -86,7 +50,7 @@ static int s_offset_seconds(int64_t u)
         return off % 60 == 0 ? off : 0;
     }
     int y, m, d;
-    s_civil_from_days(s_floor_div(u, 86400), &y, &m, &d);
+    pg_civil_from_days(s_floor_div(u, 86400), &y, &m, &d);
     return (u >= s_last_sunday_0100(y, 3) && u < s_last_sunday_0100(y, 10)) ? 3600 : 0;
 }
 
@@ -101,7 +65,7 @@ void pg_instant_to_london(pg_instant t, int *year, int *month, int *day, int *ho
     int64_t local = t.seconds + s_offset_seconds(t.seconds);
     int64_t days = s_floor_div(local, 86400);
     int64_t rem = local - days * 86400;
-    s_civil_from_days(days, year, month, day);
+    pg_civil_from_days(days, year, month, day);
     *hour = (int)(rem / 3600);
     *min = (int)(rem / 60 % 60);
     *sec = (int)(rem % 60);
@@ -115,12 +79,12 @@ void pg_rfc3339_format_london(pg_instant t, char out[40])
 int pg_london_to_instant(int year, int month, int day, int hour, int min, int sec,
                          pg_instant *out, char *errstr, size_t errstr_size)
 {
-    if (!s_date_valid(year, month, day) || hour < 0 || hour > 23 || min < 0 ||
+    if (!pg_date_valid(year, month, day) || hour < 0 || hour > 23 || min < 0 ||
         min > 59 || sec < 0 || sec > 59)
         return pg_errf(PG_EINVALID, errstr, errstr_size,
                        "%02d/%02d/%04d %02d:%02d:%02d is not a valid date and time", day,
                        month, year, hour, min, sec);
-    int64_t local = s_days_from_civil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec;
+    int64_t local = pg_days_from_civil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec;
     /* The offsets in force a day either side bound every offset that can apply at
      * this local time: the UK has never changed its clocks twice within two days. A
      * candidate u = local - offset is real when offset(u) agrees. Two real
