@@ -399,6 +399,15 @@ def check_records(c, pole, records):
     c.eq("keys nobody expected", sorted(set(by_key) - known), [])
 
 
+def check_partitions(c, records, count):
+    """Every key on the partition a Java producer would pick (murmur2), so Java and
+    librdkafka producers of the same key agree."""
+    c.true("the topic has partitions", count > 0)
+    for r in records:
+        c.eq("partition of %s" % r["key"], r["partition"],
+             check_topic.murmur2_partition(r["key"].encode(), count) if count else None)
+
+
 def check_kcat(c, records, rows):
     """kcat must see exactly what the Python client saw: partition, offset, key, value
     size (-1 for a tombstone) and headers."""
@@ -454,6 +463,7 @@ def main():
         records = check_topic.read_topic(args.brokers, topic, pole, expect=EXPECTED_RECORDS, timeout=60)
         print("e2e_atx: %d records read back with confluent-kafka %s" % (len(records), _ck_version()))
         check_records(c, pole, records)
+        check_partitions(c, records, check_topic.partition_count(args.brokers, topic))
         check_kcat(c, records, read_kcat(args.brokers, topic))
         if not args.no_java:
             check_java(c, records, read_java(args.brokers, topic, len(records)))

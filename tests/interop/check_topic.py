@@ -95,6 +95,15 @@ def decode(pole, msg):
     }
 
 
+def partition_count(brokers, topic, timeout=10.0):
+    """How many partitions topic has (0 when the broker does not know it)."""
+    from confluent_kafka.admin import AdminClient
+
+    meta = AdminClient({"bootstrap.servers": brokers}).list_topics(topic, timeout=timeout)
+    tmeta = meta.topics.get(topic)
+    return len(tmeta.partitions) if tmeta is not None and tmeta.error is None else 0
+
+
 def read_topic(brokers, topic, pole, expect=None, timeout=30.0):
     """Every record of topic from the beginning, in (partition, offset) order.
     Stops at the end of every partition once `expect` records (if given) are there;
@@ -142,6 +151,78 @@ def read_topic(brokers, topic, pole, expect=None, timeout=30.0):
     return records
 
 
+def murmur2_partition(key, partitions):
+    """The partition Kafka's Java producer picks for key (bytes): murmur2 of the key,
+    made positive, modulo the partition count (org.apache.kafka.common.utils.Utils)."""
+    m, r, mask = 0x5BD1E995, 24, 0xFFFFFFFF
+    length = len(key)
+    h = (0x9747B28C ^ length) & mask
+    for i in range(0, length - length % 4, 4):
+        k = int.from_bytes(key[i:i + 4], "little")
+        k = (k * m) & mask
+        k ^= k >> r
+        k = (k * m) & mask
+        h = (h * m) & mask
+        h ^= k
+    rest = length % 4
+    tail = length - rest
+    if rest == 3:
+        h ^= key[tail + 2] << 16
+    if rest >= 2:
+        h ^= key[tail + 1] << 8
+    if rest >= 1:
+        h ^= key[tail]
+        h = (h * m) & mask
+    h ^= h >> 13
+    h = (h * m) & mask
+    h ^= h >> 15
+    return (h & 0x7FFFFFFF) % partitions
+
+
+def _date(d):
+    """A Date as text; a partial date shows only what is known (1990-02)."""
+    parts = [("%04d" % d.year) if d.year else "", ("%02d" % d.month) if d.month else "",
+             ("%02d" % d.day) if d.day else ""]
+    return "-".join(p for p in parts if p) if d.year else "?"
+
+
+def summary(pole, record):
+    """One line a person can read: where, what, which version, which record."""
+    where = "%d@%-3d" % (record["partition"], record["offset"])
+    v = record["value"]
+    if v is None:
+        return "%s %-9s %s (tombstone: compaction forgets this key)" % (where, "", record["key"])
+    op = pole.Operation.Name(v.operation).replace("OPERATION_", "")
+    head = "%s %-6s v%-3d %s" % (where, op, v.version, v.id)
+    if record["type"].endswith("LinkUpdate"):
+        ends = getattr(v, "from"), v.to
+        return "%s  link %s -%s-> %s" % (head, ends[0].native_id or ends[0].id,
+                                         pole.LinkRole.Name(v.role).replace("LINK_ROLE_", ""),
+                                         ends[1].native_id or ends[1].id)
+    kind = pole.EntityKind.Name(v.kind).replace("ENTITY_KIND_", "")
+    body = v.WhichOneof("body")
+    text = ""
+    if body == "person":
+        p = v.person
+        text = "%s, %s  born %s  %s" % (p.name.surname, " ".join(p.name.forenames), _date(p.date_of_birth),
+                                        p.nationality)
+    elif body == "location":
+        a = v.location
+        text = ", ".join(x for x in (a.premises, a.street, a.town, a.postcode) if x)
+    elif body == "vehicle":
+        text = "%s %s %s" % (v.vehicle.vrm, v.vehicle.make, v.vehicle.model)
+    elif body == "item":
+        text = "%s (%s %d.%02d)" % (v.item.description, v.item.value.currency, v.item.value.minor_units // 100,
+                                    v.item.value.minor_units % 100)
+    elif body == "telephone":
+        text = v.telephone.number
+    elif body == "occurrence":
+        text = "%s %s" % (v.occurrence.reference, v.occurrence.offences[0].description if v.occurrence.offences else "")
+    elif body is not None:
+        text = body
+    return "%s  %-10s %s %s" % (head, kind, v.origin.native_id, text)
+
+
 def as_json(record):
     """A record as a JSON-serialisable dict (value in proto3 JSON, .proto names)."""
     from google.protobuf.json_format import MessageToDict
@@ -159,6 +240,7 @@ def main(argv=None):
     ap.add_argument("--expect", type=int, help="wait until at least this many records are there")
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
     ap.add_argument("--gen-dir", help="where protoc writes pole_pb2 (default: a temporary folder)")
+    ap.add_argument("--summary", action="store_true", help="one readable line per record instead of JSON")
     args = ap.parse_args(argv)
 
     pole = load_pole(args.gen_dir)
@@ -168,7 +250,10 @@ def main(argv=None):
         print("check_topic: %s" % exc, file=sys.stderr)
         return 1
     for r in records:
-        print(json.dumps(as_json(r), ensure_ascii=False, sort_keys=True))
+        if args.summary:
+            print(summary(pole, r))
+        else:
+            print(json.dumps(as_json(r), ensure_ascii=False, sort_keys=True))
     if args.expect is not None and len(records) < args.expect:
         print("check_topic: %d records on %s, expected at least %d" % (len(records), args.topic, args.expect),
               file=sys.stderr)
