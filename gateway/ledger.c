@@ -1,0 +1,982 @@
+/* pg_ledger: stale and duplicate filtering, link versions and diffs, deletes and merges. */
+#include "ledger.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "polegate/error.h"
+#include "polegate/identity.h"
+
+#define S_UPSERT POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT
+#define S_DELETE POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE
+
+/* Entity and link ids, message ids: LMDB keys, and index values with a 1-byte prefix. */
+#define S_MAX_ID 255
+#define S_FORMAT "1"
+
+/* Index values: 'F' + link id for a link from the key entity, 'T' + link id to it. */
+#define S_FROM 'F'
+#define S_TO 'T'
+
+struct pg_ledger {
+    pg_store *store;
+    pg_store_db entity; /* entity id -> s_hdr + packed EntityUpdate */
+    pg_store_db link;   /* link id -> s_hdr + packed LinkUpdate */
+    pg_store_db index;  /* entity id -> {'F'|'T' + live link id} (DUPSORT) */
+    pg_store_db msgid;  /* message id -> 8-byte big-endian sequence */
+    pg_store_db msgseq; /* 8-byte big-endian sequence -> message id (oldest first) */
+    size_t seen_limit;
+};
+
+/* Stored before each packed record so that stale checks and kind fill-in need no
+ * unpacking. Copied in and out with memcpy: LMDB values are only 2-byte aligned. */
+typedef struct s_hdr {
+    uint64_t version;
+    uint32_t kind;
+    uint8_t deleted;
+    uint8_t pad[3];
+} s_hdr;
+
+/* A stored record as found: the packed bytes point into the map (valid until the next
+ * write to its database). */
+typedef struct s_rec {
+    int found;
+    s_hdr hdr;
+    const uint8_t *pb;
+    size_t pblen;
+} s_rec;
+
+/* One apply call. */
+typedef struct s_ctx {
+    pg_ledger *ledger;
+    pg_store_txn *txn;
+    const pg_changeset *in;
+    pg_changeset *out;
+    pg_arena *arena; /* out->arena */
+    ProtobufCAllocator alloc;
+    pg_ledger_result *res;
+    char *errstr;
+    size_t errstr_size;
+} s_ctx;
+
+/* ------------------------------------------------------------ records */
+
+static int s_rec_get(pg_store_txn *txn, pg_store_db db, const char *id, s_rec *rec,
+                     char *errstr, size_t errstr_size)
+{
+    const void *v;
+    size_t vlen;
+    memset(rec, 0, sizeof(*rec));
+    int rc = pg_store_get(txn, db, id, strlen(id), &v, &vlen, errstr, errstr_size);
+    if (rc == PG_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    if (vlen < sizeof(s_hdr))
+        return pg_errf(PG_ESTORE, errstr, errstr_size, "ledger: stored record %s is corrupt",
+                       id);
+    memcpy(&rec->hdr, v, sizeof(s_hdr));
+    rec->found = 1;
+    rec->pb = (const uint8_t *)v + sizeof(s_hdr);
+    rec->pblen = vlen - sizeof(s_hdr);
+    return 0;
+}
+
+static int s_rec_put(pg_store_txn *txn, pg_store_db db, const char *id, uint64_t version,
+                     int kind, int deleted, const ProtobufCMessage *msg, char *errstr,
+                     size_t errstr_size)
+{
+    s_hdr hdr = {.version = version, .kind = (uint32_t)kind, .deleted = deleted ? 1 : 0};
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    void *p;
+    int rc = pg_store_put_reserve(txn, db, id, strlen(id), sizeof hdr + len, &p, errstr,
+                                  errstr_size);
+    if (rc != 0)
+        return rc;
+    memcpy(p, &hdr, sizeof hdr);
+    protobuf_c_message_pack(msg, (uint8_t *)p + sizeof hdr);
+    return 0;
+}
+
+static void *s_unpack(const ProtobufCMessageDescriptor *desc, const s_rec *rec, pg_arena *arena,
+                      const char *id, char *errstr, size_t errstr_size)
+{
+    ProtobufCAllocator alloc;
+    pg_pb_arena_allocator(arena, &alloc);
+    void *m = protobuf_c_message_unpack(desc, &alloc, rec->pblen, rec->pb);
+    if (!m)
+        pg_errf(PG_ESTORE, errstr, errstr_size,
+                "ledger: stored record %s cannot be read (corrupt, or out of memory)", id);
+    return m;
+}
+
+static pg_entity_update *s_entity_unpack(s_ctx *ctx, const s_rec *rec, const char *id)
+{
+    return s_unpack(&polegate__pole__v1__entity_update__descriptor, rec, ctx->arena, id,
+                    ctx->errstr, ctx->errstr_size);
+}
+
+static pg_link_update *s_link_unpack(s_ctx *ctx, const s_rec *rec, const char *id)
+{
+    return s_unpack(&polegate__pole__v1__link_update__descriptor, rec, ctx->arena, id,
+                    ctx->errstr, ctx->errstr_size);
+}
+
+static int s_entity_get(s_ctx *ctx, const char *id, s_rec *rec)
+{
+    return s_rec_get(ctx->txn, ctx->ledger->entity, id, rec, ctx->errstr, ctx->errstr_size);
+}
+
+static int s_link_get(s_ctx *ctx, const char *id, s_rec *rec)
+{
+    return s_rec_get(ctx->txn, ctx->ledger->link, id, rec, ctx->errstr, ctx->errstr_size);
+}
+
+static int s_nomem(s_ctx *ctx)
+{
+    return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "ledger: out of memory");
+}
+
+/* ------------------------------------------------------------ output */
+
+static int s_emit_entity(s_ctx *ctx, pg_entity_update *e)
+{
+    int deleted = e->operation == S_DELETE;
+    int rc = s_rec_put(ctx->txn, ctx->ledger->entity, e->id, e->version, e->kind, deleted,
+                       &e->base, ctx->errstr, ctx->errstr_size);
+    if (rc != 0)
+        return rc;
+    if (pg_changeset_add_entity(ctx->out, e, 0) != 0)
+        return s_nomem(ctx);
+    ctx->res->published++;
+    return 0;
+}
+
+static int s_index(s_ctx *ctx, const char *entity_id, char dir, const char *link_id, int add)
+{
+    char v[1 + S_MAX_ID];
+    size_t n = strlen(link_id);
+    v[0] = dir;
+    memcpy(v + 1, link_id, n);
+    int rc;
+    if (add)
+        rc = pg_store_put(ctx->txn, ctx->ledger->index, entity_id, strlen(entity_id), v, n + 1,
+                          ctx->errstr, ctx->errstr_size);
+    else
+        rc = pg_store_del(ctx->txn, ctx->ledger->index, entity_id, strlen(entity_id), v, n + 1,
+                          ctx->errstr, ctx->errstr_size);
+    return rc == PG_ENOTFOUND ? 0 : rc;
+}
+
+/* Store l (whose version and operation are final), keep the index of live links, and
+ * append it to out. */
+static int s_emit_link(s_ctx *ctx, pg_link_update *l)
+{
+    int live = l->operation == S_UPSERT;
+    int rc = s_rec_put(ctx->txn, ctx->ledger->link, l->id, l->version, 0, !live, &l->base,
+                       ctx->errstr, ctx->errstr_size);
+    if (rc == 0)
+        rc = s_index(ctx, l->from->id, S_FROM, l->id, live);
+    if (rc == 0)
+        rc = s_index(ctx, l->to->id, S_TO, l->id, live);
+    if (rc != 0)
+        return rc;
+    if (pg_changeset_add_link(ctx->out, l) != 0)
+        return s_nomem(ctx);
+    ctx->res->published++;
+    return 0;
+}
+
+/* The ids of the live links from (dir 'F'), to ('T') or both (0) entity id, copied into
+ * the arena because the index changes while they are processed. */
+static int s_index_ids(pg_store_txn *txn, pg_ledger *ledger, const char *id, char dir,
+                       pg_arena *arena, char ***ids, size_t *count, char *errstr,
+                       size_t errstr_size)
+{
+    *ids = NULL;
+    *count = 0;
+    pg_store_cursor *cur = pg_store_cursor_open(txn, ledger->index, errstr, errstr_size);
+    if (!cur)
+        return PG_ESTORE;
+    size_t cap = 0;
+    const void *v;
+    size_t vlen;
+    int rc = pg_store_cursor_find(cur, id, strlen(id), &v, &vlen);
+    for (; rc == 0; rc = pg_store_cursor_next_dup(cur, &v, &vlen)) {
+        const char *s = v;
+        if (vlen < 2 || (dir && s[0] != dir))
+            continue;
+        if (*count == cap) {
+            cap = cap ? cap * 2 : 8;
+            char **grown = pg_arena_alloc(arena, cap * sizeof(*grown));
+            if (!grown) {
+                rc = PG_ENOMEM;
+                break;
+            }
+            if (*count)
+                memcpy(grown, *ids, *count * sizeof(*grown));
+            *ids = grown;
+        }
+        if (!((*ids)[*count] = pg_arena_strndup(arena, s + 1, vlen - 1))) {
+            rc = PG_ENOMEM;
+            break;
+        }
+        (*count)++;
+    }
+    pg_store_cursor_close(&cur);
+    if (rc == PG_ENOMEM)
+        return pg_errf(rc, errstr, errstr_size, "ledger: out of memory");
+    return rc == PG_ENOTFOUND ? 0 : rc;
+}
+
+static int s_ctx_index_ids(s_ctx *ctx, const char *id, char dir, char ***ids, size_t *count)
+{
+    return s_index_ids(ctx->txn, ctx->ledger, id, dir, ctx->arena, ids, count, ctx->errstr,
+                       ctx->errstr_size);
+}
+
+/* ------------------------------------------------------------ links */
+
+static int s_str_eq(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static int s_date_eq(const pg_date *a, const pg_date *b)
+{
+    if (!a || !b)
+        return a == b;
+    return a->year == b->year && a->month == b->month && a->day == b->day;
+}
+
+/* An absent marking and an all-unspecified one say the same: never shared. */
+static int s_marking_eq(const pg_marking *a, const pg_marking *b)
+{
+    pg_marking none = POLEGATE__POLE__V1__MARKING__INIT;
+    a = a ? a : &none;
+    b = b ? b : &none;
+    return a->classification == b->classification && a->handling == b->handling &&
+           s_str_eq(a->caveat, b->caveat);
+}
+
+static int s_link_same(const pg_link_update *a, const pg_link_update *b)
+{
+    return s_date_eq(a->valid_from, b->valid_from) && s_date_eq(a->valid_to, b->valid_to) &&
+           s_marking_eq(a->marking, b->marking);
+}
+
+static pg_link_update *s_link_copy(s_ctx *ctx, const pg_link_update *l)
+{
+    pg_link_update *c = pg_arena_alloc(ctx->arena, sizeof(*c));
+    if (c)
+        *c = *l;
+    return c;
+}
+
+/* A copy of *ref with kind from the entity store when ref says UNSPECIFIED. */
+static int s_fill_ref(s_ctx *ctx, pg_entity_ref **ref)
+{
+    if ((*ref)->kind != POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_UNSPECIFIED)
+        return 0;
+    s_rec rec;
+    int rc = s_entity_get(ctx, (*ref)->id, &rec);
+    if (rc != 0 || !rec.found || rec.hdr.kind == 0)
+        return rc;
+    pg_entity_ref *c = pg_arena_alloc(ctx->arena, sizeof(*c));
+    if (!c)
+        return s_nomem(ctx);
+    *c = **ref;
+    c->kind = (Polegate__Pole__V1__EntityKind)rec.hdr.kind;
+    *ref = c;
+    return 0;
+}
+
+/* Fill in a link copy from state (rule 8). from_entity: the From entity's latest
+ * record when the caller has it at hand, else NULL to look it up. */
+static int s_fill_link(s_ctx *ctx, pg_link_update *l, const pg_entity_update *from_entity)
+{
+    int rc = s_fill_ref(ctx, &l->from);
+    if (rc == 0)
+        rc = s_fill_ref(ctx, &l->to);
+    if (rc != 0 || (l->marking && l->modified_at))
+        return rc;
+    if (!from_entity) {
+        s_rec rec;
+        if ((rc = s_entity_get(ctx, l->from->id, &rec)) != 0 || !rec.found)
+            return rc;
+        if (!(from_entity = s_entity_unpack(ctx, &rec, l->from->id)))
+            return PG_ESTORE;
+    }
+    if (!l->marking)
+        l->marking = from_entity->marking;
+    if (!l->modified_at)
+        l->modified_at = from_entity->modified_at;
+    return 0;
+}
+
+/* Rules 4 and 5: an UPSERT of link l, emitted when new or changed. */
+static int s_link_upsert(s_ctx *ctx, const pg_link_update *l, const pg_entity_update *from_entity)
+{
+    s_rec rec;
+    pg_link_update *c = s_link_copy(ctx, l);
+    if (!c)
+        return s_nomem(ctx);
+    int rc = s_fill_link(ctx, c, from_entity);
+    if (rc == 0)
+        rc = s_link_get(ctx, c->id, &rec);
+    if (rc != 0)
+        return rc;
+    if (rec.found && !rec.hdr.deleted) {
+        pg_link_update *old = s_link_unpack(ctx, &rec, c->id);
+        if (!old)
+            return PG_ESTORE;
+        if (s_link_same(old, c)) {
+            ctx->res->unchanged++;
+            return 0;
+        }
+    }
+    c->operation = S_UPSERT;
+    c->version = rec.found ? rec.hdr.version + 1 : 1;
+    return s_emit_link(ctx, c);
+}
+
+/* Rule 7: the DELETE of stored link id if it is live; cause (may be NULL) is the change
+ * that ends it, whose origin and modified_at the delete carries when set. *killed (may
+ * be NULL) receives the stored link (NULL when it was not live). */
+static int s_link_kill(s_ctx *ctx, const char *id, const pg_origin *origin,
+                       const pg_timestamp *modified_at, pg_link_update **killed)
+{
+    s_rec rec;
+    if (killed)
+        *killed = NULL;
+    int rc = s_link_get(ctx, id, &rec);
+    if (rc != 0 || !rec.found || rec.hdr.deleted)
+        return rc;
+    pg_link_update *old = s_link_unpack(ctx, &rec, id);
+    pg_link_update *c = old ? s_link_copy(ctx, old) : NULL;
+    if (!c)
+        return old ? s_nomem(ctx) : PG_ESTORE;
+    c->operation = S_DELETE;
+    c->version = rec.hdr.version + 1;
+    if (origin)
+        c->origin = (pg_origin *)origin;
+    if (modified_at)
+        c->modified_at = (pg_timestamp *)modified_at;
+    if (killed)
+        *killed = old;
+    return s_emit_link(ctx, c);
+}
+
+/* Rule 5: a link DELETE from the adapter. */
+static int s_link_delete(s_ctx *ctx, const pg_link_update *l)
+{
+    s_rec rec;
+    int rc = s_link_get(ctx, l->id, &rec);
+    if (rc != 0)
+        return rc;
+    if (rec.found && rec.hdr.deleted) {
+        ctx->res->unchanged++;
+        return 0;
+    }
+    if (rec.found)
+        return s_link_kill(ctx, l->id, l->origin, l->modified_at, NULL);
+    pg_link_update *c = s_link_copy(ctx, l);
+    if (!c)
+        return s_nomem(ctx);
+    if ((rc = s_fill_link(ctx, c, NULL)) != 0)
+        return rc;
+    c->operation = S_DELETE;
+    c->version = 1;
+    return s_emit_link(ctx, c);
+}
+
+static int s_link_apply(s_ctx *ctx, const pg_link_update *l, const pg_entity_update *from_entity)
+{
+    return l->operation == S_DELETE ? s_link_delete(ctx, l) : s_link_upsert(ctx, l, from_entity);
+}
+
+/* Delete every live link from and to entity e (rules 3 and 7). */
+static int s_links_kill_all(s_ctx *ctx, const pg_entity_update *cause, const char *id)
+{
+    char **ids;
+    size_t n;
+    int rc = s_ctx_index_ids(ctx, id, 0, &ids, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = s_link_kill(ctx, ids[i], cause->origin, cause->modified_at, NULL);
+    return rc;
+}
+
+/* ------------------------------------------------------------ entities */
+
+static int s_in_owned(const pg_changeset *in, const size_t *owner, size_t idx, const char *id)
+{
+    for (size_t j = 0; j < in->count; j++)
+        if (owner[j] == idx + 1 && strcmp(in->changes[j].link->id, id) == 0)
+            return 1;
+    return 0;
+}
+
+/* Rule 4: the links of changeset entry idx (owner[j] == idx + 1 marks them). */
+static int s_replace_links(s_ctx *ctx, const pg_entity_update *e, const size_t *owner,
+                           size_t idx)
+{
+    const pg_changeset *in = ctx->in;
+    int rc = 0;
+    for (size_t j = 0; rc == 0 && j < in->count; j++)
+        if (owner[j] == idx + 1)
+            rc = s_link_apply(ctx, in->changes[j].link, e);
+    char **ids;
+    size_t n;
+    if (rc == 0)
+        rc = s_ctx_index_ids(ctx, e->id, S_FROM, &ids, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (!s_in_owned(in, owner, idx, ids[i]))
+            rc = s_link_kill(ctx, ids[i], e->origin, e->modified_at, NULL);
+    return rc;
+}
+
+static int s_merged_away(const pg_entity_update *e, const char *id)
+{
+    for (size_t i = 0; i < e->n_merged_from; i++)
+        if (strcmp(e->merged_from[i]->id, id) == 0)
+            return 1;
+    return 0;
+}
+
+/* Rule 6, one link of a merged-away entity: re-create it on the survivor. */
+static int s_link_repoint(s_ctx *ctx, const pg_entity_update *e, pg_entity_ref *survivor,
+                          const pg_link_update *old, int replaces_links)
+{
+    pg_link_update *c = s_link_copy(ctx, old);
+    if (!c)
+        return s_nomem(ctx);
+    if (s_merged_away(e, c->from->id) || strcmp(c->from->id, e->id) == 0)
+        c->from = survivor;
+    if (s_merged_away(e, c->to->id) || strcmp(c->to->id, e->id) == 0)
+        c->to = survivor;
+    if (c->from == c->to || (c->from == survivor && replaces_links))
+        return 0;
+    char id[PG_UUID_STR_SIZE];
+    if (pg_identity_link(c->from->id, c->role, c->to->id, id) != 0)
+        return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size,
+                       "ledger: link %s cannot be moved to %s: no link id for its ends and role",
+                       old->id, e->id);
+    s_rec rec;
+    int rc = s_link_get(ctx, id, &rec);
+    if (rc != 0 || (rec.found && !rec.hdr.deleted))
+        return rc;
+    if (!(c->id = pg_arena_strdup(ctx->arena, id)))
+        return s_nomem(ctx);
+    c->operation = S_UPSERT;
+    c->version = rec.found ? rec.hdr.version + 1 : 1;
+    if (e->modified_at)
+        c->modified_at = e->modified_at;
+    return s_emit_link(ctx, c);
+}
+
+/* Rule 6, one merged-away entity ref of survivor e. */
+static int s_merge_one(s_ctx *ctx, const pg_entity_update *e, pg_entity_ref *survivor,
+                       const pg_entity_ref *ref, int replaces_links)
+{
+    s_rec rec;
+    int rc = s_entity_get(ctx, ref->id, &rec);
+    if (rc != 0 || (rec.found && rec.hdr.deleted))
+        return rc;
+    pg_entity_update *d = PG_PB_NEW(ctx->arena, pg_entity_update, polegate__pole__v1__entity_update);
+    if (!d)
+        return s_nomem(ctx);
+    d->id = ref->id;
+    d->operation = S_DELETE;
+    d->modified_at = e->modified_at;
+    if (rec.found) {
+        pg_entity_update *old = s_entity_unpack(ctx, &rec, ref->id);
+        if (!old)
+            return PG_ESTORE;
+        d->version = rec.hdr.version + 1;
+        d->origin = old->origin;
+        d->kind = old->kind;
+        d->marking = old->marking;
+    } else {
+        d->version = 1;
+        d->kind = ref->kind ? ref->kind : e->kind;
+        d->marking = e->marking;
+        if (e->origin) {
+            pg_origin *o = pg_arena_alloc(ctx->arena, sizeof(*o));
+            if (!o)
+                return s_nomem(ctx);
+            *o = *e->origin;
+            o->native_id = ref->native_id ? ref->native_id : "";
+            d->origin = o;
+        }
+    }
+    if ((rc = s_emit_entity(ctx, d)) != 0)
+        return rc;
+    char **ids;
+    size_t n;
+    if ((rc = s_ctx_index_ids(ctx, ref->id, 0, &ids, &n)) != 0)
+        return rc;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        pg_link_update *old;
+        rc = s_link_kill(ctx, ids[i], e->origin, e->modified_at, &old);
+        if (rc == 0 && old)
+            rc = s_link_repoint(ctx, e, survivor, old, replaces_links);
+    }
+    return rc;
+}
+
+static int s_merge(s_ctx *ctx, const pg_entity_update *e, int replaces_links)
+{
+    pg_entity_ref *survivor = PG_PB_NEW(ctx->arena, pg_entity_ref, polegate__pole__v1__entity_ref);
+    if (!survivor)
+        return s_nomem(ctx);
+    survivor->id = e->id;
+    survivor->kind = e->kind;
+    if (e->origin && e->origin->native_id)
+        survivor->native_id = e->origin->native_id;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < e->n_merged_from; i++)
+        if (strcmp(e->merged_from[i]->id, e->id) != 0)
+            rc = s_merge_one(ctx, e, survivor, e->merged_from[i], replaces_links);
+    return rc;
+}
+
+/* An entity DELETE with what the adapter could not know filled in from the stored
+ * record (rule 3). */
+static int s_entity_delete_filled(s_ctx *ctx, pg_entity_update *e, const s_rec *rec,
+                                  pg_entity_update **out)
+{
+    *out = e;
+    if (!rec->found || (e->kind && e->marking && e->origin))
+        return 0;
+    pg_entity_update *old = s_entity_unpack(ctx, rec, e->id);
+    pg_entity_update *c = old ? pg_arena_alloc(ctx->arena, sizeof(*c)) : NULL;
+    if (!c)
+        return old ? s_nomem(ctx) : PG_ESTORE;
+    *c = *e;
+    if (!c->kind)
+        c->kind = old->kind;
+    if (!c->marking)
+        c->marking = old->marking;
+    if (!c->origin)
+        c->origin = old->origin;
+    *out = c;
+    return 0;
+}
+
+/* Rules 2, 3, 4 and 6 for changeset entry idx. */
+static int s_entity_apply(s_ctx *ctx, size_t idx, const size_t *owner)
+{
+    const pg_change *ch = &ctx->in->changes[idx];
+    pg_entity_update *e = ch->entity;
+    s_rec rec;
+    int rc = s_entity_get(ctx, e->id, &rec);
+    if (rc != 0)
+        return rc;
+    if (rec.found && e->version <= rec.hdr.version) {
+        ctx->res->stale++;
+        for (size_t j = 0; j < ctx->in->count; j++)
+            ctx->res->stale += owner[j] == idx + 1;
+        return 0;
+    }
+    if (e->operation == S_DELETE) {
+        pg_entity_update *d;
+        if ((rc = s_entity_delete_filled(ctx, e, &rec, &d)) != 0 ||
+            (rc = s_emit_entity(ctx, d)) != 0)
+            return rc;
+        return s_links_kill_all(ctx, d, d->id);
+    }
+    if ((rc = s_emit_entity(ctx, e)) != 0)
+        return rc;
+    if (ch->replaces_links && (rc = s_replace_links(ctx, e, owner, idx)) != 0)
+        return rc;
+    return e->n_merged_from ? s_merge(ctx, e, ch->replaces_links) : 0;
+}
+
+/* ------------------------------------------------------------ message ids */
+
+static void s_be64(uint8_t out[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (uint8_t)v;
+}
+
+static uint64_t s_from_be64(const uint8_t in[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | in[i];
+    return v;
+}
+
+/* Remember mid (rule 1); forget the oldest ids beyond the limit. */
+static int s_seen_add(s_ctx *ctx, const char *mid)
+{
+    pg_ledger *ledger = ctx->ledger;
+    pg_store_cursor *cur = pg_store_cursor_open(ctx->txn, ledger->msgseq, ctx->errstr,
+                                                ctx->errstr_size);
+    if (!cur)
+        return PG_ESTORE;
+    const void *k, *v;
+    size_t klen, vlen, count = 0, mlen = strlen(mid);
+    uint8_t seq[8];
+    int rc = pg_store_cursor_last(cur, &k, &klen, NULL, NULL);
+    s_be64(seq, rc == 0 && klen == 8 ? s_from_be64(k) + 1 : 1);
+    if (rc == PG_ENOTFOUND)
+        rc = 0;
+    if (rc == 0)
+        rc = pg_store_put(ctx->txn, ledger->msgid, mid, mlen, seq, 8, ctx->errstr,
+                          ctx->errstr_size);
+    if (rc == 0)
+        rc = pg_store_put(ctx->txn, ledger->msgseq, seq, 8, mid, mlen, ctx->errstr,
+                          ctx->errstr_size);
+    if (rc == 0)
+        rc = pg_store_count(ctx->txn, ledger->msgseq, &count, ctx->errstr, ctx->errstr_size);
+    for (; rc == 0 && count > ledger->seen_limit; count--) {
+        char old[S_MAX_ID];
+        if ((rc = pg_store_cursor_first(cur, NULL, NULL, &v, &vlen)) != 0)
+            break;
+        vlen = vlen < sizeof old ? vlen : sizeof old;
+        memcpy(old, v, vlen);
+        if ((rc = pg_store_cursor_del(cur)) != 0)
+            break;
+        rc = pg_store_del(ctx->txn, ledger->msgid, old, vlen, NULL, 0, ctx->errstr,
+                          ctx->errstr_size);
+        if (rc == PG_ENOTFOUND)
+            rc = 0;
+    }
+    pg_store_cursor_close(&cur);
+    return rc;
+}
+
+/* ------------------------------------------------------------ apply */
+
+static int s_id_ok(const char *id)
+{
+    return id && *id && strlen(id) <= S_MAX_ID;
+}
+
+static int s_op_ok(int op)
+{
+    return op == S_UPSERT || op == S_DELETE;
+}
+
+static int s_validate(s_ctx *ctx)
+{
+    const pg_changeset *in = ctx->in;
+    char *es = ctx->errstr;
+    size_t esz = ctx->errstr_size;
+    if (in->message_id && !s_id_ok(in->message_id))
+        return pg_errf(PG_EINVALID, es, esz, "message_id: must be 1-%d bytes", S_MAX_ID);
+    for (size_t i = 0; i < in->count; i++) {
+        const pg_change *ch = &in->changes[i];
+        if (ch->type == PG_CHANGE_ENTITY) {
+            const pg_entity_update *e = ch->entity;
+            if (!e || !s_id_ok(e->id))
+                return pg_errf(PG_EINVALID, es, esz, "changes[%zu].entity.id: required, 1-%d bytes",
+                               i, S_MAX_ID);
+            if (!s_op_ok(e->operation))
+                return pg_errf(PG_EINVALID, es, esz,
+                               "changes[%zu].entity.operation: must be UPSERT or DELETE", i);
+            for (size_t j = 0; j < e->n_merged_from; j++)
+                if (!e->merged_from[j] || !s_id_ok(e->merged_from[j]->id))
+                    return pg_errf(PG_EINVALID, es, esz,
+                                   "changes[%zu].entity.merged_from[%zu].id: required, 1-%d bytes",
+                                   i, j, S_MAX_ID);
+        } else if (ch->type == PG_CHANGE_LINK) {
+            const pg_link_update *l = ch->link;
+            if (!l || !s_id_ok(l->id))
+                return pg_errf(PG_EINVALID, es, esz, "changes[%zu].link.id: required, 1-%d bytes",
+                               i, S_MAX_ID);
+            if (!s_op_ok(l->operation))
+                return pg_errf(PG_EINVALID, es, esz,
+                               "changes[%zu].link.operation: must be UPSERT or DELETE", i);
+            if (!l->from || !s_id_ok(l->from->id))
+                return pg_errf(PG_EINVALID, es, esz,
+                               "changes[%zu].link.from.id: required, 1-%d bytes", i, S_MAX_ID);
+            if (!l->to || !s_id_ok(l->to->id))
+                return pg_errf(PG_EINVALID, es, esz, "changes[%zu].link.to.id: required, 1-%d bytes",
+                               i, S_MAX_ID);
+            if (l->role == POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_UNSPECIFIED)
+                return pg_errf(PG_EINVALID, es, esz, "changes[%zu].link.role: required", i);
+        } else {
+            return pg_errf(PG_EINVALID, es, esz, "changes[%zu]: unknown change type %d", i,
+                           (int)ch->type);
+        }
+    }
+    return 0;
+}
+
+/* owner[j] = i + 1 when link change j belongs to the replaces_links entity change i. */
+static size_t *s_owners(s_ctx *ctx)
+{
+    const pg_changeset *in = ctx->in;
+    size_t *owner = pg_arena_alloc(ctx->arena, (in->count ? in->count : 1) * sizeof(*owner));
+    if (!owner)
+        return NULL;
+    for (size_t i = 0; i < in->count; i++) {
+        const pg_change *ch = &in->changes[i];
+        if (ch->type != PG_CHANGE_ENTITY || !ch->replaces_links)
+            continue;
+        for (size_t j = 0; j < in->count; j++) {
+            const pg_change *lc = &in->changes[j];
+            if (lc->type == PG_CHANGE_LINK && !owner[j] &&
+                strcmp(lc->link->from->id, ch->entity->id) == 0)
+                owner[j] = i + 1;
+        }
+    }
+    return owner;
+}
+
+static int s_apply(s_ctx *ctx)
+{
+    const pg_changeset *in = ctx->in;
+    int rc;
+    if (in->message_id) {
+        const void *v;
+        size_t vlen;
+        rc = pg_store_get(ctx->txn, ctx->ledger->msgid, in->message_id,
+                          strlen(in->message_id), &v, &vlen, ctx->errstr, ctx->errstr_size);
+        if (rc == 0) {
+            ctx->res->duplicate = 1;
+            return 0;
+        }
+        if (rc != PG_ENOTFOUND)
+            return rc;
+    }
+    if ((rc = s_validate(ctx)) != 0)
+        return rc;
+    size_t *owner = s_owners(ctx);
+    if (!owner)
+        return s_nomem(ctx);
+    for (size_t i = 0; rc == 0 && i < in->count; i++) {
+        const pg_change *ch = &in->changes[i];
+        if (ch->type == PG_CHANGE_ENTITY)
+            rc = s_entity_apply(ctx, i, owner);
+        else if (!owner[i])
+            rc = s_link_apply(ctx, ch->link, NULL);
+    }
+    if (rc == 0 && in->message_id)
+        rc = s_seen_add(ctx, in->message_id);
+    return rc;
+}
+
+int pg_ledger_apply(pg_ledger *ledger, pg_store_txn *txn, const pg_changeset *in,
+                    pg_changeset *out, pg_ledger_result *res, char *errstr,
+                    size_t errstr_size)
+{
+    memset(res, 0, sizeof(*res));
+    if (errstr && errstr_size)
+        *errstr = '\0';
+    if (!pg_store_txn_writable(txn))
+        return pg_errf(PG_EUSAGE, errstr, errstr_size, "ledger: apply needs a write transaction");
+    /* A child transaction makes the call all or nothing without touching what the
+     * caller has already done in txn. */
+    pg_store_txn *child = pg_store_begin_child(txn, errstr, errstr_size);
+    if (!child)
+        return PG_ESTORE;
+    s_ctx ctx = {.ledger = ledger,
+                 .txn = child,
+                 .in = in,
+                 .out = out,
+                 .arena = out->arena,
+                 .res = res,
+                 .errstr = errstr,
+                 .errstr_size = errstr_size};
+    size_t mark = out->count;
+    int rc = s_apply(&ctx);
+    if (rc == 0)
+        rc = pg_store_commit(&child, errstr, errstr_size);
+    else
+        pg_store_abort(&child);
+    if (rc != 0) {
+        out->count = mark;
+        memset(res, 0, sizeof(*res));
+        return rc;
+    }
+    if (errstr && errstr_size)
+        *errstr = '\0'; /* a lookup that found nothing may have left its note */
+    if (!out->message_id)
+        out->message_id = in->message_id;
+    if (!out->force)
+        out->force = in->force;
+    if (!out->system)
+        out->system = in->system;
+    return 0;
+}
+
+/* ------------------------------------------------------------ queries */
+
+static int s_get_record(pg_store_txn *txn, pg_store_db db,
+                        const ProtobufCMessageDescriptor *desc, const char *id, pg_arena *arena,
+                        void **msg, int *deleted, char *errstr, size_t errstr_size)
+{
+    s_rec rec;
+    int rc = s_rec_get(txn, db, id, &rec, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    if (!rec.found)
+        return pg_errf(PG_ENOTFOUND, errstr, errstr_size, "ledger: %s: not known", id);
+    if (!(*msg = s_unpack(desc, &rec, arena, id, errstr, errstr_size)))
+        return PG_ESTORE;
+    if (deleted)
+        *deleted = rec.hdr.deleted;
+    return 0;
+}
+
+int pg_ledger_get_entity(pg_ledger *ledger, pg_store_txn *txn, const char *id,
+                         pg_arena *arena, pg_entity_update **entity, int *deleted,
+                         char *errstr, size_t errstr_size)
+{
+    return s_get_record(txn, ledger->entity, &polegate__pole__v1__entity_update__descriptor, id,
+                        arena, (void **)entity, deleted, errstr, errstr_size);
+}
+
+int pg_ledger_get_link(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
+                       pg_link_update **link, int *deleted, char *errstr, size_t errstr_size)
+{
+    return s_get_record(txn, ledger->link, &polegate__pole__v1__link_update__descriptor, id,
+                        arena, (void **)link, deleted, errstr, errstr_size);
+}
+
+static int s_links(pg_ledger *ledger, pg_store_txn *txn, const char *id, char dir,
+                   pg_arena *arena, pg_link_update ***links, size_t *count, char *errstr,
+                   size_t errstr_size)
+{
+    char **ids;
+    size_t n;
+    *links = NULL;
+    *count = 0;
+    int rc = s_index_ids(txn, ledger, id, dir, arena, &ids, &n, errstr, errstr_size);
+    if (rc != 0 || n == 0)
+        return rc;
+    pg_link_update **v = pg_arena_alloc(arena, n * sizeof(*v));
+    if (!v)
+        return pg_errf(PG_ENOMEM, errstr, errstr_size, "ledger: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        rc = pg_ledger_get_link(ledger, txn, ids[i], arena, &v[i], NULL, errstr, errstr_size);
+        if (rc != 0)
+            return rc == PG_ENOTFOUND ? pg_errf(PG_ESTORE, errstr, errstr_size,
+                                                "ledger: index names unknown link %s", ids[i])
+                                      : rc;
+    }
+    *links = v;
+    *count = n;
+    return 0;
+}
+
+int pg_ledger_links_from(pg_ledger *ledger, pg_store_txn *txn, const char *id,
+                         pg_arena *arena, pg_link_update ***links, size_t *count,
+                         char *errstr, size_t errstr_size)
+{
+    return s_links(ledger, txn, id, S_FROM, arena, links, count, errstr, errstr_size);
+}
+
+int pg_ledger_links_to(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
+                       pg_link_update ***links, size_t *count, char *errstr,
+                       size_t errstr_size)
+{
+    return s_links(ledger, txn, id, S_TO, arena, links, count, errstr, errstr_size);
+}
+
+/* ------------------------------------------------------------ life cycle */
+
+static int s_name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > 32)
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+            return 0;
+    return 1;
+}
+
+/* Databases of the ledger, and a format mark so that a later incompatible layout is
+ * refused instead of misread. */
+static int s_open_dbs(pg_ledger *self, pg_store_txn *txn, const char *name, char *errstr,
+                      size_t errstr_size)
+{
+    struct {
+        const char *suffix;
+        unsigned flags;
+        pg_store_db *db;
+    } dbs[] = {{"entity", 0, &self->entity}, {"link", 0, &self->link},
+               {"index", PG_STORE_DUPSORT, &self->index}, {"msgid", 0, &self->msgid},
+               {"msgseq", 0, &self->msgseq}};
+    char dbname[64];
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof dbs / sizeof dbs[0]; i++) {
+        snprintf(dbname, sizeof dbname, "%s.%s", name, dbs[i].suffix);
+        rc = pg_store_db_open(txn, dbname, dbs[i].flags, dbs[i].db, errstr, errstr_size);
+    }
+    pg_store_db meta;
+    snprintf(dbname, sizeof dbname, "%s.meta", name);
+    if (rc == 0)
+        rc = pg_store_db_open(txn, dbname, 0, &meta, errstr, errstr_size);
+    if (rc != 0)
+        return rc;
+    const void *v;
+    size_t vlen;
+    rc = pg_store_get(txn, meta, "format", 6, &v, &vlen, errstr, errstr_size);
+    if (rc == PG_ENOTFOUND)
+        return pg_store_put(txn, meta, "format", 6, S_FORMAT, strlen(S_FORMAT), errstr,
+                            errstr_size);
+    if (rc == 0 && (vlen != strlen(S_FORMAT) || memcmp(v, S_FORMAT, vlen) != 0))
+        return pg_errf(PG_ESTORE, errstr, errstr_size,
+                       "ledger %s: the store holds format %.*s, this build reads format %s", name,
+                       (int)(vlen > 16 ? 16 : vlen), (const char *)v, S_FORMAT);
+    return rc;
+}
+
+pg_ledger *pg_ledger_new_named(pg_store *store, const char *name, char *errstr,
+                               size_t errstr_size)
+{
+    if (!s_name_ok(name)) {
+        pg_errf(PG_EUSAGE, errstr, errstr_size, "ledger: name must be 1-32 of [a-z0-9_-]");
+        return NULL;
+    }
+    pg_ledger *self = calloc(1, sizeof(*self));
+    if (!self) {
+        pg_errf(PG_ENOMEM, errstr, errstr_size, "ledger: out of memory");
+        return NULL;
+    }
+    self->store = store;
+    self->seen_limit = PG_LEDGER_DEFAULT_SEEN_LIMIT;
+    pg_store_txn *txn = pg_store_begin(store, 1, errstr, errstr_size);
+    if (!txn)
+        goto err;
+    int rc = s_open_dbs(self, txn, name, errstr, errstr_size);
+    if (rc != 0) {
+        pg_store_abort(&txn);
+        goto err;
+    }
+    if (pg_store_commit(&txn, errstr, errstr_size) != 0)
+        goto err;
+    return self;
+err:
+    free(self);
+    return NULL;
+}
+
+pg_ledger *pg_ledger_new(pg_store *store, char *errstr, size_t errstr_size)
+{
+    return pg_ledger_new_named(store, "ledger", errstr, errstr_size);
+}
+
+void pg_ledger_destroy(pg_ledger **p)
+{
+    if (!p || !*p)
+        return;
+    free(*p);
+    *p = NULL;
+}
+
+int pg_ledger_set_seen_limit(pg_ledger *self, size_t limit)
+{
+    if (limit == 0)
+        return PG_EUSAGE;
+    self->seen_limit = limit;
+    return 0;
+}

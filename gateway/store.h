@@ -1,0 +1,149 @@
+/* pg_store: the gateway's persistent state, a thin wrapper over one LMDB environment. */
+#ifndef POLEGATE_STORE_H
+#define POLEGATE_STORE_H
+
+#include <stddef.h>
+
+/*
+ * One pg_store is one LMDB environment in a directory (data.mdb + lock.mdb). Every
+ * module that keeps state (the ledger, the spool, the partner id map) opens its own
+ * named databases in it, so one transaction can change all of them atomically: a
+ * message is taken from the spool, applied to the ledger and acknowledged in one
+ * commit, or not at all.
+ *
+ * Durability: commits are synchronous (fdatasync before pg_store_commit returns) unless
+ * pg_store_set_durable(store, 0) is called, which tests and benchmarks may do. A
+ * non-durable store can lose the last commits on a power cut but is never corrupted.
+ *
+ * Size: LMDB maps the whole database into memory at a fixed size (the map size). When
+ * a write needs more, it fails with PG_ESTORE and a reason containing "MDB_MAP_FULL";
+ * the transaction is then unusable and must be aborted. pg_store_set_map_size can raise
+ * the limit while no transaction is open.
+ *
+ * Threads: a transaction belongs to the thread that began it; one write transaction
+ * at a time per environment (a second pg_store_begin(write=1) blocks until the first
+ * ends). Read transactions do not block writers.
+ *
+ * Data: keys and values are byte strings (pointer + length). A key is 1 to
+ * PG_STORE_MAX_KEY bytes; so is a value of a PG_STORE_DUPSORT database. A value
+ * returned by a get or a cursor points into the map: it is valid until the
+ * transaction ends or the next write to that database in that transaction, and must
+ * not be written to. Values are only 2-byte aligned: copy (memcpy) before reading a
+ * multi-byte integer from them.
+ */
+
+/* The largest key (and DUPSORT value) LMDB accepts in its default build. */
+#define PG_STORE_MAX_KEY 511
+
+/* Map size used when pg_store_new is given 0. */
+#define PG_STORE_DEFAULT_MAP_SIZE ((size_t)1 << 30)
+
+/* Named databases an environment can hold (all modules together). */
+#define PG_STORE_MAX_DBS 64
+
+typedef struct pg_store pg_store;
+typedef struct pg_store_txn pg_store_txn;
+typedef struct pg_store_cursor pg_store_cursor;
+/* A named database handle (an LMDB dbi): valid for the life of the store once the
+ * transaction that opened it has committed. */
+typedef unsigned int pg_store_db;
+
+/* Open (creating when missing, with mode 0700) the directory dir and the LMDB
+ * environment in it, with a map of map_size bytes (0: PG_STORE_DEFAULT_MAP_SIZE; an
+ * existing, larger database keeps its size). Clears reader slots left by crashed
+ * processes. NULL on failure, with the reason in errstr. */
+pg_store *pg_store_new(const char *dir, size_t map_size, char *errstr, size_t errstr_size);
+/* Close the environment; sets *p to NULL; NULL-safe. Every transaction must have
+ * ended. */
+void pg_store_destroy(pg_store **p);
+/* 1 (the default): every commit is flushed to disk before it returns. 0: commits are
+ * left to the OS to flush (MDB_NOSYNC), for tests and benchmarks. 0 or PG_ESTORE. */
+int pg_store_set_durable(pg_store *store, int durable);
+/* Change the map size. Only while this process has no transaction open. 0 or
+ * PG_ESTORE with errstr. */
+int pg_store_set_map_size(pg_store *store, size_t map_size, char *errstr, size_t errstr_size);
+/* The current map size in bytes. */
+size_t pg_store_map_size(pg_store *store);
+/* The directory the store lives in (borrowed). */
+const char *pg_store_dir(const pg_store *store);
+
+/* Begin a transaction: read-only when write is 0. NULL on failure, with errstr. */
+pg_store_txn *pg_store_begin(pg_store *store, int write, char *errstr, size_t errstr_size);
+/* Begin a transaction nested in the write transaction parent: its changes become part
+ * of parent when it commits and vanish when it aborts, leaving parent as it was.
+ * While a child is open, parent must not be used. NULL on failure, with errstr. */
+pg_store_txn *pg_store_begin_child(pg_store_txn *parent, char *errstr, size_t errstr_size);
+/* Commit and end the transaction; *txn is set to NULL whether or not the commit
+ * succeeds (on failure nothing of it was written). A transaction in which a write
+ * failed cannot commit: it is aborted and PG_ESTORE returned. 0 or PG_ESTORE (reason
+ * contains "MDB_MAP_FULL" when the map is full). */
+int pg_store_commit(pg_store_txn **txn, char *errstr, size_t errstr_size);
+/* Abort and end the transaction; sets *txn to NULL; NULL-safe. Every change made in
+ * it (and in its children) is discarded. */
+void pg_store_abort(pg_store_txn **txn);
+/* 1 for a write transaction. */
+int pg_store_txn_writable(const pg_store_txn *txn);
+pg_store *pg_store_txn_store(const pg_store_txn *txn);
+/* The LMDB transaction, for a module that needs an LMDB call this wrapper does not
+ * offer (include <lmdb.h> and use MDB_txn *). Do not commit or abort it directly. */
+struct MDB_txn *pg_store_txn_lmdb(pg_store_txn *txn);
+
+/* Flags of pg_store_db_open. */
+#define PG_STORE_DUPSORT 0x1 /* a key holds a sorted set of distinct values */
+
+/* Open the named database name (created when missing, which needs a write txn) and
+ * write its handle to *db. Open each database once, at start-up, in a transaction
+ * that commits: a handle opened in a transaction that aborts is invalid. Prefix names
+ * with the module ("ledger.entity", "spool.queue"). 0, PG_ENOTFOUND (read txn and the
+ * database does not exist) or PG_ESTORE. */
+int pg_store_db_open(pg_store_txn *txn, const char *name, unsigned flags, pg_store_db *db,
+                     char *errstr, size_t errstr_size);
+
+/* Read the value of key into *val / *vlen (see "Data" above for its lifetime); for a
+ * DUPSORT database, the first value. 0, PG_ENOTFOUND or PG_ESTORE. */
+int pg_store_get(pg_store_txn *txn, pg_store_db db, const void *key, size_t klen,
+                 const void **val, size_t *vlen, char *errstr, size_t errstr_size);
+/* Store val under key, replacing the value (DUPSORT: adding val to the key's set;
+ * adding a value already there is not an error). 0 or PG_ESTORE. */
+int pg_store_put(pg_store_txn *txn, pg_store_db db, const void *key, size_t klen,
+                 const void *val, size_t vlen, char *errstr, size_t errstr_size);
+/* Reserve vlen bytes as the value of key and write their address to *out, for the
+ * caller to fill before the next write in this transaction (not for DUPSORT). Saves a
+ * copy when a value is encoded straight into the store. 0 or PG_ESTORE. */
+int pg_store_put_reserve(pg_store_txn *txn, pg_store_db db, const void *key, size_t klen,
+                         size_t vlen, void **out, char *errstr, size_t errstr_size);
+/* Delete key (val NULL: with all its values; DUPSORT with val: that value only).
+ * 0, PG_ENOTFOUND or PG_ESTORE. */
+int pg_store_del(pg_store_txn *txn, pg_store_db db, const void *key, size_t klen,
+                 const void *val, size_t vlen, char *errstr, size_t errstr_size);
+/* The number of entries (DUPSORT: of key/value pairs) in db. 0 or PG_ESTORE. */
+int pg_store_count(pg_store_txn *txn, pg_store_db db, size_t *count, char *errstr,
+                   size_t errstr_size);
+
+/* Cursors walk a database in key order (DUPSORT: then value order). Each positioning
+ * call writes the entry it lands on to key/klen/val/vlen (any may be NULL) and returns
+ * 0, or PG_ENOTFOUND when there is no such entry, or PG_ESTORE (or PG_ENOMEM) with the
+ * reason written to the errstr given to _open, which must outlive the cursor. A cursor
+ * must be closed before its transaction ends. */
+pg_store_cursor *pg_store_cursor_open(pg_store_txn *txn, pg_store_db db, char *errstr,
+                                      size_t errstr_size);
+void pg_store_cursor_close(pg_store_cursor **p);
+int pg_store_cursor_first(pg_store_cursor *cur, const void **key, size_t *klen,
+                          const void **val, size_t *vlen);
+int pg_store_cursor_last(pg_store_cursor *cur, const void **key, size_t *klen,
+                         const void **val, size_t *vlen);
+/* The first entry whose key is >= key. */
+int pg_store_cursor_seek(pg_store_cursor *cur, const void *key, size_t klen, const void **okey,
+                         size_t *oklen, const void **val, size_t *vlen);
+/* The first value of exactly key (DUPSORT: walk the rest with _next_dup). */
+int pg_store_cursor_find(pg_store_cursor *cur, const void *key, size_t klen, const void **val,
+                         size_t *vlen);
+int pg_store_cursor_next(pg_store_cursor *cur, const void **key, size_t *klen,
+                         const void **val, size_t *vlen);
+/* DUPSORT: the next value of the current key; PG_ENOTFOUND after the last. */
+int pg_store_cursor_next_dup(pg_store_cursor *cur, const void **val, size_t *vlen);
+/* Delete the entry the cursor is on (a write txn); _next then returns the entry that
+ * followed it. 0 or PG_ESTORE. */
+int pg_store_cursor_del(pg_store_cursor *cur);
+
+#endif
