@@ -15,6 +15,7 @@ static const s_command s_commands[] = {
     {"translate", pg_cli_translate, "translate native messages offline (atx, nx5, json)"},
     {"send", pg_cli_send, "send native messages to a running polegated and print each ack"},
     {"consume", pg_cli_consume, "read canonical updates from Kafka and print them as JSON lines"},
+    {"receive", pg_cli_receive, "stand in for the local RMS import endpoint: validate, store and ack"},
 };
 
 static void s_usage(FILE *f)
