@@ -58,10 +58,10 @@
  *    (its complete link list, already applied, decides its outbound links).
  *
  * 7. Link versions belong to the ledger: every link update emitted carries the stored
- *    version + 1 (first emission: 1), whatever the adapter wrote. A link DELETE the
- *    ledger derives (rules 3, 4, 6) carries the stored link (ends, role, validity,
- *    marking, origin: the delete reaches whoever was sent the link) with the
- *    modified_at of the change that caused it.
+ *    version + 1 (first emission: 1), whatever the adapter wrote. A DELETE of a link
+ *    the ledger knows carries the stored link (ends, role, validity, and marking, so
+ *    that policy routes the delete to whoever was sent the link) with the origin and
+ *    modified_at of the change that caused it, when that change has them.
  *
  * 8. Filled in from state, for what the adapter could not know: a link end of kind
  *    UNSPECIFIED gets the stored kind of that entity when known; a link without
