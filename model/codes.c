@@ -229,8 +229,8 @@ const char *pg_country_alpha2_to_alpha3(const char *alpha2)
 {
     if (!alpha2 || strlen(alpha2) != 2)
         return NULL;
-    const s_country *c = bsearch(alpha2, s_countries, S_NCOUNTRIES, sizeof(s_country),
-                                 s_cmp_alpha2);
+    const s_country *c =
+        bsearch(alpha2, s_countries, S_NCOUNTRIES, sizeof(s_country), s_cmp_alpha2);
     return c ? c->alpha3 : NULL;
 }
 

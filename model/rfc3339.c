@@ -55,8 +55,8 @@ int pg_rfc3339_parse(const char *s, pg_instant *out, char *errstr, size_t errstr
     static const char shape[] = "must be an RFC 3339 timestamp with offset "
                                 "(YYYY-MM-DDThh:mm:ss[.fff]+hh:mm or Z)";
     size_t len = s ? strlen(s) : 0;
-    if (len < 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
-        s[13] != ':' || s[16] != ':')
+    if (len < 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
+        s[16] != ':')
         return pg_errf(PG_EINVALID, errstr, errstr_size, "%s", shape);
     int y = s_num(s, 4), mo = s_num(s + 5, 2), d = s_num(s + 8, 2);
     int h = s_num(s + 11, 2), mi = s_num(s + 14, 2), sec = s_num(s + 17, 2);
@@ -86,8 +86,7 @@ int pg_rfc3339_parse(const char *s, pg_instant *out, char *errstr, size_t errstr
             return pg_errf(PG_EINVALID, errstr, errstr_size, "offset %.6s is out of range", p);
         offset = (oh * 60 + om) * (p[0] == '-' ? -1 : 1);
     } else if (*p == 0) {
-        return pg_errf(PG_EINVALID, errstr, errstr_size,
-                       "must carry a UTC offset (Z or +hh:mm)");
+        return pg_errf(PG_EINVALID, errstr, errstr_size, "must carry a UTC offset (Z or +hh:mm)");
     } else {
         return pg_errf(PG_EINVALID, errstr, errstr_size, "%s", shape);
     }
@@ -96,8 +95,8 @@ int pg_rfc3339_parse(const char *s, pg_instant *out, char *errstr, size_t errstr
     /* Leap seconds are refused: no system here can represent one. */
     if (h > 23 || mi > 59 || sec > 59)
         return pg_errf(PG_EINVALID, errstr, errstr_size, "%.8s is not a time of day", s + 11);
-    out->seconds = pg_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
-                   (int64_t)offset * 60;
+    out->seconds =
+        pg_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - (int64_t)offset * 60;
     out->nanos = nanos;
     return 0;
 }
@@ -114,7 +113,7 @@ void pg_rfc3339_format(pg_instant t, int offset_minutes, char out[40])
     pg_civil_from_days(days, &y, &mo, &d);
     int off = offset_minutes < 0 ? -offset_minutes : offset_minutes;
     int32_t nanos = t.nanos < 0 || t.nanos > 999999999 ? 0 : t.nanos;
-    snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%03d%c%02d:%02d", y, mo, d,
-             (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)(nanos / 1000000),
+    snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%03d%c%02d:%02d", y, mo, d, (int)(rem / 3600),
+             (int)(rem / 60 % 60), (int)(rem % 60), (int)(nanos / 1000000),
              offset_minutes < 0 ? '-' : '+', off / 60 % 100, off % 60);
 }
