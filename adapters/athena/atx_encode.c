@@ -1,0 +1,836 @@
+/* ATX/2 encoder: canonical changes -> NDJSON lines an Athena-like RMS imports. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uuid/uuid.h>
+
+#include "atx.h"
+#include "polegate/codes.h"
+#include "polegate/error.h"
+#include "polegate/identity.h"
+#include "polegate/timeutil.h"
+
+#define OP(x) POLEGATE__POLE__V1__OPERATION__OPERATION_##x
+#define S_MAX_DEPTH 16
+
+/* A small JSON writer straight into the output buffer: no DOM on this path. Errors
+ * are sticky so that the writing code reads as the message it writes. */
+typedef struct s_jw {
+    pg_buf *out;
+    int err;
+    int depth;
+    unsigned char first[S_MAX_DEPTH];
+} s_jw;
+
+/* Encoding state for one changeset. */
+typedef struct s_enc {
+    const pg_adapter_ctx *ctx;
+    const pg_changeset *cs;
+    s_jw w;
+    char *errstr;
+    size_t errstr_size;
+} s_enc;
+
+__attribute__((format(printf, 3, 4))) static int s_bad(s_enc *e, const char *path, const char *fmt,
+                                                       ...)
+{
+    char rule[PG_ERRSTR_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rule, sizeof rule, fmt, ap);
+    va_end(ap);
+    return pg_errf(PG_EUNSUPPORTED, e->errstr, e->errstr_size, "%s: %s", path, rule);
+}
+
+static void s_put(s_jw *w, const void *p, size_t n)
+{
+    if (!w->err && pg_buf_append(w->out, p, n))
+        w->err = PG_ENOMEM;
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not valid. */
+static size_t s_utf8_seq(const unsigned char *s)
+{
+    unsigned c = s[0];
+    size_t n = c < 0x80             ? 1
+               : (c & 0xE0) == 0xC0 ? 2
+               : (c & 0xF0) == 0xE0 ? 3
+               : (c & 0xF8) == 0xF0 ? 4
+                                    : 0;
+    if (n == 0 || (n == 2 && c < 0xC2) || (n == 4 && c > 0xF4))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if (n == 3 && ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0)))
+        return 0; /* overlong, or a UTF-16 surrogate */
+    if (n == 4 && ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90)))
+        return 0;
+    return n;
+}
+
+static void s_escaped(s_jw *w, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    s_put(w, "\"", 1);
+    while (*s) {
+        const unsigned char *run = s;
+        while (*s >= 0x20 && *s != '"' && *s != '\\' && *s < 0x80)
+            s++;
+        s_put(w, run, (size_t)(s - run));
+        if (!*s)
+            break;
+        if (*s >= 0x80) {
+            size_t n = s_utf8_seq(s);
+            if (!n) {
+                if (!w->err)
+                    w->err = PG_EUNSUPPORTED;
+                return;
+            }
+            s_put(w, s, n);
+            s += n;
+            continue;
+        }
+        char esc[8];
+        switch (*s) {
+        case '"':
+            s_put(w, "\\\"", 2);
+            break;
+        case '\\':
+            s_put(w, "\\\\", 2);
+            break;
+        case '\n':
+            s_put(w, "\\n", 2);
+            break;
+        case '\r':
+            s_put(w, "\\r", 2);
+            break;
+        case '\t':
+            s_put(w, "\\t", 2);
+            break;
+        default:
+            snprintf(esc, sizeof esc, "\\u%04x", *s);
+            s_put(w, esc, 6);
+        }
+        s++;
+    }
+    s_put(w, "\"", 1);
+}
+
+static void s_key(s_jw *w, const char *key)
+{
+    if (!w->first[w->depth])
+        s_put(w, ",", 1);
+    w->first[w->depth] = 0;
+    if (key) {
+        s_escaped(w, key);
+        s_put(w, ":", 1);
+    }
+}
+
+static void s_open(s_jw *w, const char *key, char c)
+{
+    s_key(w, key);
+    s_put(w, &c, 1);
+    if (w->depth + 1 >= S_MAX_DEPTH) {
+        w->err = PG_EINTERNAL;
+        return;
+    }
+    w->first[++w->depth] = 1;
+}
+
+static void s_close(s_jw *w, char c)
+{
+    s_put(w, &c, 1);
+    if (w->depth > 0)
+        w->depth--;
+}
+
+static void s_str(s_jw *w, const char *key, const char *v)
+{
+    s_key(w, key);
+    s_escaped(w, v);
+}
+
+/* A proto3 string is absent when empty. */
+static void s_opt_str(s_jw *w, const char *key, const char *v)
+{
+    if (v && *v)
+        s_str(w, key, v);
+}
+
+static void s_raw(s_jw *w, const char *key, const char *raw)
+{
+    s_key(w, key);
+    s_put(w, raw, strlen(raw));
+}
+
+static void s_int(s_jw *w, const char *key, long long v)
+{
+    char n[24];
+    snprintf(n, sizeof n, "%lld", v);
+    s_raw(w, key, n);
+}
+
+/* At least 6 decimals, more when needed to give back exactly the same double. */
+static void s_degrees(s_jw *w, const char *key, double v)
+{
+    char n[40];
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(n, sizeof n, "%.*f", prec, v);
+        if (strtod(n, NULL) == v)
+            break;
+    }
+    s_raw(w, key, n);
+}
+
+static void s_code(s_jw *w, const char *key, const pg_atx_table *t, int value)
+{
+    const char *name = value ? pg_atx_code_name(t, value) : NULL;
+    if (name) /* no ATX equivalent: omitted, never guessed */
+        s_str(w, key, name);
+}
+
+static void s_time(s_jw *w, const char *key, const pg_timestamp *ts)
+{
+    if (!ts)
+        return;
+    char out[40];
+    pg_rfc3339_format_london((pg_instant){ts->seconds, ts->nanos}, out);
+    s_str(w, key, out);
+}
+
+/* "YYYY", "YYYY-MM" or "YYYY-MM-DD" as far as the date is known; 0 or -1. */
+static int s_date_text(const pg_date *dt, char out[11])
+{
+    if (dt->year < 1 || dt->year > 9999)
+        return -1;
+    if (dt->month == 0) {
+        snprintf(out, 11, "%04d", dt->year);
+        return 0;
+    }
+    if (dt->month < 1 || dt->month > 12)
+        return -1;
+    if (dt->day == 0) {
+        snprintf(out, 11, "%04d-%02d", dt->year, dt->month);
+        return 0;
+    }
+    if (!pg_date_valid(dt->year, dt->month, dt->day))
+        return -1;
+    snprintf(out, 11, "%04d-%02d-%02d", dt->year, dt->month, dt->day);
+    return 0;
+}
+
+static int s_partial_date(s_enc *e, const char *key, const char *path, const pg_date *dt)
+{
+    char t[11];
+    if (!dt)
+        return 0;
+    if (s_date_text(dt, t))
+        return s_bad(e, path, "%d-%d-%d is not a date", dt->year, dt->month, dt->day);
+    s_str(&e->w, key, t);
+    return 0;
+}
+
+/* A link's validity: a full date, or null (a partial date cannot be expressed here and
+ * is not padded). */
+static void s_link_date(s_jw *w, const char *key, const pg_date *dt)
+{
+    char t[11];
+    if (dt && dt->day && s_date_text(dt, t) == 0)
+        s_str(w, key, t);
+    else
+        s_raw(w, key, "null");
+}
+
+static int s_chars_ok(const char *s, size_t min, size_t max)
+{
+    size_t n = s ? pg_atx_utf8_chars(s, strlen(s)) : 0;
+    return n >= min && n <= max;
+}
+
+static int s_digits_ok(const char *s, size_t min, size_t max)
+{
+    size_t n = strlen(s);
+    return n >= min && n <= max && strspn(s, "0123456789") == n;
+}
+
+/* A code-rule normaliser of codes.h: postcode, VRM, telephone. */
+typedef int (*s_norm_fn)(const char *s, char *out, char *errstr, size_t errstr_size);
+
+/* Write v (when given) as fn normalises it; a value the rule refuses cannot be sent. */
+static int s_normalised(s_enc *e, const char *key, const char *path, const char *v, s_norm_fn fn)
+{
+    char norm[32], why[PG_ERRSTR_SIZE];
+    if (!v || !*v)
+        return 0;
+    if (fn(v, norm, why, sizeof why))
+        return s_bad(e, path, "%s", why);
+    s_str(&e->w, key, norm);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ bodies */
+
+static int s_name(s_enc *e, const Polegate__Pole__V1__Name *nm, const char *path)
+{
+    s_jw *w = &e->w;
+    if (!nm || !s_chars_ok(nm->surname, 1, 60))
+        return s_bad(e, path, "surname must be 1-60 characters");
+    s_str(w, "surname", nm->surname);
+    if (nm->n_forenames == 0)
+        return 0;
+    s_open(w, "forenames", '[');
+    for (size_t i = 0; i < nm->n_forenames && i < 4; i++)
+        s_str(w, NULL, nm->forenames[i]);
+    if (nm->n_forenames == 5) {
+        s_str(w, NULL, nm->forenames[4]);
+    } else if (nm->n_forenames > 5) {
+        /* ATX holds 5 forenames: the rest join the 5th, space-separated */
+        pg_buf joined = PG_BUF_INIT;
+        for (size_t i = 4; i < nm->n_forenames; i++)
+            if ((i > 4 && pg_buf_putc(&joined, ' ')) || pg_buf_puts(&joined, nm->forenames[i]))
+                w->err = PG_ENOMEM;
+        s_str(w, NULL, joined.data ? (char *)joined.data : "");
+        pg_buf_free(&joined);
+    }
+    s_close(w, ']');
+    return 0;
+}
+
+static int s_person(s_enc *e, const Polegate__Pole__V1__Person *p)
+{
+    s_jw *w = &e->w;
+    char why[PG_ERRSTR_SIZE];
+    int rc = s_name(e, p->name, "record.body");
+    if (rc)
+        return rc;
+    s_opt_str(w, "title", p->title);
+    if ((rc = s_partial_date(e, "dateOfBirth", "record.body.dateOfBirth", p->date_of_birth)))
+        return rc;
+    s_opt_str(w, "placeOfBirth", p->place_of_birth);
+    s_code(w, "sex", &pg_atx_sex, p->sex);
+    const char *sde = pg_atx_code_name(&pg_atx_sde, p->self_defined_ethnicity);
+    const char *ic = pg_atx_code_name(&pg_atx_ic, p->officer_defined_ethnicity);
+    if (sde || ic) {
+        s_open(w, "ethnicity", '{');
+        s_code(w, "selfDefined", &pg_atx_sde, p->self_defined_ethnicity);
+        s_code(w, "officerDefined", &pg_atx_ic, p->officer_defined_ethnicity);
+        s_close(w, '}');
+    }
+    if (p->nationality && pg_country_alpha3_to_alpha2(p->nationality))
+        s_str(w, "nationality", p->nationality);
+    int pnc = p->pnc_id && *p->pnc_id, cro = p->cro_number && *p->cro_number;
+    if (pnc && pg_pnc_validate_long(p->pnc_id, why, sizeof why))
+        return s_bad(e, "record.body.identifiers.pncId", "%s", why);
+    if (cro && pg_cro_validate(p->cro_number, why, sizeof why))
+        return s_bad(e, "record.body.identifiers.croNumber", "%s", why);
+    if (pnc || cro) {
+        s_open(w, "identifiers", '{');
+        s_opt_str(w, "pncId", p->pnc_id);
+        s_opt_str(w, "croNumber", p->cro_number);
+        s_close(w, '}');
+    }
+    if (p->n_aliases) {
+        s_open(w, "aliases", '[');
+        for (size_t i = 0; i < p->n_aliases; i++) {
+            char ap[48];
+            snprintf(ap, sizeof ap, "record.body.aliases[%zu]", i);
+            s_open(w, NULL, '{');
+            if ((rc = s_name(e, p->aliases[i]->name, ap)) ||
+                (rc = s_partial_date(e, "dateOfBirth", ap, p->aliases[i]->date_of_birth)))
+                return rc;
+            s_close(w, '}');
+        }
+        s_close(w, ']');
+    }
+    size_t nwm = 0;
+    for (size_t i = 0; i < p->n_warning_markers; i++)
+        nwm += pg_atx_code_name(&pg_atx_wm, p->warning_markers[i]) != NULL;
+    if (nwm) {
+        s_open(w, "warningMarkers", '[');
+        for (size_t i = 0; i < p->n_warning_markers; i++)
+            s_code(w, NULL, &pg_atx_wm, p->warning_markers[i]);
+        s_close(w, ']');
+    }
+    s_opt_str(w, "occupation", p->occupation);
+    return 0;
+}
+
+static int s_location(s_enc *e, const Polegate__Pole__V1__Location *l)
+{
+    s_jw *w = &e->w;
+    s_opt_str(w, "premises", l->premises);
+    s_opt_str(w, "street", l->street);
+    s_opt_str(w, "locality", l->locality);
+    s_opt_str(w, "town", l->town);
+    int rc =
+        s_normalised(e, "postcode", "record.body.postcode", l->postcode, pg_postcode_normalise);
+    if (rc)
+        return rc;
+    if (l->uprn && *l->uprn) {
+        if (!s_digits_ok(l->uprn, 1, 12) || l->uprn[0] == '0')
+            return s_bad(e, "record.body.uprn", "must be 1-12 digits without leading zeros");
+        s_str(w, "uprn", l->uprn);
+    }
+    if (l->geo) {
+        if (!(fabs(l->geo->lat) <= 90 && fabs(l->geo->lon) <= 180))
+            return s_bad(e, "record.body.geo", "not a WGS 84 position");
+        s_open(w, "geo", '{');
+        s_degrees(w, "lat", l->geo->lat);
+        s_degrees(w, "lon", l->geo->lon);
+        s_close(w, '}');
+    }
+    s_opt_str(w, "description", l->description);
+    return 0;
+}
+
+static int s_vehicle(s_enc *e, const Polegate__Pole__V1__Vehicle *v)
+{
+    s_jw *w = &e->w;
+    int rc = s_normalised(e, "vrm", "record.body.vrm", v->vrm, pg_vrm_normalise);
+    if (rc)
+        return rc;
+    s_opt_str(w, "make", v->make);
+    s_opt_str(w, "model", v->model);
+    s_code(w, "colour", &pg_atx_colour, v->colour);
+    if (v->vin && *v->vin) {
+        if (strlen(v->vin) != 17 || strspn(v->vin, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 17)
+            return s_bad(e, "record.body.vin", "must be 17 characters A-Z 0-9");
+        s_str(w, "vin", v->vin);
+    }
+    if (v->year > 0 && v->year <= 9999)
+        s_int(w, "year", v->year);
+    return 0;
+}
+
+static int s_item(s_enc *e, const Polegate__Pole__V1__Item *it)
+{
+    s_jw *w = &e->w;
+    s_code(w, "category", &pg_atx_item, it->category);
+    if (!it->description || !*it->description)
+        return s_bad(e, "record.body.description", "is required for an ITEM");
+    s_str(w, "description", it->description);
+    s_opt_str(w, "serialNumber", it->serial_number);
+    if (it->value) {
+        const char *cur = it->value->currency;
+        if (!cur || strlen(cur) != 3 || strspn(cur, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)
+            return s_bad(e, "record.body.value.currency", "must be an ISO 4217 code");
+        if (it->value->minor_units < 0)
+            return s_bad(e, "record.body.value.amount", "must not be negative");
+        char amount[24];
+        pg_money_format(it->value->minor_units, amount);
+        s_open(w, "value", '{');
+        s_str(w, "amount", amount);
+        s_str(w, "currency", cur);
+        s_close(w, '}');
+    }
+    return 0;
+}
+
+static int s_weapon(s_enc *e, const Polegate__Pole__V1__Weapon *wp)
+{
+    s_code(&e->w, "category", &pg_atx_weapon, wp->category);
+    s_opt_str(&e->w, "description", wp->description);
+    s_opt_str(&e->w, "serialNumber", wp->serial_number);
+    return 0;
+}
+
+static int s_telephone(s_enc *e, const Polegate__Pole__V1__Telephone *t)
+{
+    s_jw *w = &e->w;
+    int rc = s_normalised(e, "number", "record.body.number", t->number, pg_phone_to_e164);
+    if (rc)
+        return rc;
+    s_code(w, "kind", &pg_atx_telkind, t->kind);
+    if (t->imei && *t->imei) {
+        if (!s_digits_ok(t->imei, 15, 15))
+            return s_bad(e, "record.body.imei", "must be 15 digits");
+        s_str(w, "imei", t->imei);
+    }
+    return 0;
+}
+
+static int s_reference(s_enc *e, const char *ref, const char *type)
+{
+    if (!ref || !*ref)
+        return s_bad(e, "record.body.reference", "is required for %s", type);
+    s_str(&e->w, "reference", ref);
+    return 0;
+}
+
+static int s_text(s_enc *e, const char *key, const char *path, const char *v)
+{
+    if (!v || !*v)
+        return 0;
+    if (!s_chars_ok(v, 0, 4000))
+        return s_bad(e, path, "longer than 4000 characters");
+    s_str(&e->w, key, v);
+    return 0;
+}
+
+static int s_occurrence(s_enc *e, const Polegate__Pole__V1__Occurrence *o)
+{
+    s_jw *w = &e->w;
+    int rc = s_reference(e, o->reference, "an OCCURRENCE");
+    if (rc)
+        return rc;
+    s_code(w, "kind", &pg_atx_occkind, o->kind);
+    if (o->kind == POLEGATE__POLE__V1__OCCURRENCE_KIND__OCCURRENCE_KIND_CRIME && o->n_offences == 0)
+        return s_bad(e, "record.body.offences", "a CRIME needs at least one offence");
+    if (o->n_offences) {
+        s_open(w, "offences", '[');
+        for (size_t i = 0; i < o->n_offences; i++) {
+            const Polegate__Pole__V1__Offence *of = o->offences[i];
+            if (of->ho_class < 1 || of->ho_class > 999 || of->ho_subclass < 0 ||
+                of->ho_subclass > 99)
+                return s_bad(e, "record.body.offences", "HO code %d/%d is out of range",
+                             of->ho_class, of->ho_subclass);
+            s_open(w, NULL, '{');
+            s_int(w, "hoClass", of->ho_class);
+            s_int(w, "hoSubclass", of->ho_subclass);
+            s_opt_str(w, "description", of->description);
+            s_close(w, '}');
+        }
+        s_close(w, ']');
+    }
+    s_time(w, "occurredFrom", o->occurred_from);
+    s_time(w, "occurredTo", o->occurred_from ? o->occurred_to : NULL);
+    s_time(w, "reportedAt", o->reported_at);
+    s_code(w, "status", &pg_atx_occstatus, o->status);
+    return s_text(e, "summary", "record.body.summary", o->summary);
+}
+
+static int s_custody(s_enc *e, const Polegate__Pole__V1__Custody *c)
+{
+    s_jw *w = &e->w;
+    int rc = s_reference(e, c->reference, "a CUSTODY");
+    if (rc)
+        return rc;
+    s_time(w, "arrestedAt", c->arrested_at);
+    s_time(w, "arrivedAt", c->arrived_at);
+    s_time(w, "releasedAt", c->released_at);
+    s_opt_str(w, "station", c->station);
+    s_code(w, "outcome", &pg_atx_outcome, c->outcome);
+    return 0;
+}
+
+static int s_intelligence(s_enc *e, const Polegate__Pole__V1__Intelligence *n)
+{
+    s_jw *w = &e->w;
+    int rc = s_reference(e, n->reference, "an INTELLIGENCE");
+    if (rc)
+        return rc;
+    s_time(w, "reportedAt", n->reported_at);
+    if ((rc = s_text(e, "text", "record.body.text", n->text)))
+        return rc;
+    const Polegate__Pole__V1__Grading *g = n->grading;
+    /* ATX grades all three parts or none */
+    if (g && g->source >= 1 && g->source <= 3 &&
+        pg_atx_code_name(&pg_atx_assessment, g->intelligence) &&
+        pg_atx_code_name(&pg_atx_handling, g->handling)) {
+        s_open(w, "grading", '{');
+        s_int(w, "source", g->source);
+        s_code(w, "intelligence", &pg_atx_assessment, g->intelligence);
+        s_code(w, "handling", &pg_atx_handling, g->handling);
+        s_close(w, '}');
+    }
+    return 0;
+}
+
+static int s_body(s_enc *e, const pg_entity_update *eu)
+{
+    if ((int)eu->body_case != (int)eu->kind + 19) /* body fields are numbered kind + 19 */
+        return s_bad(e, "record.body", "the body does not match kind %s",
+                     pg_atx_code_name(&pg_atx_type, eu->kind));
+    switch (eu->body_case) {
+    case POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_PERSON:
+        return s_person(e, eu->person);
+    case POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_LOCATION:
+        return s_location(e, eu->location);
+    case POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_VEHICLE:
+        return s_vehicle(e, eu->vehicle);
+    case POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_ITEM:
+        return s_item(e, eu->item);
+    case POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_WEAPON:
+        return s_weapon(e, eu->weapon);
+    case POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_TELEPHONE:
+        return s_telephone(e, eu->telephone);
+    case POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_OCCURRENCE:
+        return s_occurrence(e, eu->occurrence);
+    case POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_CUSTODY:
+        return s_custody(e, eu->custody);
+    case POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_INTELLIGENCE:
+        return s_intelligence(e, eu->intelligence);
+    default:
+        return s_bad(e, "record.body", "missing");
+    }
+}
+
+/* ------------------------------------------------------------------ envelope */
+
+/* The id the RMS knows entity uuid by: through the idmap, or the origin's native id
+ * when there is none (round trip). *kind may be 0 on entry (a link target whose kind
+ * is not known): the id's type letter then says it. */
+static int s_resolve(s_enc *e, const char *path, const char *uuid, int *kind, const char *system,
+                     const char *native_id, char out[32])
+{
+    if (e->ctx->idmap) {
+        int rc = e->ctx->idmap->resolve(e->ctx->idmap, uuid, *kind, system, native_id, out, 32,
+                                        NULL, e->errstr, e->errstr_size);
+        if (rc)
+            return rc;
+    } else {
+        snprintf(out, 32, "%s", native_id ? native_id : "");
+    }
+    int k = *kind ? *kind : pg_atx_id_kind(out);
+    if (!pg_atx_id_valid(out, k))
+        return s_bad(e, path, "'%.40s' is not an ATX id%s%s", out, k ? " of type " : "",
+                     k ? pg_atx_code_name(&pg_atx_type, k) : "");
+    *kind = k;
+    return 0;
+}
+
+static void s_message_id(const pg_adapter_ctx *ctx, const pg_entity_update *eu, char out[37])
+{
+    if (!ctx->idmap && pg_atx_uuid_valid(eu->origin->message_id)) {
+        memcpy(out, eu->origin->message_id, 37);
+        return;
+    }
+    /* Deterministic, so that a re-send of the same change is seen as a duplicate. */
+    char name[96];
+    int n = snprintf(name, sizeof name, "atx-msg/%s/%llu", eu->id, (unsigned long long)eu->version);
+    uuid_t ns, u;
+    uuid_parse(PG_IDENTITY_NAMESPACE, ns);
+    uuid_generate_sha1(u, ns, name, (size_t)n);
+    uuid_unparse_lower(u, out);
+}
+
+static int s_header(s_enc *e, const pg_entity_update *eu)
+{
+    s_jw *w = &e->w;
+    const pg_origin *o = eu->origin;
+    if (!o->force || !*o->force || strchr(o->force, '/'))
+        return s_bad(e, "header.orgUnit", "the change has no origin force");
+    size_t fl = strlen(o->force);
+    const char *ou = o->org_unit && strncmp(o->org_unit, o->force, fl) == 0 &&
+                             (o->org_unit[fl] == 0 || o->org_unit[fl] == '/')
+                         ? o->org_unit
+                         : o->force;
+    if (!s_chars_ok(ou, 1, 64))
+        return s_bad(e, "header.orgUnit", "'%.40s' is longer than 64 characters", ou);
+    char mid[37], sent[40];
+    s_message_id(e->ctx, eu, mid);
+    pg_instant now;
+    if (e->ctx->now_ms) {
+        now.seconds = e->ctx->now_ms / 1000;
+        now.nanos = (int32_t)(e->ctx->now_ms % 1000) * 1000000;
+        if (now.nanos < 0) {
+            now.seconds--;
+            now.nanos += 1000000000;
+        }
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        now.seconds = ts.tv_sec;
+        now.nanos = (int32_t)ts.tv_nsec;
+    }
+    pg_rfc3339_format_london(now, sent);
+    s_open(w, "header", '{');
+    s_str(w, "schema", PG_ATX_SCHEMA);
+    s_str(w, "messageId", mid);
+    s_str(w, "sentAt", sent);
+    s_str(w, "system", PG_ATX_SYSTEM);
+    s_str(w, "orgUnit", ou);
+    s_close(w, '}');
+    return 0;
+}
+
+static int s_marking(s_enc *e, const pg_marking *m)
+{
+    s_jw *w = &e->w;
+    const char *cl = m ? pg_atx_code_name(&pg_atx_classification, m->classification) : NULL;
+    const char *h = m ? pg_atx_code_name(&pg_atx_handling, m->handling) : NULL;
+    if (!cl)
+        return s_bad(e, "record.marking.classification", "not given");
+    if (!h)
+        return s_bad(e, "record.marking.handling", "not given");
+    int has_caveat = m->caveat && *m->caveat;
+    if (!has_caveat && m->handling == POLEGATE__POLE__V1__HANDLING__HANDLING_C)
+        return s_bad(e, "record.marking.caveat", "is required when handling is 'C'");
+    if (has_caveat && !s_chars_ok(m->caveat, 0, 500))
+        return s_bad(e, "record.marking.caveat", "longer than 500 characters");
+    s_open(w, "marking", '{');
+    s_str(w, "classification", cl);
+    s_str(w, "handling", h);
+    if (has_caveat)
+        s_str(w, "caveat", m->caveat);
+    else
+        s_raw(w, "caveat", "null");
+    s_close(w, '}');
+    return 0;
+}
+
+static int s_retention(s_enc *e, const pg_entity_update *eu)
+{
+    const pg_retention *r = eu->retention;
+    char date[11];
+    if (!r && eu->operation == OP(DELETE))
+        return 0;
+    if (!r || r->mopi_group < 1 || r->mopi_group > 4)
+        return s_bad(e, "record.retention.mopiGroup", "an UPSERT needs a MoPI group 1-4");
+    if (!r->review_date || !r->review_date->day || s_date_text(r->review_date, date))
+        return s_bad(e, "record.retention.reviewDate", "an UPSERT needs a review date");
+    s_open(&e->w, "retention", '{');
+    s_int(&e->w, "mopiGroup", r->mopi_group);
+    s_str(&e->w, "reviewDate", date);
+    s_close(&e->w, '}');
+    return 0;
+}
+
+static int s_link(s_enc *e, const pg_entity_update *eu, const pg_link_update *lu, size_t i)
+{
+    s_jw *w = &e->w;
+    char path[48], id[32];
+    snprintf(path, sizeof path, "links[%zu].target", i);
+    const char *role = pg_atx_code_name(&pg_atx_role, lu->role);
+    if (!role)
+        return s_bad(e, path, "link role %d has no ATX equivalent", lu->role);
+    int kind = lu->to->kind ? (int)lu->to->kind : pg_atx_role_only_target(lu->role);
+    int rc = s_resolve(e, path, lu->to->id, &kind, lu->origin ? lu->origin->system : "",
+                       lu->to->native_id, id);
+    if (rc)
+        return rc;
+    if (!pg_atx_role_allows(lu->role, eu->kind, kind))
+        return s_bad(e, path, "%s does not link %s to %s (ROLE table: %s)", role,
+                     pg_atx_code_name(&pg_atx_type, eu->kind), pg_atx_code_name(&pg_atx_type, kind),
+                     pg_atx_role_shape(lu->role));
+    s_open(w, NULL, '{');
+    s_open(w, "target", '{');
+    s_str(w, "type", pg_atx_code_name(&pg_atx_type, kind));
+    s_str(w, "id", id);
+    s_close(w, '}');
+    s_str(w, "role", role);
+    s_link_date(w, "validFrom", lu->valid_from);
+    s_link_date(w, "validTo", lu->valid_to);
+    s_close(w, '}');
+    return 0;
+}
+
+static int s_entity(s_enc *e, const pg_entity_update *eu)
+{
+    s_jw *w = &e->w;
+    const char *type = pg_atx_code_name(&pg_atx_type, eu->kind);
+    const char *action = pg_atx_code_name(&pg_atx_action, eu->operation);
+    if (!type)
+        return s_bad(e, "record.type", "entity kind %d has no ATX record type", eu->kind);
+    if (!action)
+        return s_bad(e, "record.action", "operation %d has no ATX action", eu->operation);
+    if (!eu->origin || !eu->id)
+        return s_bad(e, "record", "the change has no origin");
+    if (eu->version < 1)
+        return s_bad(e, "record.revision", "must be 1 or more");
+    if (!eu->modified_at)
+        return s_bad(e, "record.modifiedAt", "the change has no modification time");
+    int kind = eu->kind, rc;
+    char id[32];
+    if ((rc = s_resolve(e, "record.id", eu->id, &kind, eu->origin->system, eu->origin->native_id,
+                        id)))
+        return rc;
+
+    s_open(w, NULL, '{');
+    if ((rc = s_header(e, eu)))
+        return rc;
+    s_open(w, "record", '{');
+    s_str(w, "type", type);
+    s_str(w, "id", id);
+    s_int(w, "revision", (long long)eu->version);
+    s_str(w, "action", action);
+    s_time(w, "modifiedAt", eu->modified_at);
+    if ((rc = s_marking(e, eu->marking)) || (rc = s_retention(e, eu)))
+        return rc;
+    if (eu->operation == OP(DELETE)) {
+        s_close(w, '}');
+        s_close(w, '}');
+        return 0;
+    }
+    s_open(w, "body", '{');
+    if ((rc = s_body(e, eu)))
+        return rc;
+    s_close(w, '}');
+    if (eu->n_merged_from) {
+        s_open(w, "mergedFrom", '[');
+        for (size_t i = 0; i < eu->n_merged_from; i++) {
+            const pg_entity_ref *m = eu->merged_from[i];
+            char mp[48], mid[32];
+            int mk = eu->kind;
+            snprintf(mp, sizeof mp, "record.mergedFrom[%zu]", i);
+            if ((rc = s_resolve(e, mp, m->id, &mk, eu->origin->system, m->native_id, mid)))
+                return rc;
+            s_str(w, NULL, mid);
+        }
+        s_close(w, ']');
+    }
+    s_close(w, '}');
+    /* every link upsert of the changeset from this entity; ATX replaces the rest */
+    s_open(w, "links", '[');
+    size_t n = 0;
+    for (size_t i = 0; i < e->cs->count; i++) {
+        const pg_change *c = &e->cs->changes[i];
+        if (c->type == PG_CHANGE_LINK && c->link->operation == OP(UPSERT) && c->link->from &&
+            c->link->to && strcmp(c->link->from->id, eu->id) == 0 &&
+            (rc = s_link(e, eu, c->link, n++)))
+            return rc;
+    }
+    s_close(w, ']');
+    s_close(w, '}');
+    return 0;
+}
+
+/* Is there an entity change in cs whose id is from_id? */
+static int s_has_entity(const pg_changeset *cs, const char *from_id)
+{
+    for (size_t i = 0; i < cs->count; i++)
+        if (cs->changes[i].type == PG_CHANGE_ENTITY && cs->changes[i].entity->id &&
+            strcmp(cs->changes[i].entity->id, from_id) == 0)
+            return 1;
+    return 0;
+}
+
+int pg_atx_encode(const pg_adapter_ctx *ctx, const pg_changeset *cs, pg_buf *out, char *errstr,
+                  size_t errstr_size)
+{
+    static const pg_adapter_ctx none = {0};
+    s_enc e = {.ctx = ctx ? ctx : &none, .cs = cs, .errstr = errstr, .errstr_size = errstr_size};
+    for (size_t i = 0; i < cs->count; i++) {
+        const pg_link_update *lu = cs->changes[i].link;
+        if (cs->changes[i].type == PG_CHANGE_LINK &&
+            (!lu->from || !lu->from->id || !s_has_entity(cs, lu->from->id)))
+            return pg_errf(PG_EUNSUPPORTED, errstr, errstr_size,
+                           "links: a link change from %s without its source record cannot be "
+                           "expressed in ATX (a record carries all its links)",
+                           lu->from && lu->from->native_id ? lu->from->native_id : "?");
+    }
+    size_t len0 = out->len;
+    for (size_t i = 0; i < cs->count; i++) {
+        if (cs->changes[i].type != PG_CHANGE_ENTITY)
+            continue;
+        e.w = (s_jw){.out = out, .first = {1}};
+        int rc = s_entity(&e, cs->changes[i].entity);
+        s_put(&e.w, "\n", 1);
+        if (!rc && e.w.err == PG_EUNSUPPORTED)
+            rc = s_bad(&e, "record", "a string is not valid UTF-8");
+        else if (!rc && e.w.err)
+            rc = pg_errf(e.w.err, errstr, errstr_size, "%s", pg_strerror(e.w.err));
+        if (rc) {
+            out->len = len0;
+            if (out->data)
+                out->data[len0] = 0;
+            return rc;
+        }
+    }
+    return 0;
+}
