@@ -1,8 +1,123 @@
-/* polegated: the gateway daemon (placeholder until the daemon lands). */
+/* polegated: the gateway daemon (command line, signals, config -> pg_daemon). */
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-int main(void)
+#include "config.h"
+#include "daemon.h"
+#include "polegate/error.h"
+#include "polegate/version.h"
+
+static pg_daemon *s_daemon;
+
+static void s_on_signal(int sig)
 {
-    fprintf(stderr, "polegated: not implemented yet\n");
-    return 2;
+    (void)sig;
+    if (s_daemon)
+        pg_daemon_stop(s_daemon);
+}
+
+static void s_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: polegated --config FILE [--check-config]\n"
+            "       polegated --config-reference | --help | --version\n"
+            "\n"
+            "  --config FILE       run the gateway as FILE (YAML) says\n"
+            "  --check-config      validate FILE, print what is wrong, exit 0 (valid) or 1\n"
+            "  --config-reference  print every configuration key (Markdown)\n"
+            "  --help              this text\n"
+            "  --version           the version\n"
+            "\n"
+            "SIGTERM or SIGINT stops taking messages and flushes Kafka within\n"
+            "kafka.flush_timeout_ms. Exit status: 0 clean stop, 1 invalid config or a\n"
+            "failure while running (records left undelivered), 2 usage error.\n"
+            "See docs/operations.md.\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"config-reference", no_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL;
+    int check = 0, opt;
+    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'k':
+            check = 1;
+            break;
+        case 'r':
+            pg_config_reference(stdout);
+            return 0;
+        case 'h':
+            s_usage(stdout);
+            return 0;
+        case 'V':
+            printf("polegated %s\n", pg_version());
+            return 0;
+        default:
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    if (!path || optind != argc) {
+        fprintf(stderr, "polegated: %s\n",
+                path ? "unexpected argument" : "--config FILE is required");
+        s_usage(stderr);
+        return 2;
+    }
+
+    char errs[16384];
+    pg_config *cfg = pg_config_load(path, errs, sizeof errs);
+    if (!cfg) {
+        fprintf(stderr, "%s\n", errs);
+        if (check)
+            fprintf(stderr, "%s: invalid\n", path);
+        return 1;
+    }
+    if (check) {
+        printf("%s: valid (force %s, adapter %s, intake %s, topic %s)\n", path, cfg->force,
+               cfg->adapter->name, cfg->intake_endpoint, cfg->kafka_topic);
+        pg_config_destroy(&cfg);
+        return 0;
+    }
+    pg_log_set_level(cfg->log_level);
+
+    char why[PG_ERRSTR_SIZE];
+    s_daemon = pg_daemon_new(cfg, why, sizeof why);
+    if (!s_daemon) {
+        pg_log(PG_LOG_ERROR, "cannot start: %s", why);
+        pg_config_destroy(&cfg);
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char summary[1024];
+    pg_daemon_summary(s_daemon, summary, sizeof summary);
+    pg_log(PG_LOG_INFO, "%s", summary);
+    int rc = pg_daemon_run(s_daemon, why, sizeof why);
+    if (rc)
+        pg_log(PG_LOG_ERROR, "exiting with an error: %s", why);
+    pg_daemon *d = s_daemon;
+    s_daemon = NULL;
+    pg_daemon_destroy(&d);
+    pg_config_destroy(&cfg);
+    return rc ? 1 : 0;
 }

@@ -1,0 +1,711 @@
+/* polegated configuration: config maps that parse, check and document the YAML. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libfyaml.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "polegate/buf.h"
+#include "polegate/error.h"
+#include "producer.h"
+
+/* ---------------------------------------------------------------- config maps */
+
+typedef enum s_type {
+    S_STR,   /* char *, a scalar */
+    S_INT,   /* int, a decimal scalar within [min, max] */
+    S_SIZE,  /* size_t, bytes with an optional binary suffix, within [min, max] */
+    S_PROPS, /* a mapping of scalars to scalars, kept in order */
+} s_type;
+
+enum {
+    S_REQUIRED = 1, /* no default: the file must give it */
+    S_DERIVED = 2,  /* the default is computed from other settings; def describes it */
+};
+
+typedef int (*s_check_fn)(pg_config *cfg, const char *value, char *errstr,
+                          size_t errstr_size);
+
+typedef struct s_entry {
+    s_type type;
+    const char *key;
+    const char *def;
+    int flags;
+    size_t offset;
+    long long min, max;
+    s_check_fn check;
+    const char *help;
+} s_entry;
+
+typedef struct s_section {
+    const char *name;
+    const s_entry *entries;
+    const char *help;
+} s_section;
+
+static int s_check_force(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
+{
+    size_t n = strlen(v);
+    int ok = n >= 2 && n <= 4;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = v[i] >= 'A' && v[i] <= 'Z';
+    if (!ok)
+        return pg_errf(PG_ECONFIG, errstr, errstr_size,
+                       "'%s' is not a force code (2-4 upper-case letters, e.g. ESX)", v);
+    free(cfg->force_lower);
+    cfg->force_lower = strdup(v);
+    if (!cfg->force_lower)
+        return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+    for (char *c = cfg->force_lower; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    return 0;
+}
+
+static int s_check_adapter(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
+{
+    cfg->adapter = pg_adapter_find(v);
+    if (!cfg->adapter)
+        return pg_errf(PG_ECONFIG, errstr, errstr_size,
+                       "'%s' is not an adapter (athena, niche)", v);
+    return 0;
+}
+
+static int s_check_endpoint(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
+{
+    (void)cfg;
+    if (!strncmp(v, "ipc://", 6) && v[6])
+        return 0;
+    if (!strncmp(v, "inproc://", 9) && v[9])
+        return 0;
+    if (!strncmp(v, "tcp://", 6)) {
+        const char *colon = strrchr(v + 6, ':');
+        if (colon && colon > v + 6) {
+            char *end;
+            errno = 0;
+            long port = strtol(colon + 1, &end, 10);
+            if ((colon[1] == '*' && !colon[2]) ||
+                (isdigit((unsigned char)colon[1]) && !*end && !errno && port >= 1 &&
+                 port <= 65535))
+                return 0;
+        }
+    }
+    return pg_errf(PG_ECONFIG, errstr, errstr_size,
+                   "'%s' is not a ZeroMQ endpoint (tcp://HOST:PORT, ipc://PATH)", v);
+}
+
+static int s_check_topic(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
+{
+    (void)cfg;
+    size_t n = strlen(v);
+    int ok = n >= 1 && n <= 249 && strcmp(v, ".") && strcmp(v, "..");
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)v[i]) || v[i] == '.' || v[i] == '_' || v[i] == '-';
+    if (!ok)
+        return pg_errf(PG_ECONFIG, errstr, errstr_size,
+                       "'%s' is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)", v);
+    return 0;
+}
+
+static int s_check_level(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
+{
+    cfg->log_level = pg_log_level_parse(v);
+    if (cfg->log_level < 0)
+        return pg_errf(PG_ECONFIG, errstr, errstr_size,
+                       "'%s' is not a log level (error, warn, info, debug)", v);
+    return 0;
+}
+
+#define S_OFF(field) offsetof(pg_config, field)
+
+static const s_entry s_force[] = {
+    {S_STR, "code", NULL, S_REQUIRED, S_OFF(force), 0, 0, s_check_force,
+     "The force's short code, 2-4 upper-case letters (ESX, MER). Messages naming "
+     "another force are rejected; it is the `pg-origin-force` of what is published."},
+    {0},
+};
+
+static const s_entry s_adapter[] = {
+    {S_STR, "name", NULL, S_REQUIRED, S_OFF(adapter_name), 0, 0, s_check_adapter,
+     "The records system beside this gateway: `athena` (ATX/2 JSON) or `niche` (NX5 "
+     "XML)."},
+    {0},
+};
+
+static const s_entry s_intake[] = {
+    {S_STR, "endpoint", NULL, S_REQUIRED, S_OFF(intake_endpoint), 0, 0, s_check_endpoint,
+     "ZeroMQ endpoint the ROUTER socket binds, e.g. `tcp://127.0.0.1:5555` "
+     "(docs/intake.md)."},
+    {S_SIZE, "max_message_size", "the adapter's maximum (ATX 1MiB, NX5 8MiB)", S_DERIVED,
+     S_OFF(intake_max_message_size), 1, 64LL << 20, NULL,
+     "Largest message accepted, in bytes (suffixes K, M, G = KiB, MiB, GiB). Larger "
+     "frames are rejected without being parsed. At most the adapter's maximum."},
+    {0},
+};
+
+static const s_entry s_store[] = {
+    {S_STR, "path", NULL, S_REQUIRED, S_OFF(store_path), 0, 0, NULL,
+     "Directory of the LMDB store (ledger state); created if missing."},
+    {S_SIZE, "map_size", "1GiB", 0, S_OFF(store_map_size), 1LL << 20, 1LL << 40, NULL,
+     "LMDB map size: the most the store may grow to."},
+    {0},
+};
+
+static const s_entry s_kafka[] = {
+    {S_STR, "brokers", NULL, S_REQUIRED, S_OFF(kafka_brokers), 0, 0, NULL,
+     "Bootstrap brokers, comma-separated `host:port` (librdkafka `bootstrap.servers`)."},
+    {S_STR, "topic", "polegate.<force lower>.pole.v1", S_DERIVED, S_OFF(kafka_topic), 0, 0,
+     s_check_topic, "Topic of the outbound canonical updates (docs/topics.md)."},
+    {S_INT, "flush_timeout_ms", "10000", 0, S_OFF(kafka_flush_timeout_ms), 0, 600000, NULL,
+     "On shutdown, how long to wait for the broker to confirm records still in flight."},
+    {S_PROPS, "properties", "{}", 0, S_OFF(kafka_properties), 0, 0, NULL,
+     "librdkafka properties passed verbatim (e.g. `linger.ms`, `security.protocol`), "
+     "overriding polegate's defaults. `acks`, `enable.idempotence` and `partitioner` "
+     "are fixed (all, true, murmur2_random) and may not be changed; `bootstrap.servers` "
+     "is `brokers`."},
+    {0},
+};
+
+static const s_entry s_log[] = {
+    {S_STR, "level", "info", 0, S_OFF(log_level_name), 0, 0, s_check_level,
+     "Least severe events written to stderr: `error`, `warn`, `info` or `debug`."},
+    {0},
+};
+
+static const s_section s_sections[] = {
+    {"force", s_force, "Which force this gateway serves."},
+    {"adapter", s_adapter, "The native format of the records system."},
+    {"intake", s_intake, "Where the records system sends its messages."},
+    {"store", s_store, "The local state (ledger) of records and links."},
+    {"kafka", s_kafka, "Where canonical updates are published."},
+    {"log", s_log, "Logging."},
+};
+#define S_NSECTIONS (sizeof s_sections / sizeof s_sections[0])
+
+/* Top-level sections that other modules read from the same file: the config leaves
+ * them alone (the policy module parses and checks `policy:` itself). */
+static const char *const s_foreign[] = {"policy"};
+#define S_MAXKEYS 8
+
+static const char *s_type_name(s_type t)
+{
+    switch (t) {
+    case S_STR:
+        return "string";
+    case S_INT:
+        return "integer";
+    case S_SIZE:
+        return "size";
+    case S_PROPS:
+        return "mapping";
+    }
+    return "?";
+}
+
+/* ---------------------------------------------------------------- loading */
+
+typedef struct s_loader {
+    pg_config *cfg;
+    pg_buf errors;
+    int nerrors;
+} s_loader;
+
+__attribute__((format(printf, 3, 4))) static void s_err(s_loader *ld, int line,
+                                                         const char *fmt, ...)
+{
+    va_list ap;
+    if (line > 0)
+        pg_buf_printf(&ld->errors, "%s:%d: ", ld->cfg->path, line);
+    else
+        pg_buf_printf(&ld->errors, "%s: ", ld->cfg->path);
+    char msg[PG_ERRSTR_SIZE];
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pg_buf_printf(&ld->errors, "%s\n", msg);
+    ld->nerrors++;
+}
+
+static int s_line(struct fy_node *fyn)
+{
+    struct fy_token *fyt = fyn ? fy_node_get_scalar_token(fyn) : NULL;
+    const struct fy_mark *m = fyt ? fy_token_start_mark(fyt) : NULL;
+    return m ? m->line + 1 : 0;
+}
+
+static const char *s_kind(struct fy_node *fyn)
+{
+    switch (fy_node_get_type(fyn)) {
+    case FYNT_MAPPING:
+        return "a mapping";
+    case FYNT_SEQUENCE:
+        return "a list";
+    default:
+        return "a scalar";
+    }
+}
+
+/* The text of a scalar node that holds a value, or NULL (null, empty, not a scalar). */
+static const char *s_scalar(struct fy_node *fyn)
+{
+    if (!fyn || !fy_node_is_scalar(fyn) || fy_node_is_alias(fyn))
+        return NULL;
+    const char *s = fy_node_get_scalar0(fyn);
+    if (!s)
+        return NULL;
+    if (fy_node_get_style(fyn) == FYNS_PLAIN &&
+        (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+         !strcmp(s, "NULL")))
+        return NULL;
+    return s;
+}
+
+/* What a node is, for messages: "nothing" for a null. */
+static const char *s_what(struct fy_node *fyn)
+{
+    if (!fyn || (fy_node_is_scalar(fyn) && !s_scalar(fyn)))
+        return "nothing";
+    return s_kind(fyn);
+}
+
+/* Bytes, with an optional binary multiple: 512, 64K, 8MiB, 1G. */
+static int s_parse_size(const char *s, unsigned long long *out)
+{
+    static const struct {
+        const char *suffix;
+        int shift;
+    } mult[] = {{"", 0},  {"B", 0},   {"K", 10},  {"KiB", 10}, {"M", 20},
+                {"MiB", 20}, {"G", 30}, {"GiB", 30}, {"T", 40}, {"TiB", 40}};
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -1;
+    for (size_t i = 0; i < sizeof mult / sizeof mult[0]; i++) {
+        if (strcmp(end, mult[i].suffix))
+            continue;
+        if (v > (ULLONG_MAX >> mult[i].shift))
+            return -1;
+        *out = v << mult[i].shift;
+        return 0;
+    }
+    return -1;
+}
+
+static int s_parse_int(const char *s, long long *out)
+{
+    char *end;
+    if (!*s || isspace((unsigned char)*s))
+        return -1;
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    return errno || *end ? -1 : 0;
+}
+
+/* Store the text value of entry e into the config, converting and checking it. */
+static void s_set(s_loader *ld, const s_section *sec, const s_entry *e, const char *v,
+                  int line)
+{
+    pg_config *cfg = ld->cfg;
+    void *field = (char *)cfg + e->offset;
+    char why[PG_ERRSTR_SIZE];
+
+    switch (e->type) {
+    case S_STR: {
+        char **sp = field;
+        free(*sp);
+        *sp = strdup(v);
+        if (!*sp) {
+            s_err(ld, line, "out of memory");
+            return;
+        }
+        break;
+    }
+    case S_INT: {
+        long long n;
+        if (s_parse_int(v, &n) || n < e->min || n > e->max) {
+            s_err(ld, line, "%s.%s: '%s' is not an integer from %lld to %lld", sec->name,
+                  e->key, v, e->min, e->max);
+            return;
+        }
+        *(int *)field = (int)n;
+        break;
+    }
+    case S_SIZE: {
+        unsigned long long n;
+        if (s_parse_size(v, &n)) {
+            s_err(ld, line,
+                  "%s.%s: '%s' is not a size (bytes, or a number with K, M, G, KiB, MiB, "
+                  "GiB)",
+                  sec->name, e->key, v);
+            return;
+        }
+        if (n < (unsigned long long)e->min || n > (unsigned long long)e->max) {
+            s_err(ld, line, "%s.%s: %llu bytes is outside %lld to %lld", sec->name, e->key,
+                  n, e->min, e->max);
+            return;
+        }
+        *(size_t *)field = (size_t)n;
+        break;
+    }
+    case S_PROPS:
+        return; /* only from a mapping, in s_props */
+    }
+    if (e->check && e->check(cfg, v, why, sizeof why))
+        s_err(ld, line, "%s.%s: %s", sec->name, e->key, why);
+}
+
+static void s_props(s_loader *ld, const s_section *sec, const s_entry *e,
+                    struct fy_node *map)
+{
+    pg_config *cfg = ld->cfg;
+    int n = fy_node_mapping_item_count(map);
+    if (n <= 0)
+        return;
+    cfg->kafka_properties = calloc((size_t)n, sizeof *cfg->kafka_properties);
+    if (!cfg->kafka_properties) {
+        s_err(ld, s_line(map), "out of memory");
+        return;
+    }
+    void *it = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(map, &it))) {
+        struct fy_node *k = fy_node_pair_key(pair), *v = fy_node_pair_value(pair);
+        const char *key = s_scalar(k), *val = s_scalar(v);
+        int line = s_line(k);
+        if (!key) {
+            s_err(ld, line, "%s.%s: a key must be a property name", sec->name, e->key);
+            continue;
+        }
+        if (!val) {
+            s_err(ld, line, "%s.%s.%s: expected a scalar value, got %s", sec->name, e->key,
+                  key, s_what(v));
+            continue;
+        }
+        char why[PG_ERRSTR_SIZE];
+        if (pg_producer_check_property(key, val, why, sizeof why)) {
+            s_err(ld, line, "%s.%s.%s: %s", sec->name, e->key, key, why);
+            continue;
+        }
+        pg_config_kv *kv = &cfg->kafka_properties[cfg->kafka_property_count];
+        kv->key = strdup(key);
+        kv->value = strdup(val);
+        kv->line = line;
+        if (!kv->key || !kv->value) {
+            free(kv->key), free(kv->value);
+            s_err(ld, line, "out of memory");
+            continue;
+        }
+        cfg->kafka_property_count++;
+    }
+}
+
+static void s_section_load(s_loader *ld, const s_section *sec, struct fy_node *map,
+                           int sec_line)
+{
+    int seen[S_MAXKEYS] = {0};
+    if (map) {
+        void *it = NULL;
+        struct fy_node_pair *pair;
+        while ((pair = fy_node_mapping_iterate(map, &it))) {
+            struct fy_node *k = fy_node_pair_key(pair), *v = fy_node_pair_value(pair);
+            const char *key = s_scalar(k);
+            int line = s_line(k);
+            const s_entry *e = sec->entries;
+            for (; key && e->key; e++)
+                if (!strcmp(e->key, key))
+                    break;
+            if (!key || !e->key) {
+                s_err(ld, line, "unknown key '%s' in section '%s'", key ? key : "?",
+                      sec->name);
+                continue;
+            }
+            seen[e - sec->entries] = line ? line : 1;
+            if (e->type == S_PROPS) {
+                if (v && fy_node_is_mapping(v))
+                    s_props(ld, sec, e, v);
+                else if (strcmp(s_what(v), "nothing")) /* `properties:` alone is empty */
+                    s_err(ld, line, "%s.%s: expected a mapping, got %s", sec->name, key,
+                          s_what(v));
+                continue;
+            }
+            const char *val = s_scalar(v);
+            if (!val) {
+                s_err(ld, line, "%s.%s: expected a %s, got %s", sec->name, key,
+                      s_type_name(e->type), s_what(v));
+                continue;
+            }
+            s_set(ld, sec, e, val, line);
+        }
+    }
+    for (const s_entry *e = sec->entries; e->key; e++) {
+        if (seen[e - sec->entries])
+            continue;
+        if (e->flags & S_REQUIRED) {
+            if (map)
+                s_err(ld, sec_line, "section '%s': missing required key '%s'", sec->name,
+                      e->key);
+            else
+                s_err(ld, 0, "missing section '%s' (its key '%s' is required)", sec->name,
+                      e->key);
+        } else if (e->def && !(e->flags & S_DERIVED) && e->type != S_PROPS) {
+            s_set(ld, sec, e, e->def, 0);
+        }
+    }
+}
+
+/* Defaults that depend on other settings, and rules across sections. */
+static void s_derive(s_loader *ld)
+{
+    pg_config *cfg = ld->cfg;
+    if (!cfg->kafka_topic && cfg->force_lower) {
+        char topic[64];
+        snprintf(topic, sizeof topic, "polegate.%s.pole.v1", cfg->force_lower);
+        cfg->kafka_topic = strdup(topic);
+        if (!cfg->kafka_topic)
+            s_err(ld, 0, "out of memory");
+    }
+    if (cfg->adapter) {
+        size_t max = cfg->adapter->max_message_size;
+        if (!cfg->intake_max_message_size)
+            cfg->intake_max_message_size = max;
+        else if (cfg->intake_max_message_size > max)
+            s_err(ld, 0,
+                  "intake.max_message_size: %zu bytes exceeds the %s adapter's maximum "
+                  "of %zu bytes",
+                  cfg->intake_max_message_size, cfg->adapter->name, max);
+    }
+}
+
+static void s_diag_collect(s_loader *ld, struct fy_diag *diag)
+{
+    void *it = NULL;
+    struct fy_diag_error *de;
+    int any = 0;
+    while ((de = fy_diag_errors_iterate(diag, &it))) {
+        s_err(ld, de->line, "YAML: %s", de->msg); /* already 1-based */
+        any = 1;
+    }
+    if (!any)
+        s_err(ld, 0, "cannot read the file: %s", errno ? strerror(errno) : "YAML error");
+}
+
+static void s_load_root(s_loader *ld, struct fy_document *fyd)
+{
+    struct fy_node *root = fy_document_root(fyd);
+    struct fy_node *found[S_NSECTIONS] = {0};
+    int lines[S_NSECTIONS] = {0};
+
+    if (!root || (fy_node_is_scalar(root) && !s_scalar(root))) {
+        s_err(ld, 0, "the configuration is empty");
+        return;
+    }
+    if (!fy_node_is_mapping(root)) {
+        s_err(ld, 1, "the configuration must be a mapping of sections, not %s",
+              s_kind(root));
+        return;
+    }
+    void *it = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(root, &it))) {
+        struct fy_node *k = fy_node_pair_key(pair), *v = fy_node_pair_value(pair);
+        const char *name = s_scalar(k);
+        int foreign = 0;
+        for (size_t f = 0; name && f < sizeof s_foreign / sizeof s_foreign[0]; f++)
+            foreign |= !strcmp(name, s_foreign[f]);
+        if (foreign)
+            continue;
+        size_t i = 0;
+        for (; name && i < S_NSECTIONS; i++)
+            if (!strcmp(s_sections[i].name, name))
+                break;
+        if (!name || i == S_NSECTIONS) {
+            s_err(ld, s_line(k),
+                  "unknown section '%s' (sections: force, adapter, intake, store, kafka, "
+                  "log, policy)",
+                  name ? name : "?");
+            continue;
+        }
+        lines[i] = s_line(k);
+        if (!v || !fy_node_is_mapping(v)) {
+            s_err(ld, lines[i], "section '%s' must be a mapping of keys, not %s", name,
+                  s_what(v));
+            lines[i] = -1;
+            continue;
+        }
+        found[i] = v;
+    }
+    for (size_t i = 0; i < S_NSECTIONS; i++)
+        if (lines[i] >= 0) /* a section that was not a mapping is reported once */
+            s_section_load(ld, &s_sections[i], found[i], lines[i]);
+    s_derive(ld);
+}
+
+static pg_config *s_read(const char *name, const char *text, size_t len, char *errstr,
+                         size_t errstr_size)
+{
+    s_loader ld = {.errors = PG_BUF_INIT};
+    ld.cfg = calloc(1, sizeof *ld.cfg);
+    if (!ld.cfg || !(ld.cfg->path = strdup(name))) {
+        free(ld.cfg);
+        pg_errf(PG_ENOMEM, errstr, errstr_size, "%s: out of memory", name);
+        return NULL;
+    }
+
+    struct fy_diag_cfg dcfg;
+    fy_diag_cfg_default(&dcfg);
+    dcfg.fp = NULL;
+    dcfg.output_fn = NULL;
+    struct fy_diag *diag = fy_diag_create(&dcfg);
+    if (diag)
+        fy_diag_set_collect_errors(diag, true);
+    struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET | FYPCF_JSON_NONE, .diag = diag};
+    struct fy_document *fyd;
+    errno = 0;
+    if (text)
+        fyd = fy_document_build_from_string(&pcfg, text, len);
+    else
+        fyd = fy_document_build_from_file(&pcfg, name);
+    if (!fyd)
+        s_diag_collect(&ld, diag);
+    else
+        s_load_root(&ld, fyd);
+    fy_document_destroy(fyd);
+    fy_diag_destroy(diag);
+
+    if (ld.nerrors) {
+        pg_errf(PG_ECONFIG, errstr, errstr_size, "%.*s", (int)(ld.errors.len - 1),
+                (const char *)ld.errors.data);
+        pg_buf_free(&ld.errors);
+        pg_config_destroy(&ld.cfg);
+        return NULL;
+    }
+    pg_buf_free(&ld.errors);
+    return ld.cfg;
+}
+
+pg_config *pg_config_load(const char *path, char *errstr, size_t errstr_size)
+{
+    if (access(path, R_OK)) {
+        pg_errf(PG_ECONFIG, errstr, errstr_size, "%s: cannot read the file: %s", path,
+                strerror(errno));
+        return NULL;
+    }
+    return s_read(path, NULL, 0, errstr, errstr_size);
+}
+
+pg_config *pg_config_parse(const char *name, const char *text, size_t len, char *errstr,
+                           size_t errstr_size)
+{
+    return s_read(name, text, len, errstr, errstr_size);
+}
+
+void pg_config_destroy(pg_config **p)
+{
+    if (!p || !*p)
+        return;
+    pg_config *cfg = *p;
+    for (size_t i = 0; i < S_NSECTIONS; i++)
+        for (const s_entry *e = s_sections[i].entries; e->key; e++)
+            if (e->type == S_STR)
+                free(*(char **)((char *)cfg + e->offset));
+    for (size_t i = 0; i < cfg->kafka_property_count; i++) {
+        free(cfg->kafka_properties[i].key);
+        free(cfg->kafka_properties[i].value);
+    }
+    free(cfg->kafka_properties);
+    free(cfg->force_lower);
+    free(cfg->path);
+    free(cfg);
+    *p = NULL;
+}
+
+void pg_config_reference(FILE *out)
+{
+    for (size_t i = 0; i < S_NSECTIONS; i++) {
+        const s_section *sec = &s_sections[i];
+        fprintf(out, "### `%s`\n\n%s\n\n| key | type | default | description |\n", sec->name,
+                sec->help);
+        fprintf(out, "| --- | --- | --- | --- |\n");
+        for (const s_entry *e = sec->entries; e->key; e++)
+            fprintf(out, "| `%s.%s` | %s | %s%s%s | %s |\n", sec->name, e->key,
+                    s_type_name(e->type), e->def && !(e->flags & S_DERIVED) ? "`" : "",
+                    e->flags & S_REQUIRED ? "required" : e->def,
+                    e->def && !(e->flags & S_DERIVED) ? "`" : "", e->help);
+        fprintf(out, "\n");
+    }
+}
+
+void pg_config_each_key(void (*fn)(void *arg, const char *section, const char *key),
+                        void *arg)
+{
+    for (size_t i = 0; i < S_NSECTIONS; i++)
+        for (const s_entry *e = s_sections[i].entries; e->key; e++)
+            fn(arg, s_sections[i].name, e->key);
+}
+
+/* ---------------------------------------------------------------- log */
+
+static int s_log_level = PG_LOG_INFO;
+static FILE *s_log_stream;
+static const char *const s_level_names[] = {"error", "warn", "info", "debug"};
+
+int pg_log_level_parse(const char *name)
+{
+    for (int i = 0; name && i < 4; i++)
+        if (!strcmp(name, s_level_names[i]))
+            return i;
+    return -1;
+}
+
+void pg_log_set_level(int level)
+{
+    s_log_level = level;
+}
+
+int pg_log_get_level(void)
+{
+    return s_log_level;
+}
+
+void pg_log_set_stream(FILE *f)
+{
+    s_log_stream = f;
+}
+
+void pg_log(int level, const char *fmt, ...)
+{
+    if (level > s_log_level || level < 0)
+        return;
+    FILE *f = s_log_stream ? s_log_stream : stderr;
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    /* One write per line, so that lines from librdkafka's threads never interleave. */
+    char line[2048];
+    int n = snprintf(line, sizeof line, "%s.%03ldZ polegated %s: ", when,
+                     ts.tv_nsec / 1000000, s_level_names[level]);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n > 0 && (size_t)n < sizeof line)
+        n += vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof line - 1)
+        n = (int)sizeof line - 2;
+    line[n] = '\n';
+    fwrite(line, 1, (size_t)n + 1, f);
+    fflush(f);
+}

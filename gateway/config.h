@@ -1,0 +1,88 @@
+/* polegated configuration: YAML sections read through config maps, and the log. */
+#ifndef POLEGATE_GATEWAY_CONFIG_H
+#define POLEGATE_GATEWAY_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "polegate/adapter.h"
+
+/* One `kafka.properties` entry, passed verbatim to librdkafka. */
+typedef struct pg_config_kv {
+    char *key;
+    char *value;
+    int line; /* 1-based line in the file, for messages */
+} pg_config_kv;
+
+/* A loaded configuration. Every string is owned by the config; fields are filled
+ * from the config maps in config.c (which also document them: see
+ * pg_config_reference and docs/operations.md). */
+typedef struct pg_config {
+    char *path; /* the file (or name) it was read from */
+
+    /* force */
+    char *force;       /* "ESX": 2-4 upper-case letters */
+    char *force_lower; /* "esx" */
+
+    /* adapter */
+    char *adapter_name;
+    const pg_adapter_ops *adapter;
+
+    /* intake */
+    char *intake_endpoint;
+    size_t intake_max_message_size; /* adapter's maximum when not given */
+
+    /* store */
+    char *store_path;
+    size_t store_map_size;
+
+    /* kafka */
+    char *kafka_brokers;
+    char *kafka_topic; /* polegate.<force lower>.pole.v1 when not given */
+    int kafka_flush_timeout_ms;
+    pg_config_kv *kafka_properties;
+    size_t kafka_property_count;
+
+    /* log */
+    char *log_level_name;
+    int log_level; /* a pg_log_level */
+} pg_config;
+
+/* Read and validate the YAML file at path. NULL on failure, with every problem
+ * found written into errstr, one per line ("FILE:LINE: unknown key 'x' in section
+ * 'kafka'"), truncated to errstr_size. The caller owns the result. */
+pg_config *pg_config_load(const char *path, char *errstr, size_t errstr_size);
+/* The same for YAML text in memory; name stands for the file in messages. */
+pg_config *pg_config_parse(const char *name, const char *text, size_t len, char *errstr,
+                           size_t errstr_size);
+/* Frees the config; sets *p to NULL; NULL-safe. */
+void pg_config_destroy(pg_config **p);
+
+/* Write the reference of every section and key, generated from the config maps, as
+ * Markdown tables (docs/operations.md carries the same text). */
+void pg_config_reference(FILE *out);
+
+/* Calls fn for every section and key the config maps know (tests use it to keep the
+ * documentation in step with the maps). */
+void pg_config_each_key(void (*fn)(void *arg, const char *section, const char *key),
+                        void *arg);
+
+/* ---- the log: one line per event on stderr, "TIME polegated LEVEL: message" */
+
+typedef enum pg_log_level {
+    PG_LOG_ERROR = 0,
+    PG_LOG_WARN = 1,
+    PG_LOG_INFO = 2,
+    PG_LOG_DEBUG = 3,
+} pg_log_level;
+
+/* "error", "warn", "info", "debug" -> level; -1 for anything else. */
+int pg_log_level_parse(const char *name);
+/* Events above level are dropped. Default PG_LOG_INFO. */
+void pg_log_set_level(int level);
+int pg_log_get_level(void);
+/* Where the log goes (default stderr; tests use a memory stream). */
+void pg_log_set_stream(FILE *f);
+void pg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,364 @@
+/* Unit tests for gateway/config: good configs, every kind of bad one, the reference. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "polegate/error.h"
+
+#define ROOT PG_FIXTURES "/../.."
+
+static char s_err[8192];
+
+#define FORCE "force:\n  code: ESX\n"
+#define ADAPTER "adapter:\n  name: athena\n"
+#define INTAKE "intake:\n  endpoint: tcp://127.0.0.1:5555\n"
+#define STORE "store:\n  path: /tmp/pg-test-store\n"
+#define KAFKA "kafka:\n  brokers: 127.0.0.1:19092\n"
+/* A complete config whose last section is kafka (line 10 is its last line). */
+#define BASE FORCE ADAPTER INTAKE STORE KAFKA
+
+static pg_config *s_parse(const char *text)
+{
+    s_err[0] = 0;
+    return pg_config_parse("t.yaml", text, strlen(text), s_err, sizeof s_err);
+}
+
+/* The config must be refused with a message containing want. */
+static void s_bad(const char *text, const char *want)
+{
+    pg_config *cfg = s_parse(text);
+    ck_assert_msg(cfg == NULL, "accepted, expected \"%s\"", want);
+    ck_assert_msg(strstr(s_err, want) != NULL, "got \"%s\", expected \"%s\"", s_err, want);
+}
+
+START_TEST(test_minimal_defaults)
+{
+    pg_config *cfg = s_parse(BASE);
+    ck_assert_msg(cfg != NULL, "%s", s_err);
+    ck_assert_str_eq(cfg->force, "ESX");
+    ck_assert_str_eq(cfg->force_lower, "esx");
+    ck_assert_ptr_eq(cfg->adapter, &pg_adapter_athena);
+    ck_assert_str_eq(cfg->intake_endpoint, "tcp://127.0.0.1:5555");
+    ck_assert_uint_eq(cfg->intake_max_message_size, pg_adapter_athena.max_message_size);
+    ck_assert_str_eq(cfg->store_path, "/tmp/pg-test-store");
+    ck_assert_uint_eq(cfg->store_map_size, 1ULL << 30);
+    ck_assert_str_eq(cfg->kafka_brokers, "127.0.0.1:19092");
+    ck_assert_str_eq(cfg->kafka_topic, "polegate.esx.pole.v1");
+    ck_assert_int_eq(cfg->kafka_flush_timeout_ms, 10000);
+    ck_assert_uint_eq(cfg->kafka_property_count, 0);
+    ck_assert_str_eq(cfg->log_level_name, "info");
+    ck_assert_int_eq(cfg->log_level, PG_LOG_INFO);
+    ck_assert_str_eq(cfg->path, "t.yaml");
+    pg_config_destroy(&cfg);
+    ck_assert_ptr_null(cfg);
+    pg_config_destroy(&cfg);
+}
+END_TEST
+
+START_TEST(test_full)
+{
+    pg_config *cfg = s_parse("force: {code: MER}\n"
+                             "adapter: {name: nx5}\n"
+                             "intake:\n"
+                             "  endpoint: ipc:///tmp/pg.sock\n"
+                             "  max_message_size: 2MiB\n"
+                             "store:\n"
+                             "  path: /tmp/x\n"
+                             "  map_size: 64M\n"
+                             "kafka:\n"
+                             "  brokers: a:9092,b:9092\n"
+                             "  topic: partner.mer.v1\n"
+                             "  flush_timeout_ms: 2500\n"
+                             "  properties:\n"
+                             "    linger.ms: 20\n"
+                             "    acks: all\n"
+                             "    enable.idempotence: true\n"
+                             "    client.id: \"polegated-mer\"\n"
+                             "log:\n"
+                             "  level: debug\n");
+    ck_assert_msg(cfg != NULL, "%s", s_err);
+    ck_assert_ptr_eq(cfg->adapter, &pg_adapter_niche);
+    ck_assert_uint_eq(cfg->intake_max_message_size, 2u << 20);
+    ck_assert_uint_eq(cfg->store_map_size, 64u << 20);
+    ck_assert_str_eq(cfg->kafka_topic, "partner.mer.v1");
+    ck_assert_int_eq(cfg->kafka_flush_timeout_ms, 2500);
+    ck_assert_uint_eq(cfg->kafka_property_count, 4);
+    ck_assert_str_eq(cfg->kafka_properties[0].key, "linger.ms");
+    ck_assert_str_eq(cfg->kafka_properties[0].value, "20");
+    ck_assert_int_eq(cfg->kafka_properties[0].line, 14);
+    ck_assert_str_eq(cfg->kafka_properties[3].key, "client.id");
+    ck_assert_str_eq(cfg->kafka_properties[3].value, "polegated-mer");
+    ck_assert_int_eq(cfg->log_level, PG_LOG_DEBUG);
+    pg_config_destroy(&cfg);
+}
+END_TEST
+
+START_TEST(test_example_files)
+{
+    pg_config *esx = pg_config_load(ROOT "/config/esx.yaml", s_err, sizeof s_err);
+    ck_assert_msg(esx != NULL, "%s", s_err);
+    pg_config *mer = pg_config_load(ROOT "/config/mer.yaml", s_err, sizeof s_err);
+    ck_assert_msg(mer != NULL, "%s", s_err);
+    ck_assert_str_eq(esx->force, "ESX");
+    ck_assert_str_eq(mer->force, "MER");
+    ck_assert_ptr_eq(esx->adapter, &pg_adapter_athena);
+    ck_assert_ptr_eq(mer->adapter, &pg_adapter_niche);
+    ck_assert_str_eq(esx->kafka_topic, "polegate.esx.pole.v1");
+    ck_assert_str_eq(mer->kafka_topic, "polegate.mer.pole.v1");
+    ck_assert_str_ne(esx->intake_endpoint, mer->intake_endpoint);
+    ck_assert_str_ne(esx->store_path, mer->store_path);
+    pg_config_destroy(&esx);
+    pg_config_destroy(&mer);
+}
+END_TEST
+
+START_TEST(test_unknown_key)
+{
+    s_bad(BASE "  x: 1\n", "t.yaml:11: unknown key 'x' in section 'kafka'");
+    s_bad(BASE "log:\n  lvl: info\n", "t.yaml:12: unknown key 'lvl' in section 'log'");
+}
+END_TEST
+
+START_TEST(test_unknown_section)
+{
+    s_bad(BASE "metrics:\n  port: 9100\n", "t.yaml:11: unknown section 'metrics'");
+}
+END_TEST
+
+START_TEST(test_wrong_types)
+{
+    s_bad("force: ESX\n", "t.yaml:1: section 'force' must be a mapping of keys, not a scalar");
+    s_bad("force:\n  code: [ESX]\n", "t.yaml:2: force.code: expected a string, got a list");
+    s_bad("force:\n  code:\n", "t.yaml:2: force.code: expected a string, got nothing");
+    s_bad(BASE "  flush_timeout_ms: ten\n",
+          "t.yaml:11: kafka.flush_timeout_ms: 'ten' is not an integer from 0 to 600000");
+    s_bad(BASE "  flush_timeout_ms: 600001\n",
+          "kafka.flush_timeout_ms: '600001' is not an integer from 0 to 600000");
+    s_bad(BASE "  properties: [a, b]\n",
+          "t.yaml:11: kafka.properties: expected a mapping, got a list");
+    s_bad(BASE "  properties:\n    linger.ms: {a: 1}\n",
+          "t.yaml:12: kafka.properties.linger.ms: expected a scalar value, got a mapping");
+    s_bad(BASE "  brokers2: x\n", "unknown key 'brokers2' in section 'kafka'");
+}
+END_TEST
+
+START_TEST(test_bad_size)
+{
+    s_bad(FORCE ADAPTER INTAKE KAFKA "store:\n  path: /x\n  map_size: lots\n",
+          "store.map_size: 'lots' is not a size");
+    s_bad(FORCE ADAPTER INTAKE KAFKA "store:\n  path: /x\n  map_size: 10K\n",
+          "store.map_size: 10240 bytes is outside 1048576 to");
+    s_bad(FORCE ADAPTER INTAKE KAFKA "store:\n  path: /x\n  map_size: 99999999999999999999G\n",
+          "store.map_size: '99999999999999999999G' is not a size");
+    s_bad(FORCE ADAPTER INTAKE KAFKA "store:\n  path: /x\n  map_size: -5\n",
+          "store.map_size: '-5' is not a size");
+}
+END_TEST
+
+START_TEST(test_missing_required)
+{
+    s_bad("adapter: {name: athena}\n"
+          "intake: {endpoint: tcp://127.0.0.1:1}\n"
+          "store: {path: /x}\n"
+          "kafka: {brokers: b:1}\n",
+          "t.yaml: missing section 'force' (its key 'code' is required)");
+    s_bad("force:\n  name: Essex\nadapter: {name: athena}\n"
+          "intake: {endpoint: tcp://127.0.0.1:1}\nstore: {path: /x}\nkafka: {brokers: b:1}\n",
+          "t.yaml:1: section 'force': missing required key 'code'");
+    s_bad(FORCE ADAPTER INTAKE KAFKA "store:\n  map_size: 1G\n",
+          "section 'store': missing required key 'path'");
+}
+END_TEST
+
+START_TEST(test_bad_values)
+{
+    s_bad("force: {code: Essex}\n",
+          "t.yaml:1: force.code: 'Essex' is not a force code (2-4 upper-case letters");
+    s_bad("force: {code: E}\n", "force.code: 'E' is not a force code");
+    s_bad("force: {code: ESSEX}\n", "force.code: 'ESSEX' is not a force code");
+    s_bad("adapter: {name: oracle}\n",
+          "adapter.name: 'oracle' is not an adapter (athena, niche)");
+    s_bad("intake: {endpoint: 'http://x:80'}\n",
+          "intake.endpoint: 'http://x:80' is not a ZeroMQ endpoint");
+    s_bad("intake: {endpoint: 'tcp://127.0.0.1:99999'}\n",
+          "intake.endpoint: 'tcp://127.0.0.1:99999' is not a ZeroMQ endpoint");
+    s_bad("intake: {endpoint: 'tcp://127.0.0.1'}\n", "is not a ZeroMQ endpoint");
+    s_bad(BASE "  topic: 'bad topic!'\n",
+          "kafka.topic: 'bad topic!' is not a Kafka topic name");
+    s_bad(BASE "log: {level: loud}\n",
+          "log.level: 'loud' is not a log level (error, warn, info, debug)");
+    s_bad(FORCE ADAPTER STORE KAFKA "intake:\n  endpoint: tcp://127.0.0.1:1\n  max_message_size: 2MiB\n",
+          "intake.max_message_size: 2097152 bytes exceeds the athena adapter's maximum of "
+          "1048576 bytes");
+}
+END_TEST
+
+START_TEST(test_safety_properties)
+{
+    s_bad(BASE "  properties:\n    acks: 1\n",
+          "t.yaml:12: kafka.properties.acks: 'acks' is fixed to 'all' by polegate");
+    s_bad(BASE "  properties:\n    request.required.acks: 0\n",
+          "'request.required.acks' is fixed to 'all'");
+    s_bad(BASE "  properties:\n    enable.idempotence: false\n",
+          "kafka.properties.enable.idempotence: 'enable.idempotence' is fixed to 'true'");
+    s_bad(BASE "  properties:\n    partitioner: consistent_random\n",
+          "'partitioner' is fixed to 'murmur2_random' by polegate (keys must map to the "
+          "partitions Java clients compute) and cannot be 'consistent_random'");
+    s_bad(BASE "  properties:\n    bootstrap.servers: x:1\n",
+          "kafka.properties.bootstrap.servers: set the brokers with kafka.brokers");
+    s_bad(BASE "  properties:\n    no.such.property: 1\n",
+          "kafka.properties.no.such.property: librdkafka: No such configuration property");
+    s_bad(BASE "  properties:\n    linger.ms: soon\n", "kafka.properties.linger.ms: librdkafka");
+    /* The required values themselves are harmless. */
+    pg_config *cfg = s_parse(BASE "  properties:\n    acks: -1\n    partitioner: "
+                                  "murmur2_random\n");
+    ck_assert_msg(cfg != NULL, "%s", s_err);
+    pg_config_destroy(&cfg);
+}
+END_TEST
+
+START_TEST(test_yaml_syntax)
+{
+    s_bad("force:\n\tcode: ESX\n", "t.yaml:2: YAML: tab character may not be used");
+    s_bad("force:\n  code: ESX\n adapter: x\n", "t.yaml:3: YAML: invalid indentation");
+    s_bad("force:\n  code: ESX\n  code: MER\n", "t.yaml:3: YAML: duplicate key");
+    s_bad("", "t.yaml: the configuration is empty");
+    s_bad("- a\n- b\n", "t.yaml:1: the configuration must be a mapping of sections, not a list");
+}
+END_TEST
+
+START_TEST(test_every_error_reported)
+{
+    pg_config *cfg = s_parse("force: {code: x}\nadapter: {name: y}\nbogus: 1\n");
+    ck_assert_ptr_null(cfg);
+    ck_assert_ptr_nonnull(strstr(s_err, "t.yaml:1: force.code: 'x'"));
+    ck_assert_ptr_nonnull(strstr(s_err, "t.yaml:2: adapter.name: 'y'"));
+    ck_assert_ptr_nonnull(strstr(s_err, "t.yaml:3: unknown section 'bogus'"));
+    ck_assert_ptr_nonnull(strstr(s_err, "missing section 'intake'"));
+    ck_assert_ptr_nonnull(strstr(s_err, "missing section 'kafka'"));
+    ck_assert_int_eq(s_err[strlen(s_err) - 1] != '\n', 1);
+}
+END_TEST
+
+START_TEST(test_file_errors)
+{
+    ck_assert_ptr_null(pg_config_load("/nonexistent/pg.yaml", s_err, sizeof s_err));
+    ck_assert_ptr_nonnull(strstr(s_err, "/nonexistent/pg.yaml: cannot read the file"));
+    char path[] = "/tmp/pg-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(BASE "  nope: 1\n", f);
+    fclose(f);
+    ck_assert_ptr_null(pg_config_load(path, s_err, sizeof s_err));
+    char want[128];
+    snprintf(want, sizeof want, "%s:11: unknown key 'nope' in section 'kafka'", path);
+    ck_assert_msg(strstr(s_err, want) != NULL, "%s", s_err);
+    unlink(path);
+}
+END_TEST
+
+typedef struct s_doc {
+    const char *text;
+    int missing;
+} s_doc;
+
+static void s_in_doc(void *arg, const char *section, const char *key)
+{
+    s_doc *d = arg;
+    char want[128];
+    snprintf(want, sizeof want, "`%s.%s`", section, key);
+    if (!strstr(d->text, want)) {
+        fprintf(stderr, "not documented: %s\n", want);
+        d->missing++;
+    }
+}
+
+static char *s_slurp(FILE *f)
+{
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *s = calloc(1, (size_t)n + 1);
+    ck_assert_uint_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+    return s;
+}
+
+START_TEST(test_reference_matches_docs)
+{
+    char *ref = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&ref, &len);
+    pg_config_reference(mem);
+    fclose(mem);
+    s_doc d = {ref, 0};
+    pg_config_each_key(s_in_doc, &d);
+    ck_assert_int_eq(d.missing, 0);
+    ck_assert_ptr_nonnull(strstr(ref, "| `kafka.topic` | string | polegate.<force lower>.pole.v1 |"));
+    ck_assert_ptr_nonnull(strstr(ref, "| `force.code` | string | required |"));
+
+    /* docs/operations.md carries the generated reference verbatim. */
+    FILE *f = fopen(ROOT "/docs/operations.md", "r");
+    ck_assert_ptr_nonnull(f);
+    char *doc = s_slurp(f);
+    fclose(f);
+    ck_assert_msg(strstr(doc, ref) != NULL,
+                  "docs/operations.md does not hold the output of polegated "
+                  "--config-reference");
+    free(doc);
+    free(ref);
+}
+END_TEST
+
+START_TEST(test_log_levels)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&out, &len);
+    pg_log_set_stream(mem);
+    pg_log_set_level(PG_LOG_WARN);
+    pg_log(PG_LOG_INFO, "hidden %d", 1);
+    pg_log(PG_LOG_WARN, "shown %d", 2);
+    pg_log(PG_LOG_ERROR, "also %s", "shown");
+    pg_log_set_level(PG_LOG_INFO);
+    pg_log_set_stream(NULL);
+    fclose(mem);
+    ck_assert_ptr_null(strstr(out, "hidden"));
+    ck_assert_ptr_nonnull(strstr(out, "polegated warn: shown 2\n"));
+    ck_assert_ptr_nonnull(strstr(out, "polegated error: also shown\n"));
+    ck_assert_int_eq(out[4], '-'); /* starts with the UTC time */
+    free(out);
+    ck_assert_int_eq(pg_log_level_parse("debug"), PG_LOG_DEBUG);
+    ck_assert_int_eq(pg_log_level_parse("DEBUG"), -1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("config");
+    tcase_add_test(tc, test_minimal_defaults);
+    tcase_add_test(tc, test_full);
+    tcase_add_test(tc, test_example_files);
+    tcase_add_test(tc, test_unknown_key);
+    tcase_add_test(tc, test_unknown_section);
+    tcase_add_test(tc, test_wrong_types);
+    tcase_add_test(tc, test_bad_size);
+    tcase_add_test(tc, test_missing_required);
+    tcase_add_test(tc, test_bad_values);
+    tcase_add_test(tc, test_safety_properties);
+    tcase_add_test(tc, test_yaml_syntax);
+    tcase_add_test(tc, test_every_error_reported);
+    tcase_add_test(tc, test_file_errors);
+    tcase_add_test(tc, test_reference_matches_docs);
+    tcase_add_test(tc, test_log_levels);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

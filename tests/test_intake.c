@@ -1,0 +1,619 @@
+/* Unit tests for gateway/intake and gateway/daemon: the ack protocol over ZeroMQ, the
+ * decode -> ledger -> producer transaction, and the daemon loop, against a real store
+ * and librdkafka's mock cluster. */
+#include <check.h>
+#include <errno.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "intake.h"
+#include "ledger.h"
+#include "polegate/error.h"
+#include "polegate/identity.h"
+#include "producer.h"
+#include "store.h"
+
+static char s_err[PG_ERRSTR_SIZE];
+static rd_kafka_t *s_mock_rk;
+static rd_kafka_mock_cluster_t *s_mcluster;
+static char s_brokers[256];
+static char s_dir[64];
+static pg_store *s_store;
+static pg_ledger *s_ledger;
+static pg_producer *s_producer;
+static pg_intake *s_intake;
+static void *s_zctx;
+
+/* ---------------------------------------------------------------- a fake adapter */
+
+/* "<message id> <native id> <version> <UPSERT|DELETE>": one person per message, so
+ * that these tests do not depend on the real adapters' rules. */
+static int s_decode_calls;
+
+static int s_fake_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t size,
+                         pg_changeset *cs, char *errstr, size_t errstr_size)
+{
+    (void)ctx;
+    s_decode_calls++;
+    char text[256], mid[64], nid[64], op[16];
+    unsigned long long version;
+    if (size >= sizeof text)
+        return pg_errf(PG_ETOOBIG, errstr, errstr_size, "fake: too long");
+    memcpy(text, data, size);
+    text[size] = 0;
+    if (sscanf(text, "%63s %63s %llu %15s", mid, nid, &version, op) != 4)
+        return pg_errf(PG_EINVALID, errstr, errstr_size,
+                       "record.id: expected \"MID ID VERSION OP\" (\"quoted\"\t)");
+    pg_entity_update *u = PG_PB_NEW(cs->arena, pg_entity_update,
+                                    polegate__pole__v1__entity_update);
+    char id[PG_UUID_STR_SIZE];
+    if (pg_identity_entity("ESX", "ATHENA", "PERSON", nid, id))
+        return pg_errf(PG_EINVALID, errstr, errstr_size, "record.id: bad");
+    u->id = pg_arena_strdup(cs->arena, id);
+    u->version = version;
+    u->operation = strcmp(op, "DELETE") ? POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT
+                                        : POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE;
+    u->kind = POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON;
+    u->origin = PG_PB_NEW(cs->arena, pg_origin, polegate__pole__v1__origin);
+    u->origin->force = "ESX";
+    u->origin->system = "ATHENA";
+    u->origin->native_type = "PERSON";
+    u->origin->native_id = pg_arena_strdup(cs->arena, nid);
+    u->marking = PG_PB_NEW(cs->arena, pg_marking, polegate__pole__v1__marking);
+    u->marking->classification = POLEGATE__POLE__V1__CLASSIFICATION__CLASSIFICATION_OFFICIAL;
+    u->marking->handling = POLEGATE__POLE__V1__HANDLING__HANDLING_P;
+    cs->message_id = pg_arena_strdup(cs->arena, mid);
+    cs->force = "ESX";
+    cs->system = "ATHENA";
+    return pg_changeset_add_entity(cs, u, 0);
+}
+
+static const pg_adapter_ops s_fake = {
+    .name = "fake",
+    .format = "fake",
+    .system = "ATHENA",
+    .max_message_size = 200,
+    .decode = s_fake_decode,
+};
+
+static const char *s_uuid(const char *nid)
+{
+    static char id[PG_UUID_STR_SIZE];
+    pg_identity_entity("ESX", "ATHENA", "PERSON", nid, id);
+    return id;
+}
+
+/* ---------------------------------------------------------------- fixtures */
+
+static void s_mock_up(void)
+{
+    char why[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "3", why, sizeof why);
+    s_mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
+    ck_assert_ptr_nonnull(s_mock_rk);
+    s_mcluster = rd_kafka_mock_cluster_new(s_mock_rk, 1);
+    ck_assert_ptr_nonnull(s_mcluster);
+    snprintf(s_brokers, sizeof s_brokers, "%s", rd_kafka_mock_cluster_bootstraps(s_mcluster));
+    ck_assert_int_eq(rd_kafka_mock_topic_create(s_mcluster, "polegate.esx.pole.v1", 2, 1), 0);
+}
+
+static pg_producer *s_new_producer(const char *brokers, const pg_config_kv *props,
+                                   size_t n)
+{
+    pg_producer_opts popts = {.brokers = brokers,
+                              .topic = "polegate.esx.pole.v1",
+                              .force = "ESX",
+                              .properties = props,
+                              .property_count = n};
+    pg_producer *p = pg_producer_new(&popts, s_err, sizeof s_err);
+    ck_assert_msg(p != NULL, "%s", s_err);
+    return p;
+}
+
+static pg_intake *s_new_intake(const pg_adapter_ops *adapter, const char *endpoint,
+                               size_t max, pg_producer *producer)
+{
+    pg_intake_opts o = {.endpoint = endpoint,
+                        .zmq_ctx = s_zctx,
+                        .max_message_size = max,
+                        .adapter = adapter,
+                        .force = "ESX",
+                        .store = s_store,
+                        .ledger = s_ledger,
+                        .producer = producer};
+    pg_intake *in = pg_intake_new(&o, s_err, sizeof s_err);
+    ck_assert_msg(in != NULL, "%s", s_err);
+    return in;
+}
+
+static void s_setup(void)
+{
+    pg_log_set_level(PG_LOG_ERROR);
+    s_decode_calls = 0;
+    snprintf(s_dir, sizeof s_dir, "/tmp/pg-test-intake-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(s_dir));
+    s_store = pg_store_new(s_dir, 64u << 20, s_err, sizeof s_err);
+    ck_assert_msg(s_store != NULL, "%s", s_err);
+    pg_store_set_durable(s_store, 0);
+    s_ledger = pg_ledger_new(s_store, s_err, sizeof s_err);
+    ck_assert_msg(s_ledger != NULL, "%s", s_err);
+    s_mock_up();
+    s_producer = s_new_producer(s_brokers, NULL, 0);
+    s_zctx = zmq_ctx_new();
+    s_intake = s_new_intake(&s_fake, "tcp://127.0.0.1:*", 0, s_producer);
+}
+
+static void s_teardown(void)
+{
+    pg_intake_destroy(&s_intake);
+    zmq_ctx_term(s_zctx);
+    pg_producer_flush(s_producer, 5000, NULL, 0);
+    pg_producer_destroy(&s_producer);
+    pg_ledger_destroy(&s_ledger);
+    pg_store_destroy(&s_store);
+    rd_kafka_mock_cluster_destroy(s_mcluster);
+    rd_kafka_destroy(s_mock_rk);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static void s_handle(const char *msg, pg_intake_ack *ack)
+{
+    pg_intake_handle(s_intake, (const uint8_t *)msg, strlen(msg), ack);
+}
+
+/* ---------------------------------------------------------------- the pipeline */
+
+START_TEST(test_accepted)
+{
+    pg_intake_ack ack;
+    s_handle("m1 P0000000001 3 UPSERT", &ack);
+    ck_assert_msg(ack.status == PG_INTAKE_ACCEPTED, "%s", ack.reason);
+    ck_assert_uint_eq(ack.id_count, 1);
+    ck_assert_str_eq(ack.ids[0], s_uuid("P0000000001"));
+    ck_assert_uint_eq(ack.stale, 0);
+    ck_assert_int_eq(ack.duplicate, 0);
+    pg_producer_stats ps;
+    pg_producer_get_stats(s_producer, &ps);
+    ck_assert_uint_eq(ps.produced, 1);
+    ck_assert_int_eq(pg_producer_flush(s_producer, 10000, s_err, sizeof s_err), 0);
+    pg_producer_get_stats(s_producer, &ps);
+    ck_assert_uint_eq(ps.delivered, 1);
+
+    /* the ledger committed: the same record at the same version is now stale */
+    s_handle("m2 P0000000001 3 UPSERT", &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_ACCEPTED);
+    ck_assert_uint_eq(ack.id_count, 0);
+    ck_assert_uint_eq(ack.stale, 1);
+
+    /* a DELETE publishes the delete and its tombstone */
+    s_handle("m3 P0000000001 4 DELETE", &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_ACCEPTED);
+    ck_assert_uint_eq(ack.id_count, 1);
+    pg_producer_get_stats(s_producer, &ps);
+    ck_assert_uint_eq(ps.produced, 3);
+
+    pg_intake_stats is;
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.received, 3);
+    ck_assert_uint_eq(is.accepted, 3);
+    ck_assert_uint_eq(is.published, 2);
+}
+END_TEST
+
+START_TEST(test_duplicate)
+{
+    pg_intake_ack ack;
+    s_handle("m1 P0000000002 1 UPSERT", &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_ACCEPTED);
+    s_handle("m1 P0000000002 1 UPSERT", &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_ACCEPTED);
+    ck_assert_int_eq(ack.duplicate, 1);
+    ck_assert_uint_eq(ack.id_count, 0);
+    pg_intake_stats is;
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.duplicates, 1);
+    pg_producer_stats ps;
+    pg_producer_get_stats(s_producer, &ps);
+    ck_assert_uint_eq(ps.produced, 1);
+}
+END_TEST
+
+START_TEST(test_rejected_by_adapter)
+{
+    pg_intake_ack ack;
+    s_handle("nonsense", &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_REJECTED);
+    ck_assert_str_eq(ack.reason, "record.id: expected \"MID ID VERSION OP\" (\"quoted\"\t)");
+    /* and the intake carries on */
+    s_handle("m9 P0000000009 1 UPSERT", &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_ACCEPTED);
+    pg_intake_stats is;
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.rejected, 1);
+    ck_assert_uint_eq(is.accepted, 1);
+}
+END_TEST
+
+START_TEST(test_oversize_not_parsed)
+{
+    char big[202];
+    memset(big, 'x', sizeof big - 1);
+    big[201] = 0;
+    pg_intake_ack ack;
+    s_handle(big, &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_REJECTED);
+    ck_assert_str_eq(ack.reason, "message: 201 bytes is over the limit of 200 bytes");
+    ck_assert_int_eq(s_decode_calls, 0);
+
+    /* a configured limit below the adapter's */
+    pg_intake *small = s_new_intake(&s_fake, NULL, 10, s_producer);
+    pg_intake_handle(small, (const uint8_t *)"m1 P0000000001 1 UPSERT", 23, &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_REJECTED);
+    ck_assert_str_eq(ack.reason, "message: 23 bytes is over the limit of 10 bytes");
+    ck_assert_int_eq(s_decode_calls, 0);
+    pg_intake_handle(small, (const uint8_t *)"", 0, &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_REJECTED);
+    ck_assert_str_eq(ack.reason, "message: empty");
+    pg_intake_destroy(&small);
+}
+END_TEST
+
+START_TEST(test_retry_rolls_back)
+{
+    /* A producer whose queue holds one record and whose broker does not exist: the
+     * second message cannot be queued. */
+    pg_config_kv props[] = {{"queue.buffering.max.messages", "1", 1}};
+    pg_producer *stuck = s_new_producer("127.0.0.1:1", props, 1);
+    pg_intake *in = s_new_intake(&s_fake, NULL, 0, stuck);
+    pg_intake_ack ack;
+    pg_intake_handle(in, (const uint8_t *)"m1 P0000000001 1 UPSERT", 23, &ack);
+    ck_assert_msg(ack.status == PG_INTAKE_ACCEPTED, "%s", ack.reason);
+    pg_intake_handle(in, (const uint8_t *)"m2 P0000000002 1 UPSERT", 23, &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_RETRY);
+    ck_assert_msg(strstr(ack.reason, "not queued") != NULL, "%s", ack.reason);
+    pg_intake_stats is;
+    pg_intake_get_stats(in, &is);
+    ck_assert_uint_eq(is.retried, 1);
+    pg_intake_destroy(&in);
+    pg_producer_destroy(&stuck);
+
+    /* The ledger forgot m2: sent again through a working producer it is applied and
+     * published, not taken for a duplicate. */
+    s_handle("m2 P0000000002 1 UPSERT", &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_ACCEPTED);
+    ck_assert_int_eq(ack.duplicate, 0);
+    ck_assert_uint_eq(ack.id_count, 1);
+    ck_assert_str_eq(ack.ids[0], s_uuid("P0000000002"));
+}
+END_TEST
+
+START_TEST(test_ack_json)
+{
+    pg_buf b = PG_BUF_INIT;
+    const char *ids[] = {"a", "b"};
+    pg_intake_ack ok = {.status = PG_INTAKE_ACCEPTED, .ids = ids, .id_count = 2, .stale = 1};
+    ck_assert_int_eq(pg_intake_ack_json(&ok, NULL, &b), 0);
+    ck_assert_str_eq((char *)b.data,
+                     "{\"status\":\"accepted\",\"ids\":[\"a\",\"b\"],\"stale\":1,"
+                     "\"duplicate\":false}");
+    pg_buf_reset(&b);
+    pg_intake_ack none = {.status = PG_INTAKE_ACCEPTED, .duplicate = 1};
+    ck_assert_int_eq(pg_intake_ack_json(&none, "c-1", &b), 0);
+    ck_assert_str_eq((char *)b.data, "{\"correlation\":\"c-1\",\"status\":\"accepted\","
+                                     "\"ids\":[],\"stale\":0,\"duplicate\":true}");
+    pg_buf_reset(&b);
+    pg_intake_ack bad = {.status = PG_INTAKE_REJECTED};
+    snprintf(bad.reason, sizeof bad.reason, "a.b: \"q\" \\ \x01 caf\xc3\xa9 \xff\xfe end");
+    ck_assert_int_eq(pg_intake_ack_json(&bad, NULL, &b), 0);
+    json_error_t jerr;
+    json_t *j = json_loads((char *)b.data, 0, &jerr);
+    ck_assert_msg(j != NULL, "%s: %s", (char *)b.data, jerr.text);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "rejected");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "reason")),
+                     "a.b: \"q\" \\ \x01 caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd end");
+    json_decref(j);
+    pg_buf_reset(&b);
+    pg_intake_ack retry = {.status = PG_INTAKE_RETRY};
+    snprintf(retry.reason, sizeof retry.reason, "store: full");
+    ck_assert_int_eq(pg_intake_ack_json(&retry, NULL, &b), 0);
+    ck_assert_str_eq((char *)b.data, "{\"status\":\"retry\",\"reason\":\"store: full\"}");
+    pg_buf_free(&b);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- the socket */
+
+static void *s_client(int type)
+{
+    void *c = zmq_socket(s_zctx, type);
+    int t = 5000, linger = 0;
+    zmq_setsockopt(c, ZMQ_RCVTIMEO, &t, sizeof t);
+    zmq_setsockopt(c, ZMQ_LINGER, &linger, sizeof linger);
+    ck_assert_int_eq(zmq_connect(c, pg_intake_endpoint(s_intake)), 0);
+    return c;
+}
+
+/* Serve the intake until n requests have been handled. */
+static void s_serve(int n)
+{
+    int done = 0;
+    for (int i = 0; i < 100 && done < n; i++) {
+        int rc = pg_intake_poll(s_intake, 50, 0, s_err, sizeof s_err);
+        ck_assert_msg(rc >= 0, "%s", s_err);
+        done += rc;
+    }
+    ck_assert_int_eq(done, n);
+}
+
+/* Receive one reply (all its frames) into frames; returns the frame count. */
+static int s_reply(void *c, char frames[4][1024])
+{
+    int n = 0, more = 1;
+    while (more && n < 4) {
+        int len = zmq_recv(c, frames[n], 1023, 0);
+        ck_assert_msg(len >= 0, "no reply: %s", zmq_strerror(errno));
+        frames[n][len] = 0;
+        n++;
+        size_t sz = sizeof more;
+        zmq_getsockopt(c, ZMQ_RCVMORE, &more, &sz);
+    }
+    return n;
+}
+
+START_TEST(test_req_client)
+{
+    void *c = s_client(ZMQ_REQ);
+    const char *msg = "m1 P0000000001 1 UPSERT";
+    ck_assert_int_eq(zmq_send(c, msg, strlen(msg), 0), (int)strlen(msg));
+    s_serve(1);
+    char f[4][1024];
+    ck_assert_int_eq(s_reply(c, f), 1);
+    char want[256];
+    snprintf(want, sizeof want,
+             "{\"status\":\"accepted\",\"ids\":[\"%s\"],\"stale\":0,\"duplicate\":false}",
+             s_uuid("P0000000001"));
+    ck_assert_str_eq(f[0], want);
+
+    /* with a correlation id */
+    zmq_send(c, "rms-42", 6, ZMQ_SNDMORE);
+    zmq_send(c, "garbage", 7, 0);
+    s_serve(1);
+    ck_assert_int_eq(s_reply(c, f), 1);
+    ck_assert_str_eq(f[0], "{\"correlation\":\"rms-42\",\"status\":\"rejected\",\"reason\":"
+                           "\"record.id: expected \\\"MID ID VERSION OP\\\" "
+                           "(\\\"quoted\\\"\\t)\"}");
+
+    /* a correlation id that is not printable ASCII */
+    zmq_send(c, "bad id", 6, ZMQ_SNDMORE);
+    zmq_send(c, msg, strlen(msg), 0);
+    s_serve(1);
+    ck_assert_int_eq(s_reply(c, f), 1);
+    ck_assert_ptr_nonnull(strstr(f[0], "\"reason\":\"correlation: must be 1-128 printable"));
+    zmq_close(c);
+}
+END_TEST
+
+START_TEST(test_dealer_pipelined)
+{
+    void *c = s_client(ZMQ_DEALER);
+    for (int i = 0; i < 5; i++) {
+        char corr[16], msg[64];
+        snprintf(corr, sizeof corr, "c%d", i);
+        snprintf(msg, sizeof msg, "d%d P00000001%02d 1 UPSERT", i, i);
+        zmq_send(c, "", 0, ZMQ_SNDMORE); /* the delimiter a REQ socket would add */
+        zmq_send(c, corr, strlen(corr), ZMQ_SNDMORE);
+        zmq_send(c, msg, strlen(msg), 0);
+    }
+    s_serve(5);
+    for (int i = 0; i < 5; i++) {
+        char f[4][1024], want[32];
+        ck_assert_int_eq(s_reply(c, f), 2);
+        ck_assert_str_eq(f[0], "");
+        snprintf(want, sizeof want, "{\"correlation\":\"c%d\"", i);
+        ck_assert_msg(!strncmp(f[1], want, strlen(want)), "%s", f[1]);
+        ck_assert_ptr_nonnull(strstr(f[1], "\"status\":\"accepted\""));
+    }
+
+    /* without a delimiter: the reply has none either */
+    zmq_send(c, "m7 P0000000007 1 UPSERT", 23, 0);
+    s_serve(1);
+    char f[4][1024];
+    ck_assert_int_eq(s_reply(c, f), 1);
+    ck_assert_ptr_nonnull(strstr(f[0], "\"status\":\"accepted\""));
+
+    /* too many frames */
+    zmq_send(c, "", 0, ZMQ_SNDMORE);
+    zmq_send(c, "a", 1, ZMQ_SNDMORE);
+    zmq_send(c, "b", 1, ZMQ_SNDMORE);
+    zmq_send(c, "c", 1, 0);
+    s_serve(1);
+    ck_assert_int_eq(s_reply(c, f), 2);
+    ck_assert_str_eq(f[1], "{\"status\":\"rejected\",\"reason\":\"frames: expected the "
+                           "message, or a correlation id and the message (1 or 2 frames), "
+                           "got 3\"}");
+    zmq_close(c);
+}
+END_TEST
+
+START_TEST(test_bind_error)
+{
+    pg_intake_opts o = {.endpoint = pg_intake_endpoint(s_intake),
+                        .zmq_ctx = s_zctx,
+                        .adapter = &s_fake,
+                        .store = s_store,
+                        .ledger = s_ledger,
+                        .producer = s_producer};
+    ck_assert_ptr_null(pg_intake_new(&o, s_err, sizeof s_err));
+    ck_assert_msg(strstr(s_err, "intake: cannot bind tcp://127.0.0.1:") != NULL, "%s", s_err);
+    ck_assert_ptr_nonnull(strstr(s_err, "in use"));
+}
+END_TEST
+
+/* ---------------------------------------------------------------- the real adapter */
+
+typedef struct s_split_ctx {
+    int accepted, other;
+    size_t published;
+    char last_reason[PG_ERRSTR_SIZE + 32];
+} s_split_ctx;
+
+static int s_each(void *arg, const uint8_t *msg, size_t len, size_t pos)
+{
+    s_split_ctx *sc = arg;
+    pg_intake_ack ack;
+    pg_intake_handle(s_intake, msg, len, &ack);
+    if (ack.status == PG_INTAKE_ACCEPTED) {
+        sc->accepted++;
+        sc->published += ack.id_count;
+    } else {
+        sc->other++;
+        snprintf(sc->last_reason, sizeof sc->last_reason, "line %zu: %s", pos, ack.reason);
+    }
+    return 0;
+}
+
+START_TEST(test_athena_fixture)
+{
+    pg_intake_destroy(&s_intake);
+    s_intake = s_new_intake(&pg_adapter_athena, NULL, 0, s_producer);
+    FILE *f = fopen(PG_FIXTURES "/atx-burglary.ndjson", "rb");
+    ck_assert_ptr_nonnull(f);
+    static uint8_t data[1 << 20];
+    size_t n = fread(data, 1, sizeof data, f);
+    fclose(f);
+    s_split_ctx sc = {0};
+    ck_assert_int_eq(pg_adapter_athena.split(data, n, s_each, &sc), 0);
+    ck_assert_msg(sc.other == 0, "%s", sc.last_reason);
+    ck_assert_int_eq(sc.accepted, 8);
+    ck_assert_uint_ge(sc.published, 8);
+    ck_assert_int_eq(pg_producer_flush(s_producer, 10000, s_err, sizeof s_err), 0);
+    pg_producer_stats ps;
+    pg_producer_get_stats(s_producer, &ps);
+    ck_assert_uint_eq(ps.failed, 0);
+    ck_assert_uint_eq(ps.delivered, ps.produced);
+    ck_assert_uint_gt(ps.produced, sc.published); /* the DELETE added tombstones */
+
+    /* the same file again: every message is a duplicate, nothing is published */
+    sc = (s_split_ctx){0};
+    pg_adapter_athena.split(data, n, s_each, &sc);
+    ck_assert_int_eq(sc.accepted, 8);
+    ck_assert_uint_eq(sc.published, 0);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- the daemon */
+
+typedef struct s_run {
+    pg_daemon *d;
+    int rc;
+} s_run;
+
+static void *s_run_daemon(void *arg)
+{
+    s_run *r = arg;
+    char why[PG_ERRSTR_SIZE];
+    r->rc = pg_daemon_run(r->d, why, sizeof why);
+    return NULL;
+}
+
+START_TEST(test_daemon_loop)
+{
+    /* The daemon binds its own socket: free the fixture's store for it. */
+    pg_intake_destroy(&s_intake);
+    pg_ledger_destroy(&s_ledger);
+    pg_store_destroy(&s_store);
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "force: {code: ESX}\n"
+             "adapter: {name: athena}\n"
+             "intake: {endpoint: 'tcp://127.0.0.1:*'}\n"
+             "store: {path: '%s/daemon', map_size: 16MiB}\n"
+             "kafka: {brokers: '%s', flush_timeout_ms: 5000}\n"
+             "log: {level: error}\n",
+             s_dir, s_brokers);
+    char errs[2048];
+    pg_config *cfg = pg_config_parse("d.yaml", yaml, strlen(yaml), errs, sizeof errs);
+    ck_assert_msg(cfg != NULL, "%s", errs);
+    pg_daemon *d = pg_daemon_new(cfg, s_err, sizeof s_err);
+    ck_assert_msg(d != NULL, "%s", s_err);
+    char summary[1024];
+    pg_daemon_summary(d, summary, sizeof summary);
+    ck_assert_msg(strstr(summary, "force ESX, adapter athena (atx, max 1048576 bytes), "
+                                  "intake tcp://127.0.0.1:") != NULL,
+                  "%s", summary);
+    ck_assert_ptr_nonnull(strstr(summary, "topic polegate.esx.pole.v1"));
+
+    void *c = zmq_socket(s_zctx, ZMQ_REQ);
+    int t = 5000, linger = 0;
+    zmq_setsockopt(c, ZMQ_RCVTIMEO, &t, sizeof t);
+    zmq_setsockopt(c, ZMQ_LINGER, &linger, sizeof linger);
+    ck_assert_int_eq(zmq_connect(c, pg_intake_endpoint(pg_daemon_intake(d))), 0);
+
+    s_run r = {d, -1};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, s_run_daemon, &r), 0);
+    zmq_send(c, "{}", 2, 0);
+    char f[4][1024];
+    ck_assert_int_eq(s_reply(c, f), 1);
+    ck_assert_ptr_nonnull(strstr(f[0], "\"status\":\"rejected\""));
+    pg_daemon_stop(d);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(r.rc, 0);
+    zmq_close(c);
+    pg_daemon_destroy(&d);
+    ck_assert_ptr_null(d);
+    pg_config_destroy(&cfg);
+}
+END_TEST
+
+START_TEST(test_daemon_bad_store)
+{
+    const char *yaml = "force: {code: ESX}\nadapter: {name: athena}\n"
+                       "intake: {endpoint: 'tcp://127.0.0.1:*'}\n"
+                       "store: {path: /proc/no/such/dir}\nkafka: {brokers: '127.0.0.1:1'}\n";
+    char errs[2048];
+    pg_config *cfg = pg_config_parse("d.yaml", yaml, strlen(yaml), errs, sizeof errs);
+    ck_assert_msg(cfg != NULL, "%s", errs);
+    ck_assert_ptr_null(pg_daemon_new(cfg, s_err, sizeof s_err));
+    ck_assert_msg(strstr(s_err, "store /proc/no/such/dir: ") != NULL, "%s", s_err);
+    pg_config_destroy(&cfg);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("intake");
+    TCase *tc = tcase_create("intake");
+    tcase_add_checked_fixture(tc, s_setup, s_teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_accepted);
+    tcase_add_test(tc, test_duplicate);
+    tcase_add_test(tc, test_rejected_by_adapter);
+    tcase_add_test(tc, test_oversize_not_parsed);
+    tcase_add_test(tc, test_retry_rolls_back);
+    tcase_add_test(tc, test_ack_json);
+    tcase_add_test(tc, test_req_client);
+    tcase_add_test(tc, test_dealer_pipelined);
+    tcase_add_test(tc, test_bind_error);
+    tcase_add_test(tc, test_athena_fixture);
+    tcase_add_test(tc, test_daemon_loop);
+    tcase_add_test(tc, test_daemon_bad_store);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
