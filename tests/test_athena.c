@@ -684,7 +684,9 @@ START_TEST(test_encode_idmap)
     ck_assert_ptr_nonnull(j);
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "record"), "id")),
                      "P9000000001");
-    const char *mid = json_string_value(json_object_get(json_object_get(j, "header"), "messageId"));
+    char mid[64];
+    snprintf(mid, sizeof mid, "%s",
+             json_string_value(json_object_get(json_object_get(j, "header"), "messageId")));
     ck_assert_int_eq(strlen(mid), 36);
     ck_assert_int_eq(mid[14], '5'); /* UUIDv5 */
     ck_assert_str_ne(mid, "B#3");
