@@ -191,8 +191,9 @@ static int s_assign_atx(pg_idmap_store *self, pg_store_txn *txn, const char *uui
         if (++last >= max)
             return pg_errf(PG_ESTORE, errstr, errstr_size,
                            "idmap: every ATX id %c%s... is taken", letter, self->prefix);
-        snprintf(id, S_ID_MAX + 1, "%c%s%0*llu", letter, self->prefix, width,
-                 (unsigned long long)last);
+        char digits[24];
+        snprintf(digits, sizeof digits, "%020llu", (unsigned long long)last);
+        snprintf(id, S_ID_MAX + 1, "%c%s%s", letter, self->prefix, digits + 20 - width);
         rc = s_taken(self, txn, id, NULL, errstr, errstr_size);
         if (rc < 0)
             return rc;
