@@ -63,8 +63,8 @@ typedef struct s_ctx {
 
 /* ------------------------------------------------------------ records */
 
-static int s_rec_get(pg_store_txn *txn, pg_store_db db, const char *id, s_rec *rec,
-                     char *errstr, size_t errstr_size)
+static int s_rec_get(pg_store_txn *txn, pg_store_db db, const char *id, s_rec *rec, char *errstr,
+                     size_t errstr_size)
 {
     const void *v;
     size_t vlen;
@@ -75,8 +75,7 @@ static int s_rec_get(pg_store_txn *txn, pg_store_db db, const char *id, s_rec *r
     if (rc != 0)
         return rc;
     if (vlen < sizeof(s_hdr))
-        return pg_errf(PG_ESTORE, errstr, errstr_size, "ledger: stored record %s is corrupt",
-                       id);
+        return pg_errf(PG_ESTORE, errstr, errstr_size, "ledger: stored record %s is corrupt", id);
     memcpy(&rec->hdr, v, sizeof(s_hdr));
     rec->found = 1;
     rec->pb = (const uint8_t *)v + sizeof(s_hdr);
@@ -84,15 +83,14 @@ static int s_rec_get(pg_store_txn *txn, pg_store_db db, const char *id, s_rec *r
     return 0;
 }
 
-static int s_rec_put(pg_store_txn *txn, pg_store_db db, const char *id, uint64_t version,
-                     int kind, int deleted, const ProtobufCMessage *msg, char *errstr,
-                     size_t errstr_size)
+static int s_rec_put(pg_store_txn *txn, pg_store_db db, const char *id, uint64_t version, int kind,
+                     int deleted, const ProtobufCMessage *msg, char *errstr, size_t errstr_size)
 {
     s_hdr hdr = {.version = version, .kind = (uint32_t)kind, .deleted = deleted ? 1 : 0};
     size_t len = protobuf_c_message_get_packed_size(msg);
     void *p;
-    int rc = pg_store_put_reserve(txn, db, id, strlen(id), sizeof hdr + len, &p, errstr,
-                                  errstr_size);
+    int rc =
+        pg_store_put_reserve(txn, db, id, strlen(id), sizeof hdr + len, &p, errstr, errstr_size);
     if (rc != 0)
         return rc;
     memcpy(p, &hdr, sizeof hdr);
@@ -120,8 +118,8 @@ static pg_entity_update *s_entity_unpack(s_ctx *ctx, const s_rec *rec, const cha
 
 static pg_link_update *s_link_unpack(s_ctx *ctx, const s_rec *rec, const char *id)
 {
-    return s_unpack(&polegate__pole__v1__link_update__descriptor, rec, ctx->arena, id,
-                    ctx->errstr, ctx->errstr_size);
+    return s_unpack(&polegate__pole__v1__link_update__descriptor, rec, ctx->arena, id, ctx->errstr,
+                    ctx->errstr_size);
 }
 
 static int s_entity_get(s_ctx *ctx, const char *id, s_rec *rec)
@@ -144,8 +142,8 @@ static int s_nomem(s_ctx *ctx)
 static int s_emit_entity(s_ctx *ctx, pg_entity_update *e)
 {
     int deleted = e->operation == S_DELETE;
-    int rc = s_rec_put(ctx->txn, ctx->ledger->entity, e->id, e->version, e->kind, deleted,
-                       &e->base, ctx->errstr, ctx->errstr_size);
+    int rc = s_rec_put(ctx->txn, ctx->ledger->entity, e->id, e->version, e->kind, deleted, &e->base,
+                       ctx->errstr, ctx->errstr_size);
     if (rc != 0)
         return rc;
     if (pg_changeset_add_entity(ctx->out, e, 0) != 0)
@@ -419,8 +417,7 @@ static int s_in_owned(const pg_changeset *in, const size_t *owner, size_t idx, c
 }
 
 /* Rule 4: the links of changeset entry idx (owner[j] == idx + 1 marks them). */
-static int s_replace_links(s_ctx *ctx, const pg_entity_update *e, const size_t *owner,
-                           size_t idx)
+static int s_replace_links(s_ctx *ctx, const pg_entity_update *e, const size_t *owner, size_t idx)
 {
     const pg_changeset *in = ctx->in;
     int rc = 0;
@@ -484,7 +481,8 @@ static int s_merge_one(s_ctx *ctx, const pg_entity_update *e, pg_entity_ref *sur
     int rc = s_entity_get(ctx, ref->id, &rec);
     if (rc != 0 || (rec.found && rec.hdr.deleted))
         return rc;
-    pg_entity_update *d = PG_PB_NEW(ctx->arena, pg_entity_update, polegate__pole__v1__entity_update);
+    pg_entity_update *d =
+        PG_PB_NEW(ctx->arena, pg_entity_update, polegate__pole__v1__entity_update);
     if (!d)
         return s_nomem(ctx);
     d->id = ref->id;
@@ -614,8 +612,8 @@ static uint64_t s_from_be64(const uint8_t in[8])
 static int s_seen_add(s_ctx *ctx, const char *mid)
 {
     pg_ledger *ledger = ctx->ledger;
-    pg_store_cursor *cur = pg_store_cursor_open(ctx->txn, ledger->msgseq, ctx->errstr,
-                                                ctx->errstr_size);
+    pg_store_cursor *cur =
+        pg_store_cursor_open(ctx->txn, ledger->msgseq, ctx->errstr, ctx->errstr_size);
     if (!cur)
         return PG_ESTORE;
     const void *k, *v;
@@ -626,8 +624,8 @@ static int s_seen_add(s_ctx *ctx, const char *mid)
     if (rc == PG_ENOTFOUND)
         rc = 0;
     if (rc == 0)
-        rc = pg_store_put(ctx->txn, ledger->msgid, mid, mlen, seq, 8, ctx->errstr,
-                          ctx->errstr_size);
+        rc =
+            pg_store_put(ctx->txn, ledger->msgid, mid, mlen, seq, 8, ctx->errstr, ctx->errstr_size);
     if (rc == 0)
         rc = pg_store_put(ctx->txn, ledger->msgseq, seq, 8, mid, mlen, ctx->errstr,
                           ctx->errstr_size);
@@ -696,8 +694,8 @@ static int s_validate(s_ctx *ctx)
                 return pg_errf(PG_EINVALID, es, esz,
                                "changes[%zu].link.from.id: required, 1-%d bytes", i, S_MAX_ID);
             if (!l->to || !s_id_ok(l->to->id))
-                return pg_errf(PG_EINVALID, es, esz, "changes[%zu].link.to.id: required, 1-%d bytes",
-                               i, S_MAX_ID);
+                return pg_errf(PG_EINVALID, es, esz,
+                               "changes[%zu].link.to.id: required, 1-%d bytes", i, S_MAX_ID);
             if (l->role == POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_UNSPECIFIED)
                 return pg_errf(PG_EINVALID, es, esz, "changes[%zu].link.role: required", i);
         } else {
@@ -736,8 +734,8 @@ static int s_apply(s_ctx *ctx)
     if (in->message_id) {
         const void *v;
         size_t vlen;
-        rc = pg_store_get(ctx->txn, ctx->ledger->msgid, in->message_id,
-                          strlen(in->message_id), &v, &vlen, ctx->errstr, ctx->errstr_size);
+        rc = pg_store_get(ctx->txn, ctx->ledger->msgid, in->message_id, strlen(in->message_id), &v,
+                          &vlen, ctx->errstr, ctx->errstr_size);
         if (rc == 0) {
             ctx->res->duplicate = 1;
             return 0;
@@ -762,9 +760,8 @@ static int s_apply(s_ctx *ctx)
     return rc;
 }
 
-int pg_ledger_apply(pg_ledger *ledger, pg_store_txn *txn, const pg_changeset *in,
-                    pg_changeset *out, pg_ledger_result *res, char *errstr,
-                    size_t errstr_size)
+int pg_ledger_apply(pg_ledger *ledger, pg_store_txn *txn, const pg_changeset *in, pg_changeset *out,
+                    pg_ledger_result *res, char *errstr, size_t errstr_size)
 {
     memset(res, 0, sizeof(*res));
     if (errstr && errstr_size)
@@ -808,9 +805,9 @@ int pg_ledger_apply(pg_ledger *ledger, pg_store_txn *txn, const pg_changeset *in
 
 /* ------------------------------------------------------------ queries */
 
-static int s_get_record(pg_store_txn *txn, pg_store_db db,
-                        const ProtobufCMessageDescriptor *desc, const char *id, pg_arena *arena,
-                        void **msg, int *deleted, char *errstr, size_t errstr_size)
+static int s_get_record(pg_store_txn *txn, pg_store_db db, const ProtobufCMessageDescriptor *desc,
+                        const char *id, pg_arena *arena, void **msg, int *deleted, char *errstr,
+                        size_t errstr_size)
 {
     s_rec rec;
     int rc = s_rec_get(txn, db, id, &rec, errstr, errstr_size);
@@ -825,9 +822,8 @@ static int s_get_record(pg_store_txn *txn, pg_store_db db,
     return 0;
 }
 
-int pg_ledger_get_entity(pg_ledger *ledger, pg_store_txn *txn, const char *id,
-                         pg_arena *arena, pg_entity_update **entity, int *deleted,
-                         char *errstr, size_t errstr_size)
+int pg_ledger_get_entity(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
+                         pg_entity_update **entity, int *deleted, char *errstr, size_t errstr_size)
 {
     return s_get_record(txn, ledger->entity, &polegate__pole__v1__entity_update__descriptor, id,
                         arena, (void **)entity, deleted, errstr, errstr_size);
@@ -836,13 +832,12 @@ int pg_ledger_get_entity(pg_ledger *ledger, pg_store_txn *txn, const char *id,
 int pg_ledger_get_link(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
                        pg_link_update **link, int *deleted, char *errstr, size_t errstr_size)
 {
-    return s_get_record(txn, ledger->link, &polegate__pole__v1__link_update__descriptor, id,
-                        arena, (void **)link, deleted, errstr, errstr_size);
+    return s_get_record(txn, ledger->link, &polegate__pole__v1__link_update__descriptor, id, arena,
+                        (void **)link, deleted, errstr, errstr_size);
 }
 
-static int s_links(pg_ledger *ledger, pg_store_txn *txn, const char *id, char dir,
-                   pg_arena *arena, pg_link_update ***links, size_t *count, char *errstr,
-                   size_t errstr_size)
+static int s_links(pg_ledger *ledger, pg_store_txn *txn, const char *id, char dir, pg_arena *arena,
+                   pg_link_update ***links, size_t *count, char *errstr, size_t errstr_size)
 {
     char **ids;
     size_t n;
@@ -866,16 +861,14 @@ static int s_links(pg_ledger *ledger, pg_store_txn *txn, const char *id, char di
     return 0;
 }
 
-int pg_ledger_links_from(pg_ledger *ledger, pg_store_txn *txn, const char *id,
-                         pg_arena *arena, pg_link_update ***links, size_t *count,
-                         char *errstr, size_t errstr_size)
+int pg_ledger_links_from(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
+                         pg_link_update ***links, size_t *count, char *errstr, size_t errstr_size)
 {
     return s_links(ledger, txn, id, S_FROM, arena, links, count, errstr, errstr_size);
 }
 
 int pg_ledger_links_to(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
-                       pg_link_update ***links, size_t *count, char *errstr,
-                       size_t errstr_size)
+                       pg_link_update ***links, size_t *count, char *errstr, size_t errstr_size)
 {
     return s_links(ledger, txn, id, S_TO, arena, links, count, errstr, errstr_size);
 }
@@ -902,8 +895,10 @@ static int s_open_dbs(pg_ledger *self, pg_store_txn *txn, const char *name, char
         const char *suffix;
         unsigned flags;
         pg_store_db *db;
-    } dbs[] = {{"entity", 0, &self->entity}, {"link", 0, &self->link},
-               {"index", PG_STORE_DUPSORT, &self->index}, {"msgid", 0, &self->msgid},
+    } dbs[] = {{"entity", 0, &self->entity},
+               {"link", 0, &self->link},
+               {"index", PG_STORE_DUPSORT, &self->index},
+               {"msgid", 0, &self->msgid},
                {"msgseq", 0, &self->msgseq}};
     char dbname[64];
     int rc = 0;
@@ -930,8 +925,7 @@ static int s_open_dbs(pg_ledger *self, pg_store_txn *txn, const char *name, char
     return rc;
 }
 
-pg_ledger *pg_ledger_new_named(pg_store *store, const char *name, char *errstr,
-                               size_t errstr_size)
+pg_ledger *pg_ledger_new_named(pg_store *store, const char *name, char *errstr, size_t errstr_size)
 {
     if (!s_name_ok(name)) {
         pg_errf(PG_EUSAGE, errstr, errstr_size, "ledger: name must be 1-32 of [a-z0-9_-]");

@@ -1,4 +1,4 @@
-/* pg_ledger: the state that turns decoded native messages into the canonical updates to publish. */
+/* pg_ledger: state that turns decoded native messages into the updates to publish. */
 #ifndef POLEGATE_LEDGER_H
 #define POLEGATE_LEDGER_H
 
@@ -80,7 +80,9 @@
  * pg_ledger_get_entity and pg_ledger_links_from for what an encoder needs (the latest
  * record of X, the current outbound links of X).
  *
- * A ledger is used by one thread at a time (it keeps a scratch buffer).
+ * The ledger object holds only database handles and settings, no per-call state:
+ * writers are serialised by the store's single write transaction, and readers
+ * (pg_ledger_get_*, _links_*) may run in read transactions of other threads.
  */
 
 typedef struct pg_ledger pg_ledger;
@@ -101,8 +103,7 @@ typedef struct pg_ledger_result {
 pg_ledger *pg_ledger_new(pg_store *store, char *errstr, size_t errstr_size);
 /* A ledger whose databases are "<name>.entity", "<name>.link", ... ("partner"), for a
  * second, independent ledger in the same store. name: 1-32 of [a-z0-9_-]. */
-pg_ledger *pg_ledger_new_named(pg_store *store, const char *name, char *errstr,
-                               size_t errstr_size);
+pg_ledger *pg_ledger_new_named(pg_store *store, const char *name, char *errstr, size_t errstr_size);
 void pg_ledger_destroy(pg_ledger **p);
 /* How many message ids to remember for duplicate detection (>= 1). Takes effect at the
  * next apply, which forgets the oldest ids beyond it. 0 or PG_EUSAGE. */
@@ -113,27 +114,23 @@ int pg_ledger_set_seen_limit(pg_ledger *ledger, size_t limit);
  * (a change without id, operation, or link end), PG_ENOMEM, PG_ESTORE (reason contains
  * "MDB_MAP_FULL" when the store is full; txn itself stays usable), PG_EUSAGE (txn
  * read-only). */
-int pg_ledger_apply(pg_ledger *ledger, pg_store_txn *txn, const pg_changeset *in,
-                    pg_changeset *out, pg_ledger_result *res, char *errstr,
-                    size_t errstr_size);
+int pg_ledger_apply(pg_ledger *ledger, pg_store_txn *txn, const pg_changeset *in, pg_changeset *out,
+                    pg_ledger_result *res, char *errstr, size_t errstr_size);
 
 /* The latest record of entity id, unpacked into arena: the last UPSERT, or the DELETE
  * with its last version when the entity is deleted. *deleted (may be NULL) says which.
  * 0, PG_ENOTFOUND (never seen), PG_ESTORE. Any transaction. */
-int pg_ledger_get_entity(pg_ledger *ledger, pg_store_txn *txn, const char *id,
-                         pg_arena *arena, pg_entity_update **entity, int *deleted,
-                         char *errstr, size_t errstr_size);
+int pg_ledger_get_entity(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
+                         pg_entity_update **entity, int *deleted, char *errstr, size_t errstr_size);
 /* The latest record of link id, like pg_ledger_get_entity. */
 int pg_ledger_get_link(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
                        pg_link_update **link, int *deleted, char *errstr, size_t errstr_size);
 /* The live links from (links_to: to) entity id, as their latest LinkUpdate, unpacked
  * into arena: *links is an arena array of *count pointers, in link id order. 0
  * (*count may be 0), PG_ENOMEM, PG_ESTORE. */
-int pg_ledger_links_from(pg_ledger *ledger, pg_store_txn *txn, const char *id,
-                         pg_arena *arena, pg_link_update ***links, size_t *count,
-                         char *errstr, size_t errstr_size);
+int pg_ledger_links_from(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
+                         pg_link_update ***links, size_t *count, char *errstr, size_t errstr_size);
 int pg_ledger_links_to(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
-                       pg_link_update ***links, size_t *count, char *errstr,
-                       size_t errstr_size);
+                       pg_link_update ***links, size_t *count, char *errstr, size_t errstr_size);
 
 #endif

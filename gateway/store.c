@@ -162,8 +162,8 @@ static pg_store_txn *s_begin(pg_store *store, pg_store_txn *parent, int write, c
         pg_errf(PG_ENOMEM, errstr, errstr_size, "store: out of memory");
         return NULL;
     }
-    int rc = mdb_txn_begin(store->env, parent ? parent->txn : NULL, write ? 0 : MDB_RDONLY,
-                           &self->txn);
+    int rc =
+        mdb_txn_begin(store->env, parent ? parent->txn : NULL, write ? 0 : MDB_RDONLY, &self->txn);
     if (rc != 0) {
         s_err(rc, "store: begin transaction", store->env, errstr, errstr_size);
         free(self);
@@ -270,8 +270,8 @@ static int s_write_err(pg_store_txn *txn, int rc, const char *what, char *errstr
     return s_err(rc, what, txn->store->env, errstr, errstr_size);
 }
 
-int pg_store_get(pg_store_txn *txn, pg_store_db db, const void *key, size_t klen,
-                 const void **val, size_t *vlen, char *errstr, size_t errstr_size)
+int pg_store_get(pg_store_txn *txn, pg_store_db db, const void *key, size_t klen, const void **val,
+                 size_t *vlen, char *errstr, size_t errstr_size)
 {
     MDB_val k = {klen, (void *)key}, v;
     int rc = mdb_get(txn->txn, db, &k, &v);
@@ -282,8 +282,8 @@ int pg_store_get(pg_store_txn *txn, pg_store_db db, const void *key, size_t klen
     return 0;
 }
 
-int pg_store_put(pg_store_txn *txn, pg_store_db db, const void *key, size_t klen,
-                 const void *val, size_t vlen, char *errstr, size_t errstr_size)
+int pg_store_put(pg_store_txn *txn, pg_store_db db, const void *key, size_t klen, const void *val,
+                 size_t vlen, char *errstr, size_t errstr_size)
 {
     MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
     int rc = mdb_put(txn->txn, db, &k, &v, 0);
@@ -303,8 +303,8 @@ int pg_store_put_reserve(pg_store_txn *txn, pg_store_db db, const void *key, siz
     return 0;
 }
 
-int pg_store_del(pg_store_txn *txn, pg_store_db db, const void *key, size_t klen,
-                 const void *val, size_t vlen, char *errstr, size_t errstr_size)
+int pg_store_del(pg_store_txn *txn, pg_store_db db, const void *key, size_t klen, const void *val,
+                 size_t vlen, char *errstr, size_t errstr_size)
 {
     MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
     int rc = mdb_del(txn->txn, db, &k, val ? &v : NULL);
@@ -359,8 +359,7 @@ static int s_get(pg_store_cursor *self, MDB_cursor_op op, MDB_val *k, const void
     if (rc == MDB_NOTFOUND)
         return PG_ENOTFOUND;
     if (rc != 0)
-        return s_err(rc, "store: cursor", self->txn->store->env, self->errstr,
-                     self->errstr_size);
+        return s_err(rc, "store: cursor", self->txn->store->env, self->errstr, self->errstr_size);
     if (key)
         *key = k->mv_data;
     if (klen)
@@ -372,15 +371,15 @@ static int s_get(pg_store_cursor *self, MDB_cursor_op op, MDB_val *k, const void
     return 0;
 }
 
-int pg_store_cursor_first(pg_store_cursor *self, const void **key, size_t *klen,
-                          const void **val, size_t *vlen)
+int pg_store_cursor_first(pg_store_cursor *self, const void **key, size_t *klen, const void **val,
+                          size_t *vlen)
 {
     MDB_val k = {0, NULL};
     return s_get(self, MDB_FIRST, &k, key, klen, val, vlen);
 }
 
-int pg_store_cursor_last(pg_store_cursor *self, const void **key, size_t *klen,
-                         const void **val, size_t *vlen)
+int pg_store_cursor_last(pg_store_cursor *self, const void **key, size_t *klen, const void **val,
+                         size_t *vlen)
 {
     MDB_val k = {0, NULL};
     return s_get(self, MDB_LAST, &k, key, klen, val, vlen);
@@ -400,8 +399,8 @@ int pg_store_cursor_find(pg_store_cursor *self, const void *key, size_t klen, co
     return s_get(self, MDB_SET_KEY, &k, NULL, NULL, val, vlen);
 }
 
-int pg_store_cursor_next(pg_store_cursor *self, const void **key, size_t *klen,
-                         const void **val, size_t *vlen)
+int pg_store_cursor_next(pg_store_cursor *self, const void **key, size_t *klen, const void **val,
+                         size_t *vlen)
 {
     MDB_val k = {0, NULL};
     return s_get(self, MDB_NEXT, &k, key, klen, val, vlen);
@@ -416,7 +415,6 @@ int pg_store_cursor_next_dup(pg_store_cursor *self, const void **val, size_t *vl
 int pg_store_cursor_del(pg_store_cursor *self)
 {
     int rc = mdb_cursor_del(self->cur, 0);
-    return rc ? s_write_err(self->txn, rc, "store: cursor delete", self->errstr,
-                            self->errstr_size)
+    return rc ? s_write_err(self->txn, rc, "store: cursor delete", self->errstr, self->errstr_size)
               : 0;
 }

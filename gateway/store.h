@@ -101,12 +101,12 @@ int pg_store_db_open(pg_store_txn *txn, const char *name, unsigned flags, pg_sto
 
 /* Read the value of key into *val / *vlen (see "Data" above for its lifetime); for a
  * DUPSORT database, the first value. 0, PG_ENOTFOUND or PG_ESTORE. */
-int pg_store_get(pg_store_txn *txn, pg_store_db db, const void *key, size_t klen,
-                 const void **val, size_t *vlen, char *errstr, size_t errstr_size);
+int pg_store_get(pg_store_txn *txn, pg_store_db db, const void *key, size_t klen, const void **val,
+                 size_t *vlen, char *errstr, size_t errstr_size);
 /* Store val under key, replacing the value (DUPSORT: adding val to the key's set;
  * adding a value already there is not an error). 0 or PG_ESTORE. */
-int pg_store_put(pg_store_txn *txn, pg_store_db db, const void *key, size_t klen,
-                 const void *val, size_t vlen, char *errstr, size_t errstr_size);
+int pg_store_put(pg_store_txn *txn, pg_store_db db, const void *key, size_t klen, const void *val,
+                 size_t vlen, char *errstr, size_t errstr_size);
 /* Reserve vlen bytes as the value of key and write their address to *out, for the
  * caller to fill before the next write in this transaction (not for DUPSORT). Saves a
  * copy when a value is encoded straight into the store. 0 or PG_ESTORE. */
@@ -114,8 +114,8 @@ int pg_store_put_reserve(pg_store_txn *txn, pg_store_db db, const void *key, siz
                          size_t vlen, void **out, char *errstr, size_t errstr_size);
 /* Delete key (val NULL: with all its values; DUPSORT with val: that value only).
  * 0, PG_ENOTFOUND or PG_ESTORE. */
-int pg_store_del(pg_store_txn *txn, pg_store_db db, const void *key, size_t klen,
-                 const void *val, size_t vlen, char *errstr, size_t errstr_size);
+int pg_store_del(pg_store_txn *txn, pg_store_db db, const void *key, size_t klen, const void *val,
+                 size_t vlen, char *errstr, size_t errstr_size);
 /* The number of entries (DUPSORT: of key/value pairs) in db. 0 or PG_ESTORE. */
 int pg_store_count(pg_store_txn *txn, pg_store_db db, size_t *count, char *errstr,
                    size_t errstr_size);
@@ -128,18 +128,18 @@ int pg_store_count(pg_store_txn *txn, pg_store_db db, size_t *count, char *errst
 pg_store_cursor *pg_store_cursor_open(pg_store_txn *txn, pg_store_db db, char *errstr,
                                       size_t errstr_size);
 void pg_store_cursor_close(pg_store_cursor **p);
-int pg_store_cursor_first(pg_store_cursor *cur, const void **key, size_t *klen,
-                          const void **val, size_t *vlen);
-int pg_store_cursor_last(pg_store_cursor *cur, const void **key, size_t *klen,
-                         const void **val, size_t *vlen);
+int pg_store_cursor_first(pg_store_cursor *cur, const void **key, size_t *klen, const void **val,
+                          size_t *vlen);
+int pg_store_cursor_last(pg_store_cursor *cur, const void **key, size_t *klen, const void **val,
+                         size_t *vlen);
 /* The first entry whose key is >= key. */
 int pg_store_cursor_seek(pg_store_cursor *cur, const void *key, size_t klen, const void **okey,
                          size_t *oklen, const void **val, size_t *vlen);
 /* The first value of exactly key (DUPSORT: walk the rest with _next_dup). */
 int pg_store_cursor_find(pg_store_cursor *cur, const void *key, size_t klen, const void **val,
                          size_t *vlen);
-int pg_store_cursor_next(pg_store_cursor *cur, const void **key, size_t *klen,
-                         const void **val, size_t *vlen);
+int pg_store_cursor_next(pg_store_cursor *cur, const void **key, size_t *klen, const void **val,
+                         size_t *vlen);
 /* DUPSORT: the next value of the current key; PG_ENOTFOUND after the last. */
 int pg_store_cursor_next_dup(pg_store_cursor *cur, const void **val, size_t *vlen);
 /* Delete the entry the cursor is on (a write txn); _next then returns the entry that

@@ -314,9 +314,9 @@ START_TEST(test_first_upsert_emits_entity_then_links)
 
     pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
     pg_link_update *sl;
-    ck_assert_int_eq(pg_ledger_get_link(lg, txn, s_lid("P1", R(USES), "T1"), ids, &sl, &deleted,
-                                        e, sizeof e),
-                     0);
+    ck_assert_int_eq(
+        pg_ledger_get_link(lg, txn, s_lid("P1", R(USES), "T1"), ids, &sl, &deleted, e, sizeof e),
+        0);
     ck_assert_uint_eq(sl->version, 1);
     ck_assert_int_eq(deleted, 0);
     ck_assert_int_eq(pg_ledger_get_link(lg, txn, "no-such-link", ids, &sl, NULL, e, sizeof e),
@@ -398,7 +398,8 @@ START_TEST(test_replace_links_diff)
 {
     s_msg("m1");
     s_entity("P1", K(PERSON), 1, UPSERT, 1);
-    s_link("P1", K(PERSON), R(HOME_ADDRESS), "L1", K(LOCATION), UPSERT)->valid_from = s_date(2020, 1, 1);
+    s_link("P1", K(PERSON), R(HOME_ADDRESS), "L1", K(LOCATION), UPSERT)->valid_from =
+        s_date(2020, 1, 1);
     s_link("P1", K(PERSON), R(USES), "T1", K(TELEPHONE), UPSERT);
     s_link("P1", K(PERSON), R(KEEPER), "V1", K(VEHICLE), UPSERT);
     s_apply_ok();
@@ -475,8 +476,8 @@ START_TEST(test_link_version_sequence)
         int op;
         int valid_year; /* 0: open */
         uint64_t want;  /* 0: not emitted */
-    } steps[] = {{UPSERT, 0, 1},    {UPSERT, 0, 0},      {UPSERT, 2021, 2}, {DELETE, 0, 3},
-                 {DELETE, 0, 0},    {UPSERT, 2021, 4},   {UPSERT, 2022, 5}};
+    } steps[] = {{UPSERT, 0, 1}, {UPSERT, 0, 0},    {UPSERT, 2021, 2}, {DELETE, 0, 3},
+                 {DELETE, 0, 0}, {UPSERT, 2021, 4}, {UPSERT, 2022, 5}};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         char mid[16];
         snprintf(mid, sizeof mid, "m%zu", i);
@@ -816,21 +817,42 @@ START_TEST(test_invalid_change)
     char *long_id = pg_arena_alloc(in->arena, 300);
     memset(long_id, 'x', 299);
     switch (_i) {
-    case 0: u->id = ""; break;
-    case 1: u->id = long_id; break;
-    case 2: u->operation = 0; break;
-    case 3: s_merged_from(u, "P2", 0), u->merged_from[0]->id = ""; break;
-    case 4: l->id = ""; break;
-    case 5: l->operation = 0; break;
-    case 6: l->from = NULL; break;
-    case 7: l->to->id = ""; break;
-    case 8: l->role = 0; break;
-    case 9: in->message_id = long_id; break;
-    case 10: in->changes[1].type = 7; break;
+    case 0:
+        u->id = "";
+        break;
+    case 1:
+        u->id = long_id;
+        break;
+    case 2:
+        u->operation = 0;
+        break;
+    case 3:
+        s_merged_from(u, "P2", 0), u->merged_from[0]->id = "";
+        break;
+    case 4:
+        l->id = "";
+        break;
+    case 5:
+        l->operation = 0;
+        break;
+    case 6:
+        l->from = NULL;
+        break;
+    case 7:
+        l->to->id = "";
+        break;
+    case 8:
+        l->role = 0;
+        break;
+    case 9:
+        in->message_id = long_id;
+        break;
+    case 10:
+        in->changes[1].type = 7;
+        break;
     }
     ck_assert_int_eq(s_apply(), PG_EINVALID);
-    ck_assert_msg(strstr(e, s_invalid[_i].reason) != NULL, "%s: got \"%s\"", s_invalid[_i].what,
-                  e);
+    ck_assert_msg(strstr(e, s_invalid[_i].reason) != NULL, "%s: got \"%s\"", s_invalid[_i].what, e);
     ck_assert_uint_eq(out->count, 0);
     int deleted;
     ck_assert_uint_eq(s_stored("P1", &deleted), 0);
@@ -906,7 +928,7 @@ START_TEST(test_bounded_message_ids)
     ck_assert_int_eq(pg_ledger_set_seen_limit(lg, 0), PG_EUSAGE);
     ck_assert_int_eq(pg_ledger_set_seen_limit(lg, 3), 0);
     for (int i = 1; i <= 5; i++) {
-        char mid[8];
+        char mid[16];
         snprintf(mid, sizeof mid, "m%d", i);
         s_msg(mid);
         s_entity("P1", K(PERSON), (uint64_t)i, UPSERT, 0);
