@@ -1,0 +1,639 @@
+/* Unit tests for the audit log: the hash chain across reopen, tampering found at the
+ * right line, queries, and no record content in what is written. */
+#include <check.h>
+#include <glib.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "polegate/error.h"
+#include "polegate/pole.h"
+
+static char s_dir[64];
+static char s_path[128];
+static int64_t s_now; /* the fake clock, ms */
+
+static int64_t s_clock(void *ud)
+{
+    (void)ud;
+    return s_now;
+}
+
+static const pg_audit_options s_opts = {.sync_every = 1, .clock_ms = s_clock};
+
+static void s_setup(void)
+{
+    snprintf(s_dir, sizeof s_dir, "/tmp/pg-audit-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(s_dir));
+    snprintf(s_path, sizeof s_path, "%s/audit.log", s_dir);
+    s_now = 1774747800000; /* 2026-03-29T01:30:00.000Z */
+}
+
+static void s_teardown(void)
+{
+    unlink(s_path);
+    rmdir(s_dir);
+}
+
+static pg_audit *s_open(void)
+{
+    char err[PG_ERRSTR_SIZE] = "";
+    pg_audit *a = pg_audit_new(s_path, &s_opts, err, sizeof err);
+    ck_assert_msg(a != NULL, "%s", err);
+    return a;
+}
+
+static void s_append(pg_audit *a, pg_audit_action action, const char *entity, const char *dest,
+                     const char *outcome)
+{
+    pg_audit_event ev = {
+        .action = action,
+        .entity_id = entity,
+        .native_id = "P0000123456",
+        .origin = "ESX",
+        .destination = dest,
+        .agreement = dest ? "ISA-ESX-KNT-2025" : NULL,
+        .policy_version = "ESX-ISP-2026.1",
+        .version = 7,
+        .outcome = outcome,
+    };
+    char err[PG_ERRSTR_SIZE] = "";
+    ck_assert_msg(pg_audit_append(a, &ev, err, sizeof err) == 0, "%s", err);
+    s_now += 60000; /* a minute between events */
+}
+
+#define E1 "6f1c2b0e-0d5b-5a3e-9c1f-2f7f3b8e9a01"
+#define E2 "6f1c2b0e-0d5b-5a3e-9c1f-2f7f3b8e9a02"
+
+/* Four events: collect E1, disclose E1 to kent, withhold E1 from national, collect E2. */
+static void s_write_four(void)
+{
+    pg_audit *a = s_open();
+    s_append(a, PG_AUDIT_COLLECT, E1, NULL, "ok");
+    s_append(a, PG_AUDIT_DISCLOSE, E1, "kent", "shared");
+    s_append(a, PG_AUDIT_WITHHOLD, E1, "national", "handling");
+    s_append(a, PG_AUDIT_COLLECT, E2, NULL, "ok");
+    ck_assert_uint_eq(pg_audit_seq(a), 4);
+    pg_audit_destroy(&a);
+    ck_assert_ptr_null(a);
+}
+
+static char *s_read(size_t *len)
+{
+    gchar *text = NULL;
+    gsize n = 0;
+    ck_assert(g_file_get_contents(s_path, &text, &n, NULL));
+    *len = n;
+    return text;
+}
+
+static void s_write(const char *text, size_t len)
+{
+    ck_assert(g_file_set_contents(s_path, text, (gssize)len, NULL));
+}
+
+static int s_verify(pg_audit_verify_result *res, char *err, size_t errlen)
+{
+    return pg_audit_verify(s_path, res, err, errlen);
+}
+
+/* ------------------------------------------------------------------ the chain */
+
+START_TEST(test_chain_format)
+{
+    s_write_four();
+    size_t len;
+    char *text = s_read(&len);
+    gchar **lines = g_strsplit(text, "\n", -1);
+    ck_assert_uint_eq(g_strv_length(lines), 5); /* four lines and the empty tail */
+    ck_assert_str_eq(lines[4], "");
+    /* Each hash is SHA-256 over the previous hash (64 zeros first) and the event
+     * without its hash, as docs/policy.md says: recompute it independently. */
+    char prev[65];
+    memset(prev, '0', 64);
+    prev[64] = '\0';
+    for (int i = 0; i < 4; i++) {
+        const char *line = lines[i];
+        const char *h = strstr(line, ",\"hash\":\"");
+        ck_assert_ptr_nonnull(h);
+        GString *canon = g_string_new_len(line, h - line);
+        g_string_append_c(canon, '}');
+        GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
+        g_checksum_update(sum, (const guchar *)prev, 64);
+        g_checksum_update(sum, (const guchar *)canon->str, (gssize)canon->len);
+        ck_assert_int_eq(strncmp(h + 9, g_checksum_get_string(sum), 64), 0);
+        ck_assert_str_eq(h + 9 + 64, "\"}");
+        memcpy(prev, h + 9, 64);
+        g_checksum_free(sum);
+        g_string_free(canon, TRUE);
+    }
+    ck_assert_ptr_nonnull(strstr(lines[0], "\"seq\":1,\"time\":\"2026-03-29T01:30:00.000Z\","
+                                           "\"action\":\"collect\""));
+    ck_assert_ptr_nonnull(strstr(lines[1], "\"destination\":\"kent\",\"partner\":null,"
+                                           "\"agreement\":\"ISA-ESX-KNT-2025\","
+                                           "\"policy_version\":\"ESX-ISP-2026.1\",\"version\":7,"
+                                           "\"outcome\":\"shared\",\"hash\":\""));
+    pg_audit_verify_result res;
+    char err[PG_ERRSTR_SIZE] = "";
+    ck_assert_int_eq(s_verify(&res, err, sizeof err), 0);
+    ck_assert_uint_eq(res.events, 4);
+    ck_assert_uint_eq(res.bad_line, 0);
+    ck_assert_str_eq(res.head, prev);
+    g_strfreev(lines);
+    g_free(text);
+}
+END_TEST
+
+START_TEST(test_chain_across_reopen)
+{
+    s_write_four();
+    pg_audit *a = s_open();
+    ck_assert_uint_eq(pg_audit_seq(a), 4);
+    s_append(a, PG_AUDIT_ERASE, E2, NULL, "deleted");
+    ck_assert_uint_eq(pg_audit_seq(a), 5);
+    pg_audit_destroy(&a);
+    a = s_open();
+    s_append(a, PG_AUDIT_WITHDRAW, E2, "kent", "deleted");
+    pg_audit_destroy(&a);
+    pg_audit_verify_result res;
+    char err[PG_ERRSTR_SIZE] = "";
+    ck_assert_msg(s_verify(&res, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(res.events, 6);
+    /* an empty log verifies, with the genesis head */
+    ck_assert_int_eq(truncate(s_path, 0), 0);
+    ck_assert_int_eq(s_verify(&res, err, sizeof err), 0);
+    ck_assert_uint_eq(res.events, 0);
+    ck_assert_str_eq(res.head, "0000000000000000000000000000000000000000000000000000000000000000");
+    a = s_open();
+    ck_assert_uint_eq(pg_audit_seq(a), 0);
+    pg_audit_destroy(&a);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ tampering */
+
+typedef struct t_tamper {
+    const char *what;
+    void (*apply)(GPtrArray *lines); /* lines without newlines; joined with \n after */
+    int trailing_newline;
+    size_t bad_line;
+    const char *why;
+} t_tamper;
+
+static void s_edit_field(GPtrArray *l)
+{
+    char *line = g_ptr_array_index(l, 1);
+    char *at = strstr(line, "\"kent\"");
+    memcpy(at, "\"kenx\"", 6);
+}
+
+static void s_delete_line(GPtrArray *l) { g_ptr_array_remove_index(l, 1); }
+
+static void s_reorder(GPtrArray *l)
+{
+    gpointer t = l->pdata[1];
+    l->pdata[1] = l->pdata[2];
+    l->pdata[2] = t;
+}
+
+static void s_cut_last(GPtrArray *l)
+{
+    char *line = g_ptr_array_index(l, 3);
+    line[strlen(line) / 2] = '\0';
+}
+
+static void s_cut_at_line_end(GPtrArray *l) { (void)l; } /* only the final newline goes */
+
+/* The attacker recomputes the changed line's own hash: the next line still shows it. */
+static void s_edit_and_rehash(GPtrArray *l)
+{
+    char *prev_line = g_ptr_array_index(l, 1);
+    char *line = g_ptr_array_index(l, 2);
+    char *at = strstr(line, "\"handling\"");
+    memcpy(at, "\"shared\"  ", 10); /* same length; now claims it was shared... */
+    memmove(at + 8, at + 10, strlen(at + 10) + 1); /* ...with valid JSON */
+    char *h = strstr(line, ",\"hash\":\"");
+    GString *canon = g_string_new_len(line, h - line);
+    g_string_append_c(canon, '}');
+    GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
+    g_checksum_update(sum, (const guchar *)strstr(prev_line, ",\"hash\":\"") + 9, 64);
+    g_checksum_update(sum, (const guchar *)canon->str, (gssize)canon->len);
+    memcpy(h + 9, g_checksum_get_string(sum), 64);
+    g_checksum_free(sum);
+    g_string_free(canon, TRUE);
+}
+
+static void s_add_field(GPtrArray *l)
+{
+    char *line = g_ptr_array_index(l, 0);
+    l->pdata[0] = g_strconcat("{\"surname\":\"O'Brien\",", line + 1, NULL);
+    g_free(line);
+}
+
+static void s_blank_line(GPtrArray *l) { g_ptr_array_insert(l, 2, g_strdup("")); }
+
+static void s_not_json(GPtrArray *l)
+{
+    char *line = g_ptr_array_index(l, 1);
+    line[0] = '[';
+}
+
+static void s_bad_hash_digits(GPtrArray *l)
+{
+    char *line = g_ptr_array_index(l, 0);
+    char *h = strstr(line, ",\"hash\":\"");
+    h[9] = 'G';
+}
+
+static const t_tamper s_tampers[] = {
+    {"edit a field", s_edit_field, 1, 2, "line 2: hash does not match"},
+    {"delete a line", s_delete_line, 1, 2, "line 2: seq 3 where 2 was expected"},
+    {"reorder lines", s_reorder, 1, 2, "line 2: seq 3 where 2 was expected"},
+    {"truncate mid-line", s_cut_last, 0, 4, "line 4: cut short: no newline at the end"},
+    {"drop the last newline", s_cut_at_line_end, 0, 4, "line 4: cut short"},
+    {"edit and rehash", s_edit_and_rehash, 1, 4,
+     "line 4: hash does not match: this line was changed, or the one before it"},
+    {"add a content field", s_add_field, 1, 1, "line 1: unknown field \"surname\""},
+    {"insert a blank line", s_blank_line, 1, 3, "line 3: empty line"},
+    {"not JSON", s_not_json, 1, 2, "line 2: not a JSON object"},
+    {"hash not hex", s_bad_hash_digits, 1, 1, "line 1: hash is not 64 lower-case hex digits"},
+};
+
+START_TEST(test_tampering)
+{
+    const t_tamper *t = &s_tampers[_i];
+    s_write_four();
+    size_t len;
+    char *text = s_read(&len);
+    text[len - 1] = '\0'; /* drop the final newline, then split */
+    gchar **parts = g_strsplit(text, "\n", -1);
+    GPtrArray *lines = g_ptr_array_new_with_free_func(g_free);
+    for (gchar **p = parts; *p; p++)
+        g_ptr_array_add(lines, g_strdup(*p));
+    t->apply(lines);
+    GString *out = g_string_new(NULL);
+    for (guint i = 0; i < lines->len; i++)
+        g_string_append_printf(out, "%s%s", i ? "\n" : "", (char *)lines->pdata[i]);
+    if (t->trailing_newline)
+        g_string_append_c(out, '\n');
+    s_write(out->str, out->len);
+    pg_audit_verify_result res;
+    char err[PG_ERRSTR_SIZE] = "";
+    ck_assert_msg(s_verify(&res, err, sizeof err) == PG_EINVALID, "%s: not detected", t->what);
+    ck_assert_msg(res.bad_line == t->bad_line, "%s: bad line %zu, want %zu (%s)", t->what,
+                  res.bad_line, t->bad_line, err);
+    ck_assert_msg(strstr(err, t->why) != NULL, "%s: '%s'", t->what, err);
+    ck_assert_uint_eq(res.events, t->bad_line - 1);
+    g_string_free(out, TRUE);
+    g_ptr_array_free(lines, TRUE);
+    g_strfreev(parts);
+    g_free(text);
+}
+END_TEST
+
+/* The limit of a bare chain, stated in docs/policy.md: cutting trailing lines leaves a
+ * valid shorter chain, which only a recorded head shows. */
+START_TEST(test_trailing_cut_needs_anchor)
+{
+    s_write_four();
+    pg_audit_verify_result full, cut;
+    char err[PG_ERRSTR_SIZE];
+    ck_assert_int_eq(s_verify(&full, err, sizeof err), 0);
+    size_t len;
+    char *text = s_read(&len);
+    char *last = memrchr(text, '\n', len - 1);
+    s_write(text, (size_t)(last - text) + 1);
+    ck_assert_int_eq(s_verify(&cut, err, sizeof err), 0);
+    ck_assert_uint_eq(cut.events, 3);
+    ck_assert_str_ne(cut.head, full.head);
+    g_free(text);
+}
+END_TEST
+
+/* A crash mid-write leaves a partial line: the writer refuses to chain onto it and
+ * says how to cut it; after the cut it continues. */
+START_TEST(test_partial_tail_refused)
+{
+    s_write_four();
+    struct stat st;
+    ck_assert_int_eq(stat(s_path, &st), 0);
+    FILE *f = fopen(s_path, "a");
+    fputs("{\"seq\":5,\"time\":\"2026-03-", f);
+    fclose(f);
+    char err[PG_ERRSTR_SIZE] = "";
+    ck_assert_ptr_null(pg_audit_new(s_path, &s_opts, err, sizeof err));
+    char want[64];
+    snprintf(want, sizeof want, "truncate -s %jd ", (intmax_t)st.st_size);
+    ck_assert_msg(strstr(err, want) && strstr(err, "ends with 25 bytes that are not a complete event"),
+                  "%s", err);
+    ck_assert_int_eq(truncate(s_path, st.st_size), 0);
+    pg_audit *a = s_open();
+    s_append(a, PG_AUDIT_COLLECT, E1, NULL, "ok");
+    pg_audit_destroy(&a);
+    pg_audit_verify_result res;
+    ck_assert_int_eq(s_verify(&res, err, sizeof err), 0);
+    ck_assert_uint_eq(res.events, 5);
+    /* a last line that is no event at all */
+    f = fopen(s_path, "a");
+    fputs("hello\n", f);
+    fclose(f);
+    ck_assert_ptr_null(pg_audit_new(s_path, &s_opts, err, sizeof err));
+    ck_assert_msg(strstr(err, "its last line is not an audit event"), "%s", err);
+}
+END_TEST
+
+START_TEST(test_one_writer)
+{
+    pg_audit *a = s_open();
+    char err[PG_ERRSTR_SIZE] = "";
+    ck_assert_ptr_null(pg_audit_new(s_path, &s_opts, err, sizeof err));
+    ck_assert_msg(strstr(err, "another process is writing this audit log"), "%s", err);
+    pg_audit_destroy(&a);
+    a = s_open(); /* the lock went with the first writer */
+    pg_audit_destroy(&a);
+    ck_assert_ptr_null(pg_audit_new("/nonexistent-dir/audit.log", NULL, err, sizeof err));
+    ck_assert_msg(strstr(err, "/nonexistent-dir/audit.log: No such file or directory"), "%s", err);
+    pg_audit_verify_result res;
+    ck_assert_int_eq(pg_audit_verify("/nonexistent-dir/audit.log", &res, err, sizeof err), PG_EIO);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ what is written */
+
+/* A full person goes through the helpers; nothing of its content reaches the file. */
+START_TEST(test_no_content)
+{
+    pg_arena *arena = pg_arena_new(0);
+    pg_entity_update *e = PG_PB_NEW(arena, pg_entity_update, polegate__pole__v1__entity_update);
+    e->id = E1;
+    e->operation = POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT;
+    e->version = 12;
+    e->kind = POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON;
+    e->origin = PG_PB_NEW(arena, pg_origin, polegate__pole__v1__origin);
+    e->origin->force = "ESX";
+    e->origin->native_id = "P0000123456";
+    e->origin->org_unit = "ESX/SB/UNIT7";
+    e->marking = PG_PB_NEW(arena, pg_marking, polegate__pole__v1__marking);
+    e->marking->classification = POLEGATE__POLE__V1__CLASSIFICATION__CLASSIFICATION_OFFICIAL;
+    e->marking->handling = POLEGATE__POLE__V1__HANDLING__HANDLING_C;
+    e->marking->caveat = "only for Operation Condor";
+    e->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_PERSON;
+    e->person = PG_PB_NEW(arena, Polegate__Pole__V1__Person, polegate__pole__v1__person);
+    e->person->name = PG_PB_NEW(arena, Polegate__Pole__V1__Name, polegate__pole__v1__name);
+    e->person->name->surname = "O'Brien";
+    e->person->pnc_id = "2001/0012345L";
+    pg_link_update *l = PG_PB_NEW(arena, pg_link_update, polegate__pole__v1__link_update);
+    l->id = E2;
+    l->version = 3;
+    l->origin = e->origin;
+
+    pg_audit *a = s_open();
+    pg_audit_event ev;
+    char err[PG_ERRSTR_SIZE] = "";
+    pg_audit_event_from_entity(&ev, PG_AUDIT_ERASE, e);
+    ck_assert_str_eq(ev.entity_id, E1);
+    ck_assert_str_eq(ev.native_id, "P0000123456");
+    ck_assert_str_eq(ev.origin, "ESX");
+    ck_assert_uint_eq(ev.version, 12);
+    ck_assert_ptr_null(ev.destination);
+    ev.outcome = "deleted";
+    ck_assert_int_eq(pg_audit_append(a, &ev, err, sizeof err), 0);
+    pg_audit_event_from_link(&ev, PG_AUDIT_DISCLOSE, l);
+    ev.destination = "kent";
+    ev.outcome = "redacted:origin.org_unit,person.ethnicity";
+    ck_assert_int_eq(pg_audit_append(a, &ev, err, sizeof err), 0);
+
+    /* free text is refused, and refusing writes nothing */
+    struct stat before, after;
+    ck_assert_int_eq(stat(s_path, &before), 0);
+    ev.outcome = "withheld: O'Brien is SECRET";
+    ck_assert_int_eq(pg_audit_append(a, &ev, err, sizeof err), PG_EINVALID);
+    ck_assert_str_eq(err, "audit: outcome must be a code (letters, digits, . _ - : , / [ ]), not free text");
+    ev.outcome = "ok";
+    ev.native_id = "P1\nforged";
+    ck_assert_int_eq(pg_audit_append(a, &ev, err, sizeof err), PG_EINVALID);
+    ck_assert_str_eq(err, "audit: native_id holds a control character");
+    ev.native_id = "P\xff";
+    ck_assert_int_eq(pg_audit_append(a, &ev, err, sizeof err), PG_EINVALID);
+    ck_assert_msg(strstr(err, "not UTF-8"), "%s", err);
+    ev.native_id = NULL;
+    ev.action = (pg_audit_action)42;
+    ck_assert_int_eq(pg_audit_append(a, &ev, err, sizeof err), PG_EINVALID);
+    ck_assert_str_eq(err, "audit: unknown action 42");
+    char big[300];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ev.action = PG_AUDIT_RECEIVE;
+    ev.partner = big;
+    ck_assert_int_eq(pg_audit_append(a, &ev, err, sizeof err), PG_EINVALID);
+    ck_assert_str_eq(err, "audit: partner is longer than 256 bytes");
+    ck_assert_int_eq(stat(s_path, &after), 0);
+    ck_assert_int_eq(before.st_size, after.st_size);
+    ck_assert_uint_eq(pg_audit_seq(a), 2);
+    pg_audit_destroy(&a);
+
+    size_t len;
+    char *text = s_read(&len);
+    const char *content[] = {"O'Brien", "2001/0012345L", "Operation Condor", "ESX/SB/UNIT7",
+                             "PERSON", "caveat", "OFFICIAL"};
+    for (size_t i = 0; i < sizeof content / sizeof content[0]; i++)
+        ck_assert_msg(!strstr(text, content[i]), "'%s' reached the audit log", content[i]);
+    /* every line holds exactly the documented fields */
+    gchar **lines = g_strsplit(text, "\n", -1);
+    const char *keys[] = {"seq", "time", "action", "entity_id", "native_id", "origin",
+                          "destination", "partner", "agreement", "policy_version", "version",
+                          "outcome", "hash"};
+    for (int i = 0; i < 2; i++) {
+        json_t *o = json_loads(lines[i], 0, NULL);
+        ck_assert_ptr_nonnull(o);
+        ck_assert_uint_eq(json_object_size(o), sizeof keys / sizeof keys[0]);
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+            ck_assert_msg(json_object_get(o, keys[k]) != NULL, "no %s", keys[k]);
+        json_decref(o);
+    }
+    ck_assert_ptr_nonnull(strstr(lines[1], "\"outcome\":\"redacted:origin.org_unit,person.ethnicity\""));
+    ck_assert_ptr_nonnull(strstr(lines[0], "\"action\":\"erase\""));
+    g_strfreev(lines);
+    g_free(text);
+    pg_arena_destroy(&arena);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ query */
+
+typedef struct t_hits {
+    int n;
+    char seqs[64];
+} t_hits;
+
+static int s_collect(void *ud, const char *line, size_t len)
+{
+    t_hits *h = ud;
+    json_t *o = json_loadb(line, len, 0, NULL);
+    ck_assert_ptr_nonnull(o);
+    size_t used = strlen(h->seqs);
+    snprintf(h->seqs + used, sizeof h->seqs - used, "%s%lld", h->n ? "," : "",
+             (long long)json_integer_value(json_object_get(o, "seq")));
+    json_decref(o);
+    h->n++;
+    return 0;
+}
+
+static int s_stop(void *ud, const char *line, size_t len)
+{
+    (void)line;
+    (void)len;
+    return ++*(int *)ud == 2 ? 99 : 0;
+}
+
+START_TEST(test_query)
+{
+    s_write_four(); /* seq 1-4 at 01:30:00, 01:31:00, 01:32:00, 01:33:00 */
+    /* a junk line is skipped by queries (verify reports it) */
+    FILE *f = fopen(s_path, "a");
+    fputs("junk\n", f);
+    fclose(f);
+    int64_t t2;
+    char err[PG_ERRSTR_SIZE] = "";
+    ck_assert_int_eq(pg_audit_parse_time("2026-03-29T02:31:00+01:00", &t2, err, sizeof err), 0);
+    const struct {
+        pg_audit_filter filter;
+        const char *want;
+    } rows[] = {
+        {{0}, "1,2,3,4"},
+        {{.entity_id = E1}, "1,2,3"},
+        {{.entity_id = E2}, "4"},
+        {{.destination = "kent"}, "2"},
+        {{.destination = "national"}, "3"},
+        {{.action = PG_AUDIT_COLLECT}, "1,4"},
+        {{.action = PG_AUDIT_ERASE}, ""},
+        {{.entity_id = E1, .action = PG_AUDIT_COLLECT}, "1"},
+        {{.native_id = "P0000123456"}, "1,2,3,4"},
+        {{.native_id = "P0000000000"}, ""},
+        {{.has_since = 1, .since_ms = t2}, "2,3,4"},
+        {{.has_until = 1, .until_ms = t2}, "1"},
+        {{.has_since = 1, .since_ms = t2, .has_until = 1, .until_ms = t2 + 60000}, "2"},
+        {{.has_since = 1, .since_ms = t2 + 1}, "3,4"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        t_hits h = {0, ""};
+        ck_assert_int_eq(pg_audit_query(s_path, &rows[i].filter, s_collect, &h, err, sizeof err), 0);
+        ck_assert_msg(!strcmp(h.seqs, rows[i].want), "row %zu: got '%s', want '%s'", i, h.seqs,
+                      rows[i].want);
+    }
+    int calls = 0;
+    ck_assert_int_eq(pg_audit_query(s_path, NULL, s_stop, &calls, err, sizeof err), 99);
+    ck_assert_int_eq(calls, 2);
+    ck_assert_int_eq(pg_audit_query("/nonexistent", NULL, s_stop, &calls, err, sizeof err), PG_EIO);
+}
+END_TEST
+
+START_TEST(test_parse_time)
+{
+    const struct {
+        const char *in;
+        int rc;
+        int64_t ms;
+    } rows[] = {
+        {"2026-03-29T01:30:00Z", 0, 1774747800000},
+        {"2026-03-29T02:30:00.250+01:00", 0, 1774747800250},
+        {"2026-03-29", 0, 1774742400000},
+        {"2026-03-29T01:30:00", PG_EINVALID, 0}, /* no offset: which time? */
+        {"29/03/2026", PG_EINVALID, 0},
+        {"", PG_EINVALID, 0},
+        {NULL, PG_EINVALID, 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        int64_t ms = -1;
+        char err[PG_ERRSTR_SIZE] = "";
+        int rc = pg_audit_parse_time(rows[i].in, &ms, err, sizeof err);
+        ck_assert_msg(rc == rows[i].rc, "row %zu: %d %s", i, rc, err);
+        if (!rc)
+            ck_assert_int_eq(ms, rows[i].ms);
+        else
+            ck_assert_ptr_nonnull(strstr(err, "time"));
+    }
+}
+END_TEST
+
+START_TEST(test_action_names)
+{
+    const char *names[] = {"collect", "disclose", "withhold", "withdraw", "receive", "reject", "erase"};
+    for (int a = PG_AUDIT_COLLECT; a < PG_AUDIT_ACTION_COUNT; a++) {
+        ck_assert_str_eq(pg_audit_action_name((pg_audit_action)a), names[a - 1]);
+        ck_assert_int_eq(pg_audit_action_parse(names[a - 1]), a);
+    }
+    ck_assert_ptr_null(pg_audit_action_name(PG_AUDIT_NONE));
+    ck_assert_ptr_null(pg_audit_action_name(PG_AUDIT_ACTION_COUNT));
+    ck_assert_int_eq(pg_audit_action_parse("publish"), PG_AUDIT_NONE);
+    ck_assert_int_eq(pg_audit_action_parse(NULL), PG_AUDIT_NONE);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ concurrency, sync */
+
+static void *s_writer(void *arg)
+{
+    pg_audit *a = arg;
+    char id[40];
+    for (int i = 0; i < 200; i++) {
+        snprintf(id, sizeof id, "thread-%p-%d", (void *)pthread_self(), i);
+        pg_audit_event ev = {.action = PG_AUDIT_DISCLOSE, .entity_id = id, .destination = "kent",
+                             .outcome = "shared"};
+        if (pg_audit_append(a, &ev, NULL, 0))
+            return (void *)1;
+    }
+    return NULL;
+}
+
+START_TEST(test_threads_and_batched_sync)
+{
+    pg_audit_options opts = {.sync_every = 64};
+    char err[PG_ERRSTR_SIZE] = "";
+    pg_audit *a = pg_audit_new(s_path, &opts, err, sizeof err);
+    ck_assert_ptr_nonnull(a);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, s_writer, a), 0);
+    for (int i = 0; i < 4; i++) {
+        void *rc;
+        pthread_join(t[i], &rc);
+        ck_assert_ptr_null(rc);
+    }
+    ck_assert_int_eq(pg_audit_sync(a, err, sizeof err), 0);
+    ck_assert_uint_eq(pg_audit_seq(a), 800);
+    pg_audit_destroy(&a);
+    pg_audit_verify_result res;
+    ck_assert_msg(s_verify(&res, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(res.events, 800);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("audit");
+    TCase *tc = tcase_create("audit");
+    tcase_add_checked_fixture(tc, s_setup, s_teardown);
+    tcase_add_test(tc, test_chain_format);
+    tcase_add_test(tc, test_chain_across_reopen);
+    tcase_add_loop_test(tc, test_tampering, 0, (int)(sizeof s_tampers / sizeof s_tampers[0]));
+    tcase_add_test(tc, test_trailing_cut_needs_anchor);
+    tcase_add_test(tc, test_partial_tail_refused);
+    tcase_add_test(tc, test_one_writer);
+    tcase_add_test(tc, test_no_content);
+    tcase_add_test(tc, test_query);
+    tcase_add_test(tc, test_parse_time);
+    tcase_add_test(tc, test_action_names);
+    tcase_add_test(tc, test_threads_and_batched_sync);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
