@@ -16,6 +16,7 @@ static const s_command s_commands[] = {
     {"send", pg_cli_send, "send native messages to a running polegated and print each ack"},
     {"consume", pg_cli_consume, "read canonical updates from Kafka and print them as JSON lines"},
     {"receive", pg_cli_receive, "stand in for the local RMS import endpoint: validate, store and ack"},
+    {"audit", pg_cli_audit, "check the audit log's hash chain (verify) or find events (query)"},
 };
 
 static void s_usage(FILE *f)
