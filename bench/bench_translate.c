@@ -1,7 +1,9 @@
 /* bench_translate: native decode + protobuf pack of every canonical update on one
- * core, next to a baseline measured in the same run (jansson's json_loadb of the same
- * ATX bytes alone). */
+ * core, next to a baseline measured in the same run: jansson's json_loadb of the same
+ * ATX bytes alone, and libxml2's parse of the same NX5 documents alone. */
+#include <ctype.h>
 #include <jansson.h>
+#include <libxml/parser.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +54,103 @@ static int s_collect(void *arg, const uint8_t *msg, size_t len, size_t pos)
     return 0;
 }
 
+/* ---------------------------------------------------------------- the NX5 corpus */
+
+/* GIDs for the NX5 corpus: the first 16 hex digits of the canonical UUID, upper case
+ * (unique in any corpus this size, and stable). */
+static int s_gid(pg_idmap *self, const char *uuid, int kind, const char *origin_system,
+                 const char *native_id, char *out, size_t outsize, int *created,
+                 char *errstr, size_t errstr_size)
+{
+    (void)self, (void)kind, (void)origin_system, (void)native_id;
+    size_t n = 0;
+    for (const char *c = uuid; *c && n < 16 && n + 1 < outsize; c++)
+        if (*c != '-')
+            out[n++] = (char)toupper((unsigned char)*c);
+    out[n] = '\0';
+    if (created)
+        *created = 0;
+    return n == 16 ? 0 : pg_errf(PG_EINVALID, errstr, errstr_size, "uuid '%s' too short", uuid);
+}
+
+/* How many ATX messages the NX5 corpus left out, and why. */
+typedef struct s_skips {
+    size_t unencodable, undecodable;
+    char first_unencodable[PG_ERRSTR_SIZE], first_undecodable[PG_ERRSTR_SIZE];
+} s_skips;
+
+static void s_skip(size_t *count, char *first, const char *err)
+{
+    if (!(*count)++)
+        snprintf(first, PG_ERRSTR_SIZE, "%s", err);
+}
+
+/* The same records as NX5: each ATX message decoded and encoded again as one NX5
+ * document, as the gateway would send it to a Niche-like RMS. A document the NX5
+ * decoder would reject is left out: it would measure an error path. */
+static int s_make_nx5(const s_corpus *atx, pg_buf *docs, s_corpus *nx5, s_skips *skips)
+{
+    pg_idmap idmap = {.resolve = s_gid};
+    pg_adapter_ctx dec = {0}, enc = {.idmap = &idmap, .now_ms = 1767600000000LL};
+    pg_changeset *cs = pg_changeset_new();
+    size_t *ends = calloc(atx->n + 1, sizeof *ends);
+    char err[PG_ERRSTR_SIZE];
+    int rc = cs && ends ? 0 : PG_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < atx->n && !rc; i++) {
+        pg_changeset_reset(cs);
+        size_t mark = docs->len;
+        if ((rc = pg_adapter_athena.decode(&dec, atx->msgs[i].data, atx->msgs[i].len, cs,
+                                           err, sizeof err)))
+            break;
+        rc = pg_adapter_niche.encode(&enc, cs, docs, err, sizeof err);
+        if (rc == PG_EUNSUPPORTED || rc == PG_EINVALID) {
+            docs->len = mark;
+            s_skip(&skips->unencodable, skips->first_unencodable, err);
+            rc = 0;
+            continue;
+        }
+        if (rc)
+            break;
+        pg_changeset_reset(cs);
+        if (pg_adapter_niche.decode(&dec, docs->data + mark, docs->len - mark, cs, err,
+                                    sizeof err)) {
+            docs->len = mark;
+            s_skip(&skips->undecodable, skips->first_undecodable, err);
+            continue;
+        }
+        ends[n++] = docs->len;
+    }
+    if (rc)
+        fprintf(stderr, "bench_translate: making the NX5 corpus: %s\n", err);
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t start = i ? ends[i - 1] : 0;
+        rc = s_collect(nx5, docs->data + start, ends[i] - start, i + 1);
+    }
+    free(ends);
+    pg_changeset_destroy(&cs);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- the measured steps */
+
+/* Baseline: parse each document into a libxml2 tree and free it; nothing else. */
+static int s_libxml2(const s_corpus *c, s_result *res)
+{
+    double t0 = s_now();
+    for (size_t i = 0; i < c->n; i++) {
+        xmlDocPtr doc = xmlReadMemory((const char *)c->msgs[i].data, (int)c->msgs[i].len,
+                                      NULL, NULL, XML_PARSE_NONET);
+        if (!doc) {
+            fprintf(stderr, "bench_translate: libxml2: document %zu does not parse\n", i + 1);
+            return PG_EINVALID;
+        }
+        xmlFreeDoc(doc);
+    }
+    res->seconds = s_now() - t0;
+    return 0;
+}
+
 
 /* Baseline: parse each message into a jansson tree and free it; nothing else. */
 static int s_jansson(const s_corpus *c, s_result *res)
@@ -115,9 +213,42 @@ static int s_decode_pack(const pg_adapter_ops *ad, const s_corpus *c, int json, 
 
 /* ---------------------------------------------------------------- the table */
 
+/* Best of rounds of one step; the step returns non-zero on failure. */
+typedef int (*s_step)(const pg_adapter_ops *ad, const s_corpus *c, int arg, s_result *res);
+
+static int s_step_decode(const pg_adapter_ops *ad, const s_corpus *c, int json, s_result *res)
+{
+    return s_decode_pack(ad, c, json, res);
+}
+
+static int s_step_jansson(const pg_adapter_ops *ad, const s_corpus *c, int arg, s_result *res)
+{
+    (void)ad, (void)arg;
+    return s_jansson(c, res);
+}
+
+static int s_step_libxml2(const pg_adapter_ops *ad, const s_corpus *c, int arg, s_result *res)
+{
+    (void)ad, (void)arg;
+    return s_libxml2(c, res);
+}
+
+static int s_best(s_step step, const pg_adapter_ops *ad, const s_corpus *c, int arg,
+                  size_t rounds, s_result *best)
+{
+    for (size_t r = 0; r < rounds; r++) {
+        s_result res = {0};
+        if (step(ad, c, arg, &res))
+            return 1;
+        if (!r || res.seconds < best->seconds)
+            *best = res;
+    }
+    return 0;
+}
+
 static void s_row(const char *step, const s_corpus *c, const s_result *r)
 {
-    printf("| %-38s | %8.3f | %10.0f | %8.1f | %12zu |\n", step, r->seconds,
+    printf("| %-44s | %8.3f | %10.0f | %8.1f | %12zu |\n", step, r->seconds,
            (double)c->n / r->seconds, (double)c->bytes / 1e6 / r->seconds, r->bytes_out);
 }
 
@@ -191,35 +322,51 @@ int main(int argc, char **argv)
     for (int t = 0; t < 9; t++)
         printf(" %s %zu%s", pg_corpus_types[t], st.by_type[t], t < 8 ? "," : "");
     printf("; %zu deletes, %zu merges, %zu links\n", st.deletes, st.merges, st.links);
+
+    pg_buf nx5docs = PG_BUF_INIT;
+    s_corpus x = {0};
+    s_skips sk = {0};
+    if (s_make_nx5(&c, &nx5docs, &x, &sk))
+        return 1;
+    printf("NX5 corpus: the same records as %zu NX5 documents (one per ATX message), "
+           "%.1f MB\n", x.n, (double)x.bytes / 1e6);
+    if (sk.unencodable)
+        printf("  left out: %zu the NX5 encoder refused, first: %s\n", sk.unencodable,
+               sk.first_unencodable);
+    if (sk.undecodable)
+        printf("  left out: %zu the NX5 decoder rejected after encoding, first: %s\n",
+               sk.undecodable, sk.first_undecodable);
     printf("one core (%s), best of %zu rounds\n\n", pinned ? "pinned to CPU 0" : "not pinned",
            rounds);
 
-    s_result base = {0}, pack = {0}, json = {0};
-    for (size_t r = 0; r < rounds; r++) {
-        s_result b, p, j;
-        if (s_jansson(&c, &b) || s_decode_pack(&pg_adapter_athena, &c, 0, &p) ||
-            s_decode_pack(&pg_adapter_athena, &c, 1, &j))
-            return 1;
-        if (!r || b.seconds < base.seconds)
-            base = b;
-        if (!r || p.seconds < pack.seconds)
-            pack = p;
-        if (!r || j.seconds < json.seconds)
-            json = j;
-    }
-    printf("| %-38s | %8s | %10s | %8s | %12s |\n", "step", "seconds", "records/s", "MB/s in",
+    const pg_adapter_ops *atxa = &pg_adapter_athena, *nx5a = &pg_adapter_niche;
+    s_result base = {0}, pack = {0}, json = {0}, xbase = {0}, xpack = {0};
+    if (s_best(s_step_jansson, atxa, &c, 0, rounds, &base) ||
+        s_best(s_step_decode, atxa, &c, 0, rounds, &pack) ||
+        s_best(s_step_decode, atxa, &c, 1, rounds, &json) ||
+        s_best(s_step_libxml2, nx5a, &x, 0, rounds, &xbase) ||
+        s_best(s_step_decode, nx5a, &x, 0, rounds, &xpack))
+        return 1;
+    printf("| %-44s | %8s | %10s | %8s | %12s |\n", "step", "seconds", "records/s", "MB/s in",
            "bytes out");
-    printf("|%s|%s|%s|%s|%s|\n", "----------------------------------------", "----------",
+    printf("|%s|%s|%s|%s|%s|\n", "----------------------------------------------", "----------",
            "------------", "----------", "--------------");
-    s_row("jansson json_loadb alone (baseline)", &c, &base);
+    s_row("ATX: jansson json_loadb alone (baseline)", &c, &base);
     s_row("ATX decode + protobuf pack", &c, &pack);
     s_row("ATX decode + canonical JSON (pbjson)", &c, &json);
-    printf("\ncanonical updates: %zu (%.2f per message), protobuf %.0f bytes per update\n",
+    s_row("NX5: libxml2 xmlReadMemory alone (baseline)", &x, &xbase);
+    s_row("NX5 decode + protobuf pack", &x, &xpack);
+    printf("\ncanonical updates: ATX %zu (%.2f per message, protobuf %.0f bytes each), "
+           "NX5 %zu\n",
            pack.updates, (double)pack.updates / (double)c.n,
-           (double)pack.bytes_out / (double)pack.updates);
+           (double)pack.bytes_out / (double)pack.updates, xpack.updates);
     printf("ratio: ATX decode + protobuf pack takes %.2fx the time of json_loadb alone\n",
            pack.seconds / base.seconds);
+    printf("ratio: NX5 decode + protobuf pack takes %.2fx the time of xmlReadMemory alone\n",
+           xpack.seconds / xbase.seconds);
 
+    free(x.msgs);
+    pg_buf_free(&nx5docs);
     free(c.msgs);
     pg_buf_free(&atx);
     return 0;
