@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -775,6 +777,174 @@ START_TEST(test_dir_no_partial_file_visible)
 }
 END_TEST
 
+/* ------------------------------------------------------------ polegate receive */
+
+#ifdef PG_POLEGATE
+/* Start `polegate receive ARGS...` with stdout and stderr to files in dir. */
+static pid_t s_receive_start(const char *dir, char *const args[])
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/.stdout", dir);
+        freopen(path, "w", stdout);
+        snprintf(path, sizeof path, "%s/.stderr", dir);
+        freopen(path, "w", stderr);
+        execv(PG_POLEGATE, args);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int s_receive_stop(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+/* Run polegate receive with args and no peer; its exit status and stderr. */
+static int s_receive_run(char *const args[], char *err, size_t errsize)
+{
+    char *dir = s_tmpdir();
+    pid_t pid = s_receive_start(dir, args);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    snprintf(err, errsize, "%s", s_slurp(dir, ".stderr"));
+    s_rmdir(dir);
+    free(dir);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static pg_delivery *s_to_receive(const char *endpoint, s_results *res)
+{
+    char e[PG_ERRSTR_SIZE];
+    pg_delivery_config cfg = {.transport = "zmq", .endpoint = endpoint, .window = 4,
+                              .ack_timeout_ms = 2000, .on_result = s_on_result,
+                              .on_result_arg = res};
+    pg_delivery *d = pg_delivery_new(&cfg, e, sizeof e);
+    ck_assert_msg(d != NULL, "%s", e);
+    return d;
+}
+
+START_TEST(test_receive_atx_file)
+{
+    char *dir = s_tmpdir();
+    char ep[300], out[300];
+    snprintf(ep, sizeof ep, "ipc://%s/.rms.ipc", dir);
+    snprintf(out, sizeof out, "%s/rms.ndjson", dir);
+    char *args[] = {"polegate", "receive", "--bind", ep, "--out", out, "--format", "atx",
+                    "--reject-every", "4", "-q", NULL};
+    pid_t pid = s_receive_start(dir, args);
+    s_results res = {0};
+    pg_delivery *d = s_to_receive(ep, &res);
+    char e[PG_ERRSTR_SIZE];
+    /* an invalid message, the 8 sample messages, and the first one again */
+    s_submit(d, "bad", "{}");
+    FILE *f = fopen(PG_FIXTURES "/atx-burglary.ndjson", "r");
+    static char lines[8][4096];
+    char id[16];
+    for (int i = 0; i < 8; i++) {
+        ck_assert_ptr_nonnull(fgets(lines[i], sizeof lines[i], f));
+        lines[i][strcspn(lines[i], "\n")] = '\0';
+        snprintf(id, sizeof id, "line%d", i + 1);
+        int rc;
+        while ((rc = pg_delivery_submit(d, id, (uint8_t *)lines[i], strlen(lines[i]), NULL, NULL,
+                                        e, sizeof e)) == PG_ERETRY)
+            pg_delivery_poll(d, 1000, e, sizeof e);
+        ck_assert_int_eq(rc, 0);
+    }
+    fclose(f);
+    ck_assert_int_eq(pg_delivery_flush(d, 10000, e, sizeof e), 0);
+    s_submit(d, "line1", lines[0]);
+    ck_assert_int_eq(pg_delivery_flush(d, 10000, e, sizeof e), 0);
+    ck_assert_int_eq(res.n, 10);
+    ck_assert_int_eq(res.status[0], PG_EINVALID);
+    ck_assert_ptr_nonnull(strstr(res.reason[0], "header"));
+    /* the 4th and 8th new messages (lines 3 and 7) rejected on purpose */
+    for (int i = 1; i <= 8; i++)
+        ck_assert_int_eq(res.status[i], i == 3 || i == 7 ? PG_EINVALID : 0);
+    ck_assert_str_eq(res.reason[3], "receive: every 4-th message is rejected (--reject-every)");
+    ck_assert_int_eq(res.status[9], 0);
+    pg_delivery_destroy(&d);
+    ck_assert_int_eq(s_receive_stop(pid), 0);
+    /* stored: lines 1 2 4 5 6 8, once each, as NDJSON */
+    char *text = s_slurp(dir, "rms.ndjson");
+    char want[8 * 4096] = "";
+    const int kept[] = {0, 1, 3, 4, 5, 7};
+    for (int i = 0; i < 6; i++) {
+        strcat(want, lines[kept[i]]);
+        strcat(want, "\n");
+    }
+    ck_assert_str_eq(text, want);
+    ck_assert_str_eq(s_slurp(dir, ".stdout"),
+                     "polegate receive: 10 received, 6 stored, 3 rejected, 1 repeats\n");
+    s_rmdir(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_receive_nx5_dir)
+{
+    char *dir = s_tmpdir();
+    char ep[300], out[300];
+    snprintf(ep, sizeof ep, "ipc://%s/.rms.ipc", dir);
+    snprintf(out, sizeof out, "%s/in", dir);
+    mkdir(out, 0700);
+    char *args[] = {"polegate", "receive", "--bind", ep, "--out", out, "--format", "nx5", NULL};
+    pid_t pid = s_receive_start(dir, args);
+    s_results res = {0};
+    pg_delivery *d = s_to_receive(ep, &res);
+    char e[PG_ERRSTR_SIZE];
+    char *doc = strdup(s_slurp(PG_FIXTURES, "nx5-merseyside-export.xml"));
+    size_t len = strlen(doc);
+    ck_assert_int_eq(pg_delivery_submit(d, "doc1", (uint8_t *)doc, len, NULL, NULL, e, sizeof e),
+                     0);
+    ck_assert_int_eq(pg_delivery_flush(d, 10000, e, sizeof e), 0);
+    ck_assert_int_eq(res.status[0], 0);
+    pg_delivery_destroy(&d);
+    ck_assert_int_eq(s_receive_stop(pid), 0);
+    char *names[4];
+    ck_assert_int_eq(s_list(out, names, 4, 1), 1);
+    ck_assert(strncmp(names[0], "pg-", 3) == 0);
+    ck_assert_ptr_nonnull(strstr(names[0], ".xml"));
+    ck_assert_str_eq(s_slurp(out, names[0]), doc); /* windows-1252 bytes kept as sent */
+    free(names[0]);
+    free(doc);
+    s_rmdir(out);
+    s_rmdir(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_receive_usage)
+{
+    char err[4096];
+    char *no_bind[] = {"polegate", "receive", "--out", "/tmp/x", NULL};
+    ck_assert_int_eq(s_receive_run(no_bind, err, sizeof err), 2);
+    ck_assert_ptr_nonnull(strstr(err, "--bind is required"));
+    char *nx5_file[] = {"polegate", "receive", "--bind", "ipc:///tmp/pg-x.ipc", "--out",
+                        "/tmp/pg-x.ndjson", "--format", "nx5", NULL};
+    ck_assert_int_eq(s_receive_run(nx5_file, err, sizeof err), 2);
+    ck_assert_ptr_nonnull(strstr(err, "NX5 documents are stored one per file: give a directory"));
+    char *zero[] = {"polegate", "receive", "--bind", "x", "--out", "/tmp", "--reject-every", "0",
+                    NULL};
+    ck_assert_int_eq(s_receive_run(zero, err, sizeof err), 2);
+    ck_assert_ptr_nonnull(strstr(err, "--reject-every: expected a whole number of 1 or more"));
+    char *fmt[] = {"polegate", "receive", "--bind", "x", "--out", "/tmp", "--format", "csv",
+                   NULL};
+    ck_assert_int_eq(s_receive_run(fmt, err, sizeof err), 2);
+    ck_assert_ptr_nonnull(strstr(err, "--format csv: expected atx or nx5"));
+    char *bind[] = {"polegate", "receive", "--bind", "nowhere", "--out", "/tmp", NULL};
+    ck_assert_int_eq(s_receive_run(bind, err, sizeof err), 1);
+    ck_assert_ptr_nonnull(strstr(err, "--bind nowhere: "));
+}
+END_TEST
+#endif
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("delivery");
@@ -803,6 +973,14 @@ static Suite *s_suite(void)
     tcase_add_test(td, test_dir_stale_temp_removed);
     tcase_add_test(td, test_dir_no_partial_file_visible);
     suite_add_tcase(s, td);
+#ifdef PG_POLEGATE
+    TCase *tr = tcase_create("receive");
+    tcase_set_timeout(tr, 60);
+    tcase_add_test(tr, test_receive_atx_file);
+    tcase_add_test(tr, test_receive_nx5_dir);
+    tcase_add_test(tr, test_receive_usage);
+    suite_add_tcase(s, tr);
+#endif
     return s;
 }
 
