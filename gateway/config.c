@@ -160,7 +160,7 @@ static const s_entry s_store[] = {
 static const s_entry s_kafka[] = {
     {S_STR, "brokers", NULL, S_REQUIRED, S_OFF(kafka_brokers), 0, 0, NULL,
      "Bootstrap brokers, comma-separated `host:port` (librdkafka `bootstrap.servers`)."},
-    {S_STR, "topic", "polegate.<force lower>.pole.v1", S_DERIVED, S_OFF(kafka_topic), 0, 0,
+    {S_STR, "topic", "`polegate.<force>.pole.v1`, the force code in lower case", S_DERIVED, S_OFF(kafka_topic), 0, 0,
      s_check_topic, "Topic of the outbound canonical updates (docs/topics.md)."},
     {S_INT, "flush_timeout_ms", "10000", 0, S_OFF(kafka_flush_timeout_ms), 0, 600000, NULL,
      "On shutdown, how long to wait for the broker to confirm records still in flight."},
@@ -494,8 +494,8 @@ static void s_diag_collect(s_loader *ld, struct fy_diag *diag)
         s_err(ld, de->line, "YAML: %s", de->msg); /* already 1-based */
         any = 1;
     }
-    if (!any)
-        s_err(ld, 0, "cannot read the file: %s", errno ? strerror(errno) : "YAML error");
+    if (!any) /* libfyaml makes no document, and says nothing, of no YAML at all */
+        s_err(ld, 0, "the configuration is empty (no YAML document)");
 }
 
 static void s_load_root(s_loader *ld, struct fy_document *fyd)
@@ -569,7 +569,6 @@ static pg_config *s_read(const char *name, const char *text, size_t len, char *e
         fy_diag_set_collect_errors(diag, true);
     struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET | FYPCF_JSON_NONE, .diag = diag};
     struct fy_document *fyd;
-    errno = 0;
     if (text)
         fyd = fy_document_build_from_string(&pcfg, text, len);
     else

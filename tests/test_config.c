@@ -226,6 +226,8 @@ START_TEST(test_yaml_syntax)
     s_bad("force:\n  code: ESX\n adapter: x\n", "t.yaml:3: YAML: invalid indentation");
     s_bad("force:\n  code: ESX\n  code: MER\n", "t.yaml:3: YAML: duplicate key");
     s_bad("", "t.yaml: the configuration is empty");
+    s_bad("# nothing but a comment\n", "t.yaml: the configuration is empty");
+    s_bad("~\n", "t.yaml: the configuration is empty");
     s_bad("- a\n- b\n", "t.yaml:1: the configuration must be a mapping of sections, not a list");
 }
 END_TEST
@@ -297,7 +299,8 @@ START_TEST(test_reference_matches_docs)
     s_doc d = {ref, 0};
     pg_config_each_key(s_in_doc, &d);
     ck_assert_int_eq(d.missing, 0);
-    ck_assert_ptr_nonnull(strstr(ref, "| `kafka.topic` | string | polegate.<force lower>.pole.v1 |"));
+    ck_assert_ptr_nonnull(strstr(ref, "| `kafka.topic` | string | `polegate.<force>.pole.v1`, the force code in "
+                                     "lower case |"));
     ck_assert_ptr_nonnull(strstr(ref, "| `force.code` | string | required |"));
 
     /* docs/operations.md carries the generated reference verbatim. */
