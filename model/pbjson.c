@@ -3,7 +3,6 @@
 #include "polegate/pbjson.h"
 
 #include <float.h>
-#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,15 +209,64 @@ static int s_timestamp(const ProtobufCMessage *msg, pg_buf *out)
     int64_t y;
     unsigned mo, d;
     s_civil(days, &y, &mo, &d);
-    char frac[11] = "";
-    if (nanos % 1000000 == 0 && nanos)
-        snprintf(frac, sizeof frac, ".%03d", nanos / 1000000);
-    else if (nanos % 1000 == 0 && nanos)
-        snprintf(frac, sizeof frac, ".%06d", nanos / 1000);
-    else if (nanos)
-        snprintf(frac, sizeof frac, ".%09d", nanos);
-    return pg_buf_printf(out, "\"%04" PRId64 "-%02u-%02uT%02d:%02d:%02d%sZ\"", y, mo, d,
-                         (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60), frac);
+    /* "YYYY-MM-DDThh:mm:ss" + up to ".nnnnnnnnn" + "Z", quoted. */
+    char tmp[40];
+    char *p = tmp;
+    unsigned fields[6] = {(unsigned)y, mo, d, (unsigned)(sod / 3600), (unsigned)(sod / 60 % 60),
+                          (unsigned)(sod % 60)};
+    static const char seps[6] = {'-', '-', 'T', ':', ':', 0};
+    *p++ = '"';
+    for (int i = 0; i < 6; i++) {
+        unsigned v = fields[i];
+        if (i == 0) {
+            *p++ = (char)('0' + v / 1000);
+            *p++ = (char)('0' + v / 100 % 10);
+        }
+        *p++ = (char)('0' + v / 10 % 10);
+        *p++ = (char)('0' + v % 10);
+        if (seps[i])
+            *p++ = seps[i];
+    }
+    if (nanos) {
+        int digits = nanos % 1000000 == 0 ? 3 : nanos % 1000 == 0 ? 6 : 9;
+        unsigned frac = (unsigned)nanos;
+        for (int k = digits; k < 9; k++)
+            frac /= 10;
+        *p++ = '.';
+        for (int k = digits - 1; k >= 0; k--) {
+            p[k] = (char)('0' + frac % 10);
+            frac /= 10;
+        }
+        p += digits;
+    }
+    *p++ = 'Z';
+    *p++ = '"';
+    return pg_buf_append(out, tmp, (size_t)(p - tmp));
+}
+
+/* Integers are most of what a message holds besides strings: written by hand, as
+ * printf would parse its format for each one. quoted: as a JSON string. */
+static int s_integer(uint64_t magnitude, int negative, int quoted, pg_buf *out)
+{
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
+    if (quoted)
+        *--p = '"';
+    do {
+        *--p = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    if (negative)
+        *--p = '-';
+    if (quoted)
+        *--p = '"';
+    return pg_buf_append(out, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+static int s_signed(int64_t v, int quoted, pg_buf *out)
+{
+    /* The magnitude of INT64_MIN does not fit an int64_t: negate in unsigned. */
+    return v < 0 ? s_integer(0 - (uint64_t)v, 1, quoted, out) : s_integer((uint64_t)v, 0, quoted, out);
 }
 
 /* One value of a field; p points at it (the member, or one element of an array). */
@@ -228,18 +276,18 @@ static int s_value(const ProtobufCFieldDescriptor *f, const void *p, pg_buf *out
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_SINT32:
     case PROTOBUF_C_TYPE_SFIXED32:
-        return pg_buf_printf(out, "%" PRId32, *(const int32_t *)p);
+        return s_signed(*(const int32_t *)p, 0, out);
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
-        return pg_buf_printf(out, "%" PRIu32, *(const uint32_t *)p);
+        return s_integer(*(const uint32_t *)p, 0, 0, out);
     /* 64-bit integers are strings: a JSON number is a double to most readers. */
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
-        return pg_buf_printf(out, "\"%" PRId64 "\"", *(const int64_t *)p);
+        return s_signed(*(const int64_t *)p, 1, out);
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
-        return pg_buf_printf(out, "\"%" PRIu64 "\"", *(const uint64_t *)p);
+        return s_integer(*(const uint64_t *)p, 0, 1, out);
     case PROTOBUF_C_TYPE_FLOAT:
         return s_real(*(const float *)p, 1, out);
     case PROTOBUF_C_TYPE_DOUBLE:
@@ -252,7 +300,7 @@ static int s_value(const ProtobufCFieldDescriptor *f, const void *p, pg_buf *out
         /* A value this schema does not know (a newer sender) is written as its
          * number, as the mapping says. */
         if (!ev)
-            return pg_buf_printf(out, "%d", v);
+            return s_signed(v, 0, out);
         return s_string((const uint8_t *)ev->name, strlen(ev->name), out);
     }
     case PROTOBUF_C_TYPE_STRING: {
