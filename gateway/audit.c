@@ -28,24 +28,22 @@
 /* Far more than any event (a dozen fields of at most S_FIELD_MAX bytes). */
 #define S_TAIL_MAX 65536
 
-static const char *const s_action_names[] = {
-    NULL,
+static const char *const s_action_names[] = {NULL,
 #define S_ACTION_NAME(id, name) name,
-    PG_AUDIT_ACTION_TABLE(S_ACTION_NAME)
+                                             PG_AUDIT_ACTION_TABLE(S_ACTION_NAME)
 #undef S_ACTION_NAME
 };
 
 /* The keys of an event in the order they are written; "hash" comes last. */
 static const char *const s_keys[] = {
-    "seq",     "time",      "action",         "entity_id", "native_id", "origin",
-    "destination", "partner", "agreement", "policy_version", "version", "outcome",
+    "seq",         "time",    "action",    "entity_id",      "native_id", "origin",
+    "destination", "partner", "agreement", "policy_version", "version",   "outcome",
 };
 #define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
 
 const char *pg_audit_action_name(pg_audit_action action)
 {
-    return action > PG_AUDIT_NONE && action < PG_AUDIT_ACTION_COUNT ? s_action_names[action]
-                                                                    : NULL;
+    return action > PG_AUDIT_NONE && action < PG_AUDIT_ACTION_COUNT ? s_action_names[action] : NULL;
 }
 
 pg_audit_action pg_audit_action_parse(const char *name)
@@ -85,10 +83,10 @@ struct pg_audit {
     pthread_mutex_t lock;
     int fd;
     char *path;
-    uint64_t seq;             /* of the last event written */
+    uint64_t seq;              /* of the last event written */
     char prev[S_HASH_LEN + 1]; /* its hash */
-    off_t size;               /* bytes of complete events in the file */
-    unsigned pending;         /* events written since the last fdatasync */
+    off_t size;                /* bytes of complete events in the file */
+    unsigned pending;          /* events written since the last fdatasync */
     unsigned sync_every;
     int failed; /* a write or sync failed: the log can no longer be trusted */
     int64_t (*clock_ms)(void *ud);
@@ -155,7 +153,8 @@ static int s_parse_line(const char *line, size_t len, pg_buf *canon, s_line *out
     const char *hex = line + len - 2 - S_HASH_LEN;
     for (int i = 0; i < S_HASH_LEN; i++)
         if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
-            return pg_errf(PG_EINVALID, errstr, errstr_size, "hash is not 64 lower-case hex digits");
+            return pg_errf(PG_EINVALID, errstr, errstr_size,
+                           "hash is not 64 lower-case hex digits");
     memcpy(out->hash, hex, S_HASH_LEN);
     out->hash[S_HASH_LEN] = '\0';
     pg_buf_reset(canon);
@@ -170,7 +169,8 @@ static int s_parse_line(const char *line, size_t len, pg_buf *canon, s_line *out
     }
     const char *key;
     json_t *value;
-    json_object_foreach(out->obj, key, value) {
+    json_object_foreach(out->obj, key, value)
+    {
         size_t k = 0;
         while (k < S_NKEYS && strcmp(s_keys[k], key))
             k++;
@@ -328,8 +328,8 @@ static int s_check_field(const char *key, const char *value, int is_code, char *
                        S_FIELD_MAX);
     for (const unsigned char *c = (const unsigned char *)value; *c; c++) {
         if (*c < 0x20 || *c == 0x7f)
-            return pg_errf(PG_EINVALID, errstr, errstr_size,
-                           "audit: %s holds a control character", key);
+            return pg_errf(PG_EINVALID, errstr, errstr_size, "audit: %s holds a control character",
+                           key);
         if (is_code && !((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
                          (*c >= '0' && *c <= '9') || strchr("._-:,/[]", *c)))
             return pg_errf(PG_EINVALID, errstr, errstr_size,
@@ -345,7 +345,10 @@ static int s_set(json_t *obj, const char *key, json_t *value)
     return value ? json_object_set_new(obj, key, value) : -1;
 }
 
-static json_t *s_str(const char *s) { return s ? json_string(s) : json_null(); }
+static json_t *s_str(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
 
 /* The canonical bytes of an event: compact JSON, keys in s_keys order. Caller frees. */
 static char *s_canonical(const pg_audit_event *ev, uint64_t seq, const char *when)
@@ -353,19 +356,16 @@ static char *s_canonical(const pg_audit_event *ev, uint64_t seq, const char *whe
     json_t *o = json_object();
     if (!o)
         return NULL;
-    int bad = s_set(o, "seq", json_integer((json_int_t)seq)) ||
-              s_set(o, "time", json_string(when)) ||
-              s_set(o, "action", json_string(pg_audit_action_name(ev->action))) ||
-              s_set(o, "entity_id", s_str(ev->entity_id)) ||
-              s_set(o, "native_id", s_str(ev->native_id)) ||
-              s_set(o, "origin", s_str(ev->origin)) ||
-              s_set(o, "destination", s_str(ev->destination)) ||
-              s_set(o, "partner", s_str(ev->partner)) ||
-              s_set(o, "agreement", s_str(ev->agreement)) ||
-              s_set(o, "policy_version", s_str(ev->policy_version)) ||
-              s_set(o, "version", ev->version ? json_integer((json_int_t)ev->version)
-                                              : json_null()) ||
-              s_set(o, "outcome", s_str(ev->outcome));
+    int bad =
+        s_set(o, "seq", json_integer((json_int_t)seq)) || s_set(o, "time", json_string(when)) ||
+        s_set(o, "action", json_string(pg_audit_action_name(ev->action))) ||
+        s_set(o, "entity_id", s_str(ev->entity_id)) ||
+        s_set(o, "native_id", s_str(ev->native_id)) || s_set(o, "origin", s_str(ev->origin)) ||
+        s_set(o, "destination", s_str(ev->destination)) ||
+        s_set(o, "partner", s_str(ev->partner)) || s_set(o, "agreement", s_str(ev->agreement)) ||
+        s_set(o, "policy_version", s_str(ev->policy_version)) ||
+        s_set(o, "version", ev->version ? json_integer((json_int_t)ev->version) : json_null()) ||
+        s_set(o, "outcome", s_str(ev->outcome));
     char *text = bad ? NULL : json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return text;
@@ -382,14 +382,18 @@ static int s_check_event(const pg_audit_event *ev, char *errstr, size_t errstr_s
         const char *key, *value;
         int is_code;
     } fields[] = {
-        {"entity_id", ev->entity_id, 0},   {"native_id", ev->native_id, 0},
-        {"origin", ev->origin, 0},         {"destination", ev->destination, 0},
-        {"partner", ev->partner, 0},       {"agreement", ev->agreement, 0},
-        {"policy_version", ev->policy_version, 0}, {"outcome", ev->outcome, 1},
+        {"entity_id", ev->entity_id, 0},
+        {"native_id", ev->native_id, 0},
+        {"origin", ev->origin, 0},
+        {"destination", ev->destination, 0},
+        {"partner", ev->partner, 0},
+        {"agreement", ev->agreement, 0},
+        {"policy_version", ev->policy_version, 0},
+        {"outcome", ev->outcome, 1},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        int rc = s_check_field(fields[i].key, fields[i].value, fields[i].is_code, errstr,
-                               errstr_size);
+        int rc =
+            s_check_field(fields[i].key, fields[i].value, fields[i].is_code, errstr, errstr_size);
         if (rc)
             return rc;
     }
@@ -408,16 +412,14 @@ static int s_write_all(pg_audit *a, const pg_buf *buf, char *errstr, size_t errs
             int err = n < 0 ? errno : ENOSPC;
             if (done && ftruncate(a->fd, a->size))
                 a->failed = 1;
-            return pg_errf(PG_EIO, errstr, errstr_size, "%s: write: %s", a->path,
-                           strerror(err));
+            return pg_errf(PG_EIO, errstr, errstr_size, "%s: write: %s", a->path, strerror(err));
         }
         done += (size_t)n;
     }
     return 0;
 }
 
-int pg_audit_append(pg_audit *audit, const pg_audit_event *ev, char *errstr,
-                    size_t errstr_size)
+int pg_audit_append(pg_audit *audit, const pg_audit_event *ev, char *errstr, size_t errstr_size)
 {
     int rc = s_check_event(ev, errstr, errstr_size);
     if (rc)
@@ -426,9 +428,9 @@ int pg_audit_append(pg_audit *audit, const pg_audit_event *ev, char *errstr,
     char when[32], hash[S_HASH_LEN + 1];
     char *canon = NULL;
     if (audit->failed) {
-        rc = pg_errf(PG_EIO, errstr, errstr_size,
-                     "%s: an earlier write failed; the audit log takes no more events",
-                     audit->path);
+        rc =
+            pg_errf(PG_EIO, errstr, errstr_size,
+                    "%s: an earlier write failed; the audit log takes no more events", audit->path);
         goto out;
     }
     s_format_time(audit->clock_ms(audit->clock_ud), when);
@@ -464,9 +466,9 @@ out:
 int pg_audit_sync(pg_audit *audit, char *errstr, size_t errstr_size)
 {
     pthread_mutex_lock(&audit->lock);
-    int rc = audit->failed ? pg_errf(PG_EIO, errstr, errstr_size, "%s: an earlier write failed",
-                                     audit->path)
-                           : s_sync_locked(audit, errstr, errstr_size);
+    int rc = audit->failed
+                 ? pg_errf(PG_EIO, errstr, errstr_size, "%s: an earlier write failed", audit->path)
+                 : s_sync_locked(audit, errstr, errstr_size);
     pthread_mutex_unlock(&audit->lock);
     return rc;
 }
@@ -519,8 +521,7 @@ static int s_verify_line(void *ud, char *line, size_t len, int complete)
     s_line ln;
     int rc = 0;
     if (!complete) {
-        rc = pg_errf(PG_EINVALID, why, sizeof why,
-                     "cut short: no newline at the end of the file");
+        rc = pg_errf(PG_EINVALID, why, sizeof why, "cut short: no newline at the end of the file");
     } else if (!(rc = s_parse_line(line, len, &v->canon, &ln, why, sizeof why))) {
         char expect[S_HASH_LEN + 1];
         s_hash(v->res->head, (const char *)v->canon.data, v->canon.len, expect);
@@ -544,8 +545,7 @@ static int s_verify_line(void *ud, char *line, size_t len, int complete)
     return 0;
 }
 
-int pg_audit_verify(const char *path, pg_audit_verify_result *res, char *errstr,
-                    size_t errstr_size)
+int pg_audit_verify(const char *path, pg_audit_verify_result *res, char *errstr, size_t errstr_size)
 {
     memset(res, 0, sizeof *res);
     memcpy(res->head, S_GENESIS, sizeof res->head);
@@ -590,8 +590,8 @@ static int s_query_line(void *ud, char *line, size_t len, int complete)
     return match ? q->fn(q->ud, line, len) : 0;
 }
 
-int pg_audit_query(const char *path, const pg_audit_filter *filter, pg_audit_line_fn fn,
-                   void *ud, char *errstr, size_t errstr_size)
+int pg_audit_query(const char *path, const pg_audit_filter *filter, pg_audit_line_fn fn, void *ud,
+                   char *errstr, size_t errstr_size)
 {
     static const pg_audit_filter all;
     s_query q = {.filter = filter ? filter : &all, .fn = fn, .ud = ud, .canon = PG_BUF_INIT};

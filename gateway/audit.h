@@ -13,13 +13,13 @@
 typedef struct pg_audit pg_audit;
 
 /* X(ID, name): the action of an event. */
-#define PG_AUDIT_ACTION_TABLE(X)                                                         \
-    X(COLLECT, "collect")   /* a record taken in from our RMS */                        \
-    X(DISCLOSE, "disclose") /* a record published to a destination */                   \
-    X(WITHHOLD, "withhold") /* a record not published to a destination, by policy */    \
-    X(WITHDRAW, "withdraw") /* a destination sent a delete for what it may no longer hold */ \
-    X(RECEIVE, "receive")   /* a record accepted from a partner */                      \
-    X(REJECT, "reject")     /* a record refused (from a partner, or invalid) */         \
+#define PG_AUDIT_ACTION_TABLE(X)                                                                   \
+    X(COLLECT, "collect")   /* a record taken in from our RMS */                                   \
+    X(DISCLOSE, "disclose") /* a record published to a destination */                              \
+    X(WITHHOLD, "withhold") /* a record not published to a destination, by policy */               \
+    X(WITHDRAW, "withdraw") /* a destination sent a delete for what it may no longer hold */       \
+    X(RECEIVE, "receive")   /* a record accepted from a partner */                                 \
+    X(REJECT, "reject")     /* a record refused (from a partner, or invalid) */                    \
     X(ERASE, "erase")       /* a record erased (deleted at source, MoPI disposal) */
 
 typedef enum pg_audit_action {
@@ -85,8 +85,7 @@ void pg_audit_destroy(pg_audit **p);
  * when a field is not acceptable (nothing is written); PG_EIO when the write or sync
  * failed: nothing of the event stays in the file, and every later call fails too, so
  * the caller stops disclosing what it cannot log. */
-int pg_audit_append(pg_audit *audit, const pg_audit_event *ev, char *errstr,
-                    size_t errstr_size);
+int pg_audit_append(pg_audit *audit, const pg_audit_event *ev, char *errstr, size_t errstr_size);
 /* fdatasync what is pending. 0 or PG_EIO. */
 int pg_audit_sync(pg_audit *audit, char *errstr, size_t errstr_size);
 /* The seq of the last event written (0 for an empty log). */
@@ -95,11 +94,11 @@ uint64_t pg_audit_seq(pg_audit *audit);
 #define PG_AUDIT_HASH_HEX 65 /* SHA-256 in lower-case hex and a NUL */
 
 typedef struct pg_audit_verify_result {
-    uint64_t events;                 /* valid events read */
-    size_t bad_line;                 /* 1-based line of the first problem; 0 if none */
-    char head[PG_AUDIT_HASH_HEX];    /* hash of the last valid event (record it
-                                      * elsewhere: removing trailing lines is only
-                                      * detectable against such an anchor) */
+    uint64_t events;              /* valid events read */
+    size_t bad_line;              /* 1-based line of the first problem; 0 if none */
+    char head[PG_AUDIT_HASH_HEX]; /* hash of the last valid event (record it
+                                   * elsewhere: removing trailing lines is only
+                                   * detectable against such an anchor) */
 } pg_audit_verify_result;
 
 /* Check the whole chain at path. 0 when every line is a valid event in sequence with
@@ -127,8 +126,8 @@ typedef int (*pg_audit_line_fn)(void *ud, const char *line, size_t len);
 /* The events of the log at path matching filter, in order. Lines that are not events
  * are skipped (pg_audit_verify reports them). 0, the callback's non-zero value, or
  * PG_EIO. */
-int pg_audit_query(const char *path, const pg_audit_filter *filter, pg_audit_line_fn fn,
-                   void *ud, char *errstr, size_t errstr_size);
+int pg_audit_query(const char *path, const pg_audit_filter *filter, pg_audit_line_fn fn, void *ud,
+                   char *errstr, size_t errstr_size);
 
 /* RFC 3339 ("2026-03-29T02:30:00+01:00", "...Z") or a date ("2026-03-29", UTC
  * midnight) -> milliseconds since the epoch. 0 or PG_EINVALID. */

@@ -115,7 +115,7 @@ typedef struct s_dest {
     pg_policy_destination pub; /* first: a pub pointer is an s_dest pointer */
     uint32_t slot_redact[S_SLOTS];
     const char *slot_text[S_SLOTS];
-    s_pos pos;                  /* the destination's first key */
+    s_pos pos;                 /* the destination's first key */
     s_pos key_pos[S_DK_COUNT]; /* each key's value, when given */
 } s_dest;
 
@@ -186,12 +186,12 @@ static int s_fail_at(s_parser *ps, s_pos pos, const char *fmt, ...)
     va_end(ap);
     const char *file = ps->file ? ps->file : "<policy>";
     if (pos.line > 0)
-        return pg_errf(PG_ECONFIG, ps->errstr, ps->errstr_size, "%s:%d:%d: %s: %s", file,
-                       pos.line, pos.col, ps->path, msg);
+        return pg_errf(PG_ECONFIG, ps->errstr, ps->errstr_size, "%s:%d:%d: %s: %s", file, pos.line,
+                       pos.col, ps->path, msg);
     return pg_errf(PG_ECONFIG, ps->errstr, ps->errstr_size, "%s: %s: %s", file, ps->path, msg);
 }
 
-#define s_fail(ps, node, ...)                                                            \
+#define s_fail(ps, node, ...)                                                                      \
     s_fail_at((ps), s_node_pos(node).line ? s_node_pos(node) : (ps)->key_pos, __VA_ARGS__)
 
 /* Extend the path by fmt; returns the old length to restore with s_path_pop. */
@@ -206,7 +206,10 @@ static size_t s_path_push(s_parser *ps, const char *fmt, ...)
     return len;
 }
 
-static void s_path_pop(s_parser *ps, size_t len) { ps->path[len] = '\0'; }
+static void s_path_pop(s_parser *ps, size_t len)
+{
+    ps->path[len] = '\0';
+}
 
 static int s_is_null(struct fy_node *node)
 {
@@ -248,8 +251,8 @@ static int s_token(s_parser *ps, struct fy_node *node, const char **out, size_t 
     for (const char *c = *out; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
               *c == '.' || *c == '_' || *c == '-'))
-            return s_fail(ps, node, "%s '%s' may hold only letters, digits, '.', '_' and '-'",
-                          what, *out);
+            return s_fail(ps, node, "%s '%s' may hold only letters, digits, '.', '_' and '-'", what,
+                          *out);
     return 0;
 }
 
@@ -335,8 +338,8 @@ static int s_walk(s_parser *ps, struct fy_node *node, const s_key *table, size_t
     struct fy_node_pair *pair;
     while ((pair = fy_node_mapping_iterate(node, &iter))) {
         struct fy_node *key = fy_node_pair_key(pair);
-        const char *name = key && fy_node_get_type(key) == FYNT_SCALAR ? fy_node_get_scalar0(key)
-                                                                       : NULL;
+        const char *name =
+            key && fy_node_get_type(key) == FYNT_SCALAR ? fy_node_get_scalar0(key) : NULL;
         if (!name)
             return s_fail(ps, key, "keys must be plain names");
         size_t i = 0;
@@ -345,8 +348,8 @@ static int s_walk(s_parser *ps, struct fy_node *node, const s_key *table, size_t
         if (i == n) {
             char known[256] = "";
             for (size_t k = 0; k < n; k++)
-                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
-                         k ? ", " : "", table[k].key);
+                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", k ? ", " : "",
+                         table[k].key);
             return s_fail(ps, key, "unknown key '%s' (known keys: %s)", name, known);
         }
         size_t saved = s_path_push(ps, ".%s", name);
@@ -382,8 +385,8 @@ static const s_key s_agreement_keys[] = {
 /* ---- destinations */
 
 static const char *const s_kind_names[] = {
-    NULL, "person", "location", "vehicle", "item", "weapon", "telephone", "occurrence",
-    "custody", "intelligence",
+    NULL,     "person",    "location",   "vehicle", "item",
+    "weapon", "telephone", "occurrence", "custody", "intelligence",
 };
 
 static int s_d_kind(s_parser *ps, struct fy_node *v, void *obj)
@@ -505,8 +508,8 @@ static int s_redact_item(s_parser *ps, struct fy_node *n, const char *s, void *o
             ((s_dest *)obj)->pub.redact |= 1u << f;
             return 0;
         }
-    return s_fail(ps, n, "unknown field '%s' (docs/policy.md lists the fields that can be redacted)",
-                  s);
+    return s_fail(ps, n,
+                  "unknown field '%s' (docs/policy.md lists the fields that can be redacted)", s);
 }
 
 static int s_d_redact(s_parser *ps, struct fy_node *v, void *obj)
@@ -593,9 +596,8 @@ static const s_key s_partner_keys[] = {
 /* ---- the section */
 
 /* Parse each mapping of a list into an array of elem_size objects. */
-static int s_list(s_parser *ps, struct fy_node *v, const char *what, size_t elem_size,
-                  void **items, size_t *count,
-                  int (*one)(s_parser *ps, struct fy_node *n, void *item))
+static int s_list(s_parser *ps, struct fy_node *v, const char *what, size_t elem_size, void **items,
+                  size_t *count, int (*one)(s_parser *ps, struct fy_node *n, void *item))
 {
     if (s_is_null(v)) {
         *count = 0;
@@ -625,8 +627,8 @@ static int s_one_agreement(s_parser *ps, struct fy_node *n, void *item)
     unsigned seen;
     s_agreement *a = item;
     a->pos = s_node_pos(n);
-    return s_walk(ps, n, s_agreement_keys, sizeof s_agreement_keys / sizeof s_agreement_keys[0],
-                  a, NULL, &seen);
+    return s_walk(ps, n, s_agreement_keys, sizeof s_agreement_keys / sizeof s_agreement_keys[0], a,
+                  NULL, &seen);
 }
 
 static int s_one_dest(s_parser *ps, struct fy_node *n, void *item)
@@ -791,8 +793,8 @@ static int s_check_partner(s_parser *ps, s_partner *pt, size_t index)
                            policy->force);
     for (size_t i = 0; !rc && i < index; i++)
         if (!strcmp(policy->partners[i].pub.topic, p->topic))
-            rc = s_fail_at(ps, pt->key_pos[S_PK_TOPIC], "topic '%s' is also partner %s's",
-                           p->topic, policy->partners[i].pub.force);
+            rc = s_fail_at(ps, pt->key_pos[S_PK_TOPIC], "topic '%s' is also partner %s's", p->topic,
+                           policy->partners[i].pub.force);
     s_path_pop(ps, saved);
     return rc;
 }
@@ -824,8 +826,11 @@ pg_policy *pg_policy_parse(struct fy_node *section, const char *file, const char
                            char *errstr, size_t errstr_size)
 {
     pg_policy *policy = calloc(1, sizeof *policy);
-    s_parser ps = {.policy = policy, .file = file, .path = "policy",
-                   .errstr = errstr, .errstr_size = errstr_size};
+    s_parser ps = {.policy = policy,
+                   .file = file,
+                   .path = "policy",
+                   .errstr = errstr,
+                   .errstr_size = errstr_size};
     if (!policy || !(policy->arena = pg_arena_new(0))) {
         pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
         goto err;
@@ -841,8 +846,8 @@ pg_policy *pg_policy_parse(struct fy_node *section, const char *file, const char
         goto err;
     }
     unsigned seen;
-    if (s_walk(&ps, section, s_policy_keys, sizeof s_policy_keys / sizeof s_policy_keys[0],
-               NULL, NULL, &seen))
+    if (s_walk(&ps, section, s_policy_keys, sizeof s_policy_keys / sizeof s_policy_keys[0], NULL,
+               NULL, &seen))
         goto err;
     for (size_t i = 0; i < policy->n_agreements; i++)
         for (size_t j = 0; j < i; j++)
@@ -923,14 +928,13 @@ out:
     return policy;
 }
 
-pg_policy *pg_policy_load(const char *path, const char *our_force, char *errstr,
-                          size_t errstr_size)
+pg_policy *pg_policy_load(const char *path, const char *our_force, char *errstr, size_t errstr_size)
 {
     return s_load(path, NULL, 0, our_force, errstr, errstr_size);
 }
 
-pg_policy *pg_policy_load_string(const char *yaml, size_t len, const char *our_force,
-                                 char *errstr, size_t errstr_size)
+pg_policy *pg_policy_load_string(const char *yaml, size_t len, const char *our_force, char *errstr,
+                                 size_t errstr_size)
 {
     return s_load(NULL, yaml, len, our_force, errstr, errstr_size);
 }
@@ -944,18 +948,29 @@ void pg_policy_destroy(pg_policy **p)
     *p = NULL;
 }
 
-const char *pg_policy_version(const pg_policy *policy) { return policy->version; }
-const char *pg_policy_force(const pg_policy *policy) { return policy->force; }
-size_t pg_policy_destination_count(const pg_policy *policy) { return policy->n_dests; }
-size_t pg_policy_partner_count(const pg_policy *policy) { return policy->n_partners; }
+const char *pg_policy_version(const pg_policy *policy)
+{
+    return policy->version;
+}
+const char *pg_policy_force(const pg_policy *policy)
+{
+    return policy->force;
+}
+size_t pg_policy_destination_count(const pg_policy *policy)
+{
+    return policy->n_dests;
+}
+size_t pg_policy_partner_count(const pg_policy *policy)
+{
+    return policy->n_partners;
+}
 
 const pg_policy_destination *pg_policy_destination_at(const pg_policy *policy, size_t i)
 {
     return i < policy->n_dests ? &policy->dests[i].pub : NULL;
 }
 
-const pg_policy_destination *pg_policy_destination_find(const pg_policy *policy,
-                                                        const char *name)
+const pg_policy_destination *pg_policy_destination_find(const pg_policy *policy, const char *name)
 {
     for (size_t i = 0; name && i < policy->n_dests; i++)
         if (!strcmp(policy->dests[i].pub.name, name))
@@ -1122,13 +1137,13 @@ static int s_redact_person(pg_arena *arena, pg_entity_update *e, uint32_t mask)
 }
 
 /* Copy the body of e (of type T, member m) and let the statement redact the copy `b`. */
-#define S_REDACT_BODY(T, m, stmt)                                                        \
-    do {                                                                                 \
-        T *b = s_dup(arena, e->m, sizeof *b);                                            \
-        if (!b)                                                                          \
-            return PG_ENOMEM;                                                            \
-        stmt;                                                                            \
-        e->m = b;                                                                        \
+#define S_REDACT_BODY(T, m, stmt)                                                                  \
+    do {                                                                                           \
+        T *b = s_dup(arena, e->m, sizeof *b);                                                      \
+        if (!b)                                                                                    \
+            return PG_ENOMEM;                                                                      \
+        stmt;                                                                                      \
+        e->m = b;                                                                                  \
     } while (0)
 
 /* Apply mask (already restricted to e's kind) to e, a shallow copy of the input. */
@@ -1251,9 +1266,11 @@ int pg_policy_decide_link(const pg_policy *policy, const pg_policy_destination *
     if (out->reason == PG_POLICY_R_OK)
         out->reason = s_check_marking(destination, m != NULL, m ? (int)m->classification : 0,
                                       m ? (int)m->handling : 0);
-    if (out->reason == PG_POLICY_R_OK && (from == PG_POLICY_END_WITHHELD || to == PG_POLICY_END_WITHHELD))
+    if (out->reason == PG_POLICY_R_OK &&
+        (from == PG_POLICY_END_WITHHELD || to == PG_POLICY_END_WITHHELD))
         out->reason = PG_POLICY_R_LINK_END;
-    if (out->reason == PG_POLICY_R_OK && (from != PG_POLICY_END_SHARED || to != PG_POLICY_END_SHARED))
+    if (out->reason == PG_POLICY_R_OK &&
+        (from != PG_POLICY_END_SHARED || to != PG_POLICY_END_SHARED))
         out->reason = PG_POLICY_R_LINK_END_UNKNOWN;
     if (out->reason != PG_POLICY_R_OK)
         return 0;
@@ -1294,8 +1311,7 @@ static pg_origin *s_origin_ids(pg_arena *arena, const pg_origin *in)
 pg_entity_update *pg_policy_withdrawal_entity(pg_arena *arena, const pg_entity_update *entity,
                                               uint64_t version)
 {
-    pg_entity_update *e =
-        PG_PB_NEW(arena, pg_entity_update, polegate__pole__v1__entity_update);
+    pg_entity_update *e = PG_PB_NEW(arena, pg_entity_update, polegate__pole__v1__entity_update);
     if (!e)
         return NULL;
     e->id = entity->id;
@@ -1339,9 +1355,8 @@ int pg_policy_headers(const pg_policy *policy, const pg_policy_decision *decisio
 
 /* ------------------------------------------------------------------ inbound */
 
-int pg_policy_inbound_allowed(const pg_policy *policy, const char *topic,
-                              const char *origin_force, const pg_policy_partner **partner,
-                              char *errstr, size_t errstr_size)
+int pg_policy_inbound_allowed(const pg_policy *policy, const char *topic, const char *origin_force,
+                              const pg_policy_partner **partner, char *errstr, size_t errstr_size)
 {
     const pg_policy_partner *p = pg_policy_partner_by_topic(policy, topic);
     if (partner)
@@ -1361,6 +1376,5 @@ int pg_policy_inbound_allowed(const pg_policy *policy, const char *topic,
         if (!strcmp(p->speaks_for[i], origin_force))
             return 0;
     return pg_errf(PG_EPOLICY, errstr, errstr_size,
-                   "inbound: partner %s may not speak for force '%.8s'", p->force,
-                   origin_force);
+                   "inbound: partner %s may not speak for force '%.8s'", p->force, origin_force);
 }

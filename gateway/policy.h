@@ -26,16 +26,16 @@ typedef enum pg_policy_dest_kind {
 
 /* One destination as configured. Read-only; owned by the policy. */
 typedef struct pg_policy_destination {
-    const char *name;  /* unique; the key under which the caller keeps "shared" state */
+    const char *name; /* unique; the key under which the caller keeps "shared" state */
     pg_policy_dest_kind kind;
-    const char *force; /* PG_POLICY_DEST_FORCE: the partner's force code; else NULL */
-    const char *topic; /* the Kafka topic this destination reads */
-    const char *agreement;            /* the agreement everything sent here is under */
-    int max_classification;           /* CLASSIFICATION_OFFICIAL or _OFFICIAL_SENSITIVE */
-    int allow_handling_c;             /* handling-C records may go here... */
+    const char *force;      /* PG_POLICY_DEST_FORCE: the partner's force code; else NULL */
+    const char *topic;      /* the Kafka topic this destination reads */
+    const char *agreement;  /* the agreement everything sent here is under */
+    int max_classification; /* CLASSIFICATION_OFFICIAL or _OFFICIAL_SENSITIVE */
+    int allow_handling_c;   /* handling-C records may go here... */
     const char *handling_c_agreement; /* ...under this agreement (set iff allowed) */
-    uint32_t kinds;       /* bit (1u << EntityKind) for each kind it may receive */
-    uint32_t redact;      /* bit (1u << pg_policy_field) for each field redacted */
+    uint32_t kinds;                   /* bit (1u << EntityKind) for each kind it may receive */
+    uint32_t redact;                  /* bit (1u << pg_policy_field) for each field redacted */
     unsigned mopi_groups; /* bit g for MoPI group g (1-4); bit 0: records without a group */
 } pg_policy_destination;
 
@@ -50,27 +50,27 @@ typedef struct pg_policy_partner {
 
 /* The fields a destination can have redacted: a fixed vocabulary, each name mapped to
  * canonical fields (docs/policy.md "Redactions"). */
-#define PG_POLICY_FIELD_TABLE(X)                                                         \
-    X(ORIGIN_ORG_UNIT, "origin.org_unit")                                                \
-    X(PERSON_ETHNICITY, "person.ethnicity")                                              \
-    X(PERSON_SELF_DEFINED_ETHNICITY, "person.self_defined_ethnicity")                    \
-    X(PERSON_OFFICER_DEFINED_ETHNICITY, "person.officer_defined_ethnicity")              \
-    X(PERSON_WARNING_MARKERS, "person.warning_markers")                                  \
-    X(PERSON_DATE_OF_BIRTH, "person.date_of_birth")                                      \
-    X(PERSON_DATE_OF_BIRTH_DAY, "person.date_of_birth.day")                              \
-    X(PERSON_PLACE_OF_BIRTH, "person.place_of_birth")                                    \
-    X(PERSON_NATIONALITY, "person.nationality")                                          \
-    X(PERSON_PNC_ID, "person.pnc_id")                                                    \
-    X(PERSON_CRO_NUMBER, "person.cro_number")                                            \
-    X(PERSON_ALIASES, "person.aliases")                                                  \
-    X(PERSON_OCCUPATION, "person.occupation")                                            \
-    X(LOCATION_POSITION, "location.position")                                            \
-    X(LOCATION_DESCRIPTION, "location.description")                                      \
-    X(VEHICLE_VIN, "vehicle.vin")                                                        \
-    X(ITEM_VALUE, "item.value")                                                          \
-    X(TELEPHONE_IMEI, "telephone.imei")                                                  \
-    X(OCCURRENCE_SUMMARY, "occurrence.summary")                                          \
-    X(INTELLIGENCE_TEXT, "intelligence.text")                                            \
+#define PG_POLICY_FIELD_TABLE(X)                                                                   \
+    X(ORIGIN_ORG_UNIT, "origin.org_unit")                                                          \
+    X(PERSON_ETHNICITY, "person.ethnicity")                                                        \
+    X(PERSON_SELF_DEFINED_ETHNICITY, "person.self_defined_ethnicity")                              \
+    X(PERSON_OFFICER_DEFINED_ETHNICITY, "person.officer_defined_ethnicity")                        \
+    X(PERSON_WARNING_MARKERS, "person.warning_markers")                                            \
+    X(PERSON_DATE_OF_BIRTH, "person.date_of_birth")                                                \
+    X(PERSON_DATE_OF_BIRTH_DAY, "person.date_of_birth.day")                                        \
+    X(PERSON_PLACE_OF_BIRTH, "person.place_of_birth")                                              \
+    X(PERSON_NATIONALITY, "person.nationality")                                                    \
+    X(PERSON_PNC_ID, "person.pnc_id")                                                              \
+    X(PERSON_CRO_NUMBER, "person.cro_number")                                                      \
+    X(PERSON_ALIASES, "person.aliases")                                                            \
+    X(PERSON_OCCUPATION, "person.occupation")                                                      \
+    X(LOCATION_POSITION, "location.position")                                                      \
+    X(LOCATION_DESCRIPTION, "location.description")                                                \
+    X(VEHICLE_VIN, "vehicle.vin")                                                                  \
+    X(ITEM_VALUE, "item.value")                                                                    \
+    X(TELEPHONE_IMEI, "telephone.imei")                                                            \
+    X(OCCURRENCE_SUMMARY, "occurrence.summary")                                                    \
+    X(INTELLIGENCE_TEXT, "intelligence.text")                                                      \
     X(INTELLIGENCE_GRADING, "intelligence.grading")
 
 typedef enum pg_policy_field {
@@ -81,17 +81,17 @@ typedef enum pg_policy_field {
 } pg_policy_field;
 
 /* Why a record is withheld from a destination. X(ID, name, meaning). */
-#define PG_POLICY_REASON_TABLE(X)                                                        \
-    X(OK, "ok", "may be shared")                                                         \
-    X(DELETED, "deleted", "the record is deleted (MoPI disposal or created in error)")   \
-    X(INVALID, "invalid", "the operation is missing or unknown")                         \
-    X(MARKING, "marking-missing", "the marking is missing or unknown")                   \
-    X(SECRET, "secret", "SECRET and TOP SECRET records are never shared")                \
-    X(CLASSIFICATION, "classification", "classification above the destination's maximum") \
-    X(HANDLING, "handling", "handling C, and no agreement allows it for the destination") \
-    X(KIND, "kind", "the destination does not receive this kind")                        \
-    X(MOPI, "mopi", "the destination does not receive this MoPI group")                  \
-    X(LINK_END, "link-end", "an end of the link is withheld from the destination")       \
+#define PG_POLICY_REASON_TABLE(X)                                                                  \
+    X(OK, "ok", "may be shared")                                                                   \
+    X(DELETED, "deleted", "the record is deleted (MoPI disposal or created in error)")             \
+    X(INVALID, "invalid", "the operation is missing or unknown")                                   \
+    X(MARKING, "marking-missing", "the marking is missing or unknown")                             \
+    X(SECRET, "secret", "SECRET and TOP SECRET records are never shared")                          \
+    X(CLASSIFICATION, "classification", "classification above the destination's maximum")          \
+    X(HANDLING, "handling", "handling C, and no agreement allows it for the destination")          \
+    X(KIND, "kind", "the destination does not receive this kind")                                  \
+    X(MOPI, "mopi", "the destination does not receive this MoPI group")                            \
+    X(LINK_END, "link-end", "an end of the link is withheld from the destination")                 \
     X(LINK_END_UNKNOWN, "link-end-unknown", "an end of the link is not known to be shared")
 
 typedef enum pg_policy_reason {
@@ -123,8 +123,8 @@ pg_policy *pg_policy_parse(struct fy_node *section, const char *file, const char
 pg_policy *pg_policy_load(const char *path, const char *our_force, char *errstr,
                           size_t errstr_size);
 /* The same from YAML text (tests, --check-config of a string). */
-pg_policy *pg_policy_load_string(const char *yaml, size_t len, const char *our_force,
-                                 char *errstr, size_t errstr_size);
+pg_policy *pg_policy_load_string(const char *yaml, size_t len, const char *our_force, char *errstr,
+                                 size_t errstr_size);
 /* Frees the policy; sets *p to NULL; NULL-safe. Destinations and partners obtained
  * from it die with it. */
 void pg_policy_destroy(pg_policy **p);
@@ -133,13 +133,11 @@ const char *pg_policy_version(const pg_policy *policy);
 const char *pg_policy_force(const pg_policy *policy);
 size_t pg_policy_destination_count(const pg_policy *policy);
 const pg_policy_destination *pg_policy_destination_at(const pg_policy *policy, size_t i);
-const pg_policy_destination *pg_policy_destination_find(const pg_policy *policy,
-                                                        const char *name);
+const pg_policy_destination *pg_policy_destination_find(const pg_policy *policy, const char *name);
 size_t pg_policy_partner_count(const pg_policy *policy);
 const pg_policy_partner *pg_policy_partner_at(const pg_policy *policy, size_t i);
 /* The partner that publishes to topic; NULL when none. */
-const pg_policy_partner *pg_policy_partner_by_topic(const pg_policy *policy,
-                                                    const char *topic);
+const pg_policy_partner *pg_policy_partner_by_topic(const pg_policy *policy, const char *topic);
 /* The description of a declared agreement; NULL when not declared. */
 const char *pg_policy_agreement_description(const pg_policy *policy, const char *name);
 
@@ -252,8 +250,7 @@ int pg_policy_headers(const pg_policy *policy, const pg_policy_decision *decisio
 /* May a record of origin_force arrive on topic? Only from a configured partner, and
  * only of an origin that partner may speak for (never this force). 0, or PG_EPOLICY
  * with the reason; *partner (may be NULL) gets the partner when the topic is known. */
-int pg_policy_inbound_allowed(const pg_policy *policy, const char *topic,
-                              const char *origin_force, const pg_policy_partner **partner,
-                              char *errstr, size_t errstr_size);
+int pg_policy_inbound_allowed(const pg_policy *policy, const char *topic, const char *origin_force,
+                              const pg_policy_partner **partner, char *errstr, size_t errstr_size);
 
 #endif

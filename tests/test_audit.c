@@ -192,7 +192,10 @@ static void s_edit_field(GPtrArray *l)
     memcpy(at, "\"kenx\"", 6);
 }
 
-static void s_delete_line(GPtrArray *l) { g_ptr_array_remove_index(l, 1); }
+static void s_delete_line(GPtrArray *l)
+{
+    g_ptr_array_remove_index(l, 1);
+}
 
 static void s_reorder(GPtrArray *l)
 {
@@ -207,7 +210,10 @@ static void s_cut_last(GPtrArray *l)
     line[strlen(line) / 2] = '\0';
 }
 
-static void s_cut_at_line_end(GPtrArray *l) { (void)l; } /* only the final newline goes */
+static void s_cut_at_line_end(GPtrArray *l)
+{
+    (void)l;
+} /* only the final newline goes */
 
 /* The attacker recomputes the changed line's own hash: the next line still shows it. */
 static void s_edit_and_rehash(GPtrArray *l)
@@ -215,7 +221,7 @@ static void s_edit_and_rehash(GPtrArray *l)
     char *prev_line = g_ptr_array_index(l, 1);
     char *line = g_ptr_array_index(l, 2);
     char *at = strstr(line, "\"handling\"");
-    memcpy(at, "\"shared\"  ", 10); /* same length; now claims it was shared... */
+    memcpy(at, "\"shared\"  ", 10);                /* same length; now claims it was shared... */
     memmove(at + 8, at + 10, strlen(at + 10) + 1); /* ...with valid JSON */
     char *h = strstr(line, ",\"hash\":\"");
     GString *canon = g_string_new_len(line, h - line);
@@ -235,7 +241,10 @@ static void s_add_field(GPtrArray *l)
     g_free(line);
 }
 
-static void s_blank_line(GPtrArray *l) { g_ptr_array_insert(l, 2, g_strdup("")); }
+static void s_blank_line(GPtrArray *l)
+{
+    g_ptr_array_insert(l, 2, g_strdup(""));
+}
 
 static void s_not_json(GPtrArray *l)
 {
@@ -329,7 +338,8 @@ START_TEST(test_partial_tail_refused)
     ck_assert_ptr_null(pg_audit_new(s_path, &s_opts, err, sizeof err));
     char want[64];
     snprintf(want, sizeof want, "truncate -s %jd ", (intmax_t)st.st_size);
-    ck_assert_msg(strstr(err, want) && strstr(err, "ends with 25 bytes that are not a complete event"),
+    ck_assert_msg(strstr(err, want) &&
+                      strstr(err, "ends with 25 bytes that are not a complete event"),
                   "%s", err);
     ck_assert_int_eq(truncate(s_path, st.st_size), 0);
     pg_audit *a = s_open();
@@ -413,7 +423,8 @@ START_TEST(test_no_content)
     ck_assert_int_eq(stat(s_path, &before), 0);
     ev.outcome = "withheld: O'Brien is SECRET";
     ck_assert_int_eq(pg_audit_append(a, &ev, err, sizeof err), PG_EINVALID);
-    ck_assert_str_eq(err, "audit: outcome must be a code (letters, digits, . _ - : , / [ ]), not free text");
+    ck_assert_str_eq(
+        err, "audit: outcome must be a code (letters, digits, . _ - : , / [ ]), not free text");
     ev.outcome = "ok";
     ev.native_id = "P1\nforged";
     ck_assert_int_eq(pg_audit_append(a, &ev, err, sizeof err), PG_EINVALID);
@@ -440,14 +451,14 @@ START_TEST(test_no_content)
     size_t len;
     char *text = s_read(&len);
     const char *content[] = {"O'Brien", "2001/0012345L", "Operation Condor", "ESX/SB/UNIT7",
-                             "PERSON", "caveat", "OFFICIAL"};
+                             "PERSON",  "caveat",        "OFFICIAL"};
     for (size_t i = 0; i < sizeof content / sizeof content[0]; i++)
         ck_assert_msg(!strstr(text, content[i]), "'%s' reached the audit log", content[i]);
     /* every line holds exactly the documented fields */
     gchar **lines = g_strsplit(text, "\n", -1);
-    const char *keys[] = {"seq", "time", "action", "entity_id", "native_id", "origin",
-                          "destination", "partner", "agreement", "policy_version", "version",
-                          "outcome", "hash"};
+    const char *keys[] = {"seq",     "time",        "action",  "entity_id", "native_id",
+                          "origin",  "destination", "partner", "agreement", "policy_version",
+                          "version", "outcome",     "hash"};
     for (int i = 0; i < 2; i++) {
         json_t *o = json_loads(lines[i], 0, NULL);
         ck_assert_ptr_nonnull(o);
@@ -456,7 +467,8 @@ START_TEST(test_no_content)
             ck_assert_msg(json_object_get(o, keys[k]) != NULL, "no %s", keys[k]);
         json_decref(o);
     }
-    ck_assert_ptr_nonnull(strstr(lines[1], "\"outcome\":\"redacted:origin.org_unit,person.ethnicity\""));
+    ck_assert_ptr_nonnull(
+        strstr(lines[1], "\"outcome\":\"redacted:origin.org_unit,person.ethnicity\""));
     ck_assert_ptr_nonnull(strstr(lines[0], "\"action\":\"erase\""));
     g_strfreev(lines);
     g_free(text);
@@ -522,7 +534,8 @@ START_TEST(test_query)
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         t_hits h = {0, ""};
-        ck_assert_int_eq(pg_audit_query(s_path, &rows[i].filter, s_collect, &h, err, sizeof err), 0);
+        ck_assert_int_eq(pg_audit_query(s_path, &rows[i].filter, s_collect, &h, err, sizeof err),
+                         0);
         ck_assert_msg(!strcmp(h.seqs, rows[i].want), "row %zu: got '%s', want '%s'", i, h.seqs,
                       rows[i].want);
     }
@@ -563,7 +576,8 @@ END_TEST
 
 START_TEST(test_action_names)
 {
-    const char *names[] = {"collect", "disclose", "withhold", "withdraw", "receive", "reject", "erase"};
+    const char *names[] = {"collect", "disclose", "withhold", "withdraw",
+                           "receive", "reject",   "erase"};
     for (int a = PG_AUDIT_COLLECT; a < PG_AUDIT_ACTION_COUNT; a++) {
         ck_assert_str_eq(pg_audit_action_name((pg_audit_action)a), names[a - 1]);
         ck_assert_int_eq(pg_audit_action_parse(names[a - 1]), a);
@@ -583,7 +597,9 @@ static void *s_writer(void *arg)
     char id[40];
     for (int i = 0; i < 200; i++) {
         snprintf(id, sizeof id, "thread-%p-%d", (void *)pthread_self(), i);
-        pg_audit_event ev = {.action = PG_AUDIT_DISCLOSE, .entity_id = id, .destination = "kent",
+        pg_audit_event ev = {.action = PG_AUDIT_DISCLOSE,
+                             .entity_id = id,
+                             .destination = "kent",
                              .outcome = "shared"};
         if (pg_audit_append(a, &ev, NULL, 0))
             return (void *)1;

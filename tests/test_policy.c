@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy.h"
 #include "polegate/error.h"
 #include "polegate/pole.h"
+#include "policy.h"
 
 #define EXAMPLE PG_FIXTURES "/../../config/policy-esx.yaml"
 
@@ -16,9 +16,9 @@ typedef Polegate__Pole__V1__Alias t_alias;
 typedef Polegate__Pole__V1__Date t_date;
 typedef Polegate__Pole__V1__Name t_name;
 
-enum { O = 1, OS = 2, S = 3, TS = 4 };         /* classifications */
-enum { P = 1, C = 2 };                         /* handling */
-enum { UPSERT = 1, DELETE = 2 };               /* operations */
+enum { O = 1, OS = 2, S = 3, TS = 4 }; /* classifications */
+enum { P = 1, C = 2 };                 /* handling */
+enum { UPSERT = 1, DELETE = 2 };       /* operations */
 enum { PERSON = 1, LOCATION, VEHICLE, ITEM, WEAPON, TELEPHONE, OCCURRENCE, CUSTODY, INTEL };
 #define NO_MARKING (-1)
 
@@ -64,8 +64,8 @@ static t_date *s_date(pg_arena *a, int y, int m, int d)
 }
 
 /* An entity of kind with every field the policy can redact filled in. */
-static pg_entity_update *s_entity(pg_arena *a, int kind, int classification, int handling,
-                                  int mopi, int op)
+static pg_entity_update *s_entity(pg_arena *a, int kind, int classification, int handling, int mopi,
+                                  int op)
 {
     pg_entity_update *e = PG_PB_NEW(a, pg_entity_update, polegate__pole__v1__entity_update);
     e->id = "6f1c2b0e-0d5b-5a3e-9c1f-2f7f3b8e9a01";
@@ -97,8 +97,10 @@ static pg_entity_update *s_entity(pg_arena *a, int kind, int classification, int
         p->name->surname = "O'Brien";
         p->date_of_birth = s_date(a, 1985, 7, 14);
         p->place_of_birth = "Liverpool";
-        p->self_defined_ethnicity = POLEGATE__POLE__V1__SELF_DEFINED_ETHNICITY__SELF_DEFINED_ETHNICITY_W2;
-        p->officer_defined_ethnicity = POLEGATE__POLE__V1__OFFICER_DEFINED_ETHNICITY__OFFICER_DEFINED_ETHNICITY_IC1;
+        p->self_defined_ethnicity =
+            POLEGATE__POLE__V1__SELF_DEFINED_ETHNICITY__SELF_DEFINED_ETHNICITY_W2;
+        p->officer_defined_ethnicity =
+            POLEGATE__POLE__V1__OFFICER_DEFINED_ETHNICITY__OFFICER_DEFINED_ETHNICITY_IC1;
         p->nationality = "IRL";
         p->pnc_id = "2001/0012345L";
         p->cro_number = "012345/01A";
@@ -120,7 +122,8 @@ static pg_entity_update *s_entity(pg_arena *a, int kind, int classification, int
         e->location = PG_PB_NEW(a, Polegate__Pole__V1__Location, polegate__pole__v1__location);
         e->location->street = "High Street";
         e->location->description = "rear door of the flat above the shop";
-        e->location->geo = PG_PB_NEW(a, Polegate__Pole__V1__GeoPoint, polegate__pole__v1__geo_point);
+        e->location->geo =
+            PG_PB_NEW(a, Polegate__Pole__V1__GeoPoint, polegate__pole__v1__geo_point);
         e->location->geo->lat = 51.7;
         e->location->grid =
             PG_PB_NEW(a, Polegate__Pole__V1__GridReference, polegate__pole__v1__grid_reference);
@@ -162,7 +165,8 @@ static pg_entity_update *s_entity(pg_arena *a, int kind, int classification, int
             PG_PB_NEW(a, Polegate__Pole__V1__Intelligence, polegate__pole__v1__intelligence);
         e->intelligence->reference = "INT/9/26";
         e->intelligence->text = "subject is said to store stolen goods at the lock-up";
-        e->intelligence->grading = PG_PB_NEW(a, Polegate__Pole__V1__Grading, polegate__pole__v1__grading);
+        e->intelligence->grading =
+            PG_PB_NEW(a, Polegate__Pole__V1__Grading, polegate__pole__v1__grading);
         e->intelligence->grading->source = 1;
         break;
     default:
@@ -465,8 +469,8 @@ static int s_present(const pg_entity_update *e, pg_policy_field f)
 static int s_field_kind(pg_policy_field f)
 {
     const char *n = pg_policy_field_name(f);
-    const char *prefixes[] = {NULL, "person.", "location.", "vehicle.", "item.", "weapon.",
-                              "telephone.", "occurrence.", "custody.", "intelligence."};
+    const char *prefixes[] = {NULL,      "person.",    "location.",   "vehicle.", "item.",
+                              "weapon.", "telephone.", "occurrence.", "custody.", "intelligence."};
     for (int k = PERSON; k <= INTEL; k++)
         if (!strncmp(n, prefixes[k], strlen(prefixes[k])))
             return k;
@@ -536,8 +540,9 @@ START_TEST(test_each_redaction)
             int gkind = s_field_kind((pg_policy_field)g);
             if (g == (int)f || (gkind && gkind != kind) || s_overlap(f, (pg_policy_field)g))
                 continue;
-            ck_assert_msg(s_present(d.entity, (pg_policy_field)g) == s_present(e, (pg_policy_field)g),
-                          "redacting %s changed %s", name, pg_policy_field_name((pg_policy_field)g));
+            ck_assert_msg(
+                s_present(d.entity, (pg_policy_field)g) == s_present(e, (pg_policy_field)g),
+                "redacting %s changed %s", name, pg_policy_field_name((pg_policy_field)g));
         }
         /* the copy still says what and whose it is */
         ck_assert_str_eq(d.entity->id, e->id);
@@ -572,7 +577,8 @@ START_TEST(test_date_of_birth_day)
     ck_assert_uint_eq(e->person->n_warning_markers, 2);
     ck_assert_str_eq(d.entity->origin->org_unit, "");
     ck_assert_str_eq(e->origin->org_unit, "ESX/SOUTH/CID");
-    ck_assert_str_eq(d.redactions, "origin.org_unit,person.warning_markers,person.date_of_birth.day");
+    ck_assert_str_eq(d.redactions,
+                     "origin.org_unit,person.warning_markers,person.date_of_birth.day");
     ck_assert_int_eq(out->self_defined_ethnicity, e->person->self_defined_ethnicity);
 }
 END_TEST
@@ -629,7 +635,8 @@ START_TEST(test_one_record_many_forms)
     pg_policy_decision nat, kent, mer;
     ck_assert_int_eq(pg_policy_decide_entity(p, s_dest(p, "national"), e, a, NULL, NULL, &nat), 0);
     ck_assert_int_eq(pg_policy_decide_entity(p, s_dest(p, "kent"), e, a, NULL, NULL, &kent), 0);
-    ck_assert_int_eq(pg_policy_decide_entity(p, s_dest(p, "merseyside"), e, a, NULL, NULL, &mer), 0);
+    ck_assert_int_eq(pg_policy_decide_entity(p, s_dest(p, "merseyside"), e, a, NULL, NULL, &mer),
+                     0);
     ck_assert_int_eq(nat.reason, PG_POLICY_R_HANDLING);
     ck_assert_int_eq(kent.reason, PG_POLICY_R_HANDLING);
     ck_assert_int_eq(mer.verdict, PG_POLICY_SHARE);
@@ -668,8 +675,8 @@ START_TEST(test_merged_from_filtered)
     e->merged_from = pg_arena_alloc(a, 2 * sizeof *e->merged_from);
     for (int i = 0; i < 2; i++) {
         e->merged_from[i] = PG_PB_NEW(a, pg_entity_ref, polegate__pole__v1__entity_ref);
-        e->merged_from[i]->id = i ? "11111111-0000-5000-8000-000000000002"
-                                  : "11111111-0000-5000-8000-000000000001";
+        e->merged_from[i]->id =
+            i ? "11111111-0000-5000-8000-000000000002" : "11111111-0000-5000-8000-000000000001";
     }
     pg_policy_decision d;
     int calls = 0;
@@ -784,7 +791,8 @@ static void s_run(const pg_policy *p, const char *dest, pg_entity_update **revs,
     int shared = 0;
     for (size_t i = 0; i < n; i++) {
         pg_policy_decision d;
-        ck_assert_int_eq(pg_policy_decide_entity(p, s_dest(p, dest), revs[i], a, NULL, NULL, &d), 0);
+        ck_assert_int_eq(pg_policy_decide_entity(p, s_dest(p, dest), revs[i], a, NULL, NULL, &d),
+                         0);
         actions[i] = pg_policy_transition(shared, &d);
         shared = actions[i] == PG_POLICY_PUBLISH;
     }
@@ -796,11 +804,11 @@ START_TEST(test_withdraw_marking_goes_up)
     pg_arena *a = s_a;
     pg_entity_update *revs[] = {
         s_entity(a, PERSON, O, P, 2, UPSERT),
-        s_entity(a, PERSON, OS, P, 2, UPSERT),  /* still fine for national */
-        s_entity(a, PERSON, S, P, 2, UPSERT),   /* up to SECRET: withdrawn */
-        s_entity(a, PERSON, S, P, 2, UPSERT),   /* still SECRET: nothing more */
-        s_entity(a, PERSON, OS, P, 2, UPSERT),  /* back down: published again */
-        s_entity(a, PERSON, OS, C, 2, UPSERT),  /* handling C: withdrawn */
+        s_entity(a, PERSON, OS, P, 2, UPSERT), /* still fine for national */
+        s_entity(a, PERSON, S, P, 2, UPSERT),  /* up to SECRET: withdrawn */
+        s_entity(a, PERSON, S, P, 2, UPSERT),  /* still SECRET: nothing more */
+        s_entity(a, PERSON, OS, P, 2, UPSERT), /* back down: published again */
+        s_entity(a, PERSON, OS, C, 2, UPSERT), /* handling C: withdrawn */
     };
     pg_policy_action got[6];
     s_run(p, "national", revs, 6, got, a);
@@ -853,16 +861,16 @@ END_TEST
 START_TEST(test_withdraw_policy_change)
 {
     pg_policy *old = s_example();
-    pg_policy *tighter = s_policy(
-        "policy:\n  version: ESX-ISP-2026.2\n"
-        "  agreements: [{name: ISA-NATIONAL-2026, description: n},"
-        " {name: ISA-ESX-KNT-2025, description: k}]\n"
-        "  destinations:\n"
-        "    - {name: national, kind: national, topic: polegate.esx.national.pole.v1,\n"
-        "       agreement: ISA-NATIONAL-2026, max_classification: OFFICIAL, kinds: all}\n"
-        "    - {name: kent, kind: force, force: KNT, topic: polegate.esx.knt.pole.v1,\n"
-        "       agreement: ISA-ESX-KNT-2025, max_classification: OFFICIAL-SENSITIVE,\n"
-        "       kinds: [location, vehicle], mopi_groups: [1, 2, 3, 4]}\n");
+    pg_policy *tighter =
+        s_policy("policy:\n  version: ESX-ISP-2026.2\n"
+                 "  agreements: [{name: ISA-NATIONAL-2026, description: n},"
+                 " {name: ISA-ESX-KNT-2025, description: k}]\n"
+                 "  destinations:\n"
+                 "    - {name: national, kind: national, topic: polegate.esx.national.pole.v1,\n"
+                 "       agreement: ISA-NATIONAL-2026, max_classification: OFFICIAL, kinds: all}\n"
+                 "    - {name: kent, kind: force, force: KNT, topic: polegate.esx.knt.pole.v1,\n"
+                 "       agreement: ISA-ESX-KNT-2025, max_classification: OFFICIAL-SENSITIVE,\n"
+                 "       kinds: [location, vehicle], mopi_groups: [1, 2, 3, 4]}\n");
     pg_arena *a = pg_arena_new(0);
     const struct {
         int kind, classification, mopi;
@@ -873,22 +881,21 @@ START_TEST(test_withdraw_policy_change)
         {PERSON, O, 2, "national", PG_POLICY_R_OK, PG_POLICY_R_OK},
         {PERSON, O, 2, "kent", PG_POLICY_R_OK, PG_POLICY_R_KIND},
         {VEHICLE, O, 2, "kent", PG_POLICY_R_OK, PG_POLICY_R_OK},
-        {VEHICLE, O, 0, "kent", PG_POLICY_R_OK, PG_POLICY_R_MOPI}, /* ungrouped no longer */
+        {VEHICLE, O, 0, "kent", PG_POLICY_R_OK, PG_POLICY_R_MOPI},    /* ungrouped no longer */
         {PERSON, O, 2, "merseyside", PG_POLICY_R_OK, PG_POLICY_R_OK}, /* see below */
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         pg_policy_facts f;
-        pg_policy_facts_of(s_entity(a, rows[i].kind, rows[i].classification, P, rows[i].mopi,
-                                    UPSERT),
-                           &f);
+        pg_policy_facts_of(
+            s_entity(a, rows[i].kind, rows[i].classification, P, rows[i].mopi, UPSERT), &f);
         ck_assert_int_eq(pg_policy_check_facts(old, s_dest(old, rows[i].dest), &f), rows[i].before);
         const pg_policy_destination *now = pg_policy_destination_find(tighter, rows[i].dest);
         if (!now) /* the destination is gone: everything it holds is withdrawn */
             continue;
         pg_policy_reason r = pg_policy_check_facts(tighter, now, &f);
         ck_assert_msg(r == rows[i].after, "row %zu: %s", i, pg_policy_reason_name(r));
-        pg_policy_decision d = {.verdict = r == PG_POLICY_R_OK ? PG_POLICY_SHARE : PG_POLICY_WITHHOLD,
-                                .reason = r};
+        pg_policy_decision d = {
+            .verdict = r == PG_POLICY_R_OK ? PG_POLICY_SHARE : PG_POLICY_WITHHOLD, .reason = r};
         ck_assert_int_eq(pg_policy_transition(1, &d),
                          r == PG_POLICY_R_OK ? PG_POLICY_PUBLISH : PG_POLICY_WITHDRAW);
     }
@@ -941,12 +948,12 @@ END_TEST
 
 START_TEST(test_inbound)
 {
-    pg_policy *p = s_policy(
-        "policy:\n  version: v\n  agreements: [{name: A, description: a}]\n"
-        "  partners:\n"
-        "    - {force: MER, topic: polegate.mer.esx.pole.v1, agreement: A}\n"
-        "    - {force: NAT, topic: polegate.national.esx.pole.v1, agreement: A,\n"
-        "       speaks_for: [KNT, MER]}\n");
+    pg_policy *p =
+        s_policy("policy:\n  version: v\n  agreements: [{name: A, description: a}]\n"
+                 "  partners:\n"
+                 "    - {force: MER, topic: polegate.mer.esx.pole.v1, agreement: A}\n"
+                 "    - {force: NAT, topic: polegate.national.esx.pole.v1, agreement: A,\n"
+                 "       speaks_for: [KNT, MER]}\n");
     const struct {
         const char *topic, *origin;
         int rc;
@@ -955,12 +962,15 @@ START_TEST(test_inbound)
         {"polegate.mer.esx.pole.v1", "MER", 0, NULL},
         {"polegate.mer.esx.pole.v1", "ESX", PG_EPOLICY,
          "partner MER sent a record claiming to originate from this force (ESX)"},
-        {"polegate.mer.esx.pole.v1", "KNT", PG_EPOLICY, "partner MER may not speak for force 'KNT'"},
-        {"polegate.mer.esx.pole.v1", "", PG_EPOLICY, "a record from partner MER names no origin force"},
+        {"polegate.mer.esx.pole.v1", "KNT", PG_EPOLICY,
+         "partner MER may not speak for force 'KNT'"},
+        {"polegate.mer.esx.pole.v1", "", PG_EPOLICY,
+         "a record from partner MER names no origin force"},
         {"polegate.mer.esx.pole.v1", NULL, PG_EPOLICY, "names no origin force"},
         {"polegate.national.esx.pole.v1", "KNT", 0, NULL},
         {"polegate.national.esx.pole.v1", "MER", 0, NULL},
-        {"polegate.national.esx.pole.v1", "NAT", PG_EPOLICY, "partner NAT may not speak for force 'NAT'"},
+        {"polegate.national.esx.pole.v1", "NAT", PG_EPOLICY,
+         "partner NAT may not speak for force 'NAT'"},
         {"polegate.national.esx.pole.v1", "ESX", PG_EPOLICY, "originate from this force"},
         {"polegate.knt.esx.pole.v1", "KNT", PG_EPOLICY,
          "topic 'polegate.knt.esx.pole.v1' is not a configured partner's"},
@@ -969,7 +979,8 @@ START_TEST(test_inbound)
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char err[PG_ERRSTR_SIZE] = "";
         const pg_policy_partner *partner = (const pg_policy_partner *)1;
-        int rc = pg_policy_inbound_allowed(p, rows[i].topic, rows[i].origin, &partner, err, sizeof err);
+        int rc =
+            pg_policy_inbound_allowed(p, rows[i].topic, rows[i].origin, &partner, err, sizeof err);
         ck_assert_msg(rc == rows[i].rc, "row %zu: rc %d (%s)", i, rc, err);
         if (rows[i].why)
             ck_assert_msg(strstr(err, rows[i].why), "row %zu: '%s'", i, err);
@@ -984,10 +995,12 @@ END_TEST
 
 /* ------------------------------------------------------------------ config errors */
 
-#define HEAD "policy:\n  version: v1\n  agreements:\n    - {name: A, description: a}\n    - {name: B, description: b}\n"
+#define HEAD                                                                                       \
+    "policy:\n  version: v1\n  agreements:\n    - {name: A, description: a}\n    - {name: B, "     \
+    "description: b}\n"
 /* A valid destination, lines 6-8 after HEAD, for rows that break something else. */
-#define DEST(extra)                                                                      \
-    "  destinations:\n    - {name: d, kind: national, topic: t.d, agreement: A,\n"         \
+#define DEST(extra)                                                                                \
+    "  destinations:\n    - {name: d, kind: national, topic: t.d, agreement: A,\n"                 \
     "       max_classification: OFFICIAL, kinds: all" extra "}\n"
 
 typedef struct t_error_row {
@@ -995,9 +1008,12 @@ typedef struct t_error_row {
     const char *want; /* a substring of the message, with its position */
 } t_error_row;
 
-#define D1 "  destinations:\n    - {name: d, kind: national, topic: t.d, agreement: A,\n       max_classification: OFFICIAL, kinds: all}\n"
+#define D1                                                                                         \
+    "  destinations:\n    - {name: d, kind: national, topic: t.d, agreement: A,\n       "          \
+    "max_classification: OFFICIAL, kinds: all}\n"
 #define ONE(fields) HEAD "  destinations:\n    - {" fields "}\n"
-#define BASE "name: d, kind: national, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: all"
+#define BASE                                                                                       \
+    "name: d, kind: national, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: all"
 #define PARTNERS(items) HEAD "  partners:\n" items
 
 static const t_error_row s_error_rows[] = {
@@ -1006,76 +1022,112 @@ static const t_error_row s_error_rows[] = {
      "destinations, partners)"},
     {"policy:\n  agreements: []\n", "<string>:2:3: policy: missing required key 'version'"},
     {"policy:\n  version: \"\"\n", "<string>:2:13: policy.version: a value is required"},
-    {"policy:\n  version: [a]\n", "<string>:2:13: policy.version: expected a single value, not a list"},
-    {"policy:\n  version: \"a\\tb\"\n", "policy.version: the version goes into a header: printable ASCII only"},
+    {"policy:\n  version: [a]\n",
+     "<string>:2:13: policy.version: expected a single value, not a list"},
+    {"policy:\n  version: \"a\\tb\"\n",
+     "policy.version: the version goes into a header: printable ASCII only"},
     {"policy: [1]\n", "<string>:1:10: policy: expected a mapping of keys to values"},
-    {HEAD DEST(", colour: red"), "<string>:8:50: policy.destinations[0]: unknown key 'colour' (known keys: name, kind, force, topic"},
+    {HEAD DEST(", colour: red"), "<string>:8:50: policy.destinations[0]: unknown key 'colour' "
+                                 "(known keys: name, kind, force, topic"},
     {HEAD "  destinations:\n    - {name: d, kind: national, topic: t, agreement: A, kinds: all}\n",
      "<string>:7:8: policy.destinations[0]: missing required key 'max_classification'"},
-    {HEAD "  destinations: foo\n", "<string>:6:17: policy.destinations: expected a list of destinations"},
-    {HEAD "  destinations:\n    - just-a-name\n", "<string>:7:7: policy.destinations[0]: expected a mapping"},
+    {HEAD "  destinations: foo\n",
+     "<string>:6:17: policy.destinations: expected a list of destinations"},
+    {HEAD "  destinations:\n    - just-a-name\n",
+     "<string>:7:7: policy.destinations[0]: expected a mapping"},
     {"policy:\n  version: v\n  agreements: [{name: A}]\n",
      "<string>:3:17: policy.agreements[0]: missing required key 'description'"},
-    {"policy:\n  version: v\n  agreements: [{name: A, description: a}, {name: A, description: b}]\n",
+    {"policy:\n  version: v\n  agreements: [{name: A, description: a}, {name: A, description: "
+     "b}]\n",
      "<string>:3:44: policy.agreements[1]: agreement 'A' is declared twice"},
     {"policy:\n  version: v\n  agreements: [{name: \"A B\", description: a}]\n",
-     "policy.agreements[0].name: agreement name 'A B' may hold only letters, digits, '.', '_' and '-'"},
+     "policy.agreements[0].name: agreement name 'A B' may hold only letters, digits, '.', '_' and "
+     "'-'"},
     /* kinds */
     {HEAD DEST(", kinds: [person]"), "duplicate key"}, /* libfyaml rejects a repeated key */
-    {ONE("name: d, kind: national, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: [person, spaceship]"),
+    {ONE("name: d, kind: national, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: "
+         "[person, spaceship]"),
      "<string>:7:105: policy.destinations[0].kinds[1]: unknown kind 'spaceship' (person, location"},
-    {ONE("name: d, kind: national, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: [person, person]"),
+    {ONE("name: d, kind: national, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: "
+         "[person, person]"),
      "policy.destinations[0].kinds[1]: 'person' is listed twice"},
-    {ONE("name: d, kind: national, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: []"),
+    {ONE("name: d, kind: national, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: "
+         "[]"),
      "policy.destinations[0].kinds: receives no kind at all"},
-    {ONE("name: d, kind: national, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: everything"),
+    {ONE("name: d, kind: national, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: "
+         "everything"),
      "policy.destinations[0].kinds: expected a list of kinds (or `all`)"},
     /* classification */
-    {ONE("name: d, kind: national, topic: t.d, agreement: A, max_classification: SECRET, kinds: all"),
-     "<string>:7:79: policy.destinations[0].max_classification: SECRET is never shared by this gateway: the highest is OFFICIAL-SENSITIVE"},
-    {ONE("name: d, kind: national, topic: t.d, agreement: A, max_classification: TOP-SECRET, kinds: all"),
+    {ONE("name: d, kind: national, topic: t.d, agreement: A, max_classification: SECRET, kinds: "
+         "all"),
+     "<string>:7:79: policy.destinations[0].max_classification: SECRET is never shared by this "
+     "gateway: the highest is OFFICIAL-SENSITIVE"},
+    {ONE("name: d, kind: national, topic: t.d, agreement: A, max_classification: TOP-SECRET, "
+         "kinds: all"),
      "TOP-SECRET is never shared"},
-    {ONE("name: d, kind: national, topic: t.d, agreement: A, max_classification: RESTRICTED, kinds: all"),
+    {ONE("name: d, kind: national, topic: t.d, agreement: A, max_classification: RESTRICTED, "
+         "kinds: all"),
      "unknown classification 'RESTRICTED' (OFFICIAL or OFFICIAL-SENSITIVE)"},
     /* handling C and agreements */
     {ONE(BASE ", allow_handling_c: true"),
-     "<string>:7:119: policy.destinations[0] (d): handling C records may go only under a named agreement: set `handling_c_agreement`"},
-    {ONE(BASE ", handling_c_agreement: B"),
-     "policy.destinations[0] (d): `handling_c_agreement` is set but `allow_handling_c` is not true"},
+     "<string>:7:119: policy.destinations[0] (d): handling C records may go only under a named "
+     "agreement: set `handling_c_agreement`"},
+    {ONE(BASE ", handling_c_agreement: B"), "policy.destinations[0] (d): `handling_c_agreement` is "
+                                            "set but `allow_handling_c` is not true"},
     {ONE(BASE ", allow_handling_c: true, handling_c_agreement: Q"),
      "policy.destinations[0] (d): agreement 'Q' is not declared in policy.agreements"},
-    {ONE("name: d, kind: national, topic: t.d, agreement: Z, max_classification: OFFICIAL, kinds: all"),
-     "<string>:7:56: policy.destinations[0] (d): agreement 'Z' is not declared in policy.agreements"},
-    {ONE(BASE ", allow_handling_c: yes"), "policy.destinations[0].allow_handling_c: expected true or false, not 'yes'"},
+    {ONE("name: d, kind: national, topic: t.d, agreement: Z, max_classification: OFFICIAL, kinds: "
+         "all"),
+     "<string>:7:56: policy.destinations[0] (d): agreement 'Z' is not declared in "
+     "policy.agreements"},
+    {ONE(BASE ", allow_handling_c: yes"),
+     "policy.destinations[0].allow_handling_c: expected true or false, not 'yes'"},
     {ONE(BASE ", allow_handling_c: \"true\""), "expected true or false, not 'true'"},
     /* redaction */
     {ONE(BASE ", redact: [person.shoe_size]"),
      "policy.destinations[0].redact[0]: unknown field 'person.shoe_size'"},
-    {ONE("name: d, kind: national, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: [person], redact: [intelligence.text]"),
-     "policy.destinations[0] (d): redacts intelligence.text but does not receive intelligence records"},
+    {ONE("name: d, kind: national, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: "
+         "[person], redact: [intelligence.text]"),
+     "policy.destinations[0] (d): redacts intelligence.text but does not receive intelligence "
+     "records"},
     /* MoPI */
-    {ONE(BASE ", mopi_groups: [1, 5]"), "policy.destinations[0].mopi_groups[1]: unknown MoPI group '5' (1, 2, 3, 4 or ungrouped)"},
-    {ONE(BASE ", mopi_groups: [ungrouped]"), "policy.destinations[0].mopi_groups: receives no MoPI group at all"},
+    {ONE(BASE ", mopi_groups: [1, 5]"),
+     "policy.destinations[0].mopi_groups[1]: unknown MoPI group '5' (1, 2, 3, 4 or ungrouped)"},
+    {ONE(BASE ", mopi_groups: [ungrouped]"),
+     "policy.destinations[0].mopi_groups: receives no MoPI group at all"},
     /* kinds of destination and forces */
-    {ONE("name: d, kind: regional, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: all"),
+    {ONE("name: d, kind: regional, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: "
+         "all"),
      "policy.destinations[0].kind: unknown destination kind 'regional' (national or force)"},
-    {ONE("name: d, kind: force, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: all"),
-     "<string>:7:8: policy.destinations[0] (d): a destination of kind force needs `force`: its force code"},
+    {ONE("name: d, kind: force, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: "
+         "all"),
+     "<string>:7:8: policy.destinations[0] (d): a destination of kind force needs `force`: its "
+     "force code"},
     {ONE(BASE ", force: KNT"), "policy.destinations[0] (d): a national destination has no `force`"},
-    {ONE("name: d, kind: force, force: ESX, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: all"),
+    {ONE("name: d, kind: force, force: ESX, topic: t.d, agreement: A, max_classification: "
+         "OFFICIAL, kinds: all"),
      "policy.destinations[0] (d): force ESX is this gateway's own force"},
-    {ONE("name: d, kind: force, force: kent, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: all"),
+    {ONE("name: d, kind: force, force: kent, topic: t.d, agreement: A, max_classification: "
+         "OFFICIAL, kinds: all"),
      "policy.destinations[0].force: force code 'kent' must be 2-4 upper-case letters (e.g. ESX)"},
-    {ONE("name: d, kind: national, topic: \"a topic\", agreement: A, max_classification: OFFICIAL, kinds: all"),
-     "policy.destinations[0].topic: topic 'a topic' may hold only letters, digits, '.', '_' and '-'"},
+    {ONE("name: d, kind: national, topic: \"a topic\", agreement: A, max_classification: OFFICIAL, "
+         "kinds: all"),
+     "policy.destinations[0].topic: topic 'a topic' may hold only letters, digits, '.', '_' and "
+     "'-'"},
     /* duplicates */
-    {HEAD "  destinations:\n    - {" BASE "}\n    - {name: d, kind: national, topic: t.e, agreement: A, max_classification: OFFICIAL, kinds: all}\n",
+    {HEAD "  destinations:\n    - {" BASE
+          "}\n    - {name: d, kind: national, topic: t.e, agreement: A, max_classification: "
+          "OFFICIAL, kinds: all}\n",
      "<string>:8:14: policy.destinations[1] (d): name 'd' is also destinations[0]'s"},
-    {HEAD "  destinations:\n    - {" BASE "}\n    - {name: e, kind: national, topic: t.d, agreement: A, max_classification: OFFICIAL, kinds: all}\n",
+    {HEAD "  destinations:\n    - {" BASE
+          "}\n    - {name: e, kind: national, topic: t.d, agreement: A, max_classification: "
+          "OFFICIAL, kinds: all}\n",
      "<string>:8:40: policy.destinations[1] (e): topic 't.d' is also destination d's"},
     /* partners */
-    {HEAD "  destinations:\n    - {" BASE "}\n  partners:\n    - {force: MER, topic: t.d, agreement: A}\n",
-     "policy.destinations[0] (d): topic 't.d' is partner MER's inbound topic: the gateway would read back what it publishes"},
+    {HEAD "  destinations:\n    - {" BASE
+          "}\n  partners:\n    - {force: MER, topic: t.d, agreement: A}\n",
+     "policy.destinations[0] (d): topic 't.d' is partner MER's inbound topic: the gateway would "
+     "read back what it publishes"},
     {PARTNERS("    - {force: ESX, topic: p, agreement: A}\n"),
      "<string>:7:15: policy.partners[0] (ESX): force ESX is this gateway's own force"},
     {PARTNERS("    - {force: MER, topic: p, agreement: A, speaks_for: [MER, ESX]}\n"),
@@ -1084,11 +1136,13 @@ static const t_error_row s_error_rows[] = {
      "policy.partners[0].speaks_for: speaks for no force: list at least the partner itself"},
     {PARTNERS("    - {force: MER, topic: p, agreement: A, speaks_for: [MER, mer]}\n"),
      "policy.partners[0].speaks_for[1]: force code 'mer' must be 2-4 upper-case letters"},
-    {PARTNERS("    - {force: MER, topic: p, agreement: A}\n    - {force: KNT, topic: p, agreement: B}\n"),
+    {PARTNERS("    - {force: MER, topic: p, agreement: A}\n    - {force: KNT, topic: p, agreement: "
+              "B}\n"),
      "<string>:8:27: policy.partners[1] (KNT): topic 'p' is also partner MER's"},
     {PARTNERS("    - {force: MER, topic: p, agreement: Z}\n"),
      "policy.partners[0] (MER): agreement 'Z' is not declared in policy.agreements"},
-    {PARTNERS("    - {force: MER, topic: p}\n"), "policy.partners[0]: missing required key 'agreement'"},
+    {PARTNERS("    - {force: MER, topic: p}\n"),
+     "policy.partners[0]: missing required key 'agreement'"},
     {PARTNERS("    - {force: MER, topic: p, agreement: A, trusted: true}\n"),
      "policy.partners[0]: unknown key 'trusted' (known keys: force, topic, agreement, speaks_for)"},
 };
@@ -1117,7 +1171,8 @@ START_TEST(test_load_errors)
     ck_assert_str_eq(err, "<string>: no top-level `policy:` section");
     const char *ok = "policy:\n  version: v\n";
     ck_assert_ptr_null(pg_policy_load_string(ok, strlen(ok), "essex", err, sizeof err));
-    ck_assert_str_eq(err, "policy: this gateway's force code 'essex' is not 2-4 upper-case letters");
+    ck_assert_str_eq(err,
+                     "policy: this gateway's force code 'essex' is not 2-4 upper-case letters");
     ck_assert_ptr_null(pg_policy_load_string(ok, strlen(ok), NULL, err, sizeof err));
     /* the smallest valid policy shares nothing and accepts nothing */
     pg_policy *p = pg_policy_load_string(ok, strlen(ok), "ESX", err, sizeof err);
