@@ -57,7 +57,6 @@ typedef struct s_run {
     pg_ledger *ledger;
     pg_buf buf;
     size_t translated, rejected;
-    int fatal; /* stop: out of memory, state or output failure */
 } s_run;
 
 static int s_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -223,13 +222,27 @@ static int s_to_json(s_run *run, size_t pos)
 {
     char err[PG_ERRSTR_SIZE];
     pg_ledger_result res;
-    pg_store_txn *txn = pg_store_begin(run->store, 1, err, sizeof err);
-    if (!txn) {
-        fprintf(stderr, "polegate translate: state: %s\n", err);
-        return PG_ESTORE;
+    pg_store_txn *txn;
+    int rc;
+    for (;;) {
+        if (!(txn = pg_store_begin(run->store, 1, err, sizeof err))) {
+            fprintf(stderr, "polegate translate: state: %s\n", err);
+            return PG_ESTORE;
+        }
+        pg_changeset_reset(run->out);
+        rc = pg_ledger_apply(run->ledger, txn, run->in, run->out, &res, err, sizeof err);
+        if (rc != PG_ESTORE || !strstr(err, "MDB_MAP_FULL"))
+            break;
+        /* A large input outgrew the map: grow it (allowed with no transaction open)
+         * and apply the message again. */
+        pg_store_abort(&txn);
+        size_t size = pg_store_map_size(run->store);
+        if (size > ((size_t)1 << 40) ||
+            pg_store_set_map_size(run->store, size * 2, err, sizeof err)) {
+            fprintf(stderr, "polegate translate: state: %s\n", err);
+            return PG_ESTORE;
+        }
     }
-    pg_changeset_reset(run->out);
-    int rc = pg_ledger_apply(run->ledger, txn, run->in, run->out, &res, err, sizeof err);
     if (rc == PG_EINVALID) {
         pg_store_abort(&txn);
         s_reject(run, pos, err);
