@@ -1147,7 +1147,8 @@ static const s_known *s_find(const s_dec *d, const char *gid, size_t *n)
  * Delete takes item or weapon from another element with that GID, else item. */
 static int s_settle_kinds(s_dec *d)
 {
-    qsort(d->known, d->n_known, sizeof(*d->known), s_known_cmp);
+    if (d->n_known) /* a document of Links only: qsort(NULL, 0) is undefined */
+        qsort(d->known, d->n_known, sizeof(*d->known), s_known_cmp);
     for (size_t i = 0; i < d->n_known;) {
         size_t j = i, certain = SIZE_MAX;
         for (; j < d->n_known && strcmp(d->known[j].gid, d->known[i].gid) == 0; j++) {
