@@ -197,7 +197,9 @@ def test_rejected_messages():
         expect(len(lines) == 3, lines)
         expect(lines[0].startswith(f"{bad}:2: header: "), lines[0])
         expect(lines[1].startswith(f"{bad}:3: message: invalid JSON"), lines[1])
-        expect(lines[2] == f"{bad}:5: header.schema: unknown schema 'atx/3'", lines[2])
+        # The reason is the adapter's; its member path is what this test relies on.
+        expect(lines[2].startswith(f"{bad}:5: header.schema: ") and "atx/3" in lines[2],
+               lines[2])
         # The good messages (lines 1 and 6) are still translated.
         got = [brief(u) for u in updates(out) if "role" not in u]
         expect(got == [("OPERATION_UPSERT", "ENTITY_KIND_LOCATION", "L0000000045"),
