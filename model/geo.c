@@ -202,7 +202,7 @@ int pg_geo_bng_to_wgs84(double easting, double northing, double *lat, double *lo
 {
     if (!s_on_grid(easting, northing, 0))
         return pg_errf(PG_EINVALID, errstr, errstr_size,
-                       "E %g N %g: outside the British National Grid (0..%.0f, 0..%.0f)",
+                       "E %.1f N %.1f: outside the British National Grid (0..%.0f, 0..%.0f)",
                        easting, northing, S_MAX_EASTING, S_MAX_NORTHING);
     s_geo *g = NULL;
     int rc = s_get(&g, errstr, errstr_size);

@@ -2,6 +2,8 @@
 #include <libxml/parser.h>
 #include <libxml/xmlreader.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -140,6 +142,25 @@ static int s_has_doctype(const uint8_t *p, size_t n)
             return n - i >= 9 && memcmp(p + i, "<!DOCTYPE", 9) == 0;
         }
     }
+}
+
+/* libxml2 reports encoding failures through its generic (per-thread) handler rather
+ * than the reader's: keep the first as the reason, print nothing. */
+static void s_on_generic(void *arg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void s_on_generic(void *arg, const char *fmt, ...)
+{
+    s_reader *rd = arg;
+    if (rd->xml_error[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rd->xml_error, sizeof rd->xml_error, fmt, ap);
+    va_end(ap);
+    size_t len = strlen(rd->xml_error);
+    while (len && (rd->xml_error[len - 1] == '\n' || rd->xml_error[len - 1] == ' '))
+        rd->xml_error[--len] = 0;
+    rd->xml_error_line = 0;
 }
 
 static int s_blank(const uint8_t *s, size_t n)
@@ -293,6 +314,9 @@ int pg_nx5_parse(pg_arena *arena, const uint8_t *data, size_t size, pg_nx5_node 
     if (!rd.r)
         return pg_errf(PG_ENOMEM, errstr, errstr_size, "NX5: cannot create an XML reader");
     xmlTextReaderSetStructuredErrorHandler(rd.r, s_on_error, &rd);
+    xmlGenericErrorFunc old_generic = xmlGenericError;
+    void *old_generic_ctx = xmlGenericErrorContext;
+    xmlSetGenericErrorFunc(&rd, s_on_generic);
 
     int ret = xmlTextReaderRead(rd.r);
     while (ret == 1 && rc == 0) {
@@ -301,10 +325,15 @@ int pg_nx5_parse(pg_arena *arena, const uint8_t *data, size_t size, pg_nx5_node 
         if (rc == 0)
             ret = skip ? xmlTextReaderNext(rd.r) : xmlTextReaderRead(rd.r);
     }
-    if (rc == 0 && ret != 0) {
-        if (rd.xml_error[0])
+    /* A reader can stop at an encoding error as if at the end of the input: an
+     * element still open means the document did not end. */
+    if (rc == 0 && (ret != 0 || rd.cur || rd.xml_error[0])) {
+        if (rd.xml_error[0] && rd.xml_error_line > 0)
             rc = pg_errf(PG_EINVALID, errstr, errstr_size,
                          "NX5: not well-formed XML (line %d: %s)", rd.xml_error_line,
+                         rd.xml_error);
+        else if (rd.xml_error[0])
+            rc = pg_errf(PG_EINVALID, errstr, errstr_size, "NX5: not well-formed XML (%s)",
                          rd.xml_error);
         else
             rc = pg_errf(PG_EINVALID, errstr, errstr_size, "NX5: not well-formed XML");
@@ -312,6 +341,7 @@ int pg_nx5_parse(pg_arena *arena, const uint8_t *data, size_t size, pg_nx5_node 
     if (rc == 0 && !rd.root)
         rc = pg_errf(PG_EINVALID, errstr, errstr_size, "NX5: no root element");
     xmlFreeTextReader(rd.r);
+    xmlSetGenericErrorFunc(old_generic_ctx, old_generic);
     pg_buf_free(&rd.text);
     if (rc == 0)
         *root = rd.root;
