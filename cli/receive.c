@@ -163,8 +163,8 @@ static int s_store(s_rx *rx, const char *id, const uint8_t *msg, size_t len, cha
     for (size_t i = 0; i + 1 < rx->line.len; i++)
         if (rx->line.data[i] == '\n' || rx->line.data[i] == '\r')
             rx->line.data[i] = ' ';
-    if (fwrite(rx->line.data, 1, rx->line.len, rx->file) != rx->line.len ||
-        fflush(rx->file) != 0 || fsync(fileno(rx->file)) != 0)
+    if (fwrite(rx->line.data, 1, rx->line.len, rx->file) != rx->line.len || fflush(rx->file) != 0 ||
+        fsync(fileno(rx->file)) != 0)
         return pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", rx->o.out, strerror(errno));
     return 0;
 }
@@ -275,8 +275,10 @@ static int s_serve_one(s_rx *rx, void *sock)
     }
     if (!rx->o.quiet)
         fprintf(stderr, "%s %s%s%s\n",
-                status < 0 ? "rejected" : rx->repeats > repeats ? "repeat" : "stored", id,
-                status < 0 ? ": " : "", reason);
+                status < 0              ? "rejected"
+                : rx->repeats > repeats ? "repeat"
+                                        : "stored",
+                id, status < 0 ? ": " : "", reason);
     pg_buf_reset(&rx->ack);
     pg_delivery_ack_format(status, reason, &rx->ack);
     zmq_send(sock, zmq_msg_data(&part[0]), zmq_msg_size(&part[0]), ZMQ_SNDMORE);
@@ -294,8 +296,7 @@ static int s_serve(s_rx *rx)
     void *sock = ctx ? zmq_socket(ctx, ZMQ_ROUTER) : NULL;
     int rc = 1;
     if (!sock || zmq_bind(sock, rx->o.bind) != 0) {
-        fprintf(stderr, "polegate receive: --bind %s: %s\n", rx->o.bind,
-                zmq_strerror(zmq_errno()));
+        fprintf(stderr, "polegate receive: --bind %s: %s\n", rx->o.bind, zmq_strerror(zmq_errno()));
         goto out;
     }
     int zero = 0;
@@ -344,8 +345,8 @@ int pg_cli_receive(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     rc = rx.cs ? s_serve(&rx) : 1;
-    printf("polegate receive: %lu received, %lu stored, %lu rejected, %lu repeats\n",
-           rx.received, rx.stored, rx.rejected, rx.repeats);
+    printf("polegate receive: %lu received, %lu stored, %lu rejected, %lu repeats\n", rx.received,
+           rx.stored, rx.rejected, rx.repeats);
     fflush(stdout);
     if (rx.file && fclose(rx.file) != 0)
         rc = 1;

@@ -2,9 +2,9 @@
  * retries with backoff, over ZeroMQ (per-message acks) or a drop directory. */
 #include "delivery.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -103,8 +103,8 @@ pg_delivery *pg_delivery_new(const pg_delivery_config *cfg, char *errstr, size_t
         if (!strcmp(s_transports[i]->name, cfg->transport))
             ops = s_transports[i];
     if (!ops) {
-        pg_errf(PG_ECONFIG, errstr, errstr_size,
-                "delivery.transport: '%s' is not one of zmq, dir", cfg->transport);
+        pg_errf(PG_ECONFIG, errstr, errstr_size, "delivery.transport: '%s' is not one of zmq, dir",
+                cfg->transport);
         return NULL;
     }
     if (cfg->ack_timeout_ms < 0 || cfg->retry_max_ms < 0) {
@@ -247,8 +247,8 @@ static void s_check_timeouts(pg_delivery *self)
         if (e->state != S_SENT)
             continue;
         e->state = S_WAITING;
-        e->timeout = e->timeout > self->cfg.retry_max_ms / 2 ? self->cfg.retry_max_ms
-                                                             : e->timeout * 2;
+        e->timeout =
+            e->timeout > self->cfg.retry_max_ms / 2 ? self->cfg.retry_max_ms : e->timeout * 2;
     }
 }
 
@@ -293,8 +293,8 @@ static int s_report(pg_delivery *self)
     return n;
 }
 
-int pg_delivery_submit(pg_delivery *self, const char *id, const uint8_t *msg, size_t len,
-                       void *tag, uint64_t *seq, char *errstr, size_t errstr_size)
+int pg_delivery_submit(pg_delivery *self, const char *id, const uint8_t *msg, size_t len, void *tag,
+                       uint64_t *seq, char *errstr, size_t errstr_size)
 {
     if (self->count == self->cap)
         return pg_errf(PG_ERETRY, errstr, errstr_size,
@@ -309,8 +309,7 @@ int pg_delivery_submit(pg_delivery *self, const char *id, const uint8_t *msg, si
     if (id)
         snprintf(e->id, sizeof e->id, "%s", id);
     else
-        snprintf(e->id, sizeof e->id, "%s-%llu", self->instance,
-                 (unsigned long long)e->seq);
+        snprintf(e->id, sizeof e->id, "%s-%llu", self->instance, (unsigned long long)e->seq);
     e->tag = tag;
     e->timeout = self->cfg.ack_timeout_ms;
     if (!self->ops->recv_ack) {
@@ -375,12 +374,10 @@ int pg_delivery_poll(pg_delivery *self, int timeout_ms, char *errstr, size_t err
             return 0;
         int wait = s_wait_ms(self, now, end);
         int status = 0;
-        rc = self->ops->recv_ack(self->state, wait, id, sizeof id, &status, reason,
-                                 sizeof reason);
+        rc = self->ops->recv_ack(self->state, wait, id, sizeof id, &status, reason, sizeof reason);
         while (rc == 1) {
             s_on_ack(self, id, status, reason);
-            rc = self->ops->recv_ack(self->state, 0, id, sizeof id, &status, reason,
-                                     sizeof reason);
+            rc = self->ops->recv_ack(self->state, 0, id, sizeof id, &status, reason, sizeof reason);
         }
         if (rc < 0)
             return pg_errf(rc, errstr, errstr_size, "delivery: %s", reason);
@@ -394,8 +391,7 @@ int pg_delivery_flush(pg_delivery *self, int timeout_ms, char *errstr, size_t er
         int64_t left = end < 0 ? -1 : end - s_now_ms();
         if (end >= 0 && left < 0)
             left = 0;
-        int rc = pg_delivery_poll(self, left > INT_MAX ? INT_MAX : (int)left, errstr,
-                                  errstr_size);
+        int rc = pg_delivery_poll(self, left > INT_MAX ? INT_MAX : (int)left, errstr, errstr_size);
         if (rc < 0)
             return rc;
         if (self->count == 0)
@@ -445,9 +441,9 @@ int pg_delivery_ack_parse(const uint8_t *data, size_t len, int *status, char *re
 
 int pg_delivery_ack_format(int status, const char *reason, pg_buf *out)
 {
-    json_t *root = status == 0 ? json_pack("{s:s}", "status", "stored")
-                               : json_pack("{s:s,s:s}", "status", "rejected", "reason",
-                                           reason ? reason : "");
+    json_t *root =
+        status == 0 ? json_pack("{s:s}", "status", "stored")
+                    : json_pack("{s:s,s:s}", "status", "rejected", "reason", reason ? reason : "");
     if (!root)
         return PG_ENOMEM;
     char *text = json_dumps(root, JSON_COMPACT);
@@ -517,16 +513,15 @@ static int s_zmq_open(pg_delivery *self, void **state, char *errstr, size_t errs
     return 0;
 }
 
-static int s_zmq_send(void *state, const char *id, const uint8_t *msg, size_t len,
-                      char *errstr, size_t errstr_size)
+static int s_zmq_send(void *state, const char *id, const uint8_t *msg, size_t len, char *errstr,
+                      size_t errstr_size)
 {
     s_zmq *z = state;
     if (zmq_send(z->sock, id, strlen(id), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         int err = zmq_errno();
         if (err == EAGAIN || err == EINTR)
             return PG_ERETRY;
-        return pg_errf(PG_EIO, errstr, errstr_size, "delivery: zmq send: %s",
-                       zmq_strerror(err));
+        return pg_errf(PG_EIO, errstr, errstr_size, "delivery: zmq send: %s", zmq_strerror(err));
     }
     /* The rest of a multipart message is never refused once its first frame was
      * taken; should the connection drop now, the message is lost and the ack
@@ -645,8 +640,8 @@ static int s_dir_open(pg_delivery *self, void **state, char *errstr, size_t errs
         int err = errno;
         s_dir_close(d);
         return pg_errf(PG_ECONFIG, errstr, errstr_size,
-                       "delivery.endpoint: '%s' is not a writable directory: %s",
-                       cfg->endpoint, strerror(err));
+                       "delivery.endpoint: '%s' is not a writable directory: %s", cfg->endpoint,
+                       strerror(err));
     }
     /* Continue after the highest name present, and after the clock in
      * microseconds, so that names keep increasing across restarts even when the
@@ -699,8 +694,8 @@ static int s_write_all(int fd, const uint8_t *p, size_t len)
 
 /* Write to ".<prefix>-<n>.tmp", fsync, rename to "<prefix>-<n>.<ext>" (never over an
  * existing file), fsync the directory: an importer sees a whole file or none. */
-static int s_dir_send(void *state, const char *id, const uint8_t *msg, size_t len,
-                      char *errstr, size_t errstr_size)
+static int s_dir_send(void *state, const char *id, const uint8_t *msg, size_t len, char *errstr,
+                      size_t errstr_size)
 {
     (void)id;
     s_dir *d = state;

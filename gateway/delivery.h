@@ -12,10 +12,10 @@
  * so a result for seq N means every message before N has its result too: a caller
  * may commit its Kafka offsets up to the record behind N. */
 typedef struct pg_delivery_result {
-    uint64_t seq;     /* as returned by pg_delivery_submit */
-    const char *id;   /* the correlation id the RMS saw; borrowed for the callback */
-    void *tag;        /* what the caller gave to submit */
-    int status;       /* 0 stored; PG_EINVALID rejected by the RMS (permanent) */
+    uint64_t seq;       /* as returned by pg_delivery_submit */
+    const char *id;     /* the correlation id the RMS saw; borrowed for the callback */
+    void *tag;          /* what the caller gave to submit */
+    int status;         /* 0 stored; PG_EINVALID rejected by the RMS (permanent) */
     const char *reason; /* rejected: the RMS's reason; borrowed for the callback */
     unsigned attempts;  /* how many times it was sent (1 unless retried) */
 } pg_delivery_result;
@@ -59,13 +59,13 @@ typedef struct pg_delivery_ops {
     /* Send (or store) one message: 0 done (dir: stored, zmq: handed to the socket),
      * PG_ERETRY not now (no RMS connected), other negative with errstr: failed,
      * nothing stored. */
-    int (*send)(void *state, const char *id, const uint8_t *msg, size_t len,
-                char *errstr, size_t errstr_size);
+    int (*send)(void *state, const char *id, const uint8_t *msg, size_t len, char *errstr,
+                size_t errstr_size);
     /* Wait up to timeout_ms for one ack and fill id/status/reason. 1 when an ack
      * was read, 0 when none came, negative on error. Transports that store
      * synchronously (dir) have no acks and set this to NULL. */
-    int (*recv_ack)(void *state, int timeout_ms, char *id, size_t idsize, int *status,
-                    char *reason, size_t reason_size);
+    int (*recv_ack)(void *state, int timeout_ms, char *id, size_t idsize, int *status, char *reason,
+                    size_t reason_size);
 } pg_delivery_ops;
 
 extern const pg_delivery_ops pg_delivery_zmq;
@@ -87,8 +87,8 @@ const pg_delivery_config *pg_delivery_config_of(const pg_delivery *self);
  * be NULL) gets the message's sequence number.
  * 0 accepted; PG_ERETRY window full (poll, then submit again: nothing was taken);
  * PG_EINVALID bad id; PG_EIO (dir) could not be written, nothing stored. */
-int pg_delivery_submit(pg_delivery *self, const char *id, const uint8_t *msg, size_t len,
-                       void *tag, uint64_t *seq, char *errstr, size_t errstr_size);
+int pg_delivery_submit(pg_delivery *self, const char *id, const uint8_t *msg, size_t len, void *tag,
+                       uint64_t *seq, char *errstr, size_t errstr_size);
 /* Drive the transport for up to timeout_ms: send what waits, read acks, resend what
  * timed out, and report results in order through cfg->on_result. Returns as soon as
  * at least one result was reported (or at once when there is nothing in flight).

@@ -76,8 +76,8 @@ int pg_idmap_id_valid(const pg_idmap_store *self, int kind, const char *id)
 /* ------------------------------------------------------------ transactions */
 
 /* The transaction to work in: the caller's, or a new one of our own in *own. */
-static pg_store_txn *s_begin(pg_idmap_store *self, pg_store_txn *txn, int write,
-                             pg_store_txn **own, char *errstr, size_t errstr_size)
+static pg_store_txn *s_begin(pg_idmap_store *self, pg_store_txn *txn, int write, pg_store_txn **own,
+                             char *errstr, size_t errstr_size)
 {
     *own = NULL;
     if (txn)
@@ -87,9 +87,8 @@ static pg_store_txn *s_begin(pg_idmap_store *self, pg_store_txn *txn, int write,
 }
 
 /* Check uuid and begin: NULL with *rc set on failure. */
-static pg_store_txn *s_enter(pg_idmap_store *self, pg_store_txn *txn, int write,
-                             const char *uuid, pg_store_txn **own, int *rc, char *errstr,
-                             size_t errstr_size)
+static pg_store_txn *s_enter(pg_idmap_store *self, pg_store_txn *txn, int write, const char *uuid,
+                             pg_store_txn **own, int *rc, char *errstr, size_t errstr_size)
 {
     *own = NULL;
     if (!s_uuid_valid(uuid)) {
@@ -132,16 +131,15 @@ static int s_rec_get(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, 
     return 0;
 }
 
-static int s_rec_put(pg_idmap_store *self, pg_store_txn *txn, const char *uuid,
-                     const s_rec *rec, char *errstr, size_t errstr_size)
+static int s_rec_put(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, const s_rec *rec,
+                     char *errstr, size_t errstr_size)
 {
     char val[S_REC_HEAD + S_ID_MAX];
     size_t idlen = strlen(rec->id);
     memcpy(val, &rec->last_rev, sizeof rec->last_rev);
     memcpy(val + sizeof rec->last_rev, &rec->sends, sizeof rec->sends);
     memcpy(val + S_REC_HEAD, rec->id, idlen);
-    return pg_store_put(txn, self->db_uuid, uuid, 36, val, S_REC_HEAD + idlen, errstr,
-                        errstr_size);
+    return pg_store_put(txn, self->db_uuid, uuid, 36, val, S_REC_HEAD + idlen, errstr, errstr_size);
 }
 
 /* 1 when local id is taken, 0 when free, negative on error; the owner into owner. */
@@ -150,8 +148,7 @@ static int s_taken(pg_idmap_store *self, pg_store_txn *txn, const char *id, char
 {
     const void *val;
     size_t vlen;
-    int rc = pg_store_get(txn, self->db_local, id, strlen(id), &val, &vlen, errstr,
-                          errstr_size);
+    int rc = pg_store_get(txn, self->db_local, id, strlen(id), &val, &vlen, errstr, errstr_size);
     if (rc == PG_ENOTFOUND)
         return 0;
     if (rc < 0)
@@ -189,8 +186,8 @@ static int s_assign_atx(pg_idmap_store *self, pg_store_txn *txn, const char *uui
         max *= 10;
     for (;;) {
         if (++last >= max)
-            return pg_errf(PG_ESTORE, errstr, errstr_size,
-                           "idmap: every ATX id %c%s... is taken", letter, self->prefix);
+            return pg_errf(PG_ESTORE, errstr, errstr_size, "idmap: every ATX id %c%s... is taken",
+                           letter, self->prefix);
         char digits[24];
         snprintf(digits, sizeof digits, "%020llu", (unsigned long long)last);
         snprintf(id, S_ID_MAX + 1, "%c%s%s", letter, self->prefix, digits + 20 - width);
@@ -200,8 +197,7 @@ static int s_assign_atx(pg_idmap_store *self, pg_store_txn *txn, const char *uui
         if (rc == 0)
             break;
     }
-    return pg_store_put(txn, self->db_counter, &letter, 1, &last, sizeof last, errstr,
-                        errstr_size);
+    return pg_store_put(txn, self->db_counter, &letter, 1, &last, sizeof last, errstr, errstr_size);
 }
 
 /* Candidate n for uuid's GID: its first 16 hex digits, its last 16, then SHA-1. */
@@ -251,9 +247,8 @@ static int s_bind(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, s_r
     return rc;
 }
 
-static int s_resolve(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, int kind,
-                     char *out, size_t outsize, int *created, char *errstr,
-                     size_t errstr_size)
+static int s_resolve(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, int kind, char *out,
+                     size_t outsize, int *created, char *errstr, size_t errstr_size)
 {
     s_rec rec;
     int rc = s_rec_get(self, txn, uuid, &rec, errstr, errstr_size);
@@ -262,8 +257,8 @@ static int s_resolve(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, 
     if (rec.id[0]) {
         if (self->atx && kind && rec.id[0] != pg_idmap_atx_letter(kind))
             return pg_errf(PG_EINVALID, errstr, errstr_size,
-                           "idmap: %s is %s in the RMS, whose letter is not that of kind %d",
-                           uuid, rec.id, kind);
+                           "idmap: %s is %s in the RMS, whose letter is not that of kind %d", uuid,
+                           rec.id, kind);
     } else {
         char id[S_ID_MAX + 1];
         rc = self->atx ? s_assign_atx(self, txn, uuid, kind, id, errstr, errstr_size)
@@ -283,9 +278,9 @@ static int s_resolve(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, 
 
 /* ------------------------------------------------------------ public */
 
-static int s_iface_resolve(pg_idmap *iface, const char *uuid, int kind,
-                           const char *origin_system, const char *native_id, char *out,
-                           size_t outsize, int *created, char *errstr, size_t errstr_size)
+static int s_iface_resolve(pg_idmap *iface, const char *uuid, int kind, const char *origin_system,
+                           const char *native_id, char *out, size_t outsize, int *created,
+                           char *errstr, size_t errstr_size)
 {
     (void)origin_system;
     (void)native_id;
@@ -368,9 +363,8 @@ void pg_idmap_use(pg_idmap_store *self, pg_store_txn *txn)
     self->txn = txn;
 }
 
-int pg_idmap_resolve(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, int kind,
-                     char *out, size_t outsize, int *created, char *errstr,
-                     size_t errstr_size)
+int pg_idmap_resolve(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, int kind, char *out,
+                     size_t outsize, int *created, char *errstr, size_t errstr_size)
 {
     pg_store_txn *own;
     int rc;
@@ -402,8 +396,8 @@ int pg_idmap_lookup(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, c
     return s_end(&own, rc, errstr, errstr_size);
 }
 
-int pg_idmap_uuid_of(pg_idmap_store *self, pg_store_txn *txn, const char *local_id,
-                     char uuid[37], char *errstr, size_t errstr_size)
+int pg_idmap_uuid_of(pg_idmap_store *self, pg_store_txn *txn, const char *local_id, char uuid[37],
+                     char *errstr, size_t errstr_size)
 {
     if (!local_id || !*local_id || strlen(local_id) > S_ID_MAX)
         return pg_errf(PG_EINVALID, errstr, errstr_size, "idmap: bad local id");
@@ -451,8 +445,8 @@ int pg_idmap_put(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, int 
 }
 
 int pg_idmap_next_revision(pg_idmap_store *self, pg_store_txn *txn, const char *uuid,
-                           uint64_t canonical_version, uint64_t *rev, int *first,
-                           char *errstr, size_t errstr_size)
+                           uint64_t canonical_version, uint64_t *rev, int *first, char *errstr,
+                           size_t errstr_size)
 {
     pg_store_txn *own;
     int rc;
@@ -475,8 +469,8 @@ int pg_idmap_next_revision(pg_idmap_store *self, pg_store_txn *txn, const char *
     return s_end(&own, rc, errstr, errstr_size);
 }
 
-int pg_idmap_last_revision(pg_idmap_store *self, pg_store_txn *txn, const char *uuid,
-                           uint64_t *rev, char *errstr, size_t errstr_size)
+int pg_idmap_last_revision(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, uint64_t *rev,
+                           char *errstr, size_t errstr_size)
 {
     pg_store_txn *own;
     int rc;

@@ -75,15 +75,14 @@ void pg_idmap_use(pg_idmap_store *idmap, pg_store_txn *txn);
  * UUID, or the entity's ATX id has another kind's letter), PG_EUSAGE (outsize too
  * small), PG_ESTORE. */
 int pg_idmap_resolve(pg_idmap_store *idmap, pg_store_txn *txn, const char *uuid, int kind,
-                     char *out, size_t outsize, int *created, char *errstr,
-                     size_t errstr_size);
+                     char *out, size_t outsize, int *created, char *errstr, size_t errstr_size);
 /* The local id of uuid if it has one: 0 or PG_ENOTFOUND (or PG_ESTORE). txn may be
  * read-only. */
 int pg_idmap_lookup(pg_idmap_store *idmap, pg_store_txn *txn, const char *uuid, char *out,
                     size_t outsize, char *errstr, size_t errstr_size);
 /* The entity a local id belongs to: 0 or PG_ENOTFOUND. txn may be read-only. */
-int pg_idmap_uuid_of(pg_idmap_store *idmap, pg_store_txn *txn, const char *local_id,
-                     char uuid[37], char *errstr, size_t errstr_size);
+int pg_idmap_uuid_of(pg_idmap_store *idmap, pg_store_txn *txn, const char *local_id, char uuid[37],
+                     char *errstr, size_t errstr_size);
 /* Bind uuid to local_id (the entity was sent to the RMS before this map existed).
  * 0 (also when exactly this binding exists); PG_EINVALID when local_id is not an id of
  * this format (ATX: of kind's letter when kind is given), or is bound to another
@@ -96,8 +95,8 @@ int pg_idmap_put(pg_idmap_store *idmap, pg_store_txn *txn, const char *uuid, int
  * RMS sees the source's revisions while they increase). *first (may be NULL): 1 when
  * this is the entity's first send. 0 or PG_EINVALID / PG_ESTORE. */
 int pg_idmap_next_revision(pg_idmap_store *idmap, pg_store_txn *txn, const char *uuid,
-                           uint64_t canonical_version, uint64_t *rev, int *first,
-                           char *errstr, size_t errstr_size);
+                           uint64_t canonical_version, uint64_t *rev, int *first, char *errstr,
+                           size_t errstr_size);
 /* The last revision sent for uuid (0 when never sent), without changing it. */
 int pg_idmap_last_revision(pg_idmap_store *idmap, pg_store_txn *txn, const char *uuid,
                            uint64_t *rev, char *errstr, size_t errstr_size);

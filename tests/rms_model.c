@@ -30,11 +30,11 @@ typedef struct s_link {
 struct pg_rms_model {
     const pg_adapter_ops *adapter;
     int atx;
-    pg_arena *arena;    /* records, links and ids: kept until destroy */
-    GHashTable *recs;   /* native id -> s_rec */
-    GHashTable *links;  /* "from|role|to" -> s_link */
-    GHashTable *seen;   /* ATX messageIds applied */
-    pg_changeset *cs;   /* decode scratch */
+    pg_arena *arena;   /* records, links and ids: kept until destroy */
+    GHashTable *recs;  /* native id -> s_rec */
+    GHashTable *links; /* "from|role|to" -> s_link */
+    GHashTable *seen;  /* ATX messageIds applied */
+    pg_changeset *cs;  /* decode scratch */
     size_t duplicates, stale;
 };
 
@@ -111,8 +111,8 @@ static s_day s_day_of(const pg_date *d)
     return d ? (s_day){d->year, d->month, d->day} : (s_day){0, 0, 0};
 }
 
-static void s_link_put(pg_rms_model *self, const char *from, int role, const char *to,
-                       s_day vf, s_day vt)
+static void s_link_put(pg_rms_model *self, const char *from, int role, const char *to, s_day vf,
+                       s_day vt)
 {
     s_link *l = g_hash_table_lookup(self->links, s_link_key(self, from, role, to));
     if (!l) {
@@ -148,8 +148,8 @@ static void s_links_drop(pg_rms_model *self, const char *id, int from, int to)
 
 /* Move the links from (from=1) and/or to (to=1) the merged-away id to the survivor,
  * dropping those that would link the survivor to itself. */
-static void s_links_repoint(pg_rms_model *self, const char *merged, const char *survivor,
-                            int from, int to)
+static void s_links_repoint(pg_rms_model *self, const char *merged, const char *survivor, int from,
+                            int to)
 {
     s_match m = {merged, from, to};
     GPtrArray *moved = g_ptr_array_new();
@@ -277,15 +277,14 @@ static int s_split_one(void *arg, const uint8_t *msg, size_t len, size_t pos)
     return rc;
 }
 
-int pg_rms_model_apply_bytes(pg_rms_model *self, const uint8_t *data, size_t size,
-                             char *errstr, size_t errstr_size)
+int pg_rms_model_apply_bytes(pg_rms_model *self, const uint8_t *data, size_t size, char *errstr,
+                             size_t errstr_size)
 {
     s_split_arg a = {self, errstr, errstr_size};
     return self->adapter->split(data, size, s_split_one, &a);
 }
 
-int pg_rms_model_apply_file(pg_rms_model *self, const char *path, char *errstr,
-                            size_t errstr_size)
+int pg_rms_model_apply_file(pg_rms_model *self, const char *path, char *errstr, size_t errstr_size)
 {
     gchar *data;
     gsize size;
@@ -340,8 +339,7 @@ uint64_t pg_rms_model_revision(const pg_rms_model *self, const char *id)
     return r ? r->rev : 0;
 }
 
-int pg_rms_model_has_link(const pg_rms_model *self, const char *from, int role,
-                          const char *to)
+int pg_rms_model_has_link(const pg_rms_model *self, const char *from, int role, const char *to)
 {
     char *key = g_strdup_printf("%s|%d|%s", from, role, to);
     int has = g_hash_table_contains(self->links, key);
@@ -402,8 +400,7 @@ void pg_rms_model_dump(const pg_rms_model *self, FILE *f)
         char vf[16], vt[16];
         s_date_str(&l->valid_from, vf);
         s_date_str(&l->valid_to, vt);
-        fprintf(f, "link %s -%s-> %s [%s, %s]\n", l->from, s_role_name(l->role), l->to, vf,
-                vt);
+        fprintf(f, "link %s -%s-> %s [%s, %s]\n", l->from, s_role_name(l->role), l->to, vf, vt);
     }
     g_ptr_array_free(keys, TRUE);
 }
@@ -413,9 +410,9 @@ void pg_rms_model_dump(const pg_rms_model *self, FILE *f)
 typedef struct s_cmp {
     pg_buf *diff;
     size_t n;
-    int upper;        /* names as NX5 stores them */
-    int max_given;    /* 3 (NX5) or 5 (ATX) */
-    int seconds;      /* compare instants to the second */
+    int upper;     /* names as NX5 stores them */
+    int max_given; /* 3 (NX5) or 5 (ATX) */
+    int seconds;   /* compare instants to the second */
     double max_metres;
     const char *what; /* "PERSON P0000123456 ~ B100000000123456" */
 } s_cmp;
@@ -569,7 +566,8 @@ static int s_cmp_special(s_cmp *c, const char *path, const ProtobufCMessageDescr
         if (c->seconds)
             na = nb = 0;
         if (sa != sb || na / 1000000 != nb / 1000000) {
-            GDateTime *ga = g_date_time_new_from_unix_utc(sa), *gb = g_date_time_new_from_unix_utc(sb);
+            GDateTime *ga = g_date_time_new_from_unix_utc(sa),
+                      *gb = g_date_time_new_from_unix_utc(sb);
             char *fa = ta ? g_date_time_format_iso8601(ga) : g_strdup("absent");
             char *fb = tb ? g_date_time_format_iso8601(gb) : g_strdup("absent");
             s_diff(c, "%s: %s != %s", path, fa, fb);
@@ -590,8 +588,8 @@ static int s_cmp_special(s_cmp *c, const char *path, const ProtobufCMessageDescr
         }
         double m = s_metres(ga->lat, ga->lon, gb->lat, gb->lon);
         if (m > c->max_metres)
-            s_diff(c, "%s: (%.6f, %.6f) and (%.6f, %.6f) are %.1f m apart", path, ga->lat,
-                   ga->lon, gb->lat, gb->lon, m);
+            s_diff(c, "%s: (%.6f, %.6f) and (%.6f, %.6f) are %.1f m apart", path, ga->lat, ga->lon,
+                   gb->lat, gb->lon, m);
         return 1;
     }
     if (d == &polegate__pole__v1__grid_reference__descriptor) {
@@ -620,8 +618,8 @@ static ProtobufCMessage *s_default(const ProtobufCMessageDescriptor *d)
 /* Fields of EntityUpdate that are ids and bookkeeping, not the record's state. */
 static int s_ignored(const char *path)
 {
-    static const char *const skip[] = {"id", "operation", "version", "origin", "merged_from",
-                                       "kind", NULL};
+    static const char *const skip[] = {"id",          "operation", "version", "origin",
+                                       "merged_from", "kind",      NULL};
     for (int i = 0; skip[i]; i++)
         if (!strcmp(path, skip[i]))
             return 1;
@@ -787,8 +785,7 @@ static void s_match_records(s_cmp *c, const pg_rms_model *a, const pg_rms_model 
     g_hash_table_destroy(kb);
 }
 
-static void s_cmp_records(s_cmp *c, const pg_rms_model *a, const pg_rms_model *b,
-                          GHashTable *a2b)
+static void s_cmp_records(s_cmp *c, const pg_rms_model *a, const pg_rms_model *b, GHashTable *a2b)
 {
     GPtrArray *ids = s_sorted_keys(a2b);
     for (guint i = 0; i < ids->len; i++) {
@@ -822,8 +819,8 @@ static const s_link *s_link_mapped(const pg_rms_model *to, const s_link *l, GHas
     return g_hash_table_lookup(to->links, *key);
 }
 
-static void s_cmp_links(s_cmp *c, const pg_rms_model *a, const pg_rms_model *b,
-                        GHashTable *a2b, GHashTable *b2a)
+static void s_cmp_links(s_cmp *c, const pg_rms_model *a, const pg_rms_model *b, GHashTable *a2b,
+                        GHashTable *b2a)
 {
     GPtrArray *keys = s_sorted_keys(a->links);
     for (guint i = 0; i < keys->len; i++) {

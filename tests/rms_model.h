@@ -50,8 +50,8 @@ int pg_rms_model_apply(pg_rms_model *model, const uint8_t *msg, size_t len, char
                        size_t errstr_size);
 /* Apply every message of a buffer holding a file's bytes (split by the adapter);
  * stops at the first error, naming its position ("line 3: ..."). */
-int pg_rms_model_apply_bytes(pg_rms_model *model, const uint8_t *data, size_t size,
-                             char *errstr, size_t errstr_size);
+int pg_rms_model_apply_bytes(pg_rms_model *model, const uint8_t *data, size_t size, char *errstr,
+                             size_t errstr_size);
 int pg_rms_model_apply_file(pg_rms_model *model, const char *path, char *errstr,
                             size_t errstr_size);
 /* Apply changes already decoded (by the model's format's adapter). */
@@ -69,8 +69,7 @@ const pg_entity_update *pg_rms_model_get(const pg_rms_model *model, const char *
 /* The last revision applied for id (a deleted record keeps it); 0 when never seen. */
 uint64_t pg_rms_model_revision(const pg_rms_model *model, const char *id);
 /* 1 when the link (from, role, to) is live. */
-int pg_rms_model_has_link(const pg_rms_model *model, const char *from, int role,
-                          const char *to);
+int pg_rms_model_has_link(const pg_rms_model *model, const char *from, int role, const char *to);
 /* Print records and links, sorted, one per line (for failure messages). */
 void pg_rms_model_dump(const pg_rms_model *model, FILE *f);
 

@@ -4,10 +4,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,8 +28,8 @@ typedef struct s_rms {
     pthread_t thread;
     pthread_mutex_t mu;
     volatile int stop;
-    volatile int hold;      /* 1: read nothing (a slow RMS) */
-    const char *lose_id;    /* lose this id and all after it until it comes again */
+    volatile int hold;   /* 1: read nothing (a slow RMS) */
+    const char *lose_id; /* lose this id and all after it until it comes again */
     int losing;
     int lost_done;
     /* what it stored, in order ("persistent" across restarts of the thread) */
@@ -48,8 +48,7 @@ static int s_rms_has(s_rms *r, const char *id)
     return 0;
 }
 
-static void s_rms_ack(void *sock, zmq_msg_t *ident, const char *id, int status,
-                      const char *reason)
+static void s_rms_ack(void *sock, zmq_msg_t *ident, const char *id, int status, const char *reason)
 {
     pg_buf b = PG_BUF_INIT;
     pg_delivery_ack_format(status, reason, &b);
@@ -196,8 +195,8 @@ static pg_delivery *s_zmq_new(s_rms *rms, s_results *res, size_t window, int ack
 static void s_submit(pg_delivery *d, const char *id, const char *text)
 {
     char e[PG_ERRSTR_SIZE];
-    int rc = pg_delivery_submit(d, id, (const uint8_t *)text, strlen(text), (void *)text,
-                                NULL, e, sizeof e);
+    int rc = pg_delivery_submit(d, id, (const uint8_t *)text, strlen(text), (void *)text, NULL, e,
+                                sizeof e);
     ck_assert_msg(rc == 0, "%s", e);
 }
 
@@ -421,8 +420,7 @@ START_TEST(test_bad_config)
     cfg.transport = "dir";
     cfg.endpoint = "/nonexistent/polegate-drop";
     ck_assert_ptr_null(pg_delivery_new(&cfg, e, sizeof e));
-    ck_assert_ptr_nonnull(
-        strstr(e, "'/nonexistent/polegate-drop' is not a writable directory"));
+    ck_assert_ptr_nonnull(strstr(e, "'/nonexistent/polegate-drop' is not a writable directory"));
     cfg.endpoint = "/etc/hostname"; /* a file, not a directory */
     ck_assert_ptr_null(pg_delivery_new(&cfg, e, sizeof e));
     ck_assert_ptr_nonnull(strstr(e, "is not a writable directory"));
@@ -443,15 +441,13 @@ START_TEST(test_bad_id)
     longid[129] = '\0';
     const char *bad[] = {"", "has space", "tab\t", longid, "caf\xc3\xa9"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        ck_assert_int_eq(pg_delivery_submit(d, bad[i], (uint8_t *)"x", 1, NULL, NULL, e,
-                                            sizeof e),
+        ck_assert_int_eq(pg_delivery_submit(d, bad[i], (uint8_t *)"x", 1, NULL, NULL, e, sizeof e),
                          PG_EINVALID);
         ck_assert_str_eq(e, "delivery: correlation id must be 1-128 printable ASCII characters");
     }
     ck_assert_uint_eq(pg_delivery_in_flight(d), 0);
     longid[128] = '\0';
-    ck_assert_int_eq(pg_delivery_submit(d, longid, (uint8_t *)"x", 1, NULL, NULL, e, sizeof e),
-                     0);
+    ck_assert_int_eq(pg_delivery_submit(d, longid, (uint8_t *)"x", 1, NULL, NULL, e, sizeof e), 0);
     s_teardown(&d, rms, 0);
 }
 END_TEST
@@ -462,11 +458,13 @@ START_TEST(test_ack_parse)
 {
     char e[PG_ERRSTR_SIZE], why[PG_ERRSTR_SIZE];
     int st = 99;
-#define PARSE(s) pg_delivery_ack_parse((const uint8_t *)(s), strlen(s), &st, why, sizeof why, e, sizeof e)
+#define PARSE(s)                                                                                   \
+    pg_delivery_ack_parse((const uint8_t *)(s), strlen(s), &st, why, sizeof why, e, sizeof e)
     ck_assert_int_eq(PARSE("{\"status\":\"stored\"}"), 0);
     ck_assert_int_eq(st, 0);
     ck_assert_int_eq(PARSE("{\"status\":\"stored\",\"extra\":[1]}"), 0); /* unknown ignored */
-    ck_assert_int_eq(PARSE("{\"status\":\"rejected\",\"reason\":\"header.schema: must be atx/2\"}"), 0);
+    ck_assert_int_eq(PARSE("{\"status\":\"rejected\",\"reason\":\"header.schema: must be atx/2\"}"),
+                     0);
     ck_assert_int_eq(st, PG_EINVALID);
     ck_assert_str_eq(why, "header.schema: must be atx/2");
     ck_assert_int_eq(PARSE("{\"status\":\"rejected\"}"), 0);
@@ -756,8 +754,7 @@ START_TEST(test_dir_no_partial_file_visible)
     char e[PG_ERRSTR_SIZE];
     for (int i = 0; i < 40; i++) {
         int rc;
-        while ((rc = pg_delivery_submit(d, NULL, big, size, NULL, NULL, e, sizeof e)) ==
-               PG_ERETRY)
+        while ((rc = pg_delivery_submit(d, NULL, big, size, NULL, NULL, e, sizeof e)) == PG_ERETRY)
             pg_delivery_poll(d, 0, e, sizeof e);
         ck_assert_msg(rc == 0, "%s", e);
     }
@@ -822,8 +819,11 @@ static int s_receive_run(char *const args[], char *err, size_t errsize)
 static pg_delivery *s_to_receive(const char *endpoint, s_results *res)
 {
     char e[PG_ERRSTR_SIZE];
-    pg_delivery_config cfg = {.transport = "zmq", .endpoint = endpoint, .window = 4,
-                              .ack_timeout_ms = 2000, .on_result = s_on_result,
+    pg_delivery_config cfg = {.transport = "zmq",
+                              .endpoint = endpoint,
+                              .window = 4,
+                              .ack_timeout_ms = 2000,
+                              .on_result = s_on_result,
                               .on_result_arg = res};
     pg_delivery *d = pg_delivery_new(&cfg, e, sizeof e);
     ck_assert_msg(d != NULL, "%s", e);
@@ -836,8 +836,8 @@ START_TEST(test_receive_atx_file)
     char ep[300], out[300];
     snprintf(ep, sizeof ep, "ipc://%s/.rms.ipc", dir);
     snprintf(out, sizeof out, "%s/rms.ndjson", dir);
-    char *args[] = {"polegate", "receive", "--bind", ep, "--out", out, "--format", "atx",
-                    "--reject-every", "4", "-q", NULL};
+    char *args[] = {"polegate", "receive", "--bind",         ep,  "--out", out,
+                    "--format", "atx",     "--reject-every", "4", "-q",    NULL};
     pid_t pid = s_receive_start(dir, args);
     s_results res = {0};
     pg_delivery *d = s_to_receive(ep, &res);
@@ -852,8 +852,8 @@ START_TEST(test_receive_atx_file)
         lines[i][strcspn(lines[i], "\n")] = '\0';
         snprintf(id, sizeof id, "line%d", i + 1);
         int rc;
-        while ((rc = pg_delivery_submit(d, id, (uint8_t *)lines[i], strlen(lines[i]), NULL, NULL,
-                                        e, sizeof e)) == PG_ERETRY)
+        while ((rc = pg_delivery_submit(d, id, (uint8_t *)lines[i], strlen(lines[i]), NULL, NULL, e,
+                                        sizeof e)) == PG_ERETRY)
             pg_delivery_poll(d, 1000, e, sizeof e);
         ck_assert_int_eq(rc, 0);
     }
@@ -926,16 +926,16 @@ START_TEST(test_receive_usage)
     char *no_bind[] = {"polegate", "receive", "--out", "/tmp/x", NULL};
     ck_assert_int_eq(s_receive_run(no_bind, err, sizeof err), 2);
     ck_assert_ptr_nonnull(strstr(err, "--bind is required"));
-    char *nx5_file[] = {"polegate", "receive", "--bind", "ipc:///tmp/pg-x.ipc", "--out",
-                        "/tmp/pg-x.ndjson", "--format", "nx5", NULL};
+    char *nx5_file[] = {"polegate", "receive",          "--bind",   "ipc:///tmp/pg-x.ipc",
+                        "--out",    "/tmp/pg-x.ndjson", "--format", "nx5",
+                        NULL};
     ck_assert_int_eq(s_receive_run(nx5_file, err, sizeof err), 2);
     ck_assert_ptr_nonnull(strstr(err, "NX5 documents are stored one per file: give a directory"));
-    char *zero[] = {"polegate", "receive", "--bind", "x", "--out", "/tmp", "--reject-every", "0",
-                    NULL};
+    char *zero[] = {"polegate", "receive",        "--bind", "x", "--out",
+                    "/tmp",     "--reject-every", "0",      NULL};
     ck_assert_int_eq(s_receive_run(zero, err, sizeof err), 2);
     ck_assert_ptr_nonnull(strstr(err, "--reject-every: expected a whole number of 1 or more"));
-    char *fmt[] = {"polegate", "receive", "--bind", "x", "--out", "/tmp", "--format", "csv",
-                   NULL};
+    char *fmt[] = {"polegate", "receive", "--bind", "x", "--out", "/tmp", "--format", "csv", NULL};
     ck_assert_int_eq(s_receive_run(fmt, err, sizeof err), 2);
     ck_assert_ptr_nonnull(strstr(err, "--format csv: expected atx or nx5"));
     char *bind[] = {"polegate", "receive", "--bind", "nowhere", "--out", "/tmp", NULL};

@@ -178,9 +178,8 @@ static void s_deliver(s_pipe *p, pg_store_txn *txn)
 static void s_revise(s_pipe *p, pg_store_txn *txn, pg_entity_update *eu)
 {
     uint64_t rev;
-    ck_assert_int_eq(pg_idmap_next_revision(p->idmap, txn, eu->id, eu->version, &rev, NULL, e,
-                                            sizeof e),
-                     0);
+    ck_assert_int_eq(
+        pg_idmap_next_revision(p->idmap, txn, eu->id, eu->version, &rev, NULL, e, sizeof e), 0);
     eu->version = rev;
 }
 
@@ -220,8 +219,7 @@ static void s_to_nx5(s_pipe *p, pg_store_txn *txn)
 
 /* ATX: a record carries all its links. Send the record eu with every live link from
  * it (as the ledger has them after this change), at a new revision. */
-static void s_atx_send_record(s_pipe *p, pg_store_txn *txn, pg_entity_update *eu,
-                              GHashTable *sent)
+static void s_atx_send_record(s_pipe *p, pg_store_txn *txn, pg_entity_update *eu, GHashTable *sent)
 {
     pg_changeset_reset(p->enc);
     s_revise(p, txn, eu);
@@ -229,9 +227,8 @@ static void s_atx_send_record(s_pipe *p, pg_store_txn *txn, pg_entity_update *eu
     if (eu->operation == POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT) {
         pg_link_update **links;
         size_t n;
-        ck_assert_int_eq(pg_ledger_links_from(p->ledger, txn, eu->id, p->scratch, &links, &n, e,
-                                              sizeof e),
-                         0);
+        ck_assert_int_eq(
+            pg_ledger_links_from(p->ledger, txn, eu->id, p->scratch, &links, &n, e, sizeof e), 0);
         for (size_t i = 0; i < n; i++)
             pg_changeset_add_link(p->enc, links[i]);
     }
@@ -255,8 +252,8 @@ static void s_to_atx(s_pipe *p, pg_store_txn *txn)
             continue;
         pg_entity_update *src = NULL;
         int deleted = 0;
-        int rc = pg_ledger_get_entity(p->ledger, txn, from, p->scratch, &src, &deleted, e,
-                                      sizeof e);
+        int rc =
+            pg_ledger_get_entity(p->ledger, txn, from, p->scratch, &src, &deleted, e, sizeof e);
         if (rc == PG_ENOTFOUND || deleted)
             continue; /* never received (or gone): nothing the RMS could be sent */
         ck_assert_msg(rc == 0, "%s", e);
@@ -277,8 +274,8 @@ static void s_fill_deletes(s_pipe *p, pg_store_txn *txn)
             continue;
         pg_entity_update *last = NULL;
         int deleted = 0;
-        if (pg_ledger_get_entity(p->ledger, txn, c->entity->id, p->in->arena, &last, &deleted,
-                                 e, sizeof e) == 0)
+        if (pg_ledger_get_entity(p->ledger, txn, c->entity->id, p->in->arena, &last, &deleted, e,
+                                 sizeof e) == 0)
             c->entity->retention = last->retention;
     }
 }
@@ -344,11 +341,13 @@ static void s_mer_seed_idmap(s_pipe *p)
 {
     char u[PG_UUID_STR_SIZE];
     ck_assert_int_eq(pg_identity_entity("MER", "NICHE", "GID", "7E1E000000000031", u), 0);
-    ck_assert_int_eq(pg_idmap_put(p->idmap, NULL, u, POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_TELEPHONE,
+    ck_assert_int_eq(pg_idmap_put(p->idmap, NULL, u,
+                                  POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_TELEPHONE,
                                   "T9000000031", e, sizeof e),
                      0);
     ck_assert_int_eq(pg_identity_entity("MER", "NICHE", "GID", "7F3A9C2E4B1D0B01", u), 0);
-    ck_assert_int_eq(pg_idmap_put(p->idmap, NULL, u, POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON,
+    ck_assert_int_eq(pg_idmap_put(p->idmap, NULL, u,
+                                  POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON,
                                   "P9000000002", e, sizeof e),
                      0);
 }
@@ -442,8 +441,7 @@ START_TEST(test_merseyside_nx5_to_atx)
     ck_assert_uint_eq(pg_rms_model_records(want), 5);
     s_assert_equivalent(p->rms, want);
     /* the sample's ids, too: assigned in the same order */
-    const char *ids[] = {"L9000000001", "P9000000001", "W9000000001", "C9000000001",
-                         "N9000000001"};
+    const char *ids[] = {"L9000000001", "P9000000001", "W9000000001", "C9000000001", "N9000000001"};
     for (size_t i = 0; i < 5; i++)
         ck_assert_msg(pg_rms_model_get(p->rms, ids[i]) != NULL, "%s", ids[i]);
     ck_assert_ptr_null(pg_rms_model_get(p->rms, "T9000000031"));
@@ -619,8 +617,8 @@ START_TEST(test_atx_model_rules)
     ck_assert_uint_eq(pg_rms_model_revision(m, "T0000000042"), 2);
     ck_assert(!pg_rms_model_has_link(m, "P0000123456",
                                      POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_USES, "T0000000042"));
-    ck_assert(pg_rms_model_has_link(m, "P0000123456",
-                                    POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_KEEPER, "V0000000301"));
+    ck_assert(pg_rms_model_has_link(
+        m, "P0000123456", POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_KEEPER, "V0000000301"));
     /* the same stream again: every message a duplicate */
     s_apply_file(m, FIX("atx-burglary.ndjson"));
     ck_assert_uint_eq(pg_rms_model_duplicates(m), 8);
@@ -631,32 +629,29 @@ START_TEST(test_atx_model_rules)
     char *stale2 = s_replace(stale, "\"role\": \"KEEPER\"", "\"role\": \"OWNER\"");
     s_apply_text(m, stale2);
     ck_assert_uint_eq(pg_rms_model_stale(m), 1);
-    ck_assert(!pg_rms_model_has_link(m, "P0000123456",
-                                     POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_OWNER, "V0000000301"));
+    ck_assert(!pg_rms_model_has_link(
+        m, "P0000123456", POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_OWNER, "V0000000301"));
     /* a newer one replaces the record's links */
     char *newid = s_replace(stale2, "5a3f7d0c2e99", "5a3f7d0c2e98");
     char *newer = s_replace(newid, "\"revision\": 7", "\"revision\": 8");
     s_apply_text(m, newer);
     ck_assert(pg_rms_model_has_link(m, "P0000123456",
                                     POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_OWNER, "V0000000301"));
-    ck_assert(!pg_rms_model_has_link(m, "P0000123456",
-                                     POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_KEEPER, "V0000000301"));
+    ck_assert(!pg_rms_model_has_link(
+        m, "P0000123456", POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_KEEPER, "V0000000301"));
     /* a DELETE of the location drops links from others to it */
-    ck_assert(pg_rms_model_has_link(m, "P0000123999",
-                                    POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_HOME_ADDRESS,
-                                    "L0000000045"));
+    ck_assert(pg_rms_model_has_link(
+        m, "P0000123999", POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_HOME_ADDRESS, "L0000000045"));
     s_apply_text(m, "{\"header\":{\"schema\":\"atx/2\",\"messageId\":"
                     "\"0b7c7a52-6a83-4d71-9a55-5a3f7d0c2e77\",\"sentAt\":"
                     "\"2026-10-25T01:30:00.000+00:00\",\"system\":\"ATHENA\",\"orgUnit\":\"ESX\"},"
                     "\"record\":{\"type\":\"LOCATION\",\"id\":\"L0000000045\",\"revision\":4,"
                     "\"action\":\"DELETE\",\"modifiedAt\":\"2026-10-25T01:29:00.000+00:00\","
                     "\"marking\":{\"classification\":\"OFFICIAL\",\"handling\":\"P\"}}}\n");
-    ck_assert(!pg_rms_model_has_link(m, "P0000123999",
-                                     POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_HOME_ADDRESS,
-                                     "L0000000045"));
-    ck_assert(!pg_rms_model_has_link(m, "O0000004711",
-                                     POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_OCCURRED_AT,
-                                     "L0000000045"));
+    ck_assert(!pg_rms_model_has_link(
+        m, "P0000123999", POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_HOME_ADDRESS, "L0000000045"));
+    ck_assert(!pg_rms_model_has_link(
+        m, "O0000004711", POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_OCCURRED_AT, "L0000000045"));
     g_free(lines);
     g_free(stale);
     g_free(stale2);

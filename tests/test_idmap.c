@@ -145,8 +145,7 @@ START_TEST(test_atx_kind_mismatch)
     pg_idmap_store *m = s_map("atx", NULL);
     char out[32];
     s_id(m, A, K_PERSON, NULL);
-    ck_assert_int_eq(pg_idmap_resolve(m, NULL, A, K_LOCATION, out, sizeof out, NULL, e,
-                                      sizeof e),
+    ck_assert_int_eq(pg_idmap_resolve(m, NULL, A, K_LOCATION, out, sizeof out, NULL, e, sizeof e),
                      PG_EINVALID);
     ck_assert_str_eq(e, "idmap: " A " is P9000000001 in the RMS, whose letter is not that of "
                         "kind 2");
@@ -205,9 +204,8 @@ START_TEST(test_atx_unique)
     pg_store_txn *txn = pg_store_begin(s_store, 1, e, sizeof e);
     for (int i = 0; i < N; i++) {
         s_random_uuid(uuids[i]);
-        ck_assert_int_eq(pg_idmap_resolve(m, txn, uuids[i], 1 + i % 9, ids[i], 32, NULL, e,
-                                          sizeof e),
-                         0);
+        ck_assert_int_eq(
+            pg_idmap_resolve(m, txn, uuids[i], 1 + i % 9, ids[i], 32, NULL, e, sizeof e), 0);
     }
     ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
     for (int i = 0; i < N; i++) {
@@ -342,17 +340,13 @@ START_TEST(test_put)
     ck_assert_int_eq(pg_idmap_put(m, NULL, A, K_PERSON, "P9000000001", e, sizeof e), 0);
     /* an id in our own range, bound by hand, is skipped by the counter */
     ck_assert_str_eq(s_id(m, B, K_PERSON, NULL), "P9000000002");
-    ck_assert_int_eq(pg_idmap_put(m, NULL, C, K_PERSON, "P9000000001", e, sizeof e),
-                     PG_EINVALID);
+    ck_assert_int_eq(pg_idmap_put(m, NULL, C, K_PERSON, "P9000000001", e, sizeof e), PG_EINVALID);
     ck_assert_str_eq(e, "idmap: P9000000001 is already the id of " A);
-    ck_assert_int_eq(pg_idmap_put(m, NULL, A, K_PERSON, "P0000000005", e, sizeof e),
-                     PG_EINVALID);
+    ck_assert_int_eq(pg_idmap_put(m, NULL, A, K_PERSON, "P0000000005", e, sizeof e), PG_EINVALID);
     ck_assert_str_eq(e, "idmap: " A " already has id P9000000001");
-    ck_assert_int_eq(pg_idmap_put(m, NULL, C, K_PERSON, "L0000000005", e, sizeof e),
-                     PG_EINVALID);
+    ck_assert_int_eq(pg_idmap_put(m, NULL, C, K_PERSON, "L0000000005", e, sizeof e), PG_EINVALID);
     ck_assert_str_eq(e, "idmap: 'L0000000005' is not an ATX id of this kind's letter");
-    const char *bad[] = {"P000000005", "P00000000050", "X0000000005", "p0000000005",
-                         "P00000000a5"};
+    const char *bad[] = {"P000000005", "P00000000050", "X0000000005", "p0000000005", "P00000000a5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         ck_assert_int_eq(pg_idmap_put(m, NULL, C, 0, bad[i], e, sizeof e), PG_EINVALID);
         ck_assert_ptr_nonnull(strstr(e, "is not an ATX id (type letter and 10 digits)"));
@@ -375,9 +369,9 @@ START_TEST(test_bad_uuid)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char want[128];
         snprintf(want, sizeof want, "idmap: '%s' is not a lower-case UUID", bad[i]);
-        ck_assert_int_eq(pg_idmap_resolve(m, NULL, bad[i], K_PERSON, out, sizeof out, NULL, e,
-                                          sizeof e),
-                         PG_EINVALID);
+        ck_assert_int_eq(
+            pg_idmap_resolve(m, NULL, bad[i], K_PERSON, out, sizeof out, NULL, e, sizeof e),
+            PG_EINVALID);
         ck_assert_str_eq(e, want);
         ck_assert_int_eq(pg_idmap_next_revision(m, NULL, bad[i], 1, &rev, NULL, e, sizeof e),
                          PG_EINVALID);
@@ -386,15 +380,13 @@ START_TEST(test_bad_uuid)
                          PG_EINVALID);
         ck_assert_str_eq(e, want);
     }
-    ck_assert_int_eq(pg_idmap_resolve(m, NULL, NULL, K_PERSON, out, sizeof out, NULL, e,
-                                      sizeof e),
+    ck_assert_int_eq(pg_idmap_resolve(m, NULL, NULL, K_PERSON, out, sizeof out, NULL, e, sizeof e),
                      PG_EINVALID);
     ck_assert_int_eq(pg_idmap_uuid_of(m, NULL, "P9000000077", u, e, sizeof e), PG_ENOTFOUND);
     ck_assert_str_eq(e, "idmap: P9000000077 is not a partner record");
     ck_assert_int_eq(pg_idmap_uuid_of(m, NULL, "", u, e, sizeof e), PG_EINVALID);
     /* output too small */
-    ck_assert_int_eq(pg_idmap_resolve(m, NULL, A, K_PERSON, out, 11, NULL, e, sizeof e),
-                     PG_EUSAGE);
+    ck_assert_int_eq(pg_idmap_resolve(m, NULL, A, K_PERSON, out, 11, NULL, e, sizeof e), PG_EUSAGE);
     ck_assert_str_eq(e, "idmap: output buffer too small");
     pg_idmap_destroy(&m);
 }
@@ -423,16 +415,14 @@ START_TEST(test_transactions)
     /* again, committed */
     txn = pg_store_begin(s_store, 1, e, sizeof e);
     pg_idmap_use(m, txn);
-    ck_assert_int_eq(iface->resolve(iface, B, K_PERSON, NULL, NULL, out, sizeof out, &created,
-                                    e, sizeof e),
-                     0);
+    ck_assert_int_eq(
+        iface->resolve(iface, B, K_PERSON, NULL, NULL, out, sizeof out, &created, e, sizeof e), 0);
     ck_assert_str_eq(out, "P9000000001"); /* the aborted assignment left no trace */
     ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
     pg_idmap_use(m, NULL);
     /* unbound: the interface runs in its own transaction */
-    ck_assert_int_eq(iface->resolve(iface, C, K_PERSON, NULL, NULL, out, sizeof out, NULL, e,
-                                    sizeof e),
-                     0);
+    ck_assert_int_eq(
+        iface->resolve(iface, C, K_PERSON, NULL, NULL, out, sizeof out, NULL, e, sizeof e), 0);
     ck_assert_str_eq(out, "P9000000002");
     /* read-only lookups in a read transaction */
     txn = pg_store_begin(s_store, 0, e, sizeof e);
