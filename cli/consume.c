@@ -26,7 +26,7 @@ static const char s_usage_text[] =
     "  --topic T           the topic, e.g. polegate.esx.pole.v1\n"
     "  --from-beginning    start at the oldest record (default: only new ones)\n"
     "  --timeout-ms N      stop when no record came for N ms (default: run until\n"
-    "                      interrupted)\n"
+    "                      interrupted); also how long to wait for the brokers\n"
     "  --max N             stop after N records\n"
     "  --group G           consume as member of group G, committing offsets (default:\n"
     "                      read every partition without a group, committing nothing)\n"
@@ -70,7 +70,8 @@ static int s_assign_all(rd_kafka_t *rk, const s_opts *o)
 {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o->topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    rd_kafka_resp_err_t err =
+        rd_kafka_metadata(rk, 0, rkt, &md, o->timeout_ms ? (int)o->timeout_ms : 10000);
     rd_kafka_topic_destroy(rkt);
     if (err) {
         fprintf(stderr, "polegate consume: cannot reach %s: %s\n", o->brokers,

@@ -3,6 +3,7 @@
  * and librdkafka's mock cluster. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "cli.h"
 #include "config.h"
 #include "daemon.h"
 #include "intake.h"
@@ -592,6 +594,165 @@ START_TEST(test_daemon_bad_store)
 }
 END_TEST
 
+
+/* ---------------------------------------------------------------- polegate send, consume */
+
+/* Run a CLI command with its stdout in out (NUL-terminated); returns its status. */
+static int s_cli(int (*cmd)(int, char **), char **argv, char *out, size_t outsize)
+{
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    char path[] = "/tmp/pg-test-cli-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    fflush(stdout);
+    int saved = dup(1);
+    dup2(fd, 1);
+    int rc = cmd(argc, argv);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    ssize_t n = pread(fd, out, outsize - 1, 0);
+    out[n > 0 ? n : 0] = 0;
+    close(fd);
+    unlink(path);
+    return rc;
+}
+
+static size_t s_count_lines(const char *s, const char *needle)
+{
+    size_t n = 0;
+    for (const char *l = s; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
+        if (!needle || (strstr(l, needle) && strstr(l, needle) < strchr(l, '\n')))
+            n++;
+    return n;
+}
+
+/* A daemon serving in a thread, publishing to the mock cluster. */
+typedef struct s_live {
+    pg_config *cfg;
+    s_run run;
+    pthread_t th;
+} s_live;
+
+static void s_live_start(s_live *l)
+{
+    pg_intake_destroy(&s_intake);
+    pg_ledger_destroy(&s_ledger);
+    pg_store_destroy(&s_store);
+    char yaml[1024], errs[2048];
+    snprintf(yaml, sizeof yaml,
+             "force: {code: ESX}\nadapter: {name: athena}\n"
+             "intake: {endpoint: 'tcp://127.0.0.1:*'}\n"
+             "store: {path: '%s/live', map_size: 16MiB}\n"
+             "kafka: {brokers: '%s'}\nlog: {level: error}\n",
+             s_dir, s_brokers);
+    l->cfg = pg_config_parse("live.yaml", yaml, strlen(yaml), errs, sizeof errs);
+    ck_assert_msg(l->cfg != NULL, "%s", errs);
+    l->run.d = pg_daemon_new(l->cfg, s_err, sizeof s_err);
+    ck_assert_msg(l->run.d != NULL, "%s", s_err);
+    ck_assert_int_eq(pthread_create(&l->th, NULL, s_run_daemon, &l->run), 0);
+}
+
+static void s_live_stop(s_live *l)
+{
+    pg_daemon_stop(l->run.d);
+    pthread_join(l->th, NULL);
+    ck_assert_int_eq(l->run.rc, 0);
+    pg_daemon_destroy(&l->run.d);
+    pg_config_destroy(&l->cfg);
+}
+
+static char s_out[1 << 16];
+
+START_TEST(test_cli_send_and_consume)
+{
+    s_live l;
+    s_live_start(&l);
+    char endpoint[128];
+    snprintf(endpoint, sizeof endpoint, "%s", pg_intake_endpoint(pg_daemon_intake(l.run.d)));
+
+    char *send_ok[] = {"send", "--to", endpoint, PG_FIXTURES "/atx-burglary.ndjson", NULL};
+    ck_assert_int_eq(s_cli(pg_cli_send, send_ok, s_out, sizeof s_out), 0);
+    ck_assert_uint_eq(s_count_lines(s_out, NULL), 8);
+    ck_assert_uint_eq(s_count_lines(s_out, "\"status\":\"accepted\""), 8);
+    ck_assert_msg(!strncmp(s_out, PG_FIXTURES "/atx-burglary.ndjson:1 {\"status\":\"accepted\",",
+                           strlen(PG_FIXTURES) + 44),
+                  "%s", s_out);
+    ck_assert_ptr_nonnull(strstr(s_out, "atx-burglary.ndjson:8 {"));
+
+    /* an NX5 document sent to an ATX gateway: rejected, status 1 */
+    char *send_bad[] = {"send", "--to", endpoint, "--format", "atx",
+                        PG_FIXTURES "/nx5-burglary-import.xml", NULL};
+    ck_assert_int_eq(s_cli(pg_cli_send, send_bad, s_out, sizeof s_out), 1);
+    ck_assert_ptr_nonnull(strstr(s_out, "nx5-burglary-import.xml:1 {\"status\":\"rejected\""));
+    s_live_stop(&l);
+
+    /* every record the daemon produced, read back from the beginning */
+    char *consume[] = {"consume", "--brokers", s_brokers, "--topic", "polegate.esx.pole.v1",
+                       "--from-beginning", "--timeout-ms", "1500", NULL};
+    ck_assert_int_eq(s_cli(pg_cli_consume, consume, s_out, sizeof s_out), 0);
+    size_t records = 0, tombstones = 0;
+    for (char *line = strtok(s_out, "\n"); line; line = strtok(NULL, "\n")) {
+        json_error_t jerr;
+        json_t *j = json_loads(line, 0, &jerr);
+        ck_assert_msg(j != NULL, "%s: %s", line, jerr.text);
+        const char *key = json_string_value(json_object_get(j, "key"));
+        json_t *h = json_object_get(j, "headers"), *v = json_object_get(j, "value");
+        ck_assert_ptr_nonnull(key);
+        ck_assert_str_eq(json_string_value(json_object_get(h, "pg-schema")), "polegate.pole.v1");
+        ck_assert_str_eq(json_string_value(json_object_get(h, "pg-origin-force")), "ESX");
+        if (json_is_null(v)) {
+            tombstones++;
+            ck_assert_str_eq(json_string_value(json_object_get(h, "pg-operation")), "DELETE");
+        } else {
+            ck_assert_str_eq(json_string_value(json_object_get(v, "id")), key);
+            ck_assert_str_eq(json_string_value(json_object_get(v, "version")),
+                             json_string_value(json_object_get(h, "pg-version")));
+        }
+        records++;
+        json_decref(j);
+    }
+    ck_assert_uint_ge(records, 16);
+    ck_assert_uint_ge(tombstones, 2); /* the DELETE of the 8th message and its link */
+
+    /* --max stops early */
+    char *two[] = {"consume", "--brokers", s_brokers, "--topic", "polegate.esx.pole.v1",
+                   "--from-beginning", "--max", "2", NULL};
+    ck_assert_int_eq(s_cli(pg_cli_consume, two, s_out, sizeof s_out), 0);
+    ck_assert_uint_eq(s_count_lines(s_out, NULL), 2);
+}
+END_TEST
+
+START_TEST(test_cli_errors)
+{
+    char *no_daemon[] = {"send", "--to", "tcp://127.0.0.1:1", "--timeout-ms", "300",
+                         PG_FIXTURES "/atx-burglary.ndjson", NULL};
+    ck_assert_int_eq(s_cli(pg_cli_send, no_daemon, s_out, sizeof s_out), 2);
+    ck_assert_str_eq(s_out, "");
+    char *no_format[] = {"send", "--to", "tcp://127.0.0.1:1", "/tmp/x.txt", NULL};
+    ck_assert_int_eq(s_cli(pg_cli_send, no_format, s_out, sizeof s_out), 2);
+    char *no_to[] = {"send", PG_FIXTURES "/atx-burglary.ndjson", NULL};
+    ck_assert_int_eq(s_cli(pg_cli_send, no_to, s_out, sizeof s_out), 2);
+    char *bad_fmt[] = {"send", "--to", "tcp://127.0.0.1:1", "--format", "csv", "x", NULL};
+    ck_assert_int_eq(s_cli(pg_cli_send, bad_fmt, s_out, sizeof s_out), 2);
+    char *help[] = {"send", "--help", NULL};
+    ck_assert_int_eq(s_cli(pg_cli_send, help, s_out, sizeof s_out), 0);
+    ck_assert_ptr_nonnull(strstr(s_out, "usage: polegate send --to ENDPOINT"));
+
+    char *no_topic[] = {"consume", "--brokers", s_brokers, NULL};
+    ck_assert_int_eq(s_cli(pg_cli_consume, no_topic, s_out, sizeof s_out), 2);
+    char *down[] = {"consume", "--brokers", "127.0.0.1:1", "--topic", "t", "--timeout-ms",
+                    "500", NULL};
+    ck_assert_int_eq(s_cli(pg_cli_consume, down, s_out, sizeof s_out), 2);
+    ck_assert_str_eq(s_out, "");
+    char *chelp[] = {"consume", "-h", NULL};
+    ck_assert_int_eq(s_cli(pg_cli_consume, chelp, s_out, sizeof s_out), 0);
+    ck_assert_ptr_nonnull(strstr(s_out, "usage: polegate consume --brokers B --topic T"));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("intake");
@@ -610,6 +771,8 @@ int main(void)
     tcase_add_test(tc, test_athena_fixture);
     tcase_add_test(tc, test_daemon_loop);
     tcase_add_test(tc, test_daemon_bad_store);
+    tcase_add_test(tc, test_cli_send_and_consume);
+    tcase_add_test(tc, test_cli_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
