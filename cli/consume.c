@@ -175,14 +175,10 @@ static double s_now_ms(void)
 static int s_parse(int argc, char **argv, s_opts *o)
 {
     static const struct option longopts[] = {
-        {"brokers", required_argument, NULL, 'b'},
-        {"topic", required_argument, NULL, 't'},
-        {"from-beginning", no_argument, NULL, 'B'},
-        {"timeout-ms", required_argument, NULL, 'T'},
-        {"max", required_argument, NULL, 'm'},
-        {"group", required_argument, NULL, 'g'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"brokers", required_argument, NULL, 'b'},  {"topic", required_argument, NULL, 't'},
+        {"from-beginning", no_argument, NULL, 'B'}, {"timeout-ms", required_argument, NULL, 'T'},
+        {"max", required_argument, NULL, 'm'},      {"group", required_argument, NULL, 'g'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     int opt;
     optind = 1;

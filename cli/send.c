@@ -45,8 +45,7 @@ typedef struct s_send {
 
 static int s_usage_error(const char *what)
 {
-    fprintf(stderr, "polegate send: %s\n(polegate send --help describes the options)\n",
-            what);
+    fprintf(stderr, "polegate send: %s\n(polegate send --help describes the options)\n", what);
     return 2;
 }
 

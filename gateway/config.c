@@ -30,8 +30,7 @@ enum {
     S_DERIVED = 2,  /* the default is computed from other settings; def describes it */
 };
 
-typedef int (*s_check_fn)(pg_config *cfg, const char *value, char *errstr,
-                          size_t errstr_size);
+typedef int (*s_check_fn)(pg_config *cfg, const char *value, char *errstr, size_t errstr_size);
 
 typedef struct s_entry {
     s_type type;
@@ -72,8 +71,8 @@ static int s_check_adapter(pg_config *cfg, const char *v, char *errstr, size_t e
 {
     cfg->adapter = pg_adapter_find(v);
     if (!cfg->adapter)
-        return pg_errf(PG_ECONFIG, errstr, errstr_size,
-                       "'%s' is not an adapter (athena, niche)", v);
+        return pg_errf(PG_ECONFIG, errstr, errstr_size, "'%s' is not an adapter (athena, niche)",
+                       v);
     return 0;
 }
 
@@ -91,8 +90,7 @@ static int s_check_endpoint(pg_config *cfg, const char *v, char *errstr, size_t 
             errno = 0;
             long port = strtol(colon + 1, &end, 10);
             if ((colon[1] == '*' && !colon[2]) ||
-                (isdigit((unsigned char)colon[1]) && !*end && !errno && port >= 1 &&
-                 port <= 65535))
+                (isdigit((unsigned char)colon[1]) && !*end && !errno && port >= 1 && port <= 65535))
                 return 0;
         }
     }
@@ -160,8 +158,9 @@ static const s_entry s_store[] = {
 static const s_entry s_kafka[] = {
     {S_STR, "brokers", NULL, S_REQUIRED, S_OFF(kafka_brokers), 0, 0, NULL,
      "Bootstrap brokers, comma-separated `host:port` (librdkafka `bootstrap.servers`)."},
-    {S_STR, "topic", "`polegate.<force>.pole.v1`, the force code in lower case", S_DERIVED, S_OFF(kafka_topic), 0, 0,
-     s_check_topic, "Topic of the outbound canonical updates (docs/topics.md)."},
+    {S_STR, "topic", "`polegate.<force>.pole.v1`, the force code in lower case", S_DERIVED,
+     S_OFF(kafka_topic), 0, 0, s_check_topic,
+     "Topic of the outbound canonical updates (docs/topics.md)."},
     {S_INT, "flush_timeout_ms", "10000", 0, S_OFF(kafka_flush_timeout_ms), 0, 600000, NULL,
      "On shutdown, how long to wait for the broker to confirm records still in flight."},
     {S_PROPS, "properties", "{}", 0, S_OFF(kafka_properties), 0, 0, NULL,
@@ -216,8 +215,8 @@ typedef struct s_loader {
     int nerrors;
 } s_loader;
 
-__attribute__((format(printf, 3, 4))) static void s_err(s_loader *ld, int line,
-                                                         const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void s_err(s_loader *ld, int line, const char *fmt,
+                                                        ...)
 {
     va_list ap;
     if (line > 0)
@@ -260,8 +259,7 @@ static const char *s_scalar(struct fy_node *fyn)
     if (!s)
         return NULL;
     if (fy_node_get_style(fyn) == FYNS_PLAIN &&
-        (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-         !strcmp(s, "NULL")))
+        (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL")))
         return NULL;
     return s;
 }
@@ -280,8 +278,8 @@ static int s_parse_size(const char *s, unsigned long long *out)
     static const struct {
         const char *suffix;
         int shift;
-    } mult[] = {{"", 0},  {"B", 0},   {"K", 10},  {"KiB", 10}, {"M", 20},
-                {"MiB", 20}, {"G", 30}, {"GiB", 30}, {"T", 40}, {"TiB", 40}};
+    } mult[] = {{"", 0},     {"B", 0},  {"K", 10},   {"KiB", 10}, {"M", 20},
+                {"MiB", 20}, {"G", 30}, {"GiB", 30}, {"T", 40},   {"TiB", 40}};
     if (!isdigit((unsigned char)*s))
         return -1;
     char *end;
@@ -311,8 +309,7 @@ static int s_parse_int(const char *s, long long *out)
 }
 
 /* Store the text value of entry e into the config, converting and checking it. */
-static void s_set(s_loader *ld, const s_section *sec, const s_entry *e, const char *v,
-                  int line)
+static void s_set(s_loader *ld, const s_section *sec, const s_entry *e, const char *v, int line)
 {
     pg_config *cfg = ld->cfg;
     void *field = (char *)cfg + e->offset;
@@ -332,8 +329,8 @@ static void s_set(s_loader *ld, const s_section *sec, const s_entry *e, const ch
     case S_INT: {
         long long n;
         if (s_parse_int(v, &n) || n < e->min || n > e->max) {
-            s_err(ld, line, "%s.%s: '%s' is not an integer from %lld to %lld", sec->name,
-                  e->key, v, e->min, e->max);
+            s_err(ld, line, "%s.%s: '%s' is not an integer from %lld to %lld", sec->name, e->key, v,
+                  e->min, e->max);
             return;
         }
         *(int *)field = (int)n;
@@ -349,8 +346,8 @@ static void s_set(s_loader *ld, const s_section *sec, const s_entry *e, const ch
             return;
         }
         if (n < (unsigned long long)e->min || n > (unsigned long long)e->max) {
-            s_err(ld, line, "%s.%s: %llu bytes is outside %lld to %lld", sec->name, e->key,
-                  n, e->min, e->max);
+            s_err(ld, line, "%s.%s: %llu bytes is outside %lld to %lld", sec->name, e->key, n,
+                  e->min, e->max);
             return;
         }
         *(size_t *)field = (size_t)n;
@@ -363,8 +360,7 @@ static void s_set(s_loader *ld, const s_section *sec, const s_entry *e, const ch
         s_err(ld, line, "%s.%s: %s", sec->name, e->key, why);
 }
 
-static void s_props(s_loader *ld, const s_section *sec, const s_entry *e,
-                    struct fy_node *map)
+static void s_props(s_loader *ld, const s_section *sec, const s_entry *e, struct fy_node *map)
 {
     pg_config *cfg = ld->cfg;
     int n = fy_node_mapping_item_count(map);
@@ -386,8 +382,8 @@ static void s_props(s_loader *ld, const s_section *sec, const s_entry *e,
             continue;
         }
         if (!val) {
-            s_err(ld, line, "%s.%s.%s: expected a scalar value, got %s", sec->name, e->key,
-                  key, s_what(v));
+            s_err(ld, line, "%s.%s.%s: expected a scalar value, got %s", sec->name, e->key, key,
+                  s_what(v));
             continue;
         }
         char why[PG_ERRSTR_SIZE];
@@ -408,8 +404,7 @@ static void s_props(s_loader *ld, const s_section *sec, const s_entry *e,
     }
 }
 
-static void s_section_load(s_loader *ld, const s_section *sec, struct fy_node *map,
-                           int sec_line)
+static void s_section_load(s_loader *ld, const s_section *sec, struct fy_node *map, int sec_line)
 {
     int seen[S_MAXKEYS] = {0};
     if (map) {
@@ -424,8 +419,7 @@ static void s_section_load(s_loader *ld, const s_section *sec, struct fy_node *m
                 if (!strcmp(e->key, key))
                     break;
             if (!key || !e->key) {
-                s_err(ld, line, "unknown key '%s' in section '%s'", key ? key : "?",
-                      sec->name);
+                s_err(ld, line, "unknown key '%s' in section '%s'", key ? key : "?", sec->name);
                 continue;
             }
             seen[e - sec->entries] = line ? line : 1;
@@ -433,8 +427,7 @@ static void s_section_load(s_loader *ld, const s_section *sec, struct fy_node *m
                 if (v && fy_node_is_mapping(v))
                     s_props(ld, sec, e, v);
                 else if (strcmp(s_what(v), "nothing")) /* `properties:` alone is empty */
-                    s_err(ld, line, "%s.%s: expected a mapping, got %s", sec->name, key,
-                          s_what(v));
+                    s_err(ld, line, "%s.%s: expected a mapping, got %s", sec->name, key, s_what(v));
                 continue;
             }
             const char *val = s_scalar(v);
@@ -451,11 +444,9 @@ static void s_section_load(s_loader *ld, const s_section *sec, struct fy_node *m
             continue;
         if (e->flags & S_REQUIRED) {
             if (map)
-                s_err(ld, sec_line, "section '%s': missing required key '%s'", sec->name,
-                      e->key);
+                s_err(ld, sec_line, "section '%s': missing required key '%s'", sec->name, e->key);
             else
-                s_err(ld, 0, "missing section '%s' (its key '%s' is required)", sec->name,
-                      e->key);
+                s_err(ld, 0, "missing section '%s' (its key '%s' is required)", sec->name, e->key);
         } else if (e->def && !(e->flags & S_DERIVED) && e->type != S_PROPS) {
             s_set(ld, sec, e, e->def, 0);
         }
@@ -509,8 +500,7 @@ static void s_load_root(s_loader *ld, struct fy_document *fyd)
         return;
     }
     if (!fy_node_is_mapping(root)) {
-        s_err(ld, 1, "the configuration must be a mapping of sections, not %s",
-              s_kind(root));
+        s_err(ld, 1, "the configuration must be a mapping of sections, not %s", s_kind(root));
         return;
     }
     void *it = NULL;
@@ -536,8 +526,7 @@ static void s_load_root(s_loader *ld, struct fy_document *fyd)
         }
         lines[i] = s_line(k);
         if (!v || !fy_node_is_mapping(v)) {
-            s_err(ld, lines[i], "section '%s' must be a mapping of keys, not %s", name,
-                  s_what(v));
+            s_err(ld, lines[i], "section '%s' must be a mapping of keys, not %s", name, s_what(v));
             lines[i] = -1;
             continue;
         }
@@ -643,8 +632,7 @@ void pg_config_reference(FILE *out)
     }
 }
 
-void pg_config_each_key(void (*fn)(void *arg, const char *section, const char *key),
-                        void *arg)
+void pg_config_each_key(void (*fn)(void *arg, const char *section, const char *key), void *arg)
 {
     for (size_t i = 0; i < S_NSECTIONS; i++)
         for (const s_entry *e = s_sections[i].entries; e->key; e++)
@@ -693,8 +681,8 @@ void pg_log(int level, const char *fmt, ...)
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
     /* One write per line, so that lines from librdkafka's threads never interleave. */
     char line[2048];
-    int n = snprintf(line, sizeof line, "%s.%03ldZ polegated %s: ", when,
-                     ts.tv_nsec / 1000000, s_level_names[level]);
+    int n = snprintf(line, sizeof line, "%s.%03ldZ polegated %s: ", when, ts.tv_nsec / 1000000,
+                     s_level_names[level]);
     va_list ap;
     va_start(ap, fmt);
     if (n > 0 && (size_t)n < sizeof line)

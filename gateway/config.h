@@ -64,8 +64,7 @@ void pg_config_reference(FILE *out);
 
 /* Calls fn for every section and key the config maps know (tests use it to keep the
  * documentation in step with the maps). */
-void pg_config_each_key(void (*fn)(void *arg, const char *section, const char *key),
-                        void *arg);
+void pg_config_each_key(void (*fn)(void *arg, const char *section, const char *key), void *arg);
 
 /* ---- the log: one line per event on stderr, "TIME polegated LEVEL: message" */
 

@@ -111,9 +111,8 @@ void pg_daemon_summary(const pg_daemon *d, char *out, size_t size)
              "(map %zu MiB), kafka %s topic %s, log %s",
              pg_version(), cfg->force, cfg->adapter->name, cfg->adapter->format,
              cfg->intake_max_message_size,
-             d->intake ? pg_intake_endpoint(d->intake) : cfg->intake_endpoint,
-             cfg->store_path, cfg->store_map_size >> 20, cfg->kafka_brokers,
-             cfg->kafka_topic, cfg->log_level_name);
+             d->intake ? pg_intake_endpoint(d->intake) : cfg->intake_endpoint, cfg->store_path,
+             cfg->store_map_size >> 20, cfg->kafka_brokers, cfg->kafka_topic, cfg->log_level_name);
 }
 
 static void s_log_counters(int level, const char *when, const pg_intake_stats *is,
@@ -124,8 +123,7 @@ static void s_log_counters(int level, const char *when, const pg_intake_stats *i
            " duplicate), %" PRIu64 " rejected, %" PRIu64 " retry; kafka records %" PRIu64
            " produced, %" PRIu64 " delivered, %" PRIu64 " failed, %" PRIu64 " in flight",
            when, is->received, is->accepted, is->duplicates, is->rejected, is->retried,
-           ps->produced, ps->delivered, ps->failed,
-           ps->produced - ps->delivered - ps->failed);
+           ps->produced, ps->delivered, ps->failed, ps->produced - ps->delivered - ps->failed);
 }
 
 int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size)
@@ -181,9 +179,9 @@ int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size)
         if (!rc)
             rc = pg_errf(frc, errstr, errstr_size, "kafka: %s", why);
     } else if (ps.failed && !rc) {
-        rc = pg_errf(PG_EKAFKA, errstr, errstr_size,
-                     "kafka: %" PRIu64 " records failed delivery (see the log for keys)",
-                     ps.failed);
+        rc =
+            pg_errf(PG_EKAFKA, errstr, errstr_size,
+                    "kafka: %" PRIu64 " records failed delivery (see the log for keys)", ps.failed);
     }
     return rc;
 }

@@ -168,9 +168,8 @@ void pg_intake_handle(pg_intake *self, const uint8_t *data, size_t size, pg_inta
         return;
     }
     if (size > self->max_message_size) {
-        s_fail(self, ack, PG_INTAKE_REJECTED,
-               "message: %zu bytes is over the limit of %zu bytes", size,
-               self->max_message_size);
+        s_fail(self, ack, PG_INTAKE_REJECTED, "message: %zu bytes is over the limit of %zu bytes",
+               size, self->max_message_size);
         return;
     }
 
@@ -191,8 +190,7 @@ void pg_intake_handle(pg_intake *self, const uint8_t *data, size_t size, pg_inta
     rc = pg_ledger_apply(self->ledger, txn, self->in, self->out, &res, why, sizeof why);
     if (rc) {
         pg_store_abort(&txn);
-        s_fail(self, ack, rc == PG_EINVALID ? PG_INTAKE_REJECTED : PG_INTAKE_RETRY, "%s",
-               why);
+        s_fail(self, ack, rc == PG_EINVALID ? PG_INTAKE_REJECTED : PG_INTAKE_RETRY, "%s", why);
         return;
     }
 
@@ -230,8 +228,8 @@ void pg_intake_handle(pg_intake *self, const uint8_t *data, size_t size, pg_inta
     self->stats.duplicates += res.duplicate ? 1 : 0;
     self->stats.published += self->out->count;
     pg_log(PG_LOG_DEBUG, "intake: accepted message %s: %zu published, %zu stale%s",
-           self->in->message_id ? self->in->message_id : "(no id)", self->out->count,
-           res.stale, res.duplicate ? ", duplicate" : "");
+           self->in->message_id ? self->in->message_id : "(no id)", self->out->count, res.stale,
+           res.duplicate ? ", duplicate" : "");
 }
 
 /* ---------------------------------------------------------------- JSON */
@@ -268,13 +266,14 @@ static int s_json_str(pg_buf *out, const char *s)
                     break;
             uint32_t cp = 0;
             if (n && i == n) {
-                cp = n == 2   ? (uint32_t)(c & 0x1f) << 6 | (p[1] & 0x3f)
-                     : n == 3 ? (uint32_t)(c & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 |
-                                    (p[2] & 0x3f)
-                              : (uint32_t)(c & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 |
-                                    (uint32_t)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
+                cp = n == 2 ? (uint32_t)(c & 0x1f) << 6 | (p[1] & 0x3f)
+                     : n == 3
+                         ? (uint32_t)(c & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f)
+                         : (uint32_t)(c & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 |
+                               (uint32_t)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
             }
-            int valid = n && i == n && !(n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) &&
+            int valid = n && i == n &&
+                        !(n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) &&
                         !(n == 4 && (cp < 0x10000 || cp > 0x10ffff));
             if (valid) {
                 rc = pg_buf_append(out, p, n);
@@ -412,8 +411,7 @@ static int s_serve(pg_intake *self, zmq_msg_t *parts, size_t nparts, size_t tota
     return 0;
 }
 
-int pg_intake_poll(pg_intake *self, int timeout_ms, size_t max, char *errstr,
-                   size_t errstr_size)
+int pg_intake_poll(pg_intake *self, int timeout_ms, size_t max, char *errstr, size_t errstr_size)
 {
     zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
     if (zmq_poll(&item, 1, timeout_ms) < 0) {

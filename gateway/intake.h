@@ -91,8 +91,7 @@ void pg_intake_handle(pg_intake *self, const uint8_t *data, size_t size, pg_inta
 /* Wait up to timeout_ms for requests, then handle and acknowledge every request that
  * is waiting, at most max (0: no limit). Returns how many were handled (0 on timeout
  * or when interrupted by a signal), or PG_EIO with errstr when the socket fails. */
-int pg_intake_poll(pg_intake *self, int timeout_ms, size_t max, char *errstr,
-                   size_t errstr_size);
+int pg_intake_poll(pg_intake *self, int timeout_ms, size_t max, char *errstr, size_t errstr_size);
 
 /* Write ack as the one-line JSON of the protocol (no newline), with correlation
  * first when not NULL. 0 or PG_ENOMEM. */

@@ -21,31 +21,27 @@ static void s_on_signal(int sig)
 
 static void s_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: polegated --config FILE [--check-config]\n"
-            "       polegated --config-reference | --help | --version\n"
-            "\n"
-            "  --config FILE       run the gateway as FILE (YAML) says\n"
-            "  --check-config      validate FILE, print what is wrong, exit 0 (valid) or 1\n"
-            "  --config-reference  print every configuration key (Markdown)\n"
-            "  --help              this text\n"
-            "  --version           the version\n"
-            "\n"
-            "SIGTERM or SIGINT stops taking messages and flushes Kafka within\n"
-            "kafka.flush_timeout_ms. Exit status: 0 clean stop, 1 invalid config or a\n"
-            "failure while running (records left undelivered), 2 usage error.\n"
-            "See docs/operations.md.\n");
+    fprintf(f, "usage: polegated --config FILE [--check-config]\n"
+               "       polegated --config-reference | --help | --version\n"
+               "\n"
+               "  --config FILE       run the gateway as FILE (YAML) says\n"
+               "  --check-config      validate FILE, print what is wrong, exit 0 (valid) or 1\n"
+               "  --config-reference  print every configuration key (Markdown)\n"
+               "  --help              this text\n"
+               "  --version           the version\n"
+               "\n"
+               "SIGTERM or SIGINT stops taking messages and flushes Kafka within\n"
+               "kafka.flush_timeout_ms. Exit status: 0 clean stop, 1 invalid config or a\n"
+               "failure while running (records left undelivered), 2 usage error.\n"
+               "See docs/operations.md.\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"check-config", no_argument, NULL, 'k'},
-        {"config-reference", no_argument, NULL, 'r'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},     {"check-config", no_argument, NULL, 'k'},
+        {"config-reference", no_argument, NULL, 'r'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0},
     };
     const char *path = NULL;
     int check = 0, opt;

@@ -28,14 +28,12 @@ static const struct {
     const char *also; /* another spelling of the same value, or NULL */
     const char *why;
 } s_fixed[] = {
-    {"acks", "all", "-1",
-     "a record counts as delivered only once every in-sync replica has it"},
+    {"acks", "all", "-1", "a record counts as delivered only once every in-sync replica has it"},
     {"request.required.acks", "all", "-1",
      "a record counts as delivered only once every in-sync replica has it"},
     {"enable.idempotence", "true", NULL,
      "retries must neither duplicate nor reorder the updates of a key"},
-    {"partitioner", "murmur2_random", NULL,
-     "keys must map to the partitions Java clients compute"},
+    {"partitioner", "murmur2_random", NULL, "keys must map to the partitions Java clients compute"},
 };
 #define S_NFIXED (sizeof s_fixed / sizeof s_fixed[0])
 
@@ -45,8 +43,7 @@ static const char *const s_defaults[][2] = {
     {"linger.ms", "5"},
 };
 
-int pg_producer_check_property(const char *key, const char *value, char *errstr,
-                               size_t errstr_size)
+int pg_producer_check_property(const char *key, const char *value, char *errstr, size_t errstr_size)
 {
     if (!strcmp(key, "bootstrap.servers") || !strcmp(key, "metadata.broker.list"))
         return pg_errf(PG_ECONFIG, errstr, errstr_size,
@@ -80,9 +77,9 @@ static void s_dr(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
         return;
     }
     self->stats.failed++;
-    pg_log(PG_LOG_ERROR, "kafka: record key %.*s (%s) not delivered to %s: %s",
-           (int)rkm->key_len, rkm->key ? (const char *)rkm->key : "",
-           rkm->payload ? "update" : "tombstone", self->topic, rd_kafka_err2str(rkm->err));
+    pg_log(PG_LOG_ERROR, "kafka: record key %.*s (%s) not delivered to %s: %s", (int)rkm->key_len,
+           rkm->key ? (const char *)rkm->key : "", rkm->payload ? "update" : "tombstone",
+           self->topic, rd_kafka_err2str(rkm->err));
 }
 
 static void s_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -300,21 +297,19 @@ static int s_produce(pg_producer *self, const s_record *r, char *errstr, size_t 
 int pg_producer_entity(pg_producer *self, const pg_entity_update *u, char *errstr,
                        size_t errstr_size)
 {
-    s_record r = {PG_TYPE_ENTITY, u->id, (int)u->operation, u->version, u->origin,
-                  u->marking, &u->base};
+    s_record r = {PG_TYPE_ENTITY, u->id,      (int)u->operation, u->version,
+                  u->origin,      u->marking, &u->base};
     return s_produce(self, &r, errstr, errstr_size);
 }
 
-int pg_producer_link(pg_producer *self, const pg_link_update *u, char *errstr,
-                     size_t errstr_size)
+int pg_producer_link(pg_producer *self, const pg_link_update *u, char *errstr, size_t errstr_size)
 {
-    s_record r = {PG_TYPE_LINK, u->id, (int)u->operation, u->version, u->origin,
-                  u->marking, &u->base};
+    s_record r = {PG_TYPE_LINK, u->id,      (int)u->operation, u->version,
+                  u->origin,    u->marking, &u->base};
     return s_produce(self, &r, errstr, errstr_size);
 }
 
-int pg_producer_change(pg_producer *self, const pg_change *change, char *errstr,
-                       size_t errstr_size)
+int pg_producer_change(pg_producer *self, const pg_change *change, char *errstr, size_t errstr_size)
 {
     if (change->type == PG_CHANGE_ENTITY && change->entity)
         return pg_producer_entity(self, change->entity, errstr, errstr_size);
@@ -355,8 +350,8 @@ int pg_producer_fatal(pg_producer *self, char *errstr, size_t errstr_size)
     rd_kafka_resp_err_t err = rd_kafka_fatal_error(self->rk, why, sizeof why);
     if (!err)
         return 0;
-    pg_errf(PG_EKAFKA, errstr, errstr_size, "fatal producer error %s: %s",
-            rd_kafka_err2name(err), why);
+    pg_errf(PG_EKAFKA, errstr, errstr_size, "fatal producer error %s: %s", rd_kafka_err2name(err),
+            why);
     return 1;
 }
 

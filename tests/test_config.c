@@ -179,18 +179,17 @@ START_TEST(test_bad_values)
           "t.yaml:1: force.code: 'Essex' is not a force code (2-4 upper-case letters");
     s_bad("force: {code: E}\n", "force.code: 'E' is not a force code");
     s_bad("force: {code: ESSEX}\n", "force.code: 'ESSEX' is not a force code");
-    s_bad("adapter: {name: oracle}\n",
-          "adapter.name: 'oracle' is not an adapter (athena, niche)");
+    s_bad("adapter: {name: oracle}\n", "adapter.name: 'oracle' is not an adapter (athena, niche)");
     s_bad("intake: {endpoint: 'http://x:80'}\n",
           "intake.endpoint: 'http://x:80' is not a ZeroMQ endpoint");
     s_bad("intake: {endpoint: 'tcp://127.0.0.1:99999'}\n",
           "intake.endpoint: 'tcp://127.0.0.1:99999' is not a ZeroMQ endpoint");
     s_bad("intake: {endpoint: 'tcp://127.0.0.1'}\n", "is not a ZeroMQ endpoint");
-    s_bad(BASE "  topic: 'bad topic!'\n",
-          "kafka.topic: 'bad topic!' is not a Kafka topic name");
+    s_bad(BASE "  topic: 'bad topic!'\n", "kafka.topic: 'bad topic!' is not a Kafka topic name");
     s_bad(BASE "log: {level: loud}\n",
           "log.level: 'loud' is not a log level (error, warn, info, debug)");
-    s_bad(FORCE ADAPTER STORE KAFKA "intake:\n  endpoint: tcp://127.0.0.1:1\n  max_message_size: 2MiB\n",
+    s_bad(FORCE ADAPTER STORE KAFKA
+          "intake:\n  endpoint: tcp://127.0.0.1:1\n  max_message_size: 2MiB\n",
           "intake.max_message_size: 2097152 bytes exceeds the athena adapter's maximum of "
           "1048576 bytes");
 }
@@ -299,8 +298,9 @@ START_TEST(test_reference_matches_docs)
     s_doc d = {ref, 0};
     pg_config_each_key(s_in_doc, &d);
     ck_assert_int_eq(d.missing, 0);
-    ck_assert_ptr_nonnull(strstr(ref, "| `kafka.topic` | string | `polegate.<force>.pole.v1`, the force code in "
-                                     "lower case |"));
+    ck_assert_ptr_nonnull(
+        strstr(ref, "| `kafka.topic` | string | `polegate.<force>.pole.v1`, the force code in "
+                    "lower case |"));
     ck_assert_ptr_nonnull(strstr(ref, "| `force.code` | string | required |"));
 
     /* docs/operations.md carries the generated reference verbatim. */

@@ -55,8 +55,7 @@ static int s_fake_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t 
     if (sscanf(text, "%63s %63s %llu %15s", mid, nid, &version, op) != 4)
         return pg_errf(PG_EINVALID, errstr, errstr_size,
                        "record.id: expected \"MID ID VERSION OP\" (\"quoted\"\t)");
-    pg_entity_update *u = PG_PB_NEW(cs->arena, pg_entity_update,
-                                    polegate__pole__v1__entity_update);
+    pg_entity_update *u = PG_PB_NEW(cs->arena, pg_entity_update, polegate__pole__v1__entity_update);
     char id[PG_UUID_STR_SIZE];
     if (pg_identity_entity("ESX", "ATHENA", "PERSON", nid, id))
         return pg_errf(PG_EINVALID, errstr, errstr_size, "record.id: bad");
@@ -109,8 +108,7 @@ static void s_mock_up(void)
     ck_assert_int_eq(rd_kafka_mock_topic_create(s_mcluster, "polegate.esx.pole.v1", 2, 1), 0);
 }
 
-static pg_producer *s_new_producer(const char *brokers, const pg_config_kv *props,
-                                   size_t n)
+static pg_producer *s_new_producer(const char *brokers, const pg_config_kv *props, size_t n)
 {
     pg_producer_opts popts = {.brokers = brokers,
                               .topic = "polegate.esx.pole.v1",
@@ -122,8 +120,8 @@ static pg_producer *s_new_producer(const char *brokers, const pg_config_kv *prop
     return p;
 }
 
-static pg_intake *s_new_intake(const pg_adapter_ops *adapter, const char *endpoint,
-                               size_t max, pg_producer *producer)
+static pg_intake *s_new_intake(const pg_adapter_ops *adapter, const char *endpoint, size_t max,
+                               pg_producer *producer)
 {
     pg_intake_opts o = {.endpoint = endpoint,
                         .zmq_ctx = s_zctx,
@@ -307,9 +305,8 @@ START_TEST(test_ack_json)
     const char *ids[] = {"a", "b"};
     pg_intake_ack ok = {.status = PG_INTAKE_ACCEPTED, .ids = ids, .id_count = 2, .stale = 1};
     ck_assert_int_eq(pg_intake_ack_json(&ok, NULL, &b), 0);
-    ck_assert_str_eq((char *)b.data,
-                     "{\"status\":\"accepted\",\"ids\":[\"a\",\"b\"],\"stale\":1,"
-                     "\"duplicate\":false}");
+    ck_assert_str_eq((char *)b.data, "{\"status\":\"accepted\",\"ids\":[\"a\",\"b\"],\"stale\":1,"
+                                     "\"duplicate\":false}");
     pg_buf_reset(&b);
     pg_intake_ack none = {.status = PG_INTAKE_ACCEPTED, .duplicate = 1};
     ck_assert_int_eq(pg_intake_ack_json(&none, "c-1", &b), 0);
@@ -594,7 +591,6 @@ START_TEST(test_daemon_bad_store)
 }
 END_TEST
 
-
 /* ---------------------------------------------------------------- polegate send, consume */
 
 /* Run a CLI command with its stdout in out (NUL-terminated); returns its status. */
@@ -683,15 +679,16 @@ START_TEST(test_cli_send_and_consume)
     ck_assert_ptr_nonnull(strstr(s_out, "atx-burglary.ndjson:8 {"));
 
     /* an NX5 document sent to an ATX gateway: rejected, status 1 */
-    char *send_bad[] = {"send", "--to", endpoint, "--format", "atx",
-                        PG_FIXTURES "/nx5-burglary-import.xml", NULL};
+    char *send_bad[] = {
+        "send", "--to", endpoint, "--format", "atx", PG_FIXTURES "/nx5-burglary-import.xml", NULL};
     ck_assert_int_eq(s_cli(pg_cli_send, send_bad, s_out, sizeof s_out), 1);
     ck_assert_ptr_nonnull(strstr(s_out, "nx5-burglary-import.xml:1 {\"status\":\"rejected\""));
     s_live_stop(&l);
 
     /* every record the daemon produced, read back from the beginning */
-    char *consume[] = {"consume", "--brokers", s_brokers, "--topic", "polegate.esx.pole.v1",
-                       "--from-beginning", "--timeout-ms", "1500", NULL};
+    char *consume[] = {
+        "consume",          "--brokers",    s_brokers, "--topic", "polegate.esx.pole.v1",
+        "--from-beginning", "--timeout-ms", "1500",    NULL};
     ck_assert_int_eq(s_cli(pg_cli_consume, consume, s_out, sizeof s_out), 0);
     size_t records = 0, tombstones = 0;
     for (char *line = strtok(s_out, "\n"); line; line = strtok(NULL, "\n")) {
@@ -718,8 +715,8 @@ START_TEST(test_cli_send_and_consume)
     ck_assert_uint_ge(tombstones, 2); /* the DELETE of the 8th message and its link */
 
     /* --max stops early */
-    char *two[] = {"consume", "--brokers", s_brokers, "--topic", "polegate.esx.pole.v1",
-                   "--from-beginning", "--max", "2", NULL};
+    char *two[] = {"consume",          "--brokers", s_brokers, "--topic", "polegate.esx.pole.v1",
+                   "--from-beginning", "--max",     "2",       NULL};
     ck_assert_int_eq(s_cli(pg_cli_consume, two, s_out, sizeof s_out), 0);
     ck_assert_uint_eq(s_count_lines(s_out, NULL), 2);
 }
@@ -727,8 +724,13 @@ END_TEST
 
 START_TEST(test_cli_errors)
 {
-    char *no_daemon[] = {"send", "--to", "tcp://127.0.0.1:1", "--timeout-ms", "300",
-                         PG_FIXTURES "/atx-burglary.ndjson", NULL};
+    char *no_daemon[] = {"send",
+                         "--to",
+                         "tcp://127.0.0.1:1",
+                         "--timeout-ms",
+                         "300",
+                         PG_FIXTURES "/atx-burglary.ndjson",
+                         NULL};
     ck_assert_int_eq(s_cli(pg_cli_send, no_daemon, s_out, sizeof s_out), 2);
     ck_assert_str_eq(s_out, "");
     char *no_format[] = {"send", "--to", "tcp://127.0.0.1:1", "/tmp/x.txt", NULL};
@@ -743,8 +745,8 @@ START_TEST(test_cli_errors)
 
     char *no_topic[] = {"consume", "--brokers", s_brokers, NULL};
     ck_assert_int_eq(s_cli(pg_cli_consume, no_topic, s_out, sizeof s_out), 2);
-    char *down[] = {"consume", "--brokers", "127.0.0.1:1", "--topic", "t", "--timeout-ms",
-                    "500", NULL};
+    char *down[] = {"consume", "--brokers",    "127.0.0.1:1", "--topic",
+                    "t",       "--timeout-ms", "500",         NULL};
     ck_assert_int_eq(s_cli(pg_cli_consume, down, s_out, sizeof s_out), 2);
     ck_assert_str_eq(s_out, "");
     char *chelp[] = {"consume", "-h", NULL};

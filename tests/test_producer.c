@@ -60,8 +60,7 @@ static pg_producer *s_producer(const pg_config_kv *props, size_t n)
 
 /* ---------------------------------------------------------------- canonical updates */
 
-static pg_entity_update *s_person(pg_arena *a, const char *native_id, uint64_t version,
-                                  int op)
+static pg_entity_update *s_person(pg_arena *a, const char *native_id, uint64_t version, int op)
 {
     pg_entity_update *u = PG_PB_NEW(a, pg_entity_update, polegate__pole__v1__entity_update);
     char id[PG_UUID_STR_SIZE];
@@ -179,11 +178,9 @@ static size_t s_consume(s_rec *recs, size_t max, int timeout_ms)
             const char *name;
             const void *val;
             size_t len;
-            for (size_t i = 0; i < 6 && !rd_kafka_header_get_all(hdrs, i, &name, &val, &len);
-                 i++) {
+            for (size_t i = 0; i < 6 && !rd_kafka_header_get_all(hdrs, i, &name, &val, &len); i++) {
                 snprintf(r->hdr[i][0], sizeof r->hdr[i][0], "%s", name);
-                snprintf(r->hdr[i][1], sizeof r->hdr[i][1], "%.*s", (int)len,
-                         (const char *)val);
+                snprintf(r->hdr[i][1], sizeof r->hdr[i][1], "%.*s", (int)len, (const char *)val);
                 r->nhdr++;
             }
         }
@@ -249,8 +246,8 @@ START_TEST(test_entity_upsert)
     ck_assert_str_eq(s_hdr(r, "pg-operation"), "UPSERT");
     ck_assert_str_eq(s_hdr(r, "pg-version"), "7");
     ck_assert_int_eq(r->null_value, 0);
-    pg_entity_update *back = polegate__pole__v1__entity_update__unpack(NULL, r->value_len,
-                                                                       r->value);
+    pg_entity_update *back =
+        polegate__pole__v1__entity_update__unpack(NULL, r->value_len, r->value);
     ck_assert_ptr_nonnull(back);
     ck_assert_str_eq(back->id, u->id);
     ck_assert_uint_eq(back->version, 7);
@@ -315,8 +312,8 @@ START_TEST(test_link_and_delete_tombstone)
     ck_assert_str_eq(s_hdr(ldel, "pg-type"), "polegate.pole.v1.LinkUpdate");
     ck_assert_str_eq(s_hdr(ldel, "pg-marking"), "TOP-SECRET;C");
     ck_assert_str_eq(s_hdr(ldel, "pg-version"), "2");
-    pg_link_update *back = polegate__pole__v1__link_update__unpack(NULL, ldel->value_len,
-                                                                   ldel->value);
+    pg_link_update *back =
+        polegate__pole__v1__link_update__unpack(NULL, ldel->value_len, ldel->value);
     ck_assert_ptr_nonnull(back);
     ck_assert_str_eq(back->id, link->id);
     ck_assert_str_eq(back->from->id, person->id);
@@ -387,8 +384,8 @@ START_TEST(test_partitions_match_java)
         const s_rec *r = &recs[i];
         int32_t h = s_murmur2((const uint8_t *)r->key, strlen(r->key));
         int want = (int)((uint32_t)h & 0x7fffffff) % PARTITIONS;
-        ck_assert_msg(r->partition == want, "key %s: partition %d, Java would pick %d",
-                      r->key, r->partition, want);
+        ck_assert_msg(r->partition == want, "key %s: partition %d, Java would pick %d", r->key,
+                      r->partition, want);
         partitions_seen |= 1 << r->partition;
     }
     ck_assert_int_gt(__builtin_popcount((unsigned)partitions_seen), 1);
@@ -411,10 +408,9 @@ START_TEST(test_broker_error_is_reported)
     s_flush_ok(p);
     /* A permanent error for the next Produce requests: librdkafka must give the
      * record up and say so, not count it delivered. */
-    rd_kafka_mock_push_request_errors(s_mcluster, RD_KAFKAP_PRODUCE, 3,
-                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
-                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
-                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    rd_kafka_mock_push_request_errors(
+        s_mcluster, RD_KAFKAP_PRODUCE, 3, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
     ck_assert_int_eq(pg_producer_entity(p, u, s_err, sizeof s_err), 0);
     pg_producer_flush(p, 10000, s_err, sizeof s_err);
     pg_producer_stats st;
@@ -499,8 +495,7 @@ START_TEST(test_safety_properties_refused)
     }
     ck_assert_int_eq(pg_producer_check_property("acks", "all", s_err, sizeof s_err), 0);
     ck_assert_int_eq(pg_producer_check_property("acks", "-1", s_err, sizeof s_err), 0);
-    ck_assert_int_eq(pg_producer_check_property("acks", "0", s_err, sizeof s_err),
-                     PG_ECONFIG);
+    ck_assert_int_eq(pg_producer_check_property("acks", "0", s_err, sizeof s_err), PG_ECONFIG);
     ck_assert_ptr_nonnull(strstr(s_err, "'acks' is fixed to 'all'"));
 }
 END_TEST
