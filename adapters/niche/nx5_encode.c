@@ -233,6 +233,27 @@ static const char *s_enum(const ProtobufCEnumDescriptor *desc, int v)
 
 /* ------------------------------------------------------------ kinds */
 
+/* Given names, upper case, at most 3: keep two and join the rest into the third. */
+static int s_givens(s_enc *e, const char *field, const Polegate__Pole__V1__Name *nm,
+                    const char *indent, const char *eol)
+{
+    for (size_t i = 0; i < nm->n_forenames && i < 3; i++) {
+        s_puts(e, indent);
+        s_puts(e, "<Given>");
+        size_t last = i == 2 ? nm->n_forenames : i + 1;
+        for (size_t k = i; k < last; k++) {
+            if (k > i)
+                s_puts(e, " ");
+            int rc = s_upper_into(e, field, nm->forenames[k], strlen(nm->forenames[k]));
+            if (rc)
+                return rc;
+        }
+        s_puts(e, "</Given>");
+        s_puts(e, eol);
+    }
+    return 0;
+}
+
 static int s_person(s_enc *e, const Polegate__Pole__V1__Person *p)
 {
     const Polegate__Pole__V1__Name *nm = p->name;
@@ -243,19 +264,8 @@ static int s_person(s_enc *e, const Polegate__Pole__V1__Person *p)
     if ((rc = s_upper_elem(e, "person.name.surname", "Surname", nm->surname, strlen(nm->surname))))
         return rc;
     s_puts(e, "\n");
-    /* At most 3 Given: keep two, join the rest into the third. */
-    for (size_t i = 0; i < nm->n_forenames && i < 3; i++) {
-        s_puts(e, "    <Given>");
-        size_t last = i == 2 ? nm->n_forenames : i + 1;
-        for (size_t k = i; k < last; k++) {
-            if (k > i)
-                s_puts(e, " ");
-            if ((rc = s_upper_into(e, "person.name.forenames", nm->forenames[k],
-                                   strlen(nm->forenames[k]))))
-                return rc;
-        }
-        s_puts(e, "</Given>\n");
-    }
+    if ((rc = s_givens(e, "person.name.forenames", nm, "    ", "\n")))
+        return rc;
     if ((rc = s_elem(e, "person.title", "Title", p->title)))
         return rc;
     if (p->date_of_birth) {
@@ -294,18 +304,8 @@ static int s_person(s_enc *e, const Polegate__Pole__V1__Person *p)
         if ((rc = s_upper_elem(e, "person.aliases.name.surname", "Surname", al->name->surname,
                                strlen(al->name->surname))))
             return rc;
-        for (size_t k = 0; k < al->name->n_forenames && k < 3; k++) {
-            size_t last = k == 2 ? al->name->n_forenames : k + 1;
-            s_puts(e, "<Given>");
-            for (size_t j = k; j < last; j++) {
-                if (j > k)
-                    s_puts(e, " ");
-                if ((rc = s_upper_into(e, "person.aliases.name.forenames", al->name->forenames[j],
-                                       strlen(al->name->forenames[j]))))
-                    return rc;
-            }
-            s_puts(e, "</Given>");
-        }
+        if ((rc = s_givens(e, "person.aliases.name.forenames", al->name, "", "")))
+            return rc;
         if (al->date_of_birth &&
             (rc = s_birth_date(e, "person.aliases.date_of_birth", al->date_of_birth)))
             return rc;
