@@ -26,6 +26,7 @@ void pg_outbatch_destroy(pg_outbatch **p)
     pg_outbatch *self = *p;
     pg_arena_destroy(&self->arena);
     free(self->recs);
+    free(self->audit);
     free(self);
     *p = NULL;
 }
@@ -34,6 +35,7 @@ void pg_outbatch_reset(pg_outbatch *self)
 {
     pg_arena_reset(self->arena);
     self->count = 0;
+    self->audit_count = 0;
 }
 
 pg_outrec *pg_outbatch_add(pg_outbatch *self)
@@ -60,5 +62,41 @@ int pg_outrec_header_add(pg_outbatch *self, pg_outrec *rec, const char *name, co
     if (!n || !v)
         return PG_ENOMEM;
     rec->headers[rec->header_count++] = (pg_outrec_header){n, v};
+    return 0;
+}
+
+static const char *s_dup(pg_arena *arena, const char *s, int *fail)
+{
+    if (!s)
+        return NULL;
+    char *d = pg_arena_strdup(arena, s);
+    if (!d)
+        *fail = 1;
+    return d;
+}
+
+int pg_outbatch_audit_add(pg_outbatch *self, const pg_audit_event *ev)
+{
+    if (self->audit_count == self->audit_cap) {
+        size_t cap = self->audit_cap ? self->audit_cap * 2 : 16;
+        pg_audit_event *p = realloc(self->audit, cap * sizeof *p);
+        if (!p)
+            return PG_ENOMEM;
+        self->audit = p;
+        self->audit_cap = cap;
+    }
+    int fail = 0;
+    pg_audit_event copy = *ev;
+    copy.entity_id = s_dup(self->arena, ev->entity_id, &fail);
+    copy.native_id = s_dup(self->arena, ev->native_id, &fail);
+    copy.origin = s_dup(self->arena, ev->origin, &fail);
+    copy.destination = s_dup(self->arena, ev->destination, &fail);
+    copy.partner = s_dup(self->arena, ev->partner, &fail);
+    copy.agreement = s_dup(self->arena, ev->agreement, &fail);
+    copy.policy_version = s_dup(self->arena, ev->policy_version, &fail);
+    copy.outcome = s_dup(self->arena, ev->outcome, &fail);
+    if (fail)
+        return PG_ENOMEM;
+    self->audit[self->audit_count++] = copy;
     return 0;
 }

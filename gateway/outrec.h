@@ -38,12 +38,17 @@ typedef struct pg_outrec {
     const char *outcome;
 } pg_outrec;
 
-/* The records of one native message, published together or not at all. */
+/* The records of one native message, published together or not at all, and the
+ * audit events (collect, withhold, ...) its routing decided, to be written once the
+ * store transaction that routed it has committed. */
 typedef struct pg_outbatch {
     pg_arena *arena;
     pg_outrec *recs;
     size_t count;
     size_t cap;
+    pg_audit_event *audit;
+    size_t audit_count;
+    size_t audit_cap;
 } pg_outbatch;
 
 /* NULL when out of memory. */
@@ -54,6 +59,9 @@ void pg_outbatch_destroy(pg_outbatch **p);
 void pg_outbatch_reset(pg_outbatch *batch);
 /* Append a zeroed record and return it (NULL when out of memory). */
 pg_outrec *pg_outbatch_add(pg_outbatch *batch);
+/* Append a copy of ev (strings copied into the arena) to the batch's pending audit
+ * events. 0 or PG_ENOMEM. */
+int pg_outbatch_audit_add(pg_outbatch *batch, const pg_audit_event *ev);
 /* Add a header; the strings are copied into the batch's arena. 0, PG_ENOMEM, or
  * PG_EINVALID when the record already has PG_OUTREC_MAX_HEADERS. */
 int pg_outrec_header_add(pg_outbatch *batch, pg_outrec *rec, const char *name, const char *value);
