@@ -1133,6 +1133,46 @@ START_TEST(test_too_big)
 }
 END_TEST
 
+/* Work grows with the document, not its square: 7 MiB of one entity's children, or of
+ * one survivor's MergedFrom, decode in well under the limit a bus frame allows. */
+START_TEST(test_large_documents)
+{
+    static const char head[] =
+        "<NX5Exchange xmlns=\"urn:nx:exchange:5\" Source=\"NICHE\" Force=\"MER\" Batch=\"b\" "
+        "Created=\"01/06/2026 12:00:00\"><Entity Kind=\"Person\" GID=\"4444444444444444\" "
+        "Rev=\"1\" Op=\"Merge\" Modified=\"01/06/2026 12:00:00\" GPMS=\"O\" Handling=\"P\" "
+        "MoPI=\"3\" Review=\"01/06/2032\"><Surname>X</Surname>";
+    static const char tail[] = "</Entity></NX5Exchange>";
+    size_t cap = 8u << 20;
+    char *doc = malloc(cap);
+    for (int variant = 0; variant < 2; variant++) {
+        size_t len = strlen(head), n = 0;
+        memcpy(doc, head, len);
+        while (len + 64 < cap - sizeof tail) {
+            if (variant == 0 && n == 0)
+                len += (size_t)sprintf(doc + len, "<MergedFrom GID=\"0000000000000001\"/>");
+            else if (variant == 0)
+                len += (size_t)sprintf(doc + len, "<Warning>VI</Warning>");
+            else
+                len += (size_t)sprintf(doc + len, "<MergedFrom GID=\"%016zX\"/>", n + 1);
+            n++;
+        }
+        memcpy(doc + len, tail, sizeof tail);
+        len += sizeof tail - 1;
+        double t0 = s_now();
+        pg_changeset *cs = s_decode_ok(doc, len);
+        double took = s_now() - t0;
+        ck_assert_msg(took < 10.0, "variant %d: %zu children took %.1f s", variant, n, took);
+        if (variant == 0)
+            ck_assert_uint_gt(s_ent(cs, 0)->person->n_warning_markers, 300000);
+        else
+            ck_assert_uint_gt(s_ent(cs, 0)->n_merged_from, 150000);
+        pg_changeset_destroy(&cs);
+    }
+    free(doc);
+}
+END_TEST
+
 START_TEST(test_force_and_context)
 {
     pg_changeset *cs = pg_changeset_new();
@@ -1506,6 +1546,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_dtd_refused);
     tcase_add_test(tc, test_foreign_namespaces_ignored);
     tcase_add_test(tc, test_too_big);
+    tcase_add_test(tc, test_large_documents);
     tcase_add_test(tc, test_force_and_context);
     tcase_add_test(tc, test_decode_details);
     tcase_add_test(tc, test_encode_names);

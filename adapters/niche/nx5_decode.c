@@ -167,6 +167,9 @@ static int s_code(s_dec *d, const char *path, const pg_nx5_table *t, const char 
 
 enum { S_TEXT, S_LINE, S_EMPTY, S_GROUP };
 
+/* More than any kind's children plus the common ones. */
+#define S_MAX_CHILDREN 24
+
 typedef struct s_child {
     const char *name;
     int max;               /* 0: any number */
@@ -269,15 +272,6 @@ static void s_label(char *out, size_t size, const char *prefix, const s_child *s
         snprintf(out, size, "%s%s[%zu]", prefix, spec->name, i);
 }
 
-static size_t s_index_of(const pg_nx5_node *n)
-{
-    size_t i = 1;
-    for (const pg_nx5_node *c = n->parent->first; c != n; c = c->next)
-        if (strcmp(c->name, n->name) == 0)
-            i++;
-    return i;
-}
-
 /* Structure of an element's children against spec (and also_spec): known names,
  * how many, text or attributes only, which attributes. prefix is prepended to child
  * labels ("Alias[1] "). */
@@ -292,15 +286,22 @@ static int s_check_children(s_dec *d, const pg_nx5_node *parent, const char *wha
             path[len - 1] = 0;
         return s_fail(d, path, "text is not allowed between elements");
     }
+    /* How many of each name so far, by position in spec then also_spec: one pass,
+     * however many children (a document may hold hundreds of thousands). */
+    size_t seen[S_MAX_CHILDREN] = {0};
+    size_t n_spec = 0;
+    while (spec[n_spec].name)
+        n_spec++;
     for (const pg_nx5_node *c = parent->first; c; c = c->next) {
         const s_child *sp = s_spec(spec, c->name);
-        if (!sp)
-            sp = s_spec(also_spec, c->name);
+        size_t slot = sp ? (size_t)(sp - spec) : 0;
+        if (!sp && (sp = s_spec(also_spec, c->name)))
+            slot = n_spec + (size_t)(sp - also_spec);
         if (!sp) {
             snprintf(path, sizeof path, "%s %s%s", d->where, prefix, c->name);
             return s_fail(d, path, "unknown element in %s", what);
         }
-        size_t i = s_index_of(c);
+        size_t i = ++seen[slot];
         char label[64];
         s_label(label, sizeof label, prefix, sp, i);
         snprintf(path, sizeof path, "%s %s", d->where, label);
@@ -1013,6 +1014,40 @@ static int s_entity_head(s_dec *d, const pg_nx5_node *e, pg_entity_update *eu, c
     return 0;
 }
 
+static int s_ref_cmp(const void *a, const void *b, void *arg)
+{
+    pg_entity_ref *const *refs = arg;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = strcmp(refs[x]->native_id, refs[y]->native_id);
+    return c ? c : (x > y) - (x < y);
+}
+
+/* A GID named twice in MergedFrom: the first repeat in document order, found by
+ * sorting positions rather than comparing every pair. */
+static int s_merged_twice(s_dec *d, const pg_entity_update *eu)
+{
+    size_t n = eu->n_merged_from;
+    if (n < 2)
+        return 0;
+    size_t *pos = pg_arena_alloc(d->a, n * sizeof(*pos));
+    if (!pos)
+        return s_nomem(d);
+    for (size_t i = 0; i < n; i++)
+        pos[i] = i;
+    qsort_r(pos, n, sizeof(*pos), s_ref_cmp, eu->merged_from);
+    size_t first_repeat = SIZE_MAX;
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(eu->merged_from[pos[i]]->native_id, eu->merged_from[pos[i - 1]]->native_id) == 0 &&
+            pos[i] < first_repeat)
+            first_repeat = pos[i];
+    if (first_repeat == SIZE_MAX)
+        return 0;
+    char path[128], label[40];
+    snprintf(label, sizeof label, "MergedFrom[%zu]@GID", first_repeat + 1);
+    s_path(d, path, sizeof path, label);
+    return s_fail(d, path, "%s is named twice", eu->merged_from[first_repeat]->native_id);
+}
+
 /* Caveat (Handling C) and MergedFrom (Op Merge). */
 static int s_entity_extras(s_dec *d, const pg_nx5_node *e, pg_entity_update *eu, int op,
                            const char *gid)
@@ -1065,15 +1100,12 @@ static int s_entity_extras(s_dec *d, const pg_nx5_node *e, pg_entity_update *eu,
             return s_fail(d, path, "'%s' must be exactly 16 upper-case hex digits", mg);
         if (strcmp(mg, gid) == 0)
             return s_fail(d, path, "a record cannot be merged into itself");
-        for (size_t k = 0; k < eu->n_merged_from; k++)
-            if (strcmp(eu->merged_from[k]->native_id, mg) == 0)
-                return s_fail(d, path, "%s is named twice", mg);
         int rc = s_entity_ref(d, mg, eu->kind, &eu->merged_from[eu->n_merged_from]);
         if (rc)
             return rc;
         eu->n_merged_from++;
     }
-    return 0;
+    return s_merged_twice(d, eu);
 }
 
 static int s_entity(s_dec *d, const pg_nx5_node *e, size_t entity_no, size_t pos,
