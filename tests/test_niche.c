@@ -1519,6 +1519,47 @@ START_TEST(test_encode_refusals)
     ck_assert_str_eq(err, "changes[0] (entity 7F3A9C2E4B1D0A66).person.name.surname: NX5 requires "
                           "a Surname");
     cs->changes[0].entity->person->name->surname = "X";
+    /* Canonical values that break canonical rules are refused, not passed on. */
+    Polegate__Pole__V1__Location *l = cs->changes[1].entity->location;
+    l->postcode = "XYZ";
+    s_encode_rc(cs, NULL, PG_EINVALID, err);
+    ck_assert_str_eq(err, "changes[1] (entity 00A1B2C3D4E5F607).location.postcode: 'XYZ': must be "
+                          "a UK postcode");
+    l->postcode = "l1  4ds";
+    l->uprn = "0123";
+    s_encode_rc(cs, NULL, PG_EINVALID, err);
+    ck_assert_str_eq(err, "changes[1] (entity 00A1B2C3D4E5F607).location.uprn: '0123' is not 1-12 "
+                          "digits");
+    l->uprn = "";
+    cs->changes[2].entity->vehicle->vrm = "AB-12";
+    s_encode_rc(cs, NULL, PG_EINVALID, err);
+    ck_assert_msg(strstr(err, "changes[2] (entity C100000000000301).vehicle.vrm: 'AB-12': ") == err,
+                  "%s", err);
+    cs->changes[2].entity->vehicle->vrm = "ab12 cde";
+    cs->changes[0].entity->person->cro_number = "123456/99M";
+    s_encode_rc(cs, NULL, PG_EINVALID, err);
+    ck_assert_str_eq(err, "changes[0] (entity 7F3A9C2E4B1D0A66).person.cro_number: check letter is "
+                          "'M', expected 'L'");
+    cs->changes[0].entity->person->cro_number = "";
+    cs->changes[5].entity->occurrence->reported_at = &(pg_timestamp){.seconds = -62135596800LL};
+    s_encode_rc(cs, NULL, PG_EINVALID, err);
+    ck_assert_str_eq(err, "changes[5] (entity F100000000004711).occurrence.reported_at: "
+                          "-62135596800 seconds is outside years 0001-9999");
+    cs->changes[5].entity->occurrence->reported_at = NULL;
+    char long_caveat[520];
+    memset(long_caveat, 'c', 501);
+    long_caveat[501] = 0;
+    cs->changes[7].entity->marking->caveat = long_caveat;
+    s_encode_rc(cs, NULL, PG_EINVALID, err);
+    ck_assert_str_eq(err, "changes[7] (entity 11E7000000000777).marking.caveat: 501 characters, at "
+                          "most 500");
+    cs->changes[7].entity->marking->caveat = "x";
+    /* A grid reference off the grid gives way to the WGS 84 position. */
+    l->grid->easting = -5;
+    char *text = s_encode_rc(cs, NULL, 0, err);
+    s_expect_has(text, "<Postcode>L1 4DS</Postcode>\n    <Easting>334900.0</Easting>");
+    s_expect_has(text, "<VRM>AB12CDE</VRM>");
+    free(text);
     s_lnk(cs, 9)->valid_from->day = 0;
     s_encode_rc(cs, NULL, PG_EUNSUPPORTED, err);
     ck_assert_msg(strstr(err, ".valid_from: NX5 needs a full date here") != NULL, "%s", err);

@@ -683,7 +683,7 @@ static int s_decode_property(s_dec *d, const pg_nx5_node *e, pg_entity_update *e
         if (s) {
             uint64_t pence;
             s_path(d, path, sizeof path, "Value");
-            if (s_plain_uint(s, 15, &pence) != 0)
+            if (s_plain_uint(s, 18, &pence) != 0)
                 return s_fail(d, path, "'%s' must be a whole number of pence", s);
             Polegate__Pole__V1__Money *m = PB(Money, money);
             if (!m)

@@ -147,13 +147,27 @@ static void s_local(pg_instant t, char out[32])
              mi % 100, s % 100);
 }
 
+/* NX5 writes four-digit years: 0001-01-01 to 9999-12-31 UTC, with a day's margin
+ * for the UK offset. */
+#define S_MIN_SECONDS (-62135596800LL + 86400)
+#define S_MAX_SECONDS (253402300799LL - 86400)
+
+static int s_time(s_enc *e, const char *field, const pg_timestamp *ts, char out[32])
+{
+    if (ts->seconds < S_MIN_SECONDS || ts->seconds > S_MAX_SECONDS)
+        return s_fail(e, PG_EINVALID, field, "%lld seconds is outside years 0001-9999",
+                      (long long)ts->seconds);
+    s_local((pg_instant){ts->seconds, ts->nanos}, out);
+    return 0;
+}
+
 static int s_time_elem(s_enc *e, const char *field, const char *name, const pg_timestamp *ts)
 {
     if (!ts)
         return 0;
     char buf[32];
-    s_local((pg_instant){ts->seconds, ts->nanos}, buf);
-    return s_elem(e, field, name, buf);
+    int rc = s_time(e, field, ts, buf);
+    return rc ? rc : s_elem(e, field, name, buf);
 }
 
 /* out: 16 bytes (11 used). */
@@ -293,8 +307,13 @@ static int s_person(s_enc *e, const Polegate__Pole__V1__Person *p)
         if ((rc = s_elem(e, "person.pnc_id", "PNCID", short_form)))
             return rc;
     }
-    if ((rc = s_elem(e, "person.cro_number", "CRO", p->cro_number)))
-        return rc;
+    if (p->cro_number && *p->cro_number) {
+        char why[PG_ERRSTR_SIZE];
+        if (pg_cro_validate(p->cro_number, why, sizeof why) != 0)
+            return s_fail(e, PG_EINVALID, "person.cro_number", "%s", why);
+        if ((rc = s_elem(e, "person.cro_number", "CRO", p->cro_number)))
+            return rc;
+    }
     for (size_t i = 0; i < p->n_aliases; i++) {
         const Polegate__Pole__V1__Alias *al = p->aliases[i];
         /* An alias without a surname has nothing NX5 can hold. */
@@ -332,12 +351,30 @@ static int s_location(s_enc *e, const Polegate__Pole__V1__Location *l)
         else if ((rc = s_elem(e, "location", "Line", parts[i])))
             return rc;
     }
-    if ((rc = s_elem(e, "location.postcode", "Postcode", l->postcode)) ||
-        (rc = s_elem(e, "location.uprn", "UPRN", l->uprn)))
-        return rc;
+    /* Canonical values break no NX5 rule unless the canonical data is itself wrong:
+     * that is refused here rather than sent to an RMS that would refuse it. */
+    if (l->postcode && *l->postcode) {
+        char pc[9], why[PG_ERRSTR_SIZE];
+        if (pg_postcode_normalise(l->postcode, pc, why, sizeof why) != 0)
+            return s_fail(e, PG_EINVALID, "location.postcode", "'%s': %s", l->postcode, why);
+        if ((rc = s_elem(e, "location.postcode", "Postcode", pc)))
+            return rc;
+    }
+    if (l->uprn && *l->uprn) {
+        size_t n = strlen(l->uprn);
+        int ok = n <= 12 && l->uprn[0] != '0';
+        for (size_t i = 0; ok && i < n; i++)
+            ok = l->uprn[i] >= '0' && l->uprn[i] <= '9';
+        if (!ok)
+            return s_fail(e, PG_EINVALID, "location.uprn", "'%s' is not 1-12 digits", l->uprn);
+        if ((rc = s_elem(e, "location.uprn", "UPRN", l->uprn)))
+            return rc;
+    }
     char east[24], north[24];
     int have = 0;
-    if (l->grid) {
+    double lat, lon;
+    /* A grid reference off the grid is not one: fall back to the WGS 84 position. */
+    if (l->grid && pg_geo_bng_to_wgs84(l->grid->easting, l->grid->northing, &lat, &lon, NULL, 0) == 0) {
         s_metres(l->grid->easting, 0, east);
         s_metres(l->grid->northing, 0, north);
         have = 1;
@@ -359,8 +396,14 @@ static int s_location(s_enc *e, const Polegate__Pole__V1__Location *l)
 static int s_vehicle(s_enc *e, const Polegate__Pole__V1__Vehicle *v)
 {
     int rc;
-    if ((rc = s_elem(e, "vehicle.vrm", "VRM", v->vrm)) ||
-        (rc = s_elem(e, "vehicle.make", "Make", v->make)) ||
+    if (v->vrm && *v->vrm) {
+        char vrm[16], why[PG_ERRSTR_SIZE];
+        if (pg_vrm_normalise(v->vrm, vrm, why, sizeof why) != 0)
+            return s_fail(e, PG_EINVALID, "vehicle.vrm", "'%s': %s", v->vrm, why);
+        if ((rc = s_elem(e, "vehicle.vrm", "VRM", vrm)))
+            return rc;
+    }
+    if ((rc = s_elem(e, "vehicle.make", "Make", v->make)) ||
         (rc = s_elem(e, "vehicle.model", "Model", v->model)) ||
         (rc = s_elem(e, "vehicle.colour", "Colour", pg_nx5_code_name(&pg_nx5_colour, v->colour))) ||
         (rc = s_elem(e, "vehicle.vin", "VIN", v->vin)))
@@ -380,7 +423,7 @@ static int s_item(s_enc *e, const Polegate__Pole__V1__Item *it)
         return rc;
     /* NX5 holds pence: another currency is left out, never converted. */
     if (it->value && it->value->currency && strcmp(it->value->currency, "GBP") == 0 &&
-        it->value->minor_units >= 0)
+        it->value->minor_units >= 0 && it->value->minor_units <= 999999999999999999LL)
         s_printf(e, "    <Value>%lld</Value>\n", (long long)it->value->minor_units);
     return 0;
 }
@@ -505,7 +548,8 @@ static int s_entity(s_enc *e, const pg_entity_update *eu)
     char review[16], modified[32];
     if ((rc = s_full_date(e, "retention.review_date", rt->review_date, review)))
         return rc;
-    s_local((pg_instant){eu->modified_at->seconds, eu->modified_at->nanos}, modified);
+    if ((rc = s_time(e, "modified_at", eu->modified_at, modified)))
+        return rc;
     s_printf(e, "  <Entity Kind=\"%s\" GID=\"%s\" Rev=\"%llu\" Op=\"%s\" Modified=\"%s\" "
                 "GPMS=\"%s\" Handling=\"%s\" MoPI=\"%d\" Review=\"%s\"",
              kind, gid, (unsigned long long)eu->version, op, modified, gpms, hand,
@@ -518,6 +562,11 @@ static int s_entity(s_enc *e, const pg_entity_update *eu)
     if (mk->handling == POLEGATE__POLE__V1__HANDLING__HANDLING_C) {
         if (!mk->caveat || !*mk->caveat)
             return s_fail(e, PG_EUNSUPPORTED, "marking.caveat", "Handling C needs a caveat");
+        size_t chars = 0;
+        for (const char *p = mk->caveat; *p; p++)
+            chars += ((unsigned char)*p & 0xC0) != 0x80;
+        if (chars > 500)
+            return s_fail(e, PG_EINVALID, "marking.caveat", "%zu characters, at most 500", chars);
         if ((rc = s_elem(e, "marking.caveat", "Caveat", mk->caveat)))
             return rc;
     }
