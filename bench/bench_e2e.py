@@ -2,7 +2,8 @@
 """bench/bench_e2e.py: write N valid ATX/2 messages for bench_e2e.sh.
 
 The seven UPSERTs of tests/fixtures/atx-burglary.ndjson are repeated as groups of new
-records: group g gives every record the id <type letter><g as 10 digits>, its links
+records: group g gives every record the id <type letter><g in 7 digits><last 3 digits of the
+fixture's id>, its links
 point at the records of the same group, and every message gets its own messageId. So
 each message is new to the ledger and yields its entity plus its links, as the
 fixture's do (7 messages -> 16 canonical updates)."""
@@ -14,6 +15,12 @@ import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "atx-burglary.ndjson")
+
+
+def renumber(native_id, group):
+    """The fixture's id moved into group: type letter, the group in 7 digits, then the
+    original's last 3 digits (which tell the fixture's records apart: P...456, P...999)."""
+    return "%s%07d%s" % (native_id[0], group, native_id[-3:])
 
 
 def main():
@@ -29,9 +36,9 @@ def main():
             msg = json.loads(json.dumps(templates[t]))
             msg["header"]["messageId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, "bench_e2e/%d" % i))
             rec = msg["record"]
-            rec["id"] = "%s%010d" % (rec["id"][0], group)
+            rec["id"] = renumber(rec["id"], group)
             for link in msg.get("links") or []:
-                link["target"]["id"] = "%s%010d" % (link["target"]["id"][0], group)
+                link["target"]["id"] = renumber(link["target"]["id"], group)
             f.write(json.dumps(msg, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 

@@ -6,6 +6,9 @@
 #
 #   bench/bench_e2e.sh [N]     N messages, default 50000; needs a build
 #                              ($POLEGATE_BUILD_DIR, default build/: scripts/build)
+#
+# polegated's LMDB store goes in a temporary folder under $TMPDIR (/tmp), or under
+# $POLEGATE_BENCH_STORE_IN (e.g. /dev/shm, to see what fdatasync costs).
 set -euo pipefail
 . "$(dirname "$0")/../scripts/common.sh"
 
@@ -24,7 +27,7 @@ s_cleanup() {
     fi
     "$PG_ROOT/scripts/kafka-local" stop --owner-file "$work/broker.owner" >/dev/null 2>&1 || true
     [ $rc -ne 0 ] && [ -s "$work/polegated.log" ] && tail -n 20 "$work/polegated.log" >&2
-    rm -rf "$work"
+    rm -rf "$work" "${store:-}"
     exit $rc
 }
 trap s_cleanup EXIT
@@ -34,6 +37,7 @@ python3 "$PG_ROOT/bench/bench_e2e.py" "$n" "$work/corpus.ndjson"
 topic=pg-bench-e2e-$(date +%s)-$$
 "$bench" create --brokers "$PG_KAFKA_BROKERS" --topic "$topic" --partitions 3
 
+store=$(mktemp -d "${POLEGATE_BENCH_STORE_IN:-$work}/polegate-bench-store.XXXXXX")
 port=$(pg_free_port)
 cat >"$work/bench.yaml" <<EOF
 force:
@@ -43,7 +47,7 @@ adapter:
 intake:
   endpoint: tcp://127.0.0.1:$port
 store:
-  path: $work/store
+  path: $store
   map_size: 4GiB
 kafka:
   brokers: $PG_KAFKA_BROKERS
@@ -72,12 +76,12 @@ s_field() { sed -n "s/.*\\b$2=\\([^ ]*\\).*/\\1/p" <<<"$1"; }
 e2e_rps=$(s_field "$e2e" records_per_s)
 raw_rps=$(s_field "$raw" records_per_s)
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
-printf 'bench_e2e: %s cores (%s), Apache Kafka %s on 127.0.0.1, librdkafka %s, %s\n' \
-    "$(nproc)" "$cpu" "$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' \
+printf 'bench_e2e: %s cores (%s), store on %s, Apache Kafka %s on 127.0.0.1, librdkafka %s, %s\n' \
+    "$(nproc)" "$cpu" "$(df --output=source,fstype "$store" | tail -n 1 | tr -s ' ')" "$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' \
     "$PG_ROOT/scripts/kafka/pom.xml")" "$(pkg-config --modversion rdkafka)" "$(date -u +%F)"
 printf '  polegated end to end: %s ATX messages -> %s records stored in %s s (all acked after %s s): %s msg/s, %s records/s\n' \
     "$(s_field "$e2e" messages)" "$(s_field "$e2e" records)" "$(s_field "$e2e" stored_s)" \
     "$(s_field "$e2e" acked_s)" "$(s_field "$e2e" msg_per_s)" "$e2e_rps"
 printf '  raw librdkafka producer: the same %s records (%s bytes per value on average) in %s s: %s records/s\n' \
     "$(s_field "$raw" records)" "$(s_field "$raw" avg_value_bytes)" "$(s_field "$raw" s)" "$raw_rps"
-printf '  ratio polegated / raw producer: %s\n' "$(awk -v a="$e2e_rps" -v b="$raw_rps" 'BEGIN { printf "%.2f", a / b }')"
+printf '  ratio polegated / raw producer: %s\n' "$(awk -v a="$e2e_rps" -v b="$raw_rps" 'BEGIN { printf "%.3f", a / b }')"

@@ -154,6 +154,15 @@ def wait_listening(port, daemon, log_path, timeout=20.0):
     raise RuntimeError("polegated is not listening on %d after %.0fs:\n%s" % (port, timeout, tail(log_path)))
 
 
+def _die_with_parent():
+    """In the daemon's child before exec: SIGKILL it if this test dies first (a ctest
+    timeout kills the test, not its children)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def stop_daemon(daemon):
     """SIGTERM (a clean shutdown flushes Kafka), then SIGKILL if it hangs."""
     if daemon.poll() is not None:
@@ -469,7 +478,8 @@ def main():
         create_topic(args.brokers, topic)
         with open(log_path, "w") as log:
             daemon = subprocess.Popen([polegated, "--config", config], stdin=subprocess.DEVNULL,
-                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                      preexec_fn=_die_with_parent)
         wait_listening(port, daemon, log_path)
 
         sent = run([polegate, "send", "--to", "tcp://127.0.0.1:%d" % port, FIXTURE], timeout=120)
