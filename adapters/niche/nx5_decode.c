@@ -1371,8 +1371,8 @@ int pg_nx5_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t size,
         pos++;
         if (strcmp(c->name, "Entity") == 0) {
             rc = s_entity(d, c, d->n_known + 1, pos, cs, &d->known[d->n_known]);
-            d->n_known += rc == 0;
-            d->pos_of[cs->count - start - 1] = pos;
+            if (rc == 0)
+                d->pos_of[d->n_known++] = pos;
         }
     }
     if (rc == 0)
