@@ -1,0 +1,308 @@
+/* pg_dlq: dead letters in LMDB, bounded, oldest evicted first (see dlq.h). */
+#include "dlq.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "polegate/buf.h"
+#include "polegate/error.h"
+#include "producer.h"
+
+static const char s_state_key[] = "state";
+
+/* dlq.meta "state", host byte order. */
+typedef struct s_state {
+    uint64_t next_id;
+    uint64_t entries;
+    uint64_t bytes;
+    uint64_t evicted;
+} s_state;
+
+struct pg_dlq {
+    pg_store *store;
+    pg_store_db entry_db;
+    pg_store_db meta_db;
+    pg_dlq_limits limits;
+    pg_buf value; /* reused */
+};
+
+pg_dlq *pg_dlq_new(pg_store *store, const pg_dlq_limits *limits, char *errstr, size_t errstr_size)
+{
+    pg_dlq *self = calloc(1, sizeof *self);
+    if (!self) {
+        pg_errf(PG_ENOMEM, errstr, errstr_size, "dlq: out of memory");
+        return NULL;
+    }
+    self->store = store;
+    if (limits)
+        self->limits = *limits;
+    if (!self->limits.max_entries)
+        self->limits.max_entries = PG_DLQ_DEFAULT_MAX_ENTRIES;
+    if (!self->limits.max_bytes)
+        self->limits.max_bytes = PG_DLQ_DEFAULT_MAX_BYTES;
+    if (!self->limits.max_message)
+        self->limits.max_message = PG_DLQ_DEFAULT_MAX_MESSAGE;
+    char why[PG_ERRSTR_SIZE];
+    pg_store_txn *txn = pg_store_begin(store, 1, why, sizeof why);
+    if (!txn || pg_store_db_open(txn, "dlq.entry", 0, &self->entry_db, why, sizeof why) ||
+        pg_store_db_open(txn, "dlq.meta", 0, &self->meta_db, why, sizeof why) ||
+        pg_store_commit(&txn, why, sizeof why)) {
+        pg_store_abort(&txn);
+        pg_errf(PG_ESTORE, errstr, errstr_size, "dlq: %s", why);
+        pg_dlq_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void pg_dlq_destroy(pg_dlq **p)
+{
+    if (!p || !*p)
+        return;
+    pg_buf_free(&(*p)->value);
+    free(*p);
+    *p = NULL;
+}
+
+/* ---------------------------------------------------------------- the value format */
+
+/* u64 received_ms, u64 original_len, then reason, origin, format as NUL-terminated
+ * strings, then the bytes (to the end of the value). Host byte order. */
+
+static void s_key(uint64_t id, uint8_t key[8])
+{
+    for (int i = 7; i >= 0; i--, id >>= 8)
+        key[i] = (uint8_t)id;
+}
+
+static uint64_t s_id(const uint8_t *key)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | key[i];
+    return v;
+}
+
+static int s_parse(const uint8_t *key, size_t klen, const uint8_t *v, size_t vlen, pg_dlq_entry *e,
+                   char *errstr, size_t errstr_size)
+{
+    memset(e, 0, sizeof *e);
+    if (klen != 8 || vlen < 16)
+        goto bad;
+    e->id = s_id(key);
+    uint64_t orig;
+    memcpy(&e->received_ms, v, 8);
+    memcpy(&orig, v + 8, 8);
+    e->original_len = (size_t)orig;
+    const uint8_t *p = v + 16, *end = v + vlen;
+    const char **strs[3] = {&e->reason, &e->origin, &e->format};
+    for (int i = 0; i < 3; i++) {
+        const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
+        if (!nul)
+            goto bad;
+        *strs[i] = (const char *)p;
+        p = nul + 1;
+    }
+    e->data = p;
+    e->len = (size_t)(end - p);
+    return 0;
+bad:
+    return pg_errf(PG_EINTERNAL, errstr, errstr_size, "dlq: damaged entry");
+}
+
+static int s_state_get(pg_dlq *self, pg_store_txn *txn, s_state *st, char *errstr,
+                       size_t errstr_size)
+{
+    const void *v;
+    size_t vlen;
+    memset(st, 0, sizeof *st);
+    st->next_id = 1;
+    int rc = pg_store_get(txn, self->meta_db, s_state_key, sizeof s_state_key - 1, &v, &vlen,
+                          errstr, errstr_size);
+    if (rc == PG_ENOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    if (vlen != sizeof *st)
+        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "dlq: damaged state");
+    memcpy(st, v, sizeof *st);
+    return 0;
+}
+
+static int s_state_put(pg_dlq *self, pg_store_txn *txn, const s_state *st, char *errstr,
+                       size_t errstr_size)
+{
+    return pg_store_put(txn, self->meta_db, s_state_key, sizeof s_state_key - 1, st, sizeof *st,
+                        errstr, errstr_size);
+}
+
+int pg_dlq_add(pg_dlq *self, pg_store_txn *txn, pg_dlq_entry *e, size_t *evicted, char *errstr,
+               size_t errstr_size)
+{
+    if (evicted)
+        *evicted = 0;
+    size_t len = e->len < self->limits.max_message ? e->len : self->limits.max_message;
+    uint64_t orig = e->original_len ? e->original_len : e->len;
+    pg_buf *b = &self->value;
+    pg_buf_reset(b);
+    const char *strs[3] = {e->reason ? e->reason : "", e->origin ? e->origin : "",
+                           e->format ? e->format : ""};
+    int rc = pg_buf_append(b, &e->received_ms, 8);
+    rc = rc ? rc : pg_buf_append(b, &orig, 8);
+    for (int i = 0; !rc && i < 3; i++)
+        rc = pg_buf_append(b, strs[i], strlen(strs[i]) + 1);
+    rc = rc ? rc : pg_buf_append(b, e->data, len);
+    if (rc)
+        return pg_errf(PG_ENOMEM, errstr, errstr_size, "dlq: out of memory");
+
+    s_state st;
+    if ((rc = s_state_get(self, txn, &st, errstr, errstr_size)))
+        return rc;
+    /* Evict the oldest until the new entry fits both bounds. */
+    pg_store_cursor *cur = NULL;
+    size_t gone = 0;
+    while (st.entries &&
+           (st.entries + 1 > self->limits.max_entries ||
+            st.bytes + b->len > self->limits.max_bytes)) {
+        if (!cur && !(cur = pg_store_cursor_open(txn, self->entry_db, errstr, errstr_size)))
+            return PG_ESTORE;
+        const void *v;
+        size_t vlen;
+        rc = pg_store_cursor_first(cur, NULL, NULL, &v, &vlen);
+        if (rc == PG_ENOTFOUND) {
+            st.entries = st.bytes = 0;
+            break;
+        }
+        if (rc || (rc = pg_store_cursor_del(cur))) {
+            pg_store_cursor_close(&cur);
+            return rc;
+        }
+        st.entries--;
+        st.bytes -= st.bytes >= vlen ? vlen : st.bytes;
+        st.evicted++;
+        gone++;
+    }
+    pg_store_cursor_close(&cur);
+    uint8_t key[8];
+    s_key(st.next_id, key);
+    if ((rc = pg_store_put(txn, self->entry_db, key, sizeof key, b->data, b->len, errstr,
+                           errstr_size)))
+        return rc;
+    e->id = st.next_id++;
+    st.entries++;
+    st.bytes += b->len;
+    if (evicted)
+        *evicted = gone;
+    return s_state_put(self, txn, &st, errstr, errstr_size);
+}
+
+int pg_dlq_get(pg_dlq *self, pg_store_txn *txn, uint64_t id, pg_dlq_entry *out, char *errstr,
+               size_t errstr_size)
+{
+    uint8_t key[8];
+    s_key(id, key);
+    const void *v;
+    size_t vlen;
+    int rc = pg_store_get(txn, self->entry_db, key, sizeof key, &v, &vlen, errstr, errstr_size);
+    if (rc == PG_ENOTFOUND)
+        return pg_errf(rc, errstr, errstr_size, "dlq: no dead letter %" PRIu64, id);
+    return rc ? rc : s_parse(key, sizeof key, v, vlen, out, errstr, errstr_size);
+}
+
+int pg_dlq_each(pg_dlq *self, pg_store_txn *txn, int (*fn)(void *ud, const pg_dlq_entry *e),
+                void *ud, char *errstr, size_t errstr_size)
+{
+    pg_store_cursor *cur = pg_store_cursor_open(txn, self->entry_db, errstr, errstr_size);
+    if (!cur)
+        return PG_ESTORE;
+    const void *k, *v;
+    size_t klen, vlen;
+    int rc = pg_store_cursor_first(cur, &k, &klen, &v, &vlen);
+    while (!rc) {
+        pg_dlq_entry e;
+        if ((rc = s_parse(k, klen, v, vlen, &e, errstr, errstr_size)) || (rc = fn(ud, &e)))
+            break;
+        rc = pg_store_cursor_next(cur, &k, &klen, &v, &vlen);
+    }
+    pg_store_cursor_close(&cur);
+    return rc == PG_ENOTFOUND ? 0 : rc;
+}
+
+int pg_dlq_delete(pg_dlq *self, pg_store_txn *txn, uint64_t id, char *errstr, size_t errstr_size)
+{
+    uint8_t key[8];
+    s_key(id, key);
+    const void *v;
+    size_t vlen;
+    int rc = pg_store_get(txn, self->entry_db, key, sizeof key, &v, &vlen, errstr, errstr_size);
+    if (rc == PG_ENOTFOUND)
+        return pg_errf(rc, errstr, errstr_size, "dlq: no dead letter %" PRIu64, id);
+    if (rc)
+        return rc;
+    size_t kept = vlen; /* what the byte bound counts */
+    s_state st;
+    if ((rc = s_state_get(self, txn, &st, errstr, errstr_size)) ||
+        (rc = pg_store_del(txn, self->entry_db, key, sizeof key, NULL, 0, errstr, errstr_size)))
+        return rc;
+    st.entries -= st.entries ? 1 : 0;
+    st.bytes -= st.bytes >= kept ? kept : st.bytes;
+    return s_state_put(self, txn, &st, errstr, errstr_size);
+}
+
+int pg_dlq_stat(pg_dlq *self, pg_store_txn *txn, pg_dlq_stats *out, char *errstr,
+                size_t errstr_size)
+{
+    s_state st;
+    int rc = s_state_get(self, txn, &st, errstr, errstr_size);
+    out->entries = st.entries;
+    out->bytes = st.bytes;
+    out->evicted = st.evicted;
+    out->next_id = st.next_id;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the topic's record */
+
+void pg_dlq_format_time(int64_t ms, char out[32])
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+}
+
+int pg_dlq_outrec(pg_outbatch *batch, const char *topic, const pg_dlq_entry *e, char *errstr,
+                  size_t errstr_size)
+{
+    pg_outrec *rec = pg_outbatch_add(batch);
+    if (!rec)
+        return pg_errf(PG_ENOMEM, errstr, errstr_size, "dlq: out of memory");
+    char key[96], when[32], id[24], full[24];
+    snprintf(key, sizeof key, "%s/dlq/%" PRIu64, e->origin && *e->origin ? e->origin : "-", e->id);
+    snprintf(id, sizeof id, "%" PRIu64, e->id);
+    pg_dlq_format_time(e->received_ms, when);
+    size_t len = e->len < PG_DLQ_MAX_RECORD_VALUE ? e->len : PG_DLQ_MAX_RECORD_VALUE;
+    size_t orig = e->original_len > e->len ? e->original_len : e->len;
+    uint8_t *value = pg_arena_alloc(batch->arena, len ? len : 1);
+    rec->topic = pg_arena_strdup(batch->arena, topic);
+    rec->key = pg_arena_strdup(batch->arena, key);
+    if (!value || !rec->topic || !rec->key)
+        return pg_errf(PG_ENOMEM, errstr, errstr_size, "dlq: out of memory");
+    memcpy(value, e->data, len);
+    rec->value = value;
+    rec->value_len = len;
+    int rc = pg_outrec_header_add(batch, rec, PG_HDR_REASON, e->reason ? e->reason : "");
+    rc = rc ? rc : pg_outrec_header_add(batch, rec, PG_HDR_ORIGIN_FORCE, e->origin ? e->origin : "");
+    rc = rc ? rc : pg_outrec_header_add(batch, rec, PG_HDR_RECEIVED_AT, when);
+    rc = rc ? rc : pg_outrec_header_add(batch, rec, PG_HDR_FORMAT, e->format ? e->format : "");
+    rc = rc ? rc : pg_outrec_header_add(batch, rec, PG_HDR_DLQ_ID, id);
+    if (!rc && orig > len) {
+        snprintf(full, sizeof full, "%zu", orig);
+        rc = pg_outrec_header_add(batch, rec, PG_HDR_TRUNCATED, full);
+    }
+    return rc ? pg_errf(rc, errstr, errstr_size, "dlq: out of memory") : 0;
+}

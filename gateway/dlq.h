@@ -1,0 +1,104 @@
+/* pg_dlq: dead letters, the native messages that can never be translated, kept with
+ * their reason for an operator to inspect and replay after a fix. */
+#ifndef POLEGATE_GATEWAY_DLQ_H
+#define POLEGATE_GATEWAY_DLQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "outrec.h"
+#include "store.h"
+
+/*
+ * A message the adapter (or the ledger) rejects as invalid is a dead letter. It is
+ * kept twice, in the same store transaction that acknowledges it "rejected":
+ *
+ * - locally, in the named databases "dlq.entry" (8-byte big-endian id -> entry) and
+ *   "dlq.meta" of the gateway's store, bounded by entries and bytes: the oldest are
+ *   evicted first and counted (pg_dlq_stats.evicted);
+ * - as one record for the dead-letter topic (polegate.<force>.dlq.v1), added to the
+ *   spool like any other outbound batch (pg_dlq_outrec): value = the original bytes,
+ *   headers pg-reason, pg-origin-force, pg-received-at, pg-format, pg-dlq-id.
+ *
+ * Operators list, show, replay and purge the local entries with `polegate dlq`
+ * (docs/reliability.md). LMDB lets that command open the store of a running daemon.
+ */
+
+typedef struct pg_dlq pg_dlq;
+
+typedef struct pg_dlq_limits {
+    size_t max_entries; /* 0: PG_DLQ_DEFAULT_MAX_ENTRIES */
+    size_t max_bytes;   /* of kept original bytes; 0: PG_DLQ_DEFAULT_MAX_BYTES */
+    size_t max_message; /* original bytes kept per entry; 0: PG_DLQ_DEFAULT_MAX_MESSAGE */
+} pg_dlq_limits;
+
+#define PG_DLQ_DEFAULT_MAX_ENTRIES 10000
+#define PG_DLQ_DEFAULT_MAX_BYTES ((size_t)64 << 20)
+#define PG_DLQ_DEFAULT_MAX_MESSAGE ((size_t)8 << 20)
+/* The most of the original bytes put in the topic's record: Kafka's default largest
+ * record is 1 MB; more would block the spool on a record the broker always refuses. */
+#define PG_DLQ_MAX_RECORD_VALUE ((size_t)900 << 10)
+
+/* Kafka headers of a dead-letter record. */
+#define PG_HDR_REASON "pg-reason"
+#define PG_HDR_RECEIVED_AT "pg-received-at"
+#define PG_HDR_FORMAT "pg-format"
+#define PG_HDR_DLQ_ID "pg-dlq-id"
+#define PG_HDR_TRUNCATED "pg-truncated"
+
+/* One dead letter. In results of _get and _each the pointers are valid as the call
+ * says. */
+typedef struct pg_dlq_entry {
+    uint64_t id;         /* assigned by pg_dlq_add, from 1, never reused */
+    int64_t received_ms; /* since the epoch */
+    const char *reason;  /* "<member path>: <rule>" */
+    const char *origin;  /* the force whose intake received it */
+    const char *format;  /* the adapter's format: "atx", "nx5" */
+    const uint8_t *data; /* the original bytes, at most max_message of them */
+    size_t len;
+    size_t original_len; /* > len when the message was cut */
+} pg_dlq_entry;
+
+typedef struct pg_dlq_stats {
+    uint64_t entries;
+    uint64_t bytes;
+    uint64_t evicted; /* since the store was made */
+    uint64_t next_id;
+} pg_dlq_stats;
+
+/* The dead-letter store of store (databases opened in a transaction of its own: call
+ * it while this thread has none open). limits may be NULL (defaults). NULL with
+ * errstr on failure. */
+pg_dlq *pg_dlq_new(pg_store *store, const pg_dlq_limits *limits, char *errstr,
+                   size_t errstr_size);
+void pg_dlq_destroy(pg_dlq **p);
+
+/* Keep entry (id ignored; data cut to max_message bytes, original_len taken from len
+ * when 0) in the write transaction txn, evicting the oldest entries as the bounds
+ * require; entry->id gets the new id and *evicted (may be NULL) how many went. 0 or
+ * PG_ESTORE / PG_ENOMEM. */
+int pg_dlq_add(pg_dlq *dlq, pg_store_txn *txn, pg_dlq_entry *entry, size_t *evicted,
+               char *errstr, size_t errstr_size);
+/* Entry id, its strings and bytes pointing into the store: valid until txn ends or
+ * writes to the dlq. 0, PG_ENOTFOUND, PG_ESTORE, PG_EINTERNAL (damaged). */
+int pg_dlq_get(pg_dlq *dlq, pg_store_txn *txn, uint64_t id, pg_dlq_entry *out, char *errstr,
+               size_t errstr_size);
+/* Call fn for every entry, oldest first (pointers valid during the call). Non-zero from
+ * fn stops and is returned. 0, PG_ESTORE, PG_EINTERNAL. */
+int pg_dlq_each(pg_dlq *dlq, pg_store_txn *txn, int (*fn)(void *ud, const pg_dlq_entry *e),
+                void *ud, char *errstr, size_t errstr_size);
+/* Delete entry id (write txn). 0, PG_ENOTFOUND, PG_ESTORE. */
+int pg_dlq_delete(pg_dlq *dlq, pg_store_txn *txn, uint64_t id, char *errstr, size_t errstr_size);
+int pg_dlq_stat(pg_dlq *dlq, pg_store_txn *txn, pg_dlq_stats *out, char *errstr,
+                size_t errstr_size);
+
+/* Append to batch the dead-letter topic's record of entry: key "<origin>/dlq/<id>",
+ * value the original bytes (at most PG_DLQ_MAX_RECORD_VALUE; pg-truncated then says
+ * the full length), the headers above and pg-origin-force. 0, PG_ENOMEM. */
+int pg_dlq_outrec(pg_outbatch *batch, const char *topic, const pg_dlq_entry *entry, char *errstr,
+                  size_t errstr_size);
+
+/* "2026-03-29T06:30:00.123Z" for ms since the epoch; out holds 32 bytes. */
+void pg_dlq_format_time(int64_t ms, char out[32]);
+
+#endif

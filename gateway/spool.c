@@ -1,0 +1,486 @@
+/* pg_spool: outbound batches kept in LMDB until Kafka has stored them (see spool.h). */
+#include "spool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "polegate/buf.h"
+#include "polegate/error.h"
+
+#define S_MAGIC "PGB1"
+#define S_NULL_LEN UINT32_MAX
+static const char s_state_key[] = "state";
+
+/* spool.meta "state", stored in host byte order (the store never leaves the host). */
+typedef struct s_state {
+    uint64_t next_seq;
+    uint64_t batches;
+    uint64_t records;
+    uint64_t bytes;
+} s_state;
+
+struct pg_spool {
+    pg_store *store;
+    pg_store_db batch_db;
+    pg_store_db meta_db;
+    pg_spool_limits limits;
+    pg_buf value; /* the batch being appended, reused */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t gen; /* notifications so far */
+};
+
+pg_spool *pg_spool_new(pg_store *store, const pg_spool_limits *limits, char *errstr,
+                       size_t errstr_size)
+{
+    pg_spool *self = calloc(1, sizeof *self);
+    if (!self) {
+        pg_errf(PG_ENOMEM, errstr, errstr_size, "spool: out of memory");
+        return NULL;
+    }
+    self->store = store;
+    if (limits)
+        self->limits = *limits;
+    pthread_mutex_init(&self->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&self->cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    char why[PG_ERRSTR_SIZE];
+    pg_store_txn *txn = pg_store_begin(store, 1, why, sizeof why);
+    if (!txn) {
+        pg_errf(PG_ESTORE, errstr, errstr_size, "spool: %s", why);
+        goto err;
+    }
+    if (pg_store_db_open(txn, "spool.batch", 0, &self->batch_db, why, sizeof why) ||
+        pg_store_db_open(txn, "spool.meta", 0, &self->meta_db, why, sizeof why) ||
+        pg_store_commit(&txn, why, sizeof why)) {
+        pg_store_abort(&txn);
+        pg_errf(PG_ESTORE, errstr, errstr_size, "spool: %s", why);
+        goto err;
+    }
+    return self;
+err:
+    pg_spool_destroy(&self);
+    return NULL;
+}
+
+void pg_spool_destroy(pg_spool **p)
+{
+    if (!p || !*p)
+        return;
+    pg_spool *self = *p;
+    pthread_mutex_destroy(&self->lock);
+    pthread_cond_destroy(&self->cond);
+    pg_buf_free(&self->value);
+    free(self);
+    *p = NULL;
+}
+
+void pg_spool_set_limits(pg_spool *self, const pg_spool_limits *limits)
+{
+    self->limits = *limits;
+}
+
+/* ---------------------------------------------------------------- the value format */
+
+/*
+ * "PGB1", u32 record count, then per record (integers little-endian):
+ *   str topic, str key, u8 has_value, [u32 len, bytes], u8 header count,
+ *   (str name, str value)..., u8 audit action, str destination, str agreement,
+ *   str entity_id, str native_id, str origin, u64 version, str outcome
+ * where str is u32 length (UINT32_MAX for NULL) and the bytes.
+ */
+
+static int s_u8(pg_buf *b, unsigned v)
+{
+    return pg_buf_putc(b, (char)(uint8_t)v);
+}
+
+static int s_u32(pg_buf *b, uint32_t v)
+{
+    uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    return pg_buf_append(b, le, 4);
+}
+
+static int s_u64(pg_buf *b, uint64_t v)
+{
+    return s_u32(b, (uint32_t)v) || s_u32(b, (uint32_t)(v >> 32)) ? PG_ENOMEM : 0;
+}
+
+static int s_bytes(pg_buf *b, const void *p, size_t n)
+{
+    if (n >= S_NULL_LEN)
+        return PG_EINVALID;
+    int rc = s_u32(b, (uint32_t)n);
+    return rc ? rc : pg_buf_append(b, p, n);
+}
+
+static int s_str(pg_buf *b, const char *s)
+{
+    return s ? s_bytes(b, s, strlen(s)) : s_u32(b, S_NULL_LEN);
+}
+
+int pg_spool_encode(const pg_outbatch *batch, pg_buf *out, char *errstr, size_t errstr_size)
+{
+    if (batch->count > UINT32_MAX)
+        return pg_errf(PG_EINVALID, errstr, errstr_size, "spool: too many records");
+    int rc = pg_buf_append(out, S_MAGIC, 4);
+    rc = rc ? rc : s_u32(out, (uint32_t)batch->count);
+    for (size_t i = 0; !rc && i < batch->count; i++) {
+        const pg_outrec *r = &batch->recs[i];
+        if (!r->topic || !*r->topic || !r->key || !*r->key)
+            return pg_errf(PG_EINVALID, errstr, errstr_size,
+                           "spool: records[%zu]: a record needs a topic and a key", i);
+        if (r->header_count > PG_OUTREC_MAX_HEADERS)
+            return pg_errf(PG_EINVALID, errstr, errstr_size,
+                           "spool: records[%zu]: more than %d headers", i, PG_OUTREC_MAX_HEADERS);
+        rc = s_str(out, r->topic);
+        rc = rc ? rc : s_str(out, r->key);
+        rc = rc ? rc : s_u8(out, r->value != NULL);
+        if (!rc && r->value)
+            rc = s_bytes(out, r->value, r->value_len);
+        rc = rc ? rc : s_u8(out, (unsigned)r->header_count);
+        for (size_t h = 0; !rc && h < r->header_count; h++) {
+            rc = s_str(out, r->headers[h].name);
+            rc = rc ? rc : s_str(out, r->headers[h].value);
+        }
+        rc = rc ? rc : s_u8(out, (unsigned)r->audit_action);
+        rc = rc ? rc : s_str(out, r->destination);
+        rc = rc ? rc : s_str(out, r->agreement);
+        rc = rc ? rc : s_str(out, r->entity_id);
+        rc = rc ? rc : s_str(out, r->native_id);
+        rc = rc ? rc : s_str(out, r->origin);
+        rc = rc ? rc : s_u64(out, r->version);
+        rc = rc ? rc : s_str(out, r->outcome);
+    }
+    if (rc == PG_EINVALID)
+        return pg_errf(rc, errstr, errstr_size, "spool: a value of 4 GiB or more");
+    if (rc)
+        return pg_errf(PG_ENOMEM, errstr, errstr_size, "spool: out of memory");
+    return 0;
+}
+
+typedef struct s_reader {
+    const uint8_t *p, *end, *start;
+    pg_arena *arena;
+    int bad;
+    int nomem;
+} s_reader;
+
+static uint32_t s_get32(s_reader *r)
+{
+    if (r->end - r->p < 4) {
+        r->bad = 1;
+        return 0;
+    }
+    uint32_t v =
+        r->p[0] | (uint32_t)r->p[1] << 8 | (uint32_t)r->p[2] << 16 | (uint32_t)r->p[3] << 24;
+    r->p += 4;
+    return v;
+}
+
+static unsigned s_get8(s_reader *r)
+{
+    if (r->p >= r->end) {
+        r->bad = 1;
+        return 0;
+    }
+    return *r->p++;
+}
+
+static uint64_t s_get64(s_reader *r)
+{
+    uint64_t lo = s_get32(r);
+    return lo | (uint64_t)s_get32(r) << 32;
+}
+
+/* A NUL-terminated copy in the arena of the next str (NULL for a NULL str). */
+static const char *s_getstr(s_reader *r, size_t *len)
+{
+    uint32_t n = s_get32(r);
+    if (r->bad || n == S_NULL_LEN)
+        return NULL;
+    if ((size_t)(r->end - r->p) < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    char *s = pg_arena_alloc(r->arena, (size_t)n + 1);
+    if (!s) {
+        r->nomem = 1;
+        return NULL;
+    }
+    memcpy(s, r->p, n);
+    s[n] = 0;
+    r->p += n;
+    if (len)
+        *len = n;
+    return s;
+}
+
+int pg_spool_decode(const uint8_t *data, size_t len, pg_outbatch *out, char *errstr,
+                    size_t errstr_size)
+{
+    s_reader r = {data, data + len, data, out->arena, 0, 0};
+    if (len < 8 || memcmp(data, S_MAGIC, 4))
+        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "spool: not a batch (bad magic)");
+    r.p += 4;
+    uint32_t count = s_get32(&r);
+    for (uint32_t i = 0; i < count && !r.bad && !r.nomem; i++) {
+        pg_outrec *rec = pg_outbatch_add(out);
+        if (!rec)
+            return pg_errf(PG_ENOMEM, errstr, errstr_size, "spool: out of memory");
+        rec->topic = s_getstr(&r, NULL);
+        rec->key = s_getstr(&r, NULL);
+        if (s_get8(&r)) {
+            size_t n = 0;
+            rec->value = (const uint8_t *)s_getstr(&r, &n);
+            rec->value_len = n;
+        }
+        unsigned nh = s_get8(&r);
+        if (nh > PG_OUTREC_MAX_HEADERS)
+            r.bad = 1;
+        for (unsigned h = 0; h < nh && !r.bad; h++) {
+            rec->headers[h].name = s_getstr(&r, NULL);
+            rec->headers[h].value = s_getstr(&r, NULL);
+        }
+        rec->header_count = r.bad ? 0 : nh;
+        unsigned action = s_get8(&r);
+        if (action >= PG_AUDIT_ACTION_COUNT)
+            r.bad = 1;
+        rec->audit_action = (pg_audit_action)action;
+        rec->destination = s_getstr(&r, NULL);
+        rec->agreement = s_getstr(&r, NULL);
+        rec->entity_id = s_getstr(&r, NULL);
+        rec->native_id = s_getstr(&r, NULL);
+        rec->origin = s_getstr(&r, NULL);
+        rec->version = s_get64(&r);
+        rec->outcome = s_getstr(&r, NULL);
+        if (!r.bad && (!rec->topic || !rec->key))
+            r.bad = 1;
+    }
+    if (r.nomem)
+        return pg_errf(PG_ENOMEM, errstr, errstr_size, "spool: out of memory");
+    if (r.bad || r.p != r.end)
+        return pg_errf(PG_EINTERNAL, errstr, errstr_size,
+                       "spool: damaged batch (at byte %zu of %zu)", (size_t)(r.p - r.start), len);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the store */
+
+static void s_key(uint64_t seq, uint8_t key[8])
+{
+    for (int i = 7; i >= 0; i--, seq >>= 8)
+        key[i] = (uint8_t)seq;
+}
+
+static uint64_t s_seq(const uint8_t *key)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | key[i];
+    return v;
+}
+
+static int s_state_get(pg_spool *self, pg_store_txn *txn, s_state *st, char *errstr,
+                       size_t errstr_size)
+{
+    const void *v;
+    size_t vlen;
+    memset(st, 0, sizeof *st);
+    st->next_seq = 1;
+    int rc = pg_store_get(txn, self->meta_db, s_state_key, sizeof s_state_key - 1, &v, &vlen,
+                          errstr, errstr_size);
+    if (rc == PG_ENOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    if (vlen != sizeof *st)
+        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "spool: damaged state (%zu bytes)",
+                       vlen);
+    memcpy(st, v, sizeof *st);
+    return 0;
+}
+
+static int s_state_put(pg_spool *self, pg_store_txn *txn, const s_state *st, char *errstr,
+                       size_t errstr_size)
+{
+    return pg_store_put(txn, self->meta_db, s_state_key, sizeof s_state_key - 1, st, sizeof *st,
+                        errstr, errstr_size);
+}
+
+int pg_spool_append(pg_spool *self, pg_store_txn *txn, const pg_outbatch *batch, uint64_t *seq,
+                    char *errstr, size_t errstr_size)
+{
+    if (seq)
+        *seq = 0;
+    if (!batch->count)
+        return 0;
+    pg_buf_reset(&self->value);
+    int rc = pg_spool_encode(batch, &self->value, errstr, errstr_size);
+    if (rc)
+        return rc;
+    s_state st;
+    if ((rc = s_state_get(self, txn, &st, errstr, errstr_size)))
+        return rc;
+    const pg_spool_limits *lim = &self->limits;
+    if (st.batches &&
+        ((lim->max_records && st.records + batch->count > lim->max_records) ||
+         (lim->max_bytes && st.bytes + self->value.len > lim->max_bytes)))
+        return pg_errf(PG_ERETRY, errstr, errstr_size,
+                       "spool full: %llu records, %llu bytes waiting for the broker (bounds "
+                       "%zu records, %zu bytes); send again later",
+                       (unsigned long long)st.records, (unsigned long long)st.bytes,
+                       lim->max_records, lim->max_bytes);
+    uint8_t key[8];
+    s_key(st.next_seq, key);
+    if ((rc = pg_store_put(txn, self->batch_db, key, sizeof key, self->value.data, self->value.len,
+                           errstr, errstr_size)))
+        return rc;
+    if (seq)
+        *seq = st.next_seq;
+    st.next_seq++;
+    st.batches++;
+    st.records += batch->count;
+    st.bytes += self->value.len;
+    return s_state_put(self, txn, &st, errstr, errstr_size);
+}
+
+int pg_spool_next(pg_spool *self, pg_store_txn *txn, uint64_t after, uint64_t *seq, size_t *bytes,
+                  pg_outbatch *out, char *errstr, size_t errstr_size)
+{
+    pg_outbatch_reset(out);
+    pg_store_cursor *cur = pg_store_cursor_open(txn, self->batch_db, errstr, errstr_size);
+    if (!cur)
+        return PG_ESTORE;
+    uint8_t key[8];
+    s_key(after + 1, key);
+    const void *k, *v;
+    size_t klen, vlen;
+    int rc = pg_store_cursor_seek(cur, key, sizeof key, &k, &klen, &v, &vlen);
+    if (rc == PG_ENOTFOUND)
+        pg_errf(rc, errstr, errstr_size, "spool: nothing after %llu", (unsigned long long)after);
+    if (!rc && klen != 8)
+        rc = pg_errf(PG_EINTERNAL, errstr, errstr_size, "spool: damaged key");
+    if (!rc) {
+        *seq = s_seq(k);
+        if (bytes)
+            *bytes = vlen;
+        rc = pg_spool_decode(v, vlen, out, errstr, errstr_size);
+    }
+    pg_store_cursor_close(&cur);
+    return rc;
+}
+
+int pg_spool_remove(pg_spool *self, pg_store_txn *txn, uint64_t first, uint64_t last,
+                    size_t *removed, char *errstr, size_t errstr_size)
+{
+    if (removed)
+        *removed = 0;
+    s_state st;
+    int rc = s_state_get(self, txn, &st, errstr, errstr_size);
+    if (rc)
+        return rc;
+    pg_store_cursor *cur = pg_store_cursor_open(txn, self->batch_db, errstr, errstr_size);
+    if (!cur)
+        return PG_ESTORE;
+    uint8_t key[8];
+    s_key(first, key);
+    const void *k, *v;
+    size_t klen, vlen, n = 0;
+    rc = pg_store_cursor_seek(cur, key, sizeof key, &k, &klen, &v, &vlen);
+    while (!rc && klen == 8 && s_seq(k) <= last) {
+        /* The record count is the u32 after the magic. */
+        s_reader hdr = {(const uint8_t *)v + 4, (const uint8_t *)v + vlen, v, NULL, 0, 0};
+        uint32_t count = vlen >= 8 ? s_get32(&hdr) : 0;
+        st.batches -= st.batches ? 1 : 0;
+        st.records -= st.records >= count ? count : st.records;
+        st.bytes -= st.bytes >= vlen ? vlen : st.bytes;
+        if ((rc = pg_store_cursor_del(cur)))
+            break;
+        n++;
+        rc = pg_store_cursor_next(cur, &k, &klen, &v, &vlen);
+    }
+    pg_store_cursor_close(&cur);
+    if (rc && rc != PG_ENOTFOUND)
+        return rc;
+    if (removed)
+        *removed = n;
+    if (!n)
+        return 0;
+    if (!st.batches)
+        st.records = st.bytes = 0;
+    return s_state_put(self, txn, &st, errstr, errstr_size);
+}
+
+int pg_spool_stat(pg_spool *self, pg_store_txn *txn, pg_spool_stats *out, char *errstr,
+                  size_t errstr_size)
+{
+    s_state st;
+    memset(out, 0, sizeof *out);
+    int rc = s_state_get(self, txn, &st, errstr, errstr_size);
+    if (rc)
+        return rc;
+    out->batches = st.batches;
+    out->records = st.records;
+    out->bytes = st.bytes;
+    out->next_seq = st.next_seq;
+    if (!st.batches)
+        return 0;
+    pg_store_cursor *cur = pg_store_cursor_open(txn, self->batch_db, errstr, errstr_size);
+    if (!cur)
+        return PG_ESTORE;
+    const void *k;
+    size_t klen;
+    rc = pg_store_cursor_first(cur, &k, &klen, NULL, NULL);
+    if (!rc && klen == 8)
+        out->first_seq = s_seq(k);
+    pg_store_cursor_close(&cur);
+    return rc == PG_ENOTFOUND ? 0 : rc;
+}
+
+int pg_spool_stat_now(pg_spool *self, pg_spool_stats *out, char *errstr, size_t errstr_size)
+{
+    pg_store_txn *txn = pg_store_begin(self->store, 0, errstr, errstr_size);
+    if (!txn)
+        return PG_ESTORE;
+    int rc = pg_spool_stat(self, txn, out, errstr, errstr_size);
+    pg_store_abort(&txn);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- signalling */
+
+void pg_spool_notify(pg_spool *self)
+{
+    pthread_mutex_lock(&self->lock);
+    self->gen++;
+    pthread_cond_broadcast(&self->cond);
+    pthread_mutex_unlock(&self->lock);
+}
+
+int pg_spool_wait(pg_spool *self, uint64_t *gen, int timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&self->lock);
+    int rc = 0;
+    while (self->gen == *gen && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&self->cond, &self->lock, &ts);
+    int notified = self->gen != *gen;
+    *gen = self->gen;
+    pthread_mutex_unlock(&self->lock);
+    return notified;
+}

@@ -1,0 +1,100 @@
+/* pg_spool: the durable queue of outbound record batches between intake and Kafka. */
+#ifndef POLEGATE_GATEWAY_SPOOL_H
+#define POLEGATE_GATEWAY_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "outrec.h"
+#include "polegate/buf.h"
+#include "store.h"
+
+/*
+ * The spool keeps pg_outbatch records (one batch per native message: an entity and
+ * its links, or one dead letter) in two named databases of the gateway's store:
+ *
+ *     spool.batch   key: 8-byte big-endian sequence number -> the serialised batch
+ *     spool.meta    "state" -> next sequence, batches, records, bytes (one value)
+ *
+ * Batches are appended inside the caller's write transaction, the same one in which
+ * the ledger applied the message, so that ledger state and the records to publish
+ * commit together or not at all (one fsync for a whole group of messages). The
+ * producer reads them back in sequence order, publishes them in a Kafka transaction,
+ * and removes them only once that transaction has committed: a batch leaves the spool
+ * when the broker has stored it, never before.
+ *
+ * The spool is bounded by bytes (of serialised batches) and records (pg_outrecs);
+ * pg_spool_append answers PG_ERETRY ("spool full: ...") instead of growing past either
+ * bound, except that an empty spool always takes one batch, however large, so that no
+ * message is refused for ever.
+ *
+ * Threads: the object is shared by the intake (append) and the producer (read,
+ * remove); store transactions serialise the writes. pg_spool_notify/_wait carry the
+ * "there is something new" signal between them without polling.
+ */
+
+typedef struct pg_spool pg_spool;
+
+typedef struct pg_spool_limits {
+    size_t max_bytes;   /* 0: no bound */
+    size_t max_records; /* 0: no bound */
+} pg_spool_limits;
+
+typedef struct pg_spool_stats {
+    uint64_t batches;  /* waiting */
+    uint64_t records;  /* waiting, pg_outrecs */
+    uint64_t bytes;    /* waiting, serialised */
+    uint64_t next_seq; /* the sequence the next append gets */
+    uint64_t first_seq; /* of the oldest batch waiting; 0 when empty */
+} pg_spool_stats;
+
+/* The spool of store, opening (creating) its databases in a transaction of its own:
+ * call it while this thread has no transaction open. limits may be NULL (no bounds).
+ * NULL on failure with errstr. The store must outlive the spool. */
+pg_spool *pg_spool_new(pg_store *store, const pg_spool_limits *limits, char *errstr,
+                       size_t errstr_size);
+void pg_spool_destroy(pg_spool **p);
+void pg_spool_set_limits(pg_spool *spool, const pg_spool_limits *limits);
+
+/* Append batch inside the write transaction txn; *seq (may be NULL) gets its sequence
+ * number. A batch with no records is not stored (0, *seq = 0). 0; PG_ERETRY with
+ * "spool full: ..." when a bound would be passed (nothing written); PG_EINVALID for a
+ * record without topic or key, or more than PG_OUTREC_MAX_HEADERS headers; PG_ESTORE
+ * (txn then unusable when the reason contains MDB_MAP_FULL). */
+int pg_spool_append(pg_spool *spool, pg_store_txn *txn, const pg_outbatch *batch, uint64_t *seq,
+                    char *errstr, size_t errstr_size);
+
+/* Read the oldest batch whose sequence is greater than after into out (reset first;
+ * every string and value is copied into out's arena, so out outlives txn); *seq gets
+ * its sequence and *bytes (may be NULL) its serialised size. Any transaction. 0,
+ * PG_ENOTFOUND (none), PG_ESTORE, PG_ENOMEM, PG_EINTERNAL (a batch that does not
+ * parse: the store is damaged). Audit events are not kept (see pg_spool_append). */
+int pg_spool_next(pg_spool *spool, pg_store_txn *txn, uint64_t after, uint64_t *seq,
+                  size_t *bytes, pg_outbatch *out, char *errstr, size_t errstr_size);
+
+/* Remove every batch with first <= sequence <= last (write txn), keeping the counters
+ * right. *removed (may be NULL) gets how many. 0 or PG_ESTORE. */
+int pg_spool_remove(pg_spool *spool, pg_store_txn *txn, uint64_t first, uint64_t last,
+                    size_t *removed, char *errstr, size_t errstr_size);
+
+/* The counters as txn sees them. 0 or PG_ESTORE. */
+int pg_spool_stat(pg_spool *spool, pg_store_txn *txn, pg_spool_stats *out, char *errstr,
+                  size_t errstr_size);
+/* The same in a read transaction of its own (the calling thread must have none open). */
+int pg_spool_stat_now(pg_spool *spool, pg_spool_stats *out, char *errstr, size_t errstr_size);
+
+/* Tell waiters that batches were committed. */
+void pg_spool_notify(pg_spool *spool);
+/* Wait up to timeout_ms for a notify after the one numbered *gen was seen; updates *gen.
+ * 1 when notified, 0 on timeout. */
+int pg_spool_wait(pg_spool *spool, uint64_t *gen, int timeout_ms);
+
+/* Serialise batch's records (audit events are not part of it) into out (appended):
+ * the spool's value format, also what pg_spool_decode reads. 0, PG_ENOMEM, PG_EINVALID. */
+int pg_spool_encode(const pg_outbatch *batch, pg_buf *out, char *errstr, size_t errstr_size);
+/* Parse data into out (appending records; strings copied into out's arena). 0,
+ * PG_ENOMEM, PG_EINTERNAL with the offset of the damage. */
+int pg_spool_decode(const uint8_t *data, size_t len, pg_outbatch *out, char *errstr,
+                    size_t errstr_size);
+
+#endif

@@ -1,0 +1,258 @@
+/* Unit tests for gateway/dlq: entries kept and read back, bounds with eviction of the
+ * oldest, cut messages, the dead-letter topic's record. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dlq.h"
+#include "outrec.h"
+#include "polegate/error.h"
+#include "store.h"
+
+static char s_err[PG_ERRSTR_SIZE];
+static char s_dir[64];
+static pg_store *s_store;
+static pg_dlq *s_dlq;
+
+static void s_open(const pg_dlq_limits *lim)
+{
+    pg_dlq_destroy(&s_dlq);
+    s_dlq = pg_dlq_new(s_store, lim, s_err, sizeof s_err);
+    ck_assert_msg(s_dlq != NULL, "%s", s_err);
+}
+
+static void s_setup(void)
+{
+    snprintf(s_dir, sizeof s_dir, "/tmp/pg-test-dlq-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(s_dir));
+    s_store = pg_store_new(s_dir, 64u << 20, s_err, sizeof s_err);
+    ck_assert_msg(s_store != NULL, "%s", s_err);
+    pg_store_set_durable(s_store, 0);
+    s_open(NULL);
+}
+
+static void s_teardown(void)
+{
+    pg_dlq_destroy(&s_dlq);
+    ck_assert_ptr_null(s_dlq);
+    pg_store_destroy(&s_store);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static uint64_t s_add(const char *reason, const char *data, size_t *evicted)
+{
+    pg_dlq_entry e = {.received_ms = 1774765800123LL,
+                      .reason = reason,
+                      .origin = "ESX",
+                      .format = "atx",
+                      .data = (const uint8_t *)data,
+                      .len = strlen(data)};
+    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_dlq_add(s_dlq, txn, &e, evicted, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    return e.id;
+}
+
+static pg_dlq_stats s_stats(void)
+{
+    pg_dlq_stats st;
+    pg_store_txn *txn = pg_store_begin(s_store, 0, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_dlq_stat(s_dlq, txn, &st, s_err, sizeof s_err), 0);
+    pg_store_abort(&txn);
+    return st;
+}
+
+static int s_collect(void *ud, const pg_dlq_entry *e)
+{
+    char *out = ud;
+    char line[128];
+    snprintf(line, sizeof line, "%llu:%.*s;", (unsigned long long)e->id, (int)e->len,
+             (const char *)e->data);
+    strcat(out, line);
+    return 0;
+}
+
+static int s_stop_at_2(void *ud, const pg_dlq_entry *e)
+{
+    (void)ud;
+    return e->id == 2 ? 42 : 0;
+}
+
+START_TEST(test_add_get_each_delete)
+{
+    ck_assert_uint_eq(s_add("record.id: required", "{\"a\":1}", NULL), 1);
+    ck_assert_uint_eq(s_add("record.type: unknown", "{\"b\":2}", NULL), 2);
+    ck_assert_uint_eq(s_add("x: y", "{}", NULL), 3);
+    pg_dlq_stats st = s_stats();
+    ck_assert_uint_eq(st.entries, 3);
+    ck_assert_uint_eq(st.next_id, 4);
+
+    pg_store_txn *txn = pg_store_begin(s_store, 0, s_err, sizeof s_err);
+    pg_dlq_entry e;
+    ck_assert_int_eq(pg_dlq_get(s_dlq, txn, 2, &e, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(e.id, 2);
+    ck_assert_str_eq(e.reason, "record.type: unknown");
+    ck_assert_str_eq(e.origin, "ESX");
+    ck_assert_str_eq(e.format, "atx");
+    ck_assert_int_eq(e.received_ms, 1774765800123LL);
+    ck_assert_uint_eq(e.len, 7);
+    ck_assert_uint_eq(e.original_len, 7);
+    ck_assert_int_eq(memcmp(e.data, "{\"b\":2}", 7), 0);
+    ck_assert_int_eq(pg_dlq_get(s_dlq, txn, 9, &e, s_err, sizeof s_err), PG_ENOTFOUND);
+    ck_assert_str_eq(s_err, "dlq: no dead letter 9");
+    char all[512] = "";
+    ck_assert_int_eq(pg_dlq_each(s_dlq, txn, s_collect, all, s_err, sizeof s_err), 0);
+    ck_assert_str_eq(all, "1:{\"a\":1};2:{\"b\":2};3:{};");
+    ck_assert_int_eq(pg_dlq_each(s_dlq, txn, s_stop_at_2, NULL, s_err, sizeof s_err), 42);
+    pg_store_abort(&txn);
+
+    txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_dlq_delete(s_dlq, txn, 2, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_dlq_delete(s_dlq, txn, 2, s_err, sizeof s_err), PG_ENOTFOUND);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    st = s_stats();
+    ck_assert_uint_eq(st.entries, 2);
+    /* ids are never reused */
+    ck_assert_uint_eq(s_add("z: z", "zz", NULL), 4);
+}
+END_TEST
+
+START_TEST(test_evicts_oldest_by_count)
+{
+    pg_dlq_limits lim = {.max_entries = 3};
+    s_open(&lim);
+    size_t evicted = 9;
+    for (int i = 0; i < 3; i++)
+        s_add("r: x", "m", &evicted);
+    ck_assert_uint_eq(evicted, 0);
+    s_add("r: x", "newest", &evicted);
+    ck_assert_uint_eq(evicted, 1);
+    pg_dlq_stats st = s_stats();
+    ck_assert_uint_eq(st.entries, 3);
+    ck_assert_uint_eq(st.evicted, 1);
+    char all[512] = "";
+    pg_store_txn *txn = pg_store_begin(s_store, 0, s_err, sizeof s_err);
+    pg_dlq_each(s_dlq, txn, s_collect, all, s_err, sizeof s_err);
+    pg_store_abort(&txn);
+    ck_assert_str_eq(all, "2:m;3:m;4:newest;");
+}
+END_TEST
+
+START_TEST(test_evicts_oldest_by_bytes)
+{
+    /* each entry: 16 bytes of numbers, "r: x\0ESX\0atx\0" (13) and the data */
+    pg_dlq_limits lim = {.max_bytes = 3 * (16 + 13 + 10)};
+    s_open(&lim);
+    size_t evicted;
+    for (int i = 0; i < 3; i++)
+        s_add("r: x", "0123456789", &evicted);
+    ck_assert_uint_eq(s_stats().bytes, 3 * 39);
+    s_add("r: x", "01234567890123456789", &evicted); /* needs the room of two */
+    ck_assert_uint_eq(evicted, 2);
+    pg_dlq_stats st = s_stats();
+    ck_assert_uint_eq(st.entries, 2);
+    ck_assert_uint_eq(st.bytes, 39 + 49);
+    ck_assert_uint_eq(st.evicted, 2);
+}
+END_TEST
+
+START_TEST(test_long_message_cut)
+{
+    pg_dlq_limits lim = {.max_message = 4};
+    s_open(&lim);
+    uint64_t id = s_add("r: x", "0123456789", NULL);
+    pg_store_txn *txn = pg_store_begin(s_store, 0, s_err, sizeof s_err);
+    pg_dlq_entry e;
+    ck_assert_int_eq(pg_dlq_get(s_dlq, txn, id, &e, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(e.len, 4);
+    ck_assert_uint_eq(e.original_len, 10);
+    ck_assert_int_eq(memcmp(e.data, "0123", 4), 0);
+    pg_store_abort(&txn);
+}
+END_TEST
+
+static const char *s_header(const pg_outrec *r, const char *name)
+{
+    for (size_t i = 0; i < r->header_count; i++)
+        if (!strcmp(r->headers[i].name, name))
+            return r->headers[i].value;
+    return NULL;
+}
+
+START_TEST(test_outrec)
+{
+    pg_outbatch *b = pg_outbatch_new();
+    pg_dlq_entry e = {.id = 17,
+                      .received_ms = 1774765800123LL,
+                      .reason = "record.revision: must be at least 1",
+                      .origin = "ESX",
+                      .format = "atx",
+                      .data = (const uint8_t *)"{bad}",
+                      .len = 5};
+    ck_assert_int_eq(pg_dlq_outrec(b, "polegate.esx.dlq.v1", &e, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(b->count, 1);
+    const pg_outrec *r = &b->recs[0];
+    ck_assert_str_eq(r->topic, "polegate.esx.dlq.v1");
+    ck_assert_str_eq(r->key, "ESX/dlq/17");
+    ck_assert_uint_eq(r->value_len, 5);
+    ck_assert_int_eq(memcmp(r->value, "{bad}", 5), 0);
+    ck_assert_str_eq(s_header(r, "pg-reason"), "record.revision: must be at least 1");
+    ck_assert_str_eq(s_header(r, "pg-origin-force"), "ESX");
+    ck_assert_str_eq(s_header(r, "pg-received-at"), "2026-03-29T06:30:00.123Z");
+    ck_assert_str_eq(s_header(r, "pg-format"), "atx");
+    ck_assert_str_eq(s_header(r, "pg-dlq-id"), "17");
+    ck_assert_ptr_null(s_header(r, "pg-truncated"));
+    ck_assert_int_eq(r->audit_action, PG_AUDIT_NONE);
+
+    /* a message larger than a Kafka record may be: cut, and the header says so */
+    static uint8_t big[PG_DLQ_MAX_RECORD_VALUE + 10];
+    e.data = big;
+    e.len = sizeof big;
+    e.original_len = sizeof big + 5;
+    ck_assert_int_eq(pg_dlq_outrec(b, "t", &e, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(b->recs[1].value_len, PG_DLQ_MAX_RECORD_VALUE);
+    char want[32];
+    snprintf(want, sizeof want, "%zu", sizeof big + 5);
+    ck_assert_str_eq(s_header(&b->recs[1], "pg-truncated"), want);
+    pg_outbatch_destroy(&b);
+}
+END_TEST
+
+START_TEST(test_damaged_entry)
+{
+    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    pg_store_db db;
+    ck_assert_int_eq(pg_store_db_open(txn, "dlq.entry", 0, &db, s_err, sizeof s_err), 0);
+    uint8_t key[8] = {0, 0, 0, 0, 0, 0, 0, 1};
+    ck_assert_int_eq(pg_store_put(txn, db, key, 8, "short", 5, s_err, sizeof s_err), 0);
+    pg_dlq_entry e;
+    ck_assert_int_eq(pg_dlq_get(s_dlq, txn, 1, &e, s_err, sizeof s_err), PG_EINTERNAL);
+    ck_assert_str_eq(s_err, "dlq: damaged entry");
+    char all[64] = "";
+    ck_assert_int_eq(pg_dlq_each(s_dlq, txn, s_collect, all, s_err, sizeof s_err), PG_EINTERNAL);
+    pg_store_abort(&txn);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("dlq");
+    TCase *tc = tcase_create("dlq");
+    tcase_add_checked_fixture(tc, s_setup, s_teardown);
+    tcase_add_test(tc, test_add_get_each_delete);
+    tcase_add_test(tc, test_evicts_oldest_by_count);
+    tcase_add_test(tc, test_evicts_oldest_by_bytes);
+    tcase_add_test(tc, test_long_message_cut);
+    tcase_add_test(tc, test_outrec);
+    tcase_add_test(tc, test_damaged_entry);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
