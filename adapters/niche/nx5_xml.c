@@ -106,16 +106,22 @@ typedef struct s_reader {
     pg_nx5_node *root, *cur;
 } s_reader;
 
-static void s_on_error(void *arg, xmlErrorPtr err)
+/* The first error is the reason; libxml2 ends its messages with a newline. */
+static void s_keep_error(s_reader *rd, const char *msg, int line)
 {
-    s_reader *rd = arg;
-    if (rd->xml_error[0] || !err || err->level < XML_ERR_ERROR)
+    if (rd->xml_error[0])
         return;
-    snprintf(rd->xml_error, sizeof rd->xml_error, "%s", err->message ? err->message : "?");
+    snprintf(rd->xml_error, sizeof rd->xml_error, "%s", msg);
     size_t len = strlen(rd->xml_error);
     while (len && (rd->xml_error[len - 1] == '\n' || rd->xml_error[len - 1] == ' '))
         rd->xml_error[--len] = 0;
-    rd->xml_error_line = err->line;
+    rd->xml_error_line = line;
+}
+
+static void s_on_error(void *arg, xmlErrorPtr err)
+{
+    if (err && err->level >= XML_ERR_ERROR)
+        s_keep_error(arg, err->message ? err->message : "?", err->line);
 }
 
 /* A DTD can only stand in the prolog, before the root element, among comments,
@@ -150,17 +156,12 @@ static void s_on_generic(void *arg, const char *fmt, ...) __attribute__((format(
 
 static void s_on_generic(void *arg, const char *fmt, ...)
 {
-    s_reader *rd = arg;
-    if (rd->xml_error[0])
-        return;
+    char msg[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(rd->xml_error, sizeof rd->xml_error, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    size_t len = strlen(rd->xml_error);
-    while (len && (rd->xml_error[len - 1] == '\n' || rd->xml_error[len - 1] == ' '))
-        rd->xml_error[--len] = 0;
-    rd->xml_error_line = 0;
+    s_keep_error(arg, msg, 0);
 }
 
 static int s_blank(const uint8_t *s, size_t n)
