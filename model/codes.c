@@ -75,12 +75,12 @@ int pg_pnc_short_to_long(const char *s, int ref_year, char out[14], char *errstr
     return 0;
 }
 
-int pg_pnc_long_to_short(const char *s, char out[11], char *errstr, size_t errstr_size)
+int pg_pnc_long_to_short(const char *s, char out[12], char *errstr, size_t errstr_size)
 {
     int rc = pg_pnc_validate_long(s, errstr, errstr_size);
     if (rc)
         return rc;
-    snprintf(out, 11, "%.2s/%u%c", s + 2, (unsigned)s_number(s + 5, 7), s[12]);
+    snprintf(out, 12, "%.2s/%u%c", s + 2, (unsigned)s_number(s + 5, 7), s[12]);
     return 0;
 }
 

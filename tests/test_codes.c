@@ -73,11 +73,14 @@ START_TEST(test_pnc_short)
     ck_invalid(pg_pnc_short_to_long("0A/123F", 2026, out, e, sizeof e), "short form");
     ck_invalid(pg_pnc_short_to_long("01/123456", 2026, out, e, sizeof e), "short form");
 
-    char sh[11];
+    char sh[12];
     ck_assert_int_eq(pg_pnc_long_to_short("2001/0123456F", sh, e, sizeof e), 0);
     ck_assert_str_eq(sh, "01/123456F");
     ck_assert_int_eq(pg_pnc_long_to_short("1999/0054321A", sh, e, sizeof e), 0);
     ck_assert_str_eq(sh, "99/54321A");
+    /* a 7-digit serial fills the short form: 11 characters */
+    ck_assert_int_eq(pg_pnc_long_to_short("2001/1234567K", sh, e, sizeof e), 0);
+    ck_assert_str_eq(sh, "01/1234567K");
     ck_invalid(pg_pnc_long_to_short("2001/0123456G", sh, e, sizeof e), "expected 'F'");
 }
 END_TEST

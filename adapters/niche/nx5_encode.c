@@ -301,7 +301,7 @@ static int s_person(s_enc *e, const Polegate__Pole__V1__Person *p)
                      pg_country_alpha3_to_alpha2(p->nationality))))
         return rc;
     if (p->pnc_id && *p->pnc_id) {
-        char short_form[11], why[PG_ERRSTR_SIZE];
+        char short_form[12], why[PG_ERRSTR_SIZE];
         if (pg_pnc_long_to_short(p->pnc_id, short_form, why, sizeof why) != 0)
             return s_fail(e, PG_EINVALID, "person.pnc_id", "%s", why);
         if ((rc = s_elem(e, "person.pnc_id", "PNCID", short_form)))

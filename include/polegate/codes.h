@@ -17,8 +17,8 @@ int pg_pnc_validate_long(const char *s, char *errstr, size_t errstr_size);
  * 20YY, else 19YY. out holds 14 bytes. 0 or PG_EINVALID with reason. */
 int pg_pnc_short_to_long(const char *s, int ref_year, char out[14], char *errstr,
                          size_t errstr_size);
-/* Long -> short. out holds 11 bytes. 0 or PG_EINVALID. */
-int pg_pnc_long_to_short(const char *s, char out[11], char *errstr, size_t errstr_size);
+/* Long -> short ("YY/NNNNNNNC" is at most 11 characters). out holds 12 bytes. 0 or PG_EINVALID. */
+int pg_pnc_long_to_short(const char *s, char out[12], char *errstr, size_t errstr_size);
 
 /* Validate a CRO number "NNNNNN/YYC". 0 or PG_EINVALID with reason. */
 int pg_cro_validate(const char *s, char *errstr, size_t errstr_size);
