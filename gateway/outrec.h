@@ -31,6 +31,7 @@ typedef struct pg_outrec {
     pg_audit_action audit_action;
     const char *destination;
     const char *agreement;
+    const char *policy_version; /* the policy that decided (pg-policy-version) */
     const char *entity_id;
     const char *native_id;
     const char *origin;

@@ -1,0 +1,941 @@
+/* Unit tests for gateway/router: per-destination records under the policy through the
+ * ledger, withholding and its audit, links following their ends, withdrawal (marking,
+ * MoPI, delete, policy change at restart), provenance headers, atomicity. */
+#include <check.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ledger.h"
+#include "outrec.h"
+#include "policy.h"
+#include "polegate/error.h"
+#include "producer.h"
+#include "router.h"
+#include "store.h"
+
+enum { O = 1, OS = 2, S = 3, TS = 4 }; /* classifications */
+enum { P = 1, C = 2 };                 /* handling */
+enum { UPSERT = 1, DELETE = 2 };       /* operations */
+enum { PERSON = 1, LOCATION, VEHICLE, ITEM, WEAPON, TELEPHONE, OCCURRENCE, CUSTODY, INTEL };
+#define NO_MARKING (-1)
+#define UNKNOWN_CLASS 9 /* a classification this build does not know */
+
+#define T_NAT "polegate.esx.national.pole.v1"
+#define T_MER "polegate.esx.mer.pole.v1"
+
+/* National: everything up to OFFICIAL-SENSITIVE except handling C. Merseyside: no
+ * intelligence, no ethnicity, MoPI groups 1, 2 and ungrouped, handling C under its own
+ * agreement. */
+#define POLICY(version, mer_max, mer_topic)                                                        \
+    "policy:\n"                                                                                    \
+    "  version: " version "\n"                                                                     \
+    "  agreements:\n"                                                                              \
+    "    - {name: ISA-NAT, description: national}\n"                                               \
+    "    - {name: ISA-MER, description: merseyside}\n"                                             \
+    "    - {name: ISA-MER-C, description: merseyside handling C}\n"                                \
+    "  destinations:\n"                                                                            \
+    "    - name: national\n"                                                                       \
+    "      kind: national\n"                                                                       \
+    "      topic: " T_NAT "\n"                                                                     \
+    "      agreement: ISA-NAT\n"                                                                   \
+    "      max_classification: OFFICIAL-SENSITIVE\n"                                               \
+    "      kinds: all\n"                                                                           \
+    "    - name: mer\n"                                                                            \
+    "      kind: force\n"                                                                          \
+    "      force: MER\n"                                                                           \
+    "      topic: " mer_topic "\n"                                                                 \
+    "      agreement: ISA-MER\n"                                                                   \
+    "      max_classification: " mer_max "\n"                                                      \
+    "      allow_handling_c: true\n"                                                               \
+    "      handling_c_agreement: ISA-MER-C\n"                                                      \
+    "      kinds: [person, location, vehicle, item, weapon, telephone, occurrence, custody]\n"     \
+    "      redact: [person.ethnicity]\n"                                                           \
+    "      mopi_groups: [1, 2, ungrouped]\n"
+
+static const char *s_policy_v1 = POLICY("ESX-1", "OFFICIAL-SENSITIVE", T_MER);
+
+static char s_dir[256];
+static char e[PG_ERRSTR_SIZE];
+static pg_store *st;
+static pg_ledger *lg;
+static pg_policy *pol;
+static pg_router *rt;
+static pg_changeset *in, *pub;
+static pg_outbatch *ob;
+
+static int s_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static pg_policy *s_policy(const char *yaml)
+{
+    pg_policy *p = pg_policy_load_string(yaml, strlen(yaml), "ESX", e, sizeof e);
+    ck_assert_msg(p != NULL, "policy: %s", e);
+    return p;
+}
+
+static void s_open(const char *policy_yaml)
+{
+    st = pg_store_new(s_dir, 0, e, sizeof e);
+    ck_assert_msg(st != NULL, "%s", e);
+    ck_assert_int_eq(pg_store_set_durable(st, 0), 0);
+    lg = pg_ledger_new(st, e, sizeof e);
+    ck_assert_msg(lg != NULL, "%s", e);
+    pol = s_policy(policy_yaml);
+    rt = pg_router_new(pol, st, "ESX", e, sizeof e);
+    ck_assert_msg(rt != NULL, "%s", e);
+}
+
+static void s_close(void)
+{
+    pg_router_destroy(&rt);
+    ck_assert_ptr_null(rt);
+    pg_router_destroy(&rt);
+    pg_policy_destroy(&pol);
+    pg_ledger_destroy(&lg);
+    pg_store_destroy(&st);
+}
+
+static void s_setup(void)
+{
+    snprintf(s_dir, sizeof s_dir, "/tmp/pg-test-router-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(s_dir));
+    s_open(s_policy_v1);
+    in = pg_changeset_new();
+    pub = pg_changeset_new();
+    ob = pg_outbatch_new();
+    ck_assert(in && pub && ob);
+}
+
+static void s_teardown(void)
+{
+    s_close();
+    pg_changeset_destroy(&in);
+    pg_changeset_destroy(&pub);
+    pg_outbatch_destroy(&ob);
+    nftw(s_dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ------------------------------------------------------------ builders */
+
+static int s_msg_no;
+
+static void s_begin(void)
+{
+    pg_changeset_reset(in);
+    char id[32];
+    snprintf(id, sizeof id, "msg-%d", ++s_msg_no);
+    in->message_id = pg_arena_strdup(in->arena, id);
+}
+
+/* An entity of kind with the fields the test policy redacts filled in. classification
+ * NO_MARKING: no marking at all. */
+static pg_entity_update *s_entity(const char *id, int kind, uint64_t version, int classification,
+                                  int handling, int mopi, int op)
+{
+    pg_arena *a = in->arena;
+    pg_entity_update *x = PG_PB_NEW(a, pg_entity_update, polegate__pole__v1__entity_update);
+    x->id = pg_arena_strdup(a, id);
+    x->operation = op;
+    x->version = version;
+    x->kind = kind;
+    x->origin = PG_PB_NEW(a, pg_origin, polegate__pole__v1__origin);
+    x->origin->force = "ESX";
+    x->origin->system = "ATHENA";
+    x->origin->native_type = "REC";
+    x->origin->native_id = pg_arena_sprintf(a, "N-%s", id);
+    if (classification != NO_MARKING) {
+        x->marking = PG_PB_NEW(a, pg_marking, polegate__pole__v1__marking);
+        x->marking->classification = classification;
+        x->marking->handling = handling;
+    }
+    if (mopi) {
+        x->retention = PG_PB_NEW(a, pg_retention, polegate__pole__v1__retention);
+        x->retention->mopi_group = mopi;
+    }
+    if (op == DELETE)
+        return x;
+    x->body_case = 19 + kind;
+    switch (kind) {
+    case PERSON:
+        x->person = PG_PB_NEW(a, Polegate__Pole__V1__Person, polegate__pole__v1__person);
+        x->person->self_defined_ethnicity =
+            POLEGATE__POLE__V1__SELF_DEFINED_ETHNICITY__SELF_DEFINED_ETHNICITY_W2;
+        x->person->officer_defined_ethnicity =
+            POLEGATE__POLE__V1__OFFICER_DEFINED_ETHNICITY__OFFICER_DEFINED_ETHNICITY_IC1;
+        x->person->occupation = "plumber";
+        break;
+    case LOCATION:
+        x->location = PG_PB_NEW(a, Polegate__Pole__V1__Location, polegate__pole__v1__location);
+        x->location->street = "High Street";
+        break;
+    case VEHICLE:
+        x->vehicle = PG_PB_NEW(a, Polegate__Pole__V1__Vehicle, polegate__pole__v1__vehicle);
+        x->vehicle->vrm = "AB12CDE";
+        break;
+    case INTEL:
+        x->intelligence =
+            PG_PB_NEW(a, Polegate__Pole__V1__Intelligence, polegate__pole__v1__intelligence);
+        x->intelligence->text = "subject seen at the address";
+        break;
+    case OCCURRENCE:
+        x->occurrence =
+            PG_PB_NEW(a, Polegate__Pole__V1__Occurrence, polegate__pole__v1__occurrence);
+        x->occurrence->summary = "burglary";
+        break;
+    default:
+        ck_abort_msg("kind %d not built by this test", kind);
+    }
+    return x;
+}
+
+static void s_add_entity(pg_entity_update *x)
+{
+    ck_assert_int_eq(pg_changeset_add_entity(in, x, 0), 0);
+}
+
+static pg_entity_ref *s_ref(const char *id, int kind)
+{
+    pg_entity_ref *r = PG_PB_NEW(in->arena, pg_entity_ref, polegate__pole__v1__entity_ref);
+    r->id = pg_arena_strdup(in->arena, id);
+    r->kind = kind;
+    return r;
+}
+
+/* A single link (NX5 style) from -> to with its own marking. */
+static pg_link_update *s_link(const char *id, const char *from, int from_kind, const char *to,
+                              int to_kind, int classification, int op)
+{
+    pg_arena *a = in->arena;
+    pg_link_update *l = PG_PB_NEW(a, pg_link_update, polegate__pole__v1__link_update);
+    l->id = pg_arena_strdup(a, id);
+    l->operation = op;
+    l->version = 1;
+    l->from = s_ref(from, from_kind);
+    l->to = s_ref(to, to_kind);
+    l->role = POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_HOME_ADDRESS;
+    l->origin = PG_PB_NEW(a, pg_origin, polegate__pole__v1__origin);
+    l->origin->force = "ESX";
+    l->origin->system = "ATHENA";
+    l->marking = PG_PB_NEW(a, pg_marking, polegate__pole__v1__marking);
+    l->marking->classification = classification;
+    l->marking->handling = POLEGATE__POLE__V1__HANDLING__HANDLING_P;
+    ck_assert_int_eq(pg_changeset_add_link(in, l), 0);
+    return l;
+}
+
+/* Apply `in` to the ledger and route what it published, in one transaction that
+ * commits. The batch is reset first. */
+static void s_route(void)
+{
+    pg_outbatch_reset(ob);
+    pg_changeset_reset(pub);
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    ck_assert_msg(txn != NULL, "%s", e);
+    pg_ledger_result res;
+    ck_assert_msg(pg_ledger_apply(lg, txn, in, pub, &res, e, sizeof e) == 0, "ledger: %s", e);
+    ck_assert_msg(pg_router_route(rt, txn, pub, ob, e, sizeof e) == 0, "router: %s", e);
+    ck_assert_msg(pg_store_commit(&txn, e, sizeof e) == 0, "%s", e);
+}
+
+/* ------------------------------------------------------------ finding records */
+
+static const char *s_hdr(const pg_outrec *r, const char *name)
+{
+    for (size_t i = 0; i < r->header_count; i++)
+        if (!strcmp(r->headers[i].name, name))
+            return r->headers[i].value;
+    return NULL;
+}
+
+/* The index of the n-th (0-based) record for topic and key; -1 when none. */
+static int s_find_nth(const char *topic, const char *key, int n)
+{
+    for (size_t i = 0; i < ob->count; i++)
+        if (!strcmp(ob->recs[i].topic, topic) && !strcmp(ob->recs[i].key, key) && !n--)
+            return (int)i;
+    return -1;
+}
+
+static int s_count(const char *topic, const char *key)
+{
+    int n = 0;
+    while (s_find_nth(topic, key, n) >= 0)
+        n++;
+    return n;
+}
+
+static const pg_outrec *s_rec(const char *topic, const char *key)
+{
+    int i = s_find_nth(topic, key, 0);
+    ck_assert_msg(i >= 0, "no record of %s on %s", key, topic);
+    return &ob->recs[i];
+}
+
+static pg_entity_update *s_unpack_entity(const pg_outrec *r)
+{
+    ck_assert_ptr_nonnull(r->value);
+    ck_assert_str_eq(s_hdr(r, PG_HDR_TYPE), PG_TYPE_ENTITY);
+    pg_entity_update *x = polegate__pole__v1__entity_update__unpack(NULL, r->value_len, r->value);
+    ck_assert_ptr_nonnull(x);
+    return x;
+}
+
+static pg_link_update *s_unpack_link(const pg_outrec *r)
+{
+    ck_assert_ptr_nonnull(r->value);
+    ck_assert_str_eq(s_hdr(r, PG_HDR_TYPE), PG_TYPE_LINK);
+    pg_link_update *x = polegate__pole__v1__link_update__unpack(NULL, r->value_len, r->value);
+    ck_assert_ptr_nonnull(x);
+    return x;
+}
+
+/* The pending audit event of action for id (and destination, when not NULL). */
+static const pg_audit_event *s_audit_find(pg_audit_action action, const char *id,
+                                          const char *dest)
+{
+    for (size_t i = 0; i < ob->audit_count; i++) {
+        const pg_audit_event *ev = &ob->audit[i];
+        if (ev->action == action && !strcmp(ev->entity_id, id) &&
+            (!dest || (ev->destination && !strcmp(ev->destination, dest))))
+            return ev;
+    }
+    return NULL;
+}
+
+static size_t s_audit_count(pg_audit_action action)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ob->audit_count; i++)
+        n += ob->audit[i].action == action;
+    return n;
+}
+
+static int s_held(const char *dest, const char *id)
+{
+    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    ck_assert_ptr_nonnull(txn);
+    int h = pg_router_held(rt, txn, dest, id);
+    pg_store_abort(&txn);
+    ck_assert_int_ge(h, 0);
+    return h;
+}
+
+/* Assert rec is a withdrawal: a DELETE carrying nothing but ids, then its tombstone. */
+static void s_assert_withdrawal(const char *topic, const char *key, uint64_t version,
+                                const char *reason)
+{
+    int i = s_find_nth(topic, key, 0);
+    ck_assert_msg(i >= 0, "no withdrawal of %s on %s", key, topic);
+    const pg_outrec *r = &ob->recs[i];
+    ck_assert_str_eq(s_hdr(r, PG_HDR_OPERATION), "DELETE");
+    ck_assert_str_eq(s_hdr(r, PG_HDR_MARKING), "UNSPECIFIED;UNSPECIFIED");
+    ck_assert_int_eq(r->audit_action, PG_AUDIT_WITHDRAW);
+    ck_assert_str_eq(r->outcome, reason);
+    ck_assert_uint_eq(r->version, version);
+    char v[24];
+    snprintf(v, sizeof v, "%llu", (unsigned long long)version);
+    ck_assert_str_eq(s_hdr(r, PG_HDR_VERSION), v);
+    if (!strcmp(s_hdr(r, PG_HDR_TYPE), PG_TYPE_ENTITY)) {
+        pg_entity_update *x = s_unpack_entity(r);
+        ck_assert_int_eq(x->operation, DELETE);
+        ck_assert_uint_eq(x->version, version);
+        ck_assert_ptr_null(x->marking);
+        ck_assert_int_eq(x->body_case, 0);
+        polegate__pole__v1__entity_update__free_unpacked(x, NULL);
+    } else {
+        pg_link_update *x = s_unpack_link(r);
+        ck_assert_int_eq(x->operation, DELETE);
+        ck_assert_uint_eq(x->version, version);
+        ck_assert_ptr_null(x->marking);
+        polegate__pole__v1__link_update__free_unpacked(x, NULL);
+    }
+    ck_assert_int_lt((size_t)i + 1, ob->count);
+    const pg_outrec *t = &ob->recs[i + 1];
+    ck_assert_str_eq(t->key, key);
+    ck_assert_str_eq(t->topic, topic);
+    ck_assert_ptr_null(t->value);
+    ck_assert_int_eq(t->audit_action, PG_AUDIT_NONE);
+    ck_assert_str_eq(s_hdr(t, PG_HDR_OPERATION), "DELETE");
+}
+
+/* ------------------------------------------------------------ decisions */
+
+/* One entity UPSERT, what each destination gets. NULL reason: shared. */
+typedef struct t_decision {
+    const char *name;
+    int kind, classification, handling, mopi;
+    const char *national; /* NULL: shared; else the withhold reason */
+    const char *mer;
+    const char *mer_agreement;
+    const char *mer_redactions;
+} t_decision;
+
+static const t_decision s_decisions[] = {
+    {"person OS P", PERSON, OS, P, 1, NULL, NULL, "ISA-MER", "person.ethnicity"},
+    {"person O P ungrouped", PERSON, O, P, 0, NULL, NULL, "ISA-MER", "person.ethnicity"},
+    {"person OS C", PERSON, OS, C, 1, "handling", NULL, "ISA-MER-C", "person.ethnicity"},
+    {"person SECRET", PERSON, S, P, 1, "secret", "secret", NULL, NULL},
+    {"person TOP SECRET", PERSON, TS, P, 1, "secret", "secret", NULL, NULL},
+    {"person no marking", PERSON, NO_MARKING, P, 1, "marking-missing", "marking-missing", NULL,
+     NULL},
+    {"person unknown class", PERSON, UNKNOWN_CLASS, P, 1, "marking-missing", "marking-missing",
+     NULL, NULL},
+    {"person handling unset", PERSON, OS, 0, 1, "marking-missing", "marking-missing", NULL, NULL},
+    {"intelligence OS P", INTEL, OS, P, 1, NULL, "kind", NULL, NULL},
+    {"person MoPI 3", PERSON, OS, P, 3, NULL, "mopi", NULL, NULL},
+    {"vehicle O P", VEHICLE, O, P, 2, NULL, NULL, "ISA-MER", "none"},
+    {"location OS C ungrouped", LOCATION, OS, C, 0, "handling", NULL, "ISA-MER-C", "none"},
+};
+
+START_TEST(test_decision_table)
+{
+    const t_decision *t = &s_decisions[_i];
+    char id[64];
+    snprintf(id, sizeof id, "e-%d", _i);
+    s_begin();
+    s_add_entity(s_entity(id, t->kind, 3, t->classification, t->handling, t->mopi, UPSERT));
+    s_route();
+
+    /* collected once, whatever the destinations get */
+    ck_assert_uint_eq(s_audit_count(PG_AUDIT_COLLECT), 1);
+    const pg_audit_event *col = s_audit_find(PG_AUDIT_COLLECT, id, NULL);
+    ck_assert_ptr_nonnull(col);
+    ck_assert_str_eq(col->origin, "ESX");
+    ck_assert_str_eq(col->policy_version, "ESX-1");
+
+    const char *topics[2] = {T_NAT, T_MER}, *dests[2] = {"national", "mer"};
+    const char *expect[2] = {t->national, t->mer};
+    for (int d = 0; d < 2; d++) {
+        if (expect[d]) {
+            ck_assert_msg(s_count(topics[d], id) == 0, "%s: %s got a record", t->name, dests[d]);
+            const pg_audit_event *ev = s_audit_find(PG_AUDIT_WITHHOLD, id, dests[d]);
+            ck_assert_msg(ev != NULL, "%s: no withhold for %s", t->name, dests[d]);
+            ck_assert_str_eq(ev->outcome, expect[d]);
+            ck_assert_str_eq(ev->policy_version, "ESX-1");
+            ck_assert_uint_eq(ev->version, 3);
+            ck_assert_int_eq(s_held(dests[d], id), 0);
+            continue;
+        }
+        ck_assert_msg(s_count(topics[d], id) == 1, "%s: %s got %d records", t->name, dests[d],
+                      s_count(topics[d], id));
+        ck_assert_ptr_null(s_audit_find(PG_AUDIT_WITHHOLD, id, dests[d]));
+        const pg_outrec *r = s_rec(topics[d], id);
+        ck_assert_int_eq(r->audit_action, PG_AUDIT_DISCLOSE);
+        ck_assert_str_eq(r->destination, dests[d]);
+        ck_assert_str_eq(r->policy_version, "ESX-1");
+        ck_assert_str_eq(s_hdr(r, "pg-policy-version"), "ESX-1");
+        ck_assert_str_eq(s_hdr(r, PG_HDR_OPERATION), "UPSERT");
+        ck_assert_str_eq(s_hdr(r, PG_HDR_VERSION), "3");
+        ck_assert_str_eq(s_hdr(r, PG_HDR_ORIGIN_FORCE), "ESX");
+        ck_assert_str_eq(s_hdr(r, PG_HDR_SCHEMA), PG_SCHEMA_VERSION);
+        ck_assert_int_eq(s_held(dests[d], id), 1);
+        pg_entity_update *x = s_unpack_entity(r);
+        ck_assert_str_eq(x->id, id);
+        if (d == 0) {
+            ck_assert_str_eq(s_hdr(r, "pg-agreement"), "ISA-NAT");
+            ck_assert_str_eq(s_hdr(r, "pg-redactions"), "none");
+            ck_assert_str_eq(r->outcome, "shared");
+            if (t->kind == PERSON)
+                ck_assert_int_ne(x->person->self_defined_ethnicity, 0);
+        } else {
+            ck_assert_str_eq(s_hdr(r, "pg-agreement"), t->mer_agreement);
+            ck_assert_str_eq(r->agreement, t->mer_agreement);
+            ck_assert_str_eq(s_hdr(r, "pg-redactions"), t->mer_redactions);
+            if (t->kind == PERSON) {
+                /* the same record, another form: ethnicity gone, the rest kept */
+                ck_assert_str_eq(r->outcome, "redacted:person.ethnicity");
+                ck_assert_int_eq(x->person->self_defined_ethnicity, 0);
+                ck_assert_int_eq(x->person->officer_defined_ethnicity, 0);
+                ck_assert_str_eq(x->person->occupation, "plumber");
+            } else {
+                ck_assert_str_eq(r->outcome, "shared");
+            }
+        }
+        polegate__pole__v1__entity_update__free_unpacked(x, NULL);
+    }
+    /* The source record the ledger holds is never the redacted copy. */
+    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    pg_arena *a = pg_arena_new(0);
+    pg_entity_update *stored;
+    ck_assert_int_eq(pg_ledger_get_entity(lg, txn, id, a, &stored, NULL, e, sizeof e), 0);
+    if (t->kind == PERSON)
+        ck_assert_int_ne(stored->person->self_defined_ethnicity, 0);
+    pg_arena_destroy(&a);
+    pg_store_abort(&txn);
+}
+END_TEST
+
+START_TEST(test_secret_counted)
+{
+    s_begin();
+    s_add_entity(s_entity("s1", PERSON, 1, S, P, 1, UPSERT));
+    s_add_entity(s_entity("s2", PERSON, 1, TS, P, 1, UPSERT));
+    s_route();
+    pg_router_stats stats;
+    pg_router_get_stats(rt, &stats);
+    ck_assert_uint_eq(stats.reasons[PG_POLICY_R_SECRET], 4); /* 2 records x 2 destinations */
+    ck_assert_uint_eq(stats.withheld, 4);
+    ck_assert_uint_eq(stats.disclosed, 0);
+    ck_assert_uint_eq(ob->count, 0);
+    ck_assert_uint_eq(s_audit_count(PG_AUDIT_WITHHOLD), 4);
+}
+END_TEST
+
+
+/* ------------------------------------------------------------ links */
+
+START_TEST(test_links_follow_ends)
+{
+    s_begin();
+    s_add_entity(s_entity("p1", PERSON, 1, OS, P, 1, UPSERT));
+    s_add_entity(s_entity("l1", LOCATION, 1, O, P, 1, UPSERT));
+    s_add_entity(s_entity("i1", INTEL, 1, OS, P, 1, UPSERT));
+    s_link("k-pl", "p1", PERSON, "l1", LOCATION, O, UPSERT);
+    s_link("k-ip", "i1", INTEL, "p1", PERSON, O, UPSERT);
+    s_link("k-secret", "p1", PERSON, "l1", LOCATION, S, UPSERT);
+    s_route();
+
+    /* both ends shared: the link goes, once, after its ends */
+    ck_assert_int_eq(s_count(T_NAT, "k-pl"), 1);
+    ck_assert_int_eq(s_count(T_MER, "k-pl"), 1);
+    ck_assert_int_lt(s_find_nth(T_MER, "p1", 0), s_find_nth(T_MER, "k-pl", 0));
+    ck_assert_int_lt(s_find_nth(T_MER, "l1", 0), s_find_nth(T_MER, "k-pl", 0));
+    const pg_outrec *r = s_rec(T_MER, "k-pl");
+    ck_assert_int_eq(r->audit_action, PG_AUDIT_DISCLOSE);
+    ck_assert_str_eq(s_hdr(r, "pg-agreement"), "ISA-MER");
+    ck_assert_str_eq(s_hdr(r, PG_HDR_MARKING), "OFFICIAL;P");
+    pg_link_update *l = s_unpack_link(r);
+    ck_assert_str_eq(l->from->id, "p1");
+    ck_assert_str_eq(l->to->id, "l1");
+    ck_assert_uint_eq(l->version, 1);
+    polegate__pole__v1__link_update__free_unpacked(l, NULL);
+
+    /* an end Merseyside may not have (intelligence) keeps the link from it */
+    ck_assert_int_eq(s_count(T_NAT, "k-ip"), 1);
+    ck_assert_int_eq(s_count(T_MER, "k-ip"), 0);
+    const pg_audit_event *ev = s_audit_find(PG_AUDIT_WITHHOLD, "k-ip", "mer");
+    ck_assert_ptr_nonnull(ev);
+    ck_assert_str_eq(ev->outcome, "link-end");
+    /* the link's own marking counts as much as its ends' */
+    ck_assert_int_eq(s_count(T_NAT, "k-secret"), 0);
+    ck_assert_str_eq(s_audit_find(PG_AUDIT_WITHHOLD, "k-secret", "national")->outcome, "secret");
+    ck_assert_int_eq(s_held("mer", "k-pl"), 1);
+    ck_assert_int_eq(s_held("mer", "k-ip"), 0);
+}
+END_TEST
+
+/* A link whose far end the gateway has not seen waits; it goes when that end arrives
+ * (in a message that does not mention the link). */
+START_TEST(test_link_waits_for_unknown_end)
+{
+    s_begin();
+    s_add_entity(s_entity("p1", PERSON, 1, OS, P, 1, UPSERT));
+    s_link("k1", "p1", PERSON, "l9", LOCATION, O, UPSERT);
+    s_route();
+    ck_assert_int_eq(s_count(T_NAT, "p1"), 1);
+    ck_assert_int_eq(s_count(T_NAT, "k1"), 0);
+    ck_assert_str_eq(s_audit_find(PG_AUDIT_WITHHOLD, "k1", "national")->outcome,
+                     "link-end-unknown");
+    ck_assert_str_eq(s_audit_find(PG_AUDIT_WITHHOLD, "k1", "mer")->outcome, "link-end-unknown");
+
+    s_begin();
+    s_add_entity(s_entity("l9", LOCATION, 1, O, P, 1, UPSERT));
+    s_route();
+    ck_assert_int_eq(s_count(T_NAT, "l9"), 1);
+    ck_assert_int_eq(s_count(T_NAT, "k1"), 1);
+    ck_assert_int_eq(s_count(T_MER, "k1"), 1);
+    ck_assert_int_lt(s_find_nth(T_NAT, "l9", 0), s_find_nth(T_NAT, "k1", 0));
+    const pg_outrec *r = s_rec(T_NAT, "k1");
+    ck_assert_int_eq(r->audit_action, PG_AUDIT_DISCLOSE);
+    ck_assert_str_eq(s_hdr(r, PG_HDR_VERSION), "1");
+    ck_assert_int_eq(s_held("national", "k1"), 1);
+}
+END_TEST
+
+/* An end that is known but withheld holds the link until the end becomes shareable. */
+START_TEST(test_link_waits_for_withheld_end)
+{
+    s_begin();
+    s_add_entity(s_entity("p1", PERSON, 1, OS, P, 1, UPSERT));
+    s_add_entity(s_entity("l1", LOCATION, 1, S, P, 1, UPSERT));
+    s_link("k1", "p1", PERSON, "l1", LOCATION, O, UPSERT);
+    s_route();
+    ck_assert_int_eq(s_count(T_NAT, "k1"), 0);
+    ck_assert_str_eq(s_audit_find(PG_AUDIT_WITHHOLD, "k1", "national")->outcome, "link-end");
+
+    /* re-graded down: the location, then the link, go out */
+    s_begin();
+    s_add_entity(s_entity("l1", LOCATION, 2, O, P, 1, UPSERT));
+    s_route();
+    ck_assert_int_eq(s_count(T_NAT, "l1"), 1);
+    ck_assert_int_eq(s_count(T_NAT, "k1"), 1);
+    ck_assert_int_eq(s_count(T_MER, "k1"), 1);
+    /* and an update of an end that stays shared does not resend its links */
+    s_begin();
+    s_add_entity(s_entity("l1", LOCATION, 3, O, P, 1, UPSERT));
+    s_route();
+    ck_assert_int_eq(s_count(T_NAT, "l1"), 1);
+    ck_assert_int_eq(s_count(T_NAT, "k1"), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------ withdrawal */
+
+/* p1 and l1 shared with both destinations, linked by k1 (one message). */
+static void s_shared_pair(void)
+{
+    s_begin();
+    s_add_entity(s_entity("p1", PERSON, 1, OS, P, 1, UPSERT));
+    s_add_entity(s_entity("l1", LOCATION, 1, O, P, 1, UPSERT));
+    s_link("k1", "p1", PERSON, "l1", LOCATION, O, UPSERT);
+    s_route();
+    ck_assert_int_eq(s_held("national", "k1"), 1);
+    ck_assert_int_eq(s_held("mer", "k1"), 1);
+}
+
+START_TEST(test_withdraw_marking_up)
+{
+    s_shared_pair();
+    s_begin();
+    s_add_entity(s_entity("p1", PERSON, 2, S, P, 1, UPSERT));
+    s_route();
+    /* each destination: DELETE + tombstone of the person at the new version, and of
+     * its link, whose version goes past the one it had */
+    s_assert_withdrawal(T_NAT, "p1", 2, "secret");
+    s_assert_withdrawal(T_MER, "p1", 2, "secret");
+    s_assert_withdrawal(T_NAT, "k1", 2, "link-end");
+    s_assert_withdrawal(T_MER, "k1", 2, "link-end");
+    ck_assert_int_eq(s_count(T_NAT, "p1"), 2);
+    ck_assert_int_eq(s_count(T_NAT, "l1"), 0);
+    const pg_outrec *r = s_rec(T_NAT, "p1");
+    ck_assert_str_eq(r->agreement, "ISA-NAT");
+    ck_assert_str_eq(s_hdr(r, "pg-agreement"), "ISA-NAT");
+    ck_assert_str_eq(s_hdr(r, "pg-policy-version"), "ESX-1");
+    ck_assert_str_eq(s_hdr(r, "pg-redactions"), "none");
+    ck_assert_int_eq(s_held("national", "p1"), 0);
+    ck_assert_int_eq(s_held("mer", "k1"), 0);
+    ck_assert_ptr_null(s_audit_find(PG_AUDIT_WITHHOLD, "p1", "national"));
+    pg_router_stats stats;
+    pg_router_get_stats(rt, &stats);
+    ck_assert_uint_eq(stats.withdrawn, 4);
+    ck_assert_uint_eq(stats.reasons[PG_POLICY_R_SECRET], 2);
+    ck_assert_uint_eq(stats.reasons[PG_POLICY_R_LINK_END], 2);
+
+    /* down again: the person at its new version, the unchanged link past its DELETE */
+    s_begin();
+    s_add_entity(s_entity("p1", PERSON, 3, OS, P, 1, UPSERT));
+    s_route();
+    ck_assert_str_eq(s_hdr(s_rec(T_NAT, "p1"), PG_HDR_VERSION), "3");
+    const pg_outrec *k = s_rec(T_NAT, "k1");
+    ck_assert_str_eq(s_hdr(k, PG_HDR_OPERATION), "UPSERT");
+    ck_assert_str_eq(s_hdr(k, PG_HDR_VERSION), "3");
+    pg_link_update *l = s_unpack_link(k);
+    ck_assert_uint_eq(l->version, 3);
+    polegate__pole__v1__link_update__free_unpacked(l, NULL);
+    ck_assert_int_eq(s_held("national", "k1"), 1);
+}
+END_TEST
+
+START_TEST(test_withdraw_mopi)
+{
+    s_shared_pair();
+    s_begin();
+    s_add_entity(s_entity("p1", PERSON, 2, OS, P, 3, UPSERT));
+    s_route();
+    s_assert_withdrawal(T_MER, "p1", 2, "mopi");
+    s_assert_withdrawal(T_MER, "k1", 2, "link-end");
+    /* national takes every group: the new version, its link untouched */
+    ck_assert_int_eq(s_count(T_NAT, "p1"), 1);
+    ck_assert_str_eq(s_hdr(s_rec(T_NAT, "p1"), PG_HDR_OPERATION), "UPSERT");
+    ck_assert_int_eq(s_count(T_NAT, "k1"), 0);
+    ck_assert_int_eq(s_held("national", "k1"), 1);
+}
+END_TEST
+
+START_TEST(test_withdraw_delete)
+{
+    s_shared_pair();
+    s_begin();
+    s_add_entity(s_entity("s1", PERSON, 1, S, P, 1, UPSERT));
+    s_route();
+
+    s_begin();
+    s_add_entity(s_entity("p1", PERSON, 5, OS, P, 1, DELETE));
+    s_add_entity(s_entity("s1", PERSON, 2, S, P, 1, DELETE));
+    s_route();
+    s_assert_withdrawal(T_NAT, "p1", 5, "deleted");
+    s_assert_withdrawal(T_MER, "p1", 5, "deleted");
+    /* its link: the ledger deletes it, and whoever had it is told */
+    s_assert_withdrawal(T_NAT, "k1", 2, "deleted");
+    s_assert_withdrawal(T_MER, "k1", 2, "deleted");
+    ck_assert_int_eq(s_count(T_NAT, "k1"), 2);
+    /* a record nobody had: erased, and nothing sent */
+    ck_assert_int_eq(s_count(T_NAT, "s1"), 0);
+    ck_assert_int_eq(s_count(T_MER, "s1"), 0);
+    ck_assert_ptr_null(s_audit_find(PG_AUDIT_WITHHOLD, "s1", NULL));
+    ck_assert_uint_eq(s_audit_count(PG_AUDIT_ERASE), 2);
+    ck_assert_uint_eq(s_audit_count(PG_AUDIT_COLLECT), 0);
+    const pg_audit_event *ev = s_audit_find(PG_AUDIT_ERASE, "p1", NULL);
+    ck_assert_ptr_nonnull(ev);
+    ck_assert_str_eq(ev->native_id, "N-p1");
+    ck_assert_uint_eq(ev->version, 5);
+    ck_assert_int_eq(s_held("national", "p1"), 0);
+    ck_assert_int_eq(s_held("mer", "k1"), 0);
+}
+END_TEST
+
+/* merged_from names only what the destination holds. */
+START_TEST(test_merge_refs_filtered)
+{
+    s_begin();
+    s_add_entity(s_entity("m1", PERSON, 1, OS, P, 1, UPSERT));
+    s_add_entity(s_entity("m2", PERSON, 1, S, P, 1, UPSERT));
+    s_route();
+    s_begin();
+    pg_entity_update *x = s_entity("p1", PERSON, 1, OS, P, 1, UPSERT);
+    x->n_merged_from = 2;
+    x->merged_from = pg_arena_alloc(in->arena, 2 * sizeof *x->merged_from);
+    x->merged_from[0] = s_ref("m1", PERSON);
+    x->merged_from[1] = s_ref("m2", PERSON);
+    s_add_entity(x);
+    s_route();
+    pg_entity_update *u = s_unpack_entity(s_rec(T_NAT, "p1"));
+    ck_assert_uint_eq(u->n_merged_from, 1);
+    ck_assert_str_eq(u->merged_from[0]->id, "m1");
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+    /* the merged-away record is withdrawn from whoever had it */
+    s_assert_withdrawal(T_NAT, "m1", 2, "deleted");
+    ck_assert_int_eq(s_count(T_NAT, "m2"), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------ policy change */
+
+static int s_reconcile(void)
+{
+    pg_outbatch_reset(ob);
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    ck_assert_ptr_nonnull(txn);
+    int n = pg_router_reconcile(rt, txn, ob, e, sizeof e);
+    ck_assert_msg(n >= 0, "reconcile: %s", e);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    return n;
+}
+
+static void s_restart(const char *policy_yaml)
+{
+    s_close();
+    s_open(policy_yaml);
+}
+
+START_TEST(test_policy_change_at_restart)
+{
+    s_shared_pair();
+    s_begin();
+    s_add_entity(s_entity("v1", VEHICLE, 4, O, P, 1, UPSERT));
+    s_route();
+    ck_assert_int_eq(s_reconcile(), 0); /* same policy: nothing */
+
+    /* Merseyside now takes OFFICIAL only: the OFFICIAL-SENSITIVE person goes, and its
+     * link with it; the OFFICIAL location and vehicle stay. */
+    s_restart(POLICY("ESX-2", "OFFICIAL", T_MER));
+    ck_assert_int_eq(s_reconcile(), 2);
+    s_assert_withdrawal(T_MER, "p1", 1, "classification"); /* the version it holds */
+    s_assert_withdrawal(T_MER, "k1", 2, "link-end");
+    ck_assert_str_eq(s_rec(T_MER, "p1")->policy_version, "ESX-2");
+    ck_assert_str_eq(s_hdr(s_rec(T_MER, "p1"), "pg-policy-version"), "ESX-2");
+    ck_assert_uint_eq(ob->count, 4);
+    ck_assert_int_eq(s_held("mer", "p1"), 0);
+    ck_assert_int_eq(s_held("mer", "l1"), 1);
+    ck_assert_int_eq(s_held("national", "p1"), 1);
+    ck_assert_int_eq(s_reconcile(), 0); /* done once */
+
+    /* A topic that moves: everything held is withdrawn from the old topic, and the
+     * state forgotten so that records go to the new one at their next change. */
+    s_restart(POLICY("ESX-3", "OFFICIAL", "polegate.esx.mer2.pole.v1"));
+    ck_assert_int_eq(s_reconcile(), 2);
+    s_assert_withdrawal(T_MER, "l1", 1, "kind");
+    s_assert_withdrawal(T_MER, "v1", 4, "kind");
+    ck_assert_int_eq(s_held("mer", "l1"), 0);
+    s_begin();
+    s_add_entity(s_entity("l1", LOCATION, 2, O, P, 1, UPSERT));
+    s_route();
+    ck_assert_int_eq(s_count("polegate.esx.mer2.pole.v1", "l1"), 1);
+}
+END_TEST
+
+/* pg_router_route does the reconcile itself when nobody called it. */
+START_TEST(test_policy_change_on_first_route)
+{
+    s_shared_pair();
+    s_restart(POLICY("ESX-2", "OFFICIAL", T_MER));
+    s_begin();
+    s_add_entity(s_entity("v1", VEHICLE, 1, O, P, 1, UPSERT));
+    s_route();
+    s_assert_withdrawal(T_MER, "p1", 1, "classification");
+    ck_assert_int_eq(s_count(T_MER, "v1"), 1);
+    ck_assert_int_lt(s_find_nth(T_MER, "p1", 0), s_find_nth(T_MER, "v1", 0));
+}
+END_TEST
+
+/* A destination dropped from the policy is told to delete what it held. */
+START_TEST(test_destination_removed)
+{
+    s_shared_pair();
+    s_restart("policy:\n"
+              "  version: ESX-9\n"
+              "  agreements: [{name: ISA-NAT, description: national}]\n"
+              "  destinations:\n"
+              "    - {name: national, kind: national, topic: " T_NAT ", agreement: ISA-NAT,\n"
+              "       max_classification: OFFICIAL-SENSITIVE, kinds: all}\n");
+    ck_assert_int_eq(s_reconcile(), 3);
+    s_assert_withdrawal(T_MER, "p1", 1, "kind");
+    s_assert_withdrawal(T_MER, "l1", 1, "kind");
+    s_assert_withdrawal(T_MER, "k1", 2, "kind");
+    ck_assert_str_eq(s_rec(T_MER, "p1")->agreement, "ISA-MER");
+    ck_assert_int_eq(s_count(T_NAT, "p1"), 0);
+    ck_assert_int_eq(s_held("mer", "p1"), 0);
+    ck_assert_int_eq(s_held("mer", "k1"), 0);
+    ck_assert_int_eq(s_held("national", "p1"), 1);
+}
+END_TEST
+
+/* ------------------------------------------------------------ atomicity */
+
+START_TEST(test_abort_changes_nothing)
+{
+    s_begin();
+    s_add_entity(s_entity("p1", PERSON, 1, OS, P, 1, UPSERT));
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    pg_ledger_result res;
+    ck_assert_int_eq(pg_ledger_apply(lg, txn, in, pub, &res, e, sizeof e), 0);
+    ck_assert_int_eq(pg_router_route(rt, txn, pub, ob, e, sizeof e), 0);
+    ck_assert_int_eq(pg_router_held(rt, txn, "national", "p1"), 1);
+    pg_store_abort(&txn);
+    ck_assert_int_eq(s_held("national", "p1"), 0);
+    /* the same message again: the same records, as if it were the first time */
+    pg_changeset_reset(pub);
+    s_route();
+    ck_assert_int_eq(s_count(T_NAT, "p1"), 1);
+    ck_assert_int_eq(s_held("national", "p1"), 1);
+}
+END_TEST
+
+/* A failure part way through leaves the transaction and the batch as they were. */
+START_TEST(test_error_midway_leaves_nothing)
+{
+    s_begin();
+    s_add_entity(s_entity("p0", PERSON, 1, OS, P, 1, UPSERT));
+    s_route();
+    size_t before = ob->count, audit_before = ob->audit_count;
+    ck_assert_uint_gt(before, 0);
+
+    pg_changeset *cs = pg_changeset_new();
+    char *long_id = pg_arena_alloc(cs->arena, 600);
+    memset(long_id, 'x', 599);
+    long_id[599] = 0;
+    s_begin();
+    pg_entity_update *good = s_entity("p1", PERSON, 1, OS, P, 1, UPSERT);
+    pg_entity_update *bad = s_entity("p2", PERSON, 1, OS, P, 1, UPSERT);
+    bad->id = long_id;
+    ck_assert_int_eq(pg_changeset_add_entity(cs, good, 0), 0);
+    ck_assert_int_eq(pg_changeset_add_entity(cs, bad, 0), 0);
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    ck_assert_int_eq(pg_router_route(rt, txn, cs, ob, e, sizeof e), PG_EINVALID);
+    ck_assert_ptr_nonnull(strstr(e, "too long"));
+    ck_assert_uint_eq(ob->count, before);
+    ck_assert_uint_eq(ob->audit_count, audit_before);
+    ck_assert_int_eq(pg_router_held(rt, txn, "national", "p1"), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    ck_assert_int_eq(s_held("national", "p1"), 0);
+    pg_router_stats stats;
+    pg_router_get_stats(rt, &stats);
+    ck_assert_uint_eq(stats.messages, 1);
+
+    /* an update without an id, a link without an end */
+    txn = pg_store_begin(st, 1, e, sizeof e);
+    pg_changeset_reset(cs);
+    good->id = "";
+    ck_assert_int_eq(pg_changeset_add_entity(cs, good, 0), 0);
+    ck_assert_int_eq(pg_router_route(rt, txn, cs, ob, e, sizeof e), PG_EINVALID);
+    ck_assert_ptr_nonnull(strstr(e, "changes[0]: an update without an id"));
+    pg_changeset_reset(cs);
+    pg_link_update *l = s_link("k1", "p0", PERSON, "l1", LOCATION, O, UPSERT);
+    l->to = NULL;
+    ck_assert_int_eq(pg_changeset_add_link(cs, l), 0);
+    ck_assert_int_eq(pg_router_route(rt, txn, cs, ob, e, sizeof e), PG_EINVALID);
+    ck_assert_ptr_nonnull(strstr(e, "changes[0].link: an end is missing"));
+    pg_store_abort(&txn);
+    ck_assert_uint_eq(ob->count, before);
+    pg_changeset_destroy(&cs);
+}
+END_TEST
+
+START_TEST(test_read_only_txn_refused)
+{
+    s_begin();
+    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    ck_assert_int_eq(pg_router_route(rt, txn, pub, ob, e, sizeof e), PG_EUSAGE);
+    ck_assert_ptr_nonnull(strstr(e, "write transaction"));
+    ck_assert_int_eq(pg_router_reconcile(rt, txn, ob, e, sizeof e), PG_EUSAGE);
+    pg_store_abort(&txn);
+}
+END_TEST
+
+/* ------------------------------------------------------------ suite */
+
+static Suite *s_suite(void)
+{
+    Suite *s = suite_create("router");
+    TCase *tc = tcase_create("decide");
+    tcase_add_checked_fixture(tc, s_setup, s_teardown);
+    tcase_add_loop_test(tc, test_decision_table, 0,
+                        (int)(sizeof s_decisions / sizeof s_decisions[0]));
+    tcase_add_test(tc, test_secret_counted);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("links");
+    tcase_add_checked_fixture(tc, s_setup, s_teardown);
+    tcase_add_test(tc, test_links_follow_ends);
+    tcase_add_test(tc, test_link_waits_for_unknown_end);
+    tcase_add_test(tc, test_link_waits_for_withheld_end);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("withdraw");
+    tcase_add_checked_fixture(tc, s_setup, s_teardown);
+    tcase_add_test(tc, test_withdraw_marking_up);
+    tcase_add_test(tc, test_withdraw_mopi);
+    tcase_add_test(tc, test_withdraw_delete);
+    tcase_add_test(tc, test_merge_refs_filtered);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("policy_change");
+    tcase_add_checked_fixture(tc, s_setup, s_teardown);
+    tcase_add_test(tc, test_policy_change_at_restart);
+    tcase_add_test(tc, test_policy_change_on_first_route);
+    tcase_add_test(tc, test_destination_removed);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("atomic");
+    tcase_add_checked_fixture(tc, s_setup, s_teardown);
+    tcase_add_test(tc, test_abort_changes_nothing);
+    tcase_add_test(tc, test_error_midway_leaves_nothing);
+    tcase_add_test(tc, test_read_only_txn_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(s_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
