@@ -1295,6 +1295,11 @@ START_TEST(test_encode_names)
     s_expect_has(text, "<Surname>\xc5\x81UKASZEWSKA</Surname>\n    <Given>SE\xc3\x81N</Given>\n"
                        "    <Given>ANNA</Given>\n    <Given>MARIA ZO\xc3\x8b STRASSE</Given>\n");
     s_expect_has(text, "<Alias><Surname>O'BRIEN-GARC\xc3\x8d" "A</Surname>");
+    free(text);
+    /* A seven-digit PNC serial: the short form is 11 characters, check letter kept. */
+    p->pnc_id = "1985/3447876J";
+    text = s_encode_rc(cs, NULL, 0, err);
+    s_expect_has(text, "<PNCID>85/3447876J</PNCID>");
     pg_changeset *back = s_decode_ok(text, strlen(text));
     ck_assert_uint_eq(back->changes[0].entity->person->name->n_forenames, 3);
     free(text);
