@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "policy.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
 #include "producer.h"
@@ -23,6 +24,7 @@ typedef enum s_type {
     S_INT,   /* int, a decimal scalar within [min, max] */
     S_SIZE,  /* size_t, bytes with an optional binary suffix, within [min, max] */
     S_PROPS, /* a mapping of scalars to scalars, kept in order */
+    S_COUNT, /* size_t, a decimal scalar within [min, max] */
 } s_type;
 
 enum {
@@ -111,6 +113,20 @@ static int s_check_topic(pg_config *cfg, const char *v, char *errstr, size_t err
     return 0;
 }
 
+static int s_check_fsync(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
+{
+    if (!strcmp(v, "event"))
+        cfg->audit_sync_every = 1;
+    else if (!strcmp(v, "batch"))
+        cfg->audit_sync_every = UINT_MAX;
+    else
+        return pg_errf(PG_ECONFIG, errstr, errstr_size,
+                       "'%s' is not an fsync mode (event: every event on disk before it "
+                       "counts; batch: once per batch of records)",
+                       v);
+    return 0;
+}
+
 static int s_check_level(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
 {
     cfg->log_level = pg_log_level_parse(v);
@@ -158,9 +174,6 @@ static const s_entry s_store[] = {
 static const s_entry s_kafka[] = {
     {S_STR, "brokers", NULL, S_REQUIRED, S_OFF(kafka_brokers), 0, 0, NULL,
      "Bootstrap brokers, comma-separated `host:port` (librdkafka `bootstrap.servers`)."},
-    {S_STR, "topic", "`polegate.<force>.pole.v1`, the force code in lower case", S_DERIVED,
-     S_OFF(kafka_topic), 0, 0, s_check_topic,
-     "Topic of the outbound canonical updates (docs/topics.md)."},
     {S_INT, "flush_timeout_ms", "10000", 0, S_OFF(kafka_flush_timeout_ms), 0, 600000, NULL,
      "On shutdown, how long to wait for the broker to confirm records still in flight."},
     {S_PROPS, "properties", "{}", 0, S_OFF(kafka_properties), 0, 0, NULL,
@@ -168,6 +181,89 @@ static const s_entry s_kafka[] = {
      "overriding polegate's defaults. `acks`, `enable.idempotence` and `partitioner` "
      "are fixed (all, true, murmur2_random) and may not be changed; `bootstrap.servers` "
      "is `brokers`."},
+    {0},
+};
+
+static int s_check_transport(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
+{
+    (void)cfg;
+    if (!strcmp(v, "zmq") || !strcmp(v, "dir"))
+        return 0;
+    return pg_errf(PG_ECONFIG, errstr, errstr_size,
+                   "'%s' is not a delivery transport (zmq, dir)", v);
+}
+
+static int s_check_id_prefix(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
+{
+    (void)cfg;
+    size_t n = strlen(v);
+    int ok = n >= 1 && n <= 4;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isdigit((unsigned char)v[i]);
+    if (!ok)
+        return pg_errf(PG_ECONFIG, errstr, errstr_size, "'%s' is not 1-4 digits", v);
+    return 0;
+}
+
+static const s_entry s_delivery[] = {
+    {S_STR, "transport", "zmq", 0, S_OFF(delivery_transport), 0, 0, s_check_transport,
+     "How partner records reach the local RMS: `zmq` (its import endpoint, one ack per "
+     "message) or `dir` (a drop directory, one file per message)."},
+    {S_STR, "endpoint", "none: partner records are not consumed", S_DERIVED,
+     S_OFF(delivery_endpoint), 0, 0, NULL,
+     "`zmq`: the RMS import endpoint to connect to (`tcp://127.0.0.1:5601`); `dir`: the "
+     "drop directory. With it, and partners in `policy:`, polegated consumes the "
+     "partners' topics and delivers their records here (docs/delivery.md)."},
+    {S_INT, "window", "64", 0, S_OFF(delivery_window), 1, 100000, NULL,
+     "Messages sent to the RMS and not yet acknowledged, at most; a full window stops "
+     "consuming (backpressure)."},
+    {S_INT, "ack_timeout_ms", "5000", 0, S_OFF(delivery_ack_timeout_ms), 10, 600000, NULL,
+     "`zmq`: how long to wait for the RMS's ack before sending the message again."},
+    {S_INT, "retry_max_ms", "60000", 0, S_OFF(delivery_retry_max_ms), 10, 3600000, NULL,
+     "`zmq`: the longest wait between two sends of one message (the wait doubles)."},
+    {S_STR, "atx_id_prefix", "9", 0, S_OFF(delivery_atx_id_prefix), 0, 0, s_check_id_prefix,
+     "ATX RMS: the 1-4 digits every id given to a partner record starts with "
+     "(`P9000000001`); choose digits the RMS's own ids never start with."},
+    {S_STR, "group_id", "`polegate.<force>.partners`, the force code in lower case", S_DERIVED,
+     S_OFF(delivery_group_id), 0, 0, NULL,
+     "Kafka consumer group of the partner topics: every polegated of one force uses the "
+     "same, so that they share the partitions."},
+    {0},
+};
+
+static const s_entry s_spool[] = {
+    {S_SIZE, "max_bytes", "256MiB", 0, S_OFF(spool_max_bytes), 1LL << 20, 1LL << 40, NULL,
+     "Most bytes of records waiting in the spool for the broker; beyond it intake "
+     "answers retry."},
+    {S_COUNT, "max_records", "1000000", 0, S_OFF(spool_max_records), 100, 1LL << 40, NULL,
+     "Most records waiting in the spool for the broker; beyond it intake answers retry."},
+    {S_INT, "group_commit", "256", 0, S_OFF(spool_group_commit), 1, 10000, NULL,
+     "Most intake requests applied in one write transaction (one fsync)."},
+    {S_INT, "drain_timeout_ms", "10000", 0, S_OFF(spool_drain_timeout_ms), 0, 600000, NULL,
+     "On SIGTERM, how long to keep publishing the spool before leaving the rest for the "
+     "next start."},
+    {0},
+};
+
+static const s_entry s_dlq[] = {
+    {S_STR, "topic", "`polegate.<force>.dlq.v1`, the force code in lower case", S_DERIVED,
+     S_OFF(dlq_topic), 0, 0, s_check_topic,
+     "Topic of the dead letters: messages that cannot be published (docs/reliability.md)."},
+    {S_COUNT, "max_records", "10000", 0, S_OFF(dlq_max_records), 1, 1LL << 40, NULL,
+     "Most dead letters kept locally while the broker cannot take them."},
+    {S_SIZE, "max_bytes", "64MiB", 0, S_OFF(dlq_max_bytes), 1LL << 20, 1LL << 40, NULL,
+     "Most bytes of dead letters kept locally while the broker cannot take them."},
+    {0},
+};
+
+static const s_entry s_audit[] = {
+    {S_STR, "path", "`<store.path>/audit.log`", S_DERIVED, S_OFF(audit_path), 0, 0, NULL,
+     "The append-only, hash-chained audit log of collection, disclosure, withholding, "
+     "withdrawal, receipt and erasure (docs/policy.md \"Audit log\"); created if missing."},
+    {S_STR, "fsync", "event", 0, S_OFF(audit_fsync), 0, 0, s_check_fsync,
+     "`event`: every audit event is on disk (fdatasync) before the step it records "
+     "counts as done; `batch`: once per batch of records, before the batch is "
+     "acknowledged or its offsets committed."},
     {0},
 };
 
@@ -182,14 +278,17 @@ static const s_section s_sections[] = {
     {"adapter", s_adapter, "The native format of the records system."},
     {"intake", s_intake, "Where the records system sends its messages."},
     {"store", s_store, "The local state (ledger) of records and links."},
-    {"kafka", s_kafka, "Where canonical updates are published."},
+    {"kafka", s_kafka,
+     "The brokers canonical updates are published to (each destination's topic is in "
+     "`policy.destinations`)."},
+    {"delivery", s_delivery, "Where partner records are delivered (the local RMS's import)."},
+    {"spool", s_spool, "The durable queue of records between intake and the broker."},
+    {"dlq", s_dlq, "Dead letters."},
+    {"audit", s_audit, "The disclosure audit log (Data Protection Act 2018 Part 3, s.62)."},
     {"log", s_log, "Logging."},
 };
 #define S_NSECTIONS (sizeof s_sections / sizeof s_sections[0])
 
-/* Top-level sections that other modules read from the same file: the config leaves
- * them alone (the policy module parses and checks `policy:` itself). */
-static const char *const s_foreign[] = {"policy"};
 #define S_MAXKEYS 8
 
 static const char *s_type_name(s_type t)
@@ -203,6 +302,8 @@ static const char *s_type_name(s_type t)
         return "size";
     case S_PROPS:
         return "mapping";
+    case S_COUNT:
+        return "count";
     }
     return "?";
 }
@@ -353,6 +454,16 @@ static void s_set(s_loader *ld, const s_section *sec, const s_entry *e, const ch
         *(size_t *)field = (size_t)n;
         break;
     }
+    case S_COUNT: {
+        long long n;
+        if (s_parse_int(v, &n) || n < e->min || n > e->max) {
+            s_err(ld, line, "%s.%s: '%s' is not a whole number from %lld to %lld", sec->name,
+                  e->key, v, e->min, e->max);
+            return;
+        }
+        *(size_t *)field = (size_t)n;
+        break;
+    }
     case S_PROPS:
         return; /* only from a mapping, in s_props */
     }
@@ -404,6 +515,15 @@ static void s_props(s_loader *ld, const s_section *sec, const s_entry *e, struct
     }
 }
 
+/* Keys that older configs had, and what replaced them; NULL for any other key. */
+static const char *s_gone(const char *section, const char *key)
+{
+    if (!strcmp(section, "kafka") && !strcmp(key, "topic"))
+        return "each destination has its own topic (policy.destinations[].topic, "
+               "docs/topics.md)";
+    return NULL;
+}
+
 static void s_section_load(s_loader *ld, const s_section *sec, struct fy_node *map, int sec_line)
 {
     int seen[S_MAXKEYS] = {0};
@@ -419,7 +539,12 @@ static void s_section_load(s_loader *ld, const s_section *sec, struct fy_node *m
                 if (!strcmp(e->key, key))
                     break;
             if (!key || !e->key) {
-                s_err(ld, line, "unknown key '%s' in section '%s'", key ? key : "?", sec->name);
+                const char *gone = key ? s_gone(sec->name, key) : NULL;
+                if (gone)
+                    s_err(ld, line, "%s.%s: no longer a setting: %s", sec->name, key, gone);
+                else
+                    s_err(ld, line, "unknown key '%s' in section '%s'", key ? key : "?",
+                          sec->name);
                 continue;
             }
             seen[e - sec->entries] = line ? line : 1;
@@ -457,12 +582,33 @@ static void s_section_load(s_loader *ld, const s_section *sec, struct fy_node *m
 static void s_derive(s_loader *ld)
 {
     pg_config *cfg = ld->cfg;
-    if (!cfg->kafka_topic && cfg->force_lower) {
+    if (!cfg->dlq_topic && cfg->force_lower) {
         char topic[64];
-        snprintf(topic, sizeof topic, "polegate.%s.pole.v1", cfg->force_lower);
-        cfg->kafka_topic = strdup(topic);
-        if (!cfg->kafka_topic)
+        snprintf(topic, sizeof topic, "polegate.%s.dlq.v1", cfg->force_lower);
+        cfg->dlq_topic = strdup(topic);
+        if (!cfg->dlq_topic)
             s_err(ld, 0, "out of memory");
+    }
+    if (!cfg->audit_path && cfg->store_path) {
+        size_t n = strlen(cfg->store_path);
+        int slash = n && cfg->store_path[n - 1] == '/';
+        if (asprintf(&cfg->audit_path, "%s%saudit.log", cfg->store_path, slash ? "" : "/") < 0) {
+            cfg->audit_path = NULL;
+            s_err(ld, 0, "out of memory");
+        }
+    }
+    if (!cfg->delivery_group_id && cfg->force_lower) {
+        char group[64];
+        snprintf(group, sizeof group, "polegate.%s.partners", cfg->force_lower);
+        cfg->delivery_group_id = strdup(group);
+        if (!cfg->delivery_group_id)
+            s_err(ld, 0, "out of memory");
+    }
+    if (cfg->delivery_endpoint && cfg->delivery_transport &&
+        !strcmp(cfg->delivery_transport, "zmq")) {
+        char why[PG_ERRSTR_SIZE];
+        if (s_check_endpoint(cfg, cfg->delivery_endpoint, why, sizeof why))
+            s_err(ld, 0, "delivery.endpoint: %s", why);
     }
     if (cfg->adapter) {
         size_t max = cfg->adapter->max_message_size;
@@ -474,6 +620,42 @@ static void s_derive(s_loader *ld)
                   "of %zu bytes",
                   cfg->intake_max_message_size, cfg->adapter->name, max);
     }
+}
+
+/* The `policy:` section, parsed by the policy module once the force is known, and the
+ * rules between it and the other sections. */
+static void s_policy(s_loader *ld, struct fy_node *node, int line)
+{
+    pg_config *cfg = ld->cfg;
+    if (!line) {
+        s_err(ld, 0,
+              "missing section 'policy': without destinations this gateway would publish "
+              "nothing (each destination names its topic, agreement and what it may "
+              "receive: docs/policy.md)");
+        return;
+    }
+    if (!cfg->force)
+        return; /* reported above; the policy is checked against our force */
+    char why[PG_ERRSTR_SIZE];
+    cfg->policy = pg_policy_parse(node, cfg->path, cfg->force, why, sizeof why);
+    if (!cfg->policy) {
+        pg_buf_printf(&ld->errors, "%s\n", why); /* FILE:LINE:COL: policy...: already */
+        ld->nerrors++;
+        return;
+    }
+    const pg_policy *p = cfg->policy;
+    if (!pg_policy_destination_count(p))
+        s_err(ld, line,
+              "policy.destinations: none: this gateway would publish nothing (add the "
+              "national service or a partner force: docs/policy.md)");
+    for (size_t i = 0; cfg->dlq_topic && i < pg_policy_destination_count(p); i++)
+        if (!strcmp(pg_policy_destination_at(p, i)->topic, cfg->dlq_topic))
+            s_err(ld, line, "policy.destinations[%zu] (%s): topic '%s' is the dead-letter topic",
+                  i, pg_policy_destination_at(p, i)->name, cfg->dlq_topic);
+    for (size_t i = 0; cfg->dlq_topic && i < pg_policy_partner_count(p); i++)
+        if (!strcmp(pg_policy_partner_at(p, i)->topic, cfg->dlq_topic))
+            s_err(ld, line, "policy.partners[%zu] (%s): topic '%s' is the dead-letter topic", i,
+                  pg_policy_partner_at(p, i)->force, cfg->dlq_topic);
 }
 
 static void s_diag_collect(s_loader *ld, struct fy_diag *diag)
@@ -492,8 +674,8 @@ static void s_diag_collect(s_loader *ld, struct fy_diag *diag)
 static void s_load_root(s_loader *ld, struct fy_document *fyd)
 {
     struct fy_node *root = fy_document_root(fyd);
-    struct fy_node *found[S_NSECTIONS] = {0};
-    int lines[S_NSECTIONS] = {0};
+    struct fy_node *found[S_NSECTIONS] = {0}, *policy = NULL;
+    int lines[S_NSECTIONS] = {0}, policy_line = 0;
 
     if (!root || (fy_node_is_scalar(root) && !s_scalar(root))) {
         s_err(ld, 0, "the configuration is empty");
@@ -508,11 +690,11 @@ static void s_load_root(s_loader *ld, struct fy_document *fyd)
     while ((pair = fy_node_mapping_iterate(root, &it))) {
         struct fy_node *k = fy_node_pair_key(pair), *v = fy_node_pair_value(pair);
         const char *name = s_scalar(k);
-        int foreign = 0;
-        for (size_t f = 0; name && f < sizeof s_foreign / sizeof s_foreign[0]; f++)
-            foreign |= !strcmp(name, s_foreign[f]);
-        if (foreign)
+        if (name && !strcmp(name, "policy")) {
+            policy = v;
+            policy_line = s_line(k);
             continue;
+        }
         size_t i = 0;
         for (; name && i < S_NSECTIONS; i++)
             if (!strcmp(s_sections[i].name, name))
@@ -520,7 +702,7 @@ static void s_load_root(s_loader *ld, struct fy_document *fyd)
         if (!name || i == S_NSECTIONS) {
             s_err(ld, s_line(k),
                   "unknown section '%s' (sections: force, adapter, intake, store, kafka, "
-                  "log, policy)",
+                  "delivery, spool, dlq, audit, log, policy)",
                   name ? name : "?");
             continue;
         }
@@ -536,6 +718,7 @@ static void s_load_root(s_loader *ld, struct fy_document *fyd)
         if (lines[i] >= 0) /* a section that was not a mapping is reported once */
             s_section_load(ld, &s_sections[i], found[i], lines[i]);
     s_derive(ld);
+    s_policy(ld, policy, policy_line);
 }
 
 static pg_config *s_read(const char *name, const char *text, size_t len, char *errstr,
@@ -610,6 +793,7 @@ void pg_config_destroy(pg_config **p)
         free(cfg->kafka_properties[i].value);
     }
     free(cfg->kafka_properties);
+    pg_policy_destroy(&cfg->policy);
     free(cfg->force_lower);
     free(cfg->path);
     free(cfg);

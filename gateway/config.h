@@ -7,6 +7,8 @@
 
 #include "polegate/adapter.h"
 
+struct pg_policy;
+
 /* One `kafka.properties` entry, passed verbatim to librdkafka. */
 typedef struct pg_config_kv {
     char *key;
@@ -36,21 +38,51 @@ typedef struct pg_config {
     char *store_path;
     size_t store_map_size;
 
-    /* kafka */
+    /* kafka (the topics are the policy's: one per destination, docs/topics.md) */
     char *kafka_brokers;
-    char *kafka_topic; /* polegate.<force lower>.pole.v1 when not given */
     int kafka_flush_timeout_ms;
     pg_config_kv *kafka_properties;
     size_t kafka_property_count;
 
+    /* delivery: partner records to the local RMS (docs/delivery.md) */
+    char *delivery_transport; /* "zmq" or "dir" */
+    char *delivery_endpoint;  /* NULL: no partner delivery (the consumer does not run) */
+    int delivery_window;
+    int delivery_ack_timeout_ms;
+    int delivery_retry_max_ms;
+    char *delivery_atx_id_prefix; /* ATX ids of partner records start with it */
+    char *delivery_group_id;      /* Kafka consumer group; polegate.<force>.partners */
+
+    /* spool */
+    size_t spool_max_bytes;
+    size_t spool_max_records;
+    int spool_group_commit;
+    int spool_drain_timeout_ms;
+
+    /* dlq */
+    char *dlq_topic; /* polegate.<force lower>.dlq.v1 when not given */
+    size_t dlq_max_records;
+    size_t dlq_max_bytes;
+
+    /* audit */
+    char *audit_path;          /* <store.path>/audit.log when not given */
+    char *audit_fsync;         /* "event" or "batch" */
+    unsigned audit_sync_every; /* pg_audit_options.sync_every: 1, or UINT_MAX for "batch" */
+
     /* log */
     char *log_level_name;
     int log_level; /* a pg_log_level */
+
+    /* policy: what may be shared with whom (gateway/policy.h, docs/policy.md); owned by
+     * the config. Never NULL in a loaded config: at least one destination. */
+    struct pg_policy *policy;
 } pg_config;
 
-/* Read and validate the YAML file at path. NULL on failure, with every problem
- * found written into errstr, one per line ("FILE:LINE: unknown key 'x' in section
- * 'kafka'"), truncated to errstr_size. The caller owns the result. */
+/* Read and validate the YAML file at path, its `policy:` section included (parsed by
+ * pg_policy_parse). NULL on failure, with every problem found written into errstr, one
+ * per line ("FILE:LINE: unknown key 'x' in section 'kafka'", "FILE:LINE:COL:
+ * policy.destinations[0]...: ..."), truncated to errstr_size. The caller owns the
+ * result. */
 pg_config *pg_config_load(const char *path, char *errstr, size_t errstr_size);
 /* The same for YAML text in memory; name stands for the file in messages. */
 pg_config *pg_config_parse(const char *name, const char *text, size_t len, char *errstr,

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "policy.h"
 #include "polegate/error.h"
 #include "polegate/version.h"
 
@@ -25,7 +26,8 @@ static void s_usage(FILE *f)
                "       polegated --config-reference | --help | --version\n"
                "\n"
                "  --config FILE       run the gateway as FILE (YAML) says\n"
-               "  --check-config      validate FILE, print what is wrong, exit 0 (valid) or 1\n"
+               "  --check-config      validate FILE and its policy, print every problem\n"
+               "                      (FILE:LINE), exit 0 (valid) or 1\n"
                "  --config-reference  print every configuration key (Markdown)\n"
                "  --help              this text\n"
                "  --version           the version\n"
@@ -83,8 +85,18 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check) {
-        printf("%s: valid (force %s, adapter %s, intake %s, topic %s)\n", path, cfg->force,
-               cfg->adapter->name, cfg->intake_endpoint, cfg->kafka_topic);
+        const pg_policy *p = cfg->policy;
+        printf("%s: valid (force %s, adapter %s, intake %s, policy %s, audit %s)\n", path,
+               cfg->force, cfg->adapter->name, cfg->intake_endpoint, pg_policy_version(p),
+               cfg->audit_path);
+        for (size_t i = 0; i < pg_policy_destination_count(p); i++) {
+            const pg_policy_destination *d = pg_policy_destination_at(p, i);
+            printf("  destination %s -> %s (agreement %s)\n", d->name, d->topic, d->agreement);
+        }
+        for (size_t i = 0; i < pg_policy_partner_count(p); i++) {
+            const pg_policy_partner *pt = pg_policy_partner_at(p, i);
+            printf("  partner %s <- %s (agreement %s)\n", pt->force, pt->topic, pt->agreement);
+        }
         pg_config_destroy(&cfg);
         return 0;
     }

@@ -1,11 +1,13 @@
 /* Unit tests for gateway/config: good configs, every kind of bad one, the reference. */
 #include <check.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "policy.h"
 #include "polegate/error.h"
 
 #define ROOT PG_FIXTURES "/../.."
@@ -17,8 +19,15 @@ static char s_err[8192];
 #define INTAKE "intake:\n  endpoint: tcp://127.0.0.1:5555\n"
 #define STORE "store:\n  path: /tmp/pg-test-store\n"
 #define KAFKA "kafka:\n  brokers: 127.0.0.1:19092\n"
-/* A complete config whose last section is kafka (line 10 is its last line). */
-#define BASE FORCE ADAPTER INTAKE STORE KAFKA
+/* The smallest policy: one destination (lines 1-4 of BASE). */
+#define POLICY                                                                                     \
+    "policy:\n"                                                                                    \
+    "  version: T-1\n"                                                                             \
+    "  agreements: [{name: A, description: a}]\n"                                                  \
+    "  destinations: [{name: national, kind: national, topic: polegate.esx.national.pole.v1, "      \
+    "agreement: A, max_classification: OFFICIAL, kinds: all}]\n"
+/* A complete config whose last section is kafka (line 14 is its last line). */
+#define BASE POLICY FORCE ADAPTER INTAKE STORE KAFKA
 
 static pg_config *s_parse(const char *text)
 {
@@ -46,8 +55,22 @@ START_TEST(test_minimal_defaults)
     ck_assert_str_eq(cfg->store_path, "/tmp/pg-test-store");
     ck_assert_uint_eq(cfg->store_map_size, 1ULL << 30);
     ck_assert_str_eq(cfg->kafka_brokers, "127.0.0.1:19092");
-    ck_assert_str_eq(cfg->kafka_topic, "polegate.esx.pole.v1");
     ck_assert_int_eq(cfg->kafka_flush_timeout_ms, 10000);
+    ck_assert_uint_eq(cfg->spool_max_bytes, 256u << 20);
+    ck_assert_uint_eq(cfg->spool_max_records, 1000000);
+    ck_assert_int_eq(cfg->spool_group_commit, 256);
+    ck_assert_int_eq(cfg->spool_drain_timeout_ms, 10000);
+    ck_assert_str_eq(cfg->dlq_topic, "polegate.esx.dlq.v1");
+    ck_assert_uint_eq(cfg->dlq_max_records, 10000);
+    ck_assert_uint_eq(cfg->dlq_max_bytes, 64u << 20);
+    ck_assert_str_eq(cfg->audit_path, "/tmp/pg-test-store/audit.log");
+    ck_assert_str_eq(cfg->audit_fsync, "event");
+    ck_assert_uint_eq(cfg->audit_sync_every, 1);
+    ck_assert_ptr_nonnull(cfg->policy);
+    ck_assert_str_eq(pg_policy_version(cfg->policy), "T-1");
+    ck_assert_uint_eq(pg_policy_destination_count(cfg->policy), 1);
+    ck_assert_str_eq(pg_policy_destination_at(cfg->policy, 0)->topic,
+                     "polegate.esx.national.pole.v1");
     ck_assert_uint_eq(cfg->kafka_property_count, 0);
     ck_assert_str_eq(cfg->log_level_name, "info");
     ck_assert_int_eq(cfg->log_level, PG_LOG_INFO);
@@ -70,7 +93,6 @@ START_TEST(test_full)
                              "  map_size: 64M\n"
                              "kafka:\n"
                              "  brokers: a:9092,b:9092\n"
-                             "  topic: partner.mer.v1\n"
                              "  flush_timeout_ms: 2500\n"
                              "  properties:\n"
                              "    linger.ms: 20\n"
@@ -78,17 +100,39 @@ START_TEST(test_full)
                              "    enable.idempotence: true\n"
                              "    client.id: \"polegated-mer\"\n"
                              "log:\n"
-                             "  level: debug\n");
+                             "  level: debug\n"
+                             "spool: {max_bytes: 1GiB, max_records: 5000, group_commit: 16,\n"
+                             "        drain_timeout_ms: 0}\n"
+                             "dlq: {topic: mer.dead, max_records: 7, max_bytes: 2MiB}\n"
+                             "audit: {path: /var/log/pg/audit.log, fsync: batch}\n"
+                             "policy:\n"
+                             "  version: MER-7\n"
+                             "  agreements: [{name: A, description: a}]\n"
+                             "  destinations:\n"
+                             "    - {name: esx, kind: force, force: ESX, topic: polegate.mer.esx.pole.v1,\n"
+                             "       agreement: A, max_classification: OFFICIAL, kinds: [person]}\n"
+                             "  partners:\n"
+                             "    - {force: ESX, topic: polegate.esx.mer.pole.v1, agreement: A}\n");
     ck_assert_msg(cfg != NULL, "%s", s_err);
     ck_assert_ptr_eq(cfg->adapter, &pg_adapter_niche);
+    ck_assert_uint_eq(cfg->spool_max_bytes, 1u << 30);
+    ck_assert_uint_eq(cfg->spool_max_records, 5000);
+    ck_assert_int_eq(cfg->spool_group_commit, 16);
+    ck_assert_int_eq(cfg->spool_drain_timeout_ms, 0);
+    ck_assert_str_eq(cfg->dlq_topic, "mer.dead");
+    ck_assert_uint_eq(cfg->dlq_max_records, 7);
+    ck_assert_uint_eq(cfg->dlq_max_bytes, 2u << 20);
+    ck_assert_str_eq(cfg->audit_path, "/var/log/pg/audit.log");
+    ck_assert_uint_eq(cfg->audit_sync_every, UINT_MAX);
+    ck_assert_str_eq(pg_policy_force(cfg->policy), "MER");
+    ck_assert_str_eq(pg_policy_partner_at(cfg->policy, 0)->topic, "polegate.esx.mer.pole.v1");
     ck_assert_uint_eq(cfg->intake_max_message_size, 2u << 20);
     ck_assert_uint_eq(cfg->store_map_size, 64u << 20);
-    ck_assert_str_eq(cfg->kafka_topic, "partner.mer.v1");
     ck_assert_int_eq(cfg->kafka_flush_timeout_ms, 2500);
     ck_assert_uint_eq(cfg->kafka_property_count, 4);
     ck_assert_str_eq(cfg->kafka_properties[0].key, "linger.ms");
     ck_assert_str_eq(cfg->kafka_properties[0].value, "20");
-    ck_assert_int_eq(cfg->kafka_properties[0].line, 14);
+    ck_assert_int_eq(cfg->kafka_properties[0].line, 13);
     ck_assert_str_eq(cfg->kafka_properties[3].key, "client.id");
     ck_assert_str_eq(cfg->kafka_properties[3].value, "polegated-mer");
     ck_assert_int_eq(cfg->log_level, PG_LOG_DEBUG);
@@ -106,8 +150,22 @@ START_TEST(test_example_files)
     ck_assert_str_eq(mer->force, "MER");
     ck_assert_ptr_eq(esx->adapter, &pg_adapter_athena);
     ck_assert_ptr_eq(mer->adapter, &pg_adapter_niche);
-    ck_assert_str_eq(esx->kafka_topic, "polegate.esx.pole.v1");
-    ck_assert_str_eq(mer->kafka_topic, "polegate.mer.pole.v1");
+    /* each shares with the national service and the other, and reads the other */
+    const char *esx_topics[] = {"polegate.esx.national.pole.v1", "polegate.esx.mer.pole.v1"};
+    const char *mer_topics[] = {"polegate.mer.national.pole.v1", "polegate.mer.esx.pole.v1"};
+    ck_assert_uint_eq(pg_policy_destination_count(esx->policy), 2);
+    ck_assert_uint_eq(pg_policy_destination_count(mer->policy), 2);
+    for (size_t i = 0; i < 2; i++) {
+        ck_assert_str_eq(pg_policy_destination_at(esx->policy, i)->topic, esx_topics[i]);
+        ck_assert_str_eq(pg_policy_destination_at(mer->policy, i)->topic, mer_topics[i]);
+    }
+    ck_assert_uint_eq(pg_policy_partner_count(esx->policy), 1);
+    ck_assert_uint_eq(pg_policy_partner_count(mer->policy), 1);
+    /* what one publishes to the other is what the other reads */
+    ck_assert_str_eq(pg_policy_partner_at(esx->policy, 0)->topic, mer_topics[1]);
+    ck_assert_str_eq(pg_policy_partner_at(mer->policy, 0)->topic, esx_topics[1]);
+    ck_assert_str_eq(pg_policy_partner_at(esx->policy, 0)->force, "MER");
+    ck_assert_str_eq(pg_policy_partner_at(mer->policy, 0)->force, "ESX");
     ck_assert_str_ne(esx->intake_endpoint, mer->intake_endpoint);
     ck_assert_str_ne(esx->store_path, mer->store_path);
     pg_config_destroy(&esx);
@@ -117,14 +175,14 @@ END_TEST
 
 START_TEST(test_unknown_key)
 {
-    s_bad(BASE "  x: 1\n", "t.yaml:11: unknown key 'x' in section 'kafka'");
-    s_bad(BASE "log:\n  lvl: info\n", "t.yaml:12: unknown key 'lvl' in section 'log'");
+    s_bad(BASE "  x: 1\n", "t.yaml:15: unknown key 'x' in section 'kafka'");
+    s_bad(BASE "log:\n  lvl: info\n", "t.yaml:16: unknown key 'lvl' in section 'log'");
 }
 END_TEST
 
 START_TEST(test_unknown_section)
 {
-    s_bad(BASE "metrics:\n  port: 9100\n", "t.yaml:11: unknown section 'metrics'");
+    s_bad(BASE "metrics:\n  port: 9100\n", "t.yaml:15: unknown section 'metrics'");
 }
 END_TEST
 
@@ -134,13 +192,13 @@ START_TEST(test_wrong_types)
     s_bad("force:\n  code: [ESX]\n", "t.yaml:2: force.code: expected a string, got a list");
     s_bad("force:\n  code:\n", "t.yaml:2: force.code: expected a string, got nothing");
     s_bad(BASE "  flush_timeout_ms: ten\n",
-          "t.yaml:11: kafka.flush_timeout_ms: 'ten' is not an integer from 0 to 600000");
+          "t.yaml:15: kafka.flush_timeout_ms: 'ten' is not an integer from 0 to 600000");
     s_bad(BASE "  flush_timeout_ms: 600001\n",
           "kafka.flush_timeout_ms: '600001' is not an integer from 0 to 600000");
     s_bad(BASE "  properties: [a, b]\n",
-          "t.yaml:11: kafka.properties: expected a mapping, got a list");
+          "t.yaml:15: kafka.properties: expected a mapping, got a list");
     s_bad(BASE "  properties:\n    linger.ms: {a: 1}\n",
-          "t.yaml:12: kafka.properties.linger.ms: expected a scalar value, got a mapping");
+          "t.yaml:16: kafka.properties.linger.ms: expected a scalar value, got a mapping");
     s_bad(BASE "  brokers2: x\n", "unknown key 'brokers2' in section 'kafka'");
 }
 END_TEST
@@ -185,7 +243,7 @@ START_TEST(test_bad_values)
     s_bad("intake: {endpoint: 'tcp://127.0.0.1:99999'}\n",
           "intake.endpoint: 'tcp://127.0.0.1:99999' is not a ZeroMQ endpoint");
     s_bad("intake: {endpoint: 'tcp://127.0.0.1'}\n", "is not a ZeroMQ endpoint");
-    s_bad(BASE "  topic: 'bad topic!'\n", "kafka.topic: 'bad topic!' is not a Kafka topic name");
+    s_bad(BASE "dlq: {topic: 'bad topic!'}\n", "dlq.topic: 'bad topic!' is not a Kafka topic name");
     s_bad(BASE "log: {level: loud}\n",
           "log.level: 'loud' is not a log level (error, warn, info, debug)");
     s_bad(FORCE ADAPTER STORE KAFKA
@@ -198,7 +256,7 @@ END_TEST
 START_TEST(test_safety_properties)
 {
     s_bad(BASE "  properties:\n    acks: 1\n",
-          "t.yaml:12: kafka.properties.acks: 'acks' is fixed to 'all' by polegate");
+          "t.yaml:16: kafka.properties.acks: 'acks' is fixed to 'all' by polegate");
     s_bad(BASE "  properties:\n    request.required.acks: 0\n",
           "'request.required.acks' is fixed to 'all'");
     s_bad(BASE "  properties:\n    enable.idempotence: false\n",
@@ -240,6 +298,7 @@ START_TEST(test_every_error_reported)
     ck_assert_ptr_nonnull(strstr(s_err, "t.yaml:3: unknown section 'bogus'"));
     ck_assert_ptr_nonnull(strstr(s_err, "missing section 'intake'"));
     ck_assert_ptr_nonnull(strstr(s_err, "missing section 'kafka'"));
+    ck_assert_ptr_nonnull(strstr(s_err, "missing section 'policy'"));
     ck_assert_int_eq(s_err[strlen(s_err) - 1] != '\n', 1);
 }
 END_TEST
@@ -256,7 +315,7 @@ START_TEST(test_file_errors)
     fclose(f);
     ck_assert_ptr_null(pg_config_load(path, s_err, sizeof s_err));
     char want[128];
-    snprintf(want, sizeof want, "%s:11: unknown key 'nope' in section 'kafka'", path);
+    snprintf(want, sizeof want, "%s:15: unknown key 'nope' in section 'kafka'", path);
     ck_assert_msg(strstr(s_err, want) != NULL, "%s", s_err);
     unlink(path);
 }
@@ -299,7 +358,7 @@ START_TEST(test_reference_matches_docs)
     pg_config_each_key(s_in_doc, &d);
     ck_assert_int_eq(d.missing, 0);
     ck_assert_ptr_nonnull(
-        strstr(ref, "| `kafka.topic` | string | `polegate.<force>.pole.v1`, the force code in "
+        strstr(ref, "| `dlq.topic` | string | `polegate.<force>.dlq.v1`, the force code in "
                     "lower case |"));
     ck_assert_ptr_nonnull(strstr(ref, "| `force.code` | string | required |"));
 
@@ -313,6 +372,86 @@ START_TEST(test_reference_matches_docs)
                   "--config-reference");
     free(doc);
     free(ref);
+}
+END_TEST
+
+
+/* The single outbound topic is gone: each destination names its own. */
+START_TEST(test_kafka_topic_gone)
+{
+    s_bad(BASE "  topic: polegate.esx.pole.v1\n",
+          "t.yaml:15: kafka.topic: no longer a setting: each destination has its own topic "
+          "(policy.destinations[].topic, docs/topics.md)");
+}
+END_TEST
+
+START_TEST(test_policy_required)
+{
+    s_bad(FORCE ADAPTER INTAKE STORE KAFKA,
+          "t.yaml: missing section 'policy': without destinations this gateway would publish "
+          "nothing");
+    s_bad(FORCE ADAPTER INTAKE STORE KAFKA "policy:\n  version: T-1\n",
+          "t.yaml:11: policy.destinations: none: this gateway would publish nothing");
+    s_bad(FORCE ADAPTER INTAKE STORE KAFKA "policy:\n  version: T-1\n  destinations: []\n",
+          "policy.destinations: none");
+}
+END_TEST
+
+/* The policy's own checks, with FILE:LINE:COL, next to the other sections' problems. */
+START_TEST(test_policy_errors_reported)
+{
+    pg_config *cfg = s_parse(FORCE ADAPTER INTAKE STORE KAFKA
+                             "log: {level: loud}\n"
+                             "policy:\n"
+                             "  version: T-1\n"
+                             "  agreements: [{name: A, description: a}]\n"
+                             "  destinations:\n"
+                             "    - {name: d, kind: national, topic: t.d, agreement: A,\n"
+                             "       max_classification: SECRET, kinds: all}\n");
+    ck_assert_ptr_null(cfg);
+    ck_assert_msg(strstr(s_err, "t.yaml:11: log.level: 'loud'") != NULL, "%s", s_err);
+    ck_assert_msg(strstr(s_err, "t.yaml:17:28: policy.destinations[0].max_classification: SECRET "
+                                "is never shared") != NULL,
+                  "%s", s_err);
+    s_bad(FORCE ADAPTER INTAKE STORE KAFKA "policy:\n  version: T-1\n  colour: red\n",
+          "t.yaml:13:3: policy: unknown key 'colour'");
+    s_bad(FORCE ADAPTER INTAKE STORE KAFKA "policy:\n  version: T-1\n"
+                                           "  destinations:\n"
+                                           "    - {name: d, kind: national, topic: t.d, "
+                                           "agreement: Z, max_classification: OFFICIAL, kinds: "
+                                           "all}\n",
+          "agreement 'Z' is not declared in policy.agreements");
+    /* a destination may not be ourselves; checked against force.code */
+    s_bad(FORCE ADAPTER INTAKE STORE KAFKA "policy:\n  version: T-1\n"
+                                           "  agreements: [{name: A, description: a}]\n"
+                                           "  destinations:\n"
+                                           "    - {name: d, kind: force, force: ESX, topic: t.d, "
+                                           "agreement: A, max_classification: OFFICIAL, kinds: "
+                                           "all}\n",
+          "t.yaml:15:");
+}
+END_TEST
+
+START_TEST(test_audit_spool_dlq)
+{
+    s_bad(BASE "audit: {fsync: sometimes}\n",
+          "t.yaml:15: audit.fsync: 'sometimes' is not an fsync mode (event: every event");
+    s_bad(BASE "audit: {path: /x, when: now}\n", "unknown key 'when' in section 'audit'");
+    s_bad(BASE "spool: {max_records: 10}\n",
+          "t.yaml:15: spool.max_records: '10' is not a whole number from 100 to");
+    s_bad(BASE "spool: {max_records: 1K}\n", "spool.max_records: '1K' is not a whole number");
+    s_bad(BASE "spool: {group_commit: 0}\n",
+          "spool.group_commit: '0' is not an integer from 1 to 10000");
+    s_bad(BASE "spool: {max_bytes: 1K}\n", "spool.max_bytes: 1024 bytes is outside");
+    s_bad(BASE "dlq: {max_records: 0}\n", "dlq.max_records: '0' is not a whole number from 1");
+    s_bad(BASE "dlq: {topic: polegate.esx.national.pole.v1}\n",
+          "t.yaml:1: policy.destinations[0] (national): topic 'polegate.esx.national.pole.v1' is "
+          "the dead-letter topic");
+    /* the audit log lives beside the store unless told otherwise */
+    pg_config *cfg = s_parse(POLICY FORCE ADAPTER INTAKE KAFKA "store: {path: /srv/pg/}\n");
+    ck_assert_msg(cfg != NULL, "%s", s_err);
+    ck_assert_str_eq(cfg->audit_path, "/srv/pg/audit.log");
+    pg_config_destroy(&cfg);
 }
 END_TEST
 
@@ -358,6 +497,10 @@ int main(void)
     tcase_add_test(tc, test_file_errors);
     tcase_add_test(tc, test_reference_matches_docs);
     tcase_add_test(tc, test_log_levels);
+    tcase_add_test(tc, test_kafka_topic_gone);
+    tcase_add_test(tc, test_policy_required);
+    tcase_add_test(tc, test_policy_errors_reported);
+    tcase_add_test(tc, test_audit_spool_dlq);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
