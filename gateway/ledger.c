@@ -496,6 +496,7 @@ static int s_merge_one(s_ctx *ctx, const pg_entity_update *e, pg_entity_ref *sur
         d->origin = old->origin;
         d->kind = old->kind;
         d->marking = old->marking;
+        d->retention = old->retention;
     } else {
         d->version = 1;
         d->kind = ref->kind ? ref->kind : e->kind;
@@ -546,7 +547,7 @@ static int s_entity_delete_filled(s_ctx *ctx, pg_entity_update *e, const s_rec *
                                   pg_entity_update **out)
 {
     *out = e;
-    if (!rec->found || (e->kind && e->marking && e->origin))
+    if (!rec->found || (e->kind && e->marking && e->origin && e->retention))
         return 0;
     pg_entity_update *old = s_entity_unpack(ctx, rec, e->id);
     pg_entity_update *c = old ? pg_arena_alloc(ctx->arena, sizeof(*c)) : NULL;
@@ -559,6 +560,9 @@ static int s_entity_delete_filled(s_ctx *ctx, pg_entity_update *e, const s_rec *
         c->marking = old->marking;
     if (!c->origin)
         c->origin = old->origin;
+    /* An ATX DELETE carries no retention; NX5 must state it on a Delete. */
+    if (!c->retention)
+        c->retention = old->retention;
     *out = c;
     return 0;
 }

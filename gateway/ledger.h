@@ -31,9 +31,10 @@
  *
  * 3. Entity UPSERT: emitted as given (the output points at the input's message), then
  *    its links (rule 4 for replaces_links, else none here), then its merges (rule 6).
- *    Entity DELETE: emitted with kind, marking and origin filled in from the stored
- *    record when the adapter left them unset, then a DELETE of every live link from or
- *    to the entity (rule 7).
+ *    Entity DELETE: emitted with kind, marking, origin and retention filled in from the
+ *    stored record when the adapter left them unset (an ATX DELETE has no retention,
+ *    which an NX5 Delete must state), then a DELETE of every live link from or to the
+ *    entity (rule 7).
  *
  * 4. replaces_links (ATX): the link changes in the changeset from that entity are all
  *    its links now. Each one new or changed is emitted as UPSERT; each one unchanged
@@ -49,9 +50,9 @@
  *
  * 6. Merge (UPSERT with merged_from): each merged-away entity not already deleted gets
  *    an emitted DELETE EntityUpdate: version = its stored version + 1 (1 when never
- *    seen); origin, kind and marking from its stored record when known, else origin =
- *    the survivor's origin with the ref's native_id, kind = the ref's kind (or the
- *    survivor's), marking = the survivor's. Then each of its live links is emitted as
+ *    seen); origin, kind, marking and retention from its stored record when known,
+ *    else origin = the survivor's origin with the ref's native_id, kind = the ref's
+ *    kind (or the survivor's), marking = the survivor's. Then each of its live links is emitted as
  *    DELETE and re-created with the merged-away end replaced by the survivor (new id by
  *    pg_identity_link, UPSERT), unless that link is already live, would link the
  *    survivor to itself, or leaves the survivor and the survivor has replaces_links

@@ -570,6 +570,52 @@ START_TEST(test_entity_delete_cascades)
 }
 END_TEST
 
+/* An ATX DELETE has no retention; NX5 needs it on a Delete: filled from the stored
+ * record, for a plain delete and for a merged-away record alike. */
+START_TEST(test_delete_fills_retention)
+{
+    s_msg("m1");
+    pg_entity_update *p = s_entity("P1", K(PERSON), 1, UPSERT, 1);
+    p->retention = PG_PB_NEW(in->arena, pg_retention, polegate__pole__v1__retention);
+    p->retention->mopi_group = 2;
+    p->retention->review_date = s_date(2031, 5, 6);
+    pg_entity_update *q = s_entity("P2", K(PERSON), 4, UPSERT, 1);
+    q->retention = PG_PB_NEW(in->arena, pg_retention, polegate__pole__v1__retention);
+    q->retention->mopi_group = 3;
+    s_apply_ok();
+
+    s_msg("m2");
+    pg_entity_update *d = s_entity("P1", K(PERSON), 2, DELETE, 0);
+    ck_assert_ptr_null(d->retention);
+    s_apply_ok();
+    const pg_entity_update *u = s_out_entity(0, "P1", DELETE, 2);
+    ck_assert_ptr_nonnull(u->retention);
+    ck_assert_int_eq(u->retention->mopi_group, 2);
+    ck_assert_int_eq(u->retention->review_date->year, 2031);
+    ck_assert_ptr_null(d->retention); /* input untouched */
+
+    /* a DELETE that states its own retention keeps it */
+    s_msg("m3");
+    s_entity("P3", K(PERSON), 1, UPSERT, 1)->retention =
+        PG_PB_NEW(in->arena, pg_retention, polegate__pole__v1__retention);
+    s_apply_ok();
+    s_msg("m4");
+    d = s_entity("P3", K(PERSON), 2, DELETE, 0);
+    d->retention = PG_PB_NEW(in->arena, pg_retention, polegate__pole__v1__retention);
+    d->retention->mopi_group = 4;
+    s_apply_ok();
+    ck_assert_int_eq(s_out_entity(0, "P3", DELETE, 2)->retention->mopi_group, 4);
+
+    /* merged away: the derived DELETE carries P2's retention */
+    s_msg("m5");
+    s_merged_from(s_entity("P1", K(PERSON), 3, UPSERT, 0), "P2", K(PERSON));
+    s_apply_ok();
+    u = s_out_entity(1, "P2", DELETE, 5);
+    ck_assert_ptr_nonnull(u->retention);
+    ck_assert_int_eq(u->retention->mopi_group, 3);
+}
+END_TEST
+
 /* NX5 merge: links from and to the merged-away record move to the survivor. */
 START_TEST(test_merge_repoints_both_directions)
 {
@@ -1144,6 +1190,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_merge_keeps_existing_live_link);
     tcase_add_test(tc, test_merge_with_replaced_links);
     tcase_add_test(tc, test_fill_kind_and_marking);
+    tcase_add_test(tc, test_delete_fills_retention);
     tcase_add_test(tc, test_abort_leaves_no_trace);
     tcase_add_test(tc, test_error_undoes_only_the_call);
     tcase_add_loop_test(tc, test_invalid_change, 0, (int)(sizeof s_invalid / sizeof s_invalid[0]));
