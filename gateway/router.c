@@ -339,6 +339,30 @@ static uint64_t s_next_version(uint64_t src, const s_state *st)
     return st->found && st->sent_version >= src ? st->sent_version + 1 : src;
 }
 
+/* A source DELETE of a link dest holds, as the ledger made it (ends, role, validity,
+ * marking, and the deletion's origin), when its marking is one dest may see: *out is
+ * a copy at version v with dest's redactions. Otherwise *out stays NULL and the bare
+ * DELETE of pg_policy_withdrawal_link goes: it never says more than dest knew. */
+static int s_link_delete_as_is(s_ctx *ctx, const s_dest *dest, const pg_link_update *l,
+                               uint64_t v, pg_link_update **out, const char **redactions)
+{
+    if (!dest->pd || l->operation != S_OP_DELETE)
+        return 0;
+    pg_link_update up = *l;
+    up.operation = S_OP_UPSERT;
+    pg_policy_decision d;
+    if (pg_policy_decide_link(ctx->r->policy, dest->pd, &up, PG_POLICY_END_SHARED,
+                              PG_POLICY_END_SHARED, ctx->r->scratch, &d))
+        return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
+    if (d.verdict != PG_POLICY_SHARE)
+        return 0;
+    if (!(*out = s_link_at(ctx, d.link, v)))
+        return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
+    (*out)->operation = S_OP_DELETE;
+    *redactions = d.redactions;
+    return 0;
+}
+
 /* Send dest the link withdrawal of l, past the last version it was sent. The state
  * stays (not held) so that the link's versions on this topic keep going up if it is
  * published again. */
@@ -347,13 +371,17 @@ static int s_withdraw_link(s_ctx *ctx, const s_dest *dest, const pg_link_update 
 {
     pg_router *r = ctx->r;
     uint64_t v = s_next_version(l->version, st);
-    pg_link_update *w = pg_policy_withdrawal_link(r->scratch, l, v);
-    if (!w)
+    const char *redactions = "none";
+    pg_link_update *w = NULL;
+    int rc = s_link_delete_as_is(ctx, dest, l, v, &w, &redactions);
+    if (rc)
+        return rc;
+    if (!w && !(w = pg_policy_withdrawal_link(r->scratch, l, v)))
         return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
-    s_rec rec = {PG_TYPE_LINK, w->id,         w->operation,      v,
-                 w->origin,    NULL,          &w->base,          st->agreement,
-                 "none",       PG_AUDIT_WITHDRAW, pg_policy_reason_name(reason)};
-    int rc = s_emit(ctx, dest, &rec);
+    s_rec rec = {PG_TYPE_LINK, w->id,      w->operation,      v,
+                 w->origin,    w->marking, &w->base,          st->agreement,
+                 redactions,   PG_AUDIT_WITHDRAW, pg_policy_reason_name(reason)};
+    rc = s_emit(ctx, dest, &rec);
     if (rc)
         return rc;
     st->held = 0;
@@ -468,17 +496,50 @@ static int s_shared(void *ud, const char *id)
     return !s_get(&c, u->dest, id, &st) && st.held;
 }
 
+/* A source DELETE (deleted, disposed of, merged away) of an entity dest holds, as the
+ * ledger made it (kind, marking, origin, the deletion's message id and time), when its
+ * marking, kind and MoPI group are ones dest may see, with origin.org_unit cleared when
+ * dest redacts it. NULL otherwise (or out of memory): the bare DELETE of
+ * pg_policy_withdrawal_entity goes, which never says more than dest knew. */
+static const pg_entity_update *s_entity_delete_as_is(s_ctx *ctx, const s_dest *dest,
+                                                     const pg_entity_update *e,
+                                                     const char **redactions)
+{
+    if (!dest->pd || e->operation != S_OP_DELETE)
+        return NULL;
+    pg_policy_facts f;
+    pg_policy_facts_of(e, &f);
+    f.operation = S_OP_UPSERT;
+    if (pg_policy_check_facts(ctx->r->policy, dest->pd, &f) != PG_POLICY_R_OK)
+        return NULL;
+    if (!e->origin || !(dest->pd->redact & (1u << PG_POLICY_FIELD_ORIGIN_ORG_UNIT)))
+        return e;
+    pg_entity_update *c = pg_arena_alloc(ctx->r->scratch, sizeof *c);
+    pg_origin *o = pg_arena_alloc(ctx->r->scratch, sizeof *o);
+    if (!c || !o)
+        return NULL;
+    *c = *e;
+    *o = *e->origin;
+    o->org_unit = (char *)protobuf_c_empty_string;
+    c->origin = o;
+    *redactions = pg_policy_field_name(PG_POLICY_FIELD_ORIGIN_ORG_UNIT);
+    return c;
+}
+
 /* Send dest the entity withdrawal of e at version v (state then forgotten). */
 static int s_withdraw_entity(s_ctx *ctx, const s_dest *dest, const pg_entity_update *e,
                              uint64_t v, const s_state *st, pg_policy_reason reason)
 {
     pg_router *r = ctx->r;
-    pg_entity_update *w = pg_policy_withdrawal_entity(r->scratch, e, v);
+    const char *redactions = "none";
+    const pg_entity_update *w = s_entity_delete_as_is(ctx, dest, e, &redactions);
+    if (!w)
+        w = pg_policy_withdrawal_entity(r->scratch, e, v);
     if (!w)
         return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
-    s_rec rec = {PG_TYPE_ENTITY, w->id,  w->operation,      v,
-                 w->origin,      NULL,   &w->base,          st->agreement,
-                 "none",         PG_AUDIT_WITHDRAW, pg_policy_reason_name(reason)};
+    s_rec rec = {PG_TYPE_ENTITY, w->id,      w->operation,      v,
+                 w->origin,      w->marking, &w->base,          st->agreement,
+                 redactions,     PG_AUDIT_WITHDRAW, pg_policy_reason_name(reason)};
     int rc = s_emit(ctx, dest, &rec);
     if (rc)
         return rc;

@@ -49,7 +49,12 @@
  *     version: docs/topics.md). A link carries the ledger's version, or one more than
  *     the last version sent to that destination when that is higher (a link withdrawn
  *     with its end and published again unchanged).
- *  4. A withdrawal DELETE is pg_policy_withdrawal_entity/_link: ids and kind, never the
+ *  4. A deletion at source (delete, MoPI disposal, merge) that a destination holds is
+ *     sent as the ledger made it (marking, origin, the deletion's message id and time;
+ *     origin.org_unit cleared where the destination redacts it) when its kind, marking
+ *     and MoPI group are ones that destination may see. Every other withdrawal (marking
+ *     up, MoPI re-grade, policy change, or a DELETE marked above what it may see) is
+ *     the bare DELETE of pg_policy_withdrawal_entity/_link: ids, kind, ends; never the
  *     new marking or the reason (pg-marking: UNSPECIFIED;UNSPECIFIED).
  *  5. Policy change: when the stored policy version differs from the policy's,
  *     everything held is re-decided from the ledger's latest records and withdrawn

@@ -29,7 +29,7 @@ enum { PERSON = 1, LOCATION, VEHICLE, ITEM, WEAPON, TELEPHONE, OCCURRENCE, CUSTO
 /* National: everything up to OFFICIAL-SENSITIVE except handling C. Merseyside: no
  * intelligence, no ethnicity, MoPI groups 1, 2 and ungrouped, handling C under its own
  * agreement. */
-#define POLICY(version, mer_max, mer_topic)                                                        \
+#define POLICY_R(version, mer_max, mer_topic, mer_redact)                                                      \
     "policy:\n"                                                                                    \
     "  version: " version "\n"                                                                     \
     "  agreements:\n"                                                                              \
@@ -52,8 +52,11 @@ enum { PERSON = 1, LOCATION, VEHICLE, ITEM, WEAPON, TELEPHONE, OCCURRENCE, CUSTO
     "      allow_handling_c: true\n"                                                               \
     "      handling_c_agreement: ISA-MER-C\n"                                                      \
     "      kinds: [person, location, vehicle, item, weapon, telephone, occurrence, custody]\n"     \
-    "      redact: [person.ethnicity]\n"                                                           \
+    "      redact: [" mer_redact "]\n"                                                             \
     "      mopi_groups: [1, 2, ungrouped]\n"
+
+#define POLICY(version, mer_max, mer_topic)                                                        \
+    POLICY_R(version, mer_max, mer_topic, "person.ethnicity")
 
 static const char *s_policy_v1 = POLICY("ESX-1", "OFFICIAL-SENSITIVE", T_MER);
 
@@ -326,15 +329,16 @@ static int s_held(const char *dest, const char *id)
     return h;
 }
 
-/* Assert rec is a withdrawal: a DELETE carrying nothing but ids, then its tombstone. */
-static void s_assert_withdrawal(const char *topic, const char *key, uint64_t version,
-                                const char *reason)
+/* Assert the record of key on topic is a DELETE then its tombstone: bare (marking NULL:
+ * nothing but ids) or the source's DELETE with that pg-marking. */
+static void s_assert_delete(const char *topic, const char *key, uint64_t version,
+                            const char *reason, const char *marking)
 {
     int i = s_find_nth(topic, key, 0);
     ck_assert_msg(i >= 0, "no withdrawal of %s on %s", key, topic);
     const pg_outrec *r = &ob->recs[i];
     ck_assert_str_eq(s_hdr(r, PG_HDR_OPERATION), "DELETE");
-    ck_assert_str_eq(s_hdr(r, PG_HDR_MARKING), "UNSPECIFIED;UNSPECIFIED");
+    ck_assert_str_eq(s_hdr(r, PG_HDR_MARKING), marking ? marking : "UNSPECIFIED;UNSPECIFIED");
     ck_assert_int_eq(r->audit_action, PG_AUDIT_WITHDRAW);
     ck_assert_str_eq(r->outcome, reason);
     ck_assert_uint_eq(r->version, version);
@@ -345,14 +349,16 @@ static void s_assert_withdrawal(const char *topic, const char *key, uint64_t ver
         pg_entity_update *x = s_unpack_entity(r);
         ck_assert_int_eq(x->operation, DELETE);
         ck_assert_uint_eq(x->version, version);
-        ck_assert_ptr_null(x->marking);
+        ck_assert_int_eq(x->marking == NULL, marking == NULL);
         ck_assert_int_eq(x->body_case, 0);
         polegate__pole__v1__entity_update__free_unpacked(x, NULL);
     } else {
         pg_link_update *x = s_unpack_link(r);
         ck_assert_int_eq(x->operation, DELETE);
         ck_assert_uint_eq(x->version, version);
-        ck_assert_ptr_null(x->marking);
+        ck_assert_int_eq(x->marking == NULL, marking == NULL);
+        ck_assert_ptr_nonnull(x->from);
+        ck_assert_ptr_nonnull(x->to);
         polegate__pole__v1__link_update__free_unpacked(x, NULL);
     }
     ck_assert_int_lt((size_t)i + 1, ob->count);
@@ -362,6 +368,13 @@ static void s_assert_withdrawal(const char *topic, const char *key, uint64_t ver
     ck_assert_ptr_null(t->value);
     ck_assert_int_eq(t->audit_action, PG_AUDIT_NONE);
     ck_assert_str_eq(s_hdr(t, PG_HDR_OPERATION), "DELETE");
+}
+
+/* A withdrawal: the bare DELETE. */
+static void s_assert_withdrawal(const char *topic, const char *key, uint64_t version,
+                                const char *reason)
+{
+    s_assert_delete(topic, key, version, reason, NULL);
 }
 
 /* ------------------------------------------------------------ decisions */
@@ -587,6 +600,25 @@ END_TEST
 
 /* ------------------------------------------------------------ withdrawal */
 
+static int s_reconcile(void)
+{
+    pg_outbatch_reset(ob);
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    ck_assert_ptr_nonnull(txn);
+    int n = pg_router_reconcile(rt, txn, ob, e, sizeof e);
+    ck_assert_msg(n >= 0, "reconcile: %s", e);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    return n;
+}
+
+static void s_restart(const char *policy_yaml)
+{
+    s_close();
+    s_open(policy_yaml);
+}
+
+
+
 /* p1 and l1 shared with both destinations, linked by k1 (one message). */
 static void s_shared_pair(void)
 {
@@ -669,11 +701,13 @@ START_TEST(test_withdraw_delete)
     s_add_entity(s_entity("p1", PERSON, 5, OS, P, 1, DELETE));
     s_add_entity(s_entity("s1", PERSON, 2, S, P, 1, DELETE));
     s_route();
-    s_assert_withdrawal(T_NAT, "p1", 5, "deleted");
-    s_assert_withdrawal(T_MER, "p1", 5, "deleted");
+    /* a deletion at source goes as the ledger made it (its marking is one they saw) */
+    s_assert_delete(T_NAT, "p1", 5, "deleted", "OFFICIAL-SENSITIVE;P");
+    s_assert_delete(T_MER, "p1", 5, "deleted", "OFFICIAL-SENSITIVE;P");
     /* its link: the ledger deletes it, and whoever had it is told */
-    s_assert_withdrawal(T_NAT, "k1", 2, "deleted");
-    s_assert_withdrawal(T_MER, "k1", 2, "deleted");
+    s_assert_delete(T_NAT, "k1", 2, "deleted", "OFFICIAL;P");
+    s_assert_delete(T_MER, "k1", 2, "deleted", "OFFICIAL;P");
+    ck_assert_str_eq(s_hdr(s_rec(T_MER, "k1"), "pg-agreement"), "ISA-MER");
     ck_assert_int_eq(s_count(T_NAT, "k1"), 2);
     /* a record nobody had: erased, and nothing sent */
     ck_assert_int_eq(s_count(T_NAT, "s1"), 0);
@@ -687,6 +721,46 @@ START_TEST(test_withdraw_delete)
     ck_assert_uint_eq(ev->version, 5);
     ck_assert_int_eq(s_held("national", "p1"), 0);
     ck_assert_int_eq(s_held("mer", "k1"), 0);
+
+    /* A DELETE whose marking went up with it says no more than they knew: bare. */
+    s_begin();
+    s_add_entity(s_entity("p2", PERSON, 1, OS, P, 1, UPSERT));
+    s_route();
+    s_begin();
+    s_add_entity(s_entity("p2", PERSON, 2, S, P, 1, DELETE));
+    s_route();
+    s_assert_withdrawal(T_NAT, "p2", 2, "deleted");
+    s_assert_withdrawal(T_MER, "p2", 2, "deleted");
+}
+END_TEST
+
+/* A forwarded DELETE loses origin.org_unit where the destination redacts it. */
+START_TEST(test_delete_redacted)
+{
+    s_restart(POLICY_R("ESX-1", "OFFICIAL-SENSITIVE", T_MER, "person.ethnicity, origin.org_unit"));
+    s_begin();
+    pg_entity_update *x = s_entity("p1", PERSON, 1, OS, P, 1, UPSERT);
+    x->origin->org_unit = "ESX/CID";
+    s_add_entity(x);
+    s_route();
+    ck_assert_str_eq(s_hdr(s_rec(T_MER, "p1"), "pg-redactions"), "origin.org_unit,person.ethnicity");
+    s_begin();
+    x = s_entity("p1", PERSON, 2, OS, P, 1, DELETE);
+    x->origin->org_unit = "ESX/CID";
+    s_add_entity(x);
+    s_route();
+    s_assert_delete(T_MER, "p1", 2, "deleted", "OFFICIAL-SENSITIVE;P");
+    const pg_outrec *r = s_rec(T_MER, "p1");
+    ck_assert_str_eq(s_hdr(r, "pg-redactions"), "origin.org_unit");
+    pg_entity_update *u = s_unpack_entity(r);
+    ck_assert_str_eq(u->origin->org_unit, "");
+    ck_assert_str_eq(u->origin->native_id, "N-p1");
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+    r = s_rec(T_NAT, "p1");
+    ck_assert_str_eq(s_hdr(r, "pg-redactions"), "none");
+    u = s_unpack_entity(r);
+    ck_assert_str_eq(u->origin->org_unit, "ESX/CID");
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
 }
 END_TEST
 
@@ -710,29 +784,12 @@ START_TEST(test_merge_refs_filtered)
     ck_assert_str_eq(u->merged_from[0]->id, "m1");
     polegate__pole__v1__entity_update__free_unpacked(u, NULL);
     /* the merged-away record is withdrawn from whoever had it */
-    s_assert_withdrawal(T_NAT, "m1", 2, "deleted");
+    s_assert_delete(T_NAT, "m1", 2, "deleted", "OFFICIAL-SENSITIVE;P");
     ck_assert_int_eq(s_count(T_NAT, "m2"), 0);
 }
 END_TEST
 
 /* ------------------------------------------------------------ policy change */
-
-static int s_reconcile(void)
-{
-    pg_outbatch_reset(ob);
-    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
-    ck_assert_ptr_nonnull(txn);
-    int n = pg_router_reconcile(rt, txn, ob, e, sizeof e);
-    ck_assert_msg(n >= 0, "reconcile: %s", e);
-    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
-    return n;
-}
-
-static void s_restart(const char *policy_yaml)
-{
-    s_close();
-    s_open(policy_yaml);
-}
 
 START_TEST(test_policy_change_at_restart)
 {
@@ -912,6 +969,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_withdraw_marking_up);
     tcase_add_test(tc, test_withdraw_mopi);
     tcase_add_test(tc, test_withdraw_delete);
+    tcase_add_test(tc, test_delete_redacted);
     tcase_add_test(tc, test_merge_refs_filtered);
     suite_add_tcase(s, tc);
 
