@@ -164,7 +164,7 @@ typedef struct pg_policy_decision {
 } pg_policy_decision;
 
 /* What decides shareability of an entity, without its content: what the caller keeps
- * per entity to re-decide on a policy change (see docs/policy.md "State"). */
+ * per entity to re-decide on a policy change (docs/policy.md "Routing"). */
 typedef struct pg_policy_facts {
     int operation;      /* Operation */
     int kind;           /* EntityKind */
