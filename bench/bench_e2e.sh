@@ -51,9 +51,14 @@ store:
   map_size: 4GiB
 kafka:
   brokers: $PG_KAFKA_BROKERS
-  topic: $topic
 log:
   level: info
+policy:
+  version: BENCH-1
+  agreements: [{name: ISA-BENCH, description: bench}]
+  destinations:
+    - {name: national, kind: national, topic: $topic, agreement: ISA-BENCH,
+       max_classification: OFFICIAL-SENSITIVE, kinds: all}
 EOF
 "$build/gateway/polegated" --config "$work/bench.yaml" </dev/null >"$work/polegated.log" 2>&1 &
 daemon_pid=$!

@@ -101,8 +101,9 @@ DELETED = ("TELEPHONE", "T0000000042", 2, "63", "2026-10-25T01:29:00+00:00")
 # Deleting the telephone deletes every link from and to it.
 DELETED_LINKS = [LINKS[0]]
 
-# Every record has all six, tombstones too (docs/topics.md).
-HEADERS = ["pg-type", "pg-schema", "pg-origin-force", "pg-marking", "pg-operation", "pg-version"]
+# Every record has all nine, tombstones too (docs/topics.md).
+HEADERS = ["pg-type", "pg-schema", "pg-origin-force", "pg-marking", "pg-operation", "pg-version",
+           "pg-agreement", "pg-policy-version", "pg-redactions"]
 
 # Upserts, then per delete the DELETE and its tombstone (docs/topics.md).
 EXPECTED_RECORDS = len(ENTITIES) + len(LINKS) + 2 * (1 + len(DELETED_LINKS))
@@ -124,8 +125,16 @@ def write_config(path, port, store_dir, brokers, topic):
             "adapter:\n  name: athena\n"
             "intake:\n  endpoint: tcp://127.0.0.1:%d\n"
             "store:\n  path: %s\n  map_size: 64MiB\n"
-            "kafka:\n  brokers: %s\n  topic: %s\n"
-            "log:\n  level: info\n" % (port, store_dir, brokers, topic)
+            "kafka:\n  brokers: %s\n"
+            "log:\n  level: info\n"
+            # One destination taking everything the sample has (OFFICIAL-SENSITIVE, P)
+            # on the run's own topic (docs/policy.md).
+            "policy:\n  version: E2E-1\n"
+            "  agreements: [{name: ISA-E2E, description: e2e}]\n"
+            "  destinations:\n"
+            "    - {name: national, kind: national, topic: %s, agreement: ISA-E2E,\n"
+            "       max_classification: OFFICIAL-SENSITIVE, kinds: all}\n"
+            % (port, store_dir, brokers, topic)
         )
 
 
