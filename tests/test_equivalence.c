@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compose.h"
 #include "idmap.h"
 #include "ledger.h"
 #include "polegate/adapter.h"
@@ -101,18 +102,18 @@ static void s_assert_equivalent(const pg_rms_model *a, const pg_rms_model *b)
 /* ------------------------------------------------------------ the partner path */
 
 /* What the daemon does with the canonical updates of a partner: a partner ledger
- * (duplicates, stale revisions, link state), the idmap (local ids, revisions) and the
- * local adapter's encode, delivered to the RMS model. */
+ * (duplicates, stale revisions, link state), then gateway/compose (the native messages
+ * each right on its own, ids and revisions from the idmap), delivered to the RMS
+ * model. */
 typedef struct s_pipe {
     const pg_adapter_ops *src, *dst;
     char dir[64];
     pg_store *store;
     pg_ledger *ledger;
     pg_idmap_store *idmap;
+    pg_compose *compose;
     pg_rms_model *rms;
-    pg_changeset *in, *out, *enc;
-    pg_arena *scratch;
-    pg_buf native;
+    pg_changeset *in, *out;
     int batches;
     size_t sent; /* native messages delivered */
 } s_pipe;
@@ -132,11 +133,13 @@ static s_pipe *s_pipe_new(const pg_adapter_ops *src, const pg_adapter_ops *dst)
     pg_idmap_config cfg = {.format = dst->format};
     p->idmap = pg_idmap_new(p->store, &cfg, e, sizeof e);
     ck_assert_msg(p->idmap != NULL, "%s", e);
+    pg_compose_opts co = {
+        .adapter = dst, .ledger = p->ledger, .idmap = p->idmap, .now_ms = S_NOW_MS};
+    p->compose = pg_compose_new(&co, e, sizeof e);
+    ck_assert_msg(p->compose != NULL, "%s", e);
     p->rms = s_model(dst);
     p->in = pg_changeset_new();
     p->out = pg_changeset_new();
-    p->enc = pg_changeset_new();
-    p->scratch = pg_arena_new(0);
     return p;
 }
 
@@ -144,10 +147,8 @@ static void s_pipe_free(s_pipe *p)
 {
     pg_changeset_destroy(&p->in);
     pg_changeset_destroy(&p->out);
-    pg_changeset_destroy(&p->enc);
-    pg_arena_destroy(&p->scratch);
-    pg_buf_free(&p->native);
     pg_rms_model_destroy(&p->rms);
+    pg_compose_destroy(&p->compose);
     pg_idmap_destroy(&p->idmap);
     pg_ledger_destroy(&p->ledger);
     pg_store_destroy(&p->store);
@@ -157,127 +158,22 @@ static void s_pipe_free(s_pipe *p)
     free(p);
 }
 
-/* Encode p->enc (its entities' versions already set) and deliver it to the RMS. */
-static void s_deliver(s_pipe *p, pg_store_txn *txn)
+/* The sink: each composed message straight into the RMS model. */
+static int s_deliver(void *arg, const uint8_t *msg, size_t len, const pg_changeset *cs)
 {
-    char batch[32];
-    snprintf(batch, sizeof batch, "gw-%06d", ++p->batches);
-    pg_idmap_use(p->idmap, txn);
-    pg_adapter_ctx ctx = {.idmap = pg_idmap_iface(p->idmap), .now_ms = S_NOW_MS, .batch = batch};
-    pg_buf_reset(&p->native);
-    int rc = p->dst->encode(&ctx, p->enc, &p->native, e, sizeof e);
-    ck_assert_msg(rc == 0, "%s encode: %s", p->dst->format, e);
-    pg_idmap_use(p->idmap, NULL);
-    rc = pg_rms_model_apply_bytes(p->rms, p->native.data, p->native.len, e, sizeof e);
-    ck_assert_msg(rc == 0, "the %s RMS rejects what we sent: %s\n%s", p->dst->format, e,
-                  (char *)p->native.data);
+    s_pipe *p = arg;
+    (void)cs;
+    int rc = pg_rms_model_apply_bytes(p->rms, msg, len, e, sizeof e);
+    ck_assert_msg(rc == 0, "the %s RMS rejects what we sent: %s\n%.*s", p->dst->format, e, (int)len,
+                  (const char *)msg);
     p->sent++;
-}
-
-/* The revision the RMS is sent for entity eu: increasing with every send. */
-static void s_revise(s_pipe *p, pg_store_txn *txn, pg_entity_update *eu)
-{
-    uint64_t rev;
-    ck_assert_int_eq(
-        pg_idmap_next_revision(p->idmap, txn, eu->id, eu->version, &rev, NULL, e, sizeof e), 0);
-    eu->version = rev;
-}
-
-/* Is id among the merged_from of an entity before change `upto` of cs? */
-static int s_merged_before(const pg_changeset *cs, size_t upto, const char *id)
-{
-    for (size_t i = 0; i < upto; i++) {
-        const pg_change *c = &cs->changes[i];
-        for (size_t k = 0; c->type == PG_CHANGE_ENTITY && k < c->entity->n_merged_from; k++)
-            if (!strcmp(c->entity->merged_from[k]->id, id))
-                return 1;
-    }
     return 0;
 }
 
-/* NX5 takes the changes as they are, links one at a time: one document. The DELETEs
- * the ledger derives for merged-away entities are left out: the Merge says it. */
-static void s_to_nx5(s_pipe *p, pg_store_txn *txn)
+static void s_refused(void *arg, const pg_change *change, const char *reason)
 {
-    pg_changeset_reset(p->enc);
-    for (size_t i = 0; i < p->out->count; i++) {
-        pg_change *c = &p->out->changes[i];
-        if (c->type == PG_CHANGE_ENTITY &&
-            c->entity->operation == POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE &&
-            s_merged_before(p->out, i, c->entity->id))
-            continue;
-        if (c->type == PG_CHANGE_ENTITY) {
-            s_revise(p, txn, c->entity);
-            pg_changeset_add_entity(p->enc, c->entity, 0);
-        } else {
-            pg_changeset_add_link(p->enc, c->link);
-        }
-    }
-    if (p->enc->count)
-        s_deliver(p, txn);
-}
-
-/* ATX: a record carries all its links. Send the record eu with every live link from
- * it (as the ledger has them after this change), at a new revision. */
-static void s_atx_send_record(s_pipe *p, pg_store_txn *txn, pg_entity_update *eu, GHashTable *sent)
-{
-    pg_changeset_reset(p->enc);
-    s_revise(p, txn, eu);
-    pg_changeset_add_entity(p->enc, eu, 1);
-    if (eu->operation == POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT) {
-        pg_link_update **links;
-        size_t n;
-        ck_assert_int_eq(
-            pg_ledger_links_from(p->ledger, txn, eu->id, p->scratch, &links, &n, e, sizeof e), 0);
-        for (size_t i = 0; i < n; i++)
-            pg_changeset_add_link(p->enc, links[i]);
-    }
-    s_deliver(p, txn);
-    g_hash_table_add(sent, g_strdup(eu->id));
-}
-
-static void s_to_atx(s_pipe *p, pg_store_txn *txn)
-{
-    GHashTable *sent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    for (size_t i = 0; i < p->out->count; i++) {
-        pg_change *c = &p->out->changes[i];
-        if (c->type == PG_CHANGE_ENTITY) {
-            s_atx_send_record(p, txn, c->entity, sent);
-            continue;
-        }
-        /* A link-only change: the RMS learns it from its source record, sent again
-         * with its links as they now are. */
-        const char *from = c->link->from->id;
-        if (g_hash_table_contains(sent, from))
-            continue;
-        pg_entity_update *src = NULL;
-        int deleted = 0;
-        int rc =
-            pg_ledger_get_entity(p->ledger, txn, from, p->scratch, &src, &deleted, e, sizeof e);
-        if (rc == PG_ENOTFOUND || deleted)
-            continue; /* never received (or gone): nothing the RMS could be sent */
-        ck_assert_msg(rc == 0, "%s", e);
-        s_atx_send_record(p, txn, src, sent);
-    }
-    g_hash_table_destroy(sent);
-}
-
-/* An ATX DELETE carries no retention, which an NX5 Delete must state (MoPI, Review):
- * take it from the record as last received. The ledger fills in kind, marking and
- * origin of a DELETE the same way, but not retention. */
-static void s_fill_deletes(s_pipe *p, pg_store_txn *txn)
-{
-    for (size_t i = 0; i < p->in->count; i++) {
-        pg_change *c = &p->in->changes[i];
-        if (c->type != PG_CHANGE_ENTITY || c->entity->retention ||
-            c->entity->operation != POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE)
-            continue;
-        pg_entity_update *last = NULL;
-        int deleted = 0;
-        if (pg_ledger_get_entity(p->ledger, txn, c->entity->id, p->in->arena, &last, &deleted, e,
-                                 sizeof e) == 0)
-            c->entity->retention = last->retention;
-    }
+    (void)arg, (void)change;
+    ck_abort_msg("the encoder refused a change: %s", reason);
 }
 
 /* One native message from the partner's RMS, all the way to ours. */
@@ -286,20 +182,19 @@ static int s_pipe_one(void *arg, const uint8_t *msg, size_t len, size_t pos)
     s_pipe *p = arg;
     pg_changeset_reset(p->in);
     pg_changeset_reset(p->out);
-    pg_arena_reset(p->scratch);
     pg_adapter_ctx ctx = {0};
     int rc = p->src->decode(&ctx, msg, len, p->in, e, sizeof e);
     ck_assert_msg(rc == 0, "message %zu: %s decode: %s", pos, p->src->format, e);
     pg_store_txn *txn = pg_store_begin(p->store, 1, e, sizeof e);
     ck_assert_ptr_nonnull(txn);
-    s_fill_deletes(p, txn);
     pg_ledger_result res;
     rc = pg_ledger_apply(p->ledger, txn, p->in, p->out, &res, e, sizeof e);
     ck_assert_msg(rc == 0, "message %zu: ledger: %s", pos, e);
-    if (!strcmp(p->dst->format, "nx5"))
-        s_to_nx5(p, txn);
-    else
-        s_to_atx(p, txn);
+    char batch[32];
+    snprintf(batch, sizeof batch, "gw-%06d", ++p->batches);
+    pg_compose_sink sink = {.emit = s_deliver, .refused = s_refused, .arg = p};
+    rc = pg_compose_run(p->compose, txn, p->out, batch, &sink, e, sizeof e);
+    ck_assert_msg(rc == 0, "message %zu: compose: %s", pos, e);
     ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
     return 0;
 }

@@ -1,0 +1,571 @@
+/* pg_compose: a partner ledger's published updates -> native messages for the local RMS. */
+#include "compose.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "polegate/error.h"
+
+#define S_UPSERT POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT
+#define S_DELETE POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE
+#define S_ROLE(x) POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_##x
+#define S_KIND(x) POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_##x
+
+/* One record an ATX run sends: its id, the last entity change of it in the published
+ * changeset (NULL when only links from it changed), and the merged_from refs of its
+ * UPSERTs there. */
+typedef struct s_unit {
+    const char *id;
+    const pg_entity_update *entity;
+    pg_entity_ref **merged;
+    size_t n_merged, cap_merged;
+} s_unit;
+
+struct pg_compose {
+    const pg_adapter_ops *adapter;
+    int atx;
+    pg_ledger *ledger;
+    pg_idmap_store *idmap;
+    int64_t now_ms;
+    pg_changeset *enc; /* what one encode call is given */
+    pg_arena *scratch; /* ledger reads and copies of one run */
+    pg_buf native;     /* one encoded message */
+    s_unit *units;     /* ATX: the records of one run, in order of first mention */
+    size_t n_units, cap_units;
+    pg_compose_stats stats;
+};
+
+/* One run's arguments, so that helpers need one pointer. */
+typedef struct s_run {
+    pg_compose *c;
+    pg_store_txn *txn;
+    const pg_changeset *in;
+    const char *batch;
+    const pg_compose_sink *sink;
+    char *errstr;
+    size_t errstr_size;
+} s_run;
+
+pg_compose *pg_compose_new(const pg_compose_opts *opts, char *errstr, size_t errstr_size)
+{
+    if (!opts || !opts->adapter || !opts->ledger || !opts->idmap) {
+        pg_errf(PG_EUSAGE, errstr, errstr_size, "compose: adapter, ledger and idmap are needed");
+        return NULL;
+    }
+    pg_compose *c = calloc(1, sizeof *c);
+    if (!c || !(c->enc = pg_changeset_new()) || !(c->scratch = pg_arena_new(0))) {
+        pg_compose_destroy(&c);
+        pg_errf(PG_ENOMEM, errstr, errstr_size, "compose: out of memory");
+        return NULL;
+    }
+    c->adapter = opts->adapter;
+    c->atx = !strcmp(opts->adapter->format, "atx");
+    c->ledger = opts->ledger;
+    c->idmap = opts->idmap;
+    c->now_ms = opts->now_ms;
+    c->native = (pg_buf)PG_BUF_INIT;
+    return c;
+}
+
+void pg_compose_destroy(pg_compose **p)
+{
+    if (!p || !*p)
+        return;
+    pg_compose *c = *p;
+    pg_changeset_destroy(&c->enc);
+    pg_arena_destroy(&c->scratch);
+    pg_buf_free(&c->native);
+    for (size_t i = 0; i < c->n_units; i++)
+        free(c->units[i].merged);
+    free(c->units);
+    free(c);
+    *p = NULL;
+}
+
+void pg_compose_get_stats(const pg_compose *c, pg_compose_stats *out)
+{
+    *out = c->stats;
+}
+
+static int s_nomem(s_run *r)
+{
+    return pg_errf(PG_ENOMEM, r->errstr, r->errstr_size, "compose: out of memory");
+}
+
+/* ------------------------------------------------------------ what the RMS has */
+
+/* Does the RMS know entity id (an id was given to it: sent, or named in a link)? */
+static int s_known(s_run *r, const char *id, int *known)
+{
+    char local[64];
+    int rc =
+        pg_idmap_lookup(r->c->idmap, r->txn, id, local, sizeof local, r->errstr, r->errstr_size);
+    *known = rc == 0;
+    return rc == PG_ENOTFOUND ? 0 : rc;
+}
+
+/* Is id among the merged_from of an UPSERT before change `upto` of cs? */
+static int s_merged_before(const pg_changeset *cs, size_t upto, const char *id)
+{
+    for (size_t i = 0; i < upto; i++) {
+        const pg_change *ch = &cs->changes[i];
+        if (ch->type != PG_CHANGE_ENTITY || ch->entity->operation != S_UPSERT)
+            continue;
+        for (size_t k = 0; k < ch->entity->n_merged_from; k++)
+            if (!strcmp(ch->entity->merged_from[k]->id, id))
+                return 1;
+    }
+    return 0;
+}
+
+/* A copy of e, in the scratch arena, with only the merged_from refs the RMS knows. */
+static int s_known_merges(s_run *r, const pg_entity_update *e, pg_entity_ref **refs, size_t n,
+                          pg_entity_update **out)
+{
+    pg_entity_update *c = pg_arena_alloc(r->c->scratch, sizeof *c);
+    pg_entity_ref **keep = n ? pg_arena_alloc(r->c->scratch, n * sizeof *keep) : NULL;
+    if (!c || (n && !keep))
+        return s_nomem(r);
+    *c = *e;
+    c->n_merged_from = 0;
+    c->merged_from = keep;
+    for (size_t i = 0; i < n; i++) {
+        int known;
+        int rc = s_known(r, refs[i]->id, &known);
+        if (rc)
+            return rc;
+        if (known)
+            keep[c->n_merged_from++] = refs[i];
+        else
+            r->c->stats.unknown++;
+    }
+    *out = c;
+    return 0;
+}
+
+/* ------------------------------------------------------------ encoding */
+
+/* Encode c->enc in a child of txn, its entities' revisions drawn first; on success the
+ * child commits and the message goes to the sink, else the child is aborted (no id or
+ * revision of it stays) and the adapter's reason is in why. *refused: 1 when the
+ * adapter said no (rc then 0). */
+static int s_encode(s_run *r, const char *batch, int *refused, char *why, size_t why_size)
+{
+    pg_compose *c = r->c;
+    *refused = 0;
+    pg_store_txn *child = pg_store_begin_child(r->txn, r->errstr, r->errstr_size);
+    if (!child)
+        return PG_ESTORE;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < c->enc->count; i++) {
+        pg_change *ch = &c->enc->changes[i];
+        if (ch->type != PG_CHANGE_ENTITY)
+            continue;
+        /* a copy: the published message stays as the ledger emitted it */
+        pg_entity_update *e = pg_arena_alloc(c->scratch, sizeof *e);
+        if (!e) {
+            rc = s_nomem(r);
+            break;
+        }
+        *e = *ch->entity;
+        rc = pg_idmap_next_revision(c->idmap, child, e->id, e->version, &e->version, NULL,
+                                    r->errstr, r->errstr_size);
+        ch->entity = e;
+    }
+    if (rc) {
+        pg_store_abort(&child);
+        return rc;
+    }
+    pg_idmap_use(c->idmap, child);
+    pg_adapter_ctx ctx = {.idmap = pg_idmap_iface(c->idmap), .now_ms = c->now_ms, .batch = batch};
+    pg_buf_reset(&c->native);
+    rc = c->adapter->encode(&ctx, c->enc, &c->native, why, why_size);
+    pg_idmap_use(c->idmap, NULL);
+    if (rc == PG_EINVALID || rc == PG_EUNSUPPORTED) {
+        pg_store_abort(&child);
+        *refused = 1;
+        return 0;
+    }
+    if (rc) {
+        pg_store_abort(&child);
+        /* an id map failure inside encode is a store failure: the caller aborts */
+        return pg_errf(rc, r->errstr, r->errstr_size, "compose: %s", why);
+    }
+    if ((rc = pg_store_commit(&child, r->errstr, r->errstr_size)))
+        return rc;
+    c->stats.messages++;
+    for (size_t i = 0; i < c->enc->count; i++) {
+        if (c->enc->changes[i].type == PG_CHANGE_ENTITY)
+            c->stats.entities++;
+        else
+            c->stats.links++;
+    }
+    return r->sink->emit(r->sink->arg, c->native.data, c->native.len, c->enc);
+}
+
+static void s_refuse(s_run *r, const pg_change *ch, const char *why)
+{
+    r->c->stats.refused++;
+    if (r->sink->refused)
+        r->sink->refused(r->sink->arg, ch, why);
+}
+
+/* ------------------------------------------------------------ NX5 */
+
+/* The originating force of a change ("" when it names none). */
+static const char *s_force_of(const pg_change *ch)
+{
+    const pg_origin *o = ch->type == PG_CHANGE_ENTITY ? ch->entity->origin : ch->link->origin;
+    return o && o->force ? o->force : "";
+}
+
+/* Should change i of the published changeset go to an NX5 RMS, and as what? */
+static int s_nx5_pick(s_run *r, size_t i, pg_change *out, int *take)
+{
+    const pg_change *ch = &r->in->changes[i];
+    int known = 1, rc;
+    *take = 0;
+    *out = *ch;
+    if (ch->type == PG_CHANGE_ENTITY) {
+        const pg_entity_update *e = ch->entity;
+        if (e->operation == S_DELETE) {
+            if (s_merged_before(r->in, i, e->id)) {
+                r->c->stats.merge_deletes++;
+                return 0;
+            }
+            if ((rc = s_known(r, e->id, &known)))
+                return rc;
+            if (!known) {
+                r->c->stats.unknown++;
+                return 0;
+            }
+        } else if (e->n_merged_from) {
+            pg_entity_update *copy;
+            if ((rc = s_known_merges(r, e, e->merged_from, e->n_merged_from, &copy)))
+                return rc;
+            out->entity = copy;
+        }
+        out->replaces_links = 0;
+        *take = 1;
+        return 0;
+    }
+    const pg_link_update *l = ch->link;
+    if (l->operation == S_DELETE) {
+        int k2 = 1;
+        if ((rc = s_known(r, l->from->id, &known)) || (rc = s_known(r, l->to->id, &k2)))
+            return rc;
+        if (!known || !k2) {
+            r->c->stats.unknown++;
+            return 0;
+        }
+    }
+    *take = 1;
+    return 0;
+}
+
+/* One NX5 document for changes [from, to) of the picked list; when the adapter refuses
+ * it, one document per change. */
+static int s_nx5_send(s_run *r, const pg_change *picked, size_t from, size_t to, unsigned *docs)
+{
+    pg_compose *c = r->c;
+    char why[PG_ERRSTR_SIZE], batch[64];
+    int refused, rc;
+    pg_changeset_reset(c->enc);
+    for (size_t i = from; i < to; i++) {
+        rc = picked[i].type == PG_CHANGE_ENTITY
+                 ? pg_changeset_add_entity(c->enc, picked[i].entity, 0)
+                 : pg_changeset_add_link(c->enc, picked[i].link);
+        if (rc)
+            return s_nomem(r);
+    }
+    const char *name = NULL;
+    if (r->batch) {
+        snprintf(batch, sizeof batch, "%s%s%.0u", r->batch, *docs ? "-" : "", *docs);
+        name = batch;
+    }
+    (*docs)++;
+    if ((rc = s_encode(r, name, &refused, why, sizeof why)) || !refused)
+        return rc;
+    if (to - from == 1) {
+        s_refuse(r, &picked[from], why);
+        return 0;
+    }
+    for (size_t i = from; i < to; i++)
+        if ((rc = s_nx5_send(r, picked, i, i + 1, docs)))
+            return rc;
+    return 0;
+}
+
+static int s_nx5(s_run *r)
+{
+    pg_change *picked =
+        r->in->count ? pg_arena_alloc(r->c->scratch, r->in->count * sizeof *picked) : NULL;
+    if (r->in->count && !picked)
+        return s_nomem(r);
+    size_t n = 0;
+    int rc, take;
+    for (size_t i = 0; i < r->in->count; i++) {
+        if ((rc = s_nx5_pick(r, i, &picked[n], &take)))
+            return rc;
+        n += take;
+    }
+    /* One document per run of changes of one originating force (NX5 names one). */
+    unsigned docs = 0;
+    for (size_t start = 0; start < n;) {
+        size_t end = start + 1;
+        while (end < n && !strcmp(s_force_of(&picked[end]), s_force_of(&picked[start])))
+            end++;
+        if ((rc = s_nx5_send(r, picked, start, end, &docs)))
+            return rc;
+        start = end;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ ATX */
+
+static s_unit *s_unit_of(s_run *r, const char *id)
+{
+    pg_compose *c = r->c;
+    for (size_t i = c->n_units; i-- > 0;)
+        if (!strcmp(c->units[i].id, id))
+            return &c->units[i];
+    if (c->n_units == c->cap_units) {
+        size_t cap = c->cap_units ? c->cap_units * 2 : 64;
+        s_unit *u = realloc(c->units, cap * sizeof *u);
+        if (!u)
+            return NULL;
+        memset(u + c->cap_units, 0, (cap - c->cap_units) * sizeof *u);
+        c->units = u;
+        c->cap_units = cap;
+    }
+    s_unit *u = &c->units[c->n_units++];
+    u->id = id;
+    u->entity = NULL;
+    u->n_merged = 0;
+    return u;
+}
+
+static int s_unit_merge(s_unit *u, pg_entity_ref *ref)
+{
+    for (size_t i = 0; i < u->n_merged; i++)
+        if (!strcmp(u->merged[i]->id, ref->id))
+            return 0;
+    if (u->n_merged == u->cap_merged) {
+        size_t cap = u->cap_merged ? u->cap_merged * 2 : 4;
+        pg_entity_ref **m = realloc(u->merged, cap * sizeof *m);
+        if (!m)
+            return PG_ENOMEM;
+        u->merged = m;
+        u->cap_merged = cap;
+    }
+    u->merged[u->n_merged++] = ref;
+    return 0;
+}
+
+/* The EntityKind an ATX link role leaves no choice about; 0 when it may be several. */
+static int s_role_target(int role)
+{
+    switch (role) {
+    case S_ROLE(HOME_ADDRESS):
+    case S_ROLE(OTHER_ADDRESS):
+    case S_ROLE(OCCURRED_AT):
+        return S_KIND(LOCATION);
+    case S_ROLE(SUSPECT):
+    case S_ROLE(VICTIM):
+    case S_ROLE(WITNESS):
+    case S_ROLE(OFFENDER):
+    case S_ROLE(REPORTER):
+    case S_ROLE(DETAINED):
+    case S_ROLE(ASSOCIATE):
+        return S_KIND(PERSON);
+    case S_ROLE(STOLEN):
+        return S_KIND(ITEM);
+    case S_ROLE(VEHICLE_INVOLVED):
+    case S_ROLE(KEEPER):
+        return S_KIND(VEHICLE);
+    case S_ROLE(USES):
+        return S_KIND(TELEPHONE);
+    default:
+        return 0;
+    }
+}
+
+/* The kind of a link's target as far as anyone knows: the link's, the role's, the
+ * ledger's record of it, or the type letter of the id the RMS has for it. 0: unknown. */
+static int s_target_kind(s_run *r, const pg_link_update *l, int *kind)
+{
+    *kind = l->to->kind ? (int)l->to->kind : s_role_target(l->role);
+    if (*kind)
+        return 0;
+    pg_entity_update *t = NULL;
+    int rc = pg_ledger_get_entity(r->c->ledger, r->txn, l->to->id, r->c->scratch, &t, NULL,
+                                  r->errstr, r->errstr_size);
+    if (rc == 0 && t->kind) {
+        *kind = t->kind;
+        return 0;
+    }
+    if (rc && rc != PG_ENOTFOUND)
+        return rc;
+    char local[64];
+    rc = pg_idmap_lookup(r->c->idmap, r->txn, l->to->id, local, sizeof local, r->errstr,
+                         r->errstr_size);
+    if (rc == PG_ENOTFOUND)
+        return 0;
+    for (int k = 1; rc == 0 && k <= 9; k++)
+        if (pg_idmap_atx_letter(k) == local[0])
+            *kind = k;
+    return rc;
+}
+
+/* Mark dirty every record with a live link to entity id that an earlier run had to
+ * leave out (its target's kind was unknown then). */
+static int s_atx_waiting_for(s_run *r, const char *id)
+{
+    pg_link_update **links;
+    size_t n;
+    int rc = pg_ledger_links_to(r->c->ledger, r->txn, id, r->c->scratch, &links, &n, r->errstr,
+                                r->errstr_size);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (!links[i]->to->kind && !s_role_target(links[i]->role) &&
+            !s_unit_of(r, links[i]->from->id))
+            rc = s_nomem(r);
+    return rc;
+}
+
+static int s_atx_collect(s_run *r)
+{
+    int rc;
+    for (size_t i = 0; i < r->in->count; i++) {
+        const pg_change *ch = &r->in->changes[i];
+        if (ch->type == PG_CHANGE_LINK) {
+            if (!s_unit_of(r, ch->link->from->id))
+                return s_nomem(r);
+            continue;
+        }
+        const pg_entity_update *e = ch->entity;
+        if (e->operation == S_DELETE && s_merged_before(r->in, i, e->id)) {
+            r->c->stats.merge_deletes++;
+            continue;
+        }
+        int known = 1;
+        if (e->operation == S_UPSERT && (rc = s_known(r, e->id, &known)))
+            return rc;
+        s_unit *u = s_unit_of(r, e->id);
+        if (!u)
+            return s_nomem(r);
+        u->entity = e;
+        for (size_t k = 0; e->operation == S_UPSERT && k < e->n_merged_from; k++)
+            if (s_unit_merge(u, e->merged_from[k]))
+                return s_nomem(r);
+        /* a record new to the RMS: links to it held back so far can go now */
+        if (!known && (rc = s_atx_waiting_for(r, e->id)))
+            return rc;
+    }
+    return 0;
+}
+
+/* The record of unit u as the RMS must have it now, with its links, into c->enc.
+ * *send 0: nothing to send. */
+static int s_atx_compose_unit(s_run *r, const s_unit *u, int *send)
+{
+    pg_compose *c = r->c;
+    *send = 0;
+    pg_entity_update *rec = NULL;
+    int deleted = 0, rc;
+    rc = pg_ledger_get_entity(c->ledger, r->txn, u->id, c->scratch, &rec, &deleted, r->errstr,
+                              r->errstr_size);
+    if (rc == PG_ENOTFOUND) {
+        c->stats.orphan_links++; /* it comes with all its links when it comes */
+        return 0;
+    }
+    if (rc)
+        return rc;
+    pg_changeset_reset(c->enc);
+    if (deleted) {
+        /* only a DELETE in this changeset is news; a deleted record's links going
+         * with it need nothing more */
+        if (!u->entity || u->entity->operation != S_DELETE)
+            return 0;
+        int known;
+        if ((rc = s_known(r, u->id, &known)))
+            return rc;
+        if (!known) {
+            c->stats.unknown++;
+            return 0;
+        }
+        if (pg_changeset_add_entity(c->enc, rec, 1))
+            return s_nomem(r);
+        *send = 1;
+        return 0;
+    }
+    if (!u->entity)
+        c->stats.resent++;
+    pg_entity_update *e;
+    if ((rc = s_known_merges(r, rec, u->merged, u->n_merged, &e)))
+        return rc;
+    if (pg_changeset_add_entity(c->enc, e, 1))
+        return s_nomem(r);
+    pg_link_update **links;
+    size_t n;
+    if ((rc = pg_ledger_links_from(c->ledger, r->txn, u->id, c->scratch, &links, &n, r->errstr,
+                                   r->errstr_size)))
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        int kind;
+        if ((rc = s_target_kind(r, links[i], &kind)))
+            return rc;
+        if (!kind) {
+            c->stats.deferred++;
+            continue;
+        }
+        if (kind != (int)links[i]->to->kind) {
+            pg_entity_ref *to = pg_arena_alloc(c->scratch, sizeof *to);
+            if (!to)
+                return s_nomem(r);
+            *to = *links[i]->to;
+            to->kind = kind;
+            links[i]->to = to;
+        }
+        if (pg_changeset_add_link(c->enc, links[i]))
+            return s_nomem(r);
+    }
+    *send = 1;
+    return 0;
+}
+
+static int s_atx(s_run *r)
+{
+    pg_compose *c = r->c;
+    c->n_units = 0;
+    int rc = s_atx_collect(r);
+    for (size_t i = 0; rc == 0 && i < c->n_units; i++) {
+        int send, refused;
+        char why[PG_ERRSTR_SIZE];
+        if ((rc = s_atx_compose_unit(r, &c->units[i], &send)) || !send)
+            continue;
+        rc = s_encode(r, NULL, &refused, why, sizeof why);
+        if (rc == 0 && refused)
+            s_refuse(r, &c->enc->changes[0], why);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ run */
+
+int pg_compose_run(pg_compose *c, pg_store_txn *txn, const pg_changeset *published,
+                   const char *batch, const pg_compose_sink *sink, char *errstr, size_t errstr_size)
+{
+    pg_arena_reset(c->scratch);
+    s_run r = {.c = c,
+               .txn = txn,
+               .in = published,
+               .batch = batch,
+               .sink = sink,
+               .errstr = errstr,
+               .errstr_size = errstr_size};
+    if (!published->count)
+        return 0;
+    return c->atx ? s_atx(&r) : s_nx5(&r);
+}

@@ -1,0 +1,99 @@
+/* pg_compose: a partner ledger's published updates -> the native messages the local RMS
+ * must be sent, each right on its own. */
+#ifndef POLEGATE_GATEWAY_COMPOSE_H
+#define POLEGATE_GATEWAY_COMPOSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "idmap.h"
+#include "ledger.h"
+#include "polegate/adapter.h"
+#include "polegate/pole.h"
+#include "store.h"
+
+/*
+ * The partner ledger (pg_ledger_new_named(store, "partner")) turns the canonical updates
+ * consumed from partners into a stream of entity and link changes; compose turns that
+ * stream into what the local RMS imports, in its own format, with the ids and revisions
+ * it knows (gateway/idmap.h). Call it after pg_ledger_apply, in the same write
+ * transaction: it reads the ledger's state as it is after the apply.
+ *
+ * ATX (a record carries ALL its links, and an UPSERT replaces them):
+ * - every record the published changes touch (an entity change, or a link change from
+ *   it) is sent once per call, as it is now: its latest UPSERT with every live link
+ *   from it in the ledger, or its DELETE. A record touched only by link changes is
+ *   sent again as it was last received (its re-send), so that the RMS learns a link
+ *   added or deleted one at a time by a Niche-like partner;
+ * - a link whose target's kind is unknown (an NX5 link to a record never received) and
+ *   not implied by its role is left out of its record until the target arrives; then
+ *   the record is sent again with it;
+ * - a link change from a record never received is not sent: when the record comes, it
+ *   comes with all its links.
+ * NX5 (links change one at a time): the changes as they are, in order, in one document
+ * per originating force (a run of changes of one force).
+ * Both:
+ * - the DELETE the ledger derives for a merged-away record is left out when the
+ *   survivor's UPSERT in the same changeset names it in merged_from: the RMS removes a
+ *   record named in ATX mergedFrom or NX5 MergedFrom itself, and moves its links;
+ * - a DELETE of a record (or link) the RMS was never sent is not sent, and a
+ *   merged_from ref the RMS was never sent is dropped from the survivor (nothing to
+ *   merge there);
+ * - every entity sent gets its revision from pg_idmap_next_revision (the partner's
+ *   version while it increases, else one more than the last sent), in a child
+ *   transaction of the caller's with its encoding: an entity the adapter cannot encode
+ *   (NX5 cannot carry a value, say) is reported refused, and leaves no trace in the id
+ *   map. An NX5 document that fails is sent again one change per document, so that one
+ *   bad change does not hold back the others.
+ *
+ * The composed messages are handed to sink->emit in order; the caller delivers them.
+ */
+
+typedef struct pg_compose pg_compose;
+
+typedef struct pg_compose_opts {
+    const pg_adapter_ops *adapter; /* the local RMS's format */
+    pg_ledger *ledger;             /* the partner ledger; borrowed */
+    pg_idmap_store *idmap;         /* ids in the local RMS; borrowed */
+    int64_t now_ms;                /* the sending time written (0: the clock); for tests */
+} pg_compose_opts;
+
+typedef struct pg_compose_stats {
+    uint64_t messages;      /* native messages composed */
+    uint64_t entities;      /* entity changes in them */
+    uint64_t links;         /* link changes (NX5) or links carried by records (ATX) */
+    uint64_t resent;        /* ATX: records sent again for a link-only change */
+    uint64_t merge_deletes; /* DELETEs left out: the survivor's merge says it */
+    uint64_t unknown;       /* DELETEs and merges of what the RMS was never sent */
+    uint64_t orphan_links;  /* ATX: link changes from a record never received */
+    uint64_t deferred;      /* ATX: links held back until their target's kind is known */
+    uint64_t refused;       /* changes the adapter could not encode */
+} pg_compose_stats;
+
+typedef struct pg_compose_sink {
+    /* One native message (msg[0..len), valid for the call); cs holds the changes it
+     * carries (entity versions are the revisions sent). Non-zero stops the run and is
+     * returned by it. */
+    int (*emit)(void *arg, const uint8_t *msg, size_t len, const pg_changeset *cs);
+    /* A change the adapter refused (may be NULL): reason is the adapter's. */
+    void (*refused)(void *arg, const pg_change *change, const char *reason);
+    void *arg;
+} pg_compose_sink;
+
+/* A composer for one RMS. NULL with errstr when opts lacks a part. */
+pg_compose *pg_compose_new(const pg_compose_opts *opts, char *errstr, size_t errstr_size);
+void pg_compose_destroy(pg_compose **p);
+
+/* Compose the native messages for published (what pg_ledger_apply of the partner
+ * ledger appended, for one or many consumed updates) in the write transaction txn,
+ * and hand them to sink. batch names the NX5 document(s) ("pg-000017"; a fallback
+ * document gets "-<n>" appended); NULL: derived from the time. 0, the sink's
+ * non-zero return, or PG_ESTORE / PG_ENOMEM with errstr (txn is then to be aborted). */
+int pg_compose_run(pg_compose *c, pg_store_txn *txn, const pg_changeset *published,
+                   const char *batch, const pg_compose_sink *sink, char *errstr,
+                   size_t errstr_size);
+
+/* Counters since pg_compose_new. */
+void pg_compose_get_stats(const pg_compose *c, pg_compose_stats *out);
+
+#endif
