@@ -1,5 +1,6 @@
 /* polegate translate: native messages offline, through the adapters and the ledger the
- * daemon uses, to canonical JSON lines or back to native format. */
+ * daemon uses, to canonical JSON lines, back to native format, or into the other
+ * format as the partner direction delivers it. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "compose.h"
+#include "idmap.h"
 #include "ledger.h"
 #include "polegate/adapter.h"
 #include "polegate/error.h"
@@ -25,9 +28,13 @@ static const char s_usage_text[] =
     "  --from atx|nx5      format of the input\n"
     "  --to json           every canonical update the ledger publishes, one JSON line\n"
     "                      each (proto3 JSON mapping), as a partner reads it from Kafka\n"
-    "  --to atx|nx5        the --from format again: decode, then encode (round trip)\n"
-    "  --state DIR         (json) keep the ledger in DIR, so that the next run goes on\n"
-    "                      from this one; default: a temporary directory removed at exit\n"
+    "  --to atx|nx5        the --from format again: decode, then encode (round trip);\n"
+    "                      the other format: what the daemon delivers to a partner-fed\n"
+    "                      RMS of that format (ids it assigns, revisions, ATX records\n"
+    "                      with all their links)\n"
+    "  --state DIR         (json, cross-format) keep the ledger and the id map in DIR, so\n"
+    "                      that the next run goes on from this one; default: a temporary\n"
+    "                      directory removed at exit\n"
     "  --force CODE        reject messages of any other force (default: accept all)\n"
     "  --now RFC3339       (atx, nx5) the sending time written into the output, for\n"
     "                      reproducible output; default: the current time\n"
@@ -49,12 +56,16 @@ typedef struct s_opts {
 /* One translation run: what every message of every file goes through. */
 typedef struct s_run {
     const pg_adapter_ops *adapter;
+    const pg_adapter_ops *target; /* cross-format: the other adapter; else NULL */
     pg_adapter_ctx ctx;
     int to_json;
     const char *file; /* the name reasons are reported under */
     pg_changeset *in, *out;
     pg_store *store;
     pg_ledger *ledger;
+    pg_idmap_store *idmap; /* cross-format */
+    pg_compose *compose;   /* cross-format */
+    size_t pos;            /* the message being translated */
     pg_buf buf;
     size_t translated, rejected;
 } s_run;
@@ -130,13 +141,10 @@ static int s_check(const s_opts *o, s_run *run)
     const pg_adapter_ops *target = run->to_json ? NULL : pg_adapter_find(o->to);
     if (!run->to_json && (!target || strcmp(target->format, o->to) != 0))
         return s_usage_error("unknown --to format '%s' (json, atx or nx5)", o->to);
-    if (target && target != run->adapter) {
-        fprintf(stderr, "polegate translate: %s -> %s is not yet supported (translate to "
-                        "json, or back to %s)\n", o->from, o->to, o->from);
-        return 2;
-    }
-    if (o->state && !run->to_json)
-        return s_usage_error("%s", "--state applies to --to json only");
+    if (target && target != run->adapter)
+        run->target = target;
+    if (o->state && !run->to_json && !run->target)
+        return s_usage_error("%s", "--state applies to --to json or the other format only");
     if ((o->now || o->batch) && run->to_json)
         return s_usage_error("%s", "--now and --batch apply to --to atx|nx5 only");
     if (o->batch && strcmp(o->to, "nx5") != 0)
@@ -198,8 +206,20 @@ static int s_open_state(s_run *run, const char *state, char *tmpdir, size_t tmps
     /* A private store dies with the run: flushing each commit would only cost time. */
     if (!state && pg_store_set_durable(run->store, 0))
         return 1;
-    run->ledger = pg_ledger_new(run->store, err, sizeof err);
+    /* Cross-format, the ledger is the daemon's partner ledger: what a partner sent. */
+    run->ledger = run->target ? pg_ledger_new_named(run->store, "partner", err, sizeof err)
+                              : pg_ledger_new(run->store, err, sizeof err);
     if (!run->ledger) {
+        fprintf(stderr, "polegate translate: %s: %s\n", dir, err);
+        return 1;
+    }
+    if (!run->target)
+        return 0;
+    pg_idmap_config icfg = {.format = run->target->format};
+    pg_compose_opts copts = {
+        .adapter = run->target, .ledger = run->ledger, .now_ms = run->ctx.now_ms};
+    if (!(run->idmap = pg_idmap_new(run->store, &icfg, err, sizeof err)) ||
+        !(copts.idmap = run->idmap, run->compose = pg_compose_new(&copts, err, sizeof err))) {
         fprintf(stderr, "polegate translate: %s: %s\n", dir, err);
         return 1;
     }
@@ -214,28 +234,25 @@ static void s_reject(s_run *run, size_t pos, const char *reason)
     run->rejected++;
 }
 
-/* Apply the decoded message through the ledger in one write transaction, as the
- * daemon does, and write each update it publishes as a JSON line into run->buf. The
- * commit comes after the JSON so that a message whose updates cannot be written
- * leaves the state as it was. */
-static int s_to_json(s_run *run, size_t pos)
+/* Begin a write transaction and apply the decoded message through the ledger, as the
+ * daemon does. 0 with *txn open (the caller commits or aborts it); 1 when the message
+ * was rejected (reported, no transaction left open); negative on a failure. */
+static int s_apply(s_run *run, size_t pos, pg_store_txn **txn, pg_ledger_result *res)
 {
     char err[PG_ERRSTR_SIZE];
-    pg_ledger_result res;
-    pg_store_txn *txn;
     int rc;
     for (;;) {
-        if (!(txn = pg_store_begin(run->store, 1, err, sizeof err))) {
+        if (!(*txn = pg_store_begin(run->store, 1, err, sizeof err))) {
             fprintf(stderr, "polegate translate: state: %s\n", err);
             return PG_ESTORE;
         }
         pg_changeset_reset(run->out);
-        rc = pg_ledger_apply(run->ledger, txn, run->in, run->out, &res, err, sizeof err);
+        rc = pg_ledger_apply(run->ledger, *txn, run->in, run->out, res, err, sizeof err);
         if (rc != PG_ESTORE || !strstr(err, "MDB_MAP_FULL"))
             break;
         /* A large input outgrew the map: grow it (allowed with no transaction open)
          * and apply the message again. */
-        pg_store_abort(&txn);
+        pg_store_abort(txn);
         size_t size = pg_store_map_size(run->store);
         if (size > ((size_t)1 << 40) ||
             pg_store_set_map_size(run->store, size * 2, err, sizeof err)) {
@@ -244,25 +261,47 @@ static int s_to_json(s_run *run, size_t pos)
         }
     }
     if (rc == PG_EINVALID) {
-        pg_store_abort(&txn);
+        pg_store_abort(txn);
         s_reject(run, pos, err);
-        return 0;
+        return 1;
     }
     if (rc) {
-        pg_store_abort(&txn);
+        pg_store_abort(txn);
         fprintf(stderr, "polegate translate: %s:%zu: %s\n", run->file, pos, err);
         return rc;
     }
+    return 0;
+}
+
+static void s_note_duplicate(const s_run *run, size_t pos, const pg_ledger_result *res)
+{
+    if (res->duplicate)
+        fprintf(stderr, "%s:%zu: note: message %s was applied before; nothing published\n",
+                run->file, pos, run->in->message_id ? run->in->message_id : "(no id)");
+}
+
+/* Apply the decoded message through the ledger in one write transaction and write each
+ * update it publishes as a JSON line into run->buf. The commit comes after the JSON so
+ * that a message whose updates cannot be written leaves the state as it was. */
+static int s_to_json(s_run *run, size_t pos)
+{
+    char err[PG_ERRSTR_SIZE];
+    pg_ledger_result res;
+    pg_store_txn *txn;
+    int rc = s_apply(run, pos, &txn, &res);
+    if (rc)
+        return rc > 0 ? 0 : rc;
     for (size_t i = 0; i < run->out->count; i++) {
         const pg_change *c = &run->out->changes[i];
-        const ProtobufCMessage *m =
-            c->type == PG_CHANGE_ENTITY ? &c->entity->base : &c->link->base;
+        const ProtobufCMessage *m = c->type == PG_CHANGE_ENTITY ? &c->entity->base : &c->link->base;
         rc = pg_pbjson_encode(m, &run->buf);
         if (rc == PG_EINVALID) {
             pg_store_abort(&txn);
             pg_buf_reset(&run->buf);
-            snprintf(err, sizeof err, "changes[%zu]: not expressible as JSON (a string "
-                     "that is not UTF-8, or a time outside years 1-9999)", i);
+            snprintf(err, sizeof err,
+                     "changes[%zu]: not expressible as JSON (a string "
+                     "that is not UTF-8, or a time outside years 1-9999)",
+                     i);
             s_reject(run, pos, err);
             return 0;
         }
@@ -275,9 +314,58 @@ static int s_to_json(s_run *run, size_t pos)
         fprintf(stderr, "polegate translate: state: %s\n", err);
         return rc;
     }
-    if (res.duplicate)
-        fprintf(stderr, "%s:%zu: note: message %s was applied before; nothing published\n",
-                run->file, pos, run->in->message_id ? run->in->message_id : "(no id)");
+    s_note_duplicate(run, pos, &res);
+    return 0;
+}
+
+/* Cross-format: each composed native message into run->buf, one per line (ATX) or
+ * document (NX5). */
+static int s_emit(void *arg, const uint8_t *msg, size_t len, const pg_changeset *cs)
+{
+    s_run *run = arg;
+    (void)cs;
+    int rc = pg_buf_append(&run->buf, msg, len);
+    if (!rc && len && msg[len - 1] != '\n')
+        rc = pg_buf_putc(&run->buf, '\n');
+    return rc;
+}
+
+static void s_refused(void *arg, const pg_change *change, const char *reason)
+{
+    s_run *run = arg;
+    char why[PG_ERRSTR_SIZE];
+    const char *id = change->type == PG_CHANGE_ENTITY ? change->entity->id : change->link->id;
+    snprintf(why, sizeof why, "%s %s: not expressible in %s: %s",
+             change->type == PG_CHANGE_ENTITY ? "entity" : "link", id ? id : "?",
+             run->target->format, reason);
+    s_reject(run, run->pos, why);
+}
+
+/* Apply the decoded message through the partner ledger and compose what an RMS of the
+ * other format is sent, as the daemon's partner direction does. */
+static int s_cross(s_run *run, size_t pos)
+{
+    char err[PG_ERRSTR_SIZE];
+    pg_ledger_result res;
+    pg_store_txn *txn;
+    int rc = s_apply(run, pos, &txn, &res);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    run->pos = pos;
+    pg_compose_sink sink = {.emit = s_emit, .refused = s_refused, .arg = run};
+    rc = pg_compose_run(run->compose, txn, run->out, run->ctx.batch, &sink, err, sizeof err);
+    if (rc) {
+        pg_store_abort(&txn);
+        pg_buf_reset(&run->buf);
+        fprintf(stderr, "polegate translate: %s:%zu: %s\n", run->file, pos,
+                rc == PG_ENOMEM ? pg_strerror(rc) : err);
+        return rc;
+    }
+    if ((rc = pg_store_commit(&txn, err, sizeof err))) {
+        fprintf(stderr, "polegate translate: state: %s\n", err);
+        return rc;
+    }
+    s_note_duplicate(run, pos, &res);
     return 0;
 }
 
@@ -294,8 +382,8 @@ static int s_message(void *arg, const uint8_t *msg, size_t len, size_t pos)
         s_reject(run, pos, err);
         return 0;
     }
-    if (run->to_json) {
-        if ((rc = s_to_json(run, pos)))
+    if (run->to_json || run->target) {
+        if ((rc = run->to_json ? s_to_json(run, pos) : s_cross(run, pos)))
             return rc;
     } else {
         rc = run->adapter->encode(&run->ctx, run->in, &run->buf, err, sizeof err);
@@ -385,7 +473,7 @@ int pg_cli_translate(int argc, char **argv)
         fprintf(stderr, "polegate translate: %s\n", pg_strerror(PG_ENOMEM));
         goto done;
     }
-    if (run.to_json && s_open_state(&run, o.state, tmpdir, sizeof tmpdir))
+    if ((run.to_json || run.target) && s_open_state(&run, o.state, tmpdir, sizeof tmpdir))
         goto done;
     rc = 0;
     for (int i = 0; i < nfiles && !rc; i++)
@@ -396,6 +484,8 @@ int pg_cli_translate(int argc, char **argv)
     }
     status = rc || run.rejected ? 1 : 0;
 done:
+    pg_compose_destroy(&run.compose);
+    pg_idmap_destroy(&run.idmap);
     pg_ledger_destroy(&run.ledger);
     pg_store_destroy(&run.store);
     if (tmpdir[0])
