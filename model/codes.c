@@ -259,8 +259,11 @@ int pg_money_parse(const char *s, int64_t *minor_units, char *errstr, size_t err
     int64_t frac = 0;
     size_t nfrac = 0;
     if (*p == '.') {
+        /* Count every digit but accumulate only two: a long fraction is an error,
+         * never an overflow. */
         for (p++; isdigit((unsigned char)*p); p++, nfrac++)
-            frac = frac * 10 + (*p - '0');
+            if (nfrac < 2)
+                frac = frac * 10 + (*p - '0');
         if (nfrac == 0 || nfrac > 2)
             return pg_errf(PG_EINVALID, errstr, errstr_size,
                            "amount must have 1 or 2 decimal places after '.'");
