@@ -204,8 +204,12 @@ def summary(pole, record):
     text = ""
     if body == "person":
         p = v.person
-        text = "%s, %s  born %s  %s" % (p.name.surname, " ".join(p.name.forenames), _date(p.date_of_birth),
-                                        p.nationality)
+        ethnicity = "/".join(x for x in (
+            pole.SelfDefinedEthnicity.Name(p.self_defined_ethnicity).replace("SELF_DEFINED_ETHNICITY_", ""),
+            pole.OfficerDefinedEthnicity.Name(p.officer_defined_ethnicity).replace("OFFICER_DEFINED_ETHNICITY_", ""),
+        ) if x != "UNSPECIFIED") or "-"
+        text = "%s, %s  born %s  %s  ethnicity %s" % (p.name.surname, " ".join(p.name.forenames),
+                                                      _date(p.date_of_birth), p.nationality, ethnicity)
     elif body == "location":
         a = v.location
         text = ", ".join(x for x in (a.premises, a.street, a.town, a.postcode) if x)
