@@ -622,6 +622,14 @@ static void s_derive(s_loader *ld)
     }
 }
 
+/* One problem of the policy section, already "FILE:LINE:COL: policy...: what". */
+static void s_policy_problem(void *ud, const char *problem)
+{
+    s_loader *ld = ud;
+    pg_buf_printf(&ld->errors, "%s\n", problem);
+    ld->nerrors++;
+}
+
 /* The `policy:` section, parsed by the policy module once the force is known, and the
  * rules between it and the other sections. */
 static void s_policy(s_loader *ld, struct fy_node *node, int line)
@@ -637,10 +645,12 @@ static void s_policy(s_loader *ld, struct fy_node *node, int line)
     if (!cfg->force)
         return; /* reported above; the policy is checked against our force */
     char why[PG_ERRSTR_SIZE];
-    cfg->policy = pg_policy_parse(node, cfg->path, cfg->force, why, sizeof why);
+    int before = ld->nerrors;
+    cfg->policy = pg_policy_parse_each(node, cfg->path, cfg->force, s_policy_problem, ld, why,
+                                       sizeof why);
     if (!cfg->policy) {
-        pg_buf_printf(&ld->errors, "%s\n", why); /* FILE:LINE:COL: policy...: already */
-        ld->nerrors++;
+        if (ld->nerrors == before) /* out of memory, or a problem not reported one by one */
+            s_policy_problem(ld, why);
         return;
     }
     const pg_policy *p = cfg->policy;

@@ -146,8 +146,11 @@ typedef struct s_parser {
     const char *file;
     char path[256];
     s_pos key_pos; /* the key whose value is being parsed: for empty collections */
-    char *errstr;
+    char *errstr;  /* the first problem */
     size_t errstr_size;
+    pg_policy_report_fn report; /* every problem, when not NULL */
+    void *report_ud;
+    int nerrors;
 } s_parser;
 
 static s_pos s_node_pos(struct fy_node *node)
@@ -185,10 +188,25 @@ static int s_fail_at(s_parser *ps, s_pos pos, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     const char *file = ps->file ? ps->file : "<policy>";
+    char full[PG_ERRSTR_SIZE + 512];
     if (pos.line > 0)
-        return pg_errf(PG_ECONFIG, ps->errstr, ps->errstr_size, "%s:%d:%d: %s: %s", file, pos.line,
-                       pos.col, ps->path, msg);
-    return pg_errf(PG_ECONFIG, ps->errstr, ps->errstr_size, "%s: %s: %s", file, ps->path, msg);
+        snprintf(full, sizeof full, "%s:%d:%d: %s: %s", file, pos.line, pos.col, ps->path, msg);
+    else
+        snprintf(full, sizeof full, "%s: %s: %s", file, ps->path, msg);
+    if (!ps->nerrors++)
+        pg_errf(PG_ECONFIG, ps->errstr, ps->errstr_size, "%s", full);
+    if (ps->report)
+        ps->report(ps->report_ud, full);
+    return PG_ECONFIG;
+}
+
+/* Keep the first error of a run of checks that go on after a failure (so that every
+ * problem is reported); out of memory stops everything. */
+static int s_first(int *first, int rc)
+{
+    if (rc && !*first)
+        *first = rc;
+    return rc == PG_ENOMEM;
 }
 
 #define s_fail(ps, node, ...)                                                                      \
@@ -334,14 +352,17 @@ static int s_walk(s_parser *ps, struct fy_node *node, const s_key *table, size_t
     if (!node || fy_node_get_type(node) != FYNT_MAPPING)
         return s_fail(ps, node, "expected a mapping of keys to values");
     *seen = 0;
+    int first = 0;
     void *iter = NULL;
     struct fy_node_pair *pair;
     while ((pair = fy_node_mapping_iterate(node, &iter))) {
         struct fy_node *key = fy_node_pair_key(pair);
         const char *name =
             key && fy_node_get_type(key) == FYNT_SCALAR ? fy_node_get_scalar0(key) : NULL;
-        if (!name)
-            return s_fail(ps, key, "keys must be plain names");
+        if (!name) {
+            s_first(&first, s_fail(ps, key, "keys must be plain names"));
+            continue;
+        }
         size_t i = 0;
         while (i < n && strcmp(table[i].key, name))
             i++;
@@ -350,7 +371,8 @@ static int s_walk(s_parser *ps, struct fy_node *node, const s_key *table, size_t
             for (size_t k = 0; k < n; k++)
                 snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", k ? ", " : "",
                          table[k].key);
-            return s_fail(ps, key, "unknown key '%s' (known keys: %s)", name, known);
+            s_first(&first, s_fail(ps, key, "unknown key '%s' (known keys: %s)", name, known));
+            continue;
         }
         size_t saved = s_path_push(ps, ".%s", name);
         s_pos saved_pos = ps->key_pos;
@@ -362,14 +384,14 @@ static int s_walk(s_parser *ps, struct fy_node *node, const s_key *table, size_t
         int rc = s_value(ps, &table[i], fy_node_pair_value(pair), obj);
         ps->key_pos = saved_pos;
         s_path_pop(ps, saved);
-        if (rc)
+        *seen |= 1u << i; /* given, even if wrong: not also "missing" */
+        if (s_first(&first, rc))
             return rc;
-        *seen |= 1u << i;
     }
     for (size_t i = 0; i < n; i++)
         if (table[i].required && !(*seen & (1u << i)))
-            return s_fail(ps, node, "missing required key '%s'", table[i].key);
-    return 0;
+            s_first(&first, s_fail(ps, node, "missing required key '%s'", table[i].key));
+    return first;
 }
 
 /* ---- agreements */
@@ -612,14 +634,15 @@ static int s_list(s_parser *ps, struct fy_node *v, const char *what, size_t elem
         return pg_errf(PG_ENOMEM, ps->errstr, ps->errstr_size, "out of memory");
     void *iter = NULL;
     struct fy_node *item;
+    int first = 0;
     for (*count = 0; (item = fy_node_sequence_iterate(v, &iter)); (*count)++) {
         size_t saved = s_path_push(ps, "[%zu]", *count);
         rc = one(ps, item, (char *)*items + *count * elem_size);
         s_path_pop(ps, saved);
-        if (rc)
+        if (s_first(&first, rc))
             return rc;
     }
-    return 0;
+    return first;
 }
 
 static int s_one_agreement(s_parser *ps, struct fy_node *n, void *item)
@@ -825,12 +848,21 @@ static int s_derive(pg_policy *policy, s_dest *d)
 pg_policy *pg_policy_parse(struct fy_node *section, const char *file, const char *our_force,
                            char *errstr, size_t errstr_size)
 {
+    return pg_policy_parse_each(section, file, our_force, NULL, NULL, errstr, errstr_size);
+}
+
+pg_policy *pg_policy_parse_each(struct fy_node *section, const char *file, const char *our_force,
+                                pg_policy_report_fn report, void *ud, char *errstr,
+                                size_t errstr_size)
+{
     pg_policy *policy = calloc(1, sizeof *policy);
     s_parser ps = {.policy = policy,
                    .file = file,
                    .path = "policy",
                    .errstr = errstr,
-                   .errstr_size = errstr_size};
+                   .errstr_size = errstr_size,
+                   .report = report,
+                   .report_ud = ud};
     if (!policy || !(policy->arena = pg_arena_new(0))) {
         pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
         goto err;
@@ -846,6 +878,7 @@ pg_policy *pg_policy_parse(struct fy_node *section, const char *file, const char
         goto err;
     }
     unsigned seen;
+    /* The rules across keys need every key parsed: they run only when all were. */
     if (s_walk(&ps, section, s_policy_keys, sizeof s_policy_keys / sizeof s_policy_keys[0], NULL,
                NULL, &seen))
         goto err;
@@ -856,19 +889,19 @@ pg_policy *pg_policy_parse(struct fy_node *section, const char *file, const char
                 s_fail_at(&ps, policy->agreements[i].pos, "agreement '%s' is declared twice",
                           policy->agreements[i].name);
                 s_path_pop(&ps, saved);
-                goto err;
+                break;
             }
     for (size_t i = 0; i < policy->n_partners; i++)
-        if (s_check_partner(&ps, &policy->partners[i], i))
-            goto err;
+        s_check_partner(&ps, &policy->partners[i], i);
     for (size_t i = 0; i < policy->n_dests; i++) {
-        if (s_check_dest(&ps, &policy->dests[i], i))
-            goto err;
+        s_check_dest(&ps, &policy->dests[i], i);
         if (s_derive(policy, &policy->dests[i])) {
             pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
             goto err;
         }
     }
+    if (ps.nerrors)
+        goto err;
     return policy;
 err:
     pg_policy_destroy(&policy);

@@ -118,6 +118,14 @@ const char *pg_policy_field_name(pg_policy_field field);
  * node's document may be freed afterwards: the policy copies what it keeps. */
 pg_policy *pg_policy_parse(struct fy_node *section, const char *file, const char *our_force,
                            char *errstr, size_t errstr_size);
+/* Called with each problem found, "FILE:LINE:COL: path: what", in document order. */
+typedef void (*pg_policy_report_fn)(void *ud, const char *problem);
+/* pg_policy_parse that goes on after a problem and gives report every one it finds
+ * (errstr still gets the first): for `polegated --check-config`. The rules between
+ * keys (agreements declared, topics unique...) are checked once every key parsed. */
+pg_policy *pg_policy_parse_each(struct fy_node *section, const char *file, const char *our_force,
+                                pg_policy_report_fn report, void *ud, char *errstr,
+                                size_t errstr_size);
 /* Read the `policy:` section of a YAML file (a whole force config or a policy-only
  * file; other top-level keys are left to the config). NULL with a reason. */
 pg_policy *pg_policy_load(const char *path, const char *our_force, char *errstr,

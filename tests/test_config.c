@@ -415,6 +415,38 @@ START_TEST(test_policy_errors_reported)
                   "%s", s_err);
     s_bad(FORCE ADAPTER INTAKE STORE KAFKA "policy:\n  version: T-1\n  colour: red\n",
           "t.yaml:13:3: policy: unknown key 'colour'");
+    /* every problem of the policy, not only the first */
+    cfg = s_parse(FORCE ADAPTER INTAKE STORE KAFKA
+                  "policy:\n"
+                  "  version: T-1\n"
+                  "  colour: red\n"
+                  "  agreements: [{name: A, description: a}, {name: B}]\n"
+                  "  destinations:\n"
+                  "    - {name: d, kind: regional, topic: t.d, agreement: A,\n"
+                  "       max_classification: OFFICIAL, kinds: [persons]}\n");
+    ck_assert_ptr_null(cfg);
+    const char *want[] = {
+        "t.yaml:13:3: policy: unknown key 'colour'",
+        "t.yaml:14:44: policy.agreements[1]: missing required key 'description'",
+        "t.yaml:16:23: policy.destinations[0].kind: unknown destination kind 'regional'",
+        "t.yaml:17:46: policy.destinations[0].kinds[0]: unknown kind 'persons'",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(strstr(s_err, want[i]) != NULL, "no \"%s\" in:\n%s", want[i], s_err);
+    /* rules between keys, once every key parsed: all of them too */
+    cfg = s_parse(FORCE ADAPTER INTAKE STORE KAFKA
+                  "policy:\n"
+                  "  version: T-1\n"
+                  "  agreements: [{name: A, description: a}]\n"
+                  "  destinations:\n"
+                  "    - {name: d, kind: national, topic: t.d, agreement: Z,\n"
+                  "       max_classification: OFFICIAL, kinds: all}\n"
+                  "    - {name: d, kind: national, topic: t.e, agreement: A,\n"
+                  "       max_classification: OFFICIAL, kinds: all}\n");
+    ck_assert_ptr_null(cfg);
+    ck_assert_msg(strstr(s_err, "policy.destinations[0] (d): agreement 'Z' is not declared") &&
+                      strstr(s_err, "policy.destinations[1] (d): name 'd' is also destinations[0]'s"),
+                  "%s", s_err);
     s_bad(FORCE ADAPTER INTAKE STORE KAFKA "policy:\n  version: T-1\n"
                                            "  destinations:\n"
                                            "    - {name: d, kind: national, topic: t.d, "
