@@ -8,9 +8,9 @@
 
 #include "ledger.h"
 #include "outrec.h"
-#include "policy.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
+#include "policy.h"
 #include "router.h"
 #include "store.h"
 
@@ -30,7 +30,8 @@ static const char s_policy_yaml[] =
     "    - {name: national, kind: national, topic: t.national, agreement: A,\n"
     "       max_classification: OFFICIAL-SENSITIVE, kinds: all}\n"
     "    - {name: mer, kind: force, force: MER, topic: t.mer, agreement: B,\n"
-    "       max_classification: OFFICIAL-SENSITIVE, kinds: [person, location, vehicle, telephone],\n"
+    "       max_classification: OFFICIAL-SENSITIVE, kinds: [person, location, vehicle, "
+    "telephone],\n"
     "       redact: [person.ethnicity, person.date_of_birth.day, origin.org_unit]}\n";
 
 static int s_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -82,8 +83,7 @@ static pg_entity_update *s_entity(pg_changeset *cs, const char *type, int kind, 
         u->location->street = "High Street";
         break;
     case K(TELEPHONE):
-        u->telephone =
-            PG_PB_NEW(a, Polegate__Pole__V1__Telephone, polegate__pole__v1__telephone);
+        u->telephone = PG_PB_NEW(a, Polegate__Pole__V1__Telephone, polegate__pole__v1__telephone);
         u->telephone->number = "+447700900123";
         break;
     default:
@@ -132,8 +132,7 @@ static void s_message(pg_changeset *cs, long i, int ends)
     pg_entity_update *car = s_entity(cs, "VEHICLE", K(VEHICLE), who, 1, ends);
     if (ends)
         return;
-    s_link(cs, me, POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_HOME_ADDRESS, home,
-           2000 + (int)round);
+    s_link(cs, me, POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_HOME_ADDRESS, home, 2000 + (int)round);
     s_link(cs, me, POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_USES, tel, 0);
     s_link(cs, me, POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_KEEPER, car, 0);
 }
@@ -152,8 +151,8 @@ static int s_run(long n, int route, s_result *res)
     int rc = -1;
     pg_store *st = pg_store_new(dir, (size_t)4 << 30, e, sizeof e);
     pg_ledger *lg = st ? pg_ledger_new(st, e, sizeof e) : NULL;
-    pg_policy *pol = pg_policy_load_string(s_policy_yaml, sizeof s_policy_yaml - 1, "ESX", e,
-                                           sizeof e);
+    pg_policy *pol =
+        pg_policy_load_string(s_policy_yaml, sizeof s_policy_yaml - 1, "ESX", e, sizeof e);
     pg_router *rt = lg && pol ? pg_router_new(pol, st, "ESX", e, sizeof e) : NULL;
     pg_changeset *in = pg_changeset_new(), *out = pg_changeset_new();
     pg_outbatch *ob = pg_outbatch_new();

@@ -12,9 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "policy.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
+#include "policy.h"
 #include "producer.h"
 
 /* ---------------------------------------------------------------- config maps */
@@ -189,8 +189,8 @@ static int s_check_transport(pg_config *cfg, const char *v, char *errstr, size_t
     (void)cfg;
     if (!strcmp(v, "zmq") || !strcmp(v, "dir"))
         return 0;
-    return pg_errf(PG_ECONFIG, errstr, errstr_size,
-                   "'%s' is not a delivery transport (zmq, dir)", v);
+    return pg_errf(PG_ECONFIG, errstr, errstr_size, "'%s' is not a delivery transport (zmq, dir)",
+                   v);
 }
 
 static int s_check_id_prefix(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
@@ -543,8 +543,7 @@ static void s_section_load(s_loader *ld, const s_section *sec, struct fy_node *m
                 if (gone)
                     s_err(ld, line, "%s.%s: no longer a setting: %s", sec->name, key, gone);
                 else
-                    s_err(ld, line, "unknown key '%s' in section '%s'", key ? key : "?",
-                          sec->name);
+                    s_err(ld, line, "unknown key '%s' in section '%s'", key ? key : "?", sec->name);
                 continue;
             }
             seen[e - sec->entries] = line ? line : 1;
@@ -646,8 +645,8 @@ static void s_policy(s_loader *ld, struct fy_node *node, int line)
         return; /* reported above; the policy is checked against our force */
     char why[PG_ERRSTR_SIZE];
     int before = ld->nerrors;
-    cfg->policy = pg_policy_parse_each(node, cfg->path, cfg->force, s_policy_problem, ld, why,
-                                       sizeof why);
+    cfg->policy =
+        pg_policy_parse_each(node, cfg->path, cfg->force, s_policy_problem, ld, why, sizeof why);
     if (!cfg->policy) {
         if (ld->nerrors == before) /* out of memory, or a problem not reported one by one */
             s_policy_problem(ld, why);
@@ -660,8 +659,8 @@ static void s_policy(s_loader *ld, struct fy_node *node, int line)
               "national service or a partner force: docs/policy.md)");
     for (size_t i = 0; cfg->dlq_topic && i < pg_policy_destination_count(p); i++)
         if (!strcmp(pg_policy_destination_at(p, i)->topic, cfg->dlq_topic))
-            s_err(ld, line, "policy.destinations[%zu] (%s): topic '%s' is the dead-letter topic",
-                  i, pg_policy_destination_at(p, i)->name, cfg->dlq_topic);
+            s_err(ld, line, "policy.destinations[%zu] (%s): topic '%s' is the dead-letter topic", i,
+                  pg_policy_destination_at(p, i)->name, cfg->dlq_topic);
     for (size_t i = 0; cfg->dlq_topic && i < pg_policy_partner_count(p); i++)
         if (!strcmp(pg_policy_partner_at(p, i)->topic, cfg->dlq_topic))
             s_err(ld, line, "policy.partners[%zu] (%s): topic '%s' is the dead-letter topic", i,

@@ -7,9 +7,9 @@
 
 #include "config.h"
 #include "daemon.h"
-#include "policy.h"
 #include "polegate/error.h"
 #include "polegate/version.h"
+#include "policy.h"
 
 static pg_daemon *s_daemon;
 

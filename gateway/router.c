@@ -106,12 +106,11 @@ static int s_get(s_ctx *ctx, const char *dest, const char *id, s_state *st)
     size_t klen;
     memset(st, 0, sizeof *st);
     if (s_key(key, sizeof key, dest, id, &klen))
-        return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size, "id '%.64s...': too long",
-                       id);
+        return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size, "id '%.64s...': too long", id);
     const void *val;
     size_t vlen;
-    int rc = pg_store_get(ctx->txn, ctx->r->held, key, klen, &val, &vlen, ctx->errstr,
-                          ctx->errstr_size);
+    int rc =
+        pg_store_get(ctx->txn, ctx->r->held, key, klen, &val, &vlen, ctx->errstr, ctx->errstr_size);
     if (rc == PG_ENOTFOUND)
         return 0;
     if (rc)
@@ -126,8 +125,7 @@ static int s_put(s_ctx *ctx, const char *dest, const char *id, const s_state *st
     unsigned char val[S_VAL_FIXED + S_AGREEMENT_MAX];
     size_t klen;
     if (s_key(key, sizeof key, dest, id, &klen))
-        return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size, "id '%.64s...': too long",
-                       id);
+        return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size, "id '%.64s...': too long", id);
     size_t an = strlen(st->agreement);
     val[0] = (unsigned char)st->type;
     val[1] = (unsigned char)st->held;
@@ -144,8 +142,8 @@ static int s_del(s_ctx *ctx, const char *dest, const char *id)
     size_t klen;
     if (s_key(key, sizeof key, dest, id, &klen))
         return 0;
-    int rc = pg_store_del(ctx->txn, ctx->r->held, key, klen, NULL, 0, ctx->errstr,
-                          ctx->errstr_size);
+    int rc =
+        pg_store_del(ctx->txn, ctx->r->held, key, klen, NULL, 0, ctx->errstr, ctx->errstr_size);
     return rc == PG_ENOTFOUND ? 0 : rc;
 }
 
@@ -343,8 +341,8 @@ static uint64_t s_next_version(uint64_t src, const s_state *st)
  * marking, and the deletion's origin), when its marking is one dest may see: *out is
  * a copy at version v with dest's redactions. Otherwise *out stays NULL and the bare
  * DELETE of pg_policy_withdrawal_link goes: it never says more than dest knew. */
-static int s_link_delete_as_is(s_ctx *ctx, const s_dest *dest, const pg_link_update *l,
-                               uint64_t v, pg_link_update **out, const char **redactions)
+static int s_link_delete_as_is(s_ctx *ctx, const s_dest *dest, const pg_link_update *l, uint64_t v,
+                               pg_link_update **out, const char **redactions)
 {
     if (!dest->pd || l->operation != S_OP_DELETE)
         return 0;
@@ -378,9 +376,17 @@ static int s_withdraw_link(s_ctx *ctx, const s_dest *dest, const pg_link_update 
         return rc;
     if (!w && !(w = pg_policy_withdrawal_link(r->scratch, l, v)))
         return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
-    s_rec rec = {PG_TYPE_LINK, w->id,      w->operation,      v,
-                 w->origin,    w->marking, &w->base,          st->agreement,
-                 redactions,   PG_AUDIT_WITHDRAW, pg_policy_reason_name(reason)};
+    s_rec rec = {PG_TYPE_LINK,
+                 w->id,
+                 w->operation,
+                 v,
+                 w->origin,
+                 w->marking,
+                 &w->base,
+                 st->agreement,
+                 redactions,
+                 PG_AUDIT_WITHDRAW,
+                 pg_policy_reason_name(reason)};
     rc = s_emit(ctx, dest, &rec);
     if (rc)
         return rc;
@@ -433,12 +439,23 @@ static int s_route_link(s_ctx *ctx, const s_dest *dest, const pg_link_update *l,
         pg_link_update *c = s_link_at(ctx, d.link, v);
         if (!c)
             return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
-        s_rec rec = {PG_TYPE_LINK,  c->id,        c->operation,        v,
-                     c->origin,     c->marking,   &c->base,            d.agreement,
-                     d.redactions,  PG_AUDIT_DISCLOSE, s_disclose_outcome(ctx, &d)};
+        s_rec rec = {PG_TYPE_LINK,
+                     c->id,
+                     c->operation,
+                     v,
+                     c->origin,
+                     c->marking,
+                     &c->base,
+                     d.agreement,
+                     d.redactions,
+                     PG_AUDIT_DISCLOSE,
+                     s_disclose_outcome(ctx, &d)};
         if ((rc = s_emit(ctx, dest, &rec)))
             return rc;
-        st = (s_state){.found = 1, .type = S_TYPE_LINK, .held = 1, .src_version = l->version,
+        st = (s_state){.found = 1,
+                       .type = S_TYPE_LINK,
+                       .held = 1,
+                       .src_version = l->version,
                        .sent_version = v};
         s_set_agreement(&st, d.agreement);
         r->stats.disclosed++;
@@ -464,8 +481,8 @@ static int s_relink(s_ctx *ctx, const s_dest *dest, const char *id, s_links *lin
     if (!links->fetched) {
         if ((rc = pg_ledger_links_from(r->ledger, ctx->txn, id, r->scratch, &links->from,
                                        &links->n_from, ctx->errstr, ctx->errstr_size)) ||
-            (rc = pg_ledger_links_to(r->ledger, ctx->txn, id, r->scratch, &links->to,
-                                     &links->n_to, ctx->errstr, ctx->errstr_size)))
+            (rc = pg_ledger_links_to(r->ledger, ctx->txn, id, r->scratch, &links->to, &links->n_to,
+                                     ctx->errstr, ctx->errstr_size)))
             return rc;
         links->fetched = 1;
     }
@@ -527,8 +544,8 @@ static const pg_entity_update *s_entity_delete_as_is(s_ctx *ctx, const s_dest *d
 }
 
 /* Send dest the entity withdrawal of e at version v (state then forgotten). */
-static int s_withdraw_entity(s_ctx *ctx, const s_dest *dest, const pg_entity_update *e,
-                             uint64_t v, const s_state *st, pg_policy_reason reason)
+static int s_withdraw_entity(s_ctx *ctx, const s_dest *dest, const pg_entity_update *e, uint64_t v,
+                             const s_state *st, pg_policy_reason reason)
 {
     pg_router *r = ctx->r;
     const char *redactions = "none";
@@ -537,9 +554,17 @@ static int s_withdraw_entity(s_ctx *ctx, const s_dest *dest, const pg_entity_upd
         w = pg_policy_withdrawal_entity(r->scratch, e, v);
     if (!w)
         return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
-    s_rec rec = {PG_TYPE_ENTITY, w->id,      w->operation,      v,
-                 w->origin,      w->marking, &w->base,          st->agreement,
-                 redactions,     PG_AUDIT_WITHDRAW, pg_policy_reason_name(reason)};
+    s_rec rec = {PG_TYPE_ENTITY,
+                 w->id,
+                 w->operation,
+                 v,
+                 w->origin,
+                 w->marking,
+                 &w->base,
+                 st->agreement,
+                 redactions,
+                 PG_AUDIT_WITHDRAW,
+                 pg_policy_reason_name(reason)};
     int rc = s_emit(ctx, dest, &rec);
     if (rc)
         return rc;
@@ -548,8 +573,7 @@ static int s_withdraw_entity(s_ctx *ctx, const s_dest *dest, const pg_entity_upd
     return s_del(ctx, dest->name, e->id);
 }
 
-static int s_route_entity(s_ctx *ctx, const s_dest *dest, const pg_entity_update *e,
-                          s_links *links)
+static int s_route_entity(s_ctx *ctx, const s_dest *dest, const pg_entity_update *e, s_links *links)
 {
     pg_router *r = ctx->r;
     s_state st;
@@ -564,13 +588,24 @@ static int s_route_entity(s_ctx *ctx, const s_dest *dest, const pg_entity_update
     switch (pg_policy_transition(st.held, &d)) {
     case PG_POLICY_PUBLISH: {
         const pg_entity_update *c = d.entity;
-        s_rec rec = {PG_TYPE_ENTITY, c->id,       c->operation,       c->version,
-                     c->origin,      c->marking,  &c->base,           d.agreement,
-                     d.redactions,   PG_AUDIT_DISCLOSE, s_disclose_outcome(ctx, &d)};
+        s_rec rec = {PG_TYPE_ENTITY,
+                     c->id,
+                     c->operation,
+                     c->version,
+                     c->origin,
+                     c->marking,
+                     &c->base,
+                     d.agreement,
+                     d.redactions,
+                     PG_AUDIT_DISCLOSE,
+                     s_disclose_outcome(ctx, &d)};
         if ((rc = s_emit(ctx, dest, &rec)))
             return rc;
         int was = st.held;
-        st = (s_state){.found = 1, .type = S_TYPE_ENTITY, .held = 1, .src_version = e->version,
+        st = (s_state){.found = 1,
+                       .type = S_TYPE_ENTITY,
+                       .held = 1,
+                       .src_version = e->version,
                        .sent_version = e->version};
         s_set_agreement(&st, d.agreement);
         r->stats.disclosed++;
@@ -685,8 +720,8 @@ static int s_reconcile_entity(s_ctx *ctx, const s_dest *dest, const s_held *h)
     pg_router *r = ctx->r;
     pg_entity_update *e = NULL;
     int deleted = 0;
-    int rc = pg_ledger_get_entity(r->ledger, ctx->txn, h->id, r->scratch, &e, &deleted,
-                                  ctx->errstr, ctx->errstr_size);
+    int rc = pg_ledger_get_entity(r->ledger, ctx->txn, h->id, r->scratch, &e, &deleted, ctx->errstr,
+                                  ctx->errstr_size);
     if (rc && rc != PG_ENOTFOUND)
         return rc;
     pg_policy_reason reason = PG_POLICY_R_DELETED;
@@ -832,8 +867,8 @@ static int s_reconcile(s_ctx *ctx)
 
 /* ---------------------------------------------------------------- public */
 
-pg_router *pg_router_new(const pg_policy *policy, pg_store *store, const char *force,
-                         char *errstr, size_t errstr_size)
+pg_router *pg_router_new(const pg_policy *policy, pg_store *store, const char *force, char *errstr,
+                         size_t errstr_size)
 {
     pg_router *r = calloc(1, sizeof *r);
     if (!r) {

@@ -6,8 +6,8 @@
 #include <stdint.h>
 
 #include "outrec.h"
-#include "policy.h"
 #include "polegate/pole.h"
+#include "policy.h"
 #include "store.h"
 
 /*
@@ -79,15 +79,15 @@ typedef struct pg_router_stats {
     uint64_t withdrawn; /* DELETE records made for withdrawals (tombstones not counted) */
     uint64_t withheld;  /* (update, destination) pairs withheld, nothing sent */
     uint64_t reasons[PG_POLICY_REASON_COUNT]; /* withheld and withdrawn, by reason */
-    uint64_t reconciles; /* policy changes handled */
+    uint64_t reconciles;                      /* policy changes handled */
 } pg_router_stats;
 
 /* A router for policy (borrowed, must outlive the router) over store, for force (our
  * force code: pg-origin-force of a record whose origin names none). Opens its
  * databases and a pg_ledger on the store in a transaction of its own: call it while
  * this thread has no transaction open. NULL with errstr on failure. */
-pg_router *pg_router_new(const pg_policy *policy, pg_store *store, const char *force,
-                         char *errstr, size_t errstr_size);
+pg_router *pg_router_new(const pg_policy *policy, pg_store *store, const char *force, char *errstr,
+                         size_t errstr_size);
 /* NULL-safe; sets *p to NULL. */
 void pg_router_destroy(pg_router **p);
 

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "policy.h"
 #include "polegate/error.h"
+#include "policy.h"
 
 #define ROOT PG_FIXTURES "/../.."
 
@@ -24,7 +24,7 @@ static char s_err[8192];
     "policy:\n"                                                                                    \
     "  version: T-1\n"                                                                             \
     "  agreements: [{name: A, description: a}]\n"                                                  \
-    "  destinations: [{name: national, kind: national, topic: polegate.esx.national.pole.v1, "      \
+    "  destinations: [{name: national, kind: national, topic: polegate.esx.national.pole.v1, "     \
     "agreement: A, max_classification: OFFICIAL, kinds: all}]\n"
 /* A complete config whose last section is kafka (line 14 is its last line). */
 #define BASE POLICY FORCE ADAPTER INTAKE STORE KAFKA
@@ -83,36 +83,37 @@ END_TEST
 
 START_TEST(test_full)
 {
-    pg_config *cfg = s_parse("force: {code: MER}\n"
-                             "adapter: {name: nx5}\n"
-                             "intake:\n"
-                             "  endpoint: ipc:///tmp/pg.sock\n"
-                             "  max_message_size: 2MiB\n"
-                             "store:\n"
-                             "  path: /tmp/x\n"
-                             "  map_size: 64M\n"
-                             "kafka:\n"
-                             "  brokers: a:9092,b:9092\n"
-                             "  flush_timeout_ms: 2500\n"
-                             "  properties:\n"
-                             "    linger.ms: 20\n"
-                             "    acks: all\n"
-                             "    enable.idempotence: true\n"
-                             "    client.id: \"polegated-mer\"\n"
-                             "log:\n"
-                             "  level: debug\n"
-                             "spool: {max_bytes: 1GiB, max_records: 5000, group_commit: 16,\n"
-                             "        drain_timeout_ms: 0}\n"
-                             "dlq: {topic: mer.dead, max_records: 7, max_bytes: 2MiB}\n"
-                             "audit: {path: /var/log/pg/audit.log, fsync: batch}\n"
-                             "policy:\n"
-                             "  version: MER-7\n"
-                             "  agreements: [{name: A, description: a}]\n"
-                             "  destinations:\n"
-                             "    - {name: esx, kind: force, force: ESX, topic: polegate.mer.esx.pole.v1,\n"
-                             "       agreement: A, max_classification: OFFICIAL, kinds: [person]}\n"
-                             "  partners:\n"
-                             "    - {force: ESX, topic: polegate.esx.mer.pole.v1, agreement: A}\n");
+    pg_config *cfg =
+        s_parse("force: {code: MER}\n"
+                "adapter: {name: nx5}\n"
+                "intake:\n"
+                "  endpoint: ipc:///tmp/pg.sock\n"
+                "  max_message_size: 2MiB\n"
+                "store:\n"
+                "  path: /tmp/x\n"
+                "  map_size: 64M\n"
+                "kafka:\n"
+                "  brokers: a:9092,b:9092\n"
+                "  flush_timeout_ms: 2500\n"
+                "  properties:\n"
+                "    linger.ms: 20\n"
+                "    acks: all\n"
+                "    enable.idempotence: true\n"
+                "    client.id: \"polegated-mer\"\n"
+                "log:\n"
+                "  level: debug\n"
+                "spool: {max_bytes: 1GiB, max_records: 5000, group_commit: 16,\n"
+                "        drain_timeout_ms: 0}\n"
+                "dlq: {topic: mer.dead, max_records: 7, max_bytes: 2MiB}\n"
+                "audit: {path: /var/log/pg/audit.log, fsync: batch}\n"
+                "policy:\n"
+                "  version: MER-7\n"
+                "  agreements: [{name: A, description: a}]\n"
+                "  destinations:\n"
+                "    - {name: esx, kind: force, force: ESX, topic: polegate.mer.esx.pole.v1,\n"
+                "       agreement: A, max_classification: OFFICIAL, kinds: [person]}\n"
+                "  partners:\n"
+                "    - {force: ESX, topic: polegate.esx.mer.pole.v1, agreement: A}\n");
     ck_assert_msg(cfg != NULL, "%s", s_err);
     ck_assert_ptr_eq(cfg->adapter, &pg_adapter_niche);
     ck_assert_uint_eq(cfg->spool_max_bytes, 1u << 30);
@@ -375,7 +376,6 @@ START_TEST(test_reference_matches_docs)
 }
 END_TEST
 
-
 /* The single outbound topic is gone: each destination names its own. */
 START_TEST(test_kafka_topic_gone)
 {
@@ -444,9 +444,10 @@ START_TEST(test_policy_errors_reported)
                   "    - {name: d, kind: national, topic: t.e, agreement: A,\n"
                   "       max_classification: OFFICIAL, kinds: all}\n");
     ck_assert_ptr_null(cfg);
-    ck_assert_msg(strstr(s_err, "policy.destinations[0] (d): agreement 'Z' is not declared") &&
-                      strstr(s_err, "policy.destinations[1] (d): name 'd' is also destinations[0]'s"),
-                  "%s", s_err);
+    ck_assert_msg(
+        strstr(s_err, "policy.destinations[0] (d): agreement 'Z' is not declared") &&
+            strstr(s_err, "policy.destinations[1] (d): name 'd' is also destinations[0]'s"),
+        "%s", s_err);
     s_bad(FORCE ADAPTER INTAKE STORE KAFKA "policy:\n  version: T-1\n"
                                            "  destinations:\n"
                                            "    - {name: d, kind: national, topic: t.d, "

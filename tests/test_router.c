@@ -10,8 +10,8 @@
 
 #include "ledger.h"
 #include "outrec.h"
-#include "policy.h"
 #include "polegate/error.h"
+#include "policy.h"
 #include "producer.h"
 #include "router.h"
 #include "store.h"
@@ -29,7 +29,7 @@ enum { PERSON = 1, LOCATION, VEHICLE, ITEM, WEAPON, TELEPHONE, OCCURRENCE, CUSTO
 /* National: everything up to OFFICIAL-SENSITIVE except handling C. Merseyside: no
  * intelligence, no ethnicity, MoPI groups 1, 2 and ungrouped, handling C under its own
  * agreement. */
-#define POLICY_R(version, mer_max, mer_topic, mer_redact)                                                      \
+#define POLICY_R(version, mer_max, mer_topic, mer_redact)                                          \
     "policy:\n"                                                                                    \
     "  version: " version "\n"                                                                     \
     "  agreements:\n"                                                                              \
@@ -299,8 +299,7 @@ static pg_link_update *s_unpack_link(const pg_outrec *r)
 }
 
 /* The pending audit event of action for id (and destination, when not NULL). */
-static const pg_audit_event *s_audit_find(pg_audit_action action, const char *id,
-                                          const char *dest)
+static const pg_audit_event *s_audit_find(pg_audit_action action, const char *id, const char *dest)
 {
     for (size_t i = 0; i < ob->audit_count; i++) {
         const pg_audit_event *ev = &ob->audit[i];
@@ -500,7 +499,6 @@ START_TEST(test_secret_counted)
 }
 END_TEST
 
-
 /* ------------------------------------------------------------ links */
 
 START_TEST(test_links_follow_ends)
@@ -616,8 +614,6 @@ static void s_restart(const char *policy_yaml)
     s_close();
     s_open(policy_yaml);
 }
-
-
 
 /* p1 and l1 shared with both destinations, linked by k1 (one message). */
 static void s_shared_pair(void)
@@ -743,7 +739,8 @@ START_TEST(test_delete_redacted)
     x->origin->org_unit = "ESX/CID";
     s_add_entity(x);
     s_route();
-    ck_assert_str_eq(s_hdr(s_rec(T_MER, "p1"), "pg-redactions"), "origin.org_unit,person.ethnicity");
+    ck_assert_str_eq(s_hdr(s_rec(T_MER, "p1"), "pg-redactions"),
+                     "origin.org_unit,person.ethnicity");
     s_begin();
     x = s_entity("p1", PERSON, 2, OS, P, 1, DELETE);
     x->origin->org_unit = "ESX/CID";
