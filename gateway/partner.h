@@ -1,0 +1,170 @@
+/* pg_partner: partner records in: consumed canonical updates -> inbound checks ->
+ * partner ledger -> native messages -> the local RMS; offsets committed once stored. */
+#ifndef POLEGATE_GATEWAY_PARTNER_H
+#define POLEGATE_GATEWAY_PARTNER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit.h"
+#include "compose.h"
+#include "config.h"
+#include "consumer.h"
+#include "delivery.h"
+#include "idmap.h"
+#include "ledger.h"
+#include "policy.h"
+#include "store.h"
+
+/*
+ * pg_partner is the partner direction below the Kafka consumer (docs/delivery.md):
+ *
+ * 1. pg_partner_take(records): in ONE write transaction of the store, for each record
+ *    consumed from a partner topic, in order:
+ *    - a tombstone, or a pg-type this version does not know: skipped (counted);
+ *    - a value that is not the protobuf its pg-type says, or an update without an id,
+ *      an operation or link ends: rejected (audit "reject", outcome "invalid");
+ *    - a record of our own force: dropped, never delivered back (counted "own");
+ *    - pg_policy_inbound_allowed: a record from a topic of no configured partner, or
+ *      of an origin that partner may not speak for: rejected (audit "reject",
+ *      outcome "inbound-policy");
+ *    - its version against the last version received of the same id (entity or
+ *      link): not greater -> dropped, counted as duplicate (equal) or stale (lower);
+ *      accepted records are audited "receive" after the commit;
+ *    then the partner ledger applies the accepted updates, gateway/compose makes the
+ *    native messages (ids and revisions from the id map), and each message is
+ *    appended to the OUTBOX (partner.outbox in the same store) with a correlation id
+ *    that stays the same across restarts. One commit (one fsync) for the batch.
+ * 2. pg_partner_poll: submits outbox messages to the RMS (gateway/delivery.h, window
+ *    bounded), reads the acks, and removes acknowledged messages from the outbox.
+ *    A message the RMS rejects is logged, counted and removed (it would be rejected
+ *    again); everything else is sent until stored, across restarts.
+ * 3. Offsets: a batch's offsets (next offset per topic and partition) become
+ *    committable when every message composed up to the end of that batch has been
+ *    acknowledged by the RMS (acks come in order); pg_partner_committable hands them
+ *    to the caller, who commits them to Kafka.
+ *
+ * A crash anywhere loses nothing and applies nothing twice: before the commit of a
+ * batch nothing of it happened (Kafka delivers it again); after it, the outbox holds
+ * its messages (sent again with the same correlation ids: an RMS that stored one acks
+ * it again without storing it twice), and Kafka's redelivery of its records, whose
+ * offsets were not committed, finds their versions already received.
+ *
+ * Backpressure: pg_partner_busy is 1 while the delivery window is full or composed
+ * messages wait to be submitted; the caller stops taking records (and pauses the
+ * consumer) until it is 0. An RMS that is down holds everything in the outbox and the
+ * partner topic, never in memory without bound.
+ *
+ * Threads: a pg_partner is used by one thread (pg_partner_service runs one).
+ */
+
+typedef struct pg_partner pg_partner;
+
+typedef struct pg_partner_opts {
+    const char *force;             /* this gateway's force */
+    const pg_adapter_ops *adapter; /* the local RMS's format */
+    const pg_policy *policy;       /* partners and what they may speak for; borrowed */
+    pg_store *store;               /* borrowed */
+    pg_audit *audit;               /* NULL: no audit events; borrowed */
+    const char *atx_id_prefix;     /* NULL: "9" */
+    pg_delivery_config delivery;   /* transport, endpoint, window...; on_result is ours */
+    int64_t now_ms;                /* sending time written (0: the clock); for tests */
+} pg_partner_opts;
+
+/* One consumed record (the consumer's shape). */
+typedef pg_consumer_record pg_partner_record;
+
+typedef struct pg_partner_stats {
+    uint64_t records;    /* records taken */
+    uint64_t accepted;   /* updates that passed every check and reached the ledger */
+    uint64_t duplicates; /* version equal to the last received */
+    uint64_t stale;      /* version lower than the last received */
+    uint64_t own;        /* records of our own force, dropped */
+    uint64_t rejected;   /* invalid, or refused by the inbound policy */
+    uint64_t skipped;    /* tombstones and unknown pg-types */
+    uint64_t composed;   /* native messages put in the outbox */
+    uint64_t refused;    /* changes the local format cannot carry */
+    uint64_t submitted;  /* messages handed to the transport (re-sends not counted) */
+    uint64_t stored;     /* acknowledged stored by the RMS */
+    uint64_t rms_rejected;
+    uint64_t batches; /* write transactions committed by take */
+} pg_partner_stats;
+
+/* A partner pipeline over opts (copied; strings must outlive it, except delivery's,
+ * which pg_delivery copies). Opens the partner ledger, the id map and the outbox in
+ * store and loads the outbox left by an earlier run (sent first). NULL with errstr. */
+pg_partner *pg_partner_new(const pg_partner_opts *opts, char *errstr, size_t errstr_size);
+/* Frees it; messages in the outbox stay there for the next run. NULL-safe. */
+void pg_partner_destroy(pg_partner **p);
+
+/* Take records[0..n) as described above. 0; or negative with errstr when the
+ * transaction failed (PG_ESTORE, PG_ENOMEM): nothing of the batch happened, and the
+ * caller takes the same records again later. */
+int pg_partner_take(pg_partner *p, const pg_partner_record *records, size_t n, char *errstr,
+                    size_t errstr_size);
+/* Submit what waits, wait up to timeout_ms for acks, and forget stored messages from
+ * the outbox. The number of results, or negative with errstr (a store failure: the
+ * results stay pending and are retried by the next call). */
+int pg_partner_poll(pg_partner *p, int timeout_ms, char *errstr, size_t errstr_size);
+/* 1 while no more records should be taken (see "Backpressure"). */
+int pg_partner_busy(const pg_partner *p);
+/* Messages composed and not yet acknowledged (outbox entries). */
+size_t pg_partner_pending(const pg_partner *p);
+
+/* Hand each (topic, partition, next offset) that became committable since the last
+ * call to fn, in order. */
+typedef int (*pg_partner_offset_fn)(void *arg, const char *topic, int32_t partition,
+                                    int64_t next_offset);
+int pg_partner_committable(pg_partner *p, pg_partner_offset_fn fn, void *arg);
+
+void pg_partner_get_stats(const pg_partner *p, pg_partner_stats *out);
+void pg_partner_get_compose_stats(const pg_partner *p, pg_compose_stats *out);
+
+/* ------------------------------------------------------------ the daemon's thread */
+
+/* The consumer (group delivery.group_id, the policy's partner topics) and a
+ * pg_partner, driven by a thread of their own: poll, take, deliver, commit; pause the
+ * consumer while the partner is busy. */
+typedef struct pg_partner_service pg_partner_service;
+
+/* Start it when cfg has a delivery endpoint and the policy names partners: 0 with
+ * *out set; 0 with *out NULL when there is nothing to run; negative with errstr on
+ * failure. store and audit (may be NULL) are borrowed and must outlive it. */
+int pg_partner_service_start(const pg_config *cfg, pg_store *store, pg_audit *audit,
+                             pg_partner_service **out, char *errstr, size_t errstr_size);
+/* Stop consuming, give the RMS up to drain_ms to acknowledge what is in flight, commit
+ * the offsets of what it stored, leave the group and join the thread. NULL-safe; sets
+ * *p NULL. */
+void pg_partner_service_stop(pg_partner_service **p, int drain_ms);
+/* The counters so far (a copy taken by the thread at most ~100 ms ago). */
+void pg_partner_service_stats(pg_partner_service *s, pg_partner_stats *out);
+
+/* ------------------------------------------------------------ echoes at intake */
+
+/*
+ * The local RMS exports what it imported: partner records come back in its change
+ * feed, with the ids we gave them (gateway/idmap.h) and the originating force in ATX
+ * header.orgUnit / NX5 Force. They are not ours and must never be published as ours
+ * (that would loop them between two gateways). The intake calls pg_partner_echo_filter
+ * on what it decoded (with no force check in the decoder):
+ *
+ * - an entity change whose native id is an id we gave a partner record, and a link
+ *   change from such a record, is removed (an echo);
+ * - a link from one of our records to a partner record stays ours, and its target is
+ *   rewritten to the partner's entity (the UUID the partner knows it by; the link id
+ *   follows), so that partners can resolve it;
+ * - a message that names another force is an echo when every change in it is one;
+ *   otherwise it is refused with the decoder's reason for another force.
+ */
+typedef struct pg_partner_echo pg_partner_echo;
+
+pg_partner_echo *pg_partner_echo_new(pg_store *store, const pg_adapter_ops *adapter,
+                                     const char *force, char *errstr, size_t errstr_size);
+void pg_partner_echo_destroy(pg_partner_echo **p);
+/* Filter cs in txn (read access is enough). 0 with *dropped changes removed (cs may
+ * be left empty); PG_EINVALID with the reason when the message names another force and
+ * is not an echo; PG_ESTORE / PG_ENOMEM. */
+int pg_partner_echo_filter(pg_partner_echo *echo, pg_store_txn *txn, pg_changeset *cs,
+                           size_t *dropped, char *errstr, size_t errstr_size);
+
+#endif

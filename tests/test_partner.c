@@ -1,0 +1,933 @@
+/* Unit tests for gateway/partner (below the consumer: records taken by hand; the RMS a
+ * drop directory or a ZeroMQ ROUTER in this thread), the echo filter, and the daemon's
+ * partner thread against librdkafka's mock cluster. */
+#include <check.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <glib.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "audit.h"
+#include "config.h"
+#include "idmap.h"
+#include "ledger.h"
+#include "partner.h"
+#include "polegate/adapter.h"
+#include "polegate/error.h"
+#include "polegate/identity.h"
+#include "policy.h"
+#include "rms_model.h"
+#include "store.h"
+
+#define FIX(name) PG_FIXTURES "/" name
+#define S_NOW_MS 1793534400000LL
+#define ESX_TO_MER "polegate.esx.mer.pole.v1"
+#define MER_TO_ESX "polegate.mer.esx.pole.v1"
+
+static char e[PG_ERRSTR_SIZE];
+static char s_dir[128];   /* store */
+static char s_drop[160];  /* drop directory */
+static char s_audit[160]; /* audit log */
+
+static int s_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void s_setup(void)
+{
+    snprintf(s_dir, sizeof s_dir, "/tmp/pg-test-partner-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(s_dir));
+    snprintf(s_drop, sizeof s_drop, "%s/drop", s_dir);
+    ck_assert_int_eq(mkdir(s_drop, 0700), 0);
+    snprintf(s_audit, sizeof s_audit, "%s/audit.log", s_dir);
+}
+
+static void s_teardown(void)
+{
+    nftw(s_dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ------------------------------------------------------------ policies */
+
+static const char s_policy_mer[] = "policy:\n"
+                                   "  version: MER-TEST-1\n"
+                                   "  agreements:\n"
+                                   "    - name: ISA-TEST\n"
+                                   "      description: test\n"
+                                   "  destinations:\n"
+                                   "    - name: esx\n"
+                                   "      kind: force\n"
+                                   "      force: ESX\n"
+                                   "      topic: " MER_TO_ESX "\n"
+                                   "      agreement: ISA-TEST\n"
+                                   "      max_classification: OFFICIAL-SENSITIVE\n"
+                                   "      kinds: all\n"
+                                   "  partners:\n"
+                                   "    - force: ESX\n"
+                                   "      topic: " ESX_TO_MER "\n"
+                                   "      agreement: ISA-TEST\n";
+
+static const char s_policy_esx[] = "policy:\n"
+                                   "  version: ESX-TEST-1\n"
+                                   "  agreements:\n"
+                                   "    - name: ISA-TEST\n"
+                                   "      description: test\n"
+                                   "  destinations:\n"
+                                   "    - name: mer\n"
+                                   "      kind: force\n"
+                                   "      force: MER\n"
+                                   "      topic: " ESX_TO_MER "\n"
+                                   "      agreement: ISA-TEST\n"
+                                   "      max_classification: OFFICIAL-SENSITIVE\n"
+                                   "      kinds: all\n"
+                                   "  partners:\n"
+                                   "    - force: MER\n"
+                                   "      topic: " MER_TO_ESX "\n"
+                                   "      agreement: ISA-TEST\n";
+
+static pg_policy *s_policy(const char *yaml, const char *force)
+{
+    pg_policy *p = pg_policy_load_string(yaml, strlen(yaml), force, e, sizeof e);
+    ck_assert_msg(p != NULL, "%s", e);
+    return p;
+}
+
+/* ------------------------------------------------------------ what a partner publishes */
+
+/* The canonical updates a sender's ledger publishes for a native file: one Kafka
+ * record each (packed value, pg-type, pg-origin-force), on topic, partition 0. */
+typedef struct s_feed {
+    pg_consumer_record *recs;
+    size_t n, cap;
+    GPtrArray *owned; /* values and strings */
+} s_feed;
+
+static void s_feed_add(s_feed *f, const char *topic, const ProtobufCMessage *m, const char *type,
+                       const char *force)
+{
+    if (f->n == f->cap) {
+        f->cap = f->cap ? f->cap * 2 : 64;
+        f->recs = realloc(f->recs, f->cap * sizeof *f->recs);
+    }
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *v = g_malloc(len ? len : 1);
+    protobuf_c_message_pack(m, v);
+    g_ptr_array_add(f->owned, v);
+    pg_consumer_record *r = &f->recs[f->n];
+    *r = (pg_consumer_record){.topic = topic,
+                              .partition = 0,
+                              .offset = (int64_t)f->n,
+                              .value = v,
+                              .len = len,
+                              .type = type,
+                              .force = force};
+    f->n++;
+}
+
+typedef struct s_sender {
+    const pg_adapter_ops *adapter;
+    const char *topic;
+    pg_store *store;
+    pg_ledger *ledger;
+    char dir[64];
+    s_feed *feed;
+    size_t limit; /* messages of the file to use (0: all) */
+    size_t seen;
+} s_sender;
+
+static int s_send_one(void *arg, const uint8_t *msg, size_t len, size_t pos)
+{
+    s_sender *s = arg;
+    (void)pos;
+    if (s->limit && s->seen++ >= s->limit)
+        return 0;
+    pg_changeset *in = pg_changeset_new(), *out = pg_changeset_new();
+    ck_assert_int_eq(s->adapter->decode(NULL, msg, len, in, e, sizeof e), 0);
+    pg_store_txn *txn = pg_store_begin(s->store, 1, e, sizeof e);
+    pg_ledger_result res;
+    ck_assert_int_eq(pg_ledger_apply(s->ledger, txn, in, out, &res, e, sizeof e), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    for (size_t i = 0; i < out->count; i++) {
+        const pg_change *c = &out->changes[i];
+        if (c->type == PG_CHANGE_ENTITY)
+            s_feed_add(s->feed, s->topic, &c->entity->base, "polegate.pole.v1.EntityUpdate",
+                       c->entity->origin->force);
+        else
+            s_feed_add(s->feed, s->topic, &c->link->base, "polegate.pole.v1.LinkUpdate",
+                       c->link->origin ? c->link->origin->force : NULL);
+    }
+    pg_changeset_destroy(&in);
+    pg_changeset_destroy(&out);
+    return 0;
+}
+
+/* The feed of the first `limit` messages of fixture path (0: all). */
+static s_feed *s_feed_of(const pg_adapter_ops *adapter, const char *path, size_t limit,
+                         const char *topic)
+{
+    s_feed *f = calloc(1, sizeof *f);
+    f->owned = g_ptr_array_new_with_free_func(g_free);
+    s_sender s = {.adapter = adapter, .topic = topic, .feed = f, .limit = limit};
+    snprintf(s.dir, sizeof s.dir, "/tmp/pg-test-sender-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(s.dir));
+    s.store = pg_store_new(s.dir, 0, e, sizeof e);
+    pg_store_set_durable(s.store, 0);
+    s.ledger = pg_ledger_new(s.store, e, sizeof e);
+    gchar *data;
+    gsize len;
+    ck_assert(g_file_get_contents(path, &data, &len, NULL));
+    ck_assert_int_eq(adapter->split((const uint8_t *)data, len, s_send_one, &s), 0);
+    g_free(data);
+    pg_ledger_destroy(&s.ledger);
+    pg_store_destroy(&s.store);
+    nftw(s.dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    return f;
+}
+
+static void s_feed_free(s_feed **p)
+{
+    g_ptr_array_free((*p)->owned, TRUE);
+    free((*p)->recs);
+    free(*p);
+    *p = NULL;
+}
+
+/* ------------------------------------------------------------ the partner under test */
+
+static pg_store *s_store_open(void)
+{
+    pg_store *st = pg_store_new(s_dir, 0, e, sizeof e);
+    ck_assert_msg(st != NULL, "%s", e);
+    pg_store_set_durable(st, 0);
+    return st;
+}
+
+static pg_partner *s_partner_dir(pg_store *st, const pg_policy *pol, const char *force,
+                                 const pg_adapter_ops *adapter, pg_audit *audit)
+{
+    pg_partner_opts o = {.force = force,
+                         .adapter = adapter,
+                         .policy = pol,
+                         .store = st,
+                         .audit = audit,
+                         .now_ms = S_NOW_MS,
+                         .delivery = {.transport = "dir", .endpoint = s_drop}};
+    pg_partner *p = pg_partner_new(&o, e, sizeof e);
+    ck_assert_msg(p != NULL, "%s", e);
+    return p;
+}
+
+static void s_drain(pg_partner *p)
+{
+    for (int i = 0; i < 200 && pg_partner_pending(p); i++)
+        ck_assert_int_ge(pg_partner_poll(p, 50, e, sizeof e), 0);
+    ck_assert_uint_eq(pg_partner_pending(p), 0);
+}
+
+/* The drop directory's files, in name order, applied to a fresh model of adapter. */
+static pg_rms_model *s_model_of_drop(const pg_adapter_ops *adapter, size_t *files)
+{
+    pg_rms_model *m = pg_rms_model_new(adapter);
+    struct dirent **names;
+    int n = scandir(s_drop, &names, NULL, alphasort);
+    ck_assert_int_ge(n, 0);
+    *files = 0;
+    for (int i = 0; i < n; i++) {
+        if (names[i]->d_name[0] != '.') {
+            char path[512];
+            snprintf(path, sizeof path, "%s/%s", s_drop, names[i]->d_name);
+            ck_assert_msg(pg_rms_model_apply_file(m, path, e, sizeof e) == 0, "%s: %s", path, e);
+            (*files)++;
+        }
+        free(names[i]);
+    }
+    free(names);
+    return m;
+}
+
+static void s_assert_equivalent(const pg_rms_model *a, const pg_rms_model *b)
+{
+    pg_buf diff = PG_BUF_INIT;
+    size_t n = pg_rms_model_compare(a, b, NULL, &diff);
+    ck_assert_msg(n == 0, "%zu differences:\n%s", n, diff.data ? (char *)diff.data : "");
+    pg_buf_free(&diff);
+}
+
+/* Collects committable offsets. */
+typedef struct s_offsets {
+    int calls;
+    int64_t next;
+} s_offsets;
+
+static int s_offset_cb(void *arg, const char *topic, int32_t partition, int64_t next)
+{
+    s_offsets *o = arg;
+    ck_assert_int_eq(partition, 0);
+    ck_assert_ptr_nonnull(topic);
+    o->calls++;
+    ck_assert_int_gt(next, o->next);
+    o->next = next;
+    return 0;
+}
+
+/* ------------------------------------------------------------ tests */
+
+START_TEST(test_burglary_to_nx5_drop_dir)
+{
+    /* ESX's 7 UPSERTs, as ESX's ledger publishes them, reach MER's NX5 RMS in the
+     * state nx5-burglary-import.xml describes. */
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 7, ESX_TO_MER);
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    pg_store *st = s_store_open();
+    pg_partner *p = s_partner_dir(st, pol, "MER", &pg_adapter_niche, NULL);
+    ck_assert_int_eq(pg_partner_take(p, f->recs, f->n, e, sizeof e), 0);
+    s_offsets off = {0};
+    ck_assert_int_eq(pg_partner_committable(p, s_offset_cb, &off), 0);
+    ck_assert_int_eq(off.calls, 0); /* nothing stored yet */
+    s_drain(p);
+    ck_assert_int_eq(pg_partner_committable(p, s_offset_cb, &off), 0);
+    ck_assert_int_eq(off.calls, 1);
+    ck_assert_int_eq(off.next, (int64_t)f->n);
+    pg_partner_stats ps;
+    pg_partner_get_stats(p, &ps);
+    ck_assert_uint_eq(ps.records, f->n);
+    ck_assert_uint_eq(ps.accepted, f->n);
+    ck_assert_uint_eq(ps.composed, 1); /* one NX5 document for the batch */
+    ck_assert_uint_eq(ps.stored, 1);
+    size_t files;
+    pg_rms_model *got = s_model_of_drop(&pg_adapter_niche, &files);
+    ck_assert_uint_eq(files, 1);
+    pg_rms_model *want = pg_rms_model_new(&pg_adapter_niche);
+    ck_assert_int_eq(pg_rms_model_apply_file(want, FIX("nx5-burglary-import.xml"), e, sizeof e), 0);
+    s_assert_equivalent(got, want);
+    pg_rms_model_destroy(&got);
+    pg_rms_model_destroy(&want);
+    pg_partner_destroy(&p);
+    pg_store_destroy(&st);
+    pg_policy_destroy(&pol);
+    s_feed_free(&f);
+}
+END_TEST
+
+START_TEST(test_batches_agree_with_one_at_a_time)
+{
+    /* MER's export into an ATX RMS: taken in one batch, or one record per batch, the
+     * RMS ends in the same state (ATX records carry all their links either way). */
+    s_feed *f = s_feed_of(&pg_adapter_niche, FIX("nx5-merseyside-export.xml"), 0, MER_TO_ESX);
+    pg_policy *pol = s_policy(s_policy_esx, "ESX");
+    pg_rms_model *models[2];
+    size_t composed[2];
+    for (int round = 0; round < 2; round++) {
+        s_teardown();
+        s_setup();
+        pg_store *st = s_store_open();
+        pg_partner *p = s_partner_dir(st, pol, "ESX", &pg_adapter_athena, NULL);
+        if (round == 0) {
+            ck_assert_int_eq(pg_partner_take(p, f->recs, f->n, e, sizeof e), 0);
+        } else {
+            for (size_t i = 0; i < f->n; i++)
+                ck_assert_msg(pg_partner_take(p, &f->recs[i], 1, e, sizeof e) == 0, "%s", e);
+        }
+        s_drain(p);
+        pg_partner_stats ps;
+        pg_partner_get_stats(p, &ps);
+        composed[round] = ps.composed;
+        ck_assert_uint_eq(ps.stored, ps.composed);
+        size_t files;
+        models[round] = s_model_of_drop(&pg_adapter_athena, &files);
+        ck_assert_uint_eq(files, ps.composed);
+        pg_partner_destroy(&p);
+        pg_store_destroy(&st);
+    }
+    ck_assert_uint_eq(pg_rms_model_records(models[0]), 5);
+    s_assert_equivalent(models[0], models[1]);
+    /* one at a time, a record is sent again for each link that comes after it */
+    ck_assert_uint_gt(composed[1], composed[0]);
+    ck_assert_uint_eq(pg_rms_model_stale(models[1]), 0);
+    pg_rms_model_destroy(&models[0]);
+    pg_rms_model_destroy(&models[1]);
+    pg_policy_destroy(&pol);
+    s_feed_free(&f);
+}
+END_TEST
+
+START_TEST(test_duplicates_and_stale_dropped)
+{
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 0, ESX_TO_MER);
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    pg_store *st = s_store_open();
+    pg_partner *p = s_partner_dir(st, pol, "MER", &pg_adapter_niche, NULL);
+    ck_assert_int_eq(pg_partner_take(p, f->recs, f->n, e, sizeof e), 0);
+    s_drain(p);
+    pg_partner_stats ps;
+    pg_partner_get_stats(p, &ps);
+    uint64_t composed = ps.composed;
+    /* Kafka delivers the same records again (a crash before the offset commit) */
+    ck_assert_int_eq(pg_partner_take(p, f->recs, f->n, e, sizeof e), 0);
+    s_drain(p);
+    pg_partner_get_stats(p, &ps);
+    /* the telephone and its USES link, deleted later in the feed: their first
+     * versions are now stale, every other record a duplicate */
+    ck_assert_uint_eq(ps.duplicates, f->n - 2);
+    ck_assert_uint_eq(ps.stale, 2);
+    ck_assert_uint_eq(ps.composed, composed);
+    /* an older version of the person than the one delivered */
+    pg_changeset *cs = pg_changeset_new();
+    size_t person = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        if (strcmp(f->recs[i].type, "polegate.pole.v1.EntityUpdate"))
+            continue;
+        pg_entity_update *u =
+            polegate__pole__v1__entity_update__unpack(NULL, f->recs[i].len, f->recs[i].value);
+        if (u->kind == POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON && !person) {
+            person = i + 1;
+            u->version--;
+            s_feed_add(f, ESX_TO_MER, &u->base, "polegate.pole.v1.EntityUpdate", "ESX");
+        }
+        polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+    }
+    ck_assert_uint_gt(person, 0);
+    ck_assert_int_eq(pg_partner_take(p, &f->recs[f->n - 1], 1, e, sizeof e), 0);
+    pg_partner_get_stats(p, &ps);
+    ck_assert_uint_eq(ps.stale, 3);
+    ck_assert_uint_eq(ps.composed, composed);
+    pg_changeset_destroy(&cs);
+    pg_partner_destroy(&p);
+    pg_store_destroy(&st);
+    pg_policy_destroy(&pol);
+    s_feed_free(&f);
+}
+END_TEST
+
+/* Counts audit events by action. */
+typedef struct s_counts {
+    int receive, reject, erase, with_partner;
+} s_counts;
+
+static int s_count_line(void *ud, const char *line, size_t len)
+{
+    s_counts *c = ud;
+    char *l = g_strndup(line, len);
+    if (strstr(l, "\"action\":\"receive\""))
+        c->receive++;
+    if (strstr(l, "\"action\":\"reject\""))
+        c->reject++;
+    if (strstr(l, "\"action\":\"erase\""))
+        c->erase++;
+    if (strstr(l, "\"partner\":\"ESX\",\"agreement\":\"ISA-TEST\""))
+        c->with_partner++;
+    g_free(l);
+    return 0;
+}
+
+START_TEST(test_inbound_checks_and_audit)
+{
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 0, ESX_TO_MER);
+    size_t good = f->n;
+    /* the same person on a topic of no partner, and on the partner's topic claiming
+     * another force (KNT) and our own force (MER) */
+    pg_entity_update *u =
+        polegate__pole__v1__entity_update__unpack(NULL, f->recs[1].len, f->recs[1].value);
+    ck_assert_ptr_nonnull(u);
+    s_feed_add(f, "polegate.knt.mer.pole.v1", &u->base, "polegate.pole.v1.EntityUpdate", "ESX");
+    u->origin->force = "KNT";
+    s_feed_add(f, ESX_TO_MER, &u->base, "polegate.pole.v1.EntityUpdate", "KNT");
+    u->origin->force = "MER";
+    s_feed_add(f, ESX_TO_MER, &u->base, "polegate.pole.v1.EntityUpdate", "MER");
+    u->origin->force = "ESX";
+    /* not what its pg-type says; a tombstone; a type from the future */
+    s_feed_add(f, ESX_TO_MER, &u->base, "polegate.pole.v1.LinkUpdate", "ESX");
+    u->origin->force = NULL;
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+    f->recs[f->n - 1].value = (const uint8_t *)"\xff\xff\xff";
+    f->recs[f->n - 1].len = 3;
+    Polegate__Pole__V1__Date d = POLEGATE__POLE__V1__DATE__INIT;
+    s_feed_add(f, ESX_TO_MER, &d.base, "polegate.pole.v1.EntityUpdate", "ESX");
+    f->recs[f->n - 1].value = NULL; /* tombstone */
+    f->recs[f->n - 1].len = 0;
+    s_feed_add(f, ESX_TO_MER, &d.base, "polegate.pole.v2.Thing", "ESX");
+
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    pg_store *st = s_store_open();
+    pg_audit *audit = pg_audit_new(s_audit, NULL, e, sizeof e);
+    ck_assert_msg(audit != NULL, "%s", e);
+    pg_partner *p = s_partner_dir(st, pol, "MER", &pg_adapter_niche, audit);
+    ck_assert_int_eq(pg_partner_take(p, f->recs, f->n, e, sizeof e), 0);
+    s_drain(p);
+    pg_partner_stats ps;
+    pg_partner_get_stats(p, &ps);
+    ck_assert_uint_eq(ps.records, f->n);
+    ck_assert_uint_eq(ps.accepted, good);
+    ck_assert_uint_eq(ps.rejected, 3); /* unknown topic, KNT, not a LinkUpdate */
+    ck_assert_uint_eq(ps.own, 1);
+    ck_assert_uint_eq(ps.skipped, 2);
+    pg_partner_destroy(&p);
+    pg_audit_destroy(&audit);
+    s_counts c = {0};
+    ck_assert_int_eq(pg_audit_query(s_audit, NULL, s_count_line, &c, e, sizeof e), 0);
+    ck_assert_int_eq(c.reject, 3);
+    ck_assert_int_eq(c.erase, 1); /* the telephone's DELETE */
+    ck_assert_int_eq(c.receive, (int)good - 1);
+    ck_assert_int_eq(c.with_partner, (int)good + 1); /* and KNT's, refused for ESX */
+    pg_audit_verify_result vr;
+    ck_assert_int_eq(pg_audit_verify(s_audit, &vr, e, sizeof e), 0);
+    pg_store_destroy(&st);
+    pg_policy_destroy(&pol);
+    s_feed_free(&f);
+}
+END_TEST
+
+/* ------------------------------------------------------------ ZeroMQ, acks, restarts */
+
+typedef struct s_router {
+    void *ctx, *sock;
+    char endpoint[64];
+} s_router;
+
+static void s_router_open(s_router *r)
+{
+    r->ctx = zmq_ctx_new();
+    snprintf(r->endpoint, sizeof r->endpoint, "inproc://rms-%d", rand());
+    r->sock = zmq_socket(r->ctx, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(r->sock, ZMQ_LINGER, &zero, sizeof zero);
+    ck_assert_int_eq(zmq_bind(r->sock, r->endpoint), 0);
+}
+
+static void s_router_close(s_router *r)
+{
+    zmq_close(r->sock);
+    zmq_ctx_term(r->ctx);
+}
+
+/* Read one message (driving p meanwhile); its correlation id into id and the peer's
+ * routing id into peer. 0 when none came. */
+static int s_router_read(s_router *r, pg_partner *p, char id[160], char peer[64], size_t *peer_len)
+{
+    for (int i = 0; i < 100; i++) {
+        ck_assert_int_ge(pg_partner_poll(p, 0, e, sizeof e), 0);
+        zmq_pollitem_t it = {.socket = r->sock, .events = ZMQ_POLLIN};
+        if (zmq_poll(&it, 1, 20) <= 0)
+            continue;
+        int n = zmq_recv(r->sock, peer, 64, 0);
+        ck_assert_int_gt(n, 0);
+        *peer_len = (size_t)n;
+        n = zmq_recv(r->sock, id, 159, 0);
+        ck_assert_int_gt(n, 0);
+        id[n] = 0;
+        char body[65536];
+        zmq_recv(r->sock, body, sizeof body, 0);
+        return 1;
+    }
+    return 0;
+}
+
+static void s_router_ack(s_router *r, const char *peer, size_t peer_len, const char *id, int status)
+{
+    pg_buf b = PG_BUF_INIT;
+    pg_delivery_ack_format(status, status ? "record.id: no" : NULL, &b);
+    zmq_send(r->sock, peer, peer_len, ZMQ_SNDMORE);
+    zmq_send(r->sock, id, strlen(id), ZMQ_SNDMORE);
+    zmq_send(r->sock, b.data, b.len, 0);
+    pg_buf_free(&b);
+}
+
+static pg_partner *s_partner_zmq(pg_store *st, const pg_policy *pol, s_router *r, size_t window)
+{
+    pg_partner_opts o = {.force = "MER",
+                         .adapter = &pg_adapter_niche,
+                         .policy = pol,
+                         .store = st,
+                         .now_ms = S_NOW_MS,
+                         .delivery = {.transport = "zmq",
+                                      .endpoint = r->endpoint,
+                                      .zmq_ctx = r->ctx,
+                                      .window = window,
+                                      .ack_timeout_ms = 60000}};
+    pg_partner *p = pg_partner_new(&o, e, sizeof e);
+    ck_assert_msg(p != NULL, "%s", e);
+    return p;
+}
+
+START_TEST(test_offsets_wait_for_acks_and_window)
+{
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 3, ESX_TO_MER);
+    ck_assert_uint_ge(f->n, 3);
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    pg_store *st = s_store_open();
+    s_router r;
+    s_router_open(&r);
+    pg_partner *p = s_partner_zmq(st, pol, &r, 2);
+    /* three entity records, one batch each: three NX5 documents */
+    size_t taken = 0;
+    for (size_t i = 0; i < f->n && taken < 3; i++) {
+        if (strcmp(f->recs[i].type, "polegate.pole.v1.EntityUpdate"))
+            continue;
+        ck_assert_int_eq(pg_partner_take(p, &f->recs[i], 1, e, sizeof e), 0);
+        taken++;
+    }
+    ck_assert_int_eq(pg_partner_poll(p, 0, e, sizeof e), 0);
+    ck_assert_uint_eq(pg_partner_pending(p), 3);
+    ck_assert_int_eq(pg_partner_busy(p), 1); /* window of 2 full, one waiting */
+    char id[3][160], peer[64];
+    size_t peer_len;
+    ck_assert(s_router_read(&r, p, id[0], peer, &peer_len));
+    ck_assert(s_router_read(&r, p, id[1], peer, &peer_len));
+    ck_assert(strstr(id[0], "pg-") == id[0]);
+    ck_assert_str_ne(id[0], id[1]);
+    s_offsets off = {0};
+    pg_partner_committable(p, s_offset_cb, &off);
+    ck_assert_int_eq(off.calls, 0); /* sent, not stored */
+    /* the RMS stores the first and rejects the second: both are done with */
+    s_router_ack(&r, peer, peer_len, id[0], 0);
+    for (int i = 0; i < 50 && !off.calls; i++) {
+        pg_partner_poll(p, 20, e, sizeof e);
+        pg_partner_committable(p, s_offset_cb, &off);
+    }
+    ck_assert_int_eq(off.calls, 1);
+    int64_t first = off.next;
+    s_router_ack(&r, peer, peer_len, id[1], PG_EINVALID);
+    ck_assert(s_router_read(&r, p, id[2], peer, &peer_len)); /* the window opened */
+    s_router_ack(&r, peer, peer_len, id[2], 0);
+    for (int i = 0; i < 50 && pg_partner_pending(p); i++)
+        pg_partner_poll(p, 20, e, sizeof e);
+    pg_partner_committable(p, s_offset_cb, &off);
+    ck_assert_int_gt(off.next, first);
+    pg_partner_stats ps;
+    pg_partner_get_stats(p, &ps);
+    ck_assert_uint_eq(ps.stored, 2);
+    ck_assert_uint_eq(ps.rms_rejected, 1);
+    ck_assert_int_eq(pg_partner_busy(p), 0);
+    pg_partner_destroy(&p);
+    s_router_close(&r);
+    pg_store_destroy(&st);
+    pg_policy_destroy(&pol);
+    s_feed_free(&f);
+}
+END_TEST
+
+START_TEST(test_restart_sends_the_outbox_again)
+{
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 7, ESX_TO_MER);
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    s_router r;
+    s_router_open(&r);
+    char id1[160], id2[160], peer[64];
+    size_t peer_len;
+    /* run 1: composed, sent, the RMS stores it but its ack is lost (a crash) */
+    pg_store *st = s_store_open();
+    pg_partner *p = s_partner_zmq(st, pol, &r, 8);
+    ck_assert_int_eq(pg_partner_take(p, f->recs, f->n, e, sizeof e), 0);
+    ck_assert(s_router_read(&r, p, id1, peer, &peer_len));
+    pg_partner_destroy(&p);
+    pg_store_destroy(&st);
+    /* run 2: the same message, with the same correlation id, first */
+    st = s_store_open();
+    p = s_partner_zmq(st, pol, &r, 8);
+    ck_assert_uint_eq(pg_partner_pending(p), 1);
+    ck_assert_int_eq(pg_partner_busy(p), 1);
+    ck_assert(s_router_read(&r, p, id2, peer, &peer_len));
+    ck_assert_str_eq(id1, id2);
+    /* and Kafka's redelivery of the uncommitted records composes nothing new */
+    ck_assert_int_eq(pg_partner_take(p, f->recs, f->n, e, sizeof e), 0);
+    pg_partner_stats ps;
+    pg_partner_get_stats(p, &ps);
+    ck_assert_uint_eq(ps.composed, 0);
+    ck_assert_uint_eq(ps.duplicates, f->n);
+    s_router_ack(&r, peer, peer_len, id2, 0);
+    for (int i = 0; i < 50 && pg_partner_pending(p); i++)
+        pg_partner_poll(p, 20, e, sizeof e);
+    ck_assert_uint_eq(pg_partner_pending(p), 0);
+    s_offsets off = {0};
+    pg_partner_committable(p, s_offset_cb, &off);
+    ck_assert_int_eq(off.next, (int64_t)f->n);
+    pg_partner_destroy(&p);
+    pg_store_destroy(&st);
+    /* run 3: nothing left */
+    st = s_store_open();
+    p = s_partner_zmq(st, pol, &r, 8);
+    ck_assert_uint_eq(pg_partner_pending(p), 0);
+    pg_partner_destroy(&p);
+    pg_store_destroy(&st);
+    s_router_close(&r);
+    pg_policy_destroy(&pol);
+    s_feed_free(&f);
+}
+END_TEST
+
+START_TEST(test_rms_down_is_backpressure)
+{
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 0, ESX_TO_MER);
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    pg_store *st = s_store_open();
+    void *ctx = zmq_ctx_new();
+    pg_partner_opts o = {
+        .force = "MER",
+        .adapter = &pg_adapter_niche,
+        .policy = pol,
+        .store = st,
+        .delivery = {
+            .transport = "zmq", .endpoint = "inproc://nobody-here", .zmq_ctx = ctx, .window = 1}};
+    pg_partner *p = pg_partner_new(&o, e, sizeof e);
+    ck_assert_msg(p != NULL, "%s", e);
+    for (size_t i = 0; i < f->n; i++)
+        ck_assert_int_eq(pg_partner_take(p, &f->recs[i], 1, e, sizeof e), 0);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(pg_partner_poll(p, 10, e, sizeof e), 0);
+    ck_assert_int_eq(pg_partner_busy(p), 1);
+    s_offsets off = {0};
+    pg_partner_committable(p, s_offset_cb, &off);
+    ck_assert_int_eq(off.calls, 0);
+    pg_partner_stats ps;
+    pg_partner_get_stats(p, &ps);
+    ck_assert_uint_eq(pg_partner_pending(p), ps.composed);
+    pg_partner_destroy(&p);
+    zmq_ctx_term(ctx);
+    pg_store_destroy(&st);
+    pg_policy_destroy(&pol);
+    s_feed_free(&f);
+}
+END_TEST
+
+/* ------------------------------------------------------------ echoes */
+
+static const char s_atx_echo[] =
+    "{\"header\":{\"schema\":\"atx/2\",\"messageId\":\"5e1d0000-0000-4000-8000-0000000000b1\","
+    "\"sentAt\":\"2026-10-20T10:00:00+01:00\",\"system\":\"ATHENA\",\"orgUnit\":\"%s\"},"
+    "\"record\":{\"type\":\"PERSON\",\"id\":\"%s\",\"revision\":4,\"action\":\"UPSERT\","
+    "\"modifiedAt\":\"2026-10-20T09:00:00+01:00\",\"marking\":{\"classification\":"
+    "\"OFFICIAL\",\"handling\":\"P\",\"caveat\":null},\"retention\":{\"mopiGroup\":3,"
+    "\"reviewDate\":\"2032-10-20\"},\"body\":{\"surname\":\"GARCIA\"}},"
+    "\"links\":[{\"target\":{\"type\":\"LOCATION\",\"id\":\"%s\"},\"role\":\"HOME_ADDRESS\","
+    "\"validFrom\":null,\"validTo\":null}]}";
+
+static int s_echo(pg_partner_echo *echo, pg_store *st, const char *org, const char *id,
+                  const char *target, pg_changeset *cs, size_t *dropped)
+{
+    char *msg = g_strdup_printf(s_atx_echo, org, id, target);
+    pg_changeset_reset(cs);
+    ck_assert_msg(
+        pg_adapter_athena.decode(NULL, (const uint8_t *)msg, strlen(msg), cs, e, sizeof e) == 0,
+        "%s", e);
+    g_free(msg);
+    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    int rc = pg_partner_echo_filter(echo, txn, cs, dropped, e, sizeof e);
+    pg_store_abort(&txn);
+    return rc;
+}
+
+START_TEST(test_echo_filter)
+{
+    pg_store *st = s_store_open();
+    pg_idmap_config icfg = {.format = "atx"};
+    pg_idmap_store *idmap = pg_idmap_new(st, &icfg, e, sizeof e);
+    /* a MER person and location we gave ids in ESX's RMS */
+    char person[PG_UUID_STR_SIZE], place[PG_UUID_STR_SIZE], pid[32], lid[32];
+    pg_identity_entity("MER", "NICHE", "GID", "7F3A9C2E4B1D0A66", person);
+    pg_identity_entity("MER", "NICHE", "GID", "00A1B2C3D4E5F607", place);
+    ck_assert_int_eq(pg_idmap_resolve(idmap, NULL, person,
+                                      POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON, pid,
+                                      sizeof pid, NULL, e, sizeof e),
+                     0);
+    ck_assert_int_eq(pg_idmap_resolve(idmap, NULL, place,
+                                      POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_LOCATION, lid,
+                                      sizeof lid, NULL, e, sizeof e),
+                     0);
+    ck_assert_str_eq(pid, "P9000000001");
+    pg_partner_echo *echo = pg_partner_echo_new(st, &pg_adapter_athena, "ESX", e, sizeof e);
+    ck_assert_ptr_nonnull(echo);
+    pg_changeset *cs = pg_changeset_new();
+    size_t dropped;
+
+    /* the RMS exports the imported person under MER's orgUnit: all of it an echo */
+    ck_assert_int_eq(s_echo(echo, st, "MER", pid, lid, cs, &dropped), 0);
+    ck_assert_uint_eq(cs->count, 0);
+    ck_assert_uint_eq(dropped, 2);
+    /* or under its own orgUnit: still the partner's record */
+    ck_assert_int_eq(s_echo(echo, st, "ESX/CID", pid, lid, cs, &dropped), 0);
+    ck_assert_uint_eq(cs->count, 0);
+    ck_assert_uint_eq(dropped, 2);
+    /* our own person living at MER's location: ours, the link's target made MER's */
+    ck_assert_int_eq(s_echo(echo, st, "ESX", "P0000000077", lid, cs, &dropped), 0);
+    ck_assert_uint_eq(dropped, 0);
+    ck_assert_uint_eq(cs->count, 2);
+    ck_assert_int_eq(cs->changes[1].type, PG_CHANGE_LINK);
+    pg_link_update *l = cs->changes[1].link;
+    ck_assert_str_eq(l->to->id, place);
+    char want[PG_UUID_STR_SIZE];
+    pg_identity_link(l->from->id, l->role, place, want);
+    ck_assert_str_eq(l->id, want);
+    /* our own records, untouched */
+    ck_assert_int_eq(s_echo(echo, st, "ESX", "P0000000077", "L0000000045", cs, &dropped), 0);
+    ck_assert_uint_eq(cs->count, 2);
+    char other[PG_UUID_STR_SIZE];
+    pg_identity_entity("ESX", "ATHENA", "LOCATION", "L0000000045", other);
+    ck_assert_str_eq(cs->changes[1].link->to->id, other);
+    /* another force's record that is not one we imported: refused as decode would */
+    ck_assert_int_eq(s_echo(echo, st, "MER", "P0000000077", lid, cs, &dropped), PG_EINVALID);
+    ck_assert_str_eq(e, "header.orgUnit: force 'MER' is not this gateway's force 'ESX'");
+    pg_changeset_destroy(&cs);
+    pg_partner_echo_destroy(&echo);
+    ck_assert_ptr_null(echo);
+    pg_partner_echo_destroy(&echo);
+    pg_idmap_destroy(&idmap);
+    pg_store_destroy(&st);
+}
+END_TEST
+
+START_TEST(test_new_refuses_incomplete_opts)
+{
+    pg_partner_opts o = {.force = "MER"};
+    ck_assert_ptr_null(pg_partner_new(&o, e, sizeof e));
+    ck_assert_ptr_nonnull(strstr(e, "force, adapter, policy and store needed"));
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    pg_store *st = s_store_open();
+    o = (pg_partner_opts){.force = "MER",
+                          .adapter = &pg_adapter_niche,
+                          .policy = pol,
+                          .store = st,
+                          .delivery = {.transport = "pigeon", .endpoint = "x"}};
+    ck_assert_ptr_null(pg_partner_new(&o, e, sizeof e));
+    ck_assert_ptr_nonnull(strstr(e, "pigeon"));
+    pg_store_destroy(&st);
+    pg_policy_destroy(&pol);
+}
+END_TEST
+
+/* ------------------------------------------------------------ the thread, mock cluster */
+
+static void s_produce(rd_kafka_t *rk, const s_feed *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        const pg_consumer_record *r = &f->recs[i];
+        rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+        rd_kafka_header_add(h, "pg-type", -1, r->type, -1);
+        if (r->force)
+            rd_kafka_header_add(h, "pg-origin-force", -1, r->force, -1);
+        ck_assert_int_eq(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_PARTITION(0),
+                                           RD_KAFKA_V_VALUE((void *)r->value, r->len),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+                         0);
+    }
+    ck_assert_int_eq(rd_kafka_flush(rk, 10000), 0);
+}
+
+static int64_t s_committed(const char *brokers, const char *group, const char *topic)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char why[256];
+    rd_kafka_conf_set(conf, "bootstrap.servers", brokers, why, sizeof why);
+    rd_kafka_conf_set(conf, "group.id", group, why, sizeof why);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, 0);
+    ck_assert_int_eq(rd_kafka_committed(rk, l, 10000), 0);
+    int64_t off = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_destroy(rk);
+    return off;
+}
+
+START_TEST(test_service_against_mock_cluster)
+{
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 7, ESX_TO_MER);
+    rd_kafka_conf_t *pconf = rd_kafka_conf_new();
+    char why[256];
+    rd_kafka_conf_set(pconf, "test.mock.num.brokers", "1", why, sizeof why);
+    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, why, sizeof why);
+    ck_assert_ptr_nonnull(prod);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(prod);
+    ck_assert_ptr_nonnull(mc);
+    ck_assert_int_eq(rd_kafka_mock_topic_create(mc, ESX_TO_MER, 1, 1), 0);
+    const char *brokers = rd_kafka_mock_cluster_bootstraps(mc);
+    s_produce(prod, f);
+
+    char *yaml = g_strdup_printf("force:\n  code: MER\nadapter:\n  name: niche\n"
+                                 "intake:\n  endpoint: tcp://127.0.0.1:5556\n"
+                                 "store:\n  path: %s\nkafka:\n  brokers: %s\n"
+                                 "delivery:\n  transport: dir\n  endpoint: %s\n"
+                                 "  group_id: test-partner\n%s",
+                                 s_dir, brokers, s_drop, s_policy_mer);
+    pg_config *cfg = pg_config_parse("test.yaml", yaml, strlen(yaml), e, sizeof e);
+    g_free(yaml);
+    ck_assert_msg(cfg != NULL, "%s", e);
+    pg_store *st = s_store_open();
+    pg_partner_service *svc = NULL;
+    ck_assert_msg(pg_partner_service_start(cfg, st, NULL, &svc, e, sizeof e) == 0, "%s", e);
+    ck_assert_ptr_nonnull(svc);
+    pg_partner_stats ps = {0};
+    for (int i = 0; i < 300 && ps.stored < 1; i++) {
+        usleep(50000);
+        pg_partner_service_stats(svc, &ps);
+    }
+    ck_assert_uint_eq(ps.records, f->n);
+    ck_assert_uint_ge(ps.stored, 1);
+    pg_partner_service_stop(&svc, 5000);
+    ck_assert_ptr_null(svc);
+    ck_assert_int_eq(s_committed(brokers, "test-partner", ESX_TO_MER), (int64_t)f->n);
+    size_t files;
+    pg_rms_model *got = s_model_of_drop(&pg_adapter_niche, &files);
+    pg_rms_model *want = pg_rms_model_new(&pg_adapter_niche);
+    ck_assert_int_eq(pg_rms_model_apply_file(want, FIX("nx5-burglary-import.xml"), e, sizeof e), 0);
+    s_assert_equivalent(got, want);
+    pg_rms_model_destroy(&got);
+    pg_rms_model_destroy(&want);
+
+    /* again, with nothing new: nothing more is delivered */
+    ck_assert_int_eq(pg_partner_service_start(cfg, st, NULL, &svc, e, sizeof e), 0);
+    usleep(1500000);
+    pg_partner_service_stats(svc, &ps);
+    ck_assert_uint_eq(ps.records, 0);
+    pg_partner_service_stop(&svc, 1000);
+
+    /* no delivery endpoint: nothing to run */
+    free(cfg->delivery_endpoint);
+    cfg->delivery_endpoint = NULL;
+    ck_assert_int_eq(pg_partner_service_start(cfg, st, NULL, &svc, e, sizeof e), 0);
+    ck_assert_ptr_null(svc);
+    pg_partner_service_stop(&svc, 0);
+    pg_config_destroy(&cfg);
+    pg_store_destroy(&st);
+    rd_kafka_destroy(prod);
+    s_feed_free(&f);
+}
+END_TEST
+
+static Suite *s_suite(void)
+{
+    Suite *s = suite_create("partner");
+    TCase *tc = tcase_create("pipeline");
+    tcase_add_checked_fixture(tc, s_setup, s_teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_burglary_to_nx5_drop_dir);
+    tcase_add_test(tc, test_batches_agree_with_one_at_a_time);
+    tcase_add_test(tc, test_duplicates_and_stale_dropped);
+    tcase_add_test(tc, test_inbound_checks_and_audit);
+    tcase_add_test(tc, test_offsets_wait_for_acks_and_window);
+    tcase_add_test(tc, test_restart_sends_the_outbox_again);
+    tcase_add_test(tc, test_rms_down_is_backpressure);
+    tcase_add_test(tc, test_echo_filter);
+    tcase_add_test(tc, test_new_refuses_incomplete_opts);
+    tcase_add_test(tc, test_service_against_mock_cluster);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(s_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
