@@ -28,6 +28,7 @@ struct pg_ledger {
     pg_store_db msgid;  /* message id -> 8-byte big-endian sequence */
     pg_store_db msgseq; /* 8-byte big-endian sequence -> message id (oldest first) */
     size_t seen_limit;
+    int delete_wins_ties; /* a DELETE at the stored version of a live entity applies */
 };
 
 /* Stored before each packed record so that stale checks and kind fill-in need no
@@ -576,7 +577,9 @@ static int s_entity_apply(s_ctx *ctx, size_t idx, const size_t *owner)
     int rc = s_entity_get(ctx, e->id, &rec);
     if (rc != 0)
         return rc;
-    if (rec.found && e->version <= rec.hdr.version) {
+    int tie_delete = ctx->ledger->delete_wins_ties && e->operation == S_DELETE && rec.found &&
+                     !rec.hdr.deleted && e->version == rec.hdr.version;
+    if (rec.found && e->version <= rec.hdr.version && !tie_delete) {
         ctx->res->stale++;
         for (size_t j = 0; j < ctx->in->count; j++)
             ctx->res->stale += owner[j] == idx + 1;
@@ -969,6 +972,11 @@ void pg_ledger_destroy(pg_ledger **p)
         return;
     free(*p);
     *p = NULL;
+}
+
+void pg_ledger_set_delete_wins_ties(pg_ledger *self, int on)
+{
+    self->delete_wins_ties = !!on;
 }
 
 int pg_ledger_set_seen_limit(pg_ledger *self, size_t limit)

@@ -109,6 +109,11 @@ void pg_ledger_destroy(pg_ledger **p);
 /* How many message ids to remember for duplicate detection (>= 1). Takes effect at the
  * next apply, which forgets the oldest ids beyond it. 0 or PG_EUSAGE. */
 int pg_ledger_set_seen_limit(pg_ledger *ledger, size_t limit);
+/* For a ledger of what partners published (docs/topics.md: consumers keep the highest
+ * version per key, and at an EQUAL version a DELETE wins, because a withdrawal carries
+ * the version the destination holds): an entity DELETE at the stored version of a live
+ * entity is applied instead of dropped as stale (rule 2). Off by default. */
+void pg_ledger_set_delete_wins_ties(pg_ledger *ledger, int on);
 
 /* Apply the changeset in inside the write transaction txn and append to out the
  * canonical updates to publish (rules above). res is overwritten. 0, or PG_EINVALID

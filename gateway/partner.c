@@ -260,6 +260,7 @@ pg_partner *pg_partner_new(const pg_partner_opts *opts, char *errstr, size_t err
     if (!(p->ledger = pg_ledger_new_named(p->store, "partner", errstr, errstr_size)) ||
         !(p->idmap = pg_idmap_new(p->store, &icfg, errstr, errstr_size)))
         goto err;
+    pg_ledger_set_delete_wins_ties(p->ledger, 1);
     pg_compose_opts copts = {
         .adapter = p->adapter, .ledger = p->ledger, .idmap = p->idmap, .now_ms = opts->now_ms};
     if (!(p->compose = pg_compose_new(&copts, errstr, errstr_size)))
@@ -400,25 +401,29 @@ static const char *s_invalid(const pg_change *ch)
     return NULL;
 }
 
-/* The version last received of id: 0 when never. */
-static int s_seen_get(s_take *t, const char *id, uint64_t *version)
+/* The version last received of id (0 when never) and whether it was a DELETE. */
+static int s_seen_get(s_take *t, const char *id, uint64_t *version, int *deleted)
 {
     const void *v;
     size_t vlen;
     *version = 0;
+    *deleted = 0;
     int rc = pg_store_get(t->txn, t->p->seen, id, strlen(id), &v, &vlen, t->errstr, t->errstr_size);
     if (rc == PG_ENOTFOUND)
         return 0;
-    if (rc == 0 && vlen == 8)
+    if (rc == 0 && vlen == 9) {
         *version = s_from_be64(v);
+        *deleted = ((const uint8_t *)v)[8];
+    }
     return rc;
 }
 
-static int s_seen_put(s_take *t, const char *id, uint64_t version)
+static int s_seen_put(s_take *t, const char *id, uint64_t version, int deleted)
 {
-    uint8_t v[8];
+    uint8_t v[9];
     s_be64(v, version);
-    return pg_store_put(t->txn, t->p->seen, id, strlen(id), v, 8, t->errstr, t->errstr_size);
+    v[8] = (uint8_t)deleted;
+    return pg_store_put(t->txn, t->p->seen, id, strlen(id), v, 9, t->errstr, t->errstr_size);
 }
 
 /* One record: checks, then into p->acc. */
@@ -472,17 +477,21 @@ static int s_record(s_take *t, const pg_partner_record *r)
             return s_nomem(t->errstr, t->errstr_size);
         return 0;
     }
+    /* The topic contract (docs/topics.md): the highest version per key, and at an
+     * equal version a DELETE wins (a withdrawal carries the version we hold). */
     uint64_t last;
-    if ((rc = s_seen_get(t, id, &last)))
+    int last_deleted;
+    int del = entity ? ch.entity->operation == S_DELETE : ch.link->operation == S_DELETE;
+    if ((rc = s_seen_get(t, id, &last, &last_deleted)))
         return rc;
-    if (last && version <= last) {
+    if (last && (version < last || (version == last && (!del || last_deleted)))) {
         if (version == last)
             p->delta.duplicates++;
         else
             p->delta.stale++;
         return 0;
     }
-    if ((rc = s_seen_put(t, id, version)))
+    if ((rc = s_seen_put(t, id, version, del)))
         return rc;
     rc = entity ? pg_changeset_add_entity(p->acc, ch.entity, 0)
                 : pg_changeset_add_link(p->acc, ch.link);

@@ -616,6 +616,41 @@ START_TEST(test_delete_fills_retention)
 }
 END_TEST
 
+/* A partner ledger takes a DELETE at the version it holds (a withdrawal); a plain one
+ * drops it as stale, and neither takes a repeated DELETE. */
+START_TEST(test_delete_wins_ties)
+{
+    for (int on = 0; on < 2; on++) {
+        char native[8];
+        snprintf(native, sizeof native, "P%d", 50 + on);
+        pg_ledger_set_delete_wins_ties(lg, on);
+        s_msg(NULL);
+        s_entity(native, K(PERSON), 7, UPSERT, 0);
+        s_link(native, K(PERSON), R(HOME_ADDRESS), "L1", K(LOCATION), UPSERT);
+        s_apply_ok();
+        s_msg(NULL);
+        pg_entity_update *d = s_entity(native, 0, 7, DELETE, 0);
+        d->marking = NULL;
+        s_apply_ok();
+        if (!on) {
+            ck_assert_uint_eq(res.stale, 1);
+            ck_assert_uint_eq(out->count, 0);
+            continue;
+        }
+        ck_assert_uint_eq(res.stale, 0);
+        ck_assert_uint_eq(out->count, 2);
+        ck_assert_int_eq(s_out_entity(0, native, DELETE, 7)->marking->classification, C(OFFICIAL));
+        s_find_link(s_lid(native, R(HOME_ADDRESS), "L1"), DELETE, 2);
+        /* the same DELETE again changes nothing */
+        s_msg(NULL);
+        s_entity(native, 0, 7, DELETE, 0);
+        s_apply_ok();
+        ck_assert_uint_eq(res.stale, 1);
+        ck_assert_uint_eq(out->count, 0);
+    }
+}
+END_TEST
+
 /* NX5 merge: links from and to the merged-away record move to the survivor. */
 START_TEST(test_merge_repoints_both_directions)
 {
@@ -1191,6 +1226,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_merge_with_replaced_links);
     tcase_add_test(tc, test_fill_kind_and_marking);
     tcase_add_test(tc, test_delete_fills_retention);
+    tcase_add_test(tc, test_delete_wins_ties);
     tcase_add_test(tc, test_abort_leaves_no_trace);
     tcase_add_test(tc, test_error_undoes_only_the_call);
     tcase_add_loop_test(tc, test_invalid_change, 0, (int)(sizeof s_invalid / sizeof s_invalid[0]));

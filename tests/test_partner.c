@@ -408,6 +408,63 @@ START_TEST(test_duplicates_and_stale_dropped)
 }
 END_TEST
 
+START_TEST(test_withdrawal_at_equal_version)
+{
+    /* ESX withdraws the vehicle (a policy change): a bare DELETE at the version MER
+     * holds. At an equal version a DELETE wins; the NX5 Delete states the retention
+     * of the record last received. */
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 7, ESX_TO_MER);
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    pg_store *st = s_store_open();
+    pg_partner *p = s_partner_dir(st, pol, "MER", &pg_adapter_niche, NULL);
+    ck_assert_int_eq(pg_partner_take(p, f->recs, f->n, e, sizeof e), 0);
+    pg_entity_update *v = NULL;
+    for (size_t i = 0; i < f->n && !v; i++) {
+        if (strcmp(f->recs[i].type, "polegate.pole.v1.EntityUpdate"))
+            continue;
+        v = polegate__pole__v1__entity_update__unpack(NULL, f->recs[i].len, f->recs[i].value);
+        if (v->kind != POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_VEHICLE) {
+            polegate__pole__v1__entity_update__free_unpacked(v, NULL);
+            v = NULL;
+        }
+    }
+    ck_assert_ptr_nonnull(v);
+    pg_entity_update w = POLEGATE__POLE__V1__ENTITY_UPDATE__INIT;
+    w.id = v->id;
+    w.operation = POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE;
+    w.version = v->version;
+    w.kind = v->kind;
+    w.origin = v->origin;
+    w.modified_at = v->modified_at;
+    s_feed_add(f, ESX_TO_MER, &w.base, "polegate.pole.v1.EntityUpdate", "ESX");
+    s_feed_add(f, ESX_TO_MER, &w.base, "polegate.pole.v1.EntityUpdate", "ESX");
+    ck_assert_int_eq(pg_partner_take(p, &f->recs[f->n - 2], 2, e, sizeof e), 0);
+    s_drain(p);
+    pg_partner_stats ps;
+    pg_partner_get_stats(p, &ps);
+    ck_assert_uint_eq(ps.duplicates, 1); /* the second one */
+    ck_assert_uint_eq(ps.composed, 2);
+    size_t files;
+    pg_rms_model *got = s_model_of_drop(&pg_adapter_niche, &files);
+    ck_assert_uint_eq(pg_rms_model_records(got), 6);
+    char gid[32];
+    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    pg_idmap_config icfg = {.format = "nx5"};
+    pg_idmap_store *idmap = pg_idmap_new(st, &icfg, e, sizeof e);
+    ck_assert_int_eq(pg_idmap_lookup(idmap, txn, v->id, gid, sizeof gid, e, sizeof e), 0);
+    pg_store_abort(&txn);
+    ck_assert_ptr_null(pg_rms_model_get(got, gid));
+    ck_assert_uint_eq(pg_rms_model_revision(got, gid), v->version + 1);
+    pg_idmap_destroy(&idmap);
+    pg_rms_model_destroy(&got);
+    polegate__pole__v1__entity_update__free_unpacked(v, NULL);
+    pg_partner_destroy(&p);
+    pg_store_destroy(&st);
+    pg_policy_destroy(&pol);
+    s_feed_free(&f);
+}
+END_TEST
+
 /* Counts audit events by action. */
 typedef struct s_counts {
     int receive, reject, erase, with_partner;
@@ -912,6 +969,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_burglary_to_nx5_drop_dir);
     tcase_add_test(tc, test_batches_agree_with_one_at_a_time);
     tcase_add_test(tc, test_duplicates_and_stale_dropped);
+    tcase_add_test(tc, test_withdrawal_at_equal_version);
     tcase_add_test(tc, test_inbound_checks_and_audit);
     tcase_add_test(tc, test_offsets_wait_for_acks_and_window);
     tcase_add_test(tc, test_restart_sends_the_outbox_again);
