@@ -2,11 +2,13 @@
 """bench/bench_e2e.py: write N valid ATX/2 messages for bench_e2e.sh.
 
 The seven UPSERTs of tests/fixtures/atx-burglary.ndjson are repeated as groups of new
-records: group g gives every record the id <type letter><g in 7 digits><last 3 digits of the
-fixture's id>, its links
-point at the records of the same group, and every message gets its own messageId. So
-each message is new to the ledger and yields its entity plus its links, as the
-fixture's do (7 messages -> 16 canonical updates)."""
+records: group g gives every record the id <type letter><g in 7 digits><the last 3
+digits of the fixture's id>, its links point at the records of the same group, and
+every message gets its own messageId. So each message is new to the ledger and yields its entity plus its links, as the
+fixture's do (7 messages -> 16 canonical updates). N is rounded up to whole groups, so
+that both ends of every link exist: a destination's policy holds back a link whose
+ends it has not been sent (docs/policy.md), and the benchmark waits for every
+announced record."""
 
 import json
 import os
@@ -30,6 +32,7 @@ def main():
     with open(FIXTURE, encoding="utf-8") as f:
         templates = [json.loads(line) for line in f if line.strip()]
     templates = [t for t in templates if t["record"]["action"] == "UPSERT"]
+    count = -(-count // len(templates)) * len(templates)
     with open(out, "w", encoding="utf-8") as f:
         for i in range(count):
             group, t = divmod(i, len(templates))
