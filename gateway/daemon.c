@@ -1,21 +1,25 @@
-/* pg_daemon: wires the store, ledger, producer and intake and runs the intake loop. */
+/* pg_daemon: wires store, ledger, router, spool, dead letters, intake and producer. */
 #include "daemon.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "audit.h"
 #include "ledger.h"
+#include "partner.h"
+#include "policy.h"
 #include "polegate/error.h"
 #include "polegate/version.h"
+#include "router.h"
 #include "store.h"
 
 /* How long one wait for requests lasts: the bound on noticing a stop request. */
 #define S_POLL_MS 100
-/* Requests served between two rounds of delivery reports. */
-#define S_BATCH 64
 /* Seconds between two periodic counter lines at info level. */
 #define S_STATS_EVERY 60
 
@@ -23,10 +27,61 @@ struct pg_daemon {
     const pg_config *cfg;
     pg_store *store;
     pg_ledger *ledger;
+    pg_router *router;
+    pg_spool *spool;
+    pg_dlq *dlq;
+    pg_audit *audit;
     pg_producer *producer;
     pg_intake *intake;
+    pg_partner_service *partner; /* partner records in (NULL: no delivery configured) */
+    char tid[64];
     volatile sig_atomic_t stop;
 };
+
+void pg_daemon_transactional_id(const char *force, const char *store_path, char out[64])
+{
+    /* The store is what a producer instance publishes from: the id must fence an
+     * older process on the same store and nobody else (FNV-1a of its real path). */
+    char real[PATH_MAX];
+    const char *path = realpath(store_path, real) ? real : store_path;
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    char lower[8] = "";
+    size_t i = 0;
+    for (; force[i] && i < sizeof lower - 1; i++)
+        lower[i] = (char)(force[i] >= 'A' && force[i] <= 'Z' ? force[i] - 'A' + 'a' : force[i]);
+    lower[i] = 0;
+    snprintf(out, 64, "polegated.%s.%08" PRIx32, lower, h);
+}
+
+/* The policy's start-up reconcile (withdrawals after a policy change), spooled in a
+ * transaction of its own before the intake opens. */
+static int s_reconcile(pg_daemon *d, char *errstr, size_t errstr_size)
+{
+    pg_outbatch *batch = pg_outbatch_new();
+    if (!batch)
+        return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+    pg_store_txn *txn = pg_store_begin(d->store, 1, errstr, errstr_size);
+    int rc = txn ? 0 : PG_ESTORE;
+    int n = rc ? rc : pg_router_reconcile(d->router, txn, batch, errstr, errstr_size);
+    if (n < 0)
+        rc = n;
+    if (!rc)
+        rc = pg_spool_append(d->spool, txn, batch, NULL, errstr, errstr_size);
+    if (!rc)
+        rc = pg_store_commit(&txn, errstr, errstr_size);
+    pg_store_abort(&txn);
+    if (!rc) {
+        for (size_t i = 0; d->audit && i < batch->audit_count; i++)
+            pg_audit_append(d->audit, &batch->audit[i], NULL, 0);
+        if (n > 0)
+            pg_log(PG_LOG_INFO, "policy %s: %d records withdrawn from destinations",
+                   pg_policy_version(d->cfg->policy), n);
+    }
+    pg_outbatch_destroy(&batch);
+    return rc;
+}
 
 pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
 {
@@ -47,12 +102,42 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
         pg_errf(PG_ESTORE, errstr, errstr_size, "ledger: %s", why);
         goto err;
     }
+    pg_spool_limits sl = {.max_bytes = cfg->spool_max_bytes, .max_records = cfg->spool_max_records};
+    d->spool = pg_spool_new(d->store, &sl, why, sizeof why);
+    pg_dlq_limits dl = {.max_entries = cfg->dlq_max_records, .max_bytes = cfg->dlq_max_bytes};
+    d->dlq = d->spool ? pg_dlq_new(d->store, &dl, why, sizeof why) : NULL;
+    if (!d->spool || !d->dlq) {
+        pg_errf(PG_ESTORE, errstr, errstr_size, "%s", why);
+        goto err;
+    }
+    if (cfg->policy) {
+        d->router = pg_router_new(cfg->policy, d->store, cfg->force, why, sizeof why);
+        if (!d->router) {
+            pg_errf(PG_ESTORE, errstr, errstr_size, "router: %s", why);
+            goto err;
+        }
+    }
+    if (cfg->audit_path) {
+        pg_audit_options ao = {.sync_every = cfg->audit_sync_every};
+        d->audit = pg_audit_new(cfg->audit_path, &ao, why, sizeof why);
+        if (!d->audit) {
+            pg_errf(PG_EIO, errstr, errstr_size, "audit %s: %s", cfg->audit_path, why);
+            goto err;
+        }
+    }
+    if (d->router && s_reconcile(d, why, sizeof why)) {
+        pg_errf(PG_ESTORE, errstr, errstr_size, "policy reconcile: %s", why);
+        goto err;
+    }
+    pg_daemon_transactional_id(cfg->force, cfg->store_path, d->tid);
     pg_producer_opts popts = {
         .brokers = cfg->kafka_brokers,
-        .topic = cfg->kafka_topic,
-        .force = cfg->force,
+        .transactional_id = d->tid,
         .properties = cfg->kafka_properties,
         .property_count = cfg->kafka_property_count,
+        .store = d->store,
+        .spool = d->spool,
+        .audit = d->audit,
     };
     d->producer = pg_producer_new(&popts, errstr, errstr_size);
     if (!d->producer)
@@ -62,12 +147,19 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
         .max_message_size = cfg->intake_max_message_size,
         .adapter = cfg->adapter,
         .force = cfg->force,
+        .router = d->router,
+        .dlq_topic = cfg->dlq_topic,
+        .group_max = cfg->spool_group_commit > 0 ? (size_t)cfg->spool_group_commit : 0,
         .store = d->store,
         .ledger = d->ledger,
-        .producer = d->producer,
+        .spool = d->spool,
+        .dlq = d->dlq,
+        .audit = d->audit,
     };
     d->intake = pg_intake_new(&iopts, errstr, errstr_size);
     if (!d->intake)
+        goto err;
+    if (pg_partner_service_start(cfg, d->store, d->audit, &d->partner, errstr, errstr_size))
         goto err;
     return d;
 err:
@@ -80,8 +172,13 @@ void pg_daemon_destroy(pg_daemon **p)
     if (!p || !*p)
         return;
     pg_daemon *d = *p;
+    pg_partner_service_stop(&d->partner, 0);
     pg_intake_destroy(&d->intake);
     pg_producer_destroy(&d->producer);
+    pg_audit_destroy(&d->audit);
+    pg_router_destroy(&d->router);
+    pg_dlq_destroy(&d->dlq);
+    pg_spool_destroy(&d->spool);
     pg_ledger_destroy(&d->ledger);
     pg_store_destroy(&d->store);
     free(d);
@@ -103,85 +200,107 @@ pg_producer *pg_daemon_producer(pg_daemon *d)
     return d->producer;
 }
 
+pg_spool *pg_daemon_spool(pg_daemon *d)
+{
+    return d->spool;
+}
+
+pg_dlq *pg_daemon_dlq(pg_daemon *d)
+{
+    return d->dlq;
+}
+
 void pg_daemon_summary(const pg_daemon *d, char *out, size_t size)
 {
     const pg_config *cfg = d->cfg;
-    snprintf(out, size,
-             "polegated %s: force %s, adapter %s (%s, max %zu bytes), intake %s, store %s "
-             "(map %zu MiB), kafka %s topic %s, log %s",
-             pg_version(), cfg->force, cfg->adapter->name, cfg->adapter->format,
-             cfg->intake_max_message_size,
-             d->intake ? pg_intake_endpoint(d->intake) : cfg->intake_endpoint, cfg->store_path,
-             cfg->store_map_size >> 20, cfg->kafka_brokers, cfg->kafka_topic, cfg->log_level_name);
+    int n = snprintf(out, size,
+                     "polegated %s: force %s, adapter %s (%s, max %zu bytes), intake %s, store "
+                     "%s (map %zu MiB), spool max %zu records / %zu MiB, kafka %s "
+                     "transactional.id %s, dead letters %s, log %s",
+                     pg_version(), cfg->force, cfg->adapter->name, cfg->adapter->format,
+                     cfg->intake_max_message_size,
+                     d->intake ? pg_intake_endpoint(d->intake) : cfg->intake_endpoint,
+                     cfg->store_path, cfg->store_map_size >> 20, cfg->spool_max_records,
+                     cfg->spool_max_bytes >> 20, cfg->kafka_brokers, d->tid,
+                     cfg->dlq_topic ? cfg->dlq_topic : "(local only)", cfg->log_level_name);
+    for (size_t i = 0; cfg->policy && i < pg_policy_destination_count(cfg->policy); i++) {
+        if (n < 0 || (size_t)n >= size)
+            return;
+        const pg_policy_destination *dest = pg_policy_destination_at(cfg->policy, i);
+        n += snprintf(out + n, size - (size_t)n, "%s%s -> %s", i ? ", " : ", destinations ",
+                      dest->name, dest->topic);
+    }
 }
 
-static void s_log_counters(int level, const char *when, const pg_intake_stats *is,
-                           const pg_producer_stats *ps)
+static void s_log_counters(pg_daemon *d, int level, const char *when)
 {
+    pg_intake_stats is = {0};
+    pg_producer_stats ps;
+    pg_spool_stats ss = {0};
+    char why[PG_ERRSTR_SIZE];
+    if (d->intake)
+        pg_intake_get_stats(d->intake, &is);
+    pg_producer_get_stats(d->producer, &ps);
+    pg_spool_stat_now(d->spool, &ss, why, sizeof why);
     pg_log(level,
            "%s: messages %" PRIu64 " received, %" PRIu64 " accepted (%" PRIu64
-           " duplicate), %" PRIu64 " rejected, %" PRIu64 " retry; kafka records %" PRIu64
-           " produced, %" PRIu64 " delivered, %" PRIu64 " failed, %" PRIu64 " in flight",
-           when, is->received, is->accepted, is->duplicates, is->rejected, is->retried,
-           ps->produced, ps->delivered, ps->failed, ps->produced - ps->delivered - ps->failed);
+           " duplicate), %" PRIu64 " rejected (%" PRIu64 " dead letters), %" PRIu64
+           " retry (%" PRIu64 " spool full), %" PRIu64 " commits; kafka %" PRIu64
+           " records in %" PRIu64 " transactions, %" PRIu64 " aborted, %" PRIu64
+           " producer restarts; spool %" PRIu64 " batches, %" PRIu64 " records, %" PRIu64
+           " bytes waiting",
+           when, is.received, is.accepted, is.duplicates, is.rejected, is.dead_letters,
+           is.retried, is.backpressure, is.commits, ps.delivered, ps.transactions, ps.aborts,
+           ps.restarts, ss.batches, ss.records, ss.bytes);
 }
 
 int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size)
 {
     int rc = 0;
     char why[PG_ERRSTR_SIZE];
+    pg_spool_stats ss;
+    if (!pg_spool_stat_now(d->spool, &ss, why, sizeof why) && ss.batches)
+        pg_log(PG_LOG_INFO,
+               "spool: %" PRIu64 " batches (%" PRIu64 " records) kept from an earlier run: "
+               "publishing them first",
+               ss.batches, ss.records);
+    if (pg_producer_start(d->producer, errstr, errstr_size))
+        return PG_EINTERNAL;
     time_t last_stats = time(NULL);
     uint64_t last_received = 0;
 
     while (!d->stop) {
-        int n = pg_intake_poll(d->intake, S_POLL_MS, S_BATCH, why, sizeof why);
+        int n = pg_intake_poll(d->intake, S_POLL_MS, 0, why, sizeof why);
         if (n < 0) {
             rc = pg_errf(n, errstr, errstr_size, "%s", why);
             pg_log(PG_LOG_ERROR, "%s", why);
             break;
         }
-        pg_producer_poll(d->producer, 0);
-        if (pg_producer_fatal(d->producer, why, sizeof why)) {
-            rc = pg_errf(PG_EKAFKA, errstr, errstr_size, "kafka: %s", why);
-            pg_log(PG_LOG_ERROR, "kafka: %s; stopping", why);
-            break;
-        }
         time_t now = time(NULL);
         if (now - last_stats >= S_STATS_EVERY) {
             pg_intake_stats is;
-            pg_producer_stats ps;
             pg_intake_get_stats(d->intake, &is);
-            pg_producer_get_stats(d->producer, &ps);
             if (is.received != last_received)
-                s_log_counters(PG_LOG_INFO, "running", &is, &ps);
+                s_log_counters(d, PG_LOG_INFO, "running");
             last_received = is.received;
             last_stats = now;
         }
     }
 
-    /* Stop taking messages first, so that nothing is acked after the flush began:
-     * requests still queued in the socket are dropped unanswered and the senders,
-     * seeing no ack, send them again to the next run. */
-    pg_intake_stats is;
-    pg_intake_get_stats(d->intake, &is);
+    /* Stop taking messages first: requests still queued in the socket are dropped
+     * unanswered and their senders send them again to the next run. Everything
+     * acknowledged is in the spool; publish what the drain bound allows, and leave
+     * the rest there. */
     pg_intake_destroy(&d->intake);
-    pg_log(PG_LOG_INFO, "stopping: intake closed; waiting up to %d ms for the broker",
-           d->cfg->kafka_flush_timeout_ms);
-    int frc = pg_producer_flush(d->producer, d->cfg->kafka_flush_timeout_ms, why, sizeof why);
-    pg_producer_stats ps;
-    pg_producer_get_stats(d->producer, &ps);
-    s_log_counters(PG_LOG_INFO, "stopped", &is, &ps);
-    if (frc) {
-        pg_log(PG_LOG_ERROR,
-               "kafka: %s: they were acknowledged to the sender and are not kept anywhere "
-               "else",
-               why);
-        if (!rc)
-            rc = pg_errf(frc, errstr, errstr_size, "kafka: %s", why);
-    } else if (ps.failed && !rc) {
-        rc =
-            pg_errf(PG_EKAFKA, errstr, errstr_size,
-                    "kafka: %" PRIu64 " records failed delivery (see the log for keys)", ps.failed);
-    }
+    int drain_ms = d->cfg->spool_drain_timeout_ms;
+    pg_partner_service_stop(&d->partner, drain_ms);
+    pg_log(PG_LOG_INFO, "stopping: intake closed; publishing the spool for up to %d ms", drain_ms);
+    int drc = pg_producer_drain(d->producer, drain_ms, why, sizeof why);
+    pg_producer_stop(d->producer);
+    s_log_counters(d, PG_LOG_INFO, "stopped");
+    if (drc == PG_ETIMEOUT)
+        pg_log(PG_LOG_WARN, "spool: %s; kept for the next start", why);
+    else if (drc)
+        pg_log(PG_LOG_ERROR, "%s", why);
     return rc;
 }

@@ -1,26 +1,33 @@
-/* pg_daemon: polegated's wiring: config -> store and ledger -> intake -> producer. */
+/* pg_daemon: polegated's wiring: config -> store, ledger, spool, dead letters ->
+ * intake (group commit) -> producer thread (Kafka transactions). */
 #ifndef POLEGATE_GATEWAY_DAEMON_H
 #define POLEGATE_GATEWAY_DAEMON_H
 
 #include <stddef.h>
 
 #include "config.h"
+#include "dlq.h"
 #include "intake.h"
 #include "producer.h"
+#include "spool.h"
 
 typedef struct pg_daemon pg_daemon;
 
-/* Open the store and ledger, make the producer and bind the intake, as cfg says
- * (cfg is borrowed and must outlive the daemon). NULL on failure with errstr. */
+/* Open the store, ledger, spool and dead-letter store, make the producer and bind
+ * the intake, as cfg says (cfg is borrowed and must outlive the daemon). Nothing is
+ * sent yet. NULL on failure with errstr. */
 pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size);
-/* Frees everything; does not flush (pg_daemon_run does that on its way out). Sets *p
- * to NULL; NULL-safe. */
+/* Stops the producer thread if running and frees everything; what is in the spool
+ * stays there for the next start. Sets *p to NULL; NULL-safe. */
 void pg_daemon_destroy(pg_daemon **p);
 
-/* Serve the intake until pg_daemon_stop, then stop taking messages and give the
- * producer up to kafka.flush_timeout_ms to have the broker confirm what is in flight.
- * 0 on a clean stop; PG_ETIMEOUT when records were left undelivered; PG_EKAFKA or
- * PG_EIO with errstr when a fatal error ended the loop. */
+/* Start the producer thread (it first publishes whatever the spool kept from an
+ * earlier run), then serve the intake until pg_daemon_stop. Then stop taking messages
+ * (the socket closes: requests not yet answered are sent again by their senders),
+ * keep publishing for up to spool drain timeout, and stop the producer: what is
+ * still in the spool stays there for the next start. 0 on a clean stop (even with
+ * batches left in the spool); PG_EIO / PG_EKAFKA / PG_ESTORE with errstr when a
+ * failure ended the loop. */
 int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size);
 /* Ask pg_daemon_run to return. Async-signal-safe: only sets a flag, seen within
  * 100 ms. */
@@ -31,5 +38,11 @@ void pg_daemon_summary(const pg_daemon *d, char *out, size_t size);
 /* The parts, for tests and operator commands; borrowed. */
 pg_intake *pg_daemon_intake(pg_daemon *d);
 pg_producer *pg_daemon_producer(pg_daemon *d);
+pg_spool *pg_daemon_spool(pg_daemon *d);
+pg_dlq *pg_daemon_dlq(pg_daemon *d);
+
+/* "polegated.<force lower>.<8 hex digits of the store's absolute path>": one active
+ * producer per force's intake and store (docs/reliability.md). out holds 64 bytes. */
+void pg_daemon_transactional_id(const char *force, const char *store_path, char out[64]);
 
 #endif

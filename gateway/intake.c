@@ -1,11 +1,13 @@
-/* pg_intake: ZeroMQ ROUTER intake; decode, ledger and producer in one transaction. */
+/* pg_intake: ZeroMQ ROUTER intake; decode, ledger, routing and spool under group commit. */
 #include "intake.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "config.h"
@@ -13,6 +15,19 @@
 /* Frames of one request kept: identity, delimiter, correlation id, message. Any more
  * are counted and dropped. */
 #define S_MAX_PARTS 4
+#define S_DEFAULT_GROUP_MAX 256
+#define S_DEFAULT_GROUP_BYTES ((size_t)16 << 20)
+/* Seconds between two warnings that the spool is full. */
+#define S_FULL_WARN_EVERY 10
+
+/* One request of a group, from its receipt to its ack. */
+typedef struct s_slot {
+    zmq_msg_t parts[S_MAX_PARTS];
+    size_t nparts, total;
+    pg_intake_status status;
+    int stored; /* its outcome is in the group's transaction (accepted, dead letter) */
+    pg_buf json; /* the ack, reused */
+} s_slot;
 
 struct pg_intake {
     void *ctx;
@@ -22,15 +37,26 @@ struct pg_intake {
     size_t max_message_size;
     const pg_adapter_ops *adapter;
     pg_adapter_ctx actx;
+    char *force;
+    char *dlq_topic;
+    pg_router *router;
     pg_store *store;
     pg_ledger *ledger;
-    pg_producer *producer;
+    pg_spool *spool;
+    pg_dlq *dlq;
+    pg_audit *audit;
+    size_t group_max, group_max_bytes;
     pg_changeset *in;  /* what the adapter decoded */
     pg_changeset *out; /* what the ledger says to publish */
+    pg_outbatch *batch;   /* one message's outbound records */
+    pg_outbatch *pending; /* the group's audit events, written after its commit */
     const char **ids;  /* the ack's ids, reused */
     size_t ids_cap;
-    pg_buf json; /* the ack, reused */
+    s_slot *slots;
+    pg_buf json; /* pg_intake_handle's ack, reused */
     pg_intake_stats stats;
+    time_t full_warned;
+    uint64_t full_since_warn;
 };
 
 const char *pg_intake_status_name(pg_intake_status status)
@@ -46,6 +72,16 @@ const char *pg_intake_status_name(pg_intake_status status)
     return "retry";
 }
 
+static char *s_strdup_opt(const char *s, int *fail)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *fail = 1;
+    return d;
+}
+
 pg_intake *pg_intake_new(const pg_intake_opts *opts, char *errstr, size_t errstr_size)
 {
     pg_intake *self = calloc(1, sizeof *self);
@@ -53,17 +89,32 @@ pg_intake *pg_intake_new(const pg_intake_opts *opts, char *errstr, size_t errstr
         pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
         return NULL;
     }
+    int fail = 0;
     self->adapter = opts->adapter;
     self->max_message_size =
         opts->max_message_size ? opts->max_message_size : opts->adapter->max_message_size;
-    self->actx.force = opts->force;
+    self->force = s_strdup_opt(opts->force, &fail);
+    self->dlq_topic = s_strdup_opt(opts->dlq_topic, &fail);
+    self->actx.force = self->force;
+    self->router = opts->router;
     self->store = opts->store;
     self->ledger = opts->ledger;
-    self->producer = opts->producer;
+    self->spool = opts->spool;
+    self->dlq = opts->dlq;
+    self->audit = opts->audit;
+    self->group_max = opts->group_max ? opts->group_max : S_DEFAULT_GROUP_MAX;
+    self->group_max_bytes = opts->group_max_bytes ? opts->group_max_bytes : S_DEFAULT_GROUP_BYTES;
     self->in = pg_changeset_new();
     self->out = pg_changeset_new();
-    if (!self->in || !self->out) {
+    self->batch = pg_outbatch_new();
+    self->pending = pg_outbatch_new();
+    self->slots = calloc(self->group_max, sizeof *self->slots);
+    if (fail || !self->in || !self->out || !self->batch || !self->pending || !self->slots) {
         pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+        goto err;
+    }
+    if (!self->spool || !self->router || !self->store || !self->ledger) {
+        pg_errf(PG_EUSAGE, errstr, errstr_size, "intake: a store, ledger, router and spool are needed");
         goto err;
     }
     if (!opts->endpoint)
@@ -112,9 +163,17 @@ void pg_intake_destroy(pg_intake **p)
         zmq_ctx_term(self->ctx);
     pg_changeset_destroy(&self->in);
     pg_changeset_destroy(&self->out);
+    pg_outbatch_destroy(&self->batch);
+    pg_outbatch_destroy(&self->pending);
+    if (self->slots)
+        for (size_t i = 0; i < self->group_max; i++)
+            pg_buf_free(&self->slots[i].json);
+    free(self->slots);
     free(self->ids);
     pg_buf_free(&self->json);
     free(self->endpoint);
+    free(self->force);
+    free(self->dlq_topic);
     free(self);
     *p = NULL;
 }
@@ -128,11 +187,22 @@ s_fail(pg_intake *self, pg_intake_ack *ack, pg_intake_status status, const char 
     va_end(ap);
     ack->status = status;
     if (status == PG_INTAKE_REJECTED) {
-        self->stats.rejected++;
         pg_log(PG_LOG_WARN, "intake: rejected: %s", ack->reason);
-    } else {
-        self->stats.retried++;
+        return;
+    }
+    if (!ack->backpressure) {
         pg_log(PG_LOG_WARN, "intake: asked the sender to retry: %s", ack->reason);
+        return;
+    }
+    /* A full spool answers every message while the broker is away: one line now and
+     * then, with how many were turned back. */
+    time_t now = time(NULL);
+    self->full_since_warn++;
+    if (now - self->full_warned >= S_FULL_WARN_EVERY) {
+        pg_log(PG_LOG_WARN, "intake: %" PRIu64 " messages answered retry: %s",
+               self->full_since_warn, ack->reason);
+        self->full_warned = now;
+        self->full_since_warn = 0;
     }
 }
 
@@ -156,13 +226,79 @@ static int s_collect_ids(pg_intake *self, pg_intake_ack *ack)
     return 0;
 }
 
-void pg_intake_handle(pg_intake *self, const uint8_t *data, size_t size, pg_intake_ack *ack)
+/* ---------------------------------------------------------------- one message */
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Keep an invalid message as a dead letter (local store and the dead-letter topic's
+ * record in the spool) inside txn; ack says rejected with its reason. When it cannot
+ * be kept the ack says retry: an invalid message the gateway could not record is not
+ * answered as if it had been. */
+static void s_dead_letter(pg_intake *self, pg_store_txn *txn, const uint8_t *data, size_t size,
+                          pg_intake_ack *ack)
+{
+    char why[PG_ERRSTR_SIZE];
+    pg_dlq_entry e = {.received_ms = s_now_ms(),
+                      .reason = ack->reason,
+                      .origin = self->force,
+                      .format = self->adapter->format,
+                      .data = data,
+                      .len = size};
+    pg_store_txn *child = pg_store_begin_child(txn, why, sizeof why);
+    int rc = child ? 0 : PG_ESTORE;
+    size_t evicted = 0;
+    rc = rc ? rc : pg_dlq_add(self->dlq, child, &e, &evicted, why, sizeof why);
+    pg_outbatch_reset(self->batch);
+    if (!rc && self->dlq_topic)
+        rc = pg_dlq_outrec(self->batch, self->dlq_topic, &e, why, sizeof why);
+    if (!rc && self->dlq_topic)
+        rc = pg_spool_append(self->spool, child, self->batch, NULL, why, sizeof why);
+    if (!rc)
+        rc = pg_store_commit(&child, why, sizeof why);
+    pg_store_abort(&child);
+    if (rc) {
+        char reason[PG_ERRSTR_SIZE];
+        snprintf(reason, sizeof reason, "%s", ack->reason);
+        ack->backpressure = rc == PG_ERETRY;
+        s_fail(self, ack, PG_INTAKE_RETRY, "dead letter not kept (%s); the message was: %s", why,
+               reason);
+        return;
+    }
+    if (evicted)
+        pg_log(PG_LOG_WARN, "dlq: %zu oldest dead letters evicted to keep the bound", evicted);
+    ack->dead_letter = e.id;
+    pg_log(PG_LOG_WARN, "intake: rejected, dead letter %" PRIu64 ": %s", e.id, ack->reason);
+}
+
+/* Reject the message, as a dead letter when there is a dead-letter store. */
+static void s_reject(pg_intake *self, pg_store_txn *txn, const uint8_t *data, size_t size,
+                     pg_intake_ack *ack, const char *why)
+{
+    snprintf(ack->reason, sizeof ack->reason, "%s", why);
+    ack->status = PG_INTAKE_REJECTED;
+    if (self->dlq && txn)
+        s_dead_letter(self, txn, data, size, ack);
+    else
+        pg_log(PG_LOG_WARN, "intake: rejected: %s", ack->reason);
+}
+
+/* Apply one message inside the group's write transaction txn: ledger, routing and
+ * spool in a nested transaction of its own, so that a failure undoes exactly this
+ * message. Fills ack (its ids valid until the next message). */
+static void s_apply(pg_intake *self, pg_store_txn *txn, const uint8_t *data, size_t size,
+                    pg_intake_ack *ack)
 {
     char why[PG_ERRSTR_SIZE];
     memset(ack, 0, sizeof *ack);
     self->stats.received++;
 
-    /* Checked before anything reads the bytes: an oversize frame is never parsed. */
+    /* Checked before anything reads the bytes: an oversize frame is never parsed, nor
+     * kept. */
     if (size == 0) {
         s_fail(self, ack, PG_INTAKE_REJECTED, "message: empty");
         return;
@@ -172,66 +308,141 @@ void pg_intake_handle(pg_intake *self, const uint8_t *data, size_t size, pg_inta
                size, self->max_message_size);
         return;
     }
+    if (!txn) {
+        s_fail(self, ack, PG_INTAKE_RETRY, "store: no transaction");
+        return;
+    }
 
     pg_changeset_reset(self->in);
     pg_changeset_reset(self->out);
     int rc = self->adapter->decode(&self->actx, data, size, self->in, why, sizeof why);
+    if (rc == PG_ENOMEM) {
+        s_fail(self, ack, PG_INTAKE_RETRY, "%s", why);
+        return;
+    }
     if (rc) {
-        s_fail(self, ack, rc == PG_ENOMEM ? PG_INTAKE_RETRY : PG_INTAKE_REJECTED, "%s", why);
+        s_reject(self, txn, data, size, ack, why);
         return;
     }
 
-    pg_store_txn *txn = pg_store_begin(self->store, 1, why, sizeof why);
-    if (!txn) {
+    pg_store_txn *child = pg_store_begin_child(txn, why, sizeof why);
+    if (!child) {
         s_fail(self, ack, PG_INTAKE_RETRY, "store: %s", why);
         return;
     }
     pg_ledger_result res = {0};
-    rc = pg_ledger_apply(self->ledger, txn, self->in, self->out, &res, why, sizeof why);
+    rc = pg_ledger_apply(self->ledger, child, self->in, self->out, &res, why, sizeof why);
     if (rc) {
-        pg_store_abort(&txn);
-        s_fail(self, ack, rc == PG_EINVALID ? PG_INTAKE_REJECTED : PG_INTAKE_RETRY, "%s", why);
+        pg_store_abort(&child);
+        if (rc == PG_EINVALID)
+            s_reject(self, txn, data, size, ack, why);
+        else
+            s_fail(self, ack, PG_INTAKE_RETRY, "%s", why);
         return;
     }
-
-    /* The durable spool will write self->out here, inside txn, and the producer will
-     * then be fed from the spool after the commit. Until then the updates are queued
-     * before the commit: if queueing or the commit fails, the ledger forgets the
-     * message, so the sender's retry publishes it again (consumers drop the repeats by
-     * version) instead of being taken for a duplicate and lost. */
-    for (size_t i = 0; i < self->out->count; i++) {
-        rc = pg_producer_change(self->producer, &self->out->changes[i], why, sizeof why);
-        if (rc) {
-            pg_store_abort(&txn);
-            if (i)
-                pg_log(PG_LOG_WARN,
-                       "intake: %zu of %zu updates were queued before the failure; they "
-                       "will be published again when the message is retried",
-                       i, self->out->count);
-            s_fail(self, ack, PG_INTAKE_RETRY, "%s", why);
-            return;
-        }
+    pg_outbatch_reset(self->batch);
+    rc = pg_router_route(self->router, child, self->out, self->batch, why, sizeof why);
+    if (rc == PG_EINVALID) {
+        pg_store_abort(&child);
+        s_reject(self, txn, data, size, ack, why);
+        return;
     }
-    rc = pg_store_commit(&txn, why, sizeof why);
+    uint64_t seq = 0;
+    size_t audit_mark = self->pending->audit_count;
+    if (!rc)
+        rc = pg_spool_append(self->spool, child, self->batch, &seq, why, sizeof why);
+    for (size_t i = 0; !rc && i < self->batch->audit_count; i++)
+        rc = pg_outbatch_audit_add(self->pending, &self->batch->audit[i]);
+    if (!rc)
+        rc = pg_store_commit(&child, why, sizeof why);
     if (rc) {
-        s_fail(self, ack, PG_INTAKE_RETRY, "store: %s", why);
+        pg_store_abort(&child);
+        self->pending->audit_count = audit_mark; /* its events are not to be written */
+        ack->backpressure = rc == PG_ERETRY;
+        s_fail(self, ack, PG_INTAKE_RETRY, "%s", why);
         return;
     }
     if (s_collect_ids(self, ack)) {
-        /* Applied and queued: the ack must still say so, only without the ids. */
+        /* Applied and spooled: the ack must still say so, only without the ids. */
         pg_log(PG_LOG_ERROR, "intake: out of memory listing the ids of an accepted message");
     }
     ack->status = PG_INTAKE_ACCEPTED;
     ack->stale = res.stale;
     ack->duplicate = res.duplicate;
-    self->stats.accepted++;
-    self->stats.duplicates += res.duplicate ? 1 : 0;
     self->stats.published += self->out->count;
-    pg_log(PG_LOG_DEBUG, "intake: accepted message %s: %zu published, %zu stale%s",
+    self->stats.spooled += self->batch->count;
+    pg_log(PG_LOG_DEBUG, "intake: message %s: %zu published, %zu stale%s, spool batch %" PRIu64,
            self->in->message_id ? self->in->message_id : "(no id)", self->out->count, res.stale,
-           res.duplicate ? ", duplicate" : "");
+           res.duplicate ? ", duplicate" : "", seq);
 }
 
+/* Count an ack whose outcome is final (after the commit). */
+static void s_account(pg_intake *self, const pg_intake_ack *ack)
+{
+    switch (ack->status) {
+    case PG_INTAKE_ACCEPTED:
+        self->stats.accepted++;
+        self->stats.duplicates += ack->duplicate ? 1 : 0;
+        break;
+    case PG_INTAKE_REJECTED:
+        self->stats.rejected++;
+        self->stats.dead_letters += ack->dead_letter ? 1 : 0;
+        break;
+    case PG_INTAKE_RETRY:
+        self->stats.retried++;
+        self->stats.backpressure += ack->backpressure ? 1 : 0;
+        break;
+    }
+}
+
+/* Did this ack put something in the transaction that its commit must keep? */
+static int s_stored(const pg_intake_ack *ack)
+{
+    return ack->status == PG_INTAKE_ACCEPTED ||
+           (ack->status == PG_INTAKE_REJECTED && ack->dead_letter);
+}
+
+/* After a group's commit: wake the producer, write routing's pending audit events. */
+static void s_after_commit(pg_intake *self)
+{
+    self->stats.commits++;
+    pg_spool_notify(self->spool);
+    if (self->audit) {
+        for (size_t i = 0; i < self->pending->audit_count; i++) {
+            char why[PG_ERRSTR_SIZE];
+            if (pg_audit_append(self->audit, &self->pending->audit[i], why, sizeof why))
+                pg_log(PG_LOG_ERROR, "audit: %s event not written: %s",
+                       pg_audit_action_name(self->pending->audit[i].action), why);
+        }
+    }
+    pg_outbatch_reset(self->pending);
+}
+
+void pg_intake_handle(pg_intake *self, const uint8_t *data, size_t size, pg_intake_ack *ack)
+{
+    char why[PG_ERRSTR_SIZE];
+    pg_outbatch_reset(self->pending);
+    pg_store_txn *txn = pg_store_begin(self->store, 1, why, sizeof why);
+    if (!txn) {
+        memset(ack, 0, sizeof *ack);
+        self->stats.received++;
+        s_fail(self, ack, PG_INTAKE_RETRY, "store: %s", why);
+        s_account(self, ack);
+        return;
+    }
+    s_apply(self, txn, data, size, ack);
+    if (!s_stored(ack)) {
+        pg_store_abort(&txn);
+    } else if (pg_store_commit(&txn, why, sizeof why)) {
+        ack->ids = NULL;
+        ack->id_count = 0;
+        ack->dead_letter = 0;
+        s_fail(self, ack, PG_INTAKE_RETRY, "store: %s", why);
+    } else {
+        s_after_commit(self);
+    }
+    s_account(self, ack);
+}
 /* ---------------------------------------------------------------- JSON */
 
 /* s as a JSON string; bytes that are not UTF-8 become U+FFFD, so that an ack is
@@ -287,6 +498,7 @@ static int s_json_str(pg_buf *out, const char *s)
     return rc ? rc : pg_buf_putc(out, '"');
 }
 
+
 int pg_intake_ack_json(const pg_intake_ack *ack, const char *correlation, pg_buf *out)
 {
     int rc = pg_buf_putc(out, '{');
@@ -308,6 +520,10 @@ int pg_intake_ack_json(const pg_intake_ack *ack, const char *correlation, pg_buf
     } else if (!rc) {
         rc = pg_buf_puts(out, ",\"reason\":");
         rc = rc ? rc : s_json_str(out, ack->reason);
+        if (!rc && ack->status == PG_INTAKE_REJECTED && ack->dead_letter)
+            rc = pg_buf_printf(out, ",\"dead_letter\":%" PRIu64, ack->dead_letter);
+        if (!rc && ack->status == PG_INTAKE_RETRY && ack->backpressure)
+            rc = pg_buf_puts(out, ",\"backpressure\":true");
     }
     return rc ? rc : pg_buf_putc(out, '}');
 }
@@ -328,30 +544,126 @@ static int s_valid_correlation(const zmq_msg_t *m)
 
 /* Receive one whole request without waiting. 1 when one was read, 0 when none was
  * waiting, PG_EIO on a socket error. */
-static int s_recv(pg_intake *self, zmq_msg_t *parts, size_t *nparts, size_t *total)
+static int s_recv(pg_intake *self, s_slot *slot)
 {
-    *nparts = *total = 0;
+    slot->nparts = slot->total = 0;
     for (;;) {
         zmq_msg_t m;
         zmq_msg_init(&m);
-        if (zmq_msg_recv(&m, self->sock, *total ? 0 : ZMQ_DONTWAIT) < 0) {
+        if (zmq_msg_recv(&m, self->sock, slot->total ? 0 : ZMQ_DONTWAIT) < 0) {
             int e = errno;
             zmq_msg_close(&m);
-            if (e == EINTR && *total)
+            if (e == EINTR && slot->total)
                 continue; /* the rest of a request that has started is already here */
-            if ((e == EAGAIN || e == EINTR) && !*total)
+            if ((e == EAGAIN || e == EINTR) && !slot->total)
                 return 0;
             return PG_EIO;
         }
         int more = zmq_msg_more(&m);
-        if (*nparts < S_MAX_PARTS)
-            parts[(*nparts)++] = m;
+        if (slot->nparts < S_MAX_PARTS)
+            slot->parts[slot->nparts++] = m;
         else
             zmq_msg_close(&m);
-        ++*total;
+        ++slot->total;
         if (!more)
             return 1;
     }
+}
+
+static void s_slot_close(s_slot *slot)
+{
+    for (size_t i = 0; i < slot->nparts; i++)
+        zmq_msg_close(&slot->parts[i]);
+    slot->nparts = slot->total = 0;
+}
+
+/* Where a request's frames are: parts[0] is the peer's identity (ROUTER); an empty
+ * frame after it is the REQ envelope delimiter, which the reply must carry back. */
+typedef struct s_layout {
+    int delimiter;
+    size_t first, body;
+    char corr[PG_INTAKE_MAX_CORRELATION + 1];
+    const char *correlation;
+    int valid; /* 1 or 2 body frames, a valid correlation id */
+    const char *problem;
+} s_layout;
+
+static void s_layout_of(s_slot *slot, s_layout *l)
+{
+    memset(l, 0, sizeof *l);
+    l->delimiter = slot->nparts > 1 && zmq_msg_size(&slot->parts[1]) == 0 && slot->total > 2;
+    l->first = l->delimiter ? 2 : 1;
+    l->body = slot->total - l->first;
+    if (l->body == 2 && !s_valid_correlation(&slot->parts[l->first])) {
+        l->problem = "correlation";
+    } else if (l->body == 1 || l->body == 2) {
+        l->valid = 1;
+        if (l->body == 2) {
+            size_t n = zmq_msg_size(&slot->parts[l->first]);
+            memcpy(l->corr, zmq_msg_data(&slot->parts[l->first]), n);
+            l->corr[n] = 0;
+            l->correlation = l->corr;
+        }
+    } else {
+        l->problem = "frames";
+    }
+}
+
+static zmq_msg_t *s_message(s_slot *slot, const s_layout *l)
+{
+    return &slot->parts[l->first + l->body - 1];
+}
+
+/* Decide one request of a group (inside txn) and write its ack into slot->json. */
+static void s_decide(pg_intake *self, pg_store_txn *txn, s_slot *slot)
+{
+    pg_intake_ack ack;
+    s_layout l;
+    s_layout_of(slot, &l);
+    if (l.valid) {
+        zmq_msg_t *msg = s_message(slot, &l);
+        s_apply(self, txn, zmq_msg_data(msg), zmq_msg_size(msg), &ack);
+    } else {
+        memset(&ack, 0, sizeof ack);
+        self->stats.received++;
+        if (!strcmp(l.problem, "correlation"))
+            s_fail(self, &ack, PG_INTAKE_REJECTED,
+                   "correlation: must be 1-%d printable ASCII characters (no spaces)",
+                   PG_INTAKE_MAX_CORRELATION);
+        else
+            s_fail(self, &ack, PG_INTAKE_REJECTED,
+                   "frames: expected the message, or a correlation id and the message (1 or "
+                   "2 frames), got %zu",
+                   l.body);
+    }
+    slot->status = ack.status;
+    slot->stored = s_stored(&ack);
+    s_account(self, &ack);
+    pg_buf_reset(&slot->json);
+    if (pg_intake_ack_json(&ack, l.correlation, &slot->json))
+        pg_buf_reset(&slot->json); /* sent as an empty frame: the sender retries */
+}
+
+/* The group's commit failed: what it stored is gone, so its acks say retry. */
+static void s_undo(pg_intake *self, s_slot *slot, const char *why)
+{
+    if (!slot->stored)
+        return;
+    s_layout l;
+    s_layout_of(slot, &l);
+    pg_intake_ack ack;
+    memset(&ack, 0, sizeof ack);
+    if (slot->status == PG_INTAKE_ACCEPTED)
+        self->stats.accepted--;
+    else
+        self->stats.rejected--, self->stats.dead_letters--;
+    s_fail(self, &ack, PG_INTAKE_RETRY, "store: %s", why);
+    s_account(self, &ack);
+    slot->status = ack.status;
+    slot->stored = 0;
+    pg_buf_reset(&slot->json);
+    if (pg_intake_ack_json(&ack, l.correlation, &slot->json))
+        pg_buf_reset(&slot->json);
 }
 
 static int s_send_frame(void *sock, const void *data, size_t len, int more)
@@ -359,56 +671,18 @@ static int s_send_frame(void *sock, const void *data, size_t len, int more)
     return zmq_send(sock, data, len, more ? ZMQ_SNDMORE : 0) < 0 ? PG_EIO : 0;
 }
 
-/* Handle and acknowledge one received request. */
-static int s_serve(pg_intake *self, zmq_msg_t *parts, size_t nparts, size_t total)
+static void s_send_ack(pg_intake *self, s_slot *slot)
 {
-    pg_intake_ack ack;
-    char corr[PG_INTAKE_MAX_CORRELATION + 1];
-    const char *correlation = NULL;
-    /* parts[0] is the peer's identity (ROUTER); an empty frame after it is the REQ
-     * envelope delimiter, which the reply must carry back. */
-    size_t first = 1;
-    int delimiter = nparts > 1 && zmq_msg_size(&parts[1]) == 0 && total > 2;
-    if (delimiter)
-        first = 2;
-    size_t body = total - first;
-
-    if (body == 2 && !s_valid_correlation(&parts[first])) {
-        memset(&ack, 0, sizeof ack);
-        self->stats.received++;
-        s_fail(self, &ack, PG_INTAKE_REJECTED,
-               "correlation: must be 1-%d printable ASCII characters (no spaces)",
-               PG_INTAKE_MAX_CORRELATION);
-    } else if (body == 1 || body == 2) {
-        if (body == 2) {
-            size_t n = zmq_msg_size(&parts[first]);
-            memcpy(corr, zmq_msg_data(&parts[first]), n);
-            corr[n] = 0;
-            correlation = corr;
-        }
-        zmq_msg_t *msg = &parts[first + body - 1];
-        pg_intake_handle(self, zmq_msg_data(msg), zmq_msg_size(msg), &ack);
-    } else {
-        memset(&ack, 0, sizeof ack);
-        self->stats.received++;
-        s_fail(self, &ack, PG_INTAKE_REJECTED,
-               "frames: expected the message, or a correlation id and the message (1 or 2 "
-               "frames), got %zu",
-               body);
-    }
-
-    pg_buf_reset(&self->json);
-    if (pg_intake_ack_json(&ack, correlation, &self->json))
-        return PG_ENOMEM;
-    int rc = s_send_frame(self->sock, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), 1);
-    if (!rc && delimiter)
+    s_layout l;
+    s_layout_of(slot, &l);
+    int rc = s_send_frame(self->sock, zmq_msg_data(&slot->parts[0]), zmq_msg_size(&slot->parts[0]), 1);
+    if (!rc && l.delimiter)
         rc = s_send_frame(self->sock, "", 0, 1);
     if (!rc)
-        rc = s_send_frame(self->sock, self->json.data, self->json.len, 0);
+        rc = s_send_frame(self->sock, slot->json.data, slot->json.len, 0);
     /* A peer that went away cannot be acked; that is not the intake failing. */
     if (rc)
         pg_log(PG_LOG_WARN, "intake: ack not sent: %s", zmq_strerror(errno));
-    return 0;
 }
 
 int pg_intake_poll(pg_intake *self, int timeout_ms, size_t max, char *errstr, size_t errstr_size)
@@ -419,26 +693,54 @@ int pg_intake_poll(pg_intake *self, int timeout_ms, size_t max, char *errstr, si
             return 0;
         return pg_errf(PG_EIO, errstr, errstr_size, "intake: poll: %s", zmq_strerror(errno));
     }
-    int handled = 0;
-    while (!max || (size_t)handled < max) {
-        zmq_msg_t parts[S_MAX_PARTS];
-        size_t nparts, total;
-        int rc = s_recv(self, parts, &nparts, &total);
-        if (rc == 1)
-            rc = s_serve(self, parts, nparts, total);
-        else if (rc < 0)
-            pg_errf(rc, errstr, errstr_size, "intake: receive: %s", zmq_strerror(errno));
-        for (size_t i = 0; i < nparts; i++)
-            zmq_msg_close(&parts[i]);
-        if (rc == PG_ENOMEM)
-            pg_errf(rc, errstr, errstr_size, "intake: out of memory");
-        if (rc < 0)
-            return rc;
-        if (!total)
-            break; /* nothing more waiting */
-        handled++;
+    if (!max || max > self->group_max)
+        max = self->group_max;
+
+    /* Take what is waiting, up to the bounds. */
+    size_t n = 0, bytes = 0;
+    int rc = 0;
+    while (n < max && bytes < self->group_max_bytes) {
+        s_slot *slot = &self->slots[n];
+        rc = s_recv(self, slot);
+        if (rc <= 0) {
+            s_slot_close(slot);
+            break;
+        }
+        for (size_t i = 1; i < slot->nparts; i++)
+            bytes += zmq_msg_size(&slot->parts[i]);
+        n++;
     }
-    return handled;
+    if (rc < 0)
+        pg_errf(rc, errstr, errstr_size, "intake: receive: %s", zmq_strerror(errno));
+    if (!n)
+        return rc;
+
+    /* Apply them all in one transaction, commit once, then answer. */
+    char why[PG_ERRSTR_SIZE];
+    pg_outbatch_reset(self->pending);
+    pg_store_txn *txn = pg_store_begin(self->store, 1, why, sizeof why);
+    if (!txn)
+        pg_log(PG_LOG_ERROR, "intake: store: %s", why);
+    int stored = 0;
+    for (size_t i = 0; i < n; i++) {
+        s_decide(self, txn, &self->slots[i]);
+        stored |= self->slots[i].stored;
+    }
+    if (txn && stored) {
+        if (pg_store_commit(&txn, why, sizeof why)) {
+            pg_log(PG_LOG_ERROR, "intake: commit of %zu messages failed: %s", n, why);
+            for (size_t i = 0; i < n; i++)
+                s_undo(self, &self->slots[i], why);
+        } else {
+            s_after_commit(self);
+        }
+    }
+    pg_store_abort(&txn);
+    for (size_t i = 0; i < n; i++) {
+        s_send_ack(self, &self->slots[i]);
+        s_slot_close(&self->slots[i]);
+    }
+    return rc < 0 ? rc : (int)n;
 }
 
 void pg_intake_get_stats(const pg_intake *self, pg_intake_stats *out)

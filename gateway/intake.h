@@ -1,15 +1,20 @@
-/* pg_intake: native messages in over ZeroMQ, one acknowledgement out per message. */
+/* pg_intake: native messages in over ZeroMQ; each acknowledged once it is durably
+ * recorded (ledger, spool or dead letters, fsync'd), many per fsync. */
 #ifndef POLEGATE_GATEWAY_INTAKE_H
 #define POLEGATE_GATEWAY_INTAKE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
+#include "dlq.h"
 #include "ledger.h"
+#include "outrec.h"
 #include "polegate/adapter.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
-#include "producer.h"
+#include "router.h"
+#include "spool.h"
 #include "store.h"
 
 /*
@@ -22,21 +27,29 @@
  * and gets back exactly one frame, a JSON object:
  *
  *     {"status":"accepted","ids":["<uuid>",...],"stale":0,"duplicate":false}
- *     {"status":"rejected","reason":"<member path>: <rule>"}
- *     {"status":"retry","reason":"..."}
+ *     {"status":"rejected","reason":"<member path>: <rule>","dead_letter":17}
+ *     {"status":"retry","reason":"spool full: ...","backpressure":true}
  *
  * with "correlation":"<id>" first when the request carried one.
  *
- * Each message goes through pg_intake_handle: size check, adapter decode, then one
- * write transaction of the store in which the ledger applies it and its updates are
- * handed to the producer; the commit comes last, then the ack. A message is never
- * half applied: a failure anywhere aborts the transaction.
+ * One message: size check, adapter decode, then, inside a nested transaction of the
+ * group's write transaction, the ledger applies it, routing turns what it published
+ * into outbound records (pg_outbatch) and the spool appends them. An invalid message
+ * becomes a dead letter instead (pg_dlq, plus a record for the dead-letter topic in
+ * the spool). A failure anywhere aborts the nested transaction: a message is never
+ * half applied.
+ *
+ * Group commit: pg_intake_poll takes every request already waiting (up to
+ * group_max requests and group_max_bytes), applies them all in ONE write transaction
+ * and commits it (one fsync), and only then sends their acks. "accepted" therefore
+ * means: on disk, and the spool will publish it until the broker has stored it. When
+ * the commit fails every message of the group is answered "retry".
  */
 
 #define PG_INTAKE_MAX_CORRELATION 128
 
 typedef enum pg_intake_status {
-    PG_INTAKE_ACCEPTED = 0, /* applied (or a duplicate) and handed to the producer */
+    PG_INTAKE_ACCEPTED = 0, /* applied (or a duplicate) and in the spool, on disk */
     PG_INTAKE_REJECTED = 1, /* invalid: sending it again will not help */
     PG_INTAKE_RETRY = 2,    /* not applied for a passing reason: send it again later */
 } pg_intake_status;
@@ -50,6 +63,8 @@ typedef struct pg_intake_ack {
     size_t id_count;
     size_t stale;
     int duplicate;
+    uint64_t dead_letter; /* rejected: the dead letter's id, 0 when none was kept */
+    int backpressure;     /* retry: because the spool is full */
 } pg_intake_ack;
 
 typedef struct pg_intake_stats {
@@ -57,8 +72,12 @@ typedef struct pg_intake_stats {
     uint64_t accepted; /* including duplicates */
     uint64_t duplicates;
     uint64_t rejected;
+    uint64_t dead_letters; /* rejected messages kept as dead letters */
     uint64_t retried;
-    uint64_t published; /* canonical updates handed to the producer */
+    uint64_t backpressure; /* retried because the spool was full */
+    uint64_t published;    /* canonical updates the ledger published */
+    uint64_t spooled;      /* outbound records appended to the spool */
+    uint64_t commits;      /* write transactions committed (fsyncs) */
 } pg_intake_stats;
 
 typedef struct pg_intake_opts {
@@ -69,10 +88,16 @@ typedef struct pg_intake_opts {
     size_t max_message_size; /* 0: the adapter's */
     const pg_adapter_ops *adapter;
     const char *force; /* decode rejects messages naming another force */
+    const char *dlq_topic; /* NULL: dead letters are kept locally only */
+    size_t group_max;       /* requests per write transaction; 0: 256 */
+    size_t group_max_bytes; /* message bytes per write transaction; 0: 16 MiB */
     /* Borrowed; must outlive the intake. */
     pg_store *store;
     pg_ledger *ledger;
-    pg_producer *producer;
+    pg_router *router; /* what the ledger published -> records per destination */
+    pg_spool *spool;
+    pg_dlq *dlq;     /* NULL: invalid messages are only rejected */
+    pg_audit *audit; /* NULL: routing's pending audit events are not written */
 } pg_intake_opts;
 
 typedef struct pg_intake pg_intake;
@@ -80,17 +105,18 @@ typedef struct pg_intake pg_intake;
 /* A new intake bound to opts->endpoint. NULL on failure with errstr (the endpoint
  * in use, say). */
 pg_intake *pg_intake_new(const pg_intake_opts *opts, char *errstr, size_t errstr_size);
-/* Closes the socket (without waiting: acks not yet sent are dropped) and frees the
- * intake; sets *p to NULL; NULL-safe. */
+/* Closes the socket (without waiting: acks not yet sent are dropped, and their
+ * senders send again) and frees the intake; sets *p to NULL; NULL-safe. */
 void pg_intake_destroy(pg_intake **p);
 
-/* Handle one native message: data[0..size) need not stay valid after the call.
- * Fills ack; never fails otherwise. */
+/* Handle one native message in a write transaction of its own (a group of one):
+ * data[0..size) need not stay valid after the call. Fills ack; never fails otherwise. */
 void pg_intake_handle(pg_intake *self, const uint8_t *data, size_t size, pg_intake_ack *ack);
 
-/* Wait up to timeout_ms for requests, then handle and acknowledge every request that
- * is waiting, at most max (0: no limit). Returns how many were handled (0 on timeout
- * or when interrupted by a signal), or PG_EIO with errstr when the socket fails. */
+/* Wait up to timeout_ms for requests, then handle every request that is waiting, at
+ * most max (0: the group bound), in one write transaction, and acknowledge them after
+ * its commit. Returns how many were handled (0 on timeout or when interrupted by a
+ * signal), or PG_EIO with errstr when the socket fails. */
 int pg_intake_poll(pg_intake *self, int timeout_ms, size_t max, char *errstr, size_t errstr_size);
 
 /* Write ack as the one-line JSON of the protocol (no newline), with correlation

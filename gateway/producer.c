@@ -1,23 +1,57 @@
-/* pg_producer: canonical updates to Kafka with librdkafka (idempotent, acks=all). */
+/* pg_producer: spool -> Kafka transactions (librdkafka, idempotent, acks=all). */
 #include "producer.h"
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "polegate/buf.h"
 #include "polegate/error.h"
 
+#define S_DEFAULT_WINDOW_BATCHES 256
+#define S_DEFAULT_WINDOW_BYTES ((size_t)4 << 20)
+#define S_DEFAULT_TXN_TIMEOUT_MS 60000
+#define S_DEFAULT_CALL_TIMEOUT_MS 1000
+/* Seconds between two warnings while the broker stays unreachable. */
+#define S_WARN_EVERY 30
+/* Windows aborted in a row after which the handle is remade: librdkafka keeps some
+ * errors (a topic's) cached in the handle, and a new one starts clean. */
+#define S_ABORTS_BEFORE_RESTART 3
+
 struct pg_producer {
+    rd_kafka_conf_t *conf; /* the template every handle is made from */
     rd_kafka_t *rk;
-    rd_kafka_topic_t *rkt;
-    char *topic;
-    char *force;
-    pg_buf value; /* reused for every packed update */
+    char *tid;
+    pg_store *store;
+    pg_spool *spool;
+    pg_audit *audit;
+    size_t window_batches;
+    size_t window_bytes;
+    int call_timeout_ms;
+
+    /* Where the current handle is in its transaction cycle. */
+    int inited;       /* init_transactions done */
+    int committing;   /* a window produced: commit it (again, after a timeout) */
+    int aborting;     /* the open transaction must be aborted first */
+    int aborts_in_row; /* windows aborted since the last commit */
+    pg_outbatch *win; /* the window's records */
+    uint64_t win_first, win_last;
+    size_t win_batches;
+
+    pthread_t thread;
+    int running;
+    atomic_int stop;
+
+    pthread_mutex_t lock; /* stats, last_error */
     pg_producer_stats stats;
+    char last_error[PG_ERRSTR_SIZE];
+    time_t last_warn;
 };
 
 /* Settings without which a record could be reordered, duplicated, lost on a leader
@@ -68,18 +102,58 @@ int pg_producer_check_property(const char *key, const char *value, char *errstr,
     return 0;
 }
 
+/* ---------------------------------------------------------------- counters, errors */
+
+#define S_COUNT(self, field, n)                                                                    \
+    do {                                                                                           \
+        pthread_mutex_lock(&(self)->lock);                                                         \
+        (self)->stats.field += (n);                                                                \
+        pthread_mutex_unlock(&(self)->lock);                                                       \
+    } while (0)
+
+/* Record why a round failed and return err. Broker trouble repeats every round while
+ * the broker is away: it is logged once per S_WARN_EVERY seconds. */
+__attribute__((format(printf, 5, 6))) static int s_fail(pg_producer *self, int err, char *errstr,
+                                                        size_t errstr_size, const char *fmt, ...)
+{
+    char msg[PG_ERRSTR_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    time_t now = time(NULL);
+    pthread_mutex_lock(&self->lock);
+    int quiet = err == PG_ERETRY && !strcmp(msg, self->last_error) &&
+                now - self->last_warn < S_WARN_EVERY;
+    snprintf(self->last_error, sizeof self->last_error, "%s", msg);
+    if (!quiet)
+        self->last_warn = now;
+    pthread_mutex_unlock(&self->lock);
+    if (!quiet)
+        pg_log(err == PG_ERETRY ? PG_LOG_WARN : PG_LOG_ERROR, "kafka: %s", msg);
+    return pg_errf(err, errstr, errstr_size, "%s", msg);
+}
+
+static void s_ok(pg_producer *self)
+{
+    pthread_mutex_lock(&self->lock);
+    self->last_error[0] = 0;
+    pthread_mutex_unlock(&self->lock);
+}
+
+/* ---------------------------------------------------------------- librdkafka */
+
 static void s_dr(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     (void)rk;
     pg_producer *self = opaque;
-    if (!rkm->err) {
-        self->stats.delivered++;
-        return;
-    }
-    self->stats.failed++;
-    pg_log(PG_LOG_ERROR, "kafka: record key %.*s (%s) not delivered to %s: %s", (int)rkm->key_len,
-           rkm->key ? (const char *)rkm->key : "", rkm->payload ? "update" : "tombstone",
-           self->topic, rd_kafka_err2str(rkm->err));
+    if (!rkm->err)
+        return; /* counted delivered when its transaction commits */
+    S_COUNT(self, failed, 1);
+    /* Not lost: the transaction aborts and the spool sends the record again. */
+    pg_log(PG_LOG_DEBUG, "kafka: record key %.*s not delivered to %s (will be sent again): %s",
+           (int)rkm->key_len, rkm->key ? (const char *)rkm->key : "", rd_kafka_topic_name(rkm->rkt),
+           rd_kafka_err2str(rkm->err));
 }
 
 static void s_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -97,9 +171,9 @@ static void s_log_cb(const rd_kafka_t *rk, int level, const char *fac, const cha
 static void s_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     (void)rk, (void)opaque;
-    /* Broker-down and similar errors are retried by librdkafka: they are worth a
-     * warning, and only fatal ones stop the producer. */
-    pg_log(err == RD_KAFKA_RESP_ERR__FATAL ? PG_LOG_ERROR : PG_LOG_WARN, "kafka: %s: %s",
+    /* Broker-down and similar errors are retried by librdkafka: worth a debug line; the
+     * rounds report what they do to the spool. Fatal ones remake the handle. */
+    pg_log(err == RD_KAFKA_RESP_ERR__FATAL ? PG_LOG_ERROR : PG_LOG_DEBUG, "kafka: %s: %s",
            rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
@@ -112,24 +186,68 @@ static int s_set(rd_kafka_conf_t *conf, const char *key, const char *value, char
     return 0;
 }
 
+static int s_make_rk(pg_producer *self, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_dup(self->conf);
+    if (!conf)
+        return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+    char why[512];
+    self->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
+    if (!self->rk) {
+        rd_kafka_conf_destroy(conf);
+        return pg_errf(PG_EKAFKA, errstr, errstr_size, "kafka: %s", why);
+    }
+    self->inited = self->committing = self->aborting = 0;
+    return 0;
+}
+
+static void s_drop_rk(pg_producer *self)
+{
+    if (!self->rk)
+        return;
+    /* What never reached a broker is purged rather than waited for: it is in the
+     * spool. The broker aborts an open transaction when the next handle initialises. */
+    rd_kafka_purge(self->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(self->rk, 0);
+    rd_kafka_destroy(self->rk);
+    self->rk = NULL;
+    self->inited = self->committing = self->aborting = 0;
+}
+
 pg_producer *pg_producer_new(const pg_producer_opts *opts, char *errstr, size_t errstr_size)
 {
     pg_producer *self = calloc(1, sizeof *self);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (!self || !conf) {
+    if (!self) {
         pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&self->lock, NULL);
+    self->store = opts->store;
+    self->spool = opts->spool;
+    self->audit = opts->audit;
+    self->window_batches = opts->window_batches ? opts->window_batches : S_DEFAULT_WINDOW_BATCHES;
+    self->window_bytes = opts->window_bytes ? opts->window_bytes : S_DEFAULT_WINDOW_BYTES;
+    self->call_timeout_ms = opts->call_timeout_ms ? opts->call_timeout_ms : S_DEFAULT_CALL_TIMEOUT_MS;
+    int txn_ms = opts->transaction_timeout_ms ? opts->transaction_timeout_ms : S_DEFAULT_TXN_TIMEOUT_MS;
+    self->conf = rd_kafka_conf_new();
+    self->win = pg_outbatch_new();
+    if (!self->conf || !self->win || !opts->transactional_id ||
+        !(self->tid = strdup(opts->transactional_id))) {
+        pg_errf(opts->transactional_id ? PG_ENOMEM : PG_EUSAGE, errstr, errstr_size, "%s",
+                opts->transactional_id ? "out of memory" : "producer: no transactional id");
         goto err;
     }
-    self->topic = strdup(opts->topic);
-    self->force = strdup(opts->force ? opts->force : "");
-    if (!self->topic || !self->force) {
-        pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
-        goto err;
-    }
+    rd_kafka_conf_t *conf = self->conf;
     for (size_t i = 0; i < sizeof s_defaults / sizeof s_defaults[0]; i++)
         if (s_set(conf, s_defaults[i][0], s_defaults[i][1], errstr, errstr_size))
             goto err;
-    if (s_set(conf, "bootstrap.servers", opts->brokers, errstr, errstr_size))
+    char ms[24];
+    snprintf(ms, sizeof ms, "%d", txn_ms);
+    /* A record that waits longer than the transaction may is failed by librdkafka;
+     * the transaction then aborts and the spool sends the record again. */
+    if (s_set(conf, "bootstrap.servers", opts->brokers, errstr, errstr_size) ||
+        s_set(conf, "transaction.timeout.ms", ms, errstr, errstr_size) ||
+        s_set(conf, "message.timeout.ms", ms, errstr, errstr_size))
         goto err;
     for (size_t i = 0; i < opts->property_count; i++) {
         const pg_config_kv *kv = &opts->properties[i];
@@ -142,28 +260,16 @@ pg_producer *pg_producer_new(const pg_producer_opts *opts, char *errstr, size_t 
         if (strcmp(s_fixed[i].key, "request.required.acks") &&
             s_set(conf, s_fixed[i].key, s_fixed[i].value, errstr, errstr_size))
             goto err;
+    if (s_set(conf, "transactional.id", self->tid, errstr, errstr_size))
+        goto err;
     rd_kafka_conf_set_opaque(conf, self);
     rd_kafka_conf_set_dr_msg_cb(conf, s_dr);
     rd_kafka_conf_set_log_cb(conf, s_log_cb);
     rd_kafka_conf_set_error_cb(conf, s_error_cb);
-
-    char why[512];
-    self->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
-    if (!self->rk) {
-        pg_errf(PG_EKAFKA, errstr, errstr_size, "kafka: %s", why);
+    if (s_make_rk(self, errstr, errstr_size))
         goto err;
-    }
-    conf = NULL; /* rd_kafka_new owns it now */
-    self->rkt = rd_kafka_topic_new(self->rk, self->topic, NULL);
-    if (!self->rkt) {
-        pg_errf(PG_EKAFKA, errstr, errstr_size, "kafka: topic %s: %s", self->topic,
-                rd_kafka_err2str(rd_kafka_last_error()));
-        goto err;
-    }
     return self;
 err:
-    if (conf)
-        rd_kafka_conf_destroy(conf);
     pg_producer_destroy(&self);
     return NULL;
 }
@@ -173,189 +279,324 @@ void pg_producer_destroy(pg_producer **p)
     if (!p || !*p)
         return;
     pg_producer *self = *p;
-    if (self->rk) {
-        /* Records that never reached a broker are reported failed, with their keys,
-         * rather than vanishing with the handle. */
-        rd_kafka_purge(self->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        rd_kafka_poll(self->rk, 0);
-        if (self->rkt)
-            rd_kafka_topic_destroy(self->rkt);
-        rd_kafka_destroy(self->rk);
-    }
-    pg_buf_free(&self->value);
-    free(self->topic);
-    free(self->force);
+    pg_producer_stop(self);
+    s_drop_rk(self);
+    if (self->conf)
+        rd_kafka_conf_destroy(self->conf);
+    pg_outbatch_destroy(&self->win);
+    pthread_mutex_destroy(&self->lock);
+    free(self->tid);
     free(self);
     *p = NULL;
 }
 
-/* The pg-marking header: "OFFICIAL-SENSITIVE;P", the ATX spelling of the marking. */
-static void s_marking(const pg_marking *m, char *out, size_t size)
-{
-    const char *c = pg_enum_short(&polegate__pole__v1__classification__descriptor,
-                                  m ? (int)m->classification : 0);
-    const char *h =
-        pg_enum_short(&polegate__pole__v1__handling__descriptor, m ? (int)m->handling : 0);
-    snprintf(out, size, "%s;%s", c ? c : "UNSPECIFIED", h ? h : "UNSPECIFIED");
-    for (char *s = out; *s; s++)
-        if (*s == '_')
-            *s = '-';
-}
+/* ---------------------------------------------------------------- one round */
 
-typedef struct s_record {
-    const char *type;
-    const char *id;
-    int operation;
-    uint64_t version;
-    const pg_origin *origin;
-    const pg_marking *marking;
-    const ProtobufCMessage *msg;
-} s_record;
-
-static rd_kafka_headers_t *s_headers(pg_producer *self, const s_record *r)
-{
-    char marking[64], version[24];
-    const char *op = pg_enum_short(&polegate__pole__v1__operation__descriptor, r->operation);
-    const char *force =
-        r->origin && r->origin->force && *r->origin->force ? r->origin->force : self->force;
-    s_marking(r->marking, marking, sizeof marking);
-    snprintf(version, sizeof version, "%" PRIu64, r->version);
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(6);
-    rd_kafka_header_add(hdrs, PG_HDR_TYPE, -1, r->type, -1);
-    rd_kafka_header_add(hdrs, PG_HDR_SCHEMA, -1, PG_SCHEMA_VERSION, -1);
-    rd_kafka_header_add(hdrs, PG_HDR_ORIGIN_FORCE, -1, force, -1);
-    rd_kafka_header_add(hdrs, PG_HDR_MARKING, -1, marking, -1);
-    rd_kafka_header_add(hdrs, PG_HDR_OPERATION, -1, op ? op : "UNSPECIFIED", -1);
-    rd_kafka_header_add(hdrs, PG_HDR_VERSION, -1, version, -1);
-    return hdrs;
-}
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Queue one record; headers become librdkafka's on success. */
-static int s_send(pg_producer *self, const char *key, const void *value, size_t len,
-                  rd_kafka_headers_t *hdrs, char *errstr, size_t errstr_size)
-{
-    double deadline = s_now() + 1.0;
-    for (;;) {
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            self->rk, RD_KAFKA_V_RKT(self->rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)value, len),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-        if (!err) {
-            self->stats.produced++;
-            return 0;
-        }
-        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && s_now() < deadline) {
-            rd_kafka_poll(self->rk, 50);
-            continue;
-        }
-        rd_kafka_headers_destroy(hdrs);
-        return pg_errf(err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? PG_ERETRY : PG_EKAFKA, errstr,
-                       errstr_size, "kafka: record key %s not queued: %s", key,
-                       rd_kafka_err2str(err));
-    }
-}
-
-static int s_produce(pg_producer *self, const s_record *r, char *errstr, size_t errstr_size)
-{
-    if (!r->id || !*r->id)
-        return pg_errf(PG_EINVALID, errstr, errstr_size, "id: an update without an id");
-    char why[PG_ERRSTR_SIZE];
-    if (pg_producer_fatal(self, why, sizeof why))
-        return pg_errf(PG_EKAFKA, errstr, errstr_size, "kafka: %s", why);
-
-    size_t len = protobuf_c_message_get_packed_size(r->msg);
-    pg_buf_reset(&self->value);
-    if (pg_buf_reserve(&self->value, len + 1))
-        return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
-    protobuf_c_message_pack(r->msg, self->value.data);
-    self->value.len = len;
-
-    rd_kafka_headers_t *hdrs = s_headers(self, r);
-    rd_kafka_headers_t *tomb_hdrs = NULL;
-    if (r->operation == POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE)
-        tomb_hdrs = rd_kafka_headers_copy(hdrs);
-    int rc = s_send(self, r->id, self->value.data, len, hdrs, errstr, errstr_size);
-    if (rc) {
-        if (tomb_hdrs)
-            rd_kafka_headers_destroy(tomb_hdrs);
-        return rc;
-    }
-    /* Same key, so the same partition, after the delete: a consumer reading the whole
-     * log sees the delete, and compaction later drops the key altogether. */
-    if (tomb_hdrs)
-        return s_send(self, r->id, NULL, 0, tomb_hdrs, errstr, errstr_size);
-    return 0;
-}
-
-int pg_producer_entity(pg_producer *self, const pg_entity_update *u, char *errstr,
+/* What to do about a transactional error: remake the handle (fatal), abort first, or
+ * simply try the same call again. Takes the error. */
+static int s_txn_error(pg_producer *self, rd_kafka_error_t *error, const char *what, char *errstr,
                        size_t errstr_size)
 {
-    s_record r = {PG_TYPE_ENTITY, u->id,      (int)u->operation, u->version,
-                  u->origin,      u->marking, &u->base};
-    return s_produce(self, &r, errstr, errstr_size);
+    char msg[PG_ERRSTR_SIZE];
+    snprintf(msg, sizeof msg, "%s: %s", what, rd_kafka_error_string(error));
+    int fatal = rd_kafka_error_is_fatal(error);
+    int abort = rd_kafka_error_txn_requires_abort(error);
+    int retriable = rd_kafka_error_is_retriable(error);
+    rd_kafka_error_destroy(error);
+    if (fatal || (!abort && !retriable)) {
+        /* Fenced, or a state librdkafka cannot leave: a new handle resumes from the
+         * spool (its init fences whatever the old one left open). */
+        s_drop_rk(self);
+        S_COUNT(self, restarts, 1);
+        int rc = s_fail(self, PG_ERETRY, errstr, errstr_size, "%s; making a new producer", msg);
+        char why[PG_ERRSTR_SIZE];
+        if (s_make_rk(self, why, sizeof why))
+            return s_fail(self, PG_EKAFKA, errstr, errstr_size, "%s", why);
+        return rc;
+    }
+    if (abort) {
+        self->committing = 0;
+        self->aborting = 1;
+        return s_fail(self, PG_ERETRY, errstr, errstr_size,
+                      "%s; aborting the transaction and sending it again", msg);
+    }
+    return s_fail(self, PG_ERETRY, errstr, errstr_size, "%s", msg);
 }
 
-int pg_producer_link(pg_producer *self, const pg_link_update *u, char *errstr, size_t errstr_size)
+/* Read the oldest batches of the spool into the window. The number of batches, 0
+ * when the spool is empty, or a negative error. */
+static int s_read_window(pg_producer *self, char *errstr, size_t errstr_size)
 {
-    s_record r = {PG_TYPE_LINK, u->id,      (int)u->operation, u->version,
-                  u->origin,    u->marking, &u->base};
-    return s_produce(self, &r, errstr, errstr_size);
+    pg_outbatch_reset(self->win);
+    self->win_batches = 0;
+    pg_store_txn *txn = pg_store_begin(self->store, 0, errstr, errstr_size);
+    if (!txn)
+        return PG_ESTORE;
+    uint64_t after = 0, seq = 0;
+    size_t bytes = 0, total = 0;
+    int rc = 0;
+    while (self->win_batches < self->window_batches && total < self->window_bytes) {
+        rc = pg_spool_next(self->spool, txn, after, &seq, &bytes, self->win, errstr, errstr_size);
+        if (rc)
+            break;
+        if (!self->win_batches)
+            self->win_first = seq;
+        self->win_last = after = seq;
+        self->win_batches++;
+        total += bytes;
+    }
+    pg_store_abort(&txn);
+    if (rc && rc != PG_ENOTFOUND)
+        return rc;
+    return (int)self->win_batches;
 }
 
-int pg_producer_change(pg_producer *self, const pg_change *change, char *errstr, size_t errstr_size)
+static int s_produce_window(pg_producer *self, char *errstr, size_t errstr_size)
 {
-    if (change->type == PG_CHANGE_ENTITY && change->entity)
-        return pg_producer_entity(self, change->entity, errstr, errstr_size);
-    if (change->type == PG_CHANGE_LINK && change->link)
-        return pg_producer_link(self, change->link, errstr, errstr_size);
-    return pg_errf(PG_EINTERNAL, errstr, errstr_size, "change: neither entity nor link");
-}
-
-int pg_producer_poll(pg_producer *self, int timeout_ms)
-{
-    return rd_kafka_poll(self->rk, timeout_ms);
-}
-
-uint64_t pg_producer_in_flight(const pg_producer *self)
-{
-    return self->stats.produced - self->stats.delivered - self->stats.failed;
-}
-
-int pg_producer_flush(pg_producer *self, int timeout_ms, char *errstr, size_t errstr_size)
-{
-    rd_kafka_flush(self->rk, timeout_ms);
-    /* Our own count, not rd_kafka_outq_len(): that one also counts protocol requests. */
-    uint64_t left = pg_producer_in_flight(self);
-    if (left)
-        return pg_errf(PG_ETIMEOUT, errstr, errstr_size,
-                       "%" PRIu64 " records still in flight after %d ms", left, timeout_ms);
+    for (size_t i = 0; i < self->win->count; i++) {
+        const pg_outrec *r = &self->win->recs[i];
+        rd_kafka_headers_t *hdrs = rd_kafka_headers_new(r->header_count ? r->header_count : 1);
+        for (size_t h = 0; h < r->header_count; h++)
+            rd_kafka_header_add(hdrs, r->headers[h].name, -1, r->headers[h].value, -1);
+        for (;;) {
+            rd_kafka_resp_err_t err = rd_kafka_producev(
+                self->rk, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_KEY(r->key, strlen(r->key)),
+                RD_KAFKA_V_VALUE((void *)r->value, r->value ? r->value_len : 0),
+                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+            if (!err) {
+                S_COUNT(self, produced, 1);
+                break;
+            }
+            if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !atomic_load(&self->stop)) {
+                rd_kafka_poll(self->rk, 50);
+                continue;
+            }
+            rd_kafka_headers_destroy(hdrs);
+            self->aborting = 1;
+            rd_kafka_error_t *fatal = NULL;
+            if (err == RD_KAFKA_RESP_ERR__FATAL || err == RD_KAFKA_RESP_ERR__STATE)
+                fatal = rd_kafka_error_new(err, "%s", rd_kafka_err2str(err));
+            if (fatal)
+                return s_txn_error(self, fatal, "produce", errstr, errstr_size);
+            return s_fail(self, PG_ERETRY, errstr, errstr_size,
+                          "record key %s not queued for %s: %s; aborting the transaction",
+                          r->key, r->topic, rd_kafka_err2str(err));
+        }
+    }
     return 0;
+}
+
+/* After a commit: audit what was disclosed or withdrawn, then forget the window. The
+ * audit comes first: a crash in between logs an event twice (the window is sent
+ * again), never not at all. */
+static int s_committed(pg_producer *self, char *errstr, size_t errstr_size)
+{
+    if (self->audit) {
+        for (size_t i = 0; i < self->win->count; i++) {
+            const pg_outrec *r = &self->win->recs[i];
+            if (r->audit_action == PG_AUDIT_NONE)
+                continue;
+            pg_audit_event ev = {.action = r->audit_action,
+                                 .entity_id = r->entity_id,
+                                 .native_id = r->native_id,
+                                 .origin = r->origin,
+                                 .destination = r->destination,
+                                 .agreement = r->agreement,
+                                 .policy_version = r->policy_version,
+                                 .version = r->version,
+                                 .outcome = r->outcome};
+            char why[PG_ERRSTR_SIZE];
+            if (pg_audit_append(self->audit, &ev, why, sizeof why)) {
+                S_COUNT(self, audit_errors, 1);
+                pg_log(PG_LOG_ERROR, "audit: %s event of %s not written: %s",
+                       pg_audit_action_name(r->audit_action), r->entity_id ? r->entity_id : r->key,
+                       why);
+            }
+        }
+        char why[PG_ERRSTR_SIZE];
+        if (pg_audit_sync(self->audit, why, sizeof why))
+            pg_log(PG_LOG_ERROR, "audit: %s", why);
+    }
+    pg_store_txn *txn = pg_store_begin(self->store, 1, errstr, errstr_size);
+    if (!txn)
+        return PG_ESTORE;
+    size_t removed = 0;
+    int rc = pg_spool_remove(self->spool, txn, self->win_first, self->win_last, &removed, errstr,
+                             errstr_size);
+    if (!rc)
+        rc = pg_store_commit(&txn, errstr, errstr_size);
+    else
+        pg_store_abort(&txn);
+    if (rc)
+        /* Published but still spooled: the next round sends it again (duplicates, not
+         * loss). */
+        return s_fail(self, rc, errstr, errstr_size, "spool: %s", errstr ? errstr : "");
+    pthread_mutex_lock(&self->lock);
+    self->stats.delivered += self->win->count;
+    self->stats.batches += removed;
+    self->stats.transactions++;
+    pthread_mutex_unlock(&self->lock);
+    int n = (int)self->win_batches;
+    pg_outbatch_reset(self->win);
+    self->win_batches = 0;
+    return n;
+}
+
+int pg_producer_step(pg_producer *self, char *errstr, size_t errstr_size)
+{
+    rd_kafka_error_t *error;
+    if (!self->rk && s_make_rk(self, errstr, errstr_size))
+        return PG_EKAFKA;
+    rd_kafka_poll(self->rk, 0);
+    if (!self->inited) {
+        if ((error = rd_kafka_init_transactions(self->rk, self->call_timeout_ms)))
+            return s_txn_error(self, error, "init transactions", errstr, errstr_size);
+        self->inited = 1;
+        pg_log(PG_LOG_INFO, "kafka: transactions ready (transactional.id %s)", self->tid);
+    }
+    if (self->aborting) {
+        if ((error = rd_kafka_abort_transaction(self->rk, self->call_timeout_ms)))
+            return s_txn_error(self, error, "abort transaction", errstr, errstr_size);
+        self->aborting = 0;
+        S_COUNT(self, aborts, 1);
+        if (++self->aborts_in_row >= S_ABORTS_BEFORE_RESTART) {
+            self->aborts_in_row = 0;
+            s_drop_rk(self);
+            S_COUNT(self, restarts, 1);
+        }
+        /* The window is read again from the spool by the next round. */
+        return s_fail(self, PG_ERETRY, errstr, errstr_size,
+                      "transaction aborted; its %zu batches are sent again", self->win_batches);
+    }
+    if (!self->committing) {
+        int n = s_read_window(self, errstr, errstr_size);
+        if (n <= 0) {
+            if (n == 0)
+                s_ok(self);
+            return n;
+        }
+        if ((error = rd_kafka_begin_transaction(self->rk)))
+            return s_txn_error(self, error, "begin transaction", errstr, errstr_size);
+        int rc = s_produce_window(self, errstr, errstr_size);
+        if (rc)
+            return rc;
+        self->committing = 1;
+    }
+    /* Returns once every record of the transaction is stored by every in-sync replica
+     * (acks=all) and the transaction is committed, or with an error saying what next. */
+    if ((error = rd_kafka_commit_transaction(self->rk, self->call_timeout_ms)))
+        return s_txn_error(self, error, "commit transaction", errstr, errstr_size);
+    self->committing = 0;
+    self->aborts_in_row = 0;
+    s_ok(self);
+    return s_committed(self, errstr, errstr_size);
+}
+
+/* ---------------------------------------------------------------- the thread */
+
+static void *s_run(void *arg)
+{
+    pg_producer *self = arg;
+    uint64_t gen = 0;
+    int backoff_ms = 0;
+    while (!atomic_load(&self->stop)) {
+        char why[PG_ERRSTR_SIZE];
+        int rc = pg_producer_step(self, why, sizeof why);
+        if (rc > 0) {
+            backoff_ms = 0;
+            continue;
+        }
+        if (rc == 0) {
+            backoff_ms = 0;
+            pg_spool_wait(self->spool, &gen, 200);
+            continue;
+        }
+        /* Calls on the broker already wait up to call_timeout_ms; a short pause keeps
+         * a failure that returns at once (a store error) from spinning. */
+        backoff_ms = backoff_ms ? backoff_ms * 2 : 10;
+        if (backoff_ms > 500)
+            backoff_ms = 500;
+        for (int t = 0; t < backoff_ms && !atomic_load(&self->stop); t += 10)
+            usleep(10000);
+    }
+    /* Leave no transaction open for read_committed consumers to wait behind: abort it
+     * (its batches stay in the spool); a broker that does not answer in time aborts
+     * it itself when the next instance initialises. */
+    if (self->rk && self->inited && (self->committing || self->aborting)) {
+        rd_kafka_error_t *error = rd_kafka_abort_transaction(self->rk, self->call_timeout_ms);
+        if (error)
+            rd_kafka_error_destroy(error);
+        self->committing = self->aborting = 0;
+    }
+    return NULL;
+}
+
+int pg_producer_start(pg_producer *self, char *errstr, size_t errstr_size)
+{
+    if (self->running)
+        return 0;
+    atomic_store(&self->stop, 0);
+    if (pthread_create(&self->thread, NULL, s_run, self))
+        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "producer: cannot start a thread");
+    self->running = 1;
+    return 0;
+}
+
+void pg_producer_stop(pg_producer *self)
+{
+    if (!self || !self->running)
+        return;
+    atomic_store(&self->stop, 1);
+    pg_spool_notify(self->spool);
+    pthread_join(self->thread, NULL);
+    self->running = 0;
+}
+
+int pg_producer_drain(pg_producer *self, int timeout_ms, char *errstr, size_t errstr_size)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pg_spool_stats st = {0};
+    for (;;) {
+        char why[PG_ERRSTR_SIZE];
+        if (pg_spool_stat_now(self->spool, &st, why, sizeof why))
+            return pg_errf(PG_ESTORE, errstr, errstr_size, "spool: %s", why);
+        if (!st.batches)
+            return 0;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+        if (ms >= timeout_ms)
+            break;
+        usleep(20000);
+    }
+    return pg_errf(PG_ETIMEOUT, errstr, errstr_size,
+                   "%" PRIu64 " batches (%" PRIu64 " records) still in the spool after %d ms",
+                   st.batches, st.records, timeout_ms);
 }
 
 void pg_producer_get_stats(const pg_producer *self, pg_producer_stats *out)
 {
+    pthread_mutex_lock((pthread_mutex_t *)&self->lock);
     *out = self->stats;
+    pthread_mutex_unlock((pthread_mutex_t *)&self->lock);
 }
 
-int pg_producer_fatal(pg_producer *self, char *errstr, size_t errstr_size)
+void pg_producer_last_error(const pg_producer *self, char *out, size_t size)
 {
-    char why[256];
-    rd_kafka_resp_err_t err = rd_kafka_fatal_error(self->rk, why, sizeof why);
-    if (!err)
-        return 0;
-    pg_errf(PG_EKAFKA, errstr, errstr_size, "fatal producer error %s: %s", rd_kafka_err2name(err),
-            why);
-    return 1;
+    pthread_mutex_lock((pthread_mutex_t *)&self->lock);
+    snprintf(out, size, "%s", self->last_error);
+    pthread_mutex_unlock((pthread_mutex_t *)&self->lock);
 }
 
-const char *pg_producer_topic(const pg_producer *self)
+const char *pg_producer_transactional_id(const pg_producer *self)
 {
-    return self->topic;
+    return self->tid;
+}
+
+int pg_producer_test_fatal(pg_producer *self)
+{
+    return self->rk ? (int)rd_kafka_test_fatal_error(self->rk, RD_KAFKA_RESP_ERR__FENCED,
+                                                     "injected by a test")
+                    : -1;
 }

@@ -1,14 +1,17 @@
-/* pg_producer: canonical updates to one Kafka topic, with honest delivery counters. */
+/* pg_producer: the spool's batches to Kafka in transactions; a batch leaves the spool
+ * only once the broker has stored it. */
 #ifndef POLEGATE_GATEWAY_PRODUCER_H
 #define POLEGATE_GATEWAY_PRODUCER_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "config.h"
-#include "polegate/pole.h"
+#include "spool.h"
+#include "store.h"
 
-/* Kafka record headers (docs/topics.md). */
+/* Kafka record headers of canonical updates (docs/topics.md). */
 #define PG_HDR_TYPE "pg-type"
 #define PG_HDR_SCHEMA "pg-schema"
 #define PG_HDR_ORIGIN_FORCE "pg-origin-force"
@@ -18,26 +21,64 @@
 #define PG_TYPE_ENTITY "polegate.pole.v1.EntityUpdate"
 #define PG_TYPE_LINK "polegate.pole.v1.LinkUpdate"
 
+/*
+ * The producer publishes what the spool holds, oldest batch first, and nothing else:
+ * each pg_outrec exactly as given (topic, key, value or tombstone, headers).
+ *
+ * One Kafka transaction carries a window of batches (up to window_batches and
+ * window_bytes): begin, produce every record, commit. Only when the commit succeeded
+ * are the disclose/withdraw audit events of its records written and the batches
+ * removed from the spool, in one store transaction. So:
+ *
+ * - the records of one native message (an entity and its links) become visible to
+ *   read_committed consumers together or not at all;
+ * - a crash anywhere before the removal leaves the batches in the spool, and the next
+ *   start publishes them again: a duplicate a consumer can see carries the same key
+ *   and version as the first copy (docs/topics.md says to drop it);
+ * - an abortable error (a record that timed out while the broker was away, a
+ *   refused produce) aborts the transaction and the same window is sent again;
+ * - a fatal error (fenced by a newer instance, an unrecoverable idempotence state)
+ *   destroys the librdkafka handle and makes a new one, which resumes from the spool.
+ *
+ * librdkafka's transactions require message.timeout.ms <= transaction.timeout.ms, so
+ * a record cannot wait for ever inside librdkafka; it need not: when it times out the
+ * transaction aborts and the spool, which still holds it, sends it again. Memory is
+ * bounded by the window, whatever the backlog in the spool.
+ *
+ * transactional.id: given by the caller (the daemon derives it from the force and
+ * the store, docs/reliability.md). Two producers with the same id fence each other:
+ * one active instance per force's intake.
+ */
+
 typedef struct pg_producer pg_producer;
 
 typedef struct pg_producer_opts {
-    const char *brokers; /* bootstrap.servers */
-    const char *topic;
-    const char *force; /* pg-origin-force when an update's origin names none */
+    const char *brokers;          /* bootstrap.servers */
+    const char *transactional_id; /* required */
     /* Passed to librdkafka after polegate's defaults, so they override them; each must
      * pass pg_producer_check_property. Not retained. */
     const pg_config_kv *properties;
     size_t property_count;
+    /* Borrowed; must outlive the producer. */
+    pg_store *store;
+    pg_spool *spool;
+    pg_audit *audit; /* NULL: no audit events written */
+    size_t window_batches; /* batches per transaction; 0: 256 */
+    size_t window_bytes;   /* serialised bytes per transaction; 0: 4 MiB */
+    int transaction_timeout_ms; /* 0: 60000 (also message.timeout.ms) */
+    int call_timeout_ms;        /* longest single wait on the broker; 0: 1000 */
 } pg_producer_opts;
 
-/* Counters since the producer was made. `produced` counts records handed to
- * librdkafka (queued: not yet stored anywhere); `delivered` the ones the brokers
- * acknowledged with acks=all; `failed` the ones librdkafka gave up on (each logged
- * with its key). produced - delivered - failed are still in flight. */
+/* Counters since the producer was made (thread-safe snapshot). */
 typedef struct pg_producer_stats {
-    uint64_t produced;
-    uint64_t delivered;
-    uint64_t failed;
+    uint64_t produced;     /* records handed to librdkafka, re-sends included */
+    uint64_t delivered;    /* records in committed transactions */
+    uint64_t failed;       /* delivery reports with an error (the window is sent again) */
+    uint64_t batches;      /* batches committed and removed from the spool */
+    uint64_t transactions; /* committed */
+    uint64_t aborts;       /* transactions aborted (their batches sent again) */
+    uint64_t restarts;     /* librdkafka handles remade after a fatal error */
+    uint64_t audit_errors; /* audit events that could not be written */
 } pg_producer_stats;
 
 /* 0 when key=value may be given in kafka.properties; PG_ECONFIG with the reason
@@ -47,39 +88,39 @@ typedef struct pg_producer_stats {
 int pg_producer_check_property(const char *key, const char *value, char *errstr,
                                size_t errstr_size);
 
-/* A producer for opts->topic. NULL on failure with the reason in errstr. Connecting
- * to the brokers happens in the background: an unreachable broker is not an error
- * here (records wait, then fail after message.timeout.ms). */
+/* A producer (not yet running). Makes the librdkafka handle, so that a bad property
+ * fails here; connecting happens in the background. NULL with errstr on failure. */
 pg_producer *pg_producer_new(const pg_producer_opts *opts, char *errstr, size_t errstr_size);
-/* Frees the producer without waiting: records still in flight are counted failed
- * only if a flush was not done first. Sets *p to NULL; NULL-safe. */
+/* Stops the thread if running (pg_producer_stop), frees everything; an open Kafka
+ * transaction is abandoned (the broker aborts it) and its batches stay in the spool.
+ * Sets *p to NULL; NULL-safe. */
 void pg_producer_destroy(pg_producer **p);
 
-/* Queue the records of one canonical update: key = its id, value = the packed
- * protobuf, headers as docs/topics.md says. A DELETE is followed by a tombstone (same
- * key and headers, null value) so that compaction forgets the key. When librdkafka's
- * queue is full, serves delivery reports for up to a second before giving up with
- * PG_ERETRY. 0, or a negative pg error with errstr. */
-int pg_producer_entity(pg_producer *self, const pg_entity_update *update, char *errstr,
-                       size_t errstr_size);
-int pg_producer_link(pg_producer *self, const pg_link_update *update, char *errstr,
-                     size_t errstr_size);
-/* Either of the above for one change. */
-int pg_producer_change(pg_producer *self, const pg_change *change, char *errstr,
-                       size_t errstr_size);
+/* One round in the calling thread: make sure transactions are initialised, then
+ * publish one window of the spool in one transaction, or finish (commit or abort) the
+ * one left open by an earlier round that timed out. Returns the number of batches
+ * committed and removed (0 when the spool was empty), PG_ERETRY (broker not ready or
+ * a transaction aborted: call again), or PG_EKAFKA / PG_ESTORE / PG_EINTERNAL with
+ * errstr. Not while the thread runs. */
+int pg_producer_step(pg_producer *self, char *errstr, size_t errstr_size);
 
-/* Serve delivery reports, waiting up to timeout_ms for one. Returns how many were
- * served. */
-int pg_producer_poll(pg_producer *self, int timeout_ms);
-/* Wait up to timeout_ms for every queued record to be delivered or to fail. 0 when
- * none is left in flight, PG_ETIMEOUT (with how many) otherwise. */
-int pg_producer_flush(pg_producer *self, int timeout_ms, char *errstr, size_t errstr_size);
+/* Run pg_producer_step in a thread of the producer's own until pg_producer_stop,
+ * woken by pg_spool_notify. 0 or PG_EINTERNAL. */
+int pg_producer_start(pg_producer *self, char *errstr, size_t errstr_size);
+/* Ask the thread to stop and join it (within about call_timeout_ms). NULL-safe when
+ * not started. */
+void pg_producer_stop(pg_producer *self);
+/* Wait up to timeout_ms for the spool to be empty (the thread publishing). 0 when it
+ * is, PG_ETIMEOUT with how much is left otherwise. */
+int pg_producer_drain(pg_producer *self, int timeout_ms, char *errstr, size_t errstr_size);
+
 void pg_producer_get_stats(const pg_producer *self, pg_producer_stats *out);
-/* Records queued and not yet delivered or failed. */
-uint64_t pg_producer_in_flight(const pg_producer *self);
-/* Non-zero once librdkafka raised a fatal error (the idempotent producer can no
- * longer guarantee order); errstr then says why. Nothing more can be produced. */
-int pg_producer_fatal(pg_producer *self, char *errstr, size_t errstr_size);
-const char *pg_producer_topic(const pg_producer *self);
+/* The last error a round met (empty when the last round succeeded), for logs and
+ * tests; copied into out. */
+void pg_producer_last_error(const pg_producer *self, char *out, size_t size);
+const char *pg_producer_transactional_id(const pg_producer *self);
+
+/* Tests: raise a fatal error in the current librdkafka handle, as librdkafka would. */
+int pg_producer_test_fatal(pg_producer *self);
 
 #endif

@@ -93,7 +93,7 @@ void pg_spool_set_limits(pg_spool *self, const pg_spool_limits *limits)
  * "PGB1", u32 record count, then per record (integers little-endian):
  *   str topic, str key, u8 has_value, [u32 len, bytes], u8 header count,
  *   (str name, str value)..., u8 audit action, str destination, str agreement,
- *   str entity_id, str native_id, str origin, u64 version, str outcome
+ *   str policy_version, str entity_id, str native_id, str origin, u64 version, str outcome
  * where str is u32 length (UINT32_MAX for NULL) and the bytes.
  */
 
@@ -153,6 +153,7 @@ int pg_spool_encode(const pg_outbatch *batch, pg_buf *out, char *errstr, size_t 
         rc = rc ? rc : s_u8(out, (unsigned)r->audit_action);
         rc = rc ? rc : s_str(out, r->destination);
         rc = rc ? rc : s_str(out, r->agreement);
+        rc = rc ? rc : s_str(out, r->policy_version);
         rc = rc ? rc : s_str(out, r->entity_id);
         rc = rc ? rc : s_str(out, r->native_id);
         rc = rc ? rc : s_str(out, r->origin);
@@ -256,6 +257,7 @@ int pg_spool_decode(const uint8_t *data, size_t len, pg_outbatch *out, char *err
         rec->audit_action = (pg_audit_action)action;
         rec->destination = s_getstr(&r, NULL);
         rec->agreement = s_getstr(&r, NULL);
+        rec->policy_version = s_getstr(&r, NULL);
         rec->entity_id = s_getstr(&r, NULL);
         rec->native_id = s_getstr(&r, NULL);
         rec->origin = s_getstr(&r, NULL);
@@ -355,7 +357,6 @@ int pg_spool_append(pg_spool *self, pg_store_txn *txn, const pg_outbatch *batch,
 int pg_spool_next(pg_spool *self, pg_store_txn *txn, uint64_t after, uint64_t *seq, size_t *bytes,
                   pg_outbatch *out, char *errstr, size_t errstr_size)
 {
-    pg_outbatch_reset(out);
     pg_store_cursor *cur = pg_store_cursor_open(txn, self->batch_db, errstr, errstr_size);
     if (!cur)
         return PG_ESTORE;

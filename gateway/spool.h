@@ -64,8 +64,9 @@ void pg_spool_set_limits(pg_spool *spool, const pg_spool_limits *limits);
 int pg_spool_append(pg_spool *spool, pg_store_txn *txn, const pg_outbatch *batch, uint64_t *seq,
                     char *errstr, size_t errstr_size);
 
-/* Read the oldest batch whose sequence is greater than after into out (reset first;
- * every string and value is copied into out's arena, so out outlives txn); *seq gets
+/* Append to out the records of the oldest batch whose sequence is greater than after
+ * (every string and value copied into out's arena, so out outlives txn; out is not
+ * reset first, so that one pg_outbatch can hold a window of batches); *seq gets
  * its sequence and *bytes (may be NULL) its serialised size. Any transaction. 0,
  * PG_ENOTFOUND (none), PG_ESTORE, PG_ENOMEM, PG_EINTERNAL (a batch that does not
  * parse: the store is damaged). Audit events are not kept (see pg_spool_append). */

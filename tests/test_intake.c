@@ -1,6 +1,7 @@
 /* Unit tests for gateway/intake and gateway/daemon: the ack protocol over ZeroMQ, the
- * decode -> ledger -> producer transaction, and the daemon loop, against a real store
- * and librdkafka's mock cluster. */
+ * decode -> ledger -> routing -> spool transaction with group commit, dead letters,
+ * backpressure, and the daemon loop (restart republishes the spool), against a real
+ * store and librdkafka's mock cluster. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,12 +18,29 @@
 #include "cli.h"
 #include "config.h"
 #include "daemon.h"
+#include "dlq.h"
 #include "intake.h"
 #include "ledger.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
+#include "policy.h"
 #include "producer.h"
+#include "router.h"
+#include "spool.h"
 #include "store.h"
+
+#define TOPIC "polegate.esx.pole.v1"
+#define DLQ_TOPIC "polegate.esx.dlq.v1"
+
+/* One destination, everything to the topic the tests read. */
+#define S_POLICY                                                                                   \
+    "policy:\n"                                                                                    \
+    "  version: T-1\n"                                                                             \
+    "  agreements: [{name: ISA-T, description: test}]\n"                                           \
+    "  destinations:\n"                                                                            \
+    "    - {name: national, kind: national, topic: " TOPIC ", agreement: ISA-T,\n"                \
+    "       max_classification: OFFICIAL-SENSITIVE, kinds: all,\n"                     \
+    "       mopi_groups: [1, 2, 3, 4, ungrouped]}\n"
 
 static char s_err[PG_ERRSTR_SIZE];
 static rd_kafka_t *s_mock_rk;
@@ -31,7 +49,10 @@ static char s_brokers[256];
 static char s_dir[64];
 static pg_store *s_store;
 static pg_ledger *s_ledger;
-static pg_producer *s_producer;
+static pg_spool *s_spool;
+static pg_dlq *s_dlq;
+static pg_policy *s_policy;
+static pg_router *s_router;
 static pg_intake *s_intake;
 static void *s_zctx;
 
@@ -64,6 +85,10 @@ static int s_fake_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t 
     u->operation = strcmp(op, "DELETE") ? POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT
                                         : POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE;
     u->kind = POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON;
+    if (u->operation == POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT) {
+        u->person = PG_PB_NEW(cs->arena, Polegate__Pole__V1__Person, polegate__pole__v1__person);
+        u->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_PERSON;
+    }
     u->origin = PG_PB_NEW(cs->arena, pg_origin, polegate__pole__v1__origin);
     u->origin->force = "ESX";
     u->origin->system = "ATHENA";
@@ -105,35 +130,33 @@ static void s_mock_up(void)
     s_mcluster = rd_kafka_mock_cluster_new(s_mock_rk, 1);
     ck_assert_ptr_nonnull(s_mcluster);
     snprintf(s_brokers, sizeof s_brokers, "%s", rd_kafka_mock_cluster_bootstraps(s_mcluster));
-    ck_assert_int_eq(rd_kafka_mock_topic_create(s_mcluster, "polegate.esx.pole.v1", 2, 1), 0);
+    ck_assert_int_eq(rd_kafka_mock_topic_create(s_mcluster, TOPIC, 2, 1), 0);
+    ck_assert_int_eq(rd_kafka_mock_topic_create(s_mcluster, DLQ_TOPIC, 1, 1), 0);
 }
 
-static pg_producer *s_new_producer(const char *brokers, const pg_config_kv *props, size_t n)
-{
-    pg_producer_opts popts = {.brokers = brokers,
-                              .topic = "polegate.esx.pole.v1",
-                              .force = "ESX",
-                              .properties = props,
-                              .property_count = n};
-    pg_producer *p = pg_producer_new(&popts, s_err, sizeof s_err);
-    ck_assert_msg(p != NULL, "%s", s_err);
-    return p;
-}
-
-static pg_intake *s_new_intake(const pg_adapter_ops *adapter, const char *endpoint, size_t max,
-                               pg_producer *producer)
+static pg_intake *s_new_intake_g(const pg_adapter_ops *adapter, const char *endpoint, size_t max,
+                                 size_t group)
 {
     pg_intake_opts o = {.endpoint = endpoint,
                         .zmq_ctx = s_zctx,
                         .max_message_size = max,
                         .adapter = adapter,
                         .force = "ESX",
+                        .dlq_topic = DLQ_TOPIC,
+                        .group_max = group,
                         .store = s_store,
                         .ledger = s_ledger,
-                        .producer = producer};
+                        .router = s_router,
+                        .spool = s_spool,
+                        .dlq = s_dlq};
     pg_intake *in = pg_intake_new(&o, s_err, sizeof s_err);
     ck_assert_msg(in != NULL, "%s", s_err);
     return in;
+}
+
+static pg_intake *s_new_intake(const pg_adapter_ops *adapter, const char *endpoint, size_t max)
+{
+    return s_new_intake_g(adapter, endpoint, max, 0);
 }
 
 static void s_setup(void)
@@ -147,25 +170,66 @@ static void s_setup(void)
     pg_store_set_durable(s_store, 0);
     s_ledger = pg_ledger_new(s_store, s_err, sizeof s_err);
     ck_assert_msg(s_ledger != NULL, "%s", s_err);
+    s_spool = pg_spool_new(s_store, NULL, s_err, sizeof s_err);
+    ck_assert_msg(s_spool != NULL, "%s", s_err);
+    s_dlq = pg_dlq_new(s_store, NULL, s_err, sizeof s_err);
+    ck_assert_msg(s_dlq != NULL, "%s", s_err);
+    s_policy = pg_policy_load_string(S_POLICY, strlen(S_POLICY), "ESX", s_err, sizeof s_err);
+    ck_assert_msg(s_policy != NULL, "%s", s_err);
+    s_router = pg_router_new(s_policy, s_store, "ESX", s_err, sizeof s_err);
+    ck_assert_msg(s_router != NULL, "%s", s_err);
     s_mock_up();
-    s_producer = s_new_producer(s_brokers, NULL, 0);
     s_zctx = zmq_ctx_new();
-    s_intake = s_new_intake(&s_fake, "tcp://127.0.0.1:*", 0, s_producer);
+    s_intake = s_new_intake(&s_fake, "tcp://127.0.0.1:*", 0);
+}
+
+/* Free the fixture's store, for a daemon that opens its own. */
+static void s_close_store(void)
+{
+    pg_intake_destroy(&s_intake);
+    pg_router_destroy(&s_router);
+    pg_policy_destroy(&s_policy);
+    pg_dlq_destroy(&s_dlq);
+    pg_spool_destroy(&s_spool);
+    pg_ledger_destroy(&s_ledger);
+    pg_store_destroy(&s_store);
 }
 
 static void s_teardown(void)
 {
-    pg_intake_destroy(&s_intake);
+    s_close_store();
     zmq_ctx_term(s_zctx);
-    pg_producer_flush(s_producer, 5000, NULL, 0);
-    pg_producer_destroy(&s_producer);
-    pg_ledger_destroy(&s_ledger);
-    pg_store_destroy(&s_store);
     rd_kafka_mock_cluster_destroy(s_mcluster);
     rd_kafka_destroy(s_mock_rk);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
     ck_assert_int_eq(system(cmd), 0);
+}
+
+static pg_spool_stats s_spooled(void)
+{
+    pg_spool_stats st;
+    ck_assert_int_eq(pg_spool_stat_now(s_spool, &st, s_err, sizeof s_err), 0);
+    return st;
+}
+
+/* Publish everything the spool holds to the mock cluster; the producer's counters. */
+static pg_producer_stats s_publish(void)
+{
+    pg_producer_opts po = {.brokers = s_brokers,
+                           .transactional_id = "polegated.test",
+                           .store = s_store,
+                           .spool = s_spool,
+                           .call_timeout_ms = 500};
+    pg_producer *p = pg_producer_new(&po, s_err, sizeof s_err);
+    ck_assert_msg(p != NULL, "%s", s_err);
+    for (int i = 0; i < 40 && s_spooled().batches; i++)
+        pg_producer_step(p, s_err, sizeof s_err);
+    ck_assert_msg(s_spooled().batches == 0, "%s", s_err);
+    pg_producer_stats st;
+    pg_producer_get_stats(p, &st);
+    pg_producer_destroy(&p);
+    return st;
 }
 
 static void s_handle(const char *msg, pg_intake_ack *ack)
@@ -184,31 +248,37 @@ START_TEST(test_accepted)
     ck_assert_str_eq(ack.ids[0], s_uuid("P0000000001"));
     ck_assert_uint_eq(ack.stale, 0);
     ck_assert_int_eq(ack.duplicate, 0);
-    pg_producer_stats ps;
-    pg_producer_get_stats(s_producer, &ps);
-    ck_assert_uint_eq(ps.produced, 1);
-    ck_assert_int_eq(pg_producer_flush(s_producer, 10000, s_err, sizeof s_err), 0);
-    pg_producer_get_stats(s_producer, &ps);
-    ck_assert_uint_eq(ps.delivered, 1);
+    /* accepted = committed to the spool: the record waits there for the producer */
+    pg_spool_stats ss = s_spooled();
+    ck_assert_uint_eq(ss.batches, 1);
+    ck_assert_uint_eq(ss.records, 1);
 
     /* the ledger committed: the same record at the same version is now stale */
     s_handle("m2 P0000000001 3 UPSERT", &ack);
     ck_assert_int_eq(ack.status, PG_INTAKE_ACCEPTED);
     ck_assert_uint_eq(ack.id_count, 0);
     ck_assert_uint_eq(ack.stale, 1);
+    ck_assert_uint_eq(s_spooled().batches, 1); /* nothing to publish, no batch */
 
     /* a DELETE publishes the delete and its tombstone */
     s_handle("m3 P0000000001 4 DELETE", &ack);
     ck_assert_int_eq(ack.status, PG_INTAKE_ACCEPTED);
     ck_assert_uint_eq(ack.id_count, 1);
-    pg_producer_get_stats(s_producer, &ps);
-    ck_assert_uint_eq(ps.produced, 3);
+    ss = s_spooled();
+    ck_assert_uint_eq(ss.batches, 2);
+    ck_assert_uint_eq(ss.records, 3);
 
     pg_intake_stats is;
     pg_intake_get_stats(s_intake, &is);
     ck_assert_uint_eq(is.received, 3);
     ck_assert_uint_eq(is.accepted, 3);
     ck_assert_uint_eq(is.published, 2);
+    ck_assert_uint_eq(is.spooled, 3);
+    ck_assert_uint_eq(is.commits, 3);
+
+    pg_producer_stats ps = s_publish();
+    ck_assert_uint_eq(ps.delivered, 3);
+    ck_assert_uint_eq(ps.batches, 2);
 }
 END_TEST
 
@@ -224,9 +294,7 @@ START_TEST(test_duplicate)
     pg_intake_stats is;
     pg_intake_get_stats(s_intake, &is);
     ck_assert_uint_eq(is.duplicates, 1);
-    pg_producer_stats ps;
-    pg_producer_get_stats(s_producer, &ps);
-    ck_assert_uint_eq(ps.produced, 1);
+    ck_assert_uint_eq(s_spooled().records, 1);
 }
 END_TEST
 
@@ -236,13 +304,51 @@ START_TEST(test_rejected_by_adapter)
     s_handle("nonsense", &ack);
     ck_assert_int_eq(ack.status, PG_INTAKE_REJECTED);
     ck_assert_str_eq(ack.reason, "record.id: expected \"MID ID VERSION OP\" (\"quoted\"\t)");
+    /* kept as a dead letter, with a record for the dead-letter topic in the spool */
+    ck_assert_uint_eq(ack.dead_letter, 1);
+    pg_store_txn *txn = pg_store_begin(s_store, 0, s_err, sizeof s_err);
+    pg_dlq_entry e;
+    ck_assert_int_eq(pg_dlq_get(s_dlq, txn, 1, &e, s_err, sizeof s_err), 0);
+    ck_assert_str_eq(e.reason, ack.reason);
+    ck_assert_str_eq(e.origin, "ESX");
+    ck_assert_str_eq(e.format, "fake");
+    ck_assert_uint_eq(e.len, 8);
+    ck_assert_int_eq(memcmp(e.data, "nonsense", 8), 0);
+    pg_outbatch *b = pg_outbatch_new();
+    uint64_t seq;
+    ck_assert_int_eq(pg_spool_next(s_spool, txn, 0, &seq, NULL, b, s_err, sizeof s_err), 0);
+    pg_store_abort(&txn);
+    ck_assert_uint_eq(b->count, 1);
+    ck_assert_str_eq(b->recs[0].topic, DLQ_TOPIC);
+    ck_assert_str_eq(b->recs[0].key, "ESX/dlq/1");
+    ck_assert_uint_eq(b->recs[0].value_len, 8);
+    ck_assert_str_eq(b->recs[0].headers[0].name, "pg-reason");
+    ck_assert_str_eq(b->recs[0].headers[0].value, ack.reason);
+    pg_outbatch_destroy(&b);
+
     /* and the intake carries on */
     s_handle("m9 P0000000009 1 UPSERT", &ack);
     ck_assert_int_eq(ack.status, PG_INTAKE_ACCEPTED);
     pg_intake_stats is;
     pg_intake_get_stats(s_intake, &is);
     ck_assert_uint_eq(is.rejected, 1);
+    ck_assert_uint_eq(is.dead_letters, 1);
     ck_assert_uint_eq(is.accepted, 1);
+
+    /* without a dead-letter store a rejection keeps nothing */
+    pg_intake_opts o = {.adapter = &s_fake,
+                        .force = "ESX",
+                        .store = s_store,
+                        .ledger = s_ledger,
+                        .router = s_router,
+                        .spool = s_spool};
+    pg_intake *plain = pg_intake_new(&o, s_err, sizeof s_err);
+    ck_assert_ptr_nonnull(plain);
+    pg_intake_handle(plain, (const uint8_t *)"x", 1, &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_REJECTED);
+    ck_assert_uint_eq(ack.dead_letter, 0);
+    pg_intake_destroy(&plain);
+    ck_assert_uint_eq(s_spooled().batches, 2);
 }
 END_TEST
 
@@ -256,9 +362,10 @@ START_TEST(test_oversize_not_parsed)
     ck_assert_int_eq(ack.status, PG_INTAKE_REJECTED);
     ck_assert_str_eq(ack.reason, "message: 201 bytes is over the limit of 200 bytes");
     ck_assert_int_eq(s_decode_calls, 0);
+    ck_assert_uint_eq(ack.dead_letter, 0); /* never read, never kept */
 
     /* a configured limit below the adapter's */
-    pg_intake *small = s_new_intake(&s_fake, NULL, 10, s_producer);
+    pg_intake *small = s_new_intake(&s_fake, NULL, 10);
     pg_intake_handle(small, (const uint8_t *)"m1 P0000000001 1 UPSERT", 23, &ack);
     ck_assert_int_eq(ack.status, PG_INTAKE_REJECTED);
     ck_assert_str_eq(ack.reason, "message: 23 bytes is over the limit of 10 bytes");
@@ -267,35 +374,49 @@ START_TEST(test_oversize_not_parsed)
     ck_assert_int_eq(ack.status, PG_INTAKE_REJECTED);
     ck_assert_str_eq(ack.reason, "message: empty");
     pg_intake_destroy(&small);
+    ck_assert_uint_eq(s_spooled().batches, 0);
 }
 END_TEST
 
-START_TEST(test_retry_rolls_back)
+START_TEST(test_spool_full_backpressure)
 {
-    /* A producer whose queue holds one record and whose broker does not exist: the
-     * second message cannot be queued. */
-    pg_config_kv props[] = {{"queue.buffering.max.messages", "1", 1}};
-    pg_producer *stuck = s_new_producer("127.0.0.1:1", props, 1);
-    pg_intake *in = s_new_intake(&s_fake, NULL, 0, stuck);
+    /* Room for two records: the third message is answered retry, and nothing of it
+     * is kept, the ledger included. */
+    pg_spool_limits lim = {.max_records = 2};
+    pg_spool_set_limits(s_spool, &lim);
     pg_intake_ack ack;
-    pg_intake_handle(in, (const uint8_t *)"m1 P0000000001 1 UPSERT", 23, &ack);
-    ck_assert_msg(ack.status == PG_INTAKE_ACCEPTED, "%s", ack.reason);
-    pg_intake_handle(in, (const uint8_t *)"m2 P0000000002 1 UPSERT", 23, &ack);
-    ck_assert_int_eq(ack.status, PG_INTAKE_RETRY);
-    ck_assert_msg(strstr(ack.reason, "not queued") != NULL, "%s", ack.reason);
-    pg_intake_stats is;
-    pg_intake_get_stats(in, &is);
-    ck_assert_uint_eq(is.retried, 1);
-    pg_intake_destroy(&in);
-    pg_producer_destroy(&stuck);
-
-    /* The ledger forgot m2: sent again through a working producer it is applied and
-     * published, not taken for a duplicate. */
+    s_handle("m1 P0000000001 1 UPSERT", &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_ACCEPTED);
     s_handle("m2 P0000000002 1 UPSERT", &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_ACCEPTED);
+    s_handle("m3 P0000000003 1 UPSERT", &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_RETRY);
+    ck_assert_int_eq(ack.backpressure, 1);
+    ck_assert_msg(strstr(ack.reason, "spool full: 2 records") == ack.reason, "%s", ack.reason);
+    pg_buf b = PG_BUF_INIT;
+    ck_assert_int_eq(pg_intake_ack_json(&ack, NULL, &b), 0);
+    ck_assert_ptr_nonnull(strstr((char *)b.data, "\"status\":\"retry\""));
+    ck_assert_ptr_nonnull(strstr((char *)b.data, ",\"backpressure\":true}"));
+    pg_buf_free(&b);
+    /* an invalid message is not kept either: it cannot be recorded as a dead letter */
+    s_handle("nonsense", &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_RETRY);
+    ck_assert_int_eq(ack.backpressure, 1);
+    ck_assert_ptr_nonnull(strstr(ack.reason, "dead letter not kept (spool full:"));
+    pg_intake_stats is;
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.retried, 2);
+    ck_assert_uint_eq(is.backpressure, 2);
+    ck_assert_uint_eq(s_spooled().records, 2);
+
+    /* The broker takes the backlog; m3 sent again is applied and published, not taken
+     * for a duplicate. */
+    s_publish();
+    s_handle("m3 P0000000003 1 UPSERT", &ack);
     ck_assert_int_eq(ack.status, PG_INTAKE_ACCEPTED);
     ck_assert_int_eq(ack.duplicate, 0);
     ck_assert_uint_eq(ack.id_count, 1);
-    ck_assert_str_eq(ack.ids[0], s_uuid("P0000000002"));
+    ck_assert_str_eq(ack.ids[0], s_uuid("P0000000003"));
 }
 END_TEST
 
@@ -312,6 +433,12 @@ START_TEST(test_ack_json)
     ck_assert_int_eq(pg_intake_ack_json(&none, "c-1", &b), 0);
     ck_assert_str_eq((char *)b.data, "{\"correlation\":\"c-1\",\"status\":\"accepted\","
                                      "\"ids\":[],\"stale\":0,\"duplicate\":true}");
+    pg_buf_reset(&b);
+    pg_intake_ack dl = {.status = PG_INTAKE_REJECTED, .dead_letter = 17};
+    snprintf(dl.reason, sizeof dl.reason, "x: y");
+    ck_assert_int_eq(pg_intake_ack_json(&dl, NULL, &b), 0);
+    ck_assert_str_eq((char *)b.data,
+                     "{\"status\":\"rejected\",\"reason\":\"x: y\",\"dead_letter\":17}");
     pg_buf_reset(&b);
     pg_intake_ack bad = {.status = PG_INTAKE_REJECTED};
     snprintf(bad.reason, sizeof bad.reason, "a.b: \"q\" \\ \x01 caf\xc3\xa9 \xff\xfe end");
@@ -392,7 +519,7 @@ START_TEST(test_req_client)
     ck_assert_int_eq(s_reply(c, f), 1);
     ck_assert_str_eq(f[0], "{\"correlation\":\"rms-42\",\"status\":\"rejected\",\"reason\":"
                            "\"record.id: expected \\\"MID ID VERSION OP\\\" "
-                           "(\\\"quoted\\\"\\t)\"}");
+                           "(\\\"quoted\\\"\\t)\",\"dead_letter\":1}");
 
     /* a correlation id that is not printable ASCII */
     zmq_send(c, "bad id", 6, ZMQ_SNDMORE);
@@ -446,6 +573,63 @@ START_TEST(test_dealer_pipelined)
 }
 END_TEST
 
+START_TEST(test_group_commit)
+{
+    /* Requests already waiting are applied in one write transaction, one commit,
+     * and acked in order after it; an invalid one among them is a dead letter of the
+     * same commit. */
+    void *c = s_client(ZMQ_DEALER);
+    for (int i = 0; i < 100; i++) {
+        char corr[16], msg[64];
+        snprintf(corr, sizeof corr, "c%d", i);
+        if (i == 50)
+            snprintf(msg, sizeof msg, "garbage");
+        else
+            snprintf(msg, sizeof msg, "g%d P0000002%03d 1 UPSERT", i, i);
+        zmq_send(c, "", 0, ZMQ_SNDMORE);
+        zmq_send(c, corr, strlen(corr), ZMQ_SNDMORE);
+        zmq_send(c, msg, strlen(msg), 0);
+    }
+    usleep(300000); /* let them all arrive */
+    int rc = pg_intake_poll(s_intake, 1000, 0, s_err, sizeof s_err);
+    ck_assert_int_eq(rc, 100);
+    pg_intake_stats is;
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.commits, 1);
+    ck_assert_uint_eq(is.accepted, 99);
+    ck_assert_uint_eq(is.dead_letters, 1);
+    for (int i = 0; i < 100; i++) {
+        char f[4][1024], want[32];
+        ck_assert_int_eq(s_reply(c, f), 2);
+        snprintf(want, sizeof want, "{\"correlation\":\"c%d\"", i);
+        ck_assert_msg(!strncmp(f[1], want, strlen(want)), "%s", f[1]);
+        ck_assert_ptr_nonnull(strstr(f[1], i == 50 ? "\"status\":\"rejected\"" : "\"status\":\"accepted\""));
+    }
+    pg_spool_stats ss = s_spooled();
+    ck_assert_uint_eq(ss.batches, 100);
+    ck_assert_uint_eq(ss.records, 100);
+
+    /* a bound on the group: 10 per transaction */
+    pg_intake_destroy(&s_intake);
+    s_intake = s_new_intake_g(&s_fake, "tcp://127.0.0.1:*", 0, 10);
+    zmq_close(c);
+    c = s_client(ZMQ_DEALER);
+    for (int i = 0; i < 25; i++) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "h%d P0000003%03d 1 UPSERT", i, i);
+        zmq_send(c, "", 0, ZMQ_SNDMORE);
+        zmq_send(c, msg, strlen(msg), 0);
+    }
+    usleep(300000);
+    ck_assert_int_eq(pg_intake_poll(s_intake, 1000, 0, s_err, sizeof s_err), 10);
+    ck_assert_int_eq(pg_intake_poll(s_intake, 1000, 0, s_err, sizeof s_err), 10);
+    ck_assert_int_eq(pg_intake_poll(s_intake, 1000, 0, s_err, sizeof s_err), 5);
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.commits, 3);
+    zmq_close(c);
+}
+END_TEST
+
 START_TEST(test_bind_error)
 {
     pg_intake_opts o = {.endpoint = pg_intake_endpoint(s_intake),
@@ -453,7 +637,8 @@ START_TEST(test_bind_error)
                         .adapter = &s_fake,
                         .store = s_store,
                         .ledger = s_ledger,
-                        .producer = s_producer};
+                        .router = s_router,
+                        .spool = s_spool};
     ck_assert_ptr_null(pg_intake_new(&o, s_err, sizeof s_err));
     ck_assert_msg(strstr(s_err, "intake: cannot bind tcp://127.0.0.1:") != NULL, "%s", s_err);
     ck_assert_ptr_nonnull(strstr(s_err, "in use"));
@@ -486,7 +671,7 @@ static int s_each(void *arg, const uint8_t *msg, size_t len, size_t pos)
 START_TEST(test_athena_fixture)
 {
     pg_intake_destroy(&s_intake);
-    s_intake = s_new_intake(&pg_adapter_athena, NULL, 0, s_producer);
+    s_intake = s_new_intake(&pg_adapter_athena, NULL, 0);
     FILE *f = fopen(PG_FIXTURES "/atx-burglary.ndjson", "rb");
     ck_assert_ptr_nonnull(f);
     static uint8_t data[1 << 20];
@@ -497,12 +682,11 @@ START_TEST(test_athena_fixture)
     ck_assert_msg(sc.other == 0, "%s", sc.last_reason);
     ck_assert_int_eq(sc.accepted, 8);
     ck_assert_uint_ge(sc.published, 8);
-    ck_assert_int_eq(pg_producer_flush(s_producer, 10000, s_err, sizeof s_err), 0);
-    pg_producer_stats ps;
-    pg_producer_get_stats(s_producer, &ps);
+    pg_producer_stats ps = s_publish();
     ck_assert_uint_eq(ps.failed, 0);
     ck_assert_uint_eq(ps.delivered, ps.produced);
-    ck_assert_uint_gt(ps.produced, sc.published); /* the DELETE added tombstones */
+    ck_assert_uint_eq(ps.batches, 8);
+    ck_assert_uint_gt(ps.delivered, sc.published); /* the DELETE added tombstones */
 
     /* the same file again: every message is a duplicate, nothing is published */
     sc = (s_split_ctx){0};
@@ -513,6 +697,7 @@ START_TEST(test_athena_fixture)
 END_TEST
 
 /* ---------------------------------------------------------------- the daemon */
+
 
 typedef struct s_run {
     pg_daemon *d;
@@ -530,17 +715,16 @@ static void *s_run_daemon(void *arg)
 START_TEST(test_daemon_loop)
 {
     /* The daemon binds its own socket: free the fixture's store for it. */
-    pg_intake_destroy(&s_intake);
-    pg_ledger_destroy(&s_ledger);
-    pg_store_destroy(&s_store);
-    char yaml[1024];
+    s_close_store();
+    char yaml[2048];
     snprintf(yaml, sizeof yaml,
              "force: {code: ESX}\n"
              "adapter: {name: athena}\n"
              "intake: {endpoint: 'tcp://127.0.0.1:*'}\n"
              "store: {path: '%s/daemon', map_size: 16MiB}\n"
-             "kafka: {brokers: '%s', flush_timeout_ms: 5000}\n"
-             "log: {level: error}\n",
+             "kafka: {brokers: '%s'}\n"
+             "spool: {drain_timeout_ms: 5000}\n"
+             "log: {level: error}\n" S_POLICY,
              s_dir, s_brokers);
     char errs[2048];
     pg_config *cfg = pg_config_parse("d.yaml", yaml, strlen(yaml), errs, sizeof errs);
@@ -552,7 +736,9 @@ START_TEST(test_daemon_loop)
     ck_assert_msg(strstr(summary, "force ESX, adapter athena (atx, max 1048576 bytes), "
                                   "intake tcp://127.0.0.1:") != NULL,
                   "%s", summary);
-    ck_assert_ptr_nonnull(strstr(summary, "topic polegate.esx.pole.v1"));
+    ck_assert_msg(strstr(summary, "destinations national -> polegate.esx.pole.v1") != NULL, "%s",
+                  summary);
+    ck_assert_ptr_nonnull(strstr(summary, "transactional.id polegated.esx."));
 
     void *c = zmq_socket(s_zctx, ZMQ_REQ);
     int t = 5000, linger = 0;
@@ -567,6 +753,7 @@ START_TEST(test_daemon_loop)
     char f[4][1024];
     ck_assert_int_eq(s_reply(c, f), 1);
     ck_assert_ptr_nonnull(strstr(f[0], "\"status\":\"rejected\""));
+    ck_assert_ptr_nonnull(strstr(f[0], "\"dead_letter\":1"));
     pg_daemon_stop(d);
     pthread_join(th, NULL);
     ck_assert_int_eq(r.rc, 0);
@@ -581,7 +768,8 @@ START_TEST(test_daemon_bad_store)
 {
     const char *yaml = "force: {code: ESX}\nadapter: {name: athena}\n"
                        "intake: {endpoint: 'tcp://127.0.0.1:*'}\n"
-                       "store: {path: /proc/no/such/dir}\nkafka: {brokers: '127.0.0.1:1'}\n";
+                       "store: {path: /proc/no/such/dir}\nkafka: {brokers: '127.0.0.1:1'}\n"
+                       S_POLICY;
     char errs[2048];
     pg_config *cfg = pg_config_parse("d.yaml", yaml, strlen(yaml), errs, sizeof errs);
     ck_assert_msg(cfg != NULL, "%s", errs);
@@ -627,6 +815,7 @@ static size_t s_count_lines(const char *s, const char *needle)
 
 /* A daemon serving in a thread, publishing to the mock cluster. */
 typedef struct s_live {
+    int drain_ms;
     pg_config *cfg;
     s_run run;
     pthread_t th;
@@ -634,16 +823,15 @@ typedef struct s_live {
 
 static void s_live_start(s_live *l)
 {
-    pg_intake_destroy(&s_intake);
-    pg_ledger_destroy(&s_ledger);
-    pg_store_destroy(&s_store);
-    char yaml[1024], errs[2048];
+    s_close_store();
+    char yaml[2048], errs[2048];
     snprintf(yaml, sizeof yaml,
              "force: {code: ESX}\nadapter: {name: athena}\n"
              "intake: {endpoint: 'tcp://127.0.0.1:*'}\n"
              "store: {path: '%s/live', map_size: 16MiB}\n"
-             "kafka: {brokers: '%s'}\nlog: {level: error}\n",
-             s_dir, s_brokers);
+             "kafka: {brokers: '%s'}\nspool: {drain_timeout_ms: %d}\n"
+             "log: {level: error}\n" S_POLICY,
+             s_dir, s_brokers, l->drain_ms ? l->drain_ms : 10000);
     l->cfg = pg_config_parse("live.yaml", yaml, strlen(yaml), errs, sizeof errs);
     ck_assert_msg(l->cfg != NULL, "%s", errs);
     l->run.d = pg_daemon_new(l->cfg, s_err, sizeof s_err);
@@ -664,7 +852,7 @@ static char s_out[1 << 16];
 
 START_TEST(test_cli_send_and_consume)
 {
-    s_live l;
+    s_live l = {0};
     s_live_start(&l);
     char endpoint[128];
     snprintf(endpoint, sizeof endpoint, "%s", pg_intake_endpoint(pg_daemon_intake(l.run.d)));
@@ -722,6 +910,49 @@ START_TEST(test_cli_send_and_consume)
 }
 END_TEST
 
+START_TEST(test_daemon_restart_republishes)
+{
+    /* The broker is away: messages are accepted into the spool, the daemon stops
+     * (SIGTERM path) after its drain bound with the spool kept; the next start, with
+     * the broker back, publishes it all. */
+    rd_kafka_mock_broker_set_down(s_mcluster, 1);
+    s_live l = {.drain_ms = 300};
+    s_live_start(&l);
+    char endpoint[128];
+    snprintf(endpoint, sizeof endpoint, "%s", pg_intake_endpoint(pg_daemon_intake(l.run.d)));
+    char *send_ok[] = {"send", "--to", endpoint, PG_FIXTURES "/atx-burglary.ndjson", NULL};
+    ck_assert_int_eq(s_cli(pg_cli_send, send_ok, s_out, sizeof s_out), 0);
+    ck_assert_uint_eq(s_count_lines(s_out, "\"status\":\"accepted\""), 8);
+    s_live_stop(&l);
+
+    char path[128];
+    snprintf(path, sizeof path, "%s/live", s_dir);
+    s_store = pg_store_new(path, 0, s_err, sizeof s_err);
+    ck_assert_ptr_nonnull(s_store);
+    s_spool = pg_spool_new(s_store, NULL, s_err, sizeof s_err);
+    ck_assert_ptr_nonnull(s_spool);
+    pg_spool_stats kept = s_spooled();
+    ck_assert_uint_ge(kept.batches, 8);
+    pg_spool_destroy(&s_spool);
+    pg_store_destroy(&s_store);
+
+    rd_kafka_mock_broker_set_up(s_mcluster, 1);
+    l = (s_live){.drain_ms = 10000};
+    s_live_start(&l);
+    int rc = pg_producer_drain(pg_daemon_producer(l.run.d), 20000, s_err, sizeof s_err);
+    ck_assert_msg(rc == 0, "%s", s_err);
+    pg_producer_stats ps;
+    pg_producer_get_stats(pg_daemon_producer(l.run.d), &ps);
+    ck_assert_uint_eq(ps.delivered, kept.records);
+    s_live_stop(&l);
+
+    char *consume[] = {"consume",          "--brokers",    s_brokers, "--topic", TOPIC,
+                       "--from-beginning", "--timeout-ms", "1500",    NULL};
+    ck_assert_int_eq(s_cli(pg_cli_consume, consume, s_out, sizeof s_out), 0);
+    ck_assert_uint_ge(s_count_lines(s_out, NULL), kept.records);
+}
+END_TEST
+
 START_TEST(test_cli_errors)
 {
     char *no_daemon[] = {"send",
@@ -765,15 +996,17 @@ int main(void)
     tcase_add_test(tc, test_duplicate);
     tcase_add_test(tc, test_rejected_by_adapter);
     tcase_add_test(tc, test_oversize_not_parsed);
-    tcase_add_test(tc, test_retry_rolls_back);
     tcase_add_test(tc, test_ack_json);
     tcase_add_test(tc, test_req_client);
     tcase_add_test(tc, test_dealer_pipelined);
+    tcase_add_test(tc, test_group_commit);
+    tcase_add_test(tc, test_spool_full_backpressure);
     tcase_add_test(tc, test_bind_error);
     tcase_add_test(tc, test_athena_fixture);
     tcase_add_test(tc, test_daemon_loop);
     tcase_add_test(tc, test_daemon_bad_store);
     tcase_add_test(tc, test_cli_send_and_consume);
+    tcase_add_test(tc, test_daemon_restart_republishes);
     tcase_add_test(tc, test_cli_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

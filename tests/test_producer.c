@@ -1,17 +1,24 @@
 /* Unit tests for gateway/producer against librdkafka's mock cluster, read back with a
- * librdkafka consumer: keys, headers, values, tombstones, partitions, failures. */
+ * librdkafka consumer: the spool's records as given (keys, headers, values,
+ * tombstones, partitions), one transaction per window, broker outages, aborted
+ * transactions, fatal errors, audit events after the commit, the thread and drain. */
 #include <check.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "audit.h"
 #include "config.h"
+#include "outrec.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
 #include "polegate/pole.h"
 #include "producer.h"
+#include "spool.h"
+#include "store.h"
 
 #define TOPIC "polegate.esx.pole.v1"
 #define PARTITIONS 4
@@ -23,12 +30,16 @@ static char s_brokers[256];
 static char s_err[PG_ERRSTR_SIZE];
 static char s_topic[64];
 static int s_topic_seq;
+static char s_dir[64];
+static pg_store *s_store;
+static pg_spool *s_spool;
 
 /* A fresh mock cluster of 3 brokers and a topic of PARTITIONS partitions per test
- * (tests run in forked processes, so nothing carries over). */
+ * (tests run in forked processes, so nothing carries over), and an empty spool. */
 static void s_setup(void)
 {
     char why[256];
+    pg_log_set_level(PG_LOG_ERROR);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "log_level", "3", why, sizeof why);
     s_mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
@@ -38,24 +49,47 @@ static void s_setup(void)
     snprintf(s_brokers, sizeof s_brokers, "%s", rd_kafka_mock_cluster_bootstraps(s_mcluster));
     snprintf(s_topic, sizeof s_topic, "%s.%d", TOPIC, ++s_topic_seq);
     ck_assert_int_eq(rd_kafka_mock_topic_create(s_mcluster, s_topic, PARTITIONS, 3), 0);
+    snprintf(s_dir, sizeof s_dir, "/tmp/pg-test-producer-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(s_dir));
+    s_store = pg_store_new(s_dir, 64u << 20, s_err, sizeof s_err);
+    ck_assert_msg(s_store != NULL, "%s", s_err);
+    pg_store_set_durable(s_store, 0);
+    s_spool = pg_spool_new(s_store, NULL, s_err, sizeof s_err);
+    ck_assert_msg(s_spool != NULL, "%s", s_err);
 }
 
 static void s_teardown(void)
 {
+    pg_spool_destroy(&s_spool);
+    pg_store_destroy(&s_store);
     rd_kafka_mock_cluster_destroy(s_mcluster);
     rd_kafka_destroy(s_mock_rk);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static pg_producer *s_producer_w(const pg_config_kv *props, size_t n, size_t window,
+                                 pg_audit *audit)
+{
+    pg_producer_opts opts = {.brokers = s_brokers,
+                             .transactional_id = "polegated.test",
+                             .properties = props,
+                             .property_count = n,
+                             .store = s_store,
+                             .spool = s_spool,
+                             .audit = audit,
+                             .window_batches = window,
+                             .transaction_timeout_ms = 10000,
+                             .call_timeout_ms = 500};
+    pg_producer *p = pg_producer_new(&opts, s_err, sizeof s_err);
+    ck_assert_msg(p != NULL, "%s", s_err);
+    return p;
 }
 
 static pg_producer *s_producer(const pg_config_kv *props, size_t n)
 {
-    pg_producer_opts opts = {.brokers = s_brokers,
-                             .topic = s_topic,
-                             .force = "ESX",
-                             .properties = props,
-                             .property_count = n};
-    pg_producer *p = pg_producer_new(&opts, s_err, sizeof s_err);
-    ck_assert_msg(p != NULL, "%s", s_err);
-    return p;
+    return s_producer_w(props, n, 0, NULL);
 }
 
 /* ---------------------------------------------------------------- canonical updates */
@@ -191,28 +225,131 @@ static size_t s_consume(s_rec *recs, size_t max, int timeout_ms)
     return n;
 }
 
-/* The log goes to memory between these two; s_log_end returns it (free it). */
-static char *s_log_buf;
-static size_t s_log_len;
-static FILE *s_log_mem;
+/* ---------------------------------------------------------------- the spool */
 
-static void s_log_begin(void)
+/* Add the record of one canonical update (value NULL: its tombstone) with the six
+ * headers of docs/topics.md, as the router makes them. */
+static void s_add(pg_outbatch *b, const char *key, const ProtobufCMessage *msg, const char *type,
+                  const char *op, const char *version, const char *marking)
 {
-    s_log_mem = open_memstream(&s_log_buf, &s_log_len);
-    pg_log_set_stream(s_log_mem);
+    pg_outrec *r = pg_outbatch_add(b);
+    ck_assert_ptr_nonnull(r);
+    r->topic = s_topic;
+    r->key = pg_arena_strdup(b->arena, key);
+    if (msg) {
+        size_t len = protobuf_c_message_get_packed_size(msg);
+        uint8_t *v = pg_arena_alloc(b->arena, len + 1);
+        protobuf_c_message_pack(msg, v);
+        r->value = v;
+        r->value_len = len;
+    }
+    const char *h[][2] = {{PG_HDR_TYPE, type},         {PG_HDR_SCHEMA, PG_SCHEMA_VERSION},
+                          {PG_HDR_ORIGIN_FORCE, "ESX"}, {PG_HDR_MARKING, marking},
+                          {PG_HDR_OPERATION, op},      {PG_HDR_VERSION, version}};
+    for (size_t i = 0; i < 6; i++)
+        ck_assert_int_eq(pg_outrec_header_add(b, r, h[i][0], h[i][1]), 0);
 }
 
-static char *s_log_end(void)
+static void s_spool_batch(pg_outbatch **b)
 {
-    pg_log_set_stream(NULL);
-    fclose(s_log_mem);
-    return s_log_buf;
+    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_spool_append(s_spool, txn, *b, NULL, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    pg_outbatch_destroy(b);
 }
 
-static void s_flush_ok(pg_producer *p)
+static void s_spool_entity(pg_entity_update *u, const char *version)
 {
-    int rc = pg_producer_flush(p, 10000, s_err, sizeof s_err);
-    ck_assert_msg(rc == 0, "%s", s_err);
+    pg_outbatch *b = pg_outbatch_new();
+    s_add(b, u->id, &u->base, PG_TYPE_ENTITY, "UPSERT", version, "OFFICIAL-SENSITIVE;P");
+    s_spool_batch(&b);
+}
+
+/* Spool a batch of hand-made records (n, on s_topic, keys "<tag>.<i>"), the first
+ * audited as a disclosure to "partner-a". */
+static void s_spool_raw(const char *tag, size_t n)
+{
+    pg_outbatch *b = pg_outbatch_new();
+    for (size_t i = 0; i < n; i++) {
+        pg_outrec *r = pg_outbatch_add(b);
+        char key[64];
+        snprintf(key, sizeof key, "%s.%zu", tag, i);
+        r->topic = s_topic;
+        r->key = pg_arena_strdup(b->arena, key);
+        r->value = (const uint8_t *)"v";
+        r->value_len = 1;
+        pg_outrec_header_add(b, r, "pg-version", "1");
+        if (!i) {
+            r->audit_action = PG_AUDIT_DISCLOSE;
+            r->destination = "partner-a";
+            r->agreement = "isa-1";
+            r->policy_version = "p1";
+            r->entity_id = "00000000-0000-5000-8000-00000000000a";
+            r->native_id = "P1";
+            r->origin = "ESX";
+            r->version = 3;
+            r->outcome = "shared";
+        }
+    }
+    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_spool_append(s_spool, txn, b, NULL, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    pg_outbatch_destroy(&b);
+}
+
+static pg_spool_stats s_spooled(void)
+{
+    pg_spool_stats st;
+    ck_assert_int_eq(pg_spool_stat_now(s_spool, &st, s_err, sizeof s_err), 0);
+    return st;
+}
+
+/* Run rounds until the spool is empty (at most rounds of them); returns the batches
+ * committed. */
+static int s_publish_all(pg_producer *p, int rounds)
+{
+    int total = 0;
+    for (int i = 0; i < rounds && s_spooled().batches; i++) {
+        int rc = pg_producer_step(p, s_err, sizeof s_err);
+        if (rc > 0)
+            total += rc;
+    }
+    ck_assert_msg(s_spooled().batches == 0, "spool not empty: %s", s_err);
+    return total;
+}
+
+/* Kafka's Java murmur2 (org.apache.kafka.common.utils.Utils.murmur2). */
+static int32_t s_murmur2(const uint8_t *data, size_t len)
+{
+    const uint32_t m = 0x5bd1e995, seed = 0x9747b28c;
+    const int r = 24;
+    uint32_t h = seed ^ (uint32_t)len;
+    size_t len4 = len / 4;
+    for (size_t i = 0; i < len4; i++) {
+        size_t i4 = i * 4;
+        uint32_t k = (uint32_t)data[i4] | (uint32_t)data[i4 + 1] << 8 |
+                     (uint32_t)data[i4 + 2] << 16 | (uint32_t)data[i4 + 3] << 24;
+        k *= m;
+        k ^= k >> r;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    switch (len % 4) {
+    case 3:
+        h ^= (uint32_t)data[(len & ~3u) + 2] << 16;
+        /* fall through */
+    case 2:
+        h ^= (uint32_t)data[(len & ~3u) + 1] << 8;
+        /* fall through */
+    case 1:
+        h ^= data[len & ~3u];
+        h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    return (int32_t)h;
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -222,17 +359,19 @@ START_TEST(test_entity_upsert)
     pg_arena *a = pg_arena_new(0);
     pg_entity_update *u =
         s_person(a, "P0000123456", 7, POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT);
+    s_spool_entity(u, "7");
     pg_producer *p = s_producer(NULL, 0);
-    ck_assert_str_eq(pg_producer_topic(p), s_topic);
-    ck_assert_int_eq(pg_producer_entity(p, u, s_err, sizeof s_err), 0);
+    ck_assert_str_eq(pg_producer_transactional_id(p), "polegated.test");
+    ck_assert_int_eq(s_publish_all(p, 20), 1);
     pg_producer_stats st;
     pg_producer_get_stats(p, &st);
     ck_assert_uint_eq(st.produced, 1);
-    s_flush_ok(p);
-    pg_producer_get_stats(p, &st);
     ck_assert_uint_eq(st.delivered, 1);
+    ck_assert_uint_eq(st.batches, 1);
+    ck_assert_uint_eq(st.transactions, 1);
     ck_assert_uint_eq(st.failed, 0);
-    ck_assert_uint_eq(pg_producer_in_flight(p), 0);
+    /* nothing left: a round finds nothing to do */
+    ck_assert_int_eq(pg_producer_step(p, s_err, sizeof s_err), 0);
 
     s_rec recs[2];
     ck_assert_uint_eq(s_consume(recs, 2, 3000), 1);
@@ -271,15 +410,18 @@ START_TEST(test_link_and_delete_tombstone)
         s_person(a, "P0000000001", 4, POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE);
     pg_link_update *link = s_link(a, person, "9d0b6f0e-6f3c-5a47-9b3a-2f1e2d3c4b5a", 2,
                                   POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE);
+    /* each DELETE is two records: the update, then the tombstone */
+    pg_outbatch *b = pg_outbatch_new();
+    s_add(b, link->id, &link->base, PG_TYPE_LINK, "DELETE", "2", "TOP-SECRET;C");
+    s_add(b, link->id, NULL, PG_TYPE_LINK, "DELETE", "2", "TOP-SECRET;C");
+    s_add(b, gone->id, &gone->base, PG_TYPE_ENTITY, "DELETE", "4", "OFFICIAL-SENSITIVE;P");
+    s_add(b, gone->id, NULL, PG_TYPE_ENTITY, "DELETE", "4", "OFFICIAL-SENSITIVE;P");
+    s_spool_batch(&b);
+    ck_assert_uint_eq(s_spooled().records, 4);
     pg_producer *p = s_producer(NULL, 0);
-    pg_change c1 = {.type = PG_CHANGE_LINK, .link = link};
-    pg_change c2 = {.type = PG_CHANGE_ENTITY, .entity = gone};
-    ck_assert_int_eq(pg_producer_change(p, &c1, s_err, sizeof s_err), 0);
-    ck_assert_int_eq(pg_producer_change(p, &c2, s_err, sizeof s_err), 0);
-    s_flush_ok(p);
+    s_publish_all(p, 20);
     pg_producer_stats st;
     pg_producer_get_stats(p, &st);
-    /* each DELETE is two records: the update, then the tombstone */
     ck_assert_uint_eq(st.produced, 4);
     ck_assert_uint_eq(st.delivered, 4);
 
@@ -329,54 +471,17 @@ START_TEST(test_link_and_delete_tombstone)
 }
 END_TEST
 
-/* Kafka's Java murmur2 (org.apache.kafka.common.utils.Utils.murmur2). */
-static int32_t s_murmur2(const uint8_t *data, size_t len)
-{
-    const uint32_t m = 0x5bd1e995, seed = 0x9747b28c;
-    const int r = 24;
-    uint32_t h = seed ^ (uint32_t)len;
-    size_t len4 = len / 4;
-    for (size_t i = 0; i < len4; i++) {
-        size_t i4 = i * 4;
-        uint32_t k = (uint32_t)data[i4] | (uint32_t)data[i4 + 1] << 8 |
-                     (uint32_t)data[i4 + 2] << 16 | (uint32_t)data[i4 + 3] << 24;
-        k *= m;
-        k ^= k >> r;
-        k *= m;
-        h *= m;
-        h ^= k;
-    }
-    switch (len % 4) {
-    case 3:
-        h ^= (uint32_t)data[(len & ~3u) + 2] << 16;
-        /* fall through */
-    case 2:
-        h ^= (uint32_t)data[(len & ~3u) + 1] << 8;
-        /* fall through */
-    case 1:
-        h ^= data[len & ~3u];
-        h *= m;
-    }
-    h ^= h >> 13;
-    h *= m;
-    h ^= h >> 15;
-    return (int32_t)h;
-}
-
 START_TEST(test_partitions_match_java)
 {
     pg_arena *a = pg_arena_new(0);
-    pg_producer *p = s_producer(NULL, 0);
-    char ids[12][PG_UUID_STR_SIZE];
     for (int i = 0; i < 12; i++) {
         char native[16];
         snprintf(native, sizeof native, "P%010d", i + 1);
-        pg_entity_update *u =
-            s_person(a, native, 1, POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT);
-        snprintf(ids[i], sizeof ids[i], "%s", u->id);
-        ck_assert_int_eq(pg_producer_entity(p, u, s_err, sizeof s_err), 0);
+        s_spool_entity(s_person(a, native, 1, POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT),
+                       "1");
     }
-    s_flush_ok(p);
+    pg_producer *p = s_producer(NULL, 0);
+    s_publish_all(p, 20);
     s_rec recs[12];
     ck_assert_uint_eq(s_consume(recs, 12, 3000), 12);
     int partitions_seen = 0;
@@ -394,67 +499,180 @@ START_TEST(test_partitions_match_java)
 }
 END_TEST
 
-START_TEST(test_broker_error_is_reported)
+START_TEST(test_window_per_transaction)
 {
-    s_log_begin();
-    pg_arena *a = pg_arena_new(0);
-    pg_entity_update *u =
-        s_person(a, "P0000000666", 1, POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT);
-    pg_entity_update *ok =
-        s_person(a, "P0000000667", 1, POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT);
-    pg_producer *p = s_producer(NULL, 0);
-    /* Warm up so that the injected errors hit a Produce request, not metadata. */
-    ck_assert_int_eq(pg_producer_entity(p, ok, s_err, sizeof s_err), 0);
-    s_flush_ok(p);
-    /* A permanent error for the next Produce requests: librdkafka must give the
-     * record up and say so, not count it delivered. */
-    rd_kafka_mock_push_request_errors(
-        s_mcluster, RD_KAFKAP_PRODUCE, 3, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
-        RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
-    ck_assert_int_eq(pg_producer_entity(p, u, s_err, sizeof s_err), 0);
-    pg_producer_flush(p, 10000, s_err, sizeof s_err);
+    for (int i = 0; i < 5; i++) {
+        char tag[8];
+        snprintf(tag, sizeof tag, "b%d", i);
+        s_spool_raw(tag, 3);
+    }
+    pg_producer *p = s_producer_w(NULL, 0, 2, NULL);
+    int got[8], n = 0;
+    while (n < 8 && s_spooled().batches) {
+        int rc = pg_producer_step(p, s_err, sizeof s_err);
+        ck_assert_msg(rc >= 0 || rc == PG_ERETRY, "%s", s_err);
+        if (rc > 0)
+            got[n++] = rc;
+    }
+    ck_assert_int_eq(n, 3);
+    ck_assert_int_eq(got[0], 2);
+    ck_assert_int_eq(got[1], 2);
+    ck_assert_int_eq(got[2], 1);
     pg_producer_stats st;
     pg_producer_get_stats(p, &st);
-    ck_assert_uint_eq(st.produced, 2);
-    ck_assert_uint_eq(st.delivered, 1);
-    ck_assert_uint_eq(st.failed, 1);
-    ck_assert_uint_eq(pg_producer_in_flight(p), 0);
+    ck_assert_uint_eq(st.transactions, 3);
+    ck_assert_uint_eq(st.batches, 5);
+    ck_assert_uint_eq(st.delivered, 15);
+    s_rec recs[16];
+    ck_assert_uint_eq(s_consume(recs, 16, 3000), 15);
     pg_producer_destroy(&p);
-    char *log = s_log_end();
-    char want[128];
-    snprintf(want, sizeof want, "record key %s (update) not delivered", u->id);
-    ck_assert_msg(strstr(log, want) != NULL, "log: %s", log);
-    ck_assert_ptr_nonnull(strstr(log, "uthoriz"));
-    free(log);
-    pg_arena_destroy(&a);
 }
 END_TEST
 
-START_TEST(test_flush_timeout_counts_in_flight)
+START_TEST(test_broker_down_keeps_spool)
 {
-    s_log_begin();
-    pg_log_set_level(PG_LOG_ERROR);
-    pg_arena *a = pg_arena_new(0);
-    pg_entity_update *u =
-        s_person(a, "P0000000777", 1, POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT);
-    /* Nothing listens on port 1: the record stays queued. */
-    snprintf(s_brokers, sizeof s_brokers, "127.0.0.1:1");
+    s_spool_raw("a", 4);
+    for (int b = 1; b <= 3; b++)
+        rd_kafka_mock_broker_set_down(s_mcluster, b);
     pg_producer *p = s_producer(NULL, 0);
-    ck_assert_int_eq(pg_producer_entity(p, u, s_err, sizeof s_err), 0);
-    ck_assert_int_eq(pg_producer_flush(p, 300, s_err, sizeof s_err), PG_ETIMEOUT);
-    ck_assert_ptr_nonnull(strstr(s_err, "1 records still in flight after 300 ms"));
+    for (int i = 0; i < 4; i++) {
+        int rc = pg_producer_step(p, s_err, sizeof s_err);
+        ck_assert_msg(rc == PG_ERETRY, "round %d: %d %s", i, rc, s_err);
+    }
+    char last[PG_ERRSTR_SIZE];
+    pg_producer_last_error(p, last, sizeof last);
+    ck_assert_str_ne(last, "");
+    /* nothing left the spool while the broker was away */
+    pg_spool_stats st = s_spooled();
+    ck_assert_uint_eq(st.batches, 1);
+    ck_assert_uint_eq(st.records, 4);
+    for (int b = 1; b <= 3; b++)
+        rd_kafka_mock_broker_set_up(s_mcluster, b);
+    s_publish_all(p, 60);
+    pg_producer_last_error(p, last, sizeof last);
+    ck_assert_str_eq(last, "");
+    s_rec recs[8];
+    ck_assert_uint_eq(s_consume(recs, 8, 3000), 4);
+    pg_producer_destroy(&p);
+}
+END_TEST
+
+START_TEST(test_refused_records_abort_and_resend)
+{
+    s_spool_raw("warm", 1);
+    pg_producer *p = s_producer(NULL, 0);
+    s_publish_all(p, 20);
+    /* A permanent error for the next Produce requests: the transaction must abort and
+     * the spool send the batch again, never count it delivered. */
+    rd_kafka_mock_push_request_errors(
+        s_mcluster, RD_KAFKAP_PRODUCE, 3, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    s_spool_raw("x", 2);
+    int rc = pg_producer_step(p, s_err, sizeof s_err);
+    ck_assert_msg(rc == PG_ERETRY, "%d %s", rc, s_err);
+    ck_assert_uint_eq(s_spooled().batches, 1);
+    s_publish_all(p, 40);
     pg_producer_stats st;
     pg_producer_get_stats(p, &st);
-    ck_assert_uint_eq(st.produced, 1);
-    ck_assert_uint_eq(st.delivered, 0);
-    ck_assert_uint_eq(pg_producer_in_flight(p), 1);
-    /* Destroying it does not make the record vanish silently. */
+    ck_assert_uint_ge(st.aborts, 1);
+    ck_assert_uint_ge(st.failed, 1);
+    ck_assert_uint_eq(st.batches, 2);
+    ck_assert_uint_eq(st.delivered, 3);
+    ck_assert_uint_gt(st.produced, 3); /* the aborted window was produced twice */
+    /* every key is there (the mock broker keeps aborted records too, so duplicates of
+     * the refused window may show; a real broker hides them from read_committed) */
+    s_rec recs[16];
+    size_t n = s_consume(recs, 16, 3000);
+    int seen = 0;
+    for (size_t i = 0; i < n; i++)
+        seen |= !strcmp(recs[i].key, "warm.0") ? 1
+                : !strcmp(recs[i].key, "x.0")   ? 2
+                : !strcmp(recs[i].key, "x.1")   ? 4
+                                                : 0;
+    ck_assert_int_eq(seen, 7);
     pg_producer_destroy(&p);
-    pg_log_set_level(PG_LOG_INFO);
-    char *log = s_log_end();
-    ck_assert_msg(strstr(log, u->id) && strstr(log, "not delivered"), "log: %s", log);
-    free(log);
-    pg_arena_destroy(&a);
+}
+END_TEST
+
+START_TEST(test_fatal_error_restarts_from_spool)
+{
+    s_spool_raw("a", 2);
+    pg_producer *p = s_producer(NULL, 0);
+    s_publish_all(p, 20);
+    ck_assert_int_eq(pg_producer_test_fatal(p), 0);
+    s_spool_raw("b", 2);
+    int rc = pg_producer_step(p, s_err, sizeof s_err);
+    ck_assert_int_eq(rc, PG_ERETRY);
+    ck_assert_msg(strstr(s_err, "making a new producer") != NULL, "%s", s_err);
+    ck_assert_uint_eq(s_spooled().batches, 1);
+    s_publish_all(p, 40);
+    pg_producer_stats st;
+    pg_producer_get_stats(p, &st);
+    ck_assert_uint_eq(st.restarts, 1);
+    ck_assert_uint_eq(st.batches, 2);
+    s_rec recs[8];
+    ck_assert_uint_ge(s_consume(recs, 8, 3000), 4);
+    pg_producer_destroy(&p);
+}
+END_TEST
+
+START_TEST(test_audit_after_commit)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/audit.log", s_dir);
+    pg_audit *audit = pg_audit_new(path, NULL, s_err, sizeof s_err);
+    ck_assert_msg(audit != NULL, "%s", s_err);
+    s_spool_raw("a", 3);
+    for (int b = 1; b <= 3; b++)
+        rd_kafka_mock_broker_set_down(s_mcluster, b);
+    pg_producer *p = s_producer_w(NULL, 0, 0, audit);
+    ck_assert_int_eq(pg_producer_step(p, s_err, sizeof s_err), PG_ERETRY);
+    /* not stored by the broker: not disclosed */
+    ck_assert_uint_eq(pg_audit_seq(audit), 0);
+    for (int b = 1; b <= 3; b++)
+        rd_kafka_mock_broker_set_up(s_mcluster, b);
+    s_publish_all(p, 60);
+    ck_assert_uint_eq(pg_audit_seq(audit), 1); /* only the audited record */
+    pg_producer_destroy(&p);
+    pg_audit_destroy(&audit);
+    FILE *f = fopen(path, "r");
+    char line[2048] = "";
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    fclose(f);
+    ck_assert_msg(strstr(line, "\"action\":\"disclose\"") != NULL, "%s", line);
+    ck_assert_msg(strstr(line, "\"destination\":\"partner-a\"") != NULL, "%s", line);
+    ck_assert_msg(strstr(line, "\"policy_version\":\"p1\"") != NULL, "%s", line);
+    ck_assert_msg(strstr(line, "\"version\":3") != NULL, "%s", line);
+}
+END_TEST
+
+START_TEST(test_thread_and_drain)
+{
+    pg_producer *p = s_producer(NULL, 0);
+    ck_assert_int_eq(pg_producer_start(p, s_err, sizeof s_err), 0);
+    for (int i = 0; i < 20; i++) {
+        char tag[8];
+        snprintf(tag, sizeof tag, "t%d", i);
+        s_spool_raw(tag, 2);
+        pg_spool_notify(s_spool);
+    }
+    ck_assert_msg(pg_producer_drain(p, 20000, s_err, sizeof s_err) == 0, "%s", s_err);
+    pg_producer_stop(p);
+    pg_producer_stop(p); /* twice is harmless */
+    pg_producer_stats st;
+    pg_producer_get_stats(p, &st);
+    ck_assert_uint_eq(st.batches, 20);
+    ck_assert_uint_eq(st.delivered, 40);
+
+    /* with the broker away the drain gives up in time and says what is left */
+    for (int b = 1; b <= 3; b++)
+        rd_kafka_mock_broker_set_down(s_mcluster, b);
+    s_spool_raw("late", 3);
+    ck_assert_int_eq(pg_producer_start(p, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_producer_drain(p, 300, s_err, sizeof s_err), PG_ETIMEOUT);
+    ck_assert_str_eq(s_err, "1 batches (3 records) still in the spool after 300 ms");
+    pg_producer_destroy(&p); /* stops the thread; the batch stays */
+    ck_assert_uint_eq(s_spooled().batches, 1);
 }
 END_TEST
 
@@ -462,19 +680,15 @@ START_TEST(test_properties_reach_librdkafka)
 {
     /* test.mock.num.brokers makes librdkafka start its own mock cluster: records are
      * delivered although the brokers given do not exist. */
-    pg_config_kv props[] = {{"test.mock.num.brokers", "1", 1}, {"linger.ms", "0", 2}};
+    pg_config_kv props[] = {{"test.mock.num.brokers", "3", 1}, {"linger.ms", "0", 2}};
     snprintf(s_brokers, sizeof s_brokers, "127.0.0.1:1");
-    pg_arena *a = pg_arena_new(0);
-    pg_entity_update *u =
-        s_person(a, "P0000000888", 1, POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT);
+    s_spool_raw("m", 1);
     pg_producer *p = s_producer(props, 2);
-    ck_assert_int_eq(pg_producer_entity(p, u, s_err, sizeof s_err), 0);
-    s_flush_ok(p);
+    s_publish_all(p, 40);
     pg_producer_stats st;
     pg_producer_get_stats(p, &st);
     ck_assert_uint_eq(st.delivered, 1);
     pg_producer_destroy(&p);
-    pg_arena_destroy(&a);
 }
 END_TEST
 
@@ -487,8 +701,12 @@ START_TEST(test_safety_properties_refused)
                             {"no.such.thing", "1"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         pg_config_kv kv = {(char *)bad[i][0], (char *)bad[i][1], 1};
-        pg_producer_opts opts = {
-            .brokers = s_brokers, .topic = s_topic, .properties = &kv, .property_count = 1};
+        pg_producer_opts opts = {.brokers = s_brokers,
+                                 .transactional_id = "t",
+                                 .properties = &kv,
+                                 .property_count = 1,
+                                 .store = s_store,
+                                 .spool = s_spool};
         pg_producer *p = pg_producer_new(&opts, s_err, sizeof s_err);
         ck_assert_msg(p == NULL, "%s=%s accepted", bad[i][0], bad[i][1]);
         ck_assert_msg(strstr(s_err, bad[i][0]) || strstr(s_err, "No such"), "%s", s_err);
@@ -497,35 +715,22 @@ START_TEST(test_safety_properties_refused)
     ck_assert_int_eq(pg_producer_check_property("acks", "-1", s_err, sizeof s_err), 0);
     ck_assert_int_eq(pg_producer_check_property("acks", "0", s_err, sizeof s_err), PG_ECONFIG);
     ck_assert_ptr_nonnull(strstr(s_err, "'acks' is fixed to 'all'"));
-}
-END_TEST
-
-START_TEST(test_bad_updates)
-{
-    pg_arena *a = pg_arena_new(0);
-    pg_producer *p = s_producer(NULL, 0);
-    pg_entity_update *u =
-        s_person(a, "P0000000999", 1, POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT);
-    u->id = "";
-    ck_assert_int_eq(pg_producer_entity(p, u, s_err, sizeof s_err), PG_EINVALID);
-    ck_assert_str_eq(s_err, "id: an update without an id");
-    pg_change none = {.type = PG_CHANGE_LINK, .link = NULL};
-    ck_assert_int_eq(pg_producer_change(p, &none, s_err, sizeof s_err), PG_EINTERNAL);
-    /* an update without marking or origin still gets every header */
-    u->id = "00000000-0000-5000-8000-000000000001";
-    u->marking = NULL;
-    u->origin = NULL;
-    ck_assert_int_eq(pg_producer_entity(p, u, s_err, sizeof s_err), 0);
-    s_flush_ok(p);
-    s_rec recs[2];
-    ck_assert_uint_eq(s_consume(recs, 2, 3000), 1);
-    ck_assert_str_eq(s_hdr(&recs[0], "pg-marking"), "UNSPECIFIED;UNSPECIFIED");
-    ck_assert_str_eq(s_hdr(&recs[0], "pg-origin-force"), "ESX");
-    pg_producer_stats st;
-    pg_producer_get_stats(p, &st);
-    ck_assert_uint_eq(st.produced, 1);
-    pg_producer_destroy(&p);
-    pg_arena_destroy(&a);
+    /* a message timeout longer than the transaction's is refused by librdkafka */
+    pg_config_kv mt = {"message.timeout.ms", "600000", 1};
+    pg_producer_opts opts = {.brokers = s_brokers,
+                             .transactional_id = "t",
+                             .properties = &mt,
+                             .property_count = 1,
+                             .store = s_store,
+                             .spool = s_spool};
+    ck_assert_ptr_null(pg_producer_new(&opts, s_err, sizeof s_err));
+    ck_assert_msg(strstr(s_err, "transaction.timeout.ms") != NULL, "%s", s_err);
+    /* no transactional id */
+    opts.properties = NULL;
+    opts.property_count = 0;
+    opts.transactional_id = NULL;
+    ck_assert_ptr_null(pg_producer_new(&opts, s_err, sizeof s_err));
+    ck_assert_str_eq(s_err, "producer: no transactional id");
 }
 END_TEST
 
@@ -538,11 +743,14 @@ int main(void)
     tcase_add_test(tc, test_entity_upsert);
     tcase_add_test(tc, test_link_and_delete_tombstone);
     tcase_add_test(tc, test_partitions_match_java);
-    tcase_add_test(tc, test_broker_error_is_reported);
-    tcase_add_test(tc, test_flush_timeout_counts_in_flight);
+    tcase_add_test(tc, test_window_per_transaction);
+    tcase_add_test(tc, test_broker_down_keeps_spool);
+    tcase_add_test(tc, test_refused_records_abort_and_resend);
+    tcase_add_test(tc, test_fatal_error_restarts_from_spool);
+    tcase_add_test(tc, test_audit_after_commit);
+    tcase_add_test(tc, test_thread_and_drain);
     tcase_add_test(tc, test_properties_reach_librdkafka);
     tcase_add_test(tc, test_safety_properties_refused);
-    tcase_add_test(tc, test_bad_updates);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
