@@ -172,7 +172,9 @@ pg_consumer *pg_consumer_new(const pg_consumer_opts *opts, char *errstr, size_t 
         s_set(conf, "enable.auto.commit", "false", errstr, errstr_size) ||
         s_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) ||
         s_set(conf, "isolation.level", "read_committed", errstr, errstr_size) ||
-        s_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size)) {
+        s_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) ||
+        (opts->instance_id &&
+         s_set(conf, "group.instance.id", opts->instance_id, errstr, errstr_size))) {
         rd_kafka_conf_destroy(conf);
         free(c);
         return NULL;

@@ -27,6 +27,10 @@ typedef struct pg_consumer pg_consumer;
 typedef struct pg_consumer_opts {
     const char *brokers;
     const char *group_id;
+    /* Static membership (group.instance.id): a restarted instance gets its partitions
+     * back at once instead of after the session timeout. NULL: dynamic. Unique per
+     * instance (its store). */
+    const char *instance_id;
     const char *const *topics; /* subscribed */
     size_t topic_count;
     /* Extra librdkafka properties (kafka.properties): the fixed ones above, and

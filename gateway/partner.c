@@ -3,6 +3,7 @@
 #include "partner.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -943,9 +944,18 @@ int pg_partner_service_start(const pg_config *cfg, pg_store *store, pg_audit *au
                      .ack_timeout_ms = cfg->delivery_ack_timeout_ms,
                      .retry_max_ms = cfg->delivery_retry_max_ms},
     };
+    /* The store is the instance: a restart on it rejoins the group as the same member
+     * (FNV-1a of its real path). */
+    char real[PATH_MAX], instance[96];
+    const char *path = realpath(cfg->store_path, real) ? real : cfg->store_path;
+    uint32_t h = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    snprintf(instance, sizeof instance, "%s.%08" PRIx32, cfg->delivery_group_id, h);
     pg_consumer_opts copts = {
         .brokers = cfg->kafka_brokers,
         .group_id = cfg->delivery_group_id,
+        .instance_id = instance,
         .topics = (const char *const *)s->topics,
         .topic_count = s->n_topics,
         .properties = cfg->kafka_properties,
