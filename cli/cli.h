@@ -8,5 +8,6 @@ int pg_cli_send(int argc, char **argv);
 int pg_cli_consume(int argc, char **argv);
 int pg_cli_receive(int argc, char **argv);
 int pg_cli_audit(int argc, char **argv);
+int pg_cli_dlq(int argc, char **argv);
 
 #endif

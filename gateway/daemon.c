@@ -35,6 +35,7 @@ struct pg_daemon {
     pg_intake *intake;
     pg_partner_service *partner; /* partner records in (NULL: no delivery configured) */
     char tid[64];
+    pg_intake_stats last_intake; /* the intake's counters when it closed */
     volatile sig_atomic_t stop;
 };
 
@@ -234,7 +235,7 @@ void pg_daemon_summary(const pg_daemon *d, char *out, size_t size)
 
 static void s_log_counters(pg_daemon *d, int level, const char *when)
 {
-    pg_intake_stats is = {0};
+    pg_intake_stats is = d->last_intake;
     pg_producer_stats ps;
     pg_spool_stats ss = {0};
     char why[PG_ERRSTR_SIZE];
@@ -291,6 +292,7 @@ int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size)
      * unanswered and their senders send them again to the next run. Everything
      * acknowledged is in the spool; publish what the drain bound allows, and leave
      * the rest there. */
+    pg_intake_get_stats(d->intake, &d->last_intake);
     pg_intake_destroy(&d->intake);
     int drain_ms = d->cfg->spool_drain_timeout_ms;
     pg_partner_service_stop(&d->partner, drain_ms);

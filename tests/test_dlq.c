@@ -1,14 +1,25 @@
 /* Unit tests for gateway/dlq: entries kept and read back, bounds with eviction of the
- * oldest, cut messages, the dead-letter topic's record. */
+ * oldest, cut messages, the dead-letter topic's record; and `polegate dlq` (list, show,
+ * purge, and replay to a live intake after a fix). */
 #include <check.h>
+#include <pthread.h>
+#include <zmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "dlq.h"
+#include "config.h"
+#include "intake.h"
+#include "ledger.h"
+#include "policy.h"
+#include "router.h"
+#include "spool.h"
 #include "outrec.h"
 #include "polegate/error.h"
+#include "polegate/identity.h"
 #include "store.h"
 
 static char s_err[PG_ERRSTR_SIZE];
@@ -25,6 +36,7 @@ static void s_open(const pg_dlq_limits *lim)
 
 static void s_setup(void)
 {
+    pg_log_set_level(PG_LOG_ERROR);
     snprintf(s_dir, sizeof s_dir, "/tmp/pg-test-dlq-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(s_dir));
     s_store = pg_store_new(s_dir, 64u << 20, s_err, sizeof s_err);
@@ -238,6 +250,203 @@ START_TEST(test_damaged_entry)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- polegate dlq */
+
+static char s_out[1 << 16];
+
+/* Run `polegate ARGS` (a shell command line), stdout into s_out; its exit status. */
+static int s_polegate(const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s %s 2>/dev/null", PG_POLEGATE, args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(s_out, 1, sizeof s_out - 1, p);
+    s_out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static size_t s_lines(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+START_TEST(test_cli_list_show_purge)
+{
+    s_add("record.id: required", "{\"a\":1}", NULL);
+    s_add("record.type: unknown", "{\"b\":2}", NULL);
+    s_add("x: y", "{}", NULL);
+    /* the CLI opens the store itself (another process) */
+    pg_dlq_destroy(&s_dlq);
+    pg_store_destroy(&s_store);
+    char args[512];
+    snprintf(args, sizeof args, "dlq list --store %s", s_dir);
+    ck_assert_int_eq(s_polegate(args), 0);
+    ck_assert_uint_eq(s_lines(s_out), 3);
+    ck_assert_msg(strstr(s_out, "2 2026-03-29T06:30:00.123Z atx 7 record.type: unknown\n") != NULL,
+                  "%s", s_out);
+    snprintf(args, sizeof args, "dlq list --json --store %s", s_dir);
+    ck_assert_int_eq(s_polegate(args), 0);
+    ck_assert_ptr_nonnull(strstr(s_out, "{\"id\":1,\"received_at\":\"2026-03-29T06:30:00.123Z\","
+                                        "\"origin\":\"ESX\",\"format\":\"atx\",\"bytes\":7,"
+                                        "\"reason\":\"record.id: required\"}\n"));
+    snprintf(args, sizeof args, "dlq show --store %s 2", s_dir);
+    ck_assert_int_eq(s_polegate(args), 0);
+    ck_assert_msg(strstr(s_out, "id: 2\n") && strstr(s_out, "reason: record.type: unknown\n\n{\"b\":2}\n"),
+                  "%s", s_out);
+    snprintf(args, sizeof args, "dlq show --raw --store %s 2", s_dir);
+    ck_assert_int_eq(s_polegate(args), 0);
+    ck_assert_str_eq(s_out, "{\"b\":2}");
+    snprintf(args, sizeof args, "dlq show --store %s 9", s_dir);
+    ck_assert_int_eq(s_polegate(args), 1);
+    snprintf(args, sizeof args, "dlq purge --store %s 1", s_dir);
+    ck_assert_int_eq(s_polegate(args), 0);
+    snprintf(args, sizeof args, "dlq list --store %s", s_dir);
+    s_polegate(args);
+    ck_assert_uint_eq(s_lines(s_out), 2);
+    snprintf(args, sizeof args, "dlq purge --store %s 1", s_dir);
+    ck_assert_int_eq(s_polegate(args), 1); /* gone already */
+    snprintf(args, sizeof args, "dlq purge --all --store %s", s_dir);
+    ck_assert_int_eq(s_polegate(args), 0);
+    snprintf(args, sizeof args, "dlq list --store %s", s_dir);
+    s_polegate(args);
+    ck_assert_str_eq(s_out, "");
+
+    /* usage errors */
+    const char *bad[] = {"dlq", "dlq list", "dlq frob --store /tmp", "dlq show --store /tmp",
+                         "dlq show --store /tmp x", "dlq purge --store /tmp",
+                         "dlq purge --all --store /tmp 3", "dlq list --store /tmp --config /x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(s_polegate(bad[i]) == 2, "%s", bad[i]);
+    ck_assert_int_eq(s_polegate("dlq --help"), 0);
+    ck_assert_ptr_nonnull(strstr(s_out, "usage: polegate dlq list"));
+    s_store = pg_store_new(s_dir, 64u << 20, s_err, sizeof s_err);
+}
+END_TEST
+
+/* An adapter that rejects "bad ..." until the fix is in: "<nid>" is a person. */
+static int s_fixed;
+
+static int s_fix_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t size,
+                        pg_changeset *cs, char *errstr, size_t errstr_size)
+{
+    (void)ctx;
+    char text[64];
+    if (size >= sizeof text)
+        return pg_errf(PG_EINVALID, errstr, errstr_size, "message: too long");
+    memcpy(text, data, size);
+    text[size] = 0;
+    const char *nid = text;
+    if (!strncmp(text, "bad ", 4)) {
+        if (!s_fixed)
+            return pg_errf(PG_EINVALID, errstr, errstr_size, "record.type: not known before the fix");
+        nid = text + 4;
+    }
+    pg_entity_update *u = PG_PB_NEW(cs->arena, pg_entity_update, polegate__pole__v1__entity_update);
+    char id[PG_UUID_STR_SIZE];
+    pg_identity_entity("ESX", "ATHENA", "PERSON", nid, id);
+    u->id = pg_arena_strdup(cs->arena, id);
+    u->version = 1;
+    u->operation = POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT;
+    u->kind = POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON;
+    u->person = PG_PB_NEW(cs->arena, Polegate__Pole__V1__Person, polegate__pole__v1__person);
+    u->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_PERSON;
+    u->origin = PG_PB_NEW(cs->arena, pg_origin, polegate__pole__v1__origin);
+    u->origin->force = "ESX";
+    u->origin->native_id = pg_arena_strdup(cs->arena, nid);
+    u->marking = PG_PB_NEW(cs->arena, pg_marking, polegate__pole__v1__marking);
+    u->marking->classification = POLEGATE__POLE__V1__CLASSIFICATION__CLASSIFICATION_OFFICIAL;
+    u->marking->handling = POLEGATE__POLE__V1__HANDLING__HANDLING_P;
+    return pg_changeset_add_entity(cs, u, 0);
+}
+
+static const pg_adapter_ops s_fix_adapter = {
+    .name = "fix", .format = "atx", .system = "ATHENA", .max_message_size = 1000,
+    .decode = s_fix_decode};
+
+typedef struct s_server {
+    pg_intake *intake;
+    volatile int stop;
+} s_server;
+
+static void *s_serve(void *arg)
+{
+    s_server *srv = arg;
+    char why[PG_ERRSTR_SIZE];
+    while (!srv->stop)
+        pg_intake_poll(srv->intake, 50, 0, why, sizeof why);
+    return NULL;
+}
+
+#define S_POLICY                                                                                   \
+    "policy:\n  version: T-1\n  agreements: [{name: ISA-T, description: test}]\n"                 \
+    "  destinations:\n    - {name: national, kind: national, topic: t.pole.v1, agreement: ISA-T,\n" \
+    "       max_classification: OFFICIAL-SENSITIVE, kinds: all}\n"
+
+START_TEST(test_cli_replay_after_fix)
+{
+    pg_ledger *ledger = pg_ledger_new(s_store, s_err, sizeof s_err);
+    pg_spool *spool = pg_spool_new(s_store, NULL, s_err, sizeof s_err);
+    pg_policy *policy = pg_policy_load_string(S_POLICY, strlen(S_POLICY), "ESX", s_err, sizeof s_err);
+    ck_assert_msg(policy != NULL, "%s", s_err);
+    pg_router *router = pg_router_new(policy, s_store, "ESX", s_err, sizeof s_err);
+    ck_assert_msg(router != NULL, "%s", s_err);
+    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*", .adapter = &s_fix_adapter, .force = "ESX",
+                        .dlq_topic = "t.dlq.v1", .store = s_store, .ledger = ledger,
+                        .router = router, .spool = spool, .dlq = s_dlq};
+    s_server srv = {.intake = pg_intake_new(&o, s_err, sizeof s_err)};
+    ck_assert_msg(srv.intake != NULL, "%s", s_err);
+    pg_intake_ack ack;
+    pg_intake_handle(srv.intake, (const uint8_t *)"bad P1", 6, &ack);
+    ck_assert_uint_eq(ack.dead_letter, 1);
+    pg_intake_handle(srv.intake, (const uint8_t *)"bad P2", 6, &ack);
+    ck_assert_uint_eq(ack.dead_letter, 2);
+    pthread_t th;
+    pthread_create(&th, NULL, s_serve, &srv);
+    char args[512];
+
+    /* not fixed yet: rejected again; the daemon keeps a new dead letter, the old goes */
+    snprintf(args, sizeof args, "dlq replay --store %s --to %s 1", s_dir,
+             pg_intake_endpoint(srv.intake));
+    ck_assert_int_eq(s_polegate(args), 1);
+    ck_assert_msg(strstr(s_out, "1 {\"correlation\":\"dlq-1\",\"status\":\"rejected\",\"reason\":"
+                                "\"record.type: not known before the fix\",\"dead_letter\":3}") ==
+                      s_out,
+                  "%s", s_out);
+    /* fixed: every dead letter replayed is accepted and removed */
+    s_fixed = 1;
+    snprintf(args, sizeof args, "dlq replay --store %s --to %s", s_dir,
+             pg_intake_endpoint(srv.intake));
+    ck_assert_int_eq(s_polegate(args), 0);
+    ck_assert_uint_eq(s_lines(s_out), 2);
+    ck_assert_ptr_nonnull(strstr(s_out, "2 {\"correlation\":\"dlq-2\",\"status\":\"accepted\""));
+    ck_assert_ptr_nonnull(strstr(s_out, "3 {\"correlation\":\"dlq-3\",\"status\":\"accepted\""));
+    srv.stop = 1;
+    pthread_join(th, NULL);
+    pg_dlq_stats st = s_stats();
+    ck_assert_uint_eq(st.entries, 0);
+    pg_spool_stats ss;
+    ck_assert_int_eq(pg_spool_stat_now(spool, &ss, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(ss.batches, 5); /* 3 dead-letter records, 2 people */
+
+    /* nobody listening: exit 2, the dead letter stays */
+    snprintf(args, sizeof args, "dlq replay --timeout-ms 300 --store %s --to tcp://127.0.0.1:1",
+             s_dir);
+    s_add("r: x", "bad P9", NULL);
+    ck_assert_int_eq(s_polegate(args), 2);
+    ck_assert_uint_eq(s_stats().entries, 1);
+    pg_intake_destroy(&srv.intake);
+    pg_router_destroy(&router);
+    pg_policy_destroy(&policy);
+    pg_spool_destroy(&spool);
+    pg_ledger_destroy(&ledger);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("dlq");
@@ -249,6 +458,8 @@ int main(void)
     tcase_add_test(tc, test_long_message_cut);
     tcase_add_test(tc, test_outrec);
     tcase_add_test(tc, test_damaged_entry);
+    tcase_add_test(tc, test_cli_list_show_purge);
+    tcase_add_test(tc, test_cli_replay_after_fix);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

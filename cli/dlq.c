@@ -1,0 +1,373 @@
+/* polegate dlq: list, show, replay and purge the dead letters of a gateway's store. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "cli.h"
+#include "config.h"
+#include "dlq.h"
+#include "polegate/error.h"
+#include "store.h"
+
+static const char s_usage_text[] =
+    "usage: polegate dlq list    (--store DIR | --config FILE) [--json]\n"
+    "       polegate dlq show    (--store DIR | --config FILE) [--raw] ID\n"
+    "       polegate dlq replay  (--store DIR | --config FILE) [--to ENDPOINT] [ID]...\n"
+    "       polegate dlq purge   (--store DIR | --config FILE) (--all | ID...)\n"
+    "\n"
+    "The dead letters polegated kept: native messages it rejected as invalid, with the\n"
+    "reason, the force, the format, the time and the original bytes (docs/reliability.md).\n"
+    "The store may belong to a running daemon (LMDB allows readers and one writer at a\n"
+    "time across processes).\n"
+    "\n"
+    "  list                one line per dead letter: ID TIME FORMAT BYTES REASON\n"
+    "                      (--json: one JSON object per line)\n"
+    "  show ID             its details, then the original bytes (--raw: the bytes only)\n"
+    "  replay [ID]...      send each (all when no ID is given) again to the daemon's\n"
+    "                      intake, after a fix, and print ID <ack json>. Accepted: the\n"
+    "                      dead letter is removed. Rejected again: removed too, the daemon\n"
+    "                      kept a new one with today's reason. No answer or retry: kept\n"
+    "  purge               remove the given dead letters, or --all\n"
+    "\n"
+    "  --store DIR         the gateway's store.path\n"
+    "  --config FILE       read store.path (and intake.endpoint for replay) from FILE\n"
+    "  --to ENDPOINT       where replay sends (default: the config's intake.endpoint)\n"
+    "  --timeout-ms N      replay: how long to wait for each ack (default 10000)\n"
+    "  -h, --help          print this help and exit\n"
+    "\n"
+    "Exit status: 0 done (replay: every message accepted); 1 a dead letter not found,\n"
+    "or a replay rejected or unanswered; 2 usage error, or the store cannot be opened.\n";
+
+typedef struct s_dlq_cli {
+    pg_store *store;
+    pg_dlq *dlq;
+    int json;
+    int raw;
+    const char *to;
+    int timeout_ms;
+} s_dlq_cli;
+
+static int s_usage_error(const char *what)
+{
+    fprintf(stderr, "polegate dlq: %s\n(polegate dlq --help describes the commands)\n", what);
+    return 2;
+}
+
+static int s_parse_id(const char *s, uint64_t *id)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || !*s || v == 0 || *s == '-')
+        return -1;
+    *id = v;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- list, show */
+
+static int s_print_line(void *ud, const pg_dlq_entry *e)
+{
+    const s_dlq_cli *c = ud;
+    char when[32];
+    pg_dlq_format_time(e->received_ms, when);
+    if (c->json) {
+        json_t *j = json_pack("{s:I,s:s,s:s,s:s,s:I,s:s}", "id", (json_int_t)e->id, "received_at",
+                              when, "origin", e->origin, "format", e->format, "bytes",
+                              (json_int_t)e->original_len, "reason", e->reason);
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (text)
+            printf("%s\n", text);
+        free(text);
+        json_decref(j);
+    } else {
+        printf("%" PRIu64 " %s %s %zu %s\n", e->id, when, e->format, e->original_len, e->reason);
+    }
+    return 0;
+}
+
+static int s_list(s_dlq_cli *c)
+{
+    char why[PG_ERRSTR_SIZE];
+    pg_store_txn *txn = pg_store_begin(c->store, 0, why, sizeof why);
+    int rc = txn ? pg_dlq_each(c->dlq, txn, s_print_line, c, why, sizeof why) : PG_ESTORE;
+    pg_store_abort(&txn);
+    if (rc) {
+        fprintf(stderr, "polegate dlq: %s\n", why);
+        return 2;
+    }
+    return 0;
+}
+
+static int s_show(s_dlq_cli *c, uint64_t id)
+{
+    char why[PG_ERRSTR_SIZE];
+    pg_store_txn *txn = pg_store_begin(c->store, 0, why, sizeof why);
+    pg_dlq_entry e;
+    int rc = txn ? pg_dlq_get(c->dlq, txn, id, &e, why, sizeof why) : PG_ESTORE;
+    if (!rc) {
+        if (!c->raw) {
+            char when[32];
+            pg_dlq_format_time(e.received_ms, when);
+            printf("id: %" PRIu64 "\nreceived_at: %s\norigin: %s\nformat: %s\nbytes: %zu%s\n"
+                   "reason: %s\n\n",
+                   e.id, when, e.origin, e.format, e.original_len,
+                   e.original_len > e.len ? " (only the first part was kept)" : "", e.reason);
+        }
+        fwrite(e.data, 1, e.len, stdout);
+        if (!c->raw)
+            putchar('\n');
+    }
+    pg_store_abort(&txn);
+    if (rc) {
+        fprintf(stderr, "polegate dlq: %s\n", why);
+        return rc == PG_ENOTFOUND ? 1 : 2;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- purge, replay */
+
+static int s_delete(s_dlq_cli *c, uint64_t id)
+{
+    char why[PG_ERRSTR_SIZE];
+    pg_store_txn *txn = pg_store_begin(c->store, 1, why, sizeof why);
+    int rc = txn ? pg_dlq_delete(c->dlq, txn, id, why, sizeof why) : PG_ESTORE;
+    if (!rc)
+        rc = pg_store_commit(&txn, why, sizeof why);
+    pg_store_abort(&txn);
+    if (rc)
+        fprintf(stderr, "polegate dlq: %s\n", why);
+    return rc;
+}
+
+typedef struct s_ids {
+    uint64_t *ids;
+    size_t count, cap;
+} s_ids;
+
+static int s_collect(void *ud, const pg_dlq_entry *e)
+{
+    s_ids *ids = ud;
+    if (ids->count == ids->cap) {
+        size_t cap = ids->cap ? ids->cap * 2 : 64;
+        uint64_t *p = realloc(ids->ids, cap * sizeof *p);
+        if (!p)
+            return PG_ENOMEM;
+        ids->ids = p;
+        ids->cap = cap;
+    }
+    ids->ids[ids->count++] = e->id;
+    return 0;
+}
+
+/* Every id in the store (purge --all, replay without ids). */
+static int s_all_ids(s_dlq_cli *c, s_ids *ids)
+{
+    char why[PG_ERRSTR_SIZE];
+    pg_store_txn *txn = pg_store_begin(c->store, 0, why, sizeof why);
+    int rc = txn ? pg_dlq_each(c->dlq, txn, s_collect, ids, why, sizeof why) : PG_ESTORE;
+    pg_store_abort(&txn);
+    if (rc)
+        fprintf(stderr, "polegate dlq: %s\n", rc == PG_ENOMEM ? "out of memory" : why);
+    return rc;
+}
+
+/* Send one dead letter to the intake and print the ack. 0 accepted, 1 rejected or
+ * kept, 2 no answer. */
+static int s_replay_one(s_dlq_cli *c, void *sock, uint64_t id)
+{
+    char why[PG_ERRSTR_SIZE], corr[32];
+    pg_store_txn *txn = pg_store_begin(c->store, 0, why, sizeof why);
+    pg_dlq_entry e;
+    int rc = txn ? pg_dlq_get(c->dlq, txn, id, &e, why, sizeof why) : PG_ESTORE;
+    if (!rc && e.original_len > e.len) {
+        snprintf(why, sizeof why, "dead letter %" PRIu64 ": only %zu of its %zu bytes were kept",
+                 id, e.len, e.original_len);
+        rc = PG_ETOOBIG;
+    }
+    snprintf(corr, sizeof corr, "dlq-%" PRIu64, id);
+    if (!rc && (zmq_send(sock, corr, strlen(corr), ZMQ_SNDMORE) < 0 ||
+                zmq_send(sock, e.data, e.len, 0) < 0)) {
+        snprintf(why, sizeof why, "cannot send to %s: %s", c->to, zmq_strerror(errno));
+        rc = PG_EIO;
+    }
+    pg_store_abort(&txn);
+    if (rc) {
+        fprintf(stderr, "polegate dlq: %s\n", why);
+        return rc == PG_EIO ? 2 : 1;
+    }
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, sock, 0) < 0) {
+        zmq_msg_close(&m);
+        fprintf(stderr, "polegate dlq: no answer from %s within %d ms (is polegated running?)\n",
+                c->to, c->timeout_ms);
+        return 2;
+    }
+    printf("%" PRIu64 " %.*s\n", id, (int)zmq_msg_size(&m), (const char *)zmq_msg_data(&m));
+    json_t *j = json_loadb(zmq_msg_data(&m), zmq_msg_size(&m), 0, NULL);
+    zmq_msg_close(&m);
+    const char *status = json_string_value(json_object_get(j, "status"));
+    int accepted = status && !strcmp(status, "accepted");
+    int settled = accepted || (status && !strcmp(status, "rejected"));
+    json_decref(j);
+    if (settled && s_delete(c, id))
+        return 1;
+    return accepted ? 0 : 1;
+}
+
+static int s_replay(s_dlq_cli *c, const uint64_t *ids, size_t n)
+{
+    if (!c->to)
+        return s_usage_error("replay needs --to ENDPOINT or --config FILE");
+    void *ctx = zmq_ctx_new();
+    void *sock = ctx ? zmq_socket(ctx, ZMQ_REQ) : NULL;
+    int linger = 0;
+    if (!sock || zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) ||
+        zmq_setsockopt(sock, ZMQ_RCVTIMEO, &c->timeout_ms, sizeof c->timeout_ms) ||
+        zmq_setsockopt(sock, ZMQ_SNDTIMEO, &c->timeout_ms, sizeof c->timeout_ms) ||
+        zmq_connect(sock, c->to)) {
+        fprintf(stderr, "polegate dlq: cannot connect to %s: %s\n", c->to, zmq_strerror(errno));
+        if (sock)
+            zmq_close(sock);
+        if (ctx)
+            zmq_ctx_term(ctx);
+        return 2;
+    }
+    int worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = s_replay_one(c, sock, ids[i]);
+        worst = rc > worst ? rc : worst;
+        if (rc == 2)
+            break; /* a REQ socket without an answer cannot send again */
+    }
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    return worst;
+}
+
+/* ---------------------------------------------------------------- the command */
+
+int pg_cli_dlq(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"store", required_argument, NULL, 's'}, {"config", required_argument, NULL, 'c'},
+        {"to", required_argument, NULL, 't'},    {"timeout-ms", required_argument, NULL, 'T'},
+        {"json", no_argument, NULL, 'j'},        {"raw", no_argument, NULL, 'r'},
+        {"all", no_argument, NULL, 'a'},         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    s_dlq_cli c = {.timeout_ms = 10000};
+    const char *store = NULL, *config = NULL;
+    int all = 0, opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        char *end;
+        switch (opt) {
+        case 's':
+            store = optarg;
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 't':
+            c.to = optarg;
+            break;
+        case 'T':
+            c.timeout_ms = (int)strtol(optarg, &end, 10);
+            if (*end || c.timeout_ms <= 0)
+                return s_usage_error("--timeout-ms must be a positive number");
+            break;
+        case 'j':
+            c.json = 1;
+            break;
+        case 'r':
+            c.raw = 1;
+            break;
+        case 'a':
+            all = 1;
+            break;
+        case 'h':
+            fputs(s_usage_text, stdout);
+            return 0;
+        default:
+            return s_usage_error("unknown option");
+        }
+    }
+    if (optind >= argc)
+        return s_usage_error("list, show, replay or purge?");
+    const char *cmd = argv[optind++];
+    if (strcmp(cmd, "list") && strcmp(cmd, "show") && strcmp(cmd, "replay") && strcmp(cmd, "purge"))
+        return s_usage_error("the commands are list, show, replay and purge");
+    if (!store == !config)
+        return s_usage_error("give either --store DIR or --config FILE");
+    size_t n = (size_t)(argc - optind);
+    uint64_t *ids = calloc(n ? n : 1, sizeof *ids);
+    if (!ids)
+        return 2;
+    for (size_t i = 0; i < n; i++)
+        if (s_parse_id(argv[optind + (int)i], &ids[i])) {
+            free(ids);
+            return s_usage_error("an ID is a dead letter's number, as `list` shows it");
+        }
+    if ((!strcmp(cmd, "show") && n != 1) || (!strcmp(cmd, "list") && n) ||
+        (!strcmp(cmd, "purge") && !n == !all)) {
+        free(ids);
+        return s_usage_error(!strcmp(cmd, "show")    ? "show takes one ID"
+                             : !strcmp(cmd, "purge") ? "purge takes IDs or --all"
+                                                     : "list takes no ID");
+    }
+
+    char why[16384];
+    pg_config *cfg = NULL;
+    if (config) {
+        cfg = pg_config_load(config, why, sizeof why);
+        if (!cfg) {
+            fprintf(stderr, "%s\n", why);
+            free(ids);
+            return 2;
+        }
+        store = cfg->store_path;
+        if (!c.to)
+            c.to = cfg->intake_endpoint;
+    }
+    int rc = 2;
+    c.store = pg_store_new(store, cfg ? cfg->store_map_size : 0, why, PG_ERRSTR_SIZE);
+    c.dlq = c.store ? pg_dlq_new(c.store, NULL, why, PG_ERRSTR_SIZE) : NULL;
+    if (!c.dlq) {
+        fprintf(stderr, "polegate dlq: %s\n", why);
+        goto out;
+    }
+    if (!strcmp(cmd, "list")) {
+        rc = s_list(&c);
+    } else if (!strcmp(cmd, "show")) {
+        rc = s_show(&c, ids[0]);
+    } else {
+        s_ids every = {0};
+        if (!n && s_all_ids(&c, &every))
+            goto out;
+        const uint64_t *list = n ? ids : every.ids;
+        size_t count = n ? n : every.count;
+        if (!strcmp(cmd, "replay")) {
+            rc = s_replay(&c, list, count);
+        } else {
+            rc = 0;
+            for (size_t i = 0; i < count; i++)
+                if (s_delete(&c, list[i]))
+                    rc = 1;
+        }
+        free(every.ids);
+    }
+out:
+    pg_dlq_destroy(&c.dlq);
+    pg_store_destroy(&c.store);
+    pg_config_destroy(&cfg);
+    free(ids);
+    return rc;
+}
