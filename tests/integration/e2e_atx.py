@@ -463,8 +463,7 @@ def check_java(c, records, rows):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build-dir", required=True, help="CMake build tree with gateway/polegated and cli/polegate")
-    # scripts/kafka-local's broker, on the port it uses (scripts/common.sh).
-    ap.add_argument("--brokers", default="127.0.0.1:%s" % os.environ.get("POLEGATE_KAFKA_PORT", "19092"))
+    ap.add_argument("--brokers", default=check_topic.DEFAULT_BROKERS)
     ap.add_argument("--no-java", action="store_true", help="skip Kafka's Java console consumer")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (config, store, log)")
     args = ap.parse_args()

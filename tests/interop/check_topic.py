@@ -24,6 +24,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PROTO_DIR = os.path.join(ROOT, "proto")
 PROTO_FILE = "polegate/pole/v1/pole.proto"
 
+# The broker of scripts/kafka-local, on the port it is told to use (scripts/common.sh).
+DEFAULT_BROKERS = "127.0.0.1:%s" % os.environ.get("POLEGATE_KAFKA_PORT", "19092")
+
 # pg-type header value -> message class name in pole_pb2 (docs/topics.md).
 PG_TYPES = {
     "polegate.pole.v1.EntityUpdate": "EntityUpdate",
@@ -239,7 +242,7 @@ def as_json(record):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--brokers", default="127.0.0.1:19092")
+    ap.add_argument("--brokers", default=DEFAULT_BROKERS)
     ap.add_argument("--topic", required=True)
     ap.add_argument("--expect", type=int, help="wait until at least this many records are there")
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
