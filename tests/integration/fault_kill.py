@@ -32,7 +32,7 @@ def main():
     ap.add_argument("--brokers", default=os.environ.get("POLEGATE_KAFKA_BROKERS", "127.0.0.1:19092"))
     ap.add_argument("--count", type=int, default=50000)
     ap.add_argument("--entities", type=int, default=25000)
-    ap.add_argument("--max-kills", type=int, default=12)
+    ap.add_argument("--max-kills", type=int, default=15)
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--keep", action="store_true", help="keep the run's folder")
     args = ap.parse_args()
@@ -60,7 +60,7 @@ def main():
                              entities=args.entities, window=200, resend_ms=2000, timeout_s=400)
         kills, peak_rss = 0, 0
         while load.poll() is None:
-            time.sleep(rng.uniform(1.0, 3.0))
+            time.sleep(rng.uniform(0.3, 1.0))
             peak_rss = max(peak_rss, daemon.rss_kib())
             if load.poll() is not None or kills >= args.max_kills:
                 continue

@@ -1,0 +1,283 @@
+/* bench_intake: acknowledged intake over ZeroMQ (decode, ledger, routing, spool, fsync,
+ * ack) with one commit per message vs group commit, and without fsync as the ceiling;
+ * with a broker given, publishing the spool with 1, 16, 256 batches per transaction.
+ *
+ *   bench_intake [N [STORE_BASE [N_PER_MESSAGE [BROKERS]]]] */
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "corpus.h"
+#include "dlq.h"
+#include "intake.h"
+#include "ledger.h"
+#include "policy.h"
+#include "producer.h"
+#include "polegate/adapter.h"
+#include "polegate/error.h"
+#include "router.h"
+#include "spool.h"
+#include "store.h"
+
+/* Requests a client keeps unacknowledged, like an RMS feed with a DEALER socket. */
+#define S_WINDOW 256
+
+#define S_POLICY                                                                                   \
+    "policy:\n  version: BENCH-1\n  agreements: [{name: ISA-B, description: bench}]\n"           \
+    "  destinations:\n    - {name: national, kind: national, topic: bench.pole.v1,\n"               \
+    "       agreement: ISA-B, max_classification: OFFICIAL-SENSITIVE, kinds: all}\n"
+
+typedef struct s_mode {
+    const char *name;
+    int durable;
+    size_t group; /* requests per write transaction */
+} s_mode;
+
+typedef struct s_msgs {
+    const uint8_t **data;
+    size_t *len;
+    size_t count, cap;
+} s_msgs;
+
+typedef struct s_client {
+    const char *endpoint;
+    void *ctx;
+    const s_msgs *msgs;
+    size_t acked, accepted;
+} s_client;
+
+static int s_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static double s_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int s_split(void *arg, const uint8_t *msg, size_t len, size_t pos)
+{
+    (void)pos;
+    s_msgs *m = arg;
+    if (m->count == m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 1024;
+        m->data = realloc(m->data, m->cap * sizeof *m->data);
+        m->len = realloc(m->len, m->cap * sizeof *m->len);
+        if (!m->data || !m->len)
+            return 1;
+    }
+    m->data[m->count] = msg;
+    m->len[m->count++] = len;
+    return 0;
+}
+
+/* Send every message with at most S_WINDOW unacknowledged; count the acks. */
+static void *s_client_run(void *arg)
+{
+    s_client *c = arg;
+    void *sock = zmq_socket(c->ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero);
+    zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_connect(sock, c->endpoint);
+    size_t sent = 0;
+    char buf[4096];
+    while (c->acked < c->msgs->count) {
+        while (sent < c->msgs->count && sent - c->acked < S_WINDOW) {
+            zmq_send(sock, "", 0, ZMQ_SNDMORE);
+            zmq_send(sock, c->msgs->data[sent], c->msgs->len[sent], 0);
+            sent++;
+        }
+        int more = 1;
+        while (more) {
+            int len = zmq_recv(sock, buf, sizeof buf - 1, 0);
+            if (len < 0)
+                goto out;
+            buf[len < (int)sizeof buf - 1 ? len : (int)sizeof buf - 1] = 0;
+            size_t sz = sizeof more;
+            zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
+        }
+        c->acked++;
+        if (strstr(buf, "\"status\":\"accepted\""))
+            c->accepted++;
+        else if (c->acked == 1 || getenv("BENCH_SHOW_REJECTED"))
+            fprintf(stderr, "bench_intake: %s\n", buf);
+    }
+out:
+    zmq_close(sock);
+    return NULL;
+}
+
+/* Publish the whole spool with window batches per Kafka transaction; print the rate. */
+static void s_publish(pg_store *store, pg_spool *spool, const char *brokers, size_t window)
+{
+    char why[PG_ERRSTR_SIZE], tid[64];
+    pg_spool_stats before;
+    pg_spool_stat_now(spool, &before, why, sizeof why);
+    snprintf(tid, sizeof tid, "bench-intake-%d-%zu", (int)getpid(), window);
+    pg_producer_opts po = {.brokers = brokers,
+                           .transactional_id = tid,
+                           .store = store,
+                           .spool = spool,
+                           .window_batches = window,
+                           .window_bytes = (size_t)64 << 20};
+    pg_producer *p = pg_producer_new(&po, why, sizeof why);
+    if (!p) {
+        fprintf(stderr, "bench_intake: %s\n", why);
+        return;
+    }
+    double t0 = s_now();
+    pg_spool_stats st = before;
+    while (st.batches && s_now() - t0 < 300) {
+        pg_producer_step(p, why, sizeof why);
+        pg_spool_stat_now(spool, &st, why, sizeof why);
+    }
+    double secs = s_now() - t0;
+    pg_producer_stats ps;
+    pg_producer_get_stats(p, &ps);
+    printf("| %zu | %llu | %llu | %.0f | %.2f s | %llu |\n", window,
+           (unsigned long long)before.batches, (unsigned long long)ps.delivered,
+           (double)ps.delivered / secs, secs, (unsigned long long)ps.transactions);
+    fflush(stdout);
+    pg_producer_destroy(&p);
+}
+
+static const char *s_brokers;
+static size_t s_window;
+
+static int s_run(const s_mode *mode, const s_msgs *msgs, const char *base)
+{
+    char dir[512], why[PG_ERRSTR_SIZE];
+    snprintf(dir, sizeof dir, "%s/pg-bench-intake-%d", base, (int)getpid());
+    nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    pg_store *store = pg_store_new(dir, (size_t)4 << 30, why, sizeof why);
+    if (!store) {
+        fprintf(stderr, "bench_intake: %s\n", why);
+        return 1;
+    }
+    pg_store_set_durable(store, mode->durable);
+    pg_ledger *ledger = pg_ledger_new(store, why, sizeof why);
+    pg_spool *spool = pg_spool_new(store, NULL, why, sizeof why);
+    pg_dlq *dlq = pg_dlq_new(store, NULL, why, sizeof why);
+    pg_policy *policy = pg_policy_load_string(S_POLICY, strlen(S_POLICY), "ESX", why, sizeof why);
+    pg_router *router = policy ? pg_router_new(policy, store, "ESX", why, sizeof why) : NULL;
+    void *ctx = zmq_ctx_new();
+    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
+                        .zmq_ctx = ctx,
+                        .adapter = pg_adapter_find("atx"),
+                        .force = "ESX",
+                        .dlq_topic = "bench.dlq.v1",
+                        .group_max = mode->group,
+                        .store = store,
+                        .ledger = ledger,
+                        .router = router,
+                        .spool = spool,
+                        .dlq = dlq};
+    pg_intake *intake = router && dlq && spool && ledger ? pg_intake_new(&o, why, sizeof why) : NULL;
+    if (!intake) {
+        fprintf(stderr, "bench_intake: %s\n", why);
+        return 1;
+    }
+    s_client c = {.endpoint = pg_intake_endpoint(intake), .ctx = ctx, .msgs = msgs};
+    pthread_t th;
+    double t0 = s_now();
+    pthread_create(&th, NULL, s_client_run, &c);
+    size_t handled = 0;
+    while (handled < msgs->count) {
+        int n = pg_intake_poll(intake, 1000, 0, why, sizeof why);
+        if (n < 0) {
+            fprintf(stderr, "bench_intake: %s\n", why);
+            break;
+        }
+        handled += (size_t)n;
+    }
+    pthread_join(th, NULL);
+    double secs = s_now() - t0;
+    pg_intake_stats st;
+    pg_intake_get_stats(intake, &st);
+    pg_spool_stats ss;
+    pg_spool_stat_now(spool, &ss, why, sizeof why);
+    if (!s_brokers)
+        printf("| %s | %zu | %.0f | %.2f s | %llu | %.1f | %llu |\n", mode->name, msgs->count,
+           (double)msgs->count / secs, secs, (unsigned long long)st.commits,
+           st.commits ? (double)msgs->count / (double)st.commits : 0.0,
+           (unsigned long long)ss.records);
+    fflush(stdout);
+    if (s_brokers)
+        s_publish(store, spool, s_brokers, s_window);
+    else if (c.accepted != msgs->count)
+        fprintf(stderr, "bench_intake: %zu of %zu accepted (the corpus has invalid ones: dead letters)\n", c.accepted, msgs->count);
+    pg_intake_destroy(&intake);
+    zmq_ctx_term(ctx);
+    pg_router_destroy(&router);
+    pg_policy_destroy(&policy);
+    pg_dlq_destroy(&dlq);
+    pg_spool_destroy(&spool);
+    pg_ledger_destroy(&ledger);
+    pg_store_destroy(&store);
+    nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    size_t n = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 20000;
+    const char *base = argc > 2 ? argv[2] : "/tmp";
+    size_t per_message = argc > 3 ? (size_t)strtoul(argv[3], NULL, 10) : 2000;
+    pg_log_set_level(PG_LOG_ERROR);
+    pg_buf corpus = PG_BUF_INIT;
+    pg_corpus_stats cst;
+    if (pg_corpus_atx(n, 42, &corpus, &cst))
+        return 1;
+    s_msgs msgs = {0};
+    pg_adapter_find("atx")->split(corpus.data, corpus.len, s_split, &msgs);
+    s_msgs few = msgs;
+    few.count = per_message < msgs.count ? per_message : msgs.count;
+    printf("bench_intake: ATX corpus over ZeroMQ (DEALER, %d in flight) through decode, "
+           "ledger, routing (1 destination) and the spool; store under %s\n\n",
+           S_WINDOW, base);
+
+    const s_mode modes[] = {
+        /* with a broker: fill the spool (not timed), then publish it timed */
+        {"durable, one commit per message", 1, 1},
+        {"durable, group commit (256)", 1, 256},
+        {"no fsync (MDB_NOSYNC), group commit (256)", 0, 256},
+    };
+    int rc = 0;
+    if (argc > 4) {
+        s_brokers = argv[4];
+        printf("\npublishing the spool to %s: batches per Kafka transaction\n\n"
+               "| batches per transaction | batches | records | records/s | time | "
+               "transactions |\n| --- | --- | --- | --- | --- | --- |\n",
+               s_brokers);
+        const size_t windows[] = {1, 16, 256};
+        for (size_t i = 0; i < 3; i++) {
+            s_window = windows[i];
+            s_msgs part = msgs;
+            part.count = windows[i] == 1 ? few.count : msgs.count;
+            rc |= s_run(&modes[2], &part, base);
+        }
+        return rc;
+    }
+    printf("| mode | messages | msg/s | time | commits (fsyncs) | messages per commit | records "
+           "spooled |\n| --- | --- | --- | --- | --- | --- | --- |\n");
+    /* A commit per message is slow on a real disk: it gets fewer messages. */
+    rc |= s_run(&modes[0], &few, base);
+    rc |= s_run(&modes[1], &msgs, base);
+    rc |= s_run(&modes[2], &msgs, base);
+    free(msgs.data);
+    free(msgs.len);
+    pg_buf_free(&corpus);
+    return rc;
+}
