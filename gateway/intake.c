@@ -414,6 +414,10 @@ static void s_after_commit(pg_intake *self)
                 pg_log(PG_LOG_ERROR, "audit: %s event not written: %s",
                        pg_audit_action_name(self->pending->audit[i].action), why);
         }
+        /* With audit.fsync: batch, one sync per group, like the store's commit. */
+        char why[PG_ERRSTR_SIZE];
+        if (self->pending->audit_count && pg_audit_sync(self->audit, why, sizeof why))
+            pg_log(PG_LOG_ERROR, "audit: %s", why);
     }
     pg_outbatch_reset(self->pending);
 }
