@@ -34,6 +34,7 @@ struct pg_daemon {
     pg_producer *producer;
     pg_intake *intake;
     pg_partner_service *partner; /* partner records in (NULL: no delivery configured) */
+    pg_partner_echo *echo;       /* drops the RMS's echoes of partner records */
     char tid[64];
     pg_intake_stats last_intake; /* the intake's counters when it closed */
     volatile sig_atomic_t stop;
@@ -143,6 +144,9 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
     d->producer = pg_producer_new(&popts, errstr, errstr_size);
     if (!d->producer)
         goto err;
+    if (cfg->delivery_endpoint &&
+        !(d->echo = pg_partner_echo_new(d->store, cfg->adapter, cfg->force, errstr, errstr_size)))
+        goto err;
     pg_intake_opts iopts = {
         .endpoint = cfg->intake_endpoint,
         .max_message_size = cfg->intake_max_message_size,
@@ -156,6 +160,7 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
         .spool = d->spool,
         .dlq = d->dlq,
         .audit = d->audit,
+        .echo = d->echo,
     };
     d->intake = pg_intake_new(&iopts, errstr, errstr_size);
     if (!d->intake)
@@ -175,6 +180,7 @@ void pg_daemon_destroy(pg_daemon **p)
     pg_daemon *d = *p;
     pg_partner_service_stop(&d->partner, 0);
     pg_intake_destroy(&d->intake);
+    pg_partner_echo_destroy(&d->echo);
     pg_producer_destroy(&d->producer);
     pg_audit_destroy(&d->audit);
     pg_router_destroy(&d->router);
@@ -246,12 +252,13 @@ static void s_log_counters(pg_daemon *d, int level, const char *when)
     pg_log(level,
            "%s: messages %" PRIu64 " received, %" PRIu64 " accepted (%" PRIu64
            " duplicate), %" PRIu64 " rejected (%" PRIu64 " dead letters), %" PRIu64
-           " retry (%" PRIu64 " spool full), %" PRIu64 " commits; kafka %" PRIu64
+           " retry (%" PRIu64 " spool full), %" PRIu64 " commits, %" PRIu64
+           " partner echoes dropped; kafka %" PRIu64
            " records in %" PRIu64 " transactions, %" PRIu64 " aborted, %" PRIu64
            " producer restarts; spool %" PRIu64 " batches, %" PRIu64 " records, %" PRIu64
            " bytes waiting",
            when, is.received, is.accepted, is.duplicates, is.rejected, is.dead_letters,
-           is.retried, is.backpressure, is.commits, ps.delivered, ps.transactions, ps.aborts,
+           is.retried, is.backpressure, is.commits, is.echoes, ps.delivered, ps.transactions, ps.aborts,
            ps.restarts, ss.batches, ss.records, ss.bytes);
 }
 

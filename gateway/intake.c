@@ -45,6 +45,7 @@ struct pg_intake {
     pg_spool *spool;
     pg_dlq *dlq;
     pg_audit *audit;
+    pg_partner_echo *echo;
     size_t group_max, group_max_bytes;
     pg_changeset *in;  /* what the adapter decoded */
     pg_changeset *out; /* what the ledger says to publish */
@@ -95,7 +96,9 @@ pg_intake *pg_intake_new(const pg_intake_opts *opts, char *errstr, size_t errstr
         opts->max_message_size ? opts->max_message_size : opts->adapter->max_message_size;
     self->force = s_strdup_opt(opts->force, &fail);
     self->dlq_topic = s_strdup_opt(opts->dlq_topic, &fail);
-    self->actx.force = self->force;
+    self->echo = opts->echo;
+    /* With an echo filter the force check is the filter's: an echo names the partner. */
+    self->actx.force = self->echo ? NULL : self->force;
     self->router = opts->router;
     self->store = opts->store;
     self->ledger = opts->ledger;
@@ -329,6 +332,19 @@ static void s_apply(pg_intake *self, pg_store_txn *txn, const uint8_t *data, siz
     if (!child) {
         s_fail(self, ack, PG_INTAKE_RETRY, "store: %s", why);
         return;
+    }
+    if (self->echo) {
+        size_t dropped = 0;
+        rc = pg_partner_echo_filter(self->echo, child, self->in, &dropped, why, sizeof why);
+        if (rc) {
+            pg_store_abort(&child);
+            if (rc == PG_EINVALID)
+                s_reject(self, txn, data, size, ack, why);
+            else
+                s_fail(self, ack, PG_INTAKE_RETRY, "%s", why);
+            return;
+        }
+        self->stats.echoes += dropped;
     }
     pg_ledger_result res = {0};
     rc = pg_ledger_apply(self->ledger, child, self->in, self->out, &res, why, sizeof why);

@@ -10,6 +10,7 @@
 #include "dlq.h"
 #include "ledger.h"
 #include "outrec.h"
+#include "partner.h"
 #include "polegate/adapter.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
@@ -78,6 +79,7 @@ typedef struct pg_intake_stats {
     uint64_t published;    /* canonical updates the ledger published */
     uint64_t spooled;      /* outbound records appended to the spool */
     uint64_t commits;      /* write transactions committed (fsyncs) */
+    uint64_t echoes;       /* changes dropped as the RMS's echo of partner records */
 } pg_intake_stats;
 
 typedef struct pg_intake_opts {
@@ -97,6 +99,10 @@ typedef struct pg_intake_opts {
     pg_router *router; /* what the ledger published -> records per destination */
     pg_spool *spool;
     pg_dlq *dlq;     /* NULL: invalid messages are only rejected */
+    /* NULL: the decoder refuses messages of another force. Else the decoder does not
+     * check the force, and this filter drops the RMS's echoes of partner records
+     * (gateway/partner.h) and refuses other foreign messages. */
+    pg_partner_echo *echo;
     pg_audit *audit; /* NULL: routing's pending audit events are not written */
 } pg_intake_opts;
 

@@ -23,6 +23,7 @@
 #include "ledger.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
+#include "partner.h"
 #include "policy.h"
 #include "producer.h"
 #include "router.h"
@@ -417,6 +418,29 @@ START_TEST(test_spool_full_backpressure)
     ck_assert_int_eq(ack.duplicate, 0);
     ck_assert_uint_eq(ack.id_count, 1);
     ck_assert_str_eq(ack.ids[0], s_uuid("P0000000003"));
+}
+END_TEST
+
+START_TEST(test_partner_echo_filter)
+{
+    /* With the echo filter the decoder does not check the force: the filter does, and
+     * lets our own records through. */
+    pg_partner_echo *echo =
+        pg_partner_echo_new(s_store, pg_adapter_find("atx"), "ESX", s_err, sizeof s_err);
+    ck_assert_msg(echo != NULL, "%s", s_err);
+    pg_intake_opts o = {.adapter = &s_fake, .force = "ESX", .store = s_store, .ledger = s_ledger,
+                        .router = s_router, .spool = s_spool, .dlq = s_dlq, .echo = echo};
+    pg_intake *in = pg_intake_new(&o, s_err, sizeof s_err);
+    ck_assert_ptr_nonnull(in);
+    pg_intake_ack ack;
+    pg_intake_handle(in, (const uint8_t *)"e1 P0000000041 1 UPSERT", 23, &ack);
+    ck_assert_msg(ack.status == PG_INTAKE_ACCEPTED, "%s", ack.reason);
+    ck_assert_uint_eq(ack.id_count, 1);
+    pg_intake_stats is;
+    pg_intake_get_stats(in, &is);
+    ck_assert_uint_eq(is.echoes, 0);
+    pg_intake_destroy(&in);
+    pg_partner_echo_destroy(&echo);
 }
 END_TEST
 
@@ -999,6 +1023,7 @@ int main(void)
     tcase_add_test(tc, test_ack_json);
     tcase_add_test(tc, test_req_client);
     tcase_add_test(tc, test_dealer_pipelined);
+    tcase_add_test(tc, test_partner_echo_filter);
     tcase_add_test(tc, test_group_commit);
     tcase_add_test(tc, test_spool_full_backpressure);
     tcase_add_test(tc, test_bind_error);
