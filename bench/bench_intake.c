@@ -17,10 +17,10 @@
 #include "dlq.h"
 #include "intake.h"
 #include "ledger.h"
-#include "policy.h"
-#include "producer.h"
 #include "polegate/adapter.h"
 #include "polegate/error.h"
+#include "policy.h"
+#include "producer.h"
 #include "router.h"
 #include "spool.h"
 #include "store.h"
@@ -29,8 +29,8 @@
 #define S_WINDOW 256
 
 #define S_POLICY                                                                                   \
-    "policy:\n  version: BENCH-1\n  agreements: [{name: ISA-B, description: bench}]\n"           \
-    "  destinations:\n    - {name: national, kind: national, topic: bench.pole.v1,\n"               \
+    "policy:\n  version: BENCH-1\n  agreements: [{name: ISA-B, description: bench}]\n"             \
+    "  destinations:\n    - {name: national, kind: national, topic: bench.pole.v1,\n"              \
     "       agreement: ISA-B, max_classification: OFFICIAL-SENSITIVE, kinds: all}\n"
 
 typedef struct s_mode {
@@ -184,7 +184,8 @@ static int s_run(const s_mode *mode, const s_msgs *msgs, const char *base)
                         .router = router,
                         .spool = spool,
                         .dlq = dlq};
-    pg_intake *intake = router && dlq && spool && ledger ? pg_intake_new(&o, why, sizeof why) : NULL;
+    pg_intake *intake =
+        router && dlq && spool && ledger ? pg_intake_new(&o, why, sizeof why) : NULL;
     if (!intake) {
         fprintf(stderr, "bench_intake: %s\n", why);
         return 1;
@@ -210,14 +211,16 @@ static int s_run(const s_mode *mode, const s_msgs *msgs, const char *base)
     pg_spool_stat_now(spool, &ss, why, sizeof why);
     if (!s_brokers)
         printf("| %s | %zu | %.0f | %.2f s | %llu | %.1f | %llu |\n", mode->name, msgs->count,
-           (double)msgs->count / secs, secs, (unsigned long long)st.commits,
-           st.commits ? (double)msgs->count / (double)st.commits : 0.0,
-           (unsigned long long)ss.records);
+               (double)msgs->count / secs, secs, (unsigned long long)st.commits,
+               st.commits ? (double)msgs->count / (double)st.commits : 0.0,
+               (unsigned long long)ss.records);
     fflush(stdout);
     if (s_brokers)
         s_publish(store, spool, s_brokers, s_window);
     else if (c.accepted != msgs->count)
-        fprintf(stderr, "bench_intake: %zu of %zu accepted (the corpus has invalid ones: dead letters)\n", c.accepted, msgs->count);
+        fprintf(stderr,
+                "bench_intake: %zu of %zu accepted (the corpus has invalid ones: dead letters)\n",
+                c.accepted, msgs->count);
     pg_intake_destroy(&intake);
     zmq_ctx_term(ctx);
     pg_router_destroy(&router);

@@ -257,10 +257,14 @@ static int s_replay(s_dlq_cli *c, const uint64_t *ids, size_t n)
 int pg_cli_dlq(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"store", required_argument, NULL, 's'}, {"config", required_argument, NULL, 'c'},
-        {"to", required_argument, NULL, 't'},    {"timeout-ms", required_argument, NULL, 'T'},
-        {"json", no_argument, NULL, 'j'},        {"raw", no_argument, NULL, 'r'},
-        {"all", no_argument, NULL, 'a'},         {"help", no_argument, NULL, 'h'},
+        {"store", required_argument, NULL, 's'},
+        {"config", required_argument, NULL, 'c'},
+        {"to", required_argument, NULL, 't'},
+        {"timeout-ms", required_argument, NULL, 'T'},
+        {"json", no_argument, NULL, 'j'},
+        {"raw", no_argument, NULL, 'r'},
+        {"all", no_argument, NULL, 'a'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     s_dlq_cli c = {.timeout_ms = 10000};

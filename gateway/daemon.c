@@ -12,9 +12,9 @@
 #include "audit.h"
 #include "ledger.h"
 #include "partner.h"
-#include "policy.h"
 #include "polegate/error.h"
 #include "polegate/version.h"
+#include "policy.h"
 #include "router.h"
 #include "store.h"
 
@@ -253,12 +253,11 @@ static void s_log_counters(pg_daemon *d, int level, const char *when)
            "%s: messages %" PRIu64 " received, %" PRIu64 " accepted (%" PRIu64
            " duplicate), %" PRIu64 " rejected (%" PRIu64 " dead letters), %" PRIu64
            " retry (%" PRIu64 " spool full), %" PRIu64 " commits, %" PRIu64
-           " partner echoes dropped; kafka %" PRIu64
-           " records in %" PRIu64 " transactions, %" PRIu64 " aborted, %" PRIu64
-           " producer restarts; spool %" PRIu64 " batches, %" PRIu64 " records, %" PRIu64
-           " bytes waiting",
-           when, is.received, is.accepted, is.duplicates, is.rejected, is.dead_letters,
-           is.retried, is.backpressure, is.commits, is.echoes, ps.delivered, ps.transactions, ps.aborts,
+           " partner echoes dropped; kafka %" PRIu64 " records in %" PRIu64
+           " transactions, %" PRIu64 " aborted, %" PRIu64 " producer restarts; spool %" PRIu64
+           " batches, %" PRIu64 " records, %" PRIu64 " bytes waiting",
+           when, is.received, is.accepted, is.duplicates, is.rejected, is.dead_letters, is.retried,
+           is.backpressure, is.commits, is.echoes, ps.delivered, ps.transactions, ps.aborts,
            ps.restarts, ss.batches, ss.records, ss.bytes);
 }
 

@@ -164,9 +164,8 @@ int pg_dlq_add(pg_dlq *self, pg_store_txn *txn, pg_dlq_entry *e, size_t *evicted
     /* Evict the oldest until the new entry fits both bounds. */
     pg_store_cursor *cur = NULL;
     size_t gone = 0;
-    while (st.entries &&
-           (st.entries + 1 > self->limits.max_entries ||
-            st.bytes + b->len > self->limits.max_bytes)) {
+    while (st.entries && (st.entries + 1 > self->limits.max_entries ||
+                          st.bytes + b->len > self->limits.max_bytes)) {
         if (!cur && !(cur = pg_store_cursor_open(txn, self->entry_db, errstr, errstr_size)))
             return PG_ESTORE;
         const void *v;
@@ -296,7 +295,8 @@ int pg_dlq_outrec(pg_outbatch *batch, const char *topic, const pg_dlq_entry *e, 
     rec->value = value;
     rec->value_len = len;
     int rc = pg_outrec_header_add(batch, rec, PG_HDR_REASON, e->reason ? e->reason : "");
-    rc = rc ? rc : pg_outrec_header_add(batch, rec, PG_HDR_ORIGIN_FORCE, e->origin ? e->origin : "");
+    rc =
+        rc ? rc : pg_outrec_header_add(batch, rec, PG_HDR_ORIGIN_FORCE, e->origin ? e->origin : "");
     rc = rc ? rc : pg_outrec_header_add(batch, rec, PG_HDR_RECEIVED_AT, when);
     rc = rc ? rc : pg_outrec_header_add(batch, rec, PG_HDR_FORMAT, e->format ? e->format : "");
     rc = rc ? rc : pg_outrec_header_add(batch, rec, PG_HDR_DLQ_ID, id);

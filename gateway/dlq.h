@@ -69,16 +69,15 @@ typedef struct pg_dlq_stats {
 /* The dead-letter store of store (databases opened in a transaction of its own: call
  * it while this thread has none open). limits may be NULL (defaults). NULL with
  * errstr on failure. */
-pg_dlq *pg_dlq_new(pg_store *store, const pg_dlq_limits *limits, char *errstr,
-                   size_t errstr_size);
+pg_dlq *pg_dlq_new(pg_store *store, const pg_dlq_limits *limits, char *errstr, size_t errstr_size);
 void pg_dlq_destroy(pg_dlq **p);
 
 /* Keep entry (id ignored; data cut to max_message bytes, original_len taken from len
  * when 0) in the write transaction txn, evicting the oldest entries as the bounds
  * require; entry->id gets the new id and *evicted (may be NULL) how many went. 0 or
  * PG_ESTORE / PG_ENOMEM. */
-int pg_dlq_add(pg_dlq *dlq, pg_store_txn *txn, pg_dlq_entry *entry, size_t *evicted,
-               char *errstr, size_t errstr_size);
+int pg_dlq_add(pg_dlq *dlq, pg_store_txn *txn, pg_dlq_entry *entry, size_t *evicted, char *errstr,
+               size_t errstr_size);
 /* Entry id, its strings and bytes pointing into the store: valid until txn ends or
  * writes to the dlq. 0, PG_ENOTFOUND, PG_ESTORE, PG_EINTERNAL (damaged). */
 int pg_dlq_get(pg_dlq *dlq, pg_store_txn *txn, uint64_t id, pg_dlq_entry *out, char *errstr,

@@ -25,7 +25,7 @@ typedef struct s_slot {
     zmq_msg_t parts[S_MAX_PARTS];
     size_t nparts, total;
     pg_intake_status status;
-    int stored; /* its outcome is in the group's transaction (accepted, dead letter) */
+    int stored;  /* its outcome is in the group's transaction (accepted, dead letter) */
     pg_buf json; /* the ack, reused */
 } s_slot;
 
@@ -47,11 +47,11 @@ struct pg_intake {
     pg_audit *audit;
     pg_partner_echo *echo;
     size_t group_max, group_max_bytes;
-    pg_changeset *in;  /* what the adapter decoded */
-    pg_changeset *out; /* what the ledger says to publish */
+    pg_changeset *in;     /* what the adapter decoded */
+    pg_changeset *out;    /* what the ledger says to publish */
     pg_outbatch *batch;   /* one message's outbound records */
     pg_outbatch *pending; /* the group's audit events, written after its commit */
-    const char **ids;  /* the ack's ids, reused */
+    const char **ids;     /* the ack's ids, reused */
     size_t ids_cap;
     s_slot *slots;
     pg_buf json; /* pg_intake_handle's ack, reused */
@@ -117,7 +117,8 @@ pg_intake *pg_intake_new(const pg_intake_opts *opts, char *errstr, size_t errstr
         goto err;
     }
     if (!self->spool || !self->router || !self->store || !self->ledger) {
-        pg_errf(PG_EUSAGE, errstr, errstr_size, "intake: a store, ledger, router and spool are needed");
+        pg_errf(PG_EUSAGE, errstr, errstr_size,
+                "intake: a store, ledger, router and spool are needed");
         goto err;
     }
     if (!opts->endpoint)
@@ -518,7 +519,6 @@ static int s_json_str(pg_buf *out, const char *s)
     return rc ? rc : pg_buf_putc(out, '"');
 }
 
-
 int pg_intake_ack_json(const pg_intake_ack *ack, const char *correlation, pg_buf *out)
 {
     int rc = pg_buf_putc(out, '{');
@@ -695,7 +695,8 @@ static void s_send_ack(pg_intake *self, s_slot *slot)
 {
     s_layout l;
     s_layout_of(slot, &l);
-    int rc = s_send_frame(self->sock, zmq_msg_data(&slot->parts[0]), zmq_msg_size(&slot->parts[0]), 1);
+    int rc =
+        s_send_frame(self->sock, zmq_msg_data(&slot->parts[0]), zmq_msg_size(&slot->parts[0]), 1);
     if (!rc && l.delimiter)
         rc = s_send_frame(self->sock, "", 0, 1);
     if (!rc)

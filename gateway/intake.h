@@ -89,8 +89,8 @@ typedef struct pg_intake_opts {
     void *zmq_ctx;
     size_t max_message_size; /* 0: the adapter's */
     const pg_adapter_ops *adapter;
-    const char *force; /* decode rejects messages naming another force */
-    const char *dlq_topic; /* NULL: dead letters are kept locally only */
+    const char *force;      /* decode rejects messages naming another force */
+    const char *dlq_topic;  /* NULL: dead letters are kept locally only */
     size_t group_max;       /* requests per write transaction; 0: 256 */
     size_t group_max_bytes; /* message bytes per write transaction; 0: 16 MiB */
     /* Borrowed; must outlive the intake. */
@@ -98,7 +98,7 @@ typedef struct pg_intake_opts {
     pg_ledger *ledger;
     pg_router *router; /* what the ledger published -> records per destination */
     pg_spool *spool;
-    pg_dlq *dlq;     /* NULL: invalid messages are only rejected */
+    pg_dlq *dlq; /* NULL: invalid messages are only rejected */
     /* NULL: the decoder refuses messages of another force. Else the decoder does not
      * check the force, and this filter drops the RMS's echoes of partner records
      * (gateway/partner.h) and refuses other foreign messages. */

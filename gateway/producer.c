@@ -36,11 +36,11 @@ struct pg_producer {
     int call_timeout_ms;
 
     /* Where the current handle is in its transaction cycle. */
-    int inited;       /* init_transactions done */
-    int committing;   /* a window produced: commit it (again, after a timeout) */
-    int aborting;     /* the open transaction must be aborted first */
+    int inited;        /* init_transactions done */
+    int committing;    /* a window produced: commit it (again, after a timeout) */
+    int aborting;      /* the open transaction must be aborted first */
     int aborts_in_row; /* windows aborted since the last commit */
-    pg_outbatch *win; /* the window's records */
+    pg_outbatch *win;  /* the window's records */
     uint64_t win_first, win_last;
     size_t win_batches;
 
@@ -123,8 +123,8 @@ __attribute__((format(printf, 5, 6))) static int s_fail(pg_producer *self, int e
     va_end(ap);
     time_t now = time(NULL);
     pthread_mutex_lock(&self->lock);
-    int quiet = err == PG_ERETRY && !strcmp(msg, self->last_error) &&
-                now - self->last_warn < S_WARN_EVERY;
+    int quiet =
+        err == PG_ERETRY && !strcmp(msg, self->last_error) && now - self->last_warn < S_WARN_EVERY;
     snprintf(self->last_error, sizeof self->last_error, "%s", msg);
     if (!quiet)
         self->last_warn = now;
@@ -227,8 +227,10 @@ pg_producer *pg_producer_new(const pg_producer_opts *opts, char *errstr, size_t 
     self->audit = opts->audit;
     self->window_batches = opts->window_batches ? opts->window_batches : S_DEFAULT_WINDOW_BATCHES;
     self->window_bytes = opts->window_bytes ? opts->window_bytes : S_DEFAULT_WINDOW_BYTES;
-    self->call_timeout_ms = opts->call_timeout_ms ? opts->call_timeout_ms : S_DEFAULT_CALL_TIMEOUT_MS;
-    int txn_ms = opts->transaction_timeout_ms ? opts->transaction_timeout_ms : S_DEFAULT_TXN_TIMEOUT_MS;
+    self->call_timeout_ms =
+        opts->call_timeout_ms ? opts->call_timeout_ms : S_DEFAULT_CALL_TIMEOUT_MS;
+    int txn_ms =
+        opts->transaction_timeout_ms ? opts->transaction_timeout_ms : S_DEFAULT_TXN_TIMEOUT_MS;
     self->conf = rd_kafka_conf_new();
     self->win = pg_outbatch_new();
     if (!self->conf || !self->win || !opts->transactional_id ||
@@ -380,8 +382,8 @@ static int s_produce_window(pg_producer *self, char *errstr, size_t errstr_size)
             if (fatal)
                 return s_txn_error(self, fatal, "produce", errstr, errstr_size);
             return s_fail(self, PG_ERETRY, errstr, errstr_size,
-                          "record key %s not queued for %s: %s; aborting the transaction",
-                          r->key, r->topic, rd_kafka_err2str(err));
+                          "record key %s not queued for %s: %s; aborting the transaction", r->key,
+                          r->topic, rd_kafka_err2str(err));
         }
     }
     return 0;

@@ -62,9 +62,9 @@ typedef struct pg_producer_opts {
     /* Borrowed; must outlive the producer. */
     pg_store *store;
     pg_spool *spool;
-    pg_audit *audit; /* NULL: no audit events written */
-    size_t window_batches; /* batches per transaction; 0: 256 */
-    size_t window_bytes;   /* serialised bytes per transaction; 0: 4 MiB */
+    pg_audit *audit;            /* NULL: no audit events written */
+    size_t window_batches;      /* batches per transaction; 0: 256 */
+    size_t window_bytes;        /* serialised bytes per transaction; 0: 4 MiB */
     int transaction_timeout_ms; /* 0: 60000 (also message.timeout.ms) */
     int call_timeout_ms;        /* longest single wait on the broker; 0: 1000 */
 } pg_producer_opts;

@@ -304,8 +304,7 @@ static int s_state_get(pg_spool *self, pg_store_txn *txn, s_state *st, char *err
     if (rc)
         return rc;
     if (vlen != sizeof *st)
-        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "spool: damaged state (%zu bytes)",
-                       vlen);
+        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "spool: damaged state (%zu bytes)", vlen);
     memcpy(st, v, sizeof *st);
     return 0;
 }
@@ -332,9 +331,8 @@ int pg_spool_append(pg_spool *self, pg_store_txn *txn, const pg_outbatch *batch,
     if ((rc = s_state_get(self, txn, &st, errstr, errstr_size)))
         return rc;
     const pg_spool_limits *lim = &self->limits;
-    if (st.batches &&
-        ((lim->max_records && st.records + batch->count > lim->max_records) ||
-         (lim->max_bytes && st.bytes + self->value.len > lim->max_bytes)))
+    if (st.batches && ((lim->max_records && st.records + batch->count > lim->max_records) ||
+                       (lim->max_bytes && st.bytes + self->value.len > lim->max_bytes)))
         return pg_errf(PG_ERETRY, errstr, errstr_size,
                        "spool full: %llu records, %llu bytes waiting for the broker (bounds "
                        "%zu records, %zu bytes); send again later",

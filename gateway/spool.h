@@ -41,10 +41,10 @@ typedef struct pg_spool_limits {
 } pg_spool_limits;
 
 typedef struct pg_spool_stats {
-    uint64_t batches;  /* waiting */
-    uint64_t records;  /* waiting, pg_outrecs */
-    uint64_t bytes;    /* waiting, serialised */
-    uint64_t next_seq; /* the sequence the next append gets */
+    uint64_t batches;   /* waiting */
+    uint64_t records;   /* waiting, pg_outrecs */
+    uint64_t bytes;     /* waiting, serialised */
+    uint64_t next_seq;  /* the sequence the next append gets */
     uint64_t first_seq; /* of the oldest batch waiting; 0 when empty */
 } pg_spool_stats;
 
@@ -70,8 +70,8 @@ int pg_spool_append(pg_spool *spool, pg_store_txn *txn, const pg_outbatch *batch
  * its sequence and *bytes (may be NULL) its serialised size. Any transaction. 0,
  * PG_ENOTFOUND (none), PG_ESTORE, PG_ENOMEM, PG_EINTERNAL (a batch that does not
  * parse: the store is damaged). Audit events are not kept (see pg_spool_append). */
-int pg_spool_next(pg_spool *spool, pg_store_txn *txn, uint64_t after, uint64_t *seq,
-                  size_t *bytes, pg_outbatch *out, char *errstr, size_t errstr_size);
+int pg_spool_next(pg_spool *spool, pg_store_txn *txn, uint64_t after, uint64_t *seq, size_t *bytes,
+                  pg_outbatch *out, char *errstr, size_t errstr_size);
 
 /* Remove every batch with first <= sequence <= last (write txn), keeping the counters
  * right. *removed (may be NULL) gets how many. 0 or PG_ESTORE. */

@@ -3,23 +3,23 @@
  * purge, and replay to a live intake after a fix). */
 #include <check.h>
 #include <pthread.h>
-#include <zmq.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zmq.h>
 
-#include "dlq.h"
 #include "config.h"
+#include "dlq.h"
 #include "intake.h"
 #include "ledger.h"
-#include "policy.h"
-#include "router.h"
-#include "spool.h"
 #include "outrec.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
+#include "policy.h"
+#include "router.h"
+#include "spool.h"
 #include "store.h"
 
 static char s_err[PG_ERRSTR_SIZE];
@@ -296,7 +296,8 @@ START_TEST(test_cli_list_show_purge)
                                         "\"reason\":\"record.id: required\"}\n"));
     snprintf(args, sizeof args, "dlq show --store %s 2", s_dir);
     ck_assert_int_eq(s_polegate(args), 0);
-    ck_assert_msg(strstr(s_out, "id: 2\n") && strstr(s_out, "reason: record.type: unknown\n\n{\"b\":2}\n"),
+    ck_assert_msg(strstr(s_out, "id: 2\n") &&
+                      strstr(s_out, "reason: record.type: unknown\n\n{\"b\":2}\n"),
                   "%s", s_out);
     snprintf(args, sizeof args, "dlq show --raw --store %s 2", s_dir);
     ck_assert_int_eq(s_polegate(args), 0);
@@ -317,9 +318,14 @@ START_TEST(test_cli_list_show_purge)
     ck_assert_str_eq(s_out, "");
 
     /* usage errors */
-    const char *bad[] = {"dlq", "dlq list", "dlq frob --store /tmp", "dlq show --store /tmp",
-                         "dlq show --store /tmp x", "dlq purge --store /tmp",
-                         "dlq purge --all --store /tmp 3", "dlq list --store /tmp --config /x"};
+    const char *bad[] = {"dlq",
+                         "dlq list",
+                         "dlq frob --store /tmp",
+                         "dlq show --store /tmp",
+                         "dlq show --store /tmp x",
+                         "dlq purge --store /tmp",
+                         "dlq purge --all --store /tmp 3",
+                         "dlq list --store /tmp --config /x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(s_polegate(bad[i]) == 2, "%s", bad[i]);
     ck_assert_int_eq(s_polegate("dlq --help"), 0);
@@ -343,7 +349,8 @@ static int s_fix_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t s
     const char *nid = text;
     if (!strncmp(text, "bad ", 4)) {
         if (!s_fixed)
-            return pg_errf(PG_EINVALID, errstr, errstr_size, "record.type: not known before the fix");
+            return pg_errf(PG_EINVALID, errstr, errstr_size,
+                           "record.type: not known before the fix");
         nid = text + 4;
     }
     pg_entity_update *u = PG_PB_NEW(cs->arena, pg_entity_update, polegate__pole__v1__entity_update);
@@ -364,9 +371,11 @@ static int s_fix_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t s
     return pg_changeset_add_entity(cs, u, 0);
 }
 
-static const pg_adapter_ops s_fix_adapter = {
-    .name = "fix", .format = "atx", .system = "ATHENA", .max_message_size = 1000,
-    .decode = s_fix_decode};
+static const pg_adapter_ops s_fix_adapter = {.name = "fix",
+                                             .format = "atx",
+                                             .system = "ATHENA",
+                                             .max_message_size = 1000,
+                                             .decode = s_fix_decode};
 
 typedef struct s_server {
     pg_intake *intake;
@@ -383,21 +392,29 @@ static void *s_serve(void *arg)
 }
 
 #define S_POLICY                                                                                   \
-    "policy:\n  version: T-1\n  agreements: [{name: ISA-T, description: test}]\n"                 \
-    "  destinations:\n    - {name: national, kind: national, topic: t.pole.v1, agreement: ISA-T,\n" \
+    "policy:\n  version: T-1\n  agreements: [{name: ISA-T, description: test}]\n"                  \
+    "  destinations:\n    - {name: national, kind: national, topic: t.pole.v1, agreement: "        \
+    "ISA-T,\n"                                                                                     \
     "       max_classification: OFFICIAL-SENSITIVE, kinds: all}\n"
 
 START_TEST(test_cli_replay_after_fix)
 {
     pg_ledger *ledger = pg_ledger_new(s_store, s_err, sizeof s_err);
     pg_spool *spool = pg_spool_new(s_store, NULL, s_err, sizeof s_err);
-    pg_policy *policy = pg_policy_load_string(S_POLICY, strlen(S_POLICY), "ESX", s_err, sizeof s_err);
+    pg_policy *policy =
+        pg_policy_load_string(S_POLICY, strlen(S_POLICY), "ESX", s_err, sizeof s_err);
     ck_assert_msg(policy != NULL, "%s", s_err);
     pg_router *router = pg_router_new(policy, s_store, "ESX", s_err, sizeof s_err);
     ck_assert_msg(router != NULL, "%s", s_err);
-    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*", .adapter = &s_fix_adapter, .force = "ESX",
-                        .dlq_topic = "t.dlq.v1", .store = s_store, .ledger = ledger,
-                        .router = router, .spool = spool, .dlq = s_dlq};
+    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
+                        .adapter = &s_fix_adapter,
+                        .force = "ESX",
+                        .dlq_topic = "t.dlq.v1",
+                        .store = s_store,
+                        .ledger = ledger,
+                        .router = router,
+                        .spool = spool,
+                        .dlq = s_dlq};
     s_server srv = {.intake = pg_intake_new(&o, s_err, sizeof s_err)};
     ck_assert_msg(srv.intake != NULL, "%s", s_err);
     pg_intake_ack ack;
@@ -413,9 +430,9 @@ START_TEST(test_cli_replay_after_fix)
     snprintf(args, sizeof args, "dlq replay --store %s --to %s 1", s_dir,
              pg_intake_endpoint(srv.intake));
     ck_assert_int_eq(s_polegate(args), 1);
-    ck_assert_msg(strstr(s_out, "1 {\"correlation\":\"dlq-1\",\"status\":\"rejected\",\"reason\":"
-                                "\"record.type: not known before the fix\",\"dead_letter\":3}") ==
-                      s_out,
+    ck_assert_msg(strstr(s_out,
+                         "1 {\"correlation\":\"dlq-1\",\"status\":\"rejected\",\"reason\":"
+                         "\"record.type: not known before the fix\",\"dead_letter\":3}") == s_out,
                   "%s", s_out);
     /* fixed: every dead letter replayed is accepted and removed */
     s_fixed = 1;

@@ -21,9 +21,9 @@
 #include "dlq.h"
 #include "intake.h"
 #include "ledger.h"
+#include "partner.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
-#include "partner.h"
 #include "policy.h"
 #include "producer.h"
 #include "router.h"
@@ -39,8 +39,8 @@
     "  version: T-1\n"                                                                             \
     "  agreements: [{name: ISA-T, description: test}]\n"                                           \
     "  destinations:\n"                                                                            \
-    "    - {name: national, kind: national, topic: " TOPIC ", agreement: ISA-T,\n"                \
-    "       max_classification: OFFICIAL-SENSITIVE, kinds: all,\n"                     \
+    "    - {name: national, kind: national, topic: " TOPIC ", agreement: ISA-T,\n"                 \
+    "       max_classification: OFFICIAL-SENSITIVE, kinds: all,\n"                                 \
     "       mopi_groups: [1, 2, 3, 4, ungrouped]}\n"
 
 static char s_err[PG_ERRSTR_SIZE];
@@ -428,8 +428,14 @@ START_TEST(test_partner_echo_filter)
     pg_partner_echo *echo =
         pg_partner_echo_new(s_store, pg_adapter_find("atx"), "ESX", s_err, sizeof s_err);
     ck_assert_msg(echo != NULL, "%s", s_err);
-    pg_intake_opts o = {.adapter = &s_fake, .force = "ESX", .store = s_store, .ledger = s_ledger,
-                        .router = s_router, .spool = s_spool, .dlq = s_dlq, .echo = echo};
+    pg_intake_opts o = {.adapter = &s_fake,
+                        .force = "ESX",
+                        .store = s_store,
+                        .ledger = s_ledger,
+                        .router = s_router,
+                        .spool = s_spool,
+                        .dlq = s_dlq,
+                        .echo = echo};
     pg_intake *in = pg_intake_new(&o, s_err, sizeof s_err);
     ck_assert_ptr_nonnull(in);
     pg_intake_ack ack;
@@ -627,7 +633,8 @@ START_TEST(test_group_commit)
         ck_assert_int_eq(s_reply(c, f), 2);
         snprintf(want, sizeof want, "{\"correlation\":\"c%d\"", i);
         ck_assert_msg(!strncmp(f[1], want, strlen(want)), "%s", f[1]);
-        ck_assert_ptr_nonnull(strstr(f[1], i == 50 ? "\"status\":\"rejected\"" : "\"status\":\"accepted\""));
+        ck_assert_ptr_nonnull(
+            strstr(f[1], i == 50 ? "\"status\":\"rejected\"" : "\"status\":\"accepted\""));
     }
     pg_spool_stats ss = s_spooled();
     ck_assert_uint_eq(ss.batches, 100);
@@ -722,7 +729,6 @@ END_TEST
 
 /* ---------------------------------------------------------------- the daemon */
 
-
 typedef struct s_run {
     pg_daemon *d;
     int rc;
@@ -790,10 +796,10 @@ END_TEST
 
 START_TEST(test_daemon_bad_store)
 {
-    const char *yaml = "force: {code: ESX}\nadapter: {name: athena}\n"
-                       "intake: {endpoint: 'tcp://127.0.0.1:*'}\n"
-                       "store: {path: /proc/no/such/dir}\nkafka: {brokers: '127.0.0.1:1'}\n"
-                       S_POLICY;
+    const char *yaml =
+        "force: {code: ESX}\nadapter: {name: athena}\n"
+        "intake: {endpoint: 'tcp://127.0.0.1:*'}\n"
+        "store: {path: /proc/no/such/dir}\nkafka: {brokers: '127.0.0.1:1'}\n" S_POLICY;
     char errs[2048];
     pg_config *cfg = pg_config_parse("d.yaml", yaml, strlen(yaml), errs, sizeof errs);
     ck_assert_msg(cfg != NULL, "%s", errs);

@@ -243,9 +243,9 @@ static void s_add(pg_outbatch *b, const char *key, const ProtobufCMessage *msg, 
         r->value = v;
         r->value_len = len;
     }
-    const char *h[][2] = {{PG_HDR_TYPE, type},         {PG_HDR_SCHEMA, PG_SCHEMA_VERSION},
+    const char *h[][2] = {{PG_HDR_TYPE, type},          {PG_HDR_SCHEMA, PG_SCHEMA_VERSION},
                           {PG_HDR_ORIGIN_FORCE, "ESX"}, {PG_HDR_MARKING, marking},
-                          {PG_HDR_OPERATION, op},      {PG_HDR_VERSION, version}};
+                          {PG_HDR_OPERATION, op},       {PG_HDR_VERSION, version}};
     for (size_t i = 0; i < 6; i++)
         ck_assert_int_eq(pg_outrec_header_add(b, r, h[i][0], h[i][1]), 0);
 }
@@ -586,9 +586,9 @@ START_TEST(test_refused_records_abort_and_resend)
     int seen = 0;
     for (size_t i = 0; i < n; i++)
         seen |= !strcmp(recs[i].key, "warm.0") ? 1
-                : !strcmp(recs[i].key, "x.0")   ? 2
-                : !strcmp(recs[i].key, "x.1")   ? 4
-                                                : 0;
+                : !strcmp(recs[i].key, "x.0")  ? 2
+                : !strcmp(recs[i].key, "x.1")  ? 4
+                                               : 0;
     ck_assert_int_eq(seen, 7);
     pg_producer_destroy(&p);
 }

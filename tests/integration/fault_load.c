@@ -67,28 +67,51 @@ static void s_usage(void)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"to", required_argument, NULL, 't'},        {"count", required_argument, NULL, 'n'},
-        {"entities", required_argument, NULL, 'e'},  {"force", required_argument, NULL, 'f'},
-        {"invalid-every", required_argument, NULL, 'i'}, {"window", required_argument, NULL, 'w'},
-        {"resend-ms", required_argument, NULL, 'r'}, {"timeout-s", required_argument, NULL, 's'},
-        {"ack-log", required_argument, NULL, 'a'},   {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"to", required_argument, NULL, 't'},
+                                         {"count", required_argument, NULL, 'n'},
+                                         {"entities", required_argument, NULL, 'e'},
+                                         {"force", required_argument, NULL, 'f'},
+                                         {"invalid-every", required_argument, NULL, 'i'},
+                                         {"window", required_argument, NULL, 'w'},
+                                         {"resend-ms", required_argument, NULL, 'r'},
+                                         {"timeout-s", required_argument, NULL, 's'},
+                                         {"ack-log", required_argument, NULL, 'a'},
+                                         {NULL, 0, NULL, 0}};
     const char *to = NULL, *force = "ESX", *ack_path = NULL;
     long count = 0, entities = 0, invalid_every = 0, window = 200, resend_ms = 3000,
          timeout_s = 300;
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case 't': to = optarg; break;
-        case 'n': count = atol(optarg); break;
-        case 'e': entities = atol(optarg); break;
-        case 'f': force = optarg; break;
-        case 'i': invalid_every = atol(optarg); break;
-        case 'w': window = atol(optarg); break;
-        case 'r': resend_ms = atol(optarg); break;
-        case 's': timeout_s = atol(optarg); break;
-        case 'a': ack_path = optarg; break;
-        default: s_usage();
+        case 't':
+            to = optarg;
+            break;
+        case 'n':
+            count = atol(optarg);
+            break;
+        case 'e':
+            entities = atol(optarg);
+            break;
+        case 'f':
+            force = optarg;
+            break;
+        case 'i':
+            invalid_every = atol(optarg);
+            break;
+        case 'w':
+            window = atol(optarg);
+            break;
+        case 'r':
+            resend_ms = atol(optarg);
+            break;
+        case 's':
+            timeout_s = atol(optarg);
+            break;
+        case 'a':
+            ack_path = optarg;
+            break;
+        default:
+            s_usage();
         }
     }
     if (!to || count <= 0 || !ack_path || window <= 0)
@@ -128,7 +151,8 @@ int main(int argc, char **argv)
             s_msg *m = &msgs[i];
             if (m->done || now < m->retry_at || (m->sent_ms && now - m->sent_ms < resend_ms))
                 continue;
-            int len = s_message(buf, sizeof buf, i, entities, invalid_every, force, mid, sizeof mid);
+            int len =
+                s_message(buf, sizeof buf, i, entities, invalid_every, force, mid, sizeof mid);
             snprintf(corr, sizeof corr, "%ld", i);
             if (zmq_send(sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
                 break;
