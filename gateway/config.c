@@ -260,7 +260,7 @@ static const s_entry s_audit[] = {
     {S_STR, "path", "`<store.path>/audit.log`", S_DERIVED, S_OFF(audit_path), 0, 0, NULL,
      "The append-only, hash-chained audit log of collection, disclosure, withholding, "
      "withdrawal, receipt and erasure (docs/policy.md \"Audit log\"); created if missing."},
-    {S_STR, "fsync", "event", 0, S_OFF(audit_fsync), 0, 0, s_check_fsync,
+    {S_STR, "fsync", "batch", 0, S_OFF(audit_fsync), 0, 0, s_check_fsync,
      "`event`: every audit event is on disk (fdatasync) before the step it records "
      "counts as done; `batch`: once per batch of records, before the batch is "
      "acknowledged or its offsets committed."},

@@ -64,8 +64,8 @@ START_TEST(test_minimal_defaults)
     ck_assert_uint_eq(cfg->dlq_max_records, 10000);
     ck_assert_uint_eq(cfg->dlq_max_bytes, 64u << 20);
     ck_assert_str_eq(cfg->audit_path, "/tmp/pg-test-store/audit.log");
-    ck_assert_str_eq(cfg->audit_fsync, "event");
-    ck_assert_uint_eq(cfg->audit_sync_every, 1);
+    ck_assert_str_eq(cfg->audit_fsync, "batch");
+    ck_assert_uint_eq(cfg->audit_sync_every, UINT_MAX);
     ck_assert_ptr_nonnull(cfg->policy);
     ck_assert_str_eq(pg_policy_version(cfg->policy), "T-1");
     ck_assert_uint_eq(pg_policy_destination_count(cfg->policy), 1);
