@@ -80,7 +80,7 @@ struct pg_partner {
     size_t n_offs, cap_offs;
     pg_partner_stats stats;
     pg_partner_stats delta; /* of the take in progress */
-    int store_failed;       /* the last outbox removal failed: retry */
+    int64_t removed_at;     /* when acknowledged messages were last removed */
 };
 
 static int s_nomem(char *errstr, size_t errstr_size)
@@ -285,6 +285,50 @@ err:
     return NULL;
 }
 
+/* Forget acknowledged messages from the outbox, in txn. */
+static int s_delete_done(pg_partner *p, pg_store_txn *txn, char *errstr, size_t errstr_size)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < p->n_done; i++) {
+        uint8_t key[8];
+        s_be64(key, p->done[i]);
+        rc = pg_store_del(txn, p->outbox, key, 8, NULL, 0, errstr, errstr_size);
+        if (rc == PG_ENOTFOUND)
+            rc = 0;
+    }
+    return rc;
+}
+
+static int64_t s_clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Removals ride on the next take's commit; on their own, at most every
+ * S_REMOVE_EVERY_MS: a removal lost in a crash only makes the message go again with
+ * its correlation id, which the RMS acknowledges without storing it twice. */
+#define S_REMOVE_EVERY_MS 500
+
+static int s_remove_done(pg_partner *p, int now, char *errstr, size_t errstr_size)
+{
+    if (!p->n_done || (!now && s_clock_ms() - p->removed_at < S_REMOVE_EVERY_MS))
+        return 0;
+    pg_store_txn *txn = pg_store_begin(p->store, 1, errstr, errstr_size);
+    if (!txn)
+        return PG_ESTORE;
+    int rc = s_delete_done(p, txn, errstr, errstr_size);
+    if (rc == 0)
+        rc = pg_store_commit(&txn, errstr, errstr_size);
+    pg_store_abort(&txn);
+    if (rc == 0) {
+        p->n_done = 0;
+        p->removed_at = s_clock_ms();
+    }
+    return rc;
+}
+
 static void s_free_batch(s_batch *b)
 {
     for (size_t i = 0; i < b->n_offs; i++)
@@ -311,6 +355,9 @@ void pg_partner_destroy(pg_partner **pp)
     if (!pp || !*pp)
         return;
     pg_partner *p = *pp;
+    char why[PG_ERRSTR_SIZE];
+    if (p->store && p->outbox && s_remove_done(p, 1, why, sizeof why))
+        pg_log(PG_LOG_WARN, "partner: %s (those messages go again at the next start)", why);
     pg_delivery_destroy(&p->delivery);
     for (size_t i = 0; i < p->q_len; i++)
         free(p->queue[(p->q_head + i) % p->q_cap].data);
@@ -625,8 +672,17 @@ int pg_partner_take(pg_partner *p, const pg_partner_record *records, size_t n, c
         (s_grow((void **)&p->batches, &p->b_cap, p->b_len, sizeof *p->batches) ||
          !(b.offs = malloc(p->n_offs * sizeof *b.offs))))
         rc = s_nomem(errstr, errstr_size);
+    size_t removing = p->n_done;
+    if (rc == 0)
+        rc = s_delete_done(p, t.txn, errstr, errstr_size);
     if (rc == 0)
         rc = pg_store_commit(&t.txn, errstr, errstr_size);
+    if (rc == 0 && removing) {
+        /* acks that came during the take stay for the next removal */
+        memmove(p->done, p->done + removing, (p->n_done - removing) * sizeof *p->done);
+        p->n_done -= removing;
+        p->removed_at = s_clock_ms();
+    }
     if (rc) {
         pg_store_abort(&t.txn);
         free(b.offs);
@@ -682,29 +738,6 @@ int pg_partner_take(pg_partner *p, const pg_partner_record *records, size_t n, c
 
 /* ------------------------------------------------------------ delivery */
 
-static int s_remove_done(pg_partner *p, char *errstr, size_t errstr_size)
-{
-    if (!p->n_done)
-        return 0;
-    pg_store_txn *txn = pg_store_begin(p->store, 1, errstr, errstr_size);
-    if (!txn)
-        return PG_ESTORE;
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < p->n_done; i++) {
-        uint8_t key[8];
-        s_be64(key, p->done[i]);
-        rc = pg_store_del(txn, p->outbox, key, 8, NULL, 0, errstr, errstr_size);
-        if (rc == PG_ENOTFOUND)
-            rc = 0;
-    }
-    if (rc == 0)
-        rc = pg_store_commit(&txn, errstr, errstr_size);
-    pg_store_abort(&txn);
-    if (rc == 0)
-        p->n_done = 0;
-    return rc;
-}
-
 int pg_partner_poll(pg_partner *p, int timeout_ms, char *errstr, size_t errstr_size)
 {
     while (p->q_len) {
@@ -726,7 +759,7 @@ int pg_partner_poll(pg_partner *p, int timeout_ms, char *errstr, size_t errstr_s
         p->stats.submitted++;
     }
     int n = pg_delivery_poll(p->delivery, timeout_ms, errstr, errstr_size);
-    int rc = s_remove_done(p, errstr, errstr_size);
+    int rc = s_remove_done(p, 0, errstr, errstr_size);
     if (rc)
         return rc;
     return n;
@@ -778,6 +811,8 @@ void pg_partner_get_compose_stats(const pg_partner *p, pg_compose_stats *out)
 #define S_BATCH 500
 /* Milliseconds between two offset commits (asynchronous). */
 #define S_COMMIT_EVERY_MS 200
+/* Milliseconds of a full window after which consumption is paused. */
+#define S_PAUSE_AFTER_MS 1000
 /* Seconds between two counter lines in the log. */
 #define S_STATS_EVERY 60
 
@@ -827,11 +862,18 @@ static void *s_main(void *arg)
     int held = 0; /* records polled and not yet taken */
     int64_t last_commit = s_now_ms(), last_stats = last_commit;
     uint64_t last_records = 0;
+    int64_t busy_since = 0;
     while (recs && !atomic_load(&s->stop)) {
         int busy = pg_partner_busy(s->p);
-        if (!held) {
-            if (busy != pg_consumer_paused(s->c))
-                pg_consumer_pause(s->c, busy);
+        int64_t t = s_now_ms();
+        busy_since = busy ? (busy_since ? busy_since : t) : 0;
+        /* Busy for a moment (a window's worth in flight): just take no records. Busy
+         * for long (a slow or absent RMS): pause fetching, and keep polling so that the
+         * group keeps us. Resuming costs a fetch round, so it is not done per batch. */
+        int long_busy = busy && t - busy_since >= S_PAUSE_AFTER_MS;
+        if (long_busy != pg_consumer_paused(s->c) && (long_busy || !busy))
+            pg_consumer_pause(s->c, long_busy);
+        if (!held && (!busy || long_busy)) {
             int in_flight = pg_partner_pending(s->p) > 0;
             int n =
                 pg_consumer_poll(s->c, recs, S_BATCH, busy || in_flight ? 0 : 100, why, sizeof why);

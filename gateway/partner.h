@@ -94,7 +94,8 @@ typedef struct pg_partner_stats {
  * which pg_delivery copies). Opens the partner ledger, the id map and the outbox in
  * store and loads the outbox left by an earlier run (sent first). NULL with errstr. */
 pg_partner *pg_partner_new(const pg_partner_opts *opts, char *errstr, size_t errstr_size);
-/* Frees it; messages in the outbox stay there for the next run. NULL-safe. */
+/* Removes what the RMS acknowledged from the outbox, then frees it; messages not
+ * acknowledged stay in the outbox for the next run. NULL-safe. */
 void pg_partner_destroy(pg_partner **p);
 
 /* Take records[0..n) as described above. 0; or negative with errstr when the
