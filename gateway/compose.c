@@ -76,7 +76,7 @@ void pg_compose_destroy(pg_compose **p)
     pg_changeset_destroy(&c->enc);
     pg_arena_destroy(&c->scratch);
     pg_buf_free(&c->native);
-    for (size_t i = 0; i < c->n_units; i++)
+    for (size_t i = 0; i < c->cap_units; i++) /* slots of earlier runs keep theirs */
         free(c->units[i].merged);
     free(c->units);
     free(c);

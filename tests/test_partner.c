@@ -122,6 +122,10 @@ static void s_feed_add(s_feed *f, const char *topic, const ProtobufCMessage *m, 
     uint8_t *v = g_malloc(len ? len : 1);
     protobuf_c_message_pack(m, v);
     g_ptr_array_add(f->owned, v);
+    if (force) { /* the sender's changeset goes before the feed does */
+        force = g_strdup(force);
+        g_ptr_array_add(f->owned, (void *)force);
+    }
     pg_consumer_record *r = &f->recs[f->n];
     *r = (pg_consumer_record){.topic = topic,
                               .partition = 0,
@@ -496,6 +500,7 @@ START_TEST(test_inbound_checks_and_audit)
         polegate__pole__v1__entity_update__unpack(NULL, f->recs[1].len, f->recs[1].value);
     ck_assert_ptr_nonnull(u);
     s_feed_add(f, "polegate.knt.mer.pole.v1", &u->base, "polegate.pole.v1.EntityUpdate", "ESX");
+    char *unpacked_force = u->origin->force; /* protobuf-c's, freed with u */
     u->origin->force = "KNT";
     s_feed_add(f, ESX_TO_MER, &u->base, "polegate.pole.v1.EntityUpdate", "KNT");
     u->origin->force = "MER";
@@ -503,7 +508,7 @@ START_TEST(test_inbound_checks_and_audit)
     u->origin->force = "ESX";
     /* not what its pg-type says; a tombstone; a type from the future */
     s_feed_add(f, ESX_TO_MER, &u->base, "polegate.pole.v1.LinkUpdate", "ESX");
-    u->origin->force = NULL;
+    u->origin->force = unpacked_force;
     polegate__pole__v1__entity_update__free_unpacked(u, NULL);
     f->recs[f->n - 1].value = (const uint8_t *)"\xff\xff\xff";
     f->recs[f->n - 1].len = 3;
