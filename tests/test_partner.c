@@ -230,6 +230,33 @@ static pg_partner *s_partner_dir(pg_store *st, const pg_policy *pol, const char 
     return p;
 }
 
+/* The usual set-up: ESX's first `limit` burglary messages (0: all) as MER's partner
+ * feed, and MER's partner pipeline into the drop directory. */
+typedef struct s_env {
+    s_feed *f;
+    pg_policy *pol;
+    pg_store *st;
+    pg_partner *p;
+} s_env;
+
+static s_env s_env_mer(size_t limit, pg_audit *audit)
+{
+    s_env v;
+    v.f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), limit, ESX_TO_MER);
+    v.pol = s_policy(s_policy_mer, "MER");
+    v.st = s_store_open();
+    v.p = s_partner_dir(v.st, v.pol, "MER", &pg_adapter_niche, audit);
+    return v;
+}
+
+static void s_env_close(s_env *v)
+{
+    pg_partner_destroy(&v->p);
+    pg_store_destroy(&v->st);
+    pg_policy_destroy(&v->pol);
+    s_feed_free(&v->f);
+}
+
 static void s_drain(pg_partner *p)
 {
     for (int i = 0; i < 200 && pg_partner_pending(p); i++)
@@ -289,10 +316,9 @@ START_TEST(test_burglary_to_nx5_drop_dir)
 {
     /* ESX's 7 UPSERTs, as ESX's ledger publishes them, reach MER's NX5 RMS in the
      * state nx5-burglary-import.xml describes. */
-    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 7, ESX_TO_MER);
-    pg_policy *pol = s_policy(s_policy_mer, "MER");
-    pg_store *st = s_store_open();
-    pg_partner *p = s_partner_dir(st, pol, "MER", &pg_adapter_niche, NULL);
+    s_env v = s_env_mer(7, NULL);
+    s_feed *f = v.f;
+    pg_partner *p = v.p;
     ck_assert_int_eq(pg_partner_take(p, f->recs, f->n, e, sizeof e), 0);
     s_offsets off = {0};
     ck_assert_int_eq(pg_partner_committable(p, s_offset_cb, &off), 0);
@@ -315,10 +341,7 @@ START_TEST(test_burglary_to_nx5_drop_dir)
     s_assert_equivalent(got, want);
     pg_rms_model_destroy(&got);
     pg_rms_model_destroy(&want);
-    pg_partner_destroy(&p);
-    pg_store_destroy(&st);
-    pg_policy_destroy(&pol);
-    s_feed_free(&f);
+    s_env_close(&v);
 }
 END_TEST
 
@@ -366,10 +389,9 @@ END_TEST
 
 START_TEST(test_duplicates_and_stale_dropped)
 {
-    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 0, ESX_TO_MER);
-    pg_policy *pol = s_policy(s_policy_mer, "MER");
-    pg_store *st = s_store_open();
-    pg_partner *p = s_partner_dir(st, pol, "MER", &pg_adapter_niche, NULL);
+    s_env v = s_env_mer(0, NULL);
+    s_feed *f = v.f;
+    pg_partner *p = v.p;
     ck_assert_int_eq(pg_partner_take(p, f->recs, f->n, e, sizeof e), 0);
     s_drain(p);
     pg_partner_stats ps;
@@ -405,10 +427,7 @@ START_TEST(test_duplicates_and_stale_dropped)
     ck_assert_uint_eq(ps.stale, 3);
     ck_assert_uint_eq(ps.composed, composed);
     pg_changeset_destroy(&cs);
-    pg_partner_destroy(&p);
-    pg_store_destroy(&st);
-    pg_policy_destroy(&pol);
-    s_feed_free(&f);
+    s_env_close(&v);
 }
 END_TEST
 
@@ -417,10 +436,10 @@ START_TEST(test_withdrawal_at_equal_version)
     /* ESX withdraws the vehicle (a policy change): a bare DELETE at the version MER
      * holds. At an equal version a DELETE wins; the NX5 Delete states the retention
      * of the record last received. */
-    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 7, ESX_TO_MER);
-    pg_policy *pol = s_policy(s_policy_mer, "MER");
-    pg_store *st = s_store_open();
-    pg_partner *p = s_partner_dir(st, pol, "MER", &pg_adapter_niche, NULL);
+    s_env env = s_env_mer(7, NULL);
+    s_feed *f = env.f;
+    pg_partner *p = env.p;
+    pg_store *st = env.st;
     ck_assert_int_eq(pg_partner_take(p, f->recs, f->n, e, sizeof e), 0);
     pg_entity_update *v = NULL;
     for (size_t i = 0; i < f->n && !v; i++) {
@@ -462,10 +481,7 @@ START_TEST(test_withdrawal_at_equal_version)
     pg_idmap_destroy(&idmap);
     pg_rms_model_destroy(&got);
     polegate__pole__v1__entity_update__free_unpacked(v, NULL);
-    pg_partner_destroy(&p);
-    pg_store_destroy(&st);
-    pg_policy_destroy(&pol);
-    s_feed_free(&f);
+    s_env_close(&env);
 }
 END_TEST
 
