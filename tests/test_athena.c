@@ -1337,6 +1337,31 @@ START_TEST(test_all_or_nothing)
 }
 END_TEST
 
+START_TEST(test_encode_refuses_backward_range)
+{
+    /* The decoder refuses occurredTo before occurredFrom; the encoder must never write
+     * such a message either. */
+    s_lines l;
+    s_load("atx-burglary.ndjson", &l);
+    pg_changeset *cs = pg_changeset_new();
+    ck_assert_int_eq(s_decode(cs, l.text[6]), 0); /* the OCCURRENCE */
+    Polegate__Pole__V1__Occurrence *o = cs->changes[0].entity->occurrence;
+    ck_assert_ptr_nonnull(o);
+    ck_assert_ptr_nonnull(o->occurred_to);
+    pg_buf out = PG_BUF_INIT;
+    pg_adapter_ctx rt = {.now_ms = s_now_ms};
+    ck_assert_int_eq(A->encode(&rt, cs, &out, e, sizeof e), 0);
+    pg_buf_reset(&out);
+    o->occurred_to->seconds = o->occurred_from->seconds - 1;
+    ck_assert_int_eq(A->encode(&rt, cs, &out, e, sizeof e), PG_EUNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(e, "record.body.occurredTo: is before occurredFrom"));
+    ck_assert_uint_eq(out.len, 0);
+    pg_buf_free(&out);
+    pg_changeset_destroy(&cs);
+    s_free_lines(&l);
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("athena");
@@ -1350,6 +1375,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_encode_format);
     tcase_add_test(tc, test_encode_idmap);
     tcase_add_test(tc, test_encode_unsupported);
+    tcase_add_test(tc, test_encode_refuses_backward_range);
     tcase_add_test(tc, test_invalid_framing);
     tcase_add_test(tc, test_force_and_forward_compat);
     tcase_add_test(tc, test_all_or_nothing);

@@ -497,8 +497,13 @@ static int s_occurrence(s_enc *e, const Polegate__Pole__V1__Occurrence *o)
         }
         s_close(w, ']');
     }
-    s_time(w, "occurredFrom", o->occurred_from);
-    s_time(w, "occurredTo", o->occurred_from ? o->occurred_to : NULL);
+    /* The decoder refuses a range that ends before it starts: never write one. */
+    const pg_timestamp *from = o->occurred_from, *to = o->occurred_to;
+    if (from && to &&
+        (to->seconds < from->seconds || (to->seconds == from->seconds && to->nanos < from->nanos)))
+        return s_bad(e, "record.body.occurredTo", "is before occurredFrom");
+    s_time(w, "occurredFrom", from);
+    s_time(w, "occurredTo", from ? to : NULL);
     s_time(w, "reportedAt", o->reported_at);
     s_code(w, "status", &pg_atx_occstatus, o->status);
     return s_text(e, "summary", "record.body.summary", o->summary);
