@@ -12,6 +12,7 @@
 
 #include "corpus.h"
 #include "polegate/adapter.h"
+#include "polegate/buf.h"
 #include "polegate/error.h"
 #include "polegate/pbjson.h"
 
@@ -43,14 +44,8 @@ static int s_collect(void *arg, const uint8_t *msg, size_t len, size_t pos)
 {
     (void)pos;
     s_corpus *c = arg;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 1024;
-        s_msg *m = realloc(c->msgs, cap * sizeof *m);
-        if (!m)
-            return PG_ENOMEM;
-        c->msgs = m;
-        c->cap = cap;
-    }
+    if (pg_grow((void **)&c->msgs, &c->cap, c->n + 1, sizeof *c->msgs))
+        return PG_ENOMEM;
     c->msgs[c->n++] = (s_msg){msg, len};
     c->bytes += len;
     return 0;

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "config.h"
 #include "dlq.h"
+#include "polegate/buf.h"
 #include "polegate/error.h"
 #include "store.h"
 
@@ -154,14 +155,8 @@ typedef struct s_ids {
 static int s_collect(void *ud, const pg_dlq_entry *e)
 {
     s_ids *ids = ud;
-    if (ids->count == ids->cap) {
-        size_t cap = ids->cap ? ids->cap * 2 : 64;
-        uint64_t *p = realloc(ids->ids, cap * sizeof *p);
-        if (!p)
-            return PG_ENOMEM;
-        ids->ids = p;
-        ids->cap = cap;
-    }
+    if (pg_grow((void **)&ids->ids, &ids->cap, ids->count + 1, sizeof *ids->ids))
+        return PG_ENOMEM;
     ids->ids[ids->count++] = e->id;
     return 0;
 }

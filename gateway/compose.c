@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "polegate/buf.h"
 #include "polegate/error.h"
 
 #define S_UPSERT POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT
@@ -352,14 +353,8 @@ static int s_unit_merge(s_unit *u, pg_entity_ref *ref)
     for (size_t i = 0; i < u->n_merged; i++)
         if (!strcmp(u->merged[i]->id, ref->id))
             return 0;
-    if (u->n_merged == u->cap_merged) {
-        size_t cap = u->cap_merged ? u->cap_merged * 2 : 4;
-        pg_entity_ref **m = realloc(u->merged, cap * sizeof *m);
-        if (!m)
-            return PG_ENOMEM;
-        u->merged = m;
-        u->cap_merged = cap;
-    }
+    if (pg_grow((void **)&u->merged, &u->cap_merged, u->n_merged + 1, sizeof *u->merged))
+        return PG_ENOMEM;
     u->merged[u->n_merged++] = ref;
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "polegate/buf.h"
 #include "polegate/error.h"
 
 /* Properties this module sets itself, and producer-only ones the consumer would only
@@ -342,14 +343,8 @@ int pg_consumer_mark(pg_consumer *c, const char *topic, int32_t partition, int64
             return 0;
         }
     }
-    if (c->n_marks == c->cap_marks) {
-        size_t cap = c->cap_marks ? c->cap_marks * 2 : 16;
-        s_mark *v = realloc(c->marks, cap * sizeof *v);
-        if (!v)
-            return PG_ENOMEM;
-        c->marks = v;
-        c->cap_marks = cap;
-    }
+    if (pg_grow((void **)&c->marks, &c->cap_marks, c->n_marks + 1, sizeof *c->marks))
+        return PG_ENOMEM;
     char *t = strdup(topic);
     if (!t)
         return PG_ENOMEM;

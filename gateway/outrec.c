@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "polegate/buf.h"
 #include "polegate/error.h"
 
 pg_outbatch *pg_outbatch_new(void)
@@ -40,14 +41,8 @@ void pg_outbatch_reset(pg_outbatch *self)
 
 pg_outrec *pg_outbatch_add(pg_outbatch *self)
 {
-    if (self->count == self->cap) {
-        size_t cap = self->cap ? self->cap * 2 : 16;
-        pg_outrec *p = realloc(self->recs, cap * sizeof *p);
-        if (!p)
-            return NULL;
-        self->recs = p;
-        self->cap = cap;
-    }
+    if (pg_grow((void **)&self->recs, &self->cap, self->count + 1, sizeof *self->recs))
+        return NULL;
     pg_outrec *rec = &self->recs[self->count++];
     memset(rec, 0, sizeof *rec);
     return rec;
@@ -77,14 +72,9 @@ static const char *s_dup(pg_arena *arena, const char *s, int *fail)
 
 int pg_outbatch_audit_add(pg_outbatch *self, const pg_audit_event *ev)
 {
-    if (self->audit_count == self->audit_cap) {
-        size_t cap = self->audit_cap ? self->audit_cap * 2 : 16;
-        pg_audit_event *p = realloc(self->audit, cap * sizeof *p);
-        if (!p)
-            return PG_ENOMEM;
-        self->audit = p;
-        self->audit_cap = cap;
-    }
+    if (pg_grow((void **)&self->audit, &self->audit_cap, self->audit_count + 1,
+                sizeof *self->audit))
+        return PG_ENOMEM;
     int fail = 0;
     pg_audit_event copy = *ev;
     copy.entity_id = s_dup(self->arena, ev->entity_id, &fail);

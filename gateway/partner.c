@@ -12,6 +12,7 @@
 #include <time.h>
 #include <uuid/uuid.h>
 
+#include "polegate/buf.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
 
@@ -100,20 +101,6 @@ static uint64_t s_from_be64(const uint8_t in[8])
     for (int i = 0; i < 8; i++)
         v = v << 8 | in[i];
     return v;
-}
-
-/* Grow *v (of *cap elements of size) to hold one more than n. */
-static int s_grow(void **v, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap)
-        return 0;
-    size_t c = *cap ? *cap * 2 : 16;
-    void *p = realloc(*v, c * size);
-    if (!p)
-        return PG_ENOMEM;
-    *v = p;
-    *cap = c;
-    return 0;
 }
 
 /* ------------------------------------------------------------ outbox and meta */
@@ -233,7 +220,7 @@ static void s_on_result(void *arg, const pg_delivery_result *r)
     }
     if (seq > p->resolved)
         p->resolved = seq;
-    if (s_grow((void **)&p->done, &p->cap_done, p->n_done, sizeof *p->done) == 0)
+    if (pg_grow((void **)&p->done, &p->cap_done, p->n_done + 1, sizeof *p->done) == 0)
         p->done[p->n_done++] = seq;
     else /* left in the outbox: sent again (and recognised) after a restart */
         pg_log(PG_LOG_WARN, "partner: out of memory; message %s stays in the outbox", r->id);
@@ -396,7 +383,7 @@ static int s_note_event(pg_partner *p, pg_audit_action action, const char *id,
 {
     if (!p->audit)
         return 0;
-    if (s_grow((void **)&p->events, &p->cap_events, p->n_events, sizeof *p->events))
+    if (pg_grow((void **)&p->events, &p->cap_events, p->n_events + 1, sizeof *p->events))
         return PG_ENOMEM;
     pg_arena *a = p->acc->arena;
     s_audit_ev *e = &p->events[p->n_events++];
@@ -417,7 +404,7 @@ static int s_note_offset(pg_partner *p, const pg_partner_record *r)
                 p->offs[i].next = r->offset + 1;
             return 0;
         }
-    if (s_grow((void **)&p->offs, &p->cap_offs, p->n_offs, sizeof *p->offs))
+    if (pg_grow((void **)&p->offs, &p->cap_offs, p->n_offs + 1, sizeof *p->offs))
         return PG_ENOMEM;
     char *t = strdup(r->topic);
     if (!t)
@@ -559,7 +546,7 @@ static int s_emit(void *arg, const uint8_t *msg, size_t len, const pg_changeset 
     s_take *t = arg;
     pg_partner *p = t->p;
     (void)cs;
-    if (s_grow((void **)&p->staged, &p->cap_staged, p->n_staged, sizeof *p->staged))
+    if (pg_grow((void **)&p->staged, &p->cap_staged, p->n_staged + 1, sizeof *p->staged))
         return s_nomem(t->errstr, t->errstr_size);
     s_msg m = {.seq = p->next_seq + p->n_staged, .len = len};
     int idlen = snprintf(m.id, sizeof m.id, "pg-%s-%020" PRIu64, p->instance, m.seq);
@@ -669,7 +656,7 @@ int pg_partner_take(pg_partner *p, const pg_partner_record *records, size_t n, c
     }
     s_batch b = {0};
     if (rc == 0 && p->n_offs &&
-        (s_grow((void **)&p->batches, &p->b_cap, p->b_len, sizeof *p->batches) ||
+        (pg_grow((void **)&p->batches, &p->b_cap, p->b_len + 1, sizeof *p->batches) ||
          !(b.offs = malloc(p->n_offs * sizeof *b.offs))))
         rc = s_nomem(errstr, errstr_size);
     size_t removing = p->n_done;

@@ -24,6 +24,26 @@ int pg_buf_reserve(pg_buf *buf, size_t extra)
     return 0;
 }
 
+int pg_grow(void **items, size_t *cap, size_t need, size_t item_size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 16;
+    while (n < need) {
+        if (n > SIZE_MAX / 2)
+            return PG_ENOMEM;
+        n *= 2;
+    }
+    if (n > SIZE_MAX / item_size)
+        return PG_ENOMEM;
+    void *p = realloc(*items, n * item_size);
+    if (!p)
+        return PG_ENOMEM;
+    *items = p;
+    *cap = n;
+    return 0;
+}
+
 int pg_buf_append(pg_buf *buf, const void *data, size_t len)
 {
     if (pg_buf_reserve(buf, len))

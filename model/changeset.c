@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "polegate/buf.h"
 #include "polegate/error.h"
 #include "polegate/pole.h"
 
@@ -64,14 +65,8 @@ void pg_changeset_reset(pg_changeset *self)
 
 static int s_add(pg_changeset *self, pg_change change)
 {
-    if (self->count == self->cap) {
-        size_t cap = self->cap ? self->cap * 2 : 16;
-        pg_change *p = realloc(self->changes, cap * sizeof(*p));
-        if (!p)
-            return PG_ENOMEM;
-        self->changes = p;
-        self->cap = cap;
-    }
+    if (pg_grow((void **)&self->changes, &self->cap, self->count + 1, sizeof *self->changes))
+        return PG_ENOMEM;
     self->changes[self->count++] = change;
     return 0;
 }

@@ -25,4 +25,9 @@ void pg_buf_reset(pg_buf *buf);
 /* Free the memory; the buffer is empty and reusable afterwards. */
 void pg_buf_free(pg_buf *buf);
 
+/* Make room for need items of item_size bytes in a heap array and its capacity (in
+   items): the capacity doubles, from 16, until it holds need. 0 or PG_ENOMEM; on
+   failure the array and capacity are unchanged and still the caller's. */
+int pg_grow(void **items, size_t *cap, size_t need, size_t item_size);
+
 #endif
