@@ -7,17 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
 
-#define S_ERRSTR 512
+#include "bench_util.h"
 
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#define S_ERRSTR 512
 
 static void s_usage(void)
 {
@@ -254,7 +248,7 @@ static int s_send(int argc, char **argv)
     size_t sent = 0, acked = 0, rejected = 0;
     int64_t records = 0, seen = 0;
     char why[S_ERRSTR] = "";
-    double t0 = s_now();
+    double t0 = pg_bench_now();
     while (acked < lines.count) {
         while (sent < lines.count && (long)(sent - acked) < window) {
             zmq_send(sock, "", 0, ZMQ_SNDMORE);
@@ -286,18 +280,18 @@ static int s_send(int argc, char **argv)
             records += n;
         acked++;
     }
-    double t_acked = s_now();
+    double t_acked = pg_bench_now();
     /* Tombstones: one more record per DELETE; the generated corpus has none, and the
      * ack does not say which ids were deletes, so the script passes --tombstones. */
     records += atol(s_arg(argc, argv, "--tombstones", "0"));
     while ((seen += s_count(rk, 100)) < records) {
-        if (s_now() - t_acked > 120) {
+        if (pg_bench_now() - t_acked > 120) {
             fprintf(stderr, "bench_e2e: %" PRId64 " of %" PRId64 " records readable after 120 s\n",
                     seen, records);
             return 1;
         }
     }
-    double t_readable = s_now();
+    double t_readable = pg_bench_now();
     double secs = t_readable - t0;
     printf("e2e messages=%zu rejected=%zu records=%" PRId64 " acked_s=%.3f readable_s=%.3f "
            "msg_per_s=%.0f records_per_s=%.0f\n",
@@ -400,7 +394,7 @@ static int s_raw(int argc, char **argv)
         return 1;
     }
     s_delivered = 0;
-    double t0 = s_now();
+    double t0 = pg_bench_now();
     for (size_t i = 0; i < count; i++) {
         s_record *r = &recs[i];
         rd_kafka_headers_t *h = r->headers ? rd_kafka_headers_copy(r->headers) : NULL;
@@ -422,7 +416,7 @@ static int s_raw(int argc, char **argv)
         rd_kafka_poll(rk, 0);
     }
     rd_kafka_flush(rk, 120000);
-    double secs = s_now() - t0;
+    double secs = pg_bench_now() - t0;
     printf("raw records=%zu delivered=%" PRIu64 " failed=%" PRIu64 " avg_value_bytes=%.0f "
            "s=%.3f records_per_s=%.0f\n",
            count, s_delivered, s_failed, (double)bytes / (double)count, secs,

@@ -3,15 +3,14 @@
  * with a broker given, publishing the spool with 1, 16, 256 batches per transaction.
  *
  *   bench_intake [N [STORE_BASE [N_PER_MESSAGE [BROKERS]]]] */
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bench_util.h"
 #include "config.h"
 #include "corpus.h"
 #include "dlq.h"
@@ -51,19 +50,6 @@ typedef struct s_client {
     const s_msgs *msgs;
     size_t acked, accepted;
 } s_client;
-
-static int s_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int s_split(void *arg, const uint8_t *msg, size_t len, size_t pos)
 {
@@ -137,13 +123,13 @@ static void s_publish(pg_store *store, pg_spool *spool, const char *brokers, siz
         fprintf(stderr, "bench_intake: %s\n", why);
         return;
     }
-    double t0 = s_now();
+    double t0 = pg_bench_now();
     pg_spool_stats st = before;
-    while (st.batches && s_now() - t0 < 300) {
+    while (st.batches && pg_bench_now() - t0 < 300) {
         pg_producer_step(p, why, sizeof why);
         pg_spool_stat_now(spool, &st, why, sizeof why);
     }
-    double secs = s_now() - t0;
+    double secs = pg_bench_now() - t0;
     pg_producer_stats ps;
     pg_producer_get_stats(p, &ps);
     printf("| %zu | %llu | %llu | %.0f | %.2f s | %llu |\n", window,
@@ -160,7 +146,7 @@ static int s_run(const s_mode *mode, const s_msgs *msgs, const char *base)
 {
     char dir[512], why[PG_ERRSTR_SIZE];
     snprintf(dir, sizeof dir, "%s/pg-bench-intake-%d", base, (int)getpid());
-    nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    pg_bench_rmtree(dir);
     pg_store *store = pg_store_new(dir, (size_t)4 << 30, why, sizeof why);
     if (!store) {
         fprintf(stderr, "bench_intake: %s\n", why);
@@ -192,7 +178,7 @@ static int s_run(const s_mode *mode, const s_msgs *msgs, const char *base)
     }
     s_client c = {.endpoint = pg_intake_endpoint(intake), .ctx = ctx, .msgs = msgs};
     pthread_t th;
-    double t0 = s_now();
+    double t0 = pg_bench_now();
     pthread_create(&th, NULL, s_client_run, &c);
     size_t handled = 0;
     while (handled < msgs->count) {
@@ -204,7 +190,7 @@ static int s_run(const s_mode *mode, const s_msgs *msgs, const char *base)
         handled += (size_t)n;
     }
     pthread_join(th, NULL);
-    double secs = s_now() - t0;
+    double secs = pg_bench_now() - t0;
     pg_intake_stats st;
     pg_intake_get_stats(intake, &st);
     pg_spool_stats ss;
@@ -229,7 +215,7 @@ static int s_run(const s_mode *mode, const s_msgs *msgs, const char *base)
     pg_spool_destroy(&spool);
     pg_ledger_destroy(&ledger);
     pg_store_destroy(&store);
-    nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    pg_bench_rmtree(dir);
     return 0;
 }
 

@@ -1,10 +1,9 @@
 /* bench_ledger: ledger apply rate with a durable commit per message vs one per 100. */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_util.h"
 #include "ledger.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
@@ -20,19 +19,6 @@ typedef struct s_mode {
     int durable;
     int batch; /* messages per transaction */
 } s_mode;
-
-static int s_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static pg_entity_ref *s_ref(pg_arena *a, const char *type, long n, int kind)
 {
@@ -119,7 +105,7 @@ static double s_run(const s_mode *mode, long n, size_t *published)
     for (long i = 0; i < n; i++) {
         s_message(in, i);
         pg_changeset_reset(out);
-        double t0 = s_now();
+        double t0 = pg_bench_now();
         pg_ledger_result res;
         if ((!txn && !(txn = pg_store_begin(st, 1, e, sizeof e))) ||
             pg_ledger_apply(lg, txn, in, out, &res, e, sizeof e) != 0 ||
@@ -128,7 +114,7 @@ static double s_run(const s_mode *mode, long n, size_t *published)
             pg_store_abort(&txn);
             goto done;
         }
-        busy += s_now() - t0;
+        busy += pg_bench_now() - t0;
         *published += res.published;
     }
     if (txn && pg_store_commit(&txn, e, sizeof e) != 0) {
@@ -141,7 +127,7 @@ done:
     pg_changeset_destroy(&out);
     pg_ledger_destroy(&lg);
     pg_store_destroy(&st);
-    nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    pg_bench_rmtree(dir);
     return rate;
 }
 

@@ -16,10 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bench_util.h"
 #include "config.h"
 #include "corpus.h"
 #include "delivery.h"
@@ -32,13 +32,6 @@
 #define S_TOPIC "polegate.esx.mer.pole.v1"
 
 static char e[PG_ERRSTR_SIZE];
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void s_die(const char *what)
 {
@@ -173,24 +166,24 @@ static double s_raw_consume(const char *brokers, size_t records)
     rd_kafka_subscribe(rk, t);
     rd_kafka_topic_partition_list_destroy(t);
     size_t n = 0;
-    double start = 0, last = s_now();
+    double start = 0, last = pg_bench_now();
     while (n < records) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 1000);
-        if (!m && s_now() - last > 30) {
+        if (!m && pg_bench_now() - last > 30) {
             snprintf(e, sizeof e, "%zu of %zu records after 30 s without one", n, records);
             s_die("baseline consumer");
         }
         if (!m)
             continue;
-        last = s_now();
+        last = pg_bench_now();
         if (!m->err) {
             if (!n)
-                start = s_now(); /* from the first record: group join is not the work */
+                start = pg_bench_now(); /* from the first record: group join is not the work */
             n++;
         }
         rd_kafka_message_destroy(m);
     }
-    double secs = s_now() - start;
+    double secs = pg_bench_now() - start;
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return secs;
@@ -232,20 +225,20 @@ static s_run s_partner(const char *brokers, size_t records, const char *adapter,
     if (pg_partner_service_start(cfg, st, NULL, &svc, e, sizeof e) || !svc)
         s_die("partner service");
     s_run r = {0};
-    double start = 0, begun = s_now();
+    double start = 0, begun = pg_bench_now();
     for (;;) {
         usleep(2000);
         pg_partner_service_stats(svc, &r.ps);
-        if (s_now() - begun > 300) {
+        if (pg_bench_now() - begun > 300) {
             snprintf(e, sizeof e, "%" PRIu64 " of %zu records after 300 s", r.ps.records, records);
             s_die("partner");
         }
         if (!start && r.ps.records)
-            start = s_now();
+            start = pg_bench_now();
         if (r.ps.records >= records && r.ps.stored + r.ps.rms_rejected >= r.ps.composed)
             break;
     }
-    r.seconds = s_now() - start;
+    r.seconds = pg_bench_now() - start;
     pg_partner_service_stop(&svc, 1000);
     r.rms_messages = atomic_load(&rms.messages);
     r.rms_bytes = atomic_load(&rms.bytes);

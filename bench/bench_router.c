@@ -1,11 +1,10 @@
 /* bench_router: the cost of routing (policy per destination, held state, audit events,
  * packed records) on top of the ledger, per message, in one LMDB store. */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_util.h"
 #include "ledger.h"
 #include "outrec.h"
 #include "polegate/error.h"
@@ -33,19 +32,6 @@ static const char s_policy_yaml[] =
     "       max_classification: OFFICIAL-SENSITIVE, kinds: [person, location, vehicle, "
     "telephone],\n"
     "       redact: [person.ethnicity, person.date_of_birth.day, origin.org_unit]}\n";
-
-static int s_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static double s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* An entity of kind `type` number n at version v, OFFICIAL P; added to cs when add. */
 static pg_entity_update *s_entity(pg_changeset *cs, const char *type, int kind, long n, uint64_t v,
@@ -168,7 +154,7 @@ static int s_run(long n, int route, s_result *res)
             s_message(in, i, !pass);
             pg_changeset_reset(out);
             pg_outbatch_reset(ob);
-            double t0 = s_now();
+            double t0 = pg_bench_now();
             pg_ledger_result lr;
             if ((!txn && !(txn = pg_store_begin(st, 1, e, sizeof e))) ||
                 pg_ledger_apply(lg, txn, in, out, &lr, e, sizeof e) ||
@@ -176,7 +162,7 @@ static int s_run(long n, int route, s_result *res)
                 ((i + 1) % S_BATCH == 0 && pg_store_commit(&txn, e, sizeof e)))
                 goto done;
             if (pass) {
-                busy += s_now() - t0;
+                busy += pg_bench_now() - t0;
                 res->records += ob->count;
                 res->audit += ob->audit_count;
             }
@@ -197,7 +183,7 @@ done:
     pg_policy_destroy(&pol);
     pg_ledger_destroy(&lg);
     pg_store_destroy(&st);
-    nftw(dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    pg_bench_rmtree(dir);
     return rc;
 }
 
