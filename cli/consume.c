@@ -23,7 +23,7 @@ static const char s_usage_text[] =
     "with \"value\":null for a tombstone. The value is decoded by its pg-type header.\n"
     "\n"
     "  --brokers B         bootstrap brokers, host:port[,host:port...]\n"
-    "  --topic T           the topic, e.g. polegate.esx.pole.v1\n"
+    "  --topic T           the topic, e.g. polegate.esx.national.pole.v1\n"
     "  --from-beginning    start at the oldest record (default: only new ones)\n"
     "  --timeout-ms N      stop when no record came for N ms (default: run until\n"
     "                      interrupted); also how long to wait for the brokers\n"

@@ -42,7 +42,8 @@ static const char s_usage_text[] =
     "  -h, --help          print this help and exit\n"
     "\n"
     "Exit status: 0 done (replay: every message accepted); 1 a dead letter not found,\n"
-    "or a replay rejected or unanswered; 2 usage error, or the store cannot be opened.\n";
+    "or a replay rejected; 2 usage error, no daemon answering, or the store cannot be\n"
+    "opened.\n";
 
 typedef struct s_dlq_cli {
     pg_store *store;

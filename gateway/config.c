@@ -174,8 +174,6 @@ static const s_entry s_store[] = {
 static const s_entry s_kafka[] = {
     {S_STR, "brokers", NULL, S_REQUIRED, S_OFF(kafka_brokers), 0, 0, NULL,
      "Bootstrap brokers, comma-separated `host:port` (librdkafka `bootstrap.servers`)."},
-    {S_INT, "flush_timeout_ms", "10000", 0, S_OFF(kafka_flush_timeout_ms), 0, 600000, NULL,
-     "On shutdown, how long to wait for the broker to confirm records still in flight."},
     {S_PROPS, "properties", "{}", 0, S_OFF(kafka_properties), 0, 0, NULL,
      "librdkafka properties passed verbatim (e.g. `linger.ms`, `security.protocol`), "
      "overriding polegate's defaults. `acks`, `enable.idempotence` and `partitioner` "
@@ -248,7 +246,7 @@ static const s_entry s_spool[] = {
 static const s_entry s_dlq[] = {
     {S_STR, "topic", "`polegate.<force>.dlq.v1`, the force code in lower case", S_DERIVED,
      S_OFF(dlq_topic), 0, 0, s_check_topic,
-     "Topic of the dead letters: messages that cannot be published (docs/reliability.md)."},
+     "Topic of the dead letters: messages that can never be translated (docs/reliability.md)."},
     {S_COUNT, "max_records", "10000", 0, S_OFF(dlq_max_records), 1, 1LL << 40, NULL,
      "Most dead letters kept locally while the broker cannot take them."},
     {S_SIZE, "max_bytes", "64MiB", 0, S_OFF(dlq_max_bytes), 1LL << 20, 1LL << 40, NULL,

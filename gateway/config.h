@@ -40,7 +40,6 @@ typedef struct pg_config {
 
     /* kafka (the topics are the policy's: one per destination, docs/topics.md) */
     char *kafka_brokers;
-    int kafka_flush_timeout_ms;
     pg_config_kv *kafka_properties;
     size_t kafka_property_count;
 

@@ -32,9 +32,9 @@ static void s_usage(FILE *f)
                "  --help              this text\n"
                "  --version           the version\n"
                "\n"
-               "SIGTERM or SIGINT stops taking messages and flushes Kafka within\n"
-               "kafka.flush_timeout_ms. Exit status: 0 clean stop, 1 invalid config or a\n"
-               "failure while running (records left undelivered), 2 usage error.\n"
+               "SIGTERM or SIGINT stops taking messages, keeps publishing the spool for up to\n"
+               "spool.drain_timeout_ms and leaves the rest for the next start. Exit status:\n"
+               "0 clean stop, 1 invalid config or a failure while running, 2 usage error.\n"
                "See docs/operations.md.\n");
 }
 

@@ -55,7 +55,6 @@ START_TEST(test_minimal_defaults)
     ck_assert_str_eq(cfg->store_path, "/tmp/pg-test-store");
     ck_assert_uint_eq(cfg->store_map_size, 1ULL << 30);
     ck_assert_str_eq(cfg->kafka_brokers, "127.0.0.1:19092");
-    ck_assert_int_eq(cfg->kafka_flush_timeout_ms, 10000);
     ck_assert_uint_eq(cfg->spool_max_bytes, 256u << 20);
     ck_assert_uint_eq(cfg->spool_max_records, 1000000);
     ck_assert_int_eq(cfg->spool_group_commit, 256);
@@ -94,7 +93,6 @@ START_TEST(test_full)
                 "  map_size: 64M\n"
                 "kafka:\n"
                 "  brokers: a:9092,b:9092\n"
-                "  flush_timeout_ms: 2500\n"
                 "  properties:\n"
                 "    linger.ms: 20\n"
                 "    acks: all\n"
@@ -129,11 +127,10 @@ START_TEST(test_full)
     ck_assert_str_eq(pg_policy_partner_at(cfg->policy, 0)->topic, "polegate.esx.mer.pole.v1");
     ck_assert_uint_eq(cfg->intake_max_message_size, 2u << 20);
     ck_assert_uint_eq(cfg->store_map_size, 64u << 20);
-    ck_assert_int_eq(cfg->kafka_flush_timeout_ms, 2500);
     ck_assert_uint_eq(cfg->kafka_property_count, 4);
     ck_assert_str_eq(cfg->kafka_properties[0].key, "linger.ms");
     ck_assert_str_eq(cfg->kafka_properties[0].value, "20");
-    ck_assert_int_eq(cfg->kafka_properties[0].line, 13);
+    ck_assert_int_eq(cfg->kafka_properties[0].line, 12);
     ck_assert_str_eq(cfg->kafka_properties[3].key, "client.id");
     ck_assert_str_eq(cfg->kafka_properties[3].value, "polegated-mer");
     ck_assert_int_eq(cfg->log_level, PG_LOG_DEBUG);
@@ -192,10 +189,10 @@ START_TEST(test_wrong_types)
     s_bad("force: ESX\n", "t.yaml:1: section 'force' must be a mapping of keys, not a scalar");
     s_bad("force:\n  code: [ESX]\n", "t.yaml:2: force.code: expected a string, got a list");
     s_bad("force:\n  code:\n", "t.yaml:2: force.code: expected a string, got nothing");
-    s_bad(BASE "  flush_timeout_ms: ten\n",
-          "t.yaml:15: kafka.flush_timeout_ms: 'ten' is not an integer from 0 to 600000");
-    s_bad(BASE "  flush_timeout_ms: 600001\n",
-          "kafka.flush_timeout_ms: '600001' is not an integer from 0 to 600000");
+    s_bad(BASE "spool:\n  group_commit: ten\n",
+          "t.yaml:16: spool.group_commit: 'ten' is not an integer from 1 to 10000");
+    s_bad(BASE "spool:\n  group_commit: 10001\n",
+          "spool.group_commit: '10001' is not an integer from 1 to 10000");
     s_bad(BASE "  properties: [a, b]\n",
           "t.yaml:15: kafka.properties: expected a mapping, got a list");
     s_bad(BASE "  properties:\n    linger.ms: {a: 1}\n",
