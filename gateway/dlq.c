@@ -72,27 +72,13 @@ void pg_dlq_destroy(pg_dlq **p)
 /* u64 received_ms, u64 original_len, then reason, origin, format as NUL-terminated
  * strings, then the bytes (to the end of the value). Host byte order. */
 
-static void s_key(uint64_t id, uint8_t key[8])
-{
-    for (int i = 7; i >= 0; i--, id >>= 8)
-        key[i] = (uint8_t)id;
-}
-
-static uint64_t s_id(const uint8_t *key)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | key[i];
-    return v;
-}
-
 static int s_parse(const uint8_t *key, size_t klen, const uint8_t *v, size_t vlen, pg_dlq_entry *e,
                    char *errstr, size_t errstr_size)
 {
     memset(e, 0, sizeof *e);
     if (klen != 8 || vlen < 16)
         goto bad;
-    e->id = s_id(key);
+    e->id = pg_store_be64_get(key);
     uint64_t orig;
     memcpy(&e->received_ms, v, 8);
     memcpy(&orig, v + 8, 8);
@@ -186,7 +172,7 @@ int pg_dlq_add(pg_dlq *self, pg_store_txn *txn, pg_dlq_entry *e, size_t *evicted
     }
     pg_store_cursor_close(&cur);
     uint8_t key[8];
-    s_key(st.next_id, key);
+    pg_store_be64_put(key, st.next_id);
     if ((rc = pg_store_put(txn, self->entry_db, key, sizeof key, b->data, b->len, errstr,
                            errstr_size)))
         return rc;
@@ -202,7 +188,7 @@ int pg_dlq_get(pg_dlq *self, pg_store_txn *txn, uint64_t id, pg_dlq_entry *out, 
                size_t errstr_size)
 {
     uint8_t key[8];
-    s_key(id, key);
+    pg_store_be64_put(key, id);
     const void *v;
     size_t vlen;
     int rc = pg_store_get(txn, self->entry_db, key, sizeof key, &v, &vlen, errstr, errstr_size);
@@ -233,7 +219,7 @@ int pg_dlq_each(pg_dlq *self, pg_store_txn *txn, int (*fn)(void *ud, const pg_dl
 int pg_dlq_delete(pg_dlq *self, pg_store_txn *txn, uint64_t id, char *errstr, size_t errstr_size)
 {
     uint8_t key[8];
-    s_key(id, key);
+    pg_store_be64_put(key, id);
     const void *v;
     size_t vlen;
     int rc = pg_store_get(txn, self->entry_db, key, sizeof key, &v, &vlen, errstr, errstr_size);

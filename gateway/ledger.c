@@ -601,20 +601,6 @@ static int s_entity_apply(s_ctx *ctx, size_t idx, const size_t *owner)
 
 /* ------------------------------------------------------------ message ids */
 
-static void s_be64(uint8_t out[8], uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        out[i] = (uint8_t)v;
-}
-
-static uint64_t s_from_be64(const uint8_t in[8])
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | in[i];
-    return v;
-}
-
 /* Remember mid (rule 1); forget the oldest ids beyond the limit. */
 static int s_seen_add(s_ctx *ctx, const char *mid)
 {
@@ -627,7 +613,7 @@ static int s_seen_add(s_ctx *ctx, const char *mid)
     size_t klen, vlen, count = 0, mlen = strlen(mid);
     uint8_t seq[8];
     int rc = pg_store_cursor_last(cur, &k, &klen, NULL, NULL);
-    s_be64(seq, rc == 0 && klen == 8 ? s_from_be64(k) + 1 : 1);
+    pg_store_be64_put(seq, rc == 0 && klen == 8 ? pg_store_be64_get(k) + 1 : 1);
     if (rc == PG_ENOTFOUND)
         rc = 0;
     if (rc == 0)

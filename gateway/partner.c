@@ -89,20 +89,6 @@ static int s_nomem(char *errstr, size_t errstr_size)
     return pg_errf(PG_ENOMEM, errstr, errstr_size, "partner: out of memory");
 }
 
-static void s_be64(uint8_t out[8], uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        out[i] = (uint8_t)v;
-}
-
-static uint64_t s_from_be64(const uint8_t in[8])
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | in[i];
-    return v;
-}
-
 /* ------------------------------------------------------------ outbox and meta */
 
 static int s_open_dbs(pg_partner *p, char *errstr, size_t errstr_size)
@@ -134,7 +120,7 @@ static int s_open_dbs(pg_partner *p, char *errstr, size_t errstr_size)
         rc = pg_store_get(txn, p->meta, "seq", 3, &v, &vlen, errstr, errstr_size);
         p->next_seq = 1;
         if (rc == 0 && vlen == 8)
-            p->next_seq = s_from_be64(v) + 1;
+            p->next_seq = pg_store_be64_get(v) + 1;
         if (rc == PG_ENOTFOUND)
             rc = 0;
     }
@@ -181,7 +167,7 @@ static int s_load_outbox(pg_partner *p, char *errstr, size_t errstr_size)
             rc = pg_errf(PG_ESTORE, errstr, errstr_size, "partner: outbox entry is corrupt");
             break;
         }
-        s_msg m = {.seq = s_from_be64(k), .len = vlen - 1 - b[0]};
+        s_msg m = {.seq = pg_store_be64_get(k), .len = vlen - 1 - b[0]};
         memcpy(m.id, b + 1, b[0]);
         m.id[b[0]] = 0;
         m.data = malloc(m.len ? m.len : 1);
@@ -278,7 +264,7 @@ static int s_delete_done(pg_partner *p, pg_store_txn *txn, char *errstr, size_t 
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < p->n_done; i++) {
         uint8_t key[8];
-        s_be64(key, p->done[i]);
+        pg_store_be64_put(key, p->done[i]);
         rc = pg_store_del(txn, p->outbox, key, 8, NULL, 0, errstr, errstr_size);
         if (rc == PG_ENOTFOUND)
             rc = 0;
@@ -447,7 +433,7 @@ static int s_seen_get(s_take *t, const char *id, uint64_t *version, int *deleted
     if (rc == PG_ENOTFOUND)
         return 0;
     if (rc == 0 && vlen == 9) {
-        *version = s_from_be64(v);
+        *version = pg_store_be64_get(v);
         *deleted = ((const uint8_t *)v)[8];
     }
     return rc;
@@ -456,7 +442,7 @@ static int s_seen_get(s_take *t, const char *id, uint64_t *version, int *deleted
 static int s_seen_put(s_take *t, const char *id, uint64_t version, int deleted)
 {
     uint8_t v[9];
-    s_be64(v, version);
+    pg_store_be64_put(v, version);
     v[8] = (uint8_t)deleted;
     return pg_store_put(t->txn, t->p->seen, id, strlen(id), v, 9, t->errstr, t->errstr_size);
 }
@@ -551,7 +537,7 @@ static int s_emit(void *arg, const uint8_t *msg, size_t len, const pg_changeset 
     s_msg m = {.seq = p->next_seq + p->n_staged, .len = len};
     int idlen = snprintf(m.id, sizeof m.id, "pg-%s-%020" PRIu64, p->instance, m.seq);
     uint8_t key[8];
-    s_be64(key, m.seq);
+    pg_store_be64_put(key, m.seq);
     void *v;
     int rc = pg_store_put_reserve(t->txn, p->outbox, key, 8, 1 + (size_t)idlen + len, &v, t->errstr,
                                   t->errstr_size);
@@ -651,7 +637,7 @@ int pg_partner_take(pg_partner *p, const pg_partner_record *records, size_t n, c
         rc = pg_compose_run(p->compose, t.txn, p->out, batch, &sink, errstr, errstr_size);
     if (rc == 0 && p->n_staged) {
         uint8_t v[8];
-        s_be64(v, p->next_seq + p->n_staged - 1);
+        pg_store_be64_put(v, p->next_seq + p->n_staged - 1);
         rc = pg_store_put(t.txn, p->meta, "seq", 3, v, 8, errstr, errstr_size);
     }
     s_batch b = {0};

@@ -276,20 +276,6 @@ int pg_spool_decode(const uint8_t *data, size_t len, pg_outbatch *out, char *err
 
 /* ---------------------------------------------------------------- the store */
 
-static void s_key(uint64_t seq, uint8_t key[8])
-{
-    for (int i = 7; i >= 0; i--, seq >>= 8)
-        key[i] = (uint8_t)seq;
-}
-
-static uint64_t s_seq(const uint8_t *key)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | key[i];
-    return v;
-}
-
 static int s_state_get(pg_spool *self, pg_store_txn *txn, s_state *st, char *errstr,
                        size_t errstr_size)
 {
@@ -339,7 +325,7 @@ int pg_spool_append(pg_spool *self, pg_store_txn *txn, const pg_outbatch *batch,
                        (unsigned long long)st.records, (unsigned long long)st.bytes,
                        lim->max_records, lim->max_bytes);
     uint8_t key[8];
-    s_key(st.next_seq, key);
+    pg_store_be64_put(key, st.next_seq);
     if ((rc = pg_store_put(txn, self->batch_db, key, sizeof key, self->value.data, self->value.len,
                            errstr, errstr_size)))
         return rc;
@@ -359,7 +345,7 @@ int pg_spool_next(pg_spool *self, pg_store_txn *txn, uint64_t after, uint64_t *s
     if (!cur)
         return PG_ESTORE;
     uint8_t key[8];
-    s_key(after + 1, key);
+    pg_store_be64_put(key, after + 1);
     const void *k, *v;
     size_t klen, vlen;
     int rc = pg_store_cursor_seek(cur, key, sizeof key, &k, &klen, &v, &vlen);
@@ -368,7 +354,7 @@ int pg_spool_next(pg_spool *self, pg_store_txn *txn, uint64_t after, uint64_t *s
     if (!rc && klen != 8)
         rc = pg_errf(PG_EINTERNAL, errstr, errstr_size, "spool: damaged key");
     if (!rc) {
-        *seq = s_seq(k);
+        *seq = pg_store_be64_get(k);
         if (bytes)
             *bytes = vlen;
         rc = pg_spool_decode(v, vlen, out, errstr, errstr_size);
@@ -390,11 +376,11 @@ int pg_spool_remove(pg_spool *self, pg_store_txn *txn, uint64_t first, uint64_t 
     if (!cur)
         return PG_ESTORE;
     uint8_t key[8];
-    s_key(first, key);
+    pg_store_be64_put(key, first);
     const void *k, *v;
     size_t klen, vlen, n = 0;
     rc = pg_store_cursor_seek(cur, key, sizeof key, &k, &klen, &v, &vlen);
-    while (!rc && klen == 8 && s_seq(k) <= last) {
+    while (!rc && klen == 8 && pg_store_be64_get(k) <= last) {
         /* The record count is the u32 after the magic. */
         s_reader hdr = {(const uint8_t *)v + 4, (const uint8_t *)v + vlen, v, NULL, 0, 0};
         uint32_t count = vlen >= 8 ? s_get32(&hdr) : 0;
@@ -439,7 +425,7 @@ int pg_spool_stat(pg_spool *self, pg_store_txn *txn, pg_spool_stats *out, char *
     size_t klen;
     rc = pg_store_cursor_first(cur, &k, &klen, NULL, NULL);
     if (!rc && klen == 8)
-        out->first_seq = s_seq(k);
+        out->first_seq = pg_store_be64_get(k);
     pg_store_cursor_close(&cur);
     return rc == PG_ENOTFOUND ? 0 : rc;
 }

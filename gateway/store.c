@@ -418,3 +418,17 @@ int pg_store_cursor_del(pg_store_cursor *self)
     return rc ? s_write_err(self->txn, rc, "store: cursor delete", self->errstr, self->errstr_size)
               : 0;
 }
+
+void pg_store_be64_put(uint8_t out[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (uint8_t)v;
+}
+
+uint64_t pg_store_be64_get(const uint8_t in[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | in[i];
+    return v;
+}

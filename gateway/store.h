@@ -3,6 +3,7 @@
 #define POLEGATE_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * One pg_store is one LMDB environment in a directory (data.mdb + lock.mdb). Every
@@ -145,5 +146,10 @@ int pg_store_cursor_next_dup(pg_store_cursor *cur, const void **val, size_t *vle
 /* Delete the entry the cursor is on (a write txn); _next then returns the entry that
  * followed it. 0 or PG_ESTORE. */
 int pg_store_cursor_del(pg_store_cursor *cur);
+
+/* A u64 as an 8-byte big-endian key, so that LMDB's byte order is numeric order
+ * (sequence numbers, ids), and back. */
+void pg_store_be64_put(uint8_t out[8], uint64_t v);
+uint64_t pg_store_be64_get(const uint8_t in[8]);
 
 #endif
