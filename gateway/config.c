@@ -849,11 +849,6 @@ void pg_log_set_level(int level)
     s_log_level = level;
 }
 
-int pg_log_get_level(void)
-{
-    return s_log_level;
-}
-
 void pg_log_set_stream(FILE *f)
 {
     s_log_stream = f;

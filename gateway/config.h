@@ -110,7 +110,6 @@ typedef enum pg_log_level {
 int pg_log_level_parse(const char *name);
 /* Events above level are dropped. Default PG_LOG_INFO. */
 void pg_log_set_level(int level);
-int pg_log_get_level(void);
 /* Where the log goes (default stderr; tests use a memory stream). */
 void pg_log_set_stream(FILE *f);
 void pg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -56,7 +56,6 @@ struct pg_consumer {
     s_mark *marks;
     size_t n_marks, cap_marks;
     int paused;
-    pg_consumer_stats stats;
 };
 
 static int s_fixed_key(const char *key)
@@ -90,7 +89,6 @@ static void s_commit_marked(pg_consumer *c, const rd_kafka_topic_partition_list_
     }
     if (list->cnt) {
         rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, list, !sync);
-        c->stats.commits++;
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
             pg_log(PG_LOG_WARN, "kafka consumer: commit: %s", rd_kafka_err2str(err));
     }
@@ -117,14 +115,12 @@ static void s_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     pg_consumer *c = opaque;
     int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
-    c->stats.rebalances++;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         pg_log(PG_LOG_INFO, "kafka consumer: %d partition(s) assigned", parts->cnt);
         if (cooperative)
             rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
         else
             rd_kafka_assign(rk, parts);
-        c->stats.assigned += (uint64_t)parts->cnt;
         /* a paused consumer stays paused for what it is given now */
         if (c->paused)
             rd_kafka_pause_partitions(rk, parts);
@@ -139,8 +135,6 @@ static void s_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
     else
         rd_kafka_assign(rk, NULL);
-    c->stats.assigned =
-        c->stats.assigned >= (uint64_t)parts->cnt ? c->stats.assigned - (uint64_t)parts->cnt : 0;
 }
 
 static int s_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *errstr,
@@ -302,7 +296,6 @@ int pg_consumer_poll(pg_consumer *c, pg_consumer_record *out, size_t max, int ti
         }
     }
     c->n_held = n;
-    c->stats.records += n;
     return (int)n;
 }
 
@@ -358,9 +351,4 @@ int pg_consumer_commit(pg_consumer *c, int sync, char *errstr, size_t errstr_siz
     (void)errstr, (void)errstr_size;
     s_commit_marked(c, NULL, sync);
     return 0;
-}
-
-void pg_consumer_get_stats(const pg_consumer *c, pg_consumer_stats *out)
-{
-    *out = c->stats;
 }

@@ -76,13 +76,4 @@ int pg_consumer_mark(pg_consumer *c, const char *topic, int32_t partition, int64
  * reported). 0, or PG_EKAFKA with errstr. */
 int pg_consumer_commit(pg_consumer *c, int sync, char *errstr, size_t errstr_size);
 
-typedef struct pg_consumer_stats {
-    uint64_t records;    /* polled */
-    uint64_t commits;    /* commit requests sent */
-    uint64_t rebalances; /* assignments and revocations */
-    uint64_t assigned;   /* partitions assigned now */
-} pg_consumer_stats;
-
-void pg_consumer_get_stats(const pg_consumer *c, pg_consumer_stats *out);
-
 #endif

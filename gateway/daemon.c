@@ -207,16 +207,6 @@ pg_producer *pg_daemon_producer(pg_daemon *d)
     return d->producer;
 }
 
-pg_spool *pg_daemon_spool(pg_daemon *d)
-{
-    return d->spool;
-}
-
-pg_dlq *pg_daemon_dlq(pg_daemon *d)
-{
-    return d->dlq;
-}
-
 void pg_daemon_summary(const pg_daemon *d, char *out, size_t size)
 {
     const pg_config *cfg = d->cfg;

@@ -38,8 +38,6 @@ void pg_daemon_summary(const pg_daemon *d, char *out, size_t size);
 /* The parts, for tests and operator commands; borrowed. */
 pg_intake *pg_daemon_intake(pg_daemon *d);
 pg_producer *pg_daemon_producer(pg_daemon *d);
-pg_spool *pg_daemon_spool(pg_daemon *d);
-pg_dlq *pg_daemon_dlq(pg_daemon *d);
 
 /* "polegated.<force lower>.<8 hex digits of the store's absolute path>": one active
  * producer per force's intake and store (docs/reliability.md). out holds 64 bytes. */
