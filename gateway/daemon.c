@@ -10,12 +10,14 @@
 #include <time.h>
 
 #include "audit.h"
+#include "dlq.h"
 #include "ledger.h"
 #include "partner.h"
 #include "polegate/error.h"
 #include "polegate/version.h"
 #include "policy.h"
 #include "router.h"
+#include "spool.h"
 #include "store.h"
 
 /* How long one wait for requests lasts: the bound on noticing a stop request. */

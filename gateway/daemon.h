@@ -6,10 +6,8 @@
 #include <stddef.h>
 
 #include "config.h"
-#include "dlq.h"
 #include "intake.h"
 #include "producer.h"
-#include "spool.h"
 
 typedef struct pg_daemon pg_daemon;
 
