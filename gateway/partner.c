@@ -817,14 +817,19 @@ static int s_mark(void *arg, const char *topic, int32_t partition, int64_t next)
 static void s_log_stats(pg_partner_service *s, const char *when)
 {
     pg_partner_stats st;
+    pg_compose_stats cs;
     pg_partner_get_stats(s->p, &st);
+    pg_partner_get_compose_stats(s->p, &cs);
     pg_log(PG_LOG_INFO,
            "partner %s: records %" PRIu64 " consumed, %" PRIu64 " accepted, %" PRIu64
            " duplicate, %" PRIu64 " stale, %" PRIu64 " own, %" PRIu64 " rejected, %" PRIu64
            " skipped; RMS messages %" PRIu64 " composed, %" PRIu64 " stored, %" PRIu64
-           " rejected, %zu pending",
+           " rejected, %zu pending; compose %" PRIu64 " resent, %" PRIu64
+           " merge deletes folded, %" PRIu64 " unknown to the RMS, %" PRIu64
+           " links deferred, %" PRIu64 " refused by the adapter",
            when, st.records, st.accepted, st.duplicates, st.stale, st.own, st.rejected, st.skipped,
-           st.composed, st.stored, st.rms_rejected, pg_partner_pending(s->p));
+           st.composed, st.stored, st.rms_rejected, pg_partner_pending(s->p), cs.resent,
+           cs.merge_deletes, cs.unknown, cs.deferred, cs.refused);
 }
 
 static void *s_main(void *arg)
