@@ -2,6 +2,8 @@
  * one case per validation rule. */
 #include <check.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1362,6 +1364,170 @@ START_TEST(test_encode_refuses_backward_range)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ threads */
+
+/* The decoder parses into a per-thread scratch region behind jansson's process-wide
+ * allocation functions. Two threads decode the same messages many times (valid ones,
+ * JSON cut off midway, and messages that fail after changes were added) while also
+ * using jansson outside the decode, a tree of which lives across decodes; every result
+ * must equal the one decoded alone. */
+
+#define S_MT_MAX 48
+#define S_MT_ROUNDS 400
+
+typedef struct s_mt_result {
+    int rc;
+    size_t count;
+    uint64_t hash; /* FNV-1a of every change packed as protobuf */
+    char why[PG_ERRSTR_SIZE];
+} s_mt_result;
+
+typedef struct s_mt {
+    char *msg[S_MT_MAX];
+    size_t n;
+    s_mt_result want[S_MT_MAX];
+} s_mt;
+
+typedef struct s_mt_thread {
+    const s_mt *mt;
+    int reverse;
+    int mismatches;
+    int ok, failed;
+    char first[512];
+} s_mt_thread;
+
+static void s_mt_decode(pg_changeset *cs, const char *msg, s_mt_result *r)
+{
+    pg_adapter_ctx ctx = {0};
+    pg_changeset_reset(cs);
+    r->why[0] = 0;
+    r->rc = A->decode(&ctx, (const uint8_t *)msg, strlen(msg), cs, r->why, sizeof r->why);
+    r->count = cs->count;
+    r->hash = 1469598103934665603ULL;
+    uint8_t buf[1 << 14];
+    for (size_t i = 0; i < cs->count; i++) {
+        const ProtobufCMessage *m = cs->changes[i].type == PG_CHANGE_ENTITY
+                                        ? &cs->changes[i].entity->base
+                                        : &cs->changes[i].link->base;
+        size_t len = protobuf_c_message_get_packed_size(m);
+        if (len > sizeof buf) {
+            r->hash = 0;
+            return;
+        }
+        protobuf_c_message_pack(m, buf);
+        for (size_t k = 0; k < len; k++)
+            r->hash = (r->hash ^ buf[k]) * 1099511628211ULL;
+    }
+}
+
+static void s_mt_add(s_mt *mt, char *msg)
+{
+    ck_assert_uint_lt(mt->n, S_MT_MAX);
+    mt->msg[mt->n++] = msg;
+}
+
+static void *s_mt_run(void *arg)
+{
+    s_mt_thread *t = arg;
+    const s_mt *mt = t->mt;
+    pg_changeset *cs = pg_changeset_new();
+    json_t *held = NULL; /* a jansson tree made outside any decode, freed rounds later */
+    for (int round = 0; round < S_MT_ROUNDS && cs; round++) {
+        for (size_t j = 0; j < mt->n; j++) {
+            size_t i = t->reverse ? mt->n - 1 - j : j;
+            if ((round + j) % 7 == 0) {
+                json_decref(held);
+                held = json_loads(mt->msg[(i + 1) % mt->n], 0, NULL);
+                char *text = held ? json_dumps(held, JSON_COMPACT) : NULL;
+                free(text); /* json_dumps output is plain malloc memory */
+            }
+            s_mt_result got;
+            s_mt_decode(cs, mt->msg[i], &got);
+            const s_mt_result *w = &mt->want[i];
+            if (got.rc != w->rc || got.count != w->count || got.hash != w->hash ||
+                strcmp(got.why, w->why) != 0) {
+                if (!t->mismatches++)
+                    snprintf(t->first, sizeof t->first,
+                             "message %zu: rc %d/%d count %zu/%zu '%.200s'", i, got.rc, w->rc,
+                             got.count, w->count, got.why);
+            }
+            if (got.rc == 0)
+                t->ok++;
+            else
+                t->failed++;
+        }
+    }
+    json_decref(held);
+    if (!cs)
+        t->mismatches = -1;
+    pg_changeset_destroy(&cs);
+    return NULL;
+}
+
+START_TEST(test_decode_threads)
+{
+    s_mt mt = {0};
+    const char *files[] = {"atx-burglary.ndjson", "atx-merseyside-import.ndjson"};
+    for (size_t f = 0; f < 2; f++) {
+        s_lines l;
+        s_load(files[f], &l);
+        for (size_t i = 0; i < l.n; i++) {
+            size_t len = strlen(l.text[i]);
+            s_mt_add(&mt, strdup(l.text[i]));
+            s_mt_add(&mt, strndup(l.text[i], len / 2));      /* JSON cut off midway */
+            s_mt_add(&mt, strndup(l.text[i], len * 9 / 10)); /* later in the tree */
+        }
+        s_free_lines(&l);
+    }
+    /* valid JSON that fails validation after the entity and links were added */
+    char *base = s_base(OCC);
+    json_t *root = json_loads(base, 0, NULL);
+    free(base);
+    ck_assert_ptr_nonnull(root);
+    s_set(root, "links[4].role", json_string("KEEPER"));
+    s_mt_add(&mt, json_dumps(root, 0));
+    json_decref(root);
+    /* and one that fails in the body */
+    base = s_base(PER);
+    root = json_loads(base, 0, NULL);
+    free(base);
+    ck_assert_ptr_nonnull(root);
+    s_set(root, "record.body.aliases[0].dateOfBirth", json_string("1985-02-30"));
+    s_mt_add(&mt, json_dumps(root, 0));
+    json_decref(root);
+
+    pg_changeset *cs = pg_changeset_new();
+    int valid = 0, invalid = 0;
+    for (size_t i = 0; i < mt.n; i++) {
+        s_mt_decode(cs, mt.msg[i], &mt.want[i]);
+        ck_assert_msg(mt.want[i].hash != 0, "message %zu: too big to pack", i);
+        if (mt.want[i].rc == 0) {
+            valid++;
+        } else {
+            invalid++;
+            ck_assert_uint_eq(mt.want[i].count, 0);
+        }
+    }
+    pg_changeset_destroy(&cs);
+    ck_assert_int_ge(valid, 12);
+    ck_assert_int_ge(invalid, 28);
+
+    s_mt_thread t[2] = {{.mt = &mt, .reverse = 0}, {.mt = &mt, .reverse = 1}};
+    pthread_t tid[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&tid[i], NULL, s_mt_run, &t[i]), 0);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(pthread_join(tid[i], NULL), 0);
+        ck_assert_msg(t[i].mismatches == 0, "thread %d: %d mismatches, first %s", i,
+                      t[i].mismatches, t[i].first);
+        ck_assert_int_eq(t[i].ok, valid * S_MT_ROUNDS);
+        ck_assert_int_eq(t[i].failed, invalid * S_MT_ROUNDS);
+    }
+    for (size_t i = 0; i < mt.n; i++)
+        free(mt.msg[i]);
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("athena");
@@ -1379,6 +1545,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_invalid_framing);
     tcase_add_test(tc, test_force_and_forward_compat);
     tcase_add_test(tc, test_all_or_nothing);
+    tcase_add_test(tc, test_decode_threads);
     suite_add_tcase(s, tc);
     TCase *inv = tcase_create("invalid");
     tcase_add_loop_test(inv, test_invalid_case, 0, (int)(sizeof s_cases / sizeof s_cases[0]));

@@ -1,11 +1,15 @@
 /* ATX/2 decoder: one JSON message -> validated, normalised canonical changes. */
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "atx.h"
+#include "polegate/arena.h"
 #include "polegate/codes.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
@@ -632,7 +636,7 @@ static int s_occurrence(s_dec *d, const json_t *b, pg_entity_update *eu)
             PG_PB_NEW(d->arena, Polegate__Pole__V1__Offence, polegate__pole__v1__offence);
         if (!of)
             return S_NOMEM(d);
-        json_int_t cls, sub;
+        json_int_t cls = 0, sub = 0;
         int present;
         if ((rc = s_int(d, e, op, "hoClass", S_REQUIRED, 1, 999, &cls, &present)) ||
             (rc = s_int(d, e, op, "hoSubclass", S_REQUIRED, 0, 99, &sub, &present)))
@@ -1001,6 +1005,110 @@ static int s_message(s_dec *d, const pg_adapter_ctx *ctx, const json_t *root, pg
     return 0;
 }
 
+/* ------------------------------------------------------------------ jansson scratch */
+
+/* jansson mallocs and frees every node of a tree; the tree of a message lives only
+ * for its decode, so the parse allocates from a per-thread region instead (carved
+ * once out of a pg_arena) and the free of such a block does nothing: the next decode
+ * on the thread starts the region over. json_set_alloc_funcs is process-global, and
+ * jansson is used elsewhere in the process (CLI tools, the audit and delivery code,
+ * tests) whose callers free json_dumps() strings with plain free(): so outside a
+ * parse the functions are exactly malloc and free, with no header, and a free tells
+ * a region block from a malloc block by its address (the region is owned memory, so
+ * malloc can never return an address inside it). A block of either kind is released
+ * correctly in any state; blocks that jansson got before the functions were
+ * installed are malloc blocks. What does not fit the region comes from malloc. The
+ * region is only in use inside json_loadb: the tree is decref'd before the decode
+ * returns and every string the changes keep is copied into cs->arena, so no region
+ * block outlives its decode. */
+
+#define S_SCRATCH_SIZE (256u * 1024u)
+
+typedef struct s_scratch {
+    pg_arena *arena; /* owns [lo, hi) */
+    uintptr_t lo, hi;
+    char *next; /* bump pointer while a parse runs */
+    int active;
+} s_scratch;
+
+static _Thread_local s_scratch s_tls;
+static pthread_once_t s_once = PTHREAD_ONCE_INIT;
+static pthread_key_t s_key; /* destroys a thread's arena when the thread exits */
+static int s_key_ok;
+
+static void *s_json_malloc(size_t size)
+{
+    s_scratch *sc = &s_tls;
+    if (sc->active) {
+        size_t need = (size + 15) & ~(size_t)15;
+        if (need >= size && need <= sc->hi - (uintptr_t)sc->next) {
+            void *p = sc->next;
+            sc->next += need;
+            return p;
+        }
+    }
+    return malloc(size);
+}
+
+static void s_json_free(void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (a >= s_tls.lo && a < s_tls.hi)
+        return; /* a region block: released by the next parse's restart */
+    free(p);
+}
+
+static void s_thread_exit(void *arena)
+{
+    pg_arena *a = arena;
+    s_tls.lo = s_tls.hi = 0; /* later frees on this thread are malloc blocks */
+    s_tls.active = 0;
+    pg_arena_destroy(&a);
+}
+
+static void s_install(void)
+{
+    s_key_ok = pthread_key_create(&s_key, s_thread_exit) == 0;
+    json_set_alloc_funcs(s_json_malloc, s_json_free);
+}
+
+/* Installed before main when this file is linked, so before any thread can be inside
+ * jansson; pg_atx_decode also goes through the once. */
+__attribute__((constructor)) static void s_install_early(void)
+{
+    pthread_once(&s_once, s_install);
+}
+
+/* The thread's region, restarted, for one parse; NULL (jansson then uses malloc) when
+ * it cannot be had. */
+static s_scratch *s_scratch_begin(void)
+{
+    pthread_once(&s_once, s_install);
+    s_scratch *sc = &s_tls;
+    if (!sc->lo) {
+        if (!s_key_ok)
+            return NULL;
+        pg_arena *a = pg_arena_new(S_SCRATCH_SIZE);
+        char *r = a ? pg_arena_alloc(a, S_SCRATCH_SIZE) : NULL;
+        if (!r || pthread_setspecific(s_key, a) != 0) {
+            pg_arena_destroy(&a);
+            return NULL;
+        }
+        sc->arena = a;
+        sc->lo = (uintptr_t)r;
+        sc->hi = sc->lo + S_SCRATCH_SIZE;
+    }
+    sc->next = (char *)sc->lo;
+    sc->active = 1;
+    return sc;
+}
+
+static void s_scratch_end(s_scratch *sc)
+{
+    if (sc)
+        sc->active = 0;
+}
+
 int pg_atx_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t size, pg_changeset *cs,
                   char *errstr, size_t errstr_size)
 {
@@ -1011,7 +1119,9 @@ int pg_atx_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t size, p
         return pg_errf(PG_EINVALID, errstr, errstr_size,
                        "message: must not start with a byte-order mark");
     json_error_t jerr;
+    s_scratch *sc = s_scratch_begin();
     json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
+    s_scratch_end(sc);
     if (!root)
         return pg_errf(PG_EINVALID, errstr, errstr_size,
                        "message: invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
