@@ -18,26 +18,36 @@
 static const char s_usage_text[] =
     "usage: polegate dlq list    (--store DIR | --config FILE) [--json]\n"
     "       polegate dlq show    (--store DIR | --config FILE) [--raw] ID\n"
-    "       polegate dlq replay  (--store DIR | --config FILE) [--to ENDPOINT] [ID]...\n"
+    "       polegate dlq replay  (--store DIR | --config FILE) [--to ENDPOINT]\n"
+    "                            [--rms ENDPOINT] [ID]...\n"
     "       polegate dlq purge   (--store DIR | --config FILE) (--all | ID...)\n"
     "\n"
-    "The dead letters polegated kept: native messages it rejected as invalid, with the\n"
+    "The dead letters polegated kept: native messages of our RMS it rejected as invalid\n"
+    "(intake), and partner records' native messages our RMS rejected (import), with the\n"
     "reason, the force, the format, the time and the original bytes (docs/reliability.md).\n"
     "The store may belong to a running daemon (LMDB allows readers and one writer at a\n"
     "time across processes).\n"
     "\n"
     "  list                one line per dead letter: ID TIME FORMAT BYTES REASON\n"
+    "                      (an import one's REASON starts \"[import FORCES]\")\n"
     "                      (--json: one JSON object per line)\n"
     "  show ID             its details, then the original bytes (--raw: the bytes only)\n"
     "  replay [ID]...      send each (all when no ID is given) again to the daemon's\n"
     "                      intake, after a fix, and print ID <ack json>. Accepted: the\n"
     "                      dead letter is removed. Rejected again: removed too, the daemon\n"
-    "                      kept a new one with today's reason. No answer or retry: kept\n"
+    "                      kept a new one with today's reason. No answer or retry: kept.\n"
+    "                      An import dead letter goes to the RMS import endpoint instead\n"
+    "                      (the config's delivery.transport and delivery.endpoint, or\n"
+    "                      --rms), never to our intake: stored -> removed; rejected\n"
+    "                      again -> kept, with the RMS's reason printed\n"
     "  purge               remove the given dead letters, or --all\n"
     "\n"
     "  --store DIR         the gateway's store.path\n"
     "  --config FILE       read store.path (and intake.endpoint for replay) from FILE\n"
     "  --to ENDPOINT       where replay sends (default: the config's intake.endpoint)\n"
+    "  --rms ENDPOINT      where replay sends import dead letters (default: the config's\n"
+    "                      delivery.endpoint): a ZeroMQ endpoint (\"tcp://...\") or the\n"
+    "                      RMS's drop directory\n"
     "  --timeout-ms N      replay: how long to wait for each ack (default 10000)\n"
     "  -h, --help          print this help and exit\n"
     "\n"
@@ -51,6 +61,7 @@ typedef struct s_dlq_cli {
     int json;
     int raw;
     const char *to;
+    pg_delivery_config rms; /* import dead letters: transport and endpoint */
     int timeout_ms;
 } s_dlq_cli;
 
@@ -82,13 +93,21 @@ static int s_print_line(void *ud, const pg_dlq_entry *e)
         json_t *j = json_pack("{s:I,s:s,s:s,s:s,s:I,s:s}", "id", (json_int_t)e->id, "received_at",
                               when, "origin", e->origin, "format", e->format, "bytes",
                               (json_int_t)e->original_len, "reason", e->reason);
+        if (j && e->kind == PG_DLQ_IMPORT) {
+            json_object_set_new(j, "kind", json_string(pg_dlq_kind_name(e->kind)));
+            json_object_set_new(j, "ref", json_string(e->ref));
+            json_object_set_new(j, "ids", json_string(e->ids));
+        }
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
         if (text)
             printf("%s\n", text);
         free(text);
         json_decref(j);
     } else {
-        printf("%" PRIu64 " %s %s %zu %s\n", e->id, when, e->format, e->original_len, e->reason);
+        printf("%" PRIu64 " %s %s %zu %s%s%s%s\n", e->id, when, e->format, e->original_len,
+               e->kind == PG_DLQ_IMPORT ? "[import " : "",
+               e->kind == PG_DLQ_IMPORT ? (*e->origin ? e->origin : "-") : "",
+               e->kind == PG_DLQ_IMPORT ? "] " : "", e->reason);
     }
     return 0;
 }
@@ -120,6 +139,10 @@ static int s_show(s_dlq_cli *c, uint64_t id)
                    "reason: %s\n\n",
                    e.id, when, e.origin, e.format, e.original_len,
                    e.original_len > e.len ? " (only the first part was kept)" : "", e.reason);
+            if (e.kind == PG_DLQ_IMPORT)
+                printf("kind: import (rejected by our RMS; replay sends it to the RMS)\n"
+                       "correlation: %s\nids: %s\n\n",
+                       e.ref, e.ids);
         }
         fwrite(e.data, 1, e.len, stdout);
         if (!c->raw)
@@ -174,6 +197,8 @@ static int s_all_ids(s_dlq_cli *c, s_ids *ids)
     return rc;
 }
 
+static int s_replay_intake(s_dlq_cli *c, const uint64_t *ids, size_t n);
+
 /* Send one dead letter to the intake and print the ack. 0 accepted, 1 rejected or
  * kept, 2 no answer. */
 static int s_replay_one(s_dlq_cli *c, void *sock, uint64_t id)
@@ -218,7 +243,74 @@ static int s_replay_one(s_dlq_cli *c, void *sock, uint64_t id)
     return accepted ? 0 : 1;
 }
 
+/* The kind of dead letter id: 0 intake, 1 import, -1 not read (said why). */
+static int s_is_import(s_dlq_cli *c, uint64_t id)
+{
+    char why[PG_ERRSTR_SIZE];
+    pg_store_txn *txn = pg_store_begin(c->store, 0, why, sizeof why);
+    pg_dlq_entry e = {0};
+    int rc = txn ? pg_dlq_get(c->dlq, txn, id, &e, why, sizeof why) : PG_ESTORE;
+    int import = !rc && e.kind == PG_DLQ_IMPORT;
+    pg_store_abort(&txn);
+    if (rc) {
+        fprintf(stderr, "polegate dlq: %s\n", why);
+        return -1;
+    }
+    return import;
+}
+
+/* Deliver an import dead letter to the RMS again. 0 stored (removed), 1 rejected or
+ * kept, 2 no answer. */
+static int s_resend_one(s_dlq_cli *c, uint64_t id)
+{
+    if (!c->rms.endpoint) {
+        fprintf(stderr,
+                "polegate dlq: %" PRIu64 " is an import dead letter: it goes to the RMS, "
+                "give --rms ENDPOINT or a --config with delivery.endpoint\n",
+                id);
+        return 2;
+    }
+    char why[PG_ERRSTR_SIZE];
+    int rc = pg_dlq_resend(c->dlq, id, &c->rms, c->timeout_ms, why, sizeof why);
+    if (rc == 0) {
+        printf("%" PRIu64 " {\"status\":\"stored\"}\n", id);
+        return 0;
+    }
+    if (rc == PG_EINVALID) {
+        json_t *j = json_pack("{s:s,s:s}", "status", "rejected", "reason", why);
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        printf("%" PRIu64 " %s\n", id, text ? text : "{\"status\":\"rejected\"}");
+        free(text);
+        json_decref(j);
+        return 1;
+    }
+    fprintf(stderr, "polegate dlq: %s\n", why);
+    return rc == PG_ETIMEOUT || rc == PG_EIO ? 2 : 1;
+}
+
 static int s_replay(s_dlq_cli *c, const uint64_t *ids, size_t n)
+{
+    int worst = 0;
+    uint64_t *intake = calloc(n ? n : 1, sizeof *intake);
+    size_t n_intake = 0;
+    if (!intake)
+        return 2;
+    for (size_t i = 0; i < n; i++) {
+        int import = s_is_import(c, ids[i]);
+        int rc = import < 0 ? 1 : import ? s_resend_one(c, ids[i]) : 0;
+        if (import == 0)
+            intake[n_intake++] = ids[i];
+        worst = rc > worst ? rc : worst;
+    }
+    if (n_intake) {
+        int rc = s_replay_intake(c, intake, n_intake);
+        worst = rc > worst ? rc : worst;
+    }
+    free(intake);
+    return worst;
+}
+
+static int s_replay_intake(s_dlq_cli *c, const uint64_t *ids, size_t n)
 {
     if (!c->to)
         return s_usage_error("replay needs --to ENDPOINT or --config FILE");
@@ -256,6 +348,7 @@ int pg_cli_dlq(int argc, char **argv)
         {"store", required_argument, NULL, 's'},
         {"config", required_argument, NULL, 'c'},
         {"to", required_argument, NULL, 't'},
+        {"rms", required_argument, NULL, 'R'},
         {"timeout-ms", required_argument, NULL, 'T'},
         {"json", no_argument, NULL, 'j'},
         {"raw", no_argument, NULL, 'r'},
@@ -278,6 +371,10 @@ int pg_cli_dlq(int argc, char **argv)
             break;
         case 't':
             c.to = optarg;
+            break;
+        case 'R':
+            c.rms.endpoint = optarg;
+            c.rms.transport = strstr(optarg, "://") ? "zmq" : "dir";
             break;
         case 'T':
             c.timeout_ms = (int)strtol(optarg, &end, 10);
@@ -336,6 +433,10 @@ int pg_cli_dlq(int argc, char **argv)
         store = cfg->store_path;
         if (!c.to)
             c.to = cfg->intake_endpoint;
+        if (!c.rms.endpoint && cfg->delivery_endpoint) {
+            c.rms.endpoint = cfg->delivery_endpoint;
+            c.rms.transport = cfg->delivery_transport;
+        }
     }
     int rc = 2;
     c.store = pg_store_new(store, cfg ? cfg->store_map_size : 0, why, PG_ERRSTR_SIZE);

@@ -70,7 +70,16 @@ void pg_dlq_destroy(pg_dlq **p)
 /* ---------------------------------------------------------------- the value format */
 
 /* u64 received_ms, u64 original_len, then reason, origin, format as NUL-terminated
- * strings, then the bytes (to the end of the value). Host byte order. */
+ * strings, then the bytes (to the end of the value). Host byte order. An import entry
+ * (PG_DLQ_IMPORT) has S_IMPORT_BIT set in original_len and three more strings after
+ * format: kind ("import"), ref, ids; intake entries keep the first layout, so stores
+ * written before import entries existed read as they did. */
+#define S_IMPORT_BIT ((uint64_t)1 << 63)
+
+const char *pg_dlq_kind_name(pg_dlq_kind kind)
+{
+    return kind == PG_DLQ_INTAKE ? "intake" : kind == PG_DLQ_IMPORT ? "import" : "?";
+}
 
 static int s_parse(const uint8_t *key, size_t klen, const uint8_t *v, size_t vlen, pg_dlq_entry *e,
                    char *errstr, size_t errstr_size)
@@ -82,16 +91,22 @@ static int s_parse(const uint8_t *key, size_t klen, const uint8_t *v, size_t vle
     uint64_t orig;
     memcpy(&e->received_ms, v, 8);
     memcpy(&orig, v + 8, 8);
-    e->original_len = (size_t)orig;
+    int import = (orig & S_IMPORT_BIT) != 0;
+    e->original_len = (size_t)(orig & ~S_IMPORT_BIT);
     const uint8_t *p = v + 16, *end = v + vlen;
-    const char **strs[3] = {&e->reason, &e->origin, &e->format};
-    for (int i = 0; i < 3; i++) {
+    const char *kind = "";
+    const char **strs[6] = {&e->reason, &e->origin, &e->format, &kind, &e->ref, &e->ids};
+    e->ref = e->ids = "";
+    for (int i = 0; i < (import ? 6 : 3); i++) {
         const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
         if (!nul)
             goto bad;
         *strs[i] = (const char *)p;
         p = nul + 1;
     }
+    if (import && strcmp(kind, "import"))
+        goto bad;
+    e->kind = import ? PG_DLQ_IMPORT : PG_DLQ_INTAKE;
     e->data = p;
     e->len = (size_t)(end - p);
     return 0;
@@ -132,13 +147,17 @@ int pg_dlq_add(pg_dlq *self, pg_store_txn *txn, pg_dlq_entry *e, size_t *evicted
         *evicted = 0;
     size_t len = e->len < self->limits.max_message ? e->len : self->limits.max_message;
     uint64_t orig = e->original_len ? e->original_len : e->len;
+    int import = e->kind == PG_DLQ_IMPORT;
+    if (import)
+        orig |= S_IMPORT_BIT;
     pg_buf *b = &self->value;
     pg_buf_reset(b);
-    const char *strs[3] = {e->reason ? e->reason : "", e->origin ? e->origin : "",
-                           e->format ? e->format : ""};
+    const char *strs[6] = {e->reason ? e->reason : "", e->origin ? e->origin : "",
+                           e->format ? e->format : "", "import",
+                           e->ref ? e->ref : "",       e->ids ? e->ids : ""};
     int rc = pg_buf_append(b, &e->received_ms, 8);
     rc = rc ? rc : pg_buf_append(b, &orig, 8);
-    for (int i = 0; !rc && i < 3; i++)
+    for (int i = 0; !rc && i < (import ? 6 : 3); i++)
         rc = pg_buf_append(b, strs[i], strlen(strs[i]) + 1);
     rc = rc ? rc : pg_buf_append(b, e->data, len);
     if (rc)
@@ -291,4 +310,83 @@ int pg_dlq_outrec(pg_outbatch *batch, const char *topic, const pg_dlq_entry *e, 
         rc = pg_outrec_header_add(batch, rec, PG_HDR_TRUNCATED, full);
     }
     return rc ? pg_errf(rc, errstr, errstr_size, "dlq: out of memory") : 0;
+}
+
+/* ---------------------------------------------------------------- resend to the RMS */
+
+typedef struct s_resend {
+    int done;
+    int status;
+    char reason[PG_ERRSTR_SIZE];
+} s_resend;
+
+static void s_resend_result(void *arg, const pg_delivery_result *r)
+{
+    s_resend *rs = arg;
+    rs->done = 1;
+    rs->status = r->status;
+    snprintf(rs->reason, sizeof rs->reason, "%s",
+             r->reason && *r->reason ? r->reason : "no reason given");
+}
+
+int pg_dlq_resend(pg_dlq *self, uint64_t id, const pg_delivery_config *cfg, int timeout_ms,
+                  char *errstr, size_t errstr_size)
+{
+    pg_store_txn *txn = pg_store_begin(self->store, 0, errstr, errstr_size);
+    if (!txn)
+        return PG_ESTORE;
+    pg_dlq_entry e = {0};
+    int rc = pg_dlq_get(self, txn, id, &e, errstr, errstr_size);
+    if (!rc && e.kind != PG_DLQ_IMPORT)
+        rc = pg_errf(PG_EUSAGE, errstr, errstr_size,
+                     "dlq: dead letter %" PRIu64 " is not an import dead letter", id);
+    if (!rc && e.original_len > e.len)
+        rc = pg_errf(PG_ETOOBIG, errstr, errstr_size,
+                     "dlq: dead letter %" PRIu64 ": only %zu of its %zu bytes were kept", id, e.len,
+                     e.original_len);
+    char corr[160];
+    const char *extension = cfg->extension;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    if (!rc) {
+        snprintf(corr, sizeof corr, "%s.dlq-%" PRIu64, e.ref && *e.ref ? e.ref : "pg", id);
+        len = e.len;
+        if (!extension) /* as the partner direction names its files */
+            extension = e.format && !strcmp(e.format, "atx") ? "ndjson" : "xml";
+        if (!(data = malloc(len ? len : 1)))
+            rc = pg_errf(PG_ENOMEM, errstr, errstr_size, "dlq: out of memory");
+        else if (len)
+            memcpy(data, e.data, len);
+    }
+    pg_store_abort(&txn);
+    if (rc)
+        return rc;
+    s_resend rs = {0};
+    pg_delivery_config dcfg = *cfg;
+    dcfg.window = 1;
+    dcfg.extension = extension;
+    dcfg.on_result = s_resend_result;
+    dcfg.on_result_arg = &rs;
+    if (dcfg.ack_timeout_ms <= 0 || dcfg.ack_timeout_ms > timeout_ms)
+        dcfg.ack_timeout_ms = timeout_ms;
+    pg_delivery *del = pg_delivery_new(&dcfg, errstr, errstr_size);
+    rc = del ? pg_delivery_submit(del, corr, data, len, NULL, NULL, errstr, errstr_size) : PG_EIO;
+    if (!rc)
+        rc = pg_delivery_flush(del, timeout_ms, errstr, errstr_size);
+    if (rc == PG_ETIMEOUT || (!rc && !rs.done))
+        rc = pg_errf(PG_ETIMEOUT, errstr, errstr_size,
+                     "dlq: no answer from the RMS at %s within %d ms", cfg->endpoint, timeout_ms);
+    pg_delivery_destroy(&del);
+    free(data);
+    if (rc)
+        return rc;
+    if (rs.status)
+        return pg_errf(PG_EINVALID, errstr, errstr_size, "%s", rs.reason);
+    if (!(txn = pg_store_begin(self->store, 1, errstr, errstr_size)))
+        return PG_ESTORE;
+    rc = pg_dlq_delete(self, txn, id, errstr, errstr_size);
+    if (!rc)
+        rc = pg_store_commit(&txn, errstr, errstr_size);
+    pg_store_abort(&txn);
+    return rc;
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "delivery.h"
 #include "outrec.h"
 #include "store.h"
 
@@ -46,6 +47,15 @@ typedef struct pg_dlq_limits {
 #define PG_HDR_DLQ_ID "pg-dlq-id"
 #define PG_HDR_TRUNCATED "pg-truncated"
 
+/* Where a dead letter came from. */
+typedef enum pg_dlq_kind {
+    PG_DLQ_INTAKE = 0, /* a message of our RMS that could not be translated (intake) */
+    PG_DLQ_IMPORT = 1  /* a partner record's native message our RMS rejected (partner) */
+} pg_dlq_kind;
+
+/* "intake", "import"; "?" when unknown. */
+const char *pg_dlq_kind_name(pg_dlq_kind kind);
+
 /* One dead letter. In results of _get and _each the pointers are valid as the call
  * says. */
 typedef struct pg_dlq_entry {
@@ -57,6 +67,11 @@ typedef struct pg_dlq_entry {
     const uint8_t *data; /* the original bytes, at most max_message of them */
     size_t len;
     size_t original_len; /* > len when the message was cut */
+    /* PG_DLQ_IMPORT only ("" in results for intake entries): reason is the RMS's,
+     * origin the partner / origin force(s), received_ms when the RMS rejected it. */
+    pg_dlq_kind kind;
+    const char *ref; /* the correlation id the RMS saw ("pg-<instance>-<seq>") */
+    const char *ids; /* the canonical ids the message carried, comma-separated */
 } pg_dlq_entry;
 
 typedef struct pg_dlq_stats {
@@ -96,6 +111,17 @@ int pg_dlq_stat(pg_dlq *dlq, pg_store_txn *txn, pg_dlq_stats *out, char *errstr,
  * the full length), the headers above and pg-origin-force. 0, PG_ENOMEM. */
 int pg_dlq_outrec(pg_outbatch *batch, const char *topic, const pg_dlq_entry *entry, char *errstr,
                   size_t errstr_size);
+
+/* Deliver import dead letter id (PG_DLQ_IMPORT) to the RMS import endpoint again, as
+ * the partner direction does (cfg: transport, endpoint...; on_result is ours), with
+ * correlation id "<ref>.dlq-<id>", and wait up to timeout_ms for its result. Stored:
+ * the dead letter is deleted, 0. Rejected again: it is kept, PG_EINVALID with the
+ * RMS's reason in errstr. No result in time: kept, PG_ETIMEOUT. Not an import entry:
+ * PG_EUSAGE (intake entries go to our intake: `polegate dlq replay`); only part of it
+ * kept: PG_ETOOBIG; PG_ENOTFOUND, PG_ESTORE, or the delivery's error. Call it while
+ * this thread has no transaction open. */
+int pg_dlq_resend(pg_dlq *dlq, uint64_t id, const pg_delivery_config *cfg, int timeout_ms,
+                  char *errstr, size_t errstr_size);
 
 /* "2026-03-29T06:30:00.123Z" for ms since the epoch; out holds 32 bytes. */
 void pg_dlq_format_time(int64_t ms, char out[32]);

@@ -44,6 +44,15 @@ typedef struct s_batch {
     size_t n_offs;
 } s_batch;
 
+/* A message the RMS rejected, until its dead letter is kept. */
+typedef struct s_reject {
+    uint64_t seq;
+    char id[S_ID_MAX + 1];
+    char *reason;
+    int64_t at_ms; /* when the RMS rejected it */
+    int audited;
+} s_reject;
+
 /* An audit event to write once the batch has committed. */
 typedef struct s_audit_ev {
     pg_audit_action action;
@@ -62,10 +71,17 @@ struct pg_partner {
     pg_compose *compose;
     pg_delivery *delivery;
     pg_store_db seen, outbox, meta;
+    pg_store_db outids; /* seq -> "<forces>\0<canonical ids>" of an outbox message */
+    pg_dlq *dlq;        /* rejected messages: import dead letters */
     char instance[37];
     uint64_t next_seq; /* the next outbox sequence number */
-    uint64_t resolved; /* every message up to this sequence has its result */
-    s_msg *queue;      /* composed, not yet submitted: a FIFO */
+    uint64_t resolved; /* every message up to this sequence is settled */
+    uint64_t answered; /* every message up to this sequence has its result */
+    s_reject *rejects; /* rejected, dead letter not yet kept: oldest first */
+    size_t n_rejects, cap_rejects;
+    uint64_t hold; /* a rejected message that could not be noted: nothing settles past it */
+    pg_buf scratch;
+    s_msg *queue; /* composed, not yet submitted: a FIFO */
     size_t q_head, q_len, q_cap;
     s_msg *staged; /* composed by the take in progress */
     size_t n_staged, cap_staged;
@@ -101,6 +117,8 @@ static int s_open_dbs(pg_partner *p, char *errstr, size_t errstr_size)
         rc = pg_store_db_open(txn, "partner.outbox", 0, &p->outbox, errstr, errstr_size);
     if (!rc)
         rc = pg_store_db_open(txn, "partner.meta", 0, &p->meta, errstr, errstr_size);
+    if (!rc)
+        rc = pg_store_db_open(txn, "partner.outids", 0, &p->outids, errstr, errstr_size);
     const void *v;
     size_t vlen;
     if (!rc) {
@@ -182,7 +200,7 @@ static int s_load_outbox(pg_partner *p, char *errstr, size_t errstr_size)
     }
     pg_store_cursor_close(&cur);
     pg_store_abort(&txn);
-    p->resolved = (first ? first : p->next_seq) - 1;
+    p->resolved = p->answered = (first ? first : p->next_seq) - 1;
     if (!rc && p->q_len)
         pg_log(PG_LOG_INFO,
                "partner: %zu message(s) from the last run not yet stored by the RMS: "
@@ -193,19 +211,56 @@ static int s_load_outbox(pg_partner *p, char *errstr, size_t errstr_size)
 
 /* ------------------------------------------------------------ delivery results */
 
+static int64_t s_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Settled up to the first rejected message whose dead letter is not kept yet: the
+ * offsets behind it wait for that. */
+static void s_update_resolved(pg_partner *p)
+{
+    uint64_t r = p->n_rejects ? p->rejects[0].seq - 1 : p->answered;
+    if (p->hold && r > p->hold - 1)
+        r = p->hold - 1;
+    if (r > p->resolved)
+        p->resolved = r;
+}
+
 static void s_on_result(void *arg, const pg_delivery_result *r)
 {
     pg_partner *p = arg;
     uint64_t seq = (uint64_t)(uintptr_t)r->tag;
-    if (r->status == 0) {
-        p->stats.stored++;
-    } else {
+    if (seq > p->answered)
+        p->answered = seq;
+    if (r->status != 0) {
         p->stats.rms_rejected++;
-        pg_log(PG_LOG_ERROR, "partner: the RMS rejected message %s: %s (not sent again)", r->id,
-               r->reason ? r->reason : "no reason given");
+        const char *reason = r->reason && *r->reason ? r->reason : "no reason given";
+        pg_log(PG_LOG_ERROR,
+               "partner: the RMS rejected message %s: %s (not sent again; kept as a dead "
+               "letter)",
+               r->id, reason);
+        char *dup = strdup(reason);
+        if (dup && pg_grow((void **)&p->rejects, &p->cap_rejects, p->n_rejects + 1,
+                           sizeof *p->rejects) == 0) {
+            s_reject *x = &p->rejects[p->n_rejects++];
+            *x = (s_reject){.seq = seq, .reason = dup, .at_ms = s_wall_ms()};
+            snprintf(x->id, sizeof x->id, "%s", r->id ? r->id : "");
+        } else {
+            /* left in the outbox, and nothing settled past it in this run: sent again
+             * (and rejected again, then kept) after a restart */
+            free(dup);
+            pg_log(PG_LOG_WARN, "partner: out of memory; message %s stays in the outbox", r->id);
+            if (!p->hold)
+                p->hold = seq;
+        }
+        s_update_resolved(p);
+        return;
     }
-    if (seq > p->resolved)
-        p->resolved = seq;
+    p->stats.stored++;
+    s_update_resolved(p);
     if (pg_grow((void **)&p->done, &p->cap_done, p->n_done + 1, sizeof *p->done) == 0)
         p->done[p->n_done++] = seq;
     else /* left in the outbox: sent again (and recognised) after a restart */
@@ -245,6 +300,8 @@ pg_partner *pg_partner_new(const pg_partner_opts *opts, char *errstr, size_t err
     }
     if (s_open_dbs(p, errstr, errstr_size) || s_load_outbox(p, errstr, errstr_size))
         goto err;
+    if (!(p->dlq = pg_dlq_new(p->store, &opts->dlq_limits, errstr, errstr_size)))
+        goto err;
     pg_delivery_config dcfg = opts->delivery;
     dcfg.on_result = s_on_result;
     dcfg.on_result_arg = p;
@@ -268,8 +325,153 @@ static int s_delete_done(pg_partner *p, pg_store_txn *txn, char *errstr, size_t 
         rc = pg_store_del(txn, p->outbox, key, 8, NULL, 0, errstr, errstr_size);
         if (rc == PG_ENOTFOUND)
             rc = 0;
+        if (rc == 0)
+            rc = pg_store_del(txn, p->outids, key, 8, NULL, 0, errstr, errstr_size);
+        if (rc == PG_ENOTFOUND)
+            rc = 0;
     }
     return rc;
+}
+
+/* The audit "reject" events of one rejected message: one per canonical id it carried
+ * (one without an id when they are not known), metadata only. */
+static void s_audit_reject(pg_partner *p, const char *forces, const char *ids)
+{
+    if (!p->audit)
+        return;
+    char why[PG_ERRSTR_SIZE];
+    const char *f = forces, *i = ids;
+    do {
+        char id[S_ID_MAX + 1] = "", force[16] = "";
+        size_t il = strcspn(i, ","), fl = strcspn(f, ",");
+        snprintf(id, sizeof id, "%.*s", (int)il, i);
+        snprintf(force, sizeof force, "%.*s", (int)fl, f);
+        pg_audit_event ev = {.action = PG_AUDIT_REJECT,
+                             .entity_id = *id && strcmp(id, "-") ? id : NULL,
+                             .origin = *force && strcmp(force, "-") ? force : NULL,
+                             .policy_version = pg_policy_version(p->policy),
+                             .outcome = "rms-rejected"};
+        if (pg_audit_append(p->audit, &ev, why, sizeof why))
+            pg_log(PG_LOG_ERROR, "partner: audit: %s", why);
+        i += il + (i[il] == ',');
+        f += fl + (f[fl] == ',');
+    } while (*i);
+    if (pg_audit_sync(p->audit, why, sizeof why))
+        pg_log(PG_LOG_ERROR, "partner: audit: %s", why);
+}
+
+/* The distinct forces of "<force>,<force>..." into out, comma-separated. */
+static void s_distinct_forces(const char *forces, char *out, size_t size)
+{
+    out[0] = 0;
+    for (const char *f = forces; *f;) {
+        size_t fl = strcspn(f, ",");
+        char one[16];
+        snprintf(one, sizeof one, "%.*s", (int)fl, f);
+        int seen = 0;
+        for (const char *o = out; *o && !seen;) {
+            size_t ol = strcspn(o, ",");
+            seen = ol == strlen(one) && !strncmp(o, one, ol);
+            o += ol + (o[ol] == ',');
+        }
+        size_t n = strlen(out);
+        if (!seen && strcmp(one, "-") && n + fl + 2 < size)
+            snprintf(out + n, size - n, "%s%s", n ? "," : "", one);
+        f += fl + (*(f + fl) == ',');
+    }
+}
+
+/* Keep every rejected message as an import dead letter: in ONE write transaction, the
+ * dead letter (the outbox's bytes, the RMS's reason, forces, ids, format, time) is
+ * added and the outbox entry removed, so a crash leaves either the outbox entry (sent
+ * again at the next start, rejected again, kept then) or the dead letter, never both
+ * and never neither. The audit "reject" events go first (a crash in between logs one
+ * twice, never not at all). Then the offsets behind them may be committed. */
+static int s_settle_rejects(pg_partner *p, char *errstr, size_t errstr_size)
+{
+    if (!p->n_rejects)
+        return 0;
+    pg_store_txn *txn = pg_store_begin(p->store, 1, errstr, errstr_size);
+    if (!txn)
+        return PG_ESTORE;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < p->n_rejects; i++) {
+        s_reject *x = &p->rejects[i];
+        uint8_t key[8];
+        pg_store_be64_put(key, x->seq);
+        const void *v, *w;
+        size_t vlen, wlen;
+        rc = pg_store_get(txn, p->outbox, key, 8, &v, &vlen, errstr, errstr_size);
+        if (rc == PG_ENOTFOUND) { /* already settled */
+            rc = 0;
+            continue;
+        }
+        const uint8_t *b = v;
+        if (rc == 0 && (vlen < 1 || vlen < 1u + b[0]))
+            rc = pg_errf(PG_ESTORE, errstr, errstr_size, "partner: outbox entry is corrupt");
+        if (rc)
+            break;
+        const char *forces = "", *ids = "";
+        int r = pg_store_get(txn, p->outids, key, 8, &w, &wlen, errstr, errstr_size);
+        if (r == 0 && wlen > 0 && ((const char *)w)[wlen - 1] == 0 && memchr(w, 0, wlen - 1)) {
+            forces = w;
+            ids = forces + strlen(forces) + 1;
+        } else if (r && r != PG_ENOTFOUND) {
+            rc = r;
+            break;
+        }
+        char origin[256];
+        s_distinct_forces(forces, origin, sizeof origin);
+        if (!x->audited) {
+            s_audit_reject(p, forces, ids);
+            x->audited = 1;
+        }
+        /* pointers into the store stay valid until this transaction writes: copy */
+        size_t mlen = vlen - 1 - b[0];
+        char *idcopy = strdup(ids);
+        uint8_t *data = malloc(mlen ? mlen : 1);
+        if (!idcopy || !data) {
+            free(idcopy);
+            free(data);
+            rc = s_nomem(errstr, errstr_size);
+            break;
+        }
+        memcpy(data, b + 1 + b[0], mlen);
+        pg_dlq_entry de = {.received_ms = x->at_ms,
+                           .reason = x->reason,
+                           .origin = origin,
+                           .format = p->adapter->format,
+                           .data = data,
+                           .len = mlen,
+                           .kind = PG_DLQ_IMPORT,
+                           .ref = x->id,
+                           .ids = idcopy};
+        size_t evicted = 0;
+        rc = pg_dlq_add(p->dlq, txn, &de, &evicted, errstr, errstr_size);
+        free(data);
+        free(idcopy);
+        if (rc == 0)
+            rc = pg_store_del(txn, p->outbox, key, 8, NULL, 0, errstr, errstr_size);
+        if (rc == 0)
+            rc = pg_store_del(txn, p->outids, key, 8, NULL, 0, errstr, errstr_size);
+        if (rc == PG_ENOTFOUND)
+            rc = 0;
+        if (rc == 0)
+            pg_log(PG_LOG_WARN,
+                   "partner: message %s kept as dead letter %" PRIu64 " (polegate dlq show %" PRIu64
+                   ")%s",
+                   x->id, de.id, de.id, evicted ? "; the oldest dead letters were evicted" : "");
+    }
+    if (rc == 0)
+        rc = pg_store_commit(&txn, errstr, errstr_size);
+    pg_store_abort(&txn);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < p->n_rejects; i++)
+        free(p->rejects[i].reason);
+    p->n_rejects = 0;
+    s_update_resolved(p);
+    return 0;
 }
 
 static int64_t s_clock_ms(void)
@@ -329,8 +531,15 @@ void pg_partner_destroy(pg_partner **pp)
         return;
     pg_partner *p = *pp;
     char why[PG_ERRSTR_SIZE];
+    if (p->store && p->dlq && s_settle_rejects(p, why, sizeof why))
+        pg_log(PG_LOG_WARN, "partner: %s (rejected messages go again at the next start)", why);
     if (p->store && p->outbox && s_remove_done(p, 1, why, sizeof why))
         pg_log(PG_LOG_WARN, "partner: %s (those messages go again at the next start)", why);
+    for (size_t i = 0; i < p->n_rejects; i++)
+        free(p->rejects[i].reason);
+    free(p->rejects);
+    pg_buf_free(&p->scratch);
+    pg_dlq_destroy(&p->dlq);
     pg_delivery_destroy(&p->delivery);
     for (size_t i = 0; i < p->q_len; i++)
         free(p->queue[(p->q_head + i) % p->q_cap].data);
@@ -526,12 +735,41 @@ static int s_record(s_take *t, const pg_partner_record *r)
     return 0;
 }
 
+/* What a message carries, for its dead letter should the RMS reject it: under seq in
+ * partner.outids, "<force>,<force>...\0<id>,<id>..." (one force per id). */
+static int s_put_outids(pg_partner *p, pg_store_txn *txn, uint64_t seq, const pg_changeset *cs,
+                        char *errstr, size_t errstr_size)
+{
+    pg_buf *b = &p->scratch;
+    pg_buf_reset(b);
+    int rc = 0;
+    for (int part = 0; rc == 0 && part < 2; part++) {
+        for (size_t i = 0; rc == 0 && cs && i < cs->count; i++) {
+            const pg_change *ch = &cs->changes[i];
+            const pg_origin *o =
+                ch->type == PG_CHANGE_ENTITY ? ch->entity->origin : ch->link->origin;
+            const char *id = ch->type == PG_CHANGE_ENTITY ? ch->entity->id : ch->link->id;
+            const char *v = part ? id : (o ? o->force : NULL);
+            if (!v || !*v)
+                v = "-";
+            if (i)
+                rc = pg_buf_append(b, ",", 1);
+            rc = rc ? rc : pg_buf_append(b, v, strlen(v));
+        }
+        rc = rc ? rc : pg_buf_append(b, "", 1);
+    }
+    if (rc)
+        return s_nomem(errstr, errstr_size);
+    uint8_t key[8];
+    pg_store_be64_put(key, seq);
+    return pg_store_put(txn, p->outids, key, 8, b->data, b->len, errstr, errstr_size);
+}
+
 /* The sink of compose: each message into the outbox, and staged for the queue. */
 static int s_emit(void *arg, const uint8_t *msg, size_t len, const pg_changeset *cs)
 {
     s_take *t = arg;
     pg_partner *p = t->p;
-    (void)cs;
     if (pg_grow((void **)&p->staged, &p->cap_staged, p->n_staged + 1, sizeof *p->staged))
         return s_nomem(t->errstr, t->errstr_size);
     s_msg m = {.seq = p->next_seq + p->n_staged, .len = len};
@@ -547,6 +785,8 @@ static int s_emit(void *arg, const uint8_t *msg, size_t len, const pg_changeset 
     b[0] = (uint8_t)idlen;
     memcpy(b + 1, m.id, (size_t)idlen);
     memcpy(b + 1 + idlen, msg, len);
+    if ((rc = s_put_outids(p, t->txn, m.seq, cs, t->errstr, t->errstr_size)))
+        return rc;
     if (!(m.data = malloc(len ? len : 1)))
         return s_nomem(t->errstr, t->errstr_size);
     memcpy(m.data, msg, len);
@@ -732,7 +972,9 @@ int pg_partner_poll(pg_partner *p, int timeout_ms, char *errstr, size_t errstr_s
         p->stats.submitted++;
     }
     int n = pg_delivery_poll(p->delivery, timeout_ms, errstr, errstr_size);
-    int rc = s_remove_done(p, 0, errstr, errstr_size);
+    int rc = s_settle_rejects(p, errstr, errstr_size);
+    if (rc == 0)
+        rc = s_remove_done(p, 0, errstr, errstr_size);
     if (rc)
         return rc;
     return n;

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "consumer.h"
 #include "delivery.h"
+#include "dlq.h"
 #include "idmap.h"
 #include "ledger.h"
 #include "policy.h"
@@ -37,8 +38,13 @@
  *    that stays the same across restarts. One commit (one fsync) for the batch.
  * 2. pg_partner_poll: submits outbox messages to the RMS (gateway/delivery.h, window
  *    bounded), reads the acks, and removes acknowledged messages from the outbox.
- *    A message the RMS rejects is logged, counted and removed (it would be rejected
- *    again); everything else is sent until stored, across restarts.
+ *    A message the RMS rejects is logged, counted and never sent again: it is kept as
+ *    an import dead letter (gateway/dlq.h, kind PG_DLQ_IMPORT: the RMS's reason, the
+ *    origin forces, the canonical ids, the format, the time, the bytes) and audited
+ *    "reject" (outcome "rms-rejected", one event per canonical id), and the outbox
+ *    entry removed in the same transaction that keeps the dead letter; its offsets
+ *    become committable only after that commit. Everything else is sent until
+ *    stored, across restarts.
  * 3. Offsets: a batch's offsets (next offset per topic and partition) become
  *    committable when every message composed up to the end of that batch has been
  *    acknowledged by the RMS (acks come in order); pg_partner_committable hands them
@@ -69,6 +75,7 @@ typedef struct pg_partner_opts {
     const char *atx_id_prefix;     /* NULL: "9" */
     pg_delivery_config delivery;   /* transport, endpoint, window...; on_result is ours */
     int64_t now_ms;                /* sending time written (0: the clock); for tests */
+    pg_dlq_limits dlq_limits;      /* bounds of the dead letters (0s: dlq.h's defaults) */
 } pg_partner_opts;
 
 /* One consumed record (the consumer's shape). */

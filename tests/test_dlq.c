@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -464,6 +465,105 @@ START_TEST(test_cli_replay_after_fix)
 }
 END_TEST
 
+static uint64_t s_add_import(const char *reason, const char *data)
+{
+    pg_dlq_entry e = {.received_ms = 1774765800123LL,
+                      .reason = reason,
+                      .origin = "ESX,KNT",
+                      .format = "nx5",
+                      .data = (const uint8_t *)data,
+                      .len = strlen(data),
+                      .kind = PG_DLQ_IMPORT,
+                      .ref = "pg-abc-00000000000000000007",
+                      .ids = "id-1,id-2"};
+    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_dlq_add(s_dlq, txn, &e, NULL, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    return e.id;
+}
+
+START_TEST(test_import_entries)
+{
+    uint64_t a = s_add("record.id: required", "{\"a\":1}", NULL);
+    uint64_t b = s_add_import("Person.DOB: invalid", "<Batch/>");
+    pg_store_txn *txn = pg_store_begin(s_store, 0, s_err, sizeof s_err);
+    pg_dlq_entry e;
+    ck_assert_int_eq(pg_dlq_get(s_dlq, txn, a, &e, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(e.kind, PG_DLQ_INTAKE);
+    ck_assert_str_eq(e.ref, "");
+    ck_assert_str_eq(e.ids, "");
+    ck_assert_uint_eq(e.original_len, 7);
+    ck_assert_int_eq(pg_dlq_get(s_dlq, txn, b, &e, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(e.kind, PG_DLQ_IMPORT);
+    ck_assert_str_eq(e.reason, "Person.DOB: invalid");
+    ck_assert_str_eq(e.origin, "ESX,KNT");
+    ck_assert_str_eq(e.format, "nx5");
+    ck_assert_str_eq(e.ref, "pg-abc-00000000000000000007");
+    ck_assert_str_eq(e.ids, "id-1,id-2");
+    ck_assert_uint_eq(e.len, 8);
+    ck_assert_uint_eq(e.original_len, 8);
+    ck_assert_mem_eq(e.data, "<Batch/>", 8);
+    pg_store_abort(&txn);
+    ck_assert_str_eq(pg_dlq_kind_name(PG_DLQ_IMPORT), "import");
+    /* an intake dead letter is not resent to the RMS */
+    pg_delivery_config dc = {.transport = "dir", .endpoint = s_dir};
+    ck_assert_int_eq(pg_dlq_resend(s_dlq, a, &dc, 1000, s_err, sizeof s_err), PG_EUSAGE);
+    /* import entries are evicted like any other */
+    pg_dlq_limits lim = {.max_entries = 2};
+    s_open(&lim);
+    s_add_import("x: y", "<B/>");
+    txn = pg_store_begin(s_store, 0, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_dlq_get(s_dlq, txn, a, &e, s_err, sizeof s_err), PG_ENOTFOUND);
+    ck_assert_int_eq(pg_dlq_get(s_dlq, txn, b, &e, s_err, sizeof s_err), 0);
+    pg_store_abort(&txn);
+    ck_assert_uint_eq(s_stats().entries, 2);
+}
+END_TEST
+
+START_TEST(test_cli_import_list_show_replay)
+{
+    s_add_import("Person.DOB: invalid", "<Batch/>");
+    pg_dlq_destroy(&s_dlq);
+    pg_store_destroy(&s_store);
+    char args[512], drop[96];
+    snprintf(args, sizeof args, "dlq list --store %s", s_dir);
+    ck_assert_int_eq(s_polegate(args), 0);
+    ck_assert_str_eq(s_out,
+                     "1 2026-03-29T06:30:00.123Z nx5 8 [import ESX,KNT] Person.DOB: invalid\n");
+    snprintf(args, sizeof args, "dlq list --json --store %s", s_dir);
+    ck_assert_int_eq(s_polegate(args), 0);
+    ck_assert_msg(strstr(s_out, "\"kind\":\"import\",\"ref\":\"pg-abc-00000000000000000007\","
+                                "\"ids\":\"id-1,id-2\"}\n") != NULL,
+                  "%s", s_out);
+    snprintf(args, sizeof args, "dlq show --store %s 1", s_dir);
+    ck_assert_int_eq(s_polegate(args), 0);
+    ck_assert_msg(strstr(s_out, "kind: import") && strstr(s_out, "ids: id-1,id-2\n") &&
+                      strstr(s_out, "correlation: pg-abc-00000000000000000007\n") &&
+                      strstr(s_out, "\n<Batch/>\n"),
+                  "%s", s_out);
+    /* replay without an RMS endpoint: says so, kept */
+    snprintf(args, sizeof args, "dlq replay --store %s --to tcp://127.0.0.1:1 1", s_dir);
+    ck_assert_int_eq(s_polegate(args), 2);
+    /* replay to the RMS's drop directory: stored, removed */
+    snprintf(drop, sizeof drop, "%s/drop", s_dir);
+    ck_assert_int_eq(mkdir(drop, 0700), 0);
+    snprintf(args, sizeof args, "dlq replay --store %s --rms %s 1", s_dir, drop);
+    ck_assert_int_eq(s_polegate(args), 0);
+    ck_assert_str_eq(s_out, "1 {\"status\":\"stored\"}\n");
+    snprintf(args, sizeof args, "cat %s/pg-*.xml", drop);
+    FILE *fp = popen(args, "r");
+    char back[64] = "";
+    size_t n = fread(back, 1, sizeof back - 1, fp);
+    back[n] = 0;
+    pclose(fp);
+    ck_assert_str_eq(back, "<Batch/>");
+    snprintf(args, sizeof args, "dlq list --store %s", s_dir);
+    ck_assert_int_eq(s_polegate(args), 0);
+    ck_assert_str_eq(s_out, "");
+    s_store = pg_store_new(s_dir, 64u << 20, s_err, sizeof s_err);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("dlq");
@@ -477,6 +577,8 @@ int main(void)
     tcase_add_test(tc, test_damaged_entry);
     tcase_add_test(tc, test_cli_list_show_purge);
     tcase_add_test(tc, test_cli_replay_after_fix);
+    tcase_add_test(tc, test_import_entries);
+    tcase_add_test(tc, test_cli_import_list_show_replay);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

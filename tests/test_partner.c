@@ -7,6 +7,7 @@
 #include <glib.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #include "audit.h"
 #include "config.h"
+#include "dlq.h"
 #include "idmap.h"
 #include "ledger.h"
 #include "partner.h"
@@ -587,8 +589,11 @@ static void s_router_close(s_router *r)
     zmq_ctx_term(r->ctx);
 }
 
+static char s_body[65536]; /* the last message s_router_read read */
+static size_t s_body_len;
+
 /* Read one message (driving p meanwhile); its correlation id into id and the peer's
- * routing id into peer. 0 when none came. */
+ * routing id into peer, its bytes into s_body. 0 when none came. */
 static int s_router_read(s_router *r, pg_partner *p, char id[160], char peer[64], size_t *peer_len)
 {
     for (int i = 0; i < 100; i++) {
@@ -602,8 +607,9 @@ static int s_router_read(s_router *r, pg_partner *p, char id[160], char peer[64]
         n = zmq_recv(r->sock, id, 159, 0);
         ck_assert_int_gt(n, 0);
         id[n] = 0;
-        char body[65536];
-        zmq_recv(r->sock, body, sizeof body, 0);
+        n = zmq_recv(r->sock, s_body, sizeof s_body, 0);
+        ck_assert_int_ge(n, 0);
+        s_body_len = (size_t)n;
         return 1;
     }
     return 0;
@@ -619,9 +625,11 @@ static void s_router_ack(s_router *r, const char *peer, size_t peer_len, const c
     pg_buf_free(&b);
 }
 
-static pg_partner *s_partner_zmq(pg_store *st, const pg_policy *pol, s_router *r, size_t window)
+static pg_partner *s_partner_zmq_audit(pg_store *st, const pg_policy *pol, s_router *r,
+                                       size_t window, pg_audit *audit)
 {
     pg_partner_opts o = {.force = "MER",
+                         .audit = audit,
                          .adapter = &pg_adapter_niche,
                          .policy = pol,
                          .store = st,
@@ -634,6 +642,11 @@ static pg_partner *s_partner_zmq(pg_store *st, const pg_policy *pol, s_router *r
     pg_partner *p = pg_partner_new(&o, e, sizeof e);
     ck_assert_msg(p != NULL, "%s", e);
     return p;
+}
+
+static pg_partner *s_partner_zmq(pg_store *st, const pg_policy *pol, s_router *r, size_t window)
+{
+    return s_partner_zmq_audit(st, pol, r, window, NULL);
 }
 
 START_TEST(test_offsets_wait_for_acks_and_window)
@@ -685,9 +698,181 @@ START_TEST(test_offsets_wait_for_acks_and_window)
     ck_assert_uint_eq(ps.stored, 2);
     ck_assert_uint_eq(ps.rms_rejected, 1);
     ck_assert_int_eq(pg_partner_busy(p), 0);
+    /* the rejected one is a dead letter; the stored ones are not */
+    pg_dlq *dlq = pg_dlq_new(st, NULL, e, sizeof e);
+    ck_assert_msg(dlq != NULL, "%s", e);
+    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    pg_dlq_stats ds;
+    ck_assert_int_eq(pg_dlq_stat(dlq, txn, &ds, e, sizeof e), 0);
+    ck_assert_uint_eq(ds.entries, 1);
+    pg_dlq_entry de;
+    ck_assert_int_eq(pg_dlq_get(dlq, txn, 1, &de, e, sizeof e), 0);
+    ck_assert_str_eq(de.ref, id[1]);
+    pg_store_abort(&txn);
+    pg_dlq_destroy(&dlq);
     pg_partner_destroy(&p);
     s_router_close(&r);
     pg_store_destroy(&st);
+    pg_policy_destroy(&pol);
+    s_feed_free(&f);
+}
+END_TEST
+
+/* The RMS stand-in of a resend, in a thread: reads one message, answers status. */
+typedef struct s_rms_once {
+    s_router *r;
+    int status;
+    char body[65536];
+    size_t len;
+} s_rms_once;
+
+static void *s_rms_once_run(void *arg)
+{
+    s_rms_once *o = arg;
+    char peer[64], id[160];
+    zmq_pollitem_t it = {.socket = o->r->sock, .events = ZMQ_POLLIN};
+    if (zmq_poll(&it, 1, 5000) <= 0)
+        return NULL;
+    int pl = zmq_recv(o->r->sock, peer, sizeof peer, 0);
+    int il = zmq_recv(o->r->sock, id, sizeof id - 1, 0);
+    int bl = zmq_recv(o->r->sock, o->body, sizeof o->body, 0);
+    if (pl <= 0 || il <= 0 || bl < 0)
+        return NULL;
+    id[il] = 0;
+    o->len = (size_t)bl;
+    s_router_ack(o->r, peer, (size_t)pl, id, o->status);
+    return NULL;
+}
+
+static int s_count_files(const char *dir, char *path, size_t size)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.') {
+            n++;
+            snprintf(path, size, "%s/%s", dir, de->d_name);
+        }
+    closedir(d);
+    return n;
+}
+
+START_TEST(test_rms_rejection_is_a_dead_letter)
+{
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 3, ESX_TO_MER);
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    pg_store *st = s_store_open();
+    pg_audit *audit = pg_audit_new(s_audit, NULL, e, sizeof e);
+    ck_assert_msg(audit != NULL, "%s", e);
+    s_router r;
+    s_router_open(&r);
+    pg_partner *p = s_partner_zmq_audit(st, pol, &r, 4, audit);
+    size_t i = 0;
+    while (i < f->n && strcmp(f->recs[i].type, "polegate.pole.v1.EntityUpdate"))
+        i++;
+    ck_assert_uint_lt(i, f->n);
+    ck_assert_int_eq(pg_partner_take(p, &f->recs[i], 1, e, sizeof e), 0);
+    const pg_partner_record *rec = &f->recs[i];
+    Polegate__Pole__V1__EntityUpdate *u =
+        polegate__pole__v1__entity_update__unpack(NULL, rec->len, rec->value);
+    ck_assert_ptr_nonnull(u);
+    char canon[80];
+    snprintf(canon, sizeof canon, "%s", u->id);
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+    uint64_t audited = pg_audit_seq(audit);
+    char id[160], peer[64];
+    size_t peer_len;
+    ck_assert(s_router_read(&r, p, id, peer, &peer_len));
+    uint8_t sent[65536];
+    size_t sent_len = s_body_len;
+    memcpy(sent, s_body, sent_len);
+    s_offsets off = {0};
+    pg_partner_committable(p, s_offset_cb, &off);
+    ck_assert_int_eq(off.calls, 0);
+    s_router_ack(&r, peer, peer_len, id, PG_EINVALID);
+    for (int k = 0; k < 50 && pg_partner_pending(p); k++)
+        pg_partner_poll(p, 20, e, sizeof e);
+    ck_assert_uint_eq(pg_partner_pending(p), 0);
+    /* the dead letter is durable: the offsets move past it */
+    pg_partner_committable(p, s_offset_cb, &off);
+    ck_assert_int_eq(off.calls, 1);
+    ck_assert_int_eq(off.next, rec->offset + 1);
+    /* one audit "reject" per canonical id the message carried */
+    ck_assert_uint_gt(pg_audit_seq(audit), audited);
+    pg_partner_destroy(&p);
+    pg_audit_destroy(&audit);
+    pg_store_destroy(&st);
+    s_counts c = {0};
+    ck_assert_int_eq(pg_audit_query(s_audit, NULL, s_count_line, &c, e, sizeof e), 0);
+    ck_assert_int_ge(c.reject, 1);
+    pg_audit_filter af = {.action = PG_AUDIT_REJECT, .entity_id = canon};
+    s_counts c1 = {0};
+    ck_assert_int_eq(pg_audit_query(s_audit, &af, s_count_line, &c1, e, sizeof e), 0);
+    ck_assert_int_eq(c1.reject, 1);
+    pg_audit_verify_result vr;
+    ck_assert_int_eq(pg_audit_verify(s_audit, &vr, e, sizeof e), 0);
+
+    /* after a restart: the dead letter is there, the message is not sent again */
+    st = s_store_open();
+    p = s_partner_zmq(st, pol, &r, 4);
+    ck_assert_uint_eq(pg_partner_pending(p), 0);
+    pg_partner_destroy(&p);
+    pg_dlq *dlq = pg_dlq_new(st, NULL, e, sizeof e);
+    ck_assert_msg(dlq != NULL, "%s", e);
+    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    pg_dlq_entry de;
+    ck_assert_int_eq(pg_dlq_get(dlq, txn, 1, &de, e, sizeof e), 0);
+    ck_assert_int_eq(de.kind, PG_DLQ_IMPORT);
+    ck_assert_str_eq(de.reason, "record.id: no");
+    ck_assert_str_eq(de.origin, "ESX");
+    ck_assert_str_eq(de.format, "nx5");
+    ck_assert_str_eq(de.ref, id);
+    ck_assert_msg(strstr(de.ids, canon) != NULL, "%s lacks %s", de.ids, canon);
+    ck_assert_uint_eq(de.len, sent_len);
+    ck_assert_uint_eq(de.original_len, sent_len);
+    ck_assert_mem_eq(de.data, sent, sent_len);
+    ck_assert_int_gt(de.received_ms, 0);
+    pg_store_abort(&txn);
+
+    /* replay: to the RMS import endpoint, never our intake. Rejected again: kept. */
+    pg_store_set_durable(st, 1);
+    s_rms_once once = {.r = &r, .status = PG_EINVALID};
+    pthread_t th;
+    pthread_create(&th, NULL, s_rms_once_run, &once);
+    pg_delivery_config zc = {.transport = "zmq", .endpoint = r.endpoint, .zmq_ctx = r.ctx};
+    ck_assert_int_eq(pg_dlq_resend(dlq, 1, &zc, 5000, e, sizeof e), PG_EINVALID);
+    pthread_join(th, NULL);
+    ck_assert_str_eq(e, "record.id: no");
+    ck_assert_uint_eq(once.len, sent_len);
+    ck_assert_mem_eq(once.body, sent, sent_len);
+    /* no RMS answering: kept */
+    pg_delivery_config down = {.transport = "zmq", .endpoint = "tcp://127.0.0.1:1"};
+    ck_assert_int_eq(pg_dlq_resend(dlq, 1, &down, 300, e, sizeof e), PG_ETIMEOUT);
+    txn = pg_store_begin(st, 0, e, sizeof e);
+    ck_assert_int_eq(pg_dlq_get(dlq, txn, 1, &de, e, sizeof e), 0);
+    pg_store_abort(&txn);
+    /* stored (a drop directory, the RMS's importer's): removed */
+    pg_delivery_config dc = {.transport = "dir", .endpoint = s_drop};
+    ck_assert_msg(pg_dlq_resend(dlq, 1, &dc, 5000, e, sizeof e) == 0, "%s", e);
+    char path[512];
+    ck_assert_int_eq(s_count_files(s_drop, path, sizeof path), 1);
+    ck_assert_ptr_nonnull(strstr(path, ".xml"));
+    FILE *fp = fopen(path, "rb");
+    ck_assert_ptr_nonnull(fp);
+    uint8_t back[65536];
+    size_t got = fread(back, 1, sizeof back, fp);
+    fclose(fp);
+    ck_assert_uint_eq(got, sent_len);
+    ck_assert_mem_eq(back, sent, sent_len);
+    txn = pg_store_begin(st, 0, e, sizeof e);
+    ck_assert_int_eq(pg_dlq_get(dlq, txn, 1, &de, e, sizeof e), PG_ENOTFOUND);
+    pg_store_abort(&txn);
+    ck_assert_int_eq(pg_dlq_resend(dlq, 1, &dc, 5000, e, sizeof e), PG_ENOTFOUND);
+    pg_dlq_destroy(&dlq);
+    pg_store_destroy(&st);
+    s_router_close(&r);
     pg_policy_destroy(&pol);
     s_feed_free(&f);
 }
@@ -993,6 +1178,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_withdrawal_at_equal_version);
     tcase_add_test(tc, test_inbound_checks_and_audit);
     tcase_add_test(tc, test_offsets_wait_for_acks_and_window);
+    tcase_add_test(tc, test_rms_rejection_is_a_dead_letter);
     tcase_add_test(tc, test_restart_sends_the_outbox_again);
     tcase_add_test(tc, test_rms_down_is_backpressure);
     tcase_add_test(tc, test_echo_filter);
