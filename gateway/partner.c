@@ -1205,6 +1205,7 @@ int pg_partner_service_start(const pg_config *cfg, pg_store *store, pg_audit *au
                      .window = (size_t)cfg->delivery_window,
                      .ack_timeout_ms = cfg->delivery_ack_timeout_ms,
                      .retry_max_ms = cfg->delivery_retry_max_ms},
+        .dlq_limits = {.max_entries = cfg->dlq_max_records, .max_bytes = cfg->dlq_max_bytes},
     };
     /* The store is the instance: a restart on it rejoins the group as the same member
      * (FNV-1a of its real path). */
