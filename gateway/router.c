@@ -13,6 +13,10 @@
 #define S_DB_HELD "router.held"
 #define S_DB_META "router.meta"
 #define S_META_POLICY "policy"
+/* The ledger's database of latest entity records (gateway/ledger.c: "<name>.entity",
+ * keyed by entity id, opened by pg_ledger_new as "ledger"). The router only walks its
+ * keys, and reads each record through pg_ledger_get_entity. */
+#define S_DB_LEDGER_ENTITY "ledger.entity"
 
 #define S_TYPE_ENTITY 1
 #define S_TYPE_LINK 2
@@ -32,7 +36,8 @@ struct pg_router {
     char *force;
     pg_store_db held;
     pg_store_db meta;
-    pg_arena *scratch; /* decisions, unpacked ledger records: reset per call */
+    pg_store_db entities; /* the ledger's "ledger.entity", walked at a policy change */
+    pg_arena *scratch;    /* decisions, unpacked ledger records: reset per call */
     pg_router_stats stats;
 };
 
@@ -406,6 +411,9 @@ enum {
     /* A policy change: only a withdrawal is sent (what stays shareable keeps the form
      * it was sent in until its next change). */
     S_RECHECK = 2,
+    /* A policy change: only a first publication is sent, to a destination that does
+     * not hold the record; nothing withheld is audited, nothing withdrawn. */
+    S_ADD = 4,
 };
 
 /* Send dest what it must get of link l (the latest state of the link). */
@@ -543,7 +551,10 @@ static const pg_entity_update *s_entity_delete_as_is(s_ctx *ctx, const s_dest *d
     return c;
 }
 
-/* Send dest the entity withdrawal of e at version v (state then forgotten). */
+/* Send dest the entity withdrawal of e at version v. The state is forgotten after a
+ * deletion at source (a re-creation comes at a higher version); otherwise it stays, not
+ * held, with v, so that a reconcile does not publish the same version again: the
+ * destination keeps the DELETE at an equal version (docs/topics.md). */
 static int s_withdraw_entity(s_ctx *ctx, const s_dest *dest, const pg_entity_update *e, uint64_t v,
                              const s_state *st, pg_policy_reason reason)
 {
@@ -570,22 +581,34 @@ static int s_withdraw_entity(s_ctx *ctx, const s_dest *dest, const pg_entity_upd
         return rc;
     r->stats.withdrawn++;
     s_count(r, reason);
-    return s_del(ctx, dest->name, e->id);
+    if (e->operation != S_OP_UPSERT)
+        return s_del(ctx, dest->name, e->id);
+    s_state gone = {
+        .found = 1, .type = S_TYPE_ENTITY, .src_version = e->version, .sent_version = v};
+    s_set_agreement(&gone, st->agreement);
+    return s_put(ctx, dest->name, e->id, &gone);
 }
 
-static int s_route_entity(s_ctx *ctx, const s_dest *dest, const pg_entity_update *e, s_links *links)
+/* Send dest what it must get of entity update e (flags: S_ADD or 0). */
+static int s_route_entity(s_ctx *ctx, const s_dest *dest, const pg_entity_update *e, s_links *links,
+                          int flags)
 {
     pg_router *r = ctx->r;
     s_state st;
     int rc = s_get(ctx, dest->name, e->id, &st);
     if (rc)
         return rc;
+    if ((flags & S_ADD) && (st.held || (st.found && st.sent_version >= e->version)))
+        return 0; /* it has it, or a withdrawal at this version that would win */
     s_shared_ud ud = {ctx, dest->name};
     pg_policy_decision d;
     if (pg_policy_decide_entity(r->policy, dest->pd, e, r->scratch, s_shared, &ud, &d))
         return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
 
-    switch (pg_policy_transition(st.held, &d)) {
+    pg_policy_action action = pg_policy_transition(st.held, &d);
+    if ((flags & S_ADD) && action != PG_POLICY_PUBLISH)
+        return 0;
+    switch (action) {
     case PG_POLICY_PUBLISH: {
         const pg_entity_update *c = d.entity;
         s_rec rec = {PG_TYPE_ENTITY,
@@ -780,8 +803,79 @@ static int s_reconcile_link(s_ctx *ctx, const s_dest *dest, const s_held *h)
     return ctx->out->count > before;
 }
 
-/* Rule 5 of router.h: inside ctx->txn. Returns the number of withdrawals. */
-static int s_reconcile(s_ctx *ctx)
+/* Is id an entity of cs? */
+static int s_in_changeset(const pg_changeset *cs, const char *id)
+{
+    for (size_t i = 0; cs && i < cs->count; i++) {
+        const pg_change *c = &cs->changes[i];
+        if (c->type == PG_CHANGE_ENTITY && c->entity && c->entity->id && !strcmp(c->entity->id, id))
+            return 1;
+    }
+    return 0;
+}
+
+/* Rule 5 of router.h, second half: every live entity of the ledger that a destination
+ * of the policy does not hold and may now receive is published to it, through the
+ * routing path of one update (s_route_entity with S_ADD): its latest record at its
+ * ledger version, redacted for that destination, marked held, then its live links
+ * whose other end the destination holds. The ledger's entity database is walked in key
+ * order with a cursor (nothing is collected first); the scratch arena is reset per
+ * entity, so memory stays that of one entity, and the batch grows by what is
+ * published. The entities of skip (the message pg_router_route is about to route,
+ * already in the ledger; may be NULL) are left to that routing, which would otherwise
+ * send them twice. *records gets the number of records appended (entities and links).
+ * Returns 0 or an error. */
+static int s_publish_allowed(s_ctx *ctx, const pg_changeset *skip, size_t *records)
+{
+    pg_router *r = ctx->r;
+    size_t ndest = pg_policy_destination_count(r->policy);
+    size_t before = ctx->out->count;
+    pg_store_cursor *cur =
+        pg_store_cursor_open(ctx->txn, r->entities, ctx->errstr, ctx->errstr_size);
+    if (!cur)
+        return PG_ESTORE;
+    char id[PG_STORE_MAX_KEY + 1];
+    const void *k;
+    size_t kl;
+    int rc = pg_store_cursor_first(cur, &k, &kl, NULL, NULL);
+    for (; !rc; rc = pg_store_cursor_next(cur, &k, &kl, NULL, NULL)) {
+        /* The key points into the map: copied before anything is written. */
+        if (kl == 0 || kl > PG_STORE_MAX_KEY || memchr(k, 0, kl))
+            continue;
+        memcpy(id, k, kl);
+        id[kl] = 0;
+        if (s_in_changeset(skip, id))
+            continue;
+        pg_arena_reset(r->scratch);
+        pg_entity_update *e = NULL;
+        int deleted = 0;
+        rc = pg_ledger_get_entity(r->ledger, ctx->txn, id, r->scratch, &e, &deleted, ctx->errstr,
+                                  ctx->errstr_size);
+        if (rc == PG_ENOTFOUND)
+            continue;
+        if (rc)
+            break;
+        if (deleted || !e->id || !*e->id)
+            continue;
+        s_links links = {0};
+        for (size_t j = 0; !rc && j < ndest; j++) {
+            const pg_policy_destination *pd = pg_policy_destination_at(r->policy, j);
+            s_dest dest = {pd->name, pd->topic, pd};
+            rc = s_route_entity(ctx, &dest, e, &links, S_ADD);
+        }
+        if (rc)
+            break;
+    }
+    pg_store_cursor_close(&cur);
+    if (rc != PG_ENOTFOUND)
+        return rc;
+    *records = ctx->out->count - before;
+    return 0;
+}
+
+/* Rule 5 of router.h: inside ctx->txn; routing is the changeset pg_router_route is
+ * about to route (NULL from pg_router_reconcile). Returns the number of withdrawals. */
+static int s_reconcile(s_ctx *ctx, const pg_changeset *routing)
 {
     pg_router *r = ctx->r;
     size_t sig_len;
@@ -855,13 +949,21 @@ static int s_reconcile(s_ctx *ctx)
     if ((rc = pg_store_put(ctx->txn, r->meta, S_META_POLICY, strlen(S_META_POLICY), sig, sig_len,
                            ctx->errstr, ctx->errstr_size)))
         return rc;
-    if (old) {
-        r->stats.reconciles++;
-        pg_log(PG_LOG_INFO,
-               "router: policy changed from %s to %s: %d records withdrawn from their "
-               "destinations",
-               old, pg_policy_version(r->policy), withdrawn);
-    }
+    if (!old) /* the first routing: nothing was decided under another policy */
+        return withdrawn;
+    /* The old version is the signature's first string; the publication pass below
+     * resets the scratch arena that holds it. */
+    char old_version[80];
+    snprintf(old_version, sizeof old_version, "%s", old);
+    size_t published = 0;
+    if ((rc = s_publish_allowed(ctx, routing, &published)))
+        return rc;
+    r->stats.reconciles++;
+    r->stats.reconcile_published += published;
+    pg_log(PG_LOG_INFO,
+           "router: policy changed from %s to %s: %d records withdrawn from their "
+           "destinations, %zu records newly allowed published to them",
+           old_version, pg_policy_version(r->policy), withdrawn, published);
     return withdrawn;
 }
 
@@ -890,7 +992,8 @@ pg_router *pg_router_new(const pg_policy *policy, pg_store *store, const char *f
     if (!txn)
         goto err;
     if (pg_store_db_open(txn, S_DB_HELD, 0, &r->held, errstr, errstr_size) ||
-        pg_store_db_open(txn, S_DB_META, 0, &r->meta, errstr, errstr_size)) {
+        pg_store_db_open(txn, S_DB_META, 0, &r->meta, errstr, errstr_size) ||
+        pg_store_db_open(txn, S_DB_LEDGER_ENTITY, 0, &r->entities, errstr, errstr_size)) {
         pg_store_abort(&txn);
         goto err;
     }
@@ -948,7 +1051,7 @@ static int s_route_all(s_ctx *ctx, const void *arg)
 {
     const pg_changeset *cs = arg;
     pg_router *r = ctx->r;
-    int rc = s_reconcile(ctx);
+    int rc = s_reconcile(ctx, cs);
     if (rc < 0)
         return rc;
     size_t ndest = pg_policy_destination_count(r->policy);
@@ -979,7 +1082,7 @@ static int s_route_all(s_ctx *ctx, const void *arg)
         for (size_t j = 0; j < ndest; j++) {
             const pg_policy_destination *pd = pg_policy_destination_at(r->policy, j);
             s_dest dest = {pd->name, pd->topic, pd};
-            if ((rc = s_route_entity(ctx, &dest, e, &links)))
+            if ((rc = s_route_entity(ctx, &dest, e, &links, 0)))
                 return rc;
         }
     }
@@ -1008,7 +1111,7 @@ int pg_router_route(pg_router *r, pg_store_txn *txn, const pg_changeset *publish
 static int s_reconcile_fn(s_ctx *ctx, const void *arg)
 {
     (void)arg;
-    return s_reconcile(ctx);
+    return s_reconcile(ctx, NULL);
 }
 
 int pg_router_reconcile(pg_router *r, pg_store_txn *txn, pg_outbatch *out, char *errstr,

@@ -26,7 +26,8 @@
  *
  *  - per (destination name, entity or link id): whether the destination holds it now
  *    (the last record sent there was an UPSERT), the ledger version last sent, the
- *    version last written on its topic (links) and the agreement it went under;
+ *    version last written on its topic and the agreement it went under; kept, not held,
+ *    after a withdrawal (links; entities unless deleted at source);
  *  - the policy version and each destination's topic at the last routing.
  *
  * Rules (docs/policy.md "Routing"):
@@ -59,8 +60,14 @@
  *  5. Policy change: when the stored policy version differs from the policy's,
  *     everything held is re-decided from the ledger's latest records and withdrawn
  *     where no longer allowed; a destination that is gone, or whose topic changed, gets
- *     a DELETE for everything it held on its old topic. Records that become shareable
- *     only under the new policy are published at their next change.
+ *     a DELETE for everything it held on its old topic. Then every live entity of the
+ *     ledger (its database of latest records walked in id order) that a destination
+ *     does not hold and may now receive is published to it as routing publishes a
+ *     first share: its latest record at its ledger version, redacted for it,
+ *     `disclose`, marked held, then its live links whose other end it holds (rule 2).
+ *     Nothing is audited `withhold` and nothing already held is sent again. A link
+ *     newly allowed between two entities the destination already held goes at its
+ *     next change or the next change of an end's held state.
  *
  * Threads: one routing at a time (the store's single write transaction); the router
  * keeps per-call scratch memory.
@@ -80,6 +87,7 @@ typedef struct pg_router_stats {
     uint64_t withheld;  /* (update, destination) pairs withheld, nothing sent */
     uint64_t reasons[PG_POLICY_REASON_COUNT]; /* withheld and withdrawn, by reason */
     uint64_t reconciles;                      /* policy changes handled */
+    uint64_t reconcile_published; /* records (entities, links) published by reconciles */
 } pg_router_stats;
 
 /* A router for policy (borrowed, must outlive the router) over store, for force (our
@@ -100,10 +108,19 @@ int pg_router_route(pg_router *r, pg_store_txn *txn, const pg_changeset *publish
                     pg_outbatch *out, char *errstr, size_t errstr_size);
 
 /* When the policy version stored in txn is not the policy's (and something was routed
- * before), re-decide everything held and append the withdrawals to out (rule 5); then
- * store the policy version and topics. Returns the number of withdrawals (>= 0) or an
- * error as for pg_router_route. Call at start-up in its own transaction, spooling out
- * with the commit. */
+ * before), re-decide everything held and append the withdrawals to out, then append
+ * the records newly allowed (rule 5); store the policy version and topics. Returns the
+ * number of withdrawals (>= 0; the publications are counted in
+ * pg_router_stats.reconcile_published and logged) or an error as for pg_router_route.
+ * Call at start-up in its own transaction, spooling out with the commit.
+ *
+ * Size: the whole reconcile is one batch, not bounded by the call: at most two records
+ * (DELETE, tombstone) per (held id, destination) withdrawn plus one per (live entity
+ * or link, destination) newly allowed, and their pending audit events; the router's
+ * own memory stays that of one entity (the ledger is walked with a cursor). A policy
+ * that opens a kind to a destination therefore spools, in one batch and one Kafka
+ * transaction, every stored record of that kind the destination may receive, and
+ * out's arena holds them until it is reset. */
 int pg_router_reconcile(pg_router *r, pg_store_txn *txn, pg_outbatch *out, char *errstr,
                         size_t errstr_size);
 

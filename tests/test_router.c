@@ -1,6 +1,7 @@
 /* Unit tests for gateway/router: per-destination records under the policy through the
  * ledger, withholding and its audit, links following their ends, withdrawal (marking,
- * MoPI, delete, policy change at restart), provenance headers, atomicity. */
+ * MoPI, delete, policy change at restart), publication of what a new policy allows,
+ * provenance headers, atomicity. */
 #include <check.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -29,7 +30,7 @@ enum { PERSON = 1, LOCATION, VEHICLE, ITEM, WEAPON, TELEPHONE, OCCURRENCE, CUSTO
 /* National: everything up to OFFICIAL-SENSITIVE except handling C. Merseyside: no
  * intelligence, no ethnicity, MoPI groups 1, 2 and ungrouped, handling C under its own
  * agreement. */
-#define POLICY_R(version, mer_max, mer_topic, mer_redact)                                          \
+#define POLICY_RK(version, mer_max, mer_topic, mer_redact, mer_kinds)                              \
     "policy:\n"                                                                                    \
     "  version: " version "\n"                                                                     \
     "  agreements:\n"                                                                              \
@@ -51,9 +52,17 @@ enum { PERSON = 1, LOCATION, VEHICLE, ITEM, WEAPON, TELEPHONE, OCCURRENCE, CUSTO
     "      max_classification: " mer_max "\n"                                                      \
     "      allow_handling_c: true\n"                                                               \
     "      handling_c_agreement: ISA-MER-C\n"                                                      \
-    "      kinds: [person, location, vehicle, item, weapon, telephone, occurrence, custody]\n"     \
+    "      kinds: [" mer_kinds "]\n"                                                               \
     "      redact: [" mer_redact "]\n"                                                             \
     "      mopi_groups: [1, 2, ungrouped]\n"
+
+#define MER_KINDS "person, location, vehicle, item, weapon, telephone, occurrence, custody"
+#define POLICY_R(version, mer_max, mer_topic, mer_redact)                                          \
+    POLICY_RK(version, mer_max, mer_topic, mer_redact, MER_KINDS)
+/* Merseyside now receives intelligence too, without its text. */
+#define POLICY_INTEL(version)                                                                      \
+    POLICY_RK(version, "OFFICIAL-SENSITIVE", T_MER, "person.ethnicity, intelligence.text",         \
+              MER_KINDS ", intelligence")
 
 #define POLICY(version, mer_max, mer_topic)                                                        \
     POLICY_R(version, mer_max, mer_topic, "person.ethnicity")
@@ -810,17 +819,24 @@ START_TEST(test_policy_change_at_restart)
     ck_assert_int_eq(s_held("national", "p1"), 1);
     ck_assert_int_eq(s_reconcile(), 0); /* done once */
 
-    /* A topic that moves: everything held is withdrawn from the old topic, and the
-     * state forgotten so that records go to the new one at their next change. */
+    /* A topic that moves: everything held is withdrawn from the old topic, the state
+     * forgotten, and what it may receive published on the new one. */
     s_restart(POLICY("ESX-3", "OFFICIAL", "polegate.esx.mer2.pole.v1"));
     ck_assert_int_eq(s_reconcile(), 2);
     s_assert_withdrawal(T_MER, "l1", 1, "kind");
     s_assert_withdrawal(T_MER, "v1", 4, "kind");
-    ck_assert_int_eq(s_held("mer", "l1"), 0);
+    ck_assert_int_eq(s_count("polegate.esx.mer2.pole.v1", "l1"), 1);
+    ck_assert_int_eq(s_count("polegate.esx.mer2.pole.v1", "v1"), 1);
+    ck_assert_int_eq(s_count("polegate.esx.mer2.pole.v1", "p1"), 0); /* OFFICIAL only */
+    ck_assert_int_eq(s_count("polegate.esx.mer2.pole.v1", "k1"), 0); /* its end is not there */
+    ck_assert_int_lt(s_find_nth(T_MER, "l1", 0), s_find_nth("polegate.esx.mer2.pole.v1", "l1", 0));
+    ck_assert_uint_eq(ob->count, 6);
+    ck_assert_int_eq(s_held("mer", "l1"), 1);
     s_begin();
     s_add_entity(s_entity("l1", LOCATION, 2, O, P, 1, UPSERT));
     s_route();
     ck_assert_int_eq(s_count("polegate.esx.mer2.pole.v1", "l1"), 1);
+    ck_assert_str_eq(s_hdr(s_rec("polegate.esx.mer2.pole.v1", "l1"), PG_HDR_VERSION), "2");
 }
 END_TEST
 
@@ -857,6 +873,186 @@ START_TEST(test_destination_removed)
     ck_assert_int_eq(s_held("mer", "p1"), 0);
     ck_assert_int_eq(s_held("mer", "k1"), 0);
     ck_assert_int_eq(s_held("national", "p1"), 1);
+}
+END_TEST
+
+/* Intelligence Merseyside may not receive under ESX-1: i1 (linked to p1 and l1, which
+ * it holds), i2 (deleted since), i3 (SECRET, linked to p1), i4 (MoPI group 3). */
+static void s_intel_setup(void)
+{
+    s_shared_pair();
+    s_begin();
+    s_add_entity(s_entity("i1", INTEL, 3, OS, P, 1, UPSERT));
+    s_add_entity(s_entity("i2", INTEL, 1, OS, P, 1, UPSERT));
+    s_add_entity(s_entity("i3", INTEL, 1, S, P, 1, UPSERT));
+    s_add_entity(s_entity("i4", INTEL, 1, OS, P, 3, UPSERT));
+    s_link("k-ip", "i1", INTEL, "p1", PERSON, O, UPSERT);
+    s_link("k-il", "i1", INTEL, "l1", LOCATION, O, UPSERT);
+    s_link("k-i2", "i2", INTEL, "p1", PERSON, O, UPSERT);
+    s_link("k-i3", "i3", INTEL, "p1", PERSON, O, UPSERT);
+    s_route();
+    s_begin();
+    s_add_entity(s_entity("i2", INTEL, 2, OS, P, 1, DELETE));
+    s_route();
+    const char *ids[] = {"i1", "i2", "i3", "i4", "k-ip", "k-il", "k-i2", "k-i3"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        ck_assert_int_eq(s_held("mer", ids[i]), 0);
+    ck_assert_int_eq(s_held("national", "i1"), 1);
+    ck_assert_int_eq(s_held("national", "k-ip"), 1);
+}
+
+/* A policy that opens a kind to a destination publishes the stored records of that kind
+ * it may now receive, with their links, at the reconcile. */
+START_TEST(test_policy_change_publishes_allowed)
+{
+    s_intel_setup();
+    s_restart(POLICY_INTEL("ESX-2"));
+    ck_assert_int_eq(s_reconcile(), 0); /* nothing withdrawn */
+
+    /* i1, redacted for Merseyside, at the ledger's version */
+    ck_assert_int_eq(s_count(T_MER, "i1"), 1);
+    const pg_outrec *r = s_rec(T_MER, "i1");
+    ck_assert_int_eq(r->audit_action, PG_AUDIT_DISCLOSE);
+    ck_assert_str_eq(r->destination, "mer");
+    ck_assert_str_eq(r->agreement, "ISA-MER");
+    ck_assert_str_eq(r->policy_version, "ESX-2");
+    ck_assert_str_eq(r->outcome, "redacted:intelligence.text");
+    ck_assert_str_eq(r->native_id, "N-i1");
+    ck_assert_uint_eq(r->version, 3);
+    ck_assert_str_eq(s_hdr(r, PG_HDR_OPERATION), "UPSERT");
+    ck_assert_str_eq(s_hdr(r, PG_HDR_VERSION), "3");
+    ck_assert_str_eq(s_hdr(r, PG_HDR_MARKING), "OFFICIAL-SENSITIVE;P");
+    ck_assert_str_eq(s_hdr(r, PG_HDR_ORIGIN_FORCE), "ESX");
+    ck_assert_str_eq(s_hdr(r, "pg-agreement"), "ISA-MER");
+    ck_assert_str_eq(s_hdr(r, "pg-policy-version"), "ESX-2");
+    ck_assert_str_eq(s_hdr(r, "pg-redactions"), "intelligence.text");
+    pg_entity_update *x = s_unpack_entity(r);
+    ck_assert_str_eq(x->id, "i1");
+    ck_assert_uint_eq(x->version, 3);
+    ck_assert_ptr_nonnull(x->intelligence);
+    ck_assert_str_eq(x->intelligence->text, "");
+    polegate__pole__v1__entity_update__free_unpacked(x, NULL);
+    ck_assert_int_eq(s_held("mer", "i1"), 1);
+
+    /* its links, whose other ends Merseyside holds, after it */
+    const char *links[] = {"k-ip", "k-il"};
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(s_count(T_MER, links[i]), 1);
+        ck_assert_int_lt(s_find_nth(T_MER, "i1", 0), s_find_nth(T_MER, links[i], 0));
+        r = s_rec(T_MER, links[i]);
+        ck_assert_int_eq(r->audit_action, PG_AUDIT_DISCLOSE);
+        ck_assert_str_eq(s_hdr(r, PG_HDR_OPERATION), "UPSERT");
+        ck_assert_str_eq(s_hdr(r, "pg-policy-version"), "ESX-2");
+        pg_link_update *l = s_unpack_link(r);
+        ck_assert_str_eq(l->from->id, "i1");
+        ck_assert_uint_eq(l->version, 1);
+        polegate__pole__v1__link_update__free_unpacked(l, NULL);
+        ck_assert_int_eq(s_held("mer", links[i]), 1);
+    }
+
+    /* not the deleted one, not the SECRET one, not MoPI 3, nor their links; nothing
+     * Merseyside held again; nothing to national, which had it all */
+    const char *never[] = {"i2", "i3", "i4", "k-i2", "k-i3"};
+    for (size_t i = 0; i < sizeof never / sizeof never[0]; i++) {
+        ck_assert_msg(s_count(T_MER, never[i]) == 0, "%s sent to mer", never[i]);
+        ck_assert_int_eq(s_held("mer", never[i]), 0);
+    }
+    ck_assert_int_eq(s_count(T_MER, "p1") + s_count(T_MER, "l1") + s_count(T_MER, "k1"), 0);
+    for (size_t i = 0; i < ob->count; i++)
+        ck_assert_str_eq(ob->recs[i].topic, T_MER);
+    ck_assert_uint_eq(ob->count, 3);
+    ck_assert_uint_eq(ob->audit_count, 0); /* no collect, no withhold: disclose is the producer's */
+    pg_router_stats stats;
+    pg_router_get_stats(rt, &stats);
+    ck_assert_uint_eq(stats.disclosed, 3);
+    ck_assert_uint_eq(stats.reconcile_published, 3);
+    ck_assert_uint_eq(stats.withheld, 0);
+    ck_assert_uint_eq(stats.reconciles, 1);
+
+    /* the same policy again: nothing */
+    ck_assert_int_eq(s_reconcile(), 0);
+    ck_assert_uint_eq(ob->count, 0);
+    s_restart(POLICY_INTEL("ESX-2"));
+    ck_assert_int_eq(s_reconcile(), 0);
+    ck_assert_uint_eq(ob->count, 0);
+    ck_assert_uint_eq(ob->audit_count, 0);
+
+    /* i1's next change goes as any change of a held record */
+    s_begin();
+    s_add_entity(s_entity("i1", INTEL, 4, OS, P, 1, UPSERT));
+    s_route();
+    ck_assert_int_eq(s_count(T_MER, "i1"), 1);
+    ck_assert_str_eq(s_hdr(s_rec(T_MER, "i1"), PG_HDR_VERSION), "4");
+    ck_assert_int_eq(s_count(T_MER, "k-ip"), 0);
+}
+END_TEST
+
+/* Routing a message right after the policy changed: the records of that message go
+ * once, by its routing, and the others newly allowed by the reconcile it runs. */
+START_TEST(test_policy_change_publishes_once_on_route)
+{
+    s_intel_setup();
+    s_restart(POLICY_INTEL("ESX-2"));
+    s_begin();
+    s_add_entity(s_entity("i4", INTEL, 2, OS, P, 2, UPSERT)); /* re-graded into group 2 */
+    s_route();
+    ck_assert_int_eq(s_count(T_MER, "i1"), 1);
+    ck_assert_int_eq(s_count(T_MER, "i4"), 1);
+    ck_assert_int_eq(s_count(T_NAT, "i4"), 1);
+    ck_assert_str_eq(s_hdr(s_rec(T_MER, "i4"), PG_HDR_VERSION), "2");
+    ck_assert_ptr_nonnull(s_audit_find(PG_AUDIT_COLLECT, "i4", NULL));
+    ck_assert_int_eq(s_count(T_MER, "k-ip"), 1);
+}
+END_TEST
+
+/* A record withdrawn by one policy and allowed again by the next is not sent again at
+ * the version of its withdrawal (the consumer keeps the DELETE at an equal version): it
+ * goes at its next revision. */
+START_TEST(test_policy_change_reallowed_waits)
+{
+    s_shared_pair();
+    s_restart(POLICY("ESX-2", "OFFICIAL", T_MER));
+    ck_assert_int_eq(s_reconcile(), 2);
+    s_assert_withdrawal(T_MER, "p1", 1, "classification");
+    s_restart(POLICY("ESX-3", "OFFICIAL-SENSITIVE", T_MER));
+    ck_assert_int_eq(s_reconcile(), 0);
+    ck_assert_uint_eq(ob->count, 0);
+    ck_assert_int_eq(s_held("mer", "p1"), 0);
+    s_begin();
+    s_add_entity(s_entity("p1", PERSON, 2, OS, P, 1, UPSERT));
+    s_route();
+    ck_assert_str_eq(s_hdr(s_rec(T_MER, "p1"), PG_HDR_VERSION), "2");
+    ck_assert_str_eq(s_hdr(s_rec(T_MER, "k1"), PG_HDR_VERSION), "3"); /* past its DELETE */
+    ck_assert_int_eq(s_held("mer", "p1"), 1);
+    ck_assert_int_eq(s_held("mer", "k1"), 1);
+}
+END_TEST
+
+/* A reconcile whose transaction aborts leaves no trace: the next one does it all. */
+START_TEST(test_policy_change_publish_aborted)
+{
+    s_intel_setup();
+    s_restart(POLICY_INTEL("ESX-2"));
+    pg_outbatch_reset(ob);
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    ck_assert_ptr_nonnull(txn);
+    ck_assert_int_eq(pg_router_reconcile(rt, txn, ob, e, sizeof e), 0);
+    ck_assert_uint_eq(ob->count, 3);
+    ck_assert_int_eq(pg_router_held(rt, txn, "mer", "i1"), 1);
+    ck_assert_int_eq(pg_router_held(rt, txn, "mer", "k-ip"), 1);
+    pg_store_abort(&txn);
+    ck_assert_int_eq(s_held("mer", "i1"), 0);
+    ck_assert_int_eq(s_held("mer", "k-ip"), 0);
+    ck_assert_int_eq(s_held("mer", "k-il"), 0);
+
+    ck_assert_int_eq(s_reconcile(), 0);
+    ck_assert_uint_eq(ob->count, 3);
+    ck_assert_int_eq(s_count(T_MER, "i1"), 1);
+    ck_assert_int_eq(s_count(T_MER, "k-ip"), 1);
+    ck_assert_int_eq(s_count(T_MER, "k-il"), 1);
+    ck_assert_int_eq(s_held("mer", "i1"), 1);
+    ck_assert_int_eq(s_reconcile(), 0);
+    ck_assert_uint_eq(ob->count, 0);
 }
 END_TEST
 
@@ -975,6 +1171,10 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_policy_change_at_restart);
     tcase_add_test(tc, test_policy_change_on_first_route);
     tcase_add_test(tc, test_destination_removed);
+    tcase_add_test(tc, test_policy_change_publishes_allowed);
+    tcase_add_test(tc, test_policy_change_publishes_once_on_route);
+    tcase_add_test(tc, test_policy_change_publish_aborted);
+    tcase_add_test(tc, test_policy_change_reallowed_waits);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("atomic");
