@@ -797,8 +797,7 @@ static int s_emit(void *arg, const uint8_t *msg, size_t len, const pg_changeset 
 
 static void s_refused(void *arg, const pg_change *ch, const char *reason)
 {
-    s_take *t = arg;
-    t->p->delta.refused++;
+    s_take *t = arg; /* counted once, by compose (pg_compose_stats.refused) */
     const char *id = ch->type == PG_CHANGE_ENTITY ? ch->entity->id : ch->link->id;
     pg_log(PG_LOG_ERROR, "partner: %s %s cannot be sent to the %s RMS: %s",
            ch->type == PG_CHANGE_ENTITY ? "entity" : "link", id ? id : "?", t->p->adapter->format,

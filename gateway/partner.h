@@ -90,7 +90,6 @@ typedef struct pg_partner_stats {
     uint64_t rejected;   /* invalid, or refused by the inbound policy */
     uint64_t skipped;    /* tombstones and unknown pg-types */
     uint64_t composed;   /* native messages put in the outbox */
-    uint64_t refused;    /* changes the local format cannot carry */
     uint64_t submitted;  /* messages handed to the transport (re-sends not counted) */
     uint64_t stored;     /* acknowledged stored by the RMS */
     uint64_t rms_rejected;
