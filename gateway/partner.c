@@ -665,6 +665,11 @@ static int s_record(s_take *t, const pg_partner_record *r)
         return s_nomem(t->errstr, t->errstr_size);
     int entity = r->type && !strcmp(r->type, S_TYPE_ENTITY);
     if (!r->value || !r->type || (!entity && strcmp(r->type, S_TYPE_LINK))) {
+        /* a tombstone is compaction's business; anything else skipped gets a reason */
+        if (r->value)
+            pg_log(PG_LOG_WARN, "partner: %s [%d] offset %" PRId64 ": skipped: pg-type %s",
+                   r->topic, (int)r->partition, r->offset,
+                   r->type ? r->type : "missing (or longer than the consumer keeps)");
         p->delta.skipped++;
         return 0;
     }
