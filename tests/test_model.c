@@ -8,6 +8,7 @@
 #include "polegate/error.h"
 #include "polegate/identity.h"
 #include "polegate/pole.h"
+#include "polegate/roles.h"
 
 START_TEST(test_error_table)
 {
@@ -118,6 +119,35 @@ START_TEST(test_changeset)
 }
 END_TEST
 
+START_TEST(test_roles)
+{
+#define K(x) POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_##x
+#define R(x) POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_##x
+    ck_assert(pg_role_allows(R(HOME_ADDRESS), K(PERSON), K(LOCATION)));
+    ck_assert(!pg_role_allows(R(HOME_ADDRESS), K(LOCATION), K(PERSON)));
+    ck_assert(pg_role_allows(R(OCCURRED_AT), K(CUSTODY), K(LOCATION)));
+    ck_assert(!pg_role_allows(R(OCCURRED_AT), K(PERSON), K(LOCATION)));
+    ck_assert(!pg_role_allows(R(ASSOCIATE), K(PERSON), 0));
+    ck_assert(!pg_role_allows(R(ASSOCIATE), K(PERSON), 99));
+    ck_assert(!pg_role_allows(0, K(PERSON), K(PERSON)));
+    ck_assert_int_eq(pg_role_only_target(R(STOLEN)), K(ITEM));
+    ck_assert_int_eq(pg_role_only_target(R(USED)), 0);
+    ck_assert_int_eq(pg_role_only_target(0), 0);
+    ck_assert_uint_eq(pg_role_to_kinds(R(USED)), (1u << K(ITEM)) | (1u << K(WEAPON)));
+    ck_assert_uint_eq(pg_role_from_kinds(R(DETAINED)), 1u << K(CUSTODY));
+    ck_assert_uint_eq(pg_role_from_kinds(0), 0);
+    ck_assert_str_eq(pg_role_shape(R(OWNER)), "PERSON -> ITEM, WEAPON, VEHICLE");
+    ck_assert_str_eq(pg_role_shape(0), "");
+    /* Every role the proto has is in the table. */
+    const ProtobufCEnumDescriptor *d = &polegate__pole__v1__link_role__descriptor;
+    for (unsigned i = 0; i < d->n_values; i++)
+        if (d->values[i].value)
+            ck_assert_msg(pg_role_to_kinds(d->values[i].value), "%s", d->values[i].name);
+#undef K
+#undef R
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("model");
@@ -129,6 +159,7 @@ int main(void)
     tcase_add_test(tc, test_identity_link);
     tcase_add_test(tc, test_enum_short);
     tcase_add_test(tc, test_changeset);
+    tcase_add_test(tc, test_roles);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -6,6 +6,7 @@
 
 #include "polegate/adapter.h"
 #include "polegate/pole.h"
+#include "polegate/roles.h"
 
 #define PG_ATX_SCHEMA "atx/2"
 #define PG_ATX_SYSTEM "ATHENA"
@@ -42,13 +43,6 @@ char pg_atx_type_letter(int kind);
 int pg_atx_id_valid(const char *id, int kind);
 /* The kind an ATX id's letter names, 0 when it is not an ATX id. */
 int pg_atx_id_kind(const char *id);
-
-/* May role link an entity of kind from to one of kind to (codes.md ROLE)? */
-int pg_atx_role_allows(int role, int from_kind, int to_kind);
-/* The one kind role may point at, or 0 when it allows several. */
-int pg_atx_role_only_target(int role);
-/* codes.md's "from -> to" column for role, e.g. "PERSON -> LOCATION". */
-const char *pg_atx_role_shape(int role);
 
 /* Is s a lower-case RFC 4122 UUID (version 1-8, variant 10xx)? */
 int pg_atx_uuid_valid(const char *s);

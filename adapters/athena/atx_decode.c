@@ -902,10 +902,10 @@ static int s_links(s_dec *d, const json_t *root, pg_entity_update *eu, const cha
                           pg_atx_type_letter(kind), pg_atx_code_name(&pg_atx_type, kind));
         if ((rc = s_code(d, e, lp, "role", S_REQUIRED | S_NOTRIM, &pg_atx_role, &role)))
             return rc;
-        if (!pg_atx_role_allows(role, eu->kind, kind))
+        if (!pg_role_allows(role, eu->kind, kind))
             return s_fail(d, lp, "role", "%s does not link %s to %s (ROLE table: %s)",
                           pg_atx_code_name(&pg_atx_role, role), eu->origin->native_type,
-                          pg_atx_code_name(&pg_atx_type, kind), pg_atx_role_shape(role));
+                          pg_atx_code_name(&pg_atx_type, kind), pg_role_shape(role));
         pg_link_update *lu = PG_PB_NEW(d->arena, pg_link_update, polegate__pole__v1__link_update);
         if (!lu)
             return S_NOMEM(d);

@@ -704,15 +704,15 @@ static int s_link(s_enc *e, const pg_entity_update *eu, const pg_link_update *lu
     const char *role = pg_atx_code_name(&pg_atx_role, lu->role);
     if (!role)
         return s_bad(e, path, "link role %d has no ATX equivalent", lu->role);
-    int kind = lu->to->kind ? (int)lu->to->kind : pg_atx_role_only_target(lu->role);
+    int kind = lu->to->kind ? (int)lu->to->kind : pg_role_only_target(lu->role);
     int rc = s_resolve(e, path, lu->to->id, &kind, lu->origin ? lu->origin->system : "",
                        lu->to->native_id, id);
     if (rc)
         return rc;
-    if (!pg_atx_role_allows(lu->role, eu->kind, kind))
+    if (!pg_role_allows(lu->role, eu->kind, kind))
         return s_bad(e, path, "%s does not link %s to %s (ROLE table: %s)", role,
                      pg_atx_code_name(&pg_atx_type, eu->kind), pg_atx_code_name(&pg_atx_type, kind),
-                     pg_atx_role_shape(lu->role));
+                     pg_role_shape(lu->role));
     s_open(w, NULL, '{');
     s_open(w, "target", '{');
     s_str(w, "type", pg_atx_code_name(&pg_atx_type, kind));

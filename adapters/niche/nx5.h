@@ -71,13 +71,11 @@ const char *pg_nx5_code_name(const pg_nx5_table *t, int value);
  * -1. Only names a proto value actually has, never the UNSPECIFIED one. */
 int pg_nx5_enum_value(const ProtobufCEnumDescriptor *desc, const char *short_name);
 
-/* Link roles: NX5 name, canonical role, and the entity kinds each end may be (bit
- * 1 << EntityKind). */
+/* Link roles: NX5 name, canonical role, and how reasons name the kinds each end may
+ * be (the kinds themselves: pg_role_from_kinds/_to_kinds, polegate/roles.h). */
 typedef struct pg_nx5_role {
     const char *nx5;
     int role;
-    unsigned from_kinds;
-    unsigned to_kinds;
     const char *from_words, *to_words; /* for reasons: "a person" */
 } pg_nx5_role;
 

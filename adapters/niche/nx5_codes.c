@@ -118,31 +118,26 @@ int pg_nx5_enum_value(const ProtobufCEnumDescriptor *desc, const char *short_nam
     return -1;
 }
 
-#define K(x) (1u << POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_##x)
 #define R(x) POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_##x
 
 static const pg_nx5_role s_roles[] = {
-    {"HOME", R(HOME_ADDRESS), K(PERSON), K(LOCATION), "a Person", "an Address"},
-    {"ADDR", R(OTHER_ADDRESS), K(PERSON), K(LOCATION), "a Person", "an Address"},
-    {"SUSP", R(SUSPECT), K(OCCURRENCE), K(PERSON), "an Occurrence", "a Person"},
-    {"VICT", R(VICTIM), K(OCCURRENCE), K(PERSON), "an Occurrence", "a Person"},
-    {"WIT", R(WITNESS), K(OCCURRENCE), K(PERSON), "an Occurrence", "a Person"},
-    {"OFFR", R(OFFENDER), K(OCCURRENCE), K(PERSON), "an Occurrence", "a Person"},
-    {"REPT", R(REPORTER), K(OCCURRENCE), K(PERSON), "an Occurrence", "a Person"},
-    {"LOCN", R(OCCURRED_AT), K(OCCURRENCE) | K(CUSTODY) | K(INTELLIGENCE), K(LOCATION),
-     "an Occurrence, Custody or IntelReport", "an Address"},
-    {"STLN", R(STOLEN), K(OCCURRENCE), K(ITEM), "an Occurrence", "a Property item"},
-    {"USED", R(USED), K(OCCURRENCE), K(ITEM) | K(WEAPON), "an Occurrence",
-     "a Property item or weapon"},
-    {"VINV", R(VEHICLE_INVOLVED), K(OCCURRENCE), K(VEHICLE), "an Occurrence", "a Vehicle"},
-    {"KEEP", R(KEEPER), K(PERSON), K(VEHICLE), "a Person", "a Vehicle"},
-    {"OWN", R(OWNER), K(PERSON), K(ITEM) | K(WEAPON) | K(VEHICLE), "a Person",
-     "a Property or Vehicle"},
-    {"USES", R(USES), K(PERSON), K(TELEPHONE), "a Person", "a Telephone"},
-    {"DETD", R(DETAINED), K(CUSTODY), K(PERSON), "a Custody", "a Person"},
-    {"SUBJ", R(SUBJECT), K(INTELLIGENCE), K(PERSON) | K(VEHICLE) | K(TELEPHONE) | K(LOCATION),
-     "an IntelReport", "a Person, Vehicle, Telephone or Address"},
-    {"ASSOC", R(ASSOCIATE), K(PERSON), K(PERSON), "a Person", "a Person"},
+    {"HOME", R(HOME_ADDRESS), "a Person", "an Address"},
+    {"ADDR", R(OTHER_ADDRESS), "a Person", "an Address"},
+    {"SUSP", R(SUSPECT), "an Occurrence", "a Person"},
+    {"VICT", R(VICTIM), "an Occurrence", "a Person"},
+    {"WIT", R(WITNESS), "an Occurrence", "a Person"},
+    {"OFFR", R(OFFENDER), "an Occurrence", "a Person"},
+    {"REPT", R(REPORTER), "an Occurrence", "a Person"},
+    {"LOCN", R(OCCURRED_AT), "an Occurrence, Custody or IntelReport", "an Address"},
+    {"STLN", R(STOLEN), "an Occurrence", "a Property item"},
+    {"USED", R(USED), "an Occurrence", "a Property item or weapon"},
+    {"VINV", R(VEHICLE_INVOLVED), "an Occurrence", "a Vehicle"},
+    {"KEEP", R(KEEPER), "a Person", "a Vehicle"},
+    {"OWN", R(OWNER), "a Person", "a Property or Vehicle"},
+    {"USES", R(USES), "a Person", "a Telephone"},
+    {"DETD", R(DETAINED), "a Custody", "a Person"},
+    {"SUBJ", R(SUBJECT), "an IntelReport", "a Person, Vehicle, Telephone or Address"},
+    {"ASSOC", R(ASSOCIATE), "a Person", "a Person"},
 };
 
 const pg_nx5_role *pg_nx5_role_by_name(const char *nx5)

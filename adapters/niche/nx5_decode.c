@@ -10,6 +10,7 @@
 #include "polegate/error.h"
 #include "polegate/geo.h"
 #include "polegate/identity.h"
+#include "polegate/roles.h"
 #include "polegate/timeutil.h"
 
 #define PB(type, lower) PG_PB_NEW(d->a, Polegate__Pole__V1__##type, polegate__pole__v1__##lower)
@@ -1252,10 +1253,10 @@ static int s_link(s_dec *d, const pg_nx5_node *l, size_t link_no, size_t pos, pg
     if (!role)
         return s_fail(d, path, "unknown role '%s'", role_s);
     const s_known *from_ent, *to_ent;
-    if ((rc = s_link_end(d, "From", pg_nx5_attr_get(l, "From"), role->from_kinds, role->from_words,
-                         role->nx5, &from_ent, &lu->from)) ||
-        (rc = s_link_end(d, "To", pg_nx5_attr_get(l, "To"), role->to_kinds, role->to_words,
-                         role->nx5, &to_ent, &lu->to)))
+    if ((rc = s_link_end(d, "From", pg_nx5_attr_get(l, "From"), pg_role_from_kinds(role->role),
+                         role->from_words, role->nx5, &from_ent, &lu->from)) ||
+        (rc = s_link_end(d, "To", pg_nx5_attr_get(l, "To"), pg_role_to_kinds(role->role),
+                         role->to_words, role->nx5, &to_ent, &lu->to)))
         return rc;
     const char *s;
     if ((s = pg_nx5_attr_get(l, "Start"))) {
