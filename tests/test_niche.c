@@ -1381,6 +1381,29 @@ START_TEST(test_encode_lossy)
 }
 END_TEST
 
+START_TEST(test_encode_link_kinds)
+{
+    pg_changeset *cs = s_decode_ok(s_base, strlen(s_base));
+    pg_link_update *lu = NULL;
+    for (size_t i = 0; i < cs->count && !lu; i++)
+        if (cs->changes[i].type == PG_CHANGE_LINK && cs->changes[i].link->from->kind &&
+            cs->changes[i].link->to->kind)
+            lu = cs->changes[i].link;
+    ck_assert_ptr_nonnull(lu);
+    char err[PG_ERRSTR_SIZE];
+    /* A link whose ends the ROLE table does not allow is refused, not written. */
+    lu->role = ROLE(STOLEN);
+    lu->to->kind = lu->from->kind == POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_OCCURRENCE
+                       ? POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON
+                       : lu->from->kind;
+    s_encode_rc(cs, NULL, PG_EINVALID, err);
+    ck_assert_msg(strstr(err, "role: STLN does not link ") &&
+                      strstr(err, "(ROLE table: OCCURRENCE -> ITEM)"),
+                  "%s", err);
+    pg_changeset_destroy(&cs);
+}
+END_TEST
+
 START_TEST(test_encode_escaping)
 {
     pg_changeset *cs = s_decode_ok(s_base, strlen(s_base));
@@ -1599,6 +1622,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_encode_address);
     tcase_add_test(tc, test_encode_lossy);
     tcase_add_test(tc, test_encode_escaping);
+    tcase_add_test(tc, test_encode_link_kinds);
     tcase_add_test(tc, test_encode_header);
     tcase_add_test(tc, test_encode_ops_and_ids);
     tcase_add_test(tc, test_encode_refusals);

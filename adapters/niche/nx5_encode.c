@@ -12,6 +12,7 @@
 #include "polegate/codes.h"
 #include "polegate/error.h"
 #include "polegate/geo.h"
+#include "polegate/roles.h"
 #include "polegate/timeutil.h"
 
 #define EK(x) POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_##x
@@ -616,6 +617,13 @@ static int s_entity(s_enc *e, const pg_entity_update *eu)
     return 0;
 }
 
+/* A canonical kind's name for reasons, "?" for one the proto does not have. */
+static const char *s_kind(int kind)
+{
+    const char *s = pg_enum_short(&polegate__pole__v1__entity_kind__descriptor, kind);
+    return s ? s : "?";
+}
+
 static int s_link(s_enc *e, const pg_link_update *lu)
 {
     const pg_nx5_role *role = pg_nx5_role_by_value(lu->role);
@@ -623,6 +631,11 @@ static int s_link(s_enc *e, const pg_link_update *lu)
         return s_fail(e, PG_EUNSUPPORTED, "role", "no NX5 Role for %d", lu->role);
     if (!lu->from || !lu->to)
         return s_fail(e, PG_EINVALID, lu->from ? "to" : "from", "missing");
+    /* Ends of unknown kind are the RMS's to check; a known mismatch would be refused. */
+    if (lu->from->kind && lu->to->kind && !pg_role_allows(lu->role, lu->from->kind, lu->to->kind))
+        return s_fail(e, PG_EINVALID, "role", "%s does not link %s to %s (ROLE table: %s)",
+                      role->nx5, s_kind(lu->from->kind), s_kind(lu->to->kind),
+                      pg_role_shape(lu->role));
     const char *system = lu->origin ? lu->origin->system : NULL;
     char from[17], to[17];
     int created, rc;
