@@ -3,11 +3,29 @@
 #ifndef POLEGATE_CLI_H
 #define POLEGATE_CLI_H
 
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+
 int pg_cli_translate(int argc, char **argv);
 int pg_cli_send(int argc, char **argv);
 int pg_cli_consume(int argc, char **argv);
 int pg_cli_receive(int argc, char **argv);
 int pg_cli_audit(int argc, char **argv);
 int pg_cli_dlq(int argc, char **argv);
+
+/* Parse s, a whole decimal number from min to max, into *out. -1 when it is not one
+ * (empty, trailing text, out of range): an option such as --timeout-ms 4294967297 is
+ * refused instead of wrapping to 1 on the cast to int. */
+static inline int pg_cli_parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
 
 #endif

@@ -183,7 +183,6 @@ static int s_parse(int argc, char **argv, s_opts *o)
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        char *end;
         switch (opt) {
         case 'b':
             o->brokers = optarg;
@@ -195,13 +194,11 @@ static int s_parse(int argc, char **argv, s_opts *o)
             o->from_beginning = 1;
             break;
         case 'T':
-            o->timeout_ms = strtol(optarg, &end, 10);
-            if (*end || o->timeout_ms <= 0)
+            if (pg_cli_parse_long(optarg, 1, INT_MAX, &o->timeout_ms))
                 return s_usage_error("--timeout-ms must be a positive number");
             break;
         case 'm':
-            o->max = strtol(optarg, &end, 10);
-            if (*end || o->max <= 0)
+            if (pg_cli_parse_long(optarg, 1, LONG_MAX, &o->max))
                 return s_usage_error("--max must be a positive number");
             break;
         case 'g':

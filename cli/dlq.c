@@ -361,7 +361,7 @@ int pg_cli_dlq(int argc, char **argv)
     int all = 0, opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        char *end;
+        long n;
         switch (opt) {
         case 's':
             store = optarg;
@@ -377,9 +377,9 @@ int pg_cli_dlq(int argc, char **argv)
             c.rms.transport = strstr(optarg, "://") ? "zmq" : "dir";
             break;
         case 'T':
-            c.timeout_ms = (int)strtol(optarg, &end, 10);
-            if (*end || c.timeout_ms <= 0)
+            if (pg_cli_parse_long(optarg, 1, INT_MAX, &n))
                 return s_usage_error("--timeout-ms must be a positive number");
+            c.timeout_ms = (int)n;
             break;
         case 'j':
             c.json = 1;

@@ -152,7 +152,7 @@ int pg_cli_send(int argc, char **argv)
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        char *end;
+        long n;
         switch (opt) {
         case 't':
             s.endpoint = optarg;
@@ -163,14 +163,14 @@ int pg_cli_send(int argc, char **argv)
                 return s_usage_error("--format must be atx or nx5");
             break;
         case 'T':
-            s.timeout_ms = (int)strtol(optarg, &end, 10);
-            if (*end || s.timeout_ms <= 0)
+            if (pg_cli_parse_long(optarg, 1, INT_MAX, &n))
                 return s_usage_error("--timeout-ms must be a positive number");
+            s.timeout_ms = (int)n;
             break;
         case 'r':
-            s.retries = (int)strtol(optarg, &end, 10);
-            if (*end || s.retries < 0 || s.retries > 20)
+            if (pg_cli_parse_long(optarg, 0, 20, &n))
                 return s_usage_error("--retries must be from 0 to 20");
+            s.retries = (int)n;
             break;
         case 'h':
             fputs(s_usage_text, stdout);

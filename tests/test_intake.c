@@ -1000,6 +1000,14 @@ START_TEST(test_cli_errors)
     ck_assert_int_eq(s_cli(pg_cli_send, no_to, s_out, sizeof s_out), 2);
     char *bad_fmt[] = {"send", "--to", "tcp://127.0.0.1:1", "--format", "csv", "x", NULL};
     ck_assert_int_eq(s_cli(pg_cli_send, bad_fmt, s_out, sizeof s_out), 2);
+    /* Out of range for an int: refused before --help, not wrapped to a 1 ms timeout or
+     * 1 retry (which would go on to print the help and exit 0). */
+    char *wrap_timeout[] = {"send",   "--to", "tcp://127.0.0.1:1", "--timeout-ms", "4294967297",
+                            "--help", NULL};
+    ck_assert_int_eq(s_cli(pg_cli_send, wrap_timeout, s_out, sizeof s_out), 2);
+    char *wrap_retries[] = {"send",   "--to", "tcp://127.0.0.1:1", "--retries", "4294967297",
+                            "--help", NULL};
+    ck_assert_int_eq(s_cli(pg_cli_send, wrap_retries, s_out, sizeof s_out), 2);
     char *help[] = {"send", "--help", NULL};
     ck_assert_int_eq(s_cli(pg_cli_send, help, s_out, sizeof s_out), 0);
     ck_assert_ptr_nonnull(strstr(s_out, "usage: polegate send --to ENDPOINT"));
@@ -1010,6 +1018,10 @@ START_TEST(test_cli_errors)
                     "t",       "--timeout-ms", "500",         NULL};
     ck_assert_int_eq(s_cli(pg_cli_consume, down, s_out, sizeof s_out), 2);
     ck_assert_str_eq(s_out, "");
+    char *huge_max[] = {"consume", "--brokers", "127.0.0.1:1",          "--topic",
+                        "t",       "--max",     "99999999999999999999", "-h",
+                        NULL};
+    ck_assert_int_eq(s_cli(pg_cli_consume, huge_max, s_out, sizeof s_out), 2);
     char *chelp[] = {"consume", "-h", NULL};
     ck_assert_int_eq(s_cli(pg_cli_consume, chelp, s_out, sizeof s_out), 0);
     ck_assert_ptr_nonnull(strstr(s_out, "usage: polegate consume --brokers B --topic T"));
