@@ -791,6 +791,14 @@ START_TEST(test_encode_unsupported)
     ck_assert_ptr_nonnull(strstr(e, "without its source record"));
     cs->count--;
 
+    /* a link with no target is refused, not left out of the record */
+    pg_entity_ref *to = lu->to;
+    lu->to = NULL;
+    ck_assert_int_eq(A->encode(&rt, cs, &out, e, sizeof e), PG_EINVALID);
+    ck_assert_str_eq(e, "links: a link change has no target");
+    ck_assert_uint_eq(out.len, 0);
+    lu->to = to;
+
     /* what ATX requires and the change lacks */
     eu->marking->handling = POLEGATE__POLE__V1__HANDLING__HANDLING_C;
     ck_assert_int_eq(A->encode(&rt, cs, &out, e, sizeof e), PG_EUNSUPPORTED);

@@ -812,8 +812,11 @@ int pg_atx_encode(const pg_adapter_ctx *ctx, const pg_changeset *cs, pg_buf *out
     s_enc e = {.ctx = ctx ? ctx : &none, .cs = cs, .errstr = errstr, .errstr_size = errstr_size};
     for (size_t i = 0; i < cs->count; i++) {
         const pg_link_update *lu = cs->changes[i].link;
-        if (cs->changes[i].type == PG_CHANGE_LINK &&
-            (!lu->from || !lu->from->id || !s_has_entity(cs, lu->from->id)))
+        if (cs->changes[i].type != PG_CHANGE_LINK)
+            continue;
+        if (!lu->to) /* else s_entity would leave it out without a word */
+            return pg_errf(PG_EINVALID, errstr, errstr_size, "links: a link change has no target");
+        if (!lu->from || !lu->from->id || !s_has_entity(cs, lu->from->id))
             return pg_errf(PG_EUNSUPPORTED, errstr, errstr_size,
                            "links: a link change from %s without its source record cannot be "
                            "expressed in ATX (a record carries all its links)",
