@@ -798,6 +798,12 @@ START_TEST(test_encode_unsupported)
     ck_assert_str_eq(e, "links: a link change has no target");
     ck_assert_uint_eq(out.len, 0);
     lu->to = to;
+    /* a target kind ATX has no record type for (it once went into the reason as NULL) */
+    lu->to->kind = 99;
+    ck_assert_int_eq(A->encode(&rt, cs, &out, e, sizeof e), PG_EUNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(e, "entity kind 99 has no ATX record type"));
+    ck_assert_uint_eq(out.len, 0);
+    lu->to->kind = 0;
 
     /* what ATX requires and the change lacks */
     eu->marking->handling = POLEGATE__POLE__V1__HANDLING__HANDLING_C;

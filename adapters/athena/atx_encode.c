@@ -592,6 +592,8 @@ static int s_resolve(s_enc *e, const char *path, const char *uuid, int *kind, co
         snprintf(out, 32, "%s", native_id ? native_id : "");
     }
     int k = *kind ? *kind : pg_atx_id_kind(out);
+    if (k && !pg_atx_code_name(&pg_atx_type, k))
+        return s_bad(e, path, "entity kind %d has no ATX record type", k);
     if (!pg_atx_id_valid(out, k))
         return s_bad(e, path, "'%.40s' is not an ATX id%s%s", out, k ? " of type " : "",
                      k ? pg_atx_code_name(&pg_atx_type, k) : "");
