@@ -7,11 +7,10 @@
 
 #include "polegate/buf.h"
 #include "polegate/error.h"
+#include "polegate/roles.h"
 
 #define S_UPSERT POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT
 #define S_DELETE POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE
-#define S_ROLE(x) POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_##x
-#define S_KIND(x) POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_##x
 
 /* One record an ATX run sends: its id, the last entity change of it in the published
  * changeset (NULL when only links from it changed), and the merged_from refs of its
@@ -359,39 +358,11 @@ static int s_unit_merge(s_unit *u, pg_entity_ref *ref)
     return 0;
 }
 
-/* The EntityKind an ATX link role leaves no choice about; 0 when it may be several. */
-static int s_role_target(int role)
-{
-    switch (role) {
-    case S_ROLE(HOME_ADDRESS):
-    case S_ROLE(OTHER_ADDRESS):
-    case S_ROLE(OCCURRED_AT):
-        return S_KIND(LOCATION);
-    case S_ROLE(SUSPECT):
-    case S_ROLE(VICTIM):
-    case S_ROLE(WITNESS):
-    case S_ROLE(OFFENDER):
-    case S_ROLE(REPORTER):
-    case S_ROLE(DETAINED):
-    case S_ROLE(ASSOCIATE):
-        return S_KIND(PERSON);
-    case S_ROLE(STOLEN):
-        return S_KIND(ITEM);
-    case S_ROLE(VEHICLE_INVOLVED):
-    case S_ROLE(KEEPER):
-        return S_KIND(VEHICLE);
-    case S_ROLE(USES):
-        return S_KIND(TELEPHONE);
-    default:
-        return 0;
-    }
-}
-
 /* The kind of a link's target as far as anyone knows: the link's, the role's, the
  * ledger's record of it, or the type letter of the id the RMS has for it. 0: unknown. */
 static int s_target_kind(s_run *r, const pg_link_update *l, int *kind)
 {
-    *kind = l->to->kind ? (int)l->to->kind : s_role_target(l->role);
+    *kind = l->to->kind ? (int)l->to->kind : pg_role_only_target(l->role);
     if (*kind)
         return 0;
     pg_entity_update *t = NULL;
@@ -423,7 +394,7 @@ static int s_atx_waiting_for(s_run *r, const char *id)
     int rc = pg_ledger_links_to(r->c->ledger, r->txn, id, r->c->scratch, &links, &n, r->errstr,
                                 r->errstr_size);
     for (size_t i = 0; rc == 0 && i < n; i++)
-        if (!links[i]->to->kind && !s_role_target(links[i]->role) &&
+        if (!links[i]->to->kind && !pg_role_only_target(links[i]->role) &&
             !s_unit_of(r, links[i]->from->id))
             rc = s_nomem(r);
     return rc;
