@@ -42,7 +42,7 @@ static const char *s_arg(int argc, char **argv, const char *name, const char *df
     return dflt;
 }
 
-/* polegated's producer settings (gateway/producer.c: fixed ones and defaults). */
+/* polegated's producer settings (gateway/outbound/publisher.c: fixed ones and defaults). */
 static const char *const s_producer_conf[][2] = {
     {"acks", "all"},
     {"enable.idempotence", "true"},

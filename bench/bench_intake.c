@@ -19,7 +19,7 @@
 #include "polegate/adapter.h"
 #include "polegate/error.h"
 #include "policy.h"
-#include "producer.h"
+#include "publisher.h"
 #include "router.h"
 #include "spool.h"
 #include "store.h"
@@ -112,13 +112,13 @@ static void s_publish(pg_store *store, pg_spool *spool, const char *brokers, siz
     pg_spool_stats before;
     pg_spool_stat_now(spool, &before, why, sizeof why);
     snprintf(tid, sizeof tid, "bench-intake-%d-%zu", (int)getpid(), window);
-    pg_producer_opts po = {.brokers = brokers,
+    pg_publisher_opts po = {.brokers = brokers,
                            .transactional_id = tid,
                            .store = store,
                            .spool = spool,
                            .window_batches = window,
                            .window_bytes = (size_t)64 << 20};
-    pg_producer *p = pg_producer_new(&po, why, sizeof why);
+    pg_publisher *p = pg_publisher_new(&po, why, sizeof why);
     if (!p) {
         fprintf(stderr, "bench_intake: %s\n", why);
         return;
@@ -126,17 +126,17 @@ static void s_publish(pg_store *store, pg_spool *spool, const char *brokers, siz
     double t0 = pg_bench_now();
     pg_spool_stats st = before;
     while (st.batches && pg_bench_now() - t0 < 300) {
-        pg_producer_step(p, why, sizeof why);
+        pg_publisher_step(p, why, sizeof why);
         pg_spool_stat_now(spool, &st, why, sizeof why);
     }
     double secs = pg_bench_now() - t0;
-    pg_producer_stats ps;
-    pg_producer_get_stats(p, &ps);
+    pg_publisher_stats ps;
+    pg_publisher_get_stats(p, &ps);
     printf("| %zu | %llu | %llu | %.0f | %.2f s | %llu |\n", window,
            (unsigned long long)before.batches, (unsigned long long)ps.delivered,
            (double)ps.delivered / secs, secs, (unsigned long long)ps.transactions);
     fflush(stdout);
-    pg_producer_destroy(&p);
+    pg_publisher_destroy(&p);
 }
 
 static const char *s_brokers;

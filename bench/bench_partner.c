@@ -22,7 +22,7 @@
 #include "bench_util.h"
 #include "config.h"
 #include "corpus.h"
-#include "delivery.h"
+#include "rms_delivery.h"
 #include "ledger.h"
 #include "partner.h"
 #include "polegate/adapter.h"

@@ -61,7 +61,7 @@ typedef struct s_dlq_cli {
     int json;
     int raw;
     const char *to;
-    pg_delivery_config rms; /* import dead letters: transport and endpoint */
+    pg_rms_delivery_config rms; /* import dead letters: transport and endpoint */
     int timeout_ms;
 } s_dlq_cli;
 

@@ -12,7 +12,7 @@
 #include <zmq.h>
 
 #include "cli.h"
-#include "delivery.h"
+#include "rms_delivery.h"
 #include "polegate/adapter.h"
 #include "polegate/error.h"
 #include "polegate/pole.h"
@@ -52,7 +52,7 @@ typedef struct s_rx {
     s_opts o;
     const pg_adapter_ops *adapter;
     pg_changeset *cs;
-    pg_delivery *dir; /* --out DIR */
+    pg_rms_delivery *dir; /* --out DIR */
     FILE *file;       /* --out FILE */
     pg_buf line, ack;
     GHashTable *seen; /* correlation id -> 1, oldest first in seen_order */
@@ -150,9 +150,9 @@ static int s_store(s_rx *rx, const char *id, const uint8_t *msg, size_t len, cha
                    size_t errstr_size)
 {
     if (rx->dir) {
-        int rc = pg_delivery_submit(rx->dir, id, msg, len, NULL, NULL, errstr, errstr_size);
+        int rc = pg_rms_delivery_submit(rx->dir, id, msg, len, NULL, NULL, errstr, errstr_size);
         if (rc == 0)
-            pg_delivery_poll(rx->dir, 0, errstr, errstr_size); /* stored: report, free */
+            pg_rms_delivery_poll(rx->dir, 0, errstr, errstr_size); /* stored: report, free */
         return rc;
     }
     /* One NDJSON line: JSON cannot hold a raw line break inside a string, so any in
@@ -211,13 +211,13 @@ static int s_open_out(s_rx *rx)
     struct stat st;
     char e[PG_ERRSTR_SIZE];
     if (stat(rx->o.out, &st) == 0 && S_ISDIR(st.st_mode)) {
-        pg_delivery_config cfg = {
+        pg_rms_delivery_config cfg = {
             .transport = "dir",
             .endpoint = rx->o.out,
             .extension = strcmp(rx->adapter->format, "nx5") ? "ndjson" : "xml",
             .window = 1,
         };
-        rx->dir = pg_delivery_new(&cfg, e, sizeof e);
+        rx->dir = pg_rms_delivery_new(&cfg, e, sizeof e);
         if (!rx->dir) {
             fprintf(stderr, "polegate receive: %s\n", e);
             return 1;
@@ -280,7 +280,7 @@ static int s_serve_one(s_rx *rx, void *sock)
                                         : "stored",
                 id, status < 0 ? ": " : "", reason);
     pg_buf_reset(&rx->ack);
-    pg_delivery_ack_format(status, reason, &rx->ack);
+    pg_rms_delivery_ack_format(status, reason, &rx->ack);
     zmq_send(sock, zmq_msg_data(&part[0]), zmq_msg_size(&part[0]), ZMQ_SNDMORE);
     zmq_send(sock, id, strlen(id), ZMQ_SNDMORE);
     zmq_send(sock, rx->ack.data, rx->ack.len, 0);
@@ -350,7 +350,7 @@ int pg_cli_receive(int argc, char **argv)
     fflush(stdout);
     if (rx.file && fclose(rx.file) != 0)
         rc = 1;
-    pg_delivery_destroy(&rx.dir);
+    pg_rms_delivery_destroy(&rx.dir);
     pg_changeset_destroy(&rx.cs);
     g_queue_free(rx.seen_order);
     g_hash_table_destroy(rx.seen);

@@ -12,7 +12,7 @@
 
 #include "cli.h"
 #include "compose.h"
-#include "idmap.h"
+#include "idstore.h"
 #include "ledger.h"
 #include "polegate/adapter.h"
 #include "polegate/error.h"
@@ -63,7 +63,7 @@ typedef struct s_run {
     pg_changeset *in, *out;
     pg_store *store;
     pg_ledger *ledger;
-    pg_idmap_store *idmap; /* cross-format */
+    pg_idstore *idmap; /* cross-format */
     pg_compose *compose;   /* cross-format */
     size_t pos;            /* the message being translated */
     pg_buf buf;
@@ -215,10 +215,10 @@ static int s_open_state(s_run *run, const char *state, char *tmpdir, size_t tmps
     }
     if (!run->target)
         return 0;
-    pg_idmap_config icfg = {.format = run->target->format};
+    pg_idstore_config icfg = {.format = run->target->format};
     pg_compose_opts copts = {
         .adapter = run->target, .ledger = run->ledger, .now_ms = run->ctx.now_ms};
-    if (!(run->idmap = pg_idmap_new(run->store, &icfg, err, sizeof err)) ||
+    if (!(run->idmap = pg_idstore_new(run->store, &icfg, err, sizeof err)) ||
         !(copts.idmap = run->idmap, run->compose = pg_compose_new(&copts, err, sizeof err))) {
         fprintf(stderr, "polegate translate: %s: %s\n", dir, err);
         return 1;
@@ -485,7 +485,7 @@ int pg_cli_translate(int argc, char **argv)
     status = rc || run.rejected ? 1 : 0;
 done:
     pg_compose_destroy(&run.compose);
-    pg_idmap_destroy(&run.idmap);
+    pg_idstore_destroy(&run.idmap);
     pg_ledger_destroy(&run.ledger);
     pg_store_destroy(&run.store);
     if (tmpdir[0])

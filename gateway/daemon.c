@@ -33,7 +33,7 @@ struct pg_daemon {
     pg_spool *spool;
     pg_dlq *dlq;
     pg_audit *audit;
-    pg_producer *producer;
+    pg_publisher *producer;
     pg_intake *intake;
     pg_partner_service *partner; /* partner records in (NULL: no delivery configured) */
     pg_partner_echo *echo;       /* drops the RMS's echoes of partner records */
@@ -134,7 +134,7 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
         goto err;
     }
     pg_daemon_transactional_id(cfg->force, cfg->store_path, d->tid);
-    pg_producer_opts popts = {
+    pg_publisher_opts popts = {
         .brokers = cfg->kafka_brokers,
         .transactional_id = d->tid,
         .properties = cfg->kafka_properties,
@@ -143,7 +143,7 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
         .spool = d->spool,
         .audit = d->audit,
     };
-    d->producer = pg_producer_new(&popts, errstr, errstr_size);
+    d->producer = pg_publisher_new(&popts, errstr, errstr_size);
     if (!d->producer)
         goto err;
     if (cfg->delivery_endpoint &&
@@ -183,7 +183,7 @@ void pg_daemon_destroy(pg_daemon **p)
     pg_partner_service_stop(&d->partner, 0);
     pg_intake_destroy(&d->intake);
     pg_partner_echo_destroy(&d->echo);
-    pg_producer_destroy(&d->producer);
+    pg_publisher_destroy(&d->producer);
     pg_audit_destroy(&d->audit);
     pg_router_destroy(&d->router);
     pg_dlq_destroy(&d->dlq);
@@ -204,7 +204,7 @@ pg_intake *pg_daemon_intake(pg_daemon *d)
     return d->intake;
 }
 
-pg_producer *pg_daemon_producer(pg_daemon *d)
+pg_publisher *pg_daemon_producer(pg_daemon *d)
 {
     return d->producer;
 }
@@ -234,12 +234,12 @@ void pg_daemon_summary(const pg_daemon *d, char *out, size_t size)
 static void s_log_counters(pg_daemon *d, int level, const char *when)
 {
     pg_intake_stats is = d->last_intake;
-    pg_producer_stats ps;
+    pg_publisher_stats ps;
     pg_spool_stats ss = {0};
     char why[PG_ERRSTR_SIZE];
     if (d->intake)
         pg_intake_get_stats(d->intake, &is);
-    pg_producer_get_stats(d->producer, &ps);
+    pg_publisher_get_stats(d->producer, &ps);
     pg_spool_stat_now(d->spool, &ss, why, sizeof why);
     pg_log(level,
            "%s: messages %" PRIu64 " received, %" PRIu64 " accepted (%" PRIu64
@@ -263,7 +263,7 @@ int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size)
                "spool: %" PRIu64 " batches (%" PRIu64 " records) kept from an earlier run: "
                "publishing them first",
                ss.batches, ss.records);
-    if (pg_producer_start(d->producer, errstr, errstr_size))
+    if (pg_publisher_start(d->producer, errstr, errstr_size))
         return PG_EINTERNAL;
     time_t last_stats = time(NULL);
     uint64_t last_received = 0;
@@ -295,8 +295,8 @@ int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size)
     int drain_ms = d->cfg->spool_drain_timeout_ms;
     pg_partner_service_stop(&d->partner, drain_ms);
     pg_log(PG_LOG_INFO, "stopping: intake closed; publishing the spool for up to %d ms", drain_ms);
-    int drc = pg_producer_drain(d->producer, drain_ms, why, sizeof why);
-    pg_producer_stop(d->producer);
+    int drc = pg_publisher_drain(d->producer, drain_ms, why, sizeof why);
+    pg_publisher_stop(d->producer);
     s_log_counters(d, PG_LOG_INFO, "stopped");
     if (drc == PG_ETIMEOUT)
         pg_log(PG_LOG_WARN, "spool: %s; kept for the next start", why);

@@ -7,7 +7,7 @@
 
 #include "config.h"
 #include "intake.h"
-#include "producer.h"
+#include "publisher.h"
 
 typedef struct pg_daemon pg_daemon;
 
@@ -35,7 +35,7 @@ void pg_daemon_stop(pg_daemon *d);
 void pg_daemon_summary(const pg_daemon *d, char *out, size_t size);
 /* The parts, for tests and operator commands; borrowed. */
 pg_intake *pg_daemon_intake(pg_daemon *d);
-pg_producer *pg_daemon_producer(pg_daemon *d);
+pg_publisher *pg_daemon_producer(pg_daemon *d);
 
 /* "polegated.<force lower>.<8 hex digits of the store's absolute path>": one active
  * producer per force's intake and store (docs/reliability.md). out holds 64 bytes. */

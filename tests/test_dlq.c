@@ -506,7 +506,7 @@ START_TEST(test_import_entries)
     pg_store_abort(&txn);
     ck_assert_str_eq(pg_dlq_kind_name(PG_DLQ_IMPORT), "import");
     /* an intake dead letter is not resent to the RMS */
-    pg_delivery_config dc = {.transport = "dir", .endpoint = s_dir};
+    pg_rms_delivery_config dc = {.transport = "dir", .endpoint = s_dir};
     ck_assert_int_eq(pg_dlq_resend(s_dlq, a, &dc, 1000, s_err, sizeof s_err), PG_EUSAGE);
     /* import entries are evicted like any other */
     pg_dlq_limits lim = {.max_entries = 2};

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "compose.h"
-#include "idmap.h"
+#include "idstore.h"
 #include "ledger.h"
 #include "polegate/adapter.h"
 #include "polegate/error.h"
@@ -110,7 +110,7 @@ typedef struct s_pipe {
     char dir[64];
     pg_store *store;
     pg_ledger *ledger;
-    pg_idmap_store *idmap;
+    pg_idstore *idmap;
     pg_compose *compose;
     pg_rms_model *rms;
     pg_changeset *in, *out;
@@ -130,8 +130,8 @@ static s_pipe *s_pipe_new(const pg_adapter_ops *src, const pg_adapter_ops *dst)
     pg_store_set_durable(p->store, 0);
     p->ledger = pg_ledger_new_named(p->store, "partner", e, sizeof e);
     ck_assert_msg(p->ledger != NULL, "%s", e);
-    pg_idmap_config cfg = {.format = dst->format};
-    p->idmap = pg_idmap_new(p->store, &cfg, e, sizeof e);
+    pg_idstore_config cfg = {.format = dst->format};
+    p->idmap = pg_idstore_new(p->store, &cfg, e, sizeof e);
     ck_assert_msg(p->idmap != NULL, "%s", e);
     pg_compose_opts co = {
         .adapter = dst, .ledger = p->ledger, .idmap = p->idmap, .now_ms = S_NOW_MS};
@@ -149,7 +149,7 @@ static void s_pipe_free(s_pipe *p)
     pg_changeset_destroy(&p->out);
     pg_rms_model_destroy(&p->rms);
     pg_compose_destroy(&p->compose);
-    pg_idmap_destroy(&p->idmap);
+    pg_idstore_destroy(&p->idmap);
     pg_ledger_destroy(&p->ledger);
     pg_store_destroy(&p->store);
     char cmd[96];
@@ -236,12 +236,12 @@ static void s_mer_seed_idmap(s_pipe *p)
 {
     char u[PG_UUID_STR_SIZE];
     ck_assert_int_eq(pg_identity_entity("MER", "NICHE", "GID", "7E1E000000000031", u), 0);
-    ck_assert_int_eq(pg_idmap_put(p->idmap, NULL, u,
+    ck_assert_int_eq(pg_idstore_put(p->idmap, NULL, u,
                                   POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_TELEPHONE,
                                   "T9000000031", e, sizeof e),
                      0);
     ck_assert_int_eq(pg_identity_entity("MER", "NICHE", "GID", "7F3A9C2E4B1D0B01", u), 0);
-    ck_assert_int_eq(pg_idmap_put(p->idmap, NULL, u,
+    ck_assert_int_eq(pg_idstore_put(p->idmap, NULL, u,
                                   POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON,
                                   "P9000000002", e, sizeof e),
                      0);
@@ -297,7 +297,7 @@ START_TEST(test_burglary_atx_to_nx5)
     char gid[32];
     char u[PG_UUID_STR_SIZE];
     pg_identity_entity("ESX", "ATHENA", "PERSON", "P0000123456", u);
-    ck_assert_int_eq(pg_idmap_lookup(p->idmap, NULL, u, gid, sizeof gid, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_lookup(p->idmap, NULL, u, gid, sizeof gid, e, sizeof e), 0);
     ck_assert_uint_eq(pg_rms_model_revision(p->rms, gid), 7);
     pg_rms_model_destroy(&want);
     s_pipe_free(p);

@@ -25,7 +25,7 @@
 #include "polegate/error.h"
 #include "polegate/identity.h"
 #include "policy.h"
-#include "producer.h"
+#include "publisher.h"
 #include "router.h"
 #include "spool.h"
 #include "store.h"
@@ -215,21 +215,21 @@ static pg_spool_stats s_spooled(void)
 }
 
 /* Publish everything the spool holds to the mock cluster; the producer's counters. */
-static pg_producer_stats s_publish(void)
+static pg_publisher_stats s_publish(void)
 {
-    pg_producer_opts po = {.brokers = s_brokers,
+    pg_publisher_opts po = {.brokers = s_brokers,
                            .transactional_id = "polegated.test",
                            .store = s_store,
                            .spool = s_spool,
                            .call_timeout_ms = 500};
-    pg_producer *p = pg_producer_new(&po, s_err, sizeof s_err);
+    pg_publisher *p = pg_publisher_new(&po, s_err, sizeof s_err);
     ck_assert_msg(p != NULL, "%s", s_err);
     for (int i = 0; i < 40 && s_spooled().batches; i++)
-        pg_producer_step(p, s_err, sizeof s_err);
+        pg_publisher_step(p, s_err, sizeof s_err);
     ck_assert_msg(s_spooled().batches == 0, "%s", s_err);
-    pg_producer_stats st;
-    pg_producer_get_stats(p, &st);
-    pg_producer_destroy(&p);
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
+    pg_publisher_destroy(&p);
     return st;
 }
 
@@ -277,7 +277,7 @@ START_TEST(test_accepted)
     ck_assert_uint_eq(is.spooled, 3);
     ck_assert_uint_eq(is.commits, 3);
 
-    pg_producer_stats ps = s_publish();
+    pg_publisher_stats ps = s_publish();
     ck_assert_uint_eq(ps.delivered, 3);
     ck_assert_uint_eq(ps.batches, 2);
 }
@@ -713,7 +713,7 @@ START_TEST(test_athena_fixture)
     ck_assert_msg(sc.other == 0, "%s", sc.last_reason);
     ck_assert_int_eq(sc.accepted, 8);
     ck_assert_uint_ge(sc.published, 8);
-    pg_producer_stats ps = s_publish();
+    pg_publisher_stats ps = s_publish();
     ck_assert_uint_eq(ps.failed, 0);
     ck_assert_uint_eq(ps.delivered, ps.produced);
     ck_assert_uint_eq(ps.batches, 8);
@@ -969,10 +969,10 @@ START_TEST(test_daemon_restart_republishes)
     rd_kafka_mock_broker_set_up(s_mcluster, 1);
     l = (s_live){.drain_ms = 10000};
     s_live_start(&l);
-    int rc = pg_producer_drain(pg_daemon_producer(l.run.d), 20000, s_err, sizeof s_err);
+    int rc = pg_publisher_drain(pg_daemon_producer(l.run.d), 20000, s_err, sizeof s_err);
     ck_assert_msg(rc == 0, "%s", s_err);
-    pg_producer_stats ps;
-    pg_producer_get_stats(pg_daemon_producer(l.run.d), &ps);
+    pg_publisher_stats ps;
+    pg_publisher_get_stats(pg_daemon_producer(l.run.d), &ps);
     ck_assert_uint_eq(ps.delivered, kept.records);
     s_live_stop(&l);
 

@@ -18,7 +18,7 @@
 #include "audit.h"
 #include "config.h"
 #include "dlq.h"
-#include "idmap.h"
+#include "idstore.h"
 #include "ledger.h"
 #include "partner.h"
 #include "polegate/adapter.h"
@@ -474,13 +474,13 @@ START_TEST(test_withdrawal_at_equal_version)
     ck_assert_uint_eq(pg_rms_model_records(got), 6);
     char gid[32];
     pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
-    pg_idmap_config icfg = {.format = "nx5"};
-    pg_idmap_store *idmap = pg_idmap_new(st, &icfg, e, sizeof e);
-    ck_assert_int_eq(pg_idmap_lookup(idmap, txn, v->id, gid, sizeof gid, e, sizeof e), 0);
+    pg_idstore_config icfg = {.format = "nx5"};
+    pg_idstore *idmap = pg_idstore_new(st, &icfg, e, sizeof e);
+    ck_assert_int_eq(pg_idstore_lookup(idmap, txn, v->id, gid, sizeof gid, e, sizeof e), 0);
     pg_store_abort(&txn);
     ck_assert_ptr_null(pg_rms_model_get(got, gid));
     ck_assert_uint_eq(pg_rms_model_revision(got, gid), v->version + 1);
-    pg_idmap_destroy(&idmap);
+    pg_idstore_destroy(&idmap);
     pg_rms_model_destroy(&got);
     polegate__pole__v1__entity_update__free_unpacked(v, NULL);
     s_env_close(&env);
@@ -618,7 +618,7 @@ static int s_router_read(s_router *r, pg_partner *p, char id[160], char peer[64]
 static void s_router_ack(s_router *r, const char *peer, size_t peer_len, const char *id, int status)
 {
     pg_buf b = PG_BUF_INIT;
-    pg_delivery_ack_format(status, status ? "record.id: no" : NULL, &b);
+    pg_rms_delivery_ack_format(status, status ? "record.id: no" : NULL, &b);
     zmq_send(r->sock, peer, peer_len, ZMQ_SNDMORE);
     zmq_send(r->sock, id, strlen(id), ZMQ_SNDMORE);
     zmq_send(r->sock, b.data, b.len, 0);
@@ -841,20 +841,20 @@ START_TEST(test_rms_rejection_is_a_dead_letter)
     s_rms_once once = {.r = &r, .status = PG_EINVALID};
     pthread_t th;
     pthread_create(&th, NULL, s_rms_once_run, &once);
-    pg_delivery_config zc = {.transport = "zmq", .endpoint = r.endpoint, .zmq_ctx = r.ctx};
+    pg_rms_delivery_config zc = {.transport = "zmq", .endpoint = r.endpoint, .zmq_ctx = r.ctx};
     ck_assert_int_eq(pg_dlq_resend(dlq, 1, &zc, 5000, e, sizeof e), PG_EINVALID);
     pthread_join(th, NULL);
     ck_assert_str_eq(e, "record.id: no");
     ck_assert_uint_eq(once.len, sent_len);
     ck_assert_mem_eq(once.body, sent, sent_len);
     /* no RMS answering: kept */
-    pg_delivery_config down = {.transport = "zmq", .endpoint = "tcp://127.0.0.1:1"};
+    pg_rms_delivery_config down = {.transport = "zmq", .endpoint = "tcp://127.0.0.1:1"};
     ck_assert_int_eq(pg_dlq_resend(dlq, 1, &down, 300, e, sizeof e), PG_ETIMEOUT);
     txn = pg_store_begin(st, 0, e, sizeof e);
     ck_assert_int_eq(pg_dlq_get(dlq, txn, 1, &de, e, sizeof e), 0);
     pg_store_abort(&txn);
     /* stored (a drop directory, the RMS's importer's): removed */
-    pg_delivery_config dc = {.transport = "dir", .endpoint = s_drop};
+    pg_rms_delivery_config dc = {.transport = "dir", .endpoint = s_drop};
     ck_assert_msg(pg_dlq_resend(dlq, 1, &dc, 5000, e, sizeof e) == 0, "%s", e);
     char path[512];
     ck_assert_int_eq(s_count_files(s_drop, path, sizeof path), 1);
@@ -991,17 +991,17 @@ static int s_echo(pg_partner_echo *echo, pg_store *st, const char *org, const ch
 START_TEST(test_echo_filter)
 {
     pg_store *st = s_store_open();
-    pg_idmap_config icfg = {.format = "atx"};
-    pg_idmap_store *idmap = pg_idmap_new(st, &icfg, e, sizeof e);
+    pg_idstore_config icfg = {.format = "atx"};
+    pg_idstore *idmap = pg_idstore_new(st, &icfg, e, sizeof e);
     /* a MER person and location we gave ids in ESX's RMS */
     char person[PG_UUID_STR_SIZE], place[PG_UUID_STR_SIZE], pid[32], lid[32];
     pg_identity_entity("MER", "NICHE", "GID", "7F3A9C2E4B1D0A66", person);
     pg_identity_entity("MER", "NICHE", "GID", "00A1B2C3D4E5F607", place);
-    ck_assert_int_eq(pg_idmap_resolve(idmap, NULL, person,
+    ck_assert_int_eq(pg_idstore_resolve(idmap, NULL, person,
                                       POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON, pid,
                                       sizeof pid, NULL, e, sizeof e),
                      0);
-    ck_assert_int_eq(pg_idmap_resolve(idmap, NULL, place,
+    ck_assert_int_eq(pg_idstore_resolve(idmap, NULL, place,
                                       POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_LOCATION, lid,
                                       sizeof lid, NULL, e, sizeof e),
                      0);
@@ -1042,7 +1042,7 @@ START_TEST(test_echo_filter)
     pg_partner_echo_destroy(&echo);
     ck_assert_ptr_null(echo);
     pg_partner_echo_destroy(&echo);
-    pg_idmap_destroy(&idmap);
+    pg_idstore_destroy(&idmap);
     pg_store_destroy(&st);
 }
 END_TEST

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "idmap.h"
+#include "idstore.h"
 #include "polegate/adapter.h"
 #include "polegate/codes.h"
 #include "polegate/error.h"
@@ -689,7 +689,7 @@ typedef struct s_trip {
     pg_buf atx, nx5;
     char dir[64];
     pg_store *store;
-    pg_idmap_store *idmap;
+    pg_idstore *idmap;
     uint64_t seed;
 } s_trip;
 
@@ -706,7 +706,7 @@ static int s_decode_atx_line(void *arg, const uint8_t *msg, size_t len, size_t p
 static const pg_entity_update *s_find(s_trip *t, const char *id, char *gid_out)
 {
     char gid[32], u[PG_UUID_STR_SIZE];
-    ck_assert_int_eq(pg_idmap_lookup(t->idmap, NULL, id, gid, sizeof gid, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_lookup(t->idmap, NULL, id, gid, sizeof gid, e, sizeof e), 0);
     pg_identity_entity("ESX", "NICHE", "GID", gid, u);
     if (gid_out)
         strcpy(gid_out, gid);
@@ -735,8 +735,8 @@ static void s_round(s_trip *t, uint64_t seed)
     ck_assert_int_eq(pg_adapter_athena.split(t->atx.data, t->atx.len, s_decode_atx_line, t), 0);
 
     /* -> NX5 (GIDs from an id map, as the partner direction gives them) -> canonical */
-    pg_idmap_use(t->idmap, NULL);
-    pg_adapter_ctx nctx = {.idmap = pg_idmap_iface(t->idmap), .now_ms = S_NOW_MS, .batch = "rt"};
+    pg_idstore_use(t->idmap, NULL);
+    pg_adapter_ctx nctx = {.idmap = pg_idstore_iface(t->idmap), .now_ms = S_NOW_MS, .batch = "rt"};
     rc = pg_adapter_niche.encode(&nctx, t->c1, &t->nx5, e, sizeof e);
     ck_assert_msg(rc == 0, "seed %llu: NX5 encode: %s", (unsigned long long)seed, e);
     rc = pg_adapter_niche.decode(NULL, t->nx5.data, t->nx5.len, t->c2, e, sizeof e);
@@ -829,8 +829,8 @@ START_TEST(test_roundtrip_random)
     ck_assert_ptr_nonnull(mkdtemp(t.dir));
     t.store = pg_store_new(t.dir, 0, e, sizeof e);
     pg_store_set_durable(t.store, 0);
-    pg_idmap_config icfg = {.format = "nx5"};
-    t.idmap = pg_idmap_new(t.store, &icfg, e, sizeof e);
+    pg_idstore_config icfg = {.format = "nx5"};
+    t.idmap = pg_idstore_new(t.store, &icfg, e, sizeof e);
     ck_assert_ptr_nonnull(t.idmap);
     const char *env = getenv("PG_ROUNDTRIP_ROUNDS");
     int rounds = env && atoi(env) > 0 ? atoi(env) : S_ROUNDS;
@@ -838,7 +838,7 @@ START_TEST(test_roundtrip_random)
     uint64_t first = seed_env ? strtoull(seed_env, NULL, 10) : 1;
     for (int r = 0; r < rounds; r++)
         s_round(&t, first + (uint64_t)r);
-    pg_idmap_destroy(&t.idmap);
+    pg_idstore_destroy(&t.idmap);
     pg_store_destroy(&t.store);
     nftw(t.dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
     pg_changeset_destroy(&t.orig);

@@ -13,7 +13,7 @@
 #include "outrec.h"
 #include "polegate/error.h"
 #include "policy.h"
-#include "producer.h"
+#include "publisher.h"
 #include "router.h"
 #include "store.h"
 

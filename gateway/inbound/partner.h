@@ -10,9 +10,9 @@
 #include "compose.h"
 #include "config.h"
 #include "consumer.h"
-#include "delivery.h"
+#include "rms_delivery.h"
 #include "dlq.h"
-#include "idmap.h"
+#include "idstore.h"
 #include "ledger.h"
 #include "policy.h"
 #include "store.h"
@@ -36,10 +36,10 @@
  *    native messages (ids and revisions from the id map), and each message is
  *    appended to the OUTBOX (partner.outbox in the same store) with a correlation id
  *    that stays the same across restarts. One commit (one fsync) for the batch.
- * 2. pg_partner_poll: submits outbox messages to the RMS (gateway/delivery.h, window
+ * 2. pg_partner_poll: submits outbox messages to the RMS (gateway/inbound/rms_delivery.h, window
  *    bounded), reads the acks, and removes acknowledged messages from the outbox.
  *    A message the RMS rejects is logged, counted and never sent again: it is kept as
- *    an import dead letter (gateway/dlq.h, kind PG_DLQ_IMPORT: the RMS's reason, the
+ *    an import dead letter (gateway/core/dlq.h, kind PG_DLQ_IMPORT: the RMS's reason, the
  *    origin forces, the canonical ids, the format, the time, the bytes) and audited
  *    "reject" (outcome "rms-rejected", one event per canonical id), and the outbox
  *    entry removed in the same transaction that keeps the dead letter; its offsets
@@ -73,7 +73,7 @@ typedef struct pg_partner_opts {
     pg_store *store;               /* borrowed */
     pg_audit *audit;               /* NULL: no audit events; borrowed */
     const char *atx_id_prefix;     /* NULL: "9" */
-    pg_delivery_config delivery;   /* transport, endpoint, window...; on_result is ours */
+    pg_rms_delivery_config delivery;   /* transport, endpoint, window...; on_result is ours */
     int64_t now_ms;                /* sending time written (0: the clock); for tests */
     pg_dlq_limits dlq_limits;      /* bounds of the dead letters (0s: dlq.h's defaults) */
 } pg_partner_opts;
@@ -97,7 +97,7 @@ typedef struct pg_partner_stats {
 } pg_partner_stats;
 
 /* A partner pipeline over opts (copied; strings must outlive it, except delivery's,
- * which pg_delivery copies). Opens the partner ledger, the id map and the outbox in
+ * which pg_rms_delivery copies). Opens the partner ledger, the id map and the outbox in
  * store and loads the outbox left by an earlier run (sent first). NULL with errstr. */
 pg_partner *pg_partner_new(const pg_partner_opts *opts, char *errstr, size_t errstr_size);
 /* Removes what the RMS acknowledged from the outbox, then frees it; messages not
@@ -150,7 +150,7 @@ void pg_partner_service_stats(pg_partner_service *s, pg_partner_stats *out);
 
 /*
  * The local RMS exports what it imported: partner records come back in its change
- * feed, with the ids we gave them (gateway/idmap.h) and the originating force in ATX
+ * feed, with the ids we gave them (gateway/inbound/idstore.h) and the originating force in ATX
  * header.orgUnit / NX5 Force. They are not ours and must never be published as ours
  * (that would loop them between two gateways). The intake calls pg_partner_echo_filter
  * on what it decoded (with no force check in the decoder):

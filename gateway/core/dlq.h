@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "delivery.h"
+#include "rms_delivery.h"
 #include "outrec.h"
 #include "store.h"
 
@@ -120,7 +120,7 @@ int pg_dlq_outrec(pg_outbatch *batch, const char *topic, const pg_dlq_entry *ent
  * PG_EUSAGE (intake entries go to our intake: `polegate dlq replay`); only part of it
  * kept: PG_ETOOBIG; PG_ENOTFOUND, PG_ESTORE, or the delivery's error. Call it while
  * this thread has no transaction open. */
-int pg_dlq_resend(pg_dlq *dlq, uint64_t id, const pg_delivery_config *cfg, int timeout_ms,
+int pg_dlq_resend(pg_dlq *dlq, uint64_t id, const pg_rms_delivery_config *cfg, int timeout_ms,
                   char *errstr, size_t errstr_size);
 
 /* "2026-03-29T06:30:00.123Z" for ms since the epoch; out holds 32 bytes. */

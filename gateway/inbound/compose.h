@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "idmap.h"
+#include "idstore.h"
 #include "ledger.h"
 #include "polegate/adapter.h"
 #include "polegate/pole.h"
@@ -16,7 +16,7 @@
  * The partner ledger (pg_ledger_new_named(store, "partner")) turns the canonical updates
  * consumed from partners into a stream of entity and link changes; compose turns that
  * stream into what the local RMS imports, in its own format, with the ids and revisions
- * it knows (gateway/idmap.h). Call it after pg_ledger_apply, in the same write
+ * it knows (gateway/inbound/idstore.h). Call it after pg_ledger_apply, in the same write
  * transaction: it reads the ledger's state as it is after the apply.
  *
  * ATX (a record carries ALL its links, and an UPSERT replaces them):
@@ -39,7 +39,7 @@
  * - a DELETE of a record (or link) the RMS was never sent is not sent, and a
  *   merged_from ref the RMS was never sent is dropped from the survivor (nothing to
  *   merge there);
- * - every entity sent gets its revision from pg_idmap_next_revision (the partner's
+ * - every entity sent gets its revision from pg_idstore_next_revision (the partner's
  *   version while it increases, else one more than the last sent), in a child
  *   transaction of the caller's with its encoding: an entity the adapter cannot encode
  *   (NX5 cannot carry a value, say) is reported refused, and leaves no trace in the id
@@ -54,7 +54,7 @@ typedef struct pg_compose pg_compose;
 typedef struct pg_compose_opts {
     const pg_adapter_ops *adapter; /* the local RMS's format */
     pg_ledger *ledger;             /* the partner ledger; borrowed */
-    pg_idmap_store *idmap;         /* ids in the local RMS; borrowed */
+    pg_idstore *idmap;         /* ids in the local RMS; borrowed */
     int64_t now_ms;                /* the sending time written (0: the clock); for tests */
 } pg_compose_opts;
 

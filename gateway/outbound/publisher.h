@@ -1,7 +1,7 @@
-/* pg_producer: the spool's batches to Kafka in transactions; a batch leaves the spool
+/* pg_publisher: the spool's batches to Kafka in transactions; a batch leaves the spool
  * only once the broker has stored it. */
-#ifndef POLEGATE_GATEWAY_PRODUCER_H
-#define POLEGATE_GATEWAY_PRODUCER_H
+#ifndef POLEGATE_GATEWAY_PUBLISHER_H
+#define POLEGATE_GATEWAY_PUBLISHER_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -50,13 +50,13 @@
  * one active instance per force's intake.
  */
 
-typedef struct pg_producer pg_producer;
+typedef struct pg_publisher pg_publisher;
 
-typedef struct pg_producer_opts {
+typedef struct pg_publisher_opts {
     const char *brokers;          /* bootstrap.servers */
     const char *transactional_id; /* required */
     /* Passed to librdkafka after polegate's defaults, so they override them; each must
-     * pass pg_producer_check_property. Not retained. */
+     * pass pg_publisher_check_property. Not retained. */
     const pg_config_kv *properties;
     size_t property_count;
     /* Borrowed; must outlive the producer. */
@@ -67,10 +67,10 @@ typedef struct pg_producer_opts {
     size_t window_bytes;        /* serialised bytes per transaction; 0: 4 MiB */
     int transaction_timeout_ms; /* 0: 60000 (also message.timeout.ms) */
     int call_timeout_ms;        /* longest single wait on the broker; 0: 1000 */
-} pg_producer_opts;
+} pg_publisher_opts;
 
 /* Counters since the producer was made (thread-safe snapshot). */
-typedef struct pg_producer_stats {
+typedef struct pg_publisher_stats {
     uint64_t produced;     /* records handed to librdkafka, re-sends included */
     uint64_t delivered;    /* records in committed transactions */
     uint64_t failed;       /* delivery reports with an error (the window is sent again) */
@@ -79,22 +79,22 @@ typedef struct pg_producer_stats {
     uint64_t aborts;       /* transactions aborted (their batches sent again) */
     uint64_t restarts;     /* librdkafka handles remade after a fatal error */
     uint64_t audit_errors; /* audit events that could not be written */
-} pg_producer_stats;
+} pg_publisher_stats;
 
 /* 0 when key=value may be given in kafka.properties; PG_ECONFIG with the reason
  * otherwise: a setting polegate fixes for safety (acks, enable.idempotence,
  * partitioner) given another value, the brokers under their librdkafka name, or a
  * property librdkafka refuses. */
-int pg_producer_check_property(const char *key, const char *value, char *errstr,
+int pg_publisher_check_property(const char *key, const char *value, char *errstr,
                                size_t errstr_size);
 
 /* A producer (not yet running). Makes the librdkafka handle, so that a bad property
  * fails here; connecting happens in the background. NULL with errstr on failure. */
-pg_producer *pg_producer_new(const pg_producer_opts *opts, char *errstr, size_t errstr_size);
-/* Stops the thread if running (pg_producer_stop), frees everything; an open Kafka
+pg_publisher *pg_publisher_new(const pg_publisher_opts *opts, char *errstr, size_t errstr_size);
+/* Stops the thread if running (pg_publisher_stop), frees everything; an open Kafka
  * transaction is abandoned (the broker aborts it) and its batches stay in the spool.
  * Sets *p to NULL; NULL-safe. */
-void pg_producer_destroy(pg_producer **p);
+void pg_publisher_destroy(pg_publisher **p);
 
 /* One round in the calling thread: make sure transactions are initialised, then
  * publish one window of the spool in one transaction, or finish (commit or abort) the
@@ -102,25 +102,25 @@ void pg_producer_destroy(pg_producer **p);
  * committed and removed (0 when the spool was empty), PG_ERETRY (broker not ready or
  * a transaction aborted: call again), or PG_EKAFKA / PG_ESTORE / PG_EINTERNAL with
  * errstr. Not while the thread runs. */
-int pg_producer_step(pg_producer *self, char *errstr, size_t errstr_size);
+int pg_publisher_step(pg_publisher *self, char *errstr, size_t errstr_size);
 
-/* Run pg_producer_step in a thread of the producer's own until pg_producer_stop,
+/* Run pg_publisher_step in a thread of the producer's own until pg_publisher_stop,
  * woken by pg_spool_notify. 0 or PG_EINTERNAL. */
-int pg_producer_start(pg_producer *self, char *errstr, size_t errstr_size);
+int pg_publisher_start(pg_publisher *self, char *errstr, size_t errstr_size);
 /* Ask the thread to stop and join it (within about call_timeout_ms). NULL-safe when
  * not started. */
-void pg_producer_stop(pg_producer *self);
+void pg_publisher_stop(pg_publisher *self);
 /* Wait up to timeout_ms for the spool to be empty (the thread publishing). 0 when it
  * is, PG_ETIMEOUT with how much is left otherwise. */
-int pg_producer_drain(pg_producer *self, int timeout_ms, char *errstr, size_t errstr_size);
+int pg_publisher_drain(pg_publisher *self, int timeout_ms, char *errstr, size_t errstr_size);
 
-void pg_producer_get_stats(const pg_producer *self, pg_producer_stats *out);
+void pg_publisher_get_stats(const pg_publisher *self, pg_publisher_stats *out);
 /* The last error a round met (empty when the last round succeeded), for logs and
  * tests; copied into out. */
-void pg_producer_last_error(const pg_producer *self, char *out, size_t size);
-const char *pg_producer_transactional_id(const pg_producer *self);
+void pg_publisher_last_error(const pg_publisher *self, char *out, size_t size);
+const char *pg_publisher_transactional_id(const pg_publisher *self);
 
 /* Tests: raise a fatal error in the current librdkafka handle, as librdkafka would. */
-int pg_producer_test_fatal(pg_producer *self);
+int pg_publisher_test_fatal(pg_publisher *self);
 
 #endif

@@ -101,7 +101,7 @@ typedef struct pg_intake_opts {
     pg_dlq *dlq; /* NULL: invalid messages are only rejected */
     /* NULL: the decoder refuses messages of another force. Else the decoder does not
      * check the force, and this filter drops the RMS's echoes of partner records
-     * (gateway/partner.h) and refuses other foreign messages. */
+     * (gateway/inbound/partner.h) and refuses other foreign messages. */
     pg_partner_echo *echo;
     pg_audit *audit; /* NULL: routing's pending audit events are not written */
 } pg_intake_opts;

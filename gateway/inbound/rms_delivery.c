@@ -1,6 +1,6 @@
 /* Delivery to the local RMS: a bounded window, results in submission order and
  * retries with backoff, over ZeroMQ (per-message acks) or a drop directory. */
-#include "delivery.h"
+#include "rms_delivery.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -47,10 +47,10 @@ typedef struct s_entry {
     int timeout;      /* ms to wait for this message's next ack */
 } s_entry;
 
-struct pg_delivery {
-    pg_delivery_config cfg;
+struct pg_rms_delivery {
+    pg_rms_delivery_config cfg;
     char *transport, *endpoint, *prefix, *extension; /* owned copies behind cfg */
-    const pg_delivery_ops *ops;
+    const pg_rms_delivery_ops *ops;
     void *state;
     s_entry *ring;
     size_t cap, head, count;
@@ -60,7 +60,7 @@ struct pg_delivery {
     int send_retry_wait;
 };
 
-static const pg_delivery_ops *const s_transports[] = {&pg_delivery_zmq, &pg_delivery_dir};
+static const pg_rms_delivery_ops *const s_transports[] = {&pg_rms_delivery_zmq, &pg_rms_delivery_dir};
 
 static int64_t s_now_ms(void)
 {
@@ -69,14 +69,14 @@ static int64_t s_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static s_entry *s_at(pg_delivery *self, size_t i)
+static s_entry *s_at(pg_rms_delivery *self, size_t i)
 {
     return &self->ring[(self->head + i) % self->cap];
 }
 
 /* ------------------------------------------------------------ generic layer */
 
-const pg_delivery_config *pg_delivery_config_of(const pg_delivery *self)
+const pg_rms_delivery_config *pg_rms_delivery_config_of(const pg_rms_delivery *self)
 {
     return &self->cfg;
 }
@@ -92,13 +92,13 @@ static char *s_strdup_or(const char *s, const char *dflt, int *failed)
     return copy;
 }
 
-pg_delivery *pg_delivery_new(const pg_delivery_config *cfg, char *errstr, size_t errstr_size)
+pg_rms_delivery *pg_rms_delivery_new(const pg_rms_delivery_config *cfg, char *errstr, size_t errstr_size)
 {
     if (!cfg || !cfg->transport || !cfg->endpoint) {
         pg_errf(PG_ECONFIG, errstr, errstr_size, "delivery: transport and endpoint are required");
         return NULL;
     }
-    const pg_delivery_ops *ops = NULL;
+    const pg_rms_delivery_ops *ops = NULL;
     for (size_t i = 0; i < sizeof s_transports / sizeof s_transports[0]; i++)
         if (!strcmp(s_transports[i]->name, cfg->transport))
             ops = s_transports[i];
@@ -111,7 +111,7 @@ pg_delivery *pg_delivery_new(const pg_delivery_config *cfg, char *errstr, size_t
         pg_errf(PG_ECONFIG, errstr, errstr_size, "delivery: timeouts must not be negative");
         return NULL;
     }
-    pg_delivery *self = calloc(1, sizeof(*self));
+    pg_rms_delivery *self = calloc(1, sizeof(*self));
     if (!self)
         goto nomem;
     self->cfg = *cfg;
@@ -146,13 +146,13 @@ pg_delivery *pg_delivery_new(const pg_delivery_config *cfg, char *errstr, size_t
     uuid_unparse_lower(u, self->instance);
     if (ops->open(self, &self->state, errstr, errstr_size) < 0) {
         self->state = NULL;
-        pg_delivery_destroy(&self);
+        pg_rms_delivery_destroy(&self);
         return NULL;
     }
     return self;
 nomem:
     pg_errf(PG_ENOMEM, errstr, errstr_size, "delivery: out of memory");
-    pg_delivery_destroy(&self);
+    pg_rms_delivery_destroy(&self);
     return NULL;
 }
 
@@ -163,11 +163,11 @@ static void s_entry_clear(s_entry *e)
     memset(e, 0, sizeof(*e));
 }
 
-void pg_delivery_destroy(pg_delivery **p)
+void pg_rms_delivery_destroy(pg_rms_delivery **p)
 {
     if (!p || !*p)
         return;
-    pg_delivery *self = *p;
+    pg_rms_delivery *self = *p;
     if (self->state)
         self->ops->close(self->state);
     if (self->ring)
@@ -182,7 +182,7 @@ void pg_delivery_destroy(pg_delivery **p)
     *p = NULL;
 }
 
-size_t pg_delivery_in_flight(const pg_delivery *self)
+size_t pg_rms_delivery_in_flight(const pg_rms_delivery *self)
 {
     return self->count;
 }
@@ -200,7 +200,7 @@ static int s_id_valid(const char *id)
 
 /* Send every waiting message in order, stopping at the first the transport cannot
  * take now: a later message never overtakes an earlier one. */
-static int s_pump(pg_delivery *self, char *errstr, size_t errstr_size)
+static int s_pump(pg_rms_delivery *self, char *errstr, size_t errstr_size)
 {
     int64_t now = s_now_ms();
     if (now < self->send_retry_at)
@@ -231,7 +231,7 @@ static int s_pump(pg_delivery *self, char *errstr, size_t errstr_size)
  * may have lost it and anything sent after it: send every unacked message again,
  * in order, and wait twice as long for each. The RMS recognises repeats by their
  * correlation id. */
-static void s_check_timeouts(pg_delivery *self)
+static void s_check_timeouts(pg_rms_delivery *self)
 {
     int64_t now = s_now_ms();
     int expired = 0;
@@ -252,7 +252,7 @@ static void s_check_timeouts(pg_delivery *self)
     }
 }
 
-static void s_on_ack(pg_delivery *self, const char *id, int status, const char *reason)
+static void s_on_ack(pg_rms_delivery *self, const char *id, int status, const char *reason)
 {
     for (size_t i = 0; i < self->count; i++) {
         s_entry *e = s_at(self, i);
@@ -268,14 +268,14 @@ static void s_on_ack(pg_delivery *self, const char *id, int status, const char *
      * to do. */
 }
 
-static int s_report(pg_delivery *self)
+static int s_report(pg_rms_delivery *self)
 {
     int n = 0;
     while (self->count > 0) {
         s_entry *e = s_at(self, 0);
         if (e->state != S_DONE)
             break;
-        pg_delivery_result r = {
+        pg_rms_delivery_result r = {
             .seq = e->seq,
             .id = e->id,
             .tag = e->tag,
@@ -293,7 +293,7 @@ static int s_report(pg_delivery *self)
     return n;
 }
 
-int pg_delivery_submit(pg_delivery *self, const char *id, const uint8_t *msg, size_t len, void *tag,
+int pg_rms_delivery_submit(pg_rms_delivery *self, const char *id, const uint8_t *msg, size_t len, void *tag,
                        uint64_t *seq, char *errstr, size_t errstr_size)
 {
     if (self->count == self->cap)
@@ -341,7 +341,7 @@ int pg_delivery_submit(pg_delivery *self, const char *id, const uint8_t *msg, si
 }
 
 /* How long poll may sleep waiting for an ack before it has work again. */
-static int s_wait_ms(pg_delivery *self, int64_t now, int64_t end)
+static int s_wait_ms(pg_rms_delivery *self, int64_t now, int64_t end)
 {
     int64_t wait = end < 0 ? INT_MAX : end - now;
     for (size_t i = 0; i < self->count; i++) {
@@ -356,7 +356,7 @@ static int s_wait_ms(pg_delivery *self, int64_t now, int64_t end)
     return wait > INT_MAX ? INT_MAX : (int)wait;
 }
 
-int pg_delivery_poll(pg_delivery *self, int timeout_ms, char *errstr, size_t errstr_size)
+int pg_rms_delivery_poll(pg_rms_delivery *self, int timeout_ms, char *errstr, size_t errstr_size)
 {
     int64_t end = timeout_ms < 0 ? -1 : s_now_ms() + timeout_ms;
     char reason[PG_ERRSTR_SIZE];
@@ -384,14 +384,14 @@ int pg_delivery_poll(pg_delivery *self, int timeout_ms, char *errstr, size_t err
     }
 }
 
-int pg_delivery_flush(pg_delivery *self, int timeout_ms, char *errstr, size_t errstr_size)
+int pg_rms_delivery_flush(pg_rms_delivery *self, int timeout_ms, char *errstr, size_t errstr_size)
 {
     int64_t end = timeout_ms < 0 ? -1 : s_now_ms() + timeout_ms;
     for (;;) {
         int64_t left = end < 0 ? -1 : end - s_now_ms();
         if (end >= 0 && left < 0)
             left = 0;
-        int rc = pg_delivery_poll(self, left > INT_MAX ? INT_MAX : (int)left, errstr, errstr_size);
+        int rc = pg_rms_delivery_poll(self, left > INT_MAX ? INT_MAX : (int)left, errstr, errstr_size);
         if (rc < 0)
             return rc;
         if (self->count == 0)
@@ -404,7 +404,7 @@ int pg_delivery_flush(pg_delivery *self, int timeout_ms, char *errstr, size_t er
 
 /* ------------------------------------------------------------ the ack */
 
-int pg_delivery_ack_parse(const uint8_t *data, size_t len, int *status, char *reason,
+int pg_rms_delivery_ack_parse(const uint8_t *data, size_t len, int *status, char *reason,
                           size_t reason_size, char *errstr, size_t errstr_size)
 {
     json_error_t jerr;
@@ -439,7 +439,7 @@ int pg_delivery_ack_parse(const uint8_t *data, size_t len, int *status, char *re
     return rc;
 }
 
-int pg_delivery_ack_format(int status, const char *reason, pg_buf *out)
+int pg_rms_delivery_ack_format(int status, const char *reason, pg_buf *out)
 {
     json_t *root =
         status == 0 ? json_pack("{s:s}", "status", "stored")
@@ -475,9 +475,9 @@ static void s_zmq_close(void *state)
     free(z);
 }
 
-static int s_zmq_open(pg_delivery *self, void **state, char *errstr, size_t errstr_size)
+static int s_zmq_open(pg_rms_delivery *self, void **state, char *errstr, size_t errstr_size)
 {
-    const pg_delivery_config *cfg = pg_delivery_config_of(self);
+    const pg_rms_delivery_config *cfg = pg_rms_delivery_config_of(self);
     s_zmq *z = calloc(1, sizeof(*z));
     if (!z)
         return pg_errf(PG_ENOMEM, errstr, errstr_size, "delivery: out of memory");
@@ -569,7 +569,7 @@ static int s_zmq_recv_ack(void *state, int timeout_ms, char *id, size_t idsize, 
     int rc = 1;
     char errstr[PG_ERRSTR_SIZE];
     if (!valid || got != 2 || zmq_msg_size(&part[0]) >= idsize ||
-        pg_delivery_ack_parse(zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), status, reason,
+        pg_rms_delivery_ack_parse(zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), status, reason,
                               reason_size, errstr, sizeof errstr) < 0) {
         rc = 0;
     } else {
@@ -581,7 +581,7 @@ static int s_zmq_recv_ack(void *state, int timeout_ms, char *id, size_t idsize, 
     return rc;
 }
 
-const pg_delivery_ops pg_delivery_zmq = {
+const pg_rms_delivery_ops pg_rms_delivery_zmq = {
     .name = "zmq",
     .open = s_zmq_open,
     .close = s_zmq_close,
@@ -625,9 +625,9 @@ static int s_dir_parse(const s_dir *d, const char *name, const char *suffix, uin
     return 1;
 }
 
-static int s_dir_open(pg_delivery *self, void **state, char *errstr, size_t errstr_size)
+static int s_dir_open(pg_rms_delivery *self, void **state, char *errstr, size_t errstr_size)
 {
-    const pg_delivery_config *cfg = pg_delivery_config_of(self);
+    const pg_rms_delivery_config *cfg = pg_rms_delivery_config_of(self);
     s_dir *d = calloc(1, sizeof(*d));
     if (!d || !(d->path = strdup(cfg->endpoint))) {
         free(d);
@@ -751,7 +751,7 @@ fail:
                    strcmp(step, "create") == 0 ? tmp : name, step, strerror(errno));
 }
 
-const pg_delivery_ops pg_delivery_dir = {
+const pg_rms_delivery_ops pg_rms_delivery_dir = {
     .name = "dir",
     .open = s_dir_open,
     .close = s_dir_close,

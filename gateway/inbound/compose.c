@@ -26,7 +26,7 @@ struct pg_compose {
     const pg_adapter_ops *adapter;
     int atx;
     pg_ledger *ledger;
-    pg_idmap_store *idmap;
+    pg_idstore *idmap;
     int64_t now_ms;
     pg_changeset *enc; /* what one encode call is given */
     pg_arena *scratch; /* ledger reads and copies of one run */
@@ -100,7 +100,7 @@ static int s_known(s_run *r, const char *id, int *known)
 {
     char local[64];
     int rc =
-        pg_idmap_lookup(r->c->idmap, r->txn, id, local, sizeof local, r->errstr, r->errstr_size);
+        pg_idstore_lookup(r->c->idmap, r->txn, id, local, sizeof local, r->errstr, r->errstr_size);
     *known = rc == 0;
     return rc == PG_ENOTFOUND ? 0 : rc;
 }
@@ -169,7 +169,7 @@ static int s_encode(s_run *r, const char *batch, int *refused, char *why, size_t
             break;
         }
         *e = *ch->entity;
-        rc = pg_idmap_next_revision(c->idmap, child, e->id, e->version, &e->version, NULL,
+        rc = pg_idstore_next_revision(c->idmap, child, e->id, e->version, &e->version, NULL,
                                     r->errstr, r->errstr_size);
         ch->entity = e;
     }
@@ -177,11 +177,11 @@ static int s_encode(s_run *r, const char *batch, int *refused, char *why, size_t
         pg_store_abort(&child);
         return rc;
     }
-    pg_idmap_use(c->idmap, child);
-    pg_adapter_ctx ctx = {.idmap = pg_idmap_iface(c->idmap), .now_ms = c->now_ms, .batch = batch};
+    pg_idstore_use(c->idmap, child);
+    pg_adapter_ctx ctx = {.idmap = pg_idstore_iface(c->idmap), .now_ms = c->now_ms, .batch = batch};
     pg_buf_reset(&c->native);
     rc = c->adapter->encode(&ctx, c->enc, &c->native, why, why_size);
-    pg_idmap_use(c->idmap, NULL);
+    pg_idstore_use(c->idmap, NULL);
     if (rc == PG_EINVALID || rc == PG_EUNSUPPORTED) {
         pg_store_abort(&child);
         *refused = 1;
@@ -375,12 +375,12 @@ static int s_target_kind(s_run *r, const pg_link_update *l, int *kind)
     if (rc && rc != PG_ENOTFOUND)
         return rc;
     char local[64];
-    rc = pg_idmap_lookup(r->c->idmap, r->txn, l->to->id, local, sizeof local, r->errstr,
+    rc = pg_idstore_lookup(r->c->idmap, r->txn, l->to->id, local, sizeof local, r->errstr,
                          r->errstr_size);
     if (rc == PG_ENOTFOUND)
         return 0;
     for (int k = 1; rc == 0 && k <= 9; k++)
-        if (pg_idmap_atx_letter(k) == local[0])
+        if (pg_idstore_atx_letter(k) == local[0])
             *kind = k;
     return rc;
 }

@@ -1,5 +1,5 @@
 /* The partner id map: canonical UUID <-> local RMS id, revisions sent, in LMDB. */
-#include "idmap.h"
+#include "idstore.h"
 
 #include <glib.h>
 #include <stdio.h>
@@ -21,7 +21,7 @@ typedef struct s_rec {
 } s_rec;
 #define S_REC_HEAD (sizeof(uint64_t) + sizeof(uint32_t))
 
-struct pg_idmap_store {
+struct pg_idstore {
     pg_idmap iface; /* first: the adapters call back with a pointer to it */
     pg_store *store;
     pg_store_txn *txn; /* bound for iface calls; NULL: own transactions */
@@ -32,7 +32,7 @@ struct pg_idmap_store {
 
 static const char s_atx_letters[] = "PLVIWTOCN"; /* EntityKind 1..9 */
 
-char pg_idmap_atx_letter(int kind)
+char pg_idstore_atx_letter(int kind)
 {
     return kind >= 1 && kind <= 9 ? s_atx_letters[kind - 1] : 0;
 }
@@ -52,13 +52,13 @@ static int s_uuid_valid(const char *s)
     return 1;
 }
 
-int pg_idmap_id_valid(const pg_idmap_store *self, int kind, const char *id)
+int pg_idstore_id_valid(const pg_idstore *self, int kind, const char *id)
 {
     size_t n = strlen(id);
     if (self->atx) {
         if (n != 1 + S_ATX_DIGITS || !strchr(s_atx_letters, id[0]) || !id[0])
             return 0;
-        if (kind && id[0] != pg_idmap_atx_letter(kind))
+        if (kind && id[0] != pg_idstore_atx_letter(kind))
             return 0;
         for (size_t i = 1; i < n; i++)
             if (id[i] < '0' || id[i] > '9')
@@ -76,7 +76,7 @@ int pg_idmap_id_valid(const pg_idmap_store *self, int kind, const char *id)
 /* ------------------------------------------------------------ transactions */
 
 /* The transaction to work in: the caller's, or a new one of our own in *own. */
-static pg_store_txn *s_begin(pg_idmap_store *self, pg_store_txn *txn, int write, pg_store_txn **own,
+static pg_store_txn *s_begin(pg_idstore *self, pg_store_txn *txn, int write, pg_store_txn **own,
                              char *errstr, size_t errstr_size)
 {
     *own = NULL;
@@ -87,7 +87,7 @@ static pg_store_txn *s_begin(pg_idmap_store *self, pg_store_txn *txn, int write,
 }
 
 /* Check uuid and begin: NULL with *rc set on failure. */
-static pg_store_txn *s_enter(pg_idmap_store *self, pg_store_txn *txn, int write, const char *uuid,
+static pg_store_txn *s_enter(pg_idstore *self, pg_store_txn *txn, int write, const char *uuid,
                              pg_store_txn **own, int *rc, char *errstr, size_t errstr_size)
 {
     *own = NULL;
@@ -114,7 +114,7 @@ static int s_end(pg_store_txn **own, int rc, char *errstr, size_t errstr_size)
 
 /* ------------------------------------------------------------ records */
 
-static int s_rec_get(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, s_rec *rec,
+static int s_rec_get(pg_idstore *self, pg_store_txn *txn, const char *uuid, s_rec *rec,
                      char *errstr, size_t errstr_size)
 {
     const void *val;
@@ -131,7 +131,7 @@ static int s_rec_get(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, 
     return 0;
 }
 
-static int s_rec_put(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, const s_rec *rec,
+static int s_rec_put(pg_idstore *self, pg_store_txn *txn, const char *uuid, const s_rec *rec,
                      char *errstr, size_t errstr_size)
 {
     char val[S_REC_HEAD + S_ID_MAX];
@@ -143,7 +143,7 @@ static int s_rec_put(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, 
 }
 
 /* 1 when local id is taken, 0 when free, negative on error; the owner into owner. */
-static int s_taken(pg_idmap_store *self, pg_store_txn *txn, const char *id, char owner[37],
+static int s_taken(pg_idstore *self, pg_store_txn *txn, const char *id, char owner[37],
                    char *errstr, size_t errstr_size)
 {
     const void *val;
@@ -163,10 +163,10 @@ static int s_taken(pg_idmap_store *self, pg_store_txn *txn, const char *id, char
 
 /* ------------------------------------------------------------ assignment */
 
-static int s_assign_atx(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, int kind,
+static int s_assign_atx(pg_idstore *self, pg_store_txn *txn, const char *uuid, int kind,
                         char *id, char *errstr, size_t errstr_size)
 {
-    char letter = pg_idmap_atx_letter(kind);
+    char letter = pg_idstore_atx_letter(kind);
     if (!letter)
         return pg_errf(PG_EUNSUPPORTED, errstr, errstr_size,
                        "idmap: %s: an ATX record id needs the record type, and the kind of "
@@ -225,7 +225,7 @@ static void s_gid_candidate(const char *uuid, unsigned n, char gid[S_GID_DIGITS 
     g_free(sum);
 }
 
-static int s_assign_nx5(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, char *id,
+static int s_assign_nx5(pg_idstore *self, pg_store_txn *txn, const char *uuid, char *id,
                         char *errstr, size_t errstr_size)
 {
     for (unsigned n = 0; n < 1000; n++) {
@@ -237,7 +237,7 @@ static int s_assign_nx5(pg_idmap_store *self, pg_store_txn *txn, const char *uui
     return pg_errf(PG_ESTORE, errstr, errstr_size, "idmap: %s: no free GID", uuid);
 }
 
-static int s_bind(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, s_rec *rec,
+static int s_bind(pg_idstore *self, pg_store_txn *txn, const char *uuid, s_rec *rec,
                   const char *id, char *errstr, size_t errstr_size)
 {
     snprintf(rec->id, sizeof rec->id, "%s", id);
@@ -247,7 +247,7 @@ static int s_bind(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, s_r
     return rc;
 }
 
-static int s_resolve(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, int kind, char *out,
+static int s_resolve(pg_idstore *self, pg_store_txn *txn, const char *uuid, int kind, char *out,
                      size_t outsize, int *created, char *errstr, size_t errstr_size)
 {
     s_rec rec;
@@ -255,7 +255,7 @@ static int s_resolve(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, 
     if (rc < 0 && rc != PG_ENOTFOUND)
         return rc;
     if (rec.id[0]) {
-        if (self->atx && kind && rec.id[0] != pg_idmap_atx_letter(kind))
+        if (self->atx && kind && rec.id[0] != pg_idstore_atx_letter(kind))
             return pg_errf(PG_EINVALID, errstr, errstr_size,
                            "idmap: %s is %s in the RMS, whose letter is not that of kind %d", uuid,
                            rec.id, kind);
@@ -284,12 +284,12 @@ static int s_iface_resolve(pg_idmap *iface, const char *uuid, int kind, const ch
 {
     (void)origin_system;
     (void)native_id;
-    pg_idmap_store *self = (pg_idmap_store *)iface;
-    return pg_idmap_resolve(self, self->txn, uuid, kind, out, outsize, created, errstr,
+    pg_idstore *self = (pg_idstore *)iface;
+    return pg_idstore_resolve(self, self->txn, uuid, kind, out, outsize, created, errstr,
                             errstr_size);
 }
 
-pg_idmap_store *pg_idmap_new(pg_store *store, const pg_idmap_config *cfg, char *errstr,
+pg_idstore *pg_idstore_new(pg_store *store, const pg_idstore_config *cfg, char *errstr,
                              size_t errstr_size)
 {
     const char *format = cfg && cfg->format ? cfg->format : "";
@@ -313,7 +313,7 @@ pg_idmap_store *pg_idmap_new(pg_store *store, const pg_idmap_config *cfg, char *
                 prefix);
         return NULL;
     }
-    pg_idmap_store *self = calloc(1, sizeof(*self));
+    pg_idstore *self = calloc(1, sizeof(*self));
     if (!self) {
         pg_errf(PG_ENOMEM, errstr, errstr_size, "idmap: out of memory");
         return NULL;
@@ -345,7 +345,7 @@ pg_idmap_store *pg_idmap_new(pg_store *store, const pg_idmap_config *cfg, char *
     return self;
 }
 
-void pg_idmap_destroy(pg_idmap_store **p)
+void pg_idstore_destroy(pg_idstore **p)
 {
     if (!p || !*p)
         return;
@@ -353,17 +353,17 @@ void pg_idmap_destroy(pg_idmap_store **p)
     *p = NULL;
 }
 
-pg_idmap *pg_idmap_iface(pg_idmap_store *self)
+pg_idmap *pg_idstore_iface(pg_idstore *self)
 {
     return &self->iface;
 }
 
-void pg_idmap_use(pg_idmap_store *self, pg_store_txn *txn)
+void pg_idstore_use(pg_idstore *self, pg_store_txn *txn)
 {
     self->txn = txn;
 }
 
-int pg_idmap_resolve(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, int kind, char *out,
+int pg_idstore_resolve(pg_idstore *self, pg_store_txn *txn, const char *uuid, int kind, char *out,
                      size_t outsize, int *created, char *errstr, size_t errstr_size)
 {
     pg_store_txn *own;
@@ -375,7 +375,7 @@ int pg_idmap_resolve(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, 
     return s_end(&own, rc, errstr, errstr_size);
 }
 
-int pg_idmap_lookup(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, char *out,
+int pg_idstore_lookup(pg_idstore *self, pg_store_txn *txn, const char *uuid, char *out,
                     size_t outsize, char *errstr, size_t errstr_size)
 {
     pg_store_txn *own;
@@ -396,7 +396,7 @@ int pg_idmap_lookup(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, c
     return s_end(&own, rc, errstr, errstr_size);
 }
 
-int pg_idmap_uuid_of(pg_idmap_store *self, pg_store_txn *txn, const char *local_id, char uuid[37],
+int pg_idstore_uuid_of(pg_idstore *self, pg_store_txn *txn, const char *local_id, char uuid[37],
                      char *errstr, size_t errstr_size)
 {
     if (!local_id || !*local_id || strlen(local_id) > S_ID_MAX)
@@ -414,10 +414,10 @@ int pg_idmap_uuid_of(pg_idmap_store *self, pg_store_txn *txn, const char *local_
     return s_end(&own, rc, errstr, errstr_size);
 }
 
-int pg_idmap_put(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, int kind,
+int pg_idstore_put(pg_idstore *self, pg_store_txn *txn, const char *uuid, int kind,
                  const char *local_id, char *errstr, size_t errstr_size)
 {
-    if (!local_id || !pg_idmap_id_valid(self, kind, local_id))
+    if (!local_id || !pg_idstore_id_valid(self, kind, local_id))
         return pg_errf(PG_EINVALID, errstr, errstr_size, "idmap: '%s' is not %s", local_id,
                        self->atx ? (kind ? "an ATX id of this kind's letter"
                                          : "an ATX id (type letter and 10 digits)")
@@ -444,7 +444,7 @@ int pg_idmap_put(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, int 
     return s_end(&own, rc, errstr, errstr_size);
 }
 
-int pg_idmap_next_revision(pg_idmap_store *self, pg_store_txn *txn, const char *uuid,
+int pg_idstore_next_revision(pg_idstore *self, pg_store_txn *txn, const char *uuid,
                            uint64_t canonical_version, uint64_t *rev, int *first, char *errstr,
                            size_t errstr_size)
 {
@@ -469,7 +469,7 @@ int pg_idmap_next_revision(pg_idmap_store *self, pg_store_txn *txn, const char *
     return s_end(&own, rc, errstr, errstr_size);
 }
 
-int pg_idmap_last_revision(pg_idmap_store *self, pg_store_txn *txn, const char *uuid, uint64_t *rev,
+int pg_idstore_last_revision(pg_idstore *self, pg_store_txn *txn, const char *uuid, uint64_t *rev,
                            char *errstr, size_t errstr_size)
 {
     pg_store_txn *own;

@@ -9,7 +9,7 @@
 
 #include "polegate/buf.h"
 #include "polegate/error.h"
-#include "producer.h"
+#include "publisher.h"
 
 static const char s_state_key[] = "state";
 
@@ -320,7 +320,7 @@ typedef struct s_resend {
     char reason[PG_ERRSTR_SIZE];
 } s_resend;
 
-static void s_resend_result(void *arg, const pg_delivery_result *r)
+static void s_resend_result(void *arg, const pg_rms_delivery_result *r)
 {
     s_resend *rs = arg;
     rs->done = 1;
@@ -329,7 +329,7 @@ static void s_resend_result(void *arg, const pg_delivery_result *r)
              r->reason && *r->reason ? r->reason : "no reason given");
 }
 
-int pg_dlq_resend(pg_dlq *self, uint64_t id, const pg_delivery_config *cfg, int timeout_ms,
+int pg_dlq_resend(pg_dlq *self, uint64_t id, const pg_rms_delivery_config *cfg, int timeout_ms,
                   char *errstr, size_t errstr_size)
 {
     pg_store_txn *txn = pg_store_begin(self->store, 0, errstr, errstr_size);
@@ -362,21 +362,21 @@ int pg_dlq_resend(pg_dlq *self, uint64_t id, const pg_delivery_config *cfg, int 
     if (rc)
         return rc;
     s_resend rs = {0};
-    pg_delivery_config dcfg = *cfg;
+    pg_rms_delivery_config dcfg = *cfg;
     dcfg.window = 1;
     dcfg.extension = extension;
     dcfg.on_result = s_resend_result;
     dcfg.on_result_arg = &rs;
     if (dcfg.ack_timeout_ms <= 0 || dcfg.ack_timeout_ms > timeout_ms)
         dcfg.ack_timeout_ms = timeout_ms;
-    pg_delivery *del = pg_delivery_new(&dcfg, errstr, errstr_size);
-    rc = del ? pg_delivery_submit(del, corr, data, len, NULL, NULL, errstr, errstr_size) : PG_EIO;
+    pg_rms_delivery *del = pg_rms_delivery_new(&dcfg, errstr, errstr_size);
+    rc = del ? pg_rms_delivery_submit(del, corr, data, len, NULL, NULL, errstr, errstr_size) : PG_EIO;
     if (!rc)
-        rc = pg_delivery_flush(del, timeout_ms, errstr, errstr_size);
+        rc = pg_rms_delivery_flush(del, timeout_ms, errstr, errstr_size);
     if (rc == PG_ETIMEOUT || (!rc && !rs.done))
         rc = pg_errf(PG_ETIMEOUT, errstr, errstr_size,
                      "dlq: no answer from the RMS at %s within %d ms", cfg->endpoint, timeout_ms);
-    pg_delivery_destroy(&del);
+    pg_rms_delivery_destroy(&del);
     free(data);
     if (rc)
         return rc;

@@ -16,7 +16,7 @@
 #include "polegate/error.h"
 #include "polegate/identity.h"
 #include "polegate/pole.h"
-#include "producer.h"
+#include "publisher.h"
 #include "spool.h"
 #include "store.h"
 
@@ -69,10 +69,10 @@ static void s_teardown(void)
     ck_assert_int_eq(system(cmd), 0);
 }
 
-static pg_producer *s_producer_w(const pg_config_kv *props, size_t n, size_t window,
+static pg_publisher *s_producer_w(const pg_config_kv *props, size_t n, size_t window,
                                  pg_audit *audit)
 {
-    pg_producer_opts opts = {.brokers = s_brokers,
+    pg_publisher_opts opts = {.brokers = s_brokers,
                              .transactional_id = "polegated.test",
                              .properties = props,
                              .property_count = n,
@@ -82,12 +82,12 @@ static pg_producer *s_producer_w(const pg_config_kv *props, size_t n, size_t win
                              .window_batches = window,
                              .transaction_timeout_ms = 10000,
                              .call_timeout_ms = 500};
-    pg_producer *p = pg_producer_new(&opts, s_err, sizeof s_err);
+    pg_publisher *p = pg_publisher_new(&opts, s_err, sizeof s_err);
     ck_assert_msg(p != NULL, "%s", s_err);
     return p;
 }
 
-static pg_producer *s_producer(const pg_config_kv *props, size_t n)
+static pg_publisher *s_producer(const pg_config_kv *props, size_t n)
 {
     return s_producer_w(props, n, 0, NULL);
 }
@@ -306,11 +306,11 @@ static pg_spool_stats s_spooled(void)
 
 /* Run rounds until the spool is empty (at most rounds of them); returns the batches
  * committed. */
-static int s_publish_all(pg_producer *p, int rounds)
+static int s_publish_all(pg_publisher *p, int rounds)
 {
     int total = 0;
     for (int i = 0; i < rounds && s_spooled().batches; i++) {
-        int rc = pg_producer_step(p, s_err, sizeof s_err);
+        int rc = pg_publisher_step(p, s_err, sizeof s_err);
         if (rc > 0)
             total += rc;
     }
@@ -360,18 +360,18 @@ START_TEST(test_entity_upsert)
     pg_entity_update *u =
         s_person(a, "P0000123456", 7, POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT);
     s_spool_entity(u, "7");
-    pg_producer *p = s_producer(NULL, 0);
-    ck_assert_str_eq(pg_producer_transactional_id(p), "polegated.test");
+    pg_publisher *p = s_producer(NULL, 0);
+    ck_assert_str_eq(pg_publisher_transactional_id(p), "polegated.test");
     ck_assert_int_eq(s_publish_all(p, 20), 1);
-    pg_producer_stats st;
-    pg_producer_get_stats(p, &st);
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
     ck_assert_uint_eq(st.produced, 1);
     ck_assert_uint_eq(st.delivered, 1);
     ck_assert_uint_eq(st.batches, 1);
     ck_assert_uint_eq(st.transactions, 1);
     ck_assert_uint_eq(st.failed, 0);
     /* nothing left: a round finds nothing to do */
-    ck_assert_int_eq(pg_producer_step(p, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_publisher_step(p, s_err, sizeof s_err), 0);
 
     s_rec recs[2];
     ck_assert_uint_eq(s_consume(recs, 2, 3000), 1);
@@ -394,9 +394,9 @@ START_TEST(test_entity_upsert)
     ck_assert_str_eq(back->person->name->surname, "O'Brien");
     ck_assert_str_eq(back->origin->native_id, "P0000123456");
     polegate__pole__v1__entity_update__free_unpacked(back, NULL);
-    pg_producer_destroy(&p);
+    pg_publisher_destroy(&p);
     ck_assert_ptr_null(p);
-    pg_producer_destroy(&p);
+    pg_publisher_destroy(&p);
     pg_arena_destroy(&a);
 }
 END_TEST
@@ -418,10 +418,10 @@ START_TEST(test_link_and_delete_tombstone)
     s_add(b, gone->id, NULL, PG_TYPE_ENTITY, "DELETE", "4", "OFFICIAL-SENSITIVE;P");
     s_spool_batch(&b);
     ck_assert_uint_eq(s_spooled().records, 4);
-    pg_producer *p = s_producer(NULL, 0);
+    pg_publisher *p = s_producer(NULL, 0);
     s_publish_all(p, 20);
-    pg_producer_stats st;
-    pg_producer_get_stats(p, &st);
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
     ck_assert_uint_eq(st.produced, 4);
     ck_assert_uint_eq(st.delivered, 4);
 
@@ -466,7 +466,7 @@ START_TEST(test_link_and_delete_tombstone)
     ck_assert_ptr_nonnull(eback);
     ck_assert_int_eq(eback->body_case, POLEGATE__POLE__V1__ENTITY_UPDATE__BODY__NOT_SET);
     polegate__pole__v1__entity_update__free_unpacked(eback, NULL);
-    pg_producer_destroy(&p);
+    pg_publisher_destroy(&p);
     pg_arena_destroy(&a);
 }
 END_TEST
@@ -480,7 +480,7 @@ START_TEST(test_partitions_match_java)
         s_spool_entity(s_person(a, native, 1, POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT),
                        "1");
     }
-    pg_producer *p = s_producer(NULL, 0);
+    pg_publisher *p = s_producer(NULL, 0);
     s_publish_all(p, 20);
     s_rec recs[12];
     ck_assert_uint_eq(s_consume(recs, 12, 3000), 12);
@@ -494,7 +494,7 @@ START_TEST(test_partitions_match_java)
         partitions_seen |= 1 << r->partition;
     }
     ck_assert_int_gt(__builtin_popcount((unsigned)partitions_seen), 1);
-    pg_producer_destroy(&p);
+    pg_publisher_destroy(&p);
     pg_arena_destroy(&a);
 }
 END_TEST
@@ -506,10 +506,10 @@ START_TEST(test_window_per_transaction)
         snprintf(tag, sizeof tag, "b%d", i);
         s_spool_raw(tag, 3);
     }
-    pg_producer *p = s_producer_w(NULL, 0, 2, NULL);
+    pg_publisher *p = s_producer_w(NULL, 0, 2, NULL);
     int got[8], n = 0;
     while (n < 8 && s_spooled().batches) {
-        int rc = pg_producer_step(p, s_err, sizeof s_err);
+        int rc = pg_publisher_step(p, s_err, sizeof s_err);
         ck_assert_msg(rc >= 0 || rc == PG_ERETRY, "%s", s_err);
         if (rc > 0)
             got[n++] = rc;
@@ -518,14 +518,14 @@ START_TEST(test_window_per_transaction)
     ck_assert_int_eq(got[0], 2);
     ck_assert_int_eq(got[1], 2);
     ck_assert_int_eq(got[2], 1);
-    pg_producer_stats st;
-    pg_producer_get_stats(p, &st);
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
     ck_assert_uint_eq(st.transactions, 3);
     ck_assert_uint_eq(st.batches, 5);
     ck_assert_uint_eq(st.delivered, 15);
     s_rec recs[16];
     ck_assert_uint_eq(s_consume(recs, 16, 3000), 15);
-    pg_producer_destroy(&p);
+    pg_publisher_destroy(&p);
 }
 END_TEST
 
@@ -534,13 +534,13 @@ START_TEST(test_broker_down_keeps_spool)
     s_spool_raw("a", 4);
     for (int b = 1; b <= 3; b++)
         rd_kafka_mock_broker_set_down(s_mcluster, b);
-    pg_producer *p = s_producer(NULL, 0);
+    pg_publisher *p = s_producer(NULL, 0);
     for (int i = 0; i < 4; i++) {
-        int rc = pg_producer_step(p, s_err, sizeof s_err);
+        int rc = pg_publisher_step(p, s_err, sizeof s_err);
         ck_assert_msg(rc == PG_ERETRY, "round %d: %d %s", i, rc, s_err);
     }
     char last[PG_ERRSTR_SIZE];
-    pg_producer_last_error(p, last, sizeof last);
+    pg_publisher_last_error(p, last, sizeof last);
     ck_assert_str_ne(last, "");
     /* nothing left the spool while the broker was away */
     pg_spool_stats st = s_spooled();
@@ -549,18 +549,18 @@ START_TEST(test_broker_down_keeps_spool)
     for (int b = 1; b <= 3; b++)
         rd_kafka_mock_broker_set_up(s_mcluster, b);
     s_publish_all(p, 60);
-    pg_producer_last_error(p, last, sizeof last);
+    pg_publisher_last_error(p, last, sizeof last);
     ck_assert_str_eq(last, "");
     s_rec recs[8];
     ck_assert_uint_eq(s_consume(recs, 8, 3000), 4);
-    pg_producer_destroy(&p);
+    pg_publisher_destroy(&p);
 }
 END_TEST
 
 START_TEST(test_refused_records_abort_and_resend)
 {
     s_spool_raw("warm", 1);
-    pg_producer *p = s_producer(NULL, 0);
+    pg_publisher *p = s_producer(NULL, 0);
     s_publish_all(p, 20);
     /* A permanent error for the next Produce requests: the transaction must abort and
      * the spool send the batch again, never count it delivered. */
@@ -568,12 +568,12 @@ START_TEST(test_refused_records_abort_and_resend)
         s_mcluster, RD_KAFKAP_PRODUCE, 3, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
         RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
     s_spool_raw("x", 2);
-    int rc = pg_producer_step(p, s_err, sizeof s_err);
+    int rc = pg_publisher_step(p, s_err, sizeof s_err);
     ck_assert_msg(rc == PG_ERETRY, "%d %s", rc, s_err);
     ck_assert_uint_eq(s_spooled().batches, 1);
     s_publish_all(p, 40);
-    pg_producer_stats st;
-    pg_producer_get_stats(p, &st);
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
     ck_assert_uint_ge(st.aborts, 1);
     ck_assert_uint_ge(st.failed, 1);
     ck_assert_uint_eq(st.batches, 2);
@@ -590,29 +590,29 @@ START_TEST(test_refused_records_abort_and_resend)
                 : !strcmp(recs[i].key, "x.1")  ? 4
                                                : 0;
     ck_assert_int_eq(seen, 7);
-    pg_producer_destroy(&p);
+    pg_publisher_destroy(&p);
 }
 END_TEST
 
 START_TEST(test_fatal_error_restarts_from_spool)
 {
     s_spool_raw("a", 2);
-    pg_producer *p = s_producer(NULL, 0);
+    pg_publisher *p = s_producer(NULL, 0);
     s_publish_all(p, 20);
-    ck_assert_int_eq(pg_producer_test_fatal(p), 0);
+    ck_assert_int_eq(pg_publisher_test_fatal(p), 0);
     s_spool_raw("b", 2);
-    int rc = pg_producer_step(p, s_err, sizeof s_err);
+    int rc = pg_publisher_step(p, s_err, sizeof s_err);
     ck_assert_int_eq(rc, PG_ERETRY);
     ck_assert_msg(strstr(s_err, "making a new producer") != NULL, "%s", s_err);
     ck_assert_uint_eq(s_spooled().batches, 1);
     s_publish_all(p, 40);
-    pg_producer_stats st;
-    pg_producer_get_stats(p, &st);
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
     ck_assert_uint_eq(st.restarts, 1);
     ck_assert_uint_eq(st.batches, 2);
     s_rec recs[8];
     ck_assert_uint_ge(s_consume(recs, 8, 3000), 4);
-    pg_producer_destroy(&p);
+    pg_publisher_destroy(&p);
 }
 END_TEST
 
@@ -625,15 +625,15 @@ START_TEST(test_audit_after_commit)
     s_spool_raw("a", 3);
     for (int b = 1; b <= 3; b++)
         rd_kafka_mock_broker_set_down(s_mcluster, b);
-    pg_producer *p = s_producer_w(NULL, 0, 0, audit);
-    ck_assert_int_eq(pg_producer_step(p, s_err, sizeof s_err), PG_ERETRY);
+    pg_publisher *p = s_producer_w(NULL, 0, 0, audit);
+    ck_assert_int_eq(pg_publisher_step(p, s_err, sizeof s_err), PG_ERETRY);
     /* not stored by the broker: not disclosed */
     ck_assert_uint_eq(pg_audit_seq(audit), 0);
     for (int b = 1; b <= 3; b++)
         rd_kafka_mock_broker_set_up(s_mcluster, b);
     s_publish_all(p, 60);
     ck_assert_uint_eq(pg_audit_seq(audit), 1); /* only the audited record */
-    pg_producer_destroy(&p);
+    pg_publisher_destroy(&p);
     pg_audit_destroy(&audit);
     FILE *f = fopen(path, "r");
     char line[2048] = "";
@@ -648,19 +648,19 @@ END_TEST
 
 START_TEST(test_thread_and_drain)
 {
-    pg_producer *p = s_producer(NULL, 0);
-    ck_assert_int_eq(pg_producer_start(p, s_err, sizeof s_err), 0);
+    pg_publisher *p = s_producer(NULL, 0);
+    ck_assert_int_eq(pg_publisher_start(p, s_err, sizeof s_err), 0);
     for (int i = 0; i < 20; i++) {
         char tag[8];
         snprintf(tag, sizeof tag, "t%d", i);
         s_spool_raw(tag, 2);
         pg_spool_notify(s_spool);
     }
-    ck_assert_msg(pg_producer_drain(p, 20000, s_err, sizeof s_err) == 0, "%s", s_err);
-    pg_producer_stop(p);
-    pg_producer_stop(p); /* twice is harmless */
-    pg_producer_stats st;
-    pg_producer_get_stats(p, &st);
+    ck_assert_msg(pg_publisher_drain(p, 20000, s_err, sizeof s_err) == 0, "%s", s_err);
+    pg_publisher_stop(p);
+    pg_publisher_stop(p); /* twice is harmless */
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
     ck_assert_uint_eq(st.batches, 20);
     ck_assert_uint_eq(st.delivered, 40);
 
@@ -668,10 +668,10 @@ START_TEST(test_thread_and_drain)
     for (int b = 1; b <= 3; b++)
         rd_kafka_mock_broker_set_down(s_mcluster, b);
     s_spool_raw("late", 3);
-    ck_assert_int_eq(pg_producer_start(p, s_err, sizeof s_err), 0);
-    ck_assert_int_eq(pg_producer_drain(p, 300, s_err, sizeof s_err), PG_ETIMEOUT);
+    ck_assert_int_eq(pg_publisher_start(p, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_publisher_drain(p, 300, s_err, sizeof s_err), PG_ETIMEOUT);
     ck_assert_str_eq(s_err, "1 batches (3 records) still in the spool after 300 ms");
-    pg_producer_destroy(&p); /* stops the thread; the batch stays */
+    pg_publisher_destroy(&p); /* stops the thread; the batch stays */
     ck_assert_uint_eq(s_spooled().batches, 1);
 }
 END_TEST
@@ -683,12 +683,12 @@ START_TEST(test_properties_reach_librdkafka)
     pg_config_kv props[] = {{"test.mock.num.brokers", "3", 1}, {"linger.ms", "0", 2}};
     snprintf(s_brokers, sizeof s_brokers, "127.0.0.1:1");
     s_spool_raw("m", 1);
-    pg_producer *p = s_producer(props, 2);
+    pg_publisher *p = s_producer(props, 2);
     s_publish_all(p, 40);
-    pg_producer_stats st;
-    pg_producer_get_stats(p, &st);
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
     ck_assert_uint_eq(st.delivered, 1);
-    pg_producer_destroy(&p);
+    pg_publisher_destroy(&p);
 }
 END_TEST
 
@@ -701,35 +701,35 @@ START_TEST(test_safety_properties_refused)
                             {"no.such.thing", "1"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         pg_config_kv kv = {(char *)bad[i][0], (char *)bad[i][1], 1};
-        pg_producer_opts opts = {.brokers = s_brokers,
+        pg_publisher_opts opts = {.brokers = s_brokers,
                                  .transactional_id = "t",
                                  .properties = &kv,
                                  .property_count = 1,
                                  .store = s_store,
                                  .spool = s_spool};
-        pg_producer *p = pg_producer_new(&opts, s_err, sizeof s_err);
+        pg_publisher *p = pg_publisher_new(&opts, s_err, sizeof s_err);
         ck_assert_msg(p == NULL, "%s=%s accepted", bad[i][0], bad[i][1]);
         ck_assert_msg(strstr(s_err, bad[i][0]) || strstr(s_err, "No such"), "%s", s_err);
     }
-    ck_assert_int_eq(pg_producer_check_property("acks", "all", s_err, sizeof s_err), 0);
-    ck_assert_int_eq(pg_producer_check_property("acks", "-1", s_err, sizeof s_err), 0);
-    ck_assert_int_eq(pg_producer_check_property("acks", "0", s_err, sizeof s_err), PG_ECONFIG);
+    ck_assert_int_eq(pg_publisher_check_property("acks", "all", s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_publisher_check_property("acks", "-1", s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_publisher_check_property("acks", "0", s_err, sizeof s_err), PG_ECONFIG);
     ck_assert_ptr_nonnull(strstr(s_err, "'acks' is fixed to 'all'"));
     /* a message timeout longer than the transaction's is refused by librdkafka */
     pg_config_kv mt = {"message.timeout.ms", "600000", 1};
-    pg_producer_opts opts = {.brokers = s_brokers,
+    pg_publisher_opts opts = {.brokers = s_brokers,
                              .transactional_id = "t",
                              .properties = &mt,
                              .property_count = 1,
                              .store = s_store,
                              .spool = s_spool};
-    ck_assert_ptr_null(pg_producer_new(&opts, s_err, sizeof s_err));
+    ck_assert_ptr_null(pg_publisher_new(&opts, s_err, sizeof s_err));
     ck_assert_msg(strstr(s_err, "transaction.timeout.ms") != NULL, "%s", s_err);
     /* no transactional id */
     opts.properties = NULL;
     opts.property_count = 0;
     opts.transactional_id = NULL;
-    ck_assert_ptr_null(pg_producer_new(&opts, s_err, sizeof s_err));
+    ck_assert_ptr_null(pg_publisher_new(&opts, s_err, sizeof s_err));
     ck_assert_str_eq(s_err, "producer: no transactional id");
 }
 END_TEST

@@ -72,7 +72,7 @@ typedef struct pg_config {
     char *log_level_name;
     int log_level; /* a pg_log_level */
 
-    /* policy: what may be shared with whom (gateway/policy.h, docs/policy.md); owned by
+    /* policy: what may be shared with whom (gateway/core/policy.h, docs/policy.md); owned by
      * the config. Never NULL in a loaded config: at least one destination. */
     struct pg_policy *policy;
 } pg_config;

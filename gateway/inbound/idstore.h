@@ -1,6 +1,6 @@
-/* pg_idmap_store: the ids the local RMS knows partner records by, kept in the store. */
-#ifndef POLEGATE_IDMAP_H
-#define POLEGATE_IDMAP_H
+/* pg_idstore: the ids the local RMS knows partner records by, kept in the store. */
+#ifndef POLEGATE_GATEWAY_IDSTORE_H
+#define POLEGATE_GATEWAY_IDSTORE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -25,15 +25,15 @@
  *   digits, then the first 16 hex digits of SHA-1("<uuid>/<n>") for n = 1, 2, ...
  *
  * A reverse index (local id -> UUID) makes every id unique: an id already bound to
- * another entity is never handed out again (pg_idmap_put included).
+ * another entity is never handed out again (pg_idstore_put included).
  *
  * Per entity the map also keeps the last revision sent to the RMS and how many times
  * it was sent, because both import specs require the revision to increase with every
  * change sent (a link-only change re-sends a record with a higher revision), and NX5
  * distinguishes the first send (Add) from later ones (Modify).
  *
- * Sending one entity: rev = pg_idmap_next_revision(...) (writes the send), set the
- * update's version to rev, encode with pg_idmap_iface(...) (whose resolve reports
+ * Sending one entity: rev = pg_idstore_next_revision(...) (writes the send), set the
+ * update's version to rev, encode with pg_idstore_iface(...) (whose resolve reports
  * *created = 1 for an entity sent at most once, i.e. this is its first send: NX5
  * "Add"), deliver. All in the caller's write transaction, which also records what was
  * delivered: an aborted transaction forgets the ids and revisions with it.
@@ -41,7 +41,7 @@
  * Transactions: every function takes a write transaction of the store (txn), or NULL
  * to run in a transaction of its own (for the CLI, `polegate translate --state DIR`;
  * never while this thread holds a write transaction: LMDB would wait for ever).
- * pg_idmap_use binds the transaction the adapter interface (which has no txn
+ * pg_idstore_use binds the transaction the adapter interface (which has no txn
  * argument) works in.
  *
  * Databases: "idmap.<format>.uuid" (uuid -> local id, last revision, sends),
@@ -49,62 +49,62 @@
  * last counter). Maps for atx and nx5 may live side by side in one store.
  */
 
-typedef struct pg_idmap_store pg_idmap_store;
+typedef struct pg_idstore pg_idstore;
 
-typedef struct pg_idmap_config {
+typedef struct pg_idstore_config {
     const char *format;     /* "atx" or "nx5" (or "athena" / "niche") */
     const char *atx_prefix; /* ATX: 1-4 digits every assigned id starts with (NULL: "9") */
-} pg_idmap_config;
+} pg_idstore_config;
 
 /* Open (creating) the map's databases in store, in a transaction of its own. NULL on
  * failure with errstr (PG_ECONFIG-style reasons for a bad config). The store must
  * outlive the map. */
-pg_idmap_store *pg_idmap_new(pg_store *store, const pg_idmap_config *cfg, char *errstr,
+pg_idstore *pg_idstore_new(pg_store *store, const pg_idstore_config *cfg, char *errstr,
                              size_t errstr_size);
-void pg_idmap_destroy(pg_idmap_store **p);
+void pg_idstore_destroy(pg_idstore **p);
 
 /* The adapter interface over this map (borrowed; lives as long as the map). Its
- * resolve works in the transaction bound by pg_idmap_use, or in its own when none. */
-pg_idmap *pg_idmap_iface(pg_idmap_store *idmap);
-/* Bind txn (NULL: none) for the calls made through pg_idmap_iface. */
-void pg_idmap_use(pg_idmap_store *idmap, pg_store_txn *txn);
+ * resolve works in the transaction bound by pg_idstore_use, or in its own when none. */
+pg_idmap *pg_idstore_iface(pg_idstore *idmap);
+/* Bind txn (NULL: none) for the calls made through pg_idstore_iface. */
+void pg_idstore_use(pg_idstore *idmap, pg_store_txn *txn);
 
 /* The local id of entity uuid, assigned the first time (kind: an EntityKind value,
  * needed for ATX). *created (may be NULL): 1 when the entity has been sent at most
  * once (see above). 0; PG_EUNSUPPORTED (ATX, kind unknown), PG_EINVALID (uuid not a
  * UUID, or the entity's ATX id has another kind's letter), PG_EUSAGE (outsize too
  * small), PG_ESTORE. */
-int pg_idmap_resolve(pg_idmap_store *idmap, pg_store_txn *txn, const char *uuid, int kind,
+int pg_idstore_resolve(pg_idstore *idmap, pg_store_txn *txn, const char *uuid, int kind,
                      char *out, size_t outsize, int *created, char *errstr, size_t errstr_size);
 /* The local id of uuid if it has one: 0 or PG_ENOTFOUND (or PG_ESTORE). txn may be
  * read-only. */
-int pg_idmap_lookup(pg_idmap_store *idmap, pg_store_txn *txn, const char *uuid, char *out,
+int pg_idstore_lookup(pg_idstore *idmap, pg_store_txn *txn, const char *uuid, char *out,
                     size_t outsize, char *errstr, size_t errstr_size);
 /* The entity a local id belongs to: 0 or PG_ENOTFOUND. txn may be read-only. */
-int pg_idmap_uuid_of(pg_idmap_store *idmap, pg_store_txn *txn, const char *local_id, char uuid[37],
+int pg_idstore_uuid_of(pg_idstore *idmap, pg_store_txn *txn, const char *local_id, char uuid[37],
                      char *errstr, size_t errstr_size);
 /* Bind uuid to local_id (the entity was sent to the RMS before this map existed).
  * 0 (also when exactly this binding exists); PG_EINVALID when local_id is not an id of
  * this format (ATX: of kind's letter when kind is given), or is bound to another
  * entity, or uuid has another id already. */
-int pg_idmap_put(pg_idmap_store *idmap, pg_store_txn *txn, const char *uuid, int kind,
+int pg_idstore_put(pg_idstore *idmap, pg_store_txn *txn, const char *uuid, int kind,
                  const char *local_id, char *errstr, size_t errstr_size);
 
 /* Record one more send of entity uuid and return in *rev its revision: the greater of
  * (last revision sent + 1) and canonical_version (the partner's version, so that the
  * RMS sees the source's revisions while they increase). *first (may be NULL): 1 when
  * this is the entity's first send. 0 or PG_EINVALID / PG_ESTORE. */
-int pg_idmap_next_revision(pg_idmap_store *idmap, pg_store_txn *txn, const char *uuid,
+int pg_idstore_next_revision(pg_idstore *idmap, pg_store_txn *txn, const char *uuid,
                            uint64_t canonical_version, uint64_t *rev, int *first, char *errstr,
                            size_t errstr_size);
 /* The last revision sent for uuid (0 when never sent), without changing it. */
-int pg_idmap_last_revision(pg_idmap_store *idmap, pg_store_txn *txn, const char *uuid,
+int pg_idstore_last_revision(pg_idstore *idmap, pg_store_txn *txn, const char *uuid,
                            uint64_t *rev, char *errstr, size_t errstr_size);
 
 /* Is local_id an id of this map's format (ATX: any letter; kind != 0: that kind's
  * letter)? 1 or 0. */
-int pg_idmap_id_valid(const pg_idmap_store *idmap, int kind, const char *local_id);
+int pg_idstore_id_valid(const pg_idstore *idmap, int kind, const char *local_id);
 /* The ATX record type letter of an EntityKind value, or 0 when none. */
-char pg_idmap_atx_letter(int kind);
+char pg_idstore_atx_letter(int kind);
 
 #endif

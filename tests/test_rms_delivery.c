@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "delivery.h"
+#include "rms_delivery.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
 
@@ -51,7 +51,7 @@ static int s_rms_has(s_rms *r, const char *id)
 static void s_rms_ack(void *sock, zmq_msg_t *ident, const char *id, int status, const char *reason)
 {
     pg_buf b = PG_BUF_INIT;
-    pg_delivery_ack_format(status, reason, &b);
+    pg_rms_delivery_ack_format(status, reason, &b);
     zmq_send(sock, zmq_msg_data(ident), zmq_msg_size(ident), ZMQ_SNDMORE);
     zmq_send(sock, id, strlen(id), ZMQ_SNDMORE);
     zmq_send(sock, b.data, b.len, 0);
@@ -162,7 +162,7 @@ typedef struct s_results {
     void *tag[S_MAX];
 } s_results;
 
-static void s_on_result(void *arg, const pg_delivery_result *res)
+static void s_on_result(void *arg, const pg_rms_delivery_result *res)
 {
     s_results *r = arg;
     ck_assert_int_lt(r->n, S_MAX);
@@ -175,10 +175,10 @@ static void s_on_result(void *arg, const pg_delivery_result *res)
     r->n++;
 }
 
-static pg_delivery *s_zmq_new(s_rms *rms, s_results *res, size_t window, int ack_timeout)
+static pg_rms_delivery *s_zmq_new(s_rms *rms, s_results *res, size_t window, int ack_timeout)
 {
     char e[PG_ERRSTR_SIZE];
-    pg_delivery_config cfg = {
+    pg_rms_delivery_config cfg = {
         .transport = "zmq",
         .endpoint = rms->endpoint,
         .window = window,
@@ -187,29 +187,29 @@ static pg_delivery *s_zmq_new(s_rms *rms, s_results *res, size_t window, int ack
         .on_result = s_on_result,
         .on_result_arg = res,
     };
-    pg_delivery *d = pg_delivery_new(&cfg, e, sizeof e);
+    pg_rms_delivery *d = pg_rms_delivery_new(&cfg, e, sizeof e);
     ck_assert_msg(d != NULL, "%s", e);
     return d;
 }
 
-static void s_submit(pg_delivery *d, const char *id, const char *text)
+static void s_submit(pg_rms_delivery *d, const char *id, const char *text)
 {
     char e[PG_ERRSTR_SIZE];
-    int rc = pg_delivery_submit(d, id, (const uint8_t *)text, strlen(text), (void *)text, NULL, e,
+    int rc = pg_rms_delivery_submit(d, id, (const uint8_t *)text, strlen(text), (void *)text, NULL, e,
                                 sizeof e);
     ck_assert_msg(rc == 0, "%s", e);
 }
 
 /* Submit "m<from>".."m<to - 1>" (id = payload), waiting while the window is full. */
-static void s_submit_range(pg_delivery *d, int from, int to)
+static void s_submit_range(pg_rms_delivery *d, int from, int to)
 {
     char e[PG_ERRSTR_SIZE], id[32];
     for (int i = from; i < to; i++) {
         snprintf(id, sizeof id, "m%d", i);
         int rc;
-        while ((rc = pg_delivery_submit(d, id, (uint8_t *)id, strlen(id), NULL, NULL, e,
+        while ((rc = pg_rms_delivery_submit(d, id, (uint8_t *)id, strlen(id), NULL, NULL, e,
                                         sizeof e)) == PG_ERETRY)
-            ck_assert_int_ge(pg_delivery_poll(d, 1000, e, sizeof e), 0);
+            ck_assert_int_ge(pg_rms_delivery_poll(d, 1000, e, sizeof e), 0);
         ck_assert_msg(rc == 0, "%s", e);
     }
 }
@@ -230,9 +230,9 @@ static void s_assert_in_order(const s_rms *rms, const s_results *res, int n)
     }
 }
 
-static void s_teardown(pg_delivery **d, s_rms *rms, int running)
+static void s_teardown(pg_rms_delivery **d, s_rms *rms, int running)
 {
-    pg_delivery_destroy(d);
+    pg_rms_delivery_destroy(d);
     ck_assert_ptr_null(*d);
     if (running)
         s_rms_stop(rms);
@@ -246,12 +246,12 @@ START_TEST(test_zmq_delivers_in_order)
     s_rms *rms = s_rms_new();
     s_rms_start(rms);
     s_results res = {0};
-    pg_delivery *d = s_zmq_new(rms, &res, 8, 5000);
+    pg_rms_delivery *d = s_zmq_new(rms, &res, 8, 5000);
     char e[PG_ERRSTR_SIZE];
     s_submit_range(d, 0, 20);
-    ck_assert_int_eq(pg_delivery_flush(d, 5000, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_flush(d, 5000, e, sizeof e), 0);
     s_assert_in_order(rms, &res, 20);
-    ck_assert_uint_eq(pg_delivery_in_flight(d), 0);
+    ck_assert_uint_eq(pg_rms_delivery_in_flight(d), 0);
     s_teardown(&d, rms, 1);
 }
 END_TEST
@@ -261,15 +261,15 @@ START_TEST(test_zmq_default_ids_and_tags)
     s_rms *rms = s_rms_new();
     s_rms_start(rms);
     s_results res = {0};
-    pg_delivery *d = s_zmq_new(rms, &res, 4, 5000);
+    pg_rms_delivery *d = s_zmq_new(rms, &res, 4, 5000);
     char e[PG_ERRSTR_SIZE];
     uint64_t seq = 0;
     int tag = 7;
-    ck_assert_int_eq(pg_delivery_submit(d, NULL, (uint8_t *)"a", 1, &tag, &seq, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_submit(d, NULL, (uint8_t *)"a", 1, &tag, &seq, e, sizeof e), 0);
     ck_assert_uint_eq(seq, 1);
-    ck_assert_int_eq(pg_delivery_submit(d, NULL, (uint8_t *)"b", 1, NULL, &seq, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_submit(d, NULL, (uint8_t *)"b", 1, NULL, &seq, e, sizeof e), 0);
     ck_assert_uint_eq(seq, 2);
-    ck_assert_int_eq(pg_delivery_flush(d, 5000, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_flush(d, 5000, e, sizeof e), 0);
     ck_assert_int_eq(res.n, 2);
     ck_assert_ptr_eq(res.tag[0], &tag);
     /* "<instance uuid>-<seq>": unique per message, same instance prefix */
@@ -285,15 +285,15 @@ START_TEST(test_zmq_rms_absent_then_appears)
 {
     s_rms *rms = s_rms_new();
     s_results res = {0};
-    pg_delivery *d = s_zmq_new(rms, &res, 16, 200);
+    pg_rms_delivery *d = s_zmq_new(rms, &res, 16, 200);
     char e[PG_ERRSTR_SIZE];
     s_submit_range(d, 0, 10);
     /* No RMS: nothing is reported, nothing is dropped, however long we wait. */
-    ck_assert_int_eq(pg_delivery_poll(d, 600, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_poll(d, 600, e, sizeof e), 0);
     ck_assert_int_eq(res.n, 0);
-    ck_assert_uint_eq(pg_delivery_in_flight(d), 10);
+    ck_assert_uint_eq(pg_rms_delivery_in_flight(d), 10);
     s_rms_start(rms);
-    ck_assert_msg(pg_delivery_flush(d, 10000, e, sizeof e) == 0, "%s", e);
+    ck_assert_msg(pg_rms_delivery_flush(d, 10000, e, sizeof e) == 0, "%s", e);
     s_assert_in_order(rms, &res, 10);
     s_teardown(&d, rms, 1);
 }
@@ -306,15 +306,15 @@ START_TEST(test_zmq_rms_restarts)
     s_rms *rms = s_rms_new();
     s_rms_start(rms);
     s_results res = {0};
-    pg_delivery *d = s_zmq_new(rms, &res, 32, 150);
+    pg_rms_delivery *d = s_zmq_new(rms, &res, 32, 150);
     char e[PG_ERRSTR_SIZE];
     s_submit_range(d, 0, 5);
-    ck_assert_int_eq(pg_delivery_flush(d, 5000, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_flush(d, 5000, e, sizeof e), 0);
     s_rms_stop(rms);
     s_submit_range(d, 5, 15);
-    ck_assert_int_eq(pg_delivery_poll(d, 400, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_poll(d, 400, e, sizeof e), 0);
     s_rms_start(rms);
-    ck_assert_msg(pg_delivery_flush(d, 10000, e, sizeof e) == 0, "%s", e);
+    ck_assert_msg(pg_rms_delivery_flush(d, 10000, e, sizeof e) == 0, "%s", e);
     s_assert_in_order(rms, &res, 15);
     s_teardown(&d, rms, 1);
 }
@@ -328,10 +328,10 @@ START_TEST(test_zmq_lost_message_resent_in_order)
     rms->lose_id = "m2";
     s_rms_start(rms);
     s_results res = {0};
-    pg_delivery *d = s_zmq_new(rms, &res, 8, 100);
+    pg_rms_delivery *d = s_zmq_new(rms, &res, 8, 100);
     char e[PG_ERRSTR_SIZE];
     s_submit_range(d, 0, 6);
-    ck_assert_msg(pg_delivery_flush(d, 10000, e, sizeof e) == 0, "%s", e);
+    ck_assert_msg(pg_rms_delivery_flush(d, 10000, e, sizeof e) == 0, "%s", e);
     s_assert_in_order(rms, &res, 6);
     ck_assert_uint_eq(res.attempts[0], 1);
     ck_assert_uint_ge(res.attempts[2], 2);
@@ -345,12 +345,12 @@ START_TEST(test_zmq_rejected)
     s_rms *rms = s_rms_new();
     s_rms_start(rms);
     s_results res = {0};
-    pg_delivery *d = s_zmq_new(rms, &res, 8, 5000);
+    pg_rms_delivery *d = s_zmq_new(rms, &res, 8, 5000);
     char e[PG_ERRSTR_SIZE];
     s_submit(d, "a", "fine 1");
     s_submit(d, "b", "BAD record");
     s_submit(d, "c", "fine 2");
-    ck_assert_int_eq(pg_delivery_flush(d, 5000, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_flush(d, 5000, e, sizeof e), 0);
     ck_assert_int_eq(res.n, 3);
     ck_assert_int_eq(res.status[0], 0);
     ck_assert_int_eq(res.status[1], PG_EINVALID);
@@ -370,20 +370,20 @@ START_TEST(test_zmq_slow_rms_backpressure)
     rms->hold = 1;
     s_rms_start(rms);
     s_results res = {0};
-    pg_delivery *d = s_zmq_new(rms, &res, 4, 100);
+    pg_rms_delivery *d = s_zmq_new(rms, &res, 4, 100);
     char e[PG_ERRSTR_SIZE];
     s_submit_range(d, 0, 4);
     /* The window is full: the fifth is refused until the RMS has stored some. */
-    ck_assert_int_eq(pg_delivery_submit(d, "m4", (uint8_t *)"m4", 2, NULL, NULL, e, sizeof e),
+    ck_assert_int_eq(pg_rms_delivery_submit(d, "m4", (uint8_t *)"m4", 2, NULL, NULL, e, sizeof e),
                      PG_ERETRY);
     ck_assert_ptr_nonnull(strstr(e, "window full (4 messages"));
-    ck_assert_int_eq(pg_delivery_poll(d, 500, e, sizeof e), 0); /* timeouts resend */
-    ck_assert_int_eq(pg_delivery_submit(d, "m4", (uint8_t *)"m4", 2, NULL, NULL, e, sizeof e),
+    ck_assert_int_eq(pg_rms_delivery_poll(d, 500, e, sizeof e), 0); /* timeouts resend */
+    ck_assert_int_eq(pg_rms_delivery_submit(d, "m4", (uint8_t *)"m4", 2, NULL, NULL, e, sizeof e),
                      PG_ERETRY);
     ck_assert_int_eq(res.n, 0);
     rms->hold = 0;
     s_submit_range(d, 4, 5);
-    ck_assert_int_eq(pg_delivery_flush(d, 5000, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_flush(d, 5000, e, sizeof e), 0);
     /* resent while the RMS was slow, stored once each */
     ck_assert_uint_ge(res.attempts[0], 2);
     s_assert_in_order(rms, &res, 5);
@@ -395,10 +395,10 @@ START_TEST(test_zmq_flush_times_out)
 {
     s_rms *rms = s_rms_new();
     s_results res = {0};
-    pg_delivery *d = s_zmq_new(rms, &res, 4, 100);
+    pg_rms_delivery *d = s_zmq_new(rms, &res, 4, 100);
     char e[PG_ERRSTR_SIZE];
     s_submit(d, "x", "x");
-    ck_assert_int_eq(pg_delivery_flush(d, 200, e, sizeof e), PG_ETIMEOUT);
+    ck_assert_int_eq(pg_rms_delivery_flush(d, 200, e, sizeof e), PG_ETIMEOUT);
     ck_assert_str_eq(e, "delivery: 1 messages still await the RMS");
     s_teardown(&d, rms, 0);
 }
@@ -407,26 +407,26 @@ END_TEST
 START_TEST(test_bad_config)
 {
     char e[PG_ERRSTR_SIZE];
-    pg_delivery_config cfg = {.transport = "carrier-pigeon", .endpoint = "x"};
-    ck_assert_ptr_null(pg_delivery_new(&cfg, e, sizeof e));
+    pg_rms_delivery_config cfg = {.transport = "carrier-pigeon", .endpoint = "x"};
+    ck_assert_ptr_null(pg_rms_delivery_new(&cfg, e, sizeof e));
     ck_assert_str_eq(e, "delivery.transport: 'carrier-pigeon' is not one of zmq, dir");
     cfg.transport = NULL;
-    ck_assert_ptr_null(pg_delivery_new(&cfg, e, sizeof e));
+    ck_assert_ptr_null(pg_rms_delivery_new(&cfg, e, sizeof e));
     ck_assert_str_eq(e, "delivery: transport and endpoint are required");
     cfg.transport = "zmq";
     cfg.endpoint = "nowhere";
-    ck_assert_ptr_null(pg_delivery_new(&cfg, e, sizeof e));
+    ck_assert_ptr_null(pg_rms_delivery_new(&cfg, e, sizeof e));
     ck_assert_ptr_nonnull(strstr(e, "delivery.endpoint: 'nowhere': "));
     cfg.transport = "dir";
     cfg.endpoint = "/nonexistent/polegate-drop";
-    ck_assert_ptr_null(pg_delivery_new(&cfg, e, sizeof e));
+    ck_assert_ptr_null(pg_rms_delivery_new(&cfg, e, sizeof e));
     ck_assert_ptr_nonnull(strstr(e, "'/nonexistent/polegate-drop' is not a writable directory"));
     cfg.endpoint = "/etc/hostname"; /* a file, not a directory */
-    ck_assert_ptr_null(pg_delivery_new(&cfg, e, sizeof e));
+    ck_assert_ptr_null(pg_rms_delivery_new(&cfg, e, sizeof e));
     ck_assert_ptr_nonnull(strstr(e, "is not a writable directory"));
     cfg.endpoint = "/tmp";
     cfg.ack_timeout_ms = -1;
-    ck_assert_ptr_null(pg_delivery_new(&cfg, e, sizeof e));
+    ck_assert_ptr_null(pg_rms_delivery_new(&cfg, e, sizeof e));
     ck_assert_str_eq(e, "delivery: timeouts must not be negative");
 }
 END_TEST
@@ -435,19 +435,19 @@ START_TEST(test_bad_id)
 {
     s_rms *rms = s_rms_new();
     s_results res = {0};
-    pg_delivery *d = s_zmq_new(rms, &res, 4, 100);
+    pg_rms_delivery *d = s_zmq_new(rms, &res, 4, 100);
     char e[PG_ERRSTR_SIZE], longid[200];
     memset(longid, 'a', 129);
     longid[129] = '\0';
     const char *bad[] = {"", "has space", "tab\t", longid, "caf\xc3\xa9"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        ck_assert_int_eq(pg_delivery_submit(d, bad[i], (uint8_t *)"x", 1, NULL, NULL, e, sizeof e),
+        ck_assert_int_eq(pg_rms_delivery_submit(d, bad[i], (uint8_t *)"x", 1, NULL, NULL, e, sizeof e),
                          PG_EINVALID);
         ck_assert_str_eq(e, "delivery: correlation id must be 1-128 printable ASCII characters");
     }
-    ck_assert_uint_eq(pg_delivery_in_flight(d), 0);
+    ck_assert_uint_eq(pg_rms_delivery_in_flight(d), 0);
     longid[128] = '\0';
-    ck_assert_int_eq(pg_delivery_submit(d, longid, (uint8_t *)"x", 1, NULL, NULL, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_submit(d, longid, (uint8_t *)"x", 1, NULL, NULL, e, sizeof e), 0);
     s_teardown(&d, rms, 0);
 }
 END_TEST
@@ -459,7 +459,7 @@ START_TEST(test_ack_parse)
     char e[PG_ERRSTR_SIZE], why[PG_ERRSTR_SIZE];
     int st = 99;
 #define PARSE(s)                                                                                   \
-    pg_delivery_ack_parse((const uint8_t *)(s), strlen(s), &st, why, sizeof why, e, sizeof e)
+    pg_rms_delivery_ack_parse((const uint8_t *)(s), strlen(s), &st, why, sizeof why, e, sizeof e)
     ck_assert_int_eq(PARSE("{\"status\":\"stored\"}"), 0);
     ck_assert_int_eq(st, 0);
     ck_assert_int_eq(PARSE("{\"status\":\"stored\",\"extra\":[1]}"), 0); /* unknown ignored */
@@ -490,14 +490,14 @@ END_TEST
 START_TEST(test_ack_format)
 {
     pg_buf b = PG_BUF_INIT;
-    ck_assert_int_eq(pg_delivery_ack_format(0, NULL, &b), 0);
+    ck_assert_int_eq(pg_rms_delivery_ack_format(0, NULL, &b), 0);
     ck_assert_str_eq((char *)b.data, "{\"status\":\"stored\"}");
     pg_buf_reset(&b);
-    ck_assert_int_eq(pg_delivery_ack_format(PG_EINVALID, "x: \"quoted\"", &b), 0);
+    ck_assert_int_eq(pg_rms_delivery_ack_format(PG_EINVALID, "x: \"quoted\"", &b), 0);
     ck_assert_str_eq((char *)b.data, "{\"status\":\"rejected\",\"reason\":\"x: \\\"quoted\\\"\"}");
     char e[PG_ERRSTR_SIZE], why[PG_ERRSTR_SIZE];
     int st = 0;
-    ck_assert_int_eq(pg_delivery_ack_parse(b.data, b.len, &st, why, sizeof why, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_ack_parse(b.data, b.len, &st, why, sizeof why, e, sizeof e), 0);
     ck_assert_int_eq(st, PG_EINVALID);
     ck_assert_str_eq(why, "x: \"quoted\"");
     pg_buf_free(&b);
@@ -565,16 +565,16 @@ static char *s_slurp(const char *dir, const char *name)
     return buf;
 }
 
-static pg_delivery *s_dir_new(const char *dir, s_results *res, size_t window)
+static pg_rms_delivery *s_dir_new(const char *dir, s_results *res, size_t window)
 {
     char e[PG_ERRSTR_SIZE];
-    pg_delivery_config cfg = {.transport = "dir",
+    pg_rms_delivery_config cfg = {.transport = "dir",
                               .endpoint = dir,
                               .extension = "ndjson",
                               .window = window,
                               .on_result = s_on_result,
                               .on_result_arg = res};
-    pg_delivery *d = pg_delivery_new(&cfg, e, sizeof e);
+    pg_rms_delivery *d = pg_rms_delivery_new(&cfg, e, sizeof e);
     ck_assert_msg(d != NULL, "%s", e);
     return d;
 }
@@ -592,13 +592,13 @@ START_TEST(test_dir_writes_in_order)
 {
     char *dir = s_tmpdir();
     s_results res = {0};
-    pg_delivery *d = s_dir_new(dir, &res, 8);
+    pg_rms_delivery *d = s_dir_new(dir, &res, 8);
     char e[PG_ERRSTR_SIZE];
     s_submit(d, "a", "{\"n\":1}\n");
     s_submit(d, "b", "{\"n\":2}\n{\"n\":3}\n"); /* a batch is one file */
     s_submit(d, "c", "{\"n\":4}\n");
-    ck_assert_uint_eq(pg_delivery_in_flight(d), 3);
-    ck_assert_int_eq(pg_delivery_poll(d, 0, e, sizeof e), 3);
+    ck_assert_uint_eq(pg_rms_delivery_in_flight(d), 3);
+    ck_assert_int_eq(pg_rms_delivery_poll(d, 0, e, sizeof e), 3);
     ck_assert_int_eq(res.n, 3);
     ck_assert_int_eq(res.status[2], 0);
     char *names[16];
@@ -611,7 +611,7 @@ START_TEST(test_dir_writes_in_order)
     ck_assert_str_eq(s_slurp(dir, names[2]), "{\"n\":4}\n");
     for (int i = 0; i < 3; i++)
         free(names[i]);
-    pg_delivery_destroy(&d);
+    pg_rms_delivery_destroy(&d);
     s_rmdir(dir);
     free(dir);
 }
@@ -621,21 +621,21 @@ START_TEST(test_dir_window)
 {
     char *dir = s_tmpdir();
     s_results res = {0};
-    pg_delivery *d = s_dir_new(dir, &res, 2);
+    pg_rms_delivery *d = s_dir_new(dir, &res, 2);
     char e[PG_ERRSTR_SIZE];
     s_submit(d, "a", "1");
     s_submit(d, "b", "2");
-    ck_assert_int_eq(pg_delivery_submit(d, "c", (uint8_t *)"3", 1, NULL, NULL, e, sizeof e),
+    ck_assert_int_eq(pg_rms_delivery_submit(d, "c", (uint8_t *)"3", 1, NULL, NULL, e, sizeof e),
                      PG_ERETRY);
     char *names[4];
     ck_assert_int_eq(s_list(dir, names, 4, 1), 2); /* the refused one was not written */
     free(names[0]);
     free(names[1]);
-    ck_assert_int_eq(pg_delivery_poll(d, 0, e, sizeof e), 2);
+    ck_assert_int_eq(pg_rms_delivery_poll(d, 0, e, sizeof e), 2);
     s_submit(d, "c", "3");
-    ck_assert_int_eq(pg_delivery_flush(d, 0, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_flush(d, 0, e, sizeof e), 0);
     ck_assert_int_eq(res.n, 3);
-    pg_delivery_destroy(&d);
+    pg_rms_delivery_destroy(&d);
     s_rmdir(dir);
     free(dir);
 }
@@ -646,7 +646,7 @@ START_TEST(test_dir_sequence_survives_restart)
     char *dir = s_tmpdir();
     s_results res = {0};
     char *names[8];
-    pg_delivery *d = s_dir_new(dir, &res, 8);
+    pg_rms_delivery *d = s_dir_new(dir, &res, 8);
     s_submit(d, "a", "1");
     s_submit(d, "b", "2");
     ck_assert_int_eq(s_list(dir, names, 8, 0), 2);
@@ -657,13 +657,13 @@ START_TEST(test_dir_sequence_survives_restart)
         unlink(p);
         free(names[i]);
     }
-    pg_delivery_destroy(&d);
+    pg_rms_delivery_destroy(&d);
     d = s_dir_new(dir, &res, 8);
     s_submit(d, "c", "3");
     ck_assert_int_eq(s_list(dir, names, 8, 0), 1);
     ck_assert_uint_gt(s_num(names[0]), last);
     free(names[0]);
-    pg_delivery_destroy(&d);
+    pg_rms_delivery_destroy(&d);
 
     /* A name above the clock already there: continue after it. */
     snprintf(p, sizeof p, "%s/pg-10000000000000000000.ndjson", dir);
@@ -675,7 +675,7 @@ START_TEST(test_dir_sequence_survives_restart)
     ck_assert_str_eq(names[2], "pg-10000000000000000001.ndjson");
     for (int i = 0; i < 3; i++)
         free(names[i]);
-    pg_delivery_destroy(&d);
+    pg_rms_delivery_destroy(&d);
     s_rmdir(dir);
     free(dir);
 }
@@ -695,12 +695,12 @@ START_TEST(test_dir_stale_temp_removed)
     f = fopen(p, "w");
     fclose(f);
     s_results res = {0};
-    pg_delivery *d = s_dir_new(dir, &res, 8);
+    pg_rms_delivery *d = s_dir_new(dir, &res, 8);
     char *names[8];
     ck_assert_int_eq(s_list(dir, names, 8, 1), 1);
     ck_assert_str_eq(names[0], ".keep");
     free(names[0]);
-    pg_delivery_destroy(&d);
+    pg_rms_delivery_destroy(&d);
     s_rmdir(dir);
     free(dir);
 }
@@ -744,7 +744,7 @@ START_TEST(test_dir_no_partial_file_visible)
 {
     char *dir = s_tmpdir();
     s_results res = {0};
-    pg_delivery *d = s_dir_new(dir, &res, 4);
+    pg_rms_delivery *d = s_dir_new(dir, &res, 4);
     size_t size = 256 * 1024;
     uint8_t *big = malloc(size);
     memset(big, 'x', size);
@@ -754,8 +754,8 @@ START_TEST(test_dir_no_partial_file_visible)
     char e[PG_ERRSTR_SIZE];
     for (int i = 0; i < 40; i++) {
         int rc;
-        while ((rc = pg_delivery_submit(d, NULL, big, size, NULL, NULL, e, sizeof e)) == PG_ERETRY)
-            pg_delivery_poll(d, 0, e, sizeof e);
+        while ((rc = pg_rms_delivery_submit(d, NULL, big, size, NULL, NULL, e, sizeof e)) == PG_ERETRY)
+            pg_rms_delivery_poll(d, 0, e, sizeof e);
         ck_assert_msg(rc == 0, "%s", e);
     }
     w.stop = 1;
@@ -768,7 +768,7 @@ START_TEST(test_dir_no_partial_file_visible)
     for (int i = 0; i < 40; i++)
         free(names[i]);
     free(big);
-    pg_delivery_destroy(&d);
+    pg_rms_delivery_destroy(&d);
     s_rmdir(dir);
     free(dir);
 }
@@ -816,16 +816,16 @@ static int s_receive_run(char *const args[], char *err, size_t errsize)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static pg_delivery *s_to_receive(const char *endpoint, s_results *res)
+static pg_rms_delivery *s_to_receive(const char *endpoint, s_results *res)
 {
     char e[PG_ERRSTR_SIZE];
-    pg_delivery_config cfg = {.transport = "zmq",
+    pg_rms_delivery_config cfg = {.transport = "zmq",
                               .endpoint = endpoint,
                               .window = 4,
                               .ack_timeout_ms = 2000,
                               .on_result = s_on_result,
                               .on_result_arg = res};
-    pg_delivery *d = pg_delivery_new(&cfg, e, sizeof e);
+    pg_rms_delivery *d = pg_rms_delivery_new(&cfg, e, sizeof e);
     ck_assert_msg(d != NULL, "%s", e);
     return d;
 }
@@ -840,7 +840,7 @@ START_TEST(test_receive_atx_file)
                     "--format", "atx",     "--reject-every", "4", "-q",    NULL};
     pid_t pid = s_receive_start(dir, args);
     s_results res = {0};
-    pg_delivery *d = s_to_receive(ep, &res);
+    pg_rms_delivery *d = s_to_receive(ep, &res);
     char e[PG_ERRSTR_SIZE];
     /* an invalid message, the 8 sample messages, and the first one again */
     s_submit(d, "bad", "{}");
@@ -852,15 +852,15 @@ START_TEST(test_receive_atx_file)
         lines[i][strcspn(lines[i], "\n")] = '\0';
         snprintf(id, sizeof id, "line%d", i + 1);
         int rc;
-        while ((rc = pg_delivery_submit(d, id, (uint8_t *)lines[i], strlen(lines[i]), NULL, NULL, e,
+        while ((rc = pg_rms_delivery_submit(d, id, (uint8_t *)lines[i], strlen(lines[i]), NULL, NULL, e,
                                         sizeof e)) == PG_ERETRY)
-            pg_delivery_poll(d, 1000, e, sizeof e);
+            pg_rms_delivery_poll(d, 1000, e, sizeof e);
         ck_assert_int_eq(rc, 0);
     }
     fclose(f);
-    ck_assert_int_eq(pg_delivery_flush(d, 10000, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_flush(d, 10000, e, sizeof e), 0);
     s_submit(d, "line1", lines[0]);
-    ck_assert_int_eq(pg_delivery_flush(d, 10000, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_flush(d, 10000, e, sizeof e), 0);
     ck_assert_int_eq(res.n, 10);
     ck_assert_int_eq(res.status[0], PG_EINVALID);
     ck_assert_ptr_nonnull(strstr(res.reason[0], "header"));
@@ -869,7 +869,7 @@ START_TEST(test_receive_atx_file)
         ck_assert_int_eq(res.status[i], i == 3 || i == 7 ? PG_EINVALID : 0);
     ck_assert_str_eq(res.reason[3], "receive: every 4-th message is rejected (--reject-every)");
     ck_assert_int_eq(res.status[9], 0);
-    pg_delivery_destroy(&d);
+    pg_rms_delivery_destroy(&d);
     ck_assert_int_eq(s_receive_stop(pid), 0);
     /* stored: lines 1 2 4 5 6 8, once each, as NDJSON */
     char *text = s_slurp(dir, "rms.ndjson");
@@ -897,15 +897,15 @@ START_TEST(test_receive_nx5_dir)
     char *args[] = {"polegate", "receive", "--bind", ep, "--out", out, "--format", "nx5", NULL};
     pid_t pid = s_receive_start(dir, args);
     s_results res = {0};
-    pg_delivery *d = s_to_receive(ep, &res);
+    pg_rms_delivery *d = s_to_receive(ep, &res);
     char e[PG_ERRSTR_SIZE];
     char *doc = strdup(s_slurp(PG_FIXTURES, "nx5-merseyside-export.xml"));
     size_t len = strlen(doc);
-    ck_assert_int_eq(pg_delivery_submit(d, "doc1", (uint8_t *)doc, len, NULL, NULL, e, sizeof e),
+    ck_assert_int_eq(pg_rms_delivery_submit(d, "doc1", (uint8_t *)doc, len, NULL, NULL, e, sizeof e),
                      0);
-    ck_assert_int_eq(pg_delivery_flush(d, 10000, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_flush(d, 10000, e, sizeof e), 0);
     ck_assert_int_eq(res.status[0], 0);
-    pg_delivery_destroy(&d);
+    pg_rms_delivery_destroy(&d);
     ck_assert_int_eq(s_receive_stop(pid), 0);
     char *names[4];
     ck_assert_int_eq(s_list(out, names, 4, 1), 1);

@@ -6,7 +6,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
-#include "idmap.h"
+#include "idstore.h"
 #include "polegate/error.h"
 #include "polegate/pole.h"
 #include "store.h"
@@ -47,21 +47,21 @@ static void s_teardown(void)
     ck_assert_int_eq(system(cmd), 0);
 }
 
-static pg_idmap_store *s_map(const char *format, const char *prefix)
+static pg_idstore *s_map(const char *format, const char *prefix)
 {
-    pg_idmap_config cfg = {.format = format, .atx_prefix = prefix};
-    pg_idmap_store *m = pg_idmap_new(s_store, &cfg, e, sizeof e);
+    pg_idstore_config cfg = {.format = format, .atx_prefix = prefix};
+    pg_idstore *m = pg_idstore_new(s_store, &cfg, e, sizeof e);
     ck_assert_msg(m != NULL, "%s", e);
     return m;
 }
 
 /* resolve without a transaction; returns the id (static buffer) */
-static const char *s_id(pg_idmap_store *m, const char *uuid, int kind, int *created)
+static const char *s_id(pg_idstore *m, const char *uuid, int kind, int *created)
 {
     static char out[4][32];
     static int k;
     char *o = out[k++ % 4];
-    int rc = pg_idmap_resolve(m, NULL, uuid, kind, o, 32, created, e, sizeof e);
+    int rc = pg_idstore_resolve(m, NULL, uuid, kind, o, 32, created, e, sizeof e);
     ck_assert_msg(rc == 0, "%s", e);
     return o;
 }
@@ -75,14 +75,14 @@ static void s_random_uuid(char out[37])
 
 START_TEST(test_atx_ids_stable_across_reopen)
 {
-    pg_idmap_store *m = s_map("atx", NULL);
+    pg_idstore *m = s_map("atx", NULL);
     int created = 0;
     ck_assert_str_eq(s_id(m, A, K_PERSON, &created), "P9000000001");
     ck_assert_int_eq(created, 1);
     ck_assert_str_eq(s_id(m, B, K_PERSON, NULL), "P9000000002");
     ck_assert_str_eq(s_id(m, C, K_LOCATION, NULL), "L9000000001");
     ck_assert_str_eq(s_id(m, A, K_PERSON, NULL), "P9000000001");
-    pg_idmap_destroy(&m);
+    pg_idstore_destroy(&m);
     ck_assert_ptr_null(m);
     pg_store_destroy(&s_store);
 
@@ -97,15 +97,15 @@ START_TEST(test_atx_ids_stable_across_reopen)
     /* a known entity needs no kind */
     ck_assert_str_eq(s_id(m, B, K_NONE, NULL), "P9000000002");
     char uuid[37];
-    ck_assert_int_eq(pg_idmap_uuid_of(m, NULL, "P9000000002", uuid, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_uuid_of(m, NULL, "P9000000002", uuid, e, sizeof e), 0);
     ck_assert_str_eq(uuid, B);
-    pg_idmap_destroy(&m);
+    pg_idstore_destroy(&m);
 }
 END_TEST
 
 START_TEST(test_atx_shape_per_kind)
 {
-    pg_idmap_store *m = s_map("atx", NULL);
+    pg_idstore *m = s_map("atx", NULL);
     const char *letters = "PLVIWTOCN";
     for (int kind = 1; kind <= 9; kind++) {
         char u[37], want[16];
@@ -113,74 +113,74 @@ START_TEST(test_atx_shape_per_kind)
         snprintf(want, sizeof want, "%c9000000001", letters[kind - 1]);
         const char *id = s_id(m, u, kind, NULL);
         ck_assert_str_eq(id, want);
-        ck_assert_int_eq(pg_idmap_id_valid(m, kind, id), 1);
-        ck_assert_int_eq(pg_idmap_id_valid(m, kind % 9 + 1, id), 0);
-        ck_assert_int_eq(pg_idmap_atx_letter(kind), letters[kind - 1]);
+        ck_assert_int_eq(pg_idstore_id_valid(m, kind, id), 1);
+        ck_assert_int_eq(pg_idstore_id_valid(m, kind % 9 + 1, id), 0);
+        ck_assert_int_eq(pg_idstore_atx_letter(kind), letters[kind - 1]);
     }
-    ck_assert_int_eq(pg_idmap_atx_letter(0), 0);
-    ck_assert_int_eq(pg_idmap_atx_letter(10), 0);
-    pg_idmap_destroy(&m);
+    ck_assert_int_eq(pg_idstore_atx_letter(0), 0);
+    ck_assert_int_eq(pg_idstore_atx_letter(10), 0);
+    pg_idstore_destroy(&m);
 }
 END_TEST
 
 START_TEST(test_atx_kind_unknown)
 {
-    pg_idmap_store *m = s_map("atx", NULL);
+    pg_idstore *m = s_map("atx", NULL);
     char out[32];
-    ck_assert_int_eq(pg_idmap_resolve(m, NULL, A, K_NONE, out, sizeof out, NULL, e, sizeof e),
+    ck_assert_int_eq(pg_idstore_resolve(m, NULL, A, K_NONE, out, sizeof out, NULL, e, sizeof e),
                      PG_EUNSUPPORTED);
     ck_assert_str_eq(e, "idmap: " A ": an ATX record id needs the record type, and the kind "
                         "of this entity is not known");
-    ck_assert_int_eq(pg_idmap_resolve(m, NULL, A, 42, out, sizeof out, NULL, e, sizeof e),
+    ck_assert_int_eq(pg_idstore_resolve(m, NULL, A, 42, out, sizeof out, NULL, e, sizeof e),
                      PG_EUNSUPPORTED);
     /* nothing was assigned */
-    ck_assert_int_eq(pg_idmap_lookup(m, NULL, A, out, sizeof out, e, sizeof e), PG_ENOTFOUND);
+    ck_assert_int_eq(pg_idstore_lookup(m, NULL, A, out, sizeof out, e, sizeof e), PG_ENOTFOUND);
     ck_assert_str_eq(e, "idmap: " A " has no local id");
-    pg_idmap_destroy(&m);
+    pg_idstore_destroy(&m);
 }
 END_TEST
 
 START_TEST(test_atx_kind_mismatch)
 {
-    pg_idmap_store *m = s_map("atx", NULL);
+    pg_idstore *m = s_map("atx", NULL);
     char out[32];
     s_id(m, A, K_PERSON, NULL);
-    ck_assert_int_eq(pg_idmap_resolve(m, NULL, A, K_LOCATION, out, sizeof out, NULL, e, sizeof e),
+    ck_assert_int_eq(pg_idstore_resolve(m, NULL, A, K_LOCATION, out, sizeof out, NULL, e, sizeof e),
                      PG_EINVALID);
     ck_assert_str_eq(e, "idmap: " A " is P9000000001 in the RMS, whose letter is not that of "
                         "kind 2");
-    pg_idmap_destroy(&m);
+    pg_idstore_destroy(&m);
 }
 END_TEST
 
 START_TEST(test_atx_prefix)
 {
-    pg_idmap_store *m = s_map("athena", "42");
+    pg_idstore *m = s_map("athena", "42");
     ck_assert_str_eq(s_id(m, A, K_PERSON, NULL), "P4200000001");
-    pg_idmap_destroy(&m);
+    pg_idstore_destroy(&m);
     const char *bad[] = {"", "9a", "12345", "-1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        pg_idmap_config cfg = {.format = "atx", .atx_prefix = bad[i]};
-        ck_assert_ptr_null(pg_idmap_new(s_store, &cfg, e, sizeof e));
+        pg_idstore_config cfg = {.format = "atx", .atx_prefix = bad[i]};
+        ck_assert_ptr_null(pg_idstore_new(s_store, &cfg, e, sizeof e));
         char want[64];
         snprintf(want, sizeof want, "idmap.atx_prefix: '%s' is not 1-4 digits", bad[i]);
         ck_assert_str_eq(e, want);
     }
-    pg_idmap_config cfg = {.format = "xml"};
-    ck_assert_ptr_null(pg_idmap_new(s_store, &cfg, e, sizeof e));
+    pg_idstore_config cfg = {.format = "xml"};
+    ck_assert_ptr_null(pg_idstore_new(s_store, &cfg, e, sizeof e));
     ck_assert_str_eq(e, "idmap.format: 'xml' is not one of atx, nx5");
-    ck_assert_ptr_null(pg_idmap_new(s_store, NULL, e, sizeof e));
+    ck_assert_ptr_null(pg_idstore_new(s_store, NULL, e, sizeof e));
     ck_assert_str_eq(e, "idmap.format: '' is not one of atx, nx5");
 }
 END_TEST
 
 START_TEST(test_atx_space_exhausted)
 {
-    pg_idmap_store *m = s_map("atx", "9999");
+    pg_idstore *m = s_map("atx", "9999");
     /* 6 digits left: bind the last one by hand, then run the counter up to it */
     char u[37];
     s_random_uuid(u);
-    ck_assert_int_eq(pg_idmap_put(m, NULL, u, K_PERSON, "P9999999999", e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_put(m, NULL, u, K_PERSON, "P9999999999", e, sizeof e), 0);
     pg_store_txn *txn = pg_store_begin(s_store, 1, e, sizeof e);
     pg_store_db counter;
     ck_assert_int_eq(pg_store_db_open(txn, "idmap.atx.counter", 0, &counter, e, sizeof e), 0);
@@ -188,132 +188,132 @@ START_TEST(test_atx_space_exhausted)
     ck_assert_int_eq(pg_store_put(txn, counter, "P", 1, &last, sizeof last, e, sizeof e), 0);
     ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
     char out[32];
-    ck_assert_int_eq(pg_idmap_resolve(m, NULL, A, K_PERSON, out, sizeof out, NULL, e, sizeof e),
+    ck_assert_int_eq(pg_idstore_resolve(m, NULL, A, K_PERSON, out, sizeof out, NULL, e, sizeof e),
                      PG_ESTORE);
     ck_assert_str_eq(e, "idmap: every ATX id P9999... is taken");
     ck_assert_str_eq(s_id(m, A, K_LOCATION, NULL), "L9999000001");
-    pg_idmap_destroy(&m);
+    pg_idstore_destroy(&m);
 }
 END_TEST
 
 START_TEST(test_atx_unique)
 {
-    pg_idmap_store *m = s_map("atx", NULL);
+    pg_idstore *m = s_map("atx", NULL);
     enum { N = 500 };
     static char uuids[N][37], ids[N][32];
     pg_store_txn *txn = pg_store_begin(s_store, 1, e, sizeof e);
     for (int i = 0; i < N; i++) {
         s_random_uuid(uuids[i]);
         ck_assert_int_eq(
-            pg_idmap_resolve(m, txn, uuids[i], 1 + i % 9, ids[i], 32, NULL, e, sizeof e), 0);
+            pg_idstore_resolve(m, txn, uuids[i], 1 + i % 9, ids[i], 32, NULL, e, sizeof e), 0);
     }
     ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
     for (int i = 0; i < N; i++) {
         for (int j = 0; j < i; j++)
             ck_assert_str_ne(ids[i], ids[j]);
         char back[37];
-        ck_assert_int_eq(pg_idmap_uuid_of(m, NULL, ids[i], back, e, sizeof e), 0);
+        ck_assert_int_eq(pg_idstore_uuid_of(m, NULL, ids[i], back, e, sizeof e), 0);
         ck_assert_str_eq(back, uuids[i]);
     }
-    pg_idmap_destroy(&m);
+    pg_idstore_destroy(&m);
 }
 END_TEST
 
 START_TEST(test_nx5_gid)
 {
-    pg_idmap_store *m = s_map("nx5", NULL);
+    pg_idstore *m = s_map("nx5", NULL);
     int created = 0;
     ck_assert_str_eq(s_id(m, B, K_NONE, &created), "19D2BFC84FF45442");
     ck_assert_int_eq(created, 1);
     ck_assert_str_eq(s_id(m, B, K_PERSON, NULL), "19D2BFC84FF45442");
-    ck_assert_int_eq(pg_idmap_id_valid(m, 0, "19D2BFC84FF45442"), 1);
-    ck_assert_int_eq(pg_idmap_id_valid(m, 0, "19d2bfc84ff45442"), 0);
-    ck_assert_int_eq(pg_idmap_id_valid(m, 0, "19D2BFC84FF4544"), 0);
-    pg_idmap_destroy(&m);
+    ck_assert_int_eq(pg_idstore_id_valid(m, 0, "19D2BFC84FF45442"), 1);
+    ck_assert_int_eq(pg_idstore_id_valid(m, 0, "19d2bfc84ff45442"), 0);
+    ck_assert_int_eq(pg_idstore_id_valid(m, 0, "19D2BFC84FF4544"), 0);
+    pg_idstore_destroy(&m);
     pg_store_destroy(&s_store);
     s_open_store();
     m = s_map("niche", NULL);
     ck_assert_str_eq(s_id(m, B, K_NONE, NULL), "19D2BFC84FF45442");
-    pg_idmap_destroy(&m);
+    pg_idstore_destroy(&m);
 }
 END_TEST
 
 START_TEST(test_nx5_gid_collision)
 {
-    pg_idmap_store *m = s_map("nx5", NULL);
+    pg_idstore *m = s_map("nx5", NULL);
     /* Another record holds B's first candidate, and then its second. */
-    ck_assert_int_eq(pg_idmap_put(m, NULL, A, 0, "19D2BFC84FF45442", e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_put(m, NULL, A, 0, "19D2BFC84FF45442", e, sizeof e), 0);
     ck_assert_str_eq(s_id(m, B, K_NONE, NULL), "BC13C99CD15D5DC1");
-    ck_assert_int_eq(pg_idmap_put(m, NULL, C, 0, "7F3A9C2E4B1D0A66", e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_put(m, NULL, C, 0, "7F3A9C2E4B1D0A66", e, sizeof e), 0);
     char u[37] = "7f3a9c2e-4b1d-0a66-0000-000000000002";
-    ck_assert_int_eq(pg_idmap_put(m, NULL, "00000000-0000-4000-8000-000000000002", 0,
+    ck_assert_int_eq(pg_idstore_put(m, NULL, "00000000-0000-4000-8000-000000000002", 0,
                                   "0000000000000002", e, sizeof e),
                      0);
     const char *gid = s_id(m, u, K_NONE, NULL);
-    ck_assert_int_eq(pg_idmap_id_valid(m, 0, gid), 1);
+    ck_assert_int_eq(pg_idstore_id_valid(m, 0, gid), 1);
     ck_assert_str_ne(gid, "7F3A9C2E4B1D0A66");
     ck_assert_str_ne(gid, "0000000000000002");
     char back[37];
-    ck_assert_int_eq(pg_idmap_uuid_of(m, NULL, gid, back, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_uuid_of(m, NULL, gid, back, e, sizeof e), 0);
     ck_assert_str_eq(back, u);
-    pg_idmap_destroy(&m);
+    pg_idstore_destroy(&m);
 }
 END_TEST
 
 START_TEST(test_formats_side_by_side)
 {
-    pg_idmap_store *atx = s_map("atx", NULL);
-    pg_idmap_store *nx5 = s_map("nx5", NULL);
+    pg_idstore *atx = s_map("atx", NULL);
+    pg_idstore *nx5 = s_map("nx5", NULL);
     ck_assert_str_eq(s_id(atx, B, K_PERSON, NULL), "P9000000001");
     ck_assert_str_eq(s_id(nx5, B, K_PERSON, NULL), "19D2BFC84FF45442");
     char out[32];
-    ck_assert_int_eq(pg_idmap_lookup(atx, NULL, B, out, sizeof out, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_lookup(atx, NULL, B, out, sizeof out, e, sizeof e), 0);
     ck_assert_str_eq(out, "P9000000001");
-    pg_idmap_destroy(&atx);
-    pg_idmap_destroy(&nx5);
+    pg_idstore_destroy(&atx);
+    pg_idstore_destroy(&nx5);
 }
 END_TEST
 
 START_TEST(test_revisions)
 {
-    pg_idmap_store *m = s_map("nx5", NULL);
+    pg_idstore *m = s_map("nx5", NULL);
     uint64_t rev = 0;
     int first = -1;
-    ck_assert_int_eq(pg_idmap_last_revision(m, NULL, A, &rev, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_last_revision(m, NULL, A, &rev, e, sizeof e), 0);
     ck_assert_uint_eq(rev, 0);
-    ck_assert_int_eq(pg_idmap_next_revision(m, NULL, A, 7, &rev, &first, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_next_revision(m, NULL, A, 7, &rev, &first, e, sizeof e), 0);
     ck_assert_uint_eq(rev, 7); /* the partner's own revision while it increases */
     ck_assert_int_eq(first, 1);
-    ck_assert_int_eq(pg_idmap_next_revision(m, NULL, A, 7, &rev, &first, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_next_revision(m, NULL, A, 7, &rev, &first, e, sizeof e), 0);
     ck_assert_uint_eq(rev, 8); /* the same version again (a link-only change): higher */
     ck_assert_int_eq(first, 0);
-    ck_assert_int_eq(pg_idmap_next_revision(m, NULL, A, 3, &rev, NULL, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_next_revision(m, NULL, A, 3, &rev, NULL, e, sizeof e), 0);
     ck_assert_uint_eq(rev, 9);
-    ck_assert_int_eq(pg_idmap_next_revision(m, NULL, A, 20, &rev, NULL, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_next_revision(m, NULL, A, 20, &rev, NULL, e, sizeof e), 0);
     ck_assert_uint_eq(rev, 20);
-    ck_assert_int_eq(pg_idmap_next_revision(m, NULL, A, 0, &rev, NULL, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_next_revision(m, NULL, A, 0, &rev, NULL, e, sizeof e), 0);
     ck_assert_uint_eq(rev, 21);
     /* a revision taken before the id: the id comes later, the revision stays */
     s_id(m, A, K_NONE, NULL);
-    pg_idmap_destroy(&m);
+    pg_idstore_destroy(&m);
     pg_store_destroy(&s_store);
     s_open_store();
     m = s_map("nx5", NULL);
-    ck_assert_int_eq(pg_idmap_last_revision(m, NULL, A, &rev, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_last_revision(m, NULL, A, &rev, e, sizeof e), 0);
     ck_assert_uint_eq(rev, 21);
-    ck_assert_int_eq(pg_idmap_next_revision(m, NULL, A, 21, &rev, NULL, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_next_revision(m, NULL, A, 21, &rev, NULL, e, sizeof e), 0);
     ck_assert_uint_eq(rev, 22);
     /* revisions are per entity */
-    ck_assert_int_eq(pg_idmap_next_revision(m, NULL, B, 1, &rev, &first, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_next_revision(m, NULL, B, 1, &rev, &first, e, sizeof e), 0);
     ck_assert_uint_eq(rev, 1);
     ck_assert_int_eq(first, 1);
-    pg_idmap_destroy(&m);
+    pg_idstore_destroy(&m);
 }
 END_TEST
 
 START_TEST(test_created_means_first_send)
 {
-    pg_idmap_store *m = s_map("nx5", NULL);
+    pg_idstore *m = s_map("nx5", NULL);
     int created = -1;
     uint64_t rev;
     /* named as a link target only: the RMS has not been sent it */
@@ -322,46 +322,46 @@ START_TEST(test_created_means_first_send)
     s_id(m, A, K_NONE, &created);
     ck_assert_int_eq(created, 1);
     /* its first send: still an Add */
-    ck_assert_int_eq(pg_idmap_next_revision(m, NULL, A, 1, &rev, NULL, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_next_revision(m, NULL, A, 1, &rev, NULL, e, sizeof e), 0);
     s_id(m, A, K_PERSON, &created);
     ck_assert_int_eq(created, 1);
     /* the second send is a Modify */
-    ck_assert_int_eq(pg_idmap_next_revision(m, NULL, A, 2, &rev, NULL, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_next_revision(m, NULL, A, 2, &rev, NULL, e, sizeof e), 0);
     s_id(m, A, K_PERSON, &created);
     ck_assert_int_eq(created, 0);
-    pg_idmap_destroy(&m);
+    pg_idstore_destroy(&m);
 }
 END_TEST
 
 START_TEST(test_put)
 {
-    pg_idmap_store *m = s_map("atx", NULL);
-    ck_assert_int_eq(pg_idmap_put(m, NULL, A, K_PERSON, "P9000000001", e, sizeof e), 0);
-    ck_assert_int_eq(pg_idmap_put(m, NULL, A, K_PERSON, "P9000000001", e, sizeof e), 0);
+    pg_idstore *m = s_map("atx", NULL);
+    ck_assert_int_eq(pg_idstore_put(m, NULL, A, K_PERSON, "P9000000001", e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_put(m, NULL, A, K_PERSON, "P9000000001", e, sizeof e), 0);
     /* an id in our own range, bound by hand, is skipped by the counter */
     ck_assert_str_eq(s_id(m, B, K_PERSON, NULL), "P9000000002");
-    ck_assert_int_eq(pg_idmap_put(m, NULL, C, K_PERSON, "P9000000001", e, sizeof e), PG_EINVALID);
+    ck_assert_int_eq(pg_idstore_put(m, NULL, C, K_PERSON, "P9000000001", e, sizeof e), PG_EINVALID);
     ck_assert_str_eq(e, "idmap: P9000000001 is already the id of " A);
-    ck_assert_int_eq(pg_idmap_put(m, NULL, A, K_PERSON, "P0000000005", e, sizeof e), PG_EINVALID);
+    ck_assert_int_eq(pg_idstore_put(m, NULL, A, K_PERSON, "P0000000005", e, sizeof e), PG_EINVALID);
     ck_assert_str_eq(e, "idmap: " A " already has id P9000000001");
-    ck_assert_int_eq(pg_idmap_put(m, NULL, C, K_PERSON, "L0000000005", e, sizeof e), PG_EINVALID);
+    ck_assert_int_eq(pg_idstore_put(m, NULL, C, K_PERSON, "L0000000005", e, sizeof e), PG_EINVALID);
     ck_assert_str_eq(e, "idmap: 'L0000000005' is not an ATX id of this kind's letter");
     const char *bad[] = {"P000000005", "P00000000050", "X0000000005", "p0000000005", "P00000000a5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        ck_assert_int_eq(pg_idmap_put(m, NULL, C, 0, bad[i], e, sizeof e), PG_EINVALID);
+        ck_assert_int_eq(pg_idstore_put(m, NULL, C, 0, bad[i], e, sizeof e), PG_EINVALID);
         ck_assert_ptr_nonnull(strstr(e, "is not an ATX id (type letter and 10 digits)"));
     }
-    pg_idmap_destroy(&m);
+    pg_idstore_destroy(&m);
     m = s_map("nx5", NULL);
-    ck_assert_int_eq(pg_idmap_put(m, NULL, C, 0, "7f3a9c2e4b1d0a66", e, sizeof e), PG_EINVALID);
+    ck_assert_int_eq(pg_idstore_put(m, NULL, C, 0, "7f3a9c2e4b1d0a66", e, sizeof e), PG_EINVALID);
     ck_assert_str_eq(e, "idmap: '7f3a9c2e4b1d0a66' is not an NX5 GID (16 upper-case hex digits)");
-    pg_idmap_destroy(&m);
+    pg_idstore_destroy(&m);
 }
 END_TEST
 
 START_TEST(test_bad_uuid)
 {
-    pg_idmap_store *m = s_map("atx", NULL);
+    pg_idstore *m = s_map("atx", NULL);
     char out[32], u[37];
     uint64_t rev;
     const char *bad[] = {"0B7C7A52-6A83-4D71-9A55-5A3F7D0C2E10", "0b7c7a52-6a83-4d71-9a55",
@@ -370,66 +370,66 @@ START_TEST(test_bad_uuid)
         char want[128];
         snprintf(want, sizeof want, "idmap: '%s' is not a lower-case UUID", bad[i]);
         ck_assert_int_eq(
-            pg_idmap_resolve(m, NULL, bad[i], K_PERSON, out, sizeof out, NULL, e, sizeof e),
+            pg_idstore_resolve(m, NULL, bad[i], K_PERSON, out, sizeof out, NULL, e, sizeof e),
             PG_EINVALID);
         ck_assert_str_eq(e, want);
-        ck_assert_int_eq(pg_idmap_next_revision(m, NULL, bad[i], 1, &rev, NULL, e, sizeof e),
+        ck_assert_int_eq(pg_idstore_next_revision(m, NULL, bad[i], 1, &rev, NULL, e, sizeof e),
                          PG_EINVALID);
         ck_assert_str_eq(e, want);
-        ck_assert_int_eq(pg_idmap_put(m, NULL, bad[i], K_PERSON, "P9000000001", e, sizeof e),
+        ck_assert_int_eq(pg_idstore_put(m, NULL, bad[i], K_PERSON, "P9000000001", e, sizeof e),
                          PG_EINVALID);
         ck_assert_str_eq(e, want);
     }
-    ck_assert_int_eq(pg_idmap_resolve(m, NULL, NULL, K_PERSON, out, sizeof out, NULL, e, sizeof e),
+    ck_assert_int_eq(pg_idstore_resolve(m, NULL, NULL, K_PERSON, out, sizeof out, NULL, e, sizeof e),
                      PG_EINVALID);
-    ck_assert_int_eq(pg_idmap_uuid_of(m, NULL, "P9000000077", u, e, sizeof e), PG_ENOTFOUND);
+    ck_assert_int_eq(pg_idstore_uuid_of(m, NULL, "P9000000077", u, e, sizeof e), PG_ENOTFOUND);
     ck_assert_str_eq(e, "idmap: P9000000077 is not a partner record");
-    ck_assert_int_eq(pg_idmap_uuid_of(m, NULL, "", u, e, sizeof e), PG_EINVALID);
+    ck_assert_int_eq(pg_idstore_uuid_of(m, NULL, "", u, e, sizeof e), PG_EINVALID);
     /* output too small */
-    ck_assert_int_eq(pg_idmap_resolve(m, NULL, A, K_PERSON, out, 11, NULL, e, sizeof e), PG_EUSAGE);
+    ck_assert_int_eq(pg_idstore_resolve(m, NULL, A, K_PERSON, out, 11, NULL, e, sizeof e), PG_EUSAGE);
     ck_assert_str_eq(e, "idmap: output buffer too small");
-    pg_idmap_destroy(&m);
+    pg_idstore_destroy(&m);
 }
 END_TEST
 
 START_TEST(test_transactions)
 {
-    pg_idmap_store *m = s_map("atx", NULL);
-    pg_idmap *iface = pg_idmap_iface(m);
+    pg_idstore *m = s_map("atx", NULL);
+    pg_idmap *iface = pg_idstore_iface(m);
     char out[32];
     int created = 0;
     uint64_t rev;
     /* through the adapter interface, in the caller's transaction, aborted */
     pg_store_txn *txn = pg_store_begin(s_store, 1, e, sizeof e);
-    pg_idmap_use(m, txn);
+    pg_idstore_use(m, txn);
     ck_assert_int_eq(iface->resolve(iface, A, K_PERSON, "NICHE", "7F3A9C2E4B1D0A66", out,
                                     sizeof out, &created, e, sizeof e),
                      0);
     ck_assert_str_eq(out, "P9000000001");
-    ck_assert_int_eq(pg_idmap_next_revision(m, txn, A, 5, &rev, NULL, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_next_revision(m, txn, A, 5, &rev, NULL, e, sizeof e), 0);
     pg_store_abort(&txn);
-    pg_idmap_use(m, NULL);
-    ck_assert_int_eq(pg_idmap_lookup(m, NULL, A, out, sizeof out, e, sizeof e), PG_ENOTFOUND);
-    ck_assert_int_eq(pg_idmap_last_revision(m, NULL, A, &rev, e, sizeof e), 0);
+    pg_idstore_use(m, NULL);
+    ck_assert_int_eq(pg_idstore_lookup(m, NULL, A, out, sizeof out, e, sizeof e), PG_ENOTFOUND);
+    ck_assert_int_eq(pg_idstore_last_revision(m, NULL, A, &rev, e, sizeof e), 0);
     ck_assert_uint_eq(rev, 0);
     /* again, committed */
     txn = pg_store_begin(s_store, 1, e, sizeof e);
-    pg_idmap_use(m, txn);
+    pg_idstore_use(m, txn);
     ck_assert_int_eq(
         iface->resolve(iface, B, K_PERSON, NULL, NULL, out, sizeof out, &created, e, sizeof e), 0);
     ck_assert_str_eq(out, "P9000000001"); /* the aborted assignment left no trace */
     ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
-    pg_idmap_use(m, NULL);
+    pg_idstore_use(m, NULL);
     /* unbound: the interface runs in its own transaction */
     ck_assert_int_eq(
         iface->resolve(iface, C, K_PERSON, NULL, NULL, out, sizeof out, NULL, e, sizeof e), 0);
     ck_assert_str_eq(out, "P9000000002");
     /* read-only lookups in a read transaction */
     txn = pg_store_begin(s_store, 0, e, sizeof e);
-    ck_assert_int_eq(pg_idmap_lookup(m, txn, B, out, sizeof out, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_lookup(m, txn, B, out, sizeof out, e, sizeof e), 0);
     ck_assert_str_eq(out, "P9000000001");
     pg_store_abort(&txn);
-    pg_idmap_destroy(&m);
+    pg_idstore_destroy(&m);
 }
 END_TEST
 

@@ -8,12 +8,12 @@
 
 #include "ledger.h"
 #include "polegate/error.h"
-#include "producer.h"
+#include "publisher.h"
 
 #define S_DB_HELD "router.held"
 #define S_DB_META "router.meta"
 #define S_META_POLICY "policy"
-/* The ledger's database of latest entity records (gateway/ledger.c: "<name>.entity",
+/* The ledger's database of latest entity records (gateway/core/ledger.c: "<name>.entity",
  * keyed by entity id, opened by pg_ledger_new as "ledger"). The router only walks its
  * keys, and reads each record through pg_ledger_get_entity. */
 #define S_DB_LEDGER_ENTITY "ledger.entity"

@@ -15,7 +15,7 @@
 #include "polegate/buf.h"
 #include "polegate/error.h"
 #include "policy.h"
-#include "producer.h"
+#include "publisher.h"
 
 /* ---------------------------------------------------------------- config maps */
 
@@ -496,7 +496,7 @@ static void s_props(s_loader *ld, const s_section *sec, const s_entry *e, struct
             continue;
         }
         char why[PG_ERRSTR_SIZE];
-        if (pg_producer_check_property(key, val, why, sizeof why)) {
+        if (pg_publisher_check_property(key, val, why, sizeof why)) {
             s_err(ld, line, "%s.%s.%s: %s", sec->name, e->key, key, why);
             continue;
         }

@@ -1,5 +1,5 @@
-/* pg_producer: spool -> Kafka transactions (librdkafka, idempotent, acks=all). */
-#include "producer.h"
+/* pg_publisher: spool -> Kafka transactions (librdkafka, idempotent, acks=all). */
+#include "publisher.h"
 
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -24,7 +24,7 @@
  * errors (a topic's) cached in the handle, and a new one starts clean. */
 #define S_ABORTS_BEFORE_RESTART 3
 
-struct pg_producer {
+struct pg_publisher {
     rd_kafka_conf_t *conf; /* the template every handle is made from */
     rd_kafka_t *rk;
     char *tid;
@@ -49,7 +49,7 @@ struct pg_producer {
     atomic_int stop;
 
     pthread_mutex_t lock; /* stats, last_error */
-    pg_producer_stats stats;
+    pg_publisher_stats stats;
     char last_error[PG_ERRSTR_SIZE];
     time_t last_warn;
 };
@@ -77,7 +77,7 @@ static const char *const s_defaults[][2] = {
     {"linger.ms", "5"},
 };
 
-int pg_producer_check_property(const char *key, const char *value, char *errstr, size_t errstr_size)
+int pg_publisher_check_property(const char *key, const char *value, char *errstr, size_t errstr_size)
 {
     if (!strcmp(key, "bootstrap.servers") || !strcmp(key, "metadata.broker.list"))
         return pg_errf(PG_ECONFIG, errstr, errstr_size,
@@ -113,7 +113,7 @@ int pg_producer_check_property(const char *key, const char *value, char *errstr,
 
 /* Record why a round failed and return err. Broker trouble repeats every round while
  * the broker is away: it is logged once per S_WARN_EVERY seconds. */
-__attribute__((format(printf, 5, 6))) static int s_fail(pg_producer *self, int err, char *errstr,
+__attribute__((format(printf, 5, 6))) static int s_fail(pg_publisher *self, int err, char *errstr,
                                                         size_t errstr_size, const char *fmt, ...)
 {
     char msg[PG_ERRSTR_SIZE];
@@ -134,7 +134,7 @@ __attribute__((format(printf, 5, 6))) static int s_fail(pg_producer *self, int e
     return pg_errf(err, errstr, errstr_size, "%s", msg);
 }
 
-static void s_ok(pg_producer *self)
+static void s_ok(pg_publisher *self)
 {
     pthread_mutex_lock(&self->lock);
     self->last_error[0] = 0;
@@ -146,7 +146,7 @@ static void s_ok(pg_producer *self)
 static void s_dr(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     (void)rk;
-    pg_producer *self = opaque;
+    pg_publisher *self = opaque;
     if (!rkm->err)
         return; /* counted delivered when its transaction commits */
     S_COUNT(self, failed, 1);
@@ -186,7 +186,7 @@ static int s_set(rd_kafka_conf_t *conf, const char *key, const char *value, char
     return 0;
 }
 
-static int s_make_rk(pg_producer *self, char *errstr, size_t errstr_size)
+static int s_make_rk(pg_publisher *self, char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_dup(self->conf);
     if (!conf)
@@ -201,7 +201,7 @@ static int s_make_rk(pg_producer *self, char *errstr, size_t errstr_size)
     return 0;
 }
 
-static void s_drop_rk(pg_producer *self)
+static void s_drop_rk(pg_publisher *self)
 {
     if (!self->rk)
         return;
@@ -214,9 +214,9 @@ static void s_drop_rk(pg_producer *self)
     self->inited = self->committing = self->aborting = 0;
 }
 
-pg_producer *pg_producer_new(const pg_producer_opts *opts, char *errstr, size_t errstr_size)
+pg_publisher *pg_publisher_new(const pg_publisher_opts *opts, char *errstr, size_t errstr_size)
 {
-    pg_producer *self = calloc(1, sizeof *self);
+    pg_publisher *self = calloc(1, sizeof *self);
     if (!self) {
         pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
         return NULL;
@@ -253,7 +253,7 @@ pg_producer *pg_producer_new(const pg_producer_opts *opts, char *errstr, size_t 
         goto err;
     for (size_t i = 0; i < opts->property_count; i++) {
         const pg_config_kv *kv = &opts->properties[i];
-        if (pg_producer_check_property(kv->key, kv->value, errstr, errstr_size) ||
+        if (pg_publisher_check_property(kv->key, kv->value, errstr, errstr_size) ||
             s_set(conf, kv->key, kv->value, errstr, errstr_size))
             goto err;
     }
@@ -272,16 +272,16 @@ pg_producer *pg_producer_new(const pg_producer_opts *opts, char *errstr, size_t 
         goto err;
     return self;
 err:
-    pg_producer_destroy(&self);
+    pg_publisher_destroy(&self);
     return NULL;
 }
 
-void pg_producer_destroy(pg_producer **p)
+void pg_publisher_destroy(pg_publisher **p)
 {
     if (!p || !*p)
         return;
-    pg_producer *self = *p;
-    pg_producer_stop(self);
+    pg_publisher *self = *p;
+    pg_publisher_stop(self);
     s_drop_rk(self);
     if (self->conf)
         rd_kafka_conf_destroy(self->conf);
@@ -296,7 +296,7 @@ void pg_producer_destroy(pg_producer **p)
 
 /* What to do about a transactional error: remake the handle (fatal), abort first, or
  * simply try the same call again. Takes the error. */
-static int s_txn_error(pg_producer *self, rd_kafka_error_t *error, const char *what, char *errstr,
+static int s_txn_error(pg_publisher *self, rd_kafka_error_t *error, const char *what, char *errstr,
                        size_t errstr_size)
 {
     char msg[PG_ERRSTR_SIZE];
@@ -327,7 +327,7 @@ static int s_txn_error(pg_producer *self, rd_kafka_error_t *error, const char *w
 
 /* Read the oldest batches of the spool into the window. The number of batches, 0
  * when the spool is empty, or a negative error. */
-static int s_read_window(pg_producer *self, char *errstr, size_t errstr_size)
+static int s_read_window(pg_publisher *self, char *errstr, size_t errstr_size)
 {
     pg_outbatch_reset(self->win);
     self->win_batches = 0;
@@ -353,7 +353,7 @@ static int s_read_window(pg_producer *self, char *errstr, size_t errstr_size)
     return (int)self->win_batches;
 }
 
-static int s_produce_window(pg_producer *self, char *errstr, size_t errstr_size)
+static int s_produce_window(pg_publisher *self, char *errstr, size_t errstr_size)
 {
     for (size_t i = 0; i < self->win->count; i++) {
         const pg_outrec *r = &self->win->recs[i];
@@ -392,7 +392,7 @@ static int s_produce_window(pg_producer *self, char *errstr, size_t errstr_size)
 /* After a commit: audit what was disclosed or withdrawn, then forget the window. The
  * audit comes first: a crash in between logs an event twice (the window is sent
  * again), never not at all. */
-static int s_committed(pg_producer *self, char *errstr, size_t errstr_size)
+static int s_committed(pg_publisher *self, char *errstr, size_t errstr_size)
 {
     if (self->audit) {
         for (size_t i = 0; i < self->win->count; i++) {
@@ -445,7 +445,7 @@ static int s_committed(pg_producer *self, char *errstr, size_t errstr_size)
     return n;
 }
 
-int pg_producer_step(pg_producer *self, char *errstr, size_t errstr_size)
+int pg_publisher_step(pg_publisher *self, char *errstr, size_t errstr_size)
 {
     rd_kafka_error_t *error;
     if (!self->rk && s_make_rk(self, errstr, errstr_size))
@@ -499,12 +499,12 @@ int pg_producer_step(pg_producer *self, char *errstr, size_t errstr_size)
 
 static void *s_run(void *arg)
 {
-    pg_producer *self = arg;
+    pg_publisher *self = arg;
     uint64_t gen = 0;
     int backoff_ms = 0;
     while (!atomic_load(&self->stop)) {
         char why[PG_ERRSTR_SIZE];
-        int rc = pg_producer_step(self, why, sizeof why);
+        int rc = pg_publisher_step(self, why, sizeof why);
         if (rc > 0) {
             backoff_ms = 0;
             continue;
@@ -534,7 +534,7 @@ static void *s_run(void *arg)
     return NULL;
 }
 
-int pg_producer_start(pg_producer *self, char *errstr, size_t errstr_size)
+int pg_publisher_start(pg_publisher *self, char *errstr, size_t errstr_size)
 {
     if (self->running)
         return 0;
@@ -545,7 +545,7 @@ int pg_producer_start(pg_producer *self, char *errstr, size_t errstr_size)
     return 0;
 }
 
-void pg_producer_stop(pg_producer *self)
+void pg_publisher_stop(pg_publisher *self)
 {
     if (!self || !self->running)
         return;
@@ -555,7 +555,7 @@ void pg_producer_stop(pg_producer *self)
     self->running = 0;
 }
 
-int pg_producer_drain(pg_producer *self, int timeout_ms, char *errstr, size_t errstr_size)
+int pg_publisher_drain(pg_publisher *self, int timeout_ms, char *errstr, size_t errstr_size)
 {
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -577,26 +577,26 @@ int pg_producer_drain(pg_producer *self, int timeout_ms, char *errstr, size_t er
                    st.batches, st.records, timeout_ms);
 }
 
-void pg_producer_get_stats(const pg_producer *self, pg_producer_stats *out)
+void pg_publisher_get_stats(const pg_publisher *self, pg_publisher_stats *out)
 {
     pthread_mutex_lock((pthread_mutex_t *)&self->lock);
     *out = self->stats;
     pthread_mutex_unlock((pthread_mutex_t *)&self->lock);
 }
 
-void pg_producer_last_error(const pg_producer *self, char *out, size_t size)
+void pg_publisher_last_error(const pg_publisher *self, char *out, size_t size)
 {
     pthread_mutex_lock((pthread_mutex_t *)&self->lock);
     snprintf(out, size, "%s", self->last_error);
     pthread_mutex_unlock((pthread_mutex_t *)&self->lock);
 }
 
-const char *pg_producer_transactional_id(const pg_producer *self)
+const char *pg_publisher_transactional_id(const pg_publisher *self)
 {
     return self->tid;
 }
 
-int pg_producer_test_fatal(pg_producer *self)
+int pg_publisher_test_fatal(pg_publisher *self)
 {
     return self->rk ? (int)rd_kafka_test_fatal_error(self->rk, RD_KAFKA_RESP_ERR__FENCED,
                                                      "injected by a test")

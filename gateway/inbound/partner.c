@@ -67,9 +67,9 @@ struct pg_partner {
     pg_store *store;
     pg_audit *audit;
     pg_ledger *ledger;
-    pg_idmap_store *idmap;
+    pg_idstore *idmap;
     pg_compose *compose;
-    pg_delivery *delivery;
+    pg_rms_delivery *delivery;
     pg_store_db seen, outbox, meta;
     pg_store_db outids; /* seq -> "<forces>\0<canonical ids>" of an outbox message */
     pg_dlq *dlq;        /* rejected messages: import dead letters */
@@ -229,7 +229,7 @@ static void s_update_resolved(pg_partner *p)
         p->resolved = r;
 }
 
-static void s_on_result(void *arg, const pg_delivery_result *r)
+static void s_on_result(void *arg, const pg_rms_delivery_result *r)
 {
     pg_partner *p = arg;
     uint64_t seq = (uint64_t)(uintptr_t)r->tag;
@@ -285,9 +285,9 @@ pg_partner *pg_partner_new(const pg_partner_opts *opts, char *errstr, size_t err
     p->policy = opts->policy;
     p->store = opts->store;
     p->audit = opts->audit;
-    pg_idmap_config icfg = {.format = opts->adapter->format, .atx_prefix = opts->atx_id_prefix};
+    pg_idstore_config icfg = {.format = opts->adapter->format, .atx_prefix = opts->atx_id_prefix};
     if (!(p->ledger = pg_ledger_new_named(p->store, "partner", errstr, errstr_size)) ||
-        !(p->idmap = pg_idmap_new(p->store, &icfg, errstr, errstr_size)))
+        !(p->idmap = pg_idstore_new(p->store, &icfg, errstr, errstr_size)))
         goto err;
     pg_ledger_set_delete_wins_ties(p->ledger, 1);
     pg_compose_opts copts = {
@@ -302,12 +302,12 @@ pg_partner *pg_partner_new(const pg_partner_opts *opts, char *errstr, size_t err
         goto err;
     if (!(p->dlq = pg_dlq_new(p->store, &opts->dlq_limits, errstr, errstr_size)))
         goto err;
-    pg_delivery_config dcfg = opts->delivery;
+    pg_rms_delivery_config dcfg = opts->delivery;
     dcfg.on_result = s_on_result;
     dcfg.on_result_arg = p;
     if (!dcfg.extension)
         dcfg.extension = opts->adapter->format[0] == 'a' ? "ndjson" : "xml";
-    if (!(p->delivery = pg_delivery_new(&dcfg, errstr, errstr_size)))
+    if (!(p->delivery = pg_rms_delivery_new(&dcfg, errstr, errstr_size)))
         goto err;
     return p;
 err:
@@ -540,7 +540,7 @@ void pg_partner_destroy(pg_partner **pp)
     free(p->rejects);
     pg_buf_free(&p->scratch);
     pg_dlq_destroy(&p->dlq);
-    pg_delivery_destroy(&p->delivery);
+    pg_rms_delivery_destroy(&p->delivery);
     for (size_t i = 0; i < p->q_len; i++)
         free(p->queue[(p->q_head + i) % p->q_cap].data);
     free(p->queue);
@@ -556,7 +556,7 @@ void pg_partner_destroy(pg_partner **pp)
     pg_changeset_destroy(&p->acc);
     pg_changeset_destroy(&p->out);
     pg_compose_destroy(&p->compose);
-    pg_idmap_destroy(&p->idmap);
+    pg_idstore_destroy(&p->idmap);
     pg_ledger_destroy(&p->ledger);
     free(p);
     *pp = NULL;
@@ -960,7 +960,7 @@ int pg_partner_poll(pg_partner *p, int timeout_ms, char *errstr, size_t errstr_s
     while (p->q_len) {
         s_msg *m = &p->queue[p->q_head];
         char why[PG_ERRSTR_SIZE];
-        int rc = pg_delivery_submit(p->delivery, m->id, m->data, m->len, (void *)(uintptr_t)m->seq,
+        int rc = pg_rms_delivery_submit(p->delivery, m->id, m->data, m->len, (void *)(uintptr_t)m->seq,
                                     NULL, why, sizeof why);
         if (rc == PG_ERETRY)
             break;
@@ -975,7 +975,7 @@ int pg_partner_poll(pg_partner *p, int timeout_ms, char *errstr, size_t errstr_s
         p->q_len--;
         p->stats.submitted++;
     }
-    int n = pg_delivery_poll(p->delivery, timeout_ms, errstr, errstr_size);
+    int n = pg_rms_delivery_poll(p->delivery, timeout_ms, errstr, errstr_size);
     int rc = s_settle_rejects(p, errstr, errstr_size);
     if (rc == 0)
         rc = s_remove_done(p, 0, errstr, errstr_size);
@@ -987,12 +987,12 @@ int pg_partner_poll(pg_partner *p, int timeout_ms, char *errstr, size_t errstr_s
 int pg_partner_busy(const pg_partner *p)
 {
     return p->q_len > 0 ||
-           pg_delivery_in_flight(p->delivery) >= pg_delivery_config_of(p->delivery)->window;
+           pg_rms_delivery_in_flight(p->delivery) >= pg_rms_delivery_config_of(p->delivery)->window;
 }
 
 size_t pg_partner_pending(const pg_partner *p)
 {
-    return p->q_len + pg_delivery_in_flight(p->delivery);
+    return p->q_len + pg_rms_delivery_in_flight(p->delivery);
 }
 
 int pg_partner_committable(pg_partner *p, pg_partner_offset_fn fn, void *arg)
@@ -1268,7 +1268,7 @@ void pg_partner_service_stats(pg_partner_service *s, pg_partner_stats *out)
 /* ------------------------------------------------------------ echoes at intake */
 
 struct pg_partner_echo {
-    pg_idmap_store *idmap;
+    pg_idstore *idmap;
     const pg_adapter_ops *adapter;
     char force[8];
 };
@@ -1283,8 +1283,8 @@ pg_partner_echo *pg_partner_echo_new(pg_store *store, const pg_adapter_ops *adap
     }
     e->adapter = adapter;
     snprintf(e->force, sizeof e->force, "%s", force);
-    pg_idmap_config cfg = {.format = adapter->format};
-    if (!(e->idmap = pg_idmap_new(store, &cfg, errstr, errstr_size))) {
+    pg_idstore_config cfg = {.format = adapter->format};
+    if (!(e->idmap = pg_idstore_new(store, &cfg, errstr, errstr_size))) {
         free(e);
         return NULL;
     }
@@ -1295,7 +1295,7 @@ void pg_partner_echo_destroy(pg_partner_echo **p)
 {
     if (!p || !*p)
         return;
-    pg_idmap_destroy(&(*p)->idmap);
+    pg_idstore_destroy(&(*p)->idmap);
     free(*p);
     *p = NULL;
 }
@@ -1307,7 +1307,7 @@ static int s_partner_of(pg_partner_echo *e, pg_store_txn *txn, const char *nativ
     *rc = 0;
     if (!native || !*native)
         return 0;
-    int r = pg_idmap_uuid_of(e->idmap, txn, native, uuid, errstr, errstr_size);
+    int r = pg_idstore_uuid_of(e->idmap, txn, native, uuid, errstr, errstr_size);
     if (r == 0)
         return 1;
     if (r != PG_ENOTFOUND)
