@@ -22,11 +22,12 @@
 #include "bench_util.h"
 #include "config.h"
 #include "corpus.h"
-#include "rms_delivery.h"
 #include "ledger.h"
 #include "partner.h"
+#include "partner_service.h"
 #include "polegate/adapter.h"
 #include "polegate/error.h"
+#include "rms_delivery.h"
 #include "store.h"
 
 #define S_TOPIC "polegate.esx.mer.pole.v1"

@@ -12,7 +12,8 @@
 #include "audit.h"
 #include "dlq.h"
 #include "ledger.h"
-#include "partner.h"
+#include "echo.h"
+#include "partner_service.h"
 #include "polegate/error.h"
 #include "polegate/version.h"
 #include "policy.h"
@@ -36,7 +37,7 @@ struct pg_daemon {
     pg_publisher *producer;
     pg_intake *intake;
     pg_partner_service *partner; /* partner records in (NULL: no delivery configured) */
-    pg_partner_echo *echo;       /* drops the RMS's echoes of partner records */
+    pg_echo *echo;               /* drops the RMS's echoes of partner records */
     char tid[64];
     pg_intake_stats last_intake; /* the intake's counters when it closed */
     volatile sig_atomic_t stop;
@@ -147,7 +148,7 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
     if (!d->producer)
         goto err;
     if (cfg->delivery_endpoint &&
-        !(d->echo = pg_partner_echo_new(d->store, cfg->adapter, cfg->force, errstr, errstr_size)))
+        !(d->echo = pg_echo_new(d->store, cfg->adapter, cfg->force, errstr, errstr_size)))
         goto err;
     pg_intake_opts iopts = {
         .endpoint = cfg->intake_endpoint,
@@ -182,7 +183,7 @@ void pg_daemon_destroy(pg_daemon **p)
     pg_daemon *d = *p;
     pg_partner_service_stop(&d->partner, 0);
     pg_intake_destroy(&d->intake);
-    pg_partner_echo_destroy(&d->echo);
+    pg_echo_destroy(&d->echo);
     pg_publisher_destroy(&d->producer);
     pg_audit_destroy(&d->audit);
     pg_router_destroy(&d->router);

@@ -19,9 +19,9 @@
 #include "config.h"
 #include "daemon.h"
 #include "dlq.h"
+#include "echo.h"
 #include "intake.h"
 #include "ledger.h"
-#include "partner.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
 #include "policy.h"
@@ -425,8 +425,8 @@ START_TEST(test_partner_echo_filter)
 {
     /* With the echo filter the decoder does not check the force: the filter does, and
      * lets our own records through. */
-    pg_partner_echo *echo =
-        pg_partner_echo_new(s_store, pg_adapter_find("atx"), "ESX", s_err, sizeof s_err);
+    pg_echo *echo =
+        pg_echo_new(s_store, pg_adapter_find("atx"), "ESX", s_err, sizeof s_err);
     ck_assert_msg(echo != NULL, "%s", s_err);
     pg_intake_opts o = {.adapter = &s_fake,
                         .force = "ESX",
@@ -446,7 +446,7 @@ START_TEST(test_partner_echo_filter)
     pg_intake_get_stats(in, &is);
     ck_assert_uint_eq(is.echoes, 0);
     pg_intake_destroy(&in);
-    pg_partner_echo_destroy(&echo);
+    pg_echo_destroy(&echo);
 }
 END_TEST
 

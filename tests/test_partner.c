@@ -18,9 +18,11 @@
 #include "audit.h"
 #include "config.h"
 #include "dlq.h"
+#include "echo.h"
 #include "idstore.h"
 #include "ledger.h"
 #include "partner.h"
+#include "partner_service.h"
 #include "polegate/adapter.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
@@ -973,7 +975,7 @@ static const char s_atx_echo[] =
     "\"links\":[{\"target\":{\"type\":\"LOCATION\",\"id\":\"%s\"},\"role\":\"HOME_ADDRESS\","
     "\"validFrom\":null,\"validTo\":null}]}";
 
-static int s_echo(pg_partner_echo *echo, pg_store *st, const char *org, const char *id,
+static int s_echo(pg_echo *echo, pg_store *st, const char *org, const char *id,
                   const char *target, pg_changeset *cs, size_t *dropped)
 {
     char *msg = g_strdup_printf(s_atx_echo, org, id, target);
@@ -983,7 +985,7 @@ static int s_echo(pg_partner_echo *echo, pg_store *st, const char *org, const ch
         "%s", e);
     g_free(msg);
     pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
-    int rc = pg_partner_echo_filter(echo, txn, cs, dropped, e, sizeof e);
+    int rc = pg_echo_filter(echo, txn, cs, dropped, e, sizeof e);
     pg_store_abort(&txn);
     return rc;
 }
@@ -1006,7 +1008,7 @@ START_TEST(test_echo_filter)
                                       sizeof lid, NULL, e, sizeof e),
                      0);
     ck_assert_str_eq(pid, "P9000000001");
-    pg_partner_echo *echo = pg_partner_echo_new(st, &pg_adapter_athena, "ESX", e, sizeof e);
+    pg_echo *echo = pg_echo_new(st, &pg_adapter_athena, "ESX", e, sizeof e);
     ck_assert_ptr_nonnull(echo);
     pg_changeset *cs = pg_changeset_new();
     size_t dropped;
@@ -1039,9 +1041,9 @@ START_TEST(test_echo_filter)
     ck_assert_int_eq(s_echo(echo, st, "MER", "P0000000077", lid, cs, &dropped), PG_EINVALID);
     ck_assert_str_eq(e, "header.orgUnit: force 'MER' is not this gateway's force 'ESX'");
     pg_changeset_destroy(&cs);
-    pg_partner_echo_destroy(&echo);
+    pg_echo_destroy(&echo);
     ck_assert_ptr_null(echo);
-    pg_partner_echo_destroy(&echo);
+    pg_echo_destroy(&echo);
     pg_idstore_destroy(&idmap);
     pg_store_destroy(&st);
 }

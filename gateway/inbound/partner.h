@@ -6,16 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "audit.h"
-#include "compose.h"
-#include "config.h"
 #include "consumer.h"
-#include "rms_delivery.h"
 #include "dlq.h"
-#include "idstore.h"
-#include "ledger.h"
-#include "policy.h"
-#include "store.h"
+#include "polegate/adapter.h"
+#include "rms_delivery.h"
+
+typedef struct pg_store pg_store;
+typedef struct pg_audit pg_audit;
+typedef struct pg_policy pg_policy;
+typedef struct pg_compose_stats pg_compose_stats;
 
 /*
  * pg_partner is the partner direction below the Kafka consumer (docs/delivery.md):
@@ -61,7 +60,8 @@
  * consumer) until it is 0. An RMS that is down holds everything in the outbox and the
  * partner topic, never in memory without bound.
  *
- * Threads: a pg_partner is used by one thread (pg_partner_service runs one).
+ * Threads: a pg_partner is used by one thread (pg_partner_service, in
+ * partner_service.h, runs one).
  */
 
 typedef struct pg_partner pg_partner;
@@ -126,52 +126,5 @@ int pg_partner_committable(pg_partner *p, pg_partner_offset_fn fn, void *arg);
 
 void pg_partner_get_stats(const pg_partner *p, pg_partner_stats *out);
 void pg_partner_get_compose_stats(const pg_partner *p, pg_compose_stats *out);
-
-/* ------------------------------------------------------------ the daemon's thread */
-
-/* The consumer (group delivery.group_id, the policy's partner topics) and a
- * pg_partner, driven by a thread of their own: poll, take, deliver, commit; pause the
- * consumer while the partner is busy. */
-typedef struct pg_partner_service pg_partner_service;
-
-/* Start it when cfg has a delivery endpoint and the policy names partners: 0 with
- * *out set; 0 with *out NULL when there is nothing to run; negative with errstr on
- * failure. store and audit (may be NULL) are borrowed and must outlive it. */
-int pg_partner_service_start(const pg_config *cfg, pg_store *store, pg_audit *audit,
-                             pg_partner_service **out, char *errstr, size_t errstr_size);
-/* Stop consuming, give the RMS up to drain_ms to acknowledge what is in flight, commit
- * the offsets of what it stored, leave the group and join the thread. NULL-safe; sets
- * *p NULL. */
-void pg_partner_service_stop(pg_partner_service **p, int drain_ms);
-/* The counters so far (a copy taken by the thread at most ~100 ms ago). */
-void pg_partner_service_stats(pg_partner_service *s, pg_partner_stats *out);
-
-/* ------------------------------------------------------------ echoes at intake */
-
-/*
- * The local RMS exports what it imported: partner records come back in its change
- * feed, with the ids we gave them (gateway/inbound/idstore.h) and the originating force in ATX
- * header.orgUnit / NX5 Force. They are not ours and must never be published as ours
- * (that would loop them between two gateways). The intake calls pg_partner_echo_filter
- * on what it decoded (with no force check in the decoder):
- *
- * - an entity change whose native id is an id we gave a partner record, and a link
- *   change from such a record, is removed (an echo);
- * - a link from one of our records to a partner record stays ours, and its target is
- *   rewritten to the partner's entity (the UUID the partner knows it by; the link id
- *   follows), so that partners can resolve it;
- * - a message that names another force is an echo when every change in it is one;
- *   otherwise it is refused with the decoder's reason for another force.
- */
-typedef struct pg_partner_echo pg_partner_echo;
-
-pg_partner_echo *pg_partner_echo_new(pg_store *store, const pg_adapter_ops *adapter,
-                                     const char *force, char *errstr, size_t errstr_size);
-void pg_partner_echo_destroy(pg_partner_echo **p);
-/* Filter cs in txn (read access is enough). 0 with *dropped changes removed (cs may
- * be left empty); PG_EINVALID with the reason when the message names another force and
- * is not an echo; PG_ESTORE / PG_ENOMEM. */
-int pg_partner_echo_filter(pg_partner_echo *echo, pg_store_txn *txn, pg_changeset *cs,
-                           size_t *dropped, char *errstr, size_t errstr_size);
 
 #endif

@@ -10,7 +10,15 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "audit.h"
 #include "config.h"
+#include "dlq.h"
+#include "echo.h"
+#include "ledger.h"
+#include "outrec.h"
+#include "router.h"
+#include "spool.h"
+#include "store.h"
 
 /* Frames of one request kept: identity, delimiter, correlation id, message. Any more
  * are counted and dropped. */
@@ -45,7 +53,7 @@ struct pg_intake {
     pg_spool *spool;
     pg_dlq *dlq;
     pg_audit *audit;
-    pg_partner_echo *echo;
+    pg_echo *echo;
     size_t group_max, group_max_bytes;
     pg_changeset *in;     /* what the adapter decoded */
     pg_changeset *out;    /* what the ledger says to publish */
@@ -336,7 +344,7 @@ static void s_apply(pg_intake *self, pg_store_txn *txn, const uint8_t *data, siz
     }
     if (self->echo) {
         size_t dropped = 0;
-        rc = pg_partner_echo_filter(self->echo, child, self->in, &dropped, why, sizeof why);
+        rc = pg_echo_filter(self->echo, child, self->in, &dropped, why, sizeof why);
         if (rc) {
             pg_store_abort(&child);
             if (rc == PG_EINVALID)

@@ -6,17 +6,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "audit.h"
-#include "dlq.h"
-#include "ledger.h"
-#include "outrec.h"
-#include "partner.h"
 #include "polegate/adapter.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
-#include "router.h"
-#include "spool.h"
-#include "store.h"
+
+typedef struct pg_store pg_store;
+typedef struct pg_ledger pg_ledger;
+typedef struct pg_router pg_router;
+typedef struct pg_spool pg_spool;
+typedef struct pg_dlq pg_dlq;
+typedef struct pg_audit pg_audit;
+typedef struct pg_echo pg_echo;
 
 /*
  * The wire protocol (docs/intake.md): a client (REQ, or DEALER sending an empty
@@ -101,8 +101,8 @@ typedef struct pg_intake_opts {
     pg_dlq *dlq; /* NULL: invalid messages are only rejected */
     /* NULL: the decoder refuses messages of another force. Else the decoder does not
      * check the force, and this filter drops the RMS's echoes of partner records
-     * (gateway/inbound/partner.h) and refuses other foreign messages. */
-    pg_partner_echo *echo;
+     * (gateway/inbound/echo.h) and refuses other foreign messages. */
+    pg_echo *echo;
     pg_audit *audit; /* NULL: routing's pending audit events are not written */
 } pg_intake_opts;
 

@@ -1,0 +1,263 @@
+/* pg_partner_service: the daemon's thread of the inbound direction: consume partner
+ * topics, take into the pipeline, poll the RMS, commit offsets. */
+#include "partner_service.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "compose.h"
+#include "config.h"
+#include "consumer.h"
+#include "partner.h"
+#include "policy.h"
+#include "polegate/error.h"
+
+static int s_nomem(char *errstr, size_t errstr_size)
+{
+    return pg_errf(PG_ENOMEM, errstr, errstr_size, "partner: out of memory");
+}
+
+/* Records taken per write transaction. */
+#define S_BATCH 500
+/* Milliseconds between two offset commits (asynchronous). */
+#define S_COMMIT_EVERY_MS 200
+/* Milliseconds of a full window after which consumption is paused. */
+#define S_PAUSE_AFTER_MS 1000
+/* Seconds between two counter lines in the log. */
+#define S_STATS_EVERY 60
+
+struct pg_partner_service {
+    pg_partner *p;
+    pg_consumer *c;
+    pthread_t thread;
+    int started;
+    atomic_int stop;
+    atomic_int drain_ms;
+    pthread_mutex_t lock;
+    pg_partner_stats snap;
+    char **topics;
+    size_t n_topics;
+};
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int s_mark(void *arg, const char *topic, int32_t partition, int64_t next)
+{
+    return pg_consumer_mark(arg, topic, partition, next);
+}
+
+static void s_log_stats(pg_partner_service *s, const char *when)
+{
+    pg_partner_stats st;
+    pg_compose_stats cs;
+    pg_partner_get_stats(s->p, &st);
+    pg_partner_get_compose_stats(s->p, &cs);
+    pg_log(PG_LOG_INFO,
+           "partner %s: records %" PRIu64 " consumed, %" PRIu64 " accepted, %" PRIu64
+           " duplicate, %" PRIu64 " stale, %" PRIu64 " own, %" PRIu64 " rejected, %" PRIu64
+           " skipped; RMS messages %" PRIu64 " composed, %" PRIu64 " stored, %" PRIu64
+           " rejected, %zu pending; compose %" PRIu64 " resent, %" PRIu64
+           " merge deletes folded, %" PRIu64 " unknown to the RMS, %" PRIu64
+           " links deferred, %" PRIu64 " refused by the adapter",
+           when, st.records, st.accepted, st.duplicates, st.stale, st.own, st.rejected, st.skipped,
+           st.composed, st.stored, st.rms_rejected, pg_partner_pending(s->p), cs.resent,
+           cs.merge_deletes, cs.unknown, cs.deferred, cs.refused);
+}
+
+static void *s_main(void *arg)
+{
+    pg_partner_service *s = arg;
+    pg_consumer_record *recs = calloc(S_BATCH, sizeof *recs);
+    char why[PG_ERRSTR_SIZE];
+    int held = 0; /* records polled and not yet taken */
+    int64_t last_commit = s_now_ms(), last_stats = last_commit;
+    uint64_t last_records = 0;
+    int64_t busy_since = 0;
+    while (recs && !atomic_load(&s->stop)) {
+        int busy = pg_partner_busy(s->p);
+        int64_t t = s_now_ms();
+        busy_since = busy ? (busy_since ? busy_since : t) : 0;
+        /* Busy for a moment (a window's worth in flight): just take no records. Busy
+         * for long (a slow or absent RMS): pause fetching, and keep polling so that the
+         * group keeps us. Resuming costs a fetch round, so it is not done per batch. */
+        int long_busy = busy && t - busy_since >= S_PAUSE_AFTER_MS;
+        if (long_busy != pg_consumer_paused(s->c) && (long_busy || !busy))
+            pg_consumer_pause(s->c, long_busy);
+        if (!held && (!busy || long_busy)) {
+            int in_flight = pg_partner_pending(s->p) > 0;
+            int n =
+                pg_consumer_poll(s->c, recs, S_BATCH, busy || in_flight ? 0 : 100, why, sizeof why);
+            if (n < 0) {
+                pg_log(PG_LOG_ERROR, "partner: %s", why);
+                struct timespec ts = {1, 0};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            held = n;
+        }
+        if (held) {
+            if (pg_partner_take(s->p, recs, (size_t)held, why, sizeof why) == 0) {
+                pg_consumer_release(s->c);
+                held = 0;
+            } else {
+                /* nothing of them happened: the same records are taken again */
+                pg_log(PG_LOG_ERROR, "partner: %s (trying again in 1 s)", why);
+                struct timespec ts = {1, 0};
+                nanosleep(&ts, NULL);
+            }
+        }
+        int wait = !held && pg_partner_pending(s->p) ? (busy ? 100 : 20) : 0;
+        if (pg_partner_poll(s->p, wait, why, sizeof why) < 0)
+            pg_log(PG_LOG_ERROR, "partner: delivery: %s", why);
+        pg_partner_committable(s->p, s_mark, s->c);
+        int64_t now = s_now_ms();
+        if (now - last_commit >= S_COMMIT_EVERY_MS) {
+            pg_consumer_commit(s->c, 0, why, sizeof why);
+            last_commit = now;
+        }
+        if (now - last_stats >= S_STATS_EVERY * 1000) {
+            pg_partner_stats st;
+            pg_partner_get_stats(s->p, &st);
+            if (st.records != last_records)
+                s_log_stats(s, "running");
+            last_records = st.records;
+            last_stats = now;
+        }
+        pthread_mutex_lock(&s->lock);
+        pg_partner_get_stats(s->p, &s->snap);
+        pthread_mutex_unlock(&s->lock);
+    }
+    /* Records polled but not taken come again (their offsets are not committed). */
+    pg_consumer_release(s->c);
+    free(recs);
+    int64_t until = s_now_ms() + atomic_load(&s->drain_ms);
+    while (pg_partner_pending(s->p) && s_now_ms() < until)
+        if (pg_partner_poll(s->p, 50, why, sizeof why) < 0)
+            break;
+    if (pg_partner_pending(s->p))
+        pg_log(PG_LOG_INFO,
+               "partner: stopping with %zu message(s) not yet stored by the RMS: they are in "
+               "the outbox and go first at the next start",
+               pg_partner_pending(s->p));
+    pg_partner_committable(s->p, s_mark, s->c);
+    pg_consumer_commit(s->c, 1, why, sizeof why);
+    s_log_stats(s, "stopped");
+    pthread_mutex_lock(&s->lock);
+    pg_partner_get_stats(s->p, &s->snap);
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+static void s_service_free(pg_partner_service *s)
+{
+    pg_consumer_destroy(&s->c);
+    pg_partner_destroy(&s->p);
+    for (size_t i = 0; i < s->n_topics; i++)
+        free(s->topics[i]);
+    free(s->topics);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+int pg_partner_service_start(const pg_config *cfg, pg_store *store, pg_audit *audit,
+                             pg_partner_service **out, char *errstr, size_t errstr_size)
+{
+    *out = NULL;
+    size_t n = cfg->policy ? pg_policy_partner_count(cfg->policy) : 0;
+    if (!cfg->delivery_endpoint || !n) {
+        if (cfg->delivery_endpoint)
+            pg_log(PG_LOG_WARN, "partner: delivery.endpoint is set but the policy names no "
+                                "partners: nothing to consume");
+        return 0;
+    }
+    pg_partner_service *s = calloc(1, sizeof *s);
+    if (!s || !(s->topics = calloc(n, sizeof *s->topics))) {
+        free(s);
+        return s_nomem(errstr, errstr_size);
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    for (size_t i = 0; i < n; i++) {
+        if (!(s->topics[i] = strdup(pg_policy_partner_at(cfg->policy, i)->topic))) {
+            s_service_free(s);
+            return s_nomem(errstr, errstr_size);
+        }
+        s->n_topics++;
+    }
+    pg_partner_opts popts = {
+        .force = cfg->force,
+        .adapter = cfg->adapter,
+        .policy = cfg->policy,
+        .store = store,
+        .audit = audit,
+        .atx_id_prefix = cfg->delivery_atx_id_prefix,
+        .delivery = {.transport = cfg->delivery_transport,
+                     .endpoint = cfg->delivery_endpoint,
+                     .window = (size_t)cfg->delivery_window,
+                     .ack_timeout_ms = cfg->delivery_ack_timeout_ms,
+                     .retry_max_ms = cfg->delivery_retry_max_ms},
+        .dlq_limits = {.max_entries = cfg->dlq_max_records, .max_bytes = cfg->dlq_max_bytes},
+    };
+    /* The store is the instance: a restart on it rejoins the group as the same member
+     * (FNV-1a of its real path). */
+    char real[PATH_MAX], instance[96];
+    const char *path = realpath(cfg->store_path, real) ? real : cfg->store_path;
+    uint32_t h = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    snprintf(instance, sizeof instance, "%s.%08" PRIx32, cfg->delivery_group_id, h);
+    pg_consumer_opts copts = {
+        .brokers = cfg->kafka_brokers,
+        .group_id = cfg->delivery_group_id,
+        .instance_id = instance,
+        .topics = (const char *const *)s->topics,
+        .topic_count = s->n_topics,
+        .properties = cfg->kafka_properties,
+        .property_count = cfg->kafka_property_count,
+    };
+    if (!(s->p = pg_partner_new(&popts, errstr, errstr_size)) ||
+        !(s->c = pg_consumer_new(&copts, errstr, errstr_size))) {
+        s_service_free(s);
+        return PG_ECONFIG;
+    }
+    if (pthread_create(&s->thread, NULL, s_main, s)) {
+        s_service_free(s);
+        return pg_errf(PG_EIO, errstr, errstr_size, "partner: cannot start a thread");
+    }
+    s->started = 1;
+    pg_log(PG_LOG_INFO, "partner: consuming %zu partner topic(s) as group %s, delivering to %s %s",
+           s->n_topics, cfg->delivery_group_id, cfg->delivery_transport, cfg->delivery_endpoint);
+    *out = s;
+    return 0;
+}
+
+void pg_partner_service_stop(pg_partner_service **p, int drain_ms)
+{
+    if (!p || !*p)
+        return;
+    pg_partner_service *s = *p;
+    if (s->started) {
+        atomic_store(&s->drain_ms, drain_ms < 0 ? 0 : drain_ms);
+        atomic_store(&s->stop, 1);
+        pthread_join(s->thread, NULL);
+    }
+    s_service_free(s);
+    *p = NULL;
+}
+
+void pg_partner_service_stats(pg_partner_service *s, pg_partner_stats *out)
+{
+    pthread_mutex_lock(&s->lock);
+    *out = s->snap;
+    pthread_mutex_unlock(&s->lock);
+}

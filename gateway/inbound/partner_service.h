@@ -1,0 +1,30 @@
+/* pg_partner_service: the inbound direction's thread: partner topics -> pg_partner ->
+ * the RMS, offsets committed once stored. */
+#ifndef POLEGATE_GATEWAY_PARTNER_SERVICE_H
+#define POLEGATE_GATEWAY_PARTNER_SERVICE_H
+
+#include <stddef.h>
+
+typedef struct pg_config pg_config;
+typedef struct pg_store pg_store;
+typedef struct pg_audit pg_audit;
+typedef struct pg_partner_stats pg_partner_stats;
+
+/* The consumer (group delivery.group_id, the policy's partner topics) and a
+ * pg_partner, driven by a thread of their own: poll, take, deliver, commit; pause the
+ * consumer while the partner is busy. */
+typedef struct pg_partner_service pg_partner_service;
+
+/* Start it when cfg has a delivery endpoint and the policy names partners: 0 with
+ * *out set; 0 with *out NULL when there is nothing to run; negative with errstr on
+ * failure. store and audit (may be NULL) are borrowed and must outlive it. */
+int pg_partner_service_start(const pg_config *cfg, pg_store *store, pg_audit *audit,
+                             pg_partner_service **out, char *errstr, size_t errstr_size);
+/* Stop consuming, give the RMS up to drain_ms to acknowledge what is in flight, commit
+ * the offsets of what it stored, leave the group and join the thread. NULL-safe; sets
+ * *p NULL. */
+void pg_partner_service_stop(pg_partner_service **p, int drain_ms);
+/* The counters so far (a copy taken by the thread at most ~100 ms ago). */
+void pg_partner_service_stats(pg_partner_service *s, pg_partner_stats *out);
+
+#endif
