@@ -25,9 +25,17 @@
 #define S_POLL_MS 100
 /* Seconds between two periodic counter lines at info level. */
 #define S_STATS_EVERY 60
+/* Signal numbers pg_daemon_signal keeps (Linux: 1..64). */
+#define S_NSIG 65
+/* How long a reload gives the RMS to acknowledge partner records in flight before the
+ * partner service restarts under the new policy (the rest is sent again from the
+ * outbox). */
+#define S_RELOAD_DRAIN_MS 1000
 
 struct pg_daemon {
-    const pg_config *cfg;
+    const pg_config *cfg; /* as started: every setting but the policy and the log level */
+    pg_config live;       /* cfg with the running policy: what the partner service reads */
+    pg_config *reloaded;  /* owns live.policy after a reload changed it; else NULL */
     pg_store *store;
     pg_ledger *ledger;
     pg_router *router;
@@ -40,7 +48,8 @@ struct pg_daemon {
     pg_echo *echo;               /* drops the RMS's echoes of partner records */
     char tid[64];
     pg_intake_stats last_intake; /* the intake's counters when it closed */
-    volatile sig_atomic_t stop;
+    volatile sig_atomic_t stop;  /* the signal that asked for it, or -1 */
+    volatile sig_atomic_t pending[S_NSIG]; /* signals not yet acted on */
 };
 
 void pg_daemon_transactional_id(const char *force, const char *store_path, char out[64])
@@ -64,6 +73,8 @@ void pg_daemon_transactional_id(const char *force, const char *store_path, char 
  * transaction of its own before the intake opens. */
 static int s_reconcile(pg_daemon *d, char *errstr, size_t errstr_size)
 {
+    pg_router_stats before;
+    pg_router_get_stats(d->router, &before);
     pg_outbatch *batch = pg_outbatch_new();
     if (!batch)
         return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
@@ -80,9 +91,14 @@ static int s_reconcile(pg_daemon *d, char *errstr, size_t errstr_size)
     if (!rc) {
         for (size_t i = 0; d->audit && i < batch->audit_count; i++)
             pg_audit_append(d->audit, &batch->audit[i], NULL, 0);
-        if (n > 0)
-            pg_log(PG_LOG_INFO, "policy %s: %d records withdrawn from destinations",
-                   pg_policy_version(d->cfg->policy), n);
+        pg_router_stats after;
+        pg_router_get_stats(d->router, &after);
+        uint64_t published = after.reconcile_published - before.reconcile_published;
+        if (n > 0 || published)
+            pg_log(PG_LOG_INFO,
+                   "policy %s: %d records withdrawn from destinations, %" PRIu64
+                   " newly allowed published",
+                   pg_policy_version(d->live.policy), n, published);
     }
     pg_outbatch_destroy(&batch);
     return rc;
@@ -96,6 +112,7 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
         return NULL;
     }
     d->cfg = cfg;
+    d->live = *cfg;
     char why[PG_ERRSTR_SIZE];
     d->store = pg_store_new(cfg->store_path, cfg->store_map_size, why, sizeof why);
     if (!d->store) {
@@ -168,7 +185,7 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
     d->intake = pg_intake_new(&iopts, errstr, errstr_size);
     if (!d->intake)
         goto err;
-    if (pg_partner_service_start(cfg, d->store, d->audit, &d->partner, errstr, errstr_size))
+    if (pg_partner_service_start(&d->live, d->store, d->audit, &d->partner, errstr, errstr_size))
         goto err;
     return d;
 err:
@@ -191,13 +208,22 @@ void pg_daemon_destroy(pg_daemon **p)
     pg_spool_destroy(&d->spool);
     pg_ledger_destroy(&d->ledger);
     pg_store_destroy(&d->store);
+    pg_config_destroy(&d->reloaded);
     free(d);
     *p = NULL;
 }
 
 void pg_daemon_stop(pg_daemon *d)
 {
-    d->stop = 1;
+    d->stop = -1;
+}
+
+void pg_daemon_signal(pg_daemon *d, int sig)
+{
+    if (sig == SIGTERM || sig == SIGINT)
+        d->stop = sig;
+    else if (sig > 0 && sig < S_NSIG)
+        d->pending[sig] = 1;
 }
 
 pg_intake *pg_daemon_intake(pg_daemon *d)
@@ -254,6 +280,86 @@ static void s_log_counters(pg_daemon *d, int level, const char *when)
            ps.restarts, ss.batches, ss.records, ss.bytes);
 }
 
+/* A key of the new configuration that differs from the running one: the log level
+ * applies now, the policy by its version, anything else at the next start. */
+static void s_changed_key(void *arg, const char *section, const char *key)
+{
+    (void)arg;
+    if (strcmp(section, "log"))
+        pg_log(PG_LOG_WARN, "reload: %s.%s changed: it takes effect at the next start", section,
+               key);
+}
+
+/* SIGHUP: read the configuration file again. One that does not pass --check-config
+ * changes nothing. A new policy version goes through the start-up reconcile (and the
+ * partner service restarts under it); if that fails the running policy stays. Returns
+ * 0, or negative with errstr when the daemon cannot go on (the partner service could
+ * not be restarted). */
+static int s_reload(pg_daemon *d, char *errstr, size_t errstr_size)
+{
+    char errs[16384];
+    pg_config *next = pg_config_load(d->cfg->path, errs, sizeof errs);
+    if (!next) {
+        for (char *c = errs; *c; c++)
+            if (*c == '\n')
+                *c = ';';
+        pg_log(PG_LOG_ERROR, "reload refused, the running configuration stays: %s", errs);
+        return 0;
+    }
+    pg_config_diff(d->cfg, next, s_changed_key, NULL);
+    pg_log_set_level(next->log_level);
+    struct pg_policy *was = d->live.policy;
+    if (!strcmp(pg_policy_version(was), pg_policy_version(next->policy))) {
+        pg_log(PG_LOG_INFO, "reloaded %s: log level %s, policy %s unchanged", next->path,
+               next->log_level_name, pg_policy_version(was));
+        pg_config_destroy(&next);
+        return 0;
+    }
+    /* The partner thread reads the policy: stop it before the old one can go. */
+    pg_partner_service_stop(&d->partner, S_RELOAD_DRAIN_MS);
+    char why[PG_ERRSTR_SIZE];
+    d->live.policy = next->policy;
+    pg_router_set_policy(d->router, next->policy);
+    if (s_reconcile(d, why, sizeof why)) {
+        d->live.policy = was;
+        pg_router_set_policy(d->router, was);
+        pg_log(PG_LOG_ERROR, "reload: policy %s not applied, %s stays: reconcile: %s",
+               pg_policy_version(next->policy), pg_policy_version(was), why);
+        pg_config_destroy(&next);
+    } else {
+        pg_log(PG_LOG_INFO, "reloaded %s: log level %s, policy %s (was %s)", next->path,
+               next->log_level_name, pg_policy_version(next->policy), pg_policy_version(was));
+        pg_config_destroy(&d->reloaded); /* the policy before, now unused */
+        d->reloaded = next;
+    }
+    if (pg_partner_service_start(&d->live, d->store, d->audit, &d->partner, why, sizeof why))
+        return pg_errf(PG_EINTERNAL, errstr, errstr_size,
+                       "reload: the partner service cannot restart: %s", why);
+    return 0;
+}
+
+/* Act on the signals pg_daemon_signal noted. 0, or negative with errstr when the
+ * daemon must stop. */
+static int s_signals(pg_daemon *d, char *errstr, size_t errstr_size)
+{
+    for (int sig = 1; sig < S_NSIG; sig++) {
+        if (!d->pending[sig])
+            continue;
+        d->pending[sig] = 0;
+        if (sig == SIGHUP) {
+            pg_log(PG_LOG_INFO, "SIGHUP: reloading %s", d->cfg->path);
+            if (s_reload(d, errstr, errstr_size))
+                return PG_EINTERNAL;
+        } else if (sig == SIGUSR1) {
+            s_log_counters(d, PG_LOG_INFO, "SIGUSR1");
+        } else {
+            pg_log(PG_LOG_WARN, "signal %d (%s) ignored: SIGTERM or SIGINT stops, SIGHUP reloads",
+                   sig, strsignal(sig));
+        }
+    }
+    return 0;
+}
+
 int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size)
 {
     int rc = 0;
@@ -270,6 +376,11 @@ int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size)
     uint64_t last_received = 0;
 
     while (!d->stop) {
+        if (s_signals(d, errstr, errstr_size)) {
+            rc = PG_EINTERNAL;
+            pg_log(PG_LOG_ERROR, "%s", errstr);
+            break;
+        }
         int n = pg_intake_poll(d->intake, S_POLL_MS, 0, why, sizeof why);
         if (n < 0) {
             rc = pg_errf(n, errstr, errstr_size, "%s", why);
@@ -295,7 +406,8 @@ int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size)
     pg_intake_destroy(&d->intake);
     int drain_ms = d->cfg->spool_drain_timeout_ms;
     pg_partner_service_stop(&d->partner, drain_ms);
-    pg_log(PG_LOG_INFO, "stopping: intake closed; publishing the spool for up to %d ms", drain_ms);
+    pg_log(PG_LOG_INFO, "stopping (%s): intake closed; publishing the spool for up to %d ms",
+           d->stop > 0 ? strsignal(d->stop) : rc ? "error" : "asked", drain_ms);
     int drc = pg_publisher_drain(d->producer, drain_ms, why, sizeof why);
     pg_publisher_stop(d->producer);
     s_log_counters(d, PG_LOG_INFO, "stopped");

@@ -30,6 +30,11 @@ int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size);
 /* Ask pg_daemon_run to return. Async-signal-safe: only sets a flag, seen within
  * 100 ms. */
 void pg_daemon_stop(pg_daemon *d);
+/* A signal arrived (async-signal-safe: only sets a flag; pg_daemon_run acts on it
+ * within 100 ms). SIGTERM and SIGINT stop as pg_daemon_stop; SIGHUP reloads the
+ * configuration file (docs/operations.md "Reload"); SIGUSR1 logs the counters; any
+ * other is logged as ignored. */
+void pg_daemon_signal(pg_daemon *d, int sig);
 
 /* The one-line startup summary (no newline) into out. */
 void pg_daemon_summary(const pg_daemon *d, char *out, size_t size);

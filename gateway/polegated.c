@@ -1,5 +1,6 @@
 /* polegated: the gateway daemon (command line, signals, config -> pg_daemon). */
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +16,23 @@ static pg_daemon *s_daemon;
 
 static void s_on_signal(int sig)
 {
-    (void)sig;
     if (s_daemon)
-        pg_daemon_stop(s_daemon);
+        pg_daemon_signal(s_daemon, sig);
+}
+
+/* Every signal whose default action would end the process without a word (SIGQUIT,
+ * SIGABRT and SIGSEGV & co. keep theirs: a core dump is what they are for). SIGPIPE is
+ * ignored outright: a peer closing a socket is reported by the write that failed. */
+static void s_signal_set(sigset_t *set)
+{
+    static const int sigs[] = {SIGTERM, SIGINT,  SIGHUP,    SIGUSR1, SIGUSR2, SIGALRM,
+                               SIGVTALRM, SIGPROF, SIGIO,   SIGPWR,  SIGSTKFLT, SIGXCPU,
+                               SIGXFSZ};
+    sigemptyset(set);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaddset(set, sigs[i]);
+    for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+        sigaddset(set, sig);
 }
 
 static void s_usage(FILE *f)
@@ -33,7 +48,10 @@ static void s_usage(FILE *f)
                "  --version           the version\n"
                "\n"
                "SIGTERM or SIGINT stops taking messages, keeps publishing the spool for up to\n"
-               "spool.drain_timeout_ms and leaves the rest for the next start. Exit status:\n"
+               "spool.drain_timeout_ms and leaves the rest for the next start. SIGHUP reads\n"
+               "FILE again and applies a new policy version and log level (a FILE that fails\n"
+               "--check-config is refused and logged); SIGUSR1 logs the counters; other\n"
+               "signals are logged and ignored. Exit status:\n"
                "0 clean stop, 1 invalid config or a failure while running, 2 usage error.\n"
                "See docs/operations.md.\n");
 }
@@ -102,6 +120,15 @@ int main(int argc, char **argv)
     }
     pg_log_set_level(cfg->log_level);
 
+    /* Blocked while the daemon starts its threads (librdkafka's, ZeroMQ's, the
+     * producer's, the partner service's), which keep the mask: the signals then only
+     * reach this thread, whose wait for requests they interrupt. One that arrives
+     * during start-up waits until the handlers are in place. */
+    sigset_t handled;
+    s_signal_set(&handled);
+    pthread_sigmask(SIG_BLOCK, &handled, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     char why[PG_ERRSTR_SIZE];
     s_daemon = pg_daemon_new(cfg, why, sizeof why);
     if (!s_daemon) {
@@ -112,10 +139,11 @@ int main(int argc, char **argv)
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = s_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    sigfillset(&sa.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(&handled, sig) == 1)
+            sigaction(sig, &sa, NULL);
+    pthread_sigmask(SIG_UNBLOCK, &handled, NULL);
 
     char summary[1024];
     pg_daemon_summary(s_daemon, summary, sizeof summary);

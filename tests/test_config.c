@@ -508,6 +508,40 @@ START_TEST(test_log_levels)
 }
 END_TEST
 
+static void s_note_key(void *arg, const char *section, const char *key)
+{
+    char *out = arg;
+    strcat(out, section);
+    strcat(out, ".");
+    strcat(out, key);
+    strcat(out, " ");
+}
+
+/* What a reload compares: every key whose value differs, the properties as a whole. */
+START_TEST(test_diff)
+{
+    pg_config *a = s_parse(BASE);
+    ck_assert_msg(a != NULL, "%s", s_err);
+    pg_config *b = s_parse(BASE "spool:\n  group_commit: 64\nlog:\n  level: debug\n");
+    ck_assert_msg(b != NULL, "%s", s_err);
+    pg_config *c = s_parse(POLICY FORCE ADAPTER INTAKE STORE
+                           "kafka:\n  brokers: 127.0.0.1:19092\n  properties:\n"
+                           "    linger.ms: 5\n");
+    ck_assert_msg(c != NULL, "%s", s_err);
+    char changed[512] = "";
+    pg_config_diff(a, a, s_note_key, changed);
+    ck_assert_str_eq(changed, "");
+    pg_config_diff(a, b, s_note_key, changed);
+    ck_assert_str_eq(changed, "spool.group_commit log.level ");
+    changed[0] = 0;
+    pg_config_diff(a, c, s_note_key, changed);
+    ck_assert_str_eq(changed, "kafka.properties ");
+    pg_config_destroy(&a);
+    pg_config_destroy(&b);
+    pg_config_destroy(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -531,6 +565,7 @@ int main(void)
     tcase_add_test(tc, test_policy_required);
     tcase_add_test(tc, test_policy_errors_reported);
     tcase_add_test(tc, test_audit_spool_dlq);
+    tcase_add_test(tc, test_diff);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

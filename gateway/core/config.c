@@ -830,6 +830,40 @@ void pg_config_each_key(void (*fn)(void *arg, const char *section, const char *k
             fn(arg, s_sections[i].name, e->key);
 }
 
+static int s_same(const s_entry *e, const pg_config *a, const pg_config *b)
+{
+    const void *fa = (const char *)a + e->offset, *fb = (const char *)b + e->offset;
+    switch (e->type) {
+    case S_STR: {
+        const char *sa = *(char *const *)fa, *sb = *(char *const *)fb;
+        return sa == sb || (sa && sb && !strcmp(sa, sb));
+    }
+    case S_INT:
+        return *(const int *)fa == *(const int *)fb;
+    case S_SIZE:
+    case S_COUNT:
+        return *(const size_t *)fa == *(const size_t *)fb;
+    case S_PROPS:
+        if (a->kafka_property_count != b->kafka_property_count)
+            return 0;
+        for (size_t i = 0; i < a->kafka_property_count; i++)
+            if (strcmp(a->kafka_properties[i].key, b->kafka_properties[i].key) ||
+                strcmp(a->kafka_properties[i].value, b->kafka_properties[i].value))
+                return 0;
+        return 1;
+    }
+    return 0;
+}
+
+void pg_config_diff(const pg_config *a, const pg_config *b,
+                    void (*fn)(void *arg, const char *section, const char *key), void *arg)
+{
+    for (size_t i = 0; i < S_NSECTIONS; i++)
+        for (const s_entry *e = s_sections[i].entries; e->key; e++)
+            if (!s_same(e, a, b))
+                fn(arg, s_sections[i].name, e->key);
+}
+
 /* ---------------------------------------------------------------- log */
 
 static int s_log_level = PG_LOG_INFO;

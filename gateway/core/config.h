@@ -97,6 +97,11 @@ void pg_config_reference(FILE *out);
  * documentation in step with the maps). */
 void pg_config_each_key(void (*fn)(void *arg, const char *section, const char *key), void *arg);
 
+/* Calls fn for every key whose value differs between a and b (a reload uses it to
+ * say which changes wait for a restart). The policy is not compared: its version is. */
+void pg_config_diff(const pg_config *a, const pg_config *b,
+                    void (*fn)(void *arg, const char *section, const char *key), void *arg);
+
 /* ---- the log: one line per event on stderr, "TIME polegated LEVEL: message" */
 
 typedef enum pg_log_level {

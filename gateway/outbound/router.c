@@ -1017,6 +1017,11 @@ void pg_router_destroy(pg_router **p)
     *p = NULL;
 }
 
+void pg_router_set_policy(pg_router *r, const pg_policy *policy)
+{
+    r->policy = policy;
+}
+
 /* Run fn in a child of txn, leaving txn and out as they were when it fails. */
 static int s_atomic(pg_router *r, pg_store_txn *txn, pg_outbatch *out, char *errstr,
                     size_t errstr_size, int (*fn)(s_ctx *ctx, const void *arg), const void *arg)

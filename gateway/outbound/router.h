@@ -99,6 +99,11 @@ pg_router *pg_router_new(const pg_policy *policy, pg_store *store, const char *f
 /* NULL-safe; sets *p to NULL. */
 void pg_router_destroy(pg_router **p);
 
+/* Route by policy from now on (borrowed, must outlive the router; the old one may be
+ * freed once this returns). A reload calls it, then pg_router_reconcile, between two
+ * routings on the routing thread. */
+void pg_router_set_policy(pg_router *r, const pg_policy *policy);
+
 /* Route the updates in published (what pg_ledger_apply appended, in order) inside the
  * write transaction txn: append the records and pending audit events to out. Does
  * pg_router_reconcile first when the policy version changed. On error (PG_ENOMEM,
