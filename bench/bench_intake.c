@@ -16,6 +16,7 @@
 #include "dlq.h"
 #include "intake.h"
 #include "ledger.h"
+#include "log.h"
 #include "polegate/adapter.h"
 #include "polegate/error.h"
 #include "policy.h"

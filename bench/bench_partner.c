@@ -23,6 +23,7 @@
 #include "config.h"
 #include "corpus.h"
 #include "ledger.h"
+#include "log.h"
 #include "partner.h"
 #include "partner_service.h"
 #include "polegate/adapter.h"

@@ -13,6 +13,7 @@
 #include "dlq.h"
 #include "ledger.h"
 #include "echo.h"
+#include "log.h"
 #include "partner_service.h"
 #include "polegate/error.h"
 #include "polegate/version.h"

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "log.h"
 #include "polegate/error.h"
 #include "polegate/version.h"
 #include "policy.h"

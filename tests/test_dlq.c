@@ -15,6 +15,7 @@
 #include "dlq.h"
 #include "intake.h"
 #include "ledger.h"
+#include "log.h"
 #include "outrec.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"

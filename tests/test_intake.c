@@ -22,6 +22,7 @@
 #include "echo.h"
 #include "intake.h"
 #include "ledger.h"
+#include "log.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
 #include "policy.h"

@@ -12,6 +12,8 @@
 
 #include "audit.h"
 #include "config.h"
+#include "kafka.h"
+#include "log.h"
 #include "outrec.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
@@ -711,9 +713,9 @@ START_TEST(test_safety_properties_refused)
         ck_assert_msg(p == NULL, "%s=%s accepted", bad[i][0], bad[i][1]);
         ck_assert_msg(strstr(s_err, bad[i][0]) || strstr(s_err, "No such"), "%s", s_err);
     }
-    ck_assert_int_eq(pg_publisher_check_property("acks", "all", s_err, sizeof s_err), 0);
-    ck_assert_int_eq(pg_publisher_check_property("acks", "-1", s_err, sizeof s_err), 0);
-    ck_assert_int_eq(pg_publisher_check_property("acks", "0", s_err, sizeof s_err), PG_ECONFIG);
+    ck_assert_int_eq(pg_kafka_check_property("acks", "all", s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_kafka_check_property("acks", "-1", s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_kafka_check_property("acks", "0", s_err, sizeof s_err), PG_ECONFIG);
     ck_assert_ptr_nonnull(strstr(s_err, "'acks' is fixed to 'all'"));
     /* a message timeout longer than the transaction's is refused by librdkafka */
     pg_config_kv mt = {"message.timeout.ms", "600000", 1};

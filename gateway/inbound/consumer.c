@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+#include "log.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
 

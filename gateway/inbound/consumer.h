@@ -6,7 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+typedef struct pg_config_kv pg_config_kv;
+
 
 /*
  * Settings that are fixed: enable.auto.commit=false and enable.auto.offset.store=false

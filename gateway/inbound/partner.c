@@ -1,6 +1,7 @@
 /* pg_partner: the inbound pipeline: take (checks, partner ledger, compose, into the
  * outbox); the outbox and the RMS's results are partner_outbox.c, the thread
  * partner_service.c, the intake's echo filter echo.c. */
+#include "log.h"
 #include "partner_int.h"
 
 #include <inttypes.h>
@@ -10,7 +11,6 @@
 
 #include "audit.h"
 #include "compose.h"
-#include "config.h"
 #include "idstore.h"
 #include "ledger.h"
 #include "policy.h"

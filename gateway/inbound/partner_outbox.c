@@ -8,8 +8,8 @@
 #include <uuid/uuid.h>
 
 #include "audit.h"
-#include "config.h"
 #include "dlq.h"
+#include "log.h"
 #include "partner_int.h"
 #include "policy.h"
 #include "polegate/error.h"

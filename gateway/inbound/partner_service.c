@@ -14,6 +14,7 @@
 #include "compose.h"
 #include "config.h"
 #include "consumer.h"
+#include "log.h"
 #include "partner.h"
 #include "policy.h"
 #include "polegate/error.h"

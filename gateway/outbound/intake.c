@@ -11,10 +11,10 @@
 #include <zmq.h>
 
 #include "audit.h"
-#include "config.h"
 #include "dlq.h"
 #include "echo.h"
 #include "ledger.h"
+#include "log.h"
 #include "outrec.h"
 #include "router.h"
 #include "spool.h"

@@ -12,6 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
+#include "kafka.h"
+#include "log.h"
 #include "polegate/error.h"
 
 #define S_DEFAULT_WINDOW_BATCHES 256
@@ -54,53 +57,11 @@ struct pg_publisher {
     time_t last_warn;
 };
 
-/* Settings without which a record could be reordered, duplicated, lost on a leader
- * change, or land on another partition than a Java client would pick. */
-static const struct {
-    const char *key;
-    const char *value;
-    const char *also; /* another spelling of the same value, or NULL */
-    const char *why;
-} s_fixed[] = {
-    {"acks", "all", "-1", "a record counts as delivered only once every in-sync replica has it"},
-    {"request.required.acks", "all", "-1",
-     "a record counts as delivered only once every in-sync replica has it"},
-    {"enable.idempotence", "true", NULL,
-     "retries must neither duplicate nor reorder the updates of a key"},
-    {"partitioner", "murmur2_random", NULL, "keys must map to the partitions Java clients compute"},
-};
-#define S_NFIXED (sizeof s_fixed / sizeof s_fixed[0])
-
 /* Defaults an operator may override through kafka.properties. */
 static const char *const s_defaults[][2] = {
     {"client.id", "polegated"},
     {"linger.ms", "5"},
 };
-
-int pg_publisher_check_property(const char *key, const char *value, char *errstr, size_t errstr_size)
-{
-    if (!strcmp(key, "bootstrap.servers") || !strcmp(key, "metadata.broker.list"))
-        return pg_errf(PG_ECONFIG, errstr, errstr_size,
-                       "set the brokers with kafka.brokers, not '%s'", key);
-    for (size_t i = 0; i < S_NFIXED; i++) {
-        if (strcmp(key, s_fixed[i].key))
-            continue;
-        if (!strcmp(value, s_fixed[i].value) ||
-            (s_fixed[i].also && !strcmp(value, s_fixed[i].also)))
-            return 0;
-        return pg_errf(PG_ECONFIG, errstr, errstr_size,
-                       "'%s' is fixed to '%s' by polegate (%s) and cannot be '%s'; remove "
-                       "it",
-                       key, s_fixed[i].value, s_fixed[i].why, value);
-    }
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char why[256];
-    rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, key, value, why, sizeof why);
-    rd_kafka_conf_destroy(conf);
-    if (res != RD_KAFKA_CONF_OK)
-        return pg_errf(PG_ECONFIG, errstr, errstr_size, "librdkafka: %s", why);
-    return 0;
-}
 
 /* ---------------------------------------------------------------- counters, errors */
 
@@ -253,14 +214,14 @@ pg_publisher *pg_publisher_new(const pg_publisher_opts *opts, char *errstr, size
         goto err;
     for (size_t i = 0; i < opts->property_count; i++) {
         const pg_config_kv *kv = &opts->properties[i];
-        if (pg_publisher_check_property(kv->key, kv->value, errstr, errstr_size) ||
+        if (pg_kafka_check_property(kv->key, kv->value, errstr, errstr_size) ||
             s_set(conf, kv->key, kv->value, errstr, errstr_size))
             goto err;
     }
     /* Last, so that nothing above can weaken them. */
-    for (size_t i = 0; i < S_NFIXED; i++)
-        if (strcmp(s_fixed[i].key, "request.required.acks") &&
-            s_set(conf, s_fixed[i].key, s_fixed[i].value, errstr, errstr_size))
+    for (const pg_kafka_fixed *f = pg_kafka_fixed_properties(); f->key; f++)
+        if (strcmp(f->key, "request.required.acks") &&
+            s_set(conf, f->key, f->value, errstr, errstr_size))
             goto err;
     if (s_set(conf, "transactional.id", self->tid, errstr, errstr_size))
         goto err;

@@ -7,9 +7,10 @@
 #include <stdint.h>
 
 #include "audit.h"
-#include "config.h"
 #include "spool.h"
 #include "store.h"
+
+typedef struct pg_config_kv pg_config_kv;
 
 /* Kafka record headers of canonical updates (docs/topics.md). */
 #define PG_HDR_TYPE "pg-type"
@@ -56,7 +57,7 @@ typedef struct pg_publisher_opts {
     const char *brokers;          /* bootstrap.servers */
     const char *transactional_id; /* required */
     /* Passed to librdkafka after polegate's defaults, so they override them; each must
-     * pass pg_publisher_check_property. Not retained. */
+     * pass pg_kafka_check_property. Not retained. */
     const pg_config_kv *properties;
     size_t property_count;
     /* Borrowed; must outlive the producer. */
@@ -80,13 +81,6 @@ typedef struct pg_publisher_stats {
     uint64_t restarts;     /* librdkafka handles remade after a fatal error */
     uint64_t audit_errors; /* audit events that could not be written */
 } pg_publisher_stats;
-
-/* 0 when key=value may be given in kafka.properties; PG_ECONFIG with the reason
- * otherwise: a setting polegate fixes for safety (acks, enable.idempotence,
- * partitioner) given another value, the brokers under their librdkafka name, or a
- * property librdkafka refuses. */
-int pg_publisher_check_property(const char *key, const char *value, char *errstr,
-                               size_t errstr_size);
 
 /* A producer (not yet running). Makes the librdkafka handle, so that a bad property
  * fails here; connecting happens in the background. NULL with errstr on failure. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ledger.h"
+#include "log.h"
 #include "polegate/error.h"
 #include "publisher.h"
 
