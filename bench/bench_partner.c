@@ -28,6 +28,7 @@
 #include "partner_service.h"
 #include "polegate/adapter.h"
 #include "polegate/error.h"
+#include "polegate/wire.h"
 #include "rms_delivery.h"
 #include "store.h"
 
@@ -57,8 +58,8 @@ static void s_produce(s_feed *f, const ProtobufCMessage *m, const char *type, co
     uint8_t *v = malloc(len ? len : 1);
     protobuf_c_message_pack(m, v);
     rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-    rd_kafka_header_add(h, "pg-type", -1, type, -1);
-    rd_kafka_header_add(h, "pg-origin-force", -1, "ESX", -1);
+    rd_kafka_header_add(h, PG_HDR_TYPE, -1, type, -1);
+    rd_kafka_header_add(h, PG_HDR_ORIGIN_FORCE, -1, "ESX", -1);
     for (;;) {
         rd_kafka_resp_err_t err =
             rd_kafka_producev(f->prod, RD_KAFKA_V_TOPIC(S_TOPIC), RD_KAFKA_V_KEY(key, strlen(key)),
@@ -101,9 +102,9 @@ static int s_one(void *arg, const uint8_t *msg, size_t len, size_t pos)
     for (size_t i = 0; i < out->count; i++) {
         const pg_change *c = &out->changes[i];
         if (c->type == PG_CHANGE_ENTITY)
-            s_produce(f, &c->entity->base, "polegate.pole.v1.EntityUpdate", c->entity->id);
+            s_produce(f, &c->entity->base, PG_TYPE_ENTITY, c->entity->id);
         else
-            s_produce(f, &c->link->base, "polegate.pole.v1.LinkUpdate", c->link->id);
+            s_produce(f, &c->link->base, PG_TYPE_LINK, c->link->id);
     }
     pg_changeset_destroy(&in);
     pg_changeset_destroy(&out);

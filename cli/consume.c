@@ -13,7 +13,7 @@
 #include "polegate/buf.h"
 #include "polegate/pbjson.h"
 #include "polegate/pole.h"
-#include "publisher.h"
+#include "polegate/wire.h"
 
 static const char s_usage_text[] =
     "usage: polegate consume --brokers B --topic T [OPTION]...\n"

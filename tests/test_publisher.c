@@ -18,6 +18,7 @@
 #include "polegate/error.h"
 #include "polegate/identity.h"
 #include "polegate/pole.h"
+#include "polegate/wire.h"
 #include "publisher.h"
 #include "spool.h"
 #include "store.h"

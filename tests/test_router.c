@@ -12,6 +12,7 @@
 #include "ledger.h"
 #include "outrec.h"
 #include "polegate/error.h"
+#include "polegate/wire.h"
 #include "policy.h"
 #include "publisher.h"
 #include "router.h"

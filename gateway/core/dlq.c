@@ -9,7 +9,7 @@
 
 #include "polegate/buf.h"
 #include "polegate/error.h"
-#include "publisher.h"
+#include "polegate/wire.h"
 
 static const char s_state_key[] = "state";
 

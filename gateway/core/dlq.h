@@ -40,13 +40,6 @@ typedef struct pg_dlq_limits {
  * record is 1 MB; more would block the spool on a record the broker always refuses. */
 #define PG_DLQ_MAX_RECORD_VALUE ((size_t)900 << 10)
 
-/* Kafka headers of a dead-letter record. */
-#define PG_HDR_REASON "pg-reason"
-#define PG_HDR_RECEIVED_AT "pg-received-at"
-#define PG_HDR_FORMAT "pg-format"
-#define PG_HDR_DLQ_ID "pg-dlq-id"
-#define PG_HDR_TRUNCATED "pg-truncated"
-
 /* Where a dead letter came from. */
 typedef enum pg_dlq_kind {
     PG_DLQ_INTAKE = 0, /* a message of our RMS that could not be translated (intake) */

@@ -1373,19 +1373,6 @@ pg_link_update *pg_policy_withdrawal_link(pg_arena *arena, const pg_link_update 
     return l;
 }
 
-/* ------------------------------------------------------------------ provenance */
-
-int pg_policy_headers(const pg_policy *policy, const pg_policy_decision *decision,
-                      pg_policy_header out[PG_POLICY_HEADER_COUNT])
-{
-    if (decision->verdict != PG_POLICY_SHARE || !decision->agreement)
-        return PG_EINVALID;
-    out[0] = (pg_policy_header){"pg-agreement", decision->agreement};
-    out[1] = (pg_policy_header){"pg-policy-version", policy->version};
-    out[2] = (pg_policy_header){"pg-redactions", decision->redactions};
-    return 0;
-}
-
 /* ------------------------------------------------------------------ inbound */
 
 int pg_policy_inbound_allowed(const pg_policy *policy, const char *topic, const char *origin_force,

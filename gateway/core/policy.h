@@ -240,19 +240,6 @@ pg_entity_update *pg_policy_withdrawal_entity(pg_arena *arena, const pg_entity_u
 pg_link_update *pg_policy_withdrawal_link(pg_arena *arena, const pg_link_update *link,
                                           uint64_t version);
 
-/* ------------------------------------------------------------------ provenance */
-
-#define PG_POLICY_HEADER_COUNT 3
-
-typedef struct pg_policy_header {
-    const char *name;  /* "pg-agreement", "pg-policy-version", "pg-redactions" */
-    const char *value; /* borrowed from the policy; lives as long as it */
-} pg_policy_header;
-
-/* The provenance headers of a SHARE decision. PG_EINVALID for a WITHHOLD. */
-int pg_policy_headers(const pg_policy *policy, const pg_policy_decision *decision,
-                      pg_policy_header out[PG_POLICY_HEADER_COUNT]);
-
 /* ------------------------------------------------------------------ inbound */
 
 /* May a record of origin_force arrive on topic? Only from a configured partner, and

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
+#include "polegate/wire.h"
 
 /* Properties this module sets itself, and producer-only ones the consumer would only
  * warn about. */
@@ -288,8 +289,8 @@ int pg_consumer_poll(pg_consumer *c, pg_consumer_record *out, size_t max, int ti
         r->offset = m->offset;
         r->value = m->payload;
         r->len = m->payload ? m->len : 0;
-        r->type = s_header(m, "pg-type", s->type, sizeof s->type);
-        r->force = s_header(m, "pg-origin-force", s->force, sizeof s->force);
+        r->type = s_header(m, PG_HDR_TYPE, s->type, sizeof s->type);
+        r->force = s_header(m, PG_HDR_ORIGIN_FORCE, s->force, sizeof s->force);
         r->key = NULL;
         if (m->key && m->key_len < sizeof s->key) {
             memcpy(s->key, m->key, m->key_len);

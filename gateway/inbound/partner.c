@@ -13,6 +13,7 @@
 #include "compose.h"
 #include "idstore.h"
 #include "ledger.h"
+#include "polegate/wire.h"
 #include "policy.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
@@ -20,8 +21,6 @@
 
 #define S_UPSERT POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT
 #define S_DELETE POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE
-#define S_TYPE_ENTITY "polegate.pole.v1.EntityUpdate"
-#define S_TYPE_LINK "polegate.pole.v1.LinkUpdate"
 
 static int s_nomem(char *errstr, size_t errstr_size)
 {
@@ -228,8 +227,8 @@ static int s_record(s_take *t, const pg_partner_record *r)
     int rc = s_note_offset(p, r);
     if (rc)
         return s_nomem(t->errstr, t->errstr_size);
-    int entity = r->type && !strcmp(r->type, S_TYPE_ENTITY);
-    if (!r->value || !r->type || (!entity && strcmp(r->type, S_TYPE_LINK))) {
+    int entity = r->type && !strcmp(r->type, PG_TYPE_ENTITY);
+    if (!r->value || !r->type || (!entity && strcmp(r->type, PG_TYPE_LINK))) {
         /* a tombstone is compaction's business; anything else skipped gets a reason */
         if (r->value)
             pg_log(PG_LOG_WARN, "partner: %s [%d] offset %" PRId64 ": skipped: pg-type %s",

@@ -12,16 +12,6 @@
 
 typedef struct pg_config_kv pg_config_kv;
 
-/* Kafka record headers of canonical updates (docs/topics.md). */
-#define PG_HDR_TYPE "pg-type"
-#define PG_HDR_SCHEMA "pg-schema"
-#define PG_HDR_ORIGIN_FORCE "pg-origin-force"
-#define PG_HDR_MARKING "pg-marking"
-#define PG_HDR_OPERATION "pg-operation"
-#define PG_HDR_VERSION "pg-version"
-#define PG_TYPE_ENTITY "polegate.pole.v1.EntityUpdate"
-#define PG_TYPE_LINK "polegate.pole.v1.LinkUpdate"
-
 /*
  * The producer publishes what the spool holds, oldest batch first, and nothing else:
  * each pg_outrec exactly as given (topic, key, value or tombstone, headers).

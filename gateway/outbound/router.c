@@ -9,7 +9,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "polegate/error.h"
-#include "publisher.h"
+#include "polegate/wire.h"
 
 #define S_DB_HELD "router.held"
 #define S_DB_META "router.meta"
@@ -214,9 +214,9 @@ static int s_headers(s_ctx *ctx, pg_outrec *rec, const s_rec *r)
         {PG_HDR_MARKING, marking},
         {PG_HDR_OPERATION, op ? op : "UNSPECIFIED"},
         {PG_HDR_VERSION, version},
-        {PG_ROUTER_HDR_AGREEMENT, r->agreement ? r->agreement : ""},
-        {PG_ROUTER_HDR_POLICY_VERSION, pg_policy_version(ctx->r->policy)},
-        {PG_ROUTER_HDR_REDACTIONS, r->redactions ? r->redactions : "none"},
+        {PG_HDR_AGREEMENT, r->agreement ? r->agreement : ""},
+        {PG_HDR_POLICY_VERSION, pg_policy_version(ctx->r->policy)},
+        {PG_HDR_REDACTIONS, r->redactions ? r->redactions : "none"},
     };
     for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) {
         int rc = pg_outrec_header_add(out, rec, h[i][0], h[i][1]);

@@ -73,11 +73,6 @@
  * keeps per-call scratch memory.
  */
 
-/* Provenance headers (docs/topics.md), on every record besides those of producer.h. */
-#define PG_ROUTER_HDR_AGREEMENT "pg-agreement"
-#define PG_ROUTER_HDR_POLICY_VERSION "pg-policy-version"
-#define PG_ROUTER_HDR_REDACTIONS "pg-redactions"
-
 typedef struct pg_router pg_router;
 
 typedef struct pg_router_stats {

@@ -9,9 +9,6 @@
 #include "polegate/arena.h"
 #include "polegate/pole/v1/pole.pb-c.h"
 
-/* Schema version carried in the pg-schema header of every Kafka record. */
-#define PG_SCHEMA_VERSION "polegate.pole.v1"
-
 typedef Polegate__Pole__V1__EntityUpdate pg_entity_update;
 typedef Polegate__Pole__V1__LinkUpdate pg_link_update;
 typedef Polegate__Pole__V1__EntityRef pg_entity_ref;
