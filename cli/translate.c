@@ -248,7 +248,7 @@ static int s_apply(s_run *run, size_t pos, pg_store_txn **txn, pg_ledger_result 
         }
         pg_changeset_reset(run->out);
         rc = pg_ledger_apply(run->ledger, *txn, run->in, run->out, res, err, sizeof err);
-        if (rc != PG_ESTORE || !strstr(err, "MDB_MAP_FULL"))
+        if (rc != PG_EFULL)
             break;
         /* A large input outgrew the map: grow it (allowed with no transaction open)
          * and apply the message again. */

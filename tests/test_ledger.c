@@ -983,7 +983,7 @@ START_TEST(test_map_full)
         s_occurrence(native, summary);
     }
     pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
-    ck_assert_int_eq(pg_ledger_apply(lg, txn, in, out, &res, e, sizeof e), PG_ESTORE);
+    ck_assert_int_eq(pg_ledger_apply(lg, txn, in, out, &res, e, sizeof e), PG_EFULL);
     ck_assert_msg(strstr(e, "MDB_MAP_FULL") != NULL, "%s", e);
     ck_assert_msg(strstr(e, "524288-byte map") != NULL, "%s", e);
     ck_assert_uint_eq(out->count, 0);

@@ -1,5 +1,7 @@
 /* Unit tests for gateway/store: LMDB environment, transactions, databases, cursors. */
 #include <check.h>
+#include <errno.h>
+#include <lmdb.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -321,7 +323,7 @@ START_TEST(test_map_full)
     pg_store_db db = s_db(st, "t.kv", 0);
     pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
     int n, again;
-    ck_assert_int_eq(s_fill(txn, db, 10000, &n), PG_ESTORE);
+    ck_assert_int_eq(s_fill(txn, db, 10000, &n), PG_EFULL);
     ck_assert_msg(strstr(e, "MDB_MAP_FULL") != NULL, "%s", e);
     ck_assert_msg(strstr(e, "262144-byte map") != NULL, "%s", e);
     ck_assert_int_lt(n, 10000);
@@ -348,7 +350,7 @@ START_TEST(test_map_full_in_child_keeps_parent)
     s_put(txn, db, "parent", "1");
     pg_store_txn *child = pg_store_begin_child(txn, e, sizeof e);
     int n;
-    ck_assert_int_eq(s_fill(child, db, 10000, &n), PG_ESTORE);
+    ck_assert_int_eq(s_fill(child, db, 10000, &n), PG_EFULL);
     ck_assert_ptr_nonnull(strstr(e, "MDB_MAP_FULL"));
     pg_store_abort(&child);
     ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
@@ -396,6 +398,216 @@ START_TEST(test_new_bad_directory)
 }
 END_TEST
 
+/* Change one byte of every copy of marker in the store's data.mdb (LMDB keeps older
+ * page versions too): damage as a disk or a stray write would make it. Returns how
+ * many copies were changed. */
+static int s_flip(const char *dir, const char *marker)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    char *buf = malloc((size_t)size);
+    ck_assert_ptr_nonnull(buf);
+    fseek(f, 0, SEEK_SET);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
+    size_t mlen = strlen(marker);
+    int n = 0;
+    for (long i = 0; i + (long)mlen <= size; i++) {
+        if (memcmp(buf + i, marker, mlen))
+            continue;
+        buf[i + (long)mlen - 1] ^= 0x01;
+        n++;
+    }
+    fseek(f, 0, SEEK_SET);
+    ck_assert_uint_eq(fwrite(buf, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    free(buf);
+    return n;
+}
+
+static void s_collect(void *arg, const char *line)
+{
+    snprintf(arg, PG_ERRSTR_SIZE, "%s", line);
+}
+
+/* A flipped byte in a stored value is caught when it is read: the reason names the
+ * store, database and key; the store then refuses every write; the offline check
+ * finds it too. */
+START_TEST(test_flipped_byte_is_caught)
+{
+    pg_store *st = s_open(0);
+    pg_store_db db = s_db(st, "router.meta", 0);
+    pg_store_db dup = s_db(st, "t.dup", PG_STORE_DUPSORT);
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    s_put(txn, db, "policy", "v1\0DEST=topic-FAULT-1");
+    s_put(txn, db, "other", "untouched");
+    s_put(txn, dup, "set", "Fmember-MARK");
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    pg_store_destroy(&st);
+
+    pg_store_check_result res;
+    char line[PG_ERRSTR_SIZE] = "";
+    ck_assert_int_eq(pg_store_check(s_dir, &res, s_collect, line, e, sizeof e), 0);
+    ck_assert_uint_eq(res.damaged, 0);
+    ck_assert_uint_ge(res.values, 4); /* the three, and the store's format */
+
+    ck_assert_int_ge(s_flip(s_dir, "v1"), 1);
+    ck_assert_int_ge(s_flip(s_dir, "member-MARK"), 1);
+    st = s_open(0);
+    db = s_db(st, "router.meta", 0);
+    dup = s_db(st, "t.dup", PG_STORE_DUPSORT);
+    txn = pg_store_begin(st, 0, e, sizeof e);
+    ck_assert_str_eq(s_get(txn, db, "other"), "untouched");
+    const void *v;
+    size_t vl;
+    ck_assert_int_eq(pg_store_get(txn, db, "policy", 6, &v, &vl, e, sizeof e), PG_ECORRUPT);
+    ck_assert_msg(strstr(e, s_dir) && strstr(e, "database router.meta, key policy") &&
+                      strstr(e, "checksum mismatch"),
+                  "%s", e);
+    pg_store_cursor *cur = pg_store_cursor_open(txn, dup, e, sizeof e);
+    ck_assert_int_eq(pg_store_cursor_first(cur, NULL, NULL, &v, &vl), PG_ECORRUPT);
+    ck_assert_msg(strstr(e, "database t.dup, key set"), "%s", e);
+    pg_store_cursor_close(&cur);
+    pg_store_abort(&txn);
+    char why[PG_ERRSTR_SIZE];
+    ck_assert_int_eq(pg_store_damaged(st, why, sizeof why), 1);
+    ck_assert_msg(strstr(why, "router.meta, key policy"), "%s", why);
+    ck_assert_ptr_null(pg_store_begin(st, 1, e, sizeof e));
+    ck_assert_msg(strstr(e, "damaged") && strstr(e, "nothing is written"), "%s", e);
+    pg_store_destroy(&st);
+
+    ck_assert_int_eq(pg_store_check(s_dir, &res, s_collect, line, e, sizeof e), PG_ECORRUPT);
+    ck_assert_uint_eq(res.damaged, 2);
+    ck_assert_msg(strstr(e, "2 of"), "%s", e);
+    ck_assert_msg(strstr(line, "damaged") && strstr(line, s_dir), "%s", line);
+}
+END_TEST
+
+/* A value reserved and filled afterwards gets its checksum before anything else
+ * reads the transaction; sorted-set values carry one too and are deleted by value. */
+START_TEST(test_checksums_of_reserve_and_dupsort)
+{
+    pg_store *st = s_open(0);
+    pg_store_db db = s_db(st, "t.kv", 0);
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    void *p;
+    ck_assert_int_eq(pg_store_put_reserve(txn, db, "r", 1, 3, &p, e, sizeof e), 0);
+    memcpy(p, "abc", 3);
+    ck_assert_str_eq(s_get(txn, db, "r"), "abc"); /* read in the same txn */
+    ck_assert_int_eq(pg_store_put_reserve(txn, db, "s", 1, 3, &p, e, sizeof e), 0);
+    memcpy(p, "xyz", 3);
+    pg_store_txn *child = pg_store_begin_child(txn, e, sizeof e);
+    ck_assert_str_eq(s_get(child, db, "s"), "xyz");
+    pg_store_abort(&child);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    pg_store_destroy(&st);
+    pg_store_check_result res;
+    ck_assert_int_eq(pg_store_check(s_dir, &res, NULL, NULL, e, sizeof e), 0);
+    char big[PG_STORE_MAX_KEY];
+    memset(big, 'x', sizeof big);
+    st = s_open(0);
+    pg_store_db dup = s_db(st, "t.dup", PG_STORE_DUPSORT);
+    txn = pg_store_begin(st, 1, e, sizeof e);
+    ck_assert_int_eq(pg_store_put(txn, dup, "k", 1, big, PG_STORE_MAX_DUP_VALUE, e, sizeof e), 0);
+    ck_assert_int_eq(pg_store_put(txn, dup, "k", 1, big, PG_STORE_MAX_DUP_VALUE + 1, e, sizeof e),
+                     PG_ESTORE);
+    ck_assert_int_eq(pg_store_del(txn, dup, "k", 1, big, PG_STORE_MAX_DUP_VALUE, e, sizeof e), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    pg_store_destroy(&st);
+}
+END_TEST
+
+/* A store written before values carried checksums is refused, not misread. */
+START_TEST(test_store_without_checksums_refused)
+{
+    pg_store *st = s_open(0);
+    pg_store_db db = s_db(st, "t.kv", 0);
+    (void)db;
+    pg_store_destroy(&st);
+    /* Drop the format record as an earlier polegate never wrote it. */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    ck_assert_int_eq(mdb_env_open(env, s_dir, 0, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, PG_STORE_DB_META, 0, &dbi), 0);
+    ck_assert_int_eq(mdb_drop(txn, dbi, 1), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    ck_assert_ptr_null(pg_store_new(s_dir, 0, e, sizeof e));
+    ck_assert_msg(strstr(e, "no checksums") && strstr(e, s_dir), "%s", e);
+}
+END_TEST
+
+/* A full disk gives one reason whatever the kernel said (ENOSPC, or EIO for a short
+ * write), nothing of the commit is kept, and the next commit works. */
+START_TEST(test_disk_full_reason)
+{
+    pg_store *st = s_open(0);
+    pg_store_db db = s_db(st, "t.kv", 0);
+    int errs[] = {ENOSPC, EDQUOT};
+    for (size_t i = 0; i < 2; i++) {
+        pg_store_test_inject(st, errs[i], 1);
+        pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+        s_put(txn, db, "k", "lost");
+        ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), PG_EDISKFULL);
+        ck_assert_msg(!strncmp(e, "disk full: the filesystem of store ", 35), "%s", e);
+        ck_assert_ptr_nonnull(strstr(e, s_dir));
+    }
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    ck_assert_str_eq(s_get(txn, db, "k"), "");
+    s_put(txn, db, "k", "kept");
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    /* EIO with plenty of space is an I/O error, not a full disk */
+    pg_store_test_inject(st, EIO, 1);
+    txn = pg_store_begin(st, 1, e, sizeof e);
+    s_put(txn, db, "k", "x");
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), PG_ESTORE);
+    ck_assert_msg(strstr(e, "Input/output error"), "%s", e);
+    pg_store_destroy(&st);
+}
+END_TEST
+
+/* Space in use goes up with what is added and down (free pages reused) after it is
+ * removed; the headroom is an eighth of the map, at least 1 MiB. */
+START_TEST(test_space)
+{
+    pg_store *st = s_open((size_t)8 << 20);
+    pg_store_db db = s_db(st, "t.kv", 0);
+    pg_store_space_info a, b, c;
+    ck_assert_int_eq(pg_store_space(st, &a, e, sizeof e), 0);
+    ck_assert_uint_eq(a.map, (size_t)8 << 20);
+    ck_assert_uint_eq(a.headroom, (size_t)1 << 20);
+    ck_assert_uint_eq(pg_store_headroom((size_t)1 << 30), (size_t)128 << 20);
+    char v[2000];
+    memset(v, 'v', sizeof v);
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    for (int i = 0; i < 1000; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%06d", i);
+        ck_assert_int_eq(pg_store_put(txn, db, k, strlen(k), v, sizeof v, e, sizeof e), 0);
+    }
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    ck_assert_int_eq(pg_store_space(st, &b, e, sizeof e), 0);
+    ck_assert_uint_gt(b.used, a.used + 1000 * sizeof v);
+    txn = pg_store_begin(st, 1, e, sizeof e);
+    for (int i = 0; i < 1000; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%06d", i);
+        ck_assert_int_eq(pg_store_del(txn, db, k, strlen(k), NULL, 0, e, sizeof e), 0);
+    }
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    ck_assert_int_eq(pg_store_space(st, &c, e, sizeof e), 0);
+    ck_assert_uint_lt(c.used, b.used / 2);
+    pg_store_destroy(&st);
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("store");
@@ -416,6 +628,11 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_map_full_in_child_keeps_parent);
     tcase_add_test(tc, test_durable_toggle);
     tcase_add_test(tc, test_new_bad_directory);
+    tcase_add_test(tc, test_flipped_byte_is_caught);
+    tcase_add_test(tc, test_checksums_of_reserve_and_dupsort);
+    tcase_add_test(tc, test_store_without_checksums_refused);
+    tcase_add_test(tc, test_disk_full_reason);
+    tcase_add_test(tc, test_space);
     suite_add_tcase(s, tc);
     return s;
 }

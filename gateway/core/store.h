@@ -17,16 +17,29 @@
  * non-durable store can lose the last commits on a power cut but is never corrupted.
  *
  * Size: LMDB maps the whole database into memory at a fixed size (the map size). When
- * a write needs more, it fails with PG_ESTORE and a reason containing "MDB_MAP_FULL";
+ * a write needs more, it fails with PG_EFULL and a reason containing "MDB_MAP_FULL";
  * the transaction is then unusable and must be aborted. pg_store_set_map_size can raise
- * the limit while no transaction is open.
+ * the limit while no transaction is open. Removing what was published must always be
+ * possible, so writers that add (the intake) stop at pg_store_headroom bytes short of
+ * the map (pg_store_space); only removals and bookkeeping use the headroom.
+ *
+ * Disk: a write the filesystem has no room for fails with PG_EDISKFULL and one reason,
+ * "disk full: ...", whether the kernel said ENOSPC or (a short write) EIO. Nothing of
+ * the transaction is kept, and the next one works once space is freed.
+ *
+ * Integrity: every value is stored with a CRC-32 of its key and bytes after it, and
+ * verified whenever it is read (get and cursors). A mismatch returns PG_ECORRUPT with
+ * the store's path, the database and the key; the store is then marked damaged
+ * (pg_store_damaged) and refuses every later write transaction: nothing is decided on
+ * state that cannot be trusted. pg_store_check verifies a whole store offline.
  *
  * Threads: a transaction belongs to the thread that began it; one write transaction
  * at a time per environment (a second pg_store_begin(write=1) blocks until the first
  * ends). Read transactions do not block writers.
  *
  * Data: keys and values are byte strings (pointer + length). A key is 1 to
- * PG_STORE_MAX_KEY bytes; so is a value of a PG_STORE_DUPSORT database. A value
+ * PG_STORE_MAX_KEY bytes; a value of a PG_STORE_DUPSORT database 1 to
+ * PG_STORE_MAX_DUP_VALUE. A value
  * returned by a get or a cursor points into the map: it is valid until the
  * transaction ends or the next write to that database in that transaction, and must
  * not be written to. Values are only 2-byte aligned: copy (memcpy) before reading a
@@ -35,12 +48,16 @@
 
 /* The largest key (and DUPSORT value) LMDB accepts in its default build. */
 #define PG_STORE_MAX_KEY 511
+/* The largest value of a PG_STORE_DUPSORT database (its checksum takes the rest). */
+#define PG_STORE_MAX_DUP_VALUE (PG_STORE_MAX_KEY - 4)
 
 /* Map size used when pg_store_new is given 0. */
 #define PG_STORE_DEFAULT_MAP_SIZE ((size_t)1 << 30)
 
 /* Named databases an environment can hold (all modules together). */
 #define PG_STORE_MAX_DBS 64
+/* The store's own database (its format); not for modules. */
+#define PG_STORE_DB_META "store.meta"
 
 typedef struct pg_store pg_store;
 typedef struct pg_store_txn pg_store_txn;
@@ -146,6 +163,39 @@ int pg_store_cursor_next_dup(pg_store_cursor *cur, const void **val, size_t *vle
 /* Delete the entry the cursor is on (a write txn); _next then returns the entry that
  * followed it. 0 or PG_ESTORE. */
 int pg_store_cursor_del(pg_store_cursor *cur);
+
+/* 1 (with the reason in out) once a value failed its checksum, else 0. */
+int pg_store_damaged(pg_store *store, char *out, size_t size);
+
+/* The smallest headroom kept free of additions, whatever the map size. */
+#define PG_STORE_MIN_HEADROOM ((size_t)1 << 20)
+/* Bytes of a map of map_size kept for removals: an eighth, at least 1 MiB. */
+size_t pg_store_headroom(size_t map_size);
+
+typedef struct pg_store_space_info {
+    size_t map;      /* the map size */
+    size_t used;     /* pages in use (the file's high-water mark less free pages) */
+    size_t headroom; /* pg_store_headroom(map) */
+} pg_store_space_info;
+/* How much of the map is in use, as of the last commit. In a read transaction of its
+ * own: not while this thread has a transaction open. 0 or PG_ESTORE. */
+int pg_store_space(pg_store *store, pg_store_space_info *out, char *errstr, size_t errstr_size);
+
+typedef struct pg_store_check_result {
+    unsigned long long databases, values, damaged;
+} pg_store_check_result;
+/* Verify every value of every database of the store in dir (opened read-only; a
+ * running daemon may keep using it). Each damaged value (or database that cannot be
+ * opened) is counted and passed to report as one line naming the store, database and
+ * key (report may be NULL). 0 when all is sound; PG_ECORRUPT with a summary when
+ * something is damaged; PG_ENOTFOUND when dir holds no store; PG_ESTORE otherwise. */
+int pg_store_check(const char *dir, pg_store_check_result *res,
+                   void (*report)(void *arg, const char *line), void *arg, char *errstr,
+                   size_t errstr_size);
+
+/* Tests: the next count top-level commits fail as if LMDB had returned err (an errno
+ * value such as ENOSPC or EIO, or an MDB_ code), and are aborted. */
+void pg_store_test_inject(pg_store *store, int err, int count);
 
 /* A u64 as an 8-byte big-endian key, so that LMDB's byte order is numeric order
  * (sequence numbers, ids), and back. */

@@ -21,7 +21,10 @@
     X(UNSUPPORTED, "cannot be expressed in the target format")                 \
     X(POLICY, "withheld by policy")                                            \
     X(TIMEOUT, "timed out")                                                    \
-    X(INTERNAL, "internal error")
+    X(INTERNAL, "internal error")                                              \
+    X(FULL, "store full")                                                      \
+    X(DISKFULL, "disk full")                                                   \
+    X(CORRUPT, "stored data damaged")
 
 enum {
     PG_OK = 0,
