@@ -272,13 +272,16 @@ static void s_log_counters(pg_daemon *d, int level, const char *when)
     pg_log(level,
            "%s: messages %" PRIu64 " received, %" PRIu64 " accepted (%" PRIu64
            " duplicate), %" PRIu64 " rejected (%" PRIu64 " dead letters), %" PRIu64
-           " retry (%" PRIu64 " spool full), %" PRIu64 " commits, %" PRIu64
+           " retry (%" PRIu64 " spool full, %" PRIu64 " store full, %" PRIu64
+           " disk full), %" PRIu64 " commits, %" PRIu64
            " partner echoes dropped; kafka %" PRIu64 " records in %" PRIu64
-           " transactions, %" PRIu64 " aborted, %" PRIu64 " producer restarts; spool %" PRIu64
+           " transactions, %" PRIu64 " aborted, %" PRIu64 " records sent again, %" PRIu64
+           " producer restarts, %" PRIu64 " failed removals%s; spool %" PRIu64
            " batches, %" PRIu64 " records, %" PRIu64 " bytes waiting",
            when, is.received, is.accepted, is.duplicates, is.rejected, is.dead_letters, is.retried,
-           is.backpressure, is.commits, is.echoes, ps.delivered, ps.transactions, ps.aborts,
-           ps.restarts, ss.batches, ss.records, ss.bytes);
+           is.backpressure, is.store_full, is.disk_full, is.commits, is.echoes, ps.delivered,
+           ps.transactions, ps.aborts, ps.resent, ps.restarts, ps.remove_failures,
+           ps.stalled ? " (PUBLISHING STOPPED)" : "", ss.batches, ss.records, ss.bytes);
 }
 
 /* A key of the new configuration that differs from the running one: the log level
@@ -376,6 +379,7 @@ int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size)
     time_t last_stats = time(NULL);
     uint64_t last_received = 0;
 
+    int damaged = 0;
     while (!d->stop) {
         if (s_signals(d, errstr, errstr_size)) {
             rc = PG_EINTERNAL;
@@ -386,6 +390,14 @@ int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size)
         if (n < 0) {
             rc = pg_errf(n, errstr, errstr_size, "%s", why);
             pg_log(PG_LOG_ERROR, "%s", why);
+            break;
+        }
+        /* A value failed its checksum (any thread): nothing more is decided or sent
+         * on this store; the operator runs `polegate store check`. */
+        if ((damaged = pg_store_damaged(d->store, why, sizeof why))) {
+            rc = pg_errf(PG_ECORRUPT, errstr, errstr_size, "%s; stopping", why);
+            pg_log(PG_LOG_ERROR, "%s; stopping (polegate store check %s lists what is damaged)",
+                   why, d->cfg->store_path);
             break;
         }
         time_t now = time(NULL);
@@ -405,7 +417,7 @@ int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size)
      * the rest there. */
     pg_intake_get_stats(d->intake, &d->last_intake);
     pg_intake_destroy(&d->intake);
-    int drain_ms = d->cfg->spool_drain_timeout_ms;
+    int drain_ms = damaged ? 0 : d->cfg->spool_drain_timeout_ms;
     pg_partner_service_stop(&d->partner, drain_ms);
     pg_log(PG_LOG_INFO, "stopping (%s): intake closed; publishing the spool for up to %d ms",
            d->stop > 0 ? strsignal(d->stop) : rc ? "error" : "asked", drain_ms);

@@ -422,6 +422,79 @@ START_TEST(test_spool_full_backpressure)
 }
 END_TEST
 
+/* Failure mode 1 of issue 13: with a small map under load, the intake used to take
+ * messages until the map was full; the producer then committed to Kafka and could
+ * not remove what it had published, and sent it again for ever. The intake must say
+ * retry while the headroom for removals is still free, and everything it accepted
+ * must be published once and removed. */
+START_TEST(test_store_nearly_full_keeps_headroom)
+{
+    s_close_store();
+    s_store = pg_store_new(s_dir, (size_t)2 << 20, s_err, sizeof s_err);
+    ck_assert_msg(s_store != NULL, "%s", s_err);
+    pg_store_set_durable(s_store, 0);
+    s_ledger = pg_ledger_new(s_store, s_err, sizeof s_err);
+    s_spool = pg_spool_new(s_store, NULL, s_err, sizeof s_err);
+    s_dlq = pg_dlq_new(s_store, NULL, s_err, sizeof s_err);
+    s_policy = pg_policy_load_string(S_POLICY, strlen(S_POLICY), "ESX", s_err, sizeof s_err);
+    s_router = pg_router_new(s_policy, s_store, "ESX", s_err, sizeof s_err);
+    ck_assert_msg(s_router != NULL, "%s", s_err);
+    s_intake = s_new_intake(&s_fake, "tcp://127.0.0.1:*", 0);
+
+    pg_intake_ack ack;
+    int accepted = 0;
+    for (int i = 0; i < 20000; i++) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "m%d P%010d 1 UPSERT", i, i);
+        s_handle(msg, &ack);
+        if (ack.status != PG_INTAKE_ACCEPTED)
+            break;
+        accepted++;
+    }
+    ck_assert_int_eq(ack.status, PG_INTAKE_RETRY);
+    ck_assert_int_eq(ack.backpressure, 1);
+    ck_assert_msg(strstr(ack.reason, "store nearly full: ") == ack.reason, "%s", ack.reason);
+    ck_assert_int_gt(accepted, 10);
+    pg_intake_stats is;
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.store_full, 1);
+    pg_store_space_info sp;
+    ck_assert_int_eq(pg_store_space(s_store, &sp, s_err, sizeof s_err), 0);
+    ck_assert_uint_le(sp.used + sp.headroom, sp.map);
+
+    /* Everything accepted goes out once and leaves the spool. */
+    pg_publisher_stats ps = s_publish();
+    ck_assert_uint_eq(ps.delivered, (uint64_t)accepted);
+    ck_assert_uint_eq(ps.resent, 0);
+    ck_assert_uint_eq(ps.remove_failures, 0);
+    /* and the intake takes messages again */
+    s_handle("again P9999999999 1 UPSERT", &ack);
+    ck_assert_msg(ack.status == PG_INTAKE_ACCEPTED, "%s", ack.reason);
+}
+END_TEST
+
+/* Failure mode 2 of issue 13: a full disk at the group's commit gives one reason and
+ * a counter, nothing is kept, and the next group is accepted once space returns. */
+START_TEST(test_disk_full_retry_then_recovers)
+{
+    pg_store_test_inject(s_store, EIO, 0); /* reset */
+    pg_intake_ack ack;
+    pg_store_test_inject(s_store, ENOSPC, 1);
+    s_handle("d1 P0000000001 1 UPSERT", &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_RETRY);
+    ck_assert_msg(strstr(ack.reason, "disk full: the filesystem of store ") == ack.reason, "%s",
+                  ack.reason);
+    ck_assert_ptr_null(strstr(ack.reason, "store: store:"));
+    pg_intake_stats is;
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.disk_full, 1);
+    ck_assert_uint_eq(s_spooled().batches, 0);
+    s_handle("d1 P0000000001 1 UPSERT", &ack);
+    ck_assert_msg(ack.status == PG_INTAKE_ACCEPTED, "%s", ack.reason);
+    ck_assert_int_eq(ack.duplicate, 0); /* nothing of the first try was kept */
+}
+END_TEST
+
 START_TEST(test_partner_echo_filter)
 {
     /* With the echo filter the decoder does not check the force: the filter does, and
@@ -1045,6 +1118,8 @@ int main(void)
     tcase_add_test(tc, test_partner_echo_filter);
     tcase_add_test(tc, test_group_commit);
     tcase_add_test(tc, test_spool_full_backpressure);
+    tcase_add_test(tc, test_store_nearly_full_keeps_headroom);
+    tcase_add_test(tc, test_disk_full_retry_then_recovers);
     tcase_add_test(tc, test_bind_error);
     tcase_add_test(tc, test_athena_fixture);
     tcase_add_test(tc, test_daemon_loop);

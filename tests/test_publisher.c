@@ -3,6 +3,7 @@
  * tombstones, partitions), one transaction per window, broker outages, aborted
  * transactions, fatal errors, audit events after the commit, the thread and drain. */
 #include <check.h>
+#include <lmdb.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
@@ -582,6 +583,7 @@ START_TEST(test_refused_records_abort_and_resend)
     ck_assert_uint_eq(st.batches, 2);
     ck_assert_uint_eq(st.delivered, 3);
     ck_assert_uint_gt(st.produced, 3); /* the aborted window was produced twice */
+    ck_assert_uint_eq(st.resent, st.produced - 3); /* and every re-send is counted */
     /* every key is there (the mock broker keeps aborted records too, so duplicates of
      * the refused window may show; a real broker hides them from read_committed) */
     s_rec recs[16];
@@ -593,6 +595,52 @@ START_TEST(test_refused_records_abort_and_resend)
                 : !strcmp(recs[i].key, "x.1")  ? 4
                                                : 0;
     ck_assert_int_eq(seen, 7);
+    pg_publisher_destroy(&p);
+}
+END_TEST
+
+/* Failure mode 1 of issue 13: the transaction committed, then removing its batches
+ * from the spool failed (the map full). Publishing stops, loudly and counted; the
+ * window is never read and sent again (that was ~885 duplicates every 30 s); each
+ * round retries the removal only, and publishing resumes once it succeeds. */
+START_TEST(test_removal_failure_stops_publishing)
+{
+    s_spool_raw("a", 3);
+    s_spool_raw("b", 2);
+    pg_publisher *p = s_producer(NULL, 0);
+    pg_store_test_inject(s_store, MDB_MAP_FULL, 4);
+    int rc = PG_ERETRY;
+    for (int i = 0; i < 20 && rc == PG_ERETRY; i++) /* until the broker is ready */
+        rc = pg_publisher_step(p, s_err, sizeof s_err);
+    ck_assert_msg(rc == PG_EFULL, "%d %s", rc, s_err);
+    ck_assert_msg(strstr(s_err, "MDB_MAP_FULL"), "%s", s_err);
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
+    uint64_t produced = st.produced;
+    ck_assert_uint_eq(produced, 5);
+    for (int i = 0; i < 3; i++) {
+        rc = pg_publisher_step(p, s_err, sizeof s_err);
+        ck_assert_msg(rc == PG_EFULL, "%d %s", rc, s_err);
+        pg_publisher_get_stats(p, &st);
+        ck_assert_uint_eq(st.produced, produced); /* nothing sent again */
+        ck_assert_uint_eq(st.stalled, 1);
+        char last[PG_ERRSTR_SIZE];
+        pg_publisher_last_error(p, last, sizeof last);
+        ck_assert_msg(strstr(last, "publishing stopped: spool batches 1-2 are committed"), "%s",
+                      last);
+    }
+    ck_assert_uint_eq(st.remove_failures, 4);
+    ck_assert_uint_eq(s_spooled().batches, 2);
+    rc = pg_publisher_step(p, s_err, sizeof s_err);
+    ck_assert_msg(rc == 2, "%d %s", rc, s_err);
+    pg_publisher_get_stats(p, &st);
+    ck_assert_uint_eq(st.stalled, 0);
+    ck_assert_uint_eq(st.resent, 0);
+    ck_assert_uint_eq(st.produced, 5);
+    ck_assert_uint_eq(st.delivered, 5);
+    ck_assert_uint_eq(s_spooled().batches, 0);
+    s_rec recs[16];
+    ck_assert_uint_eq(s_consume(recs, 16, 3000), 5); /* each record once */
     pg_publisher_destroy(&p);
 }
 END_TEST
@@ -749,6 +797,7 @@ int main(void)
     tcase_add_test(tc, test_window_per_transaction);
     tcase_add_test(tc, test_broker_down_keeps_spool);
     tcase_add_test(tc, test_refused_records_abort_and_resend);
+    tcase_add_test(tc, test_removal_failure_stops_publishing);
     tcase_add_test(tc, test_fatal_error_restarts_from_spool);
     tcase_add_test(tc, test_audit_after_commit);
     tcase_add_test(tc, test_thread_and_drain);

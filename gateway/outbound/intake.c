@@ -66,7 +66,36 @@ struct pg_intake {
     pg_intake_stats stats;
     time_t full_warned;
     uint64_t full_since_warn;
+    /* Bytes the current group may still add to the store before reaching the headroom
+     * kept for removals (an estimate per message, S_GROWTH), and the reason when 0. */
+    size_t room;
+    char room_why[PG_ERRSTR_SIZE];
 };
+
+/* What one message may add to the store at most, as an estimate from its size: the
+ * ledger's record, the spool's batch for each destination, a dead letter's two copies,
+ * and the B-tree pages they touch. Only used to stop well before the map is full. */
+#define S_GROWTH(size) ((size) * 4 + 16384)
+
+/* Measure the room left in the store before a group (no transaction open). */
+static void s_measure_room(pg_intake *self)
+{
+    pg_store_space_info sp;
+    char why[PG_ERRSTR_SIZE];
+    self->room_why[0] = 0;
+    if (pg_store_space(self->store, &sp, why, sizeof why)) {
+        self->room = 0;
+        snprintf(self->room_why, sizeof self->room_why, "%s", why);
+        return;
+    }
+    size_t limit = sp.map > sp.headroom ? sp.map - sp.headroom : 0;
+    self->room = sp.used < limit ? limit - sp.used : 0;
+    snprintf(self->room_why, sizeof self->room_why,
+             "store nearly full: %zu of its %zu-byte map in use, %zu kept free so that "
+             "published records can always be removed; send again once the spool drains "
+             "(or raise store.map_size)",
+             sp.used, sp.map, sp.headroom);
+}
 
 const char *pg_intake_status_name(pg_intake_status status)
 {
@@ -324,6 +353,14 @@ static void s_apply(pg_intake *self, pg_store_txn *txn, const uint8_t *data, siz
         s_fail(self, ack, PG_INTAKE_RETRY, "store: no transaction");
         return;
     }
+    if (self->room < S_GROWTH(size)) {
+        self->room = 0; /* the rest of the group waits too: order is kept */
+        self->stats.store_full++;
+        ack->backpressure = 1;
+        s_fail(self, ack, PG_INTAKE_RETRY, "%s", self->room_why);
+        return;
+    }
+    self->room -= S_GROWTH(size);
 
     pg_changeset_reset(self->in);
     pg_changeset_reset(self->out);
@@ -383,7 +420,8 @@ static void s_apply(pg_intake *self, pg_store_txn *txn, const uint8_t *data, siz
     if (rc) {
         pg_store_abort(&child);
         self->pending->audit_count = audit_mark; /* its events are not to be written */
-        ack->backpressure = rc == PG_ERETRY;
+        ack->backpressure = rc == PG_ERETRY || rc == PG_EFULL;
+        self->stats.store_full += rc == PG_EFULL;
         s_fail(self, ack, PG_INTAKE_RETRY, "%s", why);
         return;
     }
@@ -450,23 +488,28 @@ static void s_after_commit(pg_intake *self)
 void pg_intake_handle(pg_intake *self, const uint8_t *data, size_t size, pg_intake_ack *ack)
 {
     char why[PG_ERRSTR_SIZE];
+    s_measure_room(self);
     pg_outbatch_reset(self->pending);
     pg_store_txn *txn = pg_store_begin(self->store, 1, why, sizeof why);
     if (!txn) {
         memset(ack, 0, sizeof *ack);
         self->stats.received++;
-        s_fail(self, ack, PG_INTAKE_RETRY, "store: %s", why);
+        s_fail(self, ack, PG_INTAKE_RETRY, "%s", why);
         s_account(self, ack);
         return;
     }
     s_apply(self, txn, data, size, ack);
+    int rc;
     if (!s_stored(ack)) {
         pg_store_abort(&txn);
-    } else if (pg_store_commit(&txn, why, sizeof why)) {
+    } else if ((rc = pg_store_commit(&txn, why, sizeof why))) {
         ack->ids = NULL;
         ack->id_count = 0;
         ack->dead_letter = 0;
-        s_fail(self, ack, PG_INTAKE_RETRY, "store: %s", why);
+        self->stats.disk_full += rc == PG_EDISKFULL;
+        self->stats.store_full += rc == PG_EFULL;
+        ack->backpressure = rc == PG_EFULL;
+        s_fail(self, ack, PG_INTAKE_RETRY, "%s", why);
     } else {
         s_after_commit(self);
     }
@@ -672,8 +715,8 @@ static void s_decide(pg_intake *self, pg_store_txn *txn, s_slot *slot)
         pg_buf_reset(&slot->json); /* sent as an empty frame: the sender retries */
 }
 
-/* The group's commit failed: what it stored is gone, so its acks say retry. */
-static void s_undo(pg_intake *self, s_slot *slot, const char *why)
+/* The group's commit failed (err): what it stored is gone, so its acks say retry. */
+static void s_undo(pg_intake *self, s_slot *slot, int err, const char *why)
 {
     if (!slot->stored)
         return;
@@ -685,7 +728,10 @@ static void s_undo(pg_intake *self, s_slot *slot, const char *why)
         self->stats.accepted--;
     else
         self->stats.rejected--, self->stats.dead_letters--;
-    s_fail(self, &ack, PG_INTAKE_RETRY, "store: %s", why);
+    self->stats.disk_full += err == PG_EDISKFULL;
+    self->stats.store_full += err == PG_EFULL;
+    ack.backpressure = err == PG_EFULL;
+    s_fail(self, &ack, PG_INTAKE_RETRY, "%s", why);
     s_account(self, &ack);
     slot->status = ack.status;
     slot->stored = 0;
@@ -746,6 +792,7 @@ int pg_intake_poll(pg_intake *self, int timeout_ms, size_t max, char *errstr, si
 
     /* Apply them all in one transaction, commit once, then answer. */
     char why[PG_ERRSTR_SIZE];
+    s_measure_room(self);
     pg_outbatch_reset(self->pending);
     pg_store_txn *txn = pg_store_begin(self->store, 1, why, sizeof why);
     if (!txn)
@@ -756,10 +803,11 @@ int pg_intake_poll(pg_intake *self, int timeout_ms, size_t max, char *errstr, si
         stored |= self->slots[i].stored;
     }
     if (txn && stored) {
-        if (pg_store_commit(&txn, why, sizeof why)) {
+        int crc = pg_store_commit(&txn, why, sizeof why);
+        if (crc) {
             pg_log(PG_LOG_ERROR, "intake: commit of %zu messages failed: %s", n, why);
             for (size_t i = 0; i < n; i++)
-                s_undo(self, &self->slots[i], why);
+                s_undo(self, &self->slots[i], crc, why);
         } else {
             s_after_commit(self);
         }

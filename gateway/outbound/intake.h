@@ -80,6 +80,8 @@ typedef struct pg_intake_stats {
     uint64_t spooled;      /* outbound records appended to the spool */
     uint64_t commits;      /* write transactions committed (fsyncs) */
     uint64_t echoes;       /* changes dropped as the RMS's echo of partner records */
+    uint64_t store_full;   /* retried: the store's map nearly full (headroom) or full */
+    uint64_t disk_full;    /* retried: the disk full when the group committed */
 } pg_intake_stats;
 
 typedef struct pg_intake_opts {

@@ -46,6 +46,12 @@ struct pg_publisher {
     pg_outbatch *win;  /* the window's records */
     uint64_t win_first, win_last;
     size_t win_batches;
+    size_t win_resent; /* records of the window this process had produced before */
+    uint64_t max_seq;  /* the highest batch sequence produced so far */
+    /* The window is committed in Kafka but its removal from the spool failed: nothing
+     * more is published until it is removed (sending it again would duplicate it). */
+    int unremoved;
+    time_t unremoved_warn;
 
     pthread_t thread;
     int running;
@@ -291,10 +297,11 @@ static int s_txn_error(pg_publisher *self, rd_kafka_error_t *error, const char *
 static int s_read_window(pg_publisher *self, char *errstr, size_t errstr_size)
 {
     pg_outbatch_reset(self->win);
-    self->win_batches = 0;
+    self->win_batches = self->win_resent = 0;
     pg_store_txn *txn = pg_store_begin(self->store, 0, errstr, errstr_size);
     if (!txn)
         return PG_ESTORE;
+    size_t records_before = 0;
     uint64_t after = 0, seq = 0;
     size_t bytes = 0, total = 0;
     int rc = 0;
@@ -304,6 +311,9 @@ static int s_read_window(pg_publisher *self, char *errstr, size_t errstr_size)
             break;
         if (!self->win_batches)
             self->win_first = seq;
+        if (seq <= self->max_seq)
+            self->win_resent += self->win->count - records_before;
+        records_before = self->win->count;
         self->win_last = after = seq;
         self->win_batches++;
         total += bytes;
@@ -316,6 +326,14 @@ static int s_read_window(pg_publisher *self, char *errstr, size_t errstr_size)
 
 static int s_produce_window(pg_publisher *self, char *errstr, size_t errstr_size)
 {
+    /* An aborted window, a new handle: what this process produced before is sent
+     * again (the first win_resent records: windows start at the oldest batch), and
+     * counted, never hidden. */
+    if (self->win_resent)
+        pg_log(PG_LOG_WARN, "kafka: sending %zu records again (spool batches %" PRIu64 "-%" PRIu64
+               ")", self->win_resent, self->win_first, self->win_last);
+    if (self->win_last > self->max_seq)
+        self->max_seq = self->win_last;
     for (size_t i = 0; i < self->win->count; i++) {
         const pg_outrec *r = &self->win->recs[i];
         rd_kafka_headers_t *hdrs = rd_kafka_headers_new(r->header_count ? r->header_count : 1);
@@ -328,7 +346,10 @@ static int s_produce_window(pg_publisher *self, char *errstr, size_t errstr_size
                 RD_KAFKA_V_VALUE((void *)r->value, r->value ? r->value_len : 0),
                 RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
             if (!err) {
-                S_COUNT(self, produced, 1);
+                pthread_mutex_lock(&self->lock);
+                self->stats.produced++;
+                self->stats.resent += i < self->win_resent;
+                pthread_mutex_unlock(&self->lock);
                 break;
             }
             if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !atomic_load(&self->stop)) {
@@ -350,9 +371,11 @@ static int s_produce_window(pg_publisher *self, char *errstr, size_t errstr_size
     return 0;
 }
 
-/* After a commit: audit what was disclosed or withdrawn, then forget the window. The
- * audit comes first: a crash in between logs an event twice (the window is sent
- * again), never not at all. */
+static int s_remove_window(pg_publisher *self, char *errstr, size_t errstr_size);
+
+/* After a commit: audit what was disclosed or withdrawn, then remove the window from
+ * the spool. The audit comes first: a crash in between logs an event twice (the window
+ * is sent again), never not at all. */
 static int s_committed(pg_publisher *self, char *errstr, size_t errstr_size)
 {
     if (self->audit) {
@@ -381,24 +404,55 @@ static int s_committed(pg_publisher *self, char *errstr, size_t errstr_size)
         if (pg_audit_sync(self->audit, why, sizeof why))
             pg_log(PG_LOG_ERROR, "audit: %s", why);
     }
-    pg_store_txn *txn = pg_store_begin(self->store, 1, errstr, errstr_size);
-    if (!txn)
-        return PG_ESTORE;
+    return s_remove_window(self, errstr, errstr_size);
+}
+
+/* Remove the committed window from the spool. When that fails (the store's map or the
+ * disk full, despite the headroom the intake leaves) publishing stops: the window is
+ * in Kafka, and reading it from the spool again would send it again, for ever. Each
+ * round tries the removal only, until it succeeds. */
+static int s_remove_window(pg_publisher *self, char *errstr, size_t errstr_size)
+{
+    char why[PG_ERRSTR_SIZE];
     size_t removed = 0;
-    int rc = pg_spool_remove(self->spool, txn, self->win_first, self->win_last, &removed, errstr,
-                             errstr_size);
+    pg_store_txn *txn = pg_store_begin(self->store, 1, why, sizeof why);
+    int rc = txn ? pg_spool_remove(self->spool, txn, self->win_first, self->win_last, &removed,
+                                   why, sizeof why)
+                 : PG_ESTORE;
     if (!rc)
-        rc = pg_store_commit(&txn, errstr, errstr_size);
-    else
-        pg_store_abort(&txn);
-    if (rc)
-        /* Published but still spooled: the next round sends it again (duplicates, not
-         * loss). */
-        return s_fail(self, rc, errstr, errstr_size, "spool: %s", errstr ? errstr : "");
+        rc = pg_store_commit(&txn, why, sizeof why);
+    pg_store_abort(&txn);
+    if (rc) {
+        time_t now = time(NULL);
+        pthread_mutex_lock(&self->lock);
+        self->stats.remove_failures++;
+        self->stats.stalled = 1;
+        snprintf(self->last_error, sizeof self->last_error,
+                 "publishing stopped: spool batches %" PRIu64 "-%" PRIu64
+                 " are committed in Kafka but cannot be removed from the spool: %.300s",
+                 self->win_first, self->win_last, why);
+        pthread_mutex_unlock(&self->lock);
+        if (!self->unremoved || now - self->unremoved_warn >= S_WARN_EVERY) {
+            pg_log(PG_LOG_ERROR,
+                   "kafka: PUBLISHING STOPPED: spool batches %" PRIu64 "-%" PRIu64
+                   " (%zu records) are committed in Kafka but cannot be removed from the "
+                   "spool: %s. They are not sent again (that would duplicate them); the "
+                   "removal is retried. Free disk space or raise store.map_size and restart.",
+                   self->win_first, self->win_last, self->win->count, why);
+            self->unremoved_warn = now;
+        }
+        self->unremoved = 1;
+        return pg_errf(rc, errstr, errstr_size, "spool: %s", why);
+    }
+    if (self->unremoved)
+        pg_log(PG_LOG_INFO, "kafka: spool batches %" PRIu64 "-%" PRIu64
+               " removed after all; publishing again", self->win_first, self->win_last);
+    self->unremoved = 0;
     pthread_mutex_lock(&self->lock);
     self->stats.delivered += self->win->count;
     self->stats.batches += removed;
     self->stats.transactions++;
+    self->stats.stalled = 0;
     pthread_mutex_unlock(&self->lock);
     int n = (int)self->win_batches;
     pg_outbatch_reset(self->win);
@@ -412,6 +466,8 @@ int pg_publisher_step(pg_publisher *self, char *errstr, size_t errstr_size)
     if (!self->rk && s_make_rk(self, errstr, errstr_size))
         return PG_EKAFKA;
     rd_kafka_poll(self->rk, 0);
+    if (self->unremoved)
+        return s_remove_window(self, errstr, errstr_size);
     if (!self->inited) {
         if ((error = rd_kafka_init_transactions(self->rk, self->call_timeout_ms)))
             return s_txn_error(self, error, "init transactions", errstr, errstr_size);

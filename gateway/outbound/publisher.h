@@ -29,7 +29,11 @@ typedef struct pg_config_kv pg_config_kv;
  * - an abortable error (a record that timed out while the broker was away, a
  *   refused produce) aborts the transaction and the same window is sent again;
  * - a fatal error (fenced by a newer instance, an unrecoverable idempotence state)
- *   destroys the librdkafka handle and makes a new one, which resumes from the spool.
+ *   destroys the librdkafka handle and makes a new one, which resumes from the spool;
+ * - every record produced again is counted (pg_publisher_stats.resent);
+ * - a removal that fails after the commit (store or disk full) stops publishing: the
+ *   round only retries the removal, logging an error, until it succeeds; the window is
+ *   never read and sent again meanwhile (stats: remove_failures, stalled).
  *
  * librdkafka's transactions require message.timeout.ms <= transaction.timeout.ms, so
  * a record cannot wait for ever inside librdkafka; it need not: when it times out the
@@ -70,6 +74,9 @@ typedef struct pg_publisher_stats {
     uint64_t aborts;       /* transactions aborted (their batches sent again) */
     uint64_t restarts;     /* librdkafka handles remade after a fatal error */
     uint64_t audit_errors; /* audit events that could not be written */
+    uint64_t resent;       /* records produced again (their window aborted, a new handle) */
+    uint64_t remove_failures; /* removals of a committed window that failed */
+    uint64_t stalled;         /* 1 while publishing is stopped on such a removal */
 } pg_publisher_stats;
 
 /* A producer (not yet running). Makes the librdkafka handle, so that a bad property
