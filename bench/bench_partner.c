@@ -1,7 +1,7 @@
 /* bench_partner: the partner direction's throughput: canonical updates consumed from a
  * partner topic -> native messages acknowledged by an RMS stand-in, through the daemon's
  * partner thread (consumer group, version checks, partner ledger, compose, encode,
- * outbox with a durable commit per batch, ZeroMQ delivery), next to a baseline measured
+ * import queue with a durable commit per batch, ZeroMQ delivery), next to a baseline measured
  * in the same run: a plain librdkafka consumer reading the same records and nothing
  * else. Kafka is librdkafka's mock cluster (in process), so that the figures are the
  * gateway's, not a broker's.

@@ -30,7 +30,7 @@
 #define S_NSIG 65
 /* How long a reload gives the RMS to acknowledge partner records in flight before the
  * partner service restarts under the new policy (the rest is sent again from the
- * outbox). */
+ * import queue). */
 #define S_RELOAD_DRAIN_MS 1000
 
 struct pg_daemon {
@@ -72,34 +72,34 @@ void pg_daemon_transactional_id(const char *force, const char *store_path, char 
 
 /* The policy's start-up reconcile (withdrawals after a policy change), spooled in a
  * transaction of its own before the intake opens. */
-static int s_reconcile(pg_daemon *d, char *errstr, size_t errstr_size)
+static int s_reconcile(pg_daemon *self, char *errstr, size_t errstr_size)
 {
     pg_router_stats before;
-    pg_router_get_stats(d->router, &before);
+    pg_router_get_stats(self->router, &before);
     pg_outbatch *batch = pg_outbatch_new();
     if (!batch)
         return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
-    pg_store_txn *txn = pg_store_begin(d->store, 1, errstr, errstr_size);
+    pg_store_txn *txn = pg_store_begin(self->store, 1, errstr, errstr_size);
     int rc = txn ? 0 : PG_ESTORE;
-    int n = rc ? rc : pg_router_reconcile(d->router, txn, batch, errstr, errstr_size);
+    int n = rc ? rc : pg_router_reconcile(self->router, txn, batch, errstr, errstr_size);
     if (n < 0)
         rc = n;
     if (!rc)
-        rc = pg_spool_append(d->spool, txn, batch, NULL, errstr, errstr_size);
+        rc = pg_spool_append(self->spool, txn, batch, NULL, errstr, errstr_size);
     if (!rc)
         rc = pg_store_commit(&txn, errstr, errstr_size);
     pg_store_abort(&txn);
     if (!rc) {
-        for (size_t i = 0; d->audit && i < batch->audit_count; i++)
-            pg_audit_append(d->audit, &batch->audit[i], NULL, 0);
+        for (size_t i = 0; self->audit && i < batch->audit_count; i++)
+            pg_audit_append(self->audit, &batch->audit[i], NULL, 0);
         pg_router_stats after;
-        pg_router_get_stats(d->router, &after);
+        pg_router_get_stats(self->router, &after);
         uint64_t published = after.reconcile_published - before.reconcile_published;
         if (n > 0 || published)
             pg_log(PG_LOG_INFO,
                    "policy %s: %d records withdrawn from destinations, %" PRIu64
                    " newly allowed published",
-                   pg_policy_version(d->live.policy), n, published);
+                   pg_policy_version(self->live.policy), n, published);
     }
     pg_outbatch_destroy(&batch);
     return rc;
@@ -214,41 +214,41 @@ void pg_daemon_destroy(pg_daemon **p)
     *p = NULL;
 }
 
-void pg_daemon_stop(pg_daemon *d)
+void pg_daemon_stop(pg_daemon *self)
 {
-    d->stop = -1;
+    self->stop = -1;
 }
 
-void pg_daemon_signal(pg_daemon *d, int sig)
+void pg_daemon_signal(pg_daemon *self, int sig)
 {
     if (sig == SIGTERM || sig == SIGINT)
-        d->stop = sig;
+        self->stop = sig;
     else if (sig > 0 && sig < S_NSIG)
-        d->pending[sig] = 1;
+        self->pending[sig] = 1;
 }
 
-pg_intake *pg_daemon_intake(pg_daemon *d)
+pg_intake *pg_daemon_intake(pg_daemon *self)
 {
-    return d->intake;
+    return self->intake;
 }
 
-pg_publisher *pg_daemon_producer(pg_daemon *d)
+pg_publisher *pg_daemon_producer(pg_daemon *self)
 {
-    return d->producer;
+    return self->producer;
 }
 
-void pg_daemon_summary(const pg_daemon *d, char *out, size_t size)
+void pg_daemon_summary(const pg_daemon *self, char *out, size_t size)
 {
-    const pg_config *cfg = d->cfg;
+    const pg_config *cfg = self->cfg;
     int n = snprintf(out, size,
                      "polegated %s: force %s, adapter %s (%s, max %zu bytes), intake %s, store "
                      "%s (map %zu MiB), spool max %zu records / %zu MiB, kafka %s "
                      "transactional.id %s, dead letters %s, log %s",
                      pg_version(), cfg->force, cfg->adapter->name, cfg->adapter->format,
                      cfg->intake_max_message_size,
-                     d->intake ? pg_intake_endpoint(d->intake) : cfg->intake_endpoint,
+                     self->intake ? pg_intake_endpoint(self->intake) : cfg->intake_endpoint,
                      cfg->store_path, cfg->store_map_size >> 20, cfg->spool_max_records,
-                     cfg->spool_max_bytes >> 20, cfg->kafka_brokers, d->tid,
+                     cfg->spool_max_bytes >> 20, cfg->kafka_brokers, self->tid,
                      cfg->dlq_topic ? cfg->dlq_topic : "(local only)", cfg->log_level_name);
     for (size_t i = 0; cfg->policy && i < pg_policy_destination_count(cfg->policy); i++) {
         if (n < 0 || (size_t)n >= size)
@@ -259,16 +259,16 @@ void pg_daemon_summary(const pg_daemon *d, char *out, size_t size)
     }
 }
 
-static void s_log_counters(pg_daemon *d, int level, const char *when)
+static void s_log_counters(pg_daemon *self, int level, const char *when)
 {
-    pg_intake_stats is = d->last_intake;
+    pg_intake_stats is = self->last_intake;
     pg_publisher_stats ps;
     pg_spool_stats ss = {0};
     char why[PG_ERRSTR_SIZE];
-    if (d->intake)
-        pg_intake_get_stats(d->intake, &is);
-    pg_publisher_get_stats(d->producer, &ps);
-    pg_spool_stat_now(d->spool, &ss, why, sizeof why);
+    if (self->intake)
+        pg_intake_get_stats(self->intake, &is);
+    pg_publisher_get_stats(self->producer, &ps);
+    pg_spool_stat_now(self->spool, &ss, why, sizeof why);
     pg_log(level,
            "%s: messages %" PRIu64 " received, %" PRIu64 " accepted (%" PRIu64
            " duplicate), %" PRIu64 " rejected (%" PRIu64 " dead letters), %" PRIu64
@@ -299,10 +299,10 @@ static void s_changed_key(void *arg, const char *section, const char *key)
  * partner service restarts under it); if that fails the running policy stays. Returns
  * 0, or negative with errstr when the daemon cannot go on (the partner service could
  * not be restarted). */
-static int s_reload(pg_daemon *d, char *errstr, size_t errstr_size)
+static int s_reload(pg_daemon *self, char *errstr, size_t errstr_size)
 {
     char errs[16384];
-    pg_config *next = pg_config_load(d->cfg->path, errs, sizeof errs);
+    pg_config *next = pg_config_load(self->cfg->path, errs, sizeof errs);
     if (!next) {
         for (char *c = errs; *c; c++)
             if (*c == '\n')
@@ -310,9 +310,9 @@ static int s_reload(pg_daemon *d, char *errstr, size_t errstr_size)
         pg_log(PG_LOG_ERROR, "reload refused, the running configuration stays: %s", errs);
         return 0;
     }
-    pg_config_diff(d->cfg, next, s_changed_key, NULL);
+    pg_config_diff(self->cfg, next, s_changed_key, NULL);
     pg_log_set_level(next->log_level);
-    struct pg_policy *was = d->live.policy;
+    struct pg_policy *was = self->live.policy;
     if (!strcmp(pg_policy_version(was), pg_policy_version(next->policy))) {
         pg_log(PG_LOG_INFO, "reloaded %s: log level %s, policy %s unchanged", next->path,
                next->log_level_name, pg_policy_version(was));
@@ -320,23 +320,23 @@ static int s_reload(pg_daemon *d, char *errstr, size_t errstr_size)
         return 0;
     }
     /* The partner thread reads the policy: stop it before the old one can go. */
-    pg_partner_service_stop(&d->partner, S_RELOAD_DRAIN_MS);
+    pg_partner_service_stop(&self->partner, S_RELOAD_DRAIN_MS);
     char why[PG_ERRSTR_SIZE];
-    d->live.policy = next->policy;
-    pg_router_set_policy(d->router, next->policy);
-    if (s_reconcile(d, why, sizeof why)) {
-        d->live.policy = was;
-        pg_router_set_policy(d->router, was);
+    self->live.policy = next->policy;
+    pg_router_set_policy(self->router, next->policy);
+    if (s_reconcile(self, why, sizeof why)) {
+        self->live.policy = was;
+        pg_router_set_policy(self->router, was);
         pg_log(PG_LOG_ERROR, "reload: policy %s not applied, %s stays: reconcile: %s",
                pg_policy_version(next->policy), pg_policy_version(was), why);
         pg_config_destroy(&next);
     } else {
         pg_log(PG_LOG_INFO, "reloaded %s: log level %s, policy %s (was %s)", next->path,
                next->log_level_name, pg_policy_version(next->policy), pg_policy_version(was));
-        pg_config_destroy(&d->reloaded); /* the policy before, now unused */
-        d->reloaded = next;
+        pg_config_destroy(&self->reloaded); /* the policy before, now unused */
+        self->reloaded = next;
     }
-    if (pg_partner_service_start(&d->live, d->store, d->audit, &d->partner, why, sizeof why))
+    if (pg_partner_service_start(&self->live, self->store, self->audit, &self->partner, why, sizeof why))
         return pg_errf(PG_EINTERNAL, errstr, errstr_size,
                        "reload: the partner service cannot restart: %s", why);
     return 0;
@@ -344,18 +344,18 @@ static int s_reload(pg_daemon *d, char *errstr, size_t errstr_size)
 
 /* Act on the signals pg_daemon_signal noted. 0, or negative with errstr when the
  * daemon must stop. */
-static int s_signals(pg_daemon *d, char *errstr, size_t errstr_size)
+static int s_signals(pg_daemon *self, char *errstr, size_t errstr_size)
 {
     for (int sig = 1; sig < S_NSIG; sig++) {
-        if (!d->pending[sig])
+        if (!self->pending[sig])
             continue;
-        d->pending[sig] = 0;
+        self->pending[sig] = 0;
         if (sig == SIGHUP) {
-            pg_log(PG_LOG_INFO, "SIGHUP: reloading %s", d->cfg->path);
-            if (s_reload(d, errstr, errstr_size))
+            pg_log(PG_LOG_INFO, "SIGHUP: reloading %s", self->cfg->path);
+            if (s_reload(self, errstr, errstr_size))
                 return PG_EINTERNAL;
         } else if (sig == SIGUSR1) {
-            s_log_counters(d, PG_LOG_INFO, "SIGUSR1");
+            s_log_counters(self, PG_LOG_INFO, "SIGUSR1");
         } else {
             pg_log(PG_LOG_WARN, "signal %d (%s) ignored: SIGTERM or SIGINT stops, SIGHUP reloads",
                    sig, strsignal(sig));
@@ -364,29 +364,29 @@ static int s_signals(pg_daemon *d, char *errstr, size_t errstr_size)
     return 0;
 }
 
-int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size)
+int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size)
 {
     int rc = 0;
     char why[PG_ERRSTR_SIZE];
     pg_spool_stats ss;
-    if (!pg_spool_stat_now(d->spool, &ss, why, sizeof why) && ss.batches)
+    if (!pg_spool_stat_now(self->spool, &ss, why, sizeof why) && ss.batches)
         pg_log(PG_LOG_INFO,
                "spool: %" PRIu64 " batches (%" PRIu64 " records) kept from an earlier run: "
                "publishing them first",
                ss.batches, ss.records);
-    if (pg_publisher_start(d->producer, errstr, errstr_size))
+    if (pg_publisher_start(self->producer, errstr, errstr_size))
         return PG_EINTERNAL;
     time_t last_stats = time(NULL);
     uint64_t last_received = 0;
 
     int damaged = 0;
-    while (!d->stop) {
-        if (s_signals(d, errstr, errstr_size)) {
+    while (!self->stop) {
+        if (s_signals(self, errstr, errstr_size)) {
             rc = PG_EINTERNAL;
             pg_log(PG_LOG_ERROR, "%s", errstr);
             break;
         }
-        int n = pg_intake_poll(d->intake, S_POLL_MS, 0, why, sizeof why);
+        int n = pg_intake_poll(self->intake, S_POLL_MS, 0, why, sizeof why);
         if (n < 0) {
             rc = pg_errf(n, errstr, errstr_size, "%s", why);
             pg_log(PG_LOG_ERROR, "%s", why);
@@ -394,18 +394,18 @@ int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size)
         }
         /* A value failed its checksum (any thread): nothing more is decided or sent
          * on this store; the operator runs `polegate store check`. */
-        if ((damaged = pg_store_damaged(d->store, why, sizeof why))) {
+        if ((damaged = pg_store_damaged(self->store, why, sizeof why))) {
             rc = pg_errf(PG_ECORRUPT, errstr, errstr_size, "%s; stopping", why);
             pg_log(PG_LOG_ERROR, "%s; stopping (polegate store check %s lists what is damaged)",
-                   why, d->cfg->store_path);
+                   why, self->cfg->store_path);
             break;
         }
         time_t now = time(NULL);
         if (now - last_stats >= S_STATS_EVERY) {
             pg_intake_stats is;
-            pg_intake_get_stats(d->intake, &is);
+            pg_intake_get_stats(self->intake, &is);
             if (is.received != last_received)
-                s_log_counters(d, PG_LOG_INFO, "running");
+                s_log_counters(self, PG_LOG_INFO, "running");
             last_received = is.received;
             last_stats = now;
         }
@@ -415,15 +415,15 @@ int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size)
      * unanswered and their senders send them again to the next run. Everything
      * acknowledged is in the spool; publish what the drain bound allows, and leave
      * the rest there. */
-    pg_intake_get_stats(d->intake, &d->last_intake);
-    pg_intake_destroy(&d->intake);
-    int drain_ms = damaged ? 0 : d->cfg->spool_drain_timeout_ms;
-    pg_partner_service_stop(&d->partner, drain_ms);
+    pg_intake_get_stats(self->intake, &self->last_intake);
+    pg_intake_destroy(&self->intake);
+    int drain_ms = damaged ? 0 : self->cfg->spool_drain_timeout_ms;
+    pg_partner_service_stop(&self->partner, drain_ms);
     pg_log(PG_LOG_INFO, "stopping (%s): intake closed; publishing the spool for up to %d ms",
-           d->stop > 0 ? strsignal(d->stop) : rc ? "error" : "asked", drain_ms);
-    int drc = pg_publisher_drain(d->producer, drain_ms, why, sizeof why);
-    pg_publisher_stop(d->producer);
-    s_log_counters(d, PG_LOG_INFO, "stopped");
+           self->stop > 0 ? strsignal(self->stop) : rc ? "error" : "asked", drain_ms);
+    int drc = pg_publisher_drain(self->producer, drain_ms, why, sizeof why);
+    pg_publisher_stop(self->producer);
+    s_log_counters(self, PG_LOG_INFO, "stopped");
     if (drc == PG_ETIMEOUT)
         pg_log(PG_LOG_WARN, "spool: %s; kept for the next start", why);
     else if (drc)

@@ -26,21 +26,21 @@ void pg_daemon_destroy(pg_daemon **p);
  * still in the spool stays there for the next start. 0 on a clean stop (even with
  * batches left in the spool); PG_EIO / PG_EKAFKA / PG_ESTORE with errstr when a
  * failure ended the loop. */
-int pg_daemon_run(pg_daemon *d, char *errstr, size_t errstr_size);
+int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size);
 /* Ask pg_daemon_run to return. Async-signal-safe: only sets a flag, seen within
  * 100 ms. */
-void pg_daemon_stop(pg_daemon *d);
+void pg_daemon_stop(pg_daemon *self);
 /* A signal arrived (async-signal-safe: only sets a flag; pg_daemon_run acts on it
  * within 100 ms). SIGTERM and SIGINT stop as pg_daemon_stop; SIGHUP reloads the
  * configuration file (docs/operations.md "Reload"); SIGUSR1 logs the counters; any
  * other is logged as ignored. */
-void pg_daemon_signal(pg_daemon *d, int sig);
+void pg_daemon_signal(pg_daemon *self, int sig);
 
 /* The one-line startup summary (no newline) into out. */
-void pg_daemon_summary(const pg_daemon *d, char *out, size_t size);
+void pg_daemon_summary(const pg_daemon *self, char *out, size_t size);
 /* The parts, for tests and operator commands; borrowed. */
-pg_intake *pg_daemon_intake(pg_daemon *d);
-pg_publisher *pg_daemon_producer(pg_daemon *d);
+pg_intake *pg_daemon_intake(pg_daemon *self);
+pg_publisher *pg_daemon_producer(pg_daemon *self);
 
 /* "polegated.<force lower>.<8 hex digits of the store's absolute path>": one active
  * producer per force's intake and store (docs/reliability.md). out holds 64 bytes. */

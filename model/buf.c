@@ -8,19 +8,19 @@
 
 #include "polegate/error.h"
 
-int pg_buf_reserve(pg_buf *buf, size_t extra)
+int pg_buf_reserve(pg_buf *self, size_t extra)
 {
-    size_t need = buf->len + extra + 1; /* room for the terminating NUL */
-    if (need <= buf->cap)
+    size_t need = self->len + extra + 1; /* room for the terminating NUL */
+    if (need <= self->cap)
         return 0;
-    size_t cap = buf->cap ? buf->cap : 256;
+    size_t cap = self->cap ? self->cap : 256;
     while (cap < need)
         cap *= 2;
-    uint8_t *p = realloc(buf->data, cap);
+    uint8_t *p = realloc(self->data, cap);
     if (!p)
         return PG_ENOMEM;
-    buf->data = p;
-    buf->cap = cap;
+    self->data = p;
+    self->cap = cap;
     return 0;
 }
 
@@ -44,28 +44,28 @@ int pg_grow(void **items, size_t *cap, size_t need, size_t item_size)
     return 0;
 }
 
-int pg_buf_append(pg_buf *buf, const void *data, size_t len)
+int pg_buf_append(pg_buf *self, const void *data, size_t len)
 {
-    if (pg_buf_reserve(buf, len))
+    if (pg_buf_reserve(self, len))
         return PG_ENOMEM;
     if (len)
-        memcpy(buf->data + buf->len, data, len);
-    buf->len += len;
-    buf->data[buf->len] = '\0';
+        memcpy(self->data + self->len, data, len);
+    self->len += len;
+    self->data[self->len] = '\0';
     return 0;
 }
 
-int pg_buf_puts(pg_buf *buf, const char *s)
+int pg_buf_puts(pg_buf *self, const char *s)
 {
-    return pg_buf_append(buf, s, strlen(s));
+    return pg_buf_append(self, s, strlen(s));
 }
 
-int pg_buf_putc(pg_buf *buf, char c)
+int pg_buf_putc(pg_buf *self, char c)
 {
-    return pg_buf_append(buf, &c, 1);
+    return pg_buf_append(self, &c, 1);
 }
 
-int pg_buf_printf(pg_buf *buf, const char *fmt, ...)
+int pg_buf_printf(pg_buf *self, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -73,25 +73,25 @@ int pg_buf_printf(pg_buf *buf, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return PG_EINTERNAL;
-    if (pg_buf_reserve(buf, (size_t)n))
+    if (pg_buf_reserve(self, (size_t)n))
         return PG_ENOMEM;
     va_start(ap, fmt);
-    vsnprintf((char *)buf->data + buf->len, (size_t)n + 1, fmt, ap);
+    vsnprintf((char *)self->data + self->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    buf->len += (size_t)n;
+    self->len += (size_t)n;
     return 0;
 }
 
-void pg_buf_reset(pg_buf *buf)
+void pg_buf_reset(pg_buf *self)
 {
-    buf->len = 0;
-    if (buf->data)
-        buf->data[0] = '\0';
+    self->len = 0;
+    if (self->data)
+        self->data[0] = '\0';
 }
 
-void pg_buf_free(pg_buf *buf)
+void pg_buf_free(pg_buf *self)
 {
-    free(buf->data);
-    buf->data = NULL;
-    buf->len = buf->cap = 0;
+    free(self->data);
+    self->data = NULL;
+    self->len = self->cap = 0;
 }

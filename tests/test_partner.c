@@ -880,7 +880,7 @@ START_TEST(test_rms_rejection_is_a_dead_letter)
 }
 END_TEST
 
-START_TEST(test_restart_sends_the_outbox_again)
+START_TEST(test_restart_sends_the_import_queue_again)
 {
     s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 7, ESX_TO_MER);
     pg_policy *pol = s_policy(s_policy_mer, "MER");
@@ -1181,7 +1181,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_inbound_checks_and_audit);
     tcase_add_test(tc, test_offsets_wait_for_acks_and_window);
     tcase_add_test(tc, test_rms_rejection_is_a_dead_letter);
-    tcase_add_test(tc, test_restart_sends_the_outbox_again);
+    tcase_add_test(tc, test_restart_sends_the_import_queue_again);
     tcase_add_test(tc, test_rms_down_is_backpressure);
     tcase_add_test(tc, test_echo_filter);
     tcase_add_test(tc, test_new_refuses_incomplete_opts);

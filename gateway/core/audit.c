@@ -193,14 +193,14 @@ static int s_parse_line(const char *line, size_t len, pg_buf *canon, s_line *out
 /* ------------------------------------------------------------------ writing */
 
 /* The last line of the file must be a complete event: the chain continues from it. */
-static int s_read_tail(pg_audit *a, char *errstr, size_t errstr_size)
+static int s_read_tail(pg_audit *self, char *errstr, size_t errstr_size)
 {
     struct stat st;
-    if (fstat(a->fd, &st))
-        return pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", a->path, strerror(errno));
-    a->size = st.st_size;
-    memcpy(a->prev, S_GENESIS, sizeof a->prev);
-    a->seq = 0;
+    if (fstat(self->fd, &st))
+        return pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", self->path, strerror(errno));
+    self->size = st.st_size;
+    memcpy(self->prev, S_GENESIS, sizeof self->prev);
+    self->seq = 0;
     if (!st.st_size)
         return 0;
     size_t want = st.st_size < S_TAIL_MAX ? (size_t)st.st_size : S_TAIL_MAX;
@@ -208,9 +208,9 @@ static int s_read_tail(pg_audit *a, char *errstr, size_t errstr_size)
     if (!tail)
         return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
     int rc = 0;
-    ssize_t got = pread(a->fd, tail, want, st.st_size - (off_t)want);
+    ssize_t got = pread(self->fd, tail, want, st.st_size - (off_t)want);
     if (got != (ssize_t)want) {
-        rc = pg_errf(PG_EIO, errstr, errstr_size, "%s: cannot read its last line", a->path);
+        rc = pg_errf(PG_EIO, errstr, errstr_size, "%s: cannot read its last line", self->path);
         goto out;
     }
     if (tail[want - 1] != '\n') {
@@ -220,14 +220,14 @@ static int s_read_tail(pg_audit *a, char *errstr, size_t errstr_size)
                      "%s: ends with %zu bytes that are not a complete event (a crash while "
                      "writing?): check it with `polegate audit verify`, then cut them with "
                      "`truncate -s %jd %s`",
-                     a->path, partial, (intmax_t)(st.st_size - (off_t)partial), a->path);
+                     self->path, partial, (intmax_t)(st.st_size - (off_t)partial), self->path);
         goto out;
     }
     const char *end = tail + want - 1;
     const char *nl = memrchr(tail, '\n', want - 1);
     if (!nl && want < (size_t)st.st_size) {
         rc = pg_errf(PG_EIO, errstr, errstr_size, "%s: its last line is longer than %d bytes",
-                     a->path, S_TAIL_MAX);
+                     self->path, S_TAIL_MAX);
         goto out;
     }
     const char *start = nl ? nl + 1 : tail;
@@ -241,11 +241,11 @@ static int s_read_tail(pg_audit *a, char *errstr, size_t errstr_size)
         rc = pg_errf(PG_EIO, errstr, errstr_size,
                      "%s: its last line is not an audit event (%s): check it with `polegate "
                      "audit verify`",
-                     a->path, why);
+                     self->path, why);
         goto out;
     }
-    a->seq = last.seq;
-    memcpy(a->prev, last.hash, sizeof a->prev);
+    self->seq = last.seq;
+    memcpy(self->prev, last.hash, sizeof self->prev);
 out:
     free(tail);
     return rc;
@@ -287,15 +287,15 @@ err:
     return NULL;
 }
 
-static int s_sync_locked(pg_audit *a, char *errstr, size_t errstr_size)
+static int s_sync_locked(pg_audit *self, char *errstr, size_t errstr_size)
 {
-    if (!a->pending)
+    if (!self->pending)
         return 0;
-    if (fdatasync(a->fd)) {
-        a->failed = 1;
-        return pg_errf(PG_EIO, errstr, errstr_size, "%s: fdatasync: %s", a->path, strerror(errno));
+    if (fdatasync(self->fd)) {
+        self->failed = 1;
+        return pg_errf(PG_EIO, errstr, errstr_size, "%s: fdatasync: %s", self->path, strerror(errno));
     }
-    a->pending = 0;
+    self->pending = 0;
     return 0;
 }
 
@@ -401,83 +401,83 @@ static int s_check_event(const pg_audit_event *ev, char *errstr, size_t errstr_s
 }
 
 /* Write all of buf at the end of the file; on failure cut back what got written. */
-static int s_write_all(pg_audit *a, const pg_buf *buf, char *errstr, size_t errstr_size)
+static int s_write_all(pg_audit *self, const pg_buf *buf, char *errstr, size_t errstr_size)
 {
     size_t done = 0;
     while (done < buf->len) {
-        ssize_t n = write(a->fd, buf->data + done, buf->len - done);
+        ssize_t n = write(self->fd, buf->data + done, buf->len - done);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
             int err = n < 0 ? errno : ENOSPC;
-            if (done && ftruncate(a->fd, a->size))
-                a->failed = 1;
-            return pg_errf(PG_EIO, errstr, errstr_size, "%s: write: %s", a->path, strerror(err));
+            if (done && ftruncate(self->fd, self->size))
+                self->failed = 1;
+            return pg_errf(PG_EIO, errstr, errstr_size, "%s: write: %s", self->path, strerror(err));
         }
         done += (size_t)n;
     }
     return 0;
 }
 
-int pg_audit_append(pg_audit *audit, const pg_audit_event *ev, char *errstr, size_t errstr_size)
+int pg_audit_append(pg_audit *self, const pg_audit_event *ev, char *errstr, size_t errstr_size)
 {
     int rc = s_check_event(ev, errstr, errstr_size);
     if (rc)
         return rc;
-    pthread_mutex_lock(&audit->lock);
+    pthread_mutex_lock(&self->lock);
     char when[32], hash[S_HASH_LEN + 1];
     char *canon = NULL;
-    if (audit->failed) {
+    if (self->failed) {
         rc =
             pg_errf(PG_EIO, errstr, errstr_size,
-                    "%s: an earlier write failed; the audit log takes no more events", audit->path);
+                    "%s: an earlier write failed; the audit log takes no more events", self->path);
         goto out;
     }
-    s_format_time(audit->clock_ms(audit->clock_ud), when);
-    uint64_t seq = audit->seq + 1;
+    s_format_time(self->clock_ms(self->clock_ud), when);
+    uint64_t seq = self->seq + 1;
     if (!(canon = s_canonical(ev, seq, when))) {
         rc = pg_errf(PG_EINVALID, errstr, errstr_size,
                      "audit: cannot encode the event (a field is not UTF-8?)");
         goto out;
     }
     size_t len = strlen(canon);
-    s_hash(audit->prev, canon, len, hash);
-    pg_buf_reset(&audit->line);
-    if (pg_buf_append(&audit->line, canon, len - 1) ||
-        pg_buf_printf(&audit->line, "%s%s\"}\n", S_HASH_KEY, hash)) {
+    s_hash(self->prev, canon, len, hash);
+    pg_buf_reset(&self->line);
+    if (pg_buf_append(&self->line, canon, len - 1) ||
+        pg_buf_printf(&self->line, "%s%s\"}\n", S_HASH_KEY, hash)) {
         rc = pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
         goto out;
     }
-    if ((rc = s_write_all(audit, &audit->line, errstr, errstr_size))) {
-        audit->failed = 1;
+    if ((rc = s_write_all(self, &self->line, errstr, errstr_size))) {
+        self->failed = 1;
         goto out;
     }
-    audit->size += (off_t)audit->line.len;
-    audit->seq = seq;
-    memcpy(audit->prev, hash, sizeof audit->prev);
-    if (++audit->pending >= audit->sync_every)
-        rc = s_sync_locked(audit, errstr, errstr_size);
+    self->size += (off_t)self->line.len;
+    self->seq = seq;
+    memcpy(self->prev, hash, sizeof self->prev);
+    if (++self->pending >= self->sync_every)
+        rc = s_sync_locked(self, errstr, errstr_size);
 out:
     free(canon);
-    pthread_mutex_unlock(&audit->lock);
+    pthread_mutex_unlock(&self->lock);
     return rc;
 }
 
-int pg_audit_sync(pg_audit *audit, char *errstr, size_t errstr_size)
+int pg_audit_sync(pg_audit *self, char *errstr, size_t errstr_size)
 {
-    pthread_mutex_lock(&audit->lock);
-    int rc = audit->failed
-                 ? pg_errf(PG_EIO, errstr, errstr_size, "%s: an earlier write failed", audit->path)
-                 : s_sync_locked(audit, errstr, errstr_size);
-    pthread_mutex_unlock(&audit->lock);
+    pthread_mutex_lock(&self->lock);
+    int rc = self->failed
+                 ? pg_errf(PG_EIO, errstr, errstr_size, "%s: an earlier write failed", self->path)
+                 : s_sync_locked(self, errstr, errstr_size);
+    pthread_mutex_unlock(&self->lock);
     return rc;
 }
 
-uint64_t pg_audit_seq(pg_audit *audit)
+uint64_t pg_audit_seq(pg_audit *self)
 {
-    pthread_mutex_lock(&audit->lock);
-    uint64_t seq = audit->seq;
-    pthread_mutex_unlock(&audit->lock);
+    pthread_mutex_lock(&self->lock);
+    uint64_t seq = self->seq;
+    pthread_mutex_unlock(&self->lock);
     return seq;
 }
 

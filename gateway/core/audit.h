@@ -85,11 +85,11 @@ void pg_audit_destroy(pg_audit **p);
  * when a field is not acceptable (nothing is written); PG_EIO when the write or sync
  * failed: nothing of the event stays in the file, and every later call fails too, so
  * the caller stops disclosing what it cannot log. */
-int pg_audit_append(pg_audit *audit, const pg_audit_event *ev, char *errstr, size_t errstr_size);
+int pg_audit_append(pg_audit *self, const pg_audit_event *ev, char *errstr, size_t errstr_size);
 /* fdatasync what is pending. 0 or PG_EIO. */
-int pg_audit_sync(pg_audit *audit, char *errstr, size_t errstr_size);
+int pg_audit_sync(pg_audit *self, char *errstr, size_t errstr_size);
 /* The seq of the last event written (0 for an empty log). */
-uint64_t pg_audit_seq(pg_audit *audit);
+uint64_t pg_audit_seq(pg_audit *self);
 
 #define PG_AUDIT_HASH_HEX 65 /* SHA-256 in lower-case hex and a NUL */
 

@@ -84,19 +84,19 @@ void pg_dlq_destroy(pg_dlq **p);
  * when 0) in the write transaction txn, evicting the oldest entries as the bounds
  * require; entry->id gets the new id and *evicted (may be NULL) how many went. 0 or
  * PG_ESTORE / PG_ENOMEM. */
-int pg_dlq_add(pg_dlq *dlq, pg_store_txn *txn, pg_dlq_entry *entry, size_t *evicted, char *errstr,
+int pg_dlq_add(pg_dlq *self, pg_store_txn *txn, pg_dlq_entry *entry, size_t *evicted, char *errstr,
                size_t errstr_size);
 /* Entry id, its strings and bytes pointing into the store: valid until txn ends or
  * writes to the dlq. 0, PG_ENOTFOUND, PG_ESTORE, PG_EINTERNAL (damaged). */
-int pg_dlq_get(pg_dlq *dlq, pg_store_txn *txn, uint64_t id, pg_dlq_entry *out, char *errstr,
+int pg_dlq_get(pg_dlq *self, pg_store_txn *txn, uint64_t id, pg_dlq_entry *out, char *errstr,
                size_t errstr_size);
 /* Call fn for every entry, oldest first (pointers valid during the call). Non-zero from
  * fn stops and is returned. 0, PG_ESTORE, PG_EINTERNAL. */
-int pg_dlq_each(pg_dlq *dlq, pg_store_txn *txn, int (*fn)(void *ud, const pg_dlq_entry *e),
+int pg_dlq_each(pg_dlq *self, pg_store_txn *txn, int (*fn)(void *ud, const pg_dlq_entry *e),
                 void *ud, char *errstr, size_t errstr_size);
 /* Delete entry id (write txn). 0, PG_ENOTFOUND, PG_ESTORE. */
-int pg_dlq_delete(pg_dlq *dlq, pg_store_txn *txn, uint64_t id, char *errstr, size_t errstr_size);
-int pg_dlq_stat(pg_dlq *dlq, pg_store_txn *txn, pg_dlq_stats *out, char *errstr,
+int pg_dlq_delete(pg_dlq *self, pg_store_txn *txn, uint64_t id, char *errstr, size_t errstr_size);
+int pg_dlq_stat(pg_dlq *self, pg_store_txn *txn, pg_dlq_stats *out, char *errstr,
                 size_t errstr_size);
 
 /* Append to batch the dead-letter topic's record of entry: key "<origin>/dlq/<id>",
@@ -113,7 +113,7 @@ int pg_dlq_outrec(pg_outbatch *batch, const char *topic, const pg_dlq_entry *ent
  * PG_EUSAGE (intake entries go to our intake: `polegate dlq replay`); only part of it
  * kept: PG_ETOOBIG; PG_ENOTFOUND, PG_ESTORE, or the delivery's error. Call it while
  * this thread has no transaction open. */
-int pg_dlq_resend(pg_dlq *dlq, uint64_t id, const pg_rms_delivery_config *cfg, int timeout_ms,
+int pg_dlq_resend(pg_dlq *self, uint64_t id, const pg_rms_delivery_config *cfg, int timeout_ms,
                   char *errstr, size_t errstr_size);
 
 /* "2026-03-29T06:30:00.123Z" for ms since the epoch; out holds 32 bytes. */

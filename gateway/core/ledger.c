@@ -753,7 +753,7 @@ static int s_apply(s_ctx *ctx)
     return rc;
 }
 
-int pg_ledger_apply(pg_ledger *ledger, pg_store_txn *txn, const pg_changeset *in, pg_changeset *out,
+int pg_ledger_apply(pg_ledger *self, pg_store_txn *txn, const pg_changeset *in, pg_changeset *out,
                     pg_ledger_result *res, char *errstr, size_t errstr_size)
 {
     memset(res, 0, sizeof(*res));
@@ -766,7 +766,7 @@ int pg_ledger_apply(pg_ledger *ledger, pg_store_txn *txn, const pg_changeset *in
     pg_store_txn *child = pg_store_begin_child(txn, errstr, errstr_size);
     if (!child)
         return PG_ESTORE;
-    s_ctx ctx = {.ledger = ledger,
+    s_ctx ctx = {.ledger = self,
                  .txn = child,
                  .in = in,
                  .out = out,
@@ -815,35 +815,35 @@ static int s_get_record(pg_store_txn *txn, pg_store_db db, const ProtobufCMessag
     return 0;
 }
 
-int pg_ledger_get_entity(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
+int pg_ledger_get_entity(pg_ledger *self, pg_store_txn *txn, const char *id, pg_arena *arena,
                          pg_entity_update **entity, int *deleted, char *errstr, size_t errstr_size)
 {
-    return s_get_record(txn, ledger->entity, &polegate__pole__v1__entity_update__descriptor, id,
+    return s_get_record(txn, self->entity, &polegate__pole__v1__entity_update__descriptor, id,
                         arena, (void **)entity, deleted, errstr, errstr_size);
 }
 
-int pg_ledger_get_link(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
+int pg_ledger_get_link(pg_ledger *self, pg_store_txn *txn, const char *id, pg_arena *arena,
                        pg_link_update **link, int *deleted, char *errstr, size_t errstr_size)
 {
-    return s_get_record(txn, ledger->link, &polegate__pole__v1__link_update__descriptor, id, arena,
+    return s_get_record(txn, self->link, &polegate__pole__v1__link_update__descriptor, id, arena,
                         (void **)link, deleted, errstr, errstr_size);
 }
 
-static int s_links(pg_ledger *ledger, pg_store_txn *txn, const char *id, char dir, pg_arena *arena,
+static int s_links(pg_ledger *self, pg_store_txn *txn, const char *id, char dir, pg_arena *arena,
                    pg_link_update ***links, size_t *count, char *errstr, size_t errstr_size)
 {
     char **ids;
     size_t n;
     *links = NULL;
     *count = 0;
-    int rc = s_index_ids(txn, ledger, id, dir, arena, &ids, &n, errstr, errstr_size);
+    int rc = s_index_ids(txn, self, id, dir, arena, &ids, &n, errstr, errstr_size);
     if (rc != 0 || n == 0)
         return rc;
     pg_link_update **v = pg_arena_alloc(arena, n * sizeof(*v));
     if (!v)
         return pg_errf(PG_ENOMEM, errstr, errstr_size, "ledger: out of memory");
     for (size_t i = 0; i < n; i++) {
-        rc = pg_ledger_get_link(ledger, txn, ids[i], arena, &v[i], NULL, errstr, errstr_size);
+        rc = pg_ledger_get_link(self, txn, ids[i], arena, &v[i], NULL, errstr, errstr_size);
         if (rc != 0)
             return rc == PG_ENOTFOUND ? pg_errf(PG_ESTORE, errstr, errstr_size,
                                                 "ledger: index names unknown link %s", ids[i])
@@ -854,16 +854,16 @@ static int s_links(pg_ledger *ledger, pg_store_txn *txn, const char *id, char di
     return 0;
 }
 
-int pg_ledger_links_from(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
+int pg_ledger_links_from(pg_ledger *self, pg_store_txn *txn, const char *id, pg_arena *arena,
                          pg_link_update ***links, size_t *count, char *errstr, size_t errstr_size)
 {
-    return s_links(ledger, txn, id, S_FROM, arena, links, count, errstr, errstr_size);
+    return s_links(self, txn, id, S_FROM, arena, links, count, errstr, errstr_size);
 }
 
-int pg_ledger_links_to(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
+int pg_ledger_links_to(pg_ledger *self, pg_store_txn *txn, const char *id, pg_arena *arena,
                        pg_link_update ***links, size_t *count, char *errstr, size_t errstr_size)
 {
-    return s_links(ledger, txn, id, S_TO, arena, links, count, errstr, errstr_size);
+    return s_links(self, txn, id, S_TO, arena, links, count, errstr, errstr_size);
 }
 
 /* ------------------------------------------------------------ life cycle */

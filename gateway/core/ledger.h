@@ -108,35 +108,35 @@ pg_ledger *pg_ledger_new_named(pg_store *store, const char *name, char *errstr, 
 void pg_ledger_destroy(pg_ledger **p);
 /* How many message ids to remember for duplicate detection (>= 1). Takes effect at the
  * next apply, which forgets the oldest ids beyond it. 0 or PG_EUSAGE. */
-int pg_ledger_set_seen_limit(pg_ledger *ledger, size_t limit);
+int pg_ledger_set_seen_limit(pg_ledger *self, size_t limit);
 /* For a ledger of what partners published (docs/topics.md: consumers keep the highest
  * version per key, and at an EQUAL version a DELETE wins, because a withdrawal carries
  * the version the destination holds): an entity DELETE at the stored version of a live
  * entity is applied instead of dropped as stale (rule 2). Off by default. */
-void pg_ledger_set_delete_wins_ties(pg_ledger *ledger, int on);
+void pg_ledger_set_delete_wins_ties(pg_ledger *self, int on);
 
 /* Apply the changeset in inside the write transaction txn and append to out the
  * canonical updates to publish (rules above). res is overwritten. 0, or PG_EINVALID
  * (a change without id, operation, or link end), PG_ENOMEM, PG_ESTORE (reason contains
  * "MDB_MAP_FULL" when the store is full; txn itself stays usable), PG_EUSAGE (txn
  * read-only). */
-int pg_ledger_apply(pg_ledger *ledger, pg_store_txn *txn, const pg_changeset *in, pg_changeset *out,
+int pg_ledger_apply(pg_ledger *self, pg_store_txn *txn, const pg_changeset *in, pg_changeset *out,
                     pg_ledger_result *res, char *errstr, size_t errstr_size);
 
 /* The latest record of entity id, unpacked into arena: the last UPSERT, or the DELETE
  * with its last version when the entity is deleted. *deleted (may be NULL) says which.
  * 0, PG_ENOTFOUND (never seen), PG_ESTORE. Any transaction. */
-int pg_ledger_get_entity(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
+int pg_ledger_get_entity(pg_ledger *self, pg_store_txn *txn, const char *id, pg_arena *arena,
                          pg_entity_update **entity, int *deleted, char *errstr, size_t errstr_size);
 /* The latest record of link id, like pg_ledger_get_entity. */
-int pg_ledger_get_link(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
+int pg_ledger_get_link(pg_ledger *self, pg_store_txn *txn, const char *id, pg_arena *arena,
                        pg_link_update **link, int *deleted, char *errstr, size_t errstr_size);
 /* The live links from (links_to: to) entity id, as their latest LinkUpdate, unpacked
  * into arena: *links is an arena array of *count pointers, in link id order. 0
  * (*count may be 0), PG_ENOMEM, PG_ESTORE. */
-int pg_ledger_links_from(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
+int pg_ledger_links_from(pg_ledger *self, pg_store_txn *txn, const char *id, pg_arena *arena,
                          pg_link_update ***links, size_t *count, char *errstr, size_t errstr_size);
-int pg_ledger_links_to(pg_ledger *ledger, pg_store_txn *txn, const char *id, pg_arena *arena,
+int pg_ledger_links_to(pg_ledger *self, pg_store_txn *txn, const char *id, pg_arena *arena,
                        pg_link_update ***links, size_t *count, char *errstr, size_t errstr_size);
 
 #endif

@@ -724,11 +724,11 @@ static const s_key s_policy_keys[] = {
 
 /* ---- what no single key can say */
 
-static const s_agreement *s_agreement_find(const pg_policy *policy, const char *name)
+static const s_agreement *s_agreement_find(const pg_policy *self, const char *name)
 {
-    for (size_t i = 0; i < policy->n_agreements; i++)
-        if (!strcmp(policy->agreements[i].name, name))
-            return &policy->agreements[i];
+    for (size_t i = 0; i < self->n_agreements; i++)
+        if (!strcmp(self->agreements[i].name, name))
+            return &self->agreements[i];
     return NULL;
 }
 
@@ -824,7 +824,7 @@ static int s_check_partner(s_parser *ps, s_partner *pt, size_t index)
 
 /* The redaction mask and header text of each kind, computed once so deciding never
  * formats anything. */
-static int s_derive(pg_policy *policy, s_dest *d)
+static int s_derive(pg_policy *self, s_dest *d)
 {
     for (int slot = 1; slot < S_SLOTS; slot++) {
         uint32_t mask = 0;
@@ -838,7 +838,7 @@ static int s_derive(pg_policy *policy, s_dest *d)
                      s_field_names[f]);
         }
         d->slot_redact[slot] = mask;
-        d->slot_text[slot] = pg_arena_strdup(policy->arena, mask ? text : "none");
+        d->slot_text[slot] = pg_arena_strdup(self->arena, mask ? text : "none");
         if (!d->slot_text[slot])
             return PG_ENOMEM;
     }
@@ -981,52 +981,52 @@ void pg_policy_destroy(pg_policy **p)
     *p = NULL;
 }
 
-const char *pg_policy_version(const pg_policy *policy)
+const char *pg_policy_version(const pg_policy *self)
 {
-    return policy->version;
+    return self->version;
 }
-const char *pg_policy_force(const pg_policy *policy)
+const char *pg_policy_force(const pg_policy *self)
 {
-    return policy->force;
+    return self->force;
 }
-size_t pg_policy_destination_count(const pg_policy *policy)
+size_t pg_policy_destination_count(const pg_policy *self)
 {
-    return policy->n_dests;
+    return self->n_dests;
 }
-size_t pg_policy_partner_count(const pg_policy *policy)
+size_t pg_policy_partner_count(const pg_policy *self)
 {
-    return policy->n_partners;
-}
-
-const pg_policy_destination *pg_policy_destination_at(const pg_policy *policy, size_t i)
-{
-    return i < policy->n_dests ? &policy->dests[i].pub : NULL;
+    return self->n_partners;
 }
 
-const pg_policy_destination *pg_policy_destination_find(const pg_policy *policy, const char *name)
+const pg_policy_destination *pg_policy_destination_at(const pg_policy *self, size_t i)
 {
-    for (size_t i = 0; name && i < policy->n_dests; i++)
-        if (!strcmp(policy->dests[i].pub.name, name))
-            return &policy->dests[i].pub;
+    return i < self->n_dests ? &self->dests[i].pub : NULL;
+}
+
+const pg_policy_destination *pg_policy_destination_find(const pg_policy *self, const char *name)
+{
+    for (size_t i = 0; name && i < self->n_dests; i++)
+        if (!strcmp(self->dests[i].pub.name, name))
+            return &self->dests[i].pub;
     return NULL;
 }
 
-const pg_policy_partner *pg_policy_partner_at(const pg_policy *policy, size_t i)
+const pg_policy_partner *pg_policy_partner_at(const pg_policy *self, size_t i)
 {
-    return i < policy->n_partners ? &policy->partners[i].pub : NULL;
+    return i < self->n_partners ? &self->partners[i].pub : NULL;
 }
 
-const pg_policy_partner *pg_policy_partner_by_topic(const pg_policy *policy, const char *topic)
+const pg_policy_partner *pg_policy_partner_by_topic(const pg_policy *self, const char *topic)
 {
-    for (size_t i = 0; topic && i < policy->n_partners; i++)
-        if (!strcmp(policy->partners[i].pub.topic, topic))
-            return &policy->partners[i].pub;
+    for (size_t i = 0; topic && i < self->n_partners; i++)
+        if (!strcmp(self->partners[i].pub.topic, topic))
+            return &self->partners[i].pub;
     return NULL;
 }
 
-const char *pg_policy_agreement_description(const pg_policy *policy, const char *name)
+const char *pg_policy_agreement_description(const pg_policy *self, const char *name)
 {
-    const s_agreement *a = name ? s_agreement_find(policy, name) : NULL;
+    const s_agreement *a = name ? s_agreement_find(self, name) : NULL;
     return a ? a->description : NULL;
 }
 
@@ -1080,11 +1080,11 @@ static pg_policy_reason s_check_operation(int operation)
     return PG_POLICY_R_OK;
 }
 
-pg_policy_reason pg_policy_check_facts(const pg_policy *policy,
+pg_policy_reason pg_policy_check_facts(const pg_policy *self,
                                        const pg_policy_destination *destination,
                                        const pg_policy_facts *facts)
 {
-    (void)policy;
+    (void)self;
     pg_policy_reason r = s_check_operation(facts->operation);
     if (r == PG_POLICY_R_OK)
         r = s_check_marking(destination, facts->has_marking, facts->classification,
@@ -1243,7 +1243,7 @@ static void s_share(const s_dest *d, int slot, int handling, pg_policy_decision 
     out->redactions = d->slot_text[slot];
 }
 
-int pg_policy_decide_entity(const pg_policy *policy, const pg_policy_destination *destination,
+int pg_policy_decide_entity(const pg_policy *self, const pg_policy_destination *destination,
                             const pg_entity_update *entity, pg_arena *arena,
                             pg_policy_shared_fn shared, void *ud, pg_policy_decision *out)
 {
@@ -1253,7 +1253,7 @@ int pg_policy_decide_entity(const pg_policy *policy, const pg_policy_destination
     out->destination = destination;
     pg_policy_facts facts;
     pg_policy_facts_of(entity, &facts);
-    out->reason = pg_policy_check_facts(policy, destination, &facts);
+    out->reason = pg_policy_check_facts(self, destination, &facts);
     /* The body must be the kind's: redaction and the kind rule look at different
      * members, and a mismatch would slip one past the other. */
     if (out->reason == PG_POLICY_R_OK && (int)entity->body_case != 19 + (int)entity->kind)
@@ -1285,11 +1285,11 @@ int pg_policy_decide_entity(const pg_policy *policy, const pg_policy_destination
     return 0;
 }
 
-int pg_policy_decide_link(const pg_policy *policy, const pg_policy_destination *destination,
+int pg_policy_decide_link(const pg_policy *self, const pg_policy_destination *destination,
                           const pg_link_update *link, pg_policy_end from, pg_policy_end to,
                           pg_arena *arena, pg_policy_decision *out)
 {
-    (void)policy;
+    (void)self;
     const s_dest *d = (const s_dest *)destination;
     memset(out, 0, sizeof *out);
     out->verdict = PG_POLICY_WITHHOLD;
@@ -1375,10 +1375,10 @@ pg_link_update *pg_policy_withdrawal_link(pg_arena *arena, const pg_link_update 
 
 /* ------------------------------------------------------------------ inbound */
 
-int pg_policy_inbound_allowed(const pg_policy *policy, const char *topic, const char *origin_force,
+int pg_policy_inbound_allowed(const pg_policy *self, const char *topic, const char *origin_force,
                               const pg_policy_partner **partner, char *errstr, size_t errstr_size)
 {
-    const pg_policy_partner *p = pg_policy_partner_by_topic(policy, topic);
+    const pg_policy_partner *p = pg_policy_partner_by_topic(self, topic);
     if (partner)
         *partner = p;
     if (!p)
@@ -1387,11 +1387,11 @@ int pg_policy_inbound_allowed(const pg_policy *policy, const char *topic, const 
     if (!origin_force || !*origin_force)
         return pg_errf(PG_EPOLICY, errstr, errstr_size,
                        "inbound: a record from partner %s names no origin force", p->force);
-    if (!strcmp(origin_force, policy->force))
+    if (!strcmp(origin_force, self->force))
         return pg_errf(PG_EPOLICY, errstr, errstr_size,
                        "inbound: partner %s sent a record claiming to originate from this "
                        "force (%s)",
-                       p->force, policy->force);
+                       p->force, self->force);
     for (size_t i = 0; i < p->n_speaks_for; i++)
         if (!strcmp(p->speaks_for[i], origin_force))
             return 0;

@@ -137,17 +137,17 @@ pg_policy *pg_policy_load_string(const char *yaml, size_t len, const char *our_f
  * from it die with it. */
 void pg_policy_destroy(pg_policy **p);
 
-const char *pg_policy_version(const pg_policy *policy);
-const char *pg_policy_force(const pg_policy *policy);
-size_t pg_policy_destination_count(const pg_policy *policy);
-const pg_policy_destination *pg_policy_destination_at(const pg_policy *policy, size_t i);
-const pg_policy_destination *pg_policy_destination_find(const pg_policy *policy, const char *name);
-size_t pg_policy_partner_count(const pg_policy *policy);
-const pg_policy_partner *pg_policy_partner_at(const pg_policy *policy, size_t i);
+const char *pg_policy_version(const pg_policy *self);
+const char *pg_policy_force(const pg_policy *self);
+size_t pg_policy_destination_count(const pg_policy *self);
+const pg_policy_destination *pg_policy_destination_at(const pg_policy *self, size_t i);
+const pg_policy_destination *pg_policy_destination_find(const pg_policy *self, const char *name);
+size_t pg_policy_partner_count(const pg_policy *self);
+const pg_policy_partner *pg_policy_partner_at(const pg_policy *self, size_t i);
 /* The partner that publishes to topic; NULL when none. */
-const pg_policy_partner *pg_policy_partner_by_topic(const pg_policy *policy, const char *topic);
+const pg_policy_partner *pg_policy_partner_by_topic(const pg_policy *self, const char *topic);
 /* The description of a declared agreement; NULL when not declared. */
-const char *pg_policy_agreement_description(const pg_policy *policy, const char *name);
+const char *pg_policy_agreement_description(const pg_policy *self, const char *name);
 
 /* ------------------------------------------------------------------ deciding */
 
@@ -184,7 +184,7 @@ typedef struct pg_policy_facts {
 
 void pg_policy_facts_of(const pg_entity_update *entity, pg_policy_facts *out);
 /* May an entity with these facts go to destination? PG_POLICY_R_OK or why not. */
-pg_policy_reason pg_policy_check_facts(const pg_policy *policy,
+pg_policy_reason pg_policy_check_facts(const pg_policy *self,
                                        const pg_policy_destination *destination,
                                        const pg_policy_facts *facts);
 
@@ -199,7 +199,7 @@ typedef int (*pg_policy_shared_fn)(void *ud, const char *entity_id);
  * destination has; shared NULL drops merged_from from every copy (safe default).
  * SECRET, TOP SECRET, unspecified or unknown markings are always withheld. Returns 0
  * (decision in out) or PG_ENOMEM. */
-int pg_policy_decide_entity(const pg_policy *policy, const pg_policy_destination *destination,
+int pg_policy_decide_entity(const pg_policy *self, const pg_policy_destination *destination,
                             const pg_entity_update *entity, pg_arena *arena,
                             pg_policy_shared_fn shared, void *ud, pg_policy_decision *out);
 
@@ -215,7 +215,7 @@ typedef enum pg_policy_end {
  * is shared (the caller re-decides the entity's links when its state changes). A
  * shared link is the input, or a copy in arena when origin.org_unit is redacted.
  * 0 or PG_ENOMEM. */
-int pg_policy_decide_link(const pg_policy *policy, const pg_policy_destination *destination,
+int pg_policy_decide_link(const pg_policy *self, const pg_policy_destination *destination,
                           const pg_link_update *link, pg_policy_end from, pg_policy_end to,
                           pg_arena *arena, pg_policy_decision *out);
 
@@ -245,7 +245,7 @@ pg_link_update *pg_policy_withdrawal_link(pg_arena *arena, const pg_link_update 
 /* May a record of origin_force arrive on topic? Only from a configured partner, and
  * only of an origin that partner may speak for (never this force). 0, or PG_EPOLICY
  * with the reason; *partner (may be NULL) gets the partner when the topic is known. */
-int pg_policy_inbound_allowed(const pg_policy *policy, const char *topic, const char *origin_force,
+int pg_policy_inbound_allowed(const pg_policy *self, const char *topic, const char *origin_force,
                               const pg_policy_partner **partner, char *errstr, size_t errstr_size);
 
 #endif

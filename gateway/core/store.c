@@ -144,29 +144,29 @@ static void s_key_text(const void *key, size_t klen, char *out, size_t size)
 /* A value failed its checksum: the store is damaged. Every later write transaction
  * is refused (nothing is decided on state that cannot be trusted), and the reason
  * names the store, the database and the key. PG_ECORRUPT. */
-static int s_damaged(pg_store *store, MDB_dbi dbi, const void *key, size_t klen, const char *what,
+static int s_damaged(pg_store *self, MDB_dbi dbi, const void *key, size_t klen, const char *what,
                      char *errstr, size_t errstr_size)
 {
     char k[200], why[PG_ERRSTR_SIZE];
     s_key_text(key, klen, k, sizeof k);
-    pthread_mutex_lock(&store->lock);
-    const char *name = dbi < PG_STORE_MAX_DBS + 2 && store->names[dbi] ? store->names[dbi] : "?";
-    snprintf(why, sizeof why, "store %s damaged: database %s, key %s: %s", store->dir, name, k,
+    pthread_mutex_lock(&self->lock);
+    const char *name = dbi < PG_STORE_MAX_DBS + 2 && self->names[dbi] ? self->names[dbi] : "?";
+    snprintf(why, sizeof why, "store %s damaged: database %s, key %s: %s", self->dir, name, k,
              what);
-    if (!atomic_load(&store->damaged)) {
-        snprintf(store->damage, sizeof store->damage, "%s", why);
-        atomic_store(&store->damaged, 1);
+    if (!atomic_load(&self->damaged)) {
+        snprintf(self->damage, sizeof self->damage, "%s", why);
+        atomic_store(&self->damaged, 1);
     }
-    pthread_mutex_unlock(&store->lock);
+    pthread_mutex_unlock(&self->lock);
     return pg_errf(PG_ECORRUPT, errstr, errstr_size, "%s", why);
 }
 
 /* Check v (as read under k) and cut its checksum off. 0 or PG_ECORRUPT. */
-static int s_verify(pg_store *store, MDB_dbi dbi, const MDB_val *k, MDB_val *v, char *errstr,
+static int s_verify(pg_store *self, MDB_dbi dbi, const MDB_val *k, MDB_val *v, char *errstr,
                     size_t errstr_size)
 {
     if (v->mv_size < S_CRC)
-        return s_damaged(store, dbi, k->mv_data, k->mv_size, "value shorter than its checksum",
+        return s_damaged(self, dbi, k->mv_data, k->mv_size, "value shorter than its checksum",
                          errstr, errstr_size);
     size_t n = v->mv_size - S_CRC;
     uLong want = s_crc_get((const unsigned char *)v->mv_data + n);
@@ -174,7 +174,7 @@ static int s_verify(pg_store *store, MDB_dbi dbi, const MDB_val *k, MDB_val *v, 
     if (want != got) {
         char what[96];
         snprintf(what, sizeof what, "checksum mismatch (stored %08lx, computed %08lx)", want, got);
-        return s_damaged(store, dbi, k->mv_data, k->mv_size, what, errstr, errstr_size);
+        return s_damaged(self, dbi, k->mv_data, k->mv_size, what, errstr, errstr_size);
     }
     v->mv_size = n;
     return 0;
@@ -389,9 +389,9 @@ static pg_store_txn *s_begin(pg_store *store, pg_store_txn *parent, int write, c
     return self;
 }
 
-pg_store_txn *pg_store_begin(pg_store *store, int write, char *errstr, size_t errstr_size)
+pg_store_txn *pg_store_begin(pg_store *self, int write, char *errstr, size_t errstr_size)
 {
-    return s_begin(store, NULL, write, errstr, errstr_size);
+    return s_begin(self, NULL, write, errstr, errstr_size);
 }
 
 pg_store_txn *pg_store_begin_child(pg_store_txn *parent, char *errstr, size_t errstr_size)

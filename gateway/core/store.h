@@ -76,17 +76,17 @@ pg_store *pg_store_new(const char *dir, size_t map_size, char *errstr, size_t er
 void pg_store_destroy(pg_store **p);
 /* 1 (the default): every commit is flushed to disk before it returns. 0: commits are
  * left to the OS to flush (MDB_NOSYNC), for tests and benchmarks. 0 or PG_ESTORE. */
-int pg_store_set_durable(pg_store *store, int durable);
+int pg_store_set_durable(pg_store *self, int durable);
 /* Change the map size. Only while this process has no transaction open. 0 or
  * PG_ESTORE with errstr. */
-int pg_store_set_map_size(pg_store *store, size_t map_size, char *errstr, size_t errstr_size);
+int pg_store_set_map_size(pg_store *self, size_t map_size, char *errstr, size_t errstr_size);
 /* The current map size in bytes. */
-size_t pg_store_map_size(pg_store *store);
+size_t pg_store_map_size(pg_store *self);
 /* The directory the store lives in (borrowed). */
-const char *pg_store_dir(const pg_store *store);
+const char *pg_store_dir(const pg_store *self);
 
 /* Begin a transaction: read-only when write is 0. NULL on failure, with errstr. */
-pg_store_txn *pg_store_begin(pg_store *store, int write, char *errstr, size_t errstr_size);
+pg_store_txn *pg_store_begin(pg_store *self, int write, char *errstr, size_t errstr_size);
 /* Begin a transaction nested in the write transaction parent: its changes become part
  * of parent when it commits and vanish when it aborts, leaving parent as it was.
  * While a child is open, parent must not be used. NULL on failure, with errstr. */
@@ -165,7 +165,7 @@ int pg_store_cursor_next_dup(pg_store_cursor *cur, const void **val, size_t *vle
 int pg_store_cursor_del(pg_store_cursor *cur);
 
 /* 1 (with the reason in out) once a value failed its checksum, else 0. */
-int pg_store_damaged(pg_store *store, char *out, size_t size);
+int pg_store_damaged(pg_store *self, char *out, size_t size);
 
 /* The smallest headroom kept free of additions, whatever the map size. */
 #define PG_STORE_MIN_HEADROOM ((size_t)1 << 20)
@@ -179,7 +179,7 @@ typedef struct pg_store_space_info {
 } pg_store_space_info;
 /* How much of the map is in use, as of the last commit. In a read transaction of its
  * own: not while this thread has a transaction open. 0 or PG_ESTORE. */
-int pg_store_space(pg_store *store, pg_store_space_info *out, char *errstr, size_t errstr_size);
+int pg_store_space(pg_store *self, pg_store_space_info *out, char *errstr, size_t errstr_size);
 
 typedef struct pg_store_check_result {
     unsigned long long databases, values, damaged;
@@ -195,7 +195,7 @@ int pg_store_check(const char *dir, pg_store_check_result *res,
 
 /* Tests: the next count top-level commits fail as if LMDB had returned err (an errno
  * value such as ENOSPC or EIO, or an MDB_ code), and are aborted. */
-void pg_store_test_inject(pg_store *store, int err, int count);
+void pg_store_test_inject(pg_store *self, int err, int count);
 
 /* A u64 as an 8-byte big-endian key, so that LMDB's byte order is numeric order
  * (sequence numbers, ids), and back. */

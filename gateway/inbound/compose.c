@@ -83,9 +83,9 @@ void pg_compose_destroy(pg_compose **p)
     *p = NULL;
 }
 
-void pg_compose_get_stats(const pg_compose *c, pg_compose_stats *out)
+void pg_compose_get_stats(const pg_compose *self, pg_compose_stats *out)
 {
-    *out = c->stats;
+    *out = self->stats;
 }
 
 static int s_nomem(s_run *r)
@@ -520,11 +520,11 @@ static int s_atx(s_run *r)
 
 /* ------------------------------------------------------------ run */
 
-int pg_compose_run(pg_compose *c, pg_store_txn *txn, const pg_changeset *published,
+int pg_compose_run(pg_compose *self, pg_store_txn *txn, const pg_changeset *published,
                    const char *batch, const pg_compose_sink *sink, char *errstr, size_t errstr_size)
 {
-    pg_arena_reset(c->scratch);
-    s_run r = {.c = c,
+    pg_arena_reset(self->scratch);
+    s_run r = {.c = self,
                .txn = txn,
                .in = published,
                .batch = batch,
@@ -533,5 +533,5 @@ int pg_compose_run(pg_compose *c, pg_store_txn *txn, const pg_changeset *publish
                .errstr_size = errstr_size};
     if (!published->count)
         return 0;
-    return c->atx ? s_atx(&r) : s_nx5(&r);
+    return self->atx ? s_atx(&r) : s_nx5(&r);
 }

@@ -89,11 +89,11 @@ void pg_compose_destroy(pg_compose **p);
  * and hand them to sink. batch names the NX5 document(s) ("pg-000017"; a fallback
  * document gets "-<n>" appended); NULL: derived from the time. 0, the sink's
  * non-zero return, or PG_ESTORE / PG_ENOMEM with errstr (txn is then to be aborted). */
-int pg_compose_run(pg_compose *c, pg_store_txn *txn, const pg_changeset *published,
+int pg_compose_run(pg_compose *self, pg_store_txn *txn, const pg_changeset *published,
                    const char *batch, const pg_compose_sink *sink, char *errstr,
                    size_t errstr_size);
 
 /* Counters since pg_compose_new. */
-void pg_compose_get_stats(const pg_compose *c, pg_compose_stats *out);
+void pg_compose_get_stats(const pg_compose *self, pg_compose_stats *out);
 
 #endif

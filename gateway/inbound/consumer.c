@@ -79,11 +79,11 @@ static void s_log_cb(const rd_kafka_t *rk, int level, const char *fac, const cha
 }
 
 /* Commit what is marked for the partitions of parts (all when NULL), synchronously. */
-static void s_commit_marked(pg_consumer *c, const rd_kafka_topic_partition_list_t *parts, int sync)
+static void s_commit_marked(pg_consumer *self, const rd_kafka_topic_partition_list_t *parts, int sync)
 {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)c->n_marks);
-    for (size_t i = 0; i < c->n_marks; i++) {
-        s_mark *m = &c->marks[i];
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)self->n_marks);
+    for (size_t i = 0; i < self->n_marks; i++) {
+        s_mark *m = &self->marks[i];
         if (!m->dirty ||
             (parts && !rd_kafka_topic_partition_list_find(parts, m->topic, m->partition)))
             continue;
@@ -91,7 +91,7 @@ static void s_commit_marked(pg_consumer *c, const rd_kafka_topic_partition_list_
         m->dirty = 0;
     }
     if (list->cnt) {
-        rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, list, !sync);
+        rd_kafka_resp_err_t err = rd_kafka_commit(self->rk, list, !sync);
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
             pg_log(PG_LOG_WARN, "kafka consumer: commit: %s", rd_kafka_err2str(err));
     }
@@ -99,18 +99,18 @@ static void s_commit_marked(pg_consumer *c, const rd_kafka_topic_partition_list_
 }
 
 /* Forget marks of revoked partitions: another instance owns them now. */
-static void s_forget(pg_consumer *c, const rd_kafka_topic_partition_list_t *parts)
+static void s_forget(pg_consumer *self, const rd_kafka_topic_partition_list_t *parts)
 {
     size_t k = 0;
-    for (size_t i = 0; i < c->n_marks; i++) {
-        s_mark *m = &c->marks[i];
+    for (size_t i = 0; i < self->n_marks; i++) {
+        s_mark *m = &self->marks[i];
         if (rd_kafka_topic_partition_list_find(parts, m->topic, m->partition)) {
             free(m->topic);
             continue;
         }
-        c->marks[k++] = *m;
+        self->marks[k++] = *m;
     }
-    c->n_marks = k;
+    self->n_marks = k;
 }
 
 static void s_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -204,11 +204,11 @@ pg_consumer *pg_consumer_new(const pg_consumer_opts *opts, char *errstr, size_t 
     return c;
 }
 
-void pg_consumer_release(pg_consumer *c)
+void pg_consumer_release(pg_consumer *self)
 {
-    for (size_t i = 0; i < c->n_held; i++)
-        rd_kafka_message_destroy(c->held[i]);
-    c->n_held = 0;
+    for (size_t i = 0; i < self->n_held; i++)
+        rd_kafka_message_destroy(self->held[i]);
+    self->n_held = 0;
 }
 
 void pg_consumer_destroy(pg_consumer **p)
@@ -245,31 +245,31 @@ static const char *s_header(rd_kafka_message_t *m, const char *name, char *buf, 
     return buf;
 }
 
-int pg_consumer_poll(pg_consumer *c, pg_consumer_record *out, size_t max, int timeout_ms,
+int pg_consumer_poll(pg_consumer *self, pg_consumer_record *out, size_t max, int timeout_ms,
                      char *errstr, size_t errstr_size)
 {
-    pg_consumer_release(c);
-    if (c->cap_held < max) {
-        rd_kafka_message_t **h = realloc(c->held, max * sizeof *h);
+    pg_consumer_release(self);
+    if (self->cap_held < max) {
+        rd_kafka_message_t **h = realloc(self->held, max * sizeof *h);
         if (h)
-            c->held = h;
-        s_strings *st = h ? realloc(c->strings, max * sizeof *st) : NULL;
+            self->held = h;
+        s_strings *st = h ? realloc(self->strings, max * sizeof *st) : NULL;
         if (!st)
             return pg_errf(PG_ENOMEM, errstr, errstr_size, "kafka consumer: out of memory");
-        c->strings = st;
-        c->cap_held = max;
+        self->strings = st;
+        self->cap_held = max;
     }
     size_t n = 0;
     int wait = timeout_ms;
     while (n < max) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(self->rk, wait);
         wait = 0;
         if (!m)
             break;
         if (m->err) {
             if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
                 char why[512];
-                rd_kafka_fatal_error(c->rk, why, sizeof why);
+                rd_kafka_fatal_error(self->rk, why, sizeof why);
                 rd_kafka_message_destroy(m);
                 return pg_errf(PG_EKAFKA, errstr, errstr_size, "kafka consumer: %s", why);
             }
@@ -280,10 +280,10 @@ int pg_consumer_poll(pg_consumer *c, pg_consumer_record *out, size_t max, int ti
             rd_kafka_message_destroy(m);
             continue;
         }
-        c->held[n] = m;
-        s_strings *s = &c->strings[n];
+        self->held[n] = m;
+        s_strings *s = &self->strings[n];
         pg_consumer_record *r = &out[n++];
-        c->n_held = n;
+        self->n_held = n;
         r->topic = rd_kafka_topic_name(m->rkt);
         r->partition = m->partition;
         r->offset = m->offset;
@@ -298,19 +298,19 @@ int pg_consumer_poll(pg_consumer *c, pg_consumer_record *out, size_t max, int ti
             r->key = s->key;
         }
     }
-    c->n_held = n;
+    self->n_held = n;
     return (int)n;
 }
 
-int pg_consumer_pause(pg_consumer *c, int pause)
+int pg_consumer_pause(pg_consumer *self, int pause)
 {
-    if (c->paused == !!pause)
+    if (self->paused == !!pause)
         return 0;
     rd_kafka_topic_partition_list_t *parts = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_assignment(c->rk, &parts);
+    rd_kafka_resp_err_t err = rd_kafka_assignment(self->rk, &parts);
     if (!err)
-        err = pause ? rd_kafka_pause_partitions(c->rk, parts)
-                    : rd_kafka_resume_partitions(c->rk, parts);
+        err = pause ? rd_kafka_pause_partitions(self->rk, parts)
+                    : rd_kafka_resume_partitions(self->rk, parts);
     if (parts)
         rd_kafka_topic_partition_list_destroy(parts);
     if (err) {
@@ -318,19 +318,19 @@ int pg_consumer_pause(pg_consumer *c, int pause)
                rd_kafka_err2str(err));
         return PG_EKAFKA;
     }
-    c->paused = !!pause;
+    self->paused = !!pause;
     return 0;
 }
 
-int pg_consumer_paused(const pg_consumer *c)
+int pg_consumer_paused(const pg_consumer *self)
 {
-    return c->paused;
+    return self->paused;
 }
 
-int pg_consumer_mark(pg_consumer *c, const char *topic, int32_t partition, int64_t next_offset)
+int pg_consumer_mark(pg_consumer *self, const char *topic, int32_t partition, int64_t next_offset)
 {
-    for (size_t i = 0; i < c->n_marks; i++) {
-        s_mark *m = &c->marks[i];
+    for (size_t i = 0; i < self->n_marks; i++) {
+        s_mark *m = &self->marks[i];
         if (m->partition == partition && !strcmp(m->topic, topic)) {
             if (next_offset > m->next) {
                 m->next = next_offset;
@@ -339,19 +339,19 @@ int pg_consumer_mark(pg_consumer *c, const char *topic, int32_t partition, int64
             return 0;
         }
     }
-    if (pg_grow((void **)&c->marks, &c->cap_marks, c->n_marks + 1, sizeof *c->marks))
+    if (pg_grow((void **)&self->marks, &self->cap_marks, self->n_marks + 1, sizeof *self->marks))
         return PG_ENOMEM;
     char *t = strdup(topic);
     if (!t)
         return PG_ENOMEM;
-    c->marks[c->n_marks++] =
+    self->marks[self->n_marks++] =
         (s_mark){.topic = t, .partition = partition, .next = next_offset, .dirty = 1};
     return 0;
 }
 
-int pg_consumer_commit(pg_consumer *c, int sync, char *errstr, size_t errstr_size)
+int pg_consumer_commit(pg_consumer *self, int sync, char *errstr, size_t errstr_size)
 {
     (void)errstr, (void)errstr_size;
-    s_commit_marked(c, NULL, sync);
+    s_commit_marked(self, NULL, sync);
     return 0;
 }

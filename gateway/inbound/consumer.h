@@ -61,20 +61,20 @@ void pg_consumer_destroy(pg_consumer **p);
  * waiting, at most max, into out (valid until the next poll or release). The number of
  * records, or negative with errstr on a fatal consumer error (a partition's error, such
  * as a topic that does not exist yet, is logged and skipped). */
-int pg_consumer_poll(pg_consumer *c, pg_consumer_record *out, size_t max, int timeout_ms,
+int pg_consumer_poll(pg_consumer *self, pg_consumer_record *out, size_t max, int timeout_ms,
                      char *errstr, size_t errstr_size);
 /* Free the records of the last poll. */
-void pg_consumer_release(pg_consumer *c);
+void pg_consumer_release(pg_consumer *self);
 
 /* Pause (1) or resume (0) fetching from every assigned partition. 0 or PG_EKAFKA. */
-int pg_consumer_pause(pg_consumer *c, int pause);
-int pg_consumer_paused(const pg_consumer *c);
+int pg_consumer_pause(pg_consumer *self, int pause);
+int pg_consumer_paused(const pg_consumer *self);
 
 /* Remember that (topic, partition) is done up to next_offset (the offset of the next
  * record to read); committed by pg_consumer_commit. */
-int pg_consumer_mark(pg_consumer *c, const char *topic, int32_t partition, int64_t next_offset);
+int pg_consumer_mark(pg_consumer *self, const char *topic, int32_t partition, int64_t next_offset);
 /* Commit what was marked since the last commit (async: 0, or sync with errors
  * reported). 0, or PG_EKAFKA with errstr. */
-int pg_consumer_commit(pg_consumer *c, int sync, char *errstr, size_t errstr_size);
+int pg_consumer_commit(pg_consumer *self, int sync, char *errstr, size_t errstr_size);
 
 #endif

@@ -1,5 +1,5 @@
 /* pg_partner: the inbound pipeline: take (checks, partner ledger, compose, into the
- * outbox); the outbox and the RMS's results are partner_outbox.c, the thread
+ * import queue); the import queue and the RMS's results are partner_imports.c, the thread
  * partner_service.c, the intake's echo filter echo.c. */
 #include "log.h"
 #include "partner_int.h"
@@ -58,7 +58,7 @@ pg_partner *pg_partner_new(const pg_partner_opts *opts, char *errstr, size_t err
         s_nomem(errstr, errstr_size);
         goto err;
     }
-    if (pg_partner__open_dbs(p, errstr, errstr_size) || pg_partner__load_outbox(p, errstr, errstr_size))
+    if (pg_partner__open_dbs(p, errstr, errstr_size) || pg_partner__load_imports(p, errstr, errstr_size))
         goto err;
     if (!(p->dlq = pg_dlq_new(p->store, &opts->dlq_limits, errstr, errstr_size)))
         goto err;
@@ -75,18 +75,18 @@ err:
     return NULL;
 }
 
-static void s_drop_staged(pg_partner *p)
+static void s_drop_staged(pg_partner *self)
 {
-    for (size_t i = 0; i < p->n_staged; i++)
-        free(p->staged[i].data);
-    p->n_staged = 0;
+    for (size_t i = 0; i < self->n_staged; i++)
+        free(self->staged[i].data);
+    self->n_staged = 0;
 }
 
-static void s_drop_offs(pg_partner *p)
+static void s_drop_offs(pg_partner *self)
 {
-    for (size_t i = 0; i < p->n_offs; i++)
-        free(p->offs[i].topic);
-    p->n_offs = 0;
+    for (size_t i = 0; i < self->n_offs; i++)
+        free(self->offs[i].topic);
+    self->n_offs = 0;
 }
 
 void pg_partner_destroy(pg_partner **pp)
@@ -97,7 +97,7 @@ void pg_partner_destroy(pg_partner **pp)
     char why[PG_ERRSTR_SIZE];
     if (p->store && p->dlq && pg_partner__settle_rejects(p, why, sizeof why))
         pg_log(PG_LOG_WARN, "partner: %s (rejected messages go again at the next start)", why);
-    if (p->store && p->outbox && pg_partner__remove_done(p, 1, why, sizeof why))
+    if (p->store && p->imports && pg_partner__remove_done(p, 1, why, sizeof why))
         pg_log(PG_LOG_WARN, "partner: %s (those messages go again at the next start)", why);
     for (size_t i = 0; i < p->n_rejects; i++)
         free(p->rejects[i].reason);
@@ -136,16 +136,16 @@ typedef struct s_take {
     size_t errstr_size;
 } s_take;
 
-static int s_note_event(pg_partner *p, pg_audit_action action, const char *id,
+static int s_note_event(pg_partner *self, pg_audit_action action, const char *id,
                         const char *native_id, const char *origin, const pg_policy_partner *partner,
                         uint64_t version, const char *outcome)
 {
-    if (!p->audit)
+    if (!self->audit)
         return 0;
-    if (pg_grow((void **)&p->events, &p->cap_events, p->n_events + 1, sizeof *p->events))
+    if (pg_grow((void **)&self->events, &self->cap_events, self->n_events + 1, sizeof *self->events))
         return PG_ENOMEM;
-    pg_arena *a = p->acc->arena;
-    pg_partner_event *e = &p->events[p->n_events++];
+    pg_arena *a = self->acc->arena;
+    pg_partner_event *e = &self->events[self->n_events++];
     *e = (pg_partner_event){.action = action, .version = version, .outcome = outcome};
     e->id = id && *id ? pg_arena_strdup(a, id) : NULL;
     e->native_id = native_id && *native_id ? pg_arena_strdup(a, native_id) : NULL;
@@ -155,20 +155,20 @@ static int s_note_event(pg_partner *p, pg_audit_action action, const char *id,
     return 0;
 }
 
-static int s_note_offset(pg_partner *p, const pg_partner_record *r)
+static int s_note_offset(pg_partner *self, const pg_partner_record *r)
 {
-    for (size_t i = 0; i < p->n_offs; i++)
-        if (p->offs[i].partition == r->partition && !strcmp(p->offs[i].topic, r->topic)) {
-            if (r->offset + 1 > p->offs[i].next)
-                p->offs[i].next = r->offset + 1;
+    for (size_t i = 0; i < self->n_offs; i++)
+        if (self->offs[i].partition == r->partition && !strcmp(self->offs[i].topic, r->topic)) {
+            if (r->offset + 1 > self->offs[i].next)
+                self->offs[i].next = r->offset + 1;
             return 0;
         }
-    if (pg_grow((void **)&p->offs, &p->cap_offs, p->n_offs + 1, sizeof *p->offs))
+    if (pg_grow((void **)&self->offs, &self->cap_offs, self->n_offs + 1, sizeof *self->offs))
         return PG_ENOMEM;
     char *t = strdup(r->topic);
     if (!t)
         return PG_ENOMEM;
-    p->offs[p->n_offs++] = (pg_partner_off){.topic = t, .partition = r->partition, .next = r->offset + 1};
+    self->offs[self->n_offs++] = (pg_partner_off){.topic = t, .partition = r->partition, .next = r->offset + 1};
     return 0;
 }
 
@@ -306,10 +306,10 @@ static int s_record(s_take *t, const pg_partner_record *r)
 
 /* What a message carries, for its dead letter should the RMS reject it: under seq in
  * partner.outids, "<force>,<force>...\0<id>,<id>..." (one force per id). */
-static int s_put_outids(pg_partner *p, pg_store_txn *txn, uint64_t seq, const pg_changeset *cs,
+static int s_put_import_ids(pg_partner *self, pg_store_txn *txn, uint64_t seq, const pg_changeset *cs,
                         char *errstr, size_t errstr_size)
 {
-    pg_buf *b = &p->scratch;
+    pg_buf *b = &self->scratch;
     pg_buf_reset(b);
     int rc = 0;
     for (int part = 0; rc == 0 && part < 2; part++) {
@@ -331,10 +331,10 @@ static int s_put_outids(pg_partner *p, pg_store_txn *txn, uint64_t seq, const pg
         return s_nomem(errstr, errstr_size);
     uint8_t key[8];
     pg_store_be64_put(key, seq);
-    return pg_store_put(txn, p->outids, key, 8, b->data, b->len, errstr, errstr_size);
+    return pg_store_put(txn, self->import_ids, key, 8, b->data, b->len, errstr, errstr_size);
 }
 
-/* The sink of compose: each message into the outbox, and staged for the queue. */
+/* The sink of compose: each message into the import queue, and staged for the queue. */
 static int s_emit(void *arg, const uint8_t *msg, size_t len, const pg_changeset *cs)
 {
     s_take *t = arg;
@@ -346,7 +346,7 @@ static int s_emit(void *arg, const uint8_t *msg, size_t len, const pg_changeset 
     uint8_t key[8];
     pg_store_be64_put(key, m.seq);
     void *v;
-    int rc = pg_store_put_reserve(t->txn, p->outbox, key, 8, 1 + (size_t)idlen + len, &v, t->errstr,
+    int rc = pg_store_put_reserve(t->txn, p->imports, key, 8, 1 + (size_t)idlen + len, &v, t->errstr,
                                   t->errstr_size);
     if (rc)
         return rc;
@@ -354,7 +354,7 @@ static int s_emit(void *arg, const uint8_t *msg, size_t len, const pg_changeset 
     b[0] = (uint8_t)idlen;
     memcpy(b + 1, m.id, (size_t)idlen);
     memcpy(b + 1 + idlen, msg, len);
-    if ((rc = s_put_outids(p, t->txn, m.seq, cs, t->errstr, t->errstr_size)))
+    if ((rc = s_put_import_ids(p, t->txn, m.seq, cs, t->errstr, t->errstr_size)))
         return rc;
     if (!(m.data = malloc(len ? len : 1)))
         return s_nomem(t->errstr, t->errstr_size);
@@ -421,108 +421,108 @@ static int s_apply(s_take *t)
     return rc;
 }
 
-int pg_partner_take(pg_partner *p, const pg_partner_record *records, size_t n, char *errstr,
+int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n, char *errstr,
                     size_t errstr_size)
 {
-    pg_changeset_reset(p->acc);
-    pg_changeset_reset(p->out);
-    memset(&p->delta, 0, sizeof p->delta);
-    p->n_events = 0;
-    s_drop_offs(p);
-    s_drop_staged(p);
-    s_take t = {.p = p, .errstr = errstr, .errstr_size = errstr_size};
-    if (!(t.txn = pg_store_begin(p->store, 1, errstr, errstr_size)))
+    pg_changeset_reset(self->acc);
+    pg_changeset_reset(self->out);
+    memset(&self->delta, 0, sizeof self->delta);
+    self->n_events = 0;
+    s_drop_offs(self);
+    s_drop_staged(self);
+    s_take t = {.p = self, .errstr = errstr, .errstr_size = errstr_size};
+    if (!(t.txn = pg_store_begin(self->store, 1, errstr, errstr_size)))
         return PG_ESTORE;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = s_record(&t, &records[i]);
-    if (rc == 0 && p->acc->count)
+    if (rc == 0 && self->acc->count)
         rc = s_apply(&t);
     char batch[40];
-    snprintf(batch, sizeof batch, "pg-%.8s-%" PRIu64, p->instance, p->next_seq);
+    snprintf(batch, sizeof batch, "pg-%.8s-%" PRIu64, self->instance, self->next_seq);
     pg_compose_sink sink = {.emit = s_emit, .refused = s_refused, .arg = &t};
-    if (rc == 0 && p->out->count)
-        rc = pg_compose_run(p->compose, t.txn, p->out, batch, &sink, errstr, errstr_size);
-    if (rc == 0 && p->n_staged) {
+    if (rc == 0 && self->out->count)
+        rc = pg_compose_run(self->compose, t.txn, self->out, batch, &sink, errstr, errstr_size);
+    if (rc == 0 && self->n_staged) {
         uint8_t v[8];
-        pg_store_be64_put(v, p->next_seq + p->n_staged - 1);
-        rc = pg_store_put(t.txn, p->meta, "seq", 3, v, 8, errstr, errstr_size);
+        pg_store_be64_put(v, self->next_seq + self->n_staged - 1);
+        rc = pg_store_put(t.txn, self->meta, "seq", 3, v, 8, errstr, errstr_size);
     }
     pg_partner_batch b = {0};
-    if (rc == 0 && p->n_offs &&
-        (pg_grow((void **)&p->batches, &p->b_cap, p->b_len + 1, sizeof *p->batches) ||
-         !(b.offs = malloc(p->n_offs * sizeof *b.offs))))
+    if (rc == 0 && self->n_offs &&
+        (pg_grow((void **)&self->batches, &self->b_cap, self->b_len + 1, sizeof *self->batches) ||
+         !(b.offs = malloc(self->n_offs * sizeof *b.offs))))
         rc = s_nomem(errstr, errstr_size);
-    size_t removing = p->n_done;
+    size_t removing = self->n_done;
     if (rc == 0)
-        rc = pg_partner__delete_done(p, t.txn, errstr, errstr_size);
+        rc = pg_partner__delete_done(self, t.txn, errstr, errstr_size);
     if (rc == 0)
         rc = pg_store_commit(&t.txn, errstr, errstr_size);
     if (rc == 0 && removing) {
         /* acks that came during the take stay for the next removal */
-        memmove(p->done, p->done + removing, (p->n_done - removing) * sizeof *p->done);
-        p->n_done -= removing;
-        p->removed_at = pg_partner__clock_ms();
+        memmove(self->done, self->done + removing, (self->n_done - removing) * sizeof *self->done);
+        self->n_done -= removing;
+        self->removed_at = pg_partner__clock_ms();
     }
     if (rc) {
         pg_store_abort(&t.txn);
         free(b.offs);
-        s_drop_staged(p);
-        s_drop_offs(p);
+        s_drop_staged(self);
+        s_drop_offs(self);
         return rc;
     }
-    /* Committed: the messages are in the outbox; queue them, and the batch's offsets
+    /* Committed: the messages are in the import queue; queue them, and the batch's offsets
      * behind them. */
-    for (size_t i = 0; i < p->n_staged; i++) {
-        if (pg_partner__queue_push(p, &p->staged[i])) {
-            /* stays in the outbox: sent after a restart */
-            pg_log(PG_LOG_ERROR, "partner: out of memory queueing message %s", p->staged[i].id);
-            free(p->staged[i].data);
+    for (size_t i = 0; i < self->n_staged; i++) {
+        if (pg_partner__queue_push(self, &self->staged[i])) {
+            /* stays in the import queue: sent after a restart */
+            pg_log(PG_LOG_ERROR, "partner: out of memory queueing message %s", self->staged[i].id);
+            free(self->staged[i].data);
         }
     }
-    p->next_seq += p->n_staged;
-    p->n_staged = 0;
-    if (p->n_offs) {
-        memcpy(b.offs, p->offs, p->n_offs * sizeof *b.offs);
-        b.n_offs = p->n_offs;
-        b.last_seq = p->next_seq - 1;
-        p->n_offs = 0; /* the topics now belong to the batch */
-        p->batches[p->b_len++] = b;
+    self->next_seq += self->n_staged;
+    self->n_staged = 0;
+    if (self->n_offs) {
+        memcpy(b.offs, self->offs, self->n_offs * sizeof *b.offs);
+        b.n_offs = self->n_offs;
+        b.last_seq = self->next_seq - 1;
+        self->n_offs = 0; /* the topics now belong to the batch */
+        self->batches[self->b_len++] = b;
     }
-    p->delta.records = n;
-    p->delta.batches = 1;
-    uint64_t *s = (uint64_t *)&p->stats, *d = (uint64_t *)&p->delta;
-    for (size_t i = 0; i < sizeof p->stats / sizeof(uint64_t); i++)
+    self->delta.records = n;
+    self->delta.batches = 1;
+    uint64_t *s = (uint64_t *)&self->stats, *d = (uint64_t *)&self->delta;
+    for (size_t i = 0; i < sizeof self->stats / sizeof(uint64_t); i++)
         s[i] += d[i];
-    for (size_t i = 0; i < p->n_events; i++) {
-        const pg_partner_event *e = &p->events[i];
+    for (size_t i = 0; i < self->n_events; i++) {
+        const pg_partner_event *e = &self->events[i];
         pg_audit_event ev = {.action = e->action,
                              .entity_id = e->id,
                              .native_id = e->native_id,
                              .origin = e->origin,
                              .partner = e->partner,
                              .agreement = e->agreement,
-                             .policy_version = pg_policy_version(p->policy),
+                             .policy_version = pg_policy_version(self->policy),
                              .version = e->version,
                              .outcome = e->outcome};
         char why[PG_ERRSTR_SIZE];
-        if (pg_audit_append(p->audit, &ev, why, sizeof why))
+        if (pg_audit_append(self->audit, &ev, why, sizeof why))
             pg_log(PG_LOG_ERROR, "partner: audit: %s", why);
     }
-    if (p->n_events && p->audit) {
+    if (self->n_events && self->audit) {
         char why[PG_ERRSTR_SIZE];
-        if (pg_audit_sync(p->audit, why, sizeof why))
+        if (pg_audit_sync(self->audit, why, sizeof why))
             pg_log(PG_LOG_ERROR, "partner: audit: %s", why);
     }
     return 0;
 }
 
-void pg_partner_get_stats(const pg_partner *p, pg_partner_stats *out)
+void pg_partner_get_stats(const pg_partner *self, pg_partner_stats *out)
 {
-    *out = p->stats;
+    *out = self->stats;
 }
 
-void pg_partner_get_compose_stats(const pg_partner *p, pg_compose_stats *out)
+void pg_partner_get_compose_stats(const pg_partner *self, pg_compose_stats *out)
 {
-    pg_compose_get_stats(p->compose, out);
+    pg_compose_get_stats(self->compose, out);
 }

@@ -33,14 +33,14 @@ typedef struct pg_compose_stats pg_compose_stats;
  *      accepted records are audited "receive" after the commit;
  *    then the partner ledger applies the accepted updates, gateway/compose makes the
  *    native messages (ids and revisions from the id map), and each message is
- *    appended to the OUTBOX (partner.outbox in the same store) with a correlation id
+ *    appended to the IMPORT QUEUE (partner.import queue in the same store) with a correlation id
  *    that stays the same across restarts. One commit (one fsync) for the batch.
- * 2. pg_partner_poll: submits outbox messages to the RMS (gateway/inbound/rms_delivery.h, window
- *    bounded), reads the acks, and removes acknowledged messages from the outbox.
+ * 2. pg_partner_poll: submits import queue messages to the RMS (gateway/inbound/rms_delivery.h, window
+ *    bounded), reads the acks, and removes acknowledged messages from the import queue.
  *    A message the RMS rejects is logged, counted and never sent again: it is kept as
  *    an import dead letter (gateway/core/dlq.h, kind PG_DLQ_IMPORT: the RMS's reason, the
  *    origin forces, the canonical ids, the format, the time, the bytes) and audited
- *    "reject" (outcome "rms-rejected", one event per canonical id), and the outbox
+ *    "reject" (outcome "rms-rejected", one event per canonical id), and the import queue
  *    entry removed in the same transaction that keeps the dead letter; its offsets
  *    become committable only after that commit. Everything else is sent until
  *    stored, across restarts.
@@ -50,14 +50,14 @@ typedef struct pg_compose_stats pg_compose_stats;
  *    to the caller, who commits them to Kafka.
  *
  * A crash anywhere loses nothing and applies nothing twice: before the commit of a
- * batch nothing of it happened (Kafka delivers it again); after it, the outbox holds
+ * batch nothing of it happened (Kafka delivers it again); after it, the import queue holds
  * its messages (sent again with the same correlation ids: an RMS that stored one acks
  * it again without storing it twice), and Kafka's redelivery of its records, whose
  * offsets were not committed, finds their versions already received.
  *
  * Backpressure: pg_partner_busy is 1 while the delivery window is full or composed
  * messages wait to be submitted; the caller stops taking records (and pauses the
- * consumer) until it is 0. An RMS that is down holds everything in the outbox and the
+ * consumer) until it is 0. An RMS that is down holds everything in the import queue and the
  * partner topic, never in memory without bound.
  *
  * Threads: a pg_partner is used by one thread (pg_partner_service, in
@@ -89,7 +89,7 @@ typedef struct pg_partner_stats {
     uint64_t own;        /* records of our own force, dropped */
     uint64_t rejected;   /* invalid, or refused by the inbound policy */
     uint64_t skipped;    /* tombstones and unknown pg-types */
-    uint64_t composed;   /* native messages put in the outbox */
+    uint64_t composed;   /* native messages put in the import queue */
     uint64_t submitted;  /* messages handed to the transport (re-sends not counted) */
     uint64_t stored;     /* acknowledged stored by the RMS */
     uint64_t rms_rejected;
@@ -97,34 +97,34 @@ typedef struct pg_partner_stats {
 } pg_partner_stats;
 
 /* A partner pipeline over opts (copied; strings must outlive it, except delivery's,
- * which pg_rms_delivery copies). Opens the partner ledger, the id map and the outbox in
- * store and loads the outbox left by an earlier run (sent first). NULL with errstr. */
+ * which pg_rms_delivery copies). Opens the partner ledger, the id map and the import queue in
+ * store and loads the import queue left by an earlier run (sent first). NULL with errstr. */
 pg_partner *pg_partner_new(const pg_partner_opts *opts, char *errstr, size_t errstr_size);
-/* Removes what the RMS acknowledged from the outbox, then frees it; messages not
- * acknowledged stay in the outbox for the next run. NULL-safe. */
+/* Removes what the RMS acknowledged from the import queue, then frees it; messages not
+ * acknowledged stay in the import queue for the next run. NULL-safe. */
 void pg_partner_destroy(pg_partner **p);
 
 /* Take records[0..n) as described above. 0; or negative with errstr when the
  * transaction failed (PG_ESTORE, PG_ENOMEM): nothing of the batch happened, and the
  * caller takes the same records again later. */
-int pg_partner_take(pg_partner *p, const pg_partner_record *records, size_t n, char *errstr,
+int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n, char *errstr,
                     size_t errstr_size);
 /* Submit what waits, wait up to timeout_ms for acks, and forget stored messages from
- * the outbox. The number of results, or negative with errstr (a store failure: the
+ * the import queue. The number of results, or negative with errstr (a store failure: the
  * results stay pending and are retried by the next call). */
-int pg_partner_poll(pg_partner *p, int timeout_ms, char *errstr, size_t errstr_size);
+int pg_partner_poll(pg_partner *self, int timeout_ms, char *errstr, size_t errstr_size);
 /* 1 while no more records should be taken (see "Backpressure"). */
-int pg_partner_busy(const pg_partner *p);
-/* Messages composed and not yet acknowledged (outbox entries). */
-size_t pg_partner_pending(const pg_partner *p);
+int pg_partner_busy(const pg_partner *self);
+/* Messages composed and not yet acknowledged (import queue entries). */
+size_t pg_partner_pending(const pg_partner *self);
 
 /* Hand each (topic, partition, next offset) that became committable since the last
  * call to fn, in order. */
 typedef int (*pg_partner_offset_fn)(void *arg, const char *topic, int32_t partition,
                                     int64_t next_offset);
-int pg_partner_committable(pg_partner *p, pg_partner_offset_fn fn, void *arg);
+int pg_partner_committable(pg_partner *self, pg_partner_offset_fn fn, void *arg);
 
-void pg_partner_get_stats(const pg_partner *p, pg_partner_stats *out);
-void pg_partner_get_compose_stats(const pg_partner *p, pg_compose_stats *out);
+void pg_partner_get_stats(const pg_partner *self, pg_partner_stats *out);
+void pg_partner_get_compose_stats(const pg_partner *self, pg_compose_stats *out);
 
 #endif

@@ -1,5 +1,5 @@
-/* pg_partner's inside, shared by partner.c (new, take) and partner_outbox.c (the
- * outbox, the RMS's results, offsets); no other file includes it. */
+/* pg_partner's inside, shared by partner.c (new, take) and partner_imports.c (the
+ * import queue, the RMS's results, offsets); no other file includes it. */
 #ifndef POLEGATE_GATEWAY_PARTNER_INT_H
 #define POLEGATE_GATEWAY_PARTNER_INT_H
 
@@ -17,7 +17,7 @@ typedef struct pg_compose pg_compose;
 
 #define PG_PARTNER_ID_MAX 128
 
-/* A composed message: in the outbox, and in memory until submitted. */
+/* A composed message: in the import queue, and in memory until submitted. */
 typedef struct pg_partner_msg {
     uint64_t seq;
     char id[PG_PARTNER_ID_MAX + 1]; /* correlation id */
@@ -65,11 +65,11 @@ struct pg_partner {
     pg_idstore *idmap;
     pg_compose *compose;
     pg_rms_delivery *delivery;
-    pg_store_db seen, outbox, meta;
-    pg_store_db outids; /* seq -> "<forces>\0<canonical ids>" of an outbox message */
+    pg_store_db seen, imports, meta;
+    pg_store_db import_ids; /* seq -> "<forces>\0<canonical ids>" of an import queue message */
     pg_dlq *dlq;        /* rejected messages: import dead letters */
     char instance[37];
-    uint64_t next_seq; /* the next outbox sequence number */
+    uint64_t next_seq; /* the next import queue sequence number */
     uint64_t resolved; /* every message up to this sequence is settled */
     uint64_t answered; /* every message up to this sequence has its result */
     pg_partner_reject *rejects; /* rejected, dead letter not yet kept: oldest first */
@@ -80,7 +80,7 @@ struct pg_partner {
     size_t q_head, q_len, q_cap;
     pg_partner_msg *staged; /* composed by the take in progress */
     size_t n_staged, cap_staged;
-    uint64_t *done; /* results to remove from the outbox */
+    uint64_t *done; /* results to remove from the import queue */
     size_t n_done, cap_done;
     pg_partner_batch *batches; /* taken, offsets not yet committable, oldest first */
     size_t b_len, b_cap;
@@ -95,22 +95,22 @@ struct pg_partner {
     int64_t removed_at;     /* when acknowledged messages were last removed */
 };
 
-/* Opens the pipeline's databases (partner.seen, .outbox, .meta, .outids) and reads
+/* Opens the pipeline's databases (partner.seen, .outbox (the import queue), .meta, .outids) and reads
  * the instance id and the next sequence number. */
-int pg_partner__open_dbs(pg_partner *p, char *errstr, size_t errstr_size);
+int pg_partner__open_dbs(pg_partner *self, char *errstr, size_t errstr_size);
 /* Queues what an earlier run composed and the RMS did not acknowledge (sent first). */
-int pg_partner__load_outbox(pg_partner *p, char *errstr, size_t errstr_size);
+int pg_partner__load_imports(pg_partner *self, char *errstr, size_t errstr_size);
 /* Appends m to the in-memory queue of messages to submit; PG_ENOMEM. */
-int pg_partner__queue_push(pg_partner *p, const pg_partner_msg *m);
+int pg_partner__queue_push(pg_partner *self, const pg_partner_msg *m);
 /* pg_rms_delivery's result callback; arg is the pg_partner. */
 void pg_partner__on_result(void *arg, const pg_rms_delivery_result *r);
-/* Forgets acknowledged messages from the outbox, in txn. */
-int pg_partner__delete_done(pg_partner *p, pg_store_txn *txn, char *errstr, size_t errstr_size);
+/* Forgets acknowledged messages from the import queue, in txn. */
+int pg_partner__delete_done(pg_partner *self, pg_store_txn *txn, char *errstr, size_t errstr_size);
 /* Keeps every message the RMS rejected as an import dead letter (one transaction). */
-int pg_partner__settle_rejects(pg_partner *p, char *errstr, size_t errstr_size);
+int pg_partner__settle_rejects(pg_partner *self, char *errstr, size_t errstr_size);
 /* Removes acknowledged messages in a transaction of their own: now, or at most every
  * few hundred milliseconds. */
-int pg_partner__remove_done(pg_partner *p, int now, char *errstr, size_t errstr_size);
+int pg_partner__remove_done(pg_partner *self, int now, char *errstr, size_t errstr_size);
 void pg_partner__free_batch(pg_partner_batch *b);
 int64_t pg_partner__clock_ms(void);
 

@@ -58,12 +58,12 @@ static int s_mark(void *arg, const char *topic, int32_t partition, int64_t next)
     return pg_consumer_mark(arg, topic, partition, next);
 }
 
-static void s_log_stats(pg_partner_service *s, const char *when)
+static void s_log_stats(pg_partner_service *self, const char *when)
 {
     pg_partner_stats st;
     pg_compose_stats cs;
-    pg_partner_get_stats(s->p, &st);
-    pg_partner_get_compose_stats(s->p, &cs);
+    pg_partner_get_stats(self->p, &st);
+    pg_partner_get_compose_stats(self->p, &cs);
     pg_log(PG_LOG_INFO,
            "partner %s: records %" PRIu64 " consumed, %" PRIu64 " accepted, %" PRIu64
            " duplicate, %" PRIu64 " stale, %" PRIu64 " own, %" PRIu64 " rejected, %" PRIu64
@@ -72,7 +72,7 @@ static void s_log_stats(pg_partner_service *s, const char *when)
            " merge deletes folded, %" PRIu64 " unknown to the RMS, %" PRIu64
            " links deferred, %" PRIu64 " refused by the adapter",
            when, st.records, st.accepted, st.duplicates, st.stale, st.own, st.rejected, st.skipped,
-           st.composed, st.stored, st.rms_rejected, pg_partner_pending(s->p), cs.resent,
+           st.composed, st.stored, st.rms_rejected, pg_partner_pending(self->p), cs.resent,
            cs.merge_deletes, cs.unknown, cs.deferred, cs.refused);
 }
 
@@ -149,7 +149,7 @@ static void *s_main(void *arg)
     if (pg_partner_pending(s->p))
         pg_log(PG_LOG_INFO,
                "partner: stopping with %zu message(s) not yet stored by the RMS: they are in "
-               "the outbox and go first at the next start",
+               "the import queue and go first at the next start",
                pg_partner_pending(s->p));
     pg_partner_committable(s->p, s_mark, s->c);
     pg_consumer_commit(s->c, 1, why, sizeof why);
@@ -160,15 +160,15 @@ static void *s_main(void *arg)
     return NULL;
 }
 
-static void s_service_free(pg_partner_service *s)
+static void s_service_free(pg_partner_service *self)
 {
-    pg_consumer_destroy(&s->c);
-    pg_partner_destroy(&s->p);
-    for (size_t i = 0; i < s->n_topics; i++)
-        free(s->topics[i]);
-    free(s->topics);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
+    pg_consumer_destroy(&self->c);
+    pg_partner_destroy(&self->p);
+    for (size_t i = 0; i < self->n_topics; i++)
+        free(self->topics[i]);
+    free(self->topics);
+    pthread_mutex_destroy(&self->lock);
+    free(self);
 }
 
 int pg_partner_service_start(const pg_config *cfg, pg_store *store, pg_audit *audit,
@@ -256,9 +256,9 @@ void pg_partner_service_stop(pg_partner_service **p, int drain_ms)
     *p = NULL;
 }
 
-void pg_partner_service_stats(pg_partner_service *s, pg_partner_stats *out)
+void pg_partner_service_stats(pg_partner_service *self, pg_partner_stats *out)
 {
-    pthread_mutex_lock(&s->lock);
-    *out = s->snap;
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_lock(&self->lock);
+    *out = self->snap;
+    pthread_mutex_unlock(&self->lock);
 }

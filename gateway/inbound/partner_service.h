@@ -25,6 +25,6 @@ int pg_partner_service_start(const pg_config *cfg, pg_store *store, pg_audit *au
  * *p NULL. */
 void pg_partner_service_stop(pg_partner_service **p, int drain_ms);
 /* The counters so far (a copy taken by the thread at most ~100 ms ago). */
-void pg_partner_service_stats(pg_partner_service *s, pg_partner_stats *out);
+void pg_partner_service_stats(pg_partner_service *self, pg_partner_stats *out);
 
 #endif

@@ -57,14 +57,14 @@ pg_outbatch *pg_outbatch_new(void);
 /* NULL-safe; sets *p to NULL. */
 void pg_outbatch_destroy(pg_outbatch **p);
 /* Drop every record and the arena's contents, keeping memory. */
-void pg_outbatch_reset(pg_outbatch *batch);
+void pg_outbatch_reset(pg_outbatch *self);
 /* Append a zeroed record and return it (NULL when out of memory). */
-pg_outrec *pg_outbatch_add(pg_outbatch *batch);
+pg_outrec *pg_outbatch_add(pg_outbatch *self);
 /* Append a copy of ev (strings copied into the arena) to the batch's pending audit
  * events. 0 or PG_ENOMEM. */
-int pg_outbatch_audit_add(pg_outbatch *batch, const pg_audit_event *ev);
+int pg_outbatch_audit_add(pg_outbatch *self, const pg_audit_event *ev);
 /* Add a header; the strings are copied into the batch's arena. 0, PG_ENOMEM, or
  * PG_EINVALID when the record already has PG_OUTREC_MAX_HEADERS. */
-int pg_outrec_header_add(pg_outbatch *batch, pg_outrec *rec, const char *name, const char *value);
+int pg_outrec_header_add(pg_outbatch *self, pg_outrec *rec, const char *name, const char *value);
 
 #endif

@@ -289,10 +289,10 @@ static const char *s_disclose_outcome(s_ctx *ctx, const pg_policy_decision *d)
     return s ? s : "redacted";
 }
 
-static void s_count(pg_router *r, pg_policy_reason reason)
+static void s_count(pg_router *self, pg_policy_reason reason)
 {
     if ((int)reason >= 0 && reason < PG_POLICY_REASON_COUNT)
-        r->stats.reasons[reason]++;
+        self->stats.reasons[reason]++;
 }
 
 /* Nothing sent to dest: counted, and audited with the reason. */
@@ -654,15 +654,15 @@ static int s_route_entity(s_ctx *ctx, const s_dest *dest, const pg_entity_update
 /* ---------------------------------------------------------------- policy version */
 
 /* "version\0name=topic\0name=topic\0": what a policy change is detected by. */
-static char *s_signature(pg_router *r, size_t *len)
+static char *s_signature(pg_router *self, size_t *len)
 {
-    const pg_policy *p = r->policy;
+    const pg_policy *p = self->policy;
     size_t n = strlen(pg_policy_version(p)) + 1;
     for (size_t i = 0; i < pg_policy_destination_count(p); i++) {
         const pg_policy_destination *d = pg_policy_destination_at(p, i);
         n += strlen(d->name) + 1 + strlen(d->topic) + 1;
     }
-    char *s = pg_arena_alloc(r->scratch, n), *w = s;
+    char *s = pg_arena_alloc(self->scratch, n), *w = s;
     if (!s)
         return NULL;
     w += sprintf(w, "%s", pg_policy_version(p)) + 1;
@@ -1018,24 +1018,24 @@ void pg_router_destroy(pg_router **p)
     *p = NULL;
 }
 
-void pg_router_set_policy(pg_router *r, const pg_policy *policy)
+void pg_router_set_policy(pg_router *self, const pg_policy *policy)
 {
-    r->policy = policy;
+    self->policy = policy;
 }
 
 /* Run fn in a child of txn, leaving txn and out as they were when it fails. */
-static int s_atomic(pg_router *r, pg_store_txn *txn, pg_outbatch *out, char *errstr,
+static int s_atomic(pg_router *self, pg_store_txn *txn, pg_outbatch *out, char *errstr,
                     size_t errstr_size, int (*fn)(s_ctx *ctx, const void *arg), const void *arg)
 {
     if (!pg_store_txn_writable(txn))
         return pg_errf(PG_EUSAGE, errstr, errstr_size, "router: needs a write transaction");
     size_t count = out->count, audit_count = out->audit_count;
-    pg_router_stats stats = r->stats;
+    pg_router_stats stats = self->stats;
     pg_store_txn *child = pg_store_begin_child(txn, errstr, errstr_size);
     if (!child)
         return PG_ESTORE;
-    pg_arena_reset(r->scratch);
-    s_ctx ctx = {r, child, out, errstr, errstr_size};
+    pg_arena_reset(self->scratch);
+    s_ctx ctx = {self, child, out, errstr, errstr_size};
     int rc = fn(&ctx, arg);
     if (rc >= 0) {
         int crc = pg_store_commit(&child, errstr, errstr_size);
@@ -1047,9 +1047,9 @@ static int s_atomic(pg_router *r, pg_store_txn *txn, pg_outbatch *out, char *err
     if (rc < 0) {
         out->count = count;
         out->audit_count = audit_count;
-        r->stats = stats;
+        self->stats = stats;
     }
-    pg_arena_reset(r->scratch);
+    pg_arena_reset(self->scratch);
     return rc;
 }
 
@@ -1107,10 +1107,10 @@ static int s_route_all(s_ctx *ctx, const void *arg)
     return 0;
 }
 
-int pg_router_route(pg_router *r, pg_store_txn *txn, const pg_changeset *published,
+int pg_router_route(pg_router *self, pg_store_txn *txn, const pg_changeset *published,
                     pg_outbatch *out, char *errstr, size_t errstr_size)
 {
-    int rc = s_atomic(r, txn, out, errstr, errstr_size, s_route_all, published);
+    int rc = s_atomic(self, txn, out, errstr, errstr_size, s_route_all, published);
     return rc < 0 ? rc : 0;
 }
 
@@ -1120,22 +1120,22 @@ static int s_reconcile_fn(s_ctx *ctx, const void *arg)
     return s_reconcile(ctx, NULL);
 }
 
-int pg_router_reconcile(pg_router *r, pg_store_txn *txn, pg_outbatch *out, char *errstr,
+int pg_router_reconcile(pg_router *self, pg_store_txn *txn, pg_outbatch *out, char *errstr,
                         size_t errstr_size)
 {
-    return s_atomic(r, txn, out, errstr, errstr_size, s_reconcile_fn, NULL);
+    return s_atomic(self, txn, out, errstr, errstr_size, s_reconcile_fn, NULL);
 }
 
-int pg_router_held(pg_router *r, pg_store_txn *txn, const char *destination, const char *id)
+int pg_router_held(pg_router *self, pg_store_txn *txn, const char *destination, const char *id)
 {
     char why[PG_ERRSTR_SIZE];
-    s_ctx ctx = {r, txn, NULL, why, sizeof why};
+    s_ctx ctx = {self, txn, NULL, why, sizeof why};
     s_state st;
     int rc = s_get(&ctx, destination, id, &st);
     return rc ? rc : st.held;
 }
 
-void pg_router_get_stats(const pg_router *r, pg_router_stats *out)
+void pg_router_get_stats(const pg_router *self, pg_router_stats *out)
 {
-    *out = r->stats;
+    *out = self->stats;
 }

@@ -97,14 +97,14 @@ void pg_router_destroy(pg_router **p);
 /* Route by policy from now on (borrowed, must outlive the router; the old one may be
  * freed once this returns). A reload calls it, then pg_router_reconcile, between two
  * routings on the routing thread. */
-void pg_router_set_policy(pg_router *r, const pg_policy *policy);
+void pg_router_set_policy(pg_router *self, const pg_policy *policy);
 
 /* Route the updates in published (what pg_ledger_apply appended, in order) inside the
  * write transaction txn: append the records and pending audit events to out. Does
  * pg_router_reconcile first when the policy version changed. On error (PG_ENOMEM,
  * PG_ESTORE, PG_EUSAGE for a read-only txn, PG_EINVALID for an update without an id)
  * txn and out are as they were before the call. */
-int pg_router_route(pg_router *r, pg_store_txn *txn, const pg_changeset *published,
+int pg_router_route(pg_router *self, pg_store_txn *txn, const pg_changeset *published,
                     pg_outbatch *out, char *errstr, size_t errstr_size);
 
 /* When the policy version stored in txn is not the policy's (and something was routed
@@ -121,12 +121,12 @@ int pg_router_route(pg_router *r, pg_store_txn *txn, const pg_changeset *publish
  * that opens a kind to a destination therefore spools, in one batch and one Kafka
  * transaction, every stored record of that kind the destination may receive, and
  * out's arena holds them until it is reset. */
-int pg_router_reconcile(pg_router *r, pg_store_txn *txn, pg_outbatch *out, char *errstr,
+int pg_router_reconcile(pg_router *self, pg_store_txn *txn, pg_outbatch *out, char *errstr,
                         size_t errstr_size);
 
 /* Does destination hold entity or link id (as of txn)? 1, 0, or a negative error. */
-int pg_router_held(pg_router *r, pg_store_txn *txn, const char *destination, const char *id);
+int pg_router_held(pg_router *self, pg_store_txn *txn, const char *destination, const char *id);
 
-void pg_router_get_stats(const pg_router *r, pg_router_stats *out);
+void pg_router_get_stats(const pg_router *self, pg_router_stats *out);
 
 #endif

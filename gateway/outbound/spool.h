@@ -54,14 +54,14 @@ typedef struct pg_spool_stats {
 pg_spool *pg_spool_new(pg_store *store, const pg_spool_limits *limits, char *errstr,
                        size_t errstr_size);
 void pg_spool_destroy(pg_spool **p);
-void pg_spool_set_limits(pg_spool *spool, const pg_spool_limits *limits);
+void pg_spool_set_limits(pg_spool *self, const pg_spool_limits *limits);
 
 /* Append batch inside the write transaction txn; *seq (may be NULL) gets its sequence
  * number. A batch with no records is not stored (0, *seq = 0). 0; PG_ERETRY with
  * "spool full: ..." when a bound would be passed (nothing written); PG_EINVALID for a
  * record without topic or key, or more than PG_OUTREC_MAX_HEADERS headers; PG_ESTORE
  * (txn then unusable when the reason contains MDB_MAP_FULL). */
-int pg_spool_append(pg_spool *spool, pg_store_txn *txn, const pg_outbatch *batch, uint64_t *seq,
+int pg_spool_append(pg_spool *self, pg_store_txn *txn, const pg_outbatch *batch, uint64_t *seq,
                     char *errstr, size_t errstr_size);
 
 /* Append to out the records of the oldest batch whose sequence is greater than after
@@ -70,25 +70,25 @@ int pg_spool_append(pg_spool *spool, pg_store_txn *txn, const pg_outbatch *batch
  * its sequence and *bytes (may be NULL) its serialised size. Any transaction. 0,
  * PG_ENOTFOUND (none), PG_ESTORE, PG_ENOMEM, PG_EINTERNAL (a batch that does not
  * parse: the store is damaged). Audit events are not kept (see pg_spool_append). */
-int pg_spool_next(pg_spool *spool, pg_store_txn *txn, uint64_t after, uint64_t *seq, size_t *bytes,
+int pg_spool_next(pg_spool *self, pg_store_txn *txn, uint64_t after, uint64_t *seq, size_t *bytes,
                   pg_outbatch *out, char *errstr, size_t errstr_size);
 
 /* Remove every batch with first <= sequence <= last (write txn), keeping the counters
  * right. *removed (may be NULL) gets how many. 0 or PG_ESTORE. */
-int pg_spool_remove(pg_spool *spool, pg_store_txn *txn, uint64_t first, uint64_t last,
+int pg_spool_remove(pg_spool *self, pg_store_txn *txn, uint64_t first, uint64_t last,
                     size_t *removed, char *errstr, size_t errstr_size);
 
 /* The counters as txn sees them. 0 or PG_ESTORE. */
-int pg_spool_stat(pg_spool *spool, pg_store_txn *txn, pg_spool_stats *out, char *errstr,
+int pg_spool_stat(pg_spool *self, pg_store_txn *txn, pg_spool_stats *out, char *errstr,
                   size_t errstr_size);
 /* The same in a read transaction of its own (the calling thread must have none open). */
-int pg_spool_stat_now(pg_spool *spool, pg_spool_stats *out, char *errstr, size_t errstr_size);
+int pg_spool_stat_now(pg_spool *self, pg_spool_stats *out, char *errstr, size_t errstr_size);
 
 /* Tell waiters that batches were committed. */
-void pg_spool_notify(pg_spool *spool);
+void pg_spool_notify(pg_spool *self);
 /* Wait up to timeout_ms for a notify after the one numbered *gen was seen; updates *gen.
  * 1 when notified, 0 on timeout. */
-int pg_spool_wait(pg_spool *spool, uint64_t *gen, int timeout_ms);
+int pg_spool_wait(pg_spool *self, uint64_t *gen, int timeout_ms);
 
 /* Serialise batch's records (audit events are not part of it) into out (appended):
  * the spool's value format, also what pg_spool_decode reads. 0, PG_ENOMEM, PG_EINVALID. */

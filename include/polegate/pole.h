@@ -60,11 +60,11 @@ pg_changeset *pg_changeset_new(void);
 /* Frees the changeset and its arena; sets *p to NULL; NULL-safe. */
 void pg_changeset_destroy(pg_changeset **p);
 /* Drop every change and everything in the arena, keeping memory for reuse. */
-void pg_changeset_reset(pg_changeset *cs);
+void pg_changeset_reset(pg_changeset *self);
 /* Append a change. The changeset does not copy the message: allocate it from
  * cs->arena. 0 or PG_ENOMEM. */
-int pg_changeset_add_entity(pg_changeset *cs, pg_entity_update *entity, int replaces_links);
-int pg_changeset_add_link(pg_changeset *cs, pg_link_update *link);
+int pg_changeset_add_entity(pg_changeset *self, pg_entity_update *entity, int replaces_links);
+int pg_changeset_add_link(pg_changeset *self, pg_link_update *link);
 
 /* Names of enum values as the proto spells them without the type prefix, e.g.
  * pg_enum_short(&polegate__pole__v1__link_role__descriptor, 1) -> "HOME_ADDRESS".

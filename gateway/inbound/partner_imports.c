@@ -1,4 +1,4 @@
-/* pg_partner's outbox: the composed messages on their way to the RMS (kept in the
+/* pg_partner's import queue: the composed messages on their way to the RMS (kept in the
  * store until stored), the RMS's results, import dead letters, committable offsets. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,40 +20,40 @@ static int s_nomem(char *errstr, size_t errstr_size)
     return pg_errf(PG_ENOMEM, errstr, errstr_size, "partner: out of memory");
 }
 
-/* ------------------------------------------------------------ outbox and meta */
+/* ------------------------------------------------------------ import queue and meta */
 
-int pg_partner__open_dbs(pg_partner *p, char *errstr, size_t errstr_size)
+int pg_partner__open_dbs(pg_partner *self, char *errstr, size_t errstr_size)
 {
-    pg_store_txn *txn = pg_store_begin(p->store, 1, errstr, errstr_size);
+    pg_store_txn *txn = pg_store_begin(self->store, 1, errstr, errstr_size);
     if (!txn)
         return PG_ESTORE;
-    int rc = pg_store_db_open(txn, "partner.seen", 0, &p->seen, errstr, errstr_size);
+    int rc = pg_store_db_open(txn, "partner.seen", 0, &self->seen, errstr, errstr_size);
     if (!rc)
-        rc = pg_store_db_open(txn, "partner.outbox", 0, &p->outbox, errstr, errstr_size);
+        rc = pg_store_db_open(txn, "partner.outbox", 0, &self->imports, errstr, errstr_size);
     if (!rc)
-        rc = pg_store_db_open(txn, "partner.meta", 0, &p->meta, errstr, errstr_size);
+        rc = pg_store_db_open(txn, "partner.meta", 0, &self->meta, errstr, errstr_size);
     if (!rc)
-        rc = pg_store_db_open(txn, "partner.outids", 0, &p->outids, errstr, errstr_size);
+        rc = pg_store_db_open(txn, "partner.outids", 0, &self->import_ids, errstr, errstr_size);
     const void *v;
     size_t vlen;
     if (!rc) {
         /* The instance id makes correlation ids unique to this store for ever. */
-        rc = pg_store_get(txn, p->meta, "instance", 8, &v, &vlen, errstr, errstr_size);
+        rc = pg_store_get(txn, self->meta, "instance", 8, &v, &vlen, errstr, errstr_size);
         if (rc == 0 && vlen == 36) {
-            memcpy(p->instance, v, 36);
-            p->instance[36] = 0;
+            memcpy(self->instance, v, 36);
+            self->instance[36] = 0;
         } else if (rc == 0 || rc == PG_ENOTFOUND) {
             uuid_t u;
             uuid_generate_random(u);
-            uuid_unparse_lower(u, p->instance);
-            rc = pg_store_put(txn, p->meta, "instance", 8, p->instance, 36, errstr, errstr_size);
+            uuid_unparse_lower(u, self->instance);
+            rc = pg_store_put(txn, self->meta, "instance", 8, self->instance, 36, errstr, errstr_size);
         }
     }
     if (!rc) {
-        rc = pg_store_get(txn, p->meta, "seq", 3, &v, &vlen, errstr, errstr_size);
-        p->next_seq = 1;
+        rc = pg_store_get(txn, self->meta, "seq", 3, &v, &vlen, errstr, errstr_size);
+        self->next_seq = 1;
         if (rc == 0 && vlen == 8)
-            p->next_seq = pg_store_be64_get(v) + 1;
+            self->next_seq = pg_store_be64_get(v) + 1;
         if (rc == PG_ENOTFOUND)
             rc = 0;
     }
@@ -64,31 +64,31 @@ int pg_partner__open_dbs(pg_partner *p, char *errstr, size_t errstr_size)
     return pg_store_commit(&txn, errstr, errstr_size);
 }
 
-int pg_partner__queue_push(pg_partner *p, const pg_partner_msg *m)
+int pg_partner__queue_push(pg_partner *self, const pg_partner_msg *m)
 {
-    if (p->q_len == p->q_cap) {
-        size_t cap = p->q_cap ? p->q_cap * 2 : 64;
+    if (self->q_len == self->q_cap) {
+        size_t cap = self->q_cap ? self->q_cap * 2 : 64;
         pg_partner_msg *q = malloc(cap * sizeof *q);
         if (!q)
             return PG_ENOMEM;
-        for (size_t i = 0; i < p->q_len; i++)
-            q[i] = p->queue[(p->q_head + i) % p->q_cap];
-        free(p->queue);
-        p->queue = q;
-        p->q_cap = cap;
-        p->q_head = 0;
+        for (size_t i = 0; i < self->q_len; i++)
+            q[i] = self->queue[(self->q_head + i) % self->q_cap];
+        free(self->queue);
+        self->queue = q;
+        self->q_cap = cap;
+        self->q_head = 0;
     }
-    p->queue[(p->q_head + p->q_len++) % p->q_cap] = *m;
+    self->queue[(self->q_head + self->q_len++) % self->q_cap] = *m;
     return 0;
 }
 
 /* What an earlier run composed and the RMS did not acknowledge: sent first. */
-int pg_partner__load_outbox(pg_partner *p, char *errstr, size_t errstr_size)
+int pg_partner__load_imports(pg_partner *self, char *errstr, size_t errstr_size)
 {
-    pg_store_txn *txn = pg_store_begin(p->store, 0, errstr, errstr_size);
+    pg_store_txn *txn = pg_store_begin(self->store, 0, errstr, errstr_size);
     if (!txn)
         return PG_ESTORE;
-    pg_store_cursor *cur = pg_store_cursor_open(txn, p->outbox, errstr, errstr_size);
+    pg_store_cursor *cur = pg_store_cursor_open(txn, self->imports, errstr, errstr_size);
     int rc = cur ? 0 : PG_ESTORE;
     const void *k, *v;
     size_t klen, vlen;
@@ -97,14 +97,14 @@ int pg_partner__load_outbox(pg_partner *p, char *errstr, size_t errstr_size)
          rc == 0 && r == 0; r = pg_store_cursor_next(cur, &k, &klen, &v, &vlen)) {
         const uint8_t *b = v;
         if (klen != 8 || vlen < 1 || vlen < 1u + b[0]) {
-            rc = pg_errf(PG_ESTORE, errstr, errstr_size, "partner: outbox entry is corrupt");
+            rc = pg_errf(PG_ESTORE, errstr, errstr_size, "partner: import queue entry is corrupt");
             break;
         }
         pg_partner_msg m = {.seq = pg_store_be64_get(k), .len = vlen - 1 - b[0]};
         memcpy(m.id, b + 1, b[0]);
         m.id[b[0]] = 0;
         m.data = malloc(m.len ? m.len : 1);
-        if (!m.data || pg_partner__queue_push(p, &m)) {
+        if (!m.data || pg_partner__queue_push(self, &m)) {
             free(m.data);
             rc = s_nomem(errstr, errstr_size);
             break;
@@ -115,12 +115,12 @@ int pg_partner__load_outbox(pg_partner *p, char *errstr, size_t errstr_size)
     }
     pg_store_cursor_close(&cur);
     pg_store_abort(&txn);
-    p->resolved = p->answered = (first ? first : p->next_seq) - 1;
-    if (!rc && p->q_len)
+    self->resolved = self->answered = (first ? first : self->next_seq) - 1;
+    if (!rc && self->q_len)
         pg_log(PG_LOG_INFO,
                "partner: %zu message(s) from the last run not yet stored by the RMS: "
                "sending them again first",
-               p->q_len);
+               self->q_len);
     return rc;
 }
 
@@ -135,13 +135,13 @@ static int64_t s_wall_ms(void)
 
 /* Settled up to the first rejected message whose dead letter is not kept yet: the
  * offsets behind it wait for that. */
-static void s_update_resolved(pg_partner *p)
+static void s_update_resolved(pg_partner *self)
 {
-    uint64_t r = p->n_rejects ? p->rejects[0].seq - 1 : p->answered;
-    if (p->hold && r > p->hold - 1)
-        r = p->hold - 1;
-    if (r > p->resolved)
-        p->resolved = r;
+    uint64_t r = self->n_rejects ? self->rejects[0].seq - 1 : self->answered;
+    if (self->hold && r > self->hold - 1)
+        r = self->hold - 1;
+    if (r > self->resolved)
+        self->resolved = r;
 }
 
 void pg_partner__on_result(void *arg, const pg_rms_delivery_result *r)
@@ -164,10 +164,10 @@ void pg_partner__on_result(void *arg, const pg_rms_delivery_result *r)
             *x = (pg_partner_reject){.seq = seq, .reason = dup, .at_ms = s_wall_ms()};
             snprintf(x->id, sizeof x->id, "%s", r->id ? r->id : "");
         } else {
-            /* left in the outbox, and nothing settled past it in this run: sent again
+            /* left in the import queue, and nothing settled past it in this run: sent again
              * (and rejected again, then kept) after a restart */
             free(dup);
-            pg_log(PG_LOG_WARN, "partner: out of memory; message %s stays in the outbox", r->id);
+            pg_log(PG_LOG_WARN, "partner: out of memory; message %s stays in the import queue", r->id);
             if (!p->hold)
                 p->hold = seq;
         }
@@ -178,22 +178,22 @@ void pg_partner__on_result(void *arg, const pg_rms_delivery_result *r)
     s_update_resolved(p);
     if (pg_grow((void **)&p->done, &p->cap_done, p->n_done + 1, sizeof *p->done) == 0)
         p->done[p->n_done++] = seq;
-    else /* left in the outbox: sent again (and recognised) after a restart */
-        pg_log(PG_LOG_WARN, "partner: out of memory; message %s stays in the outbox", r->id);
+    else /* left in the import queue: sent again (and recognised) after a restart */
+        pg_log(PG_LOG_WARN, "partner: out of memory; message %s stays in the import queue", r->id);
 }
 
-/* Forget acknowledged messages from the outbox, in txn. */
-int pg_partner__delete_done(pg_partner *p, pg_store_txn *txn, char *errstr, size_t errstr_size)
+/* Forget acknowledged messages from the import queue, in txn. */
+int pg_partner__delete_done(pg_partner *self, pg_store_txn *txn, char *errstr, size_t errstr_size)
 {
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < p->n_done; i++) {
+    for (size_t i = 0; rc == 0 && i < self->n_done; i++) {
         uint8_t key[8];
-        pg_store_be64_put(key, p->done[i]);
-        rc = pg_store_del(txn, p->outbox, key, 8, NULL, 0, errstr, errstr_size);
+        pg_store_be64_put(key, self->done[i]);
+        rc = pg_store_del(txn, self->imports, key, 8, NULL, 0, errstr, errstr_size);
         if (rc == PG_ENOTFOUND)
             rc = 0;
         if (rc == 0)
-            rc = pg_store_del(txn, p->outids, key, 8, NULL, 0, errstr, errstr_size);
+            rc = pg_store_del(txn, self->import_ids, key, 8, NULL, 0, errstr, errstr_size);
         if (rc == PG_ENOTFOUND)
             rc = 0;
     }
@@ -202,9 +202,9 @@ int pg_partner__delete_done(pg_partner *p, pg_store_txn *txn, char *errstr, size
 
 /* The audit "reject" events of one rejected message: one per canonical id it carried
  * (one without an id when they are not known), metadata only. */
-static void s_audit_reject(pg_partner *p, const char *forces, const char *ids)
+static void s_audit_reject(pg_partner *self, const char *forces, const char *ids)
 {
-    if (!p->audit)
+    if (!self->audit)
         return;
     char why[PG_ERRSTR_SIZE];
     const char *f = forces, *i = ids;
@@ -216,14 +216,14 @@ static void s_audit_reject(pg_partner *p, const char *forces, const char *ids)
         pg_audit_event ev = {.action = PG_AUDIT_REJECT,
                              .entity_id = *id && strcmp(id, "-") ? id : NULL,
                              .origin = *force && strcmp(force, "-") ? force : NULL,
-                             .policy_version = pg_policy_version(p->policy),
+                             .policy_version = pg_policy_version(self->policy),
                              .outcome = "rms-rejected"};
-        if (pg_audit_append(p->audit, &ev, why, sizeof why))
+        if (pg_audit_append(self->audit, &ev, why, sizeof why))
             pg_log(PG_LOG_ERROR, "partner: audit: %s", why);
         i += il + (i[il] == ',');
         f += fl + (f[fl] == ',');
     } while (*i);
-    if (pg_audit_sync(p->audit, why, sizeof why))
+    if (pg_audit_sync(self->audit, why, sizeof why))
         pg_log(PG_LOG_ERROR, "partner: audit: %s", why);
 }
 
@@ -249,37 +249,37 @@ static void s_distinct_forces(const char *forces, char *out, size_t size)
 }
 
 /* Keep every rejected message as an import dead letter: in ONE write transaction, the
- * dead letter (the outbox's bytes, the RMS's reason, forces, ids, format, time) is
- * added and the outbox entry removed, so a crash leaves either the outbox entry (sent
+ * dead letter (the import queue's bytes, the RMS's reason, forces, ids, format, time) is
+ * added and the import queue entry removed, so a crash leaves either the import queue entry (sent
  * again at the next start, rejected again, kept then) or the dead letter, never both
  * and never neither. The audit "reject" events go first (a crash in between logs one
  * twice, never not at all). Then the offsets behind them may be committed. */
-int pg_partner__settle_rejects(pg_partner *p, char *errstr, size_t errstr_size)
+int pg_partner__settle_rejects(pg_partner *self, char *errstr, size_t errstr_size)
 {
-    if (!p->n_rejects)
+    if (!self->n_rejects)
         return 0;
-    pg_store_txn *txn = pg_store_begin(p->store, 1, errstr, errstr_size);
+    pg_store_txn *txn = pg_store_begin(self->store, 1, errstr, errstr_size);
     if (!txn)
         return PG_ESTORE;
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < p->n_rejects; i++) {
-        pg_partner_reject *x = &p->rejects[i];
+    for (size_t i = 0; rc == 0 && i < self->n_rejects; i++) {
+        pg_partner_reject *x = &self->rejects[i];
         uint8_t key[8];
         pg_store_be64_put(key, x->seq);
         const void *v, *w;
         size_t vlen, wlen;
-        rc = pg_store_get(txn, p->outbox, key, 8, &v, &vlen, errstr, errstr_size);
+        rc = pg_store_get(txn, self->imports, key, 8, &v, &vlen, errstr, errstr_size);
         if (rc == PG_ENOTFOUND) { /* already settled */
             rc = 0;
             continue;
         }
         const uint8_t *b = v;
         if (rc == 0 && (vlen < 1 || vlen < 1u + b[0]))
-            rc = pg_errf(PG_ESTORE, errstr, errstr_size, "partner: outbox entry is corrupt");
+            rc = pg_errf(PG_ESTORE, errstr, errstr_size, "partner: import queue entry is corrupt");
         if (rc)
             break;
         const char *forces = "", *ids = "";
-        int r = pg_store_get(txn, p->outids, key, 8, &w, &wlen, errstr, errstr_size);
+        int r = pg_store_get(txn, self->import_ids, key, 8, &w, &wlen, errstr, errstr_size);
         if (r == 0 && wlen > 0 && ((const char *)w)[wlen - 1] == 0 && memchr(w, 0, wlen - 1)) {
             forces = w;
             ids = forces + strlen(forces) + 1;
@@ -290,7 +290,7 @@ int pg_partner__settle_rejects(pg_partner *p, char *errstr, size_t errstr_size)
         char origin[256];
         s_distinct_forces(forces, origin, sizeof origin);
         if (!x->audited) {
-            s_audit_reject(p, forces, ids);
+            s_audit_reject(self, forces, ids);
             x->audited = 1;
         }
         /* pointers into the store stay valid until this transaction writes: copy */
@@ -307,20 +307,20 @@ int pg_partner__settle_rejects(pg_partner *p, char *errstr, size_t errstr_size)
         pg_dlq_entry de = {.received_ms = x->at_ms,
                            .reason = x->reason,
                            .origin = origin,
-                           .format = p->adapter->format,
+                           .format = self->adapter->format,
                            .data = data,
                            .len = mlen,
                            .kind = PG_DLQ_IMPORT,
                            .ref = x->id,
                            .ids = idcopy};
         size_t evicted = 0;
-        rc = pg_dlq_add(p->dlq, txn, &de, &evicted, errstr, errstr_size);
+        rc = pg_dlq_add(self->dlq, txn, &de, &evicted, errstr, errstr_size);
         free(data);
         free(idcopy);
         if (rc == 0)
-            rc = pg_store_del(txn, p->outbox, key, 8, NULL, 0, errstr, errstr_size);
+            rc = pg_store_del(txn, self->imports, key, 8, NULL, 0, errstr, errstr_size);
         if (rc == 0)
-            rc = pg_store_del(txn, p->outids, key, 8, NULL, 0, errstr, errstr_size);
+            rc = pg_store_del(txn, self->import_ids, key, 8, NULL, 0, errstr, errstr_size);
         if (rc == PG_ENOTFOUND)
             rc = 0;
         if (rc == 0)
@@ -334,10 +334,10 @@ int pg_partner__settle_rejects(pg_partner *p, char *errstr, size_t errstr_size)
     pg_store_abort(&txn);
     if (rc)
         return rc;
-    for (size_t i = 0; i < p->n_rejects; i++)
-        free(p->rejects[i].reason);
-    p->n_rejects = 0;
-    s_update_resolved(p);
+    for (size_t i = 0; i < self->n_rejects; i++)
+        free(self->rejects[i].reason);
+    self->n_rejects = 0;
+    s_update_resolved(self);
     return 0;
 }
 
@@ -353,20 +353,20 @@ int64_t pg_partner__clock_ms(void)
  * its correlation id, which the RMS acknowledges without storing it twice. */
 #define S_REMOVE_EVERY_MS 500
 
-int pg_partner__remove_done(pg_partner *p, int now, char *errstr, size_t errstr_size)
+int pg_partner__remove_done(pg_partner *self, int now, char *errstr, size_t errstr_size)
 {
-    if (!p->n_done || (!now && pg_partner__clock_ms() - p->removed_at < S_REMOVE_EVERY_MS))
+    if (!self->n_done || (!now && pg_partner__clock_ms() - self->removed_at < S_REMOVE_EVERY_MS))
         return 0;
-    pg_store_txn *txn = pg_store_begin(p->store, 1, errstr, errstr_size);
+    pg_store_txn *txn = pg_store_begin(self->store, 1, errstr, errstr_size);
     if (!txn)
         return PG_ESTORE;
-    int rc = pg_partner__delete_done(p, txn, errstr, errstr_size);
+    int rc = pg_partner__delete_done(self, txn, errstr, errstr_size);
     if (rc == 0)
         rc = pg_store_commit(&txn, errstr, errstr_size);
     pg_store_abort(&txn);
     if (rc == 0) {
-        p->n_done = 0;
-        p->removed_at = pg_partner__clock_ms();
+        self->n_done = 0;
+        self->removed_at = pg_partner__clock_ms();
     }
     return rc;
 }
@@ -380,12 +380,12 @@ void pg_partner__free_batch(pg_partner_batch *b)
 
 /* ------------------------------------------------------------ delivery */
 
-int pg_partner_poll(pg_partner *p, int timeout_ms, char *errstr, size_t errstr_size)
+int pg_partner_poll(pg_partner *self, int timeout_ms, char *errstr, size_t errstr_size)
 {
-    while (p->q_len) {
-        pg_partner_msg *m = &p->queue[p->q_head];
+    while (self->q_len) {
+        pg_partner_msg *m = &self->queue[self->q_head];
         char why[PG_ERRSTR_SIZE];
-        int rc = pg_rms_delivery_submit(p->delivery, m->id, m->data, m->len, (void *)(uintptr_t)m->seq,
+        int rc = pg_rms_delivery_submit(self->delivery, m->id, m->data, m->len, (void *)(uintptr_t)m->seq,
                                     NULL, why, sizeof why);
         if (rc == PG_ERETRY)
             break;
@@ -396,45 +396,45 @@ int pg_partner_poll(pg_partner *p, int timeout_ms, char *errstr, size_t errstr_s
             break;
         }
         free(m->data);
-        p->q_head = (p->q_head + 1) % p->q_cap;
-        p->q_len--;
-        p->stats.submitted++;
+        self->q_head = (self->q_head + 1) % self->q_cap;
+        self->q_len--;
+        self->stats.submitted++;
     }
-    int n = pg_rms_delivery_poll(p->delivery, timeout_ms, errstr, errstr_size);
-    int rc = pg_partner__settle_rejects(p, errstr, errstr_size);
+    int n = pg_rms_delivery_poll(self->delivery, timeout_ms, errstr, errstr_size);
+    int rc = pg_partner__settle_rejects(self, errstr, errstr_size);
     if (rc == 0)
-        rc = pg_partner__remove_done(p, 0, errstr, errstr_size);
+        rc = pg_partner__remove_done(self, 0, errstr, errstr_size);
     if (rc)
         return rc;
     return n;
 }
 
-int pg_partner_busy(const pg_partner *p)
+int pg_partner_busy(const pg_partner *self)
 {
-    return p->q_len > 0 ||
-           pg_rms_delivery_in_flight(p->delivery) >= pg_rms_delivery_config_of(p->delivery)->window;
+    return self->q_len > 0 ||
+           pg_rms_delivery_in_flight(self->delivery) >= pg_rms_delivery_config_of(self->delivery)->window;
 }
 
-size_t pg_partner_pending(const pg_partner *p)
+size_t pg_partner_pending(const pg_partner *self)
 {
-    return p->q_len + pg_rms_delivery_in_flight(p->delivery);
+    return self->q_len + pg_rms_delivery_in_flight(self->delivery);
 }
 
-int pg_partner_committable(pg_partner *p, pg_partner_offset_fn fn, void *arg)
+int pg_partner_committable(pg_partner *self, pg_partner_offset_fn fn, void *arg)
 {
     int rc = 0;
     size_t k = 0;
-    for (; k < p->b_len && rc == 0; k++) {
-        pg_partner_batch *b = &p->batches[k];
-        if (b->last_seq > p->resolved)
+    for (; k < self->b_len && rc == 0; k++) {
+        pg_partner_batch *b = &self->batches[k];
+        if (b->last_seq > self->resolved)
             break;
         for (size_t i = 0; rc == 0 && i < b->n_offs; i++)
             rc = fn(arg, b->offs[i].topic, b->offs[i].partition, b->offs[i].next);
         pg_partner__free_batch(b);
     }
     if (k) {
-        memmove(p->batches, p->batches + k, (p->b_len - k) * sizeof *p->batches);
-        p->b_len -= k;
+        memmove(self->batches, self->batches + k, (self->b_len - k) * sizeof *self->batches);
+        self->b_len -= k;
     }
     return rc;
 }
