@@ -93,11 +93,13 @@ static void s_create_topic(rd_kafka_t *rk, const char *topic, int n)
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
     const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;
     size_t cnt = 0;
-    const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
+    const rd_kafka_topic_result_t **tr =
+        res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
     if (!res || cnt != 1 || rd_kafka_topic_result_error(tr[0])) {
         fprintf(stderr, "bench_e2e: cannot create %s: %s\n", topic,
-                !ev ? "timed out" : cnt == 1 ? rd_kafka_topic_result_error_string(tr[0])
-                                             : rd_kafka_event_error_string(ev));
+                !ev        ? "timed out"
+                : cnt == 1 ? rd_kafka_topic_result_error_string(tr[0])
+                           : rd_kafka_event_error_string(ev));
         exit(1);
     }
     rd_kafka_event_destroy(ev);
@@ -215,8 +217,7 @@ static long s_ack_records(const char *json, size_t len, char *why, size_t why_si
         n = (long)json_array_size(json_object_get(ack, "ids"));
     } else {
         const char *reason = ack ? json_string_value(json_object_get(ack, "reason")) : NULL;
-        snprintf(why, why_size, "%s: %s", status ? status : "unreadable ack",
-                 reason ? reason : "");
+        snprintf(why, why_size, "%s: %s", status ? status : "unreadable ack", reason ? reason : "");
     }
     json_decref(ack);
     return n;
@@ -261,8 +262,7 @@ static int s_send(int argc, char **argv)
         seen += s_count(rk, 0);
         zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&item, 1, 30000) <= 0) {
-            fprintf(stderr, "bench_e2e: no ack for 30 s (%zu of %zu acked)\n", acked,
-                    lines.count);
+            fprintf(stderr, "bench_e2e: no ack for 30 s (%zu of %zu acked)\n", acked, lines.count);
             return 1;
         }
         zmq_msg_t part;
@@ -399,10 +399,10 @@ static int s_raw(int argc, char **argv)
         s_record *r = &recs[i];
         rd_kafka_headers_t *h = r->headers ? rd_kafka_headers_copy(r->headers) : NULL;
         for (;;) {
-            rd_kafka_resp_err_t err = rd_kafka_producev(
-                rk, RD_KAFKA_V_TOPIC(to), RD_KAFKA_V_KEY(r->key, r->key_len),
-                RD_KAFKA_V_VALUE(r->value, r->value_len), RD_KAFKA_V_HEADERS(h),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            rd_kafka_resp_err_t err =
+                rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(to), RD_KAFKA_V_KEY(r->key, r->key_len),
+                                  RD_KAFKA_V_VALUE(r->value, r->value_len), RD_KAFKA_V_HEADERS(h),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
             if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                 rd_kafka_poll(rk, 10);
                 continue;
@@ -419,8 +419,7 @@ static int s_raw(int argc, char **argv)
     double secs = pg_bench_now() - t0;
     printf("raw records=%zu delivered=%" PRIu64 " failed=%" PRIu64 " avg_value_bytes=%.0f "
            "s=%.3f records_per_s=%.0f\n",
-           count, s_delivered, s_failed, (double)bytes / (double)count, secs,
-           (double)count / secs);
+           count, s_delivered, s_failed, (double)bytes / (double)count, secs, (double)count / secs);
     rd_kafka_destroy(rk);
     for (size_t i = 0; i < count; i++) {
         free(recs[i].key);

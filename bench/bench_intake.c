@@ -114,11 +114,11 @@ static void s_publish(pg_store *store, pg_spool *spool, const char *brokers, siz
     pg_spool_stat_now(spool, &before, why, sizeof why);
     snprintf(tid, sizeof tid, "bench-intake-%d-%zu", (int)getpid(), window);
     pg_publisher_opts po = {.brokers = brokers,
-                           .transactional_id = tid,
-                           .store = store,
-                           .spool = spool,
-                           .window_batches = window,
-                           .window_bytes = (size_t)64 << 20};
+                            .transactional_id = tid,
+                            .store = store,
+                            .spool = spool,
+                            .window_batches = window,
+                            .window_bytes = (size_t)64 << 20};
     pg_publisher *p = pg_publisher_new(&po, why, sizeof why);
     if (!p) {
         fprintf(stderr, "bench_intake: %s\n", why);

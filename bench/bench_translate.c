@@ -56,8 +56,8 @@ static int s_collect(void *arg, const uint8_t *msg, size_t len, size_t pos)
 /* GIDs for the NX5 corpus: the first 16 hex digits of the canonical UUID, upper case
  * (unique in any corpus this size, and stable). */
 static int s_gid(pg_idmap *self, const char *uuid, int kind, const char *origin_system,
-                 const char *native_id, char *out, size_t outsize, int *created,
-                 char *errstr, size_t errstr_size)
+                 const char *native_id, char *out, size_t outsize, int *created, char *errstr,
+                 size_t errstr_size)
 {
     (void)self, (void)kind, (void)origin_system, (void)native_id;
     size_t n = 0;
@@ -97,8 +97,8 @@ static int s_make_nx5(const s_corpus *atx, pg_buf *docs, s_corpus *nx5, s_skips 
     for (size_t i = 0; i < atx->n && !rc; i++) {
         pg_changeset_reset(cs);
         size_t mark = docs->len;
-        if ((rc = pg_adapter_athena.decode(&dec, atx->msgs[i].data, atx->msgs[i].len, cs,
-                                           err, sizeof err)))
+        if ((rc = pg_adapter_athena.decode(&dec, atx->msgs[i].data, atx->msgs[i].len, cs, err,
+                                           sizeof err)))
             break;
         rc = pg_adapter_niche.encode(&enc, cs, docs, err, sizeof err);
         if (rc == PG_EUNSUPPORTED || rc == PG_EINVALID) {
@@ -136,8 +136,8 @@ static int s_libxml2(const s_corpus *c, s_result *res)
 {
     double t0 = s_now();
     for (size_t i = 0; i < c->n; i++) {
-        xmlDocPtr doc = xmlReadMemory((const char *)c->msgs[i].data, (int)c->msgs[i].len,
-                                      NULL, NULL, XML_PARSE_NONET);
+        xmlDocPtr doc = xmlReadMemory((const char *)c->msgs[i].data, (int)c->msgs[i].len, NULL,
+                                      NULL, XML_PARSE_NONET);
         if (!doc) {
             fprintf(stderr, "bench_translate: libxml2: document %zu does not parse\n", i + 1);
             return PG_EINVALID;
@@ -147,7 +147,6 @@ static int s_libxml2(const s_corpus *c, s_result *res)
     res->seconds = s_now() - t0;
     return 0;
 }
-
 
 /* Baseline: parse each message into a jansson tree and free it; nothing else. */
 static int s_jansson(const s_corpus *c, s_result *res)
@@ -230,8 +229,8 @@ static int s_step_libxml2(const pg_adapter_ops *ad, const s_corpus *c, int arg, 
     return s_libxml2(c, res);
 }
 
-static int s_best(s_step step, const pg_adapter_ops *ad, const s_corpus *c, int arg,
-                  size_t rounds, s_result *best)
+static int s_best(s_step step, const pg_adapter_ops *ad, const s_corpus *c, int arg, size_t rounds,
+                  s_result *best)
 {
     for (size_t r = 0; r < rounds; r++) {
         s_result res = {0};
@@ -326,7 +325,8 @@ int main(int argc, char **argv)
     if (s_make_nx5(&c, &nx5docs, &x, &sk))
         return 1;
     printf("NX5 corpus: the same records as %zu NX5 documents (one per ATX message), "
-           "%.1f MB\n", x.n, (double)x.bytes / 1e6);
+           "%.1f MB\n",
+           x.n, (double)x.bytes / 1e6);
     if (sk.unencodable)
         printf("  left out: %zu the NX5 encoder refused, first: %s\n", sk.unencodable,
                sk.first_unencodable);

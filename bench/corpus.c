@@ -10,12 +10,21 @@
 #include "polegate/error.h"
 #include "polegate/timeutil.h"
 
-const char *const pg_corpus_types[9] = {"PERSON",    "LOCATION",   "VEHICLE",
-                                        "ITEM",      "WEAPON",     "TELEPHONE",
-                                        "OCCURRENCE", "CUSTODY",   "INTELLIGENCE"};
+const char *const pg_corpus_types[9] = {"PERSON",     "LOCATION", "VEHICLE",
+                                        "ITEM",       "WEAPON",   "TELEPHONE",
+                                        "OCCURRENCE", "CUSTODY",  "INTELLIGENCE"};
 static const char s_letters[9] = {'P', 'L', 'V', 'I', 'W', 'T', 'O', 'C', 'N'};
-enum { T_PERSON, T_LOCATION, T_VEHICLE, T_ITEM, T_WEAPON, T_TELEPHONE, T_OCCURRENCE,
-       T_CUSTODY, T_INTELLIGENCE };
+enum {
+    T_PERSON,
+    T_LOCATION,
+    T_VEHICLE,
+    T_ITEM,
+    T_WEAPON,
+    T_TELEPHONE,
+    T_OCCURRENCE,
+    T_CUSTODY,
+    T_INTELLIGENCE
+};
 
 /* Share of each type per 1000 messages, from the mix of a force's daily change feed:
  * people and places dominate, weapons are rare. */
@@ -25,44 +34,44 @@ static const unsigned s_mix[9] = {330, 200, 80, 90, 15, 60, 150, 40, 35};
 #define PICK(r, a) ((a)[s_below((r), N_(a))])
 
 static const char *const s_surnames[] = {
-    "Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies",
-    "Patel", "Khan", "O'Brien", "Ní Bhriain", "Łukaszewska", "Nowak", "Kowalski",
-    "Müller", "Schäfer", "García", "Pérez", "Fernández", "Gonçalves", "Nguyễn", "Popescu",
-    "Văduva", "Öztürk", "Çelik", "MacDonald", "McAllister", "Ó Súilleabháin", "Ahmed",
-    "Begum", "Okafor", "Adébáyọ̀", "Jankauskas", "Dvořák", "Søgaard", "Björk",
-    "Lefèvre", "D'Angelo", "Hughes", "Evans", "Thomas", "Roberts", "Walker", "Wright",
+    "Smith",          "Jones",   "Taylor",  "Brown",    "Williams",   "Wilson",      "Johnson",
+    "Davies",         "Patel",   "Khan",    "O'Brien",  "Ní Bhriain", "Łukaszewska", "Nowak",
+    "Kowalski",       "Müller",  "Schäfer", "García",   "Pérez",      "Fernández",   "Gonçalves",
+    "Nguyễn",         "Popescu", "Văduva",  "Öztürk",   "Çelik",      "MacDonald",   "McAllister",
+    "Ó Súilleabháin", "Ahmed",   "Begum",   "Okafor",   "Adébáyọ̀",    "Jankauskas",  "Dvořák",
+    "Søgaard",        "Björk",   "Lefèvre", "D'Angelo", "Hughes",     "Evans",       "Thomas",
+    "Roberts",        "Walker",  "Wright",
 };
 static const char *const s_forenames[] = {
-    "James", "Oliver", "Jack", "Harry", "Mohammed", "Muhammad", "Seán", "Siobhán",
-    "Zoë", "Chloé", "Anaïs", "Łukasz", "Małgorzata", "Jürgen", "José", "María", "João",
-    "Björn", "Ólafur", "Ngọc", "Aoife", "Niamh", "Emily", "Amelia", "Olivia", "Isla",
-    "Ava", "Grace", "Priya", "Aarav", "Chidi", "Oluwaseun", "Ştefan", "Renée", "Noël",
-    "Gráinne", "Dáithí", "Eilidh", "Rhiannon", "Dafydd", "Thomas", "George", "Sophie",
+    "James",  "Oliver", "Jack",   "Harry",   "Mohammed",   "Muhammad", "Seán",     "Siobhán",
+    "Zoë",    "Chloé",  "Anaïs",  "Łukasz",  "Małgorzata", "Jürgen",   "José",     "María",
+    "João",   "Björn",  "Ólafur", "Ngọc",    "Aoife",      "Niamh",    "Emily",    "Amelia",
+    "Olivia", "Isla",   "Ava",    "Grace",   "Priya",      "Aarav",    "Chidi",    "Oluwaseun",
+    "Ştefan", "Renée",  "Noël",   "Gráinne", "Dáithí",     "Eilidh",   "Rhiannon", "Dafydd",
+    "Thomas", "George", "Sophie",
 };
 static const char *const s_titles[] = {"Mr", "Mrs", "Ms", "Miss", "Dr", "Mx"};
-static const char *const s_places[] = {"Colchester", "Chelmsford", "Southend-on-Sea",
-                                       "Basildon", "Cork", "Kraków", "Bucureşti",
-                                       "Lisboa", "Lagos", "Karachi", "Hà Nội", "London"};
-static const char *const s_nationalities[] = {"GBR", "GBR", "GBR", "GBR", "GBR", "GBR",
-                                              "IRL", "POL", "ROU", "PRT", "LTU", "DEU",
-                                              "FRA", "ESP", "ITA", "IND", "PAK", "NGA",
-                                              "VNM", "TUR"};
-static const char *const s_sde[] = {"W1", "W1", "W1", "W2", "W3", "W9", "M1", "M2", "M3",
-                                    "M9", "A1", "A2", "A3", "A4", "A9", "B1", "B2", "B9",
-                                    "O1", "O2", "O9", "NS"};
+static const char *const s_places[] = {"Colchester", "Chelmsford", "Southend-on-Sea", "Basildon",
+                                       "Cork",       "Kraków",     "Bucureşti",       "Lisboa",
+                                       "Lagos",      "Karachi",    "Hà Nội",          "London"};
+static const char *const s_nationalities[] = {"GBR", "GBR", "GBR", "GBR", "GBR", "GBR", "IRL",
+                                              "POL", "ROU", "PRT", "LTU", "DEU", "FRA", "ESP",
+                                              "ITA", "IND", "PAK", "NGA", "VNM", "TUR"};
+static const char *const s_sde[] = {"W1", "W1", "W1", "W2", "W3", "W9", "M1", "M2",
+                                    "M3", "M9", "A1", "A2", "A3", "A4", "A9", "B1",
+                                    "B2", "B9", "O1", "O2", "O9", "NS"};
 static const char *const s_ic[] = {"IC1", "IC2", "IC3", "IC4", "IC5", "IC6", "IC9"};
-static const char *const s_sex[] = {"MALE", "MALE", "FEMALE", "FEMALE", "UNKNOWN",
-                                    "NOT_SPECIFIED"};
-static const char *const s_markers[] = {"AG", "AT", "CO", "DR", "ES", "EX", "FI", "IM",
-                                        "IF", "MH", "SH", "SU", "VI", "WE"};
-static const char *const s_occupations[] = {"Plasterer", "Café owner", "Nurse",
-                                            "Delivery driver", "Student", "Unemployed",
-                                            "Électricien", "Software developer"};
+static const char *const s_sex[] = {"MALE", "MALE", "FEMALE", "FEMALE", "UNKNOWN", "NOT_SPECIFIED"};
+static const char *const s_markers[] = {"AG", "AT", "CO", "DR", "ES", "EX", "FI",
+                                        "IM", "IF", "MH", "SH", "SU", "VI", "WE"};
+static const char *const s_occupations[] = {"Plasterer",       "Café owner",        "Nurse",
+                                            "Delivery driver", "Student",           "Unemployed",
+                                            "Électricien",     "Software developer"};
 static const char *const s_streets[] = {
-    "Crouch Street", "High Street", "Moulsham Street", "London Road", "Station Road",
-    "Church Lane", "Maldon Road", "Victoria Road", "Queen's Road", "St John's Street",
-    "Mersea Road", "Lexden Road", "Springfield Road", "Rainsford Road", "Hamlet Court Road"};
-static const char *const s_localities[] = {"Lexden", "Moulsham", "Springfield",
+    "Crouch Street", "High Street", "Moulsham Street",  "London Road",    "Station Road",
+    "Church Lane",   "Maldon Road", "Victoria Road",    "Queen's Road",   "St John's Street",
+    "Mersea Road",   "Lexden Road", "Springfield Road", "Rainsford Road", "Hamlet Court Road"};
+static const char *const s_localities[] = {"Lexden",    "Moulsham",  "Springfield",
                                            "Westcliff", "Old Heath", "Great Baddow"};
 static const struct {
     const char *town, *postcodes[4];
@@ -74,18 +83,19 @@ static const struct {
     {"Basildon", {"SS14 1DL", "ss13 3ay", "SS15 5NE", "SS16 4AB"}, 51.576, 0.488},
     {"Harlow", {"CM20 1HA", "CM18 6YJ", "cm19 4BS", "CM17 0AB"}, 51.772, 0.102},
 };
-static const char *const s_places_nameless[] = {"Lay-by A12 northbound, junction 26",
-                                                "Car park behind the Co-op",
-                                                "Towpath by the Hythe bridge",
-                                                "Footpath from Cuckoo Farm to Severalls"};
+static const char *const s_places_nameless[] = {
+    "Lay-by A12 northbound, junction 26", "Car park behind the Co-op",
+    "Towpath by the Hythe bridge", "Footpath from Cuckoo Farm to Severalls"};
 static const struct {
     const char *make, *model;
-} s_vehicles[] = {{"FORD", "FOCUS"},   {"FORD", "FIESTA"},    {"VAUXHALL", "CORSA"},
-                  {"VOLKSWAGEN", "GOLF"}, {"BMW", "320D"},    {"TOYOTA", "YARIS"},
-                  {"ŠKODA", "OCTAVIA"}, {"CITROËN", "C3"},    {"NISSAN", "QASHQAI"},
-                  {"MERCEDES-BENZ", "SPRINTER"}, {"HONDA", "CIVIC"}, {"KIA", "SPORTAGE"}};
-static const char *const s_colours[] = {"BLACK", "BLUE", "BROWN", "GREEN", "GREY", "RED",
-                                        "SILVER", "WHITE", "YELLOW", "OTHER"};
+} s_vehicles[] = {{"FORD", "FOCUS"},     {"FORD", "FIESTA"},
+                  {"VAUXHALL", "CORSA"}, {"VOLKSWAGEN", "GOLF"},
+                  {"BMW", "320D"},       {"TOYOTA", "YARIS"},
+                  {"ŠKODA", "OCTAVIA"},  {"CITROËN", "C3"},
+                  {"NISSAN", "QASHQAI"}, {"MERCEDES-BENZ", "SPRINTER"},
+                  {"HONDA", "CIVIC"},    {"KIA", "SPORTAGE"}};
+static const char *const s_colours[] = {"BLACK", "BLUE",   "BROWN", "GREEN",  "GREY",
+                                        "RED",   "SILVER", "WHITE", "YELLOW", "OTHER"};
 static const struct {
     const char *category, *description;
 } s_items[] = {{"ELECTRONICS", "Dell XPS 13 laptop, grey"},
@@ -129,13 +139,12 @@ static const char *const s_summaries[] = {
     "Vehicle stopped on the A12; occupants' account inconsistent — search conducted.",
     "Window smashed at the café; nothing taken. CCTV requested from the council.",
 };
-static const char *const s_occ_status[] = {"OPEN", "UNDER_INVESTIGATION",
-                                           "UNDER_INVESTIGATION", "CLOSED", "FILED"};
-static const char *const s_stations[] = {"Colchester", "Chelmsford", "Southend",
-                                         "Basildon", "Harlow"};
-static const char *const s_outcomes[] = {"CHARGED", "CAUTIONED",
-                                         "RELEASED_UNDER_INVESTIGATION", "BAILED",
-                                         "NO_FURTHER_ACTION"};
+static const char *const s_occ_status[] = {"OPEN", "UNDER_INVESTIGATION", "UNDER_INVESTIGATION",
+                                           "CLOSED", "FILED"};
+static const char *const s_stations[] = {"Colchester", "Chelmsford", "Southend", "Basildon",
+                                         "Harlow"};
+static const char *const s_outcomes[] = {"CHARGED", "CAUTIONED", "RELEASED_UNDER_INVESTIGATION",
+                                         "BAILED", "NO_FURTHER_ACTION"};
 static const char *const s_intel[] = {
     "Subject is believed to be dealing Class A from the flat above the bookmaker's.",
     "Vehicle seen regularly at the address between 22:00 and 02:00.",
@@ -143,8 +152,7 @@ static const char *const s_intel[] = {
     "Subject has a new mobile number; uses it to arrange meets near the station.",
 };
 static const char *const s_units[] = {"ESX/CID/COLCHESTER", "ESX/RESPONSE/CHELMSFORD",
-                                      "ESX/PPU/BASILDON", "ESX/CUSTODY/SOUTHEND",
-                                      "ESX/INTEL/HQ"};
+                                      "ESX/PPU/BASILDON", "ESX/CUSTODY/SOUTHEND", "ESX/INTEL/HQ"};
 
 /* xorshift64*: fast, and the same sequence everywhere. */
 static uint64_t s_next(uint64_t *r)
@@ -318,8 +326,8 @@ static void s_person(s_gen *g)
     if (s_chance(r, 10)) {
         s_put(g, ", \"aliases\": [{");
         s_str(g, "surname", PICK(r, s_surnames));
-        s_printf(g, ", \"forenames\": [\"%s\"], \"dateOfBirth\": \"%04d\"}]",
-                 PICK(r, s_forenames), y);
+        s_printf(g, ", \"forenames\": [\"%s\"], \"dateOfBirth\": \"%04d\"}]", PICK(r, s_forenames),
+                 y);
     }
     if (s_chance(r, 10))
         s_printf(g, ", \"warningMarkers\": [\"%s\", \"%s\"]", PICK(r, s_markers),
@@ -368,8 +376,8 @@ static void s_vehicle(s_gen *g)
     snprintf(vrm, sizeof vrm, s_chance(r, 20) ? "%c%c%02d%c%c%c" : "%c%c%02d %c%c%c",
              az[s_below(r, 24)], az[s_below(r, 24)], year % 100 + (s_chance(r, 50) ? 50 : 0),
              az[s_below(r, 24)], az[s_below(r, 24)], az[s_below(r, 24)]);
-    s_printf(g, "\"vrm\": \"%s\", \"make\": \"%s\", \"model\": \"%s\", \"colour\": \"%s\"",
-             vrm, s_vehicles[v].make, s_vehicles[v].model, PICK(r, s_colours));
+    s_printf(g, "\"vrm\": \"%s\", \"make\": \"%s\", \"model\": \"%s\", \"colour\": \"%s\"", vrm,
+             s_vehicles[v].make, s_vehicles[v].model, PICK(r, s_colours));
     if (s_chance(r, 40)) {
         char vin[18];
         for (int i = 0; i < 17; i++)
@@ -501,10 +509,10 @@ static void s_links(s_gen *g, int type)
     uint64_t *r = &g->rng;
     int first = 1;
     s_put(g, ", \"links\": [");
-#define L(t, role)                                                             \
-    do {                                                                       \
-        s_link(g, first, (t), (role));                                         \
-        first = 0;                                                             \
+#define L(t, role)                                                                                 \
+    do {                                                                                           \
+        s_link(g, first, (t), (role));                                                             \
+        first = 0;                                                                                 \
     } while (0)
     switch (type) {
     case T_PERSON:
@@ -591,8 +599,8 @@ static void s_message(s_gen *g)
              "\"%08x-%04x-4%03x-%04x-%012llx\", \"sentAt\": \"%s\", \"system\": \"ATHENA\", "
              "\"orgUnit\": \"%s\"}, ",
              (unsigned)(a >> 32), (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
-             (unsigned)(0x8000 | ((b >> 48) & 0x3fff)),
-             (unsigned long long)(b & 0xffffffffffffULL), ts, PICK(r, s_units));
+             (unsigned)(0x8000 | ((b >> 48) & 0x3fff)), (unsigned long long)(b & 0xffffffffffffULL),
+             ts, PICK(r, s_units));
     unsigned cl = (unsigned)s_below(r, 100);
     int caveat = s_chance(r, 5);
     s_printf(g,
@@ -601,7 +609,9 @@ static void s_message(s_gen *g)
              pg_corpus_types[type], id, revision, del ? "DELETE" : "UPSERT");
     s_time(g, "modifiedAt", g->now - (int64_t)s_below(r, 30));
     s_printf(g, ", \"marking\": {\"classification\": \"%s\", \"handling\": \"%s\", ",
-             cl < 25 ? "OFFICIAL" : cl < 95 ? "OFFICIAL-SENSITIVE" : "SECRET",
+             cl < 25   ? "OFFICIAL"
+             : cl < 95 ? "OFFICIAL-SENSITIVE"
+                       : "SECRET",
              caveat ? "C" : "P");
     if (caveat)
         s_put(g, "\"caveat\": \"Not to be shared outside Essex without DS approval\"}");
@@ -615,8 +625,8 @@ static void s_message(s_gen *g)
     }
     char review[16];
     s_date(g, review, sizeof review, 2030, 10);
-    s_printf(g, ", \"retention\": {\"mopiGroup\": %zu, \"reviewDate\": \"%s\"}",
-             1 + s_below(r, 4), review);
+    s_printf(g, ", \"retention\": {\"mopiGroup\": %zu, \"reviewDate\": \"%s\"}", 1 + s_below(r, 4),
+             review);
     /* A person found to be a duplicate of another: about one update in 200. */
     if (type == T_PERSON && serial > 1 && p->count > 10 && s_chance(r, 1)) {
         size_t gone = 1 + s_below(r, p->count);
@@ -630,15 +640,33 @@ static void s_message(s_gen *g)
     }
     s_put(g, ", \"body\": {");
     switch (type) {
-    case T_PERSON: s_person(g); break;
-    case T_LOCATION: s_location(g); break;
-    case T_VEHICLE: s_vehicle(g); break;
-    case T_ITEM: s_item(g); break;
-    case T_WEAPON: s_weapon(g); break;
-    case T_TELEPHONE: s_telephone(g); break;
-    case T_OCCURRENCE: s_occurrence(g, serial); break;
-    case T_CUSTODY: s_custody(g, serial); break;
-    default: s_intelligence(g, serial); break;
+    case T_PERSON:
+        s_person(g);
+        break;
+    case T_LOCATION:
+        s_location(g);
+        break;
+    case T_VEHICLE:
+        s_vehicle(g);
+        break;
+    case T_ITEM:
+        s_item(g);
+        break;
+    case T_WEAPON:
+        s_weapon(g);
+        break;
+    case T_TELEPHONE:
+        s_telephone(g);
+        break;
+    case T_OCCURRENCE:
+        s_occurrence(g, serial);
+        break;
+    case T_CUSTODY:
+        s_custody(g, serial);
+        break;
+    default:
+        s_intelligence(g, serial);
+        break;
     }
     s_put(g, "}}");
     s_links(g, type);
@@ -647,7 +675,8 @@ static void s_message(s_gen *g)
 
 int pg_corpus_atx(size_t n, uint64_t seed, pg_buf *out, pg_corpus_stats *stats)
 {
-    s_gen g = {.rng = seed ? seed : 0x9E3779B97F4A7C15ULL, .out = out,
+    s_gen g = {.rng = seed ? seed : 0x9E3779B97F4A7C15ULL,
+               .out = out,
                .now = 1767600000 /* 2026-01-05T08:00:00Z: runs through the BST change */,
                .stats = stats};
     memset(stats, 0, sizeof *stats);

@@ -12,10 +12,10 @@
 #include <zmq.h>
 
 #include "cli.h"
-#include "rms_delivery.h"
 #include "polegate/adapter.h"
 #include "polegate/error.h"
 #include "polegate/pole.h"
+#include "rms_delivery.h"
 
 static const char s_usage_text[] =
     "usage: polegate receive --bind ENDPOINT --out DIR|FILE [OPTION]...\n"
@@ -53,7 +53,7 @@ typedef struct s_rx {
     const pg_adapter_ops *adapter;
     pg_changeset *cs;
     pg_rms_delivery *dir; /* --out DIR */
-    FILE *file;       /* --out FILE */
+    FILE *file;           /* --out FILE */
     pg_buf line, ack;
     GHashTable *seen; /* correlation id -> 1, oldest first in seen_order */
     GQueue *seen_order;

@@ -63,9 +63,9 @@ typedef struct s_run {
     pg_changeset *in, *out;
     pg_store *store;
     pg_ledger *ledger;
-    pg_idstore *idmap; /* cross-format */
-    pg_compose *compose;   /* cross-format */
-    size_t pos;            /* the message being translated */
+    pg_idstore *idmap;   /* cross-format */
+    pg_compose *compose; /* cross-format */
+    size_t pos;          /* the message being translated */
     pg_buf buf;
     size_t translated, rejected;
 } s_run;

@@ -11,8 +11,8 @@
 
 #include "audit.h"
 #include "dlq.h"
-#include "ledger.h"
 #include "echo.h"
+#include "ledger.h"
 #include "log.h"
 #include "partner_service.h"
 #include "polegate/error.h"
@@ -48,8 +48,8 @@ struct pg_daemon {
     pg_partner_service *partner; /* partner records in (NULL: no delivery configured) */
     pg_echo *echo;               /* drops the RMS's echoes of partner records */
     char tid[64];
-    pg_intake_stats last_intake; /* the intake's counters when it closed */
-    volatile sig_atomic_t stop;  /* the signal that asked for it, or -1 */
+    pg_intake_stats last_intake;           /* the intake's counters when it closed */
+    volatile sig_atomic_t stop;            /* the signal that asked for it, or -1 */
     volatile sig_atomic_t pending[S_NSIG]; /* signals not yet acted on */
 };
 
@@ -273,11 +273,11 @@ static void s_log_counters(pg_daemon *self, int level, const char *when)
            "%s: messages %" PRIu64 " received, %" PRIu64 " accepted (%" PRIu64
            " duplicate), %" PRIu64 " rejected (%" PRIu64 " dead letters), %" PRIu64
            " retry (%" PRIu64 " spool full, %" PRIu64 " store full, %" PRIu64
-           " disk full), %" PRIu64 " commits, %" PRIu64
-           " partner echoes dropped; kafka %" PRIu64 " records in %" PRIu64
-           " transactions, %" PRIu64 " aborted, %" PRIu64 " records sent again, %" PRIu64
-           " producer restarts, %" PRIu64 " failed removals%s; spool %" PRIu64
-           " batches, %" PRIu64 " records, %" PRIu64 " bytes waiting",
+           " disk full), %" PRIu64 " commits, %" PRIu64 " partner echoes dropped; kafka %" PRIu64
+           " records in %" PRIu64 " transactions, %" PRIu64 " aborted, %" PRIu64
+           " records sent again, %" PRIu64 " producer restarts, %" PRIu64
+           " failed removals%s; spool %" PRIu64 " batches, %" PRIu64 " records, %" PRIu64
+           " bytes waiting",
            when, is.received, is.accepted, is.duplicates, is.rejected, is.dead_letters, is.retried,
            is.backpressure, is.store_full, is.disk_full, is.commits, is.echoes, ps.delivered,
            ps.transactions, ps.aborts, ps.resent, ps.restarts, ps.remove_failures,
@@ -336,7 +336,8 @@ static int s_reload(pg_daemon *self, char *errstr, size_t errstr_size)
         pg_config_destroy(&self->reloaded); /* the policy before, now unused */
         self->reloaded = next;
     }
-    if (pg_partner_service_start(&self->live, self->store, self->audit, &self->partner, why, sizeof why))
+    if (pg_partner_service_start(&self->live, self->store, self->audit, &self->partner, why,
+                                 sizeof why))
         return pg_errf(PG_EINTERNAL, errstr, errstr_size,
                        "reload: the partner service cannot restart: %s", why);
     return 0;
@@ -420,7 +421,10 @@ int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size)
     int drain_ms = damaged ? 0 : self->cfg->spool_drain_timeout_ms;
     pg_partner_service_stop(&self->partner, drain_ms);
     pg_log(PG_LOG_INFO, "stopping (%s): intake closed; publishing the spool for up to %d ms",
-           self->stop > 0 ? strsignal(self->stop) : rc ? "error" : "asked", drain_ms);
+           self->stop > 0 ? strsignal(self->stop)
+           : rc           ? "error"
+                          : "asked",
+           drain_ms);
     int drc = pg_publisher_drain(self->producer, drain_ms, why, sizeof why);
     pg_publisher_stop(self->producer);
     s_log_counters(self, PG_LOG_INFO, "stopped");

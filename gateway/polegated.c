@@ -26,9 +26,8 @@ static void s_on_signal(int sig)
  * ignored outright: a peer closing a socket is reported by the write that failed. */
 static void s_signal_set(sigset_t *set)
 {
-    static const int sigs[] = {SIGTERM, SIGINT,  SIGHUP,    SIGUSR1, SIGUSR2, SIGALRM,
-                               SIGVTALRM, SIGPROF, SIGIO,   SIGPWR,  SIGSTKFLT, SIGXCPU,
-                               SIGXFSZ};
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1,   SIGUSR2, SIGALRM, SIGVTALRM,
+                               SIGPROF, SIGIO,  SIGPWR, SIGSTKFLT, SIGXCPU, SIGXFSZ};
     sigemptyset(set);
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         sigaddset(set, sigs[i]);

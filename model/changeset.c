@@ -73,9 +73,9 @@ static int s_add(pg_changeset *self, pg_change change)
 
 int pg_changeset_add_entity(pg_changeset *self, pg_entity_update *entity, int replaces_links)
 {
-    return s_add(self, (pg_change){.type = PG_CHANGE_ENTITY,
-                                   .entity = entity,
-                                   .replaces_links = replaces_links});
+    return s_add(
+        self,
+        (pg_change){.type = PG_CHANGE_ENTITY, .entity = entity, .replaces_links = replaces_links});
 }
 
 int pg_changeset_add_link(pg_changeset *self, pg_link_update *link)

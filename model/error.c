@@ -4,17 +4,15 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-static const char *const s_messages[] = {
-    "success",
+static const char *const s_messages[] = {"success",
 #define X(name, msg) msg,
-    PG_ERROR_TABLE(X)
+                                         PG_ERROR_TABLE(X)
 #undef X
 };
 
-static const char *const s_names[] = {
-    "PG_OK",
+static const char *const s_names[] = {"PG_OK",
 #define X(name, msg) "PG_E" #name,
-    PG_ERROR_TABLE(X)
+                                      PG_ERROR_TABLE(X)
 #undef X
 };
 

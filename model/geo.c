@@ -98,8 +98,8 @@ static int s_build(s_geo **out, char *errstr, size_t errstr_size)
     if (!g->pj)
         goto err;
     PJ *bng = proj_create(g->ctx, "EPSG:27700");
-    int have_area = bng && proj_get_area_of_use(g->ctx, bng, &g->west, &g->south,
-                                                &g->east, &g->north, NULL);
+    int have_area =
+        bng && proj_get_area_of_use(g->ctx, bng, &g->west, &g->south, &g->east, &g->north, NULL);
     if (bng)
         proj_destroy(bng);
     if (!have_area)
@@ -107,8 +107,8 @@ static int s_build(s_geo **out, char *errstr, size_t errstr_size)
     *out = g;
     return 0;
 err:;
-    const char *why = g->ctx ? proj_context_errno_string(g->ctx, proj_context_errno(g->ctx))
-                             : "no context";
+    const char *why =
+        g->ctx ? proj_context_errno_string(g->ctx, proj_context_errno(g->ctx)) : "no context";
     int rc = pg_errf(PG_EINTERNAL, errstr, errstr_size,
                      "geo: PROJ cannot set up EPSG:4326 -> EPSG:27700: %s", why);
     s_geo_free(g);
@@ -126,8 +126,7 @@ static int s_get(s_geo **out, char *errstr, size_t errstr_size)
             return rc;
         if (pthread_setspecific(s_key, g) != 0) {
             s_geo_free(g);
-            return pg_errf(PG_EINTERNAL, errstr, errstr_size,
-                           "geo: pthread_setspecific failed");
+            return pg_errf(PG_EINTERNAL, errstr, errstr_size, "geo: pthread_setspecific failed");
         }
     }
     *out = g;
@@ -161,20 +160,20 @@ static int s_trans(s_geo *g, PJ_DIRECTION dir, double a, double b, double *x, do
     PJ_COORD r = proj_trans(g->pj, dir, proj_coord(a, b, 0, 0));
     if (!isfinite(r.xy.x) || !isfinite(r.xy.y) || r.xy.x == HUGE_VAL || r.xy.y == HUGE_VAL) {
         int e = proj_errno(g->pj);
-        return pg_errf(PG_EINVALID, errstr, errstr_size, "cannot convert (%.6f, %.6f): %s",
-                       a, b, e ? proj_context_errno_string(g->ctx, e) : "no result");
+        return pg_errf(PG_EINVALID, errstr, errstr_size, "cannot convert (%.6f, %.6f): %s", a, b,
+                       e ? proj_context_errno_string(g->ctx, e) : "no result");
     }
     *x = r.xy.x;
     *y = r.xy.y;
     return 0;
 }
 
-int pg_geo_wgs84_to_bng(double lat, double lon, double *easting, double *northing,
-                        char *errstr, size_t errstr_size)
+int pg_geo_wgs84_to_bng(double lat, double lon, double *easting, double *northing, char *errstr,
+                        size_t errstr_size)
 {
     if (!isfinite(lat) || !isfinite(lon) || lat < -90 || lat > 90 || lon < -180 || lon > 180)
-        return pg_errf(PG_EINVALID, errstr, errstr_size,
-                       "lat %g lon %g: not a WGS 84 position", lat, lon);
+        return pg_errf(PG_EINVALID, errstr, errstr_size, "lat %g lon %g: not a WGS 84 position",
+                       lat, lon);
     s_geo *g = NULL;
     int rc = s_get(&g, errstr, errstr_size);
     if (rc)
@@ -190,15 +189,15 @@ int pg_geo_wgs84_to_bng(double lat, double lon, double *easting, double *northin
         return rc;
     if (!s_on_grid(e, n, 0.001))
         return pg_errf(PG_EINVALID, errstr, errstr_size,
-                       "lat %.6f lon %.6f: outside the British National Grid (E %.1f N %.1f)",
-                       lat, lon, e, n);
+                       "lat %.6f lon %.6f: outside the British National Grid (E %.1f N %.1f)", lat,
+                       lon, e, n);
     *easting = fmax(e, 0);
     *northing = fmax(n, 0);
     return 0;
 }
 
-int pg_geo_bng_to_wgs84(double easting, double northing, double *lat, double *lon,
-                        char *errstr, size_t errstr_size)
+int pg_geo_bng_to_wgs84(double easting, double northing, double *lat, double *lon, char *errstr,
+                        size_t errstr_size)
 {
     if (!s_on_grid(easting, northing, 0))
         return pg_errf(PG_EINVALID, errstr, errstr_size,

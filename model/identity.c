@@ -34,8 +34,7 @@ int pg_identity_entity(const char *force, const char *system, const char *native
                        const char *native_id, char out[PG_UUID_STR_SIZE])
 {
     char name[512];
-    if (!s_part_ok(force) || !s_part_ok(system) || !s_part_ok(native_type) ||
-        !s_part_ok(native_id))
+    if (!s_part_ok(force) || !s_part_ok(system) || !s_part_ok(native_type) || !s_part_ok(native_id))
         return PG_EINVALID;
     int n = snprintf(name, sizeof name, "%s/%s/%s/%s", force, system, native_type, native_id);
     if (n < 0 || (size_t)n >= sizeof name)

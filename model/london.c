@@ -59,8 +59,8 @@ int pg_london_offset(pg_instant t)
     return s_offset_seconds(t.seconds) / 60;
 }
 
-void pg_instant_to_london(pg_instant t, int *year, int *month, int *day, int *hour,
-                          int *min, int *sec)
+void pg_instant_to_london(pg_instant t, int *year, int *month, int *day, int *hour, int *min,
+                          int *sec)
 {
     int64_t local = t.seconds + s_offset_seconds(t.seconds);
     int64_t days = s_floor_div(local, 86400);
@@ -76,14 +76,14 @@ void pg_rfc3339_format_london(pg_instant t, char out[40])
     pg_rfc3339_format(t, pg_london_offset(t), out);
 }
 
-int pg_london_to_instant(int year, int month, int day, int hour, int min, int sec,
-                         pg_instant *out, char *errstr, size_t errstr_size)
+int pg_london_to_instant(int year, int month, int day, int hour, int min, int sec, pg_instant *out,
+                         char *errstr, size_t errstr_size)
 {
-    if (!pg_date_valid(year, month, day) || hour < 0 || hour > 23 || min < 0 ||
-        min > 59 || sec < 0 || sec > 59)
+    if (!pg_date_valid(year, month, day) || hour < 0 || hour > 23 || min < 0 || min > 59 ||
+        sec < 0 || sec > 59)
         return pg_errf(PG_EINVALID, errstr, errstr_size,
-                       "%02d/%02d/%04d %02d:%02d:%02d is not a valid date and time", day,
-                       month, year, hour, min, sec);
+                       "%02d/%02d/%04d %02d:%02d:%02d is not a valid date and time", day, month,
+                       year, hour, min, sec);
     int64_t local = pg_days_from_civil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec;
     /* The offsets in force a day either side bound every offset that can apply at
      * this local time: the UK has never changed its clocks twice within two days. A

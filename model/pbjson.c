@@ -39,13 +39,27 @@ static int s_string(const uint8_t *s, size_t n, pg_buf *out)
         if (c < 0x80) {
             *p++ = '\\';
             switch (c) {
-            case '"': *p++ = '"'; break;
-            case '\\': *p++ = '\\'; break;
-            case '\b': *p++ = 'b'; break;
-            case '\f': *p++ = 'f'; break;
-            case '\n': *p++ = 'n'; break;
-            case '\r': *p++ = 'r'; break;
-            case '\t': *p++ = 't'; break;
+            case '"':
+                *p++ = '"';
+                break;
+            case '\\':
+                *p++ = '\\';
+                break;
+            case '\b':
+                *p++ = 'b';
+                break;
+            case '\f':
+                *p++ = 'f';
+                break;
+            case '\n':
+                *p++ = 'n';
+                break;
+            case '\r':
+                *p++ = 'r';
+                break;
+            case '\t':
+                *p++ = 't';
+                break;
             default:
                 *p++ = 'u';
                 *p++ = '0';
@@ -114,8 +128,7 @@ static int s_key(const char *name, pg_buf *out)
 
 static int s_base64(const uint8_t *s, size_t n, pg_buf *out)
 {
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     if (pg_buf_reserve(out, (n + 2) / 3 * 4 + 2))
         return PG_ENOMEM;
     uint8_t *p = out->data + out->len;
@@ -196,8 +209,10 @@ static void s_civil(int64_t days, int64_t *y, unsigned *m, unsigned *d)
 /* google.protobuf.Timestamp: RFC 3339 in UTC with 0, 3, 6 or 9 fraction digits. */
 static int s_timestamp(const ProtobufCMessage *msg, pg_buf *out)
 {
-    const ProtobufCFieldDescriptor *fs = protobuf_c_message_descriptor_get_field(msg->descriptor, 1);
-    const ProtobufCFieldDescriptor *fn = protobuf_c_message_descriptor_get_field(msg->descriptor, 2);
+    const ProtobufCFieldDescriptor *fs =
+        protobuf_c_message_descriptor_get_field(msg->descriptor, 1);
+    const ProtobufCFieldDescriptor *fn =
+        protobuf_c_message_descriptor_get_field(msg->descriptor, 2);
     if (!fs || !fn)
         return PG_EINVALID;
     int64_t secs = *(const int64_t *)((const char *)msg + fs->offset);
@@ -212,8 +227,9 @@ static int s_timestamp(const ProtobufCMessage *msg, pg_buf *out)
     /* "YYYY-MM-DDThh:mm:ss" + up to ".nnnnnnnnn" + "Z", quoted. */
     char tmp[40];
     char *p = tmp;
-    unsigned fields[6] = {(unsigned)y, mo, d, (unsigned)(sod / 3600), (unsigned)(sod / 60 % 60),
-                          (unsigned)(sod % 60)};
+    unsigned fields[6] = {
+        (unsigned)y,         mo, d, (unsigned)(sod / 3600), (unsigned)(sod / 60 % 60),
+        (unsigned)(sod % 60)};
     static const char seps[6] = {'-', '-', 'T', ':', ':', 0};
     *p++ = '"';
     for (int i = 0; i < 6; i++) {
@@ -266,7 +282,8 @@ static int s_integer(uint64_t magnitude, int negative, int quoted, pg_buf *out)
 static int s_signed(int64_t v, int quoted, pg_buf *out)
 {
     /* The magnitude of INT64_MIN does not fit an int64_t: negate in unsigned. */
-    return v < 0 ? s_integer(0 - (uint64_t)v, 1, quoted, out) : s_integer((uint64_t)v, 0, quoted, out);
+    return v < 0 ? s_integer(0 - (uint64_t)v, 1, quoted, out)
+                 : s_integer((uint64_t)v, 0, quoted, out);
 }
 
 /* One value of a field; p points at it (the member, or one element of an array). */

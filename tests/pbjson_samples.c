@@ -45,8 +45,8 @@ static pg_entity_ref *s_ref(pg_arena *a, const char *id, int kind, const char *n
 }
 
 /* The envelope every ATX-sourced upsert carries. */
-static pg_entity_update *s_entity(pg_arena *a, const char *id, int kind,
-                                  const char *native_type, const char *native_id)
+static pg_entity_update *s_entity(pg_arena *a, const char *id, int kind, const char *native_type,
+                                  const char *native_id)
 {
     pg_entity_update *e = S_NEW(EntityUpdate, entity_update);
     pg_origin *o = S_NEW(Origin, origin);
@@ -77,9 +77,9 @@ static pg_entity_update *s_entity(pg_arena *a, const char *id, int kind,
 
 static const ProtobufCMessage *s_person(pg_arena *a)
 {
-    pg_entity_update *e = s_entity(a, "6f1c2d3e-4b5a-5c6d-8e7f-0123456789ab",
-                                   POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON,
-                                   "PERSON", "P0000123456");
+    pg_entity_update *e =
+        s_entity(a, "6f1c2d3e-4b5a-5c6d-8e7f-0123456789ab",
+                 POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON, "PERSON", "P0000123456");
     Polegate__Pole__V1__Person *p = S_NEW(Person, person);
     Polegate__Pole__V1__Name *n = S_NEW(Name, name), *an = S_NEW(Name, name);
     Polegate__Pole__V1__Alias *al = S_NEW(Alias, alias);
@@ -98,8 +98,10 @@ static const ProtobufCMessage *s_person(pg_arena *a)
     p->date_of_birth = s_date(a, 1985, 7, 0);
     p->place_of_birth = "Cork";
     p->sex = POLEGATE__POLE__V1__SEX__SEX_FEMALE;
-    p->self_defined_ethnicity = POLEGATE__POLE__V1__SELF_DEFINED_ETHNICITY__SELF_DEFINED_ETHNICITY_W2;
-    p->officer_defined_ethnicity = POLEGATE__POLE__V1__OFFICER_DEFINED_ETHNICITY__OFFICER_DEFINED_ETHNICITY_IC1;
+    p->self_defined_ethnicity =
+        POLEGATE__POLE__V1__SELF_DEFINED_ETHNICITY__SELF_DEFINED_ETHNICITY_W2;
+    p->officer_defined_ethnicity =
+        POLEGATE__POLE__V1__OFFICER_DEFINED_ETHNICITY__OFFICER_DEFINED_ETHNICITY_IC1;
     p->nationality = "IRL";
     p->pnc_id = "2003/0123456X";
     p->cro_number = "012345/03L";
@@ -124,9 +126,9 @@ static const ProtobufCMessage *s_person(pg_arena *a)
 
 static const ProtobufCMessage *s_location(pg_arena *a)
 {
-    pg_entity_update *e = s_entity(a, "0a1b2c3d-4e5f-5a6b-9c7d-8e9fa0b1c2d3",
-                                   POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_LOCATION,
-                                   "LOCATION", "L0000004711");
+    pg_entity_update *e =
+        s_entity(a, "0a1b2c3d-4e5f-5a6b-9c7d-8e9fa0b1c2d3",
+                 POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_LOCATION, "LOCATION", "L0000004711");
     Polegate__Pole__V1__Location *l = S_NEW(Location, location);
     Polegate__Pole__V1__GeoPoint *g = S_NEW(GeoPoint, geo_point);
     Polegate__Pole__V1__GridReference *gr = S_NEW(GridReference, grid_reference);
@@ -152,9 +154,9 @@ static const ProtobufCMessage *s_location(pg_arena *a)
 
 static const ProtobufCMessage *s_vehicle(pg_arena *a)
 {
-    pg_entity_update *e = s_entity(a, "11111111-2222-5333-8444-555555555555",
-                                   POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_VEHICLE,
-                                   "VEHICLE", "V0000000099");
+    pg_entity_update *e =
+        s_entity(a, "11111111-2222-5333-8444-555555555555",
+                 POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_VEHICLE, "VEHICLE", "V0000000099");
     Polegate__Pole__V1__Vehicle *v = S_NEW(Vehicle, vehicle);
     if (!e || !v)
         return NULL;
@@ -171,9 +173,9 @@ static const ProtobufCMessage *s_vehicle(pg_arena *a)
 
 static const ProtobufCMessage *s_item(pg_arena *a)
 {
-    pg_entity_update *e = s_entity(a, "22222222-3333-5444-8555-666666666666",
-                                   POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_ITEM,
-                                   "ITEM", "I0000000007");
+    pg_entity_update *e =
+        s_entity(a, "22222222-3333-5444-8555-666666666666",
+                 POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_ITEM, "ITEM", "I0000000007");
     Polegate__Pole__V1__Item *it = S_NEW(Item, item);
     Polegate__Pole__V1__Money *m = S_NEW(Money, money);
     if (!e || !it || !m)
@@ -191,9 +193,9 @@ static const ProtobufCMessage *s_item(pg_arena *a)
 
 static const ProtobufCMessage *s_weapon(pg_arena *a)
 {
-    pg_entity_update *e = s_entity(a, "33333333-4444-5555-8666-777777777777",
-                                   POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_WEAPON,
-                                   "WEAPON", "W0000000001");
+    pg_entity_update *e =
+        s_entity(a, "33333333-4444-5555-8666-777777777777",
+                 POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_WEAPON, "WEAPON", "W0000000001");
     Polegate__Pole__V1__Weapon *w = S_NEW(Weapon, weapon);
     if (!e || !w)
         return NULL;
@@ -254,9 +256,9 @@ static const ProtobufCMessage *s_occurrence(pg_arena *a)
 
 static const ProtobufCMessage *s_custody(pg_arena *a)
 {
-    pg_entity_update *e = s_entity(a, "66666666-7777-5888-8999-aaaaaaaaaaaa",
-                                   POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_CUSTODY,
-                                   "CUSTODY", "C0000000555");
+    pg_entity_update *e =
+        s_entity(a, "66666666-7777-5888-8999-aaaaaaaaaaaa",
+                 POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_CUSTODY, "CUSTODY", "C0000000555");
     Polegate__Pole__V1__Custody *c = S_NEW(Custody, custody);
     if (!e || !c)
         return NULL;
@@ -430,10 +432,18 @@ static const ProtobufCMessage *s_all_extreme(pg_arena *a)
 static const ProtobufCMessage *s_reals(pg_arena *a)
 {
     Polegate__Test__V1__AllTypes *m = S_TNEW(AllTypes, all_types);
-    static double d[] = {INFINITY, -INFINITY, 1e300, -2.2250738585072014e-308, 5e-324,
-                         1.0 / 3, 123456789012345680.0, 1.5, -0.0, 9007199254740993.0};
-    static float f[] = {3.4028235e38f, 1.17549435e-38f, 1e-45f, 0.3f, 16777217.0f, 2.5f,
-                        (float)NAN};
+    static double d[] = {INFINITY,
+                         -INFINITY,
+                         1e300,
+                         -2.2250738585072014e-308,
+                         5e-324,
+                         1.0 / 3,
+                         123456789012345680.0,
+                         1.5,
+                         -0.0,
+                         9007199254740993.0};
+    static float f[] = {3.4028235e38f, 1.17549435e-38f, 1e-45f, 0.3f, 16777217.0f,
+                        2.5f,          (float)NAN};
     if (!m)
         return NULL;
     m->r_double = d;
@@ -461,10 +471,10 @@ static const ProtobufCMessage *s_all_repeated(pg_arena *a)
     pg_timestamp **times = S_ARRAY(pg_timestamp *, 4);
     if (!m || !inners || !times)
         return NULL;
-#define S_SET(field, arr)                                                      \
-    do {                                                                       \
-        m->field = (void *)(arr);                                              \
-        m->n_##field = sizeof(arr) / sizeof((arr)[0]);                         \
+#define S_SET(field, arr)                                                                          \
+    do {                                                                                           \
+        m->field = (void *)(arr);                                                                  \
+        m->n_##field = sizeof(arr) / sizeof((arr)[0]);                                             \
     } while (0)
     S_SET(r_int32, i32);
     S_SET(r_int64, i64);

@@ -195,7 +195,8 @@ START_TEST(test_money)
     ck_invalid(pg_money_parse("92233720368547758.00", &m, e, sizeof e), "too large");
     ck_invalid(pg_money_parse("1.234", &m, e, sizeof e), "1 or 2 decimal places");
     /* a fraction long enough to overflow if every digit were accumulated */
-    ck_invalid(pg_money_parse("10.5200888888888888888888", &m, e, sizeof e), "1 or 2 decimal places");
+    ck_invalid(pg_money_parse("10.5200888888888888888888", &m, e, sizeof e),
+               "1 or 2 decimal places");
     ck_invalid(pg_money_parse("1.", &m, e, sizeof e), "1 or 2 decimal places");
     ck_invalid(pg_money_parse(".50", &m, e, sizeof e), "non-negative decimal");
     ck_invalid(pg_money_parse("-1.00", &m, e, sizeof e), "non-negative decimal");

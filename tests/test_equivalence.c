@@ -237,13 +237,13 @@ static void s_mer_seed_idmap(s_pipe *p)
     char u[PG_UUID_STR_SIZE];
     ck_assert_int_eq(pg_identity_entity("MER", "NICHE", "GID", "7E1E000000000031", u), 0);
     ck_assert_int_eq(pg_idstore_put(p->idmap, NULL, u,
-                                  POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_TELEPHONE,
-                                  "T9000000031", e, sizeof e),
+                                    POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_TELEPHONE,
+                                    "T9000000031", e, sizeof e),
                      0);
     ck_assert_int_eq(pg_identity_entity("MER", "NICHE", "GID", "7F3A9C2E4B1D0B01", u), 0);
     ck_assert_int_eq(pg_idstore_put(p->idmap, NULL, u,
-                                  POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON,
-                                  "P9000000002", e, sizeof e),
+                                    POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON,
+                                    "P9000000002", e, sizeof e),
                      0);
 }
 

@@ -60,10 +60,8 @@ START_TEST(test_round_trip)
                 continue;
             }
             done++;
-            ck_assert_msg(pg_geo_wgs84_to_bng(lat, lon, &e2, &n2, err, sizeof err) == 0,
-                          "%s", err);
-            ck_assert_msg(hypot(e2 - e, n2 - n) < 0.01, "%.0f %.0f -> %.4f %.4f", e, n, e2,
-                          n2);
+            ck_assert_msg(pg_geo_wgs84_to_bng(lat, lon, &e2, &n2, err, sizeof err) == 0, "%s", err);
+            ck_assert_msg(hypot(e2 - e, n2 - n) < 0.01, "%.0f %.0f -> %.4f %.4f", e, n, e2, n2);
         }
     ck_assert_int_gt(done, 150);
 }
@@ -100,8 +98,7 @@ START_TEST(test_bad_grid)
     ck_assert_int_eq(pg_geo_bng_to_wgs84(-1, 390300, &lat, &lon, err, sizeof err), PG_EINVALID);
     ck_assert_int_eq(pg_geo_bng_to_wgs84(334900, 1300001, &lat, &lon, err, sizeof err),
                      PG_EINVALID);
-    ck_assert_int_eq(pg_geo_bng_to_wgs84(700001, 390300, &lat, &lon, err, sizeof err),
-                     PG_EINVALID);
+    ck_assert_int_eq(pg_geo_bng_to_wgs84(700001, 390300, &lat, &lon, err, sizeof err), PG_EINVALID);
     ck_assert_int_eq(pg_geo_bng_to_wgs84(334900, -INFINITY, &lat, &lon, err, sizeof err),
                      PG_EINVALID);
     ck_assert(lat == -1 && lon == -1);

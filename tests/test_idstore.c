@@ -247,7 +247,7 @@ START_TEST(test_nx5_gid_collision)
     ck_assert_int_eq(pg_idstore_put(m, NULL, C, 0, "7F3A9C2E4B1D0A66", e, sizeof e), 0);
     char u[37] = "7f3a9c2e-4b1d-0a66-0000-000000000002";
     ck_assert_int_eq(pg_idstore_put(m, NULL, "00000000-0000-4000-8000-000000000002", 0,
-                                  "0000000000000002", e, sizeof e),
+                                    "0000000000000002", e, sizeof e),
                      0);
     const char *gid = s_id(m, u, K_NONE, NULL);
     ck_assert_int_eq(pg_idstore_id_valid(m, 0, gid), 1);
@@ -380,13 +380,15 @@ START_TEST(test_bad_uuid)
                          PG_EINVALID);
         ck_assert_str_eq(e, want);
     }
-    ck_assert_int_eq(pg_idstore_resolve(m, NULL, NULL, K_PERSON, out, sizeof out, NULL, e, sizeof e),
-                     PG_EINVALID);
+    ck_assert_int_eq(
+        pg_idstore_resolve(m, NULL, NULL, K_PERSON, out, sizeof out, NULL, e, sizeof e),
+        PG_EINVALID);
     ck_assert_int_eq(pg_idstore_uuid_of(m, NULL, "P9000000077", u, e, sizeof e), PG_ENOTFOUND);
     ck_assert_str_eq(e, "idmap: P9000000077 is not a partner record");
     ck_assert_int_eq(pg_idstore_uuid_of(m, NULL, "", u, e, sizeof e), PG_EINVALID);
     /* output too small */
-    ck_assert_int_eq(pg_idstore_resolve(m, NULL, A, K_PERSON, out, 11, NULL, e, sizeof e), PG_EUSAGE);
+    ck_assert_int_eq(pg_idstore_resolve(m, NULL, A, K_PERSON, out, 11, NULL, e, sizeof e),
+                     PG_EUSAGE);
     ck_assert_str_eq(e, "idmap: output buffer too small");
     pg_idstore_destroy(&m);
 }

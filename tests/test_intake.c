@@ -219,10 +219,10 @@ static pg_spool_stats s_spooled(void)
 static pg_publisher_stats s_publish(void)
 {
     pg_publisher_opts po = {.brokers = s_brokers,
-                           .transactional_id = "polegated.test",
-                           .store = s_store,
-                           .spool = s_spool,
-                           .call_timeout_ms = 500};
+                            .transactional_id = "polegated.test",
+                            .store = s_store,
+                            .spool = s_spool,
+                            .call_timeout_ms = 500};
     pg_publisher *p = pg_publisher_new(&po, s_err, sizeof s_err);
     ck_assert_msg(p != NULL, "%s", s_err);
     for (int i = 0; i < 40 && s_spooled().batches; i++)
@@ -499,8 +499,7 @@ START_TEST(test_partner_echo_filter)
 {
     /* With the echo filter the decoder does not check the force: the filter does, and
      * lets our own records through. */
-    pg_echo *echo =
-        pg_echo_new(s_store, pg_adapter_find("atx"), "ESX", s_err, sizeof s_err);
+    pg_echo *echo = pg_echo_new(s_store, pg_adapter_find("atx"), "ESX", s_err, sizeof s_err);
     ck_assert_msg(echo != NULL, "%s", s_err);
     pg_intake_opts o = {.adapter = &s_fake,
                         .force = "ESX",

@@ -83,8 +83,10 @@ START_TEST(test_identity_link)
     pg_identity_entity("ESX", "ATHENA", "PERSON", "P0000123456", p);
     char loc[PG_UUID_STR_SIZE];
     pg_identity_entity("ESX", "ATHENA", "LOCATION", "L0000000045", loc);
-    ck_assert_int_eq(pg_identity_link(p, POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_HOME_ADDRESS, loc, l), 0);
-    ck_assert_int_eq(pg_identity_link(p, POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_OTHER_ADDRESS, loc, l2), 0);
+    ck_assert_int_eq(
+        pg_identity_link(p, POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_HOME_ADDRESS, loc, l), 0);
+    ck_assert_int_eq(
+        pg_identity_link(p, POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_OTHER_ADDRESS, loc, l2), 0);
     ck_assert_str_ne(l, l2);
     ck_assert_int_eq(pg_identity_link(p, 0, loc, l2), PG_EINVALID);
     ck_assert_int_eq(pg_identity_link(p, 999, loc, l2), PG_EINVALID);
@@ -94,7 +96,8 @@ END_TEST
 START_TEST(test_enum_short)
 {
     ck_assert_str_eq(pg_enum_short(&polegate__pole__v1__link_role__descriptor, 1), "HOME_ADDRESS");
-    ck_assert_str_eq(pg_enum_short(&polegate__pole__v1__classification__descriptor, 2), "OFFICIAL_SENSITIVE");
+    ck_assert_str_eq(pg_enum_short(&polegate__pole__v1__classification__descriptor, 2),
+                     "OFFICIAL_SENSITIVE");
     ck_assert_ptr_null(pg_enum_short(&polegate__pole__v1__link_role__descriptor, 999));
 }
 END_TEST
@@ -104,7 +107,8 @@ START_TEST(test_changeset)
     pg_changeset *cs = pg_changeset_new();
     ck_assert_ptr_nonnull(cs);
     for (int i = 0; i < 100; i++) {
-        pg_entity_update *e = PG_PB_NEW(cs->arena, pg_entity_update, polegate__pole__v1__entity_update);
+        pg_entity_update *e =
+            PG_PB_NEW(cs->arena, pg_entity_update, polegate__pole__v1__entity_update);
         ck_assert_ptr_nonnull(e);
         e->version = (uint64_t)i;
         ck_assert_int_eq(pg_changeset_add_entity(cs, e, i % 2), 0);

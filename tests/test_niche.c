@@ -86,8 +86,12 @@ static const char *s_uuid(const char *force, const char *gid)
 /* Unix seconds of a UTC civil time. */
 static int64_t s_utc(int y, int mo, int d, int h, int mi, int s)
 {
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-                    .tm_hour = h, .tm_min = mi, .tm_sec = s};
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = s};
     return (int64_t)timegm(&tm);
 }
 
@@ -106,8 +110,8 @@ static void s_expect_date(const pg_date *d, int y, int m, int day)
     ck_assert_int_eq(d->day, day);
 }
 
-static void s_expect_head(const pg_entity_update *eu, const char *force, const char *gid,
-                          int kind, int op, uint64_t version, const char *message_id)
+static void s_expect_head(const pg_entity_update *eu, const char *force, const char *gid, int kind,
+                          int op, uint64_t version, const char *message_id)
 {
     ck_assert_str_eq(eu->id, s_uuid(force, gid));
     ck_assert_int_eq(eu->kind, kind);
@@ -251,7 +255,8 @@ START_TEST(test_merseyside_decode)
 
     /* Address: an empty first Line (no premises), grid kept, geo from PROJ. */
     const pg_entity_update *addr = s_ent(cs, 0);
-    s_expect_head(addr, "MER", "00A1B2C3D4E5F607", EK(LOCATION), OP(UPSERT), 4, "20261025-000317#1");
+    s_expect_head(addr, "MER", "00A1B2C3D4E5F607", EK(LOCATION), OP(UPSERT), 4,
+                  "20261025-000317#1");
     s_expect_time(addr->modified_at, s_utc(2026, 10, 24, 21, 5, 0));
     s_expect_marking(addr->marking, CL(OFFICIAL), HD(P), "");
     ck_assert_int_eq(addr->retention->mopi_group, 3);
@@ -282,10 +287,12 @@ START_TEST(test_merseyside_decode)
     ck_assert_str_eq(p->merged_from[0]->native_id, "7F3A9C2E4B1D0B01");
     ck_assert_int_eq(p->merged_from[0]->kind, EK(PERSON));
     const Polegate__Pole__V1__Person *pp = p->person;
-    ck_assert_str_eq(pp->name->surname, "GARC\xc3\x8d" "A-L\xc3\x93PEZ"); /* from windows-1252 */
+    ck_assert_str_eq(pp->name->surname, "GARC\xc3\x8d"
+                                        "A-L\xc3\x93PEZ"); /* from windows-1252 */
     ck_assert_uint_eq(pp->name->n_forenames, 2);
     ck_assert_str_eq(pp->name->forenames[0], "JOS\xc3\x89");
-    ck_assert_str_eq(pp->name->forenames[1], "MAR\xc3\x8d" "A");
+    ck_assert_str_eq(pp->name->forenames[1], "MAR\xc3\x8d"
+                                             "A");
     s_expect_date(pp->date_of_birth, 1979, 0, 0);
     ck_assert_int_eq(pp->sex, POLEGATE__POLE__V1__SEX__SEX_MALE);
     ck_assert_int_eq(pp->officer_defined_ethnicity,
@@ -308,7 +315,8 @@ START_TEST(test_merseyside_decode)
     const pg_entity_update *w = s_ent(cs, 2);
     s_expect_head(w, "MER", "1C0FFEE000000001", EK(WEAPON), OP(UPSERT), 1, "20261025-000317#3");
     ck_assert_int_eq(w->body_case, BODY(WEAPON));
-    ck_assert_int_eq(w->weapon->category, POLEGATE__POLE__V1__WEAPON_CATEGORY__WEAPON_CATEGORY_KNIFE);
+    ck_assert_int_eq(w->weapon->category,
+                     POLEGATE__POLE__V1__WEAPON_CATEGORY__WEAPON_CATEGORY_KNIFE);
     ck_assert_str_eq(w->weapon->description, "Lock knife, 9cm blade");
 
     /* Custody: times in the hour that repeats read as BST. */
@@ -320,8 +328,9 @@ START_TEST(test_merseyside_decode)
     s_expect_time(c->custody->arrived_at, s_utc(2026, 10, 25, 0, 30, 0));
     ck_assert_ptr_null(c->custody->released_at);
     ck_assert_str_eq(c->custody->station, "St Anne Street");
-    ck_assert_int_eq(c->custody->outcome,
-                     POLEGATE__POLE__V1__CUSTODY_OUTCOME__CUSTODY_OUTCOME_RELEASED_UNDER_INVESTIGATION);
+    ck_assert_int_eq(
+        c->custody->outcome,
+        POLEGATE__POLE__V1__CUSTODY_OUTCOME__CUSTODY_OUTCOME_RELEASED_UNDER_INVESTIGATION);
 
     /* IntelReport, Handling C with its Caveat. */
     const pg_entity_update *in = s_ent(cs, 4);
@@ -342,7 +351,8 @@ START_TEST(test_merseyside_decode)
 
     /* Delete: no body, but kind, marking and retention. */
     const pg_entity_update *del = s_ent(cs, 5);
-    s_expect_head(del, "MER", "7E1E000000000031", EK(TELEPHONE), OP(DELETE), 5, "20261025-000317#6");
+    s_expect_head(del, "MER", "7E1E000000000031", EK(TELEPHONE), OP(DELETE), 5,
+                  "20261025-000317#6");
     ck_assert_int_eq(del->body_case, POLEGATE__POLE__V1__ENTITY_UPDATE__BODY__NOT_SET);
     s_expect_time(del->modified_at, s_utc(2026, 10, 25, 0, 10, 0));
     ck_assert_int_eq(del->retention->mopi_group, 3);
@@ -354,8 +364,8 @@ START_TEST(test_merseyside_decode)
     ck_assert_str_eq(s_lnk(cs, 6)->origin->message_id, "20261025-000317#7");
     s_expect_link(cs, 7, "MER", "7F3A9C2E4B1D0A66", EK(PERSON), ROLE(OWNER), "1C0FFEE000000001",
                   EK(WEAPON), OP(UPSERT), p);
-    s_expect_link(cs, 8, "MER", "5EC0000000000009", EK(CUSTODY), ROLE(DETAINED),
-                  "7F3A9C2E4B1D0A66", EK(PERSON), OP(UPSERT), c);
+    s_expect_link(cs, 8, "MER", "5EC0000000000009", EK(CUSTODY), ROLE(DETAINED), "7F3A9C2E4B1D0A66",
+                  EK(PERSON), OP(UPSERT), c);
     s_expect_link(cs, 9, "MER", "5EC0000000000009", EK(CUSTODY), ROLE(OCCURRED_AT),
                   "00A1B2C3D4E5F607", EK(LOCATION), OP(UPSERT), c);
     s_expect_link(cs, 10, "MER", "11E7000000000777", EK(INTELLIGENCE), ROLE(SUBJECT),
@@ -476,8 +486,8 @@ typedef struct s_idmap {
 } s_idmap;
 
 static int s_resolve(pg_idmap *self, const char *uuid, int kind, const char *origin_system,
-                     const char *native_id, char *out, size_t outsize, int *created,
-                     char *errstr, size_t errstr_size)
+                     const char *native_id, char *out, size_t outsize, int *created, char *errstr,
+                     size_t errstr_size)
 {
     s_idmap *m = (s_idmap *)self;
     (void)kind, (void)origin_system;
@@ -500,8 +510,7 @@ static int s_resolve(pg_idmap *self, const char *uuid, int kind, const char *ori
     return 0;
 }
 
-static char *s_encode_ok(const pg_changeset *cs, pg_idmap *idmap, int64_t now_ms,
-                         const char *batch)
+static char *s_encode_ok(const pg_changeset *cs, pg_idmap *idmap, int64_t now_ms, const char *batch)
 {
     pg_adapter_ctx ctx = {.idmap = idmap, .now_ms = now_ms, .batch = batch};
     pg_buf out = PG_BUF_INIT;
@@ -657,12 +666,14 @@ static const char s_base[] =
     "<NX5Exchange xmlns=\"urn:nx:exchange:5\" Source=\"NICHE\" Force=\"MER\" Batch=\"T-1\" "
     "Created=\"25/10/2026 01:40:00\">\n"
     " <Entity Kind=\"Person\" GID=\"7F3A9C2E4B1D0A66\" Rev=\"12\" Op=\"Modify\" "
-    "Modified=\"25/10/2026 00:30:00\" GPMS=\"OS\" Handling=\"P\" MoPI=\"2\" Review=\"25/10/2036\">\n"
+    "Modified=\"25/10/2026 00:30:00\" GPMS=\"OS\" Handling=\"P\" MoPI=\"2\" "
+    "Review=\"25/10/2036\">\n"
     "  <Surname>O'BRIEN</Surname><Given>SEAN</Given>\n"
     "  <BirthDate Precision=\"Day\">14/07/1985</BirthDate><Gender>1</Gender>\n"
     "  <EthnicityOD>1</EthnicityOD><EthnicitySD>W2</EthnicitySD><Nationality>IE</Nationality>\n"
     "  <PNCID>85/123456J</PNCID><CRO>123456/99L</CRO>\n"
-    "  <Alias><Surname>BRYAN</Surname><BirthDate Precision=\"Month\">00/07/1985</BirthDate></Alias>\n"
+    "  <Alias><Surname>BRYAN</Surname><BirthDate "
+    "Precision=\"Month\">00/07/1985</BirthDate></Alias>\n"
     "  <Warning>VI</Warning>\n"
     " </Entity>\n"
     " <Entity Kind=\"Address\" GID=\"00A1B2C3D4E5F607\" Rev=\"4\" Op=\"Add\" "
@@ -675,7 +686,8 @@ static const char s_base[] =
     "  <VRM>AB12CDE</VRM><Colour>SIL</Colour><Year>2012</Year>\n"
     " </Entity>\n"
     " <Entity Kind=\"Property\" GID=\"D100000000000777\" Rev=\"6\" Op=\"Add\" "
-    "Modified=\"29/03/2026 07:15:00\" GPMS=\"TS\" Handling=\"P\" MoPI=\"2\" Review=\"02/01/2030\">\n"
+    "Modified=\"29/03/2026 07:15:00\" GPMS=\"TS\" Handling=\"P\" MoPI=\"2\" "
+    "Review=\"02/01/2030\">\n"
     "  <Category>ELC</Category><Value>125000</Value>\n"
     " </Entity>\n"
     " <Entity Kind=\"Telephone\" GID=\"E100000000000042\" Rev=\"7\" Op=\"Add\" "
@@ -683,23 +695,29 @@ static const char s_base[] =
     "  <Number>07700 900123</Number><Type>M</Type>\n"
     " </Entity>\n"
     " <Entity Kind=\"Occurrence\" GID=\"F100000000004711\" Rev=\"8\" Op=\"Add\" "
-    "Modified=\"29/03/2026 07:20:00\" GPMS=\"OS\" Handling=\"P\" MoPI=\"2\" Review=\"04/01/2030\">\n"
+    "Modified=\"29/03/2026 07:20:00\" GPMS=\"OS\" Handling=\"P\" MoPI=\"2\" "
+    "Review=\"04/01/2030\">\n"
     "  <Reference>42/12345/26</Reference><Type>Crime</Type>\n"
     "  <Offence Code=\"28.1\">Burglary - dwelling</Offence>\n"
     "  <From>28/03/2026 23:30:00</From><To>29/03/2026 00:45:00</To><Status>U</Status>\n"
     " </Entity>\n"
     " <Entity Kind=\"Custody\" GID=\"5EC0000000000009\" Rev=\"2\" Op=\"Add\" "
-    "Modified=\"25/10/2026 01:35:00\" GPMS=\"OS\" Handling=\"P\" MoPI=\"2\" Review=\"05/01/2030\">\n"
-    "  <Reference>MER/CU/1</Reference><Arrived>25/10/2026 01:30:00</Arrived><Outcome>RUI</Outcome>\n"
+    "Modified=\"25/10/2026 01:35:00\" GPMS=\"OS\" Handling=\"P\" MoPI=\"2\" "
+    "Review=\"05/01/2030\">\n"
+    "  <Reference>MER/CU/1</Reference><Arrived>25/10/2026 "
+    "01:30:00</Arrived><Outcome>RUI</Outcome>\n"
     " </Entity>\n"
     " <Entity Kind=\"IntelReport\" GID=\"11E7000000000777\" Rev=\"9\" Op=\"Add\" "
-    "Modified=\"24/10/2026 18:00:00\" GPMS=\"OS\" Handling=\"C\" MoPI=\"2\" Review=\"06/01/2030\">\n"
+    "Modified=\"24/10/2026 18:00:00\" GPMS=\"OS\" Handling=\"C\" MoPI=\"2\" "
+    "Review=\"06/01/2030\">\n"
     "  <Caveat>Not to be disclosed.</Caveat><Reference>INT/1</Reference>\n"
     "  <Grading Source=\"2\" Intel=\"B\" Handling=\"C\"/>\n"
     " </Entity>\n"
     " <Entity Kind=\"Telephone\" GID=\"7E1E000000000031\" Rev=\"5\" Op=\"Delete\" "
-    "Modified=\"25/10/2026 01:10:00\" GPMS=\"O\" Handling=\"P\" MoPI=\"3\" Review=\"25/10/2032\"/>\n"
-    " <Link Role=\"HOME\" From=\"7F3A9C2E4B1D0A66\" To=\"00A1B2C3D4E5F607\" Start=\"01/09/2024\"/>\n"
+    "Modified=\"25/10/2026 01:10:00\" GPMS=\"O\" Handling=\"P\" MoPI=\"3\" "
+    "Review=\"25/10/2032\"/>\n"
+    " <Link Role=\"HOME\" From=\"7F3A9C2E4B1D0A66\" To=\"00A1B2C3D4E5F607\" "
+    "Start=\"01/09/2024\"/>\n"
     " <Link Role=\"USES\" From=\"7F3A9C2E4B1D0A66\" To=\"7E1E000000000031\" Op=\"Delete\"/>\n"
     "</NX5Exchange>\n";
 
@@ -712,8 +730,8 @@ static const char s_base[] =
 #define C7 "Entity[7] GID=5EC0000000000009 "
 #define I8 "Entity[8] GID=11E7000000000777 "
 #define D9 "Entity[9] GID=7E1E000000000031 "
-#define PERSON_HEAD(op)                                                                    \
-    "Rev=\"12\" Op=\"" op "\" Modified=\"25/10/2026 00:30:00\" GPMS=\"OS\" Handling=\"P\" "     \
+#define PERSON_HEAD(op)                                                                            \
+    "Rev=\"12\" Op=\"" op "\" Modified=\"25/10/2026 00:30:00\" GPMS=\"OS\" Handling=\"P\" "        \
     "MoPI=\"2\" Review=\"25/10/2036\">"
 
 typedef struct s_bad {
@@ -736,7 +754,8 @@ static const s_bad s_bads[] = {
      "NX5Exchange@Created: '2026-10-25T01:40:00' is not a local time dd/mm/yyyy HH:MM:SS"},
     {"Created=\"25/10/2026 01:40:00\"", "Created=\"29/03/2026 01:30:00\"",
      "NX5Exchange@Created: 29/03/2026 01:30:00 does not exist in UK time (clocks go forward)"},
-    {"Batch=\"T-1\"", "Batch=\"T-1\" Priority=\"high\"", "NX5Exchange: unknown attribute 'Priority'"},
+    {"Batch=\"T-1\"", "Batch=\"T-1\" Priority=\"high\"",
+     "NX5Exchange: unknown attribute 'Priority'"},
     {" <Link Role=\"HOME\"", " <Lnk/><Link Role=\"HOME\"",
      "Lnk: unknown element in NX5Exchange (Entity or Link)"},
     {"NX5Exchange", "NX6Exchange", "NX6Exchange: the root element must be NX5Exchange"},
@@ -762,10 +781,12 @@ static const s_bad s_bads[] = {
      "Entity[3]@Modified: 29/03/2026 01:14:30 does not exist in UK time (clocks go forward)"},
     {"Modified=\"29/03/2026 07:14:30\"", "Modified=\"29/03/2026 7:14:30\"",
      "Entity[3]@Modified: '29/03/2026 7:14:30' is not a local time dd/mm/yyyy HH:MM:SS"},
-    {"GPMS=\"S\"", "GPMS=\"SECRET\"", "Entity[3]@GPMS: 'SECRET' is not a valid marking (O, OS, S or TS)"},
+    {"GPMS=\"S\"", "GPMS=\"SECRET\"",
+     "Entity[3]@GPMS: 'SECRET' is not a valid marking (O, OS, S or TS)"},
     {"GPMS=\"S\" Handling=\"P\"", "GPMS=\"S\" Handling=\"Q\"",
      "Entity[3]@Handling: 'Q' is not a valid handling (P or C)"},
-    {"GPMS=\"S\" Handling=\"P\"", "GPMS=\"S\" Handling=\"C\"", V3 "Caveat: required with Handling C"},
+    {"GPMS=\"S\" Handling=\"P\"", "GPMS=\"S\" Handling=\"C\"",
+     V3 "Caveat: required with Handling C"},
     {"MoPI=\"1\"", "MoPI=\"5\"", "Entity[3]@MoPI: '5' must be a MoPI group 1-4"},
     {"Review=\"01/01/2030\"", "Review=\"31/13/2030\"",
      "Entity[3]@Review: '31/13/2030' is not a valid date dd/mm/yyyy"},
@@ -778,17 +799,20 @@ static const s_bad s_bads[] = {
     {"Handling=\"C\" MoPI", "Handling=\"P\" MoPI", I8 "Caveat: only with Handling C"},
     {"Rev=\"12\" Op=\"Modify\"", "Rev=\"12\" Op=\"Merge\"",
      P1 "MergedFrom: Op Merge needs at least one MergedFrom"},
-    {"<Surname>O'BRIEN</Surname>", "<MergedFrom GID=\"7F3A9C2E4B1D0B01\"/><Surname>O'BRIEN</Surname>",
+    {"<Surname>O'BRIEN</Surname>",
+     "<MergedFrom GID=\"7F3A9C2E4B1D0B01\"/><Surname>O'BRIEN</Surname>",
      P1 "MergedFrom[1]: only with Op Merge"},
     {PERSON_HEAD("Modify"), PERSON_HEAD("Merge") "<MergedFrom GID=\"7F3A9C2E4B1D0A66\"/>",
      P1 "MergedFrom[1]@GID: a record cannot be merged into itself"},
     {PERSON_HEAD("Modify"), PERSON_HEAD("Merge") "<MergedFrom GID=\"7f3a\"/>",
      P1 "MergedFrom[1]@GID: '7f3a' must be exactly 16 upper-case hex digits"},
     {PERSON_HEAD("Modify"),
-     PERSON_HEAD("Merge") "<MergedFrom GID=\"7F3A9C2E4B1D0B01\"/><MergedFrom GID=\"7F3A9C2E4B1D0B01\"/>",
+     PERSON_HEAD(
+         "Merge") "<MergedFrom GID=\"7F3A9C2E4B1D0B01\"/><MergedFrom GID=\"7F3A9C2E4B1D0B01\"/>",
      P1 "MergedFrom[2]@GID: 7F3A9C2E4B1D0B01 is named twice"},
     {PERSON_HEAD("Modify"), PERSON_HEAD("Merge") "<MergedFrom/>", P1 "MergedFrom[1]@GID: required"},
-    {PERSON_HEAD("Modify"), PERSON_HEAD("Merge") "<MergedFrom GID=\"7F3A9C2E4B1D0B01\">x</MergedFrom>",
+    {PERSON_HEAD("Modify"),
+     PERSON_HEAD("Merge") "<MergedFrom GID=\"7F3A9C2E4B1D0B01\">x</MergedFrom>",
      P1 "MergedFrom[1]: must be empty"},
     {"Op=\"Delete\" Modified=\"25/10/2026 01:10:00\" GPMS=\"O\" Handling=\"P\" MoPI=\"3\" "
      "Review=\"25/10/2032\"/>",
@@ -800,7 +824,8 @@ static const s_bad s_bads[] = {
     {"<Surname>O'BRIEN</Surname>", "<Surname/>", P1 "Surname: must not be empty"},
     {"<Given>SEAN</Given>", "<Given>A</Given><Given>B</Given><Given>C</Given><Given>D</Given>",
      P1 "Given[4]: at most 3 Given elements"},
-    {"<BirthDate Precision=\"Day\">", "<BirthDate>", P1 "BirthDate@Precision: required (Day, Month or Year)"},
+    {"<BirthDate Precision=\"Day\">", "<BirthDate>",
+     P1 "BirthDate@Precision: required (Day, Month or Year)"},
     {"<BirthDate Precision=\"Day\">", "<BirthDate Precision=\"Decade\">",
      P1 "BirthDate@Precision: 'Decade' is not Day, Month or Year"},
     {"<BirthDate Precision=\"Day\">", "<BirthDate Precision=\"Month\">",
@@ -811,9 +836,12 @@ static const s_bad s_bads[] = {
      P1 "BirthDate: '00/07/1985' does not match Precision Year (00/00/yyyy)"},
     {"<BirthDate Precision=\"Day\">14/07/1985", "<BirthDate Precision=\"Day\">1985-07-14",
      P1 "BirthDate: '1985-07-14' is not a date dd/mm/yyyy"},
-    {"<Gender>1</Gender>", "<Gender>3</Gender>", P1 "Gender: '3' is not a valid gender (0, 1, 2 or 9)"},
-    {"<Gender>1</Gender>", "<Gender>M</Gender>", P1 "Gender: 'M' is not a valid gender (0, 1, 2 or 9)"},
-    {"<Gender>1</Gender>", "<Gender>1</Gender><Gender>1</Gender>", P1 "Gender: given more than once"},
+    {"<Gender>1</Gender>", "<Gender>3</Gender>",
+     P1 "Gender: '3' is not a valid gender (0, 1, 2 or 9)"},
+    {"<Gender>1</Gender>", "<Gender>M</Gender>",
+     P1 "Gender: 'M' is not a valid gender (0, 1, 2 or 9)"},
+    {"<Gender>1</Gender>", "<Gender>1</Gender><Gender>1</Gender>",
+     P1 "Gender: given more than once"},
     {"<EthnicityOD>1</EthnicityOD>", "<EthnicityOD>7</EthnicityOD>",
      P1 "EthnicityOD: '7' is not a valid officer-defined ethnicity (1-6 or 9)"},
     {"<EthnicityOD>1</EthnicityOD>", "<EthnicityOD>IC1</EthnicityOD>",
@@ -828,8 +856,10 @@ static const s_bad s_bads[] = {
      P1 "Nationality: 'ie' is not an ISO 3166-1 alpha-2 country code"},
     {"<PNCID>85/123456J</PNCID>", "<PNCID>85/123456K</PNCID>",
      P1 "PNCID: check letter is 'K', expected 'J'"},
-    {"<PNCID>85/123456J</PNCID>", "<PNCID>1985/0123456J</PNCID>", P1 "PNCID: must be a PNC ID in short form*"},
-    {"<PNCID>85/123456J</PNCID>", "<PNCID>85/0123456J</PNCID>", P1 "PNCID: short-form PNC serial must not have leading zeros"},
+    {"<PNCID>85/123456J</PNCID>", "<PNCID>1985/0123456J</PNCID>",
+     P1 "PNCID: must be a PNC ID in short form*"},
+    {"<PNCID>85/123456J</PNCID>", "<PNCID>85/0123456J</PNCID>",
+     P1 "PNCID: short-form PNC serial must not have leading zeros"},
     {"<CRO>123456/99L</CRO>", "<CRO>123456/99M</CRO>", P1 "CRO: check letter is 'M', expected 'L'"},
     {"<CRO>123456/99L</CRO>", "<CRO>12345/99L</CRO>", P1 "CRO: must be a CRO number NNNNNN/YYC"},
     {"<Alias><Surname>BRYAN</Surname>", "<Alias>", P1 "Alias[1] Surname: required"},
@@ -838,9 +868,11 @@ static const s_bad s_bads[] = {
     {"<Alias><Surname>BRYAN</Surname><BirthDate Precision=\"Month\">00/07/1985",
      "<Alias><Surname>BRYAN</Surname><BirthDate Precision=\"Month\">00/13/1985",
      P1 "Alias[1] BirthDate: '00/13/1985' does not match Precision Month (00/mm/yyyy)"},
-    {"<Warning>VI</Warning>", "<Warning>XX</Warning>", P1 "Warning[1]: 'XX' is not a warning marker (table WM)"},
+    {"<Warning>VI</Warning>", "<Warning>XX</Warning>",
+     P1 "Warning[1]: 'XX' is not a warning marker (table WM)"},
     {"<Warning>VI</Warning>", "<Shoe>9</Shoe>", P1 "Shoe: unknown element in a Person"},
-    {"<Warning>VI</Warning>", "<Occupation><b>x</b></Occupation>", P1 "Occupation: must hold text, not elements"},
+    {"<Warning>VI</Warning>", "<Occupation><b>x</b></Occupation>",
+     P1 "Occupation: must hold text, not elements"},
     {"<Warning>VI</Warning>", "<Alias>BRYAN</Alias>", P1 "Alias[2]: must hold elements, not text"},
     {"<Gender>1</Gender>", "<Gender>1</Gender>junk",
      "Entity[1] GID=7F3A9C2E4B1D0A66: text is not allowed between elements"},
@@ -853,7 +885,8 @@ static const s_bad s_bads[] = {
     {"<Line>27 Bold Street</Line>", "<Line>27 Bold Street</Line><Line/>",
      A2 "Line[3]: a trailing address part that is not given must be left out, not written as an "
         "empty Line"},
-    {"<Postcode>L1 4DS</Postcode>", "<Postcode>L1 4D</Postcode>", A2 "Postcode: 'L1 4D': must be a UK postcode"},
+    {"<Postcode>L1 4DS</Postcode>", "<Postcode>L1 4D</Postcode>",
+     A2 "Postcode: 'L1 4D': must be a UK postcode"},
     {"<UPRN>100091234567</UPRN>", "<UPRN>0123</UPRN>",
      A2 "UPRN: '0123' must be 1-12 digits without leading zeros"},
     {"<UPRN>100091234567</UPRN>", "<UPRN>1000912345678</UPRN>",
@@ -867,37 +900,48 @@ static const s_bad s_bads[] = {
      A2 "Easting/Northing: E 9999999.0 N 390300.0: outside the British National Grid*"},
     /* Vehicle, Property, Telephone */
     {"<Colour>SIL</Colour>", "<Colour>PINK</Colour>", V3 "Colour: 'PINK' is not a valid colour"},
-    {"<Colour>SIL</Colour>", "<Colour>SILVER</Colour>", V3 "Colour: 'SILVER' is not a valid colour"},
+    {"<Colour>SIL</Colour>", "<Colour>SILVER</Colour>",
+     V3 "Colour: 'SILVER' is not a valid colour"},
     {"<Year>2012</Year>", "<Year>12</Year>", V3 "Year: '12' must be a four-digit year"},
     {"<VRM>AB12CDE</VRM>", "<VRM>AB-12</VRM>", V3 "VRM: 'AB-12': *"},
     {"<Category>ELC</Category>", "<Category>XYZ</Category>",
      PR4 "Category: 'XYZ' is not a valid property category"},
     {"<Category>ELC</Category>", "<Category>WPN-XX</Category>",
      PR4 "Category: 'WPN-XX' is not a valid weapon category"},
-    {"<Value>125000</Value>", "<Value>1250.00</Value>", PR4 "Value: '1250.00' must be a whole number of pence"},
+    {"<Value>125000</Value>", "<Value>1250.00</Value>",
+     PR4 "Value: '1250.00' must be a whole number of pence"},
     {"<Type>M</Type>", "<Type>X</Type>", T5 "Type: 'X' is not a valid telephone type (M, L or U)"},
     /* Occurrence, Custody, IntelReport */
     {"<Reference>42/12345/26</Reference>", "", O6 "Reference: required"},
-    {"<Type>Crime</Type>", "<Type>Crim</Type>", O6 "Type: 'Crim' is not a valid occurrence type (Crime or Incident)"},
-    {"<Type>Crime</Type>", "<Type>Incident</Type>", O6 "Offence[1]: offences are for Type Crime, not Incident"},
+    {"<Type>Crime</Type>", "<Type>Crim</Type>",
+     O6 "Type: 'Crim' is not a valid occurrence type (Crime or Incident)"},
+    {"<Type>Crime</Type>", "<Type>Incident</Type>",
+     O6 "Offence[1]: offences are for Type Crime, not Incident"},
     {"Code=\"28.1\"", "Code=\"028.1\"",
-     O6 "Offence[1]@Code: '028.1' is not a Home Office class.subclass (class 1-999, subclass 0-99, no padding)"},
+     O6 "Offence[1]@Code: '028.1' is not a Home Office class.subclass (class 1-999, subclass 0-99, "
+        "no padding)"},
     {"Code=\"28.1\"", "Code=\"28.01\"",
-     O6 "Offence[1]@Code: '28.01' is not a Home Office class.subclass (class 1-999, subclass 0-99, no padding)"},
-    {"Code=\"28.1\"", "Code=\"28\"", O6 "Offence[1]@Code: '28' is not a Home Office class.subclass"},
-    {"Code=\"28.1\"", "Code=\"0.1\"", O6 "Offence[1]@Code: '0.1' is not a Home Office class.subclass*"},
+     O6 "Offence[1]@Code: '28.01' is not a Home Office class.subclass (class 1-999, subclass 0-99, "
+        "no padding)"},
+    {"Code=\"28.1\"", "Code=\"28\"",
+     O6 "Offence[1]@Code: '28' is not a Home Office class.subclass"},
+    {"Code=\"28.1\"", "Code=\"0.1\"",
+     O6 "Offence[1]@Code: '0.1' is not a Home Office class.subclass*"},
     {" Code=\"28.1\"", "", O6 "Offence[1]@Code: required (Home Office class.subclass, e.g. 28.1)"},
     {"<To>29/03/2026 00:45:00</To>", "<To>28/03/2026 22:45:00</To>", O6 "To: is before From"},
     {"<From>28/03/2026 23:30:00</From>", "<From>29/03/2026 01:15:00</From>",
      O6 "From: 29/03/2026 01:15:00 does not exist in UK time (clocks go forward)"},
-    {"<Status>U</Status>", "<Status>X</Status>", O6 "Status: 'X' is not a valid status (O, U, C or F)"},
+    {"<Status>U</Status>", "<Status>X</Status>",
+     O6 "Status: 'X' is not a valid status (O, U, C or F)"},
     {"<Outcome>RUI</Outcome>", "<Outcome>JAIL</Outcome>",
      C7 "Outcome: 'JAIL' is not a valid custody outcome (CHG, CAU, RUI, BAIL or NFA)"},
     {"<Arrived>25/10/2026 01:30:00</Arrived>", "<Arrived>25/10/2026 1:30</Arrived>",
      C7 "Arrived: '25/10/2026 1:30' is not a local time dd/mm/yyyy HH:MM:SS"},
     {" Intel=\"B\"", "", I8 "Grading@Intel: required (3x5x2 grading)"},
-    {"Source=\"2\"", "Source=\"4\"", I8 "Grading@Source: '4' is not a valid source evaluation (1, 2 or 3)"},
-    {"Intel=\"B\"", "Intel=\"F\"", I8 "Grading@Intel: 'F' is not a valid intelligence assessment (A-E)"},
+    {"Source=\"2\"", "Source=\"4\"",
+     I8 "Grading@Source: '4' is not a valid source evaluation (1, 2 or 3)"},
+    {"Intel=\"B\"", "Intel=\"F\"",
+     I8 "Grading@Intel: 'F' is not a valid intelligence assessment (A-E)"},
     {"Intel=\"B\"", "Intel=\"B\" Score=\"9\"", I8 "Grading: unknown attribute 'Score'"},
     {"<Grading Source=\"2\" Intel=\"B\" Handling=\"C\"/>",
      "<Grading Source=\"2\" Intel=\"B\" Handling=\"C\">x</Grading>", I8 "Grading: must be empty"},
@@ -913,20 +957,31 @@ static const s_bad s_bads[] = {
      "7F3A9C2E4B1D0A66 is a Person (Entity[1])"},
     {"Start=\"01/09/2024\"", "Start=\"01/09/2024\" Op=\"Add\"",
      "Link[1]@Op: 'Add': a Link's Op is Delete or absent"},
-    {"Start=\"01/09/2024\"", "Start=\"31/02/2024\"", "Link[1]@Start: '31/02/2024' is not a valid date dd/mm/yyyy"},
-    {"Start=\"01/09/2024\"", "Start=\"01/09/2024\" End=\"31/08/2024\"", "Link[1]@End: '31/08/2024' is before Start"},
-    {"Start=\"01/09/2024\"/>", "Start=\"01/09/2024\"><Note>x</Note></Link>", "Link[1] Note: a Link carries no children"},
-    {"Start=\"01/09/2024\"", "Start=\"01/09/2024\" Weight=\"1\"", "Link[1]: unknown attribute 'Weight'"},
+    {"Start=\"01/09/2024\"", "Start=\"31/02/2024\"",
+     "Link[1]@Start: '31/02/2024' is not a valid date dd/mm/yyyy"},
+    {"Start=\"01/09/2024\"", "Start=\"01/09/2024\" End=\"31/08/2024\"",
+     "Link[1]@End: '31/08/2024' is before Start"},
+    {"Start=\"01/09/2024\"/>", "Start=\"01/09/2024\"><Note>x</Note></Link>",
+     "Link[1] Note: a Link carries no children"},
+    {"Start=\"01/09/2024\"", "Start=\"01/09/2024\" Weight=\"1\"",
+     "Link[1]: unknown attribute 'Weight'"},
     /* XML itself */
-    {"<Surname>O'BRIEN</Surname>", "<Surname>O&apos;BRIEN&bogus;</Surname>", "NX5: not well-formed XML (line 4: *"},
-    {"<Surname>O'BRIEN</Surname>", "<Surname>O'BRIEN</Surnam>", "NX5: not well-formed XML (line 4: *"},
+    {"<Surname>O'BRIEN</Surname>", "<Surname>O&apos;BRIEN&bogus;</Surname>",
+     "NX5: not well-formed XML (line 4: *"},
+    {"<Surname>O'BRIEN</Surname>", "<Surname>O'BRIEN</Surnam>",
+     "NX5: not well-formed XML (line 4: *"},
     {"encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"",
      "encoding: 'ISO-8859-1' is not allowed (UTF-8 or windows-1252 only)"},
-    {"encoding=\"UTF-8\"", "encoding=\"UTF-16\"", "encoding: 'UTF-16' is not allowed (UTF-8 or windows-1252 only)"},
-    {"encoding=\"UTF-8\"", "encoding=\"cp1252\"", "encoding: 'cp1252' is not allowed (UTF-8 or windows-1252 only)"},
-    {"encoding=\"UTF-8\"", "encoding=\"US-ASCII\"", "encoding: 'US-ASCII' is not allowed (UTF-8 or windows-1252 only)"},
-    {"<Surname>O'BRIEN</Surname>", "<Surname>O'BRI\xc3\x28N</Surname>", "NX5: not well-formed XML (line 4: *"},
-    {"<NX5Exchange ", "<!DOCTYPE NX5Exchange>\n<NX5Exchange ", "NX5: DTDs and entity declarations are not allowed"},
+    {"encoding=\"UTF-8\"", "encoding=\"UTF-16\"",
+     "encoding: 'UTF-16' is not allowed (UTF-8 or windows-1252 only)"},
+    {"encoding=\"UTF-8\"", "encoding=\"cp1252\"",
+     "encoding: 'cp1252' is not allowed (UTF-8 or windows-1252 only)"},
+    {"encoding=\"UTF-8\"", "encoding=\"US-ASCII\"",
+     "encoding: 'US-ASCII' is not allowed (UTF-8 or windows-1252 only)"},
+    {"<Surname>O'BRIEN</Surname>", "<Surname>O'BRI\xc3\x28N</Surname>",
+     "NX5: not well-formed XML (line 4: *"},
+    {"<NX5Exchange ", "<!DOCTYPE NX5Exchange>\n<NX5Exchange ",
+     "NX5: DTDs and entity declarations are not allowed"},
 };
 
 START_TEST(test_invalid)
@@ -983,7 +1038,8 @@ START_TEST(test_caveat_length)
             ck_assert_uint_eq(strlen(s_ent(cs, 7)->marking->caveat), 501); /* bytes */
             pg_changeset_destroy(&cs);
         } else {
-            s_expect_invalid(doc, strlen(doc), PG_EINVALID, I8 "Caveat: 501 characters, at most 500");
+            s_expect_invalid(doc, strlen(doc), PG_EINVALID,
+                             I8 "Caveat: 501 characters, at most 500");
         }
         free(doc);
     }
@@ -1003,7 +1059,10 @@ START_TEST(test_encodings)
     char *w3 = s_replace_all(w, "<Surname>O'BRIEN</Surname>", "<Surname>\x81</Surname>", &n);
     s_expect_invalid(w3, strlen(w3), PG_EINVALID, "NX5: not well-formed XML");
     /* windows-1252 "\xc9A" (ÉA) is not UTF-8. */
-    char *u = s_replace_all(s_base, "<Surname>O'BRIEN</Surname>", "<Surname>\xc9" "A</Surname>", &n);
+    char *u = s_replace_all(s_base, "<Surname>O'BRIEN</Surname>",
+                            "<Surname>\xc9"
+                            "A</Surname>",
+                            &n);
     s_expect_invalid(u, strlen(u), PG_EINVALID, "NX5: not well-formed XML");
     /* No declaration: UTF-8; a UTF-8 byte order mark is fine. */
     const char *body = strchr(s_base, '\n') + 1;
@@ -1021,7 +1080,8 @@ START_TEST(test_encodings)
                      "encoding: declared windows-1252 but starts with a UTF-8 byte order mark");
     /* UTF-16, with a byte order mark or without. */
     static const char utf16[] = "\xff\xfe<\0?\0x\0m\0l\0";
-    s_expect_invalid(utf16, sizeof utf16 - 1, PG_EINVALID, "encoding: UTF-16/UTF-32 documents are not NX5");
+    s_expect_invalid(utf16, sizeof utf16 - 1, PG_EINVALID,
+                     "encoding: UTF-16/UTF-32 documents are not NX5");
     static const char utf16be[] = "\0<\0?\0x\0m\0l";
     s_expect_invalid(utf16be, sizeof utf16be - 1, PG_EINVALID, "encoding: UTF-16/UTF-32");
     s_expect_invalid("", 0, PG_EINVALID, "NX5: empty document");
@@ -1106,8 +1166,9 @@ START_TEST(test_foreign_namespaces_ignored)
     s_expect_same_changes(a, b);
     /* The NX5 namespace under a prefix is NX5. */
     int n;
-    char *pfx = s_replace_all(s_base, "<NX5Exchange xmlns=\"urn:nx:exchange:5\"",
-                              "<nx:NX5Exchange xmlns:nx=\"urn:nx:exchange:5\" xmlns=\"urn:nx:exchange:5\"", &n);
+    char *pfx = s_replace_all(
+        s_base, "<NX5Exchange xmlns=\"urn:nx:exchange:5\"",
+        "<nx:NX5Exchange xmlns:nx=\"urn:nx:exchange:5\" xmlns=\"urn:nx:exchange:5\"", &n);
     char *pfx2 = s_replace_all(pfx, "</NX5Exchange>", "</nx:NX5Exchange>", &n);
     pg_changeset *c = s_decode_ok(pfx2, strlen(pfx2));
     s_expect_same_changes(a, c);
@@ -1178,14 +1239,14 @@ START_TEST(test_force_and_context)
     pg_changeset *cs = pg_changeset_new();
     char err[PG_ERRSTR_SIZE];
     pg_adapter_ctx ctx = {.force = "ESX"};
-    ck_assert_int_eq(pg_adapter_niche.decode(&ctx, (const uint8_t *)s_base, strlen(s_base), cs,
-                                             err, sizeof err),
-                     PG_EINVALID);
+    ck_assert_int_eq(
+        pg_adapter_niche.decode(&ctx, (const uint8_t *)s_base, strlen(s_base), cs, err, sizeof err),
+        PG_EINVALID);
     ck_assert_str_eq(err, "NX5Exchange@Force: 'MER' is not this gateway's force 'ESX'");
     ctx.force = "MER";
-    ck_assert_int_eq(pg_adapter_niche.decode(&ctx, (const uint8_t *)s_base, strlen(s_base), cs,
-                                             err, sizeof err),
-                     0);
+    ck_assert_int_eq(
+        pg_adapter_niche.decode(&ctx, (const uint8_t *)s_base, strlen(s_base), cs, err, sizeof err),
+        0);
     ck_assert_uint_eq(cs->count, 11);
     pg_changeset_destroy(&cs);
 }
@@ -1197,17 +1258,18 @@ START_TEST(test_decode_details)
     /* A Property Delete does not say item or weapon: another element with its GID
      * does; the link kinds follow. Links to GIDs not in the document keep
      * UNSPECIFIED and no marking. */
-    char *doc = s_replace_all(s_base, " <Link Role=\"HOME\"",
-                              " <Entity Kind=\"Property\" GID=\"1C0FFEE000000001\" Rev=\"2\" Op=\"Delete\" "
-                              "Modified=\"25/10/2026 00:40:00\" GPMS=\"O\" Handling=\"C\" MoPI=\"2\" "
-                              "Review=\"25/10/2036\"/>\n"
-                              " <Entity Kind=\"Property\" GID=\"1C0FFEE000000001\" Rev=\"1\" Op=\"Add\" "
-                              "Modified=\"25/10/2026 00:40:00\" GPMS=\"O\" Handling=\"P\" MoPI=\"2\" "
-                              "Review=\"25/10/2036\"><Category>WPN-FA</Category><Value>5</Value></Entity>\n"
-                              " <Link Role=\"USED\" From=\"F100000000004711\" To=\"1C0FFEE000000001\"/>\n"
-                              " <Link Role=\"OWN\" From=\"AAAAAAAAAAAAAAAA\" To=\"BBBBBBBBBBBBBBBB\"/>\n"
-                              " <Link Role=\"HOME\"",
-                              &n);
+    char *doc =
+        s_replace_all(s_base, " <Link Role=\"HOME\"",
+                      " <Entity Kind=\"Property\" GID=\"1C0FFEE000000001\" Rev=\"2\" Op=\"Delete\" "
+                      "Modified=\"25/10/2026 00:40:00\" GPMS=\"O\" Handling=\"C\" MoPI=\"2\" "
+                      "Review=\"25/10/2036\"/>\n"
+                      " <Entity Kind=\"Property\" GID=\"1C0FFEE000000001\" Rev=\"1\" Op=\"Add\" "
+                      "Modified=\"25/10/2026 00:40:00\" GPMS=\"O\" Handling=\"P\" MoPI=\"2\" "
+                      "Review=\"25/10/2036\"><Category>WPN-FA</Category><Value>5</Value></Entity>\n"
+                      " <Link Role=\"USED\" From=\"F100000000004711\" To=\"1C0FFEE000000001\"/>\n"
+                      " <Link Role=\"OWN\" From=\"AAAAAAAAAAAAAAAA\" To=\"BBBBBBBBBBBBBBBB\"/>\n"
+                      " <Link Role=\"HOME\"",
+                      &n);
     pg_changeset *cs = s_decode_ok(doc, strlen(doc));
     ck_assert_uint_eq(cs->count, 15);
     const pg_entity_update *del = s_ent(cs, 9);
@@ -1216,7 +1278,8 @@ START_TEST(test_decode_details)
     ck_assert_int_eq(del->marking->handling, HD(C)); /* a Delete needs no Caveat */
     const pg_entity_update *w = s_ent(cs, 10);
     ck_assert_int_eq(w->kind, EK(WEAPON));
-    ck_assert_int_eq(w->weapon->category, POLEGATE__POLE__V1__WEAPON_CATEGORY__WEAPON_CATEGORY_FIREARM);
+    ck_assert_int_eq(w->weapon->category,
+                     POLEGATE__POLE__V1__WEAPON_CATEGORY__WEAPON_CATEGORY_FIREARM);
     s_expect_link(cs, 11, "MER", "F100000000004711", EK(OCCURRENCE), ROLE(USED), "1C0FFEE000000001",
                   EK(WEAPON), OP(UPSERT), s_ent(cs, 5));
     s_expect_link(cs, 12, "MER", "AAAAAAAAAAAAAAAA", EK(UNSPECIFIED), ROLE(OWNER),
@@ -1233,15 +1296,17 @@ START_TEST(test_decode_details)
     cs = s_decode_ok(p, strlen(p));
     ck_assert_str_eq(s_ent(cs, 0)->person->pnc_id, "2026/0000001W"); /* 26 is not after 26 */
     pg_changeset_destroy(&cs);
-    char *p2 = s_replace_all(p, "Modified=\"25/10/2026 00:30:00\"", "Modified=\"25/10/2025 00:30:00\"", &n);
+    char *p2 = s_replace_all(p, "Modified=\"25/10/2026 00:30:00\"",
+                             "Modified=\"25/10/2025 00:30:00\"", &n);
     cs = s_decode_ok(p2, strlen(p2));
     ck_assert_str_eq(s_ent(cs, 0)->person->pnc_id, "1926/0000001W"); /* 26 is after 25 */
     pg_changeset_destroy(&cs);
     free(p), free(p2);
 
     /* Escaped markup and numeric references in text and attributes. */
-    char *e = s_replace_all(s_base, "<Reference>INT/1</Reference>",
-                            "<Reference>A &amp; B &lt;&#x42;&gt; &#322;<![CDATA[<c>]]></Reference>", &n);
+    char *e =
+        s_replace_all(s_base, "<Reference>INT/1</Reference>",
+                      "<Reference>A &amp; B &lt;&#x42;&gt; &#322;<![CDATA[<c>]]></Reference>", &n);
     cs = s_decode_ok(e, strlen(e));
     ck_assert_str_eq(s_ent(cs, 7)->intelligence->reference, "A & B <B> \xc5\x82<c>");
     pg_changeset_destroy(&cs);
@@ -1253,8 +1318,8 @@ END_TEST
 
 static char *s_encode_rc(const pg_changeset *cs, pg_idmap *idmap, int expect_rc, char *err)
 {
-    pg_adapter_ctx ctx = {.idmap = idmap, .now_ms = s_utc(2026, 10, 25, 0, 40, 0) * 1000,
-                          .batch = "B1"};
+    pg_adapter_ctx ctx = {
+        .idmap = idmap, .now_ms = s_utc(2026, 10, 25, 0, 40, 0) * 1000, .batch = "B1"};
     pg_buf out = PG_BUF_INIT;
     pg_buf_puts(&out, "kept");
     err[0] = 0;
@@ -1285,16 +1350,20 @@ START_TEST(test_encode_names)
 {
     pg_changeset *cs = s_decode_ok(s_base, strlen(s_base));
     Polegate__Pole__V1__Person *p = cs->changes[0].entity->person;
-    static char *forenames[] = {"Se\xc3\xa1n", "Anna", "Maria", "Zo\xc3\xab", "Stra\xc3\x9f" "e"};
+    static char *forenames[] = {"Se\xc3\xa1n", "Anna", "Maria", "Zo\xc3\xab",
+                                "Stra\xc3\x9f"
+                                "e"};
     p->name->surname = "\xc5\x82ukaszewska";
     p->name->forenames = forenames;
     p->name->n_forenames = 5;
-    p->aliases[0]->name->surname = "o'brien-garc\xc3\xad" "a";
+    p->aliases[0]->name->surname = "o'brien-garc\xc3\xad"
+                                   "a";
     char err[PG_ERRSTR_SIZE];
     char *text = s_encode_rc(cs, NULL, 0, err);
     s_expect_has(text, "<Surname>\xc5\x81UKASZEWSKA</Surname>\n    <Given>SE\xc3\x81N</Given>\n"
                        "    <Given>ANNA</Given>\n    <Given>MARIA ZO\xc3\x8b STRASSE</Given>\n");
-    s_expect_has(text, "<Alias><Surname>O'BRIEN-GARC\xc3\x8d" "A</Surname>");
+    s_expect_has(text, "<Alias><Surname>O'BRIEN-GARC\xc3\x8d"
+                       "A</Surname>");
     free(text);
     /* A seven-digit PNC serial: the short form is 11 characters, check letter kept. */
     p->pnc_id = "1985/3447876J";
@@ -1441,10 +1510,9 @@ START_TEST(test_encode_header)
     char err[PG_ERRSTR_SIZE];
     ck_assert_int_eq(pg_adapter_niche.encode(&ctx, cs, &out, err, sizeof err), 0);
     /* 01:40 UTC is after the change: GMT, the second 01:40 of the day. */
-    static const char head[] =
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<NX5Exchange "
-        "xmlns=\"urn:nx:exchange:5\" Source=\"NICHE\" Force=\"MER\" "
-        "Batch=\"gw-20261025-014000123\" Created=\"25/10/2026 01:40:00\">\n";
+    static const char head[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<NX5Exchange "
+                               "xmlns=\"urn:nx:exchange:5\" Source=\"NICHE\" Force=\"MER\" "
+                               "Batch=\"gw-20261025-014000123\" Created=\"25/10/2026 01:40:00\">\n";
     ck_assert_msg(strncmp((char *)out.data, head, sizeof head - 1) == 0, "%s", (char *)out.data);
     pg_buf_free(&out);
     /* No changes: an empty document for the changeset's force. */
@@ -1478,8 +1546,9 @@ START_TEST(test_encode_ops_and_ids)
     /* First time: every record the idmap creates is an Add; the Delete stays one. */
     char *text = s_encode_rc(cs, &m.base, 0, err);
     s_expect_has(text, "GID=\"7F3A9C2E4B1D0A66\" Rev=\"12\" Op=\"Add\"");
-    s_expect_has(text, "GID=\"7E1E000000000031\" Rev=\"5\" Op=\"Delete\" Modified=\"25/10/2026 01:10:00\" "
-                       "GPMS=\"O\" Handling=\"P\" MoPI=\"3\" Review=\"25/10/2032\"/>\n");
+    s_expect_has(
+        text, "GID=\"7E1E000000000031\" Rev=\"5\" Op=\"Delete\" Modified=\"25/10/2026 01:10:00\" "
+              "GPMS=\"O\" Handling=\"P\" MoPI=\"3\" Review=\"25/10/2032\"/>\n");
     s_expect_has(text, "<Link Role=\"USES\" From=\"7F3A9C2E4B1D0A66\" To=\"7E1E000000000031\" "
                        "Op=\"Delete\"/>");
     free(text);
@@ -1496,7 +1565,8 @@ START_TEST(test_encode_ops_and_ids)
     p->n_merged_from = 1;
     text = s_encode_rc(cs, &m.base, 0, err);
     s_expect_has(text, "GID=\"7F3A9C2E4B1D0A66\" Rev=\"12\" Op=\"Merge\"");
-    s_expect_has(text, "Review=\"25/10/2036\">\n    <MergedFrom GID=\"7F3A9C2E4B1D0B01\"/>\n    <Surname>");
+    s_expect_has(
+        text, "Review=\"25/10/2036\">\n    <MergedFrom GID=\"7F3A9C2E4B1D0B01\"/>\n    <Surname>");
     free(text);
     p->n_merged_from = 0;
     /* No idmap and an origin id that is not a GID. */
@@ -1507,8 +1577,8 @@ START_TEST(test_encode_ops_and_ids)
     /* The idmap's own failure, passed on. */
     p->origin->native_id = "";
     s_encode_rc(cs, &m.base, PG_ENOTFOUND, err);
-    ck_assert_msg(strstr(err, "changes[0] (entity ") && strstr(err, ".id: no NX5 GID for "),
-                  "%s", err);
+    ck_assert_msg(strstr(err, "changes[0] (entity ") && strstr(err, ".id: no NX5 GID for "), "%s",
+                  err);
     pg_changeset_destroy(&cs);
 }
 END_TEST

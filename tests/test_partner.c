@@ -975,8 +975,8 @@ static const char s_atx_echo[] =
     "\"links\":[{\"target\":{\"type\":\"LOCATION\",\"id\":\"%s\"},\"role\":\"HOME_ADDRESS\","
     "\"validFrom\":null,\"validTo\":null}]}";
 
-static int s_echo(pg_echo *echo, pg_store *st, const char *org, const char *id,
-                  const char *target, pg_changeset *cs, size_t *dropped)
+static int s_echo(pg_echo *echo, pg_store *st, const char *org, const char *id, const char *target,
+                  pg_changeset *cs, size_t *dropped)
 {
     char *msg = g_strdup_printf(s_atx_echo, org, id, target);
     pg_changeset_reset(cs);
@@ -1000,12 +1000,12 @@ START_TEST(test_echo_filter)
     pg_identity_entity("MER", "NICHE", "GID", "7F3A9C2E4B1D0A66", person);
     pg_identity_entity("MER", "NICHE", "GID", "00A1B2C3D4E5F607", place);
     ck_assert_int_eq(pg_idstore_resolve(idmap, NULL, person,
-                                      POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON, pid,
-                                      sizeof pid, NULL, e, sizeof e),
+                                        POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON, pid,
+                                        sizeof pid, NULL, e, sizeof e),
                      0);
     ck_assert_int_eq(pg_idstore_resolve(idmap, NULL, place,
-                                      POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_LOCATION, lid,
-                                      sizeof lid, NULL, e, sizeof e),
+                                        POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_LOCATION, lid,
+                                        sizeof lid, NULL, e, sizeof e),
                      0);
     ck_assert_str_eq(pid, "P9000000001");
     pg_echo *echo = pg_echo_new(st, &pg_adapter_athena, "ESX", e, sizeof e);

@@ -60,27 +60,35 @@ START_TEST(test_person_exact)
         "{\"id\":\"6f1c2d3e-4b5a-5c6d-8e7f-0123456789ab\",\"operation\":\"OPERATION_UPSERT\","
         "\"version\":\"3\",\"origin\":{\"force\":\"ESX\",\"system\":\"ATHENA\","
         "\"nativeType\":\"PERSON\",\"nativeId\":\"P0000123456\","
-        "\"messageId\":\"8f0b7a6e-3c1d-4b2a-9e5f-0a1b2c3d4e5f\",\"orgUnit\":\"ESX-CID-CHELMSFORD\"},"
+        "\"messageId\":\"8f0b7a6e-3c1d-4b2a-9e5f-0a1b2c3d4e5f\",\"orgUnit\":\"ESX-CID-CHELMSFORD\"}"
+        ","
         "\"modifiedAt\":\"2024-11-02T14:35:00.123Z\","
-        "\"marking\":{\"classification\":\"CLASSIFICATION_OFFICIAL_SENSITIVE\",\"handling\":\"HANDLING_P\"},"
+        "\"marking\":{\"classification\":\"CLASSIFICATION_OFFICIAL_SENSITIVE\",\"handling\":"
+        "\"HANDLING_P\"},"
         "\"retention\":{\"mopiGroup\":2,\"reviewDate\":{\"year\":2031,\"month\":11,\"day\":2}},"
         "\"kind\":\"ENTITY_KIND_PERSON\",\"person\":{\"name\":{\"surname\":\"O'Brien-Ní Bhriain\","
-        "\"forenames\":[\"Zoë\",\"Siân\"]},\"title\":\"Ms\",\"dateOfBirth\":{\"year\":1985,\"month\":7},"
-        "\"placeOfBirth\":\"Cork\",\"sex\":\"SEX_FEMALE\",\"selfDefinedEthnicity\":\"SELF_DEFINED_ETHNICITY_W2\","
+        "\"forenames\":[\"Zoë\",\"Siân\"]},\"title\":\"Ms\",\"dateOfBirth\":{\"year\":1985,"
+        "\"month\":7},"
+        "\"placeOfBirth\":\"Cork\",\"sex\":\"SEX_FEMALE\",\"selfDefinedEthnicity\":\"SELF_DEFINED_"
+        "ETHNICITY_W2\","
         "\"officerDefinedEthnicity\":\"OFFICER_DEFINED_ETHNICITY_IC1\",\"nationality\":\"IRL\","
-        "\"pncId\":\"2003/0123456X\",\"croNumber\":\"012345/03L\",\"aliases\":[{\"name\":{\"surname\":\"Brien\","
+        "\"pncId\":\"2003/0123456X\",\"croNumber\":\"012345/"
+        "03L\",\"aliases\":[{\"name\":{\"surname\":\"Brien\","
         "\"forenames\":[\"Zoe\"]},\"dateOfBirth\":{\"year\":1985}}],"
-        "\"warningMarkers\":[\"WARNING_MARKER_VI\",\"WARNING_MARKER_DR\"],\"occupation\":\"Café manager\"}}");
+        "\"warningMarkers\":[\"WARNING_MARKER_VI\",\"WARNING_MARKER_DR\"],\"occupation\":\"Café "
+        "manager\"}}");
 }
 END_TEST
 
 /* Each body kind is written under its own oneof member name, and no other. */
 START_TEST(test_every_body_kind)
 {
-    static const char *const kinds[] = {"person", "location", "vehicle", "item", "weapon",
-                                        "telephone", "occurrence", "custody", "intelligence"};
-    static const char *const upper[] = {"PERSON", "LOCATION", "VEHICLE", "ITEM", "WEAPON",
-                                        "TELEPHONE", "OCCURRENCE", "CUSTODY", "INTELLIGENCE"};
+    static const char *const kinds[] = {"person",     "location", "vehicle",
+                                        "item",       "weapon",   "telephone",
+                                        "occurrence", "custody",  "intelligence"};
+    static const char *const upper[] = {"PERSON",     "LOCATION", "VEHICLE",
+                                        "ITEM",       "WEAPON",   "TELEPHONE",
+                                        "OCCURRENCE", "CUSTODY",  "INTELLIGENCE"};
     size_t n = sizeof kinds / sizeof kinds[0];
     for (size_t i = 0; i < n; i++) {
         const char *json = s_json(kinds[i]);
@@ -109,8 +117,9 @@ END_TEST
 
 START_TEST(test_vehicle_item_weapon_telephone)
 {
-    s_has(s_json("vehicle"), "\"vehicle\":{\"vrm\":\"AB12CDE\",\"make\":\"Škoda\",\"model\":\"Octavia\","
-                             "\"colour\":\"COLOUR_SILVER\",\"vin\":\"TMBJJ7NE0J0123456\",\"year\":2018}}");
+    s_has(s_json("vehicle"),
+          "\"vehicle\":{\"vrm\":\"AB12CDE\",\"make\":\"Škoda\",\"model\":\"Octavia\","
+          "\"colour\":\"COLOUR_SILVER\",\"vin\":\"TMBJJ7NE0J0123456\",\"year\":2018}}");
     /* an empty string is the proto3 default: omitted */
     s_has(s_json("item"), "\"item\":{\"category\":\"ITEM_CATEGORY_JEWELLERY\","
                           "\"description\":\"Gold ring, engraved “J & M 1999”\","
@@ -125,40 +134,47 @@ END_TEST
 START_TEST(test_occurrence)
 {
     const char *json = s_json("occurrence");
-    s_has(json, "\"offences\":[{\"hoClass\":28,\"hoSubclass\":1,\"description\":\"Burglary in a dwelling\"},"
+    s_has(json, "\"offences\":[{\"hoClass\":28,\"hoSubclass\":1,\"description\":\"Burglary in a "
+                "dwelling\"},"
                 "{\"hoClass\":58,\"description\":\"Criminal damage to a dwelling\"}]");
     s_has(json, "\"occurredFrom\":\"2024-11-01T22:10:00Z\",\"occurredTo\":\"2024-11-02T06:40:00Z\","
                 "\"reportedAt\":\"2024-11-02T08:15:30.000500Z\"");
     s_has(json, "\"status\":\"OCCURRENCE_STATUS_UNDER_INVESTIGATION\"");
     /* U+2028 is valid JSON text and is kept; controls are \u-escaped */
-    s_has(json, "\"summary\":\"Entry via rear door\u2028while occupants away; \\\\ tools left \\u0001\"");
+    s_has(json,
+          "\"summary\":\"Entry via rear door\u2028while occupants away; \\\\ tools left \\u0001\"");
 }
 END_TEST
 
 START_TEST(test_custody_intelligence)
 {
-    s_has(s_json("custody"), "\"custody\":{\"reference\":\"MER/CUS/2025/000555\","
-                             "\"arrestedAt\":\"2025-03-15T09:00:00Z\",\"arrivedAt\":\"2025-03-15T11:42:00Z\","
-                             "\"releasedAt\":\"2025-03-16T10:05:00.999999999Z\",\"station\":\"St Anne Street\","
-                             "\"outcome\":\"CUSTODY_OUTCOME_RELEASED_UNDER_INVESTIGATION\"}}");
+    s_has(s_json("custody"),
+          "\"custody\":{\"reference\":\"MER/CUS/2025/000555\","
+          "\"arrestedAt\":\"2025-03-15T09:00:00Z\",\"arrivedAt\":\"2025-03-15T11:42:00Z\","
+          "\"releasedAt\":\"2025-03-16T10:05:00.999999999Z\",\"station\":\"St Anne Street\","
+          "\"outcome\":\"CUSTODY_OUTCOME_RELEASED_UNDER_INVESTIGATION\"}}");
     const char *json = s_json("intelligence");
     s_has(json, "\"marking\":{\"classification\":\"CLASSIFICATION_OFFICIAL_SENSITIVE\","
-                "\"handling\":\"HANDLING_C\",\"caveat\":\"Not to be shared outside MER without DI approval\"}");
+                "\"handling\":\"HANDLING_C\",\"caveat\":\"Not to be shared outside MER without DI "
+                "approval\"}");
     s_has(json, "\"mergedFrom\":[{\"id\":\"88888888-9999-5aaa-8bbb-cccccccccccc\","
                 "\"kind\":\"ENTITY_KIND_INTELLIGENCE\",\"nativeId\":\"N0000000008\"}]");
-    s_has(json, "\"intelligence\":{\"reference\":\"INT/2025/0009\",\"reportedAt\":\"2025-10-26T01:30:00Z\","
-                "\"text\":\"Subject seen near the docks — drives a silver Škoda\","
-                "\"grading\":{\"source\":\"SOURCE_EVALUATION_2_UNTESTED\","
-                "\"intelligence\":\"INTELLIGENCE_ASSESSMENT_B\",\"handling\":\"HANDLING_C\"}}}");
+    s_has(
+        json,
+        "\"intelligence\":{\"reference\":\"INT/2025/0009\",\"reportedAt\":\"2025-10-26T01:30:00Z\","
+        "\"text\":\"Subject seen near the docks — drives a silver Škoda\","
+        "\"grading\":{\"source\":\"SOURCE_EVALUATION_2_UNTESTED\","
+        "\"intelligence\":\"INTELLIGENCE_ASSESSMENT_B\",\"handling\":\"HANDLING_C\"}}}");
 }
 END_TEST
 
 START_TEST(test_delete_exact)
 {
-    ck_assert_str_eq(s_json("delete"),
-                     "{\"id\":\"6f1c2d3e-4b5a-5c6d-8e7f-0123456789ab\",\"operation\":\"OPERATION_DELETE\","
-                     "\"version\":\"18446744073709551615\",\"modifiedAt\":\"2024-11-02T14:35:00Z\","
-                     "\"kind\":\"ENTITY_KIND_PERSON\"}");
+    ck_assert_str_eq(
+        s_json("delete"),
+        "{\"id\":\"6f1c2d3e-4b5a-5c6d-8e7f-0123456789ab\",\"operation\":\"OPERATION_DELETE\","
+        "\"version\":\"18446744073709551615\",\"modifiedAt\":\"2024-11-02T14:35:00Z\","
+        "\"kind\":\"ENTITY_KIND_PERSON\"}");
 }
 END_TEST
 
@@ -167,7 +183,8 @@ START_TEST(test_link_exact)
     ck_assert_str_eq(
         s_json("link"),
         "{\"id\":\"9d8c7b6a-5f4e-5d3c-8b2a-190817161514\",\"operation\":\"OPERATION_UPSERT\","
-        "\"version\":\"1\",\"origin\":{\"force\":\"ESX\",\"system\":\"ATHENA\",\"nativeType\":\"PERSON\","
+        "\"version\":\"1\",\"origin\":{\"force\":\"ESX\",\"system\":\"ATHENA\",\"nativeType\":"
+        "\"PERSON\","
         "\"nativeId\":\"P0000123456\"},\"modifiedAt\":\"2024-11-02T14:35:00.123Z\","
         "\"marking\":{\"classification\":\"CLASSIFICATION_OFFICIAL\"},"
         "\"from\":{\"id\":\"6f1c2d3e-4b5a-5c6d-8e7f-0123456789ab\",\"kind\":\"ENTITY_KIND_PERSON\","
@@ -179,13 +196,15 @@ END_TEST
 
 START_TEST(test_link_delete_exact)
 {
-    ck_assert_str_eq(s_json("link_delete"),
-                     "{\"id\":\"9d8c7b6a-5f4e-5d3c-8b2a-190817161514\",\"operation\":\"OPERATION_DELETE\","
-                     "\"version\":\"2\",\"from\":{\"id\":\"6f1c2d3e-4b5a-5c6d-8e7f-0123456789ab\","
-                     "\"kind\":\"ENTITY_KIND_PERSON\"},\"role\":\"LINK_ROLE_HOME_ADDRESS\","
-                     "\"to\":{\"id\":\"0a1b2c3d-4e5f-5a6b-9c7d-8e9fa0b1c2d3\",\"kind\":\"ENTITY_KIND_LOCATION\"},"
-                     "\"validFrom\":{\"year\":2019,\"month\":4,\"day\":1},"
-                     "\"validTo\":{\"year\":2024,\"month\":11,\"day\":2}}");
+    ck_assert_str_eq(
+        s_json("link_delete"),
+        "{\"id\":\"9d8c7b6a-5f4e-5d3c-8b2a-190817161514\",\"operation\":\"OPERATION_DELETE\","
+        "\"version\":\"2\",\"from\":{\"id\":\"6f1c2d3e-4b5a-5c6d-8e7f-0123456789ab\","
+        "\"kind\":\"ENTITY_KIND_PERSON\"},\"role\":\"LINK_ROLE_HOME_ADDRESS\","
+        "\"to\":{\"id\":\"0a1b2c3d-4e5f-5a6b-9c7d-8e9fa0b1c2d3\",\"kind\":\"ENTITY_KIND_LOCATION\"}"
+        ","
+        "\"validFrom\":{\"year\":2019,\"month\":4,\"day\":1},"
+        "\"validTo\":{\"year\":2024,\"month\":11,\"day\":2}}");
 }
 END_TEST
 
@@ -223,7 +242,8 @@ START_TEST(test_reals)
     ck_assert_str_eq(
         s_json("reals"),
         "{\"fTime\":\"9999-12-31T23:59:59.999999999Z\","
-        "\"rDouble\":[\"Infinity\",\"-Infinity\",1e+300,-2.2250738585072014e-308,4.94065645841247e-324,"
+        "\"rDouble\":[\"Infinity\",\"-Infinity\",1e+300,-2.2250738585072014e-308,4.94065645841247e-"
+        "324,"
         "0.3333333333333333,1.2345678901234568e+17,1.5,-0.0,9007199254740992],"
         "\"rFloat\":[3.4028234663852886e+38,1.1754944e-38,1.4013e-45,0.3,16777216,2.5,\"NaN\"]}");
 }
@@ -251,12 +271,13 @@ END_TEST
 
 START_TEST(test_maps_exact)
 {
-    ck_assert_str_eq(s_json("maps"),
-                     "{\"oBool\":false,"
-                     "\"mStringInt32\":{\"a \\\"quoted\\\" key\":1,\"zero\":0},"
-                     "\"mInt64String\":{\"-5\":\"minus five\",\"9223372036854775807\":\"\"},"
-                     "\"mBoolInner\":{\"true\":{\"n\":1,\"label\":\"yes\"},\"false\":{\"label\":\"no\"}},"
-                     "\"mUint32Enum\":{\"4000000000\":\"SHADE_LIGHT\"}}");
+    ck_assert_str_eq(
+        s_json("maps"),
+        "{\"oBool\":false,"
+        "\"mStringInt32\":{\"a \\\"quoted\\\" key\":1,\"zero\":0},"
+        "\"mInt64String\":{\"-5\":\"minus five\",\"9223372036854775807\":\"\"},"
+        "\"mBoolInner\":{\"true\":{\"n\":1,\"label\":\"yes\"},\"false\":{\"label\":\"no\"}},"
+        "\"mUint32Enum\":{\"4000000000\":\"SHADE_LIGHT\"}}");
 }
 END_TEST
 
@@ -291,8 +312,8 @@ END_TEST
 
 static const char *s_string_json(const char *value)
 {
-    Polegate__Test__V1__AllTypes *m = PG_PB_NEW(s_arena, Polegate__Test__V1__AllTypes,
-                                                polegate__test__v1__all_types);
+    Polegate__Test__V1__AllTypes *m =
+        PG_PB_NEW(s_arena, Polegate__Test__V1__AllTypes, polegate__test__v1__all_types);
     ck_assert_ptr_nonnull(m);
     m->f_string = (char *)value;
     pg_buf_reset(&s_out);
@@ -305,8 +326,7 @@ START_TEST(test_string_escapes)
     ck_assert_str_eq(s_string_json("\"\\/\b\f\n\r\t\x01\x1f\x7f"),
                      "{\"fString\":\"\\\"\\\\/\\b\\f\\n\\r\\t\\u0001\\u001f\x7f\"}");
     /* 2-, 3- and 4-byte sequences, including the largest code point, pass through */
-    ck_assert_str_eq(s_string_json("é€😀\xf4\x8f\xbf\xbf"),
-                     "{\"fString\":\"é€😀\xf4\x8f\xbf\xbf\"}");
+    ck_assert_str_eq(s_string_json("é€😀\xf4\x8f\xbf\xbf"), "{\"fString\":\"é€😀\xf4\x8f\xbf\xbf\"}");
 }
 END_TEST
 
@@ -326,8 +346,8 @@ static const char *const s_bad_utf8[] = {
 
 START_TEST(test_invalid_utf8)
 {
-    Polegate__Test__V1__AllTypes *m = PG_PB_NEW(s_arena, Polegate__Test__V1__AllTypes,
-                                                polegate__test__v1__all_types);
+    Polegate__Test__V1__AllTypes *m =
+        PG_PB_NEW(s_arena, Polegate__Test__V1__AllTypes, polegate__test__v1__all_types);
     ck_assert_ptr_nonnull(m);
     m->f_int32 = 1;
     m->f_string = (char *)s_bad_utf8[_i];
@@ -389,8 +409,8 @@ END_TEST
 /* A bad value deep inside a message fails the whole message. */
 START_TEST(test_nested_error_rolls_back)
 {
-    Polegate__Test__V1__AllTypes *m = PG_PB_NEW(s_arena, Polegate__Test__V1__AllTypes,
-                                                polegate__test__v1__all_types);
+    Polegate__Test__V1__AllTypes *m =
+        PG_PB_NEW(s_arena, Polegate__Test__V1__AllTypes, polegate__test__v1__all_types);
     pg_timestamp *times[2];
     for (int i = 0; i < 2; i++) {
         times[i] = PG_PB_NEW(s_arena, Google__Protobuf__Timestamp, google__protobuf__timestamp);

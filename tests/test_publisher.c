@@ -3,9 +3,9 @@
  * tombstones, partitions), one transaction per window, broker outages, aborted
  * transactions, fatal errors, audit events after the commit, the thread and drain. */
 #include <check.h>
-#include <lmdb.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,18 +74,18 @@ static void s_teardown(void)
 }
 
 static pg_publisher *s_producer_w(const pg_config_kv *props, size_t n, size_t window,
-                                 pg_audit *audit)
+                                  pg_audit *audit)
 {
     pg_publisher_opts opts = {.brokers = s_brokers,
-                             .transactional_id = "polegated.test",
-                             .properties = props,
-                             .property_count = n,
-                             .store = s_store,
-                             .spool = s_spool,
-                             .audit = audit,
-                             .window_batches = window,
-                             .transaction_timeout_ms = 10000,
-                             .call_timeout_ms = 500};
+                              .transactional_id = "polegated.test",
+                              .properties = props,
+                              .property_count = n,
+                              .store = s_store,
+                              .spool = s_spool,
+                              .audit = audit,
+                              .window_batches = window,
+                              .transaction_timeout_ms = 10000,
+                              .call_timeout_ms = 500};
     pg_publisher *p = pg_publisher_new(&opts, s_err, sizeof s_err);
     ck_assert_msg(p != NULL, "%s", s_err);
     return p;
@@ -582,7 +582,7 @@ START_TEST(test_refused_records_abort_and_resend)
     ck_assert_uint_ge(st.failed, 1);
     ck_assert_uint_eq(st.batches, 2);
     ck_assert_uint_eq(st.delivered, 3);
-    ck_assert_uint_gt(st.produced, 3); /* the aborted window was produced twice */
+    ck_assert_uint_gt(st.produced, 3);             /* the aborted window was produced twice */
     ck_assert_uint_eq(st.resent, st.produced - 3); /* and every re-send is counted */
     /* every key is there (the mock broker keeps aborted records too, so duplicates of
      * the refused window may show; a real broker hides them from read_committed) */
@@ -753,11 +753,11 @@ START_TEST(test_safety_properties_refused)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         pg_config_kv kv = {(char *)bad[i][0], (char *)bad[i][1], 1};
         pg_publisher_opts opts = {.brokers = s_brokers,
-                                 .transactional_id = "t",
-                                 .properties = &kv,
-                                 .property_count = 1,
-                                 .store = s_store,
-                                 .spool = s_spool};
+                                  .transactional_id = "t",
+                                  .properties = &kv,
+                                  .property_count = 1,
+                                  .store = s_store,
+                                  .spool = s_spool};
         pg_publisher *p = pg_publisher_new(&opts, s_err, sizeof s_err);
         ck_assert_msg(p == NULL, "%s=%s accepted", bad[i][0], bad[i][1]);
         ck_assert_msg(strstr(s_err, bad[i][0]) || strstr(s_err, "No such"), "%s", s_err);
@@ -769,11 +769,11 @@ START_TEST(test_safety_properties_refused)
     /* a message timeout longer than the transaction's is refused by librdkafka */
     pg_config_kv mt = {"message.timeout.ms", "600000", 1};
     pg_publisher_opts opts = {.brokers = s_brokers,
-                             .transactional_id = "t",
-                             .properties = &mt,
-                             .property_count = 1,
-                             .store = s_store,
-                             .spool = s_spool};
+                              .transactional_id = "t",
+                              .properties = &mt,
+                              .property_count = 1,
+                              .store = s_store,
+                              .spool = s_spool};
     ck_assert_ptr_null(pg_publisher_new(&opts, s_err, sizeof s_err));
     ck_assert_msg(strstr(s_err, "transaction.timeout.ms") != NULL, "%s", s_err);
     /* no transactional id */

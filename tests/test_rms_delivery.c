@@ -14,9 +14,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "rms_delivery.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
+#include "rms_delivery.h"
 
 /* ------------------------------------------------------------ RMS stand-in thread */
 
@@ -195,8 +195,8 @@ static pg_rms_delivery *s_zmq_new(s_rms *rms, s_results *res, size_t window, int
 static void s_submit(pg_rms_delivery *d, const char *id, const char *text)
 {
     char e[PG_ERRSTR_SIZE];
-    int rc = pg_rms_delivery_submit(d, id, (const uint8_t *)text, strlen(text), (void *)text, NULL, e,
-                                sizeof e);
+    int rc = pg_rms_delivery_submit(d, id, (const uint8_t *)text, strlen(text), (void *)text, NULL,
+                                    e, sizeof e);
     ck_assert_msg(rc == 0, "%s", e);
 }
 
@@ -208,7 +208,7 @@ static void s_submit_range(pg_rms_delivery *d, int from, int to)
         snprintf(id, sizeof id, "m%d", i);
         int rc;
         while ((rc = pg_rms_delivery_submit(d, id, (uint8_t *)id, strlen(id), NULL, NULL, e,
-                                        sizeof e)) == PG_ERETRY)
+                                            sizeof e)) == PG_ERETRY)
             ck_assert_int_ge(pg_rms_delivery_poll(d, 1000, e, sizeof e), 0);
         ck_assert_msg(rc == 0, "%s", e);
     }
@@ -265,9 +265,11 @@ START_TEST(test_zmq_default_ids_and_tags)
     char e[PG_ERRSTR_SIZE];
     uint64_t seq = 0;
     int tag = 7;
-    ck_assert_int_eq(pg_rms_delivery_submit(d, NULL, (uint8_t *)"a", 1, &tag, &seq, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_submit(d, NULL, (uint8_t *)"a", 1, &tag, &seq, e, sizeof e),
+                     0);
     ck_assert_uint_eq(seq, 1);
-    ck_assert_int_eq(pg_rms_delivery_submit(d, NULL, (uint8_t *)"b", 1, NULL, &seq, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_submit(d, NULL, (uint8_t *)"b", 1, NULL, &seq, e, sizeof e),
+                     0);
     ck_assert_uint_eq(seq, 2);
     ck_assert_int_eq(pg_rms_delivery_flush(d, 5000, e, sizeof e), 0);
     ck_assert_int_eq(res.n, 2);
@@ -441,13 +443,15 @@ START_TEST(test_bad_id)
     longid[129] = '\0';
     const char *bad[] = {"", "has space", "tab\t", longid, "caf\xc3\xa9"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        ck_assert_int_eq(pg_rms_delivery_submit(d, bad[i], (uint8_t *)"x", 1, NULL, NULL, e, sizeof e),
-                         PG_EINVALID);
+        ck_assert_int_eq(
+            pg_rms_delivery_submit(d, bad[i], (uint8_t *)"x", 1, NULL, NULL, e, sizeof e),
+            PG_EINVALID);
         ck_assert_str_eq(e, "delivery: correlation id must be 1-128 printable ASCII characters");
     }
     ck_assert_uint_eq(pg_rms_delivery_in_flight(d), 0);
     longid[128] = '\0';
-    ck_assert_int_eq(pg_rms_delivery_submit(d, longid, (uint8_t *)"x", 1, NULL, NULL, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_submit(d, longid, (uint8_t *)"x", 1, NULL, NULL, e, sizeof e),
+                     0);
     s_teardown(&d, rms, 0);
 }
 END_TEST
@@ -497,7 +501,8 @@ START_TEST(test_ack_format)
     ck_assert_str_eq((char *)b.data, "{\"status\":\"rejected\",\"reason\":\"x: \\\"quoted\\\"\"}");
     char e[PG_ERRSTR_SIZE], why[PG_ERRSTR_SIZE];
     int st = 0;
-    ck_assert_int_eq(pg_rms_delivery_ack_parse(b.data, b.len, &st, why, sizeof why, e, sizeof e), 0);
+    ck_assert_int_eq(pg_rms_delivery_ack_parse(b.data, b.len, &st, why, sizeof why, e, sizeof e),
+                     0);
     ck_assert_int_eq(st, PG_EINVALID);
     ck_assert_str_eq(why, "x: \"quoted\"");
     pg_buf_free(&b);
@@ -569,11 +574,11 @@ static pg_rms_delivery *s_dir_new(const char *dir, s_results *res, size_t window
 {
     char e[PG_ERRSTR_SIZE];
     pg_rms_delivery_config cfg = {.transport = "dir",
-                              .endpoint = dir,
-                              .extension = "ndjson",
-                              .window = window,
-                              .on_result = s_on_result,
-                              .on_result_arg = res};
+                                  .endpoint = dir,
+                                  .extension = "ndjson",
+                                  .window = window,
+                                  .on_result = s_on_result,
+                                  .on_result_arg = res};
     pg_rms_delivery *d = pg_rms_delivery_new(&cfg, e, sizeof e);
     ck_assert_msg(d != NULL, "%s", e);
     return d;
@@ -754,7 +759,8 @@ START_TEST(test_dir_no_partial_file_visible)
     char e[PG_ERRSTR_SIZE];
     for (int i = 0; i < 40; i++) {
         int rc;
-        while ((rc = pg_rms_delivery_submit(d, NULL, big, size, NULL, NULL, e, sizeof e)) == PG_ERETRY)
+        while ((rc = pg_rms_delivery_submit(d, NULL, big, size, NULL, NULL, e, sizeof e)) ==
+               PG_ERETRY)
             pg_rms_delivery_poll(d, 0, e, sizeof e);
         ck_assert_msg(rc == 0, "%s", e);
     }
@@ -820,11 +826,11 @@ static pg_rms_delivery *s_to_receive(const char *endpoint, s_results *res)
 {
     char e[PG_ERRSTR_SIZE];
     pg_rms_delivery_config cfg = {.transport = "zmq",
-                              .endpoint = endpoint,
-                              .window = 4,
-                              .ack_timeout_ms = 2000,
-                              .on_result = s_on_result,
-                              .on_result_arg = res};
+                                  .endpoint = endpoint,
+                                  .window = 4,
+                                  .ack_timeout_ms = 2000,
+                                  .on_result = s_on_result,
+                                  .on_result_arg = res};
     pg_rms_delivery *d = pg_rms_delivery_new(&cfg, e, sizeof e);
     ck_assert_msg(d != NULL, "%s", e);
     return d;
@@ -852,8 +858,8 @@ START_TEST(test_receive_atx_file)
         lines[i][strcspn(lines[i], "\n")] = '\0';
         snprintf(id, sizeof id, "line%d", i + 1);
         int rc;
-        while ((rc = pg_rms_delivery_submit(d, id, (uint8_t *)lines[i], strlen(lines[i]), NULL, NULL, e,
-                                        sizeof e)) == PG_ERETRY)
+        while ((rc = pg_rms_delivery_submit(d, id, (uint8_t *)lines[i], strlen(lines[i]), NULL,
+                                            NULL, e, sizeof e)) == PG_ERETRY)
             pg_rms_delivery_poll(d, 1000, e, sizeof e);
         ck_assert_int_eq(rc, 0);
     }
@@ -901,8 +907,8 @@ START_TEST(test_receive_nx5_dir)
     char e[PG_ERRSTR_SIZE];
     char *doc = strdup(s_slurp(PG_FIXTURES, "nx5-merseyside-export.xml"));
     size_t len = strlen(doc);
-    ck_assert_int_eq(pg_rms_delivery_submit(d, "doc1", (uint8_t *)doc, len, NULL, NULL, e, sizeof e),
-                     0);
+    ck_assert_int_eq(
+        pg_rms_delivery_submit(d, "doc1", (uint8_t *)doc, len, NULL, NULL, e, sizeof e), 0);
     ck_assert_int_eq(pg_rms_delivery_flush(d, 10000, e, sizeof e), 0);
     ck_assert_int_eq(res.status[0], 0);
     pg_rms_delivery_destroy(&d);

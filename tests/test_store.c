@@ -1,8 +1,8 @@
 /* Unit tests for gateway/store: LMDB environment, transactions, databases, cursors. */
 #include <check.h>
 #include <errno.h>
-#include <lmdb.h>
 #include <ftw.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

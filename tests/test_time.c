@@ -12,8 +12,12 @@
  * share london.c's calendar arithmetic. */
 static int64_t s_utc(int y, int mo, int d, int h, int mi, int s)
 {
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-                    .tm_hour = h, .tm_min = mi, .tm_sec = s};
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = s};
     return (int64_t)timegm(&tm);
 }
 
@@ -158,8 +162,7 @@ START_TEST(test_round_trips)
             ck_assert_int_eq(pg_london_to_instant(y, mo, d, h, mi, s, &back, e, sizeof e), 0);
             if (back.seconds != u) {
                 ck_assert_int_eq(back.seconds, u - 3600);
-                ck_assert_int_eq(pg_london_offset((pg_instant){u, 0}) + 60,
-                                 pg_london_offset(back));
+                ck_assert_int_eq(pg_london_offset((pg_instant){u, 0}) + 60, pg_london_offset(back));
                 repeats++;
             }
         }

@@ -57,10 +57,9 @@ typedef struct pg_nx5_table {
     size_t n;
 } pg_nx5_table;
 
-extern const pg_nx5_table pg_nx5_gender, pg_nx5_ethnicity_od, pg_nx5_colour,
-    pg_nx5_item_category, pg_nx5_weapon_category, pg_nx5_outcome, pg_nx5_gpms,
-    pg_nx5_handling, pg_nx5_phone_type, pg_nx5_occurrence_type, pg_nx5_status,
-    pg_nx5_grading_source, pg_nx5_grading_intel;
+extern const pg_nx5_table pg_nx5_gender, pg_nx5_ethnicity_od, pg_nx5_colour, pg_nx5_item_category,
+    pg_nx5_weapon_category, pg_nx5_outcome, pg_nx5_gpms, pg_nx5_handling, pg_nx5_phone_type,
+    pg_nx5_occurrence_type, pg_nx5_status, pg_nx5_grading_source, pg_nx5_grading_intel;
 
 /* The canonical value of an NX5 code; -1 when the table does not have it. */
 int pg_nx5_code_value(const pg_nx5_table *t, const char *nx5);
@@ -87,9 +86,9 @@ const char *pg_nx5_kind_name(int kind);
 
 /* ------------------------------------------------------------ the two directions */
 
-int pg_nx5_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t size,
-                  pg_changeset *cs, char *errstr, size_t errstr_size);
-int pg_nx5_encode(const pg_adapter_ctx *ctx, const pg_changeset *cs, pg_buf *out,
+int pg_nx5_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t size, pg_changeset *cs,
                   char *errstr, size_t errstr_size);
+int pg_nx5_encode(const pg_adapter_ctx *ctx, const pg_changeset *cs, pg_buf *out, char *errstr,
+                  size_t errstr_size);
 
 #endif

@@ -3,13 +3,12 @@
 
 #include "nx5.h"
 
-#define S_TABLE(var, what, ...)                                                          \
-    static const pg_nx5_code var##_codes[] = {__VA_ARGS__};                              \
+#define S_TABLE(var, what, ...)                                                                    \
+    static const pg_nx5_code var##_codes[] = {__VA_ARGS__};                                        \
     const pg_nx5_table var = {what, var##_codes, sizeof var##_codes / sizeof var##_codes[0]}
 
-S_TABLE(pg_nx5_gender, "gender (0, 1, 2 or 9)",
-        {"0", POLEGATE__POLE__V1__SEX__SEX_NOT_KNOWN}, {"1", POLEGATE__POLE__V1__SEX__SEX_MALE},
-        {"2", POLEGATE__POLE__V1__SEX__SEX_FEMALE},
+S_TABLE(pg_nx5_gender, "gender (0, 1, 2 or 9)", {"0", POLEGATE__POLE__V1__SEX__SEX_NOT_KNOWN},
+        {"1", POLEGATE__POLE__V1__SEX__SEX_MALE}, {"2", POLEGATE__POLE__V1__SEX__SEX_FEMALE},
         {"9", POLEGATE__POLE__V1__SEX__SEX_NOT_APPLICABLE});
 
 S_TABLE(pg_nx5_ethnicity_od, "officer-defined ethnicity (1-6 or 9)",

@@ -34,9 +34,9 @@ typedef struct s_dec {
     size_t errstr_size;
     const char *force;
     const char *batch;
-    char elem[32];   /* "Entity[3]": for the element's own attributes */
-    char where[64];  /* "Entity[3] GID=7F3A9C2E4B1D0A66": for its children */
-    int ref_year;    /* year of Modified: the PNC century rule */
+    char elem[32];  /* "Entity[3]": for the element's own attributes */
+    char where[64]; /* "Entity[3] GID=7F3A9C2E4B1D0A66": for its children */
+    int ref_year;   /* year of Modified: the PNC century rule */
     s_known *known;
     size_t n_known;
     size_t *pos_of; /* element position of each change this call added */
@@ -105,8 +105,8 @@ static int s_is_gid(const char *s)
 /* "dd/mm/yyyy" shape only; parts may be 00. */
 static int s_date_shape(const char *s, int *y, int *m, int *dd)
 {
-    if (strlen(s) != 10 || !s_digits(s, 2) || s[2] != '/' || !s_digits(s + 3, 2) ||
-        s[5] != '/' || !s_digits(s + 6, 4))
+    if (strlen(s) != 10 || !s_digits(s, 2) || s[2] != '/' || !s_digits(s + 3, 2) || s[5] != '/' ||
+        !s_digits(s + 6, 4))
         return -1;
     *dd = s_num(s, 2);
     *m = s_num(s + 3, 2);
@@ -128,8 +128,7 @@ static int s_date(s_dec *d, const char *path, const char *s, pg_date **out)
 }
 
 /* UK local "dd/mm/yyyy HH:MM:SS" -> instant. *year (may be NULL) gets the local year. */
-static int s_local_time(s_dec *d, const char *path, const char *s, pg_timestamp **out,
-                        int *year)
+static int s_local_time(s_dec *d, const char *path, const char *s, pg_timestamp **out, int *year)
 {
     int y, m, dd;
     char date[11] = "";
@@ -141,8 +140,8 @@ static int s_local_time(s_dec *d, const char *path, const char *s, pg_timestamp 
         return s_fail(d, path, "'%s' is not a local time dd/mm/yyyy HH:MM:SS", s);
     pg_instant t;
     char why[PG_ERRSTR_SIZE];
-    if (pg_london_to_instant(y, m, dd, s_num(s + 11, 2), s_num(s + 14, 2), s_num(s + 17, 2),
-                             &t, why, sizeof why) != 0)
+    if (pg_london_to_instant(y, m, dd, s_num(s + 11, 2), s_num(s + 14, 2), s_num(s + 17, 2), &t,
+                             why, sizeof why) != 0)
         return s_fail(d, path, "%s", why);
     pg_timestamp *ts = PG_PB_NEW(d->a, pg_timestamp, google__protobuf__timestamp);
     if (!ts)
@@ -173,33 +172,42 @@ enum { S_TEXT, S_LINE, S_EMPTY, S_GROUP };
 
 typedef struct s_child {
     const char *name;
-    int max;               /* 0: any number */
-    int content;           /* S_TEXT: non-empty text; S_LINE: text, may be empty;
-                              S_EMPTY: attributes only; S_GROUP: child elements */
-    const char *attrs[3];  /* the attributes it may have */
+    int max;              /* 0: any number */
+    int content;          /* S_TEXT: non-empty text; S_LINE: text, may be empty;
+                             S_EMPTY: attributes only; S_GROUP: child elements */
+    const char *attrs[3]; /* the attributes it may have */
 } s_child;
 
-static const s_child s_person[] = {
-    {"Surname", 1, S_TEXT, {0}},     {"Given", 3, S_TEXT, {0}},
-    {"Title", 1, S_TEXT, {0}},       {"BirthDate", 1, S_TEXT, {"Precision"}},
-    {"BirthPlace", 1, S_TEXT, {0}},  {"Gender", 1, S_TEXT, {0}},
-    {"EthnicityOD", 1, S_TEXT, {0}}, {"EthnicitySD", 1, S_TEXT, {0}},
-    {"Nationality", 1, S_TEXT, {0}}, {"PNCID", 1, S_TEXT, {0}},
-    {"CRO", 1, S_TEXT, {0}},         {"Alias", 0, S_GROUP, {0}},
-    {"Warning", 0, S_TEXT, {0}},     {"Occupation", 1, S_TEXT, {0}},
-    {NULL, 0, 0, {0}}};
+static const s_child s_person[] = {{"Surname", 1, S_TEXT, {0}},
+                                   {"Given", 3, S_TEXT, {0}},
+                                   {"Title", 1, S_TEXT, {0}},
+                                   {"BirthDate", 1, S_TEXT, {"Precision"}},
+                                   {"BirthPlace", 1, S_TEXT, {0}},
+                                   {"Gender", 1, S_TEXT, {0}},
+                                   {"EthnicityOD", 1, S_TEXT, {0}},
+                                   {"EthnicitySD", 1, S_TEXT, {0}},
+                                   {"Nationality", 1, S_TEXT, {0}},
+                                   {"PNCID", 1, S_TEXT, {0}},
+                                   {"CRO", 1, S_TEXT, {0}},
+                                   {"Alias", 0, S_GROUP, {0}},
+                                   {"Warning", 0, S_TEXT, {0}},
+                                   {"Occupation", 1, S_TEXT, {0}},
+                                   {NULL, 0, 0, {0}}};
 static const s_child s_alias[] = {{"Surname", 1, S_TEXT, {0}},
                                   {"Given", 3, S_TEXT, {0}},
                                   {"BirthDate", 1, S_TEXT, {"Precision"}},
                                   {NULL, 0, 0, {0}}};
-static const s_child s_address[] = {
-    {"Line", 4, S_LINE, {0}},     {"Postcode", 1, S_TEXT, {0}},    {"UPRN", 1, S_TEXT, {0}},
-    {"Easting", 1, S_TEXT, {0}},  {"Northing", 1, S_TEXT, {0}},   {"Description", 1, S_TEXT, {0}},
-    {NULL, 0, 0, {0}}};
-static const s_child s_vehicle[] = {
-    {"VRM", 1, S_TEXT, {0}}, {"Make", 1, S_TEXT, {0}}, {"Model", 1, S_TEXT, {0}},
-    {"Colour", 1, S_TEXT, {0}}, {"VIN", 1, S_TEXT, {0}}, {"Year", 1, S_TEXT, {0}},
-    {NULL, 0, 0, {0}}};
+static const s_child s_address[] = {{"Line", 4, S_LINE, {0}},
+                                    {"Postcode", 1, S_TEXT, {0}},
+                                    {"UPRN", 1, S_TEXT, {0}},
+                                    {"Easting", 1, S_TEXT, {0}},
+                                    {"Northing", 1, S_TEXT, {0}},
+                                    {"Description", 1, S_TEXT, {0}},
+                                    {NULL, 0, 0, {0}}};
+static const s_child s_vehicle[] = {{"VRM", 1, S_TEXT, {0}},   {"Make", 1, S_TEXT, {0}},
+                                    {"Model", 1, S_TEXT, {0}}, {"Colour", 1, S_TEXT, {0}},
+                                    {"VIN", 1, S_TEXT, {0}},   {"Year", 1, S_TEXT, {0}},
+                                    {NULL, 0, 0, {0}}};
 static const s_child s_property[] = {{"Category", 1, S_TEXT, {0}},
                                      {"Description", 1, S_TEXT, {0}},
                                      {"Serial", 1, S_TEXT, {0}},
@@ -210,24 +218,24 @@ static const s_child s_telephone[] = {{"Number", 1, S_TEXT, {0}},
                                       {"IMEI", 1, S_TEXT, {0}},
                                       {NULL, 0, 0, {0}}};
 static const s_child s_occurrence[] = {
-    {"Reference", 1, S_TEXT, {0}}, {"Type", 1, S_TEXT, {0}},
-    {"Offence", 0, S_LINE, {"Code"}}, {"From", 1, S_TEXT, {0}},
-    {"To", 1, S_TEXT, {0}},        {"Reported", 1, S_TEXT, {0}},
-    {"Status", 1, S_TEXT, {0}},    {"Summary", 1, S_TEXT, {0}},
-    {NULL, 0, 0, {0}}};
-static const s_child s_custody[] = {
-    {"Reference", 1, S_TEXT, {0}}, {"Arrested", 1, S_TEXT, {0}}, {"Arrived", 1, S_TEXT, {0}},
-    {"Released", 1, S_TEXT, {0}},  {"Station", 1, S_TEXT, {0}},  {"Outcome", 1, S_TEXT, {0}},
-    {NULL, 0, 0, {0}}};
+    {"Reference", 1, S_TEXT, {0}}, {"Type", 1, S_TEXT, {0}},    {"Offence", 0, S_LINE, {"Code"}},
+    {"From", 1, S_TEXT, {0}},      {"To", 1, S_TEXT, {0}},      {"Reported", 1, S_TEXT, {0}},
+    {"Status", 1, S_TEXT, {0}},    {"Summary", 1, S_TEXT, {0}}, {NULL, 0, 0, {0}}};
+static const s_child s_custody[] = {{"Reference", 1, S_TEXT, {0}},
+                                    {"Arrested", 1, S_TEXT, {0}},
+                                    {"Arrived", 1, S_TEXT, {0}},
+                                    {"Released", 1, S_TEXT, {0}},
+                                    {"Station", 1, S_TEXT, {0}},
+                                    {"Outcome", 1, S_TEXT, {0}},
+                                    {NULL, 0, 0, {0}}};
 static const s_child s_intel[] = {{"Reference", 1, S_TEXT, {0}},
                                   {"Reported", 1, S_TEXT, {0}},
                                   {"Text", 1, S_TEXT, {0}},
                                   {"Grading", 1, S_EMPTY, {"Source", "Intel", "Handling"}},
                                   {NULL, 0, 0, {0}}};
 /* Children of any Entity, whatever its Kind. */
-static const s_child s_common[] = {{"Caveat", 1, S_TEXT, {0}},
-                                   {"MergedFrom", 0, S_EMPTY, {"GID"}},
-                                   {NULL, 0, 0, {0}}};
+static const s_child s_common[] = {
+    {"Caveat", 1, S_TEXT, {0}}, {"MergedFrom", 0, S_EMPTY, {"GID"}}, {NULL, 0, 0, {0}}};
 
 typedef struct s_kind {
     const char *nx5;
@@ -236,10 +244,10 @@ typedef struct s_kind {
 } s_kind;
 
 static const s_kind s_kinds[] = {
-    {"Person", EK(PERSON), s_person},         {"Address", EK(LOCATION), s_address},
-    {"Vehicle", EK(VEHICLE), s_vehicle},      {"Property", EK(ITEM), s_property},
+    {"Person", EK(PERSON), s_person},          {"Address", EK(LOCATION), s_address},
+    {"Vehicle", EK(VEHICLE), s_vehicle},       {"Property", EK(ITEM), s_property},
     {"Telephone", EK(TELEPHONE), s_telephone}, {"Occurrence", EK(OCCURRENCE), s_occurrence},
-    {"Custody", EK(CUSTODY), s_custody},      {"IntelReport", EK(INTELLIGENCE), s_intel},
+    {"Custody", EK(CUSTODY), s_custody},       {"IntelReport", EK(INTELLIGENCE), s_intel},
 };
 
 static const s_child *s_spec(const s_child *spec, const char *name)
@@ -375,8 +383,10 @@ static int s_birth_date(s_dec *d, const pg_nx5_node *n, const char *label, pg_da
         snprintf(p2, sizeof p2, "%s@Precision", path);
         return s_fail(d, p2, "required (Day, Month or Year)");
     }
-    int want = strcmp(prec, "Day") == 0 ? 3 : strcmp(prec, "Month") == 0 ? 2
-               : strcmp(prec, "Year") == 0 ? 1 : 0;
+    int want = strcmp(prec, "Day") == 0     ? 3
+               : strcmp(prec, "Month") == 0 ? 2
+               : strcmp(prec, "Year") == 0  ? 1
+                                            : 0;
     if (!want) {
         char p2[140];
         snprintf(p2, sizeof p2, "%s@Precision", path);
@@ -401,7 +411,8 @@ static int s_birth_date(s_dec *d, const pg_nx5_node *n, const char *label, pg_da
 }
 
 /* Surname and up to 3 Given of a Person or an Alias. */
-static int s_name(s_dec *d, const pg_nx5_node *n, const char *prefix, Polegate__Pole__V1__Name **out)
+static int s_name(s_dec *d, const pg_nx5_node *n, const char *prefix,
+                  Polegate__Pole__V1__Name **out)
 {
     Polegate__Pole__V1__Name *name = PB(Name, name);
     if (!name)
@@ -444,7 +455,8 @@ static int s_decode_person(s_dec *d, const pg_nx5_node *e, pg_entity_update *eu)
     const pg_nx5_node *c;
     const char *s;
     int v = 0;
-    if ((c = s_child_named(e, "BirthDate")) && (rc = s_birth_date(d, c, "BirthDate", &p->date_of_birth)))
+    if ((c = s_child_named(e, "BirthDate")) &&
+        (rc = s_birth_date(d, c, "BirthDate", &p->date_of_birth)))
         return rc;
     if ((s = s_text(e, "Gender"))) {
         s_path(d, path, sizeof path, "Gender");
@@ -493,7 +505,8 @@ static int s_decode_person(s_dec *d, const pg_nx5_node *e, pg_entity_update *eu)
             return s_nomem(d);
     }
     if ((p->n_warning_markers = s_count(e, "Warning"))) {
-        p->warning_markers = pg_arena_alloc(d->a, p->n_warning_markers * sizeof(*p->warning_markers));
+        p->warning_markers =
+            pg_arena_alloc(d->a, p->n_warning_markers * sizeof(*p->warning_markers));
         if (!p->warning_markers)
             return s_nomem(d);
     }
@@ -563,8 +576,9 @@ static int s_decode_address(s_dec *d, const pg_nx5_node *e, pg_entity_update *eu
         char label[16];
         snprintf(label, sizeof label, "Line[%zu]", nl);
         s_path(d, path, sizeof path, label);
-        return s_fail(d, path, "a trailing address part that is not given must be left out, "
-                               "not written as an empty Line");
+        return s_fail(d, path,
+                      "a trailing address part that is not given must be left out, "
+                      "not written as an empty Line");
     }
     const char *s;
     if ((s = s_text(e, "Postcode"))) {
@@ -899,9 +913,9 @@ static int s_decode_intel(s_dec *d, const pg_nx5_node *e, pg_entity_update *eu)
 }
 
 typedef int (*s_body_fn)(s_dec *d, const pg_nx5_node *e, pg_entity_update *eu);
-static const s_body_fn s_bodies[] = {s_decode_person,     s_decode_address,    s_decode_vehicle,
-                                     s_decode_property,   s_decode_telephone,  s_decode_occurrence,
-                                     s_decode_custody,    s_decode_intel};
+static const s_body_fn s_bodies[] = {s_decode_person,   s_decode_address,   s_decode_vehicle,
+                                     s_decode_property, s_decode_telephone, s_decode_occurrence,
+                                     s_decode_custody,  s_decode_intel};
 
 /* ------------------------------------------------------------ Entity */
 
@@ -935,8 +949,8 @@ static int s_entity_ref(s_dec *d, const char *gid, int kind, pg_entity_ref **out
     return 0;
 }
 
-static const char *const s_entity_attrs[] = {"Kind",  "GID",     "Rev",  "Op",    "Modified",
-                                             "GPMS",  "Handling", "MoPI", "Review"};
+static const char *const s_entity_attrs[] = {"Kind", "GID",      "Rev",  "Op",    "Modified",
+                                             "GPMS", "Handling", "MoPI", "Review"};
 
 /* The entity's own attributes, in a fixed order so the first problem reported is
  * predictable. */
@@ -961,8 +975,10 @@ static int s_entity_head(s_dec *d, const pg_nx5_node *e, pg_entity_update *eu, c
         if (strcmp(s_kinds[i].nx5, v[0]) == 0)
             *kind = &s_kinds[i];
     if (!*kind)
-        return s_fail(d, path, "unknown kind '%s' (Person, Address, Vehicle, Property, "
-                               "Telephone, Occurrence, Custody or IntelReport)", v[0]);
+        return s_fail(d, path,
+                      "unknown kind '%s' (Person, Address, Vehicle, Property, "
+                      "Telephone, Occurrence, Custody or IntelReport)",
+                      v[0]);
     snprintf(path, sizeof path, "%s@GID", d->elem);
     if (!s_is_gid(v[1]))
         return s_fail(d, path, "'%s' must be exactly 16 upper-case hex digits", v[1]);
@@ -1038,7 +1054,8 @@ static int s_merged_twice(s_dec *d, const pg_entity_update *eu)
     qsort_r(pos, n, sizeof(*pos), s_ref_cmp, eu->merged_from);
     size_t first_repeat = SIZE_MAX;
     for (size_t i = 1; i < n; i++)
-        if (strcmp(eu->merged_from[pos[i]]->native_id, eu->merged_from[pos[i - 1]]->native_id) == 0 &&
+        if (strcmp(eu->merged_from[pos[i]]->native_id, eu->merged_from[pos[i - 1]]->native_id) ==
+                0 &&
             pos[i] < first_repeat)
             first_repeat = pos[i];
     if (first_repeat == SIZE_MAX)
@@ -1109,8 +1126,8 @@ static int s_entity_extras(s_dec *d, const pg_nx5_node *e, pg_entity_update *eu,
     return s_merged_twice(d, eu);
 }
 
-static int s_entity(s_dec *d, const pg_nx5_node *e, size_t entity_no, size_t pos,
-                    pg_changeset *cs, s_known *known)
+static int s_entity(s_dec *d, const pg_nx5_node *e, size_t entity_no, size_t pos, pg_changeset *cs,
+                    s_known *known)
 {
     snprintf(d->elem, sizeof d->elem, "Entity[%zu]", entity_no);
     snprintf(d->where, sizeof d->where, "%s", d->elem);
@@ -1144,8 +1161,13 @@ static int s_entity(s_dec *d, const pg_nx5_node *e, size_t entity_no, size_t pos
     /* merged_from refs carry the survivor's kind, decided by its body. */
     for (size_t k = 0; k < eu->n_merged_from; k++)
         eu->merged_from[k]->kind = eu->kind;
-    *known = (s_known){.gid = gid, .kind = eu->kind, .kind_certain = !(op == 2 && kind->kind == EK(ITEM)),
-                       .pos = pos, .entity_no = entity_no, .nx5_kind = kind->nx5, .eu = eu};
+    *known = (s_known){.gid = gid,
+                       .kind = eu->kind,
+                       .kind_certain = !(op == 2 && kind->kind == EK(ITEM)),
+                       .pos = pos,
+                       .entity_no = entity_no,
+                       .nx5_kind = kind->nx5,
+                       .eu = eu};
     return pg_changeset_add_entity(cs, eu, 0) ? s_nomem(d) : 0;
 }
 
@@ -1224,8 +1246,8 @@ static int s_link_end(s_dec *d, const char *attr, const char *gid, unsigned allo
             have = (1u << EK(ITEM)) | (1u << EK(WEAPON));
         if (!(have & allowed))
             return s_fail(d, path, "a %s link %s %s; %s is a %s (Entity[%zu])", role,
-                          strcmp(attr, "From") == 0 ? "starts at" : "ends at", allowed_words,
-                          gid, k->nx5_kind, k->entity_no);
+                          strcmp(attr, "From") == 0 ? "starts at" : "ends at", allowed_words, gid,
+                          k->nx5_kind, k->entity_no);
     }
     *ent = k;
     return s_entity_ref(d, gid, kind, out);
@@ -1235,7 +1257,8 @@ static int s_link(s_dec *d, const pg_nx5_node *l, size_t link_no, size_t pos, pg
 {
     snprintf(d->elem, sizeof d->elem, "Link[%zu]", link_no);
     char path[64];
-    int rc = s_check_attrs(d, d->elem, l, s_link_attrs, sizeof s_link_attrs / sizeof s_link_attrs[0]);
+    int rc =
+        s_check_attrs(d, d->elem, l, s_link_attrs, sizeof s_link_attrs / sizeof s_link_attrs[0]);
     if (rc)
         return rc;
     if (l->first || l->stray_text) {
@@ -1269,7 +1292,8 @@ static int s_link(s_dec *d, const pg_nx5_node *l, size_t link_no, size_t pos, pg
         if ((rc = s_date(d, path, s, &lu->valid_to)))
             return rc;
         const pg_date *a = lu->valid_from, *b = lu->valid_to;
-        if (a && (b->year * 10000 + b->month * 100 + b->day) < (a->year * 10000 + a->month * 100 + a->day))
+        if (a && (b->year * 10000 + b->month * 100 + b->day) <
+                     (a->year * 10000 + a->month * 100 + a->day))
             return s_fail(d, path, "'%s' is before Start", s);
     }
     lu->operation = POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT;
@@ -1343,8 +1367,8 @@ static int s_root(s_dec *d, const pg_nx5_node *root, const pg_adapter_ctx *ctx)
     return 0;
 }
 
-int pg_nx5_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t size,
-                  pg_changeset *cs, char *errstr, size_t errstr_size)
+int pg_nx5_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t size, pg_changeset *cs,
+                  char *errstr, size_t errstr_size)
 {
     size_t start = cs->count;
     s_dec dd = {.a = cs->arena, .errstr = errstr, .errstr_size = errstr_size};

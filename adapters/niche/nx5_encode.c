@@ -86,8 +86,10 @@ static int s_escaped(s_enc *e, const char *field, const char *s, size_t n, int a
             snprintf(num, sizeof num, "&#%d;", c);
             rep = num;
         } else if (c < 0x20 && c != '\t' && c != '\n')
-            return s_fail(e, PG_EUNSUPPORTED, field, "control character U+%04X cannot be "
-                                                     "written in XML", c);
+            return s_fail(e, PG_EUNSUPPORTED, field,
+                          "control character U+%04X cannot be "
+                          "written in XML",
+                          c);
         else if (c == 0xEF && i + 2 < n && (unsigned char)s[i + 1] == 0xBF &&
                  ((unsigned char)s[i + 2] == 0xBE || (unsigned char)s[i + 2] == 0xBF))
             return s_fail(e, PG_EUNSUPPORTED, field, "U+FFFE/U+FFFF cannot be written in XML");
@@ -198,8 +200,8 @@ static int s_birth_date(s_enc *e, const char *field, const pg_date *d)
     if (!ok || d->year < 1 || d->year > 9999)
         return s_fail(e, PG_EINVALID, field, "%04d-%02d-%02d is not a date", d->year, d->month,
                       d->day);
-    s_printf(e, "<BirthDate Precision=\"%s\">%02d/%02d/%04d</BirthDate>", prec, d->day,
-             d->month, d->year);
+    s_printf(e, "<BirthDate Precision=\"%s\">%02d/%02d/%04d</BirthDate>", prec, d->day, d->month,
+             d->year);
     return 0;
 }
 
@@ -234,9 +236,9 @@ static int s_gid(s_enc *e, const char *field, const char *uuid, int kind, const 
     for (int i = 0; ok && i < 16; i++)
         ok = (buf[i] >= '0' && buf[i] <= '9') || (buf[i] >= 'A' && buf[i] <= 'F');
     if (!ok)
-        return s_fail(e, PG_EUNSUPPORTED, field,
-                      "'%s' is not an NX5 GID (16 upper-case hex digits)%s", buf,
-                      e->ctx && e->ctx->idmap ? "" : "; encoding without an idmap keeps native ids");
+        return s_fail(
+            e, PG_EUNSUPPORTED, field, "'%s' is not an NX5 GID (16 upper-case hex digits)%s", buf,
+            e->ctx && e->ctx->idmap ? "" : "; encoding without an idmap keeps native ids");
     memcpy(out, buf, 17);
     return 0;
 }
@@ -332,9 +334,9 @@ static int s_person(s_enc *e, const Polegate__Pole__V1__Person *p)
         s_puts(e, "</Alias>\n");
     }
     for (size_t i = 0; i < p->n_warning_markers; i++)
-        if ((rc = s_elem(e, "person.warning_markers", "Warning",
-                         s_enum(&polegate__pole__v1__warning_marker__descriptor,
-                                p->warning_markers[i]))))
+        if ((rc = s_elem(
+                 e, "person.warning_markers", "Warning",
+                 s_enum(&polegate__pole__v1__warning_marker__descriptor, p->warning_markers[i]))))
             return rc;
     return s_elem(e, "person.occupation", "Occupation", p->occupation);
 }
@@ -375,7 +377,8 @@ static int s_location(s_enc *e, const Polegate__Pole__V1__Location *l)
     int have = 0;
     double lat, lon;
     /* A grid reference off the grid is not one: fall back to the WGS 84 position. */
-    if (l->grid && pg_geo_bng_to_wgs84(l->grid->easting, l->grid->northing, &lat, &lon, NULL, 0) == 0) {
+    if (l->grid &&
+        pg_geo_bng_to_wgs84(l->grid->easting, l->grid->northing, &lat, &lon, NULL, 0) == 0) {
         s_metres(l->grid->easting, 0, east);
         s_metres(l->grid->northing, 0, north);
         have = 1;
@@ -479,7 +482,8 @@ static int s_occurrence(s_enc *e, const Polegate__Pole__V1__Occurrence *o)
     if ((rc = s_time_elem(e, "occurrence.occurred_from", "From", o->occurred_from)) ||
         (rc = s_time_elem(e, "occurrence.occurred_to", "To", o->occurred_to)) ||
         (rc = s_time_elem(e, "occurrence.reported_at", "Reported", o->reported_at)) ||
-        (rc = s_elem(e, "occurrence.status", "Status", pg_nx5_code_name(&pg_nx5_status, o->status))))
+        (rc =
+             s_elem(e, "occurrence.status", "Status", pg_nx5_code_name(&pg_nx5_status, o->status))))
         return rc;
     return s_elem(e, "occurrence.summary", "Summary", o->summary);
 }
@@ -509,7 +513,8 @@ static int s_intelligence(s_enc *e, const Polegate__Pole__V1__Intelligence *in)
     const char *hand = g ? pg_nx5_code_name(&pg_nx5_handling, g->handling) : NULL;
     /* NX5's Grading has all three parts or is not written. */
     if (src && intel && hand)
-        s_printf(e, "    <Grading Source=\"%s\" Intel=\"%s\" Handling=\"%s\"/>\n", src, intel, hand);
+        s_printf(e, "    <Grading Source=\"%s\" Intel=\"%s\" Handling=\"%s\"/>\n", src, intel,
+                 hand);
     return 0;
 }
 
@@ -551,10 +556,11 @@ static int s_entity(s_enc *e, const pg_entity_update *eu)
         return rc;
     if ((rc = s_time(e, "modified_at", eu->modified_at, modified)))
         return rc;
-    s_printf(e, "  <Entity Kind=\"%s\" GID=\"%s\" Rev=\"%llu\" Op=\"%s\" Modified=\"%s\" "
-                "GPMS=\"%s\" Handling=\"%s\" MoPI=\"%d\" Review=\"%s\"",
-             kind, gid, (unsigned long long)eu->version, op, modified, gpms, hand,
-             rt->mopi_group, review);
+    s_printf(e,
+             "  <Entity Kind=\"%s\" GID=\"%s\" Rev=\"%llu\" Op=\"%s\" Modified=\"%s\" "
+             "GPMS=\"%s\" Handling=\"%s\" MoPI=\"%d\" Review=\"%s\"",
+             kind, gid, (unsigned long long)eu->version, op, modified, gpms, hand, rt->mopi_group,
+             review);
     if (del) {
         s_puts(e, "/>\n");
         return 0;
@@ -694,8 +700,8 @@ static int s_force(s_enc *e, const pg_changeset *cs, const char **force)
     return 0;
 }
 
-int pg_nx5_encode(const pg_adapter_ctx *ctx, const pg_changeset *cs, pg_buf *out,
-                  char *errstr, size_t errstr_size)
+int pg_nx5_encode(const pg_adapter_ctx *ctx, const pg_changeset *cs, pg_buf *out, char *errstr,
+                  size_t errstr_size)
 {
     s_enc enc = {.ctx = ctx, .out = out, .errstr = errstr, .errstr_size = errstr_size};
     s_enc *e = &enc;
@@ -741,8 +747,8 @@ int pg_nx5_encode(const pg_adapter_ctx *ctx, const pg_changeset *cs, pg_buf *out
         snprintf(e->where, sizeof e->where, "changes[%zu] (%s %s)", i,
                  ch->type == PG_CHANGE_ENTITY ? "entity" : "link",
                  o && o->native_id && *o->native_id ? o->native_id
-                 : ch->type == PG_CHANGE_ENTITY    ? ch->entity->id
-                                                   : ch->link->id);
+                 : ch->type == PG_CHANGE_ENTITY     ? ch->entity->id
+                                                    : ch->link->id);
         rc = ch->type == PG_CHANGE_ENTITY ? s_entity(e, ch->entity) : s_link(e, ch->link);
     }
     if (rc)

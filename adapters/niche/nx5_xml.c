@@ -330,9 +330,8 @@ int pg_nx5_parse(pg_arena *arena, const uint8_t *data, size_t size, pg_nx5_node 
      * element still open means the document did not end. */
     if (rc == 0 && (ret != 0 || rd.cur || rd.xml_error[0])) {
         if (rd.xml_error[0] && rd.xml_error_line > 0)
-            rc = pg_errf(PG_EINVALID, errstr, errstr_size,
-                         "NX5: not well-formed XML (line %d: %s)", rd.xml_error_line,
-                         rd.xml_error);
+            rc = pg_errf(PG_EINVALID, errstr, errstr_size, "NX5: not well-formed XML (line %d: %s)",
+                         rd.xml_error_line, rd.xml_error);
         else if (rd.xml_error[0])
             rc = pg_errf(PG_EINVALID, errstr, errstr_size, "NX5: not well-formed XML (%s)",
                          rd.xml_error);

@@ -293,7 +293,8 @@ static int s_sync_locked(pg_audit *self, char *errstr, size_t errstr_size)
         return 0;
     if (fdatasync(self->fd)) {
         self->failed = 1;
-        return pg_errf(PG_EIO, errstr, errstr_size, "%s: fdatasync: %s", self->path, strerror(errno));
+        return pg_errf(PG_EIO, errstr, errstr_size, "%s: fdatasync: %s", self->path,
+                       strerror(errno));
     }
     self->pending = 0;
     return 0;
@@ -428,9 +429,8 @@ int pg_audit_append(pg_audit *self, const pg_audit_event *ev, char *errstr, size
     char when[32], hash[S_HASH_LEN + 1];
     char *canon = NULL;
     if (self->failed) {
-        rc =
-            pg_errf(PG_EIO, errstr, errstr_size,
-                    "%s: an earlier write failed; the audit log takes no more events", self->path);
+        rc = pg_errf(PG_EIO, errstr, errstr_size,
+                     "%s: an earlier write failed; the audit log takes no more events", self->path);
         goto out;
     }
     s_format_time(self->clock_ms(self->clock_ud), when);

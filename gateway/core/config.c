@@ -12,11 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kafka.h"
+#include "log.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
 #include "policy.h"
-#include "kafka.h"
-#include "log.h"
 
 /* ---------------------------------------------------------------- config maps */
 

@@ -370,7 +370,8 @@ int pg_dlq_resend(pg_dlq *self, uint64_t id, const pg_rms_delivery_config *cfg, 
     if (dcfg.ack_timeout_ms <= 0 || dcfg.ack_timeout_ms > timeout_ms)
         dcfg.ack_timeout_ms = timeout_ms;
     pg_rms_delivery *del = pg_rms_delivery_new(&dcfg, errstr, errstr_size);
-    rc = del ? pg_rms_delivery_submit(del, corr, data, len, NULL, NULL, errstr, errstr_size) : PG_EIO;
+    rc = del ? pg_rms_delivery_submit(del, corr, data, len, NULL, NULL, errstr, errstr_size)
+             : PG_EIO;
     if (!rc)
         rc = pg_rms_delivery_flush(del, timeout_ms, errstr, errstr_size);
     if (rc == PG_ETIMEOUT || (!rc && !rs.done))

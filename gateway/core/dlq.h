@@ -6,8 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rms_delivery.h"
 #include "outrec.h"
+#include "rms_delivery.h"
 #include "store.h"
 
 /*

@@ -20,7 +20,6 @@ const pg_kafka_fixed *pg_kafka_fixed_properties(void);
  * otherwise: a setting polegate fixes for safety (acks, enable.idempotence,
  * partitioner) given another value, the brokers under their librdkafka name, or a
  * property librdkafka refuses. */
-int pg_kafka_check_property(const char *key, const char *value, char *errstr,
-                            size_t errstr_size);
+int pg_kafka_check_property(const char *key, const char *value, char *errstr, size_t errstr_size);
 
 #endif

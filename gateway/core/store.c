@@ -799,8 +799,7 @@ int pg_store_check(const char *dir, pg_store_check_result *res,
         rc = mdb_env_set_mapsize(self->env, (size_t)sb.st_size + ((size_t)1 << 20));
     if (!rc && (rc = mdb_env_open(self->env, dir, MDB_RDONLY, 0600))) {
         pg_store_destroy(&self);
-        return pg_errf(PG_ESTORE, errstr, errstr_size, "store %s: open: %s", dir,
-                       mdb_strerror(rc));
+        return pg_errf(PG_ESTORE, errstr, errstr_size, "store %s: open: %s", dir, mdb_strerror(rc));
     }
     MDB_txn *txn = NULL;
     MDB_cursor *names = NULL;
@@ -817,8 +816,8 @@ int pg_store_check(const char *dir, pg_store_check_result *res,
         memcpy(name, nk.mv_data, n);
         name[n] = 0;
         MDB_dbi dbi;
-        int orc = memchr(nk.mv_data, 0, nk.mv_size) ? MDB_INCOMPATIBLE
-                                                     : mdb_dbi_open(txn, name, 0, &dbi);
+        int orc =
+            memchr(nk.mv_data, 0, nk.mv_size) ? MDB_INCOMPATIBLE : mdb_dbi_open(txn, name, 0, &dbi);
         if (orc) {
             char k[200];
             s_key_text(nk.mv_data, nk.mv_size, k, sizeof k);
@@ -862,8 +861,7 @@ int pg_store_check(const char *dir, pg_store_check_result *res,
     int out = rc ? s_err(rc, "store: check", self->env, errstr, errstr_size) : 0;
     pg_store_destroy(&self);
     if (!out && res->damaged)
-        out = pg_errf(PG_ECORRUPT, errstr, errstr_size,
-                      "store %s: %llu of %llu values damaged", dir,
-                      (unsigned long long)res->damaged, (unsigned long long)res->values);
+        out = pg_errf(PG_ECORRUPT, errstr, errstr_size, "store %s: %llu of %llu values damaged",
+                      dir, (unsigned long long)res->damaged, (unsigned long long)res->values);
     return out;
 }

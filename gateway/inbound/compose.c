@@ -170,7 +170,7 @@ static int s_encode(s_run *r, const char *batch, int *refused, char *why, size_t
         }
         *e = *ch->entity;
         rc = pg_idstore_next_revision(c->idmap, child, e->id, e->version, &e->version, NULL,
-                                    r->errstr, r->errstr_size);
+                                      r->errstr, r->errstr_size);
         ch->entity = e;
     }
     if (rc) {
@@ -376,7 +376,7 @@ static int s_target_kind(s_run *r, const pg_link_update *l, int *kind)
         return rc;
     char local[64];
     rc = pg_idstore_lookup(r->c->idmap, r->txn, l->to->id, local, sizeof local, r->errstr,
-                         r->errstr_size);
+                           r->errstr_size);
     if (rc == PG_ENOTFOUND)
         return 0;
     for (int k = 1; rc == 0 && k <= 9; k++)

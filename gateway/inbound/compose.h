@@ -54,7 +54,7 @@ typedef struct pg_compose pg_compose;
 typedef struct pg_compose_opts {
     const pg_adapter_ops *adapter; /* the local RMS's format */
     pg_ledger *ledger;             /* the partner ledger; borrowed */
-    pg_idstore *idmap;         /* ids in the local RMS; borrowed */
+    pg_idstore *idmap;             /* ids in the local RMS; borrowed */
     int64_t now_ms;                /* the sending time written (0: the clock); for tests */
 } pg_compose_opts;
 

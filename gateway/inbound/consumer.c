@@ -79,7 +79,8 @@ static void s_log_cb(const rd_kafka_t *rk, int level, const char *fac, const cha
 }
 
 /* Commit what is marked for the partitions of parts (all when NULL), synchronously. */
-static void s_commit_marked(pg_consumer *self, const rd_kafka_topic_partition_list_t *parts, int sync)
+static void s_commit_marked(pg_consumer *self, const rd_kafka_topic_partition_list_t *parts,
+                            int sync)
 {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)self->n_marks);
     for (size_t i = 0; i < self->n_marks; i++) {

@@ -8,7 +8,6 @@
 
 typedef struct pg_config_kv pg_config_kv;
 
-
 /*
  * Settings that are fixed: enable.auto.commit=false and enable.auto.offset.store=false
  * (nothing is committed behind the caller's back), isolation.level=read_committed (a

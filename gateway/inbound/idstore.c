@@ -163,8 +163,8 @@ static int s_taken(pg_idstore *self, pg_store_txn *txn, const char *id, char own
 
 /* ------------------------------------------------------------ assignment */
 
-static int s_assign_atx(pg_idstore *self, pg_store_txn *txn, const char *uuid, int kind,
-                        char *id, char *errstr, size_t errstr_size)
+static int s_assign_atx(pg_idstore *self, pg_store_txn *txn, const char *uuid, int kind, char *id,
+                        char *errstr, size_t errstr_size)
 {
     char letter = pg_idstore_atx_letter(kind);
     if (!letter)
@@ -237,8 +237,8 @@ static int s_assign_nx5(pg_idstore *self, pg_store_txn *txn, const char *uuid, c
     return pg_errf(PG_ESTORE, errstr, errstr_size, "idmap: %s: no free GID", uuid);
 }
 
-static int s_bind(pg_idstore *self, pg_store_txn *txn, const char *uuid, s_rec *rec,
-                  const char *id, char *errstr, size_t errstr_size)
+static int s_bind(pg_idstore *self, pg_store_txn *txn, const char *uuid, s_rec *rec, const char *id,
+                  char *errstr, size_t errstr_size)
 {
     snprintf(rec->id, sizeof rec->id, "%s", id);
     int rc = s_rec_put(self, txn, uuid, rec, errstr, errstr_size);
@@ -286,11 +286,11 @@ static int s_iface_resolve(pg_idmap *iface, const char *uuid, int kind, const ch
     (void)native_id;
     pg_idstore *self = (pg_idstore *)iface;
     return pg_idstore_resolve(self, self->txn, uuid, kind, out, outsize, created, errstr,
-                            errstr_size);
+                              errstr_size);
 }
 
 pg_idstore *pg_idstore_new(pg_store *store, const pg_idstore_config *cfg, char *errstr,
-                             size_t errstr_size)
+                           size_t errstr_size)
 {
     const char *format = cfg && cfg->format ? cfg->format : "";
     int atx;
@@ -364,7 +364,7 @@ void pg_idstore_use(pg_idstore *self, pg_store_txn *txn)
 }
 
 int pg_idstore_resolve(pg_idstore *self, pg_store_txn *txn, const char *uuid, int kind, char *out,
-                     size_t outsize, int *created, char *errstr, size_t errstr_size)
+                       size_t outsize, int *created, char *errstr, size_t errstr_size)
 {
     pg_store_txn *own;
     int rc;
@@ -376,7 +376,7 @@ int pg_idstore_resolve(pg_idstore *self, pg_store_txn *txn, const char *uuid, in
 }
 
 int pg_idstore_lookup(pg_idstore *self, pg_store_txn *txn, const char *uuid, char *out,
-                    size_t outsize, char *errstr, size_t errstr_size)
+                      size_t outsize, char *errstr, size_t errstr_size)
 {
     pg_store_txn *own;
     int rc;
@@ -397,7 +397,7 @@ int pg_idstore_lookup(pg_idstore *self, pg_store_txn *txn, const char *uuid, cha
 }
 
 int pg_idstore_uuid_of(pg_idstore *self, pg_store_txn *txn, const char *local_id, char uuid[37],
-                     char *errstr, size_t errstr_size)
+                       char *errstr, size_t errstr_size)
 {
     if (!local_id || !*local_id || strlen(local_id) > S_ID_MAX)
         return pg_errf(PG_EINVALID, errstr, errstr_size, "idmap: bad local id");
@@ -415,7 +415,7 @@ int pg_idstore_uuid_of(pg_idstore *self, pg_store_txn *txn, const char *local_id
 }
 
 int pg_idstore_put(pg_idstore *self, pg_store_txn *txn, const char *uuid, int kind,
-                 const char *local_id, char *errstr, size_t errstr_size)
+                   const char *local_id, char *errstr, size_t errstr_size)
 {
     if (!local_id || !pg_idstore_id_valid(self, kind, local_id))
         return pg_errf(PG_EINVALID, errstr, errstr_size, "idmap: '%s' is not %s", local_id,
@@ -445,8 +445,8 @@ int pg_idstore_put(pg_idstore *self, pg_store_txn *txn, const char *uuid, int ki
 }
 
 int pg_idstore_next_revision(pg_idstore *self, pg_store_txn *txn, const char *uuid,
-                           uint64_t canonical_version, uint64_t *rev, int *first, char *errstr,
-                           size_t errstr_size)
+                             uint64_t canonical_version, uint64_t *rev, int *first, char *errstr,
+                             size_t errstr_size)
 {
     pg_store_txn *own;
     int rc;
@@ -470,7 +470,7 @@ int pg_idstore_next_revision(pg_idstore *self, pg_store_txn *txn, const char *uu
 }
 
 int pg_idstore_last_revision(pg_idstore *self, pg_store_txn *txn, const char *uuid, uint64_t *rev,
-                           char *errstr, size_t errstr_size)
+                             char *errstr, size_t errstr_size)
 {
     pg_store_txn *own;
     int rc;

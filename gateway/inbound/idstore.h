@@ -60,7 +60,7 @@ typedef struct pg_idstore_config {
  * failure with errstr (PG_ECONFIG-style reasons for a bad config). The store must
  * outlive the map. */
 pg_idstore *pg_idstore_new(pg_store *store, const pg_idstore_config *cfg, char *errstr,
-                             size_t errstr_size);
+                           size_t errstr_size);
 void pg_idstore_destroy(pg_idstore **p);
 
 /* The adapter interface over this map (borrowed; lives as long as the map). Its
@@ -74,32 +74,32 @@ void pg_idstore_use(pg_idstore *self, pg_store_txn *txn);
  * once (see above). 0; PG_EUNSUPPORTED (ATX, kind unknown), PG_EINVALID (uuid not a
  * UUID, or the entity's ATX id has another kind's letter), PG_EUSAGE (outsize too
  * small), PG_ESTORE. */
-int pg_idstore_resolve(pg_idstore *self, pg_store_txn *txn, const char *uuid, int kind,
-                     char *out, size_t outsize, int *created, char *errstr, size_t errstr_size);
+int pg_idstore_resolve(pg_idstore *self, pg_store_txn *txn, const char *uuid, int kind, char *out,
+                       size_t outsize, int *created, char *errstr, size_t errstr_size);
 /* The local id of uuid if it has one: 0 or PG_ENOTFOUND (or PG_ESTORE). txn may be
  * read-only. */
 int pg_idstore_lookup(pg_idstore *self, pg_store_txn *txn, const char *uuid, char *out,
-                    size_t outsize, char *errstr, size_t errstr_size);
+                      size_t outsize, char *errstr, size_t errstr_size);
 /* The entity a local id belongs to: 0 or PG_ENOTFOUND. txn may be read-only. */
 int pg_idstore_uuid_of(pg_idstore *self, pg_store_txn *txn, const char *local_id, char uuid[37],
-                     char *errstr, size_t errstr_size);
+                       char *errstr, size_t errstr_size);
 /* Bind uuid to local_id (the entity was sent to the RMS before this map existed).
  * 0 (also when exactly this binding exists); PG_EINVALID when local_id is not an id of
  * this format (ATX: of kind's letter when kind is given), or is bound to another
  * entity, or uuid has another id already. */
 int pg_idstore_put(pg_idstore *self, pg_store_txn *txn, const char *uuid, int kind,
-                 const char *local_id, char *errstr, size_t errstr_size);
+                   const char *local_id, char *errstr, size_t errstr_size);
 
 /* Record one more send of entity uuid and return in *rev its revision: the greater of
  * (last revision sent + 1) and canonical_version (the partner's version, so that the
  * RMS sees the source's revisions while they increase). *first (may be NULL): 1 when
  * this is the entity's first send. 0 or PG_EINVALID / PG_ESTORE. */
 int pg_idstore_next_revision(pg_idstore *self, pg_store_txn *txn, const char *uuid,
-                           uint64_t canonical_version, uint64_t *rev, int *first, char *errstr,
-                           size_t errstr_size);
+                             uint64_t canonical_version, uint64_t *rev, int *first, char *errstr,
+                             size_t errstr_size);
 /* The last revision sent for uuid (0 when never sent), without changing it. */
-int pg_idstore_last_revision(pg_idstore *self, pg_store_txn *txn, const char *uuid,
-                           uint64_t *rev, char *errstr, size_t errstr_size);
+int pg_idstore_last_revision(pg_idstore *self, pg_store_txn *txn, const char *uuid, uint64_t *rev,
+                             char *errstr, size_t errstr_size);
 
 /* Is local_id an id of this map's format (ATX: any letter; kind != 0: that kind's
  * letter)? 1 or 0. */

@@ -13,10 +13,10 @@
 #include "compose.h"
 #include "idstore.h"
 #include "ledger.h"
-#include "polegate/wire.h"
-#include "policy.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
+#include "polegate/wire.h"
+#include "policy.h"
 #include "store.h"
 
 #define S_UPSERT POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT
@@ -58,7 +58,8 @@ pg_partner *pg_partner_new(const pg_partner_opts *opts, char *errstr, size_t err
         s_nomem(errstr, errstr_size);
         goto err;
     }
-    if (pg_partner__open_dbs(p, errstr, errstr_size) || pg_partner__load_imports(p, errstr, errstr_size))
+    if (pg_partner__open_dbs(p, errstr, errstr_size) ||
+        pg_partner__load_imports(p, errstr, errstr_size))
         goto err;
     if (!(p->dlq = pg_dlq_new(p->store, &opts->dlq_limits, errstr, errstr_size)))
         goto err;
@@ -142,7 +143,8 @@ static int s_note_event(pg_partner *self, pg_audit_action action, const char *id
 {
     if (!self->audit)
         return 0;
-    if (pg_grow((void **)&self->events, &self->cap_events, self->n_events + 1, sizeof *self->events))
+    if (pg_grow((void **)&self->events, &self->cap_events, self->n_events + 1,
+                sizeof *self->events))
         return PG_ENOMEM;
     pg_arena *a = self->acc->arena;
     pg_partner_event *e = &self->events[self->n_events++];
@@ -168,7 +170,8 @@ static int s_note_offset(pg_partner *self, const pg_partner_record *r)
     char *t = strdup(r->topic);
     if (!t)
         return PG_ENOMEM;
-    self->offs[self->n_offs++] = (pg_partner_off){.topic = t, .partition = r->partition, .next = r->offset + 1};
+    self->offs[self->n_offs++] =
+        (pg_partner_off){.topic = t, .partition = r->partition, .next = r->offset + 1};
     return 0;
 }
 
@@ -306,8 +309,8 @@ static int s_record(s_take *t, const pg_partner_record *r)
 
 /* What a message carries, for its dead letter should the RMS reject it: under seq in
  * partner.outids, "<force>,<force>...\0<id>,<id>..." (one force per id). */
-static int s_put_import_ids(pg_partner *self, pg_store_txn *txn, uint64_t seq, const pg_changeset *cs,
-                        char *errstr, size_t errstr_size)
+static int s_put_import_ids(pg_partner *self, pg_store_txn *txn, uint64_t seq,
+                            const pg_changeset *cs, char *errstr, size_t errstr_size)
 {
     pg_buf *b = &self->scratch;
     pg_buf_reset(b);
@@ -346,8 +349,8 @@ static int s_emit(void *arg, const uint8_t *msg, size_t len, const pg_changeset 
     uint8_t key[8];
     pg_store_be64_put(key, m.seq);
     void *v;
-    int rc = pg_store_put_reserve(t->txn, p->imports, key, 8, 1 + (size_t)idlen + len, &v, t->errstr,
-                                  t->errstr_size);
+    int rc = pg_store_put_reserve(t->txn, p->imports, key, 8, 1 + (size_t)idlen + len, &v,
+                                  t->errstr, t->errstr_size);
     if (rc)
         return rc;
     uint8_t *b = v;

@@ -35,15 +35,14 @@ typedef struct pg_compose_stats pg_compose_stats;
  *    native messages (ids and revisions from the id map), and each message is
  *    appended to the IMPORT QUEUE (partner.import queue in the same store) with a correlation id
  *    that stays the same across restarts. One commit (one fsync) for the batch.
- * 2. pg_partner_poll: submits import queue messages to the RMS (gateway/inbound/rms_delivery.h, window
- *    bounded), reads the acks, and removes acknowledged messages from the import queue.
- *    A message the RMS rejects is logged, counted and never sent again: it is kept as
- *    an import dead letter (gateway/core/dlq.h, kind PG_DLQ_IMPORT: the RMS's reason, the
- *    origin forces, the canonical ids, the format, the time, the bytes) and audited
- *    "reject" (outcome "rms-rejected", one event per canonical id), and the import queue
- *    entry removed in the same transaction that keeps the dead letter; its offsets
- *    become committable only after that commit. Everything else is sent until
- *    stored, across restarts.
+ * 2. pg_partner_poll: submits import queue messages to the RMS (gateway/inbound/rms_delivery.h,
+ * window bounded), reads the acks, and removes acknowledged messages from the import queue. A
+ * message the RMS rejects is logged, counted and never sent again: it is kept as an import dead
+ * letter (gateway/core/dlq.h, kind PG_DLQ_IMPORT: the RMS's reason, the origin forces, the
+ * canonical ids, the format, the time, the bytes) and audited "reject" (outcome "rms-rejected", one
+ * event per canonical id), and the import queue entry removed in the same transaction that keeps
+ * the dead letter; its offsets become committable only after that commit. Everything else is sent
+ * until stored, across restarts.
  * 3. Offsets: a batch's offsets (next offset per topic and partition) become
  *    committable when every message composed up to the end of that batch has been
  *    acknowledged by the RMS (acks come in order); pg_partner_committable hands them
@@ -67,15 +66,15 @@ typedef struct pg_compose_stats pg_compose_stats;
 typedef struct pg_partner pg_partner;
 
 typedef struct pg_partner_opts {
-    const char *force;             /* this gateway's force */
-    const pg_adapter_ops *adapter; /* the local RMS's format */
-    const pg_policy *policy;       /* partners and what they may speak for; borrowed */
-    pg_store *store;               /* borrowed */
-    pg_audit *audit;               /* NULL: no audit events; borrowed */
-    const char *atx_id_prefix;     /* NULL: "9" */
-    pg_rms_delivery_config delivery;   /* transport, endpoint, window...; on_result is ours */
-    int64_t now_ms;                /* sending time written (0: the clock); for tests */
-    pg_dlq_limits dlq_limits;      /* bounds of the dead letters (0s: dlq.h's defaults) */
+    const char *force;               /* this gateway's force */
+    const pg_adapter_ops *adapter;   /* the local RMS's format */
+    const pg_policy *policy;         /* partners and what they may speak for; borrowed */
+    pg_store *store;                 /* borrowed */
+    pg_audit *audit;                 /* NULL: no audit events; borrowed */
+    const char *atx_id_prefix;       /* NULL: "9" */
+    pg_rms_delivery_config delivery; /* transport, endpoint, window...; on_result is ours */
+    int64_t now_ms;                  /* sending time written (0: the clock); for tests */
+    pg_dlq_limits dlq_limits;        /* bounds of the dead letters (0s: dlq.h's defaults) */
 } pg_partner_opts;
 
 /* One consumed record (the consumer's shape). */

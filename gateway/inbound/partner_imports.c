@@ -11,8 +11,8 @@
 #include "dlq.h"
 #include "log.h"
 #include "partner_int.h"
-#include "policy.h"
 #include "polegate/error.h"
+#include "policy.h"
 #include "store.h"
 
 static int s_nomem(char *errstr, size_t errstr_size)
@@ -46,7 +46,8 @@ int pg_partner__open_dbs(pg_partner *self, char *errstr, size_t errstr_size)
             uuid_t u;
             uuid_generate_random(u);
             uuid_unparse_lower(u, self->instance);
-            rc = pg_store_put(txn, self->meta, "instance", 8, self->instance, 36, errstr, errstr_size);
+            rc = pg_store_put(txn, self->meta, "instance", 8, self->instance, 36, errstr,
+                              errstr_size);
         }
     }
     if (!rc) {
@@ -167,7 +168,8 @@ void pg_partner__on_result(void *arg, const pg_rms_delivery_result *r)
             /* left in the import queue, and nothing settled past it in this run: sent again
              * (and rejected again, then kept) after a restart */
             free(dup);
-            pg_log(PG_LOG_WARN, "partner: out of memory; message %s stays in the import queue", r->id);
+            pg_log(PG_LOG_WARN, "partner: out of memory; message %s stays in the import queue",
+                   r->id);
             if (!p->hold)
                 p->hold = seq;
         }
@@ -385,8 +387,8 @@ int pg_partner_poll(pg_partner *self, int timeout_ms, char *errstr, size_t errst
     while (self->q_len) {
         pg_partner_msg *m = &self->queue[self->q_head];
         char why[PG_ERRSTR_SIZE];
-        int rc = pg_rms_delivery_submit(self->delivery, m->id, m->data, m->len, (void *)(uintptr_t)m->seq,
-                                    NULL, why, sizeof why);
+        int rc = pg_rms_delivery_submit(self->delivery, m->id, m->data, m->len,
+                                        (void *)(uintptr_t)m->seq, NULL, why, sizeof why);
         if (rc == PG_ERETRY)
             break;
         if (rc) {
@@ -411,8 +413,8 @@ int pg_partner_poll(pg_partner *self, int timeout_ms, char *errstr, size_t errst
 
 int pg_partner_busy(const pg_partner *self)
 {
-    return self->q_len > 0 ||
-           pg_rms_delivery_in_flight(self->delivery) >= pg_rms_delivery_config_of(self->delivery)->window;
+    return self->q_len > 0 || pg_rms_delivery_in_flight(self->delivery) >=
+                                  pg_rms_delivery_config_of(self->delivery)->window;
 }
 
 size_t pg_partner_pending(const pg_partner *self)

@@ -67,11 +67,11 @@ struct pg_partner {
     pg_rms_delivery *delivery;
     pg_store_db seen, imports, meta;
     pg_store_db import_ids; /* seq -> "<forces>\0<canonical ids>" of an import queue message */
-    pg_dlq *dlq;        /* rejected messages: import dead letters */
+    pg_dlq *dlq;            /* rejected messages: import dead letters */
     char instance[37];
-    uint64_t next_seq; /* the next import queue sequence number */
-    uint64_t resolved; /* every message up to this sequence is settled */
-    uint64_t answered; /* every message up to this sequence has its result */
+    uint64_t next_seq;          /* the next import queue sequence number */
+    uint64_t resolved;          /* every message up to this sequence is settled */
+    uint64_t answered;          /* every message up to this sequence has its result */
     pg_partner_reject *rejects; /* rejected, dead letter not yet kept: oldest first */
     size_t n_rejects, cap_rejects;
     uint64_t hold; /* a rejected message that could not be noted: nothing settles past it */
@@ -95,8 +95,8 @@ struct pg_partner {
     int64_t removed_at;     /* when acknowledged messages were last removed */
 };
 
-/* Opens the pipeline's databases (partner.seen, .outbox (the import queue), .meta, .outids) and reads
- * the instance id and the next sequence number. */
+/* Opens the pipeline's databases (partner.seen, .outbox (the import queue), .meta, .outids) and
+ * reads the instance id and the next sequence number. */
 int pg_partner__open_dbs(pg_partner *self, char *errstr, size_t errstr_size);
 /* Queues what an earlier run composed and the RMS did not acknowledge (sent first). */
 int pg_partner__load_imports(pg_partner *self, char *errstr, size_t errstr_size);

@@ -16,8 +16,8 @@
 #include "consumer.h"
 #include "log.h"
 #include "partner.h"
-#include "policy.h"
 #include "polegate/error.h"
+#include "policy.h"
 
 static int s_nomem(char *errstr, size_t errstr_size)
 {

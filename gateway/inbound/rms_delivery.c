@@ -60,7 +60,8 @@ struct pg_rms_delivery {
     int send_retry_wait;
 };
 
-static const pg_rms_delivery_ops *const s_transports[] = {&pg_rms_delivery_zmq, &pg_rms_delivery_dir};
+static const pg_rms_delivery_ops *const s_transports[] = {&pg_rms_delivery_zmq,
+                                                          &pg_rms_delivery_dir};
 
 static int64_t s_now_ms(void)
 {
@@ -92,7 +93,8 @@ static char *s_strdup_or(const char *s, const char *dflt, int *failed)
     return copy;
 }
 
-pg_rms_delivery *pg_rms_delivery_new(const pg_rms_delivery_config *cfg, char *errstr, size_t errstr_size)
+pg_rms_delivery *pg_rms_delivery_new(const pg_rms_delivery_config *cfg, char *errstr,
+                                     size_t errstr_size)
 {
     if (!cfg || !cfg->transport || !cfg->endpoint) {
         pg_errf(PG_ECONFIG, errstr, errstr_size, "delivery: transport and endpoint are required");
@@ -293,8 +295,8 @@ static int s_report(pg_rms_delivery *self)
     return n;
 }
 
-int pg_rms_delivery_submit(pg_rms_delivery *self, const char *id, const uint8_t *msg, size_t len, void *tag,
-                       uint64_t *seq, char *errstr, size_t errstr_size)
+int pg_rms_delivery_submit(pg_rms_delivery *self, const char *id, const uint8_t *msg, size_t len,
+                           void *tag, uint64_t *seq, char *errstr, size_t errstr_size)
 {
     if (self->count == self->cap)
         return pg_errf(PG_ERETRY, errstr, errstr_size,
@@ -391,7 +393,8 @@ int pg_rms_delivery_flush(pg_rms_delivery *self, int timeout_ms, char *errstr, s
         int64_t left = end < 0 ? -1 : end - s_now_ms();
         if (end >= 0 && left < 0)
             left = 0;
-        int rc = pg_rms_delivery_poll(self, left > INT_MAX ? INT_MAX : (int)left, errstr, errstr_size);
+        int rc =
+            pg_rms_delivery_poll(self, left > INT_MAX ? INT_MAX : (int)left, errstr, errstr_size);
         if (rc < 0)
             return rc;
         if (self->count == 0)
@@ -405,7 +408,7 @@ int pg_rms_delivery_flush(pg_rms_delivery *self, int timeout_ms, char *errstr, s
 /* ------------------------------------------------------------ the ack */
 
 int pg_rms_delivery_ack_parse(const uint8_t *data, size_t len, int *status, char *reason,
-                          size_t reason_size, char *errstr, size_t errstr_size)
+                              size_t reason_size, char *errstr, size_t errstr_size)
 {
     json_error_t jerr;
     json_t *root = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -570,7 +573,7 @@ static int s_zmq_recv_ack(void *state, int timeout_ms, char *id, size_t idsize, 
     char errstr[PG_ERRSTR_SIZE];
     if (!valid || got != 2 || zmq_msg_size(&part[0]) >= idsize ||
         pg_rms_delivery_ack_parse(zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), status, reason,
-                              reason_size, errstr, sizeof errstr) < 0) {
+                                  reason_size, errstr, sizeof errstr) < 0) {
         rc = 0;
     } else {
         memcpy(id, zmq_msg_data(&part[0]), zmq_msg_size(&part[0]));

@@ -73,7 +73,8 @@ extern const pg_rms_delivery_ops pg_rms_delivery_dir;
 
 /* A new delivery per cfg (copied; strings too). NULL with errstr when the transport
  * is unknown or cannot be opened (dir: not a writable directory). */
-pg_rms_delivery *pg_rms_delivery_new(const pg_rms_delivery_config *cfg, char *errstr, size_t errstr_size);
+pg_rms_delivery *pg_rms_delivery_new(const pg_rms_delivery_config *cfg, char *errstr,
+                                     size_t errstr_size);
 /* Close the transport and free everything; unreported messages are forgotten (the
  * caller has not committed them, so they come again). Sets *p to NULL. */
 void pg_rms_delivery_destroy(pg_rms_delivery **p);
@@ -87,8 +88,8 @@ const pg_rms_delivery_config *pg_rms_delivery_config_of(const pg_rms_delivery *s
  * be NULL) gets the message's sequence number.
  * 0 accepted; PG_ERETRY window full (poll, then submit again: nothing was taken);
  * PG_EINVALID bad id; PG_EIO (dir) could not be written, nothing stored. */
-int pg_rms_delivery_submit(pg_rms_delivery *self, const char *id, const uint8_t *msg, size_t len, void *tag,
-                       uint64_t *seq, char *errstr, size_t errstr_size);
+int pg_rms_delivery_submit(pg_rms_delivery *self, const char *id, const uint8_t *msg, size_t len,
+                           void *tag, uint64_t *seq, char *errstr, size_t errstr_size);
 /* Drive the transport for up to timeout_ms: send what waits, read acks, resend what
  * timed out, and report results in order through cfg->on_result. Returns as soon as
  * at least one result was reported (or at once when there is nothing in flight).
@@ -104,7 +105,7 @@ int pg_rms_delivery_flush(pg_rms_delivery *self, int timeout_ms, char *errstr, s
  * into *status: 0 stored, PG_EINVALID rejected (reason copied). 0, or PG_EINVALID
  * with errstr when the ack is not valid. Used by the RMS stand-in and its tests. */
 int pg_rms_delivery_ack_parse(const uint8_t *data, size_t len, int *status, char *reason,
-                          size_t reason_size, char *errstr, size_t errstr_size);
+                              size_t reason_size, char *errstr, size_t errstr_size);
 /* Append the ack for status 0 (stored) or PG_EINVALID (rejected, with reason) to
  * out. 0 or PG_ENOMEM. */
 int pg_rms_delivery_ack_format(int status, const char *reason, pg_buf *out);

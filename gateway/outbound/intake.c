@@ -75,7 +75,7 @@ struct pg_intake {
 /* What one message may add to the store at most, as an estimate from its size: the
  * ledger's record, the spool's batch for each destination, a dead letter's two copies,
  * and the B-tree pages they touch. Only used to stop well before the map is full. */
-#define S_GROWTH(size) ((size) * 4 + 16384)
+#define S_GROWTH(size) ((size)*4 + 16384)
 
 /* Measure the room left in the store before a group (no transaction open). */
 static void s_measure_room(pg_intake *self)

@@ -330,8 +330,9 @@ static int s_produce_window(pg_publisher *self, char *errstr, size_t errstr_size
      * again (the first win_resent records: windows start at the oldest batch), and
      * counted, never hidden. */
     if (self->win_resent)
-        pg_log(PG_LOG_WARN, "kafka: sending %zu records again (spool batches %" PRIu64 "-%" PRIu64
-               ")", self->win_resent, self->win_first, self->win_last);
+        pg_log(PG_LOG_WARN,
+               "kafka: sending %zu records again (spool batches %" PRIu64 "-%" PRIu64 ")",
+               self->win_resent, self->win_first, self->win_last);
     if (self->win_last > self->max_seq)
         self->max_seq = self->win_last;
     for (size_t i = 0; i < self->win->count; i++) {
@@ -416,8 +417,8 @@ static int s_remove_window(pg_publisher *self, char *errstr, size_t errstr_size)
     char why[PG_ERRSTR_SIZE];
     size_t removed = 0;
     pg_store_txn *txn = pg_store_begin(self->store, 1, why, sizeof why);
-    int rc = txn ? pg_spool_remove(self->spool, txn, self->win_first, self->win_last, &removed,
-                                   why, sizeof why)
+    int rc = txn ? pg_spool_remove(self->spool, txn, self->win_first, self->win_last, &removed, why,
+                                   sizeof why)
                  : PG_ESTORE;
     if (!rc)
         rc = pg_store_commit(&txn, why, sizeof why);
@@ -445,8 +446,9 @@ static int s_remove_window(pg_publisher *self, char *errstr, size_t errstr_size)
         return pg_errf(rc, errstr, errstr_size, "spool: %s", why);
     }
     if (self->unremoved)
-        pg_log(PG_LOG_INFO, "kafka: spool batches %" PRIu64 "-%" PRIu64
-               " removed after all; publishing again", self->win_first, self->win_last);
+        pg_log(PG_LOG_INFO,
+               "kafka: spool batches %" PRIu64 "-%" PRIu64 " removed after all; publishing again",
+               self->win_first, self->win_last);
     self->unremoved = 0;
     pthread_mutex_lock(&self->lock);
     self->stats.delivered += self->win->count;

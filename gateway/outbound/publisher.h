@@ -66,15 +66,15 @@ typedef struct pg_publisher_opts {
 
 /* Counters since the producer was made (thread-safe snapshot). */
 typedef struct pg_publisher_stats {
-    uint64_t produced;     /* records handed to librdkafka, re-sends included */
-    uint64_t delivered;    /* records in committed transactions */
-    uint64_t failed;       /* delivery reports with an error (the window is sent again) */
-    uint64_t batches;      /* batches committed and removed from the spool */
-    uint64_t transactions; /* committed */
-    uint64_t aborts;       /* transactions aborted (their batches sent again) */
-    uint64_t restarts;     /* librdkafka handles remade after a fatal error */
-    uint64_t audit_errors; /* audit events that could not be written */
-    uint64_t resent;       /* records produced again (their window aborted, a new handle) */
+    uint64_t produced;        /* records handed to librdkafka, re-sends included */
+    uint64_t delivered;       /* records in committed transactions */
+    uint64_t failed;          /* delivery reports with an error (the window is sent again) */
+    uint64_t batches;         /* batches committed and removed from the spool */
+    uint64_t transactions;    /* committed */
+    uint64_t aborts;          /* transactions aborted (their batches sent again) */
+    uint64_t restarts;        /* librdkafka handles remade after a fatal error */
+    uint64_t audit_errors;    /* audit events that could not be written */
+    uint64_t resent;          /* records produced again (their window aborted, a new handle) */
     uint64_t remove_failures; /* removals of a committed window that failed */
     uint64_t stalled;         /* 1 while publishing is stopped on such a removal */
 } pg_publisher_stats;

@@ -19,8 +19,8 @@ struct pg_idmap {
      * time and return the same one ever after. *created (may be NULL) is set to 1
      * when the id was assigned by this call. 0, or a negative pg error with errstr. */
     int (*resolve)(pg_idmap *self, const char *uuid, int kind, const char *origin_system,
-                   const char *native_id, char *out, size_t outsize, int *created,
-                   char *errstr, size_t errstr_size);
+                   const char *native_id, char *out, size_t outsize, int *created, char *errstr,
+                   size_t errstr_size);
 };
 
 typedef struct pg_adapter_ctx {
@@ -51,14 +51,14 @@ typedef struct pg_adapter_ops {
      * owns them). All or nothing: on error the changes appended by this call are
      * dropped, errstr holds the reason ("<member path>: <rule>"), and the return is
      * negative (PG_EINVALID, PG_ETOOBIG, PG_ENOMEM). */
-    int (*decode)(const pg_adapter_ctx *ctx, const uint8_t *data, size_t size,
-                  pg_changeset *cs, char *errstr, size_t errstr_size);
+    int (*decode)(const pg_adapter_ctx *ctx, const uint8_t *data, size_t size, pg_changeset *cs,
+                  char *errstr, size_t errstr_size);
     /* Encode the changes of cs as native messages appended to out: ATX one NDJSON line
      * per entity change (carrying the cs links from that entity), NX5 one document.
      * PG_EUNSUPPORTED when cs holds what the format cannot carry alone (an ATX link
      * change without its source record). */
-    int (*encode)(const pg_adapter_ctx *ctx, const pg_changeset *cs, pg_buf *out,
-                  char *errstr, size_t errstr_size);
+    int (*encode)(const pg_adapter_ctx *ctx, const pg_changeset *cs, pg_buf *out, char *errstr,
+                  size_t errstr_size);
     /* Split the bytes of a file into native messages. */
     int (*split)(const uint8_t *data, size_t size, pg_split_fn fn, void *arg);
 } pg_adapter_ops;

@@ -19,8 +19,7 @@ void *pg_arena_alloc(pg_arena *self, size_t size);
 /* A NUL-terminated copy of s[0..n). Owned by the arena. */
 char *pg_arena_strndup(pg_arena *self, const char *s, size_t n);
 char *pg_arena_strdup(pg_arena *self, const char *s);
-char *pg_arena_sprintf(pg_arena *self, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+char *pg_arena_sprintf(pg_arena *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Bytes handed out since the last reset (for benchmarks and limits). */
 size_t pg_arena_used(const pg_arena *self);
 

@@ -11,15 +11,17 @@ typedef struct pg_buf {
     size_t cap;
 } pg_buf;
 
-#define PG_BUF_INIT {NULL, 0, 0}
+#define PG_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Make room for extra more bytes. 0 or PG_ENOMEM. */
 int pg_buf_reserve(pg_buf *self, size_t extra);
 int pg_buf_append(pg_buf *self, const void *data, size_t len);
 int pg_buf_puts(pg_buf *self, const char *s);
 int pg_buf_putc(pg_buf *self, char c);
-int pg_buf_printf(pg_buf *self, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int pg_buf_printf(pg_buf *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Empty the buffer, keeping its memory. */
 void pg_buf_reset(pg_buf *self);
 /* Free the memory; the buffer is empty and reusable afterwards. */

@@ -5,25 +5,25 @@
 #include <stddef.h>
 
 /* X(NAME, message). 0 is success; every error is the negative of its position. */
-#define PG_ERROR_TABLE(X)                                                      \
-    X(NOMEM, "out of memory")                                                  \
-    X(INVALID, "invalid message")                                              \
-    X(TOOBIG, "message too large")                                             \
-    X(STALE, "stale revision")                                                 \
-    X(DUPLICATE, "duplicate delivery")                                         \
-    X(RETRY, "retry later")                                                    \
-    X(IO, "input/output error")                                                \
-    X(STORE, "store error")                                                    \
-    X(KAFKA, "kafka error")                                                    \
-    X(CONFIG, "configuration error")                                           \
-    X(USAGE, "usage error")                                                    \
-    X(NOTFOUND, "not found")                                                   \
-    X(UNSUPPORTED, "cannot be expressed in the target format")                 \
-    X(POLICY, "withheld by policy")                                            \
-    X(TIMEOUT, "timed out")                                                    \
-    X(INTERNAL, "internal error")                                              \
-    X(FULL, "store full")                                                      \
-    X(DISKFULL, "disk full")                                                   \
+#define PG_ERROR_TABLE(X)                                                                          \
+    X(NOMEM, "out of memory")                                                                      \
+    X(INVALID, "invalid message")                                                                  \
+    X(TOOBIG, "message too large")                                                                 \
+    X(STALE, "stale revision")                                                                     \
+    X(DUPLICATE, "duplicate delivery")                                                             \
+    X(RETRY, "retry later")                                                                        \
+    X(IO, "input/output error")                                                                    \
+    X(STORE, "store error")                                                                        \
+    X(KAFKA, "kafka error")                                                                        \
+    X(CONFIG, "configuration error")                                                               \
+    X(USAGE, "usage error")                                                                        \
+    X(NOTFOUND, "not found")                                                                       \
+    X(UNSUPPORTED, "cannot be expressed in the target format")                                     \
+    X(POLICY, "withheld by policy")                                                                \
+    X(TIMEOUT, "timed out")                                                                        \
+    X(INTERNAL, "internal error")                                                                  \
+    X(FULL, "store full")                                                                          \
+    X(DISKFULL, "disk full")                                                                       \
     X(CORRUPT, "stored data damaged")
 
 enum {

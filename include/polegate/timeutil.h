@@ -29,11 +29,11 @@ void pg_rfc3339_format_london(pg_instant t, char out[40]);
 /* Local UK civil time -> instant. In the hour that repeats when BST ends the time is
  * read as BST (the first occurrence); a time in the hour skipped when BST starts is
  * PG_EINVALID. */
-int pg_london_to_instant(int year, int month, int day, int hour, int min, int sec,
-                         pg_instant *out, char *errstr, size_t errstr_size);
+int pg_london_to_instant(int year, int month, int day, int hour, int min, int sec, pg_instant *out,
+                         char *errstr, size_t errstr_size);
 /* Instant -> local UK civil time fields. */
-void pg_instant_to_london(pg_instant t, int *year, int *month, int *day, int *hour,
-                          int *min, int *sec);
+void pg_instant_to_london(pg_instant t, int *year, int *month, int *day, int *hour, int *min,
+                          int *sec);
 
 /* Is y-m-d a real calendar date (Gregorian, years 1-9999)? */
 int pg_date_valid(int year, int month, int day);

@@ -10,14 +10,14 @@
 #include "polegate/error.h"
 
 /* A property the harness checks failed: stop loudly so the fuzzer keeps the input. */
-#define PG_FUZZ_ASSERT(cond, ...)                                                          \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "fuzz property failed: %s: ", #cond);                          \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fputc('\n', stderr);                                                           \
-            abort();                                                                       \
-        }                                                                                  \
+#define PG_FUZZ_ASSERT(cond, ...)                                                                  \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz property failed: %s: ", #cond);                                  \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* NX5 GIDs from the FNV-1a hash of the entity's uuid: stable, so the same entity
@@ -27,8 +27,7 @@ static inline int pg_fuzz_gid_resolve(pg_idmap *self, const char *uuid, int kind
                                       size_t outsize, int *created, char *errstr,
                                       size_t errstr_size)
 {
-    (void)self, (void)kind, (void)origin_system, (void)native_id, (void)errstr,
-        (void)errstr_size;
+    (void)self, (void)kind, (void)origin_system, (void)native_id, (void)errstr, (void)errstr_size;
     unsigned long long h = 1469598103934665603ULL;
     for (const char *p = uuid ? uuid : ""; *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211ULL;
@@ -47,8 +46,10 @@ static inline int pg_fuzz_same(const pg_changeset *a, const pg_changeset *b)
         const pg_change *x = &a->changes[i], *y = &b->changes[i];
         if (x->type != y->type)
             return 0;
-        const ProtobufCMessage *mx = x->type == PG_CHANGE_ENTITY ? &x->entity->base : &x->link->base;
-        const ProtobufCMessage *my = y->type == PG_CHANGE_ENTITY ? &y->entity->base : &y->link->base;
+        const ProtobufCMessage *mx =
+            x->type == PG_CHANGE_ENTITY ? &x->entity->base : &x->link->base;
+        const ProtobufCMessage *my =
+            y->type == PG_CHANGE_ENTITY ? &y->entity->base : &y->link->base;
         size_t nx = protobuf_c_message_get_packed_size(mx);
         size_t ny = protobuf_c_message_get_packed_size(my);
         if (nx != ny)
