@@ -14,6 +14,7 @@
 #include "echo.h"
 #include "ledger.h"
 #include "log.h"
+#include "metrics.h"
 #include "partner_service.h"
 #include "polegate/error.h"
 #include "polegate/version.h"
@@ -26,6 +27,9 @@
 #define S_POLL_MS 100
 /* Seconds between two periodic counter lines at info level. */
 #define S_STATS_EVERY 60
+/* Milliseconds between two hand-overs of the counters to the metrics endpoint while
+ * idle (after every intake group otherwise). */
+#define S_METRICS_EVERY_MS 250
 /* Signal numbers pg_daemon_signal keeps (Linux: 1..64). */
 #define S_NSIG 65
 /* How long a reload gives the RMS to acknowledge partner records in flight before the
@@ -45,8 +49,11 @@ struct pg_daemon {
     pg_audit *audit;
     pg_publisher *producer;
     pg_intake *intake;
-    pg_partner_service *partner; /* partner records in (NULL: no delivery configured) */
-    pg_echo *echo;               /* drops the RMS's echoes of partner records */
+    pg_partner_service *partner;    /* partner records in (NULL: no delivery configured) */
+    pg_echo *echo;                  /* drops the RMS's echoes of partner records */
+    pg_metrics *metrics;            /* NULL: no metrics.listen */
+    double store_used, store_limit; /* pg_store_space as ratios, taken once a second */
+    time_t store_space_at;
     char tid[64];
     pg_intake_stats last_intake;           /* the intake's counters when it closed */
     volatile sig_atomic_t stop;            /* the signal that asked for it, or -1 */
@@ -140,8 +147,17 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
             goto err;
         }
     }
+    if (cfg->metrics_listen) {
+        d->metrics = pg_metrics_new(cfg->metrics_listen, cfg->force, why, sizeof why);
+        if (!d->metrics) {
+            pg_errf(PG_EIO, errstr, errstr_size, "%s", why);
+            goto err;
+        }
+    }
     if (cfg->audit_path) {
-        pg_audit_options ao = {.sync_every = cfg->audit_sync_every};
+        pg_audit_options ao = {.sync_every = cfg->audit_sync_every,
+                               .on_event = d->metrics ? pg_metrics_on_audit : NULL,
+                               .on_event_ud = d->metrics};
         d->audit = pg_audit_new(cfg->audit_path, &ao, why, sizeof why);
         if (!d->audit) {
             pg_errf(PG_EIO, errstr, errstr_size, "audit %s: %s", cfg->audit_path, why);
@@ -161,6 +177,8 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
         .store = d->store,
         .spool = d->spool,
         .audit = d->audit,
+        .on_commit = d->metrics ? pg_metrics_on_commit : NULL,
+        .on_commit_ud = d->metrics,
     };
     d->producer = pg_publisher_new(&popts, errstr, errstr_size);
     if (!d->producer)
@@ -210,6 +228,7 @@ void pg_daemon_destroy(pg_daemon **p)
     pg_ledger_destroy(&d->ledger);
     pg_store_destroy(&d->store);
     pg_config_destroy(&d->reloaded);
+    pg_metrics_destroy(&d->metrics); /* last: the audit log and the producer call it */
     free(d);
     *p = NULL;
 }
@@ -282,6 +301,64 @@ static void s_log_counters(pg_daemon *self, int level, const char *when)
            is.backpressure, is.store_full, is.disk_full, is.commits, is.echoes, ps.delivered,
            ps.transactions, ps.aborts, ps.resent, ps.restarts, ps.remove_failures,
            ps.stalled ? " (PUBLISHING STOPPED)" : "", ss.batches, ss.records, ss.bytes);
+}
+
+/* Hand the parts' counters to the metrics endpoint (this thread is the one that may
+ * read the intake's). spooled: an intake group was just acknowledged. stopping: the
+ * reason /readyz gives from now on, or NULL. */
+static void s_metrics_update(pg_daemon *self, int spooled, const char *stopping)
+{
+    pg_metrics_state st;
+    memset(&st, 0, sizeof st);
+    st.store_used_ratio = -1;
+    char why[PG_ERRSTR_SIZE];
+    if (self->intake)
+        pg_intake_get_stats(self->intake, &st.intake);
+    else
+        st.intake = self->last_intake;
+    pg_publisher_get_stats(self->producer, &st.publisher);
+    pg_store_txn *txn = pg_store_begin(self->store, 0, why, sizeof why);
+    pg_dlq_stats ds = {0};
+    if (txn) {
+        pg_spool_stat(self->spool, txn, &st.spool, why, sizeof why);
+        pg_dlq_stat(self->dlq, txn, &ds, why, sizeof why);
+        pg_store_abort(&txn);
+    }
+    st.dead_letters = ds.entries;
+    pg_store_space_info space;
+    time_t now = time(NULL);
+    if (now != self->store_space_at && !pg_store_space(self->store, &space, why, sizeof why) &&
+        space.map) {
+        self->store_used = (double)space.used / (double)space.map;
+        self->store_limit = (double)(space.map - space.headroom) / (double)space.map;
+        self->store_space_at = now;
+    }
+    st.store_used_ratio = self->store_space_at ? self->store_used : -1;
+    st.store_limit_ratio = self->store_limit;
+    if (spooled)
+        pg_metrics_spooled(self->metrics, st.spool.next_seq);
+    int joined = 1;
+    if (self->partner) {
+        st.partner_running = 1;
+        pg_partner_service_stats(self->partner, &st.partner);
+        st.lag_count = pg_partner_service_lag(self->partner, &joined, st.lag, PG_PARTNER_MAX_LAG);
+    }
+    if (stopping) {
+        snprintf(st.not_ready, sizeof st.not_ready, "%s", stopping);
+    } else if (st.publisher.stalled) {
+        snprintf(st.not_ready, sizeof st.not_ready,
+                 "publishing stopped: a committed window cannot be removed from the spool "
+                 "(the log says why)");
+    } else if (!st.publisher.ready) {
+        pg_publisher_last_error(self->producer, why, sizeof why);
+        snprintf(st.not_ready, sizeof st.not_ready,
+                 "kafka: the producer has no producer id yet (transactional.id %s)%s%.100s",
+                 self->tid, *why ? ": " : "", why);
+    } else if (!joined) {
+        snprintf(st.not_ready, sizeof st.not_ready,
+                 "partner consumer: not yet a member of group %s", self->cfg->delivery_group_id);
+    }
+    pg_metrics_set_state(self->metrics, &st);
 }
 
 /* A key of the new configuration that differs from the running one: the log level
@@ -379,6 +456,10 @@ int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size)
         return PG_EINTERNAL;
     time_t last_stats = time(NULL);
     uint64_t last_received = 0;
+    struct timespec last_metrics = {0, 0};
+    if (self->metrics)
+        pg_log(PG_LOG_INFO, "metrics: serving /metrics, /healthz and /readyz on %s (port %d)",
+               self->cfg->metrics_listen, pg_metrics_port(self->metrics));
 
     int damaged = 0;
     while (!self->stop) {
@@ -401,6 +482,16 @@ int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size)
                    why, self->cfg->store_path);
             break;
         }
+        if (self->metrics) {
+            struct timespec mono;
+            clock_gettime(CLOCK_MONOTONIC, &mono);
+            int64_t ms = (int64_t)(mono.tv_sec - last_metrics.tv_sec) * 1000 +
+                         (mono.tv_nsec - last_metrics.tv_nsec) / 1000000;
+            if (n > 0 || ms >= S_METRICS_EVERY_MS) {
+                s_metrics_update(self, n > 0, NULL);
+                last_metrics = mono;
+            }
+        }
         time_t now = time(NULL);
         if (now - last_stats >= S_STATS_EVERY) {
             pg_intake_stats is;
@@ -418,6 +509,8 @@ int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size)
      * the rest there. */
     pg_intake_get_stats(self->intake, &self->last_intake);
     pg_intake_destroy(&self->intake);
+    if (self->metrics)
+        s_metrics_update(self, 0, "stopping");
     int drain_ms = damaged ? 0 : self->cfg->spool_drain_timeout_ms;
     pg_partner_service_stop(&self->partner, drain_ms);
     pg_log(PG_LOG_INFO, "stopping (%s): intake closed; publishing the spool for up to %d ms",
@@ -428,6 +521,8 @@ int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size)
     int drc = pg_publisher_drain(self->producer, drain_ms, why, sizeof why);
     pg_publisher_stop(self->producer);
     s_log_counters(self, PG_LOG_INFO, "stopped");
+    if (self->metrics)
+        s_metrics_update(self, 0, "stopped");
     if (drc == PG_ETIMEOUT)
         pg_log(PG_LOG_WARN, "spool: %s; kept for the next start", why);
     else if (drc)

@@ -181,7 +181,7 @@ END_TEST
 
 START_TEST(test_unknown_section)
 {
-    s_bad(BASE "metrics:\n  port: 9100\n", "t.yaml:15: unknown section 'metrics'");
+    s_bad(BASE "monitoring:\n  port: 9100\n", "t.yaml:15: unknown section 'monitoring'");
 }
 END_TEST
 

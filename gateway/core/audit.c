@@ -91,6 +91,8 @@ struct pg_audit {
     int failed; /* a write or sync failed: the log can no longer be trusted */
     int64_t (*clock_ms)(void *ud);
     void *clock_ud;
+    void (*on_event)(void *ud, const pg_audit_event *ev, int rc);
+    void *on_event_ud;
     pg_buf line; /* reused for every event */
 };
 
@@ -264,6 +266,8 @@ pg_audit *pg_audit_new(const char *path, const pg_audit_options *opts, char *err
     a->sync_every = opts && opts->sync_every > 1 ? opts->sync_every : 1;
     a->clock_ms = opts && opts->clock_ms ? opts->clock_ms : s_real_clock;
     a->clock_ud = opts ? opts->clock_ud : NULL;
+    a->on_event = opts ? opts->on_event : NULL;
+    a->on_event_ud = opts ? opts->on_event_ud : NULL;
     if (!(a->path = strdup(path ? path : ""))) {
         pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
         goto err;
@@ -460,6 +464,8 @@ int pg_audit_append(pg_audit *self, const pg_audit_event *ev, char *errstr, size
 out:
     free(canon);
     pthread_mutex_unlock(&self->lock);
+    if (self->on_event)
+        self->on_event(self->on_event_ud, ev, rc);
     return rc;
 }
 

@@ -70,6 +70,11 @@ typedef struct pg_audit_options {
      * For tests and replays. */
     int64_t (*clock_ms)(void *ud);
     void *clock_ud;
+    /* Called after each pg_audit_append with the event and its result (0: written),
+     * on the appending thread, outside the log's lock. NULL: none. The metrics count
+     * events and failures with it. */
+    void (*on_event)(void *ud, const pg_audit_event *ev, int rc);
+    void *on_event_ud;
 } pg_audit_options;
 
 /* Open (creating it, mode 0640) the log at path for appending, continuing the chain

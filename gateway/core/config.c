@@ -272,6 +272,31 @@ static const s_entry s_log[] = {
     {0},
 };
 
+/* HOST:PORT or [IPV6]:PORT, the port a number; whether HOST is this host's is for
+ * the bind at start-up to say. */
+static int s_check_listen(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
+{
+    (void)cfg;
+    const char *colon = strrchr(v, ':');
+    char *end;
+    errno = 0;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    int v6 = v[0] == '[';
+    if (colon && colon > v && isdigit((unsigned char)colon[1]) && !*end && !errno && port >= 0 &&
+        port <= 65535 && (!v6 || colon[-1] == ']') && (v6 || !memchr(v, ':', (size_t)(colon - v))))
+        return 0;
+    return pg_errf(PG_ECONFIG, errstr, errstr_size,
+                   "'%s' is not HOST:PORT (e.g. 127.0.0.1:9464, [::1]:9464)", v);
+}
+
+static const s_entry s_metrics[] = {
+    {S_STR, "listen", "none: no endpoint", S_DERIVED, S_OFF(metrics_listen), 0, 0, s_check_listen,
+     "`HOST:PORT` of the HTTP endpoint: `/metrics` (Prometheus text format), `/healthz`, "
+     "`/readyz`; e.g. `127.0.0.1:9464`. Unauthenticated: keep it on loopback or a "
+     "management network (docs/operations.md \"Metrics\")."},
+    {0},
+};
+
 static const s_section s_sections[] = {
     {"force", s_force, "Which force this gateway serves."},
     {"adapter", s_adapter, "The native format of the records system."},
@@ -285,6 +310,7 @@ static const s_section s_sections[] = {
     {"dlq", s_dlq, "Dead letters."},
     {"audit", s_audit, "The disclosure audit log (Data Protection Act 2018 Part 3, s.62)."},
     {"log", s_log, "Logging."},
+    {"metrics", s_metrics, "The metrics and health endpoint."},
 };
 #define S_NSECTIONS (sizeof s_sections / sizeof s_sections[0])
 
@@ -710,7 +736,7 @@ static void s_load_root(s_loader *ld, struct fy_document *fyd)
         if (!name || i == S_NSECTIONS) {
             s_err(ld, s_line(k),
                   "unknown section '%s' (sections: force, adapter, intake, store, kafka, "
-                  "delivery, spool, dlq, audit, log, policy)",
+                  "delivery, spool, dlq, audit, log, metrics, policy)",
                   name ? name : "?");
             continue;
         }

@@ -68,6 +68,9 @@ typedef struct pg_config {
     char *audit_fsync;         /* "event" or "batch" */
     unsigned audit_sync_every; /* pg_audit_options.sync_every: 1, or UINT_MAX for "batch" */
 
+    /* metrics: the HTTP endpoint (gateway/core/metrics.h) */
+    char *metrics_listen; /* "HOST:PORT"; NULL: no endpoint */
+
     /* log */
     char *log_level_name;
     int log_level; /* a pg_log_level */

@@ -356,3 +356,39 @@ int pg_consumer_commit(pg_consumer *self, int sync, char *errstr, size_t errstr_
     s_commit_marked(self, NULL, sync);
     return 0;
 }
+
+int pg_consumer_lag(pg_consumer *self, void (*fn)(void *ud, const char *topic, int64_t lag),
+                    void *ud)
+{
+    char *member = rd_kafka_memberid(self->rk);
+    int joined = member && *member;
+    if (member)
+        rd_kafka_mem_free(self->rk, member);
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(self->rk, &parts) || !parts)
+        return joined;
+    rd_kafka_position(self->rk, parts);
+    for (int i = 0; i < parts->cnt; i++) {
+        const char *topic = parts->elems[i].topic;
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++)
+            seen = !strcmp(parts->elems[j].topic, topic);
+        if (seen)
+            continue; /* summed with its first partition */
+        int64_t lag = 0;
+        for (int j = i; j < parts->cnt && lag >= 0; j++) {
+            const rd_kafka_topic_partition_t *tp = &parts->elems[j];
+            if (strcmp(tp->topic, topic))
+                continue;
+            int64_t lo, hi;
+            if (tp->offset < 0 ||
+                rd_kafka_get_watermark_offsets(self->rk, topic, tp->partition, &lo, &hi) || hi < 0)
+                lag = -1;
+            else
+                lag += hi > tp->offset ? hi - tp->offset : 0;
+        }
+        fn(ud, topic, lag);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return joined;
+}

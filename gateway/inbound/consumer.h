@@ -76,4 +76,12 @@ int pg_consumer_mark(pg_consumer *self, const char *topic, int32_t partition, in
  * reported). 0, or PG_EKAFKA with errstr. */
 int pg_consumer_commit(pg_consumer *self, int sync, char *errstr, size_t errstr_size);
 
+/* For each topic with partitions assigned to this consumer, fn(ud, topic, lag): the
+ * messages on the broker beyond the consumer's position, summed over its partitions,
+ * from librdkafka's cached watermarks (no broker round trip); -1 when not known yet.
+ * Returns 1 when the consumer is a member of its group (it has a member id), else 0.
+ * On the consumer's thread. */
+int pg_consumer_lag(pg_consumer *self, void (*fn)(void *ud, const char *topic, int64_t lag),
+                    void *ud);
+
 #endif

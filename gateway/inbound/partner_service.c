@@ -42,6 +42,9 @@ struct pg_partner_service {
     atomic_int drain_ms;
     pthread_mutex_t lock;
     pg_partner_stats snap;
+    int joined;                             /* snapshot of pg_consumer_lag */
+    pg_partner_lag lag[PG_PARTNER_MAX_LAG]; /* and of each topic's lag */
+    size_t n_lag;
     char **topics;
     size_t n_topics;
 };
@@ -51,6 +54,16 @@ static int64_t s_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* pg_consumer_lag's callback: into the service's snapshot (locked by the caller). */
+static void s_lag(void *ud, const char *topic, int64_t lag)
+{
+    pg_partner_service *s = ud;
+    if (s->n_lag == PG_PARTNER_MAX_LAG)
+        return;
+    snprintf(s->lag[s->n_lag].topic, sizeof s->lag[s->n_lag].topic, "%s", topic);
+    s->lag[s->n_lag++].lag = lag;
 }
 
 static int s_mark(void *arg, const char *topic, int32_t partition, int64_t next)
@@ -82,7 +95,7 @@ static void *s_main(void *arg)
     pg_consumer_record *recs = calloc(S_BATCH, sizeof *recs);
     char why[PG_ERRSTR_SIZE];
     int held = 0; /* records polled and not yet taken */
-    int64_t last_commit = s_now_ms(), last_stats = last_commit;
+    int64_t last_commit = s_now_ms(), last_stats = last_commit, last_lag = 0;
     uint64_t last_records = 0;
     int64_t busy_since = 0;
     while (recs && !atomic_load(&s->stop)) {
@@ -137,6 +150,11 @@ static void *s_main(void *arg)
         }
         pthread_mutex_lock(&s->lock);
         pg_partner_get_stats(s->p, &s->snap);
+        if (now - last_lag >= 1000) {
+            s->n_lag = 0;
+            s->joined = pg_consumer_lag(s->c, s_lag, s);
+            last_lag = now;
+        }
         pthread_mutex_unlock(&s->lock);
     }
     /* Records polled but not taken come again (their offsets are not committed). */
@@ -254,6 +272,17 @@ void pg_partner_service_stop(pg_partner_service **p, int drain_ms)
     }
     s_service_free(s);
     *p = NULL;
+}
+
+size_t pg_partner_service_lag(pg_partner_service *self, int *joined, pg_partner_lag *out,
+                              size_t max)
+{
+    pthread_mutex_lock(&self->lock);
+    *joined = self->joined;
+    size_t n = self->n_lag < max ? self->n_lag : max;
+    memcpy(out, self->lag, n * sizeof *out);
+    pthread_mutex_unlock(&self->lock);
+    return n;
 }
 
 void pg_partner_service_stats(pg_partner_service *self, pg_partner_stats *out)

@@ -4,6 +4,7 @@
 #define POLEGATE_GATEWAY_PARTNER_SERVICE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct pg_config pg_config;
 typedef struct pg_store pg_store;
@@ -26,5 +27,18 @@ int pg_partner_service_start(const pg_config *cfg, pg_store *store, pg_audit *au
 void pg_partner_service_stop(pg_partner_service **p, int drain_ms);
 /* The counters so far (a copy taken by the thread at most ~100 ms ago). */
 void pg_partner_service_stats(pg_partner_service *self, pg_partner_stats *out);
+
+/* The consumer lag of one partner topic (pg_consumer_lag). */
+typedef struct pg_partner_lag {
+    char topic[250];
+    int64_t lag; /* -1: not known yet */
+} pg_partner_lag;
+#define PG_PARTNER_MAX_LAG 32
+
+/* Whether the consumer has joined its group (*joined) and the lag of each partner
+ * topic assigned to it, into out[0..max): a copy taken by the thread at most ~1 s
+ * ago. Returns how many topics were written. */
+size_t pg_partner_service_lag(pg_partner_service *self, int *joined, pg_partner_lag *out,
+                              size_t max);
 
 #endif

@@ -34,6 +34,8 @@ struct pg_publisher {
     pg_store *store;
     pg_spool *spool;
     pg_audit *audit;
+    void (*on_commit)(void *ud, const pg_outbatch *win, uint64_t first_seq, uint64_t last_seq);
+    void *on_commit_ud;
     size_t window_batches;
     size_t window_bytes;
     int call_timeout_ms;
@@ -179,6 +181,9 @@ static void s_drop_rk(pg_publisher *self)
     rd_kafka_destroy(self->rk);
     self->rk = NULL;
     self->inited = self->committing = self->aborting = 0;
+    pthread_mutex_lock(&self->lock);
+    self->stats.ready = 0;
+    pthread_mutex_unlock(&self->lock);
 }
 
 pg_publisher *pg_publisher_new(const pg_publisher_opts *opts, char *errstr, size_t errstr_size)
@@ -192,6 +197,8 @@ pg_publisher *pg_publisher_new(const pg_publisher_opts *opts, char *errstr, size
     self->store = opts->store;
     self->spool = opts->spool;
     self->audit = opts->audit;
+    self->on_commit = opts->on_commit;
+    self->on_commit_ud = opts->on_commit_ud;
     self->window_batches = opts->window_batches ? opts->window_batches : S_DEFAULT_WINDOW_BATCHES;
     self->window_bytes = opts->window_bytes ? opts->window_bytes : S_DEFAULT_WINDOW_BYTES;
     self->call_timeout_ms =
@@ -456,6 +463,8 @@ static int s_remove_window(pg_publisher *self, char *errstr, size_t errstr_size)
     self->stats.transactions++;
     self->stats.stalled = 0;
     pthread_mutex_unlock(&self->lock);
+    if (self->on_commit)
+        self->on_commit(self->on_commit_ud, self->win, self->win_first, self->win_last);
     int n = (int)self->win_batches;
     pg_outbatch_reset(self->win);
     self->win_batches = 0;
@@ -474,6 +483,9 @@ int pg_publisher_step(pg_publisher *self, char *errstr, size_t errstr_size)
         if ((error = rd_kafka_init_transactions(self->rk, self->call_timeout_ms)))
             return s_txn_error(self, error, "init transactions", errstr, errstr_size);
         self->inited = 1;
+        pthread_mutex_lock(&self->lock);
+        self->stats.ready = 1;
+        pthread_mutex_unlock(&self->lock);
         pg_log(PG_LOG_INFO, "kafka: transactions ready (transactional.id %s)", self->tid);
     }
     if (self->aborting) {

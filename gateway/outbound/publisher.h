@@ -62,6 +62,11 @@ typedef struct pg_publisher_opts {
     size_t window_bytes;        /* serialised bytes per transaction; 0: 4 MiB */
     int transaction_timeout_ms; /* 0: 60000 (also message.timeout.ms) */
     int call_timeout_ms;        /* longest single wait on the broker; 0: 1000 */
+    /* Called on the producer's thread after each commit, once the committed batches
+     * (spool sequences first_seq..last_seq) are removed from the spool, with the
+     * window's records (borrowed for the call). NULL: none. The metrics use it. */
+    void (*on_commit)(void *ud, const pg_outbatch *win, uint64_t first_seq, uint64_t last_seq);
+    void *on_commit_ud;
 } pg_publisher_opts;
 
 /* Counters since the producer was made (thread-safe snapshot). */
@@ -77,6 +82,7 @@ typedef struct pg_publisher_stats {
     uint64_t resent;          /* records produced again (their window aborted, a new handle) */
     uint64_t remove_failures; /* removals of a committed window that failed */
     uint64_t stalled;         /* 1 while publishing is stopped on such a removal */
+    int ready;                /* the handle holds its producer id (init_transactions done) */
 } pg_publisher_stats;
 
 /* A producer (not yet running). Makes the librdkafka handle, so that a bad property
