@@ -208,6 +208,9 @@ def main():
               val(samples, "polegate_audit_events_total", action="disclose") == valid)
         lat = val(samples, "polegate_publish_latency_seconds_count")
         check("publish latency observed", lat is not None and lat > 0, lat)
+        ratio = val(samples, "polegate_store_used_ratio")
+        check("store used ratio in (0, intake limit)", ratio is not None and 0 < ratio <
+              (val(samples, "polegate_store_intake_limit_ratio") or 0), ratio)
         check("spool empty", val(samples, "polegate_spool_records") == 0 and
               val(samples, "polegate_spool_bytes") == 0)
         check("build info", any(k[0] == "polegate_build_info" and ("force", "ESX") in k[1] and
