@@ -214,7 +214,7 @@ static int s_open_out(s_rx *rx)
         pg_rms_delivery_config cfg = {
             .transport = "dir",
             .endpoint = rx->o.out,
-            .extension = strcmp(rx->adapter->format, "nx5") ? "ndjson" : "xml",
+            .extension = rx->adapter->extensions[0],
             .window = 1,
         };
         rx->dir = pg_rms_delivery_new(&cfg, e, sizeof e);
@@ -224,9 +224,9 @@ static int s_open_out(s_rx *rx)
         }
         return 0;
     }
-    if (!strcmp(rx->adapter->format, "nx5"))
-        return s_usage_error("--out %s: NX5 documents are stored one per file: give a directory",
-                             rx->o.out);
+    if (rx->adapter->one_per_file)
+        return s_usage_error("--out %s: %s are stored one per file: give a directory", rx->o.out,
+                             rx->adapter->messages);
     rx->file = fopen(rx->o.out, "a");
     if (!rx->file) {
         fprintf(stderr, "polegate receive: --out %s: %s\n", rx->o.out, strerror(errno));

@@ -49,18 +49,6 @@ static int s_usage_error(const char *what)
     return 2;
 }
 
-static const pg_adapter_ops *s_format_of(const char *file)
-{
-    const char *dot = strrchr(file, '.');
-    if (!dot)
-        return NULL;
-    if (!strcmp(dot, ".ndjson") || !strcmp(dot, ".jsonl") || !strcmp(dot, ".json"))
-        return pg_adapter_find("atx");
-    if (!strcmp(dot, ".xml"))
-        return pg_adapter_find("nx5");
-    return NULL;
-}
-
 static int s_read_file(const char *path, pg_buf *out)
 {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
@@ -184,7 +172,7 @@ int pg_cli_send(int argc, char **argv)
     if (optind >= argc)
         return s_usage_error("no FILE to send");
     for (int i = optind; i < argc; i++)
-        if (!format && !s_format_of(argv[i])) {
+        if (!format && !pg_adapter_for_file(argv[i])) {
             char why[512];
             snprintf(why, sizeof why, "cannot tell the format of %s; give --format", argv[i]);
             return s_usage_error(why);
@@ -209,7 +197,7 @@ int pg_cli_send(int argc, char **argv)
     int unreadable = 0;
     pg_buf data = PG_BUF_INIT;
     for (int i = optind; i < argc && !s.dead; i++) {
-        const pg_adapter_ops *a = format ? format : s_format_of(argv[i]);
+        const pg_adapter_ops *a = format ? format : pg_adapter_for_file(argv[i]);
         s.file = strcmp(argv[i], "-") ? argv[i] : "<stdin>";
         pg_buf_reset(&data);
         if (s_read_file(argv[i], &data)) {

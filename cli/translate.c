@@ -147,8 +147,14 @@ static int s_check(const s_opts *o, s_run *run)
         return s_usage_error("%s", "--state applies to --to json or the other format only");
     if ((o->now || o->batch) && run->to_json)
         return s_usage_error("%s", "--now and --batch apply to --to atx|nx5 only");
-    if (o->batch && strcmp(o->to, "nx5") != 0)
-        return s_usage_error("%s", "--batch applies to --to nx5 only");
+    if (o->batch && !target->batches) {
+        char with[64] = "";
+        for (size_t i = 0; pg_adapter_at(i); i++)
+            if (pg_adapter_at(i)->batches)
+                snprintf(with + strlen(with), sizeof with - strlen(with), "%s%s", *with ? "|" : "",
+                         pg_adapter_at(i)->format);
+        return s_usage_error("--batch applies to --to %s only", with);
+    }
     run->ctx.force = o->force;
     run->ctx.batch = o->batch;
     if (o->now) {

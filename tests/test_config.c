@@ -519,6 +519,33 @@ static void s_note_key(void *arg, const char *section, const char *key)
 }
 
 /* What a reload compares: every key whose value differs, the properties as a whole. */
+/* The adapter's own settings sit beside its name, checked by its config map; the old
+ * gateway key for the ATX id prefix is refused with where it went. */
+START_TEST(test_adapter_settings)
+{
+    pg_config *cfg =
+        s_parse(POLICY FORCE "adapter:\n  id_prefix: '42'\n  name: athena\n" INTAKE STORE KAFKA);
+    ck_assert_msg(cfg != NULL, "%s", s_err);
+    int i = pg_adapter_setting_index(cfg->adapter, "id_prefix");
+    ck_assert_int_ge(i, 0);
+    ck_assert_str_eq(cfg->adapter_settings[i], "42");
+    pg_config_destroy(&cfg);
+    cfg = s_parse(BASE);
+    ck_assert_msg(cfg != NULL, "%s", s_err);
+    ck_assert_ptr_null(cfg->adapter_settings[0]); /* the default */
+    ck_assert_str_eq(pg_adapter_value(cfg->adapter, (const char *const *)cfg->adapter_settings, 0),
+                     "9");
+    pg_config_destroy(&cfg);
+    s_bad(POLICY FORCE "adapter:\n  name: athena\n  id_prefix: 9a\n" INTAKE STORE KAFKA,
+          "t.yaml:9: adapter.id_prefix: '9a' is not 1-4 digits");
+    s_bad(POLICY FORCE "adapter:\n  name: niche\n  id_prefix: '9'\n" INTAKE STORE KAFKA,
+          "unknown key 'id_prefix' in section 'adapter' (the niche adapter's settings: none)");
+    s_bad(BASE "delivery:\n  atx_id_prefix: '9'\n",
+          "delivery.atx_id_prefix: no longer a setting: the ATX id prefix is a setting of the "
+          "athena adapter: adapter.id_prefix");
+}
+END_TEST
+
 START_TEST(test_diff)
 {
     pg_config *a = s_parse(BASE);
@@ -567,6 +594,7 @@ int main(void)
     tcase_add_test(tc, test_policy_errors_reported);
     tcase_add_test(tc, test_audit_spool_dlq);
     tcase_add_test(tc, test_diff);
+    tcase_add_test(tc, test_adapter_settings);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -49,7 +49,8 @@ static void s_teardown(void)
 
 static pg_idstore *s_map(const char *format, const char *prefix)
 {
-    pg_idstore_config cfg = {.format = format, .atx_prefix = prefix};
+    const char *settings[PG_ADAPTER_MAX_SETTINGS] = {prefix}; /* the ATX id_prefix */
+    pg_idstore_config cfg = {.format = format, .settings = settings};
     pg_idstore *m = pg_idstore_new(s_store, &cfg, e, sizeof e);
     ck_assert_msg(m != NULL, "%s", e);
     return m;
@@ -115,10 +116,10 @@ START_TEST(test_atx_shape_per_kind)
         ck_assert_str_eq(id, want);
         ck_assert_int_eq(pg_idstore_id_valid(m, kind, id), 1);
         ck_assert_int_eq(pg_idstore_id_valid(m, kind % 9 + 1, id), 0);
-        ck_assert_int_eq(pg_idstore_atx_letter(kind), letters[kind - 1]);
+        ck_assert_int_eq(pg_idstore_kind_of(m, id), kind); /* the letter says the kind */
     }
-    ck_assert_int_eq(pg_idstore_atx_letter(0), 0);
-    ck_assert_int_eq(pg_idstore_atx_letter(10), 0);
+    ck_assert_int_eq(pg_idstore_kind_of(m, "X9000000001"), 0);
+    ck_assert_int_eq(pg_idstore_kind_of(m, ""), 0);
     pg_idstore_destroy(&m);
 }
 END_TEST
@@ -160,10 +161,11 @@ START_TEST(test_atx_prefix)
     pg_idstore_destroy(&m);
     const char *bad[] = {"", "9a", "12345", "-1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        pg_idstore_config cfg = {.format = "atx", .atx_prefix = bad[i]};
+        const char *settings[PG_ADAPTER_MAX_SETTINGS] = {bad[i]};
+        pg_idstore_config cfg = {.format = "atx", .settings = settings};
         ck_assert_ptr_null(pg_idstore_new(s_store, &cfg, e, sizeof e));
         char want[64];
-        snprintf(want, sizeof want, "idmap.atx_prefix: '%s' is not 1-4 digits", bad[i]);
+        snprintf(want, sizeof want, "idmap.id_prefix: '%s' is not 1-4 digits", bad[i]);
         ck_assert_str_eq(e, want);
     }
     pg_idstore_config cfg = {.format = "xml"};

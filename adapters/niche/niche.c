@@ -1,6 +1,83 @@
 /* The Niche-like RMS adapter: NX5 XML documents <-> canonical changes. */
+#include <glib.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "nx5.h"
 #include "polegate/adapter.h"
+#include "polegate/error.h"
+
+#define S_GID_DIGITS 16
+#define S_GID_TRIES 1000
+
+/* ------------------------------------------------------------ ids of partner records */
+
+/* Try n for uuid's GID (docs/formats/niche-nx5.md, "Import"): its first 16 hex digits,
+ * so that an operator can find one from the other; its last 16; then the first 16 hex
+ * digits of SHA-1("<uuid>/<n - 1>"). */
+static int s_id_candidate(const char *const *settings, const char *uuid, int kind, uint64_t n,
+                          char *out, size_t outsize, char *errstr, size_t errstr_size)
+{
+    (void)settings;
+    (void)kind;
+    if (n >= S_GID_TRIES)
+        return pg_errf(PG_ENOTFOUND, errstr, errstr_size, "%s: no free GID", uuid);
+    if (outsize < S_GID_DIGITS + 1)
+        return pg_errf(PG_EUSAGE, errstr, errstr_size, "output buffer too small");
+    char hex[33];
+    size_t k = 0;
+    for (const char *p = uuid; *p && k < 32; p++)
+        if (*p != '-')
+            hex[k++] = *p;
+    hex[k] = '\0';
+    const char *src = hex;
+    char *sum = NULL;
+    if (n == 1) {
+        src = hex + 16;
+    } else if (n >= 2) {
+        char name[64];
+        snprintf(name, sizeof name, "%s/%llu", uuid, (unsigned long long)(n - 1));
+        sum = g_compute_checksum_for_string(G_CHECKSUM_SHA1, name, -1);
+        src = sum;
+    }
+    for (int i = 0; i < S_GID_DIGITS; i++)
+        out[i] = (char)g_ascii_toupper(src[i]);
+    out[S_GID_DIGITS] = '\0';
+    g_free(sum);
+    return 0;
+}
+
+static int s_id_valid(int kind, const char *id)
+{
+    (void)kind;
+    size_t n = strlen(id);
+    if (n != S_GID_DIGITS)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'A' && id[i] <= 'F')))
+            return 0;
+    return 1;
+}
+
+static int s_id_kind_of(const char *id)
+{
+    (void)id;
+    return 0; /* a GID says nothing of its record's kind */
+}
+
+static const pg_adapter_ids s_ids = {
+    .series = NULL,
+    .candidate = s_id_candidate,
+    .valid = s_id_valid,
+    .kind_of = s_id_kind_of,
+    .shape = "an NX5 GID (16 upper-case hex digits)",
+};
+
+static const pg_adapter_setting s_settings[] = {{NULL, NULL, NULL, NULL}};
+
+static const char *const s_extensions[] = {"xml", NULL};
+
+/* ------------------------------------------------------------ messages in files */
 
 /* A file holds one NX5 document. */
 static int s_split(const uint8_t *data, size_t size, pg_split_fn fn, void *arg)
@@ -16,4 +93,12 @@ const pg_adapter_ops pg_adapter_niche = {
     .decode = pg_nx5_decode,
     .encode = pg_nx5_encode,
     .split = s_split,
+    .extensions = s_extensions,
+    .messages = "NX5 documents",
+    .one_per_file = 1,
+    .whole_links = 0,
+    .batches = 1,
+    .force_path = "NX5Exchange@Force",
+    .ids = &s_ids,
+    .settings = s_settings,
 };

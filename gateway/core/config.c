@@ -192,18 +192,6 @@ static int s_check_transport(pg_config *cfg, const char *v, char *errstr, size_t
                    v);
 }
 
-static int s_check_id_prefix(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
-{
-    (void)cfg;
-    size_t n = strlen(v);
-    int ok = n >= 1 && n <= 4;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = isdigit((unsigned char)v[i]);
-    if (!ok)
-        return pg_errf(PG_ECONFIG, errstr, errstr_size, "'%s' is not 1-4 digits", v);
-    return 0;
-}
-
 static const s_entry s_delivery[] = {
     {S_STR, "transport", "zmq", 0, S_OFF(delivery_transport), 0, 0, s_check_transport,
      "How partner records reach the local RMS: `zmq` (its import endpoint, one ack per "
@@ -220,9 +208,6 @@ static const s_entry s_delivery[] = {
      "`zmq`: how long to wait for the RMS's ack before sending the message again."},
     {S_INT, "retry_max_ms", "60000", 0, S_OFF(delivery_retry_max_ms), 10, 3600000, NULL,
      "`zmq`: the longest wait between two sends of one message (the wait doubles)."},
-    {S_STR, "atx_id_prefix", "9", 0, S_OFF(delivery_atx_id_prefix), 0, 0, s_check_id_prefix,
-     "ATX RMS: the 1-4 digits every id given to a partner record starts with "
-     "(`P9000000001`); choose digits the RMS's own ids never start with."},
     {S_STR, "group_id", "`polegate.<force>.partners`, the force code in lower case", S_DERIVED,
      S_OFF(delivery_group_id), 0, 0, NULL,
      "Kafka consumer group of the partner topics: every polegated of one force uses the "
@@ -543,15 +528,50 @@ static void s_props(s_loader *ld, const s_section *sec, const s_entry *e, struct
 /* Keys that older configs had, and what replaced them; NULL for any other key. */
 static const char *s_gone(const char *section, const char *key)
 {
+    if (!strcmp(section, "delivery") && !strcmp(key, "atx_id_prefix"))
+        return "the ATX id prefix is a setting of the athena adapter: adapter.id_prefix";
     if (!strcmp(section, "kafka") && !strcmp(key, "topic"))
         return "each destination has its own topic (policy.destinations[].topic, "
                "docs/topics.md)";
     return NULL;
 }
 
+/* A key of the `adapter:` section beside name: a setting of the adapter named there
+ * (its config map), checked by it once the whole section is read. */
+static void s_adapter_setting(s_loader *ld, const char *key, struct fy_node *v, int line)
+{
+    pg_config *cfg = ld->cfg;
+    if (!cfg->adapter)
+        return; /* adapter.name is missing or wrong: reported */
+    int i = pg_adapter_setting_index(cfg->adapter, key);
+    if (i < 0) {
+        char known[128] = "";
+        for (const pg_adapter_setting *s = cfg->adapter->settings; s && s->key; s++)
+            snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
+                     *known ? ", " : "", s->key);
+        s_err(ld, line, "unknown key '%s' in section 'adapter' (the %s adapter's settings: %s)",
+              key, cfg->adapter->name, *known ? known : "none");
+        return;
+    }
+    const char *val = s_scalar(v);
+    char why[PG_ERRSTR_SIZE];
+    if (!val) {
+        s_err(ld, line, "adapter.%s: expected a string, got %s", key, s_what(v));
+        return;
+    }
+    if (cfg->adapter->settings[i].check && cfg->adapter->settings[i].check(val, why, sizeof why)) {
+        s_err(ld, line, "adapter.%s: %s", key, why);
+        return;
+    }
+    free(cfg->adapter_settings[i]);
+    if (!(cfg->adapter_settings[i] = strdup(val)))
+        s_err(ld, line, "out of memory");
+}
+
 static void s_section_load(s_loader *ld, const s_section *sec, struct fy_node *map, int sec_line)
 {
     int seen[S_MAXKEYS] = {0};
+    int adapter = !strcmp(sec->name, "adapter");
     if (map) {
         void *it = NULL;
         struct fy_node_pair *pair;
@@ -563,6 +583,8 @@ static void s_section_load(s_loader *ld, const s_section *sec, struct fy_node *m
             for (; key && e->key; e++)
                 if (!strcmp(e->key, key))
                     break;
+            if (key && !e->key && adapter)
+                continue; /* the adapter's own settings: once its name is known, below */
             if (!key || !e->key) {
                 const char *gone = key ? s_gone(sec->name, key) : NULL;
                 if (gone)
@@ -587,6 +609,14 @@ static void s_section_load(s_loader *ld, const s_section *sec, struct fy_node *m
             }
             s_set(ld, sec, e, val, line);
         }
+    }
+    for (void *it = NULL; adapter && map;) {
+        struct fy_node_pair *pair = fy_node_mapping_iterate(map, &it);
+        if (!pair)
+            break;
+        const char *key = s_scalar(fy_node_pair_key(pair));
+        if (key && strcmp(key, "name"))
+            s_adapter_setting(ld, key, fy_node_pair_value(pair), s_line(fy_node_pair_key(pair)));
     }
     for (const s_entry *e = sec->entries; e->key; e++) {
         if (seen[e - sec->entries])
@@ -827,6 +857,8 @@ void pg_config_destroy(pg_config **p)
         free(cfg->kafka_properties[i].value);
     }
     free(cfg->kafka_properties);
+    for (size_t i = 0; i < PG_ADAPTER_MAX_SETTINGS; i++)
+        free(cfg->adapter_settings[i]);
     pg_policy_destroy(&cfg->policy);
     free(cfg->force_lower);
     free(cfg->path);
@@ -846,6 +878,10 @@ void pg_config_reference(FILE *out)
                     s_type_name(e->type), e->def && !(e->flags & S_DERIVED) ? "`" : "",
                     e->flags & S_REQUIRED ? "required" : e->def,
                     e->def && !(e->flags & S_DERIVED) ? "`" : "", e->help);
+        for (size_t a = 0; !strcmp(sec->name, "adapter") && pg_adapter_at(a); a++)
+            for (const pg_adapter_setting *st = pg_adapter_at(a)->settings; st && st->key; st++)
+                fprintf(out, "| `adapter.%s` | string | `%s` | `%s` only: %s |\n", st->key, st->def,
+                        pg_adapter_at(a)->name, st->help);
         fprintf(out, "\n");
     }
 }
@@ -855,6 +891,9 @@ void pg_config_each_key(void (*fn)(void *arg, const char *section, const char *k
     for (size_t i = 0; i < S_NSECTIONS; i++)
         for (const s_entry *e = s_sections[i].entries; e->key; e++)
             fn(arg, s_sections[i].name, e->key);
+    for (size_t a = 0; pg_adapter_at(a); a++)
+        for (const pg_adapter_setting *st = pg_adapter_at(a)->settings; st && st->key; st++)
+            fn(arg, "adapter", st->key);
 }
 
 static int s_same(const s_entry *e, const pg_config *a, const pg_config *b)

@@ -28,6 +28,9 @@ typedef struct pg_config {
 
     /* adapter */
     char *adapter_name;
+    /* The adapter's own settings (pg_adapter_ops.settings, the other keys of the
+     * `adapter:` section), in the order of its table; NULL: the default. */
+    char *adapter_settings[PG_ADAPTER_MAX_SETTINGS];
     const pg_adapter_ops *adapter;
 
     /* intake */
@@ -49,8 +52,7 @@ typedef struct pg_config {
     int delivery_window;
     int delivery_ack_timeout_ms;
     int delivery_retry_max_ms;
-    char *delivery_atx_id_prefix; /* ATX ids of partner records start with it */
-    char *delivery_group_id;      /* Kafka consumer group; polegate.<force>.partners */
+    char *delivery_group_id; /* Kafka consumer group; polegate.<force>.partners */
 
     /* spool */
     size_t spool_max_bytes;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "polegate/adapter.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
 #include "polegate/wire.h"
@@ -351,8 +352,9 @@ int pg_dlq_resend(pg_dlq *self, uint64_t id, const pg_rms_delivery_config *cfg, 
     if (!rc) {
         snprintf(corr, sizeof corr, "%s.dlq-%" PRIu64, e.ref && *e.ref ? e.ref : "pg", id);
         len = e.len;
+        const pg_adapter_ops *a = pg_adapter_find(e.format);
         if (!extension) /* as the partner direction names its files */
-            extension = e.format && !strcmp(e.format, "atx") ? "ndjson" : "xml";
+            extension = a ? a->extensions[0] : "xml";
         if (!(data = malloc(len ? len : 1)))
             rc = pg_errf(PG_ENOMEM, errstr, errstr_size, "dlq: out of memory");
         else if (len)

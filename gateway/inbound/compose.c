@@ -24,7 +24,7 @@ typedef struct s_unit {
 
 struct pg_compose {
     const pg_adapter_ops *adapter;
-    int atx;
+    int whole_links; /* the adapter's: a record carries all its links */
     pg_ledger *ledger;
     pg_idstore *idmap;
     int64_t now_ms;
@@ -60,7 +60,7 @@ pg_compose *pg_compose_new(const pg_compose_opts *opts, char *errstr, size_t err
         return NULL;
     }
     c->adapter = opts->adapter;
-    c->atx = !strcmp(opts->adapter->format, "atx");
+    c->whole_links = opts->adapter->whole_links;
     c->ledger = opts->ledger;
     c->idmap = opts->idmap;
     c->now_ms = opts->now_ms;
@@ -211,7 +211,7 @@ static void s_refuse(s_run *r, const pg_change *ch, const char *why)
         r->sink->refused(r->sink->arg, ch, why);
 }
 
-/* ------------------------------------------------------------ NX5 */
+/* ------------------------------------------------------------ links one at a time (NX5) */
 
 /* The originating force of a change ("" when it names none). */
 static const char *s_force_of(const pg_change *ch)
@@ -221,7 +221,7 @@ static const char *s_force_of(const pg_change *ch)
 }
 
 /* Should change i of the published changeset go to an NX5 RMS, and as what? */
-static int s_nx5_pick(s_run *r, size_t i, pg_change *out, int *take)
+static int s_changes_pick(s_run *r, size_t i, pg_change *out, int *take)
 {
     const pg_change *ch = &r->in->changes[i];
     int known = 1, rc;
@@ -266,7 +266,7 @@ static int s_nx5_pick(s_run *r, size_t i, pg_change *out, int *take)
 
 /* One NX5 document for changes [from, to) of the picked list; when the adapter refuses
  * it, one document per change. */
-static int s_nx5_send(s_run *r, const pg_change *picked, size_t from, size_t to, unsigned *docs)
+static int s_changes_send(s_run *r, const pg_change *picked, size_t from, size_t to, unsigned *docs)
 {
     pg_compose *c = r->c;
     char why[PG_ERRSTR_SIZE], batch[64];
@@ -292,12 +292,12 @@ static int s_nx5_send(s_run *r, const pg_change *picked, size_t from, size_t to,
         return 0;
     }
     for (size_t i = from; i < to; i++)
-        if ((rc = s_nx5_send(r, picked, i, i + 1, docs)))
+        if ((rc = s_changes_send(r, picked, i, i + 1, docs)))
             return rc;
     return 0;
 }
 
-static int s_nx5(s_run *r)
+static int s_changes(s_run *r)
 {
     pg_change *picked =
         r->in->count ? pg_arena_alloc(r->c->scratch, r->in->count * sizeof *picked) : NULL;
@@ -306,7 +306,7 @@ static int s_nx5(s_run *r)
     size_t n = 0;
     int rc, take;
     for (size_t i = 0; i < r->in->count; i++) {
-        if ((rc = s_nx5_pick(r, i, &picked[n], &take)))
+        if ((rc = s_changes_pick(r, i, &picked[n], &take)))
             return rc;
         n += take;
     }
@@ -316,14 +316,15 @@ static int s_nx5(s_run *r)
         size_t end = start + 1;
         while (end < n && !strcmp(s_force_of(&picked[end]), s_force_of(&picked[start])))
             end++;
-        if ((rc = s_nx5_send(r, picked, start, end, &docs)))
+        if ((rc = s_changes_send(r, picked, start, end, &docs)))
             return rc;
         start = end;
     }
     return 0;
 }
 
-/* ------------------------------------------------------------ ATX */
+/* ------------------------------------------------------------ records with all their links (ATX)
+ */
 
 static s_unit *s_unit_of(s_run *r, const char *id)
 {
@@ -379,15 +380,14 @@ static int s_target_kind(s_run *r, const pg_link_update *l, int *kind)
                            r->errstr_size);
     if (rc == PG_ENOTFOUND)
         return 0;
-    for (int k = 1; rc == 0 && k <= 9; k++)
-        if (pg_idstore_atx_letter(k) == local[0])
-            *kind = k;
+    if (rc == 0 && pg_idstore_kind_of(r->c->idmap, local))
+        *kind = pg_idstore_kind_of(r->c->idmap, local);
     return rc;
 }
 
 /* Mark dirty every record with a live link to entity id that an earlier run had to
  * leave out (its target's kind was unknown then). */
-static int s_atx_waiting_for(s_run *r, const char *id)
+static int s_records_waiting_for(s_run *r, const char *id)
 {
     pg_link_update **links;
     size_t n;
@@ -400,7 +400,7 @@ static int s_atx_waiting_for(s_run *r, const char *id)
     return rc;
 }
 
-static int s_atx_collect(s_run *r)
+static int s_records_collect(s_run *r)
 {
     int rc;
     for (size_t i = 0; i < r->in->count; i++) {
@@ -426,7 +426,7 @@ static int s_atx_collect(s_run *r)
             if (s_unit_merge(u, e->merged_from[k]))
                 return s_nomem(r);
         /* a record new to the RMS: links to it held back so far can go now */
-        if (!known && (rc = s_atx_waiting_for(r, e->id)))
+        if (!known && (rc = s_records_waiting_for(r, e->id)))
             return rc;
     }
     return 0;
@@ -434,7 +434,7 @@ static int s_atx_collect(s_run *r)
 
 /* The record of unit u as the RMS must have it now, with its links, into c->enc.
  * *send 0: nothing to send. */
-static int s_atx_compose_unit(s_run *r, const s_unit *u, int *send)
+static int s_records_unit(s_run *r, const s_unit *u, int *send)
 {
     pg_compose *c = r->c;
     *send = 0;
@@ -501,15 +501,15 @@ static int s_atx_compose_unit(s_run *r, const s_unit *u, int *send)
     return 0;
 }
 
-static int s_atx(s_run *r)
+static int s_records(s_run *r)
 {
     pg_compose *c = r->c;
     c->n_units = 0;
-    int rc = s_atx_collect(r);
+    int rc = s_records_collect(r);
     for (size_t i = 0; rc == 0 && i < c->n_units; i++) {
         int send, refused;
         char why[PG_ERRSTR_SIZE];
-        if ((rc = s_atx_compose_unit(r, &c->units[i], &send)) || !send)
+        if ((rc = s_records_unit(r, &c->units[i], &send)) || !send)
             continue;
         rc = s_encode(r, NULL, &refused, why, sizeof why);
         if (rc == 0 && refused)
@@ -533,5 +533,5 @@ int pg_compose_run(pg_compose *self, pg_store_txn *txn, const pg_changeset *publ
                .errstr_size = errstr_size};
     if (!published->count)
         return 0;
-    return self->atx ? s_atx(&r) : s_nx5(&r);
+    return self->whole_links ? s_records(&r) : s_changes(&r);
 }

@@ -105,8 +105,7 @@ int pg_echo_filter(pg_echo *self, pg_store_txn *txn, pg_changeset *cs, size_t *d
     if (other && keep) {
         /* not all of it ours to drop: a message of another force, as the decoder
          * would have refused it */
-        const char *path =
-            !strcmp(self->adapter->format, "atx") ? "header.orgUnit" : "NX5Exchange@Force";
+        const char *path = self->adapter->force_path;
         *dropped = 0;
         return pg_errf(PG_EINVALID, errstr, errstr_size,
                        "%s: force '%s' is not this gateway's force '%s'", path, cs->force,

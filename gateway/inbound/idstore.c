@@ -1,7 +1,6 @@
 /* The partner id map: canonical UUID <-> local RMS id, revisions sent, in LMDB. */
 #include "idstore.h"
 
-#include <glib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +8,7 @@
 #include "polegate/error.h"
 
 #define S_ID_MAX 32 /* longest local id: ATX 11, NX5 16 */
-#define S_ATX_DIGITS 10
-#define S_GID_DIGITS 16
+#define S_SERIES_MAX 16
 
 /* The value under a UUID: the revision and send count first (fixed width), then the
  * local id (empty until one is assigned: a revision may be taken first). */
@@ -26,16 +24,10 @@ struct pg_idstore {
     pg_store *store;
     pg_store_txn *txn; /* bound for iface calls; NULL: own transactions */
     pg_store_db db_uuid, db_local, db_counter;
-    int atx;
-    char prefix[5];
+    const pg_adapter_ops *adapter; /* whose ids these are */
+    const pg_adapter_ids *ids;
+    const char *settings[PG_ADAPTER_MAX_SETTINGS]; /* the adapter's, copied */
 };
-
-static const char s_atx_letters[] = "PLVIWTOCN"; /* EntityKind 1..9 */
-
-char pg_idstore_atx_letter(int kind)
-{
-    return kind >= 1 && kind <= 9 ? s_atx_letters[kind - 1] : 0;
-}
 
 static int s_uuid_valid(const char *s)
 {
@@ -54,23 +46,12 @@ static int s_uuid_valid(const char *s)
 
 int pg_idstore_id_valid(const pg_idstore *self, int kind, const char *id)
 {
-    size_t n = strlen(id);
-    if (self->atx) {
-        if (n != 1 + S_ATX_DIGITS || !strchr(s_atx_letters, id[0]) || !id[0])
-            return 0;
-        if (kind && id[0] != pg_idstore_atx_letter(kind))
-            return 0;
-        for (size_t i = 1; i < n; i++)
-            if (id[i] < '0' || id[i] > '9')
-                return 0;
-        return 1;
-    }
-    if (n != S_GID_DIGITS)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'A' && id[i] <= 'F')))
-            return 0;
-    return 1;
+    return self->ids->valid(kind, id);
+}
+
+int pg_idstore_kind_of(const pg_idstore *self, const char *id)
+{
+    return self->ids->kind_of(id);
 }
 
 /* ------------------------------------------------------------ transactions */
@@ -163,78 +144,43 @@ static int s_taken(pg_idstore *self, pg_store_txn *txn, const char *id, char own
 
 /* ------------------------------------------------------------ assignment */
 
-static int s_assign_atx(pg_idstore *self, pg_store_txn *txn, const char *uuid, int kind, char *id,
-                        char *errstr, size_t errstr_size)
+/* A new id for uuid: the next of its series when the RMS numbers its ids (the last
+ * number per series kept in db_counter), else the first free try. */
+static int s_assign(pg_idstore *self, pg_store_txn *txn, const char *uuid, int kind, char *id,
+                    char *errstr, size_t errstr_size)
 {
-    char letter = pg_idstore_atx_letter(kind);
-    if (!letter)
-        return pg_errf(PG_EUNSUPPORTED, errstr, errstr_size,
-                       "idmap: %s: an ATX record id needs the record type, and the kind of "
-                       "this entity is not known",
-                       uuid);
-    uint64_t last = 0;
-    const void *val;
-    size_t vlen;
-    int rc = pg_store_get(txn, self->db_counter, &letter, 1, &val, &vlen, errstr, errstr_size);
-    if (rc == 0 && vlen == sizeof last)
-        memcpy(&last, val, sizeof last);
-    else if (rc != PG_ENOTFOUND && rc < 0)
-        return rc;
-    int width = S_ATX_DIGITS - (int)strlen(self->prefix);
-    uint64_t max = 1;
-    for (int i = 0; i < width; i++)
-        max *= 10;
-    for (;;) {
-        if (++last >= max)
-            return pg_errf(PG_ESTORE, errstr, errstr_size, "idmap: every ATX id %c%s... is taken",
-                           letter, self->prefix);
-        char digits[24];
-        snprintf(digits, sizeof digits, "%020llu", (unsigned long long)last);
-        snprintf(id, S_ID_MAX + 1, "%c%s%s", letter, self->prefix, digits + 20 - width);
+    char series[S_SERIES_MAX] = "", why[PG_ERRSTR_SIZE];
+    uint64_t n = 0;
+    int rc;
+    if (self->ids->series) {
+        if ((rc = self->ids->series(kind, series, sizeof series, why, sizeof why)))
+            return pg_errf(rc, errstr, errstr_size, "idmap: %s: %s", uuid, why);
+        const void *val;
+        size_t vlen;
+        rc = pg_store_get(txn, self->db_counter, series, strlen(series), &val, &vlen, errstr,
+                          errstr_size);
+        if (rc == 0 && vlen == sizeof n)
+            memcpy(&n, val, sizeof n);
+        else if (rc != PG_ENOTFOUND && rc < 0)
+            return rc;
+        n++;
+    }
+    for (;; n++) {
+        rc = self->ids->candidate(self->settings, uuid, kind, n, id, S_ID_MAX + 1, why, sizeof why);
+        if (rc == PG_ENOTFOUND)
+            return pg_errf(PG_ESTORE, errstr, errstr_size, "idmap: %s", why);
+        if (rc)
+            return pg_errf(rc, errstr, errstr_size, "idmap: %s", why);
         rc = s_taken(self, txn, id, NULL, errstr, errstr_size);
         if (rc < 0)
             return rc;
         if (rc == 0)
             break;
     }
-    return pg_store_put(txn, self->db_counter, &letter, 1, &last, sizeof last, errstr, errstr_size);
-}
-
-/* Candidate n for uuid's GID: its first 16 hex digits, its last 16, then SHA-1. */
-static void s_gid_candidate(const char *uuid, unsigned n, char gid[S_GID_DIGITS + 1])
-{
-    char hex[33];
-    size_t k = 0;
-    for (const char *p = uuid; *p; p++)
-        if (*p != '-')
-            hex[k++] = *p;
-    hex[k] = '\0';
-    const char *src = hex;
-    char *sum = NULL;
-    if (n == 1) {
-        src = hex + 16;
-    } else if (n >= 2) {
-        char name[64];
-        snprintf(name, sizeof name, "%s/%u", uuid, n - 1);
-        sum = g_compute_checksum_for_string(G_CHECKSUM_SHA1, name, -1);
-        src = sum;
-    }
-    for (int i = 0; i < S_GID_DIGITS; i++)
-        gid[i] = (char)g_ascii_toupper(src[i]);
-    gid[S_GID_DIGITS] = '\0';
-    g_free(sum);
-}
-
-static int s_assign_nx5(pg_idstore *self, pg_store_txn *txn, const char *uuid, char *id,
-                        char *errstr, size_t errstr_size)
-{
-    for (unsigned n = 0; n < 1000; n++) {
-        s_gid_candidate(uuid, n, id);
-        int rc = s_taken(self, txn, id, NULL, errstr, errstr_size);
-        if (rc <= 0)
-            return rc;
-    }
-    return pg_errf(PG_ESTORE, errstr, errstr_size, "idmap: %s: no free GID", uuid);
+    if (!*series)
+        return 0;
+    return pg_store_put(txn, self->db_counter, series, strlen(series), &n, sizeof n, errstr,
+                        errstr_size);
 }
 
 static int s_bind(pg_idstore *self, pg_store_txn *txn, const char *uuid, s_rec *rec, const char *id,
@@ -255,14 +201,13 @@ static int s_resolve(pg_idstore *self, pg_store_txn *txn, const char *uuid, int 
     if (rc < 0 && rc != PG_ENOTFOUND)
         return rc;
     if (rec.id[0]) {
-        if (self->atx && kind && rec.id[0] != pg_idstore_atx_letter(kind))
+        if (self->ids->kind_mark && kind && !self->ids->valid(kind, rec.id))
             return pg_errf(PG_EINVALID, errstr, errstr_size,
-                           "idmap: %s is %s in the RMS, whose letter is not that of kind %d", uuid,
-                           rec.id, kind);
+                           "idmap: %s is %s in the RMS, whose %s is not that of kind %d", uuid,
+                           rec.id, self->ids->kind_mark, kind);
     } else {
         char id[S_ID_MAX + 1];
-        rc = self->atx ? s_assign_atx(self, txn, uuid, kind, id, errstr, errstr_size)
-                       : s_assign_nx5(self, txn, uuid, id, errstr, errstr_size);
+        rc = s_assign(self, txn, uuid, kind, id, errstr, errstr_size);
         if (rc == 0)
             rc = s_bind(self, txn, uuid, &rec, id, errstr, errstr_size);
         if (rc < 0)
@@ -293,24 +238,20 @@ pg_idstore *pg_idstore_new(pg_store *store, const pg_idstore_config *cfg, char *
                            size_t errstr_size)
 {
     const char *format = cfg && cfg->format ? cfg->format : "";
-    int atx;
-    if (!strcmp(format, "atx") || !strcmp(format, "athena"))
-        atx = 1;
-    else if (!strcmp(format, "nx5") || !strcmp(format, "niche"))
-        atx = 0;
-    else {
-        pg_errf(PG_ECONFIG, errstr, errstr_size, "idmap.format: '%s' is not one of atx, nx5",
-                format);
+    const pg_adapter_ops *adapter = pg_adapter_find(format);
+    if (!adapter || !adapter->ids) {
+        char known[64] = "";
+        for (size_t i = 0; pg_adapter_at(i); i++)
+            if (pg_adapter_at(i)->ids)
+                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
+                         *known ? ", " : "", pg_adapter_at(i)->format);
+        pg_errf(PG_ECONFIG, errstr, errstr_size, "idmap.format: '%s' is not one of %s", format,
+                known);
         return NULL;
     }
-    const char *prefix = cfg->atx_prefix ? cfg->atx_prefix : "9";
-    size_t plen = strlen(prefix);
-    int digits = plen >= 1 && plen <= 4;
-    for (size_t i = 0; i < plen; i++)
-        digits = digits && prefix[i] >= '0' && prefix[i] <= '9';
-    if (!digits) {
-        pg_errf(PG_ECONFIG, errstr, errstr_size, "idmap.atx_prefix: '%s' is not 1-4 digits",
-                prefix);
+    char why[PG_ERRSTR_SIZE];
+    if (pg_adapter_check_values(adapter, cfg->settings, why, sizeof why)) {
+        pg_errf(PG_ECONFIG, errstr, errstr_size, "idmap.%s", why);
         return NULL;
     }
     pg_idstore *self = calloc(1, sizeof(*self));
@@ -320,9 +261,11 @@ pg_idstore *pg_idstore_new(pg_store *store, const pg_idstore_config *cfg, char *
     }
     self->iface.resolve = s_iface_resolve;
     self->store = store;
-    self->atx = atx;
-    memcpy(self->prefix, prefix, plen + 1);
-    const char *ns = atx ? "atx" : "nx5";
+    self->adapter = adapter;
+    self->ids = adapter->ids;
+    for (int i = 0; cfg->settings && i < PG_ADAPTER_MAX_SETTINGS; i++)
+        self->settings[i] = cfg->settings[i];
+    const char *ns = adapter->format;
     char name[64];
     pg_store_txn *txn = pg_store_begin(store, 1, errstr, errstr_size);
     int rc = txn ? 0 : PG_ESTORE;
@@ -419,9 +362,7 @@ int pg_idstore_put(pg_idstore *self, pg_store_txn *txn, const char *uuid, int ki
 {
     if (!local_id || !pg_idstore_id_valid(self, kind, local_id))
         return pg_errf(PG_EINVALID, errstr, errstr_size, "idmap: '%s' is not %s", local_id,
-                       self->atx ? (kind ? "an ATX id of this kind's letter"
-                                         : "an ATX id (type letter and 10 digits)")
-                                 : "an NX5 GID (16 upper-case hex digits)");
+                       kind && self->ids->kind_shape ? self->ids->kind_shape : self->ids->shape);
     pg_store_txn *own;
     int rc;
     pg_store_txn *t = s_enter(self, txn, 1, uuid, &own, &rc, errstr, errstr_size);

@@ -11,7 +11,9 @@
 /*
  * Every canonical entity (UUID) that is sent to the local RMS gets, once, an id of the
  * RMS's own shape (the "Import" sections of docs/formats/athena-atx2.md and
- * niche-nx5.md), and keeps it for ever, across restarts:
+ * niche-nx5.md), and keeps it for ever, across restarts. The shapes are the adapter's
+ * (pg_adapter_ops.ids): this module keeps them, and the counter of an RMS that
+ * numbers its ids per series. Today:
  *
  * - ATX: the record type letter (P L V I W T O C N, from the entity kind) and exactly
  *   10 digits: the configured prefix (default "9") then a per-letter counter from 1,
@@ -52,8 +54,11 @@
 typedef struct pg_idstore pg_idstore;
 
 typedef struct pg_idstore_config {
-    const char *format;     /* "atx" or "nx5" (or "athena" / "niche") */
-    const char *atx_prefix; /* ATX: 1-4 digits every assigned id starts with (NULL: "9") */
+    const char *format; /* an adapter's format or name: "atx", "nx5" (or "athena", "niche") */
+    /* The adapter's setting values (pg_adapter_ops.settings; NULL: the defaults), e.g.
+     * ATX's id_prefix, the 1-4 digits every assigned id starts with ("9"). Borrowed:
+     * they must outlive the map. */
+    const char *const *settings;
 } pg_idstore_config;
 
 /* Open (creating) the map's databases in store, in a transaction of its own. NULL on
@@ -101,10 +106,9 @@ int pg_idstore_next_revision(pg_idstore *self, pg_store_txn *txn, const char *uu
 int pg_idstore_last_revision(pg_idstore *self, pg_store_txn *txn, const char *uuid, uint64_t *rev,
                              char *errstr, size_t errstr_size);
 
-/* Is local_id an id of this map's format (ATX: any letter; kind != 0: that kind's
- * letter)? 1 or 0. */
+/* Is local_id an id of this map's RMS (of kind, when not 0)? 1 or 0. */
 int pg_idstore_id_valid(const pg_idstore *self, int kind, const char *local_id);
-/* The ATX record type letter of an EntityKind value, or 0 when none. */
-char pg_idstore_atx_letter(int kind);
+/* The entity kind local_id names (ATX: by its letter); 0 when its shape does not say. */
+int pg_idstore_kind_of(const pg_idstore *self, const char *local_id);
 
 #endif

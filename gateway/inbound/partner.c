@@ -45,7 +45,7 @@ pg_partner *pg_partner_new(const pg_partner_opts *opts, char *errstr, size_t err
     p->policy = opts->policy;
     p->store = opts->store;
     p->audit = opts->audit;
-    pg_idstore_config icfg = {.format = opts->adapter->format, .atx_prefix = opts->atx_id_prefix};
+    pg_idstore_config icfg = {.format = opts->adapter->format, .settings = opts->adapter_settings};
     if (!(p->ledger = pg_ledger_new_named(p->store, "partner", errstr, errstr_size)) ||
         !(p->idmap = pg_idstore_new(p->store, &icfg, errstr, errstr_size)))
         goto err;
@@ -67,7 +67,7 @@ pg_partner *pg_partner_new(const pg_partner_opts *opts, char *errstr, size_t err
     dcfg.on_result = pg_partner__on_result;
     dcfg.on_result_arg = p;
     if (!dcfg.extension)
-        dcfg.extension = opts->adapter->format[0] == 'a' ? "ndjson" : "xml";
+        dcfg.extension = opts->adapter->extensions[0];
     if (!(p->delivery = pg_rms_delivery_new(&dcfg, errstr, errstr_size)))
         goto err;
     return p;

@@ -66,15 +66,15 @@ typedef struct pg_compose_stats pg_compose_stats;
 typedef struct pg_partner pg_partner;
 
 typedef struct pg_partner_opts {
-    const char *force;               /* this gateway's force */
-    const pg_adapter_ops *adapter;   /* the local RMS's format */
-    const pg_policy *policy;         /* partners and what they may speak for; borrowed */
-    pg_store *store;                 /* borrowed */
-    pg_audit *audit;                 /* NULL: no audit events; borrowed */
-    const char *atx_id_prefix;       /* NULL: "9" */
-    pg_rms_delivery_config delivery; /* transport, endpoint, window...; on_result is ours */
-    int64_t now_ms;                  /* sending time written (0: the clock); for tests */
-    pg_dlq_limits dlq_limits;        /* bounds of the dead letters (0s: dlq.h's defaults) */
+    const char *force;                   /* this gateway's force */
+    const pg_adapter_ops *adapter;       /* the local RMS's format */
+    const pg_policy *policy;             /* partners and what they may speak for; borrowed */
+    pg_store *store;                     /* borrowed */
+    pg_audit *audit;                     /* NULL: no audit events; borrowed */
+    const char *const *adapter_settings; /* the adapter's setting values (NULL: defaults) */
+    pg_rms_delivery_config delivery;     /* transport, endpoint, window...; on_result is ours */
+    int64_t now_ms;                      /* sending time written (0: the clock); for tests */
+    pg_dlq_limits dlq_limits;            /* bounds of the dead letters (0s: dlq.h's defaults) */
 } pg_partner_opts;
 
 /* One consumed record (the consumer's shape). */

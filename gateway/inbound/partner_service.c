@@ -219,7 +219,7 @@ int pg_partner_service_start(const pg_config *cfg, pg_store *store, pg_audit *au
         .policy = cfg->policy,
         .store = store,
         .audit = audit,
-        .atx_id_prefix = cfg->delivery_atx_id_prefix,
+        .adapter_settings = (const char *const *)cfg->adapter_settings,
         .delivery = {.transport = cfg->delivery_transport,
                      .endpoint = cfg->delivery_endpoint,
                      .window = (size_t)cfg->delivery_window,
