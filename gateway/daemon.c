@@ -11,6 +11,7 @@
 
 #include "audit.h"
 #include "dlq.h"
+#include "dropdir.h"
 #include "echo.h"
 #include "ledger.h"
 #include "log.h"
@@ -49,6 +50,7 @@ struct pg_daemon {
     pg_audit *audit;
     pg_publisher *producer;
     pg_intake *intake;
+    pg_dropdir *dropdir;            /* NULL: no intake.directory */
     pg_partner_service *partner;    /* partner records in (NULL: no delivery configured) */
     pg_echo *echo;                  /* drops the RMS's echoes of partner records */
     pg_metrics *metrics;            /* NULL: no metrics.listen */
@@ -56,6 +58,7 @@ struct pg_daemon {
     time_t store_space_at;
     char tid[64];
     pg_intake_stats last_intake;           /* the intake's counters when it closed */
+    pg_dropdir_stats last_dropdir;         /* the drop directory's, when it closed */
     volatile sig_atomic_t stop;            /* the signal that asked for it, or -1 */
     volatile sig_atomic_t pending[S_NSIG]; /* signals not yet acted on */
 };
@@ -204,6 +207,19 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
     d->intake = pg_intake_new(&iopts, errstr, errstr_size);
     if (!d->intake)
         goto err;
+    if (cfg->intake_directory) {
+        pg_dropdir_opts dopts = {
+            .dir = cfg->intake_directory,
+            .max_file_size = cfg->intake_max_file_size,
+            .adapter = cfg->adapter,
+            .group_max = iopts.group_max,
+            .intake = d->intake,
+            .store = d->store,
+        };
+        d->dropdir = pg_dropdir_new(&dopts, errstr, errstr_size);
+        if (!d->dropdir)
+            goto err;
+    }
     if (pg_partner_service_start(&d->live, d->store, d->audit, &d->partner, errstr, errstr_size))
         goto err;
     return d;
@@ -218,6 +234,7 @@ void pg_daemon_destroy(pg_daemon **p)
         return;
     pg_daemon *d = *p;
     pg_partner_service_stop(&d->partner, 0);
+    pg_dropdir_destroy(&d->dropdir);
     pg_intake_destroy(&d->intake);
     pg_echo_destroy(&d->echo);
     pg_publisher_destroy(&d->producer);
@@ -259,16 +276,21 @@ pg_publisher *pg_daemon_producer(pg_daemon *self)
 void pg_daemon_summary(const pg_daemon *self, char *out, size_t size)
 {
     const pg_config *cfg = self->cfg;
-    int n = snprintf(out, size,
-                     "polegated %s: force %s, adapter %s (%s, max %zu bytes), intake %s, store "
-                     "%s (map %zu MiB), spool max %zu records / %zu MiB, kafka %s "
-                     "transactional.id %s, dead letters %s, log %s",
-                     pg_version(), cfg->force, cfg->adapter->name, cfg->adapter->format,
-                     cfg->intake_max_message_size,
-                     self->intake ? pg_intake_endpoint(self->intake) : cfg->intake_endpoint,
-                     cfg->store_path, cfg->store_map_size >> 20, cfg->spool_max_records,
-                     cfg->spool_max_bytes >> 20, cfg->kafka_brokers, self->tid,
-                     cfg->dlq_topic ? cfg->dlq_topic : "(local only)", cfg->log_level_name);
+    int n =
+        snprintf(out, size,
+                 "polegated %s: force %s, adapter %s (%s, max %zu bytes), intake %s%s%s, store "
+                 "%s (map %zu MiB), spool max %zu records / %zu MiB, kafka %s "
+                 "transactional.id %s, dead letters %s, log %s",
+                 pg_version(), cfg->force, cfg->adapter->name, cfg->adapter->format,
+                 cfg->intake_max_message_size,
+                 self->intake && pg_intake_endpoint(self->intake) ? pg_intake_endpoint(self->intake)
+                 : cfg->intake_endpoint                           ? cfg->intake_endpoint
+                                                                  : "(no endpoint)",
+                 cfg->intake_directory ? " and drop directory " : "",
+                 cfg->intake_directory ? cfg->intake_directory : "", cfg->store_path,
+                 cfg->store_map_size >> 20, cfg->spool_max_records, cfg->spool_max_bytes >> 20,
+                 cfg->kafka_brokers, self->tid, cfg->dlq_topic ? cfg->dlq_topic : "(local only)",
+                 cfg->log_level_name);
     for (size_t i = 0; cfg->policy && i < pg_policy_destination_count(cfg->policy); i++) {
         if (n < 0 || (size_t)n >= size)
             return;
@@ -286,21 +308,26 @@ static void s_log_counters(pg_daemon *self, int level, const char *when)
     char why[PG_ERRSTR_SIZE];
     if (self->intake)
         pg_intake_get_stats(self->intake, &is);
+    pg_dropdir_stats ds = self->last_dropdir;
+    if (self->dropdir)
+        pg_dropdir_get_stats(self->dropdir, &ds);
     pg_publisher_get_stats(self->producer, &ps);
     pg_spool_stat_now(self->spool, &ss, why, sizeof why);
     pg_log(level,
            "%s: messages %" PRIu64 " received, %" PRIu64 " accepted (%" PRIu64
            " duplicate), %" PRIu64 " rejected (%" PRIu64 " dead letters), %" PRIu64
            " retry (%" PRIu64 " spool full, %" PRIu64 " store full, %" PRIu64
-           " disk full), %" PRIu64 " commits, %" PRIu64 " partner echoes dropped; kafka %" PRIu64
-           " records in %" PRIu64 " transactions, %" PRIu64 " aborted, %" PRIu64
-           " records sent again, %" PRIu64 " producer restarts, %" PRIu64
+           " disk full), %" PRIu64 " commits, %" PRIu64
+           " partner echoes dropped; drop directory %" PRIu64 " files done, %" PRIu64
+           " failed; kafka %" PRIu64 " records in %" PRIu64 " transactions, %" PRIu64
+           " aborted, %" PRIu64 " records sent again, %" PRIu64 " producer restarts, %" PRIu64
            " failed removals%s; spool %" PRIu64 " batches, %" PRIu64 " records, %" PRIu64
            " bytes waiting",
            when, is.received, is.accepted, is.duplicates, is.rejected, is.dead_letters, is.retried,
-           is.backpressure, is.store_full, is.disk_full, is.commits, is.echoes, ps.delivered,
-           ps.transactions, ps.aborts, ps.resent, ps.restarts, ps.remove_failures,
-           ps.stalled ? " (PUBLISHING STOPPED)" : "", ss.batches, ss.records, ss.bytes);
+           is.backpressure, is.store_full, is.disk_full, is.commits, is.echoes, ds.files_done,
+           ds.files_failed, ps.delivered, ps.transactions, ps.aborts, ps.resent, ps.restarts,
+           ps.remove_failures, ps.stalled ? " (PUBLISHING STOPPED)" : "", ss.batches, ss.records,
+           ss.bytes);
 }
 
 /* Hand the parts' counters to the metrics endpoint (this thread is the one that may
@@ -468,7 +495,10 @@ int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size)
             pg_log(PG_LOG_ERROR, "%s", errstr);
             break;
         }
-        int n = pg_intake_poll(self->intake, S_POLL_MS, 0, why, sizeof why);
+        /* One group from the drop directory, then what waits on the socket: while
+         * files have work the socket is only looked at, not waited on. */
+        int busy = self->dropdir ? pg_dropdir_step(self->dropdir) : 0;
+        int n = pg_intake_poll(self->intake, busy ? 0 : S_POLL_MS, 0, why, sizeof why);
         if (n < 0) {
             rc = pg_errf(n, errstr, errstr_size, "%s", why);
             pg_log(PG_LOG_ERROR, "%s", why);
@@ -508,6 +538,9 @@ int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size)
      * acknowledged is in the spool; publish what the drain bound allows, and leave
      * the rest there. */
     pg_intake_get_stats(self->intake, &self->last_intake);
+    if (self->dropdir)
+        pg_dropdir_get_stats(self->dropdir, &self->last_dropdir);
+    pg_dropdir_destroy(&self->dropdir);
     pg_intake_destroy(&self->intake);
     if (self->metrics)
         s_metrics_update(self, 0, "stopping");

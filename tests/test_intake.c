@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -19,6 +20,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "dlq.h"
+#include "dropdir.h"
 #include "echo.h"
 #include "intake.h"
 #include "ledger.h"
@@ -1056,6 +1058,245 @@ START_TEST(test_daemon_restart_republishes)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- drop directory */
+
+/* The fake messages as NDJSON lines: "{<message id> <native id> <version> <op>". */
+static pg_adapter_ops s_fake_lines;
+
+static pg_dropdir *s_new_dropdir(const char *dir, size_t group, size_t max_file)
+{
+    s_fake_lines = s_fake;
+    s_fake_lines.format = "atx";
+    s_fake_lines.split = pg_adapter_athena.split;
+    pg_intake_destroy(&s_intake);
+    s_intake = s_new_intake_g(&s_fake_lines, NULL, 0, group);
+    pg_dropdir_opts o = {.dir = dir,
+                         .max_file_size = max_file,
+                         .adapter = &s_fake_lines,
+                         .group_max = group,
+                         .intake = s_intake,
+                         .store = s_store};
+    pg_dropdir *dd = pg_dropdir_new(&o, s_err, sizeof s_err);
+    ck_assert_msg(dd != NULL, "%s", s_err);
+    return dd;
+}
+
+/* Write name into dir the way an export agent must: elsewhere, then renamed in. */
+static void s_drop(const char *dir, const char *name, const void *data, size_t len)
+{
+    char tmp[512], path[512];
+    snprintf(tmp, sizeof tmp, "%s/.%s.part", dir, name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(tmp, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+    fclose(f);
+    ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+static char *s_slurp_path(const char *dir, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = calloc(1, 1 << 16);
+    fread(buf, 1, (1 << 16) - 1, f);
+    fclose(f);
+    return buf;
+}
+
+static int s_exists(const char *dir, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+static void s_run_dropdir(pg_dropdir *dd)
+{
+    for (int i = 0; i < 1000 && pg_dropdir_step(dd); i++)
+        ;
+}
+
+START_TEST(test_dropdir_results)
+{
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/in", s_dir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    pg_dropdir *dd = s_new_dropdir(dir, 0, 0);
+    const char good[] = "{m1 P0000000001 1 UPSERT\n{m2 P0000000002 1 UPSERT\r\n";
+    const char mixed[] = "{m3 P0000000003 1 UPSERT\n\n{not a message\n{m1 P0000000001 1 UPSERT\n";
+    s_drop(dir, "b-mixed.ndjson", mixed, strlen(mixed));
+    s_drop(dir, "a-good.ndjson", good, strlen(good));
+    s_drop(dir, ".being-written.ndjson", good, strlen(good));
+    s_run_dropdir(dd);
+
+    /* Name order: a-good first, every message accepted -> done/. */
+    char *r = s_slurp_path(dir, "done/a-good.ndjson.result");
+    ck_assert_msg(r != NULL, "no done/a-good.ndjson.result");
+    ck_assert_ptr_nonnull(strstr(r, "{\"line\":1,\"status\":\"accepted\",\"ids\":[\""));
+    ck_assert_ptr_nonnull(strstr(r, s_uuid("P0000000001")));
+    ck_assert_ptr_nonnull(strstr(r, "{\"line\":2,\"status\":\"accepted\""));
+    ck_assert_ptr_nonnull(strstr(
+        r, "{\"file\":\"a-good.ndjson\",\"status\":\"done\",\"accepted\":2,\"rejected\":0}"));
+    ck_assert(s_exists(dir, "done/a-good.ndjson"));
+    ck_assert(!s_exists(dir, "a-good.ndjson"));
+    free(r);
+    /* One rejected (line 3, its reason, a dead letter), a duplicate accepted -> failed/. */
+    r = s_slurp_path(dir, "failed/b-mixed.ndjson.result");
+    ck_assert_msg(r != NULL, "no failed/b-mixed.ndjson.result");
+    ck_assert_ptr_nonnull(strstr(r, "{\"line\":1,\"status\":\"accepted\""));
+    ck_assert_ptr_nonnull(strstr(r, "{\"line\":3,\"status\":\"rejected\",\"reason\":\"record.id: "
+                                    "expected \\\"MID ID VERSION OP\\\""));
+    ck_assert_ptr_nonnull(strstr(r, "\"dead_letter\":1"));
+    ck_assert_ptr_nonnull(strstr(r, "{\"line\":4,\"status\":\"accepted\",\"ids\":[],\"stale\":0,"
+                                    "\"duplicate\":true}"));
+    ck_assert_ptr_nonnull(strstr(r, "\"status\":\"failed\",\"accepted\":2,\"rejected\":1}"));
+    ck_assert(s_exists(dir, "failed/b-mixed.ndjson"));
+    free(r);
+    /* A file still being written (a dot name) is not touched. */
+    ck_assert(s_exists(dir, ".being-written.ndjson"));
+    /* The intake counted them like ZeroMQ messages; the spool holds what they made. */
+    pg_intake_stats is;
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.received, 5);
+    ck_assert_uint_eq(is.accepted, 4);
+    ck_assert_uint_eq(is.duplicates, 1);
+    ck_assert_uint_eq(is.rejected, 1);
+    ck_assert_uint_eq(s_spooled().records, 4); /* 3 persons and a dead letter */
+    pg_dropdir_stats ds;
+    pg_dropdir_get_stats(dd, &ds);
+    ck_assert_uint_eq(ds.files_done, 1);
+    ck_assert_uint_eq(ds.files_failed, 1);
+    ck_assert_uint_eq(ds.messages, 5);
+    pg_dropdir_destroy(&dd);
+}
+END_TEST
+
+/* A run stopped after its first group (and a crash that left result lines past the
+ * committed progress) resumes: every message taken once, the result right. */
+START_TEST(test_dropdir_resume)
+{
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/in", s_dir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    pg_dropdir *dd = s_new_dropdir(dir, 2, 0);
+    pg_buf file = PG_BUF_INIT;
+    for (int i = 1; i <= 5; i++)
+        pg_buf_printf(&file, "{m%d P000000010%d 1 UPSERT\n", i, i);
+    s_drop(dir, "load.ndjson", file.data, file.len);
+    ck_assert_int_eq(pg_dropdir_step(dd), 1); /* lines 1-2 */
+    pg_dropdir_destroy(&dd);
+    /* As if killed after writing the next group's acks but before its commit. */
+    char rpath[512];
+    snprintf(rpath, sizeof rpath, "%s/.load.ndjson.result", dir);
+    FILE *f = fopen(rpath, "ab");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"line\":3,\"status\":\"accepted\",\"ids\":[\"lost\"]}\n", f);
+    fclose(f);
+    int calls = s_decode_calls;
+
+    dd = s_new_dropdir(dir, 2, 0);
+    s_run_dropdir(dd);
+    ck_assert_int_eq(s_decode_calls - calls, 3); /* lines 3-5 only */
+    char *r = s_slurp_path(dir, "done/load.ndjson.result");
+    ck_assert_msg(r != NULL, "no done/load.ndjson.result");
+    ck_assert_ptr_null(strstr(r, "lost"));
+    ck_assert_uint_eq(s_count_lines(r, "\"status\":\"accepted\""), 5);
+    ck_assert_uint_eq(s_count_lines(r, "\"duplicate\":true"), 0);
+    for (int i = 1; i <= 5; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "{\"line\":%d,", i);
+        ck_assert_msg(s_count_lines(r, want) == 1, "line %d in %s", i, r);
+    }
+    ck_assert_ptr_nonnull(strstr(r, "\"status\":\"done\",\"accepted\":5,\"rejected\":0}"));
+    pg_dropdir_stats ds;
+    pg_dropdir_get_stats(dd, &ds);
+    ck_assert_uint_eq(ds.files_resumed, 1);
+    ck_assert_uint_eq(s_spooled().records, 5);
+    free(r);
+    pg_buf_free(&file);
+    pg_dropdir_destroy(&dd);
+}
+END_TEST
+
+START_TEST(test_dropdir_not_containers)
+{
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/in", s_dir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    pg_dropdir *dd = s_new_dropdir(dir, 0, 100);
+    const char bin[] = "{m1 P0000000001 1\0 UPSERT\n";
+    const char xml[] = "<?xml version=\"1.0\"?>\n<NX5Exchange/>\n";
+    const char big[] = "{m1 P0000000001 1 UPSERT\n{m2 P0000000002 1 UPSERT\n{m3 P0000000003 1 "
+                       "UPSERT\n{m4 P0000000004 1 UPSERT\n{m5 P0000000005 1 UPSERT\n";
+    s_drop(dir, "1-binary.ndjson", bin, sizeof bin - 1);
+    s_drop(dir, "2-xml.ndjson", xml, strlen(xml));
+    s_drop(dir, "3-empty.ndjson", "", 0);
+    s_drop(dir, "4-big.ndjson", big, strlen(big));
+    s_drop(dir, "5-ok.ndjson", "{m9 P0000000009 1 UPSERT\n", 25);
+    s_run_dropdir(dd);
+    static const char *const want[][2] = {
+        {"1-binary.ndjson", "file: binary, not atx (a NUL byte at offset 17)"},
+        {"2-xml.ndjson",
+         "file: an XML document, not ATX/2 NDJSON (this gateway's adapter is fake)"},
+        {"3-empty.ndjson", "file: no message in it (empty or blank)"},
+        {"4-big.ndjson", "file: 125 bytes is over intake.max_file_size (100)"},
+    };
+    for (size_t i = 0; i < 4; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "failed/%s.result", want[i][0]);
+        char *r = s_slurp_path(dir, name);
+        ck_assert_msg(r != NULL, "no %s", name);
+        ck_assert_msg(strstr(r, want[i][1]) != NULL, "%s: %s", name, r);
+        ck_assert_ptr_nonnull(strstr(r, "\"status\":\"rejected\""));
+        snprintf(name, sizeof name, "failed/%s", want[i][0]);
+        ck_assert(s_exists(dir, name));
+        free(r);
+    }
+    /* None of them was taken; the daemon carried on with the next file. */
+    ck_assert(s_exists(dir, "done/5-ok.ndjson"));
+    pg_intake_stats is;
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.received, 1);
+    ck_assert_int_eq(s_decode_calls, 1);
+    pg_dropdir_destroy(&dd);
+}
+END_TEST
+
+START_TEST(test_dropdir_spool_full)
+{
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/in", s_dir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    /* A spool that holds 100 records: the rest of the file waits, untaken. */
+    pg_spool_limits lim = {.max_records = 100};
+    pg_spool_set_limits(s_spool, &lim);
+    pg_dropdir *dd = s_new_dropdir(dir, 0, 0);
+    pg_buf file = PG_BUF_INIT;
+    for (int i = 1; i <= 150; i++)
+        pg_buf_printf(&file, "{m%d P%010d 1 UPSERT\n", i, i);
+    s_drop(dir, "many.ndjson", file.data, file.len);
+    s_run_dropdir(dd);
+    ck_assert(s_exists(dir, "many.ndjson"));
+    ck_assert_uint_eq(s_spooled().records, 100);
+    s_publish();
+    for (int i = 0; i < 50 && s_exists(dir, "many.ndjson"); i++) {
+        usleep(20000);
+        s_run_dropdir(dd);
+    }
+    char *r = s_slurp_path(dir, "done/many.ndjson.result");
+    ck_assert_msg(r != NULL, "no done/many.ndjson.result");
+    ck_assert_uint_eq(s_count_lines(r, "\"status\":\"accepted\""), 150);
+    ck_assert_ptr_null(strstr(r, "retry"));
+    free(r);
+    pg_buf_free(&file);
+    pg_dropdir_destroy(&dd);
+}
+END_TEST
+
 START_TEST(test_cli_errors)
 {
     char *no_daemon[] = {"send",
@@ -1126,6 +1367,10 @@ int main(void)
     tcase_add_test(tc, test_cli_send_and_consume);
     tcase_add_test(tc, test_daemon_restart_republishes);
     tcase_add_test(tc, test_cli_errors);
+    tcase_add_test(tc, test_dropdir_results);
+    tcase_add_test(tc, test_dropdir_resume);
+    tcase_add_test(tc, test_dropdir_not_containers);
+    tcase_add_test(tc, test_dropdir_spool_full);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -154,13 +154,20 @@ static const s_entry s_adapter[] = {
 };
 
 static const s_entry s_intake[] = {
-    {S_STR, "endpoint", NULL, S_REQUIRED, S_OFF(intake_endpoint), 0, 0, s_check_endpoint,
+    {S_STR, "endpoint", "none: the drop directory only", S_DERIVED, S_OFF(intake_endpoint), 0, 0,
+     s_check_endpoint,
      "ZeroMQ endpoint the ROUTER socket binds, e.g. `tcp://127.0.0.1:5555` "
-     "(docs/intake.md)."},
+     "(docs/intake.md). This or `directory`, or both."},
     {S_SIZE, "max_message_size", "the adapter's maximum (ATX 1MiB, NX5 8MiB)", S_DERIVED,
      S_OFF(intake_max_message_size), 1, 64LL << 20, NULL,
      "Largest message accepted, in bytes (suffixes K, M, G = KiB, MiB, GiB). Larger "
      "frames are rejected without being parsed. At most the adapter's maximum."},
+    {S_STR, "directory", "none", S_DERIVED, S_OFF(intake_directory), 0, 0, NULL,
+     "Drop directory: files renamed into it are taken in name order through the same path "
+     "as ZeroMQ messages, each acknowledged in a result file, then moved to `done/` or "
+     "`failed/` in it (docs/intake.md)."},
+    {S_SIZE, "max_file_size", "1GiB", 0, S_OFF(intake_max_file_size), 1, 1LL << 40, NULL,
+     "Largest file the drop directory takes; a larger one goes to `failed/` untaken."},
     {0},
 };
 
@@ -664,6 +671,8 @@ static void s_derive(s_loader *ld)
         if (s_check_endpoint(cfg, cfg->delivery_endpoint, why, sizeof why))
             s_err(ld, 0, "delivery.endpoint: %s", why);
     }
+    if (!cfg->intake_endpoint && !cfg->intake_directory)
+        s_err(ld, 0, "intake: give an endpoint, a directory, or both");
     if (cfg->adapter) {
         size_t max = cfg->adapter->max_message_size;
         if (!cfg->intake_max_message_size)

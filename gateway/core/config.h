@@ -34,8 +34,10 @@ typedef struct pg_config {
     const pg_adapter_ops *adapter;
 
     /* intake */
-    char *intake_endpoint;
+    char *intake_endpoint;          /* NULL: the drop directory only */
     size_t intake_max_message_size; /* adapter's maximum when not given */
+    char *intake_directory;         /* NULL: no drop directory */
+    size_t intake_max_file_size;
 
     /* store */
     char *store_path;

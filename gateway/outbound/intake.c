@@ -64,6 +64,10 @@ struct pg_intake {
     s_slot *slots;
     pg_buf json; /* pg_intake_handle's ack, reused */
     pg_intake_stats stats;
+    /* What the caller-driven group so far stored, to uncount if its commit fails. */
+    struct {
+        uint64_t stored, accepted, duplicates, dead_letters;
+    } group;
     time_t full_warned;
     uint64_t full_since_warn;
     /* Bytes the current group may still add to the store before reaching the headroom
@@ -485,12 +489,61 @@ static void s_after_commit(pg_intake *self)
     pg_outbatch_reset(self->pending);
 }
 
+/* ---------------------------------------------------------------- caller-driven groups */
+
+pg_store_txn *pg_intake_group_begin(pg_intake *self, char *errstr, size_t errstr_size)
+{
+    s_measure_room(self);
+    pg_outbatch_reset(self->pending);
+    memset(&self->group, 0, sizeof self->group);
+    return pg_store_begin(self->store, 1, errstr, errstr_size);
+}
+
+void pg_intake_group_add(pg_intake *self, pg_store_txn *txn, const uint8_t *data, size_t size,
+                         pg_intake_ack *ack)
+{
+    s_apply(self, txn, data, size, ack);
+    s_account(self, ack);
+    if (!s_stored(ack))
+        return;
+    self->group.stored++;
+    if (ack->status == PG_INTAKE_ACCEPTED)
+        self->group.accepted++, self->group.duplicates += ack->duplicate ? 1 : 0;
+    else
+        self->group.dead_letters++;
+}
+
+int pg_intake_group_end(pg_intake *self, pg_store_txn **txn, int commit, char *errstr,
+                        size_t errstr_size)
+{
+    if (!*txn)
+        return 0;
+    int rc = 0;
+    if (!commit)
+        pg_store_abort(txn);
+    else
+        rc = pg_store_commit(txn, errstr, errstr_size);
+    if (rc || !commit) {
+        /* Nothing of the group was kept: its counts move from accepted / rejected to
+         * retry, as the callers answer them. */
+        self->stats.accepted -= self->group.accepted;
+        self->stats.duplicates -= self->group.duplicates;
+        self->stats.rejected -= self->group.dead_letters;
+        self->stats.dead_letters -= self->group.dead_letters;
+        self->stats.retried += self->group.stored;
+        self->stats.disk_full += rc == PG_EDISKFULL;
+        self->stats.store_full += rc == PG_EFULL;
+        pg_outbatch_reset(self->pending);
+        return rc;
+    }
+    s_after_commit(self);
+    return 0;
+}
+
 void pg_intake_handle(pg_intake *self, const uint8_t *data, size_t size, pg_intake_ack *ack)
 {
     char why[PG_ERRSTR_SIZE];
-    s_measure_room(self);
-    pg_outbatch_reset(self->pending);
-    pg_store_txn *txn = pg_store_begin(self->store, 1, why, sizeof why);
+    pg_store_txn *txn = pg_intake_group_begin(self, why, sizeof why);
     if (!txn) {
         memset(ack, 0, sizeof *ack);
         self->stats.received++;
@@ -498,22 +551,17 @@ void pg_intake_handle(pg_intake *self, const uint8_t *data, size_t size, pg_inta
         s_account(self, ack);
         return;
     }
-    s_apply(self, txn, data, size, ack);
+    pg_intake_group_add(self, txn, data, size, ack);
     int rc;
     if (!s_stored(ack)) {
         pg_store_abort(&txn);
-    } else if ((rc = pg_store_commit(&txn, why, sizeof why))) {
+    } else if ((rc = pg_intake_group_end(self, &txn, 1, why, sizeof why))) {
         ack->ids = NULL;
         ack->id_count = 0;
         ack->dead_letter = 0;
-        self->stats.disk_full += rc == PG_EDISKFULL;
-        self->stats.store_full += rc == PG_EFULL;
         ack->backpressure = rc == PG_EFULL;
         s_fail(self, ack, PG_INTAKE_RETRY, "%s", why);
-    } else {
-        s_after_commit(self);
     }
-    s_account(self, ack);
 }
 /* ---------------------------------------------------------------- JSON */
 
@@ -762,6 +810,12 @@ static void s_send_ack(pg_intake *self, s_slot *slot)
 
 int pg_intake_poll(pg_intake *self, int timeout_ms, size_t max, char *errstr, size_t errstr_size)
 {
+    if (!self->sock) {
+        /* No endpoint (a drop directory only): nothing to take, only the wait. */
+        struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        return 0;
+    }
     zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
     if (zmq_poll(&item, 1, timeout_ms) < 0) {
         if (errno == EINTR)

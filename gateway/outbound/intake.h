@@ -11,6 +11,7 @@
 #include "polegate/error.h"
 
 typedef struct pg_store pg_store;
+typedef struct pg_store_txn pg_store_txn;
 typedef struct pg_ledger pg_ledger;
 typedef struct pg_router pg_router;
 typedef struct pg_spool pg_spool;
@@ -121,10 +122,30 @@ void pg_intake_destroy(pg_intake **p);
  * data[0..size) need not stay valid after the call. Fills ack; never fails otherwise. */
 void pg_intake_handle(pg_intake *self, const uint8_t *data, size_t size, pg_intake_ack *ack);
 
+/* A group of messages that do not come from the socket (the drop directory,
+ * gateway/outbound/dropdir.h) takes the same path as a request: begin a group, add
+ * each message (decoded, applied, routed, spooled or kept as a dead letter inside the
+ * group's transaction, counted in the intake's stats), write the caller's own state
+ * into the same transaction, then end it. Only when pg_intake_group_end commits do
+ * the acks stand; otherwise nothing of the group was kept and every message of it is
+ * to be treated as "retry".
+ *
+ * pg_intake_group_begin: the group's write transaction, NULL with errstr when the
+ * store cannot begin one. pg_intake_group_add: one message; fills ack (its ids valid
+ * until the next add). pg_intake_group_end: commits (commit 1) or aborts (0: the
+ * caller could not keep its own state) and ends *txn (set to NULL); 0, or the commit's
+ * error with errstr (PG_EFULL: the store is nearly full, PG_EDISKFULL, PG_ESTORE). */
+pg_store_txn *pg_intake_group_begin(pg_intake *self, char *errstr, size_t errstr_size);
+void pg_intake_group_add(pg_intake *self, pg_store_txn *txn, const uint8_t *data, size_t size,
+                         pg_intake_ack *ack);
+int pg_intake_group_end(pg_intake *self, pg_store_txn **txn, int commit, char *errstr,
+                        size_t errstr_size);
+
 /* Wait up to timeout_ms for requests, then handle every request that is waiting, at
  * most max (0: the group bound), in one write transaction, and acknowledge them after
  * its commit. Returns how many were handled (0 on timeout or when interrupted by a
- * signal), or PG_EIO with errstr when the socket fails. */
+ * signal), or PG_EIO with errstr when the socket fails. Without an endpoint it only
+ * waits timeout_ms and returns 0. */
 int pg_intake_poll(pg_intake *self, int timeout_ms, size_t max, char *errstr, size_t errstr_size);
 
 /* Write ack as the one-line JSON of the protocol (no newline), with correlation

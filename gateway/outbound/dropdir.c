@@ -1,0 +1,638 @@
+/* pg_dropdir: the intake's drop directory; each file's messages through pg_intake, a
+ * result file beside it, then done/ or failed/. */
+#include "dropdir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "intake.h"
+#include "log.h"
+#include "store.h"
+
+#define S_DEFAULT_MAX_FILE ((size_t)1 << 30)
+#define S_DEFAULT_GROUP_MAX 256
+#define S_DEFAULT_GROUP_BYTES ((size_t)16 << 20)
+/* How long to wait before trying again after the store failed or the spool was full. */
+#define S_BACKOFF_MS 500
+
+/* A file's progress, kept under its name in the store (big-endian u64s). The
+ * identity (inode, size, mtime) tells a resumed file from a new one of the same name. */
+typedef struct s_progress {
+    uint64_t ino, size, mtime_ns;
+    uint64_t offset;     /* where the next message starts */
+    uint64_t pos;        /* the position (line, document) of the last message taken */
+    uint64_t result_len; /* bytes of the result file that belong to what was taken */
+    uint64_t accepted, rejected;
+    uint64_t finished; /* every message taken: only the moves are left */
+} s_progress;
+#define S_PROGRESS_FIELDS 9
+
+/* One message of the group being taken. */
+typedef struct s_msg {
+    const uint8_t *data;
+    size_t len, pos;
+} s_msg;
+
+struct pg_dropdir {
+    char *dir;
+    int dfd, done_fd, failed_fd;
+    size_t max_file_size, group_max, group_max_bytes;
+    const pg_adapter_ops *adapter;
+    pg_intake *intake;
+    pg_store *store;
+    pg_store_db db;
+    /* The listing being worked through, in name order. */
+    char **names;
+    size_t count, next;
+    /* The file being taken (fd >= 0). */
+    char name[NAME_MAX + 1];
+    char result[NAME_MAX + 16];
+    int fd, rfd;
+    const uint8_t *data;
+    size_t size;
+    s_progress p;
+    /* The group being collected. */
+    s_msg *msgs;
+    size_t nmsgs, bytes;
+    pg_buf lines, json;
+    int64_t backoff_until;
+    pg_dropdir_stats stats;
+};
+
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_progress_encode(const s_progress *p, uint8_t out[S_PROGRESS_FIELDS * 8])
+{
+    const uint64_t *v = &p->ino;
+    for (size_t i = 0; i < S_PROGRESS_FIELDS; i++)
+        pg_store_be64_put(out + 8 * i, v[i]);
+}
+
+/* The stored progress of name into *p: 1 found, 0 none, negative on a store error. */
+static int s_progress_get(pg_dropdir *self, const char *name, s_progress *p)
+{
+    char why[PG_ERRSTR_SIZE];
+    pg_store_txn *txn = pg_store_begin(self->store, 0, why, sizeof why);
+    if (!txn) {
+        pg_log(PG_LOG_ERROR, "dropdir: store: %s", why);
+        return PG_ESTORE;
+    }
+    const void *val;
+    size_t vlen;
+    int rc = pg_store_get(txn, self->db, name, strlen(name), &val, &vlen, why, sizeof why);
+    int found = 0;
+    if (!rc && vlen == S_PROGRESS_FIELDS * 8) {
+        uint64_t *v = &p->ino;
+        for (size_t i = 0; i < S_PROGRESS_FIELDS; i++)
+            v[i] = pg_store_be64_get((const uint8_t *)val + 8 * i);
+        found = 1;
+    } else if (rc && rc != PG_ENOTFOUND) {
+        pg_log(PG_LOG_ERROR, "dropdir: store: %s", why);
+        found = PG_ESTORE;
+    }
+    pg_store_abort(&txn);
+    return found;
+}
+
+pg_dropdir *pg_dropdir_new(const pg_dropdir_opts *opts, char *errstr, size_t errstr_size)
+{
+    pg_dropdir *self = calloc(1, sizeof *self);
+    if (!self) {
+        pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    self->dfd = self->done_fd = self->failed_fd = self->fd = self->rfd = -1;
+    self->adapter = opts->adapter;
+    self->intake = opts->intake;
+    self->store = opts->store;
+    self->max_file_size = opts->max_file_size ? opts->max_file_size : S_DEFAULT_MAX_FILE;
+    self->group_max = opts->group_max ? opts->group_max : S_DEFAULT_GROUP_MAX;
+    self->group_max_bytes = opts->group_max_bytes ? opts->group_max_bytes : S_DEFAULT_GROUP_BYTES;
+    self->dir = strdup(opts->dir);
+    self->msgs = calloc(self->group_max, sizeof *self->msgs);
+    if (!self->dir || !self->msgs) {
+        pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+        goto err;
+    }
+    self->dfd = open(opts->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (self->dfd < 0 || faccessat(self->dfd, ".", W_OK, 0)) {
+        pg_errf(PG_ECONFIG, errstr, errstr_size,
+                "intake.directory: '%s' is not a writable directory: %s", opts->dir,
+                strerror(errno));
+        goto err;
+    }
+    static const char *const subs[] = {"done", "failed"};
+    int *fds[] = {&self->done_fd, &self->failed_fd};
+    for (size_t i = 0; i < 2; i++) {
+        if (mkdirat(self->dfd, subs[i], 0755) && errno != EEXIST) {
+            pg_errf(PG_EIO, errstr, errstr_size, "intake.directory: cannot make %s/%s: %s",
+                    opts->dir, subs[i], strerror(errno));
+            goto err;
+        }
+        *fds[i] = openat(self->dfd, subs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (*fds[i] < 0) {
+            pg_errf(PG_EIO, errstr, errstr_size, "intake.directory: cannot open %s/%s: %s",
+                    opts->dir, subs[i], strerror(errno));
+            goto err;
+        }
+    }
+    char why[PG_ERRSTR_SIZE];
+    pg_store_txn *txn = pg_store_begin(self->store, 1, why, sizeof why);
+    int rc =
+        txn ? pg_store_db_open(txn, "dropdir.progress", 0, &self->db, why, sizeof why) : PG_ESTORE;
+    rc = rc ? rc : pg_store_commit(&txn, why, sizeof why);
+    pg_store_abort(&txn);
+    if (rc) {
+        pg_errf(PG_ESTORE, errstr, errstr_size, "dropdir: %s", why);
+        goto err;
+    }
+    return self;
+err:
+    pg_dropdir_destroy(&self);
+    return NULL;
+}
+
+static void s_names_free(pg_dropdir *self)
+{
+    for (size_t i = 0; i < self->count; i++)
+        free(self->names[i]);
+    free(self->names);
+    self->names = NULL;
+    self->count = self->next = 0;
+}
+
+static void s_close_file(pg_dropdir *self)
+{
+    if (self->data)
+        munmap((void *)self->data, self->size);
+    self->data = NULL;
+    self->size = 0;
+    if (self->fd >= 0)
+        close(self->fd);
+    if (self->rfd >= 0)
+        close(self->rfd);
+    self->fd = self->rfd = -1;
+}
+
+void pg_dropdir_destroy(pg_dropdir **p)
+{
+    if (!p || !*p)
+        return;
+    pg_dropdir *self = *p;
+    s_close_file(self);
+    s_names_free(self);
+    if (self->dfd >= 0)
+        close(self->dfd);
+    if (self->done_fd >= 0)
+        close(self->done_fd);
+    if (self->failed_fd >= 0)
+        close(self->failed_fd);
+    pg_buf_free(&self->lines);
+    pg_buf_free(&self->json);
+    free(self->msgs);
+    free(self->dir);
+    free(self);
+    *p = NULL;
+}
+
+void pg_dropdir_get_stats(const pg_dropdir *self, pg_dropdir_stats *out)
+{
+    *out = self->stats;
+}
+
+/* ---------------------------------------------------------------- listing */
+
+static int s_cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* List the regular files whose names do not start with '.', in name order. */
+static void s_scan(pg_dropdir *self)
+{
+    s_names_free(self);
+    int fd = openat(self->dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!dir) {
+        if (fd >= 0)
+            close(fd);
+        pg_log(PG_LOG_ERROR, "dropdir: cannot list %s: %s", self->dir, strerror(errno));
+        return;
+    }
+    size_t cap = 0;
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        if (de->d_name[0] == '.')
+            continue;
+        struct stat st;
+        if (fstatat(self->dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+            continue;
+        if (self->count == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char **names = realloc(self->names, ncap * sizeof *names);
+            if (!names)
+                break;
+            self->names = names;
+            cap = ncap;
+        }
+        char *name = strdup(de->d_name);
+        if (!name)
+            break;
+        self->names[self->count++] = name;
+    }
+    closedir(dir);
+    if (self->count)
+        qsort(self->names, self->count, sizeof *self->names, s_cmp_names);
+}
+
+/* ---------------------------------------------------------------- results and moves */
+
+static int s_sync_dirs(pg_dropdir *self, int target)
+{
+    return fsync(self->dfd) || fsync(target) ? -1 : 0;
+}
+
+/* Write the result's last line (from the file's progress on) and move the result
+ * and then the file into target. Repeating it after a crash part-way is harmless:
+ * the line is written again at the same place, a result already moved stays. */
+static int s_move(pg_dropdir *self, int target, const char *last_line)
+{
+    const char *step = "write";
+    size_t n = strlen(last_line);
+    if (self->rfd >= 0) {
+        if (ftruncate(self->rfd, (off_t)self->p.result_len) ||
+            pwrite(self->rfd, last_line, n, (off_t)self->p.result_len) != (ssize_t)n ||
+            fdatasync(self->rfd))
+            goto err;
+    }
+    /* Another file of this name already there keeps its place: this one gets its
+     * inode number added (the same choice after a restart: the inode stays). */
+    char dest[NAME_MAX + 64], dest_result[NAME_MAX + 80];
+    struct stat st;
+    if (!fstatat(target, self->name, &st, AT_SYMLINK_NOFOLLOW) && st.st_ino != self->p.ino)
+        snprintf(dest, sizeof dest, "%s.%" PRIu64, self->name, self->p.ino);
+    else
+        snprintf(dest, sizeof dest, "%s", self->name);
+    snprintf(dest_result, sizeof dest_result, "%s.result", dest);
+    step = "move the result";
+    if (renameat(self->dfd, self->result, target, dest_result) && errno != ENOENT)
+        goto err;
+    step = "move the file";
+    if (renameat(self->dfd, self->name, target, dest))
+        goto err;
+    step = "sync the directories";
+    if (s_sync_dirs(self, target))
+        goto err;
+    return 0;
+err:
+    pg_log(PG_LOG_ERROR, "dropdir: %s/%s: cannot %s: %s", self->dir, self->name, step,
+           strerror(errno));
+    return -1;
+}
+
+static void s_forget(pg_dropdir *self)
+{
+    char why[PG_ERRSTR_SIZE];
+    pg_store_txn *txn = pg_store_begin(self->store, 1, why, sizeof why);
+    int rc =
+        txn ? pg_store_del(txn, self->db, self->name, strlen(self->name), NULL, 0, why, sizeof why)
+            : PG_ESTORE;
+    if (rc == PG_ENOTFOUND)
+        rc = 0;
+    rc = rc ? rc : pg_store_commit(&txn, why, sizeof why);
+    pg_store_abort(&txn);
+    /* A record left behind names an inode that is gone: a new file of the name is
+     * told apart by it. */
+    if (rc)
+        pg_log(PG_LOG_WARN, "dropdir: progress of %s not removed: %s", self->name, why);
+}
+
+/* s as a JSON string's content (file names and reasons are not trusted to be plain). */
+static void s_put_str(pg_buf *out, const char *s)
+{
+    for (const char *c = s; *c; c++)
+        if (*c == '"' || *c == '\\')
+            pg_buf_printf(out, "\\%c", *c);
+        else if ((unsigned char)*c < 0x20)
+            pg_buf_printf(out, "\\u%04x", (unsigned char)*c);
+        else
+            pg_buf_putc(out, *c);
+}
+
+/* The file is not taken (or not any further): failed/ with the reason. */
+static int s_fail_file(pg_dropdir *self, const char *reason)
+{
+    pg_log(PG_LOG_WARN, "dropdir: %s/%s -> failed/: %s", self->dir, self->name, reason);
+    pg_buf_reset(&self->json);
+    pg_buf_puts(&self->json, "{\"file\":\"");
+    s_put_str(&self->json, self->name);
+    pg_buf_puts(&self->json, "\",\"status\":\"rejected\",\"reason\":\"");
+    s_put_str(&self->json, reason);
+    pg_buf_puts(&self->json, "\"}\n");
+    if (self->rfd < 0)
+        self->rfd = openat(self->dfd, self->result, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (self->rfd < 0 || s_move(self, self->failed_fd, (const char *)self->json.data)) {
+        if (self->rfd < 0)
+            pg_log(PG_LOG_ERROR, "dropdir: %s/%s: %s", self->dir, self->result, strerror(errno));
+        self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+        s_close_file(self);
+        return 0;
+    }
+    self->stats.files_failed++;
+    s_forget(self);
+    s_close_file(self);
+    return 1;
+}
+
+static int s_finish(pg_dropdir *self)
+{
+    const char *status = self->p.rejected ? "failed" : "done";
+    pg_buf_reset(&self->json);
+    pg_buf_puts(&self->json, "{\"file\":\"");
+    s_put_str(&self->json, self->name);
+    pg_buf_printf(&self->json,
+                  "\",\"status\":\"%s\",\"accepted\":%" PRIu64 ",\"rejected\":%" PRIu64 "}\n",
+                  status, self->p.accepted, self->p.rejected);
+    if (!self->json.data || s_move(self, self->p.rejected ? self->failed_fd : self->done_fd,
+                                   (const char *)self->json.data)) {
+        self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+        s_close_file(self);
+        return 0;
+    }
+    pg_log(PG_LOG_INFO, "dropdir: %s/%s -> %s/: %" PRIu64 " accepted, %" PRIu64 " rejected",
+           self->dir, self->name, status, self->p.accepted, self->p.rejected);
+    if (self->p.rejected)
+        self->stats.files_failed++;
+    else
+        self->stats.files_done++;
+    s_forget(self);
+    s_close_file(self);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- opening a file */
+
+/* Why data is not a container of the adapter's messages, or NULL when it is one.
+ * Only the shape is checked here; each message is checked by the decoder. */
+static const char *s_not_container(const pg_dropdir *self, const uint8_t *data, size_t size,
+                                   char *why, size_t whysize)
+{
+    const uint8_t *nul = memchr(data, 0, size);
+    if (nul) {
+        snprintf(why, whysize, "file: binary, not %s (a NUL byte at offset %zu)",
+                 self->adapter->format, (size_t)(nul - data));
+        return why;
+    }
+    size_t i = 0;
+    if (size >= 3 && data[0] == 0xef && data[1] == 0xbb && data[2] == 0xbf)
+        i = 3; /* a UTF-8 byte order mark */
+    while (i < size && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n'))
+        i++;
+    if (i == size) {
+        snprintf(why, whysize, "file: no message in it (empty or blank)");
+        return why;
+    }
+    int atx = !strcmp(self->adapter->format, "atx");
+    char want = atx ? '{' : '<';
+    if (data[i] == want)
+        return NULL;
+    const char *looks = data[i] == '<'                     ? "an XML document"
+                        : data[i] == '{' || data[i] == '[' ? "JSON"
+                                                           : NULL;
+    if (looks)
+        snprintf(why, whysize, "file: %s, not %s (this gateway's adapter is %s)", looks,
+                 atx ? "ATX/2 NDJSON" : "an NX5 document", self->adapter->name);
+    else
+        snprintf(why, whysize, "file: not %s (it starts with byte 0x%02x at offset %zu)",
+                 atx ? "ATX/2 NDJSON" : "an NX5 document", data[i], i);
+    return why;
+}
+
+/* Open name for taking: 1 when it is open (or was dealt with: gone, failed), 0 when
+ * it is to be tried again later. */
+static int s_open(pg_dropdir *self, const char *name)
+{
+    snprintf(self->name, sizeof self->name, "%s", name);
+    snprintf(self->result, sizeof self->result, ".%s.result", name);
+    self->fd = openat(self->dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (self->fd < 0) {
+        if (errno == ENOENT)
+            return 1; /* taken away since the listing */
+        char why[PG_ERRSTR_SIZE];
+        snprintf(why, sizeof why, "file: cannot open: %s", strerror(errno));
+        memset(&self->p, 0, sizeof self->p);
+        return s_fail_file(self, why);
+    }
+    struct stat st;
+    if (fstat(self->fd, &st) || !S_ISREG(st.st_mode)) {
+        s_close_file(self);
+        return 1;
+    }
+    s_progress id = {.ino = (uint64_t)st.st_ino,
+                     .size = (uint64_t)st.st_size,
+                     .mtime_ns =
+                         (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec};
+    s_progress old;
+    int found = s_progress_get(self, name, &old);
+    if (found < 0) {
+        s_close_file(self);
+        self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+        return 0;
+    }
+    if (found && old.ino == id.ino) {
+        self->p = old;
+        if (old.size != id.size || old.mtime_ns != id.mtime_ns) {
+            char why[PG_ERRSTR_SIZE];
+            snprintf(why, sizeof why,
+                     "file: changed after %" PRIu64 " of its messages were taken (up to "
+                     "position %" PRIu64 "); write files elsewhere and rename them in",
+                     old.accepted + old.rejected, old.pos);
+            self->rfd = openat(self->dfd, self->result, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+            return s_fail_file(self, why);
+        }
+        self->stats.files_resumed += old.offset > 0 ? 1 : 0;
+        if (old.offset)
+            pg_log(PG_LOG_INFO,
+                   "dropdir: %s/%s: resuming after position %" PRIu64 " (byte %" PRIu64 ", %" PRIu64
+                   " messages taken before)",
+                   self->dir, name, old.pos, old.offset, old.accepted + old.rejected);
+    } else {
+        self->p = id;
+    }
+    char why[PG_ERRSTR_SIZE];
+    if (self->p.size > self->max_file_size) {
+        snprintf(why, sizeof why, "file: %" PRIu64 " bytes is over intake.max_file_size (%zu)",
+                 self->p.size, self->max_file_size);
+        return s_fail_file(self, why);
+    }
+    self->size = (size_t)self->p.size;
+    if (self->size) {
+        void *map = mmap(NULL, self->size, PROT_READ, MAP_PRIVATE, self->fd, 0);
+        if (map == MAP_FAILED) {
+            snprintf(why, sizeof why, "file: cannot map: %s", strerror(errno));
+            self->size = 0;
+            return s_fail_file(self, why);
+        }
+        self->data = map;
+        madvise(map, self->size, MADV_SEQUENTIAL);
+    }
+    if (!self->p.offset && s_not_container(self, self->data, self->size, why, sizeof why))
+        return s_fail_file(self, why);
+    self->rfd = openat(self->dfd, self->result, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (self->rfd < 0 || ftruncate(self->rfd, (off_t)self->p.result_len)) {
+        pg_log(PG_LOG_ERROR, "dropdir: %s/%s: %s", self->dir, self->result, strerror(errno));
+        s_close_file(self);
+        self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+        return 0;
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------- taking a group */
+
+static int s_collect(void *arg, const uint8_t *msg, size_t len, size_t pos)
+{
+    pg_dropdir *self = arg;
+    self->msgs[self->nmsgs++] = (s_msg){msg, len, pos};
+    self->bytes += len;
+    return self->nmsgs >= self->group_max || self->bytes >= self->group_max_bytes;
+}
+
+/* Where the message that ends at byte end is followed by the next: past its line end. */
+static size_t s_after(const pg_dropdir *self, size_t end)
+{
+    if (end < self->size && self->data[end] == '\r' && end + 1 < self->size &&
+        self->data[end + 1] == '\n')
+        return end + 2;
+    if (end < self->size && self->data[end] == '\n')
+        return end + 1;
+    return end;
+}
+
+static int s_take(pg_dropdir *self)
+{
+    if (self->p.finished)
+        return s_finish(self);
+    self->nmsgs = self->bytes = 0;
+    size_t off = (size_t)self->p.offset;
+    int to_end = off >= self->size ||
+                 !self->adapter->split(self->data + off, self->size - off, s_collect, self);
+    int atx = !strcmp(self->adapter->format, "atx");
+
+    char why[PG_ERRSTR_SIZE];
+    pg_store_txn *txn = pg_intake_group_begin(self->intake, why, sizeof why);
+    if (!txn) {
+        pg_log(PG_LOG_ERROR, "dropdir: store: %s", why);
+        self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+        return 0;
+    }
+    s_progress np = self->p;
+    pg_buf_reset(&self->lines);
+    size_t taken = 0;
+    for (; taken < self->nmsgs; taken++) {
+        const s_msg *m = &self->msgs[taken];
+        pg_intake_ack ack;
+        pg_intake_group_add(self->intake, txn, m->data, m->len, &ack);
+        if (ack.status == PG_INTAKE_RETRY) {
+            /* Not taken: it and what follows are taken again after a pause. */
+            pg_log(PG_LOG_WARN, "dropdir: %s/%s: message at %s %zu: retry later: %s", self->dir,
+                   self->name, atx ? "line" : "document", np.pos + m->pos, ack.reason);
+            to_end = 0;
+            break;
+        }
+        pg_buf_reset(&self->json);
+        if (pg_intake_ack_json(&ack, NULL, &self->json) ||
+            pg_buf_printf(&self->lines, "{\"%s\":%" PRIu64 ",%.*s\n", atx ? "line" : "document",
+                          self->p.pos + m->pos, (int)self->json.len - 1,
+                          (const char *)self->json.data + 1)) {
+            pg_intake_group_end(self->intake, &txn, 0, why, sizeof why);
+            pg_log(PG_LOG_ERROR, "dropdir: out of memory writing a result");
+            self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+            return 0;
+        }
+        if (ack.status == PG_INTAKE_ACCEPTED)
+            np.accepted++;
+        else
+            np.rejected++;
+    }
+    if (taken) {
+        const s_msg *last = &self->msgs[taken - 1];
+        np.offset = s_after(self, (size_t)(last->data - self->data) + last->len);
+        np.pos = self->p.pos + last->pos;
+    }
+    if (to_end)
+        np.offset = self->size, np.finished = 1;
+    if (!taken && !to_end) {
+        pg_intake_group_end(self->intake, &txn, 0, why, sizeof why);
+        self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+        return 0;
+    }
+
+    /* The acks on disk first, then the progress that counts them, in the transaction
+     * of what the messages stored: a crash between the two leaves result lines past
+     * the progress's length, which the next run cuts off. */
+    np.result_len += self->lines.len;
+    const char *step = "write the result";
+    if (pwrite(self->rfd, self->lines.data, self->lines.len, (off_t)self->p.result_len) !=
+            (ssize_t)self->lines.len ||
+        fdatasync(self->rfd)) {
+        pg_intake_group_end(self->intake, &txn, 0, why, sizeof why);
+        goto err;
+    }
+    uint8_t val[S_PROGRESS_FIELDS * 8];
+    s_progress_encode(&np, val);
+    int rc = pg_store_put(txn, self->db, self->name, strlen(self->name), val, sizeof val, why,
+                          sizeof why);
+    rc = pg_intake_group_end(self->intake, &txn, !rc, why, sizeof why) || rc;
+    if (rc) {
+        pg_log(PG_LOG_ERROR, "dropdir: %s/%s: progress not kept, taken again: %s", self->dir,
+               self->name, why);
+        if (ftruncate(self->rfd, (off_t)self->p.result_len))
+            pg_log(PG_LOG_ERROR, "dropdir: %s: %s", self->result, strerror(errno));
+        self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+        return 0;
+    }
+    self->p = np;
+    self->stats.messages += taken;
+    return np.finished ? s_finish(self) : 1;
+err:
+    pg_log(PG_LOG_ERROR, "dropdir: %s/%s: cannot %s: %s", self->dir, self->result, step,
+           strerror(errno));
+    self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+    return 0;
+}
+
+int pg_dropdir_step(pg_dropdir *self)
+{
+    if (self->backoff_until && s_mono_ms() < self->backoff_until)
+        return 0;
+    self->backoff_until = 0;
+    if (self->fd < 0) {
+        if (self->next >= self->count)
+            s_scan(self);
+        if (self->next >= self->count)
+            return 0;
+        /* A file that cannot be opened for now is tried again before any later one. */
+        if (!s_open(self, self->names[self->next]))
+            return 0;
+        self->next++;
+        if (self->fd < 0)
+            return 1;
+    }
+    return s_take(self);
+}
