@@ -1,18 +1,25 @@
-/* polegate store: operator commands on a gateway's store (verify it offline). */
+/* polegate store: operator commands on a gateway's store (verify it offline, confirm a
+ * large withdrawal). */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "polegate/error.h"
+#include "router.h"
 #include "store.h"
 
 static const char s_usage_text[] =
     "usage: polegate store check DIR\n"
+    "       polegate store confirm DIR POLICY_VERSION\n"
     "\n"
     "check   reads every value of every database of the store in DIR (store.path) and\n"
     "        verifies its checksum. Prints one line per damaged value (store, database,\n"
     "        key), then a summary. Read-only: a running polegated may keep using it.\n"
-    "        Exit 0 sound; 1 damaged or unreadable; 2 usage error.\n";
+    "        Exit 0 sound; 1 damaged or unreadable; 2 usage error.\n"
+    "confirm lets the policy version POLICY_VERSION withdraw more than\n"
+    "        store.max_withdraw_percent of what a destination holds: a polegated waiting\n"
+    "        at start-up for this goes ahead within a second (a running one applies it\n"
+    "        at the next SIGHUP). Used up by that one policy change.\n";
 
 static void s_report(void *arg, const char *line)
 {
@@ -34,6 +41,27 @@ static int s_check(const char *dir)
     return rc ? 1 : 0;
 }
 
+static int s_confirm(const char *dir, const char *version)
+{
+    char err[PG_ERRSTR_SIZE] = "";
+    pg_store_check_result res;
+    /* Never create a store here: only confirm on one that exists (and is sound). */
+    int rc = pg_store_check(dir, &res, NULL, NULL, err, sizeof err);
+    pg_store *store = rc ? NULL : pg_store_new(dir, 0, err, sizeof err);
+    pg_store_txn *txn = store ? pg_store_begin(store, 1, err, sizeof err) : NULL;
+    rc = txn ? pg_router_confirm(txn, version, err, sizeof err) : PG_ESTORE;
+    if (!rc)
+        rc = pg_store_commit(&txn, err, sizeof err);
+    pg_store_abort(&txn);
+    pg_store_destroy(&store);
+    if (rc) {
+        fprintf(stderr, "polegate store: %s\n", err);
+        return 1;
+    }
+    printf("%s: withdrawals of policy %s confirmed\n", dir, version);
+    return 0;
+}
+
 int pg_cli_store(int argc, char **argv)
 {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -42,7 +70,9 @@ int pg_cli_store(int argc, char **argv)
     }
     if (argc == 3 && !strcmp(argv[1], "check"))
         return s_check(argv[2]);
-    fprintf(stderr, "polegate store: expected: check DIR\n(polegate store --help describes the "
-                    "commands)\n");
+    if (argc == 4 && !strcmp(argv[1], "confirm"))
+        return s_confirm(argv[2], argv[3]);
+    fprintf(stderr, "polegate store: expected: check DIR, or confirm DIR POLICY_VERSION\n"
+                    "(polegate store --help describes the commands)\n");
     return 2;
 }

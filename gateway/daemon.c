@@ -115,6 +115,40 @@ static int s_reconcile(pg_daemon *self, char *errstr, size_t errstr_size)
     return rc;
 }
 
+/* Wait up to ms for SIGTERM or SIGINT, which polegated blocks while the daemon starts:
+ * 1 when one came. */
+static int s_stop_requested(int ms)
+{
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    return sigtimedwait(&stop, NULL, &ts) > 0;
+}
+
+/* The start-up reconcile. A policy change that would withdraw more than the
+ * configured share of a destination waits here, before anything is published or
+ * taken in, until the operator confirms it (the reason names the command) or stops
+ * the daemon. */
+static int s_reconcile_at_start(pg_daemon *d, char *errstr, size_t errstr_size)
+{
+    char why[PG_ERRSTR_SIZE];
+    time_t warned = 0;
+    int rc;
+    while ((rc = s_reconcile(d, why, sizeof why)) == PG_ECONFIRM) {
+        time_t now = time(NULL);
+        if (now - warned >= S_STATS_EVERY) {
+            pg_log(PG_LOG_ERROR, "waiting for the operator: %s", why);
+            warned = now;
+        }
+        if (s_stop_requested(1000))
+            return pg_errf(PG_ECONFIRM, errstr, errstr_size,
+                           "stopped while waiting for the operator: %s", why);
+    }
+    return rc ? pg_errf(rc, errstr, errstr_size, "policy reconcile: %s", why) : 0;
+}
+
 pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
 {
     pg_daemon *d = calloc(1, sizeof *d);
@@ -149,6 +183,7 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
             pg_errf(PG_ESTORE, errstr, errstr_size, "router: %s", why);
             goto err;
         }
+        pg_router_set_withdraw_limit(d->router, cfg->store_max_withdraw_percent);
     }
     if (cfg->metrics_listen) {
         d->metrics = pg_metrics_new(cfg->metrics_listen, cfg->force, why, sizeof why);
@@ -167,10 +202,8 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
             goto err;
         }
     }
-    if (d->router && s_reconcile(d, why, sizeof why)) {
-        pg_errf(PG_ESTORE, errstr, errstr_size, "policy reconcile: %s", why);
+    if (d->router && s_reconcile_at_start(d, errstr, errstr_size))
         goto err;
-    }
     pg_daemon_transactional_id(cfg->force, cfg->store_path, d->tid);
     pg_publisher_opts popts = {
         .brokers = cfg->kafka_brokers,

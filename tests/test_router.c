@@ -841,6 +841,65 @@ START_TEST(test_policy_change_at_restart)
 }
 END_TEST
 
+/* Failure mode 3 of issue 13: the stored policy says the same version with other
+ * destinations (a byte of the store changed, or a policy edited without a new
+ * version): a configuration error, nothing withdrawn. */
+START_TEST(test_policy_same_version_other_topic_refused)
+{
+    s_shared_pair();
+    s_restart(POLICY("ESX-1", "OFFICIAL-SENSITIVE", "polegate.esx.other.pole.v1"));
+    pg_outbatch_reset(ob);
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    ck_assert_int_eq(pg_router_reconcile(rt, txn, ob, e, sizeof e), PG_ECONFIG);
+    pg_store_abort(&txn);
+    ck_assert_msg(strstr(e, "policy.version ESX-1 did not change but its destinations did") &&
+                      strstr(e, "mer=" T_MER) && strstr(e, "mer=polegate.esx.other.pole.v1"),
+                  "%s", e);
+    ck_assert_uint_eq(ob->count, 0);
+    ck_assert_int_eq(s_held("mer", "p1"), 1);
+}
+END_TEST
+
+/* A policy change that withdraws more than the limit of what a destination holds
+ * waits for the operator's confirmation of that very version; the confirmation is
+ * used up. */
+START_TEST(test_withdraw_limit_waits_for_confirmation)
+{
+    s_shared_pair(); /* mer holds p1, l1, k1 */
+    s_restart(POLICY("ESX-2", "OFFICIAL", T_MER)); /* p1 and k1 go: 2 of 3 */
+    pg_router_set_withdraw_limit(rt, 25);
+    for (int round = 0; round < 2; round++) {
+        pg_outbatch_reset(ob);
+        pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+        ck_assert_int_eq(pg_router_reconcile(rt, txn, ob, e, sizeof e), PG_ECONFIRM);
+        pg_store_abort(&txn);
+        ck_assert_msg(strstr(e, "policy ESX-2 would withdraw 2 of the 3 records destination mer "
+                                "holds") &&
+                          strstr(e, "polegate store confirm ") && strstr(e, s_dir),
+                      "%s", e);
+        ck_assert_int_eq(s_held("mer", "p1"), 1);
+        txn = pg_store_begin(st, 1, e, sizeof e);
+        /* another version's confirmation does not count */
+        ck_assert_int_eq(pg_router_confirm(txn, "ESX-1", e, sizeof e), 0);
+        ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    }
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    ck_assert_int_eq(pg_router_confirm(txn, "ESX-2", e, sizeof e), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    ck_assert_int_eq(s_reconcile(), 2);
+    ck_assert_int_eq(s_held("mer", "p1"), 0);
+    /* used up: the next large withdrawal waits again */
+    s_restart(POLICY("ESX-3", "OFFICIAL", "polegate.esx.mer3.pole.v1"));
+    pg_router_set_withdraw_limit(rt, 25);
+    txn = pg_store_begin(st, 1, e, sizeof e);
+    ck_assert_int_eq(pg_router_reconcile(rt, txn, ob, e, sizeof e), PG_ECONFIRM);
+    pg_store_abort(&txn);
+    /* a limit of 100 never waits */
+    pg_router_set_withdraw_limit(rt, 100);
+    ck_assert_int_eq(s_reconcile(), 1);
+}
+END_TEST
+
 /* pg_router_route does the reconcile itself when nobody called it. */
 START_TEST(test_policy_change_on_first_route)
 {
@@ -1170,6 +1229,8 @@ static Suite *s_suite(void)
     tc = tcase_create("policy_change");
     tcase_add_checked_fixture(tc, s_setup, s_teardown);
     tcase_add_test(tc, test_policy_change_at_restart);
+    tcase_add_test(tc, test_policy_same_version_other_topic_refused);
+    tcase_add_test(tc, test_withdraw_limit_waits_for_confirmation);
     tcase_add_test(tc, test_policy_change_on_first_route);
     tcase_add_test(tc, test_destination_removed);
     tcase_add_test(tc, test_policy_change_publishes_allowed);

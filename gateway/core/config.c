@@ -175,7 +175,14 @@ static const s_entry s_store[] = {
     {S_STR, "path", NULL, S_REQUIRED, S_OFF(store_path), 0, 0, NULL,
      "Directory of the LMDB store (ledger state); created if missing."},
     {S_SIZE, "map_size", "1GiB", 0, S_OFF(store_map_size), 1LL << 20, 1LL << 40, NULL,
-     "LMDB map size: the most the store may grow to."},
+     "LMDB map size: the most the store may grow to. The intake answers retry once all "
+     "but an eighth of it (at least 1 MiB) is used: that rest is kept so that what was "
+     "published can always be removed."},
+    {S_INT, "max_withdraw_percent", "25", 0, S_OFF(store_max_withdraw_percent), 0, 100, NULL,
+     "A new policy version that would withdraw more than this percentage of the records "
+     "a destination holds waits, at start-up, for the operator to run `polegate store "
+     "confirm <store.path> <policy.version>` (a reload is refused until then); 100: "
+     "never waits."},
     {0},
 };
 

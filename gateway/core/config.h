@@ -42,6 +42,7 @@ typedef struct pg_config {
     /* store */
     char *store_path;
     size_t store_map_size;
+    int store_max_withdraw_percent; /* policy change: larger withdrawals wait (router.h) */
 
     /* kafka (the topics are the policy's: one per destination, docs/topics.md) */
     char *kafka_brokers;

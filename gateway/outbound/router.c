@@ -14,6 +14,8 @@
 #define S_DB_HELD "router.held"
 #define S_DB_META "router.meta"
 #define S_META_POLICY "policy"
+/* The policy version whose large withdrawal the operator confirmed (pg_router_confirm). */
+#define S_META_CONFIRM "confirm-withdrawal"
 /* The ledger's database of latest entity records (gateway/core/ledger.c: "<name>.entity",
  * keyed by entity id, opened by pg_ledger_new as "ledger"). The router only walks its
  * keys, and reads each record through pg_ledger_get_entity. */
@@ -40,6 +42,7 @@ struct pg_router {
     pg_store_db entities; /* the ledger's "ledger.entity", walked at a policy change */
     pg_arena *scratch;    /* decisions, unpacked ledger records: reset per call */
     pg_router_stats stats;
+    int withdraw_limit; /* percent of a destination a policy change may withdraw unconfirmed */
 };
 
 /* What one destination holds of one id. found 0: no state at all. */
@@ -674,6 +677,17 @@ static char *s_signature(pg_router *self, size_t *len)
     return s;
 }
 
+/* The destinations of a signature, "name=topic, name=topic", for a reason. */
+static void s_signature_text(const char *sig, size_t len, char *out, size_t size)
+{
+    const char *end = sig + len, *p = memchr(sig, 0, len);
+    size_t w = 0;
+    out[0] = 0;
+    for (p = p ? p + 1 : end; p < end && w < size; p += strnlen(p, (size_t)(end - p)) + 1)
+        w += (size_t)snprintf(out + w, size - w, "%s%.*s", w ? ", " : "",
+                              (int)strnlen(p, (size_t)(end - p)), p);
+}
+
 /* The topic dest had under the stored signature sig; NULL when it had none. */
 static const char *s_old_topic(const char *sig, size_t len, const char *dest)
 {
@@ -874,6 +888,57 @@ static int s_publish_allowed(s_ctx *ctx, const pg_changeset *skip, size_t *recor
     return 0;
 }
 
+/* Records one destination holds before a policy change, and how many it withdraws. */
+typedef struct s_tally {
+    const char *dest;
+    size_t held, withdrawn;
+} s_tally;
+
+static s_tally *s_tally_of(s_tally *t, size_t *n, const char *dest)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp(t[i].dest, dest))
+            return &t[i];
+    t[*n] = (s_tally){.dest = dest};
+    return &t[(*n)++];
+}
+
+/* A policy change that withdraws more than withdraw_limit percent of what a
+ * destination holds (a wrong file, a slip in a rule) waits for the operator, unless
+ * this very policy version was confirmed (pg_router_confirm); the confirmation is
+ * used up. PG_ECONFIRM with the figures and the command, or 0. */
+static int s_withdraw_check(s_ctx *ctx, const s_tally *t, size_t n)
+{
+    pg_router *r = ctx->r;
+    const s_tally *over = NULL;
+    for (size_t i = 0; i < n && !over; i++)
+        if (t[i].withdrawn && t[i].withdrawn * 100 > t[i].held * (size_t)r->withdraw_limit)
+            over = &t[i];
+    if (!over)
+        return 0;
+    const char *version = pg_policy_version(r->policy);
+    const void *val;
+    size_t vlen;
+    int rc = pg_store_get(ctx->txn, r->meta, S_META_CONFIRM, strlen(S_META_CONFIRM), &val, &vlen,
+                          ctx->errstr, ctx->errstr_size);
+    if (rc && rc != PG_ENOTFOUND)
+        return rc;
+    if (!rc && vlen == strlen(version) && !memcmp(val, version, vlen)) {
+        pg_log(PG_LOG_WARN,
+               "router: policy %s withdraws %zu of the %zu records destination %s holds, as "
+               "the operator confirmed",
+               version, over->withdrawn, over->held, over->dest);
+        return pg_store_del(ctx->txn, r->meta, S_META_CONFIRM, strlen(S_META_CONFIRM), NULL, 0,
+                            ctx->errstr, ctx->errstr_size);
+    }
+    return pg_errf(PG_ECONFIRM, ctx->errstr, ctx->errstr_size,
+                   "policy %s would withdraw %zu of the %zu records destination %s holds, more "
+                   "than store.max_withdraw_percent (%d%%): nothing is withdrawn until the "
+                   "operator confirms it with `polegate store confirm %s %s`",
+                   version, over->withdrawn, over->held, over->dest, r->withdraw_limit,
+                   pg_store_dir(r->store), version);
+}
+
 /* Rule 5 of router.h: inside ctx->txn; routing is the changeset pg_router_route is
  * about to route (NULL from pg_router_reconcile). Returns the number of withdrawals. */
 static int s_reconcile(s_ctx *ctx, const pg_changeset *routing)
@@ -891,6 +956,17 @@ static int s_reconcile(s_ctx *ctx, const pg_changeset *routing)
         return rc;
     if (!rc && vlen == sig_len && !memcmp(val, sig, sig_len))
         return 0;
+    /* The policy's version is what says it changed: other destinations or topics under
+     * the same version are a configuration mistake (or damage), not a withdrawal. */
+    if (!rc && strnlen(val, vlen) < vlen && !strcmp(val, pg_policy_version(r->policy))) {
+        char was[PG_ERRSTR_SIZE / 2], now[PG_ERRSTR_SIZE / 2];
+        s_signature_text(val, vlen, was, sizeof was);
+        s_signature_text(sig, sig_len, now, sizeof now);
+        return pg_errf(PG_ECONFIG, ctx->errstr, ctx->errstr_size,
+                       "policy.version %s did not change but its destinations did (stored: %s; "
+                       "now: %s): give a changed policy a new policy.version",
+                       pg_policy_version(r->policy), was, now);
+    }
     if (!pg_store_txn_writable(ctx->txn))
         return pg_errf(PG_EUSAGE, ctx->errstr, ctx->errstr_size,
                        "router: the policy changed: routing needs a write transaction");
@@ -910,6 +986,14 @@ static int s_reconcile(s_ctx *ctx, const pg_changeset *routing)
     if ((rc = s_held_all(ctx, &all, &n)))
         return rc;
     int withdrawn = 0;
+    /* Held and withdrawn per destination, for the limit on unconfirmed withdrawals. */
+    s_tally *tally = pg_arena_alloc(r->scratch, (n ? n : 1) * sizeof *tally);
+    size_t ntally = 0;
+    if (!tally)
+        return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (all[i].st.held)
+            s_tally_of(tally, &ntally, all[i].dest)->held++;
     /* Entities first: the links pass then sees their ends as they are now. */
     for (int pass = S_TYPE_ENTITY; pass <= S_TYPE_LINK; pass++) {
         for (size_t i = 0; i < n; i++) {
@@ -934,6 +1018,7 @@ static int s_reconcile(s_ctx *ctx, const pg_changeset *routing)
             if (rc < 0)
                 return rc;
             withdrawn += rc;
+            s_tally_of(tally, &ntally, h->dest)->withdrawn += (size_t)rc;
             if (!dest.pd && (rc = s_del(ctx, h->dest, h->id)))
                 return rc;
         }
@@ -947,6 +1032,8 @@ static int s_reconcile(s_ctx *ctx, const pg_changeset *routing)
             (rc = s_del(ctx, all[i].dest, all[i].id)))
             return rc;
     }
+    if ((rc = s_withdraw_check(ctx, tally, ntally)))
+        return rc;
     if ((rc = pg_store_put(ctx->txn, r->meta, S_META_POLICY, strlen(S_META_POLICY), sig, sig_len,
                            ctx->errstr, ctx->errstr_size)))
         return rc;
@@ -980,6 +1067,7 @@ pg_router *pg_router_new(const pg_policy *policy, pg_store *store, const char *f
     }
     r->policy = policy;
     r->store = store;
+    r->withdraw_limit = 100;
     r->force = strdup(force ? force : pg_policy_force(policy));
     r->scratch = pg_arena_new(0);
     if (!r->force || !r->scratch) {
@@ -1021,6 +1109,21 @@ void pg_router_destroy(pg_router **p)
 void pg_router_set_policy(pg_router *self, const pg_policy *policy)
 {
     self->policy = policy;
+}
+
+void pg_router_set_withdraw_limit(pg_router *r, int percent)
+{
+    r->withdraw_limit = percent < 0 ? 0 : percent > 100 ? 100 : percent;
+}
+
+int pg_router_confirm(pg_store_txn *txn, const char *version, char *errstr, size_t errstr_size)
+{
+    pg_store_db meta;
+    int rc = pg_store_db_open(txn, S_DB_META, 0, &meta, errstr, errstr_size);
+    if (!rc)
+        rc = pg_store_put(txn, meta, S_META_CONFIRM, strlen(S_META_CONFIRM), version,
+                          strlen(version), errstr, errstr_size);
+    return rc;
 }
 
 /* Run fn in a child of txn, leaving txn and out as they were when it fails. */

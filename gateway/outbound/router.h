@@ -99,6 +99,18 @@ void pg_router_destroy(pg_router **p);
  * routings on the routing thread. */
 void pg_router_set_policy(pg_router *self, const pg_policy *policy);
 
+/* Guards on a policy change (rule 5), both fail closed and change nothing:
+ * - a stored policy whose version equals the policy's but whose destinations or
+ *   topics differ is refused with PG_ECONFIG (a change needs a new policy.version);
+ * - one that would withdraw more than percent of what a destination holds (0-100; 100,
+ *   the default, never waits) returns PG_ECONFIRM with the figures, until
+ *   pg_router_confirm stored that policy version in the store (used up by the
+ *   reconcile it allows). */
+void pg_router_set_withdraw_limit(pg_router *r, int percent);
+/* Confirm, in the write transaction txn of the router's store (a daemon may be
+ * running), the withdrawals of policy version. 0 or a store error. */
+int pg_router_confirm(pg_store_txn *txn, const char *version, char *errstr, size_t errstr_size);
+
 /* Route the updates in published (what pg_ledger_apply appended, in order) inside the
  * write transaction txn: append the records and pending audit events to out. Does
  * pg_router_reconcile first when the policy version changed. On error (PG_ENOMEM,

@@ -24,7 +24,8 @@
     X(INTERNAL, "internal error")                                                                  \
     X(FULL, "store full")                                                                          \
     X(DISKFULL, "disk full")                                                                       \
-    X(CORRUPT, "stored data damaged")
+    X(CORRUPT, "stored data damaged")                                                              \
+    X(CONFIRM, "waits for the operator's confirmation")
 
 enum {
     PG_OK = 0,
