@@ -75,6 +75,25 @@ def published(brokers, topic, expected, timeout=60):
     return reader
 
 
+def log_since(log, offset):
+    with open(log, encoding="utf-8", errors="replace") as f:
+        f.seek(offset)
+        return f.read()
+
+
+def start_refused(daemon, log):
+    """Start polegated expecting it to refuse: (whether it started, what it logged)."""
+    before = os.path.getsize(log)
+    started = False
+    try:
+        daemon.start(timeout=20)
+        started = True
+        daemon.terminate()
+    except RuntimeError:
+        pass
+    return started, log_since(log, before)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", required=True)
@@ -118,16 +137,9 @@ def main():
                 "database router.meta, key policy: checksum mismatch" not in check.stdout:
             failures.append("store check of a damaged store: %d %s %s"
                             % (check.returncode, check.stdout, check.stderr))
-        before = os.path.getsize(log)
-        try:
-            daemon.start(timeout=20)
+        started, said = start_refused(daemon, log)
+        if started:
             failures.append("flip: polegated started on a damaged store")
-            daemon.terminate()
-        except RuntimeError:
-            pass
-        with open(log, encoding="utf-8", errors="replace") as f:
-            f.seek(before)
-            said = f.read()
         want = "store %s damaged: database router.meta, key policy: checksum mismatch" % store
         if want not in said:
             failures.append("flip: the refusal does not say %r: %s" % (want, said[-600:]))
@@ -148,16 +160,9 @@ def main():
         daemon.terminate()
         other = "fault.store.%s.other.v1" % run_id
         fc.write_config(config, "ESX", port, store2, args.brokers, other, dlq_topic)
-        before = os.path.getsize(log)
-        try:
-            daemon.start(timeout=20)
+        started, said = start_refused(daemon, log)
+        if started:
             failures.append("same version: polegated started")
-            daemon.terminate()
-        except RuntimeError:
-            pass
-        with open(log, encoding="utf-8", errors="replace") as f:
-            f.seek(before)
-            said = f.read()
         if "policy.version FAULT-1 did not change but its destinations did" not in said:
             failures.append("same version: not refused as such: %s" % said[-600:])
 
@@ -177,11 +182,9 @@ def main():
         waited = False
         for _ in range(100):
             time.sleep(0.1)
-            with open(log, encoding="utf-8", errors="replace") as f:
-                f.seek(before)
-                if "waiting for the operator" in f.read():
-                    waited = True
-                    break
+            if "waiting for the operator" in log_since(log, before):
+                waited = True
+                break
         listening = False
         try:
             with fc.socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -203,9 +206,7 @@ def main():
                     break
             except OSError:
                 time.sleep(0.1)
-        with open(log, encoding="utf-8", errors="replace") as f:
-            f.seek(before)
-            said = f.read()
+        said = log_since(log, before)
         m = re.search(r"policy FAULT-2: (\d+) records withdrawn", said)
         if not listening or not m or int(m.group(1)) != 100:
             failures.append("withdrawal after confirm: listening %s, %s"
@@ -249,11 +250,9 @@ def main():
             full_seen = False
             for _ in range(150):
                 time.sleep(0.1)
-                with open(log, encoding="utf-8", errors="replace") as f:
-                    f.seek(before)
-                    if "disk full: the filesystem of store %s" % store3 in f.read():
-                        full_seen = True
-                        break
+                if "disk full: the filesystem of store %s" % store3 in log_since(log, before):
+                    full_seen = True
+                    break
             time.sleep(1.0)
             os.unlink(filler)
             load.wait(timeout=200)
@@ -262,9 +261,7 @@ def main():
             reader = published(args.brokers, topic, expected, timeout=120)
             lost = expected - reader.seen
             rc = daemon.terminate()
-            with open(log, encoding="utf-8", errors="replace") as f:
-                f.seek(before)
-                said = f.read()
+            said = log_since(log, before)
             counted = re.findall(r"(\d+) disk full\)", said)
             disk_full = int(counted[-1]) if counted else 0
             if not full_seen:
