@@ -11,9 +11,10 @@ persons allowed) takes 40 persons from fault_load, then gets, in turn:
 - SIGHUP with policy version 2, where `national` may now receive persons (version 1
   withheld them): every live person is published (the start-up reconcile's
   newly-allowed rule), and a changed restart-only key is named in a warning;
-- SIGHUP with policy version 3, persons withheld again: every person it holds is
-  withdrawn (DELETE and tombstone on the topic, read back by a read_committed
-  consumer);
+- SIGHUP with policy version 3, persons withheld again: more than
+  store.max_withdraw_percent of what national holds, so the reload is refused until
+  `polegate store confirm`; after it every person it holds is withdrawn (DELETE and
+  tombstone on the topic, read back by a read_committed consumer);
 - SIGTERM: drains and exits 0.
 
 Exit 0 when every check passes, 1 with the list of failures.
@@ -23,6 +24,7 @@ import argparse
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -181,9 +183,20 @@ def main():
         check("every person on the topic", persons == set(seen) and
               count_ops(seen, "UPSERT") == COUNT)
 
-        # Policy OPS-3: no persons again -> each is withdrawn (DELETE + tombstone).
+        # Policy OPS-3: no persons again -> each is withdrawn (DELETE + tombstone). That
+        # is more than store.max_withdraw_percent of what national holds: the reload is
+        # refused until the operator confirms this version.
         write_config(config, port, store, args.brokers, topic, dlq_topic, "OPS-3",
                      "[vehicle, location]", group_commit=64)
+        mark = len(log_text(daemon))
+        daemon.proc.send_signal(signal.SIGHUP)
+        text = wait_log(daemon, "not applied", mark)
+        check("SIGHUP of OPS-3 waits for the operator", text is not None and
+              "polegate store confirm %s OPS-3" % store in text)
+        polegate = os.path.join(args.build_dir, "cli", "polegate")
+        confirm = subprocess.run([polegate, "store", "confirm", store, "OPS-3"],
+                                 capture_output=True, text=True, timeout=60)
+        check("polegate store confirm", confirm.returncode == 0)
         mark = len(log_text(daemon))
         daemon.proc.send_signal(signal.SIGHUP)
         text = wait_log(daemon, "reloaded", mark)
