@@ -19,7 +19,8 @@ static const s_command s_commands[] = {
      "stand in for the local RMS import endpoint: validate, store and ack"},
     {"audit", pg_cli_audit, "check the audit log's hash chain (verify) or find events (query)"},
     {"dlq", pg_cli_dlq, "list, show, replay or purge the dead letters of a gateway's store"},
-    {"store", pg_cli_store, "verify a gateway's store offline (check), confirm a large policy withdrawal (confirm)"},
+    {"store", pg_cli_store,
+     "verify a gateway's store offline (check), confirm a large policy withdrawal (confirm)"},
 };
 
 static void s_usage(FILE *f)

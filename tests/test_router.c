@@ -865,7 +865,7 @@ END_TEST
  * used up. */
 START_TEST(test_withdraw_limit_waits_for_confirmation)
 {
-    s_shared_pair(); /* mer holds p1, l1, k1 */
+    s_shared_pair();                               /* mer holds p1, l1, k1 */
     s_restart(POLICY("ESX-2", "OFFICIAL", T_MER)); /* p1 and k1 go: 2 of 3 */
     pg_router_set_withdraw_limit(rt, 25);
     for (int round = 0; round < 2; round++) {
