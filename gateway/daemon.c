@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 
 #include "audit.h"
@@ -449,6 +450,7 @@ static int s_reload(pg_daemon *self, char *errstr, size_t errstr_size)
     }
     pg_config_diff(self->cfg, next, s_changed_key, NULL);
     pg_log_set_level(next->log_level);
+    pg_log_set_format(next->log_format);
     struct pg_policy *was = self->live.policy;
     if (!strcmp(pg_policy_version(was), pg_policy_version(next->policy))) {
         pg_log(PG_LOG_INFO, "reloaded %s: log level %s, policy %s unchanged", next->path,
@@ -490,7 +492,15 @@ static int s_signals(pg_daemon *self, char *errstr, size_t errstr_size)
         self->pending[sig] = 0;
         if (sig == SIGHUP) {
             pg_log(PG_LOG_INFO, "SIGHUP: reloading %s", self->cfg->path);
-            if (s_reload(self, errstr, errstr_size))
+            /* systemd (Type=notify) holds `systemctl reload` until READY=1 again. */
+            struct timespec mono;
+            clock_gettime(CLOCK_MONOTONIC, &mono);
+            sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+                       (unsigned long long)mono.tv_sec * 1000000ULL +
+                           (unsigned long long)mono.tv_nsec / 1000ULL);
+            int rrc = s_reload(self, errstr, errstr_size);
+            sd_notify(0, "READY=1");
+            if (rrc)
                 return PG_EINTERNAL;
         } else if (sig == SIGUSR1) {
             s_log_counters(self, PG_LOG_INFO, "SIGUSR1");
@@ -500,6 +510,12 @@ static int s_signals(pg_daemon *self, char *errstr, size_t errstr_size)
         }
     }
     return 0;
+}
+
+static uint64_t s_elapsed_us(const struct timespec *since, const struct timespec *now)
+{
+    return (uint64_t)(now->tv_sec - since->tv_sec) * 1000000u +
+           (uint64_t)((now->tv_nsec - since->tv_nsec) / 1000);
 }
 
 int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size)
@@ -516,7 +532,13 @@ int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size)
         return PG_EINTERNAL;
     time_t last_stats = time(NULL);
     uint64_t last_received = 0;
-    struct timespec last_metrics = {0, 0};
+    struct timespec last_metrics = {0, 0}, last_watchdog = {0, 0};
+    /* Under systemd (Type=notify): started once the intake is bound, which it is. The
+     * watchdog is fed from this loop, so a wedged intake stops feeding it. */
+    sd_notifyf(0, "READY=1\nSTATUS=serving %s", pg_intake_endpoint(self->intake));
+    uint64_t watchdog_usec = 0;
+    if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
+        watchdog_usec = 0;
     if (self->metrics)
         pg_log(PG_LOG_INFO, "metrics: serving /metrics, /healthz and /readyz on %s (port %d)",
                self->cfg->metrics_listen, pg_metrics_port(self->metrics));
@@ -545,12 +567,14 @@ int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size)
                    why, self->cfg->store_path);
             break;
         }
+        struct timespec mono;
+        clock_gettime(CLOCK_MONOTONIC, &mono);
+        if (watchdog_usec && s_elapsed_us(&last_watchdog, &mono) >= watchdog_usec / 2) {
+            sd_notify(0, "WATCHDOG=1");
+            last_watchdog = mono;
+        }
         if (self->metrics) {
-            struct timespec mono;
-            clock_gettime(CLOCK_MONOTONIC, &mono);
-            int64_t ms = (int64_t)(mono.tv_sec - last_metrics.tv_sec) * 1000 +
-                         (mono.tv_nsec - last_metrics.tv_nsec) / 1000000;
-            if (n > 0 || ms >= S_METRICS_EVERY_MS) {
+            if (n > 0 || s_elapsed_us(&last_metrics, &mono) >= S_METRICS_EVERY_MS * 1000u) {
                 s_metrics_update(self, n > 0, NULL);
                 last_metrics = mono;
             }
@@ -570,6 +594,7 @@ int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size)
      * unanswered and their senders send them again to the next run. Everything
      * acknowledged is in the spool; publish what the drain bound allows, and leave
      * the rest there. */
+    sd_notify(0, "STOPPING=1\nSTATUS=stopping: publishing the spool");
     pg_intake_get_stats(self->intake, &self->last_intake);
     if (self->dropdir)
         pg_dropdir_get_stats(self->dropdir, &self->last_dropdir);

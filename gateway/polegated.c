@@ -119,6 +119,8 @@ int main(int argc, char **argv)
         return 0;
     }
     pg_log_set_level(cfg->log_level);
+    pg_log_set_format(cfg->log_format);
+    pg_log_set_journal(pg_log_stderr_is_journal());
 
     /* Blocked while the daemon starts its threads (librdkafka's, ZeroMQ's, the
      * producer's, the partner service's), which keep the mask: the signals then only

@@ -509,6 +509,45 @@ START_TEST(test_log_levels)
 }
 END_TEST
 
+/* log.format json and the journal's priority prefix. */
+START_TEST(test_log_formats)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&out, &len);
+    pg_log_set_stream(mem);
+    pg_log_set_format(PG_LOG_JSON);
+    pg_log(PG_LOG_WARN, "a \"quoted\" \\ tab\there, bad byte \xff, \xc3\xa9");
+    pg_log_set_journal(1);
+    pg_log(PG_LOG_ERROR, "in the journal");
+    pg_log_set_format(PG_LOG_TEXT);
+    pg_log(PG_LOG_INFO, "text in the journal");
+    pg_log(PG_LOG_DEBUG, "hidden");
+    pg_log_set_journal(0);
+    pg_log_set_stream(NULL);
+    fclose(mem);
+    ck_assert_ptr_nonnull(strstr(out, "\",\"level\":\"warn\",\"program\":\"polegated\",\"msg\":"
+                                      "\"a \\\"quoted\\\" \\\\ tab\\u0009here, bad byte "
+                                      "\\ufffd, \xc3\xa9\"}\n"));
+    ck_assert_int_eq(strncmp(out, "{\"time\":\"", 9), 0);
+    ck_assert_ptr_nonnull(strstr(out, "\n<3>{\"time\":\""));
+    ck_assert_ptr_nonnull(strstr(out,
+                                 "\"level\":\"error\",\"program\":\"polegated\",\"msg\":\"in the "
+                                 "journal\"}\n"));
+    ck_assert_ptr_nonnull(strstr(out, "\n<6>info: text in the journal\n"));
+    ck_assert_ptr_null(strstr(out, "hidden"));
+    free(out);
+    ck_assert_int_eq(pg_log_format_parse("json"), PG_LOG_JSON);
+    ck_assert_int_eq(pg_log_format_parse("JSON"), -1);
+    s_bad(BASE "log:\n  format: xml\n", "log.format: 'xml' is not a log format (text, json)");
+    unsetenv("JOURNAL_STREAM");
+    ck_assert_int_eq(pg_log_stderr_is_journal(), 0);
+    setenv("JOURNAL_STREAM", "1:1", 1);
+    ck_assert_int_eq(pg_log_stderr_is_journal(), 0); /* not our stderr */
+    unsetenv("JOURNAL_STREAM");
+}
+END_TEST
+
 static void s_note_key(void *arg, const char *section, const char *key)
 {
     char *out = arg;
@@ -595,6 +634,7 @@ int main(void)
     tcase_add_test(tc, test_audit_spool_dlq);
     tcase_add_test(tc, test_diff);
     tcase_add_test(tc, test_adapter_settings);
+    tcase_add_test(tc, test_log_formats);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -137,6 +137,14 @@ static int s_check_level(pg_config *cfg, const char *v, char *errstr, size_t err
     return 0;
 }
 
+static int s_check_format(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
+{
+    cfg->log_format = pg_log_format_parse(v);
+    if (cfg->log_format < 0)
+        return pg_errf(PG_ECONFIG, errstr, errstr_size, "'%s' is not a log format (text, json)", v);
+    return 0;
+}
+
 #define S_OFF(field) offsetof(pg_config, field)
 
 static const s_entry s_force[] = {
@@ -268,6 +276,10 @@ static const s_entry s_audit[] = {
 static const s_entry s_log[] = {
     {S_STR, "level", "info", 0, S_OFF(log_level_name), 0, 0, s_check_level,
      "Least severe events written to stderr: `error`, `warn`, `info` or `debug`."},
+    {S_STR, "format", "text", 0, S_OFF(log_format_name), 0, 0, s_check_format,
+     "`text` (`TIME polegated LEVEL: message`) or `json` (one object per line: `time`, "
+     "`level`, `program`, `msg`). Under systemd every line starts with its syslog "
+     "priority (`<3>`), so that `journalctl -p err` works."},
     {0},
 };
 

@@ -79,6 +79,8 @@ typedef struct pg_config {
     /* log */
     char *log_level_name;
     int log_level; /* a pg_log_level */
+    char *log_format_name;
+    int log_format; /* a pg_log_format */
 
     /* policy: what may be shared with whom (gateway/core/policy.h, docs/policy.md); owned by
      * the config. Never NULL in a loaded config: at least one destination. */

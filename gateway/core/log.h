@@ -1,4 +1,6 @@
-/* pg_log: the process log: one line per event on stderr, "TIME polegated LEVEL: message". */
+/* pg_log: the process log: one line per event on stderr, "TIME polegated LEVEL: message"
+ * or a JSON object, prefixed with its syslog priority ("<3>") when stderr is the
+ * journal. */
 #ifndef POLEGATE_GATEWAY_LOG_H
 #define POLEGATE_GATEWAY_LOG_H
 
@@ -15,6 +17,20 @@ typedef enum pg_log_level {
 int pg_log_level_parse(const char *name);
 /* Events above level are dropped. Default PG_LOG_INFO. */
 void pg_log_set_level(int level);
+typedef enum pg_log_format {
+    PG_LOG_TEXT = 0, /* "TIME polegated LEVEL: message" */
+    PG_LOG_JSON = 1, /* {"time":"...Z","level":"info","program":"polegated","msg":"..."} */
+} pg_log_format;
+
+/* "text", "json" -> format; -1 for anything else. */
+int pg_log_format_parse(const char *name);
+void pg_log_set_format(int format);
+/* 1: every line starts with its syslog priority (<3> error, <4> warn, <6> info, <7>
+ * debug), which journald takes as the entry's priority (`journalctl -p err`); text
+ * lines then leave the time to the journal. */
+void pg_log_set_journal(int journal);
+/* 1 when stderr is the stream systemd connected to the journal (JOURNAL_STREAM). */
+int pg_log_stderr_is_journal(void);
 /* Where the log goes (default stderr; tests use a memory stream). */
 void pg_log_set_stream(FILE *f);
 void pg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
