@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cfgmap.h"
 #include "kafka.h"
 #include "log.h"
 #include "polegate/buf.h"
@@ -325,8 +326,6 @@ static const s_section s_sections[] = {
 };
 #define S_NSECTIONS (sizeof s_sections / sizeof s_sections[0])
 
-#define S_MAXKEYS 8
-
 static const char *s_type_name(s_type t)
 {
     switch (t) {
@@ -594,67 +593,89 @@ static void s_adapter_setting(s_loader *ld, const char *key, struct fy_node *v, 
         s_err(ld, line, "out of memory");
 }
 
+/* One section being walked (pg_cfgmap callbacks). */
+typedef struct s_walk {
+    s_loader *ld;
+    const s_section *sec;
+    struct fy_node *map;
+    int sec_line;
+} s_walk;
+
+static int s_walk_value(void *ud, size_t i, struct fy_node *k, struct fy_node *v)
+{
+    s_walk *w = ud;
+    const s_entry *e = &w->sec->entries[i];
+    int line = s_line(k);
+    if (e->type == S_PROPS) {
+        if (v && fy_node_is_mapping(v))
+            s_props(w->ld, w->sec, e, v);
+        else if (strcmp(s_what(v), "nothing")) /* `properties:` alone is empty */
+            s_err(w->ld, line, "%s.%s: expected a mapping, got %s", w->sec->name, e->key,
+                  s_what(v));
+        return 0;
+    }
+    const char *val = s_scalar(v);
+    if (!val) {
+        s_err(w->ld, line, "%s.%s: expected a %s, got %s", w->sec->name, e->key,
+              s_type_name(e->type), s_what(v));
+        return 0;
+    }
+    s_set(w->ld, w->sec, e, val, line);
+    return 0;
+}
+
+static int s_walk_unknown(void *ud, const char *name, struct fy_node *k, struct fy_node *v)
+{
+    (void)name;
+    (void)v;
+    s_walk *w = ud;
+    const char *key = s_scalar(k);
+    if (key && !strcmp(w->sec->name, "adapter"))
+        return 0; /* the adapter's own settings: once its name is known */
+    const char *gone = key ? s_gone(w->sec->name, key) : NULL;
+    if (gone)
+        s_err(w->ld, s_line(k), "%s.%s: no longer a setting: %s", w->sec->name, key, gone);
+    else
+        s_err(w->ld, s_line(k), "unknown key '%s' in section '%s'", key ? key : "?", w->sec->name);
+    return 0;
+}
+
+static int s_walk_absent(void *ud, size_t i)
+{
+    s_walk *w = ud;
+    const s_entry *e = &w->sec->entries[i];
+    if (e->flags & S_REQUIRED) {
+        if (w->map)
+            s_err(w->ld, w->sec_line, "section '%s': missing required key '%s'", w->sec->name,
+                  e->key);
+        else
+            s_err(w->ld, 0, "missing section '%s' (its key '%s' is required)", w->sec->name,
+                  e->key);
+    } else if (e->def && !(e->flags & S_DERIVED) && e->type != S_PROPS) {
+        s_set(w->ld, w->sec, e, e->def, 0);
+    }
+    return 0;
+}
+
 static void s_section_load(s_loader *ld, const s_section *sec, struct fy_node *map, int sec_line)
 {
-    int seen[S_MAXKEYS] = {0};
-    int adapter = !strcmp(sec->name, "adapter");
-    if (map) {
-        void *it = NULL;
-        struct fy_node_pair *pair;
-        while ((pair = fy_node_mapping_iterate(map, &it))) {
-            struct fy_node *k = fy_node_pair_key(pair), *v = fy_node_pair_value(pair);
-            const char *key = s_scalar(k);
-            int line = s_line(k);
-            const s_entry *e = sec->entries;
-            for (; key && e->key; e++)
-                if (!strcmp(e->key, key))
-                    break;
-            if (key && !e->key && adapter)
-                continue; /* the adapter's own settings: once its name is known, below */
-            if (!key || !e->key) {
-                const char *gone = key ? s_gone(sec->name, key) : NULL;
-                if (gone)
-                    s_err(ld, line, "%s.%s: no longer a setting: %s", sec->name, key, gone);
-                else
-                    s_err(ld, line, "unknown key '%s' in section '%s'", key ? key : "?", sec->name);
-                continue;
-            }
-            seen[e - sec->entries] = line ? line : 1;
-            if (e->type == S_PROPS) {
-                if (v && fy_node_is_mapping(v))
-                    s_props(ld, sec, e, v);
-                else if (strcmp(s_what(v), "nothing")) /* `properties:` alone is empty */
-                    s_err(ld, line, "%s.%s: expected a mapping, got %s", sec->name, key, s_what(v));
-                continue;
-            }
-            const char *val = s_scalar(v);
-            if (!val) {
-                s_err(ld, line, "%s.%s: expected a %s, got %s", sec->name, key,
-                      s_type_name(e->type), s_what(v));
-                continue;
-            }
-            s_set(ld, sec, e, val, line);
-        }
-    }
-    for (void *it = NULL; adapter && map;) {
+    s_walk w = {.ld = ld, .sec = sec, .map = map, .sec_line = sec_line};
+    pg_cfgmap cm = {.table = sec->entries,
+                    .stride = sizeof *sec->entries,
+                    .key_offset = offsetof(s_entry, key),
+                    .ud = &w,
+                    .value = s_walk_value,
+                    .unknown = s_walk_unknown,
+                    .absent = s_walk_absent};
+    pg_cfgmap_walk(&cm, map, NULL);
+    /* The adapter's own settings, now that its name is known. */
+    for (void *it = NULL; map && !strcmp(sec->name, "adapter");) {
         struct fy_node_pair *pair = fy_node_mapping_iterate(map, &it);
         if (!pair)
             break;
         const char *key = s_scalar(fy_node_pair_key(pair));
         if (key && strcmp(key, "name"))
             s_adapter_setting(ld, key, fy_node_pair_value(pair), s_line(fy_node_pair_key(pair)));
-    }
-    for (const s_entry *e = sec->entries; e->key; e++) {
-        if (seen[e - sec->entries])
-            continue;
-        if (e->flags & S_REQUIRED) {
-            if (map)
-                s_err(ld, sec_line, "section '%s': missing required key '%s'", sec->name, e->key);
-            else
-                s_err(ld, 0, "missing section '%s' (its key '%s' is required)", sec->name, e->key);
-        } else if (e->def && !(e->flags & S_DERIVED) && e->type != S_PROPS) {
-            s_set(ld, sec, e, e->def, 0);
-        }
     }
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfgmap.h"
 #include "polegate/error.h"
 #include "policy_int.h"
 
@@ -215,54 +216,75 @@ static int s_value(s_parser *ps, const s_key *k, struct fy_node *v, void *obj)
     return k->parse(ps, v, obj);
 }
 
-/* Apply table to the mapping node for obj. key_pos (may be NULL) gets the position of
- * each value given; seen gets a bit per key given. */
+/* One mapping being walked (pg_cfgmap callbacks). */
+typedef struct s_walk_ctx {
+    s_parser *ps;
+    const s_key *table;
+    const pg_cfgmap *map;
+    struct fy_node *node;
+    void *obj;
+    pg_policy_pos *key_pos;
+} s_walk_ctx;
+
+static int s_walk_value(void *ud, size_t i, struct fy_node *key, struct fy_node *value)
+{
+    s_walk_ctx *w = ud;
+    s_parser *ps = w->ps;
+    size_t saved = s_path_push(ps, ".%s", w->table[i].key);
+    pg_policy_pos saved_pos = ps->key_pos;
+    ps->key_pos = s_node_pos(key);
+    if (w->key_pos) {
+        pg_policy_pos vpos = s_node_pos(value);
+        w->key_pos[i] = vpos.line ? vpos : ps->key_pos;
+    }
+    int rc = s_value(ps, &w->table[i], value, w->obj);
+    ps->key_pos = saved_pos;
+    s_path_pop(ps, saved);
+    return rc;
+}
+
+static int s_walk_unknown(void *ud, const char *name, struct fy_node *key, struct fy_node *value)
+{
+    (void)value;
+    s_walk_ctx *w = ud;
+    if (!name)
+        return s_fail(w->ps, key, "keys must be plain names");
+    char known[256];
+    pg_cfgmap_known(w->map, known, sizeof known);
+    return s_fail(w->ps, key, "unknown key '%s' (known keys: %s)", name, known);
+}
+
+static int s_walk_absent(void *ud, size_t i)
+{
+    s_walk_ctx *w = ud;
+    if (!w->table[i].required)
+        return 0;
+    return s_fail(w->ps, w->node, "missing required key '%s'", w->table[i].key);
+}
+
+/* Apply table to the mapping node for obj (the one config-map walker, cfgmap.h).
+ * key_pos (may be NULL) gets the position of each value given; seen gets a bit per key
+ * given. */
 static int s_walk(s_parser *ps, struct fy_node *node, const s_key *table, size_t n, void *obj,
                   pg_policy_pos *key_pos, unsigned *seen)
 {
+    *seen = 0;
     if (!node || fy_node_get_type(node) != FYNT_MAPPING)
         return s_fail(ps, node, "expected a mapping of keys to values");
-    *seen = 0;
-    int first = 0;
-    void *iter = NULL;
-    struct fy_node_pair *pair;
-    while ((pair = fy_node_mapping_iterate(node, &iter))) {
-        struct fy_node *key = fy_node_pair_key(pair);
-        const char *name =
-            key && fy_node_get_type(key) == FYNT_SCALAR ? fy_node_get_scalar0(key) : NULL;
-        if (!name) {
-            s_first(&first, s_fail(ps, key, "keys must be plain names"));
-            continue;
-        }
-        size_t i = 0;
-        while (i < n && strcmp(table[i].key, name))
-            i++;
-        if (i == n) {
-            char known[256] = "";
-            for (size_t k = 0; k < n; k++)
-                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", k ? ", " : "",
-                         table[k].key);
-            s_first(&first, s_fail(ps, key, "unknown key '%s' (known keys: %s)", name, known));
-            continue;
-        }
-        size_t saved = s_path_push(ps, ".%s", name);
-        pg_policy_pos saved_pos = ps->key_pos;
-        ps->key_pos = s_node_pos(key);
-        if (key_pos) {
-            pg_policy_pos vpos = s_node_pos(fy_node_pair_value(pair));
-            key_pos[i] = vpos.line ? vpos : ps->key_pos;
-        }
-        int rc = s_value(ps, &table[i], fy_node_pair_value(pair), obj);
-        ps->key_pos = saved_pos;
-        s_path_pop(ps, saved);
-        *seen |= 1u << i; /* given, even if wrong: not also "missing" */
-        if (s_first(&first, rc))
-            return rc;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (table[i].required && !(*seen & (1u << i)))
-            s_first(&first, s_fail(ps, node, "missing required key '%s'", table[i].key));
-    return first;
+    s_walk_ctx w = {.ps = ps, .table = table, .node = node, .obj = obj, .key_pos = key_pos};
+    pg_cfgmap map = {.table = table,
+                     .stride = sizeof *table,
+                     .key_offset = offsetof(s_key, key),
+                     .n = n,
+                     .ud = &w,
+                     .value = s_walk_value,
+                     .unknown = s_walk_unknown,
+                     .absent = s_walk_absent};
+    w.map = &map;
+    uint64_t given = 0;
+    int rc = pg_cfgmap_walk(&map, node, &given);
+    *seen = (unsigned)given;
+    return rc;
 }
 
 /* ---- agreements */
