@@ -1,0 +1,112 @@
+/* pg_router's inside, shared by router.c (routing) and router_reconcile.c (a policy
+ * change); no other file includes it. */
+#ifndef POLEGATE_GATEWAY_ROUTER_INT_H
+#define POLEGATE_GATEWAY_ROUTER_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit.h"
+#include "outrec.h"
+#include "policy.h"
+#include "router.h"
+#include "store.h"
+
+typedef struct pg_ledger pg_ledger;
+
+#define PG_ROUTER_DB_HELD "router.held"
+#define PG_ROUTER_DB_META "router.meta"
+#define PG_ROUTER_META_POLICY "policy"
+/* The policy version whose large withdrawal the operator confirmed (pg_router_confirm). */
+#define PG_ROUTER_META_CONFIRM "confirm-withdrawal"
+/* The ledger's database of latest entity records (gateway/core/ledger.c: "<name>.entity",
+ * keyed by entity id, opened by pg_ledger_new as "ledger"). The router only walks its
+ * keys, and reads each record through pg_ledger_get_entity. */
+#define PG_ROUTER_DB_LEDGER_ENTITY "ledger.entity"
+
+#define PG_ROUTER_TYPE_ENTITY 1
+#define PG_ROUTER_TYPE_LINK 2
+
+/* The value of a held-state key: type, held, ledger version sent, topic version sent,
+ * then the agreement's bytes. */
+#define PG_ROUTER_VAL_FIXED 18
+#define PG_ROUTER_AGREEMENT_MAX 64
+
+#define PG_ROUTER_OP_UPSERT POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT
+#define PG_ROUTER_OP_DELETE POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE
+
+struct pg_router {
+    const pg_policy *policy;
+    pg_store *store;
+    pg_ledger *ledger;
+    char *force;
+    pg_store_db held;
+    pg_store_db meta;
+    pg_store_db entities; /* the ledger's "ledger.entity", walked at a policy change */
+    pg_arena *scratch;    /* decisions, unpacked ledger records: reset per call */
+    pg_router_stats stats;
+    int withdraw_limit; /* percent of a destination a policy change may withdraw unconfirmed */
+};
+
+/* What one destination holds of one id. found 0: no state at all. */
+typedef struct pg_router_state {
+    int found;
+    int type;
+    int held;
+    uint64_t src_version;  /* the ledger's version of what was last sent */
+    uint64_t sent_version; /* the version last written on the destination's topic */
+    char agreement[PG_ROUTER_AGREEMENT_MAX + 1];
+} pg_router_state;
+
+/* Where a record goes: a configured destination, or a former one (policy change). */
+typedef struct pg_router_dest {
+    const char *name;
+    const char *topic;
+    const pg_policy_destination *pd; /* NULL for a former destination */
+} pg_router_dest;
+
+typedef struct pg_router_ctx {
+    pg_router *r;
+    pg_store_txn *txn;
+    pg_outbatch *out;
+    char *errstr;
+    size_t errstr_size;
+} pg_router_ctx;
+
+/* The live links of one entity, fetched once for every destination. */
+typedef struct pg_router_links {
+    int fetched;
+    pg_link_update **from, **to;
+    size_t n_from, n_to;
+} pg_router_links;
+
+/* Flags of pg_router__route_link. */
+enum {
+    /* A re-decision because an end changed, not the link's own update: a withheld link
+     * is not audited again. */
+    PG_ROUTER_QUIET = 1,
+    /* A policy change: only a withdrawal is sent (what stays shareable keeps the form
+     * it was sent in until its next change). */
+    PG_ROUTER_RECHECK = 2,
+    /* A policy change: only a first publication is sent, to a destination that does
+     * not hold the record; nothing withheld is audited, nothing withdrawn. */
+    PG_ROUTER_ADD = 4,
+};
+
+/* Held state: read, remove (pg_router__decode_state reads a stored value). */
+void pg_router__decode_state(const void *val, size_t vlen, pg_router_state *st);
+int pg_router__get(pg_router_ctx *ctx, const char *dest, const char *id, pg_router_state *st);
+int pg_router__del(pg_router_ctx *ctx, const char *dest, const char *id);
+int pg_router__audit(pg_router_ctx *ctx, pg_audit_event *ev, const char *dest, const char *outcome);
+int pg_router__route_entity(pg_router_ctx *ctx, const pg_router_dest *dest,
+                            const pg_entity_update *e, pg_router_links *links, int flags);
+int pg_router__route_link(pg_router_ctx *ctx, const pg_router_dest *dest, const pg_link_update *l,
+                          int flags);
+int pg_router__withdraw_entity(pg_router_ctx *ctx, const pg_router_dest *dest,
+                               const pg_entity_update *e, uint64_t v, const pg_router_state *st,
+                               pg_policy_reason reason);
+int pg_router__withdraw_link(pg_router_ctx *ctx, const pg_router_dest *dest,
+                             const pg_link_update *l, pg_router_state *st, pg_policy_reason reason);
+int pg_router__reconcile(pg_router_ctx *ctx, const pg_changeset *routing);
+
+#endif
