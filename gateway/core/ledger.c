@@ -29,6 +29,7 @@ struct pg_ledger {
     pg_store_db msgseq; /* 8-byte big-endian sequence -> message id (oldest first) */
     size_t seen_limit;
     int delete_wins_ties; /* a DELETE at the stored version of a live entity applies */
+    int explicit_merges;  /* rule 6 is the publisher's: merged_from is not acted on */
 };
 
 /* Stored before each packed record so that stale checks and kind fill-in need no
@@ -543,29 +544,76 @@ static int s_merge(s_ctx *ctx, const pg_entity_update *e, int replaces_links)
 }
 
 /* An entity DELETE with what the adapter could not know filled in from the stored
- * record (rule 3). */
+ * record (rule 3), so that no destination refuses a delete for want of a field: its
+ * kind (a record never changes kind, and an NX5 Property Delete cannot say whether it
+ * was an item or a weapon), its marking, or the caveat a handling-C marking needs (an
+ * NX5 Delete has no children), origin, retention, and the modification time (a
+ * withdrawal has none). */
 static int s_entity_delete_filled(s_ctx *ctx, pg_entity_update *e, const s_rec *rec,
                                   pg_entity_update **out)
 {
     *out = e;
-    if (!rec->found || (e->kind && e->marking && e->origin && e->retention))
+    if (!rec->found)
         return 0;
     pg_entity_update *old = s_entity_unpack(ctx, rec, e->id);
     pg_entity_update *c = old ? pg_arena_alloc(ctx->arena, sizeof(*c)) : NULL;
     if (!c)
         return old ? s_nomem(ctx) : PG_ESTORE;
     *c = *e;
-    if (!c->kind)
+    if (old->kind)
         c->kind = old->kind;
-    if (!c->marking)
+    if (!c->marking) {
         c->marking = old->marking;
+    } else if (c->marking->handling == POLEGATE__POLE__V1__HANDLING__HANDLING_C &&
+               (!c->marking->caveat || !*c->marking->caveat) && old->marking &&
+               old->marking->caveat && *old->marking->caveat) {
+        pg_marking *m = pg_arena_alloc(ctx->arena, sizeof(*m));
+        if (!m)
+            return s_nomem(ctx);
+        *m = *c->marking;
+        m->caveat = old->marking->caveat;
+        c->marking = m;
+    }
     if (!c->origin)
         c->origin = old->origin;
     /* An ATX DELETE carries no retention; NX5 must state it on a Delete. */
     if (!c->retention)
         c->retention = old->retention;
+    if (!c->modified_at)
+        c->modified_at = old->modified_at;
     *out = c;
     return 0;
+}
+
+/* Rule 9: a record whose links change one at a time (NX5) and whose marking changed
+ * takes along the links that carried its old marking (rule 8 gave them the record's):
+ * each is emitted again with the new one, so that a link is shared, withheld or
+ * withdrawn as the record that states it now is. */
+static int s_links_remark(s_ctx *ctx, const pg_entity_update *e, const pg_entity_update *old)
+{
+    if (!old || s_marking_eq(old->marking, e->marking))
+        return 0;
+    char **ids;
+    size_t n;
+    int rc = s_ctx_index_ids(ctx, e->id, S_FROM, &ids, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        s_rec lr;
+        if ((rc = s_link_get(ctx, ids[i], &lr)) != 0 || !lr.found || lr.hdr.deleted)
+            continue;
+        pg_link_update *l = s_link_unpack(ctx, &lr, ids[i]);
+        if (!l)
+            return PG_ESTORE;
+        if (!s_marking_eq(l->marking, old->marking))
+            continue;
+        pg_link_update *c = s_link_copy(ctx, l);
+        if (!c)
+            return s_nomem(ctx);
+        c->marking = e->marking;
+        if (e->modified_at)
+            c->modified_at = e->modified_at;
+        rc = s_link_upsert(ctx, c, e);
+    }
+    return rc;
 }
 
 /* Rules 2, 3, 4 and 6 for changeset entry idx. */
@@ -592,11 +640,18 @@ static int s_entity_apply(s_ctx *ctx, size_t idx, const size_t *owner)
             return rc;
         return s_links_kill_all(ctx, d, d->id);
     }
+    /* the stored record, read before the emit below overwrites it */
+    const pg_entity_update *old = NULL;
+    if (!ch->replaces_links && rec.found && !rec.hdr.deleted &&
+        !(old = s_entity_unpack(ctx, &rec, e->id)))
+        return PG_ESTORE;
     if ((rc = s_emit_entity(ctx, e)) != 0)
         return rc;
-    if (ch->replaces_links && (rc = s_replace_links(ctx, e, owner, idx)) != 0)
+    if (ch->replaces_links ? (rc = s_replace_links(ctx, e, owner, idx))
+                           : (rc = s_links_remark(ctx, e, old)))
         return rc;
-    return e->n_merged_from ? s_merge(ctx, e, ch->replaces_links) : 0;
+    return e->n_merged_from && !ctx->ledger->explicit_merges ? s_merge(ctx, e, ch->replaces_links)
+                                                             : 0;
 }
 
 /* ------------------------------------------------------------ message ids */
@@ -958,6 +1013,11 @@ void pg_ledger_destroy(pg_ledger **p)
         return;
     free(*p);
     *p = NULL;
+}
+
+void pg_ledger_set_explicit_merges(pg_ledger *self, int on)
+{
+    self->explicit_merges = !!on;
 }
 
 void pg_ledger_set_delete_wins_ties(pg_ledger *self, int on)

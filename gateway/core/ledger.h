@@ -31,10 +31,14 @@
  *
  * 3. Entity UPSERT: emitted as given (the output points at the input's message), then
  *    its links (rule 4 for replaces_links, else none here), then its merges (rule 6).
- *    Entity DELETE: emitted with kind, marking, origin and retention filled in from the
- *    stored record when the adapter left them unset (an ATX DELETE has no retention,
- *    which an NX5 Delete must state), then a DELETE of every live link from or to the
- *    entity (rule 7).
+ *    Entity DELETE: emitted with what the gateway knows of the record filled in from
+ *    the stored record, so that no destination refuses a delete for want of a field: the
+ *    stored kind (a record never changes kind; an NX5 Property Delete cannot say item
+ *    or weapon), the marking when unset, the stored caveat when the marking says
+ *    handling C without one (an NX5 Delete has no children), origin, retention and
+ *    modified_at when unset (an ATX DELETE has no retention; a withdrawal no time);
+ *    then a DELETE of every live link from or to the entity (rule 7). Nothing is
+ *    ordered or dropped by time: only versions decide (rule 2).
  *
  * 4. replaces_links (ATX): the link changes in the changeset from that entity are all
  *    its links now. Each one new or changed is emitted as UPSERT; each one unchanged
@@ -68,6 +72,11 @@
  *    UNSPECIFIED gets the stored kind of that entity when known; a link without
  *    marking or modified_at gets those of its From entity's latest record when known.
  *    The input is never modified: emitted links are copies in out->arena.
+ *
+ * 9. A record whose links change one at a time (replaces_links 0) and whose marking
+ *    changes takes along its live links that carried its old marking (rule 8 gave
+ *    them the record's): each is emitted again (UPSERT, version + 1) with the new one,
+ *    so that policy shares, withholds or withdraws a link as its record now is.
  *
  * Output: changes appended to out in order (an entity, then its links), all with
  * replaces_links = 0. Emitted entities are the input's messages and emitted links may
@@ -114,6 +123,13 @@ int pg_ledger_set_seen_limit(pg_ledger *self, size_t limit);
  * the version the destination holds): an entity DELETE at the stored version of a live
  * entity is applied instead of dropped as stale (rule 2). Off by default. */
 void pg_ledger_set_delete_wins_ties(pg_ledger *self, int on);
+
+/* For a ledger of what partners published: their ledger already made a merge's
+ * consequences explicit (the merged-away records' DELETEs, their links deleted and
+ * re-created on the survivor), each on its own key and partition, so rule 6 is not
+ * applied again (it would re-create links the partner's ledger chose not to, that no
+ * later update of theirs removes). merged_from stays on the UPSERT. Off by default. */
+void pg_ledger_set_explicit_merges(pg_ledger *ledger, int on);
 
 /* Apply the changeset in inside the write transaction txn and append to out the
  * canonical updates to publish (rules above). res is overwritten. 0, or PG_EINVALID
