@@ -105,20 +105,6 @@ static int s_known(s_run *r, const char *id, int *known)
     return rc == PG_ENOTFOUND ? 0 : rc;
 }
 
-/* Is id among the merged_from of an UPSERT before change `upto` of cs? */
-static int s_merged_before(const pg_changeset *cs, size_t upto, const char *id)
-{
-    for (size_t i = 0; i < upto; i++) {
-        const pg_change *ch = &cs->changes[i];
-        if (ch->type != PG_CHANGE_ENTITY || ch->entity->operation != S_UPSERT)
-            continue;
-        for (size_t k = 0; k < ch->entity->n_merged_from; k++)
-            if (!strcmp(ch->entity->merged_from[k]->id, id))
-                return 1;
-    }
-    return 0;
-}
-
 /* A copy of e, in the scratch arena, with only the merged_from refs the RMS knows. */
 static int s_known_merges(s_run *r, const pg_entity_update *e, pg_entity_ref **refs, size_t n,
                           pg_entity_update **out)
@@ -230,10 +216,6 @@ static int s_changes_pick(s_run *r, size_t i, pg_change *out, int *take)
     if (ch->type == PG_CHANGE_ENTITY) {
         const pg_entity_update *e = ch->entity;
         if (e->operation == S_DELETE) {
-            if (s_merged_before(r->in, i, e->id)) {
-                r->c->stats.merge_deletes++;
-                return 0;
-            }
             if ((rc = s_known(r, e->id, &known)))
                 return rc;
             if (!known) {
@@ -241,8 +223,13 @@ static int s_changes_pick(s_run *r, size_t i, pg_change *out, int *take)
                 return 0;
             }
         } else if (e->n_merged_from) {
+            /* No MergedFrom: an NX5 RMS would move the merged-away records' links to
+             * the survivor by itself, and the link deletes the partner's ledger made
+             * of the merge, which may come in a later batch (another partition), could
+             * not find them there. The merge reaches the RMS as its effects: each
+             * merged-away record's Delete and each link change, one key at a time. */
             pg_entity_update *copy;
-            if ((rc = s_known_merges(r, e, e->merged_from, e->n_merged_from, &copy)))
+            if ((rc = s_known_merges(r, e, NULL, 0, &copy)))
                 return rc;
             out->entity = copy;
         }
@@ -297,30 +284,67 @@ static int s_changes_send(s_run *r, const pg_change *picked, size_t from, size_t
     return 0;
 }
 
+/* Does change ch give the RMS an id for entity id: an UPSERT of it, or a link UPSERT
+ * that names it? */
+static int s_gives_id(const pg_change *ch, const char *id)
+{
+    if (ch->type == PG_CHANGE_LINK)
+        return ch->link->operation == S_UPSERT &&
+               (!strcmp(ch->link->from->id, id) || !strcmp(ch->link->to->id, id));
+    return ch->entity->operation == S_UPSERT && !strcmp(ch->entity->id, id);
+}
+
+/* Must the document doc[0..n) go before change ch? When ch is of another force (a
+ * document names one), changes the same record or link again (the first change of a
+ * record in a document is its Add), or is a DELETE whose check of what the RMS was
+ * sent must see what doc gives an id to: a record created and deleted in one batch is
+ * sent, then deleted. */
+static int s_changes_breaks(const pg_change *doc, size_t n, const pg_change *ch)
+{
+    if (n && strcmp(s_force_of(&doc[0]), s_force_of(ch)))
+        return 1;
+    for (size_t i = 0; i < n; i++) {
+        const pg_change *d = &doc[i];
+        if (ch->type == PG_CHANGE_ENTITY) {
+            const pg_entity_update *e = ch->entity;
+            if (d->type == PG_CHANGE_ENTITY && !strcmp(d->entity->id, e->id))
+                return 1;
+            if (e->operation == S_DELETE && s_gives_id(d, e->id))
+                return 1;
+            continue;
+        }
+        const pg_link_update *l = ch->link;
+        if (d->type == PG_CHANGE_LINK && !strcmp(d->link->id, l->id))
+            return 1;
+        if (l->operation == S_DELETE && (s_gives_id(d, l->from->id) || s_gives_id(d, l->to->id)))
+            return 1;
+    }
+    return 0;
+}
+
 static int s_changes(s_run *r)
 {
     pg_change *picked =
         r->in->count ? pg_arena_alloc(r->c->scratch, r->in->count * sizeof *picked) : NULL;
     if (r->in->count && !picked)
         return s_nomem(r);
-    size_t n = 0;
+    /* Each change is picked (checked against what the RMS was sent) only once the
+     * document before it that it depends on has been encoded: the id map then knows
+     * what that document gave the RMS. */
+    size_t start = 0, n = 0;
+    unsigned docs = 0;
     int rc, take;
     for (size_t i = 0; i < r->in->count; i++) {
+        if (n > start && s_changes_breaks(&picked[start], n - start, &r->in->changes[i])) {
+            if ((rc = s_changes_send(r, picked, start, n, &docs)))
+                return rc;
+            start = n;
+        }
         if ((rc = s_changes_pick(r, i, &picked[n], &take)))
             return rc;
         n += take;
     }
-    /* One document per run of changes of one originating force (NX5 names one). */
-    unsigned docs = 0;
-    for (size_t start = 0; start < n;) {
-        size_t end = start + 1;
-        while (end < n && !strcmp(s_force_of(&picked[end]), s_force_of(&picked[start])))
-            end++;
-        if ((rc = s_changes_send(r, picked, start, end, &docs)))
-            return rc;
-        start = end;
-    }
-    return 0;
+    return n > start ? s_changes_send(r, picked, start, n, &docs) : 0;
 }
 
 /* ------------------------------------------------------------ records with all their links (ATX)
@@ -411,12 +435,12 @@ static int s_records_collect(s_run *r)
             continue;
         }
         const pg_entity_update *e = ch->entity;
-        if (e->operation == S_DELETE && s_merged_before(r->in, i, e->id)) {
-            r->c->stats.merge_deletes++;
-            continue;
-        }
-        int known = 1;
-        if (e->operation == S_UPSERT && (rc = s_known(r, e->id, &known)))
+        /* never sent as a record (at most named by a link, whose target's kind may
+         * have been unknown): links to it held back so far can go now */
+        uint64_t sent = 1;
+        if (e->operation == S_UPSERT &&
+            (rc = pg_idstore_last_revision(r->c->idmap, r->txn, e->id, &sent, r->errstr,
+                                           r->errstr_size)))
             return rc;
         s_unit *u = s_unit_of(r, e->id);
         if (!u)
@@ -425,8 +449,7 @@ static int s_records_collect(s_run *r)
         for (size_t k = 0; e->operation == S_UPSERT && k < e->n_merged_from; k++)
             if (s_unit_merge(u, e->merged_from[k]))
                 return s_nomem(r);
-        /* a record new to the RMS: links to it held back so far can go now */
-        if (!known && (rc = s_records_waiting_for(r, e->id)))
+        if (!sent && (rc = s_records_waiting_for(r, e->id)))
             return rc;
     }
     return 0;

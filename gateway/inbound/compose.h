@@ -26,19 +26,28 @@
  *   sent again as it was last received (its re-send), so that the RMS learns a link
  *   added or deleted one at a time by a Niche-like partner;
  * - a link whose target's kind is unknown (an NX5 link to a record never received) and
- *   not implied by its role is left out of its record until the target arrives; then
- *   the record is sent again with it;
+ *   not implied by its role is left out of its record until the target is first sent
+ *   as a record (even when another link named it before); then the record is sent
+ *   again with it;
  * - a link change from a record never received is not sent: when the record comes, it
  *   comes with all its links.
- * NX5 (links change one at a time): the changes as they are, in order, in one document
- * per originating force (a run of changes of one force).
+ * NX5 (links change one at a time): the changes as they are, in order, in documents of
+ * one originating force each (NX5 names one). A document ends before a change of a
+ * record or link it already changes, and before a DELETE of a record (or of a link
+ * to one) that it gives an id to: a record created and deleted in one batch is sent,
+ * then deleted, and its first change in a document is its Add. A survivor goes
+ * without MergedFrom: an NX5 RMS would move the merged-away records' links itself,
+ * and the link deletes the partner made of the merge, which may come in a later batch
+ * (another partition), could not find them there. The merge reaches the RMS as its
+ * effects, one key at a time.
  * Both:
- * - the DELETE the ledger derives for a merged-away record is left out when the
- *   survivor's UPSERT in the same changeset names it in merged_from: the RMS removes a
- *   record named in ATX mergedFrom or NX5 MergedFrom itself, and moves its links;
+ * - every DELETE of a record the RMS was sent goes, merged-away records' too (the
+ *   partner's ledger made them explicit; ATX mergedFrom is sent as well: a DELETE
+ *   of a record the RMS already removed by mergedFrom changes nothing there);
  * - a DELETE of a record (or link) the RMS was never sent is not sent, and a
  *   merged_from ref the RMS was never sent is dropped from the survivor (nothing to
- *   merge there);
+ *   merge there). "Sent" is decided after what goes before it in the run was
+ *   encoded;
  * - every entity sent gets its revision from pg_idstore_next_revision (the partner's
  *   version while it increases, else one more than the last sent), in a child
  *   transaction of the caller's with its encoding: an entity the adapter cannot encode
@@ -59,15 +68,14 @@ typedef struct pg_compose_opts {
 } pg_compose_opts;
 
 typedef struct pg_compose_stats {
-    uint64_t messages;      /* native messages composed */
-    uint64_t entities;      /* entity changes in them */
-    uint64_t links;         /* link changes (NX5) or links carried by records (ATX) */
-    uint64_t resent;        /* ATX: records sent again for a link-only change */
-    uint64_t merge_deletes; /* DELETEs left out: the survivor's merge says it */
-    uint64_t unknown;       /* DELETEs and merges of what the RMS was never sent */
-    uint64_t orphan_links;  /* ATX: link changes from a record never received */
-    uint64_t deferred;      /* ATX: links held back until their target's kind is known */
-    uint64_t refused;       /* changes the adapter could not encode */
+    uint64_t messages;     /* native messages composed */
+    uint64_t entities;     /* entity changes in them */
+    uint64_t links;        /* link changes (NX5) or links carried by records (ATX) */
+    uint64_t resent;       /* ATX: records sent again for a link-only change */
+    uint64_t unknown;      /* DELETEs and merges of what the RMS was never sent */
+    uint64_t orphan_links; /* ATX: link changes from a record never received */
+    uint64_t deferred;     /* ATX: links held back until their target's kind is known */
+    uint64_t refused;      /* changes the adapter could not encode */
 } pg_compose_stats;
 
 typedef struct pg_compose_sink {

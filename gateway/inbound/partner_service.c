@@ -82,11 +82,11 @@ static void s_log_stats(pg_partner_service *self, const char *when)
            " duplicate, %" PRIu64 " stale, %" PRIu64 " own, %" PRIu64 " rejected, %" PRIu64
            " skipped; RMS messages %" PRIu64 " composed, %" PRIu64 " stored, %" PRIu64
            " rejected, %zu pending; compose %" PRIu64 " resent, %" PRIu64
-           " merge deletes folded, %" PRIu64 " unknown to the RMS, %" PRIu64
+           " unknown to the RMS, %" PRIu64
            " links deferred, %" PRIu64 " refused by the adapter",
            when, st.records, st.accepted, st.duplicates, st.stale, st.own, st.rejected, st.skipped,
            st.composed, st.stored, st.rms_rejected, pg_partner_pending(self->p), cs.resent,
-           cs.merge_deletes, cs.unknown, cs.deferred, cs.refused);
+           cs.unknown, cs.deferred, cs.refused);
 }
 
 static void *s_main(void *arg)
