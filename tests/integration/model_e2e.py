@@ -1,0 +1,347 @@
+#!/usr/bin/env python3
+"""tests/integration/model_e2e.py: the live path against a reference model, per seed.
+
+For each seed: a history of changes of an Athena-like force (ESX, ATX/2) and of a
+Niche-like force (MER, NX5) from tests/integration/history.py (creates, updates,
+deletes soon after creates and long after, stale and repeated messages, merges,
+marking raises and lowers, handling C, MoPI changes, links added and removed, links to
+records that come later or never, DELETE times earlier than the UPSERT before them);
+a policy per direction drawn from the seed (kinds, classification ceiling, handling C,
+MoPI groups, redactions). Two real polegated and two RMS stand-ins (`polegate
+receive`) exchange them through the real broker, on topics of their own; the histories
+go in bursts (one consumer batch) and in pieces that straddle batches, and one gateway
+(by seed: the sender or the receiver) is killed with SIGKILL half-way and restarted.
+
+Then each RMS must hold exactly what the model says (history.expected: the other
+force's final state restricted to the policy, links following their ends, redactions
+applied), record by record and link by link; the same histories through `polegate
+translate` must give the model's final state without a policy. Prints per direction
+`entities right / expected, links right / expected, extra`, and on failure the first
+differences and the seed.
+
+  model_e2e.py --build-dir build --seeds 1,2,3 --changes 150
+  model_e2e.py --build-dir build --seed-from 1000 --count 1000 --changes 60   (long run)
+"""
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import history  # noqa: E402
+from e2e_atx import _die_with_parent, create_topic, free_port, run, tail, wait_listening  # noqa: E402
+
+
+class Force:
+    """One force: config, daemon and RMS stand-in."""
+
+    def __init__(self, work, name, adapter, fmt, partner, t_out, t_in, brokers, group, pol):
+        self.name, self.fmt, self.work = name, fmt, os.path.join(work, name.lower())
+        os.makedirs(self.work)
+        self.port, self.rms_port = free_port(), free_port()
+        self.rms_dir = os.path.join(self.work, "rms")
+        os.makedirs(self.rms_dir)
+        self.config = os.path.join(self.work, "%s.yaml" % name.lower())
+        self.log = os.path.join(self.work, "polegated.log")
+        self.rms_log = os.path.join(self.work, "rms.log")
+        with open(self.config, "w", encoding="utf-8") as f:
+            f.write("# model_e2e: %s, generated per run\n"
+                    "force: {code: %s}\n"
+                    "adapter: {name: %s}\n"
+                    "intake: {endpoint: 'tcp://127.0.0.1:%d'}\n"
+                    "store: {path: '%s', map_size: 256MiB}\n"
+                    "kafka: {brokers: '%s', properties: {linger.ms: 20}}\n"
+                    "delivery:\n"
+                    "  transport: zmq\n"
+                    "  endpoint: tcp://127.0.0.1:%d\n"
+                    "  window: 16\n"
+                    "  ack_timeout_ms: 2000\n"
+                    "  group_id: %s\n"
+                    "log: {level: info}\n"
+                    "policy:\n"
+                    "  version: %s-MB-1\n"
+                    "  agreements:\n"
+                    "    - {name: ISA-MB, description: model-based test}\n"
+                    "    - {name: ISA-MB-C, description: handling-C conditions accepted}\n"
+                    "  destinations:\n%s"
+                    "  partners:\n"
+                    "    - {force: %s, topic: %s, agreement: ISA-MB}\n"
+                    % (name, name, adapter, self.port, os.path.join(self.work, "store"), brokers,
+                       self.rms_port, group, name,
+                       history.policy_yaml(pol, partner.lower(), partner, t_out), partner, t_in))
+        self.daemon = self.rms = None
+
+    def start_rms(self, polegate):
+        self.rms_out = open(self.rms_log, "a")
+        self.rms = subprocess.Popen([polegate, "receive", "--bind", "tcp://127.0.0.1:%d" % self.rms_port,
+                                     "--out", self.rms_dir, "--format", self.fmt],
+                                    stdin=subprocess.DEVNULL, stdout=self.rms_out,
+                                    stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+
+    def start(self, polegated):
+        for _ in range(5):
+            try:
+                return self._start(polegated)
+            except RuntimeError as exc:
+                if "Address already in use" not in str(exc):
+                    raise
+            # another test took the port between free_port and the bind: a new one
+            old, self.port = self.port, free_port()
+            with open(self.config, encoding="utf-8") as f:
+                text = f.read()
+            with open(self.config, "w", encoding="utf-8") as f:
+                f.write(text.replace("127.0.0.1:%d'" % old, "127.0.0.1:%d'" % self.port))
+        return self._start(polegated)
+
+    def _start(self, polegated):
+        with open(self.log, "a") as log:
+            self.daemon = subprocess.Popen([polegated, "--config", self.config],
+                                           stdin=subprocess.DEVNULL, stdout=log,
+                                           stderr=subprocess.STDOUT, start_new_session=True,
+                                           preexec_fn=_die_with_parent)
+        wait_listening(self.port, self.daemon, self.log)
+
+    def kill(self):
+        self.daemon.send_signal(signal.SIGKILL)
+        self.daemon.wait()
+        self.daemon = None
+
+    def stop(self):
+        if not self.daemon or self.daemon.poll() is not None:
+            return self.daemon.returncode if self.daemon else 0
+        self.daemon.send_signal(signal.SIGTERM)
+        try:
+            return self.daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return "killed"
+
+    def stop_rms(self):
+        if self.rms and self.rms.poll() is None:
+            self.rms.send_signal(signal.SIGTERM)
+            try:
+                self.rms.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.rms.kill()
+        if self.rms:
+            self.rms_out.close()
+
+
+def write_pieces(work, name, fmt, messages, rng):
+    """The history as files to send: runs of 1 to 40 messages (NX5: one document a
+    file, so a run is a list of files)."""
+    out, i = [], 0
+    while i < len(messages):
+        n = rng.choice([1, 2, 5, 10, 40])
+        chunk = messages[i:i + n]
+        paths = []
+        if fmt == "atx":
+            p = os.path.join(work, "%s-%05d.ndjson" % (name, i))
+            with open(p, "w", encoding="utf-8") as f:
+                f.write("".join(m + "\n" for m in chunk))
+            paths.append(p)
+        else:
+            for k, m in enumerate(chunk):
+                p = os.path.join(work, "%s-%05d.xml" % (name, i + k))
+                with open(p, "w", encoding="utf-8") as f:
+                    f.write(m)
+                paths.append(p)
+        out.append(paths)
+        i += n
+    return out
+
+
+def send(polegate, force, paths):
+    r = run([polegate, "send", "--to", "tcp://127.0.0.1:%d" % force.port, "--retries", "20"] + paths,
+            timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError("%s did not take %s: %s%s" % (force.name, os.path.basename(paths[0]),
+                                                         r.stdout[-1500:], r.stderr[-1500:]))
+
+
+def translate(polegate, work, name, src_fmt, dst_fmt, messages):
+    """The history through `polegate translate` into the other format: an Rms of it."""
+    paths = []
+    if src_fmt == "atx":
+        p = os.path.join(work, "%s-all.ndjson" % name)
+        with open(p, "w", encoding="utf-8") as f:
+            f.write("".join(m + "\n" for m in messages))
+        paths.append(p)
+    else:
+        d = os.path.join(work, "%s-all" % name)
+        os.makedirs(d)
+        for i, m in enumerate(messages):
+            p = os.path.join(d, "%06d.xml" % i)
+            with open(p, "w", encoding="utf-8") as f:
+                f.write(m)
+            paths.append(p)
+    r = subprocess.run([polegate, "translate", "--from", src_fmt, "--to", dst_fmt] + paths,
+                       capture_output=True, timeout=300)
+    notes = [l for l in r.stderr.decode("utf-8", "replace").splitlines()
+             if "applied before" not in l and "stale" not in l]
+    rms = history.Rms(dst_fmt)
+    if dst_fmt == "atx":
+        rms.apply(r.stdout.decode("utf-8"))
+    else:
+        for doc in history.split_nx5(r.stdout):
+            rms.apply(doc)
+    return rms, notes
+
+
+def one_seed(args, seed, polegated, polegate):
+    rng = random.Random(seed)
+    t0 = time.monotonic()
+    gen_e = history.Generator(seed, "ESX", "atx", args.changes)
+    gen_m = history.Generator(seed, "MER", "nx5", args.changes)
+    hist_e, hist_m = gen_e.generate(), gen_m.generate()
+    pol_em, pol_me = history.random_policy(rng), history.random_policy(rng)  # ESX->MER, MER->ESX
+    run_id = uuid.uuid4().hex[:10]
+    t_em, t_me = "pg-mb-%s-esx-mer" % run_id, "pg-mb-%s-mer-esx" % run_id
+    work = tempfile.mkdtemp(prefix="pg-model-e2e-%d-" % seed)
+    esx = Force(work, "ESX", "athena", "atx", "MER", t_em, t_me, args.brokers, "pg-mb-%s-esx" % run_id, pol_em)
+    mer = Force(work, "MER", "niche", "nx5", "ESX", t_me, t_em, args.brokers, "pg-mb-%s-mer" % run_id, pol_me)
+    failures = []
+    lines = []
+    try:
+        for t in (t_em, t_me):
+            create_topic(args.brokers, t)
+        for f in (esx, mer):
+            f.start_rms(polegate)
+            f.start(polegated)
+        pieces = [(esx, p) for p in write_pieces(work, "esx", "atx", hist_e, rng)]
+        pm = [(mer, p) for p in write_pieces(work, "mer", "nx5", hist_m, rng)]
+        # interleave the two forces' pieces, each in its own order
+        merged = []
+        while pieces or pm:
+            src = pieces if (pieces and (not pm or rng.random() < 0.5)) else pm
+            merged.append(src.pop(0))
+        victim = esx if seed % 2 else mer
+        kill_at = len(merged) // 2
+        for k, (force, paths) in enumerate(merged):
+            if k == kill_at and not args.no_kill:
+                time.sleep(rng.choice([0, 0.05, 0.3]))
+                victim.kill()
+                victim.start(polegated)
+            send(polegate, force, paths)
+            if rng.random() < 0.3:
+                time.sleep(rng.choice([0.05, 0.3]))  # a piece that lands in a batch of its own
+        src_e = history.source_state("atx", gen_e.original)
+        src_m = history.source_state("nx5", gen_m.original)
+        want_mer, want_esx = history.expected(src_e, pol_em), history.expected(src_m, pol_me)
+        # wait until both RMSs hold what they must, or stop changing
+        deadline = time.monotonic() + args.settle
+        last, last_change = None, time.monotonic()
+        while True:
+            got_mer = history.read_rms_dir(mer.rms_dir, "nx5")
+            got_esx = history.read_rms_dir(esx.rms_dir, "atx")
+            fm, dm = history.compare(want_mer, got_mer)
+            fe, de = history.compare(want_esx, got_esx)
+            if not dm and not de:
+                break
+            state = (len(os.listdir(mer.rms_dir)), len(os.listdir(esx.rms_dir)))
+            if state != last:
+                last, last_change = state, time.monotonic()
+            if time.monotonic() > deadline or time.monotonic() - last_change > args.quiet:
+                break
+            time.sleep(0.5)
+        for what, fig, diffs in (("ESX -> MER", fm, dm), ("MER -> ESX", fe, de)):
+            lines.append("seed %d %s: %s" % (seed, what, history.figure_text(fig)))
+            if diffs:
+                failures.append((what, diffs))
+        # the same histories through polegate translate, without a policy
+        for what, name, sf, df, gen, hist in (
+                ("translate ESX -> nx5", "esx", "atx", "nx5", gen_e, hist_e),
+                ("translate MER -> atx", "mer", "nx5", "atx", gen_m, hist_m)):
+            src = history.source_state(sf, gen.original)
+            rms, notes = translate(polegate, work, name, sf, df, hist)
+            fig, diffs = history.compare(history.expected(src, None), rms)
+            lines.append("seed %d %s: %s" % (seed, what, history.figure_text(fig)))
+            if notes:
+                diffs = ["translate: " + n for n in notes[:5]] + diffs
+            if diffs:
+                failures.append((what, diffs))
+        fig_all = (fm, fe)
+    except Exception as exc:  # noqa: BLE001
+        import traceback
+        failures.append(("error", ["%s: %s" % (type(exc).__name__, exc)] +
+                         traceback.format_exc().splitlines()[-6:]))
+        fig_all = None
+    finally:
+        for f in (esx, mer):
+            rc = f.stop()
+            if rc != 0:
+                failures.append((f.name, ["polegated exited %s on SIGTERM" % rc]))
+            f.stop_rms()
+    for l in lines:
+        print(l)
+    if failures:
+        print("seed %d FAILED (policies ESX->MER %s, MER->ESX %s); work folder %s"
+              % (seed, pol_em, pol_me, work))
+        for what, diffs in failures:
+            print("  %s: %d difference(s)" % (what, len(diffs)))
+            for d in diffs[:args.show]:
+                print("    " + d)
+        for f in (esx, mer):
+            print("--- %s polegated log (last lines):\n%s" % (f.name, tail(f.log, 15)))
+    elif not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    changes = len(hist_e) + len(hist_m)
+    return not failures, changes, fig_all, time.monotonic() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--brokers", default="127.0.0.1:19092")
+    ap.add_argument("--seeds", default="1,2,3", help="comma-separated seeds")
+    ap.add_argument("--seed-from", type=int, help="with --count: seeds N, N+1, ...")
+    ap.add_argument("--count", type=int, default=0)
+    ap.add_argument("--changes", type=int, default=150, help="messages per force and seed")
+    ap.add_argument("--settle", type=float, default=120, help="longest wait for the RMSs, s")
+    ap.add_argument("--quiet", type=float, default=20,
+                    help="give up waiting after this long without a new RMS message, s")
+    ap.add_argument("--show", type=int, default=12, help="differences printed per direction")
+    ap.add_argument("--no-kill", action="store_true")
+    ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--stop-on-failure", action="store_true")
+    args = ap.parse_args()
+    polegated = os.path.join(args.build_dir, "gateway", "polegated")
+    polegate = os.path.join(args.build_dir, "cli", "polegate")
+    seeds = (list(range(args.seed_from, args.seed_from + args.count)) if args.seed_from is not None
+             else [int(s) for s in args.seeds.split(",")])
+    t0 = time.monotonic()
+    ok_n, changes, tot = 0, 0, [0, 0, 0, 0, 0]
+    failed = []
+    for seed in seeds:
+        ok, n, figs, dt = one_seed(args, seed, polegated, polegate)
+        changes += n
+        if figs:
+            for f in figs:
+                tot[0] += f["entities_right"]
+                tot[1] += f["entities"]
+                tot[2] += f["links_right"]
+                tot[3] += f["links"]
+                tot[4] += f["extra"]
+        if ok:
+            ok_n += 1
+        else:
+            failed.append(seed)
+            if args.stop_on_failure:
+                break
+    print("model_e2e: %d of %d histories right (%d changes) in %.0f s; entities %d / %d right, "
+          "links %d / %d right, extra %d%s"
+          % (ok_n, ok_n + len(failed), changes, time.monotonic() - t0, tot[0], tot[1], tot[2],
+             tot[3], tot[4], "; failed seeds: %s" % ",".join(map(str, failed)) if failed else ""))
+    return 0 if not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
