@@ -27,7 +27,6 @@ import argparse
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,102 +36,21 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import history  # noqa: E402
-from e2e_atx import _die_with_parent, create_topic, free_port, run, tail, wait_listening  # noqa: E402
+from e2e_atx import create_topic, run, tail  # noqa: E402
+from two_force import Force  # noqa: E402
 
 
-class Force:
-    """One force: config, daemon and RMS stand-in."""
-
-    def __init__(self, work, name, adapter, fmt, partner, t_out, t_in, brokers, group, pol):
-        self.name, self.fmt, self.work = name, fmt, os.path.join(work, name.lower())
-        os.makedirs(self.work)
-        self.port, self.rms_port = free_port(), free_port()
-        self.rms_dir = os.path.join(self.work, "rms")
-        os.makedirs(self.rms_dir)
-        self.config = os.path.join(self.work, "%s.yaml" % name.lower())
-        self.log = os.path.join(self.work, "polegated.log")
-        self.rms_log = os.path.join(self.work, "rms.log")
-        with open(self.config, "w", encoding="utf-8") as f:
-            f.write("# model_e2e: %s, generated per run\n"
-                    "force: {code: %s}\n"
-                    "adapter: {name: %s}\n"
-                    "intake: {endpoint: 'tcp://127.0.0.1:%d'}\n"
-                    "store: {path: '%s', map_size: 256MiB}\n"
-                    "kafka: {brokers: '%s', properties: {linger.ms: 20}}\n"
-                    "delivery:\n"
-                    "  transport: zmq\n"
-                    "  endpoint: tcp://127.0.0.1:%d\n"
-                    "  window: 16\n"
-                    "  ack_timeout_ms: 2000\n"
-                    "  group_id: %s\n"
-                    "log: {level: info}\n"
-                    "policy:\n"
-                    "  version: %s-MB-1\n"
-                    "  agreements:\n"
-                    "    - {name: ISA-MB, description: model-based test}\n"
-                    "    - {name: ISA-MB-C, description: handling-C conditions accepted}\n"
-                    "  destinations:\n%s"
-                    "  partners:\n"
-                    "    - {force: %s, topic: %s, agreement: ISA-MB}\n"
-                    % (name, name, adapter, self.port, os.path.join(self.work, "store"), brokers,
-                       self.rms_port, group, name,
-                       history.policy_yaml(pol, partner.lower(), partner, t_out), partner, t_in))
-        self.daemon = self.rms = None
-
-    def start_rms(self, polegate):
-        self.rms_out = open(self.rms_log, "a")
-        self.rms = subprocess.Popen([polegate, "receive", "--bind", "tcp://127.0.0.1:%d" % self.rms_port,
-                                     "--out", self.rms_dir, "--format", self.fmt],
-                                    stdin=subprocess.DEVNULL, stdout=self.rms_out,
-                                    stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-
-    def start(self, polegated):
-        for _ in range(5):
-            try:
-                return self._start(polegated)
-            except RuntimeError as exc:
-                if "Address already in use" not in str(exc):
-                    raise
-            # another test took the port between free_port and the bind: a new one
-            old, self.port = self.port, free_port()
-            with open(self.config, encoding="utf-8") as f:
-                text = f.read()
-            with open(self.config, "w", encoding="utf-8") as f:
-                f.write(text.replace("127.0.0.1:%d'" % old, "127.0.0.1:%d'" % self.port))
-        return self._start(polegated)
-
-    def _start(self, polegated):
-        with open(self.log, "a") as log:
-            self.daemon = subprocess.Popen([polegated, "--config", self.config],
-                                           stdin=subprocess.DEVNULL, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True,
-                                           preexec_fn=_die_with_parent)
-        wait_listening(self.port, self.daemon, self.log)
-
-    def kill(self):
-        self.daemon.send_signal(signal.SIGKILL)
-        self.daemon.wait()
-        self.daemon = None
-
-    def stop(self):
-        if not self.daemon or self.daemon.poll() is not None:
-            return self.daemon.returncode if self.daemon else 0
-        self.daemon.send_signal(signal.SIGTERM)
-        try:
-            return self.daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return "killed"
-
-    def stop_rms(self):
-        if self.rms and self.rms.poll() is None:
-            self.rms.send_signal(signal.SIGTERM)
-            try:
-                self.rms.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.rms.kill()
-        if self.rms:
-            self.rms_out.close()
+def policy_text(name, partner, t_out, t_in, pol):
+    """The policy of one force: one destination (the partner) drawn per seed."""
+    return ("policy:\n"
+            "  version: %s-MB-1\n"
+            "  agreements:\n"
+            "    - {name: ISA-MB, description: model-based test}\n"
+            "    - {name: ISA-MB-C, description: handling-C conditions accepted}\n"
+            "  destinations:\n%s"
+            "  partners:\n"
+            "    - {force: %s, topic: %s, agreement: ISA-MB}\n"
+            % (name, history.policy_yaml(pol, partner.lower(), partner, t_out), partner, t_in))
 
 
 def write_pieces(work, name, fmt, messages, rng):
@@ -206,8 +124,10 @@ def one_seed(args, seed, polegated, polegate):
     run_id = uuid.uuid4().hex[:10]
     t_em, t_me = "pg-mb-%s-esx-mer" % run_id, "pg-mb-%s-mer-esx" % run_id
     work = tempfile.mkdtemp(prefix="pg-model-e2e-%d-" % seed)
-    esx = Force(work, "ESX", "athena", "atx", "MER", t_em, t_me, args.brokers, "pg-mb-%s-esx" % run_id, pol_em)
-    mer = Force(work, "MER", "niche", "nx5", "ESX", t_me, t_em, args.brokers, "pg-mb-%s-mer" % run_id, pol_me)
+    esx = Force(work, "ESX", "athena", "atx", "MER", t_em, t_me, args.brokers, "pg-mb-%s-esx" % run_id,
+                policy_text("ESX", "MER", t_em, t_me, pol_em))
+    mer = Force(work, "MER", "niche", "nx5", "ESX", t_me, t_em, args.brokers, "pg-mb-%s-mer" % run_id,
+                policy_text("MER", "ESX", t_me, t_em, pol_me))
     failures = []
     lines = []
     try:

@@ -121,7 +121,8 @@ def policy(us, them, t_out, t_in):
 class Force:
     """One force: its config, daemon and RMS stand-in."""
 
-    def __init__(self, work, name, adapter, fmt, partner, t_out, t_in, brokers, group):
+    def __init__(self, work, name, adapter, fmt, partner, t_out, t_in, brokers, group,
+                 policy_text=None):
         self.name, self.fmt, self.work = name, fmt, os.path.join(work, name.lower())
         os.makedirs(self.work)
         self.port, self.rms_port = free_port(), free_port()
@@ -146,7 +147,7 @@ class Force:
                     "log: {level: info}\n"
                     % (name, name, adapter, self.port, os.path.join(self.work, "store"), brokers,
                        self.rms_port, group))
-            f.write(policy(name, partner, t_out, t_in))
+            f.write(policy_text or policy(name, partner, t_out, t_in))
         self.daemon = self.rms = None
 
     def start_rms(self, polegate):
@@ -157,6 +158,21 @@ class Force:
                                     stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
 
     def start(self, polegated):
+        for _ in range(5):
+            try:
+                return self._start(polegated)
+            except RuntimeError as exc:
+                if "Address already in use" not in str(exc):
+                    raise
+            # another test took the port between free_port and the bind: a new one
+            old, self.port = self.port, free_port()
+            with open(self.config, encoding="utf-8") as f:
+                text = f.read()
+            with open(self.config, "w", encoding="utf-8") as f:
+                f.write(text.replace("127.0.0.1:%d'" % old, "127.0.0.1:%d'" % self.port))
+        return self._start(polegated)
+
+    def _start(self, polegated):
         with open(self.log, "a") as log:
             self.daemon = subprocess.Popen([polegated, "--config", self.config],
                                            stdin=subprocess.DEVNULL, stdout=log,
