@@ -14,6 +14,7 @@ int pg_cli_receive(int argc, char **argv);
 int pg_cli_audit(int argc, char **argv);
 int pg_cli_dlq(int argc, char **argv);
 int pg_cli_store(int argc, char **argv);
+int pg_cli_status(int argc, char **argv);
 
 /* Parse s, a whole decimal number from min to max, into *out. -1 when it is not one
  * (empty, trailing text, out of range): an option such as --timeout-ms 4294967297 is

@@ -21,6 +21,8 @@ static const s_command s_commands[] = {
     {"dlq", pg_cli_dlq, "list, show, replay or purge the dead letters of a gateway's store"},
     {"store", pg_cli_store,
      "verify a gateway's store offline (check), confirm a large policy withdrawal (confirm)"},
+    {"status", pg_cli_status,
+     "a running polegated's state from its metrics endpoint (ready, rates, spool, lag)"},
 };
 
 static void s_usage(FILE *f)

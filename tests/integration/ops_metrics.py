@@ -10,9 +10,10 @@ reads.
    consumer finds on its topic, as many dead-letter records as are on the dead-letter
    topic, the same transactions and records as the SIGUSR1 counter line, 270 `collect`
    and `disclose` audit events, a publish latency observed; `promtool check metrics`
-   passes; /healthz and /readyz answer 200, anything else 404.
+   passes; /healthz and /readyz answer 200, anything else 404; `polegate status`
+   prints the same figures.
 2. A second polegated pointed at a broker that is not there answers /healthz 200 and
-   /readyz 503 with the reason (no producer id).
+   /readyz 503 with the reason (no producer id), which `polegate status` prints.
 3. A metrics.listen that is already bound stops the start with the reason; one that is
    not HOST:PORT fails --check-config.
 
@@ -222,8 +223,24 @@ def main():
         check("/healthz 200", get(mport, "/healthz") == (200, "ok\n"))
         check("/readyz 200 ready", get(mport, "/readyz") == (200, "ready\n"))
         check("/other 404", get(mport, "/other")[0] == 404)
+        polegate = os.path.join(args.build_dir, "cli", "polegate")
+        p = subprocess.run([polegate, "status", "--config", config, "--interval", "1"],
+                           capture_output=True, text=True, timeout=30)
+        check("polegate status: ready, exit 0", p.returncode == 0 and
+              "polegated ESX " in p.stdout and ": ready\n" in p.stdout, p.stdout + p.stderr)
+        check("polegate status: published per destination and totals",
+              re.search(r"published national +[0-9.]+ records/s, %d since start" % valid,
+                        p.stdout) is not None and
+              "since start %d accepted, 0 duplicate, %d rejected" % (valid, invalid) in p.stdout and
+              "spool     0 records, 0 bytes waiting" in p.stdout and
+              "dead letters %d kept" % invalid in p.stdout and "last publish" in p.stdout,
+              p.stdout)
         rc = daemon.terminate()
         check("SIGTERM: exit 0", rc == 0)
+        p = subprocess.run([polegate, "status", "--url", "http://127.0.0.1:%d" % mport],
+                           capture_output=True, text=True, timeout=30)
+        check("polegate status: a stopped gateway cannot be reached, exit 1",
+              p.returncode == 1 and "cannot reach polegated" in p.stderr, p.stderr)
 
         # 2. No broker: alive, not ready, and says why.
         port2, mport2 = fc.free_port(), fc.free_port()
@@ -240,6 +257,10 @@ def main():
               status == 503 and "no producer id" in body, body.strip())
         samples = parse(get(mport2, "/metrics")[1])
         check("no broker: polegate_ready 0", val(samples, "polegate_ready") == 0)
+        p = subprocess.run([polegate, "status", "--url", "http://127.0.0.1:%d/" % mport2,
+                            "--interval", "0"], capture_output=True, text=True, timeout=30)
+        check("polegate status: NOT READY with the reason, exit 1", p.returncode == 1 and
+              "NOT READY: kafka: the producer has no producer id yet" in p.stdout, p.stdout)
 
         # 3. The port is taken (by d2's endpoint); a listen that is not HOST:PORT.
         config3 = os.path.join(work, "taken.yaml")
