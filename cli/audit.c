@@ -1,23 +1,38 @@
-/* polegate audit: check the audit log's hash chain, and find the events of an entity
- * or a destination. */
+/* polegate audit: check the audit log's chain against its signed checkpoints, find
+ * the events of an entity or a destination, make the audit keys. */
+#include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "cli.h"
+#include "kafka_opts.h"
 #include "polegate/error.h"
 
 static const char s_usage_text[] =
-    "usage: polegate audit verify FILE\n"
+    "usage: polegate audit verify FILE [--key FILE] [--public-key FILE\n"
+    "                              (--checkpoints FILE | --topic TOPIC [--brokers B]\n"
+    "                               [--config FILE] [-X key=value]...)]\n"
+    "       polegate audit keygen DIR\n"
     "       polegate audit query FILE [--entity UUID] [--native-id ID]\n"
     "                                 [--destination NAME] [--action ACTION]\n"
     "                                 [--since TIME] [--until TIME]\n"
     "\n"
-    "verify  checks every line of the audit log FILE: each is an event, in sequence,\n"
-    "        whose hash covers the previous one. Prints the number of events and the\n"
-    "        last hash (record it elsewhere: only that shows lines cut from the end).\n"
+    "verify  checks every line of the audit log FILE and of the files rotated from it\n"
+    "        (FILE.<20 digits>): each is an event, in sequence, whose hash (HMAC-SHA-256\n"
+    "        with --key, the daemon's audit.key_file) covers the previous one; then that\n"
+    "        every checkpoint signed with the --public-key (audit-sign.pub) is in the log:\n"
+    "        a rewritten log, or one cut short, fails. The checkpoints are read from\n"
+    "        --checkpoints FILE (one JSON object a line) or from the audit topic (the\n"
+    "        daemon's audit.topic) with the Kafka settings of --config and -X. Records\n"
+    "        on the topic not signed by the key are counted and ignored.\n"
     "        Exit 0 valid; 1 with the first bad line and why.\n"
+    "keygen  writes DIR/audit-hmac.key (the chain's key), DIR/audit-sign.key (the\n"
+    "        daemon's signing key; both 0600) and DIR/audit-sign.pub (for verifiers).\n"
     "query   prints the events (JSON lines) that match every option given:\n"
     "  --entity UUID        entity or link id\n"
     "  --native-id ID       id in the origin system\n"
@@ -34,17 +49,225 @@ static int s_usage_error(const char *what)
     return 2;
 }
 
+typedef struct s_cps {
+    pg_audit_checkpoint *v;
+    size_t n, cap;
+    size_t foreign; /* records whose signature did not hold */
+} s_cps;
+
+static int s_cp_add(s_cps *c, const void *data, size_t len, const pg_audit_public_key *pk)
+{
+    pg_audit_checkpoint cp;
+    char err[PG_ERRSTR_SIZE];
+    if (pg_audit_checkpoint_parse(data, len, pk, &cp, err, sizeof err)) {
+        c->foreign++;
+        return 0;
+    }
+    if (pg_grow((void **)&c->v, &c->cap, c->n + 1, sizeof *c->v))
+        return -1;
+    c->v[c->n++] = cp;
+    return 0;
+}
+
+static int s_cps_from_file(const char *path, const pg_audit_public_key *pk, s_cps *c)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        fprintf(stderr, "polegate audit: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    while (!rc && (n = getline(&line, &cap, f)) > 0)
+        if (n > 1)
+            rc = s_cp_add(c, line, (size_t)n, pk);
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* Every record of topic, from the beginning to the end of each partition. */
+static int s_cps_from_topic(const pg_cli_kafka *k, const char *topic, const pg_audit_public_key *pk,
+                            s_cps *c)
+{
+    rd_kafka_conf_t *conf = pg_cli_kafka_conf(k, "audit");
+    if (!conf)
+        return -1;
+    char why[512];
+    char group[64];
+    snprintf(group, sizeof group, "polegate-audit-verify-%ld", (long)getpid());
+    if (rd_kafka_conf_set(conf, "group.id", group, why, sizeof why) ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", why, sizeof why) ||
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", why, sizeof why) ||
+        rd_kafka_conf_set(conf, "log_level", "2", why, sizeof why)) {
+        fprintf(stderr, "polegate audit: %s\n", why);
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
+    if (!rk) {
+        fprintf(stderr, "polegate audit: %s\n", why);
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    int rc = -1;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
+    rd_kafka_topic_destroy(rkt);
+    if (err || md->topic_cnt != 1 || md->topics[0].err) {
+        fprintf(stderr, "polegate audit: checkpoints topic %s: %s\n", topic,
+                rd_kafka_err2str(err                  ? err
+                                 : md->topic_cnt == 1 ? md->topics[0].err
+                                                      : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+        goto out;
+    }
+    int parts = md->topics[0].partition_cnt, eof = 0;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(parts);
+    for (int i = 0; i < parts; i++)
+        rd_kafka_topic_partition_list_add(list, topic, md->topics[0].partitions[i].id)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    err = rd_kafka_assign(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (err) {
+        fprintf(stderr, "polegate audit: assign: %s\n", rd_kafka_err2str(err));
+        goto out;
+    }
+    int idle = 0;
+    rc = 0;
+    while (!rc && eof < parts) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m) {
+            /* Fail closed: checkpoints that cannot all be read prove nothing. */
+            if (++idle >= 100) {
+                fprintf(stderr, "polegate audit: checkpoints topic %s: no end reached in 20 s\n",
+                        topic);
+                rc = -1;
+            }
+            continue;
+        }
+        idle = 0;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            eof++;
+        } else if (m->err) {
+            fprintf(stderr, "polegate audit: checkpoints topic %s: %s\n", topic,
+                    rd_kafka_message_errstr(m));
+            rc = -1;
+        } else if (m->payload && s_cp_add(c, m->payload, m->len, pk)) {
+            rc = -1;
+        }
+        rd_kafka_message_destroy(m);
+    }
+out:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
 static int s_verify(int argc, char **argv)
 {
-    if (argc != 2)
+    static const struct option opts[] = {
+        {"key", required_argument, NULL, 'k'},
+        {"public-key", required_argument, NULL, 'p'},
+        {"checkpoints", required_argument, NULL, 'c'},
+        {"topic", required_argument, NULL, 't'},
+        {"brokers", required_argument, NULL, 'b'},
+        {"config", required_argument, NULL, 'C'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *key_file = NULL, *pub_file = NULL, *cp_file = NULL, *topic = NULL;
+    pg_cli_kafka kafka = {0};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "X:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k':
+            key_file = optarg;
+            break;
+        case 'p':
+            pub_file = optarg;
+            break;
+        case 'c':
+            cp_file = optarg;
+            break;
+        case 't':
+            topic = optarg;
+            break;
+        case 'b':
+            kafka.brokers = optarg;
+            break;
+        case 'C':
+            kafka.config = optarg;
+            break;
+        case 'X':
+            if (pg_cli_kafka_add_x(&kafka, optarg, "audit"))
+                return 2;
+            break;
+        default:
+            return 2;
+        }
+    }
+    if (optind != argc - 1)
         return s_usage_error("verify takes one FILE");
-    pg_audit_verify_result res;
+    if (!pub_file != (!cp_file && !topic) || (cp_file && topic))
+        return s_usage_error("--public-key goes with one of --checkpoints FILE or --topic TOPIC");
+    const char *path = argv[optind];
     char err[PG_ERRSTR_SIZE] = "";
-    if (pg_audit_verify(argv[1], &res, err, sizeof err)) {
-        fprintf(stderr, "%s: %s\n", res.bad_line ? argv[1] : "polegate audit", err);
+    pg_audit_key key;
+    pg_audit_public_key pk;
+    s_cps cps = {0};
+    if (key_file && pg_audit_key_load(key_file, &key, err, sizeof err)) {
+        fprintf(stderr, "polegate audit: %s\n", err);
+        return 2;
+    }
+    if (pub_file && pg_audit_public_key_load(pub_file, &pk, err, sizeof err)) {
+        fprintf(stderr, "polegate audit: %s\n", err);
+        return 2;
+    }
+    if ((cp_file && s_cps_from_file(cp_file, &pk, &cps)) ||
+        (topic && s_cps_from_topic(&kafka, topic, &pk, &cps))) {
+        free(cps.v);
         return 1;
     }
-    printf("%s: ok, %llu events, head %s\n", argv[1], (unsigned long long)res.events, res.head);
+    if (pub_file && !cps.n) {
+        fprintf(stderr, "polegate audit: no checkpoint signed by %s found (%zu other records)\n",
+                pub_file, cps.foreign);
+        return 1;
+    }
+    pg_audit_verify_opts vo = {
+        .key = key_file ? &key : NULL, .checkpoints = cps.v, .checkpoint_count = cps.n};
+    pg_audit_verify_result res;
+    int rc = pg_audit_verify(path, &vo, &res, err, sizeof err);
+    free(cps.v);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", res.bad_line ? path : "polegate audit", err);
+        return 1;
+    }
+    printf("%s: ok, %" PRIu64 " events in %zu file%s, head %s", path, res.events, res.files,
+           res.files == 1 ? "" : "s", res.head);
+    if (pub_file)
+        printf(", %zu signed checkpoints hold%s", res.checkpoints,
+               cps.foreign ? " (records not signed by the key ignored)" : "");
+    printf("%s\n", key_file ? ", keyed chain" : "");
+    return 0;
+}
+
+static int s_keygen(int argc, char **argv)
+{
+    if (argc != 2)
+        return s_usage_error("keygen takes one DIR");
+    char err[PG_ERRSTR_SIZE] = "";
+    if (pg_audit_keygen(argv[1], err, sizeof err)) {
+        fprintf(stderr, "polegate audit: %s\n", err);
+        return 1;
+    }
+    printf("%s/audit-hmac.key, %s/audit-sign.key, %s/audit-sign.pub written\n", argv[1], argv[1],
+           argv[1]);
     return 0;
 }
 
@@ -111,7 +334,7 @@ static int s_query(int argc, char **argv)
 int pg_cli_audit(int argc, char **argv)
 {
     if (argc < 2)
-        return s_usage_error("which command: verify or query?");
+        return s_usage_error("which command: verify, query or keygen?");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(s_usage_text, stdout);
         return 0;
@@ -120,5 +343,7 @@ int pg_cli_audit(int argc, char **argv)
         return s_verify(argc - 1, argv + 1);
     if (!strcmp(argv[1], "query"))
         return s_query(argc - 1, argv + 1);
-    return s_usage_error("unknown command (verify or query)");
+    if (!strcmp(argv[1], "keygen"))
+        return s_keygen(argc - 1, argv + 1);
+    return s_usage_error("unknown command (verify, query or keygen)");
 }

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 
 #include "audit.h"
+#include "audit_anchor.h"
 #include "dlq.h"
 #include "dropdir.h"
 #include "echo.h"
@@ -49,6 +51,7 @@ struct pg_daemon {
     pg_spool *spool;
     pg_dlq *dlq;
     pg_audit *audit;
+    pg_audit_anchor *anchor; /* signed checkpoints (NULL: no audit.signing_key_file) */
     pg_publisher *producer;
     pg_intake *intake;
     pg_dropdir *dropdir;            /* NULL: no intake.directory */
@@ -97,12 +100,16 @@ static int s_reconcile(pg_daemon *self, char *errstr, size_t errstr_size)
         rc = n;
     if (!rc)
         rc = pg_spool_append(self->spool, txn, batch, NULL, errstr, errstr_size);
+    /* Fail closed: no withdrawal is spooled that is not logged. */
+    for (size_t i = 0; !rc && self->audit && i < batch->audit_count; i++)
+        batch->audit[i].party = "policy";
+    if (!rc && self->audit && batch->audit_count)
+        rc = pg_audit_append_batch(self->audit, batch->audit, batch->audit_count, errstr,
+                                   errstr_size);
     if (!rc)
         rc = pg_store_commit(&txn, errstr, errstr_size);
     pg_store_abort(&txn);
     if (!rc) {
-        for (size_t i = 0; self->audit && i < batch->audit_count; i++)
-            pg_audit_append(self->audit, &batch->audit[i], NULL, 0);
         pg_router_stats after;
         pg_router_get_stats(self->router, &after);
         uint64_t published = after.reconcile_published - before.reconcile_published;
@@ -194,14 +201,35 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
         }
     }
     if (cfg->audit_path) {
+        pg_audit_key key;
+        pg_audit_signing_key sk;
+        if (cfg->audit_key_file && pg_audit_key_load(cfg->audit_key_file, &key, why, sizeof why)) {
+            pg_errf(PG_ECONFIG, errstr, errstr_size, "audit.key_file: %s", why);
+            goto err;
+        }
+        if (cfg->audit_signing_key_file &&
+            pg_audit_signing_key_load(cfg->audit_signing_key_file, &sk, why, sizeof why)) {
+            pg_errf(PG_ECONFIG, errstr, errstr_size, "audit.signing_key_file: %s", why);
+            goto err;
+        }
         pg_audit_options ao = {.sync_every = cfg->audit_sync_every,
+                               .key = cfg->audit_key_file ? &key : NULL,
+                               .rotate_bytes = cfg->audit_rotate_bytes,
+                               .rotate_ms = (int64_t)cfg->audit_rotate_seconds * 1000,
                                .on_event = d->metrics ? pg_metrics_on_audit : NULL,
                                .on_event_ud = d->metrics};
         d->audit = pg_audit_new(cfg->audit_path, &ao, why, sizeof why);
+        sodium_memzero(&key, sizeof key);
         if (!d->audit) {
             pg_errf(PG_EIO, errstr, errstr_size, "audit %s: %s", cfg->audit_path, why);
             goto err;
         }
+        if (cfg->audit_signing_key_file)
+            d->anchor = pg_audit_anchor_new(cfg, d->audit, &sk, cfg->audit_topic,
+                                            cfg->audit_checkpoint_interval_ms, errstr, errstr_size);
+        sodium_memzero(&sk, sizeof sk);
+        if (cfg->audit_signing_key_file && !d->anchor)
+            goto err;
     }
     if (d->router && s_reconcile_at_start(d, errstr, errstr_size))
         goto err;
@@ -272,6 +300,7 @@ void pg_daemon_destroy(pg_daemon **p)
     pg_intake_destroy(&d->intake);
     pg_echo_destroy(&d->echo);
     pg_publisher_destroy(&d->producer);
+    pg_audit_anchor_destroy(&d->anchor);
     pg_audit_destroy(&d->audit);
     pg_router_destroy(&d->router);
     pg_dlq_destroy(&d->dlq);
@@ -579,6 +608,8 @@ int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size)
                 last_metrics = mono;
             }
         }
+        if (self->anchor)
+            pg_audit_anchor_tick(self->anchor);
         time_t now = time(NULL);
         if (now - last_stats >= S_STATS_EVERY) {
             pg_intake_stats is;
@@ -611,6 +642,15 @@ int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size)
            drain_ms);
     int drc = pg_publisher_drain(self->producer, drain_ms, why, sizeof why);
     pg_publisher_stop(self->producer);
+    /* Last: the checkpoint covers every event of this run. */
+    if (self->anchor) {
+        if (pg_audit_anchor_publish(self->anchor, drain_ms > 1000 ? drain_ms : 1000, why,
+                                    sizeof why))
+            pg_log(PG_LOG_ERROR, "%s", why);
+        else
+            pg_log(PG_LOG_INFO, "audit: checkpoint of event %" PRIu64 " published to %s",
+                   pg_audit_seq(self->audit), self->cfg->audit_topic);
+    }
     s_log_counters(self, PG_LOG_INFO, "stopped");
     if (self->metrics)
         s_metrics_update(self, 0, "stopped");

@@ -1,6 +1,7 @@
 /* Unit tests for the audit log: the hash chain across reopen, tampering found at the
  * right line, queries, and no record content in what is written. */
 #include <check.h>
+#include <errno.h>
 #include <glib.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "disk_fault.h"
 #include "polegate/error.h"
 #include "polegate/pole.h"
 
@@ -36,7 +38,15 @@ static void s_setup(void)
 
 static void s_teardown(void)
 {
-    unlink(s_path);
+    GDir *d = g_dir_open(s_dir, 0, NULL);
+    const char *name;
+    while (d && (name = g_dir_read_name(d))) {
+        char *f = g_build_filename(s_dir, name, NULL);
+        unlink(f);
+        g_free(f);
+    }
+    if (d)
+        g_dir_close(d);
     rmdir(s_dir);
 }
 
@@ -99,7 +109,7 @@ static void s_write(const char *text, size_t len)
 
 static int s_verify(pg_audit_verify_result *res, char *err, size_t errlen)
 {
-    return pg_audit_verify(s_path, res, err, errlen);
+    return pg_audit_verify(s_path, NULL, res, err, errlen);
 }
 
 /* ------------------------------------------------------------------ the chain */
@@ -369,7 +379,8 @@ START_TEST(test_one_writer)
     ck_assert_ptr_null(pg_audit_new("/nonexistent-dir/audit.log", NULL, err, sizeof err));
     ck_assert_msg(strstr(err, "/nonexistent-dir/audit.log: No such file or directory"), "%s", err);
     pg_audit_verify_result res;
-    ck_assert_int_eq(pg_audit_verify("/nonexistent-dir/audit.log", &res, err, sizeof err), PG_EIO);
+    ck_assert_int_eq(pg_audit_verify("/nonexistent-dir/audit.log", NULL, &res, err, sizeof err),
+                     PG_EIO);
 }
 END_TEST
 
@@ -456,9 +467,9 @@ START_TEST(test_no_content)
         ck_assert_msg(!strstr(text, content[i]), "'%s' reached the audit log", content[i]);
     /* every line holds exactly the documented fields */
     gchar **lines = g_strsplit(text, "\n", -1);
-    const char *keys[] = {"seq",     "time",        "action",  "entity_id", "native_id",
-                          "origin",  "destination", "partner", "agreement", "policy_version",
-                          "version", "outcome",     "hash"};
+    const char *keys[] = {
+        "seq",         "time",    "action",    "party",          "entity_id", "native_id", "origin",
+        "destination", "partner", "agreement", "policy_version", "version",   "outcome",   "hash"};
     for (int i = 0; i < 2; i++) {
         json_t *o = json_loads(lines[i], 0, NULL);
         ck_assert_ptr_nonnull(o);
@@ -621,12 +632,337 @@ START_TEST(test_threads_and_batched_sync)
         pthread_join(t[i], &rc);
         ck_assert_ptr_null(rc);
     }
-    ck_assert_int_eq(pg_audit_sync(a, err, sizeof err), 0);
     ck_assert_uint_eq(pg_audit_seq(a), 800);
     pg_audit_destroy(&a);
     pg_audit_verify_result res;
     ck_assert_msg(s_verify(&res, err, sizeof err) == 0, "%s", err);
     ck_assert_uint_eq(res.events, 800);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ fail closed */
+
+static off_t s_size(const char *path)
+{
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    return st.st_size;
+}
+
+/* Attack: fill the disk so that disclosures go unlogged. Each failed append says so
+ * (the caller then does not do the step), leaves nothing of its batch in the file, and
+ * the log takes events again once the disk has room: no sticky "off" state, no gap. */
+START_TEST(test_disk_full_fails_closed_and_resumes)
+{
+    pg_audit_options o = {.sync_every = 1, .clock_ms = s_clock, .write_fn = s_disk_fault_write};
+    char err[PG_ERRSTR_SIZE] = "";
+    pg_audit *a = pg_audit_new(s_path, &o, err, sizeof err);
+    ck_assert_msg(a != NULL, "%s", err);
+    s_append(a, PG_AUDIT_COLLECT, E1, NULL, "ok");
+    off_t good = s_size(s_path);
+    pg_audit_event evs[3] = {
+        {.action = PG_AUDIT_DISCLOSE, .party = "rms:test", .entity_id = E1, .outcome = "shared"},
+        {.action = PG_AUDIT_DISCLOSE, .party = "rms:test", .entity_id = E2, .outcome = "shared"},
+        {.action = PG_AUDIT_WITHHOLD, .party = "rms:test", .entity_id = E2, .outcome = "handling"},
+    };
+    s_disk_fault = 1;
+    ck_assert_int_eq(pg_audit_append_batch(a, evs, 3, err, sizeof err), PG_EIO);
+    ck_assert_msg(strstr(err, "No space left on device"), "%s", err);
+    ck_assert_int_eq(s_size(s_path), good);
+    ck_assert_uint_eq(pg_audit_seq(a), 1);
+    /* a write cut short half way: the half line goes too */
+    s_disk_fault = 2;
+    ck_assert_int_eq(pg_audit_append_batch(a, evs, 3, err, sizeof err), PG_EIO);
+    ck_assert_int_eq(s_size(s_path), good);
+    ck_assert_uint_eq(pg_audit_failures(a), 2);
+    /* room again: the same log takes the batch, in sequence */
+    s_disk_fault = 0;
+    ck_assert_msg(pg_audit_append_batch(a, evs, 3, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(pg_audit_seq(a), 4);
+    pg_audit_destroy(&a);
+    pg_audit_verify_result res;
+    ck_assert_msg(s_verify(&res, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(res.events, 4);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ keyed chain */
+
+static void s_key_file(const char *name, const char *hex, mode_t mode, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%s", s_dir, name);
+    ck_assert(g_file_set_contents(out, hex, -1, NULL));
+    ck_assert_int_eq(chmod(out, mode), 0);
+}
+
+#define KEY_A "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
+#define KEY_B "ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
+
+/* Re-hash every line with SHA-256 (what an attacker who can write the file can do to
+ * an unkeyed chain), or with HMAC-SHA-256 under key (an attacker who stole it). */
+static void s_rehash_all(GPtrArray *l, const pg_audit_key *key)
+{
+    char prev[65];
+    memset(prev, '0', 64);
+    prev[64] = 0;
+    for (guint i = 0; i < l->len; i++) {
+        char *line = l->pdata[i];
+        char *h = strstr(line, ",\"hash\":\"");
+        GString *canon = g_string_new_len(line, h - line);
+        g_string_append_c(canon, '}');
+        if (key) {
+            GHmac *mac = g_hmac_new(G_CHECKSUM_SHA256, key->bytes, sizeof key->bytes);
+            g_hmac_update(mac, (const guchar *)prev, 64);
+            g_hmac_update(mac, (const guchar *)canon->str, (gssize)canon->len);
+            memcpy(h + 9, g_hmac_get_string(mac), 64);
+            g_hmac_unref(mac);
+        } else {
+            GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
+            g_checksum_update(sum, (const guchar *)prev, 64);
+            g_checksum_update(sum, (const guchar *)canon->str, (gssize)canon->len);
+            memcpy(h + 9, g_checksum_get_string(sum), 64);
+            g_checksum_free(sum);
+        }
+        g_string_free(canon, TRUE);
+        memcpy(prev, h + 9, 64);
+    }
+}
+
+static GPtrArray *s_lines(void)
+{
+    size_t len;
+    char *text = s_read(&len);
+    text[len - 1] = '\0';
+    gchar **parts = g_strsplit(text, "\n", -1);
+    GPtrArray *lines = g_ptr_array_new_with_free_func(g_free);
+    for (gchar **p = parts; *p; p++)
+        g_ptr_array_add(lines, g_strdup(*p));
+    g_strfreev(parts);
+    g_free(text);
+    return lines;
+}
+
+static void s_put_lines(GPtrArray *lines, guint n)
+{
+    GString *out = g_string_new(NULL);
+    for (guint i = 0; i < n; i++)
+        g_string_append_printf(out, "%s\n", (char *)lines->pdata[i]);
+    s_write(out->str, out->len);
+    g_string_free(out, TRUE);
+}
+
+/* Attack: change "withheld" to "shared" and re-hash the whole chain after it. The
+ * unkeyed chain cannot tell; the keyed one can (the attacker has no key). */
+START_TEST(test_keyed_chain_resists_rehash)
+{
+    char kpath[256], kbad[256], kopen[256], err[PG_ERRSTR_SIZE] = "";
+    s_key_file("a.key", KEY_A, 0600, kpath, sizeof kpath);
+    s_key_file("b.key", KEY_B, 0600, kbad, sizeof kbad);
+    s_key_file("open.key", KEY_A, 0644, kopen, sizeof kopen);
+    pg_audit_key key, other;
+    ck_assert_int_eq(pg_audit_key_load(kopen, &key, err, sizeof err), PG_EINVALID);
+    ck_assert_msg(strstr(err, "readable or writable by group or others"), "%s", err);
+    ck_assert_msg(pg_audit_key_load(kpath, &key, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(pg_audit_key_load(kbad, &other, err, sizeof err) == 0, "%s", err);
+    pg_audit_options o = {.sync_every = 1, .clock_ms = s_clock, .key = &key};
+    pg_audit *a = pg_audit_new(s_path, &o, err, sizeof err);
+    ck_assert_ptr_nonnull(a);
+    s_append(a, PG_AUDIT_COLLECT, E1, NULL, "ok");
+    s_append(a, PG_AUDIT_WITHHOLD, E1, "national", "handling");
+    s_append(a, PG_AUDIT_COLLECT, E2, NULL, "ok");
+    pg_audit_destroy(&a);
+    /* the chain continues across a reopen with the key */
+    a = pg_audit_new(s_path, &o, err, sizeof err);
+    s_append(a, PG_AUDIT_COLLECT, E2, NULL, "ok");
+    pg_audit_destroy(&a);
+    pg_audit_verify_opts vk = {.key = &key}, vo = {.key = &other};
+    pg_audit_verify_result res;
+    ck_assert_msg(pg_audit_verify(s_path, &vk, &res, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(res.events, 4);
+    ck_assert_int_eq(pg_audit_verify(s_path, &vo, &res, err, sizeof err), PG_EINVALID);
+    ck_assert_msg(strstr(err, "line 1: hash does not match"), "%s", err);
+    ck_assert_int_eq(pg_audit_verify(s_path, NULL, &res, err, sizeof err), PG_EINVALID);
+    ck_assert_msg(strstr(err, "give its key"), "%s", err);
+
+    GPtrArray *lines = s_lines();
+    char *at = strstr(lines->pdata[1], "\"handling\"");
+    memcpy(at, "\"shared\"  ", 10);
+    memmove(at + 8, at + 10, strlen(at + 10) + 1);
+    s_rehash_all(lines, NULL);
+    s_put_lines(lines, lines->len);
+    /* the unkeyed view is fooled: that is why the chain is keyed */
+    ck_assert_int_eq(pg_audit_verify(s_path, NULL, &res, err, sizeof err), 0);
+    ck_assert_int_eq(pg_audit_verify(s_path, &vk, &res, err, sizeof err), PG_EINVALID);
+    ck_assert_uint_eq(res.bad_line, 1);
+    g_ptr_array_free(lines, TRUE);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ checkpoints */
+
+#define SEED_A "5a5b5c5d5e5f606162636465666768696a6b6c6d6e6f70717273747576777879\n"
+#define SEED_B "0a5b5c5d5e5f606162636465666768696a6b6c6d6e6f70717273747576777879\n"
+
+/* Attacks with the chain key but not the signing key: cut events off the end, or
+ * rewrite an event and re-key the chain. The signed checkpoints (published to Kafka,
+ * outside the file) show both; a checkpoint signed by another key is not taken. */
+START_TEST(test_checkpoints_find_cut_and_rewrite)
+{
+    char kpath[256], spath[256], sother[256], err[PG_ERRSTR_SIZE] = "";
+    s_key_file("a.key", KEY_A, 0600, kpath, sizeof kpath);
+    s_key_file("sign.key", SEED_A, 0600, spath, sizeof spath);
+    s_key_file("other.key", SEED_B, 0600, sother, sizeof sother);
+    pg_audit_key key;
+    pg_audit_signing_key sk, forger;
+    ck_assert_int_eq(pg_audit_key_load(kpath, &key, err, sizeof err), 0);
+    ck_assert_msg(pg_audit_signing_key_load(spath, &sk, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(pg_audit_signing_key_load(sother, &forger, err, sizeof err), 0);
+    pg_audit_public_key pk;
+    memcpy(pk.bytes, sk.public_key, sizeof pk.bytes);
+
+    pg_audit_options o = {.sync_every = 1, .clock_ms = s_clock, .key = &key};
+    pg_audit *a = pg_audit_new(s_path, &o, err, sizeof err);
+    ck_assert_ptr_nonnull(a);
+    pg_buf msg = PG_BUF_INIT;
+    pg_audit_checkpoint cps[3];
+    ck_assert_int_eq(pg_audit_checkpoint_make(a, &sk, &msg, &cps[0], err, sizeof err), 0);
+    ck_assert_uint_eq(cps[0].seq, 0);
+    s_append(a, PG_AUDIT_COLLECT, E1, NULL, "ok");
+    s_append(a, PG_AUDIT_DISCLOSE, E1, "kent", "shared");
+    ck_assert_int_eq(pg_audit_checkpoint_make(a, &sk, &msg, NULL, err, sizeof err), 0);
+    /* what travels is the JSON: parse it back, signature checked */
+    ck_assert_msg(pg_audit_checkpoint_parse(msg.data, msg.len, &pk, &cps[1], err, sizeof err) == 0,
+                  "%s", err);
+    ck_assert_uint_eq(cps[1].seq, 2);
+    s_append(a, PG_AUDIT_WITHHOLD, E1, "national", "handling");
+    s_append(a, PG_AUDIT_COLLECT, E2, NULL, "ok");
+    ck_assert_int_eq(pg_audit_checkpoint_make(a, &sk, &msg, NULL, err, sizeof err), 0);
+    ck_assert_int_eq(pg_audit_checkpoint_parse(msg.data, msg.len, &pk, &cps[2], err, sizeof err),
+                     0);
+    /* a tampered checkpoint, or one from another key, does not parse */
+    char *forged = g_strdup((char *)msg.data);
+    char *seq = strstr(forged, "\"seq\":4");
+    seq[6] = '2';
+    pg_audit_checkpoint junk;
+    ck_assert_int_eq(pg_audit_checkpoint_parse(forged, strlen(forged), &pk, &junk, err, sizeof err),
+                     PG_EINVALID);
+    ck_assert_msg(strstr(err, "signature does not hold"), "%s", err);
+    g_free(forged);
+    ck_assert_int_eq(pg_audit_checkpoint_make(a, &forger, &msg, NULL, err, sizeof err), 0);
+    ck_assert_int_eq(pg_audit_checkpoint_parse(msg.data, msg.len, &pk, &junk, err, sizeof err),
+                     PG_EINVALID);
+    pg_audit_destroy(&a);
+
+    pg_audit_verify_opts vo = {.key = &key, .checkpoints = cps, .checkpoint_count = 3};
+    pg_audit_verify_result res;
+    ck_assert_msg(pg_audit_verify(s_path, &vo, &res, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(res.checkpoints, 2);
+
+    /* cut the last two events: a valid chain, but shorter than what was signed */
+    GPtrArray *lines = s_lines();
+    s_put_lines(lines, 2);
+    ck_assert_int_eq(
+        pg_audit_verify(s_path, &(pg_audit_verify_opts){.key = &key}, &res, err, sizeof err), 0);
+    ck_assert_int_eq(pg_audit_verify(s_path, &vo, &res, err, sizeof err), PG_EINVALID);
+    ck_assert_msg(strstr(err, "ends at event 2 but the checkpoint signed at") &&
+                      strstr(err, "holds event 4: events were cut off its end"),
+                  "%s", err);
+
+    /* rewrite event 2 (kent -> kenx) and re-key the whole chain with the stolen key */
+    char *at = strstr(lines->pdata[1], "\"kent\"");
+    memcpy(at, "\"kenx\"", 6);
+    s_rehash_all(lines, &key);
+    s_put_lines(lines, lines->len);
+    ck_assert_int_eq(
+        pg_audit_verify(s_path, &(pg_audit_verify_opts){.key = &key}, &res, err, sizeof err), 0);
+    ck_assert_int_eq(pg_audit_verify(s_path, &vo, &res, err, sizeof err), PG_EINVALID);
+    ck_assert_uint_eq(res.bad_line, 2);
+    ck_assert_msg(strstr(err, "line 2: event 2 is not the one the checkpoint signed at") &&
+                      strstr(err, "the log was rewritten"),
+                  "%s", err);
+    g_ptr_array_free(lines, TRUE);
+    pg_buf_free(&msg);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ rotation */
+
+static int s_count(void *ud, const char *line, size_t len)
+{
+    (void)line;
+    (void)len;
+    (*(int *)ud)++;
+    return 0;
+}
+
+START_TEST(test_rotation_carries_the_chain)
+{
+    char err[PG_ERRSTR_SIZE] = "";
+    pg_audit_options o = {.sync_every = 1, .clock_ms = s_clock, .rotate_bytes = 700};
+    pg_audit *a = pg_audit_new(s_path, &o, err, sizeof err);
+    ck_assert_ptr_nonnull(a);
+    for (int i = 0; i < 6; i++)
+        s_append(a, PG_AUDIT_COLLECT, i % 2 ? E2 : E1, NULL, "ok");
+    pg_audit_destroy(&a);
+    /* reopened: the chain goes on (from the newest rotated file if the current one is
+     * empty) */
+    a = pg_audit_new(s_path, &o, err, sizeof err);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_uint_eq(pg_audit_seq(a), 6);
+    for (int i = 0; i < 4; i++)
+        s_append(a, PG_AUDIT_DISCLOSE, E1, "kent", "shared");
+    pg_audit_destroy(&a);
+    pg_audit_verify_result res;
+    ck_assert_msg(s_verify(&res, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(res.events, 10);
+    ck_assert_uint_ge(res.files, 3);
+    int n = 0;
+    pg_audit_filter f = {.entity_id = E1};
+    ck_assert_int_eq(pg_audit_query(s_path, &f, s_count, &n, err, sizeof err), 0);
+    ck_assert_int_eq(n, 7); /* 3 collects and 4 disclosures across the files */
+    /* time: a log open longer than rotate_ms starts a new file at the next event */
+    pg_audit_options ot = {.sync_every = 1, .clock_ms = s_clock, .rotate_ms = 3600000};
+    a = pg_audit_new(s_path, &ot, err, sizeof err);
+    size_t files = res.files;
+    s_append(a, PG_AUDIT_COLLECT, E1, NULL, "ok");
+    s_now += 3600000;
+    s_append(a, PG_AUDIT_COLLECT, E1, NULL, "ok");
+    pg_audit_destroy(&a);
+    ck_assert_msg(s_verify(&res, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(res.files, files + 1);
+    /* a rotated file removed from the middle of the set is a gap */
+    char first[256];
+    snprintf(first, sizeof first, "%s.%020d", s_path, 1);
+    ck_assert_int_eq(access(first, F_OK), 0);
+    GDir *d = g_dir_open(s_dir, 0, NULL);
+    const char *name;
+    char victim[256] = "";
+    while ((name = g_dir_read_name(d)))
+        if (strstr(name, "audit.log.") && strcmp(name, "audit.log.00000000000000000001"))
+            snprintf(victim, sizeof victim, "%s/%s", s_dir, name);
+    g_dir_close(d);
+    ck_assert_int_eq(unlink(victim), 0);
+    ck_assert_int_eq(s_verify(&res, err, sizeof err), PG_EINVALID);
+    ck_assert_msg(strstr(err, "was expected: a line was deleted"), "%s", err);
+}
+END_TEST
+
+START_TEST(test_keygen)
+{
+    char err[PG_ERRSTR_SIZE] = "", path[256];
+    ck_assert_msg(pg_audit_keygen(s_dir, err, sizeof err) == 0, "%s", err);
+    struct stat st;
+    snprintf(path, sizeof path, "%s/audit-sign.key", s_dir);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    pg_audit_signing_key sk;
+    pg_audit_public_key pk;
+    ck_assert_int_eq(pg_audit_signing_key_load(path, &sk, err, sizeof err), 0);
+    snprintf(path, sizeof path, "%s/audit-sign.pub", s_dir);
+    ck_assert_int_eq(pg_audit_public_key_load(path, &pk, err, sizeof err), 0);
+    ck_assert_int_eq(memcmp(pk.bytes, sk.public_key, 32), 0);
+    /* never overwrites */
+    ck_assert_int_eq(pg_audit_keygen(s_dir, err, sizeof err), PG_EIO);
 }
 END_TEST
 
@@ -646,6 +982,11 @@ int main(void)
     tcase_add_test(tc, test_parse_time);
     tcase_add_test(tc, test_action_names);
     tcase_add_test(tc, test_threads_and_batched_sync);
+    tcase_add_test(tc, test_disk_full_fails_closed_and_resumes);
+    tcase_add_test(tc, test_keyed_chain_resists_rehash);
+    tcase_add_test(tc, test_checkpoints_find_cut_and_rewrite);
+    tcase_add_test(tc, test_rotation_carries_the_chain);
+    tcase_add_test(tc, test_keygen);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -16,9 +16,11 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "audit.h"
 #include "cli.h"
 #include "config.h"
 #include "daemon.h"
+#include "disk_fault.h"
 #include "dlq.h"
 #include "dropdir.h"
 #include "echo.h"
@@ -736,6 +738,64 @@ START_TEST(test_group_commit)
 }
 END_TEST
 
+/* The disk under the audit log, as a test wants it: 1 full. */
+
+/* Attack: fill the audit log's disk, then send records. Fail closed: a message whose
+ * collection cannot be logged is not taken (retry, nothing spooled, the ledger
+ * unchanged); once the disk has room the same message is taken, and its collect
+ * event names the sender. */
+START_TEST(test_audit_fails_closed)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/audit.log", s_dir);
+    pg_audit_options ao = {.write_fn = s_disk_fault_write};
+    pg_audit *audit = pg_audit_new(path, &ao, s_err, sizeof s_err);
+    ck_assert_msg(audit != NULL, "%s", s_err);
+    pg_intake_destroy(&s_intake);
+    pg_intake_opts o = {.zmq_ctx = s_zctx,
+                        .adapter = &s_fake,
+                        .force = "ESX",
+                        .dlq_topic = DLQ_TOPIC,
+                        .store = s_store,
+                        .ledger = s_ledger,
+                        .router = s_router,
+                        .spool = s_spool,
+                        .dlq = s_dlq,
+                        .audit = audit};
+    s_intake = pg_intake_new(&o, s_err, sizeof s_err);
+    ck_assert_msg(s_intake != NULL, "%s", s_err);
+
+    s_disk_fault = 1;
+    pg_intake_ack ack;
+    s_handle("m1 P0000000701 1 UPSERT", &ack);
+    ck_assert_int_eq(ack.status, PG_INTAKE_RETRY);
+    ck_assert_msg(strstr(ack.reason, "No space left on device"), "%s", ack.reason);
+    ck_assert_uint_eq(ack.id_count, 0);
+    ck_assert_uint_eq(s_spooled().batches, 0);
+    ck_assert_uint_eq(pg_audit_seq(audit), 0);
+    pg_intake_stats is;
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.audit_failures, 1);
+    ck_assert_uint_eq(is.accepted, 0);
+
+    s_disk_fault = 0;
+    s_handle("m1 P0000000701 1 UPSERT", &ack);
+    ck_assert_msg(ack.status == PG_INTAKE_ACCEPTED, "%s", ack.reason);
+    ck_assert_uint_eq(ack.id_count, 1); /* not stale: the first try left nothing */
+    ck_assert_uint_eq(s_spooled().batches, 1);
+    ck_assert_uint_gt(pg_audit_seq(audit), 0);
+    pg_intake_destroy(&s_intake);
+    pg_audit_destroy(&audit);
+    char *text = NULL;
+    FILE *f = fopen(path, "r");
+    size_t cap = 0;
+    ck_assert_int_gt(getdelim(&text, &cap, '\0', f), 0);
+    fclose(f);
+    ck_assert_msg(strstr(text, "\"action\":\"collect\",\"party\":\"rms:local\""), "%s", text);
+    free(text);
+}
+END_TEST
+
 START_TEST(test_bind_error)
 {
     pg_intake_opts o = {.endpoint = pg_intake_endpoint(s_intake),
@@ -1357,6 +1417,7 @@ int main(void)
     tcase_add_test(tc, test_dealer_pipelined);
     tcase_add_test(tc, test_partner_echo_filter);
     tcase_add_test(tc, test_group_commit);
+    tcase_add_test(tc, test_audit_fails_closed);
     tcase_add_test(tc, test_spool_full_backpressure);
     tcase_add_test(tc, test_store_nearly_full_keeps_headroom);
     tcase_add_test(tc, test_disk_full_retry_then_recovers);

@@ -3,6 +3,7 @@
  * partner thread against librdkafka's mock cluster. */
 #include <check.h>
 #include <dirent.h>
+#include <errno.h>
 #include <ftw.h>
 #include <glib.h>
 #include <librdkafka/rdkafka.h>
@@ -17,6 +18,7 @@
 
 #include "audit.h"
 #include "config.h"
+#include "disk_fault.h"
 #include "dlq.h"
 #include "echo.h"
 #include "idstore.h"
@@ -510,6 +512,43 @@ static int s_count_line(void *ud, const char *line, size_t len)
     return 0;
 }
 
+/* Attack: fill the audit log's disk so that partner records reach our RMS unlogged.
+ * Fail closed: the take fails (nothing composed, nothing in the outbox, no offsets to
+ * commit) and the same records are taken once the log has room; every receive event
+ * names the topic the record came from. */
+START_TEST(test_audit_fails_closed)
+{
+    pg_audit_options ao = {.write_fn = s_disk_fault_write};
+    pg_audit *audit = pg_audit_new(s_audit, &ao, e, sizeof e);
+    ck_assert_msg(audit != NULL, "%s", e);
+    s_env v = s_env_mer(3, audit);
+    s_disk_fault = 1;
+    ck_assert_int_eq(pg_partner_take(v.p, v.f->recs, v.f->n, e, sizeof e), PG_EIO);
+    ck_assert_msg(strstr(e, "No space left on device"), "%s", e);
+    pg_partner_stats ps;
+    pg_partner_get_stats(v.p, &ps);
+    ck_assert_uint_eq(ps.composed, 0);
+    ck_assert_uint_eq(ps.audit_failures, 1);
+    ck_assert_uint_eq(pg_partner_pending(v.p), 0);
+    ck_assert_uint_eq(pg_audit_seq(audit), 0);
+    s_disk_fault = 0;
+    ck_assert_msg(pg_partner_take(v.p, v.f->recs, v.f->n, e, sizeof e) == 0, "%s", e);
+    pg_partner_get_stats(v.p, &ps);
+    ck_assert_uint_gt(ps.composed, 0);
+    ck_assert_uint_eq(ps.duplicates, 0); /* the failed take left no state behind */
+    ck_assert_uint_gt(pg_audit_seq(audit), 0);
+    s_env_close(&v);
+    pg_audit_destroy(&audit);
+    s_counts c = {0};
+    ck_assert_int_eq(pg_audit_query(s_audit, NULL, s_count_line, &c, e, sizeof e), 0);
+    ck_assert_int_gt(c.receive, 0);
+    gchar *text = NULL;
+    ck_assert(g_file_get_contents(s_audit, &text, NULL, NULL));
+    ck_assert_msg(strstr(text, "\"party\":\"partner:" ESX_TO_MER "\""), "%s", text);
+    g_free(text);
+}
+END_TEST
+
 START_TEST(test_inbound_checks_and_audit)
 {
     s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 0, ESX_TO_MER);
@@ -561,7 +600,7 @@ START_TEST(test_inbound_checks_and_audit)
     ck_assert_int_eq(c.receive, (int)good - 1);
     ck_assert_int_eq(c.with_partner, (int)good + 1); /* and KNT's, refused for ESX */
     pg_audit_verify_result vr;
-    ck_assert_int_eq(pg_audit_verify(s_audit, &vr, e, sizeof e), 0);
+    ck_assert_int_eq(pg_audit_verify(s_audit, NULL, &vr, e, sizeof e), 0);
     pg_store_destroy(&st);
     pg_policy_destroy(&pol);
     s_feed_free(&f);
@@ -814,7 +853,7 @@ START_TEST(test_rms_rejection_is_a_dead_letter)
     ck_assert_int_eq(pg_audit_query(s_audit, &af, s_count_line, &c1, e, sizeof e), 0);
     ck_assert_int_eq(c1.reject, 1);
     pg_audit_verify_result vr;
-    ck_assert_int_eq(pg_audit_verify(s_audit, &vr, e, sizeof e), 0);
+    ck_assert_int_eq(pg_audit_verify(s_audit, NULL, &vr, e, sizeof e), 0);
 
     /* after a restart: the dead letter is there, the message is not sent again */
     st = s_store_open();
@@ -1179,6 +1218,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_duplicates_and_stale_dropped);
     tcase_add_test(tc, test_withdrawal_at_equal_version);
     tcase_add_test(tc, test_inbound_checks_and_audit);
+    tcase_add_test(tc, test_audit_fails_closed);
     tcase_add_test(tc, test_offsets_wait_for_acks_and_window);
     tcase_add_test(tc, test_rms_rejection_is_a_dead_letter);
     tcase_add_test(tc, test_restart_sends_the_import_queue_again);

@@ -3,6 +3,7 @@
  * tombstones, partitions), one transaction per window, broker outages, aborted
  * transactions, fatal errors, audit events after the commit, the thread and drain. */
 #include <check.h>
+#include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <lmdb.h>
@@ -13,6 +14,7 @@
 
 #include "audit.h"
 #include "config.h"
+#include "disk_fault.h"
 #include "kafka.h"
 #include "log.h"
 #include "outrec.h"
@@ -667,6 +669,41 @@ START_TEST(test_fatal_error_restarts_from_spool)
 }
 END_TEST
 
+/* Attack: fill the audit log's disk so that disclosures go unlogged. Fail closed: the
+ * transaction is aborted (nothing visible to partners, the spool keeps the window)
+ * until the log takes events again; then it goes out, logged once. */
+START_TEST(test_audit_fails_closed)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/audit.log", s_dir);
+    pg_audit_options ao = {.write_fn = s_disk_fault_write};
+    pg_audit *audit = pg_audit_new(path, &ao, s_err, sizeof s_err);
+    ck_assert_msg(audit != NULL, "%s", s_err);
+    s_spool_raw("f", 2);
+    pg_publisher *p = s_producer_w(NULL, 0, 0, audit);
+    s_disk_fault = 1;
+    for (int i = 0; i < 3; i++) {
+        int rc = pg_publisher_step(p, s_err, sizeof s_err);
+        ck_assert_msg(rc < 0, "step %d published with the audit log failing", i);
+    }
+    ck_assert_msg(strstr(s_err, "audit: ") || strstr(s_err, "aborted"), "%s", s_err);
+    ck_assert_uint_eq(pg_audit_seq(audit), 0);
+    ck_assert_uint_eq(s_spooled().batches, 1);
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
+    ck_assert_uint_ge(st.audit_errors, 1);
+    ck_assert_uint_eq(st.delivered, 0);
+    s_disk_fault = 0;
+    s_publish_all(p, 60);
+    ck_assert_uint_eq(s_spooled().batches, 0);
+    ck_assert_uint_eq(pg_audit_seq(audit), 1);
+    pg_publisher_get_stats(p, &st);
+    ck_assert_uint_eq(st.delivered, 2);
+    pg_publisher_destroy(&p);
+    pg_audit_destroy(&audit);
+}
+END_TEST
+
 START_TEST(test_audit_after_commit)
 {
     char path[128];
@@ -800,6 +837,7 @@ int main(void)
     tcase_add_test(tc, test_removal_failure_stops_publishing);
     tcase_add_test(tc, test_fatal_error_restarts_from_spool);
     tcase_add_test(tc, test_audit_after_commit);
+    tcase_add_test(tc, test_audit_fails_closed);
     tcase_add_test(tc, test_thread_and_drain);
     tcase_add_test(tc, test_properties_reach_librdkafka);
     tcase_add_test(tc, test_safety_properties_refused);

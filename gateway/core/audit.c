@@ -1,13 +1,17 @@
-/* Audit log: JSON lines, each event hashed (SHA-256, GLib) with the previous event's
- * hash so that editing, deleting or reordering lines shows. */
+/* Audit log: JSON lines, each event hashed (HMAC-SHA-256 with the chain's key, or
+ * SHA-256 without one; libsodium) with the previous event's hash so that editing,
+ * deleting or reordering lines shows; rotation carries the chain into the next file;
+ * Ed25519-signed checkpoints anchor the head outside the file. */
 #include "audit.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +40,7 @@ static const char *const s_action_names[] = {NULL,
 
 /* The keys of an event in the order they are written; "hash" comes last. */
 static const char *const s_keys[] = {
-    "seq",         "time",    "action",    "entity_id",      "native_id", "origin",
+    "seq",         "time",    "action",    "party",          "entity_id", "native_id", "origin",
     "destination", "partner", "agreement", "policy_version", "version",   "outcome",
 };
 #define S_NKEYS (sizeof s_keys / sizeof s_keys[0])
@@ -86,9 +90,15 @@ struct pg_audit {
     uint64_t seq;              /* of the last event written */
     char prev[S_HASH_LEN + 1]; /* its hash */
     off_t size;                /* bytes of complete events in the file */
-    unsigned pending;          /* events written since the last fdatasync */
+    uint64_t first_seq;        /* of the file's first event (0: the file is empty) */
+    int dirty;                 /* bytes past size may be in the file: cut them first */
     unsigned sync_every;
-    int failed; /* a write or sync failed: the log can no longer be trusted */
+    const pg_audit_key *key; /* &key_copy or NULL */
+    pg_audit_key key_copy;
+    uint64_t rotate_bytes;
+    int64_t rotate_ms, opened_ms;
+    long (*write_fn)(int fd, const void *buf, size_t len);
+    uint64_t failures;
     int64_t (*clock_ms)(void *ud);
     void *clock_ud;
     void (*on_event)(void *ud, const pg_audit_event *ev, int rc);
@@ -98,14 +108,27 @@ struct pg_audit {
 
 /* ------------------------------------------------------------------ shared */
 
-static void s_hash(const char *prev, const char *canon, size_t len, char out[S_HASH_LEN + 1])
+/* HMAC-SHA-256(key, prev hex || canonical event) with a key; SHA-256 of the same
+ * without one. */
+static void s_hash(const pg_audit_key *key, const char *prev, const char *canon, size_t len,
+                   char out[S_HASH_LEN + 1])
 {
-    GChecksum *sum = g_checksum_new(G_CHECKSUM_SHA256);
-    g_checksum_update(sum, (const guchar *)prev, S_HASH_LEN);
-    g_checksum_update(sum, (const guchar *)canon, (gssize)len);
-    memcpy(out, g_checksum_get_string(sum), S_HASH_LEN);
-    out[S_HASH_LEN] = '\0';
-    g_checksum_free(sum);
+    unsigned char mac[32];
+    if (key) {
+        crypto_auth_hmacsha256_state st;
+        crypto_auth_hmacsha256_init(&st, key->bytes, sizeof key->bytes);
+        crypto_auth_hmacsha256_update(&st, (const unsigned char *)prev, S_HASH_LEN);
+        crypto_auth_hmacsha256_update(&st, (const unsigned char *)canon, len);
+        crypto_auth_hmacsha256_final(&st, mac);
+    } else {
+        crypto_hash_sha256_state st;
+        crypto_hash_sha256_init(&st);
+        crypto_hash_sha256_update(&st, (const unsigned char *)prev, S_HASH_LEN);
+        crypto_hash_sha256_update(&st, (const unsigned char *)canon, len);
+        crypto_hash_sha256_final(&st, mac);
+    }
+    sodium_bin2hex(out, S_HASH_LEN + 1, mac, sizeof mac);
+    sodium_memzero(mac, sizeof mac);
 }
 
 /* "2026-03-29T01:30:00.123Z": fixed width, so times compare as strings. */
@@ -192,17 +215,161 @@ static int s_parse_line(const char *line, size_t len, pg_buf *canon, s_line *out
     return 0;
 }
 
+/* ------------------------------------------------------------------ keys */
+
+/* Read exactly n bytes as 2n hex digits from path; secret: refuse a file that group
+ * or others may read or write. */
+static int s_read_hex_file(const char *path, uint8_t *out, size_t n, int secret, char *errstr,
+                           size_t errstr_size)
+{
+    int fd = open(path ? path : "", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return pg_errf(PG_EIO, errstr, errstr_size, "key file %s: %s", path ? path : "(none)",
+                       strerror(errno));
+    struct stat st;
+    char text[256];
+    ssize_t got = fstat(fd, &st) ? -1 : read(fd, text, sizeof text - 1);
+    int err = errno;
+    close(fd);
+    if (got < 0)
+        return pg_errf(PG_EIO, errstr, errstr_size, "key file %s: %s", path, strerror(err));
+    if (secret && (st.st_mode & 077))
+        return pg_errf(PG_EINVALID, errstr, errstr_size,
+                       "key file %s: readable or writable by group or others (mode %03o): "
+                       "chmod 600 it",
+                       path, (unsigned)(st.st_mode & 0777));
+    text[got] = '\0';
+    size_t bin_len = 0;
+    const char *end = NULL;
+    char *t = text;
+    while (*t == ' ' || *t == '\n' || *t == '\t' || *t == '\r')
+        t++;
+    if (sodium_hex2bin(out, n, t, strlen(t), NULL, &bin_len, &end) || bin_len != n ||
+        strspn(end, " \t\r\n") != strlen(end)) {
+        sodium_memzero(text, sizeof text);
+        return pg_errf(PG_EINVALID, errstr, errstr_size,
+                       "key file %s: expected %zu hex digits (`polegate audit keygen` makes "
+                       "one)",
+                       path, 2 * n);
+    }
+    sodium_memzero(text, sizeof text);
+    return 0;
+}
+
+int pg_audit_key_load(const char *path, pg_audit_key *key, char *errstr, size_t errstr_size)
+{
+    if (sodium_init() < 0)
+        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "libsodium cannot start");
+    return s_read_hex_file(path, key->bytes, sizeof key->bytes, 1, errstr, errstr_size);
+}
+
+int pg_audit_signing_key_load(const char *path, pg_audit_signing_key *key, char *errstr,
+                              size_t errstr_size)
+{
+    uint8_t seed[crypto_sign_SEEDBYTES];
+    if (sodium_init() < 0)
+        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "libsodium cannot start");
+    int rc = s_read_hex_file(path, seed, sizeof seed, 1, errstr, errstr_size);
+    if (!rc)
+        crypto_sign_seed_keypair(key->public_key, key->secret, seed);
+    sodium_memzero(seed, sizeof seed);
+    return rc;
+}
+
+int pg_audit_public_key_load(const char *path, pg_audit_public_key *key, char *errstr,
+                             size_t errstr_size)
+{
+    if (sodium_init() < 0)
+        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "libsodium cannot start");
+    return s_read_hex_file(path, key->bytes, sizeof key->bytes, 0, errstr, errstr_size);
+}
+
+static int s_write_hex_file(const char *dir, const char *name, const uint8_t *bytes, size_t n,
+                            mode_t mode, char *errstr, size_t errstr_size)
+{
+    char path[4096], hex[2 * 64 + 2];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    sodium_bin2hex(hex, sizeof hex - 1, bytes, n);
+    strcat(hex, "\n");
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0)
+        return pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", path, strerror(errno));
+    ssize_t w = write(fd, hex, strlen(hex));
+    int bad = w != (ssize_t)strlen(hex) || fsync(fd);
+    int err = errno;
+    close(fd);
+    sodium_memzero(hex, sizeof hex);
+    return bad ? pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", path, strerror(err)) : 0;
+}
+
+int pg_audit_keygen(const char *dir, char *errstr, size_t errstr_size)
+{
+    if (sodium_init() < 0)
+        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "libsodium cannot start");
+    uint8_t hmac[PG_AUDIT_KEY_LEN], seed[crypto_sign_SEEDBYTES];
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    randombytes_buf(hmac, sizeof hmac);
+    randombytes_buf(seed, sizeof seed);
+    crypto_sign_seed_keypair(pk, sk, seed);
+    int rc = s_write_hex_file(dir, "audit-hmac.key", hmac, sizeof hmac, 0600, errstr, errstr_size);
+    if (!rc)
+        rc = s_write_hex_file(dir, "audit-sign.key", seed, sizeof seed, 0600, errstr, errstr_size);
+    if (!rc)
+        rc = s_write_hex_file(dir, "audit-sign.pub", pk, sizeof pk, 0644, errstr, errstr_size);
+    sodium_memzero(hmac, sizeof hmac);
+    sodium_memzero(seed, sizeof seed);
+    sodium_memzero(sk, sizeof sk);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ writing */
 
-/* The last line of the file must be a complete event: the chain continues from it. */
-static int s_read_tail(pg_audit *self, char *errstr, size_t errstr_size)
+/* Parse the line of len bytes at start into *ln (the caller frees ln->obj). */
+static int s_parse_at(const char *start, size_t len, s_line *ln, char *why, size_t why_size)
+{
+    pg_buf canon = PG_BUF_INIT;
+    int rc = s_parse_line(start, len, &canon, ln, why, why_size);
+    pg_buf_free(&canon);
+    return rc;
+}
+
+/* The seq of the file's first line (0 when the file is empty). */
+static int s_read_first(pg_audit *a, char *errstr, size_t errstr_size)
+{
+    a->first_seq = 0;
+    if (!a->size)
+        return 0;
+    size_t want = a->size < S_TAIL_MAX ? (size_t)a->size : S_TAIL_MAX;
+    char *head = malloc(want);
+    if (!head)
+        return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+    int rc = 0;
+    ssize_t got = pread(a->fd, head, want, 0);
+    const char *nl = got == (ssize_t)want ? memchr(head, '\n', want) : NULL;
+    s_line first = {0};
+    char why[PG_ERRSTR_SIZE];
+    if (!nl)
+        rc = pg_errf(PG_EIO, errstr, errstr_size, "%s: cannot read its first line", a->path);
+    else if (s_parse_at(head, (size_t)(nl - head), &first, why, sizeof why))
+        rc = pg_errf(PG_EIO, errstr, errstr_size,
+                     "%s: its first line is not an audit event (%s): check it with `polegate "
+                     "audit verify`",
+                     a->path, why);
+    else
+        a->first_seq = first.seq;
+    json_decref(first.obj);
+    free(head);
+    return rc;
+}
+
+/* The last line of the file must be a complete event: the chain continues from it.
+ * An empty file continues from the newest rotated file, if any. */
+static int s_read_tail_of(pg_audit *a, char *errstr, size_t errstr_size)
 {
     struct stat st;
-    if (fstat(self->fd, &st))
-        return pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", self->path, strerror(errno));
-    self->size = st.st_size;
-    memcpy(self->prev, S_GENESIS, sizeof self->prev);
-    self->seq = 0;
+    if (fstat(a->fd, &st))
+        return pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", a->path, strerror(errno));
+    a->size = st.st_size;
     if (!st.st_size)
         return 0;
     size_t want = st.st_size < S_TAIL_MAX ? (size_t)st.st_size : S_TAIL_MAX;
@@ -210,9 +377,9 @@ static int s_read_tail(pg_audit *self, char *errstr, size_t errstr_size)
     if (!tail)
         return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
     int rc = 0;
-    ssize_t got = pread(self->fd, tail, want, st.st_size - (off_t)want);
+    ssize_t got = pread(a->fd, tail, want, st.st_size - (off_t)want);
     if (got != (ssize_t)want) {
-        rc = pg_errf(PG_EIO, errstr, errstr_size, "%s: cannot read its last line", self->path);
+        rc = pg_errf(PG_EIO, errstr, errstr_size, "%s: cannot read its last line", a->path);
         goto out;
     }
     if (tail[want - 1] != '\n') {
@@ -222,35 +389,86 @@ static int s_read_tail(pg_audit *self, char *errstr, size_t errstr_size)
                      "%s: ends with %zu bytes that are not a complete event (a crash while "
                      "writing?): check it with `polegate audit verify`, then cut them with "
                      "`truncate -s %jd %s`",
-                     self->path, partial, (intmax_t)(st.st_size - (off_t)partial), self->path);
+                     a->path, partial, (intmax_t)(st.st_size - (off_t)partial), a->path);
         goto out;
     }
     const char *end = tail + want - 1;
     const char *nl = memrchr(tail, '\n', want - 1);
     if (!nl && want < (size_t)st.st_size) {
         rc = pg_errf(PG_EIO, errstr, errstr_size, "%s: its last line is longer than %d bytes",
-                     self->path, S_TAIL_MAX);
+                     a->path, S_TAIL_MAX);
         goto out;
     }
     const char *start = nl ? nl + 1 : tail;
-    pg_buf canon = PG_BUF_INIT;
-    s_line last;
+    s_line last = {0};
     char why[PG_ERRSTR_SIZE];
-    rc = s_parse_line(start, (size_t)(end - start), &canon, &last, why, sizeof why);
+    rc = s_parse_at(start, (size_t)(end - start), &last, why, sizeof why);
     json_decref(last.obj);
-    pg_buf_free(&canon);
     if (rc) {
         rc = pg_errf(PG_EIO, errstr, errstr_size,
                      "%s: its last line is not an audit event (%s): check it with `polegate "
                      "audit verify`",
-                     self->path, why);
+                     a->path, why);
         goto out;
     }
-    self->seq = last.seq;
-    memcpy(self->prev, last.hash, sizeof self->prev);
+    a->seq = last.seq;
+    memcpy(a->prev, last.hash, sizeof a->prev);
 out:
     free(tail);
     return rc;
+}
+
+/* The files rotated from path ("<path>.<20 digits>"), oldest first. */
+static int s_rotated(const char *path, char ***out, size_t *n, char *errstr, size_t errstr_size);
+static void s_free_list(char **files, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(files[i]);
+    free(files);
+}
+
+static int s_read_tail(pg_audit *a, char *errstr, size_t errstr_size)
+{
+    memcpy(a->prev, S_GENESIS, sizeof a->prev);
+    a->seq = 0;
+    int rc = s_read_tail_of(a, errstr, errstr_size);
+    if (rc || a->size)
+        return rc ? rc : s_read_first(a, errstr, errstr_size);
+    /* An empty current file after a rotation: the chain goes on from the newest
+     * rotated file. */
+    char **files = NULL;
+    size_t n = 0;
+    if ((rc = s_rotated(a->path, &files, &n, errstr, errstr_size)) || !n) {
+        s_free_list(files, n);
+        return rc;
+    }
+    int fd = open(files[n - 1], O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rc = pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", files[n - 1], strerror(errno));
+    } else {
+        pg_audit prev = {.fd = fd, .path = files[n - 1]};
+        memcpy(prev.prev, S_GENESIS, sizeof prev.prev);
+        rc = s_read_tail_of(&prev, errstr, errstr_size);
+        a->seq = prev.seq;
+        memcpy(a->prev, prev.prev, sizeof a->prev);
+        close(fd);
+    }
+    s_free_list(files, n);
+    return rc;
+}
+
+/* Open path for appending, locked: two writers would fork the chain. */
+static int s_open_file(const char *path, int extra_flags, char *errstr, size_t errstr_size)
+{
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | extra_flags, 0640);
+    if (fd < 0)
+        return pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        close(fd);
+        return pg_errf(PG_EIO, errstr, errstr_size, "%s: another process is writing this audit log",
+                       path);
+    }
+    return fd;
 }
 
 pg_audit *pg_audit_new(const char *path, const pg_audit_options *opts, char *errstr,
@@ -263,45 +481,35 @@ pg_audit *pg_audit_new(const char *path, const pg_audit_options *opts, char *err
     }
     a->fd = -1;
     pthread_mutex_init(&a->lock, NULL);
+    if (sodium_init() < 0) {
+        pg_errf(PG_EINTERNAL, errstr, errstr_size, "libsodium cannot start");
+        goto err;
+    }
     a->sync_every = opts && opts->sync_every > 1 ? opts->sync_every : 1;
     a->clock_ms = opts && opts->clock_ms ? opts->clock_ms : s_real_clock;
     a->clock_ud = opts ? opts->clock_ud : NULL;
+    a->write_fn = opts ? opts->write_fn : NULL;
     a->on_event = opts ? opts->on_event : NULL;
     a->on_event_ud = opts ? opts->on_event_ud : NULL;
+    a->rotate_bytes = opts ? opts->rotate_bytes : 0;
+    a->rotate_ms = opts ? opts->rotate_ms : 0;
+    if (opts && opts->key) {
+        a->key_copy = *opts->key;
+        a->key = &a->key_copy;
+    }
     if (!(a->path = strdup(path ? path : ""))) {
         pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
         goto err;
     }
-    a->fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    if (a->fd < 0) {
-        pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", a->path, strerror(errno));
+    if ((a->fd = s_open_file(a->path, 0, errstr, errstr_size)) < 0)
         goto err;
-    }
-    /* Two writers would fork the chain. */
-    if (flock(a->fd, LOCK_EX | LOCK_NB)) {
-        pg_errf(PG_EIO, errstr, errstr_size, "%s: another process is writing this audit log",
-                a->path);
-        goto err;
-    }
     if (s_read_tail(a, errstr, errstr_size))
         goto err;
+    a->opened_ms = a->clock_ms(a->clock_ud);
     return a;
 err:
     pg_audit_destroy(&a);
     return NULL;
-}
-
-static int s_sync_locked(pg_audit *self, char *errstr, size_t errstr_size)
-{
-    if (!self->pending)
-        return 0;
-    if (fdatasync(self->fd)) {
-        self->failed = 1;
-        return pg_errf(PG_EIO, errstr, errstr_size, "%s: fdatasync: %s", self->path,
-                       strerror(errno));
-    }
-    self->pending = 0;
-    return 0;
 }
 
 void pg_audit_destroy(pg_audit **p)
@@ -309,13 +517,11 @@ void pg_audit_destroy(pg_audit **p)
     if (!p || !*p)
         return;
     pg_audit *a = *p;
-    if (a->fd >= 0) {
-        if (!a->failed)
-            s_sync_locked(a, NULL, 0);
-        close(a->fd);
-    }
+    if (a->fd >= 0)
+        close(a->fd); /* every append ended with its fdatasync */
     pthread_mutex_destroy(&a->lock);
     pg_buf_free(&a->line);
+    sodium_memzero(&a->key_copy, sizeof a->key_copy);
     free(a->path);
     free(a);
     *p = NULL;
@@ -364,7 +570,7 @@ static char *s_canonical(const pg_audit_event *ev, uint64_t seq, const char *whe
     int bad =
         s_set(o, "seq", json_integer((json_int_t)seq)) || s_set(o, "time", json_string(when)) ||
         s_set(o, "action", json_string(pg_audit_action_name(ev->action))) ||
-        s_set(o, "entity_id", s_str(ev->entity_id)) ||
+        s_set(o, "party", s_str(ev->party)) || s_set(o, "entity_id", s_str(ev->entity_id)) ||
         s_set(o, "native_id", s_str(ev->native_id)) || s_set(o, "origin", s_str(ev->origin)) ||
         s_set(o, "destination", s_str(ev->destination)) ||
         s_set(o, "partner", s_str(ev->partner)) || s_set(o, "agreement", s_str(ev->agreement)) ||
@@ -387,6 +593,7 @@ static int s_check_event(const pg_audit_event *ev, char *errstr, size_t errstr_s
         const char *key, *value;
         int is_code;
     } fields[] = {
+        {"party", ev->party, 0},
         {"entity_id", ev->entity_id, 0},
         {"native_id", ev->native_id, 0},
         {"origin", ev->origin, 0},
@@ -405,89 +612,316 @@ static int s_check_event(const pg_audit_event *ev, char *errstr, size_t errstr_s
     return 0;
 }
 
-/* Write all of buf at the end of the file; on failure cut back what got written. */
-static int s_write_all(pg_audit *self, const pg_buf *buf, char *errstr, size_t errstr_size)
+/* Cut the file back to a->size (what earlier, synced appends wrote). */
+static int s_cut(pg_audit *a)
+{
+    if (ftruncate(a->fd, a->size))
+        return -1;
+    a->dirty = 0;
+    return 0;
+}
+
+/* Write all of buf at the end of the file. */
+static int s_write_all(pg_audit *a, const pg_buf *buf, char *errstr, size_t errstr_size)
 {
     size_t done = 0;
     while (done < buf->len) {
-        ssize_t n = write(self->fd, buf->data + done, buf->len - done);
+        long n = a->write_fn ? a->write_fn(a->fd, buf->data + done, buf->len - done)
+                             : (long)write(a->fd, buf->data + done, buf->len - done);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0) {
-            int err = n < 0 ? errno : ENOSPC;
-            if (done && ftruncate(self->fd, self->size))
-                self->failed = 1;
-            return pg_errf(PG_EIO, errstr, errstr_size, "%s: write: %s", self->path, strerror(err));
-        }
+        if (n <= 0)
+            return pg_errf(PG_EIO, errstr, errstr_size, "%s: write: %s", a->path,
+                           strerror(n < 0 ? errno : ENOSPC));
         done += (size_t)n;
     }
     return 0;
 }
 
-int pg_audit_append(pg_audit *self, const pg_audit_event *ev, char *errstr, size_t errstr_size)
+/* Start a new file when the current one is big or old enough: rename it to
+ * "<path>.<first seq>", open a new empty one; the chain (seq, prev) carries on. */
+static int s_rotate(pg_audit *a, int64_t now, char *errstr, size_t errstr_size)
 {
-    int rc = s_check_event(ev, errstr, errstr_size);
-    if (rc)
-        return rc;
-    pthread_mutex_lock(&self->lock);
-    char when[32], hash[S_HASH_LEN + 1];
-    char *canon = NULL;
-    if (self->failed) {
-        rc = pg_errf(PG_EIO, errstr, errstr_size,
-                     "%s: an earlier write failed; the audit log takes no more events", self->path);
+    if (!a->size || !((a->rotate_bytes && (uint64_t)a->size >= a->rotate_bytes) ||
+                      (a->rotate_ms && now - a->opened_ms >= a->rotate_ms)))
+        return 0;
+    char *old = NULL;
+    if (asprintf(&old, "%s.%020" PRIu64, a->path, a->first_seq) < 0)
+        return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+    int rc = 0;
+    if (rename(a->path, old)) {
+        rc = pg_errf(PG_EIO, errstr, errstr_size, "rotate %s: %s", a->path, strerror(errno));
         goto out;
     }
-    s_format_time(self->clock_ms(self->clock_ud), when);
-    uint64_t seq = self->seq + 1;
-    if (!(canon = s_canonical(ev, seq, when))) {
-        rc = pg_errf(PG_EINVALID, errstr, errstr_size,
-                     "audit: cannot encode the event (a field is not UTF-8?)");
+    int fd = s_open_file(a->path, O_EXCL, errstr, errstr_size);
+    if (fd < 0) {
+        if (rename(old, a->path))
+            a->dirty = 1;
+        rc = PG_EIO;
         goto out;
     }
-    size_t len = strlen(canon);
-    s_hash(self->prev, canon, len, hash);
-    pg_buf_reset(&self->line);
-    if (pg_buf_append(&self->line, canon, len - 1) ||
-        pg_buf_printf(&self->line, "%s%s\"}\n", S_HASH_KEY, hash)) {
-        rc = pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
-        goto out;
+    /* The directory entry of the new file must last as the old one's rename does. */
+    char *dir = g_path_get_dirname(a->path);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
     }
-    if ((rc = s_write_all(self, &self->line, errstr, errstr_size))) {
-        self->failed = 1;
-        goto out;
-    }
-    self->size += (off_t)self->line.len;
-    self->seq = seq;
-    memcpy(self->prev, hash, sizeof self->prev);
-    if (++self->pending >= self->sync_every)
-        rc = s_sync_locked(self, errstr, errstr_size);
+    g_free(dir);
+    close(a->fd);
+    a->fd = fd;
+    a->size = 0;
+    a->first_seq = 0;
+    a->opened_ms = now;
 out:
+    free(old);
+    return rc;
+}
+
+int pg_audit_append_batch(pg_audit *audit, const pg_audit_event *evs, size_t n, char *errstr,
+                          size_t errstr_size)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = s_check_event(&evs[i], errstr, errstr_size);
+        if (rc)
+            return rc;
+    }
+    if (!n)
+        return 0;
+    pthread_mutex_lock(&audit->lock);
+    char when[32];
+    char *canon = NULL;
+    int rc = 0;
+    /* The state before the batch, synced: what a failure goes back to. */
+    uint64_t seq0 = audit->seq, first0 = audit->first_seq;
+    char prev0[S_HASH_LEN + 1];
+    memcpy(prev0, audit->prev, sizeof prev0);
+    if (audit->dirty && s_cut(audit)) {
+        rc = pg_errf(PG_EIO, errstr, errstr_size,
+                     "%s: cannot cut back a failed write: %s; nothing more is logged (or done) "
+                     "until it can",
+                     audit->path, strerror(errno));
+        goto fail;
+    }
+    int64_t now = audit->clock_ms(audit->clock_ud);
+    if ((rc = s_rotate(audit, now, errstr, errstr_size)))
+        goto fail;
+    off_t size0 = audit->size;
+    s_format_time(now, when);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq = audit->seq + 1;
+        char hash[S_HASH_LEN + 1];
+        if (!(canon = s_canonical(&evs[i], seq, when))) {
+            rc = pg_errf(PG_EINVALID, errstr, errstr_size,
+                         "audit: cannot encode the event (a field is not UTF-8?)");
+            goto undo;
+        }
+        size_t len = strlen(canon);
+        s_hash(audit->key, audit->prev, canon, len, hash);
+        pg_buf_reset(&audit->line);
+        if (pg_buf_append(&audit->line, canon, len - 1) ||
+            pg_buf_printf(&audit->line, "%s%s\"}\n", S_HASH_KEY, hash)) {
+            rc = pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+            goto undo;
+        }
+        free(canon);
+        canon = NULL;
+        audit->dirty = 1;
+        if ((rc = s_write_all(audit, &audit->line, errstr, errstr_size)))
+            goto undo;
+        audit->size += (off_t)audit->line.len;
+        audit->dirty = 0;
+        audit->seq = seq;
+        if (!audit->first_seq)
+            audit->first_seq = seq;
+        memcpy(audit->prev, hash, sizeof audit->prev);
+        if (((i + 1) % audit->sync_every == 0 || i + 1 == n) && fdatasync(audit->fd)) {
+            rc = pg_errf(PG_EIO, errstr, errstr_size, "%s: fdatasync: %s", audit->path,
+                         strerror(errno));
+            goto undo;
+        }
+    }
+    pthread_mutex_unlock(&audit->lock);
+    rc = 0;
+    goto told;
+undo:
+    /* Nothing of the batch may stay: its steps are not done, so it must not claim
+     * them. A cut that fails now is retried before the next write. */
+    audit->size = size0;
+    audit->dirty = 1;
+    s_cut(audit);
+fail:
+    audit->seq = seq0;
+    audit->first_seq = first0;
+    memcpy(audit->prev, prev0, sizeof prev0);
+    audit->failures++;
     free(canon);
-    pthread_mutex_unlock(&self->lock);
-    if (self->on_event)
-        self->on_event(self->on_event_ud, ev, rc);
+    pthread_mutex_unlock(&audit->lock);
+    rc = rc ? rc : PG_EIO;
+told:
+    for (size_t i = 0; audit->on_event && i < n; i++)
+        audit->on_event(audit->on_event_ud, &evs[i], rc);
     return rc;
 }
 
-int pg_audit_sync(pg_audit *self, char *errstr, size_t errstr_size)
+int pg_audit_append(pg_audit *audit, const pg_audit_event *ev, char *errstr, size_t errstr_size)
 {
-    pthread_mutex_lock(&self->lock);
-    int rc = self->failed
-                 ? pg_errf(PG_EIO, errstr, errstr_size, "%s: an earlier write failed", self->path)
-                 : s_sync_locked(self, errstr, errstr_size);
-    pthread_mutex_unlock(&self->lock);
-    return rc;
+    return pg_audit_append_batch(audit, ev, 1, errstr, errstr_size);
 }
 
-uint64_t pg_audit_seq(pg_audit *self)
+uint64_t pg_audit_seq(pg_audit *audit)
 {
-    pthread_mutex_lock(&self->lock);
-    uint64_t seq = self->seq;
-    pthread_mutex_unlock(&self->lock);
+    pthread_mutex_lock(&audit->lock);
+    uint64_t seq = audit->seq;
+    pthread_mutex_unlock(&audit->lock);
     return seq;
 }
 
+uint64_t pg_audit_failures(pg_audit *audit)
+{
+    pthread_mutex_lock(&audit->lock);
+    uint64_t n = audit->failures;
+    pthread_mutex_unlock(&audit->lock);
+    return n;
+}
+
+/* ------------------------------------------------------------------ checkpoints */
+
+#define S_CHECKPOINT_DOMAIN "polegate-audit-checkpoint/1"
+
+/* The bytes a checkpoint's signature covers. */
+static int s_checkpoint_message(uint64_t seq, const char *head, const char *when, char *out,
+                                size_t size)
+{
+    return snprintf(out, size, S_CHECKPOINT_DOMAIN " seq=%" PRIu64 " head=%s time=%s", seq, head,
+                    when);
+}
+
+int pg_audit_checkpoint_make(pg_audit *audit, const pg_audit_signing_key *key, pg_buf *out,
+                             pg_audit_checkpoint *cp, char *errstr, size_t errstr_size)
+{
+    pg_audit_checkpoint c = {0};
+    pthread_mutex_lock(&audit->lock);
+    c.seq = audit->seq;
+    memcpy(c.head, audit->prev, sizeof c.head);
+    c.time_ms = audit->clock_ms(audit->clock_ud);
+    pthread_mutex_unlock(&audit->lock);
+    char when[32], msg[256], sighex[2 * crypto_sign_BYTES + 1];
+    unsigned char sig[crypto_sign_BYTES];
+    s_format_time(c.time_ms, when);
+    int len = s_checkpoint_message(c.seq, c.head, when, msg, sizeof msg);
+    crypto_sign_detached(sig, NULL, (const unsigned char *)msg, (unsigned long long)len,
+                         key->secret);
+    sodium_bin2hex(sighex, sizeof sighex, sig, sizeof sig);
+    pg_buf_reset(out);
+    if (pg_buf_printf(out, "{\"seq\":%" PRIu64 ",\"head\":\"%s\",\"time\":\"%s\",\"sig\":\"%s\"}",
+                      c.seq, c.head, when, sighex))
+        return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+    if (cp)
+        *cp = c;
+    return 0;
+}
+
+int pg_audit_checkpoint_parse(const void *data, size_t len, const pg_audit_public_key *key,
+                              pg_audit_checkpoint *cp, char *errstr, size_t errstr_size)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *seq = json_object_get(o, "seq"), *head = json_object_get(o, "head");
+    json_t *when = json_object_get(o, "time"), *sig = json_object_get(o, "sig");
+    int rc = 0;
+    unsigned char bin[crypto_sign_BYTES];
+    size_t bin_len = 0;
+    int64_t ms = 0;
+    if (!json_is_object(o) || !json_is_integer(seq) || json_integer_value(seq) < 0 ||
+        !json_is_string(head) || strlen(json_string_value(head)) != S_HASH_LEN ||
+        !json_is_string(when) || !json_is_string(sig) ||
+        pg_audit_parse_time(json_string_value(when), &ms, NULL, 0)) {
+        rc = pg_errf(PG_EINVALID, errstr, errstr_size, "not an audit checkpoint");
+        goto out;
+    }
+    char msg[256];
+    int mlen = s_checkpoint_message((uint64_t)json_integer_value(seq), json_string_value(head),
+                                    json_string_value(when), msg, sizeof msg);
+    if (mlen <= 0 || (size_t)mlen >= sizeof msg ||
+        sodium_hex2bin(bin, sizeof bin, json_string_value(sig), strlen(json_string_value(sig)),
+                       NULL, &bin_len, NULL) ||
+        bin_len != sizeof bin ||
+        crypto_sign_verify_detached(bin, (const unsigned char *)msg, (unsigned long long)mlen,
+                                    key->bytes)) {
+        rc = pg_errf(PG_EINVALID, errstr, errstr_size,
+                     "checkpoint seq %" JSON_INTEGER_FORMAT
+                     ": the signature does not hold (forged, changed, or another key)",
+                     json_integer_value(seq));
+        goto out;
+    }
+    cp->seq = (uint64_t)json_integer_value(seq);
+    memcpy(cp->head, json_string_value(head), S_HASH_LEN + 1);
+    cp->time_ms = ms;
+out:
+    json_decref(o);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ reading */
+
+static int s_is_rotated_name(const char *name, const char *base)
+{
+    size_t bl = strlen(base);
+    if (strncmp(name, base, bl) || name[bl] != '.' || strlen(name + bl + 1) != 20)
+        return 0;
+    return strspn(name + bl + 1, "0123456789") == 20;
+}
+
+static int s_strcmp_p(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static int s_rotated(const char *path, char ***out, size_t *n, char *errstr, size_t errstr_size)
+{
+    *out = NULL;
+    *n = 0;
+    char *dir = g_path_get_dirname(path), *base = g_path_get_basename(path);
+    int rc = 0;
+    size_t cap = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        rc = pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", dir, strerror(errno));
+        goto out;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!s_is_rotated_name(de->d_name, base))
+            continue;
+        if (pg_grow((void **)out, &cap, *n + 1, sizeof **out) ||
+            asprintf(&(*out)[*n], "%s/%s", dir, de->d_name) < 0) {
+            rc = pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+            break;
+        }
+        (*n)++;
+    }
+    closedir(d);
+    if (!rc && *n)
+        qsort(*out, *n, sizeof **out, s_strcmp_p);
+out:
+    g_free(dir);
+    g_free(base);
+    return rc;
+}
+
+/* The rotated files of path, then path itself: the whole log, oldest first. */
+static int s_log_set(const char *path, char ***files, size_t *n, char *errstr, size_t errstr_size)
+{
+    int rc = s_rotated(path, files, n, errstr, errstr_size);
+    size_t cap = *n;
+    if (!rc &&
+        (pg_grow((void **)files, &cap, *n + 1, sizeof **files) || !((*files)[*n] = strdup(path))))
+        rc = pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+    if (!rc)
+        (*n)++;
+    return rc;
+}
 
 /* Call fn for each line of path (without newline); complete = it ended in '\n'. */
 static int s_each_line(const char *path, int (*fn)(void *ud, char *line, size_t len, int complete),
@@ -511,26 +945,56 @@ static int s_each_line(const char *path, int (*fn)(void *ud, char *line, size_t 
     return rc;
 }
 
+/* Each line of every file of the log at path, oldest first. */
+static int s_each_line_of_set(const char *path, int (*file_fn)(void *ud, const char *file),
+                              int (*fn)(void *ud, char *line, size_t len, int complete), void *ud,
+                              char *errstr, size_t errstr_size)
+{
+    char **files = NULL;
+    size_t n = 0;
+    int rc = s_log_set(path, &files, &n, errstr, errstr_size);
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (file_fn && (rc = file_fn(ud, files[i])))
+            break;
+        rc = s_each_line(files[i], fn, ud, errstr, errstr_size);
+    }
+    s_free_list(files, n);
+    return rc;
+}
+
 typedef struct s_verify {
     pg_audit_verify_result *res;
+    const pg_audit_key *key;
+    pg_audit_checkpoint *cps; /* sorted by seq */
+    size_t n_cps, next_cp;
+    const char *file;
     size_t line_no;
     pg_buf canon;
     char *errstr;
     size_t errstr_size;
 } s_verify;
 
+static int s_verify_file(void *ud, const char *file)
+{
+    s_verify *v = ud;
+    v->file = file;
+    v->line_no = 0;
+    v->res->files++;
+    return 0;
+}
+
 static int s_verify_line(void *ud, char *line, size_t len, int complete)
 {
     s_verify *v = ud;
     v->line_no++;
     char why[PG_ERRSTR_SIZE] = "";
-    s_line ln;
+    s_line ln = {0};
     int rc = 0;
     if (!complete) {
         rc = pg_errf(PG_EINVALID, why, sizeof why, "cut short: no newline at the end of the file");
     } else if (!(rc = s_parse_line(line, len, &v->canon, &ln, why, sizeof why))) {
         char expect[S_HASH_LEN + 1];
-        s_hash(v->res->head, (const char *)v->canon.data, v->canon.len, expect);
+        s_hash(v->key, v->res->head, (const char *)v->canon.data, v->canon.len, expect);
         if (ln.seq != v->res->events + 1)
             rc = pg_errf(PG_EINVALID, why, sizeof why,
                          "seq %" PRIu64 " where %" PRIu64
@@ -538,25 +1002,77 @@ static int s_verify_line(void *ud, char *line, size_t len, int complete)
                          ln.seq, v->res->events + 1);
         else if (strcmp(expect, ln.hash))
             rc = pg_errf(PG_EINVALID, why, sizeof why,
-                         "hash does not match: this line was changed, or the one before it");
+                         "hash does not match: this line was changed, or the one before it%s",
+                         ln.seq == 1 ? (v->key ? " (or the log is not keyed with this key)"
+                                               : " (or the log is keyed: give its key)")
+                                     : "");
     }
-    if (complete)
-        json_decref(ln.obj);
+    json_decref(ln.obj);
+    if (!rc) {
+        v->res->events++;
+        memcpy(v->res->head, ln.hash, sizeof v->res->head);
+        for (; !rc && v->next_cp < v->n_cps && v->cps[v->next_cp].seq <= ln.seq; v->next_cp++) {
+            const pg_audit_checkpoint *cp = &v->cps[v->next_cp];
+            if (cp->seq == ln.seq && strcmp(cp->head, ln.hash)) {
+                char when[32];
+                s_format_time(cp->time_ms, when);
+                rc = pg_errf(PG_EINVALID, why, sizeof why,
+                             "event %" PRIu64 " is not the one the checkpoint signed at %s "
+                             "holds: the log was rewritten",
+                             ln.seq, when);
+            } else if (cp->seq == ln.seq) {
+                v->res->checkpoints++;
+            }
+        }
+    }
     if (rc) {
         v->res->bad_line = v->line_no;
-        return pg_errf(PG_EINVALID, v->errstr, v->errstr_size, "line %zu: %s", v->line_no, why);
+        return pg_errf(PG_EINVALID, v->errstr, v->errstr_size, "%s: line %zu: %s", v->file,
+                       v->line_no, why);
     }
-    v->res->events++;
-    memcpy(v->res->head, ln.hash, sizeof v->res->head);
     return 0;
 }
 
-int pg_audit_verify(const char *path, pg_audit_verify_result *res, char *errstr, size_t errstr_size)
+static int s_cp_cmp(const void *x, const void *y)
+{
+    const pg_audit_checkpoint *a = x, *b = y;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+int pg_audit_verify(const char *path, const pg_audit_verify_opts *opts, pg_audit_verify_result *res,
+                    char *errstr, size_t errstr_size)
 {
     memset(res, 0, sizeof *res);
     memcpy(res->head, S_GENESIS, sizeof res->head);
-    s_verify v = {.res = res, .canon = PG_BUF_INIT, .errstr = errstr, .errstr_size = errstr_size};
-    int rc = s_each_line(path, s_verify_line, &v, errstr, errstr_size);
+    if (sodium_init() < 0)
+        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "libsodium cannot start");
+    s_verify v = {.res = res,
+                  .key = opts ? opts->key : NULL,
+                  .canon = PG_BUF_INIT,
+                  .errstr = errstr,
+                  .errstr_size = errstr_size};
+    if (opts && opts->checkpoint_count) {
+        v.cps = malloc(opts->checkpoint_count * sizeof *v.cps);
+        if (!v.cps)
+            return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+        memcpy(v.cps, opts->checkpoints, opts->checkpoint_count * sizeof *v.cps);
+        v.n_cps = opts->checkpoint_count;
+        qsort(v.cps, v.n_cps, sizeof *v.cps, s_cp_cmp);
+        /* the empty log's checkpoint: seq 0 with the genesis head */
+        while (v.next_cp < v.n_cps && v.cps[v.next_cp].seq == 0)
+            v.next_cp++;
+    }
+    int rc = s_each_line_of_set(path, s_verify_file, s_verify_line, &v, errstr, errstr_size);
+    if (!rc && v.next_cp < v.n_cps) {
+        const pg_audit_checkpoint *last = &v.cps[v.n_cps - 1];
+        char when[32];
+        s_format_time(last->time_ms, when);
+        rc = pg_errf(PG_EINVALID, errstr, errstr_size,
+                     "the log ends at event %" PRIu64 " but the checkpoint signed at %s "
+                     "holds event %" PRIu64 ": events were cut off its end",
+                     res->events, when, last->seq);
+    }
+    free(v.cps);
     pg_buf_free(&v.canon);
     return rc;
 }
@@ -579,10 +1095,9 @@ static int s_query_line(void *ud, char *line, size_t len, int complete)
 {
     s_query *q = ud;
     const pg_audit_filter *f = q->filter;
-    s_line ln;
+    s_line ln = {0};
     if (!complete || s_parse_line(line, len, &q->canon, &ln, NULL, 0)) {
-        if (complete)
-            json_decref(ln.obj);
+        json_decref(ln.obj);
         return 0;
     }
     const char *when = json_string_value(json_object_get(ln.obj, "time"));
@@ -603,7 +1118,7 @@ int pg_audit_query(const char *path, const pg_audit_filter *filter, pg_audit_lin
     s_query q = {.filter = filter ? filter : &all, .fn = fn, .ud = ud, .canon = PG_BUF_INIT};
     s_format_time(q.filter->since_ms, q.since);
     s_format_time(q.filter->until_ms, q.until);
-    int rc = s_each_line(path, s_query_line, &q, errstr, errstr_size);
+    int rc = s_each_line_of_set(path, NULL, s_query_line, &q, errstr, errstr_size);
     pg_buf_free(&q.canon);
     return rc;
 }

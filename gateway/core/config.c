@@ -268,9 +268,27 @@ static const s_entry s_audit[] = {
      "The append-only, hash-chained audit log of collection, disclosure, withholding, "
      "withdrawal, receipt and erasure (docs/policy.md \"Audit log\"); created if missing."},
     {S_STR, "fsync", "batch", 0, S_OFF(audit_fsync), 0, 0, s_check_fsync,
-     "`event`: every audit event is on disk (fdatasync) before the step it records "
-     "counts as done; `batch`: once per batch of records, before the batch is "
-     "acknowledged or its offsets committed."},
+     "`event`: fdatasync after every event; `batch`: once per batch of records. Either "
+     "way the events are on disk before the step they record is done; an event that "
+     "cannot be written stops that step (fail closed) until it can."},
+    {S_STR, "key_file", "none: an unkeyed SHA-256 chain", S_DERIVED, S_OFF(audit_key_file), 0, 0,
+     NULL,
+     "The chain's HMAC-SHA-256 key (64 hex digits, mode 0600; `polegate audit keygen` "
+     "makes one): without it, whoever can write the log can re-hash it."},
+    {S_STR, "signing_key_file", "none: no checkpoints", S_DERIVED, S_OFF(audit_signing_key_file), 0,
+     0, NULL,
+     "Ed25519 seed (64 hex digits, mode 0600) that signs the checkpoints published to "
+     "`audit.topic`; `polegate audit verify --public-key` checks the log against them."},
+    {S_STR, "topic", "`polegate.<force>.audit.v1`, the force code in lower case", S_DERIVED,
+     S_OFF(audit_topic), 0, 0, s_check_topic,
+     "Topic of the signed checkpoints (sequence, head hash, time) of the audit log."},
+    {S_INT, "checkpoint_interval_ms", "60000", 0, S_OFF(audit_checkpoint_interval_ms), 100,
+     86400000, NULL, "How often a checkpoint is published (and once more at shutdown)."},
+    {S_SIZE, "rotate_bytes", "0 (never)", S_DERIVED, S_OFF(audit_rotate_bytes), 0, 1LL << 40, NULL,
+     "Start a new file (the old one renamed `<path>.<first seq>`) once the log holds this "
+     "many bytes; the chain carries on across files."},
+    {S_INT, "rotate_seconds", "0 (never)", S_DERIVED, S_OFF(audit_rotate_seconds), 0, 31622400,
+     NULL, "Start a new file once the current one has been open this long."},
     {0},
 };
 
@@ -688,6 +706,12 @@ static void s_derive(s_loader *ld)
         snprintf(topic, sizeof topic, "polegate.%s.dlq.v1", cfg->force_lower);
         cfg->dlq_topic = strdup(topic);
         if (!cfg->dlq_topic)
+            s_err(ld, 0, "out of memory");
+    }
+    if (!cfg->audit_topic && cfg->force_lower) {
+        char topic[64];
+        snprintf(topic, sizeof topic, "polegate.%s.audit.v1", cfg->force_lower);
+        if (!(cfg->audit_topic = strdup(topic)))
             s_err(ld, 0, "out of memory");
     }
     if (!cfg->audit_path && cfg->store_path) {

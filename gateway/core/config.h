@@ -69,9 +69,15 @@ typedef struct pg_config {
     size_t dlq_max_bytes;
 
     /* audit */
-    char *audit_path;          /* <store.path>/audit.log when not given */
-    char *audit_fsync;         /* "event" or "batch" */
-    unsigned audit_sync_every; /* pg_audit_options.sync_every: 1, or UINT_MAX for "batch" */
+    char *audit_path;             /* <store.path>/audit.log when not given */
+    char *audit_fsync;            /* "event" or "batch" */
+    unsigned audit_sync_every;    /* pg_audit_options.sync_every: 1, or UINT_MAX for "batch" */
+    char *audit_key_file;         /* HMAC key of the chain; NULL: unkeyed */
+    char *audit_signing_key_file; /* Ed25519 seed; NULL: no checkpoints */
+    char *audit_topic;            /* polegate.<force lower>.audit.v1 when not given */
+    int audit_checkpoint_interval_ms;
+    size_t audit_rotate_bytes; /* 0: never */
+    int audit_rotate_seconds;  /* 0: never */
 
     /* metrics: the HTTP endpoint (gateway/core/metrics.h) */
     char *metrics_listen; /* "HOST:PORT"; NULL: no endpoint */

@@ -138,7 +138,9 @@ typedef struct s_take {
     size_t errstr_size;
 } s_take;
 
-static int s_note_event(pg_partner *self, pg_audit_action action, const char *id,
+/* topic: where the record came from, its party (partners authenticate to the broker,
+ * and the broker's ACLs say who may write which topic). */
+static int s_note_event(pg_partner *self, const char *topic, pg_audit_action action, const char *id,
                         const char *native_id, const char *origin, const pg_policy_partner *partner,
                         uint64_t version, const char *outcome)
 {
@@ -155,7 +157,12 @@ static int s_note_event(pg_partner *self, pg_audit_action action, const char *id
     e->origin = origin && *origin ? pg_arena_strdup(a, origin) : NULL;
     e->partner = partner ? partner->force : NULL;
     e->agreement = partner ? partner->agreement : NULL;
-    return 0;
+    size_t tl = strlen(topic ? topic : "");
+    char *party = pg_arena_alloc(a, tl + sizeof "partner:");
+    if (party)
+        snprintf(party, tl + sizeof "partner:", "partner:%s", topic ? topic : "");
+    e->party = party;
+    return party ? 0 : PG_ENOMEM;
 }
 
 static int s_note_offset(pg_partner *self, const pg_partner_record *r)
@@ -262,7 +269,8 @@ static int s_record(s_take *t, const pg_partner_record *r)
         pg_log(PG_LOG_WARN, "partner: %s [%d] offset %" PRId64 ": rejected: %s", r->topic,
                (int)r->partition, r->offset, bad);
         p->delta.rejected++;
-        return s_note_event(p, PG_AUDIT_REJECT, id, native, force, NULL, version, "PG_EINVALID")
+        return s_note_event(p, r->topic, PG_AUDIT_REJECT, id, native, force, NULL, version,
+                            "PG_EINVALID")
                    ? s_nomem(t->errstr, t->errstr_size)
                    : 0;
     }
@@ -276,7 +284,8 @@ static int s_record(s_take *t, const pg_partner_record *r)
         pg_log(PG_LOG_WARN, "partner: %s [%d] offset %" PRId64 ": rejected: %s", r->topic,
                (int)r->partition, r->offset, why);
         p->delta.rejected++;
-        if (s_note_event(p, PG_AUDIT_REJECT, id, native, force, partner, version, "PG_EPOLICY"))
+        if (s_note_event(p, r->topic, PG_AUDIT_REJECT, id, native, force, partner, version,
+                         "PG_EPOLICY"))
             return s_nomem(t->errstr, t->errstr_size);
         return 0;
     }
@@ -303,7 +312,7 @@ static int s_record(s_take *t, const pg_partner_record *r)
     p->delta.accepted++;
     pg_audit_action action =
         entity && ch.entity->operation == S_DELETE ? PG_AUDIT_ERASE : PG_AUDIT_RECEIVE;
-    if (s_note_event(p, action, id, native, force, partner, version, "ok"))
+    if (s_note_event(p, r->topic, action, id, native, force, partner, version, "ok"))
         return s_nomem(t->errstr, t->errstr_size);
     return 0;
 }
@@ -425,6 +434,40 @@ static int s_apply(s_take *t)
     return rc;
 }
 
+/* The batch's audit events (receive, reject), before its commit: when they cannot be
+ * written nothing of the batch happens (fail closed) and the same records are taken
+ * again. A commit that fails after this logs them twice, never not at all. */
+static int s_audit_take(pg_partner *self, char *errstr, size_t errstr_size)
+{
+    if (!self->audit || !self->n_events)
+        return 0;
+    pg_audit_event *evs = calloc(self->n_events, sizeof *evs);
+    if (!evs)
+        return s_nomem(errstr, errstr_size);
+    for (size_t i = 0; i < self->n_events; i++) {
+        const pg_partner_event *e = &self->events[i];
+        evs[i] = (pg_audit_event){.action = e->action,
+                                  .party = e->party,
+                                  .entity_id = e->id,
+                                  .native_id = e->native_id,
+                                  .origin = e->origin,
+                                  .partner = e->partner,
+                                  .agreement = e->agreement,
+                                  .policy_version = pg_policy_version(self->policy),
+                                  .version = e->version,
+                                  .outcome = e->outcome};
+    }
+    char why[PG_ERRSTR_SIZE];
+    int rc = pg_audit_append_batch(self->audit, evs, self->n_events, why, sizeof why);
+    free(evs);
+    if (rc) {
+        self->stats.audit_failures++;
+        return pg_errf(rc, errstr, errstr_size,
+                       "audit: %s; the records are not taken until the log takes events", why);
+    }
+    return 0;
+}
+
 int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n, char *errstr,
                     size_t errstr_size)
 {
@@ -460,6 +503,8 @@ int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n
     size_t removing = self->n_done;
     if (rc == 0)
         rc = pg_partner__delete_done(self, t.txn, errstr, errstr_size);
+    if (rc == 0)
+        rc = s_audit_take(self, errstr, errstr_size);
     if (rc == 0)
         rc = pg_store_commit(&t.txn, errstr, errstr_size);
     if (rc == 0 && removing) {
@@ -498,26 +543,6 @@ int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n
     uint64_t *s = (uint64_t *)&self->stats, *d = (uint64_t *)&self->delta;
     for (size_t i = 0; i < sizeof self->stats / sizeof(uint64_t); i++)
         s[i] += d[i];
-    for (size_t i = 0; i < self->n_events; i++) {
-        const pg_partner_event *e = &self->events[i];
-        pg_audit_event ev = {.action = e->action,
-                             .entity_id = e->id,
-                             .native_id = e->native_id,
-                             .origin = e->origin,
-                             .partner = e->partner,
-                             .agreement = e->agreement,
-                             .policy_version = pg_policy_version(self->policy),
-                             .version = e->version,
-                             .outcome = e->outcome};
-        char why[PG_ERRSTR_SIZE];
-        if (pg_audit_append(self->audit, &ev, why, sizeof why))
-            pg_log(PG_LOG_ERROR, "partner: audit: %s", why);
-    }
-    if (self->n_events && self->audit) {
-        char why[PG_ERRSTR_SIZE];
-        if (pg_audit_sync(self->audit, why, sizeof why))
-            pg_log(PG_LOG_ERROR, "partner: audit: %s", why);
-    }
     return 0;
 }
 

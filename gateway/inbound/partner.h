@@ -92,7 +92,9 @@ typedef struct pg_partner_stats {
     uint64_t submitted;  /* messages handed to the transport (re-sends not counted) */
     uint64_t stored;     /* acknowledged stored by the RMS */
     uint64_t rms_rejected;
-    uint64_t batches; /* write transactions committed by take */
+    uint64_t batches;        /* write transactions committed by take */
+    uint64_t audit_failures; /* takes and settlements held back: the audit log took no
+                              * events (fail closed) */
 } pg_partner_stats;
 
 /* A partner pipeline over opts (copied; strings must outlive it, except delivery's,

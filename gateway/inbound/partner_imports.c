@@ -203,30 +203,51 @@ int pg_partner__delete_done(pg_partner *self, pg_store_txn *txn, char *errstr, s
 }
 
 /* The audit "reject" events of one rejected message: one per canonical id it carried
- * (one without an id when they are not known), metadata only. */
-static void s_audit_reject(pg_partner *self, const char *forces, const char *ids)
+ * (one without an id when they are not known), metadata only, written together. 0 or
+ * the audit log's error: the message is then not settled (fail closed) and the next
+ * poll tries again. */
+static int s_audit_reject(pg_partner *self, const char *forces, const char *ids, char *errstr,
+                          size_t errstr_size)
 {
     if (!self->audit)
-        return;
-    char why[PG_ERRSTR_SIZE];
+        return 0;
+    size_t n = 1;
+    for (const char *c = ids; *c; c++)
+        n += *c == ',';
+    pg_audit_event *evs = calloc(n, sizeof *evs);
+    char(*id)[PG_PARTNER_ID_MAX + 1] = calloc(n, sizeof *id);
+    char(*force)[16] = calloc(n, sizeof *force);
+    int rc = 0;
+    if (!evs || !id || !force) {
+        rc = pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+        goto out;
+    }
     const char *f = forces, *i = ids;
+    size_t k = 0;
     do {
-        char id[PG_PARTNER_ID_MAX + 1] = "", force[16] = "";
         size_t il = strcspn(i, ","), fl = strcspn(f, ",");
-        snprintf(id, sizeof id, "%.*s", (int)il, i);
-        snprintf(force, sizeof force, "%.*s", (int)fl, f);
-        pg_audit_event ev = {.action = PG_AUDIT_REJECT,
-                             .entity_id = *id && strcmp(id, "-") ? id : NULL,
-                             .origin = *force && strcmp(force, "-") ? force : NULL,
-                             .policy_version = pg_policy_version(self->policy),
-                             .outcome = "rms-rejected"};
-        if (pg_audit_append(self->audit, &ev, why, sizeof why))
-            pg_log(PG_LOG_ERROR, "partner: audit: %s", why);
+        snprintf(id[k], sizeof id[k], "%.*s", (int)il, i);
+        snprintf(force[k], sizeof force[k], "%.*s", (int)fl, f);
+        evs[k] = (pg_audit_event){.action = PG_AUDIT_REJECT,
+                                  .party = "rms-import",
+                                  .entity_id = *id[k] && strcmp(id[k], "-") ? id[k] : NULL,
+                                  .origin = *force[k] && strcmp(force[k], "-") ? force[k] : NULL,
+                                  .policy_version = pg_policy_version(self->policy),
+                                  .outcome = "rms-rejected"};
+        k++;
         i += il + (i[il] == ',');
         f += fl + (f[fl] == ',');
-    } while (*i);
-    if (pg_audit_sync(self->audit, why, sizeof why))
-        pg_log(PG_LOG_ERROR, "partner: audit: %s", why);
+    } while (*i && k < n);
+    char why[PG_ERRSTR_SIZE];
+    if ((rc = pg_audit_append_batch(self->audit, evs, k, why, sizeof why))) {
+        self->stats.audit_failures++;
+        pg_errf(rc, errstr, errstr_size, "partner: audit: %s", why);
+    }
+out:
+    free(evs);
+    free(id);
+    free(force);
+    return rc;
 }
 
 /* The distinct forces of "<force>,<force>..." into out, comma-separated. */
@@ -292,7 +313,8 @@ int pg_partner__settle_rejects(pg_partner *self, char *errstr, size_t errstr_siz
         char origin[256];
         s_distinct_forces(forces, origin, sizeof origin);
         if (!x->audited) {
-            s_audit_reject(self, forces, ids);
+            if ((rc = s_audit_reject(self, forces, ids, errstr, errstr_size)))
+                break;
             x->audited = 1;
         }
         /* pointers into the store stay valid until this transaction writes: copy */

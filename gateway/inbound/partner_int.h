@@ -48,10 +48,11 @@ typedef struct pg_partner_reject {
     int audited;
 } pg_partner_reject;
 
-/* An audit event to write once the batch has committed. */
+/* An audit event of the batch, written before its commit (fail closed). */
 typedef struct pg_partner_event {
     pg_audit_action action;
     const char *id, *native_id, *origin, *partner, *agreement, *outcome;
+    const char *party; /* "partner:<topic>" */
     uint64_t version;
 } pg_partner_event;
 

@@ -58,8 +58,12 @@ struct pg_intake {
     pg_changeset *in;     /* what the adapter decoded */
     pg_changeset *out;    /* what the ledger says to publish */
     pg_outbatch *batch;   /* one message's outbound records */
-    pg_outbatch *pending; /* the group's audit events, written after its commit */
-    const char **ids;     /* the ack's ids, reused */
+    pg_outbatch *pending; /* the group's audit events, written before its commit */
+    /* The authenticated sender of the message being applied, for its audit events:
+     * "rms:<Z85 public key>" under CURVE, "rms:insecure" without it, "rms:local" for
+     * pg_intake_handle. */
+    const char *party;
+    const char **ids; /* the ack's ids, reused */
     size_t ids_cap;
     s_slot *slots;
     pg_buf json; /* pg_intake_handle's ack, reused */
@@ -417,8 +421,11 @@ static void s_apply(pg_intake *self, pg_store_txn *txn, const uint8_t *data, siz
     size_t audit_mark = self->pending->audit_count;
     if (!rc)
         rc = pg_spool_append(self->spool, child, self->batch, &seq, why, sizeof why);
-    for (size_t i = 0; !rc && i < self->batch->audit_count; i++)
-        rc = pg_outbatch_audit_add(self->pending, &self->batch->audit[i]);
+    for (size_t i = 0; !rc && i < self->batch->audit_count; i++) {
+        pg_audit_event ev = self->batch->audit[i];
+        ev.party = self->party;
+        rc = pg_outbatch_audit_add(self->pending, &ev);
+    }
     if (!rc)
         rc = pg_store_commit(&child, why, sizeof why);
     if (rc) {
@@ -469,23 +476,32 @@ static int s_stored(const pg_intake_ack *ack)
            (ack->status == PG_INTAKE_REJECTED && ack->dead_letter);
 }
 
-/* After a group's commit: wake the producer, write routing's pending audit events. */
+/* Before a group's commit: write routing's audit events (collect, withhold, ...).
+ * Fail closed: an event that cannot be written means the step it records does not
+ * happen, so the group is not committed and its senders are told to retry. A commit
+ * that fails after this logs the events twice when the sender retries, never not at
+ * all. */
+static int s_audit_group(pg_intake *self, char *why, size_t why_size)
+{
+    if (!self->audit || !self->pending->audit_count)
+        return 0;
+    char err[PG_ERRSTR_SIZE];
+    int rc = pg_audit_append_batch(self->audit, self->pending->audit, self->pending->audit_count,
+                                   err, sizeof err);
+    if (rc) {
+        self->stats.audit_failures++;
+        pg_errf(rc, why, why_size, "audit: %s", err);
+        pg_log(PG_LOG_ERROR, "intake: audit: %s; the messages are not taken (the sender retries)",
+               err);
+    }
+    return rc;
+}
+
+/* After a group's commit: wake the producer. */
 static void s_after_commit(pg_intake *self)
 {
     self->stats.commits++;
     pg_spool_notify(self->spool);
-    if (self->audit) {
-        for (size_t i = 0; i < self->pending->audit_count; i++) {
-            char why[PG_ERRSTR_SIZE];
-            if (pg_audit_append(self->audit, &self->pending->audit[i], why, sizeof why))
-                pg_log(PG_LOG_ERROR, "audit: %s event not written: %s",
-                       pg_audit_action_name(self->pending->audit[i].action), why);
-        }
-        /* With audit.fsync: batch, one sync per group, like the store's commit. */
-        char why[PG_ERRSTR_SIZE];
-        if (self->pending->audit_count && pg_audit_sync(self->audit, why, sizeof why))
-            pg_log(PG_LOG_ERROR, "audit: %s", why);
-    }
     pg_outbatch_reset(self->pending);
 }
 
@@ -496,6 +512,7 @@ pg_store_txn *pg_intake_group_begin(pg_intake *self, char *errstr, size_t errstr
     s_measure_room(self);
     pg_outbatch_reset(self->pending);
     memset(&self->group, 0, sizeof self->group);
+    self->party = "rms:local"; /* not through the socket: no key to name */
     return pg_store_begin(self->store, 1, errstr, errstr_size);
 }
 
@@ -519,6 +536,10 @@ int pg_intake_group_end(pg_intake *self, pg_store_txn **txn, int commit, char *e
     if (!*txn)
         return 0;
     int rc = 0;
+    /* The group's audit events go first: one that cannot be written stops the group
+     * (fail closed). */
+    if (commit && (rc = s_audit_group(self, errstr, errstr_size)))
+        commit = 0;
     if (!commit)
         pg_store_abort(txn);
     else
@@ -741,6 +762,7 @@ static void s_decide(pg_intake *self, pg_store_txn *txn, s_slot *slot)
     s_layout_of(slot, &l);
     if (l.valid) {
         zmq_msg_t *msg = s_message(slot, &l);
+        self->party = "rms:insecure";
         s_apply(self, txn, zmq_msg_data(msg), zmq_msg_size(msg), &ack);
     } else {
         memset(&ack, 0, sizeof ack);
@@ -763,7 +785,8 @@ static void s_decide(pg_intake *self, pg_store_txn *txn, s_slot *slot)
         pg_buf_reset(&slot->json); /* sent as an empty frame: the sender retries */
 }
 
-/* The group's commit failed (err): what it stored is gone, so its acks say retry. */
+/* The group's audit or commit failed (err): what it stored is gone, so its acks say
+ * retry (why says which). */
 static void s_undo(pg_intake *self, s_slot *slot, int err, const char *why)
 {
     if (!slot->stored)
@@ -857,9 +880,10 @@ int pg_intake_poll(pg_intake *self, int timeout_ms, size_t max, char *errstr, si
         stored |= self->slots[i].stored;
     }
     if (txn && stored) {
-        int crc = pg_store_commit(&txn, why, sizeof why);
-        if (crc) {
+        int crc = s_audit_group(self, why, sizeof why);
+        if (!crc && (crc = pg_store_commit(&txn, why, sizeof why)))
             pg_log(PG_LOG_ERROR, "intake: commit of %zu messages failed: %s", n, why);
+        if (crc) {
             for (size_t i = 0; i < n; i++)
                 s_undo(self, &self->slots[i], crc, why);
         } else {

@@ -76,13 +76,15 @@ typedef struct pg_intake_stats {
     uint64_t rejected;
     uint64_t dead_letters; /* rejected messages kept as dead letters */
     uint64_t retried;
-    uint64_t backpressure; /* retried because the spool was full */
-    uint64_t published;    /* canonical updates the ledger published */
-    uint64_t spooled;      /* outbound records appended to the spool */
-    uint64_t commits;      /* write transactions committed (fsyncs) */
-    uint64_t echoes;       /* changes dropped as the RMS's echo of partner records */
-    uint64_t store_full;   /* retried: the store's map nearly full (headroom) or full */
-    uint64_t disk_full;    /* retried: the disk full when the group committed */
+    uint64_t backpressure;   /* retried because the spool was full */
+    uint64_t published;      /* canonical updates the ledger published */
+    uint64_t spooled;        /* outbound records appended to the spool */
+    uint64_t commits;        /* write transactions committed (fsyncs) */
+    uint64_t echoes;         /* changes dropped as the RMS's echo of partner records */
+    uint64_t store_full;     /* retried: the store's map nearly full (headroom) or full */
+    uint64_t disk_full;      /* retried: the disk full when the group committed */
+    uint64_t audit_failures; /* groups answered retry: their audit events could not be
+                              * written (fail closed) */
 } pg_intake_stats;
 
 typedef struct pg_intake_opts {

@@ -77,6 +77,7 @@ int pg_outbatch_audit_add(pg_outbatch *self, const pg_audit_event *ev)
         return PG_ENOMEM;
     int fail = 0;
     pg_audit_event copy = *ev;
+    copy.party = s_dup(self->arena, ev->party, &fail);
     copy.entity_id = s_dup(self->arena, ev->entity_id, &fail);
     copy.native_id = s_dup(self->arena, ev->native_id, &fail);
     copy.origin = s_dup(self->arena, ev->origin, &fail);

@@ -41,11 +41,13 @@ struct pg_publisher {
     int call_timeout_ms;
 
     /* Where the current handle is in its transaction cycle. */
-    int inited;        /* init_transactions done */
-    int committing;    /* a window produced: commit it (again, after a timeout) */
-    int aborting;      /* the open transaction must be aborted first */
-    int aborts_in_row; /* windows aborted since the last commit */
-    pg_outbatch *win;  /* the window's records */
+    int inited;             /* init_transactions done */
+    int delivering;         /* a window produced: wait until the broker stored all of it */
+    uint64_t failed_before; /* stats.failed when the window was produced */
+    int committing;         /* a window stored and audited: commit it (again, after a timeout) */
+    int aborting;           /* the open transaction must be aborted first */
+    int aborts_in_row;      /* windows aborted since the last commit */
+    pg_outbatch *win;       /* the window's records */
     uint64_t win_first, win_last;
     size_t win_batches;
     size_t win_resent; /* records of the window this process had produced before */
@@ -166,7 +168,7 @@ static int s_make_rk(pg_publisher *self, char *errstr, size_t errstr_size)
         rd_kafka_conf_destroy(conf);
         return pg_errf(PG_EKAFKA, errstr, errstr_size, "kafka: %s", why);
     }
-    self->inited = self->committing = self->aborting = 0;
+    self->inited = self->delivering = self->committing = self->aborting = 0;
     return 0;
 }
 
@@ -180,7 +182,7 @@ static void s_drop_rk(pg_publisher *self)
     rd_kafka_poll(self->rk, 0);
     rd_kafka_destroy(self->rk);
     self->rk = NULL;
-    self->inited = self->committing = self->aborting = 0;
+    self->inited = self->delivering = self->committing = self->aborting = 0;
     pthread_mutex_lock(&self->lock);
     self->stats.ready = 0;
     pthread_mutex_unlock(&self->lock);
@@ -291,7 +293,7 @@ static int s_txn_error(pg_publisher *self, rd_kafka_error_t *error, const char *
         return rc;
     }
     if (abort) {
-        self->committing = 0;
+        self->delivering = self->committing = 0;
         self->aborting = 1;
         return s_fail(self, PG_ERETRY, errstr, errstr_size,
                       "%s; aborting the transaction and sending it again", msg);
@@ -379,39 +381,52 @@ static int s_produce_window(pg_publisher *self, char *errstr, size_t errstr_size
     return 0;
 }
 
+/* Before the commit: audit what the window discloses or withdraws. Fail closed: when
+ * the events cannot be written the transaction is aborted, so nothing is disclosed
+ * that is not logged; the window is sent again once the log takes events. A commit
+ * that fails after this logs the events twice (the window is sent again), never not
+ * at all. */
+static int s_audit_window(pg_publisher *self, char *errstr, size_t errstr_size)
+{
+    if (!self->audit)
+        return 0;
+    pg_audit_event *evs = self->win->count ? calloc(self->win->count, sizeof *evs) : NULL;
+    if (self->win->count && !evs)
+        return s_fail(self, PG_ENOMEM, errstr, errstr_size, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < self->win->count; i++) {
+        const pg_outrec *r = &self->win->recs[i];
+        if (r->audit_action == PG_AUDIT_NONE)
+            continue;
+        evs[n++] = (pg_audit_event){.action = r->audit_action,
+                                    .entity_id = r->entity_id,
+                                    .native_id = r->native_id,
+                                    .origin = r->origin,
+                                    .destination = r->destination,
+                                    .agreement = r->agreement,
+                                    .policy_version = r->policy_version,
+                                    .version = r->version,
+                                    .outcome = r->outcome};
+    }
+    char why[PG_ERRSTR_SIZE];
+    int rc = pg_audit_append_batch(self->audit, evs, n, why, sizeof why);
+    free(evs);
+    if (rc) {
+        S_COUNT(self, audit_errors, 1);
+        self->aborting = 1;
+        return s_fail(self, PG_ERETRY, errstr, errstr_size,
+                      "audit: %s; the transaction is aborted and sent again when the log takes "
+                      "events",
+                      why);
+    }
+    return 0;
+}
+
 static int s_remove_window(pg_publisher *self, char *errstr, size_t errstr_size);
 
-/* After a commit: audit what was disclosed or withdrawn, then remove the window from
- * the spool. The audit comes first: a crash in between logs an event twice (the window
- * is sent again), never not at all. */
+/* After a commit: remove the window from the spool (its audit events are written). */
 static int s_committed(pg_publisher *self, char *errstr, size_t errstr_size)
 {
-    if (self->audit) {
-        for (size_t i = 0; i < self->win->count; i++) {
-            const pg_outrec *r = &self->win->recs[i];
-            if (r->audit_action == PG_AUDIT_NONE)
-                continue;
-            pg_audit_event ev = {.action = r->audit_action,
-                                 .entity_id = r->entity_id,
-                                 .native_id = r->native_id,
-                                 .origin = r->origin,
-                                 .destination = r->destination,
-                                 .agreement = r->agreement,
-                                 .policy_version = r->policy_version,
-                                 .version = r->version,
-                                 .outcome = r->outcome};
-            char why[PG_ERRSTR_SIZE];
-            if (pg_audit_append(self->audit, &ev, why, sizeof why)) {
-                S_COUNT(self, audit_errors, 1);
-                pg_log(PG_LOG_ERROR, "audit: %s event of %s not written: %s",
-                       pg_audit_action_name(r->audit_action), r->entity_id ? r->entity_id : r->key,
-                       why);
-            }
-        }
-        char why[PG_ERRSTR_SIZE];
-        if (pg_audit_sync(self->audit, why, sizeof why))
-            pg_log(PG_LOG_ERROR, "audit: %s", why);
-    }
     return s_remove_window(self, errstr, errstr_size);
 }
 
@@ -502,7 +517,7 @@ int pg_publisher_step(pg_publisher *self, char *errstr, size_t errstr_size)
         return s_fail(self, PG_ERETRY, errstr, errstr_size,
                       "transaction aborted; its %zu batches are sent again", self->win_batches);
     }
-    if (!self->committing) {
+    if (!self->committing && !self->delivering) {
         int n = s_read_window(self, errstr, errstr_size);
         if (n <= 0) {
             if (n == 0)
@@ -511,7 +526,32 @@ int pg_publisher_step(pg_publisher *self, char *errstr, size_t errstr_size)
         }
         if ((error = rd_kafka_begin_transaction(self->rk)))
             return s_txn_error(self, error, "begin transaction", errstr, errstr_size);
+        pthread_mutex_lock(&self->lock);
+        self->failed_before = self->stats.failed;
+        pthread_mutex_unlock(&self->lock);
         int rc = s_produce_window(self, errstr, errstr_size);
+        if (rc)
+            return rc;
+        self->delivering = 1;
+    }
+    if (self->delivering) {
+        /* Stored by the broker (not yet visible to read_committed consumers) before
+         * the events are written, so that a broker that is away leaves no event of a
+         * disclosure that did not happen; then the events, then the commit. */
+        if (rd_kafka_flush(self->rk, self->call_timeout_ms))
+            return s_fail(self, PG_ERETRY, errstr, errstr_size,
+                          "%zu records not yet stored by the broker after %d ms; waiting",
+                          self->win->count, self->call_timeout_ms);
+        pthread_mutex_lock(&self->lock);
+        int failed = self->stats.failed != self->failed_before;
+        pthread_mutex_unlock(&self->lock);
+        self->delivering = 0;
+        if (failed) {
+            self->aborting = 1;
+            return s_fail(self, PG_ERETRY, errstr, errstr_size,
+                          "records of the window not delivered; aborting the transaction");
+        }
+        int rc = s_audit_window(self, errstr, errstr_size);
         if (rc)
             return rc;
         self->committing = 1;
@@ -556,11 +596,11 @@ static void *s_run(void *arg)
     /* Leave no transaction open for read_committed consumers to wait behind: abort it
      * (its batches stay in the spool); a broker that does not answer in time aborts
      * it itself when the next instance initialises. */
-    if (self->rk && self->inited && (self->committing || self->aborting)) {
+    if (self->rk && self->inited && (self->delivering || self->committing || self->aborting)) {
         rd_kafka_error_t *error = rd_kafka_abort_transaction(self->rk, self->call_timeout_ms);
         if (error)
             rd_kafka_error_destroy(error);
-        self->committing = self->aborting = 0;
+        self->delivering = self->committing = self->aborting = 0;
     }
     return NULL;
 }

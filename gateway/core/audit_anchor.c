@@ -1,0 +1,173 @@
+/* pg_audit_anchor: signed checkpoints of the audit log's head, published to Kafka. */
+#include "audit_anchor.h"
+
+#include <librdkafka/rdkafka.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "polegate/buf.h"
+#include "polegate/error.h"
+
+struct pg_audit_anchor {
+    rd_kafka_t *rk;
+    pg_audit *audit;
+    pg_audit_signing_key key;
+    char *topic;
+    int interval_ms;
+    int64_t last_ms;
+    uint64_t last_seq;
+    int published_once;
+    pg_buf msg;
+    atomic_uint_fast64_t published, failed;
+};
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void s_dr(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
+{
+    (void)rk;
+    pg_audit_anchor *a = opaque;
+    if (!rkm->err) {
+        atomic_fetch_add(&a->published, 1);
+        return;
+    }
+    atomic_fetch_add(&a->failed, 1);
+    pg_log(PG_LOG_ERROR, "audit: checkpoint not stored in %s: %s", rd_kafka_topic_name(rkm->rkt),
+           rd_kafka_err2str(rkm->err));
+}
+
+static void s_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    if (level <= 3)
+        pg_log(PG_LOG_WARN, "librdkafka (audit checkpoints) %s: %s", fac, buf);
+}
+
+static int s_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *errstr,
+                 size_t errstr_size)
+{
+    char why[256];
+    if (rd_kafka_conf_set(conf, key, value, why, sizeof why) != RD_KAFKA_CONF_OK)
+        return pg_errf(PG_ECONFIG, errstr, errstr_size, "audit checkpoints: kafka property %s: %s",
+                       key, why);
+    return 0;
+}
+
+pg_audit_anchor *pg_audit_anchor_new(const pg_config *cfg, pg_audit *audit,
+                                     const pg_audit_signing_key *key, const char *topic,
+                                     int interval_ms, char *errstr, size_t errstr_size)
+{
+    pg_audit_anchor *a = calloc(1, sizeof *a);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!a || !conf || !(a->topic = strdup(topic))) {
+        pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+        goto err;
+    }
+    a->audit = audit;
+    a->key = *key;
+    a->interval_ms = interval_ms > 0 ? interval_ms : 60000;
+    a->last_ms = s_now_ms();
+    int bad = s_set(conf, "bootstrap.servers", cfg->kafka_brokers, errstr, errstr_size);
+    for (size_t i = 0; !bad && i < cfg->kafka_property_count; i++)
+        bad = s_set(conf, cfg->kafka_properties[i].key, cfg->kafka_properties[i].value, errstr,
+                    errstr_size);
+    /* After the user's properties: a checkpoint counts once every replica has it. */
+    if (!bad)
+        bad = s_set(conf, "acks", "all", errstr, errstr_size) ||
+              s_set(conf, "enable.idempotence", "true", errstr, errstr_size);
+    if (bad)
+        goto err;
+    rd_kafka_conf_set_opaque(conf, a);
+    rd_kafka_conf_set_dr_msg_cb(conf, s_dr);
+    rd_kafka_conf_set_log_cb(conf, s_log_cb);
+    char why[512];
+    if (!(a->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why))) {
+        pg_errf(PG_EKAFKA, errstr, errstr_size, "audit checkpoints: %s", why);
+        goto err;
+    }
+    return a;
+err:
+    if (conf && !(a && a->rk))
+        rd_kafka_conf_destroy(conf);
+    pg_audit_anchor_destroy(&a);
+    return NULL;
+}
+
+static int s_produce(pg_audit_anchor *a, char *errstr, size_t errstr_size)
+{
+    pg_audit_checkpoint cp;
+    int rc = pg_audit_checkpoint_make(a->audit, &a->key, &a->msg, &cp, errstr, errstr_size);
+    if (rc)
+        return rc;
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        a->rk, RD_KAFKA_V_TOPIC(a->topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY("checkpoint", 10), RD_KAFKA_V_VALUE(a->msg.data, a->msg.len),
+        RD_KAFKA_V_END);
+    if (err)
+        return pg_errf(PG_EKAFKA, errstr, errstr_size, "audit checkpoint not queued: %s",
+                       rd_kafka_err2str(err));
+    a->last_seq = cp.seq;
+    a->published_once = 1;
+    return 0;
+}
+
+void pg_audit_anchor_tick(pg_audit_anchor *a)
+{
+    rd_kafka_poll(a->rk, 0);
+    int64_t now = s_now_ms();
+    if (now - a->last_ms < a->interval_ms)
+        return;
+    a->last_ms = now;
+    if (a->published_once && pg_audit_seq(a->audit) == a->last_seq)
+        return;
+    char why[PG_ERRSTR_SIZE];
+    if (s_produce(a, why, sizeof why))
+        pg_log(PG_LOG_ERROR, "%s", why);
+}
+
+int pg_audit_anchor_publish(pg_audit_anchor *a, int timeout_ms, char *errstr, size_t errstr_size)
+{
+    uint64_t before = atomic_load(&a->published);
+    int rc = s_produce(a, errstr, errstr_size);
+    if (rc)
+        return rc;
+    if (rd_kafka_flush(a->rk, timeout_ms))
+        return pg_errf(PG_ETIMEOUT, errstr, errstr_size,
+                       "audit checkpoint not stored in %s within %d ms", a->topic, timeout_ms);
+    if (atomic_load(&a->published) == before)
+        return pg_errf(PG_EKAFKA, errstr, errstr_size, "audit checkpoint not stored in %s",
+                       a->topic);
+    return 0;
+}
+
+void pg_audit_anchor_get_stats(pg_audit_anchor *a, pg_audit_anchor_stats *out)
+{
+    out->published = atomic_load(&a->published);
+    out->failed = atomic_load(&a->failed);
+}
+
+void pg_audit_anchor_destroy(pg_audit_anchor **p)
+{
+    if (!p || !*p)
+        return;
+    pg_audit_anchor *a = *p;
+    if (a->rk) {
+        rd_kafka_purge(a->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(a->rk, 0);
+        rd_kafka_destroy(a->rk);
+    }
+    sodium_memzero(&a->key, sizeof a->key);
+    pg_buf_free(&a->msg);
+    free(a->topic);
+    free(a);
+    *p = NULL;
+}
