@@ -8,26 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atx.h"
+#include "atx_dec.h"
 #include "polegate/arena.h"
 #include "polegate/codes.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
 #include "polegate/timeutil.h"
 
-#define KIND(x) POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_##x
-#define OP(x) POLEGATE__POLE__V1__OPERATION__OPERATION_##x
-
-/* Decoding state for one message: where reasons go and what allocates. */
-typedef struct s_dec {
-    pg_arena *arena;
-    char *errstr;
-    size_t errstr_size;
-} s_dec;
-
 /* Every failure names "<path>.<key>" (or just one of them) and the rule. */
-__attribute__((format(printf, 4, 5))) static int s_fail(s_dec *d, const char *path, const char *key,
-                                                        const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) int pg_atx__fail(pg_atx_dec *d, const char *path,
+                                                       const char *key, const char *fmt, ...)
 {
     char rule[PG_ERRSTR_SIZE];
     va_list ap;
@@ -39,9 +29,7 @@ __attribute__((format(printf, 4, 5))) static int s_fail(s_dec *d, const char *pa
                    key ? key : "", rule);
 }
 
-#define S_NOMEM(d) pg_errf(PG_ENOMEM, (d)->errstr, (d)->errstr_size, "out of memory")
-
-static const char *s_type_name(const json_t *v)
+const char *pg_atx__type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT:
@@ -62,17 +50,15 @@ static const char *s_type_name(const json_t *v)
     }
 }
 
-enum { S_OPTIONAL = 0, S_REQUIRED = 1, S_NOTRIM = 2 };
-
 /* Member key of obj when it is of type `type`; NULL (and 0) when absent or null. */
-static int s_get(s_dec *d, const json_t *obj, const char *path, const char *key, json_type type,
-                 int flags, json_t **out)
+int pg_atx__get(pg_atx_dec *d, const json_t *obj, const char *path, const char *key, json_type type,
+                int flags, json_t **out)
 {
     json_t *v = json_object_get(obj, key);
     *out = NULL;
     if (!v || json_is_null(v)) {
-        if (flags & S_REQUIRED)
-            return s_fail(d, path, key, "is required");
+        if (flags & PG_ATX_REQUIRED)
+            return pg_atx__fail(d, path, key, "is required");
         return 0;
     }
     int ok = json_typeof(v) == type || (type == JSON_REAL && json_is_integer(v));
@@ -82,7 +68,7 @@ static int s_get(s_dec *d, const json_t *obj, const char *path, const char *key,
                                            [JSON_STRING] = "a string",
                                            [JSON_INTEGER] = "an integer",
                                            [JSON_REAL] = "a number"};
-        return s_fail(d, path, key, "must be %s, not %s", want[type], s_type_name(v));
+        return pg_atx__fail(d, path, key, "must be %s, not %s", want[type], pg_atx__type_name(v));
     }
     *out = v;
     return 0;
@@ -93,38 +79,38 @@ static int s_space(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* The string value v of member key (trimmed unless S_NOTRIM), copied into the arena;
+/* The string value v of member key (trimmed unless PG_ATX_NOTRIM), copied into the arena;
  * NULL when empty. min/max bound its length in Unicode characters (max 0: none). */
-static int s_string_value(s_dec *d, const json_t *v, const char *path, const char *key, int flags,
-                          size_t min, size_t max, char **out)
+static int s_string_value(pg_atx_dec *d, const json_t *v, const char *path, const char *key,
+                          int flags, size_t min, size_t max, char **out)
 {
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
     *out = NULL;
-    if (!(flags & S_NOTRIM)) {
+    if (!(flags & PG_ATX_NOTRIM)) {
         while (len && s_space(*s))
             s++, len--;
         while (len && s_space(s[len - 1]))
             len--;
     }
     if (len == 0) {
-        if (flags & S_REQUIRED)
-            return s_fail(d, path, key, "is required");
+        if (flags & PG_ATX_REQUIRED)
+            return pg_atx__fail(d, path, key, "is required");
         return 0;
     }
     size_t chars = pg_atx_utf8_chars(s, len);
     if (chars < min || (max && chars > max))
-        return s_fail(d, path, key, "must be %zu-%zu characters, not %zu", min, max, chars);
+        return pg_atx__fail(d, path, key, "must be %zu-%zu characters, not %zu", min, max, chars);
     *out = pg_arena_strndup(d->arena, s, len);
-    return *out ? 0 : S_NOMEM(d);
+    return *out ? 0 : PG_ATX_NOMEM(d);
 }
 
 /* A string member; NULL when absent, null or empty. */
-static int s_string(s_dec *d, const json_t *obj, const char *path, const char *key, int flags,
-                    size_t min, size_t max, char **out)
+int pg_atx__string(pg_atx_dec *d, const json_t *obj, const char *path, const char *key, int flags,
+                   size_t min, size_t max, char **out)
 {
     json_t *v;
-    int rc = s_get(d, obj, path, key, JSON_STRING, flags, &v);
+    int rc = pg_atx__get(d, obj, path, key, JSON_STRING, flags, &v);
     *out = NULL;
     if (rc || !v)
         return rc;
@@ -132,47 +118,47 @@ static int s_string(s_dec *d, const json_t *obj, const char *path, const char *k
 }
 
 /* A code from table t: *out is its canonical value, or 0 when absent. */
-static int s_code(s_dec *d, const json_t *obj, const char *path, const char *key, int flags,
-                  const pg_atx_table *t, int *out)
+int pg_atx__code(pg_atx_dec *d, const json_t *obj, const char *path, const char *key, int flags,
+                 const pg_atx_table *t, int *out)
 {
     char *s;
-    int rc = s_string(d, obj, path, key, flags, 0, 0, &s);
+    int rc = pg_atx__string(d, obj, path, key, flags, 0, 0, &s);
     *out = 0;
     if (rc || !s)
         return rc;
     int v = pg_atx_code_value(t, s);
     if (v < 0)
-        return s_fail(d, path, key, "'%.40s' is not one of %s", s, t->list);
+        return pg_atx__fail(d, path, key, "'%.40s' is not one of %s", s, t->list);
     *out = v;
     return 0;
 }
 
 /* An integer member in [min, max]; *present says whether it was given. */
-static int s_int(s_dec *d, const json_t *obj, const char *path, const char *key, int flags,
-                 json_int_t min, json_int_t max, json_int_t *out, int *present)
+int pg_atx__int(pg_atx_dec *d, const json_t *obj, const char *path, const char *key, int flags,
+                json_int_t min, json_int_t max, json_int_t *out, int *present)
 {
     json_t *v;
-    int rc = s_get(d, obj, path, key, JSON_INTEGER, flags, &v);
+    int rc = pg_atx__get(d, obj, path, key, JSON_INTEGER, flags, &v);
     *present = v != NULL;
     if (rc || !v)
         return rc;
     json_int_t n = json_integer_value(v);
     if (n < min || n > max) {
         if (max == LLONG_MAX)
-            return s_fail(d, path, key, "must be %lld or more", (long long)min);
-        return s_fail(d, path, key, "must be %lld-%lld, not %lld", (long long)min, (long long)max,
-                      (long long)n);
+            return pg_atx__fail(d, path, key, "must be %lld or more", (long long)min);
+        return pg_atx__fail(d, path, key, "must be %lld-%lld, not %lld", (long long)min,
+                            (long long)max, (long long)n);
     }
     *out = n;
     return 0;
 }
 
 /* "YYYY-MM-DD", or with allow_partial also "YYYY-MM" and "YYYY"; the date must exist. */
-static int s_date(s_dec *d, const json_t *obj, const char *path, const char *key, int allow_partial,
-                  pg_date **out)
+int pg_atx__date(pg_atx_dec *d, const json_t *obj, const char *path, const char *key,
+                 int allow_partial, pg_date **out)
 {
     char *s;
-    int rc = s_string(d, obj, path, key, S_NOTRIM, 0, 0, &s);
+    int rc = pg_atx__string(d, obj, path, key, PG_ATX_NOTRIM, 0, 0, &s);
     *out = NULL;
     if (rc || !s)
         return rc;
@@ -187,14 +173,15 @@ static int s_date(s_dec *d, const json_t *obj, const char *path, const char *key
         }
     }
     if (!ok || (!allow_partial && len != 10))
-        return s_fail(d, path, key,
-                      allow_partial ? "must be YYYY-MM-DD, YYYY-MM or YYYY" : "must be YYYY-MM-DD");
+        return pg_atx__fail(d, path, key,
+                            allow_partial ? "must be YYYY-MM-DD, YYYY-MM or YYYY"
+                                          : "must be YYYY-MM-DD");
     if (!pg_date_valid(parts[0], parts[1] ? parts[1] : 1, parts[2] ? parts[2] : 1) ||
         (len >= 7 && parts[1] == 0) || (len == 10 && parts[2] == 0))
-        return s_fail(d, path, key, "'%s' is not a calendar date", s);
+        return pg_atx__fail(d, path, key, "'%s' is not a calendar date", s);
     pg_date *dt = PG_PB_NEW(d->arena, pg_date, polegate__pole__v1__date);
     if (!dt)
-        return S_NOMEM(d);
+        return PG_ATX_NOMEM(d);
     dt->year = parts[0];
     dt->month = parts[1];
     dt->day = parts[2];
@@ -210,21 +197,21 @@ static int s_date_cmp(const pg_date *a, const pg_date *b)
 }
 
 /* An RFC 3339 timestamp with offset. */
-static int s_time(s_dec *d, const json_t *obj, const char *path, const char *key, int flags,
-                  pg_timestamp **out)
+int pg_atx__time(pg_atx_dec *d, const json_t *obj, const char *path, const char *key, int flags,
+                 pg_timestamp **out)
 {
     char *s;
-    int rc = s_string(d, obj, path, key, flags | S_NOTRIM, 0, 0, &s);
+    int rc = pg_atx__string(d, obj, path, key, flags | PG_ATX_NOTRIM, 0, 0, &s);
     *out = NULL;
     if (rc || !s)
         return rc;
     pg_instant t;
     char why[PG_ERRSTR_SIZE];
     if (pg_rfc3339_parse(s, &t, why, sizeof why))
-        return s_fail(d, path, key, "%s", why);
+        return pg_atx__fail(d, path, key, "%s", why);
     pg_timestamp *ts = PG_PB_NEW(d->arena, pg_timestamp, google__protobuf__timestamp);
     if (!ts)
-        return S_NOMEM(d);
+        return PG_ATX_NOMEM(d);
     ts->seconds = t.seconds;
     ts->nanos = t.nanos;
     *out = ts;
@@ -232,46 +219,46 @@ static int s_time(s_dec *d, const json_t *obj, const char *path, const char *key
 }
 
 /* Path of element i of array `key` under path: "record.body.aliases[2]". */
-static void s_elem_path(char *buf, size_t size, const char *path, const char *key, size_t i)
+void pg_atx__elem_path(char *buf, size_t size, const char *path, const char *key, size_t i)
 {
     snprintf(buf, size, "%s%s%s[%zu]", path, *path ? "." : "", key, i);
 }
 
 /* An array of trimmed strings, empty ones dropped; at most max (0: any). */
-static int s_strings(s_dec *d, const json_t *obj, const char *path, const char *key, size_t max,
-                     char ***out, size_t *n)
+int pg_atx__strings(pg_atx_dec *d, const json_t *obj, const char *path, const char *key, size_t max,
+                    char ***out, size_t *n)
 {
     json_t *arr;
-    int rc = s_get(d, obj, path, key, JSON_ARRAY, S_OPTIONAL, &arr);
+    int rc = pg_atx__get(d, obj, path, key, JSON_ARRAY, PG_ATX_OPTIONAL, &arr);
     *out = NULL;
     *n = 0;
     if (rc || !arr || json_array_size(arr) == 0)
         return rc;
     char **v = pg_arena_alloc(d->arena, json_array_size(arr) * sizeof(char *));
     if (!v)
-        return S_NOMEM(d);
+        return PG_ATX_NOMEM(d);
     for (size_t i = 0; i < json_array_size(arr); i++) {
         json_t *e = json_array_get(arr, i);
         char p[128];
-        s_elem_path(p, sizeof p, path, key, i);
+        pg_atx__elem_path(p, sizeof p, path, key, i);
         if (!json_is_string(e))
-            return s_fail(d, p, NULL, "must be a string, not %s", s_type_name(e));
-        if ((rc = s_string_value(d, e, p, NULL, S_OPTIONAL, 0, 0, &v[*n])))
+            return pg_atx__fail(d, p, NULL, "must be a string, not %s", pg_atx__type_name(e));
+        if ((rc = s_string_value(d, e, p, NULL, PG_ATX_OPTIONAL, 0, 0, &v[*n])))
             return rc;
         if (v[*n])
             (*n)++;
     }
     if (max && *n > max)
-        return s_fail(d, path, key, "at most %zu names, not %zu", max, *n);
+        return pg_atx__fail(d, path, key, "at most %zu names, not %zu", max, *n);
     *out = v;
     return 0;
 }
 
 /* An array of objects: *arr and *n (0 when absent), *vec room for n pointers. */
-static int s_objects(s_dec *d, const json_t *obj, const char *path, const char *key, json_t **arr,
-                     size_t *n, void *vec)
+int pg_atx__objects(pg_atx_dec *d, const json_t *obj, const char *path, const char *key,
+                    json_t **arr, size_t *n, void *vec)
 {
-    int rc = s_get(d, obj, path, key, JSON_ARRAY, S_OPTIONAL, arr);
+    int rc = pg_atx__get(d, obj, path, key, JSON_ARRAY, PG_ATX_OPTIONAL, arr);
     *n = *arr ? json_array_size(*arr) : 0;
     if (rc || *n == 0)
         return rc;
@@ -279,497 +266,75 @@ static int s_objects(s_dec *d, const json_t *obj, const char *path, const char *
         json_t *e = json_array_get(*arr, i);
         if (!json_is_object(e)) {
             char p[64];
-            s_elem_path(p, sizeof p, path, key, i);
-            return s_fail(d, p, NULL, "must be an object, not %s", s_type_name(e));
+            pg_atx__elem_path(p, sizeof p, path, key, i);
+            return pg_atx__fail(d, p, NULL, "must be an object, not %s", pg_atx__type_name(e));
         }
     }
     void **v = pg_arena_alloc(d->arena, *n * sizeof(void *));
     if (!v)
-        return S_NOMEM(d);
+        return PG_ATX_NOMEM(d);
     memcpy(vec, &v, sizeof v);
     return 0;
 }
 
 /* A code-rule normaliser of codes.h: postcode, VRM, telephone. */
-typedef int (*s_norm_fn)(const char *s, char *out, char *errstr, size_t errstr_size);
 
 /* A string member normalised by fn into an arena copy; NULL when absent. */
-static int s_normalised(s_dec *d, const json_t *obj, const char *path, const char *key,
-                        s_norm_fn fn, char **out)
+int pg_atx__normalised(pg_atx_dec *d, const json_t *obj, const char *path, const char *key,
+                       pg_atx_norm_fn fn, char **out)
 {
     char *s, norm[32], why[PG_ERRSTR_SIZE];
-    int rc = s_string(d, obj, path, key, S_OPTIONAL, 0, 0, &s);
+    int rc = pg_atx__string(d, obj, path, key, PG_ATX_OPTIONAL, 0, 0, &s);
     if (rc || !s)
         return rc;
     if (fn(s, norm, why, sizeof why))
-        return s_fail(d, path, key, "'%.40s': %s", s, why);
+        return pg_atx__fail(d, path, key, "'%.40s': %s", s, why);
     *out = pg_arena_strdup(d->arena, norm);
-    return *out ? 0 : S_NOMEM(d);
+    return *out ? 0 : PG_ATX_NOMEM(d);
 }
-
-/* ------------------------------------------------------------------ bodies */
-
-typedef Polegate__Pole__V1__Name s_name;
-
-static int s_name_of(s_dec *d, const json_t *obj, const char *path, s_name **out)
-{
-    s_name *nm = PG_PB_NEW(d->arena, s_name, polegate__pole__v1__name);
-    if (!nm)
-        return S_NOMEM(d);
-    int rc = s_string(d, obj, path, "surname", S_REQUIRED, 1, 60, &nm->surname);
-    if (!rc)
-        rc = s_strings(d, obj, path, "forenames", 5, &nm->forenames, &nm->n_forenames);
-    *out = nm;
-    return rc;
-}
-
-/* Set a proto3 string field only when given, keeping protobuf-c's "" default. */
-#define S_SET(field, value)                                                                        \
-    do {                                                                                           \
-        char *v_ = (value);                                                                        \
-        if (v_)                                                                                    \
-            (field) = v_;                                                                          \
-    } while (0)
-
-/* Shorthands for optional trimmed strings without limits, set only when given. */
-#define S_OPT_STR(obj, path, key, field)                                                           \
-    do {                                                                                           \
-        char *s_;                                                                                  \
-        if ((rc = s_string(d, (obj), (path), (key), S_OPTIONAL, 0, 0, &s_)))                       \
-            return rc;                                                                             \
-        S_SET(field, s_);                                                                          \
-    } while (0)
-
-#define S_CODE(obj, path, key, flags, table, field)                                                \
-    do {                                                                                           \
-        int v_;                                                                                    \
-        if ((rc = s_code(d, (obj), (path), (key), (flags), &(table), &v_)))                        \
-            return rc;                                                                             \
-        (field) = v_;                                                                              \
-    } while (0)
-
-static int s_person(s_dec *d, const json_t *b, pg_entity_update *eu)
-{
-    static const char *const P = "record.body";
-    Polegate__Pole__V1__Person *p =
-        PG_PB_NEW(d->arena, Polegate__Pole__V1__Person, polegate__pole__v1__person);
-    if (!p)
-        return S_NOMEM(d);
-    eu->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_PERSON;
-    eu->person = p;
-    int rc = s_name_of(d, b, P, &p->name);
-    if (rc)
-        return rc;
-    S_OPT_STR(b, P, "title", p->title);
-    if ((rc = s_date(d, b, P, "dateOfBirth", 1, &p->date_of_birth)))
-        return rc;
-    S_OPT_STR(b, P, "placeOfBirth", p->place_of_birth);
-    S_CODE(b, P, "sex", S_OPTIONAL, pg_atx_sex, p->sex);
-
-    json_t *o;
-    if ((rc = s_get(d, b, P, "ethnicity", JSON_OBJECT, S_OPTIONAL, &o)))
-        return rc;
-    if (o) {
-        S_CODE(o, "record.body.ethnicity", "selfDefined", S_OPTIONAL, pg_atx_sde,
-               p->self_defined_ethnicity);
-        S_CODE(o, "record.body.ethnicity", "officerDefined", S_OPTIONAL, pg_atx_ic,
-               p->officer_defined_ethnicity);
-    }
-
-    char *nat;
-    if ((rc = s_string(d, b, P, "nationality", S_OPTIONAL, 0, 0, &nat)))
-        return rc;
-    if (nat && !pg_country_alpha3_to_alpha2(nat))
-        return s_fail(d, P, "nationality", "'%.40s' is not an ISO 3166-1 alpha-3 country code",
-                      nat);
-    S_SET(p->nationality, nat);
-
-    if ((rc = s_get(d, b, P, "identifiers", JSON_OBJECT, S_OPTIONAL, &o)))
-        return rc;
-    if (o) {
-        static const char *const I = "record.body.identifiers";
-        char why[PG_ERRSTR_SIZE], *s;
-        if ((rc = s_string(d, o, I, "pncId", S_OPTIONAL, 0, 0, &s)))
-            return rc;
-        if (s && pg_pnc_validate_long(s, why, sizeof why))
-            return s_fail(d, I, "pncId", "%s", why);
-        S_SET(p->pnc_id, s);
-        if ((rc = s_string(d, o, I, "croNumber", S_OPTIONAL, 0, 0, &s)))
-            return rc;
-        if (s && pg_cro_validate(s, why, sizeof why))
-            return s_fail(d, I, "croNumber", "%s", why);
-        S_SET(p->cro_number, s);
-    }
-
-    json_t *arr;
-    size_t na;
-    if ((rc = s_objects(d, b, P, "aliases", &arr, &na, &p->aliases)))
-        return rc;
-    for (size_t i = 0; i < na; i++) {
-        char ap[64];
-        s_elem_path(ap, sizeof ap, P, "aliases", i);
-        json_t *a = json_array_get(arr, i);
-        Polegate__Pole__V1__Alias *al =
-            PG_PB_NEW(d->arena, Polegate__Pole__V1__Alias, polegate__pole__v1__alias);
-        if (!al)
-            return S_NOMEM(d);
-        if ((rc = s_name_of(d, a, ap, &al->name)) ||
-            (rc = s_date(d, a, ap, "dateOfBirth", 1, &al->date_of_birth)))
-            return rc;
-        p->aliases[p->n_aliases++] = al;
-    }
-
-    if ((rc = s_get(d, b, P, "warningMarkers", JSON_ARRAY, S_OPTIONAL, &arr)))
-        return rc;
-    size_t nw = arr ? json_array_size(arr) : 0;
-    if (nw) {
-        p->warning_markers = pg_arena_alloc(d->arena, nw * sizeof(*p->warning_markers));
-        if (!p->warning_markers)
-            return S_NOMEM(d);
-    }
-    for (size_t i = 0; i < nw; i++) {
-        char wp[64];
-        s_elem_path(wp, sizeof wp, P, "warningMarkers", i);
-        json_t *w = json_array_get(arr, i);
-        const char *s = json_string_value(w);
-        int v = s ? pg_atx_code_value(&pg_atx_wm, s) : -1;
-        if (!s)
-            return s_fail(d, wp, NULL, "must be a string, not %s", s_type_name(w));
-        if (v < 0)
-            return s_fail(d, wp, NULL, "'%.40s' is not one of %s", s, pg_atx_wm.list);
-        p->warning_markers[p->n_warning_markers++] = v;
-    }
-    S_OPT_STR(b, P, "occupation", p->occupation);
-    return 0;
-}
-
-static int s_location(s_dec *d, const json_t *b, pg_entity_update *eu)
-{
-    static const char *const P = "record.body";
-    Polegate__Pole__V1__Location *l =
-        PG_PB_NEW(d->arena, Polegate__Pole__V1__Location, polegate__pole__v1__location);
-    if (!l)
-        return S_NOMEM(d);
-    eu->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_LOCATION;
-    eu->location = l;
-    int rc;
-    S_OPT_STR(b, P, "premises", l->premises);
-    S_OPT_STR(b, P, "street", l->street);
-    S_OPT_STR(b, P, "locality", l->locality);
-    S_OPT_STR(b, P, "town", l->town);
-    char *s;
-    if ((rc = s_normalised(d, b, P, "postcode", pg_postcode_normalise, &l->postcode)))
-        return rc;
-    if ((rc = s_string(d, b, P, "uprn", S_OPTIONAL, 0, 0, &s)))
-        return rc;
-    if (s) {
-        size_t n = strlen(s), i = 0;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i != n || n > 12 || s[0] == '0')
-            return s_fail(d, P, "uprn", "must be 1-12 digits without leading zeros");
-        l->uprn = s;
-    }
-    json_t *g;
-    if ((rc = s_get(d, b, P, "geo", JSON_OBJECT, S_OPTIONAL, &g)))
-        return rc;
-    if (g) {
-        json_t *lat, *lon;
-        if ((rc = s_get(d, g, "record.body.geo", "lat", JSON_REAL, S_REQUIRED, &lat)) ||
-            (rc = s_get(d, g, "record.body.geo", "lon", JSON_REAL, S_REQUIRED, &lon)))
-            return rc;
-        double la = json_number_value(lat), lo = json_number_value(lon);
-        if (!(la >= -90 && la <= 90))
-            return s_fail(d, "record.body.geo", "lat", "must be -90 to 90 degrees");
-        if (!(lo >= -180 && lo <= 180))
-            return s_fail(d, "record.body.geo", "lon", "must be -180 to 180 degrees");
-        l->geo = PG_PB_NEW(d->arena, Polegate__Pole__V1__GeoPoint, polegate__pole__v1__geo_point);
-        if (!l->geo)
-            return S_NOMEM(d);
-        l->geo->lat = la;
-        l->geo->lon = lo;
-    }
-    S_OPT_STR(b, P, "description", l->description);
-    return 0;
-}
-
-static int s_vehicle(s_dec *d, const json_t *b, pg_entity_update *eu)
-{
-    static const char *const P = "record.body";
-    Polegate__Pole__V1__Vehicle *v =
-        PG_PB_NEW(d->arena, Polegate__Pole__V1__Vehicle, polegate__pole__v1__vehicle);
-    if (!v)
-        return S_NOMEM(d);
-    eu->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_VEHICLE;
-    eu->vehicle = v;
-    int rc;
-    char *s;
-    if ((rc = s_normalised(d, b, P, "vrm", pg_vrm_normalise, &v->vrm)))
-        return rc;
-    S_OPT_STR(b, P, "make", v->make);
-    S_OPT_STR(b, P, "model", v->model);
-    S_CODE(b, P, "colour", S_OPTIONAL, pg_atx_colour, v->colour);
-    if ((rc = s_string(d, b, P, "vin", S_OPTIONAL, 0, 0, &s)))
-        return rc;
-    if (s) {
-        size_t n = strlen(s), i = 0;
-        while (i < n && ((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'Z')))
-            i++;
-        if (n != 17 || i != n)
-            return s_fail(d, P, "vin", "must be 17 characters A-Z 0-9");
-        v->vin = s;
-    }
-    json_int_t year;
-    int present;
-    if ((rc = s_int(d, b, P, "year", S_OPTIONAL, 1, 9999, &year, &present)))
-        return rc;
-    if (present)
-        v->year = (int32_t)year;
-    return 0;
-}
-
-static int s_item(s_dec *d, const json_t *b, pg_entity_update *eu)
-{
-    static const char *const P = "record.body";
-    Polegate__Pole__V1__Item *it =
-        PG_PB_NEW(d->arena, Polegate__Pole__V1__Item, polegate__pole__v1__item);
-    if (!it)
-        return S_NOMEM(d);
-    eu->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_ITEM;
-    eu->item = it;
-    int rc;
-    S_CODE(b, P, "category", S_OPTIONAL, pg_atx_item, it->category);
-    if ((rc = s_string(d, b, P, "description", S_REQUIRED, 0, 0, &it->description)))
-        return rc;
-    S_OPT_STR(b, P, "serialNumber", it->serial_number);
-    json_t *val;
-    if ((rc = s_get(d, b, P, "value", JSON_OBJECT, S_OPTIONAL, &val)))
-        return rc;
-    if (val) {
-        static const char *const V = "record.body.value";
-        char *amount, *cur, why[PG_ERRSTR_SIZE];
-        if ((rc = s_string(d, val, V, "amount", S_REQUIRED, 0, 0, &amount)) ||
-            (rc = s_string(d, val, V, "currency", S_REQUIRED, 0, 0, &cur)))
-            return rc;
-        Polegate__Pole__V1__Money *m =
-            PG_PB_NEW(d->arena, Polegate__Pole__V1__Money, polegate__pole__v1__money);
-        if (!m)
-            return S_NOMEM(d);
-        if (pg_money_parse(amount, &m->minor_units, why, sizeof why))
-            return s_fail(d, V, "amount", "%s", why);
-        if (strlen(cur) != 3 || cur[0] < 'A' || cur[0] > 'Z' || cur[1] < 'A' || cur[1] > 'Z' ||
-            cur[2] < 'A' || cur[2] > 'Z')
-            return s_fail(d, V, "currency", "must be an ISO 4217 code of 3 capital letters");
-        m->currency = cur;
-        it->value = m;
-    }
-    return 0;
-}
-
-static int s_weapon(s_dec *d, const json_t *b, pg_entity_update *eu)
-{
-    static const char *const P = "record.body";
-    Polegate__Pole__V1__Weapon *w =
-        PG_PB_NEW(d->arena, Polegate__Pole__V1__Weapon, polegate__pole__v1__weapon);
-    if (!w)
-        return S_NOMEM(d);
-    eu->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_WEAPON;
-    eu->weapon = w;
-    int rc;
-    S_CODE(b, P, "category", S_OPTIONAL, pg_atx_weapon, w->category);
-    S_OPT_STR(b, P, "description", w->description);
-    S_OPT_STR(b, P, "serialNumber", w->serial_number);
-    return 0;
-}
-
-static int s_telephone(s_dec *d, const json_t *b, pg_entity_update *eu)
-{
-    static const char *const P = "record.body";
-    Polegate__Pole__V1__Telephone *t =
-        PG_PB_NEW(d->arena, Polegate__Pole__V1__Telephone, polegate__pole__v1__telephone);
-    if (!t)
-        return S_NOMEM(d);
-    eu->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_TELEPHONE;
-    eu->telephone = t;
-    int rc;
-    char *s;
-    if ((rc = s_normalised(d, b, P, "number", pg_phone_to_e164, &t->number)))
-        return rc;
-    S_CODE(b, P, "kind", S_OPTIONAL, pg_atx_telkind, t->kind);
-    if ((rc = s_string(d, b, P, "imei", S_OPTIONAL, 0, 0, &s)))
-        return rc;
-    if (s) {
-        size_t n = strlen(s), i = 0;
-        while (i < n && s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (n != 15 || i != n)
-            return s_fail(d, P, "imei", "must be 15 digits");
-        t->imei = s;
-    }
-    return 0;
-}
-
-static int s_occurrence(s_dec *d, const json_t *b, pg_entity_update *eu)
-{
-    static const char *const P = "record.body";
-    Polegate__Pole__V1__Occurrence *o =
-        PG_PB_NEW(d->arena, Polegate__Pole__V1__Occurrence, polegate__pole__v1__occurrence);
-    if (!o)
-        return S_NOMEM(d);
-    eu->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_OCCURRENCE;
-    eu->occurrence = o;
-    int rc;
-    if ((rc = s_string(d, b, P, "reference", S_REQUIRED, 0, 0, &o->reference)))
-        return rc;
-    S_CODE(b, P, "kind", S_OPTIONAL, pg_atx_occkind, o->kind);
-    json_t *arr;
-    size_t n;
-    if ((rc = s_objects(d, b, P, "offences", &arr, &n, &o->offences)))
-        return rc;
-    if (n == 0 && o->kind == POLEGATE__POLE__V1__OCCURRENCE_KIND__OCCURRENCE_KIND_CRIME)
-        return s_fail(d, P, "offences", "a CRIME needs at least one offence");
-    for (size_t i = 0; i < n; i++) {
-        char op[64];
-        s_elem_path(op, sizeof op, P, "offences", i);
-        json_t *e = json_array_get(arr, i);
-        Polegate__Pole__V1__Offence *of =
-            PG_PB_NEW(d->arena, Polegate__Pole__V1__Offence, polegate__pole__v1__offence);
-        if (!of)
-            return S_NOMEM(d);
-        json_int_t cls = 0, sub = 0;
-        int present;
-        if ((rc = s_int(d, e, op, "hoClass", S_REQUIRED, 1, 999, &cls, &present)) ||
-            (rc = s_int(d, e, op, "hoSubclass", S_REQUIRED, 0, 99, &sub, &present)))
-            return rc;
-        of->ho_class = (int32_t)cls;
-        of->ho_subclass = (int32_t)sub;
-        S_OPT_STR(e, op, "description", of->description);
-        o->offences[o->n_offences++] = of;
-    }
-    if ((rc = s_time(d, b, P, "occurredFrom", S_OPTIONAL, &o->occurred_from)) ||
-        (rc = s_time(d, b, P, "occurredTo", S_OPTIONAL, &o->occurred_to)) ||
-        (rc = s_time(d, b, P, "reportedAt", S_OPTIONAL, &o->reported_at)))
-        return rc;
-    if (o->occurred_to && !o->occurred_from)
-        return s_fail(d, P, "occurredTo", "given without occurredFrom");
-    if (o->occurred_to && (o->occurred_to->seconds < o->occurred_from->seconds ||
-                           (o->occurred_to->seconds == o->occurred_from->seconds &&
-                            o->occurred_to->nanos < o->occurred_from->nanos)))
-        return s_fail(d, P, "occurredTo", "is before occurredFrom");
-    S_CODE(b, P, "status", S_OPTIONAL, pg_atx_occstatus, o->status);
-    char *s;
-    if ((rc = s_string(d, b, P, "summary", S_OPTIONAL, 0, 4000, &s)))
-        return rc;
-    S_SET(o->summary, s);
-    return 0;
-}
-
-static int s_custody(s_dec *d, const json_t *b, pg_entity_update *eu)
-{
-    static const char *const P = "record.body";
-    Polegate__Pole__V1__Custody *c =
-        PG_PB_NEW(d->arena, Polegate__Pole__V1__Custody, polegate__pole__v1__custody);
-    if (!c)
-        return S_NOMEM(d);
-    eu->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_CUSTODY;
-    eu->custody = c;
-    int rc;
-    if ((rc = s_string(d, b, P, "reference", S_REQUIRED, 0, 0, &c->reference)) ||
-        (rc = s_time(d, b, P, "arrestedAt", S_OPTIONAL, &c->arrested_at)) ||
-        (rc = s_time(d, b, P, "arrivedAt", S_OPTIONAL, &c->arrived_at)) ||
-        (rc = s_time(d, b, P, "releasedAt", S_OPTIONAL, &c->released_at)))
-        return rc;
-    S_OPT_STR(b, P, "station", c->station);
-    S_CODE(b, P, "outcome", S_OPTIONAL, pg_atx_outcome, c->outcome);
-    return 0;
-}
-
-static int s_intelligence(s_dec *d, const json_t *b, pg_entity_update *eu)
-{
-    static const char *const P = "record.body";
-    Polegate__Pole__V1__Intelligence *n =
-        PG_PB_NEW(d->arena, Polegate__Pole__V1__Intelligence, polegate__pole__v1__intelligence);
-    if (!n)
-        return S_NOMEM(d);
-    eu->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_INTELLIGENCE;
-    eu->intelligence = n;
-    int rc;
-    char *s;
-    if ((rc = s_string(d, b, P, "reference", S_REQUIRED, 0, 0, &n->reference)) ||
-        (rc = s_time(d, b, P, "reportedAt", S_OPTIONAL, &n->reported_at)) ||
-        (rc = s_string(d, b, P, "text", S_OPTIONAL, 0, 4000, &s)))
-        return rc;
-    S_SET(n->text, s);
-    json_t *g;
-    if ((rc = s_get(d, b, P, "grading", JSON_OBJECT, S_OPTIONAL, &g)))
-        return rc;
-    if (g) {
-        static const char *const G = "record.body.grading";
-        Polegate__Pole__V1__Grading *gr =
-            PG_PB_NEW(d->arena, Polegate__Pole__V1__Grading, polegate__pole__v1__grading);
-        if (!gr)
-            return S_NOMEM(d);
-        json_int_t src;
-        int present;
-        if ((rc = s_int(d, g, G, "source", S_REQUIRED, 1, 3, &src, &present)))
-            return rc;
-        gr->source = (int)src;
-        S_CODE(g, G, "intelligence", S_REQUIRED, pg_atx_assessment, gr->intelligence);
-        S_CODE(g, G, "handling", S_REQUIRED, pg_atx_handling, gr->handling);
-        n->grading = gr;
-    }
-    return 0;
-}
-
-typedef int (*s_body_fn)(s_dec *d, const json_t *body, pg_entity_update *eu);
-
-/* Indexed by EntityKind. */
-static const s_body_fn s_bodies[] = {
-    NULL,     s_person,    s_location,   s_vehicle, s_item,
-    s_weapon, s_telephone, s_occurrence, s_custody, s_intelligence,
-};
 
 /* ------------------------------------------------------------------ envelope */
 
-static int s_marking(s_dec *d, const json_t *rec, pg_marking **out)
+static int s_marking(pg_atx_dec *d, const json_t *rec, pg_marking **out)
 {
     static const char *const M = "record.marking";
     json_t *m;
-    int rc = s_get(d, rec, "record", "marking", JSON_OBJECT, S_REQUIRED, &m);
+    int rc = pg_atx__get(d, rec, "record", "marking", JSON_OBJECT, PG_ATX_REQUIRED, &m);
     if (rc)
         return rc;
     pg_marking *mk = PG_PB_NEW(d->arena, pg_marking, polegate__pole__v1__marking);
     if (!mk)
-        return S_NOMEM(d);
-    S_CODE(m, M, "classification", S_REQUIRED, pg_atx_classification, mk->classification);
-    S_CODE(m, M, "handling", S_REQUIRED, pg_atx_handling, mk->handling);
+        return PG_ATX_NOMEM(d);
+    PG_ATX_CODE(m, M, "classification", PG_ATX_REQUIRED, pg_atx_classification, mk->classification);
+    PG_ATX_CODE(m, M, "handling", PG_ATX_REQUIRED, pg_atx_handling, mk->handling);
     char *caveat;
-    if ((rc = s_string(d, m, M, "caveat", S_OPTIONAL, 0, 500, &caveat)))
+    if ((rc = pg_atx__string(d, m, M, "caveat", PG_ATX_OPTIONAL, 0, 500, &caveat)))
         return rc;
     if (!caveat && mk->handling == POLEGATE__POLE__V1__HANDLING__HANDLING_C)
-        return s_fail(d, M, "caveat", "is required when handling is 'C'");
-    S_SET(mk->caveat, caveat);
+        return pg_atx__fail(d, M, "caveat", "is required when handling is 'C'");
+    PG_ATX_SET(mk->caveat, caveat);
     *out = mk;
     return 0;
 }
 
-static int s_retention(s_dec *d, const json_t *rec, int required, pg_retention **out)
+static int s_retention(pg_atx_dec *d, const json_t *rec, int required, pg_retention **out)
 {
     json_t *r;
     *out = NULL;
-    int rc = s_get(d, rec, "record", "retention", JSON_OBJECT, required, &r);
+    int rc = pg_atx__get(d, rec, "record", "retention", JSON_OBJECT, required, &r);
     if (rc || !r)
         return rc;
     pg_retention *rt = PG_PB_NEW(d->arena, pg_retention, polegate__pole__v1__retention);
     if (!rt)
-        return S_NOMEM(d);
+        return PG_ATX_NOMEM(d);
     json_int_t g;
     int present;
-    if ((rc = s_int(d, r, "record.retention", "mopiGroup", S_REQUIRED, 1, 4, &g, &present)) ||
-        (rc = s_date(d, r, "record.retention", "reviewDate", 0, &rt->review_date)))
+    if ((rc = pg_atx__int(d, r, "record.retention", "mopiGroup", PG_ATX_REQUIRED, 1, 4, &g,
+                          &present)) ||
+        (rc = pg_atx__date(d, r, "record.retention", "reviewDate", 0, &rt->review_date)))
         return rc;
     if (!rt->review_date)
-        return s_fail(d, "record.retention", "reviewDate", "is required");
+        return pg_atx__fail(d, "record.retention", "reviewDate", "is required");
     rt->mopi_group = (int32_t)g;
     *out = rt;
     return 0;
@@ -782,48 +347,50 @@ typedef struct s_header {
     char *force;
 } s_header;
 
-static int s_header_of(s_dec *d, const pg_adapter_ctx *ctx, const json_t *root, s_header *h)
+static int s_header_of(pg_atx_dec *d, const pg_adapter_ctx *ctx, const json_t *root, s_header *h)
 {
     static const char *const H = "header";
     json_t *hd;
-    int rc = s_get(d, root, NULL, "header", JSON_OBJECT, S_REQUIRED, &hd);
+    int rc = pg_atx__get(d, root, NULL, "header", JSON_OBJECT, PG_ATX_REQUIRED, &hd);
     if (rc)
         return rc;
     char *s;
-    if ((rc = s_string(d, hd, H, "schema", S_REQUIRED | S_NOTRIM, 0, 0, &s)))
+    if ((rc = pg_atx__string(d, hd, H, "schema", PG_ATX_REQUIRED | PG_ATX_NOTRIM, 0, 0, &s)))
         return rc;
     if (strcmp(s, PG_ATX_SCHEMA) != 0)
-        return s_fail(d, H, "schema", "unknown schema '%.40s'", s);
-    if ((rc = s_string(d, hd, H, "messageId", S_REQUIRED | S_NOTRIM, 0, 0, &h->message_id)))
+        return pg_atx__fail(d, H, "schema", "unknown schema '%.40s'", s);
+    if ((rc = pg_atx__string(d, hd, H, "messageId", PG_ATX_REQUIRED | PG_ATX_NOTRIM, 0, 0,
+                             &h->message_id)))
         return rc;
     if (!pg_atx_uuid_valid(h->message_id))
-        return s_fail(d, H, "messageId", "must be a lower-case RFC 4122 UUID");
+        return pg_atx__fail(d, H, "messageId", "must be a lower-case RFC 4122 UUID");
     pg_timestamp *sent;
-    if ((rc = s_time(d, hd, H, "sentAt", S_REQUIRED, &sent)))
+    if ((rc = pg_atx__time(d, hd, H, "sentAt", PG_ATX_REQUIRED, &sent)))
         return rc;
-    if ((rc = s_string(d, hd, H, "system", S_REQUIRED | S_NOTRIM, 0, 0, &s)))
+    if ((rc = pg_atx__string(d, hd, H, "system", PG_ATX_REQUIRED | PG_ATX_NOTRIM, 0, 0, &s)))
         return rc;
     if (strcmp(s, PG_ATX_SYSTEM) != 0)
-        return s_fail(d, H, "system", "must be 'ATHENA', not '%.40s'", s);
-    if ((rc = s_string(d, hd, H, "orgUnit", S_REQUIRED | S_NOTRIM, 1, 64, &h->org_unit)))
+        return pg_atx__fail(d, H, "system", "must be 'ATHENA', not '%.40s'", s);
+    if ((rc = pg_atx__string(d, hd, H, "orgUnit", PG_ATX_REQUIRED | PG_ATX_NOTRIM, 1, 64,
+                             &h->org_unit)))
         return rc;
     const char *ou = h->org_unit;
     for (const char *p = ou; *p; p++) {
         if (*p == '/' && (p == ou || p[1] == '/' || p[1] == 0))
-            return s_fail(d, H, "orgUnit", "'%s' has an empty segment", ou);
+            return pg_atx__fail(d, H, "orgUnit", "'%s' has an empty segment", ou);
         if (s_space(*p))
-            return s_fail(d, H, "orgUnit", "'%s' holds white space", ou);
+            return pg_atx__fail(d, H, "orgUnit", "'%s' holds white space", ou);
     }
     h->force = pg_arena_strndup(d->arena, ou, strcspn(ou, "/"));
     if (!h->force)
-        return S_NOMEM(d);
+        return PG_ATX_NOMEM(d);
     if (ctx && ctx->force && strcmp(ctx->force, h->force) != 0)
-        return s_fail(d, H, "orgUnit", "force '%s' is not this gateway's force '%s'", h->force,
-                      ctx->force);
+        return pg_atx__fail(d, H, "orgUnit", "force '%s' is not this gateway's force '%s'",
+                            h->force, ctx->force);
     return 0;
 }
 
-static pg_entity_ref *s_ref(s_dec *d, const char *force, int kind, const char *native_id)
+static pg_entity_ref *s_ref(pg_atx_dec *d, const char *force, int kind, const char *native_id)
 {
     pg_entity_ref *r = PG_PB_NEW(d->arena, pg_entity_ref, polegate__pole__v1__entity_ref);
     char *id = pg_arena_alloc(d->arena, PG_UUID_STR_SIZE);
@@ -838,91 +405,94 @@ static pg_entity_ref *s_ref(s_dec *d, const char *force, int kind, const char *n
     return r;
 }
 
-static int s_merged_from(s_dec *d, const json_t *rec, pg_entity_update *eu, const char *force)
+static int s_merged_from(pg_atx_dec *d, const json_t *rec, pg_entity_update *eu, const char *force)
 {
     json_t *arr;
-    int rc = s_get(d, rec, "record", "mergedFrom", JSON_ARRAY, S_OPTIONAL, &arr);
+    int rc = pg_atx__get(d, rec, "record", "mergedFrom", JSON_ARRAY, PG_ATX_OPTIONAL, &arr);
     size_t n = arr ? json_array_size(arr) : 0;
     if (rc || n == 0)
         return rc;
     if (eu->operation != OP(UPSERT))
-        return s_fail(d, "record", "mergedFrom", "is allowed only with action UPSERT");
+        return pg_atx__fail(d, "record", "mergedFrom", "is allowed only with action UPSERT");
     eu->merged_from = pg_arena_alloc(d->arena, n * sizeof(*eu->merged_from));
     if (!eu->merged_from)
-        return S_NOMEM(d);
+        return PG_ATX_NOMEM(d);
     for (size_t i = 0; i < n; i++) {
         char mp[48];
-        s_elem_path(mp, sizeof mp, "record", "mergedFrom", i);
+        pg_atx__elem_path(mp, sizeof mp, "record", "mergedFrom", i);
         json_t *e = json_array_get(arr, i);
         const char *id = json_string_value(e);
         if (!id)
-            return s_fail(d, mp, NULL, "must be a string, not %s", s_type_name(e));
+            return pg_atx__fail(d, mp, NULL, "must be a string, not %s", pg_atx__type_name(e));
         if (!pg_atx_id_valid(id, eu->kind))
-            return s_fail(d, mp, NULL, "must be '%c' followed by 10 digits for type %s",
-                          pg_atx_type_letter(eu->kind), eu->origin->native_type);
+            return pg_atx__fail(d, mp, NULL, "must be '%c' followed by 10 digits for type %s",
+                                pg_atx_type_letter(eu->kind), eu->origin->native_type);
         if (strcmp(id, eu->origin->native_id) == 0)
-            return s_fail(d, mp, NULL, "is the record's own id");
+            return pg_atx__fail(d, mp, NULL, "is the record's own id");
         char *copy = pg_arena_strdup(d->arena, id);
         pg_entity_ref *r = copy ? s_ref(d, force, eu->kind, copy) : NULL;
         if (!r)
-            return S_NOMEM(d);
+            return PG_ATX_NOMEM(d);
         eu->merged_from[eu->n_merged_from++] = r;
     }
     return 0;
 }
 
-static int s_links(s_dec *d, const json_t *root, pg_entity_update *eu, const char *force,
+static int s_links(pg_atx_dec *d, const json_t *root, pg_entity_update *eu, const char *force,
                    pg_changeset *cs)
 {
     json_t *arr;
-    int rc = s_get(d, root, NULL, "links", JSON_ARRAY, S_OPTIONAL, &arr);
+    int rc = pg_atx__get(d, root, NULL, "links", JSON_ARRAY, PG_ATX_OPTIONAL, &arr);
     size_t n = arr ? json_array_size(arr) : 0;
     if (rc || n == 0)
         return rc;
     pg_entity_ref *from = s_ref(d, force, eu->kind, eu->origin->native_id);
     if (!from)
-        return S_NOMEM(d);
+        return PG_ATX_NOMEM(d);
     size_t first = cs->count;
     for (size_t i = 0; i < n; i++) {
         char lp[32], tp[48];
-        s_elem_path(lp, sizeof lp, "", "links", i);
+        pg_atx__elem_path(lp, sizeof lp, "", "links", i);
         snprintf(tp, sizeof tp, "%s.target", lp);
         json_t *e = json_array_get(arr, i), *tg;
         if (!json_is_object(e))
-            return s_fail(d, lp, NULL, "must be an object, not %s", s_type_name(e));
-        if ((rc = s_get(d, e, lp, "target", JSON_OBJECT, S_REQUIRED, &tg)))
+            return pg_atx__fail(d, lp, NULL, "must be an object, not %s", pg_atx__type_name(e));
+        if ((rc = pg_atx__get(d, e, lp, "target", JSON_OBJECT, PG_ATX_REQUIRED, &tg)))
             return rc;
         int kind, role;
         char *tid;
-        if ((rc = s_code(d, tg, tp, "type", S_REQUIRED | S_NOTRIM, &pg_atx_type, &kind)) ||
-            (rc = s_string(d, tg, tp, "id", S_REQUIRED | S_NOTRIM, 0, 0, &tid)))
+        if ((rc = pg_atx__code(d, tg, tp, "type", PG_ATX_REQUIRED | PG_ATX_NOTRIM, &pg_atx_type,
+                               &kind)) ||
+            (rc = pg_atx__string(d, tg, tp, "id", PG_ATX_REQUIRED | PG_ATX_NOTRIM, 0, 0, &tid)))
             return rc;
         if (!pg_atx_id_valid(tid, kind))
-            return s_fail(d, tp, "id", "must be '%c' followed by 10 digits for type %s",
-                          pg_atx_type_letter(kind), pg_atx_code_name(&pg_atx_type, kind));
-        if ((rc = s_code(d, e, lp, "role", S_REQUIRED | S_NOTRIM, &pg_atx_role, &role)))
+            return pg_atx__fail(d, tp, "id", "must be '%c' followed by 10 digits for type %s",
+                                pg_atx_type_letter(kind), pg_atx_code_name(&pg_atx_type, kind));
+        if ((rc = pg_atx__code(d, e, lp, "role", PG_ATX_REQUIRED | PG_ATX_NOTRIM, &pg_atx_role,
+                               &role)))
             return rc;
         if (!pg_role_allows(role, eu->kind, kind))
-            return s_fail(d, lp, "role", "%s does not link %s to %s (ROLE table: %s)",
-                          pg_atx_code_name(&pg_atx_role, role), eu->origin->native_type,
-                          pg_atx_code_name(&pg_atx_type, kind), pg_role_shape(role));
+            return pg_atx__fail(d, lp, "role", "%s does not link %s to %s (ROLE table: %s)",
+                                pg_atx_code_name(&pg_atx_role, role), eu->origin->native_type,
+                                pg_atx_code_name(&pg_atx_type, kind), pg_role_shape(role));
         pg_link_update *lu = PG_PB_NEW(d->arena, pg_link_update, polegate__pole__v1__link_update);
         if (!lu)
-            return S_NOMEM(d);
-        if ((rc = s_date(d, e, lp, "validFrom", 0, &lu->valid_from)) ||
-            (rc = s_date(d, e, lp, "validTo", 0, &lu->valid_to)))
+            return PG_ATX_NOMEM(d);
+        if ((rc = pg_atx__date(d, e, lp, "validFrom", 0, &lu->valid_from)) ||
+            (rc = pg_atx__date(d, e, lp, "validTo", 0, &lu->valid_to)))
             return rc;
         if (lu->valid_from && lu->valid_to && s_date_cmp(lu->valid_to, lu->valid_from) < 0)
-            return s_fail(d, lp, "validTo", "is before validFrom");
+            return pg_atx__fail(d, lp, "validTo", "is before validFrom");
         lu->to = s_ref(d, force, kind, tid);
         lu->id = pg_arena_alloc(d->arena, PG_UUID_STR_SIZE);
         if (!lu->to || !lu->id)
-            return S_NOMEM(d);
+            return PG_ATX_NOMEM(d);
         if (pg_identity_link(from->id, role, lu->to->id, lu->id) != 0)
             return pg_errf(PG_EINTERNAL, d->errstr, d->errstr_size, "%s: no link id", lp);
         for (size_t j = first; j < cs->count; j++)
             if (strcmp(cs->changes[j].link->id, lu->id) == 0)
-                return s_fail(d, lp, NULL, "repeats links[%zu] (same role and target)", j - first);
+                return pg_atx__fail(d, lp, NULL, "repeats links[%zu] (same role and target)",
+                                    j - first);
         lu->operation = OP(UPSERT);
         lu->version = eu->version;
         lu->origin = eu->origin;
@@ -931,15 +501,16 @@ static int s_links(s_dec *d, const json_t *root, pg_entity_update *eu, const cha
         lu->from = from;
         lu->role = role;
         if (pg_changeset_add_link(cs, lu))
-            return S_NOMEM(d);
+            return PG_ATX_NOMEM(d);
     }
     return 0;
 }
 
-static int s_message(s_dec *d, const pg_adapter_ctx *ctx, const json_t *root, pg_changeset *cs)
+static int s_message(pg_atx_dec *d, const pg_adapter_ctx *ctx, const json_t *root, pg_changeset *cs)
 {
     if (!json_is_object(root))
-        return s_fail(d, "message", NULL, "must be a JSON object, not %s", s_type_name(root));
+        return pg_atx__fail(d, "message", NULL, "must be a JSON object, not %s",
+                            pg_atx__type_name(root));
     s_header h;
     int rc = s_header_of(d, ctx, root, &h);
     if (rc)
@@ -947,26 +518,28 @@ static int s_message(s_dec *d, const pg_adapter_ctx *ctx, const json_t *root, pg
 
     static const char *const R = "record";
     json_t *rec;
-    if ((rc = s_get(d, root, NULL, "record", JSON_OBJECT, S_REQUIRED, &rec)))
+    if ((rc = pg_atx__get(d, root, NULL, "record", JSON_OBJECT, PG_ATX_REQUIRED, &rec)))
         return rc;
     pg_entity_update *eu = PG_PB_NEW(d->arena, pg_entity_update, polegate__pole__v1__entity_update);
     pg_origin *o = PG_PB_NEW(d->arena, pg_origin, polegate__pole__v1__origin);
     if (!eu || !o)
-        return S_NOMEM(d);
+        return PG_ATX_NOMEM(d);
     int kind, op;
     char *id;
-    if ((rc = s_code(d, rec, R, "type", S_REQUIRED | S_NOTRIM, &pg_atx_type, &kind)) ||
-        (rc = s_string(d, rec, R, "id", S_REQUIRED | S_NOTRIM, 0, 0, &id)))
+    if ((rc = pg_atx__code(d, rec, R, "type", PG_ATX_REQUIRED | PG_ATX_NOTRIM, &pg_atx_type,
+                           &kind)) ||
+        (rc = pg_atx__string(d, rec, R, "id", PG_ATX_REQUIRED | PG_ATX_NOTRIM, 0, 0, &id)))
         return rc;
     const char *type = pg_atx_code_name(&pg_atx_type, kind);
     if (!pg_atx_id_valid(id, kind))
-        return s_fail(d, R, "id", "must be '%c' followed by 10 digits for type %s",
-                      pg_atx_type_letter(kind), type);
+        return pg_atx__fail(d, R, "id", "must be '%c' followed by 10 digits for type %s",
+                            pg_atx_type_letter(kind), type);
     json_int_t rev;
     int present;
-    if ((rc = s_int(d, rec, R, "revision", S_REQUIRED, 1, LLONG_MAX, &rev, &present)) ||
-        (rc = s_code(d, rec, R, "action", S_REQUIRED | S_NOTRIM, &pg_atx_action, &op)) ||
-        (rc = s_time(d, rec, R, "modifiedAt", S_REQUIRED, &eu->modified_at)) ||
+    if ((rc = pg_atx__int(d, rec, R, "revision", PG_ATX_REQUIRED, 1, LLONG_MAX, &rev, &present)) ||
+        (rc = pg_atx__code(d, rec, R, "action", PG_ATX_REQUIRED | PG_ATX_NOTRIM, &pg_atx_action,
+                           &op)) ||
+        (rc = pg_atx__time(d, rec, R, "modifiedAt", PG_ATX_REQUIRED, &eu->modified_at)) ||
         (rc = s_marking(d, rec, &eu->marking)) ||
         (rc = s_retention(d, rec, op == OP(UPSERT), &eu->retention)))
         return rc;
@@ -983,20 +556,20 @@ static int s_message(s_dec *d, const pg_adapter_ctx *ctx, const json_t *root, pg
     eu->kind = kind;
     eu->id = pg_arena_alloc(d->arena, PG_UUID_STR_SIZE);
     if (!eu->id)
-        return S_NOMEM(d);
+        return PG_ATX_NOMEM(d);
     if (pg_identity_entity(h.force, PG_ATX_SYSTEM, type, id, eu->id) != 0)
-        return s_fail(d, "header", "orgUnit", "force '%s' cannot name records", h.force);
+        return pg_atx__fail(d, "header", "orgUnit", "force '%s' cannot name records", h.force);
 
     if ((rc = s_merged_from(d, rec, eu, h.force)))
         return rc;
     if (op == OP(UPSERT)) {
         json_t *body;
-        if ((rc = s_get(d, rec, R, "body", JSON_OBJECT, S_REQUIRED, &body)) ||
-            (rc = s_bodies[kind](d, body, eu)))
+        if ((rc = pg_atx__get(d, rec, R, "body", JSON_OBJECT, PG_ATX_REQUIRED, &body)) ||
+            (rc = pg_atx__body(kind)(d, body, eu)))
             return rc;
     }
     if (pg_changeset_add_entity(cs, eu, op == OP(UPSERT)))
-        return S_NOMEM(d);
+        return PG_ATX_NOMEM(d);
     if (op == OP(UPSERT) && (rc = s_links(d, root, eu, h.force, cs)))
         return rc;
     cs->message_id = h.message_id;
@@ -1126,7 +699,7 @@ int pg_atx_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t size, p
         return pg_errf(PG_EINVALID, errstr, errstr_size,
                        "message: invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
                        jerr.text);
-    s_dec d = {.arena = cs->arena, .errstr = errstr, .errstr_size = errstr_size};
+    pg_atx_dec d = {.arena = cs->arena, .errstr = errstr, .errstr_size = errstr_size};
     size_t count = cs->count;
     int rc = s_message(&d, ctx, root, cs);
     json_decref(root);
