@@ -239,6 +239,28 @@ START_TEST(test_split)
     ck_assert_uint_eq(seen.len, len);
     ck_assert_uint_eq(seen.pos, 1);
     ck_assert_ptr_eq(seen.msg, (const uint8_t *)doc);
+
+    /* Several documents one after another (an initial load): each one whole, numbered,
+     * blank text between them skipped; each decodes on its own. */
+    pg_buf three = PG_BUF_INIT;
+    pg_buf_append(&three, doc, len);
+    pg_buf_puts(&three, "\n\n");
+    pg_buf_append(&three, doc, len);
+    pg_buf_append(&three, doc, len);
+    pg_buf_puts(&three, "\n");
+    seen = (s_split_seen){0};
+    ck_assert_int_eq(pg_adapter_niche.split(three.data, three.len, s_split_cb, &seen), 0);
+    ck_assert_uint_eq(seen.calls, 3);
+    ck_assert_uint_eq(seen.pos, 3);
+    ck_assert_ptr_eq(seen.msg, three.data + 2 * len + 2);
+    ck_assert_uint_eq(seen.len, len + 1);
+    pg_changeset *cs = pg_changeset_new();
+    char err[PG_ERRSTR_SIZE];
+    pg_adapter_ctx ctx = {0};
+    ck_assert_msg(pg_adapter_niche.decode(&ctx, seen.msg, seen.len, cs, err, sizeof err) == 0, "%s",
+                  err);
+    pg_changeset_destroy(&cs);
+    pg_buf_free(&three);
     free(doc);
 }
 END_TEST

@@ -79,10 +79,29 @@ static const char *const s_extensions[] = {"xml", NULL};
 
 /* ------------------------------------------------------------ messages in files */
 
-/* A file holds one NX5 document. */
+/* A file holds one NX5 document, or several one after another, each after the first
+ * starting with its XML declaration at the start of a line (an export run, or an
+ * initial load); pos is the 1-based document number. Only blank text between them is
+ * skipped: anything else travels with a document, whose decode then says what is
+ * wrong with it. */
 static int s_split(const uint8_t *data, size_t size, pg_split_fn fn, void *arg)
 {
-    return fn(arg, data, size, 1);
+    const uint8_t *start = data, *end = data + size;
+    size_t doc = 0;
+    while (start < end) {
+        const uint8_t *hit = memmem(start, (size_t)(end - start), "\n<?xml", 6);
+        const uint8_t *stop = hit ? hit + 1 : end;
+        const uint8_t *p = start;
+        while (p < stop && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+            p++;
+        if (p < stop) {
+            int rc = fn(arg, start, (size_t)(stop - start), ++doc);
+            if (rc)
+                return rc;
+        }
+        start = stop;
+    }
+    return 0;
 }
 
 const pg_adapter_ops pg_adapter_niche = {
