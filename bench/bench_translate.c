@@ -251,19 +251,21 @@ static void s_row(const char *step, const s_corpus *c, const s_result *r)
 static void s_usage(FILE *f)
 {
     fprintf(f, "usage: bench_translate [--records N] [--seed S] [--rounds R] "
-               "[--write-corpus FILE]\n"
+               "[--write-corpus FILE] [--write-nx5 FILE]\n"
                "  --records N         messages in the generated ATX corpus (default 100000)\n"
                "  --seed S            corpus seed (default 1)\n"
                "  --rounds R          timed rounds; the best is reported (default 3)\n"
                "  --write-corpus FILE also write the corpus as NDJSON (for polegate "
-               "translate)\n");
+               "translate)\n"
+               "  --write-nx5 FILE    also write the NX5 corpus, one document after another "
+               "(for polegate load)\n");
 }
 
 int main(int argc, char **argv)
 {
     size_t records = 100000, rounds = 3;
     uint64_t seed = 1;
-    const char *write_corpus = NULL;
+    const char *write_corpus = NULL, *write_nx5 = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             s_usage(stdout);
@@ -281,6 +283,8 @@ int main(int argc, char **argv)
             rounds = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--write-corpus"))
             write_corpus = argv[++i];
+        else if (!strcmp(argv[i], "--write-nx5"))
+            write_nx5 = argv[++i];
         else {
             s_usage(stderr);
             return 2;
@@ -327,6 +331,19 @@ int main(int argc, char **argv)
     printf("NX5 corpus: the same records as %zu NX5 documents (one per ATX message), "
            "%.1f MB\n",
            x.n, (double)x.bytes / 1e6);
+    if (write_nx5) {
+        /* One document after another, each on a line of its own (polegate load). */
+        FILE *f = fopen(write_nx5, "wb");
+        for (size_t i = 0; f && i < x.n; i++) {
+            fwrite(x.msgs[i].data, 1, x.msgs[i].len, f);
+            if (x.msgs[i].len && x.msgs[i].data[x.msgs[i].len - 1] != '\n')
+                fputc('\n', f);
+        }
+        if (!f || ferror(f) || fclose(f)) {
+            perror(write_nx5);
+            return 1;
+        }
+    }
     if (sk.unencodable)
         printf("  left out: %zu the NX5 encoder refused, first: %s\n", sk.unencodable,
                sk.first_unencodable);

@@ -9,6 +9,7 @@
 
 int pg_cli_translate(int argc, char **argv);
 int pg_cli_send(int argc, char **argv);
+int pg_cli_load(int argc, char **argv);
 int pg_cli_consume(int argc, char **argv);
 int pg_cli_receive(int argc, char **argv);
 int pg_cli_audit(int argc, char **argv);

@@ -14,6 +14,8 @@ typedef struct s_command {
 static const s_command s_commands[] = {
     {"translate", pg_cli_translate, "translate native messages offline (atx, nx5, json)"},
     {"send", pg_cli_send, "send native messages to a running polegated and print each ack"},
+    {"load", pg_cli_load,
+     "the initial load: files into a running polegated, pipelined and resumable"},
     {"consume", pg_cli_consume, "read canonical updates from Kafka and print them as JSON lines"},
     {"receive", pg_cli_receive,
      "stand in for the local RMS import endpoint: validate, store and ack"},

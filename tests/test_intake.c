@@ -1126,8 +1126,10 @@ static pg_adapter_ops s_fake_lines;
 static pg_dropdir *s_new_dropdir(const char *dir, size_t group, size_t max_file)
 {
     s_fake_lines = s_fake;
-    s_fake_lines.format = "atx";
     s_fake_lines.split = pg_adapter_athena.split;
+    s_fake_lines.opens = '{';
+    s_fake_lines.position = "line";
+    s_fake_lines.messages = "fake messages";
     pg_intake_destroy(&s_intake);
     s_intake = s_new_intake_g(&s_fake_lines, NULL, 0, group);
     pg_dropdir_opts o = {.dir = dir,
@@ -1299,9 +1301,9 @@ START_TEST(test_dropdir_not_containers)
     s_drop(dir, "5-ok.ndjson", "{m9 P0000000009 1 UPSERT\n", 25);
     s_run_dropdir(dd);
     static const char *const want[][2] = {
-        {"1-binary.ndjson", "file: binary, not atx (a NUL byte at offset 17)"},
+        {"1-binary.ndjson", "file: binary, not fake messages (a NUL byte at offset 17)"},
         {"2-xml.ndjson",
-         "file: an XML document, not ATX/2 NDJSON (this gateway's adapter is fake)"},
+         "file: holds NX5 documents, not fake messages (this gateway's adapter is fake)"},
         {"3-empty.ndjson", "file: no message in it (empty or blank)"},
         {"4-big.ndjson", "file: 125 bytes is over intake.max_file_size (100)"},
     };

@@ -395,7 +395,7 @@ static const char *s_not_container(const pg_dropdir *self, const uint8_t *data, 
     const uint8_t *nul = memchr(data, 0, size);
     if (nul) {
         snprintf(why, whysize, "file: binary, not %s (a NUL byte at offset %zu)",
-                 self->adapter->format, (size_t)(nul - data));
+                 self->adapter->messages, (size_t)(nul - data));
         return why;
     }
     size_t i = 0;
@@ -407,19 +407,18 @@ static const char *s_not_container(const pg_dropdir *self, const uint8_t *data, 
         snprintf(why, whysize, "file: no message in it (empty or blank)");
         return why;
     }
-    int atx = !strcmp(self->adapter->format, "atx");
-    char want = atx ? '{' : '<';
-    if (data[i] == want)
+    if (data[i] == self->adapter->opens)
         return NULL;
-    const char *looks = data[i] == '<'                     ? "an XML document"
-                        : data[i] == '{' || data[i] == '[' ? "JSON"
-                                                           : NULL;
-    if (looks)
-        snprintf(why, whysize, "file: %s, not %s (this gateway's adapter is %s)", looks,
-                 atx ? "ATX/2 NDJSON" : "an NX5 document", self->adapter->name);
+    const pg_adapter_ops *other = NULL;
+    for (size_t k = 0; pg_adapter_at(k) && !other; k++)
+        if (pg_adapter_at(k)->opens == (char)data[i])
+            other = pg_adapter_at(k);
+    if (other)
+        snprintf(why, whysize, "file: holds %s, not %s (this gateway's adapter is %s)",
+                 other->messages, self->adapter->messages, self->adapter->name);
     else
-        snprintf(why, whysize, "file: not %s (it starts with byte 0x%02x at offset %zu)",
-                 atx ? "ATX/2 NDJSON" : "an NX5 document", data[i], i);
+        snprintf(why, whysize, "file: holds no %s (it opens with byte 0x%02x at offset %zu)",
+                 self->adapter->messages, data[i], i);
     return why;
 }
 
@@ -532,7 +531,6 @@ static int s_take(pg_dropdir *self)
     size_t off = (size_t)self->p.offset;
     int to_end = off >= self->size ||
                  !self->adapter->split(self->data + off, self->size - off, s_collect, self);
-    int atx = !strcmp(self->adapter->format, "atx");
 
     char why[PG_ERRSTR_SIZE];
     pg_store_txn *txn = pg_intake_group_begin(self->intake, why, sizeof why);
@@ -551,13 +549,13 @@ static int s_take(pg_dropdir *self)
         if (ack.status == PG_INTAKE_RETRY) {
             /* Not taken: it and what follows are taken again after a pause. */
             pg_log(PG_LOG_WARN, "dropdir: %s/%s: message at %s %zu: retry later: %s", self->dir,
-                   self->name, atx ? "line" : "document", np.pos + m->pos, ack.reason);
+                   self->name, self->adapter->position, np.pos + m->pos, ack.reason);
             to_end = 0;
             break;
         }
         pg_buf_reset(&self->json);
         if (pg_intake_ack_json(&ack, NULL, &self->json) ||
-            pg_buf_printf(&self->lines, "{\"%s\":%" PRIu64 ",%.*s\n", atx ? "line" : "document",
+            pg_buf_printf(&self->lines, "{\"%s\":%" PRIu64 ",%.*s\n", self->adapter->position,
                           self->p.pos + m->pos, (int)self->json.len - 1,
                           (const char *)self->json.data + 1)) {
             pg_intake_group_end(self->intake, &txn, 0, why, sizeof why);

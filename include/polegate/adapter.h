@@ -89,6 +89,11 @@ typedef struct pg_adapter_ops {
     const char *const *extensions;
     /* What its messages are called, for reasons: "ATX messages", "NX5 documents". */
     const char *messages;
+    /* What split's pos counts, for positions in acks and reasons: "line", "document". */
+    const char *position;
+    /* The byte every message opens with, after blank space and a UTF-8 byte order mark
+     * ('{' for ATX JSON, '<' for NX5 XML): a file that opens otherwise holds none. */
+    char opens;
     /* 1 when a file holds one message (NX5: a document), 0 when it holds many. */
     int one_per_file;
     /* 1 when a record carries all its current links in every change (ATX: compose
