@@ -711,11 +711,8 @@ int pg_nx5_encode(const pg_adapter_ctx *ctx, const pg_changeset *cs, pg_buf *out
     if (rc)
         return rc;
     int64_t now_ms = ctx ? ctx->now_ms : 0;
-    if (now_ms == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    }
+    if (now_ms == 0)
+        now_ms = pg_time_wall_ms();
     int64_t secs = now_ms >= 0 ? now_ms / 1000 : -((-now_ms + 999) / 1000);
     pg_instant now = {secs, (int32_t)((now_ms - secs * 1000) * 1000000)};
     char created[32], batch[48];

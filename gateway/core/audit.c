@@ -22,6 +22,7 @@
 
 #include "polegate/buf.h"
 #include "polegate/error.h"
+#include "polegate/timeutil.h"
 
 #define S_HASH_LEN 64
 #define S_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
@@ -149,9 +150,7 @@ static void s_format_time(int64_t ms, char out[32])
 static int64_t s_real_clock(void *ud)
 {
     (void)ud;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return pg_time_wall_ms();
 }
 
 /* One parsed line: the event object, its seq and hash, and the length of the

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
+#include "polegate/timeutil.h"
 
 struct pg_audit_anchor {
     rd_kafka_t *rk;
@@ -24,13 +25,6 @@ struct pg_audit_anchor {
     pg_buf msg;
     atomic_uint_fast64_t published, failed;
 };
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void s_dr(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
@@ -75,7 +69,7 @@ pg_audit_anchor *pg_audit_anchor_new(const pg_config *cfg, pg_audit *audit,
     a->audit = audit;
     a->key = *key;
     a->interval_ms = interval_ms > 0 ? interval_ms : 60000;
-    a->last_ms = s_now_ms();
+    a->last_ms = pg_time_mono_ms();
     int bad = s_set(conf, "bootstrap.servers", cfg->kafka_brokers, errstr, errstr_size);
     for (size_t i = 0; !bad && i < cfg->kafka_property_count; i++)
         bad = s_set(conf, cfg->kafka_properties[i].key, cfg->kafka_properties[i].value, errstr,
@@ -123,7 +117,7 @@ static int s_produce(pg_audit_anchor *a, char *errstr, size_t errstr_size)
 void pg_audit_anchor_tick(pg_audit_anchor *a)
 {
     rd_kafka_poll(a->rk, 0);
-    int64_t now = s_now_ms();
+    int64_t now = pg_time_mono_ms();
     if (now - a->last_ms < a->interval_ms)
         return;
     a->last_ms = now;

@@ -15,6 +15,7 @@
 #include "ledger.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
+#include "polegate/timeutil.h"
 #include "polegate/wire.h"
 #include "policy.h"
 #include "store.h"
@@ -468,6 +469,24 @@ static int s_audit_take(pg_partner *self, char *errstr, size_t errstr_size)
     return 0;
 }
 
+/* to += d, field by field (a field added to pg_partner_stats is added here). */
+static void s_stats_add(pg_partner_stats *to, const pg_partner_stats *d)
+{
+    to->records += d->records;
+    to->accepted += d->accepted;
+    to->duplicates += d->duplicates;
+    to->stale += d->stale;
+    to->own += d->own;
+    to->rejected += d->rejected;
+    to->skipped += d->skipped;
+    to->composed += d->composed;
+    to->submitted += d->submitted;
+    to->stored += d->stored;
+    to->rms_rejected += d->rms_rejected;
+    to->batches += d->batches;
+    to->audit_failures += d->audit_failures;
+}
+
 int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n, char *errstr,
                     size_t errstr_size)
 {
@@ -511,7 +530,7 @@ int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n
         /* acks that came during the take stay for the next removal */
         memmove(self->done, self->done + removing, (self->n_done - removing) * sizeof *self->done);
         self->n_done -= removing;
-        self->removed_at = pg_partner__clock_ms();
+        self->removed_at = pg_time_mono_ms();
     }
     if (rc) {
         pg_store_abort(&t.txn);
@@ -540,9 +559,7 @@ int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n
     }
     self->delta.records = n;
     self->delta.batches = 1;
-    uint64_t *s = (uint64_t *)&self->stats, *d = (uint64_t *)&self->delta;
-    for (size_t i = 0; i < sizeof self->stats / sizeof(uint64_t); i++)
-        s[i] += d[i];
+    s_stats_add(&self->stats, &self->delta);
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "partner_int.h"
 #include "polegate/error.h"
+#include "polegate/timeutil.h"
 #include "policy.h"
 #include "store.h"
 
@@ -127,13 +128,6 @@ int pg_partner__load_imports(pg_partner *self, char *errstr, size_t errstr_size)
 
 /* ------------------------------------------------------------ delivery results */
 
-static int64_t s_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Settled up to the first rejected message whose dead letter is not kept yet: the
  * offsets behind it wait for that. */
 static void s_update_resolved(pg_partner *self)
@@ -162,7 +156,7 @@ void pg_partner__on_result(void *arg, const pg_rms_delivery_result *r)
         if (dup && pg_grow((void **)&p->rejects, &p->cap_rejects, p->n_rejects + 1,
                            sizeof *p->rejects) == 0) {
             pg_partner_reject *x = &p->rejects[p->n_rejects++];
-            *x = (pg_partner_reject){.seq = seq, .reason = dup, .at_ms = s_wall_ms()};
+            *x = (pg_partner_reject){.seq = seq, .reason = dup, .at_ms = pg_time_wall_ms()};
             snprintf(x->id, sizeof x->id, "%s", r->id ? r->id : "");
         } else {
             /* left in the import queue, and nothing settled past it in this run: sent again
@@ -365,13 +359,6 @@ int pg_partner__settle_rejects(pg_partner *self, char *errstr, size_t errstr_siz
     return 0;
 }
 
-int64_t pg_partner__clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Removals ride on the next take's commit; on their own, at most every
  * S_REMOVE_EVERY_MS: a removal lost in a crash only makes the message go again with
  * its correlation id, which the RMS acknowledges without storing it twice. */
@@ -379,7 +366,7 @@ int64_t pg_partner__clock_ms(void)
 
 int pg_partner__remove_done(pg_partner *self, int now, char *errstr, size_t errstr_size)
 {
-    if (!self->n_done || (!now && pg_partner__clock_ms() - self->removed_at < S_REMOVE_EVERY_MS))
+    if (!self->n_done || (!now && pg_time_mono_ms() - self->removed_at < S_REMOVE_EVERY_MS))
         return 0;
     pg_store_txn *txn = pg_store_begin(self->store, 1, errstr, errstr_size);
     if (!txn)
@@ -390,7 +377,7 @@ int pg_partner__remove_done(pg_partner *self, int now, char *errstr, size_t errs
     pg_store_abort(&txn);
     if (rc == 0) {
         self->n_done = 0;
-        self->removed_at = pg_partner__clock_ms();
+        self->removed_at = pg_time_mono_ms();
     }
     return rc;
 }

@@ -113,6 +113,5 @@ int pg_partner__settle_rejects(pg_partner *self, char *errstr, size_t errstr_siz
  * few hundred milliseconds. */
 int pg_partner__remove_done(pg_partner *self, int now, char *errstr, size_t errstr_size);
 void pg_partner__free_batch(pg_partner_batch *b);
-int64_t pg_partner__clock_ms(void);
 
 #endif

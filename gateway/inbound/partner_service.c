@@ -17,6 +17,7 @@
 #include "log.h"
 #include "partner.h"
 #include "polegate/error.h"
+#include "polegate/timeutil.h"
 #include "policy.h"
 
 static int s_nomem(char *errstr, size_t errstr_size)
@@ -49,13 +50,6 @@ struct pg_partner_service {
     size_t n_topics;
 };
 
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* pg_consumer_lag's callback: into the service's snapshot (locked by the caller). */
 static void s_lag(void *ud, const char *topic, int64_t lag)
 {
@@ -82,8 +76,7 @@ static void s_log_stats(pg_partner_service *self, const char *when)
            " duplicate, %" PRIu64 " stale, %" PRIu64 " own, %" PRIu64 " rejected, %" PRIu64
            " skipped; RMS messages %" PRIu64 " composed, %" PRIu64 " stored, %" PRIu64
            " rejected, %zu pending; compose %" PRIu64 " resent, %" PRIu64
-           " unknown to the RMS, %" PRIu64
-           " links deferred, %" PRIu64 " refused by the adapter",
+           " unknown to the RMS, %" PRIu64 " links deferred, %" PRIu64 " refused by the adapter",
            when, st.records, st.accepted, st.duplicates, st.stale, st.own, st.rejected, st.skipped,
            st.composed, st.stored, st.rms_rejected, pg_partner_pending(self->p), cs.resent,
            cs.unknown, cs.deferred, cs.refused);
@@ -95,12 +88,12 @@ static void *s_main(void *arg)
     pg_consumer_record *recs = calloc(S_BATCH, sizeof *recs);
     char why[PG_ERRSTR_SIZE];
     int held = 0; /* records polled and not yet taken */
-    int64_t last_commit = s_now_ms(), last_stats = last_commit, last_lag = 0;
+    int64_t last_commit = pg_time_mono_ms(), last_stats = last_commit, last_lag = 0;
     uint64_t last_records = 0;
     int64_t busy_since = 0;
     while (recs && !atomic_load(&s->stop)) {
         int busy = pg_partner_busy(s->p);
-        int64_t t = s_now_ms();
+        int64_t t = pg_time_mono_ms();
         busy_since = busy ? (busy_since ? busy_since : t) : 0;
         /* Busy for a moment (a window's worth in flight): just take no records. Busy
          * for long (a slow or absent RMS): pause fetching, and keep polling so that the
@@ -135,7 +128,7 @@ static void *s_main(void *arg)
         if (pg_partner_poll(s->p, wait, why, sizeof why) < 0)
             pg_log(PG_LOG_ERROR, "partner: delivery: %s", why);
         pg_partner_committable(s->p, s_mark, s->c);
-        int64_t now = s_now_ms();
+        int64_t now = pg_time_mono_ms();
         if (now - last_commit >= S_COMMIT_EVERY_MS) {
             pg_consumer_commit(s->c, 0, why, sizeof why);
             last_commit = now;
@@ -160,8 +153,8 @@ static void *s_main(void *arg)
     /* Records polled but not taken come again (their offsets are not committed). */
     pg_consumer_release(s->c);
     free(recs);
-    int64_t until = s_now_ms() + atomic_load(&s->drain_ms);
-    while (pg_partner_pending(s->p) && s_now_ms() < until)
+    int64_t until = pg_time_mono_ms() + atomic_load(&s->drain_ms);
+    while (pg_partner_pending(s->p) && pg_time_mono_ms() < until)
         if (pg_partner_poll(s->p, 50, why, sizeof why) < 0)
             break;
     if (pg_partner_pending(s->p))

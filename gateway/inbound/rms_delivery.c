@@ -17,6 +17,7 @@
 #include <zmq.h>
 
 #include "polegate/error.h"
+#include "polegate/timeutil.h"
 
 #define S_ID_MAX 128
 #define S_DEFAULT_WINDOW 64
@@ -62,13 +63,6 @@ struct pg_rms_delivery {
 
 static const pg_rms_delivery_ops *const s_transports[] = {&pg_rms_delivery_zmq,
                                                           &pg_rms_delivery_dir};
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static s_entry *s_at(pg_rms_delivery *self, size_t i)
 {
@@ -204,7 +198,7 @@ static int s_id_valid(const char *id)
  * take now: a later message never overtakes an earlier one. */
 static int s_pump(pg_rms_delivery *self, char *errstr, size_t errstr_size)
 {
-    int64_t now = s_now_ms();
+    int64_t now = pg_time_mono_ms();
     if (now < self->send_retry_at)
         return 0;
     for (size_t i = 0; i < self->count; i++) {
@@ -235,7 +229,7 @@ static int s_pump(pg_rms_delivery *self, char *errstr, size_t errstr_size)
  * correlation id. */
 static void s_check_timeouts(pg_rms_delivery *self)
 {
-    int64_t now = s_now_ms();
+    int64_t now = pg_time_mono_ms();
     int expired = 0;
     for (size_t i = 0; i < self->count && !expired; i++) {
         s_entry *e = s_at(self, i);
@@ -360,7 +354,7 @@ static int s_wait_ms(pg_rms_delivery *self, int64_t now, int64_t end)
 
 int pg_rms_delivery_poll(pg_rms_delivery *self, int timeout_ms, char *errstr, size_t errstr_size)
 {
-    int64_t end = timeout_ms < 0 ? -1 : s_now_ms() + timeout_ms;
+    int64_t end = timeout_ms < 0 ? -1 : pg_time_mono_ms() + timeout_ms;
     char reason[PG_ERRSTR_SIZE];
     char id[S_ID_MAX + 1];
     for (;;) {
@@ -371,7 +365,7 @@ int pg_rms_delivery_poll(pg_rms_delivery *self, int timeout_ms, char *errstr, si
         int reported = s_report(self);
         if (reported || self->count == 0 || !self->ops->recv_ack)
             return reported;
-        int64_t now = s_now_ms();
+        int64_t now = pg_time_mono_ms();
         if (end >= 0 && now >= end)
             return 0;
         int wait = s_wait_ms(self, now, end);
@@ -388,9 +382,9 @@ int pg_rms_delivery_poll(pg_rms_delivery *self, int timeout_ms, char *errstr, si
 
 int pg_rms_delivery_flush(pg_rms_delivery *self, int timeout_ms, char *errstr, size_t errstr_size)
 {
-    int64_t end = timeout_ms < 0 ? -1 : s_now_ms() + timeout_ms;
+    int64_t end = timeout_ms < 0 ? -1 : pg_time_mono_ms() + timeout_ms;
     for (;;) {
-        int64_t left = end < 0 ? -1 : end - s_now_ms();
+        int64_t left = end < 0 ? -1 : end - pg_time_mono_ms();
         if (end >= 0 && left < 0)
             left = 0;
         int rc =
@@ -399,7 +393,7 @@ int pg_rms_delivery_flush(pg_rms_delivery *self, int timeout_ms, char *errstr, s
             return rc;
         if (self->count == 0)
             return 0;
-        if (end >= 0 && s_now_ms() >= end)
+        if (end >= 0 && pg_time_mono_ms() >= end)
             return pg_errf(PG_ETIMEOUT, errstr, errstr_size,
                            "delivery: %zu messages still await the RMS", self->count);
     }

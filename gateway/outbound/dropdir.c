@@ -17,6 +17,7 @@
 
 #include "intake.h"
 #include "log.h"
+#include "polegate/timeutil.h"
 #include "store.h"
 
 #define S_DEFAULT_MAX_FILE ((size_t)1 << 30)
@@ -68,13 +69,6 @@ struct pg_dropdir {
     int64_t backoff_until;
     pg_dropdir_stats stats;
 };
-
-static int64_t s_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void s_progress_encode(const s_progress *p, uint8_t out[S_PROGRESS_FIELDS * 8])
 {
@@ -349,7 +343,7 @@ static int s_fail_file(pg_dropdir *self, const char *reason)
     if (self->rfd < 0 || s_move(self, self->failed_fd, (const char *)self->json.data)) {
         if (self->rfd < 0)
             pg_log(PG_LOG_ERROR, "dropdir: %s/%s: %s", self->dir, self->result, strerror(errno));
-        self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+        self->backoff_until = pg_time_mono_ms() + S_BACKOFF_MS;
         s_close_file(self);
         return 0;
     }
@@ -370,7 +364,7 @@ static int s_finish(pg_dropdir *self)
                   status, self->p.accepted, self->p.rejected);
     if (!self->json.data || s_move(self, self->p.rejected ? self->failed_fd : self->done_fd,
                                    (const char *)self->json.data)) {
-        self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+        self->backoff_until = pg_time_mono_ms() + S_BACKOFF_MS;
         s_close_file(self);
         return 0;
     }
@@ -450,7 +444,7 @@ static int s_open(pg_dropdir *self, const char *name)
     int found = s_progress_get(self, name, &old);
     if (found < 0) {
         s_close_file(self);
-        self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+        self->backoff_until = pg_time_mono_ms() + S_BACKOFF_MS;
         return 0;
     }
     if (found && old.ino == id.ino) {
@@ -496,7 +490,7 @@ static int s_open(pg_dropdir *self, const char *name)
     if (self->rfd < 0 || ftruncate(self->rfd, (off_t)self->p.result_len)) {
         pg_log(PG_LOG_ERROR, "dropdir: %s/%s: %s", self->dir, self->result, strerror(errno));
         s_close_file(self);
-        self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+        self->backoff_until = pg_time_mono_ms() + S_BACKOFF_MS;
         return 0;
     }
     return 1;
@@ -536,7 +530,7 @@ static int s_take(pg_dropdir *self)
     pg_store_txn *txn = pg_intake_group_begin(self->intake, why, sizeof why);
     if (!txn) {
         pg_log(PG_LOG_ERROR, "dropdir: store: %s", why);
-        self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+        self->backoff_until = pg_time_mono_ms() + S_BACKOFF_MS;
         return 0;
     }
     s_progress np = self->p;
@@ -560,7 +554,7 @@ static int s_take(pg_dropdir *self)
                           (const char *)self->json.data + 1)) {
             pg_intake_group_end(self->intake, &txn, 0, why, sizeof why);
             pg_log(PG_LOG_ERROR, "dropdir: out of memory writing a result");
-            self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+            self->backoff_until = pg_time_mono_ms() + S_BACKOFF_MS;
             return 0;
         }
         if (ack.status == PG_INTAKE_ACCEPTED)
@@ -577,7 +571,7 @@ static int s_take(pg_dropdir *self)
         np.offset = self->size, np.finished = 1;
     if (!taken && !to_end) {
         pg_intake_group_end(self->intake, &txn, 0, why, sizeof why);
-        self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+        self->backoff_until = pg_time_mono_ms() + S_BACKOFF_MS;
         return 0;
     }
 
@@ -602,7 +596,7 @@ static int s_take(pg_dropdir *self)
                self->name, why);
         if (ftruncate(self->rfd, (off_t)self->p.result_len))
             pg_log(PG_LOG_ERROR, "dropdir: %s: %s", self->result, strerror(errno));
-        self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+        self->backoff_until = pg_time_mono_ms() + S_BACKOFF_MS;
         return 0;
     }
     self->p = np;
@@ -611,13 +605,13 @@ static int s_take(pg_dropdir *self)
 err:
     pg_log(PG_LOG_ERROR, "dropdir: %s/%s: cannot %s: %s", self->dir, self->result, step,
            strerror(errno));
-    self->backoff_until = s_mono_ms() + S_BACKOFF_MS;
+    self->backoff_until = pg_time_mono_ms() + S_BACKOFF_MS;
     return 0;
 }
 
 int pg_dropdir_step(pg_dropdir *self)
 {
-    if (self->backoff_until && s_mono_ms() < self->backoff_until)
+    if (self->backoff_until && pg_time_mono_ms() < self->backoff_until)
         return 0;
     self->backoff_until = 0;
     if (self->fd < 0) {

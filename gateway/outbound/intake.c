@@ -16,6 +16,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "outrec.h"
+#include "polegate/timeutil.h"
 #include "router.h"
 #include "spool.h"
 #include "store.h"
@@ -277,13 +278,6 @@ static int s_collect_ids(pg_intake *self, pg_intake_ack *ack)
 
 /* ---------------------------------------------------------------- one message */
 
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Keep an invalid message as a dead letter (local store and the dead-letter topic's
  * record in the spool) inside txn; ack says rejected with its reason. When it cannot
  * be kept the ack says retry: an invalid message the gateway could not record is not
@@ -292,7 +286,7 @@ static void s_dead_letter(pg_intake *self, pg_store_txn *txn, const uint8_t *dat
                           pg_intake_ack *ack)
 {
     char why[PG_ERRSTR_SIZE];
-    pg_dlq_entry e = {.received_ms = s_now_ms(),
+    pg_dlq_entry e = {.received_ms = pg_time_wall_ms(),
                       .reason = ack->reason,
                       .origin = self->force,
                       .format = self->adapter->format,

@@ -43,4 +43,9 @@ int pg_date_valid(int year, int month, int day);
 int64_t pg_days_from_civil(int64_t year, int month, int day);
 void pg_civil_from_days(int64_t days, int *year, int *month, int *day);
 
+/* Milliseconds since the epoch (CLOCK_REALTIME): for what is written down. */
+int64_t pg_time_wall_ms(void);
+/* Milliseconds of CLOCK_MONOTONIC: for intervals and deadlines, never written down. */
+int64_t pg_time_mono_ms(void);
+
 #endif
