@@ -18,6 +18,7 @@
 
 #include "audit.h"
 #include "config.h"
+#include "compose.h"
 #include "disk_fault.h"
 #include "dlq.h"
 #include "echo.h"
@@ -389,6 +390,205 @@ START_TEST(test_batches_agree_with_one_at_a_time)
     pg_rms_model_destroy(&models[0]);
     pg_rms_model_destroy(&models[1]);
     pg_policy_destroy(&pol);
+    s_feed_free(&f);
+}
+END_TEST
+
+/* ------------------------------------------------------------ issue 11: what a partner holds */
+
+/* The feed a sender's ledger publishes for the native messages msgs (NULL-ended), one
+ * message at a time, as s_feed_of does for a file. */
+static s_feed *s_feed_msgs(const pg_adapter_ops *adapter, const char *const *msgs, const char *topic)
+{
+    s_feed *f = calloc(1, sizeof *f);
+    f->owned = g_ptr_array_new_with_free_func(g_free);
+    s_sender s = {.adapter = adapter, .topic = topic, .feed = f};
+    snprintf(s.dir, sizeof s.dir, "/tmp/pg-test-sender-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(s.dir));
+    s.store = pg_store_new(s.dir, 0, e, sizeof e);
+    pg_store_set_durable(s.store, 0);
+    s.ledger = pg_ledger_new(s.store, e, sizeof e);
+    for (size_t i = 0; msgs[i]; i++)
+        s_send_one(&s, (const uint8_t *)msgs[i], strlen(msgs[i]), i);
+    pg_ledger_destroy(&s.ledger);
+    pg_store_destroy(&s.store);
+    nftw(s.dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
+    return f;
+}
+
+#define S_ATX_HEAD(mid)                                                                            \
+    "{\"header\":{\"schema\":\"atx/2\",\"messageId\":\"" mid "\",\"sentAt\":"                      \
+    "\"2026-01-05T10:00:00+00:00\",\"system\":\"ATHENA\",\"orgUnit\":\"ESX/CID\"},"
+#define S_ATX_MARK "\"marking\":{\"classification\":\"OFFICIAL\",\"handling\":\"P\",\"caveat\":null}"
+#define S_ATX_RET ",\"retention\":{\"mopiGroup\":2,\"reviewDate\":\"2032-01-05\"}"
+
+static const char s_atx_loc[] =
+    S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000b01")
+    "\"record\":{\"type\":\"LOCATION\",\"id\":\"L0000000901\",\"revision\":1,\"action\":\"UPSERT\","
+    "\"modifiedAt\":\"2026-01-05T09:00:00+00:00\"," S_ATX_MARK S_ATX_RET
+    ",\"body\":{\"street\":\"1 Test Street\"}},\"links\":[]}";
+
+/* The UUID of ESX's ATX record type/id. */
+static void s_atx_uuid(const char *type, const char *id, char out[PG_UUID_STR_SIZE])
+{
+    ck_assert_int_eq(pg_identity_entity("ESX", "ATHENA", type, id, out), 0);
+}
+
+/* MER's RMS holds, after the feed in one batch and again one record per batch, the
+ * records and links counted; a record of uuid gone is none of them. */
+static void s_mer_holds(s_feed *f, size_t records, size_t links, const char *gone)
+{
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    for (int round = 0; round < 2; round++) {
+        s_teardown();
+        s_setup();
+        pg_store *st = s_store_open();
+        pg_partner *p = s_partner_dir(st, pol, "MER", &pg_adapter_niche, NULL);
+        if (round == 0)
+            ck_assert_int_eq(pg_partner_take(p, f->recs, f->n, e, sizeof e), 0);
+        for (size_t i = 0; round == 1 && i < f->n; i++)
+            ck_assert_msg(pg_partner_take(p, &f->recs[i], 1, e, sizeof e) == 0, "%s", e);
+        s_drain(p);
+        size_t files;
+        pg_rms_model *got = s_model_of_drop(&pg_adapter_niche, &files);
+        char gid[17];
+        for (int k = 0; k < 16; k++)
+            gid[k] = (char)g_ascii_toupper(gone[k < 8 ? k : k + 1]);
+        gid[16] = 0;
+        ck_assert_msg(pg_rms_model_records(got) == records && pg_rms_model_links(got) == links &&
+                          !pg_rms_model_get(got, gid),
+                      "round %d: %zu records, %zu links, %s %s", round, pg_rms_model_records(got),
+                      pg_rms_model_links(got), gid, pg_rms_model_get(got, gid) ? "held" : "gone");
+        pg_rms_model_destroy(&got);
+        pg_partner_destroy(&p);
+        pg_store_destroy(&st);
+    }
+    pg_policy_destroy(&pol);
+}
+
+START_TEST(test_created_then_deleted_in_one_batch)
+{
+    /* Issue 11, 1 and 5: a person with a link, deleted a moment later with an earlier
+     * modifiedAt (another application server's clock). Taken in one batch, the NX5 RMS
+     * is sent the person's Add and then its Delete (not the Add alone), and the link
+     * goes with it. */
+    static const char *const msgs[] = {
+        s_atx_loc,
+        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000b02")
+        "\"record\":{\"type\":\"PERSON\",\"id\":\"P0000000901\",\"revision\":1,\"action\":\"UPSERT\","
+        "\"modifiedAt\":\"2026-01-05T10:00:00+00:00\"," S_ATX_MARK S_ATX_RET
+        ",\"body\":{\"surname\":\"Short\"}},\"links\":[{\"target\":{\"type\":\"LOCATION\","
+        "\"id\":\"L0000000901\"},\"role\":\"HOME_ADDRESS\",\"validFrom\":null,\"validTo\":null}]}",
+        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000b03")
+        "\"record\":{\"type\":\"PERSON\",\"id\":\"P0000000901\",\"revision\":2,\"action\":\"DELETE\","
+        "\"modifiedAt\":\"2026-01-05T08:59:00+00:00\"," S_ATX_MARK "}}",
+        NULL};
+    s_feed *f = s_feed_msgs(&pg_adapter_athena, msgs, ESX_TO_MER);
+    char person[PG_UUID_STR_SIZE];
+    s_atx_uuid("PERSON", "P0000000901", person);
+    s_mer_holds(f, 1, 0, person);
+    s_feed_free(&f);
+}
+END_TEST
+
+START_TEST(test_merged_away_withdrawn_whatever_the_order)
+{
+    /* Issue 11, 2: B absorbs A. The survivor's merge comes on its own partition, and can
+     * be read before A's last update, which its partition still holds before A's
+     * DELETE. A must be gone from the RMS in every order: its DELETE always goes,
+     * never folded into the survivor's merge. */
+    static const char *const msgs[] = {
+        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000c01")
+        "\"record\":{\"type\":\"PERSON\",\"id\":\"P0000000911\",\"revision\":1,\"action\":\"UPSERT\","
+        "\"modifiedAt\":\"2026-01-05T09:00:00+00:00\"," S_ATX_MARK S_ATX_RET
+        ",\"body\":{\"surname\":\"Away\"}},\"links\":[]}",
+        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000c02")
+        "\"record\":{\"type\":\"PERSON\",\"id\":\"P0000000912\",\"revision\":1,\"action\":\"UPSERT\","
+        "\"modifiedAt\":\"2026-01-05T09:01:00+00:00\"," S_ATX_MARK S_ATX_RET
+        ",\"body\":{\"surname\":\"Survivor\"}},\"links\":[]}",
+        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000c03")
+        "\"record\":{\"type\":\"PERSON\",\"id\":\"P0000000911\",\"revision\":2,\"action\":\"UPSERT\","
+        "\"modifiedAt\":\"2026-01-05T09:02:00+00:00\"," S_ATX_MARK S_ATX_RET
+        ",\"body\":{\"surname\":\"Away\",\"occupation\":\"late\"}},\"links\":[]}",
+        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000c04")
+        "\"record\":{\"type\":\"PERSON\",\"id\":\"P0000000912\",\"revision\":2,\"action\":\"UPSERT\","
+        "\"modifiedAt\":\"2026-01-05T09:03:00+00:00\"," S_ATX_MARK S_ATX_RET
+        ",\"body\":{\"surname\":\"Survivor\"},\"mergedFrom\":[\"P0000000911\"]},\"links\":[]}",
+        NULL};
+    s_feed *f = s_feed_msgs(&pg_adapter_athena, msgs, ESX_TO_MER);
+    ck_assert_uint_eq(f->n, 5); /* A1, B1, A2, B2 (merge), A's DELETE */
+    /* the survivor's merge read before A's last update */
+    pg_consumer_record b2 = f->recs[3];
+    f->recs[3] = f->recs[2];
+    f->recs[2] = b2;
+    char away[PG_UUID_STR_SIZE];
+    s_atx_uuid("PERSON", "P0000000911", away);
+    s_mer_holds(f, 1, 0, away);
+    s_feed_free(&f);
+}
+END_TEST
+
+START_TEST(test_nx5_delete_of_handling_c_reaches_atx)
+{
+    /* Issue 11, 4: an NX5 Delete has no children, so no Caveat, and a Property Delete
+     * cannot say weapon or item. The ATX RMS gets each DELETE with the caveat and type
+     * the gateway last held; and a bare withdrawal (no marking, no time) goes too. */
+    static const char *const msgs[] = {
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<NX5Exchange xmlns=\"urn:nx:exchange:5\" Source=\"NICHE\" Force=\"MER\" Batch=\"T-1\" "
+        "Created=\"05/01/2026 10:00:00\">"
+        "<Entity Kind=\"IntelReport\" GID=\"1C0000000000C001\" Rev=\"1\" Op=\"Add\" "
+        "Modified=\"05/01/2026 09:00:00\" GPMS=\"O\" Handling=\"C\" MoPI=\"2\" Review=\"05/01/2032\">"
+        "<Caveat>Not to be disclosed to the subject.</Caveat><Reference>MER/INT/1</Reference>"
+        "</Entity>"
+        "<Entity Kind=\"Property\" GID=\"1C0000000000C002\" Rev=\"1\" Op=\"Add\" "
+        "Modified=\"05/01/2026 09:00:00\" GPMS=\"O\" Handling=\"P\" MoPI=\"2\" Review=\"05/01/2032\">"
+        "<Category>WPN-KN</Category><Description>Lock knife</Description></Entity>"
+        "<Entity Kind=\"Vehicle\" GID=\"1C0000000000C003\" Rev=\"1\" Op=\"Add\" "
+        "Modified=\"05/01/2026 09:00:00\" GPMS=\"O\" Handling=\"P\" MoPI=\"2\" Review=\"05/01/2032\">"
+        "<Make>FORD</Make></Entity></NX5Exchange>\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<NX5Exchange xmlns=\"urn:nx:exchange:5\" Source=\"NICHE\" Force=\"MER\" Batch=\"T-2\" "
+        "Created=\"05/01/2026 10:00:00\">"
+        "<Entity Kind=\"IntelReport\" GID=\"1C0000000000C001\" Rev=\"2\" Op=\"Delete\" "
+        "Modified=\"05/01/2026 08:00:00\" GPMS=\"O\" Handling=\"C\" MoPI=\"2\" Review=\"05/01/2032\"/>"
+        "<Entity Kind=\"Property\" GID=\"1C0000000000C002\" Rev=\"2\" Op=\"Delete\" "
+        "Modified=\"05/01/2026 10:00:00\" GPMS=\"O\" Handling=\"P\" MoPI=\"2\" Review=\"05/01/2032\"/>"
+        "</NX5Exchange>\n",
+        NULL};
+    s_feed *f = s_feed_msgs(&pg_adapter_niche, msgs, MER_TO_ESX);
+    ck_assert_uint_eq(f->n, 5);
+    /* MER's router withdraws the vehicle (a policy change): the bare DELETE it makes */
+    pg_entity_update *v = polegate__pole__v1__entity_update__unpack(NULL, f->recs[2].len,
+                                                                    f->recs[2].value);
+    ck_assert_int_eq(v->kind, POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_VEHICLE);
+    pg_arena *a = pg_arena_new(0);
+    pg_entity_update *w = pg_policy_withdrawal_entity(a, v, v->version + 1);
+    ck_assert_ptr_null(w->marking);
+    ck_assert_ptr_null(w->modified_at);
+    s_feed_add(f, MER_TO_ESX, &w->base, "polegate.pole.v1.EntityUpdate", "MER");
+    pg_policy *pol = s_policy(s_policy_esx, "ESX");
+    pg_store *st = s_store_open();
+    pg_partner *p = s_partner_dir(st, pol, "ESX", &pg_adapter_athena, NULL);
+    for (size_t i = 0; i < f->n; i++)
+        ck_assert_msg(pg_partner_take(p, &f->recs[i], 1, e, sizeof e) == 0, "%s", e);
+    s_drain(p);
+    pg_partner_stats ps;
+    pg_partner_get_stats(p, &ps);
+    pg_compose_stats cs;
+    pg_partner_get_compose_stats(p, &cs);
+    ck_assert_uint_eq(cs.refused, 0);
+    ck_assert_uint_eq(ps.rms_rejected, 0);
+    ck_assert_uint_eq(ps.composed, 6); /* three records, three DELETEs */
+    size_t files;
+    pg_rms_model *got = s_model_of_drop(&pg_adapter_athena, &files);
+    ck_assert_uint_eq(pg_rms_model_records(got), 0);
+    pg_rms_model_destroy(&got);
+    pg_partner_destroy(&p);
+    pg_store_destroy(&st);
+    pg_policy_destroy(&pol);
+    pg_arena_destroy(&a);
+    polegate__pole__v1__entity_update__free_unpacked(v, NULL);
     s_feed_free(&f);
 }
 END_TEST
@@ -1216,6 +1416,9 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_burglary_to_nx5_drop_dir);
     tcase_add_test(tc, test_batches_agree_with_one_at_a_time);
     tcase_add_test(tc, test_duplicates_and_stale_dropped);
+    tcase_add_test(tc, test_created_then_deleted_in_one_batch);
+    tcase_add_test(tc, test_merged_away_withdrawn_whatever_the_order);
+    tcase_add_test(tc, test_nx5_delete_of_handling_c_reaches_atx);
     tcase_add_test(tc, test_withdrawal_at_equal_version);
     tcase_add_test(tc, test_inbound_checks_and_audit);
     tcase_add_test(tc, test_audit_fails_closed);
