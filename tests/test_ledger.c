@@ -616,6 +616,107 @@ START_TEST(test_delete_fills_retention)
 }
 END_TEST
 
+/* Issue 11: a DELETE takes what the gateway knows of the record, so that no
+ * destination refuses it for want of a field: the stored kind (an NX5 Property Delete
+ * says item, the record was a weapon), the caveat a handling-C marking needs (an NX5
+ * Delete has no children), and a time (a withdrawal has none). */
+START_TEST(test_delete_takes_kind_caveat_and_time)
+{
+    s_msg("m1");
+    pg_entity_update *w = s_entity("W1", K(WEAPON), 3, UPSERT, 0);
+    w->marking->handling = POLEGATE__POLE__V1__HANDLING__HANDLING_C;
+    w->marking->caveat = "Not to be disclosed to the subject.";
+    s_apply_ok();
+
+    s_msg("m2");
+    pg_entity_update *d = s_entity("W1", K(ITEM), 4, DELETE, 0);
+    d->marking->handling = POLEGATE__POLE__V1__HANDLING__HANDLING_C;
+    d->modified_at = NULL;
+    s_apply_ok();
+    const pg_entity_update *u = s_out_entity(0, "W1", DELETE, 4);
+    ck_assert_int_eq(u->kind, K(WEAPON));
+    ck_assert_str_eq(u->marking->caveat, "Not to be disclosed to the subject.");
+    ck_assert_int_eq(u->marking->handling, POLEGATE__POLE__V1__HANDLING__HANDLING_C);
+    ck_assert_ptr_nonnull(u->modified_at);
+    ck_assert_int_eq(u->modified_at->seconds, 3000);
+    ck_assert(!d->marking->caveat || !*d->marking->caveat); /* input untouched */
+    ck_assert_ptr_null(d->modified_at);
+
+    /* a DELETE that states its own caveat and time keeps them */
+    s_msg("m3");
+    s_entity("W2", K(WEAPON), 1, UPSERT, 0)->marking->caveat = "old";
+    s_apply_ok();
+    s_msg("m4");
+    d = s_entity("W2", K(WEAPON), 2, DELETE, 0);
+    d->marking->handling = POLEGATE__POLE__V1__HANDLING__HANDLING_C;
+    d->marking->caveat = "new";
+    s_apply_ok();
+    u = s_out_entity(0, "W2", DELETE, 2);
+    ck_assert_str_eq(u->marking->caveat, "new");
+    ck_assert_int_eq(u->modified_at->seconds, 2000);
+}
+END_TEST
+
+/* Issue 11: an NX5 record's links carry the marking it had when they were stated;
+ * when its marking changes they go again with the new one, so a link stated while
+ * its record was handling C is shared once the record is P (and one stated at
+ * OFFICIAL is withdrawn when it becomes SECRET). */
+START_TEST(test_nx5_links_follow_their_record_marking)
+{
+    s_msg(NULL);
+    pg_entity_update *n = s_entity("N1", K(INTELLIGENCE), 1, UPSERT, 0);
+    n->marking->handling = POLEGATE__POLE__V1__HANDLING__HANDLING_C;
+    n->marking->caveat = "conditions";
+    s_link("N1", 0, R(SUBJECT), "P1", 0, UPSERT);
+    s_apply_ok();
+    const pg_link_update *l = s_find_link(s_lid("N1", R(SUBJECT), "P1"), UPSERT, 1);
+    ck_assert_int_eq(l->marking->handling, POLEGATE__POLE__V1__HANDLING__HANDLING_C);
+
+    s_msg(NULL);
+    s_entity("N1", K(INTELLIGENCE), 2, UPSERT, 0);
+    s_apply_ok();
+    ck_assert_uint_eq(out->count, 2);
+    l = s_find_link(s_lid("N1", R(SUBJECT), "P1"), UPSERT, 2);
+    ck_assert_int_eq(l->marking->handling, POLEGATE__POLE__V1__HANDLING__HANDLING_P);
+
+    /* the same marking again: nothing but the record */
+    s_msg(NULL);
+    s_entity("N1", K(INTELLIGENCE), 3, UPSERT, 0);
+    s_apply_ok();
+    ck_assert_uint_eq(out->count, 1);
+
+    s_msg(NULL);
+    s_entity("N1", K(INTELLIGENCE), 4, UPSERT, 0)->marking->classification = C(SECRET);
+    s_apply_ok();
+    l = s_find_link(s_lid("N1", R(SUBJECT), "P1"), UPSERT, 3);
+    ck_assert_int_eq(l->marking->classification, C(SECRET));
+}
+END_TEST
+
+/* Issue 11: a partner's ledger published a merge's consequences on their own keys; a
+ * ledger of what partners published applies them as they come and does not derive
+ * them again (it would re-create links the partner's ledger chose not to). */
+START_TEST(test_explicit_merges)
+{
+    pg_ledger_set_explicit_merges(lg, 1);
+    s_msg(NULL);
+    s_entity("P1", K(PERSON), 1, UPSERT, 0);
+    s_entity("P2", K(PERSON), 1, UPSERT, 0);
+    s_link("P2", K(PERSON), R(HOME_ADDRESS), "L1", K(LOCATION), UPSERT);
+    s_apply_ok();
+    s_msg(NULL);
+    s_merged_from(s_entity("P1", K(PERSON), 2, UPSERT, 0), "P2", K(PERSON));
+    s_apply_ok();
+    ck_assert_uint_eq(out->count, 1);
+    ck_assert_uint_eq(out->changes[0].entity->n_merged_from, 1);
+    int deleted;
+    ck_assert_uint_eq(s_stored("P2", &deleted), 1);
+    ck_assert_int_eq(deleted, 0);
+    ck_assert_uint_eq(s_links_from("P2"), 1);
+    ck_assert_uint_eq(s_links_from("P1"), 0);
+}
+END_TEST
+
 /* A partner ledger takes a DELETE at the version it holds (a withdrawal); a plain one
  * drops it as stale, and neither takes a repeated DELETE. */
 START_TEST(test_delete_wins_ties)
@@ -1227,6 +1328,9 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_fill_kind_and_marking);
     tcase_add_test(tc, test_delete_fills_retention);
     tcase_add_test(tc, test_delete_wins_ties);
+    tcase_add_test(tc, test_delete_takes_kind_caveat_and_time);
+    tcase_add_test(tc, test_nx5_links_follow_their_record_marking);
+    tcase_add_test(tc, test_explicit_merges);
     tcase_add_test(tc, test_abort_leaves_no_trace);
     tcase_add_test(tc, test_error_undoes_only_the_call);
     tcase_add_loop_test(tc, test_invalid_change, 0, (int)(sizeof s_invalid / sizeof s_invalid[0]));

@@ -17,8 +17,8 @@
 #include <zmq.h>
 
 #include "audit.h"
-#include "config.h"
 #include "compose.h"
+#include "config.h"
 #include "disk_fault.h"
 #include "dlq.h"
 #include "echo.h"
@@ -398,7 +398,8 @@ END_TEST
 
 /* The feed a sender's ledger publishes for the native messages msgs (NULL-ended), one
  * message at a time, as s_feed_of does for a file. */
-static s_feed *s_feed_msgs(const pg_adapter_ops *adapter, const char *const *msgs, const char *topic)
+static s_feed *s_feed_msgs(const pg_adapter_ops *adapter, const char *const *msgs,
+                           const char *topic)
 {
     s_feed *f = calloc(1, sizeof *f);
     f->owned = g_ptr_array_new_with_free_func(g_free);
@@ -419,14 +420,17 @@ static s_feed *s_feed_msgs(const pg_adapter_ops *adapter, const char *const *msg
 #define S_ATX_HEAD(mid)                                                                            \
     "{\"header\":{\"schema\":\"atx/2\",\"messageId\":\"" mid "\",\"sentAt\":"                      \
     "\"2026-01-05T10:00:00+00:00\",\"system\":\"ATHENA\",\"orgUnit\":\"ESX/CID\"},"
-#define S_ATX_MARK "\"marking\":{\"classification\":\"OFFICIAL\",\"handling\":\"P\",\"caveat\":null}"
+#define S_ATX_MARK                                                                                 \
+    "\"marking\":{\"classification\":\"OFFICIAL\",\"handling\":\"P\",\"caveat\":null}"
 #define S_ATX_RET ",\"retention\":{\"mopiGroup\":2,\"reviewDate\":\"2032-01-05\"}"
 
-static const char s_atx_loc[] =
-    S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000b01")
-    "\"record\":{\"type\":\"LOCATION\",\"id\":\"L0000000901\",\"revision\":1,\"action\":\"UPSERT\","
-    "\"modifiedAt\":\"2026-01-05T09:00:00+00:00\"," S_ATX_MARK S_ATX_RET
-    ",\"body\":{\"street\":\"1 Test Street\"}},\"links\":[]}";
+static const char s_atx_loc[] = S_ATX_HEAD(
+    "5e1d0000-0000-4000-8000-000000000b01") "\"record\":{\"type\":\"LOCATION\",\"id\":"
+                                            "\"L0000000901\",\"revision\":1,\"action\":\"UPSERT\","
+                                            "\"modifiedAt\":\"2026-01-05T09:00:00+00:"
+                                            "00\"," S_ATX_MARK S_ATX_RET
+                                            ",\"body\":{\"street\":\"1 Test "
+                                            "Street\"}},\"links\":[]}";
 
 /* The UUID of ESX's ATX record type/id. */
 static void s_atx_uuid(const char *type, const char *id, char out[PG_UUID_STR_SIZE])
@@ -476,14 +480,22 @@ START_TEST(test_created_then_deleted_in_one_batch)
      * goes with it. */
     static const char *const msgs[] = {
         s_atx_loc,
-        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000b02")
-        "\"record\":{\"type\":\"PERSON\",\"id\":\"P0000000901\",\"revision\":1,\"action\":\"UPSERT\","
-        "\"modifiedAt\":\"2026-01-05T10:00:00+00:00\"," S_ATX_MARK S_ATX_RET
-        ",\"body\":{\"surname\":\"Short\"}},\"links\":[{\"target\":{\"type\":\"LOCATION\","
-        "\"id\":\"L0000000901\"},\"role\":\"HOME_ADDRESS\",\"validFrom\":null,\"validTo\":null}]}",
-        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000b03")
-        "\"record\":{\"type\":\"PERSON\",\"id\":\"P0000000901\",\"revision\":2,\"action\":\"DELETE\","
-        "\"modifiedAt\":\"2026-01-05T08:59:00+00:00\"," S_ATX_MARK "}}",
+        S_ATX_HEAD(
+            "5e1d0000-0000-4000-8000-000000000b02") "\"record\":{\"type\":\"PERSON\",\"id\":"
+                                                    "\"P0000000901\",\"revision\":1,\"action\":"
+                                                    "\"UPSERT\","
+                                                    "\"modifiedAt\":\"2026-01-05T10:00:00+00:"
+                                                    "00\"," S_ATX_MARK S_ATX_RET
+                                                    ",\"body\":{\"surname\":\"Short\"}},\"links\":["
+                                                    "{\"target\":{\"type\":\"LOCATION\","
+                                                    "\"id\":\"L0000000901\"},\"role\":\"HOME_"
+                                                    "ADDRESS\",\"validFrom\":null,\"validTo\":null}"
+                                                    "]}",
+        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000b03") "\"record\":{\"type\":\"PERSON\",\"id\":"
+                                                           "\"P0000000901\",\"revision\":2,"
+                                                           "\"action\":\"DELETE\","
+                                                           "\"modifiedAt\":\"2026-01-05T08:59:00+"
+                                                           "00:00\"," S_ATX_MARK "}}",
         NULL};
     s_feed *f = s_feed_msgs(&pg_adapter_athena, msgs, ESX_TO_MER);
     char person[PG_UUID_STR_SIZE];
@@ -500,22 +512,36 @@ START_TEST(test_merged_away_withdrawn_whatever_the_order)
      * DELETE. A must be gone from the RMS in every order: its DELETE always goes,
      * never folded into the survivor's merge. */
     static const char *const msgs[] = {
-        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000c01")
-        "\"record\":{\"type\":\"PERSON\",\"id\":\"P0000000911\",\"revision\":1,\"action\":\"UPSERT\","
-        "\"modifiedAt\":\"2026-01-05T09:00:00+00:00\"," S_ATX_MARK S_ATX_RET
-        ",\"body\":{\"surname\":\"Away\"}},\"links\":[]}",
-        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000c02")
-        "\"record\":{\"type\":\"PERSON\",\"id\":\"P0000000912\",\"revision\":1,\"action\":\"UPSERT\","
-        "\"modifiedAt\":\"2026-01-05T09:01:00+00:00\"," S_ATX_MARK S_ATX_RET
-        ",\"body\":{\"surname\":\"Survivor\"}},\"links\":[]}",
-        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000c03")
-        "\"record\":{\"type\":\"PERSON\",\"id\":\"P0000000911\",\"revision\":2,\"action\":\"UPSERT\","
-        "\"modifiedAt\":\"2026-01-05T09:02:00+00:00\"," S_ATX_MARK S_ATX_RET
-        ",\"body\":{\"surname\":\"Away\",\"occupation\":\"late\"}},\"links\":[]}",
-        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000c04")
-        "\"record\":{\"type\":\"PERSON\",\"id\":\"P0000000912\",\"revision\":2,\"action\":\"UPSERT\","
-        "\"modifiedAt\":\"2026-01-05T09:03:00+00:00\"," S_ATX_MARK S_ATX_RET
-        ",\"body\":{\"surname\":\"Survivor\"},\"mergedFrom\":[\"P0000000911\"]},\"links\":[]}",
+        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000c01") "\"record\":{\"type\":\"PERSON\",\"id\":"
+                                                           "\"P0000000911\",\"revision\":1,"
+                                                           "\"action\":\"UPSERT\","
+                                                           "\"modifiedAt\":\"2026-01-05T09:00:00+"
+                                                           "00:00\"," S_ATX_MARK S_ATX_RET
+                                                           ",\"body\":{\"surname\":\"Away\"}},"
+                                                           "\"links\":[]}",
+        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000c02") "\"record\":{\"type\":\"PERSON\",\"id\":"
+                                                           "\"P0000000912\",\"revision\":1,"
+                                                           "\"action\":\"UPSERT\","
+                                                           "\"modifiedAt\":\"2026-01-05T09:01:00+"
+                                                           "00:00\"," S_ATX_MARK S_ATX_RET
+                                                           ",\"body\":{\"surname\":\"Survivor\"}},"
+                                                           "\"links\":[]}",
+        S_ATX_HEAD(
+            "5e1d0000-0000-4000-8000-000000000c03") "\"record\":{\"type\":\"PERSON\",\"id\":"
+                                                    "\"P0000000911\",\"revision\":2,\"action\":"
+                                                    "\"UPSERT\","
+                                                    "\"modifiedAt\":\"2026-01-05T09:02:00+00:"
+                                                    "00\"," S_ATX_MARK S_ATX_RET
+                                                    ",\"body\":{\"surname\":\"Away\","
+                                                    "\"occupation\":\"late\"}},\"links\":[]}",
+        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000c04") "\"record\":{\"type\":\"PERSON\",\"id\":"
+                                                           "\"P0000000912\",\"revision\":2,"
+                                                           "\"action\":\"UPSERT\","
+                                                           "\"modifiedAt\":\"2026-01-05T09:03:00+"
+                                                           "00:00\"," S_ATX_MARK S_ATX_RET
+                                                           ",\"body\":{\"surname\":\"Survivor\"},"
+                                                           "\"mergedFrom\":[\"P0000000911\"]},"
+                                                           "\"links\":[]}",
         NULL};
     s_feed *f = s_feed_msgs(&pg_adapter_athena, msgs, ESX_TO_MER);
     ck_assert_uint_eq(f->n, 5); /* A1, B1, A2, B2 (merge), A's DELETE */
@@ -540,29 +566,34 @@ START_TEST(test_nx5_delete_of_handling_c_reaches_atx)
         "<NX5Exchange xmlns=\"urn:nx:exchange:5\" Source=\"NICHE\" Force=\"MER\" Batch=\"T-1\" "
         "Created=\"05/01/2026 10:00:00\">"
         "<Entity Kind=\"IntelReport\" GID=\"1C0000000000C001\" Rev=\"1\" Op=\"Add\" "
-        "Modified=\"05/01/2026 09:00:00\" GPMS=\"O\" Handling=\"C\" MoPI=\"2\" Review=\"05/01/2032\">"
+        "Modified=\"05/01/2026 09:00:00\" GPMS=\"O\" Handling=\"C\" MoPI=\"2\" "
+        "Review=\"05/01/2032\">"
         "<Caveat>Not to be disclosed to the subject.</Caveat><Reference>MER/INT/1</Reference>"
         "</Entity>"
         "<Entity Kind=\"Property\" GID=\"1C0000000000C002\" Rev=\"1\" Op=\"Add\" "
-        "Modified=\"05/01/2026 09:00:00\" GPMS=\"O\" Handling=\"P\" MoPI=\"2\" Review=\"05/01/2032\">"
+        "Modified=\"05/01/2026 09:00:00\" GPMS=\"O\" Handling=\"P\" MoPI=\"2\" "
+        "Review=\"05/01/2032\">"
         "<Category>WPN-KN</Category><Description>Lock knife</Description></Entity>"
         "<Entity Kind=\"Vehicle\" GID=\"1C0000000000C003\" Rev=\"1\" Op=\"Add\" "
-        "Modified=\"05/01/2026 09:00:00\" GPMS=\"O\" Handling=\"P\" MoPI=\"2\" Review=\"05/01/2032\">"
+        "Modified=\"05/01/2026 09:00:00\" GPMS=\"O\" Handling=\"P\" MoPI=\"2\" "
+        "Review=\"05/01/2032\">"
         "<Make>FORD</Make></Entity></NX5Exchange>\n",
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         "<NX5Exchange xmlns=\"urn:nx:exchange:5\" Source=\"NICHE\" Force=\"MER\" Batch=\"T-2\" "
         "Created=\"05/01/2026 10:00:00\">"
         "<Entity Kind=\"IntelReport\" GID=\"1C0000000000C001\" Rev=\"2\" Op=\"Delete\" "
-        "Modified=\"05/01/2026 08:00:00\" GPMS=\"O\" Handling=\"C\" MoPI=\"2\" Review=\"05/01/2032\"/>"
+        "Modified=\"05/01/2026 08:00:00\" GPMS=\"O\" Handling=\"C\" MoPI=\"2\" "
+        "Review=\"05/01/2032\"/>"
         "<Entity Kind=\"Property\" GID=\"1C0000000000C002\" Rev=\"2\" Op=\"Delete\" "
-        "Modified=\"05/01/2026 10:00:00\" GPMS=\"O\" Handling=\"P\" MoPI=\"2\" Review=\"05/01/2032\"/>"
+        "Modified=\"05/01/2026 10:00:00\" GPMS=\"O\" Handling=\"P\" MoPI=\"2\" "
+        "Review=\"05/01/2032\"/>"
         "</NX5Exchange>\n",
         NULL};
     s_feed *f = s_feed_msgs(&pg_adapter_niche, msgs, MER_TO_ESX);
     ck_assert_uint_eq(f->n, 5);
     /* MER's router withdraws the vehicle (a policy change): the bare DELETE it makes */
-    pg_entity_update *v = polegate__pole__v1__entity_update__unpack(NULL, f->recs[2].len,
-                                                                    f->recs[2].value);
+    pg_entity_update *v =
+        polegate__pole__v1__entity_update__unpack(NULL, f->recs[2].len, f->recs[2].value);
     ck_assert_int_eq(v->kind, POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_VEHICLE);
     pg_arena *a = pg_arena_new(0);
     pg_entity_update *w = pg_policy_withdrawal_entity(a, v, v->version + 1);

@@ -20,7 +20,8 @@ translate` must give the model's final state without a policy. Prints per direct
 differences and the seed.
 
   model_e2e.py --build-dir build --seeds 1,2,3 --changes 150
-  model_e2e.py --build-dir build --seed-from 1000 --count 1000 --changes 60   (long run)
+  model_e2e.py --build-dir build --seed-from 1000 --count 100000 --changes 120 --minutes 75
+                                                                      (long run, docs/delivery.md)
 """
 
 import argparse
@@ -51,6 +52,19 @@ def policy_text(name, partner, t_out, t_in, pol):
             "  partners:\n"
             "    - {force: %s, topic: %s, agreement: ISA-MB}\n"
             % (name, history.policy_yaml(pol, partner.lower(), partner, t_out), partner, t_in))
+
+
+def delete_topics(brokers, topics):
+    """A run's topics go with it: a long run would otherwise leave thousands on the
+    shared broker."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": brokers})
+    for f in admin.delete_topics(topics, operation_timeout=30).values():
+        try:
+            f.result(timeout=60)
+        except Exception:  # noqa: BLE001 (never created, or already gone)
+            pass
 
 
 def write_pieces(work, name, fmt, messages, rng):
@@ -200,6 +214,7 @@ def one_seed(args, seed, polegated, polegate):
             if rc != 0:
                 failures.append((f.name, ["polegated exited %s on SIGTERM" % rc]))
             f.stop_rms()
+        delete_topics(args.brokers, [t_em, t_me])
     for l in lines:
         print(l)
     if failures:
@@ -232,6 +247,8 @@ def main():
     ap.add_argument("--no-kill", action="store_true")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--stop-on-failure", action="store_true")
+    ap.add_argument("--minutes", type=float, default=0,
+                    help="start no seed after this many minutes (0: run every seed)")
     args = ap.parse_args()
     polegated = os.path.join(args.build_dir, "gateway", "polegated")
     polegate = os.path.join(args.build_dir, "cli", "polegate")
@@ -241,6 +258,8 @@ def main():
     ok_n, changes, tot = 0, 0, [0, 0, 0, 0, 0]
     failed = []
     for seed in seeds:
+        if args.minutes and time.monotonic() - t0 > args.minutes * 60:
+            break
         ok, n, figs, dt = one_seed(args, seed, polegated, polegate)
         changes += n
         if figs:
