@@ -796,6 +796,49 @@ START_TEST(test_merge_refs_filtered)
 }
 END_TEST
 
+/* Issue 11, 2 and 3: a survivor raised to SECRET in the change that merges: the
+ * survivor is withdrawn, and the merged-away record, which no longer exists, is
+ * withdrawn from every destination that holds it, whatever happens to the survivor. */
+START_TEST(test_merge_into_withheld_survivor)
+{
+    s_begin();
+    s_add_entity(s_entity("p1", PERSON, 1, OS, P, 1, UPSERT));
+    s_add_entity(s_entity("m1", PERSON, 1, O, P, 1, UPSERT));
+    s_route();
+    ck_assert_int_eq(s_held("mer", "p1"), 1);
+    ck_assert_int_eq(s_held("mer", "m1"), 1);
+    s_begin();
+    pg_entity_update *x = s_entity("p1", PERSON, 2, S, P, 1, UPSERT);
+    x->n_merged_from = 1;
+    x->merged_from = pg_arena_alloc(in->arena, sizeof *x->merged_from);
+    x->merged_from[0] = s_ref("m1", PERSON);
+    s_add_entity(x);
+    s_route();
+    s_assert_withdrawal(T_NAT, "p1", 2, "secret");
+    s_assert_withdrawal(T_MER, "p1", 2, "secret");
+    s_assert_delete(T_NAT, "m1", 2, "deleted", "OFFICIAL;P");
+    s_assert_delete(T_MER, "m1", 2, "deleted", "OFFICIAL;P");
+    ck_assert_int_eq(s_held("national", "p1") + s_held("mer", "p1"), 0);
+    ck_assert_int_eq(s_held("national", "m1") + s_held("mer", "m1"), 0);
+
+    /* a survivor never shared (SECRET from the start) merging a shared record */
+    s_begin();
+    s_add_entity(s_entity("p2", PERSON, 1, S, P, 1, UPSERT));
+    s_add_entity(s_entity("m2", PERSON, 1, O, P, 1, UPSERT));
+    s_route();
+    s_begin();
+    x = s_entity("p2", PERSON, 2, S, P, 1, UPSERT);
+    x->n_merged_from = 1;
+    x->merged_from = pg_arena_alloc(in->arena, sizeof *x->merged_from);
+    x->merged_from[0] = s_ref("m2", PERSON);
+    s_add_entity(x);
+    s_route();
+    ck_assert_int_eq(s_count(T_MER, "p2"), 0);
+    s_assert_delete(T_MER, "m2", 2, "deleted", "OFFICIAL;P");
+    ck_assert_int_eq(s_held("mer", "m2"), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------ policy change */
 
 START_TEST(test_policy_change_at_restart)
@@ -1224,6 +1267,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_withdraw_delete);
     tcase_add_test(tc, test_delete_redacted);
     tcase_add_test(tc, test_merge_refs_filtered);
+    tcase_add_test(tc, test_merge_into_withheld_survivor);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("policy_change");
