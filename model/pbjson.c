@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "polegate/error.h"
+#include "polegate/json.h"
 
 /* The earliest and latest instants proto3 JSON can write: 0001-01-01T00:00:00Z and
  * 9999-12-31T23:59:59.999999999Z. */
@@ -16,91 +17,6 @@
 #define S_TS_MAX (253402300799LL)
 
 static int s_message(const ProtobufCMessage *msg, pg_buf *out);
-
-/* Escape and quote a UTF-8 string. Invalid UTF-8 cannot be written as JSON text,
- * so it is refused rather than silently altered. */
-static int s_string(const uint8_t *s, size_t n, pg_buf *out)
-{
-    static const char hex[] = "0123456789abcdef";
-    /* Worst case: every byte becomes \u00XX. Reserving once keeps the loop free of
-     * bounds checks. */
-    if (pg_buf_reserve(out, n * 6 + 2))
-        return PG_ENOMEM;
-    uint8_t *p = out->data + out->len;
-    *p++ = '"';
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            *p++ = c;
-            i++;
-            continue;
-        }
-        if (c < 0x80) {
-            *p++ = '\\';
-            switch (c) {
-            case '"':
-                *p++ = '"';
-                break;
-            case '\\':
-                *p++ = '\\';
-                break;
-            case '\b':
-                *p++ = 'b';
-                break;
-            case '\f':
-                *p++ = 'f';
-                break;
-            case '\n':
-                *p++ = 'n';
-                break;
-            case '\r':
-                *p++ = 'r';
-                break;
-            case '\t':
-                *p++ = 't';
-                break;
-            default:
-                *p++ = 'u';
-                *p++ = '0';
-                *p++ = '0';
-                *p++ = hex[c >> 4];
-                *p++ = hex[c & 15];
-            }
-            i++;
-            continue;
-        }
-        /* A multi-byte sequence: check it is well-formed (RFC 3629: no overlongs, no
-         * surrogates, nothing above U+10FFFF) and copy it as it is. */
-        size_t len;
-        uint32_t min, cp;
-        if ((c & 0xe0) == 0xc0) {
-            len = 2, min = 0x80, cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            len = 3, min = 0x800, cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            len = 4, min = 0x10000, cp = c & 0x07;
-        } else {
-            return PG_EINVALID;
-        }
-        if (n - i < len)
-            return PG_EINVALID;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return PG_EINVALID;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return PG_EINVALID;
-        memcpy(p, s + i, len);
-        p += len;
-        i += len;
-    }
-    *p++ = '"';
-    out->len = (size_t)(p - out->data);
-    out->data[out->len] = '\0';
-    return 0;
-}
 
 /* protoc's ToJsonName: drop each '_' and upper-case the letter after it. Field names
  * are ASCII identifiers, so the key needs no escaping. */
@@ -318,11 +234,11 @@ static int s_value(const ProtobufCFieldDescriptor *f, const void *p, pg_buf *out
          * number, as the mapping says. */
         if (!ev)
             return s_signed(v, 0, out);
-        return s_string((const uint8_t *)ev->name, strlen(ev->name), out);
+        return pg_json_string(out, ev->name, strlen(ev->name), PG_JSON_STRICT);
     }
     case PROTOBUF_C_TYPE_STRING: {
         const char *s = *(char *const *)p;
-        return s ? s_string((const uint8_t *)s, strlen(s), out) : pg_buf_puts(out, "\"\"");
+        return s ? pg_json_string(out, s, strlen(s), PG_JSON_STRICT) : pg_buf_puts(out, "\"\"");
     }
     case PROTOBUF_C_TYPE_BYTES: {
         const ProtobufCBinaryData *b = p;

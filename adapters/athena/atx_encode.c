@@ -11,6 +11,7 @@
 #include "polegate/codes.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
+#include "polegate/json.h"
 #include "polegate/timeutil.h"
 
 #define OP(x) POLEGATE__POLE__V1__OPERATION__OPERATION_##x
@@ -51,73 +52,14 @@ static void s_put(s_jw *w, const void *p, size_t n)
         w->err = PG_ENOMEM;
 }
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not valid. */
-static size_t s_utf8_seq(const unsigned char *s)
-{
-    unsigned c = s[0];
-    size_t n = c < 0x80             ? 1
-               : (c & 0xE0) == 0xC0 ? 2
-               : (c & 0xF0) == 0xE0 ? 3
-               : (c & 0xF8) == 0xF0 ? 4
-                                    : 0;
-    if (n == 0 || (n == 2 && c < 0xC2) || (n == 4 && c > 0xF4))
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if (n == 3 && ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0)))
-        return 0; /* overlong, or a UTF-16 surrogate */
-    if (n == 4 && ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90)))
-        return 0;
-    return n;
-}
-
+/* str as a JSON string; a string that is not UTF-8 cannot be carried (ATX is JSON). */
 static void s_escaped(s_jw *w, const char *str)
 {
-    const unsigned char *s = (const unsigned char *)str;
-    s_put(w, "\"", 1);
-    while (*s) {
-        const unsigned char *run = s;
-        while (*s >= 0x20 && *s != '"' && *s != '\\' && *s < 0x80)
-            s++;
-        s_put(w, run, (size_t)(s - run));
-        if (!*s)
-            break;
-        if (*s >= 0x80) {
-            size_t n = s_utf8_seq(s);
-            if (!n) {
-                if (!w->err)
-                    w->err = PG_EUNSUPPORTED;
-                return;
-            }
-            s_put(w, s, n);
-            s += n;
-            continue;
-        }
-        char esc[8];
-        switch (*s) {
-        case '"':
-            s_put(w, "\\\"", 2);
-            break;
-        case '\\':
-            s_put(w, "\\\\", 2);
-            break;
-        case '\n':
-            s_put(w, "\\n", 2);
-            break;
-        case '\r':
-            s_put(w, "\\r", 2);
-            break;
-        case '\t':
-            s_put(w, "\\t", 2);
-            break;
-        default:
-            snprintf(esc, sizeof esc, "\\u%04x", *s);
-            s_put(w, esc, 6);
-        }
-        s++;
-    }
-    s_put(w, "\"", 1);
+    if (w->err)
+        return;
+    int rc = pg_json_string(w->out, str, strlen(str), PG_JSON_STRICT);
+    if (rc)
+        w->err = rc == PG_EINVALID ? PG_EUNSUPPORTED : rc;
 }
 
 static void s_key(s_jw *w, const char *key)

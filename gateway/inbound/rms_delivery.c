@@ -17,6 +17,7 @@
 #include <zmq.h>
 
 #include "polegate/error.h"
+#include "polegate/json.h"
 #include "polegate/timeutil.h"
 
 #define S_ID_MAX 128
@@ -436,20 +437,16 @@ int pg_rms_delivery_ack_parse(const uint8_t *data, size_t len, int *status, char
     return rc;
 }
 
+/* Written the way the intake writes its acks (pg_json_string): a reason that is not
+ * UTF-8 still makes valid JSON. */
 int pg_rms_delivery_ack_format(int status, const char *reason, pg_buf *out)
 {
-    json_t *root =
-        status == 0 ? json_pack("{s:s}", "status", "stored")
-                    : json_pack("{s:s,s:s}", "status", "rejected", "reason", reason ? reason : "");
-    if (!root)
-        return PG_ENOMEM;
-    char *text = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
-    if (!text)
-        return PG_ENOMEM;
-    int rc = pg_buf_puts(out, text);
-    free(text);
-    return rc;
+    if (status == 0)
+        return pg_buf_puts(out, "{\"status\":\"stored\"}");
+    const char *r = reason ? reason : "";
+    int rc = pg_buf_puts(out, "{\"status\":\"rejected\",\"reason\":");
+    rc = rc ? rc : pg_json_string(out, r, strlen(r), PG_JSON_REPLACE);
+    return rc ? rc : pg_buf_putc(out, '}');
 }
 
 /* ------------------------------------------------------------ ZeroMQ transport */

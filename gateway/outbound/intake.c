@@ -16,6 +16,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "outrec.h"
+#include "polegate/json.h"
 #include "polegate/timeutil.h"
 #include "router.h"
 #include "spool.h"
@@ -584,53 +585,7 @@ void pg_intake_handle(pg_intake *self, const uint8_t *data, size_t size, pg_inta
  * always valid JSON whatever the reason quotes. */
 static int s_json_str(pg_buf *out, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s;
-    int rc = pg_buf_putc(out, '"');
-    while (!rc && *p) {
-        unsigned char c = *p;
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            rc = pg_buf_append(out, esc, 2);
-            p++;
-        } else if (c == '\n' || c == '\r' || c == '\t') {
-            char esc[2] = {'\\', c == '\n' ? 'n' : c == '\r' ? 'r' : 't'};
-            rc = pg_buf_append(out, esc, 2);
-            p++;
-        } else if (c < 0x20) {
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            rc = pg_buf_append(out, esc, 6);
-            p++;
-        } else if (c < 0x80) {
-            rc = pg_buf_putc(out, (char)c);
-            p++;
-        } else {
-            size_t n = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
-            size_t i = 1;
-            for (; n && i < n; i++)
-                if ((p[i] & 0xc0) != 0x80)
-                    break;
-            uint32_t cp = 0;
-            if (n && i == n) {
-                cp = n == 2 ? (uint32_t)(c & 0x1f) << 6 | (p[1] & 0x3f)
-                     : n == 3
-                         ? (uint32_t)(c & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f)
-                         : (uint32_t)(c & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 |
-                               (uint32_t)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
-            }
-            int valid = n && i == n &&
-                        !(n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) &&
-                        !(n == 4 && (cp < 0x10000 || cp > 0x10ffff));
-            if (valid) {
-                rc = pg_buf_append(out, p, n);
-                p += n;
-            } else {
-                rc = pg_buf_puts(out, "\\ufffd");
-                p++;
-            }
-        }
-    }
-    return rc ? rc : pg_buf_putc(out, '"');
+    return pg_json_string(out, s, strlen(s), PG_JSON_REPLACE);
 }
 
 int pg_intake_ack_json(const pg_intake_ack *ack, const char *correlation, pg_buf *out)
