@@ -212,6 +212,12 @@ START_TEST(test_bad_size)
           "store.map_size: '99999999999999999999G' is not a size");
     s_bad(FORCE ADAPTER INTAKE KAFKA "store:\n  path: /x\n  map_size: -5\n",
           "store.map_size: '-5' is not a size");
+    /* a map the largest ATX message (1 MiB) could never be taken into, past the
+     * headroom kept for removals */
+    s_bad(FORCE ADAPTER INTAKE KAFKA "store:\n  path: /x\n  map_size: 4MiB\n",
+          "store.map_size: 4194304 bytes leaves 3145728 bytes beyond the 1048576 kept free "
+          "for removals, less than two of the largest messages may take (8421376 bytes for "
+          "intake.max_message_size 1048576); raise store.map_size");
 }
 END_TEST
 

@@ -18,6 +18,7 @@
 #include "polegate/buf.h"
 #include "polegate/error.h"
 #include "policy.h"
+#include "store.h"
 
 /* ---------------------------------------------------------------- config maps */
 
@@ -747,6 +748,17 @@ static void s_derive(s_loader *ld)
                   "of %zu bytes",
                   cfg->intake_max_message_size, cfg->adapter->name, max);
     }
+    /* The intake stops adding at the headroom: a map that cannot hold two of the
+     * largest messages beyond it would answer retry to them for ever. */
+    size_t need = 2 * PG_STORE_GROWTH(cfg->intake_max_message_size);
+    size_t head = pg_store_headroom(cfg->store_map_size);
+    if (cfg->store_map_size < head + need)
+        s_err(ld, 0,
+              "store.map_size: %zu bytes leaves %zu bytes beyond the %zu kept free for "
+              "removals, less than two of the largest messages may take (%zu bytes for "
+              "intake.max_message_size %zu); raise store.map_size",
+              cfg->store_map_size, cfg->store_map_size > head ? cfg->store_map_size - head : 0,
+              head, need, cfg->intake_max_message_size);
 }
 
 /* One problem of the policy section, already "FILE:LINE:COL: policy...: what". */

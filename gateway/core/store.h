@@ -171,6 +171,10 @@ int pg_store_damaged(pg_store *self, char *out, size_t size);
 #define PG_STORE_MIN_HEADROOM ((size_t)1 << 20)
 /* Bytes of a map of map_size kept for removals: an eighth, at least 1 MiB. */
 size_t pg_store_headroom(size_t map_size);
+/* What taking in a message of size bytes may add to the store at most, as writers
+ * that add estimate it against the headroom: the ledger's record, a spool batch per
+ * destination, a dead letter's two copies, and the B-tree pages they touch. */
+#define PG_STORE_GROWTH(size) ((size_t)(size)*4 + 16384)
 
 typedef struct pg_store_space_info {
     size_t map;      /* the map size */

@@ -77,15 +77,10 @@ struct pg_intake {
     time_t full_warned;
     uint64_t full_since_warn;
     /* Bytes the current group may still add to the store before reaching the headroom
-     * kept for removals (an estimate per message, S_GROWTH), and the reason when 0. */
+     * kept for removals (an estimate per message, PG_STORE_GROWTH), and the reason when 0. */
     size_t room;
     char room_why[PG_ERRSTR_SIZE];
 };
-
-/* What one message may add to the store at most, as an estimate from its size: the
- * ledger's record, the spool's batch for each destination, a dead letter's two copies,
- * and the B-tree pages they touch. Only used to stop well before the map is full. */
-#define S_GROWTH(size) ((size)*4 + 16384)
 
 /* Measure the room left in the store before a group (no transaction open). */
 static void s_measure_room(pg_intake *self)
@@ -356,14 +351,14 @@ static void s_apply(pg_intake *self, pg_store_txn *txn, const uint8_t *data, siz
         s_fail(self, ack, PG_INTAKE_RETRY, "store: no transaction");
         return;
     }
-    if (self->room < S_GROWTH(size)) {
+    if (self->room < PG_STORE_GROWTH(size)) {
         self->room = 0; /* the rest of the group waits too: order is kept */
         self->stats.store_full++;
         ack->backpressure = 1;
         s_fail(self, ack, PG_INTAKE_RETRY, "%s", self->room_why);
         return;
     }
-    self->room -= S_GROWTH(size);
+    self->room -= PG_STORE_GROWTH(size);
 
     pg_changeset_reset(self->in);
     pg_changeset_reset(self->out);
