@@ -698,7 +698,7 @@ END_TEST
  * them again (it would re-create links the partner's ledger chose not to). */
 START_TEST(test_explicit_merges)
 {
-    pg_ledger_set_explicit_merges(lg, 1);
+    pg_ledger_set_explicit(lg, 1);
     s_msg(NULL);
     s_entity("P1", K(PERSON), 1, UPSERT, 0);
     s_entity("P2", K(PERSON), 1, UPSERT, 0);
@@ -714,6 +714,19 @@ START_TEST(test_explicit_merges)
     ck_assert_int_eq(deleted, 0);
     ck_assert_uint_eq(s_links_from("P2"), 1);
     ck_assert_uint_eq(s_links_from("P1"), 0);
+
+    /* a DELETE takes no link with it (each link's DELETE comes on its own key); the
+     * record re-created takes its live links back to whoever dropped them with it */
+    s_msg(NULL);
+    s_entity("P2", K(PERSON), 2, DELETE, 0);
+    s_apply_ok();
+    ck_assert_uint_eq(out->count, 1);
+    ck_assert_uint_eq(s_links_from("P2"), 1);
+    s_msg(NULL);
+    s_entity("P2", K(PERSON), 3, UPSERT, 0);
+    s_apply_ok();
+    ck_assert_uint_eq(out->count, 2);
+    s_find_link(s_lid("P2", R(HOME_ADDRESS), "L1"), UPSERT, 2);
 }
 END_TEST
 

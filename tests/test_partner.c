@@ -556,6 +556,56 @@ START_TEST(test_merged_away_withdrawn_whatever_the_order)
 }
 END_TEST
 
+START_TEST(test_link_survives_an_older_withdrawal_read_later)
+{
+    /* Issue 11: partitions are read in any order. ESX withdrew the person (SECRET for a
+     * while), shared it again, then stated its link to a vehicle: MER reads the vehicle
+     * and the link first, then the person's partition with the old withdrawal. The
+     * withdrawal must not take the later link with it, and the RMS, which dropped the
+     * person's links with its Delete, gets the link again when the person comes back. */
+    static const char *const msgs[] = {
+        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000d01") "\"record\":{\"type\":\"PERSON\",\"id\":"
+                                                           "\"P0000000921\",\"revision\":1,"
+                                                           "\"action\":\"UPSERT\","
+                                                           "\"modifiedAt\":\"2026-01-05T09:00:00+"
+                                                           "00:00\"," S_ATX_MARK S_ATX_RET
+                                                           ",\"body\":{\"surname\":\"Keeper\"}},"
+                                                           "\"links\":[]}",
+        S_ATX_HEAD(
+            "5e1d0000-0000-4000-8000-000000000d02") "\"record\":{\"type\":\"VEHICLE\",\"id\":"
+                                                    "\"V0000000921\",\"revision\":1,\"action\":"
+                                                    "\"UPSERT\","
+                                                    "\"modifiedAt\":\"2026-01-05T09:01:00+00:"
+                                                    "00\"," S_ATX_MARK S_ATX_RET
+                                                    ",\"body\":{\"make\":\"FORD\"}},\"links\":[]}",
+        S_ATX_HEAD(
+            "5e1d0000-0000-4000-8000-000000000d03") "\"record\":{\"type\":\"PERSON\",\"id\":"
+                                                    "\"P0000000921\",\"revision\":3,\"action\":"
+                                                    "\"UPSERT\","
+                                                    "\"modifiedAt\":\"2026-01-05T09:03:00+00:"
+                                                    "00\"," S_ATX_MARK S_ATX_RET
+                                                    ",\"body\":{\"surname\":\"Keeper\"}},\"links\":"
+                                                    "[{\"target\":{\"type\":\"VEHICLE\","
+                                                    "\"id\":\"V0000000921\"},\"role\":\"KEEPER\","
+                                                    "\"validFrom\":null,\"validTo\":null}]}",
+        NULL};
+    s_feed *f = s_feed_msgs(&pg_adapter_athena, msgs, ESX_TO_MER);
+    ck_assert_uint_eq(f->n, 4); /* P1, V1, P3, the link */
+    pg_entity_update *p1 =
+        polegate__pole__v1__entity_update__unpack(NULL, f->recs[0].len, f->recs[0].value);
+    pg_arena *a = pg_arena_new(0);
+    s_feed_add(f, ESX_TO_MER, &pg_policy_withdrawal_entity(a, p1, 2)->base,
+               "polegate.pole.v1.EntityUpdate", "ESX");
+    /* read as: V1, the link, P1, P's withdrawal, P3 */
+    pg_consumer_record r[5] = {f->recs[1], f->recs[3], f->recs[0], f->recs[4], f->recs[2]};
+    memcpy(f->recs, r, sizeof r);
+    s_mer_holds(f, 2, 1, "00000000-0000-0000-0000-000000000000");
+    pg_arena_destroy(&a);
+    polegate__pole__v1__entity_update__free_unpacked(p1, NULL);
+    s_feed_free(&f);
+}
+END_TEST
+
 START_TEST(test_nx5_delete_of_handling_c_reaches_atx)
 {
     /* Issue 11, 4: an NX5 Delete has no children, so no Caveat, and a Property Delete
@@ -1452,6 +1502,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_created_then_deleted_in_one_batch);
     tcase_add_test(tc, test_merged_away_withdrawn_whatever_the_order);
     tcase_add_test(tc, test_nx5_delete_of_handling_c_reaches_atx);
+    tcase_add_test(tc, test_link_survives_an_older_withdrawal_read_later);
     tcase_add_test(tc, test_withdrawal_at_equal_version);
     tcase_add_test(tc, test_inbound_checks_and_audit);
     tcase_add_test(tc, test_audit_fails_closed);

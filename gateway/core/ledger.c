@@ -29,7 +29,7 @@ struct pg_ledger {
     pg_store_db msgseq; /* 8-byte big-endian sequence -> message id (oldest first) */
     size_t seen_limit;
     int delete_wins_ties; /* a DELETE at the stored version of a live entity applies */
-    int explicit_merges;  /* rule 6 is the publisher's: merged_from is not acted on */
+    int explicit_;        /* a partner's ledger's output: rules 3 and 6 are theirs (rule 10) */
 };
 
 /* Stored before each packed record so that stale checks and kind fill-in need no
@@ -408,6 +408,28 @@ static int s_links_kill_all(s_ctx *ctx, const pg_entity_update *cause, const cha
     return rc;
 }
 
+/* Rule 10: every live link from and to entity id emitted again (UPSERT, version + 1):
+ * a record re-created after a DELETE, whose RMS dropped its links with it. */
+static int s_links_restate(s_ctx *ctx, const char *id)
+{
+    char **ids;
+    size_t n;
+    int rc = s_ctx_index_ids(ctx, id, 0, &ids, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        s_rec lr;
+        if ((rc = s_link_get(ctx, ids[i], &lr)) != 0 || !lr.found || lr.hdr.deleted)
+            continue;
+        pg_link_update *l = s_link_unpack(ctx, &lr, ids[i]);
+        pg_link_update *c = l ? s_link_copy(ctx, l) : NULL;
+        if (!c)
+            return l ? s_nomem(ctx) : PG_ESTORE;
+        c->operation = S_UPSERT;
+        c->version = lr.hdr.version + 1;
+        rc = s_emit_link(ctx, c);
+    }
+    return rc;
+}
+
 /* ------------------------------------------------------------ entities */
 
 static int s_in_owned(const pg_changeset *in, const size_t *owner, size_t idx, const char *id)
@@ -638,11 +660,11 @@ static int s_entity_apply(s_ctx *ctx, size_t idx, const size_t *owner)
         if ((rc = s_entity_delete_filled(ctx, e, &rec, &d)) != 0 ||
             (rc = s_emit_entity(ctx, d)) != 0)
             return rc;
-        return s_links_kill_all(ctx, d, d->id);
+        return ctx->ledger->explicit_ ? 0 : s_links_kill_all(ctx, d, d->id);
     }
     /* the stored record, read before the emit below overwrites it */
     const pg_entity_update *old = NULL;
-    if (!ch->replaces_links && rec.found && !rec.hdr.deleted &&
+    if (!ch->replaces_links && !ctx->ledger->explicit_ && rec.found && !rec.hdr.deleted &&
         !(old = s_entity_unpack(ctx, &rec, e->id)))
         return PG_ESTORE;
     if ((rc = s_emit_entity(ctx, e)) != 0)
@@ -650,8 +672,11 @@ static int s_entity_apply(s_ctx *ctx, size_t idx, const size_t *owner)
     if (ch->replaces_links ? (rc = s_replace_links(ctx, e, owner, idx))
                            : (rc = s_links_remark(ctx, e, old)))
         return rc;
-    return e->n_merged_from && !ctx->ledger->explicit_merges ? s_merge(ctx, e, ch->replaces_links)
-                                                             : 0;
+    if (rc == 0 && ctx->ledger->explicit_ && rec.found && rec.hdr.deleted)
+        rc = s_links_restate(ctx, e->id);
+    if (rc == 0 && e->n_merged_from && !ctx->ledger->explicit_)
+        rc = s_merge(ctx, e, ch->replaces_links);
+    return rc;
 }
 
 /* ------------------------------------------------------------ message ids */
@@ -1015,9 +1040,9 @@ void pg_ledger_destroy(pg_ledger **p)
     *p = NULL;
 }
 
-void pg_ledger_set_explicit_merges(pg_ledger *self, int on)
+void pg_ledger_set_explicit(pg_ledger *self, int on)
 {
-    self->explicit_merges = !!on;
+    self->explicit_ = !!on;
 }
 
 void pg_ledger_set_delete_wins_ties(pg_ledger *self, int on)

@@ -78,6 +78,11 @@
  *    them the record's): each is emitted again (UPSERT, version + 1) with the new one,
  *    so that policy shares, withholds or withdraws a link as its record now is.
  *
+ * 10. A ledger set explicit (pg_ledger_set_explicit) applies no rule 3 link deletes,
+ *    no rule 6 and no rule 9; instead, an entity UPSERT of an entity stored deleted
+ *    emits every live link from and to it again (UPSERT, version + 1): the RMS dropped
+ *    them with the record, and they are still live.
+ *
  * Output: changes appended to out in order (an entity, then its links), all with
  * replaces_links = 0. Emitted entities are the input's messages and emitted links may
  * point at the input's strings, so out is valid as long as both in and out->arena are.
@@ -124,12 +129,14 @@ int pg_ledger_set_seen_limit(pg_ledger *self, size_t limit);
  * entity is applied instead of dropped as stale (rule 2). Off by default. */
 void pg_ledger_set_delete_wins_ties(pg_ledger *self, int on);
 
-/* For a ledger of what partners published: their ledger already made a merge's
- * consequences explicit (the merged-away records' DELETEs, their links deleted and
- * re-created on the survivor), each on its own key and partition, so rule 6 is not
- * applied again (it would re-create links the partner's ledger chose not to, that no
- * later update of theirs removes). merged_from stays on the UPSERT. Off by default. */
-void pg_ledger_set_explicit_merges(pg_ledger *ledger, int on);
+/* For a ledger of what partners published (rule 10): their ledger already made every
+ * consequence explicit, each on its own key and partition (a merged-away record's
+ * DELETE, its links deleted and re-created on the survivor, the DELETE of each link of
+ * a deleted record, links re-marked with their record), and partitions are read in any
+ * order. So rules 3 (links of a deleted entity), 6 and 9 are not applied again: they
+ * would kill or re-create links on the strength of an older change read after a newer
+ * one. Off by default. */
+void pg_ledger_set_explicit(pg_ledger *ledger, int on);
 
 /* Apply the changeset in inside the write transaction txn and append to out the
  * canonical updates to publish (rules above). res is overwritten. 0, or PG_EINVALID

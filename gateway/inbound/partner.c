@@ -51,7 +51,7 @@ pg_partner *pg_partner_new(const pg_partner_opts *opts, char *errstr, size_t err
         !(p->idmap = pg_idstore_new(p->store, &icfg, errstr, errstr_size)))
         goto err;
     pg_ledger_set_delete_wins_ties(p->ledger, 1);
-    pg_ledger_set_explicit_merges(p->ledger, 1);
+    pg_ledger_set_explicit(p->ledger, 1);
     pg_compose_opts copts = {
         .adapter = p->adapter, .ledger = p->ledger, .idmap = p->idmap, .now_ms = opts->now_ms};
     if (!(p->compose = pg_compose_new(&copts, errstr, errstr_size)))
