@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "polegate/adapter.h"
 #include "polegate/buf.h"
+#include "polegate/timeutil.h"
 
 static const char s_usage_text[] =
     "usage: polegate load --to ENDPOINT [--format atx|nx5] [OPTION]... FILE...\n"
@@ -63,13 +64,6 @@ static volatile sig_atomic_t s_stop;
 static void s_on_signal(int sig)
 {
     s_stop = sig;
-}
-
-static int64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---------------------------------------------------------------- the state file */
@@ -311,14 +305,14 @@ static int s_send(s_load *l, s_slot *s)
         if (errno != EAGAIN)
             return -1;
         s->state = S_WAIT;
-        s->resend_ms = s_now_ms() + S_BACKOFF_FIRST_MS;
+        s->resend_ms = pg_time_mono_ms() + S_BACKOFF_FIRST_MS;
         return 0;
     }
     if (zmq_send(l->sock, corr, (size_t)n, ZMQ_SNDMORE) < 0 ||
         zmq_send(l->sock, s->msg.data, s->msg.len, 0) < 0)
         return -1;
     s->state = S_SENT;
-    s->sent_ms = s_now_ms();
+    s->sent_ms = pg_time_mono_ms();
     return 0;
 }
 
@@ -332,7 +326,7 @@ static void s_format_duration(char *out, size_t size, double s)
 
 static void s_report(s_load *l, int final)
 {
-    int64_t now = s_now_ms();
+    int64_t now = pg_time_mono_ms();
     double secs = (double)(now - l->t0) / 1000.0;
     uint64_t done = l->st.accepted + l->st.rejected;
     double rate = secs > 0 ? (double)(done - l->start_done) / secs : 0;
@@ -370,7 +364,7 @@ static int s_save(s_load *l)
                 strerror(errno));
         return -1;
     }
-    l->last_save = s_now_ms();
+    l->last_save = pg_time_mono_ms();
     return 0;
 }
 
@@ -430,7 +424,7 @@ static void s_on_ack(s_load *l, const char *data, size_t len)
     s_slot *s =
         seq < l->next_seq && seq >= l->head_seq ? &l->slots[seq % (uint64_t)l->window] : NULL;
     l->answered = 1;
-    l->last_ack_ms = s_now_ms();
+    l->last_ack_ms = pg_time_mono_ms();
     /* An ack for a message already answered (sent again after a timeout) is dropped. */
     if (!s || s->seq != seq || s->state != S_SENT || !status) {
         json_decref(j);
@@ -454,7 +448,7 @@ static void s_on_ack(s_load *l, const char *data, size_t len)
         s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : S_BACKOFF_FIRST_MS;
         if (s->backoff_ms > S_BACKOFF_MAX_MS)
             s->backoff_ms = S_BACKOFF_MAX_MS;
-        s->resend_ms = s_now_ms() + s->backoff_ms;
+        s->resend_ms = pg_time_mono_ms() + s->backoff_ms;
     }
     json_decref(j);
 }
@@ -483,7 +477,7 @@ static int s_receive(s_load *l, int wait_ms)
  * come in time (the daemon restarted: they were maybe taken, maybe not). */
 static int s_resend(s_load *l)
 {
-    int64_t now = s_now_ms();
+    int64_t now = pg_time_mono_ms();
     int waiting_bp = 0;
     for (uint64_t q = l->head_seq; q < l->next_seq; q++) {
         s_slot *s = &l->slots[q % (uint64_t)l->window];
@@ -503,7 +497,7 @@ static int s_resend(s_load *l)
 /* Load one input to its end. 0, 1 interrupted, 2 no daemon, -1 an error (said). */
 static int s_load_input(s_load *l)
 {
-    l->t0 = l->last_save = l->last_report = s_now_ms();
+    l->t0 = l->last_save = l->last_report = pg_time_mono_ms();
     l->start_offset = l->st.offset;
     l->start_done = l->st.accepted + l->st.rejected;
     l->head_seq = l->next_seq;
@@ -552,7 +546,7 @@ static int s_load_input(s_load *l)
         }
         if (s_advance(l))
             return -1;
-        int64_t now = s_now_ms();
+        int64_t now = pg_time_mono_ms();
         int64_t quiet = now - (l->answered ? l->last_ack_ms : l->t0);
         if (l->busy && quiet > (l->answered ? 6 : 1) * (int64_t)l->timeout_ms) {
             fprintf(stderr,
@@ -652,7 +646,7 @@ static int s_load_path(s_load *l, const char *path, const pg_adapter_ops *adapte
         fclose(l->rejects);
     l->rejects = NULL;
     s_report(l, 1);
-    s_summary(l, (double)(s_now_ms() - l->t0) / 1000.0,
+    s_summary(l, (double)(pg_time_mono_ms() - l->t0) / 1000.0,
               l->st.accepted + l->st.rejected - done_before);
     s_input_close(&l->in);
     if (rc < 0 || saved)

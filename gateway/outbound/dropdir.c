@@ -17,6 +17,7 @@
 
 #include "intake.h"
 #include "log.h"
+#include "polegate/json.h"
 #include "polegate/timeutil.h"
 #include "store.h"
 
@@ -316,16 +317,10 @@ static void s_forget(pg_dropdir *self)
         pg_log(PG_LOG_WARN, "dropdir: progress of %s not removed: %s", self->name, why);
 }
 
-/* s as a JSON string's content (file names and reasons are not trusted to be plain). */
+/* s as a JSON string (file names and reasons are not trusted to be plain UTF-8). */
 static void s_put_str(pg_buf *out, const char *s)
 {
-    for (const char *c = s; *c; c++)
-        if (*c == '"' || *c == '\\')
-            pg_buf_printf(out, "\\%c", *c);
-        else if ((unsigned char)*c < 0x20)
-            pg_buf_printf(out, "\\u%04x", (unsigned char)*c);
-        else
-            pg_buf_putc(out, *c);
+    pg_json_string(out, s, strlen(s), PG_JSON_REPLACE);
 }
 
 /* The file is not taken (or not any further): failed/ with the reason. */
@@ -333,11 +328,11 @@ static int s_fail_file(pg_dropdir *self, const char *reason)
 {
     pg_log(PG_LOG_WARN, "dropdir: %s/%s -> failed/: %s", self->dir, self->name, reason);
     pg_buf_reset(&self->json);
-    pg_buf_puts(&self->json, "{\"file\":\"");
+    pg_buf_puts(&self->json, "{\"file\":");
     s_put_str(&self->json, self->name);
-    pg_buf_puts(&self->json, "\",\"status\":\"rejected\",\"reason\":\"");
+    pg_buf_puts(&self->json, ",\"status\":\"rejected\",\"reason\":");
     s_put_str(&self->json, reason);
-    pg_buf_puts(&self->json, "\"}\n");
+    pg_buf_puts(&self->json, "}\n");
     if (self->rfd < 0)
         self->rfd = openat(self->dfd, self->result, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (self->rfd < 0 || s_move(self, self->failed_fd, (const char *)self->json.data)) {
@@ -357,11 +352,11 @@ static int s_finish(pg_dropdir *self)
 {
     const char *status = self->p.rejected ? "failed" : "done";
     pg_buf_reset(&self->json);
-    pg_buf_puts(&self->json, "{\"file\":\"");
+    pg_buf_puts(&self->json, "{\"file\":");
     s_put_str(&self->json, self->name);
     pg_buf_printf(&self->json,
-                  "\",\"status\":\"%s\",\"accepted\":%" PRIu64 ",\"rejected\":%" PRIu64 "}\n",
-                  status, self->p.accepted, self->p.rejected);
+                  ",\"status\":\"%s\",\"accepted\":%" PRIu64 ",\"rejected\":%" PRIu64 "}\n", status,
+                  self->p.accepted, self->p.rejected);
     if (!self->json.data || s_move(self, self->p.rejected ? self->failed_fd : self->done_fd,
                                    (const char *)self->json.data)) {
         self->backoff_until = pg_time_mono_ms() + S_BACKOFF_MS;
