@@ -72,8 +72,9 @@ static int s_gid(pg_idmap *self, const char *uuid, int kind, const char *origin_
 
 /* How many ATX messages the NX5 corpus left out, and why. */
 typedef struct s_skips {
-    size_t unencodable, undecodable;
-    char first_unencodable[PG_ERRSTR_SIZE], first_undecodable[PG_ERRSTR_SIZE];
+    size_t invalid, unencodable, undecodable;
+    char first_invalid[PG_ERRSTR_SIZE], first_unencodable[PG_ERRSTR_SIZE],
+        first_undecodable[PG_ERRSTR_SIZE];
 } s_skips;
 
 static void s_skip(size_t *count, char *first, const char *err)
@@ -97,8 +98,14 @@ static int s_make_nx5(const s_corpus *atx, pg_buf *docs, s_corpus *nx5, s_skips 
     for (size_t i = 0; i < atx->n && !rc; i++) {
         pg_changeset_reset(cs);
         size_t mark = docs->len;
-        if ((rc = pg_adapter_athena.decode(&dec, atx->msgs[i].data, atx->msgs[i].len, cs, err,
-                                           sizeof err)))
+        rc = pg_adapter_athena.decode(&dec, atx->msgs[i].data, atx->msgs[i].len, cs, err,
+                                      sizeof err);
+        if (rc == PG_EINVALID) {
+            s_skip(&skips->invalid, skips->first_invalid, err);
+            rc = 0;
+            continue;
+        }
+        if (rc)
             break;
         rc = pg_adapter_niche.encode(&enc, cs, docs, err, sizeof err);
         if (rc == PG_EUNSUPPORTED || rc == PG_EINVALID) {
@@ -344,6 +351,9 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    if (sk.invalid)
+        printf("  left out: %zu ATX messages the ATX decoder rejects, first: %s\n", sk.invalid,
+               sk.first_invalid);
     if (sk.unencodable)
         printf("  left out: %zu the NX5 encoder refused, first: %s\n", sk.unencodable,
                sk.first_unencodable);
