@@ -46,10 +46,13 @@ load_before=$(s_load_avg)
 
 # The corpora: the ATX one, and enough records again for n_nx5 NX5 documents (the
 # generator leaves out the few the NX5 encoder cannot carry).
+# (bench_translate writes them before it measures; a corpus message its decoder
+# rejects fails the measurement, not the corpus.)
 "$build/bench/bench_translate" --records "$n_atx" --rounds 1 --write-corpus "$work/atx.ndjson" \
-    >"$work/gen-atx.txt"
+    >"$work/gen-atx.txt" 2>&1 || [ -s "$work/atx.ndjson" ] || pg_die "no ATX corpus"
 "$build/bench/bench_translate" --records $((n_nx5 * 105 / 100)) --rounds 1 \
-    --write-nx5 "$work/all.xml" >"$work/gen-nx5.txt"
+    --write-nx5 "$work/all.xml" >"$work/gen-nx5.txt" 2>&1 || [ -s "$work/all.xml" ] ||
+    pg_die "no NX5 corpus"
 # Exactly n_nx5 documents: cut before the (n_nx5 + 1)-th declaration.
 awk -v n="$n_nx5" '/^<\?xml/ { if (++d > n) exit } { print }' "$work/all.xml" >"$work/nx5.xml"
 rm -f "$work/all.xml"
