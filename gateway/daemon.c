@@ -157,6 +157,13 @@ static int s_reconcile_at_start(pg_daemon *d, char *errstr, size_t errstr_size)
     return rc ? pg_errf(rc, errstr, errstr_size, "policy reconcile: %s", why) : 0;
 }
 
+/* Every destination of policy on /metrics from the start. */
+static void s_metrics_destinations(pg_metrics *m, const pg_policy *policy)
+{
+    for (size_t i = 0; policy && i < pg_policy_destination_count(policy); i++)
+        pg_metrics_destination(m, pg_policy_destination_at(policy, i)->name);
+}
+
 pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
 {
     pg_daemon *d = calloc(1, sizeof *d);
@@ -199,6 +206,7 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
             pg_errf(PG_EIO, errstr, errstr_size, "%s", why);
             goto err;
         }
+        s_metrics_destinations(d->metrics, cfg->policy);
     }
     if (cfg->audit_path) {
         pg_audit_key key;
@@ -491,6 +499,8 @@ static int s_reload(pg_daemon *self, char *errstr, size_t errstr_size)
     pg_partner_service_stop(&self->partner, S_RELOAD_DRAIN_MS);
     char why[PG_ERRSTR_SIZE];
     self->live.policy = next->policy;
+    if (self->metrics)
+        s_metrics_destinations(self->metrics, next->policy);
     pg_router_set_policy(self->router, next->policy);
     if (s_reconcile(self, why, sizeof why)) {
         self->live.policy = was;

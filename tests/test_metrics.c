@@ -55,6 +55,8 @@ START_TEST(test_state_and_hooks)
     r = pg_outbatch_add(win);
     r->destination = "mer \"x\"";
     pg_outbatch_add(win); /* a dead letter: no destination */
+    pg_metrics_destination(m, "national");
+    pg_metrics_destination(m, "idle");
     pg_metrics_on_commit(m, win, 1, 3);
     pg_outbatch_destroy(&win);
 
@@ -74,6 +76,7 @@ START_TEST(test_state_and_hooks)
     s_has(text, "polegate_intake_messages_total{outcome=\"duplicate\"} 3\n");
     s_has(text, "polegate_intake_messages_total{outcome=\"rejected\"} 2\n");
     s_has(text, "polegate_published_records_total{destination=\"national\"} 2\n");
+    s_has(text, "polegate_published_records_total{destination=\"idle\"} 0\n");
     s_has(text, "polegate_published_records_total{destination=\"mer \\\"x\\\"\"} 1\n");
     s_has(text, "polegate_dead_letter_records_published_total 1\n");
     s_has(text, "polegate_withheld_records_total{destination=\"mer\",reason=\"kind\"} 2\n");

@@ -179,6 +179,13 @@ void pg_metrics_on_audit(void *ud, const pg_audit_event *ev, int rc)
     pthread_mutex_unlock(&m->lock);
 }
 
+void pg_metrics_destination(pg_metrics *m, const char *destination)
+{
+    pthread_mutex_lock(&m->lock);
+    s_add(m, S_PUBLISHED, destination, NULL, 0);
+    pthread_mutex_unlock(&m->lock);
+}
+
 void pg_metrics_set_state(pg_metrics *m, const pg_metrics_state *st)
 {
     pthread_mutex_lock(&m->lock);

@@ -52,6 +52,9 @@ void pg_metrics_destroy(pg_metrics **p);
 /* The port actually bound (0 when not serving). */
 int pg_metrics_port(const pg_metrics *m);
 
+/* Show destination's published counter from the start, at 0 (a rate over a series
+ * that appears only at the first record would miss the stall before it). */
+void pg_metrics_destination(pg_metrics *m, const char *destination);
 /* The latest state (copied). */
 void pg_metrics_set_state(pg_metrics *m, const pg_metrics_state *st);
 /* The intake committed a group: every spool batch below next_seq was acknowledged by

@@ -1,6 +1,7 @@
 /* pg_consumer: librdkafka consumer group over the partners' topics, manual commits. */
 #include "consumer.h"
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,12 @@ typedef struct s_strings {
     char type[64], force[16], key[64];
 } s_strings;
 
+/* The lag of one topic, summed over the partitions assigned here. */
+typedef struct s_lag {
+    char *topic;
+    int64_t lag; /* -1: not known */
+} s_lag;
+
 struct pg_consumer {
     rd_kafka_t *rk;
     rd_kafka_message_t **held; /* the last poll's records */
@@ -59,6 +66,8 @@ struct pg_consumer {
     s_mark *marks;
     size_t n_marks, cap_marks;
     int paused;
+    s_lag *lags; /* per topic, from librdkafka's last statistics */
+    size_t n_lags, cap_lags;
 };
 
 static int s_fixed_key(const char *key)
@@ -141,6 +150,62 @@ static void s_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_assign(rk, NULL);
 }
 
+/* An integer member of a statistics object; -1 when absent. */
+static int64_t s_stat(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+}
+
+/* librdkafka's statistics (statistics.interval.ms), served on the thread that polls:
+ * keep each topic's lag over the partitions assigned to this member. A partition's lag
+ * runs from the group's committed offset (what the RMS has stored) to the last stable
+ * offset; with no commit yet, from where it reads now, or from the start of the
+ * partition (auto.offset.reset=earliest). */
+static int s_stats_cb(rd_kafka_t *rk, char *text, size_t len, void *opaque)
+{
+    (void)rk;
+    pg_consumer *self = opaque;
+    json_t *root = json_loadb(text, len, 0, NULL), *topics = json_object_get(root, "topics");
+    for (size_t i = 0; i < self->n_lags; i++)
+        free(self->lags[i].topic);
+    self->n_lags = 0;
+    const char *name;
+    json_t *topic;
+    json_object_foreach(topics, name, topic)
+    {
+        int64_t lag = 0;
+        int assigned = 0;
+        const char *pid;
+        json_t *part;
+        json_object_foreach(json_object_get(topic, "partitions"), pid, part)
+        {
+            const char *state = json_string_value(json_object_get(part, "fetch_state"));
+            if (!strcmp(pid, "-1") || !state || !strcmp(state, "none"))
+                continue; /* not assigned to this member */
+            assigned = 1;
+            int64_t end = s_stat(part, "ls_offset"), from = s_stat(part, "committed_offset");
+            if (from < 0)
+                from = s_stat(part, "app_offset");
+            if (from < 0)
+                from = s_stat(part, "lo_offset");
+            if (lag >= 0 && end >= 0 && from >= 0)
+                lag += end > from ? end - from : 0;
+            else
+                lag = -1;
+        }
+        if (!assigned ||
+            pg_grow((void **)&self->lags, &self->cap_lags, self->n_lags + 1, sizeof *self->lags))
+            continue;
+        self->lags[self->n_lags].topic = strdup(name);
+        self->lags[self->n_lags].lag = lag;
+        if (self->lags[self->n_lags].topic)
+            self->n_lags++;
+    }
+    json_decref(root);
+    return 0; /* librdkafka frees text */
+}
+
 static int s_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *errstr,
                  size_t errstr_size)
 {
@@ -172,6 +237,7 @@ pg_consumer *pg_consumer_new(const pg_consumer_opts *opts, char *errstr, size_t 
         s_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size) ||
         s_set(conf, "isolation.level", "read_committed", errstr, errstr_size) ||
         s_set(conf, "auto.offset.reset", "earliest", errstr, errstr_size) ||
+        s_set(conf, "statistics.interval.ms", "1000", errstr, errstr_size) ||
         (opts->instance_id &&
          s_set(conf, "group.instance.id", opts->instance_id, errstr, errstr_size))) {
         rd_kafka_conf_destroy(conf);
@@ -180,6 +246,7 @@ pg_consumer *pg_consumer_new(const pg_consumer_opts *opts, char *errstr, size_t 
     }
     rd_kafka_conf_set_log_cb(conf, s_log_cb);
     rd_kafka_conf_set_rebalance_cb(conf, s_rebalance_cb);
+    rd_kafka_conf_set_stats_cb(conf, s_stats_cb);
     rd_kafka_conf_set_opaque(conf, c);
     char why[512];
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
@@ -225,6 +292,9 @@ void pg_consumer_destroy(pg_consumer **p)
     for (size_t i = 0; i < c->n_marks; i++)
         free(c->marks[i].topic);
     free(c->marks);
+    for (size_t i = 0; i < c->n_lags; i++)
+        free(c->lags[i].topic);
+    free(c->lags);
     free(c->held);
     free(c->strings);
     free(c);
@@ -364,31 +434,7 @@ int pg_consumer_lag(pg_consumer *self, void (*fn)(void *ud, const char *topic, i
     int joined = member && *member;
     if (member)
         rd_kafka_mem_free(self->rk, member);
-    rd_kafka_topic_partition_list_t *parts = NULL;
-    if (rd_kafka_assignment(self->rk, &parts) || !parts)
-        return joined;
-    rd_kafka_position(self->rk, parts);
-    for (int i = 0; i < parts->cnt; i++) {
-        const char *topic = parts->elems[i].topic;
-        int seen = 0;
-        for (int j = 0; j < i && !seen; j++)
-            seen = !strcmp(parts->elems[j].topic, topic);
-        if (seen)
-            continue; /* summed with its first partition */
-        int64_t lag = 0;
-        for (int j = i; j < parts->cnt && lag >= 0; j++) {
-            const rd_kafka_topic_partition_t *tp = &parts->elems[j];
-            if (strcmp(tp->topic, topic))
-                continue;
-            int64_t lo, hi;
-            if (tp->offset < 0 ||
-                rd_kafka_get_watermark_offsets(self->rk, topic, tp->partition, &lo, &hi) || hi < 0)
-                lag = -1;
-            else
-                lag += hi > tp->offset ? hi - tp->offset : 0;
-        }
-        fn(ud, topic, lag);
-    }
-    rd_kafka_topic_partition_list_destroy(parts);
+    for (size_t i = 0; i < self->n_lags; i++)
+        fn(ud, self->lags[i].topic, self->lags[i].lag);
     return joined;
 }

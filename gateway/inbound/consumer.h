@@ -77,10 +77,10 @@ int pg_consumer_mark(pg_consumer *self, const char *topic, int32_t partition, in
 int pg_consumer_commit(pg_consumer *self, int sync, char *errstr, size_t errstr_size);
 
 /* For each topic with partitions assigned to this consumer, fn(ud, topic, lag): the
- * messages on the broker beyond the consumer's position, summed over its partitions,
- * from librdkafka's cached watermarks (no broker round trip); -1 when not known yet.
- * Returns 1 when the consumer is a member of its group (it has a member id), else 0.
- * On the consumer's thread. */
+ * messages between the group's committed offsets and the last stable offsets, summed
+ * over its partitions, as of librdkafka's last statistics (once a second); -1 when not
+ * known. Returns 1 when the consumer is a member of its group (it has a member id),
+ * else 0. On the thread that polls the consumer. */
 int pg_consumer_lag(pg_consumer *self, void (*fn)(void *ud, const char *topic, int64_t lag),
                     void *ud);
 

@@ -40,7 +40,7 @@ COUNT = 300
 INVALID_EVERY = 10
 
 
-def write_config(path, port, mport, store, brokers, topic, dlq_topic):
+def write_config(path, port, mport, store, brokers, topic, dlq_topic, partner=""):
     with open(path, "w", encoding="utf-8") as f:
         f.write(
             "# ops_metrics: generated per run\n"
@@ -51,12 +51,18 @@ def write_config(path, port, mport, store, brokers, topic, dlq_topic):
             "kafka: {brokers: '%s', properties: {message.timeout.ms: 5000}}\n"
             "dlq: {topic: %s}\n"
             "metrics: {listen: '127.0.0.1:%d'}\n"
+            "%s"
             "policy:\n  version: OPS-M-1\n"
             "  agreements: [{name: ISA-OPS, description: ops tests}]\n"
             "  destinations:\n"
             "    - {name: national, kind: national, topic: %s, agreement: ISA-OPS,\n"
             "       max_classification: OFFICIAL-SENSITIVE, kinds: all}\n"
-            % (port, store, brokers, dlq_topic, mport, topic))
+            % (port, store, brokers, dlq_topic, mport,
+               ("delivery: {transport: dir, endpoint: '%s', group_id: '%s'}\n"
+                % (partner[1], partner[2])) if partner else "",
+               topic)
+            + ("  partners:\n    - {force: MER, topic: %s, agreement: ISA-OPS}\n" % partner[0]
+               if partner else ""))
 
 
 def get(mport, path):
@@ -123,6 +129,7 @@ def main():
     promtool = shutil.which("promtool")
     run = uuid.uuid4().hex[:8]
     topic, dlq_topic = "ops.metrics.%s.pole.v1" % run, "ops.metrics.%s.dlq.v1" % run
+    partner_topic = "ops.metrics.%s.mer.pole.v1" % run
     work = tempfile.mkdtemp(prefix="pg-ops-metrics-")
     failures = []
     daemons = []
@@ -136,10 +143,25 @@ def main():
         check("promtool is installed (scripts/install-deps)", promtool is not None)
         fc.create_topic(args.brokers, topic)
         fc.create_topic(args.brokers, dlq_topic, compact=False)
+        # A partner topic with 4 records of no pg-type (skipped) and 3 that claim to be
+        # entity updates and are not (rejected).
+        fc.create_topic(args.brokers, partner_topic, partitions=2)
+        from confluent_kafka import Producer
+
+        prod = Producer({"bootstrap.servers": args.brokers})
+        for i in range(4):
+            prod.produce(partner_topic, key=b"k%d" % i, value=b"not a record")
+        for i in range(3):
+            prod.produce(partner_topic, key=b"e%d" % i, value=b"\xff\xff junk",
+                         headers=[("pg-type", b"polegate.pole.v1.EntityUpdate"),
+                                  ("pg-origin-force", b"MER")])
+        check("7 records on the partner topic", prod.flush(30) == 0)
+        drop = os.path.join(work, "rms-import")
+        os.mkdir(drop)
         port, mport = fc.free_port(), fc.free_port()
         config = os.path.join(work, "gateway.yaml")
         write_config(config, port, mport, os.path.join(work, "store"), args.brokers, topic,
-                     dlq_topic)
+                     dlq_topic, partner=(partner_topic, drop, "ops-metrics-%s" % run))
         daemon = fc.Daemon(polegated, config, port, os.path.join(work, "polegated.log"))
         daemons.append(daemon)
         daemon.start()
@@ -209,6 +231,19 @@ def main():
               val(samples, "polegate_audit_events_total", action="disclose") == valid)
         lat = val(samples, "polegate_publish_latency_seconds_count")
         check("publish latency observed", lat is not None and lat > 0, lat)
+        for _ in range(300):  # the partner thread hands its figures over about once a second
+            if (val(samples, "polegate_partner_consumer_lag", topic=partner_topic) == 0 and
+                    val(samples, "polegate_partner_updates_total", outcome="rejected") == 3):
+                break
+            time.sleep(0.2)
+            samples = parse(get(mport, "/metrics")[1])
+        check("partner: 4 records skipped, 3 rejected",
+              val(samples, "polegate_partner_updates_total", outcome="skipped") == 4 and
+              val(samples, "polegate_partner_updates_total", outcome="rejected") == 3,
+              [(k, v) for k, v in samples.items() if k[0] == "polegate_partner_updates_total"])
+        check("partner: consumer lag 0 on the partner topic once read",
+              val(samples, "polegate_partner_consumer_lag", topic=partner_topic) == 0,
+              [(k, v) for k, v in samples.items() if k[0] == "polegate_partner_consumer_lag"])
         ratio = val(samples, "polegate_store_used_ratio")
         check("store used ratio in (0, intake limit)", ratio is not None and 0 < ratio <
               (val(samples, "polegate_store_intake_limit_ratio") or 0), ratio)
@@ -221,7 +256,8 @@ def main():
                                capture_output=True)
             check("promtool check metrics", p.returncode == 0, (p.stdout + p.stderr).strip())
         check("/healthz 200", get(mport, "/healthz") == (200, "ok\n"))
-        check("/readyz 200 ready", get(mport, "/readyz") == (200, "ready\n"))
+        check("/readyz 200 ready (the partner consumer is in its group)",
+              get(mport, "/readyz") == (200, "ready\n"))
         check("/other 404", get(mport, "/other")[0] == 404)
         polegate = os.path.join(args.build_dir, "cli", "polegate")
         p = subprocess.run([polegate, "status", "--config", config, "--interval", "1"],
