@@ -46,6 +46,8 @@ adapter:
   name: athena
 intake:
   endpoint: tcp://127.0.0.1:$port
+curve:
+  insecure: true  # the bench measures the pipeline; CURVE is tested in tests/
 store:
   path: $store
   map_size: 4GiB

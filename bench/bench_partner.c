@@ -211,6 +211,7 @@ static s_run s_partner(const char *brokers, size_t records, const char *adapter,
     snprintf(yaml, sizeof yaml,
              "force: {code: %s}\nadapter: {name: %s}\n"
              "intake: {endpoint: 'tcp://127.0.0.1:1'}\n"
+             "curve: {insecure: true}\n"
              "store: {path: '%s/store'}\nkafka: {brokers: '%s'}\n"
              "delivery: {transport: zmq, endpoint: '%s', window: 64, group_id: bench-%s-%d}\n"
              "policy:\n  version: B1\n  agreements: [{name: ISA, description: bench}]\n"

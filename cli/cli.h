@@ -13,6 +13,7 @@ int pg_cli_load(int argc, char **argv);
 int pg_cli_consume(int argc, char **argv);
 int pg_cli_receive(int argc, char **argv);
 int pg_cli_audit(int argc, char **argv);
+int pg_cli_keygen(int argc, char **argv);
 int pg_cli_dlq(int argc, char **argv);
 int pg_cli_store(int argc, char **argv);
 int pg_cli_status(int argc, char **argv);

@@ -19,6 +19,7 @@ static const s_command s_commands[] = {
     {"consume", pg_cli_consume, "read canonical updates from Kafka and print them as JSON lines"},
     {"receive", pg_cli_receive,
      "stand in for the local RMS import endpoint: validate, store and ack"},
+    {"keygen", pg_cli_keygen, "write a ZeroMQ CURVE key pair (Z85 files) for the RMS side"},
     {"audit", pg_cli_audit, "check the audit log's hash chain (verify) or find events (query)"},
     {"dlq", pg_cli_dlq, "list, show, replay or purge the dead letters of a gateway's store"},
     {"store", pg_cli_store,

@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "cli.h"
+#include "curve.h"
 #include "polegate/adapter.h"
 #include "polegate/error.h"
 #include "polegate/pole.h"
@@ -31,6 +32,10 @@ static const char s_usage_text[] =
     "                      written atomically); a file (atx only): one NDJSON line per\n"
     "                      message, appended\n"
     "  --format atx|nx5    the RMS's format (default atx)\n"
+    "  --secret-key FILE   CURVE: our secret key (polegate keygen); the gateway pins\n"
+    "                      its public key (curve.rms_import_key_file)\n"
+    "  --client-keys FILE  CURVE: the gateway keys allowed to deliver (\"<key> [name]\"\n"
+    "                      a line); others are refused and logged\n"
     "  --reject-every N    reject every N-th new message (to test the sender's handling)\n"
     "  --max N             exit after storing N messages\n"
     "  -q, --quiet         no line per message on stderr\n"
@@ -44,6 +49,7 @@ static const char s_usage_text[] =
 
 typedef struct s_opts {
     const char *bind, *out, *format;
+    const char *secret_key, *client_keys; /* CURVE */
     long reject_every, max;
     int quiet;
 } s_opts;
@@ -105,10 +111,12 @@ static int s_parse(int argc, char **argv, s_opts *o)
             o->quiet = 1;
             continue;
         }
-        const char **str = !strcmp(a, "--bind")     ? &o->bind
-                           : !strcmp(a, "--out")    ? &o->out
-                           : !strcmp(a, "--format") ? &o->format
-                                                    : NULL;
+        const char **str = !strcmp(a, "--bind")          ? &o->bind
+                           : !strcmp(a, "--out")         ? &o->out
+                           : !strcmp(a, "--format")      ? &o->format
+                           : !strcmp(a, "--secret-key")  ? &o->secret_key
+                           : !strcmp(a, "--client-keys") ? &o->client_keys
+                                                         : NULL;
         long *num = !strcmp(a, "--reject-every") ? &o->reject_every
                     : !strcmp(a, "--max")        ? &o->max
                                                  : NULL;
@@ -126,6 +134,8 @@ static int s_parse(int argc, char **argv, s_opts *o)
         return s_usage_error("--bind is required");
     if (!o->out)
         return s_usage_error("--out is required");
+    if (!o->secret_key != !o->client_keys)
+        return s_usage_error("--secret-key and --client-keys go together (CURVE)");
     return 0;
 }
 
@@ -295,6 +305,19 @@ static int s_serve(s_rx *rx)
     void *ctx = zmq_ctx_new();
     void *sock = ctx ? zmq_socket(ctx, ZMQ_ROUTER) : NULL;
     int rc = 1;
+    char secret[PG_CURVE_KEY_LEN], err[PG_ERRSTR_SIZE];
+    pg_curve_allow *allow = NULL;
+    pg_zap *zap = NULL;
+    if (sock && rx->o.secret_key) {
+        /* CURVE: only the gateways whose keys are on --client-keys may deliver. */
+        if (pg_curve_key_load(rx->o.secret_key, 1, secret, err, sizeof err) ||
+            !(allow = pg_curve_allow_load(rx->o.client_keys, err, sizeof err)) ||
+            !(zap = pg_zap_start(ctx, allow, "polegate receive", err, sizeof err)) ||
+            pg_curve_server(sock, secret, err, sizeof err)) {
+            fprintf(stderr, "polegate receive: %s\n", err);
+            goto out;
+        }
+    }
     if (!sock || zmq_bind(sock, rx->o.bind) != 0) {
         fprintf(stderr, "polegate receive: --bind %s: %s\n", rx->o.bind, zmq_strerror(zmq_errno()));
         goto out;
@@ -317,6 +340,8 @@ static int s_serve(s_rx *rx)
 out:
     if (sock)
         zmq_close(sock);
+    pg_zap_stop(&zap);
+    pg_curve_allow_destroy(&allow);
     if (ctx)
         zmq_ctx_term(ctx);
     return rc;

@@ -9,6 +9,8 @@
 #include <zmq.h>
 
 #include "cli.h"
+#include "curve.h"
+#include "polegate/error.h"
 #include "polegate/adapter.h"
 #include "polegate/buf.h"
 
@@ -19,6 +21,9 @@ static const char s_usage_text[] =
     "print its acknowledgement as one line: FILE:LINE <ack json>.\n"
     "\n"
     "  --to ENDPOINT       the daemon's intake, e.g. tcp://127.0.0.1:5555\n"
+    "  --secret-key FILE   CURVE: our secret key (polegate keygen; its public key on\n"
+    "                      the daemon's curve.intake_clients_file)\n"
+    "  --server-key FILE   CURVE: the daemon's public key (pinned)\n"
     "  --format atx|nx5    format of the files; default: from the name (.ndjson, .jsonl,\n"
     "                      .json: atx; .xml: nx5)\n"
     "  --timeout-ms N      how long to wait for each ack (default 10000)\n"
@@ -129,6 +134,8 @@ int pg_cli_send(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"to", required_argument, NULL, 't'},
+        {"secret-key", required_argument, NULL, 'k'},
+        {"server-key", required_argument, NULL, 'K'},
         {"format", required_argument, NULL, 'f'},
         {"timeout-ms", required_argument, NULL, 'T'},
         {"retries", required_argument, NULL, 'r'},
@@ -137,11 +144,18 @@ int pg_cli_send(int argc, char **argv)
     };
     s_send s = {.timeout_ms = 10000, .retries = 3};
     const pg_adapter_ops *format = NULL;
+    const char *secret_file = NULL, *server_file = NULL;
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         long n;
         switch (opt) {
+        case 'k':
+            secret_file = optarg;
+            break;
+        case 'K':
+            server_file = optarg;
+            break;
         case 't':
             s.endpoint = optarg;
             break;
@@ -169,6 +183,14 @@ int pg_cli_send(int argc, char **argv)
     }
     if (!s.endpoint)
         return s_usage_error("--to ENDPOINT is required");
+    if (!secret_file != !server_file)
+        return s_usage_error("--secret-key and --server-key go together (CURVE)");
+    char secret[PG_CURVE_KEY_LEN], server[PG_CURVE_KEY_LEN], kerr[PG_ERRSTR_SIZE];
+    if (secret_file && (pg_curve_key_load(secret_file, 1, secret, kerr, sizeof kerr) ||
+                        pg_curve_key_load(server_file, 0, server, kerr, sizeof kerr))) {
+        fprintf(stderr, "polegate send: %s\n", kerr);
+        return 2;
+    }
     if (optind >= argc)
         return s_usage_error("no FILE to send");
     for (int i = optind; i < argc; i++)
@@ -182,6 +204,7 @@ int pg_cli_send(int argc, char **argv)
     s.sock = s.ctx ? zmq_socket(s.ctx, ZMQ_REQ) : NULL;
     int linger = 0;
     if (!s.sock || zmq_setsockopt(s.sock, ZMQ_LINGER, &linger, sizeof linger) ||
+        (secret_file && pg_curve_client(s.sock, secret, server, kerr, sizeof kerr)) ||
         zmq_setsockopt(s.sock, ZMQ_RCVTIMEO, &s.timeout_ms, sizeof s.timeout_ms) ||
         zmq_setsockopt(s.sock, ZMQ_SNDTIMEO, &s.timeout_ms, sizeof s.timeout_ms) ||
         zmq_connect(s.sock, s.endpoint)) {

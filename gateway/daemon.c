@@ -13,6 +13,7 @@
 
 #include "audit.h"
 #include "audit_anchor.h"
+#include "curve.h"
 #include "dlq.h"
 #include "dropdir.h"
 #include "echo.h"
@@ -52,6 +53,7 @@ struct pg_daemon {
     pg_dlq *dlq;
     pg_audit *audit;
     pg_audit_anchor *anchor; /* signed checkpoints (NULL: no audit.signing_key_file) */
+    pg_curve_allow *curve_allow; /* the RMS keys the intake accepts (NULL: plain text) */
     pg_publisher *producer;
     pg_intake *intake;
     pg_dropdir *dropdir;            /* NULL: no intake.directory */
@@ -273,7 +275,13 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
         .dlq = d->dlq,
         .audit = d->audit,
         .echo = d->echo,
+        .curve_secret = cfg->curve_secret[0] ? cfg->curve_secret : NULL,
     };
+    if (cfg->intake_endpoint && cfg->curve_intake_clients_file &&
+        !(d->curve_allow =
+              pg_curve_allow_load(cfg->curve_intake_clients_file, errstr, errstr_size)))
+        goto err;
+    iopts.curve_allow = d->curve_allow;
     d->intake = pg_intake_new(&iopts, errstr, errstr_size);
     if (!d->intake)
         goto err;
@@ -309,6 +317,7 @@ void pg_daemon_destroy(pg_daemon **p)
     pg_echo_destroy(&d->echo);
     pg_publisher_destroy(&d->producer);
     pg_audit_anchor_destroy(&d->anchor);
+    pg_curve_allow_destroy(&d->curve_allow); /* after the intake (its ZAP handler) */
     pg_audit_destroy(&d->audit);
     pg_router_destroy(&d->router);
     pg_dlq_destroy(&d->dlq);

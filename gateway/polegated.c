@@ -56,6 +56,17 @@ static void s_usage(FILE *f)
                "See docs/operations.md.\n");
 }
 
+static void s_print_warning(void *ud, const char *warning)
+{
+    fprintf(stderr, "%s: warning: %s\n", (const char *)ud, warning);
+}
+
+static void s_log_warning(void *ud, const char *warning)
+{
+    (void)ud;
+    pg_log(PG_LOG_WARN, "config: %s", warning);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -115,6 +126,7 @@ int main(int argc, char **argv)
             const pg_policy_partner *pt = pg_policy_partner_at(p, i);
             printf("  partner %s <- %s (agreement %s)\n", pt->force, pt->topic, pt->agreement);
         }
+        pg_config_warnings(cfg, s_print_warning, (void *)path);
         pg_config_destroy(&cfg);
         return 0;
     }
@@ -131,6 +143,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &handled, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    pg_config_warnings(cfg, s_log_warning, NULL);
     char why[PG_ERRSTR_SIZE];
     s_daemon = pg_daemon_new(cfg, why, sizeof why);
     if (!s_daemon) {

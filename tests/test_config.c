@@ -1,12 +1,15 @@
 /* Unit tests for gateway/config: good configs, every kind of bad one, the reference. */
 #include <check.h>
+#include <glib.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "curve.h"
 #include "log.h"
 #include "polegate/error.h"
 #include "policy.h"
@@ -30,10 +33,18 @@ static char s_err[8192];
 /* A complete config whose last section is kafka (line 14 is its last line). */
 #define BASE POLICY FORCE ADAPTER INTAKE STORE KAFKA
 
+/* text, and plain text on the loopback intake allowed at its end (so that line
+ * numbers stay those of text) unless text says something of curve itself. */
 static pg_config *s_parse(const char *text)
 {
     s_err[0] = 0;
-    return pg_config_parse("t.yaml", text, strlen(text), s_err, sizeof s_err);
+    char *full = NULL;
+    int add = strstr(text, "intake:") && !strstr(text, "curve:");
+    if (asprintf(&full, "%s%s", text, add ? "curve: {insecure: true}\n" : "") < 0)
+        return NULL;
+    pg_config *cfg = pg_config_parse("t.yaml", full, strlen(full), s_err, sizeof s_err);
+    free(full);
+    return cfg;
 }
 
 /* The config must be refused with a message containing want. */
@@ -139,12 +150,52 @@ START_TEST(test_full)
 }
 END_TEST
 
+static char *s_slurp(FILE *f);
+
+/* config/<force>.yaml as shipped, its /etc/polegate/ key files made in dir by
+ * keygen (the RMS's key on the allow-list). */
+static pg_config *s_example(const char *force, const char *dir)
+{
+    char path[512], base[128], *text = NULL;
+    snprintf(base, sizeof base, "%s/%s", dir, force);
+    ck_assert_int_eq(mkdir(base, 0700), 0);
+    snprintf(path, sizeof path, "%s/curve", base);
+    ck_assert_int_eq(pg_curve_keygen(path, s_err, sizeof s_err), 0);
+    snprintf(path, sizeof path, "%s/rms-import", base);
+    ck_assert_int_eq(pg_curve_keygen(path, s_err, sizeof s_err), 0);
+    char pub[PG_CURVE_KEY_LEN];
+    snprintf(path, sizeof path, "%s/rms-import.pub", base);
+    ck_assert_int_eq(pg_curve_key_load(path, 0, pub, s_err, sizeof s_err), 0);
+    snprintf(path, sizeof path, "%s/intake-clients", base);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "%s rms\n", pub);
+    fclose(f);
+    snprintf(path, sizeof path, ROOT "/config/%s.yaml", force);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char *doc = s_slurp(f);
+    fclose(f);
+    GString *g = g_string_new(doc);
+    char with[256];
+    snprintf(with, sizeof with, "%s/", dir);
+    g_string_replace(g, "/etc/polegate/", with, 0);
+    text = g_string_free(g, FALSE);
+    pg_config *cfg = pg_config_parse(path, text, strlen(text), s_err, sizeof s_err);
+    ck_assert_msg(cfg != NULL, "%s", s_err);
+    /* the shipped configs use CURVE */
+    ck_assert_int_eq(cfg->curve_insecure, 0);
+    ck_assert_uint_eq(strlen(cfg->curve_secret), 40);
+    g_free(text);
+    free(doc);
+    return cfg;
+}
+
 START_TEST(test_example_files)
 {
-    pg_config *esx = pg_config_load(ROOT "/config/esx.yaml", s_err, sizeof s_err);
-    ck_assert_msg(esx != NULL, "%s", s_err);
-    pg_config *mer = pg_config_load(ROOT "/config/mer.yaml", s_err, sizeof s_err);
-    ck_assert_msg(mer != NULL, "%s", s_err);
+    char dir[] = "/tmp/pg-test-config-keys-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    pg_config *esx = s_example("esx", dir);
+    pg_config *mer = s_example("mer", dir);
     ck_assert_str_eq(esx->force, "ESX");
     ck_assert_str_eq(mer->force, "MER");
     ck_assert_ptr_eq(esx->adapter, &pg_adapter_athena);
@@ -169,6 +220,9 @@ START_TEST(test_example_files)
     ck_assert_str_ne(esx->store_path, mer->store_path);
     pg_config_destroy(&esx);
     pg_config_destroy(&mer);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
 }
 END_TEST
 

@@ -5,6 +5,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glib.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -19,6 +20,7 @@
 #include "audit.h"
 #include "cli.h"
 #include "config.h"
+#include "curve.h"
 #include "daemon.h"
 #include "disk_fault.h"
 #include "dlq.h"
@@ -796,6 +798,119 @@ START_TEST(test_audit_fails_closed)
 }
 END_TEST
 
+
+/* ---------------------------------------------------------------- CURVE */
+
+/* A REQ client of the CURVE intake with the key pair (secret) and the server's key. */
+static void *s_curve_client(const char *secret, const char *server)
+{
+    void *c = zmq_socket(s_zctx, ZMQ_REQ);
+    int t = 1500, linger = 0;
+    zmq_setsockopt(c, ZMQ_RCVTIMEO, &t, sizeof t);
+    zmq_setsockopt(c, ZMQ_LINGER, &linger, sizeof linger);
+    if (secret)
+        ck_assert_int_eq(pg_curve_client(c, secret, server, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(zmq_connect(c, pg_intake_endpoint(s_intake)), 0);
+    return c;
+}
+
+/* Poll the intake for about ms, handling what comes. */
+static int s_serve_for(int ms)
+{
+    int done = 0;
+    for (int i = 0; i < ms / 50; i++) {
+        int rc = pg_intake_poll(s_intake, 50, 0, s_err, sizeof s_err);
+        ck_assert_msg(rc >= 0, "%s", s_err);
+        done += rc;
+    }
+    return done;
+}
+
+/* Attack: anyone who can reach the intake changes or deletes records. With CURVE only
+ * the RMS keys on the allow-list are heard: a stranger's key and a plain-text client
+ * get no answer and change nothing; the stranger is logged and counted; the RMS's
+ * records are audited with its name. A plain-text intake on a non-loopback address is
+ * refused. */
+START_TEST(test_curve_allow_list)
+{
+    char srv_pub[41], srv_sec[41], rms_pub[41], rms_sec[41], bad_pub[41], bad_sec[41];
+    ck_assert_int_eq(zmq_curve_keypair(srv_pub, srv_sec), 0);
+    ck_assert_int_eq(zmq_curve_keypair(rms_pub, rms_sec), 0);
+    ck_assert_int_eq(zmq_curve_keypair(bad_pub, bad_sec), 0);
+    char path[128], apath[128];
+    snprintf(path, sizeof path, "%s/clients", s_dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "# the RMS change feed\n%s athena-prod\n", rms_pub);
+    fclose(f);
+    pg_curve_allow *allow = pg_curve_allow_load(path, s_err, sizeof s_err);
+    ck_assert_msg(allow != NULL, "%s", s_err);
+    snprintf(apath, sizeof apath, "%s/audit.log", s_dir);
+    pg_audit *audit = pg_audit_new(apath, NULL, s_err, sizeof s_err);
+    ck_assert_ptr_nonnull(audit);
+    pg_intake_destroy(&s_intake);
+    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
+                        .zmq_ctx = s_zctx,
+                        .adapter = &s_fake,
+                        .force = "ESX",
+                        .store = s_store,
+                        .ledger = s_ledger,
+                        .router = s_router,
+                        .spool = s_spool,
+                        .dlq = s_dlq,
+                        .audit = audit,
+                        .curve_secret = srv_sec,
+                        .curve_allow = allow};
+    s_intake = pg_intake_new(&o, s_err, sizeof s_err);
+    ck_assert_msg(s_intake != NULL, "%s", s_err);
+
+    /* the stranger: a valid CURVE key, not on the list */
+    void *bad = s_curve_client(bad_sec, srv_pub);
+    const char *attack = "x1 P0000000901 1000 DELETE";
+    zmq_send(bad, attack, strlen(attack), ZMQ_DONTWAIT);
+    /* plain text at a CURVE intake */
+    void *plain = s_curve_client(NULL, NULL);
+    zmq_send(plain, attack, strlen(attack), ZMQ_DONTWAIT);
+    ck_assert_int_eq(s_serve_for(1000), 0);
+    char buf[64];
+    ck_assert_int_lt(zmq_recv(bad, buf, sizeof buf, 0), 0);
+    ck_assert_int_lt(zmq_recv(plain, buf, sizeof buf, 0), 0);
+    ck_assert_uint_eq(s_spooled().batches, 0);
+    pg_intake_stats is;
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_ge(is.curve_refused, 1);
+    ck_assert_uint_eq(is.received, 0);
+
+    /* the RMS, on the list */
+    void *rms = s_curve_client(rms_sec, srv_pub);
+    const char *msg = "m1 P0000000901 1 UPSERT";
+    ck_assert_int_eq(zmq_send(rms, msg, strlen(msg), 0), (int)strlen(msg));
+    ck_assert_int_eq(s_serve_for(1000), 1);
+    char fr[4][1024];
+    ck_assert_int_eq(s_reply(rms, fr), 1);
+    ck_assert_msg(strstr(fr[0], "\"status\":\"accepted\""), "%s", fr[0]);
+    ck_assert_uint_eq(s_spooled().batches, 1);
+    zmq_close(bad);
+    zmq_close(plain);
+    zmq_close(rms);
+    pg_intake_destroy(&s_intake);
+    pg_audit_destroy(&audit);
+    pg_curve_allow_destroy(&allow);
+    gchar *text = NULL;
+    ck_assert(g_file_get_contents(apath, &text, NULL, NULL));
+    ck_assert_msg(strstr(text, "\"action\":\"collect\",\"party\":\"rms:athena-prod\""), "%s", text);
+    g_free(text);
+
+    /* plain text where other hosts can reach it: refused at start */
+    o.curve_secret = NULL;
+    o.curve_allow = NULL;
+    o.audit = NULL;
+    o.endpoint = "tcp://0.0.0.0:*";
+    ck_assert_ptr_null(pg_intake_new(&o, s_err, sizeof s_err));
+    ck_assert_msg(strstr(s_err, "is reachable from other hosts: it needs CURVE"), "%s", s_err);
+    s_intake = s_new_intake(&s_fake, "tcp://127.0.0.1:*", 0);
+}
+END_TEST
+
 START_TEST(test_bind_error)
 {
     pg_intake_opts o = {.endpoint = pg_intake_endpoint(s_intake),
@@ -886,6 +1001,7 @@ START_TEST(test_daemon_loop)
              "force: {code: ESX}\n"
              "adapter: {name: athena}\n"
              "intake: {endpoint: 'tcp://127.0.0.1:*'}\n"
+             "curve: {insecure: true}\n"
              "store: {path: '%s/daemon', map_size: 16MiB}\n"
              "kafka: {brokers: '%s'}\n"
              "spool: {drain_timeout_ms: 5000}\n"
@@ -934,6 +1050,7 @@ START_TEST(test_daemon_bad_store)
     const char *yaml =
         "force: {code: ESX}\nadapter: {name: athena}\n"
         "intake: {endpoint: 'tcp://127.0.0.1:*'}\n"
+             "curve: {insecure: true}\n"
         "store: {path: /proc/no/such/dir}\nkafka: {brokers: '127.0.0.1:1'}\n" S_POLICY;
     char errs[2048];
     pg_config *cfg = pg_config_parse("d.yaml", yaml, strlen(yaml), errs, sizeof errs);
@@ -993,6 +1110,7 @@ static void s_live_start(s_live *l)
     snprintf(yaml, sizeof yaml,
              "force: {code: ESX}\nadapter: {name: athena}\n"
              "intake: {endpoint: 'tcp://127.0.0.1:*'}\n"
+             "curve: {insecure: true}\n"
              "store: {path: '%s/live', map_size: 16MiB}\n"
              "kafka: {brokers: '%s'}\nspool: {drain_timeout_ms: %d}\n"
              "log: {level: error}\n" S_POLICY,
@@ -1420,6 +1538,7 @@ int main(void)
     tcase_add_test(tc, test_partner_echo_filter);
     tcase_add_test(tc, test_group_commit);
     tcase_add_test(tc, test_audit_fails_closed);
+    tcase_add_test(tc, test_curve_allow_list);
     tcase_add_test(tc, test_spool_full_backpressure);
     tcase_add_test(tc, test_store_nearly_full_keeps_headroom);
     tcase_add_test(tc, test_disk_full_retry_then_recovers);

@@ -16,6 +16,7 @@
 
 #include "polegate/buf.h"
 #include "polegate/error.h"
+#include "curve.h"
 #include "rms_delivery.h"
 
 /* ------------------------------------------------------------ RMS stand-in thread */
@@ -38,6 +39,7 @@ typedef struct s_rms {
     int nstored;
     int received; /* frames sets read, repeats included */
     int ready;
+    const char *curve_secret; /* NULL: plain text; else a CURVE server with this key */
 } s_rms;
 
 static int s_rms_has(s_rms *r, const char *id)
@@ -64,6 +66,9 @@ static void *s_rms_main(void *arg)
     void *sock = zmq_socket(r->ctx, ZMQ_ROUTER);
     int zero = 0;
     zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+    char e[PG_ERRSTR_SIZE];
+    if (r->curve_secret)
+        ck_assert_int_eq(pg_curve_server(sock, r->curve_secret, e, sizeof e), 0);
     ck_assert_int_eq(zmq_bind(sock, r->endpoint), 0);
     __atomic_store_n(&r->ready, 1, __ATOMIC_SEQ_CST);
     while (!r->stop) {
@@ -406,6 +411,51 @@ START_TEST(test_zmq_flush_times_out)
 }
 END_TEST
 
+
+/* Attack: something else listens on the RMS import endpoint and takes partner
+ * records. Delivery pins the RMS's public key: a server with another key gets
+ * nothing (the handshake fails, the message stays in the window); the real RMS then
+ * gets it. */
+START_TEST(test_zmq_curve_pins_the_rms_key)
+{
+    char rms_pub[41], rms_sec[41], fake_pub[41], fake_sec[41], our_pub[41], our_sec[41];
+    ck_assert_int_eq(zmq_curve_keypair(rms_pub, rms_sec), 0);
+    ck_assert_int_eq(zmq_curve_keypair(fake_pub, fake_sec), 0);
+    ck_assert_int_eq(zmq_curve_keypair(our_pub, our_sec), 0);
+    s_rms *rms = s_rms_new();
+    rms->curve_secret = fake_sec; /* an impostor on the endpoint */
+    s_rms_start(rms);
+    s_results res = {0};
+    char e[PG_ERRSTR_SIZE];
+    pg_rms_delivery_config cfg = {
+        .transport = "zmq",
+        .endpoint = rms->endpoint,
+        .window = 8,
+        .ack_timeout_ms = 200,
+        .retry_max_ms = 400,
+        .on_result = s_on_result,
+        .on_result_arg = &res,
+    };
+    memcpy(cfg.curve_secret, our_sec, sizeof cfg.curve_secret);
+    memcpy(cfg.curve_server_key, rms_pub, sizeof cfg.curve_server_key);
+    pg_rms_delivery *d = pg_rms_delivery_new(&cfg, e, sizeof e);
+    ck_assert_msg(d != NULL, "%s", e);
+    s_submit(d, "p1", "partner record");
+    ck_assert_int_ne(pg_rms_delivery_flush(d, 1500, e, sizeof e), 0);
+    ck_assert_int_eq(rms->received, 0);
+    ck_assert_int_eq(res.n, 0);
+    ck_assert_uint_eq(pg_rms_delivery_in_flight(d), 1);
+    /* the real RMS comes back on the endpoint */
+    s_rms_stop(rms);
+    rms->curve_secret = rms_sec;
+    s_rms_start(rms);
+    ck_assert_msg(pg_rms_delivery_flush(d, 10000, e, sizeof e) == 0, "%s", e);
+    ck_assert_int_eq(res.n, 1);
+    ck_assert_int_eq(rms->nstored, 1);
+    s_teardown(&d, rms, 1);
+}
+END_TEST
+
 START_TEST(test_bad_config)
 {
     char e[PG_ERRSTR_SIZE];
@@ -418,7 +468,14 @@ START_TEST(test_bad_config)
     cfg.transport = "zmq";
     cfg.endpoint = "nowhere";
     ck_assert_ptr_null(pg_rms_delivery_new(&cfg, e, sizeof e));
-    ck_assert_ptr_nonnull(strstr(e, "delivery.endpoint: 'nowhere': "));
+    ck_assert_ptr_nonnull(strstr(e, "delivery.endpoint: nowhere is reachable from other hosts"));
+    cfg.endpoint = "ipc://";
+    ck_assert_ptr_null(pg_rms_delivery_new(&cfg, e, sizeof e));
+    ck_assert_ptr_nonnull(strstr(e, "delivery.endpoint: 'ipc://': "));
+    /* plain text to an RMS import endpoint other hosts can reach: refused */
+    cfg.endpoint = "tcp://192.0.2.1:5601";
+    ck_assert_ptr_null(pg_rms_delivery_new(&cfg, e, sizeof e));
+    ck_assert_ptr_nonnull(strstr(e, "it needs CURVE"));
     cfg.transport = "dir";
     cfg.endpoint = "/nonexistent/polegate-drop";
     ck_assert_ptr_null(pg_rms_delivery_new(&cfg, e, sizeof e));
@@ -964,6 +1021,7 @@ static Suite *s_suite(void)
     tcase_add_test(tz, test_zmq_rejected);
     tcase_add_test(tz, test_zmq_slow_rms_backpressure);
     tcase_add_test(tz, test_zmq_flush_times_out);
+    tcase_add_test(tz, test_zmq_curve_pins_the_rms_key);
     tcase_add_test(tz, test_bad_config);
     tcase_add_test(tz, test_bad_id);
     suite_add_tcase(s, tz);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "curve.h"
 #include "cfgmap.h"
 #include "kafka.h"
 #include "log.h"
@@ -328,6 +329,36 @@ static const s_entry s_metrics[] = {
     {0},
 };
 
+static int s_check_bool(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
+{
+    if (!strcmp(v, "true") || !strcmp(v, "false")) {
+        cfg->curve_insecure = !strcmp(v, "true");
+        return 0;
+    }
+    return pg_errf(PG_ECONFIG, errstr, errstr_size, "'%s' is not true or false", v);
+}
+
+static const s_entry s_curve[] = {
+    {S_STR, "secret_key_file", "none: plain text (loopback only, with `insecure: true`)",
+     S_DERIVED, S_OFF(curve_secret_key_file), 0, 0, NULL,
+     "The gateway's ZeroMQ CURVE secret key (Z85, mode 0600; `polegate keygen` writes a "
+     "pair): the intake's server key and delivery's client key."},
+    {S_STR, "intake_clients_file", "none", S_DERIVED, S_OFF(curve_intake_clients_file), 0, 0,
+     NULL,
+     "The RMS public keys the intake accepts: one `<Z85 key> [name]` a line; the name is "
+     "the party of their audit events. Every other connection is refused, logged and "
+     "counted."},
+    {S_STR, "rms_import_key_file", "none", S_DERIVED, S_OFF(curve_rms_import_key_file), 0, 0,
+     NULL,
+     "The public key of the RMS import endpoint (`delivery.endpoint`): delivery talks to "
+     "no other server."},
+    {S_STR, "insecure", "false", 0, S_OFF(curve_insecure_name), 0, 0, s_check_bool,
+     "`true`: the intake and delivery may speak plain text, on loopback endpoints only "
+     "(`--check-config` warns). Anyone who can reach a plain-text intake can change or "
+     "delete any record."},
+    {0},
+};
+
 static const s_section s_sections[] = {
     {"force", s_force, "Which force this gateway serves."},
     {"adapter", s_adapter, "The native format of the records system."},
@@ -342,6 +373,9 @@ static const s_section s_sections[] = {
     {"audit", s_audit, "The disclosure audit log (Data Protection Act 2018 Part 3, s.62)."},
     {"log", s_log, "Logging."},
     {"metrics", s_metrics, "The metrics and health endpoint."},
+    {"curve", s_curve,
+     "ZeroMQ CURVE on the RMS side: who may talk to the intake, which RMS import endpoint "
+     "delivery talks to (docs/security.md)."},
 };
 #define S_NSECTIONS (sizeof s_sections / sizeof s_sections[0])
 
@@ -699,6 +733,57 @@ static void s_section_load(s_loader *ld, const s_section *sec, struct fy_node *m
 }
 
 /* Defaults that depend on other settings, and rules across sections. */
+/* CURVE on the RMS side: keys read (fail closed: an unreadable key stops the start),
+ * plain text only on loopback with curve.insecure. */
+static void s_derive_curve(s_loader *ld)
+{
+    pg_config *cfg = ld->cfg;
+    char why[PG_ERRSTR_SIZE];
+    if (cfg->curve_secret_key_file &&
+        pg_curve_key_load(cfg->curve_secret_key_file, 1, cfg->curve_secret, why, sizeof why))
+        s_err(ld, 0, "curve.secret_key_file: %s", why);
+    if (cfg->curve_rms_import_key_file &&
+        pg_curve_key_load(cfg->curve_rms_import_key_file, 0, cfg->curve_rms_import_key, why,
+                          sizeof why))
+        s_err(ld, 0, "curve.rms_import_key_file: %s", why);
+    if (cfg->curve_intake_clients_file) {
+        pg_curve_allow *allow = pg_curve_allow_load(cfg->curve_intake_clients_file, why, sizeof why);
+        if (!allow)
+            s_err(ld, 0, "curve.intake_clients_file: %s", why);
+        pg_curve_allow_destroy(&allow);
+    }
+    int secret = cfg->curve_secret_key_file != NULL;
+    if (cfg->intake_endpoint) {
+        if (secret && !cfg->curve_intake_clients_file)
+            s_err(ld, 0, "intake.endpoint: CURVE needs curve.intake_clients_file (the RMS keys "
+                         "allowed)");
+        else if (!secret && !cfg->curve_insecure)
+            s_err(ld, 0,
+                  "intake.endpoint: plain text: give curve.secret_key_file and "
+                  "curve.intake_clients_file, or curve.insecure: true (loopback only)");
+        else if (!secret && !pg_curve_endpoint_is_local(cfg->intake_endpoint))
+            s_err(ld, 0,
+                  "intake.endpoint: %s is reachable from other hosts: plain text is refused "
+                  "there even with curve.insecure",
+                  cfg->intake_endpoint);
+    }
+    if (cfg->delivery_endpoint && cfg->delivery_transport &&
+        !strcmp(cfg->delivery_transport, "zmq")) {
+        if (secret && !cfg->curve_rms_import_key_file)
+            s_err(ld, 0, "delivery.endpoint: CURVE needs curve.rms_import_key_file (the RMS "
+                         "import endpoint's public key)");
+        else if (!secret && !cfg->curve_insecure)
+            s_err(ld, 0,
+                  "delivery.endpoint: plain text: give curve.secret_key_file and "
+                  "curve.rms_import_key_file, or curve.insecure: true (loopback only)");
+        else if (!secret && !pg_curve_endpoint_is_local(cfg->delivery_endpoint))
+            s_err(ld, 0,
+                  "delivery.endpoint: %s is reachable from other hosts: plain text is refused "
+                  "there even with curve.insecure",
+                  cfg->delivery_endpoint);
+    }
+}
+
 static void s_derive(s_loader *ld)
 {
     pg_config *cfg = ld->cfg;
@@ -738,6 +823,7 @@ static void s_derive(s_loader *ld)
     }
     if (!cfg->intake_endpoint && !cfg->intake_directory)
         s_err(ld, 0, "intake: give an endpoint, a directory, or both");
+    s_derive_curve(ld);
     if (cfg->adapter) {
         size_t max = cfg->adapter->max_message_size;
         if (!cfg->intake_max_message_size)
@@ -926,6 +1012,17 @@ pg_config *pg_config_parse(const char *name, const char *text, size_t len, char 
                            size_t errstr_size)
 {
     return s_read(name, text, len, errstr, errstr_size);
+}
+
+int pg_config_warnings(const pg_config *cfg, void (*fn)(void *ud, const char *warning), void *ud)
+{
+    int n = 0;
+    if (cfg->curve_insecure) {
+        fn(ud, "curve.insecure: true: the intake and delivery speak plain text; anyone who can "
+               "reach them can change or delete any record (docs/security.md)");
+        n++;
+    }
+    return n;
 }
 
 void pg_config_destroy(pg_config **p)

@@ -82,6 +82,15 @@ typedef struct pg_config {
     /* metrics: the HTTP endpoint (gateway/core/metrics.h) */
     char *metrics_listen; /* "HOST:PORT"; NULL: no endpoint */
 
+    /* curve: ZeroMQ CURVE on the RMS side (docs/security.md) */
+    char *curve_secret_key_file;
+    char *curve_intake_clients_file;
+    char *curve_rms_import_key_file;
+    char *curve_insecure_name;    /* "true" or "false" */
+    int curve_insecure;           /* plain text allowed on loopback endpoints */
+    char curve_secret[41];        /* Z85, read at load; "" without a key */
+    char curve_rms_import_key[41]; /* Z85 */
+
     /* log */
     char *log_level_name;
     int log_level; /* a pg_log_level */
@@ -102,6 +111,10 @@ pg_config *pg_config_load(const char *path, char *errstr, size_t errstr_size);
 /* The same for YAML text in memory; name stands for the file in messages. */
 pg_config *pg_config_parse(const char *name, const char *text, size_t len, char *errstr,
                            size_t errstr_size);
+/* Call fn with each thing in cfg that is allowed but weakens it (plain text, secrets
+ * in a file others can read); the number of warnings. --check-config prints them, the
+ * daemon logs them at start. */
+int pg_config_warnings(const pg_config *cfg, void (*fn)(void *ud, const char *warning), void *ud);
 /* Frees the config; sets *p to NULL; NULL-safe. */
 void pg_config_destroy(pg_config **p);
 

@@ -220,6 +220,10 @@ int pg_partner_service_start(const pg_config *cfg, pg_store *store, pg_audit *au
                      .retry_max_ms = cfg->delivery_retry_max_ms},
         .dlq_limits = {.max_entries = cfg->dlq_max_records, .max_bytes = cfg->dlq_max_bytes},
     };
+    /* CURVE: our key, and the RMS import endpoint's key pinned (docs/security.md). */
+    memcpy(popts.delivery.curve_secret, cfg->curve_secret, sizeof popts.delivery.curve_secret);
+    memcpy(popts.delivery.curve_server_key, cfg->curve_rms_import_key,
+           sizeof popts.delivery.curve_server_key);
     /* The store is the instance: a restart on it rejoins the group as the same member
      * (FNV-1a of its real path). */
     char real[PATH_MAX], instance[96];

@@ -16,6 +16,7 @@
 #include <uuid/uuid.h>
 #include <zmq.h>
 
+#include "curve.h"
 #include "polegate/error.h"
 #include "polegate/json.h"
 #include "polegate/timeutil.h"
@@ -497,6 +498,19 @@ static int s_zmq_open(pg_rms_delivery *self, void **state, char *errstr, size_t 
     zmq_setsockopt(z->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(z->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(z->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    char why[PG_ERRSTR_SIZE];
+    if (cfg->curve_secret[0]) {
+        if (pg_curve_client(z->sock, cfg->curve_secret, cfg->curve_server_key, why, sizeof why)) {
+            s_zmq_close(z);
+            return pg_errf(PG_ECONFIG, errstr, errstr_size, "delivery: %s", why);
+        }
+    } else if (!pg_curve_endpoint_is_local(cfg->endpoint)) {
+        s_zmq_close(z);
+        return pg_errf(PG_ECONFIG, errstr, errstr_size,
+                       "delivery.endpoint: %s is reachable from other hosts: it needs CURVE "
+                       "(our key pair and the RMS import endpoint's public key)",
+                       cfg->endpoint);
+    }
     if (zmq_connect(z->sock, cfg->endpoint) != 0) {
         int err = zmq_errno();
         s_zmq_close(z);

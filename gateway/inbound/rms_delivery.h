@@ -37,6 +37,11 @@ typedef struct pg_rms_delivery_config {
     int retry_max_ms;
     /* zmq: a context to share (needed for inproc:// endpoints); NULL: own one. */
     void *zmq_ctx;
+    /* zmq, CURVE (docs/security.md): our secret key and the RMS import endpoint's
+     * public key, both Z85; only a server holding that key is talked to. Empty: plain
+     * text, refused unless the endpoint is local. */
+    char curve_secret[41];
+    char curve_server_key[41];
     /* dir: file names are "<prefix>-<20-digit sequence>.<extension>"
      * (0: "pg", "msg"); see docs/delivery.md. */
     const char *prefix;

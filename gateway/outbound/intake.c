@@ -11,6 +11,7 @@
 #include <zmq.h>
 
 #include "audit.h"
+#include "curve.h"
 #include "dlq.h"
 #include "echo.h"
 #include "ledger.h"
@@ -65,6 +66,8 @@ struct pg_intake {
      * "rms:<Z85 public key>" under CURVE, "rms:insecure" without it, "rms:local" for
      * pg_intake_handle. */
     const char *party;
+    char party_buf[128];
+    pg_zap *zap; /* CURVE: the allow-list's handler (NULL: plain text) */
     const char **ids; /* the ack's ids, reused */
     size_t ids_cap;
     s_slot *slots;
@@ -178,6 +181,23 @@ pg_intake *pg_intake_new(const pg_intake_opts *opts, char *errstr, size_t errstr
     }
     int linger = 0;
     zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (opts->curve_secret) {
+        /* Only the RMS keys on the allow-list may speak (docs/security.md). */
+        if (!opts->curve_allow) {
+            pg_errf(PG_EUSAGE, errstr, errstr_size, "intake: CURVE without an allow-list");
+            goto err;
+        }
+        if (!(self->zap = pg_zap_start(self->ctx, opts->curve_allow, "intake", errstr,
+                                       errstr_size)) ||
+            pg_curve_server(self->sock, opts->curve_secret, errstr, errstr_size))
+            goto err;
+    } else if (!pg_curve_endpoint_is_local(opts->endpoint)) {
+        pg_errf(PG_ECONFIG, errstr, errstr_size,
+                "intake: %s is reachable from other hosts: it needs CURVE (a key pair and "
+                "an allow-list of RMS keys), plain text is for loopback only",
+                opts->endpoint);
+        goto err;
+    }
     if (zmq_bind(self->sock, opts->endpoint)) {
         pg_errf(PG_EIO, errstr, errstr_size, "intake: cannot bind %s: %s", opts->endpoint,
                 zmq_strerror(errno));
@@ -205,6 +225,7 @@ void pg_intake_destroy(pg_intake **p)
     pg_intake *self = *p;
     if (self->sock)
         zmq_close(self->sock);
+    pg_zap_stop(&self->zap); /* before the context ends */
     if (self->own_ctx)
         zmq_ctx_term(self->ctx);
     pg_changeset_destroy(&self->in);
@@ -706,7 +727,14 @@ static void s_decide(pg_intake *self, pg_store_txn *txn, s_slot *slot)
     s_layout_of(slot, &l);
     if (l.valid) {
         zmq_msg_t *msg = s_message(slot, &l);
-        self->party = "rms:insecure";
+        /* Under CURVE the ZAP handler's user id: the key's name on the allow-list. */
+        const char *user = self->zap ? zmq_msg_gets(msg, "User-Id") : NULL;
+        if (user) {
+            snprintf(self->party_buf, sizeof self->party_buf, "rms:%s", user);
+            self->party = self->party_buf;
+        } else {
+            self->party = self->zap ? "rms:unknown" : "rms:insecure";
+        }
         s_apply(self, txn, zmq_msg_data(msg), zmq_msg_size(msg), &ack);
     } else {
         memset(&ack, 0, sizeof ack);
@@ -845,6 +873,11 @@ int pg_intake_poll(pg_intake *self, int timeout_ms, size_t max, char *errstr, si
 void pg_intake_get_stats(const pg_intake *self, pg_intake_stats *out)
 {
     *out = self->stats;
+    if (self->zap) {
+        pg_zap_stats zs;
+        pg_zap_get_stats(self->zap, &zs);
+        out->curve_refused = zs.refused;
+    }
 }
 
 const char *pg_intake_endpoint(const pg_intake *self)

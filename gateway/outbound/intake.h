@@ -83,6 +83,7 @@ typedef struct pg_intake_stats {
     uint64_t echoes;         /* changes dropped as the RMS's echo of partner records */
     uint64_t store_full;     /* retried: the store's map nearly full (headroom) or full */
     uint64_t disk_full;      /* retried: the disk full when the group committed */
+    uint64_t curve_refused;  /* connections refused by the allow-list (CURVE) */
     uint64_t audit_failures; /* groups answered retry: their audit events could not be
                               * written (fail closed) */
 } pg_intake_stats;
@@ -109,6 +110,10 @@ typedef struct pg_intake_opts {
      * (gateway/inbound/echo.h) and refuses other foreign messages. */
     pg_echo *echo;
     pg_audit *audit; /* NULL: routing's pending audit events are not written */
+    /* CURVE (docs/security.md): the intake's secret key (Z85) and the RMS keys allowed
+     * to connect (borrowed). NULL: plain text, refused unless the endpoint is local. */
+    const char *curve_secret;
+    const struct pg_curve_allow *curve_allow;
 } pg_intake_opts;
 
 typedef struct pg_intake pg_intake;

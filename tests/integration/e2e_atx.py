@@ -117,13 +117,28 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_config(path, port, store_dir, brokers, topic):
+def make_keys(polegate, tmp):
+    """The gateway's CURVE pair and the RMS's, the RMS on the intake's allow-list."""
+    keys = os.path.join(tmp, "keys")
+    os.mkdir(keys, 0o700)
+    for name in ("gateway", "rms"):
+        r = subprocess.run([polegate, "keygen", os.path.join(keys, name)], capture_output=True,
+                           text=True, check=True)
+        if name == "rms":
+            with open(os.path.join(keys, "intake-clients"), "w", encoding="ascii") as f:
+                f.write("%s athena-rms\n" % r.stdout.strip())
+    return keys
+
+
+def write_config(path, port, store_dir, brokers, topic, keys):
     with open(path, "w", encoding="utf-8") as f:
         f.write(
             "# e2e_atx: force ESX behind an Athena-like RMS, generated per run.\n"
             "force:\n  code: ESX\n"
             "adapter:\n  name: athena\n"
             "intake:\n  endpoint: tcp://127.0.0.1:%d\n"
+            "curve:\n  secret_key_file: %s/gateway.key\n"
+            "  intake_clients_file: %s/intake-clients\n"
             "store:\n  path: %s\n  map_size: 64MiB\n"
             "kafka:\n  brokers: %s\n"
             "log:\n  level: info\n"
@@ -134,7 +149,7 @@ def write_config(path, port, store_dir, brokers, topic):
             "  destinations:\n"
             "    - {name: national, kind: national, topic: %s, agreement: ISA-E2E,\n"
             "       max_classification: OFFICIAL-SENSITIVE, kinds: all}\n"
-            % (port, store_dir, brokers, topic)
+            % (port, keys, keys, store_dir, brokers, topic)
         )
 
 
@@ -475,7 +490,8 @@ def main():
     port = free_port()
     config = os.path.join(tmp, "esx.yaml")
     log_path = os.path.join(tmp, "polegated.log")
-    write_config(config, port, os.path.join(tmp, "store"), args.brokers, topic)
+    keys = make_keys(polegate, tmp)
+    write_config(config, port, os.path.join(tmp, "store"), args.brokers, topic, keys)
     print("e2e_atx: topic %s, intake tcp://127.0.0.1:%d, work folder %s" % (topic, port, tmp))
 
     c = Checks()
@@ -491,12 +507,26 @@ def main():
                                       preexec_fn=_die_with_parent)
         wait_listening(port, daemon, log_path)
 
-        sent = run([polegate, "send", "--to", "tcp://127.0.0.1:%d" % port, FIXTURE], timeout=120)
+        # A client whose key is not on the allow-list is not heard (docs/security.md).
+        stranger = os.path.join(tmp, "stranger")
+        run([polegate, "keygen", stranger], timeout=10)
+        refused = run([polegate, "send", "--to", "tcp://127.0.0.1:%d" % port, "--timeout-ms",
+                       "1000", "--retries", "0", "--secret-key", stranger + ".key",
+                       "--server-key", os.path.join(keys, "gateway.pub"), FIXTURE], timeout=60)
+        c.eq("send with a key not on the allow-list: no answer (exit 2)", refused.returncode, 2)
+        sent = run([polegate, "send", "--to", "tcp://127.0.0.1:%d" % port,
+                    "--secret-key", os.path.join(keys, "rms.key"),
+                    "--server-key", os.path.join(keys, "gateway.pub"), FIXTURE], timeout=120)
         print(sent.stdout, end="")
         c.eq("polegate send exit status (stderr: %s)" % sent.stderr.strip(), sent.returncode, 0)
 
         records = check_topic.read_topic(args.brokers, topic, pole, expect=EXPECTED_RECORDS, timeout=60)
         print("e2e_atx: %d records read back with confluent-kafka %s" % (len(records), _ck_version()))
+        with open(log_path, encoding="utf-8") as f:
+            daemon_log = f.read()
+        c.true("the refused connection is logged with the peer address and key",
+               "intake: connection from 127.0.0.1 refused: key not on the allow-list: "
+               in daemon_log)
         check_records(c, pole, records)
         check_partitions(c, records, check_topic.partition_count(args.brokers, topic))
         check_kcat(c, records, read_kcat(args.brokers, topic))

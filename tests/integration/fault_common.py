@@ -49,6 +49,7 @@ def write_config(path, force, port, store, brokers, topic, dlq_topic, extra="", 
             "force: {code: %s}\n"
             "adapter: {name: athena}\n"
             "intake: {endpoint: 'tcp://127.0.0.1:%d'%s}\n"
+            "curve: {insecure: true}\n"
             "store: {path: '%s', map_size: 512MiB}\n"
             "kafka: {brokers: '%s'}\n"
             "dlq: {topic: %s}\n"

@@ -44,6 +44,7 @@ def write_config(path, port, store, brokers, topic, dlq_topic, version, kinds, g
             "force: {code: ESX}\n"
             "adapter: {name: athena}\n"
             "intake: {endpoint: 'tcp://127.0.0.1:%d'}\n"
+            "curve: {insecure: true}\n"
             "store: {path: '%s', map_size: 256MiB}\n"
             "kafka: {brokers: '%s'}\n"
             "spool: {group_commit: %d}\n"

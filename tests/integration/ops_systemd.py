@@ -36,6 +36,7 @@ def write_config(path, port, store, brokers, topic, log_format, extra=""):
             "force: {code: ESX}\n"
             "adapter: {name: athena}\n"
             "intake: {endpoint: 'tcp://127.0.0.1:%d'}\n"
+            "curve: {insecure: true}\n"
             "store: {path: '%s', map_size: 64MiB}\n"
             "kafka: {brokers: '%s'}\n"
             "log: {format: %s}\n"

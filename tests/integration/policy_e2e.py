@@ -65,6 +65,7 @@ def write_config(path, port, store_dir, brokers, t_nat, t_mer, audit_path):
             "force: {code: ESX}\n"
             "adapter: {name: athena}\n"
             "intake: {endpoint: 'tcp://127.0.0.1:%d'}\n"
+            "curve: {insecure: true}\n"
             "store: {path: '%s', map_size: 64MiB}\n"
             "kafka: {brokers: '%s'}\n"
             "audit: {path: '%s', fsync: event}\n"

@@ -136,6 +136,7 @@ class Force:
                     "force: {code: %s}\n"
                     "adapter: {name: %s}\n"
                     "intake: {endpoint: 'tcp://127.0.0.1:%d'}\n"
+                    "curve: {insecure: true}\n"
                     "store: {path: '%s', map_size: 256MiB}\n"
                     "kafka: {brokers: '%s'}\n"
                     "delivery:\n"
