@@ -260,6 +260,25 @@ def main():
         check("/readyz 200 ready (the partner consumer is in its group)",
               get(mport, "/readyz") == (200, "ready\n"))
         check("/other 404", get(mport, "/other")[0] == 404)
+        # A reload with a new policy version restarts the partner service under it: it
+        # joins its group again and the gateway is ready again.
+        with open(config, encoding="utf-8") as f:
+            text = f.read()
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(text.replace("version: OPS-M-1", "version: OPS-M-2"))
+        mark = len(open(daemon.log_path, encoding="utf-8").read())
+        daemon.proc.send_signal(signal.SIGHUP)
+        ready_again = False
+        for _ in range(300):
+            tail = open(daemon.log_path, encoding="utf-8").read()[mark:]
+            if ("policy OPS-M-2 (was OPS-M-1)" in tail and
+                    "partner: consuming 1 partner topic(s)" in tail and
+                    get(mport, "/readyz") == (200, "ready\n")):
+                ready_again = True
+                break
+            time.sleep(0.2)
+        check("SIGHUP with a new policy version: the partner service restarts and rejoins",
+              ready_again, fc.tail(daemon.log_path, 8))
         polegate = os.path.join(args.build_dir, "cli", "polegate")
         p = subprocess.run([polegate, "status", "--config", config, "--interval", "1"],
                            capture_output=True, text=True, timeout=30)
