@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "idstore.h"
+#include "pole_gen.h"
 #include "polegate/adapter.h"
 #include "polegate/codes.h"
 #include "polegate/error.h"
@@ -24,496 +25,10 @@
 #define R(x) POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_##x
 #define UPSERT POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT
 #define S_NOW_MS 1793534400000LL
-/* Rounds and entities per round; PG_ROUNDTRIP_ROUNDS overrides (a longer soak). */
+/* Rounds; PG_ROUNDTRIP_ROUNDS overrides (a longer soak). */
 #define S_ROUNDS 200
-#define S_ENTITIES 12
 
 static char e[PG_ERRSTR_SIZE];
-
-/* ------------------------------------------------------------ random, reproducible */
-
-static uint64_t s_state;
-
-static uint64_t s_next(void)
-{
-    /* splitmix64: the same sequence for a seed on every machine */
-    uint64_t z = (s_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static int s_int(int lo, int hi) /* [lo, hi] */
-{
-    return lo + (int)(s_next() % (uint64_t)(hi - lo + 1));
-}
-
-static int s_chance(int percent)
-{
-    return s_int(1, 100) <= percent;
-}
-
-#define S_PICK(arr) (arr)[s_int(0, (int)(sizeof(arr) / sizeof((arr)[0])) - 1)]
-
-static const char *const s_surnames[] = {"O'Brien", "Łukaszewska", "García-López",
-                                         "Smith",   "Nguyễn",      "MacLeod",
-                                         "Zoë",     "Øverby",      "Ahmed"};
-static const char *const s_given[] = {"Seán",  "Patrick", "José", "María", "Anna", "Jo",
-                                      "Kwame", "Zoë",     "Li",   "Émile", "Ruth"};
-static const char *const s_towns[] = {"Colchester", "Liverpool", "Chelmsford", "Southport"};
-static const char *const s_streets[] = {"14 Crouch Street", "27 Bold Street", "1 High Street"};
-static const char *const s_postcodes[] = {"CO3 3ES", "L1 4DS", "CM1 1AA", "PR8 1RH", "SS1 2AB"};
-static const char *const s_countries[] = {"GBR", "IRL", "ESP", "POL", "FRA", "NGA"};
-static const char *const s_makes[][2] = {{"Ford", "Focus"}, {"Vauxhall", "Corsa"}, {"BMW", "320d"}};
-
-static pg_arena *A; /* the original's arena */
-
-static char *s_str(const char *s)
-{
-    return pg_arena_strdup(A, s);
-}
-
-static char *s_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *s_fmt(const char *fmt, ...)
-{
-    char buf[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    return s_str(buf);
-}
-
-static pg_date *s_date(int y, int m, int d)
-{
-    pg_date *dt = PG_PB_NEW(A, pg_date, polegate__pole__v1__date);
-    dt->year = y, dt->month = m, dt->day = d;
-    return dt;
-}
-
-static pg_date *s_full_date(int y0, int y1)
-{
-    return s_date(s_int(y0, y1), s_int(1, 12), s_int(1, 28));
-}
-
-/* Whole seconds in 2019-2026, never in the hour that repeats when BST ends (NX5
- * local times without offset read that hour as BST). */
-static pg_timestamp *s_time(void)
-{
-    pg_timestamp *t = PG_PB_NEW(A, pg_timestamp, google__protobuf__timestamp);
-    for (;;) {
-        t->seconds = 1546300800 + (int64_t)(s_next() % (7ULL * 365 * 86400));
-        struct tm tm;
-        time_t secs = (time_t)t->seconds;
-        gmtime_r(&secs, &tm);
-        int last_sunday_oct = tm.tm_mon == 9 && tm.tm_wday == 0 && tm.tm_mday > 24;
-        if (!(last_sunday_oct && tm.tm_hour == 1))
-            return t;
-    }
-}
-
-/* A time at or after t, within a few days. */
-static pg_timestamp *s_after(const pg_timestamp *t)
-{
-    pg_timestamp *u = PG_PB_NEW(A, pg_timestamp, google__protobuf__timestamp);
-    for (;;) {
-        u->seconds = t->seconds + s_int(0, 4 * 86400);
-        struct tm tm;
-        time_t secs = (time_t)u->seconds;
-        gmtime_r(&secs, &tm);
-        if (!(tm.tm_mon == 9 && tm.tm_wday == 0 && tm.tm_mday > 24 && tm.tm_hour == 1))
-            return u;
-    }
-}
-
-static char *s_digits(int n)
-{
-    char buf[32];
-    for (int i = 0; i < n; i++)
-        buf[i] = (char)('0' + s_int(i == 0 ? 1 : 0, 9));
-    buf[n] = 0;
-    return s_str(buf);
-}
-
-static char *s_pnc(void)
-{
-    int yy = s_int(90, 125) % 100, year = yy >= 90 ? 1900 + yy : 2000 + yy;
-    unsigned serial = (unsigned)s_int(1, 9999999);
-    return s_fmt("%04d/%07u%c", year, serial,
-                 pg_codes_check_letter((uint64_t)yy * 10000000u + serial));
-}
-
-static char *s_cro(void)
-{
-    unsigned n = (unsigned)s_int(1, 999999), yy = (unsigned)s_int(0, 99);
-    return s_fmt("%06u/%02u%c", n, yy, pg_codes_check_letter((uint64_t)yy * 1000000u + n));
-}
-
-static char *s_imei(void)
-{
-    char d[16];
-    int sum = 0;
-    for (int i = 0; i < 14; i++) {
-        d[i] = (char)('0' + s_int(0, 9));
-        int v = d[i] - '0';
-        if (i % 2 == 1)
-            v = v * 2 > 9 ? v * 2 - 9 : v * 2;
-        sum += v;
-    }
-    d[14] = (char)('0' + (10 - sum % 10) % 10);
-    d[15] = 0;
-    return s_str(d);
-}
-
-static char *s_vin(void)
-{
-    static const char ok[] = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789";
-    char v[18];
-    for (int i = 0; i < 17; i++)
-        v[i] = ok[s_int(0, (int)sizeof ok - 2)];
-    v[17] = 0;
-    return s_str(v);
-}
-
-static Polegate__Pole__V1__Name *s_name(int max_forenames)
-{
-    Polegate__Pole__V1__Name *n = PG_PB_NEW(A, Polegate__Pole__V1__Name, polegate__pole__v1__name);
-    n->surname = s_str(S_PICK(s_surnames));
-    n->n_forenames = (size_t)s_int(0, max_forenames);
-    n->forenames = pg_arena_alloc(A, (n->n_forenames + 1) * sizeof(char *));
-    for (size_t i = 0; i < n->n_forenames; i++)
-        n->forenames[i] = s_str(S_PICK(s_given));
-    return n;
-}
-
-/* ------------------------------------------------------------ entities */
-
-static void s_person(pg_entity_update *u)
-{
-    Polegate__Pole__V1__Person *p =
-        PG_PB_NEW(A, Polegate__Pole__V1__Person, polegate__pole__v1__person);
-    p->name = s_name(s_chance(20) ? 7 : 3);
-    if (s_chance(50))
-        p->title = s_str(s_chance(50) ? "Mr" : "Dr");
-    int precision = s_int(0, 3); /* none, year, month, day */
-    if (precision)
-        p->date_of_birth = s_date(s_int(1940, 2008), precision >= 2 ? s_int(1, 12) : 0,
-                                  precision == 3 ? s_int(1, 28) : 0);
-    if (s_chance(40))
-        p->place_of_birth = s_str(S_PICK(s_towns));
-    p->sex = s_int(0, 4);
-    p->self_defined_ethnicity = s_int(0, 20);
-    static const int od[] = {0, 1, 2, 3, 4, 5, 6, 9};
-    p->officer_defined_ethnicity = S_PICK(od);
-    if (s_chance(60))
-        p->nationality = s_str(S_PICK(s_countries));
-    if (s_chance(50))
-        p->pnc_id = s_pnc();
-    if (s_chance(30))
-        p->cro_number = s_cro();
-    p->n_aliases = (size_t)s_int(0, 2);
-    p->aliases = pg_arena_alloc(A, (p->n_aliases + 1) * sizeof(*p->aliases));
-    for (size_t i = 0; i < p->n_aliases; i++) {
-        Polegate__Pole__V1__Alias *a =
-            PG_PB_NEW(A, Polegate__Pole__V1__Alias, polegate__pole__v1__alias);
-        a->name = s_name(2);
-        if (s_chance(50))
-            a->date_of_birth = s_date(s_int(1940, 2008), s_chance(50) ? s_int(1, 12) : 0, 0);
-        p->aliases[i] = a;
-    }
-    p->n_warning_markers = (size_t)s_int(0, 3);
-    p->warning_markers = pg_arena_alloc(A, (p->n_warning_markers + 1) * sizeof(int));
-    for (size_t i = 0; i < p->n_warning_markers; i++)
-        p->warning_markers[i] = (int)(1 + (i * 5 + (size_t)s_int(0, 4)) % 14);
-    if (s_chance(30))
-        p->occupation = s_str("Driver");
-    u->person = p;
-    u->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_PERSON;
-}
-
-static void s_location(pg_entity_update *u)
-{
-    Polegate__Pole__V1__Location *l =
-        PG_PB_NEW(A, Polegate__Pole__V1__Location, polegate__pole__v1__location);
-    if (s_chance(30))
-        l->premises = s_str("Flat 2");
-    l->street = s_str(S_PICK(s_streets));
-    if (s_chance(30))
-        l->locality = s_str("Lexden");
-    l->town = s_str(S_PICK(s_towns));
-    l->postcode = s_str(S_PICK(s_postcodes));
-    if (s_chance(50))
-        l->uprn = s_digits(s_int(6, 12));
-    if (s_chance(80)) {
-        l->geo = PG_PB_NEW(A, Polegate__Pole__V1__GeoPoint, polegate__pole__v1__geo_point);
-        l->geo->lat = 51.0 + (double)s_int(0, 3000000) / 1e6;
-        l->geo->lon = -2.5 + (double)s_int(0, 3500000) / 1e6;
-    }
-    if (s_chance(30))
-        l->description = s_str("Rear garden, side gate");
-    u->location = l;
-    u->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_LOCATION;
-}
-
-static void s_vehicle(pg_entity_update *u)
-{
-    Polegate__Pole__V1__Vehicle *v =
-        PG_PB_NEW(A, Polegate__Pole__V1__Vehicle, polegate__pole__v1__vehicle);
-    v->vrm = s_fmt("%c%c%02d%c%c%c", 'A' + s_int(0, 25), 'A' + s_int(0, 25), s_int(10, 99),
-                   'A' + s_int(0, 25), 'A' + s_int(0, 25), 'A' + s_int(0, 25));
-    int m = s_int(0, 2);
-    v->make = s_str(s_makes[m][0]);
-    v->model = s_str(s_makes[m][1]);
-    v->colour = s_int(0, 10);
-    if (s_chance(40))
-        v->vin = s_vin();
-    if (s_chance(60))
-        v->year = s_int(1990, 2026);
-    u->vehicle = v;
-    u->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_VEHICLE;
-}
-
-static void s_item(pg_entity_update *u)
-{
-    Polegate__Pole__V1__Item *it = PG_PB_NEW(A, Polegate__Pole__V1__Item, polegate__pole__v1__item);
-    it->category = s_int(1, 8);
-    it->description = s_str("Laptop, silver, 13 inch");
-    if (s_chance(40))
-        it->serial_number = s_fmt("SN%s", s_digits(8));
-    if (s_chance(60)) {
-        it->value = PG_PB_NEW(A, Polegate__Pole__V1__Money, polegate__pole__v1__money);
-        it->value->currency = s_str(s_chance(80) ? "GBP" : "EUR");
-        it->value->minor_units = s_int(1, 5000000);
-    }
-    u->item = it;
-    u->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_ITEM;
-}
-
-static void s_weapon(pg_entity_update *u)
-{
-    Polegate__Pole__V1__Weapon *w =
-        PG_PB_NEW(A, Polegate__Pole__V1__Weapon, polegate__pole__v1__weapon);
-    w->category = s_int(1, 4);
-    w->description = s_str("Lock knife, 9cm blade");
-    if (s_chance(30))
-        w->serial_number = s_fmt("W%s", s_digits(6));
-    u->weapon = w;
-    u->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_WEAPON;
-}
-
-static void s_telephone(pg_entity_update *u)
-{
-    Polegate__Pole__V1__Telephone *t =
-        PG_PB_NEW(A, Polegate__Pole__V1__Telephone, polegate__pole__v1__telephone);
-    t->number = s_fmt("+447700900%03d", s_int(0, 999));
-    t->kind = s_int(0, 3);
-    if (s_chance(40))
-        t->imei = s_imei();
-    u->telephone = t;
-    u->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_TELEPHONE;
-}
-
-static void s_occurrence(pg_entity_update *u)
-{
-    Polegate__Pole__V1__Occurrence *o =
-        PG_PB_NEW(A, Polegate__Pole__V1__Occurrence, polegate__pole__v1__occurrence);
-    o->reference = s_fmt("ESX/26/%s", s_digits(5));
-    o->kind = s_chance(70) ? 1 : 2;
-    if (o->kind == 1) {
-        o->n_offences = (size_t)s_int(1, 2);
-        o->offences = pg_arena_alloc(A, o->n_offences * sizeof(*o->offences));
-        for (size_t i = 0; i < o->n_offences; i++) {
-            Polegate__Pole__V1__Offence *f =
-                PG_PB_NEW(A, Polegate__Pole__V1__Offence, polegate__pole__v1__offence);
-            f->ho_class = s_int(1, 999);
-            f->ho_subclass = s_int(0, 99);
-            if (s_chance(70))
-                f->description = s_str("Burglary - residential");
-            o->offences[i] = f;
-        }
-    }
-    o->occurred_from = s_time();
-    if (s_chance(60))
-        o->occurred_to = s_after(o->occurred_from);
-    if (s_chance(70))
-        o->reported_at = s_after(o->occurred_to ? o->occurred_to : o->occurred_from);
-    o->status = s_int(0, 4);
-    if (s_chance(60))
-        o->summary = s_str("Entry forced via the rear door; jewellery taken.");
-    u->occurrence = o;
-    u->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_OCCURRENCE;
-}
-
-static void s_custody(pg_entity_update *u)
-{
-    Polegate__Pole__V1__Custody *c =
-        PG_PB_NEW(A, Polegate__Pole__V1__Custody, polegate__pole__v1__custody);
-    c->reference = s_fmt("ESX/CU/26/%s", s_digits(5));
-    c->arrested_at = s_time();
-    if (s_chance(70))
-        c->arrived_at = s_after(c->arrested_at);
-    if (s_chance(50))
-        c->released_at = s_after(c->arrived_at ? c->arrived_at : c->arrested_at);
-    if (s_chance(70))
-        c->station = s_str("Colchester");
-    c->outcome = s_int(0, 5);
-    u->custody = c;
-    u->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_CUSTODY;
-}
-
-static void s_intelligence(pg_entity_update *u)
-{
-    Polegate__Pole__V1__Intelligence *n =
-        PG_PB_NEW(A, Polegate__Pole__V1__Intelligence, polegate__pole__v1__intelligence);
-    n->reference = s_fmt("ESX/INT/26/%s", s_digits(6));
-    n->reported_at = s_time();
-    n->text = s_str("Subject seen with a knife in the town centre at weekends.");
-    if (s_chance(70)) {
-        n->grading = PG_PB_NEW(A, Polegate__Pole__V1__Grading, polegate__pole__v1__grading);
-        n->grading->source = s_int(1, 3);
-        n->grading->intelligence = s_int(1, 5);
-        n->grading->handling = s_int(1, 2);
-    }
-    u->intelligence = n;
-    u->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_INTELLIGENCE;
-}
-
-static pg_entity_update *s_entity(int kind, int serial)
-{
-    static const char letters[] = "PLVIWTOCN";
-    static const char *const types[] = {"PERSON",     "LOCATION", "VEHICLE",
-                                        "ITEM",       "WEAPON",   "TELEPHONE",
-                                        "OCCURRENCE", "CUSTODY",  "INTELLIGENCE"};
-    pg_entity_update *u = PG_PB_NEW(A, pg_entity_update, polegate__pole__v1__entity_update);
-    u->kind = kind;
-    u->operation = UPSERT;
-    u->version = (uint64_t)s_int(1, 50);
-    u->origin = PG_PB_NEW(A, pg_origin, polegate__pole__v1__origin);
-    u->origin->force = s_str("ESX");
-    u->origin->system = s_str("ATHENA");
-    u->origin->native_type = s_str(types[kind - 1]);
-    u->origin->native_id = s_fmt("%c%010d", letters[kind - 1], serial);
-    char id[PG_UUID_STR_SIZE];
-    pg_identity_entity("ESX", "ATHENA", types[kind - 1], u->origin->native_id, id);
-    u->id = s_str(id);
-    u->modified_at = s_time();
-    u->marking = PG_PB_NEW(A, pg_marking, polegate__pole__v1__marking);
-    u->marking->classification = s_int(1, 2);
-    u->marking->handling = s_chance(80) ? 1 : 2;
-    if (u->marking->handling == 2)
-        u->marking->caveat = s_str("Not to be disclosed without reference to the originator.");
-    u->retention = PG_PB_NEW(A, pg_retention, polegate__pole__v1__retention);
-    u->retention->mopi_group = s_int(1, 4);
-    u->retention->review_date = s_full_date(2027, 2040);
-    switch (kind) {
-    case K(PERSON):
-        s_person(u);
-        break;
-    case K(LOCATION):
-        s_location(u);
-        break;
-    case K(VEHICLE):
-        s_vehicle(u);
-        break;
-    case K(ITEM):
-        s_item(u);
-        break;
-    case K(WEAPON):
-        s_weapon(u);
-        break;
-    case K(TELEPHONE):
-        s_telephone(u);
-        break;
-    case K(OCCURRENCE):
-        s_occurrence(u);
-        break;
-    case K(CUSTODY):
-        s_custody(u);
-        break;
-    default:
-        s_intelligence(u);
-        break;
-    }
-    return u;
-}
-
-/* Roles and the kinds they link (docs/formats/codes.md ROLE table). */
-static const struct {
-    int role, from, to;
-} s_roles[] = {
-    {R(HOME_ADDRESS), K(PERSON), K(LOCATION)},
-    {R(OTHER_ADDRESS), K(PERSON), K(LOCATION)},
-    {R(SUSPECT), K(OCCURRENCE), K(PERSON)},
-    {R(VICTIM), K(OCCURRENCE), K(PERSON)},
-    {R(WITNESS), K(OCCURRENCE), K(PERSON)},
-    {R(OFFENDER), K(OCCURRENCE), K(PERSON)},
-    {R(REPORTER), K(OCCURRENCE), K(PERSON)},
-    {R(OCCURRED_AT), K(OCCURRENCE), K(LOCATION)},
-    {R(OCCURRED_AT), K(CUSTODY), K(LOCATION)},
-    {R(OCCURRED_AT), K(INTELLIGENCE), K(LOCATION)},
-    {R(STOLEN), K(OCCURRENCE), K(ITEM)},
-    {R(USED), K(OCCURRENCE), K(WEAPON)},
-    {R(USED), K(OCCURRENCE), K(ITEM)},
-    {R(VEHICLE_INVOLVED), K(OCCURRENCE), K(VEHICLE)},
-    {R(KEEPER), K(PERSON), K(VEHICLE)},
-    {R(OWNER), K(PERSON), K(ITEM)},
-    {R(OWNER), K(PERSON), K(WEAPON)},
-    {R(OWNER), K(PERSON), K(VEHICLE)},
-    {R(USES), K(PERSON), K(TELEPHONE)},
-    {R(DETAINED), K(CUSTODY), K(PERSON)},
-    {R(SUBJECT), K(INTELLIGENCE), K(PERSON)},
-    {R(SUBJECT), K(INTELLIGENCE), K(VEHICLE)},
-    {R(SUBJECT), K(INTELLIGENCE), K(TELEPHONE)},
-    {R(SUBJECT), K(INTELLIGENCE), K(LOCATION)},
-    {R(ASSOCIATE), K(PERSON), K(PERSON)},
-};
-
-static pg_entity_ref *s_ref(const pg_entity_update *u)
-{
-    pg_entity_ref *r = PG_PB_NEW(A, pg_entity_ref, polegate__pole__v1__entity_ref);
-    r->id = u->id;
-    r->kind = u->kind;
-    r->native_id = u->origin->native_id;
-    return r;
-}
-
-/* The original: S_ENTITIES entities (every kind at least once over the rounds) and
- * the links between them, as an ATX-like changeset (each entity, then its links). */
-static void s_original(pg_changeset *cs)
-{
-    pg_entity_update *ents[S_ENTITIES];
-    for (int i = 0; i < S_ENTITIES; i++)
-        ents[i] = s_entity(i < 9 ? i + 1 : s_int(1, 9), s_int(1, 999999999));
-    for (int i = 0; i < S_ENTITIES; i++) {
-        pg_changeset_add_entity(cs, ents[i], 1);
-        for (int j = 0; j < S_ENTITIES; j++) {
-            if (j == i || !s_chance(25))
-                continue;
-            for (size_t r = 0; r < sizeof s_roles / sizeof s_roles[0]; r++) {
-                if (s_roles[r].from != (int)ents[i]->kind || s_roles[r].to != (int)ents[j]->kind)
-                    continue;
-                pg_link_update *l = PG_PB_NEW(A, pg_link_update, polegate__pole__v1__link_update);
-                l->operation = UPSERT;
-                l->version = 1;
-                l->from = s_ref(ents[i]);
-                l->to = s_ref(ents[j]);
-                l->role = s_roles[r].role;
-                char id[PG_UUID_STR_SIZE];
-                pg_identity_link(l->from->id, l->role, l->to->id, id);
-                l->id = s_str(id);
-                l->origin = ents[i]->origin;
-                l->marking = ents[i]->marking;
-                l->modified_at = ents[i]->modified_at;
-                if (s_chance(40))
-                    l->valid_from = s_full_date(2015, 2024);
-                if (s_chance(20))
-                    l->valid_to = s_full_date(2025, 2026);
-                pg_changeset_add_link(cs, l);
-                break;
-            }
-        }
-    }
-}
 
 /* ------------------------------------------------------------ what may differ */
 
@@ -526,7 +41,7 @@ static void s_fold(Polegate__Pole__V1__Name *n, size_t keep)
         GString *rest = g_string_new(NULL);
         for (size_t i = keep - 1; i < n->n_forenames; i++)
             g_string_append_printf(rest, "%s%s", i > keep - 1 ? " " : "", n->forenames[i]);
-        n->forenames[keep - 1] = s_str(rest->str);
+        n->forenames[keep - 1] = pg_gen_str(rest->str);
         n->n_forenames = keep;
         g_string_free(rest, TRUE);
     }
@@ -536,7 +51,7 @@ static void s_upper(char **s)
 {
     if (*s && **s) {
         gchar *u = g_utf8_strup(*s, -1);
-        *s = s_str(u);
+        *s = pg_gen_str(u);
         g_free(u);
     }
 }
@@ -571,7 +86,7 @@ static void s_expected(pg_entity_update *u)
             ck_assert_int_eq(pg_pnc_long_to_short(p->pnc_id, shortf, e, sizeof e), 0);
             ck_assert_int_eq(pg_pnc_short_to_long(shortf, tm.tm_year + 1900, longf, e, sizeof e),
                              0);
-            p->pnc_id = s_str(longf);
+            p->pnc_id = pg_gen_str(longf);
         }
     }
     if (u->body_case == POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_ITEM && u->item->value &&
@@ -719,14 +234,13 @@ static const pg_entity_update *s_find(s_trip *t, const char *id, char *gid_out)
 static void s_round(s_trip *t, uint64_t seed)
 {
     t->seed = seed;
-    s_state = seed;
+    pg_gen_seed(seed);
     pg_changeset_reset(t->orig);
     pg_changeset_reset(t->c1);
     pg_changeset_reset(t->c2);
     pg_buf_reset(&t->atx);
     pg_buf_reset(&t->nx5);
-    A = t->orig->arena;
-    s_original(t->orig);
+    pg_gen_changeset(t->orig);
 
     /* canonical -> ATX (ids as they are: an Athena-origin record) -> canonical */
     pg_adapter_ctx actx = {.now_ms = S_NOW_MS};
@@ -763,7 +277,7 @@ static void s_round(s_trip *t, uint64_t seed)
         uint8_t *buf = g_malloc(len + 1);
         protobuf_c_message_pack(&c->entity->base, buf);
         ProtobufCAllocator alloc;
-        pg_pb_arena_allocator(A, &alloc);
+        pg_pb_arena_allocator(t->orig->arena, &alloc);
         pg_entity_update *want = polegate__pole__v1__entity_update__unpack(&alloc, len, buf);
         g_free(buf);
         s_expected(want);
@@ -855,17 +369,15 @@ START_TEST(test_generator_is_reproducible)
     pg_changeset *a = pg_changeset_new(), *b = pg_changeset_new();
     pg_buf x = PG_BUF_INIT, y = PG_BUF_INIT;
     pg_adapter_ctx ctx = {.now_ms = S_NOW_MS};
-    s_state = 42;
-    A = a->arena;
-    s_original(a);
-    s_state = 42;
-    A = b->arena;
-    s_original(b);
+    pg_gen_seed(42);
+    pg_gen_changeset(a);
+    pg_gen_seed(42);
+    pg_gen_changeset(b);
     ck_assert_int_eq(pg_adapter_athena.encode(&ctx, a, &x, e, sizeof e), 0);
     ck_assert_int_eq(pg_adapter_athena.encode(&ctx, b, &y, e, sizeof e), 0);
     ck_assert_uint_eq(x.len, y.len);
     ck_assert_int_eq(memcmp(x.data, y.data, x.len), 0);
-    ck_assert_uint_gt(a->count, S_ENTITIES);
+    ck_assert_uint_gt(a->count, PG_GEN_ENTITIES);
     pg_buf_free(&x);
     pg_buf_free(&y);
     pg_changeset_destroy(&a);
@@ -877,10 +389,10 @@ START_TEST(test_comparison_catches_a_change)
 {
     /* The comparison itself fails on a real difference (and passes on a lossy one). */
     pg_changeset *cs = pg_changeset_new();
-    s_state = 7;
-    A = cs->arena;
-    pg_entity_update *p = s_entity(K(PERSON), 1);
-    pg_entity_update *q = s_entity(K(PERSON), 1);
+    pg_gen_seed(7);
+    pg_gen_arena(cs->arena);
+    pg_entity_update *p = pg_gen_entity(K(PERSON), 1);
+    pg_entity_update *q = pg_gen_entity(K(PERSON), 1);
     GString *diff = g_string_new(NULL);
     s_compare(&p->base, &p->base, "same", diff);
     ck_assert_uint_eq(diff->len, 0);
@@ -888,11 +400,12 @@ START_TEST(test_comparison_catches_a_change)
     q->person->sex = p->person->sex == 2 ? 3 : 2;
     s_compare(&p->person->base, &q->person->base, "p", diff);
     ck_assert_ptr_nonnull(strstr(diff->str, "p.sex: "));
-    pg_entity_update *l1 = s_entity(K(LOCATION), 2), *l2 = s_entity(K(LOCATION), 2);
+    pg_entity_update *l1 = pg_gen_entity(K(LOCATION), 2), *l2 = pg_gen_entity(K(LOCATION), 2);
     if (!l1->location->geo)
         l1->location->geo =
-            PG_PB_NEW(A, Polegate__Pole__V1__GeoPoint, polegate__pole__v1__geo_point);
-    l2->location->geo = PG_PB_NEW(A, Polegate__Pole__V1__GeoPoint, polegate__pole__v1__geo_point);
+            PG_PB_NEW(cs->arena, Polegate__Pole__V1__GeoPoint, polegate__pole__v1__geo_point);
+    l2->location->geo =
+        PG_PB_NEW(cs->arena, Polegate__Pole__V1__GeoPoint, polegate__pole__v1__geo_point);
     *l2->location->geo = *l1->location->geo;
     l2->location->geo->lat += 3.0 / 111320.0; /* 3 m: the same place */
     g_string_truncate(diff, 0);
