@@ -1493,6 +1493,83 @@ START_TEST(test_service_against_mock_cluster)
 }
 END_TEST
 
+/* Issue 13, failure mode 1, partner side: partner records add to the store too, so
+ * with the map nearly full they are left in Kafka (nothing taken, no offset committed)
+ * rather than eat the headroom that removals of published records need; once there
+ * is room again they are taken. */
+START_TEST(test_service_keeps_store_headroom)
+{
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 7, ESX_TO_MER);
+    rd_kafka_conf_t *pconf = rd_kafka_conf_new();
+    char why[256];
+    rd_kafka_conf_set(pconf, "test.mock.num.brokers", "1", why, sizeof why);
+    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, why, sizeof why);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(prod);
+    ck_assert_int_eq(rd_kafka_mock_topic_create(mc, ESX_TO_MER, 1, 1), 0);
+    const char *brokers = rd_kafka_mock_cluster_bootstraps(mc);
+    s_produce(prod, f);
+
+    char *yaml = g_strdup_printf("force:\n  code: MER\nadapter:\n  name: niche\n"
+                                 "intake:\n  endpoint: tcp://127.0.0.1:5556\n"
+                                 "store:\n  path: %s\nkafka:\n  brokers: %s\n"
+                                 "delivery:\n  transport: dir\n  endpoint: %s\n"
+                                 "  group_id: test-partner-full\n%s",
+                                 s_dir, brokers, s_drop, s_policy_mer);
+    pg_config *cfg = pg_config_parse("test.yaml", yaml, strlen(yaml), e, sizeof e);
+    g_free(yaml);
+    ck_assert_msg(cfg != NULL, "%s", e);
+    pg_store *st = pg_store_new(s_dir, (size_t)8 << 20, e, sizeof e);
+    ck_assert_msg(st != NULL, "%s", e);
+    pg_store_set_durable(st, 0);
+    /* Fill the map up to its headroom with something else. */
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    pg_store_db filler;
+    ck_assert_int_eq(pg_store_db_open(txn, "test.filler", 0, &filler, e, sizeof e), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    static char chunk[64 << 10];
+    memset(chunk, 'x', sizeof chunk);
+    int chunks = 0;
+    for (;;) {
+        pg_store_space_info sp;
+        ck_assert_int_eq(pg_store_space(st, &sp, e, sizeof e), 0);
+        if (sp.used + sp.headroom + (256 << 10) > sp.map)
+            break;
+        txn = pg_store_begin(st, 1, e, sizeof e);
+        ck_assert_int_eq(
+            pg_store_put(txn, filler, &chunks, sizeof chunks, chunk, sizeof chunk, e, sizeof e), 0);
+        ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+        chunks++;
+    }
+    pg_partner_service *svc = NULL;
+    ck_assert_msg(pg_partner_service_start(cfg, st, NULL, &svc, e, sizeof e) == 0, "%s", e);
+    /* The records are polled (the group joined) within a few seconds; they stay
+     * untaken while the store has no room. */
+    pg_partner_stats ps = {0};
+    for (int i = 0; i < 160; i++) {
+        usleep(50000);
+        pg_partner_service_stats(svc, &ps);
+        ck_assert_uint_eq(ps.records, 0);
+    }
+    /* room again: the same records are taken and delivered */
+    txn = pg_store_begin(st, 1, e, sizeof e);
+    for (int i = 0; i < chunks; i++)
+        ck_assert_int_eq(pg_store_del(txn, filler, &i, sizeof i, NULL, 0, e, sizeof e), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    for (int i = 0; i < 300 && ps.stored < 1; i++) {
+        usleep(50000);
+        pg_partner_service_stats(svc, &ps);
+    }
+    ck_assert_uint_eq(ps.records, f->n);
+    ck_assert_uint_ge(ps.stored, 1);
+    pg_partner_service_stop(&svc, 5000);
+    ck_assert_int_eq(s_committed(brokers, "test-partner-full", ESX_TO_MER), (int64_t)f->n);
+    pg_config_destroy(&cfg);
+    pg_store_destroy(&st);
+    rd_kafka_destroy(prod);
+    s_feed_free(&f);
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("partner");
@@ -1516,6 +1593,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_echo_filter);
     tcase_add_test(tc, test_new_refuses_incomplete_opts);
     tcase_add_test(tc, test_service_against_mock_cluster);
+    tcase_add_test(tc, test_service_keeps_store_headroom);
     suite_add_tcase(s, tc);
     return s;
 }

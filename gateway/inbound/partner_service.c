@@ -19,6 +19,7 @@
 #include "polegate/error.h"
 #include "polegate/timeutil.h"
 #include "policy.h"
+#include "store.h"
 
 static int s_nomem(char *errstr, size_t errstr_size)
 {
@@ -37,6 +38,8 @@ static int s_nomem(char *errstr, size_t errstr_size)
 struct pg_partner_service {
     pg_partner *p;
     pg_consumer *c;
+    pg_store *store;    /* the gateway's: its headroom is kept for removals */
+    time_t full_warned; /* the last "store nearly full" warning */
     pthread_t thread;
     int started;
     atomic_int stop;
@@ -49,6 +52,31 @@ struct pg_partner_service {
     char **topics;
     size_t n_topics;
 };
+
+/* Partner records add to the store (outbox, ledger, id map) like the intake does:
+ * they too stop short of the headroom kept so that published records can always be
+ * removed (store.h). 1 when the n records may be taken now. */
+static int s_room_for(pg_partner_service *s, const pg_consumer_record *recs, size_t n)
+{
+    pg_store_space_info sp;
+    char why[PG_ERRSTR_SIZE];
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++)
+        need += PG_STORE_GROWTH(recs[i].len);
+    if (pg_store_space(s->store, &sp, why, sizeof why) == 0 &&
+        sp.used + sp.headroom + need <= sp.map)
+        return 1;
+    time_t now = time(NULL);
+    if (now - s->full_warned >= 30) {
+        pg_log(PG_LOG_WARN,
+               "partner: store nearly full (%zu of its %zu-byte map in use, %zu kept free for "
+               "removals): taking no partner records until the spool drains (or raise "
+               "store.map_size)",
+               sp.used, sp.map, sp.headroom);
+        s->full_warned = now;
+    }
+    return 0;
+}
 
 /* pg_consumer_lag's callback: into the service's snapshot (locked by the caller). */
 static void s_lag(void *ud, const char *topic, int64_t lag)
@@ -113,7 +141,9 @@ static void *s_main(void *arg)
             }
             held = n;
         }
-        if (held) {
+        if (held && !s_room_for(s, recs, (size_t)held)) {
+            /* kept, and taken once there is room; the delivery below goes on */
+        } else if (held) {
             if (pg_partner_take(s->p, recs, (size_t)held, why, sizeof why) == 0) {
                 pg_consumer_release(s->c);
                 held = 0;
@@ -199,6 +229,7 @@ int pg_partner_service_start(const pg_config *cfg, pg_store *store, pg_audit *au
         return s_nomem(errstr, errstr_size);
     }
     pthread_mutex_init(&s->lock, NULL);
+    s->store = store;
     for (size_t i = 0; i < n; i++) {
         if (!(s->topics[i] = strdup(pg_policy_partner_at(cfg->policy, i)->topic))) {
             s_service_free(s);
