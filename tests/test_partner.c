@@ -1521,7 +1521,8 @@ START_TEST(test_service_keeps_store_headroom)
     pg_store *st = pg_store_new(s_dir, (size_t)8 << 20, e, sizeof e);
     ck_assert_msg(st != NULL, "%s", e);
     pg_store_set_durable(st, 0);
-    /* Fill the map up to its headroom with something else. */
+    /* Fill the map up to its headroom with something else, until not even one
+     * record's estimate (PG_STORE_GROWTH: 16 KiB and more) fits. */
     pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
     pg_store_db filler;
     ck_assert_int_eq(pg_store_db_open(txn, "test.filler", 0, &filler, e, sizeof e), 0);
@@ -1532,11 +1533,13 @@ START_TEST(test_service_keeps_store_headroom)
     for (;;) {
         pg_store_space_info sp;
         ck_assert_int_eq(pg_store_space(st, &sp, e, sizeof e), 0);
-        if (sp.used + sp.headroom + (256 << 10) > sp.map)
+        size_t room = sp.map > sp.used + sp.headroom ? sp.map - sp.used - sp.headroom : 0;
+        if (room < 8192)
             break;
+        size_t size = room > (128 << 10) ? sizeof chunk : room / 4;
         txn = pg_store_begin(st, 1, e, sizeof e);
         ck_assert_int_eq(
-            pg_store_put(txn, filler, &chunks, sizeof chunks, chunk, sizeof chunk, e, sizeof e), 0);
+            pg_store_put(txn, filler, &chunks, sizeof chunks, chunk, size, e, sizeof e), 0);
         ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
         chunks++;
     }
