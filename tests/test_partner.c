@@ -1511,6 +1511,7 @@ START_TEST(test_service_keeps_store_headroom)
 
     char *yaml = g_strdup_printf("force:\n  code: MER\nadapter:\n  name: niche\n"
                                  "intake:\n  endpoint: tcp://127.0.0.1:5556\n"
+                                 "curve: {insecure: true}\n"
                                  "store:\n  path: %s\nkafka:\n  brokers: %s\n"
                                  "delivery:\n  transport: dir\n  endpoint: %s\n"
                                  "  group_id: test-partner-full\n%s",
