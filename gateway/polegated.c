@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,6 +131,9 @@ int main(int argc, char **argv)
         pg_config_destroy(&cfg);
         return 0;
     }
+    /* Nothing the daemon writes (store, audit log, dead letters, delivered files) is
+     * for others: files 0640 at most, directories 0750. */
+    umask(027);
     pg_log_set_level(cfg->log_level);
     pg_log_set_format(cfg->log_format);
     pg_log_set_journal(pg_log_stderr_is_journal());

@@ -669,6 +669,39 @@ START_TEST(test_diff)
 }
 END_TEST
 
+
+/* A CURVE secret key others can read is refused; a plain-text intake where other
+ * hosts can reach it is refused even with curve.insecure; the warning says so. */
+START_TEST(test_curve_keys_and_plain_text)
+{
+    char dir[] = "/tmp/pg-test-config-curve-XXXXXX", base[96], text[1024];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(base, sizeof base, "%s/gw", dir);
+    ck_assert_int_eq(pg_curve_keygen(base, s_err, sizeof s_err), 0);
+    char key[128];
+    snprintf(key, sizeof key, "%s.key", base);
+    ck_assert_int_eq(chmod(key, 0640), 0);
+    snprintf(text, sizeof text,
+             POLICY FORCE ADAPTER INTAKE STORE KAFKA
+             "curve: {secret_key_file: %s, intake_clients_file: %s.pub}\n",
+             key, base);
+    s_bad(text, "a secret key readable or writable by group or others (mode 640): chmod 600 it");
+    ck_assert_int_eq(chmod(key, 0600), 0);
+    pg_config *cfg = s_parse(text);
+    ck_assert_msg(cfg != NULL, "%s", s_err);
+    ck_assert_uint_eq(strlen(cfg->curve_secret), 40);
+    pg_config_destroy(&cfg);
+    s_bad(POLICY FORCE ADAPTER "intake: {endpoint: 'tcp://0.0.0.0:5555'}\n" STORE KAFKA
+          "curve: {insecure: true}\n",
+          "is reachable from other hosts: plain text is refused there even with curve.insecure");
+    s_bad(POLICY FORCE ADAPTER INTAKE STORE KAFKA "curve: {insecure: false}\n",
+          "intake.endpoint: plain text: give curve.secret_key_file");
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -676,6 +709,7 @@ int main(void)
     tcase_add_test(tc, test_minimal_defaults);
     tcase_add_test(tc, test_full);
     tcase_add_test(tc, test_example_files);
+    tcase_add_test(tc, test_curve_keys_and_plain_text);
     tcase_add_test(tc, test_unknown_key);
     tcase_add_test(tc, test_unknown_section);
     tcase_add_test(tc, test_wrong_types);

@@ -29,6 +29,7 @@
 #include "polegate/adapter.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
+#include "polegate/wire.h"
 #include "policy.h"
 #include "rms_model.h"
 #include "store.h"
@@ -846,7 +847,13 @@ START_TEST(test_inbound_checks_and_audit)
     u->origin->force = "KNT";
     s_feed_add(f, ESX_TO_MER, &u->base, "polegate.pole.v1.EntityUpdate", "KNT");
     u->origin->force = "MER";
+    char *esx_id = u->id, mer_id[PG_UUID_STR_SIZE]; /* a real MER id: our own record */
+    ck_assert_int_eq(pg_identity_entity("MER", u->origin->system, u->origin->native_type,
+                                        u->origin->native_id, mer_id),
+                     0);
+    u->id = mer_id;
     s_feed_add(f, ESX_TO_MER, &u->base, "polegate.pole.v1.EntityUpdate", "MER");
+    u->id = esx_id;
     u->origin->force = "ESX";
     /* not what its pg-type says; a tombstone; a type from the future */
     s_feed_add(f, ESX_TO_MER, &u->base, "polegate.pole.v1.LinkUpdate", "ESX");
@@ -871,19 +878,97 @@ START_TEST(test_inbound_checks_and_audit)
     pg_partner_get_stats(p, &ps);
     ck_assert_uint_eq(ps.records, f->n);
     ck_assert_uint_eq(ps.accepted, good);
-    ck_assert_uint_eq(ps.rejected, 3); /* unknown topic, KNT, not a LinkUpdate */
+    ck_assert_uint_eq(ps.rejected, 3); /* unknown topic, KNT's id, not a LinkUpdate */
     ck_assert_uint_eq(ps.own, 1);
     ck_assert_uint_eq(ps.skipped, 2);
     pg_partner_destroy(&p);
     pg_audit_destroy(&audit);
     s_counts c = {0};
     ck_assert_int_eq(pg_audit_query(s_audit, NULL, s_count_line, &c, e, sizeof e), 0);
-    ck_assert_int_eq(c.reject, 3);
-    ck_assert_int_eq(c.erase, 1); /* the telephone's DELETE */
+    ck_assert_int_eq(c.reject, 4); /* and our own, audited, not dropped silently */
+    ck_assert_int_eq(c.erase, 1);  /* the telephone's DELETE */
     ck_assert_int_eq(c.receive, (int)good - 1);
-    ck_assert_int_eq(c.with_partner, (int)good + 1); /* and KNT's, refused for ESX */
+    ck_assert_int_eq(c.with_partner, (int)good);
     pg_audit_verify_result vr;
     ck_assert_int_eq(pg_audit_verify(s_audit, NULL, &vr, e, sizeof e), 0);
+    pg_store_destroy(&st);
+    pg_policy_destroy(&pol);
+    s_feed_free(&f);
+}
+END_TEST
+
+
+/* One ESX person, as ESX's gateway publishes it (id from its origin), changed by f. */
+static pg_entity_update *s_person_of(s_feed *f, size_t i)
+{
+    pg_entity_update *u =
+        polegate__pole__v1__entity_update__unpack(NULL, f->recs[i].len, f->recs[i].value);
+    ck_assert_ptr_nonnull(u);
+    return u;
+}
+
+/* Attacks by a partner on records that are not its own: an update carrying another
+ * force's entity id under its own origin, the same as a DELETE at version 1000, a
+ * header naming one force and a value another, a version of 2^64-1, an agreement that
+ * is not the partner's. Each is refused, audited as rejected with the rule, and
+ * changes nothing: the real record's next version is still taken. */
+START_TEST(test_partner_cannot_touch_another_partners_record)
+{
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 0, ESX_TO_MER);
+    size_t good = f->n;
+    pg_entity_update *u = s_person_of(f, 1);
+    char *real_id = u->id, *real_force = u->origin->force;
+    uint64_t real_version = u->version;
+    /* KNT's record, reached by its id from ESX's topic, origin ESX */
+    char knt_id[PG_UUID_STR_SIZE];
+    ck_assert_int_eq(pg_identity_entity("KNT", "ATHENA", "PERSON", "P0000000042", knt_id), 0);
+    u->id = knt_id;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    u->operation = POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE;
+    u->version = 1000;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    u->id = real_id;
+    u->operation = POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT;
+    /* the header says KNT, the value ESX */
+    u->version = real_version + 1;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "KNT");
+    /* a version no RMS can hold */
+    u->version = UINT64_MAX;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    /* another agreement than the partner's */
+    u->version = real_version + 2;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    f->recs[f->n - 1].agreement = "ISA-SOMETHING-ELSE";
+    size_t attacks = 5;
+    /* then the real next version, properly */
+    u->version = real_version + 3;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    f->recs[f->n - 1].agreement = "ISA-TEST";
+    u->origin->force = real_force;
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    pg_store *st = s_store_open();
+    pg_audit *audit = pg_audit_new(s_audit, NULL, e, sizeof e);
+    ck_assert_msg(audit != NULL, "%s", e);
+    pg_partner *p = s_partner_dir(st, pol, "MER", &pg_adapter_niche, audit);
+    ck_assert_msg(pg_partner_take(p, f->recs, f->n, e, sizeof e) == 0, "%s", e);
+    s_drain(p);
+    pg_partner_stats ps;
+    pg_partner_get_stats(p, &ps);
+    ck_assert_uint_eq(ps.rejected, attacks);
+    ck_assert_uint_eq(ps.accepted, good + 1); /* the feed and the real next version */
+    ck_assert_uint_eq(ps.stale, 0);
+    pg_partner_destroy(&p);
+    pg_audit_destroy(&audit);
+    gchar *text = NULL;
+    ck_assert(g_file_get_contents(s_audit, &text, NULL, NULL));
+    const char *outcomes[] = {"PG_EINVALID:identity", "PG_EINVALID:header",
+                              "PG_EINVALID:version", "PG_EPOLICY:agreement"};
+    for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++)
+        ck_assert_msg(strstr(text, outcomes[i]), "no %s in the audit log", outcomes[i]);
+    ck_assert_ptr_null(strstr(text, "\"version\":1000,\"outcome\":\"ok\""));
+    g_free(text);
     pg_store_destroy(&st);
     pg_policy_destroy(&pol);
     s_feed_free(&f);
@@ -1590,6 +1675,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_withdrawal_at_equal_version);
     tcase_add_test(tc, test_inbound_checks_and_audit);
     tcase_add_test(tc, test_audit_fails_closed);
+    tcase_add_test(tc, test_partner_cannot_touch_another_partners_record);
     tcase_add_test(tc, test_offsets_wait_for_acks_and_window);
     tcase_add_test(tc, test_rms_rejection_is_a_dead_letter);
     tcase_add_test(tc, test_restart_sends_the_import_queue_again);

@@ -671,8 +671,29 @@ START_TEST(test_dir_writes_in_order)
     ck_assert_str_eq(s_slurp(dir, names[0]), "{\"n\":1}\n");
     ck_assert_str_eq(s_slurp(dir, names[1]), "{\"n\":2}\n{\"n\":3}\n");
     ck_assert_str_eq(s_slurp(dir, names[2]), "{\"n\":4}\n");
+    /* person records: never readable by others, whatever the umask (was 0644) */
+    mode_t old_mask = umask(0);
+    s_submit(d, "d", "{\"n\":5}\n");
+    ck_assert_int_eq(pg_rms_delivery_poll(d, 0, e, sizeof e), 1);
+    umask(old_mask);
+    for (int i = 0; i < 3; i++) {
+        struct stat st;
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        ck_assert_int_eq(stat(path, &st), 0);
+        ck_assert_int_eq(st.st_mode & 0777, 0640);
+    }
     for (int i = 0; i < 3; i++)
         free(names[i]);
+    ck_assert_int_eq(s_list(dir, names, 16, 1), 4);
+    for (int i = 0; i < 4; i++) {
+        struct stat st;
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        ck_assert_int_eq(stat(path, &st), 0);
+        ck_assert_int_eq(st.st_mode & 0777, 0640);
+        free(names[i]);
+    }
     pg_rms_delivery_destroy(&d);
     s_rmdir(dir);
     free(dir);

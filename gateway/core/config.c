@@ -217,6 +217,19 @@ static int s_check_transport(pg_config *cfg, const char *v, char *errstr, size_t
                    v);
 }
 
+static int s_check_mode(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
+{
+    char *end;
+    unsigned long m = strtoul(v, &end, 8);
+    if (!*v || *end || m > 0777 || (m & 07))
+        return pg_errf(PG_ECONFIG, errstr, errstr_size,
+                       "'%s' is not an octal file mode without bits for others (0600, 0640, "
+                       "0660)",
+                       v);
+    cfg->delivery_file_mode = (unsigned)m;
+    return 0;
+}
+
 static const s_entry s_delivery[] = {
     {S_STR, "transport", "zmq", 0, S_OFF(delivery_transport), 0, 0, s_check_transport,
      "How partner records reach the local RMS: `zmq` (its import endpoint, one ack per "
@@ -233,6 +246,9 @@ static const s_entry s_delivery[] = {
      "`zmq`: how long to wait for the RMS's ack before sending the message again."},
     {S_INT, "retry_max_ms", "60000", 0, S_OFF(delivery_retry_max_ms), 10, 3600000, NULL,
      "`zmq`: the longest wait between two sends of one message (the wait doubles)."},
+    {S_STR, "file_mode", "0640", 0, S_OFF(delivery_file_mode_name), 0, 0, s_check_mode,
+     "`dir`: the mode of every delivered file (octal; they hold person records, so never "
+     "readable by others: at most 0660)."},
     {S_STR, "group_id", "`polegate.<force>.partners`, the force code in lower case", S_DERIVED,
      S_OFF(delivery_group_id), 0, 0, NULL,
      "Kafka consumer group of the partner topics: every polegated of one force uses the "

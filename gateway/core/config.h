@@ -56,6 +56,8 @@ typedef struct pg_config {
     int delivery_ack_timeout_ms;
     int delivery_retry_max_ms;
     char *delivery_group_id; /* Kafka consumer group; polegate.<force>.partners */
+    char *delivery_file_mode_name; /* "0640" */
+    unsigned delivery_file_mode;   /* dir: mode of delivered files */
 
     /* spool */
     size_t spool_max_bytes;

@@ -49,7 +49,7 @@ typedef struct s_mark {
 
 /* Header and key copies of one polled record, kept with it. */
 typedef struct s_strings {
-    char type[64], force[16], key[64];
+    char type[64], force[16], key[64], agreement[128];
 } s_strings;
 
 /* The lag of one topic, summed over the partitions assigned here. */
@@ -362,6 +362,7 @@ int pg_consumer_poll(pg_consumer *self, pg_consumer_record *out, size_t max, int
         r->len = m->payload ? m->len : 0;
         r->type = s_header(m, PG_HDR_TYPE, s->type, sizeof s->type);
         r->force = s_header(m, PG_HDR_ORIGIN_FORCE, s->force, sizeof s->force);
+        r->agreement = s_header(m, PG_HDR_AGREEMENT, s->agreement, sizeof s->agreement);
         r->key = NULL;
         if (m->key && m->key_len < sizeof s->key) {
             memcpy(s->key, m->key, m->key_len);

@@ -48,7 +48,8 @@ typedef struct pg_consumer_record {
     const uint8_t *value;
     size_t len;        /* value NULL: a tombstone */
     const char *type;  /* header pg-type, or NULL */
-    const char *force; /* header pg-origin-force, or NULL */
+    const char *force;     /* header pg-origin-force, or NULL */
+    const char *agreement; /* header pg-agreement, or NULL */
 } pg_consumer_record;
 
 /* A consumer subscribed to opts->topics. NULL with errstr on a bad property. */

@@ -15,6 +15,7 @@
 #include "ledger.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
+#include "polegate/identity.h"
 #include "polegate/timeutil.h"
 #include "polegate/wire.h"
 #include "policy.h"
@@ -152,7 +153,8 @@ static int s_note_event(pg_partner *self, const char *topic, pg_audit_action act
         return PG_ENOMEM;
     pg_arena *a = self->acc->arena;
     pg_partner_event *e = &self->events[self->n_events++];
-    *e = (pg_partner_event){.action = action, .version = version, .outcome = outcome};
+    *e = (pg_partner_event){.action = action, .version = version};
+    e->outcome = outcome ? pg_arena_strdup(a, outcome) : NULL;
     e->id = id && *id ? pg_arena_strdup(a, id) : NULL;
     e->native_id = native_id && *native_id ? pg_arena_strdup(a, native_id) : NULL;
     e->origin = origin && *origin ? pg_arena_strdup(a, origin) : NULL;
@@ -266,18 +268,48 @@ static int s_record(s_take *t, const pg_partner_record *r)
     uint64_t version =
         entity ? (ch.entity ? ch.entity->version : 0) : (ch.link ? ch.link->version : 0);
     const char *force = o && o->force && *o->force ? o->force : r->force;
+    char idbuf[PG_UUID_STR_SIZE];
+    const char *rule = NULL;
+    /* Identity is bound to origin (docs/security.md): the id must be the UUIDv5 of
+     * what the record says it is, so that no partner can reach another's record by
+     * naming its id; the headers must say what the value says. */
+    if (!bad && (!o || !o->force || !*o->force))
+        bad = "origin.force: missing", rule = "origin";
+    if (!bad && r->force && strcmp(r->force, o->force))
+        bad = "header pg-origin-force: names another force than origin.force", rule = "header";
+    if (!bad && (version < 1 || version > (uint64_t)INT64_MAX))
+        bad = "version: out of range (1 to 2^63-1)", rule = "version";
+    if (!bad && entity &&
+        (pg_identity_entity(o->force, o->system, o->native_type, o->native_id, idbuf) ||
+         strcmp(idbuf, id)))
+        bad = "id: not the UUIDv5 of its origin (force/system/native_type/native_id)",
+        rule = "identity";
+    if (!bad && !entity &&
+        (!ch.link->from || !ch.link->to || !ch.link->from->id || !ch.link->to->id ||
+         pg_identity_link(ch.link->from->id, (int)ch.link->role, ch.link->to->id, idbuf) ||
+         strcmp(idbuf, id)))
+        bad = "id: not the UUIDv5 of its ends and role", rule = "identity";
     if (bad) {
         pg_log(PG_LOG_WARN, "partner: %s [%d] offset %" PRId64 ": rejected: %s", r->topic,
                (int)r->partition, r->offset, bad);
         p->delta.rejected++;
-        return s_note_event(p, r->topic, PG_AUDIT_REJECT, id, native, force, NULL, version,
-                            "PG_EINVALID")
+        char outcome[48];
+        snprintf(outcome, sizeof outcome, "PG_EINVALID:%s", rule ? rule : "value");
+        return s_note_event(p, r->topic, PG_AUDIT_REJECT, id, native, force, NULL,
+                            version <= (uint64_t)INT64_MAX ? version : 0, outcome)
                    ? s_nomem(t->errstr, t->errstr_size)
                    : 0;
     }
-    if (force && !strcmp(force, p->force)) {
-        p->delta.own++; /* our own record: never delivered back */
-        return 0;
+    if (!strcmp(force, p->force)) {
+        /* A record claiming to be ours, from a partner's topic: never delivered back,
+         * and not silently either. */
+        pg_log(PG_LOG_WARN, "partner: %s [%d] offset %" PRId64 ": rejected: origin.force is our own",
+               r->topic, (int)r->partition, r->offset);
+        p->delta.own++;
+        return s_note_event(p, r->topic, PG_AUDIT_REJECT, id, native, force, NULL, version,
+                            "own-force")
+                   ? s_nomem(t->errstr, t->errstr_size)
+                   : 0;
     }
     const pg_policy_partner *partner = NULL;
     char why[PG_ERRSTR_SIZE];
@@ -290,12 +322,31 @@ static int s_record(s_take *t, const pg_partner_record *r)
             return s_nomem(t->errstr, t->errstr_size);
         return 0;
     }
+    /* The record must come under the partner's agreement, or another agreement this
+     * policy declares (a sender's handling-C agreement, say); never one we did not
+     * sign. */
+    if (r->agreement && partner && partner->agreement &&
+        strcmp(r->agreement, partner->agreement) &&
+        !pg_policy_agreement_description(p->policy, r->agreement)) {
+        pg_log(PG_LOG_WARN,
+               "partner: %s [%d] offset %" PRId64 ": rejected: header pg-agreement is not an "
+               "agreement of the policy",
+               r->topic, (int)r->partition, r->offset);
+        p->delta.rejected++;
+        return s_note_event(p, r->topic, PG_AUDIT_REJECT, id, native, force, partner, version,
+                            "PG_EPOLICY:agreement")
+                   ? s_nomem(t->errstr, t->errstr_size)
+                   : 0;
+    }
     /* The topic contract (docs/topics.md): the highest version per key, and at an
      * equal version a DELETE wins (a withdrawal carries the version we hold). */
     uint64_t last;
     int last_deleted;
     int del = entity ? ch.entity->operation == S_DELETE : ch.link->operation == S_DELETE;
-    if ((rc = s_seen_get(t, id, &last, &last_deleted)))
+    /* Version state per origin: one partner's versions never make another's stale. */
+    char seen_key[PG_UUID_STR_SIZE + 16];
+    snprintf(seen_key, sizeof seen_key, "%s/%s", force, id);
+    if ((rc = s_seen_get(t, seen_key, &last, &last_deleted)))
         return rc;
     if (last && (version < last || (version == last && (!del || last_deleted)))) {
         if (version == last)
@@ -304,7 +355,7 @@ static int s_record(s_take *t, const pg_partner_record *r)
             p->delta.stale++;
         return 0;
     }
-    if ((rc = s_seen_put(t, id, version, del)))
+    if ((rc = s_seen_put(t, seen_key, version, del)))
         return rc;
     rc = entity ? pg_changeset_add_entity(p->acc, ch.entity, 0)
                 : pg_changeset_add_link(p->acc, ch.link);

@@ -248,7 +248,8 @@ int pg_partner_service_start(const pg_config *cfg, pg_store *store, pg_audit *au
                      .endpoint = cfg->delivery_endpoint,
                      .window = (size_t)cfg->delivery_window,
                      .ack_timeout_ms = cfg->delivery_ack_timeout_ms,
-                     .retry_max_ms = cfg->delivery_retry_max_ms},
+                     .retry_max_ms = cfg->delivery_retry_max_ms,
+                     .file_mode = cfg->delivery_file_mode},
         .dlq_limits = {.max_entries = cfg->dlq_max_records, .max_bytes = cfg->dlq_max_bytes},
     };
     /* CURVE: our key, and the RMS import endpoint's key pinned (docs/security.md). */

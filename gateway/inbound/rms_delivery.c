@@ -603,6 +603,7 @@ typedef struct s_dir {
     int dfd;
     char *path;
     const char *prefix, *extension; /* borrowed from the delivery's config */
+    mode_t mode;
     uint64_t next;
 } s_dir;
 
@@ -643,6 +644,7 @@ static int s_dir_open(pg_rms_delivery *self, void **state, char *errstr, size_t 
     }
     d->prefix = cfg->prefix;
     d->extension = cfg->extension;
+    d->mode = cfg->file_mode ? (mode_t)(cfg->file_mode & 0777) : 0640;
     d->dfd = open(cfg->endpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (d->dfd < 0 || faccessat(d->dfd, ".", W_OK, 0) != 0) {
         int err = errno;
@@ -713,12 +715,22 @@ static int s_dir_send(void *state, const char *id, const uint8_t *msg, size_t le
         snprintf(tmp, sizeof tmp, ".%s-%020llu.tmp", d->prefix, (unsigned long long)d->next);
         snprintf(name, sizeof name, "%s-%020llu.%s", d->prefix, (unsigned long long)d->next,
                  d->extension);
-        int fd = openat(d->dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        int fd = openat(d->dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0) {
             if (errno == EEXIST) {
                 d->next++;
                 continue;
             }
+            goto fail;
+        }
+        /* exactly the configured mode, whatever the umask: the RMS's group may need to
+         * read, others never */
+        step = "chmod";
+        if (fchmod(fd, d->mode) != 0) {
+            int err = errno;
+            close(fd);
+            unlinkat(d->dfd, tmp, 0);
+            errno = err;
             goto fail;
         }
         step = "write";

@@ -46,6 +46,8 @@ typedef struct pg_rms_delivery_config {
      * (0: "pg", "msg"); see docs/delivery.md. */
     const char *prefix;
     const char *extension;
+    /* dir: the mode of every delivered file (0: 0640); they hold person records. */
+    unsigned file_mode;
     /* Called from pg_rms_delivery_poll for each result, in submission order. */
     pg_rms_delivery_result_fn on_result;
     void *on_result_arg;
