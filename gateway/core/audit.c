@@ -2,7 +2,7 @@
  * SHA-256 without one; libsodium) with the previous event's hash so that editing,
  * deleting or reordering lines shows; rotation carries the chain into the next file;
  * Ed25519-signed checkpoints anchor the head outside the file. */
-#include "audit.h"
+#include "audit_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -24,11 +24,9 @@
 #include "polegate/error.h"
 #include "polegate/timeutil.h"
 
-#define S_HASH_LEN 64
-#define S_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 /* What follows the canonical event on its line: ,"hash":"<64 hex>"} */
 #define S_HASH_KEY ",\"hash\":\""
-#define S_SUFFIX_LEN (sizeof S_HASH_KEY - 1 + S_HASH_LEN + 2)
+#define S_SUFFIX_LEN (sizeof S_HASH_KEY - 1 + PG_AUDIT_HASH_LEN + 2)
 #define S_FIELD_MAX 256
 /* Far more than any event (a dozen fields of at most S_FIELD_MAX bytes). */
 #define S_TAIL_MAX 65536
@@ -88,11 +86,11 @@ struct pg_audit {
     pthread_mutex_t lock;
     int fd;
     char *path;
-    uint64_t seq;              /* of the last event written */
-    char prev[S_HASH_LEN + 1]; /* its hash */
-    off_t size;                /* bytes of complete events in the file */
-    uint64_t first_seq;        /* of the file's first event (0: the file is empty) */
-    int dirty;                 /* bytes past size may be in the file: cut them first */
+    uint64_t seq;                     /* of the last event written */
+    char prev[PG_AUDIT_HASH_LEN + 1]; /* its hash */
+    off_t size;                       /* bytes of complete events in the file */
+    uint64_t first_seq;               /* of the file's first event (0: the file is empty) */
+    int dirty;                        /* bytes past size may be in the file: cut them first */
     unsigned sync_every;
     const pg_audit_key *key; /* &key_copy or NULL */
     pg_audit_key key_copy;
@@ -111,29 +109,29 @@ struct pg_audit {
 
 /* HMAC-SHA-256(key, prev hex || canonical event) with a key; SHA-256 of the same
  * without one. */
-static void s_hash(const pg_audit_key *key, const char *prev, const char *canon, size_t len,
-                   char out[S_HASH_LEN + 1])
+void pg_audit__hash(const pg_audit_key *key, const char *prev, const char *canon, size_t len,
+                    char out[PG_AUDIT_HASH_LEN + 1])
 {
     unsigned char mac[32];
     if (key) {
         crypto_auth_hmacsha256_state st;
         crypto_auth_hmacsha256_init(&st, key->bytes, sizeof key->bytes);
-        crypto_auth_hmacsha256_update(&st, (const unsigned char *)prev, S_HASH_LEN);
+        crypto_auth_hmacsha256_update(&st, (const unsigned char *)prev, PG_AUDIT_HASH_LEN);
         crypto_auth_hmacsha256_update(&st, (const unsigned char *)canon, len);
         crypto_auth_hmacsha256_final(&st, mac);
     } else {
         crypto_hash_sha256_state st;
         crypto_hash_sha256_init(&st);
-        crypto_hash_sha256_update(&st, (const unsigned char *)prev, S_HASH_LEN);
+        crypto_hash_sha256_update(&st, (const unsigned char *)prev, PG_AUDIT_HASH_LEN);
         crypto_hash_sha256_update(&st, (const unsigned char *)canon, len);
         crypto_hash_sha256_final(&st, mac);
     }
-    sodium_bin2hex(out, S_HASH_LEN + 1, mac, sizeof mac);
+    sodium_bin2hex(out, PG_AUDIT_HASH_LEN + 1, mac, sizeof mac);
     sodium_memzero(mac, sizeof mac);
 }
 
 /* "2026-03-29T01:30:00.123Z": fixed width, so times compare as strings. */
-static void s_format_time(int64_t ms, char out[32])
+void pg_audit__format_time(int64_t ms, char out[32])
 {
     int64_t secs = ms / 1000, milli = ms % 1000;
     if (milli < 0) {
@@ -153,17 +151,9 @@ static int64_t s_real_clock(void *ud)
     return pg_time_wall_ms();
 }
 
-/* One parsed line: the event object, its seq and hash, and the length of the
- * canonical bytes the hash covers (the line up to the hash key, plus "}"). */
-typedef struct s_line {
-    json_t *obj;
-    uint64_t seq;
-    char hash[S_HASH_LEN + 1];
-} s_line;
-
 /* Split and check one line (without its newline). canon gets the hashed bytes. */
-static int s_parse_line(const char *line, size_t len, pg_buf *canon, s_line *out, char *errstr,
-                        size_t errstr_size)
+int pg_audit__parse_line(const char *line, size_t len, pg_buf *canon, pg_audit_line *out,
+                         char *errstr, size_t errstr_size)
 {
     out->obj = NULL;
     if (!len)
@@ -174,13 +164,13 @@ static int s_parse_line(const char *line, size_t len, pg_buf *canon, s_line *out
         memcmp(line + len - S_SUFFIX_LEN, S_HASH_KEY, sizeof S_HASH_KEY - 1))
         return pg_errf(PG_EINVALID, errstr, errstr_size,
                        "does not end with the event's \"hash\" (cut short or not an event)");
-    const char *hex = line + len - 2 - S_HASH_LEN;
-    for (int i = 0; i < S_HASH_LEN; i++)
+    const char *hex = line + len - 2 - PG_AUDIT_HASH_LEN;
+    for (int i = 0; i < PG_AUDIT_HASH_LEN; i++)
         if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
             return pg_errf(PG_EINVALID, errstr, errstr_size,
                            "hash is not 64 lower-case hex digits");
-    memcpy(out->hash, hex, S_HASH_LEN);
-    out->hash[S_HASH_LEN] = '\0';
+    memcpy(out->hash, hex, PG_AUDIT_HASH_LEN);
+    out->hash[PG_AUDIT_HASH_LEN] = '\0';
     pg_buf_reset(canon);
     if (pg_buf_append(canon, line, len - S_SUFFIX_LEN) || pg_buf_putc(canon, '}'))
         return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
@@ -324,10 +314,10 @@ int pg_audit_keygen(const char *dir, char *errstr, size_t errstr_size)
 /* ------------------------------------------------------------------ writing */
 
 /* Parse the line of len bytes at start into *ln (the caller frees ln->obj). */
-static int s_parse_at(const char *start, size_t len, s_line *ln, char *why, size_t why_size)
+static int s_parse_at(const char *start, size_t len, pg_audit_line *ln, char *why, size_t why_size)
 {
     pg_buf canon = PG_BUF_INIT;
-    int rc = s_parse_line(start, len, &canon, ln, why, why_size);
+    int rc = pg_audit__parse_line(start, len, &canon, ln, why, why_size);
     pg_buf_free(&canon);
     return rc;
 }
@@ -345,7 +335,7 @@ static int s_read_first(pg_audit *a, char *errstr, size_t errstr_size)
     int rc = 0;
     ssize_t got = pread(a->fd, head, want, 0);
     const char *nl = got == (ssize_t)want ? memchr(head, '\n', want) : NULL;
-    s_line first = {0};
+    pg_audit_line first = {0};
     char why[PG_ERRSTR_SIZE];
     if (!nl)
         rc = pg_errf(PG_EIO, errstr, errstr_size, "%s: cannot read its first line", a->path);
@@ -399,7 +389,7 @@ static int s_read_tail_of(pg_audit *a, char *errstr, size_t errstr_size)
         goto out;
     }
     const char *start = nl ? nl + 1 : tail;
-    s_line last = {0};
+    pg_audit_line last = {0};
     char why[PG_ERRSTR_SIZE];
     rc = s_parse_at(start, (size_t)(end - start), &last, why, sizeof why);
     json_decref(last.obj);
@@ -418,8 +408,7 @@ out:
 }
 
 /* The files rotated from path ("<path>.<20 digits>"), oldest first. */
-static int s_rotated(const char *path, char ***out, size_t *n, char *errstr, size_t errstr_size);
-static void s_free_list(char **files, size_t n)
+void pg_audit__free_list(char **files, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(files[i]);
@@ -428,7 +417,7 @@ static void s_free_list(char **files, size_t n)
 
 static int s_read_tail(pg_audit *a, char *errstr, size_t errstr_size)
 {
-    memcpy(a->prev, S_GENESIS, sizeof a->prev);
+    memcpy(a->prev, PG_AUDIT_GENESIS, sizeof a->prev);
     a->seq = 0;
     int rc = s_read_tail_of(a, errstr, errstr_size);
     if (rc || a->size)
@@ -437,8 +426,8 @@ static int s_read_tail(pg_audit *a, char *errstr, size_t errstr_size)
      * rotated file. */
     char **files = NULL;
     size_t n = 0;
-    if ((rc = s_rotated(a->path, &files, &n, errstr, errstr_size)) || !n) {
-        s_free_list(files, n);
+    if ((rc = pg_audit__rotated(a->path, &files, &n, errstr, errstr_size)) || !n) {
+        pg_audit__free_list(files, n);
         return rc;
     }
     int fd = open(files[n - 1], O_RDONLY | O_CLOEXEC);
@@ -446,13 +435,13 @@ static int s_read_tail(pg_audit *a, char *errstr, size_t errstr_size)
         rc = pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", files[n - 1], strerror(errno));
     } else {
         pg_audit prev = {.fd = fd, .path = files[n - 1]};
-        memcpy(prev.prev, S_GENESIS, sizeof prev.prev);
+        memcpy(prev.prev, PG_AUDIT_GENESIS, sizeof prev.prev);
         rc = s_read_tail_of(&prev, errstr, errstr_size);
         a->seq = prev.seq;
         memcpy(a->prev, prev.prev, sizeof a->prev);
         close(fd);
     }
-    s_free_list(files, n);
+    pg_audit__free_list(files, n);
     return rc;
 }
 
@@ -693,7 +682,7 @@ int pg_audit_append_batch(pg_audit *audit, const pg_audit_event *evs, size_t n, 
     int rc = 0;
     /* The state before the batch, synced: what a failure goes back to. */
     uint64_t seq0 = audit->seq, first0 = audit->first_seq;
-    char prev0[S_HASH_LEN + 1];
+    char prev0[PG_AUDIT_HASH_LEN + 1];
     memcpy(prev0, audit->prev, sizeof prev0);
     if (audit->dirty && s_cut(audit)) {
         rc = pg_errf(PG_EIO, errstr, errstr_size,
@@ -706,17 +695,17 @@ int pg_audit_append_batch(pg_audit *audit, const pg_audit_event *evs, size_t n, 
     if ((rc = s_rotate(audit, now, errstr, errstr_size)))
         goto fail;
     off_t size0 = audit->size;
-    s_format_time(now, when);
+    pg_audit__format_time(now, when);
     for (size_t i = 0; i < n; i++) {
         uint64_t seq = audit->seq + 1;
-        char hash[S_HASH_LEN + 1];
+        char hash[PG_AUDIT_HASH_LEN + 1];
         if (!(canon = s_canonical(&evs[i], seq, when))) {
             rc = pg_errf(PG_EINVALID, errstr, errstr_size,
                          "audit: cannot encode the event (a field is not UTF-8?)");
             goto undo;
         }
         size_t len = strlen(canon);
-        s_hash(audit->key, audit->prev, canon, len, hash);
+        pg_audit__hash(audit->key, audit->prev, canon, len, hash);
         pg_buf_reset(&audit->line);
         if (pg_buf_append(&audit->line, canon, len - 1) ||
             pg_buf_printf(&audit->line, "%s%s\"}\n", S_HASH_KEY, hash)) {
@@ -807,7 +796,7 @@ int pg_audit_checkpoint_make(pg_audit *audit, const pg_audit_signing_key *key, p
     pthread_mutex_unlock(&audit->lock);
     char when[32], msg[256], sighex[2 * crypto_sign_BYTES + 1];
     unsigned char sig[crypto_sign_BYTES];
-    s_format_time(c.time_ms, when);
+    pg_audit__format_time(c.time_ms, when);
     int len = s_checkpoint_message(c.seq, c.head, when, msg, sizeof msg);
     crypto_sign_detached(sig, NULL, (const unsigned char *)msg, (unsigned long long)len,
                          key->secret);
@@ -833,7 +822,7 @@ int pg_audit_checkpoint_parse(const void *data, size_t len, const pg_audit_publi
     size_t bin_len = 0;
     int64_t ms = 0;
     if (!json_is_object(o) || !json_is_integer(seq) || json_integer_value(seq) < 0 ||
-        !json_is_string(head) || strlen(json_string_value(head)) != S_HASH_LEN ||
+        !json_is_string(head) || strlen(json_string_value(head)) != PG_AUDIT_HASH_LEN ||
         !json_is_string(when) || !json_is_string(sig) ||
         pg_audit_parse_time(json_string_value(when), &ms, NULL, 0)) {
         rc = pg_errf(PG_EINVALID, errstr, errstr_size, "not an audit checkpoint");
@@ -855,7 +844,7 @@ int pg_audit_checkpoint_parse(const void *data, size_t len, const pg_audit_publi
         goto out;
     }
     cp->seq = (uint64_t)json_integer_value(seq);
-    memcpy(cp->head, json_string_value(head), S_HASH_LEN + 1);
+    memcpy(cp->head, json_string_value(head), PG_AUDIT_HASH_LEN + 1);
     cp->time_ms = ms;
 out:
     json_decref(o);
@@ -877,7 +866,7 @@ static int s_strcmp_p(const void *x, const void *y)
     return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
-static int s_rotated(const char *path, char ***out, size_t *n, char *errstr, size_t errstr_size)
+int pg_audit__rotated(const char *path, char ***out, size_t *n, char *errstr, size_t errstr_size)
 {
     *out = NULL;
     *n = 0;
@@ -907,234 +896,4 @@ out:
     g_free(dir);
     g_free(base);
     return rc;
-}
-
-/* The rotated files of path, then path itself: the whole log, oldest first. */
-static int s_log_set(const char *path, char ***files, size_t *n, char *errstr, size_t errstr_size)
-{
-    int rc = s_rotated(path, files, n, errstr, errstr_size);
-    size_t cap = *n;
-    if (!rc &&
-        (pg_grow((void **)files, &cap, *n + 1, sizeof **files) || !((*files)[*n] = strdup(path))))
-        rc = pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
-    if (!rc)
-        (*n)++;
-    return rc;
-}
-
-/* Call fn for each line of path (without newline); complete = it ended in '\n'. */
-static int s_each_line(const char *path, int (*fn)(void *ud, char *line, size_t len, int complete),
-                       void *ud, char *errstr, size_t errstr_size)
-{
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int rc = 0;
-    while (!rc && (n = getline(&line, &cap, f)) > 0) {
-        int complete = line[n - 1] == '\n';
-        rc = fn(ud, line, (size_t)n - (size_t)complete, complete);
-    }
-    if (!rc && ferror(f))
-        rc = pg_errf(PG_EIO, errstr, errstr_size, "%s: read error", path);
-    free(line);
-    fclose(f);
-    return rc;
-}
-
-/* Each line of every file of the log at path, oldest first. */
-static int s_each_line_of_set(const char *path, int (*file_fn)(void *ud, const char *file),
-                              int (*fn)(void *ud, char *line, size_t len, int complete), void *ud,
-                              char *errstr, size_t errstr_size)
-{
-    char **files = NULL;
-    size_t n = 0;
-    int rc = s_log_set(path, &files, &n, errstr, errstr_size);
-    for (size_t i = 0; !rc && i < n; i++) {
-        if (file_fn && (rc = file_fn(ud, files[i])))
-            break;
-        rc = s_each_line(files[i], fn, ud, errstr, errstr_size);
-    }
-    s_free_list(files, n);
-    return rc;
-}
-
-typedef struct s_verify {
-    pg_audit_verify_result *res;
-    const pg_audit_key *key;
-    pg_audit_checkpoint *cps; /* sorted by seq */
-    size_t n_cps, next_cp;
-    const char *file;
-    size_t line_no;
-    pg_buf canon;
-    char *errstr;
-    size_t errstr_size;
-} s_verify;
-
-static int s_verify_file(void *ud, const char *file)
-{
-    s_verify *v = ud;
-    v->file = file;
-    v->line_no = 0;
-    v->res->files++;
-    return 0;
-}
-
-static int s_verify_line(void *ud, char *line, size_t len, int complete)
-{
-    s_verify *v = ud;
-    v->line_no++;
-    char why[PG_ERRSTR_SIZE] = "";
-    s_line ln = {0};
-    int rc = 0;
-    if (!complete) {
-        rc = pg_errf(PG_EINVALID, why, sizeof why, "cut short: no newline at the end of the file");
-    } else if (!(rc = s_parse_line(line, len, &v->canon, &ln, why, sizeof why))) {
-        char expect[S_HASH_LEN + 1];
-        s_hash(v->key, v->res->head, (const char *)v->canon.data, v->canon.len, expect);
-        if (ln.seq != v->res->events + 1)
-            rc = pg_errf(PG_EINVALID, why, sizeof why,
-                         "seq %" PRIu64 " where %" PRIu64
-                         " was expected: a line was deleted, inserted or moved",
-                         ln.seq, v->res->events + 1);
-        else if (strcmp(expect, ln.hash))
-            rc = pg_errf(PG_EINVALID, why, sizeof why,
-                         "hash does not match: this line was changed, or the one before it%s",
-                         ln.seq == 1 ? (v->key ? " (or the log is not keyed with this key)"
-                                               : " (or the log is keyed: give its key)")
-                                     : "");
-    }
-    json_decref(ln.obj);
-    if (!rc) {
-        v->res->events++;
-        memcpy(v->res->head, ln.hash, sizeof v->res->head);
-        for (; !rc && v->next_cp < v->n_cps && v->cps[v->next_cp].seq <= ln.seq; v->next_cp++) {
-            const pg_audit_checkpoint *cp = &v->cps[v->next_cp];
-            if (cp->seq == ln.seq && strcmp(cp->head, ln.hash)) {
-                char when[32];
-                s_format_time(cp->time_ms, when);
-                rc = pg_errf(PG_EINVALID, why, sizeof why,
-                             "event %" PRIu64 " is not the one the checkpoint signed at %s "
-                             "holds: the log was rewritten",
-                             ln.seq, when);
-            } else if (cp->seq == ln.seq) {
-                v->res->checkpoints++;
-            }
-        }
-    }
-    if (rc) {
-        v->res->bad_line = v->line_no;
-        return pg_errf(PG_EINVALID, v->errstr, v->errstr_size, "%s: line %zu: %s", v->file,
-                       v->line_no, why);
-    }
-    return 0;
-}
-
-static int s_cp_cmp(const void *x, const void *y)
-{
-    const pg_audit_checkpoint *a = x, *b = y;
-    return a->seq < b->seq ? -1 : a->seq > b->seq;
-}
-
-int pg_audit_verify(const char *path, const pg_audit_verify_opts *opts, pg_audit_verify_result *res,
-                    char *errstr, size_t errstr_size)
-{
-    memset(res, 0, sizeof *res);
-    memcpy(res->head, S_GENESIS, sizeof res->head);
-    if (sodium_init() < 0)
-        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "libsodium cannot start");
-    s_verify v = {.res = res,
-                  .key = opts ? opts->key : NULL,
-                  .canon = PG_BUF_INIT,
-                  .errstr = errstr,
-                  .errstr_size = errstr_size};
-    if (opts && opts->checkpoint_count) {
-        v.cps = malloc(opts->checkpoint_count * sizeof *v.cps);
-        if (!v.cps)
-            return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
-        memcpy(v.cps, opts->checkpoints, opts->checkpoint_count * sizeof *v.cps);
-        v.n_cps = opts->checkpoint_count;
-        qsort(v.cps, v.n_cps, sizeof *v.cps, s_cp_cmp);
-        /* the empty log's checkpoint: seq 0 with the genesis head */
-        while (v.next_cp < v.n_cps && v.cps[v.next_cp].seq == 0)
-            v.next_cp++;
-    }
-    int rc = s_each_line_of_set(path, s_verify_file, s_verify_line, &v, errstr, errstr_size);
-    if (!rc && v.next_cp < v.n_cps) {
-        const pg_audit_checkpoint *last = &v.cps[v.n_cps - 1];
-        char when[32];
-        s_format_time(last->time_ms, when);
-        rc = pg_errf(PG_EINVALID, errstr, errstr_size,
-                     "the log ends at event %" PRIu64 " but the checkpoint signed at %s "
-                     "holds event %" PRIu64 ": events were cut off its end",
-                     res->events, when, last->seq);
-    }
-    free(v.cps);
-    pg_buf_free(&v.canon);
-    return rc;
-}
-
-typedef struct s_query {
-    const pg_audit_filter *filter;
-    char since[32], until[32];
-    pg_audit_line_fn fn;
-    void *ud;
-    pg_buf canon;
-} s_query;
-
-static int s_matches(const json_t *obj, const char *key, const char *want)
-{
-    return !want || (json_is_string(json_object_get(obj, key)) &&
-                     !strcmp(json_string_value(json_object_get(obj, key)), want));
-}
-
-static int s_query_line(void *ud, char *line, size_t len, int complete)
-{
-    s_query *q = ud;
-    const pg_audit_filter *f = q->filter;
-    s_line ln = {0};
-    if (!complete || s_parse_line(line, len, &q->canon, &ln, NULL, 0)) {
-        json_decref(ln.obj);
-        return 0;
-    }
-    const char *when = json_string_value(json_object_get(ln.obj, "time"));
-    int match = s_matches(ln.obj, "entity_id", f->entity_id) &&
-                s_matches(ln.obj, "native_id", f->native_id) &&
-                s_matches(ln.obj, "destination", f->destination) &&
-                s_matches(ln.obj, "action", pg_audit_action_name(f->action)) &&
-                (!f->has_since || strcmp(when, q->since) >= 0) &&
-                (!f->has_until || strcmp(when, q->until) < 0);
-    json_decref(ln.obj);
-    return match ? q->fn(q->ud, line, len) : 0;
-}
-
-int pg_audit_query(const char *path, const pg_audit_filter *filter, pg_audit_line_fn fn, void *ud,
-                   char *errstr, size_t errstr_size)
-{
-    static const pg_audit_filter all;
-    s_query q = {.filter = filter ? filter : &all, .fn = fn, .ud = ud, .canon = PG_BUF_INIT};
-    s_format_time(q.filter->since_ms, q.since);
-    s_format_time(q.filter->until_ms, q.until);
-    int rc = s_each_line_of_set(path, NULL, s_query_line, &q, errstr, errstr_size);
-    pg_buf_free(&q.canon);
-    return rc;
-}
-
-int pg_audit_parse_time(const char *s, int64_t *ms, char *errstr, size_t errstr_size)
-{
-    char buf[64];
-    if (!s || strlen(s) >= sizeof buf - 12)
-        return pg_errf(PG_EINVALID, errstr, errstr_size, "time: expected RFC 3339 or YYYY-MM-DD");
-    snprintf(buf, sizeof buf, strlen(s) == 10 ? "%sT00:00:00Z" : "%s", s);
-    GDateTime *dt = g_date_time_new_from_iso8601(buf, NULL);
-    if (!dt)
-        return pg_errf(PG_EINVALID, errstr, errstr_size,
-                       "time '%s': expected RFC 3339 with an offset (2026-03-29T02:30:00Z) or a "
-                       "date (2026-03-29)",
-                       s);
-    *ms = (int64_t)g_date_time_to_unix(dt) * 1000 + g_date_time_get_microsecond(dt) / 1000;
-    g_date_time_unref(dt);
-    return 0;
 }

@@ -1,5 +1,6 @@
-/* polegated configuration: config maps that parse, check and document the YAML. */
-#include "config.h"
+/* polegated configuration: the YAML read through the config maps of config_keys.c, checked
+ * across sections, into a pg_config. */
+#include "config_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -12,405 +13,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "curve.h"
 #include "cfgmap.h"
+#include "curve.h"
 #include "kafka.h"
 #include "log.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
 #include "policy.h"
 #include "store.h"
-
-/* ---------------------------------------------------------------- config maps */
-
-typedef enum s_type {
-    S_STR,   /* char *, a scalar */
-    S_INT,   /* int, a decimal scalar within [min, max] */
-    S_SIZE,  /* size_t, bytes with an optional binary suffix, within [min, max] */
-    S_PROPS, /* a mapping of scalars to scalars, kept in order */
-    S_COUNT, /* size_t, a decimal scalar within [min, max] */
-} s_type;
-
-enum {
-    S_REQUIRED = 1, /* no default: the file must give it */
-    S_DERIVED = 2,  /* the default is computed from other settings; def describes it */
-};
-
-typedef int (*s_check_fn)(pg_config *cfg, const char *value, char *errstr, size_t errstr_size);
-
-typedef struct s_entry {
-    s_type type;
-    const char *key;
-    const char *def;
-    int flags;
-    size_t offset;
-    long long min, max;
-    s_check_fn check;
-    const char *help;
-} s_entry;
-
-typedef struct s_section {
-    const char *name;
-    const s_entry *entries;
-    const char *help;
-} s_section;
-
-static int s_check_force(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
-{
-    size_t n = strlen(v);
-    int ok = n >= 2 && n <= 4;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = v[i] >= 'A' && v[i] <= 'Z';
-    if (!ok)
-        return pg_errf(PG_ECONFIG, errstr, errstr_size,
-                       "'%s' is not a force code (2-4 upper-case letters, e.g. ESX)", v);
-    free(cfg->force_lower);
-    cfg->force_lower = strdup(v);
-    if (!cfg->force_lower)
-        return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
-    for (char *c = cfg->force_lower; *c; c++)
-        *c = (char)tolower((unsigned char)*c);
-    return 0;
-}
-
-static int s_check_adapter(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
-{
-    cfg->adapter = pg_adapter_find(v);
-    if (!cfg->adapter)
-        return pg_errf(PG_ECONFIG, errstr, errstr_size, "'%s' is not an adapter (athena, niche)",
-                       v);
-    return 0;
-}
-
-static int s_check_endpoint(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
-{
-    (void)cfg;
-    if (!strncmp(v, "ipc://", 6) && v[6])
-        return 0;
-    if (!strncmp(v, "inproc://", 9) && v[9])
-        return 0;
-    if (!strncmp(v, "tcp://", 6)) {
-        const char *colon = strrchr(v + 6, ':');
-        if (colon && colon > v + 6) {
-            char *end;
-            errno = 0;
-            long port = strtol(colon + 1, &end, 10);
-            if ((colon[1] == '*' && !colon[2]) ||
-                (isdigit((unsigned char)colon[1]) && !*end && !errno && port >= 1 && port <= 65535))
-                return 0;
-        }
-    }
-    return pg_errf(PG_ECONFIG, errstr, errstr_size,
-                   "'%s' is not a ZeroMQ endpoint (tcp://HOST:PORT, ipc://PATH)", v);
-}
-
-static int s_check_topic(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
-{
-    (void)cfg;
-    size_t n = strlen(v);
-    int ok = n >= 1 && n <= 249 && strcmp(v, ".") && strcmp(v, "..");
-    for (size_t i = 0; ok && i < n; i++)
-        ok = isalnum((unsigned char)v[i]) || v[i] == '.' || v[i] == '_' || v[i] == '-';
-    if (!ok)
-        return pg_errf(PG_ECONFIG, errstr, errstr_size,
-                       "'%s' is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)", v);
-    return 0;
-}
-
-static int s_check_fsync(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
-{
-    if (!strcmp(v, "event"))
-        cfg->audit_sync_every = 1;
-    else if (!strcmp(v, "batch"))
-        cfg->audit_sync_every = UINT_MAX;
-    else
-        return pg_errf(PG_ECONFIG, errstr, errstr_size,
-                       "'%s' is not an fsync mode (event: every event on disk before it "
-                       "counts; batch: once per batch of records)",
-                       v);
-    return 0;
-}
-
-static int s_check_level(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
-{
-    cfg->log_level = pg_log_level_parse(v);
-    if (cfg->log_level < 0)
-        return pg_errf(PG_ECONFIG, errstr, errstr_size,
-                       "'%s' is not a log level (error, warn, info, debug)", v);
-    return 0;
-}
-
-static int s_check_format(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
-{
-    cfg->log_format = pg_log_format_parse(v);
-    if (cfg->log_format < 0)
-        return pg_errf(PG_ECONFIG, errstr, errstr_size, "'%s' is not a log format (text, json)", v);
-    return 0;
-}
-
-#define S_OFF(field) offsetof(pg_config, field)
-
-static const s_entry s_force[] = {
-    {S_STR, "code", NULL, S_REQUIRED, S_OFF(force), 0, 0, s_check_force,
-     "The force's short code, 2-4 upper-case letters (ESX, MER). Messages naming "
-     "another force are rejected; it is the `pg-origin-force` of what is published."},
-    {0},
-};
-
-static const s_entry s_adapter[] = {
-    {S_STR, "name", NULL, S_REQUIRED, S_OFF(adapter_name), 0, 0, s_check_adapter,
-     "The records system beside this gateway: `athena` (ATX/2 JSON) or `niche` (NX5 "
-     "XML)."},
-    {0},
-};
-
-static const s_entry s_intake[] = {
-    {S_STR, "endpoint", "none: the drop directory only", S_DERIVED, S_OFF(intake_endpoint), 0, 0,
-     s_check_endpoint,
-     "ZeroMQ endpoint the ROUTER socket binds, e.g. `tcp://127.0.0.1:5555` "
-     "(docs/intake.md). This or `directory`, or both."},
-    {S_SIZE, "max_message_size", "the adapter's maximum (ATX 1MiB, NX5 8MiB)", S_DERIVED,
-     S_OFF(intake_max_message_size), 1, 64LL << 20, NULL,
-     "Largest message accepted, in bytes (suffixes K, M, G = KiB, MiB, GiB). Larger "
-     "frames are rejected without being parsed. At most the adapter's maximum."},
-    {S_STR, "directory", "none", S_DERIVED, S_OFF(intake_directory), 0, 0, NULL,
-     "Drop directory: files renamed into it are taken in name order through the same path "
-     "as ZeroMQ messages, each acknowledged in a result file, then moved to `done/` or "
-     "`failed/` in it (docs/intake.md)."},
-    {S_SIZE, "max_file_size", "1GiB", 0, S_OFF(intake_max_file_size), 1, 1LL << 40, NULL,
-     "Largest file the drop directory takes; a larger one goes to `failed/` untaken."},
-    {0},
-};
-
-static const s_entry s_store[] = {
-    {S_STR, "path", NULL, S_REQUIRED, S_OFF(store_path), 0, 0, NULL,
-     "Directory of the LMDB store (ledger state); created if missing."},
-    {S_SIZE, "map_size", "1GiB", 0, S_OFF(store_map_size), 1LL << 20, 1LL << 40, NULL,
-     "LMDB map size: the most the store may grow to. The intake answers retry once all "
-     "but an eighth of it (at least 1 MiB) is used: that rest is kept so that what was "
-     "published can always be removed."},
-    {S_INT, "max_withdraw_percent", "25", 0, S_OFF(store_max_withdraw_percent), 0, 100, NULL,
-     "A new policy version that would withdraw more than this percentage of the records "
-     "a destination holds waits, at start-up, for the operator to run `polegate store "
-     "confirm <store.path> <policy.version>` (a reload is refused until then); 100: "
-     "never waits."},
-    {0},
-};
-
-static const s_entry s_kafka[] = {
-    {S_STR, "brokers", NULL, S_REQUIRED, S_OFF(kafka_brokers), 0, 0, NULL,
-     "Bootstrap brokers, comma-separated `host:port` (librdkafka `bootstrap.servers`)."},
-    {S_PROPS, "properties", "{}", 0, S_OFF(kafka_properties), 0, 0, NULL,
-     "librdkafka properties passed verbatim (e.g. `linger.ms`, `security.protocol`), "
-     "overriding polegate's defaults. `acks`, `enable.idempotence` and `partitioner` "
-     "are fixed (all, true, murmur2_random) and may not be changed; `bootstrap.servers` "
-     "is `brokers`."},
-    {0},
-};
-
-static int s_check_transport(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
-{
-    (void)cfg;
-    if (!strcmp(v, "zmq") || !strcmp(v, "dir"))
-        return 0;
-    return pg_errf(PG_ECONFIG, errstr, errstr_size, "'%s' is not a delivery transport (zmq, dir)",
-                   v);
-}
-
-static int s_check_mode(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
-{
-    char *end;
-    unsigned long m = strtoul(v, &end, 8);
-    if (!*v || *end || m > 0777 || (m & 07))
-        return pg_errf(PG_ECONFIG, errstr, errstr_size,
-                       "'%s' is not an octal file mode without bits for others (0600, 0640, "
-                       "0660)",
-                       v);
-    cfg->delivery_file_mode = (unsigned)m;
-    return 0;
-}
-
-static const s_entry s_delivery[] = {
-    {S_STR, "transport", "zmq", 0, S_OFF(delivery_transport), 0, 0, s_check_transport,
-     "How partner records reach the local RMS: `zmq` (its import endpoint, one ack per "
-     "message) or `dir` (a drop directory, one file per message)."},
-    {S_STR, "endpoint", "none: partner records are not consumed", S_DERIVED,
-     S_OFF(delivery_endpoint), 0, 0, NULL,
-     "`zmq`: the RMS import endpoint to connect to (`tcp://127.0.0.1:5601`); `dir`: the "
-     "drop directory. With it, and partners in `policy:`, polegated consumes the "
-     "partners' topics and delivers their records here (docs/delivery.md)."},
-    {S_INT, "window", "64", 0, S_OFF(delivery_window), 1, 100000, NULL,
-     "Messages sent to the RMS and not yet acknowledged, at most; a full window stops "
-     "consuming (backpressure)."},
-    {S_INT, "ack_timeout_ms", "5000", 0, S_OFF(delivery_ack_timeout_ms), 10, 600000, NULL,
-     "`zmq`: how long to wait for the RMS's ack before sending the message again."},
-    {S_INT, "retry_max_ms", "60000", 0, S_OFF(delivery_retry_max_ms), 10, 3600000, NULL,
-     "`zmq`: the longest wait between two sends of one message (the wait doubles)."},
-    {S_STR, "file_mode", "0640", 0, S_OFF(delivery_file_mode_name), 0, 0, s_check_mode,
-     "`dir`: the mode of every delivered file (octal; they hold person records, so never "
-     "readable by others: at most 0660)."},
-    {S_STR, "group_id", "`polegate.<force>.partners`, the force code in lower case", S_DERIVED,
-     S_OFF(delivery_group_id), 0, 0, NULL,
-     "Kafka consumer group of the partner topics: every polegated of one force uses the "
-     "same, so that they share the partitions."},
-    {0},
-};
-
-static const s_entry s_spool[] = {
-    {S_SIZE, "max_bytes", "256MiB", 0, S_OFF(spool_max_bytes), 1LL << 20, 1LL << 40, NULL,
-     "Most bytes of records waiting in the spool for the broker; beyond it intake "
-     "answers retry."},
-    {S_COUNT, "max_records", "1000000", 0, S_OFF(spool_max_records), 100, 1LL << 40, NULL,
-     "Most records waiting in the spool for the broker; beyond it intake answers retry."},
-    {S_INT, "group_commit", "256", 0, S_OFF(spool_group_commit), 1, 10000, NULL,
-     "Most intake requests applied in one write transaction (one fsync)."},
-    {S_INT, "drain_timeout_ms", "10000", 0, S_OFF(spool_drain_timeout_ms), 0, 600000, NULL,
-     "On SIGTERM, how long to keep publishing the spool before leaving the rest for the "
-     "next start."},
-    {0},
-};
-
-static const s_entry s_dlq[] = {
-    {S_STR, "topic", "`polegate.<force>.dlq.v1`, the force code in lower case", S_DERIVED,
-     S_OFF(dlq_topic), 0, 0, s_check_topic,
-     "Topic of the dead letters: messages that can never be translated (docs/reliability.md)."},
-    {S_COUNT, "max_records", "10000", 0, S_OFF(dlq_max_records), 1, 1LL << 40, NULL,
-     "Most dead letters kept locally while the broker cannot take them."},
-    {S_SIZE, "max_bytes", "64MiB", 0, S_OFF(dlq_max_bytes), 1LL << 20, 1LL << 40, NULL,
-     "Most bytes of dead letters kept locally while the broker cannot take them."},
-    {0},
-};
-
-static const s_entry s_audit[] = {
-    {S_STR, "path", "`<store.path>/audit.log`", S_DERIVED, S_OFF(audit_path), 0, 0, NULL,
-     "The append-only, hash-chained audit log of collection, disclosure, withholding, "
-     "withdrawal, receipt and erasure (docs/policy.md \"Audit log\"); created if missing."},
-    {S_STR, "fsync", "batch", 0, S_OFF(audit_fsync), 0, 0, s_check_fsync,
-     "`event`: fdatasync after every event; `batch`: once per batch of records. Either "
-     "way the events are on disk before the step they record is done; an event that "
-     "cannot be written stops that step (fail closed) until it can."},
-    {S_STR, "key_file", "none: an unkeyed SHA-256 chain", S_DERIVED, S_OFF(audit_key_file), 0, 0,
-     NULL,
-     "The chain's HMAC-SHA-256 key (64 hex digits, mode 0600; `polegate audit keygen` "
-     "makes one): without it, whoever can write the log can re-hash it."},
-    {S_STR, "signing_key_file", "none: no checkpoints", S_DERIVED, S_OFF(audit_signing_key_file), 0,
-     0, NULL,
-     "Ed25519 seed (64 hex digits, mode 0600) that signs the checkpoints published to "
-     "`audit.topic`; `polegate audit verify --public-key` checks the log against them."},
-    {S_STR, "topic", "`polegate.<force>.audit.v1`, the force code in lower case", S_DERIVED,
-     S_OFF(audit_topic), 0, 0, s_check_topic,
-     "Topic of the signed checkpoints (sequence, head hash, time) of the audit log."},
-    {S_INT, "checkpoint_interval_ms", "60000", 0, S_OFF(audit_checkpoint_interval_ms), 100,
-     86400000, NULL, "How often a checkpoint is published (and once more at shutdown)."},
-    {S_SIZE, "rotate_bytes", "0 (never)", S_DERIVED, S_OFF(audit_rotate_bytes), 0, 1LL << 40, NULL,
-     "Start a new file (the old one renamed `<path>.<first seq>`) once the log holds this "
-     "many bytes; the chain carries on across files."},
-    {S_INT, "rotate_seconds", "0 (never)", S_DERIVED, S_OFF(audit_rotate_seconds), 0, 31622400,
-     NULL, "Start a new file once the current one has been open this long."},
-    {0},
-};
-
-static const s_entry s_log[] = {
-    {S_STR, "level", "info", 0, S_OFF(log_level_name), 0, 0, s_check_level,
-     "Least severe events written to stderr: `error`, `warn`, `info` or `debug`."},
-    {S_STR, "format", "text", 0, S_OFF(log_format_name), 0, 0, s_check_format,
-     "`text` (`TIME polegated LEVEL: message`) or `json` (one object per line: `time`, "
-     "`level`, `program`, `msg`). Under systemd every line starts with its syslog "
-     "priority (`<3>`), so that `journalctl -p err` works."},
-    {0},
-};
-
-/* HOST:PORT or [IPV6]:PORT, the port a number; whether HOST is this host's is for
- * the bind at start-up to say. */
-static int s_check_listen(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
-{
-    (void)cfg;
-    const char *colon = strrchr(v, ':');
-    char *end;
-    errno = 0;
-    long port = colon ? strtol(colon + 1, &end, 10) : -1;
-    int v6 = v[0] == '[';
-    if (colon && colon > v && isdigit((unsigned char)colon[1]) && !*end && !errno && port >= 0 &&
-        port <= 65535 && (!v6 || colon[-1] == ']') && (v6 || !memchr(v, ':', (size_t)(colon - v))))
-        return 0;
-    return pg_errf(PG_ECONFIG, errstr, errstr_size,
-                   "'%s' is not HOST:PORT (e.g. 127.0.0.1:9464, [::1]:9464)", v);
-}
-
-static const s_entry s_metrics[] = {
-    {S_STR, "listen", "none: no endpoint", S_DERIVED, S_OFF(metrics_listen), 0, 0, s_check_listen,
-     "`HOST:PORT` of the HTTP endpoint: `/metrics` (Prometheus text format), `/healthz`, "
-     "`/readyz`; e.g. `127.0.0.1:9464`. Unauthenticated: keep it on loopback or a "
-     "management network (docs/operations.md \"Metrics\")."},
-    {0},
-};
-
-static int s_check_bool(pg_config *cfg, const char *v, char *errstr, size_t errstr_size)
-{
-    if (!strcmp(v, "true") || !strcmp(v, "false")) {
-        cfg->curve_insecure = !strcmp(v, "true");
-        return 0;
-    }
-    return pg_errf(PG_ECONFIG, errstr, errstr_size, "'%s' is not true or false", v);
-}
-
-static const s_entry s_curve[] = {
-    {S_STR, "secret_key_file", "none: plain text (loopback only, with `insecure: true`)",
-     S_DERIVED, S_OFF(curve_secret_key_file), 0, 0, NULL,
-     "The gateway's ZeroMQ CURVE secret key (Z85, mode 0600; `polegate keygen` writes a "
-     "pair): the intake's server key and delivery's client key."},
-    {S_STR, "intake_clients_file", "none", S_DERIVED, S_OFF(curve_intake_clients_file), 0, 0,
-     NULL,
-     "The RMS public keys the intake accepts: one `<Z85 key> [name]` a line; the name is "
-     "the party of their audit events. Every other connection is refused, logged and "
-     "counted."},
-    {S_STR, "rms_import_key_file", "none", S_DERIVED, S_OFF(curve_rms_import_key_file), 0, 0,
-     NULL,
-     "The public key of the RMS import endpoint (`delivery.endpoint`): delivery talks to "
-     "no other server."},
-    {S_STR, "insecure", "false", 0, S_OFF(curve_insecure_name), 0, 0, s_check_bool,
-     "`true`: the intake and delivery may speak plain text, on loopback endpoints only "
-     "(`--check-config` warns). Anyone who can reach a plain-text intake can change or "
-     "delete any record."},
-    {0},
-};
-
-static const s_section s_sections[] = {
-    {"force", s_force, "Which force this gateway serves."},
-    {"adapter", s_adapter, "The native format of the records system."},
-    {"intake", s_intake, "Where the records system sends its messages."},
-    {"store", s_store, "The local state (ledger) of records and links."},
-    {"kafka", s_kafka,
-     "The brokers canonical updates are published to (each destination's topic is in "
-     "`policy.destinations`)."},
-    {"delivery", s_delivery, "Where partner records are delivered (the local RMS's import)."},
-    {"spool", s_spool, "The durable queue of records between intake and the broker."},
-    {"dlq", s_dlq, "Dead letters."},
-    {"audit", s_audit, "The disclosure audit log (Data Protection Act 2018 Part 3, s.62)."},
-    {"log", s_log, "Logging."},
-    {"metrics", s_metrics, "The metrics and health endpoint."},
-    {"curve", s_curve,
-     "ZeroMQ CURVE on the RMS side: who may talk to the intake, which RMS import endpoint "
-     "delivery talks to (docs/security.md)."},
-};
-#define S_NSECTIONS (sizeof s_sections / sizeof s_sections[0])
-
-static const char *s_type_name(s_type t)
-{
-    switch (t) {
-    case S_STR:
-        return "string";
-    case S_INT:
-        return "integer";
-    case S_SIZE:
-        return "size";
-    case S_PROPS:
-        return "mapping";
-    case S_COUNT:
-        return "count";
-    }
-    return "?";
-}
 
 /* ---------------------------------------------------------------- loading */
 
@@ -514,14 +124,15 @@ static int s_parse_int(const char *s, long long *out)
 }
 
 /* Store the text value of entry e into the config, converting and checking it. */
-static void s_set(s_loader *ld, const s_section *sec, const s_entry *e, const char *v, int line)
+static void s_set(s_loader *ld, const pg_config_section *sec, const pg_config_entry *e,
+                  const char *v, int line)
 {
     pg_config *cfg = ld->cfg;
     void *field = (char *)cfg + e->offset;
     char why[PG_ERRSTR_SIZE];
 
     switch (e->type) {
-    case S_STR: {
+    case PG_CONFIG_STR: {
         char **sp = field;
         free(*sp);
         *sp = strdup(v);
@@ -531,7 +142,7 @@ static void s_set(s_loader *ld, const s_section *sec, const s_entry *e, const ch
         }
         break;
     }
-    case S_INT: {
+    case PG_CONFIG_INT: {
         long long n;
         if (s_parse_int(v, &n) || n < e->min || n > e->max) {
             s_err(ld, line, "%s.%s: '%s' is not an integer from %lld to %lld", sec->name, e->key, v,
@@ -541,7 +152,7 @@ static void s_set(s_loader *ld, const s_section *sec, const s_entry *e, const ch
         *(int *)field = (int)n;
         break;
     }
-    case S_SIZE: {
+    case PG_CONFIG_SIZE: {
         unsigned long long n;
         if (s_parse_size(v, &n)) {
             s_err(ld, line,
@@ -558,7 +169,7 @@ static void s_set(s_loader *ld, const s_section *sec, const s_entry *e, const ch
         *(size_t *)field = (size_t)n;
         break;
     }
-    case S_COUNT: {
+    case PG_CONFIG_COUNT: {
         long long n;
         if (s_parse_int(v, &n) || n < e->min || n > e->max) {
             s_err(ld, line, "%s.%s: '%s' is not a whole number from %lld to %lld", sec->name,
@@ -568,14 +179,15 @@ static void s_set(s_loader *ld, const s_section *sec, const s_entry *e, const ch
         *(size_t *)field = (size_t)n;
         break;
     }
-    case S_PROPS:
+    case PG_CONFIG_PROPS:
         return; /* only from a mapping, in s_props */
     }
     if (e->check && e->check(cfg, v, why, sizeof why))
         s_err(ld, line, "%s.%s: %s", sec->name, e->key, why);
 }
 
-static void s_props(s_loader *ld, const s_section *sec, const s_entry *e, struct fy_node *map)
+static void s_props(s_loader *ld, const pg_config_section *sec, const pg_config_entry *e,
+                    struct fy_node *map)
 {
     pg_config *cfg = ld->cfg;
     int n = fy_node_mapping_item_count(map);
@@ -665,7 +277,7 @@ static void s_adapter_setting(s_loader *ld, const char *key, struct fy_node *v, 
 /* One section being walked (pg_cfgmap callbacks). */
 typedef struct s_walk {
     s_loader *ld;
-    const s_section *sec;
+    const pg_config_section *sec;
     struct fy_node *map;
     int sec_line;
 } s_walk;
@@ -673,9 +285,9 @@ typedef struct s_walk {
 static int s_walk_value(void *ud, size_t i, struct fy_node *k, struct fy_node *v)
 {
     s_walk *w = ud;
-    const s_entry *e = &w->sec->entries[i];
+    const pg_config_entry *e = &w->sec->entries[i];
     int line = s_line(k);
-    if (e->type == S_PROPS) {
+    if (e->type == PG_CONFIG_PROPS) {
         if (v && fy_node_is_mapping(v))
             s_props(w->ld, w->sec, e, v);
         else if (strcmp(s_what(v), "nothing")) /* `properties:` alone is empty */
@@ -686,7 +298,7 @@ static int s_walk_value(void *ud, size_t i, struct fy_node *k, struct fy_node *v
     const char *val = s_scalar(v);
     if (!val) {
         s_err(w->ld, line, "%s.%s: expected a %s, got %s", w->sec->name, e->key,
-              s_type_name(e->type), s_what(v));
+              pg_config__type_name(e->type), s_what(v));
         return 0;
     }
     s_set(w->ld, w->sec, e, val, line);
@@ -712,26 +324,27 @@ static int s_walk_unknown(void *ud, const char *name, struct fy_node *k, struct 
 static int s_walk_absent(void *ud, size_t i)
 {
     s_walk *w = ud;
-    const s_entry *e = &w->sec->entries[i];
-    if (e->flags & S_REQUIRED) {
+    const pg_config_entry *e = &w->sec->entries[i];
+    if (e->flags & PG_CONFIG_REQUIRED) {
         if (w->map)
             s_err(w->ld, w->sec_line, "section '%s': missing required key '%s'", w->sec->name,
                   e->key);
         else
             s_err(w->ld, 0, "missing section '%s' (its key '%s' is required)", w->sec->name,
                   e->key);
-    } else if (e->def && !(e->flags & S_DERIVED) && e->type != S_PROPS) {
+    } else if (e->def && !(e->flags & PG_CONFIG_DERIVED) && e->type != PG_CONFIG_PROPS) {
         s_set(w->ld, w->sec, e, e->def, 0);
     }
     return 0;
 }
 
-static void s_section_load(s_loader *ld, const s_section *sec, struct fy_node *map, int sec_line)
+static void s_section_load(s_loader *ld, const pg_config_section *sec, struct fy_node *map,
+                           int sec_line)
 {
     s_walk w = {.ld = ld, .sec = sec, .map = map, .sec_line = sec_line};
     pg_cfgmap cm = {.table = sec->entries,
                     .stride = sizeof *sec->entries,
-                    .key_offset = offsetof(s_entry, key),
+                    .key_offset = offsetof(pg_config_entry, key),
                     .ud = &w,
                     .value = s_walk_value,
                     .unknown = s_walk_unknown,
@@ -763,7 +376,8 @@ static void s_derive_curve(s_loader *ld)
                           sizeof why))
         s_err(ld, 0, "curve.rms_import_key_file: %s", why);
     if (cfg->curve_intake_clients_file) {
-        pg_curve_allow *allow = pg_curve_allow_load(cfg->curve_intake_clients_file, why, sizeof why);
+        pg_curve_allow *allow =
+            pg_curve_allow_load(cfg->curve_intake_clients_file, why, sizeof why);
         if (!allow)
             s_err(ld, 0, "curve.intake_clients_file: %s", why);
         pg_curve_allow_destroy(&allow);
@@ -771,8 +385,9 @@ static void s_derive_curve(s_loader *ld)
     int secret = cfg->curve_secret_key_file != NULL;
     if (cfg->intake_endpoint) {
         if (secret && !cfg->curve_intake_clients_file)
-            s_err(ld, 0, "intake.endpoint: CURVE needs curve.intake_clients_file (the RMS keys "
-                         "allowed)");
+            s_err(ld, 0,
+                  "intake.endpoint: CURVE needs curve.intake_clients_file (the RMS keys "
+                  "allowed)");
         else if (!secret && !cfg->curve_insecure)
             s_err(ld, 0,
                   "intake.endpoint: plain text: give curve.secret_key_file and "
@@ -786,8 +401,9 @@ static void s_derive_curve(s_loader *ld)
     if (cfg->delivery_endpoint && cfg->delivery_transport &&
         !strcmp(cfg->delivery_transport, "zmq")) {
         if (secret && !cfg->curve_rms_import_key_file)
-            s_err(ld, 0, "delivery.endpoint: CURVE needs curve.rms_import_key_file (the RMS "
-                         "import endpoint's public key)");
+            s_err(ld, 0,
+                  "delivery.endpoint: CURVE needs curve.rms_import_key_file (the RMS "
+                  "import endpoint's public key)");
         else if (!secret && !cfg->curve_insecure)
             s_err(ld, 0,
                   "delivery.endpoint: plain text: give curve.secret_key_file and "
@@ -834,7 +450,7 @@ static void s_derive(s_loader *ld)
     if (cfg->delivery_endpoint && cfg->delivery_transport &&
         !strcmp(cfg->delivery_transport, "zmq")) {
         char why[PG_ERRSTR_SIZE];
-        if (s_check_endpoint(cfg, cfg->delivery_endpoint, why, sizeof why))
+        if (pg_config__check_endpoint(cfg, cfg->delivery_endpoint, why, sizeof why))
             s_err(ld, 0, "delivery.endpoint: %s", why);
     }
     if (!cfg->intake_endpoint && !cfg->intake_directory)
@@ -925,8 +541,8 @@ static void s_diag_collect(s_loader *ld, struct fy_diag *diag)
 static void s_load_root(s_loader *ld, struct fy_document *fyd)
 {
     struct fy_node *root = fy_document_root(fyd);
-    struct fy_node *found[S_NSECTIONS] = {0}, *policy = NULL;
-    int lines[S_NSECTIONS] = {0}, policy_line = 0;
+    struct fy_node *found[PG_CONFIG_MAX_SECTIONS] = {0}, *policy = NULL;
+    int lines[PG_CONFIG_MAX_SECTIONS] = {0}, policy_line = 0;
 
     if (!root || (fy_node_is_scalar(root) && !s_scalar(root))) {
         s_err(ld, 0, "the configuration is empty");
@@ -947,10 +563,10 @@ static void s_load_root(s_loader *ld, struct fy_document *fyd)
             continue;
         }
         size_t i = 0;
-        for (; name && i < S_NSECTIONS; i++)
-            if (!strcmp(s_sections[i].name, name))
+        for (; name && i < pg_config__nsections; i++)
+            if (!strcmp(pg_config__sections[i].name, name))
                 break;
-        if (!name || i == S_NSECTIONS) {
+        if (!name || i == pg_config__nsections) {
             s_err(ld, s_line(k),
                   "unknown section '%s' (sections: force, adapter, intake, store, kafka, "
                   "delivery, spool, dlq, audit, log, metrics, policy)",
@@ -965,9 +581,9 @@ static void s_load_root(s_loader *ld, struct fy_document *fyd)
         }
         found[i] = v;
     }
-    for (size_t i = 0; i < S_NSECTIONS; i++)
+    for (size_t i = 0; i < pg_config__nsections; i++)
         if (lines[i] >= 0) /* a section that was not a mapping is reported once */
-            s_section_load(ld, &s_sections[i], found[i], lines[i]);
+            s_section_load(ld, &pg_config__sections[i], found[i], lines[i]);
     s_derive(ld);
     s_policy(ld, policy, policy_line);
 }
@@ -1046,9 +662,9 @@ void pg_config_destroy(pg_config **p)
     if (!p || !*p)
         return;
     pg_config *cfg = *p;
-    for (size_t i = 0; i < S_NSECTIONS; i++)
-        for (const s_entry *e = s_sections[i].entries; e->key; e++)
-            if (e->type == S_STR)
+    for (size_t i = 0; i < pg_config__nsections; i++)
+        for (const pg_config_entry *e = pg_config__sections[i].entries; e->key; e++)
+            if (e->type == PG_CONFIG_STR)
                 free(*(char **)((char *)cfg + e->offset));
     for (size_t i = 0; i < cfg->kafka_property_count; i++) {
         free(cfg->kafka_properties[i].key);
@@ -1062,68 +678,4 @@ void pg_config_destroy(pg_config **p)
     free(cfg->path);
     free(cfg);
     *p = NULL;
-}
-
-void pg_config_reference(FILE *out)
-{
-    for (size_t i = 0; i < S_NSECTIONS; i++) {
-        const s_section *sec = &s_sections[i];
-        fprintf(out, "### `%s`\n\n%s\n\n| key | type | default | description |\n", sec->name,
-                sec->help);
-        fprintf(out, "| --- | --- | --- | --- |\n");
-        for (const s_entry *e = sec->entries; e->key; e++)
-            fprintf(out, "| `%s.%s` | %s | %s%s%s | %s |\n", sec->name, e->key,
-                    s_type_name(e->type), e->def && !(e->flags & S_DERIVED) ? "`" : "",
-                    e->flags & S_REQUIRED ? "required" : e->def,
-                    e->def && !(e->flags & S_DERIVED) ? "`" : "", e->help);
-        for (size_t a = 0; !strcmp(sec->name, "adapter") && pg_adapter_at(a); a++)
-            for (const pg_adapter_setting *st = pg_adapter_at(a)->settings; st && st->key; st++)
-                fprintf(out, "| `adapter.%s` | string | `%s` | `%s` only: %s |\n", st->key, st->def,
-                        pg_adapter_at(a)->name, st->help);
-        fprintf(out, "\n");
-    }
-}
-
-void pg_config_each_key(void (*fn)(void *arg, const char *section, const char *key), void *arg)
-{
-    for (size_t i = 0; i < S_NSECTIONS; i++)
-        for (const s_entry *e = s_sections[i].entries; e->key; e++)
-            fn(arg, s_sections[i].name, e->key);
-    for (size_t a = 0; pg_adapter_at(a); a++)
-        for (const pg_adapter_setting *st = pg_adapter_at(a)->settings; st && st->key; st++)
-            fn(arg, "adapter", st->key);
-}
-
-static int s_same(const s_entry *e, const pg_config *a, const pg_config *b)
-{
-    const void *fa = (const char *)a + e->offset, *fb = (const char *)b + e->offset;
-    switch (e->type) {
-    case S_STR: {
-        const char *sa = *(char *const *)fa, *sb = *(char *const *)fb;
-        return sa == sb || (sa && sb && !strcmp(sa, sb));
-    }
-    case S_INT:
-        return *(const int *)fa == *(const int *)fb;
-    case S_SIZE:
-    case S_COUNT:
-        return *(const size_t *)fa == *(const size_t *)fb;
-    case S_PROPS:
-        if (a->kafka_property_count != b->kafka_property_count)
-            return 0;
-        for (size_t i = 0; i < a->kafka_property_count; i++)
-            if (strcmp(a->kafka_properties[i].key, b->kafka_properties[i].key) ||
-                strcmp(a->kafka_properties[i].value, b->kafka_properties[i].value))
-                return 0;
-        return 1;
-    }
-    return 0;
-}
-
-void pg_config_diff(const pg_config *a, const pg_config *b,
-                    void (*fn)(void *arg, const char *section, const char *key), void *arg)
-{
-    for (size_t i = 0; i < S_NSECTIONS; i++)
-        for (const s_entry *e = s_sections[i].entries; e->key; e++)
-            if (!s_same(e, a, b))
-                fn(arg, s_sections[i].name, e->key);
 }

@@ -88,9 +88,9 @@ typedef struct pg_config {
     char *curve_secret_key_file;
     char *curve_intake_clients_file;
     char *curve_rms_import_key_file;
-    char *curve_insecure_name;    /* "true" or "false" */
-    int curve_insecure;           /* plain text allowed on loopback endpoints */
-    char curve_secret[41];        /* Z85, read at load; "" without a key */
+    char *curve_insecure_name;     /* "true" or "false" */
+    int curve_insecure;            /* plain text allowed on loopback endpoints */
+    char curve_secret[41];         /* Z85, read at load; "" without a key */
     char curve_rms_import_key[41]; /* Z85 */
 
     /* log */

@@ -1,5 +1,5 @@
 /* pg_ledger: stale and duplicate filtering, link versions and diffs, deletes and merges. */
-#include "ledger.h"
+#include "ledger_int.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -16,40 +16,6 @@
 #define S_MAX_ID 255
 #define S_FORMAT "1"
 
-/* Index values: 'F' + link id for a link from the key entity, 'T' + link id to it. */
-#define S_FROM 'F'
-#define S_TO 'T'
-
-struct pg_ledger {
-    pg_store *store;
-    pg_store_db entity; /* entity id -> s_hdr + packed EntityUpdate */
-    pg_store_db link;   /* link id -> s_hdr + packed LinkUpdate */
-    pg_store_db index;  /* entity id -> {'F'|'T' + live link id} (DUPSORT) */
-    pg_store_db msgid;  /* message id -> 8-byte big-endian sequence */
-    pg_store_db msgseq; /* 8-byte big-endian sequence -> message id (oldest first) */
-    size_t seen_limit;
-    int delete_wins_ties; /* a DELETE at the stored version of a live entity applies */
-    int explicit_;        /* a partner's ledger's output: rules 3 and 6 are theirs (rule 10) */
-};
-
-/* Stored before each packed record so that stale checks and kind fill-in need no
- * unpacking. Copied in and out with memcpy: LMDB values are only 2-byte aligned. */
-typedef struct s_hdr {
-    uint64_t version;
-    uint32_t kind;
-    uint8_t deleted;
-    uint8_t pad[3];
-} s_hdr;
-
-/* A stored record as found: the packed bytes point into the map (valid until the next
- * write to its database). */
-typedef struct s_rec {
-    int found;
-    s_hdr hdr;
-    const uint8_t *pb;
-    size_t pblen;
-} s_rec;
-
 /* One apply call. */
 typedef struct s_ctx {
     pg_ledger *ledger;
@@ -65,8 +31,8 @@ typedef struct s_ctx {
 
 /* ------------------------------------------------------------ records */
 
-static int s_rec_get(pg_store_txn *txn, pg_store_db db, const char *id, s_rec *rec, char *errstr,
-                     size_t errstr_size)
+int pg_ledger__rec_get(pg_store_txn *txn, pg_store_db db, const char *id, pg_ledger_rec *rec,
+                       char *errstr, size_t errstr_size)
 {
     const void *v;
     size_t vlen;
@@ -76,19 +42,19 @@ static int s_rec_get(pg_store_txn *txn, pg_store_db db, const char *id, s_rec *r
         return 0;
     if (rc != 0)
         return rc;
-    if (vlen < sizeof(s_hdr))
+    if (vlen < sizeof(pg_ledger_hdr))
         return pg_errf(PG_ESTORE, errstr, errstr_size, "ledger: stored record %s is corrupt", id);
-    memcpy(&rec->hdr, v, sizeof(s_hdr));
+    memcpy(&rec->hdr, v, sizeof(pg_ledger_hdr));
     rec->found = 1;
-    rec->pb = (const uint8_t *)v + sizeof(s_hdr);
-    rec->pblen = vlen - sizeof(s_hdr);
+    rec->pb = (const uint8_t *)v + sizeof(pg_ledger_hdr);
+    rec->pblen = vlen - sizeof(pg_ledger_hdr);
     return 0;
 }
 
 static int s_rec_put(pg_store_txn *txn, pg_store_db db, const char *id, uint64_t version, int kind,
                      int deleted, const ProtobufCMessage *msg, char *errstr, size_t errstr_size)
 {
-    s_hdr hdr = {.version = version, .kind = (uint32_t)kind, .deleted = deleted ? 1 : 0};
+    pg_ledger_hdr hdr = {.version = version, .kind = (uint32_t)kind, .deleted = deleted ? 1 : 0};
     size_t len = protobuf_c_message_get_packed_size(msg);
     void *p;
     int rc =
@@ -100,8 +66,8 @@ static int s_rec_put(pg_store_txn *txn, pg_store_db db, const char *id, uint64_t
     return 0;
 }
 
-static void *s_unpack(const ProtobufCMessageDescriptor *desc, const s_rec *rec, pg_arena *arena,
-                      const char *id, char *errstr, size_t errstr_size)
+void *pg_ledger__unpack(const ProtobufCMessageDescriptor *desc, const pg_ledger_rec *rec,
+                        pg_arena *arena, const char *id, char *errstr, size_t errstr_size)
 {
     ProtobufCAllocator alloc;
     pg_pb_arena_allocator(arena, &alloc);
@@ -112,26 +78,27 @@ static void *s_unpack(const ProtobufCMessageDescriptor *desc, const s_rec *rec, 
     return m;
 }
 
-static pg_entity_update *s_entity_unpack(s_ctx *ctx, const s_rec *rec, const char *id)
+static pg_entity_update *s_entity_unpack(s_ctx *ctx, const pg_ledger_rec *rec, const char *id)
 {
-    return s_unpack(&polegate__pole__v1__entity_update__descriptor, rec, ctx->arena, id,
-                    ctx->errstr, ctx->errstr_size);
+    return pg_ledger__unpack(&polegate__pole__v1__entity_update__descriptor, rec, ctx->arena, id,
+                             ctx->errstr, ctx->errstr_size);
 }
 
-static pg_link_update *s_link_unpack(s_ctx *ctx, const s_rec *rec, const char *id)
+static pg_link_update *s_link_unpack(s_ctx *ctx, const pg_ledger_rec *rec, const char *id)
 {
-    return s_unpack(&polegate__pole__v1__link_update__descriptor, rec, ctx->arena, id, ctx->errstr,
-                    ctx->errstr_size);
+    return pg_ledger__unpack(&polegate__pole__v1__link_update__descriptor, rec, ctx->arena, id,
+                             ctx->errstr, ctx->errstr_size);
 }
 
-static int s_entity_get(s_ctx *ctx, const char *id, s_rec *rec)
+static int s_entity_get(s_ctx *ctx, const char *id, pg_ledger_rec *rec)
 {
-    return s_rec_get(ctx->txn, ctx->ledger->entity, id, rec, ctx->errstr, ctx->errstr_size);
+    return pg_ledger__rec_get(ctx->txn, ctx->ledger->entity, id, rec, ctx->errstr,
+                              ctx->errstr_size);
 }
 
-static int s_link_get(s_ctx *ctx, const char *id, s_rec *rec)
+static int s_link_get(s_ctx *ctx, const char *id, pg_ledger_rec *rec)
 {
-    return s_rec_get(ctx->txn, ctx->ledger->link, id, rec, ctx->errstr, ctx->errstr_size);
+    return pg_ledger__rec_get(ctx->txn, ctx->ledger->link, id, rec, ctx->errstr, ctx->errstr_size);
 }
 
 static int s_nomem(s_ctx *ctx)
@@ -178,9 +145,9 @@ static int s_emit_link(s_ctx *ctx, pg_link_update *l)
     int rc = s_rec_put(ctx->txn, ctx->ledger->link, l->id, l->version, 0, !live, &l->base,
                        ctx->errstr, ctx->errstr_size);
     if (rc == 0)
-        rc = s_index(ctx, l->from->id, S_FROM, l->id, live);
+        rc = s_index(ctx, l->from->id, PG_LEDGER_FROM, l->id, live);
     if (rc == 0)
-        rc = s_index(ctx, l->to->id, S_TO, l->id, live);
+        rc = s_index(ctx, l->to->id, PG_LEDGER_TO, l->id, live);
     if (rc != 0)
         return rc;
     if (pg_changeset_add_link(ctx->out, l) != 0)
@@ -191,9 +158,9 @@ static int s_emit_link(s_ctx *ctx, pg_link_update *l)
 
 /* The ids of the live links from (dir 'F'), to ('T') or both (0) entity id, copied into
  * the arena because the index changes while they are processed. */
-static int s_index_ids(pg_store_txn *txn, pg_ledger *ledger, const char *id, char dir,
-                       pg_arena *arena, char ***ids, size_t *count, char *errstr,
-                       size_t errstr_size)
+int pg_ledger__index_ids(pg_store_txn *txn, pg_ledger *ledger, const char *id, char dir,
+                         pg_arena *arena, char ***ids, size_t *count, char *errstr,
+                         size_t errstr_size)
 {
     *ids = NULL;
     *count = 0;
@@ -233,8 +200,8 @@ static int s_index_ids(pg_store_txn *txn, pg_ledger *ledger, const char *id, cha
 
 static int s_ctx_index_ids(s_ctx *ctx, const char *id, char dir, char ***ids, size_t *count)
 {
-    return s_index_ids(ctx->txn, ctx->ledger, id, dir, ctx->arena, ids, count, ctx->errstr,
-                       ctx->errstr_size);
+    return pg_ledger__index_ids(ctx->txn, ctx->ledger, id, dir, ctx->arena, ids, count, ctx->errstr,
+                                ctx->errstr_size);
 }
 
 /* ------------------------------------------------------------ links */
@@ -280,7 +247,7 @@ static int s_fill_ref(s_ctx *ctx, pg_entity_ref **ref)
 {
     if ((*ref)->kind != POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_UNSPECIFIED)
         return 0;
-    s_rec rec;
+    pg_ledger_rec rec;
     int rc = s_entity_get(ctx, (*ref)->id, &rec);
     if (rc != 0 || !rec.found || rec.hdr.kind == 0)
         return rc;
@@ -303,7 +270,7 @@ static int s_fill_link(s_ctx *ctx, pg_link_update *l, const pg_entity_update *fr
     if (rc != 0 || (l->marking && l->modified_at))
         return rc;
     if (!from_entity) {
-        s_rec rec;
+        pg_ledger_rec rec;
         if ((rc = s_entity_get(ctx, l->from->id, &rec)) != 0 || !rec.found)
             return rc;
         if (!(from_entity = s_entity_unpack(ctx, &rec, l->from->id)))
@@ -319,7 +286,7 @@ static int s_fill_link(s_ctx *ctx, pg_link_update *l, const pg_entity_update *fr
 /* Rules 4 and 5: an UPSERT of link l, emitted when new or changed. */
 static int s_link_upsert(s_ctx *ctx, const pg_link_update *l, const pg_entity_update *from_entity)
 {
-    s_rec rec;
+    pg_ledger_rec rec;
     pg_link_update *c = s_link_copy(ctx, l);
     if (!c)
         return s_nomem(ctx);
@@ -348,7 +315,7 @@ static int s_link_upsert(s_ctx *ctx, const pg_link_update *l, const pg_entity_up
 static int s_link_kill(s_ctx *ctx, const char *id, const pg_origin *origin,
                        const pg_timestamp *modified_at, pg_link_update **killed)
 {
-    s_rec rec;
+    pg_ledger_rec rec;
     if (killed)
         *killed = NULL;
     int rc = s_link_get(ctx, id, &rec);
@@ -372,7 +339,7 @@ static int s_link_kill(s_ctx *ctx, const char *id, const pg_origin *origin,
 /* Rule 5: a link DELETE from the adapter. */
 static int s_link_delete(s_ctx *ctx, const pg_link_update *l)
 {
-    s_rec rec;
+    pg_ledger_rec rec;
     int rc = s_link_get(ctx, l->id, &rec);
     if (rc != 0)
         return rc;
@@ -416,7 +383,7 @@ static int s_links_restate(s_ctx *ctx, const char *id)
     size_t n;
     int rc = s_ctx_index_ids(ctx, id, 0, &ids, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        s_rec lr;
+        pg_ledger_rec lr;
         if ((rc = s_link_get(ctx, ids[i], &lr)) != 0 || !lr.found || lr.hdr.deleted)
             continue;
         pg_link_update *l = s_link_unpack(ctx, &lr, ids[i]);
@@ -451,7 +418,7 @@ static int s_replace_links(s_ctx *ctx, const pg_entity_update *e, const size_t *
     char **ids;
     size_t n;
     if (rc == 0)
-        rc = s_ctx_index_ids(ctx, e->id, S_FROM, &ids, &n);
+        rc = s_ctx_index_ids(ctx, e->id, PG_LEDGER_FROM, &ids, &n);
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (!s_in_owned(in, owner, idx, ids[i]))
             rc = s_link_kill(ctx, ids[i], e->origin, e->modified_at, NULL);
@@ -484,7 +451,7 @@ static int s_link_repoint(s_ctx *ctx, const pg_entity_update *e, pg_entity_ref *
         return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size,
                        "ledger: link %s cannot be moved to %s: no link id for its ends and role",
                        old->id, e->id);
-    s_rec rec;
+    pg_ledger_rec rec;
     int rc = s_link_get(ctx, id, &rec);
     if (rc != 0 || (rec.found && !rec.hdr.deleted))
         return rc;
@@ -501,7 +468,7 @@ static int s_link_repoint(s_ctx *ctx, const pg_entity_update *e, pg_entity_ref *
 static int s_merge_one(s_ctx *ctx, const pg_entity_update *e, pg_entity_ref *survivor,
                        const pg_entity_ref *ref, int replaces_links)
 {
-    s_rec rec;
+    pg_ledger_rec rec;
     int rc = s_entity_get(ctx, ref->id, &rec);
     if (rc != 0 || (rec.found && rec.hdr.deleted))
         return rc;
@@ -571,7 +538,7 @@ static int s_merge(s_ctx *ctx, const pg_entity_update *e, int replaces_links)
  * was an item or a weapon), its marking, or the caveat a handling-C marking needs (an
  * NX5 Delete has no children), origin, retention, and the modification time (a
  * withdrawal has none). */
-static int s_entity_delete_filled(s_ctx *ctx, pg_entity_update *e, const s_rec *rec,
+static int s_entity_delete_filled(s_ctx *ctx, pg_entity_update *e, const pg_ledger_rec *rec,
                                   pg_entity_update **out)
 {
     *out = e;
@@ -617,9 +584,9 @@ static int s_links_remark(s_ctx *ctx, const pg_entity_update *e, const pg_entity
         return 0;
     char **ids;
     size_t n;
-    int rc = s_ctx_index_ids(ctx, e->id, S_FROM, &ids, &n);
+    int rc = s_ctx_index_ids(ctx, e->id, PG_LEDGER_FROM, &ids, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        s_rec lr;
+        pg_ledger_rec lr;
         if ((rc = s_link_get(ctx, ids[i], &lr)) != 0 || !lr.found || lr.hdr.deleted)
             continue;
         pg_link_update *l = s_link_unpack(ctx, &lr, ids[i]);
@@ -643,7 +610,7 @@ static int s_entity_apply(s_ctx *ctx, size_t idx, const size_t *owner)
 {
     const pg_change *ch = &ctx->in->changes[idx];
     pg_entity_update *e = ch->entity;
-    s_rec rec;
+    pg_ledger_rec rec;
     int rc = s_entity_get(ctx, e->id, &rec);
     if (rc != 0)
         return rc;
@@ -874,76 +841,6 @@ int pg_ledger_apply(pg_ledger *self, pg_store_txn *txn, const pg_changeset *in, 
     if (!out->system)
         out->system = in->system;
     return 0;
-}
-
-/* ------------------------------------------------------------ queries */
-
-static int s_get_record(pg_store_txn *txn, pg_store_db db, const ProtobufCMessageDescriptor *desc,
-                        const char *id, pg_arena *arena, void **msg, int *deleted, char *errstr,
-                        size_t errstr_size)
-{
-    s_rec rec;
-    int rc = s_rec_get(txn, db, id, &rec, errstr, errstr_size);
-    if (rc != 0)
-        return rc;
-    if (!rec.found)
-        return pg_errf(PG_ENOTFOUND, errstr, errstr_size, "ledger: %s: not known", id);
-    if (!(*msg = s_unpack(desc, &rec, arena, id, errstr, errstr_size)))
-        return PG_ESTORE;
-    if (deleted)
-        *deleted = rec.hdr.deleted;
-    return 0;
-}
-
-int pg_ledger_get_entity(pg_ledger *self, pg_store_txn *txn, const char *id, pg_arena *arena,
-                         pg_entity_update **entity, int *deleted, char *errstr, size_t errstr_size)
-{
-    return s_get_record(txn, self->entity, &polegate__pole__v1__entity_update__descriptor, id,
-                        arena, (void **)entity, deleted, errstr, errstr_size);
-}
-
-int pg_ledger_get_link(pg_ledger *self, pg_store_txn *txn, const char *id, pg_arena *arena,
-                       pg_link_update **link, int *deleted, char *errstr, size_t errstr_size)
-{
-    return s_get_record(txn, self->link, &polegate__pole__v1__link_update__descriptor, id, arena,
-                        (void **)link, deleted, errstr, errstr_size);
-}
-
-static int s_links(pg_ledger *self, pg_store_txn *txn, const char *id, char dir, pg_arena *arena,
-                   pg_link_update ***links, size_t *count, char *errstr, size_t errstr_size)
-{
-    char **ids;
-    size_t n;
-    *links = NULL;
-    *count = 0;
-    int rc = s_index_ids(txn, self, id, dir, arena, &ids, &n, errstr, errstr_size);
-    if (rc != 0 || n == 0)
-        return rc;
-    pg_link_update **v = pg_arena_alloc(arena, n * sizeof(*v));
-    if (!v)
-        return pg_errf(PG_ENOMEM, errstr, errstr_size, "ledger: out of memory");
-    for (size_t i = 0; i < n; i++) {
-        rc = pg_ledger_get_link(self, txn, ids[i], arena, &v[i], NULL, errstr, errstr_size);
-        if (rc != 0)
-            return rc == PG_ENOTFOUND ? pg_errf(PG_ESTORE, errstr, errstr_size,
-                                                "ledger: index names unknown link %s", ids[i])
-                                      : rc;
-    }
-    *links = v;
-    *count = n;
-    return 0;
-}
-
-int pg_ledger_links_from(pg_ledger *self, pg_store_txn *txn, const char *id, pg_arena *arena,
-                         pg_link_update ***links, size_t *count, char *errstr, size_t errstr_size)
-{
-    return s_links(self, txn, id, S_FROM, arena, links, count, errstr, errstr_size);
-}
-
-int pg_ledger_links_to(pg_ledger *self, pg_store_txn *txn, const char *id, pg_arena *arena,
-                       pg_link_update ***links, size_t *count, char *errstr, size_t errstr_size)
-{
-    return s_links(self, txn, id, S_TO, arena, links, count, errstr, errstr_size);
 }
 
 /* ------------------------------------------------------------ life cycle */

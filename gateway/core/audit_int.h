@@ -1,0 +1,31 @@
+/* The audit log's inside, shared by audit.c (keys, writing, checkpoints) and
+ * audit_read.c (verify, query); no other file includes it. */
+#ifndef POLEGATE_GATEWAY_AUDIT_INT_H
+#define POLEGATE_GATEWAY_AUDIT_INT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit.h"
+#include "polegate/buf.h"
+
+#define PG_AUDIT_HASH_LEN 64
+#define PG_AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
+/* One parsed line: the event object, its seq and hash, and the length of the
+ * canonical bytes the hash covers (the line up to the hash key, plus "}"). */
+typedef struct pg_audit_line {
+    json_t *obj;
+    uint64_t seq;
+    char hash[PG_AUDIT_HASH_LEN + 1];
+} pg_audit_line;
+
+void pg_audit__hash(const pg_audit_key *key, const char *prev, const char *canon, size_t len,
+                    char out[PG_AUDIT_HASH_LEN + 1]);
+void pg_audit__format_time(int64_t ms, char out[32]);
+int pg_audit__parse_line(const char *line, size_t len, pg_buf *canon, pg_audit_line *out,
+                         char *errstr, size_t errstr_size);
+int pg_audit__rotated(const char *path, char ***out, size_t *n, char *errstr, size_t errstr_size);
+void pg_audit__free_list(char **files, size_t n);
+
+#endif
