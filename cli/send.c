@@ -10,9 +10,9 @@
 
 #include "cli.h"
 #include "curve.h"
-#include "polegate/error.h"
 #include "polegate/adapter.h"
 #include "polegate/buf.h"
+#include "polegate/error.h"
 
 static const char s_usage_text[] =
     "usage: polegate send --to ENDPOINT [--format atx|nx5] [OPTION]... FILE...\n"

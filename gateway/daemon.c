@@ -52,7 +52,7 @@ struct pg_daemon {
     pg_spool *spool;
     pg_dlq *dlq;
     pg_audit *audit;
-    pg_audit_anchor *anchor; /* signed checkpoints (NULL: no audit.signing_key_file) */
+    pg_audit_anchor *anchor;     /* signed checkpoints (NULL: no audit.signing_key_file) */
     pg_curve_allow *curve_allow; /* the RMS keys the intake accepts (NULL: plain text) */
     pg_publisher *producer;
     pg_intake *intake;

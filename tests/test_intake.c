@@ -798,7 +798,6 @@ START_TEST(test_audit_fails_closed)
 }
 END_TEST
 
-
 /* ---------------------------------------------------------------- CURVE */
 
 /* A REQ client of the CURVE intake with the key pair (secret) and the server's key. */
@@ -1050,7 +1049,7 @@ START_TEST(test_daemon_bad_store)
     const char *yaml =
         "force: {code: ESX}\nadapter: {name: athena}\n"
         "intake: {endpoint: 'tcp://127.0.0.1:*'}\n"
-             "curve: {insecure: true}\n"
+        "curve: {insecure: true}\n"
         "store: {path: /proc/no/such/dir}\nkafka: {brokers: '127.0.0.1:1'}\n" S_POLICY;
     char errs[2048];
     pg_config *cfg = pg_config_parse("d.yaml", yaml, strlen(yaml), errs, sizeof errs);

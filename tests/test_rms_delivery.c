@@ -14,9 +14,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "curve.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
-#include "curve.h"
 #include "rms_delivery.h"
 
 /* ------------------------------------------------------------ RMS stand-in thread */
@@ -410,7 +410,6 @@ START_TEST(test_zmq_flush_times_out)
     s_teardown(&d, rms, 0);
 }
 END_TEST
-
 
 /* Attack: something else listens on the RMS import endpoint and takes partner
  * records. Delivery pins the RMS's public key: a server with another key gets

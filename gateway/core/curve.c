@@ -87,8 +87,7 @@ int pg_curve_keygen(const char *base, char *errstr, size_t errstr_size)
 {
     char pub[PG_CURVE_KEY_LEN], sec[PG_CURVE_KEY_LEN];
     if (zmq_curve_keypair(pub, sec))
-        return pg_errf(PG_EIO, errstr, errstr_size, "zmq_curve_keypair: %s",
-                       zmq_strerror(errno));
+        return pg_errf(PG_EIO, errstr, errstr_size, "zmq_curve_keypair: %s", zmq_strerror(errno));
     char path[4096];
     snprintf(path, sizeof path, "%s.key", base);
     int rc = s_write_key(path, sec, 0600, errstr, errstr_size);
@@ -273,15 +272,14 @@ static void s_handle(pg_zap *z)
         user = pg_curve_allow_find(z->allow, key);
     if (user) {
         atomic_fetch_add(&z->accepted, 1);
-        pg_log(PG_LOG_DEBUG, "%s: connection from %s with key %s (%s) accepted", z->what, f[3],
-               key, user);
+        pg_log(PG_LOG_DEBUG, "%s: connection from %s with key %s (%s) accepted", z->what, f[3], key,
+               user);
         s_answer(z->sock, "1.0", f[1], len[1], "200", "OK", user);
         return;
     }
     atomic_fetch_add(&z->refused, 1);
     pg_log(PG_LOG_WARN, "%s: connection from %s refused: %s%s", z->what, f[3],
-           *key ? "key not on the allow-list: " : "not CURVE (mechanism ",
-           *key ? key : f[5]);
+           *key ? "key not on the allow-list: " : "not CURVE (mechanism ", *key ? key : f[5]);
     s_answer(z->sock, "1.0", f[1], len[1], "400", "key not allowed", "");
 }
 

@@ -67,7 +67,7 @@ struct pg_intake {
      * pg_intake_handle. */
     const char *party;
     char party_buf[128];
-    pg_zap *zap; /* CURVE: the allow-list's handler (NULL: plain text) */
+    pg_zap *zap;      /* CURVE: the allow-list's handler (NULL: plain text) */
     const char **ids; /* the ack's ids, reused */
     size_t ids_cap;
     s_slot *slots;
@@ -187,8 +187,8 @@ pg_intake *pg_intake_new(const pg_intake_opts *opts, char *errstr, size_t errstr
             pg_errf(PG_EUSAGE, errstr, errstr_size, "intake: CURVE without an allow-list");
             goto err;
         }
-        if (!(self->zap = pg_zap_start(self->ctx, opts->curve_allow, "intake", errstr,
-                                       errstr_size)) ||
+        if (!(self->zap =
+                  pg_zap_start(self->ctx, opts->curve_allow, "intake", errstr, errstr_size)) ||
             pg_curve_server(self->sock, opts->curve_secret, errstr, errstr_size))
             goto err;
     } else if (!pg_curve_endpoint_is_local(opts->endpoint)) {
