@@ -12,17 +12,21 @@
 #include "cli.h"
 #include "polegate/buf.h"
 #include "polegate/pbjson.h"
+#include "kafka_opts.h"
 #include "polegate/pole.h"
 #include "polegate/wire.h"
 
 static const char s_usage_text[] =
-    "usage: polegate consume --brokers B --topic T [OPTION]...\n"
+    "usage: polegate consume (--brokers B | --config FILE) --topic T [OPTION]...\n"
     "\n"
     "Print each record of a polegate topic (docs/topics.md) as one JSON line:\n"
     "  {\"key\":\"<uuid>\",\"headers\":{\"pg-type\":...},\"value\":{<update as JSON>}}\n"
     "with \"value\":null for a tombstone. The value is decoded by its pg-type header.\n"
     "\n"
     "  --brokers B         bootstrap brokers, host:port[,host:port...]\n"
+    "  --config FILE       the daemon's config: its kafka.brokers and kafka.properties\n"
+    "                      (TLS, SASL; secrets from <property>_file/_env)\n"
+    "  -X key=value        a librdkafka property (after --config: it wins)\n"
     "  --topic T           the topic, e.g. polegate.esx.national.pole.v1\n"
     "  --from-beginning    start at the oldest record (default: only new ones)\n"
     "  --timeout-ms N      stop when no record came for N ms (default: run until\n"
@@ -51,7 +55,8 @@ static int s_usage_error(const char *what)
 }
 
 typedef struct s_opts {
-    const char *brokers, *topic, *group;
+    pg_cli_kafka kafka; /* --brokers, --config, -X */
+    const char *topic, *group;
     int from_beginning;
     long timeout_ms, max;
 } s_opts;
@@ -74,7 +79,7 @@ static int s_assign_all(rd_kafka_t *rk, const s_opts *o)
         rd_kafka_metadata(rk, 0, rkt, &md, o->timeout_ms ? (int)o->timeout_ms : 10000);
     rd_kafka_topic_destroy(rkt);
     if (err) {
-        fprintf(stderr, "polegate consume: cannot reach %s: %s\n", o->brokers,
+        fprintf(stderr, "polegate consume: cannot reach the brokers: %s\n",
                 rd_kafka_err2str(err));
         return -1;
     }
@@ -176,16 +181,24 @@ static int s_parse(int argc, char **argv, s_opts *o)
 {
     static const struct option longopts[] = {
         {"brokers", required_argument, NULL, 'b'},  {"topic", required_argument, NULL, 't'},
+        {"config", required_argument, NULL, 'C'},
         {"from-beginning", no_argument, NULL, 'B'}, {"timeout-ms", required_argument, NULL, 'T'},
         {"max", required_argument, NULL, 'm'},      {"group", required_argument, NULL, 'g'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "hX:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'b':
-            o->brokers = optarg;
+            o->kafka.brokers = optarg;
+            break;
+        case 'C':
+            o->kafka.config = optarg;
+            break;
+        case 'X':
+            if (pg_cli_kafka_add_x(&o->kafka, optarg, "consume"))
+                return 2;
             break;
         case 't':
             o->topic = optarg;
@@ -213,8 +226,8 @@ static int s_parse(int argc, char **argv, s_opts *o)
     }
     if (optind < argc)
         return s_usage_error("unexpected argument");
-    if (!o->brokers || !o->topic)
-        return s_usage_error("--brokers and --topic are required");
+    if (!o->topic)
+        return s_usage_error("--topic is required");
     return 0;
 }
 
@@ -225,11 +238,12 @@ int pg_cli_consume(int argc, char **argv)
     if (prc)
         return prc == 3 ? 0 : prc;
 
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_t *conf = pg_cli_kafka_conf(&o.kafka, "consume");
+    if (!conf)
+        return 2;
     char group[64];
     snprintf(group, sizeof group, "polegate-consume-%ld", (long)getpid());
-    if (s_set(conf, "bootstrap.servers", o.brokers) ||
-        s_set(conf, "group.id", o.group ? o.group : group) ||
+    if (s_set(conf, "group.id", o.group ? o.group : group) ||
         s_set(conf, "enable.auto.commit", o.group ? "true" : "false") ||
         s_set(conf, "auto.offset.reset", o.from_beginning ? "earliest" : "latest") ||
         s_set(conf, "log_level", "2")) { /* our own message says what failed */

@@ -702,6 +702,74 @@ START_TEST(test_curve_keys_and_plain_text)
 }
 END_TEST
 
+
+static void s_count_warning(void *ud, const char *warning)
+{
+    (void)warning;
+    (*(int *)ud)++;
+}
+
+/* Kafka secrets need not sit in the YAML (<property>_file, <property>_env); an
+ * ssl.*.location that cannot be read is refused at load; a secret in a config file
+ * others can read is warned about. */
+START_TEST(test_kafka_secrets)
+{
+    char dir[] = "/tmp/pg-test-config-secret-XXXXXX", pw[128], yaml[128], text[2048];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(pw, sizeof pw, "%s/sasl.pw", dir);
+    FILE *f = fopen(pw, "w");
+    fputs("s3cret-from-file\n", f);
+    fclose(f);
+    ck_assert_int_eq(chmod(pw, 0640), 0);
+    setenv("PG_TEST_SASL_PASSWORD", "s3cret-from-env", 1);
+    snprintf(text, sizeof text,
+             POLICY FORCE ADAPTER INTAKE STORE KAFKA
+             "  properties:\n"
+             "    sasl.password_file: %s\n"
+             "    ssl.key.password_env: PG_TEST_SASL_PASSWORD\n",
+             pw);
+    pg_config *cfg = s_parse(text);
+    ck_assert_msg(cfg != NULL, "%s", s_err);
+    ck_assert_uint_eq(cfg->kafka_property_count, 2);
+    ck_assert_str_eq(cfg->kafka_properties[0].key, "sasl.password");
+    ck_assert_str_eq(cfg->kafka_properties[0].value, "s3cret-from-file");
+    ck_assert_str_eq(cfg->kafka_properties[1].key, "ssl.key.password");
+    ck_assert_str_eq(cfg->kafka_properties[1].value, "s3cret-from-env");
+    ck_assert_int_eq(cfg->kafka_secret_inline, 0);
+    pg_config_destroy(&cfg);
+    /* a secret file others can read; an unset variable; an unreadable CA file */
+    ck_assert_int_eq(chmod(pw, 0644), 0);
+    s_bad(text, "a secret readable by others (mode 644)");
+    s_bad(POLICY FORCE ADAPTER INTAKE STORE KAFKA
+          "  properties: {sasl.password_env: PG_TEST_NOT_SET_ANYWHERE}\n",
+          "the environment variable PG_TEST_NOT_SET_ANYWHERE is not set");
+    s_bad(POLICY FORCE ADAPTER INTAKE STORE KAFKA
+          "  properties: {ssl.ca.location: /nonexistent/ca.pem}\n",
+          "kafka.properties.ssl.ca.location: /nonexistent/ca.pem: cannot be read");
+    /* inline, in a file group and others can read: a warning */
+    snprintf(yaml, sizeof yaml, "%s/gw.yaml", dir);
+    f = fopen(yaml, "w");
+    fputs(POLICY FORCE ADAPTER INTAKE STORE KAFKA "  properties: {sasl.password: inline}\n"
+                                                  "curve: {insecure: true}\n",
+          f);
+    fclose(f);
+    ck_assert_int_eq(chmod(yaml, 0644), 0);
+    cfg = pg_config_load(yaml, s_err, sizeof s_err);
+    ck_assert_msg(cfg != NULL, "%s", s_err);
+    int warnings = 0;
+    ck_assert_int_eq(pg_config_warnings(cfg, s_count_warning, &warnings), 2);
+    pg_config_destroy(&cfg);
+    ck_assert_int_eq(chmod(yaml, 0600), 0);
+    cfg = pg_config_load(yaml, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_config_warnings(cfg, s_count_warning, &warnings), 1); /* insecure */
+    pg_config_destroy(&cfg);
+    unsetenv("PG_TEST_SASL_PASSWORD");
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -710,6 +778,7 @@ int main(void)
     tcase_add_test(tc, test_full);
     tcase_add_test(tc, test_example_files);
     tcase_add_test(tc, test_curve_keys_and_plain_text);
+    tcase_add_test(tc, test_kafka_secrets);
     tcase_add_test(tc, test_unknown_key);
     tcase_add_test(tc, test_unknown_section);
     tcase_add_test(tc, test_wrong_types);

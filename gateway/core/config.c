@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -186,6 +187,78 @@ static void s_set(s_loader *ld, const pg_config_section *sec, const pg_config_en
         s_err(ld, line, "%s.%s: %s", sec->name, e->key, why);
 }
 
+/* The librdkafka properties that hold a secret. */
+static int s_is_secret_property(const char *key)
+{
+    static const char *const secrets[] = {"sasl.password", "ssl.key.password",
+                                          "ssl.keystore.password", "ssl.key.pem",
+                                          "sasl.oauthbearer.client.secret"};
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
+        if (!strcmp(key, secrets[i]))
+            return 1;
+    return 0;
+}
+
+/* "<property>_file: PATH" or "<property>_env: NAME": *name gets the property, *value
+ * the secret (both the caller's). 0 (also when key is neither) or PG_ECONFIG. */
+static int s_secret_source(const char *key, const char *val, char **name, char **value,
+                           char *errstr, size_t errstr_size)
+{
+    size_t kl = strlen(key);
+    int file = kl > 5 && !strcmp(key + kl - 5, "_file");
+    int env = kl > 4 && !strcmp(key + kl - 4, "_env");
+    if (!file && !env)
+        return 0;
+    char *got = NULL;
+    if (env) {
+        const char *v = getenv(val);
+        if (!v || !*v)
+            return pg_errf(PG_ECONFIG, errstr, errstr_size,
+                           "the environment variable %s is not set", val);
+        got = strdup(v);
+    } else {
+        FILE *f = fopen(val, "re");
+        if (!f)
+            return pg_errf(PG_ECONFIG, errstr, errstr_size, "%s: %s", val, strerror(errno));
+        struct stat st;
+        if (!fstat(fileno(f), &st) && (st.st_mode & 007)) {
+            fclose(f);
+            return pg_errf(PG_ECONFIG, errstr, errstr_size,
+                           "%s: a secret readable by others (mode %03o): chmod o-rwx it", val,
+                           (unsigned)(st.st_mode & 0777));
+        }
+        char buf[4096];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+            buf[--n] = '\0';
+        got = strdup(buf);
+        memset(buf, 0, sizeof buf);
+    }
+    *name = strndup(key, kl - (file ? 5 : 4));
+    *value = got;
+    if (!*name || !*value) {
+        free(*name), free(*value);
+        *name = *value = NULL;
+        return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+    }
+    return 0;
+}
+
+/* An ssl.*.location the daemon cannot read fails at the first connection, long after
+ * start: refuse it now. */
+static int s_check_ssl_file(const char *key, const char *val, char *errstr, size_t errstr_size)
+{
+    size_t kl = strlen(key);
+    if (strncmp(key, "ssl.", 4) || kl < 9 || strcmp(key + kl - 9, ".location"))
+        return 0;
+    if (access(val, R_OK))
+        return pg_errf(PG_ECONFIG, errstr, errstr_size, "%s: cannot be read: %s", val,
+                       strerror(errno));
+    return 0;
+}
+
 static void s_props(s_loader *ld, const pg_config_section *sec, const pg_config_entry *e,
                     struct fy_node *map)
 {
@@ -214,13 +287,25 @@ static void s_props(s_loader *ld, const pg_config_section *sec, const pg_config_
             continue;
         }
         char why[PG_ERRSTR_SIZE];
-        if (pg_kafka_check_property(key, val, why, sizeof why)) {
+        /* A secret need not sit in the YAML: "<property>_file: PATH" reads it from a
+         * file, "<property>_env: NAME" from the environment. */
+        char *name = NULL, *secret = NULL;
+        if (s_secret_source(key, val, &name, &secret, why, sizeof why)) {
             s_err(ld, line, "%s.%s.%s: %s", sec->name, e->key, key, why);
             continue;
         }
+        const char *pkey = name ? name : key, *pval = secret ? secret : val;
+        if (!name && s_is_secret_property(key))
+            cfg->kafka_secret_inline = 1;
+        if (pg_kafka_check_property(pkey, pval, why, sizeof why) ||
+            s_check_ssl_file(pkey, pval, why, sizeof why)) {
+            s_err(ld, line, "%s.%s.%s: %s", sec->name, e->key, key, why);
+            free(name), free(secret);
+            continue;
+        }
         pg_config_kv *kv = &cfg->kafka_properties[cfg->kafka_property_count];
-        kv->key = strdup(key);
-        kv->value = strdup(val);
+        kv->key = name ? name : strdup(key);
+        kv->value = secret ? secret : strdup(val);
         kv->line = line;
         if (!kv->key || !kv->value) {
             free(kv->key), free(kv->value);
@@ -652,6 +737,12 @@ int pg_config_warnings(const pg_config *cfg, void (*fn)(void *ud, const char *wa
     if (cfg->curve_insecure) {
         fn(ud, "curve.insecure: true: the intake and delivery speak plain text; anyone who can "
                "reach them can change or delete any record (docs/security.md)");
+        n++;
+    }
+    struct stat st;
+    if (cfg->kafka_secret_inline && cfg->path && !stat(cfg->path, &st) && (st.st_mode & 077)) {
+        fn(ud, "kafka.properties holds a secret and the config file is readable by group or "
+               "others: chmod 600 it, or give the secret as <property>_file or <property>_env");
         n++;
     }
     return n;

@@ -46,8 +46,9 @@ typedef struct pg_config {
 
     /* kafka (the topics are the policy's: one per destination, docs/topics.md) */
     char *kafka_brokers;
-    pg_config_kv *kafka_properties;
+    pg_config_kv *kafka_properties; /* secrets from <property>_file / _env resolved */
     size_t kafka_property_count;
+    int kafka_secret_inline; /* a secret property given in the YAML itself */
 
     /* delivery: partner records to the local RMS (docs/delivery.md) */
     char *delivery_transport; /* "zmq" or "dir" */

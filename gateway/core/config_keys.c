@@ -165,7 +165,9 @@ static const pg_config_entry s_kafka[] = {
      "librdkafka properties passed verbatim (e.g. `linger.ms`, `security.protocol`), "
      "overriding polegate's defaults. `acks`, `enable.idempotence` and `partitioner` "
      "are fixed (all, true, murmur2_random) and may not be changed; `bootstrap.servers` "
-     "is `brokers`."},
+     "is `brokers`. A secret need not sit here: `<property>_file: PATH` reads it from a "
+     "file (not readable by others), `<property>_env: NAME` from the environment; an "
+     "`ssl.*.location` that cannot be read is refused."},
     {0},
 };
 
