@@ -622,8 +622,10 @@ int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size)
             last_watchdog = mono;
         }
         if (self->metrics) {
-            if (n > 0 || s_elapsed_us(&last_metrics, &mono) >= S_METRICS_EVERY_MS * 1000u) {
-                s_metrics_update(self, n > 0, NULL);
+            /* A group of the drop directory is spooled like one of the socket. */
+            int spooled = n > 0 || busy;
+            if (spooled || s_elapsed_us(&last_metrics, &mono) >= S_METRICS_EVERY_MS * 1000u) {
+                s_metrics_update(self, spooled, NULL);
                 last_metrics = mono;
             }
         }
