@@ -381,7 +381,7 @@ static int s_finish(pg_dropdir *self)
 static const char *s_not_container(const pg_dropdir *self, const uint8_t *data, size_t size,
                                    char *why, size_t whysize)
 {
-    const uint8_t *nul = memchr(data, 0, size);
+    const uint8_t *nul = size ? memchr(data, 0, size) : NULL;
     if (nul) {
         snprintf(why, whysize, "file: binary, not %s (a NUL byte at offset %zu)",
                  self->adapter->messages, (size_t)(nul - data));
