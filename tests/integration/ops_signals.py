@@ -5,7 +5,8 @@ polegated (ESX, athena, one `national` destination on a fresh topic of this run,
 persons allowed) takes 40 persons from fault_load, then gets, in turn:
 
 - SIGUSR1: logs its counter line (40 received) and keeps running;
-- SIGUSR2, SIGALRM, SIGRTMIN+3: each logged as ignored, and it keeps running;
+- SIGUSR2, SIGALRM, SIGPWR, SIGXFSZ, SIGRTMIN+3: each logged as ignored, and it keeps
+  running; SIGPIPE: ignored;
 - SIGHUP with a file that fails --check-config: refused with the reason, the running
   configuration stays (the persons stay withheld: nothing on the topic);
 - SIGHUP with policy version 2, where `national` may now receive persons (version 1
@@ -146,12 +147,17 @@ def main():
         check("SIGUSR1 logs the counter line", text is not None and
               ("SIGUSR1: messages %d received, %d accepted" % (COUNT, COUNT)) in text)
 
-        for sig in (signal.SIGUSR2, signal.SIGALRM, signal.SIGRTMIN + 3):
+        for sig in (signal.SIGUSR2, signal.SIGALRM, signal.SIGPWR, signal.SIGXFSZ,
+                    signal.SIGRTMIN + 3):
             mark = len(log_text(daemon))
             daemon.proc.send_signal(sig)
             text = wait_log(daemon, "signal %d (" % sig, mark)
             check("signal %d logged as ignored" % sig, text is not None and "ignored" in text)
             check("still running after signal %d" % sig, daemon.proc.poll() is None)
+
+        daemon.proc.send_signal(signal.SIGPIPE)  # ignored outright: no line, no stop
+        time.sleep(0.3)
+        check("still running after SIGPIPE", daemon.proc.poll() is None)
 
         # A file that fails --check-config: refused with the reason, nothing changes.
         saved = open(config, encoding="utf-8").read()
