@@ -669,7 +669,6 @@ START_TEST(test_diff)
 }
 END_TEST
 
-
 /* A CURVE secret key others can read is refused; a plain-text intake where other
  * hosts can reach it is refused even with curve.insecure; the warning says so. */
 START_TEST(test_curve_keys_and_plain_text)
@@ -692,7 +691,7 @@ START_TEST(test_curve_keys_and_plain_text)
     ck_assert_uint_eq(strlen(cfg->curve_secret), 40);
     pg_config_destroy(&cfg);
     s_bad(POLICY FORCE ADAPTER "intake: {endpoint: 'tcp://0.0.0.0:5555'}\n" STORE KAFKA
-          "curve: {insecure: true}\n",
+                               "curve: {insecure: true}\n",
           "is reachable from other hosts: plain text is refused there even with curve.insecure");
     s_bad(POLICY FORCE ADAPTER INTAKE STORE KAFKA "curve: {insecure: false}\n",
           "intake.endpoint: plain text: give curve.secret_key_file");

@@ -897,7 +897,6 @@ START_TEST(test_inbound_checks_and_audit)
 }
 END_TEST
 
-
 /* One ESX person, as ESX's gateway publishes it (id from its origin), changed by f. */
 static pg_entity_update *s_person_of(s_feed *f, size_t i)
 {
@@ -963,8 +962,8 @@ START_TEST(test_partner_cannot_touch_another_partners_record)
     pg_audit_destroy(&audit);
     gchar *text = NULL;
     ck_assert(g_file_get_contents(s_audit, &text, NULL, NULL));
-    const char *outcomes[] = {"PG_EINVALID:identity", "PG_EINVALID:header",
-                              "PG_EINVALID:version", "PG_EPOLICY:agreement"};
+    const char *outcomes[] = {"PG_EINVALID:identity", "PG_EINVALID:header", "PG_EINVALID:version",
+                              "PG_EPOLICY:agreement"};
     for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++)
         ck_assert_msg(strstr(text, outcomes[i]), "no %s in the audit log", outcomes[i]);
     ck_assert_ptr_null(strstr(text, "\"version\":1000,\"outcome\":\"ok\""));

@@ -56,7 +56,7 @@ typedef struct pg_config {
     int delivery_window;
     int delivery_ack_timeout_ms;
     int delivery_retry_max_ms;
-    char *delivery_group_id; /* Kafka consumer group; polegate.<force>.partners */
+    char *delivery_group_id;       /* Kafka consumer group; polegate.<force>.partners */
     char *delivery_file_mode_name; /* "0640" */
     unsigned delivery_file_mode;   /* dir: mode of delivered files */
 

@@ -46,8 +46,8 @@ typedef struct pg_consumer_record {
     int64_t offset;
     const char *key; /* NUL-terminated copy, or NULL */
     const uint8_t *value;
-    size_t len;        /* value NULL: a tombstone */
-    const char *type;  /* header pg-type, or NULL */
+    size_t len;            /* value NULL: a tombstone */
+    const char *type;      /* header pg-type, or NULL */
     const char *force;     /* header pg-origin-force, or NULL */
     const char *agreement; /* header pg-agreement, or NULL */
 } pg_consumer_record;

@@ -303,8 +303,9 @@ static int s_record(s_take *t, const pg_partner_record *r)
     if (!strcmp(force, p->force)) {
         /* A record claiming to be ours, from a partner's topic: never delivered back,
          * and not silently either. */
-        pg_log(PG_LOG_WARN, "partner: %s [%d] offset %" PRId64 ": rejected: origin.force is our own",
-               r->topic, (int)r->partition, r->offset);
+        pg_log(PG_LOG_WARN,
+               "partner: %s [%d] offset %" PRId64 ": rejected: origin.force is our own", r->topic,
+               (int)r->partition, r->offset);
         p->delta.own++;
         return s_note_event(p, r->topic, PG_AUDIT_REJECT, id, native, force, NULL, version,
                             "own-force")
@@ -325,8 +326,7 @@ static int s_record(s_take *t, const pg_partner_record *r)
     /* The record must come under the partner's agreement, or another agreement this
      * policy declares (a sender's handling-C agreement, say); never one we did not
      * sign. */
-    if (r->agreement && partner && partner->agreement &&
-        strcmp(r->agreement, partner->agreement) &&
+    if (r->agreement && partner && partner->agreement && strcmp(r->agreement, partner->agreement) &&
         !pg_policy_agreement_description(p->policy, r->agreement)) {
         pg_log(PG_LOG_WARN,
                "partner: %s [%d] offset %" PRId64 ": rejected: header pg-agreement is not an "
