@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "kafka_opts.h"
 #include "polegate/buf.h"
 #include "polegate/pbjson.h"
-#include "kafka_opts.h"
 #include "polegate/pole.h"
 #include "polegate/wire.h"
 
@@ -79,8 +79,7 @@ static int s_assign_all(rd_kafka_t *rk, const s_opts *o)
         rd_kafka_metadata(rk, 0, rkt, &md, o->timeout_ms ? (int)o->timeout_ms : 10000);
     rd_kafka_topic_destroy(rkt);
     if (err) {
-        fprintf(stderr, "polegate consume: cannot reach the brokers: %s\n",
-                rd_kafka_err2str(err));
+        fprintf(stderr, "polegate consume: cannot reach the brokers: %s\n", rd_kafka_err2str(err));
         return -1;
     }
     int rc = 0;
@@ -180,11 +179,15 @@ static double s_now_ms(void)
 static int s_parse(int argc, char **argv, s_opts *o)
 {
     static const struct option longopts[] = {
-        {"brokers", required_argument, NULL, 'b'},  {"topic", required_argument, NULL, 't'},
+        {"brokers", required_argument, NULL, 'b'},
+        {"topic", required_argument, NULL, 't'},
         {"config", required_argument, NULL, 'C'},
-        {"from-beginning", no_argument, NULL, 'B'}, {"timeout-ms", required_argument, NULL, 'T'},
-        {"max", required_argument, NULL, 'm'},      {"group", required_argument, NULL, 'g'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"from-beginning", no_argument, NULL, 'B'},
+        {"timeout-ms", required_argument, NULL, 'T'},
+        {"max", required_argument, NULL, 'm'},
+        {"group", required_argument, NULL, 'g'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int opt;
     optind = 1;

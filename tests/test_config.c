@@ -701,7 +701,6 @@ START_TEST(test_curve_keys_and_plain_text)
 }
 END_TEST
 
-
 static void s_count_warning(void *ud, const char *warning)
 {
     (void)warning;

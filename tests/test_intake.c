@@ -1520,8 +1520,14 @@ START_TEST(test_cli_errors)
     ck_assert_ptr_nonnull(
         strstr(s_out, "usage: polegate consume (--brokers B | --config FILE) --topic T"));
     /* librdkafka properties with -X: a bad one is refused with its name */
-    char *badx[] = {"consume", "--brokers", "127.0.0.1:1", "--topic", "t",
-                    "-X",      "security.protocol=carrier-pigeon", NULL};
+    char *badx[] = {"consume",
+                    "--brokers",
+                    "127.0.0.1:1",
+                    "--topic",
+                    "t",
+                    "-X",
+                    "security.protocol=carrier-pigeon",
+                    NULL};
     ck_assert_int_eq(s_cli(pg_cli_consume, badx, s_out, sizeof s_out), 2);
     char *nobrokers[] = {"consume", "--topic", "t", NULL};
     ck_assert_int_eq(s_cli(pg_cli_consume, nobrokers, s_out, sizeof s_out), 2);
