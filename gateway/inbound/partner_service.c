@@ -141,9 +141,8 @@ static void *s_main(void *arg)
             }
             held = n;
         }
-        if (held && !s_room_for(s, recs, (size_t)held)) {
-            /* kept, and taken once there is room; the delivery below goes on */
-        } else if (held) {
+        int no_room = held && !s_room_for(s, recs, (size_t)held);
+        if (held && !no_room) {
             if (pg_partner_take(s->p, recs, (size_t)held, why, sizeof why) == 0) {
                 pg_consumer_release(s->c);
                 held = 0;
@@ -153,6 +152,12 @@ static void *s_main(void *arg)
                 struct timespec ts = {1, 0};
                 nanosleep(&ts, NULL);
             }
+        }
+        if (no_room) {
+            /* Kept, and taken once the publisher has removed enough; meanwhile the
+             * delivery below goes on, without spinning. */
+            struct timespec ts = {0, 100000000};
+            nanosleep(&ts, NULL);
         }
         int wait = !held && pg_partner_pending(s->p) ? (busy ? 100 : 20) : 0;
         if (pg_partner_poll(s->p, wait, why, sizeof why) < 0)

@@ -61,8 +61,9 @@ class Broker:
                     % (self.cport, self.port, self.cport, self.port, os.path.join(self.dir, "data")))
         self.env = dict(os.environ, JAVA_TOOL_OPTIONS="-Xms256m -Xmx384m -XX:+UseSerialGC")
         cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # One id in 64 starts with "-": joined with "=", it is not taken for an option.
         subprocess.run([KAFKA_LOCAL, "tool", "kafka.tools.StorageTool", "format", "--standalone",
-                        "-t", cluster, "-c", self.conf], check=True, env=self.env,
+                        "--cluster-id=" + cluster, "-c", self.conf], check=True, env=self.env,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
         self.proc = None
 
