@@ -13,6 +13,7 @@
 #include "dlq.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
+#include "rms_delivery.h"
 #include "store.h"
 
 static const char s_usage_text[] =

@@ -5,9 +5,9 @@
 
 #include <stddef.h>
 
-#include "config.h"
-#include "intake.h"
-#include "publisher.h"
+typedef struct pg_config pg_config;
+typedef struct pg_intake pg_intake;
+typedef struct pg_publisher pg_publisher;
 
 typedef struct pg_daemon pg_daemon;
 

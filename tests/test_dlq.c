@@ -20,6 +20,7 @@
 #include "polegate/error.h"
 #include "polegate/identity.h"
 #include "policy.h"
+#include "rms_delivery.h"
 #include "router.h"
 #include "spool.h"
 #include "store.h"

@@ -29,6 +29,7 @@
 #include "intake.h"
 #include "ledger.h"
 #include "log.h"
+#include "outrec.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
 #include "policy.h"

@@ -7,10 +7,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "outrec.h"
 #include "polegate/adapter.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
 #include "polegate/wire.h"
+#include "rms_delivery.h"
+#include "store.h"
 
 static const char s_state_key[] = "state";
 

@@ -6,9 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "outrec.h"
-#include "rms_delivery.h"
-#include "store.h"
+typedef struct pg_outbatch pg_outbatch;
+typedef struct pg_rms_delivery_config pg_rms_delivery_config;
+typedef struct pg_store pg_store;
+typedef struct pg_store_txn pg_store_txn;
 
 /*
  * A message the adapter (or the ledger) rejects as invalid is a dead letter. It is

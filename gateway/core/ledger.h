@@ -6,7 +6,9 @@
 
 #include "polegate/arena.h"
 #include "polegate/pole.h"
-#include "store.h"
+
+typedef struct pg_store pg_store;
+typedef struct pg_store_txn pg_store_txn;
 
 /*
  * The ledger keeps, in the store, what has been published: the latest EntityUpdate of

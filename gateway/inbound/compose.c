@@ -5,9 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "idstore.h"
+#include "ledger.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
 #include "polegate/roles.h"
+#include "store.h"
 
 #define S_UPSERT POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT
 #define S_DELETE POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE

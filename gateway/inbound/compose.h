@@ -6,11 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "idstore.h"
-#include "ledger.h"
 #include "polegate/adapter.h"
 #include "polegate/pole.h"
-#include "store.h"
+
+typedef struct pg_idstore pg_idstore;
+typedef struct pg_ledger pg_ledger;
+typedef struct pg_store pg_store;
+typedef struct pg_store_txn pg_store_txn;
 
 /*
  * The partner ledger (pg_ledger_new_named(store, "partner")) turns the canonical updates

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "polegate/error.h"
+#include "store.h"
 
 #define S_ID_MAX 32 /* longest local id: ATX 11, NX5 16 */
 #define S_SERIES_MAX 16

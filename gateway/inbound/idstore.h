@@ -6,7 +6,9 @@
 #include <stdint.h>
 
 #include "polegate/adapter.h"
-#include "store.h"
+
+typedef struct pg_store pg_store;
+typedef struct pg_store_txn pg_store_txn;
 
 /*
  * Every canonical entity (UUID) that is sent to the local RMS gets, once, an id of the

@@ -12,10 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "config.h"
 #include "kafka.h"
 #include "log.h"
+#include "outrec.h"
 #include "polegate/error.h"
+#include "spool.h"
+#include "store.h"
 
 #define S_DEFAULT_WINDOW_BATCHES 256
 #define S_DEFAULT_WINDOW_BYTES ((size_t)4 << 20)

@@ -6,9 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "audit.h"
-#include "spool.h"
-#include "store.h"
+typedef struct pg_audit pg_audit;
+typedef struct pg_spool pg_spool;
+typedef struct pg_outbatch pg_outbatch;
+typedef struct pg_store pg_store;
+typedef struct pg_store_txn pg_store_txn;
 
 typedef struct pg_config_kv pg_config_kv;
 

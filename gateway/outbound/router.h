@@ -5,10 +5,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "outrec.h"
 #include "polegate/pole.h"
 #include "policy.h"
-#include "store.h"
+
+typedef struct pg_outbatch pg_outbatch;
+typedef struct pg_store pg_store;
+typedef struct pg_store_txn pg_store_txn;
 
 /*
  * The router sits between the ledger and the spool. For each canonical update the

@@ -7,8 +7,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit.h"
+#include "outrec.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
+#include "store.h"
 
 #define S_MAGIC "PGB1"
 #define S_NULL_LEN UINT32_MAX

@@ -5,9 +5,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "outrec.h"
 #include "polegate/buf.h"
-#include "store.h"
+
+typedef struct pg_outbatch pg_outbatch;
+typedef struct pg_store pg_store;
+typedef struct pg_store_txn pg_store_txn;
 
 /*
  * The spool keeps pg_outbatch records (one batch per native message: an entity and
