@@ -16,8 +16,10 @@
 #include <zmq.h>
 
 #include "cli.h"
+#include "curve.h"
 #include "polegate/adapter.h"
 #include "polegate/buf.h"
+#include "polegate/error.h"
 #include "polegate/timeutil.h"
 
 static const char s_usage_text[] =
@@ -39,6 +41,9 @@ static const char s_usage_text[] =
     "  --timeout-ms N      send a message again when its ack has not come within N ms;\n"
     "                      with no ack at all for 6 times as long, give up (default\n"
     "                      10000)\n"
+    "  --secret-key FILE   CURVE: our secret key (polegate keygen; its public key on\n"
+    "                      the daemon's curve.intake_clients_file)\n"
+    "  --server-key FILE   CURVE: the daemon's public key (pinned)\n"
     "  --progress          a progress line even when standard error is not a terminal\n"
     "  --no-progress       a plain log line every 5 s even on a terminal\n"
     "  -h, --help          print this help and exit\n"
@@ -657,15 +662,22 @@ static int s_load_path(s_load *l, const char *path, const pg_adapter_ops *adapte
 int pg_cli_load(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"to", required_argument, NULL, 't'},      {"format", required_argument, NULL, 'f'},
-        {"window", required_argument, NULL, 'w'},  {"state", required_argument, NULL, 's'},
-        {"rejects", required_argument, NULL, 'r'}, {"timeout-ms", required_argument, NULL, 'T'},
-        {"progress", no_argument, NULL, 'p'},      {"no-progress", no_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"to", required_argument, NULL, 't'},
+        {"format", required_argument, NULL, 'f'},
+        {"window", required_argument, NULL, 'w'},
+        {"state", required_argument, NULL, 's'},
+        {"rejects", required_argument, NULL, 'r'},
+        {"timeout-ms", required_argument, NULL, 'T'},
+        {"secret-key", required_argument, NULL, 'k'},
+        {"server-key", required_argument, NULL, 'K'},
+        {"progress", no_argument, NULL, 'p'},
+        {"no-progress", no_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     s_load l = {.timeout_ms = 10000, .window = 256, .tty = isatty(2)};
     const pg_adapter_ops *format = NULL;
-    const char *state = NULL, *rejects = NULL;
+    const char *state = NULL, *rejects = NULL, *secret_file = NULL, *server_file = NULL;
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -695,6 +707,12 @@ int pg_cli_load(int argc, char **argv)
                 return s_usage_error("--timeout-ms must be a positive number");
             l.timeout_ms = (int)n;
             break;
+        case 'k':
+            secret_file = optarg;
+            break;
+        case 'K':
+            server_file = optarg;
+            break;
         case 'p':
             l.tty = 1;
             break;
@@ -710,6 +728,14 @@ int pg_cli_load(int argc, char **argv)
     }
     if (!l.endpoint)
         return s_usage_error("--to ENDPOINT is required");
+    if (!secret_file != !server_file)
+        return s_usage_error("--secret-key and --server-key go together (CURVE)");
+    char secret[PG_CURVE_KEY_LEN], server[PG_CURVE_KEY_LEN], kerr[PG_ERRSTR_SIZE];
+    if (secret_file && (pg_curve_key_load(secret_file, 1, secret, kerr, sizeof kerr) ||
+                        pg_curve_key_load(server_file, 0, server, kerr, sizeof kerr))) {
+        fprintf(stderr, "polegate load: %s\n", kerr);
+        return 2;
+    }
     if (optind >= argc)
         return s_usage_error("no FILE to load");
     if (state && argc - optind > 1)
@@ -731,6 +757,7 @@ int pg_cli_load(int argc, char **argv)
     if (!l.slots || !l.sock || zmq_setsockopt(l.sock, ZMQ_LINGER, &linger, sizeof linger) ||
         zmq_setsockopt(l.sock, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
         zmq_setsockopt(l.sock, ZMQ_IMMEDIATE, &immediate, sizeof immediate) ||
+        (secret_file && pg_curve_client(l.sock, secret, server, kerr, sizeof kerr)) ||
         zmq_connect(l.sock, l.endpoint)) {
         fprintf(stderr, "polegate load: cannot connect to %s: %s\n", l.endpoint,
                 zmq_strerror(errno));

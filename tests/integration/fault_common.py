@@ -41,7 +41,8 @@ def create_topic(brokers, topic, partitions=3, compact=True):
     futures[topic].result(timeout=60)
 
 
-def write_config(path, force, port, store, brokers, topic, dlq_topic, extra="", directory=None):
+def write_config(path, force, port, store, brokers, topic, dlq_topic, extra="", directory=None,
+                 curve="{insecure: true}"):
     intake_dir = ", directory: '%s'" % directory if directory else ""
     with open(path, "w", encoding="utf-8") as f:
         f.write(
@@ -49,7 +50,7 @@ def write_config(path, force, port, store, brokers, topic, dlq_topic, extra="", 
             "force: {code: %s}\n"
             "adapter: {name: athena}\n"
             "intake: {endpoint: 'tcp://127.0.0.1:%d'%s}\n"
-            "curve: {insecure: true}\n"
+            "curve: %s\n"
             "store: {path: '%s', map_size: 512MiB}\n"
             "kafka: {brokers: '%s'}\n"
             "dlq: {topic: %s}\n"
@@ -61,7 +62,7 @@ def write_config(path, force, port, store, brokers, topic, dlq_topic, extra="", 
             "  destinations:\n"
             "    - {name: national, kind: national, topic: %s, agreement: ISA-FAULT,\n"
             "       max_classification: OFFICIAL-SENSITIVE, kinds: all}\n"
-            % (force, port, intake_dir, store, brokers, dlq_topic, extra, topic))
+            % (force, port, intake_dir, curve, store, brokers, dlq_topic, extra, topic))
 
 
 class Daemon:

@@ -12,6 +12,8 @@ polegated and on to the real broker.
 3. The progress output on a terminal (a pty): a line redrawn in place with records,
    rate, ETA and rejected; off a terminal: plain lines, no carriage returns.
 4. No daemon: exit 2 with the reason; usage errors: exit 2.
+5. Under CURVE (the key options of `polegate send`): loaded with the RMS's key; with a
+   key the daemon does not allow, no answer, exit 2.
 """
 
 import argparse
@@ -191,6 +193,43 @@ def main():
             r = subprocess.run([polegate] + bad, capture_output=True, text=True, timeout=30)
             if r.returncode != 2:
                 failures.append("%s: exit %s, not 2" % (bad, r.returncode))
+        # 5. CURVE.
+        keys = os.path.join(work, "keys")
+        os.mkdir(keys, 0o700)
+        pubs = {}
+        for name in ("gateway", "rms", "stranger"):
+            r = subprocess.run([polegate, "keygen", os.path.join(keys, name)],
+                               capture_output=True, text=True, check=True, timeout=30)
+            pubs[name] = r.stdout.strip()
+        with open(os.path.join(keys, "intake-clients"), "w", encoding="ascii") as f:
+            f.write("%s load-test-rms\n" % pubs["rms"])
+        port = fc.free_port()
+        endpoint = "tcp://127.0.0.1:%d" % port
+        config = os.path.join(work, "curve.yaml")
+        fc.write_config(config, "ESX", port, os.path.join(work, "store-curve"), args.brokers,
+                        topic, dlq_topic,
+                        curve="{secret_key_file: '%s/gateway.key', intake_clients_file: "
+                              "'%s/intake-clients'}" % (keys, keys))
+        daemon = fc.Daemon(polegated, config, port, os.path.join(work, "polegated-curve.log"))
+        daemon.start()
+        server = ["--server-key", os.path.join(keys, "gateway.pub")]
+        stranger = subprocess.run(
+            [polegate, "load", "--to", endpoint, "--timeout-ms", "1000", "--state",
+             os.path.join(work, "stranger.state"), "--secret-key",
+             os.path.join(keys, "stranger.key")] + server + [small],
+            capture_output=True, text=True, timeout=60)
+        if stranger.returncode != 2 or "no answer from" not in stranger.stderr:
+            failures.append("CURVE, a key not allowed: %s %r"
+                            % (stranger.returncode, stranger.stderr))
+        allowed = subprocess.run(
+            [polegate, "load", "--to", endpoint, "--no-progress", "--state",
+             os.path.join(work, "curve.state"), "--secret-key",
+             os.path.join(keys, "rms.key")] + server + [small],
+            capture_output=True, text=True, timeout=120)
+        if allowed.returncode != 0 or "3000 messages: 3000 accepted" not in allowed.stdout:
+            failures.append("CURVE, the RMS's key: %s %r %r"
+                            % (allowed.returncode, allowed.stdout, allowed.stderr[-500:]))
+        daemon.terminate()
     except Exception as e:  # noqa: BLE001  (report, then clean up)
         failures.append("%s: %s" % (type(e).__name__, e))
     finally:
