@@ -556,6 +556,8 @@ START_TEST(test_log_levels)
     pg_log(PG_LOG_INFO, "hidden %d", 1);
     pg_log(PG_LOG_WARN, "shown %d", 2);
     pg_log(PG_LOG_ERROR, "also %s", "shown");
+    /* a value with a newline cannot forge a line of its own */
+    pg_log(PG_LOG_WARN, "reason: %s", "x\n2026-01-01T00:00:00.000Z polegated info: forged\x1b[2J");
     pg_log_set_level(PG_LOG_INFO);
     pg_log_set_stream(NULL);
     fclose(mem);
@@ -563,6 +565,10 @@ START_TEST(test_log_levels)
     ck_assert_ptr_nonnull(strstr(out, "polegated warn: shown 2\n"));
     ck_assert_ptr_nonnull(strstr(out, "polegated error: also shown\n"));
     ck_assert_int_eq(out[4], '-'); /* starts with the UTC time */
+    ck_assert_ptr_nonnull(strstr(
+        out,
+        "polegated warn: reason: x\\n2026-01-01T00:00:00.000Z polegated info: forged\\x1b[2J\n"));
+    ck_assert_ptr_null(strstr(out, "\n2026-01-01T00:00:00.000Z polegated info: forged"));
     free(out);
     ck_assert_int_eq(pg_log_level_parse("debug"), PG_LOG_DEBUG);
     ck_assert_int_eq(pg_log_level_parse("DEBUG"), -1);

@@ -938,9 +938,16 @@ START_TEST(test_partner_cannot_touch_another_partners_record)
     u->version = real_version + 2;
     s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
     f->recs[f->n - 1].agreement = "ISA-SOMETHING-ELSE";
-    size_t attacks = 5;
-    /* then the real next version, properly */
+    /* above the ceiling we accept from this partner (OFFICIAL-SENSITIVE by default) */
+    pg_marking *real_marking = u->marking, secret = *u->marking;
+    secret.classification = POLEGATE__POLE__V1__CLASSIFICATION__CLASSIFICATION_SECRET;
+    u->marking = &secret;
     u->version = real_version + 3;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    u->marking = real_marking;
+    size_t attacks = 6;
+    /* then the real next version, properly */
+    u->version = real_version + 4;
     s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
     f->recs[f->n - 1].agreement = "ISA-TEST";
     u->origin->force = real_force;

@@ -1137,8 +1137,11 @@ static const t_error_row s_error_rows[] = {
      "policy.partners[0] (MER): agreement 'Z' is not declared in policy.agreements"},
     {PARTNERS("    - {force: MER, topic: p}\n"),
      "policy.partners[0]: missing required key 'agreement'"},
+    {PARTNERS("    - {force: MER, topic: p, agreement: A, max_classification: SECRET}\n"),
+     "policy.partners[0].max_classification: SECRET is never shared by this gateway"},
     {PARTNERS("    - {force: MER, topic: p, agreement: A, trusted: true}\n"),
-     "policy.partners[0]: unknown key 'trusted' (known keys: force, topic, agreement, speaks_for)"},
+     "policy.partners[0]: unknown key 'trusted' (known keys: force, topic, agreement, speaks_for, "
+     "max_classification)"},
 };
 #define N_ERROR_ROWS (int)(sizeof s_error_rows / sizeof s_error_rows[0])
 

@@ -111,6 +111,32 @@ static size_t s_json_escape(const char *msg, char *out, size_t size)
     return w;
 }
 
+/* Control characters in a message (a value with a newline from a record, quoted in a
+ * reason) become \n, \r, \t or \xHH, so that no input can forge a log line. In place,
+ * cut at size. */
+static void s_escape_controls(char *msg, size_t size)
+{
+    char out[2048];
+    size_t o = 0;
+    for (const unsigned char *c = (const unsigned char *)msg; *c && o + 5 < sizeof out; c++) {
+        if (*c >= 0x20 && *c != 0x7f) {
+            out[o++] = (char)*c;
+            continue;
+        }
+        out[o++] = '\\';
+        if (*c == '\n')
+            out[o++] = 'n';
+        else if (*c == '\r')
+            out[o++] = 'r';
+        else if (*c == '\t')
+            out[o++] = 't';
+        else
+            o += (size_t)snprintf(out + o, sizeof out - o, "x%02x", *c);
+    }
+    out[o] = '\0';
+    snprintf(msg, size, "%s", out);
+}
+
 void pg_log(int level, const char *fmt, ...)
 {
     if (level > s_log_level || level < 0)
@@ -128,6 +154,8 @@ void pg_log(int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (s_log_format != PG_LOG_JSON) /* JSON escapes them itself */
+        s_escape_controls(msg, sizeof msg);
 
     /* One write per line, so that lines from librdkafka's threads never interleave. */
     char line[4096];

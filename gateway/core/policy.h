@@ -46,6 +46,9 @@ typedef struct pg_policy_partner {
     const char *agreement;   /* the agreement we receive under */
     const char **speaks_for; /* origin forces it may publish records of (default: itself) */
     size_t n_speaks_for;
+    /* The highest classification we accept from it (a Classification value; default
+     * OFFICIAL-SENSITIVE): the receiving force decides what it takes. */
+    int max_classification;
 } pg_policy_partner;
 
 /* The fields a destination can have redacted: a fixed vocabulary, each name mapped to

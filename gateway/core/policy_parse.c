@@ -320,18 +320,17 @@ static int s_d_kind(s_parser *ps, struct fy_node *v, void *obj)
     return 0;
 }
 
-static int s_d_max_classification(s_parser *ps, struct fy_node *v, void *obj)
+/* OFFICIAL or OFFICIAL-SENSITIVE into *out; anything higher is never exchanged. */
+static int s_classification(s_parser *ps, struct fy_node *v, int *out)
 {
     const char *s;
     int rc = s_scalar(ps, v, &s);
     if (rc)
         return rc;
     if (!strcmp(s, "OFFICIAL"))
-        ((pg_policy_dest_def *)obj)->pub.max_classification =
-            POLEGATE__POLE__V1__CLASSIFICATION__CLASSIFICATION_OFFICIAL;
+        *out = POLEGATE__POLE__V1__CLASSIFICATION__CLASSIFICATION_OFFICIAL;
     else if (!strcmp(s, "OFFICIAL-SENSITIVE"))
-        ((pg_policy_dest_def *)obj)->pub.max_classification =
-            POLEGATE__POLE__V1__CLASSIFICATION__CLASSIFICATION_OFFICIAL_SENSITIVE;
+        *out = POLEGATE__POLE__V1__CLASSIFICATION__CLASSIFICATION_OFFICIAL_SENSITIVE;
     else if (!strcmp(s, "SECRET") || !strcmp(s, "TOP-SECRET") || !strcmp(s, "TOP SECRET") ||
              !strcmp(s, "TOP_SECRET"))
         return s_fail(ps, v,
@@ -339,6 +338,15 @@ static int s_d_max_classification(s_parser *ps, struct fy_node *v, void *obj)
     else
         return s_fail(ps, v, "unknown classification '%s' (OFFICIAL or OFFICIAL-SENSITIVE)", s);
     return 0;
+}
+
+static int s_d_max_classification(s_parser *ps, struct fy_node *v, void *obj)
+{
+    int c = 0;
+    int rc = s_classification(ps, v, &c);
+    if (!rc)
+        ((pg_policy_dest_def *)obj)->pub.max_classification = c;
+    return rc;
 }
 
 static int s_bool(s_parser *ps, struct fy_node *v, int *out)
@@ -501,12 +509,18 @@ static int s_p_speaks_for(s_parser *ps, struct fy_node *v, void *obj)
     return s_each_scalar(ps, v, "force codes", s_speaks_item, obj);
 }
 
+static int s_p_max_classification(s_parser *ps, struct fy_node *v, void *obj)
+{
+    return s_classification(ps, v, &((pg_policy_partner_def *)obj)->pub.max_classification);
+}
+
 #define S_P(member) offsetof(pg_policy_partner_def, pub.member)
 static const s_key s_partner_keys[] = {
     {"force", S_FORCE, S_P(force), 1, 0, NULL, NULL},
     {"topic", S_TOKEN, S_P(topic), 1, S_TOPIC_MAX, "topic", NULL},
     {"agreement", S_TOKEN, S_P(agreement), 1, S_NAME_MAX, "agreement name", NULL},
     {"speaks_for", S_CUSTOM, 0, 0, 0, NULL, s_p_speaks_for},
+    {"max_classification", S_CUSTOM, 0, 0, 0, NULL, s_p_max_classification},
 };
 
 /* ---- the section */
@@ -562,6 +576,8 @@ static int s_one_partner(s_parser *ps, struct fy_node *n, void *item)
     unsigned seen;
     pg_policy_partner_def *p = item;
     p->pos = s_node_pos(n);
+    p->pub.max_classification =
+        POLEGATE__POLE__V1__CLASSIFICATION__CLASSIFICATION_OFFICIAL_SENSITIVE;
     int rc = s_walk(ps, n, s_partner_keys, PG_POLICY_PK_COUNT, p, p->key_pos, &seen);
     if (!rc && !(seen & (1u << PG_POLICY_PK_SPEAKS_FOR))) {
         /* A partner speaks for itself only unless the config says otherwise. */

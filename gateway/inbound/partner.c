@@ -323,6 +323,23 @@ static int s_record(s_take *t, const pg_partner_record *r)
             return s_nomem(t->errstr, t->errstr_size);
         return 0;
     }
+    /* The receiving force decides what it takes: no record above the partner's
+     * ceiling, and none without a marking to hold against it (a DELETE brings nothing
+     * in: a withdrawal carries no marking). */
+    const pg_marking *mk = entity ? ch.entity->marking : ch.link->marking;
+    int upsert = entity ? ch.entity->operation == S_UPSERT : ch.link->operation == S_UPSERT;
+    if (partner && upsert &&
+        (!mk || !mk->classification || (int)mk->classification > partner->max_classification)) {
+        pg_log(PG_LOG_WARN,
+               "partner: %s [%d] offset %" PRId64 ": rejected: marking.classification: %s",
+               r->topic, (int)r->partition, r->offset,
+               mk && mk->classification ? "above the partner's max_classification" : "missing");
+        p->delta.rejected++;
+        return s_note_event(p, r->topic, PG_AUDIT_REJECT, id, native, force, partner, version,
+                            "PG_EPOLICY:classification")
+                   ? s_nomem(t->errstr, t->errstr_size)
+                   : 0;
+    }
     /* The record must come under the partner's agreement, or another agreement this
      * policy declares (a sender's handling-C agreement, say); never one we did not
      * sign. */
