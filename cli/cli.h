@@ -18,6 +18,12 @@ int pg_cli_dlq(int argc, char **argv);
 int pg_cli_store(int argc, char **argv);
 int pg_cli_status(int argc, char **argv);
 
+/* --secret-key and --server-key of send and load (either both or neither): the keys
+ * into secret and server (PG_CURVE_KEY_LEN bytes each, gateway/core/curve.h) when
+ * given. 0, or 2 (the exit status) after saying why on stderr. */
+int pg_cli_curve_keys(const char *cmd, const char *secret_file, const char *server_file,
+                      char *secret, char *server);
+
 /* Parse s, a whole decimal number from min to max, into *out. -1 when it is not one
  * (empty, trailing text, out of range): an option such as --timeout-ms 4294967297 is
  * refused instead of wrapping to 1 on the cast to int. */

@@ -728,14 +728,9 @@ int pg_cli_load(int argc, char **argv)
     }
     if (!l.endpoint)
         return s_usage_error("--to ENDPOINT is required");
-    if (!secret_file != !server_file)
-        return s_usage_error("--secret-key and --server-key go together (CURVE)");
     char secret[PG_CURVE_KEY_LEN], server[PG_CURVE_KEY_LEN], kerr[PG_ERRSTR_SIZE];
-    if (secret_file && (pg_curve_key_load(secret_file, 1, secret, kerr, sizeof kerr) ||
-                        pg_curve_key_load(server_file, 0, server, kerr, sizeof kerr))) {
-        fprintf(stderr, "polegate load: %s\n", kerr);
+    if (pg_cli_curve_keys("load", secret_file, server_file, secret, server))
         return 2;
-    }
     if (optind >= argc)
         return s_usage_error("no FILE to load");
     if (state && argc - optind > 1)

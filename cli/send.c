@@ -183,14 +183,9 @@ int pg_cli_send(int argc, char **argv)
     }
     if (!s.endpoint)
         return s_usage_error("--to ENDPOINT is required");
-    if (!secret_file != !server_file)
-        return s_usage_error("--secret-key and --server-key go together (CURVE)");
     char secret[PG_CURVE_KEY_LEN], server[PG_CURVE_KEY_LEN], kerr[PG_ERRSTR_SIZE];
-    if (secret_file && (pg_curve_key_load(secret_file, 1, secret, kerr, sizeof kerr) ||
-                        pg_curve_key_load(server_file, 0, server, kerr, sizeof kerr))) {
-        fprintf(stderr, "polegate send: %s\n", kerr);
+    if (pg_cli_curve_keys("send", secret_file, server_file, secret, server))
         return 2;
-    }
     if (optind >= argc)
         return s_usage_error("no FILE to send");
     for (int i = optind; i < argc; i++)
