@@ -94,7 +94,7 @@ static int s_print_line(void *ud, const pg_dlq_entry *e)
         json_t *j = json_pack("{s:I,s:s,s:s,s:s,s:I,s:s}", "id", (json_int_t)e->id, "received_at",
                               when, "origin", e->origin, "format", e->format, "bytes",
                               (json_int_t)e->original_len, "reason", e->reason);
-        if (j && e->kind == PG_DLQ_IMPORT) {
+        if (j && e->kind != PG_DLQ_INTAKE) {
             json_object_set_new(j, "kind", json_string(pg_dlq_kind_name(e->kind)));
             json_object_set_new(j, "ref", json_string(e->ref));
             json_object_set_new(j, "ids", json_string(e->ids));
@@ -105,10 +105,10 @@ static int s_print_line(void *ud, const pg_dlq_entry *e)
         free(text);
         json_decref(j);
     } else {
-        printf("%" PRIu64 " %s %s %zu %s%s%s%s\n", e->id, when, e->format, e->original_len,
-               e->kind == PG_DLQ_IMPORT ? "[import " : "",
-               e->kind == PG_DLQ_IMPORT ? (*e->origin ? e->origin : "-") : "",
-               e->kind == PG_DLQ_IMPORT ? "] " : "", e->reason);
+        int other = e->kind != PG_DLQ_INTAKE;
+        printf("%" PRIu64 " %s %s %zu %s%s%s%s%s%s\n", e->id, when, e->format, e->original_len,
+               other ? "[" : "", other ? pg_dlq_kind_name(e->kind) : "", other ? " " : "",
+               other ? (*e->origin ? e->origin : "-") : "", other ? "] " : "", e->reason);
     }
     return 0;
 }
@@ -143,6 +143,10 @@ static int s_show(s_dlq_cli *c, uint64_t id)
             if (e.kind == PG_DLQ_IMPORT)
                 printf("kind: import (rejected by our RMS; replay sends it to the RMS)\n"
                        "correlation: %s\nids: %s\n\n",
+                       e.ref, e.ids);
+            if (e.kind == PG_DLQ_PARTNER)
+                printf("kind: partner (a partner's record we refused; the partner sends a "
+                       "corrected one)\nrecord: %s\nids: %s\n\n",
                        e.ref, e.ids);
         }
         fwrite(e.data, 1, e.len, stdout);
@@ -244,14 +248,14 @@ static int s_replay_one(s_dlq_cli *c, void *sock, uint64_t id)
     return accepted ? 0 : 1;
 }
 
-/* The kind of dead letter id: 0 intake, 1 import, -1 not read (said why). */
+/* The kind of dead letter id: 0 intake, 1 import, 2 partner, -1 not read (said why). */
 static int s_is_import(s_dlq_cli *c, uint64_t id)
 {
     char why[PG_ERRSTR_SIZE];
     pg_store_txn *txn = pg_store_begin(c->store, 0, why, sizeof why);
     pg_dlq_entry e = {0};
     int rc = txn ? pg_dlq_get(c->dlq, txn, id, &e, why, sizeof why) : PG_ESTORE;
-    int import = !rc && e.kind == PG_DLQ_IMPORT;
+    int import = rc ? 0 : e.kind == PG_DLQ_IMPORT ? 1 : e.kind == PG_DLQ_PARTNER ? 2 : 0;
     pg_store_abort(&txn);
     if (rc) {
         fprintf(stderr, "polegate dlq: %s\n", why);
@@ -298,6 +302,15 @@ static int s_replay(s_dlq_cli *c, const uint64_t *ids, size_t n)
         return 2;
     for (size_t i = 0; i < n; i++) {
         int import = s_is_import(c, ids[i]);
+        if (import == 2) {
+            /* never into our intake: it is not our RMS's record */
+            fprintf(stderr,
+                    "polegate dlq: %" PRIu64 " is a partner record we refused: not replayed "
+                    "(the partner sends a corrected one)\n",
+                    ids[i]);
+            worst = worst > 1 ? worst : 1;
+            continue;
+        }
         int rc = import < 0 ? 1 : import ? s_resend_one(c, ids[i]) : 0;
         if (import == 0)
             intake[n_intake++] = ids[i];

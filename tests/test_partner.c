@@ -906,6 +906,21 @@ static pg_entity_update *s_person_of(s_feed *f, size_t i)
     return u;
 }
 
+typedef struct s_partner_dls {
+    int n, with_ref;
+} s_partner_dls;
+
+static int s_count_partner_dl(void *ud, const pg_dlq_entry *de)
+{
+    s_partner_dls *c = ud;
+    if (de->kind != PG_DLQ_PARTNER)
+        return 0;
+    c->n++;
+    c->with_ref += strstr(de->ref, ESX_TO_MER " [0] @") && !strcmp(de->origin, "ESX") &&
+                   de->len > 0 && *de->reason;
+    return 0;
+}
+
 /* Attacks by a partner on records that are not its own: an update carrying another
  * force's entity id under its own origin, the same as a DELETE at version 1000, a
  * header naming one force and a value another, a version of 2^64-1, an agreement that
@@ -966,6 +981,17 @@ START_TEST(test_partner_cannot_touch_another_partners_record)
     ck_assert_uint_eq(ps.accepted, good + 1); /* the feed and the real next version */
     ck_assert_uint_eq(ps.stale, 0);
     pg_partner_destroy(&p);
+    /* each refused record is a partner dead letter: topic, partition, offset, origin,
+     * rule, bytes; the consumer moved on past them */
+    pg_dlq *dlq = pg_dlq_new(st, NULL, e, sizeof e);
+    ck_assert_msg(dlq != NULL, "%s", e);
+    s_partner_dls c = {0};
+    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    ck_assert_int_eq(pg_dlq_each(dlq, txn, s_count_partner_dl, &c, e, sizeof e), 0);
+    pg_store_abort(&txn);
+    ck_assert_int_eq(c.n, (int)attacks);
+    ck_assert_int_eq(c.with_ref, (int)attacks);
+    pg_dlq_destroy(&dlq);
     pg_audit_destroy(&audit);
     gchar *text = NULL;
     ck_assert(g_file_get_contents(s_audit, &text, NULL, NULL));

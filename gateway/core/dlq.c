@@ -82,7 +82,10 @@ void pg_dlq_destroy(pg_dlq **p)
 
 const char *pg_dlq_kind_name(pg_dlq_kind kind)
 {
-    return kind == PG_DLQ_INTAKE ? "intake" : kind == PG_DLQ_IMPORT ? "import" : "?";
+    return kind == PG_DLQ_INTAKE    ? "intake"
+           : kind == PG_DLQ_IMPORT  ? "import"
+           : kind == PG_DLQ_PARTNER ? "partner"
+                                    : "?";
 }
 
 static int s_parse(const uint8_t *key, size_t klen, const uint8_t *v, size_t vlen, pg_dlq_entry *e,
@@ -108,9 +111,9 @@ static int s_parse(const uint8_t *key, size_t klen, const uint8_t *v, size_t vle
         *strs[i] = (const char *)p;
         p = nul + 1;
     }
-    if (import && strcmp(kind, "import"))
+    if (import && strcmp(kind, "import") && strcmp(kind, "partner"))
         goto bad;
-    e->kind = import ? PG_DLQ_IMPORT : PG_DLQ_INTAKE;
+    e->kind = !import ? PG_DLQ_INTAKE : !strcmp(kind, "partner") ? PG_DLQ_PARTNER : PG_DLQ_IMPORT;
     e->data = p;
     e->len = (size_t)(end - p);
     return 0;
@@ -151,13 +154,14 @@ int pg_dlq_add(pg_dlq *self, pg_store_txn *txn, pg_dlq_entry *e, size_t *evicted
         *evicted = 0;
     size_t len = e->len < self->limits.max_message ? e->len : self->limits.max_message;
     uint64_t orig = e->original_len ? e->original_len : e->len;
-    int import = e->kind == PG_DLQ_IMPORT;
+    /* import and partner entries share the longer layout, told apart by kind */
+    int import = e->kind == PG_DLQ_IMPORT || e->kind == PG_DLQ_PARTNER;
     if (import)
         orig |= S_IMPORT_BIT;
     pg_buf *b = &self->value;
     pg_buf_reset(b);
     const char *strs[6] = {e->reason ? e->reason : "", e->origin ? e->origin : "",
-                           e->format ? e->format : "", "import",
+                           e->format ? e->format : "", pg_dlq_kind_name(e->kind),
                            e->ref ? e->ref : "",       e->ids ? e->ids : ""};
     int rc = pg_buf_append(b, &e->received_ms, 8);
     rc = rc ? rc : pg_buf_append(b, &orig, 8);

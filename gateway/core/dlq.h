@@ -44,10 +44,11 @@ typedef struct pg_dlq_limits {
 /* Where a dead letter came from. */
 typedef enum pg_dlq_kind {
     PG_DLQ_INTAKE = 0, /* a message of our RMS that could not be translated (intake) */
-    PG_DLQ_IMPORT = 1  /* a partner record's native message our RMS rejected (partner) */
+    PG_DLQ_IMPORT = 1, /* a partner record's native message our RMS rejected (partner) */
+    PG_DLQ_PARTNER = 2 /* a partner's Kafka record we refused (its checks, the policy) */
 } pg_dlq_kind;
 
-/* "intake", "import"; "?" when unknown. */
+/* "intake", "import", "partner"; "?" when unknown. */
 const char *pg_dlq_kind_name(pg_dlq_kind kind);
 
 /* One dead letter. In results of _get and _each the pointers are valid as the call
@@ -61,10 +62,13 @@ typedef struct pg_dlq_entry {
     const uint8_t *data; /* the original bytes, at most max_message of them */
     size_t len;
     size_t original_len; /* > len when the message was cut */
-    /* PG_DLQ_IMPORT only ("" in results for intake entries): reason is the RMS's,
-     * origin the partner / origin force(s), received_ms when the RMS rejected it. */
+    /* PG_DLQ_IMPORT and PG_DLQ_PARTNER only ("" in results for intake entries). Import:
+     * reason is the RMS's, origin the partner / origin force(s), received_ms when the
+     * RMS rejected it. Partner: the packed update as it came, reason the rule it broke,
+     * origin the force it claimed, format its pg-type. */
     pg_dlq_kind kind;
-    const char *ref; /* the correlation id the RMS saw ("pg-<instance>-<seq>") */
+    const char *ref; /* import: the correlation id the RMS saw ("pg-<instance>-<seq>");
+                      * partner: "<topic> [<partition>] @<offset>" */
     const char *ids; /* the canonical ids the message carried, comma-separated */
 } pg_dlq_entry;
 

@@ -11,6 +11,7 @@
 
 #include "audit.h"
 #include "compose.h"
+#include "dlq.h"
 #include "idstore.h"
 #include "ledger.h"
 #include "polegate/buf.h"
@@ -234,6 +235,30 @@ static int s_seen_put(s_take *t, const char *id, uint64_t version, int deleted)
     return pg_store_put(t->txn, t->p->seen, id, strlen(id), v, 9, t->errstr, t->errstr_size);
 }
 
+/* A refused record is kept as a partner dead letter in the take's transaction (topic,
+ * partition, offset, the origin it claimed, the rule it broke, its bytes), so that the
+ * consumer moves on and nothing is lost from sight: `polegate dlq` lists it. */
+static int s_dead_letter(s_take *t, const pg_partner_record *r, const char *force, const char *id,
+                         const char *reason)
+{
+    pg_partner *p = t->p;
+    if (!p->dlq)
+        return 0;
+    char ref[320];
+    snprintf(ref, sizeof ref, "%s [%d] @%" PRId64, r->topic, (int)r->partition, r->offset);
+    pg_dlq_entry de = {.received_ms = pg_time_wall_ms(),
+                       .reason = reason,
+                       .origin = force ? force : "",
+                       .format = r->type ? r->type : "",
+                       .data = r->value,
+                       .len = r->len,
+                       .kind = PG_DLQ_PARTNER,
+                       .ref = ref,
+                       .ids = id ? id : ""};
+    size_t evicted = 0;
+    return pg_dlq_add(p->dlq, t->txn, &de, &evicted, t->errstr, t->errstr_size);
+}
+
 /* One record: checks, then into p->acc. */
 static int s_record(s_take *t, const pg_partner_record *r)
 {
@@ -293,6 +318,8 @@ static int s_record(s_take *t, const pg_partner_record *r)
         pg_log(PG_LOG_WARN, "partner: %s [%d] offset %" PRId64 ": rejected: %s", r->topic,
                (int)r->partition, r->offset, bad);
         p->delta.rejected++;
+        if ((rc = s_dead_letter(t, r, force, id, bad)))
+            return rc;
         char outcome[48];
         snprintf(outcome, sizeof outcome, "PG_EINVALID:%s", rule ? rule : "value");
         return s_note_event(p, r->topic, PG_AUDIT_REJECT, id, native, force, NULL,
@@ -307,6 +334,8 @@ static int s_record(s_take *t, const pg_partner_record *r)
                "partner: %s [%d] offset %" PRId64 ": rejected: origin.force is our own", r->topic,
                (int)r->partition, r->offset);
         p->delta.own++;
+        if ((rc = s_dead_letter(t, r, force, id, "origin.force: our own force")))
+            return rc;
         return s_note_event(p, r->topic, PG_AUDIT_REJECT, id, native, force, NULL, version,
                             "own-force")
                    ? s_nomem(t->errstr, t->errstr_size)
@@ -318,6 +347,8 @@ static int s_record(s_take *t, const pg_partner_record *r)
         pg_log(PG_LOG_WARN, "partner: %s [%d] offset %" PRId64 ": rejected: %s", r->topic,
                (int)r->partition, r->offset, why);
         p->delta.rejected++;
+        if ((rc = s_dead_letter(t, r, force, id, why)))
+            return rc;
         if (s_note_event(p, r->topic, PG_AUDIT_REJECT, id, native, force, partner, version,
                          "PG_EPOLICY"))
             return s_nomem(t->errstr, t->errstr_size);
@@ -335,6 +366,11 @@ static int s_record(s_take *t, const pg_partner_record *r)
                r->topic, (int)r->partition, r->offset,
                mk && mk->classification ? "above the partner's max_classification" : "missing");
         p->delta.rejected++;
+        if ((rc = s_dead_letter(t, r, force, id,
+                                mk && mk->classification
+                                    ? "marking.classification: above the partner's ceiling"
+                                    : "marking.classification: missing")))
+            return rc;
         return s_note_event(p, r->topic, PG_AUDIT_REJECT, id, native, force, partner, version,
                             "PG_EPOLICY:classification")
                    ? s_nomem(t->errstr, t->errstr_size)
@@ -350,6 +386,8 @@ static int s_record(s_take *t, const pg_partner_record *r)
                "agreement of the policy",
                r->topic, (int)r->partition, r->offset);
         p->delta.rejected++;
+        if ((rc = s_dead_letter(t, r, force, id, "header pg-agreement: not an agreement of ours")))
+            return rc;
         return s_note_event(p, r->topic, PG_AUDIT_REJECT, id, native, force, partner, version,
                             "PG_EPOLICY:agreement")
                    ? s_nomem(t->errstr, t->errstr_size)
