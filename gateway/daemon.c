@@ -1,4 +1,4 @@
-/* pg_daemon: wires store, ledger, router, spool, dead letters, intake and producer. */
+/* pg_daemon: wires store, ledger, router, spool, dead letters, intake and publisher. */
 #include "daemon.h"
 
 #include <inttypes.h>
@@ -54,7 +54,7 @@ struct pg_daemon {
     pg_audit *audit;
     pg_audit_anchor *anchor;     /* signed checkpoints (NULL: no audit.signing_key_file) */
     pg_curve_allow *curve_allow; /* the RMS keys the intake accepts (NULL: plain text) */
-    pg_publisher *producer;
+    pg_publisher *publisher;
     pg_intake *intake;
     pg_dropdir *dropdir;            /* NULL: no intake.directory */
     pg_partner_service *partner;    /* partner records in (NULL: no delivery configured) */
@@ -255,8 +255,8 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
         .on_commit = d->metrics ? pg_metrics_on_commit : NULL,
         .on_commit_ud = d->metrics,
     };
-    d->producer = pg_publisher_new(&popts, errstr, errstr_size);
-    if (!d->producer)
+    d->publisher = pg_publisher_new(&popts, errstr, errstr_size);
+    if (!d->publisher)
         goto err;
     if (cfg->delivery_endpoint &&
         !(d->echo = pg_echo_new(d->store, cfg->adapter, cfg->force, errstr, errstr_size)))
@@ -315,7 +315,7 @@ void pg_daemon_destroy(pg_daemon **p)
     pg_dropdir_destroy(&d->dropdir);
     pg_intake_destroy(&d->intake);
     pg_echo_destroy(&d->echo);
-    pg_publisher_destroy(&d->producer);
+    pg_publisher_destroy(&d->publisher);
     pg_audit_anchor_destroy(&d->anchor);
     pg_curve_allow_destroy(&d->curve_allow); /* after the intake (its ZAP handler) */
     pg_audit_destroy(&d->audit);
@@ -325,7 +325,7 @@ void pg_daemon_destroy(pg_daemon **p)
     pg_ledger_destroy(&d->ledger);
     pg_store_destroy(&d->store);
     pg_config_destroy(&d->reloaded);
-    pg_metrics_destroy(&d->metrics); /* last: the audit log and the producer call it */
+    pg_metrics_destroy(&d->metrics); /* last: the audit log and the publisher call it */
     free(d);
     *p = NULL;
 }
@@ -348,9 +348,9 @@ pg_intake *pg_daemon_intake(pg_daemon *self)
     return self->intake;
 }
 
-pg_publisher *pg_daemon_producer(pg_daemon *self)
+pg_publisher *pg_daemon_publisher(pg_daemon *self)
 {
-    return self->producer;
+    return self->publisher;
 }
 
 void pg_daemon_summary(const pg_daemon *self, char *out, size_t size)
@@ -391,7 +391,7 @@ static void s_log_counters(pg_daemon *self, int level, const char *when)
     pg_dropdir_stats ds = self->last_dropdir;
     if (self->dropdir)
         pg_dropdir_get_stats(self->dropdir, &ds);
-    pg_publisher_get_stats(self->producer, &ps);
+    pg_publisher_get_stats(self->publisher, &ps);
     pg_spool_stat_now(self->spool, &ss, why, sizeof why);
     pg_log(level,
            "%s: messages %" PRIu64 " received, %" PRIu64 " accepted (%" PRIu64
@@ -423,7 +423,7 @@ static void s_metrics_update(pg_daemon *self, int spooled, const char *stopping)
         pg_intake_get_stats(self->intake, &st.intake);
     else
         st.intake = self->last_intake;
-    pg_publisher_get_stats(self->producer, &st.publisher);
+    pg_publisher_get_stats(self->publisher, &st.publisher);
     pg_store_txn *txn = pg_store_begin(self->store, 0, why, sizeof why);
     pg_dlq_stats ds = {0};
     if (txn) {
@@ -457,7 +457,7 @@ static void s_metrics_update(pg_daemon *self, int spooled, const char *stopping)
                  "publishing stopped: a committed window cannot be removed from the spool "
                  "(the log says why)");
     } else if (!st.publisher.ready) {
-        pg_publisher_last_error(self->producer, why, sizeof why);
+        pg_publisher_last_error(self->publisher, why, sizeof why);
         snprintf(st.not_ready, sizeof st.not_ready,
                  "kafka: the producer has no producer id yet (transactional.id %s)%s%.100s",
                  self->tid, *why ? ": " : "", why);
@@ -576,7 +576,7 @@ int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size)
                "spool: %" PRIu64 " batches (%" PRIu64 " records) kept from an earlier run: "
                "publishing them first",
                ss.batches, ss.records);
-    if (pg_publisher_start(self->producer, errstr, errstr_size))
+    if (pg_publisher_start(self->publisher, errstr, errstr_size))
         return PG_EINTERNAL;
     time_t last_stats = time(NULL);
     uint64_t last_received = 0;
@@ -661,8 +661,8 @@ int pg_daemon_run(pg_daemon *self, char *errstr, size_t errstr_size)
            : rc           ? "error"
                           : "asked",
            drain_ms);
-    int drc = pg_publisher_drain(self->producer, drain_ms, why, sizeof why);
-    pg_publisher_stop(self->producer);
+    int drc = pg_publisher_drain(self->publisher, drain_ms, why, sizeof why);
+    pg_publisher_stop(self->publisher);
     /* Last: the checkpoint covers every event of this run. */
     if (self->anchor) {
         if (pg_audit_anchor_publish(self->anchor, drain_ms > 1000 ? drain_ms : 1000, why,

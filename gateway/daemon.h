@@ -1,5 +1,5 @@
 /* pg_daemon: polegated's wiring: config -> store, ledger, spool, dead letters ->
- * intake (group commit) -> producer thread (Kafka transactions). */
+ * intake (group commit) -> publisher thread (Kafka transactions). */
 #ifndef POLEGATE_GATEWAY_DAEMON_H
 #define POLEGATE_GATEWAY_DAEMON_H
 
@@ -11,18 +11,18 @@ typedef struct pg_publisher pg_publisher;
 
 typedef struct pg_daemon pg_daemon;
 
-/* Open the store, ledger, spool and dead-letter store, make the producer and bind
+/* Open the store, ledger, spool and dead-letter store, make the publisher and bind
  * the intake, as cfg says (cfg is borrowed and must outlive the daemon). Nothing is
  * sent yet. NULL on failure with errstr. */
 pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size);
-/* Stops the producer thread if running and frees everything; what is in the spool
+/* Stops the publisher thread if running and frees everything; what is in the spool
  * stays there for the next start. Sets *p to NULL; NULL-safe. */
 void pg_daemon_destroy(pg_daemon **p);
 
-/* Start the producer thread (it first publishes whatever the spool kept from an
+/* Start the publisher thread (it first publishes whatever the spool kept from an
  * earlier run), then serve the intake until pg_daemon_stop. Then stop taking messages
  * (the socket closes: requests not yet answered are sent again by their senders),
- * keep publishing for up to spool drain timeout, and stop the producer: what is
+ * keep publishing for up to spool drain timeout, and stop the publisher: what is
  * still in the spool stays there for the next start. 0 on a clean stop (even with
  * batches left in the spool); PG_EIO / PG_EKAFKA / PG_ESTORE with errstr when a
  * failure ended the loop. */
@@ -40,7 +40,7 @@ void pg_daemon_signal(pg_daemon *self, int sig);
 void pg_daemon_summary(const pg_daemon *self, char *out, size_t size);
 /* The parts, for tests and operator commands; borrowed. */
 pg_intake *pg_daemon_intake(pg_daemon *self);
-pg_publisher *pg_daemon_producer(pg_daemon *self);
+pg_publisher *pg_daemon_publisher(pg_daemon *self);
 
 /* "polegated.<force lower>.<8 hex digits of the store's absolute path>": one active
  * producer per force's intake and store (docs/reliability.md). out holds 64 bytes. */

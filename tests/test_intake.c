@@ -1222,10 +1222,10 @@ START_TEST(test_daemon_restart_republishes)
     rd_kafka_mock_broker_set_up(s_mcluster, 1);
     l = (s_live){.drain_ms = 10000};
     s_live_start(&l);
-    int rc = pg_publisher_drain(pg_daemon_producer(l.run.d), 20000, s_err, sizeof s_err);
+    int rc = pg_publisher_drain(pg_daemon_publisher(l.run.d), 20000, s_err, sizeof s_err);
     ck_assert_msg(rc == 0, "%s", s_err);
     pg_publisher_stats ps;
-    pg_publisher_get_stats(pg_daemon_producer(l.run.d), &ps);
+    pg_publisher_get_stats(pg_daemon_publisher(l.run.d), &ps);
     ck_assert_uint_eq(ps.delivered, kept.records);
     s_live_stop(&l);
 
