@@ -116,8 +116,11 @@ int main(int argc, char **argv)
     }
     if (check) {
         const pg_policy *p = cfg->policy;
-        printf("%s: valid (force %s, adapter %s, intake %s, policy %s, audit %s)\n", path,
-               cfg->force, cfg->adapter->name, cfg->intake_endpoint, pg_policy_version(p),
+        printf("%s: valid (force %s, adapter %s, intake %s%s%s, policy %s, audit %s)\n", path,
+               cfg->force, cfg->adapter->name,
+               cfg->intake_endpoint ? cfg->intake_endpoint : "(no endpoint)",
+               cfg->intake_directory ? ", drop directory " : "",
+               cfg->intake_directory ? cfg->intake_directory : "", pg_policy_version(p),
                cfg->audit_path);
         for (size_t i = 0; i < pg_policy_destination_count(p); i++) {
             const pg_policy_destination *d = pg_policy_destination_at(p, i);

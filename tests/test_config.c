@@ -348,6 +348,28 @@ START_TEST(test_yaml_syntax)
 }
 END_TEST
 
+/* The drop directory beside the endpoint or instead of it; neither is refused. */
+START_TEST(test_intake_directory)
+{
+    pg_config *cfg =
+        s_parse(POLICY FORCE ADAPTER "intake:\n  directory: /var/spool/polegate/in\n" STORE KAFKA);
+    ck_assert_msg(cfg != NULL, "%s", s_err);
+    ck_assert_ptr_null(cfg->intake_endpoint);
+    ck_assert_str_eq(cfg->intake_directory, "/var/spool/polegate/in");
+    ck_assert_uint_eq(cfg->intake_max_file_size, 1u << 30);
+    pg_config_destroy(&cfg);
+    cfg = s_parse(POLICY FORCE ADAPTER "intake:\n  endpoint: tcp://127.0.0.1:5555\n"
+                                       "  directory: /in\n  max_file_size: 64MiB\n" STORE KAFKA);
+    ck_assert_msg(cfg != NULL, "%s", s_err);
+    ck_assert_str_eq(cfg->intake_endpoint, "tcp://127.0.0.1:5555");
+    ck_assert_str_eq(cfg->intake_directory, "/in");
+    ck_assert_uint_eq(cfg->intake_max_file_size, 64u << 20);
+    pg_config_destroy(&cfg);
+    s_bad(POLICY FORCE ADAPTER "intake:\n  max_message_size: 1000\n" STORE KAFKA,
+          "intake: give an endpoint, a directory, or both");
+}
+END_TEST
+
 START_TEST(test_every_error_reported)
 {
     pg_config *cfg = s_parse("force: {code: x}\nadapter: {name: y}\nbogus: 1\n");
@@ -792,6 +814,7 @@ int main(void)
     tcase_add_test(tc, test_safety_properties);
     tcase_add_test(tc, test_yaml_syntax);
     tcase_add_test(tc, test_every_error_reported);
+    tcase_add_test(tc, test_intake_directory);
     tcase_add_test(tc, test_file_errors);
     tcase_add_test(tc, test_reference_matches_docs);
     tcase_add_test(tc, test_log_levels);
