@@ -636,6 +636,34 @@ START_TEST(test_log_formats)
 }
 END_TEST
 
+/* metrics.listen: HOST:PORT or [V6]:PORT; off when not given. */
+START_TEST(test_metrics_listen)
+{
+    pg_config *cfg = s_parse(BASE);
+    ck_assert_msg(cfg != NULL, "%s", s_err);
+    ck_assert_ptr_null(cfg->metrics_listen);
+    pg_config_destroy(&cfg);
+    static const char *const good[] = {"127.0.0.1:9464", "[::1]:9464", "0.0.0.0:0",
+                                       "metrics.example:9464"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text, BASE "metrics:\n  listen: '%s'\n", good[i]);
+        cfg = s_parse(text);
+        ck_assert_msg(cfg != NULL, "%s: %s", good[i], s_err);
+        ck_assert_str_eq(cfg->metrics_listen, good[i]);
+        pg_config_destroy(&cfg);
+    }
+    static const char *const bad[] = {"127.0.0.1", "127.0.0.1:", ":9464",        "127.0.0.1:70000",
+                                      "::1:9464",  "[::1:9464",  "127.0.0.1:94x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[512], want[128];
+        snprintf(text, sizeof text, BASE "metrics:\n  listen: '%s'\n", bad[i]);
+        snprintf(want, sizeof want, "metrics.listen: '%s' is not HOST:PORT", bad[i]);
+        s_bad(text, want);
+    }
+}
+END_TEST
+
 static void s_note_key(void *arg, const char *section, const char *key)
 {
     char *out = arg;
@@ -825,6 +853,7 @@ int main(void)
     tcase_add_test(tc, test_diff);
     tcase_add_test(tc, test_adapter_settings);
     tcase_add_test(tc, test_log_formats);
+    tcase_add_test(tc, test_metrics_listen);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
