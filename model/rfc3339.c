@@ -16,9 +16,9 @@ int64_t pg_days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-void pg_civil_from_days(int64_t z, int *year, int *month, int *day)
+void pg_civil_from_days(int64_t days, int *year, int *month, int *day)
 {
-    z += 719468;
+    int64_t z = days + 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
     int64_t doe = z - era * 146097;
     int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;

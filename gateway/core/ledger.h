@@ -138,7 +138,7 @@ void pg_ledger_set_delete_wins_ties(pg_ledger *self, int on);
  * order. So rules 3 (links of a deleted entity), 6 and 9 are not applied again: they
  * would kill or re-create links on the strength of an older change read after a newer
  * one. Off by default. */
-void pg_ledger_set_explicit(pg_ledger *ledger, int on);
+void pg_ledger_set_explicit(pg_ledger *self, int on);
 
 /* Apply the changeset in inside the write transaction txn and append to out the
  * canonical updates to publish (rules above). res is overwritten. 0, or PG_EINVALID

@@ -91,20 +91,20 @@ pg_store_txn *pg_store_begin(pg_store *self, int write, char *errstr, size_t err
  * of parent when it commits and vanish when it aborts, leaving parent as it was.
  * While a child is open, parent must not be used. NULL on failure, with errstr. */
 pg_store_txn *pg_store_begin_child(pg_store_txn *parent, char *errstr, size_t errstr_size);
-/* Commit and end the transaction; *txn is set to NULL whether or not the commit
+/* Commit and end the transaction; *p is set to NULL whether or not the commit
  * succeeds (on failure nothing of it was written). A transaction in which a write
  * failed cannot commit: it is aborted and PG_ESTORE returned. 0 or PG_ESTORE (reason
  * contains "MDB_MAP_FULL" when the map is full). */
-int pg_store_commit(pg_store_txn **txn, char *errstr, size_t errstr_size);
-/* Abort and end the transaction; sets *txn to NULL; NULL-safe. Every change made in
+int pg_store_commit(pg_store_txn **p, char *errstr, size_t errstr_size);
+/* Abort and end the transaction; sets *p to NULL; NULL-safe. Every change made in
  * it (and in its children) is discarded. */
-void pg_store_abort(pg_store_txn **txn);
+void pg_store_abort(pg_store_txn **p);
 /* 1 for a write transaction. */
-int pg_store_txn_writable(const pg_store_txn *txn);
-pg_store *pg_store_txn_store(const pg_store_txn *txn);
+int pg_store_txn_writable(const pg_store_txn *self);
+pg_store *pg_store_txn_store(const pg_store_txn *self);
 /* The LMDB transaction, for a module that needs an LMDB call this wrapper does not
  * offer (include <lmdb.h> and use MDB_txn *). Do not commit or abort it directly. */
-struct MDB_txn *pg_store_txn_lmdb(pg_store_txn *txn);
+struct MDB_txn *pg_store_txn_lmdb(pg_store_txn *self);
 
 /* Flags of pg_store_db_open. */
 #define PG_STORE_DUPSORT 0x1 /* a key holds a sorted set of distinct values */
@@ -146,23 +146,23 @@ int pg_store_count(pg_store_txn *txn, pg_store_db db, size_t *count, char *errst
 pg_store_cursor *pg_store_cursor_open(pg_store_txn *txn, pg_store_db db, char *errstr,
                                       size_t errstr_size);
 void pg_store_cursor_close(pg_store_cursor **p);
-int pg_store_cursor_first(pg_store_cursor *cur, const void **key, size_t *klen, const void **val,
+int pg_store_cursor_first(pg_store_cursor *self, const void **key, size_t *klen, const void **val,
                           size_t *vlen);
-int pg_store_cursor_last(pg_store_cursor *cur, const void **key, size_t *klen, const void **val,
+int pg_store_cursor_last(pg_store_cursor *self, const void **key, size_t *klen, const void **val,
                          size_t *vlen);
 /* The first entry whose key is >= key. */
-int pg_store_cursor_seek(pg_store_cursor *cur, const void *key, size_t klen, const void **okey,
+int pg_store_cursor_seek(pg_store_cursor *self, const void *key, size_t klen, const void **okey,
                          size_t *oklen, const void **val, size_t *vlen);
 /* The first value of exactly key (DUPSORT: walk the rest with _next_dup). */
-int pg_store_cursor_find(pg_store_cursor *cur, const void *key, size_t klen, const void **val,
+int pg_store_cursor_find(pg_store_cursor *self, const void *key, size_t klen, const void **val,
                          size_t *vlen);
-int pg_store_cursor_next(pg_store_cursor *cur, const void **key, size_t *klen, const void **val,
+int pg_store_cursor_next(pg_store_cursor *self, const void **key, size_t *klen, const void **val,
                          size_t *vlen);
 /* DUPSORT: the next value of the current key; PG_ENOTFOUND after the last. */
-int pg_store_cursor_next_dup(pg_store_cursor *cur, const void **val, size_t *vlen);
+int pg_store_cursor_next_dup(pg_store_cursor *self, const void **val, size_t *vlen);
 /* Delete the entry the cursor is on (a write txn); _next then returns the entry that
  * followed it. 0 or PG_ESTORE. */
-int pg_store_cursor_del(pg_store_cursor *cur);
+int pg_store_cursor_del(pg_store_cursor *self);
 
 /* 1 (with the reason in out) once a value failed its checksum, else 0. */
 int pg_store_damaged(pg_store *self, char *out, size_t size);
