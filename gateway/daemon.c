@@ -56,11 +56,12 @@ struct pg_daemon {
     pg_curve_allow *curve_allow; /* the RMS keys the intake accepts (NULL: plain text) */
     pg_publisher *publisher;
     pg_intake *intake;
-    pg_dropdir *dropdir;            /* NULL: no intake.directory */
-    pg_partner_service *partner;    /* partner records in (NULL: no delivery configured) */
-    pg_echo *echo;                  /* drops the RMS's echoes of partner records */
-    pg_metrics *metrics;            /* NULL: no metrics.listen */
-    double store_used, store_limit; /* pg_store_space as ratios, taken once a second */
+    pg_dropdir *dropdir;             /* NULL: no intake.directory */
+    pg_partner_service *partner;     /* partner records in (NULL: no delivery configured) */
+    pg_echo *echo;                   /* drops the RMS's echoes of partner records */
+    pg_metrics *metrics;             /* NULL: no metrics.listen */
+    pg_partner_stats partner_before; /* of the partner services reloads stopped */
+    double store_used, store_limit;  /* pg_store_space as ratios, taken once a second */
     time_t store_space_at;
     char tid[64];
     pg_intake_stats last_intake;           /* the intake's counters when it closed */
@@ -448,6 +449,8 @@ static void s_metrics_update(pg_daemon *self, int spooled, const char *stopping)
     if (self->partner) {
         st.partner_running = 1;
         pg_partner_service_stats(self->partner, &st.partner);
+        /* counters since start, not since the last reload restarted the service */
+        pg_partner_stats_add(&st.partner, &self->partner_before);
         st.lag_count = pg_partner_service_lag(self->partner, &joined, st.lag, PG_PARTNER_MAX_LAG);
     }
     if (stopping) {
@@ -505,7 +508,13 @@ static int s_reload(pg_daemon *self, char *errstr, size_t errstr_size)
         return 0;
     }
     /* The partner thread reads the policy: stop it before the old one can go. */
-    pg_partner_service_stop(&self->partner, S_RELOAD_DRAIN_MS);
+    if (self->partner) {
+        pg_partner_stats last;
+        pg_partner_service_halt(self->partner, S_RELOAD_DRAIN_MS);
+        pg_partner_service_stats(self->partner, &last);
+        pg_partner_stats_add(&self->partner_before, &last);
+    }
+    pg_partner_service_stop(&self->partner, 0);
     char why[PG_ERRSTR_SIZE];
     self->live.policy = next->policy;
     if (self->metrics)

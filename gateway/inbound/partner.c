@@ -575,8 +575,7 @@ static int s_audit_take(pg_partner *self, char *errstr, size_t errstr_size)
     return 0;
 }
 
-/* to += d, field by field (a field added to pg_partner_stats is added here). */
-static void s_stats_add(pg_partner_stats *to, const pg_partner_stats *d)
+void pg_partner_stats_add(pg_partner_stats *to, const pg_partner_stats *d)
 {
     to->records += d->records;
     to->accepted += d->accepted;
@@ -665,7 +664,7 @@ int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n
     }
     self->delta.records = n;
     self->delta.batches = 1;
-    s_stats_add(&self->stats, &self->delta);
+    pg_partner_stats_add(&self->stats, &self->delta);
     return 0;
 }
 

@@ -126,6 +126,8 @@ typedef int (*pg_partner_offset_fn)(void *arg, const char *topic, int32_t partit
 int pg_partner_committable(pg_partner *self, pg_partner_offset_fn fn, void *arg);
 
 void pg_partner_get_stats(const pg_partner *self, pg_partner_stats *out);
+/* to += d, field by field (a field added to pg_partner_stats is added there). */
+void pg_partner_stats_add(pg_partner_stats *to, const pg_partner_stats *d);
 void pg_partner_get_compose_stats(const pg_partner *self, pg_compose_stats *out);
 
 #endif

@@ -294,17 +294,22 @@ int pg_partner_service_start(const pg_config *cfg, pg_store *store, pg_audit *au
     return 0;
 }
 
+void pg_partner_service_halt(pg_partner_service *self, int drain_ms)
+{
+    if (!self || !self->started)
+        return;
+    atomic_store(&self->drain_ms, drain_ms < 0 ? 0 : drain_ms);
+    atomic_store(&self->stop, 1);
+    pthread_join(self->thread, NULL);
+    self->started = 0;
+}
+
 void pg_partner_service_stop(pg_partner_service **p, int drain_ms)
 {
     if (!p || !*p)
         return;
-    pg_partner_service *s = *p;
-    if (s->started) {
-        atomic_store(&s->drain_ms, drain_ms < 0 ? 0 : drain_ms);
-        atomic_store(&s->stop, 1);
-        pthread_join(s->thread, NULL);
-    }
-    s_service_free(s);
+    pg_partner_service_halt(*p, drain_ms);
+    s_service_free(*p);
     *p = NULL;
 }
 

@@ -25,6 +25,9 @@ int pg_partner_service_start(const pg_config *cfg, pg_store *store, pg_audit *au
  * the offsets of what it stored, leave the group and join the thread. NULL-safe; sets
  * *p NULL. */
 void pg_partner_service_stop(pg_partner_service **p, int drain_ms);
+/* The same stop without freeing: pg_partner_service_stats then gives the counters it
+ * stopped with (pg_partner_service_stop frees it later). NULL-safe. */
+void pg_partner_service_halt(pg_partner_service *self, int drain_ms);
 /* The counters so far (a copy taken by the thread at most ~100 ms ago). */
 void pg_partner_service_stats(pg_partner_service *self, pg_partner_stats *out);
 

@@ -226,7 +226,6 @@ def main():
         on_dlq = count_records(args.brokers, dlq_topic, invalid)
         check("dead letters published = records on the dead-letter topic",
               dlq_published == on_dlq == invalid, "%s metric, %s read" % (dlq_published, on_dlq))
-        check("dead letters kept = rejected", val(samples, "polegate_dead_letters") == invalid)
         check("audit collect and disclose events = accepted",
               val(samples, "polegate_audit_events_total", action="collect") == valid and
               val(samples, "polegate_audit_events_total", action="disclose") == valid)
@@ -234,7 +233,8 @@ def main():
         check("publish latency observed", lat is not None and lat > 0, lat)
         for _ in range(300):  # the partner thread hands its figures over about once a second
             if (val(samples, "polegate_partner_consumer_lag", topic=partner_topic) == 0 and
-                    val(samples, "polegate_partner_updates_total", outcome="rejected") == 3):
+                    val(samples, "polegate_partner_updates_total", outcome="rejected") == 3 and
+                    val(samples, "polegate_dead_letters") == invalid + 3):
                 break
             time.sleep(0.2)
             samples = parse(get(mport, "/metrics")[1])
@@ -245,6 +245,10 @@ def main():
         check("partner: consumer lag 0 on the partner topic once read",
               val(samples, "polegate_partner_consumer_lag", topic=partner_topic) == 0,
               [(k, v) for k, v in samples.items() if k[0] == "polegate_partner_consumer_lag"])
+        # The 3 partner records that could not be read are partner dead letters too.
+        check("dead letters kept = rejected + the partner's 3",
+              val(samples, "polegate_dead_letters") == invalid + 3,
+              val(samples, "polegate_dead_letters"))
         ratio = val(samples, "polegate_store_used_ratio")
         check("store used ratio in (0, intake limit)", ratio is not None and 0 < ratio <
               (val(samples, "polegate_store_intake_limit_ratio") or 0), ratio)
@@ -279,6 +283,10 @@ def main():
             time.sleep(0.2)
         check("SIGHUP with a new policy version: the partner service restarts and rejoins",
               ready_again, fc.tail(daemon.log_path, 8))
+        samples = parse(get(mport, "/metrics")[1])
+        check("partner counters carried across the restart (4 skipped, 3 rejected)",
+              val(samples, "polegate_partner_updates_total", outcome="skipped") == 4 and
+              val(samples, "polegate_partner_updates_total", outcome="rejected") == 3)
         polegate = os.path.join(args.build_dir, "cli", "polegate")
         p = subprocess.run([polegate, "status", "--config", config, "--interval", "1"],
                            capture_output=True, text=True, timeout=30)
@@ -289,7 +297,7 @@ def main():
                         p.stdout) is not None and
               "since start %d accepted, 0 duplicate, %d rejected" % (valid, invalid) in p.stdout and
               "spool     0 records, 0 bytes waiting" in p.stdout and
-              "dead letters %d kept" % invalid in p.stdout and "last publish" in p.stdout,
+              "dead letters %d kept" % (invalid + 3) in p.stdout and "last publish" in p.stdout,
               p.stdout)
         rc = daemon.terminate()
         check("SIGTERM: exit 0", rc == 0)
