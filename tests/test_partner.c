@@ -960,7 +960,12 @@ START_TEST(test_partner_cannot_touch_another_partners_record)
     u->version = real_version + 3;
     s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
     u->marking = real_marking;
-    size_t attacks = 6;
+    /* an id that is not a UUID (once: the id map failed on it, retried for ever, and
+     * stopped all partner delivery) */
+    u->id = "not-a-uuid";
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    u->id = real_id;
+    size_t attacks = 7;
     /* then the real next version, properly */
     u->version = real_version + 4;
     s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
