@@ -690,6 +690,13 @@ START_TEST(test_nx5_links_follow_their_record_marking)
     s_apply_ok();
     l = s_find_link(s_lid("N1", R(SUBJECT), "P1"), UPSERT, 3);
     ck_assert_int_eq(l->marking->classification, C(SECRET));
+
+    /* merged into an OFFICIAL report, the SECRET one's link is the survivor's now */
+    s_msg(NULL);
+    s_merged_from(s_entity("N2", K(INTELLIGENCE), 1, UPSERT, 0), "N1", K(INTELLIGENCE));
+    s_apply_ok();
+    l = s_find_link(s_lid("N2", R(SUBJECT), "P1"), UPSERT, 1);
+    ck_assert_int_eq(l->marking->classification, C(OFFICIAL));
 }
 END_TEST
 

@@ -440,8 +440,12 @@ static int s_link_repoint(s_ctx *ctx, const pg_entity_update *e, pg_entity_ref *
     pg_link_update *c = s_link_copy(ctx, old);
     if (!c)
         return s_nomem(ctx);
-    if (s_merged_away(e, c->from->id) || strcmp(c->from->id, e->id) == 0)
+    if (s_merged_away(e, c->from->id) || strcmp(c->from->id, e->id) == 0) {
         c->from = survivor;
+        /* the survivor states it now: its marking, not the merged-away record's */
+        if (e->marking)
+            c->marking = e->marking;
+    }
     if (s_merged_away(e, c->to->id) || strcmp(c->to->id, e->id) == 0)
         c->to = survivor;
     if (c->from == c->to || (c->from == survivor && replaces_links))

@@ -60,7 +60,8 @@ typedef struct pg_store_txn pg_store_txn;
  *    else origin = the survivor's origin with the ref's native_id, kind = the ref's
  *    kind (or the survivor's), marking = the survivor's. Then each of its live links is emitted as
  *    DELETE and re-created with the merged-away end replaced by the survivor (new id by
- *    pg_identity_link, UPSERT), unless that link is already live, would link the
+ *    pg_identity_link, UPSERT; a link from the merged-away record takes the survivor's
+ *    marking, as the survivor now states it), unless that link is already live, would link the
  *    survivor to itself, or leaves the survivor and the survivor has replaces_links
  *    (its complete link list, already applied, decides its outbound links).
  *
