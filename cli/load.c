@@ -288,7 +288,8 @@ typedef struct s_load {
     /* The file being loaded. */
     s_input in;
     s_state st;
-    const char *state_path, *rejects_path;
+    /* Held here, not on s_load_path's stack: they outlive no call but must not dangle. */
+    char state_path[4096], rejects_path[4096 + 16];
     FILE *rejects;
     uint64_t start_offset, start_done;
     int64_t t0, last_save, last_report;
@@ -584,22 +585,20 @@ static void s_summary(const s_load *l, double secs, uint64_t sent)
 static int s_load_path(s_load *l, const char *path, const pg_adapter_ops *adapter,
                        const char *state_opt, const char *rejects_opt)
 {
-    char state_path[4096], rejects_path[4096 + 16];
-    snprintf(state_path, sizeof state_path, "%s", state_opt ? state_opt : "");
+    char *state_path = l->state_path, *rejects_path = l->rejects_path;
+    snprintf(state_path, sizeof l->state_path, "%s", state_opt ? state_opt : "");
     if (!state_opt)
-        snprintf(state_path, sizeof state_path, "%s.load-state", path);
+        snprintf(state_path, sizeof l->state_path, "%s.load-state", path);
     if (rejects_opt)
-        snprintf(rejects_path, sizeof rejects_path, "%s", rejects_opt);
+        snprintf(rejects_path, sizeof l->rejects_path, "%s", rejects_opt);
     else if (strcmp(path, "-"))
-        snprintf(rejects_path, sizeof rejects_path, "%s.rejects", path);
+        snprintf(rejects_path, sizeof l->rejects_path, "%s.rejects", path);
     else
-        snprintf(rejects_path, sizeof rejects_path, "%s.rejects", state_path);
+        snprintf(rejects_path, sizeof l->rejects_path, "%s.rejects", state_path);
     memset(&l->st, 0, sizeof l->st);
     memset(&l->in, 0, sizeof l->in);
     l->in.name = strcmp(path, "-") ? path : "<stdin>";
     l->in.adapter = adapter;
-    l->state_path = state_path;
-    l->rejects_path = rejects_path;
     l->rejects = NULL;
 
     int have = s_state_read(state_path, &l->st);

@@ -449,6 +449,9 @@ static int s_file(s_run *run, const char *path, pg_buf *data)
         run->rejected++;
         return rc == PG_ENOMEM ? rc : 0;
     }
+    /* s_check set run->adapter, or returned s_usage_error's 2: the analyzer does not
+     * follow the variadic s_usage_error.
+     * NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
     rc = run->adapter->split(data->data, data->len, s_message, run);
     if (rc == PG_ENOMEM)
         fprintf(stderr, "polegate translate: %s: %s\n", run->file, pg_strerror(rc));
