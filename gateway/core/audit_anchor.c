@@ -23,7 +23,7 @@ struct pg_audit_anchor {
     uint64_t last_seq;
     int published_once;
     pg_buf msg;
-    atomic_uint_fast64_t published, failed;
+    atomic_uint_fast64_t published; /* checkpoints the broker stored: _publish waits on it */
 };
 
 static void s_dr(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
@@ -34,7 +34,6 @@ static void s_dr(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
         atomic_fetch_add(&a->published, 1);
         return;
     }
-    atomic_fetch_add(&a->failed, 1);
     pg_log(PG_LOG_ERROR, "audit: checkpoint not stored in %s: %s", rd_kafka_topic_name(rkm->rkt),
            rd_kafka_err2str(rkm->err));
 }
@@ -141,12 +140,6 @@ int pg_audit_anchor_publish(pg_audit_anchor *a, int timeout_ms, char *errstr, si
         return pg_errf(PG_EKAFKA, errstr, errstr_size, "audit checkpoint not stored in %s",
                        a->topic);
     return 0;
-}
-
-void pg_audit_anchor_get_stats(pg_audit_anchor *a, pg_audit_anchor_stats *out)
-{
-    out->published = atomic_load(&a->published);
-    out->failed = atomic_load(&a->failed);
 }
 
 void pg_audit_anchor_destroy(pg_audit_anchor **p)

@@ -12,11 +12,6 @@
 
 typedef struct pg_audit_anchor pg_audit_anchor;
 
-typedef struct pg_audit_anchor_stats {
-    uint64_t published; /* checkpoints the broker stored */
-    uint64_t failed;    /* checkpoints the broker did not take */
-} pg_audit_anchor_stats;
-
 /* A producer for cfg's brokers and kafka.properties (TLS, SASL) that publishes
  * checkpoints of audit, signed with key (copied), to topic, every interval_ms. audit
  * is borrowed. NULL with errstr. */
@@ -30,7 +25,6 @@ void pg_audit_anchor_tick(pg_audit_anchor *anchor);
  * or PG_EKAFKA / PG_ETIMEOUT with errstr. */
 int pg_audit_anchor_publish(pg_audit_anchor *anchor, int timeout_ms, char *errstr,
                             size_t errstr_size);
-void pg_audit_anchor_get_stats(pg_audit_anchor *anchor, pg_audit_anchor_stats *out);
 /* NULL-safe; sets *p to NULL. Waits for nothing: call _publish first at shutdown. */
 void pg_audit_anchor_destroy(pg_audit_anchor **p);
 
