@@ -1012,6 +1012,119 @@ START_TEST(test_partner_cannot_touch_another_partners_record)
 }
 END_TEST
 
+typedef struct s_dl_ids {
+    uint64_t ids[512];
+    int n;
+} s_dl_ids;
+
+static int s_collect_partner_dl(void *ud, const pg_dlq_entry *de)
+{
+    s_dl_ids *c = ud;
+    if (de->kind == PG_DLQ_PARTNER && c->n < 512)
+        c->ids[c->n++] = de->id;
+    return 0;
+}
+
+static s_dl_ids s_partner_dl_ids(pg_store *st)
+{
+    s_dl_ids c = {.n = 0};
+    pg_dlq *dlq = pg_dlq_new(st, NULL, e, sizeof e);
+    ck_assert_msg(dlq != NULL, "%s", e);
+    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    ck_assert_int_eq(pg_dlq_each(dlq, txn, s_collect_partner_dl, &c, e, sizeof e), 0);
+    pg_store_abort(&txn);
+    pg_dlq_destroy(&dlq);
+    return c;
+}
+
+/* Replay of partner dead letters: ESX's records, refused while ESX was not yet a
+ * partner of MER, are replayed once the policy names it and reach the RMS; a forged
+ * record (an id that is not its origin's) replayed passes the same checks and stays
+ * refused, as a new dead letter. Both are audited as replays. */
+START_TEST(test_partner_dead_letter_replay)
+{
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 0, ESX_TO_MER);
+    size_t good = f->n;
+    ck_assert_uint_lt(good, 500);
+    pg_entity_update *u = s_person_of(f, 1);
+    char knt_id[PG_UUID_STR_SIZE], *real_id = u->id;
+    ck_assert_int_eq(pg_identity_entity("KNT", "ATHENA", "PERSON", "P0000000042", knt_id), 0);
+    u->id = knt_id;
+    u->version += 1;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    u->id = real_id;
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+
+    /* MER's policy before ESX was configured as a partner */
+    char *before = g_strdup(s_policy_mer);
+    char *cut = strstr(before, "  partners:\n");
+    ck_assert_ptr_nonnull(cut);
+    *cut = 0;
+    pg_policy *pol0 = s_policy(before, "MER");
+    g_free(before);
+    pg_store *st = s_store_open();
+    pg_audit *audit = pg_audit_new(s_audit, NULL, e, sizeof e);
+    ck_assert_msg(audit != NULL, "%s", e);
+    pg_partner *p = s_partner_dir(st, pol0, "MER", &pg_adapter_niche, audit);
+    ck_assert_msg(pg_partner_take(p, f->recs, f->n, e, sizeof e) == 0, "%s", e);
+    s_drain(p);
+    pg_partner_stats ps;
+    pg_partner_get_stats(p, &ps);
+    ck_assert_uint_eq(ps.rejected, good + 1);
+    ck_assert_uint_eq(ps.accepted, 0);
+    pg_partner_destroy(&p);
+    size_t files = 0;
+    pg_rms_model *m = s_model_of_drop(&pg_adapter_niche, &files);
+    ck_assert_uint_eq(files, 0);
+    pg_rms_model_destroy(&m);
+    s_dl_ids dls = s_partner_dl_ids(st);
+    ck_assert_int_eq(dls.n, (int)good + 1);
+
+    /* the fix: ESX is configured; every dead letter replayed through the pipeline */
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    p = s_partner_dir(st, pol, "MER", &pg_adapter_niche, audit);
+    int accepted = 0, refused = 0;
+    char outcome[16];
+    for (int i = 0; i < dls.n; i++) {
+        int rc = pg_partner_replay(p, dls.ids[i], outcome, e, sizeof e);
+        if (rc == 0) {
+            ck_assert_str_eq(outcome, "accepted");
+            accepted++;
+        } else {
+            ck_assert_int_eq(rc, PG_EINVALID);
+            ck_assert_str_eq(outcome, "refused");
+            ck_assert_msg(strstr(e, "not the UUIDv5 of its origin"), "%s", e);
+            refused++;
+        }
+    }
+    ck_assert_int_eq(accepted, (int)good);
+    ck_assert_int_eq(refused, 1);
+    /* a dead letter replayed is gone: a second replay finds nothing */
+    ck_assert_int_eq(pg_partner_replay(p, dls.ids[0], outcome, e, sizeof e), PG_ENOTFOUND);
+    s_drain(p);
+    pg_partner_get_stats(p, &ps);
+    ck_assert_uint_ge(ps.stored, 1);
+    pg_partner_destroy(&p);
+    m = s_model_of_drop(&pg_adapter_niche, &files);
+    ck_assert_uint_ge(files, 1);
+    pg_rms_model_destroy(&m);
+    /* only the forged one is left, as a new dead letter */
+    s_dl_ids left = s_partner_dl_ids(st);
+    ck_assert_int_eq(left.n, 1);
+    ck_assert_uint_gt(left.ids[0], dls.ids[dls.n - 1]);
+    pg_audit_destroy(&audit);
+    gchar *text = NULL;
+    ck_assert(g_file_get_contents(s_audit, &text, NULL, NULL));
+    ck_assert_msg(strstr(text, "\"party\":\"dlq-replay:" ESX_TO_MER "\""), "%s", text);
+    ck_assert_ptr_nonnull(strstr(text, "PG_EINVALID:identity"));
+    g_free(text);
+    pg_store_destroy(&st);
+    pg_policy_destroy(&pol);
+    pg_policy_destroy(&pol0);
+    s_feed_free(&f);
+}
+END_TEST
+
 /* ------------------------------------------------------------ ZeroMQ, acks, restarts */
 
 typedef struct s_router {
@@ -1713,6 +1826,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_inbound_checks_and_audit);
     tcase_add_test(tc, test_audit_fails_closed);
     tcase_add_test(tc, test_partner_cannot_touch_another_partners_record);
+    tcase_add_test(tc, test_partner_dead_letter_replay);
     tcase_add_test(tc, test_offsets_wait_for_acks_and_window);
     tcase_add_test(tc, test_rms_rejection_is_a_dead_letter);
     tcase_add_test(tc, test_restart_sends_the_import_queue_again);

@@ -77,7 +77,9 @@ void pg_dlq_destroy(pg_dlq **p)
  * strings, then the bytes (to the end of the value). Host byte order. An import entry
  * (PG_DLQ_IMPORT) has S_IMPORT_BIT set in original_len and three more strings after
  * format: kind ("import"), ref, ids; intake entries keep the first layout, so stores
- * written before import entries existed read as they did. */
+ * written before import entries existed read as they did. A partner entry keeps its
+ * record's headers: kind "partner.h" and three more strings (key, pg-origin-force,
+ * pg-agreement), each "=" and the value, or "" when the header was absent. */
 #define S_IMPORT_BIT ((uint64_t)1 << 63)
 
 const char *pg_dlq_kind_name(pg_dlq_kind kind)
@@ -102,18 +104,29 @@ static int s_parse(const uint8_t *key, size_t klen, const uint8_t *v, size_t vle
     e->original_len = (size_t)(orig & ~S_IMPORT_BIT);
     const uint8_t *p = v + 16, *end = v + vlen;
     const char *kind = "";
-    const char **strs[6] = {&e->reason, &e->origin, &e->format, &kind, &e->ref, &e->ids};
+    const char *hdr[3] = {NULL, NULL, NULL};
+    const char **strs[9] = {&e->reason, &e->origin, &e->format, &kind, &e->ref,
+                            &e->ids,    &hdr[0],    &hdr[1],    &hdr[2]};
     e->ref = e->ids = "";
-    for (int i = 0; i < (import ? 6 : 3); i++) {
+    for (int i = 0; i < (import ? 6 : 3) || (i < 9 && !strcmp(kind, "partner.h")); i++) {
         const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
         if (!nul)
             goto bad;
         *strs[i] = (const char *)p;
         p = nul + 1;
     }
-    if (import && strcmp(kind, "import") && strcmp(kind, "partner"))
+    if (import && strcmp(kind, "import") && strcmp(kind, "partner") && strcmp(kind, "partner.h"))
         goto bad;
-    e->kind = !import ? PG_DLQ_INTAKE : !strcmp(kind, "partner") ? PG_DLQ_PARTNER : PG_DLQ_IMPORT;
+    e->kind = !import ? PG_DLQ_INTAKE : !strcmp(kind, "import") ? PG_DLQ_IMPORT : PG_DLQ_PARTNER;
+    if (hdr[0]) {
+        for (int i = 0; i < 3; i++)
+            if (*hdr[i] && *hdr[i] != '=')
+                goto bad;
+        e->headers_kept = 1;
+        e->key = *hdr[0] ? hdr[0] + 1 : NULL;
+        e->hdr_force = *hdr[1] ? hdr[1] + 1 : NULL;
+        e->hdr_agreement = *hdr[2] ? hdr[2] + 1 : NULL;
+    }
     e->data = p;
     e->len = (size_t)(end - p);
     return 0;
@@ -160,13 +173,20 @@ int pg_dlq_add(pg_dlq *self, pg_store_txn *txn, pg_dlq_entry *e, size_t *evicted
         orig |= S_IMPORT_BIT;
     pg_buf *b = &self->value;
     pg_buf_reset(b);
+    int partner = e->kind == PG_DLQ_PARTNER;
     const char *strs[6] = {e->reason ? e->reason : "", e->origin ? e->origin : "",
-                           e->format ? e->format : "", pg_dlq_kind_name(e->kind),
+                           e->format ? e->format : "", partner ? "partner.h" : pg_dlq_kind_name(e->kind),
                            e->ref ? e->ref : "",       e->ids ? e->ids : ""};
+    const char *hdr[3] = {e->key, e->hdr_force, e->hdr_agreement};
     int rc = pg_buf_append(b, &e->received_ms, 8);
     rc = rc ? rc : pg_buf_append(b, &orig, 8);
     for (int i = 0; !rc && i < (import ? 6 : 3); i++)
         rc = pg_buf_append(b, strs[i], strlen(strs[i]) + 1);
+    for (int i = 0; !rc && partner && i < 3; i++) {
+        if (hdr[i])
+            rc = pg_buf_append(b, "=", 1);
+        rc = rc ? rc : pg_buf_append(b, hdr[i] ? hdr[i] : "", (hdr[i] ? strlen(hdr[i]) : 0) + 1);
+    }
     rc = rc ? rc : pg_buf_append(b, e->data, len);
     if (rc)
         return pg_errf(PG_ENOMEM, errstr, errstr_size, "dlq: out of memory");

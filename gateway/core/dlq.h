@@ -70,6 +70,11 @@ typedef struct pg_dlq_entry {
     const char *ref; /* import: the correlation id the RMS saw ("pg-<instance>-<seq>");
                       * partner: "<topic> [<partition>] @<offset>" */
     const char *ids; /* the canonical ids the message carried, comma-separated */
+    /* PG_DLQ_PARTNER only: the record's headers as they came, for a replay that passes
+     * the same checks (NULL: the header was absent). headers_kept is 0 in entries
+     * written before they were kept: those are not replayed. */
+    int headers_kept;
+    const char *key, *hdr_force, *hdr_agreement;
 } pg_dlq_entry;
 
 typedef struct pg_dlq_stats {

@@ -162,9 +162,15 @@ static int s_note_event(pg_partner *self, const char *topic, pg_audit_action act
     e->partner = partner ? partner->force : NULL;
     e->agreement = partner ? partner->agreement : NULL;
     size_t tl = strlen(topic ? topic : "");
-    char *party = pg_arena_alloc(a, tl + sizeof "partner:");
-    if (party)
-        snprintf(party, tl + sizeof "partner:", "partner:%s", topic ? topic : "");
+    char *party;
+        {
+        /* a replayed dead letter's events say so (the operator's act, not the partner's) */
+        const char *who = self->replaying ? "dlq-replay:" : "partner:";
+        size_t n = tl + sizeof "dlq-replay:";
+        party = pg_arena_alloc(a, n);
+        if (party)
+            snprintf(party, n, "%s%s", who, topic ? topic : "");
+    }
     e->party = party;
     return party ? 0 : PG_ENOMEM;
 }
@@ -244,6 +250,8 @@ static int s_dead_letter(s_take *t, const pg_partner_record *r, const char *forc
     pg_partner *p = t->p;
     if (!p->dlq)
         return 0;
+    if (p->replaying)
+        snprintf(p->replay_reason, sizeof p->replay_reason, "%s", reason);
     char ref[320];
     snprintf(ref, sizeof ref, "%s [%d] @%" PRId64, r->topic, (int)r->partition, r->offset);
     pg_dlq_entry de = {.received_ms = pg_time_wall_ms(),
@@ -254,7 +262,10 @@ static int s_dead_letter(s_take *t, const pg_partner_record *r, const char *forc
                        .len = r->len,
                        .kind = PG_DLQ_PARTNER,
                        .ref = ref,
-                       .ids = id ? id : ""};
+                       .ids = id ? id : "",
+                       .key = r->key,
+                       .hdr_force = r->force,
+                       .hdr_agreement = r->agreement};
     size_t evicted = 0;
     return pg_dlq_add(p->dlq, t->txn, &de, &evicted, t->errstr, t->errstr_size);
 }
@@ -263,7 +274,8 @@ static int s_dead_letter(s_take *t, const pg_partner_record *r, const char *forc
 static int s_record(s_take *t, const pg_partner_record *r)
 {
     pg_partner *p = t->p;
-    int rc = s_note_offset(p, r);
+    /* a replay's offset is long committed: noting it would move the group back */
+    int rc = p->replaying ? 0 : s_note_offset(p, r);
     if (rc)
         return s_nomem(t->errstr, t->errstr_size);
     int entity = r->type && !strcmp(r->type, PG_TYPE_ENTITY);
@@ -605,6 +617,9 @@ int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n
     if (!(t.txn = pg_store_begin(self->store, 1, errstr, errstr_size)))
         return PG_ESTORE;
     int rc = 0;
+    /* the dead letter replayed goes in the same transaction as what replaces it */
+    if (self->replaying)
+        rc = pg_dlq_delete(self->dlq, t.txn, self->replaying, errstr, errstr_size);
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = s_record(&t, &records[i]);
     if (rc == 0 && self->acc->count)
@@ -666,6 +681,81 @@ int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n
     self->delta.batches = 1;
     pg_partner_stats_add(&self->stats, &self->delta);
     return 0;
+}
+
+int pg_partner_replay(pg_partner *self, uint64_t id, char outcome[16], char *errstr,
+                      size_t errstr_size)
+{
+    snprintf(outcome, 16, "kept");
+    pg_store_txn *txn = pg_store_begin(self->store, 0, errstr, errstr_size);
+    pg_dlq_entry e;
+    int rc = txn ? pg_dlq_get(self->dlq, txn, id, &e, errstr, errstr_size) : PG_ESTORE;
+    if (!rc && e.kind != PG_DLQ_PARTNER)
+        rc = pg_errf(PG_EUSAGE, errstr, errstr_size, "dead letter %" PRIu64 ": not a partner record",
+                     id);
+    if (!rc && !e.headers_kept)
+        rc = pg_errf(PG_EUSAGE, errstr, errstr_size,
+                     "dead letter %" PRIu64 ": kept without its headers (before replay existed): "
+                     "the partner sends it again",
+                     id);
+    if (!rc && e.original_len > e.len)
+        rc = pg_errf(PG_ETOOBIG, errstr, errstr_size,
+                     "dead letter %" PRIu64 ": only %zu of its %zu bytes were kept", id, e.len,
+                     e.original_len);
+    /* ref is "<topic> [<partition>] @<offset>" (s_dead_letter) */
+    char topic[256] = "";
+    int partition = 0;
+    long long offset = 0;
+    if (!rc && sscanf(e.ref, "%255s [%d] @%lld", topic, &partition, &offset) != 3)
+        rc = pg_errf(PG_EINTERNAL, errstr, errstr_size, "dead letter %" PRIu64 ": damaged record",
+                     id);
+    /* copies: the take writes the store the entry points into */
+    char *key = NULL, *force = NULL, *agreement = NULL, *type = NULL;
+    uint8_t *value = NULL;
+    if (!rc && ((e.key && !(key = strdup(e.key))) || (e.hdr_force && !(force = strdup(e.hdr_force))) ||
+                (e.hdr_agreement && !(agreement = strdup(e.hdr_agreement))) ||
+                !(type = strdup(e.format)) || !(value = malloc(e.len ? e.len : 1))))
+        rc = s_nomem(errstr, errstr_size);
+    if (!rc)
+        memcpy(value, e.data, e.len);
+    pg_partner_record r = {.topic = topic,
+                           .partition = partition,
+                           .offset = offset,
+                           .key = key,
+                           .value = value,
+                           .len = rc ? 0 : e.len,
+                           .type = type && *type ? type : NULL,
+                           .force = force,
+                           .agreement = agreement};
+    pg_store_abort(&txn);
+    if (!rc) {
+        self->replaying = id;
+        self->replay_reason[0] = 0;
+        rc = pg_partner_take(self, &r, 1, errstr, errstr_size);
+        self->replaying = 0;
+    }
+    if (!rc) {
+        const pg_partner_stats *d = &self->delta;
+        if (d->accepted)
+            snprintf(outcome, 16, "accepted");
+        else if (d->duplicates)
+            snprintf(outcome, 16, "duplicate");
+        else if (d->stale)
+            snprintf(outcome, 16, "stale");
+        else if (d->skipped)
+            snprintf(outcome, 16, "skipped");
+        else {
+            snprintf(outcome, 16, "refused");
+            rc = pg_errf(PG_EINVALID, errstr, errstr_size, "%s",
+                         self->replay_reason[0] ? self->replay_reason : "refused by the ledger");
+        }
+    }
+    free(key);
+    free(force);
+    free(agreement);
+    free(type);
+    free(value);
+    return rc;
 }
 
 void pg_partner_get_stats(const pg_partner *self, pg_partner_stats *out)

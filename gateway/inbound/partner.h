@@ -110,6 +110,19 @@ void pg_partner_destroy(pg_partner **p);
  * caller takes the same records again later. */
 int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n, char *errstr,
                     size_t errstr_size);
+/* Replay partner dead letter id: its record (bytes and headers as they came) taken
+ * again by pg_partner_take, through every check a live record passes, after a fix (a
+ * partner configured, a ceiling raised). In the take's transaction the dead letter is
+ * removed; a record refused again becomes a new dead letter with today's reason. Its
+ * offset is not committed again (the consumer is past it). The audit events are the
+ * take's, with party "dlq-replay:<topic>". 0 taken (outcome: "accepted", "duplicate",
+ * "stale"); PG_EINVALID refused again (outcome "refused", errstr its reason);
+ * PG_EUSAGE not a partner dead letter or kept without its headers; PG_ETOOBIG only part
+ * of it kept (both kept as they are); PG_ENOTFOUND, or the take's error. outcome holds
+ * 16 bytes. Only the process that owns the partner pipeline may call it: the daemon's
+ * partner thread, or `polegate dlq replay` while the daemon is stopped. */
+int pg_partner_replay(pg_partner *self, uint64_t id, char outcome[16], char *errstr,
+                      size_t errstr_size);
 /* Submit what waits, wait up to timeout_ms for acks, and forget stored messages from
  * the import queue. The number of results, or negative with errstr (a store failure: the
  * results stay pending and are retried by the next call). */

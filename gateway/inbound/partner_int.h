@@ -93,6 +93,8 @@ struct pg_partner {
     size_t n_offs, cap_offs;
     pg_partner_stats stats;
     pg_partner_stats delta; /* of the take in progress */
+    uint64_t replaying;     /* the partner dead letter the take replays (0: a live take) */
+    char replay_reason[256]; /* why the replayed record was refused again */
     int64_t removed_at;     /* when acknowledged messages were last removed */
 };
 
