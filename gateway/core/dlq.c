@@ -105,7 +105,7 @@ static int s_parse(const uint8_t *key, size_t klen, const uint8_t *v, size_t vle
     const uint8_t *p = v + 16, *end = v + vlen;
     const char *kind = "";
     const char *hdr[3] = {NULL, NULL, NULL};
-    const char **strs[9] = {&e->reason, &e->origin, &e->format, &kind, &e->ref,
+    const char **strs[9] = {&e->reason, &e->origin, &e->format, &kind,  &e->ref,
                             &e->ids,    &hdr[0],    &hdr[1],    &hdr[2]};
     e->ref = e->ids = "";
     for (int i = 0; i < (import ? 6 : 3) || (i < 9 && !strcmp(kind, "partner.h")); i++) {
@@ -174,9 +174,10 @@ int pg_dlq_add(pg_dlq *self, pg_store_txn *txn, pg_dlq_entry *e, size_t *evicted
     pg_buf *b = &self->value;
     pg_buf_reset(b);
     int partner = e->kind == PG_DLQ_PARTNER;
-    const char *strs[6] = {e->reason ? e->reason : "", e->origin ? e->origin : "",
-                           e->format ? e->format : "", partner ? "partner.h" : pg_dlq_kind_name(e->kind),
-                           e->ref ? e->ref : "",       e->ids ? e->ids : ""};
+    const char *strs[6] = {
+        e->reason ? e->reason : "", e->origin ? e->origin : "",
+        e->format ? e->format : "", partner ? "partner.h" : pg_dlq_kind_name(e->kind),
+        e->ref ? e->ref : "",       e->ids ? e->ids : ""};
     const char *hdr[3] = {e->key, e->hdr_force, e->hdr_agreement};
     int rc = pg_buf_append(b, &e->received_ms, 8);
     rc = rc ? rc : pg_buf_append(b, &orig, 8);

@@ -163,7 +163,7 @@ static int s_note_event(pg_partner *self, const char *topic, pg_audit_action act
     e->agreement = partner ? partner->agreement : NULL;
     size_t tl = strlen(topic ? topic : "");
     char *party;
-        {
+    {
         /* a replayed dead letter's events say so (the operator's act, not the partner's) */
         const char *who = self->replaying ? "dlq-replay:" : "partner:";
         size_t n = tl + sizeof "dlq-replay:";
@@ -691,8 +691,8 @@ int pg_partner_replay(pg_partner *self, uint64_t id, char outcome[16], char *err
     pg_dlq_entry e;
     int rc = txn ? pg_dlq_get(self->dlq, txn, id, &e, errstr, errstr_size) : PG_ESTORE;
     if (!rc && e.kind != PG_DLQ_PARTNER)
-        rc = pg_errf(PG_EUSAGE, errstr, errstr_size, "dead letter %" PRIu64 ": not a partner record",
-                     id);
+        rc = pg_errf(PG_EUSAGE, errstr, errstr_size,
+                     "dead letter %" PRIu64 ": not a partner record", id);
     if (!rc && !e.headers_kept)
         rc = pg_errf(PG_EUSAGE, errstr, errstr_size,
                      "dead letter %" PRIu64 ": kept without its headers (before replay existed): "
@@ -712,9 +712,10 @@ int pg_partner_replay(pg_partner *self, uint64_t id, char outcome[16], char *err
     /* copies: the take writes the store the entry points into */
     char *key = NULL, *force = NULL, *agreement = NULL, *type = NULL;
     uint8_t *value = NULL;
-    if (!rc && ((e.key && !(key = strdup(e.key))) || (e.hdr_force && !(force = strdup(e.hdr_force))) ||
-                (e.hdr_agreement && !(agreement = strdup(e.hdr_agreement))) ||
-                !(type = strdup(e.format)) || !(value = malloc(e.len ? e.len : 1))))
+    if (!rc &&
+        ((e.key && !(key = strdup(e.key))) || (e.hdr_force && !(force = strdup(e.hdr_force))) ||
+         (e.hdr_agreement && !(agreement = strdup(e.hdr_agreement))) ||
+         !(type = strdup(e.format)) || !(value = malloc(e.len ? e.len : 1))))
         rc = s_nomem(errstr, errstr_size);
     if (!rc)
         memcpy(value, e.data, e.len);

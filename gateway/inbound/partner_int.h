@@ -92,10 +92,10 @@ struct pg_partner {
     pg_partner_off *offs; /* the take's offsets */
     size_t n_offs, cap_offs;
     pg_partner_stats stats;
-    pg_partner_stats delta; /* of the take in progress */
-    uint64_t replaying;     /* the partner dead letter the take replays (0: a live take) */
+    pg_partner_stats delta;  /* of the take in progress */
+    uint64_t replaying;      /* the partner dead letter the take replays (0: a live take) */
     char replay_reason[256]; /* why the replayed record was refused again */
-    int64_t removed_at;     /* when acknowledged messages were last removed */
+    int64_t removed_at;      /* when acknowledged messages were last removed */
 };
 
 /* Opens the pipeline's databases (partner.seen, .outbox (the import queue), .meta, .outids) and
