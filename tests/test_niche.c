@@ -1605,6 +1605,25 @@ START_TEST(test_encode_ops_and_ids)
 }
 END_TEST
 
+/* A GID is read from the record's UUID: an id that is not one is refused, not read past. */
+START_TEST(test_gid_candidate_needs_a_uuid)
+{
+    const pg_adapter_ops *a = pg_adapter_find("nx5");
+    char gid[17], e[256];
+    static const char *const bad[] = {"", "abcd", "19d2bfc8-4ff4-5442", "not a uuid at all"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        for (uint64_t n = 0; n < 2; n++) {
+            ck_assert_int_eq(a->ids->candidate(NULL, bad[i], 1, n, gid, sizeof gid, e, sizeof e),
+                             PG_EINVALID);
+            ck_assert_ptr_nonnull(strstr(e, "is not a UUID"));
+        }
+    ck_assert_int_eq(a->ids->candidate(NULL, "19d2bfc8-4ff4-5442-8c3e-7d1c3f4a9b01", 1, 1, gid,
+                                       sizeof gid, e, sizeof e),
+                     0);
+    ck_assert_str_eq(gid, "8C3E7D1C3F4A9B01");
+}
+END_TEST
+
 START_TEST(test_encode_refusals)
 {
     char err[PG_ERRSTR_SIZE];
@@ -1718,6 +1737,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_encode_header);
     tcase_add_test(tc, test_encode_ops_and_ids);
     tcase_add_test(tc, test_encode_refusals);
+    tcase_add_test(tc, test_gid_candidate_needs_a_uuid);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -26,10 +26,17 @@ static int s_id_candidate(const char *const *settings, const char *uuid, int kin
         return pg_errf(PG_EUSAGE, errstr, errstr_size, "output buffer too small");
     char hex[33];
     size_t k = 0;
-    for (const char *p = uuid; *p && k < 32; p++)
+    const char *p = uuid;
+    for (; *p && k < 32; p++)
         if (*p != '-')
             hex[k++] = *p;
     hex[k] = '\0';
+    /* The candidates read 16 of the 32 digits: a shorter id would read past them. */
+    int ok = k == 32 && !*p;
+    for (size_t i = 0; ok && i < k; i++)
+        ok = g_ascii_isxdigit(hex[i]);
+    if (!ok)
+        return pg_errf(PG_EINVALID, errstr, errstr_size, "'%.40s' is not a UUID", uuid);
     const char *src = hex;
     char *sum = NULL;
     if (n == 1) {

@@ -489,8 +489,8 @@ pg_metrics *pg_metrics_new(const char *listen, const char *force, char *errstr, 
     m->st.store_used_ratio = -1;
     if (!listen)
         return m;
-    struct sockaddr_storage sa;
-    socklen_t salen;
+    struct sockaddr_storage sa = {0}; /* s_resolve fills it or fails (pg_errf's code) */
+    socklen_t salen = 0;
     if (s_resolve(listen, &sa, &salen, errstr, errstr_size))
         goto err;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;

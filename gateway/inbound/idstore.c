@@ -239,7 +239,7 @@ pg_idstore *pg_idstore_new(pg_store *store, const pg_idstore_config *cfg, char *
                            size_t errstr_size)
 {
     const char *format = cfg && cfg->format ? cfg->format : "";
-    const pg_adapter_ops *adapter = pg_adapter_find(format);
+    const pg_adapter_ops *adapter = cfg ? pg_adapter_find(cfg->format) : NULL;
     if (!adapter || !adapter->ids) {
         char known[64] = "";
         for (size_t i = 0; pg_adapter_at(i); i++)

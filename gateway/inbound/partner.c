@@ -670,7 +670,7 @@ int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n
     }
     self->next_seq += self->n_staged;
     self->n_staged = 0;
-    if (self->n_offs) {
+    if (b.offs) { /* allocated above exactly when the take had offsets */
         memcpy(b.offs, self->offs, self->n_offs * sizeof *b.offs);
         b.n_offs = self->n_offs;
         b.last_seq = self->next_seq - 1;
