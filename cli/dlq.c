@@ -3,14 +3,18 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
+#include "audit.h"
+
 #include "cli.h"
 #include "config.h"
 #include "dlq.h"
+#include "partner.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
 #include "rms_delivery.h"
@@ -64,6 +68,7 @@ typedef struct s_dlq_cli {
     const char *to;
     pg_rms_delivery_config rms; /* import dead letters: transport and endpoint */
     int timeout_ms;
+    const pg_config *cfg; /* partner dead letters: the pipeline's configuration */
 } s_dlq_cli;
 
 static int s_usage_error(const char *what)
@@ -144,10 +149,18 @@ static int s_show(s_dlq_cli *c, uint64_t id)
                 printf("kind: import (rejected by our RMS; replay sends it to the RMS)\n"
                        "correlation: %s\nids: %s\n\n",
                        e.ref, e.ids);
-            if (e.kind == PG_DLQ_PARTNER)
-                printf("kind: partner (a partner's record we refused; the partner sends a "
-                       "corrected one)\nrecord: %s\nids: %s\n\n",
+            if (e.kind == PG_DLQ_PARTNER) {
+                printf("kind: partner (a partner's record we refused; replay takes it through "
+                       "the partner pipeline again)\nrecord: %s\nids: %s\nheaders:",
                        e.ref, e.ids);
+                if (!e.headers_kept)
+                    printf(" not kept (not replayable)");
+                if (e.hdr_force)
+                    printf(" pg-origin-force=%s", e.hdr_force);
+                if (e.hdr_agreement)
+                    printf(" pg-agreement=%s", e.hdr_agreement);
+                printf("\n\n");
+            }
         }
         fwrite(e.data, 1, e.len, stdout);
         if (!c->raw)
@@ -293,22 +306,118 @@ static int s_resend_one(s_dlq_cli *c, uint64_t id)
     return rc == PG_ETIMEOUT || rc == PG_EIO ? 2 : 1;
 }
 
+/* Partner dead letters: the partner pipeline of the config, in this process, while the
+ * daemon is stopped. Only one process may own the pipeline (its import queue sequence,
+ * its results in memory), and LMDB would let both write: the audit log's exclusive
+ * lock, which the daemon holds while it runs, is what keeps them apart. */
+static int s_replay_partner(s_dlq_cli *c, const uint64_t *ids, size_t n)
+{
+    const pg_config *cfg = c->cfg;
+    if (!cfg) {
+        fprintf(stderr, "polegate dlq: partner dead letters are replayed with --config FILE "
+                        "(the partner pipeline's policy, adapter, audit log and RMS)\n");
+        return 2;
+    }
+    char why[PG_ERRSTR_SIZE];
+    pg_audit_key key;
+    if (cfg->audit_key_file && pg_audit_key_load(cfg->audit_key_file, &key, why, sizeof why)) {
+        fprintf(stderr, "polegate dlq: audit.key_file: %s\n", why);
+        return 2;
+    }
+    pg_audit_options ao = {.sync_every = cfg->audit_sync_every,
+                           .key = cfg->audit_key_file ? &key : NULL,
+                           .rotate_bytes = cfg->audit_rotate_bytes,
+                           .rotate_ms = (int64_t)cfg->audit_rotate_seconds * 1000};
+    pg_audit *audit = pg_audit_new(cfg->audit_path, &ao, why, sizeof why);
+    sodium_memzero(&key, sizeof key);
+    if (!audit) {
+        fprintf(stderr,
+                "polegate dlq: audit %s: %s (partner dead letters are replayed while "
+                "polegated is stopped)\n",
+                cfg->audit_path, why);
+        return 2;
+    }
+    pg_partner_opts popts = {
+        .force = cfg->force,
+        .adapter = cfg->adapter,
+        .policy = cfg->policy,
+        .store = c->store,
+        .audit = audit,
+        .adapter_settings = (const char *const *)cfg->adapter_settings,
+        .delivery = {.transport = cfg->delivery_transport,
+                     .endpoint = cfg->delivery_endpoint,
+                     .window = (size_t)cfg->delivery_window,
+                     .ack_timeout_ms = cfg->delivery_ack_timeout_ms,
+                     .retry_max_ms = cfg->delivery_retry_max_ms,
+                     .file_mode = cfg->delivery_file_mode},
+        .dlq_limits = {.max_entries = cfg->dlq_max_records, .max_bytes = cfg->dlq_max_bytes},
+    };
+    memcpy(popts.delivery.curve_secret, cfg->curve_secret, sizeof popts.delivery.curve_secret);
+    memcpy(popts.delivery.curve_server_key, cfg->curve_rms_import_key,
+           sizeof popts.delivery.curve_server_key);
+    pg_partner *p = cfg->delivery_endpoint ? pg_partner_new(&popts, why, sizeof why) : NULL;
+    sodium_memzero(popts.delivery.curve_secret, sizeof popts.delivery.curve_secret);
+    if (!p) {
+        fprintf(stderr, "polegate dlq: partner pipeline: %s\n",
+                cfg->delivery_endpoint ? why : "the config has no delivery.endpoint");
+        pg_audit_destroy(&audit);
+        return 2;
+    }
+    int worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        char outcome[16];
+        int rc = pg_partner_replay(p, ids[i], outcome, why, sizeof why);
+        if (rc == 0 || rc == PG_EINVALID) {
+            json_t *j = rc ? json_pack("{s:s,s:s}", "status", outcome, "reason", why)
+                           : json_pack("{s:s}", "status", outcome);
+            char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+            printf("%" PRIu64 " %s\n", ids[i], text ? text : outcome);
+            free(text);
+            json_decref(j);
+        } else {
+            fprintf(stderr, "polegate dlq: %s\n", why);
+        }
+        int r = rc == 0 ? 0 : rc == PG_ESTORE || rc == PG_ENOMEM ? 2 : 1;
+        worst = r > worst ? r : worst;
+        if (r == 2)
+            break;
+    }
+    /* what was composed goes to the RMS now; without an ack it stays in the import
+     * queue and the daemon sends it at its start */
+    int64_t waited = 0;
+    while (pg_partner_pending(p) && waited < c->timeout_ms) {
+        if (pg_partner_poll(p, 100, why, sizeof why) < 0) {
+            fprintf(stderr, "polegate dlq: %s\n", why);
+            break;
+        }
+        waited += 100;
+    }
+    if (pg_partner_pending(p))
+        fprintf(stderr,
+                "polegate dlq: %zu message(s) for the RMS not yet acknowledged: kept in the "
+                "import queue, sent when polegated starts\n",
+                pg_partner_pending(p));
+    pg_partner_destroy(&p);
+    pg_audit_destroy(&audit);
+    return worst;
+}
+
 static int s_replay(s_dlq_cli *c, const uint64_t *ids, size_t n)
 {
     int worst = 0;
     uint64_t *intake = calloc(n ? n : 1, sizeof *intake);
-    size_t n_intake = 0;
-    if (!intake)
+    uint64_t *partner = calloc(n ? n : 1, sizeof *partner);
+    size_t n_intake = 0, n_partner = 0;
+    if (!intake || !partner) {
+        free(intake);
+        free(partner);
         return 2;
+    }
     for (size_t i = 0; i < n; i++) {
         int import = s_is_import(c, ids[i]);
         if (import == 2) {
-            /* never into our intake: it is not our RMS's record */
-            fprintf(stderr,
-                    "polegate dlq: %" PRIu64 " is a partner record we refused: not replayed "
-                    "(the partner sends a corrected one)\n",
-                    ids[i]);
-            worst = worst > 1 ? worst : 1;
+            /* never into our intake: it is not our RMS's record; the partner pipeline */
+            partner[n_partner++] = ids[i];
             continue;
         }
         int rc = import < 0 ? 1 : import ? s_resend_one(c, ids[i]) : 0;
@@ -320,7 +429,12 @@ static int s_replay(s_dlq_cli *c, const uint64_t *ids, size_t n)
         int rc = s_replay_intake(c, intake, n_intake);
         worst = rc > worst ? rc : worst;
     }
+    if (n_partner) {
+        int rc = s_replay_partner(c, partner, n_partner);
+        worst = rc > worst ? rc : worst;
+    }
     free(intake);
+    free(partner);
     return worst;
 }
 
@@ -445,6 +559,7 @@ int pg_cli_dlq(int argc, char **argv)
             return 2;
         }
         store = cfg->store_path;
+        c.cfg = cfg;
         if (!c.to)
             c.to = cfg->intake_endpoint;
         if (!c.rms.endpoint && cfg->delivery_endpoint) {
