@@ -1037,15 +1037,11 @@ static s_dl_ids s_partner_dl_ids(pg_store *st)
     return c;
 }
 
-/* Replay of partner dead letters: ESX's records, refused while ESX was not yet a
- * partner of MER, are replayed once the policy names it and reach the RMS; a forged
- * record (an id that is not its origin's) replayed passes the same checks and stays
- * refused, as a new dead letter. Both are audited as replays. */
-START_TEST(test_partner_dead_letter_replay)
+/* ESX's feed and one forged record (a KNT id under origin ESX) after it. */
+static s_feed *s_feed_and_forged(void)
 {
     s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 0, ESX_TO_MER);
-    size_t good = f->n;
-    ck_assert_uint_lt(good, 500);
+    ck_assert_uint_lt(f->n, 500);
     pg_entity_update *u = s_person_of(f, 1);
     char knt_id[PG_UUID_STR_SIZE], *real_id = u->id;
     ck_assert_int_eq(pg_identity_entity("KNT", "ATHENA", "PERSON", "P0000000042", knt_id), 0);
@@ -1054,29 +1050,50 @@ START_TEST(test_partner_dead_letter_replay)
     s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
     u->id = real_id;
     polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+    return f;
+}
 
-    /* MER's policy before ESX was configured as a partner */
+/* MER takes f while ESX is not yet its partner: every record is a partner dead letter,
+ * nothing reaches the RMS. The policy it used (freed by the caller). */
+static pg_policy *s_take_unconfigured(pg_store *st, pg_audit *audit, const s_feed *f)
+{
     char *before = g_strdup(s_policy_mer);
     char *cut = strstr(before, "  partners:\n");
     ck_assert_ptr_nonnull(cut);
     *cut = 0;
     pg_policy *pol0 = s_policy(before, "MER");
     g_free(before);
-    pg_store *st = s_store_open();
-    pg_audit *audit = pg_audit_new(s_audit, NULL, e, sizeof e);
-    ck_assert_msg(audit != NULL, "%s", e);
     pg_partner *p = s_partner_dir(st, pol0, "MER", &pg_adapter_niche, audit);
     ck_assert_msg(pg_partner_take(p, f->recs, f->n, e, sizeof e) == 0, "%s", e);
     s_drain(p);
     pg_partner_stats ps;
     pg_partner_get_stats(p, &ps);
-    ck_assert_uint_eq(ps.rejected, good + 1);
+    ck_assert_uint_eq(ps.rejected, f->n);
     ck_assert_uint_eq(ps.accepted, 0);
     pg_partner_destroy(&p);
     size_t files = 0;
     pg_rms_model *m = s_model_of_drop(&pg_adapter_niche, &files);
     ck_assert_uint_eq(files, 0);
     pg_rms_model_destroy(&m);
+    return pol0;
+}
+
+/* Replay of partner dead letters: ESX's records, refused while ESX was not yet a
+ * partner of MER, are replayed once the policy names it and reach the RMS; a forged
+ * record (an id that is not its origin's) replayed passes the same checks and stays
+ * refused, as a new dead letter. Both are audited as replays. */
+START_TEST(test_partner_dead_letter_replay)
+{
+    s_feed *f = s_feed_and_forged();
+    size_t good = f->n - 1;
+    pg_store *st = s_store_open();
+    pg_audit *audit = pg_audit_new(s_audit, NULL, e, sizeof e);
+    ck_assert_msg(audit != NULL, "%s", e);
+    pg_policy *pol0 = s_take_unconfigured(st, audit, f);
+    pg_partner *p;
+    size_t files = 0;
+    pg_rms_model *m;
+    pg_partner_stats ps;
     s_dl_ids dls = s_partner_dl_ids(st);
     ck_assert_int_eq(dls.n, (int)good + 1);
 
@@ -1120,6 +1137,68 @@ START_TEST(test_partner_dead_letter_replay)
     g_free(text);
     pg_store_destroy(&st);
     pg_policy_destroy(&pol);
+    pg_policy_destroy(&pol0);
+    s_feed_free(&f);
+}
+END_TEST
+
+/* `polegate dlq replay --config` on partner dead letters: refused while the daemon
+ * holds the audit log (one owner of the partner pipeline); once it is stopped, each
+ * is taken again through the pipeline: the records refused only because ESX was not
+ * yet a partner reach the RMS's drop directory, the forged one stays refused. */
+START_TEST(test_cli_replays_partner_dead_letters)
+{
+    s_feed *f = s_feed_and_forged();
+    size_t good = f->n - 1;
+    pg_store *st = s_store_open();
+    pg_audit *audit = pg_audit_new(s_audit, NULL, e, sizeof e);
+    ck_assert_msg(audit != NULL, "%s", e);
+    pg_policy *pol0 = s_take_unconfigured(st, audit, f);
+    pg_store_destroy(&st);
+    char cfg[200], out[256], cmd[1024];
+    snprintf(cfg, sizeof cfg, "%s.yaml", s_dir);
+    snprintf(out, sizeof out, "%s/replay.out", s_dir);
+    FILE *fp = fopen(cfg, "w");
+    ck_assert_ptr_nonnull(fp);
+    fprintf(fp,
+            "force:\n  code: MER\nadapter:\n  name: niche\n"
+            "intake:\n  endpoint: tcp://127.0.0.1:5556\ncurve: {insecure: true}\n"
+            "store:\n  path: %s\nkafka:\n  brokers: 127.0.0.1:1\n"
+            "delivery:\n  transport: dir\n  endpoint: %s\n  group_id: test-partner\n%s",
+            s_dir, s_drop, s_policy_mer);
+    fclose(fp);
+    /* the daemon (here: this test) holds the audit log */
+    snprintf(cmd, sizeof cmd, "%s dlq replay --config %s >%s 2>&1", PG_POLEGATE, cfg, out);
+    int st_code = system(cmd);
+    ck_assert(WIFEXITED(st_code));
+    ck_assert_int_eq(WEXITSTATUS(st_code), 2);
+    gchar *text = NULL;
+    ck_assert(g_file_get_contents(out, &text, NULL, NULL));
+    ck_assert_msg(strstr(text, "another process is writing this audit log"), "%s", text);
+    g_free(text);
+    pg_audit_destroy(&audit);
+    /* stopped: replayed */
+    st_code = system(cmd);
+    ck_assert(WIFEXITED(st_code));
+    ck_assert_int_eq(WEXITSTATUS(st_code), 1); /* the forged one refused again */
+    ck_assert(g_file_get_contents(out, &text, NULL, NULL));
+    size_t acc = 0;
+    for (const char *q = text; (q = strstr(q, "{\"status\":\"accepted\"}")); q++)
+        acc++;
+    ck_assert_uint_eq(acc, good);
+    ck_assert_msg(strstr(text, "{\"status\":\"refused\",\"reason\":\"id: not the UUIDv5 of its "
+                               "origin"),
+                  "%s", text);
+    g_free(text);
+    size_t files = 0;
+    pg_rms_model *m = s_model_of_drop(&pg_adapter_niche, &files);
+    ck_assert_uint_ge(files, 1);
+    pg_rms_model_destroy(&m);
+    st = s_store_open();
+    s_dl_ids left = s_partner_dl_ids(st);
+    ck_assert_int_eq(left.n, 1);
+    pg_store_destroy(&st);
+    unlink(cfg);
     pg_policy_destroy(&pol0);
     s_feed_free(&f);
 }
@@ -1827,6 +1906,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_audit_fails_closed);
     tcase_add_test(tc, test_partner_cannot_touch_another_partners_record);
     tcase_add_test(tc, test_partner_dead_letter_replay);
+    tcase_add_test(tc, test_cli_replays_partner_dead_letters);
     tcase_add_test(tc, test_offsets_wait_for_acks_and_window);
     tcase_add_test(tc, test_rms_rejection_is_a_dead_letter);
     tcase_add_test(tc, test_restart_sends_the_import_queue_again);
