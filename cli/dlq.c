@@ -15,6 +15,7 @@
 #include "config.h"
 #include "dlq.h"
 #include "partner.h"
+#include "partner_service.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
 #include "rms_delivery.h"
@@ -337,24 +338,8 @@ static int s_replay_partner(s_dlq_cli *c, const uint64_t *ids, size_t n)
                 cfg->audit_path, why);
         return 2;
     }
-    pg_partner_opts popts = {
-        .force = cfg->force,
-        .adapter = cfg->adapter,
-        .policy = cfg->policy,
-        .store = c->store,
-        .audit = audit,
-        .adapter_settings = (const char *const *)cfg->adapter_settings,
-        .delivery = {.transport = cfg->delivery_transport,
-                     .endpoint = cfg->delivery_endpoint,
-                     .window = (size_t)cfg->delivery_window,
-                     .ack_timeout_ms = cfg->delivery_ack_timeout_ms,
-                     .retry_max_ms = cfg->delivery_retry_max_ms,
-                     .file_mode = cfg->delivery_file_mode},
-        .dlq_limits = {.max_entries = cfg->dlq_max_records, .max_bytes = cfg->dlq_max_bytes},
-    };
-    memcpy(popts.delivery.curve_secret, cfg->curve_secret, sizeof popts.delivery.curve_secret);
-    memcpy(popts.delivery.curve_server_key, cfg->curve_rms_import_key,
-           sizeof popts.delivery.curve_server_key);
+    pg_partner_opts popts;
+    pg_partner_service_opts(cfg, c->store, audit, &popts);
     pg_partner *p = cfg->delivery_endpoint ? pg_partner_new(&popts, why, sizeof why) : NULL;
     sodium_memzero(popts.delivery.curve_secret, sizeof popts.delivery.curve_secret);
     if (!p) {

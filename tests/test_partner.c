@@ -1054,9 +1054,12 @@ static s_feed *s_feed_and_forged(void)
 }
 
 /* MER takes f while ESX is not yet its partner: every record is a partner dead letter,
- * nothing reaches the RMS. The policy it used (freed by the caller). */
-static pg_policy *s_take_unconfigured(pg_store *st, pg_audit *audit, const s_feed *f)
+ * nothing reaches the RMS. The policy it used and the audit log it opened (*audit_out),
+ * both the caller's. */
+static pg_policy *s_take_unconfigured(pg_store *st, pg_audit **audit_out, const s_feed *f)
 {
+    pg_audit *audit = *audit_out = pg_audit_new(s_audit, NULL, e, sizeof e);
+    ck_assert_msg(audit != NULL, "%s", e);
     char *before = g_strdup(s_policy_mer);
     char *cut = strstr(before, "  partners:\n");
     ck_assert_ptr_nonnull(cut);
@@ -1087,9 +1090,8 @@ START_TEST(test_partner_dead_letter_replay)
     s_feed *f = s_feed_and_forged();
     size_t good = f->n - 1;
     pg_store *st = s_store_open();
-    pg_audit *audit = pg_audit_new(s_audit, NULL, e, sizeof e);
-    ck_assert_msg(audit != NULL, "%s", e);
-    pg_policy *pol0 = s_take_unconfigured(st, audit, f);
+    pg_audit *audit = NULL;
+    pg_policy *pol0 = s_take_unconfigured(st, &audit, f);
     pg_partner *p;
     size_t files = 0;
     pg_rms_model *m;
@@ -1151,9 +1153,8 @@ START_TEST(test_cli_replays_partner_dead_letters)
     s_feed *f = s_feed_and_forged();
     size_t good = f->n - 1;
     pg_store *st = s_store_open();
-    pg_audit *audit = pg_audit_new(s_audit, NULL, e, sizeof e);
-    ck_assert_msg(audit != NULL, "%s", e);
-    pg_policy *pol0 = s_take_unconfigured(st, audit, f);
+    pg_audit *audit = NULL;
+    pg_policy *pol0 = s_take_unconfigured(st, &audit, f);
     pg_store_destroy(&st);
     char cfg[200], out[256], cmd[1024];
     snprintf(cfg, sizeof cfg, "%s.yaml", s_dir);

@@ -217,6 +217,30 @@ static void s_service_free(pg_partner_service *self)
     free(self);
 }
 
+void pg_partner_service_opts(const pg_config *cfg, pg_store *store, pg_audit *audit,
+                             pg_partner_opts *out)
+{
+    *out = (pg_partner_opts){
+        .force = cfg->force,
+        .adapter = cfg->adapter,
+        .policy = cfg->policy,
+        .store = store,
+        .audit = audit,
+        .adapter_settings = (const char *const *)cfg->adapter_settings,
+        .delivery = {.transport = cfg->delivery_transport,
+                     .endpoint = cfg->delivery_endpoint,
+                     .window = (size_t)cfg->delivery_window,
+                     .ack_timeout_ms = cfg->delivery_ack_timeout_ms,
+                     .retry_max_ms = cfg->delivery_retry_max_ms,
+                     .file_mode = cfg->delivery_file_mode},
+        .dlq_limits = {.max_entries = cfg->dlq_max_records, .max_bytes = cfg->dlq_max_bytes},
+    };
+    /* CURVE: our key, and the RMS import endpoint's key pinned (docs/security.md). */
+    memcpy(out->delivery.curve_secret, cfg->curve_secret, sizeof out->delivery.curve_secret);
+    memcpy(out->delivery.curve_server_key, cfg->curve_rms_import_key,
+           sizeof out->delivery.curve_server_key);
+}
+
 int pg_partner_service_start(const pg_config *cfg, pg_store *store, pg_audit *audit,
                              pg_partner_service **out, char *errstr, size_t errstr_size)
 {
@@ -242,25 +266,8 @@ int pg_partner_service_start(const pg_config *cfg, pg_store *store, pg_audit *au
         }
         s->n_topics++;
     }
-    pg_partner_opts popts = {
-        .force = cfg->force,
-        .adapter = cfg->adapter,
-        .policy = cfg->policy,
-        .store = store,
-        .audit = audit,
-        .adapter_settings = (const char *const *)cfg->adapter_settings,
-        .delivery = {.transport = cfg->delivery_transport,
-                     .endpoint = cfg->delivery_endpoint,
-                     .window = (size_t)cfg->delivery_window,
-                     .ack_timeout_ms = cfg->delivery_ack_timeout_ms,
-                     .retry_max_ms = cfg->delivery_retry_max_ms,
-                     .file_mode = cfg->delivery_file_mode},
-        .dlq_limits = {.max_entries = cfg->dlq_max_records, .max_bytes = cfg->dlq_max_bytes},
-    };
-    /* CURVE: our key, and the RMS import endpoint's key pinned (docs/security.md). */
-    memcpy(popts.delivery.curve_secret, cfg->curve_secret, sizeof popts.delivery.curve_secret);
-    memcpy(popts.delivery.curve_server_key, cfg->curve_rms_import_key,
-           sizeof popts.delivery.curve_server_key);
+    pg_partner_opts popts;
+    pg_partner_service_opts(cfg, store, audit, &popts);
     /* The store is the instance: a restart on it rejoins the group as the same member
      * (FNV-1a of its real path). */
     char real[PATH_MAX], instance[96];

@@ -10,11 +10,17 @@ typedef struct pg_config pg_config;
 typedef struct pg_store pg_store;
 typedef struct pg_audit pg_audit;
 typedef struct pg_partner_stats pg_partner_stats;
+typedef struct pg_partner_opts pg_partner_opts;
 
 /* The consumer (group delivery.group_id, the policy's partner topics) and a
  * pg_partner, driven by a thread of their own: poll, take, deliver, commit; pause the
  * consumer while the partner is busy. */
 typedef struct pg_partner_service pg_partner_service;
+
+/* The partner pipeline's options of cfg (the service's, and `polegate dlq replay`'s for
+ * partner dead letters): out holds a copy of the CURVE secret. */
+void pg_partner_service_opts(const pg_config *cfg, pg_store *store, pg_audit *audit,
+                             pg_partner_opts *out);
 
 /* Start it when cfg has a delivery endpoint and the policy names partners: 0 with
  * *out set; 0 with *out NULL when there is nothing to run; negative with errstr on
