@@ -220,6 +220,7 @@ static int s_open_out(s_rx *rx)
 {
     struct stat st;
     char e[PG_ERRSTR_SIZE];
+    /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): s_parse requires --out */
     if (stat(rx->o.out, &st) == 0 && S_ISDIR(st.st_mode)) {
         pg_rms_delivery_config cfg = {
             .transport = "dir",

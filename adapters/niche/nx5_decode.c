@@ -700,7 +700,7 @@ static int s_link(pg_nx5_dec *d, const pg_nx5_node *l, size_t link_no, size_t po
     const pg_nx5_role *role = pg_nx5_role_by_name(role_s);
     if (!role)
         return pg_nx5__fail(d, path, "unknown role '%s'", role_s);
-    const pg_nx5_known *from_ent, *to_ent;
+    const pg_nx5_known *from_ent = NULL, *to_ent = NULL;
     if ((rc = s_link_end(d, "From", pg_nx5_attr_get(l, "From"), pg_role_from_kinds(role->role),
                          role->from_words, role->nx5, &from_ent, &lu->from)) ||
         (rc = s_link_end(d, "To", pg_nx5_attr_get(l, "To"), pg_role_to_kinds(role->role),

@@ -251,6 +251,7 @@ static int s_decode_address(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_updat
         if ((rc = s_metres(d, "Easting", es, &east)) || (rc = s_metres(d, "Northing", ns, &north)))
             return rc;
         char why[PG_ERRSTR_SIZE];
+        /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): s_metres set both or failed */
         rc = pg_geo_bng_to_wgs84(east, north, &lat, &lon, why, sizeof why);
         if (rc == PG_EINVALID) {
             pg_nx5__path(d, path, sizeof path, "Easting/Northing");

@@ -168,7 +168,7 @@ static int s_time_elem(s_enc *e, const char *field, const char *name, const pg_t
 {
     if (!ts)
         return 0;
-    char buf[32];
+    char buf[32] = "";
     int rc = s_time(e, field, ts, buf);
     return rc ? rc : s_elem(e, field, name, buf);
 }

@@ -327,6 +327,7 @@ static int s_classification(s_parser *ps, struct fy_node *v, int *out)
     int rc = s_scalar(ps, v, &s);
     if (rc)
         return rc;
+    /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): s_scalar set s or failed */
     if (!strcmp(s, "OFFICIAL"))
         *out = POLEGATE__POLE__V1__CLASSIFICATION__CLASSIFICATION_OFFICIAL;
     else if (!strcmp(s, "OFFICIAL-SENSITIVE"))
@@ -381,6 +382,7 @@ static int s_each_scalar(s_parser *ps, struct fy_node *v, const char *what,
         void *jter = NULL;
         struct fy_node *m;
         while (!rc && (m = fy_node_sequence_iterate(v, &jter)) != n)
+            /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): s_scalar set s or failed */
             if (fy_node_get_type(m) == FYNT_SCALAR && !strcmp(fy_node_get_scalar0(m), s))
                 rc = s_fail(ps, n, "'%s' is listed twice", s);
         if (!rc)

@@ -234,6 +234,7 @@ static int s_changes_pick(s_run *r, size_t i, pg_change *out, int *take)
             pg_entity_update *copy;
             if ((rc = s_known_merges(r, e, NULL, 0, &copy)))
                 return rc;
+            /* NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign): s_known_merges set it */
             out->entity = copy;
         }
         out->replaces_links = 0;
@@ -497,6 +498,7 @@ static int s_records_unit(s_run *r, const s_unit *u, int *send)
     pg_entity_update *e;
     if ((rc = s_known_merges(r, rec, u->merged, u->n_merged, &e)))
         return rc;
+    /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): s_known_merges set e */
     if (pg_changeset_add_entity(c->enc, e, 1))
         return s_nomem(r);
     pg_link_update **links;

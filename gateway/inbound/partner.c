@@ -717,7 +717,7 @@ int pg_partner_replay(pg_partner *self, uint64_t id, char outcome[16], char *err
          (e.hdr_agreement && !(agreement = strdup(e.hdr_agreement))) ||
          !(type = strdup(e.format)) || !(value = malloc(e.len ? e.len : 1))))
         rc = s_nomem(errstr, errstr_size);
-    if (!rc)
+    if (value) /* allocated exactly when all went well */
         memcpy(value, e.data, e.len);
     pg_partner_record r = {.topic = topic,
                            .partition = partition,
