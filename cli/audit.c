@@ -100,8 +100,7 @@ static int s_cps_from_topic(const pg_cli_kafka *k, const char *topic, const pg_a
     snprintf(group, sizeof group, "polegate-audit-verify-%ld", (long)getpid());
     if (rd_kafka_conf_set(conf, "group.id", group, why, sizeof why) ||
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", why, sizeof why) ||
-        rd_kafka_conf_set(conf, "enable.partition.eof", "true", why, sizeof why) ||
-        rd_kafka_conf_set(conf, "log_level", "2", why, sizeof why)) {
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", why, sizeof why)) {
         fprintf(stderr, "polegate audit: %s\n", why);
         rd_kafka_conf_destroy(conf);
         return -1;
@@ -119,10 +118,13 @@ static int s_cps_from_topic(const pg_cli_kafka *k, const char *topic, const pg_a
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
     rd_kafka_topic_destroy(rkt);
     if (err || md->topic_cnt != 1 || md->topics[0].err) {
-        fprintf(stderr, "polegate audit: checkpoints topic %s: %s\n", topic,
+        char last[512];
+        fprintf(stderr, "polegate audit: checkpoints topic %s: %s%s%s%s\n", topic,
                 rd_kafka_err2str(err                  ? err
                                  : md->topic_cnt == 1 ? md->topics[0].err
-                                                      : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+                                                      : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC),
+                err ? " (" : "", err ? pg_cli_kafka_last_failure(last, sizeof last) : "",
+                err ? ")" : "");
         goto out;
     }
     int parts = md->topics[0].partition_cnt, eof = 0;

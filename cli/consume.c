@@ -79,7 +79,9 @@ static int s_assign_all(rd_kafka_t *rk, const s_opts *o)
         rd_kafka_metadata(rk, 0, rkt, &md, o->timeout_ms ? (int)o->timeout_ms : 10000);
     rd_kafka_topic_destroy(rkt);
     if (err) {
-        fprintf(stderr, "polegate consume: cannot reach the brokers: %s\n", rd_kafka_err2str(err));
+        char last[512];
+        fprintf(stderr, "polegate consume: cannot reach the brokers: %s (%s)\n",
+                rd_kafka_err2str(err), pg_cli_kafka_last_failure(last, sizeof last));
         return -1;
     }
     int rc = 0;
@@ -248,8 +250,7 @@ int pg_cli_consume(int argc, char **argv)
     snprintf(group, sizeof group, "polegate-consume-%ld", (long)getpid());
     if (s_set(conf, "group.id", o.group ? o.group : group) ||
         s_set(conf, "enable.auto.commit", o.group ? "true" : "false") ||
-        s_set(conf, "auto.offset.reset", o.from_beginning ? "earliest" : "latest") ||
-        s_set(conf, "log_level", "2")) { /* our own message says what failed */
+        s_set(conf, "auto.offset.reset", o.from_beginning ? "earliest" : "latest")) {
         rd_kafka_conf_destroy(conf);
         return 2;
     }

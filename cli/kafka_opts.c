@@ -1,6 +1,7 @@
 /* Kafka client settings for the CLI: --brokers, the daemon's --config and -X. */
 #include "kafka_opts.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,6 +23,30 @@ int pg_cli_kafka_add_x(pg_cli_kafka *k, const char *kv, const char *cmd)
     return 0;
 }
 
+/* The last error librdkafka logged. A broker refusing the SASL password or a TLS
+ * handshake says so only in a log line, while the call that fails reports "transport
+ * failure": the commands quote this line. Set from librdkafka's threads. */
+static pthread_mutex_t s_failure_lock = PTHREAD_MUTEX_INITIALIZER;
+static char s_failure[512];
+
+static void s_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk, (void)fac;
+    if (level > 3) /* LOG_ERR and worse; nothing is printed */
+        return;
+    pthread_mutex_lock(&s_failure_lock);
+    snprintf(s_failure, sizeof s_failure, "%s", buf);
+    pthread_mutex_unlock(&s_failure_lock);
+}
+
+const char *pg_cli_kafka_last_failure(char *buf, size_t size)
+{
+    pthread_mutex_lock(&s_failure_lock);
+    snprintf(buf, size, "%s", s_failure[0] ? s_failure : "no broker error logged");
+    pthread_mutex_unlock(&s_failure_lock);
+    return buf;
+}
+
 static int s_set(rd_kafka_conf_t *conf, const char *key, const char *value, const char *cmd,
                  const char *where)
 {
@@ -36,6 +61,7 @@ static int s_set(rd_kafka_conf_t *conf, const char *key, const char *value, cons
 rd_kafka_conf_t *pg_cli_kafka_conf(const pg_cli_kafka *k, const char *cmd)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, s_log_cb);
     pg_config *cfg = NULL;
     int bad = 0;
     if (k->config) {
