@@ -118,12 +118,12 @@ static int s_cps_from_topic(const pg_cli_kafka *k, const char *topic, const pg_a
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
     rd_kafka_topic_destroy(rkt);
     if (err || md->topic_cnt != 1 || md->topics[0].err) {
-        char last[512];
+        char first[512];
         fprintf(stderr, "polegate audit: checkpoints topic %s: %s%s%s%s\n", topic,
                 rd_kafka_err2str(err                  ? err
                                  : md->topic_cnt == 1 ? md->topics[0].err
                                                       : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC),
-                err ? " (" : "", err ? pg_cli_kafka_last_failure(last, sizeof last) : "",
+                err ? " (" : "", err ? pg_cli_kafka_first_failure(first, sizeof first) : "",
                 err ? ")" : "");
         goto out;
     }

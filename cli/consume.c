@@ -79,9 +79,9 @@ static int s_assign_all(rd_kafka_t *rk, const s_opts *o)
         rd_kafka_metadata(rk, 0, rkt, &md, o->timeout_ms ? (int)o->timeout_ms : 10000);
     rd_kafka_topic_destroy(rkt);
     if (err) {
-        char last[512];
+        char first[512];
         fprintf(stderr, "polegate consume: cannot reach the brokers: %s (%s)\n",
-                rd_kafka_err2str(err), pg_cli_kafka_last_failure(last, sizeof last));
+                rd_kafka_err2str(err), pg_cli_kafka_first_failure(first, sizeof first));
         return -1;
     }
     int rc = 0;

@@ -23,9 +23,11 @@ int pg_cli_kafka_add_x(pg_cli_kafka *k, const char *kv, const char *cmd)
     return 0;
 }
 
-/* The last error librdkafka logged. A broker refusing the SASL password or a TLS
+/* The first error librdkafka logged. A broker refusing the SASL password or a TLS
  * handshake says so only in a log line, while the call that fails reports "transport
- * failure": the commands quote this line. Set from librdkafka's threads. */
+ * failure": the commands quote this line. The first, as retries log shorter lines
+ * ("Disconnected", the reason without librdkafka's hint). Set from librdkafka's
+ * threads. */
 static pthread_mutex_t s_failure_lock = PTHREAD_MUTEX_INITIALIZER;
 static char s_failure[512];
 
@@ -35,11 +37,12 @@ static void s_log_cb(const rd_kafka_t *rk, int level, const char *fac, const cha
     if (level > 3) /* LOG_ERR and worse; nothing is printed */
         return;
     pthread_mutex_lock(&s_failure_lock);
-    snprintf(s_failure, sizeof s_failure, "%s", buf);
+    if (!s_failure[0])
+        snprintf(s_failure, sizeof s_failure, "%s", buf);
     pthread_mutex_unlock(&s_failure_lock);
 }
 
-const char *pg_cli_kafka_last_failure(char *buf, size_t size)
+const char *pg_cli_kafka_first_failure(char *buf, size_t size)
 {
     pthread_mutex_lock(&s_failure_lock);
     snprintf(buf, size, "%s", s_failure[0] ? s_failure : "no broker error logged");

@@ -21,9 +21,9 @@ int pg_cli_kafka_add_x(pg_cli_kafka *k, const char *kv, const char *cmd);
 /* A librdkafka configuration from k; NULL with a message on stderr. The caller owns
  * it. */
 rd_kafka_conf_t *pg_cli_kafka_conf(const pg_cli_kafka *k, const char *cmd);
-/* The last error librdkafka logged for a configuration of pg_cli_kafka_conf (e.g. "SASL
+/* The first error librdkafka logged for a configuration of pg_cli_kafka_conf (e.g. "SASL
  * authentication error: ..." or "SSL handshake failed: ..."), which librdkafka does not
  * print: for the message of a command that cannot reach the brokers. Returns buf. */
-const char *pg_cli_kafka_last_failure(char *buf, size_t size);
+const char *pg_cli_kafka_first_failure(char *buf, size_t size);
 
 #endif

@@ -167,9 +167,9 @@ def plaintext_count(brokers, topic):
 REASONS = {
     "wrong_password": "SASL authentication error: Authentication failed during authentication "
                       "due to invalid credentials with SASL mechanism SCRAM-SHA-512",
-    "untrusted_ca": "certificate verify failed: broker certificate could not be verified",
-    "rogue_client_cert": "alert certificate unknown",
-    "expired_cert": "alert certificate unknown",
+    "untrusted_ca": "certificate verify failed",
+    "rogue_client_cert": "certificate unknown",
+    "expired_cert": "certificate unknown",
 }
 
 
