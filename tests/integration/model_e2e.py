@@ -275,10 +275,11 @@ def main():
             failed.append(seed)
             if args.stop_on_failure:
                 break
-    print("model_e2e: %d of %d histories right (%d changes) in %.0f s; entities %d / %d right, "
-          "links %d / %d right, extra %d%s"
-          % (ok_n, ok_n + len(failed), changes, time.monotonic() - t0, tot[0], tot[1], tot[2],
-             tot[3], tot[4], "; failed seeds: %s" % ",".join(map(str, failed)) if failed else ""))
+    n = ok_n + len(failed)
+    print("model_e2e: %d of %d seeds right (%d histories, %d changes) in %.0f s; live path: "
+          "entities %d / %d right, links %d / %d right, extra %d%s"
+          % (ok_n, n, 2 * n, changes, time.monotonic() - t0, tot[0], tot[1], tot[2], tot[3],
+             tot[4], "; failed seeds: %s" % ",".join(map(str, failed)) if failed else ""))
     return 0 if not failed else 1
 
 
