@@ -278,8 +278,10 @@ static int s_write_hex_file(const char *dir, const char *name, const uint8_t *by
 {
     char path[4096], hex[2 * 64 + 2];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    sodium_bin2hex(hex, sizeof hex - 1, bytes, n);
-    strcat(hex, "\n");
+    sodium_bin2hex(hex, sizeof hex - 1, bytes, n); /* at most 128 digits and '\0' */
+    size_t hn = strlen(hex);
+    hex[hn] = '\n';
+    hex[hn + 1] = '\0';
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0)
         return pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", path, strerror(errno));
