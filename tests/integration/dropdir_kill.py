@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import sys
 import tempfile
 import threading
@@ -195,16 +194,8 @@ def main():
     finally:
         if daemon:
             daemon.kill9()
-        if failures:
-            print(fc.tail(os.path.join(work, "polegated.log"), 40))
-        if not args.keep and not failures:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print("dropdir_kill: run folder kept: %s" % work)
-    for f in failures:
-        print("FAIL: %s" % f)
-    print("dropdir_kill: %s" % ("ok" if not failures else "%d failures" % len(failures)))
-    return 1 if failures else 0
+        fc.keep_or_remove("dropdir_kill", work, failures, args.keep, 40)
+    return fc.report("dropdir_kill", failures)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ read_committed reader that counts distinct (key, version) on a topic."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,6 +30,25 @@ def tail(path, n=30):
             return "".join(f.readlines()[-n:])
     except OSError:
         return ""
+
+
+def keep_or_remove(name, work, failures, keep, log_lines=30):
+    """After a run: on failure show the end of polegated's log and keep the run folder
+    for the post-mortem; on success remove it unless --keep asked for it."""
+    if failures:
+        print(tail(os.path.join(work, "polegated.log"), log_lines))
+    if not keep and not failures:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print("%s: run folder kept: %s" % (name, work))
+
+
+def report(name, failures):
+    """Print each failure and the verdict; the exit status for main()."""
+    for f in failures:
+        print("FAIL: %s" % f)
+    print("%s: %s" % (name, "ok" if not failures else "%d failures" % len(failures)))
+    return 1 if failures else 0
 
 
 def create_topic(brokers, topic, partitions=3, compact=True):

@@ -11,7 +11,6 @@ message around them must be published. Figures: <build>/fault-figures/fault_dlq.
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -109,16 +108,8 @@ def main():
     finally:
         if daemon:
             daemon.kill9()
-        if failures:
-            print(fc.tail(os.path.join(work, "polegated.log"), 30))
-        if not args.keep and not failures:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print("fault_dlq: run folder kept: %s" % work)
-    for f in failures:
-        print("FAIL: %s" % f)
-    print("fault_dlq: %s" % ("ok" if not failures else "%d failures" % len(failures)))
-    return 1 if failures else 0
+        fc.keep_or_remove("fault_dlq", work, failures, args.keep, 30)
+    return fc.report("fault_dlq", failures)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ for its key, and the last daemon stops cleanly on SIGTERM. Figures go to
 import argparse
 import os
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -105,16 +104,8 @@ def main():
             load.kill()
         if daemon:
             daemon.kill9()
-        if failures:
-            print(fc.tail(os.path.join(work, "polegated.log"), 40))
-        if not args.keep and not failures:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print("fault_kill: run folder kept: %s" % work)
-    for f in failures:
-        print("FAIL: %s" % f)
-    print("fault_kill: %s" % ("ok" if not failures else "%d failures" % len(failures)))
-    return 1 if failures else 0
+        fc.keep_or_remove("fault_kill", work, failures, args.keep, 40)
+    return fc.report("fault_kill", failures)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import os
 import pty
 import re
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -235,16 +234,8 @@ def main():
     finally:
         if daemon:
             daemon.kill9()
-        if failures:
-            print(fc.tail(os.path.join(work, "polegated.log"), 30))
-        if not args.keep and not failures:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print("load_resume: run folder kept: %s" % work)
-    for f in failures:
-        print("FAIL: %s" % f)
-    print("load_resume: %s" % ("ok" if not failures else "%d failures" % len(failures)))
-    return 1 if failures else 0
+        fc.keep_or_remove("load_resume", work, failures, args.keep, 30)
+    return fc.report("load_resume", failures)
 
 
 if __name__ == "__main__":
