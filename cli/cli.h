@@ -24,6 +24,17 @@ int pg_cli_status(int argc, char **argv);
 int pg_cli_curve_keys(const char *cmd, const char *secret_file, const char *server_file,
                       char *secret, char *server);
 
+/* What send and load check after their options, in this order: --to given (endpoint
+ * not NULL), the CURVE keys (pg_cli_curve_keys), at least one FILE (files > 0).
+ * 0, or 2 (the exit status) after saying why on stderr. */
+int pg_cli_intake_args(const char *cmd, const char *endpoint, const char *secret_file,
+                       const char *server_file, char *secret, char *server, int files);
+
+/* A format for path: --format (format, when not NULL) or the file's name. 0, or 2
+ * after saying on stderr to give --format. */
+struct pg_adapter_ops;
+int pg_cli_file_format(const char *cmd, const struct pg_adapter_ops *format, const char *path);
+
 /* Parse s, a whole decimal number from min to max, into *out. -1 when it is not one
  * (empty, trailing text, out of range): an option such as --timeout-ms 4294967297 is
  * refused instead of wrapping to 1 on the cast to int. */

@@ -725,23 +725,17 @@ int pg_cli_load(int argc, char **argv)
             return s_usage_error("unknown option");
         }
     }
-    if (!l.endpoint)
-        return s_usage_error("--to ENDPOINT is required");
     char secret[PG_CURVE_KEY_LEN], server[PG_CURVE_KEY_LEN], kerr[PG_ERRSTR_SIZE];
-    if (pg_cli_curve_keys("load", secret_file, server_file, secret, server))
+    if (pg_cli_intake_args("load", l.endpoint, secret_file, server_file, secret, server,
+                           argc - optind))
         return 2;
-    if (optind >= argc)
-        return s_usage_error("no FILE to load");
     if (state && argc - optind > 1)
         return s_usage_error("--state goes with one FILE");
     for (int i = optind; i < argc; i++) {
         if (!strcmp(argv[i], "-") && (!format || !state))
             return s_usage_error("loading - (standard input) needs --format and --state");
-        if (!format && !pg_adapter_for_file(argv[i])) {
-            char why[512];
-            snprintf(why, sizeof why, "cannot tell the format of %s; give --format", argv[i]);
-            return s_usage_error(why);
-        }
+        if (pg_cli_file_format("load", format, argv[i]))
+            return 2;
     }
 
     l.slots = calloc((size_t)l.window, sizeof *l.slots);

@@ -181,19 +181,13 @@ int pg_cli_send(int argc, char **argv)
             return s_usage_error("unknown option");
         }
     }
-    if (!s.endpoint)
-        return s_usage_error("--to ENDPOINT is required");
     char secret[PG_CURVE_KEY_LEN], server[PG_CURVE_KEY_LEN], kerr[PG_ERRSTR_SIZE];
-    if (pg_cli_curve_keys("send", secret_file, server_file, secret, server))
+    if (pg_cli_intake_args("send", s.endpoint, secret_file, server_file, secret, server,
+                           argc - optind))
         return 2;
-    if (optind >= argc)
-        return s_usage_error("no FILE to send");
     for (int i = optind; i < argc; i++)
-        if (!format && !pg_adapter_for_file(argv[i])) {
-            char why[512];
-            snprintf(why, sizeof why, "cannot tell the format of %s; give --format", argv[i]);
-            return s_usage_error(why);
-        }
+        if (pg_cli_file_format("send", format, argv[i]))
+            return 2;
 
     s.ctx = zmq_ctx_new();
     s.sock = s.ctx ? zmq_socket(s.ctx, ZMQ_REQ) : NULL;
