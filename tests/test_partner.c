@@ -921,6 +921,32 @@ static int s_count_partner_dl(void *ud, const pg_dlq_entry *de)
     return 0;
 }
 
+/* f taken by MER's partner (Niche drop directory, an audit log at s_audit): its
+ * stats, and its partner dead letters counted into dls. */
+static pg_partner_stats s_take_audited(s_feed *f, s_partner_dls *dls)
+{
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    pg_store *st = s_store_open();
+    pg_audit *audit = pg_audit_new(s_audit, NULL, e, sizeof e);
+    ck_assert_msg(audit != NULL, "%s", e);
+    pg_partner *p = s_partner_dir(st, pol, "MER", &pg_adapter_niche, audit);
+    ck_assert_msg(pg_partner_take(p, f->recs, f->n, e, sizeof e) == 0, "%s", e);
+    s_drain(p);
+    pg_partner_stats ps;
+    pg_partner_get_stats(p, &ps);
+    pg_partner_destroy(&p);
+    pg_dlq *dlq = pg_dlq_new(st, NULL, e, sizeof e);
+    ck_assert_msg(dlq != NULL, "%s", e);
+    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    ck_assert_int_eq(pg_dlq_each(dlq, txn, s_count_partner_dl, dls, e, sizeof e), 0);
+    pg_store_abort(&txn);
+    pg_dlq_destroy(&dlq);
+    pg_audit_destroy(&audit);
+    pg_store_destroy(&st);
+    pg_policy_destroy(&pol);
+    return ps;
+}
+
 /* Attacks by a partner on records that are not its own: an update carrying another
  * force's entity id under its own origin, the same as a DELETE at version 1000, a
  * header naming one force and a value another, a version of 2^64-1, an agreement that
@@ -973,31 +999,15 @@ START_TEST(test_partner_cannot_touch_another_partners_record)
     u->origin->force = real_force;
     polegate__pole__v1__entity_update__free_unpacked(u, NULL);
 
-    pg_policy *pol = s_policy(s_policy_mer, "MER");
-    pg_store *st = s_store_open();
-    pg_audit *audit = pg_audit_new(s_audit, NULL, e, sizeof e);
-    ck_assert_msg(audit != NULL, "%s", e);
-    pg_partner *p = s_partner_dir(st, pol, "MER", &pg_adapter_niche, audit);
-    ck_assert_msg(pg_partner_take(p, f->recs, f->n, e, sizeof e) == 0, "%s", e);
-    s_drain(p);
-    pg_partner_stats ps;
-    pg_partner_get_stats(p, &ps);
+    s_partner_dls c = {0};
+    pg_partner_stats ps = s_take_audited(f, &c);
     ck_assert_uint_eq(ps.rejected, attacks);
     ck_assert_uint_eq(ps.accepted, good + 1); /* the feed and the real next version */
     ck_assert_uint_eq(ps.stale, 0);
-    pg_partner_destroy(&p);
     /* each refused record is a partner dead letter: topic, partition, offset, origin,
      * rule, bytes; the consumer moved on past them */
-    pg_dlq *dlq = pg_dlq_new(st, NULL, e, sizeof e);
-    ck_assert_msg(dlq != NULL, "%s", e);
-    s_partner_dls c = {0};
-    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
-    ck_assert_int_eq(pg_dlq_each(dlq, txn, s_count_partner_dl, &c, e, sizeof e), 0);
-    pg_store_abort(&txn);
     ck_assert_int_eq(c.n, (int)attacks);
     ck_assert_int_eq(c.with_ref, (int)attacks);
-    pg_dlq_destroy(&dlq);
-    pg_audit_destroy(&audit);
     gchar *text = NULL;
     ck_assert(g_file_get_contents(s_audit, &text, NULL, NULL));
     const char *outcomes[] = {"PG_EINVALID:identity", "PG_EINVALID:header", "PG_EINVALID:version",
@@ -1006,8 +1016,38 @@ START_TEST(test_partner_cannot_touch_another_partners_record)
         ck_assert_msg(strstr(text, outcomes[i]), "no %s in the audit log", outcomes[i]);
     ck_assert_ptr_null(strstr(text, "\"version\":1000,\"outcome\":\"ok\""));
     g_free(text);
-    pg_store_destroy(&st);
-    pg_policy_destroy(&pol);
+    s_feed_free(&f);
+}
+END_TEST
+
+/* A header too long for the consumer to keep comes as absent plus its name in
+ * overlong: a pg-agreement of 128 bytes or more naming no agreement of ours was once
+ * taken for no header at all, and its check skipped. It is refused as a bad header,
+ * kept as a dead letter and audited; the real next version is still taken. */
+START_TEST(test_overlong_header_is_refused)
+{
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 0, ESX_TO_MER);
+    size_t good = f->n;
+    pg_entity_update *u = s_person_of(f, 1);
+    uint64_t real_version = u->version;
+    u->version = real_version + 1;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    f->recs[f->n - 1].agreement = NULL;
+    f->recs[f->n - 1].overlong = PG_HDR_AGREEMENT;
+    u->version = real_version + 2;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+
+    s_partner_dls c = {0};
+    pg_partner_stats ps = s_take_audited(f, &c);
+    ck_assert_uint_eq(ps.rejected, 1);
+    ck_assert_uint_eq(ps.accepted, good + 1);
+    ck_assert_int_eq(c.n, 1);
+    ck_assert_int_eq(c.with_ref, 1);
+    gchar *text = NULL;
+    ck_assert(g_file_get_contents(s_audit, &text, NULL, NULL));
+    ck_assert_msg(strstr(text, "PG_EINVALID:header"), "no PG_EINVALID:header in the audit log");
+    g_free(text);
     s_feed_free(&f);
 }
 END_TEST
@@ -1906,6 +1946,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_inbound_checks_and_audit);
     tcase_add_test(tc, test_audit_fails_closed);
     tcase_add_test(tc, test_partner_cannot_touch_another_partners_record);
+    tcase_add_test(tc, test_overlong_header_is_refused);
     tcase_add_test(tc, test_partner_dead_letter_replay);
     tcase_add_test(tc, test_cli_replays_partner_dead_letters);
     tcase_add_test(tc, test_offsets_wait_for_acks_and_window);

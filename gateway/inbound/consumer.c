@@ -302,15 +302,22 @@ void pg_consumer_destroy(pg_consumer **p)
 }
 
 /* The value of header name as a NUL-terminated string in the message's own memory is
- * not guaranteed: copy it into buf. NULL when absent. */
-static const char *s_header(rd_kafka_message_t *m, const char *name, char *buf, size_t size)
+ * not guaranteed: copy it into buf. NULL when absent; NULL with *overlong set to name
+ * (the first such) when there but too long for buf, so that no check of the header is
+ * skipped as if it were absent. */
+static const char *s_header(rd_kafka_message_t *m, const char *name, char *buf, size_t size,
+                            const char **overlong)
 {
     rd_kafka_headers_t *hdrs;
     const void *v;
     size_t n;
-    if (rd_kafka_message_headers(m, &hdrs) || rd_kafka_header_get_last(hdrs, name, &v, &n) || !v ||
-        n >= size)
+    if (rd_kafka_message_headers(m, &hdrs) || rd_kafka_header_get_last(hdrs, name, &v, &n) || !v)
         return NULL;
+    if (n >= size) {
+        if (!*overlong)
+            *overlong = name;
+        return NULL;
+    }
     memcpy(buf, v, n);
     buf[n] = 0;
     return buf;
@@ -360,9 +367,11 @@ int pg_consumer_poll(pg_consumer *self, pg_consumer_record *out, size_t max, int
         r->offset = m->offset;
         r->value = m->payload;
         r->len = m->payload ? m->len : 0;
-        r->type = s_header(m, PG_HDR_TYPE, s->type, sizeof s->type);
-        r->force = s_header(m, PG_HDR_ORIGIN_FORCE, s->force, sizeof s->force);
-        r->agreement = s_header(m, PG_HDR_AGREEMENT, s->agreement, sizeof s->agreement);
+        r->overlong = NULL;
+        r->type = s_header(m, PG_HDR_TYPE, s->type, sizeof s->type, &r->overlong);
+        r->force = s_header(m, PG_HDR_ORIGIN_FORCE, s->force, sizeof s->force, &r->overlong);
+        r->agreement =
+            s_header(m, PG_HDR_AGREEMENT, s->agreement, sizeof s->agreement, &r->overlong);
         r->key = NULL;
         if (m->key && m->key_len < sizeof s->key) {
             memcpy(s->key, m->key, m->key_len);

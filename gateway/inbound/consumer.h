@@ -50,6 +50,10 @@ typedef struct pg_consumer_record {
     const char *type;      /* header pg-type, or NULL */
     const char *force;     /* header pg-origin-force, or NULL */
     const char *agreement; /* header pg-agreement, or NULL */
+    /* The name of the first header above that was there but longer than the consumer
+     * keeps (its field is then NULL), or NULL: a header that is there is never taken
+     * for one that is not. */
+    const char *overlong;
 } pg_consumer_record;
 
 /* A consumer subscribed to opts->topics. NULL with errstr on a bad property. */

@@ -307,6 +307,14 @@ static int s_record(s_take *t, const pg_partner_record *r)
     const char *force = o && o->force && *o->force ? o->force : r->force;
     char idbuf[PG_UUID_STR_SIZE];
     const char *rule = NULL;
+    /* A header too long to keep is not an absent one: its check (pg-agreement's, say)
+     * would pass unseen. */
+    char overlong[96];
+    if (!bad && r->overlong) {
+        snprintf(overlong, sizeof overlong, "header %.40s: longer than the gateway keeps",
+                 r->overlong);
+        bad = overlong, rule = "header";
+    }
     /* Identity is bound to origin (docs/security.md): the id must be the UUIDv5 of
      * what the record says it is, so that no partner can reach another's record by
      * naming its id; the headers must say what the value says. */
