@@ -62,13 +62,7 @@ policy:
     - {name: national, kind: national, topic: $topic, agreement: ISA-BENCH,
        max_classification: OFFICIAL-SENSITIVE, kinds: all}
 EOF
-"$build/gateway/polegated" --config "$work/bench.yaml" </dev/null >"$work/polegated.log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 1 100); do
-    kill -0 "$daemon_pid" 2>/dev/null || pg_die "polegated exited"
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-done
+pg_start_polegated "$build/gateway/polegated" "$work/bench.yaml" "$work/polegated.log" "$port"
 
 e2e=$("$bench" send --endpoint "tcp://127.0.0.1:$port" --brokers "$PG_KAFKA_BROKERS" \
     --topic "$topic" "$work/corpus.ndjson")

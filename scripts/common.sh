@@ -32,3 +32,16 @@ pg_as_root() {
 pg_free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
+
+# Start polegated ($1) with the config $2, its output in $3, in the background; wait (up
+# to 10 s) until its intake on 127.0.0.1:$4 takes connections. Its pid in daemon_pid,
+# for the caller's cleanup trap; dies if it exits first.
+pg_start_polegated() {
+    "$1" --config "$2" </dev/null >"$3" 2>&1 &
+    daemon_pid=$!
+    for _ in $(seq 1 100); do
+        kill -0 "$daemon_pid" 2>/dev/null || pg_die "polegated exited"
+        (exec 3<>"/dev/tcp/127.0.0.1/$4") 2>/dev/null && break
+        sleep 0.1
+    done
+}
