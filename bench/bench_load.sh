@@ -80,6 +80,7 @@ s_load() {
 force: {code: ESX}
 adapter: {name: $adapter}
 intake: {endpoint: 'tcp://127.0.0.1:$port'}
+curve: {insecure: true}  # the bench measures the load; CURVE is tested in tests/
 store: {path: '$store', map_size: 32GiB}
 spool: {drain_timeout_ms: 600000}
 kafka: {brokers: '$PG_KAFKA_BROKERS'}
