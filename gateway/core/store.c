@@ -67,6 +67,20 @@ static unsigned long long s_disk_free(const char *dir)
     return (unsigned long long)sv.f_bavail * sv.f_frsize;
 }
 
+int pg_store_disk_err(int err, const char *kind, const char *dir, const char *what, char *errstr,
+                      size_t errstr_size)
+{
+    if (err != ENOSPC && err != EDQUOT && err != EIO)
+        return 0;
+    unsigned long long free = s_disk_free(dir);
+    if (err == EIO && free >= S_DISK_LOW)
+        return 0;
+    return pg_errf(PG_EDISKFULL, errstr, errstr_size,
+                   "disk full: the filesystem of %s %s has %llu bytes free (%s: %s); "
+                   "nothing was written; send again when space is freed",
+                   kind, dir ? dir : "?", free, what, strerror(err));
+}
+
 /* Map an LMDB return code to a pg error and reason. A full map and a full disk get
  * one reason each, the same whichever call met them, that an operator can act on. */
 static int s_err(int rc, const char *what, MDB_env *env, char *errstr, size_t errstr_size)
@@ -74,14 +88,9 @@ static int s_err(int rc, const char *what, MDB_env *env, char *errstr, size_t er
     const char *dir = NULL;
     if (env)
         mdb_env_get_path(env, &dir);
-    if (rc == ENOSPC || rc == EDQUOT || rc == EIO) {
-        unsigned long long free = s_disk_free(dir);
-        if (rc != EIO || free < S_DISK_LOW)
-            return pg_errf(PG_EDISKFULL, errstr, errstr_size,
-                           "disk full: the filesystem of store %s has %llu bytes free (%s: %s); "
-                           "nothing was written; send again when space is freed",
-                           dir ? dir : "?", free, what, strerror(rc));
-    }
+    int full = pg_store_disk_err(rc, "store", dir, what, errstr, errstr_size);
+    if (full)
+        return full;
     if (rc == MDB_NOTFOUND)
         return pg_errf(PG_ENOTFOUND, errstr, errstr_size, "%s: not found", what);
     if (rc == ENOMEM)

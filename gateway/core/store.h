@@ -197,6 +197,13 @@ int pg_store_check(const char *dir, pg_store_check_result *res,
                    void (*report)(void *arg, const char *line), void *arg, char *errstr,
                    size_t errstr_size);
 
+/* The one reason for a write the filesystem had no room for: PG_EDISKFULL with "disk
+ * full: the filesystem of KIND DIR has N bytes free (WHAT: ...); ..." when err (an
+ * errno value) is ENOSPC or EDQUOT, or EIO with little space left (a short write);
+ * else 0 and errstr untouched. Shared by the store and the write-ahead log. */
+int pg_store_disk_err(int err, const char *kind, const char *dir, const char *what, char *errstr,
+                      size_t errstr_size);
+
 /* Tests: the next count top-level commits fail as if LMDB had returned err (an errno
  * value such as ENOSPC or EIO, or an MDB_ code), and are aborted. */
 void pg_store_test_inject(pg_store *self, int err, int count);
