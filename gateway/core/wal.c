@@ -102,8 +102,7 @@ static int s_map_open(s_map *m, const char *dir, uint64_t first, char *errstr, s
         int e = errno;
         if (fd >= 0)
             close(fd);
-        return pg_errf(PG_EIO, errstr, errstr_size, "write-ahead log %s: %s", m->path,
-                       strerror(e));
+        return pg_errf(PG_EIO, errstr, errstr_size, "write-ahead log %s: %s", m->path, strerror(e));
     }
     m->size = (size_t)st.st_size;
     if (m->size) {
@@ -144,23 +143,21 @@ static int s_valid_at(const s_map *m, size_t off, size_t limit, uint64_t *lsn)
 
 /* What a scan of one segment found. */
 typedef struct s_scan {
-    uint64_t expect;   /* the next LSN, updated as records are read */
-    size_t off;        /* the end of the last good record */
-    uint64_t records;  /* good records */
-    int torn;          /* a crash's tail from off on */
+    uint64_t expect;  /* the next LSN, updated as records are read */
+    size_t off;       /* the end of the last good record */
+    uint64_t records; /* good records */
+    int torn;         /* a crash's tail from off on */
     char torn_why[2048];
 } s_scan;
 
-typedef int (*s_record_fn)(void *arg, uint64_t lsn, uint32_t type, const uint8_t *data,
-                           size_t len);
+typedef int (*s_record_fn)(void *arg, uint64_t lsn, uint32_t type, const uint8_t *data, size_t len);
 
 /* Scan the segment m (whose name says it begins at first) up to limit bytes. In the
  * last segment a bad record after which no good one follows is a crash's tail (sc->torn,
  * sc->off where it begins); anything else bad is damage: PG_ECORRUPT with the path,
  * offset and reason. Records with an LSN above after go to fn. */
 static int s_scan_seg(const s_map *m, uint64_t first, size_t limit, int last, s_scan *sc,
-                      uint64_t after, s_record_fn fn, void *arg, char *errstr,
-                      size_t errstr_size)
+                      uint64_t after, s_record_fn fn, void *arg, char *errstr, size_t errstr_size)
 {
     char why[256];
     size_t off = 0;
@@ -179,8 +176,8 @@ static int s_scan_seg(const s_map *m, uint64_t first, size_t limit, int last, s_
                        m->path, pg_store_be64_get(m->data + 8), first);
     if (first != sc->expect)
         return pg_errf(PG_ECORRUPT, errstr, errstr_size,
-                       "write-ahead log damaged: %s begins at LSN %" PRIu64
-                       " where LSN %" PRIu64 " was expected (a gap or an overlap)",
+                       "write-ahead log damaged: %s begins at LSN %" PRIu64 " where LSN %" PRIu64
+                       " was expected (a gap or an overlap)",
                        m->path, first, sc->expect);
     off = sc->off = S_SEG_HDR;
     while (off < limit) {
@@ -198,8 +195,9 @@ static int s_scan_seg(const s_map *m, uint64_t first, size_t limit, int last, s_
         }
         uint32_t crc = s_crc(p, len);
         if (s_get32(p) != crc) {
-            snprintf(why, sizeof why, "checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32
-                     ")", s_get32(p), crc);
+            snprintf(why, sizeof why,
+                     "checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32 ")", s_get32(p),
+                     crc);
             goto bad;
         }
         uint64_t lsn = pg_store_be64_get(p + 8);
@@ -236,8 +234,8 @@ bad:
                        "last",
                        m->path, off, why);
     sc->torn = 1;
-    snprintf(sc->torn_why, sizeof sc->torn_why, "%s, offset %zu: %s (%zu bytes)", m->path, off,
-             why, limit - off);
+    snprintf(sc->torn_why, sizeof sc->torn_why, "%s, offset %zu: %s (%zu bytes)", m->path, off, why,
+             limit - off);
     return 0;
 }
 
@@ -259,8 +257,7 @@ static int s_list(const char *dir, s_seg **segs, size_t *n, size_t *cap, char *e
     struct dirent *de;
     while ((de = readdir(d))) {
         const char *s = de->d_name;
-        if (strlen(s) != 20 || strcmp(s + 16, ".seg") ||
-            strspn(s, "0123456789abcdef") != 16)
+        if (strlen(s) != 20 || strcmp(s + 16, ".seg") || strspn(s, "0123456789abcdef") != 16)
             continue;
         if (*n == *cap) {
             size_t c = *cap ? *cap * 2 : 8;
@@ -566,8 +563,8 @@ int pg_wal_replay(pg_wal *self, uint64_t after, s_record_fn fn, void *arg, char 
         int last = i + 1 == self->nsegs;
         size_t limit = last && self->end < m.size ? (size_t)self->end : m.size;
         s_scan sc = {.expect = self->segs[i].first};
-        rc = s_scan_seg(&m, self->segs[i].first, limit, 0, &sc, after, fn, arg, errstr,
-                        errstr_size);
+        rc =
+            s_scan_seg(&m, self->segs[i].first, limit, 0, &sc, after, fn, arg, errstr, errstr_size);
         s_map_close(&m);
         if (rc)
             return rc;
