@@ -947,6 +947,45 @@ START_TEST(test_rotation_carries_the_chain)
 }
 END_TEST
 
+/* Attack: a rotation whose directory cannot be synced (a failing disk) must not go on
+ * writing events into a file a crash may take back. The batch that rotates fails (the
+ * caller does not do its step); the log writes nothing until the directory syncs, and
+ * then goes on in the new file, the chain whole, no rotated file renamed over. */
+START_TEST(test_rotation_dir_sync_fails_closed)
+{
+    pg_audit_options o = {.sync_every = 1,
+                          .clock_ms = s_clock,
+                          .rotate_bytes = 300,
+                          .write_fn = s_disk_fault_write,
+                          .sync_fn = s_disk_fault_sync};
+    char err[PG_ERRSTR_SIZE] = "";
+    pg_audit *a = pg_audit_new(s_path, &o, err, sizeof err);
+    ck_assert_msg(a != NULL, "%s", err);
+    for (int i = 0; i < 3; i++)
+        s_append(a, PG_AUDIT_COLLECT, E1, NULL, "ok");
+    ck_assert_uint_ge((uint64_t)s_size(s_path), 300);
+    pg_audit_event ev = {
+        .action = PG_AUDIT_DISCLOSE, .party = "rms:test", .entity_id = E1, .outcome = "shared"};
+    s_disk_fault = 3;
+    ck_assert_int_eq(pg_audit_append_batch(a, &ev, 1, err, sizeof err), PG_EIO);
+    ck_assert_msg(strstr(err, "cannot be synced"), "%s", err);
+    ck_assert_uint_eq(pg_audit_seq(a), 3);
+    ck_assert_int_eq(s_size(s_path), 0); /* rotated, and nothing written since */
+    ck_assert_int_eq(pg_audit_append_batch(a, &ev, 1, err, sizeof err), PG_EIO);
+    ck_assert_int_eq(s_size(s_path), 0);
+    ck_assert_uint_eq(pg_audit_failures(a), 2);
+    s_disk_fault = 0;
+    for (int i = 0; i < 6; i++)
+        ck_assert_msg(pg_audit_append_batch(a, &ev, 1, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(pg_audit_seq(a), 9);
+    pg_audit_destroy(&a);
+    pg_audit_verify_result res;
+    ck_assert_msg(s_verify(&res, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(res.events, 9);
+    ck_assert_uint_ge(res.files, 3);
+}
+END_TEST
+
 START_TEST(test_keygen)
 {
     char err[PG_ERRSTR_SIZE] = "", path[256];
@@ -986,6 +1025,7 @@ int main(void)
     tcase_add_test(tc, test_keyed_chain_resists_rehash);
     tcase_add_test(tc, test_checkpoints_find_cut_and_rewrite);
     tcase_add_test(tc, test_rotation_carries_the_chain);
+    tcase_add_test(tc, test_rotation_dir_sync_fails_closed);
     tcase_add_test(tc, test_keygen);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

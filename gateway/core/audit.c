@@ -91,12 +91,14 @@ struct pg_audit {
     off_t size;                       /* bytes of complete events in the file */
     uint64_t first_seq;               /* of the file's first event (0: the file is empty) */
     int dirty;                        /* bytes past size may be in the file: cut them first */
+    int dir_unsynced; /* a rotation's directory entries may not last yet: sync them first */
     unsigned sync_every;
     const pg_audit_key *key; /* &key_copy or NULL */
     pg_audit_key key_copy;
     uint64_t rotate_bytes;
     int64_t rotate_ms, opened_ms;
     long (*write_fn)(int fd, const void *buf, size_t len);
+    int (*sync_fn)(int fd);
     uint64_t failures;
     int64_t (*clock_ms)(void *ud);
     void *clock_ud;
@@ -479,6 +481,7 @@ pg_audit *pg_audit_new(const char *path, const pg_audit_options *opts, char *err
     a->clock_ms = opts && opts->clock_ms ? opts->clock_ms : s_real_clock;
     a->clock_ud = opts ? opts->clock_ud : NULL;
     a->write_fn = opts ? opts->write_fn : NULL;
+    a->sync_fn = opts ? opts->sync_fn : NULL;
     a->on_event = opts ? opts->on_event : NULL;
     a->on_event_ud = opts ? opts->on_event_ud : NULL;
     a->rotate_bytes = opts ? opts->rotate_bytes : 0;
@@ -628,6 +631,28 @@ static int s_write_all(pg_audit *a, const pg_buf *buf, char *errstr, size_t errs
     return 0;
 }
 
+/* Make a rotation's rename and new file last: until they do, no event is written
+ * (an event in a file whose name a crash may take back is not on disk). */
+static int s_sync_dir(pg_audit *a, char *errstr, size_t errstr_size)
+{
+    if (!a->dir_unsynced)
+        return 0;
+    char *dir = g_path_get_dirname(a->path);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int bad = dfd < 0 || (a->sync_fn ? a->sync_fn(dfd) : fsync(dfd));
+    int err = errno;
+    if (dfd >= 0)
+        close(dfd);
+    int rc = bad ? pg_errf(PG_EIO, errstr, errstr_size,
+                           "%s: rotated, but its directory %s cannot be synced: %s", a->path, dir,
+                           strerror(err))
+                 : 0;
+    g_free(dir);
+    if (!bad)
+        a->dir_unsynced = 0;
+    return rc;
+}
+
 /* Start a new file when the current one is big or old enough: rename it to
  * "<path>.<first seq>", open a new empty one; the chain (seq, prev) carries on. */
 static int s_rotate(pg_audit *a, int64_t now, char *errstr, size_t errstr_size)
@@ -650,19 +675,13 @@ static int s_rotate(pg_audit *a, int64_t now, char *errstr, size_t errstr_size)
         rc = PG_EIO;
         goto out;
     }
-    /* The directory entry of the new file must last as the old one's rename does. */
-    char *dir = g_path_get_dirname(a->path);
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    g_free(dir);
     close(a->fd);
     a->fd = fd;
     a->size = 0;
     a->first_seq = 0;
     a->opened_ms = now;
+    a->dir_unsynced = 1;
+    rc = s_sync_dir(a, errstr, errstr_size);
 out:
     free(old);
     return rc;
@@ -694,7 +713,13 @@ int pg_audit_append_batch(pg_audit *audit, const pg_audit_event *evs, size_t n, 
         goto fail;
     }
     int64_t now = audit->clock_ms(audit->clock_ud);
-    if ((rc = s_rotate(audit, now, errstr, errstr_size)))
+    rc = s_sync_dir(audit, errstr, errstr_size);
+    rc = rc ? rc : s_rotate(audit, now, errstr, errstr_size);
+    /* a rotation done stays done, even when its directory could not be synced: a
+     * failure goes back to the new file's state, never names the old file's first
+     * event as the new one's (the next rotation would rename over the old file) */
+    first0 = audit->first_seq;
+    if (rc)
         goto fail;
     off_t size0 = audit->size;
     pg_audit__format_time(now, when);
@@ -725,7 +750,8 @@ int pg_audit_append_batch(pg_audit *audit, const pg_audit_event *evs, size_t n, 
         if (!audit->first_seq)
             audit->first_seq = seq;
         memcpy(audit->prev, hash, sizeof audit->prev);
-        if (((i + 1) % audit->sync_every == 0 || i + 1 == n) && fdatasync(audit->fd)) {
+        if (((i + 1) % audit->sync_every == 0 || i + 1 == n) &&
+            (audit->sync_fn ? audit->sync_fn(audit->fd) : fdatasync(audit->fd))) {
             rc = pg_errf(PG_EIO, errstr, errstr_size, "%s: fdatasync: %s", audit->path,
                          strerror(errno));
             goto undo;

@@ -111,6 +111,9 @@ typedef struct pg_audit_options {
     int64_t rotate_ms;
     /* write(2) for tests that make the disk fail; NULL: write. */
     long (*write_fn)(int fd, const void *buf, size_t len);
+    /* fdatasync(2) of the log and fsync(2) of its directory at a rotation, for tests
+     * that make them fail; NULL: the real ones. */
+    int (*sync_fn)(int fd);
     /* Called after each append with each event and the batch's result (0: written),
      * on the appending thread, outside the log's lock. NULL: none. The metrics count
      * events and failures with it. */
