@@ -18,6 +18,14 @@ const pg_adapter_ops *pg_adapter_find(const char *name)
     return NULL;
 }
 
+const pg_adapter_ops *pg_adapter_for_system(const char *system)
+{
+    for (size_t i = 0; system && i < S_NADAPTERS; i++)
+        if (strcmp(s_adapters[i]->system, system) == 0)
+            return s_adapters[i];
+    return NULL;
+}
+
 const pg_adapter_ops *pg_adapter_at(size_t i)
 {
     return i < S_NADAPTERS ? s_adapters[i] : NULL;

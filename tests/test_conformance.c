@@ -1,6 +1,7 @@
 /* The adapter conformance suite: the properties every pg_adapter_ops must have, written
  * once and run against each registered adapter (pg_adapter_at). */
 #include <check.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "pole_gen.h"
 #include "polegate/adapter.h"
 #include "polegate/error.h"
+#include "polegate/identity.h"
 #include "polegate/pole.h"
 #include "store.h"
 
@@ -93,7 +95,9 @@ START_TEST(test_declares_itself)
     ck_assert_ptr_nonnull(a->messages);
     ck_assert_ptr_nonnull(a->force_path);
     ck_assert_ptr_nonnull(a->settings);
+    ck_assert_ptr_nonnull(a->native_type);
     ck_assert_ptr_eq(pg_adapter_find(a->name), a);
+    ck_assert_ptr_eq(pg_adapter_for_system(a->system), a);
     ck_assert_ptr_eq(pg_adapter_find(a->format), a);
     char file[64];
     for (const char *const *x = a->extensions; *x; x++) {
@@ -189,6 +193,70 @@ START_TEST(test_round_trip_every_kind)
 }
 END_TEST
 
+/* ------------------------------------------------------------ ids from native ids */
+
+/* Whose entity a link end is, recomputed as a receiver does (gateway/inbound/partner.c:
+ * a partner states links between entities of its own origin only): every entity's id
+ * is the UUIDv5 of its origin with the id space native_type gives its kind, and so is
+ * each end of every link, from the link's origin force and system and the end's native
+ * id. Over every fixture of the adapter's format. */
+static void s_assert_recomputes(const pg_adapter_ops *a, const char *force, const char *system,
+                                int kind, const char *native_id, const char *id)
+{
+    const char *type = a->native_type(kind);
+    char again[PG_UUID_STR_SIZE];
+    ck_assert_msg(type && native_id &&
+                      pg_identity_entity(force, system, type, native_id, again) == 0 &&
+                      !strcmp(again, id),
+                  "%s: %s (kind %d, %s) is not the entity id of %s/%s/%s/%s", a->name, id, kind,
+                  native_id ? native_id : "no native id", force, system, type ? type : "-",
+                  native_id ? native_id : "-");
+}
+
+START_TEST(test_ids_recompute_from_native)
+{
+    const pg_adapter_ops *a = pg_adapter_at((size_t)_i);
+    DIR *dir = opendir(PG_FIXTURES);
+    ck_assert_ptr_nonnull(dir);
+    size_t entities = 0, links = 0;
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        if (pg_adapter_for_file(de->d_name) != a)
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", PG_FIXTURES, de->d_name);
+        FILE *fp = fopen(path, "rb");
+        ck_assert_ptr_nonnull(fp);
+        static uint8_t data[1 << 20];
+        size_t len = fread(data, 1, sizeof data, fp);
+        fclose(fp);
+        pg_changeset *cs = pg_changeset_new();
+        s_split sp = {.a = a, .cs = cs};
+        ck_assert_int_eq(a->split(data, len, s_decode_one, &sp), 0);
+        for (size_t i = 0; i < cs->count; i++) {
+            const pg_change *ch = &cs->changes[i];
+            if (ch->type == PG_CHANGE_ENTITY) {
+                const pg_entity_update *u = ch->entity;
+                ck_assert_str_eq(u->origin->native_type, a->native_type((int)u->kind));
+                s_assert_recomputes(a, u->origin->force, u->origin->system, (int)u->kind,
+                                    u->origin->native_id, u->id);
+                entities++;
+                continue;
+            }
+            const pg_link_update *l = ch->link;
+            s_assert_recomputes(a, l->origin->force, l->origin->system, (int)l->from->kind,
+                                l->from->native_id, l->from->id);
+            s_assert_recomputes(a, l->origin->force, l->origin->system, (int)l->to->kind,
+                                l->to->native_id, l->to->id);
+            links++;
+        }
+        pg_changeset_destroy(&cs);
+    }
+    closedir(dir);
+    ck_assert_msg(entities > 0 && links > 0, "%s: no fixture with entities and links", a->name);
+}
+END_TEST
+
 /* ------------------------------------------------------------ invalid input */
 
 /* All or nothing, with a reason: decode of each bad input fails, says why, and leaves
@@ -275,6 +343,7 @@ int main(void)
     tcase_add_loop_test(tc, test_declares_itself, 0, (int)n);
     tcase_add_loop_test(tc, test_ids_have_their_shape, 0, (int)n);
     tcase_add_loop_test(tc, test_round_trip_every_kind, 0, (int)n);
+    tcase_add_loop_test(tc, test_ids_recompute_from_native, 0, (int)n);
     tcase_add_loop_test(tc, test_invalid_input_rejected_with_a_reason, 0, (int)n);
     tcase_add_loop_test(tc, test_encode_refuses_what_it_cannot_carry, 0, (int)n);
     Suite *s = suite_create("conformance");

@@ -122,6 +122,12 @@ static int s_split(const uint8_t *data, size_t size, pg_split_fn fn, void *arg)
     return 0;
 }
 
+/* An ATX id names its record type: PERSON, P0000123456. */
+static const char *s_native_type(int kind)
+{
+    return pg_atx_code_name(&pg_atx_type, kind);
+}
+
 const pg_adapter_ops pg_adapter_athena = {
     .name = "athena",
     .format = "atx",
@@ -139,5 +145,6 @@ const pg_adapter_ops pg_adapter_athena = {
     .batches = 0,
     .force_path = "header.orgUnit",
     .ids = &s_ids,
+    .native_type = s_native_type,
     .settings = s_settings,
 };

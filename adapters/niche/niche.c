@@ -111,6 +111,13 @@ static int s_split(const uint8_t *data, size_t size, pg_split_fn fn, void *arg)
     return 0;
 }
 
+/* An NX5 GID is unique across kinds (and a link does not say its target's kind). */
+static const char *s_native_type(int kind)
+{
+    (void)kind;
+    return "GID";
+}
+
 const pg_adapter_ops pg_adapter_niche = {
     .name = "niche",
     .format = "nx5",
@@ -128,5 +135,6 @@ const pg_adapter_ops pg_adapter_niche = {
     .batches = 1,
     .force_path = "NX5Exchange@Force",
     .ids = &s_ids,
+    .native_type = s_native_type,
     .settings = s_settings,
 };

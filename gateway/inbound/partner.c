@@ -241,6 +241,27 @@ static int s_seen_put(s_take *t, const char *id, uint64_t version, int deleted)
     return pg_store_put(t->txn, t->p->seen, id, strlen(id), v, 9, t->errstr, t->errstr_size);
 }
 
+/* 1 when ref is an entity of origin o: its id is the UUIDv5 of o's force and system,
+ * the id space the system gives its kind and its native id; or (a system this build
+ * does not know) an entity already taken from o, whose id was checked against o then.
+ * 0 when not, or an error of the store. */
+static int s_end_of_origin(s_take *t, const pg_origin *o, const pg_entity_ref *ref)
+{
+    const pg_adapter_ops *sys = pg_adapter_for_system(o->system);
+    const char *type = sys && sys->native_type ? sys->native_type((int)ref->kind) : NULL;
+    char idbuf[PG_UUID_STR_SIZE];
+    if (type && ref->native_id && *ref->native_id)
+        return !pg_identity_entity(o->force, o->system, type, ref->native_id, idbuf) &&
+               !strcmp(idbuf, ref->id);
+    char key[PG_UUID_STR_SIZE + 80];
+    if ((size_t)snprintf(key, sizeof key, "%s/%s", o->force, ref->id) >= sizeof key)
+        return 0;
+    uint64_t version;
+    int deleted;
+    int rc = s_seen_get(t, key, &version, &deleted);
+    return rc ? rc : version > 0;
+}
+
 /* A refused record is kept as a partner dead letter in the take's transaction (topic,
  * partition, offset, the origin it claimed, the rule it broke, its bytes), so that the
  * consumer moves on and nothing is lost from sight: `polegate dlq` lists it. */
@@ -278,25 +299,28 @@ static int s_record(s_take *t, const pg_partner_record *r)
     int rc = p->replaying ? 0 : s_note_offset(p, r);
     if (rc)
         return s_nomem(t->errstr, t->errstr_size);
-    int entity = r->type && !strcmp(r->type, PG_TYPE_ENTITY);
-    if (!r->value || !r->type || (!entity && strcmp(r->type, PG_TYPE_LINK))) {
-        /* a tombstone is compaction's business; anything else skipped gets a reason */
-        if (r->value)
-            pg_log(PG_LOG_WARN, "partner: %s [%d] offset %" PRId64 ": skipped: pg-type %s",
-                   r->topic, (int)r->partition, r->offset,
-                   r->type ? r->type : "missing (or longer than the consumer keeps)");
+    if (!r->value) { /* a tombstone is compaction's business */
         p->delta.skipped++;
         return 0;
     }
+    int entity = r->type && !strcmp(r->type, PG_TYPE_ENTITY);
+    int link = r->type && !strcmp(r->type, PG_TYPE_LINK);
     ProtobufCAllocator alloc;
     pg_pb_arena_allocator(p->acc->arena, &alloc);
     pg_change ch = {.type = entity ? PG_CHANGE_ENTITY : PG_CHANGE_LINK};
     if (entity)
         ch.entity = polegate__pole__v1__entity_update__unpack(&alloc, r->len, r->value);
-    else
+    else if (link)
         ch.link = polegate__pole__v1__link_update__unpack(&alloc, r->len, r->value);
-    const char *bad =
-        !ch.entity && !ch.link ? "not a valid protobuf of its pg-type" : s_invalid(&ch);
+    /* A value no type of ours names cannot be checked, so it is not taken: kept as a
+     * dead letter like any other record that cannot be processed (a replay after an
+     * upgrade that knows its type takes it). */
+    const char *bad = !r->type && r->overlong && !strcmp(r->overlong, PG_HDR_TYPE)
+                          ? "header pg-type: longer than the gateway keeps"
+                      : !r->type               ? "header pg-type: missing"
+                      : !entity && !link       ? "header pg-type: not a type this gateway knows"
+                      : !ch.entity && !ch.link ? "not a valid protobuf of its pg-type"
+                                               : s_invalid(&ch);
     const pg_origin *o =
         entity ? (ch.entity ? ch.entity->origin : NULL) : (ch.link ? ch.link->origin : NULL);
     const char *id =
@@ -306,7 +330,7 @@ static int s_record(s_take *t, const pg_partner_record *r)
         entity ? (ch.entity ? ch.entity->version : 0) : (ch.link ? ch.link->version : 0);
     const char *force = o && o->force && *o->force ? o->force : r->force;
     char idbuf[PG_UUID_STR_SIZE];
-    const char *rule = NULL;
+    const char *rule = bad && !entity && !link ? "header" : NULL;
     /* A header too long to keep is not an absent one: its check (pg-agreement's, say)
      * would pass unseen. */
     char overlong[96];
@@ -334,6 +358,18 @@ static int s_record(s_take *t, const pg_partner_record *r)
          pg_identity_link(ch.link->from->id, (int)ch.link->role, ch.link->to->id, idbuf) ||
          strcmp(idbuf, id)))
         bad = "id: not the UUIDv5 of its ends and role", rule = "identity";
+    /* A link binds both its ends: a partner states links between records of its own
+     * origin only, never between another force's records (nor one of theirs and one
+     * of ours), which would change those records in our RMS (an ATX record carries
+     * its links). */
+    for (int end = 0; !bad && !entity && end < 2; end++) {
+        const pg_entity_ref *ref = end ? ch.link->to : ch.link->from;
+        if ((rc = s_end_of_origin(t, o, ref)) < 0)
+            return rc;
+        if (!rc)
+            bad = end ? "to: not an entity of origin.force" : "from: not an entity of origin.force",
+            rule = "link-end";
+    }
     if (bad) {
         pg_log(PG_LOG_WARN, "partner: %s [%d] offset %" PRId64 ": rejected: %s", r->topic,
                (int)r->partition, r->offset, bad);

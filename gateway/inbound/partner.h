@@ -21,9 +21,10 @@ typedef struct pg_compose_stats pg_compose_stats;
  *
  * 1. pg_partner_take(records): in ONE write transaction of the store, for each record
  *    consumed from a partner topic, in order:
- *    - a tombstone, or a pg-type this version does not know: skipped (counted);
- *    - a value that is not the protobuf its pg-type says, or an update without an id,
- *      an operation or link ends: rejected (audit "reject", outcome "invalid");
+ *    - a tombstone: skipped (counted);
+ *    - no pg-type, or one this version does not know, a value that is not the
+ *      protobuf its pg-type says, or an update without an id, an operation or link
+ *      ends: rejected (audit "reject", outcome "PG_EINVALID:..."), a partner dead letter;
  *    - a record of our own force: dropped, never delivered back (counted "own");
  *    - pg_policy_inbound_allowed: a record from a topic of no configured partner, or
  *      of an origin that partner may not speak for: rejected (audit "reject",
@@ -87,7 +88,7 @@ typedef struct pg_partner_stats {
     uint64_t stale;      /* version lower than the last received */
     uint64_t own;        /* records of our own force, dropped */
     uint64_t rejected;   /* invalid, or refused by the inbound policy */
-    uint64_t skipped;    /* tombstones and unknown pg-types */
+    uint64_t skipped;    /* tombstones */
     uint64_t composed;   /* native messages put in the import queue */
     uint64_t submitted;  /* messages handed to the transport (re-sends not counted) */
     uint64_t stored;     /* acknowledged stored by the RMS */

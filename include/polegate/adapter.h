@@ -105,6 +105,11 @@ typedef struct pg_adapter_ops {
     /* Where a message names its force, for reasons ("header.orgUnit"). */
     const char *force_path;
     const pg_adapter_ids *ids;
+    /* The id space (origin.native_type, docs/canonical-model.md) of an entity of kind
+     * in this system: ATX its record type ("PERSON"), NX5 "GID" whatever the kind.
+     * With an EntityRef's native_id it gives the entity id again, so that a receiver
+     * can tell whose entity a link end is. NULL when kind has none. */
+    const char *(*native_type)(int kind);
     /* Its own settings, ended by an entry with key NULL. */
     const pg_adapter_setting *settings;
     /* Decode one native message into canonical changes appended to cs (whose arena
@@ -130,6 +135,9 @@ extern const pg_adapter_ops pg_adapter_niche;
 const pg_adapter_ops *pg_adapter_find(const char *name);
 /* The i-th registered adapter; NULL past the last. */
 const pg_adapter_ops *pg_adapter_at(size_t i);
+/* The adapter of the records system named system (an origin.system: "ATHENA");
+ * NULL when none. */
+const pg_adapter_ops *pg_adapter_for_system(const char *system);
 /* The adapter whose messages a file of this name holds, by its extension; NULL when
  * none. */
 const pg_adapter_ops *pg_adapter_for_file(const char *path);

@@ -144,14 +144,15 @@ def main():
         check("promtool is installed (scripts/install-deps)", promtool is not None)
         fc.create_topic(args.brokers, topic)
         fc.create_topic(args.brokers, dlq_topic, compact=False)
-        # A partner topic with 4 records of no pg-type (skipped) and 3 that claim to be
-        # entity updates and are not (rejected).
+        # A partner topic with 4 tombstones (skipped: compaction's business) and 3 records
+        # that claim to be entity updates and are not (rejected). A record with a value
+        # and no pg-type is rejected too (test_partner).
         fc.create_topic(args.brokers, partner_topic, partitions=2)
         from confluent_kafka import Producer
 
         prod = Producer({"bootstrap.servers": args.brokers})
         for i in range(4):
-            prod.produce(partner_topic, key=b"k%d" % i, value=b"not a record")
+            prod.produce(partner_topic, key=b"k%d" % i, value=None)
         for i in range(3):
             prod.produce(partner_topic, key=b"e%d" % i, value=b"\xff\xff junk",
                          headers=[("pg-type", b"polegate.pole.v1.EntityUpdate"),
