@@ -20,6 +20,7 @@ static const char s_usage_text[] =
     "       polegate audit keygen DIR\n"
     "       polegate audit query FILE [--entity UUID] [--native-id ID]\n"
     "                                 [--destination NAME] [--action ACTION]\n"
+    "                                 [--party PARTY]\n"
     "                                 [--since TIME] [--until TIME]\n"
     "\n"
     "verify  checks every line of the audit log FILE and of the files rotated from it\n"
@@ -38,6 +39,8 @@ static const char s_usage_text[] =
     "  --native-id ID       id in the origin system\n"
     "  --destination NAME   destination name (as in the policy)\n"
     "  --action ACTION      collect, disclose, withhold, withdraw, receive, reject, erase\n"
+    "  --party PARTY        who caused it: rms:NAME, rms:local, partner:TOPIC,\n"
+    "                       policy:VERSION, ...; PREFIX* for every party starting so\n"
     "  --since TIME         at or after TIME: RFC 3339 with offset, or YYYY-MM-DD (UTC)\n"
     "  --until TIME         before TIME\n"
     "\n"
@@ -284,13 +287,10 @@ static int s_print(void *ud, const char *line, size_t len)
 static int s_query(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"entity", required_argument, NULL, 'e'},
-        {"native-id", required_argument, NULL, 'n'},
-        {"destination", required_argument, NULL, 'd'},
-        {"action", required_argument, NULL, 'a'},
-        {"since", required_argument, NULL, 's'},
-        {"until", required_argument, NULL, 'u'},
-        {NULL, 0, NULL, 0},
+        {"entity", required_argument, NULL, 'e'},      {"native-id", required_argument, NULL, 'n'},
+        {"destination", required_argument, NULL, 'd'}, {"action", required_argument, NULL, 'a'},
+        {"party", required_argument, NULL, 'p'},       {"since", required_argument, NULL, 's'},
+        {"until", required_argument, NULL, 'u'},       {NULL, 0, NULL, 0},
     };
     pg_audit_filter filter = {0};
     char err[PG_ERRSTR_SIZE] = "";
@@ -306,6 +306,9 @@ static int s_query(int argc, char **argv)
             break;
         case 'd':
             filter.destination = optarg;
+            break;
+        case 'p':
+            filter.party = optarg;
             break;
         case 'a':
             if (!(filter.action = pg_audit_action_parse(optarg)))

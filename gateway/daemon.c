@@ -101,11 +101,13 @@ static int s_reconcile(pg_daemon *self, char *errstr, size_t errstr_size)
     int n = rc ? rc : pg_router_reconcile(self->router, txn, batch, errstr, errstr_size);
     if (n < 0)
         rc = n;
+    char party[PG_ERRSTR_SIZE];
+    snprintf(party, sizeof party, "policy:%s", pg_policy_version(self->live.policy));
+    batch->party = party; /* as the router named its records: kept once per batch */
     if (!rc)
         rc = pg_spool_append(self->spool, txn, batch, NULL, errstr, errstr_size);
-    /* Fail closed: no withdrawal is spooled that is not logged. */
-    for (size_t i = 0; !rc && self->audit && i < batch->audit_count; i++)
-        batch->audit[i].party = "policy";
+    /* Fail closed: no withdrawal is spooled that is not logged. The router made the
+     * policy ("policy:<version>") the party of its records and events. */
     if (!rc && self->audit && batch->audit_count)
         rc = pg_audit_append_batch(self->audit, batch->audit, batch->audit_count, errstr,
                                    errstr_size);

@@ -58,11 +58,18 @@ static pg_audit *s_open(void)
     return a;
 }
 
+#define E1 "6f1c2b0e-0d5b-5a3e-9c1f-2f7f3b8e9a01"
+#define E2 "6f1c2b0e-0d5b-5a3e-9c1f-2f7f3b8e9a02"
+
 static void s_append(pg_audit *a, pg_audit_action action, const char *entity, const char *dest,
                      const char *outcome)
 {
     pg_audit_event ev = {
         .action = action,
+        /* the RMS, a policy change, and files (event 4) */
+        .party = action == PG_AUDIT_WITHHOLD     ? "policy:ESX-ISP-2026.1"
+                 : entity && !strcmp(entity, E2) ? "rms:local"
+                                                 : "rms:athena-prod",
         .entity_id = entity,
         .native_id = "P0000123456",
         .origin = "ESX",
@@ -76,9 +83,6 @@ static void s_append(pg_audit *a, pg_audit_action action, const char *entity, co
     ck_assert_msg(pg_audit_append(a, &ev, err, sizeof err) == 0, "%s", err);
     s_now += 60000; /* a minute between events */
 }
-
-#define E1 "6f1c2b0e-0d5b-5a3e-9c1f-2f7f3b8e9a01"
-#define E2 "6f1c2b0e-0d5b-5a3e-9c1f-2f7f3b8e9a02"
 
 /* Four events: collect E1, disclose E1 to kent, withhold E1 from national, collect E2. */
 static void s_write_four(void)
@@ -542,6 +546,12 @@ START_TEST(test_query)
         {{.has_until = 1, .until_ms = t2}, "1"},
         {{.has_since = 1, .since_ms = t2, .has_until = 1, .until_ms = t2 + 60000}, "2"},
         {{.has_since = 1, .since_ms = t2 + 1}, "3,4"},
+        {{.party = "rms:athena-prod"}, "1,2"},
+        {{.party = "rms:*"}, "1,2,4"},
+        {{.party = "policy:*"}, "3"},
+        {{.party = "rms:"}, ""},
+        {{.party = "*"}, "1,2,3,4"},
+        {{.party = "rms:local", .action = PG_AUDIT_COLLECT}, "4"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         t_hits h = {0, ""};

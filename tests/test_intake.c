@@ -222,13 +222,15 @@ static pg_spool_stats s_spooled(void)
     return st;
 }
 
-/* Publish everything the spool holds to the mock cluster; the producer's counters. */
-static pg_publisher_stats s_publish(void)
+/* Publish everything the spool holds to the mock cluster, writing the disclose and
+ * withdraw events to audit (may be NULL); the producer's counters. */
+static pg_publisher_stats s_publish_audited(pg_audit *audit)
 {
     pg_publisher_opts po = {.brokers = s_brokers,
                             .transactional_id = "polegated.test",
                             .store = s_store,
                             .spool = s_spool,
+                            .audit = audit,
                             .call_timeout_ms = 500};
     pg_publisher *p = pg_publisher_new(&po, s_err, sizeof s_err);
     ck_assert_msg(p != NULL, "%s", s_err);
@@ -239,6 +241,48 @@ static pg_publisher_stats s_publish(void)
     pg_publisher_get_stats(p, &st);
     pg_publisher_destroy(&p);
     return st;
+}
+
+static pg_publisher_stats s_publish(void)
+{
+    return s_publish_audited(NULL);
+}
+
+/* The audit log at path, whole (the caller frees it). */
+static char *s_audit_text(const char *path)
+{
+    gchar *text = NULL;
+    ck_assert(g_file_get_contents(path, &text, NULL, NULL));
+    return text;
+}
+
+/* The number of events in text with every one of the fields given ("\"k\":v"). */
+static size_t s_events_with(const char *text, const char *a, const char *b, const char *c)
+{
+    size_t n = 0;
+    gchar **lines = g_strsplit(text, "\n", -1);
+    for (gchar **l = lines; *l; l++)
+        n += **l && strstr(*l, a) && (!b || strstr(*l, b)) && (!c || strstr(*l, c));
+    g_strfreev(lines);
+    return n;
+}
+
+/* The fixture's intake again, without a socket, writing its events to audit. */
+static void s_intake_audited(pg_audit *audit)
+{
+    pg_intake_destroy(&s_intake);
+    pg_intake_opts o = {.zmq_ctx = s_zctx,
+                        .adapter = &s_fake,
+                        .force = "ESX",
+                        .dlq_topic = DLQ_TOPIC,
+                        .store = s_store,
+                        .ledger = s_ledger,
+                        .router = s_router,
+                        .spool = s_spool,
+                        .dlq = s_dlq,
+                        .audit = audit};
+    s_intake = pg_intake_new(&o, s_err, sizeof s_err);
+    ck_assert_msg(s_intake != NULL, "%s", s_err);
 }
 
 static void s_handle(const char *msg, pg_intake_ack *ack)
@@ -754,19 +798,7 @@ START_TEST(test_audit_fails_closed)
     pg_audit_options ao = {.write_fn = s_disk_fault_write};
     pg_audit *audit = pg_audit_new(path, &ao, s_err, sizeof s_err);
     ck_assert_msg(audit != NULL, "%s", s_err);
-    pg_intake_destroy(&s_intake);
-    pg_intake_opts o = {.zmq_ctx = s_zctx,
-                        .adapter = &s_fake,
-                        .force = "ESX",
-                        .dlq_topic = DLQ_TOPIC,
-                        .store = s_store,
-                        .ledger = s_ledger,
-                        .router = s_router,
-                        .spool = s_spool,
-                        .dlq = s_dlq,
-                        .audit = audit};
-    s_intake = pg_intake_new(&o, s_err, sizeof s_err);
-    ck_assert_msg(s_intake != NULL, "%s", s_err);
+    s_intake_audited(audit);
 
     s_disk_fault = 1;
     pg_intake_ack ack;
@@ -889,15 +921,20 @@ START_TEST(test_curve_allow_list)
     ck_assert_int_eq(s_reply(rms, fr), 1);
     ck_assert_msg(strstr(fr[0], "\"status\":\"accepted\""), "%s", fr[0]);
     ck_assert_uint_eq(s_spooled().batches, 1);
+    /* what it sent is disclosed in its name: the party travels through the spool */
+    ck_assert_uint_eq(s_publish_audited(audit).delivered, 1);
     zmq_close(bad);
     zmq_close(plain);
     zmq_close(rms);
     pg_intake_destroy(&s_intake);
     pg_audit_destroy(&audit);
     pg_curve_allow_destroy(&allow);
-    gchar *text = NULL;
-    ck_assert(g_file_get_contents(apath, &text, NULL, NULL));
+    gchar *text = s_audit_text(apath);
     ck_assert_msg(strstr(text, "\"action\":\"collect\",\"party\":\"rms:athena-prod\""), "%s", text);
+    ck_assert_msg(s_events_with(text, "\"action\":\"disclose\",\"party\":\"rms:athena-prod\"",
+                                "\"destination\":\"national\"", NULL) == 1,
+                  "%s", text);
+    ck_assert_uint_eq(s_events_with(text, "\"party\":null", NULL, NULL), 0);
     g_free(text);
 
     /* plain text where other hosts can reach it: refused at start */
@@ -908,6 +945,65 @@ START_TEST(test_curve_allow_list)
     ck_assert_ptr_null(pg_intake_new(&o, s_err, sizeof s_err));
     ck_assert_msg(strstr(s_err, "is reachable from other hosts: it needs CURVE"), "%s", s_err);
     s_intake = s_new_intake(&s_fake, "tcp://127.0.0.1:*", 0);
+}
+END_TEST
+
+/* Every audit event names who caused it. A policy change is the party of what it
+ * decides ("policy:<version>"), even when the reconcile runs inside the routing of an
+ * RMS message, whose own records stay the RMS's: the withdrawal from the destination
+ * the new policy dropped, the publication to the one it added, and the message's
+ * disclosure each carry their own party through the spool into the disclose and
+ * withdraw events. */
+START_TEST(test_policy_change_is_its_own_party)
+{
+    char apath[128];
+    snprintf(apath, sizeof apath, "%s/audit.log", s_dir);
+    pg_audit *audit = pg_audit_new(apath, NULL, s_err, sizeof s_err);
+    ck_assert_msg(audit != NULL, "%s", s_err);
+    s_intake_audited(audit);
+    pg_intake_ack ack;
+    s_handle("m1 P0000000951 1 UPSERT", &ack);
+    ck_assert_msg(ack.status == PG_INTAKE_ACCEPTED, "%s", ack.reason);
+    ck_assert_uint_eq(s_publish_audited(audit).delivered, 1);
+
+    static const char p2[] =
+        "policy:\n"
+        "  version: T-2\n"
+        "  agreements: [{name: ISA-T, description: test}]\n"
+        "  destinations:\n"
+        "    - {name: regional, kind: national, topic: " TOPIC ", agreement: ISA-T,\n"
+        "       max_classification: OFFICIAL-SENSITIVE, kinds: all,\n"
+        "       mopi_groups: [1, 2, 3, 4, ungrouped]}\n";
+    pg_policy *policy = pg_policy_load_string(p2, strlen(p2), "ESX", s_err, sizeof s_err);
+    ck_assert_msg(policy != NULL, "%s", s_err);
+    pg_router_set_policy(s_router, policy);
+    pg_policy_destroy(&s_policy);
+    s_policy = policy;
+    s_handle("m2 P0000000952 1 UPSERT", &ack);
+    ck_assert_msg(ack.status == PG_INTAKE_ACCEPTED, "%s", ack.reason);
+    /* the withdrawal (DELETE, tombstone), the publication to regional, the message */
+    ck_assert_uint_eq(s_publish_audited(audit).delivered, 4);
+    pg_intake_destroy(&s_intake);
+    pg_audit_destroy(&audit);
+
+    char *text = s_audit_text(apath);
+    const char *first = s_uuid("P0000000951");
+    char id1[80];
+    snprintf(id1, sizeof id1, "\"entity_id\":\"%s\"", first);
+    ck_assert_msg(s_events_with(text, "\"action\":\"withdraw\",\"party\":\"policy:T-2\"",
+                                "\"destination\":\"national\"", id1) == 1,
+                  "%s", text);
+    ck_assert_msg(s_events_with(text, "\"action\":\"disclose\",\"party\":\"policy:T-2\"",
+                                "\"destination\":\"regional\"", id1) == 1,
+                  "%s", text);
+    ck_assert_msg(s_events_with(text, "\"action\":\"disclose\",\"party\":\"rms:local\"",
+                                "\"destination\":\"regional\"", "P0000000952") == 1,
+                  "%s", text);
+    ck_assert_msg(s_events_with(text, "\"action\":\"disclose\",\"party\":\"rms:local\"",
+                                "\"destination\":\"national\"", id1) == 1,
+                  "%s", text);
+    ck_assert_uint_eq(s_events_with(text, "\"party\":null", NULL, NULL), 0);
+    g_free(text);
 }
 END_TEST
 
@@ -1552,6 +1648,7 @@ int main(void)
     tcase_add_test(tc, test_group_commit);
     tcase_add_test(tc, test_audit_fails_closed);
     tcase_add_test(tc, test_curve_allow_list);
+    tcase_add_test(tc, test_policy_change_is_its_own_party);
     tcase_add_test(tc, test_spool_full_backpressure);
     tcase_add_test(tc, test_store_nearly_full_keeps_headroom);
     tcase_add_test(tc, test_disk_full_retry_then_recovers);

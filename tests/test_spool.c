@@ -136,6 +136,67 @@ START_TEST(test_encode_decode)
 }
 END_TEST
 
+/* Who caused a batch travels with it through the spool, so that the producer's
+ * disclose and withdraw events can name it: the batch's party, and a record's own
+ * where it differs (a policy change's withdrawals routed with an RMS message). */
+START_TEST(test_party_kept)
+{
+    pg_outbatch *b = s_batch("p", 3, 0);
+    b->party = "rms:athena-prod";
+    b->recs[1].party = "policy:P-2";
+    b->recs[2].party = "rms:athena-prod"; /* the batch's: not kept twice */
+    uint64_t seq = 0;
+    ck_assert_int_eq(s_append(b, &seq), 0);
+    pg_outbatch *d = pg_outbatch_new();
+    pg_store_txn *txn = pg_store_begin(s_store, 0, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_spool_next(s_spool, txn, 0, &seq, NULL, d, s_err, sizeof s_err), 0);
+    pg_store_abort(&txn);
+    ck_assert_uint_eq(d->count, 3);
+    ck_assert_str_eq(d->recs[0].party, "rms:athena-prod");
+    ck_assert_str_eq(d->recs[1].party, "policy:P-2");
+    ck_assert_str_eq(d->recs[2].party, "rms:athena-prod");
+
+    /* A batch without a party reads back without one. */
+    pg_outbatch_reset(d);
+    b->party = NULL;
+    b->recs[1].party = b->recs[2].party = NULL;
+    pg_buf buf = PG_BUF_INIT;
+    ck_assert_int_eq(pg_spool_encode(b, &buf, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_spool_decode(buf.data, buf.len, d, s_err, sizeof s_err), 0);
+    ck_assert_ptr_null(d->recs[0].party);
+    pg_buf_free(&buf);
+    pg_outbatch_destroy(&d);
+    pg_outbatch_destroy(&b);
+}
+END_TEST
+
+/* A batch spooled by the version before parties were recorded (format PGB1) is still
+ * published after an upgrade: read, with no party. */
+START_TEST(test_format_1_still_read)
+{
+    static const char v1[] = "PGB1\x01\x00\x00\x00"                /* one record */
+                             "\x01\x00\x00\x00t\x02\x00\x00\x00k1" /* topic, key */
+                             "\x01\x02\x00\x00\x00v1\x00"          /* a value, no headers */
+                             "\x02\x01\x00\x00\x00"
+                             "d"                                  /* disclose to "d" */
+                             "\xff\xff\xff\xff\xff\xff\xff\xff"   /* agreement, policy_version */
+                             "\x02\x00\x00\x00k1\xff\xff\xff\xff" /* entity_id, native_id */
+                             "\xff\xff\xff\xff\x07\x00\x00\x00\x00\x00\x00\x00" /* origin, v7 */
+                             "\x06\x00\x00\x00shared";                          /* outcome */
+    ck_assert_int_eq(PG_AUDIT_DISCLOSE, 2);
+    pg_outbatch *d = pg_outbatch_new();
+    ck_assert_int_eq(pg_spool_decode((const uint8_t *)v1, sizeof v1 - 1, d, s_err, sizeof s_err),
+                     0);
+    ck_assert_uint_eq(d->count, 1);
+    ck_assert_str_eq(d->recs[0].key, "k1");
+    ck_assert_int_eq(d->recs[0].audit_action, PG_AUDIT_DISCLOSE);
+    ck_assert_str_eq(d->recs[0].outcome, "shared");
+    ck_assert_uint_eq(d->recs[0].version, 7);
+    ck_assert_ptr_null(d->recs[0].party);
+    pg_outbatch_destroy(&d);
+}
+END_TEST
+
 START_TEST(test_encode_invalid)
 {
     pg_outbatch *b = s_batch("a", 2, 0);
@@ -365,6 +426,8 @@ int main(void)
     TCase *tc = tcase_create("spool");
     tcase_add_checked_fixture(tc, s_setup, s_teardown);
     tcase_add_test(tc, test_encode_decode);
+    tcase_add_test(tc, test_party_kept);
+    tcase_add_test(tc, test_format_1_still_read);
     tcase_add_test(tc, test_encode_invalid);
     tcase_add_test(tc, test_append_next_remove);
     tcase_add_test(tc, test_aborted_append_leaves_nothing);

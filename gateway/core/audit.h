@@ -43,9 +43,14 @@ pg_audit_action pg_audit_action_parse(const char *name);
  * never the record itself. */
 typedef struct pg_audit_event {
     pg_audit_action action;
-    /* The authenticated party that caused the event: "rms:<Z85 CURVE key>" for what
-     * the RMS sent, "partner:<topic>" for a partner record, "policy" for a start-up
-     * reconcile; "rms:insecure" when the intake runs without CURVE. */
+    /* The authenticated party that caused the event: "rms:<its name on the CURVE
+     * allow-list>" for what the RMS sent (and the disclose/withdraw events of it),
+     * "rms:insecure" when the intake runs without CURVE, "rms:local" for files
+     * (intake.directory, an in-process caller), "partner:<topic>" for a partner
+     * record, "dlq-replay:<topic>" for a replayed partner dead letter, "rms-import" for
+     * what the RMS import endpoint refused, "policy:<version>" for what a policy
+     * change decided (withhold, withdraw, newly allowed disclose). NULL (null) only in
+     * events of spool batches written before parties were recorded. */
     const char *party;
     const char *entity_id;      /* entity or link UUID */
     const char *native_id;      /* the id in the origin system */
@@ -197,6 +202,9 @@ typedef struct pg_audit_filter {
     const char *entity_id;
     const char *native_id;
     const char *destination;
+    /* The party, exactly; ending in '*': every party starting with what precedes it
+     * ("rms:*", "policy:*"). */
+    const char *party;
     pg_audit_action action;
     int has_since;
     int64_t since_ms; /* events at or after */

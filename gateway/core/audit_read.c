@@ -194,6 +194,15 @@ static int s_matches(const json_t *obj, const char *key, const char *want)
                      !strcmp(json_string_value(json_object_get(obj, key)), want));
 }
 
+static int s_party_matches(const json_t *obj, const char *want)
+{
+    size_t n = want ? strlen(want) : 0;
+    if (!n || want[n - 1] != '*')
+        return s_matches(obj, "party", want);
+    const char *party = json_string_value(json_object_get(obj, "party"));
+    return party && !strncmp(party, want, n - 1);
+}
+
 static int s_query_line(void *ud, char *line, size_t len, int complete)
 {
     s_query *q = ud;
@@ -204,7 +213,7 @@ static int s_query_line(void *ud, char *line, size_t len, int complete)
         return 0;
     }
     const char *when = json_string_value(json_object_get(ln.obj, "time"));
-    int match = s_matches(ln.obj, "entity_id", f->entity_id) &&
+    int match = s_party_matches(ln.obj, f->party) && s_matches(ln.obj, "entity_id", f->entity_id) &&
                 s_matches(ln.obj, "native_id", f->native_id) &&
                 s_matches(ln.obj, "destination", f->destination) &&
                 s_matches(ln.obj, "action", pg_audit_action_name(f->action)) &&

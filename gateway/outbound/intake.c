@@ -316,6 +316,7 @@ static void s_dead_letter(pg_intake *self, pg_store_txn *txn, const uint8_t *dat
     pg_outbatch_reset(self->batch);
     if (!rc && self->dlq_topic)
         rc = pg_dlq_outrec(self->batch, self->dlq_topic, &e, why, sizeof why);
+    self->batch->party = self->party;
     if (!rc && self->dlq_topic)
         rc = pg_spool_append(self->spool, child, self->batch, NULL, why, sizeof why);
     if (!rc)
@@ -430,11 +431,15 @@ static void s_apply(pg_intake *self, pg_store_txn *txn, const uint8_t *data, siz
     }
     uint64_t seq = 0;
     size_t audit_mark = self->pending->audit_count;
+    /* The sender is the party of what it caused; a policy change routed with its
+     * message keeps its own ("policy:<version>"). */
+    self->batch->party = self->party;
     if (!rc)
         rc = pg_spool_append(self->spool, child, self->batch, &seq, why, sizeof why);
     for (size_t i = 0; !rc && i < self->batch->audit_count; i++) {
         pg_audit_event ev = self->batch->audit[i];
-        ev.party = self->party;
+        if (!ev.party)
+            ev.party = self->party;
         rc = pg_outbatch_audit_add(self->pending, &ev);
     }
     if (!rc)

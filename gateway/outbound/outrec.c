@@ -35,6 +35,7 @@ void pg_outbatch_destroy(pg_outbatch **p)
 void pg_outbatch_reset(pg_outbatch *self)
 {
     pg_arena_reset(self->arena);
+    self->party = NULL;
     self->count = 0;
     self->audit_count = 0;
 }

@@ -37,12 +37,21 @@ typedef struct pg_outrec {
     const char *origin;
     uint64_t version;
     const char *outcome;
+    /* The authenticated party that caused the record (pg_audit_event.party), when it
+     * is not the batch's: a policy change's withdrawals routed with an RMS message
+     * ("policy:<version>"). NULL: the batch's party. pg_spool_next sets it on every
+     * record it reads (the batch's when the record had none). */
+    const char *party;
 } pg_outrec;
 
 /* The records of one native message, published together or not at all, and the
  * audit events (collect, withhold, ...) its routing decided, to be written once the
  * store transaction that routed it has committed. */
 typedef struct pg_outbatch {
+    /* Who caused the batch ("rms:<key name>", "rms:local", "policy:<version>"): kept
+     * with it in the spool and written into the disclose/withdraw events of its
+     * records. Borrowed (or in the arena); NULL after a reset. */
+    const char *party;
     pg_arena *arena;
     pg_outrec *recs;
     size_t count;

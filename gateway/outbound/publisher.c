@@ -403,6 +403,7 @@ static int s_audit_window(pg_publisher *self, char *errstr, size_t errstr_size)
         if (r->audit_action == PG_AUDIT_NONE)
             continue;
         evs[n++] = (pg_audit_event){.action = r->audit_action,
+                                    .party = r->party,
                                     .entity_id = r->entity_id,
                                     .native_id = r->native_id,
                                     .origin = r->origin,

@@ -295,6 +295,25 @@ static int s_withdraw_check(pg_router_ctx *ctx, const s_tally *t, size_t n)
                    pg_store_dir(r->store), version);
 }
 
+/* The policy is the party of what a reconcile appended to out (records from rec,
+ * audit events from ev): "policy:<version>", whatever message it was routed with.
+ * 0 or PG_ENOMEM. */
+static int s_policy_party(pg_router_ctx *ctx, size_t rec, size_t ev)
+{
+    pg_outbatch *out = ctx->out;
+    if (rec == out->count && ev == out->audit_count)
+        return 0;
+    const char *party =
+        pg_arena_sprintf(out->arena, "policy:%s", pg_policy_version(ctx->r->policy));
+    if (!party)
+        return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
+    for (size_t i = rec; i < out->count; i++)
+        out->recs[i].party = party;
+    for (size_t i = ev; i < out->audit_count; i++)
+        out->audit[i].party = party;
+    return 0;
+}
+
 /* Rule 5 of router.h: inside ctx->txn; routing is the changeset pg_router_route is
  * about to route (NULL from pg_router_reconcile). Returns the number of withdrawals. */
 int pg_router__reconcile(pg_router_ctx *ctx, const pg_changeset *routing)
@@ -337,6 +356,7 @@ int pg_router__reconcile(pg_router_ctx *ctx, const pg_changeset *routing)
         old_len = vlen;
     }
 
+    size_t rec_from = ctx->out->count, ev_from = ctx->out->audit_count;
     s_held *all = NULL;
     size_t n = 0;
     if ((rc = s_held_all(ctx, &all, &n)))
@@ -394,13 +414,14 @@ int pg_router__reconcile(pg_router_ctx *ctx, const pg_changeset *routing)
                            sig, sig_len, ctx->errstr, ctx->errstr_size)))
         return rc;
     if (!old) /* the first routing: nothing was decided under another policy */
-        return withdrawn;
+        return (rc = s_policy_party(ctx, rec_from, ev_from)) ? rc : withdrawn;
     /* The old version is the signature's first string; the publication pass below
      * resets the scratch arena that holds it. */
     char old_version[80];
     snprintf(old_version, sizeof old_version, "%s", old);
     size_t published = 0;
-    if ((rc = s_publish_allowed(ctx, routing, &published)))
+    if ((rc = s_publish_allowed(ctx, routing, &published)) ||
+        (rc = s_policy_party(ctx, rec_from, ev_from)))
         return rc;
     r->stats.reconciles++;
     r->stats.reconcile_published += published;

@@ -13,7 +13,10 @@
 #include "polegate/error.h"
 #include "store.h"
 
-#define S_MAGIC "PGB1"
+/* The value format's marker: PGB2 records the party of each batch; PGB1 (before it)
+ * is still read, its records with no party. */
+#define S_MAGIC "PGB2"
+#define S_MAGIC_V1 "PGB1"
 #define S_NULL_LEN UINT32_MAX
 static const char s_state_key[] = "state";
 
@@ -93,11 +96,15 @@ void pg_spool_set_limits(pg_spool *self, const pg_spool_limits *limits)
 /* ---------------------------------------------------------------- the value format */
 
 /*
- * "PGB1", u32 record count, then per record (integers little-endian):
+ * "PGB2", u32 record count, str party (the batch's), then per record (integers
+ * little-endian):
  *   str topic, str key, u8 has_value, [u32 len, bytes], u8 header count,
  *   (str name, str value)..., u8 audit action, str destination, str agreement,
- *   str policy_version, str entity_id, str native_id, str origin, u64 version, str outcome
- * where str is u32 length (UINT32_MAX for NULL) and the bytes.
+ *   str policy_version, str entity_id, str native_id, str origin, u64 version, str outcome,
+ *   str party (NULL: the batch's)
+ * where str is u32 length (UINT32_MAX for NULL) and the bytes. "PGB1", written before
+ * parties were recorded, is the same without the two party strings. The record count
+ * stays right after the magic: pg_spool_remove reads it there.
  */
 
 static int s_u8(pg_buf *b, unsigned v)
@@ -135,6 +142,7 @@ int pg_spool_encode(const pg_outbatch *batch, pg_buf *out, char *errstr, size_t 
         return pg_errf(PG_EINVALID, errstr, errstr_size, "spool: too many records");
     int rc = pg_buf_append(out, S_MAGIC, 4);
     rc = rc ? rc : s_u32(out, (uint32_t)batch->count);
+    rc = rc ? rc : s_str(out, batch->party);
     for (size_t i = 0; !rc && i < batch->count; i++) {
         const pg_outrec *r = &batch->recs[i];
         if (!r->topic || !*r->topic || !r->key || !*r->key)
@@ -162,6 +170,8 @@ int pg_spool_encode(const pg_outbatch *batch, pg_buf *out, char *errstr, size_t 
         rc = rc ? rc : s_str(out, r->origin);
         rc = rc ? rc : s_u64(out, r->version);
         rc = rc ? rc : s_str(out, r->outcome);
+        int own = r->party && (!batch->party || strcmp(r->party, batch->party));
+        rc = rc ? rc : s_str(out, own ? r->party : NULL);
     }
     if (rc == PG_EINVALID)
         return pg_errf(rc, errstr, errstr_size, "spool: a value of 4 GiB or more");
@@ -231,10 +241,12 @@ int pg_spool_decode(const uint8_t *data, size_t len, pg_outbatch *out, char *err
                     size_t errstr_size)
 {
     s_reader r = {data, data + len, data, out->arena, 0, 0};
-    if (len < 8 || memcmp(data, S_MAGIC, 4))
+    int v1 = len >= 8 && !memcmp(data, S_MAGIC_V1, 4);
+    if (len < 8 || (!v1 && memcmp(data, S_MAGIC, 4)))
         return pg_errf(PG_EINTERNAL, errstr, errstr_size, "spool: not a batch (bad magic)");
     r.p += 4;
     uint32_t count = s_get32(&r);
+    const char *party = v1 ? NULL : s_getstr(&r, NULL);
     for (uint32_t i = 0; i < count && !r.bad && !r.nomem; i++) {
         pg_outrec *rec = pg_outbatch_add(out);
         if (!rec)
@@ -266,6 +278,9 @@ int pg_spool_decode(const uint8_t *data, size_t len, pg_outbatch *out, char *err
         rec->origin = s_getstr(&r, NULL);
         rec->version = s_get64(&r);
         rec->outcome = s_getstr(&r, NULL);
+        rec->party = v1 ? NULL : s_getstr(&r, NULL);
+        if (!rec->party)
+            rec->party = party;
         if (!r.bad && (!rec->topic || !rec->key))
             r.bad = 1;
     }

@@ -25,6 +25,11 @@ typedef struct pg_store_txn pg_store_txn;
  * and removes them only once that transaction has committed: a batch leaves the spool
  * when the broker has stored it, never before.
  *
+ * Each batch keeps its party (pg_outbatch.party, and a record's own when it differs),
+ * so that the producer's disclose/withdraw events name who caused them. Batches
+ * spooled before parties were recorded (value format PGB1) are still read; their
+ * records have no party.
+ *
  * The spool is bounded by bytes (of serialised batches) and records (pg_outrecs);
  * pg_spool_append answers PG_ERETRY ("spool full: ...") instead of growing past either
  * bound, except that an empty spool always takes one batch, however large, so that no
@@ -68,7 +73,8 @@ int pg_spool_append(pg_spool *self, pg_store_txn *txn, const pg_outbatch *batch,
 
 /* Append to out the records of the oldest batch whose sequence is greater than after
  * (every string and value copied into out's arena, so out outlives txn; out is not
- * reset first, so that one pg_outbatch can hold a window of batches); *seq gets
+ * reset first, so that one pg_outbatch can hold a window of batches; each record's
+ * party is its own or its batch's, out->party is not set); *seq gets
  * its sequence and *bytes (may be NULL) its serialised size. Any transaction. 0,
  * PG_ENOTFOUND (none), PG_ESTORE, PG_ENOMEM, PG_EINTERNAL (a batch that does not
  * parse: the store is damaged). Audit events are not kept (see pg_spool_append). */
@@ -92,7 +98,7 @@ void pg_spool_notify(pg_spool *self);
  * 1 when notified, 0 on timeout. */
 int pg_spool_wait(pg_spool *self, uint64_t *gen, int timeout_ms);
 
-/* Serialise batch's records (audit events are not part of it) into out (appended):
+/* Serialise batch's party and records (audit events are not part of it) into out (appended):
  * the spool's value format, also what pg_spool_decode reads. 0, PG_ENOMEM, PG_EINVALID. */
 int pg_spool_encode(const pg_outbatch *batch, pg_buf *out, char *errstr, size_t errstr_size);
 /* Parse data into out (appending records; strings copied into out's arena). 0,
