@@ -473,6 +473,54 @@ static void s_mer_holds(s_feed *f, size_t records, size_t links, const char *gon
     pg_policy_destroy(&pol);
 }
 
+START_TEST(test_atx_take_of_many_records)
+{
+    /* An ATX RMS is sent one message per record a take touches, each found again by
+     * hash: two revisions of 300 persons in one take, then a third in another, are 600
+     * messages for 300 records, none lost, none sent twice in a take, none stale. */
+    enum { N = 300 };
+    char(*json)[640] = calloc(3 * N, sizeof *json);
+    const char **msgs = calloc(3 * N + 1, sizeof *msgs);
+    static const char fmt[] = S_ATX_HEAD(
+        "5e1d0000-0000-4000-8000-%012d") "\"record\":{\"type\":\"PERSON\","
+                                         "\"id\":\"P%010d\",\"revision\":%d,\"action\":\"UPSERT\","
+                                         "\"modifiedAt\":\"2026-01-05T09:%02d:00+00:"
+                                         "00\"," S_ATX_MARK S_ATX_RET
+                                         ",\"body\":{\"surname\":\"Many%d\"}},\"links\":[]}";
+    for (int i = 0; i < 3 * N; i++) {
+        snprintf(json[i], sizeof json[i], fmt, i, 2000 + i % N, 1 + i / N, i / N, i);
+        msgs[i] = json[i];
+    }
+    s_feed *f = s_feed_msgs(&pg_adapter_athena, msgs, ESX_TO_MER);
+    ck_assert_uint_eq(f->n, 3 * N);
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    pg_store *st = s_store_open();
+    pg_partner *p = s_partner_dir(st, pol, "MER", &pg_adapter_athena, NULL);
+    ck_assert_msg(pg_partner_take(p, f->recs, 2 * N, e, sizeof e) == 0, "%s", e);
+    pg_partner_stats ps;
+    pg_partner_get_stats(p, &ps);
+    ck_assert_uint_eq(ps.composed, N);
+    ck_assert_msg(pg_partner_take(p, f->recs + 2 * N, N, e, sizeof e) == 0, "%s", e);
+    s_drain(p);
+    pg_partner_get_stats(p, &ps);
+    ck_assert_uint_eq(ps.accepted, 3 * N);
+    ck_assert_uint_eq(ps.composed, 2 * N);
+    ck_assert_uint_eq(ps.stored, 2 * N);
+    size_t files;
+    pg_rms_model *got = s_model_of_drop(&pg_adapter_athena, &files);
+    ck_assert_uint_eq(files, 2 * N);
+    ck_assert_uint_eq(pg_rms_model_records(got), N);
+    ck_assert_uint_eq(pg_rms_model_stale(got), 0);
+    pg_rms_model_destroy(&got);
+    pg_partner_destroy(&p);
+    pg_store_destroy(&st);
+    pg_policy_destroy(&pol);
+    s_feed_free(&f);
+    free(msgs);
+    free(json);
+}
+END_TEST
+
 START_TEST(test_created_then_deleted_in_one_batch)
 {
     /* Issue 11, 1 and 5: a person with a link, deleted a moment later with an earlier
@@ -2079,6 +2127,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_batches_agree_with_one_at_a_time);
     tcase_add_test(tc, test_duplicates_and_stale_dropped);
     tcase_add_test(tc, test_created_then_deleted_in_one_batch);
+    tcase_add_test(tc, test_atx_take_of_many_records);
     tcase_add_test(tc, test_merged_away_withdrawn_whatever_the_order);
     tcase_add_test(tc, test_nx5_delete_of_handling_c_reaches_atx);
     tcase_add_test(tc, test_link_survives_an_older_withdrawal_read_later);

@@ -36,6 +36,8 @@ struct pg_compose {
     pg_buf native;     /* one encoded message */
     s_unit *units;     /* ATX: the records of one run, in order of first mention */
     size_t n_units, cap_units;
+    uint32_t *slots; /* open addressing over units by id: index + 1, 0 free */
+    size_t n_slots;  /* a power of two, at least twice cap_units */
     pg_compose_stats stats;
 };
 
@@ -82,6 +84,7 @@ void pg_compose_destroy(pg_compose **p)
     for (size_t i = 0; i < c->cap_units; i++) /* slots of earlier runs keep theirs */
         free(c->units[i].merged);
     free(c->units);
+    free(c->slots);
     free(c);
     *p = NULL;
 }
@@ -354,25 +357,58 @@ static int s_changes(s_run *r)
 /* ------------------------------------------------------------ records with all their links (ATX)
  */
 
+/* FNV-1a of an id. */
+static uint32_t s_hash(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+/* The slot of id in c->slots: its unit's, or the free one where it would go. */
+static uint32_t *s_slot(pg_compose *c, const char *id)
+{
+    size_t mask = c->n_slots - 1;
+    for (size_t i = s_hash(id) & mask;; i = (i + 1) & mask)
+        if (!c->slots[i] || !strcmp(c->units[c->slots[i] - 1].id, id))
+            return &c->slots[i];
+}
+
+/* The unit of record id, added when new (a run names thousands: found by hash, not
+ * by a scan). NULL when out of memory. */
 static s_unit *s_unit_of(s_run *r, const char *id)
 {
     pg_compose *c = r->c;
-    for (size_t i = c->n_units; i-- > 0;)
-        if (!strcmp(c->units[i].id, id))
-            return &c->units[i];
-    if (c->n_units == c->cap_units) {
+    if (c->n_slots) {
+        uint32_t *slot = s_slot(c, id);
+        if (*slot)
+            return &c->units[*slot - 1];
+    }
+    if (c->n_units == c->cap_units || !c->n_slots) {
         size_t cap = c->cap_units ? c->cap_units * 2 : 64;
-        s_unit *u = realloc(c->units, cap * sizeof *u);
-        if (!u)
+        if (c->n_units == c->cap_units) {
+            s_unit *u = realloc(c->units, cap * sizeof *u);
+            if (!u)
+                return NULL;
+            memset(u + c->cap_units, 0, (cap - c->cap_units) * sizeof *u);
+            c->units = u;
+            c->cap_units = cap;
+        }
+        uint32_t *slots = calloc(c->cap_units * 2, sizeof *slots);
+        if (!slots)
             return NULL;
-        memset(u + c->cap_units, 0, (cap - c->cap_units) * sizeof *u);
-        c->units = u;
-        c->cap_units = cap;
+        free(c->slots);
+        c->slots = slots;
+        c->n_slots = c->cap_units * 2;
+        for (size_t i = 0; i < c->n_units; i++)
+            *s_slot(c, c->units[i].id) = (uint32_t)i + 1;
     }
     s_unit *u = &c->units[c->n_units++];
     u->id = id;
     u->entity = NULL;
     u->n_merged = 0;
+    *s_slot(c, id) = (uint32_t)c->n_units;
     return u;
 }
 
@@ -533,6 +569,8 @@ static int s_records(s_run *r)
 {
     pg_compose *c = r->c;
     c->n_units = 0;
+    if (c->n_slots)
+        memset(c->slots, 0, c->n_slots * sizeof *c->slots);
     int rc = s_records_collect(r);
     for (size_t i = 0; rc == 0 && i < c->n_units; i++) {
         int send, refused;

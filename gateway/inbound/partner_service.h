@@ -37,6 +37,10 @@ void pg_partner_service_halt(pg_partner_service *self, int drain_ms);
 /* The counters so far (a copy taken by the thread at most ~100 ms ago). */
 void pg_partner_service_stats(pg_partner_service *self, pg_partner_stats *out);
 
+/* Records polled from the partner topics so far (taken or about to be): a benchmark's
+ * clock starts at the first, before the take that counts it in the stats. */
+uint64_t pg_partner_service_polled(pg_partner_service *self);
+
 /* The consumer lag of one partner topic (pg_consumer_lag). */
 typedef struct pg_partner_lag {
     char topic[250];
