@@ -970,19 +970,31 @@ static int s_count_partner_dl(void *ud, const pg_dlq_entry *de)
     return 0;
 }
 
-/* f taken by MER's partner (Niche drop directory, an audit log at s_audit): its
- * stats, and its partner dead letters counted into dls. */
-static pg_partner_stats s_take_audited(s_feed *f, s_partner_dls *dls)
+/* MER's partner (Niche drop directory, an audit log at s_audit, its policy, store and
+ * log the caller's) after it took f, and its stats in *ps. */
+static pg_partner *s_mer_took(s_feed *f, pg_policy **pol, pg_store **st, pg_audit **audit,
+                              pg_partner_stats *ps)
 {
-    pg_policy *pol = s_policy(s_policy_mer, "MER");
-    pg_store *st = s_store_open();
-    pg_audit *audit = pg_audit_new(s_audit, NULL, e, sizeof e);
-    ck_assert_msg(audit != NULL, "%s", e);
-    pg_partner *p = s_partner_dir(st, pol, "MER", &pg_adapter_niche, audit);
+    *pol = s_policy(s_policy_mer, "MER");
+    *st = s_store_open();
+    *audit = pg_audit_new(s_audit, NULL, e, sizeof e);
+    ck_assert_msg(*audit != NULL, "%s", e);
+    pg_partner *p = s_partner_dir(*st, *pol, "MER", &pg_adapter_niche, *audit);
     ck_assert_msg(pg_partner_take(p, f->recs, f->n, e, sizeof e) == 0, "%s", e);
     s_drain(p);
+    pg_partner_get_stats(p, ps);
+    return p;
+}
+
+/* f taken by MER's partner (s_mer_took): its stats, and its partner dead letters
+ * counted into dls. */
+static pg_partner_stats s_take_audited(s_feed *f, s_partner_dls *dls)
+{
+    pg_policy *pol;
+    pg_store *st;
+    pg_audit *audit;
     pg_partner_stats ps;
-    pg_partner_get_stats(p, &ps);
+    pg_partner *p = s_mer_took(f, &pol, &st, &audit, &ps);
     pg_partner_destroy(&p);
     pg_dlq *dlq = pg_dlq_new(st, NULL, e, sizeof e);
     ck_assert_msg(dlq != NULL, "%s", e);
@@ -1214,13 +1226,13 @@ START_TEST(test_partner_cannot_link_another_forces_records)
     l->origin->system = "SOMEOTHER"; /* no adapter of ours: ends known from state only */
     s_feed_link(f, l, &esx_from, &knt_b, 2);
     size_t attacks = 5;
-    /* ESX's own records, linked anew: once as ATHENA, once by a system we do not know */
-    int role = (int)l->role;
-    l->role = POLEGATE__POLE__V1__LINK_ROLE__LINK_ROLE_ASSOCIATE;
-    s_feed_link(f, l, &esx_from, &esx_to, 1);
+    /* ESX's link between its own records, changed: once by a system we do not know,
+     * once as ATHENA (a role the RMS's format can carry between those ends: a link it
+     * cannot carry would be a dead letter too) */
+    uint64_t v = l->version;
+    s_feed_link(f, l, &esx_from, &esx_to, v + 1);
     l->origin->system = system;
-    l->role = (Polegate__Pole__V1__LinkRole)role;
-    s_feed_link(f, l, &esx_to, &esx_from, 1);
+    s_feed_link(f, l, &esx_from, &esx_to, v + 2);
     polegate__pole__v1__link_update__free_unpacked(l, NULL);
 
     s_partner_dls c = {0};
@@ -1368,6 +1380,102 @@ START_TEST(test_partner_dead_letter_replay)
     pg_store_destroy(&st);
     pg_policy_destroy(&pol);
     pg_policy_destroy(&pol0);
+    s_feed_free(&f);
+}
+END_TEST
+
+/* A partner record the local format cannot carry (a person without a surname: NX5
+ * requires one), in a batch of good ones: it is a partner dead letter (topic,
+ * partition, offset, origin, the adapter's reason), audited as rejected
+ * (PG_EUNSUPPORTED), and nothing of it is applied: the good records reach the RMS, a
+ * replay of it is refused again (not a duplicate: its version was not noted), and its
+ * next version, with a surname, is taken and delivered. */
+START_TEST(test_unencodable_change_is_a_dead_letter)
+{
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 0, ESX_TO_MER);
+    size_t good = f->n;
+    pg_entity_update *u = s_person_of(f, 1);
+    ck_assert_ptr_nonnull(u->person);
+    ck_assert_ptr_nonnull(u->person->name);
+    char *surname = u->person->name->surname;
+    u->person->name->surname = "";
+    u->version += 1;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    int64_t bad_offset = (int64_t)f->n - 1;
+    s_feed *next = calloc(1, sizeof *next);
+    next->owned = g_ptr_array_new_with_free_func(g_free);
+    u->person->name->surname = surname;
+    u->version += 1;
+    s_feed_add(next, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    char id[PG_UUID_STR_SIZE];
+    snprintf(id, sizeof id, "%s", u->id);
+    uint64_t bad_version = u->version - 1;
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+
+    pg_policy *pol;
+    pg_store *st;
+    pg_audit *audit;
+    pg_partner_stats ps;
+    pg_partner *p = s_mer_took(f, &pol, &st, &audit, &ps);
+    ck_assert_uint_eq(ps.rejected, 1);
+    ck_assert_uint_eq(ps.accepted, good);
+    pg_compose_stats cs;
+    pg_partner_get_compose_stats(p, &cs);
+    ck_assert_uint_eq(cs.refused, 1); /* once, though its batch was taken twice */
+    ck_assert_uint_eq(ps.composed, ps.stored);
+
+    /* the dead letter: where it came from and why */
+    s_dl_ids dls = s_partner_dl_ids(st);
+    ck_assert_int_eq(dls.n, 1);
+    pg_dlq *dlq = pg_dlq_new(st, NULL, e, sizeof e);
+    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    pg_dlq_entry de;
+    ck_assert_int_eq(pg_dlq_get(dlq, txn, dls.ids[0], &de, e, sizeof e), 0);
+    char ref[128];
+    snprintf(ref, sizeof ref, "%s [0] @%lld", ESX_TO_MER, (long long)bad_offset);
+    ck_assert_str_eq(de.ref, ref);
+    ck_assert_str_eq(de.origin, "ESX");
+    ck_assert_str_eq(de.ids, id);
+    ck_assert_msg(strstr(de.reason, "the nx5 RMS cannot carry it: ") &&
+                      strstr(de.reason, "person.name.surname"),
+                  "%s", de.reason);
+    pg_store_abort(&txn);
+    pg_dlq_destroy(&dlq);
+
+    /* replayed unchanged: refused again for the same reason, not taken for a duplicate */
+    char outcome[16];
+    ck_assert_int_eq(pg_partner_replay(p, dls.ids[0], outcome, e, sizeof e), PG_EINVALID);
+    ck_assert_str_eq(outcome, "refused");
+    ck_assert_msg(strstr(e, "person.name.surname"), "%s", e);
+    ck_assert_int_eq(s_partner_dl_ids(st).n, 1);
+
+    /* its next version is taken and reaches the RMS */
+    ck_assert_msg(pg_partner_take(p, next->recs, next->n, e, sizeof e) == 0, "%s", e);
+    s_drain(p);
+    pg_partner_stats after;
+    pg_partner_get_stats(p, &after);
+    ck_assert_uint_eq(after.accepted, ps.accepted + 1);
+    ck_assert_uint_eq(after.stored, ps.stored + 1);
+    pg_partner_destroy(&p);
+    pg_audit_destroy(&audit);
+
+    gchar *text = NULL;
+    ck_assert(g_file_get_contents(s_audit, &text, NULL, NULL));
+    char want[256];
+    snprintf(want, sizeof want,
+             "\"action\":\"reject\",\"party\":\"partner:" ESX_TO_MER "\",\"entity_id\":\"%s\"", id);
+    ck_assert_msg(strstr(text, want), "%s", text);
+    snprintf(want, sizeof want, "\"version\":%llu,\"outcome\":\"PG_EUNSUPPORTED\"",
+             (unsigned long long)bad_version);
+    ck_assert_msg(strstr(text, want), "%s", text);
+    snprintf(want, sizeof want,
+             "\"action\":\"receive\",\"party\":\"partner:" ESX_TO_MER "\",\"entity_id\":\"%s\"",
+             id);
+    ck_assert_msg(strstr(text, want), "%s", text);
+    g_free(text);
+    pg_store_destroy(&st);
+    pg_policy_destroy(&pol);
+    s_feed_free(&next);
     s_feed_free(&f);
 }
 END_TEST
@@ -2136,6 +2244,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_audit_fails_closed);
     tcase_add_test(tc, test_partner_cannot_touch_another_partners_record);
     tcase_add_test(tc, test_overlong_header_is_refused);
+    tcase_add_test(tc, test_unencodable_change_is_a_dead_letter);
     tcase_add_test(tc, test_pg_type_missing_or_overlong_is_a_dead_letter);
     tcase_add_test(tc, test_partner_cannot_link_another_forces_records);
     tcase_add_test(tc, test_partner_dead_letter_replay);

@@ -94,6 +94,11 @@ void pg_compose_get_stats(const pg_compose *self, pg_compose_stats *out)
     *out = self->stats;
 }
 
+void pg_compose_set_stats(pg_compose *self, const pg_compose_stats *stats)
+{
+    self->stats = *stats;
+}
+
 static int s_nomem(s_run *r)
 {
     return pg_errf(PG_ENOMEM, r->errstr, r->errstr_size, "compose: out of memory");

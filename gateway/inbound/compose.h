@@ -54,7 +54,8 @@ typedef struct pg_store_txn pg_store_txn;
  *   version while it increases, else one more than the last sent), in a child
  *   transaction of the caller's with its encoding: an entity the adapter cannot encode
  *   (NX5 cannot carry a value, say) is reported refused, and leaves no trace in the id
- *   map. An NX5 document that fails is sent again one change per document, so that one
+ *   map (pg_partner then undoes the take and keeps the record it came from as a dead
+ *   letter). An NX5 document that fails is sent again one change per document, so that one
  *   bad change does not hold back the others.
  *
  * The composed messages are handed to sink->emit in order; the caller delivers them.
@@ -105,5 +106,8 @@ int pg_compose_run(pg_compose *self, pg_store_txn *txn, const pg_changeset *publ
 
 /* Counters since pg_compose_new. */
 void pg_compose_get_stats(const pg_compose *self, pg_compose_stats *out);
+/* Set the counters back to what pg_compose_get_stats gave before a run whose messages
+ * were not kept after all (the caller aborted its transaction). */
+void pg_compose_set_stats(pg_compose *self, const pg_compose_stats *stats);
 
 #endif

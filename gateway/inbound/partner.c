@@ -137,6 +137,11 @@ void pg_partner_destroy(pg_partner **pp)
 typedef struct s_take {
     pg_partner *p;
     pg_store_txn *txn;
+    /* A take of one record the local adapter could not encode: why. The record is a
+     * dead letter, and nothing of it is applied. NULL: a take as usual. */
+    const char *unencodable;
+    /* The first change of the take the adapter refused, and why ("" when none). */
+    char refused[PG_ERRSTR_SIZE];
     char *errstr;
     size_t errstr_size;
 } s_take;
@@ -466,6 +471,20 @@ static int s_record(s_take *t, const pg_partner_record *r)
             p->delta.stale++;
         return 0;
     }
+    if (t->unencodable) {
+        /* Its version is not noted, nor is it applied to the partner ledger: its next
+         * version is taken as if this one never came, and so is this one replayed
+         * after a fix (an adapter that can carry it). */
+        pg_log(PG_LOG_WARN, "partner: %s [%d] offset %" PRId64 ": rejected: %s", r->topic,
+               (int)r->partition, r->offset, t->unencodable);
+        p->delta.rejected++;
+        if ((rc = s_dead_letter(t, r, force, id, t->unencodable)))
+            return rc;
+        return s_note_event(p, r->topic, PG_AUDIT_REJECT, id, native, force, partner, version,
+                            "PG_EUNSUPPORTED")
+                   ? s_nomem(t->errstr, t->errstr_size)
+                   : 0;
+    }
     if ((rc = s_seen_put(t, seen_key, version, del)))
         return rc;
     rc = entity ? pg_changeset_add_entity(p->acc, ch.entity, 0)
@@ -540,13 +559,17 @@ static int s_emit(void *arg, const uint8_t *msg, size_t len, const pg_changeset 
     return 0;
 }
 
+/* The first change of the take the adapter refused: the take is undone and its
+ * records taken again (pg_partner_take), the one it came from as a dead letter. */
 static void s_refused(void *arg, const pg_change *ch, const char *reason)
 {
-    s_take *t = arg; /* counted once, by compose (pg_compose_stats.refused) */
+    s_take *t = arg;
+    if (t->refused[0])
+        return;
     const char *id = ch->type == PG_CHANGE_ENTITY ? ch->entity->id : ch->link->id;
-    pg_log(PG_LOG_ERROR, "partner: %s %s cannot be sent to the %s RMS: %s",
-           ch->type == PG_CHANGE_ENTITY ? "entity" : "link", id ? id : "?", t->p->adapter->format,
-           reason);
+    snprintf(t->refused, sizeof t->refused, "%s %s: the %s RMS cannot carry it: %s",
+             ch->type == PG_CHANGE_ENTITY ? "entity" : "link", id ? id : "?", t->p->adapter->format,
+             reason);
 }
 
 /* Apply p->acc to the partner ledger into p->out. A change the ledger refuses as
@@ -648,16 +671,28 @@ void pg_partner_stats_add(pg_partner_stats *to, const pg_partner_stats *d)
     to->audit_failures += d->audit_failures;
 }
 
-int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n, char *errstr,
-                    size_t errstr_size)
+/* What s_take_once returns when the adapter refused a change (t->refused says which):
+ * nothing of the take happened. */
+#define S_REFUSED 1
+
+/* pg_partner_take in one write transaction; unencodable: see s_take. S_REFUSED (with
+ * refused[0..refused_size) filled) when the adapter refused a change and the take was
+ * undone; compose's counters are then as they were, but for the refusal itself when
+ * the take was of one record (counted once, where it is decided). */
+static int s_take_once(pg_partner *self, const pg_partner_record *records, size_t n,
+                       const char *unencodable, char *refused, size_t refused_size, char *errstr,
+                       size_t errstr_size)
 {
+    pg_compose_stats cstats;
+    pg_compose_get_stats(self->compose, &cstats);
     pg_changeset_reset(self->acc);
     pg_changeset_reset(self->out);
     memset(&self->delta, 0, sizeof self->delta);
     self->n_events = 0;
     s_drop_offs(self);
     s_drop_staged(self);
-    s_take t = {.p = self, .errstr = errstr, .errstr_size = errstr_size};
+    s_take t = {
+        .p = self, .unencodable = unencodable, .errstr = errstr, .errstr_size = errstr_size};
     if (!(t.txn = pg_store_begin(self->store, 1, errstr, errstr_size)))
         return PG_ESTORE;
     int rc = 0;
@@ -673,6 +708,12 @@ int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n
     pg_compose_sink sink = {.emit = s_emit, .refused = s_refused, .arg = &t};
     if (rc == 0 && self->out->count)
         rc = pg_compose_run(self->compose, t.txn, self->out, batch, &sink, errstr, errstr_size);
+    if (rc == 0 && t.refused[0]) {
+        snprintf(refused, refused_size, "%s", t.refused);
+        cstats.refused += n == 1; /* nothing was composed after all */
+        pg_compose_set_stats(self->compose, &cstats);
+        rc = S_REFUSED;
+    }
     if (rc == 0 && self->n_staged) {
         uint8_t v[8];
         pg_store_be64_put(v, self->next_seq + self->n_staged - 1);
@@ -724,6 +765,29 @@ int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n
     self->delta.records = n;
     self->delta.batches = 1;
     pg_partner_stats_add(&self->stats, &self->delta);
+    return 0;
+}
+
+int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n, char *errstr,
+                    size_t errstr_size)
+{
+    char refused[PG_ERRSTR_SIZE];
+    int rc = s_take_once(self, records, n, NULL, refused, sizeof refused, errstr, errstr_size);
+    if (rc != S_REFUSED)
+        return rc;
+    /* The local format cannot carry a change of the take. Compose runs after the
+     * partner ledger, whose changes need not map one to one to the records (an ATX
+     * record is sent again for a link of it), so the record it came from is found by
+     * taking them one at a time, each in a transaction of its own; the one whose
+     * change is refused is taken again as a dead letter, with nothing of it applied. */
+    if (n == 1)
+        return s_take_once(self, records, 1, refused, NULL, 0, errstr, errstr_size);
+    pg_log(PG_LOG_WARN,
+           "partner: %s; the %zu records of its batch are taken one at a time to find its record",
+           refused, n);
+    for (size_t i = 0; i < n; i++)
+        if ((rc = pg_partner_take(self, &records[i], 1, errstr, errstr_size)))
+            return rc;
     return 0;
 }
 
