@@ -27,6 +27,7 @@
 #include "router.h"
 #include "spool.h"
 #include "store.h"
+#include "wal.h"
 
 /* How long one wait for requests lasts: the bound on noticing a stop request. */
 #define S_POLL_MS 100
@@ -59,6 +60,7 @@ struct pg_daemon {
     pg_dropdir *dropdir;             /* NULL: no intake.directory */
     pg_partner_service *partner;     /* partner records in (NULL: no delivery configured) */
     pg_echo *echo;                   /* drops the RMS's echoes of partner records */
+    pg_wal *wal;                     /* the intake's write-ahead log (store.path/wal) */
     pg_metrics *metrics;             /* NULL: no metrics.listen */
     pg_partner_stats partner_before; /* of the partner services reloads stopped */
     double store_used, store_limit;  /* pg_store_space as ratios, taken once a second */
@@ -244,23 +246,15 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
         if (cfg->audit_signing_key_file && !d->anchor)
             goto err;
     }
-    if (d->router && s_reconcile_at_start(d, errstr, errstr_size))
+    /* The intake's write-ahead log first: what it acknowledged since the store's last
+     * checkpoint is applied again before anything else writes to the store. */
+    char wal_dir[4096];
+    snprintf(wal_dir, sizeof wal_dir, "%s/%s", cfg->store_path, PG_WAL_SUBDIR);
+    d->wal = pg_wal_open(wal_dir, NULL, NULL, why, sizeof why);
+    if (!d->wal) {
+        pg_errf(PG_ECORRUPT, errstr, errstr_size, "%s", why);
         goto err;
-    pg_daemon_transactional_id(cfg->force, cfg->store_path, d->tid);
-    pg_publisher_opts popts = {
-        .brokers = cfg->kafka_brokers,
-        .transactional_id = d->tid,
-        .properties = cfg->kafka_properties,
-        .property_count = cfg->kafka_property_count,
-        .store = d->store,
-        .spool = d->spool,
-        .audit = d->audit,
-        .on_commit = d->metrics ? pg_metrics_on_commit : NULL,
-        .on_commit_ud = d->metrics,
-    };
-    d->publisher = pg_publisher_new(&popts, errstr, errstr_size);
-    if (!d->publisher)
-        goto err;
+    }
     if (cfg->delivery_endpoint &&
         !(d->echo = pg_echo_new(d->store, cfg->adapter, cfg->force, errstr, errstr_size)))
         goto err;
@@ -279,7 +273,30 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
         .audit = d->audit,
         .echo = d->echo,
         .curve_secret = cfg->curve_secret[0] ? cfg->curve_secret : NULL,
+        .wal = d->wal,
+        .checkpoint_ms = cfg->intake_checkpoint_ms,
     };
+    if (d->router && pg_intake_recover(&iopts, why, sizeof why)) {
+        pg_errf(PG_ECORRUPT, errstr, errstr_size, "intake: %s", why);
+        goto err;
+    }
+    if (d->router && s_reconcile_at_start(d, errstr, errstr_size))
+        goto err;
+    pg_daemon_transactional_id(cfg->force, cfg->store_path, d->tid);
+    pg_publisher_opts popts = {
+        .brokers = cfg->kafka_brokers,
+        .transactional_id = d->tid,
+        .properties = cfg->kafka_properties,
+        .property_count = cfg->kafka_property_count,
+        .store = d->store,
+        .spool = d->spool,
+        .audit = d->audit,
+        .on_commit = d->metrics ? pg_metrics_on_commit : NULL,
+        .on_commit_ud = d->metrics,
+    };
+    d->publisher = pg_publisher_new(&popts, errstr, errstr_size);
+    if (!d->publisher)
+        goto err;
     if (cfg->intake_endpoint && cfg->curve_intake_clients_file &&
         !(d->curve_allow =
               pg_curve_allow_load(cfg->curve_intake_clients_file, errstr, errstr_size)))
@@ -317,6 +334,7 @@ void pg_daemon_destroy(pg_daemon **p)
     pg_partner_service_stop(&d->partner, 0);
     pg_dropdir_destroy(&d->dropdir);
     pg_intake_destroy(&d->intake);
+    pg_wal_destroy(&d->wal);
     pg_echo_destroy(&d->echo);
     pg_publisher_destroy(&d->publisher);
     pg_audit_anchor_destroy(&d->anchor);
@@ -506,6 +524,16 @@ static int s_reload(pg_daemon *self, char *errstr, size_t errstr_size)
     if (!strcmp(pg_policy_version(was), pg_policy_version(next->policy))) {
         pg_log(PG_LOG_INFO, "reloaded %s: log level %s, policy %s unchanged", next->path,
                next->log_level_name, pg_policy_version(was));
+        pg_config_destroy(&next);
+        return 0;
+    }
+    /* What the intake logged under the old policy is committed before it changes (a
+     * replay decides under the policy the log names), and the reconcile's write
+     * transaction is this thread's: the intake's must end first. */
+    char cwhy[PG_ERRSTR_SIZE];
+    if (pg_intake_checkpoint(self->intake, cwhy, sizeof cwhy)) {
+        pg_log(PG_LOG_ERROR, "reload: policy %s not applied, %s stays: intake checkpoint: %s",
+               pg_policy_version(next->policy), pg_policy_version(was), cwhy);
         pg_config_destroy(&next);
         return 0;
     }

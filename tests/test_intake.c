@@ -10,6 +10,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@
 #include "router.h"
 #include "spool.h"
 #include "store.h"
+#include "wal.h"
 
 #define TOPIC "polegate.esx.pole.v1"
 #define DLQ_TOPIC "polegate.esx.dlq.v1"
@@ -64,6 +66,8 @@ static pg_policy *s_policy;
 static pg_router *s_router;
 static pg_intake *s_intake;
 static void *s_zctx;
+/* The write-ahead log the next s_new_intake_g gives its intake (NULL: none). */
+static pg_wal *s_use_wal;
 
 /* ---------------------------------------------------------------- a fake adapter */
 
@@ -157,7 +161,9 @@ static pg_intake *s_new_intake_g(const pg_adapter_ops *adapter, const char *endp
                         .ledger = s_ledger,
                         .router = s_router,
                         .spool = s_spool,
-                        .dlq = s_dlq};
+                        .dlq = s_dlq,
+                        .wal = s_use_wal,
+                        .checkpoint_ms = 60000}; /* the tests say when */
     pg_intake *in = pg_intake_new(&o, s_err, sizeof s_err);
     ck_assert_msg(in != NULL, "%s", s_err);
     return in;
@@ -782,6 +788,246 @@ START_TEST(test_group_commit)
     pg_intake_get_stats(s_intake, &is);
     ck_assert_uint_eq(is.commits, 3);
     zmq_close(c);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- the write-ahead log */
+
+static pg_wal *s_wal_open(void)
+{
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/" PG_WAL_SUBDIR, s_dir);
+    pg_wal *w = pg_wal_open(dir, NULL, NULL, s_err, sizeof s_err);
+    ck_assert_msg(w != NULL, "%s", s_err);
+    return w;
+}
+
+/* A new intake (s_intake) on the log w. */
+static void s_wal_intake(pg_wal *w)
+{
+    pg_intake_destroy(&s_intake);
+    s_use_wal = w;
+    s_intake = s_new_intake(&s_fake, "tcp://127.0.0.1:*", 0);
+    s_use_wal = NULL;
+}
+
+/* Send msgs over c (DEALER, no delimiter), let the intake take them in one poll, and
+ * read the acks into acks. */
+static void s_send_group(void *c, const char *const *msgs, int n, char acks[][1024])
+{
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(zmq_send(c, msgs[i], strlen(msgs[i]), 0), (int)strlen(msgs[i]));
+    usleep(200000); /* let them all arrive */
+    ck_assert_int_eq(pg_intake_poll(s_intake, 1000, 0, s_err, sizeof s_err), n);
+    for (int i = 0; i < n; i++) {
+        char f[4][1024];
+        ck_assert_int_eq(s_reply(c, f), 1);
+        snprintf(acks[i], 1024, "%s", f[0]);
+    }
+}
+
+static uint64_t s_dlq_count(void)
+{
+    pg_store_txn *txn = pg_store_begin(s_store, 0, s_err, sizeof s_err);
+    pg_dlq_stats ds;
+    ck_assert_int_eq(pg_dlq_stat(s_dlq, txn, &ds, s_err, sizeof s_err), 0);
+    pg_store_abort(&txn);
+    return ds.entries;
+}
+
+/* A crash after the acks, before the checkpoint: the store holds nothing of the group,
+ * the log all of it, plus the torn start of a group never acknowledged. Reopened, the
+ * intake replays the log: the ledger, the spool and the dead letters hold exactly what
+ * was acknowledged, and nothing is replayed twice. */
+START_TEST(test_wal_crash_before_checkpoint)
+{
+    pg_wal *w = s_wal_open();
+    s_wal_intake(w);
+    void *c = s_client(ZMQ_DEALER);
+    char buf[10][64], acks[10][1024];
+    const char *m[10];
+    for (int i = 0; i < 10; i++) {
+        if (i == 4)
+            snprintf(buf[i], sizeof buf[i], "garbage");
+        else
+            snprintf(buf[i], sizeof buf[i], "w%d P00000050%02d 1 UPSERT", i, i);
+        m[i] = buf[i];
+    }
+    s_send_group(c, m, 10, acks);
+    for (int i = 0; i < 10; i++)
+        ck_assert_msg(
+            strstr(acks[i], i == 4 ? "\"status\":\"rejected\"" : "\"status\":\"accepted\""), "%s",
+            acks[i]);
+    ck_assert_ptr_nonnull(strstr(acks[4], "\"dead_letter\":1"));
+    pg_intake_stats is;
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.wal_syncs, 1);
+    ck_assert_uint_eq(is.checkpoints, 0);
+
+    pg_intake_test_crash(s_intake);
+    pg_intake_destroy(&s_intake);
+    pg_wal_destroy(&w);
+    ck_assert_uint_eq(s_spooled().batches, 0); /* the store has nothing of it */
+    ck_assert_uint_eq(s_dlq_count(), 0);
+    /* The start of a next group's record, cut by the crash before its sync returned. */
+    char seg[128];
+    snprintf(seg, sizeof seg, "%s/" PG_WAL_SUBDIR "/%016x.seg", s_dir, 1);
+    FILE *f = fopen(seg, "ab");
+    ck_assert_ptr_nonnull(f);
+    fwrite("\x12\x34\x56\x78\0\0\0\x40\0\0\0\0\0\0\0\x0bhalf a record", 1, 29, f);
+    fclose(f);
+
+    w = s_wal_open();
+    s_wal_intake(w);
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.replayed, 10);
+    ck_assert_uint_eq(is.accepted, 0); /* counters are of this run's requests */
+    pg_spool_stats ss = s_spooled();
+    ck_assert_uint_eq(ss.batches, 10); /* 9 accepted, 1 dead letter for its topic */
+    ck_assert_uint_eq(ss.records, 10);
+    ck_assert_uint_eq(s_dlq_count(), 1);
+    /* The ledger has them: sent again, a duplicate (a caller-driven group: the intake
+     * checkpoints first). */
+    pg_intake_ack ack;
+    s_handle("w0 P0000005000 1 UPSERT", &ack);
+    ck_assert_msg(ack.status == PG_INTAKE_ACCEPTED, "%s", ack.reason);
+    ck_assert_int_eq(ack.duplicate, 1);
+    pg_intake_destroy(&s_intake);
+    pg_wal_destroy(&w);
+    w = s_wal_open();
+    s_wal_intake(w);
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.replayed, 0);
+    ck_assert_uint_eq(s_spooled().batches, 10); /* a duplicate spools nothing */
+    pg_intake_destroy(&s_intake);
+    pg_wal_destroy(&w);
+    zmq_close(c);
+}
+END_TEST
+
+/* The log cannot be written (disk full): that group is answered retry with one reason
+ * and nothing of it stays; the group acknowledged before it stays; sent again it is
+ * applied, not taken for a duplicate. */
+START_TEST(test_wal_sync_failure_retry)
+{
+    pg_wal *w = s_wal_open();
+    s_wal_intake(w);
+    void *c = s_client(ZMQ_DEALER);
+    const char *a[] = {"a1 P0000006001 1 UPSERT", "a2 P0000006002 1 UPSERT"};
+    const char *b[] = {"b1 P0000006011 1 UPSERT", "b2 P0000006012 1 UPSERT", "garbage"};
+    char acks[3][1024];
+    s_send_group(c, a, 2, acks);
+    ck_assert_ptr_nonnull(strstr(acks[1], "\"status\":\"accepted\""));
+    pg_wal_test_inject(w, ENOSPC, 1);
+    s_send_group(c, b, 3, acks);
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(strstr(acks[i], "\"status\":\"retry\",\"reason\":\"disk full: the "
+                                      "filesystem of write-ahead log "),
+                      "%s", acks[i]);
+    pg_intake_stats is;
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.wal_failures, 1);
+    ck_assert_uint_eq(is.disk_full, 3);
+    ck_assert_uint_eq(is.accepted, 2);
+    ck_assert_int_eq(pg_intake_checkpoint(s_intake, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(s_spooled().batches, 2);
+    ck_assert_uint_eq(s_dlq_count(), 0);
+    s_send_group(c, b, 3, acks);
+    ck_assert_msg(strstr(acks[0], "\"duplicate\":false"), "%s", acks[0]);
+    ck_assert_ptr_nonnull(strstr(acks[2], "\"dead_letter\":1"));
+    /* A crash now: the replay has both groups, not the failed attempt. */
+    pg_intake_test_crash(s_intake);
+    pg_intake_destroy(&s_intake);
+    pg_wal_destroy(&w);
+    w = s_wal_open();
+    s_wal_intake(w);
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.replayed, 3);
+    ck_assert_uint_eq(s_spooled().batches, 5);
+    ck_assert_uint_eq(s_dlq_count(), 1);
+    pg_intake_destroy(&s_intake);
+    pg_wal_destroy(&w);
+    zmq_close(c);
+}
+END_TEST
+
+static atomic_int s_writer_done;
+
+static void *s_other_writer(void *arg)
+{
+    (void)arg;
+    char why[PG_ERRSTR_SIZE];
+    pg_store_txn *txn = pg_store_begin(s_store, 1, why, sizeof why);
+    atomic_store(&s_writer_done, txn != NULL);
+    pg_store_abort(&txn);
+    return NULL;
+}
+
+/* Another writer (the publisher, the partner thread) waits only until the intake's
+ * next group or idle moment: the intake then commits what it holds. */
+START_TEST(test_wal_other_writer_waits_briefly)
+{
+    pg_wal *w = s_wal_open();
+    s_wal_intake(w);
+    void *c = s_client(ZMQ_DEALER);
+    const char *a[] = {"a1 P0000007001 1 UPSERT"}, *b[] = {"b1 P0000007002 1 UPSERT"},
+               *c1[] = {"c1 P0000007003 1 UPSERT"};
+    char acks[1][1024];
+    s_send_group(c, a, 1, acks);
+    atomic_store(&s_writer_done, 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, s_other_writer, NULL), 0);
+    while (!pg_store_writers_waiting(s_store))
+        usleep(1000);
+    ck_assert_int_eq(atomic_load(&s_writer_done), 0); /* the intake holds the transaction */
+    s_send_group(c, b, 1, acks);                      /* after it: a checkpoint */
+    pthread_join(t, NULL);
+    ck_assert_int_eq(atomic_load(&s_writer_done), 1);
+    pg_intake_stats is;
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.checkpoints, 1);
+    ck_assert_uint_eq(s_spooled().batches, 2);
+    /* Idle: the next poll that finds no request commits too. */
+    s_send_group(c, c1, 1, acks);
+    ck_assert_uint_eq(s_spooled().batches, 2);
+    ck_assert_int_eq(pg_intake_poll(s_intake, 20, 0, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(s_spooled().batches, 3);
+    pg_intake_destroy(&s_intake);
+    pg_wal_destroy(&w);
+    zmq_close(c);
+}
+END_TEST
+
+/* A damaged log stops the start: the daemon names the segment, offset and reason. */
+START_TEST(test_wal_damaged_stops_start)
+{
+    pg_wal *w = s_wal_open();
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(pg_wal_append(w, 1, "xxxxxxxxxxxxxxxx", 16, NULL, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_wal_sync(w, s_err, sizeof s_err), 0);
+    pg_wal_destroy(&w);
+    char seg[128];
+    snprintf(seg, sizeof seg, "%s/" PG_WAL_SUBDIR "/%016x.seg", s_dir, 1);
+    int fd = open(seg, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pwrite(fd, "y", 1, 16 + 24 + 2), 1);
+    close(fd);
+    s_close_store();
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "force: {code: ESX}\nadapter: {name: athena}\n"
+             "intake: {endpoint: 'tcp://127.0.0.1:*'}\n"
+             "curve: {insecure: true}\n"
+             "store: {path: %s}\nkafka: {brokers: '127.0.0.1:1'}\n" S_POLICY,
+             s_dir);
+    char errs[2048];
+    pg_config *cfg = pg_config_parse("d.yaml", yaml, strlen(yaml), errs, sizeof errs);
+    ck_assert_msg(cfg != NULL, "%s", errs);
+    ck_assert_ptr_null(pg_daemon_new(cfg, s_err, sizeof s_err));
+    ck_assert_msg(strstr(s_err, "write-ahead log damaged: ") && strstr(s_err, seg) &&
+                      strstr(s_err, "offset 16: checksum mismatch"),
+                  "%s", s_err);
+    pg_config_destroy(&cfg);
 }
 END_TEST
 
@@ -1652,6 +1898,10 @@ int main(void)
     tcase_add_test(tc, test_spool_full_backpressure);
     tcase_add_test(tc, test_store_nearly_full_keeps_headroom);
     tcase_add_test(tc, test_disk_full_retry_then_recovers);
+    tcase_add_test(tc, test_wal_crash_before_checkpoint);
+    tcase_add_test(tc, test_wal_sync_failure_retry);
+    tcase_add_test(tc, test_wal_other_writer_waits_briefly);
+    tcase_add_test(tc, test_wal_damaged_stops_start);
     tcase_add_test(tc, test_bind_error);
     tcase_add_test(tc, test_athena_fixture);
     tcase_add_test(tc, test_daemon_loop);

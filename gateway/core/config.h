@@ -38,6 +38,7 @@ typedef struct pg_config {
     size_t intake_max_message_size; /* adapter's maximum when not given */
     char *intake_directory;         /* NULL: no drop directory */
     size_t intake_max_file_size;
+    int intake_checkpoint_ms; /* the write-ahead log's checkpoint interval */
 
     /* store */
     char *store_path;

@@ -34,6 +34,8 @@ struct pg_store {
     /* Tests: the next inject_count commits fail with inject_rc (an LMDB or errno code). */
     int inject_rc;
     atomic_int inject_count;
+    /* Threads blocked in pg_store_begin(write) for the writer lock. */
+    atomic_int writers_waiting;
 };
 
 struct pg_store_txn {
@@ -383,8 +385,13 @@ static pg_store_txn *s_begin(pg_store *store, pg_store_txn *parent, int write, c
         pg_errf(PG_ENOMEM, errstr, errstr_size, "store: out of memory");
         return NULL;
     }
+    int waits = write && !parent;
+    if (waits)
+        atomic_fetch_add(&store->writers_waiting, 1);
     int rc =
         mdb_txn_begin(store->env, parent ? parent->txn : NULL, write ? 0 : MDB_RDONLY, &self->txn);
+    if (waits)
+        atomic_fetch_sub(&store->writers_waiting, 1);
     if (rc != 0) {
         s_err(rc, "store: begin transaction", store->env, errstr, errstr_size);
         free(self);
@@ -764,6 +771,11 @@ size_t pg_store_headroom(size_t map_size)
 {
     size_t h = map_size / 8;
     return h < PG_STORE_MIN_HEADROOM ? PG_STORE_MIN_HEADROOM : h;
+}
+
+int pg_store_writers_waiting(pg_store *self)
+{
+    return atomic_load(&self->writers_waiting);
 }
 
 void pg_store_test_inject(pg_store *self, int err, int count)

@@ -164,6 +164,11 @@ int pg_store_cursor_next_dup(pg_store_cursor *self, const void **val, size_t *vl
  * followed it. 0 or PG_ESTORE. */
 int pg_store_cursor_del(pg_store_cursor *self);
 
+/* How many threads are waiting in pg_store_begin(write=1) for the one write
+ * transaction: a writer that holds its transaction open across many steps (the
+ * intake) commits when another is waiting. */
+int pg_store_writers_waiting(pg_store *self);
+
 /* 1 (with the reason in out) once a value failed its checksum, else 0. */
 int pg_store_damaged(pg_store *self, char *out, size_t size);
 

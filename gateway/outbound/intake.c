@@ -22,6 +22,7 @@
 #include "router.h"
 #include "spool.h"
 #include "store.h"
+#include "wal.h"
 
 /* Frames of one request kept: identity, delimiter, correlation id, message. Any more
  * are counted and dropped. */
@@ -30,6 +31,18 @@
 #define S_DEFAULT_GROUP_BYTES ((size_t)16 << 20)
 /* Seconds between two warnings that the spool is full. */
 #define S_FULL_WARN_EVERY 10
+/* With a write-ahead log: the longest the store's write transaction stays open by
+ * default, how long without a request counts as idle, and the message bytes after
+ * which it is committed whatever its age (its dirty pages are held in memory). */
+#define S_DEFAULT_CHECKPOINT_MS 50
+#define S_IDLE_MS 2
+#define S_CHECKPOINT_BYTES ((size_t)32 << 20)
+/* The log's record of one message the intake stored (accepted or a dead letter). */
+#define S_REC_MESSAGE 1
+#define S_REC_VERSION 1
+/* The key of the last LSN a checkpoint includes, in S_DB_META. */
+#define S_DB_META "intake.meta"
+#define S_KEY_LSN "wal_lsn"
 
 /* One request of a group, from its receipt to its ack. */
 typedef struct s_slot {
@@ -79,11 +92,39 @@ struct pg_intake {
     } group;
     time_t full_warned;
     uint64_t full_since_warn;
+    /* The write-ahead log (NULL: each group commits). Groups are applied in a child of
+     * one write transaction held open across groups (open) and acknowledged once
+     * their records are synced to the log; the transaction is committed (a
+     * checkpoint, recording the last LSN it includes) now and then. */
+    pg_wal *wal;
+    int checkpoint_ms;
+    pg_store_db meta;
+    pg_store_txn *open;
+    struct timespec open_since;
+    size_t open_bytes;
+    uint64_t open_lsn; /* the last LSN applied in open */
+    uint64_t ckpt_lsn; /* the last LSN the store holds */
+    /* A checkpoint failed: the store is behind the log, which is replayed before
+     * anything else is taken. */
+    int recover;
+    char recover_why[PG_ERRSTR_SIZE];
+    /* Replaying the log: no headroom estimate, no audit events, the logged time. */
+    int replaying;
+    uint64_t replayed;
+    char replay_why[PG_ERRSTR_SIZE];
+    int64_t received_ms; /* the message's time of receipt, for its dead letter */
+    pg_buf rec;          /* a log record being built */
+    int group_fail;      /* a record of the group could not be logged */
+    char group_why[PG_ERRSTR_SIZE];
     /* Bytes the current group may still add to the store before reaching the headroom
      * kept for removals (an estimate per message, PG_STORE_GROWTH), and the reason when 0. */
     size_t room;
     char room_why[PG_ERRSTR_SIZE];
 };
+
+static int s_wal_start(pg_intake *self, char *errstr, size_t errstr_size);
+static int s_checkpoint(pg_intake *self, char *errstr, size_t errstr_size);
+static int s_recover(pg_intake *self, char *errstr, size_t errstr_size);
 
 /* Measure the room left in the store before a group (no transaction open). */
 static void s_measure_room(pg_intake *self)
@@ -152,6 +193,8 @@ pg_intake *pg_intake_new(const pg_intake_opts *opts, char *errstr, size_t errstr
     self->audit = opts->audit;
     self->group_max = opts->group_max ? opts->group_max : S_DEFAULT_GROUP_MAX;
     self->group_max_bytes = opts->group_max_bytes ? opts->group_max_bytes : S_DEFAULT_GROUP_BYTES;
+    self->wal = opts->wal;
+    self->checkpoint_ms = opts->checkpoint_ms > 0 ? opts->checkpoint_ms : S_DEFAULT_CHECKPOINT_MS;
     self->in = pg_changeset_new();
     self->out = pg_changeset_new();
     self->batch = pg_outbatch_new();
@@ -166,6 +209,8 @@ pg_intake *pg_intake_new(const pg_intake_opts *opts, char *errstr, size_t errstr
                 "intake: a store, ledger, router and spool are needed");
         goto err;
     }
+    if (self->wal && s_wal_start(self, errstr, errstr_size))
+        goto err;
     if (!opts->endpoint)
         return self;
 
@@ -218,11 +263,30 @@ err:
     return NULL;
 }
 
+int pg_intake_recover(const pg_intake_opts *opts, char *errstr, size_t errstr_size)
+{
+    pg_intake_opts o = *opts;
+    o.endpoint = NULL;
+    pg_intake *self = pg_intake_new(&o, errstr, errstr_size);
+    if (!self)
+        return PG_ESTORE;
+    pg_intake_destroy(&self);
+    return 0;
+}
+
 void pg_intake_destroy(pg_intake **p)
 {
     if (!p || !*p)
         return;
     pg_intake *self = *p;
+    char why[PG_ERRSTR_SIZE];
+    if (self->open && s_checkpoint(self, why, sizeof why))
+        pg_log(PG_LOG_ERROR,
+               "intake: the last checkpoint failed: %s; the write-ahead log holds "
+               "what was acknowledged since the one before, replayed at the next start",
+               why);
+    pg_store_abort(&self->open);
+    pg_buf_free(&self->rec);
     if (self->sock)
         zmq_close(self->sock);
     pg_zap_stop(&self->zap); /* before the context ends */
@@ -303,7 +367,9 @@ static void s_dead_letter(pg_intake *self, pg_store_txn *txn, const uint8_t *dat
                           pg_intake_ack *ack)
 {
     char why[PG_ERRSTR_SIZE];
-    pg_dlq_entry e = {.received_ms = pg_time_wall_ms(),
+    if (!self->replaying) /* a replay keeps the logged time: the same entry again */
+        self->received_ms = pg_time_wall_ms();
+    pg_dlq_entry e = {.received_ms = self->received_ms,
                       .reason = ack->reason,
                       .origin = self->force,
                       .format = self->adapter->format,
@@ -370,17 +436,20 @@ static void s_apply(pg_intake *self, pg_store_txn *txn, const uint8_t *data, siz
         return;
     }
     if (!txn) {
-        s_fail(self, ack, PG_INTAKE_RETRY, "store: no transaction");
+        s_fail(self, ack, PG_INTAKE_RETRY, "store: %s",
+               self->recover ? self->recover_why : "no transaction");
         return;
     }
-    if (self->room < PG_STORE_GROWTH(size)) {
+    /* A replay applies what was accepted: the estimate decided then. */
+    if (!self->replaying && self->room < PG_STORE_GROWTH(size)) {
         self->room = 0; /* the rest of the group waits too: order is kept */
         self->stats.store_full++;
         ack->backpressure = 1;
         s_fail(self, ack, PG_INTAKE_RETRY, "%s", self->room_why);
         return;
     }
-    self->room -= PG_STORE_GROWTH(size);
+    if (self->room >= PG_STORE_GROWTH(size))
+        self->room -= PG_STORE_GROWTH(size);
 
     pg_changeset_reset(self->in);
     pg_changeset_reset(self->out);
@@ -525,6 +594,9 @@ static void s_after_commit(pg_intake *self)
 
 pg_store_txn *pg_intake_group_begin(pg_intake *self, char *errstr, size_t errstr_size)
 {
+    /* The group commits a transaction of its own: what the log holds goes first. */
+    if (pg_intake_checkpoint(self, errstr, errstr_size))
+        return NULL;
     s_measure_room(self);
     pg_outbatch_reset(self->pending);
     memset(&self->group, 0, sizeof self->group);
@@ -600,6 +672,264 @@ void pg_intake_handle(pg_intake *self, const uint8_t *data, size_t size, pg_inta
         s_fail(self, ack, PG_INTAKE_RETRY, "%s", why);
     }
 }
+/* ---------------------------------------------------------------- the write-ahead log */
+
+static void s_put16(pg_buf *b, size_t v, int *rc)
+{
+    uint8_t x[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+    *rc = *rc ? *rc : pg_buf_append(b, x, 2);
+}
+
+static void s_put64(pg_buf *b, uint64_t v, int *rc)
+{
+    uint8_t x[8];
+    pg_store_be64_put(x, v);
+    *rc = *rc ? *rc : pg_buf_append(b, x, 8);
+}
+
+static const char *s_policy_version(const pg_intake *self)
+{
+    const pg_policy *policy = pg_router_policy(self->router);
+    return policy ? pg_policy_version(policy) : "";
+}
+
+/* Log a message the group stored, with what a replay needs to decide it again the
+ * same way: the bytes, the sender (its audit party), the time of receipt (a dead
+ * letter's), the policy version it was routed under, and the outcome to check:
+ *
+ *     u8 version, u8 outcome (1 accepted, 2 dead letter), u64 received_ms,
+ *     u64 dead letter id, u16 + party, u16 + policy version, the message's bytes.
+ *
+ * A record that cannot be buffered fails the group (self->group_fail). */
+static void s_log_message(pg_intake *self, const uint8_t *data, size_t size,
+                          const pg_intake_ack *ack)
+{
+    if (self->group_fail)
+        return;
+    const char *party = self->party ? self->party : "";
+    const char *version = s_policy_version(self);
+    size_t plen = strlen(party), vlen = strlen(version);
+    pg_buf_reset(&self->rec);
+    uint8_t head[2] = {S_REC_VERSION, ack->status == PG_INTAKE_ACCEPTED ? 1 : 2};
+    int rc = pg_buf_append(&self->rec, head, 2);
+    s_put64(&self->rec, (uint64_t)self->received_ms, &rc);
+    s_put64(&self->rec, ack->dead_letter, &rc);
+    s_put16(&self->rec, plen, &rc);
+    rc = rc ? rc : pg_buf_append(&self->rec, party, plen);
+    s_put16(&self->rec, vlen, &rc);
+    rc = rc ? rc : pg_buf_append(&self->rec, version, vlen);
+    rc = rc ? rc : pg_buf_append(&self->rec, data, size);
+    if (rc)
+        pg_errf(rc, self->group_why, sizeof self->group_why, "write-ahead log: out of memory");
+    else
+        rc = pg_wal_append(self->wal, S_REC_MESSAGE, self->rec.data, self->rec.len, NULL,
+                           self->group_why, sizeof self->group_why);
+    self->group_fail = rc;
+}
+
+/* One logged message again, in the open transaction, from s_recover. Its audit events
+ * are not written again: they were written before the log's sync that preceded its
+ * ack, so they are in the audit log already. The outcome must be the one acked. */
+static int s_replay_one(void *arg, uint64_t lsn, uint32_t type, const uint8_t *data, size_t len)
+{
+    pg_intake *self = arg;
+    char *why = self->replay_why;
+    size_t wsz = sizeof self->replay_why;
+    if (type != S_REC_MESSAGE || len < 20 || data[0] != S_REC_VERSION || data[1] < 1 || data[1] > 2)
+        return pg_errf(PG_ECORRUPT, why, wsz,
+                       "write-ahead log LSN %" PRIu64 ": a record of type %" PRIu32
+                       " and %zu bytes is not a message this intake logged",
+                       lsn, type, len);
+    int outcome = data[1];
+    int64_t received = (int64_t)pg_store_be64_get(data + 2);
+    uint64_t dead = pg_store_be64_get(data + 10);
+    size_t off = 18, plen = (size_t)data[off] << 8 | data[off + 1];
+    off += 2;
+    const uint8_t *party = data + off;
+    off += plen;
+    size_t vlen = off + 2 <= len ? (size_t)data[off] << 8 | data[off + 1] : len;
+    off += 2;
+    if (off + vlen > len || plen >= sizeof self->party_buf)
+        return pg_errf(PG_ECORRUPT, why, wsz, "write-ahead log LSN %" PRIu64 ": a record cut short",
+                       lsn);
+    const char *version = s_policy_version(self);
+    if (strlen(version) != vlen || memcmp(version, data + off, vlen))
+        return pg_errf(PG_ECONFIG, why, wsz,
+                       "write-ahead log LSN %" PRIu64 " was routed under policy.version %.*s, the "
+                       "configuration has %s: start once with policy.version %.*s so that what "
+                       "was acknowledged since the last checkpoint is replayed as it was decided",
+                       lsn, (int)vlen, (const char *)(data + off), version, (int)vlen,
+                       (const char *)(data + off));
+    off += vlen;
+    memcpy(self->party_buf, party, plen);
+    self->party_buf[plen] = 0;
+    self->party = self->party_buf;
+    self->received_ms = received;
+    pg_intake_ack ack;
+    s_apply(self, self->open, data + off, len - off, &ack);
+    pg_outbatch_reset(self->pending);
+    int same = outcome == 1 ? ack.status == PG_INTAKE_ACCEPTED
+                            : ack.status == PG_INTAKE_REJECTED && ack.dead_letter == dead;
+    if (!same)
+        return pg_errf(PG_ECORRUPT, why, wsz,
+                       "write-ahead log LSN %" PRIu64 ": acknowledged as %s, replayed as %s (%s); "
+                       "the store does not match the log",
+                       lsn, outcome == 1 ? "accepted" : "a dead letter",
+                       pg_intake_status_name(ack.status),
+                       ack.status == PG_INTAKE_ACCEPTED ? "accepted" : ack.reason);
+    self->open_lsn = lsn;
+    self->replayed++;
+    return 0;
+}
+
+/* The store is behind the log (a start after a crash, a failed checkpoint): apply
+ * what the log holds after the last checkpoint, in order, then checkpoint. No other
+ * writer committed between the original apply and its checkpoint (the intake held
+ * the write transaction all that time), so the replay starts from the state the
+ * original started from and decides every message the same way. */
+static int s_recover(pg_intake *self, char *errstr, size_t errstr_size)
+{
+    pg_store_abort(&self->open);
+    self->recover = 1;
+    self->open = pg_store_begin(self->store, 1, errstr, errstr_size);
+    if (!self->open) {
+        pg_errf(PG_ESTORE, self->recover_why, sizeof self->recover_why, "%s", errstr);
+        return PG_ESTORE;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &self->open_since);
+    self->open_bytes = 0;
+    self->open_lsn = self->ckpt_lsn;
+    pg_intake_stats saved = self->stats;
+    const char *party = self->party;
+    self->replaying = 1;
+    self->replayed = 0;
+    self->replay_why[0] = 0;
+    pg_outbatch_reset(self->pending);
+    int rc = pg_wal_replay(self->wal, self->ckpt_lsn, s_replay_one, self, errstr, errstr_size);
+    self->replaying = 0;
+    self->party = party;
+    self->stats = saved;
+    self->stats.replayed += self->replayed;
+    if (rc && self->replay_why[0])
+        snprintf(errstr, errstr_size, "%s", self->replay_why);
+    if (rc) {
+        pg_store_abort(&self->open);
+        pg_errf(PG_ESTORE, self->recover_why, sizeof self->recover_why, "replay: %s", errstr);
+        return rc;
+    }
+    if (self->replayed)
+        pg_log(PG_LOG_INFO,
+               "intake: %" PRIu64 " messages replayed from the write-ahead log (LSN %" PRIu64
+               "-%" PRIu64 ")",
+               self->replayed, self->ckpt_lsn + 1, self->open_lsn);
+    self->recover = 0;
+    return s_checkpoint(self, errstr, errstr_size);
+}
+
+/* Commit the open transaction with the LSN it includes, then let the publisher see its
+ * spool batches and release the log up to it. A checkpoint that fails loses nothing
+ * acknowledged (the log holds it) but leaves the store behind the log: the intake
+ * replays before it takes anything more. */
+static int s_checkpoint(pg_intake *self, char *errstr, size_t errstr_size)
+{
+    if (!self->open)
+        return 0;
+    int rc = 0;
+    if (self->open_lsn != self->ckpt_lsn) {
+        uint8_t v[8];
+        pg_store_be64_put(v, self->open_lsn);
+        rc = pg_store_put(self->open, self->meta, S_KEY_LSN, strlen(S_KEY_LSN), v, sizeof v, errstr,
+                          errstr_size);
+    }
+    if (!rc)
+        rc = pg_store_commit(&self->open, errstr, errstr_size);
+    pg_store_abort(&self->open);
+    if (rc) {
+        self->stats.disk_full += rc == PG_EDISKFULL;
+        self->stats.store_full += rc == PG_EFULL;
+        self->recover = 1;
+        pg_errf(PG_ESTORE, self->recover_why, sizeof self->recover_why,
+                "the store is behind the write-ahead log (checkpoint: %s)", errstr);
+        pg_log(PG_LOG_ERROR,
+               "intake: checkpoint failed: %s; what was acknowledged is in the write-ahead log "
+               "and is replayed before anything more is taken",
+               errstr);
+        return rc;
+    }
+    self->stats.commits++;
+    self->stats.checkpoints++;
+    self->ckpt_lsn = self->open_lsn;
+    pg_spool_notify(self->spool);
+    char why[PG_ERRSTR_SIZE];
+    if (pg_wal_release(self->wal, self->ckpt_lsn, why, sizeof why))
+        pg_log(PG_LOG_WARN, "intake: %s", why); /* kept segments are only replayed past */
+    return 0;
+}
+
+/* At the intake's start: the LSN the store holds, the log checked against it, and what
+ * the log holds beyond it replayed. */
+static int s_wal_start(pg_intake *self, char *errstr, size_t errstr_size)
+{
+    pg_store_txn *txn = pg_store_begin(self->store, 1, errstr, errstr_size);
+    int rc = txn ? 0 : PG_ESTORE;
+    rc = rc ? rc : pg_store_db_open(txn, S_DB_META, 0, &self->meta, errstr, errstr_size);
+    const void *v;
+    size_t vlen;
+    int grc = rc ? rc
+                 : pg_store_get(txn, self->meta, S_KEY_LSN, strlen(S_KEY_LSN), &v, &vlen, errstr,
+                                errstr_size);
+    if (!grc && vlen == 8)
+        self->ckpt_lsn = pg_store_be64_get(v);
+    else if (grc != PG_ENOTFOUND)
+        rc = grc ? grc
+                 : pg_errf(PG_ECORRUPT, errstr, errstr_size, "intake.meta %s: %zu bytes", S_KEY_LSN,
+                           vlen);
+    rc = rc ? rc : pg_store_commit(&txn, errstr, errstr_size);
+    pg_store_abort(&txn);
+    if (rc)
+        return rc;
+    /* The segment being written is never released, so a log the store has
+     * checkpointed into always ends at or after the checkpoint. */
+    uint64_t last = pg_wal_last_lsn(self->wal);
+    if (last < self->ckpt_lsn)
+        return pg_errf(PG_ECORRUPT, errstr, errstr_size,
+                       "the store includes write-ahead log LSN %" PRIu64
+                       " but the log %s %s%" PRIu64
+                       ": it was removed, cut or not copied with the store",
+                       self->ckpt_lsn, pg_wal_dir(self->wal),
+                       pg_wal_empty(self->wal) ? "holds no record; LSN " : "ends at LSN ", last);
+    self->open_lsn = self->ckpt_lsn;
+    return last == self->ckpt_lsn ? 0 : s_recover(self, errstr, errstr_size);
+}
+
+int pg_intake_checkpoint(pg_intake *self, char *errstr, size_t errstr_size)
+{
+    if (self->recover)
+        return s_recover(self, errstr, errstr_size);
+    return s_checkpoint(self, errstr, errstr_size);
+}
+
+/* After a group: commit when the transaction is old or large enough, or another
+ * thread waits for the store's write transaction. */
+static void s_maybe_checkpoint(pg_intake *self)
+{
+    char why[PG_ERRSTR_SIZE];
+    if (self->recover) {
+        if (s_recover(self, why, sizeof why))
+            pg_log(PG_LOG_ERROR, "intake: %s", self->recover_why);
+        return;
+    }
+    if (!self->open)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t age_ms = (int64_t)(now.tv_sec - self->open_since.tv_sec) * 1000 +
+                     (now.tv_nsec - self->open_since.tv_nsec) / 1000000;
+    if (age_ms >= self->checkpoint_ms || self->open_bytes >= S_CHECKPOINT_BYTES ||
+        pg_store_writers_waiting(self->store) > 0)
+        s_checkpoint(self, why, sizeof why);
+}
+
 /* ---------------------------------------------------------------- JSON */
 
 /* s as a JSON string; bytes that are not UTF-8 become U+FFFD, so that an ack is
@@ -756,6 +1086,9 @@ static void s_decide(pg_intake *self, pg_store_txn *txn, s_slot *slot)
     }
     slot->status = ack.status;
     slot->stored = s_stored(&ack);
+    if (slot->stored && self->wal)
+        s_log_message(self, zmq_msg_data(s_message(slot, &l)), zmq_msg_size(s_message(slot, &l)),
+                      &ack);
     s_account(self, &ack);
     pg_buf_reset(&slot->json);
     if (pg_intake_ack_json(&ack, l.correlation, &slot->json))
@@ -808,6 +1141,93 @@ static void s_send_ack(pg_intake *self, s_slot *slot)
         pg_log(PG_LOG_WARN, "intake: ack not sent: %s", zmq_strerror(errno));
 }
 
+/* Without a log: apply the group's n requests in one write transaction, commit it
+ * (one fsync of the store), and only then answer. */
+static void s_group_commit(pg_intake *self, size_t n)
+{
+    char why[PG_ERRSTR_SIZE];
+    s_measure_room(self);
+    pg_outbatch_reset(self->pending);
+    pg_store_txn *txn = pg_store_begin(self->store, 1, why, sizeof why);
+    if (!txn)
+        pg_log(PG_LOG_ERROR, "intake: store: %s", why);
+    int stored = 0;
+    for (size_t i = 0; i < n; i++) {
+        s_decide(self, txn, &self->slots[i]);
+        stored |= self->slots[i].stored;
+    }
+    if (txn && stored) {
+        int crc = s_audit_group(self, why, sizeof why);
+        if (!crc && (crc = pg_store_commit(&txn, why, sizeof why)))
+            pg_log(PG_LOG_ERROR, "intake: commit of %zu messages failed: %s", n, why);
+        if (crc) {
+            for (size_t i = 0; i < n; i++)
+                s_undo(self, &self->slots[i], crc, why);
+        } else {
+            s_after_commit(self);
+        }
+    }
+    pg_store_abort(&txn);
+}
+
+/* With the log: apply the group's n requests in a child of the open transaction, write
+ * their audit events (fail closed), log every message stored and sync the log (one
+ * fdatasync), and only then answer. A group whose audit or log fails is undone alone
+ * (its child aborted, its records dropped) and answered retry; the groups before it
+ * stay, as the log has them. */
+static void s_group_logged(pg_intake *self, size_t n, size_t bytes)
+{
+    char why[PG_ERRSTR_SIZE];
+    if (self->recover && s_recover(self, why, sizeof why))
+        pg_log(PG_LOG_ERROR, "intake: %s", self->recover_why);
+    if (!self->open && !self->recover) {
+        s_measure_room(self);
+        self->open = pg_store_begin(self->store, 1, why, sizeof why);
+        if (!self->open)
+            pg_log(PG_LOG_ERROR, "intake: store: %s", why);
+        clock_gettime(CLOCK_MONOTONIC, &self->open_since);
+        self->open_bytes = 0;
+    }
+    pg_store_txn *group = self->open ? pg_store_begin_child(self->open, why, sizeof why) : NULL;
+    pg_outbatch_reset(self->pending);
+    self->group_fail = 0;
+    int stored = 0;
+    for (size_t i = 0; i < n; i++) {
+        s_decide(self, group, &self->slots[i]);
+        stored |= self->slots[i].stored;
+    }
+    if (group && stored) {
+        int crc = self->group_fail;
+        if (crc)
+            snprintf(why, sizeof why, "%s", self->group_why);
+        if (!crc)
+            crc = s_audit_group(self, why, sizeof why);
+        if (!crc && (crc = pg_wal_sync(self->wal, why, sizeof why))) {
+            self->stats.wal_failures++;
+            pg_log(PG_LOG_ERROR, "intake: write-ahead log of %zu messages failed: %s", n, why);
+        }
+        if (crc) {
+            pg_wal_rollback(self->wal);
+            pg_store_abort(&group);
+            for (size_t i = 0; i < n; i++)
+                s_undo(self, &self->slots[i], crc, why);
+        } else {
+            self->stats.wal_syncs++;
+            self->open_lsn = pg_wal_last_lsn(self->wal);
+            self->open_bytes += bytes;
+            if (pg_store_commit(&group, why, sizeof why)) {
+                /* Logged, so acknowledged; the store catches up by replaying. */
+                pg_store_abort(&self->open);
+                self->recover = 1;
+                pg_errf(PG_ESTORE, self->recover_why, sizeof self->recover_why,
+                        "the store is behind the write-ahead log (%s)", why);
+            }
+        }
+    }
+    pg_outbatch_reset(self->pending);
+    pg_store_abort(&group);
+}
+
 int pg_intake_poll(pg_intake *self, int timeout_ms, size_t max, char *errstr, size_t errstr_size)
 {
     if (!self->sock) {
@@ -817,7 +1237,22 @@ int pg_intake_poll(pg_intake *self, int timeout_ms, size_t max, char *errstr, si
         return 0;
     }
     zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&item, 1, timeout_ms) < 0) {
+    int ready = 0;
+    if (self->open) {
+        /* A transaction is open: when no request comes for a moment, commit it rather
+         * than hold the store's write transaction while idle. */
+        int idle = timeout_ms < S_IDLE_MS ? timeout_ms : S_IDLE_MS;
+        ready = zmq_poll(&item, 1, idle);
+        if (ready == 0) {
+            char why[PG_ERRSTR_SIZE];
+            if (s_checkpoint(self, why, sizeof why) && s_recover(self, why, sizeof why))
+                pg_log(PG_LOG_ERROR, "intake: %s", self->recover_why);
+            timeout_ms -= idle;
+        }
+    }
+    if (ready == 0 && timeout_ms > 0)
+        ready = zmq_poll(&item, 1, timeout_ms);
+    if (ready < 0) {
         if (errno == EINTR)
             return 0;
         return pg_errf(PG_EIO, errstr, errstr_size, "intake: poll: %s", zmq_strerror(errno));
@@ -844,34 +1279,16 @@ int pg_intake_poll(pg_intake *self, int timeout_ms, size_t max, char *errstr, si
     if (!n)
         return rc;
 
-    /* Apply them all in one transaction, commit once, then answer. */
-    char why[PG_ERRSTR_SIZE];
-    s_measure_room(self);
-    pg_outbatch_reset(self->pending);
-    pg_store_txn *txn = pg_store_begin(self->store, 1, why, sizeof why);
-    if (!txn)
-        pg_log(PG_LOG_ERROR, "intake: store: %s", why);
-    int stored = 0;
-    for (size_t i = 0; i < n; i++) {
-        s_decide(self, txn, &self->slots[i]);
-        stored |= self->slots[i].stored;
-    }
-    if (txn && stored) {
-        int crc = s_audit_group(self, why, sizeof why);
-        if (!crc && (crc = pg_store_commit(&txn, why, sizeof why)))
-            pg_log(PG_LOG_ERROR, "intake: commit of %zu messages failed: %s", n, why);
-        if (crc) {
-            for (size_t i = 0; i < n; i++)
-                s_undo(self, &self->slots[i], crc, why);
-        } else {
-            s_after_commit(self);
-        }
-    }
-    pg_store_abort(&txn);
+    if (self->wal)
+        s_group_logged(self, n, bytes);
+    else
+        s_group_commit(self, n);
     for (size_t i = 0; i < n; i++) {
         s_send_ack(self, &self->slots[i]);
         s_slot_close(&self->slots[i]);
     }
+    if (self->wal)
+        s_maybe_checkpoint(self);
     return rc < 0 ? rc : (int)n;
 }
 
@@ -883,6 +1300,11 @@ void pg_intake_get_stats(const pg_intake *self, pg_intake_stats *out)
         pg_zap_get_stats(self->zap, &zs);
         out->curve_refused = zs.refused;
     }
+}
+
+void pg_intake_test_crash(pg_intake *self)
+{
+    pg_store_abort(&self->open);
 }
 
 const char *pg_intake_endpoint(const pg_intake *self)

@@ -18,6 +18,7 @@ typedef struct pg_spool pg_spool;
 typedef struct pg_dlq pg_dlq;
 typedef struct pg_audit pg_audit;
 typedef struct pg_echo pg_echo;
+typedef struct pg_wal pg_wal;
 
 /*
  * The wire protocol (docs/intake.md): a client (REQ, or DEALER sending an empty
@@ -42,10 +43,24 @@ typedef struct pg_echo pg_echo;
  * half applied.
  *
  * Group commit: pg_intake_poll takes every request already waiting (up to
- * group_max requests and group_max_bytes), applies them all in ONE write transaction
- * and commits it (one fsync), and only then sends their acks. "accepted" therefore
- * means: on disk, and the spool will publish it until the broker has stored it. When
- * the commit fails every message of the group is answered "retry".
+ * group_max requests and group_max_bytes) and applies them all in ONE write
+ * transaction. Without a write-ahead log (opts.wal NULL) it commits it (one fsync of
+ * the store) and only then sends their acks; when the commit fails every message of
+ * the group is answered "retry".
+ *
+ * With a write-ahead log (gateway/core/wal.h, docs/reliability.md) the group is a
+ * child of one write transaction kept open across many groups: each message the group
+ * stored is logged (its bytes, sender, time of receipt, policy version and outcome),
+ * the log is synced (one fdatasync), and only then are the acks sent. The open
+ * transaction is committed (a checkpoint: fully synced, with the last LSN it includes)
+ * when it is checkpoint_ms old, after S_IDLE_MS without a request, when another thread
+ * waits for the store's write transaction, when it holds 32 MiB of messages, before a
+ * caller-driven group, and when the intake is destroyed; only then does the publisher
+ * see its spool batches. After a crash, pg_intake_new replays what the log holds past
+ * the last checkpoint through the same path before it takes anything.
+ *
+ * Either way "accepted" means: on disk, and the spool will publish it until the
+ * broker has stored it.
  */
 
 #define PG_INTAKE_MAX_CORRELATION 128
@@ -86,6 +101,11 @@ typedef struct pg_intake_stats {
     uint64_t curve_refused;  /* connections refused by the allow-list (CURVE) */
     uint64_t audit_failures; /* groups answered retry: their audit events could not be
                               * written (fail closed) */
+    uint64_t wal_syncs;      /* groups made durable by a sync of the write-ahead log */
+    uint64_t wal_failures;   /* groups answered retry: the log could not be written */
+    uint64_t checkpoints;    /* commits of the transaction held across logged groups */
+    uint64_t replayed;       /* messages applied again from the log (a crash, a failed
+                              * checkpoint) */
 } pg_intake_stats;
 
 typedef struct pg_intake_opts {
@@ -114,14 +134,29 @@ typedef struct pg_intake_opts {
      * to connect (borrowed). NULL: plain text, refused unless the endpoint is local. */
     const char *curve_secret;
     const struct pg_curve_allow *curve_allow;
+    /* The write-ahead log (borrowed; one intake per log). NULL: every group commits the
+     * store (one fsync of the store per group). */
+    pg_wal *wal;
+    int checkpoint_ms; /* with wal: the most a transaction stays open; 0: 50 */
 } pg_intake_opts;
 
 typedef struct pg_intake pg_intake;
 
-/* A new intake bound to opts->endpoint. NULL on failure with errstr (the endpoint
- * in use, say). */
+/* A new intake bound to opts->endpoint. With opts->wal, first replays what the log
+ * holds past the store's last checkpoint (and checkpoints). NULL on failure with
+ * errstr (the endpoint in use; a damaged log, a replay that does not decide as the
+ * original did). */
 pg_intake *pg_intake_new(const pg_intake_opts *opts, char *errstr, size_t errstr_size);
-/* Closes the socket (without waiting: acks not yet sent are dropped, and their
+/* Only the replay of pg_intake_new (opts->endpoint is not bound): brings the store up
+ * to the log before anything else writes to it (the daemon's start-up reconcile). 0
+ * or the error with errstr. */
+int pg_intake_recover(const pg_intake_opts *opts, char *errstr, size_t errstr_size);
+/* Commit the transaction held open across logged groups now (or, after a failed
+ * checkpoint, replay the log first), so that this thread may begin another write
+ * transaction. 0 without a log or an open transaction. 0 or the error with errstr. */
+int pg_intake_checkpoint(pg_intake *self, char *errstr, size_t errstr_size);
+/* Checkpoints (a failure is logged: the log keeps what was acknowledged), closes the
+ * socket (without waiting: acks not yet sent are dropped, and their
  * senders send again) and frees the intake; sets *p to NULL; NULL-safe. */
 void pg_intake_destroy(pg_intake **p);
 
@@ -162,6 +197,9 @@ int pg_intake_ack_json(const pg_intake_ack *ack, const char *correlation, pg_buf
 const char *pg_intake_status_name(pg_intake_status status);
 
 void pg_intake_get_stats(const pg_intake *self, pg_intake_stats *out);
+/* Tests: end the transaction held open across logged groups without committing it, as
+ * a crash would (what it holds is then only in the write-ahead log). */
+void pg_intake_test_crash(pg_intake *self);
 /* The endpoint actually bound (a tcp://...:* endpoint gets its port); borrowed. */
 const char *pg_intake_endpoint(const pg_intake *self);
 

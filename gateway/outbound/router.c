@@ -636,6 +636,11 @@ void pg_router_set_policy(pg_router *self, const pg_policy *policy)
     self->policy = policy;
 }
 
+const pg_policy *pg_router_policy(const pg_router *self)
+{
+    return self->policy;
+}
+
 void pg_router_set_withdraw_limit(pg_router *r, int percent)
 {
     r->withdraw_limit = percent < 0 ? 0 : percent > 100 ? 100 : percent;

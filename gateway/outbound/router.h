@@ -100,6 +100,8 @@ void pg_router_destroy(pg_router **p);
  * freed once this returns). A reload calls it, then pg_router_reconcile, between two
  * routings on the routing thread. */
 void pg_router_set_policy(pg_router *self, const pg_policy *policy);
+/* The policy routed by (borrowed). */
+const pg_policy *pg_router_policy(const pg_router *self);
 
 /* Guards on a policy change (rule 5), both fail closed and change nothing:
  * - a stored policy whose version equals the policy's but whose destinations or
