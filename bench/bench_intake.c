@@ -211,6 +211,8 @@ static int s_run(const s_mode *mode, const s_msgs *msgs, const char *base)
     }
     void *ctx = zmq_ctx_new();
     pg_intake_opts o = {.wal = wal,
+                        .checkpoint_ms =
+                            getenv("BENCH_CHECKPOINT_MS") ? atoi(getenv("BENCH_CHECKPOINT_MS")) : 0,
                         .endpoint = "tcp://127.0.0.1:*",
                         .zmq_ctx = ctx,
                         .adapter = pg_adapter_find("atx"),
@@ -324,6 +326,13 @@ int main(int argc, char **argv)
     printf("| translate only (decode + protobuf pack, this thread, best of 3) | %zu | %.0f | "
            "| | | | |\n",
            msgs.count, translate);
+    /* For a profile of polegated's mode alone (perf record). */
+    if (getenv("BENCH_INTAKE_WAL_ONLY")) {
+        rc = s_run(&modes[3], &msgs, base);
+        printf("\nratio (this run): durable with the write-ahead log / translate only %.3f\n",
+               s_rate / translate);
+        return rc;
+    }
     /* A commit per message is slow on a real disk: it gets fewer messages. */
     rc |= s_run(&modes[0], &few, base);
     double one = s_rate;

@@ -190,6 +190,29 @@ START_TEST(test_commit_with_open_child_refused)
 }
 END_TEST
 
+/* A second write transaction on the thread that holds one would wait for itself
+ * forever (LMDB's writer lock is not recursive): refused instead. */
+START_TEST(test_second_write_txn_on_thread_refused)
+{
+    pg_store *st = s_open(0);
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    ck_assert_ptr_nonnull(txn);
+    ck_assert_ptr_null(pg_store_begin(st, 1, e, sizeof e));
+    ck_assert_msg(strstr(e, "holds the store's write transaction already"), "%s", e);
+    pg_store_txn *rd = pg_store_begin(st, 0, e, sizeof e); /* reading is fine */
+    ck_assert_ptr_nonnull(rd);
+    pg_store_abort(&rd);
+    pg_store_abort(&txn);
+    txn = pg_store_begin(st, 1, e, sizeof e);
+    ck_assert_ptr_nonnull(txn);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    txn = pg_store_begin(st, 1, e, sizeof e);
+    ck_assert_ptr_nonnull(txn);
+    pg_store_abort(&txn);
+    pg_store_destroy(&st);
+}
+END_TEST
+
 START_TEST(test_read_txn_cannot_write)
 {
     pg_store *st = s_open(0);
@@ -620,6 +643,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_child_commit_and_abort);
     tcase_add_test(tc, test_commit_with_open_child_refused);
     tcase_add_test(tc, test_read_txn_cannot_write);
+    tcase_add_test(tc, test_second_write_txn_on_thread_refused);
     tcase_add_test(tc, test_db_open_missing_in_read_txn);
     tcase_add_test(tc, test_key_size_limits);
     tcase_add_test(tc, test_put_reserve);

@@ -369,6 +369,10 @@ const char *pg_store_dir(const pg_store *self)
     return self->dir;
 }
 
+/* The store whose write transaction this thread holds: LMDB's writer lock is not
+ * recursive, so a second pg_store_begin(write) on this thread would wait forever. */
+static _Thread_local const pg_store *s_writing;
+
 static pg_store_txn *s_begin(pg_store *store, pg_store_txn *parent, int write, char *errstr,
                              size_t errstr_size)
 {
@@ -376,6 +380,12 @@ static pg_store_txn *s_begin(pg_store *store, pg_store_txn *parent, int write, c
         char why[PG_ERRSTR_SIZE];
         pg_store_damaged(store, why, sizeof why);
         pg_errf(PG_ECORRUPT, errstr, errstr_size, "%s; nothing is written to it", why);
+        return NULL;
+    }
+    if (write && !parent && s_writing == store) {
+        pg_errf(PG_EUSAGE, errstr, errstr_size,
+                "store: this thread holds the store's write transaction already (it would wait "
+                "for itself)");
         return NULL;
     }
     if (parent)
@@ -400,6 +410,8 @@ static pg_store_txn *s_begin(pg_store *store, pg_store_txn *parent, int write, c
     self->store = store;
     self->write = write;
     self->parent = parent;
+    if (write && !parent)
+        s_writing = store;
     if (parent)
         parent->child = self;
     return self;
@@ -424,6 +436,8 @@ static void s_end(pg_store_txn *self)
 {
     if (self->parent)
         self->parent->child = NULL;
+    else if (self->write)
+        s_writing = NULL;
     free(self);
 }
 

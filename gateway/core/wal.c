@@ -487,17 +487,15 @@ static int s_sync_new(pg_wal *self, const char **what)
     uint8_t hdr[S_SEG_HDR];
     memcpy(hdr, S_MAGIC, 8);
     pg_store_be64_put(hdr + 8, first);
-    int rc = s_pwrite(self, fd, hdr, sizeof hdr, 0);
     *what = "write";
+    int rc = s_pwrite(self, fd, hdr, sizeof hdr, 0);
     if (!rc)
         rc = s_pwrite(self, fd, self->buf, self->len, S_SEG_HDR);
-    *what = "fdatasync";
     if (!rc && fdatasync(fd))
-        rc = errno;
+        rc = errno, *what = "fdatasync";
     /* The new name must be durable too, or a crash could lose the segment. */
-    *what = "fsync of the directory";
-    if (!rc)
-        rc = s_sync_dir(self->dir);
+    if (!rc && (rc = s_sync_dir(self->dir)))
+        *what = "fsync of the directory";
     if (rc) {
         close(fd);
         unlink(path);

@@ -303,6 +303,9 @@ err:
 static void s_forget(pg_dropdir *self)
 {
     char why[PG_ERRSTR_SIZE];
+    /* The intake may hold the store's write transaction on this thread. */
+    if (pg_intake_checkpoint(self->intake, why, sizeof why))
+        pg_log(PG_LOG_ERROR, "dropdir: %s", why);
     pg_store_txn *txn = pg_store_begin(self->store, 1, why, sizeof why);
     int rc =
         txn ? pg_store_del(txn, self->db, self->name, strlen(self->name), NULL, 0, why, sizeof why)

@@ -250,7 +250,11 @@ def main():
             full_seen = False
             for _ in range(150):
                 time.sleep(0.1)
-                if "disk full: the filesystem of store %s" % store3 in log_since(log, before):
+                # The store's disk or its write-ahead log's (store3/wal), whichever
+                # write meets it first: one reason either way.
+                said_now = log_since(log, before)
+                if ("disk full: the filesystem of store %s" % store3 in said_now or
+                        "disk full: the filesystem of write-ahead log %s/wal" % store3 in said_now):
                     full_seen = True
                     break
             time.sleep(1.0)
