@@ -15,10 +15,19 @@ through the same listener. Attacks, each with a fresh topic: a wrong SASL passwo
 CA the client does not trust (the broker's certificate refused), a client certificate
 from a CA the broker does not trust, and an expired client certificate: polegated logs
 the reason, `polegate consume` prints it, and the topic (read on PLAINTEXT) stays empty.
+
+The partner direction: a second polegated (force MER, ESX its partner, the topic ESX
+published its partner topic, a drop directory its RMS) consumes that topic through
+each listener and delivers every record; its consumer group's offsets are committed.
+Attacks on the consumer (a wrong SASL password, a CA it does not trust): polegated's
+consumer logs the reason, /readyz is 503 and polegate_ready 0, nothing reaches the
+RMS, and its group commits no offset.
 Exit 0 when every check passes, 1 with the failures otherwise.
 """
 
 import argparse
+import glob
+import json
 import os
 import shutil
 import subprocess
@@ -30,6 +39,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import e2e_atx  # noqa: E402  the daemon helpers of the first end-to-end test
+import ops_metrics  # noqa: E402  reading /metrics and /readyz
 
 ROOT = e2e_atx.ROOT
 KAFKA_LOCAL = os.path.join(ROOT, "scripts", "kafka-local")
@@ -153,6 +163,141 @@ def write_config(path, port, store, brokers, props, topic, keys):
     os.chmod(path, 0o600)
 
 
+def write_partner_config(path, port, mport, store, brokers, props, topic, keys, drop, group):
+    """Force MER, consuming ESX's topic through a listener into a drop directory."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("# kafka_tls: force MER consuming its partner ESX through a TLS listener.\n"
+                "force:\n  code: MER\nadapter:\n  name: athena\n"
+                "intake:\n  endpoint: tcp://127.0.0.1:%d\n"
+                "curve:\n  secret_key_file: %s/gateway.key\n  intake_clients_file: %s/intake-clients\n"
+                "store:\n  path: %s\n  map_size: 64MiB\n"
+                "metrics:\n  listen: 127.0.0.1:%d\n"
+                "delivery:\n  transport: dir\n  endpoint: %s\n  group_id: %s\n"
+                "kafka:\n  brokers: %s\n  properties:\n" % (port, keys, keys, store, mport, drop,
+                                                             group, brokers))
+        for k, v in props.items():
+            f.write("    %s: \"%s\"\n" % (k, v))
+        f.write("log:\n  level: info\n"
+                "policy:\n  version: TLS-MER-1\n  agreements: [{name: ISA-TLS, description: tls}]\n"
+                "  destinations:\n"
+                "    - {name: national, kind: national, topic: %s-mer-out, agreement: ISA-TLS,\n"
+                "       max_classification: OFFICIAL-SENSITIVE, kinds: all}\n"
+                "  partners:\n    - {force: ESX, topic: %s, agreement: ISA-TLS}\n" % (topic, topic))
+    os.chmod(path, 0o600)
+
+
+def committed(brokers, group, topic):
+    """(offsets group committed on topic, the offsets past each partition's last record),
+    each summed over the partitions (read on PLAINTEXT, without joining the group; a
+    transaction's commit marker after the last record is not a record to commit)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    cons = Consumer({"bootstrap.servers": brokers, "group.id": group, "enable.auto.commit": False})
+    try:
+        meta = cons.list_topics(topic, timeout=10).topics[topic]
+        tps = [TopicPartition(topic, p) for p in meta.partitions]
+        done = sum(tp.offset for tp in cons.committed(tps, timeout=10) if tp.offset >= 0)
+    finally:
+        cons.close()
+    out = e2e_atx.run(["kcat", "-C", "-b", brokers, "-t", topic, "-o", "beginning", "-e", "-q",
+                       "-f", "%p %o\n"], timeout=60)
+    last = {}
+    for line in out.stdout.splitlines():
+        p, o = map(int, line.split())
+        last[p] = max(last.get(p, -1), o)
+    return done, sum(o + 1 for o in last.values())
+
+
+def delivered(drop):
+    """The records in the RMS stand-in's drop directory, in the order sent (ATX: a line
+    each): [(type, revision, action)]."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(drop, "*.ndjson"))):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)["record"]
+                    out.append((r["type"], r["revision"], r["action"]))
+    return out
+
+
+def live_records_delivered(got):
+    """Whether the RMS holds ESX's records as ESX last stated them: every entity at its
+    revision, and the telephone ESX deleted either never sent (created and deleted in
+    one batch) or deleted last."""
+    want = [(kind, rev, "UPSERT") for kind, _, rev, _, _ in e2e_atx.ENTITIES
+            if kind != e2e_atx.DELETED[0]]
+    phone = [r for r in got if r[0] == e2e_atx.DELETED[0]]
+    return all(w in got for w in want) and (not phone or phone[-1][2] == "DELETE")
+
+
+def run_partner_case(c, case, args, info, mat, keys, tmp, topic):
+    """MER's polegated consuming ESX's topic through the listener of case."""
+    polegated = os.path.join(args.build_dir, "gateway", "polegated")
+    name = "partner-" + case
+    port, mport = e2e_atx.free_port(), e2e_atx.free_port()
+    brokers, props = kafka_props(info, mat, case)
+    config = os.path.join(tmp, name + ".yaml")
+    log_path = os.path.join(tmp, name + ".log")
+    drop = os.path.join(tmp, name + "-rms")
+    os.mkdir(drop, 0o700)
+    group = "pg-kafka-tls-%s-%s" % (name, uuid.uuid4().hex[:8])
+    write_partner_config(config, port, mport, os.path.join(tmp, name + "-store"), brokers, props,
+                         topic, keys, drop, group)
+    good = case in ("sasl_ssl", "mtls")
+    # Every record but the tombstones (compaction's business) reaches the RMS.
+    tombstones = 1 + len(e2e_atx.DELETED_LINKS)
+    want = e2e_atx.EXPECTED_RECORDS - tombstones
+    daemon = None
+    try:
+        with open(log_path, "w") as log:
+            daemon = subprocess.Popen([polegated, "--config", config], stdin=subprocess.DEVNULL,
+                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                      preexec_fn=e2e_atx._die_with_parent)
+        e2e_atx.wait_listening(port, daemon, log_path)
+        samples, status = {}, None
+        deadline = time.monotonic() + (90 if good else 20)
+        while time.monotonic() < deadline:
+            status = ops_metrics.get(mport, "/readyz")
+            samples = ops_metrics.parse(ops_metrics.get(mport, "/metrics")[1])
+            done, end = committed(info["plaintext_brokers"], group, topic)
+            if good and ops_metrics.val(samples, "polegate_partner_updates_total",
+                                        outcome="accepted") == want and done == end:
+                break
+            if not good and any(REASONS[case] in line and "kafka consumer" in line
+                                for line in open(log_path, encoding="utf-8", errors="replace")):
+                time.sleep(3)  # had it been let in, it would have delivered by now
+                status = ops_metrics.get(mport, "/readyz")
+                samples = ops_metrics.parse(ops_metrics.get(mport, "/metrics")[1])
+                break
+            time.sleep(0.5)
+        accepted = ops_metrics.val(samples, "polegate_partner_updates_total", outcome="accepted")
+        if good:
+            c.eq("%s: partner records polegated took through the listener" % name, accepted, want)
+            got = delivered(drop)
+            c.true("%s: the RMS stand-in holds every record ESX shared (%s)" % (name, got),
+                   live_records_delivered(got))
+            done, end = committed(info["plaintext_brokers"], group, topic)
+            c.eq("%s: offsets the group committed (the topic's end)" % name, done, end)
+            c.eq("%s: /readyz" % name, status and status[0], 200)
+        else:
+            with open(log_path, encoding="utf-8", errors="replace") as f:
+                dlog = f.read()
+            c.true("%s: polegated's consumer logs the reason %r" % (name, REASONS[case]),
+                   any(REASONS[case] in line and "kafka consumer" in line
+                       for line in dlog.splitlines()))
+            c.eq("%s: /readyz (%s)" % (name, status and status[1].strip()), status and status[0], 503)
+            c.eq("%s: polegate_ready" % name, ops_metrics.val(samples, "polegate_ready"), 0)
+            c.true("%s: partner records taken (%s)" % (name, accepted), not accepted)
+            c.eq("%s: records the RMS stand-in received" % name, delivered(drop), [])
+            c.eq("%s: offsets the group committed" % name,
+                 committed(info["plaintext_brokers"], group, topic)[0], 0)
+    finally:
+        if daemon is not None:
+            c.eq("%s: polegated exit status on SIGTERM" % name, e2e_atx.stop_daemon(daemon), 0)
+    return log_path
+
+
 def plaintext_count(brokers, topic):
     out = e2e_atx.run(["kcat", "-C", "-b", brokers, "-t", topic, "-o", "beginning", "-e", "-q",
                        "-f", "%o\n"], timeout=60)
@@ -224,7 +369,7 @@ def run_case(c, case, args, info, mat, keys, tmp):
             # Its spool cannot drain through a refused listener: no 10 s of trying.
             daemon.kill()
             daemon.wait()
-    return log_path
+    return topic, log_path
 
 
 def main():
@@ -246,15 +391,28 @@ def main():
               % (info["sasl_ssl_brokers"], info["mtls_brokers"], tmp))
         mat = make_material(info, os.path.join(tmp, "tls"))
         keys = e2e_atx.make_keys(polegate, tmp)
+        topics = {}
         for case in ("sasl_ssl", "mtls", "wrong_password", "untrusted_ca", "rogue_client_cert",
                      "expired_cert"):
             t0 = time.monotonic()
             n = len(c.failures)
-            last_log = run_case(c, case, args, info, mat, keys, tmp)
+            topics[case], last_log = run_case(c, case, args, info, mat, keys, tmp)
             print("kafka_tls: %s %s in %.1fs" % (case, "ok" if len(c.failures) == n else "FAILED",
                                                  time.monotonic() - t0))
             if len(c.failures) != n:
                 print("--- polegated log (%s):\n%s" % (last_log, e2e_atx.tail(last_log, 30)))
+        # The partner direction: MER consumes what ESX published (the attacks read the
+        # SASL_SSL case's topic, which holds records).
+        for case, topic in (("sasl_ssl", topics["sasl_ssl"]), ("mtls", topics["mtls"]),
+                            ("wrong_password", topics["sasl_ssl"]),
+                            ("untrusted_ca", topics["sasl_ssl"])):
+            t0 = time.monotonic()
+            n = len(c.failures)
+            last_log = run_partner_case(c, case, args, info, mat, keys, tmp, topic)
+            print("kafka_tls: partner %s %s in %.1fs"
+                  % (case, "ok" if len(c.failures) == n else "FAILED", time.monotonic() - t0))
+            if len(c.failures) != n:
+                print("--- polegated log (%s):\n%s" % (last_log, e2e_atx.tail(last_log, 40)))
     except Exception as exc:  # noqa: BLE001  reported as a failure, never a skip
         c.failures.append("error: %s: %s" % (type(exc).__name__, exc))
     finally:
