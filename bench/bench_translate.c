@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "corpus.h"
 #include "polegate/adapter.h"
 #include "polegate/buf.h"
@@ -31,13 +32,10 @@ typedef struct s_result {
     size_t bytes_out, updates;
 } s_result;
 
-/* CPU time of this thread, not wall time: on a shared machine (CI, a developer's box
- * with builds running) the thread waiting for a core would count as slowness. */
+/* CPU time of this thread (pg_bench_cpu_now). */
 static double s_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return pg_bench_cpu_now();
 }
 
 static int s_collect(void *arg, const uint8_t *msg, size_t len, size_t pos)

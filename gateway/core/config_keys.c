@@ -139,7 +139,7 @@ static const pg_config_entry s_intake[] = {
      "`failed/` in it (docs/intake.md)."},
     {PG_CONFIG_SIZE, "max_file_size", "1GiB", 0, S_OFF(intake_max_file_size), 1, 1LL << 40, NULL,
      "Largest file the drop directory takes; a larger one goes to `failed/` untaken."},
-    {PG_CONFIG_INT, "checkpoint_ms", "50", 0, S_OFF(intake_checkpoint_ms), 1, 10000, NULL,
+    {PG_CONFIG_INT, "checkpoint_ms", "100", 0, S_OFF(intake_checkpoint_ms), 1, 10000, NULL,
      "Most milliseconds the store's write transaction stays open across acknowledged "
      "groups; each group is made durable by the write-ahead log (`store.path`/wal) "
      "before its acks, and the store is committed (a checkpoint) at least this often, "

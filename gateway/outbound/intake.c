@@ -34,7 +34,7 @@
 /* With a write-ahead log: the longest the store's write transaction stays open by
  * default, how long without a request counts as idle, and the message bytes after
  * which it is committed whatever its age (its dirty pages are held in memory). */
-#define S_DEFAULT_CHECKPOINT_MS 50
+#define S_DEFAULT_CHECKPOINT_MS 100
 #define S_IDLE_MS 2
 #define S_CHECKPOINT_BYTES ((size_t)32 << 20)
 /* The log's record of one message the intake stored (accepted or a dead letter). */

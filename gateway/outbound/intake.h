@@ -137,7 +137,7 @@ typedef struct pg_intake_opts {
     /* The write-ahead log (borrowed; one intake per log). NULL: every group commits the
      * store (one fsync of the store per group). */
     pg_wal *wal;
-    int checkpoint_ms; /* with wal: the most a transaction stays open; 0: 50 */
+    int checkpoint_ms; /* with wal: the most a transaction stays open; 0: 100 */
 } pg_intake_opts;
 
 typedef struct pg_intake pg_intake;
