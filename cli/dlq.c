@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "audit.h"
@@ -45,7 +46,11 @@ static const char s_usage_text[] =
     "                      An import dead letter goes to the RMS import endpoint instead\n"
     "                      (the config's delivery.transport and delivery.endpoint, or\n"
     "                      --rms), never to our intake: stored -> removed; rejected\n"
-    "                      again -> kept, with the RMS's reason printed\n"
+    "                      again -> kept, with the RMS's reason printed. A partner dead\n"
+    "                      letter is taken again through the partner pipeline (needs\n"
+    "                      --config): by polegated while it runs (asked through the\n"
+    "                      store; the command waits for its answers), else in this\n"
+    "                      process\n"
     "  purge               remove the given dead letters, or --all\n"
     "\n"
     "  --store DIR         the gateway's store.path\n"
@@ -307,10 +312,131 @@ static int s_resend_one(s_dlq_cli *c, uint64_t id)
     return rc == PG_ETIMEOUT || rc == PG_EIO ? 2 : 1;
 }
 
-/* Partner dead letters: the partner pipeline of the config, in this process, while the
- * daemon is stopped. Only one process may own the pipeline (its import queue sequence,
- * its results in memory), and LMDB would let both write: the audit log's exclusive
- * lock, which the daemon holds while it runs, is what keeps them apart. */
+/* Print the outcome of a partner dead letter's replay (pg_partner_replay's rc, outcome
+ * and reason) as "ID <json>", or the error; its exit status. */
+static int s_replayed(uint64_t id, int rc, const char *outcome, const char *why)
+{
+    if (rc == 0 || rc == PG_EINVALID) {
+        json_t *j = rc ? json_pack("{s:s,s:s}", "status", outcome, "reason", why)
+                       : json_pack("{s:s}", "status", outcome);
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        printf("%" PRIu64 " %s\n", id, text ? text : outcome);
+        free(text);
+        json_decref(j);
+    } else {
+        fprintf(stderr, "polegate dlq: %s\n", why);
+    }
+    return rc == 0 ? 0 : rc == PG_ESTORE || rc == PG_ENOMEM ? 2 : 1;
+}
+
+/* The answers polegated wrote to the replays asked of it, printed and forgotten; ids
+ * answered get answered[i] = 1. How many were answered now, or -1 (said why). */
+static int s_daemon_answers(s_dlq_cli *c, const uint64_t *ids, size_t n, unsigned char *answered,
+                            int *worst)
+{
+    char why[PG_ERRSTR_SIZE], outcome[16], reason[PG_ERRSTR_SIZE];
+    pg_store_txn *txn = pg_store_begin(c->store, 1, why, sizeof why);
+    int rc = txn ? 0 : PG_ESTORE, now = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (answered[i])
+            continue;
+        rc = pg_dlq_replay_result(c->dlq, txn, ids[i], outcome, reason, sizeof reason, why,
+                                  sizeof why);
+        if (rc == PG_ERETRY) {
+            rc = 0;
+            continue;
+        }
+        if (rc == PG_ENOTFOUND)
+            snprintf(why, sizeof why, "dead letter %" PRIu64 ": its replay was no longer asked for",
+                     ids[i]);
+        else if (rc == 0 && !strcmp(outcome, "not-found"))
+            snprintf(why, sizeof why, "dlq: no dead letter %" PRIu64, ids[i]);
+        else if (rc == 0)
+            snprintf(why, sizeof why, "%s", reason);
+        else
+            break;
+        int status = rc                                                          ? PG_ENOTFOUND
+                     : !strcmp(outcome, "refused")                               ? PG_EINVALID
+                     : !strcmp(outcome, "kept") || !strcmp(outcome, "not-found") ? PG_EUSAGE
+                                                                                 : 0;
+        int r = s_replayed(ids[i], status, outcome, why);
+        *worst = r > *worst ? r : *worst;
+        answered[i] = 1;
+        now++;
+        rc = pg_dlq_replay_forget(c->dlq, txn, ids[i], why, sizeof why);
+    }
+    if (!rc)
+        rc = pg_store_commit(&txn, why, sizeof why);
+    pg_store_abort(&txn);
+    if (rc) {
+        fprintf(stderr, "polegate dlq: %s\n", why);
+        return -1;
+    }
+    return now;
+}
+
+/* fn (pg_dlq_replay_ask, _forget) for each of ids not marked in skip (may be NULL), in
+ * one write transaction. 0, or the error with why. */
+static int s_requests(s_dlq_cli *c, int (*fn)(pg_dlq *, pg_store_txn *, uint64_t, char *, size_t),
+                      const uint64_t *ids, size_t n, const unsigned char *skip, char *why,
+                      size_t why_size)
+{
+    pg_store_txn *txn = pg_store_begin(c->store, 1, why, why_size);
+    int rc = txn ? 0 : PG_ESTORE;
+    for (size_t i = 0; !rc && i < n; i++)
+        if (!skip || !skip[i])
+            rc = fn(c->dlq, txn, ids[i], why, why_size);
+    if (!rc)
+        rc = pg_store_commit(&txn, why, why_size);
+    pg_store_abort(&txn);
+    return rc;
+}
+
+/* Partner dead letters while polegated runs: its partner thread owns the pipeline, so
+ * it is asked (pg_dlq_replay_ask, in the store) and its answers are awaited, up to
+ * timeout_ms without one. */
+static int s_replay_by_daemon(s_dlq_cli *c, const uint64_t *ids, size_t n)
+{
+    char why[PG_ERRSTR_SIZE];
+    int rc = s_requests(c, pg_dlq_replay_ask, ids, n, NULL, why, sizeof why);
+    unsigned char *answered = rc ? NULL : calloc(n, 1);
+    if (!answered) {
+        fprintf(stderr, "polegate dlq: %s\n", rc ? why : "out of memory");
+        return 2;
+    }
+    size_t left = n;
+    int worst = 0, quiet_ms = 0;
+    while (left && quiet_ms < c->timeout_ms) {
+        struct timespec ts = {0, 100000000};
+        nanosleep(&ts, NULL);
+        int now = s_daemon_answers(c, ids, n, answered, &worst);
+        if (now < 0) {
+            free(answered);
+            return 2;
+        }
+        left -= (size_t)now;
+        quiet_ms = now ? 0 : quiet_ms + 100;
+    }
+    /* Not left asked for: a replay the operator no longer waits for would happen
+     * unseen, whenever the daemon's partner thread comes to it. */
+    rc = left ? s_requests(c, pg_dlq_replay_forget, ids, n, answered, why, sizeof why) : 0;
+    free(answered);
+    if (!left)
+        return worst;
+    fprintf(stderr,
+            "polegate dlq: polegated is running (it holds the audit log) but answered no replay "
+            "for %d ms: %zu replay(s) withdrawn%s%s%s, unless it was replaying them at that "
+            "moment (`polegate dlq list` shows what is left). Its partner thread answers them: "
+            "does the policy name a partner, and is the log free of partner errors?\n",
+            c->timeout_ms, left, rc ? " (not all: " : "", rc ? why : "", rc ? ")" : "");
+    return 2;
+}
+
+/* Partner dead letters: the partner pipeline of the config. Only one process may own
+ * the pipeline (its import queue sequence, its results in memory), and LMDB would let
+ * two write: the audit log's exclusive lock, which the daemon holds while it runs, is
+ * what keeps them apart. While the daemon runs it is asked to replay them; while it is
+ * stopped they are replayed in this process. */
 static int s_replay_partner(s_dlq_cli *c, const uint64_t *ids, size_t n)
 {
     const pg_config *cfg = c->cfg;
@@ -319,6 +445,8 @@ static int s_replay_partner(s_dlq_cli *c, const uint64_t *ids, size_t n)
                         "(the partner pipeline's policy, adapter, audit log and RMS)\n");
         return 2;
     }
+    if (pg_audit_in_use(cfg->audit_path))
+        return s_replay_by_daemon(c, ids, n);
     char why[PG_ERRSTR_SIZE];
     pg_audit_key key;
     if (cfg->audit_key_file && pg_audit_key_load(cfg->audit_key_file, &key, why, sizeof why)) {
@@ -332,10 +460,7 @@ static int s_replay_partner(s_dlq_cli *c, const uint64_t *ids, size_t n)
     pg_audit *audit = pg_audit_new(cfg->audit_path, &ao, why, sizeof why);
     sodium_memzero(&key, sizeof key);
     if (!audit) {
-        fprintf(stderr,
-                "polegate dlq: audit %s: %s (partner dead letters are replayed while "
-                "polegated is stopped)\n",
-                cfg->audit_path, why);
+        fprintf(stderr, "polegate dlq: audit %s: %s\n", cfg->audit_path, why);
         return 2;
     }
     pg_partner_opts popts;
@@ -352,21 +477,14 @@ static int s_replay_partner(s_dlq_cli *c, const uint64_t *ids, size_t n)
     for (size_t i = 0; i < n; i++) {
         char outcome[16];
         int rc = pg_partner_replay(p, ids[i], outcome, why, sizeof why);
-        if (rc == 0 || rc == PG_EINVALID) {
-            json_t *j = rc ? json_pack("{s:s,s:s}", "status", outcome, "reason", why)
-                           : json_pack("{s:s}", "status", outcome);
-            char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-            printf("%" PRIu64 " %s\n", ids[i], text ? text : outcome);
-            free(text);
-            json_decref(j);
-        } else {
-            fprintf(stderr, "polegate dlq: %s\n", why);
-        }
-        int r = rc == 0 ? 0 : rc == PG_ESTORE || rc == PG_ENOMEM ? 2 : 1;
+        int r = s_replayed(ids[i], rc, outcome, why);
         worst = r > worst ? r : worst;
         if (r == 2)
             break;
     }
+    /* replays asked of a daemon that stopped before it answered are done now */
+    if (s_requests(c, pg_dlq_replay_forget, ids, n, NULL, why, sizeof why))
+        fprintf(stderr, "polegate dlq: %s\n", why);
     /* what was composed goes to the RMS now; without an ack it stays in the import
      * queue and the daemon sends it at its start */
     int64_t waited = 0;

@@ -9,6 +9,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1455,10 +1456,33 @@ START_TEST(test_unencodable_change_is_a_dead_letter)
 }
 END_TEST
 
-/* `polegate dlq replay --config` on partner dead letters: refused while the daemon
- * holds the audit log (one owner of the partner pipeline); once it is stopped, each
- * is taken again through the pipeline: the records refused only because ESX was not
- * yet a partner reach the RMS's drop directory, the forged one stays refused. */
+/* The daemon's partner thread, as far as replays go: answers what the operator asks. */
+typedef struct s_replayer {
+    pg_partner *p;
+    atomic_int stop;
+    int answered;
+} s_replayer;
+
+static void *s_replayer_run(void *arg)
+{
+    s_replayer *r = arg;
+    char why[PG_ERRSTR_SIZE];
+    while (!atomic_load(&r->stop)) {
+        int n = pg_partner_replay_asked(r->p, why, sizeof why);
+        ck_assert_msg(n >= 0, "%s", why);
+        r->answered += n;
+        ck_assert_int_ge(pg_partner_poll(r->p, 50, why, sizeof why), 0);
+    }
+    return NULL;
+}
+
+/* `polegate dlq replay --config` on partner dead letters. While the daemon runs (here:
+ * this test holds the audit log and the partner pipeline) the command asks it, through
+ * the store, and waits for its answers: with no partner thread answering it gives up
+ * (exit 2) and says why; with one, each is taken again through the daemon's pipeline:
+ * the records refused only because ESX was not yet a partner reach the RMS's drop
+ * directory, the forged one stays refused. Once the daemon is stopped the command
+ * replays in its own process. */
 START_TEST(test_cli_replays_partner_dead_letters)
 {
     s_feed *f = s_feed_and_forged();
@@ -1466,8 +1490,7 @@ START_TEST(test_cli_replays_partner_dead_letters)
     pg_store *st = s_store_open();
     pg_audit *audit = NULL;
     pg_policy *pol0 = s_take_unconfigured(st, &audit, f);
-    pg_store_destroy(&st);
-    char cfg[200], out[256], cmd[1024];
+    char cfg[200], out[256], cmd[1024], quick[1024];
     snprintf(cfg, sizeof cfg, "%s.yaml", s_dir);
     snprintf(out, sizeof out, "%s/replay.out", s_dir);
     FILE *fp = fopen(cfg, "w");
@@ -1476,41 +1499,76 @@ START_TEST(test_cli_replays_partner_dead_letters)
             "force:\n  code: MER\nadapter:\n  name: niche\n"
             "intake:\n  endpoint: tcp://127.0.0.1:5556\ncurve: {insecure: true}\n"
             "store:\n  path: %s\nkafka:\n  brokers: 127.0.0.1:1\n"
-            "delivery:\n  transport: dir\n  endpoint: %s\n  group_id: test-partner\n%s",
-            s_dir, s_drop, s_policy_mer);
+            "delivery:\n  transport: dir\n  endpoint: %s\n  group_id: test-partner\n"
+            "audit:\n  path: %s\n%s",
+            s_dir, s_drop, s_audit, s_policy_mer);
     fclose(fp);
-    /* the daemon (here: this test) holds the audit log */
     snprintf(cmd, sizeof cmd, "%s dlq replay --config %s >%s 2>&1", PG_POLEGATE, cfg, out);
-    int st_code = system(cmd);
+    snprintf(quick, sizeof quick, "%s dlq replay --config %s --timeout-ms 300 >%s 2>&1",
+             PG_POLEGATE, cfg, out);
+
+    /* the daemon holds the audit log, and no partner thread answers */
+    int st_code = system(quick);
     ck_assert(WIFEXITED(st_code));
     ck_assert_int_eq(WEXITSTATUS(st_code), 2);
     gchar *text = NULL;
     ck_assert(g_file_get_contents(out, &text, NULL, NULL));
-    ck_assert_msg(strstr(text, "another process is writing this audit log"), "%s", text);
+    ck_assert_msg(strstr(text, "polegated is running (it holds the audit log) but answered no "
+                               "replay for 300 ms"),
+                  "%s", text);
     g_free(text);
-    pg_audit_destroy(&audit);
-    /* stopped: replayed */
+    ck_assert_int_eq(s_partner_dl_ids(st).n, (int)good + 1); /* nothing replayed */
+
+    /* its partner thread answers */
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    s_replayer r = {.p = s_partner_dir(st, pol, "MER", &pg_adapter_niche, audit)};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, s_replayer_run, &r), 0);
     st_code = system(cmd);
+    atomic_store(&r.stop, 1);
+    pthread_join(th, NULL);
     ck_assert(WIFEXITED(st_code));
     ck_assert_int_eq(WEXITSTATUS(st_code), 1); /* the forged one refused again */
     ck_assert(g_file_get_contents(out, &text, NULL, NULL));
     size_t acc = 0;
     for (const char *q = text; (q = strstr(q, "{\"status\":\"accepted\"}")); q++)
         acc++;
-    ck_assert_uint_eq(acc, good);
+    ck_assert_msg(acc == good, "%s", text);
     ck_assert_msg(strstr(text, "{\"status\":\"refused\",\"reason\":\"id: not the UUIDv5 of its "
                                "origin"),
                   "%s", text);
     g_free(text);
+    ck_assert_int_eq(r.answered, (int)good + 1);
+    s_drain(r.p);
+    pg_partner_destroy(&r.p);
     size_t files = 0;
     pg_rms_model *m = s_model_of_drop(&pg_adapter_niche, &files);
     ck_assert_uint_ge(files, 1);
     pg_rms_model_destroy(&m);
-    st = s_store_open();
     s_dl_ids left = s_partner_dl_ids(st);
     ck_assert_int_eq(left.n, 1);
+    pg_audit_destroy(&audit);
+    ck_assert(g_file_get_contents(s_audit, &text, NULL, NULL));
+    ck_assert_msg(strstr(text, "\"party\":\"dlq-replay:" ESX_TO_MER "\""), "%s", text);
+    g_free(text);
+    pg_store_destroy(&st);
+
+    /* stopped: the command replays in its own process */
+    st_code = system(cmd);
+    ck_assert(WIFEXITED(st_code));
+    ck_assert_int_eq(WEXITSTATUS(st_code), 1);
+    ck_assert(g_file_get_contents(out, &text, NULL, NULL));
+    ck_assert_msg(strstr(text, "{\"status\":\"refused\",\"reason\":\"id: not the UUIDv5 of its "
+                               "origin"),
+                  "%s", text);
+    g_free(text);
+    st = s_store_open();
+    s_dl_ids last = s_partner_dl_ids(st);
+    ck_assert_int_eq(last.n, 1);
+    ck_assert_uint_gt(last.ids[0], left.ids[0]);
     pg_store_destroy(&st);
     unlink(cfg);
+    pg_policy_destroy(&pol);
     pg_policy_destroy(&pol0);
     s_feed_free(&f);
 }

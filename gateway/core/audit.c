@@ -463,6 +463,16 @@ static int s_open_file(const char *path, int extra_flags, char *errstr, size_t e
     return fd;
 }
 
+int pg_audit_in_use(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int busy = flock(fd, LOCK_EX | LOCK_NB) && errno == EWOULDBLOCK;
+    close(fd); /* and with it the lock, if it was taken */
+    return busy;
+}
+
 pg_audit *pg_audit_new(const char *path, const pg_audit_options *opts, char *errstr,
                        size_t errstr_size)
 {

@@ -136,6 +136,9 @@ typedef struct pg_audit_options {
  * not a complete event (a crash mid-write: the reason says how many bytes to cut). */
 pg_audit *pg_audit_new(const char *path, const pg_audit_options *opts, char *errstr,
                        size_t errstr_size);
+/* 1 when another process holds the log at path open for appending (a running daemon),
+ * 0 when not or when the file does not exist. */
+int pg_audit_in_use(const char *path);
 /* Syncs, unlocks, closes; sets *p to NULL; NULL-safe. */
 void pg_audit_destroy(pg_audit **p);
 

@@ -29,6 +29,7 @@ struct pg_dlq {
     pg_store *store;
     pg_store_db entry_db;
     pg_store_db meta_db;
+    pg_store_db replay_db; /* replays asked of the daemon: id -> "?" or the answer */
     pg_dlq_limits limits;
     pg_buf value; /* reused */
 };
@@ -53,6 +54,7 @@ pg_dlq *pg_dlq_new(pg_store *store, const pg_dlq_limits *limits, char *errstr, s
     pg_store_txn *txn = pg_store_begin(store, 1, why, sizeof why);
     if (!txn || pg_store_db_open(txn, "dlq.entry", 0, &self->entry_db, why, sizeof why) ||
         pg_store_db_open(txn, "dlq.meta", 0, &self->meta_db, why, sizeof why) ||
+        pg_store_db_open(txn, "dlq.replay", 0, &self->replay_db, why, sizeof why) ||
         pg_store_commit(&txn, why, sizeof why)) {
         pg_store_abort(&txn);
         pg_errf(PG_ESTORE, errstr, errstr_size, "dlq: %s", why);
@@ -261,6 +263,82 @@ int pg_dlq_each(pg_dlq *self, pg_store_txn *txn, int (*fn)(void *ud, const pg_dl
         rc = pg_store_cursor_next(cur, &k, &klen, &v, &vlen);
     }
     pg_store_cursor_close(&cur);
+    return rc == PG_ENOTFOUND ? 0 : rc;
+}
+
+/* ---------------------------------------------------------------- replay requests */
+
+/* dlq.replay: 8-byte big-endian id -> "?" (asked) or "<outcome>\0<reason>" (answered). */
+static const char s_asked[] = "?";
+
+int pg_dlq_replay_ask(pg_dlq *self, pg_store_txn *txn, uint64_t id, char *errstr,
+                      size_t errstr_size)
+{
+    uint8_t key[8];
+    pg_store_be64_put(key, id);
+    return pg_store_put(txn, self->replay_db, key, sizeof key, s_asked, sizeof s_asked, errstr,
+                        errstr_size);
+}
+
+int pg_dlq_replay_next(pg_dlq *self, pg_store_txn *txn, uint64_t *id, char *errstr,
+                       size_t errstr_size)
+{
+    pg_store_cursor *cur = pg_store_cursor_open(txn, self->replay_db, errstr, errstr_size);
+    if (!cur)
+        return PG_ESTORE;
+    const void *k, *v;
+    size_t klen, vlen;
+    int rc = pg_store_cursor_first(cur, &k, &klen, &v, &vlen);
+    while (rc == 0 && !(klen == 8 && vlen == sizeof s_asked && !memcmp(v, s_asked, vlen)))
+        rc = pg_store_cursor_next(cur, &k, &klen, &v, &vlen);
+    if (rc == 0)
+        *id = pg_store_be64_get(k);
+    pg_store_cursor_close(&cur);
+    return rc;
+}
+
+int pg_dlq_replay_answer(pg_dlq *self, pg_store_txn *txn, uint64_t id, const char *outcome,
+                         const char *reason, char *errstr, size_t errstr_size)
+{
+    pg_buf *b = &self->value;
+    pg_buf_reset(b);
+    reason = reason ? reason : "";
+    if (pg_buf_append(b, outcome, strlen(outcome) + 1) ||
+        pg_buf_append(b, reason, strlen(reason) + 1))
+        return pg_errf(PG_ENOMEM, errstr, errstr_size, "dlq: out of memory");
+    uint8_t key[8];
+    pg_store_be64_put(key, id);
+    return pg_store_put(txn, self->replay_db, key, sizeof key, b->data, b->len, errstr,
+                        errstr_size);
+}
+
+int pg_dlq_replay_result(pg_dlq *self, pg_store_txn *txn, uint64_t id, char outcome[16],
+                         char *reason, size_t reason_size, char *errstr, size_t errstr_size)
+{
+    uint8_t key[8];
+    pg_store_be64_put(key, id);
+    const void *v;
+    size_t vlen;
+    int rc = pg_store_get(txn, self->replay_db, key, sizeof key, &v, &vlen, errstr, errstr_size);
+    if (rc)
+        return rc;
+    const char *o = v, *end = o + vlen, *nul = memchr(o, 0, vlen);
+    if (vlen == sizeof s_asked && !memcmp(v, s_asked, vlen))
+        return PG_ERETRY;
+    if (!nul || !memchr(nul + 1, 0, (size_t)(end - nul - 1)))
+        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "dlq: damaged replay answer %" PRIu64,
+                       id);
+    snprintf(outcome, 16, "%s", o);
+    snprintf(reason, reason_size, "%s", nul + 1);
+    return 0;
+}
+
+int pg_dlq_replay_forget(pg_dlq *self, pg_store_txn *txn, uint64_t id, char *errstr,
+                         size_t errstr_size)
+{
+    uint8_t key[8];
+    pg_store_be64_put(key, id);
+    int rc = pg_store_del(txn, self->replay_db, key, sizeof key, NULL, 0, errstr, errstr_size);
     return rc == PG_ENOTFOUND ? 0 : rc;
 }
 

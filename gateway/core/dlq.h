@@ -23,7 +23,8 @@ typedef struct pg_store_txn pg_store_txn;
  *   headers pg-reason, pg-origin-force, pg-received-at, pg-format, pg-dlq-id.
  *
  * Operators list, show, replay and purge the local entries with `polegate dlq`
- * (docs/reliability.md). LMDB lets that command open the store of a running daemon.
+ * (docs/reliability.md). LMDB lets that command open the store of a running daemon,
+ * and ask it for replays ("dlq.replay", below).
  */
 
 typedef struct pg_dlq pg_dlq;
@@ -125,6 +126,32 @@ int pg_dlq_outrec(pg_outbatch *batch, const char *topic, const pg_dlq_entry *ent
  * this thread has no transaction open. */
 int pg_dlq_resend(pg_dlq *self, uint64_t id, const pg_rms_delivery_config *cfg, int timeout_ms,
                   char *errstr, size_t errstr_size);
+
+/*
+ * Replays asked of a running daemon. Partner dead letters are replayed through the
+ * partner pipeline, which has one owner: the daemon while it runs. `polegate dlq
+ * replay` (the operator: whoever may write the store) asks for them in "dlq.replay",
+ * the daemon's partner thread takes each request (pg_partner_replay_asked), replays it
+ * and writes the answer there, and the command reads and forgets it.
+ */
+/* Ask for the replay of id (write txn; an earlier answer is dropped). 0, PG_ESTORE. */
+int pg_dlq_replay_ask(pg_dlq *self, pg_store_txn *txn, uint64_t id, char *errstr,
+                      size_t errstr_size);
+/* The lowest id asked for and not yet answered. 0, PG_ENOTFOUND (none), PG_ESTORE. */
+int pg_dlq_replay_next(pg_dlq *self, pg_store_txn *txn, uint64_t *id, char *errstr,
+                       size_t errstr_size);
+/* Answer the request for id (write txn): outcome as pg_partner_replay's ("accepted",
+ * "refused", ...), reason "" or why. 0, PG_ENOMEM, PG_ESTORE. */
+int pg_dlq_replay_answer(pg_dlq *self, pg_store_txn *txn, uint64_t id, const char *outcome,
+                         const char *reason, char *errstr, size_t errstr_size);
+/* The answer to the request for id, copied. 0; PG_ERETRY not answered yet;
+ * PG_ENOTFOUND not asked (or forgotten); PG_ESTORE; PG_EINTERNAL damaged. */
+int pg_dlq_replay_result(pg_dlq *self, pg_store_txn *txn, uint64_t id, char outcome[16],
+                         char *reason, size_t reason_size, char *errstr, size_t errstr_size);
+/* Forget the request for id, answered or not (write txn). 0 (also when there was none),
+ * PG_ESTORE. */
+int pg_dlq_replay_forget(pg_dlq *self, pg_store_txn *txn, uint64_t id, char *errstr,
+                         size_t errstr_size);
 
 /* "2026-03-29T06:30:00.123Z" for ms since the epoch; out holds 32 bytes. */
 void pg_dlq_format_time(int64_t ms, char out[32]);

@@ -867,6 +867,42 @@ int pg_partner_replay(pg_partner *self, uint64_t id, char outcome[16], char *err
     return rc;
 }
 
+int pg_partner_replay_asked(pg_partner *self, char *errstr, size_t errstr_size)
+{
+    int done = 0;
+    for (;;) {
+        uint64_t id;
+        pg_store_txn *txn = pg_store_begin(self->store, 0, errstr, errstr_size);
+        int rc = txn ? pg_dlq_replay_next(self->dlq, txn, &id, errstr, errstr_size) : PG_ESTORE;
+        pg_store_abort(&txn);
+        if (rc == PG_ENOTFOUND)
+            return done;
+        if (rc)
+            return rc;
+        char outcome[16], why[PG_ERRSTR_SIZE] = "";
+        rc = pg_partner_replay(self, id, outcome, why, sizeof why);
+        /* The take's own failure (the store, the audit log): the request waits, and is
+         * taken again with the next call. */
+        if (rc && rc != PG_EINVALID && rc != PG_EUSAGE && rc != PG_ETOOBIG && rc != PG_ENOTFOUND)
+            return pg_errf(rc, errstr, errstr_size, "dead letter %" PRIu64 " not replayed: %s", id,
+                           why);
+        if (rc == PG_ENOTFOUND)
+            snprintf(outcome, sizeof outcome, "not-found");
+        pg_log(rc ? PG_LOG_WARN : PG_LOG_INFO,
+               "partner: dead letter %" PRIu64 " replayed as the operator asked: %s%s%s", id,
+               outcome, rc ? ": " : "", rc ? why : "");
+        if (!(txn = pg_store_begin(self->store, 1, errstr, errstr_size)))
+            return PG_ESTORE;
+        rc = pg_dlq_replay_answer(self->dlq, txn, id, outcome, rc ? why : "", errstr, errstr_size);
+        if (!rc)
+            rc = pg_store_commit(&txn, errstr, errstr_size);
+        pg_store_abort(&txn);
+        if (rc)
+            return rc;
+        done++;
+    }
+}
+
 void pg_partner_get_stats(const pg_partner *self, pg_partner_stats *out)
 {
     *out = self->stats;

@@ -129,6 +129,12 @@ int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n
  * partner thread, or `polegate dlq replay` while the daemon is stopped. */
 int pg_partner_replay(pg_partner *self, uint64_t id, char outcome[16], char *errstr,
                       size_t errstr_size);
+/* Replay every partner dead letter asked for with pg_dlq_replay_ask (`polegate dlq
+ * replay` while the daemon runs), lowest id first, and answer each request with
+ * pg_partner_replay's outcome ("not-found" for PG_ENOTFOUND) and reason. The number
+ * answered, or negative with errstr when a replay failed on the store or the audit log
+ * (that request waits for the next call) or an answer could not be written. */
+int pg_partner_replay_asked(pg_partner *self, char *errstr, size_t errstr_size);
 /* Submit what waits, wait up to timeout_ms for acks, and forget stored messages from
  * the import queue. The number of results, or negative with errstr (a store failure: the
  * results stay pending and are retried by the next call). */

@@ -38,6 +38,8 @@ static int s_nomem(char *errstr, size_t errstr_size)
 #define S_PAUSE_AFTER_MS 1000
 /* Seconds between two counter lines in the log. */
 #define S_STATS_EVERY 60
+/* Milliseconds between two looks for replays the operator asked for. */
+#define S_REPLAYS_EVERY_MS 250
 
 struct pg_partner_service {
     pg_partner *p;
@@ -122,7 +124,8 @@ static void *s_main(void *arg)
     pg_consumer_record *recs = calloc(S_BATCH, sizeof *recs);
     char why[PG_ERRSTR_SIZE];
     int held = 0; /* records polled and not yet taken */
-    int64_t last_commit = pg_time_mono_ms(), last_stats = last_commit, last_lag = 0;
+    int64_t last_commit = pg_time_mono_ms(), last_stats = last_commit, last_lag = 0,
+            last_replays = 0;
     uint64_t last_records = 0;
     int64_t busy_since = 0;
     while (recs && !atomic_load(&s->stop)) {
@@ -174,6 +177,14 @@ static void *s_main(void *arg)
         if (now - last_commit >= S_COMMIT_EVERY_MS) {
             pg_consumer_commit(s->c, 0, why, sizeof why);
             last_commit = now;
+        }
+        /* `polegate dlq replay` of partner dead letters while we run: this thread owns
+         * the pipeline, so it replays them (pg_dlq_replay_ask). */
+        if (now - last_replays >= S_REPLAYS_EVERY_MS) {
+            int rc = pg_partner_replay_asked(s->p, why, sizeof why);
+            if (rc < 0)
+                pg_log(PG_LOG_ERROR, "partner: replay: %s (tried again in 5 s)", why);
+            last_replays = now + (rc < 0 ? 5000 : 0);
         }
         if (now - last_stats >= S_STATS_EVERY * 1000) {
             pg_partner_stats st;
