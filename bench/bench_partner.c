@@ -1,10 +1,10 @@
 /* bench_partner: the partner direction's throughput: canonical updates consumed from a
  * partner topic -> native messages acknowledged by an RMS stand-in, through the daemon's
  * partner thread (consumer group, version checks, partner ledger, compose, encode,
- * import queue with a durable commit per batch, ZeroMQ delivery), next to a baseline measured
- * in the same run: a plain librdkafka consumer reading the same records and nothing
- * else. Kafka is librdkafka's mock cluster (in process), so that the figures are the
- * gateway's, not a broker's.
+ * import queue with a durable commit per batch, the audit log, ZeroMQ delivery), next
+ * to a baseline measured in the same run: a plain librdkafka consumer reading the same
+ * records and nothing else. Kafka is librdkafka's mock cluster (in process), so that
+ * the figures are the gateway's, not a broker's.
  *
  * usage: bench_partner [MESSAGES] [SEED]   (ATX corpus messages, default 10000; the
  * mock cluster keeps a bounded log per partition, so much larger runs lose records) */
@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "audit.h"
 #include "bench_util.h"
 #include "config.h"
 #include "corpus.h"
@@ -232,8 +233,19 @@ static s_run s_partner(const char *brokers, size_t records, const char *adapter,
     pg_store *st = pg_store_new(cfg->store_path, 0, e, sizeof e);
     if (!st)
         s_die("store");
+    /* the audit log as polegated keeps it (HMAC chain, fdatasync per batch): every
+     * record taken is an event written before its commit */
+    char keypath[96];
+    snprintf(keypath, sizeof keypath, "%s/audit-hmac.key", dir);
+    pg_audit_key key;
+    if (pg_audit_keygen(dir, e, sizeof e) || pg_audit_key_load(keypath, &key, e, sizeof e))
+        s_die("audit key");
+    pg_audit_options ao = {.sync_every = cfg->audit_sync_every, .key = &key};
+    pg_audit *audit = pg_audit_new(cfg->audit_path, &ao, e, sizeof e);
+    if (!audit)
+        s_die("audit log");
     pg_partner_service *svc;
-    if (pg_partner_service_start(cfg, st, NULL, &svc, e, sizeof e) || !svc)
+    if (pg_partner_service_start(cfg, st, audit, &svc, e, sizeof e) || !svc)
         s_die("partner service");
     s_run r = {0};
     double start = 0, begun = pg_bench_now();
@@ -257,6 +269,7 @@ static s_run s_partner(const char *brokers, size_t records, const char *adapter,
     atomic_store(&rms.stop, 1);
     pthread_join(rms.thread, NULL);
     zmq_ctx_term(rms.ctx);
+    pg_audit_destroy(&audit);
     pg_store_destroy(&st);
     pg_config_destroy(&cfg);
     char cmd[128];

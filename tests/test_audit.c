@@ -163,6 +163,57 @@ START_TEST(test_chain_format)
 }
 END_TEST
 
+START_TEST(test_canonical_is_compact_json)
+{
+    /* The canonical bytes are written without jansson: they are what jansson's compact
+     * dump of the same object gives, quotes, backslashes, slashes and non-ASCII
+     * included, for every event of a batch written at once. */
+    pg_audit *a = s_open();
+    pg_audit_event evs[3] = {
+        {.action = PG_AUDIT_RECEIVE,
+         .party = "partner:polegate.esx.mer.pole.v1",
+         .entity_id = E1,
+         .native_id = "O'Brien \"Seán\" \\ 1/2 \xe2\x82\xac\xf0\x9f\x98\x80",
+         .origin = "ESX",
+         .partner = "ESX",
+         .agreement = "ISA/ESX-MER",
+         .policy_version = "MER-1",
+         .version = 9223372036854775807ull,
+         .outcome = "ok"},
+        {.action = PG_AUDIT_REJECT, .outcome = "PG_EINVALID:header"},
+        {.action = PG_AUDIT_ERASE, .entity_id = E2, .version = 1, .outcome = "ok"},
+    };
+    char err[PG_ERRSTR_SIZE] = "";
+    ck_assert_msg(pg_audit_append_batch(a, evs, 3, err, sizeof err) == 0, "%s", err);
+    pg_audit_destroy(&a);
+    size_t len;
+    char *text = s_read(&len);
+    gchar **lines = g_strsplit(text, "\n", -1);
+    ck_assert_uint_eq(g_strv_length(lines), 4);
+    for (int i = 0; i < 3; i++) {
+        const char *h = strstr(lines[i], ",\"hash\":\"");
+        ck_assert_ptr_nonnull(h);
+        GString *canon = g_string_new_len(lines[i], h - lines[i]);
+        g_string_append_c(canon, '}');
+        json_error_t jerr;
+        json_t *o = json_loads(canon->str, 0, &jerr);
+        ck_assert_msg(o != NULL, "%s: %s", canon->str, jerr.text);
+        char *dump = json_dumps(o, JSON_COMPACT);
+        ck_assert_str_eq(dump, canon->str);
+        free(dump);
+        json_decref(o);
+        g_string_free(canon, TRUE);
+    }
+    ck_assert_ptr_nonnull(strstr(lines[0], "\"version\":9223372036854775807,"));
+    ck_assert_ptr_nonnull(strstr(lines[1], "\"entity_id\":null,"));
+    g_strfreev(lines);
+    g_free(text);
+    pg_audit_verify_result res;
+    ck_assert_msg(s_verify(&res, err, sizeof err) == 0, "%s", err);
+    ck_assert_uint_eq(res.events, 3);
+}
+END_TEST
+
 START_TEST(test_chain_across_reopen)
 {
     s_write_four();
@@ -1021,6 +1072,7 @@ int main(void)
     TCase *tc = tcase_create("audit");
     tcase_add_checked_fixture(tc, s_setup, s_teardown);
     tcase_add_test(tc, test_chain_format);
+    tcase_add_test(tc, test_canonical_is_compact_json);
     tcase_add_test(tc, test_chain_across_reopen);
     tcase_add_loop_test(tc, test_tampering, 0, (int)(sizeof s_tampers / sizeof s_tampers[0]));
     tcase_add_test(tc, test_trailing_cut_needs_anchor);

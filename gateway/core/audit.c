@@ -22,6 +22,7 @@
 
 #include "polegate/buf.h"
 #include "polegate/error.h"
+#include "polegate/json.h"
 #include "polegate/timeutil.h"
 
 /* What follows the canonical event on its line: ,"hash":"<64 hex>"} */
@@ -554,35 +555,57 @@ static int s_check_field(const char *key, const char *value, int is_code, char *
     return 0;
 }
 
-static int s_set(json_t *obj, const char *key, json_t *value)
+/* n in decimal (what jansson's %lld gives), without printf's cost per field. */
+static int s_put_u64(pg_buf *out, uint64_t n)
 {
-    return value ? json_object_set_new(obj, key, value) : -1;
+    char d[20];
+    size_t i = sizeof d;
+    do
+        d[--i] = (char)('0' + n % 10);
+    while (n /= 10);
+    return pg_buf_append(out, d + i, sizeof d - i);
 }
 
-static json_t *s_str(const char *s)
+/* Append the canonical bytes of an event to out: compact JSON, keys in s_keys order,
+ * an absent field null; strings by pg_json_string (UTF-8 or refused). Written
+ * directly: building and dumping a jansson tree was half of an append's time. 0,
+ * PG_ENOMEM, or PG_EINVALID (a field is not UTF-8; out is then as it was). */
+static int s_canonical(const pg_audit_event *ev, uint64_t seq, const char *when, pg_buf *out)
 {
-    return s ? json_string(s) : json_null();
-}
-
-/* The canonical bytes of an event: compact JSON, keys in s_keys order. Caller frees. */
-static char *s_canonical(const pg_audit_event *ev, uint64_t seq, const char *when)
-{
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
-    int bad =
-        s_set(o, "seq", json_integer((json_int_t)seq)) || s_set(o, "time", json_string(when)) ||
-        s_set(o, "action", json_string(pg_audit_action_name(ev->action))) ||
-        s_set(o, "party", s_str(ev->party)) || s_set(o, "entity_id", s_str(ev->entity_id)) ||
-        s_set(o, "native_id", s_str(ev->native_id)) || s_set(o, "origin", s_str(ev->origin)) ||
-        s_set(o, "destination", s_str(ev->destination)) ||
-        s_set(o, "partner", s_str(ev->partner)) || s_set(o, "agreement", s_str(ev->agreement)) ||
-        s_set(o, "policy_version", s_str(ev->policy_version)) ||
-        s_set(o, "version", ev->version ? json_integer((json_int_t)ev->version) : json_null()) ||
-        s_set(o, "outcome", s_str(ev->outcome));
-    char *text = bad ? NULL : json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return text;
+    /* the string fields, by their place in s_keys (seq and version are numbers) */
+    const char *strs[S_NKEYS] = {NULL,
+                                 when,
+                                 pg_audit_action_name(ev->action),
+                                 ev->party,
+                                 ev->entity_id,
+                                 ev->native_id,
+                                 ev->origin,
+                                 ev->destination,
+                                 ev->partner,
+                                 ev->agreement,
+                                 ev->policy_version,
+                                 NULL,
+                                 ev->outcome};
+    size_t start = out->len;
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < S_NKEYS; k++) {
+        rc = pg_buf_append(out, k ? ",\"" : "{\"", 2);
+        rc = rc ? rc : pg_buf_puts(out, s_keys[k]);
+        rc = rc ? rc : pg_buf_append(out, "\":", 2);
+        uint64_t num = !k ? seq : !strcmp(s_keys[k], "version") ? ev->version : 0;
+        if (rc == 0 && num)
+            rc = s_put_u64(out, num);
+        else if (rc == 0)
+            rc = strs[k] ? pg_json_string(out, strs[k], strlen(strs[k]), PG_JSON_STRICT)
+                         : pg_buf_puts(out, "null");
+    }
+    rc = rc ? rc : pg_buf_putc(out, '}');
+    if (rc) {
+        out->len = start;
+        if (out->data)
+            out->data[start] = '\0';
+    }
+    return rc;
 }
 
 static int s_check_event(const pg_audit_event *ev, char *errstr, size_t errstr_size)
@@ -709,7 +732,6 @@ int pg_audit_append_batch(pg_audit *audit, const pg_audit_event *evs, size_t n, 
         return 0;
     pthread_mutex_lock(&audit->lock);
     char when[32];
-    char *canon = NULL;
     int rc = 0;
     /* The state before the batch, synced: what a failure goes back to. */
     uint64_t seq0 = audit->seq, first0 = audit->first_seq;
@@ -733,35 +755,38 @@ int pg_audit_append_batch(pg_audit *audit, const pg_audit_event *evs, size_t n, 
         goto fail;
     off_t size0 = audit->size;
     pg_audit__format_time(now, when);
+    /* The lines go out in one write per sync (not one per event), then are synced. */
+    pg_buf_reset(&audit->line);
     for (size_t i = 0; i < n; i++) {
         uint64_t seq = audit->seq + 1;
         char hash[PG_AUDIT_HASH_LEN + 1];
-        if (!(canon = s_canonical(&evs[i], seq, when))) {
-            rc = pg_errf(PG_EINVALID, errstr, errstr_size,
-                         "audit: cannot encode the event (a field is not UTF-8?)");
+        size_t start = audit->line.len;
+        if ((rc = s_canonical(&evs[i], seq, when, &audit->line))) {
+            rc = rc == PG_ENOMEM ? pg_errf(rc, errstr, errstr_size, "out of memory")
+                                 : pg_errf(PG_EINVALID, errstr, errstr_size,
+                                           "audit: cannot encode the event (a field is not UTF-8)");
             goto undo;
         }
-        size_t len = strlen(canon);
-        pg_audit__hash(audit->key, audit->prev, canon, len, hash);
-        pg_buf_reset(&audit->line);
-        if (pg_buf_append(&audit->line, canon, len - 1) ||
-            pg_buf_printf(&audit->line, "%s%s\"}\n", S_HASH_KEY, hash)) {
+        pg_audit__hash(audit->key, audit->prev, (const char *)audit->line.data + start,
+                       audit->line.len - start, hash);
+        audit->line.len--; /* the '}': the hash goes in before it */
+        if (pg_buf_printf(&audit->line, "%s%s\"}\n", S_HASH_KEY, hash)) {
             rc = pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
             goto undo;
         }
-        free(canon);
-        canon = NULL;
+        audit->seq = seq;
+        if (!audit->first_seq)
+            audit->first_seq = seq;
+        memcpy(audit->prev, hash, sizeof audit->prev);
+        if ((i + 1) % audit->sync_every && i + 1 < n)
+            continue;
         audit->dirty = 1;
         if ((rc = s_write_all(audit, &audit->line, errstr, errstr_size)))
             goto undo;
         audit->size += (off_t)audit->line.len;
         audit->dirty = 0;
-        audit->seq = seq;
-        if (!audit->first_seq)
-            audit->first_seq = seq;
-        memcpy(audit->prev, hash, sizeof audit->prev);
-        if (((i + 1) % audit->sync_every == 0 || i + 1 == n) &&
-            (audit->sync_fn ? audit->sync_fn(audit->fd) : fdatasync(audit->fd))) {
+        pg_buf_reset(&audit->line);
+        if (audit->sync_fn ? audit->sync_fn(audit->fd) : fdatasync(audit->fd)) {
             rc = pg_errf(PG_EIO, errstr, errstr_size, "%s: fdatasync: %s", audit->path,
                          strerror(errno));
             goto undo;
@@ -781,7 +806,6 @@ fail:
     audit->first_seq = first0;
     memcpy(audit->prev, prev0, sizeof prev0);
     audit->failures++;
-    free(canon);
     pthread_mutex_unlock(&audit->lock);
     rc = rc ? rc : PG_EIO;
 told:
