@@ -271,7 +271,8 @@ static int s_list(const char *dir, s_seg **segs, size_t *n, size_t *cap, char *e
         (*segs)[(*n)++].first = strtoull(s, NULL, 16);
     }
     closedir(d);
-    qsort(*segs, *n, sizeof **segs, s_cmp_seg);
+    if (*n)
+        qsort(*segs, *n, sizeof **segs, s_cmp_seg);
     return 0;
 }
 
