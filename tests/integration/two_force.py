@@ -296,6 +296,87 @@ def summary(force):
     return lines
 
 
+def audit_events(force, **match):
+    """The events of force's audit log (its store's audit.log) with every field given."""
+    out = []
+    path = os.path.join(force.work, "store", "audit.log")
+    if not os.path.exists(path):
+        return out
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if all(ev.get(k) == v for k, v in match.items()):
+                out.append(ev)
+    return out
+
+
+def poll(what, fn, timeout=30.0):
+    """fn() until it returns something true, or None after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.25)
+    return None
+
+
+def unencodable(args, c, polegate, esx, mer, work, t_em):
+    """docs/security.md: an ESX person whose surname holds U+FFFF (ATX carries it, NX5
+    cannot): ESX discloses it in the name of the RMS that sent it; MER keeps it as a
+    partner dead letter, audited, while the rest flows; `polegate dlq replay` while
+    MER runs is answered by MER's own partner thread (refused again); the next
+    version, without it, reaches MER's RMS."""
+    with open(ATX_BURGLARY, encoding="utf-8") as f:
+        person = json.loads(f.readlines()[1])
+    person["header"]["messageId"] = str(uuid.uuid4())
+    person["record"].update({"id": "P0000999001", "revision": 1})
+    person["record"]["body"]["surname"] = "SMITH\uffff"
+    person["links"] = []
+    bad = os.path.join(work, "esx-unencodable.ndjson")
+    with open(bad, "w", encoding="utf-8") as f:
+        f.write(json.dumps(person) + "\n")
+    r = send(polegate, esx, bad)
+    c.true("ESX takes a person whose surname NX5 cannot carry", r.returncode == 0, r.stderr)
+    ev = poll("disclose", lambda: audit_events(esx, action="disclose", native_id="P0000999001"))
+    c.true("ESX's disclose event names the RMS that sent it (rms:insecure)",
+           ev and ev[0].get("party") == "rms:insecure", str(ev))
+
+    def dead_letters():
+        r = run([polegate, "dlq", "list", "--config", mer.config, "--json"])
+        return [d for d in (json.loads(l) for l in r.stdout.splitlines() if l.strip())
+                if d.get("kind") == "partner" and "person.name.surname" in d.get("reason", "")]
+    dl = poll("dead letter", dead_letters)
+    c.true("MER keeps it as a partner dead letter (topic, offset, origin, the adapter's reason)",
+           dl and dl[0]["ref"].startswith(t_em + " [") and dl[0]["origin"] == "ESX"
+           and "the nx5 RMS cannot carry it" in dl[0]["reason"], str(dl))
+    rej = audit_events(mer, action="reject", native_id="P0000999001", outcome="PG_EUNSUPPORTED")
+    c.true("MER audits it as rejected (PG_EUNSUPPORTED, party partner:<topic>)",
+           rej and rej[0].get("party") == "partner:" + t_em, str(rej))
+    if dl:
+        r = run([polegate, "dlq", "replay", "--config", mer.config, str(dl[0]["id"])], timeout=60)
+        c.true("dlq replay while MER runs: answered by MER (refused again, exit 1)",
+               r.returncode == 1 and '"status":"refused"' in r.stdout
+               and "U+FFFE/U+FFFF" in r.stdout, r.stdout + r.stderr)
+        with open(mer.log, encoding="utf-8", errors="replace") as f:
+            c.true("MER's log says it replayed it as the operator asked",
+                   "replayed as the operator asked: refused" in f.read())
+    person["header"]["messageId"] = str(uuid.uuid4())
+    person["record"].update({"revision": 2})
+    person["record"]["body"]["surname"] = "SMITH"
+    good = os.path.join(work, "esx-unencodable-fixed.ndjson")
+    with open(good, "w", encoding="utf-8") as f:
+        f.write(json.dumps(person) + "\n")
+    r = send(polegate, esx, good)
+    c.true("ESX takes its next version", r.returncode == 0, r.stderr)
+    got = poll("receive", lambda: audit_events(mer, action="receive", native_id="P0000999001",
+                                               version=2))
+    c.true("MER takes the next version (the refused one noted nothing)", bool(got))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build-dir", required=True)
@@ -416,6 +497,7 @@ def main():
             repeats = sum(1 for l in open(mer.rms_log, encoding="utf-8", errors="replace")
                           if l.startswith("repeat "))
             print("two_force: the RMS stand-in recognised %d message(s) sent again" % repeats)
+            unencodable(args, c, polegate, esx, mer, work, t_em)
         ok = not c.failures
     except Exception as exc:  # noqa: BLE001
         c.failures.append("error: %s: %s" % (type(exc).__name__, exc))
