@@ -418,17 +418,17 @@ static void s_log_counters(pg_daemon *self, int level, const char *when)
            "%s: messages %" PRIu64 " received, %" PRIu64 " accepted (%" PRIu64
            " duplicate), %" PRIu64 " rejected (%" PRIu64 " dead letters), %" PRIu64
            " retry (%" PRIu64 " spool full, %" PRIu64 " store full, %" PRIu64
-           " disk full), %" PRIu64 " commits, %" PRIu64
-           " partner echoes dropped; drop directory %" PRIu64 " files done, %" PRIu64
-           " failed; kafka %" PRIu64 " records in %" PRIu64 " transactions, %" PRIu64
-           " aborted, %" PRIu64 " records sent again, %" PRIu64 " producer restarts, %" PRIu64
-           " failed removals%s; spool %" PRIu64 " batches, %" PRIu64 " records, %" PRIu64
-           " bytes waiting",
+           " disk full), %" PRIu64 " commits, %" PRIu64 " log syncs (%" PRIu64 " failed), %" PRIu64
+           " replayed from the log, %" PRIu64 " partner echoes dropped; drop directory %" PRIu64
+           " files done, %" PRIu64 " failed; kafka %" PRIu64 " records in %" PRIu64
+           " transactions, %" PRIu64 " aborted, %" PRIu64 " records sent again, %" PRIu64
+           " producer restarts, %" PRIu64 " failed removals%s; spool %" PRIu64 " batches, %" PRIu64
+           " records, %" PRIu64 " bytes waiting",
            when, is.received, is.accepted, is.duplicates, is.rejected, is.dead_letters, is.retried,
-           is.backpressure, is.store_full, is.disk_full, is.commits, is.echoes, ds.files_done,
-           ds.files_failed, ps.delivered, ps.transactions, ps.aborts, ps.resent, ps.restarts,
-           ps.remove_failures, ps.stalled ? " (PUBLISHING STOPPED)" : "", ss.batches, ss.records,
-           ss.bytes);
+           is.backpressure, is.store_full, is.disk_full, is.commits, is.wal_syncs, is.wal_failures,
+           is.replayed, is.echoes, ds.files_done, ds.files_failed, ps.delivered, ps.transactions,
+           ps.aborts, ps.resent, ps.restarts, ps.remove_failures,
+           ps.stalled ? " (PUBLISHING STOPPED)" : "", ss.batches, ss.records, ss.bytes);
 }
 
 /* Hand the parts' counters to the metrics endpoint (this thread is the one that may
@@ -463,8 +463,11 @@ static void s_metrics_update(pg_daemon *self, int spooled, const char *stopping)
     }
     st.store_used_ratio = self->store_space_at ? self->store_used : -1;
     st.store_limit_ratio = self->store_limit;
+    /* The intake's own sequence: what it acknowledged may not be committed in the
+     * store yet (the write-ahead log holds it until the next checkpoint). */
     if (spooled)
-        pg_metrics_spooled(self->metrics, st.spool.next_seq);
+        pg_metrics_spooled(self->metrics,
+                           st.intake.spool_next ? st.intake.spool_next : st.spool.next_seq);
     int joined = 1;
     if (self->partner) {
         st.partner_running = 1;

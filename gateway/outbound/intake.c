@@ -378,13 +378,14 @@ static void s_dead_letter(pg_intake *self, pg_store_txn *txn, const uint8_t *dat
     pg_store_txn *child = pg_store_begin_child(txn, why, sizeof why);
     int rc = child ? 0 : PG_ESTORE;
     size_t evicted = 0;
+    uint64_t dseq = 0;
     rc = rc ? rc : pg_dlq_add(self->dlq, child, &e, &evicted, why, sizeof why);
     pg_outbatch_reset(self->batch);
     if (!rc && self->dlq_topic)
         rc = pg_dlq_outrec(self->batch, self->dlq_topic, &e, why, sizeof why);
     self->batch->party = self->party;
     if (!rc && self->dlq_topic)
-        rc = pg_spool_append(self->spool, child, self->batch, NULL, why, sizeof why);
+        rc = pg_spool_append(self->spool, child, self->batch, &dseq, why, sizeof why);
     if (!rc)
         rc = pg_store_commit(&child, why, sizeof why);
     pg_store_abort(&child);
@@ -399,6 +400,8 @@ static void s_dead_letter(pg_intake *self, pg_store_txn *txn, const uint8_t *dat
     if (evicted)
         pg_log(PG_LOG_WARN, "dlq: %zu oldest dead letters evicted to keep the bound", evicted);
     ack->dead_letter = e.id;
+    if (dseq)
+        self->stats.spool_next = dseq + 1;
     pg_log(PG_LOG_WARN, "intake: rejected, dead letter %" PRIu64 ": %s", e.id, ack->reason);
 }
 
@@ -526,6 +529,8 @@ static void s_apply(pg_intake *self, pg_store_txn *txn, const uint8_t *data, siz
         pg_log(PG_LOG_ERROR, "intake: out of memory listing the ids of an accepted message");
     }
     ack->status = PG_INTAKE_ACCEPTED;
+    if (seq)
+        self->stats.spool_next = seq + 1;
     ack->stale = res.stale;
     ack->duplicate = res.duplicate;
     self->stats.published += self->out->count;

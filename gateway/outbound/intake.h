@@ -106,6 +106,8 @@ typedef struct pg_intake_stats {
     uint64_t checkpoints;    /* commits of the transaction held across logged groups */
     uint64_t replayed;       /* messages applied again from the log (a crash, a failed
                               * checkpoint) */
+    uint64_t spool_next;     /* the spool sequence after the last batch appended (an
+                              * acknowledged group's batches are below it; 0: none yet) */
 } pg_intake_stats;
 
 typedef struct pg_intake_opts {
