@@ -36,8 +36,7 @@ static int s_check(char written, uint64_t n, char *errstr, size_t errstr_size)
 {
     char expected = pg_codes_check_letter(n);
     if (written != expected)
-        return pg_errf(PG_EINVALID, errstr, errstr_size, "check letter is '%c', expected '%c'",
-                       written, expected);
+        return pg_errf(PG_EINVALID, errstr, errstr_size, "check letter does not match the number");
     return 0;
 }
 

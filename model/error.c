@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static const char *const s_messages[] = {"success",
 #define X(name, msg) msg,
@@ -41,4 +42,25 @@ int pg_errf(int err, char *errstr, size_t errstr_size, const char *fmt, ...)
         va_end(ap);
     }
     return err;
+}
+
+void pg_errstr_unquote(char *s)
+{
+    char *w = s;
+    for (const char *r = s; r && *r; r++) {
+        const char *close = (*r == '\'' || *r == '"') ? strchr(r + 1, *r) : NULL;
+        if (close) {
+            /* "..." is no longer than a quoted text of one character and its quotes */
+            size_t room = (size_t)(close - r) + 1;
+            const char *dots = room >= 5 ? "'...'" : room >= 3 ? "'.'" : "''";
+            size_t n = strlen(dots);
+            memcpy(w, dots, n);
+            w += n;
+            r = close;
+            continue;
+        }
+        *w++ = (unsigned char)*r < 0x20 || *r == 0x7f ? ' ' : *r;
+    }
+    if (w)
+        *w = 0;
 }

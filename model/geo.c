@@ -160,7 +160,7 @@ static int s_trans(s_geo *g, PJ_DIRECTION dir, double a, double b, double *x, do
     PJ_COORD r = proj_trans(g->pj, dir, proj_coord(a, b, 0, 0));
     if (!isfinite(r.xy.x) || !isfinite(r.xy.y) || r.xy.x == HUGE_VAL || r.xy.y == HUGE_VAL) {
         int e = proj_errno(g->pj);
-        return pg_errf(PG_EINVALID, errstr, errstr_size, "cannot convert (%.6f, %.6f): %s", a, b,
+        return pg_errf(PG_EINVALID, errstr, errstr_size, "cannot convert the position: %s",
                        e ? proj_context_errno_string(g->ctx, e) : "no result");
     }
     *x = r.xy.x;
@@ -172,25 +172,22 @@ int pg_geo_wgs84_to_bng(double lat, double lon, double *easting, double *northin
                         size_t errstr_size)
 {
     if (!isfinite(lat) || !isfinite(lon) || lat < -90 || lat > 90 || lon < -180 || lon > 180)
-        return pg_errf(PG_EINVALID, errstr, errstr_size, "lat %g lon %g: not a WGS 84 position",
-                       lat, lon);
+        return pg_errf(PG_EINVALID, errstr, errstr_size, "not a WGS 84 position");
     s_geo *g = NULL;
     int rc = s_get(&g, errstr, errstr_size);
     if (rc || !g) /* s_get sets g when it returns 0 */
         return rc ? rc : PG_EINTERNAL;
     if (!s_in_area(g, lat, lon))
         return pg_errf(PG_EINVALID, errstr, errstr_size,
-                       "lat %.6f lon %.6f: outside the British National Grid's area "
+                       "outside the British National Grid's area "
                        "(lat %.2f..%.2f, lon %.2f..%.2f)",
-                       lat, lon, g->south, g->north, g->west, g->east);
+                       g->south, g->north, g->west, g->east);
     double e, n;
     rc = s_trans(g, PJ_FWD, lon, lat, &e, &n, errstr, errstr_size);
     if (rc)
         return rc;
     if (!s_on_grid(e, n, 0.001))
-        return pg_errf(PG_EINVALID, errstr, errstr_size,
-                       "lat %.6f lon %.6f: outside the British National Grid (E %.1f N %.1f)", lat,
-                       lon, e, n);
+        return pg_errf(PG_EINVALID, errstr, errstr_size, "outside the British National Grid");
     *easting = fmax(e, 0);
     *northing = fmax(n, 0);
     return 0;
@@ -201,8 +198,8 @@ int pg_geo_bng_to_wgs84(double easting, double northing, double *lat, double *lo
 {
     if (!s_on_grid(easting, northing, 0))
         return pg_errf(PG_EINVALID, errstr, errstr_size,
-                       "E %.1f N %.1f: outside the British National Grid (0..%.0f, 0..%.0f)",
-                       easting, northing, S_MAX_EASTING, S_MAX_NORTHING);
+                       "outside the British National Grid (0..%.0f, 0..%.0f)", S_MAX_EASTING,
+                       S_MAX_NORTHING);
     s_geo *g = NULL;
     int rc = s_get(&g, errstr, errstr_size);
     if (rc || !g) /* s_get sets g when it returns 0 */
@@ -214,9 +211,7 @@ int pg_geo_bng_to_wgs84(double easting, double northing, double *lat, double *lo
     /* The grid's rectangle reaches past the area its datum shift is defined for. */
     if (!s_in_area(g, y, x))
         return pg_errf(PG_EINVALID, errstr, errstr_size,
-                       "E %.1f N %.1f: outside the British National Grid's area (lat %.6f "
-                       "lon %.6f)",
-                       easting, northing, y, x);
+                       "outside the British National Grid's area");
     *lon = x;
     *lat = y;
     return 0;

@@ -81,9 +81,7 @@ int pg_london_to_instant(int year, int month, int day, int hour, int min, int se
 {
     if (!pg_date_valid(year, month, day) || hour < 0 || hour > 23 || min < 0 || min > 59 ||
         sec < 0 || sec > 59)
-        return pg_errf(PG_EINVALID, errstr, errstr_size,
-                       "%02d/%02d/%04d %02d:%02d:%02d is not a valid date and time", day, month,
-                       year, hour, min, sec);
+        return pg_errf(PG_EINVALID, errstr, errstr_size, "is not a valid date and time");
     int64_t local = pg_days_from_civil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec;
     /* The offsets in force a day either side bound every offset that can apply at
      * this local time: the UK has never changed its clocks twice within two days. A
@@ -103,9 +101,7 @@ int pg_london_to_instant(int year, int month, int day, int hour, int min, int se
     }
     if (!found)
         return pg_errf(PG_EINVALID, errstr, errstr_size,
-                       "%02d/%02d/%04d %02d:%02d:%02d does not exist in UK time (clocks go "
-                       "forward)",
-                       day, month, year, hour, min, sec);
+                       "does not exist in UK time (clocks go forward)");
     out->seconds = best;
     out->nanos = 0;
     return 0;

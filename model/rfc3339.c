@@ -83,7 +83,7 @@ int pg_rfc3339_parse(const char *s, pg_instant *out, char *errstr, size_t errstr
         if (oh < 0 || om < 0)
             return pg_errf(PG_EINVALID, errstr, errstr_size, "%s", shape);
         if (oh > 23 || om > 59)
-            return pg_errf(PG_EINVALID, errstr, errstr_size, "offset %.6s is out of range", p);
+            return pg_errf(PG_EINVALID, errstr, errstr_size, "UTC offset is out of range");
         offset = (oh * 60 + om) * (p[0] == '-' ? -1 : 1);
     } else if (*p == 0) {
         return pg_errf(PG_EINVALID, errstr, errstr_size, "must carry a UTC offset (Z or +hh:mm)");
@@ -91,10 +91,10 @@ int pg_rfc3339_parse(const char *s, pg_instant *out, char *errstr, size_t errstr
         return pg_errf(PG_EINVALID, errstr, errstr_size, "%s", shape);
     }
     if (!pg_date_valid(y, mo, d))
-        return pg_errf(PG_EINVALID, errstr, errstr_size, "%.10s is not a calendar date", s);
+        return pg_errf(PG_EINVALID, errstr, errstr_size, "date is not a calendar date");
     /* Leap seconds are refused: no system here can represent one. */
     if (h > 23 || mi > 59 || sec > 59)
-        return pg_errf(PG_EINVALID, errstr, errstr_size, "%.8s is not a time of day", s + 11);
+        return pg_errf(PG_EINVALID, errstr, errstr_size, "time is not a time of day");
     out->seconds =
         pg_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - (int64_t)offset * 60;
     out->nanos = nanos;

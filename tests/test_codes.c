@@ -34,7 +34,7 @@ START_TEST(test_pnc_long)
     ck_assert_int_eq(pg_pnc_validate_long("1985/0123456J", e, sizeof e), 0);
     ck_assert_int_eq(pg_pnc_validate_long("1999/0054321A", e, sizeof e), 0);
     ck_invalid(pg_pnc_validate_long("1985/0123456K", e, sizeof e),
-               "check letter is 'K', expected 'J'");
+               "check letter does not match the number");
     ck_invalid(pg_pnc_validate_long("85/0123456J", e, sizeof e), "long form YYYY/NNNNNNNC");
     ck_invalid(pg_pnc_validate_long("1985/123456J", e, sizeof e), "long form");
     ck_invalid(pg_pnc_validate_long("1985-0123456J", e, sizeof e), "long form");
@@ -65,7 +65,7 @@ START_TEST(test_pnc_short)
     ck_assert_int_eq(pg_pnc_short_to_long("12/77Q", 2000, out, e, sizeof e), 0);
     ck_assert_str_eq(out, "1912/0000077Q");
     ck_invalid(pg_pnc_short_to_long("01/123456G", 2026, out, e, sizeof e),
-               "check letter is 'G', expected 'F'");
+               "check letter does not match the number");
     ck_invalid(pg_pnc_short_to_long("01/0123456F", 2026, out, e, sizeof e), "leading zeros");
     ck_invalid(pg_pnc_short_to_long("2001/0123456F", 2026, out, e, sizeof e), "short form");
     ck_invalid(pg_pnc_short_to_long("01/12345678F", 2026, out, e, sizeof e), "short form");
@@ -81,14 +81,16 @@ START_TEST(test_pnc_short)
     /* a 7-digit serial fills the short form: 11 characters */
     ck_assert_int_eq(pg_pnc_long_to_short("2001/1234567K", sh, e, sizeof e), 0);
     ck_assert_str_eq(sh, "01/1234567K");
-    ck_invalid(pg_pnc_long_to_short("2001/0123456G", sh, e, sizeof e), "expected 'F'");
+    ck_invalid(pg_pnc_long_to_short("2001/0123456G", sh, e, sizeof e),
+               "check letter does not match");
 }
 END_TEST
 
 START_TEST(test_cro)
 {
     ck_assert_int_eq(pg_cro_validate("123456/99L", e, sizeof e), 0);
-    ck_invalid(pg_cro_validate("123456/99M", e, sizeof e), "check letter is 'M', expected 'L'");
+    ck_invalid(pg_cro_validate("123456/99M", e, sizeof e),
+               "check letter does not match the number");
     ck_invalid(pg_cro_validate("12345/99L", e, sizeof e), "NNNNNN/YYC");
     ck_invalid(pg_cro_validate("123456-99L", e, sizeof e), "NNNNNN/YYC");
     ck_invalid(pg_cro_validate("123456/9XL", e, sizeof e), "NNNNNN/YYC");
@@ -262,10 +264,10 @@ START_TEST(test_rfc3339_parse)
     ck_invalid(pg_rfc3339_parse("2026-03-29T02:30:00.Z", &t, e, sizeof e), "1-9 digits");
     ck_invalid(pg_rfc3339_parse("2026-03-29T02:30:00.1234567890Z", &t, e, sizeof e), "1-9 digits");
     ck_invalid(pg_rfc3339_parse("2026-02-29T02:30:00Z", &t, e, sizeof e),
-               "2026-02-29 is not a calendar date");
+               "date is not a calendar date");
     ck_invalid(pg_rfc3339_parse("2026-13-01T02:30:00Z", &t, e, sizeof e), "calendar date");
     ck_invalid(pg_rfc3339_parse("2026-03-29T24:00:00Z", &t, e, sizeof e),
-               "24:00:00 is not a time of day");
+               "time is not a time of day");
     ck_invalid(pg_rfc3339_parse("2026-03-29T12:60:00Z", &t, e, sizeof e), "time of day");
     ck_invalid(pg_rfc3339_parse("2026-12-31T23:59:60Z", &t, e, sizeof e), "time of day");
     ck_invalid(pg_rfc3339_parse("2026-03-29T02:30:00+24:00", &t, e, sizeof e), "out of range");

@@ -257,6 +257,108 @@ START_TEST(test_ids_recompute_from_native)
 }
 END_TEST
 
+/* ------------------------------------------------------------ reasons carry no content */
+
+/* A partner's record can hold anything the model can: each string, number and position
+ * of a generated entity of every kind is replaced, one at a time, by a distinctive
+ * value, and the entity encoded. When encode refuses it, its reason (a partner dead
+ * letter's, a log line's) names the member and the rule, never the value, and breaks
+ * no line. The decode side: tests/test_reasons.py. */
+#define S_POISON "QZXa\nQZXb forged: line"
+
+/* Poison leaf number *left of m (counting down), depth first; 1 when done. */
+static int s_poison(ProtobufCMessage *m, int *left)
+{
+    const ProtobufCMessageDescriptor *md = m->descriptor;
+    for (unsigned i = 0; i < md->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &md->fields[i];
+        char *at = (char *)m + f->offset;
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(uint32_t *)((char *)m + f->quantifier_offset) != f->id)
+            continue;
+        size_t n = f->label == PROTOBUF_C_LABEL_REPEATED
+                       ? *(size_t *)((char *)m + f->quantifier_offset)
+                       : 1;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED)
+            at = n ? *(char **)at : NULL;
+        for (size_t k = 0; at && k < n; k++) {
+            switch (f->type) {
+            case PROTOBUF_C_TYPE_MESSAGE: {
+                ProtobufCMessage *sub = ((ProtobufCMessage **)at)[k];
+                if (sub && s_poison(sub, left))
+                    return 1;
+                continue;
+            }
+            case PROTOBUF_C_TYPE_STRING:
+                if ((*left)-- == 0) {
+                    ((char **)at)[k] = S_POISON;
+                    return 1;
+                }
+                continue;
+            case PROTOBUF_C_TYPE_INT32:
+            case PROTOBUF_C_TYPE_SINT32:
+                if ((*left)-- == 0) {
+                    ((int32_t *)at)[k] = 987654;
+                    return 1;
+                }
+                continue;
+            case PROTOBUF_C_TYPE_INT64:
+            case PROTOBUF_C_TYPE_SINT64:
+                if ((*left)-- == 0) {
+                    ((int64_t *)at)[k] = 98765432109LL;
+                    return 1;
+                }
+                continue;
+            case PROTOBUF_C_TYPE_DOUBLE:
+                if ((*left)-- == 0) {
+                    ((double *)at)[k] = -91.123456;
+                    return 1;
+                }
+                continue;
+            default:
+                continue;
+            }
+        }
+    }
+    return 0;
+}
+
+START_TEST(test_encode_reasons_carry_no_content)
+{
+    s_fix f;
+    s_open(&f, pg_adapter_at((size_t)_i));
+    size_t refused = 0;
+    for (int kind = 1; kind <= S_KINDS; kind++) {
+        for (int leaf = 0;; leaf++) {
+            pg_changeset *in = pg_changeset_new();
+            pg_buf out = PG_BUF_INIT;
+            pg_gen_seed((uint64_t)kind);
+            pg_gen_arena(in->arena);
+            pg_entity_update *u = pg_gen_entity(kind, 2000 + kind);
+            int left = leaf;
+            int poisoned = s_poison(&u->base, &left);
+            if (poisoned) {
+                ck_assert_int_eq(pg_changeset_add_entity(in, u, 1), 0);
+                e[0] = '\0';
+                if (f.a->encode(&f.ctx, in, &out, e, sizeof e) < 0) {
+                    refused++;
+                    ck_assert_msg(!strstr(e, "QZX") && !strstr(e, "98765") && !strstr(e, "91.12") &&
+                                      !strchr(e, '\n'),
+                                  "%s: kind %d, leaf %d: a reason with content: %s", f.a->name,
+                                  kind, leaf, e);
+                }
+            }
+            pg_buf_free(&out);
+            pg_changeset_destroy(&in);
+            if (!poisoned)
+                break;
+        }
+    }
+    ck_assert_msg(refused > 0, "%s: no poisoned value was refused", f.a->name);
+    s_close(&f);
+}
+END_TEST
+
 /* ------------------------------------------------------------ invalid input */
 
 /* All or nothing, with a reason: decode of each bad input fails, says why, and leaves
@@ -344,6 +446,7 @@ int main(void)
     tcase_add_loop_test(tc, test_ids_have_their_shape, 0, (int)n);
     tcase_add_loop_test(tc, test_round_trip_every_kind, 0, (int)n);
     tcase_add_loop_test(tc, test_ids_recompute_from_native, 0, (int)n);
+    tcase_add_loop_test(tc, test_encode_reasons_carry_no_content, 0, (int)n);
     tcase_add_loop_test(tc, test_invalid_input_rejected_with_a_reason, 0, (int)n);
     tcase_add_loop_test(tc, test_encode_refuses_what_it_cannot_carry, 0, (int)n);
     Suite *s = suite_create("conformance");

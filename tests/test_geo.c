@@ -83,7 +83,7 @@ START_TEST(test_bad_wgs84)
     /* In the CRS's area of use (the sea west of Cornwall) but west of the false
      * origin: no grid reference can say it. */
     ck_assert_int_eq(pg_geo_wgs84_to_bng(50.0, -8.0, &e, &n, err, sizeof err), PG_EINVALID);
-    ck_assert_ptr_nonnull(strstr(err, "outside the British National Grid (E -29782.0"));
+    ck_assert_ptr_nonnull(strstr(err, "outside the British National Grid"));
     ck_assert(e == -1 && n == -1); /* outputs untouched on error */
     ck_assert_int_eq(pg_geo_wgs84_to_bng(51.0, 0.0, &e, &n, NULL, 0), 0);
 }

@@ -2045,7 +2045,7 @@ START_TEST(test_echo_filter)
     ck_assert_str_eq(cs->changes[1].link->to->id, other);
     /* another force's record that is not one we imported: refused as decode would */
     ck_assert_int_eq(s_echo(echo, st, "MER", "P0000000077", lid, cs, &dropped), PG_EINVALID);
-    ck_assert_str_eq(e, "header.orgUnit: force 'MER' is not this gateway's force 'ESX'");
+    ck_assert_str_eq(e, "header.orgUnit: names another force than this gateway's, ESX");
     pg_changeset_destroy(&cs);
     pg_echo_destroy(&echo);
     ck_assert_ptr_null(echo);

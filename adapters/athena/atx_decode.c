@@ -128,7 +128,7 @@ int pg_atx__code(pg_atx_dec *d, const json_t *obj, const char *path, const char 
         return rc;
     int v = pg_atx_code_value(t, s);
     if (v < 0)
-        return pg_atx__fail(d, path, key, "'%.40s' is not one of %s", s, t->list);
+        return pg_atx__fail(d, path, key, "is not one of %s", t->list);
     *out = v;
     return 0;
 }
@@ -146,8 +146,7 @@ int pg_atx__int(pg_atx_dec *d, const json_t *obj, const char *path, const char *
     if (n < min || n > max) {
         if (max == LLONG_MAX)
             return pg_atx__fail(d, path, key, "must be %lld or more", (long long)min);
-        return pg_atx__fail(d, path, key, "must be %lld-%lld, not %lld", (long long)min,
-                            (long long)max, (long long)n);
+        return pg_atx__fail(d, path, key, "must be %lld-%lld", (long long)min, (long long)max);
     }
     *out = n;
     return 0;
@@ -178,7 +177,7 @@ int pg_atx__date(pg_atx_dec *d, const json_t *obj, const char *path, const char 
                                           : "must be YYYY-MM-DD");
     if (!pg_date_valid(parts[0], parts[1] ? parts[1] : 1, parts[2] ? parts[2] : 1) ||
         (len >= 7 && parts[1] == 0) || (len == 10 && parts[2] == 0))
-        return pg_atx__fail(d, path, key, "'%s' is not a calendar date", s);
+        return pg_atx__fail(d, path, key, "is not a calendar date");
     pg_date *dt = PG_PB_NEW(d->arena, pg_date, polegate__pole__v1__date);
     if (!dt)
         return PG_ATX_NOMEM(d);
@@ -288,7 +287,7 @@ int pg_atx__normalised(pg_atx_dec *d, const json_t *obj, const char *path, const
     if (rc || !s)
         return rc;
     if (fn(s, norm, why, sizeof why))
-        return pg_atx__fail(d, path, key, "'%.40s': %s", s, why);
+        return pg_atx__fail(d, path, key, "%s", why);
     *out = pg_arena_strdup(d->arena, norm);
     return *out ? 0 : PG_ATX_NOMEM(d);
 }
@@ -360,7 +359,7 @@ static int s_header_of(pg_atx_dec *d, const pg_adapter_ctx *ctx, const json_t *r
         return rc;
     /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): REQUIRED, so set or failed */
     if (strcmp(s, PG_ATX_SCHEMA) != 0)
-        return pg_atx__fail(d, H, "schema", "unknown schema '%.40s'", s);
+        return pg_atx__fail(d, H, "schema", "must be '" PG_ATX_SCHEMA "'");
     if ((rc = pg_atx__string(d, hd, H, "messageId", PG_ATX_REQUIRED | PG_ATX_NOTRIM, 0, 0,
                              &h->message_id)))
         return rc;
@@ -373,7 +372,7 @@ static int s_header_of(pg_atx_dec *d, const pg_adapter_ctx *ctx, const json_t *r
         return rc;
     /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): REQUIRED, so set or failed */
     if (strcmp(s, PG_ATX_SYSTEM) != 0)
-        return pg_atx__fail(d, H, "system", "must be 'ATHENA', not '%.40s'", s);
+        return pg_atx__fail(d, H, "system", "must be 'ATHENA'");
     if ((rc = pg_atx__string(d, hd, H, "orgUnit", PG_ATX_REQUIRED | PG_ATX_NOTRIM, 1, 64,
                              &h->org_unit)))
         return rc;
@@ -381,16 +380,16 @@ static int s_header_of(pg_atx_dec *d, const pg_adapter_ctx *ctx, const json_t *r
     /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): REQUIRED, so set or failed */
     for (const char *p = ou; *p; p++) {
         if (*p == '/' && (p == ou || p[1] == '/' || p[1] == 0))
-            return pg_atx__fail(d, H, "orgUnit", "'%s' has an empty segment", ou);
+            return pg_atx__fail(d, H, "orgUnit", "has an empty segment");
         if (s_space(*p))
-            return pg_atx__fail(d, H, "orgUnit", "'%s' holds white space", ou);
+            return pg_atx__fail(d, H, "orgUnit", "holds white space");
     }
     h->force = pg_arena_strndup(d->arena, ou, strcspn(ou, "/"));
     if (!h->force)
         return PG_ATX_NOMEM(d);
     if (ctx && ctx->force && strcmp(ctx->force, h->force) != 0)
-        return pg_atx__fail(d, H, "orgUnit", "force '%s' is not this gateway's force '%s'",
-                            h->force, ctx->force);
+        return pg_atx__fail(d, H, "orgUnit", "names another force than this gateway's, %s",
+                            ctx->force);
     return 0;
 }
 
@@ -563,7 +562,7 @@ static int s_message(pg_atx_dec *d, const pg_adapter_ctx *ctx, const json_t *roo
     if (!eu->id)
         return PG_ATX_NOMEM(d);
     if (pg_identity_entity(h.force, PG_ATX_SYSTEM, type, id, eu->id) != 0)
-        return pg_atx__fail(d, "header", "orgUnit", "force '%s' cannot name records", h.force);
+        return pg_atx__fail(d, "header", "orgUnit", "its force cannot name records");
 
     if ((rc = s_merged_from(d, rec, eu, h.force)))
         return rc;
@@ -700,10 +699,12 @@ int pg_atx_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t size, p
     s_scratch *sc = s_scratch_begin();
     json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
     s_scratch_end(sc);
-    if (!root)
+    if (!root) {
+        pg_errstr_unquote(jerr.text); /* jansson quotes the token it stopped at */
         return pg_errf(PG_EINVALID, errstr, errstr_size,
                        "message: invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
                        jerr.text);
+    }
     pg_atx_dec d = {.arena = cs->arena, .errstr = errstr, .errstr_size = errstr_size};
     size_t count = cs->count;
     int rc = s_message(&d, ctx, root, cs);

@@ -58,8 +58,7 @@ static int s_person(pg_atx_dec *d, const json_t *b, pg_entity_update *eu)
     if ((rc = pg_atx__string(d, b, P, "nationality", PG_ATX_OPTIONAL, 0, 0, &nat)))
         return rc;
     if (nat && !pg_country_alpha3_to_alpha2(nat))
-        return pg_atx__fail(d, P, "nationality",
-                            "'%.40s' is not an ISO 3166-1 alpha-3 country code", nat);
+        return pg_atx__fail(d, P, "nationality", "is not an ISO 3166-1 alpha-3 country code");
     PG_ATX_SET(p->nationality, nat);
 
     if ((rc = pg_atx__get(d, b, P, "identifiers", JSON_OBJECT, PG_ATX_OPTIONAL, &o)))
@@ -114,7 +113,7 @@ static int s_person(pg_atx_dec *d, const json_t *b, pg_entity_update *eu)
         if (!s)
             return pg_atx__fail(d, wp, NULL, "must be a string, not %s", pg_atx__type_name(w));
         if (v < 0)
-            return pg_atx__fail(d, wp, NULL, "'%.40s' is not one of %s", s, pg_atx_wm.list);
+            return pg_atx__fail(d, wp, NULL, "is not one of %s", pg_atx_wm.list);
         p->warning_markers[p->n_warning_markers++] = v;
     }
     PG_ATX_OPT_STR(b, P, "occupation", p->occupation);

@@ -172,7 +172,7 @@ static int s_partial_date(s_enc *e, const char *key, const char *path, const pg_
     if (!dt)
         return 0;
     if (s_date_text(dt, t))
-        return s_bad(e, path, "%d-%d-%d is not a date", dt->year, dt->month, dt->day);
+        return s_bad(e, path, "is not a date");
     s_str(&e->w, key, t);
     return 0;
 }
@@ -429,8 +429,8 @@ static int s_occurrence(s_enc *e, const Polegate__Pole__V1__Occurrence *o)
             const Polegate__Pole__V1__Offence *of = o->offences[i];
             if (of->ho_class < 1 || of->ho_class > 999 || of->ho_subclass < 0 ||
                 of->ho_subclass > 99)
-                return s_bad(e, "record.body.offences", "HO code %d/%d is out of range",
-                             of->ho_class, of->ho_subclass);
+                return s_bad(e, "record.body.offences",
+                             "a Home Office code out of range (class 1-999, subclass 0-99)");
             s_open(w, NULL, '{');
             s_int(w, "hoClass", of->ho_class);
             s_int(w, "hoSubclass", of->ho_subclass);
@@ -570,7 +570,7 @@ static int s_header(s_enc *e, const pg_entity_update *eu)
                          ? o->org_unit
                          : o->force;
     if (!s_chars_ok(ou, 1, 64))
-        return s_bad(e, "header.orgUnit", "'%.40s' is longer than 64 characters", ou);
+        return s_bad(e, "header.orgUnit", "is longer than 64 characters");
     char mid[37], sent[40];
     s_message_id(e->ctx, eu, mid);
     pg_instant now;

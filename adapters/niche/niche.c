@@ -36,7 +36,7 @@ static int s_id_candidate(const char *const *settings, const char *uuid, int kin
     for (size_t i = 0; ok && i < k; i++)
         ok = g_ascii_isxdigit(hex[i]);
     if (!ok)
-        return pg_errf(PG_EINVALID, errstr, errstr_size, "'%.40s' is not a UUID", uuid);
+        return pg_errf(PG_EINVALID, errstr, errstr_size, "an entity id that is not a UUID");
     const char *src = hex;
     char *sum = NULL;
     if (n == 1) {

@@ -86,7 +86,7 @@ static int s_date(pg_nx5_dec *d, const char *path, const char *s, pg_date **out)
 {
     int y, m, dd;
     if (pg_nx5__date_shape(s, &y, &m, &dd) != 0 || !pg_date_valid(y, m, dd))
-        return pg_nx5__fail(d, path, "'%s' is not a valid date dd/mm/yyyy", s);
+        return pg_nx5__fail(d, path, "is not a valid date dd/mm/yyyy");
     pg_date *date = PB(Date, date);
     if (!date)
         return pg_nx5__nomem(d);
@@ -106,7 +106,7 @@ int pg_nx5__local_time(pg_nx5_dec *d, const char *path, const char *s, pg_timest
     if (strlen(s) != 19 || pg_nx5__date_shape(date, &y, &m, &dd) != 0 || s[10] != ' ' ||
         !pg_nx5__digits(s + 11, 2) || s[13] != ':' || !pg_nx5__digits(s + 14, 2) || s[16] != ':' ||
         !pg_nx5__digits(s + 17, 2))
-        return pg_nx5__fail(d, path, "'%s' is not a local time dd/mm/yyyy HH:MM:SS", s);
+        return pg_nx5__fail(d, path, "is not a local time dd/mm/yyyy HH:MM:SS");
     pg_instant t;
     char why[PG_ERRSTR_SIZE];
     if (pg_london_to_instant(y, m, dd, pg_nx5__num(s + 11, 2), pg_nx5__num(s + 14, 2),
@@ -127,7 +127,7 @@ int pg_nx5__code(pg_nx5_dec *d, const char *path, const pg_nx5_table *t, const c
 {
     int v = pg_nx5_code_value(t, s);
     if (v < 0)
-        return pg_nx5__fail(d, path, "'%s' is not a valid %s", s, t->what);
+        return pg_nx5__fail(d, path, "is not a valid %s", t->what);
     *out = v;
     return 0;
 }
@@ -397,17 +397,16 @@ static int s_entity_head(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_update *
             *kind = &s_kinds[i];
     if (!*kind)
         return pg_nx5__fail(d, path,
-                            "unknown kind '%s' (Person, Address, Vehicle, Property, "
-                            "Telephone, Occurrence, Custody or IntelReport)",
-                            v[0]);
+                            "unknown kind (Person, Address, Vehicle, Property, "
+                            "Telephone, Occurrence, Custody or IntelReport)");
     snprintf(path, sizeof path, "%s@GID", d->elem);
     if (!s_is_gid(v[1]))
-        return pg_nx5__fail(d, path, "'%s' must be exactly 16 upper-case hex digits", v[1]);
+        return pg_nx5__fail(d, path, "must be exactly 16 upper-case hex digits");
     snprintf(d->where, sizeof d->where, "%s GID=%s", d->elem, v[1]);
     uint64_t rev;
     snprintf(path, sizeof path, "%s@Rev", d->elem);
     if (pg_nx5__plain_uint(v[2], 19, &rev) != 0 || rev == 0)
-        return pg_nx5__fail(d, path, "'%s' must be an integer >= 1", v[2]);
+        return pg_nx5__fail(d, path, "must be an integer >= 1");
     snprintf(path, sizeof path, "%s@Op", d->elem);
     static const char *const ops[] = {"Add", "Modify", "Delete", "Merge"};
     *op = -1;
@@ -415,7 +414,7 @@ static int s_entity_head(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_update *
         if (strcmp(ops[i], v[3]) == 0)
             *op = i;
     if (*op < 0)
-        return pg_nx5__fail(d, path, "'%s' must be Add, Modify, Delete or Merge", v[3]);
+        return pg_nx5__fail(d, path, "must be Add, Modify, Delete or Merge");
     snprintf(path, sizeof path, "%s@Modified", d->elem);
     if ((rc = pg_nx5__local_time(d, path, v[4], &eu->modified_at, &d->ref_year)))
         return rc;
@@ -434,7 +433,7 @@ static int s_entity_head(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_update *
     mk->handling = code;
     snprintf(path, sizeof path, "%s@MoPI", d->elem);
     if (strlen(v[7]) != 1 || v[7][0] < '1' || v[7][0] > '4')
-        return pg_nx5__fail(d, path, "'%s' must be a MoPI group 1-4", v[7]);
+        return pg_nx5__fail(d, path, "must be a MoPI group 1-4");
     rt->mopi_group = v[7][0] - '0';
     snprintf(path, sizeof path, "%s@Review", d->elem);
     if ((rc = s_date(d, path, v[8], &rt->review_date)))
@@ -536,7 +535,7 @@ static int s_entity_extras(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_update
         if (!mg)
             return pg_nx5__fail(d, path, "required");
         if (!s_is_gid(mg))
-            return pg_nx5__fail(d, path, "'%s' must be exactly 16 upper-case hex digits", mg);
+            return pg_nx5__fail(d, path, "must be exactly 16 upper-case hex digits");
         if (strcmp(mg, gid) == 0)
             return pg_nx5__fail(d, path, "a record cannot be merged into itself");
         int rc = s_entity_ref(d, mg, eu->kind, &eu->merged_from[eu->n_merged_from]);
@@ -661,7 +660,7 @@ static int s_link_end(pg_nx5_dec *d, const char *attr, const char *gid, unsigned
     if (!gid)
         return pg_nx5__fail(d, path, "required");
     if (!s_is_gid(gid))
-        return pg_nx5__fail(d, path, "'%s' must be exactly 16 upper-case hex digits", gid);
+        return pg_nx5__fail(d, path, "must be exactly 16 upper-case hex digits");
     size_t n;
     const pg_nx5_known *k = s_find(d, gid, &n);
     int kind = k ? k->kind : EK(UNSPECIFIED);
@@ -699,7 +698,7 @@ static int s_link(pg_nx5_dec *d, const pg_nx5_node *l, size_t link_no, size_t po
         return pg_nx5__fail(d, path, "required");
     const pg_nx5_role *role = pg_nx5_role_by_name(role_s);
     if (!role)
-        return pg_nx5__fail(d, path, "unknown role '%s'", role_s);
+        return pg_nx5__fail(d, path, "unknown role");
     const pg_nx5_known *from_ent = NULL, *to_ent = NULL;
     if ((rc = s_link_end(d, "From", pg_nx5_attr_get(l, "From"), pg_role_from_kinds(role->role),
                          role->from_words, role->nx5, &from_ent, &lu->from)) ||
@@ -719,13 +718,13 @@ static int s_link(pg_nx5_dec *d, const pg_nx5_node *l, size_t link_no, size_t po
         const pg_date *a = lu->valid_from, *b = lu->valid_to;
         if (a && (b->year * 10000 + b->month * 100 + b->day) <
                      (a->year * 10000 + a->month * 100 + a->day))
-            return pg_nx5__fail(d, path, "'%s' is before Start", s);
+            return pg_nx5__fail(d, path, "is before Start");
     }
     lu->operation = POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT;
     if ((s = pg_nx5_attr_get(l, "Op"))) {
         snprintf(path, sizeof path, "%s@Op", d->elem);
         if (strcmp(s, "Delete") != 0)
-            return pg_nx5__fail(d, path, "'%s': a Link's Op is Delete or absent", s);
+            return pg_nx5__fail(d, path, "a Link's Op is Delete or absent");
         lu->operation = POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE;
     }
     lu->role = role->role;
@@ -767,7 +766,7 @@ static int s_root(pg_nx5_dec *d, const pg_nx5_node *root, const pg_adapter_ctx *
             return pg_nx5__fail(d, path, "required");
     }
     if (strcmp(v[0], "NICHE") != 0)
-        return pg_nx5__fail(d, "NX5Exchange@Source", "'%s' must be NICHE", v[0]);
+        return pg_nx5__fail(d, "NX5Exchange@Source", "must be NICHE");
     size_t fl = strlen(v[1]);
     int upper = fl >= 2 && fl <= 4;
     for (size_t i = 0; upper && i < fl; i++)
@@ -775,7 +774,7 @@ static int s_root(pg_nx5_dec *d, const pg_nx5_node *root, const pg_adapter_ctx *
     if (!upper)
         return pg_nx5__fail(d, "NX5Exchange@Force", "must be 2-4 upper-case letters");
     if (ctx && ctx->force && strcmp(ctx->force, v[1]) != 0)
-        return pg_nx5__fail(d, "NX5Exchange@Force", "'%s' is not this gateway's force '%s'", v[1],
+        return pg_nx5__fail(d, "NX5Exchange@Force", "names another force than this gateway's, %s",
                             ctx->force);
     size_t chars = 0;
     for (const char *p = v[2]; *p; p++)

@@ -33,15 +33,15 @@ static int s_birth_date(pg_nx5_dec *d, const pg_nx5_node *n, const char *label, 
     if (!want) {
         char p2[140];
         snprintf(p2, sizeof p2, "%s@Precision", path);
-        return pg_nx5__fail(d, p2, "'%s' is not Day, Month or Year", prec);
+        return pg_nx5__fail(d, p2, "is not Day, Month or Year");
     }
     if (pg_nx5__date_shape(n->text, &y, &m, &dd) != 0 || y == 0)
-        return pg_nx5__fail(d, path, "'%s' is not a date dd/mm/yyyy", n->text);
+        return pg_nx5__fail(d, path, "is not a date dd/mm/yyyy");
     int ok = want == 3   ? pg_date_valid(y, m, dd)
              : want == 2 ? dd == 0 && m >= 1 && m <= 12
                          : dd == 0 && m == 0;
     if (!ok)
-        return pg_nx5__fail(d, path, "'%s' does not match Precision %s (%s)", n->text, prec,
+        return pg_nx5__fail(d, path, "does not match Precision %s (%s)", prec,
                             want == 3   ? "a real date"
                             : want == 2 ? "00/mm/yyyy"
                                         : "00/00/yyyy");
@@ -117,14 +117,14 @@ static int s_decode_person(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_update
         v = pg_nx5_enum_value(&polegate__pole__v1__self_defined_ethnicity__descriptor, s);
         pg_nx5__path(d, path, sizeof path, "EthnicitySD");
         if (v < 0)
-            return pg_nx5__fail(d, path, "'%s' is not a self-defined ethnicity code (16+1)", s);
+            return pg_nx5__fail(d, path, "is not a self-defined ethnicity code (16+1)");
         p->self_defined_ethnicity = v;
     }
     if ((s = pg_nx5__text(e, "Nationality"))) {
         const char *a3 = strlen(s) == 2 ? pg_country_alpha2_to_alpha3(s) : NULL;
         pg_nx5__path(d, path, sizeof path, "Nationality");
         if (!a3)
-            return pg_nx5__fail(d, path, "'%s' is not an ISO 3166-1 alpha-2 country code", s);
+            return pg_nx5__fail(d, path, "is not an ISO 3166-1 alpha-2 country code");
         p->nationality = (char *)a3;
     }
     if ((s = pg_nx5__text(e, "PNCID"))) {
@@ -161,7 +161,7 @@ static int s_decode_person(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_update
             snprintf(label, sizeof label, "Warning[%zu]", nw + 1);
             pg_nx5__path(d, path, sizeof path, label);
             if (v < 0)
-                return pg_nx5__fail(d, path, "'%s' is not a warning marker (table WM)", c->text);
+                return pg_nx5__fail(d, path, "is not a warning marker (table WM)");
             p->warning_markers[nw++] = v;
         } else if (strcmp(c->name, "Alias") == 0) {
             char prefix[32];
@@ -193,8 +193,7 @@ static int s_metres(pg_nx5_dec *d, const char *label, const char *s, double *out
     if (!ok) {
         char path[128];
         pg_nx5__path(d, path, sizeof path, label);
-        return pg_nx5__fail(d, path, "'%s' must be metres as an integer or with one decimal place",
-                            s);
+        return pg_nx5__fail(d, path, "must be metres as an integer or with one decimal place");
     }
     *out = strtod(s, NULL);
     return 0;
@@ -229,7 +228,7 @@ static int s_decode_address(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_updat
         char pc[9], why[PG_ERRSTR_SIZE];
         pg_nx5__path(d, path, sizeof path, "Postcode");
         if (pg_postcode_normalise(s, pc, why, sizeof why) != 0)
-            return pg_nx5__fail(d, path, "'%s': %s", s, why);
+            return pg_nx5__fail(d, path, "%s", why);
         if (!(l->postcode = pg_arena_strdup(d->a, pc)))
             return pg_nx5__nomem(d);
     }
@@ -237,7 +236,7 @@ static int s_decode_address(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_updat
         uint64_t u;
         pg_nx5__path(d, path, sizeof path, "UPRN");
         if (pg_nx5__plain_uint(s, 12, &u) != 0 || u == 0)
-            return pg_nx5__fail(d, path, "'%s' must be 1-12 digits without leading zeros", s);
+            return pg_nx5__fail(d, path, "must be 1-12 digits without leading zeros");
         l->uprn = (char *)s;
     }
     const char *es = pg_nx5__text(e, "Easting"), *ns = pg_nx5__text(e, "Northing");
@@ -287,7 +286,7 @@ static int s_decode_vehicle(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_updat
         char vrm[16], why[PG_ERRSTR_SIZE];
         pg_nx5__path(d, path, sizeof path, "VRM");
         if (pg_vrm_normalise(s, vrm, why, sizeof why) != 0)
-            return pg_nx5__fail(d, path, "'%s': %s", s, why);
+            return pg_nx5__fail(d, path, "%s", why);
         if (!(v->vrm = pg_arena_strdup(d->a, vrm)))
             return pg_nx5__nomem(d);
     }
@@ -303,7 +302,7 @@ static int s_decode_vehicle(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_updat
     if ((s = pg_nx5__text(e, "Year"))) {
         pg_nx5__path(d, path, sizeof path, "Year");
         if (strlen(s) != 4 || !pg_nx5__digits(s, 4) || s[0] == '0')
-            return pg_nx5__fail(d, path, "'%s' must be a four-digit year", s);
+            return pg_nx5__fail(d, path, "must be a four-digit year");
         v->year = pg_nx5__num(s, 4);
     }
     return 0;
@@ -344,7 +343,7 @@ static int s_decode_property(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_upda
             uint64_t pence;
             pg_nx5__path(d, path, sizeof path, "Value");
             if (pg_nx5__plain_uint(s, 18, &pence) != 0)
-                return pg_nx5__fail(d, path, "'%s' must be a whole number of pence", s);
+                return pg_nx5__fail(d, path, "must be a whole number of pence");
             Polegate__Pole__V1__Money *m = PB(Money, money);
             if (!m)
                 return pg_nx5__nomem(d);
@@ -399,16 +398,15 @@ static int s_offence(pg_nx5_dec *d, const pg_nx5_node *c, size_t i,
     const char *dot = strchr(code, '.');
     uint64_t cls, sub;
     if (!dot || (size_t)(dot - code) > 3 || !dot[1])
-        return pg_nx5__fail(d, path, "'%s' is not a Home Office class.subclass", code);
+        return pg_nx5__fail(d, path, "is not a Home Office class.subclass");
     char cls_s[4];
     memcpy(cls_s, code, (size_t)(dot - code));
     cls_s[dot - code] = 0;
     if (pg_nx5__plain_uint(cls_s, 3, &cls) != 0 || pg_nx5__plain_uint(dot + 1, 2, &sub) != 0 ||
         cls == 0)
         return pg_nx5__fail(d, path,
-                            "'%s' is not a Home Office class.subclass (class 1-999, subclass 0-99, "
-                            "no padding)",
-                            code);
+                            "is not a Home Office class.subclass (class 1-999, subclass 0-99, "
+                            "no padding)");
     Polegate__Pole__V1__Offence *o = PB(Offence, offence);
     if (!o)
         return pg_nx5__nomem(d);

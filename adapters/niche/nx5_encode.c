@@ -1,4 +1,5 @@
 /* Canonical changes -> one NX5 document (UTF-8), as a conforming exporter writes it. */
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -158,8 +159,7 @@ static void s_local(pg_instant t, char out[32])
 static int s_time(s_enc *e, const char *field, const pg_timestamp *ts, char out[32])
 {
     if (ts->seconds < S_MIN_SECONDS || ts->seconds > S_MAX_SECONDS)
-        return s_fail(e, PG_EINVALID, field, "%lld seconds is outside years 0001-9999",
-                      (long long)ts->seconds);
+        return s_fail(e, PG_EINVALID, field, "is outside years 0001-9999");
     s_local((pg_instant){ts->seconds, ts->nanos}, out);
     return 0;
 }
@@ -198,8 +198,7 @@ static int s_birth_date(s_enc *e, const char *field, const pg_date *d)
         ok = 1;
     }
     if (!ok || d->year < 1 || d->year > 9999)
-        return s_fail(e, PG_EINVALID, field, "%04d-%02d-%02d is not a date", d->year, d->month,
-                      d->day);
+        return s_fail(e, PG_EINVALID, field, "is not a date");
     s_printf(e, "<BirthDate Precision=\"%s\">%02d/%02d/%04d</BirthDate>", prec, d->day, d->month,
              d->year);
     return 0;
@@ -228,7 +227,7 @@ static int s_gid(s_enc *e, const char *field, const char *uuid, int kind, const 
         int rc = e->ctx->idmap->resolve(e->ctx->idmap, uuid, kind, system, native_id, buf,
                                         sizeof buf, created, why, sizeof why);
         if (rc)
-            return s_fail(e, rc, field, "no NX5 GID for %s: %s", uuid, why);
+            return s_fail(e, rc, field, "no NX5 GID: %s", why);
     } else {
         snprintf(buf, sizeof buf, "%s", native_id ? native_id : "");
     }
@@ -359,7 +358,7 @@ static int s_location(s_enc *e, const Polegate__Pole__V1__Location *l)
     if (l->postcode && *l->postcode) {
         char pc[9], why[PG_ERRSTR_SIZE];
         if (pg_postcode_normalise(l->postcode, pc, why, sizeof why) != 0)
-            return s_fail(e, PG_EINVALID, "location.postcode", "'%s': %s", l->postcode, why);
+            return s_fail(e, PG_EINVALID, "location.postcode", "%s", why);
         if ((rc = s_elem(e, "location.postcode", "Postcode", pc)))
             return rc;
     }
@@ -369,7 +368,7 @@ static int s_location(s_enc *e, const Polegate__Pole__V1__Location *l)
         for (size_t i = 0; ok && i < n; i++)
             ok = l->uprn[i] >= '0' && l->uprn[i] <= '9';
         if (!ok)
-            return s_fail(e, PG_EINVALID, "location.uprn", "'%s' is not 1-12 digits", l->uprn);
+            return s_fail(e, PG_EINVALID, "location.uprn", "is not 1-12 digits");
         if ((rc = s_elem(e, "location.uprn", "UPRN", l->uprn)))
             return rc;
     }
@@ -403,7 +402,7 @@ static int s_vehicle(s_enc *e, const Polegate__Pole__V1__Vehicle *v)
     if (v->vrm && *v->vrm) {
         char vrm[16], why[PG_ERRSTR_SIZE];
         if (pg_vrm_normalise(v->vrm, vrm, why, sizeof why) != 0)
-            return s_fail(e, PG_EINVALID, "vehicle.vrm", "'%s': %s", v->vrm, why);
+            return s_fail(e, PG_EINVALID, "vehicle.vrm", "%s", why);
         if ((rc = s_elem(e, "vehicle.vrm", "VRM", vrm)))
             return rc;
     }
@@ -466,8 +465,7 @@ static int s_occurrence(s_enc *e, const Polegate__Pole__V1__Occurrence *o)
         const Polegate__Pole__V1__Offence *of = o->offences[i];
         if (of->ho_class < 1 || of->ho_class > 999 || of->ho_subclass < 0 || of->ho_subclass > 99)
             return s_fail(e, PG_EINVALID, "occurrence.offences",
-                          "%d.%d is not a Home Office class 1-999 and subclass 0-99", of->ho_class,
-                          of->ho_subclass);
+                          "not a Home Office class 1-999 and subclass 0-99");
         s_printf(e, "    <Offence Code=\"%d.%d\"", of->ho_class, of->ho_subclass);
         if (!of->description || !*of->description) {
             s_puts(e, "/>\n");
@@ -682,8 +680,8 @@ static int s_force(s_enc *e, const pg_changeset *cs, const char **force)
             return s_fail(e, PG_EUNSUPPORTED, "origin.force", "not given; NX5 names the force");
         if (*force && strcmp(*force, f) != 0)
             return s_fail(e, PG_EUNSUPPORTED, "origin.force",
-                          "'%s' after '%s': one NX5 document carries the records of one force", f,
-                          *force);
+                          "another force than the first change's: one NX5 document carries "
+                          "the records of one force");
         *force = f;
     }
     e->where[0] = 0;
@@ -695,8 +693,7 @@ static int s_force(s_enc *e, const pg_changeset *cs, const char **force)
         ok = (*force)[i] >= 'A' && (*force)[i] <= 'Z';
     if (!ok)
         return pg_errf(PG_EUNSUPPORTED, e->errstr, e->errstr_size,
-                       "NX5Exchange@Force: '%s' is not 2-4 upper-case letters",
-                       *force ? *force : "");
+                       "NX5Exchange@Force: the force is not 2-4 upper-case letters");
     return 0;
 }
 
@@ -741,11 +738,15 @@ int pg_nx5_encode(const pg_adapter_ctx *ctx, const pg_changeset *cs, pg_buf *out
     for (size_t i = 0; i < cs->count && rc == 0; i++) {
         const pg_change *ch = &cs->changes[i];
         const pg_origin *o = ch->type == PG_CHANGE_ENTITY ? ch->entity->origin : ch->link->origin;
+        const char *id = o && o->native_id && *o->native_id ? o->native_id
+                         : ch->type == PG_CHANGE_ENTITY     ? ch->entity->id
+                                                            : ch->link->id;
+        /* an id names the record in a reason; anything else in its place is content */
+        int plain = id && strlen(id) <= 40;
+        for (const char *p = id; plain && *p; p++)
+            plain = isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.';
         snprintf(e->where, sizeof e->where, "changes[%zu] (%s %s)", i,
-                 ch->type == PG_CHANGE_ENTITY ? "entity" : "link",
-                 o && o->native_id && *o->native_id ? o->native_id
-                 : ch->type == PG_CHANGE_ENTITY     ? ch->entity->id
-                                                    : ch->link->id);
+                 ch->type == PG_CHANGE_ENTITY ? "entity" : "link", plain ? id : "-");
         rc = ch->type == PG_CHANGE_ENTITY ? s_entity(e, ch->entity) : s_link(e, ch->link);
     }
     if (rc)

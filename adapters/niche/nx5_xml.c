@@ -106,12 +106,18 @@ typedef struct s_reader {
     pg_nx5_node *root, *cur;
 } s_reader;
 
-/* The first error is the reason; libxml2 ends its messages with a newline. */
+/* The first error is the reason; libxml2 ends its messages with a newline. What it
+ * quotes of the document (an entity's name, the bytes that are not UTF-8) is content,
+ * not a reason: left out. */
 static void s_keep_error(s_reader *rd, const char *msg, int line)
 {
     if (rd->xml_error[0])
         return;
     snprintf(rd->xml_error, sizeof rd->xml_error, "%s", msg);
+    char *bytes = strstr(rd->xml_error, "Bytes:");
+    if (bytes)
+        *bytes = 0;
+    pg_errstr_unquote(rd->xml_error);
     size_t len = strlen(rd->xml_error);
     while (len && (rd->xml_error[len - 1] == '\n' || rd->xml_error[len - 1] == ' '))
         rd->xml_error[--len] = 0;

@@ -439,5 +439,5 @@ int pg_policy_inbound_allowed(const pg_policy *self, const char *topic, const ch
         if (!strcmp(p->speaks_for[i], origin_force))
             return 0;
     return pg_errf(PG_EPOLICY, errstr, errstr_size,
-                   "inbound: partner %s may not speak for force '%.8s'", p->force, origin_force);
+                   "inbound: origin.force: partner %s may not speak for that force", p->force);
 }

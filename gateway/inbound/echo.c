@@ -108,8 +108,7 @@ int pg_echo_filter(pg_echo *self, pg_store_txn *txn, pg_changeset *cs, size_t *d
         const char *path = self->adapter->force_path;
         *dropped = 0;
         return pg_errf(PG_EINVALID, errstr, errstr_size,
-                       "%s: force '%s' is not this gateway's force '%s'", path, cs->force,
-                       self->force);
+                       "%s: names another force than this gateway's, %s", path, self->force);
     }
     cs->count = keep;
     return 0;

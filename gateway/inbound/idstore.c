@@ -74,8 +74,8 @@ static pg_store_txn *s_enter(pg_idstore *self, pg_store_txn *txn, int write, con
 {
     *own = NULL;
     if (!s_uuid_valid(uuid)) {
-        *rc = pg_errf(PG_EINVALID, errstr, errstr_size, "idmap: '%s' is not a lower-case UUID",
-                      uuid ? uuid : "(null)");
+        *rc = pg_errf(PG_EINVALID, errstr, errstr_size,
+                      "idmap: an entity id that is not a lower-case UUID");
         return NULL;
     }
     *rc = PG_ESTORE;

@@ -408,8 +408,10 @@ int pg_rms_delivery_ack_parse(const uint8_t *data, size_t len, int *status, char
 {
     json_error_t jerr;
     json_t *root = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
+    if (!root) {
+        pg_errstr_unquote(jerr.text);
         return pg_errf(PG_EINVALID, errstr, errstr_size, "ack: not JSON: %s", jerr.text);
+    }
     int rc = 0;
     json_t *st = json_object_get(root, "status");
     json_t *why = json_object_get(root, "reason");
@@ -431,8 +433,8 @@ int pg_rms_delivery_ack_parse(const uint8_t *data, size_t len, int *status, char
                          ? json_string_value(why)
                          : "rejected by the RMS (no reason given)");
     } else {
-        rc = pg_errf(PG_EINVALID, errstr, errstr_size,
-                     "ack.status: '%s' is not one of stored, rejected", json_string_value(st));
+        rc =
+            pg_errf(PG_EINVALID, errstr, errstr_size, "ack.status: is not one of stored, rejected");
     }
     json_decref(root);
     return rc;

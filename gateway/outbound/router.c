@@ -49,7 +49,7 @@ int pg_router__get(pg_router_ctx *ctx, const char *dest, const char *id, pg_rout
     size_t klen;
     memset(st, 0, sizeof *st);
     if (s_key(key, sizeof key, dest, id, &klen))
-        return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size, "id '%.64s...': too long", id);
+        return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size, "id: longer than 64 bytes");
     const void *val;
     size_t vlen;
     int rc =
@@ -68,7 +68,7 @@ static int s_put(pg_router_ctx *ctx, const char *dest, const char *id, const pg_
     unsigned char val[PG_ROUTER_VAL_FIXED + PG_ROUTER_AGREEMENT_MAX];
     size_t klen;
     if (s_key(key, sizeof key, dest, id, &klen))
-        return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size, "id '%.64s...': too long", id);
+        return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size, "id: longer than 64 bytes");
     size_t an = strlen(st->agreement);
     val[0] = (unsigned char)st->type;
     val[1] = (unsigned char)st->held;
