@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "polegate/error.h"
+#include "store.h"
 #include "wal.h"
 
 static char s_dir[256];
@@ -385,6 +387,44 @@ START_TEST(test_check_missing_dir)
 }
 END_TEST
 
+/* `polegate store check DIR` verifies the log in DIR/wal beside the store. */
+START_TEST(test_store_check_cli)
+{
+    pg_store *st = pg_store_new(s_dir, 0, e, sizeof e);
+    ck_assert_msg(st != NULL, "%s", e);
+    pg_store_destroy(&st);
+    char wal[300];
+    snprintf(wal, sizeof wal, "%s/" PG_WAL_SUBDIR, s_dir);
+    pg_wal *w = pg_wal_open(wal, NULL, NULL, e, sizeof e);
+    ck_assert_ptr_nonnull(w);
+    for (uint64_t i = 1; i <= 3; i++)
+        s_append(w, i);
+    ck_assert_int_eq(pg_wal_sync(w, e, sizeof e), 0);
+    pg_wal_destroy(&w);
+    char cmd[600], out[4096];
+    snprintf(cmd, sizeof cmd, "%s store check %s 2>&1", PG_POLEGATE, s_dir);
+    for (int damaged = 0; damaged < 2; damaged++) {
+        FILE *p = popen(cmd, "r");
+        ck_assert_ptr_nonnull(p);
+        size_t n = fread(out, 1, sizeof out - 1, p);
+        out[n] = 0;
+        int status = pclose(p);
+        ck_assert(WIFEXITED(status));
+        ck_assert_int_eq(WEXITSTATUS(status), damaged);
+        if (!damaged) {
+            ck_assert_msg(strstr(out, "/wal: ok, 1 segments, 3 records (LSN 1-3)"), "%s", out);
+            char seg[512];
+            snprintf(seg, sizeof seg, "%s/%016x.seg", wal, 1);
+            s_flip(seg, 16 + 24 + 1);
+        } else {
+            ck_assert_msg(strstr(out, "/wal: DAMAGED: write-ahead log damaged: ") &&
+                              strstr(out, "offset 16: checksum mismatch"),
+                          "%s", out);
+        }
+    }
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("wal");
@@ -399,6 +439,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_start_after);
     tcase_add_test(tc, test_disk_full);
     tcase_add_test(tc, test_check_missing_dir);
+    tcase_add_test(tc, test_store_check_cli);
     suite_add_tcase(s, tc);
     return s;
 }
