@@ -1194,6 +1194,49 @@ START_TEST(test_curve_allow_list)
 }
 END_TEST
 
+/* Attack: two RMS keys under one name on the allow-list, so that the audit log cannot
+ * say which of them sent a record (or a name with a control character, which the log
+ * would refuse, stopping the intake). The list is refused at load, saying why. */
+START_TEST(test_curve_allow_list_names)
+{
+    char a_pub[41], a_sec[41], b_pub[41], b_sec[41], path[128];
+    ck_assert_int_eq(zmq_curve_keypair(a_pub, a_sec), 0);
+    ck_assert_int_eq(zmq_curve_keypair(b_pub, b_sec), 0);
+    snprintf(path, sizeof path, "%s/clients", s_dir);
+    char long_name[PG_CURVE_NAME_MAX + 2];
+    memset(long_name, 'n', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = 0;
+    char text[5][512];
+    snprintf(text[0], sizeof text[0], "%s athena\n%s athena\n", a_pub, b_pub);
+    snprintf(text[1], sizeof text[1], "%s athena\n%s\n", a_pub, b_pub); /* named by its key */
+    snprintf(text[2], sizeof text[2], "%s\n%s athena\n", a_pub, b_pub);
+    snprintf(text[3], sizeof text[3], "%s athena\n%s athena\x01\n", a_pub, b_pub);
+    snprintf(text[4], sizeof text[4], "%s athena\n%s %s\n", a_pub, b_pub, long_name);
+    const char *why[5] = {"clients:2: the name is already on the list", NULL, NULL,
+                          "clients:2: a name holds a control character",
+                          "clients:2: a name of more than 100 bytes"};
+    for (size_t i = 0; i < 5; i++) {
+        FILE *f = fopen(path, "w");
+        fputs(text[i], f);
+        fclose(f);
+        pg_curve_allow *allow = pg_curve_allow_load(path, s_err, sizeof s_err);
+        if (!why[i]) {
+            ck_assert_msg(allow != NULL, "row %zu: %s", i, s_err);
+            ck_assert_str_eq(pg_curve_allow_find(allow, a_pub), i == 2 ? a_pub : "athena");
+            pg_curve_allow_destroy(&allow);
+            continue;
+        }
+        ck_assert_msg(allow == NULL, "row %zu loaded", i);
+        ck_assert_msg(strstr(s_err, why[i]), "row %zu: %s", i, s_err);
+    }
+    FILE *f = fopen(path, "w");
+    fprintf(f, "%s athena\n%s other\n", a_pub, a_pub);
+    fclose(f);
+    ck_assert_ptr_null(pg_curve_allow_load(path, s_err, sizeof s_err));
+    ck_assert_msg(strstr(s_err, "clients:2: the key is already on the list"), "%s", s_err);
+}
+END_TEST
+
 /* Every audit event names who caused it. A policy change is the party of what it
  * decides ("policy:<version>"), even when the reconcile runs inside the routing of an
  * RMS message, whose own records stay the RMS's: the withdrawal from the destination
@@ -1894,6 +1937,7 @@ int main(void)
     tcase_add_test(tc, test_group_commit);
     tcase_add_test(tc, test_audit_fails_closed);
     tcase_add_test(tc, test_curve_allow_list);
+    tcase_add_test(tc, test_curve_allow_list_names);
     tcase_add_test(tc, test_policy_change_is_its_own_party);
     tcase_add_test(tc, test_spool_full_backpressure);
     tcase_add_test(tc, test_store_nearly_full_keeps_headroom);

@@ -333,9 +333,9 @@ static const pg_config_entry s_curve[] = {
      "pair): the intake's server key and delivery's client key."},
     {PG_CONFIG_STR, "intake_clients_file", "none", PG_CONFIG_DERIVED,
      S_OFF(curve_intake_clients_file), 0, 0, NULL,
-     "The RMS public keys the intake accepts: one `<Z85 key> [name]` a line; the name is "
-     "the party of their audit events. Every other connection is refused, logged and "
-     "counted."},
+     "The RMS public keys the intake accepts: one `<Z85 key> [name]` a line; the name (the "
+     "key when none is given) is the party of their audit events, so each key and each "
+     "name may appear once. Every other connection is refused, logged and counted."},
     {PG_CONFIG_STR, "rms_import_key_file", "none", PG_CONFIG_DERIVED,
      S_OFF(curve_rms_import_key_file), 0, 0, NULL,
      "The public key of the RMS import endpoint (`delivery.endpoint`): delivery talks to "

@@ -179,6 +179,27 @@ pg_curve_allow *pg_curve_allow_load(const char *path, char *errstr, size_t errst
                           "client keys %s:%zu: not a 40-character Z85 public key", path, no);
             break;
         }
+        /* The name is the party of every audit event of what that key sends: one key
+         * per name, and a name the audit log takes as it is. */
+        const char *who = name ? name : key;
+        size_t len = strlen(who);
+        for (const unsigned char *c = (const unsigned char *)who; !bad && *c; c++)
+            if (*c < 0x20 || *c == 0x7f)
+                bad = pg_errf(PG_EINVALID, errstr, errstr_size,
+                              "client keys %s:%zu: a name holds a control character", path, no);
+        if (!bad && len > PG_CURVE_NAME_MAX)
+            bad = pg_errf(PG_EINVALID, errstr, errstr_size,
+                          "client keys %s:%zu: a name of more than %d bytes", path, no,
+                          PG_CURVE_NAME_MAX);
+        for (size_t i = 0; !bad && i < a->n; i++)
+            if (!strcmp(a->v[i].key, key) || !strcmp(a->v[i].name, who))
+                bad = pg_errf(PG_EINVALID, errstr, errstr_size,
+                              "client keys %s:%zu: %s is already on the list: each key is "
+                              "listed once, with a name of its own (the party of its audit "
+                              "events)",
+                              path, no, !strcmp(a->v[i].key, key) ? "the key" : "the name");
+        if (bad)
+            break;
         if (pg_grow((void **)&a->v, &a->cap, a->n + 1, sizeof *a->v) ||
             !(a->v[a->n].name = strdup(name ? name : key))) {
             bad = pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");

@@ -35,6 +35,12 @@ int pg_curve_endpoint_is_local(const char *endpoint);
  * whose first word starts with '#' is a comment ('#' is also a Z85 digit, so there are
  * no comments after a key). */
 typedef struct pg_curve_allow pg_curve_allow;
+/* The longest name of a key on the allow-list (its audit party is "rms:<name>"). */
+#define PG_CURVE_NAME_MAX 100
+/* NULL with a reason for a file that cannot be read, a line that is not a key, a key
+ * or a name listed twice (the name is the audit party of what the key sends, so it
+ * must say which key), a name with a control character or over PG_CURVE_NAME_MAX
+ * bytes, or a list without a key. */
 pg_curve_allow *pg_curve_allow_load(const char *path, char *errstr, size_t errstr_size);
 void pg_curve_allow_destroy(pg_curve_allow **p);
 /* The name of key (Z85) on the list (the key itself when it has no name); NULL when
