@@ -91,4 +91,8 @@ printf '  polegated end to end: %s ATX messages -> %s records readable (committe
 printf '  raw librdkafka producer: the same %s records (%s bytes per value on average) in %s s: %s records/s (median of 3: %s)\n' \
     "$(s_field "$raw" records)" "$(s_field "$raw" avg_value_bytes)" "$(s_field "$raw" s)" "$raw_rps" \
     "$(for r in "${raws[@]}"; do s_field "$r" records_per_s; done | sort -n | paste -sd ' ')"
+# How long the intake, the publisher and the rest waited for the store's one write
+# transaction (the intake holds it across groups until a checkpoint).
+sed -n 's/.*polegated info: stopped: .*; \(store write transactions .*\)$/  polegated: \1/p' \
+    "$work/polegated.log" | tail -n 1
 printf '  ratio polegated / raw producer: %s\n' "$(awk -v a="$e2e_rps" -v b="$raw_rps" 'BEGIN { printf "%.3f", a / b }')"

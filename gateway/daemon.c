@@ -414,6 +414,8 @@ static void s_log_counters(pg_daemon *self, int level, const char *when)
         pg_dropdir_get_stats(self->dropdir, &ds);
     pg_publisher_get_stats(self->publisher, &ps);
     pg_spool_stat_now(self->spool, &ss, why, sizeof why);
+    pg_store_wait_stats ws;
+    pg_store_writer_waits(self->store, &ws);
     pg_log(level,
            "%s: messages %" PRIu64 " received, %" PRIu64 " accepted (%" PRIu64
            " duplicate), %" PRIu64 " rejected (%" PRIu64 " dead letters), %" PRIu64
@@ -423,12 +425,15 @@ static void s_log_counters(pg_daemon *self, int level, const char *when)
            " files done, %" PRIu64 " failed; kafka %" PRIu64 " records in %" PRIu64
            " transactions, %" PRIu64 " aborted, %" PRIu64 " records sent again, %" PRIu64
            " producer restarts, %" PRIu64 " failed removals%s; spool %" PRIu64 " batches, %" PRIu64
-           " records, %" PRIu64 " bytes waiting",
+           " records, %" PRIu64 " bytes waiting; store write transactions %llu, waited for "
+           "%.1f ms at most (%.2f ms on average)",
            when, is.received, is.accepted, is.duplicates, is.rejected, is.dead_letters, is.retried,
            is.backpressure, is.store_full, is.disk_full, is.commits, is.wal_syncs, is.wal_failures,
            is.replayed, is.echoes, ds.files_done, ds.files_failed, ps.delivered, ps.transactions,
            ps.aborts, ps.resent, ps.restarts, ps.remove_failures,
-           ps.stalled ? " (PUBLISHING STOPPED)" : "", ss.batches, ss.records, ss.bytes);
+           ps.stalled ? " (PUBLISHING STOPPED)" : "", ss.batches, ss.records, ss.bytes, ws.count,
+           (double)ws.max_us / 1000.0,
+           ws.count ? (double)ws.total_us / 1000.0 / (double)ws.count : 0.0);
 }
 
 /* Hand the parts' counters to the metrics endpoint (this thread is the one that may

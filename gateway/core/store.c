@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <zlib.h>
 
 #include "polegate/error.h"
@@ -34,8 +35,10 @@ struct pg_store {
     /* Tests: the next inject_count commits fail with inject_rc (an LMDB or errno code). */
     int inject_rc;
     atomic_int inject_count;
-    /* Threads blocked in pg_store_begin(write) for the writer lock. */
+    /* Threads blocked in pg_store_begin(write) for the writer lock, and how long the
+     * waits took (µs): the longest and in all. */
     atomic_int writers_waiting;
+    atomic_ullong wait_max_us, wait_total_us, waits;
 };
 
 struct pg_store_txn {
@@ -396,12 +399,24 @@ static pg_store_txn *s_begin(pg_store *store, pg_store_txn *parent, int write, c
         return NULL;
     }
     int waits = write && !parent;
-    if (waits)
+    struct timespec t0, t1;
+    if (waits) {
         atomic_fetch_add(&store->writers_waiting, 1);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+    }
     int rc =
         mdb_txn_begin(store->env, parent ? parent->txn : NULL, write ? 0 : MDB_RDONLY, &self->txn);
-    if (waits)
+    if (waits) {
         atomic_fetch_sub(&store->writers_waiting, 1);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        unsigned long long us = (unsigned long long)(t1.tv_sec - t0.tv_sec) * 1000000ULL +
+                                (unsigned long long)((t1.tv_nsec - t0.tv_nsec) / 1000);
+        atomic_fetch_add(&store->wait_total_us, us);
+        atomic_fetch_add(&store->waits, 1);
+        unsigned long long max = atomic_load(&store->wait_max_us);
+        while (us > max && !atomic_compare_exchange_weak(&store->wait_max_us, &max, us))
+            ;
+    }
     if (rc != 0) {
         s_err(rc, "store: begin transaction", store->env, errstr, errstr_size);
         free(self);
@@ -790,6 +805,13 @@ size_t pg_store_headroom(size_t map_size)
 int pg_store_writers_waiting(pg_store *self)
 {
     return atomic_load(&self->writers_waiting);
+}
+
+void pg_store_writer_waits(pg_store *self, pg_store_wait_stats *out)
+{
+    out->count = atomic_load(&self->waits);
+    out->total_us = atomic_load(&self->wait_total_us);
+    out->max_us = atomic_load(&self->wait_max_us);
 }
 
 void pg_store_test_inject(pg_store *self, int err, int count)

@@ -168,6 +168,11 @@ int pg_store_cursor_del(pg_store_cursor *self);
  * transaction: a writer that holds its transaction open across many steps (the
  * intake) commits when another is waiting. */
 int pg_store_writers_waiting(pg_store *self);
+typedef struct pg_store_wait_stats {
+    unsigned long long count, total_us, max_us; /* write transactions begun, the time
+                                                 * they waited for the lock */
+} pg_store_wait_stats;
+void pg_store_writer_waits(pg_store *self, pg_store_wait_stats *out);
 
 /* 1 (with the reason in out) once a value failed its checksum, else 0. */
 int pg_store_damaged(pg_store *self, char *out, size_t size);
