@@ -87,6 +87,7 @@ def run_polegated(args, corpus, topic):
     with open(config, "w", encoding="utf-8") as f:
         f.write("force: {code: ESX}\nadapter: {name: athena}\n"
                 "intake: {endpoint: 'tcp://127.0.0.1:%d'}\n"
+                "curve: {insecure: true}\n"  # loopback: the bench measures the pipeline
                 "store: {path: '%s', map_size: 4GiB}\n"
                 "kafka: {brokers: '%s'}\nlog: {level: info}\n"
                 "policy:\n  version: BENCH-1\n"
@@ -122,9 +123,16 @@ def run_polegated(args, corpus, topic):
     fields = dict(kv.split("=", 1) for kv in out.stdout.split() if "=" in kv)
     if "msg_per_s" not in fields:
         sys.exit("compare-connect: bench_e2e send failed:\n%s%s" % (out.stdout, out.stderr))
+    # The daemon's last counter line (commits, transactions, removals, re-sends).
+    counters = ""
+    with open(log.name, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if "messages" in line and " received, " in line:
+                counters = line.strip()
     return {"msg_per_s": float(fields["msg_per_s"]), "records": int(fields["records"]),
             "messages": int(fields["messages"]), "rejected": int(fields["rejected"]),
-            "seconds": float(fields["readable_s"]), "rss_anon": anon, "rss_file": file}
+            "seconds": float(fields["readable_s"]), "acked": float(fields["acked_s"]),
+            "rss_anon": anon, "rss_file": file, "counters": counters}
 
 
 def run_connect(args, corpus, topic, n, tuned):
@@ -230,6 +238,10 @@ def main():
     print("| Connect standalone, tuned producer (linger 20 ms, 1 MiB batches, lz4) | %.0f | %d "
           "| %.1f | %.0f | %.0f |" % (ct["msg_per_s"], ct["records"], ct["seconds"],
                                        ct["rss_anon"], ct["rss_file"]))
+    print()
+    print("polegated: every message acked after %.1f s, every record readable after %.1f s"
+          % (pg["acked"], pg["seconds"]))
+    print("polegated %s" % re.sub(r"^.*?polegated \w+: ", "", pg["counters"]))
     print()
     print("ratios: polegated / translate only %.3f; polegated / Connect tuned %.3f; "
           "polegated RssAnon / Connect's %.3f (default) %.3f (tuned)"

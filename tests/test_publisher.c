@@ -535,6 +535,51 @@ START_TEST(test_window_per_transaction)
 }
 END_TEST
 
+/* Committed windows are removed from the spool together, not one store write
+ * transaction each (each takes the intake's writer lock and an fdatasync): while more
+ * waits behind them they stay, the next window is read after them (never sent again),
+ * and when the spool is read to its end they go in one removal. */
+START_TEST(test_removals_grouped)
+{
+    for (int i = 0; i < 3; i++) {
+        char tag[8];
+        snprintf(tag, sizeof tag, "g%d", i);
+        s_spool_raw(tag, 2);
+    }
+    pg_publisher *p = s_producer_w(NULL, 0, 1, NULL);
+    int rc = PG_ERETRY;
+    for (int i = 0; i < 20 && rc == PG_ERETRY; i++) /* until the broker is ready */
+        rc = pg_publisher_step(p, s_err, sizeof s_err);
+    ck_assert_msg(rc == 1, "%d %s", rc, s_err);
+    ck_assert_uint_eq(s_spooled().batches, 3); /* committed, not yet removed */
+    ck_assert_int_eq(pg_publisher_step(p, s_err, sizeof s_err), 1);
+    ck_assert_uint_eq(s_spooled().batches, 3);
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
+    ck_assert_uint_eq(st.transactions, 2);
+    ck_assert_uint_eq(st.produced, 4); /* the second window is the second batch */
+    ck_assert_uint_eq(st.removals, 0);
+    ck_assert_int_eq(pg_publisher_step(p, s_err, sizeof s_err), 1);
+    ck_assert_uint_eq(s_spooled().batches, 0); /* the end of the spool: all three go */
+    pg_publisher_get_stats(p, &st);
+    ck_assert_uint_eq(st.removals, 1);
+    ck_assert_uint_eq(st.batches, 3);
+    ck_assert_uint_eq(st.delivered, 6);
+    ck_assert_uint_eq(st.resent, 0);
+    /* Stopping removes what was committed: the next start does not send it again. */
+    s_spool_raw("h0", 1);
+    s_spool_raw("h1", 1);
+    ck_assert_int_eq(pg_publisher_step(p, s_err, sizeof s_err), 1);
+    ck_assert_uint_eq(s_spooled().batches, 2);
+    pg_publisher_destroy(&p);
+    pg_spool_stats sp = s_spooled();
+    ck_assert_uint_eq(sp.batches, 1);
+    ck_assert_uint_eq(sp.first_seq, 5);
+    s_rec recs[16];
+    ck_assert_uint_eq(s_consume(recs, 16, 3000), 7); /* each record once */
+}
+END_TEST
+
 START_TEST(test_broker_down_keeps_spool)
 {
     s_spool_raw("a", 4);
@@ -832,6 +877,7 @@ int main(void)
     tcase_add_test(tc, test_link_and_delete_tombstone);
     tcase_add_test(tc, test_partitions_match_java);
     tcase_add_test(tc, test_window_per_transaction);
+    tcase_add_test(tc, test_removals_grouped);
     tcase_add_test(tc, test_broker_down_keeps_spool);
     tcase_add_test(tc, test_refused_records_abort_and_resend);
     tcase_add_test(tc, test_removal_failure_stops_publishing);

@@ -30,6 +30,17 @@
 /* Windows aborted in a row after which the handle is remade: librdkafka keeps some
  * errors (a topic's) cached in the handle, and a new one starts clean. */
 #define S_ABORTS_BEFORE_RESTART 3
+/* Committed windows are removed from the spool together: each removal is a store write
+ * transaction (the store's one writer lock, taken from the intake, and an fdatasync).
+ * While the intake is adding batches they are removed every S_REMOVE_EVERY_MS or
+ * S_REMOVE_EVERY_BATCHES; at once when the intake added nothing while the window was
+ * published and nothing waits behind it (the removal then delays no one), or when the
+ * spool has stayed empty for S_REMOVE_IDLE_MS. A crash in between sends them again at
+ * the next start, as a crash between commit and removal always did (the same keys and
+ * versions, which consumers drop). */
+#define S_REMOVE_EVERY_MS 500
+#define S_REMOVE_IDLE_MS 200
+#define S_REMOVE_EVERY_BATCHES 4096
 
 struct pg_publisher {
     rd_kafka_conf_t *conf; /* the template every handle is made from */
@@ -55,9 +66,15 @@ struct pg_publisher {
     uint64_t win_first, win_last;
     size_t win_batches;
     size_t win_resent; /* records of the window this process had produced before */
+    uint64_t win_gen;  /* pg_spool_generation when the window was read */
     uint64_t max_seq;  /* the highest batch sequence produced so far */
-    /* The window is committed in Kafka but its removal from the spool failed: nothing
-     * more is published until it is removed (sending it again would duplicate it). */
+    /* Batches committed in Kafka, not yet removed from the spool (done_last 0: none);
+     * windows are read after done_last. */
+    uint64_t done_first, done_last;
+    size_t done_batches, done_records;
+    struct timespec done_since; /* when the oldest of them was committed */
+    /* Their removal failed: nothing more is published until it succeeds (sending them
+     * again would duplicate them). */
     int unremoved;
     time_t unremoved_warn;
 
@@ -256,12 +273,16 @@ err:
     return NULL;
 }
 
+static int s_remove_done(pg_publisher *self, char *errstr, size_t errstr_size);
+
 void pg_publisher_destroy(pg_publisher **p)
 {
     if (!p || !*p)
         return;
     pg_publisher *self = *p;
     pg_publisher_stop(self);
+    char why[PG_ERRSTR_SIZE];
+    s_remove_done(self, why, sizeof why); /* rounds run without the thread (tests) */
     s_drop_rk(self);
     if (self->conf)
         rd_kafka_conf_destroy(self->conf);
@@ -311,11 +332,12 @@ static int s_read_window(pg_publisher *self, char *errstr, size_t errstr_size)
 {
     pg_outbatch_reset(self->win);
     self->win_batches = self->win_resent = 0;
+    self->win_gen = pg_spool_generation(self->spool);
     pg_store_txn *txn = pg_store_begin(self->store, 0, errstr, errstr_size);
     if (!txn)
         return PG_ESTORE;
     size_t records_before = 0;
-    uint64_t after = 0, seq = 0;
+    uint64_t after = self->done_last, seq = 0;
     size_t bytes = 0, total = 0;
     int rc = 0;
     while (self->win_batches < self->window_batches && total < self->window_bytes) {
@@ -427,25 +449,27 @@ static int s_audit_window(pg_publisher *self, char *errstr, size_t errstr_size)
     return 0;
 }
 
-static int s_remove_window(pg_publisher *self, char *errstr, size_t errstr_size);
-
-/* After a commit: remove the window from the spool (its audit events are written). */
-static int s_committed(pg_publisher *self, char *errstr, size_t errstr_size)
+static long s_ms_since(const struct timespec *t0)
 {
-    return s_remove_window(self, errstr, errstr_size);
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-/* Remove the committed window from the spool. When that fails (the store's map or the
- * disk full, despite the headroom the intake leaves) publishing stops: the window is
- * in Kafka, and reading it from the spool again would send it again, for ever. Each
- * round tries the removal only, until it succeeds. */
-static int s_remove_window(pg_publisher *self, char *errstr, size_t errstr_size)
+/* Remove the committed batches done_first..done_last from the spool, in one store
+ * transaction. When that fails (the store's map or the disk full, despite the
+ * headroom the intake leaves) publishing stops: they are in Kafka, and reading them
+ * from the spool again would send them again, for ever. Each round tries the removal
+ * only, until it succeeds. The number of batches removed, or a negative error. */
+static int s_remove_done(pg_publisher *self, char *errstr, size_t errstr_size)
 {
+    if (!self->done_last)
+        return 0;
     char why[PG_ERRSTR_SIZE];
     size_t removed = 0;
     pg_store_txn *txn = pg_store_begin(self->store, 1, why, sizeof why);
-    int rc = txn ? pg_spool_remove(self->spool, txn, self->win_first, self->win_last, &removed, why,
-                                   sizeof why)
+    int rc = txn ? pg_spool_remove(self->spool, txn, self->done_first, self->done_last, &removed,
+                                   why, sizeof why)
                  : PG_ESTORE;
     if (!rc)
         rc = pg_store_commit(&txn, why, sizeof why);
@@ -458,7 +482,7 @@ static int s_remove_window(pg_publisher *self, char *errstr, size_t errstr_size)
         snprintf(self->last_error, sizeof self->last_error,
                  "publishing stopped: spool batches %" PRIu64 "-%" PRIu64
                  " are committed in Kafka but cannot be removed from the spool: %.300s",
-                 self->win_first, self->win_last, why);
+                 self->done_first, self->done_last, why);
         pthread_mutex_unlock(&self->lock);
         if (!self->unremoved || now - self->unremoved_warn >= S_WARN_EVERY) {
             pg_log(PG_LOG_ERROR,
@@ -466,7 +490,7 @@ static int s_remove_window(pg_publisher *self, char *errstr, size_t errstr_size)
                    " (%zu records) are committed in Kafka but cannot be removed from the "
                    "spool: %s. They are not sent again (that would duplicate them); the "
                    "removal is retried. Free disk space or raise store.map_size and restart.",
-                   self->win_first, self->win_last, self->win->count, why);
+                   self->done_first, self->done_last, self->done_records, why);
             self->unremoved_warn = now;
         }
         self->unremoved = 1;
@@ -475,19 +499,50 @@ static int s_remove_window(pg_publisher *self, char *errstr, size_t errstr_size)
     if (self->unremoved)
         pg_log(PG_LOG_INFO,
                "kafka: spool batches %" PRIu64 "-%" PRIu64 " removed after all; publishing again",
-               self->win_first, self->win_last);
+               self->done_first, self->done_last);
     self->unremoved = 0;
+    self->done_first = self->done_last = 0;
+    self->done_batches = self->done_records = 0;
+    pthread_mutex_lock(&self->lock);
+    self->stats.batches += removed;
+    self->stats.removals++;
+    self->stats.stalled = 0;
+    pthread_mutex_unlock(&self->lock);
+    return (int)removed;
+}
+
+/* After a commit: the window joins the batches to remove, which are removed now when
+ * nothing waits behind them in the spool, or they have waited long enough. The
+ * window's batch count, or a negative error (the removal failed: publishing stops). */
+static int s_committed(pg_publisher *self, char *errstr, size_t errstr_size)
+{
+    if (!self->done_last) {
+        self->done_first = self->win_first;
+        clock_gettime(CLOCK_MONOTONIC, &self->done_since);
+    }
+    self->done_last = self->win_last;
+    self->done_batches += self->win_batches;
+    self->done_records += self->win->count;
     pthread_mutex_lock(&self->lock);
     self->stats.delivered += self->win->count;
-    self->stats.batches += removed;
     self->stats.transactions++;
-    self->stats.stalled = 0;
     pthread_mutex_unlock(&self->lock);
     if (self->on_commit)
         self->on_commit(self->on_commit_ud, self->win, self->win_first, self->win_last);
     int n = (int)self->win_batches;
     pg_outbatch_reset(self->win);
     self->win_batches = 0;
+    pg_spool_stats st;
+    char why[PG_ERRSTR_SIZE];
+    int quiet = pg_spool_generation(self->spool) == self->win_gen;
+    if (self->done_batches >= S_REMOVE_EVERY_BATCHES ||
+        s_ms_since(&self->done_since) >= S_REMOVE_EVERY_MS || atomic_load(&self->stop) ||
+        (quiet && (pg_spool_stat_now(self->spool, &st, why, sizeof why) ||
+                   st.next_seq <= self->done_last + 1))) {
+        int rc = s_remove_done(self, errstr, errstr_size);
+        if (rc < 0)
+            return rc;
+    }
     return n;
 }
 
@@ -498,7 +553,7 @@ int pg_publisher_step(pg_publisher *self, char *errstr, size_t errstr_size)
         return PG_EKAFKA;
     rd_kafka_poll(self->rk, 0);
     if (self->unremoved)
-        return s_remove_window(self, errstr, errstr_size);
+        return s_remove_done(self, errstr, errstr_size);
     if (!self->inited) {
         if ((error = rd_kafka_init_transactions(self->rk, self->call_timeout_ms)))
             return s_txn_error(self, error, "init transactions", errstr, errstr_size);
@@ -524,6 +579,8 @@ int pg_publisher_step(pg_publisher *self, char *errstr, size_t errstr_size)
     }
     if (!self->committing && !self->delivering) {
         int n = s_read_window(self, errstr, errstr_size);
+        if (n == 0 && self->done_last && s_ms_since(&self->done_since) >= S_REMOVE_IDLE_MS)
+            return s_remove_done(self, errstr, errstr_size);
         if (n <= 0) {
             if (n == 0)
                 s_ok(self);
@@ -607,6 +664,8 @@ static void *s_run(void *arg)
             rd_kafka_error_destroy(error);
         self->delivering = self->committing = self->aborting = 0;
     }
+    char why[PG_ERRSTR_SIZE];
+    s_remove_done(self, why, sizeof why); /* what is left is sent again at the next start */
     return NULL;
 }
 

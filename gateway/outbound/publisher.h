@@ -19,9 +19,12 @@ typedef struct pg_config_kv pg_config_kv;
  * each pg_outrec exactly as given (topic, key, value or tombstone, headers).
  *
  * One Kafka transaction carries a window of batches (up to window_batches and
- * window_bytes): begin, produce every record, commit. Only when the commit succeeded
- * are the disclose/withdraw audit events of its records written and the batches
- * removed from the spool, in one store transaction. So:
+ * window_bytes): begin, produce every record, wait until the broker stored them, write
+ * the disclose/withdraw audit events of its records (fdatasync), commit. Only when the
+ * commit succeeded are the batches removed from the spool. Removals are grouped: while
+ * more batches wait behind them, committed windows are removed together (one store
+ * transaction) at most every 500 ms, at once when nothing waits; the next window is
+ * read after them meanwhile. So:
  *
  * - the records of one native message (an entity and its links) become visible to
  *   read_committed consumers together or not at all;
@@ -64,9 +67,9 @@ typedef struct pg_publisher_opts {
     size_t window_bytes;        /* serialised bytes per transaction; 0: 4 MiB */
     int transaction_timeout_ms; /* 0: 60000 (also message.timeout.ms) */
     int call_timeout_ms;        /* longest single wait on the broker; 0: 1000 */
-    /* Called on the producer's thread after each commit, once the committed batches
-     * (spool sequences first_seq..last_seq) are removed from the spool, with the
-     * window's records (borrowed for the call). NULL: none. The metrics use it. */
+    /* Called on the producer's thread after each commit of the batches first_seq..
+     * last_seq (spool sequences; their removal may follow later), with the window's
+     * records (borrowed for the call). NULL: none. The metrics use it. */
     void (*on_commit)(void *ud, const pg_outbatch *win, uint64_t first_seq, uint64_t last_seq);
     void *on_commit_ud;
 } pg_publisher_opts;
@@ -77,6 +80,7 @@ typedef struct pg_publisher_stats {
     uint64_t delivered;       /* records in committed transactions */
     uint64_t failed;          /* delivery reports with an error (the window is sent again) */
     uint64_t batches;         /* batches committed and removed from the spool */
+    uint64_t removals;        /* store transactions that removed committed batches */
     uint64_t transactions;    /* committed */
     uint64_t aborts;          /* transactions aborted (their batches sent again) */
     uint64_t restarts;        /* librdkafka handles remade after a fatal error */
@@ -98,7 +102,8 @@ void pg_publisher_destroy(pg_publisher **p);
 /* One round in the calling thread: make sure transactions are initialised, then
  * publish one window of the spool in one transaction, or finish (commit or abort) the
  * one left open by an earlier round that timed out. Returns the number of batches
- * committed and removed (0 when the spool was empty), PG_ERETRY (broker not ready or
+ * committed, or removed by a round that only removes (0 when the spool was empty and
+ * nothing was left to remove), PG_ERETRY (broker not ready or
  * a transaction aborted: call again), or PG_EKAFKA / PG_ESTORE / PG_EINTERNAL with
  * errstr. Not while the thread runs. */
 int pg_publisher_step(pg_publisher *self, char *errstr, size_t errstr_size);

@@ -468,6 +468,14 @@ void pg_spool_notify(pg_spool *self)
     pthread_mutex_unlock(&self->lock);
 }
 
+uint64_t pg_spool_generation(pg_spool *self)
+{
+    pthread_mutex_lock(&self->lock);
+    uint64_t gen = self->gen;
+    pthread_mutex_unlock(&self->lock);
+    return gen;
+}
+
 int pg_spool_wait(pg_spool *self, uint64_t *gen, int timeout_ms)
 {
     struct timespec ts;

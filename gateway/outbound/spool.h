@@ -97,6 +97,8 @@ void pg_spool_notify(pg_spool *self);
 /* Wait up to timeout_ms for a notify after the one numbered *gen was seen; updates *gen.
  * 1 when notified, 0 on timeout. */
 int pg_spool_wait(pg_spool *self, uint64_t *gen, int timeout_ms);
+/* The number of notifies so far: a reader that sees it change knows a writer is busy. */
+uint64_t pg_spool_generation(pg_spool *self);
 
 /* Serialise batch's party and records (audit events are not part of it) into out (appended):
  * the spool's value format, also what pg_spool_decode reads. 0, PG_ENOMEM, PG_EINVALID. */
