@@ -39,6 +39,7 @@ struct pg_store {
      * waits took (µs): the longest and in all. */
     atomic_int writers_waiting;
     atomic_ullong wait_max_us, wait_total_us, waits;
+    atomic_int writing; /* 1 while a thread holds the write transaction */
 };
 
 struct pg_store_txn {
@@ -425,8 +426,10 @@ static pg_store_txn *s_begin(pg_store *store, pg_store_txn *parent, int write, c
     self->store = store;
     self->write = write;
     self->parent = parent;
-    if (write && !parent)
+    if (write && !parent) {
         s_writing = store;
+        atomic_store(&store->writing, 1);
+    }
     if (parent)
         parent->child = self;
     return self;
@@ -451,8 +454,10 @@ static void s_end(pg_store_txn *self)
 {
     if (self->parent)
         self->parent->child = NULL;
-    else if (self->write)
+    else if (self->write) {
         s_writing = NULL;
+        atomic_store(&self->store->writing, 0);
+    }
     free(self);
 }
 
@@ -800,6 +805,11 @@ size_t pg_store_headroom(size_t map_size)
 {
     size_t h = map_size / 8;
     return h < PG_STORE_MIN_HEADROOM ? PG_STORE_MIN_HEADROOM : h;
+}
+
+int pg_store_writing(pg_store *self)
+{
+    return atomic_load(&self->writing);
 }
 
 int pg_store_writers_waiting(pg_store *self)

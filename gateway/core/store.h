@@ -173,6 +173,9 @@ typedef struct pg_store_wait_stats {
                                                  * they waited for the lock */
 } pg_store_wait_stats;
 void pg_store_writer_waits(pg_store *self, pg_store_wait_stats *out);
+/* 1 while a thread holds the write transaction (a reader deciding whether its own write
+ * would make the holder commit early), else 0. */
+int pg_store_writing(pg_store *self);
 
 /* 1 (with the reason in out) once a value failed its checksum, else 0. */
 int pg_store_damaged(pg_store *self, char *out, size_t size);

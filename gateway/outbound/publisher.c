@@ -31,12 +31,13 @@
  * errors (a topic's) cached in the handle, and a new one starts clean. */
 #define S_ABORTS_BEFORE_RESTART 3
 /* Committed windows are removed from the spool together: each removal is a store write
- * transaction (the store's one writer lock, taken from the intake, and an fdatasync).
- * While the intake is adding batches they are removed every S_REMOVE_EVERY_MS or
- * S_REMOVE_EVERY_BATCHES; at once when the intake added nothing while the window was
- * published and nothing waits behind it (the removal then delays no one), or when the
- * spool has stayed empty for S_REMOVE_IDLE_MS. A crash in between sends them again at
- * the next start, as a crash between commit and removal always did (the same keys and
+ * transaction, which waits for the store's one writer lock, makes the intake commit
+ * (checkpoint) early to hand it over, and costs an fdatasync. While the intake is
+ * adding batches they are removed every S_REMOVE_EVERY_MS or S_REMOVE_EVERY_BATCHES;
+ * at once when no write transaction is open and none was committed (pg_spool_notify)
+ * while the window was published, and nothing waits behind it (the removal then
+ * delays no one); or when the spool has stayed empty for S_REMOVE_IDLE_MS. A crash in between sends
+ * them again at the next start, as a crash between commit and removal always did (the same keys and
  * versions, which consumers drop). */
 #define S_REMOVE_EVERY_MS 500
 #define S_REMOVE_IDLE_MS 200
@@ -534,7 +535,7 @@ static int s_committed(pg_publisher *self, char *errstr, size_t errstr_size)
     self->win_batches = 0;
     pg_spool_stats st;
     char why[PG_ERRSTR_SIZE];
-    int quiet = pg_spool_generation(self->spool) == self->win_gen;
+    int quiet = !pg_store_writing(self->store) && pg_spool_generation(self->spool) == self->win_gen;
     if (self->done_batches >= S_REMOVE_EVERY_BATCHES ||
         s_ms_since(&self->done_since) >= S_REMOVE_EVERY_MS || atomic_load(&self->stop) ||
         (quiet && (pg_spool_stat_now(self->spool, &st, why, sizeof why) ||
