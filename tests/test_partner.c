@@ -1399,6 +1399,10 @@ START_TEST(test_unencodable_change_is_a_dead_letter)
     pg_partner_get_compose_stats(p, &cs);
     ck_assert_uint_eq(cs.refused, 1); /* once, though its batch was taken twice */
     ck_assert_uint_eq(ps.composed, ps.stored);
+    /* found by halving the batch: at most two takes per halving (2 log2 n, n = 19),
+     * not one per record */
+    ck_assert_uint_eq(f->n, 19);
+    ck_assert_msg(ps.batches <= 2 * 5, "%" PRIu64 " takes for %zu records", ps.batches, f->n);
 
     /* the dead letter: where it came from and why */
     s_dl_ids dls = s_partner_dl_ids(st);
