@@ -13,13 +13,18 @@ broker:
    untranslated (StringConverter), acks=all, idempotent: its default producer, then a
    tuned one. Timed from the first record a consumer reads to the last (JVM start-up
    and connector start excluded).
+2 and 3 run --rounds times (default 3), interleaved (polegated, Connect default, Connect
+tuned, then again), so that a busy moment of the machine falls on all three alike; each
+round has fresh topics, store and Connect offsets. The median of each counts, and the
+ratio is of the medians.
 Peak RSS of each process is sampled every 50 ms from /proc: anonymous memory apart from
-file-backed pages (polegated's LMDB map, the JVM's jars).
+file-backed pages (polegated's LMDB map, the JVM's jars); the highest of the rounds.
 """
 
 import argparse
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -80,10 +85,10 @@ def translate_only(build, n, corpus):
     return float(m.group(1))
 
 
-def run_polegated(args, corpus, topic):
-    store = os.path.join(args.work, "store")
+def run_polegated(args, corpus, topic, rnd):
+    store = os.path.join(args.work, "store-%d" % rnd)
     port = free_port()
-    config = os.path.join(args.work, "polegated.yaml")
+    config = os.path.join(args.work, "polegated-%d.yaml" % rnd)
     with open(config, "w", encoding="utf-8") as f:
         f.write("force: {code: ESX}\nadapter: {name: athena}\n"
                 "intake: {endpoint: 'tcp://127.0.0.1:%d'}\n"
@@ -98,7 +103,7 @@ def run_polegated(args, corpus, topic):
                 "       max_classification: OFFICIAL-SENSITIVE, kinds: all,\n"
                 "       allow_handling_c: true, handling_c_agreement: ISA-BENCH-C}\n"
                 % (port, store, args.brokers, topic))
-    log = open(os.path.join(args.work, "polegated.log"), "w", encoding="utf-8")
+    log = open(os.path.join(args.work, "polegated-%d.log" % rnd), "w", encoding="utf-8")
     proc = subprocess.Popen([os.path.join(args.build_dir, "gateway", "polegated"), "--config",
                              config], stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)
@@ -135,10 +140,10 @@ def run_polegated(args, corpus, topic):
             "rss_anon": anon, "rss_file": file, "counters": counters}
 
 
-def run_connect(args, corpus, topic, n, tuned):
+def run_connect(args, corpus, topic, n, tuned, rnd):
     from confluent_kafka import Consumer
 
-    name = "tuned" if tuned else "default"
+    name = "%s-%d" % ("tuned" if tuned else "default", rnd)
     worker = os.path.join(args.work, "worker-%s.properties" % name)
     with open(worker, "w", encoding="utf-8") as f:
         f.write("bootstrap.servers=%s\n"
@@ -197,9 +202,19 @@ def run_connect(args, corpus, topic, n, tuned):
             "rss_anon": anon, "rss_file": file}
 
 
+def median(runs, key):
+    return sorted(r[key] for r in runs)[len(runs) // 2]
+
+
+def spread(runs, key):
+    vals = sorted(r[key] for r in runs)
+    return "%.0f (%s)" % (median(runs, key), " ".join("%.0f" % v for v in vals))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100000)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--work", required=True)
     ap.add_argument("--build-dir", required=True)
     ap.add_argument("--connect-lib", required=True)
@@ -211,44 +226,56 @@ def main():
     with open(corpus, "rb") as f:
         lines = sum(1 for _ in f)
     run = uuid.uuid4().hex[:8]
-    topics = {k: "pg-compare-%s-%s" % (run, k) for k in ("polegated", "connect", "tuned")}
-    for t in topics.values():
-        subprocess.run([os.path.join(args.build_dir, "bench", "bench_e2e"), "create",
-                        "--brokers", args.brokers, "--topic", t, "--partitions", "3"],
-                       check=True, capture_output=True)
-    pg = run_polegated(args, corpus, topics["polegated"])
-    cd = run_connect(args, corpus, topics["connect"], lines, tuned=False)
-    ct = run_connect(args, corpus, topics["tuned"], lines, tuned=True)
-    cores = os.cpu_count()
+    load0 = os.getloadavg()
+    pgs, cds, cts = [], [], []
+    for rnd in range(args.rounds):
+        topics = {k: "pg-compare-%s-%d-%s" % (run, rnd, k)
+                  for k in ("polegated", "connect", "tuned")}
+        for t in topics.values():
+            subprocess.run([os.path.join(args.build_dir, "bench", "bench_e2e"), "create",
+                            "--brokers", args.brokers, "--topic", t, "--partitions", "3"],
+                           check=True, capture_output=True)
+        pgs.append(run_polegated(args, corpus, topics["polegated"], rnd))
+        shutil.rmtree(os.path.join(args.work, "store-%d" % rnd), ignore_errors=True)
+        cds.append(run_connect(args, corpus, topics["connect"], lines, False, rnd))
+        cts.append(run_connect(args, corpus, topics["tuned"], lines, True, rnd))
     load = os.getloadavg()
-    print("compare-connect: %d ATX messages (%.1f MB), %d cores, load average %.1f %.1f %.1f, "
-          "broker %s, %s" % (lines, os.path.getsize(corpus) / 1e6, cores, load[0], load[1],
-                             load[2], args.brokers, time.strftime("%Y-%m-%d", time.gmtime())))
+    pg_rate, cd_rate, ct_rate = (median(r, "msg_per_s") for r in (pgs, cds, cts))
+    pg_anon = max(r["rss_anon"] for r in pgs)
+    cd_anon = max(r["rss_anon"] for r in cds)
+    ct_anon = max(r["rss_anon"] for r in cts)
+    print("compare-connect: %d ATX messages (%.1f MB), %d cores, %d rounds, load average %.1f "
+          "at the start, %.1f %.1f %.1f at the end, broker %s, %s"
+          % (lines, os.path.getsize(corpus) / 1e6, os.cpu_count(), args.rounds, load0[0],
+             load[0], load[1], load[2], args.brokers, time.strftime("%Y-%m-%d", time.gmtime())))
     print()
-    print("| run | msg/s | records | seconds | peak RssAnon MiB | peak RssFile MiB |")
+    print("| run | msg/s: median (each round) | records | seconds (median) | "
+          "peak RssAnon MiB | peak RssFile MiB |")
     print("| --- | --- | --- | --- | --- | --- |")
     print("| translate only (ATX decode + protobuf pack, one core) | %.0f | | | | |" % translate)
-    print("| polegated (translated, transactions, fsync per group; until read_committed "
-          "readable) | %.0f | %d (%d rejected msgs) | %.1f | %.0f | %.0f |"
-          % (pg["msg_per_s"], pg["records"], pg["rejected"], pg["seconds"], pg["rss_anon"],
-             pg["rss_file"]))
-    print("| Connect standalone, default producer (untranslated; first to last record) | %.0f "
-          "| %d | %.1f | %.0f | %.0f |" % (cd["msg_per_s"], cd["records"], cd["seconds"],
-                                           cd["rss_anon"], cd["rss_file"]))
-    print("| Connect standalone, tuned producer (linger 20 ms, 1 MiB batches, lz4) | %.0f | %d "
-          "| %.1f | %.0f | %.0f |" % (ct["msg_per_s"], ct["records"], ct["seconds"],
-                                       ct["rss_anon"], ct["rss_file"]))
+    print("| polegated (translated, transactions, write-ahead log synced per group; until "
+          "read_committed readable) | %s | %d (%d rejected msgs) | %.1f | %.0f | %.0f |"
+          % (spread(pgs, "msg_per_s"), pgs[0]["records"], pgs[0]["rejected"],
+             median(pgs, "seconds"), pg_anon, max(r["rss_file"] for r in pgs)))
+    print("| Connect standalone, default producer (untranslated; first to last record) | %s "
+          "| %d | %.1f | %.0f | %.0f |" % (spread(cds, "msg_per_s"), cds[0]["records"],
+                                           median(cds, "seconds"), cd_anon,
+                                           max(r["rss_file"] for r in cds)))
+    print("| Connect standalone, tuned producer (linger 20 ms, 1 MiB batches, lz4) | %s | %d "
+          "| %.1f | %.0f | %.0f |" % (spread(cts, "msg_per_s"), cts[0]["records"],
+                                       median(cts, "seconds"), ct_anon,
+                                       max(r["rss_file"] for r in cts)))
     print()
-    print("polegated: every message acked after %.1f s, every record readable after %.1f s"
-          % (pg["acked"], pg["seconds"]))
-    print("polegated %s" % re.sub(r"^.*?polegated \w+: ", "", pg["counters"]))
+    for rnd, pg in enumerate(pgs):
+        print("polegated round %d: every message acked after %.1f s, every record readable "
+              "after %.1f s; %s" % (rnd + 1, pg["acked"], pg["seconds"],
+                                    re.sub(r"^.*?polegated \w+: ", "", pg["counters"])))
     print()
     print("ratios: polegated / translate only %.3f; polegated / Connect tuned %.3f; "
           "polegated RssAnon / Connect's %.3f (default) %.3f (tuned)"
-          % (pg["msg_per_s"] / translate, pg["msg_per_s"] / ct["msg_per_s"],
-             pg["rss_anon"] / cd["rss_anon"], pg["rss_anon"] / ct["rss_anon"]))
+          % (pg_rate / translate, pg_rate / ct_rate, pg_anon / cd_anon, pg_anon / ct_anon))
     print("polegated %.0f msg/s, connect %.0f msg/s, ratio %.3f"
-          % (pg["msg_per_s"], cd["msg_per_s"], pg["msg_per_s"] / cd["msg_per_s"]))
+          % (pg_rate, cd_rate, pg_rate / cd_rate))
 
 
 if __name__ == "__main__":
