@@ -971,42 +971,51 @@ static int s_count_partner_dl(void *ud, const pg_dlq_entry *de)
     return 0;
 }
 
-/* MER's partner (Niche drop directory, an audit log at s_audit, its policy, store and
- * log the caller's) after it took f, and its stats in *ps. */
-static pg_partner *s_mer_took(s_feed *f, pg_policy **pol, pg_store **st, pg_audit **audit,
-                              pg_partner_stats *ps)
+/* MER's partner pipeline (Niche drop directory, an audit log at s_audit) and what it
+ * uses, after it took f; its stats then. */
+typedef struct s_took {
+    pg_policy *pol;
+    pg_store *st;
+    pg_audit *audit;
+    pg_partner *p;
+    pg_partner_stats ps;
+} s_took;
+
+static s_took s_mer_took(s_feed *f)
 {
-    *pol = s_policy(s_policy_mer, "MER");
-    *st = s_store_open();
-    *audit = pg_audit_new(s_audit, NULL, e, sizeof e);
-    ck_assert_msg(*audit != NULL, "%s", e);
-    pg_partner *p = s_partner_dir(*st, *pol, "MER", &pg_adapter_niche, *audit);
-    ck_assert_msg(pg_partner_take(p, f->recs, f->n, e, sizeof e) == 0, "%s", e);
-    s_drain(p);
-    pg_partner_get_stats(p, ps);
-    return p;
+    s_took t = {.pol = s_policy(s_policy_mer, "MER"), .st = s_store_open()};
+    t.audit = pg_audit_new(s_audit, NULL, e, sizeof e);
+    ck_assert_msg(t.audit != NULL, "%s", e);
+    t.p = s_partner_dir(t.st, t.pol, "MER", &pg_adapter_niche, t.audit);
+    ck_assert_msg(pg_partner_take(t.p, f->recs, f->n, e, sizeof e) == 0, "%s", e);
+    s_drain(t.p);
+    pg_partner_get_stats(t.p, &t.ps);
+    return t;
+}
+
+/* What is still open of t, closed (the pipeline first: it settles into the others). */
+static void s_took_close(s_took *t)
+{
+    pg_partner_destroy(&t->p);
+    pg_audit_destroy(&t->audit);
+    pg_store_destroy(&t->st);
+    pg_policy_destroy(&t->pol);
 }
 
 /* f taken by MER's partner (s_mer_took): its stats, and its partner dead letters
  * counted into dls. */
 static pg_partner_stats s_take_audited(s_feed *f, s_partner_dls *dls)
 {
-    pg_policy *pol;
-    pg_store *st;
-    pg_audit *audit;
-    pg_partner_stats ps;
-    pg_partner *p = s_mer_took(f, &pol, &st, &audit, &ps);
-    pg_partner_destroy(&p);
-    pg_dlq *dlq = pg_dlq_new(st, NULL, e, sizeof e);
+    s_took t = s_mer_took(f);
+    pg_partner_destroy(&t.p);
+    pg_dlq *dlq = pg_dlq_new(t.st, NULL, e, sizeof e);
     ck_assert_msg(dlq != NULL, "%s", e);
-    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    pg_store_txn *txn = pg_store_begin(t.st, 0, e, sizeof e);
     ck_assert_int_eq(pg_dlq_each(dlq, txn, s_count_partner_dl, dls, e, sizeof e), 0);
     pg_store_abort(&txn);
     pg_dlq_destroy(&dlq);
-    pg_audit_destroy(&audit);
-    pg_store_destroy(&st);
-    pg_policy_destroy(&pol);
-    return ps;
+    s_took_close(&t);
+    return t.ps;
 }
 
 /* Attacks by a partner on records that are not its own: an update carrying another
@@ -1360,6 +1369,79 @@ START_TEST(test_partner_dead_letter_replay)
 }
 END_TEST
 
+/* st's one partner dead letter, from ESX, of canonical id id, at ref (NULL: not
+ * checked), its reason holding why1 and why2: its dead letter id. */
+static uint64_t s_one_dead_letter(pg_store *st, const char *id, const char *ref, const char *why1,
+                                  const char *why2)
+{
+    s_dl_ids dls = s_partner_dl_ids(st);
+    ck_assert_int_eq(dls.n, 1);
+    pg_dlq *dlq = pg_dlq_new(st, NULL, e, sizeof e);
+    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    pg_dlq_entry de;
+    ck_assert_int_eq(pg_dlq_get(dlq, txn, dls.ids[0], &de, e, sizeof e), 0);
+    if (ref)
+        ck_assert_str_eq(de.ref, ref);
+    ck_assert_str_eq(de.origin, "ESX");
+    ck_assert_str_eq(de.ids, id);
+    ck_assert_msg(strstr(de.reason, why1) && strstr(de.reason, why2), "%s", de.reason);
+    pg_store_abort(&txn);
+    pg_dlq_destroy(&dlq);
+    return dls.ids[0];
+}
+
+/* A partner record the partner ledger refuses (a merged_from ref without an id): it
+ * is a partner dead letter audited as rejected (PG_EINVALID:ledger), never audited as
+ * received, and nothing of it is applied; the rest of its batch is taken. (It was
+ * dropped alone, after its "receive" event and its version were noted.) */
+START_TEST(test_ledger_refusal_is_a_dead_letter)
+{
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 0, ESX_TO_MER);
+    size_t good = f->n;
+    pg_entity_update *u = s_person_of(f, 1);
+    pg_entity_ref ref = POLEGATE__POLE__V1__ENTITY_REF__INIT, *refs[1] = {&ref};
+    ref.id = "";
+    ref.kind = u->kind;
+    u->n_merged_from = 1;
+    u->merged_from = refs;
+    u->version += 1;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    u->n_merged_from = 0;
+    u->merged_from = NULL;
+    char id[PG_UUID_STR_SIZE];
+    snprintf(id, sizeof id, "%s", u->id);
+    uint64_t bad_version = u->version;
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+
+    s_took t = s_mer_took(f);
+    ck_assert_uint_eq(t.ps.rejected, 1);
+    ck_assert_uint_eq(t.ps.accepted, good);
+    pg_partner_destroy(&t.p);
+    pg_audit_destroy(&t.audit);
+    s_one_dead_letter(t.st, id, NULL, "ledger: ", "merged_from[0].id");
+    gchar *text = NULL;
+    ck_assert(g_file_get_contents(s_audit, &text, NULL, NULL));
+    char want[256];
+    snprintf(want, sizeof want, "\"entity_id\":\"%s\"", id);
+    size_t receive = 0, reject = 0;
+    gchar **lines = g_strsplit(text, "\n", -1);
+    char version[40];
+    snprintf(version, sizeof version, "\"version\":%llu,", (unsigned long long)bad_version);
+    for (gchar **l = lines; *l; l++) {
+        if (!strstr(*l, want) || !strstr(*l, version))
+            continue;
+        receive += strstr(*l, "\"action\":\"receive\"") != NULL;
+        reject += strstr(*l, "\"action\":\"reject\"") && strstr(*l, "PG_EINVALID:ledger");
+    }
+    g_strfreev(lines);
+    g_free(text);
+    ck_assert_uint_eq(receive, 0);
+    ck_assert_uint_eq(reject, 1);
+    s_took_close(&t);
+    s_feed_free(&f);
+}
+END_TEST
+
 /* A partner record the local format cannot carry (a person without a surname: NX5
  * requires one), in a batch of good ones: it is a partner dead letter (topic,
  * partition, offset, origin, the adapter's reason), audited as rejected
@@ -1388,56 +1470,40 @@ START_TEST(test_unencodable_change_is_a_dead_letter)
     uint64_t bad_version = u->version - 1;
     polegate__pole__v1__entity_update__free_unpacked(u, NULL);
 
-    pg_policy *pol;
-    pg_store *st;
-    pg_audit *audit;
-    pg_partner_stats ps;
-    pg_partner *p = s_mer_took(f, &pol, &st, &audit, &ps);
-    ck_assert_uint_eq(ps.rejected, 1);
-    ck_assert_uint_eq(ps.accepted, good);
+    s_took t = s_mer_took(f);
+    ck_assert_uint_eq(t.ps.rejected, 1);
+    ck_assert_uint_eq(t.ps.accepted, good);
     pg_compose_stats cs;
-    pg_partner_get_compose_stats(p, &cs);
+    pg_partner_get_compose_stats(t.p, &cs);
     ck_assert_uint_eq(cs.refused, 1); /* once, though its batch was taken twice */
-    ck_assert_uint_eq(ps.composed, ps.stored);
+    ck_assert_uint_eq(t.ps.composed, t.ps.stored);
     /* found by halving the batch: at most two takes per halving (2 log2 n, n = 19),
      * not one per record */
     ck_assert_uint_eq(f->n, 19);
-    ck_assert_msg(ps.batches <= 2 * 5, "%" PRIu64 " takes for %zu records", ps.batches, f->n);
+    ck_assert_msg(t.ps.batches <= 2 * 5, "%" PRIu64 " takes for %zu records", t.ps.batches, f->n);
 
     /* the dead letter: where it came from and why */
-    s_dl_ids dls = s_partner_dl_ids(st);
-    ck_assert_int_eq(dls.n, 1);
-    pg_dlq *dlq = pg_dlq_new(st, NULL, e, sizeof e);
-    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
-    pg_dlq_entry de;
-    ck_assert_int_eq(pg_dlq_get(dlq, txn, dls.ids[0], &de, e, sizeof e), 0);
     char ref[128];
     snprintf(ref, sizeof ref, "%s [0] @%lld", ESX_TO_MER, (long long)bad_offset);
-    ck_assert_str_eq(de.ref, ref);
-    ck_assert_str_eq(de.origin, "ESX");
-    ck_assert_str_eq(de.ids, id);
-    ck_assert_msg(strstr(de.reason, "the nx5 RMS cannot carry it: ") &&
-                      strstr(de.reason, "person.name.surname"),
-                  "%s", de.reason);
-    pg_store_abort(&txn);
-    pg_dlq_destroy(&dlq);
+    uint64_t dl =
+        s_one_dead_letter(t.st, id, ref, "the nx5 RMS cannot carry it: ", "person.name.surname");
 
     /* replayed unchanged: refused again for the same reason, not taken for a duplicate */
     char outcome[16];
-    ck_assert_int_eq(pg_partner_replay(p, dls.ids[0], outcome, e, sizeof e), PG_EINVALID);
+    ck_assert_int_eq(pg_partner_replay(t.p, dl, outcome, e, sizeof e), PG_EINVALID);
     ck_assert_str_eq(outcome, "refused");
     ck_assert_msg(strstr(e, "person.name.surname"), "%s", e);
-    ck_assert_int_eq(s_partner_dl_ids(st).n, 1);
+    ck_assert_int_eq(s_partner_dl_ids(t.st).n, 1);
 
     /* its next version is taken and reaches the RMS */
-    ck_assert_msg(pg_partner_take(p, next->recs, next->n, e, sizeof e) == 0, "%s", e);
-    s_drain(p);
+    ck_assert_msg(pg_partner_take(t.p, next->recs, next->n, e, sizeof e) == 0, "%s", e);
+    s_drain(t.p);
     pg_partner_stats after;
-    pg_partner_get_stats(p, &after);
-    ck_assert_uint_eq(after.accepted, ps.accepted + 1);
-    ck_assert_uint_eq(after.stored, ps.stored + 1);
-    pg_partner_destroy(&p);
-    pg_audit_destroy(&audit);
+    pg_partner_get_stats(t.p, &after);
+    ck_assert_uint_eq(after.accepted, t.ps.accepted + 1);
+    ck_assert_uint_eq(after.stored, t.ps.stored + 1);
+    pg_partner_destroy(&t.p);
+    pg_audit_destroy(&t.audit);
 
     gchar *text = NULL;
     ck_assert(g_file_get_contents(s_audit, &text, NULL, NULL));
@@ -1453,8 +1519,7 @@ START_TEST(test_unencodable_change_is_a_dead_letter)
              id);
     ck_assert_msg(strstr(text, want), "%s", text);
     g_free(text);
-    pg_store_destroy(&st);
-    pg_policy_destroy(&pol);
+    s_took_close(&t);
     s_feed_free(&next);
     s_feed_free(&f);
 }
@@ -2282,6 +2347,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_partner_cannot_touch_another_partners_record);
     tcase_add_test(tc, test_bad_headers_are_dead_letters);
     tcase_add_test(tc, test_unencodable_change_is_a_dead_letter);
+    tcase_add_test(tc, test_ledger_refusal_is_a_dead_letter);
     tcase_add_test(tc, test_partner_cannot_link_another_forces_records);
     tcase_add_test(tc, test_partner_dead_letter_replay);
     tcase_add_test(tc, test_cli_replays_partner_dead_letters);

@@ -133,15 +133,25 @@ void pg_partner_destroy(pg_partner **pp)
 
 /* ------------------------------------------------------------ take */
 
+/* A change of a take that cannot be kept: the partner ledger or the local adapter
+ * refused it. The take is undone, and the record it came from is kept as a dead letter
+ * (pg_partner_take), audited with outcome. */
+typedef struct s_refusal {
+    char reason[PG_ERRSTR_SIZE]; /* "" when none */
+    const char *outcome;         /* s_unencodable, s_ledger_refused */
+} s_refusal;
+
+static const char s_unencodable[] = "PG_EUNSUPPORTED";
+static const char s_ledger_refused[] = "PG_EINVALID:ledger";
+
 /* One take's context. */
 typedef struct s_take {
     pg_partner *p;
     pg_store_txn *txn;
-    /* A take of one record the local adapter could not encode: why. The record is a
-     * dead letter, and nothing of it is applied. NULL: a take as usual. */
-    const char *unencodable;
-    /* The first change of the take the adapter refused, and why ("" when none). */
-    char refused[PG_ERRSTR_SIZE];
+    /* A take of one record whose change cannot be kept (an undone take found it): the
+     * record is a dead letter, and nothing of it is applied. NULL: a take as usual. */
+    const s_refusal *refuse;
+    s_refusal refused; /* the first change of the take that cannot be kept */
     char *errstr;
     size_t errstr_size;
 } s_take;
@@ -471,17 +481,17 @@ static int s_record(s_take *t, const pg_partner_record *r)
             p->delta.stale++;
         return 0;
     }
-    if (t->unencodable) {
+    if (t->refuse) {
         /* Its version is not noted, nor is it applied to the partner ledger: its next
          * version is taken as if this one never came, and so is this one replayed
          * after a fix (an adapter that can carry it). */
         pg_log(PG_LOG_WARN, "partner: %s [%d] offset %" PRId64 ": rejected: %s", r->topic,
-               (int)r->partition, r->offset, t->unencodable);
+               (int)r->partition, r->offset, t->refuse->reason);
         p->delta.rejected++;
-        if ((rc = s_dead_letter(t, r, force, id, t->unencodable)))
+        if ((rc = s_dead_letter(t, r, force, id, t->refuse->reason)))
             return rc;
         return s_note_event(p, r->topic, PG_AUDIT_REJECT, id, native, force, partner, version,
-                            "PG_EUNSUPPORTED")
+                            t->refuse->outcome)
                    ? s_nomem(t->errstr, t->errstr_size)
                    : 0;
     }
@@ -559,21 +569,22 @@ static int s_emit(void *arg, const uint8_t *msg, size_t len, const pg_changeset 
     return 0;
 }
 
-/* The first change of the take the adapter refused: the take is undone and its
- * records taken again (pg_partner_take), the one it came from as a dead letter. */
+/* A change the adapter refused (compose's sink): the first one undoes the take. */
 static void s_refused(void *arg, const pg_change *ch, const char *reason)
 {
     s_take *t = arg;
-    if (t->refused[0])
+    if (t->refused.reason[0])
         return;
     const char *id = ch->type == PG_CHANGE_ENTITY ? ch->entity->id : ch->link->id;
-    snprintf(t->refused, sizeof t->refused, "%s %s: the %s RMS cannot carry it: %s",
+    snprintf(t->refused.reason, sizeof t->refused.reason, "%s %s: the %s RMS cannot carry it: %s",
              ch->type == PG_CHANGE_ENTITY ? "entity" : "link", id ? id : "?", t->p->adapter->format,
              reason);
+    t->refused.outcome = s_unencodable;
 }
 
 /* Apply p->acc to the partner ledger into p->out. A change the ledger refuses as
- * invalid is dropped alone (applied one at a time), never the whole batch. */
+ * invalid undoes the take (t->refused), as one the adapter refuses does: its record is
+ * kept as a dead letter, the others taken. */
 static int s_apply(s_take *t)
 {
     pg_partner *p = t->p;
@@ -587,37 +598,9 @@ static int s_apply(s_take *t)
     pg_store_abort(&child);
     if (rc != PG_EINVALID)
         return rc;
-    pg_changeset *one = pg_changeset_new();
-    if (!one)
-        return s_nomem(t->errstr, t->errstr_size);
-    pg_changeset_reset(p->out);
-    for (size_t i = 0; rc != PG_ENOMEM && i < p->acc->count; i++) {
-        pg_changeset_reset(one);
-        pg_change *ch = &p->acc->changes[i];
-        rc = ch->type == PG_CHANGE_ENTITY ? pg_changeset_add_entity(one, ch->entity, 0)
-                                          : pg_changeset_add_link(one, ch->link);
-        if (rc || !(child = pg_store_begin_child(t->txn, t->errstr, t->errstr_size))) {
-            rc = rc ? rc : PG_ESTORE;
-            break;
-        }
-        rc = pg_ledger_apply(p->ledger, child, one, p->out, &res, t->errstr, t->errstr_size);
-        if (rc == 0) {
-            rc = pg_store_commit(&child, t->errstr, t->errstr_size);
-        } else {
-            pg_store_abort(&child);
-            if (rc == PG_EINVALID) {
-                pg_log(PG_LOG_WARN, "partner: update %s rejected by the ledger: %s",
-                       ch->type == PG_CHANGE_ENTITY ? ch->entity->id : ch->link->id, t->errstr);
-                p->delta.rejected++;
-                p->delta.accepted--;
-                rc = 0;
-            }
-        }
-        if (rc)
-            break;
-    }
-    pg_changeset_destroy(&one); /* the updates themselves live in p->acc's arena */
-    return rc;
+    snprintf(t->refused.reason, sizeof t->refused.reason, "ledger: %s", t->errstr);
+    t->refused.outcome = s_ledger_refused;
+    return 0;
 }
 
 /* The batch's audit events (receive, reject), before its commit: when they cannot be
@@ -671,16 +654,16 @@ void pg_partner_stats_add(pg_partner_stats *to, const pg_partner_stats *d)
     to->audit_failures += d->audit_failures;
 }
 
-/* What s_take_once returns when the adapter refused a change (t->refused says which):
- * nothing of the take happened. */
+/* What s_take_once returns when a change cannot be kept (*refused says which and
+ * why): nothing of the take happened. */
 #define S_REFUSED 1
 
-/* pg_partner_take in one write transaction; unencodable: see s_take. S_REFUSED (with
- * refused[0..refused_size) filled) when the adapter refused a change and the take was
- * undone; compose's counters are then as they were, but for the refusal itself when
- * the take was of one record (counted once, where it is decided). */
+/* pg_partner_take in one write transaction; refuse: see s_take. S_REFUSED when a
+ * change cannot be kept and the take was undone; compose's counters are then as they
+ * were, but for the adapter's refusal itself when the take was of one record (counted
+ * once, where it is decided). */
 static int s_take_once(pg_partner *self, const pg_partner_record *records, size_t n,
-                       const char *unencodable, char *refused, size_t refused_size, char *errstr,
+                       const s_refusal *refuse, s_refusal *refused, char *errstr,
                        size_t errstr_size)
 {
     pg_compose_stats cstats;
@@ -691,8 +674,7 @@ static int s_take_once(pg_partner *self, const pg_partner_record *records, size_
     self->n_events = 0;
     s_drop_offs(self);
     s_drop_staged(self);
-    s_take t = {
-        .p = self, .unencodable = unencodable, .errstr = errstr, .errstr_size = errstr_size};
+    s_take t = {.p = self, .refuse = refuse, .errstr = errstr, .errstr_size = errstr_size};
     if (!(t.txn = pg_store_begin(self->store, 1, errstr, errstr_size)))
         return PG_ESTORE;
     int rc = 0;
@@ -706,12 +688,12 @@ static int s_take_once(pg_partner *self, const pg_partner_record *records, size_
     char batch[40];
     snprintf(batch, sizeof batch, "pg-%.8s-%" PRIu64, self->instance, self->next_seq);
     pg_compose_sink sink = {.emit = s_emit, .refused = s_refused, .arg = &t};
-    if (rc == 0 && self->out->count)
+    if (rc == 0 && self->out->count && !t.refused.reason[0])
         rc = pg_compose_run(self->compose, t.txn, self->out, batch, &sink, errstr, errstr_size);
-    if (rc == 0 && t.refused[0]) {
-        snprintf(refused, refused_size, "%s", t.refused);
-        cstats.refused += n == 1; /* nothing was composed after all */
-        pg_compose_set_stats(self->compose, &cstats);
+    if (rc == 0 && t.refused.reason[0]) {
+        *refused = t.refused;
+        cstats.refused += n == 1 && t.refused.outcome == s_unencodable;
+        pg_compose_set_stats(self->compose, &cstats); /* nothing was composed after all */
         rc = S_REFUSED;
     }
     if (rc == 0 && self->n_staged) {
@@ -773,18 +755,18 @@ static int s_take_once(pg_partner *self, const pg_partner_record *records, size_
  * is taken as a partner dead letter. One refused record in a batch of n costs about
  * 2 log2(n) takes (each a durable commit), not n. */
 static int s_take_halves(pg_partner *self, const pg_partner_record *records, size_t n,
-                         const char *refused, char *errstr, size_t errstr_size)
+                         const s_refusal *refused, char *errstr, size_t errstr_size)
 {
-    if (n == 1)
-        return s_take_once(self, records, 1, refused, NULL, 0, errstr, errstr_size);
+    s_refusal why;
+    if (n == 1) /* its record is not applied: nothing of it can be refused again */
+        return s_take_once(self, records, 1, refused, &why, errstr, errstr_size);
     size_t half = n / 2;
     const pg_partner_record *part[2] = {records, records + half};
     size_t len[2] = {half, n - half};
     for (int i = 0; i < 2; i++) {
-        char why[PG_ERRSTR_SIZE];
-        int rc = s_take_once(self, part[i], len[i], NULL, why, sizeof why, errstr, errstr_size);
+        int rc = s_take_once(self, part[i], len[i], NULL, &why, errstr, errstr_size);
         if (rc == S_REFUSED)
-            rc = s_take_halves(self, part[i], len[i], why, errstr, errstr_size);
+            rc = s_take_halves(self, part[i], len[i], &why, errstr, errstr_size);
         if (rc)
             return rc;
     }
@@ -794,21 +776,22 @@ static int s_take_halves(pg_partner *self, const pg_partner_record *records, siz
 int pg_partner_take(pg_partner *self, const pg_partner_record *records, size_t n, char *errstr,
                     size_t errstr_size)
 {
-    char refused[PG_ERRSTR_SIZE];
-    int rc = s_take_once(self, records, n, NULL, refused, sizeof refused, errstr, errstr_size);
+    s_refusal refused;
+    int rc = s_take_once(self, records, n, NULL, &refused, errstr, errstr_size);
     if (rc != S_REFUSED)
         return rc;
-    /* The local format cannot carry a change of the take. Compose runs after the
-     * partner ledger, whose changes need not map one to one to the records (an ATX
-     * record is sent again for a link of it), so the record it came from is found by
-     * taking the batch again in halves, each in a transaction of its own; the one whose
-     * change is refused is taken again as a dead letter, with nothing of it applied. */
+    /* A change of the take cannot be kept (the partner ledger or the local adapter
+     * refused it). The ledger's and compose's changes need not map one to one to the
+     * records (an ATX record is sent again for a link of it), so the record it came
+     * from is found by taking the batch again in halves, each in a transaction of its
+     * own; the one whose change is refused is taken again as a dead letter, with
+     * nothing of it applied. */
     if (n > 1)
         pg_log(PG_LOG_WARN,
                "partner: %s; the %zu records of its batch are taken again in halves to find "
                "its record",
-               refused, n);
-    return s_take_halves(self, records, n, refused, errstr, errstr_size);
+               refused.reason, n);
+    return s_take_halves(self, records, n, &refused, errstr, errstr_size);
 }
 
 int pg_partner_replay(pg_partner *self, uint64_t id, char outcome[16], char *errstr,

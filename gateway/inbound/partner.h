@@ -36,11 +36,13 @@ typedef struct pg_compose_stats pg_compose_stats;
  *    native messages (ids and revisions from the id map), and each message is
  *    appended to the IMPORT QUEUE (partner.import queue in the same store) with a correlation id
  *    that stays the same across restarts. One commit (one fsync) for the batch.
- *    When the local adapter cannot encode a change, the take is undone and its
- *    records taken one at a time (a transaction each); the record whose change is
- *    refused is then a partner dead letter (audit "reject", outcome
- *    "PG_EUNSUPPORTED"), with nothing of it applied: neither its version nor the
- *    partner ledger moves, so that its next version, or its replay, is taken.
+ *    When the partner ledger refuses a change as invalid, or the local adapter cannot
+ *    encode one, the take is undone and its records taken again in halves (a
+ *    transaction each, halved again while refused); the record whose change is
+ *    refused is then a partner dead
+ *    letter (audit "reject", outcome "PG_EINVALID:ledger" or "PG_EUNSUPPORTED"), with
+ *    nothing of it applied: neither its version nor the partner ledger moves, so that
+ *    its next version, or its replay, is taken.
  * 2. pg_partner_poll: submits import queue messages to the RMS (gateway/inbound/rms_delivery.h,
  * window bounded), reads the acks, and removes acknowledged messages from the import queue. A
  * message the RMS rejects is logged, counted and never sent again: it is kept as an import dead
