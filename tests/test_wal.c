@@ -224,13 +224,17 @@ START_TEST(test_torn_tail_every_offset)
 END_TEST
 
 /* A changed byte in the middle of the log is damage: the open fails with the path,
- * the offset and what is wrong, and the check says the same. */
+ * the offset and what is wrong, and the check says the same. A bad record followed
+ * only by records of the same (last) sync may be a write a power cut tore out of
+ * order: refused too, with the command that cuts it off; after it the log opens. */
 START_TEST(test_flipped_byte_refused)
 {
     pg_wal *w = s_open(0);
-    for (uint64_t i = 1; i <= 20; i++)
+    for (uint64_t i = 1; i <= 20; i++) {
         s_append(w, i);
-    ck_assert_int_eq(pg_wal_sync(w, e, sizeof e), 0);
+        if (i == 10 || i == 20)
+            ck_assert_int_eq(pg_wal_sync(w, e, sizeof e), 0);
+    }
     pg_wal_destroy(&w);
     char path[512];
     s_seg_file(1, path, sizeof path);
@@ -240,13 +244,37 @@ START_TEST(test_flipped_byte_refused)
     ck_assert_ptr_null(w);
     ck_assert_int_eq(err, PG_ECORRUPT);
     ck_assert_msg(strstr(e, path) && strstr(e, "offset 16: checksum mismatch") &&
-                      strstr(e, "followed by a valid record (LSN 2) at offset"),
+                      strstr(e, "followed by a valid record (LSN 11) of a later sync at offset"),
                   "%s", e);
     pg_wal_check_result res;
     ck_assert_int_eq(pg_wal_check(s_dir, &res, e, sizeof e), PG_ECORRUPT);
     ck_assert_msg(strstr(e, "offset 16: checksum mismatch"), "%s", e);
     /* Nothing was cut off: the damage is still there to be looked at. */
     ck_assert_int_eq(pg_wal_open(s_dir, NULL, &err, e, sizeof e) == NULL, 1);
+
+    /* Record 12, in the last sync, damaged instead. */
+    s_flip(path, 16 + 24 + 3);
+    off_t off = 16;
+    for (uint64_t i = 1; i < 12; i++) {
+        char buf[256];
+        off += 24 + (off_t)s_payload(i, buf, sizeof buf);
+    }
+    s_flip(path, off + 24 + 2);
+    ck_assert_ptr_null(pg_wal_open(s_dir, NULL, &err, e, sizeof e));
+    char want[1400];
+    snprintf(want, sizeof want,
+             "followed by a valid record (LSN 13) of the same sync at offset %lld: the last "
+             "sync (from LSN 11) is torn or damaged. If the machine lost power, it was most "
+             "likely never acknowledged (its senders send it again): cut it off with "
+             "`truncate -s %lld %s` and start again",
+             (long long)(off + 24 + (off_t)s_payload(12, (char[256]){0}, 256)), (long long)off,
+             path);
+    ck_assert_msg(strstr(e, want), "%s\nwanted: %s", e, want);
+    ck_assert_int_eq(truncate(path, off), 0);
+    w = s_open(0);
+    ck_assert_uint_eq(pg_wal_last_lsn(w), 11);
+    s_replay(w, 0, 11);
+    pg_wal_destroy(&w);
 }
 END_TEST
 

@@ -126,8 +126,9 @@ static void s_map_close(s_map *m)
     m->data = NULL;
 }
 
-/* Is there a whole record with a good checksum at off (any LSN)? Its LSN in *lsn. */
-static int s_valid_at(const s_map *m, size_t off, size_t limit, uint64_t *lsn)
+/* Is there a whole record with a good checksum at off (any LSN)? Its LSN in *lsn and
+ * its index in the sync that wrote it in *index. */
+static int s_valid_at(const s_map *m, size_t off, size_t limit, uint64_t *lsn, uint32_t *index)
 {
     if (limit < off || limit - off < S_REC_HDR)
         return 0;
@@ -138,6 +139,7 @@ static int s_valid_at(const s_map *m, size_t off, size_t limit, uint64_t *lsn)
     if (s_get32(p) != s_crc(p, len))
         return 0;
     *lsn = pg_store_be64_get(p + 8);
+    *index = s_get32(p + 20);
     return 1;
 }
 
@@ -220,14 +222,35 @@ static int s_scan_seg(const s_map *m, uint64_t first, size_t limit, int last, s_
 bad:
     /* A crash tears at most what was being written: the end of the last segment. A
      * good record after the bad one means the bad one is not a tail. */
+    uint64_t same_lsn = 0, same_first = 0;
+    size_t same_at = 0;
     for (size_t q = off + 1; last && q + S_REC_HDR <= limit; q++) {
         uint64_t lsn;
-        if (s_valid_at(m, q, limit, &lsn) && lsn >= sc->expect)
+        uint32_t index;
+        if (!s_valid_at(m, q, limit, &lsn, &index) || lsn < sc->expect)
+            continue;
+        /* A record of a later sync: the bad one's sync had returned (each sync is
+         * written after the one before completed), so it may have been acknowledged. */
+        if (lsn - index > sc->expect)
             return pg_errf(PG_ECORRUPT, errstr, errstr_size,
                            "write-ahead log damaged: %s, offset %zu: %s, followed by a valid "
-                           "record (LSN %" PRIu64 ") at offset %zu",
+                           "record (LSN %" PRIu64 ") of a later sync at offset %zu",
                            m->path, off, why, lsn, q);
+        if (!same_lsn)
+            same_lsn = lsn, same_first = lsn - index, same_at = q;
+        q += S_REC_HDR + s_get32(m->data + q + 4) - 1; /* on to the next record */
     }
+    /* Only records of the same sync follow: a write torn by a crash whose later pages
+     * reached the disk before its earlier ones, or damage to the last sync. Not told
+     * apart: refused, with what the operator can do. */
+    if (same_lsn)
+        return pg_errf(PG_ECORRUPT, errstr, errstr_size,
+                       "write-ahead log damaged: %s, offset %zu: %s, followed by a valid "
+                       "record (LSN %" PRIu64 ") of the same sync at offset %zu: the last sync "
+                       "(from LSN %" PRIu64 ") is torn or damaged. If the machine lost power, "
+                       "it was most likely never acknowledged (its senders send it again): "
+                       "cut it off with `truncate -s %zu %s` and start again",
+                       m->path, off, why, same_lsn, same_at, same_first, off, m->path);
     if (!last)
         return pg_errf(PG_ECORRUPT, errstr, errstr_size,
                        "write-ahead log damaged: %s, offset %zu: %s, in a segment that is not the "
@@ -430,7 +453,7 @@ int pg_wal_append(pg_wal *self, uint32_t type, const void *data, size_t len, uin
     s_put32(p + 4, (uint32_t)len);
     pg_store_be64_put(p + 8, self->next_lsn);
     s_put32(p + 16, type);
-    s_put32(p + 20, 0);
+    s_put32(p + 20, (uint32_t)(self->next_lsn - self->last_lsn - 1)); /* index in the sync */
     if (len)
         memcpy(p + S_REC_HDR, data, len);
     s_put32(p, s_crc(p, len));

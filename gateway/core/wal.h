@@ -14,7 +14,7 @@
  *     u32 len     payload bytes
  *     u64 lsn     log sequence number: 1, 2, 3, ... without gaps across segments
  *     u32 type    the caller's record type
- *     u32 zero
+ *     u32 index   of the record among those its sync wrote (0 for the first)
  *     payload     len bytes
  *
  * (every integer big-endian). Appends are buffered in memory; pg_wal_sync writes them
@@ -26,7 +26,9 @@
  * cut off and logged: a bad record (short, a wrong checksum, a torn header) at the end
  * of the last segment, after which no valid record follows. Anything else is damage,
  * and the open fails with the segment's path, the offset and the reason: a bad record
- * followed by a valid one, a record out of LSN order, a segment whose LSNs do not
+ * followed by a valid one (the reason says whether it was written by the same sync,
+ * which a power cut can tear out of order, with the command that cuts it off, or by a
+ * later one), a record out of LSN order, a segment whose LSNs do not
  * continue the one before, a segment header that does not match its name. The log
  * never guesses past damage.
  *
