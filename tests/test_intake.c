@@ -817,7 +817,7 @@ static void s_send_group(void *c, const char *const *msgs, int n, char acks[][10
 {
     for (int i = 0; i < n; i++)
         ck_assert_int_eq(zmq_send(c, msgs[i], strlen(msgs[i]), 0), (int)strlen(msgs[i]));
-    usleep(200000); /* let them all arrive */
+    usleep(300000); /* let them all arrive */
     ck_assert_int_eq(pg_intake_poll(s_intake, 1000, 0, s_err, sizeof s_err), n);
     for (int i = 0; i < n; i++) {
         char f[4][1024];
