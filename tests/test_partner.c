@@ -2327,6 +2327,88 @@ START_TEST(test_service_keeps_store_headroom)
 }
 END_TEST
 
+/* A store with room for some records but not for a whole batch of them by the
+ * estimate (PG_STORE_GROWTH): the service polls as many as fit and takes them all, a
+ * batch at a time, instead of holding one too large to ever fit. */
+START_TEST(test_service_takes_what_fits)
+{
+    enum { N = 400 };
+    char(*json)[640] = calloc(N, sizeof *json);
+    const char **msgs = calloc(N + 1, sizeof *msgs);
+    static const char fmt[] = S_ATX_HEAD(
+        "5e1d0000-0000-4000-8000-%012d") "\"record\":{\"type\":\"PERSON\","
+                                         "\"id\":\"P%010d\",\"revision\":1,\"action\":\"UPSERT\","
+                                         "\"modifiedAt\":\"2026-01-05T09:00:00+00:"
+                                         "00\"," S_ATX_MARK S_ATX_RET
+                                         ",\"body\":{\"surname\":\"Fits%d\"}},\"links\":[]}";
+    for (int i = 0; i < N; i++) {
+        snprintf(json[i], sizeof json[i], fmt, i, 3000 + i, i);
+        msgs[i] = json[i];
+    }
+    s_feed *f = s_feed_msgs(&pg_adapter_athena, msgs, ESX_TO_MER);
+    ck_assert_uint_eq(f->n, N);
+    rd_kafka_conf_t *pconf = rd_kafka_conf_new();
+    char why[256];
+    rd_kafka_conf_set(pconf, "test.mock.num.brokers", "1", why, sizeof why);
+    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, why, sizeof why);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(prod);
+    ck_assert_int_eq(rd_kafka_mock_topic_create(mc, ESX_TO_MER, 1, 1), 0);
+    const char *brokers = rd_kafka_mock_cluster_bootstraps(mc);
+    s_produce(prod, f);
+
+    char *yaml = g_strdup_printf("force:\n  code: MER\nadapter:\n  name: niche\n"
+                                 "intake:\n  endpoint: tcp://127.0.0.1:5556\n"
+                                 "curve: {insecure: true}\n"
+                                 "store:\n  path: %s\nkafka:\n  brokers: %s\n"
+                                 "delivery:\n  transport: dir\n  endpoint: %s\n"
+                                 "  group_id: test-partner-fits\n%s",
+                                 s_dir, brokers, s_drop, s_policy_mer);
+    pg_config *cfg = pg_config_parse("test.yaml", yaml, strlen(yaml), e, sizeof e);
+    g_free(yaml);
+    ck_assert_msg(cfg != NULL, "%s", e);
+    pg_store *st = pg_store_new(s_dir, (size_t)16 << 20, e, sizeof e);
+    ck_assert_msg(st != NULL, "%s", e);
+    pg_store_set_durable(st, 0);
+    /* Fill the map until about 3 MiB are left: the estimate of 400 records (16 KiB and
+     * more each) does not fit, that of 100 does. */
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    pg_store_db filler;
+    ck_assert_int_eq(pg_store_db_open(txn, "test.filler", 0, &filler, e, sizeof e), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    static char chunk[64 << 10];
+    memset(chunk, 'x', sizeof chunk);
+    for (int chunks = 0;; chunks++) {
+        pg_store_space_info sp;
+        ck_assert_int_eq(pg_store_space(st, &sp, e, sizeof e), 0);
+        size_t room = sp.map > sp.used + sp.headroom ? sp.map - sp.used - sp.headroom : 0;
+        if (room < ((size_t)3 << 20))
+            break;
+        txn = pg_store_begin(st, 1, e, sizeof e);
+        ck_assert_int_eq(
+            pg_store_put(txn, filler, &chunks, sizeof chunks, chunk, sizeof chunk, e, sizeof e), 0);
+        ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    }
+    pg_partner_service *svc = NULL;
+    ck_assert_msg(pg_partner_service_start(cfg, st, NULL, &svc, e, sizeof e) == 0, "%s", e);
+    pg_partner_stats ps = {0};
+    for (int i = 0; i < 400 && (ps.records < f->n || ps.stored < ps.composed); i++) {
+        usleep(50000);
+        pg_partner_service_stats(svc, &ps);
+    }
+    ck_assert_uint_eq(ps.records, f->n);
+    ck_assert_uint_gt(ps.batches, 1);
+    ck_assert_uint_eq(ps.stored, ps.composed);
+    pg_partner_service_stop(&svc, 5000);
+    ck_assert_int_eq(s_committed(brokers, "test-partner-fits", ESX_TO_MER), (int64_t)f->n);
+    pg_config_destroy(&cfg);
+    pg_store_destroy(&st);
+    rd_kafka_destroy(prod);
+    s_feed_free(&f);
+    free(msgs);
+    free(json);
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("partner");
@@ -2359,6 +2441,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_new_refuses_incomplete_opts);
     tcase_add_test(tc, test_service_against_mock_cluster);
     tcase_add_test(tc, test_service_keeps_store_headroom);
+    tcase_add_test(tc, test_service_takes_what_fits);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -62,17 +62,24 @@ struct pg_partner_service {
 
 /* Partner records add to the store (outbox, ledger, id map) like the intake does:
  * they too stop short of the headroom kept so that published records can always be
- * removed (store.h). 1 when the n records may be taken now. */
-static int s_room_for(pg_partner_service *s, const pg_consumer_record *recs, size_t n)
+ * removed (store.h). How many of the n records, from the first, may be taken now: a
+ * batch too large for the room left is taken a part at a time, never held whole for
+ * room that a store of a small map may never get. */
+static size_t s_room_for(pg_partner_service *s, const pg_consumer_record *recs, size_t n)
 {
     pg_store_space_info sp;
     char why[PG_ERRSTR_SIZE];
-    size_t need = 0;
-    for (size_t i = 0; i < n; i++)
-        need += PG_STORE_GROWTH(recs[i].len);
-    if (pg_store_space(s->store, &sp, why, sizeof why) == 0 &&
-        sp.used + sp.headroom + need <= sp.map)
-        return 1;
+    size_t fit = 0;
+    if (pg_store_space(s->store, &sp, why, sizeof why) == 0) {
+        size_t room = sp.map > sp.used + sp.headroom ? sp.map - sp.used - sp.headroom : 0;
+        for (size_t need = 0; fit < n; fit++) {
+            need += PG_STORE_GROWTH(recs[fit].len);
+            if (need > room)
+                break;
+        }
+    }
+    if (fit)
+        return fit;
     time_t now = time(NULL);
     if (now - s->full_warned >= 30) {
         pg_log(PG_LOG_WARN,
@@ -151,11 +158,17 @@ static void *s_main(void *arg)
             held = n;
             atomic_fetch_add(&s->polled, (uint_fast64_t)n);
         }
-        int no_room = held && !s_room_for(s, recs, (size_t)held);
-        if (held && !no_room) {
-            if (pg_partner_take(s->p, recs, (size_t)held, why, sizeof why) == 0) {
-                pg_consumer_release(s->c);
-                held = 0;
+        size_t fit = held ? s_room_for(s, recs, (size_t)held) : 0;
+        int no_room = held && !fit;
+        if (fit) {
+            if (pg_partner_take(s->p, recs, fit, why, sizeof why) == 0) {
+                /* the rest stays held (the consumer keeps their bytes until the next
+                 * poll) and goes next; a partition's records are in order in recs, so
+                 * the offsets of a part taken cover only records taken */
+                held -= (int)fit;
+                memmove(recs, recs + fit, (size_t)held * sizeof *recs);
+                if (!held)
+                    pg_consumer_release(s->c);
             } else {
                 /* nothing of them happened: the same records are taken again */
                 pg_log(PG_LOG_ERROR, "partner: %s (trying again in 1 s)", why);
