@@ -1111,14 +1111,16 @@ static int s_serve_for(int ms)
  * refused. */
 START_TEST(test_curve_allow_list)
 {
-    char srv_pub[41], srv_sec[41], rms_pub[41], rms_sec[41], bad_pub[41], bad_sec[41];
+    char srv_pub[41], srv_sec[41], rms_pub[41], rms_sec[41], bad_pub[41], bad_sec[41], two_pub[41],
+        two_sec[41];
+    ck_assert_int_eq(zmq_curve_keypair(two_pub, two_sec), 0);
     ck_assert_int_eq(zmq_curve_keypair(srv_pub, srv_sec), 0);
     ck_assert_int_eq(zmq_curve_keypair(rms_pub, rms_sec), 0);
     ck_assert_int_eq(zmq_curve_keypair(bad_pub, bad_sec), 0);
     char path[128], apath[128];
     snprintf(path, sizeof path, "%s/clients", s_dir);
     FILE *f = fopen(path, "w");
-    fprintf(f, "# the RMS change feed\n%s athena-prod\n", rms_pub);
+    fprintf(f, "# the RMS change feed\n%s athena-prod\n%s\n", rms_pub, two_pub);
     fclose(f);
     pg_curve_allow *allow = pg_curve_allow_load(path, s_err, sizeof s_err);
     ck_assert_msg(allow != NULL, "%s", s_err);
@@ -1167,11 +1169,19 @@ START_TEST(test_curve_allow_list)
     ck_assert_int_eq(s_reply(rms, fr), 1);
     ck_assert_msg(strstr(fr[0], "\"status\":\"accepted\""), "%s", fr[0]);
     ck_assert_uint_eq(s_spooled().batches, 1);
-    /* what it sent is disclosed in its name: the party travels through the spool */
-    ck_assert_uint_eq(s_publish_audited(audit).delivered, 1);
+    /* a second RMS key, listed without a name: its key is its name */
+    void *two = s_curve_client(two_sec, srv_pub);
+    msg = "m2 P0000000902 1 UPSERT";
+    ck_assert_int_eq(zmq_send(two, msg, strlen(msg), 0), (int)strlen(msg));
+    ck_assert_int_eq(s_serve_for(1000), 1);
+    ck_assert_int_eq(s_reply(two, fr), 1);
+    ck_assert_msg(strstr(fr[0], "\"status\":\"accepted\""), "%s", fr[0]);
+    /* what each sent is disclosed in its name: the party travels through the spool */
+    ck_assert_uint_eq(s_publish_audited(audit).delivered, 2);
     zmq_close(bad);
     zmq_close(plain);
     zmq_close(rms);
+    zmq_close(two);
     pg_intake_destroy(&s_intake);
     pg_audit_destroy(&audit);
     pg_curve_allow_destroy(&allow);
@@ -1180,6 +1190,9 @@ START_TEST(test_curve_allow_list)
     ck_assert_msg(s_events_with(text, "\"action\":\"disclose\",\"party\":\"rms:athena-prod\"",
                                 "\"destination\":\"national\"", NULL) == 1,
                   "%s", text);
+    char party[96];
+    snprintf(party, sizeof party, "\"action\":\"disclose\",\"party\":\"rms:%s\"", two_pub);
+    ck_assert_msg(s_events_with(text, party, "P0000000902", NULL) == 1, "%s", text);
     ck_assert_uint_eq(s_events_with(text, "\"party\":null", NULL, NULL), 0);
     g_free(text);
 
