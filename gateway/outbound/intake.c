@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "audit.h"
@@ -37,6 +38,9 @@
 #define S_DEFAULT_CHECKPOINT_MS 100
 #define S_IDLE_MS 2
 #define S_CHECKPOINT_BYTES ((size_t)32 << 20)
+/* The longest the intake waits, after a checkpoint, for a waiting writer to take the
+ * store's write transaction. */
+#define S_HANDOVER_US 20000
 /* The log's record of one message the intake stored (accepted or a dead letter). */
 #define S_REC_MESSAGE 1
 #define S_REC_VERSION 1
@@ -930,9 +934,18 @@ static void s_maybe_checkpoint(pg_intake *self)
     clock_gettime(CLOCK_MONOTONIC, &now);
     int64_t age_ms = (int64_t)(now.tv_sec - self->open_since.tv_sec) * 1000 +
                      (now.tv_nsec - self->open_since.tv_nsec) / 1000000;
-    if (age_ms >= self->checkpoint_ms || self->open_bytes >= S_CHECKPOINT_BYTES ||
-        pg_store_writers_waiting(self->store) > 0)
-        s_checkpoint(self, why, sizeof why);
+    int waiting = pg_store_writers_waiting(self->store);
+    if (age_ms < self->checkpoint_ms && self->open_bytes < S_CHECKPOINT_BYTES && !waiting)
+        return;
+    if (s_checkpoint(self, why, sizeof why))
+        return;
+    /* LMDB's writer lock is not fair: this thread, running, would take it again for
+     * its next group before the waiting one wakes. Hand it over: wait (at most
+     * S_HANDOVER_US) until a waiter has it. */
+    for (int us = 0;
+         waiting && us < S_HANDOVER_US && pg_store_writers_waiting(self->store) >= waiting;
+         us += 50)
+        usleep(50);
 }
 
 /* ---------------------------------------------------------------- JSON */
