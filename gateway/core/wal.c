@@ -5,13 +5,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libdeflate.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "log.h"
 #include "polegate/error.h"
@@ -56,7 +56,7 @@ static uint32_t s_get32(const uint8_t *p)
 
 static uint32_t s_crc(const uint8_t *frame, size_t len)
 {
-    return (uint32_t)crc32(crc32(0L, Z_NULL, 0), frame + 4, (uInt)(S_REC_HDR - 4 + len));
+    return libdeflate_crc32(0, frame + 4, S_REC_HDR - 4 + len);
 }
 
 static void s_seg_path(const char *dir, uint64_t first, char *out, size_t size)
