@@ -192,7 +192,8 @@ static int s_verify(pg_store *self, MDB_dbi dbi, const MDB_val *k, MDB_val *v, c
     uint32_t got = s_crc(k->mv_data, k->mv_size, v->mv_data, n);
     if (want != got) {
         char what[96];
-        snprintf(what, sizeof what, "checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32 ")", want, got);
+        snprintf(what, sizeof what,
+                 "checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32 ")", want, got);
         return s_damaged(self, dbi, k->mv_data, k->mv_size, what, errstr, errstr_size);
     }
     v->mv_size = n;
