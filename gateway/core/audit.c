@@ -10,6 +10,7 @@
 #include <glib.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
 #include "polegate/json.h"
@@ -356,9 +358,43 @@ static int s_read_first(pg_audit *a, char *errstr, size_t errstr_size)
     return rc;
 }
 
+/* The current file ends with part of an event: a batch's write(2) that a crash (kill
+ * -9 stops a write between pages) or a power cut left short. Its sync never returned,
+ * so nothing it records happened (every step waits for its events' sync): the bytes
+ * are no event of the log. They are moved to <path>.torn (kept for whoever looks into
+ * the crash, never read back) and cut off, and the chain goes on from the last whole
+ * event. A whole last line that is not an event is damage, and is refused. */
+static int s_cut_torn(pg_audit *a, const char *bytes, size_t len, char *errstr, size_t errstr_size)
+{
+    char torn[PATH_MAX];
+    if ((size_t)snprintf(torn, sizeof torn, "%s.torn", a->path) >= sizeof torn)
+        return pg_errf(PG_EIO, errstr, errstr_size, "%s: path too long", a->path);
+    int fd = open(torn, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    int bad =
+        fd < 0 || write(fd, bytes, len) != (ssize_t)len || write(fd, "\n", 1) != 1 || fsync(fd);
+    int err = errno;
+    if (fd >= 0)
+        close(fd);
+    if (bad)
+        return pg_errf(PG_EIO, errstr, errstr_size,
+                       "%s: ends with %zu bytes of an unfinished event, not cut off: %s: %s",
+                       a->path, len, torn, strerror(err));
+    off_t keep = a->size - (off_t)len;
+    if (ftruncate(a->fd, keep) || fsync(a->fd))
+        return pg_errf(PG_EIO, errstr, errstr_size, "%s: cutting its unfinished last event: %s",
+                       a->path, strerror(errno));
+    a->size = keep;
+    pg_log(PG_LOG_WARN,
+           "audit: %s ended with %zu bytes of an event whose write a crash cut short (never "
+           "synced: nothing it records happened); cut off at %jd bytes and kept in %s",
+           a->path, len, (intmax_t)keep, torn);
+    return 0;
+}
+
 /* The last line of the file must be a complete event: the chain continues from it.
- * An empty file continues from the newest rotated file, if any. */
-static int s_read_tail_of(pg_audit *a, char *errstr, size_t errstr_size)
+ * An empty file continues from the newest rotated file, if any. cut: the file is the
+ * writer's current one, whose unfinished last event is cut off (s_cut_torn). */
+static int s_read_tail_of(pg_audit *a, int cut, char *errstr, size_t errstr_size)
 {
     struct stat st;
     if (fstat(a->fd, &st))
@@ -379,6 +415,11 @@ static int s_read_tail_of(pg_audit *a, char *errstr, size_t errstr_size)
     if (tail[want - 1] != '\n') {
         const char *nl = memrchr(tail, '\n', want);
         size_t partial = nl ? (size_t)(tail + want - nl - 1) : want;
+        if (cut && (nl || want == (size_t)st.st_size)) {
+            rc = s_cut_torn(a, tail + want - partial, partial, errstr, errstr_size);
+            free(tail);
+            return rc ? rc : s_read_tail_of(a, 0, errstr, errstr_size);
+        }
         rc = pg_errf(PG_EIO, errstr, errstr_size,
                      "%s: ends with %zu bytes that are not a complete event (a crash while "
                      "writing?): check it with `polegate audit verify`, then cut them with "
@@ -424,7 +465,7 @@ static int s_read_tail(pg_audit *a, char *errstr, size_t errstr_size)
 {
     memcpy(a->prev, PG_AUDIT_GENESIS, sizeof a->prev);
     a->seq = 0;
-    int rc = s_read_tail_of(a, errstr, errstr_size);
+    int rc = s_read_tail_of(a, 1, errstr, errstr_size);
     if (rc || a->size)
         return rc ? rc : s_read_first(a, errstr, errstr_size);
     /* An empty current file after a rotation: the chain goes on from the newest
@@ -441,7 +482,7 @@ static int s_read_tail(pg_audit *a, char *errstr, size_t errstr_size)
     } else {
         pg_audit prev = {.fd = fd, .path = files[n - 1]};
         memcpy(prev.prev, PG_AUDIT_GENESIS, sizeof prev.prev);
-        rc = s_read_tail_of(&prev, errstr, errstr_size);
+        rc = s_read_tail_of(&prev, 0, errstr, errstr_size);
         a->seq = prev.seq;
         memcpy(a->prev, prev.prev, sizeof a->prev);
         close(fd);

@@ -219,7 +219,7 @@ static int s_scan_seg(const s_map *m, uint64_t first, size_t limit, int last, s_
         sc->off = off;
     }
     return 0;
-bad:
+bad:; /* (a declaration follows) */
     /* A crash tears at most what was being written: the end of the last segment. A
      * good record after the bad one means the bad one is not a tail. */
     uint64_t same_lsn = 0, same_first = 0;

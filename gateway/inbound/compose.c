@@ -400,12 +400,13 @@ static s_unit *s_unit_of(s_run *r, const char *id)
             c->units = u;
             c->cap_units = cap;
         }
-        uint32_t *slots = calloc(c->cap_units * 2, sizeof *slots);
+        size_t n_slots = c->cap_units * 2; /* at least 128: cap_units starts at 64 */
+        uint32_t *slots = n_slots ? calloc(n_slots, sizeof *slots) : NULL;
         if (!slots)
             return NULL;
         free(c->slots);
         c->slots = slots;
-        c->n_slots = c->cap_units * 2;
+        c->n_slots = n_slots;
         for (size_t i = 0; i < c->n_units; i++)
             *s_slot(c, c->units[i].id) = (uint32_t)i + 1;
     }
