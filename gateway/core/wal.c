@@ -335,8 +335,10 @@ pg_wal *pg_wal_open(const char *dir, const pg_wal_opts *opts, int *err, char *er
     for (size_t i = 0; i < self->nsegs; i++) {
         int last = i + 1 == self->nsegs;
         s_map m;
-        if ((rc = s_map_open(&m, dir, self->segs[i].first, errstr, errstr_size)))
+        if ((rc = s_map_open(&m, dir, self->segs[i].first, errstr, errstr_size))) {
+            *err = rc;
             goto err;
+        }
         rc = s_scan_seg(&m, self->segs[i].first, m.size, last, &sc, 0, NULL, NULL, errstr,
                         errstr_size);
         s_map_close(&m);
@@ -356,9 +358,10 @@ pg_wal *pg_wal_open(const char *dir, const pg_wal_opts *opts, int *err, char *er
         /* Never acknowledged: the sync that was writing it did not return. */
         pg_log(PG_LOG_WARN, "write-ahead log: a crash's tail cut off: %s", sc.torn_why);
         if (sc.off <= S_SEG_HDR) { /* nothing of the segment was whole: it goes */
-            if (unlink(path) || (rc = s_sync_dir(dir))) {
+            int e = unlink(path) ? errno : s_sync_dir(dir);
+            if (e) {
                 pg_errf(PG_EIO, errstr, errstr_size, "write-ahead log %s: remove: %s", path,
-                        strerror(errno));
+                        strerror(e));
                 goto err;
             }
             self->nsegs--;
