@@ -998,6 +998,55 @@ START_TEST(test_wal_other_writer_waits_briefly)
 }
 END_TEST
 
+/* The log's first segment removed by hand (or the store restored from a backup older
+ * than the log's first record): the records between the store's checkpoint and the
+ * log's first LSN are gone, acknowledged. The start refuses, naming both LSNs, rather
+ * than replay what is left past a gap. */
+START_TEST(test_wal_gap_after_checkpoint_stops_start)
+{
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/" PG_WAL_SUBDIR, s_dir);
+    pg_wal_opts wo = {.segment_size = 64}; /* a segment per sync */
+    pg_wal *w = pg_wal_open(dir, &wo, NULL, s_err, sizeof s_err);
+    ck_assert_msg(w != NULL, "%s", s_err);
+    s_wal_intake(w);
+    void *c = s_client(ZMQ_DEALER);
+    const char *a[] = {"g1 P0000008001 1 UPSERT"}, *b[] = {"g2 P0000008002 1 UPSERT"};
+    char acks[1][1024];
+    s_send_group(c, a, 1, acks);
+    ck_assert_ptr_nonnull(strstr(acks[0], "\"status\":\"accepted\""));
+    s_send_group(c, b, 1, acks);
+    ck_assert_ptr_nonnull(strstr(acks[0], "\"status\":\"accepted\""));
+    pg_intake_test_crash(s_intake);
+    pg_intake_destroy(&s_intake);
+    pg_wal_destroy(&w);
+    char seg[160];
+    snprintf(seg, sizeof seg, "%s/%016x.seg", dir, 1);
+    ck_assert_int_eq(unlink(seg), 0);
+    w = pg_wal_open(dir, &wo, NULL, s_err, sizeof s_err);
+    ck_assert_msg(w != NULL, "%s", s_err);
+    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
+                        .zmq_ctx = s_zctx,
+                        .adapter = &s_fake,
+                        .force = "ESX",
+                        .dlq_topic = DLQ_TOPIC,
+                        .store = s_store,
+                        .ledger = s_ledger,
+                        .router = s_router,
+                        .spool = s_spool,
+                        .dlq = s_dlq,
+                        .wal = w,
+                        .checkpoint_ms = 60000};
+    ck_assert_ptr_null(pg_intake_new(&o, s_err, sizeof s_err));
+    ck_assert_msg(strstr(s_err, "begins at LSN 2") && strstr(s_err, "after LSN 0") &&
+                      strstr(s_err, dir),
+                  "%s", s_err);
+    ck_assert_uint_eq(s_spooled().batches, 0); /* nothing of the rest applied */
+    pg_wal_destroy(&w);
+    zmq_close(c);
+}
+END_TEST
+
 /* A damaged log stops the start: the daemon names the segment, offset and reason. */
 START_TEST(test_wal_damaged_stops_start)
 {
@@ -1959,6 +2008,7 @@ int main(void)
     tcase_add_test(tc, test_wal_sync_failure_retry);
     tcase_add_test(tc, test_wal_other_writer_waits_briefly);
     tcase_add_test(tc, test_wal_damaged_stops_start);
+    tcase_add_test(tc, test_wal_gap_after_checkpoint_stops_start);
     tcase_add_test(tc, test_bind_error);
     tcase_add_test(tc, test_athena_fixture);
     tcase_add_test(tc, test_daemon_loop);

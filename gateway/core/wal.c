@@ -578,6 +578,18 @@ int pg_wal_sync(pg_wal *self, char *errstr, size_t errstr_size)
 int pg_wal_replay(pg_wal *self, uint64_t after, s_record_fn fn, void *arg, char *errstr,
                   size_t errstr_size)
 {
+    /* The records after `after` are only all here when the log reaches back to
+     * after + 1: a first segment removed by hand, or a store restored from a backup
+     * older than the log, leaves acknowledged records nowhere. */
+    if (self->nsegs && self->segs[0].first > after + 1)
+        return pg_errf(PG_ECORRUPT, errstr, errstr_size,
+                       "write-ahead log %s begins at LSN %" PRIu64
+                       " but the records after LSN %" PRIu64
+                       " are to be applied: LSN %" PRIu64 "-%" PRIu64
+                       " are missing (a segment removed, or a store older than the log, "
+                       "restored from a backup?)",
+                       self->dir, self->segs[0].first, after, after + 1,
+                       self->segs[0].first - 1);
     for (size_t i = 0; i < self->nsegs; i++) {
         if (i + 1 < self->nsegs && self->segs[i + 1].first - 1 <= after)
             continue;
