@@ -584,12 +584,11 @@ int pg_wal_replay(pg_wal *self, uint64_t after, s_record_fn fn, void *arg, char 
     if (self->nsegs && self->segs[0].first > after + 1)
         return pg_errf(PG_ECORRUPT, errstr, errstr_size,
                        "write-ahead log %s begins at LSN %" PRIu64
-                       " but the records after LSN %" PRIu64
-                       " are to be applied: LSN %" PRIu64 "-%" PRIu64
+                       " but the records after LSN %" PRIu64 " are to be applied: LSN %" PRIu64
+                       "-%" PRIu64
                        " are missing (a segment removed, or a store older than the log, "
                        "restored from a backup?)",
-                       self->dir, self->segs[0].first, after, after + 1,
-                       self->segs[0].first - 1);
+                       self->dir, self->segs[0].first, after, after + 1, self->segs[0].first - 1);
     for (size_t i = 0; i < self->nsegs; i++) {
         if (i + 1 < self->nsegs && self->segs[i + 1].first - 1 <= after)
             continue;

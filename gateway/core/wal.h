@@ -80,7 +80,8 @@ int pg_wal_sync(pg_wal *self, char *errstr, size_t errstr_size);
 
 /* Call fn for each durable record with an LSN above after, in order; fn returns 0 to
  * go on, anything else to stop (returned). 0, fn's value, or PG_EIO / PG_ECORRUPT
- * (the log does not reach back to after + 1, or changed on disk under it) with errstr. data is valid during the call. */
+ * (the log does not reach back to after + 1, or changed on disk under it) with
+ * errstr. data is valid during the call. */
 int pg_wal_replay(pg_wal *self, uint64_t after,
                   int (*fn)(void *arg, uint64_t lsn, uint32_t type, const uint8_t *data,
                             size_t len),
