@@ -1047,6 +1047,62 @@ START_TEST(test_wal_gap_after_checkpoint_stops_start)
 }
 END_TEST
 
+/* The store restored from a backup older than its log, the log still reaching back to
+ * it: what was committed after the backup (the publisher's removals, the partner
+ * thread's takes) is gone from the store, so a replay would decide on state the log
+ * was not written against. The checkpoint marks in the log tell it: the start refuses. */
+START_TEST(test_wal_store_older_than_log_stops_start)
+{
+    pg_wal *w = s_wal_open();
+    s_wal_intake(w);
+    void *c = s_client(ZMQ_DEALER);
+    const char *a[] = {"o1 P0000009001 1 UPSERT"}, *b[] = {"o2 P0000009002 1 UPSERT"},
+               *c1[] = {"o3 P0000009003 1 UPSERT"};
+    char acks[1][1024];
+    s_send_group(c, a, 1, acks);
+    ck_assert_int_eq(pg_intake_checkpoint(s_intake, s_err, sizeof s_err), 0);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp %s/data.mdb %s/backup.mdb", s_dir, s_dir);
+    ck_assert_int_eq(system(cmd), 0); /* the backup: checkpointed at LSN 1 */
+    s_send_group(c, b, 1, acks);
+    ck_assert_int_eq(pg_intake_checkpoint(s_intake, s_err, sizeof s_err), 0);
+    s_send_group(c, c1, 1, acks);
+    ck_assert_ptr_nonnull(strstr(acks[0], "\"status\":\"accepted\""));
+    s_close_store();
+    pg_wal_destroy(&w);
+    snprintf(cmd, sizeof cmd, "mv %s/backup.mdb %s/data.mdb", s_dir, s_dir);
+    ck_assert_int_eq(system(cmd), 0);
+    s_store = pg_store_new(s_dir, 64u << 20, s_err, sizeof s_err);
+    ck_assert_msg(s_store != NULL, "%s", s_err);
+    s_ledger = pg_ledger_new(s_store, s_err, sizeof s_err);
+    s_spool = pg_spool_new(s_store, NULL, s_err, sizeof s_err);
+    s_dlq = pg_dlq_new(s_store, NULL, s_err, sizeof s_err);
+    s_policy = pg_policy_load_string(S_POLICY, strlen(S_POLICY), "ESX", s_err, sizeof s_err);
+    s_router = pg_router_new(s_policy, s_store, "ESX", s_err, sizeof s_err);
+    ck_assert_msg(s_ledger && s_spool && s_dlq && s_policy && s_router, "%s", s_err);
+    w = s_wal_open();
+    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
+                        .zmq_ctx = s_zctx,
+                        .adapter = &s_fake,
+                        .force = "ESX",
+                        .dlq_topic = DLQ_TOPIC,
+                        .store = s_store,
+                        .ledger = s_ledger,
+                        .router = s_router,
+                        .spool = s_spool,
+                        .dlq = s_dlq,
+                        .wal = w,
+                        .checkpoint_ms = 60000};
+    ck_assert_ptr_null(pg_intake_new(&o, s_err, sizeof s_err));
+    ck_assert_msg(strstr(s_err, "the store was checkpointed at LSN 3, but it holds LSN 1: the "
+                                "store is older than its log"),
+                  "%s", s_err);
+    ck_assert_uint_eq(s_spooled().batches, 1); /* the backup's, nothing replayed over it */
+    pg_wal_destroy(&w);
+    zmq_close(c);
+}
+END_TEST
+
 /* A damaged log stops the start: the daemon names the segment, offset and reason. */
 START_TEST(test_wal_damaged_stops_start)
 {
@@ -2009,6 +2065,7 @@ int main(void)
     tcase_add_test(tc, test_wal_other_writer_waits_briefly);
     tcase_add_test(tc, test_wal_damaged_stops_start);
     tcase_add_test(tc, test_wal_gap_after_checkpoint_stops_start);
+    tcase_add_test(tc, test_wal_store_older_than_log_stops_start);
     tcase_add_test(tc, test_bind_error);
     tcase_add_test(tc, test_athena_fixture);
     tcase_add_test(tc, test_daemon_loop);

@@ -43,6 +43,10 @@
 #define S_HANDOVER_US 20000
 /* The log's record of one message the intake stored (accepted or a dead letter). */
 #define S_REC_MESSAGE 1
+/* A checkpoint's mark: u64, the LSN the store's commit included. Appended after each
+ * checkpoint and synced with the next group, so that a store older than a checkpoint
+ * its log has seen (restored from a backup) is told at the start, not replayed over. */
+#define S_REC_CHECKPOINT 2
 #define S_REC_VERSION 1
 /* The key of the last LSN a checkpoint includes, in S_DB_META. */
 #define S_DB_META "intake.meta"
@@ -744,6 +748,19 @@ static int s_replay_one(void *arg, uint64_t lsn, uint32_t type, const uint8_t *d
     pg_intake *self = arg;
     char *why = self->replay_why;
     size_t wsz = sizeof self->replay_why;
+    if (type == S_REC_CHECKPOINT && len == 8) {
+        uint64_t was = pg_store_be64_get(data);
+        if (was > self->ckpt_lsn)
+            return pg_errf(PG_ECORRUPT, why, wsz,
+                           "write-ahead log LSN %" PRIu64 ": the store was checkpointed at LSN "
+                           "%" PRIu64 ", but it holds LSN %" PRIu64
+                           ": the store is older than its log (restored from a backup, or "
+                           "copied without its last commits); give it the log of the same "
+                           "backup, or its newer copy",
+                           lsn, was, self->ckpt_lsn);
+        self->open_lsn = lsn;
+        return 0;
+    }
     if (type != S_REC_MESSAGE || len < 20 || data[0] != S_REC_VERSION || data[1] < 1 || data[1] > 2)
         return pg_errf(PG_ECORRUPT, why, wsz,
                        "write-ahead log LSN %" PRIu64 ": a record of type %" PRIu32
@@ -843,8 +860,8 @@ static int s_checkpoint(pg_intake *self, char *errstr, size_t errstr_size)
 {
     if (!self->open)
         return 0;
-    int rc = 0;
-    if (self->open_lsn != self->ckpt_lsn) {
+    int rc = 0, moved = self->open_lsn != self->ckpt_lsn;
+    if (moved) {
         uint8_t v[8];
         pg_store_be64_put(v, self->open_lsn);
         rc = pg_store_put(self->open, self->meta, S_KEY_LSN, strlen(S_KEY_LSN), v, sizeof v, errstr,
@@ -870,6 +887,11 @@ static int s_checkpoint(pg_intake *self, char *errstr, size_t errstr_size)
     self->ckpt_lsn = self->open_lsn;
     pg_spool_notify(self->spool);
     char why[PG_ERRSTR_SIZE];
+    uint8_t mark[8];
+    pg_store_be64_put(mark, self->ckpt_lsn);
+    if (moved &&
+        pg_wal_append(self->wal, S_REC_CHECKPOINT, mark, sizeof mark, NULL, why, sizeof why))
+        pg_log(PG_LOG_WARN, "intake: checkpoint mark: %s", why); /* only a check is lost */
     if (pg_wal_release(self->wal, self->ckpt_lsn, why, sizeof why))
         pg_log(PG_LOG_WARN, "intake: %s", why); /* kept segments are only replayed past */
     return 0;
