@@ -1,4 +1,4 @@
-/* Unit tests for gateway/config: good configs, every kind of bad one, the reference. */
+/* Unit tests for gateway/core/config: good configs, every kind of bad one, the reference. */
 #include <check.h>
 #include <glib.h>
 #include <limits.h>

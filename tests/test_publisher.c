@@ -1,7 +1,8 @@
-/* Unit tests for gateway/producer against librdkafka's mock cluster, read back with a
+/* Unit tests for gateway/outbound/publisher against librdkafka's mock cluster, read back with a
  * librdkafka consumer: the spool's records as given (keys, headers, values,
  * tombstones, partitions), one transaction per window, broker outages, aborted
- * transactions, fatal errors, audit events after the commit, the thread and drain. */
+ * transactions, fatal errors, audit events once the broker stored the window (before the
+ * commit), the thread and drain. */
 #include <check.h>
 #include <errno.h>
 #include <librdkafka/rdkafka.h>

@@ -1,4 +1,4 @@
-/* Unit tests for gateway/spool: the value format, append/next/remove in store
+/* Unit tests for gateway/outbound/spool: the value format, append/next/remove in store
  * transactions, bounds, persistence across reopen, and the notify/wait signal. */
 #include <check.h>
 #include <pthread.h>
