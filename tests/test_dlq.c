@@ -1,4 +1,4 @@
-/* Unit tests for gateway/dlq: entries kept and read back, bounds with eviction of the
+/* Unit tests for gateway/core/dlq: entries kept and read back, bounds with eviction of the
  * oldest, cut messages, the dead-letter topic's record; and `polegate dlq` (list, show,
  * purge, and replay to a live intake after a fix). */
 #include <check.h>

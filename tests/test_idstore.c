@@ -1,4 +1,4 @@
-/* Tests for gateway/idmap: local RMS ids for partner records, kept across restarts. */
+/* Tests for gateway/inbound/idstore: local RMS ids for partner records, kept across restarts. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>

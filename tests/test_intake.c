@@ -1,4 +1,4 @@
-/* Unit tests for gateway/intake and gateway/daemon: the ack protocol over ZeroMQ, the
+/* Unit tests for gateway/outbound/intake and gateway/daemon: the ack protocol over ZeroMQ, the
  * decode -> ledger -> routing -> spool transaction with group commit, dead letters,
  * backpressure, and the daemon loop (restart republishes the spool), against a real
  * store and librdkafka's mock cluster. */

@@ -1,4 +1,4 @@
-/* Unit tests for gateway/ledger: duplicates, stale revisions, link diffs, versions,
+/* Unit tests for gateway/core/ledger: duplicates, stale revisions, link diffs, versions,
  * deletes, merges and fill-in, on changesets built by hand. */
 #include <check.h>
 #include <ftw.h>

@@ -1,4 +1,4 @@
-/* Unit tests for gateway/partner (below the consumer: records taken by hand; the RMS a
+/* Unit tests for gateway/inbound/partner (below the consumer: records taken by hand; the RMS a
  * drop directory or a ZeroMQ ROUTER in this thread), the echo filter, and the daemon's
  * partner thread against librdkafka's mock cluster. */
 #include <check.h>

@@ -1,4 +1,4 @@
-/* Tests for gateway/delivery: ZeroMQ delivery against an in-process RMS stand-in, the
+/* Tests for gateway/inbound/rms_delivery: ZeroMQ delivery against an in-process RMS stand-in, the
  * ack protocol, and the drop directory. */
 #include <check.h>
 #include <dirent.h>

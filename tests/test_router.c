@@ -1,4 +1,4 @@
-/* Unit tests for gateway/router: per-destination records under the policy through the
+/* Unit tests for gateway/outbound/router: per-destination records under the policy through the
  * ledger, withholding and its audit, links following their ends, withdrawal (marking,
  * MoPI, delete, policy change at restart), publication of what a new policy allows,
  * provenance headers, atomicity. */

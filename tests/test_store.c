@@ -1,4 +1,4 @@
-/* Unit tests for gateway/store: LMDB environment, transactions, databases, cursors. */
+/* Unit tests for gateway/core/store: LMDB environment, transactions, databases, cursors. */
 #include <check.h>
 #include <errno.h>
 #include <ftw.h>
