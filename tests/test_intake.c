@@ -1103,6 +1103,64 @@ START_TEST(test_wal_store_older_than_log_stops_start)
 }
 END_TEST
 
+static int s_other_rc;
+
+/* Another thread of the process (the partner thread) keeps a partner dead letter. */
+static void *s_other_dead_letter(void *arg)
+{
+    (void)arg;
+    char why[PG_ERRSTR_SIZE];
+    pg_store_txn *txn = pg_store_begin(s_store, 1, why, sizeof why);
+    pg_dlq_entry e = {.received_ms = 1,
+                      .reason = "x: y",
+                      .origin = "KNT",
+                      .format = "nx5",
+                      .data = (const uint8_t *)"z",
+                      .len = 1,
+                      .original_len = 1,
+                      .kind = PG_DLQ_PARTNER,
+                      .ref = "t [0] @1",
+                      .ids = ""};
+    size_t evicted = 0;
+    int rc = txn ? pg_dlq_add(s_dlq, txn, &e, &evicted, why, sizeof why) : PG_ERETRY;
+    rc = rc ? rc : pg_store_commit(&txn, why, sizeof why);
+    pg_store_abort(&txn);
+    s_other_rc = rc;
+    return NULL;
+}
+
+/* A checkpoint fails (the disk full): the store is behind the log until the intake
+ * replays it. Another thread's write in between (a partner dead letter taking the
+ * next dead-letter id) would make the replay decide otherwise (a dead letter
+ * acknowledged as 1 replayed as 2: the intake, and every start after, stopped for
+ * good). Until the replay, other threads' writes wait, then fail retry. */
+START_TEST(test_wal_failed_checkpoint_holds_other_writers)
+{
+    pg_wal *w = s_wal_open();
+    s_wal_intake(w);
+    void *c = s_client(ZMQ_DEALER);
+    const char *a[] = {"garbage"};
+    char acks[1][1024];
+    s_send_group(c, a, 1, acks);
+    ck_assert_msg(strstr(acks[0], "\"dead_letter\":1"), "%s", acks[0]);
+    pg_store_test_inject(s_store, ENOSPC, 1);
+    ck_assert_int_ne(pg_intake_checkpoint(s_intake, s_err, sizeof s_err), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, s_other_dead_letter, NULL), 0);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(s_other_rc, PG_ERETRY); /* held */
+    ck_assert_msg(pg_intake_checkpoint(s_intake, s_err, sizeof s_err) == 0, "%s", s_err);
+    ck_assert_uint_eq(s_dlq_count(), 1);
+    ck_assert_int_eq(pthread_create(&t, NULL, s_other_dead_letter, NULL), 0);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(s_other_rc, 0); /* let go after the replay */
+    ck_assert_uint_eq(s_dlq_count(), 2);
+    pg_intake_destroy(&s_intake);
+    pg_wal_destroy(&w);
+    zmq_close(c);
+}
+END_TEST
+
 /* A damaged log stops the start: the daemon names the segment, offset and reason. */
 START_TEST(test_wal_damaged_stops_start)
 {
@@ -2066,6 +2124,7 @@ int main(void)
     tcase_add_test(tc, test_wal_damaged_stops_start);
     tcase_add_test(tc, test_wal_gap_after_checkpoint_stops_start);
     tcase_add_test(tc, test_wal_store_older_than_log_stops_start);
+    tcase_add_test(tc, test_wal_failed_checkpoint_holds_other_writers);
     tcase_add_test(tc, test_bind_error);
     tcase_add_test(tc, test_athena_fixture);
     tcase_add_test(tc, test_daemon_loop);

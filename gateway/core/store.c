@@ -42,7 +42,15 @@ struct pg_store {
     atomic_int writers_waiting;
     atomic_ullong wait_max_us, wait_total_us, waits;
     atomic_int writing; /* 1 while a thread holds the write transaction */
+    /* pg_store_hold_writers: while held, write transactions of other threads wait
+     * (under lock, on held_cond) and, after S_HOLD_WAIT_MS, fail PG_ERETRY. */
+    int held;
+    pthread_t holder;
+    pthread_cond_t held_cond;
 };
+
+/* How long a write transaction waits for the store's holder before it fails. */
+#define S_HOLD_WAIT_MS 1000
 
 struct pg_store_txn {
     pg_store *store;
@@ -307,6 +315,7 @@ pg_store *pg_store_new(const char *dir, size_t map_size, char *errstr, size_t er
         return NULL;
     }
     pthread_mutex_init(&self->lock, NULL);
+    pthread_cond_init(&self->held_cond, NULL);
     int rc = s_mkdirs(dir);
     if (rc != 0) {
         pg_errf(PG_ESTORE, errstr, errstr_size, "store: cannot create directory %s: %s", dir,
@@ -349,6 +358,7 @@ void pg_store_destroy(pg_store **p)
     for (size_t i = 0; i < sizeof self->names / sizeof self->names[0]; i++)
         free(self->names[i]);
     pthread_mutex_destroy(&self->lock);
+    pthread_cond_destroy(&self->held_cond);
     free(self->dir);
     free(self);
     *p = NULL;
@@ -382,6 +392,32 @@ const char *pg_store_dir(const pg_store *self)
  * recursive, so a second pg_store_begin(write) on this thread would wait forever. */
 static _Thread_local const pg_store *s_writing;
 
+/* 1 when another thread holds the store's writes (pg_store_hold_writers), else 0.
+ * With wait: wait for it to let go, at most S_HOLD_WAIT_MS; 1 if it still holds. */
+static int s_held_for_me(pg_store *store, int wait)
+{
+    pthread_mutex_lock(&store->lock);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += S_HOLD_WAIT_MS / 1000;
+    int rc = 0;
+    while (wait && rc != ETIMEDOUT && store->held && !pthread_equal(store->holder, pthread_self()))
+        rc = pthread_cond_timedwait(&store->held_cond, &store->lock, &until);
+    int held = store->held && !pthread_equal(store->holder, pthread_self());
+    pthread_mutex_unlock(&store->lock);
+    return held;
+}
+
+void pg_store_hold_writers(pg_store *self, int hold)
+{
+    pthread_mutex_lock(&self->lock);
+    self->held = hold;
+    self->holder = pthread_self();
+    if (!hold)
+        pthread_cond_broadcast(&self->held_cond);
+    pthread_mutex_unlock(&self->lock);
+}
+
 static pg_store_txn *s_begin(pg_store *store, pg_store_txn *parent, int write, char *errstr,
                              size_t errstr_size)
 {
@@ -412,6 +448,21 @@ static pg_store_txn *s_begin(pg_store *store, pg_store_txn *parent, int write, c
     }
     int rc =
         mdb_txn_begin(store->env, parent ? parent->txn : NULL, write ? 0 : MDB_RDONLY, &self->txn);
+    /* Held by another thread (checked with the writer lock taken, so that no commit
+     * slips in between the holder's failed commit and its hold): give the lock back
+     * and wait for the holder to let go. */
+    for (int held; waits && !rc && (held = s_held_for_me(store, 0)) != 0;) {
+        mdb_txn_abort(self->txn);
+        if (held < 0 || s_held_for_me(store, 1)) {
+            atomic_fetch_sub(&store->writers_waiting, 1);
+            free(self);
+            pg_errf(PG_ERETRY, errstr, errstr_size,
+                    "store: writes are held while the intake brings the store up to its "
+                    "write-ahead log; try again");
+            return NULL;
+        }
+        rc = mdb_txn_begin(store->env, NULL, 0, &self->txn);
+    }
     if (waits) {
         atomic_fetch_sub(&store->writers_waiting, 1);
         clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -863,6 +914,7 @@ int pg_store_check(const char *dir, pg_store_check_result *res,
         return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
     }
     pthread_mutex_init(&self->lock, NULL);
+    pthread_cond_init(&self->held_cond, NULL);
     int rc = mdb_env_create(&self->env);
     if (!rc)
         rc = mdb_env_set_maxdbs(self->env, PG_STORE_MAX_DBS);

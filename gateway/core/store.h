@@ -177,6 +177,13 @@ void pg_store_writer_waits(pg_store *self, pg_store_wait_stats *out);
  * would make the holder commit early), else 0. */
 int pg_store_writing(pg_store *self);
 
+/* Hold (1) or let go (0) the write transactions of every other thread of this process:
+ * while held, their pg_store_begin(write) waits, at most a second, then fails
+ * PG_ERETRY. The intake holds them across each checkpoint's commit and, when it fails,
+ * until the write-ahead log is replayed: a replay decides again only from the state
+ * the original apply saw. Other processes are not held. */
+void pg_store_hold_writers(pg_store *self, int hold);
+
 /* 1 (with the reason in out) once a value failed its checksum, else 0. */
 int pg_store_damaged(pg_store *self, char *out, size_t size);
 

@@ -860,6 +860,10 @@ static int s_checkpoint(pg_intake *self, char *errstr, size_t errstr_size)
 {
     if (!self->open)
         return 0;
+    /* Held across the commit (and, when it fails, until the replay): a write of
+     * another thread between a failed checkpoint and its replay (a partner dead letter
+     * taking the next dead-letter id) would make the replay decide otherwise. */
+    pg_store_hold_writers(self->store, 1);
     int rc = 0, moved = self->open_lsn != self->ckpt_lsn;
     if (moved) {
         uint8_t v[8];
@@ -882,6 +886,7 @@ static int s_checkpoint(pg_intake *self, char *errstr, size_t errstr_size)
                errstr);
         return rc;
     }
+    pg_store_hold_writers(self->store, 0);
     self->stats.commits++;
     self->stats.checkpoints++;
     self->ckpt_lsn = self->open_lsn;
@@ -1257,6 +1262,7 @@ static void s_group_logged(pg_intake *self, size_t n, size_t bytes)
             self->open_bytes += bytes;
             if (pg_store_commit(&group, why, sizeof why)) {
                 /* Logged, so acknowledged; the store catches up by replaying. */
+                pg_store_hold_writers(self->store, 1);
                 pg_store_abort(&self->open);
                 self->recover = 1;
                 pg_errf(PG_ESTORE, self->recover_why, sizeof self->recover_why,
