@@ -451,9 +451,9 @@ static pg_store_txn *s_begin(pg_store *store, pg_store_txn *parent, int write, c
     /* Held by another thread (checked with the writer lock taken, so that no commit
      * slips in between the holder's failed commit and its hold): give the lock back
      * and wait for the holder to let go. */
-    for (int held; waits && !rc && (held = s_held_for_me(store, 0)) != 0;) {
+    while (waits && !rc && s_held_for_me(store, 0)) {
         mdb_txn_abort(self->txn);
-        if (held < 0 || s_held_for_me(store, 1)) {
+        if (s_held_for_me(store, 1)) {
             atomic_fetch_sub(&store->writers_waiting, 1);
             free(self);
             pg_errf(PG_ERETRY, errstr, errstr_size,
