@@ -1161,6 +1161,98 @@ START_TEST(test_wal_failed_checkpoint_holds_other_writers)
 }
 END_TEST
 
+/* The intake on the fixture's store and the log w, or NULL with s_err. */
+static pg_intake *s_try_intake(pg_wal *w)
+{
+    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
+                        .zmq_ctx = s_zctx,
+                        .adapter = &s_fake,
+                        .force = "ESX",
+                        .dlq_topic = DLQ_TOPIC,
+                        .store = s_store,
+                        .ledger = s_ledger,
+                        .router = s_router,
+                        .spool = s_spool,
+                        .dlq = s_dlq,
+                        .wal = w,
+                        .checkpoint_ms = 60000};
+    return pg_intake_new(&o, s_err, sizeof s_err);
+}
+
+/* The log restored from a backup older than the store (or removed): the store holds
+ * a checkpoint the log does not reach. The start refuses. */
+START_TEST(test_wal_log_older_than_store_stops_start)
+{
+    pg_wal *w = s_wal_open();
+    s_wal_intake(w);
+    void *c = s_client(ZMQ_DEALER);
+    const char *a[] = {"n1 P0000009101 1 UPSERT"}, *b[] = {"n2 P0000009102 1 UPSERT"};
+    char acks[1][1024];
+    s_send_group(c, a, 1, acks);
+    ck_assert_int_eq(pg_intake_checkpoint(s_intake, s_err, sizeof s_err), 0);
+    pg_intake_destroy(&s_intake);
+    pg_wal_destroy(&w);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp -a %s/" PG_WAL_SUBDIR " %s/wal.old", s_dir, s_dir);
+    ck_assert_int_eq(system(cmd), 0); /* the log's backup: LSN 1 */
+    w = s_wal_open();
+    s_wal_intake(w);
+    zmq_close(c);
+    c = s_client(ZMQ_DEALER); /* the new intake's endpoint */
+    s_send_group(c, b, 1, acks);
+    ck_assert_int_eq(pg_intake_checkpoint(s_intake, s_err, sizeof s_err), 0);
+    pg_intake_destroy(&s_intake);
+    pg_wal_destroy(&w);
+    snprintf(cmd, sizeof cmd, "rm -rf %s/" PG_WAL_SUBDIR " && mv %s/wal.old %s/" PG_WAL_SUBDIR,
+             s_dir, s_dir, s_dir);
+    ck_assert_int_eq(system(cmd), 0);
+    w = s_wal_open();
+    ck_assert_ptr_null(s_try_intake(w));
+    ck_assert_msg(strstr(s_err, "the store includes write-ahead log LSN ") &&
+                      strstr(s_err, "it was removed, cut or not copied with the store"),
+                  "%s", s_err);
+    pg_wal_destroy(&w);
+    zmq_close(c);
+}
+END_TEST
+
+/* A crash, then a start under another policy.version: what was acknowledged since the
+ * checkpoint is not routed under a policy it was not decided by. The start refuses
+ * and names the version to start once with. */
+START_TEST(test_wal_replay_under_other_policy_version_stops_start)
+{
+    pg_wal *w = s_wal_open();
+    s_wal_intake(w);
+    void *c = s_client(ZMQ_DEALER);
+    const char *a[] = {"v1 P0000009201 1 UPSERT"};
+    char acks[1][1024];
+    s_send_group(c, a, 1, acks);
+    ck_assert_ptr_nonnull(strstr(acks[0], "\"status\":\"accepted\""));
+    pg_intake_test_crash(s_intake);
+    pg_intake_destroy(&s_intake);
+    pg_wal_destroy(&w);
+    pg_router_destroy(&s_router);
+    pg_policy_destroy(&s_policy);
+    char yaml[sizeof S_POLICY + 8];
+    snprintf(yaml, sizeof yaml, "%s", S_POLICY);
+    char *v = strstr(yaml, "version: T-1");
+    ck_assert_ptr_nonnull(v);
+    v[strlen("version: T-")] = '2';
+    s_policy = pg_policy_load_string(yaml, strlen(yaml), "ESX", s_err, sizeof s_err);
+    ck_assert_msg(s_policy != NULL, "%s", s_err);
+    s_router = pg_router_new(s_policy, s_store, "ESX", s_err, sizeof s_err);
+    ck_assert_msg(s_router != NULL, "%s", s_err);
+    w = s_wal_open();
+    ck_assert_ptr_null(s_try_intake(w));
+    ck_assert_msg(strstr(s_err, "was routed under policy.version T-1, the configuration has T-2: "
+                                "start once with policy.version T-1"),
+                  "%s", s_err);
+    ck_assert_uint_eq(s_spooled().batches, 0);
+    pg_wal_destroy(&w);
+    zmq_close(c);
+}
+END_TEST
+
 /* A damaged log stops the start: the daemon names the segment, offset and reason. */
 START_TEST(test_wal_damaged_stops_start)
 {
@@ -2125,6 +2217,8 @@ int main(void)
     tcase_add_test(tc, test_wal_gap_after_checkpoint_stops_start);
     tcase_add_test(tc, test_wal_store_older_than_log_stops_start);
     tcase_add_test(tc, test_wal_failed_checkpoint_holds_other_writers);
+    tcase_add_test(tc, test_wal_log_older_than_store_stops_start);
+    tcase_add_test(tc, test_wal_replay_under_other_policy_version_stops_start);
     tcase_add_test(tc, test_bind_error);
     tcase_add_test(tc, test_athena_fixture);
     tcase_add_test(tc, test_daemon_loop);
