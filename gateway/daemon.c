@@ -421,17 +421,17 @@ static void s_log_counters(pg_daemon *self, int level, const char *when)
            " duplicate), %" PRIu64 " rejected (%" PRIu64 " dead letters), %" PRIu64
            " retry (%" PRIu64 " spool full, %" PRIu64 " store full, %" PRIu64
            " disk full), %" PRIu64 " commits, %" PRIu64 " log syncs (%" PRIu64 " failed), %" PRIu64
-           " replayed from the log, %" PRIu64 " partner echoes dropped; drop directory %" PRIu64
-           " files done, %" PRIu64 " failed; kafka %" PRIu64 " records in %" PRIu64
-           " transactions (%" PRIu64 " spool removals), %" PRIu64 " aborted, %" PRIu64
-           " records sent again, %" PRIu64 " producer restarts, %" PRIu64
-           " failed removals%s; spool %" PRIu64 " batches, %" PRIu64 " records, %" PRIu64
-           " bytes waiting; store write transactions %llu, waited for "
+           " replayed from the log, %" PRIu64 " partner echoes dropped, %" PRIu64
+           " connections refused (CURVE); drop directory %" PRIu64 " files done, %" PRIu64
+           " failed; kafka %" PRIu64 " records in %" PRIu64 " transactions (%" PRIu64
+           " spool removals), %" PRIu64 " aborted, %" PRIu64 " records sent again, %" PRIu64
+           " producer restarts, %" PRIu64 " failed removals%s; spool %" PRIu64 " batches, %" PRIu64
+           " records, %" PRIu64 " bytes waiting; store write transactions %llu, waited for "
            "%.1f ms at most (%.2f ms on average)",
            when, is.received, is.accepted, is.duplicates, is.rejected, is.dead_letters, is.retried,
            is.backpressure, is.store_full, is.disk_full, is.commits, is.wal_syncs, is.wal_failures,
-           is.replayed, is.echoes, ds.files_done, ds.files_failed, ps.delivered, ps.transactions,
-           ps.removals, ps.aborts, ps.resent, ps.restarts, ps.remove_failures,
+           is.replayed, is.echoes, is.curve_refused, ds.files_done, ds.files_failed, ps.delivered,
+           ps.transactions, ps.removals, ps.aborts, ps.resent, ps.restarts, ps.remove_failures,
            ps.stalled ? " (PUBLISHING STOPPED)" : "", ss.batches, ss.records, ss.bytes, ws.count,
            (double)ws.max_us / 1000.0,
            ws.count ? (double)ws.total_us / 1000.0 / (double)ws.count : 0.0);

@@ -36,6 +36,7 @@ START_TEST(test_state_and_hooks)
     st.intake.accepted = 10;
     st.intake.duplicates = 3;
     st.intake.rejected = 2;
+    st.intake.curve_refused = 6;
     st.spool.records = 5;
     st.spool.bytes = 640;
     st.dead_letters = 2;
@@ -75,6 +76,7 @@ START_TEST(test_state_and_hooks)
     s_has(text, "polegate_intake_messages_total{outcome=\"accepted\"} 7\n");
     s_has(text, "polegate_intake_messages_total{outcome=\"duplicate\"} 3\n");
     s_has(text, "polegate_intake_messages_total{outcome=\"rejected\"} 2\n");
+    s_has(text, "polegate_intake_connections_refused_total 6\n");
     s_has(text, "polegate_published_records_total{destination=\"national\"} 2\n");
     s_has(text, "polegate_published_records_total{destination=\"idle\"} 0\n");
     s_has(text, "polegate_published_records_total{destination=\"mer \\\"x\\\"\"} 1\n");

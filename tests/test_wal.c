@@ -111,6 +111,21 @@ static void s_flip(const char *path, off_t off)
     close(fd);
 }
 
+/* One writer per log: a second open (a second polegated on the same store directory)
+ * is refused while the first holds it, and allowed once it is closed. */
+START_TEST(test_one_writer)
+{
+    pg_wal *w = s_open(0);
+    int err = 0;
+    ck_assert_ptr_null(pg_wal_open(s_dir, NULL, &err, e, sizeof e));
+    ck_assert_int_eq(err, PG_ESTORE);
+    ck_assert_msg(strstr(e, "another process is writing it"), "%s", e);
+    pg_wal_destroy(&w);
+    w = s_open(0);
+    pg_wal_destroy(&w);
+}
+END_TEST
+
 START_TEST(test_round_trip)
 {
     pg_wal *w = s_open(0);
@@ -459,6 +474,7 @@ static Suite *s_suite(void)
     TCase *tc = tcase_create("wal");
     tcase_add_checked_fixture(tc, s_setup, s_teardown);
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_one_writer);
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_replay_stops);
     tcase_add_test(tc, test_torn_tail_every_offset);

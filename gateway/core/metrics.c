@@ -268,6 +268,9 @@ int pg_metrics_render(pg_metrics *m, pg_buf *out)
     s_value(out, "polegate_intake_retries_total", "reason=\"spool_full\"", is->backpressure);
     s_value(out, "polegate_intake_retries_total", "reason=\"store_full\"", is->store_full);
     s_value(out, "polegate_intake_retries_total", "reason=\"disk_full\"", is->disk_full);
+    s_head(out, "polegate_intake_connections_refused_total", "counter",
+           "Intake connections refused by the CURVE allow-list (their key not on it).");
+    s_value(out, "polegate_intake_connections_refused_total", NULL, is->curve_refused);
     s_head(out, "polegate_intake_commits_total", "counter",
            "Intake write transactions committed (one fsync each).");
     s_value(out, "polegate_intake_commits_total", NULL, is->commits);

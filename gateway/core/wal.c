@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@ struct pg_wal {
     size_t seg_size;
     s_seg *segs; /* oldest first; the last is the one written */
     size_t nsegs, segs_cap;
+    int lock_fd;       /* <dir>/LOCK, held (flock) while open: one writer per log */
     int fd;            /* the last segment, -1 when none */
     uint64_t end;      /* its durable length */
     uint64_t last_lsn; /* the last durable record */
@@ -321,10 +323,30 @@ pg_wal *pg_wal_open(const char *dir, const pg_wal_opts *opts, int *err, char *er
         return NULL;
     }
     self->fd = -1;
+    self->lock_fd = -1;
     self->seg_size = opts && opts->segment_size ? opts->segment_size : PG_WAL_DEFAULT_SEGMENT;
     int rc = s_mkdir(dir);
     if (rc) {
         pg_errf(PG_EIO, errstr, errstr_size, "write-ahead log %s: %s", dir, strerror(rc));
+        goto err;
+    }
+    /* Two writers would interleave LSNs and each cut the other's "torn" tail: a second
+     * polegated on the same store directory stops here, whatever its other paths. */
+    char lock[1024];
+    snprintf(lock, sizeof lock, "%s/LOCK", dir);
+    self->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (self->lock_fd < 0) {
+        pg_errf(PG_EIO, errstr, errstr_size, "write-ahead log %s: %s", lock, strerror(errno));
+        goto err;
+    }
+    if (flock(self->lock_fd, LOCK_EX | LOCK_NB)) {
+        *err = errno == EWOULDBLOCK ? PG_ESTORE : PG_EIO;
+        pg_errf(*err, errstr, errstr_size,
+                errno == EWOULDBLOCK
+                    ? "write-ahead log %s: another process is writing it (a second polegated "
+                      "on the same store directory?)"
+                    : "write-ahead log %s: lock: %s",
+                dir, strerror(errno));
         goto err;
     }
     if ((rc = s_list(dir, &self->segs, &self->nsegs, &self->segs_cap, errstr, errstr_size))) {
@@ -401,6 +423,8 @@ void pg_wal_destroy(pg_wal **p)
     pg_wal *self = *p;
     if (self->fd >= 0)
         close(self->fd);
+    if (self->lock_fd >= 0)
+        close(self->lock_fd); /* and with it the lock */
     free(self->segs);
     free(self->buf);
     free(self->dir);
