@@ -903,6 +903,52 @@ START_TEST(test_policy_same_version_other_topic_refused)
 }
 END_TEST
 
+/* The same version with the same destinations but other rules (mer's ceiling lowered
+ * without a new policy.version, the gap a reviewer found): a configuration error,
+ * nothing withdrawn. A policy only re-laid-out or commented is the same policy. */
+START_TEST(test_policy_same_version_other_rules_refused)
+{
+    s_shared_pair();
+    s_restart("# a comment\n" POLICY("ESX-1", "OFFICIAL-SENSITIVE", T_MER));
+    ck_assert_int_eq(s_reconcile(), 0);
+    s_restart(POLICY("ESX-1", "OFFICIAL", T_MER));
+    pg_outbatch_reset(ob);
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    ck_assert_int_eq(pg_router_reconcile(rt, txn, ob, e, sizeof e), PG_ECONFIG);
+    pg_store_abort(&txn);
+    ck_assert_msg(strstr(e, "policy.version ESX-1 did not change but its rules did"), "%s", e);
+    ck_assert_uint_eq(ob->count, 0);
+    ck_assert_int_eq(s_held("mer", "p1"), 1);
+}
+END_TEST
+
+/* A signature stored before it carried the rules (version and destinations only) is
+ * the same policy: nothing withdrawn, and the signature completed. */
+START_TEST(test_policy_signature_without_rules_accepted)
+{
+    s_shared_pair();
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    pg_store_db meta;
+    ck_assert_int_eq(pg_store_db_open(txn, "router.meta", 0, &meta, e, sizeof e), 0);
+    const char old[] = "ESX-1\0national=" T_NAT "\0mer=" T_MER;
+    const void *v;
+    size_t vlen;
+    ck_assert_int_eq(pg_store_get(txn, meta, "policy", 6, &v, &vlen, e, sizeof e), 0);
+    ck_assert_msg(vlen > sizeof old && !memcmp(v, old, sizeof old), "%.*s", (int)vlen,
+                  (const char *)v);
+    ck_assert_int_eq(pg_store_put(txn, meta, "policy", 6, old, sizeof old, e, sizeof e), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    pg_outbatch_reset(ob);
+    ck_assert_int_eq(s_reconcile(), 0);
+    ck_assert_uint_eq(ob->count, 0);
+    txn = pg_store_begin(st, 0, e, sizeof e);
+    ck_assert_int_eq(pg_store_get(txn, meta, "policy", 6, &v, &vlen, e, sizeof e), 0);
+    ck_assert_uint_gt(vlen, sizeof old);
+    ck_assert_ptr_nonnull(memmem(v, vlen, "#rules=", 7));
+    pg_store_abort(&txn);
+}
+END_TEST
+
 /* A policy change that withdraws more than the limit of what a destination holds
  * waits for the operator's confirmation of that very version; the confirmation is
  * used up. */
@@ -1274,6 +1320,8 @@ static Suite *s_suite(void)
     tcase_add_checked_fixture(tc, s_setup, s_teardown);
     tcase_add_test(tc, test_policy_change_at_restart);
     tcase_add_test(tc, test_policy_same_version_other_topic_refused);
+    tcase_add_test(tc, test_policy_same_version_other_rules_refused);
+    tcase_add_test(tc, test_policy_signature_without_rules_accepted);
     tcase_add_test(tc, test_withdraw_limit_waits_for_confirmation);
     tcase_add_test(tc, test_policy_change_on_first_route);
     tcase_add_test(tc, test_destination_removed);

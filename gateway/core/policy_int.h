@@ -72,6 +72,7 @@ typedef struct pg_policy_partner_def {
 struct pg_policy {
     pg_arena *arena; /* owns everything below */
     const char *version;
+    char digest[65]; /* SHA-256 of the section's rules, hex (pg_policy_digest) */
     const char *force;
     pg_policy_agreement_def *agreements;
     size_t n_agreements;

@@ -1,6 +1,7 @@
 /* Sharing policy: the `policy:` section of the configuration read into a pg_policy,
  * every problem reported with its file, line, column and path. */
 #include <libfyaml.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -759,6 +760,21 @@ static int s_derive(pg_policy *self, pg_policy_dest_def *d)
     return 0;
 }
 
+/* The section's rules as one line of flow YAML (no comments, no layout), hashed: what
+ * tells a change of rules under the same policy.version (a configuration mistake) from
+ * a file only re-indented or commented. Keys keep their written order. */
+static int s_digest(struct fy_node *section, char out[65])
+{
+    char *text = fy_emit_node_to_string(section, FYECF_MODE_FLOW_ONELINE | FYECF_WIDTH_INF);
+    if (!text)
+        return PG_ENOMEM;
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, (const unsigned char *)text, strlen(text));
+    free(text);
+    sodium_bin2hex(out, 65, h, sizeof h);
+    return 0;
+}
+
 pg_policy *pg_policy_parse(struct fy_node *section, const char *file, const char *our_force,
                            char *errstr, size_t errstr_size)
 {
@@ -816,6 +832,10 @@ pg_policy *pg_policy_parse_each(struct fy_node *section, const char *file, const
     }
     if (ps.nerrors)
         goto err;
+    if (s_digest(section, policy->digest)) {
+        pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+        goto err;
+    }
     return policy;
 err:
     pg_policy_destroy(&policy);
@@ -898,6 +918,11 @@ void pg_policy_destroy(pg_policy **p)
 const char *pg_policy_version(const pg_policy *self)
 {
     return self->version;
+}
+
+const char *pg_policy_digest(const pg_policy *self)
+{
+    return self->digest;
 }
 const char *pg_policy_force(const pg_policy *self)
 {

@@ -12,7 +12,10 @@
 
 /* ---------------------------------------------------------------- policy version */
 
-/* "version\0name=topic\0name=topic\0": what a policy change is detected by. */
+/* "version\0name=topic\0name=topic\0#rules=<digest>\0": what a policy change is
+ * detected by. The last entry (pg_policy_digest) came later: a stored signature without
+ * it is the same policy when everything before it matches (s_same_legacy). */
+#define S_RULES "#rules="
 static char *s_signature(pg_router *self, size_t *len)
 {
     const pg_policy *p = self->policy;
@@ -21,6 +24,7 @@ static char *s_signature(pg_router *self, size_t *len)
         const pg_policy_destination *d = pg_policy_destination_at(p, i);
         n += strlen(d->name) + 1 + strlen(d->topic) + 1;
     }
+    n += strlen(S_RULES) + strlen(pg_policy_digest(p)) + 1;
     char *s = pg_arena_alloc(self->scratch, n), *w = s;
     if (!s)
         return NULL;
@@ -29,8 +33,18 @@ static char *s_signature(pg_router *self, size_t *len)
         const pg_policy_destination *d = pg_policy_destination_at(p, i);
         w += sprintf(w, "%s=%s", d->name, d->topic) + 1;
     }
+    w += sprintf(w, "%s%s", S_RULES, pg_policy_digest(p)) + 1;
     *len = n;
     return s;
+}
+
+/* The bytes of sig before its rules entry (all of it when it has none). */
+static size_t s_without_rules(const char *sig, size_t len)
+{
+    for (const char *p = sig, *end = sig + len; p < end; p += strnlen(p, (size_t)(end - p)) + 1)
+        if (!strncmp(p, S_RULES, strlen(S_RULES)))
+            return (size_t)(p - sig);
+    return len;
 }
 
 /* The destinations of a signature, "name=topic, name=topic", for a reason. */
@@ -40,8 +54,9 @@ static void s_signature_text(const char *sig, size_t len, char *out, size_t size
     size_t w = 0;
     out[0] = 0;
     for (p = p ? p + 1 : end; p < end && w < size; p += strnlen(p, (size_t)(end - p)) + 1)
-        w += (size_t)snprintf(out + w, size - w, "%s%.*s", w ? ", " : "",
-                              (int)strnlen(p, (size_t)(end - p)), p);
+        if (*p != '#')
+            w += (size_t)snprintf(out + w, size - w, "%s%.*s", w ? ", " : "",
+                                  (int)strnlen(p, (size_t)(end - p)), p);
 }
 
 /* The topic dest had under the stored signature sig; NULL when it had none. */
@@ -50,7 +65,7 @@ static const char *s_old_topic(const char *sig, size_t len, const char *dest)
     size_t dn = strlen(dest);
     const char *end = sig + len, *p = memchr(sig, 0, len);
     for (p = p ? p + 1 : end; p < end; p += strlen(p) + 1)
-        if (!strncmp(p, dest, dn) && p[dn] == '=')
+        if (*p != '#' && !strncmp(p, dest, dn) && p[dn] == '=')
             return p + dn + 1;
     return NULL;
 }
@@ -331,12 +346,26 @@ int pg_router__reconcile(pg_router_ctx *ctx, const pg_changeset *routing)
         return rc;
     if (!rc && vlen == sig_len && !memcmp(val, sig, sig_len))
         return 0;
-    /* The policy's version is what says it changed: other destinations or topics under
-     * the same version are a configuration mistake (or damage), not a withdrawal. */
+    size_t base = s_without_rules(sig, sig_len);
+    if (!rc && s_without_rules(val, vlen) == vlen && vlen == base && !memcmp(val, sig, base)) {
+        /* Stored before signatures had the rules: the same policy. Its signature is
+         * completed when a write transaction has it. */
+        if (!pg_store_txn_writable(ctx->txn))
+            return 0;
+        return pg_store_put(ctx->txn, r->meta, PG_ROUTER_META_POLICY, strlen(PG_ROUTER_META_POLICY),
+                            sig, sig_len, ctx->errstr, ctx->errstr_size);
+    }
+    /* The policy's version is what says it changed: other destinations, topics or rules
+     * under the same version are a configuration mistake (or damage), not a withdrawal. */
     if (!rc && strnlen(val, vlen) < vlen && !strcmp(val, pg_policy_version(r->policy))) {
         char was[PG_ERRSTR_SIZE / 2], now[PG_ERRSTR_SIZE / 2];
         s_signature_text(val, vlen, was, sizeof was);
         s_signature_text(sig, sig_len, now, sizeof now);
+        if (!strcmp(was, now))
+            return pg_errf(PG_ECONFIG, ctx->errstr, ctx->errstr_size,
+                           "policy.version %s did not change but its rules did (its destinations "
+                           "are the same: %s): give a changed policy a new policy.version",
+                           pg_policy_version(r->policy), now);
         return pg_errf(PG_ECONFIG, ctx->errstr, ctx->errstr_size,
                        "policy.version %s did not change but its destinations did (stored: %s; "
                        "now: %s): give a changed policy a new policy.version",
