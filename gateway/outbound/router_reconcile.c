@@ -33,7 +33,7 @@ static char *s_signature(pg_router *self, size_t *len)
         const pg_policy_destination *d = pg_policy_destination_at(p, i);
         w += sprintf(w, "%s=%s", d->name, d->topic) + 1;
     }
-    w += sprintf(w, "%s%s", S_RULES, pg_policy_digest(p)) + 1;
+    sprintf(w, "%s%s", S_RULES, pg_policy_digest(p)); /* the last entry */
     *len = n;
     return s;
 }
