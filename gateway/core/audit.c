@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keyfile.h"
 #include "log.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
@@ -216,23 +217,12 @@ int pg_audit__parse_line(const char *line, size_t len, pg_buf *canon, pg_audit_l
 static int s_read_hex_file(const char *path, uint8_t *out, size_t n, int secret, char *errstr,
                            size_t errstr_size)
 {
-    int fd = open(path ? path : "", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return pg_errf(PG_EIO, errstr, errstr_size, "key file %s: %s", path ? path : "(none)",
-                       strerror(errno));
-    struct stat st;
     char text[256];
-    ssize_t got = fstat(fd, &st) ? -1 : read(fd, text, sizeof text - 1);
-    int err = errno;
-    close(fd);
-    if (got < 0)
-        return pg_errf(PG_EIO, errstr, errstr_size, "key file %s: %s", path, strerror(err));
-    if (secret && (st.st_mode & 077))
-        return pg_errf(PG_EINVALID, errstr, errstr_size,
-                       "key file %s: readable or writable by group or others (mode %03o): "
-                       "chmod 600 it",
-                       path, (unsigned)(st.st_mode & 0777));
-    text[got] = '\0';
+    int rc = pg_keyfile_read(path, secret, text, sizeof text, errstr, errstr_size);
+    if (rc) {
+        sodium_memzero(text, sizeof text);
+        return rc;
+    }
     size_t bin_len = 0;
     const char *end = NULL;
     char *t = text;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "keyfile.h"
 #include "log.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
@@ -27,23 +28,12 @@ static int s_is_z85_key(const char *s)
 int pg_curve_key_load(const char *path, int secret, char key[PG_CURVE_KEY_LEN], char *errstr,
                       size_t errstr_size)
 {
-    int fd = open(path ? path : "", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return pg_errf(PG_EIO, errstr, errstr_size, "key file %s: %s", path ? path : "(none)",
-                       strerror(errno));
-    struct stat st;
     char text[128];
-    ssize_t got = fstat(fd, &st) ? -1 : read(fd, text, sizeof text - 1);
-    int err = errno;
-    close(fd);
-    if (got < 0)
-        return pg_errf(PG_EIO, errstr, errstr_size, "key file %s: %s", path, strerror(err));
-    if (secret && (st.st_mode & 077))
-        return pg_errf(PG_EINVALID, errstr, errstr_size,
-                       "key file %s: a secret key readable or writable by group or others "
-                       "(mode %03o): chmod 600 it",
-                       path, (unsigned)(st.st_mode & 0777));
-    text[got] = '\0';
+    int rc = pg_keyfile_read(path, secret, text, sizeof text, errstr, errstr_size);
+    if (rc) {
+        memset(text, 0, sizeof text);
+        return rc;
+    }
     char *t = text + strspn(text, " \t\r\n");
     size_t n = strcspn(t, " \t\r\n");
     int ok = n == 40 && strspn(t + n, " \t\r\n") == strlen(t + n);
