@@ -802,6 +802,24 @@ static pg_wal *s_wal_open(void)
     return w;
 }
 
+/* The intake on the fixture's store and the log w, or NULL with s_err. */
+static pg_intake *s_try_intake(pg_wal *w)
+{
+    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
+                        .zmq_ctx = s_zctx,
+                        .adapter = &s_fake,
+                        .force = "ESX",
+                        .dlq_topic = DLQ_TOPIC,
+                        .store = s_store,
+                        .ledger = s_ledger,
+                        .router = s_router,
+                        .spool = s_spool,
+                        .dlq = s_dlq,
+                        .wal = w,
+                        .checkpoint_ms = 60000};
+    return pg_intake_new(&o, s_err, sizeof s_err);
+}
+
 /* A new intake (s_intake) on the log w. */
 static void s_wal_intake(pg_wal *w)
 {
@@ -1025,19 +1043,7 @@ START_TEST(test_wal_gap_after_checkpoint_stops_start)
     ck_assert_int_eq(unlink(seg), 0);
     w = pg_wal_open(dir, &wo, NULL, s_err, sizeof s_err);
     ck_assert_msg(w != NULL, "%s", s_err);
-    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
-                        .zmq_ctx = s_zctx,
-                        .adapter = &s_fake,
-                        .force = "ESX",
-                        .dlq_topic = DLQ_TOPIC,
-                        .store = s_store,
-                        .ledger = s_ledger,
-                        .router = s_router,
-                        .spool = s_spool,
-                        .dlq = s_dlq,
-                        .wal = w,
-                        .checkpoint_ms = 60000};
-    ck_assert_ptr_null(pg_intake_new(&o, s_err, sizeof s_err));
+    ck_assert_ptr_null(s_try_intake(w));
     ck_assert_msg(strstr(s_err, "begins at LSN 2") && strstr(s_err, "after LSN 0") &&
                       strstr(s_err, dir),
                   "%s", s_err);
@@ -1081,19 +1087,7 @@ START_TEST(test_wal_store_older_than_log_stops_start)
     s_router = pg_router_new(s_policy, s_store, "ESX", s_err, sizeof s_err);
     ck_assert_msg(s_ledger && s_spool && s_dlq && s_policy && s_router, "%s", s_err);
     w = s_wal_open();
-    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
-                        .zmq_ctx = s_zctx,
-                        .adapter = &s_fake,
-                        .force = "ESX",
-                        .dlq_topic = DLQ_TOPIC,
-                        .store = s_store,
-                        .ledger = s_ledger,
-                        .router = s_router,
-                        .spool = s_spool,
-                        .dlq = s_dlq,
-                        .wal = w,
-                        .checkpoint_ms = 60000};
-    ck_assert_ptr_null(pg_intake_new(&o, s_err, sizeof s_err));
+    ck_assert_ptr_null(s_try_intake(w));
     ck_assert_msg(strstr(s_err, "the store was checkpointed at LSN 3, but it holds LSN 1: the "
                                 "store is older than its log"),
                   "%s", s_err);
@@ -1160,24 +1154,6 @@ START_TEST(test_wal_failed_checkpoint_holds_other_writers)
     zmq_close(c);
 }
 END_TEST
-
-/* The intake on the fixture's store and the log w, or NULL with s_err. */
-static pg_intake *s_try_intake(pg_wal *w)
-{
-    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
-                        .zmq_ctx = s_zctx,
-                        .adapter = &s_fake,
-                        .force = "ESX",
-                        .dlq_topic = DLQ_TOPIC,
-                        .store = s_store,
-                        .ledger = s_ledger,
-                        .router = s_router,
-                        .spool = s_spool,
-                        .dlq = s_dlq,
-                        .wal = w,
-                        .checkpoint_ms = 60000};
-    return pg_intake_new(&o, s_err, sizeof s_err);
-}
 
 /* The log restored from a backup older than the store (or removed): the store holds
  * a checkpoint the log does not reach. The start refuses. */

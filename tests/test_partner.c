@@ -2246,6 +2246,32 @@ START_TEST(test_service_against_mock_cluster)
 }
 END_TEST
 
+/* f produced to a one-broker mock cluster (*prod, its *brokers) and MER's config for
+ * a partner service on a drop-directory RMS with consumer group group. */
+static pg_config *s_small_store_setup(s_feed *f, const char *group, rd_kafka_t **prod,
+                                      const char **brokers)
+{
+    rd_kafka_conf_t *pconf = rd_kafka_conf_new();
+    char why[256];
+    rd_kafka_conf_set(pconf, "test.mock.num.brokers", "1", why, sizeof why);
+    *prod = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, why, sizeof why);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(*prod);
+    ck_assert_int_eq(rd_kafka_mock_topic_create(mc, ESX_TO_MER, 1, 1), 0);
+    *brokers = rd_kafka_mock_cluster_bootstraps(mc);
+    s_produce(*prod, f);
+    char *yaml = g_strdup_printf("force:\n  code: MER\nadapter:\n  name: niche\n"
+                                 "intake:\n  endpoint: tcp://127.0.0.1:5556\n"
+                                 "curve: {insecure: true}\n"
+                                 "store:\n  path: %s\nkafka:\n  brokers: %s\n"
+                                 "delivery:\n  transport: dir\n  endpoint: %s\n"
+                                 "  group_id: %s\n%s",
+                                 s_dir, *brokers, s_drop, group, s_policy_mer);
+    pg_config *cfg = pg_config_parse("test.yaml", yaml, strlen(yaml), e, sizeof e);
+    g_free(yaml);
+    ck_assert_msg(cfg != NULL, "%s", e);
+    return cfg;
+}
+
 /* Issue 13, failure mode 1, partner side: partner records add to the store too, so
  * with the map nearly full they are left in Kafka (nothing taken, no offset committed)
  * rather than eat the headroom that removals of published records need; once there
@@ -2253,25 +2279,9 @@ END_TEST
 START_TEST(test_service_keeps_store_headroom)
 {
     s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 7, ESX_TO_MER);
-    rd_kafka_conf_t *pconf = rd_kafka_conf_new();
-    char why[256];
-    rd_kafka_conf_set(pconf, "test.mock.num.brokers", "1", why, sizeof why);
-    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, why, sizeof why);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(prod);
-    ck_assert_int_eq(rd_kafka_mock_topic_create(mc, ESX_TO_MER, 1, 1), 0);
-    const char *brokers = rd_kafka_mock_cluster_bootstraps(mc);
-    s_produce(prod, f);
-
-    char *yaml = g_strdup_printf("force:\n  code: MER\nadapter:\n  name: niche\n"
-                                 "intake:\n  endpoint: tcp://127.0.0.1:5556\n"
-                                 "curve: {insecure: true}\n"
-                                 "store:\n  path: %s\nkafka:\n  brokers: %s\n"
-                                 "delivery:\n  transport: dir\n  endpoint: %s\n"
-                                 "  group_id: test-partner-full\n%s",
-                                 s_dir, brokers, s_drop, s_policy_mer);
-    pg_config *cfg = pg_config_parse("test.yaml", yaml, strlen(yaml), e, sizeof e);
-    g_free(yaml);
-    ck_assert_msg(cfg != NULL, "%s", e);
+    rd_kafka_t *prod;
+    const char *brokers;
+    pg_config *cfg = s_small_store_setup(f, "test-partner-full", &prod, &brokers);
     pg_store *st = pg_store_new(s_dir, (size_t)8 << 20, e, sizeof e);
     ck_assert_msg(st != NULL, "%s", e);
     pg_store_set_durable(st, 0);
@@ -2347,25 +2357,9 @@ START_TEST(test_service_takes_what_fits)
     }
     s_feed *f = s_feed_msgs(&pg_adapter_athena, msgs, ESX_TO_MER);
     ck_assert_uint_eq(f->n, N);
-    rd_kafka_conf_t *pconf = rd_kafka_conf_new();
-    char why[256];
-    rd_kafka_conf_set(pconf, "test.mock.num.brokers", "1", why, sizeof why);
-    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, why, sizeof why);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(prod);
-    ck_assert_int_eq(rd_kafka_mock_topic_create(mc, ESX_TO_MER, 1, 1), 0);
-    const char *brokers = rd_kafka_mock_cluster_bootstraps(mc);
-    s_produce(prod, f);
-
-    char *yaml = g_strdup_printf("force:\n  code: MER\nadapter:\n  name: niche\n"
-                                 "intake:\n  endpoint: tcp://127.0.0.1:5556\n"
-                                 "curve: {insecure: true}\n"
-                                 "store:\n  path: %s\nkafka:\n  brokers: %s\n"
-                                 "delivery:\n  transport: dir\n  endpoint: %s\n"
-                                 "  group_id: test-partner-fits\n%s",
-                                 s_dir, brokers, s_drop, s_policy_mer);
-    pg_config *cfg = pg_config_parse("test.yaml", yaml, strlen(yaml), e, sizeof e);
-    g_free(yaml);
-    ck_assert_msg(cfg != NULL, "%s", e);
+    rd_kafka_t *prod;
+    const char *brokers;
+    pg_config *cfg = s_small_store_setup(f, "test-partner-fits", &prod, &brokers);
     pg_store *st = pg_store_new(s_dir, (size_t)16 << 20, e, sizeof e);
     ck_assert_msg(st != NULL, "%s", e);
     pg_store_set_durable(st, 0);
