@@ -98,6 +98,8 @@ static int s_reconcile(pg_daemon *self, char *errstr, size_t errstr_size)
     pg_outbatch *batch = pg_outbatch_new();
     if (!batch)
         return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+    /* The producer commits no window it read before this transaction commits. */
+    pg_spool_rewrite_begin(self->spool);
     pg_store_txn *txn = pg_store_begin(self->store, 1, errstr, errstr_size);
     int rc = txn ? 0 : PG_ESTORE;
     int n = rc ? rc : pg_router_reconcile(self->router, txn, batch, errstr, errstr_size);
@@ -106,6 +108,10 @@ static int s_reconcile(pg_daemon *self, char *errstr, size_t errstr_size)
     char party[PG_ERRSTR_SIZE];
     snprintf(party, sizeof party, "policy:%s", pg_policy_version(self->live.policy));
     batch->party = party; /* as the router named its records: kept once per batch */
+    /* What it withdraws and is still spooled is not published first. */
+    size_t withheld = 0;
+    if (!rc)
+        rc = pg_spool_withhold(self->spool, txn, batch, &withheld, errstr, errstr_size);
     if (!rc)
         rc = pg_spool_append(self->spool, txn, batch, NULL, errstr, errstr_size);
     /* Fail closed: no withdrawal is spooled that is not logged. The router made the
@@ -116,6 +122,11 @@ static int s_reconcile(pg_daemon *self, char *errstr, size_t errstr_size)
     if (!rc)
         rc = pg_store_commit(&txn, errstr, errstr_size);
     pg_store_abort(&txn);
+    pg_spool_rewrite_end(self->spool);
+    if (!rc && withheld)
+        pg_log(PG_LOG_INFO,
+               "policy %s: %zu spooled records not yet published withheld (they are withdrawn)",
+               pg_policy_version(self->live.policy), withheld);
     if (!rc) {
         pg_router_stats after;
         pg_router_get_stats(self->router, &after);

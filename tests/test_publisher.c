@@ -647,6 +647,43 @@ START_TEST(test_refused_records_abort_and_resend)
 }
 END_TEST
 
+/* A policy change rewriting the spool (pg_spool_withhold): no window is read while it
+ * is under way, and a window read before it is aborted, not committed, and read again
+ * after it (what it held may have been withheld since). */
+START_TEST(test_rewrite_aborts_window_in_flight)
+{
+    s_spool_raw("warm", 1);
+    pg_publisher *p = s_producer(NULL, 0);
+    s_publish_all(p, 20);
+    s_spool_raw("x", 2);
+    pg_spool_rewrite_begin(s_spool);
+    ck_assert_int_eq(pg_publisher_step(p, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(s_spooled().batches, 1);
+    pg_spool_rewrite_end(s_spool);
+
+    /* The broker slow to store the window: the round returns with it in flight. */
+    for (int32_t b = 1; b <= 3; b++)
+        rd_kafka_mock_broker_set_rtt(s_mcluster, b, 1500);
+    int rc = pg_publisher_step(p, s_err, sizeof s_err);
+    ck_assert_msg(rc == PG_ERETRY && strstr(s_err, "not yet stored"), "%d %s", rc, s_err);
+    for (int32_t b = 1; b <= 3; b++)
+        rd_kafka_mock_broker_set_rtt(s_mcluster, b, 0);
+    pg_spool_rewrite_begin(s_spool);
+    pg_spool_rewrite_end(s_spool);
+    rc = pg_publisher_step(p, s_err, sizeof s_err);
+    ck_assert_msg(rc == PG_ERETRY && strstr(s_err, "rewrote the spool"), "%d %s", rc, s_err);
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
+    ck_assert_uint_eq(st.batches, 1); /* only the warm-up batch committed so far */
+    s_publish_all(p, 40);
+    pg_publisher_get_stats(p, &st);
+    ck_assert_uint_ge(st.aborts, 1);
+    ck_assert_uint_eq(st.batches, 2);
+    ck_assert_uint_eq(st.delivered, 3);
+    pg_publisher_destroy(&p);
+}
+END_TEST
+
 /* Failure mode 1 of issue 13: the transaction committed, then removing its batches
  * from the spool failed (the map full). Publishing stops, loudly and counted; the
  * window is never read and sent again (that was ~885 duplicates every 30 s); each
@@ -881,6 +918,7 @@ int main(void)
     tcase_add_test(tc, test_removals_grouped);
     tcase_add_test(tc, test_broker_down_keeps_spool);
     tcase_add_test(tc, test_refused_records_abort_and_resend);
+    tcase_add_test(tc, test_rewrite_aborts_window_in_flight);
     tcase_add_test(tc, test_removal_failure_stops_publishing);
     tcase_add_test(tc, test_fatal_error_restarts_from_spool);
     tcase_add_test(tc, test_audit_after_commit);

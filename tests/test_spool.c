@@ -397,6 +397,133 @@ START_TEST(test_damaged_value_reported)
 }
 END_TEST
 
+/* A disclose record of key for dest (audit fields as the router sets them). */
+static void s_disclose(pg_outbatch *b, const char *key, const char *dest, const char *party)
+{
+    pg_outrec *r = pg_outbatch_add(b);
+    ck_assert_ptr_nonnull(r);
+    r->topic = "t";
+    r->key = pg_arena_strdup(b->arena, key);
+    r->value = (const uint8_t *)"v";
+    r->value_len = 1;
+    r->audit_action = PG_AUDIT_DISCLOSE;
+    r->destination = dest;
+    r->entity_id = r->key;
+    r->native_id = "N";
+    r->origin = "ESX";
+    r->version = 3;
+    r->outcome = "shared";
+    r->party = party;
+}
+
+/* A policy change's withdrawals drop the spooled disclosures they withdraw, and
+ * nothing else: other destinations, other keys, withdrawals already spooled; each
+ * dropped record is a withhold event; a batch left empty is removed; the counters
+ * follow. */
+START_TEST(test_withhold)
+{
+    pg_outbatch *a = pg_outbatch_new(), *b = pg_outbatch_new(), *c = pg_outbatch_new();
+    a->party = "rms:feed";
+    s_disclose(a, "e1", "partner-a", NULL);
+    s_disclose(a, "e1", "national", NULL);
+    s_disclose(a, "l1", "partner-a", NULL);
+    b->party = "rms:feed";
+    s_disclose(b, "e2", "partner-a", NULL);
+    pg_outrec *del = pg_outbatch_add(b); /* a withdrawal spooled before: it stays */
+    del->topic = "t";
+    del->key = "e3";
+    del->audit_action = PG_AUDIT_WITHDRAW;
+    del->destination = "partner-a";
+    c->party = "rms:feed";
+    s_disclose(c, "e4", "partner-a", "policy:P1");
+    uint64_t sa, sb, sc;
+    ck_assert_int_eq(s_append(a, &sa), 0);
+    ck_assert_int_eq(s_append(b, &sb), 0);
+    ck_assert_int_eq(s_append(c, &sc), 0);
+    pg_spool_stats before = s_stats();
+    ck_assert_uint_eq(before.records, 6);
+
+    pg_outbatch *w = pg_outbatch_new();
+    w->party = "policy:P2";
+    const char *gone[][2] = {{"e1", "partner-a"},
+                             {"l1", "partner-a"},
+                             {"e3", "partner-a"},
+                             {"e4", "partner-a"},
+                             {"e2", "national"}};
+    for (size_t i = 0; i < sizeof gone / sizeof *gone; i++) {
+        pg_outrec *r = pg_outbatch_add(w);
+        r->topic = "t";
+        r->key = gone[i][0];
+        r->audit_action = PG_AUDIT_WITHDRAW;
+        r->destination = gone[i][1];
+        r->policy_version = "P2";
+        r->outcome = "classification";
+    }
+    uint64_t r0 = pg_spool_rewrites(s_spool);
+    ck_assert_uint_eq(r0 & 1, 0);
+    pg_spool_rewrite_begin(s_spool);
+    ck_assert_uint_eq(pg_spool_rewrites(s_spool) & 1, 1);
+    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    size_t dropped = 0;
+    ck_assert_int_eq(pg_spool_withhold(s_spool, txn, w, &dropped, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    pg_spool_rewrite_end(s_spool);
+    ck_assert_uint_gt(pg_spool_rewrites(s_spool), r0);
+    ck_assert_uint_eq(pg_spool_rewrites(s_spool) & 1, 0);
+
+    ck_assert_uint_eq(dropped, 3); /* e1 and l1 for partner-a, e4 */
+    ck_assert_uint_eq(w->audit_count, 3);
+    for (size_t i = 0; i < w->audit_count; i++) {
+        ck_assert_int_eq(w->audit[i].action, PG_AUDIT_WITHHOLD);
+        ck_assert_str_eq(w->audit[i].party, "policy:P2");
+        ck_assert_str_eq(w->audit[i].destination, "partner-a");
+        ck_assert_str_eq(w->audit[i].policy_version, "P2");
+        ck_assert_str_eq(w->audit[i].outcome, "classification");
+        ck_assert_str_eq(w->audit[i].origin, "ESX");
+    }
+    ck_assert_str_eq(w->audit[0].entity_id, "e1");
+    ck_assert_str_eq(w->audit[1].entity_id, "l1");
+    ck_assert_str_eq(w->audit[2].entity_id, "e4");
+
+    pg_spool_stats after = s_stats();
+    ck_assert_uint_eq(after.batches, 2); /* c is gone */
+    ck_assert_uint_eq(after.records, 3);
+    pg_outbatch *out = pg_outbatch_new();
+    pg_store_txn *rt = pg_store_begin(s_store, 0, s_err, sizeof s_err);
+    uint64_t seq, next;
+    size_t bytes;
+    ck_assert_int_eq(pg_spool_next(s_spool, rt, 0, &seq, &bytes, out, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(seq, sa);
+    ck_assert_uint_eq(out->count, 1);
+    ck_assert_str_eq(out->recs[0].key, "e1");
+    ck_assert_str_eq(out->recs[0].destination, "national");
+    ck_assert_str_eq(out->recs[0].party, "rms:feed");
+    size_t total = bytes;
+    ck_assert_int_eq(pg_spool_next(s_spool, rt, seq, &next, &bytes, out, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(next, sb); /* untouched: e2 goes on to partner-a, e3's withdrawal stays */
+    ck_assert_uint_eq(out->count, 3);
+    ck_assert_str_eq(out->recs[1].key, "e2");
+    ck_assert_str_eq(out->recs[2].key, "e3");
+    total += bytes;
+    ck_assert_int_eq(pg_spool_next(s_spool, rt, next, &seq, NULL, out, s_err, sizeof s_err),
+                     PG_ENOTFOUND);
+    pg_store_abort(&rt);
+    ck_assert_uint_eq(after.bytes, total);
+
+    /* Nothing to withdraw: nothing read or written. */
+    pg_outbatch_reset(w);
+    txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_spool_withhold(s_spool, txn, w, &dropped, s_err, sizeof s_err), 0);
+    pg_store_abort(&txn);
+    ck_assert_uint_eq(dropped, 0);
+    pg_outbatch_destroy(&out);
+    pg_outbatch_destroy(&w);
+    pg_outbatch_destroy(&a);
+    pg_outbatch_destroy(&b);
+    pg_outbatch_destroy(&c);
+}
+END_TEST
+
 static void *s_notifier(void *arg)
 {
     usleep(50000);
@@ -434,6 +561,7 @@ int main(void)
     tcase_add_test(tc, test_bounds);
     tcase_add_test(tc, test_survives_reopen);
     tcase_add_test(tc, test_damaged_value_reported);
+    tcase_add_test(tc, test_withhold);
     tcase_add_test(tc, test_notify_wait);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

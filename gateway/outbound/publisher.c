@@ -66,9 +66,10 @@ struct pg_publisher {
     pg_outbatch *win;       /* the window's records */
     uint64_t win_first, win_last;
     size_t win_batches;
-    size_t win_resent; /* records of the window this process had produced before */
-    uint64_t win_gen;  /* pg_spool_generation when the window was read */
-    uint64_t max_seq;  /* the highest batch sequence produced so far */
+    size_t win_resent;     /* records of the window this process had produced before */
+    uint64_t win_gen;      /* pg_spool_generation when the window was read */
+    uint64_t win_rewrites; /* pg_spool_rewrites when the window was read */
+    uint64_t max_seq;      /* the highest batch sequence produced so far */
     /* Batches committed in Kafka, not yet removed from the spool (done_last 0: none);
      * windows are read after done_last. */
     uint64_t done_first, done_last;
@@ -334,6 +335,10 @@ static int s_read_window(pg_publisher *self, char *errstr, size_t errstr_size)
     pg_outbatch_reset(self->win);
     self->win_batches = self->win_resent = 0;
     self->win_gen = pg_spool_generation(self->spool);
+    /* A policy change is rewriting the spool: read after it committed. */
+    self->win_rewrites = pg_spool_rewrites(self->spool);
+    if (self->win_rewrites & 1)
+        return 0;
     pg_store_txn *txn = pg_store_begin(self->store, 0, errstr, errstr_size);
     if (!txn)
         return PG_ESTORE;
@@ -613,6 +618,14 @@ int pg_publisher_step(pg_publisher *self, char *errstr, size_t errstr_size)
             self->aborting = 1;
             return s_fail(self, PG_ERETRY, errstr, errstr_size,
                           "records of the window not delivered; aborting the transaction");
+        }
+        /* A policy change rewrote the spool since the window was read: some of its
+         * records may be no longer allowed. Not committed; read again. */
+        if (pg_spool_rewrites(self->spool) != self->win_rewrites) {
+            self->aborting = 1;
+            return s_fail(self, PG_ERETRY, errstr, errstr_size,
+                          "a policy change rewrote the spool while a window was in flight: "
+                          "aborting the transaction and reading the window again");
         }
         int rc = s_audit_window(self, errstr, errstr_size);
         if (rc)

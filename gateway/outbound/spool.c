@@ -36,7 +36,8 @@ struct pg_spool {
     pg_buf value; /* the batch being appended, reused */
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    uint64_t gen; /* notifications so far */
+    uint64_t gen;      /* notifications so far */
+    uint64_t rewrites; /* odd while a rewrite (pg_spool_withhold) is under way */
 };
 
 pg_spool *pg_spool_new(pg_store *store, const pg_spool_limits *limits, char *errstr,
@@ -420,6 +421,201 @@ int pg_spool_remove(pg_spool *self, pg_store_txn *txn, uint64_t first, uint64_t 
     if (!st.batches)
         st.records = st.bytes = 0;
     return s_state_put(self, txn, &st, errstr, errstr_size);
+}
+
+/* ---------------------------------------------------------------- withholding */
+
+/* "destination\nkey" of a record, in arena: what a withdrawal and a disclosure are
+ * matched by (destination names and UUID keys hold no newline). */
+static const char *s_pair(pg_arena *arena, const pg_outrec *r)
+{
+    return pg_arena_sprintf(arena, "%s\n%s", r->destination ? r->destination : "", r->key);
+}
+
+static int s_cmp_pair(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The withdrawal of withdrawals that withdraws rec (a disclosure), or NULL. */
+static const pg_outrec *s_withdrawn(const pg_outbatch *withdrawals, const char **pairs,
+                                    const size_t *index, size_t n, pg_arena *arena,
+                                    const pg_outrec *rec)
+{
+    if (rec->audit_action != PG_AUDIT_DISCLOSE || !n)
+        return NULL;
+    const char *pair = s_pair(arena, rec);
+    if (!pair)
+        return NULL;
+    const char **hit = bsearch(&pair, pairs, n, sizeof *pairs, s_cmp_pair);
+    return hit ? &withdrawals->recs[index[hit - pairs]] : NULL;
+}
+
+int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawals, size_t *dropped,
+                      char *errstr, size_t errstr_size)
+{
+    *dropped = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < withdrawals->count; i++)
+        n += withdrawals->recs[i].audit_action == PG_AUDIT_WITHDRAW;
+    if (!n)
+        return 0;
+    pg_arena *arena = pg_arena_new(0);
+    pg_outbatch *batch = pg_outbatch_new(), *keep = pg_outbatch_new();
+    const char **pairs = arena ? pg_arena_alloc(arena, n * sizeof *pairs) : NULL;
+    size_t *index = arena ? pg_arena_alloc(arena, n * sizeof *index) : NULL;
+    uint64_t *seqs = NULL;
+    size_t nseq = 0, cap = 0;
+    pg_store_cursor *cur = NULL;
+    int rc = batch && keep && pairs && index ? 0 : PG_ENOMEM;
+    /* The withdrawals, sorted by pair: index[] maps a sorted pair to its record. */
+    size_t m = 0;
+    for (size_t i = 0; !rc && i < withdrawals->count; i++)
+        if (withdrawals->recs[i].audit_action == PG_AUDIT_WITHDRAW) {
+            pairs[m] = s_pair(arena, &withdrawals->recs[i]);
+            rc = pairs[m++] ? 0 : PG_ENOMEM;
+        }
+    if (!rc) {
+        qsort(pairs, n, sizeof *pairs, s_cmp_pair);
+        for (size_t i = 0; !rc && i < withdrawals->count; i++) {
+            const pg_outrec *w = &withdrawals->recs[i];
+            const char *pair = w->audit_action == PG_AUDIT_WITHDRAW ? s_pair(arena, w) : NULL;
+            const char **hit = pair ? bsearch(&pair, pairs, n, sizeof *pairs, s_cmp_pair) : NULL;
+            if (hit)
+                index[hit - pairs] = i;
+            else if (w->audit_action == PG_AUDIT_WITHDRAW)
+                rc = PG_ENOMEM;
+        }
+    }
+    /* First the batches that hold a disclosure withdrawn (read, nothing written). */
+    if (!rc && !(cur = pg_store_cursor_open(txn, self->batch_db, errstr, errstr_size)))
+        rc = PG_ESTORE;
+    const void *k, *v;
+    size_t klen, vlen;
+    int crc = rc ? rc : pg_store_cursor_first(cur, &k, &klen, &v, &vlen);
+    for (; !crc; crc = pg_store_cursor_next(cur, &k, &klen, &v, &vlen)) {
+        if (klen != 8) {
+            crc = pg_errf(PG_EINTERNAL, errstr, errstr_size, "spool: damaged key");
+            break;
+        }
+        pg_outbatch_reset(batch);
+        if ((crc = pg_spool_decode(v, vlen, batch, errstr, errstr_size)))
+            break;
+        size_t hits = 0;
+        for (size_t i = 0; i < batch->count; i++)
+            hits +=
+                s_withdrawn(withdrawals, pairs, index, n, batch->arena, &batch->recs[i]) != NULL;
+        if (!hits)
+            continue;
+        if (nseq == cap) {
+            cap = cap ? cap * 2 : 64;
+            uint64_t *grown = realloc(seqs, cap * sizeof *seqs);
+            if (!grown) {
+                crc = PG_ENOMEM;
+                break;
+            }
+            seqs = grown;
+        }
+        seqs[nseq++] = pg_store_be64_get(k);
+    }
+    pg_store_cursor_close(&cur);
+    if (!rc)
+        rc = crc == PG_ENOTFOUND ? 0 : crc;
+    /* Then each of them rewritten without those records (removed when none is left),
+     * each dropped record a withhold event of withdrawals. */
+    s_state st;
+    if (!rc && nseq)
+        rc = s_state_get(self, txn, &st, errstr, errstr_size);
+    for (size_t s = 0; !rc && s < nseq; s++) {
+        uint8_t key[8];
+        pg_store_be64_put(key, seqs[s]);
+        if ((rc = pg_store_get(txn, self->batch_db, key, sizeof key, &v, &vlen, errstr,
+                               errstr_size)))
+            break;
+        size_t was = vlen;
+        pg_outbatch_reset(batch);
+        pg_outbatch_reset(keep);
+        if ((rc = pg_spool_decode(v, vlen, batch, errstr, errstr_size)))
+            break;
+        for (size_t i = 0; !rc && i < batch->count; i++) {
+            const pg_outrec *r = &batch->recs[i];
+            const pg_outrec *w = s_withdrawn(withdrawals, pairs, index, n, batch->arena, r);
+            if (!w) {
+                pg_outrec *copy = pg_outbatch_add(keep);
+                if (!copy)
+                    rc = PG_ENOMEM;
+                else
+                    *copy = *r; /* its strings stay in batch's arena until it is written */
+                continue;
+            }
+            pg_audit_event ev = {.action = PG_AUDIT_WITHHOLD,
+                                 .party = withdrawals->party,
+                                 .entity_id = r->entity_id ? r->entity_id : r->key,
+                                 .native_id = r->native_id,
+                                 .origin = r->origin,
+                                 .destination = r->destination,
+                                 .agreement = r->agreement,
+                                 .policy_version = w->policy_version,
+                                 .version = r->version,
+                                 .outcome = w->outcome};
+            rc = pg_outbatch_audit_add(withdrawals, &ev);
+            (*dropped)++;
+        }
+        if (rc)
+            break;
+        st.records -=
+            st.records >= batch->count - keep->count ? batch->count - keep->count : st.records;
+        st.bytes -= st.bytes >= was ? was : st.bytes;
+        if (!keep->count) {
+            st.batches -= st.batches ? 1 : 0;
+            rc = pg_store_del(txn, self->batch_db, key, sizeof key, NULL, 0, errstr, errstr_size);
+            continue;
+        }
+        keep->party = keep->recs[0].party;
+        pg_buf_reset(&self->value);
+        rc = pg_spool_encode(keep, &self->value, errstr, errstr_size);
+        rc = rc ? rc
+                : pg_store_put(txn, self->batch_db, key, sizeof key, self->value.data,
+                               self->value.len, errstr, errstr_size);
+        st.bytes += self->value.len;
+    }
+    if (!rc && nseq) {
+        if (!st.batches)
+            st.records = st.bytes = 0;
+        rc = s_state_put(self, txn, &st, errstr, errstr_size);
+    }
+    if (rc == PG_ENOMEM)
+        pg_errf(rc, errstr, errstr_size, "spool: out of memory");
+    free(seqs);
+    pg_outbatch_destroy(&keep);
+    pg_outbatch_destroy(&batch);
+    pg_arena_destroy(&arena);
+    return rc;
+}
+
+void pg_spool_rewrite_begin(pg_spool *self)
+{
+    pthread_mutex_lock(&self->lock);
+    self->rewrites |= 1;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void pg_spool_rewrite_end(pg_spool *self)
+{
+    pthread_mutex_lock(&self->lock);
+    if (self->rewrites & 1)
+        self->rewrites++;
+    self->gen++;
+    pthread_cond_broadcast(&self->cond);
+    pthread_mutex_unlock(&self->lock);
+}
+
+uint64_t pg_spool_rewrites(pg_spool *self)
+{
+    pthread_mutex_lock(&self->lock);
+    uint64_t r = self->rewrites;
+    pthread_mutex_unlock(&self->lock);
+    return r;
 }
 
 int pg_spool_stat(pg_spool *self, pg_store_txn *txn, pg_spool_stats *out, char *errstr,

@@ -86,6 +86,27 @@ int pg_spool_next(pg_spool *self, pg_store_txn *txn, uint64_t after, uint64_t *s
 int pg_spool_remove(pg_spool *self, pg_store_txn *txn, uint64_t first, uint64_t last,
                     size_t *removed, char *errstr, size_t errstr_size);
 
+/* A policy change withholds what it withdraws before it is published. Inside the
+ * write transaction txn of the reconcile that made withdrawals: every disclose record
+ * still spooled whose destination and key a withdraw record of withdrawals has is
+ * dropped from its batch (the batch removed when nothing is left of it), and each
+ * becomes a withhold event appended to withdrawals' audit events (party
+ * withdrawals->party, the withdrawal's policy version and reason). The withdrawals
+ * themselves are sent: a disclosure published before still has to be withdrawn.
+ * *dropped gets the number of records dropped. Call it between pg_spool_rewrite_begin
+ * and pg_spool_rewrite_end, so that the producer does not commit a window it read
+ * from the spool before the rewrite committed. 0, PG_ESTORE, PG_ENOMEM, PG_EINTERNAL. */
+int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawals, size_t *dropped,
+                      char *errstr, size_t errstr_size);
+/* Mark a rewrite of the spool under way (before its write transaction begins), and
+ * over (after it committed or aborted; it also notifies waiters). */
+void pg_spool_rewrite_begin(pg_spool *self);
+void pg_spool_rewrite_end(pg_spool *self);
+/* Rewrites begun so far, times two, plus one while one is under way: a window read
+ * while it is odd, or when it differs by the commit, may hold records a rewrite
+ * dropped. */
+uint64_t pg_spool_rewrites(pg_spool *self);
+
 /* The counters as txn sees them. 0 or PG_ESTORE. */
 int pg_spool_stat(pg_spool *self, pg_store_txn *txn, pg_spool_stats *out, char *errstr,
                   size_t errstr_size);

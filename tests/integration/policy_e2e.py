@@ -14,6 +14,9 @@ the suspect (with its SUBJECT link) and a SECRET person. Both topics are read ba
 confluent-kafka (content and headers) and kcat (keys and headers), and the audit log
 with `polegate audit verify` and `polegate audit query`.
 
+Then a policy change while records wait in the spool (`withheld_in_spool`): what the
+new policy withdraws must not be published first.
+
 Needs the broker of scripts/kafka-local (ctest's fixture starts it). Exit 0 when every
 check passes, 1 with the list of failures otherwise.
 """
@@ -58,7 +61,11 @@ def eid(rec):
     return entity_id(*rec)
 
 
-def write_config(path, port, store_dir, brokers, t_nat, t_mer, audit_path):
+MER_KINDS = "[person, location, vehicle, item, weapon, telephone, occurrence, custody]"
+
+
+def write_config(path, port, store_dir, brokers, t_nat, t_mer, audit_path, version=POLICY_VERSION,
+                 mer_kinds=MER_KINDS, withdraw_percent=25, mer_redact="[person.ethnicity]"):
     with open(path, "w", encoding="utf-8") as f:
         f.write(
             "# policy_e2e: force ESX behind an Athena-like RMS, generated per run.\n"
@@ -66,7 +73,7 @@ def write_config(path, port, store_dir, brokers, t_nat, t_mer, audit_path):
             "adapter: {name: athena}\n"
             "intake: {endpoint: 'tcp://127.0.0.1:%d'}\n"
             "curve: {insecure: true}\n"
-            "store: {path: '%s', map_size: 64MiB}\n"
+            "store: {path: '%s', map_size: 64MiB, max_withdraw_percent: %d}\n"
             "kafka: {brokers: '%s'}\n"
             "audit: {path: '%s', fsync: event}\n"
             "log: {level: info}\n"
@@ -91,11 +98,12 @@ def write_config(path, port, store_dir, brokers, t_nat, t_mer, audit_path):
             "      max_classification: OFFICIAL-SENSITIVE\n"
             "      allow_handling_c: true\n"
             "      handling_c_agreement: ISA-MER-C\n"
-            "      kinds: [person, location, vehicle, item, weapon, telephone, occurrence, custody]\n"
-            "      redact: [person.ethnicity]\n"
+            "      kinds: %s\n"
+            "      redact: %s\n"
             "  partners:\n"
             "    - {force: MER, topic: polegate.mer.esx.pole.v1, agreement: ISA-MER}\n"
-            % (port, store_dir, brokers, audit_path, POLICY_VERSION, t_nat, t_mer))
+            % (port, store_dir, withdraw_percent, brokers, audit_path, version, t_nat, t_mer,
+               mer_kinds, mer_redact))
 
 
 def write_input(path):
@@ -238,6 +246,98 @@ def check_audit(c, polegate, log, by_dest):
            all("surname" not in json.dumps(e) and "O'Brien" not in json.dumps(e) for e in mine))
 
 
+def person_updates(path):
+    """The two persons of the sample again, each one revision later (links as before)."""
+    with open(e2e.FIXTURE, encoding="utf-8") as f:
+        msgs = [json.loads(line) for line in f if line.strip()]
+    out = []
+    for m in msgs:
+        r = m["record"]
+        if (r["type"], r["id"]) in PERSONS and r.get("action", "UPSERT") == "UPSERT":
+            m["header"]["messageId"] = str(uuid.uuid4())
+            r["revision"] += 1
+            out.append(m)
+    with open(path, "w", encoding="utf-8") as f:
+        for m in out:
+            f.write(json.dumps(m, ensure_ascii=False) + "\n")
+    return len(out)
+
+
+def withheld_in_spool(c, args, polegated, polegate, tmp, topics, pole, port, store, audit_log):
+    """A policy change while records wait in the spool. The broker is away (polegated is
+    given a port nothing listens on) while new revisions of the two persons are taken
+    in and spooled for both destinations; polegated stops; the next policy version no
+    longer lets `mer` receive persons, and polegated starts on the real broker. What the
+    new policy withdraws must not be published first: `mer` gets no new revision of a
+    person, only the withdrawals of what it had; `national` gets the new revisions."""
+    dead = "127.0.0.1:%d" % e2e.free_port()
+    config = os.path.join(tmp, "esx-away.yaml")
+    log_path = os.path.join(tmp, "polegated-2.log")
+    write_config(config, port, store, dead, topics["national"], topics["mer"], audit_log)
+    feed = os.path.join(tmp, "persons.ndjson")
+    n = person_updates(feed)
+    c.eq("person updates written", n, len(PERSONS))
+    with open(log_path, "w") as log:
+        daemon = subprocess.Popen([polegated, "--config", config], stdin=subprocess.DEVNULL,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                  preexec_fn=e2e._die_with_parent)
+    try:
+        e2e.wait_listening(port, daemon, log_path)
+        sent = e2e.run([polegate, "send", "--to", "tcp://127.0.0.1:%d" % port, feed], timeout=120)
+        c.eq("send with the broker away: accepted into the spool (%s)" % sent.stderr.strip(),
+             sent.returncode, 0)
+    finally:
+        e2e.stop_daemon(daemon)
+    v2 = "ESX-E2E-2"
+    config2 = os.path.join(tmp, "esx-2.yaml")
+    write_config(config2, port, store, args.brokers, topics["national"], topics["mer"], audit_log,
+                 version=v2, mer_kinds=MER_KINDS.replace("person, ", ""), withdraw_percent=100,
+                 mer_redact="[]")
+    with open(log_path, "a") as log:
+        daemon = subprocess.Popen([polegated, "--config", config2], stdin=subprocess.DEVNULL,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                  preexec_fn=e2e._die_with_parent)
+    try:
+        e2e.wait_listening(port, daemon, log_path)
+        want_nat = sum(len(v) for v in expected("national").values()) + len(PERSONS)
+        nat = check_topic.read_topic(args.brokers, topics["national"], pole, expect=want_nat,
+                                     timeout=60)
+        persons = {eid(p) for p in PERSONS}
+        # mer had each person once; now each is withdrawn (DELETE, tombstone), and so is
+        # every link with a person at one end.
+        want_mer = sum(len(v) for v in expected("mer").values()) + 2 * len(PERSONS)
+        mer = check_topic.read_topic(args.brokers, topics["mer"], pole, expect=want_mer,
+                                     timeout=60)
+    finally:
+        c.eq("polegated (policy %s) exit status on SIGTERM" % v2, e2e.stop_daemon(daemon), 0)
+    shape = {}
+    for r in mer:
+        if r["key"] in persons:
+            shape.setdefault(r["key"], []).append(
+                "tombstone" if r["value"] is None else
+                "%s v%d" % (pole.Operation.Name(r["value"].operation), r["value"].version))
+    for p in persons:
+        ops = shape.get(p, [])
+        c.eq("mer %s: one UPSERT (before the change), then withdrawn, no new revision: %s"
+             % (p, ops), [o.split()[0] for o in ops],
+             ["OPERATION_UPSERT", "OPERATION_DELETE", "tombstone"])
+    new_nat = [r for r in nat if r["key"] in persons and r["value"] is not None
+               and r["headers"].get("pg-policy-version") in (POLICY_VERSION, v2)]
+    c.eq("national: each person twice (before, and the revision spooled while the broker "
+         "was away)", sorted(r["key"] for r in new_nat), sorted(list(persons) * 2))
+    withheld = audit_lines(polegate, audit_log, "--destination", "mer", "--action", "withhold",
+                           "--party", "policy:" + v2)
+    c.eq("mer: the spooled person revisions are withhold events of policy %s" % v2,
+         sorted(e["entity_id"] for e in withheld if e["entity_id"] in persons), sorted(persons))
+    disclosed = audit_lines(polegate, audit_log, "--destination", "mer", "--action", "disclose")
+    c.eq("mer: one disclose event per person (the first revision only)",
+         sorted(e["entity_id"] for e in disclosed if e["entity_id"] in persons), sorted(persons))
+    ver = e2e.run([polegate, "audit", "verify", audit_log], timeout=60)
+    c.eq("audit verify after the policy change (%s)" % ver.stderr.strip(), ver.returncode, 0)
+    said = e2e.tail(log_path, 400)
+    c.true("polegated says what it withheld", "spooled records not yet published withheld" in said)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build-dir", required=True)
@@ -295,6 +395,8 @@ def main():
         daemon = None
         c.eq("polegated exit status on SIGTERM", rc, 0)
         check_audit(c, polegate, audit_log, by_dest)
+        withheld_in_spool(c, args, polegated, polegate, tmp, topics, pole, port,
+                          os.path.join(tmp, "store"), audit_log)
         ok = not c.failures
     except Exception as exc:  # noqa: BLE001  reported with the daemon's log
         c.failures.append("error: %s: %s" % (type(exc).__name__, exc))
