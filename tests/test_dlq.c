@@ -522,6 +522,47 @@ START_TEST(test_import_entries)
 }
 END_TEST
 
+/* A partner record dead-lettered, then delivered again by Kafka (a restart before its
+ * offset was committed): kept once. Deleted (replayed) or evicted, it may be kept
+ * again; another offset is another entry. */
+static int s_add_partner(const char *ref, uint64_t *id)
+{
+    pg_dlq_entry e = {.received_ms = 1774765800123LL,
+                      .reason = "origin: not the topic's force",
+                      .origin = "KNT",
+                      .format = "polegate.pole.v1.EntityUpdate",
+                      .data = (const uint8_t *)"\x0a\x01x",
+                      .len = 3,
+                      .kind = PG_DLQ_PARTNER,
+                      .ref = ref,
+                      .ids = "id-1",
+                      .key = "id-1"};
+    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    int rc = pg_dlq_add(s_dlq, txn, &e, NULL, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    *id = e.id;
+    return rc;
+}
+
+START_TEST(test_partner_redelivery_kept_once)
+{
+    uint64_t a, b, c, d;
+    ck_assert_int_eq(s_add_partner("polegate.knt.esx.pole.v1 [1] @42", &a), 0);
+    ck_assert_int_eq(s_add_partner("polegate.knt.esx.pole.v1 [1] @42", &b), PG_EDUPLICATE);
+    ck_assert_uint_eq(b, a);
+    ck_assert_uint_eq(s_stats().entries, 1);
+    ck_assert_int_eq(s_add_partner("polegate.knt.esx.pole.v1 [2] @42", &c), 0);
+    ck_assert_uint_ne(c, a);
+    ck_assert_uint_eq(s_stats().entries, 2);
+    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_dlq_delete(s_dlq, txn, a, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(s_add_partner("polegate.knt.esx.pole.v1 [1] @42", &d), 0);
+    ck_assert_uint_gt(d, c);
+    ck_assert_uint_eq(s_stats().entries, 2);
+}
+END_TEST
+
 START_TEST(test_cli_import_list_show_replay)
 {
     s_add_import("Person.DOB: invalid", "<Batch/>");
@@ -581,6 +622,7 @@ int main(void)
     tcase_add_test(tc, test_cli_replay_after_fix);
     tcase_add_test(tc, test_import_entries);
     tcase_add_test(tc, test_cli_import_list_show_replay);
+    tcase_add_test(tc, test_partner_redelivery_kept_once);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1299,6 +1299,15 @@ static pg_policy *s_take_unconfigured(pg_store *st, pg_audit **audit_out, const 
     ck_assert_uint_eq(ps.rejected, f->n);
     ck_assert_uint_eq(ps.accepted, 0);
     pg_partner_destroy(&p);
+    /* Kafka delivers them again (a restart before the offsets were committed): refused
+     * again, each still one dead letter. */
+    p = s_partner_dir(st, pol0, "MER", &pg_adapter_niche, audit);
+    ck_assert_msg(pg_partner_take(p, f->recs, f->n, e, sizeof e) == 0, "%s", e);
+    pg_partner_get_stats(p, &ps);
+    ck_assert_uint_eq(ps.rejected, f->n);
+    pg_partner_destroy(&p);
+    s_dl_ids once = s_partner_dl_ids(st);
+    ck_assert_int_eq(once.n, (int)f->n);
     size_t files = 0;
     pg_rms_model *m = s_model_of_drop(&pg_adapter_niche, &files);
     ck_assert_uint_eq(files, 0);

@@ -30,6 +30,7 @@ struct pg_dlq {
     pg_store_db entry_db;
     pg_store_db meta_db;
     pg_store_db replay_db; /* replays asked of the daemon: id -> "?" or the answer */
+    pg_store_db ref_db;    /* partner entries: "<topic> [<partition>] @<offset>" -> id */
     pg_dlq_limits limits;
     pg_buf value; /* reused */
 };
@@ -55,6 +56,7 @@ pg_dlq *pg_dlq_new(pg_store *store, const pg_dlq_limits *limits, char *errstr, s
     if (!txn || pg_store_db_open(txn, "dlq.entry", 0, &self->entry_db, why, sizeof why) ||
         pg_store_db_open(txn, "dlq.meta", 0, &self->meta_db, why, sizeof why) ||
         pg_store_db_open(txn, "dlq.replay", 0, &self->replay_db, why, sizeof why) ||
+        pg_store_db_open(txn, "dlq.ref", 0, &self->ref_db, why, sizeof why) ||
         pg_store_commit(&txn, why, sizeof why)) {
         pg_store_abort(&txn);
         pg_errf(PG_ESTORE, errstr, errstr_size, "dlq: %s", why);
@@ -162,11 +164,53 @@ static int s_state_put(pg_dlq *self, pg_store_txn *txn, const s_state *st, char 
                         errstr, errstr_size);
 }
 
+/* The partner dead letter kept for the Kafka record ref ("<topic> [<partition>]
+ * @<offset>"): its id, 0 when none (never kept, or deleted, replayed or evicted since:
+ * the index is only trusted when the entry it names has that ref). Or an error. */
+static int s_partner_ref(pg_dlq *self, pg_store_txn *txn, const char *ref, uint64_t *id,
+                         char *errstr, size_t errstr_size)
+{
+    *id = 0;
+    const void *v;
+    size_t vlen;
+    int rc = pg_store_get(txn, self->ref_db, ref, strlen(ref), &v, &vlen, errstr, errstr_size);
+    if (rc == PG_ENOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    if (vlen != 8)
+        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "dlq: damaged reference index");
+    uint64_t was = pg_store_be64_get(v);
+    pg_dlq_entry e;
+    rc = pg_dlq_get(self, txn, was, &e, errstr, errstr_size);
+    if (rc == PG_ENOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    if (e.kind == PG_DLQ_PARTNER && !strcmp(e.ref, ref))
+        *id = was;
+    return 0;
+}
+
 int pg_dlq_add(pg_dlq *self, pg_store_txn *txn, pg_dlq_entry *e, size_t *evicted, char *errstr,
                size_t errstr_size)
 {
     if (evicted)
         *evicted = 0;
+    /* A partner record Kafka delivers again (a restart before its offset was
+     * committed) is the dead letter it already is, not a second one. */
+    int partner_ref =
+        e->kind == PG_DLQ_PARTNER && e->ref && *e->ref && strlen(e->ref) <= PG_STORE_MAX_KEY;
+    if (partner_ref) {
+        uint64_t id;
+        int rc = s_partner_ref(self, txn, e->ref, &id, errstr, errstr_size);
+        if (rc)
+            return rc;
+        if (id) {
+            e->id = id;
+            return PG_EDUPLICATE;
+        }
+    }
     size_t len = e->len < self->limits.max_message ? e->len : self->limits.max_message;
     uint64_t orig = e->original_len ? e->original_len : e->len;
     /* import and partner entries share the longer layout, told apart by kind */
@@ -231,6 +275,9 @@ int pg_dlq_add(pg_dlq *self, pg_store_txn *txn, pg_dlq_entry *e, size_t *evicted
     st.bytes += b->len;
     if (evicted)
         *evicted = gone;
+    if (partner_ref && (rc = pg_store_put(txn, self->ref_db, e->ref, strlen(e->ref), key,
+                                          sizeof key, errstr, errstr_size)))
+        return rc;
     return s_state_put(self, txn, &st, errstr, errstr_size);
 }
 

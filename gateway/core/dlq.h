@@ -94,7 +94,9 @@ void pg_dlq_destroy(pg_dlq **p);
 /* Keep entry (id ignored; data cut to max_message bytes, original_len taken from len
  * when 0) in the write transaction txn, evicting the oldest entries as the bounds
  * require; entry->id gets the new id and *evicted (may be NULL) how many went. 0 or
- * PG_ESTORE / PG_ENOMEM. */
+ * PG_ESTORE / PG_ENOMEM. A partner entry whose ref (the Kafka record) is already kept
+ * is not kept again: PG_EDUPLICATE, entry->id the kept one's (one deleted, replayed or
+ * evicted since does not count). */
 int pg_dlq_add(pg_dlq *self, pg_store_txn *txn, pg_dlq_entry *entry, size_t *evicted, char *errstr,
                size_t errstr_size);
 /* Entry id, its strings and bytes pointing into the store: valid until txn ends or

@@ -303,7 +303,8 @@ static int s_dead_letter(s_take *t, const pg_partner_record *r, const char *forc
                        .hdr_force = r->force,
                        .hdr_agreement = r->agreement};
     size_t evicted = 0;
-    return pg_dlq_add(p->dlq, t->txn, &de, &evicted, t->errstr, t->errstr_size);
+    int rc = pg_dlq_add(p->dlq, t->txn, &de, &evicted, t->errstr, t->errstr_size);
+    return rc == PG_EDUPLICATE ? 0 : rc; /* delivered again: kept once */
 }
 
 /* One record: checks, then into p->acc. */
