@@ -181,7 +181,7 @@ static int s_partner_ref(pg_dlq *self, pg_store_txn *txn, const char *ref, uint6
     if (vlen != 8)
         return pg_errf(PG_EINTERNAL, errstr, errstr_size, "dlq: damaged reference index");
     uint64_t was = pg_store_be64_get(v);
-    pg_dlq_entry e;
+    pg_dlq_entry e = {0};
     rc = pg_dlq_get(self, txn, was, &e, errstr, errstr_size);
     if (rc == PG_ENOTFOUND)
         return 0;
