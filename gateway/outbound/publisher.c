@@ -21,8 +21,14 @@
 #include "spool.h"
 #include "store.h"
 
-#define S_DEFAULT_WINDOW_BATCHES 256
-#define S_DEFAULT_WINDOW_BYTES ((size_t)4 << 20)
+/* Each Kafka transaction costs the broker and librdkafka a fixed amount of work
+ * (AddPartitionsToTxn, EndTxn, a marker per partition, the transaction log): about
+ * 6 ms of broker CPU and 2 ms of librdkafka's main thread on the 2-core machine of
+ * docs/performance.md, more than the records themselves. So a window takes all the
+ * spool holds up to these bounds; in steady state that is what one checkpoint of the
+ * intake made visible. */
+#define S_DEFAULT_WINDOW_BATCHES 2048
+#define S_DEFAULT_WINDOW_BYTES ((size_t)16 << 20)
 #define S_DEFAULT_TXN_TIMEOUT_MS 60000
 #define S_DEFAULT_CALL_TIMEOUT_MS 1000
 /* Seconds between two warnings while the broker stays unreachable. */
@@ -647,6 +653,8 @@ int pg_publisher_step(pg_publisher *self, char *errstr, size_t errstr_size)
 static void *s_run(void *arg)
 {
     pg_publisher *self = arg;
+    /* Named, so that top -H and perf tell it from the intake (the main thread). */
+    pthread_setname_np(pthread_self(), "pg-publisher");
     uint64_t gen = 0;
     int backoff_ms = 0;
     while (!atomic_load(&self->stop)) {

@@ -63,8 +63,8 @@ typedef struct pg_publisher_opts {
     pg_store *store;
     pg_spool *spool;
     pg_audit *audit;            /* NULL: no audit events written */
-    size_t window_batches;      /* batches per transaction; 0: 256 */
-    size_t window_bytes;        /* serialised bytes per transaction; 0: 4 MiB */
+    size_t window_batches;      /* batches per transaction; 0: 2048 */
+    size_t window_bytes;        /* serialised bytes per transaction; 0: 16 MiB */
     int transaction_timeout_ms; /* 0: 60000 (also message.timeout.ms) */
     int call_timeout_ms;        /* longest single wait on the broker; 0: 1000 */
     /* Called on the producer's thread after each commit of the batches first_seq..
