@@ -435,6 +435,75 @@ START_TEST(test_transactions)
 }
 END_TEST
 
+/* resolve a person through the adapter interface, in the transaction bound to m */
+static const char *s_via(pg_idstore *m, const char *uuid, int *created)
+{
+    static char out[32];
+    pg_idmap *iface = pg_idstore_iface(m);
+    int rc =
+        iface->resolve(iface, uuid, K_PERSON, NULL, NULL, out, sizeof out, created, e, sizeof e);
+    ck_assert_msg(rc == 0, "%s", e);
+    return out;
+}
+
+/* A run remembers what it read and wrote; a savepoint's rollback undoes ids, counters
+ * and revisions drawn since it (compose's refused message), as an aborted child
+ * transaction did, and what was kept before it stays. */
+START_TEST(test_run_savepoint_rollback)
+{
+    pg_idstore *m = s_map("atx", NULL);
+    pg_store_txn *txn = pg_store_begin(s_store, 1, e, sizeof e);
+    pg_idstore_run_begin(m, txn);
+    pg_idstore_use(m, txn);
+    char out[32];
+    int created = 0;
+    uint64_t rev;
+    /* kept: A sent once */
+    pg_idstore_savepoint(m);
+    ck_assert_int_eq(pg_idstore_next_revision(m, txn, A, 5, &rev, NULL, e, sizeof e), 0);
+    ck_assert_str_eq(s_via(m, A, &created), "P9000000001");
+    ck_assert_int_eq(created, 1);
+    pg_idstore_release(m);
+    /* undone: A sent again, B new (an id, the counter, a revision) */
+    pg_idstore_savepoint(m);
+    ck_assert_int_eq(pg_idstore_next_revision(m, txn, A, 5, &rev, NULL, e, sizeof e), 0);
+    ck_assert_uint_eq(rev, 6);
+    s_via(m, A, &created);
+    ck_assert_int_eq(created, 0);
+    ck_assert_int_eq(pg_idstore_next_revision(m, txn, B, 3, &rev, NULL, e, sizeof e), 0);
+    ck_assert_str_eq(s_via(m, B, &created), "P9000000002");
+    ck_assert_int_eq(pg_idstore_rollback(m, e, sizeof e), 0);
+    /* in the run, and as the store has it */
+    for (int pass = 0; pass < 2; pass++) {
+        ck_assert_int_eq(pg_idstore_last_revision(m, txn, A, &rev, e, sizeof e), 0);
+        ck_assert_uint_eq(rev, 5);
+        ck_assert_int_eq(pg_idstore_last_revision(m, txn, B, &rev, e, sizeof e), 0);
+        ck_assert_uint_eq(rev, 0);
+        ck_assert_int_eq(pg_idstore_lookup(m, txn, B, out, sizeof out, e, sizeof e), PG_ENOTFOUND);
+        ck_assert_int_eq(pg_idstore_lookup(m, txn, A, out, sizeof out, e, sizeof e), 0);
+        ck_assert_str_eq(out, "P9000000001");
+        if (!pass)
+            pg_idstore_run_end(m);
+    }
+    char owner[37];
+    ck_assert_int_eq(pg_idstore_uuid_of(m, txn, "P9000000002", owner, e, sizeof e), PG_ENOTFOUND);
+    /* the counter was undone too: C takes the id B had */
+    pg_idstore_run_begin(m, txn);
+    pg_idstore_savepoint(m);
+    ck_assert_str_eq(s_via(m, C, &created), "P9000000002");
+    ck_assert_int_eq(created, 1);
+    pg_idstore_release(m);
+    pg_idstore_run_end(m);
+    pg_idstore_use(m, NULL);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    ck_assert_int_eq(pg_idstore_lookup(m, NULL, C, out, sizeof out, e, sizeof e), 0);
+    ck_assert_str_eq(out, "P9000000002");
+    ck_assert_int_eq(pg_idstore_last_revision(m, NULL, A, &rev, e, sizeof e), 0);
+    ck_assert_uint_eq(rev, 5);
+    pg_idstore_destroy(&m);
+}
+END_TEST
+
 static Suite *s_suite(void)
 {
     Suite *s = suite_create("idmap");
@@ -456,6 +525,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_put);
     tcase_add_test(tc, test_bad_uuid);
     tcase_add_test(tc, test_transactions);
+    tcase_add_test(tc, test_run_savepoint_rollback);
     suite_add_tcase(s, tc);
     return s;
 }

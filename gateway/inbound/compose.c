@@ -143,17 +143,15 @@ static int s_known_merges(s_run *r, const pg_entity_update *e, pg_entity_ref **r
 
 /* ------------------------------------------------------------ encoding */
 
-/* Encode c->enc in a child of txn, its entities' revisions drawn first; on success the
- * child commits and the message goes to the sink, else the child is aborted (no id or
- * revision of it stays) and the adapter's reason is in why. *refused: 1 when the
- * adapter said no (rc then 0). */
+/* Encode c->enc in txn, its entities' revisions drawn first; on success the message
+ * goes to the sink, else every id and revision drawn for it is undone (an id map
+ * savepoint: a child transaction per message cost more than the encoding) and the
+ * adapter's reason is in why. *refused: 1 when the adapter said no (rc then 0). */
 static int s_encode(s_run *r, const char *batch, int *refused, char *why, size_t why_size)
 {
     pg_compose *c = r->c;
     *refused = 0;
-    pg_store_txn *child = pg_store_begin_child(r->txn, r->errstr, r->errstr_size);
-    if (!child)
-        return PG_ESTORE;
+    pg_idstore_savepoint(c->idmap);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < c->enc->count; i++) {
         pg_change *ch = &c->enc->changes[i];
@@ -166,31 +164,28 @@ static int s_encode(s_run *r, const char *batch, int *refused, char *why, size_t
             break;
         }
         *e = *ch->entity;
-        rc = pg_idstore_next_revision(c->idmap, child, e->id, e->version, &e->version, NULL,
+        rc = pg_idstore_next_revision(c->idmap, r->txn, e->id, e->version, &e->version, NULL,
                                       r->errstr, r->errstr_size);
         ch->entity = e;
     }
     if (rc) {
-        pg_store_abort(&child);
+        /* a store failure: the caller aborts the transaction */
+        pg_idstore_release(c->idmap);
         return rc;
     }
-    pg_idstore_use(c->idmap, child);
+    pg_idstore_use(c->idmap, r->txn);
     pg_adapter_ctx ctx = {.idmap = pg_idstore_iface(c->idmap), .now_ms = c->now_ms, .batch = batch};
     pg_buf_reset(&c->native);
     rc = c->adapter->encode(&ctx, c->enc, &c->native, why, why_size);
     pg_idstore_use(c->idmap, NULL);
     if (rc == PG_EINVALID || rc == PG_EUNSUPPORTED) {
-        pg_store_abort(&child);
         *refused = 1;
-        return 0;
+        return pg_idstore_rollback(c->idmap, r->errstr, r->errstr_size);
     }
-    if (rc) {
-        pg_store_abort(&child);
+    pg_idstore_release(c->idmap);
+    if (rc)
         /* an id map failure inside encode is a store failure: the caller aborts */
         return pg_errf(rc, r->errstr, r->errstr_size, "compose: %s", why);
-    }
-    if ((rc = pg_store_commit(&child, r->errstr, r->errstr_size)))
-        return rc;
     c->stats.messages++;
     for (size_t i = 0; i < c->enc->count; i++) {
         if (c->enc->changes[i].type == PG_CHANGE_ENTITY)
@@ -605,5 +600,8 @@ int pg_compose_run(pg_compose *self, pg_store_txn *txn, const pg_changeset *publ
                .errstr_size = errstr_size};
     if (!published->count)
         return 0;
-    return self->whole_links ? s_records(&r) : s_changes(&r);
+    pg_idstore_run_begin(self->idmap, txn);
+    int rc = self->whole_links ? s_records(&r) : s_changes(&r);
+    pg_idstore_run_end(self->idmap);
+    return rc;
 }

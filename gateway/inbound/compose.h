@@ -51,10 +51,10 @@ typedef struct pg_store_txn pg_store_txn;
  *   merge there). "Sent" is decided after what goes before it in the run was
  *   encoded;
  * - every entity sent gets its revision from pg_idstore_next_revision (the partner's
- *   version while it increases, else one more than the last sent), in a child
- *   transaction of the caller's with its encoding: an entity the adapter cannot encode
- *   (NX5 cannot carry a value, say) is reported refused, and leaves no trace in the id
- *   map (pg_partner then undoes the take and keeps the record it came from as a dead
+ *   version while it increases, else one more than the last sent), under an id map
+ *   savepoint with its encoding (pg_idstore_savepoint): an entity the adapter cannot
+ *   encode (NX5 cannot carry a value, say) is reported refused, and leaves no trace in
+ *   the id map (pg_partner then undoes the take and keeps the record it came from as a dead
  *   letter). An NX5 document that fails is sent again one change per document, so that one
  *   bad change does not hold back the others.
  *

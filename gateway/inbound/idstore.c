@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "polegate/buf.h"
 #include "polegate/error.h"
 #include "store.h"
 
@@ -19,6 +20,24 @@ typedef struct s_rec {
     char id[S_ID_MAX + 1];
 } s_rec;
 #define S_REC_HEAD (sizeof(uint64_t) + sizeof(uint32_t))
+#define S_VAL_MAX (S_REC_HEAD + S_ID_MAX) /* the longest value of the three databases */
+#define S_KEY_MAX 40                      /* a UUID, a local id or a series */
+
+/* A record as the run knows it (see "the run" below): found 0 when the uuid has none. */
+typedef struct s_known {
+    char uuid[36];
+    int found;
+    s_rec rec;
+} s_known;
+
+/* What one write of the run replaced, for pg_idstore_rollback. */
+typedef struct s_undo {
+    pg_store_db db;
+    unsigned char klen, vlen;
+    int had; /* 0: the key was absent (undone by deleting it) */
+    char key[S_KEY_MAX];
+    char val[S_VAL_MAX];
+} s_undo;
 
 struct pg_idstore {
     pg_idmap iface; /* first: the adapters call back with a pointer to it */
@@ -28,6 +47,17 @@ struct pg_idstore {
     const pg_adapter_ops *adapter; /* whose ids these are */
     const pg_adapter_ids *ids;
     const char *settings[PG_ADAPTER_MAX_SETTINGS]; /* the adapter's, copied */
+    /* the run (pg_idstore_run_begin): its transaction, the records read or written in
+     * it (open addressing: slot = index + 1, 0 free), and while a savepoint is open
+     * what each write replaced */
+    pg_store_txn *run;
+    s_known *known;
+    size_t n_known, cap_known;
+    uint32_t *slots;
+    size_t n_slots; /* a power of two, twice cap_known */
+    int saving;
+    s_undo *undo;
+    size_t n_undo, cap_undo;
 };
 
 static int s_uuid_valid(const char *s)
@@ -96,13 +126,109 @@ static int s_end(pg_store_txn **own, int rc, char *errstr, size_t errstr_size)
 
 /* ------------------------------------------------------------ records */
 
+/* ------------------------------------------------------------ the run */
+
+/* FNV-1a of a UUID's 36 characters. */
+static uint32_t s_hash(const char *uuid)
+{
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 36; i++)
+        h = (h ^ (unsigned char)uuid[i]) * 16777619u;
+    return h;
+}
+
+/* The slot of uuid: its record's, or the free one where it would go. */
+static uint32_t *s_slot(pg_idstore *self, const char *uuid)
+{
+    size_t mask = self->n_slots - 1;
+    for (size_t i = s_hash(uuid) & mask;; i = (i + 1) & mask)
+        if (!self->slots[i] || !memcmp(self->known[self->slots[i] - 1].uuid, uuid, 36))
+            return &self->slots[i];
+}
+
+/* What the run knows of uuid, or NULL (also outside a run, or in another txn). */
+static s_known *s_recall(pg_idstore *self, pg_store_txn *txn, const char *uuid)
+{
+    if (!self->run || txn != self->run || !self->n_known)
+        return NULL;
+    uint32_t *slot = s_slot(self, uuid);
+    return *slot ? &self->known[*slot - 1] : NULL;
+}
+
+/* Note what the store now holds for uuid in the run's txn. Out of memory: the run
+ * just forgets (the store is read again). */
+static void s_note(pg_idstore *self, pg_store_txn *txn, const char *uuid, int found,
+                   const s_rec *rec)
+{
+    if (!self->run || txn != self->run)
+        return;
+    s_known *k = s_recall(self, txn, uuid);
+    if (!k) {
+        if (self->n_known == self->cap_known) {
+            size_t cap = self->cap_known ? self->cap_known * 2 : 256;
+            s_known *nk = realloc(self->known, cap * sizeof *nk);
+            uint32_t *slots = calloc(cap * 2, sizeof *slots);
+            if (nk)
+                self->known = nk;
+            if (!nk || !slots) {
+                free(slots);
+                return;
+            }
+            self->cap_known = cap;
+            free(self->slots);
+            self->slots = slots;
+            self->n_slots = cap * 2;
+            for (size_t i = 0; i < self->n_known; i++)
+                *s_slot(self, self->known[i].uuid) = (uint32_t)i + 1;
+        }
+        k = &self->known[self->n_known++];
+        memcpy(k->uuid, uuid, 36);
+        *s_slot(self, uuid) = (uint32_t)self->n_known;
+    }
+    k->found = found;
+    if (found)
+        k->rec = *rec;
+    else
+        memset(&k->rec, 0, sizeof k->rec);
+}
+
+static void s_forget(pg_idstore *self)
+{
+    self->n_known = 0;
+    if (self->n_slots)
+        memset(self->slots, 0, self->n_slots * sizeof *self->slots);
+}
+
+/* ------------------------------------------------------------ records */
+
+/* The bytes of rec as stored under its uuid; their length. */
+static size_t s_rec_bytes(const s_rec *rec, char val[S_VAL_MAX])
+{
+    size_t idlen = strlen(rec->id);
+    memcpy(val, &rec->last_rev, sizeof rec->last_rev);
+    memcpy(val + sizeof rec->last_rev, &rec->sends, sizeof rec->sends);
+    memcpy(val + S_REC_HEAD, rec->id, idlen);
+    return S_REC_HEAD + idlen;
+}
+
 static int s_rec_get(pg_idstore *self, pg_store_txn *txn, const char *uuid, s_rec *rec,
                      char *errstr, size_t errstr_size)
 {
+    const s_known *k = s_recall(self, txn, uuid);
+    if (k) {
+        *rec = k->rec;
+        if (k->found)
+            return 0;
+        if (errstr_size)
+            snprintf(errstr, errstr_size, "idmap: %.36s: not found", uuid);
+        return PG_ENOTFOUND;
+    }
     const void *val;
     size_t vlen;
     memset(rec, 0, sizeof(*rec));
     int rc = pg_store_get(txn, self->db_uuid, uuid, 36, &val, &vlen, errstr, errstr_size);
+    if (rc == PG_ENOTFOUND)
+        s_note(self, txn, uuid, 0, NULL);
     if (rc < 0)
         return rc;
     if (vlen < S_REC_HEAD || vlen > S_REC_HEAD + S_ID_MAX)
@@ -110,18 +236,56 @@ static int s_rec_get(pg_idstore *self, pg_store_txn *txn, const char *uuid, s_re
     memcpy(&rec->last_rev, val, sizeof rec->last_rev);
     memcpy(&rec->sends, (const char *)val + sizeof rec->last_rev, sizeof rec->sends);
     memcpy(rec->id, (const char *)val + S_REC_HEAD, vlen - S_REC_HEAD);
+    s_note(self, txn, uuid, 1, rec);
     return 0;
+}
+
+/* Put key -> val in db; under a savepoint of the run, first note what it replaces.
+ * old/old_len: the value replaced when the caller knows it (had: whether there was
+ * one); had -1: read it here. */
+static int s_put(pg_idstore *self, pg_store_txn *txn, pg_store_db db, const void *key, size_t klen,
+                 const void *val, size_t vlen, int had, const void *old, size_t old_len,
+                 char *errstr, size_t errstr_size)
+{
+    if (self->saving && txn == self->run) {
+        if (klen > S_KEY_MAX)
+            return pg_errf(PG_EINTERNAL, errstr, errstr_size, "idmap: key too long to undo");
+        if (had < 0) {
+            int rc = pg_store_get(txn, db, key, klen, &old, &old_len, errstr, errstr_size);
+            if (rc < 0 && rc != PG_ENOTFOUND)
+                return rc;
+            had = rc == 0;
+        }
+        if (had && old_len > S_VAL_MAX)
+            return pg_errf(PG_ESTORE, errstr, errstr_size, "idmap: damaged value");
+        if (pg_grow((void **)&self->undo, &self->cap_undo, self->n_undo + 1, sizeof *self->undo))
+            return pg_errf(PG_ENOMEM, errstr, errstr_size, "idmap: out of memory");
+        s_undo *u = &self->undo[self->n_undo++];
+        u->db = db;
+        u->klen = (unsigned char)klen;
+        memcpy(u->key, key, klen);
+        u->had = had;
+        u->vlen = (unsigned char)(had ? old_len : 0);
+        if (had)
+            memcpy(u->val, old, old_len);
+    }
+    return pg_store_put(txn, db, key, klen, val, vlen, errstr, errstr_size);
 }
 
 static int s_rec_put(pg_idstore *self, pg_store_txn *txn, const char *uuid, const s_rec *rec,
                      char *errstr, size_t errstr_size)
 {
-    char val[S_REC_HEAD + S_ID_MAX];
-    size_t idlen = strlen(rec->id);
-    memcpy(val, &rec->last_rev, sizeof rec->last_rev);
-    memcpy(val + sizeof rec->last_rev, &rec->sends, sizeof rec->sends);
-    memcpy(val + S_REC_HEAD, rec->id, idlen);
-    return pg_store_put(txn, self->db_uuid, uuid, 36, val, S_REC_HEAD + idlen, errstr, errstr_size);
+    char val[S_VAL_MAX], old[S_VAL_MAX];
+    size_t len = s_rec_bytes(rec, val), old_len = 0;
+    const s_known *k = s_recall(self, txn, uuid);
+    int had = k ? k->found : -1;
+    if (k && k->found)
+        old_len = s_rec_bytes(&k->rec, old);
+    int rc =
+        s_put(self, txn, self->db_uuid, uuid, 36, val, len, had, old, old_len, errstr, errstr_size);
+    if (rc == 0)
+        s_note(self, txn, uuid, 1, rec);
+    return rc;
 }
 
 /* 1 when local id is taken, 0 when free, negative on error; the owner into owner. */
@@ -180,8 +344,8 @@ static int s_assign(pg_idstore *self, pg_store_txn *txn, const char *uuid, int k
     }
     if (!*series)
         return 0;
-    return pg_store_put(txn, self->db_counter, series, strlen(series), &n, sizeof n, errstr,
-                        errstr_size);
+    return s_put(self, txn, self->db_counter, series, strlen(series), &n, sizeof n, -1, NULL, 0,
+                 errstr, errstr_size);
 }
 
 static int s_bind(pg_idstore *self, pg_store_txn *txn, const char *uuid, s_rec *rec, const char *id,
@@ -190,7 +354,8 @@ static int s_bind(pg_idstore *self, pg_store_txn *txn, const char *uuid, s_rec *
     snprintf(rec->id, sizeof rec->id, "%s", id);
     int rc = s_rec_put(self, txn, uuid, rec, errstr, errstr_size);
     if (rc == 0)
-        rc = pg_store_put(txn, self->db_local, id, strlen(id), uuid, 36, errstr, errstr_size);
+        rc = s_put(self, txn, self->db_local, id, strlen(id), uuid, 36, -1, NULL, 0, errstr,
+                   errstr_size);
     return rc;
 }
 
@@ -293,8 +458,58 @@ void pg_idstore_destroy(pg_idstore **p)
 {
     if (!p || !*p)
         return;
+    free((*p)->known);
+    free((*p)->slots);
+    free((*p)->undo);
     free(*p);
     *p = NULL;
+}
+
+void pg_idstore_run_begin(pg_idstore *self, pg_store_txn *txn)
+{
+    s_forget(self);
+    self->run = txn;
+    self->saving = 0;
+    self->n_undo = 0;
+}
+
+void pg_idstore_run_end(pg_idstore *self)
+{
+    s_forget(self);
+    self->run = NULL;
+    self->saving = 0;
+    self->n_undo = 0;
+}
+
+void pg_idstore_savepoint(pg_idstore *self)
+{
+    self->saving = self->run != NULL;
+    self->n_undo = 0;
+}
+
+void pg_idstore_release(pg_idstore *self)
+{
+    self->saving = 0;
+    self->n_undo = 0;
+}
+
+int pg_idstore_rollback(pg_idstore *self, char *errstr, size_t errstr_size)
+{
+    int rc = 0;
+    /* newest first: a key written twice gets its first old value back last */
+    while (rc == 0 && self->n_undo) {
+        const s_undo *u = &self->undo[--self->n_undo];
+        if (u->had)
+            rc = pg_store_put(self->run, u->db, u->key, u->klen, u->val, u->vlen, errstr,
+                              errstr_size);
+        else if ((rc = pg_store_del(self->run, u->db, u->key, u->klen, NULL, 0, errstr,
+                                    errstr_size)) == PG_ENOTFOUND)
+            rc = 0;
+    }
+    self->saving = 0;
+    self->n_undo = 0;
+    s_forget(self); /* what it knew may be what was undone */
+    return rc;
 }
 
 pg_idmap *pg_idstore_iface(pg_idstore *self)

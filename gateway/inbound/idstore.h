@@ -76,6 +76,24 @@ pg_idmap *pg_idstore_iface(pg_idstore *self);
 /* Bind txn (NULL: none) for the calls made through pg_idstore_iface. */
 void pg_idstore_use(pg_idstore *self, pg_store_txn *txn);
 
+/* A run: a series of calls in one write transaction txn (a compose run), between
+ * pg_idstore_run_begin and pg_idstore_run_end. The map remembers what it read and wrote
+ * in txn during the run, so that an entity named again (a link's ends, a record's
+ * revision then its id) is not read from the store again. Nothing else may write the
+ * map's databases in txn during the run, and txn must not be used after an abort of a
+ * child of it (a run has none). */
+void pg_idstore_run_begin(pg_idstore *self, pg_store_txn *txn);
+void pg_idstore_run_end(pg_idstore *self);
+/* Within a run: from here, note what each write in the run's transaction replaces, so
+ * that pg_idstore_rollback can undo them (a refused message's ids and revisions) as an
+ * aborted child transaction would, without the cost of one. _release keeps the
+ * writes. One savepoint at a time. */
+void pg_idstore_savepoint(pg_idstore *self);
+void pg_idstore_release(pg_idstore *self);
+/* Undo every write since the savepoint (0), or PG_ESTORE when the store failed: the
+ * run's transaction must then be aborted. */
+int pg_idstore_rollback(pg_idstore *self, char *errstr, size_t errstr_size);
+
 /* The local id of entity uuid, assigned the first time (kind: an EntityKind value,
  * needed for ATX). *created (may be NULL): 1 when the entity has been sent at most
  * once (see above). 0; PG_EUNSUPPORTED (ATX, kind unknown), PG_EINVALID (uuid not a
