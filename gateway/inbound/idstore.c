@@ -164,7 +164,7 @@ static void s_note(pg_idstore *self, pg_store_txn *txn, const char *uuid, int fo
         return;
     s_known *k = s_recall(self, txn, uuid);
     if (!k) {
-        if (self->n_known == self->cap_known) {
+        if (!self->known || self->n_known == self->cap_known) {
             size_t cap = self->cap_known ? self->cap_known * 2 : 256;
             s_known *nk = realloc(self->known, cap * sizeof *nk);
             uint32_t *slots = calloc(cap * 2, sizeof *slots);
