@@ -154,6 +154,10 @@ int pg_ledger_apply(pg_ledger *self, pg_store_txn *txn, const pg_changeset *in, 
  * 0, PG_ENOTFOUND (never seen), PG_ESTORE. Any transaction. */
 int pg_ledger_get_entity(pg_ledger *self, pg_store_txn *txn, const char *id, pg_arena *arena,
                          pg_entity_update **entity, int *deleted, char *errstr, size_t errstr_size);
+/* 1 when the ledger has a record of entity id (live or deleted), 0 when it has none,
+ * else PG_ESTORE: pg_ledger_get_entity without unpacking the record. */
+int pg_ledger_entity_known(pg_ledger *self, pg_store_txn *txn, const char *id, char *errstr,
+                           size_t errstr_size);
 /* The latest record of link id, like pg_ledger_get_entity. */
 int pg_ledger_get_link(pg_ledger *self, pg_store_txn *txn, const char *id, pg_arena *arena,
                        pg_link_update **link, int *deleted, char *errstr, size_t errstr_size);

@@ -33,6 +33,14 @@ int pg_ledger_get_entity(pg_ledger *self, pg_store_txn *txn, const char *id, pg_
                         arena, (void **)entity, deleted, errstr, errstr_size);
 }
 
+int pg_ledger_entity_known(pg_ledger *self, pg_store_txn *txn, const char *id, char *errstr,
+                           size_t errstr_size)
+{
+    pg_ledger_rec rec;
+    int rc = pg_ledger__rec_get(txn, self->entity, id, &rec, errstr, errstr_size);
+    return rc ? rc : rec.found;
+}
+
 int pg_ledger_get_link(pg_ledger *self, pg_store_txn *txn, const char *id, pg_arena *arena,
                        pg_link_update **link, int *deleted, char *errstr, size_t errstr_size)
 {

@@ -43,6 +43,36 @@ void pg_router__decode_state(const void *val, size_t vlen, pg_router_state *st)
     st->agreement[an] = 0;
 }
 
+struct pg_router_cached {
+    size_t klen;
+    char key[PG_STORE_MAX_KEY];
+    pg_router_state st;
+};
+
+/* The cached state of key, or NULL. */
+static pg_router_cached *s_cached(pg_router *r, const char *key, size_t klen)
+{
+    if (!r->cache_on)
+        return NULL;
+    for (size_t i = 0; i < r->cache_n; i++)
+        if (r->cache[i].klen == klen && !memcmp(r->cache[i].key, key, klen))
+            return &r->cache[i];
+    return NULL;
+}
+
+/* Remember st as the state of key (when there is room). */
+static void s_cache(pg_router *r, const char *key, size_t klen, const pg_router_state *st)
+{
+    pg_router_cached *c = s_cached(r, key, klen);
+    if (!c && r->cache_on && r->cache_n < PG_ROUTER_CACHE) {
+        c = &r->cache[r->cache_n++];
+        c->klen = klen;
+        memcpy(c->key, key, klen);
+    }
+    if (c)
+        c->st = *st;
+}
+
 int pg_router__get(pg_router_ctx *ctx, const char *dest, const char *id, pg_router_state *st)
 {
     char key[PG_STORE_MAX_KEY];
@@ -50,15 +80,20 @@ int pg_router__get(pg_router_ctx *ctx, const char *dest, const char *id, pg_rout
     memset(st, 0, sizeof *st);
     if (s_key(key, sizeof key, dest, id, &klen))
         return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size, "id: longer than 64 bytes");
+    const pg_router_cached *c = s_cached(ctx->r, key, klen);
+    if (c) {
+        *st = c->st;
+        return 0;
+    }
     const void *val;
     size_t vlen;
     int rc =
         pg_store_get(ctx->txn, ctx->r->held, key, klen, &val, &vlen, ctx->errstr, ctx->errstr_size);
-    if (rc == PG_ENOTFOUND)
-        return 0;
-    if (rc)
+    if (rc && rc != PG_ENOTFOUND)
         return rc;
-    pg_router__decode_state(val, vlen, st);
+    if (!rc)
+        pg_router__decode_state(val, vlen, st);
+    s_cache(ctx->r, key, klen, st);
     return 0;
 }
 
@@ -75,8 +110,14 @@ static int s_put(pg_router_ctx *ctx, const char *dest, const char *id, const pg_
     memcpy(val + 2, &st->src_version, 8);
     memcpy(val + 10, &st->sent_version, 8);
     memcpy(val + PG_ROUTER_VAL_FIXED, st->agreement, an);
-    return pg_store_put(ctx->txn, ctx->r->held, key, klen, val, PG_ROUTER_VAL_FIXED + an,
-                        ctx->errstr, ctx->errstr_size);
+    int rc = pg_store_put(ctx->txn, ctx->r->held, key, klen, val, PG_ROUTER_VAL_FIXED + an,
+                          ctx->errstr, ctx->errstr_size);
+    if (!rc) { /* as a get would read it back */
+        pg_router_state back;
+        pg_router__decode_state(val, PG_ROUTER_VAL_FIXED + an, &back);
+        s_cache(ctx->r, key, klen, &back);
+    }
+    return rc;
 }
 
 int pg_router__del(pg_router_ctx *ctx, const char *dest, const char *id)
@@ -87,6 +128,8 @@ int pg_router__del(pg_router_ctx *ctx, const char *dest, const char *id)
         return 0;
     int rc =
         pg_store_del(ctx->txn, ctx->r->held, key, klen, NULL, 0, ctx->errstr, ctx->errstr_size);
+    if (!rc || rc == PG_ENOTFOUND)
+        s_cache(ctx->r, key, klen, &(pg_router_state){0});
     return rc == PG_ENOTFOUND ? 0 : rc;
 }
 
@@ -254,15 +297,11 @@ static int s_end(pg_router_ctx *ctx, const pg_router_dest *dest, const char *id,
         *end = PG_POLICY_END_SHARED;
         return 0;
     }
-    pg_entity_update *e;
-    rc = pg_ledger_get_entity(ctx->r->ledger, ctx->txn, id, ctx->r->scratch, &e, NULL, ctx->errstr,
-                              ctx->errstr_size);
-    if (rc == PG_ENOTFOUND) {
-        *end = PG_POLICY_END_UNKNOWN;
-        return 0;
-    }
-    *end = PG_POLICY_END_WITHHELD;
-    return rc;
+    rc = pg_ledger_entity_known(ctx->r->ledger, ctx->txn, id, ctx->errstr, ctx->errstr_size);
+    if (rc < 0)
+        return rc;
+    *end = rc ? PG_POLICY_END_WITHHELD : PG_POLICY_END_UNKNOWN;
+    return 0;
 }
 
 /* The copy of l to send with version v. */
@@ -595,7 +634,8 @@ pg_router *pg_router_new(const pg_policy *policy, pg_store *store, const char *f
     r->withdraw_limit = 100;
     r->force = strdup(force ? force : pg_policy_force(policy));
     r->scratch = pg_arena_new(0);
-    if (!r->force || !r->scratch) {
+    r->cache = malloc(PG_ROUTER_CACHE * sizeof *r->cache);
+    if (!r->force || !r->scratch || !r->cache) {
         pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
         goto err;
     }
@@ -626,6 +666,7 @@ void pg_router_destroy(pg_router **p)
     pg_router *r = *p;
     pg_ledger_destroy(&r->ledger);
     pg_arena_destroy(&r->scratch);
+    free(r->cache);
     free(r->force);
     free(r);
     *p = NULL;
@@ -669,8 +710,11 @@ static int s_atomic(pg_router *self, pg_store_txn *txn, pg_outbatch *out, char *
     if (!child)
         return PG_ESTORE;
     pg_arena_reset(self->scratch);
+    self->cache_n = 0;
+    self->cache_on = 1;
     pg_router_ctx ctx = {self, child, out, errstr, errstr_size};
     int rc = fn(&ctx, arg);
+    self->cache_on = 0;
     if (rc >= 0) {
         int crc = pg_store_commit(&child, errstr, errstr_size);
         if (crc)

@@ -35,6 +35,14 @@ typedef struct pg_ledger pg_ledger;
 #define PG_ROUTER_OP_UPSERT POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT
 #define PG_ROUTER_OP_DELETE POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE
 
+/* Held state read or written during one routing call, so that what a message touches
+ * (its records, the ends of its links, on every destination) is read from the store
+ * once: every write of the call goes through it (its puts and pg_router__del), and
+ * it is emptied when the call ends, whether its transaction commits or aborts. A call
+ * that touches more keys reads the rest from the store. */
+#define PG_ROUTER_CACHE 32
+typedef struct pg_router_cached pg_router_cached;
+
 struct pg_router {
     const pg_policy *policy;
     pg_store *store;
@@ -46,6 +54,9 @@ struct pg_router {
     pg_arena *scratch;    /* decisions, unpacked ledger records: reset per call */
     pg_router_stats stats;
     int withdraw_limit; /* percent of a destination a policy change may withdraw unconfirmed */
+    pg_router_cached *cache; /* PG_ROUTER_CACHE entries, used by a routing call only */
+    size_t cache_n;
+    int cache_on; /* 1 inside a routing call (s_atomic) */
 };
 
 /* What one destination holds of one id. found 0: no state at all. */
