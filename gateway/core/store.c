@@ -101,14 +101,26 @@ int pg_store_disk_err(int err, const char *kind, const char *dir, const char *wh
  * one reason each, the same whichever call met them, that an operator can act on. */
 static int s_err(int rc, const char *what, MDB_env *env, char *errstr, size_t errstr_size)
 {
+    if (rc == MDB_NOTFOUND) {
+        /* The common answer of a lookup, several a message: the same text as pg_errf
+         * would write, without formatting it. */
+        static const char nf[] = ": not found";
+        size_t n = strlen(what), m = sizeof nf;
+        if (errstr && errstr_size) {
+            n = n < errstr_size - 1 ? n : errstr_size - 1;
+            memcpy(errstr, what, n);
+            m = m < errstr_size - n ? m : errstr_size - n;
+            memcpy(errstr + n, nf, m);
+            errstr[n + m - 1] = 0;
+        }
+        return PG_ENOTFOUND;
+    }
     const char *dir = NULL;
     if (env)
         mdb_env_get_path(env, &dir);
     int full = pg_store_disk_err(rc, "store", dir, what, errstr, errstr_size);
     if (full)
         return full;
-    if (rc == MDB_NOTFOUND)
-        return pg_errf(PG_ENOTFOUND, errstr, errstr_size, "%s: not found", what);
     if (rc == ENOMEM)
         return pg_errf(PG_ENOMEM, errstr, errstr_size, "%s: out of memory", what);
     if (rc == MDB_MAP_FULL) {
