@@ -154,6 +154,10 @@ static size_t s_window;
  * a loaded machine they are the steadier comparison of work done. */
 static double s_rate, s_cpu_us;
 static double s_translate_cpu_us;
+/* The write-ahead log mode's recovery after a crash at the end of the run: messages
+ * replayed (those acknowledged since the last checkpoint) and the start's time (ms). */
+static uint64_t s_replayed;
+static double s_replay_ms;
 
 /* The baseline of the same run: what the daemon does for each message before the
  * store (decode to canonical updates, protobuf-pack each into a reused buffer), on
@@ -191,6 +195,13 @@ static double s_translate_only(const s_msgs *msgs)
     pg_buf_free(&out);
     pg_changeset_destroy(&cs);
     return best;
+}
+
+static void s_print_recovery(void)
+{
+    printf("recovery (write-ahead log mode, a crash at the end of the run): %llu messages "
+           "replayed, the start took %.0f ms\n",
+           (unsigned long long)s_replayed, s_replay_ms);
 }
 
 static int s_run(const s_mode *mode, const s_msgs *msgs, const char *base)
@@ -255,6 +266,25 @@ static int s_run(const s_mode *mode, const s_msgs *msgs, const char *base)
     s_cpu_us = (pg_bench_cpu_now() - c0) * 1e6 / (double)msgs->count;
     pg_intake_stats st;
     pg_intake_get_stats(intake, &st);
+    if (wal) {
+        /* A crash now, and the start after it: what recovery costs is the replay of what
+         * was acknowledged since the last checkpoint, at most a checkpoint interval's
+         * worth of messages. */
+        pg_intake_test_crash(intake);
+        pg_intake_destroy(&intake);
+        pg_wal_destroy(&wal);
+        double r0 = pg_bench_now();
+        o.wal = wal = pg_wal_open(wal_dir, NULL, NULL, why, sizeof why);
+        intake = wal ? pg_intake_new(&o, why, sizeof why) : NULL;
+        if (!intake) {
+            fprintf(stderr, "bench_intake: recovery: %s\n", why);
+            return 1;
+        }
+        pg_intake_stats rs;
+        pg_intake_get_stats(intake, &rs);
+        s_replayed = rs.replayed;
+        s_replay_ms = (pg_bench_now() - r0) * 1e3;
+    }
     /* The last checkpoint (not timed: every ack was durable before it). */
     if (pg_intake_checkpoint(intake, why, sizeof why))
         fprintf(stderr, "bench_intake: %s\n", why);
@@ -341,6 +371,7 @@ int main(int argc, char **argv)
         printf("\nratio (this run): durable with the write-ahead log / translate only %.3f "
                "(cpu: %.3f)\n",
                s_rate / translate, s_translate_cpu_us / s_cpu_us);
+        s_print_recovery();
         return rc;
     }
     /* A commit per message is slow on a real disk: it gets fewer messages. */
@@ -359,6 +390,7 @@ int main(int argc, char **argv)
            "translate only / a store commit per group %.3f\n",
            wal / translate, group / translate, nosync / translate, wal / group, group / one,
            s_translate_cpu_us / wal_cpu, s_translate_cpu_us / group_cpu);
+    s_print_recovery();
     free(msgs.data);
     free(msgs.len);
     pg_buf_free(&corpus);

@@ -448,6 +448,16 @@ int pg_router__route_link(pg_router_ctx *ctx, const pg_router_dest *dest, const 
     return 0;
 }
 
+/* 1 when l is among the updates links->later routes after the entities. */
+static int s_routed_later(const pg_router_links *links, const pg_link_update *l)
+{
+    const pg_changeset *cs = links->later;
+    for (size_t i = 0; cs && i < cs->count; i++)
+        if (cs->changes[i].type == PG_CHANGE_LINK && !strcmp(cs->changes[i].link->id, l->id))
+            return 1;
+    return 0;
+}
+
 /* The held state of entity id changed for dest: re-decide its live links there. */
 static int s_relink(pg_router_ctx *ctx, const pg_router_dest *dest, const char *id,
                     pg_router_links *links)
@@ -463,10 +473,12 @@ static int s_relink(pg_router_ctx *ctx, const pg_router_dest *dest, const char *
         links->fetched = 1;
     }
     for (size_t i = 0; i < links->n_from; i++)
-        if ((rc = pg_router__route_link(ctx, dest, links->from[i], PG_ROUTER_QUIET)))
+        if (!s_routed_later(links, links->from[i]) &&
+            (rc = pg_router__route_link(ctx, dest, links->from[i], PG_ROUTER_QUIET)))
             return rc;
     for (size_t i = 0; i < links->n_to; i++)
-        if ((rc = pg_router__route_link(ctx, dest, links->to[i], PG_ROUTER_QUIET)))
+        if (!s_routed_later(links, links->to[i]) &&
+            (rc = pg_router__route_link(ctx, dest, links->to[i], PG_ROUTER_QUIET)))
             return rc;
     return 0;
 }
@@ -762,7 +774,7 @@ static int s_route_all(pg_router_ctx *ctx, const void *arg)
         pg_audit_event_from_entity(&ev, del ? PG_AUDIT_ERASE : PG_AUDIT_COLLECT, e);
         if ((rc = pg_router__audit(ctx, &ev, NULL, del ? "deleted" : "ok")))
             return rc;
-        pg_router_links links = {0};
+        pg_router_links links = {.later = cs};
         for (size_t j = 0; j < ndest; j++) {
             const pg_policy_destination *pd = pg_policy_destination_at(r->policy, j);
             pg_router_dest dest = {pd->name, pd->topic, pd};

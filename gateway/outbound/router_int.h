@@ -86,6 +86,10 @@ typedef struct pg_router_ctx {
 
 /* The live links of one entity, fetched once for every destination. */
 typedef struct pg_router_links {
+    /* The updates routed after the entities (a message's links; may be NULL): a link
+     * among them is decided there, with every end as the message leaves it, and not
+     * here as well. */
+    const pg_changeset *later;
     int fetched;
     pg_link_update **from, **to;
     size_t n_from, n_to;
