@@ -53,7 +53,7 @@ struct pg_router {
     pg_store_db entities; /* the ledger's "ledger.entity", walked at a policy change */
     pg_arena *scratch;    /* decisions, unpacked ledger records: reset per call */
     pg_router_stats stats;
-    int withdraw_limit; /* percent of a destination a policy change may withdraw unconfirmed */
+    int withdraw_limit;      /* percent of a destination a policy change may withdraw unconfirmed */
     pg_router_cached *cache; /* PG_ROUTER_CACHE entries, used by a routing call only */
     size_t cache_n;
     int cache_on; /* 1 inside a routing call (s_atomic) */
