@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +54,13 @@
 #define S_DB_META "intake.meta"
 #define S_KEY_LSN "wal_lsn"
 
+/* A group of at least this many requests is decoded by the decode thread, ahead of
+ * the thread that applies it; a smaller one is decoded in line (the hand-over would
+ * cost more than it saves). */
+#define S_DECODE_AHEAD_MIN 4
+/* Checks of the decode thread's progress before the applying thread sleeps on it. */
+#define S_DECODE_SPINS 2000
+
 /* One request of a group, from its receipt to its ack. */
 typedef struct s_slot {
     zmq_msg_t parts[S_MAX_PARTS];
@@ -59,7 +68,31 @@ typedef struct s_slot {
     pg_intake_status status;
     int stored;  /* its outcome is in the group's transaction (accepted, dead letter) */
     pg_buf json; /* the ack, reused */
+    /* Made by the decode thread: the adapter's changeset of the message and its
+     * result (decode_rc S_NOT_DECODED: a request s_apply refuses before decoding). */
+    pg_changeset *in;
+    int decode_rc;
+    char decode_why[PG_ERRSTR_SIZE];
 } s_slot;
+#define S_NOT_DECODED 1
+
+/* The decode thread: decodes a group's requests in order while the intake's thread
+ * applies them (ledger, routing, spool), each as soon as it is decoded. Decoding is
+ * pure (the adapter reads the bytes and the force), so the two overlap safely; the
+ * slots' frames are only read by both. */
+typedef struct s_decoder {
+    pthread_t thread;
+    int running;
+    pthread_mutex_t lock;
+    pthread_cond_t work;     /* a group was posted, or stop */
+    pthread_cond_t progress; /* a request was decoded, and the applier sleeps */
+    uint64_t posted, taken;  /* groups posted, taken by the thread */
+    size_t n;                /* requests of the posted group */
+    int stop;
+    atomic_size_t done;  /* requests of the group decoded */
+    atomic_int waiting;  /* the applier sleeps on progress */
+    atomic_uint_least64_t cpu_ns; /* the thread's CPU time after its last group */
+} s_decoder;
 
 struct pg_intake {
     void *ctx;
@@ -92,6 +125,8 @@ struct pg_intake {
     const char **ids; /* the ack's ids, reused */
     size_t ids_cap;
     s_slot *slots;
+    s_decoder dec;
+    s_slot *predecoded; /* the slot s_apply takes its decode from (NULL: decode in line) */
     pg_buf json; /* pg_intake_handle's ack, reused */
     pg_intake_stats stats;
     /* What the caller-driven group so far stored, to uncount if its commit fails. */
@@ -167,6 +202,115 @@ const char *pg_intake_status_name(pg_intake_status status)
     return "retry";
 }
 
+/* ---------------------------------------------------------------- decoding ahead */
+
+typedef struct s_layout s_layout;
+static void s_layout_of(s_slot *slot, s_layout *l);
+static zmq_msg_t *s_message(s_slot *slot, const s_layout *l);
+
+/* Decode one request into its slot, or mark it S_NOT_DECODED when s_apply refuses it
+ * before decoding (frames, size). */
+static void s_decode_slot(pg_intake *self, s_slot *slot);
+
+static void *s_decoder_run(void *arg)
+{
+    pg_intake *self = arg;
+    s_decoder *d = &self->dec;
+    for (;;) {
+        pthread_mutex_lock(&d->lock);
+        while (!d->stop && d->taken == d->posted)
+            pthread_cond_wait(&d->work, &d->lock);
+        if (d->stop) {
+            pthread_mutex_unlock(&d->lock);
+            return NULL;
+        }
+        d->taken = d->posted;
+        size_t n = d->n;
+        pthread_mutex_unlock(&d->lock);
+        for (size_t i = 0; i < n; i++) {
+            s_decode_slot(self, &self->slots[i]);
+            if (i + 1 == n) { /* before the last is released: the stats see it */
+                struct timespec ts;
+                clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+                atomic_store(&d->cpu_ns, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+            }
+            atomic_store(&d->done, i + 1);
+            if (atomic_load(&d->waiting)) {
+                pthread_mutex_lock(&d->lock);
+                pthread_cond_broadcast(&d->progress);
+                pthread_mutex_unlock(&d->lock);
+            }
+        }
+    }
+}
+
+/* Start the decode thread (once). 0, or the group is decoded in line. */
+static int s_decoder_start(pg_intake *self)
+{
+    s_decoder *d = &self->dec;
+    if (d->running)
+        return 0;
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->work, NULL);
+    pthread_cond_init(&d->progress, NULL);
+    atomic_store(&d->done, 0);
+    atomic_store(&d->waiting, 0);
+    d->posted = d->taken = 0;
+    d->stop = 0;
+    if (pthread_create(&d->thread, NULL, s_decoder_run, self)) {
+        pthread_cond_destroy(&d->progress);
+        pthread_cond_destroy(&d->work);
+        pthread_mutex_destroy(&d->lock);
+        pg_log(PG_LOG_WARN, "intake: no decode thread (%s): decoding in line", strerror(errno));
+        return PG_EINTERNAL;
+    }
+    d->running = 1;
+    return 0;
+}
+
+static void s_decoder_stop(pg_intake *self)
+{
+    s_decoder *d = &self->dec;
+    if (!d->running)
+        return;
+    pthread_mutex_lock(&d->lock);
+    d->stop = 1;
+    pthread_cond_signal(&d->work);
+    pthread_mutex_unlock(&d->lock);
+    pthread_join(d->thread, NULL);
+    pthread_cond_destroy(&d->progress);
+    pthread_cond_destroy(&d->work);
+    pthread_mutex_destroy(&d->lock);
+    d->running = 0;
+}
+
+/* Hand the first n slots to the decode thread. */
+static void s_decoder_post(pg_intake *self, size_t n)
+{
+    s_decoder *d = &self->dec;
+    atomic_store(&d->done, 0);
+    pthread_mutex_lock(&d->lock);
+    d->n = n;
+    d->posted++;
+    pthread_cond_signal(&d->work);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Wait until the decode thread has decoded the first n slots of the posted group. */
+static void s_decoder_wait(pg_intake *self, size_t n)
+{
+    s_decoder *d = &self->dec;
+    for (int spin = 0; spin < S_DECODE_SPINS; spin++)
+        if (atomic_load(&d->done) >= n)
+            return;
+    pthread_mutex_lock(&d->lock);
+    atomic_store(&d->waiting, 1);
+    while (atomic_load(&d->done) < n)
+        pthread_cond_wait(&d->progress, &d->lock);
+    atomic_store(&d->waiting, 0);
+    pthread_mutex_unlock(&d->lock);
+}
+
 static char *s_strdup_opt(const char *s, int *fail)
 {
     if (!s)
@@ -208,6 +352,8 @@ pg_intake *pg_intake_new(const pg_intake_opts *opts, char *errstr, size_t errstr
     self->batch = pg_outbatch_new();
     self->pending = pg_outbatch_new();
     self->slots = calloc(self->group_max, sizeof *self->slots);
+    for (size_t i = 0; self->slots && i < self->group_max && !fail; i++)
+        fail = !(self->slots[i].in = pg_changeset_new());
     if (fail || !self->in || !self->out || !self->batch || !self->pending || !self->slots) {
         pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
         goto err;
@@ -304,9 +450,12 @@ void pg_intake_destroy(pg_intake **p)
     pg_changeset_destroy(&self->out);
     pg_outbatch_destroy(&self->batch);
     pg_outbatch_destroy(&self->pending);
+    s_decoder_stop(self);
     if (self->slots)
-        for (size_t i = 0; i < self->group_max; i++)
+        for (size_t i = 0; i < self->group_max; i++) {
             pg_buf_free(&self->slots[i].json);
+            pg_changeset_destroy(&self->slots[i].in);
+        }
     free(self->slots);
     free(self->ids);
     pg_buf_free(&self->json);
@@ -462,9 +611,24 @@ static void s_apply(pg_intake *self, pg_store_txn *txn, const uint8_t *data, siz
     if (self->room >= PG_STORE_GROWTH(size))
         self->room -= PG_STORE_GROWTH(size);
 
-    pg_changeset_reset(self->in);
     pg_changeset_reset(self->out);
-    int rc = self->adapter->decode(&self->actx, data, size, self->in, why, sizeof why);
+    int rc;
+    s_slot *pre = self->predecoded;
+    if (pre) {
+        /* Decoded ahead: its changeset becomes the one applied (the slot keeps the
+         * other for its next request). */
+        s_decoder_wait(self, (size_t)(pre - self->slots) + 1);
+        pg_changeset *cs = self->in;
+        self->in = pre->in;
+        pre->in = cs;
+        rc = pre->decode_rc;
+        if (rc)
+            snprintf(why, sizeof why, "%s", pre->decode_why);
+    }
+    if (!pre || rc == S_NOT_DECODED) {
+        pg_changeset_reset(self->in);
+        rc = self->adapter->decode(&self->actx, data, size, self->in, why, sizeof why);
+    }
     if (rc == PG_ENOMEM) {
         s_fail(self, ack, PG_INTAKE_RETRY, "%s", why);
         return;
@@ -1099,9 +1263,45 @@ static zmq_msg_t *s_message(s_slot *slot, const s_layout *l)
     return &slot->parts[l->first + l->body - 1];
 }
 
-/* Decide one request of a group (inside txn) and write its ack into slot->json. */
-static void s_decide(pg_intake *self, pg_store_txn *txn, s_slot *slot)
+static void s_decode_slot(pg_intake *self, s_slot *slot)
 {
+    s_layout l;
+    s_layout_of(slot, &l);
+    slot->decode_rc = S_NOT_DECODED;
+    if (!l.valid)
+        return;
+    zmq_msg_t *msg = s_message(slot, &l);
+    size_t size = zmq_msg_size(msg);
+    if (size == 0 || size > self->max_message_size)
+        return; /* never parsed (s_apply) */
+    pg_changeset_reset(slot->in);
+    slot->decode_rc = self->adapter->decode(&self->actx, zmq_msg_data(msg), size, slot->in,
+                                            slot->decode_why, sizeof slot->decode_why);
+}
+
+/* Before a group's n requests are decided: decode them ahead in the decode thread,
+ * when there are enough of them. 1 when posted (s_group_decoded must follow). */
+static int s_group_decode(pg_intake *self, size_t n)
+{
+    if (n < S_DECODE_AHEAD_MIN || s_decoder_start(self))
+        return 0;
+    s_decoder_post(self, n);
+    return 1;
+}
+
+/* After the group's requests were decided: the decode thread is done with the slots
+ * (a request refused before decoding was not waited for). */
+static void s_group_decoded(pg_intake *self, size_t n, int posted)
+{
+    self->predecoded = NULL;
+    if (posted)
+        s_decoder_wait(self, n);
+}
+
+/* Decide one request of a group (inside txn) and write its ack into slot->json. */
+static void s_decide(pg_intake *self, pg_store_txn *txn, s_slot *slot, int posted)
+{
+    self->predecoded = posted ? slot : NULL;
     pg_intake_ack ack;
     s_layout l;
     s_layout_of(slot, &l);
@@ -1197,10 +1397,12 @@ static void s_group_commit(pg_intake *self, size_t n)
     if (!txn)
         pg_log(PG_LOG_ERROR, "intake: store: %s", why);
     int stored = 0;
+    int posted = s_group_decode(self, n);
     for (size_t i = 0; i < n; i++) {
-        s_decide(self, txn, &self->slots[i]);
+        s_decide(self, txn, &self->slots[i], posted);
         stored |= self->slots[i].stored;
     }
+    s_group_decoded(self, n, posted);
     if (txn && stored) {
         int crc = s_audit_group(self, why, sizeof why);
         if (!crc && (crc = pg_store_commit(&txn, why, sizeof why)))
@@ -1237,10 +1439,12 @@ static void s_group_logged(pg_intake *self, size_t n, size_t bytes)
     pg_outbatch_reset(self->pending);
     self->group_fail = 0;
     int stored = 0;
+    int posted = s_group_decode(self, n);
     for (size_t i = 0; i < n; i++) {
-        s_decide(self, group, &self->slots[i]);
+        s_decide(self, group, &self->slots[i], posted);
         stored |= self->slots[i].stored;
     }
+    s_group_decoded(self, n, posted);
     if (group && stored) {
         int crc = self->group_fail;
         if (crc)
@@ -1341,6 +1545,7 @@ int pg_intake_poll(pg_intake *self, int timeout_ms, size_t max, char *errstr, si
 void pg_intake_get_stats(const pg_intake *self, pg_intake_stats *out)
 {
     *out = self->stats;
+    out->decode_cpu_ns = self->dec.running ? atomic_load(&self->dec.cpu_ns) : 0;
     if (self->zap) {
         pg_zap_stats zs;
         pg_zap_get_stats(self->zap, &zs);

@@ -108,6 +108,8 @@ typedef struct pg_intake_stats {
                               * checkpoint) */
     uint64_t spool_next;     /* the spool sequence after the last batch appended (an
                               * acknowledged group's batches are below it; 0: none yet) */
+    uint64_t decode_cpu_ns;  /* CPU time of the decode thread, which decodes groups ahead
+                              * of the intake's thread (0: it has not run) */
 } pg_intake_stats;
 
 typedef struct pg_intake_opts {
