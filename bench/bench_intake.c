@@ -266,8 +266,8 @@ static int s_run(const s_mode *mode, const s_msgs *msgs, const char *base)
     pg_intake_stats st;
     pg_intake_get_stats(intake, &st);
     /* The intake's thread and its decode thread. */
-    s_cpu_us = ((pg_bench_cpu_now() - c0) * 1e6 + (double)st.decode_cpu_ns / 1e3) /
-               (double)msgs->count;
+    s_cpu_us =
+        ((pg_bench_cpu_now() - c0) * 1e6 + (double)st.decode_cpu_ns / 1e3) / (double)msgs->count;
     if (wal) {
         /* A crash now, and the start after it: what recovery costs is the replay of what
          * was acknowledged since the last checkpoint, at most a checkpoint interval's
@@ -360,7 +360,8 @@ int main(int argc, char **argv)
         }
         return rc;
     }
-    printf("| mode | messages | msg/s | time | cpu µs/msg (intake and decode threads) | store commits | log "
+    printf("| mode | messages | msg/s | time | cpu µs/msg (intake and decode threads) | store "
+           "commits | log "
            "syncs | messages per fsync | records spooled |\n| --- | --- | --- | --- | --- | --- "
            "| --- | --- | --- |\n");
     double translate = s_translate_only(&msgs);

@@ -89,8 +89,8 @@ typedef struct s_decoder {
     uint64_t posted, taken;  /* groups posted, taken by the thread */
     size_t n;                /* requests of the posted group */
     int stop;
-    atomic_size_t done;  /* requests of the group decoded */
-    atomic_int waiting;  /* the applier sleeps on progress */
+    atomic_size_t done;           /* requests of the group decoded */
+    atomic_int waiting;           /* the applier sleeps on progress */
     atomic_uint_least64_t cpu_ns; /* the thread's CPU time after its last group */
 } s_decoder;
 
@@ -127,7 +127,7 @@ struct pg_intake {
     s_slot *slots;
     s_decoder dec;
     s_slot *predecoded; /* the slot s_apply takes its decode from (NULL: decode in line) */
-    pg_buf json; /* pg_intake_handle's ack, reused */
+    pg_buf json;        /* pg_intake_handle's ack, reused */
     pg_intake_stats stats;
     /* What the caller-driven group so far stored, to uncount if its commit fails. */
     struct {
