@@ -1,5 +1,5 @@
 /* Audit log: JSON lines, each event hashed (HMAC-SHA-256 with the chain's key, or
- * SHA-256 without one; libsodium) with the previous event's hash so that editing,
+ * SHA-256 without one; OpenSSL's libcrypto) with the previous event's hash so that editing,
  * deleting or reordering lines shows; rotation carries the chain into the next file;
  * Ed25519-signed checkpoints anchor the head outside the file. */
 #include "audit_int.h"
@@ -11,6 +11,10 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -97,8 +101,6 @@ struct pg_audit {
     int dirty;                        /* bytes past size may be in the file: cut them first */
     int dir_unsynced; /* a rotation's directory entries may not last yet: sync them first */
     unsigned sync_every;
-    const pg_audit_key *key; /* &key_copy or NULL */
-    pg_audit_key key_copy;
     uint64_t rotate_bytes;
     int64_t rotate_ms, opened_ms;
     long (*write_fn)(int fd, const void *buf, size_t len);
@@ -108,32 +110,90 @@ struct pg_audit {
     void *clock_ud;
     void (*on_event)(void *ud, const pg_audit_event *ev, int rc);
     void *on_event_ud;
-    pg_buf line; /* reused for every event */
+    pg_audit__hasher *hasher; /* used under lock */
+    pg_buf line;              /* reused for every event */
 };
 
 /* ------------------------------------------------------------------ shared */
 
+struct pg_audit__hasher {
+    EVP_MD_CTX *md;   /* SHA-256, without a key */
+    EVP_MAC_CTX *mac; /* HMAC-SHA-256 holding the key, with one */
+};
+
+/* libcrypto's implementations, fetched once: fetching per hash costs more than the
+ * hash of an event. */
+static EVP_MD *s_sha256;
+static EVP_MAC *s_hmac;
+static pthread_once_t s_fetch_once = PTHREAD_ONCE_INIT;
+
+static void s_fetch(void)
+{
+    s_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    s_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+pg_audit__hasher *pg_audit__hasher_new(const pg_audit_key *key, char *errstr, size_t errstr_size)
+{
+    pthread_once(&s_fetch_once, s_fetch);
+    pg_audit__hasher *h = calloc(1, sizeof *h);
+    if (!h) {
+        pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    int ok;
+    if (key) {
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+            OSSL_PARAM_construct_end()};
+        ok = s_hmac && (h->mac = EVP_MAC_CTX_new(s_hmac)) &&
+             EVP_MAC_init(h->mac, key->bytes, sizeof key->bytes, params);
+    } else {
+        ok = s_sha256 && (h->md = EVP_MD_CTX_new());
+    }
+    if (!ok) {
+        pg_errf(PG_EINTERNAL, errstr, errstr_size,
+                "libcrypto cannot make a %s (the audit log's chain)",
+                key ? "HMAC-SHA-256" : "SHA-256");
+        pg_audit__hasher_destroy(&h);
+    }
+    return h;
+}
+
+void pg_audit__hasher_destroy(pg_audit__hasher **p)
+{
+    if (!p || !*p)
+        return;
+    EVP_MD_CTX_free((*p)->md);
+    EVP_MAC_CTX_free((*p)->mac); /* cleanses the key */
+    free(*p);
+    *p = NULL;
+}
+
 /* HMAC-SHA-256(key, prev hex || canonical event) with a key; SHA-256 of the same
  * without one. */
-void pg_audit__hash(const pg_audit_key *key, const char *prev, const char *canon, size_t len,
-                    char out[PG_AUDIT_HASH_LEN + 1])
+int pg_audit__hash(pg_audit__hasher *h, const char *prev, const char *canon, size_t len,
+                   char out[PG_AUDIT_HASH_LEN + 1])
 {
     unsigned char mac[32];
-    if (key) {
-        crypto_auth_hmacsha256_state st;
-        crypto_auth_hmacsha256_init(&st, key->bytes, sizeof key->bytes);
-        crypto_auth_hmacsha256_update(&st, (const unsigned char *)prev, PG_AUDIT_HASH_LEN);
-        crypto_auth_hmacsha256_update(&st, (const unsigned char *)canon, len);
-        crypto_auth_hmacsha256_final(&st, mac);
-    } else {
-        crypto_hash_sha256_state st;
-        crypto_hash_sha256_init(&st);
-        crypto_hash_sha256_update(&st, (const unsigned char *)prev, PG_AUDIT_HASH_LEN);
-        crypto_hash_sha256_update(&st, (const unsigned char *)canon, len);
-        crypto_hash_sha256_final(&st, mac);
-    }
-    sodium_bin2hex(out, PG_AUDIT_HASH_LEN + 1, mac, sizeof mac);
-    sodium_memzero(mac, sizeof mac);
+    size_t n = 0;
+    unsigned int un = 0;
+    int ok;
+    out[0] = '\0';
+    if (h->mac) /* a NULL key: the one the context holds */
+        ok = EVP_MAC_init(h->mac, NULL, 0, NULL) &&
+             EVP_MAC_update(h->mac, (const unsigned char *)prev, PG_AUDIT_HASH_LEN) &&
+             EVP_MAC_update(h->mac, (const unsigned char *)canon, len) &&
+             EVP_MAC_final(h->mac, mac, &n, sizeof mac) && n == sizeof mac;
+    else
+        ok = EVP_DigestInit_ex(h->md, s_sha256, NULL) &&
+             EVP_DigestUpdate(h->md, prev, PG_AUDIT_HASH_LEN) &&
+             EVP_DigestUpdate(h->md, canon, len) && EVP_DigestFinal_ex(h->md, mac, &un) &&
+             un == sizeof mac;
+    if (ok)
+        sodium_bin2hex(out, PG_AUDIT_HASH_LEN + 1, mac, sizeof mac);
+    OPENSSL_cleanse(mac, sizeof mac);
+    return ok ? 0 : -1;
 }
 
 /* "2026-03-29T01:30:00.123Z": fixed width, so times compare as strings. */
@@ -528,10 +588,8 @@ pg_audit *pg_audit_new(const char *path, const pg_audit_options *opts, char *err
     a->on_event_ud = opts ? opts->on_event_ud : NULL;
     a->rotate_bytes = opts ? opts->rotate_bytes : 0;
     a->rotate_ms = opts ? opts->rotate_ms : 0;
-    if (opts && opts->key) {
-        a->key_copy = *opts->key;
-        a->key = &a->key_copy;
-    }
+    if (!(a->hasher = pg_audit__hasher_new(opts ? opts->key : NULL, errstr, errstr_size)))
+        goto err;
     if (!(a->path = strdup(path ? path : ""))) {
         pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
         goto err;
@@ -556,7 +614,7 @@ void pg_audit_destroy(pg_audit **p)
         close(a->fd); /* every append ended with its fdatasync */
     pthread_mutex_destroy(&a->lock);
     pg_buf_free(&a->line);
-    sodium_memzero(&a->key_copy, sizeof a->key_copy);
+    pg_audit__hasher_destroy(&a->hasher);
     free(a->path);
     free(a);
     *p = NULL;
@@ -798,8 +856,11 @@ int pg_audit_append_batch(pg_audit *audit, const pg_audit_event *evs, size_t n, 
                                            "audit: cannot encode the event (a field is not UTF-8)");
             goto undo;
         }
-        pg_audit__hash(audit->key, audit->prev, (const char *)audit->line.data + start,
-                       audit->line.len - start, hash);
+        if (pg_audit__hash(audit->hasher, audit->prev, (const char *)audit->line.data + start,
+                           audit->line.len - start, hash)) {
+            rc = pg_errf(PG_EINTERNAL, errstr, errstr_size, "audit: libcrypto cannot hash the event");
+            goto undo;
+        }
         audit->line.len--; /* the '}': the hash goes in before it */
         if (pg_buf_printf(&audit->line, "%s%s\"}\n", S_HASH_KEY, hash)) {
             rc = pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");

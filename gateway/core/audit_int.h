@@ -20,8 +20,17 @@ typedef struct pg_audit_line {
     char hash[PG_AUDIT_HASH_LEN + 1];
 } pg_audit_line;
 
-void pg_audit__hash(const pg_audit_key *key, const char *prev, const char *canon, size_t len,
-                    char out[PG_AUDIT_HASH_LEN + 1]);
+/* What hashes the chain: HMAC-SHA-256 with key (copied), or SHA-256 when key is NULL,
+ * through OpenSSL's libcrypto, which uses the CPU's SHA extensions where it has them
+ * (about 4x libsodium's portable SHA-256, the same values). One per thread at a time.
+ * NULL with a reason. */
+typedef struct pg_audit__hasher pg_audit__hasher;
+pg_audit__hasher *pg_audit__hasher_new(const pg_audit_key *key, char *errstr, size_t errstr_size);
+void pg_audit__hasher_destroy(pg_audit__hasher **p);
+/* The hash of prev (PG_AUDIT_HASH_LEN hex digits) followed by canon, in lower-case hex.
+ * 0, or -1 when libcrypto fails (out is then empty). */
+int pg_audit__hash(pg_audit__hasher *h, const char *prev, const char *canon, size_t len,
+                   char out[PG_AUDIT_HASH_LEN + 1]);
 void pg_audit__format_time(int64_t ms, char out[32]);
 int pg_audit__parse_line(const char *line, size_t len, pg_buf *canon, pg_audit_line *out,
                          char *errstr, size_t errstr_size);

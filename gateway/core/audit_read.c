@@ -68,6 +68,7 @@ static int s_each_line_of_set(const char *path, int (*file_fn)(void *ud, const c
 typedef struct s_verify {
     pg_audit_verify_result *res;
     const pg_audit_key *key;
+    pg_audit__hasher *hasher;
     pg_audit_checkpoint *cps; /* sorted by seq */
     size_t n_cps, next_cp;
     const char *file;
@@ -97,8 +98,10 @@ static int s_verify_line(void *ud, char *line, size_t len, int complete)
         rc = pg_errf(PG_EINVALID, why, sizeof why, "cut short: no newline at the end of the file");
     } else if (!(rc = pg_audit__parse_line(line, len, &v->canon, &ln, why, sizeof why))) {
         char expect[PG_AUDIT_HASH_LEN + 1];
-        pg_audit__hash(v->key, v->res->head, (const char *)v->canon.data, v->canon.len, expect);
-        if (ln.seq != v->res->events + 1)
+        if (pg_audit__hash(v->hasher, v->res->head, (const char *)v->canon.data, v->canon.len,
+                           expect))
+            rc = pg_errf(PG_EINTERNAL, why, sizeof why, "libcrypto cannot hash the event");
+        else if (ln.seq != v->res->events + 1)
             rc = pg_errf(PG_EINVALID, why, sizeof why,
                          "seq %" PRIu64 " where %" PRIu64
                          " was expected: a line was deleted, inserted or moved",
@@ -154,10 +157,14 @@ int pg_audit_verify(const char *path, const pg_audit_verify_opts *opts, pg_audit
                   .canon = PG_BUF_INIT,
                   .errstr = errstr,
                   .errstr_size = errstr_size};
+    if (!(v.hasher = pg_audit__hasher_new(v.key, errstr, errstr_size)))
+        return PG_EINTERNAL;
     if (opts && opts->checkpoint_count) {
         v.cps = malloc(opts->checkpoint_count * sizeof *v.cps);
-        if (!v.cps)
+        if (!v.cps) {
+            pg_audit__hasher_destroy(&v.hasher);
             return pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+        }
         memcpy(v.cps, opts->checkpoints, opts->checkpoint_count * sizeof *v.cps);
         v.n_cps = opts->checkpoint_count;
         qsort(v.cps, v.n_cps, sizeof *v.cps, s_cp_cmp);
@@ -176,6 +183,7 @@ int pg_audit_verify(const char *path, const pg_audit_verify_opts *opts, pg_audit
                      res->events, when, last->seq);
     }
     free(v.cps);
+    pg_audit__hasher_destroy(&v.hasher);
     pg_buf_free(&v.canon);
     return rc;
 }
