@@ -858,7 +858,8 @@ int pg_audit_append_batch(pg_audit *audit, const pg_audit_event *evs, size_t n, 
         }
         if (pg_audit__hash(audit->hasher, audit->prev, (const char *)audit->line.data + start,
                            audit->line.len - start, hash)) {
-            rc = pg_errf(PG_EINTERNAL, errstr, errstr_size, "audit: libcrypto cannot hash the event");
+            rc = pg_errf(PG_EINTERNAL, errstr, errstr_size,
+                         "audit: libcrypto cannot hash the event");
             goto undo;
         }
         audit->line.len--; /* the '}': the hash goes in before it */
