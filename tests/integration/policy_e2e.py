@@ -263,6 +263,15 @@ def person_updates(path):
     return len(out)
 
 
+def start_polegated(polegated, config, log_path, mode):
+    """polegated started with config, its output written ("w") or appended ("a") to
+    log_path."""
+    with open(log_path, mode) as log:
+        return subprocess.Popen([polegated, "--config", config], stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=e2e._die_with_parent)
+
+
 def withheld_in_spool(c, args, polegated, polegate, tmp, topics, pole, port, store, audit_log):
     """A policy change while records wait in the spool. The broker is away (polegated is
     given a port nothing listens on) while new revisions of the two persons are taken
@@ -277,10 +286,7 @@ def withheld_in_spool(c, args, polegated, polegate, tmp, topics, pole, port, sto
     feed = os.path.join(tmp, "persons.ndjson")
     n = person_updates(feed)
     c.eq("person updates written", n, len(PERSONS))
-    with open(log_path, "w") as log:
-        daemon = subprocess.Popen([polegated, "--config", config], stdin=subprocess.DEVNULL,
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                  preexec_fn=e2e._die_with_parent)
+    daemon = start_polegated(polegated, config, log_path, "w")
     try:
         e2e.wait_listening(port, daemon, log_path)
         sent = e2e.run([polegate, "send", "--to", "tcp://127.0.0.1:%d" % port, feed], timeout=120)
@@ -293,10 +299,7 @@ def withheld_in_spool(c, args, polegated, polegate, tmp, topics, pole, port, sto
     write_config(config2, port, store, args.brokers, topics["national"], topics["mer"], audit_log,
                  version=v2, mer_kinds=MER_KINDS.replace("person, ", ""), withdraw_percent=100,
                  mer_redact="[]")
-    with open(log_path, "a") as log:
-        daemon = subprocess.Popen([polegated, "--config", config2], stdin=subprocess.DEVNULL,
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                  preexec_fn=e2e._die_with_parent)
+    daemon = start_polegated(polegated, config2, log_path, "a")
     try:
         e2e.wait_listening(port, daemon, log_path)
         want_nat = sum(len(v) for v in expected("national").values()) + len(PERSONS)
@@ -370,10 +373,7 @@ def main():
         pole = check_topic.load_pole(os.path.join(tmp, "py"))
         for t in topics.values():
             e2e.create_topic(args.brokers, t)
-        with open(log_path, "w") as log:
-            daemon = subprocess.Popen([polegated, "--config", config], stdin=subprocess.DEVNULL,
-                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                      preexec_fn=e2e._die_with_parent)
+        daemon = start_polegated(polegated, config, log_path, "w")
         e2e.wait_listening(port, daemon, log_path)
         sent = e2e.run([polegate, "send", "--to", "tcp://127.0.0.1:%d" % port, feed], timeout=120)
         print(sent.stdout, end="")
