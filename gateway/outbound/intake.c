@@ -613,7 +613,7 @@ static void s_apply(pg_intake *self, pg_store_txn *txn, const uint8_t *data, siz
 
     pg_changeset_reset(self->out);
     int rc;
-    s_slot *pre = self->predecoded;
+    s_slot *pre = self->replaying ? NULL : self->predecoded; /* a replay decodes its own */
     if (pre) {
         /* Decoded ahead: its changeset becomes the one applied (the slot keeps the
          * other for its next request). */
