@@ -83,6 +83,7 @@ typedef struct s_slot {
 typedef struct s_decoder {
     pthread_t thread;
     int running;
+    int unstartable; /* pthread_create failed once: every group is decoded in line */
     pthread_mutex_t lock;
     pthread_cond_t work;     /* a group was posted, or stop */
     pthread_cond_t progress; /* a request was decoded, and the applier sleeps */
@@ -216,6 +217,7 @@ static void *s_decoder_run(void *arg)
 {
     pg_intake *self = arg;
     s_decoder *d = &self->dec;
+    pthread_setname_np(pthread_self(), "pg-decode"); /* for top -H and perf */
     for (;;) {
         pthread_mutex_lock(&d->lock);
         while (!d->stop && d->taken == d->posted)
@@ -250,6 +252,8 @@ static int s_decoder_start(pg_intake *self)
     s_decoder *d = &self->dec;
     if (d->running)
         return 0;
+    if (d->unstartable)
+        return PG_EINTERNAL;
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->work, NULL);
     pthread_cond_init(&d->progress, NULL);
@@ -257,11 +261,13 @@ static int s_decoder_start(pg_intake *self)
     atomic_store(&d->waiting, 0);
     d->posted = d->taken = 0;
     d->stop = 0;
-    if (pthread_create(&d->thread, NULL, s_decoder_run, self)) {
+    int err = pthread_create(&d->thread, NULL, s_decoder_run, self);
+    if (err) {
         pthread_cond_destroy(&d->progress);
         pthread_cond_destroy(&d->work);
         pthread_mutex_destroy(&d->lock);
-        pg_log(PG_LOG_WARN, "intake: no decode thread (%s): decoding in line", strerror(errno));
+        d->unstartable = 1; /* said once, not for every group */
+        pg_log(PG_LOG_WARN, "intake: no decode thread (%s): decoding in line", strerror(err));
         return PG_EINTERNAL;
     }
     d->running = 1;
