@@ -130,6 +130,10 @@ int main(int argc, char **argv)
             const pg_policy_partner *pt = pg_policy_partner_at(p, i);
             printf("  partner %s <- %s (agreement %s)\n", pt->force, pt->topic, pt->agreement);
         }
+        /* Every topic the gateway writes, so that an operator creates them all. */
+        printf("  dead letters -> %s (the force's own operators only)\n", cfg->dlq_topic);
+        if (cfg->audit_signing_key_file)
+            printf("  audit checkpoints -> %s\n", cfg->audit_topic);
         pg_config_warnings(cfg, s_print_warning, (void *)path);
         pg_config_destroy(&cfg);
         return 0;

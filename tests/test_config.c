@@ -377,6 +377,7 @@ START_TEST(test_every_error_reported)
     ck_assert_ptr_nonnull(strstr(s_err, "t.yaml:1: force.code: 'x'"));
     ck_assert_ptr_nonnull(strstr(s_err, "t.yaml:2: adapter.name: 'y'"));
     ck_assert_ptr_nonnull(strstr(s_err, "t.yaml:3: unknown section 'bogus'"));
+    ck_assert_ptr_nonnull(strstr(s_err, " curve, ")); /* the list is every section there is */
     ck_assert_ptr_nonnull(strstr(s_err, "intake: give an endpoint, a directory, or both"));
     ck_assert_ptr_nonnull(strstr(s_err, "missing section 'kafka'"));
     ck_assert_ptr_nonnull(strstr(s_err, "missing section 'policy'"));

@@ -652,10 +652,12 @@ static void s_load_root(s_loader *ld, struct fy_document *fyd)
             if (!strcmp(pg_config__sections[i].name, name))
                 break;
         if (!name || i == pg_config__nsections) {
-            s_err(ld, s_line(k),
-                  "unknown section '%s' (sections: force, adapter, intake, store, kafka, "
-                  "delivery, spool, dlq, audit, log, metrics, policy)",
-                  name ? name : "?");
+            char known[512] = "";
+            for (size_t j = 0; j < pg_config__nsections; j++)
+                snprintf(known + strlen(known), sizeof known - strlen(known), "%s, ",
+                         pg_config__sections[j].name);
+            s_err(ld, s_line(k), "unknown section '%s' (sections: %spolicy)", name ? name : "?",
+                  known);
             continue;
         }
         lines[i] = s_line(k);
