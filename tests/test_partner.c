@@ -1237,6 +1237,46 @@ START_TEST(test_partner_cannot_link_another_forces_records)
 }
 END_TEST
 
+/* Attack: a partner (ESX) revises its own person, naming in merged_from another force's
+ * record (KNT's), or a ref whose native id is ESX's while its id is KNT's. An ATX RMS
+ * deletes what a record's mergedFrom names and moves its links to the survivor, so
+ * either would let ESX delete KNT's record in our RMS: each is refused
+ * (PG_EINVALID:merged-from), a partner dead letter, audited. A merge of ESX's own
+ * record, even one never sent to us (its native id recomputes its id), is taken. */
+START_TEST(test_partner_cannot_merge_another_forces_record)
+{
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 0, ESX_TO_MER);
+    size_t good = f->n;
+    pg_entity_update *u = s_person_of(f, 1);
+    ck_assert_int_eq(u->kind, POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON);
+    pg_entity_ref base = POLEGATE__POLE__V1__ENTITY_REF__INIT, knt, forged, own;
+    base.kind = u->kind;
+    char idk[PG_UUID_STR_SIZE], idf[PG_UUID_STR_SIZE], ido[PG_UUID_STR_SIZE];
+    s_end_of(&knt, &base, "KNT", "P0000000042", idk);
+    s_end_of(&forged, &base, "KNT", "P0000000077", idf);
+    forged.native_id = "P0000000078"; /* ESX's native id beside KNT's entity id */
+    s_end_of(&own, &base, "ESX", "P0000000099", ido);
+    pg_entity_ref *refs[] = {&knt, &forged, &own};
+    for (size_t i = 0; i < 3; i++) {
+        u->version++;
+        u->merged_from = &refs[i];
+        u->n_merged_from = 1;
+        s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    }
+    u->merged_from = NULL;
+    u->n_merged_from = 0;
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+
+    s_partner_dls c = {0};
+    pg_partner_stats ps = s_take_audited(f, &c);
+    ck_assert_uint_eq(ps.rejected, 2);
+    ck_assert_uint_eq(ps.accepted, good + 1);
+    ck_assert_int_eq(c.n, 2);
+    ck_assert_int_eq(s_audit_count("PG_EINVALID:merged-from"), 2);
+    s_feed_free(&f);
+}
+END_TEST
+
 typedef struct s_dl_ids {
     uint64_t ids[512];
     int n;
@@ -2434,6 +2474,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_unencodable_change_is_a_dead_letter);
     tcase_add_test(tc, test_ledger_refusal_is_a_dead_letter);
     tcase_add_test(tc, test_partner_cannot_link_another_forces_records);
+    tcase_add_test(tc, test_partner_cannot_merge_another_forces_record);
     tcase_add_test(tc, test_partner_dead_letter_replay);
     tcase_add_test(tc, test_cli_replays_partner_dead_letters);
     tcase_add_test(tc, test_offsets_wait_for_acks_and_window);

@@ -839,6 +839,44 @@ START_TEST(test_merge_into_withheld_survivor)
 }
 END_TEST
 
+/* A survivor never shared (SECRET) merges a shared record with a shared link: the
+ * link's DELETE tells its destinations what they were sent (the link's own origin),
+ * never the origin of the SECRET survivor that caused it (its native id names the
+ * record, its org_unit a unit): it once carried the survivor's. */
+START_TEST(test_merge_link_delete_keeps_link_origin)
+{
+    s_begin();
+    s_add_entity(s_entity("p3", PERSON, 1, S, P, 1, UPSERT));
+    s_add_entity(s_entity("m3", PERSON, 1, O, P, 1, UPSERT));
+    s_add_entity(s_entity("l3", LOCATION, 1, O, P, 1, UPSERT));
+    pg_link_update *k = s_link("k-ml", "m3", PERSON, "l3", LOCATION, O, UPSERT);
+    k->origin->native_id = "N-m3";
+    k->origin->org_unit = "ESX/CID";
+    s_route();
+    ck_assert_int_eq(s_held("national", "k-ml") + s_held("mer", "k-ml"), 2);
+    s_begin();
+    pg_entity_update *x = s_entity("p3", PERSON, 2, S, P, 1, UPSERT);
+    x->origin->org_unit = "ESX/SECRET-SQUAD";
+    x->n_merged_from = 1;
+    x->merged_from = pg_arena_alloc(in->arena, sizeof *x->merged_from);
+    x->merged_from[0] = s_ref("m3", PERSON);
+    s_add_entity(x);
+    s_route();
+    const char *topics[] = {T_NAT, T_MER};
+    for (int t = 0; t < 2; t++) {
+        const pg_outrec *r = s_rec(topics[t], "k-ml");
+        ck_assert_str_eq(s_hdr(r, PG_HDR_OPERATION), "DELETE");
+        pg_link_update *l = s_unpack_link(r);
+        ck_assert_ptr_nonnull(l->origin);
+        ck_assert_str_eq(l->origin->native_id, "N-m3");
+        ck_assert_str_eq(l->origin->org_unit, "ESX/CID");
+        polegate__pole__v1__link_update__free_unpacked(l, NULL);
+        ck_assert_int_eq(s_count(topics[t], "p3"), 0);
+    }
+    ck_assert_int_eq(s_held("national", "k-ml") + s_held("mer", "k-ml"), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------ policy change */
 
 START_TEST(test_policy_change_at_restart)
@@ -1314,6 +1352,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_delete_redacted);
     tcase_add_test(tc, test_merge_refs_filtered);
     tcase_add_test(tc, test_merge_into_withheld_survivor);
+    tcase_add_test(tc, test_merge_link_delete_keeps_link_origin);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("policy_change");

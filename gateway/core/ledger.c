@@ -309,9 +309,11 @@ static int s_link_upsert(s_ctx *ctx, const pg_link_update *l, const pg_entity_up
     return s_emit_link(ctx, c);
 }
 
-/* Rule 7: the DELETE of stored link id if it is live; cause (may be NULL) is the change
- * that ends it, whose origin and modified_at the delete carries when set. *killed (may
- * be NULL) receives the stored link (NULL when it was not live). */
+/* Rule 7: the DELETE of stored link id if it is live, with origin when set (a link
+ * DELETE the source stated), else the stored link's own (what destinations were sent:
+ * the change that ends the link may be a record they were never given), and the
+ * modified_at of the change when set. *killed (may be NULL) receives the stored link
+ * (NULL when it was not live). */
 static int s_link_kill(s_ctx *ctx, const char *id, const pg_origin *origin,
                        const pg_timestamp *modified_at, pg_link_update **killed)
 {
@@ -371,7 +373,7 @@ static int s_links_kill_all(s_ctx *ctx, const pg_entity_update *cause, const cha
     size_t n;
     int rc = s_ctx_index_ids(ctx, id, 0, &ids, &n);
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = s_link_kill(ctx, ids[i], cause->origin, cause->modified_at, NULL);
+        rc = s_link_kill(ctx, ids[i], NULL, cause->modified_at, NULL);
     return rc;
 }
 
@@ -421,7 +423,7 @@ static int s_replace_links(s_ctx *ctx, const pg_entity_update *e, const size_t *
         rc = s_ctx_index_ids(ctx, e->id, PG_LEDGER_FROM, &ids, &n);
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (!s_in_owned(in, owner, idx, ids[i]))
-            rc = s_link_kill(ctx, ids[i], e->origin, e->modified_at, NULL);
+            rc = s_link_kill(ctx, ids[i], NULL, e->modified_at, NULL);
     return rc;
 }
 
@@ -513,7 +515,7 @@ static int s_merge_one(s_ctx *ctx, const pg_entity_update *e, pg_entity_ref *sur
         return rc;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         pg_link_update *old;
-        rc = s_link_kill(ctx, ids[i], e->origin, e->modified_at, &old);
+        rc = s_link_kill(ctx, ids[i], NULL, e->modified_at, &old);
         if (rc == 0 && old)
             rc = s_link_repoint(ctx, e, survivor, old, replaces_links);
     }

@@ -68,8 +68,11 @@ typedef struct pg_store_txn pg_store_txn;
  * 7. Link versions belong to the ledger: every link update emitted carries the stored
  *    version + 1 (first emission: 1), whatever the adapter wrote. A DELETE of a link
  *    the ledger knows carries the stored link (ends, role, validity, and marking, so
- *    that policy routes the delete to whoever was sent the link) with the origin and
- *    modified_at of the change that caused it, when that change has them.
+ *    that policy routes the delete to whoever was sent the link) with the modified_at
+ *    of the change that caused it, when that change has one. Its origin is the stored
+ *    link's (what its destinations were sent), except for a link DELETE the source
+ *    stated (rule 5, its own origin): the change that ended it (a merge into a SECRET
+ *    survivor, a record that became SECRET) may be a record they were never given.
  *
  * 8. Filled in from state, for what the adapter could not know: a link end of kind
  *    UNSPECIFIED gets the stored kind of that entity when known; a link without

@@ -386,6 +386,20 @@ static int s_record(s_take *t, const pg_partner_record *r)
             bad = end ? "to: not an entity of origin.force" : "from: not an entity of origin.force",
             rule = "link-end";
     }
+    /* So does a merge: the records merged away stop existing in our RMS and their links
+     * move to the survivor (ATX mergedFrom), so a partner merges only records of its own
+     * origin, never another force's. (A ref without an id is the ledger's to refuse.) */
+    char merged[96];
+    for (size_t i = 0; !bad && entity && i < ch.entity->n_merged_from; i++) {
+        const pg_entity_ref *ref = ch.entity->merged_from[i];
+        if (!ref || !ref->id || !*ref->id)
+            continue;
+        if ((rc = s_end_of_origin(t, o, ref)) == 0) {
+            snprintf(merged, sizeof merged, "merged_from[%zu]: not an entity of origin.force", i);
+            bad = merged, rule = "merged-from";
+        } else if (rc < 0)
+            return rc;
+    }
     if (bad) {
         pg_log(PG_LOG_WARN, "partner: %s [%d] offset %" PRId64 ": rejected: %s", r->topic,
                (int)r->partition, r->offset, bad);
