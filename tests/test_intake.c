@@ -1984,6 +1984,68 @@ START_TEST(test_dropdir_results)
 }
 END_TEST
 
+/* Attack by whoever may write the drop directory: a result file planted as a symbolic
+ * link to a file of the daemon's (the audit log, the store), or as a second name of one
+ * (a hard link). The daemon truncated and wrote its result lines through them. Now
+ * each is refused (the file waits, untouched, and the target keeps its bytes); once
+ * the planted name is gone the file is taken. A directory every user may write is
+ * refused at start: whoever writes it speaks as the RMS. */
+START_TEST(test_dropdir_planted_result_refused)
+{
+    char dir[128], victim[160], victim2[160], sym[200], hard[200];
+    snprintf(dir, sizeof dir, "%s/in", s_dir);
+    snprintf(victim, sizeof victim, "%s/audit.log", s_dir);
+    snprintf(victim2, sizeof victim2, "%s/other.log", s_dir);
+    snprintf(sym, sizeof sym, "%s/.a.ndjson.result", dir);
+    snprintf(hard, sizeof hard, "%s/.b.ndjson.result", dir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    const char keep[] = "the daemon's own records\n";
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(i ? victim2 : victim, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(keep, f);
+        fclose(f);
+    }
+    ck_assert_int_eq(symlink(victim, sym), 0);
+    ck_assert_int_eq(link(victim2, hard), 0);
+    pg_dropdir *dd = s_new_dropdir(dir, 0, 0);
+    const char msgs[] = "{m1 P0000000001 1 UPSERT\n";
+    s_drop(dir, "a.ndjson", msgs, strlen(msgs));
+    s_drop(dir, "b.ndjson", msgs, strlen(msgs));
+    s_run_dropdir(dd);
+    for (int i = 0; i < 2; i++) {
+        char *v = s_slurp_path(s_dir, i ? "other.log" : "audit.log");
+        ck_assert_str_eq(v, keep);
+        free(v);
+    }
+    ck_assert(s_exists(dir, "a.ndjson"));
+    ck_assert(s_exists(dir, "b.ndjson"));
+    pg_intake_stats is;
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.received, 0);
+
+    ck_assert_int_eq(unlink(sym), 0);
+    ck_assert_int_eq(unlink(hard), 0);
+    for (int i = 0; i < 100 && !(s_exists(dir, "done/a.ndjson") && s_exists(dir, "done/b.ndjson"));
+         i++) {
+        usleep(20 * 1000);
+        s_run_dropdir(dd);
+    }
+    ck_assert(s_exists(dir, "done/a.ndjson"));
+    ck_assert(s_exists(dir, "done/b.ndjson"));
+    pg_dropdir_destroy(&dd);
+
+    char open_dir[128];
+    snprintf(open_dir, sizeof open_dir, "%s/open", s_dir);
+    ck_assert_int_eq(mkdir(open_dir, 0755), 0);
+    ck_assert_int_eq(chmod(open_dir, 0777), 0);
+    pg_dropdir_opts o = {.dir = open_dir, .adapter = &s_fake_lines, .intake = s_intake,
+                         .store = s_store};
+    ck_assert_ptr_null(pg_dropdir_new(&o, s_err, sizeof s_err));
+    ck_assert_msg(strstr(s_err, "is writable by every user (mode 777)"), "%s", s_err);
+}
+END_TEST
+
 /* A run stopped after its first group (and a crash that left result lines past the
  * committed progress) resumes: every message taken once, the result right. */
 START_TEST(test_dropdir_resume)
@@ -2203,6 +2265,7 @@ int main(void)
     tcase_add_test(tc, test_daemon_restart_republishes);
     tcase_add_test(tc, test_cli_errors);
     tcase_add_test(tc, test_dropdir_results);
+    tcase_add_test(tc, test_dropdir_planted_result_refused);
     tcase_add_test(tc, test_dropdir_resume);
     tcase_add_test(tc, test_dropdir_not_containers);
     tcase_add_test(tc, test_dropdir_spool_full);

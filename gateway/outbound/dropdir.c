@@ -131,6 +131,15 @@ pg_dropdir *pg_dropdir_new(const pg_dropdir_opts *opts, char *errstr, size_t err
                 strerror(errno));
         goto err;
     }
+    /* Whoever can write the directory speaks as the RMS (party rms:local). */
+    struct stat dst;
+    if (fstat(self->dfd, &dst) || (dst.st_mode & S_IWOTH)) {
+        pg_errf(PG_ECONFIG, errstr, errstr_size,
+                "intake.directory: '%s' is writable by every user (mode %03o): whoever can "
+                "write it speaks as the RMS; let only the RMS's user or group write it",
+                opts->dir, (unsigned)(dst.st_mode & 07777));
+        goto err;
+    }
     static const char *const subs[] = {"done", "failed"};
     int *fds[] = {&self->done_fd, &self->failed_fd};
     for (size_t i = 0; i < 2; i++) {
@@ -139,7 +148,7 @@ pg_dropdir *pg_dropdir_new(const pg_dropdir_opts *opts, char *errstr, size_t err
                     opts->dir, subs[i], strerror(errno));
             goto err;
         }
-        *fds[i] = openat(self->dfd, subs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        *fds[i] = openat(self->dfd, subs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (*fds[i] < 0) {
             pg_errf(PG_EIO, errstr, errstr_size, "intake.directory: cannot open %s/%s: %s",
                     opts->dir, subs[i], strerror(errno));
@@ -169,6 +178,28 @@ static void s_names_free(pg_dropdir *self)
     free(self->names);
     self->names = NULL;
     self->count = self->next = 0;
+}
+
+/* The result file of the file being taken, opened for writing: never through a
+ * symbolic link, and only a regular file of the daemon's own user with one name, so
+ * that whoever may write the directory cannot point the daemon's writes (and its
+ * truncation) at a file of its own (the audit log, the store). -1 with errno set. */
+static int s_open_result(pg_dropdir *self)
+{
+    int fd = openat(self->dfd, self->result, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    struct stat st;
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != geteuid()) {
+        close(fd);
+        pg_log(PG_LOG_ERROR,
+               "dropdir: %s/%s: not a regular file of this user with one link: refused (a "
+               "result file is the gateway's to make; remove it)",
+               self->dir, self->result);
+        errno = EPERM;
+        return -1;
+    }
+    return fd;
 }
 
 static void s_close_file(pg_dropdir *self)
@@ -337,7 +368,7 @@ static int s_fail_file(pg_dropdir *self, const char *reason)
     s_put_str(&self->json, reason);
     pg_buf_puts(&self->json, "}\n");
     if (self->rfd < 0)
-        self->rfd = openat(self->dfd, self->result, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        self->rfd = s_open_result(self);
     if (self->rfd < 0 || s_move(self, self->failed_fd, (const char *)self->json.data)) {
         if (self->rfd < 0)
             pg_log(PG_LOG_ERROR, "dropdir: %s/%s: %s", self->dir, self->result, strerror(errno));
@@ -453,7 +484,7 @@ static int s_open(pg_dropdir *self, const char *name)
                      "file: changed after %" PRIu64 " of its messages were taken (up to "
                      "position %" PRIu64 "); write files elsewhere and rename them in",
                      old.accepted + old.rejected, old.pos);
-            self->rfd = openat(self->dfd, self->result, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+            self->rfd = s_open_result(self);
             return s_fail_file(self, why);
         }
         self->stats.files_resumed += old.offset > 0 ? 1 : 0;
@@ -484,7 +515,7 @@ static int s_open(pg_dropdir *self, const char *name)
     }
     if (!self->p.offset && s_not_container(self, self->data, self->size, why, sizeof why))
         return s_fail_file(self, why);
-    self->rfd = openat(self->dfd, self->result, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    self->rfd = s_open_result(self);
     if (self->rfd < 0 || ftruncate(self->rfd, (off_t)self->p.result_len)) {
         pg_log(PG_LOG_ERROR, "dropdir: %s/%s: %s", self->dir, self->result, strerror(errno));
         s_close_file(self);
