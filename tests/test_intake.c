@@ -2039,8 +2039,8 @@ START_TEST(test_dropdir_planted_result_refused)
     snprintf(open_dir, sizeof open_dir, "%s/open", s_dir);
     ck_assert_int_eq(mkdir(open_dir, 0755), 0);
     ck_assert_int_eq(chmod(open_dir, 0777), 0);
-    pg_dropdir_opts o = {.dir = open_dir, .adapter = &s_fake_lines, .intake = s_intake,
-                         .store = s_store};
+    pg_dropdir_opts o = {
+        .dir = open_dir, .adapter = &s_fake_lines, .intake = s_intake, .store = s_store};
     ck_assert_ptr_null(pg_dropdir_new(&o, s_err, sizeof s_err));
     ck_assert_msg(strstr(s_err, "is writable by every user (mode 777)"), "%s", s_err);
 }
