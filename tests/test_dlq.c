@@ -563,6 +563,81 @@ START_TEST(test_partner_redelivery_kept_once)
 }
 END_TEST
 
+static char s_ref_buf[64];
+static const char *s_ref(int n)
+{
+    snprintf(s_ref_buf, sizeof s_ref_buf, "polegate.knt.esx.pole.v1 [0] @%d", n);
+    return s_ref_buf;
+}
+
+static int s_has(uint64_t id)
+{
+    pg_store_txn *txn = pg_store_begin(s_store, 0, s_err, sizeof s_err);
+    pg_dlq_entry e;
+    int rc = pg_dlq_get(s_dlq, txn, id, &e, s_err, sizeof s_err);
+    pg_store_abort(&txn);
+    ck_assert(rc == 0 || rc == PG_ENOTFOUND);
+    return rc == 0;
+}
+
+/* A partner may send refused records by the thousand: its dead letters have a bound of
+ * their own and evict only each other, never our RMS's (intake, import: an import
+ * dead letter exists nowhere else once the partner's offset is committed), and ours
+ * never evict a partner's. (Found by a review: 10 000 one-byte records of a partner
+ * evicted an import dead letter.) A store made before the bound was split gets the
+ * partner entries' index and count once, when opened. */
+START_TEST(test_partner_entries_bounded_apart)
+{
+    pg_dlq_limits lim = {.max_entries = 3};
+    s_open(&lim);
+    uint64_t a = s_add("record.id: required", "{}", NULL);
+    uint64_t b = s_add_import("Person.DOB: invalid", "<Batch/>");
+    uint64_t p[6];
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(s_add_partner(s_ref(i), &p[i]), 0);
+    ck_assert(s_has(a) && s_has(b));
+    ck_assert(!s_has(p[0]) && !s_has(p[1]) && s_has(p[2]) && s_has(p[3]) && s_has(p[4]));
+    pg_dlq_stats st = s_stats();
+    ck_assert_uint_eq(st.entries, 5);
+    ck_assert_uint_eq(st.evicted, 2);
+
+    /* ours evict the oldest of ours only */
+    uint64_t c = s_add("record.id: required", "{}", NULL);
+    uint64_t d = s_add("record.id: required", "{}", NULL);
+    ck_assert(!s_has(a) && s_has(b) && s_has(c) && s_has(d));
+    ck_assert(s_has(p[2]) && s_has(p[3]) && s_has(p[4]));
+    ck_assert_uint_eq(s_stats().entries, 6);
+
+    /* a deleted partner entry makes room for one partner entry */
+    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_dlq_delete(s_dlq, txn, p[3], s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(s_add_partner(s_ref(5), &p[5]), 0);
+    ck_assert(s_has(p[2]) && s_has(p[4]) && s_has(p[5]));
+    ck_assert_uint_eq(s_stats().evicted, 3);
+
+    /* a store from before: no partner index, no partner count */
+    txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    pg_store_db meta, cls;
+    ck_assert_int_eq(pg_store_db_open(txn, "dlq.meta", 0, &meta, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_db_open(txn, "dlq.partner", 0, &cls, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_del(txn, meta, "state.partner", 13, NULL, 0, s_err, sizeof s_err), 0);
+    pg_store_cursor *cur = pg_store_cursor_open(txn, cls, s_err, sizeof s_err);
+    int n = 0;
+    while (pg_store_cursor_first(cur, NULL, NULL, NULL, NULL) == 0 && pg_store_cursor_del(cur) == 0)
+        n++;
+    pg_store_cursor_close(&cur);
+    ck_assert_int_eq(n, 3);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    s_open(&lim);
+    uint64_t q;
+    ck_assert_int_eq(s_add_partner(s_ref(6), &q), 0);
+    ck_assert(!s_has(p[2]) && s_has(p[4]) && s_has(p[5]) && s_has(q));
+    ck_assert(s_has(b) && s_has(c) && s_has(d));
+    ck_assert_uint_eq(s_stats().entries, 6);
+}
+END_TEST
+
 START_TEST(test_cli_import_list_show_replay)
 {
     s_add_import("Person.DOB: invalid", "<Batch/>");
@@ -623,6 +698,7 @@ int main(void)
     tcase_add_test(tc, test_import_entries);
     tcase_add_test(tc, test_cli_import_list_show_replay);
     tcase_add_test(tc, test_partner_redelivery_kept_once);
+    tcase_add_test(tc, test_partner_entries_bounded_apart);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

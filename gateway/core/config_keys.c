@@ -244,9 +244,11 @@ static const pg_config_entry s_dlq[] = {
      PG_CONFIG_DERIVED, S_OFF(dlq_topic), 0, 0, s_check_topic,
      "Topic of the dead letters: messages that can never be translated (docs/reliability.md)."},
     {PG_CONFIG_COUNT, "max_records", "10000", 0, S_OFF(dlq_max_records), 1, 1LL << 40, NULL,
-     "Most dead letters kept locally while the broker cannot take them."},
+     "Most dead letters kept locally while the broker cannot take them; partner dead "
+     "letters have a bound of this size of their own."},
     {PG_CONFIG_SIZE, "max_bytes", "64MiB", 0, S_OFF(dlq_max_bytes), 1LL << 20, 1LL << 40, NULL,
-     "Most bytes of dead letters kept locally while the broker cannot take them."},
+     "Most bytes of dead letters kept locally while the broker cannot take them; partner "
+     "dead letters have a bound of this size of their own."},
     {0},
 };
 

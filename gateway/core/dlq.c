@@ -16,6 +16,10 @@
 #include "store.h"
 
 static const char s_state_key[] = "state";
+/* The partner entries' own count ({entries, bytes}), kept apart because they have a
+ * bound of their own: a partner's records, which it may send by the thousand, never
+ * evict our RMS's dead letters (intake, import) and theirs never evict a partner's. */
+static const char s_partner_key[] = "state.partner";
 
 /* dlq.meta "state", host byte order. */
 typedef struct s_state {
@@ -31,9 +35,12 @@ struct pg_dlq {
     pg_store_db meta_db;
     pg_store_db replay_db; /* replays asked of the daemon: id -> "?" or the answer */
     pg_store_db ref_db;    /* partner entries: "<topic> [<partition>] @<offset>" -> id */
+    pg_store_db class_db;  /* partner entries' ids (be64 -> ""), oldest first */
     pg_dlq_limits limits;
     pg_buf value; /* reused */
 };
+
+static int s_partner_index(pg_dlq *self, pg_store_txn *txn, char *errstr, size_t errstr_size);
 
 pg_dlq *pg_dlq_new(pg_store *store, const pg_dlq_limits *limits, char *errstr, size_t errstr_size)
 {
@@ -57,7 +64,8 @@ pg_dlq *pg_dlq_new(pg_store *store, const pg_dlq_limits *limits, char *errstr, s
         pg_store_db_open(txn, "dlq.meta", 0, &self->meta_db, why, sizeof why) ||
         pg_store_db_open(txn, "dlq.replay", 0, &self->replay_db, why, sizeof why) ||
         pg_store_db_open(txn, "dlq.ref", 0, &self->ref_db, why, sizeof why) ||
-        pg_store_commit(&txn, why, sizeof why)) {
+        pg_store_db_open(txn, "dlq.partner", 0, &self->class_db, why, sizeof why) ||
+        s_partner_index(self, txn, why, sizeof why) || pg_store_commit(&txn, why, sizeof why)) {
         pg_store_abort(&txn);
         pg_errf(PG_ESTORE, errstr, errstr_size, "dlq: %s", why);
         pg_dlq_destroy(&self);
@@ -164,6 +172,113 @@ static int s_state_put(pg_dlq *self, pg_store_txn *txn, const s_state *st, char 
                         errstr, errstr_size);
 }
 
+typedef struct s_count {
+    uint64_t entries, bytes;
+} s_count;
+
+/* The partner entries' count; found 0 when absent: *found says which. */
+static int s_partner_get(pg_dlq *self, pg_store_txn *txn, s_count *c, int *found, char *errstr,
+                         size_t errstr_size)
+{
+    const void *v;
+    size_t vlen;
+    memset(c, 0, sizeof *c);
+    int rc = pg_store_get(txn, self->meta_db, s_partner_key, sizeof s_partner_key - 1, &v, &vlen,
+                          errstr, errstr_size);
+    if (found)
+        *found = rc == 0;
+    if (rc == PG_ENOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    if (vlen != sizeof *c)
+        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "dlq: damaged partner state");
+    memcpy(c, v, sizeof *c);
+    return 0;
+}
+
+static int s_partner_put(pg_dlq *self, pg_store_txn *txn, const s_count *c, char *errstr,
+                         size_t errstr_size)
+{
+    return pg_store_put(txn, self->meta_db, s_partner_key, sizeof s_partner_key - 1, c, sizeof *c,
+                        errstr, errstr_size);
+}
+
+/* A store written before partner entries had a bound of their own: their index and
+ * count made once from the entries (every entry is read; a store holds at most the
+ * bound of them). */
+static int s_partner_index(pg_dlq *self, pg_store_txn *txn, char *errstr, size_t errstr_size)
+{
+    s_count c;
+    int found, rc = s_partner_get(self, txn, &c, &found, errstr, errstr_size);
+    if (rc || found)
+        return rc;
+    pg_store_cursor *cur = pg_store_cursor_open(txn, self->entry_db, errstr, errstr_size);
+    if (!cur)
+        return PG_ESTORE;
+    const void *k, *v;
+    size_t klen, vlen;
+    for (rc = pg_store_cursor_first(cur, &k, &klen, &v, &vlen); !rc;
+         rc = pg_store_cursor_next(cur, &k, &klen, &v, &vlen)) {
+        pg_dlq_entry e;
+        if ((rc = s_parse(k, klen, v, vlen, &e, errstr, errstr_size)))
+            break;
+        if (e.kind != PG_DLQ_PARTNER)
+            continue;
+        if ((rc = pg_store_put(txn, self->class_db, k, klen, "", 0, errstr, errstr_size)))
+            break;
+        c.entries++;
+        c.bytes += vlen;
+    }
+    pg_store_cursor_close(&cur);
+    if (rc != PG_ENOTFOUND)
+        return rc;
+    return s_partner_put(self, txn, &c, errstr, errstr_size);
+}
+
+/* Evict the oldest entry of the partner class (partner 1) or of the others (partner 0):
+ * *vlen its value's length. PG_ENOTFOUND when the class has none. */
+static int s_evict_oldest(pg_dlq *self, pg_store_txn *txn, int partner, size_t *vlen, char *errstr,
+                          size_t errstr_size)
+{
+    pg_store_cursor *cur =
+        pg_store_cursor_open(txn, partner ? self->class_db : self->entry_db, errstr, errstr_size);
+    if (!cur)
+        return PG_ESTORE;
+    const void *k, *v;
+    size_t klen, len;
+    uint8_t key[8];
+    int rc = pg_store_cursor_first(cur, &k, &klen, &v, &len);
+    for (; !rc && !partner; rc = pg_store_cursor_next(cur, &k, &klen, &v, &len)) {
+        const void *mark;
+        size_t ml;
+        int in = pg_store_get(txn, self->class_db, k, klen, &mark, &ml, errstr, errstr_size);
+        if (in == PG_ENOTFOUND)
+            break; /* not a partner entry: this one goes */
+        if (in) {
+            rc = in;
+            break;
+        }
+    }
+    if (!rc && klen != sizeof key)
+        rc = pg_errf(PG_EINTERNAL, errstr, errstr_size, "dlq: damaged index");
+    if (!rc)
+        memcpy(key, k, sizeof key);
+    pg_store_cursor_close(&cur);
+    if (rc)
+        return rc;
+    if (partner) {
+        if ((rc = pg_store_get(txn, self->entry_db, key, sizeof key, &v, &len, errstr,
+                               errstr_size)) ||
+            (rc = pg_store_del(txn, self->class_db, key, sizeof key, NULL, 0, errstr, errstr_size)))
+            return rc == PG_ENOTFOUND
+                       ? pg_errf(PG_EINTERNAL, errstr, errstr_size, "dlq: damaged index")
+                       : rc;
+    }
+    *vlen = len;
+    return pg_store_del(txn, self->entry_db, key, sizeof key, NULL, 0, errstr, errstr_size);
+}
+
 /* The partner dead letter kept for the Kafka record ref ("<topic> [<partition>]
  * @<offset>"): its id, 0 when none (never kept, or deleted, replayed or evicted since:
  * the index is only trusted when the entry it names has that ref). Or an error. */
@@ -239,32 +354,34 @@ int pg_dlq_add(pg_dlq *self, pg_store_txn *txn, pg_dlq_entry *e, size_t *evicted
         return pg_errf(PG_ENOMEM, errstr, errstr_size, "dlq: out of memory");
 
     s_state st;
-    if ((rc = s_state_get(self, txn, &st, errstr, errstr_size)))
+    s_count pc;
+    if ((rc = s_state_get(self, txn, &st, errstr, errstr_size)) ||
+        (rc = s_partner_get(self, txn, &pc, NULL, errstr, errstr_size)))
         return rc;
-    /* Evict the oldest until the new entry fits both bounds. */
-    pg_store_cursor *cur = NULL;
+    /* Evict the oldest of the new entry's class (partner entries, or the others) until
+     * it fits both bounds of its class. */
     size_t gone = 0;
-    while (st.entries && (st.entries + 1 > self->limits.max_entries ||
-                          st.bytes + b->len > self->limits.max_bytes)) {
-        if (!cur && !(cur = pg_store_cursor_open(txn, self->entry_db, errstr, errstr_size)))
-            return PG_ESTORE;
-        const void *v;
-        size_t vlen;
-        rc = pg_store_cursor_first(cur, NULL, NULL, &v, &vlen);
-        if (rc == PG_ENOTFOUND) {
-            st.entries = st.bytes = 0;
+    for (;;) {
+        uint64_t n =
+            partner ? pc.entries : st.entries - (pc.entries <= st.entries ? pc.entries : 0);
+        uint64_t bytes = partner ? pc.bytes : st.bytes - (pc.bytes <= st.bytes ? pc.bytes : 0);
+        if (!n || (n + 1 <= self->limits.max_entries && bytes + b->len <= self->limits.max_bytes))
             break;
-        }
-        if (rc || (rc = pg_store_cursor_del(cur))) {
-            pg_store_cursor_close(&cur);
+        size_t vlen = 0;
+        rc = s_evict_oldest(self, txn, partner, &vlen, errstr, errstr_size);
+        if (rc == PG_ENOTFOUND)
+            break; /* the count said more than there is: the bound cannot be met by more */
+        if (rc)
             return rc;
-        }
-        st.entries--;
+        st.entries -= st.entries ? 1 : 0;
         st.bytes -= st.bytes >= vlen ? vlen : st.bytes;
+        if (partner) {
+            pc.entries -= pc.entries ? 1 : 0;
+            pc.bytes -= pc.bytes >= vlen ? vlen : pc.bytes;
+        }
         st.evicted++;
         gone++;
     }
-    pg_store_cursor_close(&cur);
     uint8_t key[8];
     pg_store_be64_put(key, st.next_id);
     if ((rc = pg_store_put(txn, self->entry_db, key, sizeof key, b->data, b->len, errstr,
@@ -278,6 +395,13 @@ int pg_dlq_add(pg_dlq *self, pg_store_txn *txn, pg_dlq_entry *e, size_t *evicted
     if (partner_ref && (rc = pg_store_put(txn, self->ref_db, e->ref, strlen(e->ref), key,
                                           sizeof key, errstr, errstr_size)))
         return rc;
+    if (partner) {
+        pc.entries++;
+        pc.bytes += b->len;
+        if ((rc = pg_store_put(txn, self->class_db, key, sizeof key, "", 0, errstr, errstr_size)) ||
+            (rc = s_partner_put(self, txn, &pc, errstr, errstr_size)))
+            return rc;
+    }
     return s_state_put(self, txn, &st, errstr, errstr_size);
 }
 
@@ -407,6 +531,17 @@ int pg_dlq_delete(pg_dlq *self, pg_store_txn *txn, uint64_t id, char *errstr, si
         return rc;
     st.entries -= st.entries ? 1 : 0;
     st.bytes -= st.bytes >= kept ? kept : st.bytes;
+    rc = pg_store_del(txn, self->class_db, key, sizeof key, NULL, 0, errstr, errstr_size);
+    if (rc == 0) { /* a partner entry */
+        s_count pc;
+        if ((rc = s_partner_get(self, txn, &pc, NULL, errstr, errstr_size)))
+            return rc;
+        pc.entries -= pc.entries ? 1 : 0;
+        pc.bytes -= pc.bytes >= kept ? kept : pc.bytes;
+        rc = s_partner_put(self, txn, &pc, errstr, errstr_size);
+    }
+    if (rc && rc != PG_ENOTFOUND)
+        return rc;
     return s_state_put(self, txn, &st, errstr, errstr_size);
 }
 
