@@ -1986,10 +1986,12 @@ END_TEST
 
 /* Attack by whoever may write the drop directory: a result file planted as a symbolic
  * link to a file of the daemon's (the audit log, the store), or as a second name of one
- * (a hard link). The daemon truncated and wrote its result lines through them. Now
- * each is refused (the file waits, untouched, and the target keeps its bytes); once
- * the planted name is gone the file is taken. A directory every user may write is
- * refused at start: whoever writes it speaks as the RMS. */
+ * (a hard link). The daemon truncated and wrote its result lines through them. For a
+ * file not yet taken from, the planted name is removed and the result made anew; for
+ * one taken up again (its result has lines), a result replaced by a link is refused,
+ * the file waits, and once the link is gone the result starts over (no NUL bytes where
+ * the lost lines were). The targets keep their bytes throughout. A directory every
+ * user may write is refused at start: whoever writes it speaks as the RMS. */
 START_TEST(test_dropdir_planted_result_refused)
 {
     char dir[128], victim[160], victim2[160], sym[200], hard[200];
@@ -2008,31 +2010,48 @@ START_TEST(test_dropdir_planted_result_refused)
     }
     ck_assert_int_eq(symlink(victim, sym), 0);
     ck_assert_int_eq(link(victim2, hard), 0);
-    pg_dropdir *dd = s_new_dropdir(dir, 0, 0);
+    pg_dropdir *dd = s_new_dropdir(dir, 2, 0);
     const char msgs[] = "{m1 P0000000001 1 UPSERT\n";
     s_drop(dir, "a.ndjson", msgs, strlen(msgs));
     s_drop(dir, "b.ndjson", msgs, strlen(msgs));
     s_run_dropdir(dd);
+    ck_assert(s_exists(dir, "done/a.ndjson") && s_exists(dir, "done/b.ndjson"));
+    char *r = s_slurp_path(dir, "done/a.ndjson.result");
+    ck_assert_ptr_nonnull(strstr(r, "\"status\":\"done\""));
+    free(r);
+
+    /* taken up again: its result replaced by a link */
+    pg_buf file = PG_BUF_INIT;
+    for (int i = 1; i <= 5; i++)
+        pg_buf_printf(&file, "{m%d P000000010%d 1 UPSERT\n", i + 10, i);
+    s_drop(dir, "c.ndjson", file.data, file.len);
+    ck_assert_int_eq(pg_dropdir_step(dd), 1); /* messages 1-2 */
+    pg_dropdir_destroy(&dd);
+    char cres[200];
+    snprintf(cres, sizeof cres, "%s/.c.ndjson.result", dir);
+    ck_assert_int_eq(unlink(cres), 0);
+    ck_assert_int_eq(symlink(victim, cres), 0);
+    dd = s_new_dropdir(dir, 2, 0);
+    s_run_dropdir(dd);
+    ck_assert(s_exists(dir, "c.ndjson"));
+    ck_assert_int_eq(unlink(cres), 0);
+    for (int i = 0; i < 100 && !s_exists(dir, "done/c.ndjson"); i++) {
+        usleep(20 * 1000);
+        s_run_dropdir(dd);
+    }
+    ck_assert(s_exists(dir, "done/c.ndjson"));
+    r = s_slurp_path(dir, "done/c.ndjson.result");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_msg(r[0] == '{' && !strstr(r, "{\"line\":1,") && strstr(r, "{\"line\":3,") &&
+                      strstr(r, "\"accepted\":5"),
+                  "%s", r);
+    free(r);
     for (int i = 0; i < 2; i++) {
         char *v = s_slurp_path(s_dir, i ? "other.log" : "audit.log");
         ck_assert_str_eq(v, keep);
         free(v);
     }
-    ck_assert(s_exists(dir, "a.ndjson"));
-    ck_assert(s_exists(dir, "b.ndjson"));
-    pg_intake_stats is;
-    pg_intake_get_stats(s_intake, &is);
-    ck_assert_uint_eq(is.received, 0);
-
-    ck_assert_int_eq(unlink(sym), 0);
-    ck_assert_int_eq(unlink(hard), 0);
-    for (int i = 0; i < 100 && !(s_exists(dir, "done/a.ndjson") && s_exists(dir, "done/b.ndjson"));
-         i++) {
-        usleep(20 * 1000);
-        s_run_dropdir(dd);
-    }
-    ck_assert(s_exists(dir, "done/a.ndjson"));
-    ck_assert(s_exists(dir, "done/b.ndjson"));
+    pg_buf_free(&file);
     pg_dropdir_destroy(&dd);
 
     char open_dir[128];

@@ -59,6 +59,7 @@ struct pg_dropdir {
     /* The file being taken (fd >= 0). */
     char name[NAME_MAX + 1];
     char result[NAME_MAX + 16];
+    char refused[NAME_MAX + 1]; /* the file whose result was last refused (logged once) */
     int fd, rfd;
     const uint8_t *data;
     size_t size;
@@ -180,25 +181,61 @@ static void s_names_free(pg_dropdir *self)
     self->count = self->next = 0;
 }
 
-/* The result file of the file being taken, opened for writing: never through a
- * symbolic link, and only a regular file of the daemon's own user with one name, so
- * that whoever may write the directory cannot point the daemon's writes (and its
- * truncation) at a file of its own (the audit log, the store). -1 with errno set. */
+/* The result file of the file being taken, opened for writing, never through a name
+ * whoever writes the directory planted (a symbolic link to the audit log, a second name
+ * of the store): for a file not yet taken from, whatever holds the result's name is
+ * removed (the name is the gateway's) and the result made anew (O_EXCL); for one taken
+ * up again, it must be the regular file of the daemon's user with one name that the
+ * name still holds. A result shorter than the progress (removed meanwhile) starts over
+ * (self->p.result_len 0). -1 with errno set, the reason logged once per file. */
 static int s_open_result(pg_dropdir *self)
 {
-    int fd = openat(self->dfd, self->result, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    struct stat st;
-    if (fd < 0)
-        return -1;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != geteuid()) {
-        close(fd);
-        pg_log(PG_LOG_ERROR,
-               "dropdir: %s/%s: not a regular file of this user with one link: refused (a "
-               "result file is the gateway's to make; remove it)",
-               self->dir, self->result);
+    const int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW;
+    char why[160] = "";
+    int fd = -1;
+    struct stat st = {0}, at = {0};
+    if (self->p.result_len && (fd = openat(self->dfd, self->result, flags)) < 0 && errno != ENOENT)
+        snprintf(why, sizeof why, "%s", errno == ELOOP ? "a symbolic link" : strerror(errno));
+    if (fd >= 0 && (fstat(fd, &st) || fstatat(self->dfd, self->result, &at, AT_SYMLINK_NOFOLLOW) ||
+                    st.st_dev != at.st_dev || st.st_ino != at.st_ino || !S_ISREG(st.st_mode) ||
+                    st.st_nlink != 1 || st.st_uid != geteuid()))
+        snprintf(why, sizeof why, "%s, owner uid %u (the gateway's: %u), %u name(s)",
+                 S_ISREG(st.st_mode) ? "a regular file" : "not a regular file", (unsigned)st.st_uid,
+                 (unsigned)geteuid(), (unsigned)st.st_nlink);
+    if (*why) {
+        if (fd >= 0)
+            close(fd);
+        if (strcmp(self->refused, self->name)) {
+            snprintf(self->refused, sizeof self->refused, "%s", self->name);
+            pg_log(PG_LOG_ERROR,
+                   "dropdir: %s/%s: refused (%s): the result of a file taken up again must be "
+                   "the file the gateway made; remove it (the acks so far are in the audit "
+                   "log) and the file is taken up where it was, with a result that starts over",
+                   self->dir, self->result, why);
+        }
         errno = EPERM;
         return -1;
     }
+    if (fd >= 0 && st.st_size < (off_t)self->p.result_len) {
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0) {
+        if (self->p.result_len)
+            pg_log(PG_LOG_WARN,
+                   "dropdir: %s/%s: shorter than the %" PRIu64 " bytes written for the first "
+                   "%" PRIu64 " messages (removed?): it starts over from message %" PRIu64,
+                   self->dir, self->result, self->p.result_len, self->p.accepted + self->p.rejected,
+                   self->p.pos + 1);
+        self->p.result_len = 0;
+        if (unlinkat(self->dfd, self->result, 0) && errno != ENOENT) {
+            pg_log(PG_LOG_ERROR, "dropdir: %s/%s: cannot remove what holds the result's name: %s",
+                   self->dir, self->result, strerror(errno));
+            return -1;
+        }
+        fd = openat(self->dfd, self->result, flags | O_CREAT | O_EXCL, 0644);
+    }
+    self->refused[0] = 0;
     return fd;
 }
 
