@@ -182,12 +182,47 @@ START_TEST(test_http)
 }
 END_TEST
 
+/* Attack: a client opens 32 connections and sends part of a request on each (all the
+ * server serves at once). It once kept /readyz from anyone else for as long as it
+ * liked; a client gets 8 now, so a probe from another address is answered. */
+START_TEST(test_one_client_cannot_take_every_connection)
+{
+    char why[256];
+    pg_metrics *m = pg_metrics_new("127.0.0.1:0", "ESX", why, sizeof why);
+    ck_assert_msg(m != NULL, "%s", why);
+    int port = pg_metrics_port(m), fds[32], open_ = 0;
+    pg_metrics_state st;
+    memset(&st, 0, sizeof st);
+    pg_metrics_set_state(m, &st);
+    for (int i = 0; i < 32; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in from = {.sin_family = AF_INET};
+        from.sin_addr.s_addr = htonl(0x7f000002); /* 127.0.0.2: another client */
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ck_assert_int_eq(bind(fds[i], (struct sockaddr *)&from, sizeof from), 0);
+        if (connect(fds[i], (struct sockaddr *)&sa, sizeof sa) == 0 &&
+            write(fds[i], "GET /readyz HTTP/1.1\r\n", 22) == 22)
+            open_++;
+    }
+    ck_assert_int_gt(open_, 0);
+    usleep(200 * 1000);
+    char *r = s_get(port, "GET /readyz HTTP/1.0\r\n\r\n");
+    s_has(r, "HTTP/1.1 200");
+    free(r);
+    for (int i = 0; i < 32; i++)
+        close(fds[i]);
+    pg_metrics_destroy(&m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("metrics");
     TCase *tc = tcase_create("metrics");
     tcase_add_test(tc, test_state_and_hooks);
     tcase_add_test(tc, test_http);
+    tcase_add_test(tc, test_one_client_cannot_take_every_connection);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

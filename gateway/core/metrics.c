@@ -499,10 +499,10 @@ pg_metrics *pg_metrics_new(const char *listen, const char *force, char *errstr, 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (sa.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    m->httpd =
-        MHD_start_daemon(flags, 0, NULL, NULL, s_handle, m, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log,
-                         NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT, 32u,
-                         MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+    m->httpd = MHD_start_daemon(
+        flags, 0, NULL, NULL, s_handle, m, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT, 32u,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, 8u, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
     if (!m->httpd) {
         pg_errf(PG_EIO, errstr, errstr_size,
                 "metrics.listen %s: cannot serve HTTP there (address in use, or not this "
