@@ -960,6 +960,48 @@ START_TEST(test_policy_same_version_other_rules_refused)
 }
 END_TEST
 
+/* A policy whose scalars are only quoted otherwise is the same policy (the digest
+ * once counted quoting, and refused such a file at start); a signature stored with
+ * that earlier digest still matches, and is brought up to date. */
+START_TEST(test_policy_requoted_is_the_same_policy)
+{
+    s_shared_pair();
+    s_restart(POLICY("ESX-1", "\"OFFICIAL-SENSITIVE\"", "'" T_MER "'"));
+    pg_outbatch_reset(ob);
+    ck_assert_int_eq(s_reconcile(), 0);
+    ck_assert_uint_eq(ob->count, 0);
+
+    /* the signature as releases before stored it */
+    char old[512];
+    size_t n =
+        (size_t)snprintf(old, sizeof old, "ESX-1%cnational=" T_NAT "%cmer=" T_MER "%c#rules=%s", 0,
+                         0, 0, pg_policy_digest_v1(pol)) +
+        1;
+    ck_assert_str_ne(pg_policy_digest_v1(pol), pg_policy_digest(pol));
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    pg_store_db meta;
+    ck_assert_int_eq(pg_store_db_open(txn, "router.meta", 0, &meta, e, sizeof e), 0);
+    ck_assert_int_eq(pg_store_put(txn, meta, "policy", 6, old, n, e, sizeof e), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    pg_outbatch_reset(ob);
+    ck_assert_int_eq(s_reconcile(), 0);
+    ck_assert_uint_eq(ob->count, 0);
+    txn = pg_store_begin(st, 0, e, sizeof e);
+    const void *v;
+    size_t vlen;
+    ck_assert_int_eq(pg_store_get(txn, meta, "policy", 6, &v, &vlen, e, sizeof e), 0);
+    ck_assert_ptr_nonnull(memmem(v, vlen, pg_policy_digest(pol), 64));
+    pg_store_abort(&txn);
+
+    /* a real change under the same version is still refused */
+    s_restart(POLICY("ESX-1", "\"OFFICIAL\"", T_MER));
+    txn = pg_store_begin(st, 1, e, sizeof e);
+    ck_assert_int_eq(pg_router_reconcile(rt, txn, ob, e, sizeof e), PG_ECONFIG);
+    pg_store_abort(&txn);
+    ck_assert_msg(strstr(e, "did not change but its rules did"), "%s", e);
+}
+END_TEST
+
 /* A signature stored before it carried the rules (version and destinations only) is
  * the same policy: nothing withdrawn, and the signature completed. */
 START_TEST(test_policy_signature_without_rules_accepted)
@@ -1361,6 +1403,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_policy_same_version_other_topic_refused);
     tcase_add_test(tc, test_policy_same_version_other_rules_refused);
     tcase_add_test(tc, test_policy_signature_without_rules_accepted);
+    tcase_add_test(tc, test_policy_requoted_is_the_same_policy);
     tcase_add_test(tc, test_withdraw_limit_waits_for_confirmation);
     tcase_add_test(tc, test_policy_change_on_first_route);
     tcase_add_test(tc, test_destination_removed);

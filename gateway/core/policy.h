@@ -141,9 +141,12 @@ pg_policy *pg_policy_load_string(const char *yaml, size_t len, const char *our_f
 void pg_policy_destroy(pg_policy **p);
 
 const char *pg_policy_version(const pg_policy *self);
-/* SHA-256 (hex) of the policy section's rules, comments and layout aside: a change
- * of rules under an unchanged policy.version is refused at start (router). */
+/* SHA-256 (hex) of the policy section's rules, comments, layout and quoting aside: a
+ * change of rules under an unchanged policy.version is refused at start (router). */
 const char *pg_policy_digest(const pg_policy *self);
+/* The digest releases before 2026-12-07 stored (quoting counted): a signature they
+ * stored is matched against it. */
+const char *pg_policy_digest_v1(const pg_policy *self);
 const char *pg_policy_force(const pg_policy *self);
 size_t pg_policy_destination_count(const pg_policy *self);
 const pg_policy_destination *pg_policy_destination_at(const pg_policy *self, size_t i);

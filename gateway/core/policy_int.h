@@ -72,7 +72,8 @@ typedef struct pg_policy_partner_def {
 struct pg_policy {
     pg_arena *arena; /* owns everything below */
     const char *version;
-    char digest[65]; /* SHA-256 of the section's rules, hex (pg_policy_digest) */
+    char digest[65];    /* SHA-256 of the section's rules, hex (pg_policy_digest) */
+    char digest_v1[65]; /* the same as releases before 2026-12-07 made it */
     const char *force;
     pg_policy_agreement_def *agreements;
     size_t n_agreements;

@@ -760,10 +760,9 @@ static int s_derive(pg_policy *self, pg_policy_dest_def *d)
     return 0;
 }
 
-/* The section's rules as one line of flow YAML (no comments, no layout), hashed: what
- * tells a change of rules under the same policy.version (a configuration mistake) from
- * a file only re-indented or commented. Keys keep their written order. */
-static int s_digest(struct fy_node *section, char out[65])
+/* The digest of releases before 2026-12-07: the section as one line of flow YAML, which
+ * keeps each scalar's quoting. Kept so that a signature they stored still matches. */
+static int s_digest_v1(struct fy_node *section, char out[65])
 {
     char *text = fy_emit_node_to_string(section, FYECF_MODE_FLOW_ONELINE | FYECF_WIDTH_INF);
     if (!text)
@@ -773,6 +772,70 @@ static int s_digest(struct fy_node *section, char out[65])
     free(text);
     sodium_bin2hex(out, 65, h, sizeof h);
     return 0;
+}
+
+/* One node of the section into the hash, as the parser reads it: structure, keys in
+ * their written order, each scalar's text with its length; a scalar's quoting only
+ * where the parser reads it (plain null and booleans: s_is_null, s_bool). */
+static void s_digest_node(crypto_hash_sha256_state *h, struct fy_node *n)
+{
+    if (!n) {
+        crypto_hash_sha256_update(h, (const unsigned char *)"~", 1);
+        return;
+    }
+    char tag[32];
+    switch (fy_node_get_type(n)) {
+    case FYNT_SCALAR: {
+        size_t len = 0;
+        const char *s = fy_node_get_scalar(n, &len);
+        s = s ? s : "";
+        int plain = fy_node_get_style(n) == FYNS_PLAIN;
+        int word =
+            plain &&
+            (!len || !strcmp(fy_node_get_scalar0(n), "~") ||
+             !strcmp(fy_node_get_scalar0(n), "null") || !strcmp(fy_node_get_scalar0(n), "Null") ||
+             !strcmp(fy_node_get_scalar0(n), "NULL") || !strcmp(fy_node_get_scalar0(n), "true") ||
+             !strcmp(fy_node_get_scalar0(n), "false"));
+        snprintf(tag, sizeof tag, "%c%zu:", fy_node_is_alias(n) ? 'a' : word ? 'k' : 's', len);
+        crypto_hash_sha256_update(h, (const unsigned char *)tag, strlen(tag));
+        crypto_hash_sha256_update(h, (const unsigned char *)s, len);
+        return;
+    }
+    case FYNT_SEQUENCE: {
+        crypto_hash_sha256_update(h, (const unsigned char *)"[", 1);
+        void *it = NULL;
+        struct fy_node *item;
+        while ((item = fy_node_sequence_iterate(n, &it)))
+            s_digest_node(h, item);
+        crypto_hash_sha256_update(h, (const unsigned char *)"]", 1);
+        return;
+    }
+    case FYNT_MAPPING: {
+        crypto_hash_sha256_update(h, (const unsigned char *)"{", 1);
+        void *it = NULL;
+        struct fy_node_pair *pair;
+        while ((pair = fy_node_mapping_iterate(n, &it))) {
+            s_digest_node(h, fy_node_pair_key(pair));
+            s_digest_node(h, fy_node_pair_value(pair));
+        }
+        crypto_hash_sha256_update(h, (const unsigned char *)"}", 1);
+        return;
+    }
+    }
+}
+
+/* The section's rules hashed as the parser reads them (s_digest_node): what tells a
+ * change of rules under the same policy.version (a configuration mistake) from a file
+ * only re-indented, commented or quoted otherwise. */
+static int s_digest(struct fy_node *section, char out[65], char out_v1[65])
+{
+    crypto_hash_sha256_state h;
+    unsigned char d[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_init(&h);
+    s_digest_node(&h, section);
+    crypto_hash_sha256_final(&h, d);
+    sodium_bin2hex(out, 65, d, sizeof d);
+    return s_digest_v1(section, out_v1);
 }
 
 pg_policy *pg_policy_parse(struct fy_node *section, const char *file, const char *our_force,
@@ -832,7 +895,7 @@ pg_policy *pg_policy_parse_each(struct fy_node *section, const char *file, const
     }
     if (ps.nerrors)
         goto err;
-    if (s_digest(section, policy->digest)) {
+    if (s_digest(section, policy->digest, policy->digest_v1)) {
         pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
         goto err;
     }
@@ -923,6 +986,11 @@ const char *pg_policy_version(const pg_policy *self)
 const char *pg_policy_digest(const pg_policy *self)
 {
     return self->digest;
+}
+
+const char *pg_policy_digest_v1(const pg_policy *self)
+{
+    return self->digest_v1;
 }
 const char *pg_policy_force(const pg_policy *self)
 {

@@ -16,7 +16,7 @@
  * detected by. The last entry (pg_policy_digest) came later: a stored signature without
  * it is the same policy when everything before it matches (s_same_legacy). */
 #define S_RULES "#rules="
-static char *s_signature(pg_router *self, size_t *len)
+static char *s_signature(pg_router *self, const char *digest, size_t *len)
 {
     const pg_policy *p = self->policy;
     size_t n = strlen(pg_policy_version(p)) + 1;
@@ -24,7 +24,7 @@ static char *s_signature(pg_router *self, size_t *len)
         const pg_policy_destination *d = pg_policy_destination_at(p, i);
         n += strlen(d->name) + 1 + strlen(d->topic) + 1;
     }
-    n += strlen(S_RULES) + strlen(pg_policy_digest(p)) + 1;
+    n += strlen(S_RULES) + strlen(digest) + 1;
     char *s = pg_arena_alloc(self->scratch, n), *w = s;
     if (!s)
         return NULL;
@@ -33,7 +33,7 @@ static char *s_signature(pg_router *self, size_t *len)
         const pg_policy_destination *d = pg_policy_destination_at(p, i);
         w += sprintf(w, "%s=%s", d->name, d->topic) + 1;
     }
-    sprintf(w, "%s%s", S_RULES, pg_policy_digest(p)); /* the last entry */
+    sprintf(w, "%s%s", S_RULES, digest); /* the last entry */
     *len = n;
     return s;
 }
@@ -335,7 +335,7 @@ int pg_router__reconcile(pg_router_ctx *ctx, const pg_changeset *routing)
 {
     pg_router *r = ctx->r;
     size_t sig_len;
-    char *sig = s_signature(r, &sig_len);
+    char *sig = s_signature(r, pg_policy_digest(r->policy), &sig_len);
     if (!sig)
         return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
     const void *val;
@@ -346,10 +346,15 @@ int pg_router__reconcile(pg_router_ctx *ctx, const pg_changeset *routing)
         return rc;
     if (!rc && vlen == sig_len && !memcmp(val, sig, sig_len))
         return 0;
-    size_t base = s_without_rules(sig, sig_len);
-    if (!rc && s_without_rules(val, vlen) == vlen && vlen == base && !memcmp(val, sig, base)) {
-        /* Stored before signatures had the rules: the same policy. Its signature is
-         * completed when a write transaction has it. */
+    size_t base = s_without_rules(sig, sig_len), v1_len;
+    char *v1 = s_signature(r, pg_policy_digest_v1(r->policy), &v1_len);
+    if (!v1)
+        return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
+    if (!rc && ((s_without_rules(val, vlen) == vlen && vlen == base && !memcmp(val, sig, base)) ||
+                (vlen == v1_len && !memcmp(val, v1, v1_len)))) {
+        /* Stored before signatures had the rules, or with the digest that counted
+         * quoting: the same policy. Its signature is brought up to date when a write
+         * transaction has it. */
         if (!pg_store_txn_writable(ctx->txn))
             return 0;
         return pg_store_put(ctx->txn, r->meta, PG_ROUTER_META_POLICY, strlen(PG_ROUTER_META_POLICY),
