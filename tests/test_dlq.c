@@ -638,6 +638,42 @@ START_TEST(test_partner_entries_bounded_apart)
 }
 END_TEST
 
+/* An index entry whose dead letter is gone (a release before the classes evicted or
+ * purged it meanwhile): dropped on the way, the add done (it once failed every partner
+ * dead letter that needed room with "damaged index"); the next open counts again. An
+ * entry this release cannot read does not keep the store from opening (it counts as
+ * ours), so that `polegate dlq purge` can still remove it. */
+START_TEST(test_class_index_heals)
+{
+    pg_dlq_limits lim = {.max_entries = 2};
+    s_open(&lim);
+    uint64_t p[3];
+    ck_assert_int_eq(s_add_partner(s_ref(0), &p[0]), 0);
+    ck_assert_int_eq(s_add_partner(s_ref(1), &p[1]), 0);
+    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    pg_store_db db;
+    ck_assert_int_eq(pg_store_db_open(txn, "dlq.entry", 0, &db, s_err, sizeof s_err), 0);
+    uint8_t key[8];
+    pg_store_be64_put(key, p[0]);
+    ck_assert_int_eq(pg_store_del(txn, db, key, 8, NULL, 0, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    s_open(&lim);
+    ck_assert_int_eq(s_add_partner(s_ref(2), &p[2]), 0);
+    s_open(&lim);
+    ck_assert_uint_eq(s_stats().entries, 1 + s_has(p[1]));
+    ck_assert(s_has(p[2]));
+
+    txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    uint8_t bad[8] = {0, 0, 0, 0, 0, 0, 0, 99};
+    ck_assert_int_eq(pg_store_put(txn, db, bad, 8, "short", 5, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    s_open(&lim);
+    txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_dlq_delete(s_dlq, txn, 99, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+}
+END_TEST
+
 START_TEST(test_cli_import_list_show_replay)
 {
     s_add_import("Person.DOB: invalid", "<Batch/>");
@@ -699,6 +735,7 @@ int main(void)
     tcase_add_test(tc, test_cli_import_list_show_replay);
     tcase_add_test(tc, test_partner_redelivery_kept_once);
     tcase_add_test(tc, test_partner_entries_bounded_apart);
+    tcase_add_test(tc, test_class_index_heals);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -2065,6 +2065,118 @@ START_TEST(test_dropdir_planted_result_refused)
 }
 END_TEST
 
+/* Found by a review of the result-file change: killed between the two renames of
+ * s_move (the result already in done/, the file not: made here by a directory where
+ * the file goes), the resume moves the file and keeps the whole result (it once made a
+ * new one of the last line only, over the complete one); a refused result is logged
+ * once, not every 500 ms; a directory planted as a result's name (empty) is removed,
+ * and nothing waits behind it. */
+START_TEST(test_dropdir_killed_between_moves)
+{
+    char dir[128], done[160], sub[256];
+    snprintf(dir, sizeof dir, "%s/in", s_dir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    pg_dropdir *dd = s_new_dropdir(dir, 0, 0);
+    const char good[] = "{m1 P0000000001 1 UPSERT\n{m2 P0000000002 1 UPSERT\n";
+    s_drop(dir, "a.ndjson", good, strlen(good));
+    struct stat st;
+    char path[256];
+    snprintf(path, sizeof path, "%s/a.ndjson", dir);
+    ck_assert_int_eq(stat(path, &st), 0);
+    snprintf(done, sizeof done, "%s/done", dir);
+    snprintf(path, sizeof path, "%s/a.ndjson", done);
+    FILE *f = fopen(path, "w"); /* another a.ndjson done earlier */
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    snprintf(sub, sizeof sub, "%s/a.ndjson.%llu", done, (unsigned long long)st.st_ino);
+    ck_assert_int_eq(mkdir(sub, 0755), 0); /* the file's rename fails: as if killed */
+    s_run_dropdir(dd);
+    char rname[128];
+    snprintf(rname, sizeof rname, "done/a.ndjson.%llu.result", (unsigned long long)st.st_ino);
+    char *r = s_slurp_path(dir, rname);
+    ck_assert_msg(r && strstr(r, "{\"line\":1,"), "first run: %s", r ? r : "(none)");
+    free(r);
+    ck_assert(s_exists(dir, "a.ndjson"));
+    ck_assert_int_eq(rmdir(sub), 0);
+    for (int i = 0; i < 100 && s_exists(dir, "a.ndjson"); i++) {
+        usleep(20 * 1000);
+        s_run_dropdir(dd);
+    }
+    ck_assert(!s_exists(dir, "a.ndjson"));
+    r = s_slurp_path(dir, rname);
+    ck_assert_msg(r && strstr(r, "{\"line\":1,") && strstr(r, "{\"line\":2,") &&
+                      strstr(r, "\"status\":\"done\""),
+                  "the result in done/ after the resume: %s", r ? r : "(none)");
+    free(r);
+    pg_dropdir_destroy(&dd);
+}
+END_TEST
+static size_t s_count_in(const char *text, const char *what)
+{
+    size_t n = 0;
+    for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+        n++;
+    return n;
+}
+START_TEST(test_dropdir_refused_result_logged_once)
+{
+    char dir[128], victim[160], cres[200], logp[200];
+    snprintf(dir, sizeof dir, "%s/in", s_dir);
+    snprintf(victim, sizeof victim, "%s/audit.log", s_dir);
+    snprintf(cres, sizeof cres, "%s/.c.ndjson.result", dir);
+    snprintf(logp, sizeof logp, "%s/log.txt", s_dir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    FILE *v = fopen(victim, "w");
+    fclose(v);
+    pg_dropdir *dd = s_new_dropdir(dir, 2, 0);
+    pg_buf file = PG_BUF_INIT;
+    for (int i = 1; i <= 5; i++)
+        pg_buf_printf(&file, "{m%d P000000010%d 1 UPSERT\n", i + 10, i);
+    s_drop(dir, "c.ndjson", file.data, file.len);
+    ck_assert_int_eq(pg_dropdir_step(dd), 1);
+    pg_dropdir_destroy(&dd);
+    ck_assert_int_eq(unlink(cres), 0);
+    ck_assert_int_eq(symlink(victim, cres), 0);
+    FILE *log = fopen(logp, "w+");
+    pg_log_set_stream(log);
+    dd = s_new_dropdir(dir, 2, 0);
+    for (int i = 0; i < 8; i++) { /* about 1.6 s: three or four retries */
+        s_run_dropdir(dd);
+        usleep(200 * 1000);
+    }
+    pg_log_set_stream(stderr);
+    fflush(log);
+    fseek(log, 0, SEEK_SET);
+    static char text[1 << 16];
+    size_t n = fread(text, 1, sizeof text - 1, log);
+    text[n] = 0;
+    fclose(log);
+    ck_assert_msg(s_count_in(text, ".c.ndjson.result") == 1, "logged:\n%s", text);
+    pg_buf_free(&file);
+    pg_dropdir_destroy(&dd);
+}
+END_TEST
+START_TEST(test_dropdir_planted_directory_removed)
+{
+    char dir[128], planted[200];
+    snprintf(dir, sizeof dir, "%s/in", s_dir);
+    snprintf(planted, sizeof planted, "%s/.a.ndjson.result", dir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    ck_assert_int_eq(mkdir(planted, 0755), 0);
+    pg_dropdir *dd = s_new_dropdir(dir, 0, 0);
+    const char msgs[] = "{m1 P0000000001 1 UPSERT\n";
+    s_drop(dir, "a.ndjson", msgs, strlen(msgs));
+    s_drop(dir, "b.ndjson", msgs, strlen(msgs));
+    for (int i = 0; i < 5; i++) {
+        s_run_dropdir(dd);
+        usleep(200 * 1000);
+    }
+    ck_assert_msg(s_exists(dir, "done/b.ndjson") || s_exists(dir, "failed/b.ndjson"),
+                  "b.ndjson waits behind a.ndjson's planted directory");
+    pg_dropdir_destroy(&dd);
+}
+END_TEST
+
 /* A run stopped after its first group (and a crash that left result lines past the
  * committed progress) resumes: every message taken once, the result right. */
 START_TEST(test_dropdir_resume)
@@ -2285,6 +2397,9 @@ int main(void)
     tcase_add_test(tc, test_cli_errors);
     tcase_add_test(tc, test_dropdir_results);
     tcase_add_test(tc, test_dropdir_planted_result_refused);
+    tcase_add_test(tc, test_dropdir_killed_between_moves);
+    tcase_add_test(tc, test_dropdir_refused_result_logged_once);
+    tcase_add_test(tc, test_dropdir_planted_directory_removed);
     tcase_add_test(tc, test_dropdir_resume);
     tcase_add_test(tc, test_dropdir_not_containers);
     tcase_add_test(tc, test_dropdir_spool_full);

@@ -33,14 +33,14 @@ struct pg_dlq {
     pg_store *store;
     pg_store_db entry_db;
     pg_store_db meta_db;
-    pg_store_db replay_db; /* replays asked of the daemon: id -> "?" or the answer */
-    pg_store_db ref_db;    /* partner entries: "<topic> [<partition>] @<offset>" -> id */
-    pg_store_db class_db;  /* partner entries' ids (be64 -> ""), oldest first */
+    pg_store_db replay_db;   /* replays asked of the daemon: id -> "?" or the answer */
+    pg_store_db ref_db;      /* partner entries: "<topic> [<partition>] @<offset>" -> id */
+    pg_store_db class_db[2]; /* each class's ids (be64 -> ""), oldest first: ours, partner */
     pg_dlq_limits limits;
     pg_buf value; /* reused */
 };
 
-static int s_partner_index(pg_dlq *self, pg_store_txn *txn, char *errstr, size_t errstr_size);
+static int s_index_check(pg_dlq *self, pg_store_txn *txn, char *errstr, size_t errstr_size);
 
 pg_dlq *pg_dlq_new(pg_store *store, const pg_dlq_limits *limits, char *errstr, size_t errstr_size)
 {
@@ -64,8 +64,9 @@ pg_dlq *pg_dlq_new(pg_store *store, const pg_dlq_limits *limits, char *errstr, s
         pg_store_db_open(txn, "dlq.meta", 0, &self->meta_db, why, sizeof why) ||
         pg_store_db_open(txn, "dlq.replay", 0, &self->replay_db, why, sizeof why) ||
         pg_store_db_open(txn, "dlq.ref", 0, &self->ref_db, why, sizeof why) ||
-        pg_store_db_open(txn, "dlq.partner", 0, &self->class_db, why, sizeof why) ||
-        s_partner_index(self, txn, why, sizeof why) || pg_store_commit(&txn, why, sizeof why)) {
+        pg_store_db_open(txn, "dlq.own", 0, &self->class_db[0], why, sizeof why) ||
+        pg_store_db_open(txn, "dlq.partner", 0, &self->class_db[1], why, sizeof why) ||
+        s_index_check(self, txn, why, sizeof why) || pg_store_commit(&txn, why, sizeof why)) {
         pg_store_abort(&txn);
         pg_errf(PG_ESTORE, errstr, errstr_size, "dlq: %s", why);
         pg_dlq_destroy(&self);
@@ -204,79 +205,92 @@ static int s_partner_put(pg_dlq *self, pg_store_txn *txn, const s_count *c, char
                         errstr, errstr_size);
 }
 
-/* A store written before partner entries had a bound of their own: their index and
- * count made once from the entries (every entry is read; a store holds at most the
- * bound of them). */
-static int s_partner_index(pg_dlq *self, pg_store_txn *txn, char *errstr, size_t errstr_size)
+/* The classes' indexes and counts made again from the entries when they do not add up
+ * to the entries the state counts: a store written before the classes, or by a release
+ * that did not keep them (an older daemon still running beside a newer `polegate dlq`).
+ * Every entry is read (a store holds at most the bounds of them); one that cannot be
+ * read counts as ours. The state's totals are made from them too. */
+static int s_index_check(pg_dlq *self, pg_store_txn *txn, char *errstr, size_t errstr_size)
 {
-    s_count c;
-    int found, rc = s_partner_get(self, txn, &c, &found, errstr, errstr_size);
-    if (rc || found)
+    s_state st;
+    s_count pc;
+    size_t n[2] = {0, 0};
+    int found, rc = s_state_get(self, txn, &st, errstr, errstr_size);
+    rc = rc ? rc : s_partner_get(self, txn, &pc, &found, errstr, errstr_size);
+    for (int c = 0; !rc && c < 2; c++)
+        rc = pg_store_count(txn, self->class_db[c], &n[c], errstr, errstr_size);
+    if (rc || (found && n[0] + n[1] == st.entries))
+        return rc;
+    for (int c = 0; !rc && c < 2; c++) {
+        pg_store_cursor *cur = pg_store_cursor_open(txn, self->class_db[c], errstr, errstr_size);
+        if (!cur)
+            return PG_ESTORE;
+        while (!(rc = pg_store_cursor_first(cur, NULL, NULL, NULL, NULL)) &&
+               !(rc = pg_store_cursor_del(cur)))
+            ;
+        pg_store_cursor_close(&cur);
+        rc = rc == PG_ENOTFOUND ? 0 : rc;
+    }
+    if (rc)
         return rc;
     pg_store_cursor *cur = pg_store_cursor_open(txn, self->entry_db, errstr, errstr_size);
     if (!cur)
         return PG_ESTORE;
     const void *k, *v;
     size_t klen, vlen;
+    char why[PG_ERRSTR_SIZE];
+    memset(&pc, 0, sizeof pc);
+    st.entries = st.bytes = 0;
     for (rc = pg_store_cursor_first(cur, &k, &klen, &v, &vlen); !rc;
          rc = pg_store_cursor_next(cur, &k, &klen, &v, &vlen)) {
         pg_dlq_entry e;
-        if ((rc = s_parse(k, klen, v, vlen, &e, errstr, errstr_size)))
+        int partner = !s_parse(k, klen, v, vlen, &e, why, sizeof why) && e.kind == PG_DLQ_PARTNER;
+        if ((rc = pg_store_put(txn, self->class_db[partner], k, klen, "", 0, errstr, errstr_size)))
             break;
-        if (e.kind != PG_DLQ_PARTNER)
-            continue;
-        if ((rc = pg_store_put(txn, self->class_db, k, klen, "", 0, errstr, errstr_size)))
-            break;
-        c.entries++;
-        c.bytes += vlen;
+        st.entries++;
+        st.bytes += vlen;
+        pc.entries += partner ? 1 : 0;
+        pc.bytes += partner ? vlen : 0;
     }
     pg_store_cursor_close(&cur);
     if (rc != PG_ENOTFOUND)
         return rc;
-    return s_partner_put(self, txn, &c, errstr, errstr_size);
+    rc = s_partner_put(self, txn, &pc, errstr, errstr_size);
+    return rc ? rc : s_state_put(self, txn, &st, errstr, errstr_size);
 }
 
-/* Evict the oldest entry of the partner class (partner 1) or of the others (partner 0):
- * *vlen its value's length. PG_ENOTFOUND when the class has none. */
+/* Evict the oldest entry of a class (partner 1: the partner entries; 0: ours): *vlen its
+ * value's length. An id whose entry is gone is dropped from the index on the way.
+ * PG_ENOTFOUND when the class has none. */
 static int s_evict_oldest(pg_dlq *self, pg_store_txn *txn, int partner, size_t *vlen, char *errstr,
                           size_t errstr_size)
 {
-    pg_store_cursor *cur =
-        pg_store_cursor_open(txn, partner ? self->class_db : self->entry_db, errstr, errstr_size);
-    if (!cur)
-        return PG_ESTORE;
-    const void *k, *v;
-    size_t klen, len;
-    uint8_t key[8];
-    int rc = pg_store_cursor_first(cur, &k, &klen, &v, &len);
-    for (; !rc && !partner; rc = pg_store_cursor_next(cur, &k, &klen, &v, &len)) {
-        const void *mark;
-        size_t ml;
-        int in = pg_store_get(txn, self->class_db, k, klen, &mark, &ml, errstr, errstr_size);
-        if (in == PG_ENOTFOUND)
-            break; /* not a partner entry: this one goes */
-        if (in) {
-            rc = in;
-            break;
+    for (;;) {
+        pg_store_cursor *cur =
+            pg_store_cursor_open(txn, self->class_db[partner], errstr, errstr_size);
+        if (!cur)
+            return PG_ESTORE;
+        const void *k, *v;
+        size_t klen, len;
+        uint8_t key[8];
+        int rc = pg_store_cursor_first(cur, &k, &klen, NULL, NULL);
+        if (!rc && klen != sizeof key)
+            rc = pg_errf(PG_EINTERNAL, errstr, errstr_size, "dlq: damaged index");
+        if (!rc) {
+            memcpy(key, k, sizeof key);
+            rc = pg_store_cursor_del(cur);
         }
+        pg_store_cursor_close(&cur);
+        if (rc)
+            return rc;
+        rc = pg_store_get(txn, self->entry_db, key, sizeof key, &v, &len, errstr, errstr_size);
+        if (rc == PG_ENOTFOUND)
+            continue; /* stale: the entry went another way */
+        if (rc)
+            return rc;
+        *vlen = len;
+        return pg_store_del(txn, self->entry_db, key, sizeof key, NULL, 0, errstr, errstr_size);
     }
-    if (!rc && klen != sizeof key)
-        rc = pg_errf(PG_EINTERNAL, errstr, errstr_size, "dlq: damaged index");
-    if (!rc)
-        memcpy(key, k, sizeof key);
-    pg_store_cursor_close(&cur);
-    if (rc)
-        return rc;
-    if (partner) {
-        if ((rc = pg_store_get(txn, self->entry_db, key, sizeof key, &v, &len, errstr,
-                               errstr_size)) ||
-            (rc = pg_store_del(txn, self->class_db, key, sizeof key, NULL, 0, errstr, errstr_size)))
-            return rc == PG_ENOTFOUND
-                       ? pg_errf(PG_EINTERNAL, errstr, errstr_size, "dlq: damaged index")
-                       : rc;
-    }
-    *vlen = len;
-    return pg_store_del(txn, self->entry_db, key, sizeof key, NULL, 0, errstr, errstr_size);
 }
 
 /* The partner dead letter kept for the Kafka record ref ("<topic> [<partition>]
@@ -369,8 +383,17 @@ int pg_dlq_add(pg_dlq *self, pg_store_txn *txn, pg_dlq_entry *e, size_t *evicted
             break;
         size_t vlen = 0;
         rc = s_evict_oldest(self, txn, partner, &vlen, errstr, errstr_size);
-        if (rc == PG_ENOTFOUND)
-            break; /* the count said more than there is: the bound cannot be met by more */
+        if (rc == PG_ENOTFOUND) { /* the count said more than there is: it says none now */
+            if (partner) {
+                st.entries -= pc.entries <= st.entries ? pc.entries : st.entries;
+                st.bytes -= pc.bytes <= st.bytes ? pc.bytes : st.bytes;
+                memset(&pc, 0, sizeof pc);
+            } else {
+                st.entries = pc.entries;
+                st.bytes = pc.bytes;
+            }
+            break;
+        }
         if (rc)
             return rc;
         st.entries -= st.entries ? 1 : 0;
@@ -395,13 +418,13 @@ int pg_dlq_add(pg_dlq *self, pg_store_txn *txn, pg_dlq_entry *e, size_t *evicted
     if (partner_ref && (rc = pg_store_put(txn, self->ref_db, e->ref, strlen(e->ref), key,
                                           sizeof key, errstr, errstr_size)))
         return rc;
-    if (partner) {
-        pc.entries++;
-        pc.bytes += b->len;
-        if ((rc = pg_store_put(txn, self->class_db, key, sizeof key, "", 0, errstr, errstr_size)) ||
-            (rc = s_partner_put(self, txn, &pc, errstr, errstr_size)))
-            return rc;
-    }
+    if ((rc = pg_store_put(txn, self->class_db[partner], key, sizeof key, "", 0, errstr,
+                           errstr_size)))
+        return rc;
+    pc.entries += partner ? 1 : 0;
+    pc.bytes += partner ? b->len : 0;
+    if ((rc = s_partner_put(self, txn, &pc, errstr, errstr_size)))
+        return rc;
     return s_state_put(self, txn, &st, errstr, errstr_size);
 }
 
@@ -531,7 +554,10 @@ int pg_dlq_delete(pg_dlq *self, pg_store_txn *txn, uint64_t id, char *errstr, si
         return rc;
     st.entries -= st.entries ? 1 : 0;
     st.bytes -= st.bytes >= kept ? kept : st.bytes;
-    rc = pg_store_del(txn, self->class_db, key, sizeof key, NULL, 0, errstr, errstr_size);
+    rc = pg_store_del(txn, self->class_db[0], key, sizeof key, NULL, 0, errstr, errstr_size);
+    if (rc && rc != PG_ENOTFOUND)
+        return rc;
+    rc = pg_store_del(txn, self->class_db[1], key, sizeof key, NULL, 0, errstr, errstr_size);
     if (rc == 0) { /* a partner entry */
         s_count pc;
         if ((rc = s_partner_get(self, txn, &pc, NULL, errstr, errstr_size)))

@@ -17,9 +17,10 @@ typedef struct pg_store_txn pg_store_txn;
  *
  * - locally, in the named databases "dlq.entry" (8-byte big-endian id -> entry) and
  *   "dlq.meta" of the gateway's store, bounded by entries and bytes: the oldest are
- *   evicted first and counted (pg_dlq_stats.evicted); partner entries (indexed in
- *   "dlq.partner") have bounds of the same size of their own and evict only each
- *   other, so that a partner cannot evict our RMS's dead letters;
+ *   evicted first and counted (pg_dlq_stats.evicted); partner entries have bounds of
+ *   the same size of their own and evict only each other, so that a partner cannot
+ *   evict our RMS's dead letters (each class's ids in "dlq.own" and "dlq.partner",
+ *   made again from the entries at open when they do not add up);
  * - as one record for the dead-letter topic (polegate.<force>.dlq.v1), added to the
  *   spool like any other outbound batch (pg_dlq_outrec): value = the original bytes,
  *   headers pg-reason, pg-origin-force, pg-received-at, pg-format, pg-dlq-id.

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,38 +182,63 @@ static void s_names_free(pg_dropdir *self)
     self->count = self->next = 0;
 }
 
+/* Log an error about the result of the file being taken once for that file (it is
+ * tried again every S_BACKOFF_MS). */
+__attribute__((format(printf, 2, 3))) static void s_result_error(pg_dropdir *self, const char *fmt,
+                                                                 ...)
+{
+    if (!strcmp(self->refused, self->name))
+        return;
+    snprintf(self->refused, sizeof self->refused, "%s", self->name);
+    char what[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    pg_log(PG_LOG_ERROR, "dropdir: %s/%s: %s", self->dir, self->result, what);
+}
+
 /* The result file of the file being taken, opened for writing, never through a name
  * whoever writes the directory planted (a symbolic link to the audit log, a second name
  * of the store): for a file not yet taken from, whatever holds the result's name is
  * removed (the name is the gateway's) and the result made anew (O_EXCL); for one taken
  * up again, it must be the regular file of the daemon's user with one name that the
  * name still holds. A result shorter than the progress (removed meanwhile) starts over
- * (self->p.result_len 0). -1 with errno set, the reason logged once per file. */
+ * (self->p.result_len 0). A file whose messages were all taken whose result is gone
+ * (moved before a crash) gets none: -1 with errno ENOENT. Otherwise -1 with errno set,
+ * the reason logged once per file (errno EPERM: logged already). */
 static int s_open_result(pg_dropdir *self)
 {
     const int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW;
-    char why[160] = "";
+    char why[200] = "";
     int fd = -1;
     struct stat st = {0}, at = {0};
-    if (self->p.result_len && (fd = openat(self->dfd, self->result, flags)) < 0 && errno != ENOENT)
-        snprintf(why, sizeof why, "%s", errno == ELOOP ? "a symbolic link" : strerror(errno));
+    if ((self->p.result_len || self->p.finished) &&
+        (fd = openat(self->dfd, self->result, flags)) < 0) {
+        if (errno == ENOENT && self->p.finished)
+            return -1;
+        if (errno != ENOENT)
+            snprintf(why, sizeof why, "%s",
+                     errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+    }
     if (fd >= 0 && (fstat(fd, &st) || fstatat(self->dfd, self->result, &at, AT_SYMLINK_NOFOLLOW) ||
-                    st.st_dev != at.st_dev || st.st_ino != at.st_ino || !S_ISREG(st.st_mode) ||
-                    st.st_nlink != 1 || st.st_uid != geteuid()))
-        snprintf(why, sizeof why, "%s, owner uid %u (the gateway's: %u), %u name(s)",
-                 S_ISREG(st.st_mode) ? "a regular file" : "not a regular file", (unsigned)st.st_uid,
-                 (unsigned)geteuid(), (unsigned)st.st_nlink);
+                    st.st_dev != at.st_dev || st.st_ino != at.st_ino))
+        snprintf(why, sizeof why, "its name moved while it was opened");
+    else if (fd >= 0 && !S_ISREG(st.st_mode))
+        snprintf(why, sizeof why, "not a regular file");
+    else if (fd >= 0 && st.st_uid != geteuid())
+        snprintf(why, sizeof why, "owned by uid %u, not the gateway's (%u)", (unsigned)st.st_uid,
+                 (unsigned)geteuid());
+    else if (fd >= 0 && st.st_nlink != 1)
+        snprintf(why, sizeof why, "it has %u names", (unsigned)st.st_nlink);
     if (*why) {
         if (fd >= 0)
             close(fd);
-        if (strcmp(self->refused, self->name)) {
-            snprintf(self->refused, sizeof self->refused, "%s", self->name);
-            pg_log(PG_LOG_ERROR,
-                   "dropdir: %s/%s: refused (%s): the result of a file taken up again must be "
-                   "the file the gateway made; remove it (the acks so far are in the audit "
-                   "log) and the file is taken up where it was, with a result that starts over",
-                   self->dir, self->result, why);
-        }
+        s_result_error(self,
+                       "refused (%s): the result of a file taken up again must be the file the "
+                       "gateway made; remove it (the acks so far are in the audit log) and the "
+                       "file is taken up where it was, with a result that starts over",
+                       why);
         errno = EPERM;
         return -1;
     }
@@ -224,18 +250,20 @@ static int s_open_result(pg_dropdir *self)
         if (self->p.result_len)
             pg_log(PG_LOG_WARN,
                    "dropdir: %s/%s: shorter than the %" PRIu64 " bytes written for the first "
-                   "%" PRIu64 " messages (removed?): it starts over from message %" PRIu64,
+                   "%" PRIu64 " messages (removed?): it starts over after position %" PRIu64,
                    self->dir, self->result, self->p.result_len, self->p.accepted + self->p.rejected,
-                   self->p.pos + 1);
+                   self->p.pos);
         self->p.result_len = 0;
-        if (unlinkat(self->dfd, self->result, 0) && errno != ENOENT) {
-            pg_log(PG_LOG_ERROR, "dropdir: %s/%s: cannot remove what holds the result's name: %s",
-                   self->dir, self->result, strerror(errno));
+        if (unlinkat(self->dfd, self->result, 0) && errno != ENOENT &&
+            (errno != EISDIR || unlinkat(self->dfd, self->result, AT_REMOVEDIR))) {
+            s_result_error(self, "cannot remove what holds the result's name: %s", strerror(errno));
+            errno = EPERM;
             return -1;
         }
         fd = openat(self->dfd, self->result, flags | O_CREAT | O_EXCL, 0644);
     }
-    self->refused[0] = 0;
+    if (fd >= 0)
+        self->refused[0] = 0;
     return fd;
 }
 
@@ -407,8 +435,8 @@ static int s_fail_file(pg_dropdir *self, const char *reason)
     if (self->rfd < 0)
         self->rfd = s_open_result(self);
     if (self->rfd < 0 || s_move(self, self->failed_fd, (const char *)self->json.data)) {
-        if (self->rfd < 0)
-            pg_log(PG_LOG_ERROR, "dropdir: %s/%s: %s", self->dir, self->result, strerror(errno));
+        if (self->rfd < 0 && errno != EPERM)
+            s_result_error(self, "%s", strerror(errno));
         self->backoff_until = pg_time_mono_ms() + S_BACKOFF_MS;
         s_close_file(self);
         return 0;
@@ -521,7 +549,6 @@ static int s_open(pg_dropdir *self, const char *name)
                      "file: changed after %" PRIu64 " of its messages were taken (up to "
                      "position %" PRIu64 "); write files elsewhere and rename them in",
                      old.accepted + old.rejected, old.pos);
-            self->rfd = s_open_result(self);
             return s_fail_file(self, why);
         }
         self->stats.files_resumed += old.offset > 0 ? 1 : 0;
@@ -553,8 +580,11 @@ static int s_open(pg_dropdir *self, const char *name)
     if (!self->p.offset && s_not_container(self, self->data, self->size, why, sizeof why))
         return s_fail_file(self, why);
     self->rfd = s_open_result(self);
+    if (self->rfd < 0 && errno == ENOENT && self->p.finished)
+        return 1; /* its result moved before a crash: only the file's move is left */
     if (self->rfd < 0 || ftruncate(self->rfd, (off_t)self->p.result_len)) {
-        pg_log(PG_LOG_ERROR, "dropdir: %s/%s: %s", self->dir, self->result, strerror(errno));
+        if (self->rfd >= 0 || errno != EPERM)
+            s_result_error(self, "%s", strerror(errno));
         s_close_file(self);
         self->backoff_until = pg_time_mono_ms() + S_BACKOFF_MS;
         return 0;
