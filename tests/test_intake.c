@@ -2,6 +2,7 @@
  * decode -> ledger -> routing -> spool transaction with group commit, dead letters,
  * backpressure, and the daemon loop (restart republishes the spool), against a real
  * store and librdkafka's mock cluster. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,11 +10,14 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -1340,6 +1344,41 @@ static int s_serve_for(int ms)
  * get no answer and change nothing; the stranger is logged and counted; the RMS's
  * records are audited with its name. A plain-text intake on a non-loopback address is
  * refused. */
+/* Attack: a peer, with no key at all, starts a ZeroMQ handshake and announces a 400 MB
+ * frame, then sends it slowly: libzmq buffered all of it (three such connections held
+ * 1.2 GB of the daemon's memory; found by a review). A frame over twice the message
+ * limit now closes its connection as its header arrives. */
+START_TEST(test_oversized_frame_closes_connection)
+{
+    const char *ep = pg_intake_endpoint(s_intake);
+    const char *colon = strrchr(ep, ':');
+    ck_assert_ptr_nonnull(colon);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    uint8_t greeting[64] = {0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 3, 0, 'N', 'U', 'L', 'L'};
+    uint8_t header[9] = {0x06, 0, 0, 0, 0, 0x17, 0xd7, 0x84, 0x00}; /* a command of 400 MB */
+    ck_assert_int_eq(write(fd, greeting, sizeof greeting), (ssize_t)sizeof greeting);
+    ck_assert_int_eq(write(fd, header, sizeof header), (ssize_t)sizeof header);
+    static uint8_t chunk[65536];
+    for (int i = 0; i < 16; i++) /* 1 MiB of it, as far as the peer takes it */
+        if (send(fd, chunk, sizeof chunk, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+            break;
+    int closed = 0;
+    for (int waited = 0; !closed && waited < 3000; waited += 50) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) > 0) {
+            uint8_t buf[256];
+            ssize_t n = read(fd, buf, sizeof buf); /* its greeting first, then the end */
+            closed = n <= 0;
+        }
+    }
+    close(fd);
+    ck_assert_msg(closed, "the connection announcing a 400 MB frame is still open after 3 s");
+}
+END_TEST
+
 START_TEST(test_curve_allow_list)
 {
     char srv_pub[41], srv_sec[41], rms_pub[41], rms_sec[41], bad_pub[41], bad_sec[41], two_pub[41],
@@ -2374,6 +2413,7 @@ int main(void)
     tcase_add_test(tc, test_group_commit);
     tcase_add_test(tc, test_audit_fails_closed);
     tcase_add_test(tc, test_curve_allow_list);
+    tcase_add_test(tc, test_oversized_frame_closes_connection);
     tcase_add_test(tc, test_curve_allow_list_names);
     tcase_add_test(tc, test_policy_change_is_its_own_party);
     tcase_add_test(tc, test_spool_full_backpressure);

@@ -3,11 +3,14 @@
 #include <check.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -408,6 +411,61 @@ START_TEST(test_zmq_flush_times_out)
     ck_assert_int_eq(pg_rms_delivery_flush(d, 200, e, sizeof e), PG_ETIMEOUT);
     ck_assert_str_eq(e, "delivery: 1 messages still await the RMS");
     s_teardown(&d, rms, 0);
+}
+END_TEST
+
+/* Attack: something else listens on the RMS import endpoint and answers the gateway's
+ * connection with the start of a 600 MB frame, sent slowly: libzmq buffered all of it
+ * (611 MB of the daemon's memory; found by a review). An ack is small: a frame over
+ * 64 KiB closes the connection as its header arrives. */
+START_TEST(test_zmq_oversized_frame_closes_connection)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(ls, 4), 0);
+    ck_assert_int_eq(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+    char endpoint[64], e[PG_ERRSTR_SIZE];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", ntohs(sa.sin_port));
+    s_results res = {0};
+    pg_rms_delivery_config cfg = {.transport = "zmq",
+                                  .endpoint = endpoint,
+                                  .window = 4,
+                                  .ack_timeout_ms = 1000,
+                                  .retry_max_ms = 4000,
+                                  .on_result = s_on_result,
+                                  .on_result_arg = &res};
+    pg_rms_delivery *d = pg_rms_delivery_new(&cfg, e, sizeof e);
+    ck_assert_msg(d != NULL, "%s", e);
+    s_submit(d, "x", "x");
+    struct pollfd lp = {.fd = ls, .events = POLLIN};
+    ck_assert_int_eq(poll(&lp, 1, 3000), 1);
+    int fd = accept(ls, NULL, NULL);
+    ck_assert_int_ge(fd, 0);
+    uint8_t greeting[64] = {0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 3, 0, 'N', 'U', 'L', 'L', 0};
+    greeting[32] = 1;                                               /* as-server */
+    uint8_t header[9] = {0x06, 0, 0, 0, 0, 0x23, 0xc3, 0x46, 0x00}; /* a command of 600 MB */
+    ck_assert_int_eq(write(fd, greeting, sizeof greeting), (ssize_t)sizeof greeting);
+    ck_assert_int_eq(write(fd, header, sizeof header), (ssize_t)sizeof header);
+    static uint8_t chunk[65536];
+    for (int i = 0; i < 16; i++)
+        if (send(fd, chunk, sizeof chunk, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+            break;
+    int closed = 0;
+    for (int waited = 0; !closed && waited < 3000; waited += 50) {
+        pg_rms_delivery_poll(d, 0, e, sizeof e);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) > 0) {
+            uint8_t buf[256];
+            closed = read(fd, buf, sizeof buf) <= 0; /* its greeting first, then the end */
+        }
+    }
+    close(fd);
+    close(ls);
+    pg_rms_delivery_destroy(&d);
+    ck_assert_msg(closed, "the connection announcing a 600 MB frame is still open after 3 s");
 }
 END_TEST
 
@@ -1042,6 +1100,7 @@ static Suite *s_suite(void)
     tcase_add_test(tz, test_zmq_slow_rms_backpressure);
     tcase_add_test(tz, test_zmq_flush_times_out);
     tcase_add_test(tz, test_zmq_curve_pins_the_rms_key);
+    tcase_add_test(tz, test_zmq_oversized_frame_closes_connection);
     tcase_add_test(tz, test_bad_config);
     tcase_add_test(tz, test_bad_id);
     suite_add_tcase(s, tz);

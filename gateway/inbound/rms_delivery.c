@@ -500,6 +500,13 @@ static int s_zmq_open(pg_rms_delivery *self, void **state, char *errstr, size_t 
     zmq_setsockopt(z->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(z->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(z->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    /* An ack is a small JSON object: a larger frame (from an impostor at the endpoint
+     * during the handshake, or a broken RMS) closes the connection as its header
+     * arrives instead of being held. */
+    int64_t max_frame = 65536;
+    int handshake_ms = 10000;
+    zmq_setsockopt(z->sock, ZMQ_MAXMSGSIZE, &max_frame, sizeof max_frame);
+    zmq_setsockopt(z->sock, ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof handshake_ms);
     char why[PG_ERRSTR_SIZE];
     if (cfg->curve_secret[0]) {
         if (pg_curve_client(z->sock, cfg->curve_secret, cfg->curve_server_key, why, sizeof why)) {

@@ -386,6 +386,16 @@ pg_intake *pg_intake_new(const pg_intake_opts *opts, char *errstr, size_t errstr
     }
     int linger = 0;
     zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger);
+    /* What a peer can make the daemon hold, before it is authenticated or after: a
+     * frame more than twice the message limit closes its connection as its header
+     * arrives (one up to twice the limit is read and answered rejected), and a
+     * handshake not done in 10 s is dropped. */
+    int64_t max_frame = self->max_message_size > INT64_MAX / 2 - 65536
+                            ? INT64_MAX
+                            : (int64_t)self->max_message_size * 2 + 65536;
+    int handshake_ms = 10000;
+    zmq_setsockopt(self->sock, ZMQ_MAXMSGSIZE, &max_frame, sizeof max_frame);
+    zmq_setsockopt(self->sock, ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof handshake_ms);
     if (opts->curve_secret) {
         /* Only the RMS keys on the allow-list may speak (docs/security.md). */
         if (!opts->curve_allow) {
