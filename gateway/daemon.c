@@ -521,6 +521,28 @@ static void s_changed_key(void *arg, const char *section, const char *key)
                key);
 }
 
+/* SIGHUP, under CURVE: the intake's allow-list file (the one the daemon started with)
+ * read again, so that a key taken off it is refused from now on (new connections, and
+ * what open ones send). A list that does not load changes nothing. */
+static void s_reload_allow_list(pg_daemon *self)
+{
+    if (!self->curve_allow)
+        return;
+    char why[PG_ERRSTR_SIZE];
+    const char *path = self->cfg->curve_intake_clients_file;
+    pg_curve_allow *next = pg_curve_allow_load(path, why, sizeof why);
+    if (!next) {
+        pg_log(PG_LOG_ERROR, "reload: curve.intake_clients_file: %s; the running list stays", why);
+        return;
+    }
+    size_t was = pg_curve_allow_count(self->curve_allow);
+    pg_intake_set_allow(self->intake, next);
+    pg_curve_allow_destroy(&self->curve_allow);
+    self->curve_allow = next;
+    pg_log(PG_LOG_INFO, "reload: intake allow-list %s read again: %zu keys (was %zu)", path,
+           pg_curve_allow_count(next), was);
+}
+
 /* SIGHUP: read the configuration file again. One that does not pass --check-config
  * changes nothing. A new policy version goes through the start-up reconcile (and the
  * partner service restarts under it); if that fails the running policy stays. Returns
@@ -540,6 +562,7 @@ static int s_reload(pg_daemon *self, char *errstr, size_t errstr_size)
     pg_config_diff(self->cfg, next, s_changed_key, NULL);
     pg_log_set_level(next->log_level);
     pg_log_set_format(next->log_format);
+    s_reload_allow_list(self);
     struct pg_policy *was = self->live.policy;
     if (!strcmp(pg_policy_version(was), pg_policy_version(next->policy))) {
         pg_log(PG_LOG_INFO, "reloaded %s: log level %s, policy %s unchanged", next->path,

@@ -1379,6 +1379,88 @@ START_TEST(test_oversized_frame_closes_connection)
 }
 END_TEST
 
+/* A key taken off the allow-list (SIGHUP reads the file again: pg_intake_set_allow) was
+ * still served until a restart, on its open connection and on new ones, and nothing said
+ * so (found by a review). Now what its open connection sends is rejected with the
+ * reason, a new connection with it gets no answer, and a key put back is served. */
+START_TEST(test_curve_key_removed_at_reload)
+{
+    char srv_pub[41], srv_sec[41], rms_pub[41], rms_sec[41], other_pub[41], other_sec[41];
+    ck_assert_int_eq(zmq_curve_keypair(srv_pub, srv_sec), 0);
+    ck_assert_int_eq(zmq_curve_keypair(rms_pub, rms_sec), 0);
+    ck_assert_int_eq(zmq_curve_keypair(other_pub, other_sec), 0);
+    char path[128], path2[128];
+    snprintf(path, sizeof path, "%s/clients", s_dir);
+    snprintf(path2, sizeof path2, "%s/clients2", s_dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "%s rms-a\n%s rms-b\n", rms_pub, other_pub);
+    fclose(f);
+    f = fopen(path2, "w");
+    fprintf(f, "%s rms-b\n", other_pub);
+    fclose(f);
+    pg_curve_allow *allow = pg_curve_allow_load(path, s_err, sizeof s_err);
+    pg_curve_allow *fewer = pg_curve_allow_load(path2, s_err, sizeof s_err);
+    ck_assert_ptr_nonnull(allow);
+    ck_assert_ptr_nonnull(fewer);
+    pg_intake_destroy(&s_intake);
+    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
+                        .zmq_ctx = s_zctx,
+                        .adapter = &s_fake,
+                        .force = "ESX",
+                        .store = s_store,
+                        .ledger = s_ledger,
+                        .router = s_router,
+                        .spool = s_spool,
+                        .dlq = s_dlq,
+                        .curve_secret = srv_sec,
+                        .curve_allow = allow};
+    s_intake = pg_intake_new(&o, s_err, sizeof s_err);
+    ck_assert_msg(s_intake != NULL, "%s", s_err);
+    void *rms = s_curve_client(rms_sec, srv_pub);
+    const char *msg = "m1 P0000000901 1 UPSERT";
+    char fr[4][1024];
+    ck_assert_int_eq(zmq_send(rms, msg, strlen(msg), 0), (int)strlen(msg));
+    ck_assert_int_eq(s_serve_for(1000), 1);
+    ck_assert_int_eq(s_reply(rms, fr), 1);
+    ck_assert_msg(strstr(fr[0], "\"status\":\"accepted\""), "%s", fr[0]);
+
+    pg_intake_set_allow(s_intake, fewer); /* rms-a taken off */
+    msg = "m2 P0000000902 1 UPSERT";
+    ck_assert_int_eq(zmq_send(rms, msg, strlen(msg), 0), (int)strlen(msg));
+    ck_assert_int_eq(s_serve_for(1000), 1);
+    ck_assert_int_eq(s_reply(rms, fr), 1);
+    ck_assert_msg(strstr(fr[0], "\"status\":\"rejected\"") &&
+                      strstr(fr[0], "rms:rms-a is no longer on curve.intake_clients_file"),
+                  "%s", fr[0]);
+    void *again = s_curve_client(rms_sec, srv_pub);
+    ck_assert_int_eq(zmq_send(again, msg, strlen(msg), 0), (int)strlen(msg));
+    s_serve_for(1000);
+    char buf[64];
+    ck_assert_int_lt(zmq_recv(again, buf, sizeof buf, 0), 0);
+    ck_assert_uint_eq(s_spooled().batches, 1);
+    void *b = s_curve_client(other_sec, srv_pub); /* rms-b stays */
+    ck_assert_int_eq(zmq_send(b, msg, strlen(msg), 0), (int)strlen(msg));
+    ck_assert_int_eq(s_serve_for(1000), 1);
+    ck_assert_int_eq(s_reply(b, fr), 1);
+    ck_assert_msg(strstr(fr[0], "\"status\":\"accepted\""), "%s", fr[0]);
+
+    pg_intake_set_allow(s_intake, allow); /* rms-a put back */
+    void *back = s_curve_client(rms_sec, srv_pub);
+    msg = "m3 P0000000903 1 UPSERT";
+    ck_assert_int_eq(zmq_send(back, msg, strlen(msg), 0), (int)strlen(msg));
+    ck_assert_int_eq(s_serve_for(1000), 1);
+    ck_assert_int_eq(s_reply(back, fr), 1);
+    ck_assert_msg(strstr(fr[0], "\"status\":\"accepted\""), "%s", fr[0]);
+    zmq_close(rms);
+    zmq_close(again);
+    zmq_close(b);
+    zmq_close(back);
+    pg_intake_destroy(&s_intake);
+    pg_curve_allow_destroy(&allow);
+    pg_curve_allow_destroy(&fewer);
+}
+END_TEST
+
 START_TEST(test_curve_allow_list)
 {
     char srv_pub[41], srv_sec[41], rms_pub[41], rms_sec[41], bad_pub[41], bad_sec[41], two_pub[41],
@@ -2413,6 +2495,7 @@ int main(void)
     tcase_add_test(tc, test_group_commit);
     tcase_add_test(tc, test_audit_fails_closed);
     tcase_add_test(tc, test_curve_allow_list);
+    tcase_add_test(tc, test_curve_key_removed_at_reload);
     tcase_add_test(tc, test_oversized_frame_closes_connection);
     tcase_add_test(tc, test_curve_allow_list_names);
     tcase_add_test(tc, test_policy_change_is_its_own_party);

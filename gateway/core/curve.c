@@ -207,6 +207,19 @@ pg_curve_allow *pg_curve_allow_load(const char *path, char *errstr, size_t errst
     return a;
 }
 
+int pg_curve_allow_has_name(const pg_curve_allow *allow, const char *name)
+{
+    for (size_t i = 0; allow && name && i < allow->n; i++)
+        if (!strcmp(allow->v[i].name, name))
+            return 1;
+    return 0;
+}
+
+size_t pg_curve_allow_count(const pg_curve_allow *allow)
+{
+    return allow ? allow->n : 0;
+}
+
 const char *pg_curve_allow_find(const pg_curve_allow *allow, const char *key)
 {
     for (size_t i = 0; allow && i < allow->n; i++)
@@ -219,6 +232,7 @@ const char *pg_curve_allow_find(const pg_curve_allow *allow, const char *key)
 
 struct pg_zap {
     void *sock;
+    pthread_mutex_t mu; /* guards allow */
     const pg_curve_allow *allow;
     char *what;
     pthread_t thread;
@@ -275,12 +289,16 @@ static void s_handle(pg_zap *z)
     }
     if (n < 6)
         return; /* not a ZAP request: no answer can be framed */
-    char key[PG_CURVE_KEY_LEN] = "";
+    char key[PG_CURVE_KEY_LEN] = "", name[PG_CURVE_NAME_MAX + PG_CURVE_KEY_LEN];
     const char *user = NULL;
     if (!strcmp(f[5], "CURVE") && n == 7 && len[6] == 32)
         zmq_z85_encode(key, (const uint8_t *)f[6], 32);
-    if (*key)
-        user = pg_curve_allow_find(z->allow, key);
+    pthread_mutex_lock(&z->mu);
+    if (*key && (user = pg_curve_allow_find(z->allow, key))) {
+        snprintf(name, sizeof name, "%s", user);
+        user = name;
+    }
+    pthread_mutex_unlock(&z->mu);
     if (user) {
         atomic_fetch_add(&z->accepted, 1);
         pg_log(PG_LOG_DEBUG, "%s: connection from %s with key %s (%s) accepted", z->what, f[3], key,
@@ -318,6 +336,7 @@ pg_zap *pg_zap_start(void *ctx, const pg_curve_allow *allow, const char *what, c
         return NULL;
     }
     z->allow = allow;
+    pthread_mutex_init(&z->mu, NULL);
     int linger = 0;
     z->sock = zmq_socket(ctx, ZMQ_REP);
     if (!z->sock || zmq_setsockopt(z->sock, ZMQ_LINGER, &linger, sizeof linger) ||
@@ -333,9 +352,17 @@ pg_zap *pg_zap_start(void *ctx, const pg_curve_allow *allow, const char *what, c
 err:
     if (z->sock)
         zmq_close(z->sock);
+    pthread_mutex_destroy(&z->mu);
     free(z->what);
     free(z);
     return NULL;
+}
+
+void pg_zap_set_allow(pg_zap *z, const pg_curve_allow *allow)
+{
+    pthread_mutex_lock(&z->mu);
+    z->allow = allow;
+    pthread_mutex_unlock(&z->mu);
 }
 
 void pg_zap_stop(pg_zap **p)
@@ -346,6 +373,7 @@ void pg_zap_stop(pg_zap **p)
     atomic_store(&z->stop, 1);
     pthread_join(z->thread, NULL);
     zmq_close(z->sock);
+    pthread_mutex_destroy(&z->mu);
     free(z->what);
     free(z);
     *p = NULL;

@@ -46,6 +46,10 @@ void pg_curve_allow_destroy(pg_curve_allow **p);
 /* The name of key (Z85) on the list (the key itself when it has no name); NULL when
  * it is not on the list. */
 const char *pg_curve_allow_find(const pg_curve_allow *allow, const char *key);
+/* Is name (as pg_curve_allow_find gives it) the name of a key on the list? */
+int pg_curve_allow_has_name(const pg_curve_allow *allow, const char *name);
+/* How many keys the list holds. */
+size_t pg_curve_allow_count(const pg_curve_allow *allow);
 
 /* A ZAP handler for the sockets of ctx: a thread answering each CURVE handshake with
  * 200 (user id: the key's name) when the client key is on allow, else 400, logged
@@ -56,6 +60,9 @@ pg_zap *pg_zap_start(void *ctx, const pg_curve_allow *allow, const char *what, c
                      size_t errstr_size);
 /* Stops the thread and closes its socket (before the context is terminated). */
 void pg_zap_stop(pg_zap **p);
+/* Handshakes from now on are answered from allow (borrowed; the one before is no
+ * longer read when this returns). */
+void pg_zap_set_allow(pg_zap *z, const pg_curve_allow *allow);
 typedef struct pg_zap_stats {
     uint64_t accepted, refused;
 } pg_zap_stats;

@@ -122,8 +122,9 @@ struct pg_intake {
      * pg_intake_handle. */
     const char *party;
     char party_buf[128];
-    pg_zap *zap;      /* CURVE: the allow-list's handler (NULL: plain text) */
-    const char **ids; /* the ack's ids, reused */
+    pg_zap *zap;                        /* CURVE: the allow-list's handler (NULL: plain text) */
+    const struct pg_curve_allow *allow; /* CURVE: the allow-list now (pg_intake_set_allow) */
+    const char **ids;                   /* the ack's ids, reused */
     size_t ids_cap;
     s_slot *slots;
     s_decoder dec;
@@ -402,6 +403,7 @@ pg_intake *pg_intake_new(const pg_intake_opts *opts, char *errstr, size_t errstr
             pg_errf(PG_EUSAGE, errstr, errstr_size, "intake: CURVE without an allow-list");
             goto err;
         }
+        self->allow = opts->curve_allow;
         if (!(self->zap =
                   pg_zap_start(self->ctx, opts->curve_allow, "intake", errstr, errstr_size)) ||
             pg_curve_server(self->sock, opts->curve_secret, errstr, errstr_size))
@@ -1118,6 +1120,14 @@ static int s_wal_start(pg_intake *self, char *errstr, size_t errstr_size)
     return last == self->ckpt_lsn ? 0 : s_recover(self, errstr, errstr_size);
 }
 
+void pg_intake_set_allow(pg_intake *self, const struct pg_curve_allow *allow)
+{
+    if (!self->zap || !allow)
+        return;
+    self->allow = allow;
+    pg_zap_set_allow(self->zap, allow);
+}
+
 int pg_intake_checkpoint(pg_intake *self, char *errstr, size_t errstr_size)
 {
     if (self->recover)
@@ -1325,13 +1335,21 @@ static void s_decide(pg_intake *self, pg_store_txn *txn, s_slot *slot, int poste
         zmq_msg_t *msg = s_message(slot, &l);
         /* Under CURVE the ZAP handler's user id: the key's name on the allow-list. */
         const char *user = self->zap ? zmq_msg_gets(msg, "User-Id") : NULL;
-        if (user) {
+        if (user && !pg_curve_allow_has_name(self->allow, user)) {
+            /* A key taken off the allow-list (a reload) whose connection is still open:
+             * what it sends now is refused, as its next handshake would be. */
+            memset(&ack, 0, sizeof ack);
+            self->stats.received++;
+            s_fail(self, &ack, PG_INTAKE_REJECTED,
+                   "party: rms:%.100s is no longer on curve.intake_clients_file", user);
+        } else if (user) {
             snprintf(self->party_buf, sizeof self->party_buf, "rms:%s", user);
             self->party = self->party_buf;
         } else {
             self->party = self->zap ? "rms:unknown" : "rms:insecure";
         }
-        s_apply(self, txn, zmq_msg_data(msg), zmq_msg_size(msg), &ack);
+        if (!user || pg_curve_allow_has_name(self->allow, user))
+            s_apply(self, txn, zmq_msg_data(msg), zmq_msg_size(msg), &ack);
     } else {
         memset(&ack, 0, sizeof ack);
         self->stats.received++;

@@ -159,6 +159,10 @@ int pg_intake_recover(const pg_intake_opts *opts, char *errstr, size_t errstr_si
  * checkpoint, replay the log first), so that this thread may begin another write
  * transaction. 0 without a log or an open transaction. 0 or the error with errstr. */
 int pg_intake_checkpoint(pg_intake *self, char *errstr, size_t errstr_size);
+/* Under CURVE: the allow-list from now on (borrowed; the one before is no longer read
+ * when this returns): new handshakes are answered from it, and what a connection
+ * whose key is no longer on it sends is rejected. Nothing without CURVE. */
+void pg_intake_set_allow(pg_intake *self, const struct pg_curve_allow *allow);
 /* Checkpoints (a failure is logged: the log keeps what was acknowledged), closes the
  * socket (without waiting: acks not yet sent are dropped, and their
  * senders send again) and frees the intake; sets *p to NULL; NULL-safe. */

@@ -208,6 +208,30 @@ def tail(path, n=40):
         return "(no log: %s)" % exc
 
 
+def check_reload_allow_list(c, polegate, daemon, log_path, port, keys, stranger, stranger_pub):
+    """SIGHUP reads the allow-list again: the RMS's key, taken off it, is not heard any
+    more; the key put on it in its place is (it was served until a restart)."""
+    with open(os.path.join(keys, "intake-clients"), "w", encoding="ascii") as f:
+        f.write("%s stranger\n" % stranger_pub)
+    daemon.send_signal(signal.SIGHUP)
+    deadline, text = time.time() + 20, ""
+    while time.time() < deadline and "read again: 1 keys (was 1)" not in text:
+        time.sleep(0.2)
+        with open(log_path, encoding="utf-8") as f:
+            text = f.read()
+    c.true("SIGHUP reads the allow-list again (logged)", "read again: 1 keys (was 1)" in text)
+    server = os.path.join(keys, "gateway.pub")
+    gone = run([polegate, "send", "--to", "tcp://127.0.0.1:%d" % port, "--timeout-ms", "1000",
+                "--retries", "0", "--secret-key", os.path.join(keys, "rms.key"),
+                "--server-key", server, FIXTURE], timeout=60)
+    c.eq("send with the key taken off the list at the reload: no answer (exit 2)",
+         gone.returncode, 2)
+    now = run([polegate, "send", "--to", "tcp://127.0.0.1:%d" % port, "--secret-key",
+               stranger + ".key", "--server-key", server, FIXTURE], timeout=120)
+    c.eq("send with the key put on the list at the reload (stderr: %s)" % now.stderr.strip(),
+         now.returncode, 0)
+
+
 def run(cmd, timeout=120, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
 
@@ -509,7 +533,7 @@ def main():
 
         # A client whose key is not on the allow-list is not heard (docs/security.md).
         stranger = os.path.join(tmp, "stranger")
-        run([polegate, "keygen", stranger], timeout=10)
+        stranger_pub = run([polegate, "keygen", stranger], timeout=10).stdout.strip()
         refused = run([polegate, "send", "--to", "tcp://127.0.0.1:%d" % port, "--timeout-ms",
                        "1000", "--retries", "0", "--secret-key", stranger + ".key",
                        "--server-key", os.path.join(keys, "gateway.pub"), FIXTURE], timeout=60)
@@ -529,6 +553,7 @@ def main():
                in daemon_log)
         check_records(c, pole, records)
         check_partitions(c, records, check_topic.partition_count(args.brokers, topic))
+        check_reload_allow_list(c, polegate, daemon, log_path, port, keys, stranger, stranger_pub)
         check_kcat(c, records, read_kcat(args.brokers, topic))
         if not args.no_java:
             check_java(c, records, read_java(args.brokers, topic, len(records)))
