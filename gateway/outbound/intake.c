@@ -1335,7 +1335,8 @@ static void s_decide(pg_intake *self, pg_store_txn *txn, s_slot *slot, int poste
         zmq_msg_t *msg = s_message(slot, &l);
         /* Under CURVE the ZAP handler's user id: the key's name on the allow-list. */
         const char *user = self->zap ? zmq_msg_gets(msg, "User-Id") : NULL;
-        if (user && !pg_curve_allow_has_name(self->allow, user)) {
+        int revoked = user && !pg_curve_allow_has_name(self->allow, user);
+        if (revoked) {
             /* A key taken off the allow-list (a reload) whose connection is still open:
              * what it sends now is refused, as its next handshake would be. */
             memset(&ack, 0, sizeof ack);
@@ -1348,7 +1349,7 @@ static void s_decide(pg_intake *self, pg_store_txn *txn, s_slot *slot, int poste
         } else {
             self->party = self->zap ? "rms:unknown" : "rms:insecure";
         }
-        if (!user || pg_curve_allow_has_name(self->allow, user))
+        if (!revoked)
             s_apply(self, txn, zmq_msg_data(msg), zmq_msg_size(msg), &ack);
     } else {
         memset(&ack, 0, sizeof ack);
