@@ -2,6 +2,7 @@
  * oldest, cut messages, the dead-letter topic's record; and `polegate dlq` (list, show,
  * purge, and replay to a live intake after a fix). */
 #include <check.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -674,6 +675,57 @@ START_TEST(test_class_index_heals)
 }
 END_TEST
 
+/* A release without the class indexes adds to a store at its bound (an older daemon
+ * beside a newer `polegate dlq`, or a roll-back and upgrade again): each add evicts the
+ * oldest and adds one, so the count never changes. The indexes are made again because
+ * next_id moved (they were once trusted on the count alone: the entry that release added
+ * was then never evicted, and newer ones went first; found by a review). */
+START_TEST(test_class_index_stale_at_steady_state)
+{
+    pg_dlq_limits lim = {.max_entries = 3};
+    s_open(&lim);
+    uint64_t a[3];
+    for (int i = 0; i < 3; i++)
+        a[i] = s_add("record.id: required", "{}", NULL);
+    /* one add as the release before makes it: oldest out, one in, the count unchanged */
+    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    pg_store_db ent, meta;
+    ck_assert_int_eq(pg_store_db_open(txn, "dlq.entry", 0, &ent, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_db_open(txn, "dlq.meta", 0, &meta, s_err, sizeof s_err), 0);
+    uint8_t k0[8], k1[8], knew[8];
+    pg_store_be64_put(k0, a[0]);
+    pg_store_be64_put(k1, a[1]);
+    const void *v;
+    size_t vlen;
+    ck_assert_int_eq(pg_store_get(txn, ent, k1, 8, &v, &vlen, s_err, sizeof s_err), 0);
+    char copy[512];
+    ck_assert_uint_lt(vlen, sizeof copy);
+    memcpy(copy, v, vlen);
+    size_t copy_len = vlen;
+    ck_assert_int_eq(pg_store_del(txn, ent, k0, 8, NULL, 0, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_get(txn, meta, "state", 5, &v, &vlen, s_err, sizeof s_err), 0);
+    uint64_t state[4];
+    ck_assert_uint_eq(vlen, sizeof state);
+    memcpy(state, v, sizeof state);
+    uint64_t old_id = state[0];
+    pg_store_be64_put(knew, old_id);
+    ck_assert_int_eq(pg_store_put(txn, ent, knew, 8, copy, copy_len, s_err, sizeof s_err), 0);
+    state[0]++, state[3]++; /* next_id, evicted; entries and bytes unchanged */
+    ck_assert_int_eq(pg_store_put(txn, meta, "state", 5, state, sizeof state, s_err, sizeof s_err),
+                     0);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+
+    s_open(&lim); /* this release again */
+    uint64_t b[3];
+    for (int i = 0; i < 3; i++)
+        b[i] = s_add("record.id: required", "{}", NULL);
+    ck_assert_uint_eq(s_stats().entries, 3);
+    ck_assert_msg(s_has(b[0]) && s_has(b[1]) && s_has(b[2]) && !s_has(old_id),
+                  "oldest first: kept %d%d%d, the older release's entry %" PRIu64 " kept: %d",
+                  s_has(b[0]), s_has(b[1]), s_has(b[2]), old_id, s_has(old_id));
+}
+END_TEST
+
 START_TEST(test_cli_import_list_show_replay)
 {
     s_add_import("Person.DOB: invalid", "<Batch/>");
@@ -736,6 +788,7 @@ int main(void)
     tcase_add_test(tc, test_partner_redelivery_kept_once);
     tcase_add_test(tc, test_partner_entries_bounded_apart);
     tcase_add_test(tc, test_class_index_heals);
+    tcase_add_test(tc, test_class_index_stale_at_steady_state);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

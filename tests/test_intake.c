@@ -1461,6 +1461,65 @@ START_TEST(test_curve_key_removed_at_reload)
 }
 END_TEST
 
+/* A compromised key replaced by a new one under the same name (the usual rotation: the
+ * name is the party of the audit events): the old key's open connection is refused
+ * after the reload (the intake once checked the name only; found by a review). The
+ * ZAP handler hands the intake the key each connection was let in with. */
+START_TEST(test_curve_key_rotated_same_name_refused)
+{
+    char srv_pub[41], srv_sec[41], old_pub[41], old_sec[41], new_pub[41], new_sec[41];
+    ck_assert_int_eq(zmq_curve_keypair(srv_pub, srv_sec), 0);
+    ck_assert_int_eq(zmq_curve_keypair(old_pub, old_sec), 0);
+    ck_assert_int_eq(zmq_curve_keypair(new_pub, new_sec), 0);
+    char path[128], path2[128];
+    snprintf(path, sizeof path, "%s/clients", s_dir);
+    snprintf(path2, sizeof path2, "%s/clients2", s_dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "%s rms-a\n", old_pub);
+    fclose(f);
+    f = fopen(path2, "w");
+    fprintf(f, "%s rms-a\n", new_pub); /* the old key replaced */
+    fclose(f);
+    pg_curve_allow *allow = pg_curve_allow_load(path, s_err, sizeof s_err);
+    pg_curve_allow *rotated = pg_curve_allow_load(path2, s_err, sizeof s_err);
+    ck_assert_ptr_nonnull(allow);
+    ck_assert_ptr_nonnull(rotated);
+    pg_intake_destroy(&s_intake);
+    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
+                        .zmq_ctx = s_zctx,
+                        .adapter = &s_fake,
+                        .force = "ESX",
+                        .store = s_store,
+                        .ledger = s_ledger,
+                        .router = s_router,
+                        .spool = s_spool,
+                        .dlq = s_dlq,
+                        .curve_secret = srv_sec,
+                        .curve_allow = allow};
+    s_intake = pg_intake_new(&o, s_err, sizeof s_err);
+    ck_assert_msg(s_intake != NULL, "%s", s_err);
+    void *rms = s_curve_client(old_sec, srv_pub);
+    const char *msg = "m1 P0000000901 1 UPSERT";
+    char fr[4][1024];
+    ck_assert_int_eq(zmq_send(rms, msg, strlen(msg), 0), (int)strlen(msg));
+    ck_assert_int_eq(s_serve_for(1000), 1);
+    ck_assert_int_eq(s_reply(rms, fr), 1);
+    ck_assert_msg(strstr(fr[0], "\"status\":\"accepted\""), "%s", fr[0]);
+
+    pg_intake_set_allow(s_intake, rotated); /* SIGHUP: the old key is off the list */
+    msg = "m2 P0000000902 1 UPSERT";
+    ck_assert_int_eq(zmq_send(rms, msg, strlen(msg), 0), (int)strlen(msg));
+    ck_assert_int_eq(s_serve_for(1000), 1);
+    ck_assert_int_eq(s_reply(rms, fr), 1);
+    ck_assert_msg(strstr(fr[0], "\"status\":\"rejected\""),
+                  "the removed (rotated) key's open connection is still served: %s", fr[0]);
+    zmq_close(rms);
+    pg_intake_destroy(&s_intake);
+    pg_curve_allow_destroy(&allow);
+    pg_curve_allow_destroy(&rotated);
+}
+END_TEST
+
 START_TEST(test_curve_allow_list)
 {
     char srv_pub[41], srv_sec[41], rms_pub[41], rms_sec[41], bad_pub[41], bad_sec[41], two_pub[41],
@@ -2496,6 +2555,7 @@ int main(void)
     tcase_add_test(tc, test_audit_fails_closed);
     tcase_add_test(tc, test_curve_allow_list);
     tcase_add_test(tc, test_curve_key_removed_at_reload);
+    tcase_add_test(tc, test_curve_key_rotated_same_name_refused);
     tcase_add_test(tc, test_oversized_frame_closes_connection);
     tcase_add_test(tc, test_curve_allow_list_names);
     tcase_add_test(tc, test_policy_change_is_its_own_party);

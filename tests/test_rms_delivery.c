@@ -416,8 +416,8 @@ END_TEST
 
 /* Attack: something else listens on the RMS import endpoint and answers the gateway's
  * connection with the start of a 600 MB frame, sent slowly: libzmq buffered all of it
- * (611 MB of the daemon's memory; found by a review). An ack is small: a frame over
- * 64 KiB closes the connection as its header arrives. */
+ * (611 MB of the daemon's memory; found by a review). A frame over 1 MiB (an ack's
+ * most) closes the connection as its header arrives. */
 START_TEST(test_zmq_oversized_frame_closes_connection)
 {
     int ls = socket(AF_INET, SOCK_STREAM, 0);

@@ -960,9 +960,12 @@ START_TEST(test_policy_same_version_other_rules_refused)
 }
 END_TEST
 
-/* A policy whose scalars are only quoted otherwise is the same policy (the digest
- * once counted quoting, and refused such a file at start); a signature stored with
- * that earlier digest still matches, and is brought up to date. */
+/* A policy whose scalars are only quoted otherwise is the same policy (the digest once
+ * counted quoting, and refused such a file at start). The stored signature keeps the
+ * form the release before reads (its digest of this very file), so that a roll-back
+ * starts; the digest of the rules as the parser reads them is kept beside it, and a
+ * store of the release before (no such digest) gets it. A real change under the same
+ * version is still refused. */
 START_TEST(test_policy_requoted_is_the_same_policy)
 {
     s_shared_pair();
@@ -970,30 +973,34 @@ START_TEST(test_policy_requoted_is_the_same_policy)
     pg_outbatch_reset(ob);
     ck_assert_int_eq(s_reconcile(), 0);
     ck_assert_uint_eq(ob->count, 0);
-
-    /* the signature as releases before stored it */
-    char old[512];
-    size_t n =
-        (size_t)snprintf(old, sizeof old, "ESX-1%cnational=" T_NAT "%cmer=" T_MER "%c#rules=%s", 0,
-                         0, 0, pg_policy_digest_v1(pol)) +
-        1;
     ck_assert_str_ne(pg_policy_digest_v1(pol), pg_policy_digest(pol));
+
+    char before[512];
+    size_t n = (size_t)snprintf(before, sizeof before,
+                                "ESX-1%cnational=" T_NAT "%cmer=" T_MER "%c#rules=%s", 0, 0, 0,
+                                pg_policy_digest_v1(pol)) +
+               1;
     pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
     pg_store_db meta;
+    const void *v;
+    size_t vlen;
     ck_assert_int_eq(pg_store_db_open(txn, "router.meta", 0, &meta, e, sizeof e), 0);
-    ck_assert_int_eq(pg_store_put(txn, meta, "policy", 6, old, n, e, sizeof e), 0);
+    ck_assert_int_eq(pg_store_get(txn, meta, "policy", 6, &v, &vlen, e, sizeof e), 0);
+    ck_assert_msg(vlen == n && !memcmp(v, before, n), "%.*s", (int)vlen, (const char *)v);
+    ck_assert_int_eq(pg_store_get(txn, meta, "policy.rules", 12, &v, &vlen, e, sizeof e), 0);
+    ck_assert_int_eq(vlen, 64);
+    ck_assert_int_eq(memcmp(v, pg_policy_digest(pol), 64), 0);
+    /* the release before's store: its signature of this file, no digest beside it */
+    ck_assert_int_eq(pg_store_del(txn, meta, "policy.rules", 12, NULL, 0, e, sizeof e), 0);
     ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
     pg_outbatch_reset(ob);
     ck_assert_int_eq(s_reconcile(), 0);
     ck_assert_uint_eq(ob->count, 0);
     txn = pg_store_begin(st, 0, e, sizeof e);
-    const void *v;
-    size_t vlen;
-    ck_assert_int_eq(pg_store_get(txn, meta, "policy", 6, &v, &vlen, e, sizeof e), 0);
-    ck_assert_ptr_nonnull(memmem(v, vlen, pg_policy_digest(pol), 64));
+    ck_assert_int_eq(pg_store_get(txn, meta, "policy.rules", 12, &v, &vlen, e, sizeof e), 0);
+    ck_assert_int_eq(memcmp(v, pg_policy_digest(pol), 64), 0);
     pg_store_abort(&txn);
 
-    /* a real change under the same version is still refused */
     s_restart(POLICY("ESX-1", "\"OFFICIAL\"", T_MER));
     txn = pg_store_begin(st, 1, e, sizeof e);
     ck_assert_int_eq(pg_router_reconcile(rt, txn, ob, e, sizeof e), PG_ECONFIG);

@@ -207,14 +207,6 @@ pg_curve_allow *pg_curve_allow_load(const char *path, char *errstr, size_t errst
     return a;
 }
 
-int pg_curve_allow_has_name(const pg_curve_allow *allow, const char *name)
-{
-    for (size_t i = 0; allow && name && i < allow->n; i++)
-        if (!strcmp(allow->v[i].name, name))
-            return 1;
-    return 0;
-}
-
 size_t pg_curve_allow_count(const pg_curve_allow *allow)
 {
     return allow ? allow->n : 0;
@@ -259,15 +251,28 @@ static int s_frame(void *sock, char *out, size_t size, size_t *len)
     return more;
 }
 
+/* A ZAP reply; key (Z85, may be "") goes in the metadata as property PG_CURVE_KEY_PROPERTY,
+ * so that the server sees which key a connection was let in with (its name is not
+ * enough: a key replaced under the same name). */
 static void s_answer(void *sock, const char *version, const char *id, size_t id_len,
-                     const char *code, const char *text, const char *user)
+                     const char *code, const char *text, const char *user, const char *key)
 {
+    uint8_t meta[1 + sizeof PG_CURVE_KEY_PROPERTY + 4 + PG_CURVE_KEY_LEN];
+    size_t nl = strlen(PG_CURVE_KEY_PROPERTY), kl = strlen(key), m = 0;
+    if (kl) {
+        meta[m++] = (uint8_t)nl;
+        memcpy(meta + m, PG_CURVE_KEY_PROPERTY, nl);
+        m += nl;
+        meta[m++] = 0, meta[m++] = 0, meta[m++] = 0, meta[m++] = (uint8_t)kl;
+        memcpy(meta + m, key, kl);
+        m += kl;
+    }
     zmq_send(sock, version, strlen(version), ZMQ_SNDMORE);
     zmq_send(sock, id, id_len, ZMQ_SNDMORE);
     zmq_send(sock, code, strlen(code), ZMQ_SNDMORE);
     zmq_send(sock, text, strlen(text), ZMQ_SNDMORE);
     zmq_send(sock, user, strlen(user), ZMQ_SNDMORE);
-    zmq_send(sock, "", 0, 0);
+    zmq_send(sock, meta, m, 0);
 }
 
 static void s_handle(pg_zap *z)
@@ -303,13 +308,13 @@ static void s_handle(pg_zap *z)
         atomic_fetch_add(&z->accepted, 1);
         pg_log(PG_LOG_DEBUG, "%s: connection from %s with key %s (%s) accepted", z->what, f[3], key,
                user);
-        s_answer(z->sock, "1.0", f[1], len[1], "200", "OK", user);
+        s_answer(z->sock, "1.0", f[1], len[1], "200", "OK", user, key);
         return;
     }
     atomic_fetch_add(&z->refused, 1);
     pg_log(PG_LOG_WARN, "%s: connection from %s refused: %s%s", z->what, f[3],
            *key ? "key not on the allow-list: " : "not CURVE (mechanism ", *key ? key : f[5]);
-    s_answer(z->sock, "1.0", f[1], len[1], "400", "key not allowed", "");
+    s_answer(z->sock, "1.0", f[1], len[1], "400", "key not allowed", "", "");
 }
 
 static void *s_run(void *arg)

@@ -46,11 +46,12 @@ void pg_curve_allow_destroy(pg_curve_allow **p);
 /* The name of key (Z85) on the list (the key itself when it has no name); NULL when
  * it is not on the list. */
 const char *pg_curve_allow_find(const pg_curve_allow *allow, const char *key);
-/* Is name (as pg_curve_allow_find gives it) the name of a key on the list? */
-int pg_curve_allow_has_name(const pg_curve_allow *allow, const char *name);
 /* How many keys the list holds. */
 size_t pg_curve_allow_count(const pg_curve_allow *allow);
 
+/* The message property (zmq_msg_gets) that holds the Z85 key a connection was let in
+ * with. */
+#define PG_CURVE_KEY_PROPERTY "X-Pg-Key"
 /* A ZAP handler for the sockets of ctx: a thread answering each CURVE handshake with
  * 200 (user id: the key's name) when the client key is on allow, else 400, logged
  * with the peer address and key and counted. what names the server in the log. One

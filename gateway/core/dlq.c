@@ -173,8 +173,11 @@ static int s_state_put(pg_dlq *self, pg_store_txn *txn, const s_state *st, char 
                         errstr, errstr_size);
 }
 
+/* The partner class's count, and the state's next_id when this release last wrote it:
+ * a release that does not keep the classes moves next_id alone, which tells that the
+ * indexes no longer say what the entries are. */
 typedef struct s_count {
-    uint64_t entries, bytes;
+    uint64_t entries, bytes, next_id;
 } s_count;
 
 /* The partner entries' count; found 0 when absent: *found says which. */
@@ -187,8 +190,8 @@ static int s_partner_get(pg_dlq *self, pg_store_txn *txn, s_count *c, int *found
     int rc = pg_store_get(txn, self->meta_db, s_partner_key, sizeof s_partner_key - 1, &v, &vlen,
                           errstr, errstr_size);
     if (found)
-        *found = rc == 0;
-    if (rc == PG_ENOTFOUND)
+        *found = rc == 0 && vlen == sizeof *c; /* an earlier layout: made again */
+    if (rc == PG_ENOTFOUND || (rc == 0 && vlen == 2 * sizeof(uint64_t)))
         return 0;
     if (rc)
         return rc;
@@ -219,7 +222,7 @@ static int s_index_check(pg_dlq *self, pg_store_txn *txn, char *errstr, size_t e
     rc = rc ? rc : s_partner_get(self, txn, &pc, &found, errstr, errstr_size);
     for (int c = 0; !rc && c < 2; c++)
         rc = pg_store_count(txn, self->class_db[c], &n[c], errstr, errstr_size);
-    if (rc || (found && n[0] + n[1] == st.entries))
+    if (rc || (found && n[0] + n[1] == st.entries && pc.next_id == st.next_id))
         return rc;
     for (int c = 0; !rc && c < 2; c++) {
         pg_store_cursor *cur = pg_store_cursor_open(txn, self->class_db[c], errstr, errstr_size);
@@ -255,6 +258,7 @@ static int s_index_check(pg_dlq *self, pg_store_txn *txn, char *errstr, size_t e
     pg_store_cursor_close(&cur);
     if (rc != PG_ENOTFOUND)
         return rc;
+    pc.next_id = st.next_id;
     rc = s_partner_put(self, txn, &pc, errstr, errstr_size);
     return rc ? rc : s_state_put(self, txn, &st, errstr, errstr_size);
 }
@@ -423,6 +427,7 @@ int pg_dlq_add(pg_dlq *self, pg_store_txn *txn, pg_dlq_entry *e, size_t *evicted
         return rc;
     pc.entries += partner ? 1 : 0;
     pc.bytes += partner ? b->len : 0;
+    pc.next_id = st.next_id;
     if ((rc = s_partner_put(self, txn, &pc, errstr, errstr_size)))
         return rc;
     return s_state_put(self, txn, &st, errstr, errstr_size);

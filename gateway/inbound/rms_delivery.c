@@ -500,10 +500,10 @@ static int s_zmq_open(pg_rms_delivery *self, void **state, char *errstr, size_t 
     zmq_setsockopt(z->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(z->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(z->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
-    /* An ack is a small JSON object: a larger frame (from an impostor at the endpoint
-     * during the handshake, or a broken RMS) closes the connection as its header
-     * arrives instead of being held. */
-    int64_t max_frame = 65536;
+    /* An ack is a JSON object (its reason may quote the record): a frame over 1 MiB
+     * (from an impostor at the endpoint during the handshake, or a broken RMS) closes
+     * the connection as its header arrives instead of being held. */
+    int64_t max_frame = 1 << 20;
     int handshake_ms = 10000;
     zmq_setsockopt(z->sock, ZMQ_MAXMSGSIZE, &max_frame, sizeof max_frame);
     zmq_setsockopt(z->sock, ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof handshake_ms);

@@ -1335,7 +1335,11 @@ static void s_decide(pg_intake *self, pg_store_txn *txn, s_slot *slot, int poste
         zmq_msg_t *msg = s_message(slot, &l);
         /* Under CURVE the ZAP handler's user id: the key's name on the allow-list. */
         const char *user = self->zap ? zmq_msg_gets(msg, "User-Id") : NULL;
-        int revoked = user && !pg_curve_allow_has_name(self->allow, user);
+        /* The key it was let in with must still be on the list under that name (a
+         * reload may have taken it off, or replaced it under the same name). */
+        const char *key = user ? zmq_msg_gets(msg, PG_CURVE_KEY_PROPERTY) : NULL;
+        const char *now = key ? pg_curve_allow_find(self->allow, key) : NULL;
+        int revoked = user && (!now || strcmp(now, user));
         if (revoked) {
             /* A key taken off the allow-list (a reload) whose connection is still open:
              * what it sends now is refused, as its next handshake would be. */

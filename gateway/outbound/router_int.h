@@ -17,6 +17,9 @@ typedef struct pg_ledger pg_ledger;
 #define PG_ROUTER_DB_HELD "router.held"
 #define PG_ROUTER_DB_META "router.meta"
 #define PG_ROUTER_META_POLICY "policy"
+/* The digest of the rules as the parser reads them (pg_policy_digest), beside the
+ * signature, which keeps the digest releases before 2026-12-07 read. */
+#define PG_ROUTER_META_RULES "policy.rules"
 /* The policy version whose large withdrawal the operator confirmed (pg_router_confirm). */
 #define PG_ROUTER_META_CONFIRM "confirm-withdrawal"
 /* The ledger's database of latest entity records (gateway/core/ledger.c: "<name>.entity",

@@ -334,31 +334,46 @@ static int s_policy_party(pg_router_ctx *ctx, size_t rec, size_t ev)
 int pg_router__reconcile(pg_router_ctx *ctx, const pg_changeset *routing)
 {
     pg_router *r = ctx->r;
-    size_t sig_len;
-    char *sig = s_signature(r, pg_policy_digest(r->policy), &sig_len);
-    if (!sig)
+    /* The signature keeps the form releases before read (the digest that counts
+     * quoting), so that one rolled back to starts on this store; the digest of the
+     * rules as the parser reads them is kept beside it (PG_ROUTER_META_RULES). */
+    size_t sig_len, v2_len;
+    char *sig = s_signature(r, pg_policy_digest_v1(r->policy), &sig_len);
+    char *v2 = s_signature(r, pg_policy_digest(r->policy), &v2_len);
+    if (!sig || !v2)
         return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
-    const void *val;
-    size_t vlen;
+    const char *rules = pg_policy_digest(r->policy);
+    const void *val, *rv;
+    size_t vlen, rvlen;
     int rc = pg_store_get(ctx->txn, r->meta, PG_ROUTER_META_POLICY, strlen(PG_ROUTER_META_POLICY),
                           &val, &vlen, ctx->errstr, ctx->errstr_size);
     if (rc && rc != PG_ENOTFOUND)
         return rc;
-    if (!rc && vlen == sig_len && !memcmp(val, sig, sig_len))
-        return 0;
-    size_t base = s_without_rules(sig, sig_len), v1_len;
-    char *v1 = s_signature(r, pg_policy_digest_v1(r->policy), &v1_len);
-    if (!v1)
-        return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
-    if (!rc && ((s_without_rules(val, vlen) == vlen && vlen == base && !memcmp(val, sig, base)) ||
-                (vlen == v1_len && !memcmp(val, v1, v1_len)))) {
-        /* Stored before signatures had the rules, or with the digest that counted
-         * quoting: the same policy. Its signature is brought up to date when a write
-         * transaction has it. */
-        if (!pg_store_txn_writable(ctx->txn))
+    int rrc = pg_store_get(ctx->txn, r->meta, PG_ROUTER_META_RULES, strlen(PG_ROUTER_META_RULES),
+                           &rv, &rvlen, ctx->errstr, ctx->errstr_size);
+    if (rrc && rrc != PG_ENOTFOUND)
+        return rrc;
+    int rules_same = !rrc && rvlen == strlen(rules) && !memcmp(rv, rules, rvlen);
+    size_t base = s_without_rules(sig, sig_len);
+    int same = !rc && vlen == sig_len && !memcmp(val, sig, sig_len);
+    /* Stored before signatures had the rules; with a digest of the rules as the parser
+     * reads them (a build of 2026-12-07); or quoted otherwise since (the same rules as
+     * the parser reads them): the same policy. */
+    int same_rules =
+        !rc && !same &&
+        ((s_without_rules(val, vlen) == vlen && vlen == base && !memcmp(val, sig, base)) ||
+         (vlen == v2_len && !memcmp(val, v2, v2_len)) ||
+         (rules_same && s_without_rules(val, vlen) == base && !memcmp(val, sig, base)));
+    if (same || same_rules) {
+        /* Brought up to date when a write transaction has it. */
+        if (!pg_store_txn_writable(ctx->txn) || (same && rules_same))
             return 0;
-        return pg_store_put(ctx->txn, r->meta, PG_ROUTER_META_POLICY, strlen(PG_ROUTER_META_POLICY),
-                            sig, sig_len, ctx->errstr, ctx->errstr_size);
+        if (same_rules && (rc = pg_store_put(ctx->txn, r->meta, PG_ROUTER_META_POLICY,
+                                             strlen(PG_ROUTER_META_POLICY), sig, sig_len,
+                                             ctx->errstr, ctx->errstr_size)))
+            return rc;
+        return pg_store_put(ctx->txn, r->meta, PG_ROUTER_META_RULES, strlen(PG_ROUTER_META_RULES),
+                            rules, strlen(rules), ctx->errstr, ctx->errstr_size);
     }
     /* The policy's version is what says it changed: other destinations, topics or rules
      * under the same version are a configuration mistake (or damage), not a withdrawal. */
@@ -445,7 +460,9 @@ int pg_router__reconcile(pg_router_ctx *ctx, const pg_changeset *routing)
     if ((rc = s_withdraw_check(ctx, tally, ntally)))
         return rc;
     if ((rc = pg_store_put(ctx->txn, r->meta, PG_ROUTER_META_POLICY, strlen(PG_ROUTER_META_POLICY),
-                           sig, sig_len, ctx->errstr, ctx->errstr_size)))
+                           sig, sig_len, ctx->errstr, ctx->errstr_size)) ||
+        (rc = pg_store_put(ctx->txn, r->meta, PG_ROUTER_META_RULES, strlen(PG_ROUTER_META_RULES),
+                           rules, strlen(rules), ctx->errstr, ctx->errstr_size)))
         return rc;
     if (!old) /* the first routing: nothing was decided under another policy */
         return (rc = s_policy_party(ctx, rec_from, ev_from)) ? rc : withdrawn;
