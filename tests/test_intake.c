@@ -43,6 +43,7 @@
 #include "spool.h"
 #include "store.h"
 #include "wal.h"
+#include "zmtp_probe.h"
 
 #define TOPIC "polegate.esx.pole.v1"
 #define DLQ_TOPIC "polegate.esx.dlq.v1"
@@ -1357,51 +1358,30 @@ START_TEST(test_oversized_frame_closes_connection)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    uint8_t greeting[64] = {0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 3, 0, 'N', 'U', 'L', 'L'};
-    uint8_t header[9] = {0x06, 0, 0, 0, 0, 0x17, 0xd7, 0x84, 0x00}; /* a command of 400 MB */
-    ck_assert_int_eq(write(fd, greeting, sizeof greeting), (ssize_t)sizeof greeting);
-    ck_assert_int_eq(write(fd, header, sizeof header), (ssize_t)sizeof header);
-    static uint8_t chunk[65536];
-    for (int i = 0; i < 16; i++) /* 1 MiB of it, as far as the peer takes it */
-        if (send(fd, chunk, sizeof chunk, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-            break;
-    int closed = 0;
-    for (int waited = 0; !closed && waited < 3000; waited += 50) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 50) > 0) {
-            uint8_t buf[256];
-            ssize_t n = read(fd, buf, sizeof buf); /* its greeting first, then the end */
-            closed = n <= 0;
-        }
-    }
+    ck_assert_int_eq(zmtp_announce_frame(fd, 0, 400000000), 0);
+    int closed = zmtp_closed_within(fd, 3000, NULL, NULL);
     close(fd);
     ck_assert_msg(closed, "the connection announcing a 400 MB frame is still open after 3 s");
 }
 END_TEST
 
-/* A key taken off the allow-list (SIGHUP reads the file again: pg_intake_set_allow) was
- * still served until a restart, on its open connection and on new ones, and nothing said
- * so (found by a review). Now what its open connection sends is rejected with the
- * reason, a new connection with it gets no answer, and a key put back is served. */
-START_TEST(test_curve_key_removed_at_reload)
+/* An allow-list of text (lines "<key> <name>") written to s_dir/name and loaded. */
+static pg_curve_allow *s_allow_of(const char *name, const char *text)
 {
-    char srv_pub[41], srv_sec[41], rms_pub[41], rms_sec[41], other_pub[41], other_sec[41];
-    ck_assert_int_eq(zmq_curve_keypair(srv_pub, srv_sec), 0);
-    ck_assert_int_eq(zmq_curve_keypair(rms_pub, rms_sec), 0);
-    ck_assert_int_eq(zmq_curve_keypair(other_pub, other_sec), 0);
-    char path[128], path2[128];
-    snprintf(path, sizeof path, "%s/clients", s_dir);
-    snprintf(path2, sizeof path2, "%s/clients2", s_dir);
+    char path[160];
+    snprintf(path, sizeof path, "%s/%s", s_dir, name);
     FILE *f = fopen(path, "w");
-    fprintf(f, "%s rms-a\n%s rms-b\n", rms_pub, other_pub);
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
     fclose(f);
-    f = fopen(path2, "w");
-    fprintf(f, "%s rms-b\n", other_pub);
-    fclose(f);
-    pg_curve_allow *allow = pg_curve_allow_load(path, s_err, sizeof s_err);
-    pg_curve_allow *fewer = pg_curve_allow_load(path2, s_err, sizeof s_err);
-    ck_assert_ptr_nonnull(allow);
-    ck_assert_ptr_nonnull(fewer);
+    pg_curve_allow *a = pg_curve_allow_load(path, s_err, sizeof s_err);
+    ck_assert_msg(a != NULL, "%s", s_err);
+    return a;
+}
+
+/* s_intake again as a CURVE server with secret, taking the keys on allow. */
+static void s_curve_intake(const char *secret, const pg_curve_allow *allow)
+{
     pg_intake_destroy(&s_intake);
     pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
                         .zmq_ctx = s_zctx,
@@ -1412,45 +1392,58 @@ START_TEST(test_curve_key_removed_at_reload)
                         .router = s_router,
                         .spool = s_spool,
                         .dlq = s_dlq,
-                        .curve_secret = srv_sec,
+                        .curve_secret = secret,
                         .curve_allow = allow};
     s_intake = pg_intake_new(&o, s_err, sizeof s_err);
     ck_assert_msg(s_intake != NULL, "%s", s_err);
-    void *rms = s_curve_client(rms_sec, srv_pub);
-    const char *msg = "m1 P0000000901 1 UPSERT";
+}
+
+/* Send msg on sock; its one answer contains want. */
+static void s_send_answered(void *sock, const char *msg, const char *want)
+{
     char fr[4][1024];
-    ck_assert_int_eq(zmq_send(rms, msg, strlen(msg), 0), (int)strlen(msg));
+    ck_assert_int_eq(zmq_send(sock, msg, strlen(msg), 0), (int)strlen(msg));
     ck_assert_int_eq(s_serve_for(1000), 1);
-    ck_assert_int_eq(s_reply(rms, fr), 1);
-    ck_assert_msg(strstr(fr[0], "\"status\":\"accepted\""), "%s", fr[0]);
+    ck_assert_int_eq(s_reply(sock, fr), 1);
+    ck_assert_msg(strstr(fr[0], want), "%s: %s", msg, fr[0]);
+}
+
+/* A key taken off the allow-list (SIGHUP reads the file again: pg_intake_set_allow) was
+ * still served until a restart, on its open connection and on new ones, and nothing said
+ * so (found by a review). Now what its open connection sends is rejected with the
+ * reason, a new connection with it gets no answer, and a key put back is served. */
+START_TEST(test_curve_key_removed_at_reload)
+{
+    char srv_pub[41], srv_sec[41], rms_pub[41], rms_sec[41], other_pub[41], other_sec[41];
+    char text[256];
+    ck_assert_int_eq(zmq_curve_keypair(srv_pub, srv_sec), 0);
+    ck_assert_int_eq(zmq_curve_keypair(rms_pub, rms_sec), 0);
+    ck_assert_int_eq(zmq_curve_keypair(other_pub, other_sec), 0);
+    snprintf(text, sizeof text, "%s rms-a\n%s rms-b\n", rms_pub, other_pub);
+    pg_curve_allow *allow = s_allow_of("clients", text);
+    snprintf(text, sizeof text, "%s rms-b\n", other_pub);
+    pg_curve_allow *fewer = s_allow_of("clients2", text);
+    s_curve_intake(srv_sec, allow);
+    void *rms = s_curve_client(rms_sec, srv_pub);
+    s_send_answered(rms, "m1 P0000000901 1 UPSERT", "\"status\":\"accepted\"");
 
     pg_intake_set_allow(s_intake, fewer); /* rms-a taken off */
-    msg = "m2 P0000000902 1 UPSERT";
-    ck_assert_int_eq(zmq_send(rms, msg, strlen(msg), 0), (int)strlen(msg));
-    ck_assert_int_eq(s_serve_for(1000), 1);
-    ck_assert_int_eq(s_reply(rms, fr), 1);
-    ck_assert_msg(strstr(fr[0], "\"status\":\"rejected\"") &&
-                      strstr(fr[0], "rms:rms-a is no longer on curve.intake_clients_file"),
-                  "%s", fr[0]);
+    s_send_answered(rms, "m2 P0000000902 1 UPSERT",
+                    "\"status\":\"rejected\",\"reason\":\"party: rms:rms-a is no longer on "
+                    "curve.intake_clients_file\"");
     void *again = s_curve_client(rms_sec, srv_pub);
+    const char *msg = "m2 P0000000902 1 UPSERT";
     ck_assert_int_eq(zmq_send(again, msg, strlen(msg), 0), (int)strlen(msg));
     s_serve_for(1000);
     char buf[64];
     ck_assert_int_lt(zmq_recv(again, buf, sizeof buf, 0), 0);
     ck_assert_uint_eq(s_spooled().batches, 1);
     void *b = s_curve_client(other_sec, srv_pub); /* rms-b stays */
-    ck_assert_int_eq(zmq_send(b, msg, strlen(msg), 0), (int)strlen(msg));
-    ck_assert_int_eq(s_serve_for(1000), 1);
-    ck_assert_int_eq(s_reply(b, fr), 1);
-    ck_assert_msg(strstr(fr[0], "\"status\":\"accepted\""), "%s", fr[0]);
+    s_send_answered(b, msg, "\"status\":\"accepted\"");
 
     pg_intake_set_allow(s_intake, allow); /* rms-a put back */
     void *back = s_curve_client(rms_sec, srv_pub);
-    msg = "m3 P0000000903 1 UPSERT";
-    ck_assert_int_eq(zmq_send(back, msg, strlen(msg), 0), (int)strlen(msg));
-    ck_assert_int_eq(s_serve_for(1000), 1);
-    ck_assert_int_eq(s_reply(back, fr), 1);
-    ck_assert_msg(strstr(fr[0], "\"status\":\"accepted\""), "%s", fr[0]);
+    s_send_answered(back, "m3 P0000000903 1 UPSERT", "\"status\":\"accepted\"");
     zmq_close(rms);
     zmq_close(again);
     zmq_close(b);
@@ -1468,52 +1461,23 @@ END_TEST
 START_TEST(test_curve_key_rotated_same_name_refused)
 {
     char srv_pub[41], srv_sec[41], old_pub[41], old_sec[41], new_pub[41], new_sec[41];
+    char text[256];
     ck_assert_int_eq(zmq_curve_keypair(srv_pub, srv_sec), 0);
     ck_assert_int_eq(zmq_curve_keypair(old_pub, old_sec), 0);
     ck_assert_int_eq(zmq_curve_keypair(new_pub, new_sec), 0);
-    char path[128], path2[128];
-    snprintf(path, sizeof path, "%s/clients", s_dir);
-    snprintf(path2, sizeof path2, "%s/clients2", s_dir);
-    FILE *f = fopen(path, "w");
-    fprintf(f, "%s rms-a\n", old_pub);
-    fclose(f);
-    f = fopen(path2, "w");
-    fprintf(f, "%s rms-a\n", new_pub); /* the old key replaced */
-    fclose(f);
-    pg_curve_allow *allow = pg_curve_allow_load(path, s_err, sizeof s_err);
-    pg_curve_allow *rotated = pg_curve_allow_load(path2, s_err, sizeof s_err);
-    ck_assert_ptr_nonnull(allow);
-    ck_assert_ptr_nonnull(rotated);
-    pg_intake_destroy(&s_intake);
-    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
-                        .zmq_ctx = s_zctx,
-                        .adapter = &s_fake,
-                        .force = "ESX",
-                        .store = s_store,
-                        .ledger = s_ledger,
-                        .router = s_router,
-                        .spool = s_spool,
-                        .dlq = s_dlq,
-                        .curve_secret = srv_sec,
-                        .curve_allow = allow};
-    s_intake = pg_intake_new(&o, s_err, sizeof s_err);
-    ck_assert_msg(s_intake != NULL, "%s", s_err);
+    snprintf(text, sizeof text, "%s rms-a\n", old_pub);
+    pg_curve_allow *allow = s_allow_of("clients", text);
+    snprintf(text, sizeof text, "%s rms-a\n", new_pub); /* the old key replaced */
+    pg_curve_allow *rotated = s_allow_of("clients2", text);
+    s_curve_intake(srv_sec, allow);
     void *rms = s_curve_client(old_sec, srv_pub);
-    const char *msg = "m1 P0000000901 1 UPSERT";
-    char fr[4][1024];
-    ck_assert_int_eq(zmq_send(rms, msg, strlen(msg), 0), (int)strlen(msg));
-    ck_assert_int_eq(s_serve_for(1000), 1);
-    ck_assert_int_eq(s_reply(rms, fr), 1);
-    ck_assert_msg(strstr(fr[0], "\"status\":\"accepted\""), "%s", fr[0]);
-
+    s_send_answered(rms, "m1 P0000000901 1 UPSERT", "\"status\":\"accepted\"");
     pg_intake_set_allow(s_intake, rotated); /* SIGHUP: the old key is off the list */
-    msg = "m2 P0000000902 1 UPSERT";
-    ck_assert_int_eq(zmq_send(rms, msg, strlen(msg), 0), (int)strlen(msg));
-    ck_assert_int_eq(s_serve_for(1000), 1);
-    ck_assert_int_eq(s_reply(rms, fr), 1);
-    ck_assert_msg(strstr(fr[0], "\"status\":\"rejected\""),
-                  "the removed (rotated) key's open connection is still served: %s", fr[0]);
+    s_send_answered(rms, "m2 P0000000902 1 UPSERT", "\"status\":\"rejected\"");
+    void *now = s_curve_client(new_sec, srv_pub);
+    s_send_answered(now, "m2 P0000000902 1 UPSERT", "\"status\":\"accepted\"");
     zmq_close(rms);
+    zmq_close(now);
     pg_intake_destroy(&s_intake);
     pg_curve_allow_destroy(&allow);
     pg_curve_allow_destroy(&rotated);
