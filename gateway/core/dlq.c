@@ -173,39 +173,50 @@ static int s_state_put(pg_dlq *self, pg_store_txn *txn, const s_state *st, char 
                         errstr, errstr_size);
 }
 
-/* The partner class's count, and the state's next_id when this release last wrote it:
- * a release that does not keep the classes moves next_id alone, which tells that the
- * indexes no longer say what the entries are. */
+/* The partner class's count ("state.partner": entries, bytes, the layout the builds
+ * before read), and the state's next_id when a release that keeps the classes last
+ * wrote them ("state.classes"): one that does not keep them moves next_id alone, which
+ * tells that the indexes no longer say what the entries are. */
+static const char s_classes_key[] = "state.classes";
 typedef struct s_count {
     uint64_t entries, bytes, next_id;
 } s_count;
 
-/* The partner entries' count; found 0 when absent: *found says which. */
+/* The partner class's count; 0 when absent: *found (may be NULL) says whether both
+ * keys were there in their layout. */
 static int s_partner_get(pg_dlq *self, pg_store_txn *txn, s_count *c, int *found, char *errstr,
                          size_t errstr_size)
 {
-    const void *v;
-    size_t vlen;
+    const void *v, *w;
+    size_t vlen, wlen;
     memset(c, 0, sizeof *c);
     int rc = pg_store_get(txn, self->meta_db, s_partner_key, sizeof s_partner_key - 1, &v, &vlen,
                           errstr, errstr_size);
-    if (found)
-        *found = rc == 0 && vlen == sizeof *c; /* an earlier layout: made again */
-    if (rc == PG_ENOTFOUND || (rc == 0 && vlen == 2 * sizeof(uint64_t)))
-        return 0;
-    if (rc)
+    int rc2 = rc ? rc
+                 : pg_store_get(txn, self->meta_db, s_classes_key, sizeof s_classes_key - 1, &w,
+                                &wlen, errstr, errstr_size);
+    if (rc && rc != PG_ENOTFOUND)
         return rc;
-    if (vlen != sizeof *c)
-        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "dlq: damaged partner state");
-    memcpy(c, v, sizeof *c);
+    if (rc2 && rc2 != PG_ENOTFOUND)
+        return rc2;
+    int ok = !rc && !rc2 && vlen == 2 * sizeof(uint64_t) && wlen == sizeof(uint64_t);
+    if (found)
+        *found = ok;
+    if (ok) {
+        memcpy(c, v, 2 * sizeof(uint64_t));
+        memcpy(&c->next_id, w, sizeof c->next_id);
+    }
     return 0;
 }
 
 static int s_partner_put(pg_dlq *self, pg_store_txn *txn, const s_count *c, char *errstr,
                          size_t errstr_size)
 {
-    return pg_store_put(txn, self->meta_db, s_partner_key, sizeof s_partner_key - 1, c, sizeof *c,
-                        errstr, errstr_size);
+    int rc = pg_store_put(txn, self->meta_db, s_partner_key, sizeof s_partner_key - 1, c,
+                          2 * sizeof(uint64_t), errstr, errstr_size);
+    return rc ? rc
+              : pg_store_put(txn, self->meta_db, s_classes_key, sizeof s_classes_key - 1,
+                             &c->next_id, sizeof c->next_id, errstr, errstr_size);
 }
 
 /* The classes' indexes and counts made again from the entries when they do not add up

@@ -70,6 +70,20 @@ static const char *s_old_topic(const char *sig, size_t len, const char *dest)
     return NULL;
 }
 
+/* Is rv (PG_ROUTER_META_RULES) the digest of rules ("<digest>:<digest v1>"), and was it
+ * written beside the stored signature sig (whose rules entry is that digest v1)? */
+static int s_rules_beside(const char *sig, size_t len, const char *rv, size_t rvlen,
+                          const char *rules)
+{
+    size_t n = strlen(rules), at = s_without_rules(sig, len), v1 = at + strlen(S_RULES);
+    const char *colon = strchr(rules, ':');
+    if (rvlen != n || memcmp(rv, rules, (size_t)(colon - rules) + 1) || at == len)
+        return 0;
+    size_t v1_len = n - (size_t)(colon - rules) - 1;
+    return v1 + v1_len < len && !memcmp(sig + v1, rv + (colon - rules) + 1, v1_len) &&
+           sig[v1 + v1_len] == '\0';
+}
+
 typedef struct s_held {
     const char *dest;
     const char *id;
@@ -342,7 +356,11 @@ int pg_router__reconcile(pg_router_ctx *ctx, const pg_changeset *routing)
     char *v2 = s_signature(r, pg_policy_digest(r->policy), &v2_len);
     if (!sig || !v2)
         return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
-    const char *rules = pg_policy_digest(r->policy);
+    /* "<digest>:<digest v1>": the v1 digest of the signature it was written beside, so
+     * that one left behind when a release before rewrote the signature is not believed. */
+    char rules[2 * 64 + 2];
+    snprintf(rules, sizeof rules, "%s:%s", pg_policy_digest(r->policy),
+             pg_policy_digest_v1(r->policy));
     const void *val, *rv;
     size_t vlen, rvlen;
     int rc = pg_store_get(ctx->txn, r->meta, PG_ROUTER_META_POLICY, strlen(PG_ROUTER_META_POLICY),
@@ -353,8 +371,8 @@ int pg_router__reconcile(pg_router_ctx *ctx, const pg_changeset *routing)
                            &rv, &rvlen, ctx->errstr, ctx->errstr_size);
     if (rrc && rrc != PG_ENOTFOUND)
         return rrc;
-    int rules_same = !rrc && rvlen == strlen(rules) && !memcmp(rv, rules, rvlen);
     size_t base = s_without_rules(sig, sig_len);
+    int rules_same = !rc && !rrc && s_rules_beside(val, vlen, rv, rvlen, rules);
     int same = !rc && vlen == sig_len && !memcmp(val, sig, sig_len);
     /* Stored before signatures had the rules; with a digest of the rules as the parser
      * reads them (a build of 2026-12-07); or quoted otherwise since (the same rules as
