@@ -1484,6 +1484,55 @@ START_TEST(test_curve_key_rotated_same_name_refused)
 }
 END_TEST
 
+/* Anyone who has the gateway's public key can make a refused handshake, and each was
+ * one warn line: 200 of them wrote 200 (found by a review). At most 10 a minute are
+ * logged now; all are counted. */
+START_TEST(test_curve_refusals_logged_at_most_10_a_minute)
+{
+    char srv_pub[41], srv_sec[41], rms_pub[41], rms_sec[41], text[128], logp[160];
+    ck_assert_int_eq(zmq_curve_keypair(srv_pub, srv_sec), 0);
+    ck_assert_int_eq(zmq_curve_keypair(rms_pub, rms_sec), 0);
+    snprintf(text, sizeof text, "%s rms-a\n", rms_pub);
+    pg_curve_allow *allow = s_allow_of("clients", text);
+    snprintf(logp, sizeof logp, "%s/log.txt", s_dir);
+    FILE *log = fopen(logp, "w+");
+    ck_assert_ptr_nonnull(log);
+    pg_log_set_level(PG_LOG_INFO);
+    pg_log_set_stream(log);
+    s_curve_intake(srv_sec, allow);
+    void *socks[30];
+    for (int i = 0; i < 30; i++) {
+        char pub[41], sec[41];
+        ck_assert_int_eq(zmq_curve_keypair(pub, sec), 0);
+        socks[i] = s_curve_client(sec, srv_pub);
+        zmq_send(socks[i], "x", 1, ZMQ_DONTWAIT);
+    }
+    pg_intake_stats is;
+    for (int i = 0; i < 100; i++) { /* every handshake answered: 10 s at most */
+        s_serve_for(100);
+        pg_intake_get_stats(s_intake, &is);
+        if (is.curve_refused >= 30)
+            break;
+    }
+    pg_log_set_stream(stderr);
+    fflush(log);
+    fseek(log, 0, SEEK_SET);
+    static char all[1 << 16];
+    size_t n = fread(all, 1, sizeof all - 1, log);
+    all[n] = 0;
+    fclose(log);
+    int lines = 0;
+    for (const char *p = all; (p = strstr(p, "refused: key not on the allow-list")); p++)
+        lines++;
+    ck_assert_uint_eq(is.curve_refused, 30);
+    ck_assert_int_eq(lines, 10);
+    for (int i = 0; i < 30; i++)
+        zmq_close(socks[i]);
+    pg_intake_destroy(&s_intake);
+    pg_curve_allow_destroy(&allow);
+}
+END_TEST
+
 START_TEST(test_curve_allow_list)
 {
     char srv_pub[41], srv_sec[41], rms_pub[41], rms_sec[41], bad_pub[41], bad_sec[41], two_pub[41],
@@ -2520,6 +2569,7 @@ int main(void)
     tcase_add_test(tc, test_curve_allow_list);
     tcase_add_test(tc, test_curve_key_removed_at_reload);
     tcase_add_test(tc, test_curve_key_rotated_same_name_refused);
+    tcase_add_test(tc, test_curve_refusals_logged_at_most_10_a_minute);
     tcase_add_test(tc, test_oversized_frame_closes_connection);
     tcase_add_test(tc, test_curve_allow_list_names);
     tcase_add_test(tc, test_policy_change_is_its_own_party);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "log.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
+#include "polegate/timeutil.h"
 
 #define S_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 
@@ -230,7 +232,37 @@ struct pg_zap {
     pthread_t thread;
     atomic_int stop;
     atomic_uint_fast64_t accepted, refused;
+    /* Refusals logged in the current minute (the ZAP thread's alone): anyone who has
+     * the server's public key can make one, so one line each would let them fill the
+     * log; every refusal is counted all the same. */
+    int64_t window_ms;
+    unsigned logged;
+    uint64_t unlogged;
 };
+
+#define S_REFUSALS_LOGGED_PER_MINUTE 10
+
+/* May this refusal be logged? Says how many were not, once the minute is over. */
+static int s_refusal_logged(pg_zap *z)
+{
+    int64_t now = pg_time_mono_ms();
+    if (now - z->window_ms >= 60000) {
+        if (z->unlogged)
+            pg_log(PG_LOG_WARN,
+                   "%s: %" PRIu64 " more connections refused in the last minute, not logged "
+                   "one by one (all counted)",
+                   z->what, z->unlogged);
+        z->window_ms = now;
+        z->logged = 0;
+        z->unlogged = 0;
+    }
+    if (z->logged < S_REFUSALS_LOGGED_PER_MINUTE) {
+        z->logged++;
+        return 1;
+    }
+    z->unlogged++;
+    return 0;
+}
 
 /* One frame of a request into out (NUL-terminated, cut at size - 1). */
 static int s_frame(void *sock, char *out, size_t size, size_t *len)
@@ -312,8 +344,10 @@ static void s_handle(pg_zap *z)
         return;
     }
     atomic_fetch_add(&z->refused, 1);
-    pg_log(PG_LOG_WARN, "%s: connection from %s refused: %s%s", z->what, f[3],
-           *key ? "key not on the allow-list: " : "not CURVE (mechanism ", *key ? key : f[5]);
+    if (s_refusal_logged(z))
+        pg_log(PG_LOG_WARN, "%s: connection from %s refused: %s%s%s", z->what, f[3],
+               *key ? "key not on the allow-list: " : "not CURVE (mechanism ", *key ? key : f[5],
+               *key ? "" : ")");
     s_answer(z->sock, "1.0", f[1], len[1], "400", "key not allowed", "", "");
 }
 
@@ -341,6 +375,7 @@ pg_zap *pg_zap_start(void *ctx, const pg_curve_allow *allow, const char *what, c
         return NULL;
     }
     z->allow = allow;
+    z->window_ms = pg_time_mono_ms();
     pthread_mutex_init(&z->mu, NULL);
     int linger = 0;
     z->sock = zmq_socket(ctx, ZMQ_REP);
