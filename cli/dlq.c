@@ -3,10 +3,12 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <zmq.h>
 
@@ -671,6 +673,15 @@ int pg_cli_dlq(int argc, char **argv)
         }
     }
     int rc = 2;
+    /* A store that is not there is a mistyped path, not one without dead letters: it
+     * is not made (pg_store_new would). */
+    char data[PATH_MAX];
+    struct stat st;
+    if ((size_t)snprintf(data, sizeof data, "%s/data.mdb", store) >= sizeof data ||
+        stat(data, &st)) {
+        fprintf(stderr, "polegate dlq: %s: no store there (no data.mdb)\n", store);
+        goto out;
+    }
     c.store = pg_store_new(store, cfg ? cfg->store_map_size : 0, why, PG_ERRSTR_SIZE);
     c.dlq = c.store ? pg_dlq_new(c.store, NULL, why, PG_ERRSTR_SIZE) : NULL;
     if (!c.dlq) {

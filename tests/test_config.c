@@ -561,6 +561,21 @@ START_TEST(test_audit_spool_dlq)
     s_bad(BASE "dlq: {topic: polegate.esx.national.pole.v1}\n",
           "t.yaml:1: policy.destinations[0] (national): topic 'polegate.esx.national.pole.v1' is "
           "the dead-letter topic");
+    /* nor the audit checkpoint topic, shared with a destination, a partner or the dead
+     * letters (it was taken: found by a review) */
+    s_bad(BASE "audit: {topic: polegate.esx.national.pole.v1}\n",
+          "t.yaml:1: policy.destinations[0] (national): topic 'polegate.esx.national.pole.v1' is "
+          "the audit checkpoint topic");
+    s_bad(BASE "audit: {topic: polegate.esx.dlq.v1}\n",
+          "audit.topic: 'polegate.esx.dlq.v1' is the dead-letter topic");
+    s_bad(
+        "policy:\n  version: T-1\n  agreements: [{name: A, description: a}]\n"
+        "  destinations: [{name: national, kind: national, topic: polegate.esx.national.pole.v1, "
+        "agreement: A, max_classification: OFFICIAL, kinds: all}]\n"
+        "  partners: [{force: MER, topic: polegate.mer.esx.pole.v1, agreement: A}]\n" FORCE ADAPTER
+            INTAKE STORE KAFKA "audit: {topic: polegate.mer.esx.pole.v1}\n",
+        "policy.partners[0] (MER): topic 'polegate.mer.esx.pole.v1' is the audit checkpoint "
+        "topic");
     /* the audit log lives beside the store unless told otherwise */
     pg_config *cfg = s_parse(POLICY FORCE ADAPTER INTAKE KAFKA "store: {path: /srv/pg/}\n");
     ck_assert_msg(cfg != NULL, "%s", s_err);
@@ -812,11 +827,12 @@ START_TEST(test_kafka_secrets)
     cfg = pg_config_load(yaml, s_err, sizeof s_err);
     ck_assert_msg(cfg != NULL, "%s", s_err);
     int warnings = 0;
-    ck_assert_int_eq(pg_config_warnings(cfg, s_count_warning, &warnings), 2);
+    /* and the audit log's chain unkeyed: one more */
+    ck_assert_int_eq(pg_config_warnings(cfg, s_count_warning, &warnings), 3);
     pg_config_destroy(&cfg);
     ck_assert_int_eq(chmod(yaml, 0600), 0);
     cfg = pg_config_load(yaml, s_err, sizeof s_err);
-    ck_assert_int_eq(pg_config_warnings(cfg, s_count_warning, &warnings), 1); /* insecure */
+    ck_assert_int_eq(pg_config_warnings(cfg, s_count_warning, &warnings), 2); /* insecure */
     pg_config_destroy(&cfg);
     unsetenv("PG_TEST_SASL_PASSWORD");
     char cmd[128];

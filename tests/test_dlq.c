@@ -293,6 +293,12 @@ START_TEST(test_cli_list_show_purge)
     ck_assert_uint_eq(s_lines(s_out), 3);
     ck_assert_msg(strstr(s_out, "2 2026-03-29T06:30:00.123Z atx 7 record.type: unknown\n") != NULL,
                   "%s", s_out);
+    /* a mistyped store path is an error, and no store is made there (it once listed
+     * nothing, exit 0, and made one: found by a review) */
+    snprintf(args, sizeof args, "dlq list --store %s/typo", s_dir);
+    ck_assert_int_eq(s_polegate(args), 2);
+    snprintf(args, sizeof args, "%s/typo", s_dir);
+    ck_assert_int_ne(access(args, F_OK), 0);
     snprintf(args, sizeof args, "dlq list --json --store %s", s_dir);
     ck_assert_int_eq(s_polegate(args), 0);
     ck_assert_ptr_nonnull(strstr(s_out, "{\"id\":1,\"received_at\":\"2026-03-29T06:30:00.123Z\","

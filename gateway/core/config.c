@@ -600,14 +600,26 @@ static void s_policy(s_loader *ld, struct fy_node *node, int line)
         s_err(ld, line,
               "policy.destinations: none: this gateway would publish nothing (add the "
               "national service or a partner force: docs/policy.md)");
-    for (size_t i = 0; cfg->dlq_topic && i < pg_policy_destination_count(p); i++)
-        if (!strcmp(pg_policy_destination_at(p, i)->topic, cfg->dlq_topic))
-            s_err(ld, line, "policy.destinations[%zu] (%s): topic '%s' is the dead-letter topic", i,
-                  pg_policy_destination_at(p, i)->name, cfg->dlq_topic);
-    for (size_t i = 0; cfg->dlq_topic && i < pg_policy_partner_count(p); i++)
-        if (!strcmp(pg_policy_partner_at(p, i)->topic, cfg->dlq_topic))
-            s_err(ld, line, "policy.partners[%zu] (%s): topic '%s' is the dead-letter topic", i,
-                  pg_policy_partner_at(p, i)->force, cfg->dlq_topic);
+    /* The gateway's own topics carry what no destination or partner may share: the
+     * dead letters (original record bytes) and the audit checkpoints. */
+    const struct {
+        const char *topic, *what;
+    } own[] = {{cfg->dlq_topic, "the dead-letter topic"},
+               {cfg->audit_topic, "the audit checkpoint topic"}};
+    for (size_t t = 0; t < sizeof own / sizeof own[0]; t++) {
+        if (!own[t].topic)
+            continue;
+        for (size_t i = 0; i < pg_policy_destination_count(p); i++)
+            if (!strcmp(pg_policy_destination_at(p, i)->topic, own[t].topic))
+                s_err(ld, line, "policy.destinations[%zu] (%s): topic '%s' is %s", i,
+                      pg_policy_destination_at(p, i)->name, own[t].topic, own[t].what);
+        for (size_t i = 0; i < pg_policy_partner_count(p); i++)
+            if (!strcmp(pg_policy_partner_at(p, i)->topic, own[t].topic))
+                s_err(ld, line, "policy.partners[%zu] (%s): topic '%s' is %s", i,
+                      pg_policy_partner_at(p, i)->force, own[t].topic, own[t].what);
+    }
+    if (cfg->dlq_topic && cfg->audit_topic && !strcmp(cfg->dlq_topic, cfg->audit_topic))
+        s_err(ld, line, "audit.topic: '%s' is the dead-letter topic", cfg->audit_topic);
 }
 
 static void s_diag_collect(s_loader *ld, struct fy_diag *diag)
@@ -745,6 +757,14 @@ int pg_config_warnings(const pg_config *cfg, void (*fn)(void *ud, const char *wa
     if (cfg->kafka_secret_inline && cfg->path && !stat(cfg->path, &st) && (st.st_mode & 077)) {
         fn(ud, "kafka.properties holds a secret and the config file is readable by group or "
                "others: chmod 600 it, or give the secret as <property>_file or <property>_env");
+        n++;
+    }
+    if (!cfg->audit_key_file || !cfg->audit_signing_key_file) {
+        fn(ud, !cfg->audit_key_file
+                   ? "audit.key_file: none: the audit log's hash chain is not keyed, so whoever "
+                     "can write its disk can rewrite it unseen (docs/policy.md)"
+                   : "audit.signing_key_file: none: no signed checkpoints, so the end of the "
+                     "audit log can be cut unseen (docs/policy.md)");
         n++;
     }
     return n;
