@@ -582,7 +582,8 @@ static int s_stop(void *ud, const char *line, size_t len)
 START_TEST(test_query)
 {
     s_write_four(); /* seq 1-4 at 01:30:00, 01:31:00, 01:32:00, 01:33:00 */
-    /* a junk line is skipped by queries (verify reports it) */
+    /* a junk line is skipped by queries, which print what matched and then say that it
+     * is not from an unbroken chain (they once said nothing: found by a review) */
     FILE *f = fopen(s_path, "a");
     fputs("junk\n", f);
     fclose(f);
@@ -617,7 +618,9 @@ START_TEST(test_query)
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         t_hits h = {0, ""};
         ck_assert_int_eq(pg_audit_query(s_path, &rows[i].filter, s_collect, &h, err, sizeof err),
-                         0);
+                         PG_ECORRUPT);
+        ck_assert_msg(strstr(err, "1 lines are not events (the first: line 5): what was printed"),
+                      "%s", err);
         ck_assert_msg(!strcmp(h.seqs, rows[i].want), "row %zu: got '%s', want '%s'", i, h.seqs,
                       rows[i].want);
     }
@@ -625,6 +628,19 @@ START_TEST(test_query)
     ck_assert_int_eq(pg_audit_query(s_path, NULL, s_stop, &calls, err, sizeof err), 99);
     ck_assert_int_eq(calls, 2);
     ck_assert_int_eq(pg_audit_query("/nonexistent", NULL, s_stop, &calls, err, sizeof err), PG_EIO);
+    /* an event taken out: the ones after it do not follow */
+    gchar *text = NULL;
+    ck_assert(g_file_get_contents(s_path, &text, NULL, NULL));
+    char *second = strchr(text, '\n') + 1, *third = strchr(second, '\n') + 1;
+    memmove(second, third, strlen(third) + 1);
+    *strstr(text, "junk\n") = 0;
+    ck_assert(g_file_set_contents(s_path, text, -1, NULL));
+    g_free(text);
+    t_hits h = {0, ""};
+    ck_assert_int_eq(pg_audit_query(s_path, NULL, s_collect, &h, err, sizeof err), PG_ECORRUPT);
+    ck_assert_str_eq(h.seqs, "1,3,4");
+    ck_assert_msg(strstr(err, ": 1 events do not follow the one before (the first: line 2): what"),
+                  "%s", err);
 }
 END_TEST
 

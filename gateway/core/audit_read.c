@@ -194,6 +194,9 @@ typedef struct s_query {
     pg_audit_line_fn fn;
     void *ud;
     pg_buf canon;
+    /* What says the results are not those of an unbroken chain: lines that are no event,
+     * and events whose seq does not follow the one before (the first of each). */
+    uint64_t lines, bad, gaps, bad_line, gap_line, last_seq;
 } s_query;
 
 static int s_matches(const json_t *obj, const char *key, const char *want)
@@ -216,10 +219,16 @@ static int s_query_line(void *ud, char *line, size_t len, int complete)
     s_query *q = ud;
     const pg_audit_filter *f = q->filter;
     pg_audit_line ln = {0};
+    q->lines++;
     if (!complete || pg_audit__parse_line(line, len, &q->canon, &ln, NULL, 0)) {
         json_decref(ln.obj);
+        if (!q->bad++)
+            q->bad_line = q->lines;
         return 0;
     }
+    if (q->last_seq && ln.seq != q->last_seq + 1 && !q->gaps++)
+        q->gap_line = q->lines;
+    q->last_seq = ln.seq;
     const char *when = json_string_value(json_object_get(ln.obj, "time"));
     int match = s_party_matches(ln.obj, f->party) && s_matches(ln.obj, "entity_id", f->entity_id) &&
                 s_matches(ln.obj, "native_id", f->native_id) &&
@@ -240,6 +249,22 @@ int pg_audit_query(const char *path, const pg_audit_filter *filter, pg_audit_lin
     pg_audit__format_time(q.filter->until_ms, q.until);
     int rc = s_each_line_of_set(path, NULL, s_query_line, &q, errstr, errstr_size);
     pg_buf_free(&q.canon);
+    if (!rc && (q.bad || q.gaps)) {
+        char bad[96] = "", gaps[96] = "";
+        if (q.bad)
+            snprintf(bad, sizeof bad,
+                     "%" PRIu64 " lines are not events (the first: line %" PRIu64 ")", q.bad,
+                     q.bad_line);
+        if (q.gaps)
+            snprintf(gaps, sizeof gaps,
+                     "%" PRIu64 " events do not follow the one before (the first: line %" PRIu64
+                     ")",
+                     q.gaps, q.gap_line);
+        rc = pg_errf(PG_ECORRUPT, errstr, errstr_size,
+                     "%s: %s%s%s: what was printed is not from an unbroken chain; run polegate "
+                     "audit verify",
+                     path, bad, *bad && *gaps ? ", " : "", gaps);
+    }
     return rc;
 }
 
