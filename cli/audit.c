@@ -250,7 +250,11 @@ static int s_verify(int argc, char **argv)
     int rc = pg_audit_verify(path, &vo, &res, err, sizeof err);
     free(cps.v);
     if (rc) {
-        fprintf(stderr, "%s: %s\n", res.bad_line ? path : "polegate audit", err);
+        /* A reason about one of the rotated files names it already. */
+        if (res.bad_line && !strncmp(err, path, strlen(path)))
+            fprintf(stderr, "%s\n", err);
+        else
+            fprintf(stderr, "%s: %s\n", res.bad_line ? path : "polegate audit", err);
         return 1;
     }
     printf("%s: ok, %" PRIu64 " events in %zu file%s, head %s", path, res.events, res.files,
