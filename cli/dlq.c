@@ -679,7 +679,8 @@ int pg_cli_dlq(int argc, char **argv)
     struct stat st;
     if ((size_t)snprintf(data, sizeof data, "%s/data.mdb", store) >= sizeof data ||
         stat(data, &st)) {
-        fprintf(stderr, "polegate dlq: %s: no store there (no data.mdb)\n", store);
+        fprintf(stderr, "polegate dlq: %s: %s\n", store,
+                errno == ENOENT ? "no store there (no data.mdb)" : strerror(errno));
         goto out;
     }
     c.store = pg_store_new(store, cfg ? cfg->store_map_size : 0, why, PG_ERRSTR_SIZE);

@@ -80,6 +80,7 @@ static int s_check(const char *dir)
         return 1;
     }
     if (pid == 0) {
+        setvbuf(stdout, NULL, _IOLBF, 0); /* what it found stays if it dies */
         int rc = s_check_here(dir);
         fflush(stdout);
         _exit(rc);
@@ -94,6 +95,7 @@ static int s_check(const char *dir)
         printf("%s: DAMAGED: the store's page structure could not be read (the check died of "
                "signal %d, %s)\n",
                dir, WTERMSIG(st), strsignal(WTERMSIG(st)));
+        s_check_wal(dir); /* what a recovery would start from: no LMDB in it */
         return 1;
     }
     return WIFEXITED(st) ? WEXITSTATUS(st) : 1;

@@ -4,6 +4,7 @@
 #include <glib.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,9 +196,20 @@ typedef struct s_query {
     void *ud;
     pg_buf canon;
     /* What says the results are not those of an unbroken chain: lines that are no event,
-     * and events whose seq does not follow the one before (the first of each). */
-    uint64_t lines, bad, gaps, bad_line, gap_line, last_seq;
+     * and events whose seq does not follow the one before (the first of each: its file
+     * and its line there). */
+    const char *file;
+    uint64_t line_no, bad, gaps, bad_line, gap_line, last_seq;
+    char bad_file[PATH_MAX], gap_file[PATH_MAX];
 } s_query;
+
+static int s_query_file(void *ud, const char *file)
+{
+    s_query *q = ud;
+    q->file = file;
+    q->line_no = 0;
+    return 0;
+}
 
 static int s_matches(const json_t *obj, const char *key, const char *want)
 {
@@ -219,15 +231,19 @@ static int s_query_line(void *ud, char *line, size_t len, int complete)
     s_query *q = ud;
     const pg_audit_filter *f = q->filter;
     pg_audit_line ln = {0};
-    q->lines++;
+    q->line_no++;
     if (!complete || pg_audit__parse_line(line, len, &q->canon, &ln, NULL, 0)) {
         json_decref(ln.obj);
-        if (!q->bad++)
-            q->bad_line = q->lines;
+        if (!q->bad++) {
+            q->bad_line = q->line_no;
+            snprintf(q->bad_file, sizeof q->bad_file, "%s", q->file);
+        }
         return 0;
     }
-    if (q->last_seq && ln.seq != q->last_seq + 1 && !q->gaps++)
-        q->gap_line = q->lines;
+    if (q->last_seq && ln.seq != q->last_seq + 1 && !q->gaps++) {
+        q->gap_line = q->line_no;
+        snprintf(q->gap_file, sizeof q->gap_file, "%s", q->file);
+    }
     q->last_seq = ln.seq;
     const char *when = json_string_value(json_object_get(ln.obj, "time"));
     int match = s_party_matches(ln.obj, f->party) && s_matches(ln.obj, "entity_id", f->entity_id) &&
@@ -247,23 +263,23 @@ int pg_audit_query(const char *path, const pg_audit_filter *filter, pg_audit_lin
     s_query q = {.filter = filter ? filter : &all, .fn = fn, .ud = ud, .canon = PG_BUF_INIT};
     pg_audit__format_time(q.filter->since_ms, q.since);
     pg_audit__format_time(q.filter->until_ms, q.until);
-    int rc = s_each_line_of_set(path, NULL, s_query_line, &q, errstr, errstr_size);
+    int rc = s_each_line_of_set(path, s_query_file, s_query_line, &q, errstr, errstr_size);
     pg_buf_free(&q.canon);
     if (!rc && (q.bad || q.gaps)) {
-        char bad[96] = "", gaps[96] = "";
+        char bad[PATH_MAX + 96] = "", gaps[PATH_MAX + 96] = "";
         if (q.bad)
             snprintf(bad, sizeof bad,
-                     "%" PRIu64 " lines are not events (the first: line %" PRIu64 ")", q.bad,
-                     q.bad_line);
+                     "%" PRIu64 " lines are not events (the first: %s line %" PRIu64 ")", q.bad,
+                     q.bad_file, q.bad_line);
         if (q.gaps)
             snprintf(gaps, sizeof gaps,
-                     "%" PRIu64 " events do not follow the one before (the first: line %" PRIu64
+                     "%" PRIu64 " events do not follow the one before (the first: %s line %" PRIu64
                      ")",
-                     q.gaps, q.gap_line);
+                     q.gaps, q.gap_file, q.gap_line);
         rc = pg_errf(PG_ECORRUPT, errstr, errstr_size,
-                     "%s: %s%s%s: what was printed is not from an unbroken chain; run polegate "
-                     "audit verify",
-                     path, bad, *bad && *gaps ? ", " : "", gaps);
+                     "%s%s%s: what was printed is not from an unbroken chain; run polegate audit "
+                     "verify",
+                     bad, *bad && *gaps ? ", " : "", gaps);
     }
     return rc;
 }

@@ -242,20 +242,26 @@ struct pg_zap {
 
 #define S_REFUSALS_LOGGED_PER_MINUTE 10
 
-/* May this refusal be logged? Says how many were not, once the minute is over. */
-static int s_refusal_logged(pg_zap *z)
+/* The refusals not logged one by one, once their minute is over (or at stop: force). */
+static void s_refusals_summary(pg_zap *z, int force)
 {
     int64_t now = pg_time_mono_ms();
-    if (now - z->window_ms >= 60000) {
-        if (z->unlogged)
-            pg_log(PG_LOG_WARN,
-                   "%s: %" PRIu64 " more connections refused in the last minute, not logged "
-                   "one by one (all counted)",
-                   z->what, z->unlogged);
-        z->window_ms = now;
-        z->logged = 0;
-        z->unlogged = 0;
-    }
+    if (!force && now - z->window_ms < 60000)
+        return;
+    if (z->unlogged)
+        pg_log(PG_LOG_WARN,
+               "%s: %" PRIu64 " more connections refused in the last %.0f s, not logged one "
+               "by one (all counted)",
+               z->what, z->unlogged, (double)(now - z->window_ms) / 1000.0);
+    z->window_ms = now;
+    z->logged = 0;
+    z->unlogged = 0;
+}
+
+/* May this refusal be logged? */
+static int s_refusal_logged(pg_zap *z)
+{
+    s_refusals_summary(z, 0);
     if (z->logged < S_REFUSALS_LOGGED_PER_MINUTE) {
         z->logged++;
         return 1;
@@ -361,7 +367,10 @@ static void *s_run(void *arg)
             break;
         if (rc > 0)
             s_handle(z);
+        else if (z->unlogged)
+            s_refusals_summary(z, 0);
     }
+    s_refusals_summary(z, 1);
     return NULL;
 }
 
