@@ -646,7 +646,6 @@ START_TEST(test_query)
 }
 END_TEST
 
-
 START_TEST(test_parse_time)
 {
     const struct {
