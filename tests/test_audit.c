@@ -984,15 +984,24 @@ static int s_count(void *ud, const char *line, size_t len)
     return 0;
 }
 
-START_TEST(test_rotation_carries_the_chain)
+/* Six collect events in files rotated at 700 bytes; the options used. */
+static pg_audit_options s_six_rotated(void)
 {
     char err[PG_ERRSTR_SIZE] = "";
     pg_audit_options o = {.sync_every = 1, .clock_ms = s_clock, .rotate_bytes = 700};
     pg_audit *a = pg_audit_new(s_path, &o, err, sizeof err);
-    ck_assert_ptr_nonnull(a);
+    ck_assert_msg(a != NULL, "%s", err);
     for (int i = 0; i < 6; i++)
         s_append(a, PG_AUDIT_COLLECT, i % 2 ? E2 : E1, NULL, "ok");
     pg_audit_destroy(&a);
+    return o;
+}
+
+START_TEST(test_rotation_carries_the_chain)
+{
+    char err[PG_ERRSTR_SIZE] = "";
+    pg_audit_options o = s_six_rotated();
+    pg_audit *a;
     /* reopened: the chain goes on (from the newest rotated file if the current one is
      * empty) */
     a = pg_audit_new(s_path, &o, err, sizeof err);
@@ -1100,12 +1109,7 @@ END_TEST
 START_TEST(test_query_rotated_bad_line_named_in_its_file)
 {
     char err[PG_ERRSTR_SIZE] = "";
-    pg_audit_options o = {.sync_every = 1, .clock_ms = s_clock, .rotate_bytes = 700};
-    pg_audit *a = pg_audit_new(s_path, &o, err, sizeof err);
-    ck_assert_ptr_nonnull(a);
-    for (int i = 0; i < 6; i++)
-        s_append(a, PG_AUDIT_COLLECT, i % 2 ? E2 : E1, NULL, "ok");
-    pg_audit_destroy(&a);
+    s_six_rotated();
     /* the oldest file archived away: what is left is still an unbroken chain */
     char first[256];
     snprintf(first, sizeof first, "%s.%020d", s_path, 1);

@@ -1379,10 +1379,10 @@ static pg_curve_allow *s_allow_of(const char *name, const char *text)
     return a;
 }
 
-/* s_intake again as a CURVE server with secret, taking the keys on allow. */
-static void s_curve_intake(const char *secret, const pg_curve_allow *allow)
+/* The fixture's intake as a CURVE server with secret, taking the keys on allow, its
+ * audit log audit (may be NULL). */
+static pg_intake_opts s_curve_opts(const char *secret, const pg_curve_allow *allow, pg_audit *audit)
 {
-    pg_intake_destroy(&s_intake);
     pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
                         .zmq_ctx = s_zctx,
                         .adapter = &s_fake,
@@ -1392,8 +1392,17 @@ static void s_curve_intake(const char *secret, const pg_curve_allow *allow)
                         .router = s_router,
                         .spool = s_spool,
                         .dlq = s_dlq,
+                        .audit = audit,
                         .curve_secret = secret,
                         .curve_allow = allow};
+    return o;
+}
+
+/* s_intake again as a CURVE server (s_curve_opts, no audit log). */
+static void s_curve_intake(const char *secret, const pg_curve_allow *allow)
+{
+    pg_intake_destroy(&s_intake);
+    pg_intake_opts o = s_curve_opts(secret, allow, NULL);
     s_intake = pg_intake_new(&o, s_err, sizeof s_err);
     ck_assert_msg(s_intake != NULL, "%s", s_err);
 }
@@ -1553,18 +1562,7 @@ START_TEST(test_curve_allow_list)
     pg_audit *audit = pg_audit_new(apath, NULL, s_err, sizeof s_err);
     ck_assert_ptr_nonnull(audit);
     pg_intake_destroy(&s_intake);
-    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
-                        .zmq_ctx = s_zctx,
-                        .adapter = &s_fake,
-                        .force = "ESX",
-                        .store = s_store,
-                        .ledger = s_ledger,
-                        .router = s_router,
-                        .spool = s_spool,
-                        .dlq = s_dlq,
-                        .audit = audit,
-                        .curve_secret = srv_sec,
-                        .curve_allow = allow};
+    pg_intake_opts o = s_curve_opts(srv_sec, allow, audit);
     s_intake = pg_intake_new(&o, s_err, sizeof s_err);
     ck_assert_msg(s_intake != NULL, "%s", s_err);
 
