@@ -152,23 +152,32 @@ static void s_mock_up(void)
     ck_assert_int_eq(rd_kafka_mock_topic_create(s_mcluster, DLQ_TOPIC, 1, 1), 0);
 }
 
-static pg_intake *s_new_intake_g(const pg_adapter_ops *adapter, const char *endpoint, size_t max,
-                                 size_t group)
+/* The options of an intake on the fixture (its store, ledger, router, spool and dead
+ * letters; the fake adapter), at endpoint (NULL: no socket); callers add theirs. */
+static pg_intake_opts s_opts(const char *endpoint)
 {
     pg_intake_opts o = {.endpoint = endpoint,
                         .zmq_ctx = s_zctx,
-                        .max_message_size = max,
-                        .adapter = adapter,
+                        .adapter = &s_fake,
                         .force = "ESX",
                         .dlq_topic = DLQ_TOPIC,
-                        .group_max = group,
                         .store = s_store,
                         .ledger = s_ledger,
                         .router = s_router,
                         .spool = s_spool,
-                        .dlq = s_dlq,
-                        .wal = s_use_wal,
-                        .checkpoint_ms = 60000}; /* the tests say when */
+                        .dlq = s_dlq};
+    return o;
+}
+
+static pg_intake *s_new_intake_g(const pg_adapter_ops *adapter, const char *endpoint, size_t max,
+                                 size_t group)
+{
+    pg_intake_opts o = s_opts(endpoint);
+    o.max_message_size = max;
+    o.adapter = adapter;
+    o.group_max = group;
+    o.wal = s_use_wal;
+    o.checkpoint_ms = 60000; /* the tests say when */
     pg_intake *in = pg_intake_new(&o, s_err, sizeof s_err);
     ck_assert_msg(in != NULL, "%s", s_err);
     return in;
@@ -282,16 +291,8 @@ static size_t s_events_with(const char *text, const char *a, const char *b, cons
 static void s_intake_audited(pg_audit *audit)
 {
     pg_intake_destroy(&s_intake);
-    pg_intake_opts o = {.zmq_ctx = s_zctx,
-                        .adapter = &s_fake,
-                        .force = "ESX",
-                        .dlq_topic = DLQ_TOPIC,
-                        .store = s_store,
-                        .ledger = s_ledger,
-                        .router = s_router,
-                        .spool = s_spool,
-                        .dlq = s_dlq,
-                        .audit = audit};
+    pg_intake_opts o = s_opts(NULL);
+    o.audit = audit;
     s_intake = pg_intake_new(&o, s_err, sizeof s_err);
     ck_assert_msg(s_intake != NULL, "%s", s_err);
 }
@@ -810,18 +811,9 @@ static pg_wal *s_wal_open(void)
 /* The intake on the fixture's store and the log w, or NULL with s_err. */
 static pg_intake *s_try_intake(pg_wal *w)
 {
-    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
-                        .zmq_ctx = s_zctx,
-                        .adapter = &s_fake,
-                        .force = "ESX",
-                        .dlq_topic = DLQ_TOPIC,
-                        .store = s_store,
-                        .ledger = s_ledger,
-                        .router = s_router,
-                        .spool = s_spool,
-                        .dlq = s_dlq,
-                        .wal = w,
-                        .checkpoint_ms = 60000};
+    pg_intake_opts o = s_opts("tcp://127.0.0.1:*");
+    o.wal = w;
+    o.checkpoint_ms = 60000;
     return pg_intake_new(&o, s_err, sizeof s_err);
 }
 
@@ -1383,18 +1375,10 @@ static pg_curve_allow *s_allow_of(const char *name, const char *text)
  * audit log audit (may be NULL). */
 static pg_intake_opts s_curve_opts(const char *secret, const pg_curve_allow *allow, pg_audit *audit)
 {
-    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
-                        .zmq_ctx = s_zctx,
-                        .adapter = &s_fake,
-                        .force = "ESX",
-                        .store = s_store,
-                        .ledger = s_ledger,
-                        .router = s_router,
-                        .spool = s_spool,
-                        .dlq = s_dlq,
-                        .audit = audit,
-                        .curve_secret = secret,
-                        .curve_allow = allow};
+    pg_intake_opts o = s_opts("tcp://127.0.0.1:*");
+    o.audit = audit;
+    o.curve_secret = secret;
+    o.curve_allow = allow;
     return o;
 }
 
