@@ -960,6 +960,34 @@ START_TEST(test_policy_same_version_other_rules_refused)
 }
 END_TEST
 
+/* The router's meta value key into out (at most size bytes): its length. */
+static size_t s_meta(const char *key, char *out, size_t size)
+{
+    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    pg_store_db meta;
+    const void *v;
+    size_t vlen;
+    ck_assert_int_eq(pg_store_db_open(txn, "router.meta", 0, &meta, e, sizeof e), 0);
+    ck_assert_int_eq(pg_store_get(txn, meta, key, strlen(key), &v, &vlen, e, sizeof e), 0);
+    ck_assert_uint_le(vlen, size);
+    memcpy(out, v, vlen);
+    pg_store_abort(&txn);
+    return vlen;
+}
+
+/* Set (v) or remove (v NULL) the router's meta value key. */
+static void s_set_meta(const char *key, const void *v, size_t len)
+{
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    pg_store_db meta;
+    ck_assert_int_eq(pg_store_db_open(txn, "router.meta", 0, &meta, e, sizeof e), 0);
+    if (v)
+        ck_assert_int_eq(pg_store_put(txn, meta, key, strlen(key), v, len, e, sizeof e), 0);
+    else
+        ck_assert_int_eq(pg_store_del(txn, meta, key, strlen(key), NULL, 0, e, sizeof e), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+}
+
 /* A policy whose scalars are only quoted otherwise is the same policy (the digest once
  * counted quoting, and refused such a file at start). The stored signature keeps the
  * form the release before reads (its digest of this very file), so that a roll-back
@@ -980,31 +1008,23 @@ START_TEST(test_policy_requoted_is_the_same_policy)
                                 "ESX-1%cnational=" T_NAT "%cmer=" T_MER "%c#rules=%s", 0, 0, 0,
                                 pg_policy_digest_v1(pol)) +
                1;
-    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
-    pg_store_db meta;
-    const void *v;
-    size_t vlen;
-    ck_assert_int_eq(pg_store_db_open(txn, "router.meta", 0, &meta, e, sizeof e), 0);
-    ck_assert_int_eq(pg_store_get(txn, meta, "policy", 6, &v, &vlen, e, sizeof e), 0);
-    ck_assert_msg(vlen == n && !memcmp(v, before, n), "%.*s", (int)vlen, (const char *)v);
-    ck_assert_int_eq(pg_store_get(txn, meta, "policy.rules", 12, &v, &vlen, e, sizeof e), 0);
+    char v[512];
+    size_t vlen = s_meta("policy", v, sizeof v);
+    ck_assert_msg(vlen == n && !memcmp(v, before, n), "%.*s", (int)vlen, v);
     char rules[160];
     snprintf(rules, sizeof rules, "%s:%s", pg_policy_digest(pol), pg_policy_digest_v1(pol));
-    ck_assert_msg(vlen == strlen(rules) && !memcmp(v, rules, vlen), "%.*s", (int)vlen,
-                  (const char *)v);
+    vlen = s_meta("policy.rules", v, sizeof v);
+    ck_assert_msg(vlen == strlen(rules) && !memcmp(v, rules, vlen), "%.*s", (int)vlen, v);
     /* the release before's store: its signature of this file, no digest beside it */
-    ck_assert_int_eq(pg_store_del(txn, meta, "policy.rules", 12, NULL, 0, e, sizeof e), 0);
-    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    s_set_meta("policy.rules", NULL, 0);
     pg_outbatch_reset(ob);
     ck_assert_int_eq(s_reconcile(), 0);
     ck_assert_uint_eq(ob->count, 0);
-    txn = pg_store_begin(st, 0, e, sizeof e);
-    ck_assert_int_eq(pg_store_get(txn, meta, "policy.rules", 12, &v, &vlen, e, sizeof e), 0);
+    vlen = s_meta("policy.rules", v, sizeof v);
     ck_assert(vlen == strlen(rules) && !memcmp(v, rules, vlen));
-    pg_store_abort(&txn);
 
     s_restart(POLICY("ESX-1", "\"OFFICIAL\"", T_MER));
-    txn = pg_store_begin(st, 1, e, sizeof e);
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
     ck_assert_int_eq(pg_router_reconcile(rt, txn, ob, e, sizeof e), PG_ECONFIG);
     pg_store_abort(&txn);
     ck_assert_msg(strstr(e, "did not change but its rules did"), "%s", e);
@@ -1017,29 +1037,12 @@ END_TEST
  * first ESX-1 beside its own signature; this release, started with the first ESX-1
  * file, must refuse the same version with other rules (it once took it for the same
  * policy: found by a review). */
-static void s_set_meta(const char *key, const void *v, size_t len)
-{
-    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
-    pg_store_db meta;
-    ck_assert_int_eq(pg_store_db_open(txn, "router.meta", 0, &meta, e, sizeof e), 0);
-    ck_assert_int_eq(pg_store_put(txn, meta, key, strlen(key), v, len, e, sizeof e), 0);
-    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
-}
-
 START_TEST(test_policy_stale_rules_digest_not_believed)
 {
     s_shared_pair();
     ck_assert_int_eq(s_reconcile(), 0);
     char first[160];
-    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
-    pg_store_db meta;
-    const void *v;
-    size_t vlen;
-    ck_assert_int_eq(pg_store_db_open(txn, "router.meta", 0, &meta, e, sizeof e), 0);
-    ck_assert_int_eq(pg_store_get(txn, meta, "policy.rules", 12, &v, &vlen, e, sizeof e), 0);
-    ck_assert_uint_lt(vlen, sizeof first);
-    memcpy(first, v, vlen);
-    pg_store_abort(&txn);
+    size_t vlen = s_meta("policy.rules", first, sizeof first);
 
     s_restart(POLICY("ESX-2", "OFFICIAL", T_MER));
     ck_assert_int_eq(s_reconcile(), 2);
@@ -1050,7 +1053,7 @@ START_TEST(test_policy_stale_rules_digest_not_believed)
 
     s_restart(s_policy_v1);
     pg_outbatch_reset(ob);
-    txn = pg_store_begin(st, 1, e, sizeof e);
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
     int rc = pg_router_reconcile(rt, txn, ob, e, sizeof e);
     pg_store_abort(&txn);
     ck_assert_msg(rc == PG_ECONFIG && strstr(e, "did not change but its rules did"), "rc %d: %s",
