@@ -3,7 +3,9 @@
  * next to the translate-only rate of the same messages (decode + pack) in the same run;
  * with a broker given, publishing the spool with 1, 16, 256 batches per transaction.
  *
- *   bench_intake [N [STORE_BASE [N_PER_MESSAGE [BROKERS]]]] */
+ *   bench_intake [N [STORE_BASE [N_PER_MESSAGE [BROKERS]]]]
+ *
+ * BENCH_KEEP_STORE=1 keeps the store of each mode under STORE_BASE (for mdb_stat -a). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,7 +317,8 @@ static int s_run(const s_mode *mode, const s_msgs *msgs, const char *base)
     pg_spool_destroy(&spool);
     pg_ledger_destroy(&ledger);
     pg_store_destroy(&store);
-    pg_bench_rmtree(dir);
+    if (!getenv("BENCH_KEEP_STORE"))
+        pg_bench_rmtree(dir);
     return 0;
 }
 

@@ -24,6 +24,7 @@
 #include "polegate/pole.h"
 #include "polegate/wire.h"
 #include "publisher.h"
+#include "sentmark.h"
 #include "spool.h"
 #include "store.h"
 
@@ -734,6 +735,135 @@ START_TEST(test_removal_failure_stops_publishing)
 }
 END_TEST
 
+/* A crash between a window's commit and its removal from the spool (here: the
+ * removal fails, then the process goes away) leaves committed batches in the spool;
+ * the next process publishes them again and counts every one of those records as sent
+ * again, from the mark the first left (sentmark.h). */
+START_TEST(test_restart_counts_what_was_sent_before)
+{
+    s_spool_raw("a", 3);
+    s_spool_raw("b", 2);
+    pg_publisher *p = s_producer(NULL, 0);
+    pg_store_test_inject(s_store, MDB_MAP_FULL, 1000);
+    int rc = PG_ERETRY;
+    for (int i = 0; i < 20 && rc == PG_ERETRY; i++) /* until the broker is ready */
+        rc = pg_publisher_step(p, s_err, sizeof s_err);
+    ck_assert_msg(rc == PG_EFULL, "%d %s", rc, s_err);
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
+    ck_assert_uint_eq(st.produced, 5);
+    ck_assert_uint_eq(st.transactions, 1);
+    pg_publisher_destroy(&p); /* committed, never removed */
+    pg_store_test_inject(s_store, 0, 0);
+    ck_assert_uint_eq(s_spooled().batches, 2);
+
+    s_spool_raw("c", 1);
+    p = s_producer(NULL, 0);
+    ck_assert_int_eq(s_publish_all(p, 20), 3);
+    pg_publisher_get_stats(p, &st);
+    ck_assert_uint_eq(st.produced, 6);
+    ck_assert_uint_eq(st.resent, 5); /* a and b again; c for the first time */
+    pg_publisher_destroy(&p);
+    s_rec recs[16];
+    ck_assert_uint_eq(s_consume(recs, 16, 3000), 11); /* the mock keeps both copies */
+
+    /* and nothing is counted once they are gone */
+    s_spool_raw("d", 2);
+    p = s_producer(NULL, 0);
+    s_publish_all(p, 20);
+    pg_publisher_get_stats(p, &st);
+    ck_assert_uint_eq(st.produced, 2);
+    ck_assert_uint_eq(st.resent, 0);
+    pg_publisher_destroy(&p);
+}
+END_TEST
+
+/* A mark that is not one (damaged, or from a store put back from an older copy) counts
+ * every batch the spool holds at the start: more counted than sent again, never less;
+ * and it is written right at the next window. */
+START_TEST(test_damaged_mark_counts_every_spooled_batch)
+{
+    static const char *const bad[] = {"PGSENT01garbage-garbage", "x"};
+    for (size_t k = 0; k < 3; k++) {
+        s_spool_raw(k == 0 ? "a" : k == 1 ? "b" : "c", 3);
+        char path[128];
+        snprintf(path, sizeof path, "%s/%s", s_dir, PG_SENTMARK_FILE);
+        pg_sentmark_state state;
+        uint64_t seq;
+        if (k < 2) {
+            FILE *f = fopen(path, "w");
+            ck_assert_ptr_nonnull(f);
+            fputs(bad[k], f);
+            fclose(f);
+        } else { /* a valid mark ahead of the spool */
+            pg_sentmark *m = pg_sentmark_open(s_dir, &seq, &state, s_err, sizeof s_err);
+            ck_assert_msg(m != NULL, "%s", s_err);
+            ck_assert_int_eq(pg_sentmark_set(m, 1000, s_err, sizeof s_err), 0);
+            pg_sentmark_close(&m);
+        }
+        pg_publisher *p = s_producer(NULL, 0);
+        s_publish_all(p, 20);
+        pg_publisher_stats st;
+        pg_publisher_get_stats(p, &st);
+        ck_assert_uint_eq(st.produced, 3);
+        ck_assert_uint_eq(st.resent, 3);
+        pg_publisher_destroy(&p);
+        pg_sentmark *m = pg_sentmark_open(s_dir, &seq, &state, s_err, sizeof s_err);
+        ck_assert_msg(m != NULL, "%s", s_err);
+        ck_assert_int_eq(state, PG_SENTMARK_OK);
+        ck_assert_uint_eq(seq, k + 1); /* the spool's batch of this round */
+        pg_sentmark_close(&m);
+    }
+}
+END_TEST
+
+static int s_sync_fails(int fd)
+{
+    (void)fd;
+    errno = EIO;
+    return -1;
+}
+
+/* Fail closed: when the mark cannot be made durable nothing of the window reaches the
+ * broker; once it can, the window goes out once, uncounted. A mark that is a symbolic
+ * link is refused at the start. */
+START_TEST(test_mark_not_written_nothing_published)
+{
+    s_spool_raw("a", 2);
+    pg_publisher *p = s_producer(NULL, 0);
+    pg_publisher_test_mark_sync(p, s_sync_fails);
+    for (int i = 0; i < 5; i++) {
+        int rc = pg_publisher_step(p, s_err, sizeof s_err);
+        ck_assert_int_eq(rc, PG_ERETRY);
+    }
+    ck_assert_msg(strstr(s_err, PG_SENTMARK_FILE ": write: Input/output error; nothing is "
+                                                 "published until the mark"),
+                  "%s", s_err);
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
+    ck_assert_uint_eq(st.produced, 0);
+    pg_publisher_test_mark_sync(p, NULL);
+    s_publish_all(p, 20);
+    pg_publisher_get_stats(p, &st);
+    ck_assert_uint_eq(st.produced, 2);
+    ck_assert_uint_eq(st.resent, 0);
+    pg_publisher_destroy(&p);
+    s_rec recs[8];
+    ck_assert_uint_eq(s_consume(recs, 8, 3000), 2);
+
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", s_dir, PG_SENTMARK_FILE);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(symlink("/tmp/elsewhere", path), 0);
+    pg_publisher_opts opts = {.brokers = s_brokers,
+                              .transactional_id = "polegated.test",
+                              .store = s_store,
+                              .spool = s_spool};
+    ck_assert_ptr_null(pg_publisher_new(&opts, s_err, sizeof s_err));
+    ck_assert_msg(strstr(s_err, "a symbolic link, not the publisher's mark"), "%s", s_err);
+}
+END_TEST
+
 START_TEST(test_fatal_error_restarts_from_spool)
 {
     s_spool_raw("a", 2);
@@ -925,6 +1055,9 @@ int main(void)
     tcase_add_test(tc, test_rewrite_aborts_window_in_flight);
     tcase_add_test(tc, test_removal_failure_stops_publishing);
     tcase_add_test(tc, test_fatal_error_restarts_from_spool);
+    tcase_add_test(tc, test_restart_counts_what_was_sent_before);
+    tcase_add_test(tc, test_damaged_mark_counts_every_spooled_batch);
+    tcase_add_test(tc, test_mark_not_written_nothing_published);
     tcase_add_test(tc, test_audit_after_commit);
     tcase_add_test(tc, test_audit_fails_closed);
     tcase_add_test(tc, test_thread_and_drain);

@@ -299,7 +299,7 @@ int pg_metrics_render(pg_metrics *m, pg_buf *out)
            "librdkafka producer handles remade after a fatal error.");
     s_value(out, "polegate_kafka_producer_restarts_total", NULL, ps->restarts);
     s_head(out, "polegate_kafka_records_resent_total", "counter",
-           "Records produced again (their window aborted, or a new handle).");
+           "Records produced again (their window aborted, a new handle, or a restart).");
     s_value(out, "polegate_kafka_records_resent_total", NULL, ps->resent);
     s_head(out, "polegate_spool_remove_failures_total", "counter",
            "Removals of a committed window from the spool that failed.");

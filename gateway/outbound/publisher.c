@@ -18,6 +18,7 @@
 #include "log.h"
 #include "outrec.h"
 #include "polegate/error.h"
+#include "sentmark.h"
 #include "spool.h"
 #include "store.h"
 
@@ -76,6 +77,10 @@ struct pg_publisher {
     uint64_t win_gen;      /* pg_spool_generation when the window was read */
     uint64_t win_rewrites; /* pg_spool_rewrites when the window was read */
     uint64_t max_seq;      /* the highest batch sequence produced so far */
+    /* max_seq as this and earlier processes left it on disk (sentmark.h): raised before
+     * a window is produced, so that what a restart publishes again is counted. */
+    pg_sentmark *mark;
+    uint64_t mark_seq;
     /* Batches committed in Kafka, not yet removed from the spool (done_last 0: none);
      * windows are read after done_last. */
     uint64_t done_first, done_last;
@@ -217,6 +222,39 @@ static void s_drop_rk(pg_publisher *self)
     pthread_mutex_unlock(&self->lock);
 }
 
+/* What earlier processes produced, from the mark they left: a batch at or below it
+ * may have been committed without being removed (a crash between the two), so
+ * publishing it again is counted as sent again. A mark that cannot be read, or that is
+ * ahead of the spool (a store put back from a copy), makes every batch the spool holds
+ * now count: more counted than sent again, never less. */
+static int s_mark_open(pg_publisher *self, char *errstr, size_t errstr_size)
+{
+    uint64_t seq;
+    pg_sentmark_state state;
+    self->mark = pg_sentmark_open(pg_store_dir(self->store), &seq, &state, errstr, errstr_size);
+    if (!self->mark)
+        return PG_EIO;
+    pg_spool_stats st;
+    char why[PG_ERRSTR_SIZE];
+    if (pg_spool_stat_now(self->spool, &st, why, sizeof why))
+        return pg_errf(PG_ESTORE, errstr, errstr_size, "spool: %s", why);
+    uint64_t last = st.next_seq ? st.next_seq - 1 : 0;
+    if (state == PG_SENTMARK_DAMAGED || seq > last) {
+        pg_log(PG_LOG_WARN,
+               "kafka: %s %s: every batch the spool holds now (up to %" PRIu64
+               ") is counted as sent again when it is published",
+               pg_sentmark_path(self->mark),
+               state == PG_SENTMARK_DAMAGED ? "is damaged"
+                                            : "is ahead of the spool (was the store replaced?)",
+               last);
+        seq = last;
+        if (pg_sentmark_set(self->mark, seq, errstr, errstr_size))
+            return PG_EIO;
+    }
+    self->mark_seq = self->max_seq = seq;
+    return 0;
+}
+
 pg_publisher *pg_publisher_new(const pg_publisher_opts *opts, char *errstr, size_t errstr_size)
 {
     pg_publisher *self = calloc(1, sizeof *self);
@@ -273,7 +311,8 @@ pg_publisher *pg_publisher_new(const pg_publisher_opts *opts, char *errstr, size
     rd_kafka_conf_set_dr_msg_cb(conf, s_dr);
     rd_kafka_conf_set_log_cb(conf, s_log_cb);
     rd_kafka_conf_set_error_cb(conf, s_error_cb);
-    if (s_make_rk(self, errstr, errstr_size))
+    if ((self->store && s_mark_open(self, errstr, errstr_size)) ||
+        s_make_rk(self, errstr, errstr_size))
         goto err;
     return self;
 err:
@@ -295,6 +334,7 @@ void pg_publisher_destroy(pg_publisher **p)
     if (self->conf)
         rd_kafka_conf_destroy(self->conf);
     pg_outbatch_destroy(&self->win);
+    pg_sentmark_close(&self->mark);
     pthread_mutex_destroy(&self->lock);
     free(self->tid);
     free(self);
@@ -598,6 +638,17 @@ int pg_publisher_step(pg_publisher *self, char *errstr, size_t errstr_size)
                 s_ok(self);
             return n;
         }
+        /* Raised before anything of the window can reach the broker. */
+        if (self->mark && self->win_last > self->mark_seq) {
+            char why[PG_ERRSTR_SIZE];
+            int rc = pg_sentmark_set(self->mark, self->win_last, why, sizeof why);
+            if (rc)
+                return s_fail(self, PG_ERETRY, errstr, errstr_size,
+                              "%s; nothing is published until the mark of what was sent is "
+                              "written (a restart would send it again uncounted)",
+                              why);
+            self->mark_seq = self->win_last;
+        }
         if ((error = rd_kafka_begin_transaction(self->rk)))
             return s_txn_error(self, error, "begin transaction", errstr, errstr_size);
         pthread_mutex_lock(&self->lock);
@@ -758,4 +809,10 @@ int pg_publisher_test_fatal(pg_publisher *self)
     return self->rk ? (int)rd_kafka_test_fatal_error(self->rk, RD_KAFKA_RESP_ERR__FENCED,
                                                      "injected by a test")
                     : -1;
+}
+
+void pg_publisher_test_mark_sync(pg_publisher *self, int (*fn)(int fd))
+{
+    if (self->mark)
+        pg_sentmark_test_sync(self->mark, fn);
 }

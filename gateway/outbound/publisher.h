@@ -35,7 +35,9 @@ typedef struct pg_config_kv pg_config_kv;
  *   refused produce) aborts the transaction and the same window is sent again;
  * - a fatal error (fenced by a newer instance, an unrecoverable idempotence state)
  *   destroys the librdkafka handle and makes a new one, which resumes from the spool;
- * - every record produced again is counted (pg_publisher_stats.resent);
+ * - every record produced again is counted (pg_publisher_stats.resent), after a restart
+ *   too: the highest spool sequence ever produced is kept in the store's directory
+ *   (sentmark.h) and raised, with an fdatasync, before each window is produced;
  * - a removal that fails after the commit (store or disk full) stops publishing: the
  *   round only retries the removal, logging an error, until it succeeds; the window is
  *   never read and sent again meanwhile (stats: remove_failures, stalled).
@@ -85,7 +87,8 @@ typedef struct pg_publisher_stats {
     uint64_t aborts;          /* transactions aborted (their batches sent again) */
     uint64_t restarts;        /* librdkafka handles remade after a fatal error */
     uint64_t audit_errors;    /* audit events that could not be written */
-    uint64_t resent;          /* records produced again (their window aborted, a new handle) */
+    uint64_t resent;          /* records produced again (their window aborted, a new handle,
+                               * or produced by an earlier process: sentmark.h) */
     uint64_t remove_failures; /* removals of a committed window that failed */
     uint64_t stalled;         /* 1 while publishing is stopped on such a removal */
     int ready;                /* the handle holds its producer id (init_transactions done) */
@@ -126,5 +129,8 @@ const char *pg_publisher_transactional_id(const pg_publisher *self);
 
 /* Tests: raise a fatal error in the current librdkafka handle, as librdkafka would. */
 int pg_publisher_test_fatal(pg_publisher *self);
+/* Tests: make the mark of what was sent (sentmark.h) sync with fn instead of
+ * fdatasync. */
+void pg_publisher_test_mark_sync(pg_publisher *self, int (*fn)(int fd));
 
 #endif

@@ -4,6 +4,7 @@ read_committed reader that counts distinct (key, version) on a topic."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -248,6 +249,18 @@ class TopicReader:
 
     def close(self):
         self.consumer.close()
+
+
+def logged_resends(log_path):
+    """Records polegated said it sent again ("kafka: sending N records again"), summed
+    over every start whose log went to log_path."""
+    total = 0
+    with open(log_path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            m = re.search(r"kafka: sending (\d+) records again", line)
+            if m:
+                total += int(m.group(1))
+    return total
 
 
 def write_figures(build_dir, name, figures):

@@ -88,12 +88,20 @@ def main():
             failures.append("%d valid messages rejected" % len(rejected))
         if kills == 0:
             failures.append("the feed ended before any kill")
+        # What a restart publishes again (committed, not yet removed from the spool) is
+        # counted and logged by the process that sends it (publisher.sent).
+        resent_logged = fc.logged_resends(daemon.log_path)
+        if reader.duplicates > resent_logged:
+            failures.append("a read_committed consumer saw %d duplicates, but polegated "
+                            "counted only %d records sent again"
+                            % (reader.duplicates, resent_logged))
         fc.write_figures(args.build_dir, "fault_kill", {
             "seed": args.seed, "kills": kills, "messages_sent": result.get("sends"),
             "messages_resent": result.get("resends"), "records_acknowledged": len(expected),
             "acks_duplicate": result.get("duplicates"), "acks_stale": stale,
             "records_found": len(expected & reader.seen), "records_lost": len(lost),
             "duplicates_seen_by_consumer": reader.duplicates,
+            "records_counted_resent": resent_logged,
             "records_read": reader.records, "feed_seconds": round(feed_s, 1),
             "drain_seconds_after_feed": round(drain_s, 1), "peak_rss_kib": peak_rss,
             "passed": not failures})
