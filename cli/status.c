@@ -252,8 +252,8 @@ static void s_print(const char *url, long ready_status, const char *ready_body, 
            s_val(b, "polegate_intake_dead_letters_total", NULL));
     double afail = s_val(b, "polegate_audit_failures_total", NULL),
            aerr = s_val(b, "polegate_audit_errors_total", NULL);
-    printf("  audit     %.0f events since start, %.0f NOT WRITTEN\n",
-           s_val(b, "polegate_audit_events_total", NULL),
+    double events = s_val(b, "polegate_audit_events_total", NULL); /* no action yet: none */
+    printf("  audit     %.0f events since start, %.0f NOT WRITTEN\n", isnan(events) ? 0 : events,
            (isnan(afail) ? 0 : afail) + (isnan(aerr) ? 0 : aerr));
     double used = s_val(b, "polegate_store_used_ratio", NULL),
            limit = s_val(b, "polegate_store_intake_limit_ratio", NULL);

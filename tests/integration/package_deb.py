@@ -9,7 +9,8 @@ the example configs readable by that user only, the installed `polegated
 `systemd-analyze security` exposure (at most 2.0), then the installed daemon, as the
 polegate user with the installed config (its intake port, store and metrics endpoint
 moved to this run's), started against the test broker until /readyz says ready, and
-stopped with SIGTERM. Then `dpkg --purge` removes it all but the stores.
+stopped with SIGTERM. Then `dpkg --purge` removes it all but the stores and the audit
+keys.
 
 Needs root (dpkg): exits 77 (skipped) otherwise. Serialised by a lock file, as
 several worktrees share the machine's dpkg.
@@ -92,6 +93,15 @@ def main():
                  "/etc/polegate/esx.yaml", "--check-config"])
         check("installed polegated --check-config on the installed esx.yaml (as polegate)",
               p.returncode == 0 and "valid" in p.stdout, p.stdout + p.stderr)
+        # The audit chain is keyed and its checkpoints signed out of the box.
+        check("--check-config: no audit key warning (postinst made the keys)",
+              "audit.key_file: none" not in p.stdout + p.stderr and
+              "audit.signing_key_file: none" not in p.stdout + p.stderr and
+              "audit checkpoints -> polegate.esx.audit.v1" in p.stdout, p.stdout + p.stderr)
+        for key in ("audit-hmac.key", "audit-sign.key"):
+            st = os.stat("/etc/polegate/esx/" + key)
+            check("/etc/polegate/esx/%s: 0600 polegate" % key, (st.st_mode & 0o777) == 0o600 and
+                  st.st_uid == int(run(["id", "-u", "polegate"]).stdout or -1))
         p = run(["systemd-analyze", "verify", "polegated@esx.service"])
         check("systemd-analyze verify polegated@esx.service", p.returncode == 0 and
               not p.stderr.strip(), p.stdout + p.stderr)
@@ -139,7 +149,8 @@ def main():
         check("the installed daemon is ready against the test broker", ready,
               body + fc.tail(log_path, 10))
         p = run(["polegate", "status", "--url", "http://127.0.0.1:%d" % mport, "--interval", "0"])
-        check("the installed polegate status", p.returncode == 0 and ": ready" in p.stdout,
+        check("the installed polegate status (every figure a number)",
+              p.returncode == 0 and ": ready" in p.stdout and "nan" not in p.stdout,
               p.stdout + p.stderr)
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=60)
@@ -155,6 +166,13 @@ def main():
             p = run(["dpkg", "--purge", "polegate"])
             check("dpkg --purge", p.returncode == 0 and not os.path.exists("/usr/sbin/polegated")
                   and run(["id", "polegate"]).returncode != 0, p.stdout + p.stderr)
+            # The CURVE keys go; the audit keys stay with the audit logs they verify.
+            left = sorted(os.listdir("/etc/polegate/esx")) if os.path.isdir(
+                "/etc/polegate/esx") else []
+            check("dpkg --purge keeps the audit keys only",
+                  left == ["audit-hmac.key", "audit-sign.key", "audit-sign.pub"], str(left))
+            for force in ("esx", "mer"):
+                shutil.rmtree("/etc/polegate/" + force, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
         lock.close()
     if failures:
