@@ -496,9 +496,8 @@ static void s_metrics_update(pg_daemon *self, int spooled, const char *stopping)
     if (stopping) {
         snprintf(st.not_ready, sizeof st.not_ready, "%s", stopping);
     } else if (st.publisher.stalled) {
-        snprintf(st.not_ready, sizeof st.not_ready,
-                 "publishing stopped: a committed window cannot be removed from the spool "
-                 "(the log says why)");
+        pg_publisher_last_error(self->publisher, why, sizeof why);
+        snprintf(st.not_ready, sizeof st.not_ready, "%.290s (see the log)", why);
     } else if (!st.publisher.ready) {
         pg_publisher_last_error(self->publisher, why, sizeof why);
         snprintf(st.not_ready, sizeof st.not_ready,

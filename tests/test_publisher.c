@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -735,14 +736,10 @@ START_TEST(test_removal_failure_stops_publishing)
 }
 END_TEST
 
-/* A crash between a window's commit and its removal from the spool (here: the
- * removal fails, then the process goes away) leaves committed batches in the spool;
- * the next process publishes them again and counts every one of those records as sent
- * again, from the mark the first left (sentmark.h). */
-START_TEST(test_restart_counts_what_was_sent_before)
+/* Commit the spool's batches in one window and leave them there, as a crash between
+ * commit and removal does; returns the records produced. */
+static uint64_t s_commit_unremoved(void)
 {
-    s_spool_raw("a", 3);
-    s_spool_raw("b", 2);
     pg_publisher *p = s_producer(NULL, 0);
     pg_store_test_inject(s_store, MDB_MAP_FULL, 1000);
     int rc = PG_ERETRY;
@@ -751,14 +748,25 @@ START_TEST(test_restart_counts_what_was_sent_before)
     ck_assert_msg(rc == PG_EFULL, "%d %s", rc, s_err);
     pg_publisher_stats st;
     pg_publisher_get_stats(p, &st);
-    ck_assert_uint_eq(st.produced, 5);
-    ck_assert_uint_eq(st.transactions, 1);
-    pg_publisher_destroy(&p); /* committed, never removed */
+    pg_publisher_destroy(&p);
     pg_store_test_inject(s_store, 0, 0);
+    return st.produced;
+}
+
+/* A crash between a window's commit and its removal from the spool (here: the
+ * removal fails, then the process goes away) leaves committed batches in the spool;
+ * the next process publishes them again and counts every one of those records as sent
+ * again, from the mark the first left (sentmark.h). */
+START_TEST(test_restart_counts_what_was_sent_before)
+{
+    s_spool_raw("a", 3);
+    s_spool_raw("b", 2);
+    ck_assert_uint_eq(s_commit_unremoved(), 5);
     ck_assert_uint_eq(s_spooled().batches, 2);
 
     s_spool_raw("c", 1);
-    p = s_producer(NULL, 0);
+    pg_publisher_stats st;
+    pg_publisher *p = s_producer(NULL, 0);
     ck_assert_int_eq(s_publish_all(p, 20), 3);
     pg_publisher_get_stats(p, &st);
     ck_assert_uint_eq(st.produced, 6);
@@ -842,11 +850,16 @@ START_TEST(test_mark_not_written_nothing_published)
     pg_publisher_stats st;
     pg_publisher_get_stats(p, &st);
     ck_assert_uint_eq(st.produced, 0);
+    ck_assert_uint_eq(st.stalled, 1); /* not ready, PolegatePublishingStopped */
+    char last[PG_ERRSTR_SIZE];
+    pg_publisher_last_error(p, last, sizeof last);
+    ck_assert_msg(!strncmp(last, "publishing stopped: ", 20), "%s", last);
     pg_publisher_test_mark_sync(p, NULL);
     s_publish_all(p, 20);
     pg_publisher_get_stats(p, &st);
     ck_assert_uint_eq(st.produced, 2);
     ck_assert_uint_eq(st.resent, 0);
+    ck_assert_uint_eq(st.stalled, 0);
     pg_publisher_destroy(&p);
     s_rec recs[8];
     ck_assert_uint_eq(s_consume(recs, 8, 3000), 2);
@@ -861,6 +874,108 @@ START_TEST(test_mark_not_written_nothing_published)
                               .spool = s_spool};
     ck_assert_ptr_null(pg_publisher_new(&opts, s_err, sizeof s_err));
     ck_assert_msg(strstr(s_err, "a symbolic link, not the publisher's mark"), "%s", s_err);
+}
+END_TEST
+
+/* A mark missing while the spool holds batches (the first start after an upgrade, or
+ * removed after a store was restored) counts the whole spool: a consumer never sees
+ * more duplicates than were counted. */
+START_TEST(test_missing_mark_counts_every_spooled_batch)
+{
+    s_spool_raw("a", 3);
+    s_spool_raw("b", 2);
+    ck_assert_uint_eq(s_commit_unremoved(), 5);
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", s_dir, PG_SENTMARK_FILE);
+    ck_assert_int_eq(unlink(path), 0);
+    pg_publisher *p = s_producer(NULL, 0);
+    s_publish_all(p, 20);
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
+    pg_publisher_destroy(&p);
+    s_rec recs[16];
+    ck_assert_uint_eq(s_consume(recs, 16, 3000), 10); /* 5 records, each twice */
+    ck_assert_uint_eq(st.resent, 5);
+}
+END_TEST
+
+static void s_copy_dir(const char *from, const char *to)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s && cp -a %s/. %s/", to, to, from, to);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static void s_reopen_store(void)
+{
+    pg_spool_destroy(&s_spool);
+    pg_store_destroy(&s_store);
+    s_store = pg_store_new(s_dir, 64u << 20, s_err, sizeof s_err);
+    ck_assert_msg(s_store != NULL, "%s", s_err);
+    s_spool = pg_spool_new(s_store, NULL, s_err, sizeof s_err);
+    ck_assert_msg(s_spool != NULL, "%s", s_err);
+}
+
+/* A store restored from a backup, as operations.md says (the directory as it was, then
+ * publisher.sent removed): what was published after the backup goes out again, and is
+ * counted. */
+START_TEST(test_restored_store_counts_what_it_sends_again)
+{
+    char bak[128];
+    snprintf(bak, sizeof bak, "%s.bak", s_dir);
+    s_spool_raw("a", 3);
+    pg_publisher *p = s_producer(NULL, 0); /* makes the mark */
+    pg_publisher_destroy(&p);
+    pg_spool_destroy(&s_spool);
+    pg_store_destroy(&s_store);
+    s_copy_dir(s_dir, bak); /* the backup */
+    s_reopen_store();
+    p = s_producer(NULL, 0);
+    s_publish_all(p, 20); /* published and removed after the backup */
+    pg_publisher_destroy(&p);
+    pg_spool_destroy(&s_spool);
+    pg_store_destroy(&s_store);
+    s_copy_dir(bak, s_dir); /* restored */
+    char path[128], cmd[300];
+    snprintf(path, sizeof path, "%s/%s", s_dir, PG_SENTMARK_FILE);
+    ck_assert_int_eq(unlink(path), 0);
+    s_reopen_store();
+    p = s_producer(NULL, 0);
+    s_publish_all(p, 20);
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
+    pg_publisher_destroy(&p);
+    s_rec recs[16];
+    ck_assert_uint_eq(s_consume(recs, 16, 3000), 6);
+    ck_assert_uint_eq(st.resent, 3);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", bak);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* Attack: a hard link planted as the mark, to have the publisher cut and overwrite the
+ * file it names (the audit log, say). Refused at the start; the file is untouched. */
+START_TEST(test_planted_hard_link_mark_refused)
+{
+    char victim[128], path[128];
+    snprintf(victim, sizeof victim, "%s/victim", s_dir);
+    snprintf(path, sizeof path, "%s/%s", s_dir, PG_SENTMARK_FILE);
+    FILE *f = fopen(victim, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 100; i++)
+        fputs("a line of another file\n", f);
+    fclose(f);
+    ck_assert_int_eq(unlink(path), 0); /* the spool's own, made with it */
+    ck_assert_int_eq(link(victim, path), 0);
+    pg_publisher_opts opts = {.brokers = s_brokers,
+                              .transactional_id = "polegated.test",
+                              .store = s_store,
+                              .spool = s_spool};
+    ck_assert_ptr_null(pg_publisher_new(&opts, s_err, sizeof s_err));
+    ck_assert_msg(strstr(s_err, "more than one name (a hard link)"), "%s", s_err);
+    struct stat sb;
+    ck_assert_int_eq(stat(victim, &sb), 0);
+    ck_assert_int_eq(sb.st_size, 2300);
 }
 END_TEST
 
@@ -1058,6 +1173,9 @@ int main(void)
     tcase_add_test(tc, test_restart_counts_what_was_sent_before);
     tcase_add_test(tc, test_damaged_mark_counts_every_spooled_batch);
     tcase_add_test(tc, test_mark_not_written_nothing_published);
+    tcase_add_test(tc, test_missing_mark_counts_every_spooled_batch);
+    tcase_add_test(tc, test_restored_store_counts_what_it_sends_again);
+    tcase_add_test(tc, test_planted_hard_link_mark_refused);
     tcase_add_test(tc, test_audit_after_commit);
     tcase_add_test(tc, test_audit_fails_closed);
     tcase_add_test(tc, test_thread_and_drain);

@@ -305,7 +305,8 @@ int pg_metrics_render(pg_metrics *m, pg_buf *out)
            "Removals of a committed window from the spool that failed.");
     s_value(out, "polegate_spool_remove_failures_total", NULL, ps->remove_failures);
     s_head(out, "polegate_publishing_stalled", "gauge",
-           "1 while publishing is stopped because a committed window cannot be removed.");
+           "1 while publishing is stopped: a committed window cannot be removed, or the "
+           "mark of what was sent cannot be written.");
     s_value(out, "polegate_publishing_stalled", NULL, ps->stalled ? 1 : 0);
     s_head(out, "polegate_kafka_delivery_failures_total", "counter",
            "Delivery reports with an error (the window is sent again).");

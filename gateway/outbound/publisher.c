@@ -224,9 +224,10 @@ static void s_drop_rk(pg_publisher *self)
 
 /* What earlier processes produced, from the mark they left: a batch at or below it
  * may have been committed without being removed (a crash between the two), so
- * publishing it again is counted as sent again. A mark that cannot be read, or that is
- * ahead of the spool (a store put back from a copy), makes every batch the spool holds
- * now count: more counted than sent again, never less. */
+ * publishing it again is counted as sent again. A mark that is missing while the spool
+ * has had batches (a release before this one; removed by the operator after restoring
+ * the store from a backup), that cannot be read, or that is ahead of the spool makes
+ * every batch the spool holds now count: more counted than sent again, never less. */
 static int s_mark_open(pg_publisher *self, char *errstr, size_t errstr_size)
 {
     uint64_t seq;
@@ -239,14 +240,16 @@ static int s_mark_open(pg_publisher *self, char *errstr, size_t errstr_size)
     if (pg_spool_stat_now(self->spool, &st, why, sizeof why))
         return pg_errf(PG_ESTORE, errstr, errstr_size, "spool: %s", why);
     uint64_t last = st.next_seq ? st.next_seq - 1 : 0;
-    if (state == PG_SENTMARK_DAMAGED || seq > last) {
-        pg_log(PG_LOG_WARN,
-               "kafka: %s %s: every batch the spool holds now (up to %" PRIu64
-               ") is counted as sent again when it is published",
-               pg_sentmark_path(self->mark),
-               state == PG_SENTMARK_DAMAGED ? "is damaged"
-                                            : "is ahead of the spool (was the store replaced?)",
-               last);
+    if (state != PG_SENTMARK_OK || seq > last) {
+        if (last && st.batches)
+            pg_log(PG_LOG_WARN,
+                   "kafka: %s %s: every batch the spool holds now (up to %" PRIu64
+                   ") is counted as sent again when it is published",
+                   pg_sentmark_path(self->mark),
+                   state == PG_SENTMARK_DAMAGED ? "is damaged"
+                   : state == PG_SENTMARK_NEW   ? "is missing"
+                                                : "is ahead of the spool (was the store replaced?)",
+                   last);
         seq = last;
         if (pg_sentmark_set(self->mark, seq, errstr, errstr_size))
             return PG_EIO;
@@ -642,10 +645,14 @@ int pg_publisher_step(pg_publisher *self, char *errstr, size_t errstr_size)
         if (self->mark && self->win_last > self->mark_seq) {
             char why[PG_ERRSTR_SIZE];
             int rc = pg_sentmark_set(self->mark, self->win_last, why, sizeof why);
+            pthread_mutex_lock(&self->lock);
+            self->stats.stalled = rc != 0; /* not ready, alerted: nothing goes out */
+            pthread_mutex_unlock(&self->lock);
             if (rc)
                 return s_fail(self, PG_ERETRY, errstr, errstr_size,
-                              "%s; nothing is published until the mark of what was sent is "
-                              "written (a restart would send it again uncounted)",
+                              "publishing stopped: %s; nothing is published until the mark of "
+                              "what was sent is written (a restart would send it again "
+                              "uncounted)",
                               why);
             self->mark_seq = self->win_last;
         }

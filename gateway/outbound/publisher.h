@@ -90,7 +90,8 @@ typedef struct pg_publisher_stats {
     uint64_t resent;          /* records produced again (their window aborted, a new handle,
                                * or produced by an earlier process: sentmark.h) */
     uint64_t remove_failures; /* removals of a committed window that failed */
-    uint64_t stalled;         /* 1 while publishing is stopped on such a removal */
+    uint64_t stalled;         /* 1 while publishing is stopped on such a removal, or on a
+                               * mark of what was sent that cannot be written */
     int ready;                /* the handle holds its producer id (init_transactions done) */
 } pg_publisher_stats;
 

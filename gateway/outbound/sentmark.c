@@ -44,14 +44,30 @@ pg_sentmark *pg_sentmark_open(const char *dir, uint64_t *seq, pg_sentmark_state 
     snprintf(self->path, n, "%s/%s", dir, PG_SENTMARK_FILE);
     self->fd = open(self->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     struct stat st;
-    if (self->fd < 0 || fstat(self->fd, &st) || !S_ISREG(st.st_mode)) {
+    /* Only the daemon's own file with one name: anything else in its place (a link
+     * planted in the store's directory) would have its content cut and overwritten. */
+    if (self->fd < 0 || fstat(self->fd, &st) || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+        st.st_uid != geteuid()) {
         pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", self->path,
                 self->fd < 0 && errno == ELOOP ? "a symbolic link, not the publisher's mark"
                 : self->fd < 0                 ? strerror(errno)
-                                               : "not a regular file");
+                : !S_ISREG(st.st_mode)         ? "not a regular file"
+                : st.st_nlink != 1
+                    ? "has more than one name (a hard link), not the publisher's mark"
+                    : "owned by another user, not the publisher's mark");
         pg_sentmark_close(&self);
         return NULL;
     }
+    /* A file this open made must keep its name after a power cut. */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd)) {
+        pg_errf(PG_EIO, errstr, errstr_size, "%s: fsync: %s", dir, strerror(errno));
+        if (dfd >= 0)
+            close(dfd);
+        pg_sentmark_close(&self);
+        return NULL;
+    }
+    close(dfd);
     uint8_t b[S_SIZE + 1];
     ssize_t got = pread(self->fd, b, sizeof b, 0);
     if (got < 0) {

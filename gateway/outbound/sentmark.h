@@ -27,14 +27,15 @@ typedef struct pg_sentmark pg_sentmark;
 
 /* How the mark was found at open. */
 typedef enum pg_sentmark_state {
-    PG_SENTMARK_NEW,    /* no file, or an empty one (first start, or a release before it) */
+    PG_SENTMARK_NEW,    /* no file, or an empty one (a new store, a release before this
+                         * one, or the file removed after a store was restored) */
     PG_SENTMARK_OK,     /* *seq is the mark */
     PG_SENTMARK_DAMAGED /* not a mark (short, foreign, checksum): *seq is 0 */
 } pg_sentmark_state;
 
-/* Open (creating, mode 0600) dir/PG_SENTMARK_FILE and read the mark into *seq. The
- * file must be a regular file (a symbolic link is refused). NULL on failure with
- * errstr. */
+/* Open (creating, mode 0600, the directory synced) dir/PG_SENTMARK_FILE and read the
+ * mark into *seq. The file must be a regular file of this process's user with one name
+ * (a symbolic or hard link is refused). NULL on failure with errstr. */
 pg_sentmark *pg_sentmark_open(const char *dir, uint64_t *seq, pg_sentmark_state *state,
                               char *errstr, size_t errstr_size);
 /* Make seq the mark, durably (pwrite, fdatasync). 0, PG_EDISKFULL (ENOSPC, EDQUOT) or

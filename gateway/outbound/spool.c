@@ -11,6 +11,7 @@
 #include "outrec.h"
 #include "polegate/buf.h"
 #include "polegate/error.h"
+#include "sentmark.h"
 #include "store.h"
 
 /* The value format's marker: PGB2 records the party of each batch; PGB1 (before it)
@@ -40,6 +41,9 @@ struct pg_spool {
     uint64_t rewrites; /* odd while a rewrite (pg_spool_withhold) is under way */
 };
 
+static int s_state_put(pg_spool *self, pg_store_txn *txn, const s_state *st, char *errstr,
+                       size_t errstr_size);
+
 pg_spool *pg_spool_new(pg_store *store, const pg_spool_limits *limits, char *errstr,
                        size_t errstr_size)
 {
@@ -64,11 +68,33 @@ pg_spool *pg_spool_new(pg_store *store, const pg_spool_limits *limits, char *err
         pg_errf(PG_ESTORE, errstr, errstr_size, "spool: %s", why);
         goto err;
     }
-    if (pg_store_db_open(txn, "spool.batch", 0, &self->batch_db, why, sizeof why) ||
-        pg_store_db_open(txn, "spool.meta", 0, &self->meta_db, why, sizeof why) ||
-        pg_store_commit(&txn, why, sizeof why)) {
+    int rc = pg_store_db_open(txn, "spool.batch", 0, &self->batch_db, why, sizeof why);
+    rc = rc ? rc : pg_store_db_open(txn, "spool.meta", 0, &self->meta_db, why, sizeof why);
+    const void *v;
+    size_t vlen;
+    int fresh = !rc && pg_store_get(txn, self->meta_db, s_state_key, sizeof s_state_key - 1, &v,
+                                    &vlen, why, sizeof why) == PG_ENOTFOUND;
+    if (fresh) {
+        /* A new spool: the publisher's mark of what was sent (sentmark.h) starts here
+         * at 0, before the spool's state exists, so that a spool with a state and no
+         * mark is one whose mark was lost or never made (a release before it). */
+        uint64_t seq;
+        pg_sentmark_state state;
+        pg_sentmark *mark = pg_sentmark_open(pg_store_dir(store), &seq, &state, why, sizeof why);
+        rc = mark ? 0 : PG_EIO;
+        if (mark && state != PG_SENTMARK_OK)
+            rc = pg_sentmark_set(mark, 0, why, sizeof why);
+        pg_sentmark_close(&mark);
+        s_state st;
+        memset(&st, 0, sizeof st);
+        st.next_seq = 1;
+        rc = rc ? rc : s_state_put(self, txn, &st, why, sizeof why);
+    }
+    rc = rc ? rc : pg_store_commit(&txn, why, sizeof why);
+    if (rc) {
         pg_store_abort(&txn);
-        pg_errf(PG_ESTORE, errstr, errstr_size, "spool: %s", why);
+        pg_errf(rc == PG_EIO || rc == PG_EDISKFULL ? rc : PG_ESTORE, errstr, errstr_size,
+                "spool: %s", why);
         goto err;
     }
     return self;
