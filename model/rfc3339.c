@@ -65,13 +65,15 @@ int pg_rfc3339_parse(const char *s, pg_instant *out, char *errstr, size_t errstr
     const char *p = s + 19;
     int32_t nanos = 0;
     if (*p == '.') {
-        int nd = 0;
+        /* RFC 3339 time-secfrac is "." 1*DIGIT: any number of digits; those past the
+         * nanosecond are truncated. */
+        size_t nd = 0;
         for (p++; *p >= '0' && *p <= '9'; p++, nd++)
             if (nd < 9)
                 nanos = nanos * 10 + (*p - '0');
-        if (nd == 0 || nd > 9)
+        if (nd == 0)
             return pg_errf(PG_EINVALID, errstr, errstr_size,
-                           "fraction of a second must have 1-9 digits");
+                           "fraction of a second must have at least 1 digit");
         for (; nd < 9; nd++)
             nanos *= 10;
     }

@@ -995,6 +995,11 @@ static const struct s_case {
      "TOP-SECRET"},
     {PER, "record.marking.classification", NULL, "record.marking.classification: is required"},
     {PER, "record.marking.handling", "\"X\"", "record.marking.handling: is not one of P, C"},
+    /* the marking is envelope: exact, not trimmed like a body string */
+    {PER, "record.marking.classification", "\" OFFICIAL\\t\"",
+     "record.marking.classification: is not one of OFFICIAL, OFFICIAL-SENSITIVE, SECRET, "
+     "TOP-SECRET"},
+    {PER, "record.marking.handling", "\"P \"", "record.marking.handling: is not one of P, C"},
     {PER, "record.marking.handling", "\"C\"",
      "record.marking.caveat: is required when handling is 'C'"},
     {INT, "record.marking.caveat", "\"  \"",
@@ -1010,6 +1015,10 @@ static const struct s_case {
     {PER, "record.retention.reviewDate", "\"2036-02-30\"",
      "record.retention.reviewDate: is not a calendar date"},
     {PER, "record.retention.reviewDate", NULL, "record.retention.reviewDate: is required"},
+    {PER, "record.retention.reviewDate", "\"2036-03-29 \"",
+     "record.retention.reviewDate: must be YYYY-MM-DD"},
+    {PER, "record.modifiedAt", "\" 2026-03-29T07:13:00.000+01:00\"",
+     "record.modifiedAt: must be an RFC 3339"},
     {PER, "record.body", NULL, "record.body: is required"},
     {PER, "record.body", "\"x\"", "record.body: must be an object, not a string"},
     {PER, "record.mergedFrom", "[\"L0000000001\"]",
@@ -1076,6 +1085,16 @@ static const struct s_case {
      "VI, WE"},
     {PER, "record.body.warningMarkers[1]", "1",
      "record.body.warningMarkers[1]: must be a string, not an integer"},
+    /* body strings are trimmed, dates and array elements too; empty means absent */
+    {PER, "record.body.warningMarkers", "[\" VI\"]", NULL},
+    {PER, "record.body.warningMarkers", "[\"\"]", NULL},
+    {PER, "record.body.warningMarkers", "[\" \", \"XX\"]",
+     "record.body.warningMarkers[1]: is not one of AG,"},
+    {PER, "record.body.dateOfBirth", "\"1985-07-14 \"", NULL},
+    {PER, "record.body.dateOfBirth", "\" \"", NULL},
+    {PER, "record.body.aliases[0].dateOfBirth", "\"\\t1985-07\"", NULL},
+    {OCC, "record.body.occurredFrom", "\" 2026-03-29T00:00:00Z \"", NULL},
+    {CUS, "record.body.arrestedAt", "\"2026-10-25T00:20:00+01:00\\n\"", NULL},
     /* links */
     {PER, "links", "\"none\"", "links: must be an array, not a string"},
     {PER, "links[0]", "\"T0000000042\"", "links[0]: must be an object, not a string"},
@@ -1184,7 +1203,9 @@ static const struct s_case {
     {CUS, "record.body.arrestedAt", "\"2026-10-25T00:20:00\"",
      "record.body.arrestedAt: must carry a UTC offset"},
     {CUS, "record.body.releasedAt", "\"2026-10-25T00:20:00.+01:00\"",
-     "record.body.releasedAt: fraction of a second must have 1-9 digits"},
+     "record.body.releasedAt: fraction of a second must have at least 1 digit"},
+    /* RFC 3339 puts no limit on the fraction's digits */
+    {CUS, "record.body.releasedAt", "\"2026-10-25T01:40:00.12345678901234+01:00\"", NULL},
     /* INTELLIGENCE */
     {INT, "record.body.reference", NULL, "record.body.reference: is required"},
     {INT, "record.body.grading.source", "4", "record.body.grading.source: must be 1-3"},
@@ -1395,6 +1416,213 @@ START_TEST(test_encode_refuses_backward_range)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ white space and time */
+
+/* Base message `which` with the members of edits ({path, value}... NULL) set as in
+ * s_cases, decoded; the caller destroys the changeset. */
+static pg_changeset *s_decoded(int which, const char *const *edits)
+{
+    char *base = s_base(which);
+    json_error_t jerr;
+    json_t *root = json_loads(base, 0, &jerr);
+    ck_assert_ptr_nonnull(root);
+    for (size_t i = 0; edits && edits[i]; i += 2)
+        s_set(root, edits[i], s_value(edits[i + 1]));
+    char *msg = json_dumps(root, JSON_COMPACT);
+    pg_changeset *cs = pg_changeset_new();
+    ck_assert_msg(s_decode(cs, msg) == 0, "%s", e);
+    free(msg);
+    json_decref(root);
+    free(base);
+    return cs;
+}
+
+/* Base `which` decoded with padded and with clean values gives the same entity. */
+static void s_same_entity(int which, const char *const *padded, const char *const *clean)
+{
+    pg_changeset *a = s_decoded(which, padded), *b = s_decoded(which, clean);
+    ck_assert_uint_eq(a->count, b->count);
+    s_pack_eq(&a->changes[0].entity->base, &b->changes[0].entity->base);
+    pg_changeset_destroy(&a);
+    pg_changeset_destroy(&b);
+}
+
+START_TEST(test_decode_trims_body)
+{
+    /* athena-atx2.md, Bodies: every body string is trimmed, dates, timestamps and the
+     * elements of arrays too; an element empty after trimming is absent */
+    s_same_entity(PER,
+                  (const char *const[]){"record.body.warningMarkers", "[\" VI\", \"\", \"\\tWE \"]",
+                                        "record.body.dateOfBirth", "\" 1985-07-14\\n\"",
+                                        "record.body.aliases[0].dateOfBirth", "\"1985-07 \"", NULL},
+                  (const char *const[]){"record.body.warningMarkers", "[\"VI\", \"WE\"]", NULL});
+    s_same_entity(PER, (const char *const[]){"record.body.dateOfBirth", "\"  \"", NULL},
+                  (const char *const[]){"record.body.dateOfBirth", NULL, NULL});
+    s_same_entity(OCC,
+                  (const char *const[]){"record.body.occurredFrom",
+                                        "\" 2026-03-28T23:30:00+00:00 \"", "record.body.reportedAt",
+                                        "\"2026-03-29T07:10:00+01:00\\r\\n\"", NULL},
+                  NULL);
+    s_same_entity(CUS,
+                  (const char *const[]){"record.body.arrestedAt",
+                                        "\"\\t2026-10-25T00:20:00+01:00\"",
+                                        "record.body.releasedAt", "\" \"", NULL},
+                  NULL);
+    s_same_entity(
+        INT,
+        (const char *const[]){"record.body.reportedAt", "\" 2026-10-24T23:00:00+01:00 \"", NULL},
+        (const char *const[]){"record.body.reportedAt", "\"2026-10-24T23:00:00+01:00\"", NULL});
+}
+END_TEST
+
+START_TEST(test_decode_long_fraction)
+{
+    /* RFC 3339 allows any number of fraction digits: kept to the nanosecond, the rest
+     * truncated */
+    s_same_entity(CUS,
+                  (const char *const[]){
+                      "record.modifiedAt", "\"2026-10-25T01:35:00.123456789987654321+01:00\"",
+                      "record.body.releasedAt", "\"2026-10-25T01:40:00.0000000019+01:00\"", NULL},
+                  (const char *const[]){
+                      "record.modifiedAt", "\"2026-10-25T01:35:00.123456789+01:00\"",
+                      "record.body.releasedAt", "\"2026-10-25T01:40:00.000000001+01:00\"", NULL});
+    pg_instant t;
+    ck_assert_int_eq(pg_rfc3339_parse("1970-01-01T00:00:00.9999999999Z", &t, e, sizeof e), 0);
+    ck_assert_int_eq(t.seconds, 0);
+    ck_assert_int_eq(t.nanos, 999999999);
+}
+END_TEST
+
+/* Encode cs (round trip: native ids), expecting rc: the message written, or the reason. */
+static const char *s_encoded(const pg_changeset *cs, int rc, pg_buf *out)
+{
+    pg_adapter_ctx rt = {.now_ms = s_now_ms};
+    pg_buf_reset(out);
+    e[0] = 0;
+    ck_assert_msg(A->encode(&rt, cs, out, e, sizeof e) == rc, "encode: %s", e);
+    if (rc) {
+        ck_assert_uint_eq(out->len, 0);
+        return e;
+    }
+    /* what the encoder writes, the decoder takes */
+    pg_changeset *back = pg_changeset_new();
+    ck_assert_msg(s_decode(back, (const char *)out->data) == 0, "%s", e);
+    pg_changeset_destroy(&back);
+    return (const char *)out->data;
+}
+
+START_TEST(test_encode_blank_is_absent)
+{
+    /* ATX trims body strings (and the caveat) on import and reads "" as absent: a
+     * value that is only white space is no value, so a required one is refused and an
+     * optional one left out; a value with white space around it is written trimmed. */
+    pg_buf out = PG_BUF_INIT;
+    pg_changeset *cs = s_decoded(PER, NULL);
+    pg_entity_update *eu = cs->changes[0].entity;
+    Polegate__Pole__V1__Person *p = eu->person;
+    eu->marking->handling = POLEGATE__POLE__V1__HANDLING__HANDLING_C;
+    eu->marking->caveat = "   ";
+    ck_assert_str_eq(s_encoded(cs, PG_EUNSUPPORTED, &out),
+                     "record.marking.caveat: is required when handling is 'C'");
+    eu->marking->caveat = " Only with the SIO's consent\t";
+    ck_assert_ptr_nonnull(
+        strstr(s_encoded(cs, 0, &out), "\"caveat\":\"Only with the SIO's consent\"}"));
+    eu->marking->handling = POLEGATE__POLE__V1__HANDLING__HANDLING_P;
+    eu->marking->caveat = "\n";
+    ck_assert_ptr_nonnull(strstr(s_encoded(cs, 0, &out), "\"caveat\":null}"));
+
+    p->name->surname = "   ";
+    ck_assert_str_eq(s_encoded(cs, PG_EUNSUPPORTED, &out),
+                     "record.body: surname must be 1-60 characters");
+    p->name->surname = " O'Brien ";
+    p->title = " ";
+    p->place_of_birth = "\tCork";
+    p->pnc_id = "  ";
+    p->cro_number = " 123456/99L ";
+    p->aliases[0]->name->surname = "\r\n";
+    ck_assert_str_eq(s_encoded(cs, PG_EUNSUPPORTED, &out),
+                     "record.body.aliases[0]: surname must be 1-60 characters");
+    p->aliases[0]->name->surname = "Bryan";
+    static char *forenames[] = {" ", "Seán ", "", "A", "B", "C", "D"};
+    p->name->forenames = forenames;
+    p->name->n_forenames = 7;
+    const char *o = s_encoded(cs, 0, &out);
+    ck_assert_ptr_nonnull(strstr(
+        o, "\"body\":{\"surname\":\"O'Brien\",\"forenames\":[\"Seán\",\"A\",\"B\",\"C\",\"D\"],"
+           "\"dateOfBirth\":\"1985-07-14\",\"placeOfBirth\":\"Cork\","));
+    ck_assert_ptr_null(strstr(o, "title"));
+    ck_assert_ptr_nonnull(strstr(o, "\"identifiers\":{\"croNumber\":\"123456/99L\"}"));
+    pg_changeset_destroy(&cs);
+
+    cs = s_decoded(OCC, NULL);
+    Polegate__Pole__V1__Occurrence *oc = cs->changes[0].entity->occurrence;
+    oc->reference = "  ";
+    ck_assert_str_eq(s_encoded(cs, PG_EUNSUPPORTED, &out),
+                     "record.body.reference: is required for an OCCURRENCE");
+    oc->reference = "42/12345/26";
+    oc->summary = " \t ";
+    oc->offences[0]->description = " ";
+    const char *msg = s_encoded(cs, 0, &out);
+    ck_assert_ptr_null(strstr(msg, "summary"));
+    ck_assert_ptr_nonnull(strstr(msg, "{\"hoClass\":28,\"hoSubclass\":1}"));
+    pg_changeset_destroy(&cs);
+
+    cs = s_decoded(ITM, NULL);
+    Polegate__Pole__V1__Item *it = cs->changes[0].entity->item;
+    it->description = "\t \n";
+    ck_assert_str_eq(s_encoded(cs, PG_EUNSUPPORTED, &out),
+                     "record.body.description: is required for an ITEM");
+    it->description = "Laptop";
+    it->serial_number = "  ";
+    ck_assert_ptr_null(strstr(s_encoded(cs, 0, &out), "serialNumber"));
+    pg_changeset_destroy(&cs);
+
+    cs = s_decoded(LOC, NULL);
+    Polegate__Pole__V1__Location *l = cs->changes[0].entity->location;
+    l->postcode = "  ";
+    l->uprn = " ";
+    l->street = " ";
+    msg = s_encoded(cs, 0, &out);
+    ck_assert_ptr_null(strstr(msg, "postcode"));
+    ck_assert_ptr_null(strstr(msg, "uprn"));
+    ck_assert_ptr_null(strstr(msg, "street"));
+    pg_changeset_destroy(&cs);
+    pg_buf_free(&out);
+}
+END_TEST
+
+START_TEST(test_encode_year_bounds)
+{
+    /* ATX writes a time as RFC 3339 (4-digit years, 0001-9999 here) in London time:
+     * an instant outside those years cannot be written and is refused, naming it. */
+    pg_buf out = PG_BUF_INIT;
+    pg_changeset *cs = s_decoded(OCC, NULL);
+    pg_entity_update *eu = cs->changes[0].entity;
+    pg_timestamp *m = eu->modified_at;
+    m->nanos = 0;
+    m->seconds = s_seconds("9999-12-31T23:59:59-01:00"); /* 10000-01-01T00:59:59Z */
+    ck_assert_str_eq(s_encoded(cs, PG_EUNSUPPORTED, &out),
+                     "record.modifiedAt: the year is outside 0001-9999, which ATX cannot write");
+    m->seconds = s_seconds("0001-01-01T00:00:00+01:00"); /* 0000-12-31T23:00:00Z */
+    ck_assert_str_eq(s_encoded(cs, PG_EUNSUPPORTED, &out),
+                     "record.modifiedAt: the year is outside 0001-9999, which ATX cannot write");
+    m->seconds = s_seconds("9999-12-31T23:59:59Z");
+    m->nanos = 999999999;
+    ck_assert_ptr_nonnull(
+        strstr(s_encoded(cs, 0, &out), "\"modifiedAt\":\"9999-12-31T23:59:59.999+00:00\""));
+    m->seconds = s_seconds("0001-01-01T00:00:00Z");
+    m->nanos = 0;
+    ck_assert_ptr_nonnull(
+        strstr(s_encoded(cs, 0, &out), "\"modifiedAt\":\"0001-01-01T00:00:00.000+00:00\""));
+    eu->occurrence->reported_at->seconds = s_seconds("9999-12-31T23:30:00-00:30");
+    ck_assert_str_eq(
+        s_encoded(cs, PG_EUNSUPPORTED, &out),
+        "record.body.reportedAt: the year is outside 0001-9999, which ATX cannot write");
+    pg_changeset_destroy(&cs);
+    pg_buf_free(&out);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ threads */
 
 /* The decoder parses into a per-thread scratch region behind jansson's process-wide
@@ -1573,6 +1801,10 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_encode_idmap);
     tcase_add_test(tc, test_encode_unsupported);
     tcase_add_test(tc, test_encode_refuses_backward_range);
+    tcase_add_test(tc, test_encode_blank_is_absent);
+    tcase_add_test(tc, test_encode_year_bounds);
+    tcase_add_test(tc, test_decode_trims_body);
+    tcase_add_test(tc, test_decode_long_fraction);
     tcase_add_test(tc, test_invalid_framing);
     tcase_add_test(tc, test_force_and_forward_compat);
     tcase_add_test(tc, test_all_or_nothing);

@@ -50,6 +50,13 @@ int pg_atx_uuid_valid(const char *s);
 /* Unicode characters in the UTF-8 string s[0..len). */
 size_t pg_atx_utf8_chars(const char *s, size_t len);
 
+/* Is c white space that ATX trims around a body string (space, tab, CR, LF)? */
+int pg_atx_space(char c);
+/* s[0..*len) without surrounding white space: its start, with *len its length. Body
+ * strings are trimmed on import and an empty one means absent (athena-atx2.md,
+ * Bodies): the decoder reads them so, the encoder writes them so. */
+const char *pg_atx_trim(const char *s, size_t *len);
+
 int pg_atx_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t size, pg_changeset *cs,
                   char *errstr, size_t errstr_size);
 int pg_atx_encode(const pg_adapter_ctx *ctx, const pg_changeset *cs, pg_buf *out, char *errstr,

@@ -22,7 +22,9 @@ typedef struct pg_atx_dec {
 
 #define PG_ATX_NOMEM(d) pg_errf(PG_ENOMEM, (d)->errstr, (d)->errstr_size, "out of memory")
 
-enum { PG_ATX_OPTIONAL = 0, PG_ATX_REQUIRED = 1, PG_ATX_NOTRIM = 2 };
+/* NOTRIM: an envelope member, which must be exact (only body strings are trimmed);
+ * PARTIAL: a date that may be YYYY-MM or YYYY. */
+enum { PG_ATX_OPTIONAL = 0, PG_ATX_REQUIRED = 1, PG_ATX_NOTRIM = 2, PG_ATX_PARTIAL = 4 };
 
 typedef int (*pg_atx_norm_fn)(const char *s, char *out, char *errstr, size_t errstr_size);
 
@@ -39,13 +41,13 @@ int pg_atx__code(pg_atx_dec *d, const json_t *obj, const char *path, const char 
                  const pg_atx_table *t, int *out);
 int pg_atx__int(pg_atx_dec *d, const json_t *obj, const char *path, const char *key, int flags,
                 json_int_t min, json_int_t max, json_int_t *out, int *present);
-int pg_atx__date(pg_atx_dec *d, const json_t *obj, const char *path, const char *key,
-                 int allow_partial, pg_date **out);
+int pg_atx__date(pg_atx_dec *d, const json_t *obj, const char *path, const char *key, int flags,
+                 pg_date **out);
 int pg_atx__time(pg_atx_dec *d, const json_t *obj, const char *path, const char *key, int flags,
                  pg_timestamp **out);
 void pg_atx__elem_path(char *buf, size_t size, const char *path, const char *key, size_t i);
 int pg_atx__strings(pg_atx_dec *d, const json_t *obj, const char *path, const char *key, size_t max,
-                    char ***out, size_t *n);
+                    const pg_atx_table *t, char ***out, size_t *n);
 int pg_atx__objects(pg_atx_dec *d, const json_t *obj, const char *path, const char *key,
                     json_t **arr, size_t *n, void *vec);
 int pg_atx__normalised(pg_atx_dec *d, const json_t *obj, const char *path, const char *key,

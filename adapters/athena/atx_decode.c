@@ -74,11 +74,6 @@ int pg_atx__get(pg_atx_dec *d, const json_t *obj, const char *path, const char *
     return 0;
 }
 
-static int s_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 /* The string value v of member key (trimmed unless PG_ATX_NOTRIM), copied into the arena;
  * NULL when empty. min/max bound its length in Unicode characters (max 0: none). */
 static int s_string_value(pg_atx_dec *d, const json_t *v, const char *path, const char *key,
@@ -87,12 +82,8 @@ static int s_string_value(pg_atx_dec *d, const json_t *v, const char *path, cons
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
     *out = NULL;
-    if (!(flags & PG_ATX_NOTRIM)) {
-        while (len && s_space(*s))
-            s++, len--;
-        while (len && s_space(s[len - 1]))
-            len--;
-    }
+    if (!(flags & PG_ATX_NOTRIM))
+        s = pg_atx_trim(s, &len);
     if (len == 0) {
         if (flags & PG_ATX_REQUIRED)
             return pg_atx__fail(d, path, key, "is required");
@@ -152,12 +143,14 @@ int pg_atx__int(pg_atx_dec *d, const json_t *obj, const char *path, const char *
     return 0;
 }
 
-/* "YYYY-MM-DD", or with allow_partial also "YYYY-MM" and "YYYY"; the date must exist. */
-int pg_atx__date(pg_atx_dec *d, const json_t *obj, const char *path, const char *key,
-                 int allow_partial, pg_date **out)
+/* "YYYY-MM-DD", or with PG_ATX_PARTIAL also "YYYY-MM" and "YYYY"; the date must exist.
+ * Trimmed unless PG_ATX_NOTRIM (a body date is a body string). */
+int pg_atx__date(pg_atx_dec *d, const json_t *obj, const char *path, const char *key, int flags,
+                 pg_date **out)
 {
     char *s;
-    int rc = pg_atx__string(d, obj, path, key, PG_ATX_NOTRIM, 0, 0, &s);
+    int allow_partial = flags & PG_ATX_PARTIAL;
+    int rc = pg_atx__string(d, obj, path, key, flags, 0, 0, &s);
     *out = NULL;
     if (rc || !s)
         return rc;
@@ -195,12 +188,13 @@ static int s_date_cmp(const pg_date *a, const pg_date *b)
     return (x > y) - (x < y);
 }
 
-/* An RFC 3339 timestamp with offset. */
+/* An RFC 3339 timestamp with offset; trimmed unless PG_ATX_NOTRIM (a body timestamp is a
+ * body string). */
 int pg_atx__time(pg_atx_dec *d, const json_t *obj, const char *path, const char *key, int flags,
                  pg_timestamp **out)
 {
     char *s;
-    int rc = pg_atx__string(d, obj, path, key, flags | PG_ATX_NOTRIM, 0, 0, &s);
+    int rc = pg_atx__string(d, obj, path, key, flags, 0, 0, &s);
     *out = NULL;
     if (rc || !s)
         return rc;
@@ -223,9 +217,10 @@ void pg_atx__elem_path(char *buf, size_t size, const char *path, const char *key
     snprintf(buf, size, "%s%s%s[%zu]", path, *path ? "." : "", key, i);
 }
 
-/* An array of trimmed strings, empty ones dropped; at most max (0: any). */
+/* An array of trimmed strings, empty ones dropped; at most max (0: any); with a table t,
+ * each one a code of t (a reason names the element's position as sent). */
 int pg_atx__strings(pg_atx_dec *d, const json_t *obj, const char *path, const char *key, size_t max,
-                    char ***out, size_t *n)
+                    const pg_atx_table *t, char ***out, size_t *n)
 {
     json_t *arr;
     int rc = pg_atx__get(d, obj, path, key, JSON_ARRAY, PG_ATX_OPTIONAL, &arr);
@@ -244,6 +239,8 @@ int pg_atx__strings(pg_atx_dec *d, const json_t *obj, const char *path, const ch
             return pg_atx__fail(d, p, NULL, "must be a string, not %s", pg_atx__type_name(e));
         if ((rc = s_string_value(d, e, p, NULL, PG_ATX_OPTIONAL, 0, 0, &v[*n])))
             return rc;
+        if (v[*n] && t && pg_atx_code_value(t, v[*n]) < 0)
+            return pg_atx__fail(d, p, NULL, "is not one of %s", t->list);
         if (v[*n])
             (*n)++;
     }
@@ -304,8 +301,10 @@ static int s_marking(pg_atx_dec *d, const json_t *rec, pg_marking **out)
     pg_marking *mk = PG_PB_NEW(d->arena, pg_marking, polegate__pole__v1__marking);
     if (!mk)
         return PG_ATX_NOMEM(d);
-    PG_ATX_CODE(m, M, "classification", PG_ATX_REQUIRED, pg_atx_classification, mk->classification);
-    PG_ATX_CODE(m, M, "handling", PG_ATX_REQUIRED, pg_atx_handling, mk->handling);
+    /* the marking is envelope, exact like record.type; only the caveat is free text */
+    PG_ATX_CODE(m, M, "classification", PG_ATX_REQUIRED | PG_ATX_NOTRIM, pg_atx_classification,
+                mk->classification);
+    PG_ATX_CODE(m, M, "handling", PG_ATX_REQUIRED | PG_ATX_NOTRIM, pg_atx_handling, mk->handling);
     char *caveat;
     if ((rc = pg_atx__string(d, m, M, "caveat", PG_ATX_OPTIONAL, 0, 500, &caveat)))
         return rc;
@@ -330,7 +329,8 @@ static int s_retention(pg_atx_dec *d, const json_t *rec, int required, pg_retent
     int present;
     if ((rc = pg_atx__int(d, r, "record.retention", "mopiGroup", PG_ATX_REQUIRED, 1, 4, &g,
                           &present)) ||
-        (rc = pg_atx__date(d, r, "record.retention", "reviewDate", 0, &rt->review_date)))
+        (rc =
+             pg_atx__date(d, r, "record.retention", "reviewDate", PG_ATX_NOTRIM, &rt->review_date)))
         return rc;
     if (!rt->review_date)
         return pg_atx__fail(d, "record.retention", "reviewDate", "is required");
@@ -366,7 +366,7 @@ static int s_header_of(pg_atx_dec *d, const pg_adapter_ctx *ctx, const json_t *r
     if (!pg_atx_uuid_valid(h->message_id))
         return pg_atx__fail(d, H, "messageId", "must be a lower-case RFC 4122 UUID");
     pg_timestamp *sent;
-    if ((rc = pg_atx__time(d, hd, H, "sentAt", PG_ATX_REQUIRED, &sent)))
+    if ((rc = pg_atx__time(d, hd, H, "sentAt", PG_ATX_REQUIRED | PG_ATX_NOTRIM, &sent)))
         return rc;
     if ((rc = pg_atx__string(d, hd, H, "system", PG_ATX_REQUIRED | PG_ATX_NOTRIM, 0, 0, &s)))
         return rc;
@@ -381,7 +381,7 @@ static int s_header_of(pg_atx_dec *d, const pg_adapter_ctx *ctx, const json_t *r
     for (const char *p = ou; *p; p++) {
         if (*p == '/' && (p == ou || p[1] == '/' || p[1] == 0))
             return pg_atx__fail(d, H, "orgUnit", "has an empty segment");
-        if (s_space(*p))
+        if (pg_atx_space(*p))
             return pg_atx__fail(d, H, "orgUnit", "holds white space");
     }
     h->force = pg_arena_strndup(d->arena, ou, strcspn(ou, "/"));
@@ -481,8 +481,8 @@ static int s_links(pg_atx_dec *d, const json_t *root, pg_entity_update *eu, cons
         pg_link_update *lu = PG_PB_NEW(d->arena, pg_link_update, polegate__pole__v1__link_update);
         if (!lu)
             return PG_ATX_NOMEM(d);
-        if ((rc = pg_atx__date(d, e, lp, "validFrom", 0, &lu->valid_from)) ||
-            (rc = pg_atx__date(d, e, lp, "validTo", 0, &lu->valid_to)))
+        if ((rc = pg_atx__date(d, e, lp, "validFrom", PG_ATX_NOTRIM, &lu->valid_from)) ||
+            (rc = pg_atx__date(d, e, lp, "validTo", PG_ATX_NOTRIM, &lu->valid_to)))
             return rc;
         if (lu->valid_from && lu->valid_to && s_date_cmp(lu->valid_to, lu->valid_from) < 0)
             return pg_atx__fail(d, lp, "validTo", "is before validFrom");
@@ -542,7 +542,8 @@ static int s_message(pg_atx_dec *d, const pg_adapter_ctx *ctx, const json_t *roo
     if ((rc = pg_atx__int(d, rec, R, "revision", PG_ATX_REQUIRED, 1, LLONG_MAX, &rev, &present)) ||
         (rc = pg_atx__code(d, rec, R, "action", PG_ATX_REQUIRED | PG_ATX_NOTRIM, &pg_atx_action,
                            &op)) ||
-        (rc = pg_atx__time(d, rec, R, "modifiedAt", PG_ATX_REQUIRED, &eu->modified_at)) ||
+        (rc = pg_atx__time(d, rec, R, "modifiedAt", PG_ATX_REQUIRED | PG_ATX_NOTRIM,
+                           &eu->modified_at)) ||
         (rc = s_marking(d, rec, &eu->marking)) ||
         (rc = s_retention(d, rec, op == OP(UPSERT), &eu->retention)))
         return rc;

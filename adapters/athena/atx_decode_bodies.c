@@ -20,7 +20,7 @@ static int s_name_of(pg_atx_dec *d, const json_t *obj, const char *path, s_name 
         return PG_ATX_NOMEM(d);
     int rc = pg_atx__string(d, obj, path, "surname", PG_ATX_REQUIRED, 1, 60, &nm->surname);
     if (!rc)
-        rc = pg_atx__strings(d, obj, path, "forenames", 5, &nm->forenames, &nm->n_forenames);
+        rc = pg_atx__strings(d, obj, path, "forenames", 5, NULL, &nm->forenames, &nm->n_forenames);
     *out = nm;
     return rc;
 }
@@ -39,7 +39,7 @@ static int s_person(pg_atx_dec *d, const json_t *b, pg_entity_update *eu)
     if (rc)
         return rc;
     PG_ATX_OPT_STR(b, P, "title", p->title);
-    if ((rc = pg_atx__date(d, b, P, "dateOfBirth", 1, &p->date_of_birth)))
+    if ((rc = pg_atx__date(d, b, P, "dateOfBirth", PG_ATX_PARTIAL, &p->date_of_birth)))
         return rc;
     PG_ATX_OPT_STR(b, P, "placeOfBirth", p->place_of_birth);
     PG_ATX_CODE(b, P, "sex", PG_ATX_OPTIONAL, pg_atx_sex, p->sex);
@@ -91,31 +91,22 @@ static int s_person(pg_atx_dec *d, const json_t *b, pg_entity_update *eu)
         if (!al)
             return PG_ATX_NOMEM(d);
         if ((rc = s_name_of(d, a, ap, &al->name)) ||
-            (rc = pg_atx__date(d, a, ap, "dateOfBirth", 1, &al->date_of_birth)))
+            (rc = pg_atx__date(d, a, ap, "dateOfBirth", PG_ATX_PARTIAL, &al->date_of_birth)))
             return rc;
         p->aliases[p->n_aliases++] = al;
     }
 
-    if ((rc = pg_atx__get(d, b, P, "warningMarkers", JSON_ARRAY, PG_ATX_OPTIONAL, &arr)))
+    char **wm;
+    size_t nw;
+    if ((rc = pg_atx__strings(d, b, P, "warningMarkers", 0, &pg_atx_wm, &wm, &nw)))
         return rc;
-    size_t nw = arr ? json_array_size(arr) : 0;
     if (nw) {
         p->warning_markers = pg_arena_alloc(d->arena, nw * sizeof(*p->warning_markers));
         if (!p->warning_markers)
             return PG_ATX_NOMEM(d);
     }
-    for (size_t i = 0; i < nw; i++) {
-        char wp[64];
-        pg_atx__elem_path(wp, sizeof wp, P, "warningMarkers", i);
-        json_t *w = json_array_get(arr, i);
-        const char *s = json_string_value(w);
-        int v = s ? pg_atx_code_value(&pg_atx_wm, s) : -1;
-        if (!s)
-            return pg_atx__fail(d, wp, NULL, "must be a string, not %s", pg_atx__type_name(w));
-        if (v < 0)
-            return pg_atx__fail(d, wp, NULL, "is not one of %s", pg_atx_wm.list);
-        p->warning_markers[p->n_warning_markers++] = v;
-    }
+    for (size_t i = 0; i < nw; i++)
+        p->warning_markers[p->n_warning_markers++] = pg_atx_code_value(&pg_atx_wm, wm[i]);
     PG_ATX_OPT_STR(b, P, "occupation", p->occupation);
     return 0;
 }

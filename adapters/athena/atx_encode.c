@@ -8,6 +8,7 @@
 #include <uuid/uuid.h>
 
 #include "atx.h"
+#include "polegate/arena.h"
 #include "polegate/codes.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
@@ -31,6 +32,7 @@ typedef struct s_enc {
     const pg_adapter_ctx *ctx;
     const pg_changeset *cs;
     s_jw w;
+    pg_arena *scratch; /* trimmed copies of strings (s_val); made when first needed */
     char *errstr;
     size_t errstr_size;
 } s_enc;
@@ -97,11 +99,30 @@ static void s_str(s_jw *w, const char *key, const char *v)
     s_escaped(w, v);
 }
 
-/* A proto3 string is absent when empty. */
-static void s_opt_str(s_jw *w, const char *key, const char *v)
+/* v as ATX imports it: trimmed, and NULL when nothing is left (athena-atx2.md, Bodies:
+ * an empty string means absent), so that every test of a value's presence or shape
+ * sees what the RMS will see. The caveat is read the same way. */
+static const char *s_val(s_enc *e, const char *v)
 {
-    if (v && *v)
-        s_str(w, key, v);
+    size_t n = v ? strlen(v) : 0, len = n;
+    const char *t = v ? pg_atx_trim(v, &len) : NULL;
+    if (len == 0)
+        return NULL;
+    if (len == n)
+        return v;
+    if (!e->scratch)
+        e->scratch = pg_arena_new(0);
+    char *copy = e->scratch ? pg_arena_strndup(e->scratch, t, len) : NULL;
+    if (!copy)
+        e->w.err = PG_ENOMEM; /* sticky: the change fails with it */
+    return copy ? copy : v;
+}
+
+/* A proto3 string is absent when empty, and so is one of white space only. */
+static void s_opt_str(s_enc *e, const char *key, const char *v)
+{
+    if ((v = s_val(e, v)))
+        s_str(&e->w, key, v);
 }
 
 static void s_raw(s_jw *w, const char *key, const char *raw)
@@ -136,13 +157,23 @@ static void s_code(s_jw *w, const char *key, const pg_atx_table *t, int value)
         s_str(w, key, name);
 }
 
-static void s_time(s_jw *w, const char *key, const pg_timestamp *ts)
+/* A time as RFC 3339 in London time. RFC 3339 years have 4 digits, and ATX dates are
+ * 0001-9999 (pg_date_valid), so an instant whose UTC year is outside 0001-9999 cannot be
+ * written: it is refused here rather than bounded in the decoder, because the spec
+ * lets a sender use any offset (athena-atx2.md, Time), so 9999-12-31T23:59:59-01:00 is
+ * a valid message whose instant lies in year 10000 UTC. London keeps GMT around the
+ * turn of a year, so the year written is the UTC year. */
+static int s_time(s_enc *e, const char *key, const char *path, const pg_timestamp *ts)
 {
     if (!ts)
-        return;
+        return 0;
+    if (ts->seconds < pg_days_from_civil(1, 1, 1) * 86400 ||
+        ts->seconds >= pg_days_from_civil(10000, 1, 1) * 86400)
+        return s_bad(e, path, "the year is outside 0001-9999, which ATX cannot write");
     char out[40];
     pg_rfc3339_format_london((pg_instant){ts->seconds, ts->nanos}, out);
-    s_str(w, key, out);
+    s_str(&e->w, key, out);
+    return 0;
 }
 
 /* "YYYY", "YYYY-MM" or "YYYY-MM-DD" as far as the date is known; 0 or -1. */
@@ -207,7 +238,7 @@ typedef int (*s_norm_fn)(const char *s, char *out, char *errstr, size_t errstr_s
 static int s_normalised(s_enc *e, const char *key, const char *path, const char *v, s_norm_fn fn)
 {
     char norm[32], why[PG_ERRSTR_SIZE];
-    if (!v || !*v)
+    if (!(v = s_val(e, v)))
         return 0;
     if (fn(v, norm, why, sizeof why))
         return s_bad(e, path, "%s", why);
@@ -220,26 +251,31 @@ static int s_normalised(s_enc *e, const char *key, const char *path, const char 
 static int s_name(s_enc *e, const Polegate__Pole__V1__Name *nm, const char *path)
 {
     s_jw *w = &e->w;
-    if (!nm || !s_chars_ok(nm->surname, 1, 60))
+    const char *surname = nm ? s_val(e, nm->surname) : NULL;
+    if (!s_chars_ok(surname, 1, 60))
         return s_bad(e, path, "surname must be 1-60 characters");
-    s_str(w, "surname", nm->surname);
-    if (nm->n_forenames == 0)
-        return 0;
-    s_open(w, "forenames", '[');
-    for (size_t i = 0; i < nm->n_forenames && i < 4; i++)
-        s_str(w, NULL, nm->forenames[i]);
-    if (nm->n_forenames == 5) {
-        s_str(w, NULL, nm->forenames[4]);
-    } else if (nm->n_forenames > 5) {
-        /* ATX holds 5 forenames: the rest join the 5th, space-separated */
-        pg_buf joined = PG_BUF_INIT;
-        for (size_t i = 4; i < nm->n_forenames; i++)
-            if ((i > 4 && pg_buf_putc(&joined, ' ')) || pg_buf_puts(&joined, nm->forenames[i]))
-                w->err = PG_ENOMEM;
-        s_str(w, NULL, joined.data ? (char *)joined.data : "");
-        pg_buf_free(&joined);
+    s_str(w, "surname", surname);
+    /* ATX holds 5 forenames: those after the 4th join the 5th, space-separated; a blank
+     * forename is none */
+    pg_buf rest = PG_BUF_INIT;
+    size_t k = 0;
+    for (size_t i = 0; i < nm->n_forenames; i++) {
+        const char *f = s_val(e, nm->forenames[i]);
+        if (!f)
+            continue;
+        if (k == 0)
+            s_open(w, "forenames", '[');
+        if (k < 4)
+            s_str(w, NULL, f);
+        else if ((k > 4 && pg_buf_putc(&rest, ' ')) || pg_buf_puts(&rest, f))
+            w->err = PG_ENOMEM;
+        k++;
     }
-    s_close(w, ']');
+    if (k > 4)
+        s_str(w, NULL, rest.data ? (char *)rest.data : "");
+    if (k)
+        s_close(w, ']');
+    pg_buf_free(&rest);
     return 0;
 }
 
@@ -250,10 +286,10 @@ static int s_person(s_enc *e, const Polegate__Pole__V1__Person *p)
     int rc = s_name(e, p->name, "record.body");
     if (rc)
         return rc;
-    s_opt_str(w, "title", p->title);
+    s_opt_str(e, "title", p->title);
     if ((rc = s_partial_date(e, "dateOfBirth", "record.body.dateOfBirth", p->date_of_birth)))
         return rc;
-    s_opt_str(w, "placeOfBirth", p->place_of_birth);
+    s_opt_str(e, "placeOfBirth", p->place_of_birth);
     s_code(w, "sex", &pg_atx_sex, p->sex);
     const char *sde = pg_atx_code_name(&pg_atx_sde, p->self_defined_ethnicity);
     const char *ic = pg_atx_code_name(&pg_atx_ic, p->officer_defined_ethnicity);
@@ -263,17 +299,18 @@ static int s_person(s_enc *e, const Polegate__Pole__V1__Person *p)
         s_code(w, "officerDefined", &pg_atx_ic, p->officer_defined_ethnicity);
         s_close(w, '}');
     }
-    if (p->nationality && pg_country_alpha3_to_alpha2(p->nationality))
-        s_str(w, "nationality", p->nationality);
-    int pnc = p->pnc_id && *p->pnc_id, cro = p->cro_number && *p->cro_number;
-    if (pnc && pg_pnc_validate_long(p->pnc_id, why, sizeof why))
+    const char *nat = s_val(e, p->nationality);
+    if (nat && pg_country_alpha3_to_alpha2(nat))
+        s_str(w, "nationality", nat);
+    const char *pnc = s_val(e, p->pnc_id), *cro = s_val(e, p->cro_number);
+    if (pnc && pg_pnc_validate_long(pnc, why, sizeof why))
         return s_bad(e, "record.body.identifiers.pncId", "%s", why);
-    if (cro && pg_cro_validate(p->cro_number, why, sizeof why))
+    if (cro && pg_cro_validate(cro, why, sizeof why))
         return s_bad(e, "record.body.identifiers.croNumber", "%s", why);
     if (pnc || cro) {
         s_open(w, "identifiers", '{');
-        s_opt_str(w, "pncId", p->pnc_id);
-        s_opt_str(w, "croNumber", p->cro_number);
+        s_opt_str(e, "pncId", pnc);
+        s_opt_str(e, "croNumber", cro);
         s_close(w, '}');
     }
     if (p->n_aliases) {
@@ -298,25 +335,26 @@ static int s_person(s_enc *e, const Polegate__Pole__V1__Person *p)
             s_code(w, NULL, &pg_atx_wm, p->warning_markers[i]);
         s_close(w, ']');
     }
-    s_opt_str(w, "occupation", p->occupation);
+    s_opt_str(e, "occupation", p->occupation);
     return 0;
 }
 
 static int s_location(s_enc *e, const Polegate__Pole__V1__Location *l)
 {
     s_jw *w = &e->w;
-    s_opt_str(w, "premises", l->premises);
-    s_opt_str(w, "street", l->street);
-    s_opt_str(w, "locality", l->locality);
-    s_opt_str(w, "town", l->town);
+    s_opt_str(e, "premises", l->premises);
+    s_opt_str(e, "street", l->street);
+    s_opt_str(e, "locality", l->locality);
+    s_opt_str(e, "town", l->town);
     int rc =
         s_normalised(e, "postcode", "record.body.postcode", l->postcode, pg_postcode_normalise);
     if (rc)
         return rc;
-    if (l->uprn && *l->uprn) {
-        if (!s_digits_ok(l->uprn, 1, 12) || l->uprn[0] == '0')
+    const char *uprn = s_val(e, l->uprn);
+    if (uprn) {
+        if (!s_digits_ok(uprn, 1, 12) || uprn[0] == '0')
             return s_bad(e, "record.body.uprn", "must be 1-12 digits without leading zeros");
-        s_str(w, "uprn", l->uprn);
+        s_str(w, "uprn", uprn);
     }
     if (l->geo) {
         if (!(fabs(l->geo->lat) <= 90 && fabs(l->geo->lon) <= 180))
@@ -326,7 +364,7 @@ static int s_location(s_enc *e, const Polegate__Pole__V1__Location *l)
         s_degrees(w, "lon", l->geo->lon);
         s_close(w, '}');
     }
-    s_opt_str(w, "description", l->description);
+    s_opt_str(e, "description", l->description);
     return 0;
 }
 
@@ -336,13 +374,14 @@ static int s_vehicle(s_enc *e, const Polegate__Pole__V1__Vehicle *v)
     int rc = s_normalised(e, "vrm", "record.body.vrm", v->vrm, pg_vrm_normalise);
     if (rc)
         return rc;
-    s_opt_str(w, "make", v->make);
-    s_opt_str(w, "model", v->model);
+    s_opt_str(e, "make", v->make);
+    s_opt_str(e, "model", v->model);
     s_code(w, "colour", &pg_atx_colour, v->colour);
-    if (v->vin && *v->vin) {
-        if (strlen(v->vin) != 17 || strspn(v->vin, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 17)
+    const char *vin = s_val(e, v->vin);
+    if (vin) {
+        if (strlen(vin) != 17 || strspn(vin, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 17)
             return s_bad(e, "record.body.vin", "must be 17 characters A-Z 0-9");
-        s_str(w, "vin", v->vin);
+        s_str(w, "vin", vin);
     }
     if (v->year > 0 && v->year <= 9999)
         s_int(w, "year", v->year);
@@ -353,12 +392,13 @@ static int s_item(s_enc *e, const Polegate__Pole__V1__Item *it)
 {
     s_jw *w = &e->w;
     s_code(w, "category", &pg_atx_item, it->category);
-    if (!it->description || !*it->description)
+    const char *desc = s_val(e, it->description);
+    if (!desc)
         return s_bad(e, "record.body.description", "is required for an ITEM");
-    s_str(w, "description", it->description);
-    s_opt_str(w, "serialNumber", it->serial_number);
+    s_str(w, "description", desc);
+    s_opt_str(e, "serialNumber", it->serial_number);
     if (it->value) {
-        const char *cur = it->value->currency;
+        const char *cur = s_val(e, it->value->currency);
         if (!cur || strlen(cur) != 3 || strspn(cur, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)
             return s_bad(e, "record.body.value.currency", "must be an ISO 4217 code");
         if (it->value->minor_units < 0)
@@ -376,8 +416,8 @@ static int s_item(s_enc *e, const Polegate__Pole__V1__Item *it)
 static int s_weapon(s_enc *e, const Polegate__Pole__V1__Weapon *wp)
 {
     s_code(&e->w, "category", &pg_atx_weapon, wp->category);
-    s_opt_str(&e->w, "description", wp->description);
-    s_opt_str(&e->w, "serialNumber", wp->serial_number);
+    s_opt_str(e, "description", wp->description);
+    s_opt_str(e, "serialNumber", wp->serial_number);
     return 0;
 }
 
@@ -388,17 +428,18 @@ static int s_telephone(s_enc *e, const Polegate__Pole__V1__Telephone *t)
     if (rc)
         return rc;
     s_code(w, "kind", &pg_atx_telkind, t->kind);
-    if (t->imei && *t->imei) {
-        if (!s_digits_ok(t->imei, 15, 15))
+    const char *imei = s_val(e, t->imei);
+    if (imei) {
+        if (!s_digits_ok(imei, 15, 15))
             return s_bad(e, "record.body.imei", "must be 15 digits");
-        s_str(w, "imei", t->imei);
+        s_str(w, "imei", imei);
     }
     return 0;
 }
 
 static int s_reference(s_enc *e, const char *ref, const char *type)
 {
-    if (!ref || !*ref)
+    if (!(ref = s_val(e, ref)))
         return s_bad(e, "record.body.reference", "is required for %s", type);
     s_str(&e->w, "reference", ref);
     return 0;
@@ -406,7 +447,7 @@ static int s_reference(s_enc *e, const char *ref, const char *type)
 
 static int s_text(s_enc *e, const char *key, const char *path, const char *v)
 {
-    if (!v || !*v)
+    if (!(v = s_val(e, v)))
         return 0;
     if (!s_chars_ok(v, 0, 4000))
         return s_bad(e, path, "longer than 4000 characters");
@@ -434,7 +475,7 @@ static int s_occurrence(s_enc *e, const Polegate__Pole__V1__Occurrence *o)
             s_open(w, NULL, '{');
             s_int(w, "hoClass", of->ho_class);
             s_int(w, "hoSubclass", of->ho_subclass);
-            s_opt_str(w, "description", of->description);
+            s_opt_str(e, "description", of->description);
             s_close(w, '}');
         }
         s_close(w, ']');
@@ -444,9 +485,10 @@ static int s_occurrence(s_enc *e, const Polegate__Pole__V1__Occurrence *o)
     if (from && to &&
         (to->seconds < from->seconds || (to->seconds == from->seconds && to->nanos < from->nanos)))
         return s_bad(e, "record.body.occurredTo", "is before occurredFrom");
-    s_time(w, "occurredFrom", from);
-    s_time(w, "occurredTo", from ? to : NULL);
-    s_time(w, "reportedAt", o->reported_at);
+    if ((rc = s_time(e, "occurredFrom", "record.body.occurredFrom", from)) ||
+        (rc = s_time(e, "occurredTo", "record.body.occurredTo", from ? to : NULL)) ||
+        (rc = s_time(e, "reportedAt", "record.body.reportedAt", o->reported_at)))
+        return rc;
     s_code(w, "status", &pg_atx_occstatus, o->status);
     return s_text(e, "summary", "record.body.summary", o->summary);
 }
@@ -457,10 +499,11 @@ static int s_custody(s_enc *e, const Polegate__Pole__V1__Custody *c)
     int rc = s_reference(e, c->reference, "a CUSTODY");
     if (rc)
         return rc;
-    s_time(w, "arrestedAt", c->arrested_at);
-    s_time(w, "arrivedAt", c->arrived_at);
-    s_time(w, "releasedAt", c->released_at);
-    s_opt_str(w, "station", c->station);
+    if ((rc = s_time(e, "arrestedAt", "record.body.arrestedAt", c->arrested_at)) ||
+        (rc = s_time(e, "arrivedAt", "record.body.arrivedAt", c->arrived_at)) ||
+        (rc = s_time(e, "releasedAt", "record.body.releasedAt", c->released_at)))
+        return rc;
+    s_opt_str(e, "station", c->station);
     s_code(w, "outcome", &pg_atx_outcome, c->outcome);
     return 0;
 }
@@ -471,8 +514,8 @@ static int s_intelligence(s_enc *e, const Polegate__Pole__V1__Intelligence *n)
     int rc = s_reference(e, n->reference, "an INTELLIGENCE");
     if (rc)
         return rc;
-    s_time(w, "reportedAt", n->reported_at);
-    if ((rc = s_text(e, "text", "record.body.text", n->text)))
+    if ((rc = s_time(e, "reportedAt", "record.body.reportedAt", n->reported_at)) ||
+        (rc = s_text(e, "text", "record.body.text", n->text)))
         return rc;
     const Polegate__Pole__V1__Grading *g = n->grading;
     /* ATX grades all three parts or none */
@@ -607,16 +650,17 @@ static int s_marking(s_enc *e, const pg_marking *m)
         return s_bad(e, "record.marking.classification", "not given");
     if (!h)
         return s_bad(e, "record.marking.handling", "not given");
-    int has_caveat = m->caveat && *m->caveat;
+    const char *caveat = s_val(e, m->caveat);
+    int has_caveat = caveat != NULL;
     if (!has_caveat && m->handling == POLEGATE__POLE__V1__HANDLING__HANDLING_C)
         return s_bad(e, "record.marking.caveat", "is required when handling is 'C'");
-    if (has_caveat && !s_chars_ok(m->caveat, 0, 500))
+    if (has_caveat && !s_chars_ok(caveat, 0, 500))
         return s_bad(e, "record.marking.caveat", "longer than 500 characters");
     s_open(w, "marking", '{');
     s_str(w, "classification", cl);
     s_str(w, "handling", h);
     if (has_caveat)
-        s_str(w, "caveat", m->caveat);
+        s_str(w, "caveat", caveat);
     else
         s_raw(w, "caveat", "null");
     s_close(w, '}');
@@ -698,8 +742,8 @@ static int s_entity(s_enc *e, const pg_entity_update *eu)
     s_str(w, "id", id);
     s_int(w, "revision", (long long)eu->version);
     s_str(w, "action", action);
-    s_time(w, "modifiedAt", eu->modified_at);
-    if ((rc = s_marking(e, eu->marking)) || (rc = s_retention(e, eu)))
+    if ((rc = s_time(e, "modifiedAt", "record.modifiedAt", eu->modified_at)) ||
+        (rc = s_marking(e, eu->marking)) || (rc = s_retention(e, eu)))
         return rc;
     if (eu->operation == OP(DELETE)) {
         s_close(w, '}');
@@ -781,8 +825,10 @@ int pg_atx_encode(const pg_adapter_ctx *ctx, const pg_changeset *cs, pg_buf *out
             out->len = len0;
             if (out->data)
                 out->data[len0] = 0;
+            pg_arena_destroy(&e.scratch);
             return rc;
         }
     }
+    pg_arena_destroy(&e.scratch);
     return 0;
 }

@@ -160,3 +160,17 @@ size_t pg_atx_utf8_chars(const char *s, size_t len)
         n += ((unsigned char)s[i] & 0xC0) != 0x80;
     return n;
 }
+
+int pg_atx_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+const char *pg_atx_trim(const char *s, size_t *len)
+{
+    while (*len && pg_atx_space(*s))
+        s++, (*len)--;
+    while (*len && pg_atx_space(s[*len - 1]))
+        (*len)--;
+    return s;
+}

@@ -14,7 +14,8 @@ typedef struct pg_instant {
 } pg_instant;
 
 /* Parse RFC 3339 with a mandatory offset ("2026-03-29T02:30:00.000+01:00", "...Z").
- * Fraction optional (up to 9 digits). Rejects impossible dates and times. 0 or
+ * Fraction optional, any number of digits (those past nanoseconds truncated). Rejects
+ * impossible dates and times. 0 or
  * PG_EINVALID with reason. */
 int pg_rfc3339_parse(const char *s, pg_instant *out, char *errstr, size_t errstr_size);
 /* Format t as RFC 3339 with the given UTC offset in minutes, milliseconds always
