@@ -35,6 +35,9 @@ static char *s_read(const char *name, size_t *len)
     return buf;
 }
 
+static void s_expect_has(const char *text, const char *want);
+static void s_expect_lacks(const char *text, const char *unwanted);
+
 static int s_decode(const char *doc, size_t len, pg_changeset *cs, char *err)
 {
     err[0] = 0;
@@ -756,6 +759,8 @@ static const char s_base[] =
     "Rev=\"12\" Op=\"" op "\" Modified=\"25/10/2026 00:30:00\" GPMS=\"OS\" Handling=\"P\" "        \
     "MoPI=\"2\" Review=\"25/10/2036\">"
 
+#define REV_RULE "must be an integer 1-9999999999999999999 (at most 19 digits, no leading zeros)"
+
 typedef struct s_bad {
     const char *find;
     const char *replace;
@@ -792,9 +797,11 @@ static const s_bad s_bads[] = {
      "Entity[3]@GID: must be exactly 16 upper-case hex digits"},
     {"GID=\"C100000000000301\"", "GID=\"C10000000000030\"",
      "Entity[3]@GID: must be exactly 16 upper-case hex digits"},
-    {"Rev=\"3\"", "Rev=\"0\"", "Entity[3]@Rev: must be an integer >= 1"},
-    {"Rev=\"3\"", "Rev=\"03\"", "Entity[3]@Rev: must be an integer >= 1"},
-    {"Rev=\"3\"", "Rev=\"-3\"", "Entity[3]@Rev: must be an integer >= 1"},
+    {"Rev=\"3\"", "Rev=\"0\"", "Entity[3]@Rev: " REV_RULE},
+    {"Rev=\"3\"", "Rev=\"03\"", "Entity[3]@Rev: " REV_RULE},
+    {"Rev=\"3\"", "Rev=\"-3\"", "Entity[3]@Rev: " REV_RULE},
+    /* 2^64 - 1 fits the canonical version, but NX5 Revs are read to 19 digits */
+    {"Rev=\"3\"", "Rev=\"18446744073709551615\"", "Entity[3]@Rev: " REV_RULE},
     {"Rev=\"3\" Op=\"Add\"", "Rev=\"3\" Op=\"Create\"",
      "Entity[3]@Op: must be Add, Modify, Delete or Merge"},
     {"Modified=\"29/03/2026 07:14:30\"", "Modified=\"31/02/2026 07:14:30\"",
@@ -998,6 +1005,7 @@ static const s_bad s_bads[] = {
      "NX5: not well-formed XML (line 4: *"},
     {"<NX5Exchange ", "<!DOCTYPE NX5Exchange>\n<NX5Exchange ",
      "NX5: DTDs and entity declarations are not allowed"},
+    {"version=\"1.0\"", "version=\"1.1\"", "NX5: XML version '1.1' is not allowed (XML 1.0 only)"},
 };
 
 START_TEST(test_invalid)
@@ -1055,7 +1063,8 @@ START_TEST(test_caveat_length)
             pg_changeset_destroy(&cs);
         } else {
             s_expect_invalid(doc, strlen(doc), PG_EINVALID,
-                             I8 "Caveat: 501 characters, at most 500");
+                             I8 "Caveat: 501 characters; the canonical model allows at most 500 "
+                                "(NX5 sets no limit)");
         }
         free(doc);
     }
@@ -1074,12 +1083,25 @@ START_TEST(test_encodings)
     /* 0x81 has no character in windows-1252. */
     char *w3 = s_replace_all(w, "<Surname>O'BRIEN</Surname>", "<Surname>\x81</Surname>", &n);
     s_expect_invalid(w3, strlen(w3), PG_EINVALID, "NX5: not well-formed XML");
+    /* What libxml2 quotes of the bytes after it ("bytes 0x81 0x54 ...") is record
+     * content: left out of the reason, in whatever case libxml2 writes it. */
+    char *w4 =
+        s_replace_all(w, "<Surname>O'BRIEN</Surname>", "<Surname>SMI\x81THXYZ</Surname>", &n);
+    s_expect_invalid(w4, strlen(w4), PG_EINVALID,
+                     "NX5: not well-formed XML (input conversion failed due to input error)");
+    pg_changeset *none = pg_changeset_new();
+    char err[PG_ERRSTR_SIZE];
+    ck_assert_int_eq(s_decode(w4, strlen(w4), none, err), PG_EINVALID);
+    s_expect_lacks(err, "0x");
+    pg_changeset_destroy(&none);
     /* windows-1252 "\xc9A" (ÉA) is not UTF-8. */
     char *u = s_replace_all(s_base, "<Surname>O'BRIEN</Surname>",
                             "<Surname>\xc9"
                             "A</Surname>",
                             &n);
-    s_expect_invalid(u, strlen(u), PG_EINVALID, "NX5: not well-formed XML");
+    s_expect_invalid(u, strlen(u), PG_EINVALID,
+                     "NX5: not well-formed XML (line 4: Input is not proper UTF-8, indicate "
+                     "encoding !)");
     /* No declaration: UTF-8; a UTF-8 byte order mark is fine. */
     const char *body = strchr(s_base, '\n') + 1;
     cs = s_decode_ok(body, strlen(body));
@@ -1102,7 +1124,7 @@ START_TEST(test_encodings)
     s_expect_invalid(utf16be, sizeof utf16be - 1, PG_EINVALID, "encoding: UTF-16/UTF-32");
     s_expect_invalid("", 0, PG_EINVALID, "NX5: empty document");
     s_expect_invalid("<?xml version=\"1.0\"?>", 21, PG_EINVALID, "NX5: ");
-    free(w), free(w2), free(w3), free(u), free(bom);
+    free(w), free(w2), free(w3), free(w4), free(u), free(bom);
 }
 END_TEST
 
@@ -1302,6 +1324,21 @@ START_TEST(test_decode_details)
                   "BBBBBBBBBBBBBBBB", EK(UNSPECIFIED), OP(UPSERT), NULL);
     ck_assert_ptr_null(s_lnk(cs, 12)->marking);
     ck_assert_ptr_null(s_lnk(cs, 12)->modified_at);
+    /* A link's reason names which kind of Property its end is. */
+    char *stln = s_replace_all(doc, "Role=\"USED\"", "Role=\"STLN\"", &n);
+    s_expect_invalid(stln, strlen(stln), PG_EINVALID,
+                     "Link[1]@To: a STLN link ends at a Property item; 1C0FFEE000000001 is a "
+                     "Property weapon (Entity[11])");
+    free(stln);
+    char *knife = s_replace_all(s_base, "<Category>ELC</Category><Value>125000</Value>",
+                                "<Category>WPN-KN</Category>", &n);
+    stln = s_replace_all(knife, "Role=\"HOME\" From=\"7F3A9C2E4B1D0A66\" To=\"00A1B2C3D4E5F607\"",
+                         "Role=\"STLN\" From=\"F100000000004711\" To=\"D100000000000777\"", &n);
+    ck_assert_int_eq(n, 1);
+    s_expect_invalid(stln, strlen(stln), PG_EINVALID,
+                     "Link[1]@To: a STLN link ends at a Property item; D100000000000777 is a "
+                     "Property weapon (Entity[4])");
+    free(stln), free(knife);
     /* Telephone numbers to E.164; the PNC century rule uses the year of Modified. */
     const pg_entity_update *t = s_ent(cs, 4);
     ck_assert_str_eq(t->telephone->number, "+447700900123");
@@ -1331,6 +1368,10 @@ START_TEST(test_decode_details)
 END_TEST
 
 /* ------------------------------------------------------------ encode */
+
+#define REPEATED                                                                                   \
+    "is in the hour repeated when UK clocks go back; NX5 reads that local time as the first "      \
+    "occurrence, so it cannot be written"
 
 static char *s_encode_rc(const pg_changeset *cs, pg_idmap *idmap, int expect_rc, char *err)
 {
@@ -1521,16 +1562,23 @@ END_TEST
 START_TEST(test_encode_header)
 {
     pg_changeset *cs = s_decode_ok(s_base, strlen(s_base));
-    pg_adapter_ctx ctx = {.now_ms = s_utc(2026, 10, 25, 1, 40, 0) * 1000 + 123};
+    pg_adapter_ctx ctx = {.now_ms = s_utc(2026, 10, 25, 2, 40, 0) * 1000 + 123};
     pg_buf out = PG_BUF_INIT;
     char err[PG_ERRSTR_SIZE];
     ck_assert_int_eq(pg_adapter_niche.encode(&ctx, cs, &out, err, sizeof err), 0);
-    /* 01:40 UTC is after the change: GMT, the second 01:40 of the day. */
+    /* 02:40 UTC is after the change: GMT. */
     static const char head[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<NX5Exchange "
                                "xmlns=\"urn:nx:exchange:5\" Source=\"NICHE\" Force=\"MER\" "
-                               "Batch=\"gw-20261025-014000123\" Created=\"25/10/2026 01:40:00\">\n";
+                               "Batch=\"gw-20261025-024000123\" Created=\"25/10/2026 02:40:00\">\n";
     ck_assert_msg(strncmp((char *)out.data, head, sizeof head - 1) == 0, "%s", (char *)out.data);
     pg_buf_free(&out);
+    /* 01:40 UTC is the second 01:40 of the day, which NX5 cannot write (it would
+     * read back as 00:40 UTC). */
+    ctx.now_ms = s_utc(2026, 10, 25, 1, 40, 0) * 1000;
+    ck_assert_int_eq(pg_adapter_niche.encode(&ctx, cs, &out, err, sizeof err), PG_EUNSUPPORTED);
+    ck_assert_str_eq(err, "NX5Exchange@Created: the time now " REPEATED);
+    ck_assert_uint_eq(out.len, 0);
+    ctx.now_ms = s_utc(2026, 10, 25, 2, 40, 0) * 1000 + 123;
     /* No changes: an empty document for the changeset's force. */
     pg_changeset *empty = pg_changeset_new();
     empty->force = "ESX";
@@ -1618,6 +1666,79 @@ START_TEST(test_gid_candidate_needs_a_uuid)
 }
 END_TEST
 
+/* ts (of change i of cs) set to t, in the second occurrence of the hour repeated when
+ * BST ends: refused, naming the field. */
+static void s_expect_time_refused(pg_changeset *cs, size_t i, pg_timestamp *ts, const char *field,
+                                  int64_t t)
+{
+    char err[PG_ERRSTR_SIZE], want[PG_ERRSTR_SIZE];
+    int64_t was = ts->seconds;
+    ts->seconds = t;
+    s_encode_rc(cs, NULL, PG_EUNSUPPORTED, err);
+    snprintf(want, sizeof want, "changes[%zu] (entity %s).%s: " REPEATED, i,
+             s_ent(cs, i)->origin->native_id, field);
+    ck_assert_str_eq(err, want);
+    ts->seconds = was;
+}
+
+/* NX5 reads a local time in the hour repeated when BST ends as BST: an instant in
+ * the second occurrence (01:00-01:59 GMT) cannot be written. It is refused rather
+ * than written as the instant an hour earlier. */
+START_TEST(test_encode_repeated_hour)
+{
+    char err[PG_ERRSTR_SIZE];
+    pg_changeset *cs = s_decode_ok(s_base, strlen(s_base));
+    Polegate__Pole__V1__Occurrence *o = cs->changes[5].entity->occurrence;
+    /* 00:30 to 01:10 UTC was written From 01:30 To 01:10, read back To 00:10 UTC. */
+    o->occurred_from->seconds = s_utc(2026, 10, 25, 0, 30, 0);
+    s_expect_time_refused(cs, 5, o->occurred_to, "occurrence.occurred_to",
+                          s_utc(2026, 10, 25, 1, 10, 0));
+    /* Every minute around the change and the edges of the hour: written as itself, or
+     * refused. */
+    int64_t ends = s_utc(2026, 10, 25, 1, 0, 0);
+    int64_t t0 = s_utc(2026, 10, 24, 23, 0, 0), t1 = s_utc(2026, 10, 25, 3, 0, 0);
+    int64_t edges[] = {ends - 1, ends + 3599};
+    for (int64_t t = t0; t <= t1 + 2; t += t < t1 ? 60 : 1) {
+        int64_t u = t <= t1 ? t : edges[t - t1 - 1];
+        o->occurred_from->seconds = o->occurred_to->seconds = u;
+        if (u >= ends && u < ends + 3600) {
+            s_expect_time_refused(cs, 5, o->occurred_from, "occurrence.occurred_from", u);
+            continue;
+        }
+        char *text = s_encode_rc(cs, NULL, 0, err);
+        pg_changeset *back = s_decode_ok(text, strlen(text));
+        s_expect_time(s_ent(back, 5)->occurrence->occurred_from, u);
+        s_expect_time(s_ent(back, 5)->occurrence->occurred_to, u);
+        pg_changeset_destroy(&back);
+        free(text);
+    }
+    o->occurred_from->seconds = o->occurred_to->seconds = ends - 1800;
+    /* Every other time NX5 writes goes the same way. */
+    pg_entity_update *c = cs->changes[6].entity, *in = cs->changes[7].entity;
+    int64_t second = ends + 1800;
+    s_expect_time_refused(cs, 6, c->modified_at, "modified_at", second);
+    s_expect_time_refused(cs, 6, c->custody->arrived_at, "custody.arrived_at", second);
+    pg_timestamp t = {.seconds = ends - 1800};
+    c->custody->released_at = &t;
+    s_expect_time_refused(cs, 6, &t, "custody.released_at", second);
+    c->custody->released_at = NULL;
+    c->custody->arrested_at = &t;
+    s_expect_time_refused(cs, 6, &t, "custody.arrested_at", second);
+    c->custody->arrested_at = NULL;
+    o->reported_at = &t;
+    s_expect_time_refused(cs, 5, &t, "occurrence.reported_at", second);
+    o->reported_at = NULL;
+    in->intelligence->reported_at = &t;
+    s_expect_time_refused(cs, 7, &t, "intelligence.reported_at", second);
+    /* A year with another last Sunday, and a change before 1996 (23 October 1994). */
+    s_expect_time_refused(cs, 7, &t, "intelligence.reported_at", s_utc(2027, 10, 31, 1, 0, 0));
+    s_expect_time_refused(cs, 7, &t, "intelligence.reported_at", s_utc(1994, 10, 23, 1, 15, 0));
+    t.seconds = s_utc(2027, 10, 31, 0, 59, 59);
+    free(s_encode_rc(cs, NULL, 0, err));
+    pg_changeset_destroy(&cs);
+}
+END_TEST
+
 START_TEST(test_encode_refusals)
 {
     char err[PG_ERRSTR_SIZE];
@@ -1686,8 +1807,8 @@ START_TEST(test_encode_refusals)
     long_caveat[501] = 0;
     cs->changes[7].entity->marking->caveat = long_caveat;
     s_encode_rc(cs, NULL, PG_EINVALID, err);
-    ck_assert_str_eq(err, "changes[7] (entity 11E7000000000777).marking.caveat: 501 characters, at "
-                          "most 500");
+    ck_assert_str_eq(err, "changes[7] (entity 11E7000000000777).marking.caveat: 501 characters; "
+                          "the canonical model allows at most 500");
     cs->changes[7].entity->marking->caveat = "x";
     /* A grid reference off the grid gives way to the WGS 84 position. */
     l->grid->easting = -5;
@@ -1733,6 +1854,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_encode_header);
     tcase_add_test(tc, test_encode_ops_and_ids);
     tcase_add_test(tc, test_encode_refusals);
+    tcase_add_test(tc, test_encode_repeated_hour);
     tcase_add_test(tc, test_gid_candidate_needs_a_uuid);
     suite_add_tcase(s, tc);
     return s;

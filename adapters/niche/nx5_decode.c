@@ -405,8 +405,11 @@ static int s_entity_head(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_update *
     snprintf(d->where, sizeof d->where, "%s GID=%s", d->elem, v[1]);
     uint64_t rev;
     snprintf(path, sizeof path, "%s@Rev", d->elem);
+    /* Nineteen digits always fit the canonical version (a uint64). */
     if (pg_nx5__plain_uint(v[2], 19, &rev) != 0 || rev == 0)
-        return pg_nx5__fail(d, path, "must be an integer >= 1");
+        return pg_nx5__fail(
+            d, path,
+            "must be an integer 1-9999999999999999999 (at most 19 digits, no leading zeros)");
     snprintf(path, sizeof path, "%s@Op", d->elem);
     static const char *const ops[] = {"Add", "Modify", "Delete", "Merge"};
     *op = -1;
@@ -505,9 +508,12 @@ static int s_entity_extras(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_update
         size_t chars = 0;
         for (const char *p = caveat; *p; p++)
             chars += ((unsigned char)*p & 0xC0) != 0x80;
-        if (chars > 500) {
+        if (chars > PG_CAVEAT_MAX_CHARS) {
             pg_nx5__path(d, path, sizeof path, "Caveat");
-            return pg_nx5__fail(d, path, "%zu characters, at most 500", chars);
+            return pg_nx5__fail(d, path,
+                                "%zu characters; the canonical model allows at most %d (NX5 sets "
+                                "no limit)",
+                                chars, PG_CAVEAT_MAX_CHARS);
         }
         eu->marking->caveat = (char *)caveat;
     }
@@ -663,15 +669,25 @@ static int s_link_end(pg_nx5_dec *d, const char *attr, const char *gid, unsigned
         return pg_nx5__fail(d, path, "must be exactly 16 upper-case hex digits");
     size_t n;
     const pg_nx5_known *k = s_find(d, gid, &n);
+    /* The element that says the kind: a Property Delete does not say item or weapon,
+     * another element with its GID may. */
+    for (size_t i = 1; k && !k->kind_certain && i < n; i++)
+        if (k[i].kind_certain)
+            k = &k[i];
     int kind = k ? k->kind : EK(UNSPECIFIED);
     if (k) {
         unsigned have = 1u << kind;
+        const char *what = k->nx5_kind;
         if (!k->kind_certain) /* a deleted Property: item or weapon */
             have = (1u << EK(ITEM)) | (1u << EK(WEAPON));
+        else if (kind == EK(ITEM))
+            what = "Property item";
+        else if (kind == EK(WEAPON))
+            what = "Property weapon";
         if (!(have & allowed))
             return pg_nx5__fail(d, path, "a %s link %s %s; %s is a %s (Entity[%zu])", role,
                                 strcmp(attr, "From") == 0 ? "starts at" : "ends at", allowed_words,
-                                gid, k->nx5_kind, k->entity_no);
+                                gid, what, k->entity_no);
     }
     *ent = k;
     return s_entity_ref(d, gid, kind, out);

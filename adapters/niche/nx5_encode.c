@@ -142,13 +142,26 @@ static int s_upper_elem(s_enc *e, const char *field, const char *name, const cha
 
 /* ------------------------------------------------------------ values */
 
-/* out: 32 bytes (20 used). */
-static void s_local(pg_instant t, char out[32])
+/* Why s_local refuses an instant. */
+#define S_REPEATED                                                                                 \
+    "is in the hour repeated when UK clocks go back; NX5 reads that local time as the first "      \
+    "occurrence, so it cannot be written"
+
+/* t as NX5 local time into out (32 bytes, 20 used); -1 when that local time reads
+ * back as another instant: the second occurrence of the hour repeated when BST ends,
+ * which NX5 reads as BST. NX5 writes whole seconds: a fraction is dropped. */
+static int s_local(pg_instant t, char out[32])
 {
     int y, mo, d, h, mi, s;
     pg_instant_to_london(t, &y, &mo, &d, &h, &mi, &s);
     snprintf(out, 32, "%02d/%02d/%04d %02d:%02d:%02d", d % 100, mo % 100, y % 10000, h % 100,
              mi % 100, s % 100);
+    pg_instant back;
+    char why[PG_ERRSTR_SIZE];
+    if (pg_london_to_instant(y, mo, d, h, mi, s, &back, why, sizeof why) != 0 ||
+        back.seconds != t.seconds)
+        return -1;
+    return 0;
 }
 
 /* NX5 writes four-digit years: 0001-01-01 to 9999-12-31 UTC, with a day's margin
@@ -160,7 +173,8 @@ static int s_time(s_enc *e, const char *field, const pg_timestamp *ts, char out[
 {
     if (ts->seconds < S_MIN_SECONDS || ts->seconds > S_MAX_SECONDS)
         return s_fail(e, PG_EINVALID, field, "is outside years 0001-9999");
-    s_local((pg_instant){ts->seconds, ts->nanos}, out);
+    if (s_local((pg_instant){ts->seconds, ts->nanos}, out) != 0)
+        return s_fail(e, PG_EUNSUPPORTED, field, S_REPEATED);
     return 0;
 }
 
@@ -570,8 +584,10 @@ static int s_entity(s_enc *e, const pg_entity_update *eu)
         size_t chars = 0;
         for (const char *p = mk->caveat; *p; p++)
             chars += ((unsigned char)*p & 0xC0) != 0x80;
-        if (chars > 500)
-            return s_fail(e, PG_EINVALID, "marking.caveat", "%zu characters, at most 500", chars);
+        if (chars > PG_CAVEAT_MAX_CHARS)
+            return s_fail(e, PG_EINVALID, "marking.caveat",
+                          "%zu characters; the canonical model allows at most %d", chars,
+                          PG_CAVEAT_MAX_CHARS);
         if ((rc = s_elem(e, "marking.caveat", "Caveat", mk->caveat)))
             return rc;
     }
@@ -713,7 +729,9 @@ int pg_nx5_encode(const pg_adapter_ctx *ctx, const pg_changeset *cs, pg_buf *out
     int64_t secs = now_ms >= 0 ? now_ms / 1000 : -((-now_ms + 999) / 1000);
     pg_instant now = {secs, (int32_t)((now_ms - secs * 1000) * 1000000)};
     char created[32], batch[48];
-    s_local(now, created);
+    if (s_local(now, created) != 0)
+        return pg_errf(PG_EUNSUPPORTED, errstr, errstr_size,
+                       "NX5Exchange@Created: the time now " S_REPEATED);
     if (ctx && ctx->batch) {
         size_t chars = 0;
         for (const char *p = ctx->batch; *p; p++)

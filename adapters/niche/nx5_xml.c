@@ -106,20 +106,36 @@ typedef struct s_reader {
     pg_nx5_node *root, *cur;
 } s_reader;
 
+/* Where libxml2 starts quoting input bytes in msg ("Bytes: 0xC3 0x28",
+ * "..., bytes 0x81 0x54"), in whatever case; NULL when it does not. */
+static char *s_quoted_bytes(char *msg)
+{
+    for (char *p = strcasestr(msg, "bytes"); p; p = strcasestr(p + 5, "bytes")) {
+        char *q = p + 5;
+        if (*q == ':')
+            q++;
+        while (*q == ' ')
+            q++;
+        if (strncasecmp(q, "0x", 2) == 0)
+            return p;
+    }
+    return NULL;
+}
+
 /* The first error is the reason; libxml2 ends its messages with a newline. What it
- * quotes of the document (an entity's name, the bytes that are not UTF-8) is content,
- * not a reason: left out. */
+ * quotes of the document (an entity's name, the bytes it could not read) is content,
+ * not a reason: left out. The line, when libxml2 gives one, stays. */
 static void s_keep_error(s_reader *rd, const char *msg, int line)
 {
     if (rd->xml_error[0])
         return;
     snprintf(rd->xml_error, sizeof rd->xml_error, "%s", msg);
-    char *bytes = strstr(rd->xml_error, "Bytes:");
+    char *bytes = s_quoted_bytes(rd->xml_error);
     if (bytes)
         *bytes = 0;
     pg_errstr_unquote(rd->xml_error);
     size_t len = strlen(rd->xml_error);
-    while (len && (rd->xml_error[len - 1] == '\n' || rd->xml_error[len - 1] == ' '))
+    while (len && strchr("\n ,:", rd->xml_error[len - 1]))
         rd->xml_error[--len] = 0;
     rd->xml_error_line = line;
 }
@@ -296,6 +312,18 @@ static int s_event(s_reader *rd, int *skip, char *errstr, size_t errstr_size)
     }
 }
 
+/* Once the declaration is read: one document is one XML 1.0 file (no declaration is
+ * 1.0). libxml2 reads 1.1 documents, and would take what only 1.1 allows. */
+static int s_version(s_reader *rd, char *errstr, size_t errstr_size)
+{
+    const char *v = (const char *)xmlTextReaderConstXmlVersion(rd->r);
+    if (!v || strcmp(v, "1.0") == 0)
+        return 0;
+    return pg_errf(PG_EINVALID, errstr, errstr_size,
+                   "NX5: XML version '%.*s' is not allowed (XML 1.0 only)",
+                   (int)(strlen(v) > 10 ? 10 : strlen(v)), v);
+}
+
 int pg_nx5_parse(pg_arena *arena, const uint8_t *data, size_t size, pg_nx5_node **root,
                  char *errstr, size_t errstr_size)
 {
@@ -327,6 +355,8 @@ int pg_nx5_parse(pg_arena *arena, const uint8_t *data, size_t size, pg_nx5_node 
     xmlSetGenericErrorFunc(&rd, s_on_generic);
 
     int ret = xmlTextReaderRead(rd.r);
+    if (ret == 1)
+        rc = s_version(&rd, errstr, errstr_size);
     while (ret == 1 && rc == 0) {
         int skip = 0;
         rc = s_event(&rd, &skip, errstr, errstr_size);

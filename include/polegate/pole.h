@@ -18,6 +18,10 @@ typedef Polegate__Pole__V1__Retention pg_retention;
 typedef Polegate__Pole__V1__Date pg_date;
 typedef Google__Protobuf__Timestamp pg_timestamp;
 
+/* Marking.caveat is 0-500 characters (pole.proto): the model's limit, whatever a
+ * native format allows. */
+#define PG_CAVEAT_MAX_CHARS 500
+
 /* A new protobuf-c message of type desc, initialised, owned by the arena. NULL when
  * out of memory. */
 void *pg_pb_new(pg_arena *arena, const ProtobufCMessageDescriptor *desc);
