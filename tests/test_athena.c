@@ -307,7 +307,8 @@ START_TEST(test_decode_burglary)
     ck_assert_str_eq(del->entity->id, s_uuid("ESX", "TELEPHONE", "T0000000042"));
     ck_assert_int_eq(del->entity->body_case, POLEGATE__POLE__V1__ENTITY_UPDATE__BODY__NOT_SET);
     ck_assert_ptr_null(del->entity->retention);
-    ck_assert_int_eq(del->entity->modified_at->seconds, s_seconds("2026-10-25T01:29:00Z"));
+    /* the first 01:29 of 25 October 2026 (BST), which NX5 can write too */
+    ck_assert_int_eq(del->entity->modified_at->seconds, s_seconds("2026-10-25T00:29:00Z"));
 
     pg_changeset_destroy(&cs);
     s_free_lines(&l);
@@ -809,6 +810,17 @@ START_TEST(test_encode_unsupported)
     eu->marking->handling = POLEGATE__POLE__V1__HANDLING__HANDLING_C;
     ck_assert_int_eq(A->encode(&rt, cs, &out, e, sizeof e), PG_EUNSUPPORTED);
     ck_assert_ptr_nonnull(strstr(e, "record.marking.caveat: is required when handling is 'C'"));
+    /* ATX takes 0-500 characters (the canonical model's limit too): a longer caveat is
+     * refused, not cut */
+    char caveat[520];
+    memset(caveat, 'c', 501);
+    caveat[501] = 0;
+    char *no_caveat = eu->marking->caveat;
+    eu->marking->caveat = caveat;
+    ck_assert_int_eq(A->encode(&rt, cs, &out, e, sizeof e), PG_EUNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(e, "record.marking.caveat: longer than 500 characters"));
+    ck_assert_uint_eq(out.len, 0);
+    eu->marking->caveat = no_caveat;
     eu->marking->handling = POLEGATE__POLE__V1__HANDLING__HANDLING_P;
     eu->marking->classification = 0;
     ck_assert_int_eq(A->encode(&rt, cs, &out, e, sizeof e), PG_EUNSUPPORTED);
