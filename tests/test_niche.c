@@ -1562,23 +1562,18 @@ END_TEST
 START_TEST(test_encode_header)
 {
     pg_changeset *cs = s_decode_ok(s_base, strlen(s_base));
-    pg_adapter_ctx ctx = {.now_ms = s_utc(2026, 10, 25, 2, 40, 0) * 1000 + 123};
+    pg_adapter_ctx ctx = {.now_ms = s_utc(2026, 10, 25, 1, 40, 0) * 1000 + 123};
     pg_buf out = PG_BUF_INIT;
     char err[PG_ERRSTR_SIZE];
     ck_assert_int_eq(pg_adapter_niche.encode(&ctx, cs, &out, err, sizeof err), 0);
-    /* 02:40 UTC is after the change: GMT. */
+    /* 01:40 UTC is after the change: GMT, the second 01:40 of the day. A stamp: the
+     * wall clock, as an RMS writes its own in that hour (not refused: the document
+     * would be held back for an hour). */
     static const char head[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<NX5Exchange "
                                "xmlns=\"urn:nx:exchange:5\" Source=\"NICHE\" Force=\"MER\" "
-                               "Batch=\"gw-20261025-024000123\" Created=\"25/10/2026 02:40:00\">\n";
+                               "Batch=\"gw-20261025-014000123\" Created=\"25/10/2026 01:40:00\">\n";
     ck_assert_msg(strncmp((char *)out.data, head, sizeof head - 1) == 0, "%s", (char *)out.data);
     pg_buf_free(&out);
-    /* 01:40 UTC is the second 01:40 of the day, which NX5 cannot write (it would
-     * read back as 00:40 UTC). */
-    ctx.now_ms = s_utc(2026, 10, 25, 1, 40, 0) * 1000;
-    ck_assert_int_eq(pg_adapter_niche.encode(&ctx, cs, &out, err, sizeof err), PG_EUNSUPPORTED);
-    ck_assert_str_eq(err, "NX5Exchange@Created: the time now " REPEATED);
-    ck_assert_uint_eq(out.len, 0);
-    ctx.now_ms = s_utc(2026, 10, 25, 2, 40, 0) * 1000 + 123;
     /* No changes: an empty document for the changeset's force. */
     pg_changeset *empty = pg_changeset_new();
     empty->force = "ESX";
@@ -1716,7 +1711,14 @@ START_TEST(test_encode_repeated_hour)
     /* Every other time NX5 writes goes the same way. */
     pg_entity_update *c = cs->changes[6].entity, *in = cs->changes[7].entity;
     int64_t second = ends + 1800;
-    s_expect_time_refused(cs, 6, c->modified_at, "modified_at", second);
+    /* Modified is a stamp: written as the wall clock showed it (a DELETE is only a
+     * stamp, and must reach the RMS whatever the hour). */
+    int64_t was = c->modified_at->seconds;
+    c->modified_at->seconds = second;
+    char *text = s_encode_rc(cs, NULL, 0, err);
+    ck_assert_msg(strstr(text, "Modified=\"25/10/2026 01:30:00\""), "%s", text);
+    free(text);
+    c->modified_at->seconds = was;
     s_expect_time_refused(cs, 6, c->custody->arrived_at, "custody.arrived_at", second);
     pg_timestamp t = {.seconds = ends - 1800};
     c->custody->released_at = &t;

@@ -142,14 +142,15 @@ static int s_upper_elem(s_enc *e, const char *field, const char *name, const cha
 
 /* ------------------------------------------------------------ values */
 
-/* Why s_local refuses an instant. */
+/* Why s_time refuses an instant. */
 #define S_REPEATED                                                                                 \
     "is in the hour repeated when UK clocks go back; NX5 reads that local time as the first "      \
     "occurrence, so it cannot be written"
 
 /* t as NX5 local time into out (32 bytes, 20 used); -1 when that local time reads
  * back as another instant: the second occurrence of the hour repeated when BST ends,
- * which NX5 reads as BST. NX5 writes whole seconds: a fraction is dropped. */
+ * which NX5 reads as BST. NX5 writes whole seconds: a fraction is dropped. out holds
+ * the wall-clock time either way. */
 static int s_local(pg_instant t, char out[32])
 {
     int y, mo, d, h, mi, s;
@@ -169,11 +170,18 @@ static int s_local(pg_instant t, char out[32])
 #define S_MIN_SECONDS (-62135596800LL + 86400)
 #define S_MAX_SECONDS (253402300799LL - 86400)
 
-static int s_time(s_enc *e, const char *field, const pg_timestamp *ts, char out[32])
+/* A time of the record (when something happened: From, To, Arrived, ...): exact, or
+ * refused. A stamp (Modified, and the document's Created) is written as the wall clock
+ * showed it, as an RMS writing its own stamps in that hour does: read back it is up to
+ * an hour early, which orders nothing (NX5 orders changes by Rev), and refusing it
+ * would hold back every change, deletes included, for that hour. */
+enum { S_FACT, S_STAMP };
+
+static int s_time(s_enc *e, const char *field, const pg_timestamp *ts, int kind, char out[32])
 {
     if (ts->seconds < S_MIN_SECONDS || ts->seconds > S_MAX_SECONDS)
         return s_fail(e, PG_EINVALID, field, "is outside years 0001-9999");
-    if (s_local((pg_instant){ts->seconds, ts->nanos}, out) != 0)
+    if (s_local((pg_instant){ts->seconds, ts->nanos}, out) != 0 && kind == S_FACT)
         return s_fail(e, PG_EUNSUPPORTED, field, S_REPEATED);
     return 0;
 }
@@ -183,7 +191,7 @@ static int s_time_elem(s_enc *e, const char *field, const char *name, const pg_t
     if (!ts)
         return 0;
     char buf[32] = "";
-    int rc = s_time(e, field, ts, buf);
+    int rc = s_time(e, field, ts, S_FACT, buf);
     return rc ? rc : s_elem(e, field, name, buf);
 }
 
@@ -566,7 +574,7 @@ static int s_entity(s_enc *e, const pg_entity_update *eu)
     char review[16], modified[32];
     if ((rc = s_full_date(e, "retention.review_date", rt->review_date, review)))
         return rc;
-    if ((rc = s_time(e, "modified_at", eu->modified_at, modified)))
+    if ((rc = s_time(e, "modified_at", eu->modified_at, S_STAMP, modified)))
         return rc;
     s_printf(e,
              "  <Entity Kind=\"%s\" GID=\"%s\" Rev=\"%llu\" Op=\"%s\" Modified=\"%s\" "
@@ -729,9 +737,7 @@ int pg_nx5_encode(const pg_adapter_ctx *ctx, const pg_changeset *cs, pg_buf *out
     int64_t secs = now_ms >= 0 ? now_ms / 1000 : -((-now_ms + 999) / 1000);
     pg_instant now = {secs, (int32_t)((now_ms - secs * 1000) * 1000000)};
     char created[32], batch[48];
-    if (s_local(now, created) != 0)
-        return pg_errf(PG_EUNSUPPORTED, errstr, errstr_size,
-                       "NX5Exchange@Created: the time now " S_REPEATED);
+    s_local(now, created); /* a stamp (s_time) */
     if (ctx && ctx->batch) {
         size_t chars = 0;
         for (const char *p = ctx->batch; *p; p++)
