@@ -252,7 +252,7 @@ static int s_name(s_enc *e, const Polegate__Pole__V1__Name *nm, const char *path
 {
     s_jw *w = &e->w;
     const char *surname = nm ? s_val(e, nm->surname) : NULL;
-    if (!s_chars_ok(surname, 1, 60))
+    if (!nm || !s_chars_ok(surname, 1, 60))
         return s_bad(e, path, "surname must be 1-60 characters");
     s_str(w, "surname", surname);
     /* ATX holds 5 forenames: those after the 4th join the 5th, space-separated; a blank
