@@ -497,7 +497,8 @@ static void s_metrics_update(pg_daemon *self, int spooled, const char *stopping)
         snprintf(st.not_ready, sizeof st.not_ready, "%s", stopping);
     } else if (st.publisher.stalled) {
         pg_publisher_last_error(self->publisher, why, sizeof why);
-        snprintf(st.not_ready, sizeof st.not_ready, "%.290s (see the log)", why);
+        snprintf(st.not_ready, sizeof st.not_ready, "%.290s (see the log)",
+                 why[0] ? why : "publishing stopped");
     } else if (!st.publisher.ready) {
         pg_publisher_last_error(self->publisher, why, sizeof why);
         snprintf(st.not_ready, sizeof st.not_ready,

@@ -984,6 +984,60 @@ static int s_count(void *ud, const char *line, size_t len)
     return 0;
 }
 
+/* A chain is continued only under the key it was written with: a key added to a log
+ * written without one (an upgrade whose config names the keys the package made), taken
+ * away, or changed would leave a log no key verifies. The open is refused, the log
+ * untouched; with its own key it goes on. Checked wherever the last event is: the
+ * current file's second line or later, its first line (chained to the rotated file
+ * before), or the newest rotated file when the current one is empty. */
+START_TEST(test_chain_continued_only_under_its_key)
+{
+    char ka[256], kb[256], err[PG_ERRSTR_SIZE] = "";
+    s_key_file("a.key", KEY_A, 0600, ka, sizeof ka);
+    s_key_file("b.key", KEY_B, 0600, kb, sizeof kb);
+    pg_audit_key key_a, key_b;
+    ck_assert_msg(pg_audit_key_load(ka, &key_a, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(pg_audit_key_load(kb, &key_b, err, sizeof err) == 0, "%s", err);
+    pg_audit_options plain = {.sync_every = 1, .clock_ms = s_clock, .rotate_bytes = 700},
+                     with_a = plain, with_b = plain;
+    with_a.key = &key_a;
+    with_b.key = &key_b;
+    const pg_audit_options *wrong[][2] = {{&plain, &with_a}, {&with_a, &plain}, {&with_a, &with_b}};
+    for (size_t w = 0; w < 3; w++) {
+        const pg_audit_options *was = wrong[w][0], *now = wrong[w][1];
+        char rm[200];
+        snprintf(rm, sizeof rm, "rm -f %s*", s_path);
+        ck_assert_int_eq(system(rm), 0);
+        /* 1, 2, ... events: rotated at 700 bytes, so the last event is found in every
+         * place in turn */
+        for (int n = 1; n <= 8; n++) {
+            pg_audit *a = pg_audit_new(s_path, was, err, sizeof err);
+            ck_assert_msg(a != NULL, "%s", err);
+            s_append(a, PG_AUDIT_COLLECT, E1, NULL, "ok");
+            pg_audit_destroy(&a);
+            size_t len;
+            char *before = s_read(&len);
+            ck_assert_ptr_null(pg_audit_new(s_path, now, err, sizeof err));
+            ck_assert_msg(strstr(err, "does not verify") &&
+                              strstr(err, now->key ? "with audit.key_file"
+                                                   : "without a key (audit.key_file not set)"),
+                          "%zu/%d: %s", w, n, err);
+            size_t len2;
+            char *after = s_read(&len2);
+            ck_assert_uint_eq(len, len2);
+            ck_assert_int_eq(memcmp(before, after, len), 0);
+            g_free(before);
+            g_free(after);
+        }
+        pg_audit_verify_result res;
+        pg_audit_verify_opts v = {.key = was->key};
+        ck_assert_msg(pg_audit_verify(s_path, &v, &res, err, sizeof err) == 0, "%s", err);
+        ck_assert_uint_eq(res.events, 8);
+        ck_assert_uint_ge(res.files, 3);
+    }
+}
+END_TEST
+
 /* Six collect events in files rotated at 700 bytes; the options used. */
 static pg_audit_options s_six_rotated(void)
 {
@@ -1155,6 +1209,7 @@ int main(void)
     tcase_add_test(tc, test_keyed_chain_resists_rehash);
     tcase_add_test(tc, test_checkpoints_find_cut_and_rewrite);
     tcase_add_test(tc, test_rotation_carries_the_chain);
+    tcase_add_test(tc, test_chain_continued_only_under_its_key);
     tcase_add_test(tc, test_rotation_dir_sync_fails_closed);
     tcase_add_test(tc, test_keygen);
     suite_add_tcase(s, tc);

@@ -860,6 +860,23 @@ START_TEST(test_mark_not_written_nothing_published)
     ck_assert_uint_eq(st.produced, 2);
     ck_assert_uint_eq(st.resent, 0);
     ck_assert_uint_eq(st.stalled, 0);
+    /* stopped again, and then what waited for the mark leaves the spool another way (a
+     * policy rewrite withholding it): nothing waits, so publishing is not stopped */
+    s_spool_raw("b", 1);
+    pg_publisher_test_mark_sync(p, s_sync_fails);
+    ck_assert_int_eq(pg_publisher_step(p, s_err, sizeof s_err), PG_ERETRY);
+    pg_publisher_get_stats(p, &st);
+    ck_assert_uint_eq(st.stalled, 1);
+    pg_spool_stats sp = s_spooled();
+    size_t removed = 0;
+    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    ck_assert_int_eq(
+        pg_spool_remove(s_spool, txn, sp.first_seq, sp.next_seq - 1, &removed, s_err, sizeof s_err),
+        0);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_publisher_step(p, s_err, sizeof s_err), 0);
+    pg_publisher_get_stats(p, &st);
+    ck_assert_uint_eq(st.stalled, 0);
     pg_publisher_destroy(&p);
     s_rec recs[8];
     ck_assert_uint_eq(s_consume(recs, 8, 3000), 2);

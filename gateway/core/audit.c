@@ -111,7 +111,13 @@ struct pg_audit {
     void (*on_event)(void *ud, const pg_audit_event *ev, int rc);
     void *on_event_ud;
     pg_audit__hasher *hasher; /* used under lock */
+    int keyed;                /* HMAC with audit.key_file, else plain SHA-256 */
     pg_buf line;              /* reused for every event */
+    /* At open, of the file whose last line was read: that line's canonical bytes and
+     * the hash of the line before it, when the tail read holds it (have_before). */
+    pg_buf last_canon;
+    char before[PG_AUDIT_HASH_LEN + 1];
+    int have_before;
 };
 
 /* ------------------------------------------------------------------ shared */
@@ -498,9 +504,81 @@ static int s_read_tail_of(pg_audit *a, int cut, char *errstr, size_t errstr_size
     }
     a->seq = last.seq;
     memcpy(a->prev, last.hash, sizeof a->prev);
+    /* For the key check (s_check_key): the last line's canonical bytes, and the hash
+     * of the line before it when the tail holds the whole of it. */
+    pg_audit_line before = {0};
+    if ((rc = pg_audit__parse_line(start, (size_t)(end - start), &a->last_canon, &last, why,
+                                   sizeof why)))
+        rc = pg_errf(rc, errstr, errstr_size, "%s: %s", a->path, why);
+    json_decref(last.obj);
+    a->have_before = 0;
+    if (!rc && nl) {
+        const char *bnl = memrchr(tail, '\n', (size_t)(nl - tail));
+        const char *bstart = bnl ? bnl + 1 : tail;
+        if ((bnl || want == (size_t)st.st_size) &&
+            !s_parse_at(bstart, (size_t)(nl - bstart), &before, why, sizeof why)) {
+            memcpy(a->before, before.hash, sizeof a->before);
+            a->have_before = 1;
+        }
+        json_decref(before.obj);
+    }
 out:
     free(tail);
     return rc;
+}
+
+/* The last event of the file `at` read must verify under this log's key (HMAC-SHA-256
+ * with audit.key_file, SHA-256 without one): a chain continued under another key (a
+ * key added to a log written without, or changed) leaves a log that no key verifies.
+ * prev: the hash that event was chained to. */
+static int s_check_key(const pg_audit *a, const pg_audit *at, const char *prev, char *errstr,
+                       size_t errstr_size)
+{
+    char hash[PG_AUDIT_HASH_LEN + 1];
+    if (pg_audit__hash(a->hasher, prev, (const char *)at->last_canon.data, at->last_canon.len,
+                       hash))
+        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "audit: libcrypto failed");
+    if (!strcmp(hash, at->prev))
+        return 0;
+    return pg_errf(PG_ECONFIG, errstr, errstr_size,
+                   "%s: its last event (seq %" PRIu64 ") does not verify %s: the log was "
+                   "written with another key or none, and continuing it would leave a log no "
+                   "key verifies. Keep it: move it and its rotated files aside (check them "
+                   "with `polegate audit verify`), or configure the key it was written with",
+                   at->path, at->seq,
+                   a->keyed ? "with audit.key_file" : "without a key (audit.key_file not set)");
+}
+
+/* The hash of the last event of the rotated file path into out. */
+static int s_last_hash(const char *path, char out[PG_AUDIT_HASH_LEN + 1], char *errstr,
+                       size_t errstr_size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", path, strerror(errno));
+    pg_audit f = {.fd = fd, .path = (char *)path};
+    memcpy(f.prev, PG_AUDIT_GENESIS, sizeof f.prev);
+    int rc = s_read_tail_of(&f, 0, errstr, errstr_size);
+    memcpy(out, f.prev, PG_AUDIT_HASH_LEN + 1);
+    pg_buf_free(&f.last_canon);
+    close(fd);
+    return rc;
+}
+
+/* The hash the last event of `at` (files[i] of the n rotated ones, or the current file
+ * when i == n) was chained to into out: the line before it, the start of the chain, or
+ * the last event of the file rotated before; 1 when no file kept holds it (rotated
+ * files archived elsewhere: nothing to check against). */
+static int s_prev_of_last(const pg_audit *at, char **files, size_t i,
+                          char out[PG_AUDIT_HASH_LEN + 1], char *errstr, size_t errstr_size)
+{
+    if (at->have_before || at->seq == 1) {
+        memcpy(out, at->have_before ? at->before : PG_AUDIT_GENESIS, PG_AUDIT_HASH_LEN + 1);
+        return 0;
+    }
+    if (!i)
+        return 1;
+    return s_last_hash(files[i - 1], out, errstr, errstr_size);
 }
 
 /* The files rotated from path ("<path>.<20 digits>"), oldest first. */
@@ -511,33 +589,46 @@ void pg_audit__free_list(char **files, size_t n)
     free(files);
 }
 
+/* Where the chain goes on from: the last event of the current file, or, when it is
+ * empty after a rotation, of the newest rotated file; checked against the key. */
 static int s_read_tail(pg_audit *a, char *errstr, size_t errstr_size)
 {
     memcpy(a->prev, PG_AUDIT_GENESIS, sizeof a->prev);
     a->seq = 0;
     int rc = s_read_tail_of(a, 1, errstr, errstr_size);
-    if (rc || a->size)
-        return rc ? rc : s_read_first(a, errstr, errstr_size);
-    /* An empty current file after a rotation: the chain goes on from the newest
-     * rotated file. */
     char **files = NULL;
     size_t n = 0;
-    if ((rc = pg_audit__rotated(a->path, &files, &n, errstr, errstr_size)) || !n) {
-        pg_audit__free_list(files, n);
-        return rc;
-    }
-    int fd = open(files[n - 1], O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", files[n - 1], strerror(errno));
-    } else {
-        pg_audit prev = {.fd = fd, .path = files[n - 1]};
-        memcpy(prev.prev, PG_AUDIT_GENESIS, sizeof prev.prev);
-        rc = s_read_tail_of(&prev, 0, errstr, errstr_size);
-        a->seq = prev.seq;
-        memcpy(a->prev, prev.prev, sizeof a->prev);
+    if (rc || (a->size && (a->have_before || a->seq == 1)) ||
+        (rc = pg_audit__rotated(a->path, &files, &n, errstr, errstr_size)))
+        goto check;
+    if (!a->size && n) {
+        int fd = open(files[n - 1], O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            rc = pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", files[n - 1], strerror(errno));
+            goto out;
+        }
+        pg_audit last = {.fd = fd, .path = files[n - 1]};
+        memcpy(last.prev, PG_AUDIT_GENESIS, sizeof last.prev);
+        rc = s_read_tail_of(&last, 0, errstr, errstr_size);
+        a->seq = last.seq;
+        memcpy(a->prev, last.prev, sizeof a->prev);
+        char prev[PG_AUDIT_HASH_LEN + 1];
+        int found = rc ? rc : s_prev_of_last(&last, files, n - 1, prev, errstr, errstr_size);
+        rc = found < 0 ? found : found == 0 ? s_check_key(a, &last, prev, errstr, errstr_size) : 0;
+        pg_buf_free(&last.last_canon);
         close(fd);
+        goto out;
     }
+check:
+    if (!rc && a->size) {
+        char prev[PG_AUDIT_HASH_LEN + 1];
+        int found = s_prev_of_last(a, files, n, prev, errstr, errstr_size);
+        rc = found < 0 ? found : found == 0 ? s_check_key(a, a, prev, errstr, errstr_size) : 0;
+        rc = rc ? rc : s_read_first(a, errstr, errstr_size);
+    }
+out:
     pg_audit__free_list(files, n);
+    pg_buf_free(&a->last_canon);
     return rc;
 }
 
@@ -590,6 +681,7 @@ pg_audit *pg_audit_new(const char *path, const pg_audit_options *opts, char *err
     a->rotate_ms = opts ? opts->rotate_ms : 0;
     if (!(a->hasher = pg_audit__hasher_new(opts ? opts->key : NULL, errstr, errstr_size)))
         goto err;
+    a->keyed = opts && opts->key;
     if (!(a->path = strdup(path ? path : ""))) {
         pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
         goto err;
@@ -614,6 +706,7 @@ void pg_audit_destroy(pg_audit **p)
         close(a->fd); /* every append ended with its fdatasync */
     pthread_mutex_destroy(&a->lock);
     pg_buf_free(&a->line);
+    pg_buf_free(&a->last_canon);
     pg_audit__hasher_destroy(&a->hasher);
     free(a->path);
     free(a);

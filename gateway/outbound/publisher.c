@@ -81,6 +81,7 @@ struct pg_publisher {
      * a window is produced, so that what a restart publishes again is counted. */
     pg_sentmark *mark;
     uint64_t mark_seq;
+    int mark_failed; /* the last try to raise it failed: publishing stopped */
     /* Batches committed in Kafka, not yet removed from the spool (done_last 0: none);
      * windows are read after done_last. */
     uint64_t done_first, done_last;
@@ -601,6 +602,18 @@ static int s_committed(pg_publisher *self, char *errstr, size_t errstr_size)
     return n;
 }
 
+/* Publishing stopped (stats.stalled: not ready, alerted) while the mark of what was
+ * sent cannot be written; cleared once it is, or once nothing waits for it. */
+static void s_mark_stalled(pg_publisher *self, int failed)
+{
+    if (!failed && !self->mark_failed)
+        return;
+    self->mark_failed = failed;
+    pthread_mutex_lock(&self->lock);
+    self->stats.stalled = (uint64_t)failed;
+    pthread_mutex_unlock(&self->lock);
+}
+
 int pg_publisher_step(pg_publisher *self, char *errstr, size_t errstr_size)
 {
     rd_kafka_error_t *error;
@@ -637,17 +650,17 @@ int pg_publisher_step(pg_publisher *self, char *errstr, size_t errstr_size)
         if (n == 0 && self->done_last && s_ms_since(&self->done_since) >= S_REMOVE_IDLE_MS)
             return s_remove_done(self, errstr, errstr_size);
         if (n <= 0) {
-            if (n == 0)
+            if (n == 0) {
+                s_mark_stalled(self, 0); /* nothing left that waits for the mark */
                 s_ok(self);
+            }
             return n;
         }
         /* Raised before anything of the window can reach the broker. */
         if (self->mark && self->win_last > self->mark_seq) {
             char why[PG_ERRSTR_SIZE];
             int rc = pg_sentmark_set(self->mark, self->win_last, why, sizeof why);
-            pthread_mutex_lock(&self->lock);
-            self->stats.stalled = rc != 0; /* not ready, alerted: nothing goes out */
-            pthread_mutex_unlock(&self->lock);
+            s_mark_stalled(self, rc != 0);
             if (rc)
                 return s_fail(self, PG_ERETRY, errstr, errstr_size,
                               "publishing stopped: %s; nothing is published until the mark of "
