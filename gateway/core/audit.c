@@ -112,6 +112,7 @@ struct pg_audit {
     void *on_event_ud;
     pg_audit__hasher *hasher; /* used under lock */
     int keyed;                /* HMAC with audit.key_file, else plain SHA-256 */
+    int key_checked;          /* at open: the last event verified under the key */
     pg_buf line;              /* reused for every event */
     /* At open, of the file whose last line was read: that line's canonical bytes and
      * the hash of the line before it, when the tail read holds it (have_before). */
@@ -595,6 +596,7 @@ static int s_read_tail(pg_audit *a, char *errstr, size_t errstr_size)
 {
     memcpy(a->prev, PG_AUDIT_GENESIS, sizeof a->prev);
     a->seq = 0;
+    a->key_checked = 0;
     int rc = s_read_tail_of(a, 1, errstr, errstr_size);
     char **files = NULL;
     size_t n = 0;
@@ -615,6 +617,7 @@ static int s_read_tail(pg_audit *a, char *errstr, size_t errstr_size)
         char prev[PG_AUDIT_HASH_LEN + 1];
         int found = rc ? rc : s_prev_of_last(&last, files, n - 1, prev, errstr, errstr_size);
         rc = found < 0 ? found : found == 0 ? s_check_key(a, &last, prev, errstr, errstr_size) : 0;
+        a->key_checked = found == 0;
         pg_buf_free(&last.last_canon);
         close(fd);
         goto out;
@@ -624,6 +627,7 @@ check:
         char prev[PG_AUDIT_HASH_LEN + 1];
         int found = s_prev_of_last(a, files, n, prev, errstr, errstr_size);
         rc = found < 0 ? found : found == 0 ? s_check_key(a, a, prev, errstr, errstr_size) : 0;
+        a->key_checked = found == 0;
         rc = rc ? rc : s_read_first(a, errstr, errstr_size);
     }
 out:
@@ -654,6 +658,78 @@ int pg_audit_in_use(const char *path)
     int busy = flock(fd, LOCK_EX | LOCK_NB) && errno == EWOULDBLOCK;
     close(fd); /* and with it the lock, if it was taken */
     return busy;
+}
+
+/* The key's id, beside the log in <path>.keyid: "hmac-sha256 " and the HMAC of a fixed
+ * text under the key (which tells nothing of the key), or "none". It says which key
+ * the chain is under when the chain cannot (its last event the first of its file, the
+ * file before it archived elsewhere). */
+#define S_KEYID_TEXT "polegate audit key id"
+
+static int s_key_id(const pg_audit *a, char *out, size_t size, char *errstr, size_t errstr_size)
+{
+    if (!a->keyed) {
+        snprintf(out, size, "none\n");
+        return 0;
+    }
+    char h[PG_AUDIT_HASH_LEN + 1];
+    if (pg_audit__hash(a->hasher, PG_AUDIT_GENESIS, S_KEYID_TEXT, strlen(S_KEYID_TEXT), h))
+        return pg_errf(PG_EINTERNAL, errstr, errstr_size, "audit: libcrypto failed");
+    snprintf(out, size, "hmac-sha256 %s\n", h);
+    return 0;
+}
+
+/* The log must be under the key its key id names; a log with none yet gets one (made
+ * durable: file and directory synced). */
+static int s_check_key_id(pg_audit *a, char *errstr, size_t errstr_size)
+{
+    char want[PG_AUDIT_HASH_LEN + 32], have[PG_AUDIT_HASH_LEN + 32] = "", path[PATH_MAX];
+    int rc = s_key_id(a, want, sizeof want, errstr, errstr_size);
+    if (rc)
+        return rc;
+    if ((size_t)snprintf(path, sizeof path, "%s.keyid", a->path) >= sizeof path)
+        return pg_errf(PG_EIO, errstr, errstr_size, "%s: path too long", a->path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+        ssize_t n = read(fd, have, sizeof have - 1);
+        close(fd);
+        have[n > 0 ? n : 0] = '\0';
+        if (!strcmp(have, want))
+            return 0;
+        return pg_errf(PG_ECONFIG, errstr, errstr_size,
+                       "%s: says the log %s was written %s, not %s: continuing it would leave a "
+                       "log no key verifies. Keep it: move it, its rotated files and this file "
+                       "aside, or configure the key it was written with",
+                       path, a->path,
+                       strncmp(have, "none", 4) ? "with another audit.key_file" : "without a key",
+                       a->keyed ? "with audit.key_file" : "without a key (audit.key_file not set)");
+    }
+    if (errno != ENOENT)
+        return pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", path, strerror(errno));
+    if (a->seq && !a->key_checked)
+        pg_log(PG_LOG_WARN,
+               "audit: %s: its last event (seq %" PRIu64 ") is the first of its file and the "
+               "file before it is not here, so the key it was written with cannot be checked; "
+               "%s records this key from now on",
+               a->path, a->seq, path);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+    size_t len = strlen(want);
+    int bad = fd < 0 || write(fd, want, len) != (ssize_t)len || fsync(fd);
+    int err = errno;
+    if (fd >= 0)
+        close(fd);
+    if (!bad) { /* its name lasts */
+        char *dir = g_path_get_dirname(a->path);
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        bad = dfd < 0 || fsync(dfd);
+        err = errno;
+        if (dfd >= 0)
+            close(dfd);
+        g_free(dir);
+    }
+    if (bad)
+        return pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", path, strerror(err));
+    return 0;
 }
 
 pg_audit *pg_audit_new(const char *path, const pg_audit_options *opts, char *errstr,
@@ -688,7 +764,7 @@ pg_audit *pg_audit_new(const char *path, const pg_audit_options *opts, char *err
     }
     if ((a->fd = s_open_file(a->path, 0, errstr, errstr_size)) < 0)
         goto err;
-    if (s_read_tail(a, errstr, errstr_size))
+    if (s_read_tail(a, errstr, errstr_size) || s_check_key_id(a, errstr, errstr_size))
         goto err;
     a->opened_ms = a->clock_ms(a->clock_ud);
     return a;
