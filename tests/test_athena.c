@@ -1132,6 +1132,13 @@ static const struct s_case {
     {PER, "links[0].validFrom", "\"2025-11\"", "links[0].validFrom: must be YYYY-MM-DD"},
     {PER, "links[0].validFrom", "\"2025-11-31\"", "links[0].validFrom: is not a calendar date"},
     {PER, "links[0].validTo", "\"2025-10-31\"", "links[0].validTo: is before validFrom"},
+    /* "YYYY-MM-DD or null": an empty string is neither (only a body string's empty is
+     * absent) */
+    {PER, "links[0].validFrom", "\"\"",
+     "links[0].validFrom: must not be an empty string (null means none)"},
+    {PER, "links[0].validTo", "\"\"",
+     "links[0].validTo: must not be an empty string (null means none)"},
+    {PER, "record.retention.reviewDate", "\"\"", "record.retention.reviewDate: is required"},
     {PER, "links[0].validTo", "20251201", "links[0].validTo: must be a string, not an integer"},
     {PER, "links[2]",
      "{\"target\": {\"type\": \"TELEPHONE\", \"id\": \"T0000000042\"}, \"role\": \"USES\"}",

@@ -87,6 +87,10 @@ static int s_string_value(pg_atx_dec *d, const json_t *v, const char *path, cons
     if (len == 0) {
         if (flags & PG_ATX_REQUIRED)
             return pg_atx__fail(d, path, key, "is required");
+        /* an exact member is a value, null or absent: "" is none of them (only a body
+         * string's empty means absent) */
+        if (flags & PG_ATX_NOTRIM)
+            return pg_atx__fail(d, path, key, "must not be an empty string (null means none)");
         return 0;
     }
     size_t chars = pg_atx_utf8_chars(s, len);
@@ -329,8 +333,8 @@ static int s_retention(pg_atx_dec *d, const json_t *rec, int required, pg_retent
     int present;
     if ((rc = pg_atx__int(d, r, "record.retention", "mopiGroup", PG_ATX_REQUIRED, 1, 4, &g,
                           &present)) ||
-        (rc =
-             pg_atx__date(d, r, "record.retention", "reviewDate", PG_ATX_NOTRIM, &rt->review_date)))
+        (rc = pg_atx__date(d, r, "record.retention", "reviewDate", PG_ATX_NOTRIM | PG_ATX_REQUIRED,
+                           &rt->review_date)))
         return rc;
     if (!rt->review_date)
         return pg_atx__fail(d, "record.retention", "reviewDate", "is required");
