@@ -1093,6 +1093,25 @@ START_TEST(test_encodings)
     char err[PG_ERRSTR_SIZE];
     ck_assert_int_eq(s_decode(w4, strlen(w4), none, err), PG_EINVALID);
     s_expect_lacks(err, "0x");
+    /* Nor what it quotes of a comment ("Comment not terminated\n<!-- ...", "Double
+     * hyphen within comment: <!-- ..."), nor a declared encoding that is no name. */
+    static const struct {
+        const char *find, *rep, *reason;
+    } quoted[] = {
+        {"<Surname>O'BRIEN</Surname>", "<!-- Surname>O'BRIEN SEAN 85/123456J</Surname>",
+         ": Comment not terminated)"},
+        {"<Surname>O'BRIEN</Surname>", "<!-- O'BRIEN -- SEAN --><Surname>X</Surname>",
+         ": Double hyphen within comment)"},
+        {"encoding=\"UTF-8\"", "encoding=\"O'BRIEN\nSEAN\"",
+         "encoding: not an encoding name (UTF-8 or windows-1252 only)"},
+    };
+    for (size_t k = 0; k < sizeof quoted / sizeof quoted[0]; k++) {
+        char *q = s_replace_all(s_base, quoted[k].find, quoted[k].rep, &n);
+        ck_assert_int_eq(s_decode(q, strlen(q), none, err), PG_EINVALID);
+        ck_assert_msg(strstr(err, quoted[k].reason), "%s", err);
+        s_expect_lacks(err, "BRIEN");
+        free(q);
+    }
     pg_changeset_destroy(&none);
     /* windows-1252 "\xc9A" (ÉA) is not UTF-8. */
     char *u = s_replace_all(s_base, "<Surname>O'BRIEN</Surname>",
@@ -1799,10 +1818,22 @@ START_TEST(test_encode_refusals)
                      "changes[0] (entity 7F3A9C2E4B1D0A66).person.cro_number: check letter does "
                      "not match the number");
     cs->changes[0].entity->person->cro_number = "";
-    cs->changes[5].entity->occurrence->reported_at = &(pg_timestamp){.seconds = -62135596800LL};
+    cs->changes[5].entity->occurrence->reported_at = &(pg_timestamp){.seconds = -62135596800LL - 1};
     s_encode_rc(cs, NULL, PG_EINVALID, err);
     ck_assert_str_eq(err, "changes[5] (entity F100000000004711).occurrence.reported_at: "
-                          "is outside years 0001-9999");
+                          "is outside years 0001-9999 in UK time");
+    /* the first and last second NX5 can write, as its decoder reads them */
+    static const struct {
+        int64_t t;
+        const char *text;
+    } edge[] = {{-62135596800LL, "<Reported>01/01/0001 00:00:00</Reported>"},
+                {253402300799LL, "<Reported>31/12/9999 23:59:59</Reported>"}};
+    for (size_t k = 0; k < 2; k++) {
+        cs->changes[5].entity->occurrence->reported_at = &(pg_timestamp){.seconds = edge[k].t};
+        char *text = s_encode_rc(cs, NULL, 0, err);
+        ck_assert_msg(strstr(text, edge[k].text), "%s", text);
+        free(text);
+    }
     cs->changes[5].entity->occurrence->reported_at = NULL;
     char long_caveat[520];
     memset(long_caveat, 'c', 501);

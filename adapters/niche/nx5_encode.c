@@ -165,10 +165,10 @@ static int s_local(pg_instant t, char out[32])
     return 0;
 }
 
-/* NX5 writes four-digit years: 0001-01-01 to 9999-12-31 UTC, with a day's margin
- * for the UK offset. */
-#define S_MIN_SECONDS (-62135596800LL + 86400)
-#define S_MAX_SECONDS (253402300799LL - 86400)
+/* NX5 writes four-digit years of UK time: 0001-01-01 to 9999-12-31 there. Instants
+ * more than a day outside those years in UTC are refused before any conversion. */
+#define S_MIN_SECONDS (-62135596800LL - 86400)
+#define S_MAX_SECONDS (253402300799LL + 86400)
 
 /* A time of the record (when something happened: From, To, Arrived, ...): exact, or
  * refused. A stamp (Modified, and the document's Created) is written as the wall clock
@@ -181,7 +181,12 @@ static int s_time(s_enc *e, const char *field, const pg_timestamp *ts, int kind,
 {
     if (ts->seconds < S_MIN_SECONDS || ts->seconds > S_MAX_SECONDS)
         return s_fail(e, PG_EINVALID, field, "is outside years 0001-9999");
-    if (s_local((pg_instant){ts->seconds, ts->nanos}, out) != 0 && kind == S_FACT)
+    pg_instant t = {ts->seconds, ts->nanos};
+    int y, mo, d, h, mi, sec;
+    pg_instant_to_london(t, &y, &mo, &d, &h, &mi, &sec);
+    if (y < 1 || y > 9999)
+        return s_fail(e, PG_EINVALID, field, "is outside years 0001-9999 in UK time");
+    if (s_local(t, out) != 0 && kind == S_FACT)
         return s_fail(e, PG_EUNSUPPORTED, field, S_REPEATED);
     return 0;
 }

@@ -90,9 +90,20 @@ static int s_encoding(const uint8_t *p, size_t n, const char **enc, char *errstr
             *enc = "windows-1252";
             return 0;
         }
+        /* Named only when it is a name (XML 1.0 [81] EncName): anything else there may
+         * be record content, and is never quoted. */
+        int name_ok = val_len >= 1 && val_len <= 40;
+        for (size_t k = 0; name_ok && k < val_len; k++) {
+            unsigned char c = p[val + k];
+            name_ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                      (k && ((c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'));
+        }
+        if (!name_ok)
+            return pg_errf(PG_EINVALID, errstr, errstr_size,
+                           "encoding: not an encoding name (UTF-8 or windows-1252 only)");
         return pg_errf(PG_EINVALID, errstr, errstr_size,
-                       "encoding: '%.*s' is not allowed (UTF-8 or windows-1252 only)",
-                       (int)(val_len > 40 ? 40 : val_len), (const char *)p + val);
+                       "encoding: '%.*s' is not allowed (UTF-8 or windows-1252 only)", (int)val_len,
+                       (const char *)p + val);
     }
     return 0;
 }
@@ -130,6 +141,10 @@ static void s_keep_error(s_reader *rd, const char *msg, int line)
     if (rd->xml_error[0])
         return;
     snprintf(rd->xml_error, sizeof rd->xml_error, "%s", msg);
+    /* What libxml2 quotes of the input after its message, on a line of its own or
+     * from a '<' on ("Comment not terminated\n<!-- ...", "Double hyphen within
+     * comment: <!-- ..."), is record content: left out. */
+    rd->xml_error[strcspn(rd->xml_error, "\n<")] = 0;
     char *bytes = s_quoted_bytes(rd->xml_error);
     if (bytes)
         *bytes = 0;
