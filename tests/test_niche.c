@@ -264,6 +264,36 @@ START_TEST(test_split)
                   err);
     pg_changeset_destroy(&cs);
     pg_buf_free(&three);
+
+    /* A line that starts like a declaration inside a document (CDATA, a comment), or
+     * a processing instruction named xml-something, does not split it: only one after
+     * the root's end tag does (a prefixed root too). */
+    static const char *const inside[] = {
+        "<X><![CDATA[a\n<?xml version=\"1.0\"?>\nb]]></X></Entity>",
+        "</Entity><!--\n<?xml version=\"1.0\"?>\n-->",
+        "</Entity>\n<?xml-stylesheet href=\"a.xsl\"?>\n",
+    };
+    for (size_t k = 0; k < sizeof inside / sizeof inside[0]; k++) {
+        int n;
+        char *w = s_replace_all(doc, "</Entity>", inside[k], &n);
+        ck_assert_int_gt(n, 0);
+        size_t wl = strlen(w);
+        seen = (s_split_seen){0};
+        ck_assert_int_eq(pg_adapter_niche.split((const uint8_t *)w, wl, s_split_cb, &seen), 0);
+        ck_assert_uint_eq(seen.calls, 1);
+        ck_assert_uint_eq(seen.len, wl);
+        free(w);
+    }
+    int n;
+    char *pre = s_replace_all(doc, "NX5Exchange", "nx:NX5Exchange", &n);
+    pg_buf two = PG_BUF_INIT;
+    pg_buf_puts(&two, pre);
+    pg_buf_puts(&two, pre);
+    seen = (s_split_seen){0};
+    ck_assert_int_eq(pg_adapter_niche.split(two.data, two.len, s_split_cb, &seen), 0);
+    ck_assert_uint_eq(seen.calls, 2);
+    pg_buf_free(&two);
+    free(pre);
     free(doc);
 }
 END_TEST

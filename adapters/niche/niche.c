@@ -1,4 +1,5 @@
 /* The Niche-like RMS adapter: NX5 XML documents <-> canonical changes. */
+#include <ctype.h>
 #include <glib.h>
 #include <stdio.h>
 #include <string.h>
@@ -86,17 +87,44 @@ static const char *const s_extensions[] = {"xml", NULL};
 
 /* ------------------------------------------------------------ messages in files */
 
-/* A file holds one NX5 document, or several one after another, each after the first
- * starting with its XML declaration at the start of a line (an export run, or an
- * initial load); pos is the 1-based document number. Only blank text between them is
- * skipped: anything else travels with a document, whose decode then says what is
- * wrong with it. */
+/* 1 when the text before a line that starts another XML declaration ends a document:
+ * its root's end tag (</NX5Exchange>, or with a namespace prefix), then white space
+ * only. A declaration-like line inside a document (in CDATA or a comment) is not
+ * preceded by that, so it stays in its document. */
+static int s_ends_document(const uint8_t *start, const uint8_t *nl)
+{
+    static const char root[] = "NX5Exchange>";
+    const size_t rn = sizeof root - 1;
+    const uint8_t *e = nl;
+    while (e > start && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+        e--;
+    if ((size_t)(e - start) < rn + 2 || memcmp(e - rn, root, rn) != 0)
+        return 0;
+    const uint8_t *p = e - rn;
+    if (p[-1] == ':') /* a prefix: name characters back to "</" */
+        for (p--; p > start + 1 && p[-1] != '/';)
+            if (!(isalnum(*--p) || *p == '_' || *p == '-' || *p == '.' || *p == ':'))
+                return 0;
+    return p - start >= 2 && p[-1] == '/' && p[-2] == '<';
+}
+
+/* A file holds one NX5 document, or several one after another (an export run, or an
+ * initial load): a document ends after its root's end tag, and the next starts with
+ * its XML declaration at the start of a line; pos is the 1-based document number.
+ * Only blank text between them is skipped: anything else travels with a document,
+ * whose decode then says what is wrong with it. */
 static int s_split(const uint8_t *data, size_t size, pg_split_fn fn, void *arg)
 {
     const uint8_t *start = data, *end = data + size;
     size_t doc = 0;
     while (start < end) {
-        const uint8_t *hit = memmem(start, (size_t)(end - start), "\n<?xml", 6);
+        const uint8_t *hit = NULL, *from = start;
+        while ((hit = memmem(from, (size_t)(end - from), "\n<?xml", 6)) != NULL) {
+            const uint8_t *after = hit + 6;
+            if (after < end && strchr(" \t\r\n", *after) && *after && s_ends_document(start, hit))
+                break;
+            from = hit + 1;
+        }
         const uint8_t *stop = hit ? hit + 1 : end;
         const uint8_t *p = start;
         while (p < stop && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
