@@ -657,25 +657,23 @@ int pg_publisher_step(pg_publisher *self, char *errstr, size_t errstr_size)
             return n;
         }
         /* Raised before anything of the window can reach the broker. */
-        if (self->mark && self->win_last > self->mark_seq) {
-            char why[PG_ERRSTR_SIZE];
-            int rc = pg_sentmark_set(self->mark, self->win_last, why, sizeof why);
-            s_mark_stalled(self, rc != 0);
-            if (rc)
-                return s_fail(self, PG_ERETRY, errstr, errstr_size,
-                              "publishing stopped: %s; nothing is published until the mark of "
-                              "what was sent is written (a restart would send it again "
-                              "uncounted)",
-                              why);
+        char why[PG_ERRSTR_SIZE];
+        int raise = self->mark && self->win_last > self->mark_seq;
+        int rc = raise ? pg_sentmark_set(self->mark, self->win_last, why, sizeof why) : 0;
+        s_mark_stalled(self, rc != 0);
+        if (rc)
+            return s_fail(self, PG_ERETRY, errstr, errstr_size,
+                          "publishing stopped: %s; nothing is published until the mark of what "
+                          "was sent is written (a restart would send it again uncounted)",
+                          why);
+        if (raise)
             self->mark_seq = self->win_last;
-        }
         if ((error = rd_kafka_begin_transaction(self->rk)))
             return s_txn_error(self, error, "begin transaction", errstr, errstr_size);
         pthread_mutex_lock(&self->lock);
         self->failed_before = self->stats.failed;
         pthread_mutex_unlock(&self->lock);
-        int rc = s_produce_window(self, errstr, errstr_size);
-        if (rc)
+        if ((rc = s_produce_window(self, errstr, errstr_size)))
             return rc;
         self->delivering = 1;
     }
