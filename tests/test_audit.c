@@ -1053,6 +1053,17 @@ START_TEST(test_chain_continued_only_under_its_key)
         pg_audit *a = pg_audit_new(s_path, was, err, sizeof err);
         ck_assert_msg(a != NULL, "%s", err);
         pg_audit_destroy(&a);
+        /* a key id that is neither form (cut short, emptied) is damage, not a key */
+        char keyid[200];
+        snprintf(keyid, sizeof keyid, "%s.keyid", s_path);
+        for (int k = 0; k < 2; k++) {
+            FILE *f = fopen(keyid, "w");
+            ck_assert_ptr_nonnull(f);
+            fputs(k ? "" : "hmac", f);
+            fclose(f);
+            ck_assert_ptr_null(pg_audit_new(s_path, was, err, sizeof err));
+            ck_assert_msg(strstr(err, ".keyid: damaged"), "%s", err);
+        }
     }
 }
 END_TEST

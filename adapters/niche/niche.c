@@ -96,8 +96,26 @@ static int s_ends_document(const uint8_t *start, const uint8_t *nl)
     static const char root[] = "NX5Exchange>";
     const size_t rn = sizeof root - 1;
     const uint8_t *e = nl;
-    while (e > start && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
-        e--;
+    /* after the end tag XML allows comments, processing instructions and white space
+     * (Misc, [27]): skipped back over */
+    for (;;) {
+        while (e > start && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+            e--;
+        const char *open = NULL;
+        if (e - start >= 3 && !memcmp(e - 3, "-->", 3))
+            open = "<!--";
+        else if (e - start >= 2 && !memcmp(e - 2, "?>", 2))
+            open = "<?";
+        if (!open)
+            break;
+        size_t ol = strlen(open), i = (size_t)(e - start);
+        while (i > 0 &&
+               !(i - 1 + ol <= (size_t)(e - start) - 2 && !memcmp(start + i - 1, open, ol)))
+            i--;
+        if (!i)
+            return 0;
+        e = start + i - 1;
+    }
     if ((size_t)(e - start) < rn + 2 || memcmp(e - rn, root, rn) != 0)
         return 0;
     const uint8_t *p = e - rn;

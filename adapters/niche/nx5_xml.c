@@ -142,9 +142,13 @@ static void s_keep_error(s_reader *rd, const char *msg, int line)
         return;
     snprintf(rd->xml_error, sizeof rd->xml_error, "%s", msg);
     /* What libxml2 quotes of the input after its message, on a line of its own or
-     * from a '<' on ("Comment not terminated\n<!-- ...", "Double hyphen within
-     * comment: <!-- ..."), is record content: left out. */
-    rd->xml_error[strcspn(rd->xml_error, "\n<")] = 0;
+     * from a " <" on ("Comment not terminated\n<!-- ...", "Double hyphen within
+     * comment: <!-- ..."), is record content: left out ("Unescaped '<' not allowed"
+     * keeps its '<'). */
+    rd->xml_error[strcspn(rd->xml_error, "\n")] = 0;
+    char *quoted = strstr(rd->xml_error, " <");
+    if (quoted)
+        *quoted = 0;
     char *bytes = s_quoted_bytes(rd->xml_error);
     if (bytes)
         *bytes = 0;

@@ -683,11 +683,13 @@ static int s_key_id(const pg_audit *a, char *out, size_t size, char *errstr, siz
  * durable: file and directory synced). */
 static int s_check_key_id(pg_audit *a, char *errstr, size_t errstr_size)
 {
-    char want[PG_AUDIT_HASH_LEN + 32], have[PG_AUDIT_HASH_LEN + 32] = "", path[PATH_MAX];
+    char want[PG_AUDIT_HASH_LEN + 32], have[PG_AUDIT_HASH_LEN + 32] = "", path[PATH_MAX],
+                                                                tmp[PATH_MAX];
     int rc = s_key_id(a, want, sizeof want, errstr, errstr_size);
     if (rc)
         return rc;
-    if ((size_t)snprintf(path, sizeof path, "%s.keyid", a->path) >= sizeof path)
+    if ((size_t)snprintf(path, sizeof path, "%s.keyid", a->path) >= sizeof path ||
+        (size_t)snprintf(tmp, sizeof tmp, "%s.keyid.new", a->path) >= sizeof tmp)
         return pg_errf(PG_EIO, errstr, errstr_size, "%s: path too long", a->path);
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd >= 0) {
@@ -696,12 +698,20 @@ static int s_check_key_id(pg_audit *a, char *errstr, size_t errstr_size)
         have[n > 0 ? n : 0] = '\0';
         if (!strcmp(have, want))
             return 0;
+        int none = !strcmp(have, "none\n");
+        int hmac = strlen(have) == 12 + PG_AUDIT_HASH_LEN + 1 &&
+                   !strncmp(have, "hmac-sha256 ", 12) && have[12 + PG_AUDIT_HASH_LEN] == '\n';
+        if (!none && !hmac)
+            return pg_errf(PG_ECORRUPT, errstr, errstr_size,
+                           "%s: damaged (not \"none\" nor \"hmac-sha256 <64 hex digits>\"): "
+                           "the key the log %s is under cannot be told; check the log with "
+                           "`polegate audit verify`, then remove this file",
+                           path, a->path);
         return pg_errf(PG_ECONFIG, errstr, errstr_size,
                        "%s: says the log %s was written %s, not %s: continuing it would leave a "
                        "log no key verifies. Keep it: move it, its rotated files and this file "
                        "aside, or configure the key it was written with",
-                       path, a->path,
-                       strncmp(have, "none", 4) ? "with another audit.key_file" : "without a key",
+                       path, a->path, none ? "without a key" : "with another audit.key_file",
                        a->keyed ? "with audit.key_file" : "without a key (audit.key_file not set)");
     }
     if (errno != ENOENT)
@@ -712,23 +722,35 @@ static int s_check_key_id(pg_audit *a, char *errstr, size_t errstr_size)
                "file before it is not here, so the key it was written with cannot be checked; "
                "%s records this key from now on",
                a->path, a->seq, path);
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+    /* Whole or not at all: written aside, synced, renamed into place, the directory
+     * synced; owned like the log (a root-run command must not leave the daemon a file
+     * it cannot read). */
+    unlink(tmp);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
     size_t len = strlen(want);
-    int bad = fd < 0 || write(fd, want, len) != (ssize_t)len || fsync(fd);
-    int err = errno;
+    struct stat st;
+    ssize_t put = fd < 0 ? -1 : write(fd, want, len);
+    int err = fd < 0 || put < 0 ? errno : (size_t)put != len ? EIO : 0;
+    if (!err && !fstat(a->fd, &st) && geteuid() == 0 && fchown(fd, st.st_uid, st.st_gid))
+        err = errno;
+    if (!err && fsync(fd))
+        err = errno;
     if (fd >= 0)
         close(fd);
-    if (!bad) { /* its name lasts */
+    if (!err && rename(tmp, path))
+        err = errno;
+    if (!err) {
         char *dir = g_path_get_dirname(a->path);
         int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        bad = dfd < 0 || fsync(dfd);
-        err = errno;
+        err = dfd < 0 || fsync(dfd) ? errno : 0;
         if (dfd >= 0)
             close(dfd);
         g_free(dir);
     }
-    if (bad)
+    if (err) {
+        unlink(tmp);
         return pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", path, strerror(err));
+    }
     return 0;
 }
 
