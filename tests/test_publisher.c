@@ -970,6 +970,45 @@ START_TEST(test_restored_store_counts_what_it_sends_again)
 }
 END_TEST
 
+/* Publishing stopped on a mark that could not be raised ends as soon as a window goes
+ * out, also one that needs no raise (what waited for the raise left the spool). */
+START_TEST(test_stop_on_mark_ends_with_any_window)
+{
+    s_spool_raw("a", 1);
+    s_spool_raw("b", 1);
+    s_spool_raw("c", 1);
+    ck_assert_uint_eq(s_commit_unremoved(), 3); /* mark 3, batches 1-3 still spooled */
+    s_spool_raw("d", 1);
+    pg_publisher *p = s_producer(NULL, 0);
+    pg_publisher_test_mark_sync(p, s_sync_fails);
+    int rc = PG_ERETRY;
+    for (int i = 0; i < 5; i++) /* the broker ready, then the raise to 4 fails */
+        rc = pg_publisher_step(p, s_err, sizeof s_err);
+    ck_assert_int_eq(rc, PG_ERETRY);
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
+    ck_assert_uint_eq(st.stalled, 1);
+    size_t removed = 0;
+    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_spool_remove(s_spool, txn, 4, 4, &removed, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    pg_publisher_test_mark_sync(p, NULL);
+    pg_publisher_step(p, s_err, sizeof s_err); /* 1-3 produced: no raise needed */
+    pg_publisher_get_stats(p, &st);
+    ck_assert_uint_eq(st.produced, 3);
+    ck_assert_uint_eq(st.stalled, 0);
+    for (int i = 0; i < 100 && s_spooled().batches; i++) { /* removed when idle */
+        pg_publisher_step(p, s_err, sizeof s_err);
+        usleep(20000);
+    }
+    ck_assert_uint_eq(s_spooled().batches, 0);
+    pg_publisher_get_stats(p, &st);
+    ck_assert_uint_eq(st.stalled, 0);
+    ck_assert_uint_eq(st.resent, 3);
+    pg_publisher_destroy(&p);
+}
+END_TEST
+
 /* Attack: a hard link planted as the mark, to have the publisher cut and overwrite the
  * file it names (the audit log, say). Refused at the start; the file is untouched. */
 START_TEST(test_planted_hard_link_mark_refused)
@@ -1193,6 +1232,7 @@ int main(void)
     tcase_add_test(tc, test_missing_mark_counts_every_spooled_batch);
     tcase_add_test(tc, test_restored_store_counts_what_it_sends_again);
     tcase_add_test(tc, test_planted_hard_link_mark_refused);
+    tcase_add_test(tc, test_stop_on_mark_ends_with_any_window);
     tcase_add_test(tc, test_audit_after_commit);
     tcase_add_test(tc, test_audit_fails_closed);
     tcase_add_test(tc, test_thread_and_drain);
