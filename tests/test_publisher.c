@@ -318,7 +318,8 @@ static pg_spool_stats s_spooled(void)
 }
 
 /* Run rounds until the spool is empty (at most rounds of them); returns the batches
- * committed. */
+ * committed. A round with nothing to do while committed batches wait for their removal
+ * (done when the spool is idle) waits 20 ms. */
 static int s_publish_all(pg_publisher *p, int rounds)
 {
     int total = 0;
@@ -326,9 +327,32 @@ static int s_publish_all(pg_publisher *p, int rounds)
         int rc = pg_publisher_step(p, s_err, sizeof s_err);
         if (rc > 0)
             total += rc;
+        else if (rc == 0)
+            usleep(20000);
     }
     ck_assert_msg(s_spooled().batches == 0, "spool not empty: %s", s_err);
     return total;
+}
+
+/* A new producer (a restart) publishes the whole spool: its counters. */
+static pg_publisher_stats s_publish_new(void)
+{
+    pg_publisher *p = s_producer(NULL, 0);
+    s_publish_all(p, 40);
+    pg_publisher_stats st;
+    pg_publisher_get_stats(p, &st);
+    pg_publisher_destroy(&p);
+    return st;
+}
+
+/* Remove spool batches first..last as a policy rewrite withholding them does. */
+static void s_spool_drop(uint64_t first, uint64_t last)
+{
+    size_t removed = 0;
+    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_spool_remove(s_spool, txn, first, last, &removed, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(removed, last - first + 1);
 }
 
 /* Kafka's Java murmur2 (org.apache.kafka.common.utils.Utils.murmur2). */
@@ -765,24 +789,18 @@ START_TEST(test_restart_counts_what_was_sent_before)
     ck_assert_uint_eq(s_spooled().batches, 2);
 
     s_spool_raw("c", 1);
-    pg_publisher_stats st;
-    pg_publisher *p = s_producer(NULL, 0);
-    ck_assert_int_eq(s_publish_all(p, 20), 3);
-    pg_publisher_get_stats(p, &st);
+    pg_publisher_stats st = s_publish_new();
+    ck_assert_uint_eq(st.batches, 3);
     ck_assert_uint_eq(st.produced, 6);
     ck_assert_uint_eq(st.resent, 5); /* a and b again; c for the first time */
-    pg_publisher_destroy(&p);
     s_rec recs[16];
     ck_assert_uint_eq(s_consume(recs, 16, 3000), 11); /* the mock keeps both copies */
 
     /* and nothing is counted once they are gone */
     s_spool_raw("d", 2);
-    p = s_producer(NULL, 0);
-    s_publish_all(p, 20);
-    pg_publisher_get_stats(p, &st);
+    st = s_publish_new();
     ck_assert_uint_eq(st.produced, 2);
     ck_assert_uint_eq(st.resent, 0);
-    pg_publisher_destroy(&p);
 }
 END_TEST
 
@@ -809,13 +827,9 @@ START_TEST(test_damaged_mark_counts_every_spooled_batch)
             ck_assert_int_eq(pg_sentmark_set(m, 1000, s_err, sizeof s_err), 0);
             pg_sentmark_close(&m);
         }
-        pg_publisher *p = s_producer(NULL, 0);
-        s_publish_all(p, 20);
-        pg_publisher_stats st;
-        pg_publisher_get_stats(p, &st);
+        pg_publisher_stats st = s_publish_new();
         ck_assert_uint_eq(st.produced, 3);
         ck_assert_uint_eq(st.resent, 3);
-        pg_publisher_destroy(&p);
         pg_sentmark *m = pg_sentmark_open(s_dir, &seq, &state, s_err, sizeof s_err);
         ck_assert_msg(m != NULL, "%s", s_err);
         ck_assert_int_eq(state, PG_SENTMARK_OK);
@@ -868,12 +882,7 @@ START_TEST(test_mark_not_written_nothing_published)
     pg_publisher_get_stats(p, &st);
     ck_assert_uint_eq(st.stalled, 1);
     pg_spool_stats sp = s_spooled();
-    size_t removed = 0;
-    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
-    ck_assert_int_eq(
-        pg_spool_remove(s_spool, txn, sp.first_seq, sp.next_seq - 1, &removed, s_err, sizeof s_err),
-        0);
-    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    s_spool_drop(sp.first_seq, sp.next_seq - 1);
     ck_assert_int_eq(pg_publisher_step(p, s_err, sizeof s_err), 0);
     pg_publisher_get_stats(p, &st);
     ck_assert_uint_eq(st.stalled, 0);
@@ -905,11 +914,7 @@ START_TEST(test_missing_mark_counts_every_spooled_batch)
     char path[128];
     snprintf(path, sizeof path, "%s/%s", s_dir, PG_SENTMARK_FILE);
     ck_assert_int_eq(unlink(path), 0);
-    pg_publisher *p = s_producer(NULL, 0);
-    s_publish_all(p, 20);
-    pg_publisher_stats st;
-    pg_publisher_get_stats(p, &st);
-    pg_publisher_destroy(&p);
+    pg_publisher_stats st = s_publish_new();
     s_rec recs[16];
     ck_assert_uint_eq(s_consume(recs, 16, 3000), 10); /* 5 records, each twice */
     ck_assert_uint_eq(st.resent, 5);
@@ -947,9 +952,7 @@ START_TEST(test_restored_store_counts_what_it_sends_again)
     pg_store_destroy(&s_store);
     s_copy_dir(s_dir, bak); /* the backup */
     s_reopen_store();
-    p = s_producer(NULL, 0);
-    s_publish_all(p, 20); /* published and removed after the backup */
-    pg_publisher_destroy(&p);
+    s_publish_new(); /* published and removed after the backup */
     pg_spool_destroy(&s_spool);
     pg_store_destroy(&s_store);
     s_copy_dir(bak, s_dir); /* restored */
@@ -957,11 +960,7 @@ START_TEST(test_restored_store_counts_what_it_sends_again)
     snprintf(path, sizeof path, "%s/%s", s_dir, PG_SENTMARK_FILE);
     ck_assert_int_eq(unlink(path), 0);
     s_reopen_store();
-    p = s_producer(NULL, 0);
-    s_publish_all(p, 20);
-    pg_publisher_stats st;
-    pg_publisher_get_stats(p, &st);
-    pg_publisher_destroy(&p);
+    pg_publisher_stats st = s_publish_new();
     s_rec recs[16];
     ck_assert_uint_eq(s_consume(recs, 16, 3000), 6);
     ck_assert_uint_eq(st.resent, 3);
@@ -988,20 +987,13 @@ START_TEST(test_stop_on_mark_ends_with_any_window)
     pg_publisher_stats st;
     pg_publisher_get_stats(p, &st);
     ck_assert_uint_eq(st.stalled, 1);
-    size_t removed = 0;
-    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
-    ck_assert_int_eq(pg_spool_remove(s_spool, txn, 4, 4, &removed, s_err, sizeof s_err), 0);
-    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    s_spool_drop(4, 4);
     pg_publisher_test_mark_sync(p, NULL);
     pg_publisher_step(p, s_err, sizeof s_err); /* 1-3 produced: no raise needed */
     pg_publisher_get_stats(p, &st);
     ck_assert_uint_eq(st.produced, 3);
     ck_assert_uint_eq(st.stalled, 0);
-    for (int i = 0; i < 100 && s_spooled().batches; i++) { /* removed when idle */
-        pg_publisher_step(p, s_err, sizeof s_err);
-        usleep(20000);
-    }
-    ck_assert_uint_eq(s_spooled().batches, 0);
+    s_publish_all(p, 100);
     pg_publisher_get_stats(p, &st);
     ck_assert_uint_eq(st.stalled, 0);
     ck_assert_uint_eq(st.resent, 3);

@@ -76,11 +76,11 @@ struct pg_publisher {
     size_t win_resent;     /* records of the window this process had produced before */
     uint64_t win_gen;      /* pg_spool_generation when the window was read */
     uint64_t win_rewrites; /* pg_spool_rewrites when the window was read */
-    uint64_t max_seq;      /* the highest batch sequence produced so far */
-    /* max_seq as this and earlier processes left it on disk (sentmark.h): raised before
-     * a window is produced, so that what a restart publishes again is counted. */
+    /* The highest batch sequence produced so far, by this process or (from the mark,
+     * sentmark.h) an earlier one: the mark is raised to a window's last before it is
+     * produced, so that what a restart publishes again is counted. */
+    uint64_t max_seq;
     pg_sentmark *mark;
-    uint64_t mark_seq;
     int mark_failed; /* the last try to raise it failed: publishing stopped */
     /* Batches committed in Kafka, not yet removed from the spool (done_last 0: none);
      * windows are read after done_last. */
@@ -255,7 +255,7 @@ static int s_mark_open(pg_publisher *self, char *errstr, size_t errstr_size)
         if (pg_sentmark_set(self->mark, seq, errstr, errstr_size))
             return PG_EIO;
     }
-    self->mark_seq = self->max_seq = seq;
+    self->max_seq = seq;
     return 0;
 }
 
@@ -658,16 +658,14 @@ int pg_publisher_step(pg_publisher *self, char *errstr, size_t errstr_size)
         }
         /* Raised before anything of the window can reach the broker. */
         char why[PG_ERRSTR_SIZE];
-        int raise = self->mark && self->win_last > self->mark_seq;
-        int rc = raise ? pg_sentmark_set(self->mark, self->win_last, why, sizeof why) : 0;
+        int raise_mark = self->mark && self->win_last > self->max_seq;
+        int rc = raise_mark ? pg_sentmark_set(self->mark, self->win_last, why, sizeof why) : 0;
         s_mark_stalled(self, rc != 0);
         if (rc)
             return s_fail(self, PG_ERETRY, errstr, errstr_size,
                           "publishing stopped: %s; nothing is published until the mark of what "
                           "was sent is written (a restart would send it again uncounted)",
                           why);
-        if (raise)
-            self->mark_seq = self->win_last;
         if ((error = rd_kafka_begin_transaction(self->rk)))
             return s_txn_error(self, error, "begin transaction", errstr, errstr_size);
         pthread_mutex_lock(&self->lock);
