@@ -317,6 +317,16 @@ static pg_spool_stats s_spooled(void)
     return st;
 }
 
+/* Rounds while the answer is retry (the broker not ready yet), at most 20: the last
+ * answer. */
+static int s_step_until_ready(pg_publisher *p)
+{
+    int rc = PG_ERETRY;
+    for (int i = 0; i < 20 && rc == PG_ERETRY; i++)
+        rc = pg_publisher_step(p, s_err, sizeof s_err);
+    return rc;
+}
+
 /* Run rounds until the spool is empty (at most rounds of them); returns the batches
  * committed. A round with nothing to do while committed batches wait for their removal
  * (done when the spool is idle) waits 20 ms. */
@@ -332,6 +342,17 @@ static int s_publish_all(pg_publisher *p, int rounds)
     }
     ck_assert_msg(s_spooled().batches == 0, "spool not empty: %s", s_err);
     return total;
+}
+
+/* A producer cannot be made on this store: the reason says why. */
+static void s_expect_new_refused(const char *why)
+{
+    pg_publisher_opts opts = {.brokers = s_brokers,
+                              .transactional_id = "polegated.test",
+                              .store = s_store,
+                              .spool = s_spool};
+    ck_assert_ptr_null(pg_publisher_new(&opts, s_err, sizeof s_err));
+    ck_assert_msg(strstr(s_err, why), "%s", s_err);
 }
 
 /* A new producer (a restart) publishes the whole spool: its counters. */
@@ -578,9 +599,7 @@ START_TEST(test_removals_grouped)
         s_spool_raw(tag, 2);
     }
     pg_publisher *p = s_producer_w(NULL, 0, 1, NULL);
-    int rc = PG_ERETRY;
-    for (int i = 0; i < 20 && rc == PG_ERETRY; i++) /* until the broker is ready */
-        rc = pg_publisher_step(p, s_err, sizeof s_err);
+    int rc = s_step_until_ready(p);
     ck_assert_msg(rc == 1, "%d %s", rc, s_err);
     ck_assert_uint_eq(s_spooled().batches, 3); /* committed, not yet removed */
     ck_assert_int_eq(pg_publisher_step(p, s_err, sizeof s_err), 1);
@@ -724,9 +743,7 @@ START_TEST(test_removal_failure_stops_publishing)
     s_spool_raw("b", 2);
     pg_publisher *p = s_producer(NULL, 0);
     pg_store_test_inject(s_store, MDB_MAP_FULL, 4);
-    int rc = PG_ERETRY;
-    for (int i = 0; i < 20 && rc == PG_ERETRY; i++) /* until the broker is ready */
-        rc = pg_publisher_step(p, s_err, sizeof s_err);
+    int rc = s_step_until_ready(p);
     ck_assert_msg(rc == PG_EFULL, "%d %s", rc, s_err);
     ck_assert_msg(strstr(s_err, "MDB_MAP_FULL"), "%s", s_err);
     pg_publisher_stats st;
@@ -766,9 +783,7 @@ static uint64_t s_commit_unremoved(void)
 {
     pg_publisher *p = s_producer(NULL, 0);
     pg_store_test_inject(s_store, MDB_MAP_FULL, 1000);
-    int rc = PG_ERETRY;
-    for (int i = 0; i < 20 && rc == PG_ERETRY; i++) /* until the broker is ready */
-        rc = pg_publisher_step(p, s_err, sizeof s_err);
+    int rc = s_step_until_ready(p);
     ck_assert_msg(rc == PG_EFULL, "%d %s", rc, s_err);
     pg_publisher_stats st;
     pg_publisher_get_stats(p, &st);
@@ -894,12 +909,7 @@ START_TEST(test_mark_not_written_nothing_published)
     snprintf(path, sizeof path, "%s/%s", s_dir, PG_SENTMARK_FILE);
     ck_assert_int_eq(unlink(path), 0);
     ck_assert_int_eq(symlink("/tmp/elsewhere", path), 0);
-    pg_publisher_opts opts = {.brokers = s_brokers,
-                              .transactional_id = "polegated.test",
-                              .store = s_store,
-                              .spool = s_spool};
-    ck_assert_ptr_null(pg_publisher_new(&opts, s_err, sizeof s_err));
-    ck_assert_msg(strstr(s_err, "a symbolic link, not the publisher's mark"), "%s", s_err);
+    s_expect_new_refused("a symbolic link, not the publisher's mark");
 }
 END_TEST
 
@@ -1015,12 +1025,7 @@ START_TEST(test_planted_hard_link_mark_refused)
     fclose(f);
     ck_assert_int_eq(unlink(path), 0); /* the spool's own, made with it */
     ck_assert_int_eq(link(victim, path), 0);
-    pg_publisher_opts opts = {.brokers = s_brokers,
-                              .transactional_id = "polegated.test",
-                              .store = s_store,
-                              .spool = s_spool};
-    ck_assert_ptr_null(pg_publisher_new(&opts, s_err, sizeof s_err));
-    ck_assert_msg(strstr(s_err, "more than one name (a hard link)"), "%s", s_err);
+    s_expect_new_refused("more than one name (a hard link)");
     struct stat sb;
     ck_assert_int_eq(stat(victim, &sb), 0);
     ck_assert_int_eq(sb.st_size, 2300);
