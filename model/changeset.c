@@ -1,4 +1,5 @@
-/* Changesets, arena-allocated protobuf-c messages and enum names. */
+/* Changesets, arena-allocated protobuf-c messages, enum names and repeated references. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,4 +100,29 @@ const char *pg_enum_short(const ProtobufCEnumDescriptor *desc, int value)
     if (strncmp(v->name, first, plen) != 0)
         return v->name;
     return v->name + plen;
+}
+
+static int s_ref_cmp(const void *a, const void *b, void *arg)
+{
+    pg_entity_ref *const *refs = arg;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = strcmp(refs[x]->native_id, refs[y]->native_id);
+    return c ? c : (x > y) - (x < y);
+}
+
+int pg_refs_first_repeat(pg_entity_ref *const *refs, size_t n, pg_arena *arena, size_t *first)
+{
+    *first = SIZE_MAX;
+    if (n < 2)
+        return 0;
+    size_t *pos = pg_arena_alloc(arena, n * sizeof(*pos));
+    if (!pos)
+        return PG_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        pos[i] = i;
+    qsort_r(pos, n, sizeof(*pos), s_ref_cmp, (void *)refs);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(refs[pos[i]]->native_id, refs[pos[i - 1]]->native_id) == 0 && pos[i] < *first)
+            *first = pos[i];
+    return 0;
 }

@@ -1035,6 +1035,8 @@ static const struct s_case {
     {PER, "record.mergedFrom", "[\"L0000000001\"]",
      "record.mergedFrom[0]: must be 'P' followed by 10 digits for type PERSON"},
     {PER, "record.mergedFrom", "[\"P0000123456\"]", "record.mergedFrom[0]: is the record's own id"},
+    {PER, "record.mergedFrom", "[\"P0000000001\", \"P0000000002\", \"P0000000001\"]",
+     "record.mergedFrom[2]: P0000000001 is named twice"},
     {PER, "record.mergedFrom", "[7]", "record.mergedFrom[0]: must be a string, not an integer"},
     {PER, "record.mergedFrom", "\"P0000000001\"",
      "record.mergedFrom: must be an array, not a string"},

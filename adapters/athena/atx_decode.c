@@ -442,7 +442,14 @@ static int s_merged_from(pg_atx_dec *d, const json_t *rec, pg_entity_update *eu,
             return PG_ATX_NOMEM(d);
         eu->merged_from[eu->n_merged_from++] = r;
     }
-    return 0;
+    size_t twice; /* a set: named twice is refused, as NX5 refuses it */
+    if (pg_refs_first_repeat(eu->merged_from, n, d->arena, &twice))
+        return PG_ATX_NOMEM(d);
+    if (twice == SIZE_MAX)
+        return 0;
+    char mp[48];
+    pg_atx__elem_path(mp, sizeof mp, "record", "mergedFrom", twice);
+    return pg_atx__fail(d, mp, NULL, "%s is named twice", eu->merged_from[twice]->native_id);
 }
 
 static int s_links(pg_atx_dec *d, const json_t *root, pg_entity_update *eu, const char *force,

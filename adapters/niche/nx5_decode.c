@@ -454,33 +454,12 @@ static int s_entity_head(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_update *
     return 0;
 }
 
-static int s_ref_cmp(const void *a, const void *b, void *arg)
-{
-    pg_entity_ref *const *refs = arg;
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    int c = strcmp(refs[x]->native_id, refs[y]->native_id);
-    return c ? c : (x > y) - (x < y);
-}
-
-/* A GID named twice in MergedFrom: the first repeat in document order, found by
- * sorting positions rather than comparing every pair. */
+/* A GID named twice in MergedFrom: the first repeat in document order. */
 static int s_merged_twice(pg_nx5_dec *d, const pg_entity_update *eu)
 {
-    size_t n = eu->n_merged_from;
-    if (n < 2)
-        return 0;
-    size_t *pos = pg_arena_alloc(d->a, n * sizeof(*pos));
-    if (!pos)
+    size_t first_repeat;
+    if (pg_refs_first_repeat(eu->merged_from, eu->n_merged_from, d->a, &first_repeat))
         return pg_nx5__nomem(d);
-    for (size_t i = 0; i < n; i++)
-        pos[i] = i;
-    qsort_r(pos, n, sizeof(*pos), s_ref_cmp, eu->merged_from);
-    size_t first_repeat = SIZE_MAX;
-    for (size_t i = 1; i < n; i++)
-        if (strcmp(eu->merged_from[pos[i]]->native_id, eu->merged_from[pos[i - 1]]->native_id) ==
-                0 &&
-            pos[i] < first_repeat)
-            first_repeat = pos[i];
     if (first_repeat == SIZE_MAX)
         return 0;
     char path[128], label[40];
