@@ -102,15 +102,26 @@ const char *pg_enum_short(const ProtobufCEnumDescriptor *desc, int value)
     return v->name + plen;
 }
 
+typedef struct s_refs {
+    pg_entity_ref *const *refs;
+    int by_id;
+} s_refs;
+
+static const char *s_ref_key(const s_refs *r, size_t i)
+{
+    const char *k = r->by_id ? r->refs[i]->id : r->refs[i]->native_id;
+    return k ? k : "";
+}
+
 static int s_ref_cmp(const void *a, const void *b, void *arg)
 {
-    pg_entity_ref *const *refs = arg;
     size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    int c = strcmp(refs[x]->native_id, refs[y]->native_id);
+    int c = strcmp(s_ref_key(arg, x), s_ref_key(arg, y));
     return c ? c : (x > y) - (x < y);
 }
 
-int pg_refs_first_repeat(pg_entity_ref *const *refs, size_t n, pg_arena *arena, size_t *first)
+int pg_refs_first_repeat(pg_entity_ref *const *refs, size_t n, int by_id, pg_arena *arena,
+                         size_t *first)
 {
     *first = SIZE_MAX;
     if (n < 2)
@@ -120,9 +131,10 @@ int pg_refs_first_repeat(pg_entity_ref *const *refs, size_t n, pg_arena *arena, 
         return PG_ENOMEM;
     for (size_t i = 0; i < n; i++)
         pos[i] = i;
-    qsort_r(pos, n, sizeof(*pos), s_ref_cmp, (void *)refs);
+    s_refs r = {refs, by_id};
+    qsort_r(pos, n, sizeof(*pos), s_ref_cmp, &r);
     for (size_t i = 1; i < n; i++)
-        if (strcmp(refs[pos[i]]->native_id, refs[pos[i - 1]]->native_id) == 0 && pos[i] < *first)
+        if (strcmp(s_ref_key(&r, pos[i]), s_ref_key(&r, pos[i - 1])) == 0 && pos[i] < *first)
             *first = pos[i];
     return 0;
 }

@@ -1643,6 +1643,27 @@ START_TEST(test_encode_year_bounds)
 }
 END_TEST
 
+/* A revision is a JSON integer that the RMS reads as 1 to 2^63-1 (the canonical
+ * version's range): a version above it is refused, not written wrapped to a negative. */
+START_TEST(test_encode_revision_bounds)
+{
+    pg_buf out = PG_BUF_INIT;
+    pg_changeset *cs = s_decoded(OCC, NULL);
+    pg_entity_update *eu = cs->changes[0].entity;
+    eu->version = (uint64_t)INT64_MAX;
+    ck_assert_ptr_nonnull(strstr(s_encoded(cs, 0, &out), "\"revision\":9223372036854775807,"));
+    eu->version = (uint64_t)INT64_MAX + 1;
+    ck_assert_str_eq(s_encoded(cs, PG_EUNSUPPORTED, &out),
+                     "record.revision: must be 1 to 9223372036854775807 (2^63-1), not "
+                     "9223372036854775808");
+    eu->version = 0;
+    ck_assert_str_eq(s_encoded(cs, PG_EUNSUPPORTED, &out),
+                     "record.revision: must be 1 to 9223372036854775807 (2^63-1), not 0");
+    pg_changeset_destroy(&cs);
+    pg_buf_free(&out);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ threads */
 
 /* The decoder parses into a per-thread scratch region behind jansson's process-wide
@@ -1823,6 +1844,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_encode_refuses_backward_range);
     tcase_add_test(tc, test_encode_blank_is_absent);
     tcase_add_test(tc, test_encode_year_bounds);
+    tcase_add_test(tc, test_encode_revision_bounds);
     tcase_add_test(tc, test_decode_trims_body);
     tcase_add_test(tc, test_decode_long_fraction);
     tcase_add_test(tc, test_invalid_framing);

@@ -1814,7 +1814,14 @@ START_TEST(test_encode_refusals)
     v->marking->classification = CL(SECRET);
     v->version = 0;
     s_encode_rc(cs, NULL, PG_EUNSUPPORTED, err);
-    ck_assert_str_eq(err, "changes[2] (entity C100000000000301).version: 0; NX5 Rev is >= 1");
+    ck_assert_str_eq(err, "changes[2] (entity C100000000000301).version: 0; NX5 Rev is 1 to "
+                          "9999999999999999999 (19 digits)");
+    v->version = 9999999999999999999ULL + 1; /* not written as a Rev no RMS reads */
+    s_encode_rc(cs, NULL, PG_EUNSUPPORTED, err);
+    ck_assert_str_eq(err, "changes[2] (entity C100000000000301).version: 10000000000000000000; NX5 "
+                          "Rev is 1 to 9999999999999999999 (19 digits)");
+    v->version = 9999999999999999999ULL;
+    free(s_encode_rc(cs, NULL, 0, err));
     v->version = 3;
     v->retention->mopi_group = 0;
     s_encode_rc(cs, NULL, PG_EUNSUPPORTED, err);

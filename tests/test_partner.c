@@ -1018,10 +1018,13 @@ static pg_partner_stats s_take_audited(s_feed *f, s_partner_dls *dls)
     return t.ps;
 }
 
+static int s_audit_count(const char *outcome);
+
 /* Attacks by a partner on records that are not its own: an update carrying another
  * force's entity id under its own origin, the same as a DELETE at version 1000, a
  * header naming one force and a value another, a version of 2^64-1, an agreement that
- * is not the partner's. Each is refused, audited as rejected with the rule, and
+ * is not the partner's, a classification above the ceiling or none known (negative).
+ * Each is refused, audited as rejected with the rule, and
  * changes nothing: the real record's next version is still taken. */
 START_TEST(test_partner_cannot_touch_another_partners_record)
 {
@@ -1056,13 +1059,19 @@ START_TEST(test_partner_cannot_touch_another_partners_record)
     u->marking = &secret;
     u->version = real_version + 3;
     s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    /* a classification no enum value names, below every ceiling as an int (protobuf-c
+     * keeps unknown enum values as they came) */
+    secret.classification = -1;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    secret.classification = INT32_MIN;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
     u->marking = real_marking;
     /* an id that is not a UUID (once: the id map failed on it, retried for ever, and
      * stopped all partner delivery) */
     u->id = "not-a-uuid";
     s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
     u->id = real_id;
-    size_t attacks = 7;
+    size_t attacks = 9;
     /* then the real next version, properly */
     u->version = real_version + 4;
     s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
@@ -1087,6 +1096,7 @@ START_TEST(test_partner_cannot_touch_another_partners_record)
         ck_assert_msg(strstr(text, outcomes[i]), "no %s in the audit log", outcomes[i]);
     ck_assert_ptr_null(strstr(text, "\"version\":1000,\"outcome\":\"ok\""));
     g_free(text);
+    ck_assert_int_eq(s_audit_count("PG_EPOLICY:classification"), 3);
     s_feed_free(&f);
 }
 END_TEST
@@ -1241,8 +1251,9 @@ END_TEST
  * record (KNT's), or a ref whose native id is ESX's while its id is KNT's. An ATX RMS
  * deletes what a record's mergedFrom names and moves its links to the survivor, so
  * either would let ESX delete KNT's record in our RMS: each is refused
- * (PG_EINVALID:merged-from), a partner dead letter, audited. A merge of ESX's own
- * record, even one never sent to us (its native id recomputes its id), is taken. */
+ * (PG_EINVALID:merged-from), a partner dead letter, audited, and so is a merge naming
+ * ESX's own record twice, or the record itself. A merge of ESX's own record, even one never sent to
+ * us (its native id recomputes its id), is taken. */
 START_TEST(test_partner_cannot_merge_another_forces_record)
 {
     s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 0, ESX_TO_MER);
@@ -1263,16 +1274,29 @@ START_TEST(test_partner_cannot_merge_another_forces_record)
         u->n_merged_from = 1;
         s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
     }
+    /* its own record named twice, or the record itself: no RMS reads such a merge */
+    pg_entity_ref self = base;
+    self.id = u->id;
+    self.native_id = u->origin->native_id;
+    pg_entity_ref *twice[] = {&own, &own}, *itself[] = {&self};
+    u->version++;
+    u->merged_from = twice;
+    u->n_merged_from = 2;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    u->version++;
+    u->merged_from = itself;
+    u->n_merged_from = 1;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
     u->merged_from = NULL;
     u->n_merged_from = 0;
     polegate__pole__v1__entity_update__free_unpacked(u, NULL);
 
     s_partner_dls c = {0};
     pg_partner_stats ps = s_take_audited(f, &c);
-    ck_assert_uint_eq(ps.rejected, 2);
+    ck_assert_uint_eq(ps.rejected, 4);
     ck_assert_uint_eq(ps.accepted, good + 1);
-    ck_assert_int_eq(c.n, 2);
-    ck_assert_int_eq(s_audit_count("PG_EINVALID:merged-from"), 2);
+    ck_assert_int_eq(c.n, 4);
+    ck_assert_int_eq(s_audit_count("PG_EINVALID:merged-from"), 4);
     s_feed_free(&f);
 }
 END_TEST

@@ -443,7 +443,7 @@ static int s_merged_from(pg_atx_dec *d, const json_t *rec, pg_entity_update *eu,
         eu->merged_from[eu->n_merged_from++] = r;
     }
     size_t twice; /* a set: named twice is refused, as NX5 refuses it */
-    if (pg_refs_first_repeat(eu->merged_from, n, d->arena, &twice))
+    if (pg_refs_first_repeat(eu->merged_from, n, 0, d->arena, &twice))
         return PG_ATX_NOMEM(d);
     if (twice == SIZE_MAX)
         return 0;

@@ -1,4 +1,5 @@
 /* ATX/2 encoder: canonical changes -> NDJSON lines an Athena-like RMS imports. */
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -724,8 +725,9 @@ static int s_entity(s_enc *e, const pg_entity_update *eu)
         return s_bad(e, "record.action", "operation %d has no ATX action", eu->operation);
     if (!eu->origin || !eu->id)
         return s_bad(e, "record", "the change has no origin");
-    if (eu->version < 1)
-        return s_bad(e, "record.revision", "must be 1 or more");
+    if (eu->version < 1 || eu->version > (uint64_t)INT64_MAX) /* not wrapped to a negative */
+        return s_bad(e, "record.revision", "must be 1 to %" PRId64 " (2^63-1), not %" PRIu64,
+                     INT64_MAX, eu->version);
     if (!eu->modified_at)
         return s_bad(e, "record.modifiedAt", "the change has no modification time");
     int kind = eu->kind, rc;

@@ -12,6 +12,9 @@
 
 #define PG_NX5_NAMESPACE "urn:nx:exchange:5"
 #define PG_NX5_MAX_SIZE ((size_t)8 << 20)
+/* The largest Rev read or written: 19 digits, so that every Rev fits the canonical
+ * version (a uint64). */
+#define PG_NX5_MAX_REV 9999999999999999999ULL
 
 typedef struct pg_nx5_attr {
     const char *name;

@@ -405,8 +405,7 @@ static int s_entity_head(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_update *
     snprintf(d->where, sizeof d->where, "%s GID=%s", d->elem, v[1]);
     uint64_t rev;
     snprintf(path, sizeof path, "%s@Rev", d->elem);
-    /* Nineteen digits always fit the canonical version (a uint64). */
-    if (pg_nx5__plain_uint(v[2], 19, &rev) != 0 || rev == 0)
+    if (pg_nx5__plain_uint(v[2], 19, &rev) != 0 || rev == 0) /* <= PG_NX5_MAX_REV */
         return pg_nx5__fail(
             d, path,
             "must be an integer 1-9999999999999999999 (at most 19 digits, no leading zeros)");
@@ -458,7 +457,7 @@ static int s_entity_head(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_update *
 static int s_merged_twice(pg_nx5_dec *d, const pg_entity_update *eu)
 {
     size_t first_repeat;
-    if (pg_refs_first_repeat(eu->merged_from, eu->n_merged_from, d->a, &first_repeat))
+    if (pg_refs_first_repeat(eu->merged_from, eu->n_merged_from, 0, d->a, &first_repeat))
         return pg_nx5__nomem(d);
     if (first_repeat == SIZE_MAX)
         return 0;

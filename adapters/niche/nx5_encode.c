@@ -1,5 +1,6 @@
 /* Canonical changes -> one NX5 document (UTF-8), as a conforming exporter writes it. */
 #include <ctype.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -562,8 +563,9 @@ static int s_entity(s_enc *e, const pg_entity_update *eu)
     if (!del && eu->body_case == POLEGATE__POLE__V1__ENTITY_UPDATE__BODY__NOT_SET)
         return s_fail(e, PG_EINVALID, "body", "an UPSERT without a body");
     const char *op = del ? "Delete" : eu->n_merged_from ? "Merge" : created ? "Add" : "Modify";
-    if (eu->version < 1)
-        return s_fail(e, PG_EUNSUPPORTED, "version", "0; NX5 Rev is >= 1");
+    if (eu->version < 1 || eu->version > PG_NX5_MAX_REV) /* as the decoder reads it */
+        return s_fail(e, PG_EUNSUPPORTED, "version",
+                      "%" PRIu64 "; NX5 Rev is 1 to %llu (19 digits)", eu->version, PG_NX5_MAX_REV);
     if (!eu->modified_at)
         return s_fail(e, PG_EUNSUPPORTED, "modified_at", "not given; NX5 requires Modified");
     const pg_marking *mk = eu->marking;

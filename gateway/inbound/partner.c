@@ -394,11 +394,23 @@ static int s_record(s_take *t, const pg_partner_record *r)
         const pg_entity_ref *ref = ch.entity->merged_from[i];
         if (!ref || !ref->id || !*ref->id)
             continue;
-        if ((rc = s_end_of_origin(t, o, ref)) == 0) {
+        if (!strcmp(ref->id, id)) { /* a record is not merged into itself */
+            snprintf(merged, sizeof merged, "merged_from[%zu]: the record's own id", i);
+            bad = merged, rule = "merged-from";
+        } else if ((rc = s_end_of_origin(t, o, ref)) == 0) {
             snprintf(merged, sizeof merged, "merged_from[%zu]: not an entity of origin.force", i);
             bad = merged, rule = "merged-from";
         } else if (rc < 0)
             return rc;
+    }
+    size_t twice = SIZE_MAX; /* and names each record once: no RMS reads it otherwise */
+    if (!bad && entity &&
+        pg_refs_first_repeat(ch.entity->merged_from, ch.entity->n_merged_from, 1, p->acc->arena,
+                             &twice))
+        return s_nomem(t->errstr, t->errstr_size);
+    if (twice != SIZE_MAX) {
+        snprintf(merged, sizeof merged, "merged_from[%zu]: names a record named before it", twice);
+        bad = merged, rule = "merged-from";
     }
     if (bad) {
         pg_log(PG_LOG_WARN, "partner: %s [%d] offset %" PRId64 ": rejected: %s", r->topic,
@@ -445,17 +457,19 @@ static int s_record(s_take *t, const pg_partner_record *r)
      * in: a withdrawal carries no marking). */
     const pg_marking *mk = entity ? ch.entity->marking : ch.link->marking;
     int upsert = entity ? ch.entity->operation == S_UPSERT : ch.link->operation == S_UPSERT;
-    if (partner && upsert &&
-        (!mk || !mk->classification || (int)mk->classification > partner->max_classification)) {
-        pg_log(PG_LOG_WARN,
-               "partner: %s [%d] offset %" PRId64 ": rejected: marking.classification: %s",
-               r->topic, (int)r->partition, r->offset,
-               mk && mk->classification ? "above the partner's max_classification" : "missing");
+    /* protobuf-c keeps an enum value it does not know (a negative one too): only 1 to
+     * the ceiling passes */
+    int cls = mk ? (int)mk->classification : 0;
+    const char *cls_bad = !cls      ? "marking.classification: missing"
+                          : cls < 0 ? "marking.classification: not a classification"
+                          : partner && cls > partner->max_classification
+                              ? "marking.classification: above the partner's ceiling"
+                              : NULL;
+    if (partner && upsert && cls_bad) {
+        pg_log(PG_LOG_WARN, "partner: %s [%d] offset %" PRId64 ": rejected: %s", r->topic,
+               (int)r->partition, r->offset, cls_bad);
         p->delta.rejected++;
-        if ((rc = s_dead_letter(t, r, force, id,
-                                mk && mk->classification
-                                    ? "marking.classification: above the partner's ceiling"
-                                    : "marking.classification: missing")))
+        if ((rc = s_dead_letter(t, r, force, id, cls_bad)))
             return rc;
         return s_note_event(p, r->topic, PG_AUDIT_REJECT, id, native, force, partner, version,
                             "PG_EPOLICY:classification")

@@ -75,9 +75,10 @@ int pg_changeset_add_link(pg_changeset *self, pg_link_update *link);
  * NULL for values the enum does not have. */
 const char *pg_enum_short(const ProtobufCEnumDescriptor *desc, int value);
 
-/* The first of refs[0..n) (in their order) whose native_id an earlier one has: its
- * index in *first (SIZE_MAX when none), found by sorting positions (arena memory), not
- * by comparing every pair. 0, or PG_ENOMEM. */
-int pg_refs_first_repeat(pg_entity_ref *const *refs, size_t n, pg_arena *arena, size_t *first);
+/* The first of refs[0..n) (in their order) whose native_id (by_id: id; NULL reads as
+ * "") an earlier one has: its index in *first (SIZE_MAX when none), found by sorting
+ * positions (arena memory), not by comparing every pair. 0, or PG_ENOMEM. */
+int pg_refs_first_repeat(pg_entity_ref *const *refs, size_t n, int by_id, pg_arena *arena,
+                         size_t *first);
 
 #endif
