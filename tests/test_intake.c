@@ -4,6 +4,7 @@
  * store and librdkafka's mock cluster. */
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
@@ -2353,6 +2354,135 @@ START_TEST(test_dropdir_planted_directory_removed)
 }
 END_TEST
 
+/* sub/<name> of a name in dir/sub made of prefix, something and suffix, or "" (a
+ * static buffer). */
+static const char *s_find_name(const char *dir, const char *sub, const char *prefix,
+                               const char *suffix)
+{
+    static char found[512];
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, sub);
+    found[0] = 0;
+    DIR *d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *de; (de = readdir(d));) {
+        size_t n = strlen(de->d_name), pl = strlen(prefix), sl = strlen(suffix);
+        if (!strncmp(de->d_name, prefix, pl) && n > pl + sl && !strcmp(de->d_name + n - sl, suffix))
+            snprintf(found, sizeof found, "%s/%s", sub, de->d_name);
+    }
+    closedir(d);
+    return found;
+}
+
+/* Attack (or a careless agent): a new file renamed in under the name of the file being
+ * taken. The daemon moved the new file to done/ with the old file's result, unread:
+ * its messages were lost. The old file's result now goes alone (with its inode number
+ * in the name) and the new file is taken as a new one. A file written to while it is
+ * taken fails from there, and done/ removed while the daemon runs is made again. */
+START_TEST(test_dropdir_replaced_or_changed_while_taken)
+{
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/in", s_dir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    pg_dropdir *dd = s_new_dropdir(dir, 1, 0);
+    const char old[] = "{m1 P0000000001 1 UPSERT\n{m2 P0000000002 1 UPSERT\n"
+                       "{m3 P0000000003 1 UPSERT\n";
+    const char new_[] = "{m4 P0000000004 1 UPSERT\n{m5 P0000000005 1 UPSERT\n";
+    s_drop(dir, "x.ndjson", old, strlen(old));
+    ck_assert_int_eq(pg_dropdir_step(dd), 1); /* opened, its first message taken */
+    s_drop(dir, "x.ndjson", new_, strlen(new_));
+    s_run_dropdir(dd);
+    pg_intake_stats is;
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.accepted, 5); /* every message of both files */
+    char *r = s_slurp_path(dir, "done/x.ndjson.result");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_ptr_nonnull(strstr(r, s_uuid("P0000000005")));
+    ck_assert_ptr_nonnull(strstr(r, "\"status\":\"done\",\"accepted\":2,"));
+    free(r);
+    const char *aside = s_find_name(dir, "done", "x.ndjson.", ".result");
+    ck_assert_msg(*aside, "the replaced file's result is not in done/");
+    r = s_slurp_path(dir, aside);
+    ck_assert_ptr_nonnull(strstr(r, s_uuid("P0000000003")));
+    ck_assert_ptr_nonnull(strstr(r, "\"status\":\"done\",\"accepted\":3,"));
+    free(r);
+
+    /* appended to after its first message was taken */
+    const char more[] = "{m6 P0000000006 1 UPSERT\n{m7 P0000000007 1 UPSERT\n";
+    s_drop(dir, "y.ndjson", more, strlen(more));
+    ck_assert_int_eq(pg_dropdir_step(dd), 1);
+    char path[256];
+    snprintf(path, sizeof path, "%s/y.ndjson", dir);
+    FILE *f = fopen(path, "ab");
+    ck_assert_ptr_nonnull(f);
+    fputs("{m8 P0000000008 1 UPSERT\n", f);
+    fclose(f);
+    s_run_dropdir(dd);
+    r = s_slurp_path(dir, "failed/y.ndjson.result");
+    ck_assert_msg(r != NULL, "no failed/y.ndjson.result");
+    ck_assert_msg(strstr(r, "file: changed after 1 of its messages were taken"), "%s", r);
+    free(r);
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.accepted, 6);
+
+    /* done/ moved away while the daemon runs */
+    char moved[256];
+    snprintf(path, sizeof path, "%s/done", dir);
+    snprintf(moved, sizeof moved, "%s/done.1", dir);
+    ck_assert_int_eq(rename(path, moved), 0);
+    s_drop(dir, "z.ndjson", new_, strlen(new_));
+    s_run_dropdir(dd);
+    ck_assert(s_exists(dir, "done/z.ndjson"));
+    ck_assert(s_exists(dir, "done/z.ndjson.result"));
+    ck_assert(!s_exists(dir, "done.1/z.ndjson"));
+    pg_dropdir_destroy(&dd);
+}
+END_TEST
+
+/* Attack: a FIFO renamed in under a listed name after the listing blocked the intake's
+ * thread in open() (no file after it taken, ZeroMQ unanswered); a name too long for
+ * its result's name (over NAME_MAX - 28 bytes) stopped every later file. Both are left
+ * where they are and the files after them are taken. */
+START_TEST(test_dropdir_fifo_and_long_name_block_nothing)
+{
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/in", s_dir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    pg_dropdir *dd = s_new_dropdir(dir, 1, 0);
+    const char msgs[] = "{m1 P0000000001 1 UPSERT\n{m2 P0000000002 1 UPSERT\n";
+    const char one[] = "{m3 P0000000003 1 UPSERT\n";
+    char longname[260];
+    memset(longname, 'l', 240);
+    strcpy(longname + 240, ".ndjson");
+    s_drop(dir, "a.ndjson", msgs, strlen(msgs));
+    s_drop(dir, "b.ndjson", one, strlen(one));
+    s_drop(dir, "c.ndjson", one, strlen(one));
+    char path[512], fifo[512];
+    snprintf(path, sizeof path, "%s/%s", dir, longname);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, one, strlen(one)), (ssize_t)strlen(one));
+    close(fd);
+    ck_assert_int_eq(pg_dropdir_step(dd), 1); /* listed, a.ndjson's first message taken */
+    snprintf(fifo, sizeof fifo, "%s/.fifo", dir);
+    snprintf(path, sizeof path, "%s/b.ndjson", dir);
+    ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+    ck_assert_int_eq(rename(fifo, path), 0);
+    s_run_dropdir(dd);
+    ck_assert(s_exists(dir, "done/a.ndjson"));
+    ck_assert(s_exists(dir, "done/c.ndjson"));
+    ck_assert(s_exists(dir, "b.ndjson")); /* the FIFO, untouched */
+    ck_assert(s_exists(dir, longname));
+    pg_dropdir_stats ds;
+    pg_dropdir_get_stats(dd, &ds);
+    ck_assert_uint_eq(ds.names_too_long, 1);
+    s_run_dropdir(dd); /* listed again: logged once */
+    pg_dropdir_get_stats(dd, &ds);
+    ck_assert_uint_eq(ds.names_too_long, 1);
+    pg_dropdir_destroy(&dd);
+}
+END_TEST
+
 /* A run stopped after its first group (and a crash that left result lines past the
  * committed progress) resumes: every message taken once, the result right. */
 START_TEST(test_dropdir_resume)
@@ -2576,6 +2706,8 @@ int main(void)
     tcase_add_test(tc, test_daemon_restart_republishes);
     tcase_add_test(tc, test_cli_errors);
     tcase_add_test(tc, test_dropdir_results);
+    tcase_add_test(tc, test_dropdir_replaced_or_changed_while_taken);
+    tcase_add_test(tc, test_dropdir_fifo_and_long_name_block_nothing);
     tcase_add_test(tc, test_dropdir_planted_result_refused);
     tcase_add_test(tc, test_dropdir_killed_between_moves);
     tcase_add_test(tc, test_dropdir_refused_result_logged_once);

@@ -25,6 +25,11 @@
 #define S_DEFAULT_MAX_FILE ((size_t)1 << 30)
 #define S_DEFAULT_GROUP_MAX 256
 #define S_DEFAULT_GROUP_BYTES ((size_t)16 << 20)
+/* The longest name taken: its result is .<name>.result, or <name>.<inode>.result in
+ * done/ or failed/ (28 bytes more, with a 20-digit inode number). */
+#define S_MAX_NAME (NAME_MAX - 28)
+/* Names too long to take that are logged once (hashes of the last ones seen). */
+#define S_TOO_LONG_KEPT 16
 /* How long to wait before trying again after the store failed or the spool was full. */
 #define S_BACKOFF_MS 500
 
@@ -71,6 +76,8 @@ struct pg_dropdir {
     pg_buf lines, json;
     int64_t backoff_until;
     pg_dropdir_stats stats;
+    uint64_t too_long[S_TOO_LONG_KEPT];
+    size_t too_long_next;
 };
 
 static void s_progress_encode(const s_progress *p, uint8_t out[S_PROGRESS_FIELDS * 8])
@@ -314,6 +321,23 @@ static int s_cmp_names(const void *a, const void *b)
 }
 
 /* List the regular files whose names do not start with '.', in name order. */
+/* A name too long to take (left where it is, logged once per name while it stays). */
+static void s_too_long(pg_dropdir *self, const char *name)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (const char *c = name; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211u;
+    for (size_t i = 0; i < S_TOO_LONG_KEPT; i++)
+        if (self->too_long[i] == h)
+            return;
+    self->too_long[self->too_long_next++ % S_TOO_LONG_KEPT] = h;
+    self->stats.names_too_long++;
+    pg_log(PG_LOG_ERROR,
+           "dropdir: %s: a name of %zu bytes is not taken (at most %d: its result's names add "
+           "up to 28 bytes); rename it shorter",
+           self->dir, strlen(name), S_MAX_NAME);
+}
+
 static void s_scan(pg_dropdir *self)
 {
     s_names_free(self);
@@ -330,6 +354,10 @@ static void s_scan(pg_dropdir *self)
     while ((de = readdir(dir))) {
         if (de->d_name[0] == '.')
             continue;
+        if (strlen(de->d_name) > S_MAX_NAME) { /* its result's names would not fit */
+            s_too_long(self, de->d_name);
+            continue;
+        }
         struct stat st;
         if (fstatat(self->dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
             continue;
@@ -358,10 +386,33 @@ static int s_sync_dirs(pg_dropdir *self, int target)
     return fsync(self->dfd) || fsync(target) ? -1 : 0;
 }
 
+/* done/ or failed/ as it is now (recreated when it was removed or moved away since the
+ * start: a move into a directory no longer under the name would finish nothing). */
+static int s_subdir(pg_dropdir *self, int failed)
+{
+    const char *sub = failed ? "failed" : "done";
+    int *fd = failed ? &self->failed_fd : &self->done_fd;
+    struct stat have, now;
+    if (*fd >= 0 && !fstat(*fd, &have) && !fstatat(self->dfd, sub, &now, AT_SYMLINK_NOFOLLOW) &&
+        have.st_dev == now.st_dev && have.st_ino == now.st_ino)
+        return *fd;
+    if (*fd >= 0)
+        close(*fd);
+    if (mkdirat(self->dfd, sub, 0755) && errno != EEXIST)
+        return *fd = -1;
+    *fd = openat(self->dfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (*fd >= 0)
+        pg_log(PG_LOG_WARN, "dropdir: %s/%s was removed or replaced: made again", self->dir, sub);
+    return *fd;
+}
+
 /* Write the result's last line (from the file's progress on) and move the result
- * and then the file into target. Repeating it after a crash part-way is harmless:
- * the line is written again at the same place, a result already moved stays. */
-static int s_move(pg_dropdir *self, int target, const char *last_line)
+ * and then the file into done/ or failed/. Repeating it after a crash part-way is
+ * harmless: the line is written again at the same place, a result already moved stays.
+ * A file whose name now holds another file (renamed in over it while it was taken) or
+ * none is not moved by that name: its result goes alone, as <name>.<inode>.result, and
+ * the file under the name is a new one, taken next. */
+static int s_move(pg_dropdir *self, int failed, const char *last_line)
 {
     const char *step = "write";
     size_t n = strlen(last_line);
@@ -371,11 +422,18 @@ static int s_move(pg_dropdir *self, int target, const char *last_line)
             fdatasync(self->rfd))
             goto err;
     }
+    step = "open done/ or failed/";
+    int target = s_subdir(self, failed);
+    if (target < 0)
+        goto err;
+    struct stat st;
+    int replaced =
+        fstatat(self->dfd, self->name, &st, AT_SYMLINK_NOFOLLOW) || st.st_ino != (ino_t)self->p.ino;
     /* Another file of this name already there keeps its place: this one gets its
      * inode number added (the same choice after a restart: the inode stays). */
     char dest[NAME_MAX + 64], dest_result[NAME_MAX + 80];
-    struct stat st;
-    if (!fstatat(target, self->name, &st, AT_SYMLINK_NOFOLLOW) && st.st_ino != self->p.ino)
+    if (replaced ||
+        (!fstatat(target, self->name, &st, AT_SYMLINK_NOFOLLOW) && st.st_ino != self->p.ino))
         snprintf(dest, sizeof dest, "%s.%" PRIu64, self->name, self->p.ino);
     else
         snprintf(dest, sizeof dest, "%s", self->name);
@@ -383,8 +441,14 @@ static int s_move(pg_dropdir *self, int target, const char *last_line)
     step = "move the result";
     if (renameat(self->dfd, self->result, target, dest_result) && errno != ENOENT)
         goto err;
+    if (replaced)
+        pg_log(PG_LOG_WARN,
+               "dropdir: %s/%s: replaced under its name while it was taken (write files "
+               "elsewhere and rename them in once): the result of what was taken is %s/%s; "
+               "the file now under the name is taken as a new one",
+               self->dir, self->name, failed ? "failed" : "done", dest_result);
     step = "move the file";
-    if (renameat(self->dfd, self->name, target, dest))
+    if (!replaced && renameat(self->dfd, self->name, target, dest))
         goto err;
     step = "sync the directories";
     if (s_sync_dirs(self, target))
@@ -434,7 +498,7 @@ static int s_fail_file(pg_dropdir *self, const char *reason)
     pg_buf_puts(&self->json, "}\n");
     if (self->rfd < 0)
         self->rfd = s_open_result(self);
-    if (self->rfd < 0 || s_move(self, self->failed_fd, (const char *)self->json.data)) {
+    if (self->rfd < 0 || s_move(self, 1, (const char *)self->json.data)) {
         if (self->rfd < 0 && errno != EPERM)
             s_result_error(self, "%s", strerror(errno));
         self->backoff_until = pg_time_mono_ms() + S_BACKOFF_MS;
@@ -456,8 +520,7 @@ static int s_finish(pg_dropdir *self)
     pg_buf_printf(&self->json,
                   ",\"status\":\"%s\",\"accepted\":%" PRIu64 ",\"rejected\":%" PRIu64 "}\n", status,
                   self->p.accepted, self->p.rejected);
-    if (!self->json.data || s_move(self, self->p.rejected ? self->failed_fd : self->done_fd,
-                                   (const char *)self->json.data)) {
+    if (!self->json.data || s_move(self, self->p.rejected != 0, (const char *)self->json.data)) {
         self->backoff_until = pg_time_mono_ms() + S_BACKOFF_MS;
         s_close_file(self);
         return 0;
@@ -474,6 +537,18 @@ static int s_finish(pg_dropdir *self)
 }
 
 /* ---------------------------------------------------------------- opening a file */
+
+/* The file being taken was written to (or cut) after it was renamed in: what is left of
+ * it is not taken. */
+static int s_fail_changed(pg_dropdir *self)
+{
+    char why[PG_ERRSTR_SIZE];
+    snprintf(why, sizeof why,
+             "file: changed after %" PRIu64 " of its messages were taken (up to "
+             "position %" PRIu64 "); write files elsewhere and rename them in",
+             self->p.accepted + self->p.rejected, self->p.pos);
+    return s_fail_file(self, why);
+}
 
 /* Why data is not a container of the adapter's messages, or NULL when it is one.
  * Only the shape is checked here; each message is checked by the decoder. */
@@ -516,7 +591,9 @@ static int s_open(pg_dropdir *self, const char *name)
 {
     snprintf(self->name, sizeof self->name, "%s", name);
     snprintf(self->result, sizeof self->result, ".%s.result", name);
-    self->fd = openat(self->dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO renamed in since the listing must not block the intake's
+     * thread in open (it is refused below: not a regular file) */
+    self->fd = openat(self->dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (self->fd < 0) {
         if (errno == ENOENT)
             return 1; /* taken away since the listing */
@@ -526,7 +603,8 @@ static int s_open(pg_dropdir *self, const char *name)
         return s_fail_file(self, why);
     }
     struct stat st;
-    if (fstat(self->fd, &st) || !S_ISREG(st.st_mode)) {
+    if (fstat(self->fd, &st) || !S_ISREG(st.st_mode) ||
+        fcntl(self->fd, F_SETFL, fcntl(self->fd, F_GETFL) & ~O_NONBLOCK)) {
         s_close_file(self);
         return 1;
     }
@@ -543,14 +621,8 @@ static int s_open(pg_dropdir *self, const char *name)
     }
     if (found && old.ino == id.ino) {
         self->p = old;
-        if (old.size != id.size || old.mtime_ns != id.mtime_ns) {
-            char why[PG_ERRSTR_SIZE];
-            snprintf(why, sizeof why,
-                     "file: changed after %" PRIu64 " of its messages were taken (up to "
-                     "position %" PRIu64 "); write files elsewhere and rename them in",
-                     old.accepted + old.rejected, old.pos);
-            return s_fail_file(self, why);
-        }
+        if (old.size != id.size || old.mtime_ns != id.mtime_ns)
+            return s_fail_changed(self);
         self->stats.files_resumed += old.offset > 0 ? 1 : 0;
         if (old.offset)
             pg_log(PG_LOG_INFO,
@@ -617,6 +689,14 @@ static int s_take(pg_dropdir *self)
 {
     if (self->p.finished)
         return s_finish(self);
+    /* Checked before each group as at the open: a file written to or cut while it is
+     * taken fails from here on (a cut that lands while a group is read still kills
+     * the daemon, SIGBUS on the mapping; at the restart the file fails the same way). */
+    struct stat st;
+    if (fstat(self->fd, &st) || (uint64_t)st.st_size != self->p.size ||
+        (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec !=
+            self->p.mtime_ns)
+        return s_fail_changed(self);
     self->nmsgs = self->bytes = 0;
     size_t off = (size_t)self->p.offset;
     int to_end = off >= self->size ||

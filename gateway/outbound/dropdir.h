@@ -40,10 +40,11 @@ typedef struct pg_dropdir_opts {
 } pg_dropdir_opts;
 
 typedef struct pg_dropdir_stats {
-    uint64_t files_done;    /* moved to done/ */
-    uint64_t files_failed;  /* moved to failed/ (some message rejected, or not a container) */
-    uint64_t files_resumed; /* taken up again where an earlier run stopped */
-    uint64_t messages;      /* messages whose ack is in a result file */
+    uint64_t files_done;     /* moved to done/ */
+    uint64_t files_failed;   /* moved to failed/ (some message rejected, or not a container) */
+    uint64_t files_resumed;  /* taken up again where an earlier run stopped */
+    uint64_t messages;       /* messages whose ack is in a result file */
+    uint64_t names_too_long; /* files left untaken: a name over NAME_MAX - 28 bytes */
 } pg_dropdir_stats;
 
 typedef struct pg_dropdir pg_dropdir;
