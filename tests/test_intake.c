@@ -2439,6 +2439,63 @@ START_TEST(test_dropdir_replaced_or_changed_while_taken)
 }
 END_TEST
 
+/* A file removed while part taken (the daemon killed), and a new one renamed in under
+ * its name that got its inode number (ext4 gives a freed one out again): the new file
+ * failed whole as "changed after 1 of its messages", with the old file's acks in its
+ * result. Its birth time tells it apart: it is taken from the start, and the old
+ * file's result goes to failed/ as <name>.<inode>.result. (The progress is made to
+ * name the new file's inode here: a reused number cannot be had on demand.) */
+START_TEST(test_dropdir_inode_number_reused)
+{
+    char dir[128], path[256];
+    snprintf(dir, sizeof dir, "%s/in", s_dir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    pg_dropdir *dd = s_new_dropdir(dir, 1, 0);
+    const char old[] = "{m1 P0000000001 1 UPSERT\n{m2 P0000000002 1 UPSERT\n"
+                       "{m3 P0000000003 1 UPSERT\n";
+    const char new_[] = "{m4 P0000000004 1 UPSERT\n{m5 P0000000005 1 UPSERT\n";
+    s_drop(dir, "x.ndjson", old, strlen(old));
+    ck_assert_int_eq(pg_dropdir_step(dd), 1); /* its first message taken */
+    pg_dropdir_destroy(&dd);                  /* as a kill leaves it */
+    snprintf(path, sizeof path, "%s/x.ndjson", dir);
+    ck_assert_int_eq(unlink(path), 0);
+    usleep(10000); /* a later birth time, on any clock granularity */
+    s_drop(dir, "x.ndjson", new_, strlen(new_));
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+
+    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    ck_assert_ptr_nonnull(txn);
+    pg_store_db db;
+    ck_assert_int_eq(pg_store_db_open(txn, "dropdir.progress", 0, &db, s_err, sizeof s_err), 0);
+    const void *v;
+    size_t vlen;
+    ck_assert_int_eq(pg_store_get(txn, db, "x.ndjson", 8, &v, &vlen, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(vlen, 80);
+    uint8_t val[80];
+    memcpy(val, v, vlen);
+    pg_store_be64_put(val, (uint64_t)st.st_ino);
+    ck_assert_int_eq(pg_store_put(txn, db, "x.ndjson", 8, val, sizeof val, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+
+    dd = s_new_dropdir(dir, 1, 0);
+    s_run_dropdir(dd);
+    char *r = s_slurp_path(dir, "done/x.ndjson.result");
+    ck_assert_msg(r != NULL, "the new file was not taken");
+    ck_assert_ptr_nonnull(strstr(r, "{\"line\":1,\"status\":\"accepted\""));
+    ck_assert_ptr_nonnull(strstr(r, s_uuid("P0000000004")));
+    ck_assert_ptr_nonnull(strstr(r, "\"status\":\"done\",\"accepted\":2,"));
+    ck_assert_ptr_null(strstr(r, s_uuid("P0000000001")));
+    free(r);
+    const char *aside = s_find_name(dir, "failed", "x.ndjson.", ".result");
+    ck_assert_msg(*aside, "the removed file's result is not in failed/");
+    r = s_slurp_path(dir, aside);
+    ck_assert_ptr_nonnull(strstr(r, s_uuid("P0000000001")));
+    free(r);
+    pg_dropdir_destroy(&dd);
+}
+END_TEST
+
 /* Attack: a FIFO renamed in under a listed name after the listing blocked the intake's
  * thread in open() (no file after it taken, ZeroMQ unanswered); a name too long for
  * its result's name (over NAME_MAX - 28 bytes) stopped every later file. Both are left
@@ -2708,6 +2765,7 @@ int main(void)
     tcase_add_test(tc, test_dropdir_results);
     tcase_add_test(tc, test_dropdir_replaced_or_changed_while_taken);
     tcase_add_test(tc, test_dropdir_fifo_and_long_name_block_nothing);
+    tcase_add_test(tc, test_dropdir_inode_number_reused);
     tcase_add_test(tc, test_dropdir_planted_result_refused);
     tcase_add_test(tc, test_dropdir_killed_between_moves);
     tcase_add_test(tc, test_dropdir_refused_result_logged_once);

@@ -42,8 +42,13 @@ typedef struct s_progress {
     uint64_t result_len; /* bytes of the result file that belong to what was taken */
     uint64_t accepted, rejected;
     uint64_t finished; /* every message taken: only the moves are left */
+    /* the file's birth time (statx), 0 when the filesystem keeps none: an inode number
+     * used again by a new file of the same name (the old one removed while part
+     * taken) is told apart by it. Progress written before it has 9 fields. */
+    uint64_t btime_ns;
 } s_progress;
-#define S_PROGRESS_FIELDS 9
+#define S_PROGRESS_FIELDS 10
+#define S_PROGRESS_FIELDS_V1 9
 
 /* One message of the group being taken. */
 typedef struct s_msg {
@@ -100,9 +105,10 @@ static int s_progress_get(pg_dropdir *self, const char *name, s_progress *p)
     size_t vlen;
     int rc = pg_store_get(txn, self->db, name, strlen(name), &val, &vlen, why, sizeof why);
     int found = 0;
-    if (!rc && vlen == S_PROGRESS_FIELDS * 8) {
+    if (!rc && (vlen == S_PROGRESS_FIELDS * 8 || vlen == S_PROGRESS_FIELDS_V1 * 8)) {
         uint64_t *v = &p->ino;
-        for (size_t i = 0; i < S_PROGRESS_FIELDS; i++)
+        p->btime_ns = 0;
+        for (size_t i = 0; i < vlen / 8; i++)
             v[i] = pg_store_be64_get((const uint8_t *)val + 8 * i);
         found = 1;
     } else if (rc && rc != PG_ENOTFOUND) {
@@ -538,6 +544,24 @@ static int s_finish(pg_dropdir *self)
 
 /* ---------------------------------------------------------------- opening a file */
 
+/* The progress under the name is of a file removed while part taken, whose inode
+ * number a new file has: the new file starts afresh, and the old file's result (the
+ * acks of what was taken of it) goes to failed/ as <name>.<its inode>.result. */
+static void s_progress_of_gone(pg_dropdir *self, const s_progress *old)
+{
+    char dest[NAME_MAX + 80];
+    snprintf(dest, sizeof dest, "%s.%" PRIu64 ".result", self->name, old->ino);
+    int target = s_subdir(self, 1);
+    if (target < 0 || (renameat(self->dfd, self->result, target, dest) && errno != ENOENT))
+        pg_log(PG_LOG_ERROR, "dropdir: %s/%s: cannot move aside: %s", self->dir, self->result,
+               strerror(errno));
+    pg_log(PG_LOG_WARN,
+           "dropdir: %s/%s is a new file (born after the one of that name removed after %" PRIu64
+           " of its messages were taken): it is taken from the start; the removed file's "
+           "result is failed/%s",
+           self->dir, self->name, old->accepted + old->rejected, dest);
+}
+
 /* The file being taken was written to (or cut) after it was renamed in: what is left of
  * it is not taken. */
 static int s_fail_changed(pg_dropdir *self)
@@ -608,10 +632,13 @@ static int s_open(pg_dropdir *self, const char *name)
         s_close_file(self);
         return 1;
     }
+    struct statx sx;
     s_progress id = {.ino = (uint64_t)st.st_ino,
                      .size = (uint64_t)st.st_size,
                      .mtime_ns =
                          (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec};
+    if (!statx(self->fd, "", AT_EMPTY_PATH, STATX_BTIME, &sx) && (sx.stx_mask & STATX_BTIME))
+        id.btime_ns = (uint64_t)sx.stx_btime.tv_sec * 1000000000u + sx.stx_btime.tv_nsec;
     s_progress old;
     int found = s_progress_get(self, name, &old);
     if (found < 0) {
@@ -619,7 +646,10 @@ static int s_open(pg_dropdir *self, const char *name)
         self->backoff_until = pg_time_mono_ms() + S_BACKOFF_MS;
         return 0;
     }
-    if (found && old.ino == id.ino) {
+    if (found && old.ino == id.ino && old.btime_ns && id.btime_ns && old.btime_ns != id.btime_ns) {
+        s_progress_of_gone(self, &old);
+        self->p = id;
+    } else if (found && old.ino == id.ino) {
         self->p = old;
         if (old.size != id.size || old.mtime_ns != id.mtime_ns)
             return s_fail_changed(self);
