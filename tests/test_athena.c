@@ -1664,6 +1664,35 @@ START_TEST(test_encode_revision_bounds)
 }
 END_TEST
 
+/* What the decoder refuses in mergedFrom the encoder does not write: the record's own
+ * id, or an id named twice (a partner's canonical merge, say). */
+START_TEST(test_encode_merged_from_refusals)
+{
+    pg_buf out = PG_BUF_INIT;
+    pg_changeset *cs = s_decoded(MRG, NULL);
+    pg_entity_update *eu = cs->changes[0].entity;
+    ck_assert_uint_eq(eu->n_merged_from, 1);
+    pg_entity_ref **had = eu->merged_from, again = *had[0], own = *had[0];
+    own.native_id = eu->origin->native_id;
+    own.id = NULL;
+    again.id = NULL;
+    pg_entity_ref *twice[] = {had[0], &again}, *self[] = {had[0], &own};
+    ck_assert_ptr_nonnull(strstr(s_encoded(cs, 0, &out), "\"mergedFrom\":["));
+    eu->merged_from = twice;
+    eu->n_merged_from = 2;
+    char want[96];
+    snprintf(want, sizeof want, "record.mergedFrom[1]: %s is named twice", again.native_id);
+    ck_assert_str_eq(s_encoded(cs, PG_EUNSUPPORTED, &out), want);
+    eu->merged_from = self;
+    snprintf(want, sizeof want, "record.mergedFrom[1]: is the record's own id (%s)", own.native_id);
+    ck_assert_str_eq(s_encoded(cs, PG_EUNSUPPORTED, &out), want);
+    eu->merged_from = had;
+    eu->n_merged_from = 1;
+    pg_changeset_destroy(&cs);
+    pg_buf_free(&out);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ threads */
 
 /* The decoder parses into a per-thread scratch region behind jansson's process-wide
@@ -1845,6 +1874,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_encode_blank_is_absent);
     tcase_add_test(tc, test_encode_year_bounds);
     tcase_add_test(tc, test_encode_revision_bounds);
+    tcase_add_test(tc, test_encode_merged_from_refusals);
     tcase_add_test(tc, test_decode_trims_body);
     tcase_add_test(tc, test_decode_long_fraction);
     tcase_add_test(tc, test_invalid_framing);

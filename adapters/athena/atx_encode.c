@@ -757,15 +757,37 @@ static int s_entity(s_enc *e, const pg_entity_update *eu)
         return rc;
     s_close(w, '}');
     if (eu->n_merged_from) {
+        /* the ids as the RMS will read them: none the record's own, none twice */
+        size_t n = eu->n_merged_from;
+        if (!e->scratch)
+            e->scratch = pg_arena_new(0);
+        pg_entity_ref *got = e->scratch ? pg_arena_alloc(e->scratch, n * sizeof *got) : NULL;
+        pg_entity_ref **refs = e->scratch ? pg_arena_alloc(e->scratch, n * sizeof *refs) : NULL;
+        if (!got || !refs)
+            return pg_errf(PG_ENOMEM, e->errstr, e->errstr_size, "out of memory");
         s_open(w, "mergedFrom", '[');
-        for (size_t i = 0; i < eu->n_merged_from; i++) {
+        for (size_t i = 0; i < n; i++) {
             const pg_entity_ref *m = eu->merged_from[i];
             char mp[48], mid[32];
             int mk = eu->kind;
             snprintf(mp, sizeof mp, "record.mergedFrom[%zu]", i);
             if ((rc = s_resolve(e, mp, m->id, &mk, eu->origin->system, m->native_id, mid)))
                 return rc;
+            if (!strcmp(mid, id))
+                return s_bad(e, mp, "is the record's own id (%s)", mid);
+            got[i] = (pg_entity_ref)POLEGATE__POLE__V1__ENTITY_REF__INIT;
+            if (!(got[i].native_id = pg_arena_strdup(e->scratch, mid)))
+                return pg_errf(PG_ENOMEM, e->errstr, e->errstr_size, "out of memory");
+            refs[i] = &got[i];
             s_str(w, NULL, mid);
+        }
+        size_t twice;
+        char mp[48];
+        if (pg_refs_first_repeat(refs, n, 0, e->scratch, &twice))
+            return pg_errf(PG_ENOMEM, e->errstr, e->errstr_size, "out of memory");
+        if (twice != SIZE_MAX) {
+            snprintf(mp, sizeof mp, "record.mergedFrom[%zu]", twice);
+            return s_bad(e, mp, "%s is named twice", refs[twice]->native_id);
         }
         s_close(w, ']');
     }
