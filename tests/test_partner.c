@@ -1301,6 +1301,60 @@ START_TEST(test_partner_cannot_merge_another_forces_record)
 }
 END_TEST
 
+/* Attack: a partner's ids that the audit log's field rules refuse (over 256 bytes, a
+ * control character, not UTF-8) made every take fail ("the records are not taken
+ * until the log takes events"), the honest records with it, for ever: one record
+ * stopped every partner's intake. The events now hold a rendering of such values
+ * (\xHH, cut with "..."): the refused ones are dead letters and audited, and a record
+ * whose id is the UUIDv5 of a native id with a line break in it is taken. */
+START_TEST(test_partner_ids_cannot_poison_the_audit_log)
+{
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 0, ESX_TO_MER);
+    size_t good = f->n;
+    pg_entity_update *u = s_person_of(f, 1);
+    char *real_id = u->id, *real_native = u->origin->native_id, *real_force = u->origin->force;
+    char longid[301], idbuf[PG_UUID_STR_SIZE];
+    memset(longid, 'P', 300);
+    longid[300] = 0;
+    char *natives[] = {longid, "P\nX", "P\xff\xfe"};
+    for (size_t i = 0; i < 3; i++) {
+        u->version++;
+        u->origin->native_id = natives[i];
+        s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    }
+    u->origin->native_id = real_native;
+    u->origin->force = longid;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    u->origin->force = real_force;
+    u->id = longid;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    /* taken: its id is the UUIDv5 of its origin */
+    u->origin->native_id = "P0000123456\nforged line";
+    ck_assert_int_eq(pg_identity_entity("ESX", u->origin->system, u->origin->native_type,
+                                        u->origin->native_id, idbuf),
+                     0);
+    u->id = idbuf;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    u->id = real_id;
+    u->origin->native_id = real_native;
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+
+    s_partner_dls c = {0};
+    pg_partner_stats ps = s_take_audited(f, &c);
+    ck_assert_uint_eq(ps.rejected, 5);
+    ck_assert_uint_eq(ps.accepted, good + 1);
+    ck_assert_int_eq(c.n, 5);
+    gchar *text = NULL;
+    ck_assert(g_file_get_contents(s_audit, &text, NULL, NULL));
+    ck_assert_ptr_nonnull(strstr(text, "\"native_id\":\"P\\\\x0AX\""));
+    ck_assert_ptr_nonnull(strstr(text, "\"native_id\":\"P\\\\xFF\\\\xFE\""));
+    ck_assert_ptr_nonnull(strstr(text, "\"native_id\":\"P0000123456\\\\x0Aforged line\""));
+    ck_assert_ptr_nonnull(strstr(text, "PPP...\""));
+    g_free(text);
+    s_feed_free(&f);
+}
+END_TEST
+
 typedef struct s_dl_ids {
     uint64_t ids[512];
     int n;
@@ -2499,6 +2553,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_ledger_refusal_is_a_dead_letter);
     tcase_add_test(tc, test_partner_cannot_link_another_forces_records);
     tcase_add_test(tc, test_partner_cannot_merge_another_forces_record);
+    tcase_add_test(tc, test_partner_ids_cannot_poison_the_audit_log);
     tcase_add_test(tc, test_partner_dead_letter_replay);
     tcase_add_test(tc, test_cli_replays_partner_dead_letters);
     tcase_add_test(tc, test_offsets_wait_for_acks_and_window);

@@ -35,7 +35,7 @@
 /* What follows the canonical event on its line: ,"hash":"<64 hex>"} */
 #define S_HASH_KEY ",\"hash\":\""
 #define S_SUFFIX_LEN (sizeof S_HASH_KEY - 1 + PG_AUDIT_HASH_LEN + 2)
-#define S_FIELD_MAX 256
+#define S_FIELD_MAX PG_AUDIT_FIELD_MAX
 /* Far more than any event (a dozen fields of at most S_FIELD_MAX bytes). */
 #define S_TAIL_MAX 65536
 
@@ -833,6 +833,37 @@ static int s_check_field(const char *key, const char *value, int is_code, char *
                            key);
     }
     return 0;
+}
+
+char *pg_audit_field(pg_arena *arena, const char *value)
+{
+    if (!value)
+        return NULL;
+    char out[S_FIELD_MAX + 1];
+    size_t o = 0, n = strlen(value);
+    const char *p = value, *end = value + n;
+    while (p < end) {
+        gunichar c = g_utf8_get_char_validated(p, end - p);
+        size_t len = c < 0x110000 ? (size_t)(g_utf8_next_char(p) - p) : 1;
+        char esc[8];
+        const char *put = p;
+        size_t plen = len;
+        if (c >= 0x110000 || c < 0x20 || c == 0x7f) {
+            plen = (size_t)snprintf(esc, sizeof esc, "\\x%02X", (unsigned char)*p);
+            put = esc;
+            len = 1;
+        }
+        if (o + plen > S_FIELD_MAX || (o + plen > S_FIELD_MAX - 3 && p + len < end)) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        memcpy(out + o, put, plen);
+        o += plen;
+        p += len;
+    }
+    out[o] = 0;
+    return pg_arena_strdup(arena, out);
 }
 
 /* n in decimal (what jansson's %lld gives), without printf's cost per field. */

@@ -33,8 +33,16 @@ typedef enum pg_audit_action {
         PG_AUDIT_ACTION_COUNT
 } pg_audit_action;
 
+/* The longest field of an event (bytes). */
+#define PG_AUDIT_FIELD_MAX 256
+
 /* "disclose"...; NULL when unknown. */
 const char *pg_audit_action_name(pg_audit_action action);
+/* An untrusted value (a partner's ids) as an event field may hold it: a copy of value
+ * when it keeps the rules (at most PG_AUDIT_FIELD_MAX bytes of UTF-8 without a control
+ * character), else a rendering that does: each byte that breaks them as \xHH, cut
+ * with "..." to fit. From arena; NULL for NULL or when out of memory. */
+char *pg_audit_field(pg_arena *arena, const char *value);
 /* PG_AUDIT_NONE when name is not an action. */
 pg_audit_action pg_audit_action_parse(const char *name);
 

@@ -171,9 +171,11 @@ static int s_note_event(pg_partner *self, const char *topic, pg_audit_action act
     pg_partner_event *e = &self->events[self->n_events++];
     *e = (pg_partner_event){.action = action, .version = version};
     e->outcome = outcome ? pg_arena_strdup(a, outcome) : NULL;
-    e->id = id && *id ? pg_arena_strdup(a, id) : NULL;
-    e->native_id = native_id && *native_id ? pg_arena_strdup(a, native_id) : NULL;
-    e->origin = origin && *origin ? pg_arena_strdup(a, origin) : NULL;
+    /* the partner's values, as the audit log may hold them (a control character or an
+     * id of 300 bytes refused the whole take, and every take after it, for ever) */
+    e->id = id && *id ? pg_audit_field(a, id) : NULL;
+    e->native_id = native_id && *native_id ? pg_audit_field(a, native_id) : NULL;
+    e->origin = origin && *origin ? pg_audit_field(a, origin) : NULL;
     e->partner = partner ? partner->force : NULL;
     e->agreement = partner ? partner->agreement : NULL;
     size_t tl = strlen(topic ? topic : "");
