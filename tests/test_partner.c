@@ -1355,6 +1355,52 @@ START_TEST(test_partner_ids_cannot_poison_the_audit_log)
 }
 END_TEST
 
+/* Attack: a partner's person with 200,000 aliases (3.6 MB of protobuf; it compresses
+ * under the broker's limit) was composed into a 10 MB NX5 document and delivered,
+ * though NX5 documents are at most 8 MiB and the RMS refuses it. What the format
+ * cannot carry for its size is refused like what it cannot carry at all: the batch's
+ * other changes are delivered each in a document of its own, the large one is a
+ * partner dead letter, and every file in the drop directory is one the RMS takes. */
+START_TEST(test_partner_record_too_large_for_the_rms)
+{
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 0, ESX_TO_MER);
+    size_t good = f->n, n = 200000;
+    pg_entity_update *u = s_person_of(f, 1);
+    ck_assert_ptr_nonnull(u->person);
+    Polegate__Pole__V1__Alias *al = calloc(n, sizeof *al), **alp = calloc(n, sizeof *alp);
+    ck_assert(al && alp);
+    Polegate__Pole__V1__Name nm = POLEGATE__POLE__V1__NAME__INIT;
+    nm.surname = "ALIASSURNAME";
+    for (size_t i = 0; i < n; i++) {
+        polegate__pole__v1__alias__init(&al[i]);
+        al[i].name = &nm;
+        alp[i] = &al[i];
+    }
+    Polegate__Pole__V1__Alias **had = u->person->aliases;
+    size_t had_n = u->person->n_aliases;
+    u->person->aliases = alp;
+    u->person->n_aliases = n;
+    u->version++;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    u->person->aliases = had;
+    u->person->n_aliases = had_n;
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+    free(al);
+    free(alp);
+
+    s_partner_dls c = {0};
+    pg_partner_stats ps = s_take_audited(f, &c);
+    ck_assert_uint_eq(ps.accepted, good); /* refused for our RMS's format: */
+    ck_assert_uint_eq(ps.rejected, 1);    /* a partner dead letter */
+    ck_assert_int_eq(c.n, 1);
+    size_t files;
+    pg_rms_model *m = s_model_of_drop(&pg_adapter_niche, &files);
+    ck_assert_uint_ge(files, 1);
+    pg_rms_model_destroy(&m);
+    s_feed_free(&f);
+}
+END_TEST
+
 typedef struct s_dl_ids {
     uint64_t ids[512];
     int n;
@@ -2554,6 +2600,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_partner_cannot_link_another_forces_records);
     tcase_add_test(tc, test_partner_cannot_merge_another_forces_record);
     tcase_add_test(tc, test_partner_ids_cannot_poison_the_audit_log);
+    tcase_add_test(tc, test_partner_record_too_large_for_the_rms);
     tcase_add_test(tc, test_partner_dead_letter_replay);
     tcase_add_test(tc, test_cli_replays_partner_dead_letters);
     tcase_add_test(tc, test_offsets_wait_for_acks_and_window);

@@ -143,8 +143,9 @@ static int s_known_merges(s_run *r, const pg_entity_update *e, pg_entity_ref **r
 
 /* ------------------------------------------------------------ encoding */
 
-/* Encode c->enc in txn, its entities' revisions drawn first; on success the message
- * goes to the sink, else every id and revision drawn for it is undone (an id map
+/* Encode c->enc in txn, its entities' revisions drawn first; on success (and no larger
+ * than the format's max_message_size) the message goes to the sink, else every id and
+ * revision drawn for it is undone (an id map
  * savepoint: a child transaction per message cost more than the encoding) and the
  * adapter's reason is in why. *refused: 1 when the adapter said no (rc then 0). */
 static int s_encode(s_run *r, const char *batch, int *refused, char *why, size_t why_size)
@@ -178,6 +179,12 @@ static int s_encode(s_run *r, const char *batch, int *refused, char *why, size_t
     pg_buf_reset(&c->native);
     rc = c->adapter->encode(&ctx, c->enc, &c->native, why, why_size);
     pg_idstore_use(c->idmap, NULL);
+    /* larger than the RMS's format takes: refused like what the format cannot carry
+     * (the caller tries each change alone) */
+    if (!rc && c->adapter->max_message_size && c->native.len > c->adapter->max_message_size)
+        rc = pg_errf(PG_EUNSUPPORTED, why, why_size,
+                     "%s: %zu bytes, more than the %zu a message of the format may have",
+                     c->adapter->name, c->native.len, c->adapter->max_message_size);
     if (rc == PG_EINVALID || rc == PG_EUNSUPPORTED) {
         *refused = 1;
         return pg_idstore_rollback(c->idmap, r->errstr, r->errstr_size);
