@@ -637,6 +637,127 @@ static void s_shared_pair(void)
     ck_assert_int_eq(s_held("mer", "k1"), 1);
 }
 
+/* A consumer's copy of every topic: per (topic, key) the highest version seen, a
+ * DELETE winning at an equal version (docs/topics.md). */
+typedef struct s_copy {
+    char topic[64], key[16];
+    uint64_t version;
+    int deleted;
+} s_copy;
+static s_copy s_copies[64];
+static size_t s_ncopies;
+
+static s_copy *s_copy_of(const char *topic, const char *key)
+{
+    for (size_t i = 0; i < s_ncopies; i++)
+        if (!strcmp(s_copies[i].topic, topic) && !strcmp(s_copies[i].key, key))
+            return &s_copies[i];
+    return NULL;
+}
+
+/* ob's records, consumed (tombstones follow their DELETE: compaction's business). */
+static void s_consume(void)
+{
+    for (size_t i = 0; i < ob->count; i++) {
+        const pg_outrec *r = &ob->recs[i];
+        if (!r->value)
+            continue;
+        uint64_t v = strtoull(s_hdr(r, PG_HDR_VERSION), NULL, 10);
+        int del = !strcmp(s_hdr(r, PG_HDR_OPERATION), "DELETE");
+        s_copy *c = s_copy_of(r->topic, r->key);
+        if (!c) {
+            ck_assert_uint_lt(s_ncopies, sizeof s_copies / sizeof s_copies[0]);
+            c = &s_copies[s_ncopies++];
+            snprintf(c->topic, sizeof c->topic, "%s", r->topic);
+            snprintf(c->key, sizeof c->key, "%s", r->key);
+        } else if (v < c->version || (v == c->version && !del)) {
+            continue;
+        }
+        c->version = v;
+        c->deleted = del;
+    }
+}
+
+/* What the router says dest holds of p1, l1 and k1 is what its topic's consumer holds. */
+static void s_assert_topic_agrees(const char *dest, const char *topic)
+{
+    static const char *const ids[] = {"p1", "l1", "k1"};
+    for (size_t i = 0; i < 3; i++) {
+        const s_copy *c = s_copy_of(topic, ids[i]);
+        int holds = c && !c->deleted;
+        ck_assert_msg(s_held(dest, ids[i]) == holds, "%s: the router says %s %s; %s %s", ids[i],
+                      dest, s_held(dest, ids[i]) ? "holds it" : "does not", topic,
+                      holds ? "holds it" : "does not");
+    }
+}
+
+#define T_MER2 "polegate.esx.mer2.pole.v1"
+#define POLICY_NAT_ONLY(version)                                                                   \
+    "policy:\n"                                                                                    \
+    "  version: " version "\n"                                                                     \
+    "  agreements:\n"                                                                              \
+    "    - {name: ISA-NAT, description: national}\n"                                               \
+    "  destinations:\n"                                                                            \
+    "    - name: national\n"                                                                       \
+    "      kind: national\n"                                                                       \
+    "      topic: " T_NAT "\n"                                                                     \
+    "      agreement: ISA-NAT\n"                                                                   \
+    "      max_classification: OFFICIAL-SENSITIVE\n"                                               \
+    "      kinds: all\n"
+
+/* Found by attack: a topic written again by a destination that did not write it
+ * before (one removed and added back, one renamed, one whose topic moved and moved
+ * back) was sent what its consumers had seen withdrawn, at the versions of the
+ * withdrawals' DELETEs, which win: the consumers dropped them while the router marked
+ * them held, so nothing was sent again. What a topic's consumers were last sent of a
+ * record now stays with the topic: the router and each topic's consumer agree after
+ * every change, and a record comes back with its next revision. */
+START_TEST(test_topic_written_again_agrees_with_its_consumers)
+{
+    s_ncopies = 0;
+    s_shared_pair();
+    s_consume();
+    s_assert_topic_agrees("mer", T_MER);
+    /* removed (its agreement lapsed), then added back */
+    s_restart(POLICY_NAT_ONLY("ESX-2"));
+    s_reconcile();
+    s_consume();
+    s_restart(POLICY("ESX-3", "OFFICIAL-SENSITIVE", T_MER));
+    s_reconcile();
+    s_consume();
+    s_assert_topic_agrees("mer", T_MER);
+    /* renamed, the same topic */
+    char renamed[4096];
+    const char *yaml = POLICY("ESX-4", "OFFICIAL-SENSITIVE", T_MER),
+               *at = strstr(yaml, "name: mer\n");
+    ck_assert_ptr_nonnull(at);
+    snprintf(renamed, sizeof renamed, "%.*sname: merseyside\n%s", (int)(at - yaml), yaml,
+             at + strlen("name: mer\n"));
+    s_restart(renamed);
+    s_reconcile();
+    s_consume();
+    s_assert_topic_agrees("merseyside", T_MER);
+    /* the next revisions come back */
+    s_begin();
+    s_add_entity(s_entity("p1", PERSON, 2, OS, P, 1, UPSERT));
+    s_add_entity(s_entity("l1", LOCATION, 2, O, P, 1, UPSERT));
+    s_route();
+    s_consume();
+    s_assert_topic_agrees("merseyside", T_MER);
+    ck_assert_int_eq(s_held("merseyside", "p1"), 1);
+    /* a topic moved, then moved back (as "mer" again) */
+    s_restart(POLICY("ESX-5", "OFFICIAL-SENSITIVE", T_MER2));
+    s_reconcile();
+    s_consume();
+    s_assert_topic_agrees("mer", T_MER2);
+    s_restart(POLICY("ESX-6", "OFFICIAL-SENSITIVE", T_MER));
+    s_reconcile();
+    s_consume();
+    s_assert_topic_agrees("mer", T_MER);
+    s_assert_topic_agrees("national", T_NAT);
+}
+END_TEST
+
 START_TEST(test_withdraw_marking_up)
 {
     s_shared_pair();
@@ -1448,6 +1569,7 @@ static Suite *s_suite(void)
     tc = tcase_create("withdraw");
     tcase_add_checked_fixture(tc, s_setup, s_teardown);
     tcase_add_test(tc, test_withdraw_marking_up);
+    tcase_add_test(tc, test_topic_written_again_agrees_with_its_consumers);
     tcase_add_test(tc, test_withdraw_mopi);
     tcase_add_test(tc, test_withdraw_delete);
     tcase_add_test(tc, test_delete_redacted);

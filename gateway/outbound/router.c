@@ -120,6 +120,21 @@ static int s_put(pg_router_ctx *ctx, const char *dest, const char *id, const pg_
     return rc;
 }
 
+int pg_router__move(pg_router_ctx *ctx, const char *from, const char *to, const char *id,
+                    int replace)
+{
+    pg_router_state st, there;
+    int rc = pg_router__get(ctx, from, id, &st);
+    if (rc || !st.found)
+        return rc;
+    if ((rc = pg_router__get(ctx, to, id, &there)))
+        return rc;
+    st.held = 0;
+    if ((replace || !there.found) && (rc = s_put(ctx, to, id, &st)))
+        return rc;
+    return pg_router__del(ctx, from, id);
+}
+
 int pg_router__del(pg_router_ctx *ctx, const char *dest, const char *id)
 {
     char key[PG_STORE_MAX_KEY];

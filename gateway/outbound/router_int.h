@@ -15,6 +15,9 @@
 typedef struct pg_ledger pg_ledger;
 
 #define PG_ROUTER_DB_HELD "router.held"
+/* The first byte of the name under which the state of what a topic was last sent is
+ * kept once no destination writes that topic: "@<topic>" (no destination name has it). */
+#define PG_ROUTER_TOPIC_MARK '@'
 #define PG_ROUTER_DB_META "router.meta"
 #define PG_ROUTER_META_POLICY "policy"
 /* The digest of the rules as the parser reads them (pg_policy_digest), beside the
@@ -115,6 +118,10 @@ enum {
 void pg_router__decode_state(const void *val, size_t vlen, pg_router_state *st);
 int pg_router__get(pg_router_ctx *ctx, const char *dest, const char *id, pg_router_state *st);
 int pg_router__del(pg_router_ctx *ctx, const char *dest, const char *id);
+/* Move the state of (from, id) to (to, id), as not held, replacing one to has of id
+ * (replace 0: unless to has one); nothing when from has none. */
+int pg_router__move(pg_router_ctx *ctx, const char *from, const char *to, const char *id,
+                    int replace);
 int pg_router__audit(pg_router_ctx *ctx, pg_audit_event *ev, const char *dest, const char *outcome);
 int pg_router__route_entity(pg_router_ctx *ctx, const pg_router_dest *dest,
                             const pg_entity_update *e, pg_router_links *links, int flags);

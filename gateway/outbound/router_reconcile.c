@@ -203,6 +203,84 @@ static int s_reconcile_link(pg_router_ctx *ctx, const pg_router_dest *dest, cons
     return ctx->out->count > before;
 }
 
+/* "@<topic>": the name the state of what a topic was last sent is kept under once no
+ * destination writes that topic. NULL when out of memory. */
+static char *s_topic_holder(pg_router *r, const char *topic)
+{
+    size_t n = strlen(topic) + 2;
+    char *name = pg_arena_alloc(r->scratch, n);
+    if (name)
+        snprintf(name, n, "%c%s", PG_ROUTER_TOPIC_MARK, topic);
+    return name;
+}
+
+/* dest no longer writes topic (NULL: not known): its state of id goes to the topic's
+ * holder, not held, so that a destination that writes the topic again knows the
+ * versions its consumers last saw (their DELETEs win at an equal version). */
+static int s_retire(pg_router_ctx *ctx, const char *dest, const char *topic, const char *id)
+{
+    if (!topic)
+        return pg_router__del(ctx, dest, id);
+    char *holder = s_topic_holder(ctx->r, topic);
+    if (!holder)
+        return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
+    return pg_router__move(ctx, dest, holder, id, 1); /* the latest sent */
+}
+
+/* Each destination that writes a topic it did not write before (added, renamed, its
+ * topic moved) takes up what the topic's holder keeps, not held: what the topic's
+ * consumers saw withdrawn is not sent to them again at a version their DELETE beats
+ * (it comes back with its next revision). */
+static int s_topics_taken_up(pg_router_ctx *ctx, const char *old, size_t old_len)
+{
+    pg_router *r = ctx->r;
+    for (size_t j = 0; j < pg_policy_destination_count(r->policy); j++) {
+        const pg_policy_destination *pd = pg_policy_destination_at(r->policy, j);
+        const char *was = s_old_topic(old, old_len, pd->name);
+        if (was && !strcmp(was, pd->topic))
+            continue;
+        char *holder = s_topic_holder(r, pd->topic);
+        if (!holder)
+            return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
+        size_t hl = strlen(holder) + 1, n = 0, cap = 0;
+        char **ids = NULL;
+        pg_store_cursor *cur =
+            pg_store_cursor_open(ctx->txn, r->held, ctx->errstr, ctx->errstr_size);
+        if (!cur)
+            return PG_ESTORE;
+        const void *k;
+        size_t kl;
+        int rc = pg_store_cursor_seek(cur, holder, hl, &k, &kl, NULL, NULL);
+        for (; !rc && kl > hl && !memcmp(k, holder, hl);
+             rc = pg_store_cursor_next(cur, &k, &kl, NULL, NULL)) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                char **grown = pg_arena_alloc(r->scratch, cap * sizeof *grown);
+                if (!grown) {
+                    rc = PG_ENOMEM;
+                    break;
+                }
+                if (n)
+                    memcpy(grown, ids, n * sizeof *grown);
+                ids = grown;
+            }
+            if (!(ids[n++] = pg_arena_strndup(r->scratch, (const char *)k + hl, kl - hl))) {
+                rc = PG_ENOMEM;
+                break;
+            }
+        }
+        pg_store_cursor_close(&cur);
+        if (rc == PG_ENOMEM)
+            return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
+        if (rc != PG_ENOTFOUND && rc != 0)
+            return rc;
+        for (size_t i = 0; i < n; i++)
+            if ((rc = pg_router__move(ctx, holder, pd->name, ids[i], 0)))
+                return rc;
+    }
+    return 0;
+}
+
 /* Is id an entity of cs? */
 static int s_in_changeset(const pg_changeset *cs, const char *id)
 {
@@ -462,17 +540,19 @@ int pg_router__reconcile(pg_router_ctx *ctx, const pg_changeset *routing)
                 return rc;
             withdrawn += rc;
             s_tally_of(tally, &ntally, h->dest)->withdrawn += (size_t)rc;
-            if (!dest.pd && (rc = pg_router__del(ctx, h->dest, h->id)))
+            if (!dest.pd && (rc = s_retire(ctx, h->dest, dest.topic, h->id)))
                 return rc;
         }
     }
-    /* Links kept as not held by a former destination only carry versions for a topic
-     * nothing will be sent to again. */
+    /* What a former destination (or one whose topic moved) was last sent stays with the
+     * topic it was sent on, not held. */
     for (size_t i = 0; i < n; i++) {
+        if (all[i].dest[0] == PG_ROUTER_TOPIC_MARK)
+            continue;
         const pg_policy_destination *pd = pg_policy_destination_find(r->policy, all[i].dest);
         const char *old_topic = old ? s_old_topic(old, old_len, all[i].dest) : NULL;
         if ((!pd || (old_topic && strcmp(old_topic, pd->topic))) &&
-            (rc = pg_router__del(ctx, all[i].dest, all[i].id)))
+            (rc = s_retire(ctx, all[i].dest, old_topic, all[i].id)))
             return rc;
     }
     if ((rc = s_withdraw_check(ctx, tally, ntally)))
@@ -488,6 +568,8 @@ int pg_router__reconcile(pg_router_ctx *ctx, const pg_changeset *routing)
      * resets the scratch arena that holds it. */
     char old_version[80];
     snprintf(old_version, sizeof old_version, "%s", old);
+    if ((rc = s_topics_taken_up(ctx, old, old_len)))
+        return rc;
     size_t published = 0;
     if ((rc = s_publish_allowed(ctx, routing, &published)) ||
         (rc = s_policy_party(ctx, rec_from, ev_from)))
