@@ -47,6 +47,7 @@
 #include "zmtp_probe.h"
 
 #define TOPIC "polegate.esx.pole.v1"
+#define TOPIC2 "polegate.esx.regional.pole.v1"
 #define DLQ_TOPIC "polegate.esx.dlq.v1"
 
 /* One destination, everything to the topic the tests read. */
@@ -1661,7 +1662,8 @@ END_TEST
 /* Every audit event names who caused it. A policy change is the party of what it
  * decides ("policy:<version>"), even when the reconcile runs inside the routing of an
  * RMS message, whose own records stay the RMS's: the withdrawal from the destination
- * the new policy dropped, the publication to the one it added, and the message's
+ * the new policy dropped, the publication to the one it added (on a topic of its own:
+ * one that takes over the dropped one's topic is a rename), and the message's
  * disclosure each carry their own party through the spool into the disclose and
  * withdraw events. */
 START_TEST(test_policy_change_is_its_own_party)
@@ -1681,11 +1683,12 @@ START_TEST(test_policy_change_is_its_own_party)
         "  version: T-2\n"
         "  agreements: [{name: ISA-T, description: test}]\n"
         "  destinations:\n"
-        "    - {name: regional, kind: national, topic: " TOPIC ", agreement: ISA-T,\n"
+        "    - {name: regional, kind: national, topic: " TOPIC2 ", agreement: ISA-T,\n"
         "       max_classification: OFFICIAL-SENSITIVE, kinds: all,\n"
         "       mopi_groups: [1, 2, 3, 4, ungrouped]}\n";
     pg_policy *policy = pg_policy_load_string(p2, strlen(p2), "ESX", s_err, sizeof s_err);
     ck_assert_msg(policy != NULL, "%s", s_err);
+    ck_assert_int_eq(rd_kafka_mock_topic_create(s_mcluster, TOPIC2, 1, 1), 0);
     pg_router_set_policy(s_router, policy);
     pg_policy_destroy(&s_policy);
     s_policy = policy;

@@ -121,7 +121,7 @@ static int s_put(pg_router_ctx *ctx, const char *dest, const char *id, const pg_
 }
 
 int pg_router__move(pg_router_ctx *ctx, const char *from, const char *to, const char *id,
-                    int replace)
+                    unsigned flags)
 {
     pg_router_state st, there;
     int rc = pg_router__get(ctx, from, id, &st);
@@ -129,8 +129,9 @@ int pg_router__move(pg_router_ctx *ctx, const char *from, const char *to, const 
         return rc;
     if ((rc = pg_router__get(ctx, to, id, &there)))
         return rc;
-    st.held = 0;
-    if ((replace || !there.found) && (rc = s_put(ctx, to, id, &st)))
+    if (!(flags & PG_ROUTER_MOVE_HELD))
+        st.held = 0;
+    if (((flags & PG_ROUTER_MOVE_REPLACE) || !there.found) && (rc = s_put(ctx, to, id, &st)))
         return rc;
     return pg_router__del(ctx, from, id);
 }

@@ -118,10 +118,13 @@ enum {
 void pg_router__decode_state(const void *val, size_t vlen, pg_router_state *st);
 int pg_router__get(pg_router_ctx *ctx, const char *dest, const char *id, pg_router_state *st);
 int pg_router__del(pg_router_ctx *ctx, const char *dest, const char *id);
-/* Move the state of (from, id) to (to, id), as not held, replacing one to has of id
- * (replace 0: unless to has one); nothing when from has none. */
+/* Move the state of (from, id) to (to, id), as not held (PG_ROUTER_MOVE_HELD: held
+ * as it was), unless to has one of id (PG_ROUTER_MOVE_REPLACE: replacing it); nothing
+ * when from has none. */
+#define PG_ROUTER_MOVE_HELD 0x1
+#define PG_ROUTER_MOVE_REPLACE 0x2
 int pg_router__move(pg_router_ctx *ctx, const char *from, const char *to, const char *id,
-                    int replace);
+                    unsigned flags);
 int pg_router__audit(pg_router_ctx *ctx, pg_audit_event *ev, const char *dest, const char *outcome);
 int pg_router__route_entity(pg_router_ctx *ctx, const pg_router_dest *dest,
                             const pg_entity_update *e, pg_router_links *links, int flags);

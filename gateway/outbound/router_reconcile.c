@@ -224,7 +224,34 @@ static int s_retire(pg_router_ctx *ctx, const char *dest, const char *topic, con
     char *holder = s_topic_holder(ctx->r, topic);
     if (!holder)
         return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
-    return pg_router__move(ctx, dest, holder, id, 1); /* the latest sent */
+    return pg_router__move(ctx, dest, holder, id, PG_ROUTER_MOVE_REPLACE); /* the latest sent */
+}
+
+/* A destination new to the policy that writes the topic a former one wrote (and no
+ * longer does: removed, or moved away): a rename, as the topic's consumers see it.
+ * What they hold goes over to the new name, held as it was, and is re-decided under it
+ * below like the rest; nothing is withdrawn and sent again. */
+static int s_renamed(pg_router_ctx *ctx, const char *old, size_t old_len, s_held *all, size_t n)
+{
+    pg_router *r = ctx->r;
+    for (size_t j = 0; j < pg_policy_destination_count(r->policy); j++) {
+        const pg_policy_destination *pd = pg_policy_destination_at(r->policy, j);
+        if (s_old_topic(old, old_len, pd->name))
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            if (all[i].dest[0] == PG_ROUTER_TOPIC_MARK)
+                continue;
+            const char *was = s_old_topic(old, old_len, all[i].dest);
+            const pg_policy_destination *still = pg_policy_destination_find(r->policy, all[i].dest);
+            if (!was || strcmp(was, pd->topic) || (still && !strcmp(still->topic, was)))
+                continue;
+            int rc = pg_router__move(ctx, all[i].dest, pd->name, all[i].id, PG_ROUTER_MOVE_HELD);
+            if (rc)
+                return rc;
+            all[i].dest = pd->name;
+        }
+    }
+    return 0;
 }
 
 /* Each destination that writes a topic it did not write before (added, renamed, its
@@ -505,6 +532,8 @@ int pg_router__reconcile(pg_router_ctx *ctx, const pg_changeset *routing)
     s_held *all = NULL;
     size_t n = 0;
     if ((rc = s_held_all(ctx, &all, &n)))
+        return rc;
+    if (old && (rc = s_renamed(ctx, old, old_len, all, n)))
         return rc;
     int withdrawn = 0;
     /* Held and withdrawn per destination, for the limit on unconfirmed withdrawals. */
