@@ -654,8 +654,37 @@ static int s_entity_apply(s_ctx *ctx, size_t idx, const size_t *owner)
 
 /* ------------------------------------------------------------ message ids */
 
-/* Remember mid (rule 1); forget the oldest ids beyond the limit. */
-static int s_seen_add(s_ctx *ctx, const char *mid)
+/* A fingerprint of the changes (FNV-1a of each packed, streamed: nothing allocated),
+ * kept with the message id: a re-send has the same changes (the ATX header's sentAt
+ * is not one), a reused id other ones. */
+typedef struct s_fnv {
+    ProtobufCBuffer base;
+    uint64_t h;
+} s_fnv;
+
+static void s_fnv_append(ProtobufCBuffer *b, size_t len, const uint8_t *data)
+{
+    s_fnv *f = (s_fnv *)b;
+    for (size_t i = 0; i < len; i++)
+        f->h = (f->h ^ data[i]) * 1099511628211u;
+}
+
+static void s_fingerprint(const pg_changeset *in, uint8_t out[8])
+{
+    s_fnv f = {.base = {.append = s_fnv_append}, .h = 1469598103934665603u};
+    for (size_t i = 0; i < in->count; i++) {
+        const pg_change *c = &in->changes[i];
+        uint8_t type = (uint8_t)c->type;
+        s_fnv_append(&f.base, 1, &type);
+        protobuf_c_message_pack_to_buffer(
+            c->type == PG_CHANGE_ENTITY ? &c->entity->base : &c->link->base, &f.base);
+    }
+    pg_store_be64_put(out, f.h);
+}
+
+/* Remember mid with the fingerprint of its changes (rule 1); forget the oldest ids
+ * beyond the limit. */
+static int s_seen_add(s_ctx *ctx, const char *mid, const uint8_t fp[8])
 {
     pg_ledger *ledger = ctx->ledger;
     pg_store_cursor *cur =
@@ -669,9 +698,12 @@ static int s_seen_add(s_ctx *ctx, const char *mid)
     pg_store_be64_put(seq, rc == 0 && klen == 8 ? pg_store_be64_get(k) + 1 : 1);
     if (rc == PG_ENOTFOUND)
         rc = 0;
+    uint8_t val[16]; /* sequence, fingerprint (ids kept before fingerprints: 8 bytes) */
+    memcpy(val, seq, 8);
+    memcpy(val + 8, fp, 8);
     if (rc == 0)
-        rc =
-            pg_store_put(ctx->txn, ledger->msgid, mid, mlen, seq, 8, ctx->errstr, ctx->errstr_size);
+        rc = pg_store_put(ctx->txn, ledger->msgid, mid, mlen, val, sizeof val, ctx->errstr,
+                          ctx->errstr_size);
     if (rc == 0)
         rc = pg_store_put(ctx->txn, ledger->msgseq, seq, 8, mid, mlen, ctx->errstr,
                           ctx->errstr_size);
@@ -777,11 +809,18 @@ static int s_apply(s_ctx *ctx)
 {
     const pg_changeset *in = ctx->in;
     int rc;
+    uint8_t fp[8];
     if (in->message_id) {
         const void *v;
         size_t vlen;
+        s_fingerprint(in, fp);
         rc = pg_store_get(ctx->txn, ctx->ledger->msgid, in->message_id, strlen(in->message_id), &v,
                           &vlen, ctx->errstr, ctx->errstr_size);
+        if (rc == 0 && vlen >= 16 && memcmp((const uint8_t *)v + 8, fp, 8))
+            return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size,
+                           "message id %s was taken before for a message with other changes: "
+                           "give each message an id of its own (this one is not applied)",
+                           in->message_id);
         if (rc == 0) {
             ctx->res->duplicate = 1;
             return 0;
@@ -802,7 +841,7 @@ static int s_apply(s_ctx *ctx)
             rc = s_link_apply(ctx, ch->link, NULL);
     }
     if (rc == 0 && in->message_id)
-        rc = s_seen_add(ctx, in->message_id);
+        rc = s_seen_add(ctx, in->message_id, fp);
     return rc;
 }
 

@@ -22,8 +22,11 @@ typedef struct pg_store_txn pg_store_txn;
  * Rules, in the order they apply to one changeset:
  *
  * 1. Duplicates. A changeset whose message_id (when not NULL) is among the last
- *    `seen limit` ids applied is a duplicate: res->duplicate = 1, nothing emitted or
- *    changed. Otherwise its id is remembered; the oldest ids are forgotten first.
+ *    `seen limit` ids applied, with the same changes, is a duplicate: res->duplicate
+ *    = 1, nothing emitted or changed. The same id with other changes (a fingerprint
+ *    of them is kept with the id) is refused, PG_EINVALID: the sender reused an id,
+ *    and its second message would otherwise be dropped unseen. Otherwise its id is
+ *    remembered; the oldest ids are forgotten first.
  *
  * 2. Entity revisions. An entity UPSERT or DELETE whose version is not greater than
  *    the stored version of that entity is stale: dropped and counted in res->stale.
