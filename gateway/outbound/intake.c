@@ -608,7 +608,7 @@ static void s_apply(pg_intake *self, pg_store_txn *txn, const uint8_t *data, siz
         s_fail(self, ack, PG_INTAKE_REJECTED, "message: empty");
         return;
     }
-    if (size > self->max_message_size) {
+    if (size > self->max_message_size && !self->replaying) { /* a replay: the limit of then */
         s_fail(self, ack, PG_INTAKE_REJECTED, "message: %zu bytes is over the limit of %zu bytes",
                size, self->max_message_size);
         return;
@@ -1013,7 +1013,9 @@ static int s_recover(pg_intake *self, char *errstr, size_t errstr_size)
     self->replayed = 0;
     self->replay_why[0] = 0;
     pg_outbatch_reset(self->pending);
+    pg_spool_set_unbounded(self->spool, 1); /* accepted under the bounds of then */
     int rc = pg_wal_replay(self->wal, self->ckpt_lsn, s_replay_one, self, errstr, errstr_size);
+    pg_spool_set_unbounded(self->spool, 0);
     self->replaying = 0;
     self->party = party;
     self->stats = saved;

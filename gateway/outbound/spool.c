@@ -34,7 +34,8 @@ struct pg_spool {
     pg_store_db batch_db;
     pg_store_db meta_db;
     pg_spool_limits limits;
-    pg_buf value; /* the batch being appended, reused */
+    int unbounded; /* pg_spool_set_unbounded */
+    pg_buf value;  /* the batch being appended, reused */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     uint64_t gen;      /* notifications so far */
@@ -113,6 +114,11 @@ void pg_spool_destroy(pg_spool **p)
     pg_buf_free(&self->value);
     free(self);
     *p = NULL;
+}
+
+void pg_spool_set_unbounded(pg_spool *self, int unbounded)
+{
+    self->unbounded = unbounded;
 }
 
 void pg_spool_set_limits(pg_spool *self, const pg_spool_limits *limits)
@@ -362,8 +368,9 @@ int pg_spool_append(pg_spool *self, pg_store_txn *txn, const pg_outbatch *batch,
     if ((rc = s_state_get(self, txn, &st, errstr, errstr_size)))
         return rc;
     const pg_spool_limits *lim = &self->limits;
-    if (st.batches && ((lim->max_records && st.records + batch->count > lim->max_records) ||
-                       (lim->max_bytes && st.bytes + self->value.len > lim->max_bytes)))
+    if (st.batches && !self->unbounded &&
+        ((lim->max_records && st.records + batch->count > lim->max_records) ||
+         (lim->max_bytes && st.bytes + self->value.len > lim->max_bytes)))
         return pg_errf(PG_ERETRY, errstr, errstr_size,
                        "spool full: %llu records, %llu bytes waiting for the broker (bounds "
                        "%zu records, %zu bytes); send again later",

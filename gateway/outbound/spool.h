@@ -62,6 +62,9 @@ pg_spool *pg_spool_new(pg_store *store, const pg_spool_limits *limits, char *err
                        size_t errstr_size);
 void pg_spool_destroy(pg_spool **p);
 void pg_spool_set_limits(pg_spool *self, const pg_spool_limits *limits);
+/* 1: appends pass the bounds (a replay of the write-ahead log stores what was accepted
+ * under the bounds of its time, whatever they are now); 0: the bounds apply again. */
+void pg_spool_set_unbounded(pg_spool *self, int unbounded);
 
 /* Append batch inside the write transaction txn; *seq (may be NULL) gets its sequence
  * number. A batch with no records is not stored (0, *seq = 0). 0; PG_ERETRY with
