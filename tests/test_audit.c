@@ -432,6 +432,44 @@ START_TEST(test_partial_tail_cut)
 }
 END_TEST
 
+/* Attack (found by one): a symbolic link planted as <path>.torn beside a log with a
+ * partial last line, whose bytes the attacker chose: the start (or an operator's
+ * command, run as root) appended them to the link's target. The link is not followed:
+ * the start is refused, naming it, and the target and the log keep their bytes. */
+START_TEST(test_torn_file_never_through_a_planted_link)
+{
+    s_write_four();
+    char target[600], tpath[600], err[PG_ERRSTR_SIZE] = "";
+    snprintf(target, sizeof target, "%s.victim", s_path);
+    snprintf(tpath, sizeof tpath, "%s.torn", s_path);
+    FILE *f = fopen(target, "w");
+    fputs("root-only\n", f);
+    fclose(f);
+    ck_assert_int_eq(symlink(target, tpath), 0);
+    f = fopen(s_path, "a");
+    fputs("* * * * * root /tmp/evil.sh", f);
+    fclose(f);
+    struct stat st;
+    ck_assert_int_eq(stat(s_path, &st), 0);
+    ck_assert_ptr_null(pg_audit_new(s_path, &s_opts, err, sizeof err));
+    ck_assert_msg(strstr(err, "is not a file of the gateway's own"), "%s", err);
+    gchar *text = NULL;
+    ck_assert(g_file_get_contents(target, &text, NULL, NULL));
+    ck_assert_str_eq(text, "root-only\n");
+    g_free(text);
+    struct stat st2;
+    ck_assert_int_eq(stat(s_path, &st2), 0);
+    ck_assert_int_eq(st2.st_size, st.st_size);
+    /* removed, the start cuts the tail off into a file of its own */
+    ck_assert_int_eq(unlink(tpath), 0);
+    pg_audit *a = pg_audit_new(s_path, &s_opts, err, sizeof err);
+    ck_assert_msg(a != NULL, "%s", err);
+    pg_audit_destroy(&a);
+    ck_assert_int_eq(lstat(tpath, &st2), 0);
+    ck_assert(S_ISREG(st2.st_mode));
+}
+END_TEST
+
 START_TEST(test_one_writer)
 {
     pg_audit *a = s_open();
@@ -1229,6 +1267,7 @@ int main(void)
     tcase_add_loop_test(tc, test_tampering, 0, (int)(sizeof s_tampers / sizeof s_tampers[0]));
     tcase_add_test(tc, test_trailing_cut_needs_anchor);
     tcase_add_test(tc, test_partial_tail_cut);
+    tcase_add_test(tc, test_torn_file_never_through_a_planted_link);
     tcase_add_test(tc, test_one_writer);
     tcase_add_test(tc, test_no_content);
     tcase_add_test(tc, test_query);

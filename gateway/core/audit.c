@@ -426,10 +426,26 @@ static int s_cut_torn(pg_audit *a, const char *bytes, size_t len, char *errstr, 
     char torn[PATH_MAX];
     if ((size_t)snprintf(torn, sizeof torn, "%s.torn", a->path) >= sizeof torn)
         return pg_errf(PG_EIO, errstr, errstr_size, "%s: path too long", a->path);
-    int fd = open(torn, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    /* Never through a name whoever writes the directory planted: a symbolic link (the
+     * bytes, the attacker's, would be appended to its target), a second name of another
+     * file, another user's file. */
+    int fd = open(torn, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+    struct stat st;
+    if (fd >= 0 &&
+        (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != geteuid())) {
+        close(fd);
+        fd = -1;
+        errno = EPERM;
+    }
     int bad =
         fd < 0 || write(fd, bytes, len) != (ssize_t)len || write(fd, "\n", 1) != 1 || fsync(fd);
     int err = errno;
+    if (fd < 0 && (err == ELOOP || err == EPERM))
+        return pg_errf(PG_EIO, errstr, errstr_size,
+                       "%s: ends with %zu bytes of an unfinished event, not cut off: %s is not "
+                       "a file of the gateway's own (a symbolic link, a second name, another "
+                       "user's): remove it",
+                       a->path, len, torn);
     if (fd >= 0)
         close(fd);
     if (bad)
