@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "config.h"
 #include "curve.h"
 #include "log.h"
@@ -153,7 +154,7 @@ END_TEST
 static char *s_slurp(FILE *f);
 
 /* config/<force>.yaml as shipped, its /etc/polegate/ key files made in dir by
- * keygen (the RMS's key on the allow-list). */
+ * keygen (the RMS's key on the allow-list; the audit keys). */
 static pg_config *s_example(const char *force, const char *dir)
 {
     char path[512], base[128], *text = NULL;
@@ -170,6 +171,8 @@ static pg_config *s_example(const char *force, const char *dir)
     FILE *f = fopen(path, "w");
     fprintf(f, "%s rms\n", pub);
     fclose(f);
+    /* the audit keys, as the package's postinst makes them */
+    ck_assert_msg(pg_audit_keygen(base, s_err, sizeof s_err) == 0, "%s", s_err);
     snprintf(path, sizeof path, ROOT "/config/%s.yaml", force);
     f = fopen(path, "r");
     ck_assert_ptr_nonnull(f);
@@ -741,6 +744,42 @@ START_TEST(test_diff)
 }
 END_TEST
 
+/* Found by attack: the audit keys were read only at the daemon's start, so
+ * --check-config (systemd's ExecStartPre) and a reload took a missing key, one others
+ * can read, or one that is not hex, and the start then failed in a loop. They are read
+ * with the configuration now, as the start reads them. */
+START_TEST(test_audit_keys_read_with_the_config)
+{
+    char dir[] = "/tmp/pg-test-config-audit-XXXXXX", text[2048], hmac[128], sign[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(hmac, sizeof hmac, "%s/audit-hmac.key", dir);
+    snprintf(sign, sizeof sign, "%s/audit-sign.key", dir);
+#define S_AUDIT_CFG                                                                                \
+    POLICY FORCE ADAPTER INTAKE STORE KAFKA "curve: {insecure: true}\n"                            \
+                                            "audit: {path: %s/audit.log, key_file: %s, "           \
+                                            "signing_key_file: %s}\n"
+    snprintf(text, sizeof text, S_AUDIT_CFG, dir, hmac, sign);
+    s_bad(text, "audit.key_file: ");
+    ck_assert_msg(strstr(s_err, "No such file or directory"), "%s", s_err);
+    ck_assert_msg(strstr(s_err, "audit.signing_key_file: "), "%s", s_err);
+    ck_assert_int_eq(pg_audit_keygen(dir, s_err, sizeof s_err), 0);
+    pg_config *cfg = s_parse(text);
+    ck_assert_msg(cfg != NULL, "%s", s_err);
+    pg_config_destroy(&cfg);
+    ck_assert_int_eq(chmod(hmac, 0640), 0);
+    s_bad(text, "audit.key_file: ");
+    ck_assert_int_eq(chmod(hmac, 0600), 0);
+    FILE *f = fopen(sign, "w");
+    fputs("not hex\n", f);
+    fclose(f);
+    s_bad(text, "audit.signing_key_file: ");
+#undef S_AUDIT_CFG
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* A CURVE secret key others can read is refused; a plain-text intake where other
  * hosts can reach it is refused even with curve.insecure; the warning says so. */
 START_TEST(test_curve_keys_and_plain_text)
@@ -849,6 +888,7 @@ int main(void)
     tcase_add_test(tc, test_full);
     tcase_add_test(tc, test_example_files);
     tcase_add_test(tc, test_curve_keys_and_plain_text);
+    tcase_add_test(tc, test_audit_keys_read_with_the_config);
     tcase_add_test(tc, test_kafka_secrets);
     tcase_add_test(tc, test_unknown_key);
     tcase_add_test(tc, test_unknown_section);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <libfyaml.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "cfgmap.h"
 #include "curve.h"
 #include "kafka.h"
@@ -446,6 +448,24 @@ static void s_section_load(s_loader *ld, const pg_config_section *sec, struct fy
     }
 }
 
+/* The audit keys read as the daemon reads them at its start, so that --check-config
+ * and a reload refuse what the start would (a missing file, a mode other than 0600,
+ * not hex), not a start under systemd that fails in a loop. Nothing read is kept. */
+static void s_derive_audit_keys(s_loader *ld)
+{
+    pg_config *cfg = ld->cfg;
+    char why[PG_ERRSTR_SIZE];
+    pg_audit_key key;
+    pg_audit_signing_key sk;
+    if (cfg->audit_key_file && pg_audit_key_load(cfg->audit_key_file, &key, why, sizeof why))
+        s_err(ld, 0, "audit.key_file: %s", why);
+    if (cfg->audit_signing_key_file &&
+        pg_audit_signing_key_load(cfg->audit_signing_key_file, &sk, why, sizeof why))
+        s_err(ld, 0, "audit.signing_key_file: %s", why);
+    sodium_memzero(&key, sizeof key);
+    sodium_memzero(&sk, sizeof sk);
+}
+
 /* Defaults that depend on other settings, and rules across sections. */
 /* CURVE on the RMS side: keys read (fail closed: an unreadable key stops the start),
  * plain text only on loopback with curve.insecure. */
@@ -541,6 +561,7 @@ static void s_derive(s_loader *ld)
     if (!cfg->intake_endpoint && !cfg->intake_directory)
         s_err(ld, 0, "intake: give an endpoint, a directory, or both");
     s_derive_curve(ld);
+    s_derive_audit_keys(ld);
     if (cfg->adapter) {
         size_t max = cfg->adapter->max_message_size;
         if (!cfg->intake_max_message_size)
