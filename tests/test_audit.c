@@ -13,6 +13,7 @@
 
 #include "audit.h"
 #include "disk_fault.h"
+#include "polegate/arena.h"
 #include "polegate/error.h"
 #include "polegate/pole.h"
 
@@ -1256,12 +1257,38 @@ START_TEST(test_query_rotated_bad_line_named_in_its_file)
 }
 END_TEST
 
+/* pg_audit_field keeps a value that keeps the field rules as it is (found by review:
+ * 254-256 valid bytes were cut, so the event named another id than the record's); its
+ * rendering of one that does not fits and is UTF-8. */
+START_TEST(test_audit_field_keeps_what_keeps_the_rules)
+{
+    pg_arena *a = pg_arena_new(0);
+    char v[320];
+    /* a 3-byte character across the cut, invalid bytes: the result fits and is UTF-8 */
+    memset(v, 'a', 300 - 1);
+    v[299] = 0;
+    memcpy(v + 252, "\xe2\x82\xac\xff\x01", 5);
+    char *r0 = pg_audit_field(a, v);
+    ck_assert_uint_le(strlen(r0), PG_AUDIT_FIELD_MAX);
+    ck_assert(g_utf8_validate(r0, -1, NULL));
+    for (size_t n = 250; n <= PG_AUDIT_FIELD_MAX; n++) {
+        memset(v, 'a', n);
+        v[n] = 0;
+        char *r = pg_audit_field(a, v);
+        ck_assert_msg(!strcmp(r, v), "%zu valid bytes rendered as %zu bytes ending '%s'", n,
+                      strlen(r), r + strlen(r) - 5);
+    }
+    pg_arena_destroy(&a);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("audit");
     TCase *tc = tcase_create("audit");
     tcase_add_checked_fixture(tc, s_setup, s_teardown);
     tcase_add_test(tc, test_chain_format);
+    tcase_add_test(tc, test_audit_field_keeps_what_keeps_the_rules);
     tcase_add_test(tc, test_canonical_is_compact_json);
     tcase_add_test(tc, test_chain_across_reopen);
     tcase_add_loop_test(tc, test_tampering, 0, (int)(sizeof s_tampers / sizeof s_tampers[0]));

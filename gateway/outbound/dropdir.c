@@ -28,8 +28,6 @@
 /* The longest name taken: its result is .<name>.result, or <name>.<inode>.result in
  * done/ or failed/ (28 bytes more, with a 20-digit inode number). */
 #define S_MAX_NAME (NAME_MAX - 28)
-/* Names too long to take that are logged once (hashes of the last ones seen). */
-#define S_TOO_LONG_KEPT 16
 /* How long to wait before trying again after the store failed or the spool was full. */
 #define S_BACKOFF_MS 500
 
@@ -81,8 +79,9 @@ struct pg_dropdir {
     pg_buf lines, json;
     int64_t backoff_until;
     pg_dropdir_stats stats;
-    uint64_t too_long[S_TOO_LONG_KEPT];
-    size_t too_long_next;
+    /* hashes of the names too long to take, of this listing and the one before */
+    uint64_t *long_now, *long_before;
+    size_t n_long, cap_long, n_long_before, cap_long_before;
 };
 
 static void s_progress_encode(const s_progress *p, uint8_t out[S_PROGRESS_FIELDS * 8])
@@ -308,6 +307,8 @@ void pg_dropdir_destroy(pg_dropdir **p)
         close(self->failed_fd);
     pg_buf_free(&self->lines);
     pg_buf_free(&self->json);
+    free(self->long_now);
+    free(self->long_before);
     free(self->msgs);
     free(self->dir);
     free(self);
@@ -327,16 +328,25 @@ static int s_cmp_names(const void *a, const void *b)
 }
 
 /* List the regular files whose names do not start with '.', in name order. */
-/* A name too long to take (left where it is, logged once per name while it stays). */
+/* A name too long to take (left where it is, logged once while it stays: when the
+ * listing before did not have it). */
 static void s_too_long(pg_dropdir *self, const char *name)
 {
     uint64_t h = 1469598103934665603u; /* FNV-1a */
     for (const char *c = name; *c; c++)
         h = (h ^ (unsigned char)*c) * 1099511628211u;
-    for (size_t i = 0; i < S_TOO_LONG_KEPT; i++)
-        if (self->too_long[i] == h)
+    if (self->n_long == self->cap_long) {
+        size_t cap = self->cap_long ? self->cap_long * 2 : 16;
+        uint64_t *grown = realloc(self->long_now, cap * sizeof *grown);
+        if (!grown)
             return;
-    self->too_long[self->too_long_next++ % S_TOO_LONG_KEPT] = h;
+        self->long_now = grown;
+        self->cap_long = cap;
+    }
+    self->long_now[self->n_long++] = h;
+    for (size_t i = 0; i < self->n_long_before; i++)
+        if (self->long_before[i] == h)
+            return;
     self->stats.names_too_long++;
     pg_log(PG_LOG_ERROR,
            "dropdir: %s: a name of %zu bytes is not taken (at most %d: its result's names add "
@@ -347,6 +357,14 @@ static void s_too_long(pg_dropdir *self, const char *name)
 static void s_scan(pg_dropdir *self)
 {
     s_names_free(self);
+    uint64_t *t = self->long_before; /* this listing's long names become the one before's */
+    size_t tc = self->cap_long_before;
+    self->long_before = self->long_now;
+    self->n_long_before = self->n_long;
+    self->cap_long_before = self->cap_long;
+    self->long_now = t;
+    self->cap_long = tc;
+    self->n_long = 0;
     int fd = openat(self->dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
     if (!dir) {
@@ -433,8 +451,9 @@ static int s_move(pg_dropdir *self, int failed, const char *last_line)
     if (target < 0)
         goto err;
     struct stat st;
-    int replaced =
-        fstatat(self->dfd, self->name, &st, AT_SYMLINK_NOFOLLOW) || st.st_ino != (ino_t)self->p.ino;
+    /* (a file that could not be opened has no inode of its own here: moved by name) */
+    int replaced = self->p.ino && (fstatat(self->dfd, self->name, &st, AT_SYMLINK_NOFOLLOW) ||
+                                   st.st_ino != (ino_t)self->p.ino);
     /* Another file of this name already there keeps its place: this one gets its
      * inode number added (the same choice after a restart: the inode stays). */
     char dest[NAME_MAX + 64], dest_result[NAME_MAX + 80];
