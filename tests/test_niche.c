@@ -1822,6 +1822,26 @@ START_TEST(test_encode_refusals)
                           "Rev is 1 to 9999999999999999999 (19 digits)");
     v->version = 9999999999999999999ULL;
     free(s_encode_rc(cs, NULL, 0, err));
+    /* what the decoder refuses in MergedFrom is not written (found by review): a GID
+     * twice, the record's own */
+    pg_entity_ref ref = POLEGATE__POLE__V1__ENTITY_REF__INIT, own, *twice[] = {&ref, &ref},
+                  *self[] = {&own};
+    ref.native_id = "7F3A9C2E4B1D0B01";
+    ref.kind = v->kind;
+    own = ref;
+    own.native_id = v->origin->native_id;
+    v->merged_from = twice;
+    v->n_merged_from = 2;
+    s_encode_rc(cs, NULL, PG_EUNSUPPORTED, err);
+    ck_assert_str_eq(err, "changes[2] (entity C100000000000301).merged_from: [1] 7F3A9C2E4B1D0B01 "
+                          "is named twice");
+    v->merged_from = self;
+    v->n_merged_from = 1;
+    s_encode_rc(cs, NULL, PG_EUNSUPPORTED, err);
+    ck_assert_str_eq(err, "changes[2] (entity C100000000000301).merged_from: [0] is the record's "
+                          "own GID (C100000000000301)");
+    v->merged_from = NULL;
+    v->n_merged_from = 0;
     v->version = 3;
     v->retention->mopi_group = 0;
     s_encode_rc(cs, NULL, PG_EUNSUPPORTED, err);

@@ -606,15 +606,45 @@ static int s_entity(s_enc *e, const pg_entity_update *eu)
         if ((rc = s_elem(e, "marking.caveat", "Caveat", mk->caveat)))
             return rc;
     }
-    for (size_t i = 0; i < eu->n_merged_from; i++) {
+    /* the GIDs as the RMS will read them: none the record's own, none twice (the
+     * decoder refuses both) */
+    size_t nm = eu->n_merged_from;
+    pg_arena *ma = nm ? pg_arena_new(0) : NULL;
+    pg_entity_ref *got = ma ? pg_arena_alloc(ma, nm * sizeof *got) : NULL;
+    pg_entity_ref **refs = ma ? pg_arena_alloc(ma, nm * sizeof *refs) : NULL;
+    if (nm && (!got || !refs)) {
+        pg_arena_destroy(&ma);
+        return pg_errf(PG_ENOMEM, e->errstr, e->errstr_size, "out of memory");
+    }
+    for (size_t i = 0; i < nm; i++) {
         const pg_entity_ref *r = eu->merged_from[i];
         char mg[17];
         int mg_created;
         if ((rc = s_gid(e, "merged_from", r->id, r->kind ? (int)r->kind : (int)eu->kind,
                         o ? o->system : NULL, r->native_id, mg, &mg_created)))
-            return rc;
+            break;
+        if (!strcmp(mg, gid)) {
+            rc = s_fail(e, PG_EUNSUPPORTED, "merged_from", "[%zu] is the record's own GID (%s)", i,
+                        mg);
+            break;
+        }
+        got[i] = (pg_entity_ref)POLEGATE__POLE__V1__ENTITY_REF__INIT;
+        if (!(got[i].native_id = pg_arena_strdup(ma, mg))) {
+            rc = pg_errf(PG_ENOMEM, e->errstr, e->errstr_size, "out of memory");
+            break;
+        }
+        refs[i] = &got[i];
         s_printf(e, "    <MergedFrom GID=\"%s\"/>\n", mg);
     }
+    size_t twice = SIZE_MAX;
+    if (!rc && nm && pg_refs_first_repeat(refs, nm, 0, ma, &twice))
+        rc = pg_errf(PG_ENOMEM, e->errstr, e->errstr_size, "out of memory");
+    if (!rc && twice != SIZE_MAX)
+        rc = s_fail(e, PG_EUNSUPPORTED, "merged_from", "[%zu] %s is named twice", twice,
+                    refs[twice]->native_id);
+    pg_arena_destroy(&ma);
+    if (rc)
+        return rc;
     switch (eu->body_case) {
     case POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_PERSON:
         rc = s_person(e, eu->person);
