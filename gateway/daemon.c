@@ -499,6 +499,10 @@ static void s_metrics_update(pg_daemon *self, int spooled, const char *stopping)
         pg_publisher_last_error(self->publisher, why, sizeof why);
         snprintf(st.not_ready, sizeof st.not_ready, "%.290s (see the log)",
                  why[0] ? why : "publishing stopped");
+    } else if (st.publisher.audit_failing) {
+        snprintf(st.not_ready, sizeof st.not_ready,
+                 "audit: the log %.200s takes no events: nothing is published (see the log)",
+                 self->cfg->audit_path ? self->cfg->audit_path : "");
     } else if (!st.publisher.ready) {
         pg_publisher_last_error(self->publisher, why, sizeof why);
         snprintf(st.not_ready, sizeof st.not_ready,

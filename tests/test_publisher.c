@@ -1078,12 +1078,15 @@ START_TEST(test_audit_fails_closed)
     pg_publisher_get_stats(p, &st);
     ck_assert_uint_ge(st.audit_errors, 1);
     ck_assert_uint_eq(st.delivered, 0);
+    /* and says so, for /readyz (found by attack: it answered ready meanwhile) */
+    ck_assert_uint_eq(st.audit_failing, 1);
     s_disk_fault = 0;
     s_publish_all(p, 60);
     ck_assert_uint_eq(s_spooled().batches, 0);
     ck_assert_uint_eq(pg_audit_seq(audit), 1);
     pg_publisher_get_stats(p, &st);
     ck_assert_uint_eq(st.delivered, 2);
+    ck_assert_uint_eq(st.audit_failing, 0);
     pg_publisher_destroy(&p);
     pg_audit_destroy(&audit);
 }

@@ -494,8 +494,11 @@ static int s_audit_window(pg_publisher *self, char *errstr, size_t errstr_size)
     char why[PG_ERRSTR_SIZE];
     int rc = pg_audit_append_batch(self->audit, evs, n, why, sizeof why);
     free(evs);
+    pthread_mutex_lock(&self->lock);
+    self->stats.audit_failing = rc != 0;
+    self->stats.audit_errors += rc != 0;
+    pthread_mutex_unlock(&self->lock);
     if (rc) {
-        S_COUNT(self, audit_errors, 1);
         self->aborting = 1;
         return s_fail(self, PG_ERETRY, errstr, errstr_size,
                       "audit: %s; the transaction is aborted and sent again when the log takes "

@@ -87,6 +87,8 @@ typedef struct pg_publisher_stats {
     uint64_t aborts;          /* transactions aborted (their batches sent again) */
     uint64_t restarts;        /* librdkafka handles remade after a fatal error */
     uint64_t audit_errors;    /* audit events that could not be written */
+    uint64_t audit_failing;   /* 1 while the audit log refuses a window's events (nothing is
+                               * published: not ready); 0 once it takes them */
     uint64_t resent;          /* records produced again (their window aborted, a new handle,
                                * or produced by an earlier process: sentmark.h) */
     uint64_t remove_failures; /* removals of a committed window that failed */
