@@ -271,7 +271,8 @@ static const pg_config_entry s_audit[] = {
      "`audit.topic`; `polegate audit verify --public-key` checks the log against them."},
     {PG_CONFIG_STR, "topic", "`polegate.<force>.audit.v1`, the force code in lower case",
      PG_CONFIG_DERIVED, S_OFF(audit_topic), 0, 0, s_check_topic,
-     "Topic of the signed checkpoints (sequence, head hash, time) of the audit log."},
+     "Topic of the signed checkpoints (sequence, head hash, time) of the audit log. One per "
+     "instance when a force runs several (docs/delivery.md)."},
     {PG_CONFIG_INT, "checkpoint_interval_ms", "60000", 0, S_OFF(audit_checkpoint_interval_ms), 100,
      86400000, NULL, "How often a checkpoint is published (and once more at shutdown)."},
     {PG_CONFIG_SIZE, "rotate_bytes", "0 (never)", PG_CONFIG_DERIVED, S_OFF(audit_rotate_bytes), 0,
