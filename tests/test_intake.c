@@ -2075,6 +2075,14 @@ static pg_dropdir *s_new_dropdir(const char *dir, size_t group, size_t max_file)
     return dd;
 }
 
+/* A new drop directory, s_dir/in (its path in dir), taken by a new pg_dropdir. */
+static pg_dropdir *s_dropdir_in(char dir[128], size_t group, size_t max_file)
+{
+    snprintf(dir, 128, "%s/in", s_dir);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    return s_new_dropdir(dir, group, max_file);
+}
+
 /* Write name into dir the way an export agent must: elsewhere, then renamed in. */
 static void s_drop(const char *dir, const char *name, const void *data, size_t len)
 {
@@ -2117,9 +2125,7 @@ static void s_run_dropdir(pg_dropdir *dd)
 START_TEST(test_dropdir_results)
 {
     char dir[128];
-    snprintf(dir, sizeof dir, "%s/in", s_dir);
-    ck_assert_int_eq(mkdir(dir, 0755), 0);
-    pg_dropdir *dd = s_new_dropdir(dir, 0, 0);
+    pg_dropdir *dd = s_dropdir_in(dir, 0, 0);
     const char good[] = "{m1 P0000000001 1 UPSERT\n{m2 P0000000002 1 UPSERT\r\n";
     const char mixed[] = "{m3 P0000000003 1 UPSERT\n\n{not a message\n{m1 P0000000001 1 UPSERT\n";
     s_drop(dir, "b-mixed.ndjson", mixed, strlen(mixed));
@@ -2259,9 +2265,7 @@ END_TEST
 START_TEST(test_dropdir_killed_between_moves)
 {
     char dir[128], done[160], sub[256];
-    snprintf(dir, sizeof dir, "%s/in", s_dir);
-    ck_assert_int_eq(mkdir(dir, 0755), 0);
-    pg_dropdir *dd = s_new_dropdir(dir, 0, 0);
+    pg_dropdir *dd = s_dropdir_in(dir, 0, 0);
     const char good[] = "{m1 P0000000001 1 UPSERT\n{m2 P0000000002 1 UPSERT\n";
     s_drop(dir, "a.ndjson", good, strlen(good));
     struct stat st;
@@ -2390,9 +2394,7 @@ static const char *s_find_name(const char *dir, const char *sub, const char *pre
 START_TEST(test_dropdir_replaced_or_changed_while_taken)
 {
     char dir[128];
-    snprintf(dir, sizeof dir, "%s/in", s_dir);
-    ck_assert_int_eq(mkdir(dir, 0755), 0);
-    pg_dropdir *dd = s_new_dropdir(dir, 1, 0);
+    pg_dropdir *dd = s_dropdir_in(dir, 1, 0);
     const char old[] = "{m1 P0000000001 1 UPSERT\n{m2 P0000000002 1 UPSERT\n"
                        "{m3 P0000000003 1 UPSERT\n";
     const char new_[] = "{m4 P0000000004 1 UPSERT\n{m5 P0000000005 1 UPSERT\n";
@@ -2456,9 +2458,7 @@ END_TEST
 START_TEST(test_dropdir_inode_number_reused)
 {
     char dir[128], path[256];
-    snprintf(dir, sizeof dir, "%s/in", s_dir);
-    ck_assert_int_eq(mkdir(dir, 0755), 0);
-    pg_dropdir *dd = s_new_dropdir(dir, 1, 0);
+    pg_dropdir *dd = s_dropdir_in(dir, 1, 0);
     const char old[] = "{m1 P0000000001 1 UPSERT\n{m2 P0000000002 1 UPSERT\n"
                        "{m3 P0000000003 1 UPSERT\n";
     const char new_[] = "{m4 P0000000004 1 UPSERT\n{m5 P0000000005 1 UPSERT\n";
@@ -2511,9 +2511,7 @@ END_TEST
 START_TEST(test_dropdir_fifo_and_long_name_block_nothing)
 {
     char dir[128];
-    snprintf(dir, sizeof dir, "%s/in", s_dir);
-    ck_assert_int_eq(mkdir(dir, 0755), 0);
-    pg_dropdir *dd = s_new_dropdir(dir, 1, 0);
+    pg_dropdir *dd = s_dropdir_in(dir, 1, 0);
     const char msgs[] = "{m1 P0000000001 1 UPSERT\n{m2 P0000000002 1 UPSERT\n";
     const char one[] = "{m3 P0000000003 1 UPSERT\n";
     char longname[260];
@@ -2565,9 +2563,7 @@ static void s_dac_caps(int on)
 START_TEST(test_dropdir_unreadable_file_failed)
 {
     char dir[128], path[256];
-    snprintf(dir, sizeof dir, "%s/in", s_dir);
-    ck_assert_int_eq(mkdir(dir, 0755), 0);
-    pg_dropdir *dd = s_new_dropdir(dir, 1, 0);
+    pg_dropdir *dd = s_dropdir_in(dir, 1, 0);
     const char one[] = "{m1 P0000000001 1 UPSERT\n";
     s_drop(dir, "locked.ndjson", one, strlen(one));
     snprintf(path, sizeof path, "%s/locked.ndjson", dir);
@@ -2594,9 +2590,7 @@ END_TEST
 START_TEST(test_dropdir_many_long_names_logged_once)
 {
     char dir[128];
-    snprintf(dir, sizeof dir, "%s/in", s_dir);
-    ck_assert_int_eq(mkdir(dir, 0755), 0);
-    pg_dropdir *dd = s_new_dropdir(dir, 1, 0);
+    pg_dropdir *dd = s_dropdir_in(dir, 1, 0);
     for (int i = 0; i < 17; i++) {
         char name[260], path[512];
         memset(name, 'l', 240);
@@ -2621,9 +2615,7 @@ END_TEST
 START_TEST(test_dropdir_resume)
 {
     char dir[128];
-    snprintf(dir, sizeof dir, "%s/in", s_dir);
-    ck_assert_int_eq(mkdir(dir, 0755), 0);
-    pg_dropdir *dd = s_new_dropdir(dir, 2, 0);
+    pg_dropdir *dd = s_dropdir_in(dir, 2, 0);
     pg_buf file = PG_BUF_INIT;
     for (int i = 1; i <= 5; i++)
         pg_buf_printf(&file, "{m%d P000000010%d 1 UPSERT\n", i, i);
@@ -2666,9 +2658,7 @@ END_TEST
 START_TEST(test_dropdir_not_containers)
 {
     char dir[128];
-    snprintf(dir, sizeof dir, "%s/in", s_dir);
-    ck_assert_int_eq(mkdir(dir, 0755), 0);
-    pg_dropdir *dd = s_new_dropdir(dir, 0, 100);
+    pg_dropdir *dd = s_dropdir_in(dir, 0, 100);
     const char bin[] = "{m1 P0000000001 1\0 UPSERT\n";
     const char xml[] = "<?xml version=\"1.0\"?>\n<NX5Exchange/>\n";
     const char big[] = "{m1 P0000000001 1 UPSERT\n{m2 P0000000002 1 UPSERT\n{m3 P0000000003 1 "

@@ -28,6 +28,14 @@ enum { PERSON = 1, LOCATION, VEHICLE, ITEM, WEAPON, TELEPHONE, OCCURRENCE, CUSTO
 #define T_NAT "polegate.esx.national.pole.v1"
 #define T_MER "polegate.esx.mer.pole.v1"
 
+#define NAT_DEST                                                                                   \
+    "    - name: national\n"                                                                       \
+    "      kind: national\n"                                                                       \
+    "      topic: " T_NAT "\n"                                                                     \
+    "      agreement: ISA-NAT\n"                                                                   \
+    "      max_classification: OFFICIAL-SENSITIVE\n"                                               \
+    "      kinds: all\n"
+
 /* National: everything up to OFFICIAL-SENSITIVE except handling C. Merseyside: no
  * intelligence, no ethnicity, MoPI groups 1, 2 and ungrouped, handling C under its own
  * agreement. */
@@ -38,14 +46,7 @@ enum { PERSON = 1, LOCATION, VEHICLE, ITEM, WEAPON, TELEPHONE, OCCURRENCE, CUSTO
     "    - {name: ISA-NAT, description: national}\n"                                               \
     "    - {name: ISA-MER, description: merseyside}\n"                                             \
     "    - {name: ISA-MER-C, description: merseyside handling C}\n"                                \
-    "  destinations:\n"                                                                            \
-    "    - name: national\n"                                                                       \
-    "      kind: national\n"                                                                       \
-    "      topic: " T_NAT "\n"                                                                     \
-    "      agreement: ISA-NAT\n"                                                                   \
-    "      max_classification: OFFICIAL-SENSITIVE\n"                                               \
-    "      kinds: all\n"                                                                           \
-    "    - name: mer\n"                                                                            \
+    "  destinations:\n" NAT_DEST "    - name: mer\n"                                               \
     "      kind: force\n"                                                                          \
     "      force: MER\n"                                                                           \
     "      topic: " mer_topic "\n"                                                                 \
@@ -697,13 +698,7 @@ static void s_assert_topic_agrees(const char *dest, const char *topic)
     "  version: " version "\n"                                                                     \
     "  agreements:\n"                                                                              \
     "    - {name: ISA-NAT, description: national}\n"                                               \
-    "  destinations:\n"                                                                            \
-    "    - name: national\n"                                                                       \
-    "      kind: national\n"                                                                       \
-    "      topic: " T_NAT "\n"                                                                     \
-    "      agreement: ISA-NAT\n"                                                                   \
-    "      max_classification: OFFICIAL-SENSITIVE\n"                                               \
-    "      kinds: all\n"
+    "  destinations:\n" NAT_DEST
 
 /* Found by attack: a topic written again by a destination that did not write it
  * before (one removed and added back, one renamed, one whose topic moved and moved
