@@ -135,10 +135,20 @@ static void s_feed_add(s_feed *f, const char *topic, const ProtobufCMessage *m, 
         force = g_strdup(force);
         g_ptr_array_add(f->owned, (void *)force);
     }
+    /* keyed by its id, as the gateway publishes it (docs/topics.md) */
+    const char *id = m->descriptor == &polegate__pole__v1__entity_update__descriptor
+                         ? ((const pg_entity_update *)m)->id
+                     : m->descriptor == &polegate__pole__v1__link_update__descriptor
+                         ? ((const pg_link_update *)m)->id
+                         : NULL;
+    char *key = id ? g_strdup(id) : NULL;
+    if (key)
+        g_ptr_array_add(f->owned, key);
     pg_consumer_record *r = &f->recs[f->n];
     *r = (pg_consumer_record){.topic = topic,
                               .partition = 0,
                               .offset = (int64_t)f->n,
+                              .key = key,
                               .value = v,
                               .len = len,
                               .type = type,
@@ -1023,7 +1033,8 @@ static int s_audit_count(const char *outcome);
 /* Attacks by a partner on records that are not its own: an update carrying another
  * force's entity id under its own origin, the same as a DELETE at version 1000, a
  * header naming one force and a value another, a version of 2^64-1, an agreement that
- * is not the partner's, a classification above the ceiling or none known (negative).
+ * is not the partner's, a classification above the ceiling or none known (negative),
+ * a record keyed as another's (found by attack: the key was never compared).
  * Each is refused, audited as rejected with the rule, and
  * changes nothing: the real record's next version is still taken. */
 START_TEST(test_partner_cannot_touch_another_partners_record)
@@ -1071,7 +1082,12 @@ START_TEST(test_partner_cannot_touch_another_partners_record)
     u->id = "not-a-uuid";
     s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
     u->id = real_id;
-    size_t attacks = 9;
+    /* its own record keyed as KNT's (compaction keeps the latest per key: it would drop
+     * KNT's record for ever) */
+    u->version = real_version + 3;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    f->recs[f->n - 1].key = knt_id;
+    size_t attacks = 10;
     /* then the real next version, properly */
     u->version = real_version + 4;
     s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
@@ -1091,7 +1107,7 @@ START_TEST(test_partner_cannot_touch_another_partners_record)
     gchar *text = NULL;
     ck_assert(g_file_get_contents(s_audit, &text, NULL, NULL));
     const char *outcomes[] = {"PG_EINVALID:identity", "PG_EINVALID:header", "PG_EINVALID:version",
-                              "PG_EPOLICY:agreement"};
+                              "PG_EPOLICY:agreement", "PG_EINVALID:key"};
     for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++)
         ck_assert_msg(strstr(text, outcomes[i]), "no %s in the audit log", outcomes[i]);
     ck_assert_ptr_null(strstr(text, "\"version\":1000,\"outcome\":\"ok\""));
@@ -2327,6 +2343,7 @@ static void s_produce(rd_kafka_t *rk, const s_feed *f)
         if (r->force)
             rd_kafka_header_add(h, "pg-origin-force", -1, r->force, -1);
         ck_assert_int_eq(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(r->topic), RD_KAFKA_V_PARTITION(0),
+                                           RD_KAFKA_V_KEY(r->key, r->key ? strlen(r->key) : 0),
                                            RD_KAFKA_V_VALUE((void *)r->value, r->len),
                                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                            RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),

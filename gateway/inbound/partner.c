@@ -376,6 +376,11 @@ static int s_record(s_take *t, const pg_partner_record *r)
          pg_identity_link(ch.link->from->id, (int)ch.link->role, ch.link->to->id, idbuf) ||
          strcmp(idbuf, id)))
         bad = "id: not the UUIDv5 of its ends and role", rule = "identity";
+    /* and the record's key is its id (docs/topics.md): on a compacted topic the key
+     * decides what is kept, so a record keyed as another would let a partner have
+     * compaction drop that one's latest state. */
+    if (!bad && (!r->key || strcmp(r->key, id)))
+        bad = "key: not the record's id", rule = "key";
     /* A link binds both its ends: a partner states links between records of its own
      * origin only, never between another force's records (nor one of theirs and one
      * of ours), which would change those records in our RMS (an ATX record carries
