@@ -858,10 +858,8 @@ char *pg_audit_field(pg_arena *arena, const char *value)
     char out[S_FIELD_MAX + 1];
     size_t o = 0, n = strlen(value);
     const char *p = value, *end = value + n;
-    int keeps = n <= S_FIELD_MAX && g_utf8_validate(value, (gssize)n, NULL);
-    for (const unsigned char *c = (const unsigned char *)value; keeps && *c; c++)
-        keeps = *c >= 0x20 && *c != 0x7f;
-    if (keeps) /* as it is: the rendering below is for what breaks the rules */
+    /* the field rules of an event (s_check_field) and UTF-8 (s_canonical's) */
+    if (!s_check_field("", value, 0, NULL, 0) && g_utf8_validate(value, (gssize)n, NULL))
         return pg_arena_strdup(arena, value);
     while (p < end) {
         gunichar c = g_utf8_get_char_validated(p, end - p);
