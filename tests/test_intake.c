@@ -822,12 +822,18 @@ static pg_intake *s_try_intake(pg_wal *w)
 }
 
 /* A new intake (s_intake) on the log w. */
-static void s_wal_intake(pg_wal *w)
+/* An intake on w whose messages may be at most max bytes (0: the adapter's limit). */
+static void s_wal_intake_max(pg_wal *w, size_t max)
 {
     pg_intake_destroy(&s_intake);
     s_use_wal = w;
-    s_intake = s_new_intake(&s_fake, "tcp://127.0.0.1:*", 0);
+    s_intake = s_new_intake(&s_fake, "tcp://127.0.0.1:*", max);
     s_use_wal = NULL;
+}
+
+static void s_wal_intake(pg_wal *w)
+{
+    s_wal_intake_max(w, 0);
 }
 
 /* Send msgs over c (DEALER, no delimiter), let the intake take them in one poll, and
@@ -895,12 +901,13 @@ START_TEST(test_wal_crash_before_checkpoint)
     ck_assert_ptr_nonnull(f);
     fwrite("\x12\x34\x56\x78\0\0\0\x40\0\0\0\0\0\0\0\x0bhalf a record", 1, 29, f);
     fclose(f);
-    /* The spool's bound lowered meanwhile (found by attack: the start failed, "acknowledged
-     * as accepted, replayed as retry"): what was accepted is stored all the same. */
+    /* The spool's bound and the largest message lowered meanwhile (found by attack: the
+     * start failed, "acknowledged as accepted, replayed as retry"): what was accepted is
+     * stored all the same. */
     pg_spool_set_limits(s_spool, &(pg_spool_limits){.max_records = 5});
 
     w = s_wal_open();
-    s_wal_intake(w);
+    s_wal_intake_max(w, 16); /* the messages are 23 bytes */
     pg_intake_get_stats(s_intake, &is);
     ck_assert_uint_eq(is.replayed, 10);
     ck_assert_uint_eq(is.accepted, 0); /* counters are of this run's requests */
@@ -908,6 +915,9 @@ START_TEST(test_wal_crash_before_checkpoint)
     ck_assert_uint_eq(ss.batches, 10); /* 9 accepted, 1 dead letter for its topic */
     ck_assert_uint_eq(ss.records, 10);
     ck_assert_uint_eq(s_dlq_count(), 1);
+    s_wal_intake(w); /* the limit of now: nothing left to replay */
+    pg_intake_get_stats(s_intake, &is);
+    ck_assert_uint_eq(is.replayed, 0);
     /* The ledger has them: sent again, a duplicate (a caller-driven group: the intake
      * checkpoints first). */
     pg_intake_ack ack;
