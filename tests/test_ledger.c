@@ -844,13 +844,79 @@ START_TEST(test_merge_of_unknown_entity)
     ck_assert_int_eq(gone->kind, K(PERSON)); /* the survivor's: merges are same-kind */
     ck_assert_int_eq(gone->marking->classification, C(OFFICIAL_SENSITIVE));
     ck_assert_str_eq(p1->origin->native_id, "P1"); /* the survivor's origin untouched */
-    /* a late revision 1 of the merged-away record is stale; revision 2 re-creates it */
+    /* a late revision 1 of the merged-away record is stale; a revision 2 is refused: the
+     * record no longer exists, and re-creating it would leave at every partner what the
+     * source merged away */
     s_msg("m2");
     s_entity("P9", K(PERSON), 1, UPSERT, 0);
     s_apply_ok();
     ck_assert_uint_eq(res.stale, 1);
     s_msg("m3");
     s_entity("P9", K(PERSON), 2, UPSERT, 0);
+    ck_assert_int_eq(s_apply(), PG_EINVALID);
+    ck_assert_ptr_nonnull(strstr(e, "changes[0].entity"));
+    ck_assert_ptr_nonnull(strstr(e, "(P9) was merged into another"));
+    ck_assert_uint_eq(out->count, 0);
+}
+END_TEST
+
+/* A revision of a merged-away record that the source sent before the merge but that
+ * arrives after it, with or without other records in its message, is refused whole,
+ * and nothing of that message is applied; a later DELETE of it changes nothing. */
+START_TEST(test_merged_away_stays_away)
+{
+    s_msg("m1");
+    s_entity("P1", K(PERSON), 1, UPSERT, 0);
+    s_entity("P2", K(PERSON), 4, UPSERT, 0);
+    s_apply_ok();
+    s_msg("m2");
+    s_merged_from(s_entity("P1", K(PERSON), 2, UPSERT, 0), "P2", K(PERSON));
+    s_apply_ok();
+    s_out_entity(1, "P2", DELETE, 5);
+    s_msg("m3");
+    s_entity("P3", K(PERSON), 1, UPSERT, 0);
+    s_entity("P2", K(PERSON), 6, UPSERT, 0);
+    ck_assert_int_eq(s_apply(), PG_EINVALID);
+    ck_assert_ptr_nonnull(strstr(e, "changes[1].entity"));
+    ck_assert_uint_eq(out->count, 0);
+    int deleted;
+    ck_assert_uint_eq(s_stored("P3", &deleted), 0); /* the message applied nothing */
+    s_msg("m4");
+    s_entity("P2", K(PERSON), 9, DELETE, 0);
+    s_apply_ok();
+    ck_assert_uint_eq(out->count, 0);
+    ck_assert_uint_eq(res.unchanged, 1);
+    s_msg("m5");
+    s_entity("P2", K(PERSON), 10, UPSERT, 0);
+    ck_assert_int_eq(s_apply(), PG_EINVALID);
+}
+END_TEST
+
+/* A record deleted first and named by a merge later is merged away too. */
+START_TEST(test_deleted_then_merged_stays_away)
+{
+    s_msg("m1");
+    s_entity("P2", K(PERSON), 1, UPSERT, 0);
+    s_apply_ok();
+    s_msg("m2");
+    s_entity("P2", K(PERSON), 2, DELETE, 0);
+    s_apply_ok();
+    s_msg("m3");
+    s_merged_from(s_entity("P1", K(PERSON), 1, UPSERT, 0), "P2", K(PERSON));
+    s_apply_ok();
+    ck_assert_uint_eq(out->count, 1); /* already deleted: no second DELETE */
+    s_msg("m4");
+    s_entity("P2", K(PERSON), 3, UPSERT, 0);
+    ck_assert_int_eq(s_apply(), PG_EINVALID);
+    /* without the merge a newer revision re-creates a deleted record (rule 2) */
+    s_msg("m5");
+    s_entity("P4", K(PERSON), 1, UPSERT, 0);
+    s_apply_ok();
+    s_msg("m6");
+    s_entity("P4", K(PERSON), 2, DELETE, 0);
+    s_apply_ok();
+    s_msg("m7");
+    s_entity("P4", K(PERSON), 3, UPSERT, 0);
     s_apply_ok();
     ck_assert_uint_eq(out->count, 1);
 }
@@ -1350,6 +1416,8 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_entity_delete_cascades);
     tcase_add_test(tc, test_merge_repoints_both_directions);
     tcase_add_test(tc, test_merge_of_unknown_entity);
+    tcase_add_test(tc, test_merged_away_stays_away);
+    tcase_add_test(tc, test_deleted_then_merged_stays_away);
     tcase_add_test(tc, test_merge_keeps_existing_live_link);
     tcase_add_test(tc, test_merge_with_replaced_links);
     tcase_add_test(tc, test_fill_kind_and_marking);

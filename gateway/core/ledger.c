@@ -1,6 +1,7 @@
 /* pg_ledger: stale and duplicate filtering, link versions and diffs, deletes and merges. */
 #include "ledger_int.h"
 
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,7 @@ int pg_ledger__rec_get(pg_store_txn *txn, pg_store_db db, const char *id, pg_led
 static int s_rec_put(pg_store_txn *txn, pg_store_db db, const char *id, uint64_t version, int kind,
                      int deleted, const ProtobufCMessage *msg, char *errstr, size_t errstr_size)
 {
-    pg_ledger_hdr hdr = {.version = version, .kind = (uint32_t)kind, .deleted = deleted ? 1 : 0};
+    pg_ledger_hdr hdr = {.version = version, .kind = (uint32_t)kind, .deleted = (uint8_t)deleted};
     size_t len = protobuf_c_message_get_packed_size(msg);
     void *p;
     int rc =
@@ -108,9 +109,10 @@ static int s_nomem(s_ctx *ctx)
 
 /* ------------------------------------------------------------ output */
 
-static int s_emit_entity(s_ctx *ctx, pg_entity_update *e)
+/* gone: the stored state of a DELETE, PG_LEDGER_DELETED or PG_LEDGER_MERGED_AWAY */
+static int s_emit_entity(s_ctx *ctx, pg_entity_update *e, int gone)
 {
-    int deleted = e->operation == S_DELETE;
+    int deleted = e->operation == S_DELETE ? gone : 0;
     int rc = s_rec_put(ctx->txn, ctx->ledger->entity, e->id, e->version, e->kind, deleted, &e->base,
                        ctx->errstr, ctx->errstr_size);
     if (rc != 0)
@@ -142,8 +144,8 @@ static int s_index(s_ctx *ctx, const char *entity_id, char dir, const char *link
 static int s_emit_link(s_ctx *ctx, pg_link_update *l)
 {
     int live = l->operation == S_UPSERT;
-    int rc = s_rec_put(ctx->txn, ctx->ledger->link, l->id, l->version, 0, !live, &l->base,
-                       ctx->errstr, ctx->errstr_size);
+    int rc = s_rec_put(ctx->txn, ctx->ledger->link, l->id, l->version, 0,
+                       live ? 0 : PG_LEDGER_DELETED, &l->base, ctx->errstr, ctx->errstr_size);
     if (rc == 0)
         rc = s_index(ctx, l->from->id, PG_LEDGER_FROM, l->id, live);
     if (rc == 0)
@@ -470,14 +472,32 @@ static int s_link_repoint(s_ctx *ctx, const pg_entity_update *e, pg_entity_ref *
     return s_emit_link(ctx, c);
 }
 
+/* Rule 6 for a record already deleted: nothing to emit, but it is merged away now, so
+ * that no later revision brings it back (rule 2). */
+static int s_mark_merged_away(s_ctx *ctx, const char *id, const pg_ledger_rec *rec)
+{
+    size_t len = sizeof(pg_ledger_hdr) + rec->pblen;
+    uint8_t *v = pg_arena_alloc(ctx->arena, len);
+    if (!v)
+        return s_nomem(ctx);
+    pg_ledger_hdr hdr = rec->hdr;
+    hdr.deleted = PG_LEDGER_MERGED_AWAY;
+    memcpy(v, &hdr, sizeof hdr);
+    memcpy(v + sizeof hdr, rec->pb, rec->pblen);
+    return pg_store_put(ctx->txn, ctx->ledger->entity, id, strlen(id), v, len, ctx->errstr,
+                        ctx->errstr_size);
+}
+
 /* Rule 6, one merged-away entity ref of survivor e. */
 static int s_merge_one(s_ctx *ctx, const pg_entity_update *e, pg_entity_ref *survivor,
                        const pg_entity_ref *ref, int replaces_links)
 {
     pg_ledger_rec rec;
     int rc = s_entity_get(ctx, ref->id, &rec);
-    if (rc != 0 || (rec.found && rec.hdr.deleted))
+    if (rc != 0 || (rec.found && rec.hdr.deleted == PG_LEDGER_MERGED_AWAY))
         return rc;
+    if (rec.found && rec.hdr.deleted)
+        return s_mark_merged_away(ctx, ref->id, &rec);
     pg_entity_update *d =
         PG_PB_NEW(ctx->arena, pg_entity_update, polegate__pole__v1__entity_update);
     if (!d)
@@ -507,7 +527,7 @@ static int s_merge_one(s_ctx *ctx, const pg_entity_update *e, pg_entity_ref *sur
             d->origin = o;
         }
     }
-    if ((rc = s_emit_entity(ctx, d)) != 0)
+    if ((rc = s_emit_entity(ctx, d, PG_LEDGER_MERGED_AWAY)) != 0)
         return rc;
     char **ids;
     size_t n;
@@ -628,10 +648,21 @@ static int s_entity_apply(s_ctx *ctx, size_t idx, const size_t *owner)
             ctx->res->stale += owner[j] == idx + 1;
         return 0;
     }
+    if (rec.found && rec.hdr.deleted == PG_LEDGER_MERGED_AWAY) {
+        if (e->operation == S_DELETE) {
+            ctx->res->unchanged++;
+            return 0;
+        }
+        return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size,
+                       "changes[%zu].entity: record %s (%s) was merged into another and no "
+                       "longer exists; revision %" PRIu64 " cannot bring it back",
+                       idx, e->id, e->origin && e->origin->native_id ? e->origin->native_id : "",
+                       e->version);
+    }
     if (e->operation == S_DELETE) {
         pg_entity_update *d;
         if ((rc = s_entity_delete_filled(ctx, e, &rec, &d)) != 0 ||
-            (rc = s_emit_entity(ctx, d)) != 0)
+            (rc = s_emit_entity(ctx, d, PG_LEDGER_DELETED)) != 0)
             return rc;
         return ctx->ledger->explicit_ ? 0 : s_links_kill_all(ctx, d, d->id);
     }
@@ -640,7 +671,7 @@ static int s_entity_apply(s_ctx *ctx, size_t idx, const size_t *owner)
     if (!ch->replaces_links && !ctx->ledger->explicit_ && rec.found && !rec.hdr.deleted &&
         !(old = s_entity_unpack(ctx, &rec, e->id)))
         return PG_ESTORE;
-    if ((rc = s_emit_entity(ctx, e)) != 0)
+    if ((rc = s_emit_entity(ctx, e, 0)) != 0)
         return rc;
     if (ch->replaces_links ? (rc = s_replace_links(ctx, e, owner, idx))
                            : (rc = s_links_remark(ctx, e, old)))

@@ -32,7 +32,9 @@ typedef struct pg_store_txn pg_store_txn;
  *    the stored version of that entity is stale: dropped and counted in res->stale.
  *    So are the links of the same changeset owned by it (rule 4). A deleted entity
  *    keeps its version, so a late, older UPSERT cannot bring it back; a newer one
- *    re-creates it.
+ *    re-creates it. An entity merged away (rule 6) no longer exists, for good: a newer
+ *    UPSERT of it is refused (PG_EINVALID, the changeset applies nothing) and a newer
+ *    DELETE is counted unchanged.
  *
  * 3. Entity UPSERT: emitted as given (the output points at the input's message), then
  *    its links (rule 4 for replaces_links, else none here), then its merges (rule 6).
@@ -57,7 +59,8 @@ typedef struct pg_store_txn pg_store_txn;
  *    never seen (a consumer may hold it from before this ledger existed; version 1),
  *    and counted unchanged when it is already deleted.
  *
- * 6. Merge (UPSERT with merged_from): each merged-away entity not already deleted gets
+ * 6. Merge (UPSERT with merged_from): each merged-away entity is stored merged away
+ *    (rule 2); one not already deleted gets
  *    an emitted DELETE EntityUpdate: version = its stored version + 1 (1 when never
  *    seen); origin, kind, marking and retention from its stored record when known,
  *    else origin = the survivor's origin with the ref's native_id, kind = the ref's

@@ -30,9 +30,13 @@ struct pg_ledger {
 typedef struct pg_ledger_hdr {
     uint64_t version;
     uint32_t kind;
-    uint8_t deleted;
+    uint8_t deleted; /* 0 live, PG_LEDGER_DELETED, or PG_LEDGER_MERGED_AWAY */
     uint8_t pad[3];
 } pg_ledger_hdr;
+
+#define PG_LEDGER_DELETED 1
+/* Deleted because a merge named it (rule 6): it no longer exists, for good. */
+#define PG_LEDGER_MERGED_AWAY 2
 
 /* A stored record as found: the packed bytes point into the map (valid until the next
  * write to its database). */

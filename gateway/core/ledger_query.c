@@ -22,7 +22,7 @@ static int s_get_record(pg_store_txn *txn, pg_store_db db, const ProtobufCMessag
     if (!(*msg = pg_ledger__unpack(desc, &rec, arena, id, errstr, errstr_size)))
         return PG_ESTORE;
     if (deleted)
-        *deleted = rec.hdr.deleted;
+        *deleted = rec.hdr.deleted != 0;
     return 0;
 }
 
