@@ -176,11 +176,14 @@ static int s_chance(uint64_t *r, unsigned pct)
     return s_below(r, 100) < pct;
 }
 
+#define S_LIVE 1
+#define S_MERGED 2 /* gone for good: no update or delete names it again */
+
 /* The records generated so far of each type, with their last revision; updates,
  * deletes, links and merges pick among them. */
 typedef struct s_pool {
     uint32_t *revision; /* last revision, by serial (1-based) */
-    uint8_t *live;      /* 0 once deleted or merged away */
+    uint8_t *live;      /* S_LIVE, 0 once deleted, S_MERGED once merged away */
     size_t count;
 } s_pool;
 
@@ -254,7 +257,7 @@ static size_t s_existing(s_gen *g, int type)
         return 9000000000u + s_below(&g->rng, 1000);
     for (int tries = 0; tries < 4; tries++) {
         size_t serial = 1 + s_below(&g->rng, p->count);
-        if (p->live[serial])
+        if (p->live[serial] == S_LIVE)
             return serial;
     }
     return 1 + s_below(&g->rng, p->count);
@@ -577,16 +580,20 @@ static void s_message(s_gen *g)
     int del = 0;
     if (p->count && what < 3) {
         serial = 1 + s_below(r, p->count);
-        del = p->live[serial];
+        del = p->live[serial] == S_LIVE;
     } else if (p->count && what < 23) {
         serial = 1 + s_below(r, p->count); /* re-creates it when it was deleted */
     } else {
         serial = ++p->count;
     }
+    if (p->live[serial] == S_MERGED) { /* merged away: a new record instead */
+        serial = ++p->count;
+        del = 0;
+    }
     /* Revisions rise by 1 or 2: a record may change in the RMS without a message. */
     uint32_t revision = p->revision[serial] + 1 + (uint32_t)s_below(r, 2);
     p->revision[serial] = revision;
-    p->live[serial] = !del;
+    p->live[serial] = del ? 0 : S_LIVE;
 
     char id[12], ts[40];
     s_id(id, type, serial);
@@ -630,11 +637,11 @@ static void s_message(s_gen *g)
     /* A person found to be a duplicate of another: about one update in 200. */
     if (type == T_PERSON && serial > 1 && p->count > 10 && s_chance(r, 1)) {
         size_t gone = 1 + s_below(r, p->count);
-        if (gone != serial && p->live[gone]) {
+        if (gone != serial && p->live[gone] == S_LIVE) {
             char gid[12];
             s_id(gid, type, gone);
             s_printf(g, ", \"mergedFrom\": [\"%s\"]", gid);
-            p->live[gone] = 0;
+            p->live[gone] = S_MERGED;
             g->stats->merges++;
         }
     }
