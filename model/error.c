@@ -49,6 +49,10 @@ void pg_errstr_unquote(char *s)
     char *w = s;
     for (const char *r = s; r && *r; r++) {
         const char *close = (*r == '\'' || *r == '"') ? strchr(r + 1, *r) : NULL;
+        /* jansson's near '<token>' ends its text, and the token may hold quotes: the
+         * last quote closes it */
+        if (close && w - s >= 5 && memcmp(w - 5, "near ", 5) == 0)
+            close = strrchr(r + 1, *r);
         if (close) {
             /* "..." is no longer than a quoted text of one character and its quotes */
             size_t room = (size_t)(close - r) + 1;

@@ -56,7 +56,10 @@ def put(node, path, value):
 
 # Messages a parser stops in, at a value (jansson and libxml2 quote what they stop at).
 BROKEN_ATX = ['{"header": QZXa}', '{"header": {"schema": "QZXa\\uZZZZ"}}', '{"QZXa": 1, "QZXa": 2}',
-              '{"header": "QZXa', '{"header": {"orgUnit": "QZXa\x01b"}}']
+              '{"header": "QZXa', '{"header": {"orgUnit": "QZXa\x01b"}}',
+              # a quote inside the token jansson quotes once ended the masking early
+              '{"header": "Sm\'QZXa\' \\x"}', '{"Sm\'QZXa\'": 1, "Sm\'QZXa\'": 2}',
+              '{"header": "O\'QZXa\x01"}']
 BROKEN_NX5 = ['<NX5Exchange xmlns="urn:nx:exchange:5"><Surname>&QZXa;</Surname></NX5Exchange>',
               '<NX5Exchange xmlns="urn:nx:exchange:5"><Surname>&#xQZXa;</Surname></NX5Exchange>',
               '<NX5Exchange xmlns="urn:nx:exchange:5" Source="QZXa></NX5Exchange>',

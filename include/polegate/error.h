@@ -53,7 +53,8 @@ const char *pg_err_name(int err);
 int pg_errf(int err, char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* A parser library's message, made fit for a reason: the text between each pair of
- * quotes (' or ") becomes "...", control characters become spaces. Libraries quote
+ * quotes (' or ") becomes "..." (after "near ", up to the last such quote: jansson's
+ * token may hold quotes), control characters become spaces. Libraries quote
  * the input they stopped at (jansson: "invalid token near 'Smith'"), and a reason
  * carries no record content. In place. */
 void pg_errstr_unquote(char *s);
