@@ -1797,6 +1797,23 @@ START_TEST(test_encode_repeated_hour)
 }
 END_TEST
 
+/* A weapon without a category: NX5 says a weapon by its WPN- Category alone, so its
+ * Property would read back as an item (found by attack). */
+START_TEST(test_encode_weapon_needs_category)
+{
+    char err[PG_ERRSTR_SIZE];
+    pg_changeset *cs = s_decode_fixture("nx5-merseyside-export.xml");
+    pg_entity_update *w = cs->changes[2].entity;
+    ck_assert_int_eq(w->body_case, BODY(WEAPON));
+    free(s_encode_rc(cs, NULL, 0, err));
+    w->weapon->category = 0;
+    s_encode_rc(cs, NULL, PG_EUNSUPPORTED, err);
+    ck_assert_str_eq(err, "changes[2] (entity 1C0FFEE000000001).weapon.category: not given; NX5 "
+                          "says a weapon by its WPN- Category (without one it reads as an item)");
+    pg_changeset_destroy(&cs);
+}
+END_TEST
+
 START_TEST(test_encode_refusals)
 {
     char err[PG_ERRSTR_SIZE];
@@ -1951,6 +1968,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_encode_header);
     tcase_add_test(tc, test_encode_ops_and_ids);
     tcase_add_test(tc, test_encode_refusals);
+    tcase_add_test(tc, test_encode_weapon_needs_category);
     tcase_add_test(tc, test_encode_repeated_hour);
     tcase_add_test(tc, test_gid_candidate_needs_a_uuid);
     suite_add_tcase(s, tc);

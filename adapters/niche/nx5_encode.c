@@ -462,6 +462,11 @@ static int s_item(s_enc *e, const Polegate__Pole__V1__Item *it)
 static int s_weapon(s_enc *e, const Polegate__Pole__V1__Weapon *w)
 {
     int rc;
+    /* NX5 tells a weapon from an item by its WPN- Category alone */
+    if (!pg_nx5_code_name(&pg_nx5_weapon_category, w->category))
+        return s_fail(e, PG_EUNSUPPORTED, "weapon.category",
+                      "not given; NX5 says a weapon by its WPN- Category (without one it "
+                      "reads as an item)");
     if ((rc = s_elem(e, "weapon.category", "Category",
                      pg_nx5_code_name(&pg_nx5_weapon_category, w->category))) ||
         (rc = s_elem(e, "weapon.description", "Description", w->description)))
