@@ -892,6 +892,90 @@ START_TEST(test_merged_away_stays_away)
 }
 END_TEST
 
+/* A link that names a merged-away record after its merge (a late message) belongs to
+ * the survivor, as the links the merge moved do (NX5: "its From or To is the
+ * survivor"), through later merges of the survivor too; one that would link the
+ * survivor to itself is dropped. An ATX record whose complete list still names the
+ * merged-away record keeps the moved link (found by attack). */
+START_TEST(test_late_link_to_merged_away_moves)
+{
+    s_msg("m1");
+    s_entity("P1", K(PERSON), 1, UPSERT, 0);
+    s_entity("P2", K(PERSON), 1, UPSERT, 0);
+    s_entity("L1", K(LOCATION), 1, UPSERT, 0);
+    s_apply_ok();
+    s_msg("m2");
+    s_merged_from(s_entity("P1", K(PERSON), 2, UPSERT, 0), "P2", K(PERSON));
+    s_apply_ok();
+    /* NX5: single links to and from P2 */
+    s_msg(NULL);
+    s_link("P2", 0, R(HOME_ADDRESS), "L1", 0, UPSERT);
+    s_link("P3", 0, R(ASSOCIATE), "P2", 0, UPSERT);
+    s_link("P1", 0, R(ASSOCIATE), "P2", 0, UPSERT);
+    s_apply_ok();
+    ck_assert_uint_eq(out->count, 2);
+    const pg_link_update *l = s_out_link(0, s_lid("P1", R(HOME_ADDRESS), "L1"), UPSERT, 1);
+    ck_assert_str_eq(l->from->id, s_eid("P1"));
+    ck_assert_str_eq(l->from->native_id, "P1");
+    ck_assert_int_eq(l->from->kind, K(PERSON));
+    ck_assert_int_eq(l->marking->classification, C(OFFICIAL)); /* the survivor's (rule 8) */
+    s_out_link(1, s_lid("P3", R(ASSOCIATE), "P1"), UPSERT, 1);
+    ck_assert_uint_eq(res.unchanged, 1); /* P1 -> P2 would be P1 -> P1 */
+    ck_assert_uint_eq(s_links_from("P2") + s_links_to("P2"), 0);
+    /* a late delete of a link of P2 ends the moved link */
+    s_msg(NULL);
+    s_link("P2", 0, R(HOME_ADDRESS), "L1", 0, DELETE);
+    s_apply_ok();
+    s_out_link(0, s_lid("P1", R(HOME_ADDRESS), "L1"), DELETE, 2);
+    /* ATX: P4's complete list names P2; again unchanged, not withdrawn */
+    s_msg("m5");
+    s_entity("P4", K(PERSON), 1, UPSERT, 1);
+    s_link("P4", K(PERSON), R(ASSOCIATE), "P2", K(PERSON), UPSERT);
+    s_apply_ok();
+    ck_assert_uint_eq(out->count, 2);
+    s_out_link(1, s_lid("P4", R(ASSOCIATE), "P1"), UPSERT, 1);
+    s_msg("m6");
+    s_entity("P4", K(PERSON), 2, UPSERT, 1);
+    s_link("P4", K(PERSON), R(ASSOCIATE), "P2", K(PERSON), UPSERT);
+    s_apply_ok();
+    ck_assert_uint_eq(out->count, 1);
+    ck_assert_uint_eq(s_links_from("P4"), 1);
+    /* P1 merged into P0 later: a link to P2 goes to P0 */
+    s_msg("m7");
+    s_merged_from(s_entity("P0", K(PERSON), 1, UPSERT, 0), "P1", K(PERSON));
+    s_apply_ok();
+    s_msg(NULL);
+    s_link("P5", 0, R(ASSOCIATE), "P2", 0, UPSERT);
+    s_apply_ok();
+    ck_assert_uint_eq(out->count, 1);
+    s_out_link(0, s_lid("P5", R(ASSOCIATE), "P0"), UPSERT, 1);
+}
+END_TEST
+
+/* A merge joins records of one kind: a vehicle named in a person's merge is refused, not
+ * deleted (found by attack); an item and a weapon are both an NX5 Property. */
+START_TEST(test_merge_of_another_kind_refused)
+{
+    s_msg("m1");
+    s_entity("V1", K(VEHICLE), 1, UPSERT, 0);
+    s_entity("I1", K(ITEM), 1, UPSERT, 0);
+    s_apply_ok();
+    s_msg("m2");
+    s_merged_from(s_entity("P1", K(PERSON), 1, UPSERT, 0), "V1", K(PERSON));
+    ck_assert_int_eq(s_apply(), PG_EINVALID);
+    ck_assert_ptr_nonnull(strstr(e, "changes[0].entity.merged_from[0]: record "));
+    ck_assert_ptr_nonnull(strstr(e, "(V1) is a VEHICLE, the survivor a PERSON"));
+    int deleted;
+    ck_assert_uint_eq(s_stored("V1", &deleted), 1);
+    ck_assert_int_eq(deleted, 0);
+    s_msg("m3");
+    s_merged_from(s_entity("W1", K(WEAPON), 1, UPSERT, 0), "I1", K(WEAPON));
+    s_apply_ok();
+    ck_assert_uint_eq(s_stored("I1", &deleted), 2);
+    ck_assert_int_eq(deleted, 1);
+}
+END_TEST
+
 /* A record deleted first and named by a merge later is merged away too. */
 START_TEST(test_deleted_then_merged_stays_away)
 {
@@ -1418,6 +1502,8 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_merge_of_unknown_entity);
     tcase_add_test(tc, test_merged_away_stays_away);
     tcase_add_test(tc, test_deleted_then_merged_stays_away);
+    tcase_add_test(tc, test_late_link_to_merged_away_moves);
+    tcase_add_test(tc, test_merge_of_another_kind_refused);
     tcase_add_test(tc, test_merge_keeps_existing_live_link);
     tcase_add_test(tc, test_merge_with_replaced_links);
     tcase_add_test(tc, test_fill_kind_and_marking);

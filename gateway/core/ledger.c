@@ -363,9 +363,81 @@ static int s_link_delete(s_ctx *ctx, const pg_link_update *l)
     return s_emit_link(ctx, c);
 }
 
-static int s_link_apply(s_ctx *ctx, const pg_link_update *l, const pg_entity_update *from_entity)
+static int s_link_do(s_ctx *ctx, const pg_link_update *l, const pg_entity_update *from_entity)
 {
     return l->operation == S_DELETE ? s_link_delete(ctx, l) : s_link_upsert(ctx, l, from_entity);
+}
+
+/* The survivor a merge recorded for entity id (rule 6), followed through later merges of
+ * that survivor; *out NULL when id was never merged away. */
+static int s_survivor_of(s_ctx *ctx, const char *id, pg_entity_ref **out)
+{
+    *out = NULL;
+    for (int hops = 0; hops < 64; hops++) {
+        const void *v;
+        size_t vlen;
+        int rc = pg_store_get(ctx->txn, ctx->ledger->merged, id, strlen(id), &v, &vlen, ctx->errstr,
+                              ctx->errstr_size);
+        if (rc == PG_ENOTFOUND)
+            return 0;
+        if (rc != 0)
+            return rc;
+        ProtobufCAllocator alloc;
+        pg_pb_arena_allocator(ctx->arena, &alloc);
+        pg_entity_ref *r = (pg_entity_ref *)protobuf_c_message_unpack(
+            &polegate__pole__v1__entity_ref__descriptor, &alloc, vlen, v);
+        if (!r || !r->id || !*r->id)
+            return pg_errf(PG_ESTORE, ctx->errstr, ctx->errstr_size,
+                           "ledger: the survivor stored for merged-away record %s cannot be "
+                           "read (corrupt, or out of memory)",
+                           id);
+        *out = r;
+        id = r->id;
+    }
+    return pg_errf(PG_ESTORE, ctx->errstr, ctx->errstr_size,
+                   "ledger: merged-away record %s: a chain of more than 64 merges", id);
+}
+
+/* Rule 6 for a link that names a merged-away record after its merge (a late message):
+ * it belongs to the survivor, as the merge's links do. *out is l when neither end was
+ * merged away, else a copy with the survivor's end(s) and id, or NULL (counted
+ * unchanged) when it would link the survivor to itself. */
+static int s_link_redirect(s_ctx *ctx, const pg_link_update *l, const pg_link_update **out)
+{
+    *out = l;
+    pg_entity_ref *from, *to = NULL;
+    int rc = s_survivor_of(ctx, l->from->id, &from);
+    if (rc == 0)
+        rc = s_survivor_of(ctx, l->to->id, &to);
+    if (rc != 0 || (!from && !to))
+        return rc;
+    pg_link_update *c = s_link_copy(ctx, l);
+    char *id = pg_arena_alloc(ctx->arena, PG_UUID_STR_SIZE);
+    if (!c || !id)
+        return s_nomem(ctx);
+    if (from)
+        c->from = from;
+    if (to)
+        c->to = to;
+    if (strcmp(c->from->id, c->to->id) == 0) {
+        *out = NULL;
+        ctx->res->unchanged++;
+        return 0;
+    }
+    if (pg_identity_link(c->from->id, c->role, c->to->id, id) != 0)
+        return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size,
+                       "ledger: link %s cannot be moved to the survivor of a merge: no link id "
+                       "for its ends and role",
+                       l->id);
+    c->id = id;
+    *out = c;
+    return 0;
+}
+
+static int s_link_apply(s_ctx *ctx, const pg_link_update *l, const pg_entity_update *from_entity)
+{
+    int rc = s_link_redirect(ctx, l, &l);
+    return rc != 0 || !l ? rc : s_link_do(ctx, l, from_entity);
 }
 
 /* Delete every live link from and to entity e (rules 3 and 7). */
@@ -403,28 +475,37 @@ static int s_links_restate(s_ctx *ctx, const char *id)
 
 /* ------------------------------------------------------------ entities */
 
-static int s_in_owned(const pg_changeset *in, const size_t *owner, size_t idx, const char *id)
+static int s_in_ids(const char *const *ids, size_t n, const char *id)
 {
-    for (size_t j = 0; j < in->count; j++)
-        if (owner[j] == idx + 1 && strcmp(in->changes[j].link->id, id) == 0)
+    for (size_t j = 0; j < n; j++)
+        if (strcmp(ids[j], id) == 0)
             return 1;
     return 0;
 }
 
-/* Rule 4: the links of changeset entry idx (owner[j] == idx + 1 marks them). */
+/* Rule 4: the links of changeset entry idx (owner[j] == idx + 1 marks them), each to a
+ * merged-away record moved to its survivor. */
 static int s_replace_links(s_ctx *ctx, const pg_entity_update *e, const size_t *owner, size_t idx)
 {
     const pg_changeset *in = ctx->in;
+    const char **kept = pg_arena_alloc(ctx->arena, (in->count + 1) * sizeof(*kept));
+    if (!kept)
+        return s_nomem(ctx);
+    size_t n_kept = 0;
     int rc = 0;
-    for (size_t j = 0; rc == 0 && j < in->count; j++)
-        if (owner[j] == idx + 1)
-            rc = s_link_apply(ctx, in->changes[j].link, e);
+    for (size_t j = 0; rc == 0 && j < in->count; j++) {
+        const pg_link_update *l = in->changes[j].link;
+        if (owner[j] != idx + 1 || (rc = s_link_redirect(ctx, l, &l)) != 0 || !l)
+            continue;
+        kept[n_kept++] = l->id;
+        rc = s_link_do(ctx, l, e);
+    }
     char **ids;
     size_t n;
     if (rc == 0)
         rc = s_ctx_index_ids(ctx, e->id, PG_LEDGER_FROM, &ids, &n);
     for (size_t i = 0; rc == 0 && i < n; i++)
-        if (!s_in_owned(in, owner, idx, ids[i]))
+        if (!s_in_ids(kept, n_kept, ids[i]))
             rc = s_link_kill(ctx, ids[i], NULL, e->modified_at, NULL);
     return rc;
 }
@@ -488,13 +569,48 @@ static int s_mark_merged_away(s_ctx *ctx, const char *id, const pg_ledger_rec *r
                         ctx->errstr_size);
 }
 
-/* Rule 6, one merged-away entity ref of survivor e. */
-static int s_merge_one(s_ctx *ctx, const pg_entity_update *e, pg_entity_ref *survivor,
-                       const pg_entity_ref *ref, int replaces_links)
+/* Rule 6: the survivor of merged-away record id, for the links that name id later. */
+static int s_put_survivor(s_ctx *ctx, const char *id, const pg_entity_ref *survivor)
 {
+    size_t len = protobuf_c_message_get_packed_size(&survivor->base);
+    uint8_t *v = pg_arena_alloc(ctx->arena, len + 1);
+    if (!v)
+        return s_nomem(ctx);
+    protobuf_c_message_pack(&survivor->base, v);
+    return pg_store_put(ctx->txn, ctx->ledger->merged, id, strlen(id), v, len, ctx->errstr,
+                        ctx->errstr_size);
+}
+
+/* A record merges only into one of its kind (ATX: "same type"; NX5: "the same person
+ * or object"), an item and a weapon being both an NX5 Property; an unknown kind (0)
+ * does not say. */
+static int s_kind_mergeable(int a, int b)
+{
+    const int item = POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_ITEM,
+              weapon = POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_WEAPON;
+    return !a || !b || a == b || ((a == item || a == weapon) && (b == item || b == weapon));
+}
+
+/* Rule 6, merged_from[j] of survivor e, changeset entry idx. */
+static int s_merge_one(s_ctx *ctx, const pg_entity_update *e, pg_entity_ref *survivor, size_t idx,
+                       size_t j, int replaces_links)
+{
+    const pg_entity_ref *ref = e->merged_from[j];
     pg_ledger_rec rec;
     int rc = s_entity_get(ctx, ref->id, &rec);
     if (rc != 0 || (rec.found && rec.hdr.deleted == PG_LEDGER_MERGED_AWAY))
+        return rc;
+    if (rec.found && !s_kind_mergeable((int)rec.hdr.kind, e->kind)) {
+        const ProtobufCEnumDescriptor *kinds = &polegate__pole__v1__entity_kind__descriptor;
+        const char *was = pg_enum_short(kinds, (int)rec.hdr.kind),
+                   *is = pg_enum_short(kinds, e->kind);
+        return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size,
+                       "changes[%zu].entity.merged_from[%zu]: record %s (%s) is a %s, the "
+                       "survivor a %s: a merge joins records of one kind",
+                       idx, j, ref->id, ref->native_id ? ref->native_id : "", was ? was : "?",
+                       is ? is : "?");
+    }
+    if ((rc = s_put_survivor(ctx, ref->id, survivor)) != 0)
         return rc;
     if (rec.found && rec.hdr.deleted)
         return s_mark_merged_away(ctx, ref->id, &rec);
@@ -542,7 +658,7 @@ static int s_merge_one(s_ctx *ctx, const pg_entity_update *e, pg_entity_ref *sur
     return rc;
 }
 
-static int s_merge(s_ctx *ctx, const pg_entity_update *e, int replaces_links)
+static int s_merge(s_ctx *ctx, const pg_entity_update *e, size_t idx, int replaces_links)
 {
     pg_entity_ref *survivor = PG_PB_NEW(ctx->arena, pg_entity_ref, polegate__pole__v1__entity_ref);
     if (!survivor)
@@ -554,7 +670,7 @@ static int s_merge(s_ctx *ctx, const pg_entity_update *e, int replaces_links)
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < e->n_merged_from; i++)
         if (strcmp(e->merged_from[i]->id, e->id) != 0)
-            rc = s_merge_one(ctx, e, survivor, e->merged_from[i], replaces_links);
+            rc = s_merge_one(ctx, e, survivor, idx, i, replaces_links);
     return rc;
 }
 
@@ -679,7 +795,7 @@ static int s_entity_apply(s_ctx *ctx, size_t idx, const size_t *owner)
     if (rc == 0 && ctx->ledger->explicit_ && rec.found && rec.hdr.deleted)
         rc = s_links_restate(ctx, e->id);
     if (rc == 0 && e->n_merged_from && !ctx->ledger->explicit_)
-        rc = s_merge(ctx, e, ch->replaces_links);
+        rc = s_merge(ctx, e, idx, ch->replaces_links);
     return rc;
 }
 
@@ -945,7 +1061,8 @@ static int s_open_dbs(pg_ledger *self, pg_store_txn *txn, const char *name, char
                {"link", 0, &self->link},
                {"index", PG_STORE_DUPSORT, &self->index},
                {"msgid", 0, &self->msgid},
-               {"msgseq", 0, &self->msgseq}};
+               {"msgseq", 0, &self->msgseq},
+               {"merged", 0, &self->merged}};
     char dbname[64];
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < sizeof dbs / sizeof dbs[0]; i++) {

@@ -69,7 +69,12 @@ typedef struct pg_store_txn pg_store_txn;
  *    pg_identity_link, UPSERT; a link from the merged-away record takes the survivor's
  *    marking, as the survivor now states it), unless that link is already live, would link the
  *    survivor to itself, or leaves the survivor and the survivor has replaces_links
- *    (its complete link list, already applied, decides its outbound links).
+ *    (its complete link list, already applied, decides its outbound links). The
+ *    survivor is kept: a link change that names a merged-away record later (a late
+ *    message) is applied to the survivor's end instead (through later merges of the
+ *    survivor), and dropped (counted unchanged) when it would link the survivor to
+ *    itself. A record merges only into one of its kind (an item and a weapon are both
+ *    an NX5 Property): another kind is refused, PG_EINVALID.
  *
  * 7. Link versions belong to the ledger: every link update emitted carries the stored
  *    version + 1 (first emission: 1), whatever the adapter wrote. A DELETE of a link

@@ -20,6 +20,7 @@ struct pg_ledger {
     pg_store_db index;  /* entity id -> {'F'|'T' + live link id} (DUPSORT) */
     pg_store_db msgid;  /* message id -> 8-byte big-endian sequence */
     pg_store_db msgseq; /* 8-byte big-endian sequence -> message id (oldest first) */
+    pg_store_db merged; /* merged-away entity id -> packed EntityRef of its survivor */
     size_t seen_limit;
     int delete_wins_ties; /* a DELETE at the stored version of a live entity applies */
     int explicit_;        /* a partner's ledger's output: rules 3 and 6 are theirs (rule 10) */
