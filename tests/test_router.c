@@ -894,6 +894,53 @@ START_TEST(test_delete_redacted)
 }
 END_TEST
 
+/* A policy change that makes a destination redact a field withdraws each record it
+ * holds with that field (at the version it holds; outcome "redaction"): the contract
+ * lets no record be sent again at that version, so it comes back, redacted, with its
+ * next revision. A record without the field, or sent without it already, stays (found
+ * by attack: the field stayed at the destination). */
+START_TEST(test_policy_change_redacting_withdraws)
+{
+    s_begin();
+    s_add_entity(s_entity("p1", PERSON, 3, OS, P, 1, UPSERT));
+    pg_entity_update *bare = s_entity("p2", PERSON, 1, OS, P, 1, UPSERT);
+    bare->person->occupation = "";
+    s_add_entity(bare);
+    s_route();
+    ck_assert_int_eq(s_held("mer", "p1"), 1);
+    s_restart(
+        POLICY_R("ESX-2", "OFFICIAL-SENSITIVE", T_MER, "person.ethnicity, person.occupation"));
+    ck_assert_int_eq(s_reconcile(), 1);
+    s_assert_withdrawal(T_MER, "p1", 3, "redaction");
+    ck_assert_int_eq(s_held("mer", "p1"), 0);
+    ck_assert_int_eq(s_held("mer", "p2"), 1);
+    ck_assert_int_eq(s_held("national", "p1"), 1);
+    /* its next revision goes, redacted */
+    s_begin();
+    s_add_entity(s_entity("p1", PERSON, 4, OS, P, 1, UPSERT));
+    s_route();
+    ck_assert_str_eq(s_hdr(s_rec(T_MER, "p1"), "pg-redactions"),
+                     "person.ethnicity,person.occupation");
+    pg_entity_update *u = s_unpack_entity(s_rec(T_MER, "p1"));
+    ck_assert_str_eq(u->person->occupation, "");
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+    /* sent without the field: a rule change elsewhere withdraws nothing more */
+    s_restart(POLICY_R("ESX-3", "OFFICIAL", T_MER, "person.ethnicity, person.occupation"));
+    ck_assert_int_eq(s_reconcile(), 2); /* OFFICIAL-SENSITIVE: both by classification */
+    s_assert_withdrawal(T_MER, "p1", 4, "classification");
+    s_restart(
+        POLICY_R("ESX-4", "OFFICIAL-SENSITIVE", T_MER, "person.ethnicity, person.occupation"));
+    s_reconcile();
+    s_begin();
+    s_add_entity(s_entity("p1", PERSON, 5, OS, P, 1, UPSERT));
+    s_route();
+    ck_assert_int_eq(s_held("mer", "p1"), 1);
+    s_restart(POLICY_R("ESX-5", "OFFICIAL-SENSITIVE", T_MER, "person.occupation"));
+    ck_assert_int_eq(s_reconcile(), 0); /* ethnicity allowed again: not sent before p1 changes */
+    ck_assert_int_eq(s_held("mer", "p1"), 1);
+}
+END_TEST
+
 /* merged_from names only what the destination holds. */
 START_TEST(test_merge_refs_filtered)
 {
@@ -1575,6 +1622,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_withdraw_mopi);
     tcase_add_test(tc, test_withdraw_delete);
     tcase_add_test(tc, test_delete_redacted);
+    tcase_add_test(tc, test_policy_change_redacting_withdraws);
     tcase_add_test(tc, test_merge_refs_filtered);
     tcase_add_test(tc, test_merge_into_withheld_survivor);
     tcase_add_test(tc, test_merge_link_delete_keeps_link_origin);

@@ -286,6 +286,20 @@ static void s_share(const pg_policy_dest_def *d, int slot, int handling, pg_poli
     out->redactions = d->slot_text[slot];
 }
 
+int pg_policy_redact_entity(pg_arena *arena, const pg_entity_update *entity, uint32_t mask,
+                            const pg_entity_update **out)
+{
+    *out = entity;
+    if (!mask)
+        return 0;
+    pg_entity_update *e = s_dup(arena, entity, sizeof *e);
+    if (!e || (mask & PG_POLICY_BIT(ORIGIN_ORG_UNIT) && s_redact_origin(arena, &e->origin)) ||
+        (mask & ~PG_POLICY_BIT(ORIGIN_ORG_UNIT) && s_redact_body(arena, e, mask)))
+        return PG_ENOMEM;
+    *out = e;
+    return 0;
+}
+
 int pg_policy_decide_entity(const pg_policy *self, const pg_policy_destination *destination,
                             const pg_entity_update *entity, pg_arena *arena,
                             pg_policy_shared_fn shared, void *ud, pg_policy_decision *out)
@@ -307,9 +321,11 @@ int pg_policy_decide_entity(const pg_policy *self, const pg_policy_destination *
     if (!mask && !entity->n_merged_from) {
         out->entity = entity;
     } else {
-        pg_entity_update *e = s_dup(arena, entity, sizeof *e);
-        if (!e || (mask & PG_POLICY_BIT(ORIGIN_ORG_UNIT) && s_redact_origin(arena, &e->origin)) ||
-            (mask & ~PG_POLICY_BIT(ORIGIN_ORG_UNIT) && s_redact_body(arena, e, mask)))
+        const pg_entity_update *redacted;
+        pg_entity_update *e = NULL;
+        if (pg_policy_redact_entity(arena, entity, mask, &redacted) ||
+            !(e = redacted != entity ? (pg_entity_update *)redacted
+                                     : s_dup(arena, entity, sizeof *e)))
             return PG_ENOMEM;
         if (e->n_merged_from) {
             pg_entity_ref **kept = NULL;

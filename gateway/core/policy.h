@@ -95,7 +95,10 @@ typedef enum pg_policy_field {
     X(KIND, "kind", "the destination does not receive this kind")                                  \
     X(MOPI, "mopi", "the destination does not receive this MoPI group")                            \
     X(LINK_END, "link-end", "an end of the link is withheld from the destination")                 \
-    X(LINK_END_UNKNOWN, "link-end-unknown", "an end of the link is not known to be shared")
+    X(LINK_END_UNKNOWN, "link-end-unknown", "an end of the link is not known to be shared")        \
+    X(REDACTION, "redaction",                                                                      \
+      "the destination holds a field its policy now redacts; it comes back redacted with the "     \
+      "record's next revision")
 
 typedef enum pg_policy_reason {
 #define PG__POLICY_REASON_ENUM(id, name, meaning) PG_POLICY_R_##id,
@@ -208,6 +211,11 @@ typedef int (*pg_policy_shared_fn)(void *ud, const char *entity_id);
  * destination has; shared NULL drops merged_from from every copy (safe default).
  * SECRET, TOP SECRET, unspecified or unknown markings are always withheld. Returns 0
  * (decision in out) or PG_ENOMEM. */
+/* entity with the fields of mask (bits of pg_policy_field, as decision.redacted) cleared:
+ * the input itself when mask is 0, else a shallow copy in arena (merged_from as it is).
+ * What a destination was sent under an earlier policy's redactions. PG_ENOMEM or 0. */
+int pg_policy_redact_entity(pg_arena *arena, const pg_entity_update *entity, uint32_t mask,
+                            const pg_entity_update **out);
 int pg_policy_decide_entity(const pg_policy *self, const pg_policy_destination *destination,
                             const pg_entity_update *entity, pg_arena *arena,
                             pg_policy_shared_fn shared, void *ud, pg_policy_decision *out);

@@ -32,14 +32,19 @@ void pg_router__decode_state(const void *val, size_t vlen, pg_router_state *st)
     if (vlen < PG_ROUTER_VAL_FIXED)
         return;
     st->found = 1;
-    st->type = v[0];
+    st->type = v[0] & ~PG_ROUTER_VAL_REDACTED;
     st->held = v[1];
     memcpy(&st->src_version, v + 2, 8);
     memcpy(&st->sent_version, v + 10, 8);
-    size_t an = vlen - PG_ROUTER_VAL_FIXED;
+    size_t at = PG_ROUTER_VAL_FIXED;
+    if ((v[0] & PG_ROUTER_VAL_REDACTED) && vlen >= at + 4) {
+        memcpy(&st->redacted, v + at, 4);
+        at += 4;
+    }
+    size_t an = vlen - at;
     if (an > PG_ROUTER_AGREEMENT_MAX)
         an = PG_ROUTER_AGREEMENT_MAX;
-    memcpy(st->agreement, v + PG_ROUTER_VAL_FIXED, an);
+    memcpy(st->agreement, v + at, an);
     st->agreement[an] = 0;
 }
 
@@ -100,21 +105,26 @@ int pg_router__get(pg_router_ctx *ctx, const char *dest, const char *id, pg_rout
 static int s_put(pg_router_ctx *ctx, const char *dest, const char *id, const pg_router_state *st)
 {
     char key[PG_STORE_MAX_KEY];
-    unsigned char val[PG_ROUTER_VAL_FIXED + PG_ROUTER_AGREEMENT_MAX];
+    unsigned char val[PG_ROUTER_VAL_FIXED + 4 + PG_ROUTER_AGREEMENT_MAX];
     size_t klen;
     if (s_key(key, sizeof key, dest, id, &klen))
         return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size, "id: longer than 64 bytes");
-    size_t an = strlen(st->agreement);
+    size_t an = strlen(st->agreement), at = PG_ROUTER_VAL_FIXED;
     val[0] = (unsigned char)st->type;
     val[1] = (unsigned char)st->held;
     memcpy(val + 2, &st->src_version, 8);
     memcpy(val + 10, &st->sent_version, 8);
-    memcpy(val + PG_ROUTER_VAL_FIXED, st->agreement, an);
-    int rc = pg_store_put(ctx->txn, ctx->r->held, key, klen, val, PG_ROUTER_VAL_FIXED + an,
-                          ctx->errstr, ctx->errstr_size);
+    if (st->redacted) {
+        val[0] |= PG_ROUTER_VAL_REDACTED;
+        memcpy(val + at, &st->redacted, 4);
+        at += 4;
+    }
+    memcpy(val + at, st->agreement, an);
+    int rc = pg_store_put(ctx->txn, ctx->r->held, key, klen, val, at + an, ctx->errstr,
+                          ctx->errstr_size);
     if (!rc) { /* as a get would read it back */
         pg_router_state back;
-        pg_router__decode_state(val, PG_ROUTER_VAL_FIXED + an, &back);
+        pg_router__decode_state(val, at + an, &back);
         s_cache(ctx->r, key, klen, &back);
     }
     return rc;
@@ -626,7 +636,8 @@ int pg_router__route_entity(pg_router_ctx *ctx, const pg_router_dest *dest,
                                .type = PG_ROUTER_TYPE_ENTITY,
                                .held = 1,
                                .src_version = e->version,
-                               .sent_version = e->version};
+                               .sent_version = e->version,
+                               .redacted = d.redacted};
         s_set_agreement(&st, d.agreement);
         r->stats.disclosed++;
         if ((rc = s_put(ctx, dest->name, e->id, &st)))

@@ -34,8 +34,10 @@ typedef struct pg_ledger pg_ledger;
 #define PG_ROUTER_TYPE_LINK 2
 
 /* The value of a held-state key: type, held, ledger version sent, topic version sent,
- * then the agreement's bytes. */
+ * (when type has PG_ROUTER_VAL_REDACTED) 4 bytes of the fields redacted, then the
+ * agreement's bytes. */
 #define PG_ROUTER_VAL_FIXED 18
+#define PG_ROUTER_VAL_REDACTED 0x80
 #define PG_ROUTER_AGREEMENT_MAX 64
 
 #define PG_ROUTER_OP_UPSERT POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT
@@ -72,6 +74,9 @@ typedef struct pg_router_state {
     int held;
     uint64_t src_version;  /* the ledger's version of what was last sent */
     uint64_t sent_version; /* the version last written on the destination's topic */
+    /* the fields redacted (bits of pg_policy_field) in what was last sent; 0 when the
+     * state was stored before they were kept (nothing assumed redacted) */
+    uint32_t redacted;
     char agreement[PG_ROUTER_AGREEMENT_MAX + 1];
 } pg_router_state;
 

@@ -138,6 +138,33 @@ static int s_held_all(pg_router_ctx *ctx, s_held **out, size_t *count)
 
 /* Re-decide one held entity under the current policy, or withdraw it from a former
  * destination (dest->pd NULL). Returns 1 when withdrawn. */
+/* Does a destination that may hold e under redactions `now` hold nothing they clear?
+ * It was sent e's record at st's version with st's redactions (the state keeps them):
+ * *same when clearing the fields of `now` from what it was sent changes nothing (a
+ * field newly allowed is not sent before the record's next revision). */
+static int s_same_form(pg_router_ctx *ctx, const pg_entity_update *e, const pg_router_state *st,
+                       uint32_t now, int *same)
+{
+    *same = !(now & ~st->redacted);
+    if (*same || st->src_version != e->version)
+        return 0;
+    const pg_entity_update *sent, *cleared;
+    if (pg_policy_redact_entity(ctx->r->scratch, e, st->redacted, &sent) ||
+        pg_policy_redact_entity(ctx->r->scratch, sent, now, &cleared))
+        return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
+    size_t n = protobuf_c_message_get_packed_size(&sent->base);
+    if (n != protobuf_c_message_get_packed_size(&cleared->base))
+        return 0;
+    uint8_t *a = pg_arena_alloc(ctx->r->scratch, n + 1),
+            *b = pg_arena_alloc(ctx->r->scratch, n + 1);
+    if (!a || !b)
+        return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
+    protobuf_c_message_pack(&sent->base, a);
+    protobuf_c_message_pack(&cleared->base, b);
+    *same = !memcmp(a, b, n);
+    return 0;
+}
+
 static int s_reconcile_entity(pg_router_ctx *ctx, const pg_router_dest *dest, const s_held *h)
 {
     pg_router *r = ctx->r;
@@ -152,9 +179,13 @@ static int s_reconcile_entity(pg_router_ctx *ctx, const pg_router_dest *dest, co
         pg_policy_decision d;
         if (pg_policy_decide_entity(r->policy, dest->pd, e, r->scratch, NULL, NULL, &d))
             return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
-        if (d.verdict == PG_POLICY_SHARE)
+        int same = 0;
+        if (d.verdict == PG_POLICY_SHARE &&
+            (rc = s_same_form(ctx, e, &h->st, d.redacted, &same)) != 0)
+            return rc;
+        if (same)
             return 0;
-        reason = d.reason;
+        reason = d.verdict == PG_POLICY_SHARE ? PG_POLICY_R_REDACTION : d.reason;
     } else if (!dest->pd) {
         reason = PG_POLICY_R_KIND; /* the destination is gone: it receives nothing */
     }
