@@ -402,7 +402,7 @@ static void s_disclose(pg_outbatch *b, const char *key, const char *dest, const 
 {
     pg_outrec *r = pg_outbatch_add(b);
     ck_assert_ptr_nonnull(r);
-    r->topic = "t";
+    r->topic = pg_arena_sprintf(b->arena, "t.%s", dest);
     r->key = pg_arena_strdup(b->arena, key);
     r->value = (const uint8_t *)"v";
     r->value_len = 1;
@@ -419,7 +419,8 @@ static void s_disclose(pg_outbatch *b, const char *key, const char *dest, const 
 /* A policy change's withdrawals drop the spooled disclosures they withdraw, and
  * nothing else: other destinations, other keys, withdrawals already spooled; each
  * dropped record is a withhold event; a batch left empty is removed; the counters
- * follow. */
+ * follow. A destination renamed by the change (its topic kept) withdraws what was
+ * spooled under its old name (found by attack). */
 START_TEST(test_withhold)
 {
     pg_outbatch *a = pg_outbatch_new(), *b = pg_outbatch_new(), *c = pg_outbatch_new();
@@ -430,29 +431,29 @@ START_TEST(test_withhold)
     b->party = "rms:feed";
     s_disclose(b, "e2", "partner-a", NULL);
     pg_outrec *del = pg_outbatch_add(b); /* a withdrawal spooled before: it stays */
-    del->topic = "t";
+    del->topic = "t.partner-a";
     del->key = "e3";
     del->audit_action = PG_AUDIT_WITHDRAW;
     del->destination = "partner-a";
     c->party = "rms:feed";
     s_disclose(c, "e4", "partner-a", "policy:P1");
+    s_disclose(c, "e5", "mer", NULL);
     uint64_t sa, sb, sc;
     ck_assert_int_eq(s_append(a, &sa), 0);
     ck_assert_int_eq(s_append(b, &sb), 0);
     ck_assert_int_eq(s_append(c, &sc), 0);
     pg_spool_stats before = s_stats();
-    ck_assert_uint_eq(before.records, 6);
+    ck_assert_uint_eq(before.records, 7);
 
     pg_outbatch *w = pg_outbatch_new();
     w->party = "policy:P2";
-    const char *gone[][2] = {{"e1", "partner-a"},
-                             {"l1", "partner-a"},
-                             {"e3", "partner-a"},
-                             {"e4", "partner-a"},
-                             {"e2", "national"}};
+    const char *gone[][2] = {{"e1", "partner-a"}, {"l1", "partner-a"}, {"e3", "partner-a"},
+                             {"e4", "partner-a"}, {"e2", "national"},  {"e5", "merseyside"}};
     for (size_t i = 0; i < sizeof gone / sizeof *gone; i++) {
         pg_outrec *r = pg_outbatch_add(w);
-        r->topic = "t";
+        r->topic = pg_arena_sprintf(w->arena, "t.%s", gone[i][1]);
+        if (!strcmp(gone[i][1], "merseyside")) /* mer renamed, its topic kept */
+            r->topic = "t.mer";
         r->key = gone[i][0];
         r->audit_action = PG_AUDIT_WITHDRAW;
         r->destination = gone[i][1];
@@ -471,12 +472,12 @@ START_TEST(test_withhold)
     ck_assert_uint_gt(pg_spool_rewrites(s_spool), r0);
     ck_assert_uint_eq(pg_spool_rewrites(s_spool) & 1, 0);
 
-    ck_assert_uint_eq(dropped, 3); /* e1 and l1 for partner-a, e4 */
-    ck_assert_uint_eq(w->audit_count, 3);
+    ck_assert_uint_eq(dropped, 4); /* e1 and l1 for partner-a, e4, e5 */
+    ck_assert_uint_eq(w->audit_count, 4);
     for (size_t i = 0; i < w->audit_count; i++) {
         ck_assert_int_eq(w->audit[i].action, PG_AUDIT_WITHHOLD);
         ck_assert_str_eq(w->audit[i].party, "policy:P2");
-        ck_assert_str_eq(w->audit[i].destination, "partner-a");
+        ck_assert_str_eq(w->audit[i].destination, i < 3 ? "partner-a" : "merseyside");
         ck_assert_str_eq(w->audit[i].policy_version, "P2");
         ck_assert_str_eq(w->audit[i].outcome, "classification");
         ck_assert_str_eq(w->audit[i].origin, "ESX");
@@ -484,6 +485,7 @@ START_TEST(test_withhold)
     ck_assert_str_eq(w->audit[0].entity_id, "e1");
     ck_assert_str_eq(w->audit[1].entity_id, "l1");
     ck_assert_str_eq(w->audit[2].entity_id, "e4");
+    ck_assert_str_eq(w->audit[3].entity_id, "e5");
 
     pg_spool_stats after = s_stats();
     ck_assert_uint_eq(after.batches, 2); /* c is gone */

@@ -458,11 +458,12 @@ int pg_spool_remove(pg_spool *self, pg_store_txn *txn, uint64_t first, uint64_t 
 
 /* ---------------------------------------------------------------- withholding */
 
-/* "destination\nkey" of a record, in arena: what a withdrawal and a disclosure are
- * matched by (destination names and UUID keys hold no newline). */
+/* "topic\nkey" of a record, in arena: what a withdrawal and a disclosure are matched
+ * by: what the topic's consumers would hold, whatever the destination is called now (a
+ * rename keeps the topic; topic names and UUID keys hold no newline). */
 static const char *s_pair(pg_arena *arena, const pg_outrec *r)
 {
-    return pg_arena_sprintf(arena, "%s\n%s", r->destination ? r->destination : "", r->key);
+    return pg_arena_sprintf(arena, "%s\n%s", r->topic ? r->topic : "", r->key);
 }
 
 static int s_cmp_pair(const void *a, const void *b)
@@ -586,7 +587,7 @@ int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawal
                                  .entity_id = r->entity_id ? r->entity_id : r->key,
                                  .native_id = r->native_id,
                                  .origin = r->origin,
-                                 .destination = r->destination,
+                                 .destination = w->destination ? w->destination : r->destination,
                                  .agreement = r->agreement,
                                  .policy_version = w->policy_version,
                                  .version = r->version,

@@ -91,10 +91,10 @@ int pg_spool_remove(pg_spool *self, pg_store_txn *txn, uint64_t first, uint64_t 
 
 /* A policy change withholds what it withdraws before it is published. Inside the
  * write transaction txn of the reconcile that made withdrawals: every disclose record
- * still spooled whose destination and key a withdraw record of withdrawals has is
- * dropped from its batch (the batch removed when nothing is left of it), and each
- * becomes a withhold event appended to withdrawals' audit events (party
- * withdrawals->party, the withdrawal's policy version and reason). The withdrawals
+ * still spooled whose topic and key a withdraw record of withdrawals has (whatever the
+ * destination's name: a renamed one keeps its topic) is dropped from its batch (the batch removed
+ * when nothing is left of it), and each becomes a withhold event appended to withdrawals' audit
+ * events (party withdrawals->party, the withdrawal's policy version and reason). The withdrawals
  * themselves are sent: a disclosure published before still has to be withdrawn.
  * *dropped gets the number of records dropped. Call it between pg_spool_rewrite_begin
  * and pg_spool_rewrite_end, so that the producer does not commit a window it read
