@@ -972,6 +972,11 @@ static const struct s_case {
     {PER, "header.orgUnit", "@rep 65 X", "header.orgUnit: must be 1-64 characters, not 65"},
     {PER, "header.orgUnit", "\"ESX//CID\"", "header.orgUnit: has an empty segment"},
     {PER, "header.orgUnit", "\"/ESX\"", "header.orgUnit: has an empty segment"},
+    {PER, "header.orgUnit", "\"ESX/ CID\"",
+     "header.orgUnit: a segment starts or ends with a space"},
+    {PER, "header.orgUnit", "\"ESX/CID \"",
+     "header.orgUnit: a segment starts or ends with a space"},
+    {PER, "header.orgUnit", "\"ESX/CID\\tNORTH\"", "header.orgUnit: holds a tab or line break"},
     {PER, "header", NULL, "header: is required"},
     {PER, "header", "[]", "header: must be an object, not an array"},
     /* record envelope */
@@ -1457,6 +1462,18 @@ static pg_changeset *s_decoded(int which, const char *const *edits)
     return cs;
 }
 
+/* A unit's name may hold spaces: the spec says "/-separated, 1-64 chars" (found by
+ * attack: refused as "holds white space"). */
+START_TEST(test_org_unit_with_spaces)
+{
+    const char *edits[] = {"header.orgUnit", "\"ESX/CID/North Colchester\"", NULL};
+    pg_changeset *cs = s_decoded(PER, edits);
+    ck_assert_str_eq(cs->changes[0].entity->origin->org_unit, "ESX/CID/North Colchester");
+    ck_assert_str_eq(cs->changes[0].entity->origin->force, "ESX");
+    pg_changeset_destroy(&cs);
+}
+END_TEST
+
 /* Base `which` decoded with padded and with clean values gives the same entity. */
 static void s_same_entity(int which, const char *const *padded, const char *const *clean)
 {
@@ -1864,6 +1881,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_ops);
     tcase_add_test(tc, test_split);
     tcase_add_test(tc, test_decode_burglary);
+    tcase_add_test(tc, test_org_unit_with_spaces);
     tcase_add_test(tc, test_decode_merseyside);
     tcase_add_test(tc, test_round_trip_burglary);
     tcase_add_test(tc, test_round_trip_merseyside);

@@ -385,8 +385,12 @@ static int s_header_of(pg_atx_dec *d, const pg_adapter_ctx *ctx, const json_t *r
     for (const char *p = ou; *p; p++) {
         if (*p == '/' && (p == ou || p[1] == '/' || p[1] == 0))
             return pg_atx__fail(d, H, "orgUnit", "has an empty segment");
-        if (pg_atx_space(*p))
-            return pg_atx__fail(d, H, "orgUnit", "holds white space");
+        /* a unit's name may hold spaces ("ESX/CID/North Colchester"), but not at a
+         * segment's ends (envelope members are exact, never trimmed) */
+        if (*p == ' ' && (p == ou || p[-1] == '/' || p[1] == '/' || p[1] == 0))
+            return pg_atx__fail(d, H, "orgUnit", "a segment starts or ends with a space");
+        if (pg_atx_space(*p) && *p != ' ')
+            return pg_atx__fail(d, H, "orgUnit", "holds a tab or line break");
     }
     h->force = pg_arena_strndup(d->arena, ou, strcspn(ou, "/"));
     if (!h->force)
