@@ -110,8 +110,11 @@ static int s_reconcile(pg_daemon *self, char *errstr, size_t errstr_size)
     batch->party = party; /* as the router named its records: kept once per batch */
     /* What it withdraws and is still spooled is not published first. */
     size_t withheld = 0;
+    pg_router_stats mid;
+    pg_router_get_stats(self->router, &mid);
     if (!rc)
-        rc = pg_spool_withhold(self->spool, txn, batch, &withheld, errstr, errstr_size);
+        rc = pg_spool_withhold(self->spool, txn, batch, mid.reconciles > before.reconciles,
+                               &withheld, errstr, errstr_size);
     if (!rc)
         rc = pg_spool_append(self->spool, txn, batch, NULL, errstr, errstr_size);
     /* Fail closed: no withdrawal is spooled that is not logged. The router made the

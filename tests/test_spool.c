@@ -466,7 +466,7 @@ START_TEST(test_withhold)
     ck_assert_uint_eq(pg_spool_rewrites(s_spool) & 1, 1);
     pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
     size_t dropped = 0;
-    ck_assert_int_eq(pg_spool_withhold(s_spool, txn, w, &dropped, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_spool_withhold(s_spool, txn, w, 0, &dropped, s_err, sizeof s_err), 0);
     ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
     pg_spool_rewrite_end(s_spool);
     ck_assert_uint_gt(pg_spool_rewrites(s_spool), r0);
@@ -515,7 +515,7 @@ START_TEST(test_withhold)
     /* Nothing to withdraw: nothing read or written. */
     pg_outbatch_reset(w);
     txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
-    ck_assert_int_eq(pg_spool_withhold(s_spool, txn, w, &dropped, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_spool_withhold(s_spool, txn, w, 0, &dropped, s_err, sizeof s_err), 0);
     pg_store_abort(&txn);
     ck_assert_uint_eq(dropped, 0);
     pg_outbatch_destroy(&out);
@@ -523,6 +523,59 @@ START_TEST(test_withhold)
     pg_outbatch_destroy(&a);
     pg_outbatch_destroy(&b);
     pg_outbatch_destroy(&c);
+}
+END_TEST
+
+/* A policy change also drops each spooled disclosure that a withdrawal spooled after
+ * it ends (same topic and key): decided under the policy before, it is not held at the
+ * end, and the new one may forbid it (found by attack: a person went to a destination
+ * that no longer takes persons, then its DELETE). Only when the policy changed. */
+START_TEST(test_withhold_superseded)
+{
+    pg_outbatch *a = pg_outbatch_new(), *b = pg_outbatch_new();
+    a->party = b->party = "rms:feed";
+    s_disclose(a, "e1", "mer", NULL);
+    s_disclose(a, "e2", "mer", NULL);
+    pg_outrec *del = pg_outbatch_add(b);
+    del->topic = "t.mer";
+    del->key = "e1";
+    del->audit_action = PG_AUDIT_WITHDRAW;
+    del->destination = "mer";
+    del->policy_version = "P1";
+    del->outcome = "classification";
+    s_disclose(b, "e1", "national", NULL); /* another topic: stays */
+    s_disclose(b, "e2", "mer", NULL);      /* after its withdrawal... none: stays */
+    uint64_t sa, sb;
+    ck_assert_int_eq(s_append(a, &sa), 0);
+    ck_assert_int_eq(s_append(b, &sb), 0);
+    pg_outbatch *w = pg_outbatch_new();
+    w->party = "policy:P2";
+    size_t dropped = 9;
+    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_spool_withhold(s_spool, txn, w, 0, &dropped, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(dropped, 0);
+    ck_assert_int_eq(pg_spool_withhold(s_spool, txn, w, 1, &dropped, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(dropped, 1);
+    ck_assert_uint_eq(w->audit_count, 1);
+    ck_assert_str_eq(w->audit[0].entity_id, "e1");
+    ck_assert_str_eq(w->audit[0].destination, "mer");
+    ck_assert_str_eq(w->audit[0].outcome, "classification");
+    ck_assert_str_eq(w->audit[0].party, "policy:P2");
+    pg_outbatch *out = pg_outbatch_new();
+    pg_store_txn *rt = pg_store_begin(s_store, 0, s_err, sizeof s_err);
+    uint64_t seq, next;
+    ck_assert_int_eq(pg_spool_next(s_spool, rt, 0, &seq, NULL, out, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(out->count, 1);
+    ck_assert_str_eq(out->recs[0].key, "e2");
+    ck_assert_int_eq(pg_spool_next(s_spool, rt, seq, &next, NULL, out, s_err, sizeof s_err), 0);
+    ck_assert_uint_eq(out->count, 4); /* the withdrawal, e1 national, e2 mer */
+    ck_assert_int_eq(out->recs[1].audit_action, PG_AUDIT_WITHDRAW);
+    pg_store_abort(&rt);
+    pg_outbatch_destroy(&out);
+    pg_outbatch_destroy(&w);
+    pg_outbatch_destroy(&a);
+    pg_outbatch_destroy(&b);
 }
 END_TEST
 
@@ -564,6 +617,7 @@ int main(void)
     tcase_add_test(tc, test_survives_reopen);
     tcase_add_test(tc, test_damaged_value_reported);
     tcase_add_test(tc, test_withhold);
+    tcase_add_test(tc, test_withhold_superseded);
     tcase_add_test(tc, test_notify_wait);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -2,6 +2,7 @@
 #include "spool.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -485,23 +486,153 @@ static const pg_outrec *s_withdrawn(const pg_outbatch *withdrawals, const char *
     return hit ? &withdrawals->recs[index[hit - pairs]] : NULL;
 }
 
-int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawals, size_t *dropped,
-                      char *errstr, size_t errstr_size)
+/* A withdrawal spooled at (seq, i): "topic\nkey\n<seq><i>" sorts by pair, then by
+ * position. */
+typedef struct s_later {
+    const char *k;
+    size_t rec; /* its copy in the later batch */
+} s_later;
+
+static int s_cmp_later(const void *a, const void *b)
+{
+    return strcmp(((const s_later *)a)->k, ((const s_later *)b)->k);
+}
+
+static const char *s_later_key(pg_arena *arena, const pg_outrec *r, uint64_t seq, size_t i)
+{
+    return pg_arena_sprintf(arena, "%s\n%s\n%016" PRIx64 "%016zx", r->topic ? r->topic : "", r->key,
+                            seq, i);
+}
+
+/* Every withdrawal still spooled, copied into later (strings in its arena), with
+ * their keys sorted into *out (*count). */
+static int s_spooled_withdrawals(pg_spool *self, pg_store_txn *txn, pg_outbatch *later,
+                                 s_later **out, size_t *count, char *errstr, size_t errstr_size)
+{
+    pg_outbatch *batch = pg_outbatch_new();
+    pg_store_cursor *cur =
+        batch ? pg_store_cursor_open(txn, self->batch_db, errstr, errstr_size) : NULL;
+    s_later *v = NULL;
+    size_t n = 0, cap = 0;
+    const void *k, *val;
+    size_t klen, vlen;
+    int rc = !batch ? PG_ENOMEM
+             : !cur ? PG_ESTORE
+                    : pg_store_cursor_first(cur, &k, &klen, &val, &vlen);
+    for (; !rc; rc = pg_store_cursor_next(cur, &k, &klen, &val, &vlen)) {
+        pg_outbatch_reset(batch);
+        if (klen != 8)
+            rc = pg_errf(PG_EINTERNAL, errstr, errstr_size, "spool: damaged key");
+        else
+            rc = pg_spool_decode(val, vlen, batch, errstr, errstr_size);
+        for (size_t i = 0; !rc && i < batch->count; i++) {
+            const pg_outrec *r = &batch->recs[i];
+            if (r->audit_action != PG_AUDIT_WITHDRAW)
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                s_later *grown = realloc(v, cap * sizeof *v);
+                if (!grown) {
+                    rc = PG_ENOMEM;
+                    break;
+                }
+                v = grown;
+            }
+            pg_outrec *c = pg_outbatch_add(later);
+            if (!c) {
+                rc = PG_ENOMEM;
+                break;
+            }
+            pg_arena *a = later->arena;
+            *c = *r;
+            c->topic = pg_arena_strdup(a, r->topic ? r->topic : "");
+            c->key = pg_arena_strdup(a, r->key);
+            c->destination = r->destination ? pg_arena_strdup(a, r->destination) : NULL;
+            c->outcome = r->outcome ? pg_arena_strdup(a, r->outcome) : NULL;
+            c->policy_version = r->policy_version ? pg_arena_strdup(a, r->policy_version) : NULL;
+            v[n].k = s_later_key(a, r, pg_store_be64_get(k), i);
+            v[n].rec = later->count - 1;
+            if (!c->topic || !c->key || (r->destination && !c->destination) ||
+                (r->outcome && !c->outcome) || (r->policy_version && !c->policy_version) ||
+                !v[n++].k)
+                rc = PG_ENOMEM;
+        }
+        if (rc)
+            break;
+    }
+    pg_store_cursor_close(&cur);
+    pg_outbatch_destroy(&batch);
+    if (rc == PG_ENOTFOUND)
+        rc = 0;
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    if (n)
+        qsort(v, n, sizeof *v, s_cmp_later);
+    *out = v;
+    *count = n;
+    return 0;
+}
+
+/* The withdrawal that withholds rec, a disclosure spooled at (seq, i): one of the
+ * policy change's, or a withdrawal of its topic and key spooled after it (the record
+ * is not held there at the end: what was decided under the policy before need not
+ * go). NULL when none. */
+typedef struct s_why_ctx {
+    const pg_outbatch *withdrawals;
+    const char **pairs;
+    const size_t *index;
+    size_t n;
+    const pg_outbatch *later;
+    const s_later *lkeys;
+    size_t ln;
+} s_why_ctx;
+
+static const pg_outrec *s_why(const s_why_ctx *w, pg_arena *arena, const pg_outrec *rec,
+                              uint64_t seq, size_t i)
+{
+    const pg_outrec *hit = s_withdrawn(w->withdrawals, w->pairs, w->index, w->n, arena, rec);
+    if (hit || !w->ln || rec->audit_action != PG_AUDIT_DISCLOSE)
+        return hit;
+    s_later probe = {s_later_key(arena, rec, seq, i), 0};
+    if (!probe.k)
+        return NULL;
+    size_t plen = strlen(probe.k) - 32, lo = 0, hi = w->ln;
+    while (lo < hi) { /* the first key after the probe's */
+        size_t mid = lo + (hi - lo) / 2;
+        if (s_cmp_later(&w->lkeys[mid], &probe) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < w->ln && !strncmp(w->lkeys[lo].k, probe.k, plen))
+        return &w->later->recs[w->lkeys[lo].rec];
+    return NULL;
+}
+
+int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawals, int superseded,
+                      size_t *dropped, char *errstr, size_t errstr_size)
 {
     *dropped = 0;
     size_t n = 0;
     for (size_t i = 0; i < withdrawals->count; i++)
         n += withdrawals->recs[i].audit_action == PG_AUDIT_WITHDRAW;
-    if (!n)
+    if (!n && !superseded)
         return 0;
     pg_arena *arena = pg_arena_new(0);
-    pg_outbatch *batch = pg_outbatch_new(), *keep = pg_outbatch_new();
-    const char **pairs = arena ? pg_arena_alloc(arena, n * sizeof *pairs) : NULL;
-    size_t *index = arena ? pg_arena_alloc(arena, n * sizeof *index) : NULL;
+    pg_outbatch *batch = pg_outbatch_new(), *keep = pg_outbatch_new(), *later = pg_outbatch_new();
+    const char **pairs = arena ? pg_arena_alloc(arena, (n + 1) * sizeof *pairs) : NULL;
+    size_t *index = arena ? pg_arena_alloc(arena, (n + 1) * sizeof *index) : NULL;
     uint64_t *seqs = NULL;
     size_t nseq = 0, cap = 0;
     pg_store_cursor *cur = NULL;
-    int rc = batch && keep && pairs && index ? 0 : PG_ENOMEM;
+    s_why_ctx why = {withdrawals, pairs, index, n, later, NULL, 0};
+    int rc = batch && keep && later && pairs && index ? 0 : PG_ENOMEM;
+    s_later *lkeys = NULL;
+    if (!rc && superseded &&
+        !(rc = s_spooled_withdrawals(self, txn, later, &lkeys, &why.ln, errstr, errstr_size)))
+        why.lkeys = lkeys;
     /* The withdrawals, sorted by pair: index[] maps a sorted pair to its record. */
     size_t m = 0;
     for (size_t i = 0; !rc && i < withdrawals->count; i++)
@@ -510,7 +641,8 @@ int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawal
             rc = pairs[m++] ? 0 : PG_ENOMEM;
         }
     if (!rc) {
-        qsort(pairs, n, sizeof *pairs, s_cmp_pair);
+        if (n)
+            qsort(pairs, n, sizeof *pairs, s_cmp_pair);
         for (size_t i = 0; !rc && i < withdrawals->count; i++) {
             const pg_outrec *w = &withdrawals->recs[i];
             const char *pair = w->audit_action == PG_AUDIT_WITHDRAW ? s_pair(arena, w) : NULL;
@@ -537,8 +669,7 @@ int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawal
             break;
         size_t hits = 0;
         for (size_t i = 0; i < batch->count; i++)
-            hits +=
-                s_withdrawn(withdrawals, pairs, index, n, batch->arena, &batch->recs[i]) != NULL;
+            hits += s_why(&why, batch->arena, &batch->recs[i], pg_store_be64_get(k), i) != NULL;
         if (!hits)
             continue;
         if (nseq == cap) {
@@ -573,7 +704,7 @@ int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawal
             break;
         for (size_t i = 0; !rc && i < batch->count; i++) {
             const pg_outrec *r = &batch->recs[i];
-            const pg_outrec *w = s_withdrawn(withdrawals, pairs, index, n, batch->arena, r);
+            const pg_outrec *w = s_why(&why, batch->arena, r, seqs[s], i);
             if (!w) {
                 pg_outrec *copy = pg_outbatch_add(keep);
                 if (!copy)
@@ -621,6 +752,8 @@ int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawal
     if (rc == PG_ENOMEM)
         pg_errf(rc, errstr, errstr_size, "spool: out of memory");
     free(seqs);
+    free(lkeys);
+    pg_outbatch_destroy(&later);
     pg_outbatch_destroy(&keep);
     pg_outbatch_destroy(&batch);
     pg_arena_destroy(&arena);

@@ -96,11 +96,15 @@ int pg_spool_remove(pg_spool *self, pg_store_txn *txn, uint64_t first, uint64_t 
  * when nothing is left of it), and each becomes a withhold event appended to withdrawals' audit
  * events (party withdrawals->party, the withdrawal's policy version and reason). The withdrawals
  * themselves are sent: a disclosure published before still has to be withdrawn.
+ * superseded (the policy changed): so is every disclose record still spooled that a
+ * withdrawal of its topic and key spooled after it ends (decided under the policy
+ * before, it is not held at the end, and the new policy may forbid it); its withhold
+ * event has that withdrawal's destination, policy version and reason.
  * *dropped gets the number of records dropped. Call it between pg_spool_rewrite_begin
  * and pg_spool_rewrite_end, so that the producer does not commit a window it read
  * from the spool before the rewrite committed. 0, PG_ESTORE, PG_ENOMEM, PG_EINTERNAL. */
-int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawals, size_t *dropped,
-                      char *errstr, size_t errstr_size);
+int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawals, int superseded,
+                      size_t *dropped, char *errstr, size_t errstr_size);
 /* Mark a rewrite of the spool under way (before its write transaction begins), and
  * over (after it committed or aborted; it also notifies waiters). */
 void pg_spool_rewrite_begin(pg_spool *self);
