@@ -298,6 +298,14 @@ static int s_resend_one(s_dlq_cli *c, uint64_t id)
     }
     char why[PG_ERRSTR_SIZE];
     int rc = pg_dlq_resend(c->dlq, id, &c->rms, c->timeout_ms, why, sizeof why);
+    if (rc == PG_ESTALE) {
+        json_t *j = json_pack("{s:s,s:s}", "status", "superseded", "reason", why);
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        printf("%" PRIu64 " %s\n", id, text ? text : "{\"status\":\"superseded\"}");
+        free(text);
+        json_decref(j);
+        return 1;
+    }
     if (rc == 0) {
         printf("%" PRIu64 " {\"status\":\"stored\"}\n", id);
         return 0;
