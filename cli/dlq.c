@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "curve.h"
 #include "dlq.h"
 #include "partner.h"
 #include "partner_service.h"
@@ -62,6 +63,9 @@ static const char s_usage_text[] =
     "                      delivery.endpoint): a ZeroMQ endpoint (\"tcp://...\") or the\n"
     "                      RMS's drop directory\n"
     "  --timeout-ms N      replay: how long to wait for each ack (default 10000)\n"
+    "  --secret-key FILE   replay to an intake under CURVE: our secret key (its public\n"
+    "                      key on the daemon's curve.intake_clients_file), with\n"
+    "  --server-key FILE   the daemon's public key (pinned)\n"
     "  -h, --help          print this help and exit\n"
     "\n"
     "Exit status: 0 done (replay: every message accepted); 1 a dead letter not found,\n"
@@ -76,7 +80,9 @@ typedef struct s_dlq_cli {
     const char *to;
     pg_rms_delivery_config rms; /* import dead letters: transport and endpoint */
     int timeout_ms;
-    const pg_config *cfg; /* partner dead letters: the pipeline's configuration */
+    const pg_config *cfg;    /* partner dead letters: the pipeline's configuration */
+    const char *secret_file; /* intake replays under CURVE: our key, the daemon's */
+    char secret[PG_CURVE_KEY_LEN], server[PG_CURVE_KEY_LEN];
 } s_dlq_cli;
 
 static int s_usage_error(const char *what)
@@ -558,11 +564,14 @@ static int s_replay_intake(s_dlq_cli *c, const uint64_t *ids, size_t n)
     void *ctx = zmq_ctx_new();
     void *sock = ctx ? zmq_socket(ctx, ZMQ_REQ) : NULL;
     int linger = 0;
+    char kerr[PG_ERRSTR_SIZE] = "";
     if (!sock || zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) ||
+        (c->secret_file && pg_curve_client(sock, c->secret, c->server, kerr, sizeof kerr)) ||
         zmq_setsockopt(sock, ZMQ_RCVTIMEO, &c->timeout_ms, sizeof c->timeout_ms) ||
         zmq_setsockopt(sock, ZMQ_SNDTIMEO, &c->timeout_ms, sizeof c->timeout_ms) ||
         zmq_connect(sock, c->to)) {
-        fprintf(stderr, "polegate dlq: cannot connect to %s: %s\n", c->to, zmq_strerror(errno));
+        fprintf(stderr, "polegate dlq: cannot connect to %s: %s\n", c->to,
+                *kerr ? kerr : zmq_strerror(errno));
         if (sock)
             zmq_close(sock);
         if (ctx)
@@ -591,6 +600,8 @@ int pg_cli_dlq(int argc, char **argv)
         {"to", required_argument, NULL, 't'},
         {"rms", required_argument, NULL, 'R'},
         {"timeout-ms", required_argument, NULL, 'T'},
+        {"secret-key", required_argument, NULL, 'k'},
+        {"server-key", required_argument, NULL, 'K'},
         {"json", no_argument, NULL, 'j'},
         {"raw", no_argument, NULL, 'r'},
         {"all", no_argument, NULL, 'a'},
@@ -598,7 +609,7 @@ int pg_cli_dlq(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     s_dlq_cli c = {.timeout_ms = 10000};
-    const char *store = NULL, *config = NULL;
+    const char *store = NULL, *config = NULL, *server_file = NULL;
     int all = 0, opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -621,6 +632,12 @@ int pg_cli_dlq(int argc, char **argv)
             if (pg_cli_parse_long(optarg, 1, INT_MAX, &n))
                 return s_usage_error("--timeout-ms must be a positive number");
             c.timeout_ms = (int)n;
+            break;
+        case 'k':
+            c.secret_file = optarg;
+            break;
+        case 'K':
+            server_file = optarg;
             break;
         case 'j':
             c.json = 1;
@@ -645,6 +662,8 @@ int pg_cli_dlq(int argc, char **argv)
         return s_usage_error("the commands are list, show, replay and purge");
     if (!store == !config)
         return s_usage_error("give either --store DIR or --config FILE");
+    if (pg_cli_curve_keys("dlq", c.secret_file, server_file, c.secret, c.server))
+        return 2;
     size_t n = (size_t)(argc - optind);
     uint64_t *ids = calloc(n ? n : 1, sizeof *ids);
     if (!ids)

@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "curve.h"
 #include "dlq.h"
 #include "intake.h"
 #include "ledger.h"
@@ -474,6 +475,74 @@ START_TEST(test_cli_replay_after_fix)
 }
 END_TEST
 
+/* Replay to an intake under CURVE, as production runs it (found by attack: replay had
+ * no keys and could not reach such an intake): with --secret-key and --server-key it is
+ * taken; without them nothing answers. */
+START_TEST(test_cli_replay_curve)
+{
+    char base[160], srvkey[PG_CURVE_KEY_LEN], clipub[PG_CURVE_KEY_LEN], path[200], args[1024];
+    snprintf(base, sizeof base, "%s/server", s_dir);
+    ck_assert_int_eq(pg_curve_keygen(base, s_err, sizeof s_err), 0);
+    snprintf(base, sizeof base, "%s/client", s_dir);
+    ck_assert_int_eq(pg_curve_keygen(base, s_err, sizeof s_err), 0);
+    snprintf(path, sizeof path, "%s/server.key", s_dir);
+    ck_assert_int_eq(pg_curve_key_load(path, 1, srvkey, s_err, sizeof s_err), 0);
+    snprintf(path, sizeof path, "%s/client.pub", s_dir);
+    ck_assert_int_eq(pg_curve_key_load(path, 0, clipub, s_err, sizeof s_err), 0);
+    snprintf(path, sizeof path, "%s/clients", s_dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "%s ops\n", clipub);
+    fclose(f);
+    pg_curve_allow *allow = pg_curve_allow_load(path, s_err, sizeof s_err);
+    ck_assert_msg(allow != NULL, "%s", s_err);
+    pg_ledger *ledger = pg_ledger_new(s_store, s_err, sizeof s_err);
+    pg_spool *spool = pg_spool_new(s_store, NULL, s_err, sizeof s_err);
+    pg_policy *policy =
+        pg_policy_load_string(S_POLICY, strlen(S_POLICY), "ESX", s_err, sizeof s_err);
+    pg_router *router = pg_router_new(policy, s_store, "ESX", s_err, sizeof s_err);
+    ck_assert_msg(router != NULL, "%s", s_err);
+    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
+                        .adapter = &s_fix_adapter,
+                        .force = "ESX",
+                        .dlq_topic = "t.dlq.v1",
+                        .store = s_store,
+                        .ledger = ledger,
+                        .router = router,
+                        .spool = spool,
+                        .dlq = s_dlq,
+                        .curve_secret = srvkey,
+                        .curve_allow = allow};
+    s_server srv = {.intake = pg_intake_new(&o, s_err, sizeof s_err)};
+    ck_assert_msg(srv.intake != NULL, "%s", s_err);
+    pg_intake_ack ack;
+    s_fixed = 0;
+    pg_intake_handle(srv.intake, (const uint8_t *)"bad P1", 6, &ack);
+    ck_assert_uint_eq(ack.dead_letter, 1);
+    s_fixed = 1;
+    pthread_t th;
+    pthread_create(&th, NULL, s_serve, &srv);
+    snprintf(args, sizeof args, "dlq replay --timeout-ms 500 --store %s --to %s 1", s_dir,
+             pg_intake_endpoint(srv.intake));
+    ck_assert_int_eq(s_polegate(args), 2); /* plain text: no answer */
+    snprintf(args, sizeof args,
+             "dlq replay --store %s --to %s --secret-key %s/client.key --server-key "
+             "%s/server.pub 1",
+             s_dir, pg_intake_endpoint(srv.intake), s_dir, s_dir);
+    ck_assert_int_eq(s_polegate(args), 0);
+    ck_assert_ptr_nonnull(strstr(s_out, "1 {\"correlation\":\"dlq-1\",\"status\":\"accepted\""));
+    srv.stop = 1;
+    pthread_join(th, NULL);
+    ck_assert_uint_eq(s_stats().entries, 0);
+    pg_intake_destroy(&srv.intake);
+    pg_router_destroy(&router);
+    pg_policy_destroy(&policy);
+    pg_spool_destroy(&spool);
+    pg_ledger_destroy(&ledger);
+    pg_curve_allow_destroy(&allow);
+}
+END_TEST
+
 static uint64_t s_add_import(const char *reason, const char *data)
 {
     pg_dlq_entry e = {.received_ms = 1774765800123LL,
@@ -888,6 +957,7 @@ int main(void)
     tcase_add_test(tc, test_damaged_entry);
     tcase_add_test(tc, test_cli_list_show_purge);
     tcase_add_test(tc, test_cli_replay_after_fix);
+    tcase_add_test(tc, test_cli_replay_curve);
     tcase_add_test(tc, test_import_entries);
     tcase_add_test(tc, test_cli_import_list_show_replay);
     tcase_add_test(tc, test_cli_import_replay_superseded);
