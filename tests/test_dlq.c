@@ -585,7 +585,7 @@ START_TEST(test_import_entries)
     ck_assert_str_eq(pg_dlq_kind_name(PG_DLQ_IMPORT), "import");
     /* an intake dead letter is not resent to the RMS */
     pg_rms_delivery_config dc = {.transport = "dir", .endpoint = s_dir};
-    ck_assert_int_eq(pg_dlq_resend(s_dlq, a, &dc, 1000, s_err, sizeof s_err), PG_EUSAGE);
+    ck_assert_int_eq(pg_dlq_resend(s_dlq, a, &dc, NULL, 1000, s_err, sizeof s_err), PG_EUSAGE);
     /* import entries are evicted like any other */
     pg_dlq_limits lim = {.max_entries = 2};
     s_open(&lim);
@@ -899,6 +899,37 @@ START_TEST(test_cli_import_list_show_replay)
 }
 END_TEST
 
+/* An import dead letter holds records of forces the policy takes from partners: one the
+ * policy no longer takes from any partner is not sent (found by attack: a replay
+ * delivered a removed partner's records). A force a partner speaks for counts. */
+START_TEST(test_import_replay_needs_partner)
+{
+    s_add_import("x: y", "<Batch/>"); /* origin ESX,KNT */
+    char drop[96];
+    snprintf(drop, sizeof drop, "%s/drop", s_dir);
+    ck_assert_int_eq(mkdir(drop, 0700), 0);
+    pg_rms_delivery_config dc = {.transport = "dir", .endpoint = drop};
+    static const char only_mer[] =
+        "policy:\n  version: T-2\n  agreements: [{name: A, description: test}]\n"
+        "  partners:\n    - {force: MER, topic: t.mer.v1, agreement: A}\n";
+    static const char nat_speaks[] =
+        "policy:\n  version: T-3\n  agreements: [{name: A, description: test}]\n"
+        "  partners:\n    - {force: NAT, topic: t.nat.v1, agreement: A, speaks_for: [KNT, ESX]}\n";
+    pg_policy *p = pg_policy_load_string(only_mer, strlen(only_mer), "LAN", s_err, sizeof s_err);
+    ck_assert_msg(p != NULL, "%s", s_err);
+    ck_assert_int_eq(pg_dlq_resend(s_dlq, 1, &dc, p, 2000, s_err, sizeof s_err), PG_EPOLICY);
+    ck_assert_str_eq(s_err, "dlq: dead letter 1 holds records of ESX, which the policy (T-2) no "
+                            "longer takes from any partner; it is not sent");
+    ck_assert_uint_eq(s_stats().entries, 1);
+    pg_policy_destroy(&p);
+    p = pg_policy_load_string(nat_speaks, strlen(nat_speaks), "LAN", s_err, sizeof s_err);
+    ck_assert_msg(p != NULL, "%s", s_err);
+    ck_assert_msg(pg_dlq_resend(s_dlq, 1, &dc, p, 5000, s_err, sizeof s_err) == 0, "%s", s_err);
+    ck_assert_uint_eq(s_stats().entries, 0);
+    pg_policy_destroy(&p);
+}
+END_TEST
+
 /* An import dead letter whose record its partner deleted since (erased, withdrawn) is
  * not sent: the RMS would get back what the partner took away (found by attack: a
  * replay brought back an erased record). It is kept, said superseded. */
@@ -961,6 +992,7 @@ int main(void)
     tcase_add_test(tc, test_import_entries);
     tcase_add_test(tc, test_cli_import_list_show_replay);
     tcase_add_test(tc, test_cli_import_replay_superseded);
+    tcase_add_test(tc, test_import_replay_needs_partner);
     tcase_add_test(tc, test_partner_redelivery_kept_once);
     tcase_add_test(tc, test_partner_entries_bounded_apart);
     tcase_add_test(tc, test_class_index_heals);

@@ -2108,20 +2108,20 @@ START_TEST(test_rms_rejection_is_a_dead_letter)
     pthread_t th;
     pthread_create(&th, NULL, s_rms_once_run, &once);
     pg_rms_delivery_config zc = {.transport = "zmq", .endpoint = r.endpoint, .zmq_ctx = r.ctx};
-    ck_assert_int_eq(pg_dlq_resend(dlq, 1, &zc, 5000, e, sizeof e), PG_EINVALID);
+    ck_assert_int_eq(pg_dlq_resend(dlq, 1, &zc, NULL, 5000, e, sizeof e), PG_EINVALID);
     pthread_join(th, NULL);
     ck_assert_str_eq(e, "record.id: no");
     ck_assert_uint_eq(once.len, sent_len);
     ck_assert_mem_eq(once.body, sent, sent_len);
     /* no RMS answering: kept */
     pg_rms_delivery_config down = {.transport = "zmq", .endpoint = "tcp://127.0.0.1:1"};
-    ck_assert_int_eq(pg_dlq_resend(dlq, 1, &down, 300, e, sizeof e), PG_ETIMEOUT);
+    ck_assert_int_eq(pg_dlq_resend(dlq, 1, &down, NULL, 300, e, sizeof e), PG_ETIMEOUT);
     txn = pg_store_begin(st, 0, e, sizeof e);
     ck_assert_int_eq(pg_dlq_get(dlq, txn, 1, &de, e, sizeof e), 0);
     pg_store_abort(&txn);
     /* stored (a drop directory, the RMS's importer's): removed */
     pg_rms_delivery_config dc = {.transport = "dir", .endpoint = s_drop};
-    ck_assert_msg(pg_dlq_resend(dlq, 1, &dc, 5000, e, sizeof e) == 0, "%s", e);
+    ck_assert_msg(pg_dlq_resend(dlq, 1, &dc, NULL, 5000, e, sizeof e) == 0, "%s", e);
     char path[512];
     ck_assert_int_eq(s_count_files(s_drop, path, sizeof path), 1);
     ck_assert_ptr_nonnull(strstr(path, ".xml"));
@@ -2135,7 +2135,7 @@ START_TEST(test_rms_rejection_is_a_dead_letter)
     txn = pg_store_begin(st, 0, e, sizeof e);
     ck_assert_int_eq(pg_dlq_get(dlq, txn, 1, &de, e, sizeof e), PG_ENOTFOUND);
     pg_store_abort(&txn);
-    ck_assert_int_eq(pg_dlq_resend(dlq, 1, &dc, 5000, e, sizeof e), PG_ENOTFOUND);
+    ck_assert_int_eq(pg_dlq_resend(dlq, 1, &dc, NULL, 5000, e, sizeof e), PG_ENOTFOUND);
     pg_dlq_destroy(&dlq);
     pg_store_destroy(&st);
     s_router_close(&r);

@@ -13,6 +13,7 @@
 #include "polegate/buf.h"
 #include "polegate/error.h"
 #include "polegate/wire.h"
+#include "policy.h"
 #include "rms_delivery.h"
 #include "store.h"
 
@@ -695,8 +696,39 @@ static int s_superseded(pg_ledger *ledger, pg_store_txn *txn, const pg_dlq_entry
     return rc;
 }
 
-int pg_dlq_resend(pg_dlq *self, uint64_t id, const pg_rms_delivery_config *cfg, int timeout_ms,
-                  char *errstr, size_t errstr_size)
+/* Does policy still take records of origin force `force` from some partner? */
+static int s_partner_of(const pg_policy *policy, const char *force, size_t len)
+{
+    for (size_t i = 0; i < pg_policy_partner_count(policy); i++) {
+        const pg_policy_partner *p = pg_policy_partner_at(policy, i);
+        if (strlen(p->force) == len && !memcmp(p->force, force, len))
+            return 1;
+        for (size_t j = 0; j < p->n_speaks_for; j++)
+            if (strlen(p->speaks_for[j]) == len && !memcmp(p->speaks_for[j], force, len))
+                return 1;
+    }
+    return 0;
+}
+
+/* PG_EPOLICY when policy (may be NULL: not checked) no longer takes records of an
+ * origin force of import dead letter e (its origin, "MER" or "MER,KNT"). */
+static int s_still_partner(const pg_policy *policy, const pg_dlq_entry *e, char *errstr,
+                           size_t errstr_size)
+{
+    for (const char *f = e->origin; policy && f && *f;) {
+        size_t len = strcspn(f, ",");
+        if (!s_partner_of(policy, f, len))
+            return pg_errf(PG_EPOLICY, errstr, errstr_size,
+                           "dlq: dead letter %" PRIu64 " holds records of %.*s, which the "
+                           "policy (%s) no longer takes from any partner; it is not sent",
+                           e->id, (int)len, f, pg_policy_version(policy));
+        f += len + (f[len] == ',');
+    }
+    return 0;
+}
+
+int pg_dlq_resend(pg_dlq *self, uint64_t id, const pg_rms_delivery_config *cfg,
+                  const pg_policy *policy, int timeout_ms, char *errstr, size_t errstr_size)
 {
     pg_ledger *ledger = pg_ledger_new_named(self->store, "partner", errstr, errstr_size);
     if (!ledger)
@@ -708,6 +740,8 @@ int pg_dlq_resend(pg_dlq *self, uint64_t id, const pg_rms_delivery_config *cfg, 
     }
     pg_dlq_entry e = {0};
     int rc = pg_dlq_get(self, txn, id, &e, errstr, errstr_size);
+    if (!rc && e.kind == PG_DLQ_IMPORT)
+        rc = s_still_partner(policy, &e, errstr, errstr_size);
     if (!rc && e.kind == PG_DLQ_IMPORT)
         rc = s_superseded(ledger, txn, &e, errstr, errstr_size);
     if (!rc && e.kind != PG_DLQ_IMPORT)

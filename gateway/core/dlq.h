@@ -10,6 +10,7 @@ typedef struct pg_outbatch pg_outbatch;
 typedef struct pg_rms_delivery_config pg_rms_delivery_config;
 typedef struct pg_store pg_store;
 typedef struct pg_store_txn pg_store_txn;
+struct pg_policy;
 
 /*
  * A message the adapter (or the ledger) rejects as invalid is a dead letter. It is
@@ -127,12 +128,13 @@ int pg_dlq_outrec(pg_outbatch *batch, const char *topic, const pg_dlq_entry *ent
  * the dead letter is deleted, 0. Rejected again: it is kept, PG_EINVALID with the
  * RMS's reason in errstr. No result in time: kept, PG_ETIMEOUT. A record or link it
  * carries deleted in the partner ledger since (erased, withdrawn): not sent, kept,
- * PG_ESTALE. Not an import entry:
+ * PG_ESTALE. Records of a force policy (NULL: not checked) no longer takes from any
+ * partner: not sent, kept, PG_EPOLICY. Not an import entry:
  * PG_EUSAGE (intake entries go to our intake: `polegate dlq replay`); only part of it
  * kept: PG_ETOOBIG; PG_ENOTFOUND, PG_ESTORE, or the delivery's error. Call it while
  * this thread has no transaction open. */
-int pg_dlq_resend(pg_dlq *self, uint64_t id, const pg_rms_delivery_config *cfg, int timeout_ms,
-                  char *errstr, size_t errstr_size);
+int pg_dlq_resend(pg_dlq *self, uint64_t id, const pg_rms_delivery_config *cfg,
+                  const struct pg_policy *policy, int timeout_ms, char *errstr, size_t errstr_size);
 
 /*
  * Replays asked of a running daemon. Partner dead letters are replayed through the
