@@ -550,15 +550,19 @@ static void s_reload_allow_list(pg_daemon *self)
            pg_curve_allow_count(next), was);
 }
 
-/* SIGHUP: read the configuration file again. One that does not pass --check-config
- * changes nothing. A new policy version goes through the start-up reconcile (and the
- * partner service restarts under it); if that fails the running policy stays. Returns
- * 0, or negative with errstr when the daemon cannot go on (the partner service could
- * not be restarted). */
+/* SIGHUP: read the configuration file again. One that does not pass --check-config,
+ * or that does not fit what stays in force (pg_config_check_reload), changes nothing.
+ * A new policy version goes through the start-up reconcile (and the partner service
+ * restarts under it); if that fails the running policy stays. Returns 0, or negative
+ * with errstr when the daemon cannot go on (the partner service could not be
+ * restarted). */
 static int s_reload(pg_daemon *self, char *errstr, size_t errstr_size)
 {
     char errs[16384];
     pg_config *next = pg_config_load(self->cfg->path, errs, sizeof errs);
+    /* The file alone passes --check-config; it must also fit what stays in force. */
+    if (next && pg_config_check_reload(&self->live, next, errs, sizeof errs))
+        pg_config_destroy(&next);
     if (!next) {
         for (char *c = errs; *c; c++)
             if (*c == '\n')

@@ -587,6 +587,53 @@ START_TEST(test_audit_spool_dlq)
 }
 END_TEST
 
+/* Found by attack: a reload checked the new file alone, and dlq.topic and audit.topic
+ * only change at the next start, so a destination could be given the dead-letter topic
+ * the running daemon still writes raw dead letters to. */
+START_TEST(test_reload_own_topics_in_force)
+{
+    pg_config *running = s_parse(BASE "dlq: {topic: ops-a-dlq}\naudit: {topic: ops-a-audit}\n");
+    ck_assert_msg(running != NULL, "%s", s_err);
+    ck_assert_int_eq(pg_config_check_reload(running, running, s_err, sizeof s_err), 0);
+#define S_RELOAD_POLICY(topic)                                                                     \
+    "policy:\n  version: T-2\n  agreements: [{name: A, description: a}]\n"                         \
+    "  destinations: [{name: national, kind: national, topic: " topic ", agreement: A, "           \
+    "max_classification: OFFICIAL, kinds: all}]\n" FORCE ADAPTER INTAKE STORE KAFKA
+    pg_config *next = s_parse(S_RELOAD_POLICY("ops-a-dlq") "dlq: {topic: ops-a-dlq2}\n");
+    ck_assert_msg(next != NULL, "%s", s_err); /* alone it passes --check-config */
+    ck_assert_int_eq(pg_config_check_reload(running, next, s_err, sizeof s_err), PG_ECONFIG);
+    ck_assert_msg(strstr(s_err, "policy.destinations[0] (national): topic 'ops-a-dlq' is the "
+                                "dead-letter topic still in force"),
+                  "%s", s_err);
+    pg_config_destroy(&next);
+    next = s_parse(S_RELOAD_POLICY("ops-a-audit") "audit: {topic: ops-a-audit2}\n");
+    ck_assert_msg(next != NULL, "%s", s_err);
+    ck_assert_int_eq(pg_config_check_reload(running, next, s_err, sizeof s_err), PG_ECONFIG);
+    ck_assert_msg(strstr(s_err, "topic 'ops-a-audit' is the audit checkpoint topic still in "
+                                "force"),
+                  "%s", s_err);
+    pg_config_destroy(&next);
+    next = s_parse(
+        "policy:\n  version: T-2\n  agreements: [{name: A, description: a}]\n"
+        "  destinations: [{name: national, kind: national, topic: polegate.esx.national.pole.v1, "
+        "agreement: A, max_classification: OFFICIAL, kinds: all}]\n"
+        "  partners: [{force: MER, topic: ops-a-dlq, agreement: A}]\n" FORCE ADAPTER INTAKE STORE
+            KAFKA "dlq: {topic: ops-a-dlq2}\n");
+    ck_assert_msg(next != NULL, "%s", s_err);
+    ck_assert_int_eq(pg_config_check_reload(running, next, s_err, sizeof s_err), PG_ECONFIG);
+    ck_assert_msg(strstr(s_err, "policy.partners[0] (MER): topic 'ops-a-dlq' is the dead-letter "
+                                "topic still in force"),
+                  "%s", s_err);
+    pg_config_destroy(&next);
+    /* another topic is fine, the changed dlq.topic waits for the start */
+    next = s_parse(S_RELOAD_POLICY("polegate.esx.other.v1") "dlq: {topic: ops-a-dlq2}\n");
+    ck_assert_msg(next != NULL, "%s", s_err);
+    ck_assert_msg(!pg_config_check_reload(running, next, s_err, sizeof s_err), "%s", s_err);
+    pg_config_destroy(&next);
+    pg_config_destroy(&running);
+}
+END_TEST
+
 START_TEST(test_log_levels)
 {
     char *out = NULL;
@@ -907,6 +954,7 @@ int main(void)
     tcase_add_test(tc, test_policy_required);
     tcase_add_test(tc, test_policy_errors_reported);
     tcase_add_test(tc, test_audit_spool_dlq);
+    tcase_add_test(tc, test_reload_own_topics_in_force);
     tcase_add_test(tc, test_diff);
     tcase_add_test(tc, test_adapter_settings);
     tcase_add_test(tc, test_log_formats);

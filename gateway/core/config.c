@@ -593,6 +593,30 @@ static void s_policy_problem(void *ud, const char *problem)
     ld->nerrors++;
 }
 
+/* The gateway's own topics carry what no destination or partner may share: the dead
+ * letters (original record bytes) and the audit checkpoints. Each of p's destinations
+ * and partners that publishes to dlq_topic or audit_topic is reported; when says which
+ * (the file's own, or those still in force at a reload). */
+static void s_own_topics(s_loader *ld, int line, const pg_policy *p, const char *dlq_topic,
+                         const char *audit_topic, const char *when)
+{
+    const struct {
+        const char *topic, *what;
+    } own[] = {{dlq_topic, "the dead-letter topic"}, {audit_topic, "the audit checkpoint topic"}};
+    for (size_t t = 0; t < sizeof own / sizeof own[0]; t++) {
+        if (!own[t].topic)
+            continue;
+        for (size_t i = 0; i < pg_policy_destination_count(p); i++)
+            if (!strcmp(pg_policy_destination_at(p, i)->topic, own[t].topic))
+                s_err(ld, line, "policy.destinations[%zu] (%s): topic '%s' is %s%s", i,
+                      pg_policy_destination_at(p, i)->name, own[t].topic, own[t].what, when);
+        for (size_t i = 0; i < pg_policy_partner_count(p); i++)
+            if (!strcmp(pg_policy_partner_at(p, i)->topic, own[t].topic))
+                s_err(ld, line, "policy.partners[%zu] (%s): topic '%s' is %s%s", i,
+                      pg_policy_partner_at(p, i)->force, own[t].topic, own[t].what, when);
+    }
+}
+
 /* The `policy:` section, parsed by the policy module once the force is known, and the
  * rules between it and the other sections. */
 static void s_policy(s_loader *ld, struct fy_node *node, int line)
@@ -621,24 +645,7 @@ static void s_policy(s_loader *ld, struct fy_node *node, int line)
         s_err(ld, line,
               "policy.destinations: none: this gateway would publish nothing (add the "
               "national service or a partner force: docs/policy.md)");
-    /* The gateway's own topics carry what no destination or partner may share: the
-     * dead letters (original record bytes) and the audit checkpoints. */
-    const struct {
-        const char *topic, *what;
-    } own[] = {{cfg->dlq_topic, "the dead-letter topic"},
-               {cfg->audit_topic, "the audit checkpoint topic"}};
-    for (size_t t = 0; t < sizeof own / sizeof own[0]; t++) {
-        if (!own[t].topic)
-            continue;
-        for (size_t i = 0; i < pg_policy_destination_count(p); i++)
-            if (!strcmp(pg_policy_destination_at(p, i)->topic, own[t].topic))
-                s_err(ld, line, "policy.destinations[%zu] (%s): topic '%s' is %s", i,
-                      pg_policy_destination_at(p, i)->name, own[t].topic, own[t].what);
-        for (size_t i = 0; i < pg_policy_partner_count(p); i++)
-            if (!strcmp(pg_policy_partner_at(p, i)->topic, own[t].topic))
-                s_err(ld, line, "policy.partners[%zu] (%s): topic '%s' is %s", i,
-                      pg_policy_partner_at(p, i)->force, own[t].topic, own[t].what);
-    }
+    s_own_topics(ld, line, p, cfg->dlq_topic, cfg->audit_topic, "");
     if (cfg->dlq_topic && cfg->audit_topic && !strcmp(cfg->dlq_topic, cfg->audit_topic))
         s_err(ld, line, "audit.topic: '%s' is the dead-letter topic", cfg->audit_topic);
 }
@@ -764,6 +771,24 @@ pg_config *pg_config_parse(const char *name, const char *text, size_t len, char 
                            size_t errstr_size)
 {
     return s_read(name, text, len, errstr, errstr_size);
+}
+
+int pg_config_check_reload(const pg_config *running, const pg_config *next, char *errstr,
+                           size_t errstr_size)
+{
+    s_loader ld = {.cfg = (pg_config *)next, .errors = PG_BUF_INIT};
+    /* dlq.topic and audit.topic take effect at the next start: until then the running
+     * values are the gateway's own topics, whatever the new file says. */
+    if (next->policy)
+        s_own_topics(&ld, 0, next->policy, running->dlq_topic, running->audit_topic,
+                     " still in force (a change of dlq.topic or audit.topic takes effect at "
+                     "the next start)");
+    int rc = 0;
+    if (ld.nerrors)
+        rc = pg_errf(PG_ECONFIG, errstr, errstr_size, "%.*s", (int)(ld.errors.len - 1),
+                     (const char *)ld.errors.data);
+    pg_buf_free(&ld.errors);
+    return rc;
 }
 
 int pg_config_warnings(const pg_config *cfg, void (*fn)(void *ud, const char *warning), void *ud)
