@@ -634,6 +634,58 @@ START_TEST(test_reload_own_topics_in_force)
 }
 END_TEST
 
+/* Found by attack: a reload of changed rules under the running policy.version said
+ * "policy T-1 unchanged" and kept the running rules, while a start with that file is
+ * refused; the reload refuses it now, with the start's reason. */
+START_TEST(test_reload_rules_changed_same_version)
+{
+    pg_config *running = s_parse(BASE);
+    ck_assert_msg(running != NULL, "%s", s_err);
+    /* comments, layout and quoting are not rules */
+    pg_config *next = s_parse(
+        "# a comment\npolicy:\n  version: 'T-1'\n  agreements:\n    - {name: A, description: a}\n"
+        "  destinations: [{name: national, kind: national, topic: "
+        "\"polegate.esx.national.pole.v1\", agreement: A, max_classification: OFFICIAL, "
+        "kinds: all}]\n" FORCE ADAPTER INTAKE STORE KAFKA);
+    ck_assert_msg(next != NULL, "%s", s_err);
+    ck_assert_msg(!pg_config_check_reload(running, next, s_err, sizeof s_err), "%s", s_err);
+    pg_config_destroy(&next);
+    next = s_parse(
+        "policy:\n  version: T-1\n  agreements: [{name: A, description: a}]\n"
+        "  destinations: [{name: national, kind: national, topic: "
+        "polegate.esx.national.pole.v1, agreement: A, max_classification: OFFICIAL-SENSITIVE, "
+        "kinds: all}]\n" FORCE ADAPTER INTAKE STORE KAFKA);
+    ck_assert_msg(next != NULL, "%s", s_err);
+    ck_assert_int_eq(pg_config_check_reload(running, next, s_err, sizeof s_err), PG_ECONFIG);
+    ck_assert_msg(strstr(s_err, "policy.version T-1 did not change but its rules did (its "
+                                "destinations are the same: "
+                                "national=polegate.esx.national.pole.v1)"),
+                  "%s", s_err);
+    pg_config_destroy(&next);
+    next = s_parse("policy:\n  version: T-1\n  agreements: [{name: A, description: a}]\n"
+                   "  destinations: [{name: national, kind: national, topic: "
+                   "polegate.esx.national.pole.v2, agreement: A, max_classification: OFFICIAL, "
+                   "kinds: all}]\n" FORCE ADAPTER INTAKE STORE KAFKA);
+    ck_assert_msg(next != NULL, "%s", s_err);
+    ck_assert_int_eq(pg_config_check_reload(running, next, s_err, sizeof s_err), PG_ECONFIG);
+    ck_assert_msg(strstr(s_err, "policy.version T-1 did not change but its destinations did "
+                                "(running: national=polegate.esx.national.pole.v1; now: "
+                                "national=polegate.esx.national.pole.v2)"),
+                  "%s", s_err);
+    pg_config_destroy(&next);
+    /* a new version is a change */
+    next = s_parse(
+        "policy:\n  version: T-2\n  agreements: [{name: A, description: a}]\n"
+        "  destinations: [{name: national, kind: national, topic: "
+        "polegate.esx.national.pole.v1, agreement: A, max_classification: OFFICIAL-SENSITIVE, "
+        "kinds: all}]\n" FORCE ADAPTER INTAKE STORE KAFKA);
+    ck_assert_msg(next != NULL, "%s", s_err);
+    ck_assert_msg(!pg_config_check_reload(running, next, s_err, sizeof s_err), "%s", s_err);
+    pg_config_destroy(&next);
+    pg_config_destroy(&running);
+}
+END_TEST
+
 START_TEST(test_log_levels)
 {
     char *out = NULL;
@@ -955,6 +1007,7 @@ int main(void)
     tcase_add_test(tc, test_policy_errors_reported);
     tcase_add_test(tc, test_audit_spool_dlq);
     tcase_add_test(tc, test_reload_own_topics_in_force);
+    tcase_add_test(tc, test_reload_rules_changed_same_version);
     tcase_add_test(tc, test_diff);
     tcase_add_test(tc, test_adapter_settings);
     tcase_add_test(tc, test_log_formats);

@@ -773,6 +773,18 @@ pg_config *pg_config_parse(const char *name, const char *text, size_t len, char 
     return s_read(name, text, len, errstr, errstr_size);
 }
 
+/* "name=topic, name=topic" of p's destinations, as the router names them (cut at
+ * size). */
+static void s_destinations_text(const pg_policy *p, char *out, size_t size)
+{
+    size_t w = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < pg_policy_destination_count(p) && w < size; i++)
+        w += (size_t)snprintf(out + w, size - w, "%s%s=%s", i ? ", " : "",
+                              pg_policy_destination_at(p, i)->name,
+                              pg_policy_destination_at(p, i)->topic);
+}
+
 int pg_config_check_reload(const pg_config *running, const pg_config *next, char *errstr,
                            size_t errstr_size)
 {
@@ -783,6 +795,25 @@ int pg_config_check_reload(const pg_config *running, const pg_config *next, char
         s_own_topics(&ld, 0, next->policy, running->dlq_topic, running->audit_topic,
                      " still in force (a change of dlq.topic or audit.topic takes effect at "
                      "the next start)");
+    /* The version is what says the policy changed, as at a start (the router's
+     * reconcile): other rules under the running version are a mistake, not a change. */
+    const pg_policy *was = running->policy, *now = next->policy;
+    if (was && now && !strcmp(pg_policy_version(was), pg_policy_version(now)) &&
+        strcmp(pg_policy_digest(was), pg_policy_digest(now))) {
+        char before[PG_ERRSTR_SIZE / 2], after[PG_ERRSTR_SIZE / 2];
+        s_destinations_text(was, before, sizeof before);
+        s_destinations_text(now, after, sizeof after);
+        if (!strcmp(before, after))
+            s_err(&ld, 0,
+                  "policy.version %s did not change but its rules did (its destinations are the "
+                  "same: %s): give a changed policy a new policy.version",
+                  pg_policy_version(now), after);
+        else
+            s_err(&ld, 0,
+                  "policy.version %s did not change but its destinations did (running: %s; "
+                  "now: %s): give a changed policy a new policy.version",
+                  pg_policy_version(now), before, after);
+    }
     int rc = 0;
     if (ld.nerrors)
         rc = pg_errf(PG_ECONFIG, errstr, errstr_size, "%.*s", (int)(ld.errors.len - 1),

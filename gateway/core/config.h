@@ -116,9 +116,10 @@ pg_config *pg_config_load(const char *path, char *errstr, size_t errstr_size);
 pg_config *pg_config_parse(const char *name, const char *text, size_t len, char *errstr,
                            size_t errstr_size);
 /* What a reload must refuse that the new file alone does not show: next checked
- * against running (the configuration in force; its policy the one running). A
+ * against running (the configuration in force; its policy the one running): a
  * destination or partner of next's policy on the dead-letter or audit checkpoint topic
- * in force. 0, or PG_ECONFIG with every problem, one per line, in errstr. */
+ * in force; rules changed under the running policy.version (a start refuses them too).
+ * 0, or PG_ECONFIG with every problem, one per line, in errstr. */
 int pg_config_check_reload(const pg_config *running, const pg_config *next, char *errstr,
                            size_t errstr_size);
 /* Call fn with each thing in cfg that is allowed but weakens it (plain text, secrets
