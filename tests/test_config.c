@@ -911,6 +911,92 @@ START_TEST(test_curve_keys_and_plain_text)
 }
 END_TEST
 
+/* Found by attack: files the daemon trusts that another user may change were taken. A
+ * local user appended their key to a group-writable intake allow-list and the next
+ * reload authorised it; a world-writable config file and store directory were taken
+ * too. Refused now, like a secret key readable by others, when group or others may
+ * write them or a user other than this one or root owns them. */
+START_TEST(test_writable_trusted_files_refused)
+{
+    char dir[] = "/tmp/pg-test-config-writers-XXXXXX", base[96], key[128], pub[128], store[128],
+         conf[128], text[2048];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(base, sizeof base, "%s/gw", dir);
+    ck_assert_int_eq(pg_curve_keygen(base, s_err, sizeof s_err), 0);
+    snprintf(key, sizeof key, "%s.key", base);
+    snprintf(pub, sizeof pub, "%s.pub", base);
+    snprintf(store, sizeof store, "%s/store", dir);
+    snprintf(conf, sizeof conf, "%s/gw.yaml", dir);
+    ck_assert_int_eq(mkdir(store, 0700), 0);
+    snprintf(text, sizeof text,
+             POLICY FORCE ADAPTER INTAKE KAFKA "store: {path: %s}\n"
+                                               "curve: {secret_key_file: %s, intake_clients_file: "
+                                               "%s}\n",
+             store, key, pub);
+    FILE *f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    ck_assert_int_eq(chmod(conf, 0640), 0);
+    ck_assert_int_eq(chmod(pub, 0644), 0);
+    pg_config *cfg = pg_config_load(conf, s_err, sizeof s_err);
+    ck_assert_msg(cfg != NULL, "%s", s_err);
+    pg_config_destroy(&cfg);
+
+    /* the allow-list: at start and --check-config (the config) and at a reload (read
+     * again alone) */
+    const struct {
+        mode_t mode;
+        uid_t uid;
+        const char *want;
+    } bad[] = {{0664, 0, "a file writable by group or others (mode 664)"},
+               {0646, 0, "a file writable by group or others (mode 646)"},
+               {0644, 65534, "a file owned by uid 65534, neither this user"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(chmod(pub, bad[i].mode), 0);
+        ck_assert_int_eq(chown(pub, bad[i].uid, (gid_t)-1), 0);
+        ck_assert_ptr_null(pg_config_load(conf, s_err, sizeof s_err));
+        ck_assert_msg(strstr(s_err, "curve.intake_clients_file: client keys ") &&
+                          strstr(s_err, bad[i].want),
+                      "%s", s_err);
+        ck_assert_ptr_null(pg_curve_allow_load(pub, s_err, sizeof s_err));
+        ck_assert_msg(strstr(s_err, bad[i].want), "%s", s_err);
+        ck_assert_int_eq(chown(pub, 0, (gid_t)-1), 0);
+    }
+    ck_assert_int_eq(chmod(pub, 0644), 0);
+
+    /* the config file itself */
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(chmod(conf, bad[i].mode), 0);
+        ck_assert_int_eq(chown(conf, bad[i].uid, (gid_t)-1), 0);
+        ck_assert_ptr_null(pg_config_load(conf, s_err, sizeof s_err));
+        ck_assert_msg(strstr(s_err, conf) && strstr(s_err, bad[i].want), "%s", s_err);
+        ck_assert_int_eq(chown(conf, 0, (gid_t)-1), 0);
+    }
+    ck_assert_int_eq(chmod(conf, 0600), 0);
+
+    /* store.path */
+    ck_assert_int_eq(chmod(store, 0777), 0);
+    ck_assert_ptr_null(pg_config_load(conf, s_err, sizeof s_err));
+    ck_assert_msg(strstr(s_err, "store.path: ") &&
+                      strstr(s_err, "a directory writable by group or others (mode 777)"),
+                  "%s", s_err);
+    ck_assert_int_eq(chmod(store, 0750), 0);
+    ck_assert_int_eq(chown(store, 65534, (gid_t)-1), 0);
+    ck_assert_ptr_null(pg_config_load(conf, s_err, sizeof s_err));
+    ck_assert_msg(strstr(s_err, "store.path: ") &&
+                      strstr(s_err, "a directory owned by uid 65534, neither this user"),
+                  "%s", s_err);
+    ck_assert_int_eq(chown(store, 0, (gid_t)-1), 0);
+    cfg = pg_config_load(conf, s_err, sizeof s_err);
+    ck_assert_msg(cfg != NULL, "%s", s_err);
+    pg_config_destroy(&cfg);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static void s_count_warning(void *ud, const char *warning)
 {
     (void)warning;
@@ -987,6 +1073,7 @@ int main(void)
     tcase_add_test(tc, test_full);
     tcase_add_test(tc, test_example_files);
     tcase_add_test(tc, test_curve_keys_and_plain_text);
+    tcase_add_test(tc, test_writable_trusted_files_refused);
     tcase_add_test(tc, test_audit_keys_read_with_the_config);
     tcase_add_test(tc, test_kafka_secrets);
     tcase_add_test(tc, test_unknown_key);

@@ -150,7 +150,9 @@ static const pg_config_entry s_intake[] = {
 
 static const pg_config_entry s_store[] = {
     {PG_CONFIG_STR, "path", NULL, PG_CONFIG_REQUIRED, S_OFF(store_path), 0, 0, NULL,
-     "Directory of the LMDB store (ledger state); created if missing."},
+     "Directory of the LMDB store (ledger state); created if missing (mode 0700). Refused "
+     "when group or others may write it, or a user other than the daemon's or root owns "
+     "it."},
     {PG_CONFIG_SIZE, "map_size", "1GiB", 0, S_OFF(store_map_size), 1LL << 20, 1LL << 40, NULL,
      "LMDB map size: the most the store may grow to. The intake answers retry once all "
      "but an eighth of it (at least 1 MiB) is used: that rest is kept so that what was "
@@ -338,7 +340,9 @@ static const pg_config_entry s_curve[] = {
      S_OFF(curve_intake_clients_file), 0, 0, NULL,
      "The RMS public keys the intake accepts: one `<Z85 key> [name]` a line; the name (the "
      "key when none is given) is the party of their audit events, so each key and each "
-     "name may appear once. Every other connection is refused, logged and counted."},
+     "name may appear once. Every other connection is refused, logged and counted. Refused "
+     "when group or others may write it, or a user other than the daemon's or root owns "
+     "it."},
     {PG_CONFIG_STR, "rms_import_key_file", "none", PG_CONFIG_DERIVED,
      S_OFF(curve_rms_import_key_file), 0, 0, NULL,
      "The public key of the RMS import endpoint (`delivery.endpoint`): delivery talks to "

@@ -159,6 +159,13 @@ pg_curve_allow *pg_curve_allow_load(const char *path, char *errstr, size_t errst
     char *line = NULL;
     size_t cap = 0, no = 0;
     int bad = 0;
+    /* Whoever can write the list chooses who speaks as the RMS. */
+    struct stat st;
+    char why[PG_ERRSTR_SIZE];
+    if (fstat(fileno(f), &st))
+        bad = pg_errf(PG_EIO, errstr, errstr_size, "client keys %s: %s", path, strerror(errno));
+    else if (pg_keyfile_check_writers(path, &st, why, sizeof why))
+        bad = pg_errf(PG_EINVALID, errstr, errstr_size, "client keys %s", why);
     while (!bad && getline(&line, &cap, f) > 0) {
         no++;
         /* '#' is a Z85 digit: only a line that starts with it is a comment */
