@@ -471,6 +471,51 @@ START_TEST(test_torn_file_never_through_a_planted_link)
 }
 END_TEST
 
+/* Attack (found by one): a symbolic link planted at audit.path was followed, and the
+ * events were appended to another user's file. The log is never opened through a
+ * link, a second name of another file, or a file of another user's: the start is
+ * refused, naming it, and the target keeps its bytes. */
+START_TEST(test_log_never_through_a_planted_link)
+{
+    char target[600], err[PG_ERRSTR_SIZE] = "";
+    snprintf(target, sizeof target, "%s/victim", s_dir);
+    FILE *f = fopen(target, "w");
+    fputs("another user's\n", f);
+    fclose(f);
+    ck_assert_int_eq(symlink(target, s_path), 0);
+    ck_assert_ptr_null(pg_audit_new(s_path, &s_opts, err, sizeof err));
+    ck_assert_msg(strstr(err, "audit.log: not a file of the gateway's own"), "%s", err);
+    ck_assert_int_eq(unlink(s_path), 0);
+    ck_assert_int_eq(link(target, s_path), 0); /* a second name */
+    ck_assert_ptr_null(pg_audit_new(s_path, &s_opts, err, sizeof err));
+    ck_assert_msg(strstr(err, "not a file of the gateway's own"), "%s", err);
+    ck_assert_int_eq(unlink(s_path), 0);
+    gchar *text = NULL;
+    ck_assert(g_file_get_contents(target, &text, NULL, NULL));
+    ck_assert_str_eq(text, "another user's\n");
+    g_free(text);
+    /* another user's file, in a directory that is not theirs (root included) */
+    f = fopen(s_path, "w");
+    fclose(f);
+    ck_assert_int_eq(chown(s_path, 65534, 65534), 0);
+    ck_assert_ptr_null(pg_audit_new(s_path, &s_opts, err, sizeof err));
+    ck_assert_msg(strstr(err, "not a file of the gateway's own"), "%s", err);
+    struct stat st;
+    ck_assert_int_eq(stat(s_path, &st), 0);
+    ck_assert_int_eq(st.st_size, 0);
+    /* root, running a command on the log of the daemon that owns the directory */
+    if (geteuid() == 0) {
+        ck_assert_int_eq(chown(s_dir, 65534, 65534), 0);
+        pg_audit *a = s_open();
+        pg_audit_destroy(&a);
+        ck_assert_int_eq(chown(s_dir, 0, 0), 0);
+    }
+    ck_assert_int_eq(unlink(s_path), 0);
+    pg_audit *a = s_open();
+    pg_audit_destroy(&a);
+}
+END_TEST
+
 START_TEST(test_one_writer)
 {
     pg_audit *a = s_open();
@@ -1295,6 +1340,7 @@ int main(void)
     tcase_add_test(tc, test_trailing_cut_needs_anchor);
     tcase_add_test(tc, test_partial_tail_cut);
     tcase_add_test(tc, test_torn_file_never_through_a_planted_link);
+    tcase_add_test(tc, test_log_never_through_a_planted_link);
     tcase_add_test(tc, test_one_writer);
     tcase_add_test(tc, test_no_content);
     tcase_add_test(tc, test_query);

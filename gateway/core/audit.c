@@ -415,6 +415,16 @@ static int s_read_first(pg_audit *a, char *errstr, size_t errstr_size)
     return rc;
 }
 
+/* Is fd a file of the gateway's own, not one whoever writes its directory planted: a
+ * regular file with one name (not a second name of another file), owned by this user
+ * or by also. */
+static int s_own_file(int fd, uid_t also)
+{
+    struct stat st;
+    return !fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+           (st.st_uid == geteuid() || st.st_uid == also);
+}
+
 /* The current file ends with part of an event: a batch's write(2) that a crash (kill
  * -9 stops a write between pages) or a power cut left short. Its sync never returned,
  * so nothing it records happened (every step waits for its events' sync): the bytes
@@ -430,9 +440,7 @@ static int s_cut_torn(pg_audit *a, const char *bytes, size_t len, char *errstr, 
      * bytes, the attacker's, would be appended to its target), a second name of another
      * file, another user's file. */
     int fd = open(torn, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-    struct stat st;
-    if (fd >= 0 &&
-        (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != geteuid())) {
+    if (fd >= 0 && !s_own_file(fd, geteuid())) {
         close(fd);
         fd = -1;
         errno = EPERM;
@@ -652,12 +660,33 @@ out:
     return rc;
 }
 
-/* Open path for appending, locked: two writers would fork the chain. */
+/* Open path for appending, locked: two writers would fork the chain. Never through a
+ * name whoever writes the directory planted (s_own_file): a symbolic link (events would
+ * be appended to its target), a second name of another file, another user's file.
+ * Root (an operator's command on the daemon's log) also takes a file of the user who
+ * owns the directory. */
 static int s_open_file(const char *path, int extra_flags, char *errstr, size_t errstr_size)
 {
-    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | extra_flags, 0640);
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | extra_flags, 0640);
+    int err = errno;
+    uid_t also = geteuid();
+    if (fd >= 0 && geteuid() == 0) {
+        char *dir = g_path_get_dirname(path);
+        struct stat dst;
+        if (!stat(dir, &dst))
+            also = dst.st_uid;
+        g_free(dir);
+    }
+    if ((fd < 0 && err == ELOOP) || (fd >= 0 && !s_own_file(fd, also))) {
+        if (fd >= 0)
+            close(fd);
+        return pg_errf(PG_EIO, errstr, errstr_size,
+                       "%s: not a file of the gateway's own (a symbolic link, a second name, "
+                       "another user's): not opened; remove it, or set audit.path",
+                       path);
+    }
     if (fd < 0)
-        return pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", path, strerror(errno));
+        return pg_errf(PG_EIO, errstr, errstr_size, "%s: %s", path, strerror(err));
     if (flock(fd, LOCK_EX | LOCK_NB)) {
         close(fd);
         return pg_errf(PG_EIO, errstr, errstr_size, "%s: another process is writing this audit log",

@@ -258,7 +258,8 @@ static const pg_config_entry s_audit[] = {
     {PG_CONFIG_STR, "path", "`<store.path>/audit.log`", PG_CONFIG_DERIVED, S_OFF(audit_path), 0, 0,
      NULL,
      "The append-only, hash-chained audit log of collection, disclosure, withholding, "
-     "withdrawal, receipt and erasure (docs/policy.md \"Audit log\"); created if missing."},
+     "withdrawal, receipt and erasure (docs/policy.md \"Audit log\"); created if missing. "
+     "Never opened through a symbolic link, a second name, or when another user owns it."},
     {PG_CONFIG_STR, "fsync", "batch", 0, S_OFF(audit_fsync), 0, 0, s_check_fsync,
      "`event`: fdatasync after every event; `batch`: once per batch of records. Either "
      "way the events are on disk before the step they record is done; an event that "
