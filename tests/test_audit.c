@@ -1253,6 +1253,36 @@ START_TEST(test_rotation_dir_sync_fails_closed)
 }
 END_TEST
 
+/* Found by attack: an offline `polegate dlq replay` run as root rotated the daemon's
+ * log into a new file root owned, and the daemon (not root) could not start again. The
+ * new file gets the owner of the one before. */
+START_TEST(test_rotation_keeps_the_owner)
+{
+    if (geteuid() != 0)
+        return; /* only root can give a file away */
+    char err[PG_ERRSTR_SIZE] = "";
+    pg_audit *a = s_open(); /* the daemon's log, in its directory */
+    s_append(a, PG_AUDIT_COLLECT, E1, NULL, "ok");
+    pg_audit_destroy(&a);
+    ck_assert_int_eq(chown(s_dir, 65534, 65534), 0);
+    ck_assert_int_eq(chown(s_path, 65534, 65534), 0);
+    pg_audit_options o = {.sync_every = 1, .clock_ms = s_clock, .rotate_bytes = 100};
+    a = pg_audit_new(s_path, &o, err, sizeof err); /* root, as the command runs */
+    ck_assert_msg(a != NULL, "%s", err);
+    s_append(a, PG_AUDIT_COLLECT, E2, NULL, "ok"); /* rotates first */
+    pg_audit_destroy(&a);
+    char first[256];
+    snprintf(first, sizeof first, "%s.%020d", s_path, 1);
+    struct stat st;
+    ck_assert_int_eq(stat(first, &st), 0); /* it did rotate */
+    ck_assert_int_eq(stat(s_path, &st), 0);
+    ck_assert_int_eq(st.st_uid, 65534);
+    ck_assert_int_eq(st.st_gid, 65534);
+    ck_assert_int_gt(st.st_size, 0);
+    ck_assert_int_eq(chown(s_dir, 0, 0), 0);
+}
+END_TEST
+
 START_TEST(test_keygen)
 {
     char err[PG_ERRSTR_SIZE] = "", path[256];
@@ -1341,6 +1371,7 @@ int main(void)
     tcase_add_test(tc, test_partial_tail_cut);
     tcase_add_test(tc, test_torn_file_never_through_a_planted_link);
     tcase_add_test(tc, test_log_never_through_a_planted_link);
+    tcase_add_test(tc, test_rotation_keeps_the_owner);
     tcase_add_test(tc, test_one_writer);
     tcase_add_test(tc, test_no_content);
     tcase_add_test(tc, test_query);

@@ -1061,10 +1061,21 @@ static int s_rotate(pg_audit *a, int64_t now, char *errstr, size_t errstr_size)
         goto out;
     }
     int fd = s_open_file(a->path, O_EXCL, errstr, errstr_size);
+    /* Owned like the file before: a root-run command (an offline `polegate dlq replay`)
+     * must not leave the daemon a log it cannot open. */
+    struct stat st;
+    if (fd >= 0 && geteuid() == 0 && (fstat(a->fd, &st) || fchown(fd, st.st_uid, st.st_gid))) {
+        rc = pg_errf(PG_EIO, errstr, errstr_size,
+                     "rotate %s: giving the new file the owner of the old: %s", a->path,
+                     strerror(errno));
+        close(fd);
+        unlink(a->path);
+        fd = -1;
+    }
     if (fd < 0) {
         if (rename(old, a->path))
             a->dirty = 1;
-        rc = PG_EIO;
+        rc = rc ? rc : PG_EIO;
         goto out;
     }
     close(a->fd);
