@@ -373,6 +373,55 @@ START_TEST(test_intake_directory)
 }
 END_TEST
 
+/* Found by attack: an intake.directory that was store.path, inside it, held it, or held
+ * audit.path was taken, and the daemon took in its own store and audit log as RMS
+ * messages. */
+START_TEST(test_intake_directory_apart_from_state)
+{
+#define S_DIRS(dir, store, audit)                                                                  \
+    POLICY FORCE ADAPTER KAFKA "intake:\n  directory: " dir "\nstore:\n  path: " store             \
+                               "\naudit:\n  path: " audit "\n"
+    s_bad(S_DIRS("/srv/pg", "/srv/pg/", "/var/log/pg/audit.log"),
+          "intake.directory: '/srv/pg' is store.path '/srv/pg/' or inside it: the daemon would "
+          "take in its own store");
+    s_bad(S_DIRS("/srv/pg/in", "/srv/pg", "/var/log/pg/audit.log"),
+          "intake.directory: '/srv/pg/in' is store.path '/srv/pg' or inside it");
+    s_bad(S_DIRS("/srv/x/../pg/./in", "/srv/pg", "/var/log/pg/audit.log"),
+          "intake.directory: '/srv/x/../pg/./in' is store.path '/srv/pg' or inside it");
+    s_bad(S_DIRS("/srv", "/srv/pg", "/var/log/pg/audit.log"),
+          "intake.directory: '/srv' holds store.path '/srv/pg': the daemon would take in its own "
+          "store");
+    s_bad(S_DIRS("/var/spool/in", "/srv/pg", "/var/spool/in/audit.log"),
+          "intake.directory: '/var/spool/in' holds audit.path '/var/spool/in/audit.log': the "
+          "daemon would take in its own audit log");
+    s_bad(S_DIRS("/var/spool", "/srv/pg", "/var/spool/in/audit.log"),
+          "intake.directory: '/var/spool' holds audit.path");
+    /* the default audit.path, beside the store */
+    s_bad(POLICY FORCE ADAPTER KAFKA "intake:\n  directory: /srv/pg\nstore:\n  path: /srv/pg\n",
+          "holds audit.path '/srv/pg/audit.log'");
+    /* through a symbolic link */
+    char dir[] = "/tmp/pg-test-config-dirs-XXXXXX", text[2048], link[128], store[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(store, sizeof store, "%s/store", dir);
+    snprintf(link, sizeof link, "%s/in", dir);
+    ck_assert_int_eq(mkdir(store, 0700), 0);
+    ck_assert_int_eq(symlink(store, link), 0);
+    snprintf(text, sizeof text,
+             POLICY FORCE ADAPTER KAFKA "intake:\n  directory: %s/drop\nstore:\n  path: %s\n"
+                                        "audit:\n  path: /var/log/pg/audit.log\n",
+             link, store);
+    s_bad(text, "is store.path");
+    /* apart: accepted (a name that only starts like the store's is another directory) */
+    pg_config *cfg = s_parse(S_DIRS("/srv/pg-in", "/srv/pg", "/srv/pg-inaudit.log"));
+    ck_assert_msg(cfg != NULL, "%s", s_err);
+    pg_config_destroy(&cfg);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+#undef S_DIRS
+}
+END_TEST
+
 START_TEST(test_every_error_reported)
 {
     pg_config *cfg = s_parse("force: {code: x}\nadapter: {name: y}\nbogus: 1\n");
@@ -1086,6 +1135,7 @@ int main(void)
     tcase_add_test(tc, test_yaml_syntax);
     tcase_add_test(tc, test_every_error_reported);
     tcase_add_test(tc, test_intake_directory);
+    tcase_add_test(tc, test_intake_directory_apart_from_state);
     tcase_add_test(tc, test_file_errors);
     tcase_add_test(tc, test_reference_matches_docs);
     tcase_add_test(tc, test_log_levels);

@@ -467,10 +467,100 @@ static void s_derive_audit_keys(s_loader *ld)
     sodium_memzero(&sk, sizeof sk);
 }
 
+/* path absolute, without ".", ".." or repeated slashes, and through the links of what
+ * exists of it (realpath), into out; "" when it does not fit. */
+static void s_canon_path(const char *path, char *out, size_t size)
+{
+    char lex[PATH_MAX] = "", cwd[PATH_MAX];
+    size_t n = 0;
+    out[0] = '\0';
+    if (*path != '/') {
+        if (!getcwd(cwd, sizeof cwd) ||
+            (size_t)snprintf(lex, sizeof lex, "%s/%s", cwd, path) >= sizeof lex)
+            return;
+    } else if (strlen(path) < sizeof lex) {
+        snprintf(lex, sizeof lex, "%s", path);
+    } else {
+        return;
+    }
+    /* lexically, for what does not exist yet */
+    char norm[PATH_MAX];
+    char *save = NULL;
+    for (char *c = strtok_r(lex, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        if (!strcmp(c, "."))
+            continue;
+        if (!strcmp(c, "..")) {
+            while (n && norm[n - 1] != '/')
+                n--;
+            if (n)
+                n--;
+            continue;
+        }
+        n += (size_t)snprintf(norm + n, sizeof norm - n, "/%s", c);
+    }
+    norm[n] = '\0';
+    if (!n)
+        snprintf(norm, sizeof norm, "/");
+    /* the longest part that exists, through its links; the rest as it is */
+    char head[PATH_MAX], real[PATH_MAX];
+    snprintf(head, sizeof head, "%s", norm);
+    for (;;) {
+        if (realpath(head, real)) {
+            const char *rest = norm + strlen(head);
+            if ((size_t)snprintf(out, size, "%s%s", strcmp(real, "/") || !*rest ? real : "",
+                                 rest) >= size)
+                out[0] = '\0';
+            return;
+        }
+        char *slash = strrchr(head, '/');
+        if (!slash || slash == head) {
+            snprintf(out, size, "%s", norm);
+            return;
+        }
+        *slash = '\0';
+    }
+}
+
+/* Is a (canonical) b, or inside it? */
+static int s_within(const char *a, const char *b)
+{
+    size_t n = strlen(b);
+    if (!strcmp(b, "/"))
+        return 1;
+    return !strncmp(a, b, n) && (a[n] == '\0' || a[n] == '/');
+}
+
 /* The directories the daemon keeps its state in. */
 static void s_check_paths(s_loader *ld)
 {
     pg_config *cfg = ld->cfg;
+    /* Every file in the drop directory is taken in as a message from the RMS: the
+     * store and the audit log must not be among them. */
+    if (cfg->intake_directory && cfg->store_path) {
+        char dir[PATH_MAX], store[PATH_MAX];
+        s_canon_path(cfg->intake_directory, dir, sizeof dir);
+        s_canon_path(cfg->store_path, store, sizeof store);
+        if (*dir && *store && s_within(dir, store))
+            s_err(ld, 0,
+                  "intake.directory: '%s' is store.path '%s' or inside it: the daemon would take "
+                  "in its own store",
+                  cfg->intake_directory, cfg->store_path);
+        else if (*dir && *store && s_within(store, dir))
+            s_err(ld, 0,
+                  "intake.directory: '%s' holds store.path '%s': the daemon would take in its "
+                  "own store",
+                  cfg->intake_directory, cfg->store_path);
+    }
+    if (cfg->intake_directory && cfg->audit_path) {
+        char dir[PATH_MAX], audit[PATH_MAX];
+        s_canon_path(cfg->intake_directory, dir, sizeof dir);
+        s_canon_path(cfg->audit_path, audit, sizeof audit);
+        if (*dir && *audit && s_within(audit, dir))
+            s_err(ld, 0,
+                  "intake.directory: '%s' holds audit.path '%s': the daemon would take in its "
+                  "own audit log",
+                  cfg->intake_directory, cfg->audit_path);
+    }
     /* Whoever can write the store's directory can replace the store, its write-ahead
      * log and the audit log beside it. Not there yet: the store makes it (0700). */
     struct stat st;

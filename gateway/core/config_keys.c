@@ -136,7 +136,8 @@ static const pg_config_entry s_intake[] = {
     {PG_CONFIG_STR, "directory", "none", PG_CONFIG_DERIVED, S_OFF(intake_directory), 0, 0, NULL,
      "Drop directory: files renamed into it are taken in name order through the same path "
      "as ZeroMQ messages, each acknowledged in a result file, then moved to `done/` or "
-     "`failed/` in it (docs/intake.md)."},
+     "`failed/` in it (docs/intake.md). It may not be `store.path`, be inside it or hold it, "
+     "nor hold `audit.path`."},
     {PG_CONFIG_SIZE, "max_file_size", "1GiB", 0, S_OFF(intake_max_file_size), 1, 1LL << 40, NULL,
      "Largest file the drop directory takes; a larger one goes to `failed/` untaken."},
     {PG_CONFIG_INT, "checkpoint_ms", "100", 0, S_OFF(intake_checkpoint_ms), 1, 10000, NULL,
