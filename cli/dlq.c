@@ -18,6 +18,7 @@
 #include "config.h"
 #include "curve.h"
 #include "dlq.h"
+#include "log.h"
 #include "partner.h"
 #include "partner_service.h"
 #include "polegate/buf.h"
@@ -104,6 +105,32 @@ static int s_parse_id(const char *s, uint64_t *id)
 
 /* ---------------------------------------------------------------- list, show */
 
+/* data[0..len) to stdout with its control characters escaped as in the log
+ * (pg_log_escape): what a dead letter holds is the sender's, and raw it could drive the
+ * operator's terminal or forge lines. lines: a record's own newlines and tabs stay. */
+static void s_put_escaped(const void *data, size_t len, int lines)
+{
+    const char *p = data;
+    char out[4 * 1024 + 1];
+    while (len) {
+        size_t n = len < 1024 ? len : 1024;
+        if (n < len && (unsigned char)p[n - 1] == 0xc2)
+            n--; /* a C1 control is two bytes: never cut between them */
+        pg_log_escape(p, n, lines, out, sizeof out);
+        fputs(out, stdout);
+        p += n;
+        len -= n;
+    }
+}
+
+/* s, one line of a dead letter's details, escaped (s_put_escaped); before is printed
+ * first as it is. */
+static void s_put_field(const char *before, const char *s)
+{
+    fputs(before, stdout);
+    s_put_escaped(s ? s : "", s ? strlen(s) : 0, 0);
+}
+
 static int s_print_line(void *ud, const pg_dlq_entry *e)
 {
     const s_dlq_cli *c = ud;
@@ -125,9 +152,14 @@ static int s_print_line(void *ud, const pg_dlq_entry *e)
         json_decref(j);
     } else {
         int other = e->kind != PG_DLQ_INTAKE;
-        printf("%" PRIu64 " %s %s %zu %s%s%s%s%s%s\n", e->id, when, e->format, e->original_len,
-               other ? "[" : "", other ? pg_dlq_kind_name(e->kind) : "", other ? " " : "",
-               other ? (*e->origin ? e->origin : "-") : "", other ? "] " : "", e->reason);
+        printf("%" PRIu64 " %s ", e->id, when);
+        s_put_field("", e->format);
+        printf(" %zu %s%s%s", e->original_len, other ? "[" : "",
+               other ? pg_dlq_kind_name(e->kind) : "", other ? " " : "");
+        if (other)
+            s_put_field("", *e->origin ? e->origin : "-");
+        s_put_field(other ? "] " : "", e->reason);
+        putchar('\n');
     }
     return 0;
 }
@@ -155,30 +187,40 @@ static int s_show(s_dlq_cli *c, uint64_t id)
         if (!c->raw) {
             char when[32];
             pg_dlq_format_time(e.received_ms, when);
-            printf("id: %" PRIu64 "\nreceived_at: %s\norigin: %s\nformat: %s\nbytes: %zu%s\n"
-                   "reason: %s\n\n",
-                   e.id, when, e.origin, e.format, e.original_len,
-                   e.original_len > e.len ? " (only the first part was kept)" : "", e.reason);
-            if (e.kind == PG_DLQ_IMPORT)
-                printf("kind: import (rejected by our RMS; replay sends it to the RMS)\n"
-                       "correlation: %s\nids: %s\n\n",
-                       e.ref, e.ids);
+            printf("id: %" PRIu64 "\nreceived_at: %s", e.id, when);
+            s_put_field("\norigin: ", e.origin);
+            s_put_field("\nformat: ", e.format);
+            printf("\nbytes: %zu%s", e.original_len,
+                   e.original_len > e.len ? " (only the first part was kept)" : "");
+            s_put_field("\nreason: ", e.reason);
+            printf("\n\n");
+            if (e.kind == PG_DLQ_IMPORT) {
+                s_put_field("kind: import (rejected by our RMS; replay sends it to the RMS)\n"
+                            "correlation: ",
+                            e.ref);
+                s_put_field("\nids: ", e.ids);
+                printf("\n\n");
+            }
             if (e.kind == PG_DLQ_PARTNER) {
-                printf("kind: partner (a partner's record we refused; replay takes it through "
-                       "the partner pipeline again)\nrecord: %s\nids: %s\nheaders:",
-                       e.ref, e.ids);
+                s_put_field("kind: partner (a partner's record we refused; replay takes it "
+                            "through the partner pipeline again)\nrecord: ",
+                            e.ref);
+                s_put_field("\nids: ", e.ids);
+                printf("\nheaders:");
                 if (!e.headers_kept)
                     printf(" not kept (not replayable)");
                 if (e.hdr_force)
-                    printf(" pg-origin-force=%s", e.hdr_force);
+                    s_put_field(" pg-origin-force=", e.hdr_force);
                 if (e.hdr_agreement)
-                    printf(" pg-agreement=%s", e.hdr_agreement);
+                    s_put_field(" pg-agreement=", e.hdr_agreement);
                 printf("\n\n");
             }
-        }
-        fwrite(e.data, 1, e.len, stdout);
-        if (!c->raw)
+            /* --raw gives the bytes as they are */
+            s_put_escaped(e.data, e.len, 1);
             putchar('\n');
+        } else {
+            fwrite(e.data, 1, e.len, stdout);
+        }
     }
     pg_store_abort(&txn);
     if (rc) {

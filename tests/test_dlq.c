@@ -280,6 +280,36 @@ static size_t s_lines(const char *s)
     return n;
 }
 
+/* Found by attack: `polegate dlq show ID` wrote a message's control characters to the
+ * terminal as they were (an escape sequence retitled the window and cleared the
+ * screen; a CSI as UTF-8 too). Without --raw they are escaped as the log escapes them;
+ * the record's own lines stay lines; --raw gives the bytes. */
+START_TEST(test_cli_show_escapes_controls)
+{
+    static const char data[] = "{\"a\":\"x\x1b]0;pwned\x07\x1b[2J\rover\",\n\t\"b\":\"\xc2\x9b"
+                               "31m\x7f\xc3\xa9\"}";
+    s_add("record.a: \x1b[31mred", data, NULL);
+    pg_dlq_destroy(&s_dlq);
+    pg_store_destroy(&s_store);
+    char args[512];
+    snprintf(args, sizeof args, "dlq show --store %s 1", s_dir);
+    ck_assert_int_eq(s_polegate(args), 0);
+    ck_assert_msg(!strchr(s_out, '\x1b') && !strchr(s_out, '\x07') && !strchr(s_out, '\r') &&
+                      !strchr(s_out, '\x7f') && !strstr(s_out, "\xc2\x9b"),
+                  "%s", s_out);
+    ck_assert_msg(strstr(s_out, "reason: record.a: \\x1b[31mred\n") &&
+                      strstr(s_out, "{\"a\":\"x\\x1b]0;pwned\\x07\\x1b[2J\\rover\",\n\t\"b\":"
+                                    "\"\\xc2\\x9b31m\\x7f\xc3\xa9\"}\n"),
+                  "%s", s_out);
+    snprintf(args, sizeof args, "dlq list --store %s", s_dir);
+    ck_assert_int_eq(s_polegate(args), 0);
+    ck_assert_msg(strstr(s_out, " record.a: \\x1b[31mred\n"), "%s", s_out);
+    snprintf(args, sizeof args, "dlq show --raw --store %s 1", s_dir);
+    ck_assert_int_eq(s_polegate(args), 0);
+    ck_assert_str_eq(s_out, data);
+}
+END_TEST
+
 START_TEST(test_cli_list_show_purge)
 {
     s_add("record.id: required", "{\"a\":1}", NULL);
@@ -987,6 +1017,7 @@ int main(void)
     tcase_add_test(tc, test_outrec);
     tcase_add_test(tc, test_damaged_entry);
     tcase_add_test(tc, test_cli_list_show_purge);
+    tcase_add_test(tc, test_cli_show_escapes_controls);
     tcase_add_test(tc, test_cli_replay_after_fix);
     tcase_add_test(tc, test_cli_replay_curve);
     tcase_add_test(tc, test_import_entries);

@@ -111,29 +111,41 @@ static size_t s_json_escape(const char *msg, char *out, size_t size)
     return w;
 }
 
+size_t pg_log_escape(const char *in, size_t len, int lines, char *out, size_t size)
+{
+    size_t o = 0;
+    const unsigned char *c = (const unsigned char *)in;
+    if (!size)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char esc[16];
+        size_t n = 1, adv = 0;
+        /* C1 controls (U+0080..U+009F: CSI among them) are escapes to some terminals */
+        if (c[i] == 0xc2 && i + 1 < len && c[i + 1] >= 0x80 && c[i + 1] <= 0x9f)
+            n = (size_t)snprintf(esc, sizeof esc, "\\xc2\\x%02x", c[i + 1]), adv = 1;
+        else if ((c[i] >= 0x20 && c[i] != 0x7f) || (lines && (c[i] == '\n' || c[i] == '\t')))
+            esc[0] = (char)c[i];
+        else if (c[i] == '\n' || c[i] == '\r' || c[i] == '\t')
+            n = 2, esc[0] = '\\', esc[1] = c[i] == '\n' ? 'n' : c[i] == '\r' ? 'r' : 't';
+        else
+            n = (size_t)snprintf(esc, sizeof esc, "\\x%02x", c[i]);
+        if (o + n >= size)
+            break;
+        memcpy(out + o, esc, n);
+        o += n;
+        i += adv;
+    }
+    out[o] = '\0';
+    return o;
+}
+
 /* Control characters in a message (a value with a newline from a record, quoted in a
  * reason) become \n, \r, \t or \xHH, so that no input can forge a log line. In place,
  * cut at size. */
 static void s_escape_controls(char *msg, size_t size)
 {
     char out[2048];
-    size_t o = 0;
-    for (const unsigned char *c = (const unsigned char *)msg; *c && o + 5 < sizeof out; c++) {
-        if (*c >= 0x20 && *c != 0x7f) {
-            out[o++] = (char)*c;
-            continue;
-        }
-        out[o++] = '\\';
-        if (*c == '\n')
-            out[o++] = 'n';
-        else if (*c == '\r')
-            out[o++] = 'r';
-        else if (*c == '\t')
-            out[o++] = 't';
-        else
-            o += (size_t)snprintf(out + o, sizeof out - o, "x%02x", *c);
-    }
-    out[o] = '\0';
+    pg_log_escape(msg, strlen(msg), 0, out, sizeof out);
     snprintf(msg, size, "%s", out);
 }
 
