@@ -41,7 +41,7 @@ const char *pg_atx__type_name(const json_t *v)
     case JSON_INTEGER:
         return "an integer";
     case JSON_REAL:
-        return "a fractional number";
+        return "a number written with a decimal point or exponent";
     case JSON_TRUE:
     case JSON_FALSE:
         return "a boolean";
