@@ -1797,6 +1797,32 @@ START_TEST(test_encode_repeated_hour)
 }
 END_TEST
 
+/* A long PNC ID whose short form would read back in another century (the year of
+ * Modified decides it) is left out, never written as another person's ID (found by
+ * attack: 1926/0000001W was written 26/1W, read back as 2026/0000001W). */
+START_TEST(test_encode_pnc_century_kept)
+{
+    char err[PG_ERRSTR_SIZE];
+    pg_changeset *cs = s_decode_fixture("nx5-merseyside-export.xml");
+    Polegate__Pole__V1__Person *pp = NULL;
+    for (size_t i = 0; i < cs->count && !pp; i++)
+        if (cs->changes[i].type == PG_CHANGE_ENTITY &&
+            cs->changes[i].entity->body_case == BODY(PERSON) &&
+            cs->changes[i].entity->person->pnc_id && *cs->changes[i].entity->person->pnc_id)
+            pp = cs->changes[i].entity->person;
+    ck_assert_ptr_nonnull(pp);
+    ck_assert_str_eq(pp->pnc_id, "1999/0054321A");
+    char *doc = s_encode_rc(cs, NULL, 0, err);
+    ck_assert_ptr_nonnull(strstr(doc, "<PNCID>99/54321A</PNCID>"));
+    free(doc);
+    pp->pnc_id = "1926/0000001W";
+    doc = s_encode_rc(cs, NULL, 0, err);
+    ck_assert_ptr_null(strstr(doc, "PNCID"));
+    free(doc);
+    pg_changeset_destroy(&cs);
+}
+END_TEST
+
 /* A weapon without a category: NX5 says a weapon by its WPN- Category alone, so its
  * Property would read back as an item (found by attack). */
 START_TEST(test_encode_weapon_needs_category)
@@ -1969,6 +1995,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_encode_ops_and_ids);
     tcase_add_test(tc, test_encode_refusals);
     tcase_add_test(tc, test_encode_weapon_needs_category);
+    tcase_add_test(tc, test_encode_pnc_century_kept);
     tcase_add_test(tc, test_encode_repeated_hour);
     tcase_add_test(tc, test_gid_candidate_needs_a_uuid);
     suite_add_tcase(s, tc);

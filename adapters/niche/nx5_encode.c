@@ -26,6 +26,7 @@ typedef struct s_enc {
     size_t errstr_size;
     char where[80]; /* "changes[3] (PERSON P0000123456)" */
     int rc;         /* first failure of a pg_buf append */
+    int mod_year;   /* the year of the entity's Modified, as written (the PNC century) */
 } s_enc;
 
 static int s_fail(s_enc *e, int err, const char *field, const char *fmt, ...)
@@ -332,9 +333,13 @@ static int s_person(s_enc *e, const Polegate__Pole__V1__Person *p)
         return rc;
     if (p->pnc_id && *p->pnc_id) {
         char short_form[12], why[PG_ERRSTR_SIZE];
+        char back[14];
         if (pg_pnc_long_to_short(p->pnc_id, short_form, why, sizeof why) != 0)
             return s_fail(e, PG_EINVALID, "person.pnc_id", "%s", why);
-        if ((rc = s_elem(e, "person.pnc_id", "PNCID", short_form)))
+        /* The short form's year reads in the century of Modified's year: a PNC ID it
+         * would read as another one is left out, never written wrong. */
+        if (pg_pnc_short_to_long(short_form, e->mod_year, back, why, sizeof why) == 0 &&
+            strcmp(back, p->pnc_id) == 0 && (rc = s_elem(e, "person.pnc_id", "PNCID", short_form)))
             return rc;
     }
     if (p->cro_number && *p->cro_number) {
@@ -588,6 +593,7 @@ static int s_entity(s_enc *e, const pg_entity_update *eu)
         return rc;
     if ((rc = s_time(e, "modified_at", eu->modified_at, S_STAMP, modified)))
         return rc;
+    e->mod_year = atoi(modified + 6); /* dd/mm/yyyy ... */
     s_printf(e,
              "  <Entity Kind=\"%s\" GID=\"%s\" Rev=\"%llu\" Op=\"%s\" Modified=\"%s\" "
              "GPMS=\"%s\" Handling=\"%s\" MoPI=\"%d\" Review=\"%s\"",
