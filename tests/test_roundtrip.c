@@ -77,8 +77,8 @@ static void s_expected(pg_entity_update *u)
             s_name_expected(p->aliases[i]->name);
         if (p->pnc_id && *p->pnc_id) {
             /* NX5 writes the short form; the century comes back by the Modified-year
-             * rule (in UK time; the year is the same in every generated instant's
-             * UTC and London but at New Year, which the rule tolerates) */
+             * rule (in UK time, whose year is UTC's: London keeps GMT at New Year), so
+             * one that would come back as another ID is left out */
             char shortf[12], longf[14];
             struct tm tm;
             time_t secs = (time_t)u->modified_at->seconds;
@@ -86,7 +86,7 @@ static void s_expected(pg_entity_update *u)
             ck_assert_int_eq(pg_pnc_long_to_short(p->pnc_id, shortf, e, sizeof e), 0);
             ck_assert_int_eq(pg_pnc_short_to_long(shortf, tm.tm_year + 1900, longf, e, sizeof e),
                              0);
-            p->pnc_id = pg_gen_str(longf);
+            p->pnc_id = pg_gen_str(strcmp(longf, p->pnc_id) ? "" : longf);
         }
     }
     if (u->body_case == POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_ITEM && u->item->value &&
