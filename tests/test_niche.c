@@ -303,6 +303,82 @@ START_TEST(test_split)
 }
 END_TEST
 
+/* Where one document ends and the next starts is read forward through the markup:
+ * the root's end tag may have white space before its '>', a processing instruction
+ * after it may hold "<?", and what a comment or CDATA section holds (an end tag, a
+ * declaration line) is not markup. */
+START_TEST(test_split_markup)
+{
+    size_t len;
+    char *doc = s_read("nx5-burglary-import.xml", &len);
+    int n;
+    char *spaced = s_replace_all(doc, "</NX5Exchange>", "</NX5Exchange \n>", &n);
+    ck_assert_int_eq(n, 1);
+    char *cdata =
+        s_replace_all(doc, "</Entity>",
+                      "<X><![CDATA[</NX5Exchange>\n<?xml version=\"1.0\"?>\n]]></X></Entity>", &n);
+    ck_assert_int_gt(n, 0);
+    static const struct {
+        const char *between; /* after the first document, before the second */
+        int first_is_doc;    /* 1: the first document is doc, else the spaced one */
+    } cases[] = {
+        {"", 0},
+        {"<?pi a <? b?>\n", 1},
+        {"<?pi <?xml ?>\n<!-- <?xml -->\n", 1},
+        {"<!--\n<?xml version=\"1.0\"?>\n-->\n", 1},
+        {"<!--\n</NX5Exchange>\n<?xml version=\"1.0\"?>\n-->\n", 1},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const char *first = cases[k].first_is_doc ? doc : spaced;
+        pg_buf two = PG_BUF_INIT;
+        pg_buf_puts(&two, first);
+        pg_buf_puts(&two, cases[k].between);
+        pg_buf_puts(&two, doc);
+        s_split_seen seen = {0};
+        ck_assert_int_eq(pg_adapter_niche.split(two.data, two.len, s_split_cb, &seen), 0);
+        ck_assert_msg(seen.calls == 2, "case %zu: %zu documents", k, seen.calls);
+        ck_assert_uint_eq(seen.len, len);
+        ck_assert_ptr_eq(seen.msg, two.data + two.len - len);
+        /* each part decodes on its own */
+        pg_changeset *cs = s_decode_ok(first, strlen(first));
+        pg_changeset_destroy(&cs);
+        pg_buf_free(&two);
+    }
+    /* an end tag and a declaration line in a CDATA section are text of the document */
+    pg_buf two = PG_BUF_INIT;
+    pg_buf_puts(&two, cdata);
+    s_split_seen seen = {0};
+    ck_assert_int_eq(pg_adapter_niche.split(two.data, two.len, s_split_cb, &seen), 0);
+    ck_assert_uint_eq(seen.calls, 1);
+    ck_assert_uint_eq(seen.len, two.len);
+    pg_buf_reset(&two);
+    /* A quoted value left open does not run on into the next document: no tag holds
+     * a '<'. */
+    pg_buf_puts(&two, "<?xml version=\"1.0\"?>\n<NX5Exchange xmlns=\"urn:nx:exchange:5\" "
+                      "Source=\"N></NX5Exchange>\n");
+    size_t broken = two.len;
+    pg_buf_puts(&two, doc);
+    seen = (s_split_seen){0};
+    ck_assert_int_eq(pg_adapter_niche.split(two.data, two.len, s_split_cb, &seen), 0);
+    ck_assert_uint_eq(seen.calls, 2);
+    ck_assert_ptr_eq(seen.msg, two.data + broken);
+    pg_buf_free(&two);
+    /* An unterminated processing instruction runs to the end of the file: lines that
+     * look like declarations after it are inside it (the attack's input, which the
+     * former backward scan took quadratic time over). */
+    pg_buf junk = PG_BUF_INIT;
+    pg_buf_puts(&junk, doc);
+    for (int i = 0; i < 2000; i++)
+        pg_buf_puts(&junk, "-->\n<?xml ");
+    seen = (s_split_seen){0};
+    ck_assert_int_eq(pg_adapter_niche.split(junk.data, junk.len, s_split_cb, &seen), 0);
+    ck_assert_uint_eq(seen.calls, 1);
+    ck_assert_uint_eq(seen.len, junk.len);
+    pg_buf_free(&junk);
+    free(cdata), free(spaced), free(doc);
+}
+END_TEST
+
 /* ------------------------------------------------------------ the samples */
 
 START_TEST(test_merseyside_decode)
@@ -1972,6 +2048,7 @@ static Suite *s_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_ops);
     tcase_add_test(tc, test_split);
+    tcase_add_test(tc, test_split_markup);
     tcase_add_test(tc, test_merseyside_decode);
     tcase_add_test(tc, test_burglary_decode);
     tcase_add_test(tc, test_round_trip_merseyside);

@@ -1,5 +1,4 @@
 /* The Niche-like RMS adapter: NX5 XML documents <-> canonical changes. */
-#include <ctype.h>
 #include <glib.h>
 #include <stdio.h>
 #include <string.h>
@@ -87,72 +86,122 @@ static const char *const s_extensions[] = {"xml", NULL};
 
 /* ------------------------------------------------------------ messages in files */
 
-/* 1 when the text before a line that starts another XML declaration ends a document:
- * its root's end tag (</NX5Exchange>, or with a namespace prefix), then white space
- * only. A declaration-like line inside a document (in CDATA or a comment) is not
- * preceded by that, so it stays in its document. */
-static int s_ends_document(const uint8_t *start, const uint8_t *nl)
+static int s_space(uint8_t c)
 {
-    static const char root[] = "NX5Exchange>";
-    const size_t rn = sizeof root - 1;
-    const uint8_t *e = nl;
-    /* after the end tag XML allows comments, processing instructions and white space
-     * (Misc, [27]): skipped back over */
-    for (;;) {
-        while (e > start && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
-            e--;
-        const char *open = NULL;
-        if (e - start >= 3 && !memcmp(e - 3, "-->", 3))
-            open = "<!--";
-        else if (e - start >= 2 && !memcmp(e - 2, "?>", 2))
-            open = "<?";
-        if (!open)
-            break;
-        size_t ol = strlen(open), i = (size_t)(e - start);
-        while (i > 0 &&
-               !(i - 1 + ol <= (size_t)(e - start) - 2 && !memcmp(start + i - 1, open, ol)))
-            i--;
-        if (!i)
-            return 0;
-        e = start + i - 1;
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The end of the markup construct that starts at p (a '<'), so that what it holds is
+ * never read as the start of a document: a comment, a processing instruction (an XML
+ * declaration is one) or a CDATA section runs to its terminator, a tag or a
+ * declaration to its '>' outside quotes (or to the next '<'). An unterminated
+ * comment, PI or CDATA section runs to the end of the input (XML reads the rest as
+ * part of it). *kind gets what it was: 'c' comment, 'p' PI, 'd'
+ * CDATA, 't' a start tag or declaration, 'e' an end tag. */
+static const uint8_t *s_markup_end(const uint8_t *p, const uint8_t *end, int *kind)
+{
+    static const struct {
+        const char *open, *close;
+        int kind;
+    } spans[] = {{"<!--", "-->", 'c'}, {"<?", "?>", 'p'}, {"<![CDATA[", "]]>", 'd'}};
+    size_t left = (size_t)(end - p);
+    for (size_t i = 0; i < sizeof spans / sizeof spans[0]; i++) {
+        size_t ol = strlen(spans[i].open), cl = strlen(spans[i].close);
+        if (left < ol || memcmp(p, spans[i].open, ol) != 0)
+            continue;
+        const uint8_t *c = memmem(p + ol, left - ol, spans[i].close, cl);
+        *kind = spans[i].kind;
+        return c ? c + cl : end;
     }
-    if ((size_t)(e - start) < rn + 2 || memcmp(e - rn, root, rn) != 0)
+    *kind = left >= 2 && p[1] == '/' ? 'e' : 't';
+    uint8_t quote = 0;
+    for (p++; p < end; p++) {
+        /* '<' is allowed in no tag, not even in a quoted value (XML 1.0 [10]): a tag
+         * it is in is broken, and it starts the next markup, so that an unterminated
+         * quote does not run on into the documents after it. */
+        if (*p == '<')
+            return p;
+        if (quote)
+            quote = *p == quote ? 0 : quote;
+        else if (*p == '"' || *p == '\'')
+            quote = *p;
+        else if (*p == '>')
+            return p + 1;
+    }
+    return end;
+}
+
+/* 1 when [p, e) is the root's end tag: </NX5Exchange>, with a namespace prefix or
+ * not, with white space before its '>' or not (XML 1.0 [42]). */
+static int s_root_end_tag(const uint8_t *p, const uint8_t *e)
+{
+    static const char root[] = "NX5Exchange";
+    const size_t rn = sizeof root - 1;
+    if (e - p < 3 || e[-1] != '>')
         return 0;
-    const uint8_t *p = e - rn;
-    if (p[-1] == ':') /* a prefix: name characters back to "</" */
-        for (p--; p > start + 1 && p[-1] != '/';)
-            if (!(isalnum(*--p) || *p == '_' || *p == '-' || *p == '.' || *p == ':'))
-                return 0;
-    return p - start >= 2 && p[-1] == '/' && p[-2] == '<';
+    for (e--; e > p && s_space(e[-1]);)
+        e--;
+    const uint8_t *name = p + 2;
+    for (const uint8_t *q = name; q < e; q++)
+        if (*q == ':')
+            name = q + 1;
+    if (name != p + 2 && name - 1 == p + 2)
+        return 0; /* an empty prefix */
+    for (const uint8_t *q = p + 2; q < e; q++)
+        if (s_space(*q) || *q == '<' || *q == '/')
+            return 0;
+    return (size_t)(e - name) == rn && !memcmp(name, root, rn);
 }
 
 /* A file holds one NX5 document, or several one after another (an export run, or an
  * initial load): a document ends after its root's end tag, and the next starts with
  * its XML declaration at the start of a line; pos is the 1-based document number.
  * Only blank text between them is skipped: anything else travels with a document,
- * whose decode then says what is wrong with it. */
+ * whose decode then says what is wrong with it.
+ *
+ * One forward pass over the file, never going back: every byte is looked at a fixed
+ * number of times, so splitting is linear in the file's size whatever it holds. The
+ * pass steps over comments, processing instructions, CDATA sections and tags whole,
+ * so a line inside one that starts like a declaration (or like an end tag) is not
+ * one; after the root's end tag only white space, comments and processing
+ * instructions (XML 1.0 [27] Misc) may come before the next declaration. */
 static int s_split(const uint8_t *data, size_t size, pg_split_fn fn, void *arg)
 {
-    const uint8_t *start = data, *end = data + size;
+    const uint8_t *start = data, *end = data + size, *p = data;
     size_t doc = 0;
+    int ended = 0; /* the root's end tag, then Misc only, since the document's start */
     while (start < end) {
-        const uint8_t *hit = NULL, *from = start;
-        while ((hit = memmem(from, (size_t)(end - from), "\n<?xml", 6)) != NULL) {
-            const uint8_t *after = hit + 6;
-            if (after < end && strchr(" \t\r\n", *after) && *after && s_ends_document(start, hit))
+        const uint8_t *stop = end;
+        while (p < end) {
+            const uint8_t *lt = memchr(p, '<', (size_t)(end - p));
+            const uint8_t *text_end = lt ? lt : end;
+            for (; p < text_end; p++)
+                if (!s_space(*p))
+                    ended = 0;
+            if (!lt)
                 break;
-            from = hit + 1;
+            if (ended && lt > start && lt[-1] == '\n' && end - lt > 5 && !memcmp(lt, "<?xml", 5) &&
+                s_space(lt[5])) {
+                stop = lt;
+                break;
+            }
+            int kind;
+            p = s_markup_end(lt, end, &kind);
+            if (kind == 'e')
+                ended = s_root_end_tag(lt, p);
+            else if (kind != 'c' && kind != 'p')
+                ended = 0;
         }
-        const uint8_t *stop = hit ? hit + 1 : end;
-        const uint8_t *p = start;
-        while (p < stop && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-            p++;
-        if (p < stop) {
+        const uint8_t *q = start;
+        while (q < stop && s_space(*q))
+            q++;
+        if (q < stop) {
             int rc = fn(arg, start, (size_t)(stop - start), ++doc);
             if (rc)
                 return rc;
         }
-        start = stop;
+        start = p = stop;
+        ended = 0;
     }
     return 0;
 }
