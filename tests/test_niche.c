@@ -1499,6 +1499,91 @@ START_TEST(test_decode_details)
 }
 END_TEST
 
+/* Many Entity elements of one GID (a GID may repeat any number of times in a
+ * document): each link end takes its kind from the element that says it, and its
+ * marking from the From element last stated before it, however many repeat. */
+START_TEST(test_repeated_gids)
+{
+#define RG_HEAD(kind, gid, op, gpms)                                                               \
+    "<Entity Kind=\"" kind "\" GID=\"" gid "\" Rev=\"1\" Op=\"" op                                 \
+    "\" Modified=\"29/03/2026 07:12:00\" GPMS=\"" gpms "\" Handling=\"P\" MoPI=\"2\" "             \
+    "Review=\"29/03/2036\""
+#define RG_P "D100000000000001" /* Property Deletes, then one Add that says weapon */
+#define RG_Q "D100000000000002" /* Property Deletes only: an item */
+#define RG_A "B100000000000001" /* a Person, stated twice with two markings */
+    pg_buf doc = PG_BUF_INIT;
+    pg_buf_puts(&doc, "<NX5Exchange xmlns=\"urn:nx:exchange:5\" Source=\"NICHE\" Force=\"ESX\" "
+                      "Batch=\"b\" Created=\"29/03/2026 07:30:00\">\n");
+    /* 1 link, 200 P Deletes, 1 Person (O), 1 link, 200 P Deletes, 1 weapon Add,
+     * 200 P Deletes, 1 Person (S), 1 link to Q, 300 Q Deletes, 1 link */
+    pg_buf_puts(&doc, "<Link Role=\"OWN\" From=\"" RG_A "\" To=\"" RG_P "\"/>\n");
+    for (int i = 0; i < 200; i++)
+        pg_buf_puts(&doc, RG_HEAD("Property", RG_P, "Delete", "O") "/>\n");
+    pg_buf_puts(&doc, RG_HEAD("Person", RG_A, "Add", "O") "><Surname>A</Surname></Entity>\n");
+    pg_buf_puts(&doc, "<Link Role=\"OWN\" From=\"" RG_A "\" To=\"" RG_P "\"/>\n");
+    for (int i = 0; i < 200; i++)
+        pg_buf_puts(&doc, RG_HEAD("Property", RG_P, "Delete", "O") "/>\n");
+    pg_buf_puts(&doc,
+                RG_HEAD("Property", RG_P, "Add", "O") "><Category>WPN-FA</Category></Entity>\n");
+    for (int i = 0; i < 200; i++)
+        pg_buf_puts(&doc, RG_HEAD("Property", RG_P, "Delete", "O") "/>\n");
+    pg_buf_puts(&doc, RG_HEAD("Person", RG_A, "Modify", "S") "><Surname>A</Surname></Entity>\n");
+    pg_buf_puts(&doc, "<Link Role=\"OWN\" From=\"" RG_A "\" To=\"" RG_Q "\"/>\n");
+    for (int i = 0; i < 300; i++)
+        pg_buf_puts(&doc, RG_HEAD("Property", RG_Q, "Delete", "O") "/>\n");
+    pg_buf_puts(&doc, "<Link Role=\"OWN\" From=\"" RG_A "\" To=\"" RG_P "\"/>\n");
+    pg_buf_puts(&doc, "</NX5Exchange>\n");
+    const char *text = (const char *)doc.data;
+    pg_changeset *cs = s_decode_ok(text, doc.len);
+    ck_assert_uint_eq(cs->count, 1 + 200 + 1 + 1 + 200 + 1 + 200 + 1 + 1 + 300 + 1);
+    const pg_entity_update *person_o = s_ent(cs, 201), *person_s = s_ent(cs, 604);
+    ck_assert_int_eq(person_o->marking->classification, CL(OFFICIAL));
+    ck_assert_int_eq(person_s->marking->classification, CL(SECRET));
+    for (size_t i = 0; i < cs->count; i++) {
+        if (cs->changes[i].type != PG_CHANGE_ENTITY)
+            continue;
+        const pg_entity_update *eu = cs->changes[i].entity;
+        const char *gid = eu->origin->native_id;
+        int want = strcmp(gid, RG_P) == 0   ? EK(WEAPON)
+                   : strcmp(gid, RG_Q) == 0 ? EK(ITEM)
+                                            : EK(PERSON);
+        ck_assert_msg((int)eu->kind == want, "change %zu (%s): kind %d", i, gid, (int)eu->kind);
+    }
+    /* before any Person: the first stated later; then the last stated before */
+    s_expect_link(cs, 0, "ESX", RG_A, EK(PERSON), ROLE(OWNER), RG_P, EK(WEAPON), OP(UPSERT),
+                  person_o);
+    s_expect_link(cs, 202, "ESX", RG_A, EK(PERSON), ROLE(OWNER), RG_P, EK(WEAPON), OP(UPSERT),
+                  person_o);
+    s_expect_link(cs, 605, "ESX", RG_A, EK(PERSON), ROLE(OWNER), RG_Q, EK(ITEM), OP(UPSERT),
+                  person_s);
+    s_expect_link(cs, 906, "ESX", RG_A, EK(PERSON), ROLE(OWNER), RG_P, EK(WEAPON), OP(UPSERT),
+                  person_s);
+    pg_changeset_destroy(&cs);
+    /* The reasons cite the element that says the kind: the weapon's Add (Entity[402]);
+     * for Q, which only Deletes name, the first of them (Entity[604]). */
+    int n;
+    char *bad = s_replace_all(text, "<Link Role=\"OWN\" From=\"" RG_A "\" To=\"" RG_P "\"/>\n</",
+                              "<Link Role=\"HOME\" From=\"" RG_A "\" To=\"" RG_P "\"/>\n</", &n);
+    ck_assert_int_eq(n, 1);
+    s_expect_invalid(bad, strlen(bad), PG_EINVALID,
+                     "Link[4]@To: a HOME link ends at an Address; " RG_P
+                     " is a Property weapon (Entity[402])");
+    free(bad);
+    bad = s_replace_all(text, "<Link Role=\"OWN\" From=\"" RG_A "\" To=\"" RG_Q "\"/>",
+                        "<Link Role=\"HOME\" From=\"" RG_A "\" To=\"" RG_Q "\"/>", &n);
+    ck_assert_int_eq(n, 1);
+    s_expect_invalid(bad, strlen(bad), PG_EINVALID,
+                     "Link[3]@To: a HOME link ends at an Address; " RG_Q
+                     " is a Property (Entity[604])");
+    free(bad);
+    pg_buf_free(&doc);
+#undef RG_HEAD
+#undef RG_P
+#undef RG_Q
+#undef RG_A
+}
+END_TEST
+
 /* ------------------------------------------------------------ encode */
 
 #define REPEATED                                                                                   \
@@ -2063,6 +2148,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_large_documents);
     tcase_add_test(tc, test_force_and_context);
     tcase_add_test(tc, test_decode_details);
+    tcase_add_test(tc, test_repeated_gids);
     tcase_add_test(tc, test_encode_names);
     tcase_add_test(tc, test_encode_address);
     tcase_add_test(tc, test_encode_lossy);

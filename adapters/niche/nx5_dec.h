@@ -26,6 +26,15 @@ typedef struct pg_nx5_known {
     pg_entity_update *eu;
 } pg_nx5_known;
 
+/* The Entity elements of one GID, after all entities are read: the links look their
+ * ends up here, once per GID however many elements repeat it. */
+typedef struct pg_nx5_gid {
+    const pg_nx5_known *first; /* in document order: [first, first + n) */
+    size_t n;
+    const pg_nx5_known *says; /* the one that says the kind: the first that is certain,
+                                 else the first */
+} pg_nx5_gid;
+
 typedef struct pg_nx5_dec {
     pg_arena *a;
     char *errstr;
@@ -37,6 +46,8 @@ typedef struct pg_nx5_dec {
     int ref_year;   /* year of Modified: the PNC century rule */
     pg_nx5_known *known;
     size_t n_known;
+    pg_nx5_gid *gids; /* by GID, once the kinds are settled */
+    size_t n_gids;
     size_t *pos_of; /* element position of each change this call added */
 } pg_nx5_dec;
 

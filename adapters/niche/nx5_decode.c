@@ -588,30 +588,31 @@ static int s_known_cmp(const void *a, const void *b)
     return c ? c : (x->pos > y->pos) - (x->pos < y->pos);
 }
 
-/* The entities of the document with this GID: [*first, *first + *n). */
-static const pg_nx5_known *s_find(const pg_nx5_dec *d, const char *gid, size_t *n)
+/* The entities of the document with this GID, NULL when it has none: a binary search
+ * over the GIDs, however many elements repeat one. */
+static const pg_nx5_gid *s_find(const pg_nx5_dec *d, const char *gid)
 {
-    size_t lo = 0, hi = d->n_known;
+    size_t lo = 0, hi = d->n_gids;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (strcmp(d->known[mid].gid, gid) < 0)
+        if (strcmp(d->gids[mid].first->gid, gid) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    size_t k = lo;
-    while (k < d->n_known && strcmp(d->known[k].gid, gid) == 0)
-        k++;
-    *n = k - lo;
-    return *n ? &d->known[lo] : NULL;
+    return lo < d->n_gids && strcmp(d->gids[lo].first->gid, gid) == 0 ? &d->gids[lo] : NULL;
 }
 
 /* After all entities: one kind per GID. A GID is one record of one Kind; a Property
- * Delete takes item or weapon from another element with that GID, else item. */
+ * Delete takes item or weapon from another element with that GID, else item. Each GID
+ * gets one summary (d->gids), so that links look it up once. */
 static int s_settle_kinds(pg_nx5_dec *d)
 {
-    if (d->n_known) /* a document of Links only: qsort(NULL, 0) is undefined */
-        qsort(d->known, d->n_known, sizeof(*d->known), s_known_cmp);
+    if (!d->n_known) /* a document of Links only: qsort(NULL, 0) is undefined */
+        return 0;
+    qsort(d->known, d->n_known, sizeof(*d->known), s_known_cmp);
+    if (!(d->gids = pg_arena_alloc(d->a, d->n_known * sizeof(*d->gids))))
+        return pg_nx5__nomem(d);
     for (size_t i = 0; i < d->n_known;) {
         size_t j = i, certain = SIZE_MAX;
         for (; j < d->n_known && strcmp(d->known[j].gid, d->known[i].gid) == 0; j++) {
@@ -627,6 +628,9 @@ static int s_settle_kinds(pg_nx5_dec *d)
         for (size_t k = i; k < j; k++)
             if (!d->known[k].kind_certain && certain != SIZE_MAX)
                 d->known[k].kind = d->known[k].eu->kind = d->known[certain].kind;
+        d->gids[d->n_gids++] = (pg_nx5_gid){.first = &d->known[i],
+                                            .n = j - i,
+                                            .says = &d->known[certain != SIZE_MAX ? certain : i]};
         i = j;
     }
     return 0;
@@ -636,7 +640,7 @@ static const char *const s_link_attrs[] = {"Role", "From", "To", "Start", "End",
 
 /* The end of a link: a GID, with its kind when the document has that entity. */
 static int s_link_end(pg_nx5_dec *d, const char *attr, const char *gid, unsigned allowed,
-                      const char *allowed_words, const char *role, const pg_nx5_known **ent,
+                      const char *allowed_words, const char *role, const pg_nx5_gid **ent,
                       pg_entity_ref **out)
 {
     char path[64];
@@ -645,13 +649,10 @@ static int s_link_end(pg_nx5_dec *d, const char *attr, const char *gid, unsigned
         return pg_nx5__fail(d, path, "required");
     if (!s_is_gid(gid))
         return pg_nx5__fail(d, path, "must be exactly 16 upper-case hex digits");
-    size_t n;
-    const pg_nx5_known *k = s_find(d, gid, &n);
+    const pg_nx5_gid *g = s_find(d, gid);
     /* The element that says the kind: a Property Delete does not say item or weapon,
      * another element with its GID may. */
-    for (size_t i = 1; k && !k->kind_certain && i < n; i++)
-        if (k[i].kind_certain)
-            k = &k[i];
+    const pg_nx5_known *k = g ? g->says : NULL;
     int kind = k ? k->kind : EK(UNSPECIFIED);
     if (k) {
         unsigned have = 1u << kind;
@@ -667,7 +668,7 @@ static int s_link_end(pg_nx5_dec *d, const char *attr, const char *gid, unsigned
                                 strcmp(attr, "From") == 0 ? "starts at" : "ends at", allowed_words,
                                 gid, what, k->entity_no);
     }
-    *ent = k;
+    *ent = g;
     return s_entity_ref(d, gid, kind, out);
 }
 
@@ -693,7 +694,7 @@ static int s_link(pg_nx5_dec *d, const pg_nx5_node *l, size_t link_no, size_t po
     const pg_nx5_role *role = pg_nx5_role_by_name(role_s);
     if (!role)
         return pg_nx5__fail(d, path, "unknown role");
-    const pg_nx5_known *from_ent = NULL, *to_ent = NULL;
+    const pg_nx5_gid *from_ent = NULL, *to_ent = NULL;
     if ((rc = s_link_end(d, "From", pg_nx5_attr_get(l, "From"), pg_role_from_kinds(role->role),
                          role->from_words, role->nx5, &from_ent, &lu->from)) ||
         (rc = s_link_end(d, "To", pg_nx5_attr_get(l, "To"), pg_role_to_kinds(role->role),
@@ -731,10 +732,17 @@ static int s_link(pg_nx5_dec *d, const pg_nx5_node *l, size_t link_no, size_t po
     /* The marking and time of the From record as the document last stated it before
      * this link, else as it states it later. */
     if (from_ent) {
-        size_t n;
-        const pg_nx5_known *k = s_find(d, from_ent->gid, &n), *use = &k[0];
-        for (size_t i = 0; i < n && k[i].pos < pos; i++)
-            use = &k[i];
+        const pg_nx5_gid *g = from_ent;
+        /* the first of them not before the link (they are in document order) */
+        size_t lo = 0, hi = g->n;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (g->first[mid].pos < pos)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        const pg_nx5_known *use = &g->first[lo ? lo - 1 : 0];
         lu->marking = use->eu->marking;
         lu->modified_at = use->eu->modified_at;
     }
