@@ -950,6 +950,18 @@ static const s_bad s_bads[] = {
          "Merge") "<MergedFrom GID=\"7F3A9C2E4B1D0B01\"/><MergedFrom GID=\"7F3A9C2E4B1D0B01\"/>",
      P1 "MergedFrom[2]@GID: 7F3A9C2E4B1D0B01 is named twice"},
     {PERSON_HEAD("Modify"), PERSON_HEAD("Merge") "<MergedFrom/>", P1 "MergedFrom[1]@GID: required"},
+    /* a merge is of two records of one person or object: the document says what the
+     * merged-away GID is */
+    {PERSON_HEAD("Modify"), PERSON_HEAD("Merge") "<MergedFrom GID=\"C100000000000301\"/>",
+     P1 "MergedFrom[1]@GID: a Person merges only Person records; C100000000000301 is a Vehicle "
+        "(Entity[3])"},
+    {"Op=\"Add\" Modified=\"24/10/2026 22:05:00\" GPMS=\"O\" Handling=\"P\" MoPI=\"3\" "
+     "Review=\"24/10/2032\">",
+     "Op=\"Merge\" Modified=\"24/10/2026 22:05:00\" GPMS=\"O\" Handling=\"P\" MoPI=\"3\" "
+     "Review=\"24/10/2032\"><MergedFrom GID=\"0A00000000000001\"/><MergedFrom "
+     "GID=\"11E7000000000777\"/>",
+     A2 "MergedFrom[2]@GID: an Address merges only Address records; 11E7000000000777 is an "
+        "IntelReport (Entity[8])"},
     {PERSON_HEAD("Modify"),
      PERSON_HEAD("Merge") "<MergedFrom GID=\"7F3A9C2E4B1D0B01\">x</MergedFrom>",
      P1 "MergedFrom[1]: must be empty"},
@@ -1496,6 +1508,21 @@ START_TEST(test_decode_details)
     ck_assert_str_eq(s_ent(cs, 7)->intelligence->reference, "A & B <B> \xc5\x82<c>");
     pg_changeset_destroy(&cs);
     free(e);
+
+    /* A record merged into one of its own Kind that the document also states (here
+     * deleted) is fine. */
+    char *m = s_replace_all(s_base, "Rev=\"7\" Op=\"Add\" Modified=\"29/03/2026 07:15:10\"",
+                            "Rev=\"7\" Op=\"Merge\" Modified=\"29/03/2026 07:15:10\"", &n);
+    ck_assert_int_eq(n, 1);
+    char *m2 =
+        s_replace_all(m, "<Number>07700 900123</Number>",
+                      "<MergedFrom GID=\"7E1E000000000031\"/><Number>07700 900123</Number>", &n);
+    ck_assert_int_eq(n, 1);
+    cs = s_decode_ok(m2, strlen(m2));
+    ck_assert_uint_eq(s_ent(cs, 4)->n_merged_from, 1);
+    ck_assert_int_eq(s_ent(cs, 4)->merged_from[0]->kind, EK(TELEPHONE));
+    pg_changeset_destroy(&cs);
+    free(m), free(m2);
 }
 END_TEST
 

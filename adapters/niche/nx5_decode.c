@@ -636,6 +636,38 @@ static int s_settle_kinds(pg_nx5_dec *d)
     return 0;
 }
 
+/* The article for a Kind's name: "an Address", "a Person". */
+static const char *s_a(const char *kind)
+{
+    return strchr("AEIOU", kind[0]) ? "an" : "a";
+}
+
+/* After the kinds are settled: a merge is of records found to be the same person or
+ * object (docs/formats/niche-nx5.md), so a MergedFrom GID that the document states as
+ * an Entity of another Kind cannot be merged into this one. Entities in document
+ * order: ents[i] is Entity[i + 1]. */
+static int s_check_merges(pg_nx5_dec *d, const pg_change *ents, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const pg_entity_update *eu = ents[i].entity;
+        const pg_nx5_known *self =
+            eu->n_merged_from ? s_find(d, eu->origin->native_id)->first : NULL;
+        for (size_t m = 0; self && m < eu->n_merged_from; m++) {
+            const pg_nx5_gid *g = s_find(d, eu->merged_from[m]->native_id);
+            if (!g || strcmp(g->first->nx5_kind, self->nx5_kind) == 0)
+                continue;
+            char path[128];
+            snprintf(path, sizeof path, "Entity[%zu] GID=%s MergedFrom[%zu]@GID", i + 1, self->gid,
+                     m + 1);
+            const char *ours = self->nx5_kind, *theirs = g->first->nx5_kind;
+            return pg_nx5__fail(d, path, "%s %s merges only %s records; %s is %s %s (Entity[%zu])",
+                                s_a(ours), ours, ours, g->first->gid, s_a(theirs), theirs,
+                                g->first->entity_no);
+        }
+    }
+    return 0;
+}
+
 static const char *const s_link_attrs[] = {"Role", "From", "To", "Start", "End", "Op"};
 
 /* The end of a link: a GID, with its kind when the document has that entity. */
@@ -829,6 +861,8 @@ int pg_nx5_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t size, p
     }
     if (rc == 0)
         rc = s_settle_kinds(d);
+    if (rc == 0)
+        rc = s_check_merges(d, cs->changes + start, d->n_known);
     size_t n_links = 0;
     pos = 0;
     for (const pg_nx5_node *c = rc == 0 ? root->first : NULL; c && rc == 0; c = c->next) {
