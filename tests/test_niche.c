@@ -1111,6 +1111,13 @@ static const s_bad s_bads[] = {
      "Link[1] Note: a Link carries no children"},
     {"Start=\"01/09/2024\"", "Start=\"01/09/2024\" Weight=\"1\"",
      "Link[1]: unknown attribute 'Weight'"},
+    /* text where no text belongs: in a Link, a Delete, an Entity without elements */
+    {"Start=\"01/09/2024\"/>", "Start=\"01/09/2024\">MORE</Link>",
+     "Link[1]: text is not allowed (a Link carries no children)"},
+    {"MoPI=\"3\" Review=\"25/10/2032\"/>", "MoPI=\"3\" Review=\"25/10/2032\">MORE</Entity>",
+     "Entity[9] GID=7E1E000000000031: text is not allowed (Op Delete carries no children)"},
+    {"<Category>ELC</Category><Value>125000</Value>", "GARBAGE",
+     "Entity[4] GID=D100000000000777: text is not allowed (elements only)"},
     /* XML itself */
     {"<Surname>O'BRIEN</Surname>", "<Surname>O&apos;BRIEN&bogus;</Surname>",
      "NX5: not well-formed XML (line 4: *"},
@@ -1608,6 +1615,34 @@ START_TEST(test_repeated_gids)
 #undef RG_P
 #undef RG_Q
 #undef RG_A
+}
+END_TEST
+
+/* Text in an element that holds none (the root, an Entity, a Link) is refused, as
+ * between elements; white space there is layout. */
+START_TEST(test_text_where_none)
+{
+    static const char root[] =
+        "<NX5Exchange xmlns=\"urn:nx:exchange:5\" Source=\"NICHE\" Force=\"MER\" Batch=\"b\" "
+        "Created=\"29/03/2026 07:30:00\">GARBAGE</NX5Exchange>";
+    s_expect_invalid(root, strlen(root), PG_EINVALID,
+                     "NX5Exchange: text is not allowed (Entity and Link elements only)");
+    static const struct {
+        const char *find, *replace;
+    } blank[] = {
+        {"Start=\"01/09/2024\"/>", "Start=\"01/09/2024\"> \n\t</Link>"},
+        {"MoPI=\"3\" Review=\"25/10/2032\"/>", "MoPI=\"3\" Review=\"25/10/2032\">\r\n </Entity>"},
+        {"<Category>ELC</Category><Value>125000</Value>", " "},
+    };
+    for (size_t k = 0; k < sizeof blank / sizeof blank[0]; k++) {
+        int n;
+        char *doc = s_replace_all(s_base, blank[k].find, blank[k].replace, &n);
+        ck_assert_int_eq(n, 1);
+        pg_changeset *cs = s_decode_ok(doc, strlen(doc));
+        ck_assert_uint_eq(cs->count, 11);
+        pg_changeset_destroy(&cs);
+        free(doc);
+    }
 }
 END_TEST
 
@@ -2176,6 +2211,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_force_and_context);
     tcase_add_test(tc, test_decode_details);
     tcase_add_test(tc, test_repeated_gids);
+    tcase_add_test(tc, test_text_where_none);
     tcase_add_test(tc, test_encode_names);
     tcase_add_test(tc, test_encode_address);
     tcase_add_test(tc, test_encode_lossy);

@@ -70,6 +70,18 @@ static int s_is_gid(const char *s)
     return 1;
 }
 
+/* 1 when an element holds text other than white space (the layout between elements),
+ * whether it also holds elements or not. */
+static int s_has_text(const pg_nx5_node *n)
+{
+    if (n->stray_text)
+        return 1;
+    for (const char *p = n->text; p && *p; p++)
+        if (!strchr(" \t\r\n", *p))
+            return 1;
+    return 0;
+}
+
 /* "dd/mm/yyyy" shape only; parts may be 00. */
 int pg_nx5__date_shape(const char *s, int *y, int *m, int *dd)
 {
@@ -264,6 +276,8 @@ int pg_nx5__check_children(pg_nx5_dec *d, const pg_nx5_node *parent, const char 
             path[len - 1] = 0;
         return pg_nx5__fail(d, path, "text is not allowed between elements");
     }
+    if (!parent->first && s_has_text(parent))
+        return pg_nx5__fail(d, d->where, "text is not allowed (elements only)");
     /* How many of each name so far, by position in spec then also_spec: one pass,
      * however many children (a document may hold hundreds of thousands). */
     size_t seen[S_MAX_CHILDREN] = {0};
@@ -553,11 +567,13 @@ static int s_entity(pg_nx5_dec *d, const pg_nx5_node *e, size_t entity_no, size_
     snprintf(what, sizeof what, "a %s", kind->nx5);
     if (op == 2) {
         /* Delete carries no children: not even a Caveat. */
-        if (e->first || e->stray_text) {
+        if (e->first) {
             char path[128];
-            pg_nx5__path(d, path, sizeof path, e->first ? e->first->name : "text");
+            pg_nx5__path(d, path, sizeof path, e->first->name);
             return pg_nx5__fail(d, path, "Op Delete carries no children");
         }
+        if (s_has_text(e))
+            return pg_nx5__fail(d, d->where, "text is not allowed (Op Delete carries no children)");
     } else {
         if ((rc = pg_nx5__check_children(d, e, what, kind->children, s_common, "")))
             return rc;
@@ -712,10 +728,12 @@ static int s_link(pg_nx5_dec *d, const pg_nx5_node *l, size_t link_no, size_t po
         s_check_attrs(d, d->elem, l, s_link_attrs, sizeof s_link_attrs / sizeof s_link_attrs[0]);
     if (rc)
         return rc;
-    if (l->first || l->stray_text) {
-        snprintf(path, sizeof path, "%s %s", d->elem, l->first ? l->first->name : "text");
+    if (l->first) {
+        snprintf(path, sizeof path, "%s %s", d->elem, l->first->name);
         return pg_nx5__fail(d, path, "a Link carries no children");
     }
+    if (s_has_text(l))
+        return pg_nx5__fail(d, d->elem, "text is not allowed (a Link carries no children)");
     pg_link_update *lu = PB(LinkUpdate, link_update);
     if (!lu)
         return pg_nx5__nomem(d);
@@ -820,6 +838,9 @@ static int s_root(pg_nx5_dec *d, const pg_nx5_node *root, const pg_adapter_ctx *
         return rc;
     if (root->stray_text)
         return pg_nx5__fail(d, "NX5Exchange", "text is not allowed between elements");
+    if (s_has_text(root))
+        return pg_nx5__fail(d, "NX5Exchange",
+                            "text is not allowed (Entity and Link elements only)");
     d->force = v[1];
     d->batch = v[2];
     return 0;
