@@ -1059,6 +1059,10 @@ static const s_bad s_bads[] = {
      PR4 "Category: is not a valid weapon category"},
     {"<Value>125000</Value>", "<Value>1250.00</Value>",
      PR4 "Value: must be a whole number of pence"},
+    /* a weapon's Value is dropped, but checked first */
+    {"<Category>ELC</Category><Value>125000</Value>",
+     "<Category>WPN-KN</Category><Value>not-a-number</Value>",
+     PR4 "Value: must be a whole number of pence"},
     {"<Type>M</Type>", "<Type>X</Type>", T5 "Type: is not a valid telephone type (M, L or U)"},
     /* Occurrence, Custody, IntelReport */
     {"<Reference>42/12345/26</Reference>", "", O6 "Reference: required"},

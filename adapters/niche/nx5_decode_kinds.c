@@ -308,14 +308,29 @@ static int s_decode_vehicle(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_updat
     return 0;
 }
 
+/* Value: pence, a whole number; *given is 0 when there is none. */
+static int s_pence(pg_nx5_dec *d, const pg_nx5_node *e, uint64_t *pence, int *given)
+{
+    const char *s = pg_nx5__text(e, "Value");
+    *given = s != NULL;
+    if (s && pg_nx5__plain_uint(s, 18, pence) != 0) {
+        char path[128];
+        pg_nx5__path(d, path, sizeof path, "Value");
+        return pg_nx5__fail(d, path, "must be a whole number of pence");
+    }
+    return 0;
+}
+
 static int s_decode_property(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_update *eu)
 {
     char path[128];
     const char *cat = pg_nx5__text(e, "Category");
-    int rc, code = 0;
+    int rc, code = 0, given;
+    uint64_t pence = 0;
     pg_nx5__path(d, path, sizeof path, "Category");
     if (cat && strncmp(cat, "WPN-", 4) == 0) {
-        if ((rc = pg_nx5__code(d, path, &pg_nx5_weapon_category, cat, &code)))
+        if ((rc = pg_nx5__code(d, path, &pg_nx5_weapon_category, cat, &code)) ||
+            (rc = s_pence(d, e, &pence, &given)))
             return rc;
         Polegate__Pole__V1__Weapon *w = PB(Weapon, weapon);
         if (!w)
@@ -326,9 +341,11 @@ static int s_decode_property(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_upda
         w->category = code;
         w->description = pg_nx5__str(pg_nx5__text(e, "Description"));
         w->serial_number = pg_nx5__str(pg_nx5__text(e, "Serial"));
-        /* A weapon has no value in the canonical model: Value is dropped (mapping-nx5.md). */
+        /* A weapon has no value in the canonical model: Value is checked like an item's,
+         * then dropped (mapping-nx5.md). */
     } else {
-        if (cat && (rc = pg_nx5__code(d, path, &pg_nx5_item_category, cat, &code)))
+        if ((cat && (rc = pg_nx5__code(d, path, &pg_nx5_item_category, cat, &code))) ||
+            (rc = s_pence(d, e, &pence, &given)))
             return rc;
         Polegate__Pole__V1__Item *it = PB(Item, item);
         if (!it)
@@ -338,12 +355,7 @@ static int s_decode_property(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_upda
         it->category = code;
         it->description = pg_nx5__str(pg_nx5__text(e, "Description"));
         it->serial_number = pg_nx5__str(pg_nx5__text(e, "Serial"));
-        const char *s = pg_nx5__text(e, "Value");
-        if (s) {
-            uint64_t pence;
-            pg_nx5__path(d, path, sizeof path, "Value");
-            if (pg_nx5__plain_uint(s, 18, &pence) != 0)
-                return pg_nx5__fail(d, path, "must be a whole number of pence");
+        if (given) {
             Polegate__Pole__V1__Money *m = PB(Money, money);
             if (!m)
                 return pg_nx5__nomem(d);
