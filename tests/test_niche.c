@@ -973,6 +973,13 @@ static const s_bad s_bads[] = {
     /* Person */
     {"<Surname>O'BRIEN</Surname>", "", P1 "Surname: required"},
     {"<Surname>O'BRIEN</Surname>", "<Surname/>", P1 "Surname: must not be empty"},
+    /* white space only is as if the required element were not there */
+    {"<Surname>O'BRIEN</Surname>", "<Surname> \n\t</Surname>", P1 "Surname: required"},
+    {"<Alias><Surname>BRYAN</Surname>", "<Alias><Surname> </Surname>",
+     P1 "Alias[1] Surname: required"},
+    {"<Caveat>Not to be disclosed.</Caveat>", "<Caveat> </Caveat>",
+     I8 "Caveat: required with Handling C"},
+    {"<Reference>42/12345/26</Reference>", "<Reference>\n </Reference>", O6 "Reference: required"},
     {"<Given>SEAN</Given>", "<Given>A</Given><Given>B</Given><Given>C</Given><Given>D</Given>",
      P1 "Given[4]: at most 3 Given elements"},
     {"<BirthDate Precision=\"Day\">", "<BirthDate>",

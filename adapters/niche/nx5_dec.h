@@ -67,6 +67,7 @@ __attribute__((format(printf, 3, 4))) int pg_nx5__fail(pg_nx5_dec *d, const char
                                                        const char *fmt, ...);
 int pg_nx5__nomem(pg_nx5_dec *d);
 int pg_nx5__digits(const char *s, size_t n);
+int pg_nx5__blank(const char *s);
 int pg_nx5__num(const char *s, size_t n);
 int pg_nx5__plain_uint(const char *s, size_t max_digits, uint64_t *out);
 int pg_nx5__date_shape(const char *s, int *y, int *m, int *dd);

@@ -70,16 +70,20 @@ static int s_is_gid(const char *s)
     return 1;
 }
 
+/* 1 when s is NULL or white space only (XML's: space, tab, CR, LF). */
+int pg_nx5__blank(const char *s)
+{
+    for (; s && *s; s++)
+        if (!strchr(" \t\r\n", *s))
+            return 0;
+    return 1;
+}
+
 /* 1 when an element holds text other than white space (the layout between elements),
  * whether it also holds elements or not. */
 static int s_has_text(const pg_nx5_node *n)
 {
-    if (n->stray_text)
-        return 1;
-    for (const char *p = n->text; p && *p; p++)
-        if (!strchr(" \t\r\n", *p))
-            return 1;
-    return 0;
+    return n->stray_text || !pg_nx5__blank(n->text);
 }
 
 /* "dd/mm/yyyy" shape only; parts may be 00. */
@@ -492,7 +496,8 @@ static int s_entity_extras(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_update
         pg_nx5__path(d, path, sizeof path, "Caveat");
         return pg_nx5__fail(d, path, "only with Handling C");
     }
-    if (is_c && !caveat && op != 2) {
+    /* a Caveat of white space only says no conditions: as if there were none */
+    if (is_c && pg_nx5__blank(caveat) && op != 2) {
         pg_nx5__path(d, path, sizeof path, "Caveat");
         return pg_nx5__fail(d, path, "required with Handling C");
     }

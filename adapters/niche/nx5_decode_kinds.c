@@ -61,7 +61,7 @@ static int s_name(pg_nx5_dec *d, const pg_nx5_node *n, const char *prefix,
     if (!name)
         return pg_nx5__nomem(d);
     const char *surname = pg_nx5__text(n, "Surname");
-    if (!surname) {
+    if (pg_nx5__blank(surname)) { /* white space only is no surname: as if none */
         char path[128];
         snprintf(path, sizeof path, "%s %sSurname", d->where, prefix);
         return pg_nx5__fail(d, path, "required");
@@ -460,7 +460,7 @@ static int s_decode_occurrence(pg_nx5_dec *d, const pg_nx5_node *e, pg_entity_up
     char path[128];
     const char *s;
     int rc, code = 0;
-    if (!(s = pg_nx5__text(e, "Reference"))) {
+    if (pg_nx5__blank(s = pg_nx5__text(e, "Reference"))) {
         pg_nx5__path(d, path, sizeof path, "Reference");
         return pg_nx5__fail(d, path, "required");
     }
