@@ -861,6 +861,10 @@ int pg_nx5_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t size, p
     int rc = pg_nx5_parse(cs->arena, data, size, &root, errstr, errstr_size);
     if (rc == 0)
         rc = s_root(d, root, ctx);
+    /* "each holds one or more changes" (docs/formats/niche-nx5.md) */
+    if (rc == 0 && !root->first)
+        rc = pg_nx5__fail(d, "NX5Exchange",
+                          "holds no changes (one or more Entity or Link elements)");
     size_t n_entities = 0;
     for (const pg_nx5_node *c = rc == 0 ? root->first : NULL; c && rc == 0; c = c->next) {
         if (strcmp(c->name, "Entity") == 0)
