@@ -1031,6 +1031,9 @@ static const s_bad s_bads[] = {
     {"<Warning>VI</Warning>", "<Occupation><b>x</b></Occupation>",
      P1 "Occupation: must hold text, not elements"},
     {"<Warning>VI</Warning>", "<Alias>BRYAN</Alias>", P1 "Alias[2]: must hold elements, not text"},
+    /* an Alias holding nothing lacks its Surname; it has no text */
+    {"<Warning>VI</Warning>", "<Alias/>", P1 "Alias[2] Surname: required"},
+    {"<Warning>VI</Warning>", "<Alias> </Alias>", P1 "Alias[2] Surname: required"},
     {"<Gender>1</Gender>", "<Gender>1</Gender>junk",
      "Entity[1] GID=7F3A9C2E4B1D0A66: text is not allowed between elements"},
     {"<Category>ELC</Category>", "<Category>ELC</Category><Line>x</Line>",
@@ -1102,6 +1105,9 @@ static const s_bad s_bads[] = {
     {"Intel=\"B\"", "Intel=\"B\" Score=\"9\"", I8 "Grading: unknown attribute 'Score'"},
     {"<Grading Source=\"2\" Intel=\"B\" Handling=\"C\"/>",
      "<Grading Source=\"2\" Intel=\"B\" Handling=\"C\">x</Grading>", I8 "Grading: must be empty"},
+    {"<Grading Source=\"2\" Intel=\"B\" Handling=\"C\"/>",
+     "<Grading Source=\"2\" Intel=\"B\" Handling=\"C\"><Text>x</Text></Grading>",
+     I8 "Grading: must be empty"},
     /* Link */
     {"Role=\"HOME\"", "Role=\"HOMEX\"", "Link[1]@Role: unknown role"},
     {"From=\"7F3A9C2E4B1D0A66\" To=\"00A1B2C3D4E5F607\"", "From=\"7F3A\" To=\"00A1B2C3D4E5F607\"",

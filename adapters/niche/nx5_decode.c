@@ -309,13 +309,16 @@ int pg_nx5__check_children(pg_nx5_dec *d, const pg_nx5_node *parent, const char 
         int rc = s_check_attrs(d, path, c, sp->attrs, sizeof sp->attrs / sizeof sp->attrs[0]);
         if (rc)
             return rc;
+        /* A group without elements is checked for what it lacks by its own decoder
+         * (<Alias/>: its Surname); an element that holds nothing holds no elements
+         * either. */
         if (sp->content == PG_NX5_GROUP) {
-            if (c->text)
+            if (!c->first && !pg_nx5__blank(c->text))
                 return pg_nx5__fail(d, path, "must hold elements, not text");
+        } else if (sp->content == PG_NX5_EMPTY && (c->first || c->text_len)) {
+            return pg_nx5__fail(d, path, "must be empty");
         } else if (!c->text) {
             return pg_nx5__fail(d, path, "must hold text, not elements");
-        } else if (sp->content == PG_NX5_EMPTY && c->text_len) {
-            return pg_nx5__fail(d, path, "must be empty");
         } else if (sp->content == PG_NX5_TEXT && c->text_len == 0) {
             return pg_nx5__fail(d, path, "must not be empty");
         }
