@@ -1876,15 +1876,17 @@ START_TEST(test_encode_header)
                                "Batch=\"gw-20261025-014000123\" Created=\"25/10/2026 01:40:00\">\n";
     ck_assert_msg(strncmp((char *)out.data, head, sizeof head - 1) == 0, "%s", (char *)out.data);
     pg_buf_free(&out);
-    /* No changes: an empty document for the changeset's force (the gateway's compose
-     * never asks for one). NX5 says a document holds one or more changes: decode
-     * refuses it. */
+    /* No changes: NX5 says a document holds one or more, and decode refuses one that
+     * holds none, so none is written (the gateway's compose never asks for one). */
     pg_changeset *empty = pg_changeset_new();
     empty->force = "ESX";
-    ck_assert_int_eq(pg_adapter_niche.encode(&ctx, empty, &out, err, sizeof err), 0);
-    s_expect_has((char *)out.data, "Force=\"ESX\"");
-    s_expect_has((char *)out.data, "\">\n</NX5Exchange>\n");
-    s_expect_invalid((char *)out.data, out.len, PG_EINVALID,
+    ck_assert_int_eq(pg_adapter_niche.encode(&ctx, empty, &out, err, sizeof err), PG_EUNSUPPORTED);
+    ck_assert_str_eq(err, "NX5Exchange: no changes; an NX5 document holds one or more");
+    ck_assert_uint_eq(out.len, 0);
+    static const char none[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<NX5Exchange "
+                               "xmlns=\"urn:nx:exchange:5\" Source=\"NICHE\" Force=\"ESX\" "
+                               "Batch=\"b\" Created=\"25/10/2026 01:40:00\">\n</NX5Exchange>\n";
+    s_expect_invalid(none, sizeof none - 1, PG_EINVALID,
                      "NX5Exchange: holds no changes (one or more Entity or Link elements)");
     pg_buf_free(&out);
     empty->force = NULL;

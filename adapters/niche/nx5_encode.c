@@ -779,6 +779,9 @@ int pg_nx5_encode(const pg_adapter_ctx *ctx, const pg_changeset *cs, pg_buf *out
     int rc = s_force(e, cs, &force);
     if (rc)
         return rc;
+    if (!cs->count) /* what the decoder refuses is not written */
+        return pg_errf(PG_EUNSUPPORTED, errstr, errstr_size,
+                       "NX5Exchange: no changes; an NX5 document holds one or more");
     int64_t now_ms = ctx ? ctx->now_ms : 0;
     if (now_ms == 0)
         now_ms = pg_time_wall_ms();
