@@ -347,8 +347,8 @@ static int s_resend_one(s_dlq_cli *c, uint64_t id)
     char why[PG_ERRSTR_SIZE];
     int rc = pg_dlq_resend(c->dlq, id, &c->rms, c->cfg ? c->cfg->policy : NULL, c->timeout_ms, why,
                            sizeof why);
-    if (rc == PG_ESTALE || rc == PG_EPOLICY) {
-        const char *status = rc == PG_ESTALE ? "superseded" : "refused";
+    if (rc == PG_EPOLICY) {
+        const char *status = "refused";
         json_t *j = json_pack("{s:s,s:s}", "status", status, "reason", why);
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
         printf("%" PRIu64 " %s\n", id, text ? text : status);

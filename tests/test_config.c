@@ -1032,10 +1032,11 @@ START_TEST(test_writable_trusted_files_refused)
                   "%s", s_err);
     ck_assert_int_eq(chmod(store, 0750), 0);
     ck_assert_int_eq(chown(store, 65534, (gid_t)-1), 0);
-    ck_assert_ptr_null(pg_config_load(conf, s_err, sizeof s_err));
-    ck_assert_msg(strstr(s_err, "store.path: ") &&
-                      strstr(s_err, "a directory owned by uid 65534, neither this user"),
-                  "%s", s_err);
+    /* as root (an operator's `polegate dlq ... --config`), the daemon user's store is
+     * taken; another user running it is refused (not testable as root) */
+    cfg = pg_config_load(conf, s_err, sizeof s_err);
+    ck_assert_msg(geteuid() != 0 || cfg != NULL, "%s", s_err);
+    pg_config_destroy(&cfg);
     ck_assert_int_eq(chown(store, 0, (gid_t)-1), 0);
     cfg = pg_config_load(conf, s_err, sizeof s_err);
     ck_assert_msg(cfg != NULL, "%s", s_err);

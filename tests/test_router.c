@@ -941,6 +941,42 @@ START_TEST(test_policy_change_redacting_withdraws)
 }
 END_TEST
 
+/* A held state stored before the redactions were kept (no redaction bits): what it was
+ * sent with is taken as what the destination's policy redacted then, so a policy change
+ * that redacts nothing new withdraws nothing (found by review: an upgrade withdrew
+ * every redacted record at its first policy change). */
+START_TEST(test_policy_change_old_state_keeps)
+{
+    s_begin();
+    s_add_entity(s_entity("p1", PERSON, 3, OS, P, 1, UPSERT));
+    s_route();
+    ck_assert_int_eq(s_held("mer", "p1"), 1);
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    pg_store_db held;
+    ck_assert_int_eq(pg_store_db_open(txn, "router.held", 0, &held, e, sizeof e), 0);
+    const char key[] = "mer\0p1";
+    const void *v;
+    size_t vl;
+    /* a state sent with no redaction keeps its (empty) bits too: not "not known" */
+    const char nat[] = "national\0p1";
+    ck_assert_int_eq(pg_store_get(txn, held, nat, sizeof nat - 1, &v, &vl, e, sizeof e), 0);
+    ck_assert_uint_eq(((const unsigned char *)v)[0] & 0x80, 0x80);
+    ck_assert_int_eq(memcmp((const unsigned char *)v + 18, "\0\0\0\0", 4), 0);
+    ck_assert_int_eq(pg_store_get(txn, held, key, sizeof key - 1, &v, &vl, e, sizeof e), 0);
+    unsigned char old[128];
+    ck_assert_uint_eq(((const unsigned char *)v)[0] & 0x80, 0x80);
+    ck_assert_uint_le(vl, sizeof old);
+    memcpy(old, v, 18); /* as the code before stored it: no flag, no bits */
+    old[0] &= 0x7f;
+    memcpy(old + 18, (const unsigned char *)v + 22, vl - 22);
+    ck_assert_int_eq(pg_store_put(txn, held, key, sizeof key - 1, old, vl - 4, e, sizeof e), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    s_restart(POLICY("ESX-2", "OFFICIAL-SENSITIVE", T_MER));
+    ck_assert_int_eq(s_reconcile(), 0);
+    ck_assert_int_eq(s_held("mer", "p1"), 1);
+}
+END_TEST
+
 /* merged_from names only what the destination holds. */
 START_TEST(test_merge_refs_filtered)
 {
@@ -1623,6 +1659,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_withdraw_delete);
     tcase_add_test(tc, test_delete_redacted);
     tcase_add_test(tc, test_policy_change_redacting_withdraws);
+    tcase_add_test(tc, test_policy_change_old_state_keeps);
     tcase_add_test(tc, test_merge_refs_filtered);
     tcase_add_test(tc, test_merge_into_withheld_survivor);
     tcase_add_test(tc, test_merge_link_delete_keeps_link_origin);

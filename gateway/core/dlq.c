@@ -7,7 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "ledger.h"
 #include "outrec.h"
 #include "polegate/adapter.h"
 #include "polegate/buf.h"
@@ -662,40 +661,6 @@ static void s_resend_result(void *arg, const pg_rms_delivery_result *r)
              r->reason && *r->reason ? r->reason : "no reason given");
 }
 
-/* PG_ESTALE when a record or link of import dead letter e (its ids) is deleted in the
- * partner ledger now: its partner erased or withdrew it since, and the message would
- * bring it back at our RMS. */
-static int s_superseded(pg_ledger *ledger, pg_store_txn *txn, const pg_dlq_entry *e, char *errstr,
-                        size_t errstr_size)
-{
-    pg_arena *arena = pg_arena_new(0);
-    char *ids = e->ids ? strdup(e->ids) : NULL;
-    int rc = arena && (ids || !e->ids)
-                 ? 0
-                 : pg_errf(PG_ENOMEM, errstr, errstr_size, "dlq: out of memory");
-    char *save = NULL;
-    for (char *id = ids ? strtok_r(ids, ",", &save) : NULL; !rc && id;
-         id = strtok_r(NULL, ",", &save)) {
-        int deleted = 0;
-        void *rec = NULL;
-        int r = pg_ledger_get_entity(ledger, txn, id, arena, (pg_entity_update **)&rec, &deleted,
-                                     errstr, errstr_size);
-        if (r == PG_ENOTFOUND)
-            r = pg_ledger_get_link(ledger, txn, id, arena, (pg_link_update **)&rec, &deleted,
-                                   errstr, errstr_size);
-        if (r && r != PG_ENOTFOUND)
-            rc = r;
-        else if (!r && deleted)
-            rc = pg_errf(PG_ESTALE, errstr, errstr_size,
-                         "dlq: dead letter %" PRIu64 " is superseded: %s was deleted by its "
-                         "partner since; it is not sent (purge it)",
-                         e->id, id);
-    }
-    free(ids);
-    pg_arena_destroy(&arena);
-    return rc;
-}
-
 /* Does policy still take records of origin force `force` from some partner? */
 static int s_partner_of(const pg_policy *policy, const char *force, size_t len)
 {
@@ -730,20 +695,13 @@ static int s_still_partner(const pg_policy *policy, const pg_dlq_entry *e, char 
 int pg_dlq_resend(pg_dlq *self, uint64_t id, const pg_rms_delivery_config *cfg,
                   const pg_policy *policy, int timeout_ms, char *errstr, size_t errstr_size)
 {
-    pg_ledger *ledger = pg_ledger_new_named(self->store, "partner", errstr, errstr_size);
-    if (!ledger)
-        return PG_ESTORE;
     pg_store_txn *txn = pg_store_begin(self->store, 0, errstr, errstr_size);
-    if (!txn) {
-        pg_ledger_destroy(&ledger);
+    if (!txn)
         return PG_ESTORE;
-    }
     pg_dlq_entry e = {0};
     int rc = pg_dlq_get(self, txn, id, &e, errstr, errstr_size);
     if (!rc && e.kind == PG_DLQ_IMPORT)
         rc = s_still_partner(policy, &e, errstr, errstr_size);
-    if (!rc && e.kind == PG_DLQ_IMPORT)
-        rc = s_superseded(ledger, txn, &e, errstr, errstr_size);
     if (!rc && e.kind != PG_DLQ_IMPORT)
         rc = pg_errf(PG_EUSAGE, errstr, errstr_size,
                      "dlq: dead letter %" PRIu64 " is not an import dead letter", id);
@@ -767,7 +725,6 @@ int pg_dlq_resend(pg_dlq *self, uint64_t id, const pg_rms_delivery_config *cfg,
             memcpy(data, e.data, len);
     }
     pg_store_abort(&txn);
-    pg_ledger_destroy(&ledger);
     if (rc)
         return rc;
     s_resend rs = {0};

@@ -126,10 +126,8 @@ int pg_dlq_outrec(pg_outbatch *batch, const char *topic, const pg_dlq_entry *ent
  * the partner direction does (cfg: transport, endpoint...; on_result is ours), with
  * correlation id "<ref>.dlq-<id>", and wait up to timeout_ms for its result. Stored:
  * the dead letter is deleted, 0. Rejected again: it is kept, PG_EINVALID with the
- * RMS's reason in errstr. No result in time: kept, PG_ETIMEOUT. A record or link it
- * carries deleted in the partner ledger since (erased, withdrawn): not sent, kept,
- * PG_ESTALE. Records of a force policy (NULL: not checked) no longer takes from any
- * partner: not sent, kept, PG_EPOLICY. Not an import entry:
+ * RMS's reason in errstr. No result in time: kept, PG_ETIMEOUT. Records of a force policy (NULL:
+ * not checked) no longer takes from any partner: not sent, kept, PG_EPOLICY. Not an import entry:
  * PG_EUSAGE (intake entries go to our intake: `polegate dlq replay`); only part of it
  * kept: PG_ETOOBIG; PG_ENOTFOUND, PG_ESTORE, or the delivery's error. Call it while
  * this thread has no transaction open. */

@@ -610,7 +610,9 @@ static int s_merge_one(s_ctx *ctx, const pg_entity_update *e, pg_entity_ref *sur
                        idx, j, ref->id, ref->native_id ? ref->native_id : "", was ? was : "?",
                        is ? is : "?");
     }
-    if ((rc = s_put_survivor(ctx, ref->id, survivor)) != 0)
+    /* the stored record read again: a write may move what rec points into */
+    if ((rc = s_put_survivor(ctx, ref->id, survivor)) != 0 ||
+        (rc = s_entity_get(ctx, ref->id, &rec)) != 0)
         return rc;
     if (rec.found && rec.hdr.deleted)
         return s_mark_merged_away(ctx, ref->id, &rec);

@@ -40,6 +40,8 @@ void pg_router__decode_state(const void *val, size_t vlen, pg_router_state *st)
     if ((v[0] & PG_ROUTER_VAL_REDACTED) && vlen >= at + 4) {
         memcpy(&st->redacted, v + at, 4);
         at += 4;
+    } else {
+        st->redacted = PG_ROUTER_REDACTED_UNKNOWN;
     }
     size_t an = vlen - at;
     if (an > PG_ROUTER_AGREEMENT_MAX)
@@ -114,11 +116,9 @@ static int s_put(pg_router_ctx *ctx, const char *dest, const char *id, const pg_
     val[1] = (unsigned char)st->held;
     memcpy(val + 2, &st->src_version, 8);
     memcpy(val + 10, &st->sent_version, 8);
-    if (st->redacted) {
-        val[0] |= PG_ROUTER_VAL_REDACTED;
-        memcpy(val + at, &st->redacted, 4);
-        at += 4;
-    }
+    val[0] |= PG_ROUTER_VAL_REDACTED;
+    memcpy(val + at, &st->redacted, 4);
+    at += 4;
     memcpy(val + at, st->agreement, an);
     int rc = pg_store_put(ctx->txn, ctx->r->held, key, klen, val, at + an, ctx->errstr,
                           ctx->errstr_size);

@@ -38,6 +38,10 @@ typedef struct pg_ledger pg_ledger;
  * agreement's bytes. */
 #define PG_ROUTER_VAL_FIXED 18
 #define PG_ROUTER_VAL_REDACTED 0x80
+/* What a state stored before the redactions were kept was sent with: not known. Taken
+ * as what the destination's policy redacted then (an upgrade must not withdraw every
+ * redacted record at its first policy change); its next revision is sent as decided. */
+#define PG_ROUTER_REDACTED_UNKNOWN UINT32_MAX
 #define PG_ROUTER_AGREEMENT_MAX 64
 
 #define PG_ROUTER_OP_UPSERT POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT
@@ -74,8 +78,8 @@ typedef struct pg_router_state {
     int held;
     uint64_t src_version;  /* the ledger's version of what was last sent */
     uint64_t sent_version; /* the version last written on the destination's topic */
-    /* the fields redacted (bits of pg_policy_field) in what was last sent; 0 when the
-     * state was stored before they were kept (nothing assumed redacted) */
+    /* the fields redacted (bits of pg_policy_field) in what was last sent;
+     * PG_ROUTER_REDACTED_UNKNOWN for a state stored before they were kept */
     uint32_t redacted;
     char agreement[PG_ROUTER_AGREEMENT_MAX + 1];
 } pg_router_state;
