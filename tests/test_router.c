@@ -941,6 +941,34 @@ START_TEST(test_policy_change_redacting_withdraws)
 }
 END_TEST
 
+/* A link held with origin.org_unit, whose destination's policy now redacts it, is
+ * sent again redacted at the next version on its topic (link versions are the
+ * gateway's), not left as it was (found by review). */
+START_TEST(test_policy_change_redacting_link)
+{
+    s_begin();
+    s_add_entity(s_entity("p1", PERSON, 1, O, P, 1, UPSERT));
+    s_add_entity(s_entity("l1", LOCATION, 1, O, P, 1, UPSERT));
+    pg_link_update *k = s_link("k1", "p1", PERSON, "l1", LOCATION, O, UPSERT);
+    k->origin->org_unit = "ESX/CID";
+    s_route();
+    ck_assert_int_eq(s_held("mer", "k1"), 1);
+    s_restart(POLICY_R("ESX-2", "OFFICIAL-SENSITIVE", T_MER, "person.ethnicity, origin.org_unit"));
+    s_reconcile();
+    ck_assert_int_eq(s_held("mer", "k1"), 1);
+    const pg_outrec *r = s_rec(T_MER, "k1");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(s_hdr(r, "pg-redactions"), "origin.org_unit");
+    ck_assert_str_eq(s_hdr(r, PG_HDR_VERSION), "2");
+    pg_link_update *u = polegate__pole__v1__link_update__unpack(NULL, r->value_len, r->value);
+    ck_assert_ptr_nonnull(u);
+    ck_assert_str_eq(u->origin->org_unit, "");
+    polegate__pole__v1__link_update__free_unpacked(u, NULL);
+    ck_assert_int_eq(s_count(T_NAT, "k1"), 0); /* national redacts nothing new */
+    ck_assert_int_eq(s_reconcile(), 0);        /* once */
+}
+END_TEST
+
 /* A held state stored before the redactions were kept (no redaction bits): what it was
  * sent with is taken as what the destination's policy redacted then, so a policy change
  * that redacts nothing new withdraws nothing (found by review: an upgrade withdrew
@@ -1660,6 +1688,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_delete_redacted);
     tcase_add_test(tc, test_policy_change_redacting_withdraws);
     tcase_add_test(tc, test_policy_change_old_state_keeps);
+    tcase_add_test(tc, test_policy_change_redacting_link);
     tcase_add_test(tc, test_merge_refs_filtered);
     tcase_add_test(tc, test_merge_into_withheld_survivor);
     tcase_add_test(tc, test_merge_link_delete_keeps_link_origin);

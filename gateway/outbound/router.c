@@ -430,9 +430,17 @@ int pg_router__route_link(pg_router_ctx *ctx, const pg_router_dest *dest, const 
         return pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
 
     pg_policy_action action = pg_policy_transition(st.held, &d);
-    if (action == PG_POLICY_PUBLISH && st.held && st.src_version >= l->version)
+    /* A policy change that makes dest redact a field the link it holds was sent with
+     * (origin.org_unit, the one a link has): sent again, redacted, at the next version
+     * on its topic (link versions are the gateway's). */
+    int redo = (flags & PG_ROUTER_RECHECK) && st.held && d.verdict == PG_POLICY_SHARE &&
+               st.redacted != PG_ROUTER_REDACTED_UNKNOWN && (d.redacted & ~st.redacted) &&
+               d.link != l && l->origin && l->origin->org_unit && *l->origin->org_unit;
+    if (redo)
+        action = PG_POLICY_PUBLISH;
+    else if (action == PG_POLICY_PUBLISH && st.held && st.src_version >= l->version)
         return 0; /* it has this version (sent earlier in this batch, say) */
-    if ((flags & PG_ROUTER_RECHECK) && action != PG_POLICY_WITHDRAW)
+    if ((flags & PG_ROUTER_RECHECK) && action != PG_POLICY_WITHDRAW && !redo)
         return 0;
     switch (action) {
     case PG_POLICY_PUBLISH: {
@@ -457,7 +465,8 @@ int pg_router__route_link(pg_router_ctx *ctx, const pg_router_dest *dest, const 
                                .type = PG_ROUTER_TYPE_LINK,
                                .held = 1,
                                .src_version = l->version,
-                               .sent_version = v};
+                               .sent_version = v,
+                               .redacted = d.redacted};
         s_set_agreement(&st, d.agreement);
         r->stats.disclosed++;
         return s_put(ctx, dest->name, l->id, &st);
