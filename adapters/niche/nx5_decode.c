@@ -895,7 +895,7 @@ int pg_nx5_decode(const pg_adapter_ctx *ctx, const uint8_t *data, size_t size, p
     if (rc == 0)
         rc = s_settle_kinds(d);
     if (rc == 0)
-        rc = s_check_merges(d, cs->changes + start, d->n_known);
+        rc = s_check_merges(d, cs->changes + start, n_entities);
     size_t n_links = 0;
     pos = 0;
     for (const pg_nx5_node *c = rc == 0 ? root->first : NULL; c && rc == 0; c = c->next) {

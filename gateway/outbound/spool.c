@@ -544,7 +544,8 @@ static int s_spooled_withdrawals(pg_spool *self, pg_store_txn *txn, pg_outbatch 
                 break;
             }
             pg_arena *a = later->arena;
-            *c = *r;
+            /* what a withhold event takes of it; nothing that points into batch */
+            *c = (pg_outrec){.audit_action = r->audit_action, .version = r->version};
             c->topic = pg_arena_strdup(a, r->topic ? r->topic : "");
             c->key = pg_arena_strdup(a, r->key);
             c->destination = r->destination ? pg_arena_strdup(a, r->destination) : NULL;
