@@ -952,6 +952,30 @@ START_TEST(test_late_link_to_merged_away_moves)
 }
 END_TEST
 
+/* A late link to the start of a chain of more merges than the ledger follows is
+ * refused (PG_EINVALID: the sender is told, not asked to retry for ever), found by
+ * attack; one within the bound moves to the chain's end. */
+START_TEST(test_merge_chain_bound)
+{
+    char a[16], b[16];
+    for (int i = 0; i <= 1025; i++) {
+        snprintf(a, sizeof a, "C%04d", i + 1);
+        snprintf(b, sizeof b, "C%04d", i);
+        s_msg(NULL);
+        s_merged_from(s_entity(a, K(PERSON), 1, UPSERT, 0), b, K(PERSON));
+        s_apply_ok();
+    }
+    s_msg(NULL);
+    s_link("L1", 0, R(HOME_ADDRESS), "C1000", 0, UPSERT);
+    s_apply_ok();
+    s_out_link(0, s_lid("L1", R(HOME_ADDRESS), "C1026"), UPSERT, 1);
+    s_msg(NULL);
+    s_link("L1", 0, R(HOME_ADDRESS), "C0000", 0, UPSERT);
+    ck_assert_int_eq(s_apply(), PG_EINVALID);
+    ck_assert_ptr_nonnull(strstr(e, "a chain of more than 1024 merges"));
+}
+END_TEST
+
 /* A merge joins records of one kind: a vehicle named in a person's merge is refused, not
  * deleted (found by attack); an item and a weapon are both an NX5 Property. */
 START_TEST(test_merge_of_another_kind_refused)
@@ -968,6 +992,11 @@ START_TEST(test_merge_of_another_kind_refused)
     int deleted;
     ck_assert_uint_eq(s_stored("V1", &deleted), 1);
     ck_assert_int_eq(deleted, 0);
+    /* never seen: the kind the merge states for it */
+    s_msg("m2b");
+    s_merged_from(s_entity("P1", K(PERSON), 1, UPSERT, 0), "L9", K(LOCATION));
+    ck_assert_int_eq(s_apply(), PG_EINVALID);
+    ck_assert_ptr_nonnull(strstr(e, "(L9) is a LOCATION, the survivor a PERSON"));
     s_msg("m3");
     s_merged_from(s_entity("W1", K(WEAPON), 1, UPSERT, 0), "I1", K(WEAPON));
     s_apply_ok();
@@ -1504,6 +1533,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_deleted_then_merged_stays_away);
     tcase_add_test(tc, test_late_link_to_merged_away_moves);
     tcase_add_test(tc, test_merge_of_another_kind_refused);
+    tcase_add_test(tc, test_merge_chain_bound);
     tcase_add_test(tc, test_merge_keeps_existing_live_link);
     tcase_add_test(tc, test_merge_with_replaced_links);
     tcase_add_test(tc, test_fill_kind_and_marking);

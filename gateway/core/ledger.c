@@ -15,6 +15,7 @@
 
 /* Entity and link ids, message ids: LMDB keys, and index values with a 1-byte prefix. */
 #define S_MAX_ID 255
+#define S_MAX_MERGE_CHAIN 1024 /* survivors followed for a link to a merged-away record */
 #define S_FORMAT "1"
 
 /* One apply call. */
@@ -373,7 +374,7 @@ static int s_link_do(s_ctx *ctx, const pg_link_update *l, const pg_entity_update
 static int s_survivor_of(s_ctx *ctx, const char *id, pg_entity_ref **out)
 {
     *out = NULL;
-    for (int hops = 0; hops < 64; hops++) {
+    for (int hops = 0; hops < S_MAX_MERGE_CHAIN; hops++) {
         const void *v;
         size_t vlen;
         int rc = pg_store_get(ctx->txn, ctx->ledger->merged, id, strlen(id), &v, &vlen, ctx->errstr,
@@ -394,8 +395,11 @@ static int s_survivor_of(s_ctx *ctx, const char *id, pg_entity_ref **out)
         *out = r;
         id = r->id;
     }
-    return pg_errf(PG_ESTORE, ctx->errstr, ctx->errstr_size,
-                   "ledger: merged-away record %s: a chain of more than 64 merges", id);
+    /* a refusal, not a store failure: the sender is not asked to try again for ever */
+    return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size,
+                   "ledger: merged-away record %s: a chain of more than %d merges leads from "
+                   "it; the link cannot be moved to its survivor",
+                   id, S_MAX_MERGE_CHAIN);
 }
 
 /* Rule 6 for a link that names a merged-away record after its merge (a late message):
@@ -600,10 +604,11 @@ static int s_merge_one(s_ctx *ctx, const pg_entity_update *e, pg_entity_ref *sur
     int rc = s_entity_get(ctx, ref->id, &rec);
     if (rc != 0 || (rec.found && rec.hdr.deleted == PG_LEDGER_MERGED_AWAY))
         return rc;
-    if (rec.found && !s_kind_mergeable((int)rec.hdr.kind, e->kind)) {
+    /* its kind: the stored one, else the one the merge states (never seen before) */
+    int kind = rec.found ? (int)rec.hdr.kind : (int)ref->kind;
+    if (!s_kind_mergeable(kind, e->kind)) {
         const ProtobufCEnumDescriptor *kinds = &polegate__pole__v1__entity_kind__descriptor;
-        const char *was = pg_enum_short(kinds, (int)rec.hdr.kind),
-                   *is = pg_enum_short(kinds, e->kind);
+        const char *was = pg_enum_short(kinds, kind), *is = pg_enum_short(kinds, e->kind);
         return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size,
                        "changes[%zu].entity.merged_from[%zu]: record %s (%s) is a %s, the "
                        "survivor a %s: a merge joins records of one kind",

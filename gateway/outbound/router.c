@@ -32,21 +32,21 @@ void pg_router__decode_state(const void *val, size_t vlen, pg_router_state *st)
     if (vlen < PG_ROUTER_VAL_FIXED)
         return;
     st->found = 1;
-    st->type = v[0] & ~PG_ROUTER_VAL_REDACTED;
+    st->type = v[0];
     st->held = v[1];
     memcpy(&st->src_version, v + 2, 8);
     memcpy(&st->sent_version, v + 10, 8);
-    size_t at = PG_ROUTER_VAL_FIXED;
-    if ((v[0] & PG_ROUTER_VAL_REDACTED) && vlen >= at + 4) {
-        memcpy(&st->redacted, v + at, 4);
-        at += 4;
-    } else {
-        st->redacted = PG_ROUTER_REDACTED_UNKNOWN;
+    const unsigned char *ag = v + PG_ROUTER_VAL_FIXED,
+                        *nul = memchr(ag, 0, vlen - PG_ROUTER_VAL_FIXED);
+    size_t an = vlen - PG_ROUTER_VAL_FIXED;
+    st->redacted = PG_ROUTER_REDACTED_UNKNOWN;
+    if (nul && v + vlen - (nul + 1) == 4) {
+        memcpy(&st->redacted, nul + 1, 4);
+        an = (size_t)(nul - ag);
     }
-    size_t an = vlen - at;
     if (an > PG_ROUTER_AGREEMENT_MAX)
         an = PG_ROUTER_AGREEMENT_MAX;
-    memcpy(st->agreement, v + at, an);
+    memcpy(st->agreement, ag, an);
     st->agreement[an] = 0;
 }
 
@@ -107,7 +107,7 @@ int pg_router__get(pg_router_ctx *ctx, const char *dest, const char *id, pg_rout
 static int s_put(pg_router_ctx *ctx, const char *dest, const char *id, const pg_router_state *st)
 {
     char key[PG_STORE_MAX_KEY];
-    unsigned char val[PG_ROUTER_VAL_FIXED + 4 + PG_ROUTER_AGREEMENT_MAX];
+    unsigned char val[PG_ROUTER_VAL_FIXED + PG_ROUTER_AGREEMENT_MAX + 5];
     size_t klen;
     if (s_key(key, sizeof key, dest, id, &klen))
         return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size, "id: longer than 64 bytes");
@@ -116,15 +116,16 @@ static int s_put(pg_router_ctx *ctx, const char *dest, const char *id, const pg_
     val[1] = (unsigned char)st->held;
     memcpy(val + 2, &st->src_version, 8);
     memcpy(val + 10, &st->sent_version, 8);
-    val[0] |= PG_ROUTER_VAL_REDACTED;
+    memcpy(val + at, st->agreement, an);
+    at += an;
+    val[at++] = 0; /* the release before reads the agreement up to here */
     memcpy(val + at, &st->redacted, 4);
     at += 4;
-    memcpy(val + at, st->agreement, an);
-    int rc = pg_store_put(ctx->txn, ctx->r->held, key, klen, val, at + an, ctx->errstr,
-                          ctx->errstr_size);
+    int rc =
+        pg_store_put(ctx->txn, ctx->r->held, key, klen, val, at, ctx->errstr, ctx->errstr_size);
     if (!rc) { /* as a get would read it back */
         pg_router_state back;
-        pg_router__decode_state(val, at + an, &back);
+        pg_router__decode_state(val, at, &back);
         s_cache(ctx->r, key, klen, &back);
     }
     return rc;

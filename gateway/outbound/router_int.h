@@ -34,10 +34,9 @@ typedef struct pg_ledger pg_ledger;
 #define PG_ROUTER_TYPE_LINK 2
 
 /* The value of a held-state key: type, held, ledger version sent, topic version sent,
- * (when type has PG_ROUTER_VAL_REDACTED) 4 bytes of the fields redacted, then the
- * agreement's bytes. */
+ * the agreement's bytes, then a NUL and 4 bytes of the fields redacted (a release
+ * before them reads the agreement up to the NUL, so a roll-back reads this state). */
 #define PG_ROUTER_VAL_FIXED 18
-#define PG_ROUTER_VAL_REDACTED 0x80
 /* What a state stored before the redactions were kept was sent with: not known. Taken
  * as what the destination's policy redacted then (an upgrade must not withdraw every
  * redacted record at its first policy change); its next revision is sent as decided. */
