@@ -526,10 +526,11 @@ START_TEST(test_withhold)
 }
 END_TEST
 
-/* A policy change also drops each spooled disclosure that a withdrawal spooled after
- * it ends (same topic and key): decided under the policy before, it is not held at the
- * end, and the new one may forbid it (found by attack: a person went to a destination
- * that no longer takes persons, then its DELETE). Only when the policy changed. */
+/* A policy change also drops each spooled disclosure that a withdrawal or disclosure
+ * spooled after it supersedes (same topic and key): decided under the policy before,
+ * consumers keep the later one, and the new policy may forbid it (found by attack: a
+ * person went to a destination that no longer takes persons, then its DELETE; an
+ * OFFICIAL-SENSITIVE revision, then an OFFICIAL one). Only when the policy changed. */
 START_TEST(test_withhold_superseded)
 {
     pg_outbatch *a = pg_outbatch_new(), *b = pg_outbatch_new();
@@ -544,7 +545,7 @@ START_TEST(test_withhold_superseded)
     del->policy_version = "P1";
     del->outcome = "classification";
     s_disclose(b, "e1", "national", NULL); /* another topic: stays */
-    s_disclose(b, "e2", "mer", NULL);      /* after its withdrawal... none: stays */
+    s_disclose(b, "e2", "mer", NULL);      /* a later e2 for mer: the first one goes */
     uint64_t sa, sb;
     ck_assert_int_eq(s_append(a, &sa), 0);
     ck_assert_int_eq(s_append(b, &sb), 0);
@@ -556,21 +557,22 @@ START_TEST(test_withhold_superseded)
     ck_assert_uint_eq(dropped, 0);
     ck_assert_int_eq(pg_spool_withhold(s_spool, txn, w, 1, &dropped, s_err, sizeof s_err), 0);
     ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
-    ck_assert_uint_eq(dropped, 1);
-    ck_assert_uint_eq(w->audit_count, 1);
+    ck_assert_uint_eq(dropped, 2); /* e1 for mer (withdrawn later), e2 (sent again later) */
+    ck_assert_uint_eq(w->audit_count, 2);
     ck_assert_str_eq(w->audit[0].entity_id, "e1");
     ck_assert_str_eq(w->audit[0].destination, "mer");
     ck_assert_str_eq(w->audit[0].outcome, "classification");
     ck_assert_str_eq(w->audit[0].party, "policy:P2");
+    ck_assert_str_eq(w->audit[1].entity_id, "e2");
+    ck_assert_str_eq(w->audit[1].outcome, "superseded");
     pg_outbatch *out = pg_outbatch_new();
     pg_store_txn *rt = pg_store_begin(s_store, 0, s_err, sizeof s_err);
-    uint64_t seq, next;
+    uint64_t seq;
     ck_assert_int_eq(pg_spool_next(s_spool, rt, 0, &seq, NULL, out, s_err, sizeof s_err), 0);
-    ck_assert_uint_eq(out->count, 1);
-    ck_assert_str_eq(out->recs[0].key, "e2");
-    ck_assert_int_eq(pg_spool_next(s_spool, rt, seq, &next, NULL, out, s_err, sizeof s_err), 0);
-    ck_assert_uint_eq(out->count, 4); /* the withdrawal, e1 national, e2 mer */
-    ck_assert_int_eq(out->recs[1].audit_action, PG_AUDIT_WITHDRAW);
+    ck_assert_uint_eq(seq, sb);       /* a is gone */
+    ck_assert_uint_eq(out->count, 3); /* the withdrawal, e1 national, e2 mer */
+    ck_assert_int_eq(out->recs[0].audit_action, PG_AUDIT_WITHDRAW);
+    ck_assert_str_eq(out->recs[2].key, "e2");
     pg_store_abort(&rt);
     pg_outbatch_destroy(&out);
     pg_outbatch_destroy(&w);

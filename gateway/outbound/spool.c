@@ -504,8 +504,8 @@ static const char *s_later_key(pg_arena *arena, const pg_outrec *r, uint64_t seq
                             seq, i);
 }
 
-/* Every withdrawal still spooled, copied into later (strings in its arena), with
- * their keys sorted into *out (*count). */
+/* Every withdrawal and disclosure still spooled, copied into later (strings in its
+ * arena), with their keys sorted into *out (*count). */
 static int s_spooled_withdrawals(pg_spool *self, pg_store_txn *txn, pg_outbatch *later,
                                  s_later **out, size_t *count, char *errstr, size_t errstr_size)
 {
@@ -527,7 +527,7 @@ static int s_spooled_withdrawals(pg_spool *self, pg_store_txn *txn, pg_outbatch 
             rc = pg_spool_decode(val, vlen, batch, errstr, errstr_size);
         for (size_t i = 0; !rc && i < batch->count; i++) {
             const pg_outrec *r = &batch->recs[i];
-            if (r->audit_action != PG_AUDIT_WITHDRAW)
+            if (r->audit_action != PG_AUDIT_WITHDRAW && r->audit_action != PG_AUDIT_DISCLOSE)
                 continue;
             if (n == cap) {
                 cap = cap ? cap * 2 : 64;
@@ -576,10 +576,10 @@ static int s_spooled_withdrawals(pg_spool *self, pg_store_txn *txn, pg_outbatch 
     return 0;
 }
 
-/* The withdrawal that withholds rec, a disclosure spooled at (seq, i): one of the
- * policy change's, or a withdrawal of its topic and key spooled after it (the record
- * is not held there at the end: what was decided under the policy before need not
- * go). NULL when none. */
+/* The record that withholds rec, a disclosure spooled at (seq, i): a withdrawal of the
+ * policy change's, or a withdrawal or disclosure of its topic and key spooled after it
+ * (consumers keep the later one: what was decided under the policy before need not
+ * go, and the new one may forbid it). NULL when none. */
 typedef struct s_why_ctx {
     const pg_outbatch *withdrawals;
     const char **pairs;
@@ -714,6 +714,8 @@ int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawal
                     *copy = *r; /* its strings stay in batch's arena until it is written */
                 continue;
             }
+            /* superseded by a later disclosure: the policy change's party says why */
+            const char *outcome = w->audit_action == PG_AUDIT_WITHDRAW ? w->outcome : "superseded";
             pg_audit_event ev = {.action = PG_AUDIT_WITHHOLD,
                                  .party = withdrawals->party,
                                  .entity_id = r->entity_id ? r->entity_id : r->key,
@@ -723,7 +725,7 @@ int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawal
                                  .agreement = r->agreement,
                                  .policy_version = w->policy_version,
                                  .version = r->version,
-                                 .outcome = w->outcome};
+                                 .outcome = outcome};
             rc = pg_outbatch_audit_add(withdrawals, &ev);
             (*dropped)++;
         }

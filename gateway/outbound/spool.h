@@ -97,9 +97,10 @@ int pg_spool_remove(pg_spool *self, pg_store_txn *txn, uint64_t first, uint64_t 
  * events (party withdrawals->party, the withdrawal's policy version and reason). The withdrawals
  * themselves are sent: a disclosure published before still has to be withdrawn.
  * superseded (the policy changed): so is every disclose record still spooled that a
- * withdrawal of its topic and key spooled after it ends (decided under the policy
- * before, it is not held at the end, and the new policy may forbid it); its withhold
- * event has that withdrawal's destination, policy version and reason.
+ * withdrawal or disclosure of its topic and key spooled after it supersedes (decided
+ * under the policy before, consumers keep the later one, and the new policy may forbid
+ * the earlier); its withhold event has that record's destination and policy version,
+ * and the withdrawal's reason or "superseded".
  * *dropped gets the number of records dropped. Call it between pg_spool_rewrite_begin
  * and pg_spool_rewrite_end, so that the producer does not commit a window it read
  * from the spool before the rewrite committed. 0, PG_ESTORE, PG_ENOMEM, PG_EINTERNAL. */
