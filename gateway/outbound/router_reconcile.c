@@ -136,8 +136,6 @@ static int s_held_all(pg_router_ctx *ctx, s_held **out, size_t *count)
     return 0;
 }
 
-/* Re-decide one held entity under the current policy, or withdraw it from a former
- * destination (dest->pd NULL). Returns 1 when withdrawn. */
 /* Does a destination that may hold e under redactions `now` hold nothing they clear?
  * It was sent e's record at st's version with st's redactions (the state keeps them):
  * *same when clearing the fields of `now` from what it was sent changes nothing (a
@@ -165,6 +163,8 @@ static int s_same_form(pg_router_ctx *ctx, const pg_entity_update *e, const pg_r
     return 0;
 }
 
+/* Re-decide one held entity under the current policy, or withdraw it from a former
+ * destination (dest->pd NULL). Returns 1 when withdrawn. */
 static int s_reconcile_entity(pg_router_ctx *ctx, const pg_router_dest *dest, const s_held *h)
 {
     pg_router *r = ctx->r;

@@ -486,8 +486,8 @@ static const pg_outrec *s_withdrawn(const pg_outbatch *withdrawals, const char *
     return hit ? &withdrawals->recs[index[hit - pairs]] : NULL;
 }
 
-/* A withdrawal spooled at (seq, i): "topic\nkey\n<seq><i>" sorts by pair, then by
- * position. */
+/* A withdrawal or disclosure spooled at (seq, i): "topic\nkey\n<seq><i>" sorts by
+ * pair, then by position. */
 typedef struct s_later {
     const char *k;
     size_t rec; /* its copy in the later batch */
@@ -506,8 +506,8 @@ static const char *s_later_key(pg_arena *arena, const pg_outrec *r, uint64_t seq
 
 /* Every withdrawal and disclosure still spooled, copied into later (strings in its
  * arena), with their keys sorted into *out (*count). */
-static int s_spooled_withdrawals(pg_spool *self, pg_store_txn *txn, pg_outbatch *later,
-                                 s_later **out, size_t *count, char *errstr, size_t errstr_size)
+static int s_spooled_records(pg_spool *self, pg_store_txn *txn, pg_outbatch *later, s_later **out,
+                             size_t *count, char *errstr, size_t errstr_size)
 {
     pg_outbatch *batch = pg_outbatch_new();
     pg_store_cursor *cur =
@@ -632,7 +632,7 @@ int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawal
     int rc = batch && keep && later && pairs && index ? 0 : PG_ENOMEM;
     s_later *lkeys = NULL;
     if (!rc && superseded &&
-        !(rc = s_spooled_withdrawals(self, txn, later, &lkeys, &why.ln, errstr, errstr_size)))
+        !(rc = s_spooled_records(self, txn, later, &lkeys, &why.ln, errstr, errstr_size)))
         why.lkeys = lkeys;
     /* The withdrawals, sorted by pair: index[] maps a sorted pair to its record. */
     size_t m = 0;
