@@ -103,6 +103,7 @@ class Rec:
         self.mopi = 3
         self.links = set()  # ATX: (role, to native)
         self.sent = []      # earlier messages of it (for stale re-sends)
+        self.survivor = None  # merged: the record it was merged into
 
 
 class Generator:
@@ -259,6 +260,13 @@ class Generator:
                 links.add(rng.choice(cands))
         return links
 
+    def _final(self, native):
+        """native, or the record it was merged into (through later merges)."""
+        x = self.by_native.get(native)
+        while x is not None and x.state == "merged" and x.survivor is not None:
+            x = x.survivor
+        return x.native if x is not None else native
+
     def _upsert(self, r, merged=(), raise_to=None):
         """The next UPSERT of r (ATX) or its entity and link changes (NX5)."""
         rng = self.rng
@@ -280,7 +288,11 @@ class Generator:
         r.links = self._new_links(r, 0.8)
         for m in merged:  # the survivor takes the merged-away records' links
             m.state = "merged"
+            m.survivor = r
             for role, t in m.links:
+                # a link to a record merged away before is its survivor's now (the RMS
+                # moved it at that merge)
+                t = self._final(t)
                 if t != r.native and role in [x[0] for x in ROLES if x[3] == r.kind]:
                     r.links.add((role, t))
             m.links = set()
