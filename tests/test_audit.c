@@ -510,7 +510,11 @@ START_TEST(test_log_never_through_a_planted_link)
         pg_audit_destroy(&a);
         ck_assert_int_eq(chown(s_dir, 0, 0), 0);
     }
+    /* the log and its key id gone: a new chain */
     ck_assert_int_eq(unlink(s_path), 0);
+    char keyid[600];
+    snprintf(keyid, sizeof keyid, "%s.keyid", s_path);
+    unlink(keyid);
     pg_audit *a = s_open();
     pg_audit_destroy(&a);
 }
@@ -1074,6 +1078,47 @@ static int s_count(void *ud, const char *line, size_t len)
  * untouched; with its own key it goes on. Checked wherever the last event is: the
  * current file's second line or later, its first line (chained to the rotated file
  * before), or the newest rotated file when the current one is empty. */
+/* A log removed or moved away while its key id file stays is not started again empty
+ * (a new chain would lose its events without a word; found by attack); with the key id
+ * moved aside too, a new chain begins. A rotation's new file missing (a crash between
+ * its rename and the new file) continues from the rotated one. */
+START_TEST(test_log_gone_not_restarted)
+{
+    char err[PG_ERRSTR_SIZE] = "", keyid[256], moved[256];
+    pg_audit_options o = {.sync_every = 1, .clock_ms = s_clock};
+    pg_audit *a = pg_audit_new(s_path, &o, err, sizeof err);
+    ck_assert_msg(a != NULL, "%s", err);
+    s_append(a, PG_AUDIT_COLLECT, E1, NULL, "ok");
+    pg_audit_destroy(&a);
+    snprintf(moved, sizeof moved, "%s.away", s_path);
+    ck_assert_int_eq(rename(s_path, moved), 0);
+    ck_assert_ptr_null(pg_audit_new(s_path, &o, err, sizeof err));
+    ck_assert_msg(strstr(err, "is gone but") && strstr(err, ".keyid remains"), "%s", err);
+    ck_assert_int_eq(access(s_path, F_OK), -1); /* nothing made in its place */
+    ck_assert_int_eq(rename(moved, s_path), 0);
+    a = pg_audit_new(s_path, &o, err, sizeof err);
+    ck_assert_msg(a != NULL, "%s", err);
+    pg_audit_destroy(&a);
+    /* rotated: the current file gone, the rotated one there */
+    char rotated[256];
+    snprintf(rotated, sizeof rotated, "%s.00000000000000000001", s_path);
+    ck_assert_int_eq(rename(s_path, rotated), 0);
+    a = pg_audit_new(s_path, &o, err, sizeof err);
+    ck_assert_msg(a != NULL, "%s", err);
+    pg_audit_destroy(&a);
+    /* a new chain on purpose */
+    char rm[600];
+    snprintf(rm, sizeof rm, "rm -f %s %s", s_path, rotated);
+    ck_assert_int_eq(system(rm), 0);
+    snprintf(keyid, sizeof keyid, "%s.keyid", s_path);
+    ck_assert_ptr_null(pg_audit_new(s_path, &o, err, sizeof err));
+    ck_assert_int_eq(rename(keyid, moved), 0);
+    a = pg_audit_new(s_path, &o, err, sizeof err);
+    ck_assert_msg(a != NULL, "%s", err);
+    pg_audit_destroy(&a);
+}
+END_TEST
+
 START_TEST(test_chain_continued_only_under_its_key)
 {
     char ka[256], kb[256], err[PG_ERRSTR_SIZE] = "";
@@ -1383,6 +1428,7 @@ int main(void)
     tcase_add_test(tc, test_keyed_chain_resists_rehash);
     tcase_add_test(tc, test_checkpoints_find_cut_and_rewrite);
     tcase_add_test(tc, test_rotation_carries_the_chain);
+    tcase_add_test(tc, test_log_gone_not_restarted);
     tcase_add_test(tc, test_chain_continued_only_under_its_key);
     tcase_add_test(tc, test_rotation_dir_sync_fails_closed);
     tcase_add_test(tc, test_keygen);

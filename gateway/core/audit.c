@@ -799,6 +799,29 @@ static int s_check_key_id(pg_audit *a, char *errstr, size_t errstr_size)
     return 0;
 }
 
+/* A log that is gone while its key id (written with its first event's file) and no
+ * rotated file of it remain: removed or moved away. Starting a new chain there would
+ * lose its events without a word (`audit verify --topic` would find it later). */
+static int s_check_not_gone(const char *path, char *errstr, size_t errstr_size)
+{
+    char keyid[PATH_MAX];
+    struct stat st;
+    if ((size_t)snprintf(keyid, sizeof keyid, "%s.keyid", path) >= sizeof keyid ||
+        !lstat(path, &st) || errno != ENOENT || lstat(keyid, &st))
+        return 0;
+    char **files = NULL;
+    size_t n = 0;
+    int rc = pg_audit__rotated(path, &files, &n, errstr, errstr_size);
+    pg_audit__free_list(files, n);
+    if (rc || n)
+        return rc;
+    return pg_errf(PG_ECORRUPT, errstr, errstr_size,
+                   "%s is gone but %s remains: the log was removed or moved, and a new chain "
+                   "here would lose its events unseen. Put it back; or, to begin a new chain "
+                   "on purpose, move %s aside too",
+                   path, keyid, keyid);
+}
+
 pg_audit *pg_audit_new(const char *path, const pg_audit_options *opts, char *errstr,
                        size_t errstr_size)
 {
@@ -829,7 +852,8 @@ pg_audit *pg_audit_new(const char *path, const pg_audit_options *opts, char *err
         pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
         goto err;
     }
-    if ((a->fd = s_open_file(a->path, 0, errstr, errstr_size)) < 0)
+    if (s_check_not_gone(a->path, errstr, errstr_size) ||
+        (a->fd = s_open_file(a->path, 0, errstr, errstr_size)) < 0)
         goto err;
     if (s_read_tail(a, errstr, errstr_size) || s_check_key_id(a, errstr, errstr_size))
         goto err;
