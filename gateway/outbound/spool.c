@@ -472,6 +472,10 @@ static int s_cmp_pair(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* What s_withdrawn and s_why give when they cannot tell (out of memory): the caller
+ * fails, rather than let the disclosure go. */
+static const pg_outrec s_no_memory;
+
 /* The withdrawal of withdrawals that withdraws rec (a disclosure), or NULL. */
 static const pg_outrec *s_withdrawn(const pg_outbatch *withdrawals, const char **pairs,
                                     const size_t *index, size_t n, pg_arena *arena,
@@ -481,7 +485,7 @@ static const pg_outrec *s_withdrawn(const pg_outbatch *withdrawals, const char *
         return NULL;
     const char *pair = s_pair(arena, rec);
     if (!pair)
-        return NULL;
+        return &s_no_memory;
     const char **hit = bsearch(&pair, pairs, n, sizeof *pairs, s_cmp_pair);
     return hit ? &withdrawals->recs[index[hit - pairs]] : NULL;
 }
@@ -500,8 +504,8 @@ static int s_cmp_later(const void *a, const void *b)
 
 static const char *s_later_key(pg_arena *arena, const pg_outrec *r, uint64_t seq, size_t i)
 {
-    return pg_arena_sprintf(arena, "%s\n%s\n%016" PRIx64 "%016zx", r->topic ? r->topic : "", r->key,
-                            seq, i);
+    const char *pair = s_pair(arena, r);
+    return pair ? pg_arena_sprintf(arena, "%s\n%016" PRIx64 "%016zx", pair, seq, i) : NULL;
 }
 
 /* Every withdrawal and disclosure still spooled, copied into later (strings in its
@@ -598,7 +602,7 @@ static const pg_outrec *s_why(const s_why_ctx *w, pg_arena *arena, const pg_outr
         return hit;
     s_later probe = {s_later_key(arena, rec, seq, i), 0};
     if (!probe.k)
-        return NULL;
+        return &s_no_memory;
     size_t plen = strlen(probe.k) - 32, lo = 0, hi = w->ln;
     while (lo < hi) { /* the first key after the probe's */
         size_t mid = lo + (hi - lo) / 2;
@@ -669,8 +673,14 @@ int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawal
         if ((crc = pg_spool_decode(v, vlen, batch, errstr, errstr_size)))
             break;
         size_t hits = 0;
-        for (size_t i = 0; i < batch->count; i++)
-            hits += s_why(&why, batch->arena, &batch->recs[i], pg_store_be64_get(k), i) != NULL;
+        for (size_t i = 0; i < batch->count && !crc; i++) {
+            const pg_outrec *w =
+                s_why(&why, batch->arena, &batch->recs[i], pg_store_be64_get(k), i);
+            crc = w == &s_no_memory ? PG_ENOMEM : 0;
+            hits += w != NULL;
+        }
+        if (crc)
+            break;
         if (!hits)
             continue;
         if (nseq == cap) {
@@ -706,6 +716,10 @@ int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawal
         for (size_t i = 0; !rc && i < batch->count; i++) {
             const pg_outrec *r = &batch->recs[i];
             const pg_outrec *w = s_why(&why, batch->arena, r, seqs[s], i);
+            if (w == &s_no_memory) {
+                rc = PG_ENOMEM;
+                break;
+            }
             if (!w) {
                 pg_outrec *copy = pg_outbatch_add(keep);
                 if (!copy)
