@@ -535,31 +535,28 @@ static void s_check_paths(s_loader *ld)
 {
     pg_config *cfg = ld->cfg;
     /* Every file in the drop directory is taken in as a message from the RMS: the
-     * store and the audit log must not be among them. */
-    if (cfg->intake_directory && cfg->store_path) {
-        char dir[PATH_MAX], store[PATH_MAX];
+     * store and the audit log must not be among them (the store's directory not
+     * around it either: a file is not a directory). */
+    const struct {
+        const char *key, *path, *what;
+        int dir; /* a directory: intake.directory inside it is refused too */
+    } state[] = {{"store.path", cfg->store_path, "store", 1},
+                 {"audit.path", cfg->audit_path, "audit log", 0}};
+    for (size_t i = 0; cfg->intake_directory && i < sizeof state / sizeof state[0]; i++) {
+        char dir[PATH_MAX], at[PATH_MAX];
+        if (!state[i].path)
+            continue;
         s_canon_path(cfg->intake_directory, dir, sizeof dir);
-        s_canon_path(cfg->store_path, store, sizeof store);
-        if (*dir && *store && s_within(dir, store))
+        s_canon_path(state[i].path, at, sizeof at);
+        if (*dir && *at && state[i].dir && s_within(dir, at))
             s_err(ld, 0,
-                  "intake.directory: '%s' is store.path '%s' or inside it: the daemon would take "
-                  "in its own store",
-                  cfg->intake_directory, cfg->store_path);
-        else if (*dir && *store && s_within(store, dir))
+                  "intake.directory: '%s' is %s '%s' or inside it: the daemon would take in "
+                  "its own %s",
+                  cfg->intake_directory, state[i].key, state[i].path, state[i].what);
+        else if (*dir && *at && s_within(at, dir))
             s_err(ld, 0,
-                  "intake.directory: '%s' holds store.path '%s': the daemon would take in its "
-                  "own store",
-                  cfg->intake_directory, cfg->store_path);
-    }
-    if (cfg->intake_directory && cfg->audit_path) {
-        char dir[PATH_MAX], audit[PATH_MAX];
-        s_canon_path(cfg->intake_directory, dir, sizeof dir);
-        s_canon_path(cfg->audit_path, audit, sizeof audit);
-        if (*dir && *audit && s_within(audit, dir))
-            s_err(ld, 0,
-                  "intake.directory: '%s' holds audit.path '%s': the daemon would take in its "
-                  "own audit log",
-                  cfg->intake_directory, cfg->audit_path);
+                  "intake.directory: '%s' holds %s '%s': the daemon would take in its own %s",
+                  cfg->intake_directory, state[i].key, state[i].path, state[i].what);
     }
     /* Whoever can write the store's directory can replace the store, its write-ahead
      * log and the audit log beside it. Not there yet: the store makes it (0700). */
