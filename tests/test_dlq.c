@@ -438,24 +438,46 @@ static void *s_serve(void *arg)
     "ISA-T,\n"                                                                                     \
     "       max_classification: OFFICIAL-SENSITIVE, kinds: all}\n"
 
+/* The intake's pipeline on the fixture's store, as the daemon builds it. */
+typedef struct s_pipeline {
+    pg_ledger *ledger;
+    pg_spool *spool;
+    pg_policy *policy;
+    pg_router *router;
+} s_pipeline;
+
+static pg_intake_opts s_pipeline_open(s_pipeline *p)
+{
+    p->ledger = pg_ledger_new(s_store, s_err, sizeof s_err);
+    p->spool = pg_spool_new(s_store, NULL, s_err, sizeof s_err);
+    p->policy = pg_policy_load_string(S_POLICY, strlen(S_POLICY), "ESX", s_err, sizeof s_err);
+    ck_assert_msg(p->policy != NULL, "%s", s_err);
+    p->router = pg_router_new(p->policy, s_store, "ESX", s_err, sizeof s_err);
+    ck_assert_msg(p->router != NULL, "%s", s_err);
+    return (pg_intake_opts){.endpoint = "tcp://127.0.0.1:*",
+                            .adapter = &s_fix_adapter,
+                            .force = "ESX",
+                            .dlq_topic = "t.dlq.v1",
+                            .store = s_store,
+                            .ledger = p->ledger,
+                            .router = p->router,
+                            .spool = p->spool,
+                            .dlq = s_dlq};
+}
+
+static void s_pipeline_close(s_pipeline *p)
+{
+    pg_router_destroy(&p->router);
+    pg_policy_destroy(&p->policy);
+    pg_spool_destroy(&p->spool);
+    pg_ledger_destroy(&p->ledger);
+}
+
 START_TEST(test_cli_replay_after_fix)
 {
-    pg_ledger *ledger = pg_ledger_new(s_store, s_err, sizeof s_err);
-    pg_spool *spool = pg_spool_new(s_store, NULL, s_err, sizeof s_err);
-    pg_policy *policy =
-        pg_policy_load_string(S_POLICY, strlen(S_POLICY), "ESX", s_err, sizeof s_err);
-    ck_assert_msg(policy != NULL, "%s", s_err);
-    pg_router *router = pg_router_new(policy, s_store, "ESX", s_err, sizeof s_err);
-    ck_assert_msg(router != NULL, "%s", s_err);
-    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
-                        .adapter = &s_fix_adapter,
-                        .force = "ESX",
-                        .dlq_topic = "t.dlq.v1",
-                        .store = s_store,
-                        .ledger = ledger,
-                        .router = router,
-                        .spool = spool,
-                        .dlq = s_dlq};
+    s_pipeline p;
+    pg_intake_opts o = s_pipeline_open(&p);
+    pg_spool *spool = p.spool;
     s_server srv = {.intake = pg_intake_new(&o, s_err, sizeof s_err)};
     ck_assert_msg(srv.intake != NULL, "%s", s_err);
     pg_intake_ack ack;
@@ -498,10 +520,7 @@ START_TEST(test_cli_replay_after_fix)
     ck_assert_int_eq(s_polegate(args), 2);
     ck_assert_uint_eq(s_stats().entries, 1);
     pg_intake_destroy(&srv.intake);
-    pg_router_destroy(&router);
-    pg_policy_destroy(&policy);
-    pg_spool_destroy(&spool);
-    pg_ledger_destroy(&ledger);
+    s_pipeline_close(&p);
 }
 END_TEST
 
@@ -526,23 +545,10 @@ START_TEST(test_cli_replay_curve)
     fclose(f);
     pg_curve_allow *allow = pg_curve_allow_load(path, s_err, sizeof s_err);
     ck_assert_msg(allow != NULL, "%s", s_err);
-    pg_ledger *ledger = pg_ledger_new(s_store, s_err, sizeof s_err);
-    pg_spool *spool = pg_spool_new(s_store, NULL, s_err, sizeof s_err);
-    pg_policy *policy =
-        pg_policy_load_string(S_POLICY, strlen(S_POLICY), "ESX", s_err, sizeof s_err);
-    pg_router *router = pg_router_new(policy, s_store, "ESX", s_err, sizeof s_err);
-    ck_assert_msg(router != NULL, "%s", s_err);
-    pg_intake_opts o = {.endpoint = "tcp://127.0.0.1:*",
-                        .adapter = &s_fix_adapter,
-                        .force = "ESX",
-                        .dlq_topic = "t.dlq.v1",
-                        .store = s_store,
-                        .ledger = ledger,
-                        .router = router,
-                        .spool = spool,
-                        .dlq = s_dlq,
-                        .curve_secret = srvkey,
-                        .curve_allow = allow};
+    s_pipeline p;
+    pg_intake_opts o = s_pipeline_open(&p);
+    o.curve_secret = srvkey;
+    o.curve_allow = allow;
     s_server srv = {.intake = pg_intake_new(&o, s_err, sizeof s_err)};
     ck_assert_msg(srv.intake != NULL, "%s", s_err);
     pg_intake_ack ack;
@@ -565,10 +571,7 @@ START_TEST(test_cli_replay_curve)
     pthread_join(th, NULL);
     ck_assert_uint_eq(s_stats().entries, 0);
     pg_intake_destroy(&srv.intake);
-    pg_router_destroy(&router);
-    pg_policy_destroy(&policy);
-    pg_spool_destroy(&spool);
-    pg_ledger_destroy(&ledger);
+    s_pipeline_close(&p);
     pg_curve_allow_destroy(&allow);
 }
 END_TEST
