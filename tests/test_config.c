@@ -452,6 +452,16 @@ START_TEST(test_file_errors)
     snprintf(want, sizeof want, "%s:15: unknown key 'nope' in section 'kafka'", path);
     ck_assert_msg(strstr(s_err, want) != NULL, "%s", s_err);
     unlink(path);
+
+    /* Not a regular file: refused from the one open that is also parsed (a FIFO with
+     * no writer used to block the start for ever; a directory read as an empty file). */
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    ck_assert_ptr_null(pg_config_load(path, s_err, sizeof s_err));
+    snprintf(want, sizeof want, "%s: not a regular file", path);
+    ck_assert_msg(strcmp(s_err, want) == 0, "%s", s_err);
+    unlink(path);
+    ck_assert_ptr_null(pg_config_load("/tmp", s_err, sizeof s_err));
+    ck_assert_msg(strcmp(s_err, "/tmp: not a regular file") == 0, "%s", s_err);
 }
 END_TEST
 

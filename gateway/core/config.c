@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libfyaml.h>
 #include <limits.h>
 #include <sodium.h>
@@ -864,26 +865,59 @@ static pg_config *s_read(const char *name, const char *text, size_t len, char *e
     return ld.cfg;
 }
 
+/* The largest configuration file read: a policy of many destinations is a few hundred
+ * KiB; anything near this is not one. */
+#define PG_CONFIG_MAX_BYTES (16u << 20)
+
 pg_config *pg_config_load(const char *path, char *errstr, size_t errstr_size)
 {
-    if (access(path, R_OK)) {
-        pg_errf(PG_ECONFIG, errstr, errstr_size, "%s: cannot read the file: %s", path,
-                strerror(errno));
-        return NULL;
-    }
-    /* Whoever can write the file sets the policy and every key the gateway trusts. */
+    /* Whoever can write the file sets the policy and every key the gateway trusts. The
+     * checks and the parse are of one open file: checking the name and then reading it
+     * again would read whatever was put there in between. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     struct stat st;
-    char why[PG_ERRSTR_SIZE];
-    if (stat(path, &st)) {
+    if (fd < 0 || fstat(fd, &st)) {
         pg_errf(PG_ECONFIG, errstr, errstr_size, "%s: cannot read the file: %s", path,
                 strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return NULL;
     }
-    if (pg_keyfile_check_writers(path, &st, why, sizeof why)) {
-        pg_errf(PG_ECONFIG, errstr, errstr_size, "%s", why);
+    char why[PG_ERRSTR_SIZE];
+    const char *bad = !S_ISREG(st.st_mode) ? "not a regular file"
+                      : (uint64_t)st.st_size > PG_CONFIG_MAX_BYTES ? "larger than 16 MiB"
+                                                                   : NULL;
+    if (bad || pg_keyfile_check_writers(path, &st, why, sizeof why)) {
+        if (bad)
+            pg_errf(PG_ECONFIG, errstr, errstr_size, "%s: %s", path, bad);
+        else
+            pg_errf(PG_ECONFIG, errstr, errstr_size, "%s", why);
+        close(fd);
         return NULL;
     }
-    return s_read(path, NULL, 0, errstr, errstr_size);
+    size_t len = 0, cap = (size_t)st.st_size + 1;
+    char *text = malloc(cap);
+    ssize_t got = 1;
+    while (text && got > 0 && len < cap) {
+        got = read(fd, text + len, cap - len);
+        if (got > 0)
+            len += (size_t)got;
+        else if (got < 0 && errno == EINTR)
+            got = 1;
+    }
+    int err = errno;
+    close(fd);
+    if (!text || got < 0 || len == cap) {
+        pg_errf(!text ? PG_ENOMEM : PG_ECONFIG, errstr, errstr_size, "%s: %s", path,
+                !text       ? "out of memory"
+                : got < 0   ? strerror(err)
+                            : "the file grew while it was read");
+        free(text);
+        return NULL;
+    }
+    pg_config *cfg = s_read(path, text, len, errstr, errstr_size);
+    free(text);
+    return cfg;
 }
 
 pg_config *pg_config_parse(const char *name, const char *text, size_t len, char *errstr,
