@@ -411,6 +411,18 @@ START_TEST(test_intake_directory_apart_from_state)
                                         "audit:\n  path: /var/log/pg/audit.log\n",
              link, store);
     s_bad(text, "is store.path");
+    /* ".." after a link is the link target's parent, as the kernel takes it: dir/deep
+     * -> store/sub, so dir/deep/../drop is store/drop (taken as dir/drop before) */
+    char sub[160], deep[128];
+    snprintf(sub, sizeof sub, "%s/sub", store);
+    snprintf(deep, sizeof deep, "%s/deep", dir);
+    ck_assert_int_eq(mkdir(sub, 0700), 0);
+    ck_assert_int_eq(symlink(sub, deep), 0);
+    snprintf(text, sizeof text,
+             POLICY FORCE ADAPTER KAFKA "intake:\n  directory: %s/../drop\nstore:\n  path: %s\n"
+                                        "audit:\n  path: /var/log/pg/audit.log\n",
+             deep, store);
+    s_bad(text, "is store.path");
     /* apart: accepted (a name that only starts like the store's is another directory) */
     pg_config *cfg = s_parse(S_DIRS("/srv/pg-in", "/srv/pg", "/srv/pg-inaudit.log"));
     ck_assert_msg(cfg != NULL, "%s", s_err);

@@ -468,26 +468,31 @@ static void s_derive_audit_keys(s_loader *ld)
     sodium_memzero(&sk, sizeof sk);
 }
 
-/* path absolute, without ".", ".." or repeated slashes, and through the links of what
- * exists of it (realpath), into out; "" when it does not fit. */
+/* path absolute, without ".", ".." or repeated slashes, into out ("" when it does not
+ * fit): the longest part of it that exists through its links (realpath: a ".." after a
+ * link is the link target's parent, as the kernel takes it), the rest lexically. */
 static void s_canon_path(const char *path, char *out, size_t size)
 {
-    char lex[PATH_MAX] = "", cwd[PATH_MAX];
-    size_t n = 0;
+    char abs[PATH_MAX], cwd[PATH_MAX];
     out[0] = '\0';
     if (*path != '/') {
         if (!getcwd(cwd, sizeof cwd) ||
-            (size_t)snprintf(lex, sizeof lex, "%s/%s", cwd, path) >= sizeof lex)
+            (size_t)snprintf(abs, sizeof abs, "%s/%s", cwd, path) >= sizeof abs)
             return;
-    } else if (strlen(path) < sizeof lex) {
-        snprintf(lex, sizeof lex, "%s", path);
-    } else {
+    } else if ((size_t)snprintf(abs, sizeof abs, "%s", path) >= sizeof abs) {
         return;
     }
-    /* lexically, for what does not exist yet */
-    char norm[PATH_MAX];
+    char head[PATH_MAX], norm[PATH_MAX];
+    snprintf(head, sizeof head, "%s", abs);
+    while (!realpath(head, norm)) {
+        char *slash = strrchr(head, '/');
+        if (!slash)
+            return;
+        slash[slash == head] = '\0'; /* "/x" -> "/" */
+    }
+    size_t n = strcmp(norm, "/") ? strlen(norm) : 0;
     char *save = NULL;
-    for (char *c = strtok_r(lex, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+    for (char *c = strtok_r(abs + strlen(head), "/", &save); c; c = strtok_r(NULL, "/", &save)) {
         if (!strcmp(c, "."))
             continue;
         if (!strcmp(c, "..")) {
@@ -497,29 +502,14 @@ static void s_canon_path(const char *path, char *out, size_t size)
                 n--;
             continue;
         }
-        n += (size_t)snprintf(norm + n, sizeof norm - n, "/%s", c);
+        int w = snprintf(norm + n, sizeof norm - n, "/%s", c);
+        if (w < 0 || (size_t)w >= sizeof norm - n)
+            return;
+        n += (size_t)w;
     }
     norm[n] = '\0';
-    if (!n)
-        snprintf(norm, sizeof norm, "/");
-    /* the longest part that exists, through its links; the rest as it is */
-    char head[PATH_MAX], real[PATH_MAX];
-    snprintf(head, sizeof head, "%s", norm);
-    for (;;) {
-        if (realpath(head, real)) {
-            const char *rest = norm + strlen(head);
-            if ((size_t)snprintf(out, size, "%s%s", strcmp(real, "/") || !*rest ? real : "",
-                                 rest) >= size)
-                out[0] = '\0';
-            return;
-        }
-        char *slash = strrchr(head, '/');
-        if (!slash || slash == head) {
-            snprintf(out, size, "%s", norm);
-            return;
-        }
-        *slash = '\0';
-    }
+    if ((size_t)snprintf(out, size, "%s", n ? norm : "/") >= size)
+        out[0] = '\0';
 }
 
 /* Is a (canonical) b, or inside it? */
