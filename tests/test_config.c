@@ -769,6 +769,11 @@ START_TEST(test_log_levels)
     pg_log(PG_LOG_ERROR, "also %s", "shown");
     /* a value with a newline cannot forge a line of its own */
     pg_log(PG_LOG_WARN, "reason: %s", "x\n2026-01-01T00:00:00.000Z polegated info: forged\x1b[2J");
+    /* a C1 control as a single byte (a CSI to a terminal that reads 8-bit controls),
+     * and bytes of no UTF-8 sequence, escaped; well-formed UTF-8 kept */
+    pg_log(PG_LOG_WARN, "lone: %s",
+           "\x9b"
+           "2J \xff \xe2\x82 \xc3\xa9 \xe2\x82\xac");
     pg_log_set_level(PG_LOG_INFO);
     pg_log_set_stream(NULL);
     fclose(mem);
@@ -780,6 +785,9 @@ START_TEST(test_log_levels)
         out,
         "polegated warn: reason: x\\n2026-01-01T00:00:00.000Z polegated info: forged\\x1b[2J\n"));
     ck_assert_ptr_null(strstr(out, "\n2026-01-01T00:00:00.000Z polegated info: forged"));
+    ck_assert_msg(
+        strstr(out, "polegated warn: lone: \\x9b2J \\xff \\xe2\\x82 \xc3\xa9 \xe2\x82\xac\n"), "%s",
+        out);
     free(out);
     ck_assert_int_eq(pg_log_level_parse("debug"), PG_LOG_DEBUG);
     ck_assert_int_eq(pg_log_level_parse("DEBUG"), -1);

@@ -287,7 +287,8 @@ static size_t s_lines(const char *s)
 START_TEST(test_cli_show_escapes_controls)
 {
     static const char data[] = "{\"a\":\"x\x1b]0;pwned\x07\x1b[2J\rover\",\n\t\"b\":\"\xc2\x9b"
-                               "31m\x7f\xc3\xa9\"}";
+                               "31m\x7f\xc3\xa9\x9b"
+                               "2J\xe2\x82\"}";
     s_add("record.a: \x1b[31mred", data, NULL);
     pg_dlq_destroy(&s_dlq);
     pg_store_destroy(&s_store);
@@ -295,11 +296,12 @@ START_TEST(test_cli_show_escapes_controls)
     snprintf(args, sizeof args, "dlq show --store %s 1", s_dir);
     ck_assert_int_eq(s_polegate(args), 0);
     ck_assert_msg(!strchr(s_out, '\x1b') && !strchr(s_out, '\x07') && !strchr(s_out, '\r') &&
-                      !strchr(s_out, '\x7f') && !strstr(s_out, "\xc2\x9b"),
+                      !strchr(s_out, '\x7f') && !strstr(s_out, "\xc2\x9b") &&
+                      !strchr(s_out, '\x9b'),
                   "%s", s_out);
     ck_assert_msg(strstr(s_out, "reason: record.a: \\x1b[31mred\n") &&
                       strstr(s_out, "{\"a\":\"x\\x1b]0;pwned\\x07\\x1b[2J\\rover\",\n\t\"b\":"
-                                    "\"\\xc2\\x9b31m\\x7f\xc3\xa9\"}\n"),
+                                    "\"\\xc2\\x9b31m\\x7f\xc3\xa9\\x9b2J\\xe2\\x82\"}\n"),
                   "%s", s_out);
     snprintf(args, sizeof args, "dlq list --store %s", s_dir);
     ck_assert_int_eq(s_polegate(args), 0);

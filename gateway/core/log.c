@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -111,6 +112,27 @@ static size_t s_json_escape(const char *msg, char *out, size_t size)
     return w;
 }
 
+/* The length of the well-formed UTF-8 sequence at c (at most len bytes) and its code
+ * point in *cp; 0 when it is not one (a stray continuation byte, an overlong form, a
+ * surrogate, beyond U+10FFFF, cut short). */
+static size_t s_utf8(const unsigned char *c, size_t len, uint32_t *cp)
+{
+    size_t n = c[0] >= 0xf0 ? 4 : c[0] >= 0xe0 ? 3 : c[0] >= 0xc0 ? 2 : 0;
+    if (!n || n > len || c[0] > 0xf4)
+        return 0;
+    uint32_t v = c[0] & (0x7f >> n);
+    for (size_t k = 1; k < n; k++) {
+        if ((c[k] & 0xc0) != 0x80)
+            return 0;
+        v = v << 6 | (c[k] & 0x3f);
+    }
+    static const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (v < least[n] || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
+        return 0;
+    *cp = v;
+    return n;
+}
+
 size_t pg_log_escape(const char *in, size_t len, int lines, char *out, size_t size)
 {
     size_t o = 0;
@@ -120,10 +142,16 @@ size_t pg_log_escape(const char *in, size_t len, int lines, char *out, size_t si
     for (size_t i = 0; i < len; i++) {
         char esc[16];
         size_t n = 1, adv = 0;
-        /* C1 controls (U+0080..U+009F: CSI among them) are escapes to some terminals */
-        if (c[i] == 0xc2 && i + 1 < len && c[i + 1] >= 0x80 && c[i + 1] <= 0x9f)
+        uint32_t cp = 0;
+        size_t u = c[i] >= 0x80 ? s_utf8(c + i, len - i, &cp) : 0;
+        /* C1 controls (U+0080..U+009F: CSI among them) are escapes to some terminals,
+         * as UTF-8 and as single bytes (a terminal that reads 8-bit controls): every
+         * byte not part of well-formed UTF-8 is escaped */
+        if (u && cp <= 0x9f)
             n = (size_t)snprintf(esc, sizeof esc, "\\xc2\\x%02x", c[i + 1]), adv = 1;
-        else if ((c[i] >= 0x20 && c[i] != 0x7f) || (lines && (c[i] == '\n' || c[i] == '\t')))
+        else if (u)
+            memcpy(esc, c + i, u), n = u, adv = u - 1;
+        else if ((c[i] >= 0x20 && c[i] < 0x7f) || (lines && (c[i] == '\n' || c[i] == '\t')))
             esc[0] = (char)c[i];
         else if (c[i] == '\n' || c[i] == '\r' || c[i] == '\t')
             n = 2, esc[0] = '\\', esc[1] = c[i] == '\n' ? 'n' : c[i] == '\r' ? 'r' : 't';
