@@ -874,7 +874,7 @@ pg_config *pg_config_load(const char *path, char *errstr, size_t errstr_size)
         return NULL;
     }
     char why[PG_ERRSTR_SIZE];
-    const char *bad = !S_ISREG(st.st_mode) ? "not a regular file"
+    const char *bad = !S_ISREG(st.st_mode)                         ? "not a regular file"
                       : (uint64_t)st.st_size > PG_CONFIG_MAX_BYTES ? "larger than 16 MiB"
                                                                    : NULL;
     if (bad || pg_keyfile_check_writers(path, &st, why, sizeof why)) {
@@ -899,9 +899,9 @@ pg_config *pg_config_load(const char *path, char *errstr, size_t errstr_size)
     close(fd);
     if (!text || got < 0 || len == cap) {
         pg_errf(!text ? PG_ENOMEM : PG_ECONFIG, errstr, errstr_size, "%s: %s", path,
-                !text       ? "out of memory"
-                : got < 0   ? strerror(err)
-                            : "the file grew while it was read");
+                !text     ? "out of memory"
+                : got < 0 ? strerror(err)
+                          : "the file grew while it was read");
         free(text);
         return NULL;
     }

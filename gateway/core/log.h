@@ -36,9 +36,10 @@ void pg_log_set_stream(FILE *f);
 void pg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* in[0..len) into out as the log writes it: control characters (C0, DEL, C1 as UTF-8)
  * and every byte not part of well-formed UTF-8 (a lone C1 byte among them) become \n,
- * \r, \t or \xHH, so that no input can forge a line or drive a terminal. lines: newlines and tabs are kept as they are (a record's own lines). Cut
- * at size (never inside an escape), NUL-terminated; returns the length written. 4
- * bytes of out a byte of in, and one, always suffice. */
+ * \r, \t or \xHH, so that no input can forge a line or drive a terminal. lines:
+ * newlines and tabs are kept as they are (a record's own lines). Cut at size (never
+ * inside an escape), NUL-terminated; returns the length written. 4 bytes of out a byte
+ * of in, and one, always suffice. */
 size_t pg_log_escape(const char *in, size_t len, int lines, char *out, size_t size);
 
 #endif
