@@ -89,6 +89,13 @@ void pg_daemon_transactional_id(const char *force, const char *store_path, char 
     snprintf(out, 64, "polegated.%s.%08" PRIx32, lower, h);
 }
 
+/* A withdrawal still spooled, as the policy now forms it (pg_spool_set_reform). */
+static int s_reform(void *router, const pg_outrec *rec, pg_outbatch *out, char *errstr,
+                    size_t errstr_size)
+{
+    return pg_router_reform_withdrawal(router, rec, out, errstr, errstr_size);
+}
+
 /* The policy's start-up reconcile (withdrawals after a policy change), spooled in a
  * transaction of its own before the intake opens. */
 static int s_reconcile(pg_daemon *self, char *errstr, size_t errstr_size)
@@ -109,12 +116,12 @@ static int s_reconcile(pg_daemon *self, char *errstr, size_t errstr_size)
     snprintf(party, sizeof party, "policy:%s", pg_policy_version(self->live.policy));
     batch->party = party; /* as the router named its records: kept once per batch */
     /* What it withdraws and is still spooled is not published first. */
-    size_t withheld = 0;
+    size_t withheld = 0, reformed = 0;
     pg_router_stats mid;
     pg_router_get_stats(self->router, &mid);
     if (!rc)
         rc = pg_spool_withhold(self->spool, txn, batch, mid.reconciles > before.reconciles,
-                               &withheld, errstr, errstr_size);
+                               &withheld, &reformed, errstr, errstr_size);
     if (!rc)
         rc = pg_spool_append(self->spool, txn, batch, NULL, errstr, errstr_size);
     /* Fail closed: no withdrawal is spooled that is not logged. The router made the
@@ -130,6 +137,10 @@ static int s_reconcile(pg_daemon *self, char *errstr, size_t errstr_size)
         pg_log(PG_LOG_INFO,
                "policy %s: %zu spooled records not yet published withheld (they are withdrawn)",
                pg_policy_version(self->live.policy), withheld);
+    if (!rc && reformed)
+        pg_log(PG_LOG_INFO,
+               "policy %s: %zu spooled withdrawals not yet published re-formed as it gives them",
+               pg_policy_version(self->live.policy), reformed);
     if (!rc) {
         pg_router_stats after;
         pg_router_get_stats(self->router, &after);
@@ -220,6 +231,7 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
             goto err;
         }
         pg_router_set_withdraw_limit(d->router, cfg->store_max_withdraw_percent);
+        pg_spool_set_reform(d->spool, s_reform, d->router);
     }
     if (cfg->metrics_listen) {
         d->metrics = pg_metrics_new(cfg->metrics_listen, cfg->force, why, sizeof why);

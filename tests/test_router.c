@@ -16,6 +16,7 @@
 #include "policy.h"
 #include "publisher.h"
 #include "router.h"
+#include "spool.h"
 #include "store.h"
 
 enum { O = 1, OS = 2, S = 3, TS = 4 }; /* classifications */
@@ -941,6 +942,117 @@ START_TEST(test_policy_change_redacting_withdraws)
 }
 END_TEST
 
+/* The daemon's policy change (gateway/daemon.c s_reconcile) on a spool over the same
+ * store: reconcile, then the spool's withhold with the router's re-forming hook. */
+static int s_reform_hook(void *router, const pg_outrec *rec, pg_outbatch *out, char *errstr,
+                         size_t errstr_size)
+{
+    return pg_router_reform_withdrawal(router, rec, out, errstr, errstr_size);
+}
+
+static size_t s_change_policy_with_spool(const char *policy_yaml, const pg_outbatch *spooled)
+{
+    pg_spool *sp = pg_spool_new(st, NULL, e, sizeof e);
+    ck_assert_msg(sp != NULL, "%s", e);
+    pg_store_txn *txn = pg_store_begin(st, 1, e, sizeof e);
+    ck_assert_ptr_nonnull(txn);
+    if (spooled)
+        ck_assert_msg(pg_spool_append(sp, txn, spooled, NULL, e, sizeof e) == 0, "%s", e);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    pg_spool_destroy(&sp);
+    s_restart(policy_yaml);
+    sp = pg_spool_new(st, NULL, e, sizeof e);
+    ck_assert_msg(sp != NULL, "%s", e);
+    pg_spool_set_reform(sp, s_reform_hook, rt);
+    pg_outbatch_reset(ob);
+    txn = pg_store_begin(st, 1, e, sizeof e);
+    ck_assert_msg(pg_router_reconcile(rt, txn, ob, e, sizeof e) >= 0, "%s", e);
+    size_t dropped = 0, reformed = 0;
+    ck_assert_msg(pg_spool_withhold(sp, txn, ob, 1, &dropped, &reformed, e, sizeof e) == 0, "%s",
+                  e);
+    ck_assert_int_eq(pg_store_commit(&txn, e, sizeof e), 0);
+    /* ob: what the spool now holds, oldest first */
+    pg_outbatch_reset(ob);
+    txn = pg_store_begin(st, 0, e, sizeof e);
+    uint64_t seq = 0;
+    while (pg_spool_next(sp, txn, seq, &seq, NULL, ob, e, sizeof e) == 0)
+        ;
+    pg_store_abort(&txn);
+    pg_spool_destroy(&sp);
+    return reformed;
+}
+
+/* A deletion at source spooled under one policy and not yet published when the policy
+ * changes goes in the form the new policy gives it: origin.org_unit cleared when the
+ * destination now redacts it, bare when it may no longer see its marking; for a
+ * destination whose rules did not change it stays as spooled (found by review: it went
+ * with the old policy's form). */
+START_TEST(test_policy_change_reforms_spooled_withdrawals)
+{
+    s_begin();
+    pg_entity_update *x = s_entity("p1", PERSON, 1, OS, P, 1, UPSERT);
+    x->origin->org_unit = "ESX/CID";
+    s_add_entity(x);
+    s_route();
+    s_begin();
+    x = s_entity("p1", PERSON, 2, OS, P, 1, DELETE);
+    x->origin->org_unit = "ESX/CID";
+    s_add_entity(x);
+    s_route();
+    s_assert_delete(T_MER, "p1", 2, "deleted", "OFFICIAL-SENSITIVE;P");
+    pg_outbatch *spooled = pg_outbatch_new();
+    ck_assert_ptr_nonnull(spooled);
+    for (size_t i = 0; i < ob->count; i++) {
+        pg_outrec *c = pg_outbatch_add(spooled);
+        ck_assert_ptr_nonnull(c);
+        *c = ob->recs[i];
+    }
+    spooled->party = "rms:test";
+
+    /* mer now redacts origin.org_unit: the deletion keeps its marking, loses the unit */
+    ck_assert_uint_eq(s_change_policy_with_spool(POLICY_R("ESX-2", "OFFICIAL-SENSITIVE", T_MER,
+                                                          "person.ethnicity, origin.org_unit"),
+                                                 spooled),
+                      1);
+    pg_outbatch_destroy(&spooled);
+    ck_assert_int_eq(s_count(T_MER, "p1"), 2);
+    s_assert_delete(T_MER, "p1", 2, "deleted", "OFFICIAL-SENSITIVE;P");
+    const pg_outrec *r = s_rec(T_MER, "p1");
+    ck_assert_str_eq(s_hdr(r, "pg-redactions"), "origin.org_unit");
+    ck_assert_str_eq(s_hdr(r, "pg-policy-version"), "ESX-2");
+    ck_assert_str_eq(r->policy_version, "ESX-2");
+    ck_assert_str_eq(r->party, "rms:test");
+    pg_entity_update *u = s_unpack_entity(r);
+    ck_assert_str_eq(u->origin->org_unit, "");
+    ck_assert_str_eq(u->origin->native_id, "N-p1");
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+    /* national's rules did not change: as spooled */
+    r = s_rec(T_NAT, "p1");
+    ck_assert_str_eq(s_hdr(r, "pg-policy-version"), "ESX-1");
+    u = s_unpack_entity(r);
+    ck_assert_str_eq(u->origin->org_unit, "ESX/CID");
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+
+    /* mer may now see OFFICIAL only: the bare DELETE (no marking, no unit) */
+    ck_assert_uint_eq(
+        s_change_policy_with_spool(
+            POLICY_R("ESX-3", "OFFICIAL", T_MER, "person.ethnicity, origin.org_unit"), NULL),
+        1);
+    ck_assert_int_eq(s_count(T_MER, "p1"), 2);
+    s_assert_withdrawal(T_MER, "p1", 2, "deleted");
+    ck_assert_str_eq(s_hdr(s_rec(T_MER, "p1"), "pg-policy-version"), "ESX-3");
+    ck_assert_int_eq(s_count(T_NAT, "p1"), 2);
+    s_assert_delete(T_NAT, "p1", 2, "deleted", "OFFICIAL-SENSITIVE;P");
+    /* mer removed from the policy: the bare form on its old topic */
+    ck_assert_uint_eq(s_change_policy_with_spool("policy:\n  version: ESX-4\n  agreements:\n"
+                                                 "    - {name: ISA-NAT, description: national}\n"
+                                                 "  destinations:\n" NAT_DEST,
+                                                 NULL),
+                      0);
+    s_assert_withdrawal(T_MER, "p1", 2, "deleted");
+}
+END_TEST
+
 /* A link held with origin.org_unit, whose destination's policy now redacts it, is
  * sent again redacted at the next version on its topic (link versions are the
  * gateway's), not left as it was (found by review). */
@@ -1687,6 +1799,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_withdraw_delete);
     tcase_add_test(tc, test_delete_redacted);
     tcase_add_test(tc, test_policy_change_redacting_withdraws);
+    tcase_add_test(tc, test_policy_change_reforms_spooled_withdrawals);
     tcase_add_test(tc, test_policy_change_old_state_keeps);
     tcase_add_test(tc, test_policy_change_redacting_link);
     tcase_add_test(tc, test_merge_refs_filtered);

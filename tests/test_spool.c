@@ -465,8 +465,9 @@ START_TEST(test_withhold)
     pg_spool_rewrite_begin(s_spool);
     ck_assert_uint_eq(pg_spool_rewrites(s_spool) & 1, 1);
     pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
-    size_t dropped = 0;
-    ck_assert_int_eq(pg_spool_withhold(s_spool, txn, w, 0, &dropped, s_err, sizeof s_err), 0);
+    size_t dropped = 0, reformed = 0;
+    ck_assert_int_eq(
+        pg_spool_withhold(s_spool, txn, w, 0, &dropped, &reformed, s_err, sizeof s_err), 0);
     ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
     pg_spool_rewrite_end(s_spool);
     ck_assert_uint_gt(pg_spool_rewrites(s_spool), r0);
@@ -515,7 +516,8 @@ START_TEST(test_withhold)
     /* Nothing to withdraw: nothing read or written. */
     pg_outbatch_reset(w);
     txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
-    ck_assert_int_eq(pg_spool_withhold(s_spool, txn, w, 0, &dropped, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(
+        pg_spool_withhold(s_spool, txn, w, 0, &dropped, &reformed, s_err, sizeof s_err), 0);
     pg_store_abort(&txn);
     ck_assert_uint_eq(dropped, 0);
     pg_outbatch_destroy(&out);
@@ -551,11 +553,13 @@ START_TEST(test_withhold_superseded)
     ck_assert_int_eq(s_append(b, &sb), 0);
     pg_outbatch *w = pg_outbatch_new();
     w->party = "policy:P2";
-    size_t dropped = 9;
+    size_t dropped = 9, reformed = 9;
     pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
-    ck_assert_int_eq(pg_spool_withhold(s_spool, txn, w, 0, &dropped, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(
+        pg_spool_withhold(s_spool, txn, w, 0, &dropped, &reformed, s_err, sizeof s_err), 0);
     ck_assert_uint_eq(dropped, 0);
-    ck_assert_int_eq(pg_spool_withhold(s_spool, txn, w, 1, &dropped, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(
+        pg_spool_withhold(s_spool, txn, w, 1, &dropped, &reformed, s_err, sizeof s_err), 0);
     ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
     ck_assert_uint_eq(dropped, 2); /* e1 for mer (withdrawn later), e2 (sent again later) */
     ck_assert_uint_eq(w->audit_count, 2);

@@ -606,6 +606,98 @@ int pg_router__withdraw_entity(pg_router_ctx *ctx, const pg_router_dest *dest,
     return s_put(ctx, dest->name, e->id, &gone);
 }
 
+/* The value of header name of rec, or NULL. */
+static const char *s_header(const pg_outrec *rec, const char *name)
+{
+    for (size_t i = 0; i < rec->header_count; i++)
+        if (!strcmp(rec->headers[i].name, name))
+            return rec->headers[i].value;
+    return NULL;
+}
+
+/* The withdrawal rec (spooled under an earlier policy) as the router now forms it, for
+ * the destination that now writes its topic (none: the bare form). */
+static int s_reform(pg_router_ctx *ctx, const pg_outrec *rec, int link)
+{
+    pg_router *r = ctx->r;
+    const pg_policy_destination *pd = NULL;
+    for (size_t i = 0; !pd && i < pg_policy_destination_count(r->policy); i++)
+        if (!strcmp(pg_policy_destination_at(r->policy, i)->topic, rec->topic))
+            pd = pg_policy_destination_at(r->policy, i);
+    pg_router_dest dest = {pd ? pd->name : rec->destination, rec->topic, pd};
+    const char *redactions = "none";
+    s_rec out = {link ? PG_TYPE_LINK : PG_TYPE_ENTITY,
+                 NULL,
+                 PG_ROUTER_OP_DELETE,
+                 rec->version,
+                 NULL,
+                 NULL,
+                 NULL,
+                 rec->agreement,
+                 NULL,
+                 PG_AUDIT_WITHDRAW,
+                 rec->outcome};
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(link ? &polegate__pole__v1__link_update__descriptor
+                                       : &polegate__pole__v1__entity_update__descriptor,
+                                  NULL, rec->value_len, rec->value);
+    int rc = 0;
+    if (!m) {
+        rc = pg_errf(PG_EINTERNAL, ctx->errstr, ctx->errstr_size,
+                     "spool: the withdrawal of %s to %s does not unpack", rec->key, rec->topic);
+    } else if (link) {
+        pg_link_update *l = (pg_link_update *)m, *w = NULL;
+        if (l->operation == PG_ROUTER_OP_DELETE &&
+            !(rc = s_link_delete_as_is(ctx, &dest, l, rec->version, &w, &redactions)) && !w &&
+            !(w = pg_policy_withdrawal_link(r->scratch, l, rec->version)))
+            rc = pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
+        if (w)
+            out.id = w->id, out.origin = w->origin, out.marking = w->marking, out.msg = &w->base;
+    } else {
+        const pg_entity_update *e = (pg_entity_update *)m, *w = NULL;
+        if (e->operation == PG_ROUTER_OP_DELETE &&
+            !(w = s_entity_delete_as_is(ctx, &dest, e, &redactions)) &&
+            !(w = pg_policy_withdrawal_entity(r->scratch, e, rec->version)))
+            rc = pg_errf(PG_ENOMEM, ctx->errstr, ctx->errstr_size, "out of memory");
+        if (w)
+            out.id = w->id, out.origin = w->origin, out.marking = w->marking, out.msg = &w->base;
+    }
+    out.redactions = redactions;
+    if (!rc && out.msg)
+        rc = s_emit(ctx, &dest, &out);
+    protobuf_c_message_free_unpacked(m, NULL);
+    return rc;
+}
+
+int pg_router_reform_withdrawal(pg_router *self, const pg_outrec *rec, pg_outbatch *out,
+                                char *errstr, size_t errstr_size)
+{
+    const char *type = s_header(rec, PG_HDR_TYPE);
+    if (rec->audit_action != PG_AUDIT_WITHDRAW || !rec->value || !type ||
+        (strcmp(type, PG_TYPE_ENTITY) && strcmp(type, PG_TYPE_LINK)) ||
+        (rec->policy_version && !strcmp(rec->policy_version, pg_policy_version(self->policy))))
+        return 0;
+    size_t count = out->count;
+    pg_router_ctx ctx = {self, NULL, out, errstr, errstr_size};
+    pg_arena_reset(self->scratch);
+    int rc = s_reform(&ctx, rec, !strcmp(type, PG_TYPE_LINK));
+    pg_arena_reset(self->scratch);
+    if (rc || out->count == count)
+        return rc < 0 ? rc : 0;
+    /* The same value, marking and redactions: it stays as it was spooled. */
+    const pg_outrec *now = &out->recs[count];
+    const char *names[] = {PG_HDR_MARKING, PG_HDR_REDACTIONS};
+    int same = now->value_len == rec->value_len && !memcmp(now->value, rec->value, rec->value_len);
+    for (size_t i = 0; same && i < sizeof names / sizeof names[0]; i++) {
+        const char *a = s_header(now, names[i]), *b = s_header(rec, names[i]);
+        same = a && b && !strcmp(a, b);
+    }
+    if (!same)
+        return 1;
+    out->count = count;
+    return 0;
+}
+
 /* Send dest what it must get of entity update e (flags: PG_ROUTER_ADD or 0). */
 int pg_router__route_entity(pg_router_ctx *ctx, const pg_router_dest *dest,
                             const pg_entity_update *e, pg_router_links *links, int flags)

@@ -9,6 +9,7 @@
 #include "policy.h"
 
 typedef struct pg_outbatch pg_outbatch;
+typedef struct pg_outrec pg_outrec;
 typedef struct pg_store pg_store;
 typedef struct pg_store_txn pg_store_txn;
 
@@ -139,6 +140,18 @@ int pg_router_route(pg_router *self, pg_store_txn *txn, const pg_changeset *publ
  * out's arena holds them until it is reset. */
 int pg_router_reconcile(pg_router *self, pg_store_txn *txn, pg_outbatch *out, char *errstr,
                         size_t errstr_size);
+
+/* A withdrawal still spooled, decided under another policy (rec: its DELETE; a
+ * tombstone, a disclosure or one of this policy is left alone), as this policy forms
+ * it for the destination that now writes its topic: a deletion's own form only when
+ * that destination may see its kind, marking and MoPI group, origin.org_unit cleared
+ * when it redacts it; else the bare form (docs/policy.md, "Withdrawal forms"); none
+ * writes the topic any more: the bare form. When that differs from rec (value, marking
+ * or redactions), appends the new DELETE and its tombstone to out and returns 1; 0 when
+ * rec stays as it is; PG_ENOMEM, or PG_EINTERNAL when rec's value does not unpack. On
+ * the routing thread, between routings (it uses the router's scratch arena). */
+int pg_router_reform_withdrawal(pg_router *self, const pg_outrec *rec, pg_outbatch *out,
+                                char *errstr, size_t errstr_size);
 
 /* Does destination hold entity or link id (as of txn)? 1, 0, or a negative error. */
 int pg_router_held(pg_router *self, pg_store_txn *txn, const char *destination, const char *id);

@@ -39,8 +39,10 @@ struct pg_spool {
     pg_buf value;  /* the batch being appended, reused */
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    uint64_t gen;      /* notifications so far */
-    uint64_t rewrites; /* odd while a rewrite (pg_spool_withhold) is under way */
+    uint64_t gen;              /* notifications so far */
+    uint64_t rewrites;         /* odd while a rewrite (pg_spool_withhold) is under way */
+    pg_spool_reform_fn reform; /* pg_spool_set_reform */
+    void *reform_ud;
 };
 
 static int s_state_put(pg_spool *self, pg_store_txn *txn, const s_state *st, char *errstr,
@@ -616,10 +618,17 @@ static const pg_outrec *s_why(const s_why_ctx *w, pg_arena *arena, const pg_outr
     return NULL;
 }
 
+void pg_spool_set_reform(pg_spool *self, pg_spool_reform_fn fn, void *ud)
+{
+    self->reform = fn;
+    self->reform_ud = ud;
+}
+
 int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawals, int superseded,
-                      size_t *dropped, char *errstr, size_t errstr_size)
+                      size_t *dropped, size_t *reformed, char *errstr, size_t errstr_size)
 {
     *dropped = 0;
+    *reformed = 0;
     size_t n = 0;
     for (size_t i = 0; i < withdrawals->count; i++)
         n += withdrawals->recs[i].audit_action == PG_AUDIT_WITHDRAW;
@@ -678,6 +687,12 @@ int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawal
                 s_why(&why, batch->arena, &batch->recs[i], pg_store_be64_get(k), i);
             crc = w == &s_no_memory ? PG_ENOMEM : 0;
             hits += w != NULL;
+            if (!crc && !w && superseded && self->reform) {
+                pg_outbatch_reset(keep);
+                int f = self->reform(self->reform_ud, &batch->recs[i], keep, errstr, errstr_size);
+                crc = f < 0 ? f : 0;
+                hits += f > 0;
+            }
         }
         if (crc)
             break;
@@ -719,6 +734,26 @@ int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawal
             if (w == &s_no_memory) {
                 rc = PG_ENOMEM;
                 break;
+            }
+            /* A withdrawal decided under the policy before, in the form this one gives
+             * it (its tombstone, next to it, made anew with it). */
+            size_t had = keep->count;
+            int f = !w && superseded && self->reform
+                        ? self->reform(self->reform_ud, r, keep, errstr, errstr_size)
+                        : 0;
+            if (f < 0) {
+                rc = f;
+                break;
+            }
+            if (f > 0) {
+                for (size_t j = had; j < keep->count; j++)
+                    keep->recs[j].party = r->party;
+                const pg_outrec *t = i + 1 < batch->count ? &batch->recs[i + 1] : NULL;
+                if (t && !t->value && t->audit_action == PG_AUDIT_NONE && !strcmp(t->key, r->key) &&
+                    t->topic && r->topic && !strcmp(t->topic, r->topic))
+                    i++;
+                (*reformed)++;
+                continue;
             }
             if (!w) {
                 pg_outrec *copy = pg_outbatch_add(keep);

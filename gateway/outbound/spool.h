@@ -8,6 +8,7 @@
 #include "polegate/buf.h"
 
 typedef struct pg_outbatch pg_outbatch;
+typedef struct pg_outrec pg_outrec;
 typedef struct pg_store pg_store;
 typedef struct pg_store_txn pg_store_txn;
 
@@ -105,7 +106,17 @@ int pg_spool_remove(pg_spool *self, pg_store_txn *txn, uint64_t first, uint64_t 
  * and pg_spool_rewrite_end, so that the producer does not commit a window it read
  * from the spool before the rewrite committed. 0, PG_ESTORE, PG_ENOMEM, PG_EINTERNAL. */
 int pg_spool_withhold(pg_spool *self, pg_store_txn *txn, pg_outbatch *withdrawals, int superseded,
-                      size_t *dropped, char *errstr, size_t errstr_size);
+                      size_t *dropped, size_t *reformed, char *errstr, size_t errstr_size);
+/* How a policy change re-forms a withdrawal still spooled (pg_router_reform_withdrawal
+ * has this shape): rec as the policy now forms it appended to out (1), or 0 when rec
+ * stays as it is, or a negative error. With one set, pg_spool_withhold with superseded
+ * also replaces each spooled withdrawal it re-forms (its tombstone with it), counted in
+ * *reformed: a withdrawal decided under the policy before goes in the form the new one
+ * gives it (it may no longer let the destination see the deletion's marking, kind or
+ * origin.org_unit). */
+typedef int (*pg_spool_reform_fn)(void *ud, const pg_outrec *rec, pg_outbatch *out, char *errstr,
+                                  size_t errstr_size);
+void pg_spool_set_reform(pg_spool *self, pg_spool_reform_fn fn, void *ud);
 /* Mark a rewrite of the spool under way (before its write transaction begins), and
  * over (after it committed or aborted; it also notifies waiters). */
 void pg_spool_rewrite_begin(pg_spool *self);
