@@ -50,11 +50,13 @@ static const char s_usage_text[] =
     "                      An import dead letter goes to the RMS import endpoint instead\n"
     "                      (the config's delivery.transport and delivery.endpoint, or\n"
     "                      --rms), never to our intake: stored -> removed; rejected\n"
-    "                      again -> kept, with the RMS's reason printed. A partner dead\n"
-    "                      letter is taken again through the partner pipeline (needs\n"
-    "                      --config): by polegated while it runs (asked through the\n"
-    "                      store; the command waits for its answers), else in this\n"
-    "                      process\n"
+    "                      again -> kept, with the RMS's reason printed; superseded (a\n"
+    "                      record of it deleted, merged away or changed by the partner\n"
+    "                      since) or kept by an earlier release -> refused, kept. A\n"
+    "                      partner dead letter is taken again through the partner\n"
+    "                      pipeline (needs --config): by polegated while it runs (asked\n"
+    "                      through the store; the command waits for its answers), else\n"
+    "                      in this process\n"
     "  purge               remove the given dead letters, or --all\n"
     "\n"
     "  --store DIR         the gateway's store.path\n"
@@ -199,6 +201,13 @@ static int s_show(s_dlq_cli *c, uint64_t id)
                             "correlation: ",
                             e.ref);
                 s_put_field("\nids: ", e.ids);
+                if (e.seq) {
+                    printf("\nsequence: %" PRIu64, e.seq);
+                    s_put_field("\noperations: ", e.ops);
+                } else {
+                    printf("\noperations: not kept (kept by an earlier release: replay refuses "
+                           "it)");
+                }
                 printf("\n\n");
             }
             if (e.kind == PG_DLQ_PARTNER) {

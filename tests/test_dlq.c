@@ -19,8 +19,10 @@
 #include "ledger.h"
 #include "log.h"
 #include "outrec.h"
+#include "polegate/buf.h"
 #include "polegate/error.h"
 #include "polegate/identity.h"
+#include "polegate/pole.h"
 #include "policy.h"
 #include "rms_delivery.h"
 #include "router.h"
@@ -578,7 +580,53 @@ START_TEST(test_cli_replay_curve)
 }
 END_TEST
 
-static uint64_t s_add_import(const char *reason, const char *data)
+/* One change of a message the partner side composed: a record's UPSERT (del 0) or
+ * DELETE at version, an UPSERT with merged_from merged when not NULL. */
+typedef struct s_chg {
+    const char *id;
+    int del;
+    uint64_t version;
+    const char *merged;
+} s_chg;
+
+/* The partner side composed import queue message seq of chs[0..n): noted
+ * (pg_dlq_note_composed, in a transaction of its own), its ops into ops. */
+static void s_composed(uint64_t seq, const s_chg *chs, size_t n, char *ops, size_t ops_size)
+{
+    pg_changeset *cs = pg_changeset_new();
+    ck_assert_ptr_nonnull(cs);
+    for (size_t i = 0; i < n; i++) {
+        pg_entity_update *u =
+            PG_PB_NEW(cs->arena, pg_entity_update, polegate__pole__v1__entity_update);
+        u->id = pg_arena_strdup(cs->arena, chs[i].id);
+        u->operation = chs[i].del ? POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE
+                                  : POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT;
+        u->version = chs[i].version;
+        u->kind = POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON;
+        if (chs[i].merged) {
+            pg_entity_ref *ref =
+                PG_PB_NEW(cs->arena, pg_entity_ref, polegate__pole__v1__entity_ref);
+            u->merged_from = pg_arena_alloc(cs->arena, sizeof *u->merged_from);
+            ck_assert_ptr_nonnull(u->merged_from);
+            ref->id = pg_arena_strdup(cs->arena, chs[i].merged);
+            u->merged_from[0] = ref;
+            u->n_merged_from = 1;
+        }
+        ck_assert_int_eq(pg_changeset_add_entity(cs, u, 0), 0);
+    }
+    pg_buf b = PG_BUF_INIT;
+    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
+    ck_assert_int_eq(pg_dlq_note_composed(s_dlq, txn, seq, cs, &b, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
+    snprintf(ops, ops_size, "%s", b.data ? (const char *)b.data : "");
+    pg_buf_free(&b);
+    pg_changeset_destroy(&cs);
+}
+
+/* An import dead letter of message seq (0: as a release before seq and ops kept them)
+ * that carried ids, ops. */
+static uint64_t s_add_import_of(uint64_t seq, const char *ids, const char *ops, const char *reason,
+                                const char *data)
 {
     pg_dlq_entry e = {.received_ms = 1774765800123LL,
                       .reason = reason,
@@ -588,11 +636,24 @@ static uint64_t s_add_import(const char *reason, const char *data)
                       .len = strlen(data),
                       .kind = PG_DLQ_IMPORT,
                       .ref = "pg-abc-00000000000000000007",
-                      .ids = "id-1,id-2"};
+                      .ids = ids,
+                      .seq = seq,
+                      .ops = ops};
     pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
     ck_assert_int_eq(pg_dlq_add(s_dlq, txn, &e, NULL, s_err, sizeof s_err), 0);
     ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
     return e.id;
+}
+
+/* The import dead letter of message 7, the UPSERTs of id-1 and id-2, the last
+ * operations of both. */
+static uint64_t s_add_import(const char *reason, const char *data)
+{
+    static const s_chg chs[] = {{"id-1", 0, 3, NULL}, {"id-2", 0, 4, NULL}};
+    char ops[256];
+    s_composed(7, chs, 2, ops, sizeof ops);
+    ck_assert_str_eq(ops, "id-1:upsert:3,id-2:upsert:4");
+    return s_add_import_of(7, "id-1,id-2", ops, reason, data);
 }
 
 START_TEST(test_import_entries)
@@ -613,6 +674,8 @@ START_TEST(test_import_entries)
     ck_assert_str_eq(e.format, "nx5");
     ck_assert_str_eq(e.ref, "pg-abc-00000000000000000007");
     ck_assert_str_eq(e.ids, "id-1,id-2");
+    ck_assert_uint_eq(e.seq, 7);
+    ck_assert_str_eq(e.ops, "id-1:upsert:3,id-2:upsert:4");
     ck_assert_uint_eq(e.len, 8);
     ck_assert_uint_eq(e.original_len, 8);
     ck_assert_mem_eq(e.data, "<Batch/>", 8);
@@ -908,6 +971,7 @@ START_TEST(test_cli_import_list_show_replay)
     snprintf(args, sizeof args, "dlq show --store %s 1", s_dir);
     ck_assert_int_eq(s_polegate(args), 0);
     ck_assert_msg(strstr(s_out, "kind: import") && strstr(s_out, "ids: id-1,id-2\n") &&
+                      strstr(s_out, "sequence: 7\noperations: id-1:upsert:3,id-2:upsert:4\n") &&
                       strstr(s_out, "correlation: pg-abc-00000000000000000007\n") &&
                       strstr(s_out, "\n<Batch/>\n"),
                   "%s", s_out);
@@ -965,46 +1029,129 @@ START_TEST(test_import_replay_needs_partner)
 }
 END_TEST
 
-/* An import dead letter that is its partner's own DELETE (the partner ledger applied
- * it before it was composed) is delivered again: replay refused one as superseded for
- * a while (found by review), which would have left an erased record at our RMS. */
+/* An import dead letter that is its partner's own DELETE is delivered again: replay
+ * refused one as superseded for a while (found by review), which would have left an
+ * erased record at our RMS. So it is while every later operation of its record removes
+ * it too; not once the partner sent the record again since. */
 START_TEST(test_import_delete_replayable)
 {
-    pg_ledger *lg = pg_ledger_new_named(s_store, "partner", s_err, sizeof s_err);
-    ck_assert_msg(lg != NULL, "%s", s_err);
-    pg_changeset *in = pg_changeset_new(), *out = pg_changeset_new();
-    pg_entity_update *d = PG_PB_NEW(in->arena, pg_entity_update, polegate__pole__v1__entity_update);
-    d->id = "id-2";
-    d->operation = POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE;
-    d->version = 2;
-    d->kind = POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON;
-    ck_assert_int_eq(pg_changeset_add_entity(in, d, 0), 0);
-    pg_ledger_result res;
-    pg_store_txn *txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
-    ck_assert_int_eq(pg_ledger_apply(lg, txn, in, out, &res, s_err, sizeof s_err), 0);
-    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
-    pg_changeset_destroy(&in);
-    pg_changeset_destroy(&out);
-    pg_ledger_destroy(&lg);
-    pg_dlq_entry e = {.received_ms = 1774765800123LL,
-                      .reason = "Delete: record locked",
-                      .origin = "KNT",
-                      .format = "nx5",
-                      .data = (const uint8_t *)"<Delete id-2/>",
-                      .len = 14,
-                      .kind = PG_DLQ_IMPORT,
-                      .ref = "pg-abc-00000000000000000008",
-                      .ids = "id-2"};
-    txn = pg_store_begin(s_store, 1, s_err, sizeof s_err);
-    ck_assert_int_eq(pg_dlq_add(s_dlq, txn, &e, NULL, s_err, sizeof s_err), 0);
-    ck_assert_int_eq(pg_store_commit(&txn, s_err, sizeof s_err), 0);
-    char drop[96];
+    char ops[256], drop[96];
+    static const s_chg del2 = {"id-2", 1, 2, NULL}, del4 = {"id-4", 1, 5, NULL};
+    static const s_chg later[] = {{"id-2", 1, 3, NULL}, {"id-4", 0, 6, NULL}};
+    s_composed(8, &del2, 1, ops, sizeof ops);
+    ck_assert_str_eq(ops, "id-2:delete:2");
+    uint64_t a = s_add_import_of(8, "id-2", ops, "Delete: record locked", "<Delete id-2/>");
+    s_composed(9, &del4, 1, ops, sizeof ops);
+    uint64_t b = s_add_import_of(9, "id-4", ops, "Delete: record locked", "<Delete id-4/>");
+    s_composed(10, &later[0], 1, ops, sizeof ops); /* deleted again (a later withdrawal) */
+    s_composed(11, &later[1], 1, ops, sizeof ops); /* sent again: it exists now */
     snprintf(drop, sizeof drop, "%s/drop", s_dir);
     ck_assert_int_eq(mkdir(drop, 0700), 0);
     pg_rms_delivery_config dc = {.transport = "dir", .endpoint = drop};
-    ck_assert_msg(pg_dlq_resend(s_dlq, e.id, &dc, NULL, 5000, s_err, sizeof s_err) == 0, "%s",
-                  s_err);
-    ck_assert_uint_eq(s_stats().entries, 0);
+    ck_assert_msg(pg_dlq_resend(s_dlq, a, &dc, NULL, 5000, s_err, sizeof s_err) == 0, "%s", s_err);
+    ck_assert_int_eq(pg_dlq_resend(s_dlq, b, &dc, NULL, 5000, s_err, sizeof s_err), PG_EPOLICY);
+    ck_assert_str_eq(s_err, "dlq: dead letter 2 is superseded: id-4 was updated by the partner at "
+                            "version 6 after this dead letter; it is not sent (purge it)");
+    ck_assert_uint_eq(s_stats().entries, 1);
+}
+END_TEST
+
+/* An import dead letter replayed after a later operation of its record was composed
+ * (found by attack: a replay re-created a record its partner had deleted since): the
+ * UPSERT of a record deleted, updated or merged away since is not sent, and kept; the
+ * latest state of a record is. Every record of a message counts. */
+START_TEST(test_import_replay_superseded)
+{
+    char ops[256], drop[96];
+    static const s_chg up1 = {"id-1", 0, 3, NULL}, del1 = {"id-1", 1, 4, NULL};
+    static const s_chg up3 = {"id-3", 0, 5, NULL}, up3b = {"id-3", 0, 6, NULL};
+    static const s_chg up5 = {"id-5", 0, 2, NULL}, merge = {"id-6", 0, 3, "id-5"};
+    static const s_chg two[] = {{"id-7", 0, 1, NULL}, {"id-8", 0, 1, NULL}};
+    static const s_chg up8 = {"id-8", 0, 2, NULL};
+    s_composed(7, &up1, 1, ops, sizeof ops);
+    uint64_t a = s_add_import_of(7, "id-1", ops, "x: y", "<A/>");
+    s_composed(8, &up3, 1, ops, sizeof ops);
+    uint64_t b = s_add_import_of(8, "id-3", ops, "x: y", "<B/>");
+    s_composed(9, &up5, 1, ops, sizeof ops);
+    uint64_t c = s_add_import_of(9, "id-5", ops, "x: y", "<C/>");
+    s_composed(10, two, 2, ops, sizeof ops);
+    uint64_t d = s_add_import_of(10, "id-7,id-8", ops, "x: y", "<D/>");
+    s_composed(11, &del1, 1, ops, sizeof ops);  /* delivered: id-1 deleted */
+    s_composed(12, &up3b, 1, ops, sizeof ops);  /* a later version of id-3 */
+    s_composed(13, &merge, 1, ops, sizeof ops); /* id-5 merged into id-6 */
+    ck_assert_str_eq(ops, "id-6:upsert:3,id-5:merged:3");
+    snprintf(drop, sizeof drop, "%s/drop", s_dir);
+    ck_assert_int_eq(mkdir(drop, 0700), 0);
+    pg_rms_delivery_config dc = {.transport = "dir", .endpoint = drop};
+    ck_assert_int_eq(pg_dlq_resend(s_dlq, a, &dc, NULL, 5000, s_err, sizeof s_err), PG_EPOLICY);
+    ck_assert_str_eq(s_err, "dlq: dead letter 1 is superseded: id-1 was deleted by the partner at "
+                            "version 4 after this dead letter; it is not sent (purge it)");
+    ck_assert_int_eq(pg_dlq_resend(s_dlq, b, &dc, NULL, 5000, s_err, sizeof s_err), PG_EPOLICY);
+    ck_assert_str_eq(s_err, "dlq: dead letter 2 is superseded: id-3 was updated by the partner at "
+                            "version 6 after this dead letter; it is not sent (purge it)");
+    ck_assert_int_eq(pg_dlq_resend(s_dlq, c, &dc, NULL, 5000, s_err, sizeof s_err), PG_EPOLICY);
+    ck_assert_str_eq(s_err, "dlq: dead letter 3 is superseded: id-5 was merged into id-6 by the "
+                            "partner at version 3 after this dead letter; it is not sent (purge "
+                            "it)");
+    ck_assert_uint_eq(s_stats().entries, 4);
+    /* the latest state of both its records: sent */
+    ck_assert_msg(pg_dlq_resend(s_dlq, d, &dc, NULL, 5000, s_err, sizeof s_err) == 0, "%s", s_err);
+    ck_assert_uint_eq(s_stats().entries, 3);
+    /* one record of a message changed since is enough */
+    s_composed(14, two, 2, ops, sizeof ops);
+    d = s_add_import_of(14, "id-7,id-8", ops, "x: y", "<D/>");
+    s_composed(15, &up8, 1, ops, sizeof ops);
+    ck_assert_int_eq(pg_dlq_resend(s_dlq, d, &dc, NULL, 5000, s_err, sizeof s_err), PG_EPOLICY);
+    ck_assert_msg(strstr(s_err, "is superseded: id-8 was updated by the partner at version 2"),
+                  "%s", s_err);
+    ck_assert_uint_eq(s_stats().entries, 4);
+}
+END_TEST
+
+/* What cannot be told is not sent (fail closed): an import dead letter kept by an
+ * earlier release (no seq, no ops: its records may have been deleted since, and the
+ * message may as well be an UPSERT as a DELETE), and one naming a record of which no
+ * operation was noted. Both are kept. */
+START_TEST(test_import_replay_unknown_state)
+{
+    char drop[96];
+    uint64_t a = s_add_import_of(0, "id-1", NULL, "x: y", "<A/>");
+    uint64_t b = s_add_import_of(5, "id-9", "id-9:upsert:1", "x: y", "<B/>");
+    pg_store_txn *txn = pg_store_begin(s_store, 0, s_err, sizeof s_err);
+    pg_dlq_entry e;
+    ck_assert_int_eq(pg_dlq_get(s_dlq, txn, a, &e, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(e.kind, PG_DLQ_IMPORT);
+    ck_assert_uint_eq(e.seq, 0);
+    ck_assert_str_eq(e.ops, "");
+    ck_assert_int_eq(pg_dlq_get(s_dlq, txn, b, &e, s_err, sizeof s_err), 0);
+    ck_assert_int_eq(e.kind, PG_DLQ_IMPORT);
+    ck_assert_uint_eq(e.seq, 5);
+    ck_assert_str_eq(e.ops, "id-9:upsert:1");
+    ck_assert_uint_eq(e.len, 4);
+    pg_store_abort(&txn);
+    snprintf(drop, sizeof drop, "%s/drop", s_dir);
+    ck_assert_int_eq(mkdir(drop, 0700), 0);
+    pg_rms_delivery_config dc = {.transport = "dir", .endpoint = drop};
+    ck_assert_int_eq(pg_dlq_resend(s_dlq, a, &dc, NULL, 5000, s_err, sizeof s_err), PG_EPOLICY);
+    ck_assert_str_eq(s_err, "dlq: dead letter 1 was kept before dead letters noted the operations "
+                            "they carry: whether its records were changed, deleted or merged away "
+                            "by the partner since cannot be told; it is not sent (purge it)");
+    ck_assert_int_eq(pg_dlq_resend(s_dlq, b, &dc, NULL, 5000, s_err, sizeof s_err), PG_EPOLICY);
+    ck_assert_str_eq(s_err, "dlq: dead letter 2 is superseded: what was last sent of id-9 is not "
+                            "known; it is not sent (purge it)");
+    ck_assert_uint_eq(s_stats().entries, 2);
+    char args[256];
+    pg_dlq_destroy(&s_dlq);
+    pg_store_destroy(&s_store);
+    snprintf(args, sizeof args, "dlq replay --store %s --rms %s 1", s_dir, drop);
+    ck_assert_int_eq(s_polegate(args), 1);
+    ck_assert_msg(strstr(s_out, "1 {\"status\":\"refused\",\"reason\":\"dlq: dead letter 1 was "
+                                "kept before"),
+                  "%s", s_out);
+    snprintf(args, sizeof args, "dlq show --store %s 1", s_dir);
+    ck_assert_int_eq(s_polegate(args), 0);
+    ck_assert_msg(strstr(s_out, "\noperations: not kept"), "%s", s_out);
+    s_store = pg_store_new(s_dir, 64u << 20, s_err, sizeof s_err);
 }
 END_TEST
 
@@ -1026,6 +1173,8 @@ int main(void)
     tcase_add_test(tc, test_import_entries);
     tcase_add_test(tc, test_cli_import_list_show_replay);
     tcase_add_test(tc, test_import_delete_replayable);
+    tcase_add_test(tc, test_import_replay_superseded);
+    tcase_add_test(tc, test_import_replay_unknown_state);
     tcase_add_test(tc, test_import_replay_needs_partner);
     tcase_add_test(tc, test_partner_redelivery_kept_once);
     tcase_add_test(tc, test_partner_entries_bounded_apart);

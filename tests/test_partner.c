@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <glib.h>
+#include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
@@ -2144,6 +2145,182 @@ START_TEST(test_rms_rejection_is_a_dead_letter)
 }
 END_TEST
 
+/* Drive p until it has nothing pending, the RMS (r) answering every message it is sent
+ * with status; how many there were. */
+static int s_answer_all(pg_partner *p, s_router *r, int status)
+{
+    int n = 0;
+    for (int i = 0; i < 250 && pg_partner_pending(p); i++) {
+        /* (a poll of 0 ms reads no acks) */
+        ck_assert_int_ge(pg_partner_poll(p, 10, e, sizeof e), 0);
+        zmq_pollitem_t it = {.socket = r->sock, .events = ZMQ_POLLIN};
+        char id[160], peer[64];
+        size_t peer_len;
+        if (zmq_poll(&it, 1, 10) <= 0 || !s_router_read(r, p, id, peer, &peer_len))
+            continue;
+        s_router_ack(r, peer, peer_len, id, status);
+        n++;
+    }
+    ck_assert_uint_eq(pg_partner_pending(p), 0);
+    return n;
+}
+
+/* p takes f's record i; the RMS answers what it composes of it with status. */
+static void s_take_answered(pg_partner *p, s_router *r, const s_feed *f, size_t i, int status)
+{
+    ck_assert_msg(pg_partner_take(p, &f->recs[i], 1, e, sizeof e) == 0, "%s", e);
+    ck_assert_int_eq(s_answer_all(p, r, status), 1);
+}
+
+/* f's entity record i again, as a DELETE at its version (a withdrawal) or an UPSERT
+ * dv versions later: its index in f. */
+static size_t s_feed_again(s_feed *f, size_t i, int del, uint64_t dv)
+{
+    pg_entity_update *u = s_person_of(f, i);
+    pg_entity_update w = POLEGATE__POLE__V1__ENTITY_UPDATE__INIT;
+    w.id = u->id;
+    w.operation = POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE;
+    w.version = u->version;
+    w.kind = u->kind;
+    w.origin = u->origin;
+    w.modified_at = u->modified_at;
+    u->version += dv;
+    s_feed_add(f, ESX_TO_MER, del ? &w.base : &u->base, "polegate.pole.v1.EntityUpdate", "ESX");
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+    return f->n - 1;
+}
+
+/* Import dead letters replayed after their records changed at the partner (found by
+ * attack: a replay re-created at our RMS a record its partner had deleted since). An
+ * UPSERT whose record the partner deleted, or updated again, since is refused and
+ * kept; a DELETE dead letter goes, and so does the latest state of a record. */
+START_TEST(test_import_replay_after_later_operations)
+{
+    s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 7, ESX_TO_MER);
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    pg_store *st = s_store_open();
+    s_router r;
+    s_router_open(&r);
+    pg_partner *p = s_partner_zmq(st, pol, &r, 4);
+    size_t ent[3], n = 0;
+    for (size_t i = 0; i < f->n && n < 3; i++)
+        if (!strcmp(f->recs[i].type, "polegate.pole.v1.EntityUpdate"))
+            ent[n++] = i;
+    ck_assert_uint_eq(n, 3);
+    char ids[3][PG_UUID_STR_SIZE];
+    uint64_t version[3];
+    for (size_t k = 0; k < 3; k++) {
+        pg_entity_update *u = s_person_of(f, ent[k]);
+        snprintf(ids[k], sizeof ids[k], "%s", u->id);
+        version[k] = u->version;
+        polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+    }
+    /* the first: its UPSERT rejected (dead letter 1), then the partner's DELETE stored */
+    s_take_answered(p, &r, f, ent[0], PG_EINVALID);
+    s_take_answered(p, &r, f, s_feed_again(f, ent[0], 1, 0), 0);
+    /* the second: stored, then its DELETE rejected (dead letter 2) */
+    s_take_answered(p, &r, f, ent[1], 0);
+    s_take_answered(p, &r, f, s_feed_again(f, ent[1], 1, 0), PG_EINVALID);
+    /* the third: rejected (3), its next version stored, the one after rejected (4) */
+    s_take_answered(p, &r, f, ent[2], PG_EINVALID);
+    s_take_answered(p, &r, f, s_feed_again(f, ent[2], 0, 1), 0);
+    s_take_answered(p, &r, f, s_feed_again(f, ent[2], 0, 2), PG_EINVALID);
+    pg_partner_destroy(&p);
+
+    pg_dlq *dlq = pg_dlq_new(st, NULL, e, sizeof e);
+    ck_assert_msg(dlq != NULL, "%s", e);
+    pg_rms_delivery_config dc = {.transport = "dir", .endpoint = s_drop};
+    char path[512], want[512];
+    /* the UPSERT of a record deleted since: not sent, kept */
+    ck_assert_int_eq(pg_dlq_resend(dlq, 1, &dc, NULL, 5000, e, sizeof e), PG_EPOLICY);
+    snprintf(want, sizeof want,
+             "dlq: dead letter 1 is superseded: %s was deleted by the partner at version %" PRIu64
+             " after this dead letter; it is not sent (purge it)",
+             ids[0], version[0] + 1); /* a withdrawal at the version held: one revision more */
+    ck_assert_str_eq(e, want);
+    /* an older UPSERT than one stored since: not sent, kept */
+    ck_assert_int_eq(pg_dlq_resend(dlq, 3, &dc, NULL, 5000, e, sizeof e), PG_EPOLICY);
+    snprintf(want, sizeof want,
+             "dlq: dead letter 3 is superseded: %s was updated by the partner at version %" PRIu64
+             " after this dead letter; it is not sent (purge it)",
+             ids[2], version[2] + 2);
+    ck_assert_str_eq(e, want);
+    ck_assert_int_eq(s_count_files(s_drop, path, sizeof path), 0);
+    /* the partner's DELETE goes; so does the latest state of a record */
+    ck_assert_msg(pg_dlq_resend(dlq, 2, &dc, NULL, 5000, e, sizeof e) == 0, "%s", e);
+    ck_assert_msg(pg_dlq_resend(dlq, 4, &dc, NULL, 5000, e, sizeof e) == 0, "%s", e);
+    ck_assert_int_eq(s_count_files(s_drop, path, sizeof path), 2);
+    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    pg_dlq_stats ds;
+    ck_assert_int_eq(pg_dlq_stat(dlq, txn, &ds, e, sizeof e), 0);
+    ck_assert_uint_eq(ds.entries, 2); /* 1 and 3 */
+    pg_store_abort(&txn);
+    pg_dlq_destroy(&dlq);
+    pg_store_destroy(&st);
+    s_router_close(&r);
+    pg_policy_destroy(&pol);
+    s_feed_free(&f);
+}
+END_TEST
+
+/* A record's UPSERT dead-lettered, then the record merged away by the partner: its
+ * replay would bring back a record the partner merged into another. */
+START_TEST(test_import_replay_after_merge)
+{
+    static const char *const msgs[] = {
+        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000d01") "\"record\":{\"type\":\"PERSON\",\"id\":"
+                                                           "\"P0000000921\",\"revision\":1,"
+                                                           "\"action\":\"UPSERT\","
+                                                           "\"modifiedAt\":\"2026-01-05T09:00:00+"
+                                                           "00:00\"," S_ATX_MARK S_ATX_RET
+                                                           ",\"body\":{\"surname\":\"Away\"}},"
+                                                           "\"links\":[]}",
+        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000d02") "\"record\":{\"type\":\"PERSON\",\"id\":"
+                                                           "\"P0000000922\",\"revision\":1,"
+                                                           "\"action\":\"UPSERT\","
+                                                           "\"modifiedAt\":\"2026-01-05T09:01:00+"
+                                                           "00:00\"," S_ATX_MARK S_ATX_RET
+                                                           ",\"body\":{\"surname\":\"Survivor\"}},"
+                                                           "\"links\":[]}",
+        S_ATX_HEAD("5e1d0000-0000-4000-8000-000000000d03") "\"record\":{\"type\":\"PERSON\",\"id\":"
+                                                           "\"P0000000922\",\"revision\":2,"
+                                                           "\"action\":\"UPSERT\","
+                                                           "\"modifiedAt\":\"2026-01-05T09:03:00+"
+                                                           "00:00\"," S_ATX_MARK S_ATX_RET
+                                                           ",\"body\":{\"surname\":\"Survivor\"},"
+                                                           "\"mergedFrom\":[\"P0000000921\"]},"
+                                                           "\"links\":[]}",
+        NULL};
+    s_feed *f = s_feed_msgs(&pg_adapter_athena, msgs, ESX_TO_MER);
+    ck_assert_uint_eq(f->n, 4); /* A, B, B2 (merge), A's DELETE */
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    pg_store *st = s_store_open();
+    s_router r;
+    s_router_open(&r);
+    pg_partner *p = s_partner_zmq(st, pol, &r, 4);
+    s_take_answered(p, &r, f, 0, PG_EINVALID); /* dead letter 1 */
+    s_take_answered(p, &r, f, 1, 0);
+    ck_assert_msg(pg_partner_take(p, &f->recs[2], 2, e, sizeof e) == 0, "%s", e);
+    ck_assert_int_ge(s_answer_all(p, &r, 0), 1);
+    pg_partner_destroy(&p);
+    char away[PG_UUID_STR_SIZE], path[512];
+    s_atx_uuid("PERSON", "P0000000921", away);
+    pg_dlq *dlq = pg_dlq_new(st, NULL, e, sizeof e);
+    ck_assert_msg(dlq != NULL, "%s", e);
+    pg_rms_delivery_config dc = {.transport = "dir", .endpoint = s_drop};
+    ck_assert_int_eq(pg_dlq_resend(dlq, 1, &dc, NULL, 5000, e, sizeof e), PG_EPOLICY);
+    ck_assert_msg(strstr(e, "is superseded: ") && strstr(e, away) &&
+                      strstr(e, " was deleted by the partner at version "),
+                  "%s", e);
+    ck_assert_int_eq(s_count_files(s_drop, path, sizeof path), 0);
+    pg_dlq_destroy(&dlq);
+    pg_store_destroy(&st);
+    s_router_close(&r);
+    pg_policy_destroy(&pol);
+    s_feed_free(&f);
+}
+END_TEST
+
 START_TEST(test_restart_sends_the_import_queue_again)
 {
     s_feed *f = s_feed_of(&pg_adapter_athena, FIX("atx-burglary.ndjson"), 7, ESX_TO_MER);
@@ -2622,6 +2799,8 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_cli_replays_partner_dead_letters);
     tcase_add_test(tc, test_offsets_wait_for_acks_and_window);
     tcase_add_test(tc, test_rms_rejection_is_a_dead_letter);
+    tcase_add_test(tc, test_import_replay_after_later_operations);
+    tcase_add_test(tc, test_import_replay_after_merge);
     tcase_add_test(tc, test_restart_sends_the_import_queue_again);
     tcase_add_test(tc, test_rms_down_is_backpressure);
     tcase_add_test(tc, test_echo_filter);

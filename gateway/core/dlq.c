@@ -37,6 +37,7 @@ struct pg_dlq {
     pg_store_db replay_db;   /* replays asked of the daemon: id -> "?" or the answer */
     pg_store_db ref_db;      /* partner entries: "<topic> [<partition>] @<offset>" -> id */
     pg_store_db class_db[2]; /* each class's ids (be64 -> ""), oldest first: ours, partner */
+    pg_store_db lastop_db;   /* partner.lastop: id -> the last operation composed of it */
     pg_dlq_limits limits;
     pg_buf value; /* reused */
 };
@@ -67,6 +68,7 @@ pg_dlq *pg_dlq_new(pg_store *store, const pg_dlq_limits *limits, char *errstr, s
         pg_store_db_open(txn, "dlq.ref", 0, &self->ref_db, why, sizeof why) ||
         pg_store_db_open(txn, "dlq.own", 0, &self->class_db[0], why, sizeof why) ||
         pg_store_db_open(txn, "dlq.partner", 0, &self->class_db[1], why, sizeof why) ||
+        pg_store_db_open(txn, "partner.lastop", 0, &self->lastop_db, why, sizeof why) ||
         s_index_check(self, txn, why, sizeof why) || pg_store_commit(&txn, why, sizeof why)) {
         pg_store_abort(&txn);
         pg_errf(PG_ESTORE, errstr, errstr_size, "dlq: %s", why);
@@ -93,8 +95,12 @@ void pg_dlq_destroy(pg_dlq **p)
  * format: kind ("import"), ref, ids; intake entries keep the first layout, so stores
  * written before import entries existed read as they did. A partner entry keeps its
  * record's headers: kind "partner.h" and three more strings (key, pg-origin-force,
- * pg-agreement), each "=" and the value, or "" when the header was absent. */
+ * pg-agreement), each "=" and the value, or "" when the header was absent. An import
+ * entry that knows its place in the partner side's order (seq, ops) has kind "import.o"
+ * and two more strings: seq in decimal, ops; a build before them reads it as damaged,
+ * and so never replays it unchecked. */
 #define S_IMPORT_BIT ((uint64_t)1 << 63)
+static const char s_import_ops[] = "import.o";
 
 const char *pg_dlq_kind_name(pg_dlq_kind kind)
 {
@@ -121,17 +127,32 @@ static int s_parse(const uint8_t *key, size_t klen, const uint8_t *v, size_t vle
     const char *hdr[3] = {NULL, NULL, NULL};
     const char **strs[9] = {&e->reason, &e->origin, &e->format, &kind,  &e->ref,
                             &e->ids,    &hdr[0],    &hdr[1],    &hdr[2]};
-    e->ref = e->ids = "";
-    for (int i = 0; i < (import ? 6 : 3) || (i < 9 && !strcmp(kind, "partner.h")); i++) {
+    e->ref = e->ids = e->ops = "";
+    int n = import ? 6 : 3;
+    for (int i = 0; i < n; i++) {
         const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
         if (!nul)
             goto bad;
         *strs[i] = (const char *)p;
         p = nul + 1;
+        if (i == 3) /* the kind says what follows ids */
+            n += !strcmp(kind, "partner.h") ? 3 : !strcmp(kind, s_import_ops) ? 2 : 0;
     }
-    if (import && strcmp(kind, "import") && strcmp(kind, "partner") && strcmp(kind, "partner.h"))
+    int ops = import && !strcmp(kind, s_import_ops);
+    if (import && strcmp(kind, "import") && !ops && strcmp(kind, "partner") &&
+        strcmp(kind, "partner.h"))
         goto bad;
-    e->kind = !import ? PG_DLQ_INTAKE : !strcmp(kind, "import") ? PG_DLQ_IMPORT : PG_DLQ_PARTNER;
+    e->kind = !import                          ? PG_DLQ_INTAKE
+              : !strcmp(kind, "import") || ops ? PG_DLQ_IMPORT
+                                               : PG_DLQ_PARTNER;
+    if (ops) { /* seq (decimal, from 1) and ops, where partner.h keeps headers */
+        char *stop = NULL;
+        e->seq = *hdr[0] >= '0' && *hdr[0] <= '9' ? strtoull(hdr[0], &stop, 10) : 0;
+        if (!e->seq || !stop || *stop)
+            goto bad;
+        e->ops = hdr[1];
+        hdr[0] = NULL;
+    }
     if (hdr[0]) {
         for (int i = 0; i < 3; i++)
             if (*hdr[i] && *hdr[i] != '=')
@@ -365,15 +386,24 @@ int pg_dlq_add(pg_dlq *self, pg_store_txn *txn, pg_dlq_entry *e, size_t *evicted
     pg_buf *b = &self->value;
     pg_buf_reset(b);
     int partner = e->kind == PG_DLQ_PARTNER;
-    const char *strs[6] = {
-        e->reason ? e->reason : "", e->origin ? e->origin : "",
-        e->format ? e->format : "", partner ? "partner.h" : pg_dlq_kind_name(e->kind),
-        e->ref ? e->ref : "",       e->ids ? e->ids : ""};
+    int ops = e->kind == PG_DLQ_IMPORT && e->seq;
+    const char *strs[6] = {e->reason ? e->reason : "",
+                           e->origin ? e->origin : "",
+                           e->format ? e->format : "",
+                           partner ? "partner.h" : ops ? s_import_ops : pg_dlq_kind_name(e->kind),
+                           e->ref ? e->ref : "",
+                           e->ids ? e->ids : ""};
     const char *hdr[3] = {e->key, e->hdr_force, e->hdr_agreement};
     int rc = pg_buf_append(b, &e->received_ms, 8);
     rc = rc ? rc : pg_buf_append(b, &orig, 8);
     for (int i = 0; !rc && i < (import ? 6 : 3); i++)
         rc = pg_buf_append(b, strs[i], strlen(strs[i]) + 1);
+    if (!rc && ops) {
+        char seq[24];
+        snprintf(seq, sizeof seq, "%" PRIu64, e->seq);
+        rc = pg_buf_append(b, seq, strlen(seq) + 1);
+        rc = rc ? rc : pg_buf_append(b, e->ops ? e->ops : "", (e->ops ? strlen(e->ops) : 0) + 1);
+    }
     for (int i = 0; !rc && partner && i < 3; i++) {
         if (hdr[i])
             rc = pg_buf_append(b, "=", 1);
@@ -644,6 +674,142 @@ int pg_dlq_outrec(pg_outbatch *batch, const char *topic, const pg_dlq_entry *e, 
     return rc ? pg_errf(rc, errstr, errstr_size, "dlq: out of memory") : 0;
 }
 
+/* ---------------------------------------------------------------- the last operations */
+
+/* partner.lastop: id -> be64 seq (the import queue message that last carried the
+ * record or link), be64 version (as sent), one byte op (S_OP_*), and for a merged-away
+ * record the survivor's id (to the end). Kept for ever, like the id map. */
+enum { S_OP_UPSERT = 'u', S_OP_DELETE = 'd', S_OP_MERGED = 'm' };
+#define S_LASTOP_FIXED 17
+
+static const char *s_op_name(int op)
+{
+    return op == S_OP_UPSERT ? "upsert" : op == S_OP_DELETE ? "delete" : "merged";
+}
+
+/* id as a key of partner.lastop and an element of ops, or "-" when it cannot be one
+ * (empty, too long, or holding the list's comma): a replay then finds no note of it
+ * and refuses (fail closed). */
+static const char *s_op_key(const char *id)
+{
+    return id && *id && strlen(id) <= PG_STORE_MAX_KEY && !strchr(id, ',') ? id : "-";
+}
+
+/* Note op of id at seq; its element appended to ops, after a comma when ops holds more
+ * than its first start bytes. */
+static int s_note(pg_dlq *self, pg_store_txn *txn, uint64_t seq, const char *id, int op,
+                  uint64_t version, const char *into, pg_buf *ops, size_t start, char *errstr,
+                  size_t errstr_size)
+{
+    id = s_op_key(id);
+    if ((ops->len > start && pg_buf_putc(ops, ',')) ||
+        pg_buf_printf(ops, "%s:%s:%" PRIu64, id, s_op_name(op), version))
+        return pg_errf(PG_ENOMEM, errstr, errstr_size, "dlq: out of memory");
+    if (!strcmp(id, "-"))
+        return 0;
+    size_t ilen = op == S_OP_MERGED && into ? strlen(into) : 0;
+    void *v;
+    int rc = pg_store_put_reserve(txn, self->lastop_db, id, strlen(id), S_LASTOP_FIXED + ilen, &v,
+                                  errstr, errstr_size);
+    if (rc)
+        return rc;
+    uint8_t *b = v;
+    pg_store_be64_put(b, seq);
+    pg_store_be64_put(b + 8, version);
+    b[16] = (uint8_t)op;
+    if (ilen)
+        memcpy(b + S_LASTOP_FIXED, into, ilen);
+    return 0;
+}
+
+int pg_dlq_note_composed(pg_dlq *self, pg_store_txn *txn, uint64_t seq, const pg_changeset *cs,
+                         pg_buf *ops, char *errstr, size_t errstr_size)
+{
+    int rc = 0;
+    size_t start = ops->len;
+    for (size_t i = 0; !rc && cs && i < cs->count; i++) {
+        const pg_change *ch = &cs->changes[i];
+        if (ch->type != PG_CHANGE_ENTITY) {
+            const pg_link_update *l = ch->link;
+            rc = s_note(self, txn, seq, l->id,
+                        l->operation == POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT
+                            ? S_OP_UPSERT
+                            : S_OP_DELETE,
+                        l->version, NULL, ops, start, errstr, errstr_size);
+            continue;
+        }
+        const pg_entity_update *e = ch->entity;
+        int upsert = e->operation == POLEGATE__POLE__V1__OPERATION__OPERATION_UPSERT;
+        rc = s_note(self, txn, seq, e->id, upsert ? S_OP_UPSERT : S_OP_DELETE, e->version, NULL,
+                    ops, start, errstr, errstr_size);
+        /* a survivor sent with merged_from removes those records at the RMS */
+        for (size_t k = 0; !rc && upsert && k < e->n_merged_from; k++)
+            rc = s_note(self, txn, seq, e->merged_from[k]->id, S_OP_MERGED, e->version, e->id, ops,
+                        start, errstr, errstr_size);
+    }
+    return rc;
+}
+
+/* PG_EPOLICY when import dead letter e is superseded: a record or link it carries had
+ * a later operation composed since it was (one still in the import queue, delivered,
+ * or a dead letter itself), or what was last composed of one is not known. A removal
+ * (delete, merged) goes again while every later operation of its record removes it
+ * too. */
+static int s_superseded(pg_dlq *self, pg_store_txn *txn, const pg_dlq_entry *e, char *errstr,
+                        size_t errstr_size)
+{
+    if (!e->seq || !e->ops || !*e->ops)
+        return pg_errf(PG_EPOLICY, errstr, errstr_size,
+                       "dlq: dead letter %" PRIu64 " was kept before dead letters noted the "
+                       "operations they carry: whether its records were changed, deleted or "
+                       "merged away by the partner since cannot be told; it is not sent "
+                       "(purge it)",
+                       e->id);
+    for (const char *p = e->ops; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *c2 = memrchr(p, ':', len);
+        const char *c1 = c2 ? memrchr(p, ':', (size_t)(c2 - p)) : NULL;
+        char id[PG_STORE_MAX_KEY + 1];
+        if (!c1 || (size_t)(c1 - p) > PG_STORE_MAX_KEY)
+            return pg_errf(PG_EINTERNAL, errstr, errstr_size,
+                           "dlq: dead letter %" PRIu64 ": damaged operations", e->id);
+        snprintf(id, sizeof id, "%.*s", (int)(c1 - p), p);
+        int removal = strncmp(c1 + 1, "upsert:", 7) != 0;
+        const void *v = NULL;
+        size_t vlen = 0;
+        int rc = strcmp(id, "-") ? pg_store_get(txn, self->lastop_db, id, strlen(id), &v, &vlen,
+                                                errstr, errstr_size)
+                                 : PG_ENOTFOUND;
+        if (rc && rc != PG_ENOTFOUND)
+            return rc;
+        const uint8_t *b = v;
+        uint64_t seq = !rc && b && vlen >= S_LASTOP_FIXED ? pg_store_be64_get(b) : 0;
+        if (!b || seq < e->seq)
+            return pg_errf(PG_EPOLICY, errstr, errstr_size,
+                           "dlq: dead letter %" PRIu64 " is superseded: what was last sent of %s "
+                           "is not known; it is not sent (purge it)",
+                           e->id, id);
+        int op = b[16];
+        uint64_t version = pg_store_be64_get(b + 8);
+        if (seq > e->seq && !(removal && op != S_OP_UPSERT)) {
+            const char *into = (const char *)b + S_LASTOP_FIXED;
+            int ilen = (int)(vlen - S_LASTOP_FIXED);
+            return pg_errf(PG_EPOLICY, errstr, errstr_size,
+                           "dlq: dead letter %" PRIu64 " is superseded: %s was %s%.*s by the "
+                           "partner at version %" PRIu64 " after this dead letter; it is not "
+                           "sent (purge it)",
+                           e->id, id,
+                           op == S_OP_UPSERT   ? "updated"
+                           : op == S_OP_DELETE ? "deleted"
+                           : ilen              ? "merged into "
+                                               : "merged away",
+                           op == S_OP_MERGED ? ilen : 0, into, version);
+        }
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- resend to the RMS */
 
 typedef struct s_resend {
@@ -702,6 +868,8 @@ int pg_dlq_resend(pg_dlq *self, uint64_t id, const pg_rms_delivery_config *cfg,
     int rc = pg_dlq_get(self, txn, id, &e, errstr, errstr_size);
     if (!rc && e.kind == PG_DLQ_IMPORT)
         rc = s_still_partner(policy, &e, errstr, errstr_size);
+    if (!rc && e.kind == PG_DLQ_IMPORT)
+        rc = s_superseded(self, txn, &e, errstr, errstr_size);
     if (!rc && e.kind != PG_DLQ_IMPORT)
         rc = pg_errf(PG_EUSAGE, errstr, errstr_size,
                      "dlq: dead letter %" PRIu64 " is not an import dead letter", id);

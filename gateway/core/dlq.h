@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+typedef struct pg_buf pg_buf;
+typedef struct pg_changeset pg_changeset;
 typedef struct pg_outbatch pg_outbatch;
 typedef struct pg_rms_delivery_config pg_rms_delivery_config;
 typedef struct pg_store pg_store;
@@ -80,6 +82,15 @@ typedef struct pg_dlq_entry {
      * written before they were kept: those are not replayed. */
     int headers_kept;
     const char *key, *hdr_force, *hdr_agreement;
+    /* PG_DLQ_IMPORT only: what the message was in the order of the partner side's
+     * operations, so that a replay can tell whether a later one of its records came
+     * since (pg_dlq_note_composed). seq: its import queue sequence number, 0 in entries
+     * kept before it was noted (those are not replayed: pg_dlq_resend). ops: per record
+     * and link it carries "<id>:<op>:<version>", comma-separated, op "upsert",
+     * "delete" or "merged" (a merged_from ref of a survivor it carries), version the
+     * revision (link: version) it was sent at ("" with seq 0). */
+    uint64_t seq;
+    const char *ops;
 } pg_dlq_entry;
 
 typedef struct pg_dlq_stats {
@@ -127,12 +138,29 @@ int pg_dlq_outrec(pg_outbatch *batch, const char *topic, const pg_dlq_entry *ent
  * correlation id "<ref>.dlq-<id>", and wait up to timeout_ms for its result. Stored:
  * the dead letter is deleted, 0. Rejected again: it is kept, PG_EINVALID with the
  * RMS's reason in errstr. No result in time: kept, PG_ETIMEOUT. Records of a force policy (NULL:
- * not checked) no longer takes from any partner: not sent, kept, PG_EPOLICY. Not an import entry:
+ * not checked) no longer takes from any partner: not sent, kept, PG_EPOLICY. Superseded: a
+ * record or link it carries had a later operation composed since (pg_dlq_note_composed: the
+ * partner updated, deleted or merged it away after this dead letter), or what was last composed
+ * of one is not known (an entry kept before seq and ops were, a record with no note): not sent,
+ * kept, PG_EPOLICY ("... is superseded: <id> was deleted by the partner at version N after this
+ * dead letter ..."). A removal (delete, merged) still goes when every later operation of its
+ * record is a removal too: it only takes away what the partner took away. Not an import entry:
  * PG_EUSAGE (intake entries go to our intake: `polegate dlq replay`); only part of it
  * kept: PG_ETOOBIG; PG_ENOTFOUND, PG_ESTORE, or the delivery's error. Call it while
  * this thread has no transaction open. */
 int pg_dlq_resend(pg_dlq *self, uint64_t id, const pg_rms_delivery_config *cfg,
                   const struct pg_policy *policy, int timeout_ms, char *errstr, size_t errstr_size);
+
+/* The partner side queued message seq for the RMS, carrying cs (its entity versions the
+ * revisions sent): note in the write transaction txn (the compose's) that seq is now the
+ * last operation of every record and link in cs, and of every merged_from ref of its
+ * UPSERTs (merged into the survivor), in "partner.lastop" (id -> seq, version, op), and
+ * append the entry's ops list ("<id>:<op>:<version>,...", see pg_dlq_entry; no NUL) to
+ * ops for the dead letter the message becomes should the RMS reject it. The import queue's
+ * sequence orders every operation the partner side composed: a partner's updates of one
+ * record reach it in its topic order, stale ones dropped. 0, PG_ENOMEM, PG_ESTORE. */
+int pg_dlq_note_composed(pg_dlq *self, pg_store_txn *txn, uint64_t seq, const pg_changeset *cs,
+                         pg_buf *ops, char *errstr, size_t errstr_size);
 
 /*
  * Replays asked of a running daemon. Partner dead letters are replayed through the

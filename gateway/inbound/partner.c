@@ -546,7 +546,9 @@ static int s_record(s_take *t, const pg_partner_record *r)
 }
 
 /* What a message carries, for its dead letter should the RMS reject it: under seq in
- * partner.outids, "<force>,<force>...\0<id>,<id>..." (one force per id). */
+ * partner.outids, "<force>,<force>...\0<id>,<id>...\0<ops>" (one force per id; ops as
+ * pg_dlq_note_composed makes them, which notes seq as the last operation of each
+ * record and link in it). */
 static int s_put_import_ids(pg_partner *self, pg_store_txn *txn, uint64_t seq,
                             const pg_changeset *cs, char *errstr, size_t errstr_size)
 {
@@ -569,6 +571,10 @@ static int s_put_import_ids(pg_partner *self, pg_store_txn *txn, uint64_t seq,
         rc = rc ? rc : pg_buf_append(b, "", 1);
     }
     if (rc)
+        return s_nomem(errstr, errstr_size);
+    if ((rc = pg_dlq_note_composed(self->dlq, txn, seq, cs, b, errstr, errstr_size)))
+        return rc;
+    if (pg_buf_append(b, "", 1))
         return s_nomem(errstr, errstr_size);
     uint8_t key[8];
     pg_store_be64_put(key, seq);

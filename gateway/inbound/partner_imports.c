@@ -295,11 +295,15 @@ int pg_partner__settle_rejects(pg_partner *self, char *errstr, size_t errstr_siz
             rc = pg_errf(PG_ESTORE, errstr, errstr_size, "partner: import queue entry is corrupt");
         if (rc)
             break;
-        const char *forces = "", *ids = "";
+        const char *forces = "", *ids = "", *ops = NULL;
         int r = pg_store_get(txn, self->import_ids, key, 8, &w, &wlen, errstr, errstr_size);
         if (r == 0 && wlen > 0 && ((const char *)w)[wlen - 1] == 0 && memchr(w, 0, wlen - 1)) {
             forces = w;
             ids = forces + strlen(forces) + 1;
+            /* what the message was in the order of operations (absent when an earlier
+             * build queued it: its dead letter is then not replayed) */
+            if (ids + strlen(ids) + 1 < forces + wlen)
+                ops = ids + strlen(ids) + 1;
         } else if (r && r != PG_ENOTFOUND) {
             rc = r;
             break;
@@ -313,10 +317,11 @@ int pg_partner__settle_rejects(pg_partner *self, char *errstr, size_t errstr_siz
         }
         /* pointers into the store stay valid until this transaction writes: copy */
         size_t mlen = vlen - 1 - b[0];
-        char *idcopy = strdup(ids);
+        char *idcopy = strdup(ids), *opscopy = ops ? strdup(ops) : NULL;
         uint8_t *data = malloc(mlen ? mlen : 1);
-        if (!idcopy || !data) {
+        if (!idcopy || !data || (ops && !opscopy)) {
             free(idcopy);
+            free(opscopy);
             free(data);
             rc = s_nomem(errstr, errstr_size);
             break;
@@ -330,11 +335,14 @@ int pg_partner__settle_rejects(pg_partner *self, char *errstr, size_t errstr_siz
                            .len = mlen,
                            .kind = PG_DLQ_IMPORT,
                            .ref = x->id,
-                           .ids = idcopy};
+                           .ids = idcopy,
+                           .seq = opscopy && *opscopy ? x->seq : 0,
+                           .ops = opscopy};
         size_t evicted = 0;
         rc = pg_dlq_add(self->dlq, txn, &de, &evicted, errstr, errstr_size);
         free(data);
         free(idcopy);
+        free(opscopy);
         if (rc == 0)
             rc = pg_store_del(txn, self->imports, key, 8, NULL, 0, errstr, errstr_size);
         if (rc == 0)
