@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "audit_anchor.h"
 #include "cli.h"
 #include "kafka_opts.h"
 #include "polegate/error.h"
@@ -52,27 +53,7 @@ static int s_usage_error(const char *what)
     return 2;
 }
 
-typedef struct s_cps {
-    pg_audit_checkpoint *v;
-    size_t n, cap;
-    size_t foreign; /* records whose signature did not hold */
-} s_cps;
-
-static int s_cp_add(s_cps *c, const void *data, size_t len, const pg_audit_public_key *pk)
-{
-    pg_audit_checkpoint cp;
-    char err[PG_ERRSTR_SIZE];
-    if (pg_audit_checkpoint_parse(data, len, pk, &cp, err, sizeof err)) {
-        c->foreign++;
-        return 0;
-    }
-    if (pg_grow((void **)&c->v, &c->cap, c->n + 1, sizeof *c->v))
-        return -1;
-    c->v[c->n++] = cp;
-    return 0;
-}
-
-static int s_cps_from_file(const char *path, const pg_audit_public_key *pk, s_cps *c)
+static int s_cps_from_file(const char *path, const pg_audit_public_key *pk, pg_audit_checkpoints *c)
 {
     FILE *f = fopen(path, "re");
     if (!f) {
@@ -84,94 +65,27 @@ static int s_cps_from_file(const char *path, const pg_audit_public_key *pk, s_cp
     ssize_t n;
     int rc = 0;
     while (!rc && (n = getline(&line, &cap, f)) > 0)
-        if (n > 1)
-            rc = s_cp_add(c, line, (size_t)n, pk);
+        if (n > 1 && pg_audit_checkpoints_add(c, line, (size_t)n, pk))
+            rc = -1;
     free(line);
     fclose(f);
     return rc;
 }
 
-/* Every record of topic, from the beginning to the end of each partition. */
+/* Every record of topic, from the beginning to the end of each partition (the
+ * daemon's start reads them the same way). */
 static int s_cps_from_topic(const pg_cli_kafka *k, const char *topic, const pg_audit_public_key *pk,
-                            s_cps *c)
+                            pg_audit_checkpoints *c)
 {
     rd_kafka_conf_t *conf = pg_cli_kafka_conf(k, "audit");
     if (!conf)
         return -1;
-    char why[512];
-    char group[64];
-    snprintf(group, sizeof group, "polegate-audit-verify-%ld", (long)getpid());
-    if (rd_kafka_conf_set(conf, "group.id", group, why, sizeof why) ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", why, sizeof why) ||
-        rd_kafka_conf_set(conf, "enable.partition.eof", "true", why, sizeof why)) {
-        fprintf(stderr, "polegate audit: %s\n", why);
-        rd_kafka_conf_destroy(conf);
+    char err[PG_ERRSTR_SIZE];
+    if (pg_audit_checkpoints_read(conf, topic, pk, 20000, c, err, sizeof err)) {
+        fprintf(stderr, "polegate audit: %s\n", err);
         return -1;
     }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
-    if (!rk) {
-        fprintf(stderr, "polegate audit: %s\n", why);
-        rd_kafka_conf_destroy(conf);
-        return -1;
-    }
-    rd_kafka_poll_set_consumer(rk);
-    int rc = -1;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-    rd_kafka_topic_destroy(rkt);
-    if (err || md->topic_cnt != 1 || md->topics[0].err) {
-        char first[512];
-        fprintf(stderr, "polegate audit: checkpoints topic %s: %s%s%s%s\n", topic,
-                rd_kafka_err2str(err                  ? err
-                                 : md->topic_cnt == 1 ? md->topics[0].err
-                                                      : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC),
-                err ? " (" : "", err ? pg_cli_kafka_first_failure(first, sizeof first) : "",
-                err ? ")" : "");
-        goto out;
-    }
-    int parts = md->topics[0].partition_cnt, eof = 0;
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(parts);
-    for (int i = 0; i < parts; i++)
-        rd_kafka_topic_partition_list_add(list, topic, md->topics[0].partitions[i].id)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
-    err = rd_kafka_assign(rk, list);
-    rd_kafka_topic_partition_list_destroy(list);
-    if (err) {
-        fprintf(stderr, "polegate audit: assign: %s\n", rd_kafka_err2str(err));
-        goto out;
-    }
-    int idle = 0;
-    rc = 0;
-    while (!rc && eof < parts) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-        if (!m) {
-            /* Fail closed: checkpoints that cannot all be read prove nothing. */
-            if (++idle >= 100) {
-                fprintf(stderr, "polegate audit: checkpoints topic %s: no end reached in 20 s\n",
-                        topic);
-                rc = -1;
-            }
-            continue;
-        }
-        idle = 0;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            eof++;
-        } else if (m->err) {
-            fprintf(stderr, "polegate audit: checkpoints topic %s: %s\n", topic,
-                    rd_kafka_message_errstr(m));
-            rc = -1;
-        } else if (m->payload && s_cp_add(c, m->payload, m->len, pk)) {
-            rc = -1;
-        }
-        rd_kafka_message_destroy(m);
-    }
-out:
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-    return rc;
+    return 0;
 }
 
 static int s_verify(int argc, char **argv)
@@ -225,7 +139,7 @@ static int s_verify(int argc, char **argv)
     char err[PG_ERRSTR_SIZE] = "";
     pg_audit_key key;
     pg_audit_public_key pk;
-    s_cps cps = {0};
+    pg_audit_checkpoints cps = {0};
     if (key_file && pg_audit_key_load(key_file, &key, err, sizeof err)) {
         fprintf(stderr, "polegate audit: %s\n", err);
         return 2;
@@ -236,7 +150,7 @@ static int s_verify(int argc, char **argv)
     }
     if ((cp_file && s_cps_from_file(cp_file, &pk, &cps)) ||
         (topic && s_cps_from_topic(&kafka, topic, &pk, &cps))) {
-        free(cps.v);
+        pg_audit_checkpoints_free(&cps);
         return 1;
     }
     if (pub_file && !cps.n) {
@@ -248,7 +162,8 @@ static int s_verify(int argc, char **argv)
         .key = key_file ? &key : NULL, .checkpoints = cps.v, .checkpoint_count = cps.n};
     pg_audit_verify_result res;
     int rc = pg_audit_verify(path, &vo, &res, err, sizeof err);
-    free(cps.v);
+    size_t foreign = cps.foreign;
+    pg_audit_checkpoints_free(&cps);
     if (rc) {
         /* A reason about one of the rotated files names it already. */
         if (res.bad_line && !strncmp(err, path, strlen(path)))
@@ -261,7 +176,7 @@ static int s_verify(int argc, char **argv)
            res.files == 1 ? "" : "s", res.head);
     if (pub_file)
         printf(", %zu signed checkpoints hold%s", res.checkpoints,
-               cps.foreign ? " (records not signed by the key ignored)" : "");
+               foreign ? " (records not signed by the key ignored)" : "");
     printf("%s\n", key_file ? ", keyed chain" : "");
     return 0;
 }

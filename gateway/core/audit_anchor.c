@@ -1,12 +1,16 @@
 /* pg_audit_anchor: signed checkpoints of the audit log's head, published to Kafka. */
 #include "audit_anchor.h"
 
+#include <inttypes.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "polegate/buf.h"
@@ -55,13 +59,33 @@ static int s_set(rd_kafka_conf_t *conf, const char *key, const char *value, char
     return 0;
 }
 
+/* A configuration with cfg's brokers and kafka.properties (TLS, SASL); NULL with a
+ * reason. */
+static rd_kafka_conf_t *s_conf(const pg_config *cfg, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!conf) {
+        pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    int bad = s_set(conf, "bootstrap.servers", cfg->kafka_brokers, errstr, errstr_size);
+    for (size_t i = 0; !bad && i < cfg->kafka_property_count; i++)
+        bad = s_set(conf, cfg->kafka_properties[i].key, cfg->kafka_properties[i].value, errstr,
+                    errstr_size);
+    if (bad) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
 pg_audit_anchor *pg_audit_anchor_new(const pg_config *cfg, pg_audit *audit,
                                      const pg_audit_signing_key *key, const char *topic,
                                      int interval_ms, char *errstr, size_t errstr_size)
 {
     pg_audit_anchor *a = calloc(1, sizeof *a);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (!a || !conf || !(a->topic = strdup(topic))) {
+    rd_kafka_conf_t *conf = NULL;
+    if (!a || !(a->topic = strdup(topic))) {
         pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
         goto err;
     }
@@ -69,15 +93,11 @@ pg_audit_anchor *pg_audit_anchor_new(const pg_config *cfg, pg_audit *audit,
     a->key = *key;
     a->interval_ms = interval_ms > 0 ? interval_ms : 60000;
     a->last_ms = pg_time_mono_ms();
-    int bad = s_set(conf, "bootstrap.servers", cfg->kafka_brokers, errstr, errstr_size);
-    for (size_t i = 0; !bad && i < cfg->kafka_property_count; i++)
-        bad = s_set(conf, cfg->kafka_properties[i].key, cfg->kafka_properties[i].value, errstr,
-                    errstr_size);
+    if (!(conf = s_conf(cfg, errstr, errstr_size)))
+        goto err;
     /* After the user's properties: a checkpoint counts once every replica has it. */
-    if (!bad)
-        bad = s_set(conf, "acks", "all", errstr, errstr_size) ||
-              s_set(conf, "enable.idempotence", "true", errstr, errstr_size);
-    if (bad)
+    if (s_set(conf, "acks", "all", errstr, errstr_size) ||
+        s_set(conf, "enable.idempotence", "true", errstr, errstr_size))
         goto err;
     rd_kafka_conf_set_opaque(conf, a);
     rd_kafka_conf_set_dr_msg_cb(conf, s_dr);
@@ -157,4 +177,131 @@ void pg_audit_anchor_destroy(pg_audit_anchor **p)
     free(a->topic);
     free(a);
     *p = NULL;
+}
+
+/* ------------------------------------------------------------------ reading back */
+
+/* What the reading's log callback keeps: the first error librdkafka logged (a refused
+ * TLS handshake, a SASL failure, a broker that cannot be reached), which it does not
+ * return. */
+typedef struct s_reading {
+    pthread_mutex_t lock;
+    char first[256];
+} s_reading;
+
+static void s_reading_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)fac;
+    s_reading *r = rd_kafka_opaque(rk);
+    if (level > 3) /* LOG_ERR and worse */
+        return;
+    pthread_mutex_lock(&r->lock);
+    if (!r->first[0])
+        snprintf(r->first, sizeof r->first, "%s", buf);
+    pthread_mutex_unlock(&r->lock);
+}
+
+int pg_audit_checkpoints_add(pg_audit_checkpoints *c, const void *data, size_t len,
+                             const pg_audit_public_key *key)
+{
+    pg_audit_checkpoint cp;
+    if (pg_audit_checkpoint_parse(data, len, key, &cp, NULL, 0)) {
+        c->foreign++;
+        return 0;
+    }
+    if (pg_grow((void **)&c->v, &c->cap, c->n + 1, sizeof *c->v))
+        return PG_ENOMEM;
+    c->v[c->n++] = cp;
+    return 0;
+}
+
+int pg_audit_checkpoints_read(rd_kafka_conf_t *conf, const char *topic,
+                              const pg_audit_public_key *key, int timeout_ms,
+                              pg_audit_checkpoints *out, char *errstr, size_t errstr_size)
+{
+    s_reading reading = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    char why[512], group[64];
+    snprintf(group, sizeof group, "polegate-audit-checkpoints-%ld", (long)getpid());
+    if (rd_kafka_conf_set(conf, "group.id", group, why, sizeof why) ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", why, sizeof why) ||
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", why, sizeof why)) {
+        rd_kafka_conf_destroy(conf);
+        return pg_errf(PG_ECONFIG, errstr, errstr_size, "checkpoints topic %s: %s", topic, why);
+    }
+    rd_kafka_conf_set_opaque(conf, &reading);
+    rd_kafka_conf_set_log_cb(conf, s_reading_log_cb);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return pg_errf(PG_EKAFKA, errstr, errstr_size, "checkpoints topic %s: %s", topic, why);
+    }
+    rd_kafka_poll_set_consumer(rk);
+    int rc;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms / 2);
+    rd_kafka_topic_destroy(rkt);
+    if (err) {
+        pthread_mutex_lock(&reading.lock);
+        rc = pg_errf(PG_EKAFKA, errstr, errstr_size, "checkpoints topic %s: %s (%s)", topic,
+                     rd_kafka_err2str(err),
+                     reading.first[0] ? reading.first : "no broker error logged");
+        pthread_mutex_unlock(&reading.lock);
+        goto out;
+    }
+    if (md->topic_cnt != 1 || md->topics[0].err) {
+        err = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+        rc = pg_errf(err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                             err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
+                         ? PG_ENOTFOUND
+                         : PG_EKAFKA,
+                     errstr, errstr_size, "checkpoints topic %s: %s", topic, rd_kafka_err2str(err));
+        goto out;
+    }
+    int parts = md->topics[0].partition_cnt, eof = 0;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(parts);
+    for (int i = 0; i < parts; i++)
+        rd_kafka_topic_partition_list_add(list, topic, md->topics[0].partitions[i].id)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    err = rd_kafka_assign(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (err) {
+        rc = pg_errf(PG_EKAFKA, errstr, errstr_size, "checkpoints topic %s: assign: %s", topic,
+                     rd_kafka_err2str(err));
+        goto out;
+    }
+    int64_t idle_since = pg_time_mono_ms();
+    rc = 0;
+    while (!rc && eof < parts) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m) {
+            if (pg_time_mono_ms() - idle_since >= timeout_ms)
+                rc = pg_errf(PG_ETIMEOUT, errstr, errstr_size,
+                             "checkpoints topic %s: no end reached in %d s", topic,
+                             timeout_ms / 1000);
+            continue;
+        }
+        idle_since = pg_time_mono_ms();
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            eof++;
+        else if (m->err)
+            rc = pg_errf(PG_EKAFKA, errstr, errstr_size, "checkpoints topic %s: %s", topic,
+                         rd_kafka_message_errstr(m));
+        else if (m->payload && pg_audit_checkpoints_add(out, m->payload, m->len, key))
+            rc = pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+        rd_kafka_message_destroy(m);
+    }
+out:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    pthread_mutex_destroy(&reading.lock);
+    return rc;
+}
+
+void pg_audit_checkpoints_free(pg_audit_checkpoints *c)
+{
+    free(c->v);
+    memset(c, 0, sizeof *c);
 }

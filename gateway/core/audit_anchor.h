@@ -1,9 +1,10 @@
 /* pg_audit_anchor: publishes signed checkpoints of the audit log's head to the audit
  * topic, at an interval and at shutdown, so that the head is anchored outside the
- * file and `polegate audit verify` finds a rewritten or truncated log. */
+ * file; reads them back, for `polegate audit verify --topic`. */
 #ifndef POLEGATE_GATEWAY_AUDIT_ANCHOR_H
 #define POLEGATE_GATEWAY_AUDIT_ANCHOR_H
 
+#include <librdkafka/rdkafka.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,5 +28,30 @@ int pg_audit_anchor_publish(pg_audit_anchor *anchor, int timeout_ms, char *errst
                             size_t errstr_size);
 /* NULL-safe; sets *p to NULL. Waits for nothing: call _publish first at shutdown. */
 void pg_audit_anchor_destroy(pg_audit_anchor **p);
+
+/* The checkpoints read from a topic. */
+typedef struct pg_audit_checkpoints {
+    pg_audit_checkpoint *v; /* those signed by the key, in the order read */
+    size_t n, cap;
+    size_t foreign; /* records whose signature did not hold: another key's, forged, none */
+} pg_audit_checkpoints;
+
+/* Add the record data to c when it is a checkpoint signed by key; count it foreign
+ * when not. 0 or PG_ENOMEM. */
+int pg_audit_checkpoints_add(pg_audit_checkpoints *c, const void *data, size_t len,
+                             const pg_audit_public_key *key);
+/* Every record of topic, from the beginning to the end of each partition, through a
+ * consumer made of conf (taken in every case; its log callback and opaque are this
+ * function's: the first error librdkafka logs goes into the reason); those signed by
+ * key are added to out (pg_audit_checkpoints_add). Fails closed, since checkpoints
+ * that cannot all be read prove nothing: PG_EKAFKA when the brokers do not answer
+ * within timeout_ms / 2 or a record cannot be read, PG_ETIMEOUT when an end is not
+ * reached with timeout_ms without a record, PG_ENOTFOUND when the topic does not
+ * exist, PG_ENOMEM; each with the topic in the reason. out is the caller's to free
+ * (pg_audit_checkpoints_free) either way. */
+int pg_audit_checkpoints_read(rd_kafka_conf_t *conf, const char *topic,
+                              const pg_audit_public_key *key, int timeout_ms,
+                              pg_audit_checkpoints *out, char *errstr, size_t errstr_size);
+void pg_audit_checkpoints_free(pg_audit_checkpoints *c);
 
 #endif
