@@ -1082,6 +1082,93 @@ static int s_count(void *ud, const char *line, size_t len)
  * (a new chain would lose its events without a word; found by attack); with the key id
  * moved aside too, a new chain begins. A rotation's new file missing (a crash between
  * its rename and the new file) continues from the rotated one. */
+/* The start's check against the latest checkpoint (pg_audit_holds; the daemon reads it
+ * from audit.topic): a log at or past the checkpoint holds it, one cut short or cut and
+ * written on does not, with the log, the event and what the log has in the reason. */
+START_TEST(test_holds_latest_checkpoint)
+{
+    char spath[256], err[PG_ERRSTR_SIZE] = "";
+    s_key_file("sign.key", SEED_A, 0600, spath, sizeof spath);
+    pg_audit_signing_key sk;
+    ck_assert_int_eq(pg_audit_signing_key_load(spath, &sk, err, sizeof err), 0);
+    pg_buf msg = PG_BUF_INIT;
+    pg_audit_checkpoint empty, cp;
+    pg_audit *a = s_open();
+    ck_assert_int_eq(pg_audit_checkpoint_make(a, &sk, &msg, &empty, err, sizeof err), 0);
+    ck_assert_int_eq(pg_audit_holds(a, &empty, err, sizeof err), 0);
+    for (int i = 0; i < 4; i++)
+        s_append(a, PG_AUDIT_DISCLOSE, E1, "kent", "shared");
+    ck_assert_int_eq(pg_audit_checkpoint_make(a, &sk, &msg, &cp, err, sizeof err), 0);
+    ck_assert_uint_eq(cp.seq, 4);
+    ck_assert_int_eq(pg_audit_holds(a, &cp, err, sizeof err), 0);
+    ck_assert_int_eq(pg_audit_holds(a, &empty, err, sizeof err), 0);
+    /* ahead of it (a crash before the next checkpoint): event 4 found in the file */
+    s_append(a, PG_AUDIT_COLLECT, E2, NULL, "ok");
+    s_append(a, PG_AUDIT_COLLECT, E2, NULL, "ok");
+    ck_assert_msg(pg_audit_holds(a, &cp, err, sizeof err) == 0, "%s", err);
+    pg_audit_destroy(&a);
+    a = s_open();
+    ck_assert_msg(pg_audit_holds(a, &cp, err, sizeof err) == 0, "%s", err);
+    pg_audit_destroy(&a);
+
+    /* the last three events cut off: what is left is a valid chain */
+    GPtrArray *lines = s_lines();
+    s_put_lines(lines, 3);
+    a = s_open();
+    ck_assert_uint_eq(pg_audit_seq(a), 3);
+    ck_assert_int_eq(pg_audit_holds(a, &cp, err, sizeof err), PG_ECORRUPT);
+    ck_assert_msg(strstr(err, s_path) && strstr(err, "ends at event 3 but the checkpoint signed "
+                                                     "at 2026-03-29T01:34:00.000Z holds event 4: "
+                                                     "events were cut off its end"),
+                  "%s", err);
+    /* and written on past the checkpoint: event 4 is another one */
+    s_append(a, PG_AUDIT_COLLECT, E2, NULL, "ok");
+    s_append(a, PG_AUDIT_COLLECT, E2, NULL, "ok");
+    ck_assert_int_eq(pg_audit_holds(a, &cp, err, sizeof err), PG_ECORRUPT);
+    ck_assert_msg(strstr(err, "event 4 (of 5) is not the one the checkpoint signed at") &&
+                      strstr(err, "the log was rewritten, or cut short and written on"),
+                  "%s", err);
+    pg_audit_destroy(&a);
+    g_ptr_array_unref(lines);
+    pg_buf_free(&msg);
+}
+END_TEST
+
+/* The same across rotated files: the checkpoint's event found in the file that holds
+ * it; a file removed from the middle is a gap; files archived away leave nothing to
+ * check (1). */
+START_TEST(test_holds_checkpoint_in_rotated_file)
+{
+    char spath[256], err[PG_ERRSTR_SIZE] = "";
+    s_key_file("sign.key", SEED_A, 0600, spath, sizeof spath);
+    pg_audit_signing_key sk;
+    ck_assert_int_eq(pg_audit_signing_key_load(spath, &sk, err, sizeof err), 0);
+    pg_audit_options o = {.sync_every = 1, .clock_ms = s_clock, .rotate_bytes = 1};
+    pg_audit *a = pg_audit_new(s_path, &o, err, sizeof err);
+    ck_assert_msg(a != NULL, "%s", err);
+    pg_buf msg = PG_BUF_INIT;
+    pg_audit_checkpoint cp;
+    for (int i = 0; i < 3; i++)
+        s_append(a, PG_AUDIT_COLLECT, E1, NULL, "ok");
+    ck_assert_int_eq(pg_audit_checkpoint_make(a, &sk, &msg, &cp, err, sizeof err), 0);
+    for (int i = 0; i < 3; i++) /* one event a file: event 3 is in audit.log.<3> */
+        s_append(a, PG_AUDIT_COLLECT, E2, NULL, "ok");
+    ck_assert_msg(pg_audit_holds(a, &cp, err, sizeof err) == 0, "%s", err);
+    char name[256];
+    snprintf(name, sizeof name, "%s.%020d", s_path, 3);
+    ck_assert_int_eq(unlink(name), 0);
+    ck_assert_int_eq(pg_audit_holds(a, &cp, err, sizeof err), PG_ECORRUPT);
+    ck_assert_msg(strstr(err, "holds no event 3: event 2 is followed by event 4"), "%s", err);
+    for (int i = 1; i <= 2; i++) {
+        snprintf(name, sizeof name, "%s.%020d", s_path, i);
+        ck_assert_int_eq(unlink(name), 0);
+    }
+    ck_assert_int_eq(pg_audit_holds(a, &cp, err, sizeof err), 1);
+    pg_audit_destroy(&a);
+    pg_buf_free(&msg);
+}
+END_TEST
+
 START_TEST(test_log_gone_not_restarted)
 {
     char err[PG_ERRSTR_SIZE] = "", keyid[256], moved[256];
@@ -1428,6 +1515,8 @@ int main(void)
     tcase_add_test(tc, test_keyed_chain_resists_rehash);
     tcase_add_test(tc, test_checkpoints_find_cut_and_rewrite);
     tcase_add_test(tc, test_rotation_carries_the_chain);
+    tcase_add_test(tc, test_holds_latest_checkpoint);
+    tcase_add_test(tc, test_holds_checkpoint_in_rotated_file);
     tcase_add_test(tc, test_log_gone_not_restarted);
     tcase_add_test(tc, test_chain_continued_only_under_its_key);
     tcase_add_test(tc, test_rotation_dir_sync_fails_closed);

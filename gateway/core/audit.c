@@ -1311,6 +1311,36 @@ out:
     return rc;
 }
 
+int pg_audit_holds(pg_audit *audit, const pg_audit_checkpoint *cp, char *errstr, size_t errstr_size)
+{
+    pthread_mutex_lock(&audit->lock);
+    uint64_t seq = audit->seq;
+    char have[PG_AUDIT_HASH_LEN + 1];
+    memcpy(have, audit->prev, sizeof have);
+    pthread_mutex_unlock(&audit->lock);
+    char when[32];
+    pg_audit__format_time(cp->time_ms, when);
+    if (cp->seq > seq)
+        return pg_errf(PG_ECORRUPT, errstr, errstr_size,
+                       "%s ends at event %" PRIu64 " but the checkpoint signed at %s holds event "
+                       "%" PRIu64 ": events were cut off its end",
+                       audit->path, seq, when, cp->seq);
+    int rc = 0;
+    if (!cp->seq)
+        memcpy(have, PG_AUDIT_GENESIS, sizeof have);
+    else if (cp->seq < seq)
+        rc = pg_audit__event_hash(audit->path, cp->seq, have, errstr, errstr_size);
+    if (rc)
+        return rc;
+    if (strcmp(have, cp->head))
+        return pg_errf(PG_ECORRUPT, errstr, errstr_size,
+                       "%s: event %" PRIu64 " (of %" PRIu64 ") is not the one the checkpoint "
+                       "signed at %s holds (hash %.12s..., the checkpoint's %.12s...): the log "
+                       "was rewritten, or cut short and written on",
+                       audit->path, cp->seq, seq, when, have, cp->head);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ reading */
 
 static int s_is_rotated_name(const char *name, const char *base)

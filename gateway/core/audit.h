@@ -182,6 +182,17 @@ int pg_audit_checkpoint_make(pg_audit *audit, const pg_audit_signing_key *key, p
 int pg_audit_checkpoint_parse(const void *data, size_t len, const pg_audit_public_key *key,
                               pg_audit_checkpoint *cp, char *errstr, size_t errstr_size);
 
+/* Whether the open log still holds the event cp signs, with cp's hash: its head, or an
+ * earlier event of its file or of the files rotated from it. 0 when it does; 1 when
+ * the event is before the first one kept here (those files archived elsewhere: a log
+ * past the checkpoint, which `polegate audit verify` checks where they are);
+ * PG_ECORRUPT with a reason naming the log, the checkpoint's event and time and what
+ * the log has, when the log ends before that event (events were cut off its end) or
+ * holds another event there (rewritten, or cut short and written on), or skips it;
+ * PG_EIO. */
+int pg_audit_holds(pg_audit *audit, const pg_audit_checkpoint *cp, char *errstr,
+                   size_t errstr_size);
+
 #define PG_AUDIT_HASH_HEX 65 /* SHA-256 in lower-case hex and a NUL */
 
 typedef struct pg_audit_verify_result {

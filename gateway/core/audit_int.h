@@ -36,5 +36,10 @@ int pg_audit__parse_line(const char *line, size_t len, pg_buf *canon, pg_audit_l
                          char *errstr, size_t errstr_size);
 int pg_audit__rotated(const char *path, char ***out, size_t *n, char *errstr, size_t errstr_size);
 void pg_audit__free_list(char **files, size_t n);
+/* The hash of event seq of the log at path (its rotated files, then itself) into out,
+ * reading from the file that holds it on. 0; 1 when seq is before the first event
+ * kept here; PG_ECORRUPT when the files here skip it or hold it damaged; PG_EIO. */
+int pg_audit__event_hash(const char *path, uint64_t seq, char out[PG_AUDIT_HASH_LEN + 1],
+                         char *errstr, size_t errstr_size);
 
 #endif

@@ -189,6 +189,102 @@ int pg_audit_verify(const char *path, const pg_audit_verify_opts *opts, pg_audit
     return rc;
 }
 
+typedef struct s_find {
+    uint64_t seq;                /* the event wanted */
+    uint64_t first, last, after; /* the first and last seq seen, the first past seq (0: none) */
+    int found;
+    char *hash;
+    const char *file;
+    size_t line_no;
+    pg_buf canon;
+    char *errstr;
+    size_t errstr_size;
+} s_find;
+
+/* Each line's seq read from its start, where the log writes it ({"seq":N,...): the
+ * one wanted is parsed whole, the others are not (verify checks them). */
+static int s_find_line(void *ud, char *line, size_t len, int complete)
+{
+    static const char pre[] = "{\"seq\":";
+    s_find *f = ud;
+    f->line_no++;
+    if (len < sizeof pre || memcmp(line, pre, sizeof pre - 1) || line[sizeof pre - 1] < '0' ||
+        line[sizeof pre - 1] > '9')
+        return 0;
+    char *end;
+    uint64_t seq = strtoull(line + sizeof pre - 1, &end, 10);
+    if (*end != ',')
+        return 0;
+    if (!f->first)
+        f->first = seq;
+    if (seq > f->seq) {
+        f->after = seq;
+        return 1; /* passed it: stops the reading */
+    }
+    f->last = seq;
+    if (seq != f->seq)
+        return 0;
+    char why[PG_ERRSTR_SIZE] = "cut short: no newline at the end of the file";
+    pg_audit_line ln = {0};
+    int rc =
+        complete ? pg_audit__parse_line(line, len, &f->canon, &ln, why, sizeof why) : PG_EINVALID;
+    json_decref(ln.obj);
+    if (rc)
+        return pg_errf(PG_ECORRUPT, f->errstr, f->errstr_size,
+                       "%s: line %zu: event %" PRIu64 ": %s (run polegate audit verify)", f->file,
+                       f->line_no, seq, why);
+    memcpy(f->hash, ln.hash, PG_AUDIT_HASH_LEN + 1);
+    f->found = 1;
+    return 1; /* stops the reading */
+}
+
+int pg_audit__event_hash(const char *path, uint64_t seq, char out[PG_AUDIT_HASH_LEN + 1],
+                         char *errstr, size_t errstr_size)
+{
+    char **files = NULL;
+    size_t n = 0;
+    int rc = s_log_set(path, &files, &n, errstr, errstr_size);
+    if (rc)
+        return rc;
+    /* A rotated file is named after its first event: begin at the last one that does
+     * not start after seq (the current file, the last of the set, is named by none). */
+    size_t from = 0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        const char *digits = files[i] + strlen(files[i]) - 20;
+        if (strtoull(digits, NULL, 10) <= seq)
+            from = i;
+    }
+    s_find f = {.seq = seq,
+                .hash = out,
+                .canon = PG_BUF_INIT,
+                .errstr = errstr,
+                .errstr_size = errstr_size};
+    for (size_t i = from; !rc && !f.found && i < n; i++) {
+        f.file = files[i];
+        f.line_no = 0;
+        rc = s_each_line(files[i], s_find_line, &f, errstr, errstr_size);
+    }
+    if (rc == 1)
+        rc = 0;
+    if (!rc && !f.found) {
+        if (f.first > seq)
+            rc = 1;
+        else if (f.after)
+            rc = pg_errf(PG_ECORRUPT, errstr, errstr_size,
+                         "%s: holds no event %" PRIu64 ": event %" PRIu64
+                         " is followed by event %" PRIu64
+                         ": events were removed (run polegate audit verify)",
+                         path, seq, f.last, f.after);
+        else
+            rc = pg_errf(PG_ECORRUPT, errstr, errstr_size,
+                         "%s: holds no event %" PRIu64 ": it ends at event %" PRIu64, path, seq,
+                         f.last);
+    }
+    pg_buf_free(&f.canon);
+    pg_audit__free_list(files, n);
+    return rc;
+}
+
 typedef struct s_query {
     const pg_audit_filter *filter;
     char since[32], until[32];
