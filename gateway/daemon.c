@@ -42,6 +42,16 @@
  * partner service restarts under the new policy (the rest is sent again from the
  * import queue). */
 #define S_RELOAD_DRAIN_MS 1000
+/* The start reads the audit checkpoints for at most this long without progress (half
+ * of it for the brokers' first answer), as `polegate audit verify --topic` does. */
+#define S_AUDIT_CHECK_MS 20000
+#define S_AUDIT_CUT_HINT                                                                           \
+    ". Not continued: its lost events would stay unseen. Keep it as it is, restore the "           \
+    "events from a copy (`polegate audit verify --topic` checks it); to begin a new chain on "     \
+    "purpose, move the log, its rotated files and its .keyid aside and set a new audit.topic"
+#define S_AUDIT_UNREAD_HINT                                                                        \
+    ": the log cannot be checked against its signed checkpoints, so the start is refused "         \
+    "(fail closed); start again once the brokers answer"
 
 struct pg_daemon {
     const pg_config *cfg; /* as started: every setting but the policy and the log level */
@@ -263,6 +273,21 @@ pg_daemon *pg_daemon_new(const pg_config *cfg, char *errstr, size_t errstr_size)
         sodium_memzero(&key, sizeof key);
         if (!d->audit) {
             pg_errf(PG_EIO, errstr, errstr_size, "audit %s: %s", cfg->audit_path, why);
+            goto err;
+        }
+        /* Before anything is appended or published: a log that no longer holds its
+         * latest checkpoint lost events (disclosures among them) that continuing it
+         * would hide. */
+        int rc = cfg->audit_signing_key_file
+                     ? pg_audit_anchor_check(cfg, d->audit, &sk, cfg->audit_topic, S_AUDIT_CHECK_MS,
+                                             why, sizeof why)
+                     : 0;
+        if (rc) {
+            sodium_memzero(&sk, sizeof sk);
+            pg_errf(rc, errstr, errstr_size, "audit: %s%s", why,
+                    rc == PG_ECORRUPT                      ? S_AUDIT_CUT_HINT
+                    : rc == PG_EKAFKA || rc == PG_ETIMEOUT ? S_AUDIT_UNREAD_HINT
+                                                           : "");
             goto err;
         }
         if (cfg->audit_signing_key_file)

@@ -305,3 +305,48 @@ void pg_audit_checkpoints_free(pg_audit_checkpoints *c)
     free(c->v);
     memset(c, 0, sizeof *c);
 }
+
+int pg_audit_anchor_check(const pg_config *cfg, pg_audit *audit, const pg_audit_signing_key *key,
+                          const char *topic, int timeout_ms, char *errstr, size_t errstr_size)
+{
+    pg_audit_public_key pk;
+    memcpy(pk.bytes, key->public_key, sizeof pk.bytes);
+    rd_kafka_conf_t *conf = s_conf(cfg, errstr, errstr_size);
+    if (!conf)
+        return PG_ECONFIG;
+    pg_audit_checkpoints cps = {0};
+    int rc = pg_audit_checkpoints_read(conf, topic, &pk, timeout_ms, &cps, errstr, errstr_size);
+    if (rc == PG_ENOTFOUND) {
+        pg_log(PG_LOG_INFO,
+               "audit: checkpoints topic %s does not exist yet: nothing to check "
+               "the log against",
+               topic);
+        rc = 0;
+    } else if (!rc && !cps.n) {
+        pg_log(PG_LOG_INFO,
+               "audit: no checkpoint of this signing key on %s yet (%zu other records): nothing "
+               "to check the log against",
+               topic, cps.foreign);
+    } else if (!rc) {
+        /* One log's checkpoints only go up: the latest is the highest. */
+        const pg_audit_checkpoint *last = &cps.v[0];
+        for (size_t i = 1; i < cps.n; i++)
+            if (cps.v[i].seq > last->seq)
+                last = &cps.v[i];
+        rc = pg_audit_holds(audit, last, errstr, errstr_size);
+        if (rc == 1)
+            pg_log(PG_LOG_WARN,
+                   "audit: the latest checkpoint on %s holds event %" PRIu64
+                   ", before the first one kept here (its file archived elsewhere): not "
+                   "checked at start",
+                   topic, last->seq);
+        else if (!rc)
+            pg_log(PG_LOG_INFO,
+                   "audit: the log holds the latest checkpoint on %s (event %" PRIu64 " of %" PRIu64
+                   ")",
+                   topic, last->seq, pg_audit_seq(audit));
+        rc = rc > 0 ? 0 : rc;
+    }
+    pg_audit_checkpoints_free(&cps);
+    return rc;
+}

@@ -1,6 +1,7 @@
 /* pg_audit_anchor: publishes signed checkpoints of the audit log's head to the audit
  * topic, at an interval and at shutdown, so that the head is anchored outside the
- * file; reads them back, for `polegate audit verify --topic`. */
+ * file; reads them back, for `polegate audit verify --topic` and for the daemon's
+ * start, which refuses a log that no longer holds its latest checkpoint. */
 #ifndef POLEGATE_GATEWAY_AUDIT_ANCHOR_H
 #define POLEGATE_GATEWAY_AUDIT_ANCHOR_H
 
@@ -53,5 +54,16 @@ int pg_audit_checkpoints_read(rd_kafka_conf_t *conf, const char *topic,
                               const pg_audit_public_key *key, int timeout_ms,
                               pg_audit_checkpoints *out, char *errstr, size_t errstr_size);
 void pg_audit_checkpoints_free(pg_audit_checkpoints *c);
+
+/* The start's check of the open log against the latest checkpoint (the highest seq)
+ * on topic signed by key's public half, read with cfg's brokers and kafka.properties
+ * within timeout_ms (pg_audit_checkpoints_read): the log must hold that event with
+ * that hash (pg_audit_holds). 0 when it does, or when the topic holds no checkpoint
+ * of the key or does not exist (a first start); PG_ECORRUPT when the log was cut
+ * short or rewritten, PG_EKAFKA / PG_ETIMEOUT when the topic cannot be read (the
+ * caller refuses to start: fail closed), PG_EIO; each with a reason naming the log
+ * or the topic. */
+int pg_audit_anchor_check(const pg_config *cfg, pg_audit *audit, const pg_audit_signing_key *key,
+                          const char *topic, int timeout_ms, char *errstr, size_t errstr_size);
 
 #endif

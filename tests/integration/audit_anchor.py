@@ -45,6 +45,28 @@ def rekey(lines, key):
     return out
 
 
+def refused(polegated, cfg, timeout=30):
+    """Start polegated; (exit status, output) when it exits by itself, or (None, output)
+    when it is still running after timeout (then stopped)."""
+    p = subprocess.Popen([polegated, "--config", cfg], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+        return p.returncode, out
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        out, _ = p.communicate(timeout=60)
+        return None, out
+
+
+def next_event(last):
+    """An event to follow the event line last: a copy of it with the next seq (its
+    hash is made again by rekey)."""
+    head, rest = last.split(",", 1)
+    return '{"seq":%d,%s' % (int(head.split(":")[1]) + 1, rest)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", required=True)
@@ -128,6 +150,70 @@ def main():
         r = run(verify[:7] + [os.path.join(other, "audit-sign.pub")] + verify[8:])
         if r.returncode != 1 or "no checkpoint signed by" not in r.stderr:
             failures.append("foreign key: %d %s %s" % (r.returncode, r.stdout, r.stderr))
+
+        # The daemon's start against the checkpoints: the untouched log starts.
+        shutil.copy(log + ".orig", log)
+        daemon.start()
+        if daemon.terminate() != 0:
+            failures.append("untouched log, restart: exit status:\n" + fc.tail(daemon.log_path))
+        if "audit: the log holds the latest checkpoint on %s" % audit_topic not in open(
+                daemon.log_path, encoding="utf-8").read():
+            failures.append("untouched log: no check logged:\n" + fc.tail(daemon.log_path))
+        # A log past its latest checkpoint (events written, then a crash before the next
+        # checkpoint) starts.
+        lines = open(log, encoding="utf-8").read().splitlines()
+        ahead = rekey(lines + [next_event(lines[-1])], key)
+        open(log, "w", encoding="utf-8").write("\n".join(ahead) + "\n")
+        try:
+            daemon.start()
+        except RuntimeError as e:
+            failures.append("log ahead of its checkpoint refused: %s" % e)
+        if daemon.terminate() != 0:
+            failures.append("log ahead, restart: exit status:\n" + fc.tail(daemon.log_path))
+        # Its last three events cut off: refused, the log left as it was.
+        lines = open(log, encoding="utf-8").read().splitlines()
+        n = len(lines)
+        open(log, "w", encoding="utf-8").write("\n".join(lines[:-3]) + "\n")
+        before = open(log, "rb").read()
+        rc, out = refused(polegated, cfg)
+        want = ("cannot start: audit: %s ends at event %d but the checkpoint signed at "
+                % (log, n - 3))
+        if rc in (None, 0) or want not in out or (
+                "holds event %d: events were cut off its end" % n) not in out:
+            failures.append("cut log started: %s %s" % (rc, out[-1500:]))
+        if open(log, "rb").read() != before:
+            failures.append("cut log: the refused start changed it")
+        # Cut and written on past the checkpoint (events of another chain there).
+        cut = lines[:-3]
+        for _ in range(4):
+            cut.append(next_event(cut[-1]))
+        open(log, "w", encoding="utf-8").write("\n".join(rekey(cut, key)) + "\n")
+        rc, out = refused(polegated, cfg)
+        if rc in (None, 0) or ("%s: event %d (of %d) is not the one the checkpoint signed at"
+                               % (log, n, n + 1)) not in out or (
+                "the log was rewritten, or cut short and written on") not in out:
+            failures.append("cut and written on, started: %s %s" % (rc, out[-1500:]))
+        # Removed with its .keyid (a new chain would begin): refused.
+        os.rename(log, log + ".gone")
+        os.rename(log + ".keyid", log + ".keyid.gone")
+        rc, out = refused(polegated, cfg)
+        if rc in (None, 0) or ("%s ends at event 0 but the checkpoint" % log) not in out:
+            failures.append("removed log started: %s %s" % (rc, out[-1500:]))
+        for f in (log, log + ".keyid"):
+            if os.path.exists(f):
+                os.unlink(f)
+        os.rename(log + ".keyid.gone", log + ".keyid")
+        # A broker that cannot be reached: the log cannot be checked, the start refused.
+        shutil.copy(log + ".orig", log)
+        down = os.path.join(work, "down.yaml")
+        text = open(cfg, encoding="utf-8").read().replace(
+            "brokers: '%s'" % args.brokers, "brokers: '127.0.0.1:%d'" % fc.free_port())
+        open(down, "w", encoding="utf-8").write(text)
+        rc, out = refused(polegated, down)
+        if rc in (None, 0) or ("checkpoints topic %s" % audit_topic) not in out or (
+                "the log cannot be checked against its signed checkpoints, so the start is "
+                "refused (fail closed)") not in out:
+            failures.append("broker down, started: %s %s" % (rc, out[-1500:]))
     except Exception as e:  # noqa: BLE001 - every failure is reported
         failures.append("%s: %s" % (type(e).__name__, e))
     finally:
