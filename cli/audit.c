@@ -81,7 +81,7 @@ static int s_cps_from_topic(const pg_cli_kafka *k, const char *topic, const pg_a
     if (!conf)
         return -1;
     char err[PG_ERRSTR_SIZE];
-    if (pg_audit_checkpoints_read(conf, topic, pk, 20000, c, err, sizeof err)) {
+    if (pg_audit_checkpoints_read(conf, topic, pk, 0, 20000, c, err, sizeof err)) {
         fprintf(stderr, "polegate audit: %s\n", err);
         return -1;
     }

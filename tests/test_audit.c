@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <glib.h>
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "audit_anchor.h"
 #include "disk_fault.h"
 #include "polegate/arena.h"
 #include "polegate/error.h"
@@ -1082,6 +1085,85 @@ static int s_count(void *ud, const char *line, size_t len)
  * (a new chain would lose its events without a word; found by attack); with the key id
  * moved aside too, a new chain begins. A rotation's new file missing (a crash between
  * its rename and the new file) continues from the rotated one. */
+/* Produce n records of one byte and then, when cp is not NULL, cp, to partition 0 of
+ * topic on brokers. */
+static void s_produce(const char *brokers, const char *topic, int n, const pg_buf *cp, int after)
+{
+    char why[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    ck_assert_int_eq(rd_kafka_conf_set(conf, "bootstrap.servers", brokers, why, sizeof why), 0);
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
+    ck_assert_ptr_nonnull(p);
+    for (int i = 0; i < n + after + (cp != NULL); i++) {
+        int own = cp && i == n;
+        ck_assert_int_eq(
+            rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+                              RD_KAFKA_V_VALUE(own ? cp->data : (void *)"x", own ? cp->len : 1),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            0);
+        if (i % 1000 == 999)
+            rd_kafka_flush(p, 10000);
+    }
+    ck_assert_int_eq(rd_kafka_flush(p, 10000), 0);
+    rd_kafka_destroy(p);
+}
+
+/* The start reads the tail of the audit topic (pg_audit_checkpoints_read with tail),
+ * going further back only while none of its checkpoints is there: its time does not
+ * grow with the topic (a review found it read every record ever published, one a
+ * minute for ever, at every start); verify reads it all. */
+START_TEST(test_checkpoints_read_from_the_tail)
+{
+    char spath[256], err[PG_ERRSTR_SIZE] = "", why[256];
+    s_key_file("sign.key", SEED_A, 0600, spath, sizeof spath);
+    pg_audit_signing_key sk;
+    ck_assert_int_eq(pg_audit_signing_key_load(spath, &sk, err, sizeof err), 0);
+    pg_audit_public_key pk;
+    memcpy(pk.bytes, sk.public_key, sizeof pk.bytes);
+    pg_audit *a = s_open();
+    s_append(a, PG_AUDIT_DISCLOSE, E1, "kent", "shared");
+    pg_buf msg = PG_BUF_INIT;
+    pg_audit_checkpoint cp;
+    ck_assert_int_eq(pg_audit_checkpoint_make(a, &sk, &msg, &cp, err, sizeof err), 0);
+
+    rd_kafka_conf_t *mconf = rd_kafka_conf_new();
+    rd_kafka_conf_set(mconf, "log_level", "3", why, sizeof why);
+    rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, why, sizeof why);
+    ck_assert_ptr_nonnull(mrk);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 1);
+    ck_assert_ptr_nonnull(mc);
+    const char *brokers = rd_kafka_mock_cluster_bootstraps(mc);
+    ck_assert_int_eq(rd_kafka_mock_topic_create(mc, "audit.near", 1, 1), 0);
+    ck_assert_int_eq(rd_kafka_mock_topic_create(mc, "audit.far", 1, 1), 0);
+    s_produce(brokers, "audit.near", 3000, &msg, 10); /* the checkpoint 11th from the end */
+    s_produce(brokers, "audit.far", 100, &msg, 300);  /* 301st from the end */
+    struct {
+        const char *topic;
+        size_t tail, foreign;
+    } cases[] = {{"audit.near", 16, 15}, /* the last 16 */
+                 {"audit.near", 0, 3010},
+                 {"audit.far", 16, 400}, /* 16, 128, then the 256 before them */
+                 {"audit.far", 1024, 400}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        ck_assert_int_eq(rd_kafka_conf_set(conf, "bootstrap.servers", brokers, why, sizeof why), 0);
+        pg_audit_checkpoints cps = {0};
+        ck_assert_msg(pg_audit_checkpoints_read(conf, cases[i].topic, &pk, cases[i].tail, 10000,
+                                                &cps, err, sizeof err) == 0,
+                      "%s", err);
+        ck_assert_uint_eq(cps.n, 1);
+        ck_assert_uint_eq(cps.v[0].seq, cp.seq);
+        ck_assert_msg(cps.foreign == cases[i].foreign, "%s tail %zu: %zu other records read",
+                      cases[i].topic, cases[i].tail, cps.foreign);
+        pg_audit_checkpoints_free(&cps);
+    }
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(mrk);
+    pg_buf_free(&msg);
+    pg_audit_destroy(&a);
+}
+END_TEST
+
 /* The start's check against the latest checkpoint (pg_audit_holds; the daemon reads it
  * from audit.topic): a log at or past the checkpoint holds it, one cut short or cut and
  * written on does not, with the log, the event and what the log has in the reason. */
@@ -1514,6 +1596,7 @@ int main(void)
     tcase_add_test(tc, test_disk_full_fails_closed_and_resumes);
     tcase_add_test(tc, test_keyed_chain_resists_rehash);
     tcase_add_test(tc, test_checkpoints_find_cut_and_rewrite);
+    tcase_add_test(tc, test_checkpoints_read_from_the_tail);
     tcase_add_test(tc, test_rotation_carries_the_chain);
     tcase_add_test(tc, test_holds_latest_checkpoint);
     tcase_add_test(tc, test_holds_checkpoint_in_rotated_file);

@@ -181,6 +181,11 @@ void pg_audit_anchor_destroy(pg_audit_anchor **p)
 
 /* ------------------------------------------------------------------ reading back */
 
+/* The start reads the last this many records of each partition of the audit topic (and
+ * further back only where none of them is one of its checkpoints): its start time does
+ * not grow with the topic, which keeps every checkpoint ever published. */
+#define S_START_TAIL 1024
+
 /* What the reading's log callback keeps: the first error librdkafka logged (a refused
  * TLS handshake, a SASL failure, a broker that cannot be reached), which it does not
  * return. */
@@ -215,8 +220,51 @@ int pg_audit_checkpoints_add(pg_audit_checkpoints *c, const void *data, size_t l
     return 0;
 }
 
+/* The records of topic's partition part at offsets [from, end), read through rk; those
+ * signed by key added to out. */
+static int s_read_range(rd_kafka_t *rk, const char *topic, int32_t part, int64_t from, int64_t end,
+                        const pg_audit_public_key *key, int timeout_ms, pg_audit_checkpoints *out,
+                        char *errstr, size_t errstr_size)
+{
+    if (from >= end)
+        return 0;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, topic, part)->offset = from;
+    rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (err)
+        return pg_errf(PG_EKAFKA, errstr, errstr_size, "checkpoints topic %s: assign: %s", topic,
+                       rd_kafka_err2str(err));
+    int64_t idle_since = pg_time_mono_ms();
+    int rc = 0, done = 0;
+    while (!rc && !done) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m) {
+            if (pg_time_mono_ms() - idle_since >= timeout_ms)
+                rc = pg_errf(PG_ETIMEOUT, errstr, errstr_size,
+                             "checkpoints topic %s: no end reached in %d s", topic,
+                             timeout_ms / 1000);
+            continue;
+        }
+        idle_since = pg_time_mono_ms();
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            done = 1;
+        else if (m->err)
+            rc = pg_errf(PG_EKAFKA, errstr, errstr_size, "checkpoints topic %s: %s", topic,
+                         rd_kafka_message_errstr(m));
+        else if (m->offset >= end)
+            done = 1;
+        else if (m->payload && pg_audit_checkpoints_add(out, m->payload, m->len, key))
+            rc = pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
+        done |= !rc && !m->err && m->offset >= end - 1;
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_assign(rk, NULL);
+    return rc;
+}
+
 int pg_audit_checkpoints_read(rd_kafka_conf_t *conf, const char *topic,
-                              const pg_audit_public_key *key, int timeout_ms,
+                              const pg_audit_public_key *key, size_t tail, int timeout_ms,
                               pg_audit_checkpoints *out, char *errstr, size_t errstr_size)
 {
     s_reading reading = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -258,38 +306,29 @@ int pg_audit_checkpoints_read(rd_kafka_conf_t *conf, const char *topic,
                      errstr, errstr_size, "checkpoints topic %s: %s", topic, rd_kafka_err2str(err));
         goto out;
     }
-    int parts = md->topics[0].partition_cnt, eof = 0;
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(parts);
-    for (int i = 0; i < parts; i++)
-        rd_kafka_topic_partition_list_add(list, topic, md->topics[0].partitions[i].id)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
-    err = rd_kafka_assign(rk, list);
-    rd_kafka_topic_partition_list_destroy(list);
-    if (err) {
-        rc = pg_errf(PG_EKAFKA, errstr, errstr_size, "checkpoints topic %s: assign: %s", topic,
-                     rd_kafka_err2str(err));
-        goto out;
-    }
-    int64_t idle_since = pg_time_mono_ms();
     rc = 0;
-    while (!rc && eof < parts) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
-        if (!m) {
-            if (pg_time_mono_ms() - idle_since >= timeout_ms)
-                rc = pg_errf(PG_ETIMEOUT, errstr, errstr_size,
-                             "checkpoints topic %s: no end reached in %d s", topic,
-                             timeout_ms / 1000);
-            continue;
+    for (int i = 0; !rc && i < md->topics[0].partition_cnt; i++) {
+        int32_t part = md->topics[0].partitions[i].id;
+        int64_t low = 0, high = 0;
+        err = rd_kafka_query_watermark_offsets(rk, topic, part, &low, &high, timeout_ms / 2);
+        if (err) {
+            rc = pg_errf(PG_EKAFKA, errstr, errstr_size,
+                         "checkpoints topic %s [%" PRId32 "]: its offsets: %s", topic, part,
+                         rd_kafka_err2str(err));
+            break;
         }
-        idle_since = pg_time_mono_ms();
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            eof++;
-        else if (m->err)
-            rc = pg_errf(PG_EKAFKA, errstr, errstr_size, "checkpoints topic %s: %s", topic,
-                         rd_kafka_message_errstr(m));
-        else if (m->payload && pg_audit_checkpoints_add(out, m->payload, m->len, key))
-            rc = pg_errf(PG_ENOMEM, errstr, errstr_size, "out of memory");
-        rd_kafka_message_destroy(m);
+        /* The last tail records, then further back, until one of key's is among them. */
+        int64_t end = high, window = tail ? (int64_t)tail : INT64_MAX;
+        for (;;) {
+            int64_t from = end - low > window ? end - window : low;
+            size_t had = out->n;
+            rc =
+                s_read_range(rk, topic, part, from, end, key, timeout_ms, out, errstr, errstr_size);
+            if (rc || out->n > had || from == low)
+                break;
+            end = from;
+            window = window > INT64_MAX / 8 ? INT64_MAX : window * 8;
+        }
     }
 out:
     if (md)
@@ -315,7 +354,8 @@ int pg_audit_anchor_check(const pg_config *cfg, pg_audit *audit, const pg_audit_
     if (!conf)
         return PG_ECONFIG;
     pg_audit_checkpoints cps = {0};
-    int rc = pg_audit_checkpoints_read(conf, topic, &pk, timeout_ms, &cps, errstr, errstr_size);
+    int rc = pg_audit_checkpoints_read(conf, topic, &pk, S_START_TAIL, timeout_ms, &cps, errstr,
+                                       errstr_size);
     if (rc == PG_ENOTFOUND) {
         pg_log(PG_LOG_INFO,
                "audit: checkpoints topic %s does not exist yet: nothing to check "

@@ -41,17 +41,20 @@ typedef struct pg_audit_checkpoints {
  * when not. 0 or PG_ENOMEM. */
 int pg_audit_checkpoints_add(pg_audit_checkpoints *c, const void *data, size_t len,
                              const pg_audit_public_key *key);
-/* Every record of topic, from the beginning to the end of each partition, through a
- * consumer made of conf (taken in every case; its log callback and opaque are this
- * function's: the first error librdkafka logs goes into the reason); those signed by
- * key are added to out (pg_audit_checkpoints_add). Fails closed, since checkpoints
- * that cannot all be read prove nothing: PG_EKAFKA when the brokers do not answer
- * within timeout_ms / 2 or a record cannot be read, PG_ETIMEOUT when an end is not
- * reached with timeout_ms without a record, PG_ENOTFOUND when the topic does not
+/* The records of topic, through a consumer made of conf (taken in every case; its log
+ * callback and opaque are this function's: the first error librdkafka logs goes into
+ * the reason); those signed by key are added to out (pg_audit_checkpoints_add). tail
+ * 0: every record, from the beginning to the end of each partition; N: of each
+ * partition the last N records, then the N * 8 before them, and so on, until one signed
+ * by key is among them or the partition's beginning is reached (the latest checkpoint
+ * of one log is the last of its records in its partition). Fails closed, since
+ * checkpoints that cannot all be read prove nothing: PG_EKAFKA when the brokers do not
+ * answer within timeout_ms / 2 or a record cannot be read, PG_ETIMEOUT when an end is
+ * not reached with timeout_ms without a record, PG_ENOTFOUND when the topic does not
  * exist, PG_ENOMEM; each with the topic in the reason. out is the caller's to free
  * (pg_audit_checkpoints_free) either way. */
 int pg_audit_checkpoints_read(rd_kafka_conf_t *conf, const char *topic,
-                              const pg_audit_public_key *key, int timeout_ms,
+                              const pg_audit_public_key *key, size_t tail, int timeout_ms,
                               pg_audit_checkpoints *out, char *errstr, size_t errstr_size);
 void pg_audit_checkpoints_free(pg_audit_checkpoints *c);
 
