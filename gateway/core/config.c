@@ -470,7 +470,9 @@ static void s_derive_audit_keys(s_loader *ld)
 
 /* path absolute, without ".", ".." or repeated slashes, into out ("" when it does not
  * fit): the longest part of it that exists through its links (realpath: a ".." after a
- * link is the link target's parent, as the kernel takes it), the rest lexically. */
+ * link is the link target's parent, as the kernel takes it), the rest lexically, each
+ * part of it that exists again after a ".." through its links too (dir/new/../link,
+ * with new made by the store's mkdir, is dir/link). */
 static void s_canon_path(const char *path, char *out, size_t size)
 {
     char abs[PATH_MAX], cwd[PATH_MAX];
@@ -482,7 +484,7 @@ static void s_canon_path(const char *path, char *out, size_t size)
     } else if ((size_t)snprintf(abs, sizeof abs, "%s", path) >= sizeof abs) {
         return;
     }
-    char head[PATH_MAX], norm[PATH_MAX];
+    char head[PATH_MAX], norm[PATH_MAX], real[PATH_MAX];
     snprintf(head, sizeof head, "%s", abs);
     while (!realpath(head, norm)) {
         char *slash = strrchr(head, '/');
@@ -506,6 +508,10 @@ static void s_canon_path(const char *path, char *out, size_t size)
         if (w < 0 || (size_t)w >= sizeof norm - n)
             return;
         n += (size_t)w;
+        if (realpath(norm, real)) { /* reached what exists again, after a ".." */
+            snprintf(norm, sizeof norm, "%s", real);
+            n = strcmp(norm, "/") ? strlen(norm) : 0;
+        }
     }
     norm[n] = '\0';
     if ((size_t)snprintf(out, size, "%s", n ? norm : "/") >= size)
