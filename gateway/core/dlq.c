@@ -753,8 +753,8 @@ int pg_dlq_note_composed(pg_dlq *self, pg_store_txn *txn, uint64_t seq, const pg
 /* PG_EPOLICY when import dead letter e is superseded: a record or link it carries had
  * a later operation composed since it was (one still in the import queue, delivered,
  * or a dead letter itself), or what was last composed of one is not known. A removal
- * (delete, merged) goes again while every later operation of its record removes it
- * too. */
+ * (delete, merged) goes again while the last operation composed of its record removes
+ * it too (only the last is kept: sent again and removed again since counts as removed). */
 static int s_superseded(pg_dlq *self, pg_store_txn *txn, const pg_dlq_entry *e, char *errstr,
                         size_t errstr_size)
 {

@@ -143,8 +143,8 @@ int pg_dlq_outrec(pg_outbatch *batch, const char *topic, const pg_dlq_entry *ent
  * partner updated, deleted or merged it away after this dead letter), or what was last composed
  * of one is not known (an entry kept before seq and ops were, a record with no note): not sent,
  * kept, PG_EPOLICY ("... is superseded: <id> was deleted by the partner at version N after this
- * dead letter ..."). A removal (delete, merged) still goes when every later operation of its
- * record is a removal too: it only takes away what the partner took away. Not an import entry:
+ * dead letter ..."). A removal (delete, merged) still goes when the last operation composed of
+ * its record is a removal too: it only takes away what the partner took away. Not an import entry:
  * PG_EUSAGE (intake entries go to our intake: `polegate dlq replay`); only part of it
  * kept: PG_ETOOBIG; PG_ENOTFOUND, PG_ESTORE, or the delivery's error. Call it while
  * this thread has no transaction open. */
