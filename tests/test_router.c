@@ -1033,6 +1033,16 @@ START_TEST(test_policy_change_reforms_spooled_withdrawals)
     ck_assert_str_eq(u->origin->org_unit, "ESX/CID");
     polegate__pole__v1__entity_update__free_unpacked(u, NULL);
 
+    /* mer no longer redacts the unit: the value is the same (its unit already cleared),
+     * so the record stays as spooled, its pg-redactions still saying what it lacks
+     * (a review found it re-formed with pg-redactions: none) */
+    ck_assert_uint_eq(
+        s_change_policy_with_spool(
+            POLICY_R("ESX-2b", "OFFICIAL-SENSITIVE", T_MER, "person.ethnicity"), NULL),
+        0);
+    r = s_rec(T_MER, "p1");
+    ck_assert_str_eq(s_hdr(r, "pg-redactions"), "origin.org_unit");
+    ck_assert_str_eq(s_hdr(r, "pg-policy-version"), "ESX-2");
     /* mer may now see OFFICIAL only: the bare DELETE (no marking, no unit) */
     ck_assert_uint_eq(
         s_change_policy_with_spool(

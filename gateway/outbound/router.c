@@ -684,14 +684,11 @@ int pg_router_reform_withdrawal(pg_router *self, const pg_outrec *rec, pg_outbat
     pg_arena_reset(self->scratch);
     if (rc || out->count == count)
         return rc < 0 ? rc : 0;
-    /* The same value, marking and redactions: it stays as it was spooled. */
+    /* The same value (so the same marking): it stays as it was spooled, headers and
+     * all. A value that only no longer needs a redaction it had (an emptied
+     * origin.org_unit) is the same value: its pg-redactions still says what it lacks. */
     const pg_outrec *now = &out->recs[count];
-    const char *names[] = {PG_HDR_MARKING, PG_HDR_REDACTIONS};
     int same = now->value_len == rec->value_len && !memcmp(now->value, rec->value, rec->value_len);
-    for (size_t i = 0; same && i < sizeof names / sizeof names[0]; i++) {
-        const char *a = s_header(now, names[i]), *b = s_header(rec, names[i]);
-        same = a && b && !strcmp(a, b);
-    }
     if (!same)
         return 1;
     out->count = count;

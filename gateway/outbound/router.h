@@ -146,9 +146,9 @@ int pg_router_reconcile(pg_router *self, pg_store_txn *txn, pg_outbatch *out, ch
  * it for the destination that now writes its topic: a deletion's own form only when
  * that destination may see its kind, marking and MoPI group, origin.org_unit cleared
  * when it redacts it; else the bare form (docs/policy.md, "Withdrawal forms"); none
- * writes the topic any more: the bare form. When that differs from rec (value, marking
- * or redactions), appends the new DELETE and its tombstone to out and returns 1; 0 when
- * rec stays as it is; PG_ENOMEM, or PG_EINTERNAL when rec's value does not unpack. On
+ * writes the topic any more: the bare form. When its value differs from rec's, appends
+ * the new DELETE and its tombstone to out and returns 1; 0 when rec stays as it is
+ * (its headers too); PG_ENOMEM, or PG_EINTERNAL when rec's value does not unpack. On
  * the routing thread, between routings (it uses the router's scratch arena). */
 int pg_router_reform_withdrawal(pg_router *self, const pg_outrec *rec, pg_outbatch *out,
                                 char *errstr, size_t errstr_size);
