@@ -157,6 +157,20 @@ static void s_feed_add(s_feed *f, const char *topic, const ProtobufCMessage *m, 
     f->n++;
 }
 
+/* The bare DELETE a partner sends to withdraw u, at u's version (its strings u's). */
+static pg_entity_update s_withdrawal_of(const pg_entity_update *u)
+{
+    pg_entity_update w = POLEGATE__POLE__V1__ENTITY_UPDATE__INIT;
+    w.id = u->id;
+    w.operation = POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE;
+    w.version = u->version;
+    w.kind = u->kind;
+    w.origin = u->origin;
+    w.modified_at = u->modified_at;
+    return w;
+}
+
+
 typedef struct s_sender {
     const pg_adapter_ops *adapter;
     const char *topic;
@@ -802,13 +816,7 @@ START_TEST(test_withdrawal_at_equal_version)
         }
     }
     ck_assert_ptr_nonnull(v);
-    pg_entity_update w = POLEGATE__POLE__V1__ENTITY_UPDATE__INIT;
-    w.id = v->id;
-    w.operation = POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE;
-    w.version = v->version;
-    w.kind = v->kind;
-    w.origin = v->origin;
-    w.modified_at = v->modified_at;
+    pg_entity_update w = s_withdrawal_of(v);
     s_feed_add(f, ESX_TO_MER, &w.base, "polegate.pole.v1.EntityUpdate", "ESX");
     s_feed_add(f, ESX_TO_MER, &w.base, "polegate.pole.v1.EntityUpdate", "ESX");
     ck_assert_int_eq(pg_partner_take(p, &f->recs[f->n - 2], 2, e, sizeof e), 0);
@@ -2177,13 +2185,7 @@ static void s_take_answered(pg_partner *p, s_router *r, const s_feed *f, size_t 
 static size_t s_feed_again(s_feed *f, size_t i, int del, uint64_t dv)
 {
     pg_entity_update *u = s_person_of(f, i);
-    pg_entity_update w = POLEGATE__POLE__V1__ENTITY_UPDATE__INIT;
-    w.id = u->id;
-    w.operation = POLEGATE__POLE__V1__OPERATION__OPERATION_DELETE;
-    w.version = u->version;
-    w.kind = u->kind;
-    w.origin = u->origin;
-    w.modified_at = u->modified_at;
+    pg_entity_update w = s_withdrawal_of(u);
     u->version += dv;
     s_feed_add(f, ESX_TO_MER, del ? &w.base : &u->base, "polegate.pole.v1.EntityUpdate", "ESX");
     polegate__pole__v1__entity_update__free_unpacked(u, NULL);
