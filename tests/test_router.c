@@ -310,6 +310,15 @@ static pg_link_update *s_unpack_link(const pg_outrec *r)
     return x;
 }
 
+/* The entity record of key on topic has origin.org_unit want (and its native id). */
+static void s_assert_org_unit(const char *topic, const char *key, const char *want)
+{
+    pg_entity_update *u = s_unpack_entity(s_rec(topic, key));
+    ck_assert_str_eq(u->origin->org_unit, want);
+    ck_assert_str_eq(u->origin->native_id + 2, key);
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+}
+
 /* The pending audit event of action for id (and destination, when not NULL). */
 static const pg_audit_event *s_audit_find(pg_audit_action action, const char *id, const char *dest)
 {
@@ -883,15 +892,9 @@ START_TEST(test_delete_redacted)
     s_assert_delete(T_MER, "p1", 2, "deleted", "OFFICIAL-SENSITIVE;P");
     const pg_outrec *r = s_rec(T_MER, "p1");
     ck_assert_str_eq(s_hdr(r, "pg-redactions"), "origin.org_unit");
-    pg_entity_update *u = s_unpack_entity(r);
-    ck_assert_str_eq(u->origin->org_unit, "");
-    ck_assert_str_eq(u->origin->native_id, "N-p1");
-    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
-    r = s_rec(T_NAT, "p1");
-    ck_assert_str_eq(s_hdr(r, "pg-redactions"), "none");
-    u = s_unpack_entity(r);
-    ck_assert_str_eq(u->origin->org_unit, "ESX/CID");
-    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+    s_assert_org_unit(T_MER, "p1", "");
+    ck_assert_str_eq(s_hdr(s_rec(T_NAT, "p1"), "pg-redactions"), "none");
+    s_assert_org_unit(T_NAT, "p1", "ESX/CID");
 }
 END_TEST
 
@@ -1022,16 +1025,10 @@ START_TEST(test_policy_change_reforms_spooled_withdrawals)
     ck_assert_str_eq(s_hdr(r, "pg-policy-version"), "ESX-2");
     ck_assert_str_eq(r->policy_version, "ESX-2");
     ck_assert_str_eq(r->party, "rms:test");
-    pg_entity_update *u = s_unpack_entity(r);
-    ck_assert_str_eq(u->origin->org_unit, "");
-    ck_assert_str_eq(u->origin->native_id, "N-p1");
-    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+    s_assert_org_unit(T_MER, "p1", "");
     /* national's rules did not change: as spooled */
-    r = s_rec(T_NAT, "p1");
-    ck_assert_str_eq(s_hdr(r, "pg-policy-version"), "ESX-1");
-    u = s_unpack_entity(r);
-    ck_assert_str_eq(u->origin->org_unit, "ESX/CID");
-    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+    ck_assert_str_eq(s_hdr(s_rec(T_NAT, "p1"), "pg-policy-version"), "ESX-1");
+    s_assert_org_unit(T_NAT, "p1", "ESX/CID");
 
     /* mer no longer redacts the unit: the value is the same (its unit already cleared),
      * so the record stays as spooled, its pg-redactions still saying what it lacks
