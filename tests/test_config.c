@@ -399,39 +399,32 @@ START_TEST(test_intake_directory_apart_from_state)
     /* the default audit.path, beside the store */
     s_bad(POLICY FORCE ADAPTER KAFKA "intake:\n  directory: /srv/pg\nstore:\n  path: /srv/pg\n",
           "holds audit.path '/srv/pg/audit.log'");
-    /* through a symbolic link */
-    char dir[] = "/tmp/pg-test-config-dirs-XXXXXX", text[2048], link[128], store[128];
+    /* through symbolic links: dir/in -> store, dir/deep -> store/sub */
+    char dir[] = "/tmp/pg-test-config-dirs-XXXXXX", text[2048], path[192], store[128];
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(store, sizeof store, "%s/store", dir);
-    snprintf(link, sizeof link, "%s/in", dir);
     ck_assert_int_eq(mkdir(store, 0700), 0);
-    ck_assert_int_eq(symlink(store, link), 0);
-    snprintf(text, sizeof text,
-             POLICY FORCE ADAPTER KAFKA "intake:\n  directory: %s/drop\nstore:\n  path: %s\n"
-                                        "audit:\n  path: /var/log/pg/audit.log\n",
-             link, store);
-    s_bad(text, "is store.path");
-    /* ".." after a link is the link target's parent, as the kernel takes it: dir/deep
-     * -> store/sub, so dir/deep/../drop is store/drop (taken as dir/drop before) */
-    char sub[160], deep[128];
-    snprintf(sub, sizeof sub, "%s/sub", store);
+    snprintf(path, sizeof path, "%s/in", dir);
+    ck_assert_int_eq(symlink(store, path), 0);
+    snprintf(path, sizeof path, "%s/sub", store);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    char deep[128];
     snprintf(deep, sizeof deep, "%s/deep", dir);
-    ck_assert_int_eq(mkdir(sub, 0700), 0);
-    ck_assert_int_eq(symlink(sub, deep), 0);
-    snprintf(text, sizeof text,
-             POLICY FORCE ADAPTER KAFKA "intake:\n  directory: %s/../drop\nstore:\n  path: %s\n"
-                                        "audit:\n  path: /var/log/pg/audit.log\n",
-             deep, store);
-    s_bad(text, "is store.path");
-    /* a link reached again after a ".." past a name that does not exist yet (the store
-     * makes its missing directories, so dir/new/../in is dir/in): resolved too, not
-     * taken as the name dir/in (found by review: only the part before the name that
-     * does not exist went through its links) */
-    snprintf(text, sizeof text,
-             POLICY FORCE ADAPTER KAFKA "intake:\n  directory: %s/new/../in/drop\nstore:\n"
-                                        "  path: %s\naudit:\n  path: /var/log/pg/audit.log\n",
-             dir, store);
-    s_bad(text, "is store.path");
+    ck_assert_int_eq(symlink(path, deep), 0);
+    /* each intake.directory, under dir, is inside the store: through the link; ".."
+     * after a link is the link target's parent, as the kernel takes it (store/drop,
+     * taken as dir/drop before); a link reached again after a ".." past a name that
+     * does not exist yet (the store makes its missing directories, so dir/new/../in is
+     * dir/in), resolved too (found by review: only the part before the name that does
+     * not exist went through its links) */
+    const char *inside[] = {"/in/drop", "/deep/../drop", "/new/../in/drop"};
+    for (size_t i = 0; i < sizeof inside / sizeof inside[0]; i++) {
+        snprintf(text, sizeof text,
+                 POLICY FORCE ADAPTER KAFKA "intake:\n  directory: %s%s\nstore:\n  path: %s\n"
+                                            "audit:\n  path: /var/log/pg/audit.log\n",
+                 dir, inside[i], store);
+        s_bad(text, "is store.path");
+    }
     /* apart: accepted (a name that only starts like the store's is another directory) */
     pg_config *cfg = s_parse(S_DIRS("/srv/pg-in", "/srv/pg", "/srv/pg-inaudit.log"));
     ck_assert_msg(cfg != NULL, "%s", s_err);
