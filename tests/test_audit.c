@@ -1085,6 +1085,14 @@ static int s_count(void *ud, const char *line, size_t len)
  * (a new chain would lose its events without a word; found by attack); with the key id
  * moved aside too, a new chain begins. A rotation's new file missing (a crash between
  * its rename and the new file) continues from the rotated one. */
+/* The signing key of SEED_A, read from a key file as the daemon reads it. */
+static void s_signing_key_a(pg_audit_signing_key *sk)
+{
+    char spath[256], err[PG_ERRSTR_SIZE] = "";
+    s_key_file("sign.key", SEED_A, 0600, spath, sizeof spath);
+    ck_assert_msg(pg_audit_signing_key_load(spath, sk, err, sizeof err) == 0, "%s", err);
+}
+
 /* Produce n records of one byte and then, when cp is not NULL, cp, to partition 0 of
  * topic on brokers. */
 static void s_produce(const char *brokers, const char *topic, int n, const pg_buf *cp, int after)
@@ -1114,10 +1122,9 @@ static void s_produce(const char *brokers, const char *topic, int n, const pg_bu
  * minute for ever, at every start); verify reads it all. */
 START_TEST(test_checkpoints_read_from_the_tail)
 {
-    char spath[256], err[PG_ERRSTR_SIZE] = "", why[256];
-    s_key_file("sign.key", SEED_A, 0600, spath, sizeof spath);
+    char err[PG_ERRSTR_SIZE] = "", why[256];
     pg_audit_signing_key sk;
-    ck_assert_int_eq(pg_audit_signing_key_load(spath, &sk, err, sizeof err), 0);
+    s_signing_key_a(&sk);
     pg_audit_public_key pk;
     memcpy(pk.bytes, sk.public_key, sizeof pk.bytes);
     pg_audit *a = s_open();
@@ -1169,10 +1176,9 @@ END_TEST
  * written on does not, with the log, the event and what the log has in the reason. */
 START_TEST(test_holds_latest_checkpoint)
 {
-    char spath[256], err[PG_ERRSTR_SIZE] = "";
-    s_key_file("sign.key", SEED_A, 0600, spath, sizeof spath);
+    char err[PG_ERRSTR_SIZE] = "";
     pg_audit_signing_key sk;
-    ck_assert_int_eq(pg_audit_signing_key_load(spath, &sk, err, sizeof err), 0);
+    s_signing_key_a(&sk);
     pg_buf msg = PG_BUF_INIT;
     pg_audit_checkpoint empty, cp;
     pg_audit *a = s_open();
@@ -1221,10 +1227,9 @@ END_TEST
  * check (1). */
 START_TEST(test_holds_checkpoint_in_rotated_file)
 {
-    char spath[256], err[PG_ERRSTR_SIZE] = "";
-    s_key_file("sign.key", SEED_A, 0600, spath, sizeof spath);
+    char err[PG_ERRSTR_SIZE] = "";
     pg_audit_signing_key sk;
-    ck_assert_int_eq(pg_audit_signing_key_load(spath, &sk, err, sizeof err), 0);
+    s_signing_key_a(&sk);
     pg_audit_options o = {.sync_every = 1, .clock_ms = s_clock, .rotate_bytes = 1};
     pg_audit *a = pg_audit_new(s_path, &o, err, sizeof err);
     ck_assert_msg(a != NULL, "%s", err);
