@@ -170,7 +170,6 @@ static pg_entity_update s_withdrawal_of(const pg_entity_update *u)
     return w;
 }
 
-
 typedef struct s_sender {
     const pg_adapter_ops *adapter;
     const char *topic;
