@@ -873,22 +873,24 @@ START_TEST(test_withdraw_delete)
 }
 END_TEST
 
+/* Person p1 (OFFICIAL-SENSITIVE, P, MoPI 1) of org unit ESX/CID at version, routed. */
+static void s_route_p1_of_unit(uint64_t version, int op)
+{
+    s_begin();
+    pg_entity_update *x = s_entity("p1", PERSON, version, OS, P, 1, op);
+    x->origin->org_unit = "ESX/CID";
+    s_add_entity(x);
+    s_route();
+}
+
 /* A forwarded DELETE loses origin.org_unit where the destination redacts it. */
 START_TEST(test_delete_redacted)
 {
     s_restart(POLICY_R("ESX-1", "OFFICIAL-SENSITIVE", T_MER, "person.ethnicity, origin.org_unit"));
-    s_begin();
-    pg_entity_update *x = s_entity("p1", PERSON, 1, OS, P, 1, UPSERT);
-    x->origin->org_unit = "ESX/CID";
-    s_add_entity(x);
-    s_route();
+    s_route_p1_of_unit(1, UPSERT);
     ck_assert_str_eq(s_hdr(s_rec(T_MER, "p1"), "pg-redactions"),
                      "origin.org_unit,person.ethnicity");
-    s_begin();
-    x = s_entity("p1", PERSON, 2, OS, P, 1, DELETE);
-    x->origin->org_unit = "ESX/CID";
-    s_add_entity(x);
-    s_route();
+    s_route_p1_of_unit(2, DELETE);
     s_assert_delete(T_MER, "p1", 2, "deleted", "OFFICIAL-SENSITIVE;P");
     const pg_outrec *r = s_rec(T_MER, "p1");
     ck_assert_str_eq(s_hdr(r, "pg-redactions"), "origin.org_unit");
@@ -992,16 +994,8 @@ static size_t s_change_policy_with_spool(const char *policy_yaml, const pg_outba
  * with the old policy's form). */
 START_TEST(test_policy_change_reforms_spooled_withdrawals)
 {
-    s_begin();
-    pg_entity_update *x = s_entity("p1", PERSON, 1, OS, P, 1, UPSERT);
-    x->origin->org_unit = "ESX/CID";
-    s_add_entity(x);
-    s_route();
-    s_begin();
-    x = s_entity("p1", PERSON, 2, OS, P, 1, DELETE);
-    x->origin->org_unit = "ESX/CID";
-    s_add_entity(x);
-    s_route();
+    s_route_p1_of_unit(1, UPSERT);
+    s_route_p1_of_unit(2, DELETE);
     s_assert_delete(T_MER, "p1", 2, "deleted", "OFFICIAL-SENSITIVE;P");
     pg_outbatch *spooled = pg_outbatch_new();
     ck_assert_ptr_nonnull(spooled);
