@@ -1178,6 +1178,116 @@ START_TEST(test_bad_headers_are_dead_letters)
 }
 END_TEST
 
+/* A tombstone keyed key on topic (no value), its pg-origin-force header force. */
+static void s_feed_tombstone(s_feed *f, const char *topic, const char *key, const char *force)
+{
+    Polegate__Pole__V1__Date d = POLEGATE__POLE__V1__DATE__INIT;
+    s_feed_add(f, topic, &d.base, PG_TYPE_ENTITY, force);
+    f->recs[f->n - 1].value = NULL;
+    f->recs[f->n - 1].len = 0;
+    f->recs[f->n - 1].key = g_strdup(key);
+    g_ptr_array_add(f->owned, (void *)f->recs[f->n - 1].key);
+}
+
+/* A reader that starts late, or that compaction overtook, may see only the tombstone
+ * of a record its partner deleted (docs/topics.md: "All mean the same: forget the
+ * entity or link"); the tombstones were skipped, and the NX5 RMS kept the person and
+ * its link for ever (found by attack). A tombstone is now the DELETE, at the version
+ * taken, of what the partner ledger holds under its key, checked as any record: one
+ * on the topic of a partner that may not speak for the record's force (KNT, keying
+ * ESX's location), or whose pg-origin-force names another force, is refused, a partner
+ * dead letter, audited; one of a key held deleted or never held is skipped. */
+START_TEST(test_tombstone_forgets_what_it_keys)
+{
+    static const char *const msgs[] = {
+        s_atx_loc,
+        S_ATX_HEAD(
+            "5e1d0000-0000-4000-8000-000000000b02") "\"record\":{\"type\":\"PERSON\",\"id\":"
+                                                    "\"P0000000901\",\"revision\":1,\"action\":"
+                                                    "\"UPSERT\","
+                                                    "\"modifiedAt\":\"2026-01-05T10:00:00+00:"
+                                                    "00\"," S_ATX_MARK S_ATX_RET
+                                                    ",\"body\":{\"surname\":\"Short\"}},\"links\":["
+                                                    "{\"target\":{\"type\":\"LOCATION\","
+                                                    "\"id\":\"L0000000901\"},\"role\":\"HOME_"
+                                                    "ADDRESS\",\"validFrom\":null,\"validTo\":null}"
+                                                    "]}",
+        NULL};
+    static const char s_knt_topic[] = "polegate.knt.mer.pole.v1";
+    static const char s_policy_two[] = "policy:\n"
+                                       "  version: MER-TEST-1\n"
+                                       "  agreements:\n"
+                                       "    - name: ISA-TEST\n"
+                                       "      description: test\n"
+                                       "  destinations:\n"
+                                       "    - name: esx\n"
+                                       "      kind: force\n"
+                                       "      force: ESX\n"
+                                       "      topic: " MER_TO_ESX "\n"
+                                       "      agreement: ISA-TEST\n"
+                                       "      max_classification: OFFICIAL-SENSITIVE\n"
+                                       "      kinds: all\n"
+                                       "  partners:\n"
+                                       "    - force: ESX\n"
+                                       "      topic: " ESX_TO_MER "\n"
+                                       "      agreement: ISA-TEST\n"
+                                       "    - force: KNT\n"
+                                       "      topic: polegate.knt.mer.pole.v1\n"
+                                       "      agreement: ISA-TEST\n";
+    s_feed *f = s_feed_msgs(&pg_adapter_athena, msgs, ESX_TO_MER);
+    ck_assert_uint_eq(f->n, 3); /* the location, the person, its link */
+    char loc[PG_UUID_STR_SIZE], person[PG_UUID_STR_SIZE];
+    s_atx_uuid("LOCATION", "L0000000901", loc);
+    s_atx_uuid("PERSON", "P0000000901", person);
+    const char *link = f->recs[2].key;
+    /* attacks on ESX's location: from KNT's topic; a header naming another force */
+    s_feed_tombstone(f, s_knt_topic, loc, "ESX");
+    s_feed_tombstone(f, ESX_TO_MER, loc, "KNT");
+    /* ESX's DELETEs compacted away: the tombstones alone, the link's and the person's,
+     * then again (held deleted now), and one of a key never held */
+    s_feed_tombstone(f, ESX_TO_MER, link, "ESX");
+    s_feed_tombstone(f, ESX_TO_MER, person, "ESX");
+    s_feed_tombstone(f, ESX_TO_MER, person, "ESX");
+    s_feed_tombstone(f, ESX_TO_MER, "00000000-0000-0000-0000-000000000000", "ESX");
+
+    pg_policy *pol = s_policy(s_policy_two, "MER");
+    pg_store *st = s_store_open();
+    pg_audit *audit = pg_audit_new(s_audit, NULL, e, sizeof e);
+    ck_assert_msg(audit != NULL, "%s", e);
+    pg_partner *p = s_partner_dir(st, pol, "MER", &pg_adapter_niche, audit);
+    ck_assert_msg(pg_partner_take(p, f->recs, 3, e, sizeof e) == 0, "%s", e);
+    s_drain(p);
+    ck_assert_msg(pg_partner_take(p, f->recs + 3, f->n - 3, e, sizeof e) == 0, "%s", e);
+    s_drain(p);
+    pg_partner_stats ps;
+    pg_partner_get_stats(p, &ps);
+    ck_assert_uint_eq(ps.accepted, 5);
+    ck_assert_uint_eq(ps.rejected, 2);
+    ck_assert_uint_eq(ps.skipped, 2);
+    size_t files;
+    pg_rms_model *got = s_model_of_drop(&pg_adapter_niche, &files);
+    ck_assert_uint_eq(pg_rms_model_records(got), 1);
+    ck_assert_uint_eq(pg_rms_model_links(got), 0);
+    pg_rms_model_destroy(&got);
+    pg_partner_destroy(&p);
+    pg_audit_destroy(&audit);
+    s_partner_dls dls = {0};
+    pg_dlq *dlq = pg_dlq_new(st, NULL, e, sizeof e);
+    ck_assert_msg(dlq != NULL, "%s", e);
+    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    ck_assert_int_eq(pg_dlq_each(dlq, txn, s_count_partner_dl, &dls, e, sizeof e), 0);
+    pg_store_abort(&txn);
+    pg_dlq_destroy(&dlq);
+    ck_assert_int_eq(dls.n, 2);
+    ck_assert_int_eq(s_audit_count("\"outcome\":\"PG_EPOLICY\""), 1);
+    ck_assert_int_eq(s_audit_count("PG_EINVALID:header"), 1);
+    ck_assert_int_eq(s_audit_count("\"action\":\"erase\""), 1); /* the person */
+    pg_store_destroy(&st);
+    pg_policy_destroy(&pol);
+    s_feed_free(&f);
+}
+END_TEST
+
 /* f's first link, unpacked (the caller frees it). */
 static pg_link_update *s_link_of(s_feed *f)
 {
@@ -2786,6 +2896,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_nx5_delete_of_handling_c_reaches_atx);
     tcase_add_test(tc, test_link_survives_an_older_withdrawal_read_later);
     tcase_add_test(tc, test_withdrawal_at_equal_version);
+    tcase_add_test(tc, test_tombstone_forgets_what_it_keys);
     tcase_add_test(tc, test_inbound_checks_and_audit);
     tcase_add_test(tc, test_audit_fails_closed);
     tcase_add_test(tc, test_partner_cannot_touch_another_partners_record);

@@ -279,6 +279,60 @@ static int s_end_of_origin(s_take *t, const pg_origin *o, const pg_entity_ref *r
     return rc ? rc : version > 0;
 }
 
+/* A tombstone (docs/topics.md: "forget the entity or link"): a reader that starts late,
+ * or that compaction overtook, sees only it where the partner sent a DELETE. It is the
+ * DELETE, at the version taken last, of what the partner ledger holds under its key,
+ * into *ch, to be checked as any record (a tombstone keyed as the record of a force
+ * this partner may not speak for is refused). 1 when made; 0 when there is nothing to
+ * forget (never held, or held deleted); an error of the store. */
+static int s_tombstone(s_take *t, const pg_partner_record *r, pg_change *ch)
+{
+    pg_partner *p = t->p;
+    if (!r->key || !*r->key || strlen(r->key) > 64) /* ids are UUIDs */
+        return 0;
+    pg_arena *a = p->acc->arena;
+    pg_entity_update *en = NULL;
+    pg_link_update *l = NULL;
+    int deleted = 0;
+    int rc = pg_ledger_get_entity(p->ledger, t->txn, r->key, a, &en, &deleted, t->errstr,
+                                  t->errstr_size);
+    if (rc == PG_ENOTFOUND)
+        rc = pg_ledger_get_link(p->ledger, t->txn, r->key, a, &l, &deleted, t->errstr,
+                                t->errstr_size);
+    if (rc == PG_ENOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    const pg_origin *o = en ? en->origin : l ? l->origin : NULL;
+    if (deleted || !o || !o->force || !*o->force)
+        return 0;
+    /* the partner's version (a link's in the ledger counts changes of our own) */
+    char seen_key[PG_UUID_STR_SIZE + 80];
+    if ((size_t)snprintf(seen_key, sizeof seen_key, "%s/%s", o->force, r->key) >= sizeof seen_key)
+        return 0;
+    uint64_t last;
+    int last_deleted;
+    if ((rc = s_seen_get(t, seen_key, &last, &last_deleted)))
+        return rc;
+    if (!last || last_deleted)
+        return 0;
+    if (en) {
+        en->operation = S_DELETE;
+        en->version = last;
+        en->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY__NOT_SET;
+        en->n_merged_from = 0;
+        en->merged_from = NULL;
+        *ch = (pg_change){.type = PG_CHANGE_ENTITY, .entity = en};
+    } else if (l) {
+        l->operation = S_DELETE;
+        l->version = last;
+        *ch = (pg_change){.type = PG_CHANGE_LINK, .link = l};
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 /* A refused record is kept as a partner dead letter in the take's transaction (topic,
  * partition, offset, the origin it claimed, the rule it broke, its bytes), so that the
  * consumer moves on and nothing is lost from sight: `polegate dlq` lists it. */
@@ -317,23 +371,26 @@ static int s_record(s_take *t, const pg_partner_record *r)
     int rc = p->replaying ? 0 : s_note_offset(p, r);
     if (rc)
         return s_nomem(t->errstr, t->errstr_size);
-    if (!r->value) { /* a tombstone is compaction's business */
-        p->delta.skipped++;
-        return 0;
-    }
     int entity = r->type && !strcmp(r->type, PG_TYPE_ENTITY);
     int link = r->type && !strcmp(r->type, PG_TYPE_LINK);
     ProtobufCAllocator alloc;
     pg_pb_arena_allocator(p->acc->arena, &alloc);
     pg_change ch = {.type = entity ? PG_CHANGE_ENTITY : PG_CHANGE_LINK};
-    if (entity)
+    if (!r->value) { /* a tombstone: the DELETE of what its key names, or nothing */
+        if ((rc = s_tombstone(t, r, &ch)) <= 0) {
+            p->delta.skipped += rc == 0;
+            return rc;
+        }
+        entity = ch.type == PG_CHANGE_ENTITY, link = !entity;
+    } else if (entity)
         ch.entity = polegate__pole__v1__entity_update__unpack(&alloc, r->len, r->value);
     else if (link)
         ch.link = polegate__pole__v1__link_update__unpack(&alloc, r->len, r->value);
     /* A value no type of ours names cannot be checked, so it is not taken: kept as a
      * dead letter like any other record that cannot be processed (a replay after an
      * upgrade that knows its type takes it). */
-    const char *bad = !r->type && r->overlong && !strcmp(r->overlong, PG_HDR_TYPE)
+    const char *bad = !r->value ? NULL /* made of what the ledger holds */
+                      : !r->type && r->overlong && !strcmp(r->overlong, PG_HDR_TYPE)
                           ? "header pg-type: longer than the gateway keeps"
                       : !r->type               ? "header pg-type: missing"
                       : !entity && !link       ? "header pg-type: not a type this gateway knows"
