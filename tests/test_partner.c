@@ -1535,6 +1535,42 @@ START_TEST(test_partner_record_too_large_for_the_rms)
 }
 END_TEST
 
+/* Attack: a partner's new location whose kind says person (its body a location's, a
+ * field the kind does not name). The NX5 encoder wrote its body under Kind="Person",
+ * a document the RMS refuses, the batch's good location in it (found by attack; an
+ * ATX RMS was safe: its encoder checks the body against the kind). It is refused like
+ * what the format cannot carry: a partner dead letter, the location delivered, every
+ * file in the drop directory one the RMS takes. */
+START_TEST(test_partner_body_must_match_kind)
+{
+    static const char *const msgs[] = {s_atx_loc, NULL};
+    s_feed *f = s_feed_msgs(&pg_adapter_athena, msgs, ESX_TO_MER);
+    pg_entity_update *u = s_person_of(f, 0);
+    char *real_id = u->id, *real_native = u->origin->native_id, id[PG_UUID_STR_SIZE];
+    u->origin->native_id = "L0000000902";
+    ck_assert_int_eq(pg_identity_entity("ESX", u->origin->system, u->origin->native_type,
+                                        u->origin->native_id, id),
+                     0);
+    u->id = id;
+    u->kind = POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    u->id = real_id;
+    u->origin->native_id = real_native;
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+
+    s_partner_dls c = {0};
+    pg_partner_stats ps = s_take_audited(f, &c);
+    ck_assert_uint_eq(ps.accepted, 1);
+    ck_assert_uint_eq(ps.rejected, 1);
+    ck_assert_int_eq(c.n, 1);
+    size_t files;
+    pg_rms_model *m = s_model_of_drop(&pg_adapter_niche, &files);
+    ck_assert_uint_eq(pg_rms_model_records(m), 1);
+    pg_rms_model_destroy(&m);
+    s_feed_free(&f);
+}
+END_TEST
+
 typedef struct s_dl_ids {
     uint64_t ids[512];
     int n;
@@ -2907,6 +2943,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_partner_cannot_merge_another_forces_record);
     tcase_add_test(tc, test_partner_ids_cannot_poison_the_audit_log);
     tcase_add_test(tc, test_partner_record_too_large_for_the_rms);
+    tcase_add_test(tc, test_partner_body_must_match_kind);
     tcase_add_test(tc, test_partner_dead_letter_replay);
     tcase_add_test(tc, test_cli_replays_partner_dead_letters);
     tcase_add_test(tc, test_offsets_wait_for_acks_and_window);

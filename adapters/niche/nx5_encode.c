@@ -572,6 +572,10 @@ static int s_entity(s_enc *e, const pg_entity_update *eu)
         return s_fail(e, PG_EINVALID, "operation", "neither UPSERT nor DELETE");
     if (!del && eu->body_case == POLEGATE__POLE__V1__ENTITY_UPDATE__BODY__NOT_SET)
         return s_fail(e, PG_EINVALID, "body", "an UPSERT without a body");
+    /* body fields are numbered kind + 19: a body of another kind would be written under
+     * this Kind, a document the RMS refuses */
+    if (!del && (int)eu->body_case != (int)eu->kind + 19)
+        return s_fail(e, PG_EINVALID, "body", "does not match Kind %s", kind);
     const char *op = del ? "Delete" : eu->n_merged_from ? "Merge" : created ? "Add" : "Modify";
     if (eu->version < 1 || eu->version > PG_NX5_MAX_REV) /* as the decoder reads it */
         return s_fail(e, PG_EUNSUPPORTED, "version",
