@@ -1571,6 +1571,65 @@ START_TEST(test_partner_body_must_match_kind)
 }
 END_TEST
 
+/* Attack: a partner's location revised as a person (kind and body a person's). The
+ * NX5 RMS was sent a Modify of the location's GID as a Person (an ATX RMS was safe: its
+ * record ids say their type). A record never changes kind: the revision is refused by
+ * the partner ledger, a partner dead letter, in one batch with the location or after
+ * it; the RMS holds the location. */
+START_TEST(test_partner_record_never_changes_kind)
+{
+    static const char *const msgs[] = {s_atx_loc, NULL};
+    s_feed *f = s_feed_msgs(&pg_adapter_athena, msgs, ESX_TO_MER);
+    pg_entity_update *u = s_person_of(f, 0);
+    Polegate__Pole__V1__Person per = POLEGATE__POLE__V1__PERSON__INIT;
+    Polegate__Pole__V1__Name nm = POLEGATE__POLE__V1__NAME__INIT;
+    nm.surname = "KINDCHANGE";
+    per.name = &nm;
+    Polegate__Pole__V1__Location *loc = u->location;
+    u->version++;
+    u->kind = POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_PERSON;
+    u->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_PERSON;
+    u->person = &per;
+    s_feed_add(f, ESX_TO_MER, &u->base, PG_TYPE_ENTITY, "ESX");
+    u->body_case = POLEGATE__POLE__V1__ENTITY_UPDATE__BODY_LOCATION;
+    u->location = loc;
+    char gid[17]; /* the NX5 GID: the UUID's first 16 hex digits (docs/delivery.md) */
+    size_t k = 0;
+    for (const char *c = u->id; *c && k < 16; c++)
+        if (*c != '-')
+            gid[k++] = (char)g_ascii_toupper(*c);
+    gid[k] = 0;
+    polegate__pole__v1__entity_update__free_unpacked(u, NULL);
+
+    pg_policy *pol = s_policy(s_policy_mer, "MER");
+    for (int round = 0; round < 2; round++) {
+        s_teardown();
+        s_setup();
+        pg_store *st = s_store_open();
+        pg_partner *p = s_partner_dir(st, pol, "MER", &pg_adapter_niche, NULL);
+        for (size_t i = 0; i < f->n; i += round ? 1 : f->n)
+            ck_assert_msg(pg_partner_take(p, &f->recs[i], round ? 1 : f->n, e, sizeof e) == 0, "%s",
+                          e);
+        s_drain(p);
+        pg_partner_stats ps;
+        pg_partner_get_stats(p, &ps);
+        ck_assert_uint_eq(ps.accepted, 1);
+        ck_assert_uint_eq(ps.rejected, 1);
+        size_t files;
+        pg_rms_model *m = s_model_of_drop(&pg_adapter_niche, &files);
+        const pg_entity_update *held = pg_rms_model_get(m, gid);
+        ck_assert_ptr_nonnull(held);
+        ck_assert_msg(held->kind == POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_LOCATION,
+                      "round %d: the RMS holds the location as kind %d", round, held->kind);
+        pg_rms_model_destroy(&m);
+        pg_partner_destroy(&p);
+        pg_store_destroy(&st);
+    }
+    pg_policy_destroy(&pol);
+    s_feed_free(&f);
+}
+END_TEST
+
 typedef struct s_dl_ids {
     uint64_t ids[512];
     int n;
@@ -2944,6 +3003,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_partner_ids_cannot_poison_the_audit_log);
     tcase_add_test(tc, test_partner_record_too_large_for_the_rms);
     tcase_add_test(tc, test_partner_body_must_match_kind);
+    tcase_add_test(tc, test_partner_record_never_changes_kind);
     tcase_add_test(tc, test_partner_dead_letter_replay);
     tcase_add_test(tc, test_cli_replays_partner_dead_letters);
     tcase_add_test(tc, test_offsets_wait_for_acks_and_window);

@@ -782,6 +782,15 @@ static int s_entity_apply(s_ctx *ctx, size_t idx, const size_t *owner)
                        idx, e->id, e->origin && e->origin->native_id ? e->origin->native_id : "",
                        e->version);
     }
+    /* A record never changes kind (an item and a weapon both being an NX5 Property
+     * excepted): an NX5 RMS would be sent a Modify of one kind's GID as another */
+    if (e->operation == S_UPSERT && rec.found && !s_kind_mergeable((int)rec.hdr.kind, e->kind)) {
+        const char *was =
+            pg_enum_short(&polegate__pole__v1__entity_kind__descriptor, (int)rec.hdr.kind);
+        return pg_errf(PG_EINVALID, ctx->errstr, ctx->errstr_size,
+                       "changes[%zu].entity.kind: record %s is a %s; a record never changes kind",
+                       idx, e->id, was ? was : "?");
+    }
     if (e->operation == S_DELETE) {
         pg_entity_update *d;
         if ((rc = s_entity_delete_filled(ctx, e, &rec, &d)) != 0 ||

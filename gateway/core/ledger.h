@@ -37,7 +37,9 @@ typedef struct pg_store_txn pg_store_txn;
  *    DELETE is counted unchanged.
  *
  * 3. Entity UPSERT: emitted as given (the output points at the input's message), then
- *    its links (rule 4 for replaces_links, else none here), then its merges (rule 6).
+ *    its links (rule 4 for replaces_links, else none here), then its merges (rule 6);
+ *    one of another kind than the stored record's is refused (PG_EINVALID: a record
+ *    never changes kind; an item and a weapon, both an NX5 Property, excepted).
  *    Entity DELETE: emitted with what the gateway knows of the record filled in from
  *    the stored record, so that no destination refuses a delete for want of a field: the
  *    stored kind (a record never changes kind; an NX5 Property Delete cannot say item
