@@ -976,6 +976,7 @@ static pg_entity_update *s_person_of(s_feed *f, size_t i)
 
 typedef struct s_partner_dls {
     int n, with_ref;
+    char reason[512]; /* the last one's */
 } s_partner_dls;
 
 static int s_count_partner_dl(void *ud, const pg_dlq_entry *de)
@@ -984,6 +985,7 @@ static int s_count_partner_dl(void *ud, const pg_dlq_entry *de)
     if (de->kind != PG_DLQ_PARTNER)
         return 0;
     c->n++;
+    snprintf(c->reason, sizeof c->reason, "%s", de->reason);
     c->with_ref += strstr(de->ref, ESX_TO_MER " [0] @") && !strcmp(de->origin, "ESX") &&
                    de->len > 0 && *de->reason;
     return 0;
@@ -1563,6 +1565,7 @@ START_TEST(test_partner_body_must_match_kind)
     ck_assert_uint_eq(ps.accepted, 1);
     ck_assert_uint_eq(ps.rejected, 1);
     ck_assert_int_eq(c.n, 1);
+    ck_assert_msg(strstr(c.reason, "body: does not match Kind Person"), "%s", c.reason);
     size_t files;
     pg_rms_model *m = s_model_of_drop(&pg_adapter_niche, &files);
     ck_assert_uint_eq(pg_rms_model_records(m), 1);
