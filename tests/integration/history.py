@@ -685,3 +685,87 @@ def read_rms_dir(path, fmt):
             data = f.read()
         rms.apply(data.decode("utf-8") if fmt == "atx" else data)
     return rms
+
+
+# ------------------------------------------------------------------ policy change
+
+def _held_fields(rec, fmt):
+    """The redactions (of REDACTIONS) that would clear something this record carries:
+    its revision's field, and origin.org_unit for ATX (whose header names the unit; an
+    NX5 document has none). The generator gives no person an ethnicity."""
+    out = set()
+    if VERSION_REDACTION.get(rec["kind"]) and rec["ver"]:
+        out.add(VERSION_REDACTION[rec["kind"]])
+    if fmt == "atx":
+        out.add("origin.org_unit")
+    return out
+
+
+def changed_policy(rng, p1):
+    """A second policy for a destination that had p1: drawn as any, but with each
+    redaction (of a kind it receives) flipped from p1's by a coin, so that a change
+    often redacts what was sent and lifts what was redacted."""
+    p = random_policy(rng)
+    p["redact"] = [x for x in REDACTIONS
+                   if (x.split(".")[0] == "origin" or x.split(".")[0] in p["kinds"]) and
+                   ((x in p1["redact"]) != (rng.random() < 0.5))]
+    return p
+
+
+def expected_policy_change(fmt, before, after, p1, p2):
+    """What a partner holds when the source's messages `before` were routed under
+    policy p1, the policy then changed to p2 (a new version), and `after` followed
+    (docs/policy.md "Routing", "Policy change"): each update decided under the policy
+    of its time; at the change everything held re-decided under p2 and withdrawn when
+    it no longer passes, or when it is held with a field p2 newly redacts (it comes
+    back, redacted, only with its next revision); then every live record not held,
+    not withdrawn at its current revision, and shareable under p2 is published,
+    redacted as p2 says. A record held across the change keeps the form it was sent
+    in (a redaction p2 lifts shows only at its next revision). Links follow their
+    ends. By source id, as `expected`."""
+    src = Rms(fmt)
+    held = {}  # id -> redactions it was sent with (held)
+    withdrawn = {}  # id -> revision of a withdrawal other than a deletion
+
+    def step(m, p):
+        old_rev, old_ids = dict(src.rev), set(src.records)
+        src.apply(m)
+        for i in set(old_ids) - set(src.records):
+            if src.rev.get(i) == old_rev.get(i):  # merged away: a deletion at source
+                held.pop(i, None)
+                withdrawn.pop(i, None)
+        for i, v in src.rev.items():
+            if old_rev.get(i) == v:
+                continue
+            r = src.records.get(i)
+            if r is None:  # a deletion at source: the state goes
+                held.pop(i, None)
+                withdrawn.pop(i, None)
+            elif passes(r, p):
+                held[i] = set(p["redact"])
+                withdrawn.pop(i, None)
+            elif i in held:
+                del held[i]
+                withdrawn[i] = v
+
+    for m in before:
+        step(m, p1)
+    for i in sorted(held):
+        r = src.records[i]
+        if not passes(r, p2) or (set(p2["redact"]) - held[i]) & _held_fields(r, fmt):
+            del held[i]
+            withdrawn[i] = src.rev[i]
+    for i, r in src.records.items():
+        if i not in held and passes(r, p2) and withdrawn.get(i) != src.rev[i]:
+            held[i] = set(p2["redact"])
+    for m in after:
+        step(m, p2)
+    recs = {}
+    for i, red in held.items():
+        r = src.records[i]
+        e = dict(r)
+        if VERSION_REDACTION.get(r["kind"]) in red:
+            e["ver"] = None
+        recs[i] = e
+    links = {l for l in src.links if l[0] in recs and l[2] in recs}
+    return recs, links

@@ -28,6 +28,7 @@ import argparse
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,17 +42,18 @@ from e2e_atx import create_topic, run, tail  # noqa: E402
 from two_force import Force  # noqa: E402
 
 
-def policy_text(name, partner, t_out, t_in, pol):
+def policy_text(name, partner, t_out, t_in, pol, version=1):
     """The policy of one force: one destination (the partner) drawn per seed."""
     return ("policy:\n"
-            "  version: %s-MB-1\n"
+            "  version: %s-MB-%d\n"
             "  agreements:\n"
             "    - {name: ISA-MB, description: model-based test}\n"
             "    - {name: ISA-MB-C, description: handling-C conditions accepted}\n"
             "  destinations:\n%s"
             "  partners:\n"
             "    - {force: %s, topic: %s, agreement: ISA-MB}\n"
-            % (name, history.policy_yaml(pol, partner.lower(), partner, t_out), partner, t_in))
+            % (name, version, history.policy_yaml(pol, partner.lower(), partner, t_out), partner,
+               t_in))
 
 
 def delete_topics(brokers, topics):
@@ -89,6 +91,39 @@ def write_pieces(work, name, fmt, messages, rng):
         out.append(paths)
         i += n
     return out
+
+
+def piece_size(fmt, paths):
+    """How many messages of the history a piece holds."""
+    if fmt != "atx":
+        return len(paths)
+    with open(paths[0], encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def change_policy(force, old_text, new_text, version, timeout=60):
+    """The force's policy rewritten in its config file and reloaded (SIGHUP); returns
+    once the daemon says it routes under the new version (the reconcile is done)."""
+    with open(force.config, encoding="utf-8") as f:
+        text = f.read()
+    if old_text not in text:
+        raise RuntimeError("%s: the policy to change is not in %s" % (force.name, force.config))
+    with open(force.config, "w", encoding="utf-8") as f:
+        f.write(text.replace(old_text, new_text))
+    force.daemon.send_signal(signal.SIGHUP)
+    done = "policy %s (was " % version
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(force.log, encoding="utf-8", errors="replace") as f:
+            log = f.read()
+        if done in log:
+            return
+        for bad in ("reload refused", "not applied"):
+            if bad in log:
+                raise RuntimeError("%s: reload to %s failed: %s" % (force.name, version,
+                                                                    tail(force.log, 5)))
+        time.sleep(0.05)
+    raise RuntimeError("%s: no reload to policy %s within %d s" % (force.name, version, timeout))
 
 
 def send(polegate, force, paths):
@@ -142,6 +177,25 @@ def one_seed(args, seed, polegated, polegate):
                 policy_text("ESX", "MER", t_em, t_me, pol_em))
     mer = Force(work, "MER", "niche", "nx5", "ESX", t_me, t_em, args.brokers, "pg-mb-%s-mer" % run_id,
                 policy_text("MER", "ESX", t_me, t_em, pol_me))
+    # --policy-change: a second policy per direction, drawn from the seed by a
+    # generator of its own (the rest of the seed's run is as without it), and which
+    # sending gateways change to it, at a piece drawn from the seed
+    change = None
+    if args.policy_change:
+        prng = random.Random("%d/policy-change" % seed)
+        pol2 = {"ESX": history.changed_policy(prng, pol_em), "MER": history.changed_policy(prng, pol_me)}
+        who = prng.choice([("ESX",), ("MER",), ("ESX", "MER")])
+        text1 = {"ESX": policy_text("ESX", "MER", t_em, t_me, pol_em),
+                 "MER": policy_text("MER", "ESX", t_me, t_em, pol_me)}
+        text2 = {"ESX": policy_text("ESX", "MER", t_em, t_me, pol2["ESX"], 2),
+                 "MER": policy_text("MER", "ESX", t_me, t_em, pol2["MER"], 2)}
+        change = {"pol2": pol2, "who": who, "frac": prng.uniform(0.55, 0.9),
+                  "wait": prng.choice([0, 0, 0.3])}
+        for f in (esx, mer):  # a change may withdraw most of what a destination holds
+            with open(f.config, encoding="utf-8") as fh:
+                text = fh.read()
+            with open(f.config, "w", encoding="utf-8") as fh:
+                fh.write(text.replace("map_size: 256MiB}", "map_size: 256MiB, max_withdraw_percent: 100}"))
     failures = []
     lines = []
     try:
@@ -159,17 +213,51 @@ def one_seed(args, seed, polegated, polegate):
             merged.append(src.pop(0))
         victim = esx if seed % 2 else mer
         kill_at = len(merged) // 2
+        change_at = -1
+        if change:
+            change_at = int(len(merged) * change["frac"])
+            if change_at == kill_at:
+                change_at += 1
+            change["sent_before"] = {"ESX": 0, "MER": 0}
         for k, (force, paths) in enumerate(merged):
             if k == kill_at and not args.no_kill:
                 time.sleep(rng.choice([0, 0.05, 0.3]))
                 victim.kill()
                 victim.start(polegated)
+            if k == change_at:  # records of the old policy possibly still spooled
+                time.sleep(change["wait"])
+                for f in (esx, mer):
+                    if f.name in change["who"]:
+                        change_policy(f, text1[f.name], text2[f.name], "%s-MB-2" % f.name)
+            if k < change_at:
+                change["sent_before"][force.name] += piece_size(force.fmt, paths)
             send(polegate, force, paths)
             if rng.random() < 0.3:
                 time.sleep(rng.choice([0.05, 0.3]))  # a piece that lands in a batch of its own
         src_e = history.source_state("atx", gen_e.original)
         src_m = history.source_state("nx5", gen_m.original)
         want_mer, want_esx = history.expected(src_e, pol_em), history.expected(src_m, pol_me)
+        if change:
+            for name, gen, pol in (("ESX", gen_e, pol_em), ("MER", gen_m, pol_me)):
+                if name not in change["who"]:
+                    continue
+                n = change["sent_before"][name]
+                before = [m for m, step in gen.messages[:n] if step not in ("dup", "stale")]
+                after = [m for m, step in gen.messages[n:] if step not in ("dup", "stale")]
+                want = history.expected_policy_change(gen.fmt, before, after, pol,
+                                                      change["pol2"][name])
+                # how much of it tells the change from the new policy all along
+                naive = history.expected(history.source_state(gen.fmt, gen.original),
+                                         change["pol2"][name])
+                lines.append("seed %d %s policy changed after %d of %d messages: %d records "
+                             "held otherwise than under the new policy alone"
+                             % (seed, name, n, len(gen.messages), len(
+                                 set(want[0]) ^ set(naive[0]) |
+                                 {i for i in want[0] if i in naive[0] and want[0][i] != naive[0][i]})))
+                if name == "ESX":
+                    want_mer = want
+                else:
+                    want_esx = want
         # wait until both RMSs hold what they must, or stop changing
         deadline = time.monotonic() + args.settle
         last, last_change = None, time.monotonic()
@@ -220,6 +308,10 @@ def one_seed(args, seed, polegated, polegate):
     if failures:
         print("seed %d FAILED (policies ESX->MER %s, MER->ESX %s); work folder %s"
               % (seed, pol_em, pol_me, work))
+        if change:
+            print("  policy changed by %s to ESX->MER %s, MER->ESX %s, at %s messages sent"
+                  % ("+".join(change["who"]), change["pol2"]["ESX"], change["pol2"]["MER"],
+                     change.get("sent_before")))
         for what, diffs in failures:
             print("  %s: %d difference(s)" % (what, len(diffs)))
             for d in diffs[:args.show]:
@@ -245,6 +337,8 @@ def main():
                     help="give up waiting after this long without a new RMS message, s")
     ap.add_argument("--show", type=int, default=12, help="differences printed per direction")
     ap.add_argument("--no-kill", action="store_true")
+    ap.add_argument("--policy-change", action="store_true",
+                    help="change the sending gateways' policies (SIGHUP) part-way, per seed")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--stop-on-failure", action="store_true")
     ap.add_argument("--minutes", type=float, default=0,
