@@ -712,17 +712,18 @@ def changed_policy(rng, p1):
     return p
 
 
-def expected_policy_change(fmt, before, after, p1, p2):
-    """What a partner holds when the source's messages `before` were routed under
-    policy p1, the policy then changed to p2 (a new version), and `after` followed
+def expected_policies(fmt, segments):
+    """What a partner holds when the source's messages went in segments [(messages,
+    policy), ...], the policy changing (a new version each time) between two segments
     (docs/policy.md "Routing", "Policy change"): each update decided under the policy
-    of its time; at the change everything held re-decided under p2 and withdrawn when
-    it no longer passes, or when it is held with a field p2 newly redacts (it comes
-    back, redacted, only with its next revision); then every live record not held,
-    not withdrawn at its current revision, and shareable under p2 is published,
-    redacted as p2 says. A record held across the change keeps the form it was sent
-    in (a redaction p2 lifts shows only at its next revision). Links follow their
-    ends. By source id, as `expected`."""
+    of its time; at a change everything held re-decided under the new policy and
+    withdrawn when it no longer passes, or when it is held with a field the new policy
+    newly redacts (it comes back, redacted, only with its next revision); then every
+    live record not held, not withdrawn at its current revision (at an equal revision
+    the partner keeps the DELETE), and shareable under the new policy is published,
+    redacted as it says. A record held across a change keeps the form it was sent in
+    (a redaction lifted shows only at its next revision). Links follow their ends. By
+    source id, as `expected`."""
     src = Rms(fmt)
     held = {}  # id -> redactions it was sent with (held)
     withdrawn = {}  # id -> revision of a withdrawal other than a deletion
@@ -730,7 +731,7 @@ def expected_policy_change(fmt, before, after, p1, p2):
     def step(m, p):
         old_rev, old_ids = dict(src.rev), set(src.records)
         src.apply(m)
-        for i in set(old_ids) - set(src.records):
+        for i in old_ids - set(src.records):
             if src.rev.get(i) == old_rev.get(i):  # merged away: a deletion at source
                 held.pop(i, None)
                 withdrawn.pop(i, None)
@@ -748,18 +749,18 @@ def expected_policy_change(fmt, before, after, p1, p2):
                 del held[i]
                 withdrawn[i] = v
 
-    for m in before:
-        step(m, p1)
-    for i in sorted(held):
-        r = src.records[i]
-        if not passes(r, p2) or (set(p2["redact"]) - held[i]) & _held_fields(r, fmt):
-            del held[i]
-            withdrawn[i] = src.rev[i]
-    for i, r in src.records.items():
-        if i not in held and passes(r, p2) and withdrawn.get(i) != src.rev[i]:
-            held[i] = set(p2["redact"])
-    for m in after:
-        step(m, p2)
+    for k, (messages, p) in enumerate(segments):
+        if k:  # the change to p
+            for i in sorted(held):
+                r = src.records[i]
+                if not passes(r, p) or (set(p["redact"]) - held[i]) & _held_fields(r, fmt):
+                    del held[i]
+                    withdrawn[i] = src.rev[i]
+            for i, r in src.records.items():
+                if i not in held and passes(r, p) and withdrawn.get(i) != src.rev[i]:
+                    held[i] = set(p["redact"])
+        for m in messages:
+            step(m, p)
     recs = {}
     for i, red in held.items():
         r = src.records[i]

@@ -12,6 +12,14 @@ receive`) exchange them through the real broker, on topics of their own; the his
 go in bursts (one consumer batch) and in pieces that straddle batches, and one gateway
 (by seed: the sender or the receiver) is killed with SIGKILL half-way and restarted.
 
+With --policy-change, the sending gateways' policies (of one force or both, by seed)
+change once or twice part-way (at pieces drawn from the seed, records of the policy
+before possibly still spooled): the config file rewritten with another policy drawn
+from the seed (a new policy.version; kinds, ceiling, handling C, MoPI groups, each
+redaction flipped by a coin; a second change goes back to the first policy half the
+time) and SIGHUP; the rest of the history follows once the daemon logs the new
+version. The model is then history.expected_policies (docs/policy.md "Policy change").
+
 Then each RMS must hold exactly what the model says (history.expected: the other
 force's final state restricted to the policy, links following their ends, redactions
 applied), record by record and link by link; the same histories through `polegate
@@ -20,6 +28,7 @@ translate` must give the model's final state without a policy. Prints per direct
 differences and the seed.
 
   model_e2e.py --build-dir build --seeds 1,2,3 --changes 150
+  model_e2e.py --build-dir build --seeds 1,2,3 --changes 150 --policy-change
   model_e2e.py --build-dir build --seed-from 1000 --count 100000 --changes 120 --minutes 75
                                                                       (long run, docs/delivery.md)
 """
@@ -101,15 +110,22 @@ def piece_size(fmt, paths):
         return sum(1 for line in f if line.strip())
 
 
-def change_policy(force, old_text, new_text, version, timeout=60):
-    """The force's policy rewritten in its config file and reloaded (SIGHUP); returns
-    once the daemon says it routes under the new version (the reconcile is done)."""
+def change_policy(force, old_text, new_text, version, restart=None, timeout=60):
+    """The force's policy rewritten in its config file and reloaded (SIGHUP), or, with
+    restart (polegated), the daemon killed (SIGKILL) before and started after; returns
+    once the daemon says it routes under the new version (the reconcile is done) or,
+    restarted, listens (a message routed first reconciles first, docs/policy.md)."""
     with open(force.config, encoding="utf-8") as f:
         text = f.read()
     if old_text not in text:
         raise RuntimeError("%s: the policy to change is not in %s" % (force.name, force.config))
+    if restart:
+        force.kill()
     with open(force.config, "w", encoding="utf-8") as f:
         f.write(text.replace(old_text, new_text))
+    if restart:
+        force.start(restart)
+        return
     force.daemon.send_signal(signal.SIGHUP)
     done = "policy %s (was " % version
     deadline = time.monotonic() + timeout
@@ -177,25 +193,39 @@ def one_seed(args, seed, polegated, polegate):
                 policy_text("ESX", "MER", t_em, t_me, pol_em))
     mer = Force(work, "MER", "niche", "nx5", "ESX", t_me, t_em, args.brokers, "pg-mb-%s-mer" % run_id,
                 policy_text("MER", "ESX", t_me, t_em, pol_me))
-    # --policy-change: a second policy per direction, drawn from the seed by a
-    # generator of its own (the rest of the seed's run is as without it), and which
-    # sending gateways change to it, at a piece drawn from the seed
+    # --policy-change: one or two more policies per direction, drawn from the seed by a
+    # generator of its own (the rest of the seed's run is as without it), which sending
+    # gateways change to them, at pieces drawn from the seed, and how
     change = None
     if args.policy_change:
         prng = random.Random("%d/policy-change" % seed)
-        pol2 = {"ESX": history.changed_policy(prng, pol_em), "MER": history.changed_policy(prng, pol_me)}
-        who = prng.choice([("ESX",), ("MER",), ("ESX", "MER")])
-        text1 = {"ESX": policy_text("ESX", "MER", t_em, t_me, pol_em),
-                 "MER": policy_text("MER", "ESX", t_me, t_em, pol_me)}
-        text2 = {"ESX": policy_text("ESX", "MER", t_em, t_me, pol2["ESX"], 2),
-                 "MER": policy_text("MER", "ESX", t_me, t_em, pol2["MER"], 2)}
-        change = {"pol2": pol2, "who": who, "frac": prng.uniform(0.55, 0.9),
+        n_changes = prng.choice([1, 1, 2])
+        pols = {"ESX": [pol_em], "MER": [pol_me]}
+        for _ in range(n_changes):
+            for name in ("ESX", "MER"):
+                was = pols[name][-1]
+                # a second change goes back to the first policy (under a new version)
+                # half the time: what the first withdrew must not come back at the
+                # revision it was withdrawn at
+                pols[name].append(pols[name][0] if len(pols[name]) > 1 and prng.random() < 0.5
+                                  else history.changed_policy(prng, was))
+        texts = {"ESX": [policy_text("ESX", "MER", t_em, t_me, q, v + 1)
+                         for v, q in enumerate(pols["ESX"])],
+                 "MER": [policy_text("MER", "ESX", t_me, t_em, q, v + 1)
+                         for v, q in enumerate(pols["MER"])]}
+        fracs = ([prng.uniform(0.55, 0.9)] if n_changes == 1 else
+                 [prng.uniform(0.3, 0.6), prng.uniform(0.65, 0.95)])
+        change = {"pols": pols, "texts": texts, "fracs": fracs,
+                  "who": prng.choice([("ESX",), ("MER",), ("ESX", "MER")]),
                   "wait": prng.choice([0, 0, 0.3])}
+        # a change by SIGHUP, or by a restart on the new file after a SIGKILL
+        change["restart"] = prng.random() < 0.3
         for f in (esx, mer):  # a change may withdraw most of what a destination holds
             with open(f.config, encoding="utf-8") as fh:
                 text = fh.read()
             with open(f.config, "w", encoding="utf-8") as fh:
-                fh.write(text.replace("map_size: 256MiB}", "map_size: 256MiB, max_withdraw_percent: 100}"))
+                fh.write(text.replace("map_size: 256MiB}",
+                                      "map_size: 256MiB, max_withdraw_percent: 100}"))
     failures = []
     lines = []
     try:
@@ -213,24 +243,31 @@ def one_seed(args, seed, polegated, polegate):
             merged.append(src.pop(0))
         victim = esx if seed % 2 else mer
         kill_at = len(merged) // 2
-        change_at = -1
+        change_at = []
         if change:
-            change_at = int(len(merged) * change["frac"])
-            if change_at == kill_at:
-                change_at += 1
-            change["sent_before"] = {"ESX": 0, "MER": 0}
-        for k, (force, paths) in enumerate(merged):
+            for fr in change["fracs"]:
+                at = int(len(merged) * fr)
+                change_at.append(min(at + (at == kill_at), len(merged)))
+            change["cuts"] = {"ESX": [], "MER": []}
+            sent = {"ESX": 0, "MER": 0}
+        for k, (force, paths) in enumerate(merged + [(None, None)]):
             if k == kill_at and not args.no_kill:
                 time.sleep(rng.choice([0, 0.05, 0.3]))
                 victim.kill()
                 victim.start(polegated)
-            if k == change_at:  # records of the old policy possibly still spooled
+            for j in [j + 1 for j, at in enumerate(change_at) if at == k]:
+                # records of the old policy possibly still spooled
                 time.sleep(change["wait"])
                 for f in (esx, mer):
+                    change["cuts"][f.name].append(sent[f.name])
                     if f.name in change["who"]:
-                        change_policy(f, text1[f.name], text2[f.name], "%s-MB-2" % f.name)
-            if k < change_at:
-                change["sent_before"][force.name] += piece_size(force.fmt, paths)
+                        change_policy(f, change["texts"][f.name][j - 1],
+                                      change["texts"][f.name][j], "%s-MB-%d" % (f.name, j + 1),
+                                      polegated if change["restart"] else None)
+            if force is None:
+                break
+            if change:
+                sent[force.name] += piece_size(force.fmt, paths)
             send(polegate, force, paths)
             if rng.random() < 0.3:
                 time.sleep(rng.choice([0.05, 0.3]))  # a piece that lands in a batch of its own
@@ -238,22 +275,24 @@ def one_seed(args, seed, polegated, polegate):
         src_m = history.source_state("nx5", gen_m.original)
         want_mer, want_esx = history.expected(src_e, pol_em), history.expected(src_m, pol_me)
         if change:
-            for name, gen, pol in (("ESX", gen_e, pol_em), ("MER", gen_m, pol_me)):
+            for name, gen in (("ESX", gen_e), ("MER", gen_m)):
                 if name not in change["who"]:
                     continue
-                n = change["sent_before"][name]
-                before = [m for m, step in gen.messages[:n] if step not in ("dup", "stale")]
-                after = [m for m, step in gen.messages[n:] if step not in ("dup", "stale")]
-                want = history.expected_policy_change(gen.fmt, before, after, pol,
-                                                      change["pol2"][name])
-                # how much of it tells the change from the new policy all along
+                cuts = [0] + change["cuts"][name] + [len(gen.messages)]
+                segs = [([m for m, step in gen.messages[cuts[j]:cuts[j + 1]]
+                          if step not in ("dup", "stale")], change["pols"][name][j])
+                        for j in range(len(cuts) - 1)]
+                want = history.expected_policies(gen.fmt, segs)
+                # how much of it tells the changes from the last policy all along
                 naive = history.expected(history.source_state(gen.fmt, gen.original),
-                                         change["pol2"][name])
-                lines.append("seed %d %s policy changed after %d of %d messages: %d records "
-                             "held otherwise than under the new policy alone"
-                             % (seed, name, n, len(gen.messages), len(
-                                 set(want[0]) ^ set(naive[0]) |
-                                 {i for i in want[0] if i in naive[0] and want[0][i] != naive[0][i]})))
+                                         change["pols"][name][-1])
+                differ = set(want[0]) ^ set(naive[0]) | {
+                    i for i in want[0] if i in naive[0] and want[0][i] != naive[0][i]}
+                lines.append("seed %d %s policy changed (%s) after %s of %d messages: %d "
+                             "records held otherwise than under the last policy alone"
+                             % (seed, name, "restart" if change["restart"] else "SIGHUP",
+                                "+".join(map(str, change["cuts"][name])),
+                                len(gen.messages), len(differ)))
                 if name == "ESX":
                     want_mer = want
                 else:
@@ -309,9 +348,10 @@ def one_seed(args, seed, polegated, polegate):
         print("seed %d FAILED (policies ESX->MER %s, MER->ESX %s); work folder %s"
               % (seed, pol_em, pol_me, work))
         if change:
-            print("  policy changed by %s to ESX->MER %s, MER->ESX %s, at %s messages sent"
-                  % ("+".join(change["who"]), change["pol2"]["ESX"], change["pol2"]["MER"],
-                     change.get("sent_before")))
+            print("  policies changed by %s (%s) at %s messages sent: ESX->MER %s, MER->ESX %s"
+                  % ("+".join(change["who"]), "restart" if change["restart"] else "SIGHUP",
+                     change.get("cuts"), change["pols"]["ESX"][1:],
+                     change["pols"]["MER"][1:]))
         for what, diffs in failures:
             print("  %s: %d difference(s)" % (what, len(diffs)))
             for d in diffs[:args.show]:
