@@ -1290,6 +1290,61 @@ START_TEST(test_tombstone_forgets_what_it_keys)
 }
 END_TEST
 
+/* A tombstone read again after the record's next UPSERT was taken (found by
+ * model_e2e --policy-change, seed 12: MER killed and restarted re-read from its
+ * committed offset ESX's withdrawal at v, its tombstone and the UPSERT at v+1 it had
+ * taken): the tombstone was made the DELETE at the version taken last, v+1, which
+ * beat the UPSERT at v+1, and the RMS lost for ever a record its partner holds. A
+ * tombstone is the DELETE at its pg-version (docs/topics.md: same headers as the
+ * DELETE); one older than what was taken forgets nothing. */
+START_TEST(test_tombstone_read_again_after_a_later_upsert)
+{
+    s_env env = s_env_mer(7, NULL);
+    s_feed *f = env.f;
+    pg_partner *p = env.p;
+    pg_store *st = env.st;
+    ck_assert_int_eq(pg_partner_take(p, f->recs, f->n, e, sizeof e), 0);
+    pg_entity_update *v = NULL;
+    for (size_t i = 0; i < f->n && !v; i++) {
+        if (strcmp(f->recs[i].type, "polegate.pole.v1.EntityUpdate"))
+            continue;
+        v = polegate__pole__v1__entity_update__unpack(NULL, f->recs[i].len, f->recs[i].value);
+        if (v->kind != POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_VEHICLE) {
+            polegate__pole__v1__entity_update__free_unpacked(v, NULL);
+            v = NULL;
+        }
+    }
+    ck_assert_ptr_nonnull(v);
+    /* ESX withdraws the vehicle at v (DELETE, tombstone), then shares it again at v+1 */
+    size_t first = f->n;
+    pg_entity_update w = s_withdrawal_of(v);
+    s_feed_add(f, ESX_TO_MER, &w.base, "polegate.pole.v1.EntityUpdate", "ESX");
+    s_feed_tombstone(f, ESX_TO_MER, v->id, "ESX");
+    f->recs[f->n - 1].version = v->version;
+    v->version++;
+    s_feed_add(f, ESX_TO_MER, &v->base, "polegate.pole.v1.EntityUpdate", "ESX");
+    ck_assert_int_eq(pg_partner_take(p, &f->recs[first], 3, e, sizeof e), 0);
+    s_drain(p);
+    /* read again from an older offset: the three once more */
+    ck_assert_int_eq(pg_partner_take(p, &f->recs[first], 3, e, sizeof e), 0);
+    s_drain(p);
+    size_t files;
+    pg_rms_model *got = s_model_of_drop(&pg_adapter_niche, &files);
+    char gid[32];
+    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    pg_idstore_config icfg = {.format = "nx5"};
+    pg_idstore *idmap = pg_idstore_new(st, &icfg, e, sizeof e);
+    ck_assert_int_eq(pg_idstore_lookup(idmap, txn, v->id, gid, sizeof gid, e, sizeof e), 0);
+    pg_store_abort(&txn);
+    ck_assert_ptr_nonnull(pg_rms_model_get(got, gid)); /* held */
+    ck_assert_uint_eq(pg_rms_model_records(got), 7);
+    pg_idstore_destroy(&idmap);
+    pg_rms_model_destroy(&got);
+    polegate__pole__v1__entity_update__free_unpacked(v, NULL);
+    s_env_close(&env);
+}
+END_TEST
+
 /* f's first link, unpacked (the caller frees it). */
 static pg_link_update *s_link_of(s_feed *f)
 {
@@ -2995,6 +3050,7 @@ static Suite *s_suite(void)
     tcase_add_test(tc, test_link_survives_an_older_withdrawal_read_later);
     tcase_add_test(tc, test_withdrawal_at_equal_version);
     tcase_add_test(tc, test_tombstone_forgets_what_it_keys);
+    tcase_add_test(tc, test_tombstone_read_again_after_a_later_upsert);
     tcase_add_test(tc, test_inbound_checks_and_audit);
     tcase_add_test(tc, test_audit_fails_closed);
     tcase_add_test(tc, test_partner_cannot_touch_another_partners_record);

@@ -1,6 +1,7 @@
 /* pg_consumer: librdkafka consumer group over the partners' topics, manual commits. */
 #include "consumer.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <stdlib.h>
@@ -49,7 +50,7 @@ typedef struct s_mark {
 
 /* Header and key copies of one polled record, kept with it. */
 typedef struct s_strings {
-    char type[64], force[16], key[64], agreement[128];
+    char type[64], force[16], key[64], agreement[128], version[24];
 } s_strings;
 
 /* The lag of one topic, summed over the partitions assigned here. */
@@ -372,6 +373,14 @@ int pg_consumer_poll(pg_consumer *self, pg_consumer_record *out, size_t max, int
         r->force = s_header(m, PG_HDR_ORIGIN_FORCE, s->force, sizeof s->force, &r->overlong);
         r->agreement =
             s_header(m, PG_HDR_AGREEMENT, s->agreement, sizeof s->agreement, &r->overlong);
+        const char *too_long = NULL; /* a version that does not fit is none */
+        const char *v = s_header(m, PG_HDR_VERSION, s->version, sizeof s->version, &too_long);
+        r->version = 0;
+        if (v && *v && strspn(v, "0123456789") == strlen(v)) {
+            errno = 0;
+            unsigned long long x = strtoull(v, NULL, 10);
+            r->version = errno ? 0 : (uint64_t)x;
+        }
         r->key = NULL;
         if (m->key && m->key_len < sizeof s->key) {
             memcpy(s->key, m->key, m->key_len);

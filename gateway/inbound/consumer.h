@@ -50,6 +50,9 @@ typedef struct pg_consumer_record {
     const char *type;      /* header pg-type, or NULL */
     const char *force;     /* header pg-origin-force, or NULL */
     const char *agreement; /* header pg-agreement, or NULL */
+    /* header pg-version as a number; 0 when absent or not a decimal number (a
+     * tombstone's says which DELETE it follows, docs/topics.md) */
+    uint64_t version;
     /* The name of the first header above that was there but longer than the consumer
      * keeps (its field is then NULL), or NULL: a header that is there is never taken
      * for one that is not. */

@@ -281,7 +281,8 @@ static int s_end_of_origin(s_take *t, const pg_origin *o, const pg_entity_ref *r
 
 /* A tombstone (docs/topics.md: "forget the entity or link"): a reader that starts late,
  * or that compaction overtook, sees only it where the partner sent a DELETE. It is the
- * DELETE, at the version taken last, of what the partner ledger holds under its key,
+ * DELETE, at its pg-version (without one: the version taken last), of what the partner
+ * ledger holds under its key,
  * into *ch, to be checked as any record (a tombstone keyed as the record of a force
  * this partner may not speak for is refused). 1 when made; 0 when there is nothing to
  * forget (never held, or held deleted); an error of the store. */
@@ -316,6 +317,12 @@ static int s_tombstone(s_take *t, const pg_partner_record *r, pg_change *ch)
         return rc;
     if (!last || last_deleted)
         return 0;
+    /* Its pg-version names the DELETE it follows: one older than what was taken since
+     * (read again after a restart, behind the record's next UPSERT) forgets nothing. */
+    if (r->version && r->version < last)
+        return 0;
+    if (r->version)
+        last = r->version;
     if (en) {
         en->operation = S_DELETE;
         en->version = last;
