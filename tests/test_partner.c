@@ -157,6 +157,22 @@ static void s_feed_add(s_feed *f, const char *topic, const ProtobufCMessage *m, 
     f->n++;
 }
 
+/* The first vehicle f carries, unpacked (the caller frees it). */
+static pg_entity_update *s_vehicle_of(const s_feed *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        if (strcmp(f->recs[i].type, "polegate.pole.v1.EntityUpdate"))
+            continue;
+        pg_entity_update *v =
+            polegate__pole__v1__entity_update__unpack(NULL, f->recs[i].len, f->recs[i].value);
+        if (v->kind == POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_VEHICLE)
+            return v;
+        polegate__pole__v1__entity_update__free_unpacked(v, NULL);
+    }
+    ck_abort_msg("the feed carries no vehicle");
+    return NULL;
+}
+
 /* The bare DELETE a partner sends to withdraw u, at u's version (its strings u's). */
 static pg_entity_update s_withdrawal_of(const pg_entity_update *u)
 {
@@ -804,17 +820,7 @@ START_TEST(test_withdrawal_at_equal_version)
     pg_partner *p = env.p;
     pg_store *st = env.st;
     ck_assert_int_eq(pg_partner_take(p, f->recs, f->n, e, sizeof e), 0);
-    pg_entity_update *v = NULL;
-    for (size_t i = 0; i < f->n && !v; i++) {
-        if (strcmp(f->recs[i].type, "polegate.pole.v1.EntityUpdate"))
-            continue;
-        v = polegate__pole__v1__entity_update__unpack(NULL, f->recs[i].len, f->recs[i].value);
-        if (v->kind != POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_VEHICLE) {
-            polegate__pole__v1__entity_update__free_unpacked(v, NULL);
-            v = NULL;
-        }
-    }
-    ck_assert_ptr_nonnull(v);
+    pg_entity_update *v = s_vehicle_of(f);
     pg_entity_update w = s_withdrawal_of(v);
     s_feed_add(f, ESX_TO_MER, &w.base, "polegate.pole.v1.EntityUpdate", "ESX");
     s_feed_add(f, ESX_TO_MER, &w.base, "polegate.pole.v1.EntityUpdate", "ESX");
@@ -1304,17 +1310,7 @@ START_TEST(test_tombstone_read_again_after_a_later_upsert)
     pg_partner *p = env.p;
     pg_store *st = env.st;
     ck_assert_int_eq(pg_partner_take(p, f->recs, f->n, e, sizeof e), 0);
-    pg_entity_update *v = NULL;
-    for (size_t i = 0; i < f->n && !v; i++) {
-        if (strcmp(f->recs[i].type, "polegate.pole.v1.EntityUpdate"))
-            continue;
-        v = polegate__pole__v1__entity_update__unpack(NULL, f->recs[i].len, f->recs[i].value);
-        if (v->kind != POLEGATE__POLE__V1__ENTITY_KIND__ENTITY_KIND_VEHICLE) {
-            polegate__pole__v1__entity_update__free_unpacked(v, NULL);
-            v = NULL;
-        }
-    }
-    ck_assert_ptr_nonnull(v);
+    pg_entity_update *v = s_vehicle_of(f);
     /* ESX withdraws the vehicle at v (DELETE, tombstone), then shares it again at v+1 */
     size_t first = f->n;
     pg_entity_update w = s_withdrawal_of(v);
