@@ -810,6 +810,18 @@ START_TEST(test_duplicates_and_stale_dropped)
 }
 END_TEST
 
+/* The NX5 GID the id map in st gave canonical record uuid. */
+static void s_nx5_gid_of(pg_store *st, const char *uuid, char *gid, size_t size)
+{
+    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
+    pg_idstore_config icfg = {.format = "nx5"};
+    pg_idstore *idmap = pg_idstore_new(st, &icfg, e, sizeof e);
+    ck_assert_msg(txn && idmap, "%s", e);
+    ck_assert_int_eq(pg_idstore_lookup(idmap, txn, uuid, gid, size, e, sizeof e), 0);
+    pg_store_abort(&txn);
+    pg_idstore_destroy(&idmap);
+}
+
 START_TEST(test_withdrawal_at_equal_version)
 {
     /* ESX withdraws the vehicle (a policy change): a bare DELETE at the version MER
@@ -834,14 +846,9 @@ START_TEST(test_withdrawal_at_equal_version)
     pg_rms_model *got = s_model_of_drop(&pg_adapter_niche, &files);
     ck_assert_uint_eq(pg_rms_model_records(got), 6);
     char gid[32];
-    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
-    pg_idstore_config icfg = {.format = "nx5"};
-    pg_idstore *idmap = pg_idstore_new(st, &icfg, e, sizeof e);
-    ck_assert_int_eq(pg_idstore_lookup(idmap, txn, v->id, gid, sizeof gid, e, sizeof e), 0);
-    pg_store_abort(&txn);
+    s_nx5_gid_of(st, v->id, gid, sizeof gid);
     ck_assert_ptr_null(pg_rms_model_get(got, gid));
     ck_assert_uint_eq(pg_rms_model_revision(got, gid), v->version + 1);
-    pg_idstore_destroy(&idmap);
     pg_rms_model_destroy(&got);
     polegate__pole__v1__entity_update__free_unpacked(v, NULL);
     s_env_close(&env);
@@ -1327,14 +1334,9 @@ START_TEST(test_tombstone_read_again_after_a_later_upsert)
     size_t files;
     pg_rms_model *got = s_model_of_drop(&pg_adapter_niche, &files);
     char gid[32];
-    pg_store_txn *txn = pg_store_begin(st, 0, e, sizeof e);
-    pg_idstore_config icfg = {.format = "nx5"};
-    pg_idstore *idmap = pg_idstore_new(st, &icfg, e, sizeof e);
-    ck_assert_int_eq(pg_idstore_lookup(idmap, txn, v->id, gid, sizeof gid, e, sizeof e), 0);
-    pg_store_abort(&txn);
+    s_nx5_gid_of(st, v->id, gid, sizeof gid);
     ck_assert_ptr_nonnull(pg_rms_model_get(got, gid)); /* held */
     ck_assert_uint_eq(pg_rms_model_records(got), 7);
-    pg_idstore_destroy(&idmap);
     pg_rms_model_destroy(&got);
     polegate__pole__v1__entity_update__free_unpacked(v, NULL);
     s_env_close(&env);
